@@ -1,0 +1,1 @@
+//! CFG analyses. STUB: being written.

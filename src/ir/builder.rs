@@ -1,0 +1,1 @@
+//! Builder API. STUB: being written.

@@ -1,0 +1,2 @@
+//! The `kiln` command line. STUB: being written.
+fn main() {}
