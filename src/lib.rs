@@ -29,6 +29,7 @@
 
 pub mod analysis;
 pub mod error;
+pub mod host;
 pub mod interp;
 pub mod ir;
 pub mod value;
