@@ -32,6 +32,10 @@ pub mod error;
 pub mod host;
 pub mod interp;
 pub mod ir;
+pub mod link;
+pub mod memory;
+pub mod regalloc;
+pub mod reloc;
 pub mod value;
 
 pub use error::{Diagnostic, Error, Result, TrapCode};

@@ -1,0 +1,1 @@
+//! Register allocation. STUB: being written.
