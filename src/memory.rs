@@ -1022,11 +1022,7 @@ impl MemoryManager {
                 // SAFETY: the pages are ours, inaccessible and hold no
                 // section; dropping their contents is what we want.
                 unsafe {
-                    libc::madvise(
-                        start as *mut libc::c_void,
-                        end - start,
-                        libc::MADV_DONTNEED,
-                    );
+                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
                 }
                 for p in &mut res.pages[lo..hi] {
                     p.usage = PageUse::Free;

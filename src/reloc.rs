@@ -109,6 +109,32 @@ pub struct Reloc<T> {
     pub addend: i64,
 }
 
+impl<T> Reloc<T> {
+    /// Applies this relocation to `section`, the bytes of the section it
+    /// names, which will run at `section_address`, with the target resolved
+    /// to `s`. P is `section_address + offset`; an offset past the end of
+    /// the section is an error.
+    pub fn apply_to(
+        &self,
+        section: &mut [u8],
+        section_address: u64,
+        s: u64,
+    ) -> Result<(), RelocError> {
+        let place = usize::try_from(self.offset)
+            .ok()
+            .and_then(|o| section.get_mut(o..))
+            .ok_or(RelocError::new(
+                self.kind,
+                RelocProblem::PlaceTooShort {
+                    needed: self.kind.width(),
+                    available: 0,
+                },
+            ))?;
+        let p = section_address.wrapping_add(u64::from(self.offset));
+        apply(self.kind, place, p, s, self.addend)
+    }
+}
+
 /// The relocations of one module, in emission order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RelocTable<T> {
@@ -179,10 +205,7 @@ pub enum RelocProblem {
     /// of its section).
     PlaceTooShort { needed: usize, available: usize },
     /// The 32-bit word at the place is not the instruction the kind patches.
-    WrongInstruction {
-        found: u32,
-        expected: &'static str,
-    },
+    WrongInstruction { found: u32, expected: &'static str },
     /// An `Arm64LdstLo12` scale above 4.
     BadScale(u8),
 }
@@ -347,6 +370,31 @@ mod tests {
         let mut buf = [0u8; 3];
         assert!(apply(RelocKind::Arm64Call26, &mut buf, 0, 0, 0).is_err());
         assert!(apply(RelocKind::X86PcRel32, &mut buf, 0, 0, 0).is_err());
+    }
+
+    #[test]
+    fn reloc_apply_to_uses_section_address_plus_offset() {
+        let r = Reloc {
+            section: SectionKind::Text,
+            offset: 1,
+            kind: RelocKind::X86PcRel32,
+            target: "callee",
+            addend: -4,
+        };
+        let mut text = [0xe8, 0, 0, 0, 0, 0xc3];
+        r.apply_to(&mut text, 0x1000, 0x1100).unwrap();
+        // The call ends at 0x1005; 0x1005 + 0xfb = 0x1100.
+        assert_eq!(text, [0xe8, 0xfb, 0, 0, 0, 0xc3]);
+        let mut short = [0xe8, 0, 0];
+        assert!(matches!(
+            r.apply_to(&mut short, 0x1000, 0x1100),
+            Err(RelocError {
+                problem: RelocProblem::PlaceTooShort { .. },
+                ..
+            })
+        ));
+        let far = Reloc { offset: 100, ..r };
+        assert!(far.apply_to(&mut text, 0x1000, 0x1100).is_err());
     }
 
     #[test]

@@ -37,7 +37,7 @@ const PAGE21_MAX: i128 = (1 << 20) - 1;
 /// The immediate `kind` encodes for target `s`, addend `a` at place `p`,
 /// checked for range and alignment, in the low bits of the result.
 pub(crate) fn value(kind: RelocKind, p: u64, s: u64, a: i64) -> Result<u32, RelocError> {
-    if p % 4 != 0 {
+    if !p.is_multiple_of(4) {
         // Instructions are 4-byte aligned; a misaligned place is a bad offset.
         return Err(RelocError::new(
             kind,
@@ -77,7 +77,7 @@ pub(crate) fn value(kind: RelocKind, p: u64, s: u64, a: i64) -> Result<u32, Relo
             }
             let lo = s_plus_a(kind, s, a)? & 0xfff;
             let align = 1u32 << scale;
-            if lo % u64::from(align) != 0 {
+            if !lo.is_multiple_of(u64::from(align)) {
                 return Err(RelocError::new(
                     kind,
                     RelocProblem::Misaligned {
@@ -216,12 +216,7 @@ mod tests {
     #[test]
     fn call26_in_range_decodes_back() {
         let p = 0x4000_0000u64;
-        for (s, a) in [
-            (p + 8, 0),
-            (p - 0x1234 * 4, 0),
-            (p + 0x10_0000, -4),
-            (p, 0),
-        ] {
+        for (s, a) in [(p + 8, 0), (p - 0x1234 * 4, 0), (p + 0x10_0000, -4), (p, 0)] {
             for insn in [BL, B] {
                 let out = patch(RelocKind::Arm64Call26, insn, p, s, a).unwrap();
                 assert_eq!(out & 0xfc00_0000, insn, "opcode preserved");
@@ -286,7 +281,11 @@ mod tests {
             p + 0x123,
         ] {
             let out = patch(RelocKind::Arm64AdrpPage21, ADRP_X1, p, target, 0).unwrap();
-            assert_eq!(out & !(0x6000_0000 | 0x00ff_ffe0), ADRP_X1, "other bits kept");
+            assert_eq!(
+                out & !(0x6000_0000 | 0x00ff_ffe0),
+                ADRP_X1,
+                "other bits kept"
+            );
             assert_eq!(adrp_page(out, p), target & !0xfff);
         }
         // The addend counts before taking the page.
@@ -391,13 +390,63 @@ mod tests {
         assert!(!crate::reloc::reaches(k3, 0, 0x21, 0));
     }
 
+    /// Words as printed by `llvm-mc -triple=aarch64 -show-encoding`, an
+    /// assembler independent of this code.
+    #[test]
+    fn matches_an_independent_assembler() {
+        let p = 0x1000_0000u64;
+        assert_eq!(
+            patch(RelocKind::Arm64AdrpPage21, ADRP_X1, 0, 0x1234_5000, 0),
+            Ok(0xb009_1a21) // adrp x1, 0x12345000 (at 0)
+        );
+        assert_eq!(
+            patch(RelocKind::Arm64Call26, BL, p, p - 0x800_0000, 0),
+            Ok(0x9600_0000) // bl #-134217728
+        );
+        assert_eq!(
+            patch(RelocKind::Arm64Call26, BL, p, p + 0x7ff_fffc, 0),
+            Ok(0x95ff_ffff) // bl #134217724
+        );
+        assert_eq!(
+            patch(
+                RelocKind::Arm64LdstLo12 { scale: 4 },
+                LDR_Q0_X1,
+                0,
+                0x7ff0,
+                0
+            ),
+            Ok(0x3dc3_fc20) // ldr q0, [x1, #4080]
+        );
+        assert_eq!(
+            patch(
+                RelocKind::Arm64LdstLo12 { scale: 3 },
+                LDR_X0_X1,
+                0,
+                0x7ff8,
+                0
+            ),
+            Ok(0xf947_fc20) // ldr x0, [x1, #4088]
+        );
+        assert_eq!(
+            patch(RelocKind::Arm64AddLo12, ADD_X1_X1, 0, 0x3abd, 0),
+            Ok(0x912a_f421) // add x1, x1, #2749
+        );
+    }
+
     #[test]
     fn remote_place_address_is_what_counts() {
         // The bytes sit in a local buffer; P is an address elsewhere.
         let mut buf = [0u8; 8];
         buf[4..].copy_from_slice(&BL.to_le_bytes());
         let remote_p = 0xffff_0000_1000u64;
-        apply(RelocKind::Arm64Call26, &mut buf[4..], remote_p, remote_p + 0x400, 0).unwrap();
+        apply(
+            RelocKind::Arm64Call26,
+            &mut buf[4..],
+            remote_p,
+            remote_p + 0x400,
+            0,
+        )
+        .unwrap();
         let insn = u32::from_le_bytes([buf[4], buf[5], buf[6], buf[7]]);
         assert_eq!(branch_target(insn, remote_p), remote_p + 0x400);
         assert_eq!(&buf[..4], &[0; 4]);
