@@ -998,7 +998,7 @@ impl MemoryManager {
         let mut run: Option<(usize, usize)> = None;
         for i in a..b {
             let p = &mut res.pages[i];
-            p.live -= 1;
+            p.live = p.live.saturating_sub(1);
             if p.live == 0 && p.usage != PageUse::Lost {
                 run = Some(run.map_or((i, i + 1), |(lo, _)| (lo, i + 1)));
             } else if let Some((lo, hi)) = run.take() {

@@ -130,7 +130,8 @@ impl<T> Reloc<T> {
                     available: 0,
                 },
             ))?;
-        let p = section_address.wrapping_add(u64::from(self.offset));
+        // P must itself be an address.
+        let p = s_plus_a(self.kind, section_address, self.offset.into())?;
         apply(self.kind, place, p, s, self.addend)
     }
 }
