@@ -1,6 +1,6 @@
 //! Parser for the `.kir` text form (SPEC sections 1–6).
 //!
-//! A hand-written recursive-descent parser with a single token of
+//! A hand-written predictive parser with a single token of
 //! lookahead over [`super::lexer`]. Nothing recurses: every construct is a
 //! loop, so deep or long input cannot overflow the stack, and time is linear
 //! in the input (names are looked up in hash maps).
