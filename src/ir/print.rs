@@ -503,4 +503,40 @@ mod tests {
              done:\n ret\n}\n",
         );
     }
+
+    #[test]
+    fn display_and_print_function() {
+        let src = "local func @h(%x: i64) -> i64 {\nentry:\n ret %x\n}\n";
+        let m = parse_module("t.kir", src).expect("parses");
+        assert_eq!(format!("{m}"), print_module(&m));
+        assert_eq!(
+            print_function(&m, &m.funcs[0]),
+            "local func @h(%x: i64) -> i64 {\nentry:\n    ret %x\n}\n"
+        );
+    }
+
+    #[test]
+    fn dangling_ids_do_not_panic() {
+        let mut m = parse_module(
+            "t.kir",
+            "data @d = { @d }\nfunc @f() -> i64 {\nentry:\n %a = addr @d\n ret %a\n}\n",
+        )
+        .expect("parses");
+        if let InstKind::Addr { sym } = &mut m.funcs[0].insts[0].kind {
+            *sym = SymId(99);
+        }
+        m.funcs[0].insts[1].kind = InstKind::Ret {
+            value: Some(Operand::Value(Value(77))),
+        };
+        m.datas[0].values[0] = DataValue::SymAddr {
+            sym: SymId(5),
+            addend: -1,
+        };
+        let text = print_module(&m);
+        assert!(text.contains("{ @?sym5-1 }"), "{text}");
+        assert!(
+            text.contains("%a = addr @?sym99\n    ret %?v77\n"),
+            "{text}"
+        );
+    }
 }
