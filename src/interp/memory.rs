@@ -16,19 +16,58 @@ use std::ptr::NonNull;
 pub(super) struct RawBuf {
     ptr: NonNull<u8>,
     layout: Layout,
+    /// Mapped with `mmap` (released with `munmap`) rather than allocated
+    /// from the Rust allocator.
+    #[cfg_attr(not(unix), allow(dead_code))]
+    mapped: bool,
 }
 
+/// Buffers at least this large are mapped straight from the OS: their pages
+/// are zero on first touch, so a large stack or `zero` item costs nothing
+/// until used. (The C allocator would `memset` them once its mmap threshold
+/// has grown, which made creating an interpreter cost ~100 µs.)
+const MAP_THRESHOLD: usize = 256 << 10;
+
 impl RawBuf {
-    /// `size` zero bytes aligned to `align` (a power of two).
+    /// `size` zero bytes aligned to `align` (a power of two, at most a
+    /// page when the buffer is large enough to be mapped).
     pub fn zeroed(size: u64, align: u64, what: &str) -> Result<RawBuf> {
         let oom = || Error::Runtime(format!("out of memory allocating {size} bytes for {what}"));
         let size = usize::try_from(size.max(1)).map_err(|_| oom())?;
         let align = usize::try_from(align.max(1)).map_err(|_| oom())?;
         let layout = Layout::from_size_align(size, align).map_err(|_| oom())?;
+        #[cfg(unix)]
+        if size >= MAP_THRESHOLD && align <= 4096 {
+            // SAFETY: an anonymous private mapping of `size` bytes has no
+            // preconditions; failure is reported as MAP_FAILED.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    size,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err(oom());
+            }
+            let ptr = NonNull::new(p.cast::<u8>()).ok_or_else(oom)?;
+            return Ok(RawBuf {
+                ptr,
+                layout,
+                mapped: true,
+            });
+        }
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
         let ptr = NonNull::new(ptr).ok_or_else(oom)?;
-        Ok(RawBuf { ptr, layout })
+        Ok(RawBuf {
+            ptr,
+            layout,
+            mapped: false,
+        })
     }
 
     pub fn addr(&self) -> u64 {
@@ -60,6 +99,13 @@ impl RawBuf {
 
 impl Drop for RawBuf {
     fn drop(&mut self) {
+        #[cfg(unix)]
+        if self.mapped {
+            // SAFETY: mapped in `zeroed` with exactly this size; nothing
+            // uses the buffer after the interpreter that owns it is gone.
+            unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.layout.size()) };
+            return;
+        }
         // SAFETY: allocated in `zeroed` with exactly this layout.
         unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
     }

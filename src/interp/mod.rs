@@ -28,7 +28,7 @@ mod memory;
 
 use crate::error::{Error, Result};
 use crate::host::HostFunctions;
-use crate::ir::{Linkage, Module, SymbolKind};
+use crate::ir::{DataValue, Linkage, Module, SymbolKind};
 use crate::link::{link_with_host, Target};
 use crate::value::Val;
 use decode::{Body, FnEntry, ModuleSyms, Program};
@@ -120,6 +120,17 @@ impl<'m> Interpreter<'m> {
         for m in modules {
             let mut row = Vec::with_capacity(m.datas.len());
             for (di, def) in m.datas.iter().enumerate() {
+                // `layout` divides by each entry's alignment: reject widths
+                // the text form cannot produce before calling it.
+                let bad_width = def.values.iter().any(
+                    |v| matches!(v, DataValue::Int { bytes, .. } if ![1, 2, 4, 8].contains(bytes)),
+                );
+                if bad_width {
+                    return Err(Error::Runtime(format!(
+                        "data item {di} of {} has an integer entry of bad width",
+                        m.name
+                    )));
+                }
                 let (_, size) = def.layout();
                 let what = format!("data item {di} of {}", m.name);
                 row.push(data.len());
