@@ -20,7 +20,8 @@ use super::NONE;
 use crate::error::{Diagnostic, Error, Result};
 use crate::host::HostFn;
 use crate::ir::{
-    BlockCall, Callee, Function, InstData, InstKind, Module, Opcode, Operand, Signature, Type,
+    BlockCall, Callee, Format, Function, InstData, InstKind, Module, Opcode, Operand, Signature,
+    Type,
 };
 use std::collections::HashMap;
 
@@ -459,6 +460,31 @@ impl Decoder<'_> {
     fn inst(&mut self, inst: crate::ir::Inst, data: &InstData) -> Result<I> {
         let op = data.opcode;
         let info = op.info();
+        // Dispatch below goes by operand layout; an opcode paired with the
+        // wrong layout (say a `ret` holding `alloca` operands) would let
+        // execution fall off the end of a block.
+        let layout_ok = matches!(
+            (info.format, &data.kind),
+            (Format::Unary, InstKind::Unary { .. })
+                | (Format::Binary, InstKind::Binary { .. })
+                | (Format::Select, InstKind::Select { .. })
+                | (Format::Load, InstKind::Load { .. })
+                | (Format::Store, InstKind::Store { .. })
+                | (Format::Alloca, InstKind::Alloca { .. })
+                | (Format::Addr, InstKind::Addr { .. })
+                | (Format::Call, InstKind::Call { .. })
+                | (Format::Ret, InstKind::Ret { .. })
+                | (Format::Jmp, InstKind::Jmp { .. })
+                | (Format::Br, InstKind::Br { .. })
+                | (Format::Switch, InstKind::Switch { .. })
+                | (Format::Trap, InstKind::Trap)
+        );
+        if !layout_ok {
+            return Err(self.err(
+                Some(inst),
+                format!("operands do not match the form of {}", op.name()),
+            ));
+        }
         let d = match data.result {
             Some(v) => self.value_slot(Some(inst), v.0)?,
             None => self.scratch(),

@@ -45,6 +45,9 @@ pub(super) struct State {
     regs: Vec<u64>,
     frames: Vec<Frame>,
     pub depth_limit: usize,
+    /// Control transfers (branches, jumps, switches, calls) a run may make;
+    /// `None` is unlimited.
+    pub fuel: Option<u64>,
 }
 
 fn f32v(x: u64) -> f32 {
@@ -104,6 +107,7 @@ impl State {
             regs: Vec::new(),
             frames: Vec::new(),
             depth_limit,
+            fuel: None,
         }
     }
 
@@ -122,6 +126,10 @@ impl State {
         let regs = &mut self.regs;
         let frames = &mut self.frames;
         let depth_limit = self.depth_limit;
+        // Counting down from u64::MAX never reaches zero in practice, so an
+        // unlimited run pays the same single decrement per transfer.
+        let fuel_limit = self.fuel;
+        let mut fuel = fuel_limit.map_or(u64::MAX, |n| n.saturating_add(1));
 
         let f = match prog.funcs.get(fi as usize).map(|e| &e.body) {
             Some(Body::Ir(f)) => f,
@@ -139,6 +147,19 @@ impl State {
         macro_rules! r {
             ($x:expr) => {
                 regs[base + $x as usize]
+            };
+        }
+        // Spends one unit of fuel: every loop and every recursion passes
+        // through a branch or call, so a limited run always ends.
+        macro_rules! burn {
+            () => {
+                fuel -= 1;
+                if fuel == 0 {
+                    return Err(Error::Runtime(format!(
+                        "fuel of {} control transfers exhausted",
+                        fuel_limit.unwrap_or(u64::MAX)
+                    )));
+                }
             };
         }
         macro_rules! trap {
@@ -348,6 +369,7 @@ impl State {
                 K::Store64 => store!(u64, i),
                 K::Alloca => r!(i.d) = fp + i.a as u64,
                 K::Call | K::CallInd => {
+                    burn!();
                     let site = &prog.calls[i.b as usize];
                     let callee = if i.k == K::Call {
                         i.a as usize
@@ -440,16 +462,25 @@ impl State {
                         }
                     }
                 }
-                K::JmpPc => pc = i.a as usize,
-                K::Jmp => pc = take_edge(regs, base, prog, i.a),
+                K::JmpPc => {
+                    burn!();
+                    pc = i.a as usize;
+                }
+                K::Jmp => {
+                    burn!();
+                    pc = take_edge(regs, base, prog, i.a);
+                }
                 K::BrPc => {
+                    burn!();
                     pc = if r!(i.a) as u32 != 0 { i.b } else { i.c } as usize;
                 }
                 K::Br => {
+                    burn!();
                     let e = if r!(i.a) as u32 != 0 { i.b } else { i.c };
                     pc = take_edge(regs, base, prog, e);
                 }
                 K::Switch => {
+                    burn!();
                     let t = &prog.switches[i.b as usize];
                     let v = r!(i.a);
                     pc = match t.keys.binary_search(&v) {

@@ -213,6 +213,14 @@ impl<'m> Interpreter<'m> {
         self.state.depth_limit = frames.max(1);
     }
 
+    /// Limits each [`Interpreter::call`] to `transfers` control transfers
+    /// (jumps, branches, switches and calls; `None`: unlimited). Running out
+    /// is `Error::Runtime`. Fuzzers use this to bound programs that loop
+    /// forever.
+    pub fn set_fuel(&mut self, transfers: Option<u64>) {
+        self.state.fuel = transfers.map(|n| n.max(1));
+    }
+
     /// Replaces the stack `alloca` draws from with one of `bytes` bytes.
     pub fn set_stack_size(&mut self, bytes: u64) -> Result<()> {
         self.stack = RawBuf::zeroed(bytes, 16, "the alloca stack")?;
