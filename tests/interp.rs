@@ -1528,7 +1528,7 @@ fn random_function(rng: &mut Rng, name: &str, nsyms: usize) -> Function {
                 let extra = (rng.below(50) == 0) as usize;
                 Block::new(rng.below(nblocks + extra))
             };
-            let mut target = |rng: &mut Rng| {
+            let target = |rng: &mut Rng| {
                 let block = some_block(rng);
                 let n = f.blocks.get(block.index()).map_or(0, |b| b.params.len());
                 let n = if rng.below(20) == 0 { rng.below(3) } else { n };
