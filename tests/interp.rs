@@ -1680,3 +1680,50 @@ fn fuel_bounds_infinite_loops() {
     it.set_fuel(Some(21));
     assert!(it.call("sum", &[Vi64(10)]).is_err());
 }
+
+#[test]
+fn c_library_has_the_c_signatures() {
+    let h = HostFunctions::c_library();
+    let want: &[(&str, Signature)] = &[
+        ("putchar", sig(&[I32], Some(I32))),
+        ("getchar", sig(&[], Some(I32))),
+        ("malloc", sig(&[I64], Some(I64))),
+        ("calloc", sig(&[I64, I64], Some(I64))),
+        ("free", sig(&[I64], None)),
+        ("memcpy", sig(&[I64, I64, I64], Some(I64))),
+        ("memset", sig(&[I64, I32, I64], Some(I64))),
+        ("memcmp", sig(&[I64, I64, I64], Some(I32))),
+        ("abort", sig(&[], None)),
+        ("exit", sig(&[I32], None)),
+    ];
+    for (name, s) in want {
+        assert_eq!(h.get(name).map(|f| &f.sig), Some(s), "{name}");
+    }
+    assert_eq!(h.names().count(), want.len());
+    // calloc zeroes; the result is a real, writable address.
+    let calloc = &h.get("calloc").unwrap().func;
+    let free = &h.get("free").unwrap().func;
+    let p = match calloc(&[Vi64(4), Vi64(8)]).unwrap() {
+        Some(Vi64(p)) => p,
+        other => panic!("{other:?}"),
+    };
+    assert_ne!(p, 0);
+    // SAFETY: calloc just returned 32 owned bytes at p.
+    let bytes = unsafe { std::slice::from_raw_parts(p as usize as *const u8, 32) };
+    assert!(bytes.iter().all(|&b| b == 0));
+    assert_eq!(free(&[Vi64(p)]).unwrap(), None);
+    // A closure called directly with wrong arguments reports it.
+    assert!(matches!(free(&[Vf64(1.0)]), Err(Error::Argument(_))));
+}
+
+#[test]
+fn interpreters_can_move_between_threads() {
+    let modules = vec![lib_module()];
+    let h = HostFunctions::new();
+    std::thread::scope(|s| {
+        let mut it = Interpreter::new(&modules, &h).unwrap();
+        s.spawn(move || assert_eq!(it.call("inc", &[Vi64(1)]).unwrap(), Some(Vi64(2))))
+            .join()
+            .unwrap();
+    });
+}

@@ -117,6 +117,14 @@ impl State {
         self.frames.clear();
         let result = self.exec(env, fi, args);
         self.frames.clear();
+        // A deep recursion may have grown these a lot; keep a long-lived
+        // interpreter from holding on to that memory.
+        const KEEP_SLOTS: usize = 1 << 20;
+        if self.regs.len() > KEEP_SLOTS {
+            self.regs.truncate(KEEP_SLOTS);
+            self.regs.shrink_to_fit();
+            self.frames.shrink_to(KEEP_SLOTS / 16);
+        }
         result
     }
 

@@ -97,6 +97,11 @@ impl RawBuf {
     }
 }
 
+// SAFETY: a RawBuf is uniquely owned plain memory, like a `Box<[u8]>`; the
+// raw pointer is only an address, so moving the owner to another thread is
+// sound.
+unsafe impl Send for RawBuf {}
+
 impl Drop for RawBuf {
     fn drop(&mut self) {
         #[cfg(unix)]
