@@ -9,7 +9,7 @@
 //!   (semi-NCA dominators with path compression; loop discovery with
 //!   union-find).
 //! - A block's successors come from its *last* instruction when that is a
-//!   terminator ([`Function::terminator`]); successor lists are
+//!   terminator; successor lists are
 //!   deduplicated (a `switch` with ten cases to one block is one edge).
 //!   Targets outside the function's block table are ignored, so the
 //!   analyses never panic on unverified IR; the verifier reports those.
@@ -38,10 +38,13 @@ impl Cfg {
     pub fn new(func: &Function) -> Cfg {
         let n = func.blocks.len();
         let mut edges = Vec::with_capacity(n);
-        for b in func.block_ids() {
-            if let Some(t) = func.terminator(b) {
-                for s in func.inst(t).successors() {
-                    edges.push((b, s));
+        for (b, data) in func.blocks.iter().enumerate() {
+            // `get`, not `Function::terminator`: unverified IR may list a
+            // missing instruction.
+            let last = data.insts.last().and_then(|i| func.insts.get(i.index()));
+            if let Some(t) = last.filter(|d| d.opcode.is_terminator()) {
+                for s in t.successors() {
+                    edges.push((Block::new(b), s));
                 }
             }
         }

@@ -1,10 +1,980 @@
-//! The verifier. STUB: being written.
+//! The verifier: every rule of SPEC sections 1–6, with located errors.
+//!
+//! [`verify_module`] walks the module in source order (symbols in order,
+//! each function body where its symbol is, within a function the signature,
+//! then each block's label, parameters and instructions token by token) and
+//! returns the first broken rule as [`Error::Verify`], located at the
+//! offending token through the function's [`SrcMap`], the module's
+//! `symbol_locs` and `DataDef::locs`. Built IR has no locations; its
+//! messages then start with where the problem is:
+//! `in @f, block NAME, instruction N: ...` (`N` counts the block's
+//! instructions from 0), `in @f, block NAME: ...`, `in @f: ...` or
+//! `in data @d, entry N: ...`.
+//!
+//! Choices where the SPEC is silent (also in the module docs of `kiln`):
+//! - A use in a block unreachable from the entry must be defined earlier in
+//!   that same block or be a function parameter: dominance is only
+//!   computed for reachable blocks.
+//! - Every instruction with a result in the opcode table must name it,
+//!   except `call`, whose result may be dropped.
+//! - Load and store offsets may be any `i64`.
+//! - `alloca` sizes are limited to [`MAX_ALLOCA`] bytes and data objects to
+//!   [`MAX_DATA`] bytes; the alignment of `alloca` is a power of two up to
+//!   16.
+//! - Names (symbols, labels, values) must match the SPEC's name syntax, so
+//!   that built IR prints as text that parses again.
+//!
+//! Every check is linear in the size of the function, apart from hash-map
+//! lookups for names and switch keys; dominance queries are O(1) through
+//! [`DomTree`].
 
-use super::Module;
-use crate::error::Result;
+use super::entities::{Block, FuncId, Inst, SymId, Value};
+use super::function::{BlockCall, Callee, Const, Function, InstData, InstKind, Operand, ValueDef};
+use super::module::{DataDef, DataValue, Linkage, Module, SymbolKind};
+use super::opcode::{Format, Opcode, OperandTy, Suffix};
+use super::srcmap::Loc;
+use super::types::{Signature, Type};
+use crate::analysis::{Cfg, DomTree};
+use crate::error::{Diagnostic, Error, Result};
+use std::collections::HashSet;
+
+/// The largest `alloca` size in bytes.
+pub const MAX_ALLOCA: u64 = 1 << 31;
+/// The largest data object in bytes.
+pub const MAX_DATA: u64 = 1 << 31;
 
 /// Checks every rule of the SPEC; returns the first error in source order.
 pub fn verify_module(module: &Module) -> Result<()> {
-    let _ = module;
-    todo!("verifier")
+    ModuleVerifier::new(module).run()
 }
+
+/// Checks one function body of `module` (its symbol's signature included).
+pub fn verify_function(module: &Module, func: FuncId) -> Result<()> {
+    let v = ModuleVerifier::new(module);
+    let Some(f) = module.funcs.get(func.index()) else {
+        return Err(v.error(
+            Loc::NONE,
+            &Ctx::None,
+            format!("missing function body #{}", func.0),
+        ));
+    };
+    match module.func_symbol(func) {
+        Some(sym) => v.check_function(sym, f),
+        None => FuncVerifier::new(module, f).run(),
+    }
+}
+
+/// Whether `s` matches the SPEC's name syntax `[A-Za-z_.$][A-Za-z0-9_.$]*`;
+/// value names may also be plain digits.
+fn valid_name(s: &str, digits_ok: bool) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '$');
+    let mut chars = s.chars();
+    match chars.next() {
+        None => false,
+        Some(c) if c.is_ascii_digit() => digits_ok && s.chars().all(|c| c.is_ascii_digit()),
+        Some(c) => word(c) && chars.all(word),
+    }
+}
+
+/// Where an error is, for messages about built IR (no locations).
+enum Ctx<'a> {
+    None,
+    Func(&'a str),
+    Block(&'a str, &'a str),
+    Inst(&'a str, &'a str, usize),
+    Data(&'a str, usize),
+}
+
+fn make_error(file: &str, loc: Loc, ctx: &Ctx, message: String) -> Error {
+    let message = if loc.is_none() {
+        match ctx {
+            Ctx::None => message,
+            Ctx::Func(f) => format!("in @{f}: {message}"),
+            Ctx::Block(f, b) => format!("in @{f}, block {b}: {message}"),
+            Ctx::Inst(f, b, n) => format!("in @{f}, block {b}, instruction {n}: {message}"),
+            Ctx::Data(d, n) => format!("in data @{d}, entry {n}: {message}"),
+        }
+    } else {
+        message
+    };
+    Error::Verify(Diagnostic::new(file, loc, message))
+}
+
+struct ModuleVerifier<'m> {
+    m: &'m Module,
+}
+
+impl<'m> ModuleVerifier<'m> {
+    fn new(m: &'m Module) -> Self {
+        ModuleVerifier { m }
+    }
+
+    fn error(&self, loc: Loc, ctx: &Ctx, message: String) -> Error {
+        make_error(&self.m.name, loc, ctx, message)
+    }
+
+    fn run(&self) -> Result<()> {
+        let m = self.m;
+        let mut names: HashSet<&str> = HashSet::with_capacity(m.symbols.len());
+        let mut func_owner: Vec<Option<SymId>> = vec![None; m.funcs.len()];
+        let mut data_owner: Vec<Option<SymId>> = vec![None; m.datas.len()];
+        for (id, sym) in m.symbol_ids() {
+            let loc = m.symbol_loc(id);
+            let name = sym.name.as_str();
+            if !valid_name(name, false) {
+                return Err(self.error(loc, &Ctx::None, format!("invalid symbol name '@{name}'")));
+            }
+            if !names.insert(name) {
+                return Err(self.error(loc, &Ctx::None, format!("duplicate symbol '@{name}'")));
+            }
+            let (body, owners, what) = match &sym.kind {
+                SymbolKind::Func { body, .. } => {
+                    (body.map(|b| b.index()), &mut func_owner, "function")
+                }
+                SymbolKind::Data { body } => (body.map(|b| b.index()), &mut data_owner, "data"),
+            };
+            match (sym.linkage, body) {
+                (Linkage::Import, Some(_)) => {
+                    return Err(self.error(
+                        loc,
+                        &Ctx::None,
+                        format!("extern {what} '@{name}' cannot have a definition"),
+                    ))
+                }
+                (Linkage::Import, None) => continue,
+                (_, None) => {
+                    return Err(self.error(
+                        loc,
+                        &Ctx::None,
+                        format!("{what} '@{name}' has no definition"),
+                    ))
+                }
+                (_, Some(body)) => {
+                    let Some(owner) = owners.get_mut(body) else {
+                        return Err(self.error(
+                            loc,
+                            &Ctx::None,
+                            format!("{what} '@{name}' refers to missing definition #{body}"),
+                        ));
+                    };
+                    if let Some(other) = owner.replace(id) {
+                        let other = &m.sym(other).name;
+                        return Err(self.error(
+                            loc,
+                            &Ctx::None,
+                            format!("'@{name}' and '@{other}' share one {what} definition"),
+                        ));
+                    }
+                }
+            }
+            match &sym.kind {
+                SymbolKind::Func { body: Some(b), .. } => {
+                    self.check_function(id, &m.funcs[b.index()])?
+                }
+                SymbolKind::Data { body: Some(b) } => self.check_data(id, &m.datas[b.index()])?,
+                _ => {}
+            }
+        }
+        if let Some(i) = func_owner.iter().position(Option::is_none) {
+            let f = &m.funcs[i];
+            return Err(self.error(
+                f.srcmap.func,
+                &Ctx::None,
+                format!("function body '@{}' is not attached to a symbol", f.name),
+            ));
+        }
+        if let Some(i) = data_owner.iter().position(Option::is_none) {
+            return Err(self.error(
+                Loc::NONE,
+                &Ctx::None,
+                format!("data definition #{i} is not attached to a symbol"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The body `f` of function symbol `sym`.
+    fn check_function(&self, sym: SymId, f: &Function) -> Result<()> {
+        let s = self.m.sym(sym);
+        let loc = self.m.symbol_loc(sym).or(f.srcmap.func);
+        if f.name != s.name {
+            return Err(self.error(
+                loc,
+                &Ctx::None,
+                format!(
+                    "function body '@{}' is attached to symbol '@{}'",
+                    f.name, s.name
+                ),
+            ));
+        }
+        if let Some(sig) = s.signature() {
+            if *sig != f.sig {
+                return Err(self.error(
+                    loc,
+                    &Ctx::None,
+                    format!(
+                        "body of '@{}' has signature {}, but the symbol is declared {}",
+                        s.name, f.sig, sig
+                    ),
+                ));
+            }
+        }
+        FuncVerifier::new(self.m, f).run()
+    }
+
+    fn check_data(&self, sym: SymId, d: &DataDef) -> Result<()> {
+        let name = self.m.sym(sym).name.as_str();
+        for (i, value) in d.values.iter().enumerate() {
+            let loc = d.locs.get(i).copied().unwrap_or(Loc::NONE);
+            let err = |msg: String| Err(self.error(loc, &Ctx::Data(name, i), msg));
+            match value {
+                DataValue::Int { bytes, values } => {
+                    let ty = match bytes {
+                        1 => "i8",
+                        2 => "i16",
+                        4 => "i32",
+                        8 => "i64",
+                        _ => return err(format!("invalid integer width of {bytes} bytes")),
+                    };
+                    let bits = 8 * *bytes as u32;
+                    let (lo, hi) = (-(1i128 << (bits - 1)), (1i128 << bits) - 1);
+                    if let Some(v) = values.iter().find(|v| !(lo..=hi).contains(*v)) {
+                        return err(format!("value {v} does not fit {ty}"));
+                    }
+                }
+                DataValue::SymAddr { sym, .. } => {
+                    if sym.index() >= self.m.symbols.len() {
+                        return err(format!("address of missing symbol {sym}"));
+                    }
+                }
+                DataValue::F32(_)
+                | DataValue::F64(_)
+                | DataValue::Bytes(_)
+                | DataValue::Zero(_) => {}
+            }
+        }
+        let (_, size) = d.layout();
+        if size > MAX_DATA {
+            return Err(self.error(
+                self.m.symbol_loc(sym),
+                &Ctx::None,
+                format!("data '@{name}' is too large ({size} bytes; the limit is {MAX_DATA})"),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Where a value is defined, for dominance checks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Site {
+    Undefined,
+    FuncParam,
+    /// Block and position: `-1` for block parameters, else the index of
+    /// the instruction in the block.
+    At(u32, i64),
+}
+
+/// What an operand position requires.
+#[derive(Clone, Copy)]
+enum Want {
+    /// Exactly this type; a literal takes it.
+    Exact(Type),
+    /// An integer value; a literal is taken as `i64` (`store8/16/32`).
+    IntLiteralI64,
+    /// `i32` or `i64`, no literal (source of `sitof`, `uitof`).
+    OpenInt,
+    /// `f32` or `f64`, no literal (source of `ftosi`, `ftoui`).
+    OpenFloat,
+    /// Any type, no literal (arguments of an indirect call).
+    AnyValue,
+}
+
+struct FuncVerifier<'a> {
+    m: &'a Module,
+    f: &'a Function,
+    def: Vec<Site>,
+    dom: DomTree,
+    /// Names defined so far, for duplicate detection in source order.
+    value_names: HashSet<&'a str>,
+}
+
+type Res = std::result::Result<(), (Loc, String)>;
+
+impl<'a> FuncVerifier<'a> {
+    fn new(m: &'a Module, f: &'a Function) -> Self {
+        // First listing of each value wins; any later listing of the same
+        // value is reported where it appears.
+        let mut def = vec![Site::Undefined; f.values.len()];
+        let mut set = |v: Value, site: Site| {
+            if let Some(d) = def.get_mut(v.index()) {
+                if *d == Site::Undefined {
+                    *d = site;
+                }
+            }
+        };
+        for &p in &f.params {
+            set(p, Site::FuncParam);
+        }
+        for (bi, b) in f.blocks.iter().enumerate() {
+            for &p in &b.params {
+                set(p, Site::At(bi as u32, -1));
+            }
+            for (pos, &i) in b.insts.iter().enumerate() {
+                if let Some(r) = f.insts.get(i.index()).and_then(|d| d.result) {
+                    set(r, Site::At(bi as u32, pos as i64));
+                }
+            }
+        }
+        let dom = DomTree::new(&Cfg::new(f));
+        FuncVerifier {
+            m,
+            f,
+            def,
+            dom,
+            value_names: HashSet::new(),
+        }
+    }
+
+    fn error(&self, loc: Loc, ctx: &Ctx, message: String) -> Error {
+        make_error(&self.m.name, loc, ctx, message)
+    }
+
+    /// `%name` of a value (`%vN` when unnamed or missing).
+    fn vname(&self, v: Value) -> String {
+        match self.f.values.get(v.index()).and_then(|d| d.name.as_deref()) {
+            Some(n) => format!("%{n}"),
+            None => format!("%{v}"),
+        }
+    }
+
+    fn run(mut self) -> Result<()> {
+        let f = self.f;
+        let fname = f.name.as_str();
+        let fctx = Ctx::Func(fname);
+        let floc = f.srcmap.func;
+        if f.params.len() != f.sig.params.len() {
+            return Err(self.error(
+                floc,
+                &fctx,
+                format!(
+                    "{} parameter values for {} parameter types",
+                    f.params.len(),
+                    f.sig.params.len()
+                ),
+            ));
+        }
+        for (i, &p) in f.params.iter().enumerate() {
+            let loc = f.srcmap.value(p).or(floc);
+            let want = ValueDef::FuncParam(i as u32);
+            match f.values.get(p.index()) {
+                Some(d)
+                    if d.def == want
+                        && d.ty == f.sig.params[i]
+                        && self.def[p.index()] == Site::FuncParam => {}
+                _ => {
+                    return Err(self.error(
+                        loc,
+                        &fctx,
+                        format!("{} is not a valid parameter {i}", self.vname(p)),
+                    ))
+                }
+            }
+            self.check_value_name(p)
+                .map_err(|(l, m)| self.error(l, &fctx, m))?;
+        }
+        if f.blocks.is_empty() {
+            return Err(self.error(
+                f.srcmap.end.or(floc),
+                &fctx,
+                "function has no blocks".into(),
+            ));
+        }
+        let mut labels: HashSet<&str> = HashSet::with_capacity(f.blocks.len());
+        let mut inst_seen = vec![false; f.insts.len()];
+        for (bi, bd) in f.blocks.iter().enumerate() {
+            let b = Block::new(bi);
+            let bctx = Ctx::Block(fname, &bd.name);
+            let label_loc = f.srcmap.block(b);
+            let berr = |this: &Self, loc: Loc, msg: String| Err(this.error(loc, &bctx, msg));
+            if !valid_name(&bd.name, false) {
+                return berr(
+                    &self,
+                    label_loc,
+                    format!("invalid block label '{}'", bd.name),
+                );
+            }
+            if !labels.insert(&bd.name) {
+                return berr(
+                    &self,
+                    label_loc,
+                    format!("duplicate block label '{}'", bd.name),
+                );
+            }
+            if bi == 0 {
+                if let Some(&p) = bd.params.first() {
+                    let loc = f.srcmap.value(p).or(label_loc);
+                    return berr(
+                        &self,
+                        loc,
+                        format!("entry block '{}' cannot have parameters", bd.name),
+                    );
+                }
+            }
+            for (i, &p) in bd.params.iter().enumerate() {
+                let loc = f.srcmap.value(p).or(label_loc);
+                let ok = f.values.get(p.index()).is_some_and(|d| {
+                    d.def == ValueDef::BlockParam(b, i as u32)
+                        && self.def[p.index()] == Site::At(bi as u32, -1)
+                });
+                if !ok {
+                    return berr(
+                        &self,
+                        loc,
+                        format!(
+                            "{} is not a valid parameter {i} of block '{}'",
+                            self.vname(p),
+                            bd.name
+                        ),
+                    );
+                }
+                if let Err((l, m)) = self.check_value_name(p) {
+                    return berr(&self, l, m);
+                }
+            }
+            if bd.insts.is_empty() {
+                return berr(&self, label_loc, format!("block '{}' is empty", bd.name));
+            }
+            for (pos, &inst) in bd.insts.iter().enumerate() {
+                let ictx = Ctx::Inst(fname, &bd.name, pos);
+                let Some(seen) = inst_seen.get_mut(inst.index()) else {
+                    return Err(self.error(
+                        label_loc,
+                        &ictx,
+                        format!("missing instruction {inst}"),
+                    ));
+                };
+                let iloc = f.srcmap.inst(inst);
+                if std::mem::replace(seen, true) {
+                    return Err(self.error(iloc, &ictx, format!("{inst} appears more than once")));
+                }
+                if pos > 0 && f.inst(bd.insts[pos - 1]).opcode.is_terminator() {
+                    return Err(self.error(
+                        iloc,
+                        &ictx,
+                        format!("block '{}' continues after its terminator", bd.name),
+                    ));
+                }
+                self.check_inst(b, pos, inst)
+                    .map_err(|(l, m)| self.error(l, &ictx, m))?;
+            }
+            let last = bd.insts[bd.insts.len() - 1];
+            if !f.inst(last).opcode.is_terminator() {
+                let ictx = Ctx::Inst(fname, &bd.name, bd.insts.len() - 1);
+                return Err(self.error(
+                    f.srcmap.inst(last),
+                    &ictx,
+                    format!("block '{}' does not end with a terminator", bd.name),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_value_name(&mut self, v: Value) -> Res {
+        let Some(name) = self.f.values.get(v.index()).and_then(|d| d.name.as_deref()) else {
+            return Ok(());
+        };
+        let loc = self.f.srcmap.value(v);
+        if !valid_name(name, true) {
+            return Err((loc, format!("invalid value name '%{name}'")));
+        }
+        if !self.value_names.insert(name) {
+            return Err((loc, format!("duplicate value name '%{name}'")));
+        }
+        Ok(())
+    }
+
+    /// One instruction, token by token.
+    fn check_inst(&mut self, b: Block, pos: usize, inst: Inst) -> Res {
+        let f = self.f;
+        let d = f.inst(inst);
+        let info = d.opcode.info();
+        let name = info.name;
+        let sm = &f.srcmap;
+        let iloc = sm.inst(inst);
+        if !format_matches(info.format, &d.kind) {
+            return Err((iloc, format!("'{name}' has operands of the wrong form")));
+        }
+        // The result, `%d = `.
+        let result_ty = info.result_type(d.ty);
+        match d.result {
+            Some(r) => {
+                let rloc = sm.value(r).or(iloc);
+                let this = Site::At(b.0, pos as i64);
+                if self.def.get(r.index()) != Some(&this)
+                    || f.values[r.index()].def != ValueDef::Inst(inst)
+                {
+                    return Err((rloc, format!("{} is defined more than once", self.vname(r))));
+                }
+                self.check_value_name(r)?;
+                if result_ty.is_none() && d.opcode != Opcode::Call {
+                    return Err((rloc, format!("'{name}' has no result")));
+                }
+            }
+            None => {
+                if result_ty.is_some() && d.opcode != Opcode::Call {
+                    return Err((iloc, format!("'{name}' needs a result")));
+                }
+            }
+        }
+        // The mnemonic and its suffix.
+        if d.opcode == Opcode::Call {
+            self.check_call_suffix(d, iloc)?;
+            if let (Some(r), None) = (d.result, d.ty) {
+                let rloc = sm.value(r).or(iloc);
+                return Err((rloc, "call without a type suffix has no result".into()));
+            }
+        } else {
+            match (info.suffix, d.ty) {
+                (Suffix::None, Some(_)) => {
+                    return Err((iloc, format!("'{name}' takes no type suffix")));
+                }
+                (Suffix::None, None) | (Suffix::Optional, _) => {}
+                (s, None) => {
+                    return Err((
+                        iloc,
+                        format!("'{name}' needs a type suffix ({})", s.describe()),
+                    ));
+                }
+                (s, Some(t)) if !s.allows(t) => {
+                    return Err((
+                        iloc,
+                        format!(
+                            "'{name}' cannot take type suffix {t} (expected {})",
+                            s.describe()
+                        ),
+                    ));
+                }
+                _ => {}
+            }
+        }
+        if let (Some(r), Some(t)) = (d.result, result_ty) {
+            let have = f.values[r.index()].ty;
+            if have != t {
+                return Err((
+                    sm.value(r).or(iloc),
+                    format!("result {} has type {have}, expected {t}", self.vname(r)),
+                ));
+            }
+        }
+        let at = (b, pos as i64);
+        // Operands, in textual order.
+        match &d.kind {
+            InstKind::Unary { arg } => self.fixed_operands(inst, at, d, &[*arg]),
+            InstKind::Binary { args } => self.fixed_operands(inst, at, d, args),
+            InstKind::Select { args } => self.fixed_operands(inst, at, d, args),
+            InstKind::Load { ptr, .. } => self.fixed_operands(inst, at, d, &[*ptr]),
+            InstKind::Store { args, .. } => self.fixed_operands(inst, at, d, args),
+            InstKind::Alloca { size, align } => {
+                if *size > MAX_ALLOCA {
+                    let loc = sm
+                        .insts
+                        .get(inst.index())
+                        .map_or(iloc, |l| l.extra.or(iloc));
+                    return Err((
+                        loc,
+                        format!("alloca size {size} exceeds the limit of {MAX_ALLOCA} bytes"),
+                    ));
+                }
+                if !align.is_power_of_two() || *align > 16 {
+                    let loc = sm
+                        .insts
+                        .get(inst.index())
+                        .map_or(iloc, |l| l.extra2.or(iloc));
+                    return Err((
+                        loc,
+                        format!("alloca alignment {align} is not a power of two up to 16"),
+                    ));
+                }
+                Ok(())
+            }
+            InstKind::Addr { sym } => {
+                if sym.index() >= self.m.symbols.len() {
+                    return Err((
+                        self.extra_loc(inst),
+                        format!("address of missing symbol {sym}"),
+                    ));
+                }
+                Ok(())
+            }
+            InstKind::Call { callee, args } => self.check_call(inst, at, callee, args),
+            InstKind::Ret { value } => self.check_ret(inst, at, *value),
+            InstKind::Jmp { dest } => self.check_block_call(inst, at, dest, 0, 0),
+            InstKind::Br {
+                cond,
+                then_dest,
+                else_dest,
+            } => {
+                let want = Want::Exact(Type::I32);
+                self.operand_as(inst, at, 0, *cond, want, "br", "branch condition ")?;
+                self.check_block_call(inst, at, then_dest, 0, 1)?;
+                self.check_block_call(inst, at, else_dest, 1, 1 + then_dest.args.len())
+            }
+            InstKind::Switch {
+                value,
+                default,
+                cases,
+            } => {
+                let Some(ty) = d.ty else { return Ok(()) };
+                self.operand(inst, at, 0, *value, Want::Exact(ty), "")?;
+                self.switch_target(inst, *default, 0)?;
+                let mut keys: HashSet<u64> = HashSet::with_capacity(cases.len());
+                for (i, case) in cases.iter().enumerate() {
+                    let kloc = sm.key(inst, i);
+                    if let Some(msg) = literal_error(case.key, ty) {
+                        return Err((kloc, msg));
+                    }
+                    if !keys.insert(case.key.bits(ty)) {
+                        return Err((
+                            kloc,
+                            format!("duplicate switch key {}", const_text(case.key)),
+                        ));
+                    }
+                    self.switch_target(inst, case.block, i + 1)?;
+                }
+                Ok(())
+            }
+            InstKind::Trap => Ok(()),
+        }
+    }
+
+    fn extra_loc(&self, inst: Inst) -> Loc {
+        let sm = &self.f.srcmap;
+        sm.insts
+            .get(inst.index())
+            .map_or(Loc::NONE, |l| l.extra.or(l.inst))
+    }
+
+    /// The operands typed by the opcode table's `operands` column.
+    fn fixed_operands(&self, inst: Inst, at: (Block, i64), d: &InstData, ops: &[Operand]) -> Res {
+        let info = d.opcode.info();
+        for (i, (&op, &rule)) in ops.iter().zip(info.operands).enumerate() {
+            let want = match rule {
+                OperandTy::OpenInt => Want::OpenInt,
+                OperandTy::OpenFloat => Want::OpenFloat,
+                OperandTy::AnyIntLiteralI64 => Want::IntLiteralI64,
+                other => match other.fixed(d.ty) {
+                    Some(t) => Want::Exact(t),
+                    None => return Ok(()),
+                },
+            };
+            let role = if d.opcode == Opcode::Select && i == 0 {
+                "select condition "
+            } else {
+                ""
+            };
+            self.operand_as(inst, at, i, op, want, info.name, role)?;
+        }
+        Ok(())
+    }
+
+    /// One value operand (`index` in [`InstData::operands`] order) used at
+    /// `at`: defined, dominating, of the wanted type; or a literal allowed
+    /// here that fits.
+    fn operand(
+        &self,
+        inst: Inst,
+        at: (Block, i64),
+        index: usize,
+        op: Operand,
+        want: Want,
+        opname: &str,
+    ) -> Res {
+        self.operand_as(inst, at, index, op, want, opname, "")
+    }
+
+    /// [`Self::operand`], naming the operand's `role` in a type mismatch.
+    #[allow(clippy::too_many_arguments)]
+    fn operand_as(
+        &self,
+        inst: Inst,
+        at: (Block, i64),
+        index: usize,
+        op: Operand,
+        want: Want,
+        opname: &str,
+        role: &str,
+    ) -> Res {
+        let loc = self.f.srcmap.operand(inst, index);
+        match op {
+            Operand::Const(c) => {
+                let ty = match want {
+                    Want::Exact(t) => t,
+                    Want::IntLiteralI64 => Type::I64,
+                    Want::OpenInt | Want::OpenFloat => {
+                        return Err((
+                            loc,
+                            format!("the operand of '{opname}' must be a value, not a literal"),
+                        ))
+                    }
+                    Want::AnyValue => {
+                        return Err((
+                            loc,
+                            "arguments of an indirect call must be values, not literals".into(),
+                        ))
+                    }
+                };
+                match literal_error(c, ty) {
+                    Some(msg) => Err((loc, msg)),
+                    None => Ok(()),
+                }
+            }
+            Operand::Value(v) => {
+                self.check_dominance(v, at, loc)?;
+                let ty = self.f.values[v.index()].ty;
+                let (ok, expected) = match want {
+                    Want::Exact(t) => (ty == t, t.name()),
+                    Want::IntLiteralI64 | Want::OpenInt => (ty.is_int(), "i32 or i64"),
+                    Want::OpenFloat => (ty.is_float(), "f32 or f64"),
+                    Want::AnyValue => (true, ""),
+                };
+                if ok {
+                    Ok(())
+                } else {
+                    Err((
+                        loc,
+                        format!("{role}{} has type {ty}, expected {expected}", self.vname(v)),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// A use of `v` at `(block, position)`: the definition must dominate.
+    /// In an unreachable block only earlier definitions of that block and
+    /// function parameters count.
+    fn check_dominance(&self, v: Value, (ub, upos): (Block, i64), loc: Loc) -> Res {
+        let site = self.def.get(v.index()).copied().unwrap_or(Site::Undefined);
+        let ok = match site {
+            Site::Undefined => {
+                return Err((loc, format!("use of undefined value {}", self.vname(v))));
+            }
+            Site::FuncParam => true,
+            Site::At(db, dpos) if db == ub.0 => dpos < upos,
+            Site::At(db, _) => self.dom.is_reachable(ub) && self.dom.dominates(Block(db), ub),
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err((
+                loc,
+                format!(
+                    "use of {} is not dominated by its definition",
+                    self.vname(v)
+                ),
+            ))
+        }
+    }
+
+    fn check_call_suffix(&self, d: &InstData, iloc: Loc) -> Res {
+        let InstKind::Call {
+            callee: Callee::Direct(sym),
+            ..
+        } = &d.kind
+        else {
+            return Ok(());
+        };
+        let Some(s) = self.m.symbols.get(sym.index()) else {
+            return Ok(()); // reported at the callee token
+        };
+        let Some(sig) = s.signature() else {
+            return Ok(()); // reported at the callee token
+        };
+        let callee = &s.name;
+        match (d.ty, sig.ret) {
+            (None, Some(r)) => Err((
+                iloc,
+                format!("call of '@{callee}' needs type suffix {r} (its return type)"),
+            )),
+            (Some(_), None) => Err((
+                iloc,
+                format!("call of '@{callee}' takes no type suffix ('@{callee}' returns nothing)"),
+            )),
+            (Some(t), Some(r)) if t != r => Err((
+                iloc,
+                format!("call of '@{callee}' has type suffix {t}, but '@{callee}' returns {r}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn check_call(&self, inst: Inst, at: (Block, i64), callee: &Callee, args: &[Operand]) -> Res {
+        match callee {
+            Callee::Direct(sym) => {
+                let loc = self.extra_loc(inst);
+                let Some(s) = self.m.symbols.get(sym.index()) else {
+                    return Err((loc, format!("call of missing symbol {sym}")));
+                };
+                let Some(sig) = s.signature() else {
+                    return Err((loc, format!("'@{}' is not a function", s.name)));
+                };
+                if args.len() != sig.params.len() {
+                    return Err((
+                        loc,
+                        arg_count_message(&format!("'@{}'", s.name), sig, args.len()),
+                    ));
+                }
+                for (i, (&a, &t)) in args.iter().zip(&sig.params).enumerate() {
+                    self.operand(inst, at, i, a, Want::Exact(t), "call")?;
+                }
+                Ok(())
+            }
+            Callee::Indirect(fp) => {
+                if let Operand::Const(_) = fp {
+                    let loc = self.f.srcmap.operand(inst, 0);
+                    return Err((
+                        loc,
+                        "the callee of an indirect call must be a value, not a literal".into(),
+                    ));
+                }
+                self.operand(inst, at, 0, *fp, Want::Exact(Type::I64), "call")?;
+                for (i, &a) in args.iter().enumerate() {
+                    self.operand(inst, at, i + 1, a, Want::AnyValue, "call")?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn check_ret(&self, inst: Inst, at: (Block, i64), value: Option<Operand>) -> Res {
+        let f = self.f;
+        match (value, f.sig.ret) {
+            (None, None) => Ok(()),
+            (None, Some(t)) => Err((
+                f.srcmap.inst(inst),
+                format!("'@{}' returns {t}, so 'ret' needs a value", f.name),
+            )),
+            (Some(_), None) => Err((
+                f.srcmap.operand(inst, 0),
+                format!(
+                    "'@{}' returns nothing, so 'ret' cannot have a value",
+                    f.name
+                ),
+            )),
+            (Some(v), Some(t)) => self.operand(inst, at, 0, v, Want::Exact(t), "ret"),
+        }
+    }
+
+    /// A target block: must exist and not be the entry.
+    fn target(
+        &self,
+        inst: Inst,
+        block: Block,
+        label: usize,
+    ) -> std::result::Result<&'a super::BlockData, (Loc, String)> {
+        let loc = self.f.srcmap.label(inst, label);
+        let Some(bd) = self.f.blocks.get(block.index()) else {
+            return Err((loc, format!("branch to missing {block}")));
+        };
+        if block == self.f.entry() {
+            return Err((
+                loc,
+                format!("entry block '{}' cannot be a branch target", bd.name),
+            ));
+        }
+        Ok(bd)
+    }
+
+    /// A `jmp`/`br` target (label `label`, arguments starting at operand
+    /// `first_arg`).
+    fn check_block_call(
+        &self,
+        inst: Inst,
+        at: (Block, i64),
+        dest: &BlockCall,
+        label: usize,
+        first_arg: usize,
+    ) -> Res {
+        let bd = self.target(inst, dest.block, label)?;
+        if dest.args.len() != bd.params.len() {
+            let loc = self.f.srcmap.label(inst, label);
+            let n = bd.params.len();
+            return Err((
+                loc,
+                format!(
+                    "block '{}' takes {n} argument{}, but {} given",
+                    bd.name,
+                    if n == 1 { "" } else { "s" },
+                    dest.args.len()
+                ),
+            ));
+        }
+        for (i, (&a, &p)) in dest.args.iter().zip(&bd.params).enumerate() {
+            let t = self.f.values.get(p.index()).map_or(Type::I64, |d| d.ty);
+            self.operand(inst, at, first_arg + i, a, Want::Exact(t), "jmp")?;
+        }
+        Ok(())
+    }
+
+    fn switch_target(&self, inst: Inst, block: Block, label: usize) -> Res {
+        let bd = self.target(inst, block, label)?;
+        if !bd.params.is_empty() {
+            return Err((
+                self.f.srcmap.label(inst, label),
+                format!("switch target '{}' cannot have parameters", bd.name),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn arg_count_message(callee: &str, sig: &Signature, given: usize) -> String {
+    let n = sig.params.len();
+    format!(
+        "{callee} takes {n} argument{}, but {given} given",
+        if n == 1 { "" } else { "s" }
+    )
+}
+
+/// Whether the operand layout `kind` is the one `format` calls for.
+fn format_matches(format: Format, kind: &InstKind) -> bool {
+    matches!(
+        (format, kind),
+        (Format::Unary, InstKind::Unary { .. })
+            | (Format::Binary, InstKind::Binary { .. })
+            | (Format::Select, InstKind::Select { .. })
+            | (Format::Load, InstKind::Load { .. })
+            | (Format::Store, InstKind::Store { .. })
+            | (Format::Alloca, InstKind::Alloca { .. })
+            | (Format::Addr, InstKind::Addr { .. })
+            | (Format::Call, InstKind::Call { .. })
+            | (Format::Ret, InstKind::Ret { .. })
+            | (Format::Jmp, InstKind::Jmp { .. })
+            | (Format::Br, InstKind::Br { .. })
+            | (Format::Switch, InstKind::Switch { .. })
+            | (Format::Trap, InstKind::Trap)
+    )
+}
+
+/// A literal as it reads in a message.
+fn const_text(c: Const) -> String {
+    match c {
+        Const::Int(v) => v.to_string(),
+        Const::Float(b) => format!("{:?}", f64::from_bits(b)),
+    }
+}
+
+/// Why literal `c` cannot be a value of type `ty`, if it cannot.
+fn literal_error(c: Const, ty: Type) -> Option<String> {
+    if c.fits(ty) {
+        return None;
+    }
+    Some(match c {
+        Const::Float(_) => format!("float literal {} where {ty} is expected", const_text(c)),
+        Const::Int(_) => format!("literal {} does not fit {ty}", const_text(c)),
+    })
+}
+
+#[cfg(test)]
+mod tests;
