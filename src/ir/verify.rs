@@ -36,7 +36,7 @@ use super::srcmap::Loc;
 use super::types::{Signature, Type};
 use crate::analysis::{Cfg, DomTree};
 use crate::error::{Diagnostic, Error, Result};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// The largest `alloca` size in bytes.
 pub const MAX_ALLOCA: u64 = 1 << 31;
@@ -629,18 +629,23 @@ impl<'a> FuncVerifier<'a> {
                 let Some(ty) = d.ty else { return Ok(()) };
                 self.operand(inst, at, 0, *value, Want::Exact(ty), "")?;
                 self.switch_target(inst, *default, 0)?;
-                let mut keys: HashSet<u64> = HashSet::with_capacity(cases.len());
+                let mut keys: HashMap<u64, Const> = HashMap::with_capacity(cases.len());
                 for (i, case) in cases.iter().enumerate() {
                     let kloc = sm.key(inst, i);
                     if let Some(msg) = literal_error(case.key, ty) {
                         return Err((kloc, msg));
                     }
-                    if !keys.insert(case.key.bits(ty)) {
-                        return Err((
-                            kloc,
-                            format!("duplicate switch key {}", const_text(case.key)),
-                        ));
+                    if let Some(&old) = keys.get(&case.key.bits(ty)) {
+                        let key = const_text(case.key);
+                        let msg = if old == case.key {
+                            format!("duplicate switch key {key}")
+                        } else {
+                            let old = const_text(old);
+                            format!("switch key {key} duplicates key {old} (equal as {ty})")
+                        };
+                        return Err((kloc, msg));
                     }
+                    keys.insert(case.key.bits(ty), case.key);
                     self.switch_target(inst, case.block, i + 1)?;
                 }
                 Ok(())

@@ -891,7 +891,7 @@ fn switch_rules() {
     );
     assert_eq!(
         msg(&mk(I32, vec![-1, 0xffff_ffff], false)),
-        e0("duplicate switch key 4294967295")
+        e0("switch key 4294967295 duplicates key -1 (equal as i32)")
     );
     assert_eq!(
         verify_module(&mk(I64, vec![-1, 0xffff_ffff], false)),
