@@ -2,7 +2,10 @@
 //! test (or more) per rule, asserting the exact message and location.
 
 use super::*;
-use crate::ir::{BlockData, SwitchCase, SymbolData};
+use crate::ir::{
+    Block, BlockCall, BlockData, Callee, Const, Inst, InstKind, Opcode, Operand, Signature,
+    SwitchCase, SymbolData, Type, Value, ValueDef,
+};
 
 const I32: Type = Type::I32;
 const I64: Type = Type::I64;
