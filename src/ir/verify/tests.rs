@@ -779,7 +779,10 @@ fn blocks_need_one_terminator_at_the_end() {
         "in @f, block entry, instruction 1: block 'entry' continues after its terminator"
     );
     let f = func("f", &[], None);
-    assert_eq!(msg(&module_of(vec![f])), "in @f: function has no blocks");
+    assert_eq!(
+        msg(&module_of(vec![f])),
+        "in @f: function '@f' has no blocks"
+    );
 }
 
 #[test]
