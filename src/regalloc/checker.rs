@@ -291,7 +291,12 @@ pub fn check<F: RaFunction>(
 ) -> Result<(), CheckerError> {
     let ni = func.num_insts();
     let nb = func.num_blocks();
-    if output.inst_alloc_offsets.len() != ni {
+    let offsets_ok = output.inst_alloc_offsets.windows(2).all(|w| w[0] <= w[1])
+        && output
+            .inst_alloc_offsets
+            .last()
+            .is_none_or(|&o| o as usize <= output.allocs.len());
+    if output.inst_alloc_offsets.len() != ni || !offsets_ok {
         return Err(err(
             MInst(0),
             None,

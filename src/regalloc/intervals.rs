@@ -622,3 +622,41 @@ pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAll
         shortened,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::regalloc::testing::{toy_env, ToyBuilder};
+
+    #[test]
+    fn ranges_have_holes_and_loops_extend_liveness() {
+        let env = toy_env(4, 0, 2, 0);
+        let mut b = ToyBuilder::new();
+        let (x, c) = (b.int(), b.int());
+        b.inst(&[Operand::reg_def(x), Operand::reg_def(c)]); // inst 0
+        let i = b.int();
+        let h = b.block(&[i]);
+        let latch = b.block(&[]);
+        let exit = b.block(&[]);
+        b.jump(h, &[c]); // inst 1
+        b.switch_to(h);
+        let j = b.int();
+        b.inst(&[Operand::reg_use(i), Operand::reg_def(j)]); // inst 2
+        b.branch(&[Operand::reg_use(j)], &[(latch, &[]), (exit, &[])]); // inst 3
+        b.switch_to(latch);
+        b.jump(h, &[j]); // inst 4
+        b.switch_to(exit);
+        b.ret(&[Operand::reg_use(x)]); // inst 5
+        let f = b.finish();
+        validate(&f, &env).unwrap();
+        let ivs = build(&f, &env).unwrap();
+        // x is used after the loop, so it is live through all of it.
+        assert_eq!(ivs.vregs[x.index()].ranges, vec![Range { from: 1, to: 11 }]);
+        assert_eq!(ivs.live_in[1], vec![x.index() as u32]);
+        // j: defined in the header, passed on the back edge from the latch,
+        // dead in the exit block: a hole after the latch.
+        assert_eq!(ivs.vregs[j.index()].ranges, vec![Range { from: 5, to: 10 }]);
+        assert_eq!(ivs.loop_depth, vec![0, 1, 1, 0]);
+        assert_eq!(ivs.vregs[x.index()].uses.len(), 2);
+    }
+}

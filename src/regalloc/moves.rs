@@ -21,7 +21,8 @@ use super::intervals::{Intervals, Pos};
 use super::linear_scan::Assignment;
 use super::*;
 
-type Move = (Allocation, Allocation, RegClass);
+/// A move of one value: from, to, class.
+pub type Move = (Allocation, Allocation, RegClass);
 
 fn internal(inst: usize, message: String) -> RegAllocError {
     RegAllocError::InvalidInput {
@@ -106,56 +107,79 @@ impl<F: RaFunction> Ctx<'_, F> {
     }
 
     /// Sequentializes one parallel move set at `point`.
-    fn parallel(&mut self, point: ProgPoint, mut moves: Vec<Move>) -> Result<(), RegAllocError> {
-        moves.retain(|m| m.0 != m.1);
-        moves.sort_by_key(|m| (m.1, m.0));
-        moves.dedup();
-        for w in moves.windows(2) {
-            if w[0].1 == w[1].1 {
-                return Err(internal(
-                    point.inst.index(),
-                    format!("two values moved into {:?} at once", w[0].1),
-                ));
-            }
+    fn parallel(&mut self, point: ProgPoint, moves: Vec<Move>) -> Result<(), RegAllocError> {
+        let mut cycle_slot = self.cycle_slot;
+        let mut fresh = None;
+        let seq = sequentialize(moves, self.env.scratch, |class| {
+            *cycle_slot.get_or_insert_with(|| {
+                fresh = Some(class);
+                (self.num_slots) as u32
+            })
+        })
+        .map_err(|m| internal(point.inst.index(), m))?;
+        if let Some(class) = fresh {
+            self.num_slots += 1;
+            self.by_class[class.index()] += 1;
         }
-        while !moves.is_empty() {
-            let mut progressed = false;
-            let mut k = 0;
-            while k < moves.len() {
-                let to = moves[k].1;
-                if moves.iter().any(|m| m.0 == to) {
-                    k += 1;
-                } else {
-                    let (from, to, class) = moves.remove(k);
-                    self.emit(point, from, to, class);
-                    progressed = true;
-                }
-            }
-            if progressed {
-                continue;
-            }
-            // Only cycles remain: save one destination, then read it from there.
-            let (_, b, class) = moves[0];
-            let needs_scratch = moves
-                .iter()
-                .any(|m| m.2 == class && m.0.is_stack() && m.1.is_stack());
-            let tmp = if needs_scratch {
-                let slot = *self.cycle_slot.get_or_insert_with(|| {
-                    self.num_slots += 1;
-                    self.by_class[class.index()] += 1;
-                    (self.num_slots - 1) as u32
-                });
-                Allocation::Stack(SpillSlot(slot))
-            } else {
-                Allocation::Reg(self.env.scratch[class.index()])
-            };
-            self.emit(point, b, tmp, class);
-            for m in moves.iter_mut().filter(|m| m.0 == b) {
-                m.0 = tmp;
-            }
+        self.cycle_slot = cycle_slot;
+        for (from, to, class) in seq {
+            self.emit(point, from, to, class);
         }
         Ok(())
     }
+}
+
+/// Orders the parallel moves `moves` (all sources read before any
+/// destination is written) into sequential ones. A cycle is broken by saving
+/// one destination in the class's `scratch` register, or in the slot
+/// `cycle_slot` returns when the set has a stack-to-stack move of that class
+/// (which the emitter routes through the scratch register). Fails if two
+/// different values go to one location.
+pub fn sequentialize(
+    mut moves: Vec<Move>,
+    scratch: [PReg; 2],
+    mut cycle_slot: impl FnMut(RegClass) -> u32,
+) -> Result<Vec<Move>, String> {
+    moves.retain(|m| m.0 != m.1);
+    moves.sort_by_key(|m| (m.1, m.0));
+    moves.dedup();
+    for w in moves.windows(2) {
+        if w[0].1 == w[1].1 {
+            return Err(format!("two values moved into {:?} at once", w[0].1));
+        }
+    }
+    let mut out = Vec::with_capacity(moves.len() + 2);
+    while !moves.is_empty() {
+        let mut progressed = false;
+        let mut k = 0;
+        while k < moves.len() {
+            let to = moves[k].1;
+            if moves.iter().any(|m| m.0 == to) {
+                k += 1;
+            } else {
+                out.push(moves.remove(k));
+                progressed = true;
+            }
+        }
+        if progressed {
+            continue;
+        }
+        // Only cycles remain: save one destination, then read it from there.
+        let (_, b, class) = moves[0];
+        let needs_scratch = moves
+            .iter()
+            .any(|m| m.2 == class && m.0.is_stack() && m.1.is_stack());
+        let tmp = if needs_scratch {
+            Allocation::Stack(SpillSlot(cycle_slot(class)))
+        } else {
+            Allocation::Reg(scratch[class.index()])
+        };
+        out.push((b, tmp, class));
+        for m in moves.iter_mut().filter(|m| m.0 == b) {
+            m.0 = tmp;
+        }
+    }
+    Ok(out)
 }
 
 /// Builds the [`Output`]: operand allocations and sequential move edits.
@@ -287,4 +311,74 @@ pub fn resolve<F: RaFunction>(
         spillslots_by_class: cx.by_class,
         callee_saved_used: a.callee_saved_used,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::regalloc::testing::XorShift;
+
+    fn r(n: u8) -> Allocation {
+        Allocation::Reg(PReg::new(n, RegClass::Int))
+    }
+    fn s(n: u32) -> Allocation {
+        Allocation::Stack(SpillSlot(n))
+    }
+
+    /// Runs sequential moves over a map location -> value, with
+    /// stack-to-stack moves going through the scratch like the emitter.
+    fn simulate(
+        seq: &[Move],
+        scratch: Allocation,
+    ) -> std::collections::HashMap<Allocation, Allocation> {
+        let mut st: std::collections::HashMap<Allocation, Allocation> = Default::default();
+        let get = |st: &std::collections::HashMap<Allocation, Allocation>, a: Allocation| {
+            *st.get(&a).unwrap_or(&a)
+        };
+        for &(from, to, _) in seq {
+            if from.is_stack() && to.is_stack() {
+                let v = get(&st, from);
+                st.insert(scratch, v);
+                st.insert(to, v);
+            } else {
+                let v = get(&st, from);
+                st.insert(to, v);
+            }
+        }
+        st
+    }
+
+    #[test]
+    fn cycles_and_fan_out_are_sequentialized() {
+        let scratch = PReg::new(63, RegClass::Int);
+        let mut rng = XorShift::new(3);
+        for _ in 0..500 {
+            // A random permutation of a few registers and slots, plus fan-out.
+            let locs: Vec<Allocation> = (0..6)
+                .map(|k| if k % 2 == 0 { r(k as u8) } else { s(k) })
+                .collect();
+            let mut perm: Vec<usize> = (0..locs.len()).collect();
+            for k in (1..perm.len()).rev() {
+                perm.swap(k, rng.below(k + 1));
+            }
+            let mut moves: Vec<Move> = perm
+                .iter()
+                .enumerate()
+                .map(|(k, &p)| (locs[p], locs[k], RegClass::Int))
+                .collect();
+            moves.push((locs[0], r(20), RegClass::Int));
+            let seq = sequentialize(moves.clone(), [scratch, scratch], |_| 99).unwrap();
+            let st = simulate(&seq, Allocation::Reg(scratch));
+            for (from, to, _) in moves {
+                assert_eq!(st.get(&to).copied().unwrap_or(to), from, "{seq:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn conflicting_destinations_are_rejected() {
+        let scratch = PReg::new(63, RegClass::Int);
+        let moves = vec![(r(1), r(2), RegClass::Int), (r(3), r(2), RegClass::Int)];
+        assert!(sequentialize(moves, [scratch, scratch], |_| 0).is_err());
+    }
 }

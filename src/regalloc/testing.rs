@@ -307,7 +307,7 @@ impl<'e> RandomProgram<'e> {
             RegClass::Float
         };
         let regs: Vec<PReg> = self.env.allocatable(class).collect();
-        let k = self.rng.below(8);
+        let k = self.rng.below(9);
         let a = self.pick(avail, class);
         let bv = self.pick(avail, class);
         let d = self.b.vreg(class);
