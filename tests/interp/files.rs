@@ -66,7 +66,9 @@ fn run_in_process(path: &str, line: &str) -> (Option<String>, Option<String>, i3
         .iter()
         .map(|f| {
             let text = std::fs::read_to_string(f).expect("readable test file");
-            kiln::ir::parse::parse_module(f, &text).unwrap_or_else(|e| panic!("{e}"))
+            let m = kiln::ir::parse::parse_module(f, &text).unwrap_or_else(|e| panic!("{e}"));
+            kiln::ir::verify::verify_module(&m).unwrap_or_else(|e| panic!("{e}"));
+            m
         })
         .collect();
     let err = |e: Error| match e {
