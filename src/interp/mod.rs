@@ -6,8 +6,8 @@
 //!   their data items in real, 16-byte aligned memory (writing `@sym` entries
 //!   with real addresses), gives every function (IR and host) a unique
 //!   non-null address inside a small table, and pre-decodes every function
-//!   once ([`decode`]).
-//! - [`Interpreter::call`] runs the dispatch loop ([`exec`]) on an explicit
+//!   once (`decode`).
+//! - [`Interpreter::call`] runs the dispatch loop (`exec`) on an explicit
 //!   frame stack: an IR call never recurses in Rust, and a call-depth limit
 //!   turns unbounded recursion into [`Error::Runtime`].
 //! - Loads and stores act on raw addresses, so pointers from `alloca`, data
@@ -18,9 +18,23 @@
 //!   `alloca` instruction is a fixed slot of its function's frame (as in
 //!   compiled code), pushed on entry and popped on return.
 //!
-//! The modules are expected to be verified; malformed IR is rejected with an
-//! error when it would otherwise make the interpreter misbehave (never a
-//! panic), but its results are meaningless.
+//! Where SPEC leaves behaviour undefined, the oracle stops with
+//! `Error::Runtime` whenever it can tell cheaply, so a fuzzer notices a bad
+//! test program instead of comparing garbage:
+//! - an indirect call to an address that is no function, or to a function
+//!   of another signature than the call site's;
+//! - recursion deeper than the call-depth limit
+//!   ([`DEFAULT_CALL_DEPTH_LIMIT`], [`Interpreter::set_call_depth_limit`])
+//!   or than the value-slot budget, and frames that overflow the alloca
+//!   stack ([`DEFAULT_STACK_BYTES`], [`Interpreter::set_stack_size`]);
+//! - optionally, running longer than a fuel budget of control transfers
+//!   ([`Interpreter::set_fuel`]).
+//!
+//! Data items keep their contents from one [`Interpreter::call`] to the
+//! next, as globals do in a process. The modules are expected to be
+//! verified; malformed IR is rejected with an error when it would otherwise
+//! make the interpreter misbehave (never a panic), but its results are
+//! meaningless.
 
 mod decode;
 mod exec;

@@ -142,3 +142,31 @@ fn kir_file_expectations_hold_in_process() {
     }
     assert!(checked > 100, "only {checked} runs checked");
 }
+
+#[test]
+fn every_opcode_has_a_kir_file_test() {
+    let mut text = String::new();
+    for entry in std::fs::read_dir("tests/ir/inst").expect("test folder") {
+        let p = entry.expect("entry").path();
+        if p.extension().is_some_and(|x| x == "kir") {
+            text += &std::fs::read_to_string(&p).expect("readable");
+        }
+    }
+    // Mnemonics as they appear in instructions: `op.T ` or `op ` after
+    // indentation or `= `.
+    let words: std::collections::HashSet<&str> = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with(';'))
+        .filter_map(|l| {
+            let l = l.trim_start();
+            let l = l.split_once("= ").map_or(l, |(_, r)| r);
+            l.split(|c: char| c == '.' || c.is_whitespace()).next()
+        })
+        .collect();
+    let missing: Vec<&str> = Opcode::ALL
+        .iter()
+        .map(|op| op.name())
+        .filter(|n| !words.contains(n))
+        .collect();
+    assert!(missing.is_empty(), "no file test uses {missing:?}");
+}
