@@ -15,6 +15,10 @@
 //! One name exported by two modules is a link error at the second
 //! definition. `local` symbols never enter the export table.
 //!
+//! Linking may be incremental ([`link_with`]): modules linked earlier are
+//! seen through a lookup of [`Outside`] definitions, which come after the
+//! batch's own exports and which a new export may not redefine.
+//!
 //! Invariant of a successful [`Linked`]: `targets[m][s]` exists for every
 //! module `m` and every symbol `s` of it, and names a definition of the
 //! symbol's kind (a `Func` or `Host` target for function symbols, a `Data`
@@ -35,6 +39,19 @@ pub enum Target {
     Data { module: usize, data: DataId },
     /// The host symbol of this name (a function).
     Host(String),
+    /// The export of this name of a module linked earlier ([`link_with`]).
+    Prior(String),
+}
+
+/// A definition outside the modules being linked that an `extern` may name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outside {
+    /// A function exported by the earlier module named `module`.
+    Func { sig: Signature, module: String },
+    /// A data item exported by the earlier module named `module`.
+    Data { module: String },
+    /// A host symbol.
+    Host(HostSymbol),
 }
 
 /// What the host knows about a symbol it provides.
@@ -72,20 +89,32 @@ impl Linked {
 /// Links `modules`, resolving host symbols through `host` (called with a
 /// symbol name; `None` when the host does not provide it).
 pub fn link(modules: &[Module], host: impl Fn(&str) -> Option<HostSymbol>) -> Result<Linked> {
+    link_with(modules, |name| host(name).map(Outside::Host))
+}
+
+/// Links `modules` against each other and against `outside` definitions
+/// (earlier modules' exports, then host symbols; called with a symbol name).
+/// Exporting a name that `outside` resolves to an earlier module's export is
+/// a link error, as between two modules of the batch.
+pub fn link_with(modules: &[Module], outside: impl Fn(&str) -> Option<Outside>) -> Result<Linked> {
     let mut exports: HashMap<String, (usize, SymId)> = HashMap::new();
     for (mi, module) in modules.iter().enumerate() {
         for (sym, data) in module.symbol_ids() {
             if data.linkage != Linkage::Export || !is_defined(&data.kind) {
                 continue;
             }
-            if let Some(&(first, _)) = exports.get(&data.name) {
+            let earlier = match exports.get(&data.name) {
+                Some(&(first, _)) => Some(modules[first].name.clone()),
+                None => match outside(&data.name) {
+                    Some(Outside::Func { module, .. } | Outside::Data { module }) => Some(module),
+                    _ => None,
+                },
+            };
+            if let Some(first) = earlier {
                 return Err(link_error(
                     module,
                     sym,
-                    format!(
-                        "@{} is already exported by module {}",
-                        data.name, modules[first].name
-                    ),
+                    format!("@{} is already exported by module {first}", data.name),
                 ));
             }
             exports.insert(data.name.clone(), (mi, sym));
@@ -109,7 +138,7 @@ pub fn link(modules: &[Module], host: impl Fn(&str) -> Option<HostSymbol>) -> Re
                         data: *d,
                     }
                 }
-                _ => resolve_import(modules, &exports, module, sym, &host)?,
+                _ => resolve_import(modules, &exports, module, sym, &outside)?,
             };
             row.push(target);
         }
@@ -148,7 +177,7 @@ fn resolve_import(
     exports: &HashMap<String, (usize, SymId)>,
     module: &Module,
     sym: SymId,
-    host: &impl Fn(&str) -> Option<HostSymbol>,
+    outside: &impl Fn(&str) -> Option<Outside>,
 ) -> Result<Target> {
     let data = module.sym(sym);
     let name = &data.name;
@@ -201,19 +230,46 @@ fn resolve_import(
             )),
         };
     }
-    match (&data.kind, host(name)) {
-        (SymbolKind::Func { sig, .. }, Some(HostSymbol::Func(hsig))) => {
-            if *sig != hsig {
-                return Err(link_error(
-                    module,
-                    sym,
-                    format!("extern @{name} has signature {sig} but the host function has {hsig}"),
-                ));
+    let mismatch = |dsig: &Signature, definer: &str| {
+        let SymbolKind::Func { sig, .. } = &data.kind else {
+            return None;
+        };
+        (sig != dsig).then(|| {
+            link_error(
+                module,
+                sym,
+                format!("extern @{name} has signature {sig} but {definer} {dsig}"),
+            )
+        })
+    };
+    match (&data.kind, outside(name)) {
+        (SymbolKind::Func { .. }, Some(Outside::Func { sig, module: m })) => {
+            match mismatch(&sig, &format!("module {m} defines")) {
+                Some(e) => Err(e),
+                None => Ok(Target::Prior(name.clone())),
             }
+        }
+        (SymbolKind::Data { .. }, Some(Outside::Data { .. })) => Ok(Target::Prior(name.clone())),
+        (SymbolKind::Func { .. }, Some(Outside::Data { module: m })) => Err(link_error(
+            module,
+            sym,
+            format!("extern func @{name} names data defined by module {m}"),
+        )),
+        (SymbolKind::Data { .. }, Some(Outside::Func { module: m, .. })) => Err(link_error(
+            module,
+            sym,
+            format!("extern data @{name} names a function defined by module {m}"),
+        )),
+        (SymbolKind::Func { .. }, Some(Outside::Host(HostSymbol::Func(hsig)))) => {
+            match mismatch(&hsig, "the host function has") {
+                Some(e) => Err(e),
+                None => Ok(Target::Host(name.clone())),
+            }
+        }
+        (SymbolKind::Func { .. }, Some(Outside::Host(HostSymbol::Unchecked))) => {
             Ok(Target::Host(name.clone()))
         }
-        (SymbolKind::Func { .. }, Some(HostSymbol::Unchecked)) => Ok(Target::Host(name.clone())),
-        (SymbolKind::Data { .. }, Some(_)) => Err(link_error(
+        (SymbolKind::Data { .. }, Some(Outside::Host(_))) => Err(link_error(
             module,
             sym,
             format!("extern data @{name} names a host function"),

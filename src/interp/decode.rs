@@ -249,6 +249,37 @@ pub(super) struct Program {
     pub funcs: Vec<FnEntry>,
 }
 
+/// Lengths of the tables of a [`Program`], to undo a failed addition.
+pub(super) struct Mark([usize; 8]);
+
+impl Program {
+    pub fn mark(&self) -> Mark {
+        Mark([
+            self.code.len(),
+            self.edges.len(),
+            self.moves.len(),
+            self.calls.len(),
+            self.call_args.len(),
+            self.switches.len(),
+            self.consts.len(),
+            self.funcs.len(),
+        ])
+    }
+
+    /// Drops everything added since `mark`.
+    pub fn truncate(&mut self, mark: &Mark) {
+        let [code, edges, moves, calls, call_args, switches, consts, funcs] = mark.0;
+        self.code.truncate(code);
+        self.edges.truncate(edges);
+        self.moves.truncate(moves);
+        self.calls.truncate(calls);
+        self.call_args.truncate(call_args);
+        self.switches.truncate(switches);
+        self.consts.truncate(consts);
+        self.funcs.truncate(funcs);
+    }
+}
+
 /// What the decoder needs to know about one module's symbols.
 pub(super) struct ModuleSyms {
     /// The address `addr @sym` yields.

@@ -43,11 +43,12 @@ mod memory;
 use crate::error::{Error, Result};
 use crate::host::HostFunctions;
 use crate::ir::{DataValue, Linkage, Module, SymbolKind};
-use crate::link::{link_with_host, Target};
+use crate::link::{link_with, HostSymbol, Linked, Outside, Target};
 use crate::value::Val;
 use decode::{Body, FnEntry, ModuleSyms, Program};
 use memory::RawBuf;
 use std::collections::HashMap;
+use std::marker::PhantomData;
 
 /// "No slot / no index" in decoded instructions.
 const NONE: u32 = u32::MAX;
@@ -65,29 +66,103 @@ const VALUE_SLOT_BUDGET: usize = 16 << 20;
 /// Bytes per function in the address table.
 const FN_ADDR_STRIDE: u64 = 8;
 
+/// Most functions (IR and host) one interpreter holds: the size of the
+/// reserved (never touched) function-address range.
+const MAX_FUNCS: u64 = 1 << 20;
+
+/// An exported symbol of a module added earlier.
+struct Export {
+    /// The defining module's name, for messages.
+    module: String,
+    what: Exported,
+}
+
+enum Exported {
+    /// Index into `Program::funcs`.
+    Func(u32),
+    /// The data item's address.
+    Data(u64),
+}
+
 /// Runs verified modules, linked together, with exact SPEC semantics.
+///
+/// Modules may be added in several batches ([`Interpreter::add_modules`]),
+/// as a REPL does: later modules see earlier exports through `extern`
+/// declarations, and data keeps its contents.
 pub struct Interpreter<'m> {
-    modules: &'m [Module],
     prog: Program,
-    /// Exported functions by name: index into `prog.funcs`.
-    exports: HashMap<String, u32>,
-    /// Data items and the function-address table; kept alive (never moved)
-    /// because the program holds their addresses.
-    _data: Vec<RawBuf>,
+    host: HostFunctions,
+    exports: HashMap<String, Export>,
+    /// Defined names that cannot be an entry, with the reason.
+    non_entries: HashMap<String, String>,
+    /// Host functions some module imports: index into `prog.funcs`.
+    host_index: HashMap<String, u32>,
+    /// Data items; kept alive and never moved because the program holds
+    /// their addresses.
+    data: Vec<RawBuf>,
+    /// Reserved address range giving functions their addresses.
     fn_table: RawBuf,
     stack: RawBuf,
     state: exec::State,
+    _modules: PhantomData<&'m [Module]>,
 }
 
 impl<'m> Interpreter<'m> {
     /// Links `modules` (externs resolve to other modules' exports, then to
     /// `host`) and allocates their data. Link errors are `Error::Link`.
     pub fn new(modules: &'m [Module], host: &HostFunctions) -> Result<Self> {
-        let linked = link_with_host(modules, host)?;
+        let mut it = Interpreter {
+            prog: Program::default(),
+            host: host.clone(),
+            exports: HashMap::new(),
+            non_entries: HashMap::new(),
+            host_index: HashMap::new(),
+            data: Vec::new(),
+            fn_table: RawBuf::zeroed(MAX_FUNCS * FN_ADDR_STRIDE, 16, "the function-address range")?,
+            stack: RawBuf::zeroed(DEFAULT_STACK_BYTES, 16, "the alloca stack")?,
+            state: exec::State::new(DEFAULT_CALL_DEPTH_LIMIT),
+            _modules: PhantomData,
+        };
+        it.add_modules(modules)?;
+        Ok(it)
+    }
 
+    /// Links `modules` against each other, the modules added before (whose
+    /// exported names they may not export again) and the host functions,
+    /// then allocates their data and decodes their functions. On error
+    /// nothing is added.
+    pub fn add_modules(&mut self, modules: &[Module]) -> Result<()> {
+        let linked = link_with(modules, |name| match self.exports.get(name) {
+            Some(Export {
+                module,
+                what: Exported::Func(i),
+            }) => Some(Outside::Func {
+                sig: self.prog.funcs[*i as usize].sig.clone(),
+                module: module.clone(),
+            }),
+            Some(Export {
+                module,
+                what: Exported::Data(_),
+            }) => Some(Outside::Data {
+                module: module.clone(),
+            }),
+            None => self
+                .host
+                .get(name)
+                .map(|h| Outside::Host(HostSymbol::Func(h.sig.clone()))),
+        })?;
+        let mark = self.prog.mark();
+        let result = self.add_linked(modules, &linked);
+        if result.is_err() {
+            self.prog.truncate(&mark);
+        }
+        result
+    }
+
+    fn add_linked(&mut self, modules: &[Module], linked: &Linked) -> Result<()> {
         // Global function indices: IR functions module by module, then every
-        // host function some module imports.
-        let mut prog = Program::default();
+        // host function imported for the first time.
+        let prog = &mut self.prog;
         let mut fn_base = Vec::with_capacity(modules.len());
         for m in modules {
             fn_base.push(prog.funcs.len() as u32);
@@ -99,34 +174,31 @@ impl<'m> Interpreter<'m> {
                 });
             }
         }
-        let mut host_index: HashMap<String, u32> = HashMap::new();
-        for row in &linked.targets {
-            for t in row {
-                if let Target::Host(name) = t {
-                    if host_index.contains_key(name) {
-                        continue;
-                    }
-                    let h = host
-                        .get(name)
-                        .ok_or_else(|| Error::Runtime(format!("host function @{name} vanished")))?;
-                    host_index.insert(name.clone(), prog.funcs.len() as u32);
-                    prog.funcs.push(FnEntry {
-                        name: name.clone(),
-                        sig: h.sig.clone(),
-                        body: Body::Host(h.func.clone()),
-                    });
+        let mut new_hosts: HashMap<String, u32> = HashMap::new();
+        for t in linked.targets.iter().flatten() {
+            if let Target::Host(name) = t {
+                if self.host_index.contains_key(name) || new_hosts.contains_key(name) {
+                    continue;
                 }
+                let h = self
+                    .host
+                    .get(name)
+                    .ok_or_else(|| Error::Runtime(format!("host function @{name} vanished")))?;
+                new_hosts.insert(name.clone(), prog.funcs.len() as u32);
+                prog.funcs.push(FnEntry {
+                    name: name.clone(),
+                    sig: h.sig.clone(),
+                    body: Body::Host(h.func.clone()),
+                });
             }
         }
-        if prog.funcs.len() >= NONE as usize / FN_ADDR_STRIDE as usize {
-            return Err(Error::Runtime("too many functions".into()));
+        if prog.funcs.len() as u64 >= MAX_FUNCS {
+            return Err(Error::Runtime(format!(
+                "more than {MAX_FUNCS} functions in one interpreter"
+            )));
         }
-        let fn_table = RawBuf::zeroed(
-            prog.funcs.len() as u64 * FN_ADDR_STRIDE,
-            16,
-            "the function-address table",
-        )?;
-        let fn_addr = |i: u32| fn_table.addr() + i as u64 * FN_ADDR_STRIDE;
+        let table = self.fn_table.addr();
+        let fn_addr = |i: u32| table + i as u64 * FN_ADDR_STRIDE;
 
         // Data items, allocated for real.
         let mut data = Vec::new();
@@ -167,7 +239,11 @@ impl<'m> Interpreter<'m> {
                         (fn_addr(i), i)
                     }
                     Some(Target::Host(name)) => {
-                        let i = host_index.get(name).copied().unwrap_or(NONE);
+                        let i = new_hosts
+                            .get(name)
+                            .or_else(|| self.host_index.get(name))
+                            .copied()
+                            .unwrap_or(NONE);
                         (fn_addr(i), i)
                     }
                     Some(Target::Data { module, data: d }) => {
@@ -178,6 +254,11 @@ impl<'m> Interpreter<'m> {
                             .ok_or_else(|| Error::Runtime(format!("data item {d} missing")))?;
                         (buf.addr(), NONE)
                     }
+                    Some(Target::Prior(name)) => match self.exports.get(name).map(|e| &e.what) {
+                        Some(Exported::Func(i)) => (fn_addr(*i), *i),
+                        Some(Exported::Data(a)) => (*a, NONE),
+                        None => return Err(Error::Runtime(format!("@{name} vanished"))),
+                    },
                     None => return Err(Error::Runtime("symbol left unlinked".into())),
                 };
                 s.addr.push(addr);
@@ -196,29 +277,41 @@ impl<'m> Interpreter<'m> {
 
         for (mi, m) in modules.iter().enumerate() {
             for (fi, f) in m.funcs.iter().enumerate() {
-                let decoded = decode::decode_function(&mut prog, m, &syms[mi], f)?;
+                let decoded = decode::decode_function(prog, m, &syms[mi], f)?;
                 prog.funcs[fn_base[mi] as usize + fi].body = Body::Ir(decoded);
             }
         }
 
-        let mut exports = HashMap::new();
-        for (name, &(mi, sym)) in &linked.exports {
-            if let Some(&i) = syms[mi].func.get(sym.index()) {
-                if i != NONE {
-                    exports.insert(name.clone(), i);
-                }
+        // Nothing can fail from here on: commit the names.
+        for m in modules {
+            for s in &m.symbols {
+                let why = match (&s.kind, s.linkage) {
+                    (SymbolKind::Data { .. }, Linkage::Export | Linkage::Local) => {
+                        format!("@{} is data, not a function", s.name)
+                    }
+                    (SymbolKind::Func { .. }, Linkage::Local) => {
+                        format!("function @{} is local, not exported", s.name)
+                    }
+                    _ => continue,
+                };
+                self.non_entries.entry(s.name.clone()).or_insert(why);
             }
         }
-
-        Ok(Interpreter {
-            modules,
-            prog,
-            exports,
-            _data: data,
-            fn_table,
-            stack: RawBuf::zeroed(DEFAULT_STACK_BYTES, 16, "the alloca stack")?,
-            state: exec::State::new(DEFAULT_CALL_DEPTH_LIMIT),
-        })
+        for (name, &(mi, sym)) in &linked.exports {
+            let what = match (
+                syms[mi].func.get(sym.index()),
+                syms[mi].addr.get(sym.index()),
+            ) {
+                (Some(&i), _) if i != NONE => Exported::Func(i),
+                (_, Some(&a)) => Exported::Data(a),
+                _ => continue,
+            };
+            let module = modules[mi].name.clone();
+            self.exports.insert(name.clone(), Export { module, what });
+        }
+        self.host_index.extend(new_hosts);
+        self.data.append(&mut data);
+        Ok(())
     }
 
     /// Sets the call-depth limit (frames); deeper calls end in
@@ -243,16 +336,34 @@ impl<'m> Interpreter<'m> {
 
     /// The address `addr @name` yields for the exported function `name`.
     pub fn function_address(&self, name: &str) -> Option<u64> {
-        let &i = self.exports.get(name)?;
-        Some(self.fn_table.addr() + i as u64 * FN_ADDR_STRIDE)
+        match self.exports.get(name)?.what {
+            Exported::Func(i) => Some(self.fn_table.addr() + i as u64 * FN_ADDR_STRIDE),
+            Exported::Data(_) => None,
+        }
+    }
+
+    /// The address of the exported data item `name`.
+    pub fn data_address(&self, name: &str) -> Option<u64> {
+        match self.exports.get(name)?.what {
+            Exported::Data(a) => Some(a),
+            Exported::Func(_) => None,
+        }
     }
 
     /// Calls the exported function `name`. Traps are `Err(Error::Trap)`;
     /// a missing function or wrong arguments are `Err(Error::Argument)`.
     pub fn call(&mut self, name: &str, args: &[Val]) -> Result<Option<Val>> {
-        let fi = match self.exports.get(name) {
-            Some(&i) => i,
-            None => return Err(Error::Argument(self.missing_entry(name))),
+        let fi = match self.exports.get(name).map(|e| &e.what) {
+            Some(Exported::Func(i)) => *i,
+            Some(Exported::Data(_)) => {
+                return Err(Error::Argument(format!("@{name} is data, not a function")))
+            }
+            None => {
+                return Err(Error::Argument(match self.non_entries.get(name) {
+                    Some(why) => why.clone(),
+                    None => format!("no exported function @{name}"),
+                }))
+            }
         };
         let entry = &self.prog.funcs[fi as usize];
         let sig = &entry.sig;
@@ -287,23 +398,5 @@ impl<'m> Interpreter<'m> {
             (Some(t), Some(b)) => Some(Val::from_bits(t, b)),
             _ => None,
         })
-    }
-
-    fn missing_entry(&self, name: &str) -> String {
-        for m in self.modules {
-            if let Some(sym) = m.symbol(name) {
-                let s = m.sym(sym);
-                match (&s.kind, s.linkage) {
-                    (SymbolKind::Data { .. }, Linkage::Export | Linkage::Local) => {
-                        return format!("@{name} is data, not a function")
-                    }
-                    (SymbolKind::Func { .. }, Linkage::Local) => {
-                        return format!("function @{name} is local, not exported")
-                    }
-                    _ => {}
-                }
-            }
-        }
-        format!("no exported function @{name}")
     }
 }

@@ -153,3 +153,88 @@ fn entry_errors_are_argument_errors() {
         "argument 1 of @inc must be i64, not i32 1"
     );
 }
+
+/// `data @c = { i64 0 }` and `func @bump() -> i64` adding 1 to it.
+fn counter_module() -> Module {
+    let mut mb = Mb::new("a.kir");
+    let c = mb.data(
+        "c",
+        Linkage::Export,
+        vec![DataValue::Int {
+            bytes: 8,
+            values: vec![0],
+        }],
+    );
+    let mut fb = Fb::new("bump", &[], Some(I64));
+    let p = fb.addr(c);
+    let x = fb.load(Opcode::Load, I64, p, 0);
+    let x1 = fb.bin(Opcode::Add, I64, x, int(1));
+    fb.store(Opcode::Store, Some(I64), x1, p, 0);
+    fb.ret(Some(x1));
+    mb.func(Linkage::Export, fb);
+    mb.m
+}
+
+/// `func @twice() -> i64` calling an extern `@bump` twice and reading `@c`.
+fn twice_module(bump_sig: Signature) -> Module {
+    let mut mb = Mb::new("b.kir");
+    let bump = mb.extern_func("bump", bump_sig);
+    let c = mb.declare("c", Linkage::Import, SymbolKind::Data { body: None });
+    let mut fb = Fb::new("twice", &[], Some(I64));
+    fb.call(Some(I64), Callee::Direct(bump), vec![]);
+    let f = fb.addr(bump);
+    fb.call(Some(I64), Callee::Indirect(f), vec![]);
+    let p = fb.addr(c);
+    let v = fb.load(Opcode::Load, I64, p, 0);
+    fb.ret(Some(v));
+    mb.func(Linkage::Export, fb);
+    mb.m
+}
+
+#[test]
+fn modules_added_later_see_earlier_exports_and_data_persists() {
+    let first = [counter_module()];
+    let mut it = Interpreter::new(&first, &HostFunctions::new()).unwrap();
+    assert_eq!(it.call("bump", &[]).unwrap(), Some(Vi64(1)));
+    it.add_modules(&[twice_module(sig(&[], Some(I64)))])
+        .unwrap();
+    assert_eq!(it.call("twice", &[]).unwrap(), Some(Vi64(3)));
+    assert_eq!(it.call("bump", &[]).unwrap(), Some(Vi64(4)));
+    let addr = it.data_address("c").unwrap();
+    // SAFETY: @c is an 8-byte data item the interpreter keeps alive.
+    assert_eq!(unsafe { std::ptr::read(addr as usize as *const i64) }, 4);
+}
+
+#[test]
+fn a_failed_addition_changes_nothing() {
+    let first = [counter_module()];
+    let mut it = Interpreter::new(&first, &HostFunctions::new()).unwrap();
+    // Exporting a name an earlier module exports.
+    let d = match it.add_modules(&[counter_module()]) {
+        Err(Error::Link(d)) => d,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(d.message, "@c is already exported by module a.kir");
+    // An extern disagreeing with the earlier definition.
+    let d = match it.add_modules(&[twice_module(sig(&[I64], Some(I64)))]) {
+        Err(Error::Link(d)) => d,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        d.message,
+        "extern @bump has signature (i64) -> i64 but module a.kir defines () -> i64"
+    );
+    // A module that links but cannot be decoded (a block without a
+    // terminator) is not added either.
+    let mut bad = twice_module(sig(&[], Some(I64)));
+    bad.funcs[0].blocks[0].insts.pop();
+    assert!(matches!(it.add_modules(&[bad]), Err(Error::Verify(_))));
+    assert_eq!(
+        it.call("twice", &[]),
+        Err(Error::Argument("no exported function @twice".into()))
+    );
+    assert_eq!(it.call("bump", &[]).unwrap(), Some(Vi64(1)));
+    it.add_modules(&[twice_module(sig(&[], Some(I64)))])
+        .unwrap();
+    assert_eq!(it.call("twice", &[]).unwrap(), Some(Vi64(3)));
+}
