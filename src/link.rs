@@ -281,3 +281,79 @@ fn resolve_import(
         )),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::{parse::parse_module, Type};
+
+    fn module(name: &str, text: &str) -> Module {
+        parse_module(name, text).expect("test module parses")
+    }
+
+    #[test]
+    fn targets_name_definitions_in_other_modules_and_the_host() {
+        let a = module(
+            "a.kir",
+            "extern func @f(i64) -> i64\nextern func @puts(i64) -> i32\nextern data @d\n\
+             local func @g() {\nentry:\n    ret\n}\n",
+        );
+        let b = module(
+            "b.kir",
+            "func @f(%x: i64) -> i64 {\nentry:\n    ret %x\n}\ndata @d = { i8 1 }\n",
+        );
+        let modules = [a, b];
+        let linked = link(&modules, |name| {
+            (name == "puts").then_some(HostSymbol::Unchecked)
+        })
+        .expect("links");
+        let f = modules[1].funcs.iter().position(|f| f.name == "f").unwrap();
+        assert_eq!(
+            linked.target(0, SymId(0)),
+            Some(&Target::Func {
+                module: 1,
+                func: FuncId::new(f)
+            })
+        );
+        assert_eq!(
+            linked.target(0, SymId(1)),
+            Some(&Target::Host("puts".into()))
+        );
+        assert!(matches!(
+            linked.target(0, SymId(2)),
+            Some(Target::Data { module: 1, .. })
+        ));
+        assert!(matches!(
+            linked.target(0, SymId(3)),
+            Some(Target::Func { module: 0, .. })
+        ));
+        assert_eq!(linked.export("f"), Some((1, SymId(0))));
+        assert_eq!(linked.export("g"), None);
+    }
+
+    #[test]
+    fn earlier_definitions_come_after_the_batch_and_cannot_be_redefined() {
+        let a = module("a.kir", "extern func @f(i32)\nextern data @d\n");
+        let outside = |name: &str| match name {
+            "f" => Some(Outside::Func {
+                sig: Signature::new(vec![Type::I32], None),
+                module: "old.kir".into(),
+            }),
+            "d" => Some(Outside::Data {
+                module: "old.kir".into(),
+            }),
+            _ => None,
+        };
+        let linked = link_with(std::slice::from_ref(&a), outside).expect("links");
+        assert_eq!(linked.target(0, SymId(0)), Some(&Target::Prior("f".into())));
+        assert_eq!(linked.target(0, SymId(1)), Some(&Target::Prior("d".into())));
+        let b = module("b.kir", "func @f(%x: i32) {\nentry:\n    ret\n}\n");
+        match link_with(&[b], outside) {
+            Err(Error::Link(d)) => {
+                assert_eq!(d.message, "@f is already exported by module old.kir");
+                assert_eq!((d.loc.line, d.loc.col), (1, 6));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
