@@ -341,16 +341,22 @@ impl EmulatedAarch64 {
     pub fn unmap(&mut self, addr: u64, len: u64) -> Result<()> {
         let len = self.check_range(addr, len)?;
         let end = addr + len;
-        let reserved = layout::HOST_STUBS..layout::HOST_STUBS + layout::HOST_STUBS_SIZE;
-        let ours = layout::HEAP_BASE..layout::STACK_TOP;
-        if addr < reserved.end && end > reserved.start || addr < ours.end && end > ours.start {
+        let own = [
+            (layout::HOST_STUBS, layout::HOST_STUBS_SIZE),
+            (layout::HEAP_BASE, self.config.heap_size),
+            (
+                layout::STACK_TOP - self.config.stack_size,
+                self.config.stack_size,
+            ),
+        ];
+        if own.iter().any(|&(a, l)| addr < a + l && end > a) {
             return Err(Error::Argument(format!(
                 "emulator: {addr:#x}..{end:#x} overlaps the machine's own memory"
             )));
         }
-        self.uc.mem_unmap(addr, len).map_err(|_| {
-            Error::Argument(format!("emulator: {addr:#x}..{end:#x} is not mapped"))
-        })?;
+        self.uc
+            .mem_unmap(addr, len)
+            .map_err(|_| Error::Argument(format!("emulator: {addr:#x}..{end:#x} is not mapped")))?;
         self.code.retain(|&(a, l)| a + l <= addr || a >= end);
         Ok(())
     }
@@ -393,7 +399,12 @@ impl EmulatedAarch64 {
         if name == TRAP_SYMBOL {
             return Some(layout::TRAP_HANDLER);
         }
-        let k = self.uc.get_data().hosts.iter().position(|(n, _)| n == name)?;
+        let k = self
+            .uc
+            .get_data()
+            .hosts
+            .iter()
+            .position(|(n, _)| n == name)?;
         Some(layout::FIRST_HOST + 4 * k as u64)
     }
 
@@ -420,7 +431,8 @@ impl EmulatedAarch64 {
                 k
             }
             None => {
-                let slots = (layout::HOST_STUBS_SIZE - (layout::FIRST_HOST - layout::HOST_STUBS)) / 4;
+                let slots =
+                    (layout::HOST_STUBS_SIZE - (layout::FIRST_HOST - layout::HOST_STUBS)) / 4;
                 if hosts.len() as u64 >= slots {
                     return Err(Error::Runtime("emulator: too many host functions".into()));
                 }
@@ -474,10 +486,9 @@ impl EmulatedAarch64 {
         let state = self.uc.get_data_mut();
         state.stop = None;
         state.fault = None;
-        let timeout = self
-            .config
-            .time_limit
-            .map_or(0, |t| u64::try_from(t.as_micros()).unwrap_or(u64::MAX).max(1));
+        let timeout = self.config.time_limit.map_or(0, |t| {
+            u64::try_from(t.as_micros()).unwrap_or(u64::MAX).max(1)
+        });
         let count = self
             .config
             .instruction_limit
@@ -525,7 +536,7 @@ impl EmulatedAarch64 {
         let len = round_up(len.max(1), self.page_size)
             .filter(|&l| addr.checked_add(l).is_some())
             .ok_or_else(|| Error::Argument(format!("emulator: range at {addr:#x} wraps")))?;
-        if addr % self.page_size != 0 {
+        if !addr.is_multiple_of(self.page_size) {
             return Err(Error::Argument(format!(
                 "emulator: {addr:#x} is not aligned to the {:#x}-byte page",
                 self.page_size
@@ -651,7 +662,9 @@ mod tests {
     #[test]
     fn aapcs64_argument_placement() {
         use Type::*;
-        let tys = [I64, F64, I32, F32, I64, I64, I64, I64, I64, I64, F64, I32, F32];
+        let tys = [
+            I64, F64, I32, F32, I64, I64, I64, I64, I64, I64, F64, I32, F32,
+        ];
         let l = arg_locations(tys.into_iter());
         assert_eq!(
             l.locs,
@@ -673,7 +686,10 @@ mod tests {
         );
         assert_eq!(l.stack_bytes, 8);
         let many = arg_locations(std::iter::repeat_n(F32, 11));
-        assert_eq!(many.locs[8..], [ArgLoc::Stack(0), ArgLoc::Stack(8), ArgLoc::Stack(16)]);
+        assert_eq!(
+            many.locs[8..],
+            [ArgLoc::Stack(0), ArgLoc::Stack(8), ArgLoc::Stack(16)]
+        );
         assert_eq!(many.stack_bytes, 24);
     }
 
