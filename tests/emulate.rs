@@ -267,9 +267,19 @@ fn putchar_writes_to_the_real_stdout() {
         let f = putchar_program(&mut m);
         let sum: i32 = b"<emu:hi>\n".iter().map(|&c| i32::from(c)).sum();
         assert_eq!(returned(m.call(f, &[], Some(Type::I32))), Val::I32(sum));
+        // getchar reads the real stdin: the parent sends "Z", then EOF.
+        let getchar = m.host_address("getchar").unwrap();
+        let putchar = m.host_address("putchar").unwrap();
+        let c = returned(m.call(getchar, &[], Some(Type::I32)));
+        assert_eq!(c, Val::I32(i32::from(b'Z')));
+        m.call(putchar, &[c], Some(Type::I32)).unwrap();
+        assert_eq!(
+            returned(m.call(getchar, &[], Some(Type::I32))),
+            Val::I32(-1)
+        );
         return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
             "putchar_writes_to_the_real_stdout",
@@ -277,11 +287,19 @@ fn putchar_writes_to_the_real_stdout() {
             "--nocapture",
         ])
         .env("KILN_EMU_PUTCHAR_CHILD", "1")
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    {
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(b"Z").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "child failed: {stdout}");
-    assert!(stdout.contains("<emu:hi>\n"), "stdout was: {stdout}");
+    assert!(stdout.contains("<emu:hi>\nZ"), "stdout was: {stdout}");
 }
 
 #[test]
@@ -614,6 +632,12 @@ fn mapping_rules() {
         assert!(m.host_signature(name).is_some());
     }
     assert_eq!(m.host_address("printf"), None);
+    // A stub slot no host function is bound to is an error, not a crash.
+    let unbound = layout::FIRST_HOST + 4 * 1000;
+    let msg = runtime_error(m.call(unbound, &[], None));
+    assert!(msg.contains(&format!("{unbound:#x}")), "{msg}");
+    // The heap is the machine's own too.
+    assert!(m.unmap(layout::HEAP_BASE, page).is_err());
     assert_eq!(
         m.host_signature("memset"),
         Some(Signature::new(

@@ -33,9 +33,9 @@ pub struct BadFree(pub u64);
 
 impl Heap {
     /// An allocator over `[base, base + size)`; `base` is rounded up and the
-    /// end down to [`ALIGN`].
+    /// end down to [`ALIGN`]. Address 0 is never handed out: it is null.
     pub fn new(base: u64, size: u64) -> Heap {
-        let start = base.div_ceil(ALIGN).saturating_mul(ALIGN);
+        let start = base.max(1).div_ceil(ALIGN).saturating_mul(ALIGN);
         let end = base.saturating_add(size) / ALIGN * ALIGN;
         let mut free = BTreeMap::new();
         if end > start {
@@ -114,7 +114,7 @@ mod tests {
 
     #[test]
     fn exhaustion_and_coalescing() {
-        let mut h = Heap::new(0, 64);
+        let mut h = Heap::new(0x100, 64);
         let a = h.alloc(16).unwrap();
         let b = h.alloc(16).unwrap();
         let c = h.alloc(32).unwrap();
@@ -126,7 +126,14 @@ mod tests {
         assert_eq!(h.alloc(48), None);
         h.free(b).unwrap();
         assert_eq!(h.live_bytes(), 0);
-        assert_eq!(h.alloc(64), Some(0));
+        assert_eq!(h.alloc(64), Some(0x100));
         assert_eq!(h.free(b), Err(BadFree(b)));
+    }
+
+    #[test]
+    fn null_is_never_a_block() {
+        let mut h = Heap::new(0, 32);
+        assert_eq!(h.alloc(1), Some(ALIGN));
+        assert_eq!(h.alloc(1), None);
     }
 }
