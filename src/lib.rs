@@ -28,6 +28,8 @@
 //!   through an `extern func` declaration.
 
 pub mod analysis;
+#[cfg(feature = "emulate")]
+pub mod emulate;
 pub mod error;
 pub mod host;
 pub mod interp;
