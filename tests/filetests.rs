@@ -6,7 +6,8 @@
 //! All mismatches are collected and reported together, each with a diff;
 //! `KILN_BLESS=1` rewrites the expectation blocks instead. Files run on two
 //! worker threads. A `run` line runs once per engine in [`ENGINES`], and
-//! every engine must produce the same block.
+//! every engine must produce the same block. `KILN_FILTER=TEXT` limits the
+//! run to files whose path contains TEXT.
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -89,9 +90,13 @@ fn expand(run: &str, path: &str) -> Vec<String> {
     args
 }
 
-/// The command lines a run line executes: `run` once per engine.
+/// The command lines a run line executes: `run` once per engine, unless
+/// it names its own `--engine`.
 fn per_engine(args: &[String]) -> Vec<Vec<String>> {
-    if args.first().map(String::as_str) != Some("run") {
+    let names_engine = args
+        .iter()
+        .any(|a| a == "--engine" || a.starts_with("--engine="));
+    if args.first().map(String::as_str) != Some("run") || names_engine {
         return vec![args.to_vec()];
     }
     ENGINES
@@ -357,6 +362,12 @@ fn filetests() {
     // Examples without RUN lines (such as a library module another
     // example's RUN line loads) are not tests on their own.
     files.extend(kir_files(root, "examples").into_iter().map(|f| (f, false)));
+    // `KILN_FILTER=text` runs (and blesses) only the files whose path
+    // contains `text`.
+    if let Some(filter) = std::env::var_os("KILN_FILTER") {
+        let filter = filter.to_string_lossy().into_owned();
+        files.retain(|(f, _)| f.contains(&filter));
+    }
     let next = AtomicUsize::new(0);
     let failures = Mutex::new(Vec::new());
     std::thread::scope(|s| {
@@ -423,6 +434,10 @@ fn expands_paths_and_engines() {
     assert_eq!(e.len(), ENGINES.len());
     assert_eq!(e[0][..3], ["run", "--engine", ENGINES[0]]);
     assert_eq!(per_engine(&expand("check", "a.kir")), [["check", "a.kir"]]);
+    assert_eq!(
+        per_engine(&expand("run --engine=jit", "a.kir")),
+        [["run", "a.kir", "--engine=jit"]]
+    );
 }
 
 #[test]

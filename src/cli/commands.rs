@@ -85,10 +85,10 @@ pub fn check(files: &[OsString]) -> Result<(), Failure> {
 fn check_target(target: Option<Target>) -> Result<(), Failure> {
     let host = Target::host();
     match target {
-        None if host.is_none() => Err(Failure::Usage(
+        None if host.is_none() => Err(Failure::Unavailable(
             "kiln has no backend for this machine's ISA; use --engine interp".into(),
         )),
-        Some(t) if Some(t) != host => Err(Failure::Usage(format!(
+        Some(t) if Some(t) != host => Err(Failure::Unavailable(format!(
             "cannot run {} code on this {} host: kiln was built without an emulator",
             t.name(),
             host.map_or("unknown", Target::name)
@@ -165,7 +165,7 @@ pub fn run(opts: &RunOptions) -> Result<(), Failure> {
         check_target(opts.target)?;
     }
     if opts.engine == Engine::Jit {
-        return Err(Failure::Usage(
+        return Err(Failure::Unavailable(
             "the JIT engine is not built yet; use --engine interp".into(),
         ));
     }
@@ -186,12 +186,12 @@ pub fn run(opts: &RunOptions) -> Result<(), Failure> {
 pub fn asm(files: &[OsString], target: Option<Target>) -> Result<(), Failure> {
     let _ = files;
     check_target(target)?;
-    Err(Failure::Usage("'kiln asm' is not built yet".into()))
+    Err(Failure::Unavailable("'kiln asm' is not built yet".into()))
 }
 
 /// `kiln repl`: needs the JIT engine.
 pub fn repl() -> Result<(), Failure> {
-    Err(Failure::Usage("'kiln repl' is not built yet".into()))
+    Err(Failure::Unavailable("'kiln repl' is not built yet".into()))
 }
 
 #[cfg(test)]

@@ -18,8 +18,11 @@ use std::io::Write;
 /// How a command failed.
 #[derive(Debug)]
 pub enum Failure {
-    /// Status 2.
+    /// Status 2: a malformed command line; printed with the usage text.
     Usage(String),
+    /// Status 2: a well-formed request this build cannot serve (a command
+    /// or engine not built yet, a foreign target); one line.
+    Unavailable(String),
     /// Status 1; the complete line to print (`FILE:LINE:COL: error: ...` or
     /// `kiln: error: ...`).
     Input(String),
@@ -83,6 +86,10 @@ fn run_command(args: &[OsString]) -> i32 {
         }
         Err(Failure::Usage(msg)) => {
             eprint_line(&format!("kiln: usage error: {msg}\n{USAGE}"));
+            2
+        }
+        Err(Failure::Unavailable(msg)) => {
+            eprint_line(&format!("kiln: usage error: {msg}"));
             2
         }
         Err(Failure::Trap(reason)) => {
