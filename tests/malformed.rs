@@ -465,7 +465,7 @@ fn binary_reports_one_located_error() {
     let sample: Vec<_> = corpus
         .iter()
         .enumerate()
-        .filter(|(i, _)| *i < n_extremes || (i - n_extremes) % step.max(1) == 0)
+        .filter(|(i, _)| *i < n_extremes || (i - n_extremes).is_multiple_of(step.max(1)))
         .collect();
     let failures = std::sync::Mutex::new(Vec::new());
     let next = std::sync::atomic::AtomicUsize::new(0);
