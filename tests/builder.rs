@@ -234,3 +234,63 @@ fn finish_reports_verifier_errors() {
     let e = mb.finish().unwrap_err();
     assert!(matches!(e, Error::Verify(_)), "{e:?}");
 }
+
+#[test]
+fn built_module_prints_and_parses_back() {
+    let m = fib_module().unwrap();
+    let text = kiln::ir::print::print_module(&m);
+    let back =
+        kiln::ir::parse::parse_module("fib.kir", &text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+    kiln::ir::verify::verify_module(&back).unwrap();
+    assert_eq!(kiln::ir::print::print_module(&back), text);
+    let mods = [back];
+    let mut interp = Interpreter::new(&mods, &HostFunctions::new()).unwrap();
+    assert_eq!(
+        interp.call("fib", &[Val::I64(15)]).unwrap(),
+        Some(Val::I64(610))
+    );
+}
+
+/// Data items, `addr`, narrow loads, a loop with block parameters and an
+/// extern call into a host function that records what it is given.
+#[test]
+fn built_hello_calls_the_host() {
+    use std::sync::{Arc, Mutex};
+    use Type::{I32, I64};
+    let mut mb = ModuleBuilder::new("hello");
+    let putc = mb.extern_func("putc", sig(&[I32], None)).unwrap();
+    let msg = mb
+        .local_const_data("msg", vec![DataValue::Bytes(b"hey\0".to_vec())])
+        .unwrap();
+    let mut f = mb.func("main", sig(&[], Some(I64))).unwrap();
+    let lp = f.create_block();
+    let at = f.append_block_param(lp, I64);
+    let body = f.create_block();
+    let done = f.create_block();
+    let p = f.addr(msg);
+    f.jmp(lp, &[p.into()]);
+    f.switch_to_block(lp);
+    let c = f.load8u(I32, at, 0);
+    f.br(c, body, &[], done, &[]);
+    f.switch_to_block(body);
+    f.call(putc, &[c.into()]);
+    let next = f.add(I64, at, 1);
+    f.jmp(lp, &[next.into()]);
+    f.switch_to_block(done);
+    let n = f.sub(I64, at, p);
+    f.ret(n);
+    f.finish();
+    let mods = [mb.finish().unwrap()];
+
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let mut host = HostFunctions::new();
+    let sink = seen.clone();
+    host.register("putc", sig(&[I32], None), move |args| {
+        sink.lock().unwrap().push(args[0]);
+        Ok(None)
+    });
+    let mut interp = Interpreter::new(&mods, &host).unwrap();
+    assert_eq!(interp.call("main", &[]).unwrap(), Some(Val::I64(3)));
+    let chars: Vec<Val> = b"hey".iter().map(|&b| Val::I32(b as i32)).collect();
+    assert_eq!(*seen.lock().unwrap(), chars);
+}
