@@ -110,3 +110,28 @@ fn closed_stdout_is_not_a_crash() {
     assert_eq!(out.status.signal(), None, "{out:?}");
     assert_eq!(out.status.code(), Some(0), "{out:?}");
 }
+
+#[test]
+fn a_foreign_target_is_a_usage_error_without_the_emulator() {
+    let foreign = if cfg!(target_arch = "x86_64") {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let out = kiln(&[
+        os("run"),
+        os("--engine=interp"),
+        os("--target"),
+        os(foreign),
+        os("examples/fib.kir"),
+        os("--"),
+        os("3"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("kiln: usage error: cannot run {foreign} code")),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
