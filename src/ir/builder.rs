@@ -12,7 +12,10 @@
 //! the verifier can judge.
 //!
 //! A function body is attached to the module when its builder is dropped
-//! (or [`FunctionBuilder::finish`]ed), so a body can never be lost.
+//! (or [`FunctionBuilder::finish`]ed), so a body can never be lost. A
+//! function builder borrows the module builder, so declare the symbols a
+//! body refers to (callees, data) before building it; [`ModuleBuilder::declare_func`]
+//! lets functions refer to each other before either has a body.
 //!
 //! ```
 //! use kiln::ir::builder::{iconst, ModuleBuilder};
