@@ -12,6 +12,7 @@
 pub mod builder;
 pub mod entities;
 pub mod function;
+mod lexer;
 pub mod module;
 pub mod opcode;
 pub mod parse;

@@ -100,13 +100,20 @@ impl DataValue {
 }
 
 /// The contents of a `data` or `const` item.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, Eq)]
 pub struct DataDef {
     /// `const` (read-only) rather than `data`.
     pub readonly: bool,
     pub values: Vec<DataValue>,
     /// Location of each entry's first token (empty for built IR).
     pub locs: Vec<Loc>,
+}
+
+/// Locations are not part of a data item's identity (as for functions).
+impl PartialEq for DataDef {
+    fn eq(&self, other: &Self) -> bool {
+        self.readonly == other.readonly && self.values == other.values
+    }
 }
 
 /// Objects are aligned to this many bytes (SPEC section 3).

@@ -1,0 +1,480 @@
+//! Unit tests of the parser: accepted forms, the IR and source map they
+//! build, and every error message with its exact location.
+
+use super::*;
+use crate::ir::function::ValueDef;
+
+fn parse(src: &str) -> Module {
+    parse_module("t.kir", src).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn err(src: &str) -> String {
+    match parse_module("t.kir", src) {
+        Ok(_) => panic!("parsed: {src:?}"),
+        Err(Error::Parse(d)) => format!("{}:{}: {}", d.loc.line, d.loc.col, d.message),
+        Err(e) => panic!("not a parse error: {e}"),
+    }
+}
+
+/// Wraps instruction lines in a function with a few values and blocks.
+fn body(insts: &str) -> String {
+    format!("func @f(%a: i32, %p: i64) -> i32 {{\nentry:\n{insts}\n}}\n")
+}
+
+#[test]
+fn parses_the_spec_example() {
+    let m = parse(
+        "func @sum(%n: i64) -> i64 {\nentry:\n    jmp loop(0, 0)\n\
+         loop(%i: i64, %acc: i64):\n    %done = sge.i64 %i, %n\n    br %done, exit(%acc), body\n\
+         body:\n    %acc2 = add.i64 %acc, %i\n    %i2 = add.i64 %i, 1\n    jmp loop(%i2, %acc2)\n\
+         exit(%r: i64):\n    ret %r\n}\n",
+    );
+    assert_eq!(m.symbols.len(), 1);
+    let f = &m.funcs[0];
+    assert_eq!(f.sig, Signature::new(vec![Type::I64], Some(Type::I64)));
+    let names: Vec<&str> = f.blocks.iter().map(|b| &*b.name).collect();
+    assert_eq!(names, ["entry", "loop", "body", "exit"]);
+    // The forward use of `exit` and of block `loop`'s values resolve.
+    let br = &f.insts[2];
+    assert_eq!(br.opcode, Opcode::Br);
+    let InstKind::Br {
+        cond,
+        then_dest,
+        else_dest,
+    } = &br.kind
+    else {
+        panic!("not a br")
+    };
+    assert_eq!(then_dest.block, Block(3));
+    assert_eq!(else_dest.block, Block(2));
+    let done = cond.as_value().expect("value");
+    assert_eq!(f.values[done.index()].name.as_deref(), Some("done"));
+    assert_eq!(f.values[done.index()].ty, Type::I32);
+    assert_eq!(f.values[done.index()].def, ValueDef::Inst(Inst(1)));
+    let jmp = &f.insts[0];
+    assert_eq!(
+        jmp.kind,
+        InstKind::Jmp {
+            dest: BlockCall {
+                block: Block(1),
+                args: vec![Operand::Const(Const::Int(0)); 2]
+            }
+        }
+    );
+    // The last jmp refers to values defined earlier in the same block.
+    let InstKind::Jmp { dest } = &f.insts[5].kind else {
+        panic!("not a jmp")
+    };
+    let arg_names: Vec<_> = dest
+        .args
+        .iter()
+        .map(|a| f.values[a.as_value().unwrap().index()].name.as_deref())
+        .collect();
+    assert_eq!(arg_names, [Some("i2"), Some("acc2")]);
+}
+
+#[test]
+fn fills_the_source_map() {
+    let m = parse(
+        "\n\n  func @f(%a: i32, %p: i64) -> i32 {\nentry:\n  %x = add.i32 %a, 7\n  store.i32 %x, %p, 4\n\
+         %s = alloca 16, 4\n  br %x, l(%a), l(%x)\nl(%y: i32):\n  switch.i32 %y, l, 1: entry, 2: l\n\
+         %q = addr @f\n  ret %q\n }\n",
+    );
+    let f = &m.funcs[0];
+    let sm = &f.srcmap;
+    assert_eq!(m.symbol_locs, [Loc::new(3, 8)]);
+    assert_eq!(sm.func, Loc::new(3, 8));
+    assert_eq!(sm.end, Loc::new(13, 2));
+    assert_eq!(sm.param_types, [Loc::new(3, 15), Loc::new(3, 24)]);
+    assert_eq!(sm.blocks, [Loc::new(4, 1), Loc::new(9, 1)]);
+    // Values: %a %p %x %s %y %q, in creation order.
+    assert_eq!(
+        sm.values,
+        [
+            Loc::new(3, 11),
+            Loc::new(3, 20),
+            Loc::new(5, 3),
+            Loc::new(7, 1),
+            Loc::new(9, 3),
+            Loc::new(11, 1)
+        ]
+    );
+    assert_eq!(sm.values.len(), f.values.len());
+    assert_eq!(sm.insts.len(), f.insts.len());
+    let add = &sm.insts[0];
+    assert_eq!((add.inst, add.result), (Loc::new(5, 8), Loc::new(5, 3)));
+    assert_eq!(add.operands.as_slice(), [Loc::new(5, 16), Loc::new(5, 20)]);
+    let store = &sm.insts[1];
+    assert_eq!(store.operands.as_slice(), [Loc::new(6, 13), Loc::new(6, 17)]);
+    assert_eq!(store.extra, Loc::new(6, 21));
+    let alloca = &sm.insts[2];
+    assert_eq!((alloca.extra, alloca.extra2), (Loc::new(7, 13), Loc::new(7, 17)));
+    let br = &sm.insts[3];
+    assert_eq!(
+        br.operands.as_slice(),
+        [Loc::new(8, 6), Loc::new(8, 12), Loc::new(8, 19)]
+    );
+    assert_eq!(br.labels.as_slice(), [Loc::new(8, 10), Loc::new(8, 17)]);
+    let sw = &sm.insts[4];
+    assert_eq!(sw.operands.as_slice(), [Loc::new(10, 14)]);
+    assert_eq!(
+        sw.labels.as_slice(),
+        [Loc::new(10, 18), Loc::new(10, 24), Loc::new(10, 34)]
+    );
+    assert_eq!(sw.keys, [Loc::new(10, 21), Loc::new(10, 31)]);
+    assert_eq!(sm.insts[5].extra, Loc::new(11, 11));
+}
+
+#[test]
+fn items_of_every_kind() {
+    let m = parse(
+        "; a comment\nextern func @putchar(i32) -> i32 ; trailing\nextern func @v()\nextern data @table\n\
+         data @counter = { i64 0 }\nconst @msg = { i8 \"hello\\n\\0\" }\n\
+         local data @scratch = {\n  zero 4096,\n  @msg+3, @table-8, @msg,\n}\n\
+         local const @k = { i8 -128 255, i16 1 2 3, i32 0x7fffffff, f32 1.5 -inf 16777217, f64 1e-9 0x10 }\n\
+         local func @h() {\nentry:\n ret\n}\n",
+    );
+    let kinds: Vec<(&str, Linkage)> = m
+        .symbols
+        .iter()
+        .map(|s| (s.name.as_str(), s.linkage))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            ("putchar", Linkage::Import),
+            ("v", Linkage::Import),
+            ("table", Linkage::Import),
+            ("counter", Linkage::Export),
+            ("msg", Linkage::Export),
+            ("scratch", Linkage::Local),
+            ("k", Linkage::Local),
+            ("h", Linkage::Local)
+        ]
+    );
+    assert_eq!(
+        m.symbols[0].signature(),
+        Some(&Signature::new(vec![Type::I32], Some(Type::I32)))
+    );
+    assert_eq!(m.symbols[1].signature(), Some(&Signature::default()));
+    assert!(!m.datas[0].readonly && m.datas[1].readonly);
+    assert_eq!(m.datas[1].values, [DataValue::Bytes(b"hello\n\0".to_vec())]);
+    assert_eq!(
+        m.datas[2].values,
+        [
+            DataValue::Zero(4096),
+            DataValue::SymAddr {
+                sym: SymId(4),
+                addend: 3
+            },
+            DataValue::SymAddr {
+                sym: SymId(2),
+                addend: -8
+            },
+            DataValue::SymAddr {
+                sym: SymId(4),
+                addend: 0
+            }
+        ]
+    );
+    assert_eq!(
+        m.datas[2].locs,
+        [Loc::new(8, 3), Loc::new(9, 3), Loc::new(9, 11), Loc::new(9, 21)]
+    );
+    assert_eq!(
+        m.datas[3].values,
+        [
+            DataValue::Int {
+                bytes: 1,
+                values: vec![-128, 255]
+            },
+            DataValue::Int {
+                bytes: 2,
+                values: vec![1, 2, 3]
+            },
+            DataValue::Int {
+                bytes: 4,
+                values: vec![0x7fff_ffff]
+            },
+            // 16777217 rounds to 16777216 in f32 directly (no double rounding).
+            DataValue::F32(vec![
+                1.5f32.to_bits(),
+                f32::NEG_INFINITY.to_bits(),
+                16777216f32.to_bits()
+            ]),
+            DataValue::F64(vec![1e-9f64.to_bits(), 16f64.to_bits()]),
+        ]
+    );
+}
+
+#[test]
+fn literals_are_kept_as_written() {
+    let m = parse(&body(
+        " %b = add.i32 -0x10, 0xffffffffffffffffffff\n %c = add.i32 -170141183460469231731687303715884105728, 170141183460469231731687303715884105727\n\
+          %d = fadd.f64 -0.0, 1e-9\n %e = fadd.f32 -inf, nan\n ret %b",
+    ));
+    let ops: Vec<Operand> = m.funcs[0].insts[..4]
+        .iter()
+        .flat_map(|i| i.operands())
+        .collect();
+    use Const::*;
+    let c = |c| Operand::Const(c);
+    assert_eq!(
+        ops,
+        [
+            c(Int(-16)),
+            c(Int(0xffff_ffff_ffff_ffff_ffff)),
+            c(Int(i128::MIN)),
+            c(Int(i128::MAX)),
+            c(Const::float(-0.0)),
+            c(Const::float(1e-9)),
+            c(Const::float(f64::NEG_INFINITY)),
+            c(Const::float(f64::NAN)),
+        ]
+    );
+}
+
+#[test]
+fn calls_and_results() {
+    let m = parse(
+        "extern func @g(i32) -> i32\nfunc @f(%fp: i64) {\nentry:\n call.i32 @g(1)\n %r = call.i32 @g(%r)\n\
+         call @g(2)\n %s = call.f64 %fp(%r, %fp)\n %z = alloca 0\n ret\n}\n",
+    );
+    let f = &m.funcs[0];
+    // The discarded result still exists, unnamed.
+    let r0 = f.insts[0].result.expect("result");
+    assert_eq!(f.values[r0.index()].name, None);
+    assert_eq!(f.insts[0].kind, InstKind::Call {
+        callee: Callee::Direct(SymId(0)),
+        args: vec![Operand::Const(Const::Int(1))]
+    });
+    assert_eq!(f.insts[2].result, None);
+    assert_eq!(f.srcmap.values.len(), f.values.len());
+    let InstKind::Call { callee, args } = &f.insts[3].kind else {
+        panic!()
+    };
+    assert_eq!(*callee, Callee::Indirect(Operand::Value(Value(0))));
+    assert_eq!(args.len(), 2);
+    assert_eq!(f.srcmap.insts[3].operands.len(), 3);
+    assert_eq!(f.insts[4].kind, InstKind::Alloca { size: 0, align: 8 });
+}
+
+#[test]
+fn crlf_names_and_labels() {
+    let m = parse("func @a.b$_1(%0: i32) -> i32 {\r\n$L.1:\r\n  ret %0\r\n}\r\n");
+    assert_eq!(m.funcs[0].name, "a.b$_1");
+    assert_eq!(&*m.funcs[0].blocks[0].name, "$L.1");
+    // A label may be spelled like an opcode or a float word.
+    parse("func @f() {\nret:\n jmp inf\ninf:\n jmp ret\n}\n");
+}
+
+#[test]
+fn first_line_and_implicit_symbols() {
+    let e = parse_module_at("<stdin>", "\nfunc @f() {\nentry:\n  ad\n}", 10).unwrap_err();
+    assert_eq!(e.to_string(), "<stdin>:13:3: error: unknown opcode 'ad'");
+    let hook = |name: &str| {
+        (name == "g").then(|| SymbolKind::Func {
+            sig: Signature::new(vec![], Some(Type::I32)),
+            body: None,
+        })
+    };
+    let opts = ParseOptions {
+        first_line: 1,
+        implicit_symbol: Some(&hook),
+    };
+    let src = "func @f() -> i32 {\nentry:\n %x = call.i32 @g()\n ret %x\n}";
+    let m = parse_module_with("t", src, &opts).expect("parses");
+    assert_eq!(m.symbols[1].name, "g");
+    assert_eq!(m.symbols[1].linkage, Linkage::Import);
+    assert_eq!(m.symbol_locs[1], Loc::new(3, 16));
+    let e = parse_module_with("t", &src.replace("@g", "@h"), &opts).unwrap_err();
+    assert_eq!(e.to_string(), "t:3:16: error: undeclared symbol @h");
+}
+
+#[test]
+fn error_messages_and_locations() {
+    let cases: &[(&str, &str)] = &[
+        ("foo", "1:1: expected an item (func, data, const, local or extern), found 'foo'"),
+        ("\n  %x", "2:3: expected an item (func, data, const, local or extern), found '%x'"),
+        ("local x", "1:7: expected 'func', 'data' or 'const' after 'local', found 'x'"),
+        ("extern const @x", "1:8: expected 'func' or 'data' after 'extern', found 'const'"),
+        ("extern data x", "1:13: expected a symbol name '@name', found 'x'"),
+        ("extern data @x\ndata @x = { }", "2:6: symbol @x is defined twice"),
+        ("extern data @x y", "1:16: expected end of line after item, found 'y'"),
+        ("extern func @f i32", "1:16: expected '(' after the function name, found 'i32'"),
+        ("extern func @f(i8)", "1:16: expected a type (i32, i64, f32 or f64), found 'i8'"),
+        ("extern func @f(i32 i32)", "1:20: expected ',' or ')' after parameter type, found 'i32'"),
+        ("extern func @f() -> ", "1:21: expected a type (i32, i64, f32 or f64), found end of input"),
+        ("func @f(a: i32) {", "1:9: expected a parameter '%name: type', found 'a'"),
+        ("func @f(%a i32) {", "1:12: expected ':' after the parameter name, found 'i32'"),
+        ("func @f(%a: i32 %b) {", "1:17: expected ',' or ')' after parameter, found '%b'"),
+        ("func @f(%a: i32, %a: i32) {", "1:18: value %a is defined twice"),
+        ("func @f()\n{", "1:10: expected '{' to start the body of @f, found end of line"),
+        ("func @f() { entry:", "1:13: expected end of line after '{', found 'entry'"),
+        ("func @f() {\nentry:\n ret\n", "4:1: expected '}' to close function @f, found end of input"),
+        ("func @f() {\nentry:\n ret\n} x", "4:3: expected end of line after item, found 'x'"),
+        ("func @f() {\nentry:\n %x add.i32 1, 2\n}", "3:5: expected '=' after '%x', found 'add.i32'"),
+        ("func @f() {\nentry:\n %x = 5\n}", "3:7: expected an opcode after '=', found '5'"),
+        ("func @f() {\nentry:\n , \n}", "3:2: expected an instruction or a block label, found ','"),
+        ("func @f() {\nL:\n ret\nL:\n ret\n}", "4:1: block 'L' is defined twice"),
+        ("func @f() {\nL(x: i32):\n}", "2:3: expected a block parameter '%name: type', found 'x'"),
+        ("func @f() {\nL(%x: i32 %y):\n}", "2:11: expected ',' or ')' after block parameter, found '%y'"),
+        ("func @f() {\nL(%x: i32)\n}", "2:11: expected ':' after the block label, found end of line"),
+        ("func @f() {\nL: ret\n}", "2:4: expected end of line after block label, found 'ret'"),
+        ("func @f() {\nL(%x: i32, %x: i64):\n}", "2:12: value %x is defined twice"),
+        ("func @f() {\n ret\n}", "2:2: expected a block label before the first instruction"),
+    ];
+    for (src, want) in cases {
+        assert_eq!(err(src), *want, "source: {src:?}");
+    }
+}
+
+#[test]
+fn instruction_error_messages() {
+    let cases: &[(&str, &str)] = &[
+        (" %x = ad.i32 1, 2", "3:7: unknown opcode 'ad'"),
+        (" %x = add 1, 2", "3:7: type suffix required: add.i32 or add.i64"),
+        (" %x = fadd 1, 2", "3:7: type suffix required: fadd.f32 or fadd.f64"),
+        (" %x = sext %a", "3:7: type suffix required: sext.i64"),
+        (" %x = copy %a", "3:7: type suffix required: copy.T"),
+        (" store8.i32 1, %p", "3:2: 'store8' takes no type suffix"),
+        (" %x = add.f32 1, 2", "3:11: invalid type suffix 'f32' for 'add': expected i32 or i64"),
+        (" %x = add.i32.x 1, 2", "3:11: invalid type suffix 'i32.x' for 'add': expected i32 or i64"),
+        (" %x = store.i32 1, %p", "3:2: 'store.i32' has no result"),
+        (" %x = call @f(1, 2)", "3:2: 'call' without a type suffix has no result (write call.T)"),
+        (" add.i32 1, 2", "3:2: 'add.i32' produces a value: write '%NAME = add.i32 ...'"),
+        (" %a = add.i32 1, 2", "3:2: value %a is defined twice"),
+        (" %x = add.i32 1 2", "3:17: expected ',' after operand, found '2'"),
+        (" %x = add.i32 1, foo", "3:18: expected an operand (a %value or a literal), found 'foo'"),
+        (" %x = add.i32 1, 2 %y", "3:20: expected end of line after instruction, found '%y'"),
+        (" ret %a ret", "3:9: expected end of line after instruction, found 'ret'"),
+        (" %x = add.i32 1, 99999999999999999999999999999999999999999", "3:18: integer literal '99999999999999999999999999999999999999999' is out of range"),
+        (" %x = add.i32 1, -170141183460469231731687303715884105729", "3:18: integer literal '-170141183460469231731687303715884105729' is out of range"),
+        (" %x = load.i32 %p, %a", "3:20: expected an offset literal, found '%a'"),
+        (" %x = load.i32 %p, 9223372036854775808", "3:20: offset does not fit in 64 bits"),
+        (" store.i32 1, %p, -9223372036854775809", "3:19: offset does not fit in 64 bits"),
+        (" %x = alloca %a", "3:14: expected a size literal, found '%a'"),
+        (" %x = alloca -1", "3:14: alloca size must be a non-negative 64-bit integer"),
+        (" %x = alloca 8, -16", "3:17: alloca alignment must be a non-negative integer"),
+        (" %x = addr f", "3:12: expected a symbol '@name', found 'f'"),
+        (" %x = addr @nope", "3:12: undeclared symbol @nope"),
+        (" %x = call.i32 5()", "3:16: expected '@function' or '%pointer' after 'call', found '5'"),
+        (" %x = call.i32 @f 1", "3:19: expected '(' after the callee, found '1'"),
+        (" %x = call.i32 @f(1 2)", "3:21: expected ',' or ')' in argument list, found '2'"),
+        (" jmp , x", "3:6: expected a block label, found ','"),
+        (" jmp L3", "3:6: unknown block 'L3'"),
+        (" br %a, entry entry", "3:15: expected ',' after the first branch target, found 'entry'"),
+        (" br %a entry, entry", "3:8: expected ',' after operand, found 'entry'"),
+        (" switch.i32 %a, entry(1)", "3:22: switch targets take no arguments"),
+        (" switch.i32 %a, entry, x: entry", "3:24: expected a case 'KEY: label', found 'x'"),
+        (" switch.i32 %a, entry, 1 entry", "3:26: expected ':' after the case key, found 'entry'"),
+        (" switch.i32 %a, entry, 1.5: entry", "3:24: expected a case 'KEY: label', found '1.5'"),
+        (" %x = add.i32 %y, 1\n %x = add.i32 1, 1", "4:2: value %x is defined twice"),
+        (" %x = add.i32 %y, %z", "3:15: undefined value %y"),
+        (" br %a, L9, entry\n %x = add.i32 %y, 1", "3:9: unknown block 'L9'"),
+        (" %x = add.i32 %y, 1\n br %a, L9, entry", "3:15: undefined value %y"),
+        (" %x = copy.i32 \"s\"", "3:16: expected an operand (a %value or a literal), found '\"s\"'"),
+        (" %x = copy.i32 1 ; ok\n #", "4:2: unexpected character '#'"),
+    ];
+    for (insts, want) in cases {
+        assert_eq!(err(&body(insts)), *want, "insts: {insts:?}");
+    }
+}
+
+#[test]
+fn data_error_messages() {
+    let cases: &[(&str, &str)] = &[
+        ("data @d { }", "1:9: expected '=' after @d, found '{'"),
+        ("data @d = i64 1", "1:11: expected '{' to start the data, found 'i64'"),
+        ("data @d = { i64 1 i32 2 }", "1:19: expected ',' or '}' after data value, found 'i32'"),
+        ("data @d = { i64 }", "1:17: expected a value after 'i64', found '}'"),
+        ("data @d = { f32 }", "1:17: expected a value after 'f32', found '}'"),
+        ("data @d = { i64 1.5 }", "1:17: expected an integer literal after 'i64', found '1.5'"),
+        ("data @d = { i32 \"ab\" }", "1:17: a string must follow 'i8', not 'i32'"),
+        ("data @d = { i8 \"ab\" 1 }", "1:21: expected ',' or '}' after data value, found '1'"),
+        ("data @d = { u8 1 }", "1:13: expected a data value (i8, i16, i32, i64, f32, f64, zero or @symbol), found 'u8'"),
+        ("data @d = { zero -1 }", "1:18: zero count must be a non-negative 64-bit integer"),
+        ("data @d = { zero x }", "1:18: expected a byte count, found 'x'"),
+        ("data @d = { @d+-1 }", "1:16: expected an addend, found '-1'"),
+        ("data @d = { @d+x }", "1:16: expected an addend, found 'x'"),
+        ("data @d = { @d+9223372036854775808 }", "1:16: addend does not fit in 64 bits"),
+        ("data @d = { @e }", "1:13: undeclared symbol @e"),
+        ("data @d = { i64 1,\n", "2:1: expected a data value (i8, i16, i32, i64, f32, f64, zero or @symbol), found end of input"),
+        ("data @d = { i8 \"a\\q\" }", "1:18: invalid escape '\\q' in string"),
+    ];
+    for (src, want) in cases {
+        assert_eq!(err(src), *want, "source: {src:?}");
+    }
+}
+
+#[test]
+fn first_error_wins() {
+    // A syntax error in a later item wins over nothing; an undefined value is
+    // reported before a later item's syntax error.
+    assert_eq!(
+        err("func @f() {\ne:\n ret %x\n}\nfoo"),
+        "3:6: undefined value %x"
+    );
+    // Among unresolved names of one function, the earliest in the text.
+    assert_eq!(
+        err("func @f() {\ne:\n jmp a\nb:\n %x = copy.i32 %q\n}"),
+        "3:6: unknown block 'a'"
+    );
+}
+
+#[test]
+fn never_panics_on_garbage() {
+    // A tiny xorshift PRNG drives random token soup and random mutations.
+    let mut s: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let pieces = [
+        "func", "@f", "(", ")", "{", "}", "\n", "%x", ":", "i32", "=", "add.i32", ",", "1", "-", "->",
+        "jmp", "L", "br", "switch.i32", "\"s\\x4", "data", "@d", "zero", "+", "0x", "1e", "\0", "é",
+        "call.i64", "ret", "entry", "local", "extern", "nan", ";", " ",
+    ];
+    let base = "func @sum(%n: i64) -> i64 {\nentry:\n jmp loop(0, 0)\nloop(%i: i64, %acc: i64):\n\
+                %done = sge.i64 %i, %n\n br %done, exit(%acc), body\nbody:\n %acc2 = add.i64 %acc, %i\n\
+                %i2 = add.i64 %i, 1\n jmp loop(%i2, %acc2)\nexit(%r: i64):\n ret %r\n}\n";
+    for _ in 0..3000 {
+        let mut text = String::new();
+        if next() % 2 == 0 {
+            for _ in 0..(next() % 40) {
+                text.push_str(pieces[(next() % pieces.len() as u64) as usize]);
+                if next() % 3 == 0 {
+                    text.push(' ');
+                }
+            }
+        } else {
+            let mut chars: Vec<char> = base.chars().collect();
+            for _ in 0..(1 + next() % 4) {
+                let at = (next() % chars.len() as u64) as usize;
+                match next() % 3 {
+                    0 => {
+                        chars.remove(at);
+                    }
+                    1 => chars.insert(at, pieces[(next() % 10) as usize].chars().next().unwrap_or('x')),
+                    _ => {
+                        let other = (next() % chars.len() as u64) as usize;
+                        chars.swap(at, other)
+                    }
+                }
+            }
+            text = chars.into_iter().collect();
+        }
+        let _ = parse_module("fuzz", &text);
+    }
+}
+
+#[test]
+fn huge_inputs_are_linear() {
+    let line = format!("; {}\n", "x".repeat(1 << 20));
+    let mut src = line.clone();
+    src.push_str(&format!("data @d = {{ i8 {} }}\n", "1 ".repeat(100_000)));
+    let m = parse(&src);
+    assert_eq!(m.datas[0].layout().1, 100_000);
+}
