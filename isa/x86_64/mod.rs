@@ -4,6 +4,8 @@
 //! Relocation formulas live in `reloc.rs` (wired from `src/reloc.rs`).
 
 pub mod abi;
+pub mod analysis;
+pub mod baseline;
 pub mod emit;
 pub mod lower;
 pub mod regs;
@@ -34,6 +36,6 @@ impl Backend for X86_64 {
         func: FuncId,
         out: &mut CompiledModule,
     ) -> Result<()> {
-        emit::compile_function(module, func, out)
+        baseline::compile_function(module, func, out)
     }
 }
