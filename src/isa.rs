@@ -44,7 +44,7 @@ pub trait Backend {
 pub fn backend(target: &str) -> Option<&'static dyn Backend> {
     match target {
         #[cfg(feature = "x86_64")]
-        "x86_64" => Some(&x86_64::X86_64),
+        "x86_64" => Some(&x86_64::X86_64_BACKEND),
         _ => None,
     }
 }

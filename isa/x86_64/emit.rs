@@ -460,7 +460,7 @@ impl<'a> Emitter<'a> {
                 check_zero,
             } => {
                 let b = self.reg(i, 1)?;
-                if self.reg(i, 0)? != RAX || self.reg(i, 2)? != RDX {
+                if self.reg(i, 0)? != RAX || b == RDX {
                     return Err(bad(self.fname, "div registers"));
                 }
                 if *check_zero {
@@ -669,7 +669,11 @@ impl<'a> Emitter<'a> {
                     dynasm!(self.ops ; .arch x64 ; jmp =>el);
                 }
             }
-            Op::Switch { wide, cases } => self.switch(i, block, *wide, cases)?,
+            Op::Switch {
+                wide,
+                cases,
+                dense_min,
+            } => self.switch(i, block, *wide, cases, *dense_min)?,
             Op::Trap => {
                 let t = self.trap_label(TrapCode::Unreachable);
                 dynasm!(self.ops ; .arch x64 ; jmp =>t);
@@ -814,8 +818,15 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
-    fn switch(&mut self, i: usize, block: usize, wide: bool, cases: &[(u64, usize)]) -> Result<()> {
-        let (v, t) = (self.reg(i, 0)?, self.reg(i, 1)?);
+    fn switch(
+        &mut self,
+        i: usize,
+        block: usize,
+        wide: bool,
+        cases: &[(u64, usize)],
+        dense_min: Option<u64>,
+    ) -> Result<()> {
+        let v = self.reg(i, 0)?;
         let succs = &self.mf.blocks[block].succs;
         let label = |idx: usize| succs.get(idx).map(|s| s.index());
         let dl = self.labels[label(0).ok_or_else(|| bad(self.fname, "switch"))?];
@@ -825,31 +836,13 @@ impl<'a> Emitter<'a> {
             keys.push((k, self.labels[b]));
         }
         keys.sort_by_key(|k| k.0);
-        let n = keys.len() as u64;
-        let dense = match (keys.first(), keys.last()) {
-            (Some(lo), Some(hi)) => n >= 4 && hi.0 - lo.0 < 4 * n && hi.0 - lo.0 < 65536,
-            _ => false,
-        };
-        if dense {
-            let min = keys[0].0;
-            let range = keys[keys.len() - 1].0 - min;
-            if wide {
-                dynasm!(self.ops ; .arch x64 ; mov Rq(t), Rq(v));
-                if min != 0 {
-                    self.mov_imm(R11, min);
-                    dynasm!(self.ops ; .arch x64 ; sub Rq(t), r11);
-                }
-            } else {
-                dynasm!(self.ops ; .arch x64 ; mov Rd(t), Rd(v));
-                if min != 0 {
-                    dynasm!(self.ops ; .arch x64 ; sub Rd(t), min as u32 as i32);
-                }
-            }
-            let range_i = range as i32;
-            dynasm!(self.ops ; .arch x64 ; cmp Rq(t), range_i ; ja =>dl);
+        if let Some(min) = dense_min {
+            let range = keys.last().map_or(0, |k| k.0.wrapping_sub(min));
+            let range_i = i32::try_from(range).map_err(|_| bad(self.fname, "switch range"))?;
+            dynasm!(self.ops ; .arch x64 ; cmp Rq(v), range_i ; ja =>dl);
             let name = format!("{}#jt{}", self.fname, self.tables.len());
             self.lea_rip(R11, &name);
-            dynasm!(self.ops ; .arch x64 ; jmp QWORD [r11 + Rq(t) * 8]);
+            dynasm!(self.ops ; .arch x64 ; jmp QWORD [r11 + Rq(v) * 8]);
             let mut entries = vec![dl; range as usize + 1];
             for (k, l) in keys {
                 entries[(k - min) as usize] = l;

@@ -130,9 +130,14 @@ pub enum Op {
     /// `[a, b?]`: conditional branch on a comparison; successors
     /// `[then, else]`.
     Br { kind: CmpKind, wide: bool, imm: Option<i32> },
-    /// `[v, t (early)]`: successors are `targets` deduplicated, the default
-    /// first; `cases` map key bits to successor indices.
-    Switch { wide: bool, cases: Vec<(u64, usize)> },
+    /// `[v]`: successors are the targets deduplicated, the default first;
+    /// `cases` map key bits to successor indices. With `dense_min`, a jump
+    /// table and `v` already holds `value - min`, zero-extended.
+    Switch {
+        wide: bool,
+        cases: Vec<(u64, usize)>,
+        dense_min: Option<u64>,
+    },
     /// Jump to the trap stub.
     Trap,
 }
@@ -366,18 +371,26 @@ impl<'a> Lowerer<'a> {
                 let check_zero = !matches!(b, IrOperand::Const(c) if c.bits(ty) != 0);
                 let ra = self.reg(*a, ty);
                 let rb = self.reg(*b, ty);
-                let t = self.new_vreg(RegClass::Int);
                 let rem = matches!(d.opcode, O::Srem | O::Urem);
+                // The divisor must survive `cqo`/`xor edx, edx` and the
+                // writes of rax/rdx: not in rdx, not in rax (unless it is
+                // the dividend itself).
                 self.cur.push(Operand::fixed_use(ra, int(RAX)));
-                self.cur.push(Operand::reg_use(rb));
-                self.cur.push(Operand::new(
-                    t,
-                    OperandKind::Def,
-                    OperandPos::Early,
-                    OperandConstraint::FixedReg(int(RDX)),
-                ));
-                self.cur
-                    .push(Operand::fixed_def(r, int(if rem { RDX } else { RAX })));
+                if rem {
+                    // Live until the Late def in rdx: kept out of rdx.
+                    self.cur.push(Operand::reg_use_late(rb));
+                    self.cur.push(Operand::fixed_def(r, int(RDX)));
+                } else {
+                    let t = self.new_vreg(RegClass::Int);
+                    self.cur.push(Operand::reg_use(rb));
+                    self.cur.push(Operand::new(
+                        t,
+                        OperandKind::Def,
+                        OperandPos::Early,
+                        OperandConstraint::FixedReg(int(RDX)),
+                    ));
+                    self.cur.push(Operand::fixed_def(r, int(RAX)));
+                }
                 let mut clob = PRegSet::empty();
                 clob.add(int(RAX));
                 clob.add(int(RDX));
@@ -771,11 +784,19 @@ pub fn lower(module: &Module, func: &Function) -> Result<MFunc> {
     };
 
     for (mi, slot) in layout.iter().enumerate() {
+        if let Slot::Body(b) = slot {
+            l.out.blocks[mi].params = func.blocks[b.index()]
+                .params
+                .iter()
+                .map(|&p| l.v(p))
+                .collect();
+        }
+    }
+    for (mi, slot) in layout.iter().enumerate() {
         let start = l.out.ops.len();
         match slot {
             Slot::Body(b) => {
                 let bd = &func.blocks[b.index()];
-                l.out.blocks[mi].params = bd.params.iter().map(|&p| l.v(p)).collect();
                 if mi == 0 {
                     l.lower_args()?;
                 }
@@ -943,10 +964,52 @@ impl Lowerer<'_> {
                 cases,
             } => {
                 let ty = d.ty.unwrap_or(Type::I64);
+                let wide = ty.bytes() == 8;
                 let r = self.reg(*value, ty);
-                let tmp = self.new_vreg(RegClass::Int);
-                self.cur.push(Operand::reg_use(r));
-                self.cur.push(early_temp(tmp));
+                let mut keys: Vec<u64> = cases.iter().map(|c| c.key.bits(ty)).collect();
+                keys.sort_unstable();
+                let n = keys.len() as u64;
+                let dense_min = match (keys.first(), keys.last()) {
+                    (Some(&lo), Some(&hi)) if n >= 4 && hi - lo < 4 * n && hi - lo < 65536 => {
+                        Some(lo)
+                    }
+                    _ => None,
+                };
+                // A jump table indexes with `v - min`, computed (and, for
+                // i32, zero-extended by the 32-bit `sub`) before the branch,
+                // which may not define registers.
+                let index = match dense_min {
+                    Some(0) if wide => r,
+                    Some(min) => {
+                        let imm = if wide {
+                            i32::try_from(min as i64).ok()
+                        } else {
+                            Some(min as u32 as i32)
+                        };
+                        let k = if imm.is_none() {
+                            Some(self.reg(
+                                IrOperand::Const(crate::ir::Const::Int(min as i128)),
+                                ty,
+                            ))
+                        } else {
+                            None
+                        };
+                        let t = self.new_vreg(RegClass::Int);
+                        self.cur.push(Operand::reg_use(r));
+                        if let Some(k) = k {
+                            self.cur.push(Operand::reg_use(k));
+                        }
+                        self.cur.push(Operand::reuse_def(t, 0));
+                        self.push0(Op::Alu {
+                            op: AluOp::Sub,
+                            wide,
+                            imm,
+                        });
+                        t
+                    }
+                    None => r,
+                };
+                self.cur.push(Operand::reg_use(index));
                 // Successor index of each target, in the dedup order used
                 // by the layout: default first.
                 let mut targets = vec![*default];
@@ -965,8 +1028,9 @@ impl Lowerer<'_> {
                 self.out.blocks[mi].succ_args = vec![Vec::new(); succs.len()];
                 self.out.blocks[mi].succs = succs;
                 self.push0(Op::Switch {
-                    wide: ty.bytes() == 8,
+                    wide,
                     cases: keyed,
+                    dense_min,
                 });
             }
             _ => return Err(err(func, "terminator")),
