@@ -553,17 +553,39 @@ impl<'a> Emitter<'a> {
                 let w = ty.bytes() == 8;
                 let ops = &mut self.ops;
                 match (op, w, ty.is_float()) {
-                    (Opcode::Load, true, true) => dynasm!(ops ; .arch x64 ; movsd Rx(d), QWORD [Rq(base) + disp]),
-                    (Opcode::Load, false, true) => dynasm!(ops ; .arch x64 ; movss Rx(d), DWORD [Rq(base) + disp]),
-                    (Opcode::Load, true, _) => dynasm!(ops ; .arch x64 ; mov Rq(d), QWORD [Rq(base) + disp]),
-                    (Opcode::Load, false, _) => dynasm!(ops ; .arch x64 ; mov Rd(d), DWORD [Rq(base) + disp]),
-                    (Opcode::Load8s, true, _) => dynasm!(ops ; .arch x64 ; movsx Rq(d), BYTE [Rq(base) + disp]),
-                    (Opcode::Load8s, false, _) => dynasm!(ops ; .arch x64 ; movsx Rd(d), BYTE [Rq(base) + disp]),
-                    (Opcode::Load8u, _, _) => dynasm!(ops ; .arch x64 ; movzx Rd(d), BYTE [Rq(base) + disp]),
-                    (Opcode::Load16s, true, _) => dynasm!(ops ; .arch x64 ; movsx Rq(d), WORD [Rq(base) + disp]),
-                    (Opcode::Load16s, false, _) => dynasm!(ops ; .arch x64 ; movsx Rd(d), WORD [Rq(base) + disp]),
-                    (Opcode::Load16u, _, _) => dynasm!(ops ; .arch x64 ; movzx Rd(d), WORD [Rq(base) + disp]),
-                    (Opcode::Load32s, _, _) => dynasm!(ops ; .arch x64 ; movsxd Rq(d), DWORD [Rq(base) + disp]),
+                    (Opcode::Load, true, true) => {
+                        dynasm!(ops ; .arch x64 ; movsd Rx(d), QWORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load, false, true) => {
+                        dynasm!(ops ; .arch x64 ; movss Rx(d), DWORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load, true, _) => {
+                        dynasm!(ops ; .arch x64 ; mov Rq(d), QWORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load, false, _) => {
+                        dynasm!(ops ; .arch x64 ; mov Rd(d), DWORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load8s, true, _) => {
+                        dynasm!(ops ; .arch x64 ; movsx Rq(d), BYTE [Rq(base) + disp])
+                    }
+                    (Opcode::Load8s, false, _) => {
+                        dynasm!(ops ; .arch x64 ; movsx Rd(d), BYTE [Rq(base) + disp])
+                    }
+                    (Opcode::Load8u, _, _) => {
+                        dynasm!(ops ; .arch x64 ; movzx Rd(d), BYTE [Rq(base) + disp])
+                    }
+                    (Opcode::Load16s, true, _) => {
+                        dynasm!(ops ; .arch x64 ; movsx Rq(d), WORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load16s, false, _) => {
+                        dynasm!(ops ; .arch x64 ; movsx Rd(d), WORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load16u, _, _) => {
+                        dynasm!(ops ; .arch x64 ; movzx Rd(d), WORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load32s, _, _) => {
+                        dynasm!(ops ; .arch x64 ; movsxd Rq(d), DWORD [Rq(base) + disp])
+                    }
                     _ => dynasm!(ops ; .arch x64 ; mov Rd(d), DWORD [Rq(base) + disp]),
                 }
             }
@@ -590,8 +612,12 @@ impl<'a> Emitter<'a> {
                         let (v, base) = (self.reg(i, 0)?, self.reg(i, 1)?);
                         let ops = &mut self.ops;
                         match (bytes, float) {
-                            (8, true) => dynasm!(ops ; .arch x64 ; movsd QWORD [Rq(base) + disp], Rx(v)),
-                            (_, true) => dynasm!(ops ; .arch x64 ; movss DWORD [Rq(base) + disp], Rx(v)),
+                            (8, true) => {
+                                dynasm!(ops ; .arch x64 ; movsd QWORD [Rq(base) + disp], Rx(v))
+                            }
+                            (_, true) => {
+                                dynasm!(ops ; .arch x64 ; movss DWORD [Rq(base) + disp], Rx(v))
+                            }
                             (1, _) => dynasm!(ops ; .arch x64 ; mov BYTE [Rq(base) + disp], Rb(v)),
                             (2, _) => dynasm!(ops ; .arch x64 ; mov WORD [Rq(base) + disp], Rw(v)),
                             (4, _) => dynasm!(ops ; .arch x64 ; mov DWORD [Rq(base) + disp], Rd(v)),
@@ -729,8 +755,12 @@ impl<'a> Emitter<'a> {
                     (O::Sitof, true, true) => dynasm!(ops ; .arch x64 ; cvtsi2sd Rx(d), Rq(a)),
                     (O::Sitof, true, false) => dynasm!(ops ; .arch x64 ; cvtsi2ss Rx(d), Rq(a)),
                     // Unsigned 32-bit: zero-extend, convert as signed 64.
-                    (_, false, true) => dynasm!(ops ; .arch x64 ; mov r11d, Rd(a) ; cvtsi2sd Rx(d), r11),
-                    (_, false, false) => dynasm!(ops ; .arch x64 ; mov r11d, Rd(a) ; cvtsi2ss Rx(d), r11),
+                    (_, false, true) => {
+                        dynasm!(ops ; .arch x64 ; mov r11d, Rd(a) ; cvtsi2sd Rx(d), r11)
+                    }
+                    (_, false, false) => {
+                        dynasm!(ops ; .arch x64 ; mov r11d, Rd(a) ; cvtsi2ss Rx(d), r11)
+                    }
                     // Unsigned 64-bit with the top bit set: halve (keeping
                     // the low bit for correct rounding), convert, double.
                     (_, true, true) => dynasm!(ops ; .arch x64
@@ -747,10 +777,18 @@ impl<'a> Emitter<'a> {
                 // cvtt gives MIN (the "integer indefinite") for NaN and out
                 // of range; only then is the input inspected.
                 match (wf, wt) {
-                    (true, true) => dynasm!(ops ; .arch x64 ; cvttsd2si Rq(d), Rx(a) ; cmp Rq(d), 1),
-                    (true, false) => dynasm!(ops ; .arch x64 ; cvttsd2si Rd(d), Rx(a) ; cmp Rd(d), 1),
-                    (false, true) => dynasm!(ops ; .arch x64 ; cvttss2si Rq(d), Rx(a) ; cmp Rq(d), 1),
-                    (false, false) => dynasm!(ops ; .arch x64 ; cvttss2si Rd(d), Rx(a) ; cmp Rd(d), 1),
+                    (true, true) => {
+                        dynasm!(ops ; .arch x64 ; cvttsd2si Rq(d), Rx(a) ; cmp Rq(d), 1)
+                    }
+                    (true, false) => {
+                        dynasm!(ops ; .arch x64 ; cvttsd2si Rd(d), Rx(a) ; cmp Rd(d), 1)
+                    }
+                    (false, true) => {
+                        dynasm!(ops ; .arch x64 ; cvttss2si Rq(d), Rx(a) ; cmp Rq(d), 1)
+                    }
+                    (false, false) => {
+                        dynasm!(ops ; .arch x64 ; cvttss2si Rd(d), Rx(a) ; cmp Rd(d), 1)
+                    }
                 }
                 dynasm!(ops ; .arch x64 ; jno >done);
                 if wf {

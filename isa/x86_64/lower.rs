@@ -91,17 +91,33 @@ pub enum Op {
     /// nothing is emitted.
     Copy,
     /// `[a, b?, d=a]`: `d = a op (b | imm)`.
-    Alu { op: AluOp, wide: bool, imm: Option<i32> },
+    Alu {
+        op: AluOp,
+        wide: bool,
+        imm: Option<i32>,
+    },
     /// `[a, d]`: `imul d, a, imm`.
     Mul3 { wide: bool, imm: i32 },
     /// `[a, rcx?, d=a]`: shift by `imm` or by `cl`.
-    Shift { op: Opcode, wide: bool, imm: Option<u8> },
+    Shift {
+        op: Opcode,
+        wide: bool,
+        imm: Option<u8>,
+    },
     /// `[a, d=a]`.
     Un { op: UnOp, wide: bool },
     /// `[a=rax, b, t=rdx (early), d=rax|rdx]`: checked division.
-    Div { op: Opcode, wide: bool, check_zero: bool },
+    Div {
+        op: Opcode,
+        wide: bool,
+        check_zero: bool,
+    },
     /// `[a, b?, d]`: compare and `setcc`.
-    Cmp { kind: CmpKind, wide: bool, imm: Option<i32> },
+    Cmp {
+        kind: CmpKind,
+        wide: bool,
+        imm: Option<i32>,
+    },
     /// `[a, b, d=a]`: float arithmetic (`Fadd` … `Fdiv`).
     FBin { op: Opcode, wide: bool },
     /// `[a, d]`.
@@ -114,7 +130,12 @@ pub enum Op {
     /// `[base, d]`: load (IR opcode gives width and extension).
     Load { op: Opcode, ty: Type, disp: i32 },
     /// `[v?, base]`: store `bytes` bytes of `v` (or of `imm`).
-    Store { bytes: u8, float: bool, imm: Option<i32>, disp: i32 },
+    Store {
+        bytes: u8,
+        float: bool,
+        imm: Option<i32>,
+        disp: i32,
+    },
     /// `[d]`: address of alloca number `idx`.
     Alloca { idx: usize },
     /// `[d]`: address of a symbol.
@@ -129,7 +150,11 @@ pub enum Op {
     Jmp,
     /// `[a, b?]`: conditional branch on a comparison; successors
     /// `[then, else]`.
-    Br { kind: CmpKind, wide: bool, imm: Option<i32> },
+    Br {
+        kind: CmpKind,
+        wide: bool,
+        imm: Option<i32>,
+    },
     /// `[v]`: successors are the targets deduplicated, the default first;
     /// `cases` map key bits to successor indices. With `dense_min`, a jump
     /// table and `v` already holds `value - min`, zero-extended.
@@ -336,7 +361,10 @@ impl<'a> Lowerer<'a> {
                 self.cur.push(Operand::reg_def(r));
                 self.push0(Op::Cmp { kind, wide, imm });
             }
-            (InstKind::Binary { args: [a, b] }, O::Add | O::Sub | O::And | O::Or | O::Xor | O::Mul) => {
+            (
+                InstKind::Binary { args: [a, b] },
+                O::Add | O::Sub | O::And | O::Or | O::Xor | O::Mul,
+            ) => {
                 let r = self.result(inst)?;
                 let op = match d.opcode {
                     O::Add => AluOp::Add,
@@ -453,7 +481,13 @@ impl<'a> Lowerer<'a> {
                 self.cur.push(Operand::reg_def(r));
                 self.push0(Op::Load { op, ty, disp });
             }
-            (InstKind::Store { args: [v, p], offset }, op) => {
+            (
+                InstKind::Store {
+                    args: [v, p],
+                    offset,
+                },
+                op,
+            ) => {
                 let vty = match op {
                     O::Store => ty,
                     _ => func.operand_type(*v, Type::I64),
@@ -987,10 +1021,7 @@ impl Lowerer<'_> {
                             Some(min as u32 as i32)
                         };
                         let k = if imm.is_none() {
-                            Some(self.reg(
-                                IrOperand::Const(crate::ir::Const::Int(min as i128)),
-                                ty,
-                            ))
+                            Some(self.reg(IrOperand::Const(crate::ir::Const::Int(min as i128)), ty))
                         } else {
                             None
                         };
