@@ -202,10 +202,13 @@ impl<'a> Lexer<'a> {
 
     fn digits(&mut self, hex: bool) -> usize {
         let mut n = 0;
-        while self
-            .peek_at(0)
-            .is_some_and(|b| if hex { b.is_ascii_hexdigit() } else { b.is_ascii_digit() })
-        {
+        while self.peek_at(0).is_some_and(|b| {
+            if hex {
+                b.is_ascii_hexdigit()
+            } else {
+                b.is_ascii_digit()
+            }
+        }) {
             self.skip_ascii(1);
             n += 1;
         }
@@ -381,10 +384,7 @@ mod tests {
     #[test]
     fn strings_decode_escapes() {
         let toks = kinds(r#""a\n\t\r\\\"\0\x41é""#);
-        assert_eq!(
-            toks[0].0,
-            TokKind::Str(b"a\n\t\r\\\"\0A\xc3\xa9".to_vec())
-        );
+        assert_eq!(toks[0].0, TokKind::Str(b"a\n\t\r\\\"\0A\xc3\xa9".to_vec()));
     }
 
     #[test]
@@ -397,20 +397,62 @@ mod tests {
 
     #[test]
     fn lexical_errors() {
-        assert_eq!(lex_err("  #"), (Loc::new(1, 3), "unexpected character '#'".into()));
-        assert_eq!(lex_err("a\0"), (Loc::new(1, 2), "unexpected character '\\0'".into()));
-        assert_eq!(lex_err("x 12ab"), (Loc::new(1, 3), "invalid number literal '12ab'".into()));
-        assert_eq!(lex_err("1."), (Loc::new(1, 1), "invalid number literal '1.'".into()));
-        assert_eq!(lex_err("0x"), (Loc::new(1, 1), "invalid number literal '0x'".into()));
-        assert_eq!(lex_err("1e+"), (Loc::new(1, 1), "invalid number literal '1e+'".into()));
-        assert_eq!(lex_err("- 1"), (Loc::new(1, 1), "unexpected character '-'".into()));
-        assert_eq!(lex_err("\n %"), (Loc::new(2, 2), "expected a value name after '%'".into()));
-        assert_eq!(lex_err("@"), (Loc::new(1, 1), "expected a symbol name after '@'".into()));
-        assert_eq!(lex_err("@1x"), (Loc::new(1, 1), "invalid symbol name '@1x'".into()));
-        assert_eq!(lex_err("%1x"), (Loc::new(1, 1), "invalid value name '%1x'".into()));
-        assert_eq!(lex_err(" \"ab\ncd\""), (Loc::new(1, 2), "unterminated string".into()));
-        assert_eq!(lex_err("\"ab"), (Loc::new(1, 1), "unterminated string".into()));
-        assert_eq!(lex_err("\"a\\q\""), (Loc::new(1, 3), "invalid escape '\\q' in string".into()));
+        assert_eq!(
+            lex_err("  #"),
+            (Loc::new(1, 3), "unexpected character '#'".into())
+        );
+        assert_eq!(
+            lex_err("a\0"),
+            (Loc::new(1, 2), "unexpected character '\\0'".into())
+        );
+        assert_eq!(
+            lex_err("x 12ab"),
+            (Loc::new(1, 3), "invalid number literal '12ab'".into())
+        );
+        assert_eq!(
+            lex_err("1."),
+            (Loc::new(1, 1), "invalid number literal '1.'".into())
+        );
+        assert_eq!(
+            lex_err("0x"),
+            (Loc::new(1, 1), "invalid number literal '0x'".into())
+        );
+        assert_eq!(
+            lex_err("1e+"),
+            (Loc::new(1, 1), "invalid number literal '1e+'".into())
+        );
+        assert_eq!(
+            lex_err("- 1"),
+            (Loc::new(1, 1), "unexpected character '-'".into())
+        );
+        assert_eq!(
+            lex_err("\n %"),
+            (Loc::new(2, 2), "expected a value name after '%'".into())
+        );
+        assert_eq!(
+            lex_err("@"),
+            (Loc::new(1, 1), "expected a symbol name after '@'".into())
+        );
+        assert_eq!(
+            lex_err("@1x"),
+            (Loc::new(1, 1), "invalid symbol name '@1x'".into())
+        );
+        assert_eq!(
+            lex_err("%1x"),
+            (Loc::new(1, 1), "invalid value name '%1x'".into())
+        );
+        assert_eq!(
+            lex_err(" \"ab\ncd\""),
+            (Loc::new(1, 2), "unterminated string".into())
+        );
+        assert_eq!(
+            lex_err("\"ab"),
+            (Loc::new(1, 1), "unterminated string".into())
+        );
+        assert_eq!(
+            lex_err("\"a\\q\""),
+            (Loc::new(1, 3), "invalid escape '\\q' in string".into())
+        );
         assert_eq!(
             lex_err("\"a\\x4\""),
             (Loc::new(1, 3), "'\\x' escape needs two hex digits".into())

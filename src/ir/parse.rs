@@ -1,6 +1,6 @@
 //! Parser for the `.kir` text form (SPEC sections 1–6).
 //!
-//! A hand-written recursive-descent parser with a single token of
+//! A hand-written predictive parser with a single token of
 //! lookahead over [`super::lexer`]. Nothing recurses: every construct is a
 //! loop, so deep or long input cannot overflow the stack, and time is linear
 //! in the input (names are looked up in hash maps).
@@ -37,6 +37,10 @@ use std::collections::HashMap;
 /// ids counted down from `u32::MAX`; real ids stay below this bound.
 const PLACEHOLDER_MIN: u32 = 1 << 31;
 
+/// A hook that declares a symbol the module uses but does not declare
+/// (see [`ParseOptions::implicit_symbol`]).
+pub type SymbolHook<'r> = &'r dyn Fn(&str) -> Option<SymbolKind>;
+
 /// Options for [`parse_module_with`].
 #[derive(Clone, Copy)]
 pub struct ParseOptions<'r> {
@@ -47,7 +51,7 @@ pub struct ParseOptions<'r> {
     /// the module; returning a kind declares it as an import (`extern`)
     /// instead of failing with "undeclared symbol". The REPL uses this to
     /// make earlier items visible.
-    pub implicit_symbol: Option<&'r dyn Fn(&str) -> Option<SymbolKind>>,
+    pub implicit_symbol: Option<SymbolHook<'r>>,
 }
 
 impl Default for ParseOptions<'_> {
@@ -113,7 +117,7 @@ struct Parser<'a, 'r> {
     module: Module,
     opcodes: HashMap<&'static str, Opcode>,
     sym_refs: Vec<SymRef<'a>>,
-    implicit: Option<&'r dyn Fn(&str) -> Option<SymbolKind>>,
+    implicit: Option<SymbolHook<'r>>,
 }
 
 /// The state of the function being parsed.
@@ -222,7 +226,10 @@ impl<'a> Parser<'a, '_> {
         if self.tok.kind == kind {
             self.advance()
         } else {
-            self.err(self.tok.loc, format!("expected {what}, found {}", describe(&self.tok)))
+            self.err(
+                self.tok.loc,
+                format!("expected {what}, found {}", describe(&self.tok)),
+            )
         }
     }
 
@@ -239,14 +246,20 @@ impl<'a> Parser<'a, '_> {
             TokKind::Eof => Ok(()),
             _ => self.err(
                 self.tok.loc,
-                format!("expected end of line after {after}, found {}", describe(&self.tok)),
+                format!(
+                    "expected end of line after {after}, found {}",
+                    describe(&self.tok)
+                ),
             ),
         }
     }
 
     fn ty(&mut self) -> Result<(Type, Loc)> {
         let t = &self.tok;
-        match (t.kind == TokKind::Ident).then(|| Type::from_name(t.text)).flatten() {
+        match (t.kind == TokKind::Ident)
+            .then(|| Type::from_name(t.text))
+            .flatten()
+        {
             Some(ty) => {
                 let loc = t.loc;
                 self.advance()?;
@@ -254,7 +267,10 @@ impl<'a> Parser<'a, '_> {
             }
             None => self.err(
                 t.loc,
-                format!("expected a type (i32, i64, f32 or f64), found {}", describe(t)),
+                format!(
+                    "expected a type (i32, i64, f32 or f64), found {}",
+                    describe(t)
+                ),
             ),
         }
     }
@@ -318,7 +334,10 @@ impl<'a> Parser<'a, '_> {
     fn item(&mut self) -> Result<()> {
         const WHAT: &str = "an item (func, data, const, local or extern)";
         if self.tok.kind != TokKind::Ident {
-            return self.err(self.tok.loc, format!("expected {WHAT}, found {}", describe(&self.tok)));
+            return self.err(
+                self.tok.loc,
+                format!("expected {WHAT}, found {}", describe(&self.tok)),
+            );
         }
         let kw = self.tok.clone();
         match kw.text {
@@ -344,7 +363,10 @@ impl<'a> Parser<'a, '_> {
                     }
                     _ => self.err(
                         t.loc,
-                        format!("expected 'func', 'data' or 'const' after 'local', found {}", describe(&t)),
+                        format!(
+                            "expected 'func', 'data' or 'const' after 'local', found {}",
+                            describe(&t)
+                        ),
                     ),
                 }
             }
@@ -364,7 +386,10 @@ impl<'a> Parser<'a, '_> {
                     }
                     _ => self.err(
                         t.loc,
-                        format!("expected 'func' or 'data' after 'extern', found {}", describe(&t)),
+                        format!(
+                            "expected 'func' or 'data' after 'extern', found {}",
+                            describe(&t)
+                        ),
                     ),
                 }
             }
@@ -396,7 +421,10 @@ impl<'a> Parser<'a, '_> {
                     _ => {
                         return self.err(
                             self.tok.loc,
-                            format!("expected ',' or ')' after parameter type, found {}", describe(&self.tok)),
+                            format!(
+                                "expected ',' or ')' after parameter type, found {}",
+                                describe(&self.tok)
+                            ),
                         )
                     }
                 }
@@ -405,7 +433,12 @@ impl<'a> Parser<'a, '_> {
         self.advance()?;
         let ret = self.return_type()?;
         let sig = Signature::new(params, ret);
-        self.declare(name, Linkage::Import, SymbolKind::Func { sig, body: None }, loc);
+        self.declare(
+            name,
+            Linkage::Import,
+            SymbolKind::Func { sig, body: None },
+            loc,
+        );
         Ok(())
     }
 
@@ -442,7 +475,10 @@ impl<'a> Parser<'a, '_> {
                     _ => {
                         return self.err(
                             self.tok.loc,
-                            format!("expected ',' or ')' after parameter, found {}", describe(&self.tok)),
+                            format!(
+                                "expected ',' or ')' after parameter, found {}",
+                                describe(&self.tok)
+                            ),
                         )
                     }
                 }
@@ -452,8 +488,16 @@ impl<'a> Parser<'a, '_> {
         let ret = self.return_type()?;
         let sig = Signature::new(params, ret);
         fs.f.sig = sig.clone();
-        let sym = self.declare(name, linkage, SymbolKind::Func { sig, body: None }, name_loc);
-        self.expect(TokKind::LBrace, &format!("'{{' to start the body of @{name}"))?;
+        let sym = self.declare(
+            name,
+            linkage,
+            SymbolKind::Func { sig, body: None },
+            name_loc,
+        );
+        self.expect(
+            TokKind::LBrace,
+            &format!("'{{' to start the body of @{name}"),
+        )?;
         if !self.at(&TokKind::RBrace) {
             self.end_of_line("'{'")?;
         }
@@ -476,11 +520,17 @@ impl<'a> Parser<'a, '_> {
                 }
                 TokKind::Local => {
                     let r = self.advance()?;
-                    self.expect(TokKind::Equals, &format!("'=' after '%{}'", shorten(r.text)))?;
+                    self.expect(
+                        TokKind::Equals,
+                        &format!("'=' after '%{}'", shorten(r.text)),
+                    )?;
                     if self.tok.kind != TokKind::Ident {
                         return self.err(
                             self.tok.loc,
-                            format!("expected an opcode after '=', found {}", describe(&self.tok)),
+                            format!(
+                                "expected an opcode after '=', found {}",
+                                describe(&self.tok)
+                            ),
                         );
                     }
                     let mn = self.advance()?;
@@ -497,7 +547,10 @@ impl<'a> Parser<'a, '_> {
                 _ => {
                     return self.err(
                         self.tok.loc,
-                        format!("expected an instruction or a block label, found {}", describe(&self.tok)),
+                        format!(
+                            "expected an instruction or a block label, found {}",
+                            describe(&self.tok)
+                        ),
                     )
                 }
             }
@@ -537,7 +590,10 @@ impl<'a> Parser<'a, '_> {
 
     fn label(&mut self, fs: &mut FuncState<'a>, t: &Token<'a>) -> Result<()> {
         if fs.blocks.contains_key(t.text) {
-            return self.err(t.loc, format!("block '{}' is defined twice", shorten(t.text)));
+            return self.err(
+                t.loc,
+                format!("block '{}' is defined twice", shorten(t.text)),
+            );
         }
         if fs.f.blocks.len() >= PLACEHOLDER_MIN as usize {
             return self.err(t.loc, "too many blocks in one function");
@@ -563,7 +619,10 @@ impl<'a> Parser<'a, '_> {
                         _ => {
                             return self.err(
                                 self.tok.loc,
-                                format!("expected ',' or ')' after block parameter, found {}", describe(&self.tok)),
+                                format!(
+                                    "expected ',' or ')' after block parameter, found {}",
+                                    describe(&self.tok)
+                                ),
                             )
                         }
                     }
@@ -617,7 +676,10 @@ impl<'a> Parser<'a, '_> {
             _ => {
                 return self.err(
                     t.loc,
-                    format!("expected an operand (a %value or a literal), found {}", describe(&t)),
+                    format!(
+                        "expected an operand (a %value or a literal), found {}",
+                        describe(&t)
+                    ),
                 )
             }
         };
@@ -669,7 +731,10 @@ impl<'a> Parser<'a, '_> {
                 _ => {
                     return self.err(
                         self.tok.loc,
-                        format!("expected ',' or ')' in argument list, found {}", describe(&self.tok)),
+                        format!(
+                            "expected ',' or ')' in argument list, found {}",
+                            describe(&self.tok)
+                        ),
                     )
                 }
             }
@@ -747,7 +812,10 @@ impl<'a> Parser<'a, '_> {
                 return self.err(mn.loc, format!("'{name}' takes no type suffix"));
             }
             (Some(s), rule) => {
-                let sloc = Loc::new(mn.loc.line, mn.loc.col.saturating_add(name.len() as u32 + 1));
+                let sloc = Loc::new(
+                    mn.loc.line,
+                    mn.loc.col.saturating_add(name.len() as u32 + 1),
+                );
                 match Type::from_name(s).filter(|&t| rule.allows(t)) {
                     Some(t) => Some(t),
                     None => {
@@ -764,7 +832,10 @@ impl<'a> Parser<'a, '_> {
             }
         };
         let Some(block) = fs.cur else {
-            return self.err(mn.loc, "expected a block label before the first instruction");
+            return self.err(
+                mn.loc,
+                "expected a block label before the first instruction",
+            );
         };
         let has_result = info.result_type(ty).is_some();
         match result {
@@ -784,7 +855,10 @@ impl<'a> Parser<'a, '_> {
                 );
             }
             Some(r) if fs.values.contains_key(r.text) => {
-                return self.err(r.loc, format!("value %{} is defined twice", shorten(r.text)));
+                return self.err(
+                    r.loc,
+                    format!("value %{} is defined twice", shorten(r.text)),
+                );
             }
             _ => {}
         }
@@ -853,7 +927,9 @@ impl<'a> Parser<'a, '_> {
                 let t = self.expect(TokKind::Global, "a symbol '@name'")?;
                 locs.extra = t.loc;
                 sym_use = Some((t.text, t.loc));
-                InstKind::Addr { sym: SymId(u32::MAX) }
+                InstKind::Addr {
+                    sym: SymId(u32::MAX),
+                }
             }
             Format::Call => {
                 let callee = match self.tok.kind {
@@ -871,14 +947,20 @@ impl<'a> Parser<'a, '_> {
                     _ => {
                         return self.err(
                             self.tok.loc,
-                            format!("expected '@function' or '%pointer' after '{name}', found {}", describe(&self.tok)),
+                            format!(
+                                "expected '@function' or '%pointer' after '{name}', found {}",
+                                describe(&self.tok)
+                            ),
                         )
                     }
                 };
                 if !self.at(&TokKind::LParen) {
                     return self.err(
                         self.tok.loc,
-                        format!("expected '(' after the callee, found {}", describe(&self.tok)),
+                        format!(
+                            "expected '(' after the callee, found {}",
+                            describe(&self.tok)
+                        ),
                     );
                 }
                 let args = self.args(fs, &mut locs)?;
@@ -1045,7 +1127,10 @@ impl<'a> Parser<'a, '_> {
                 _ => {
                     return self.err(
                         self.tok.loc,
-                        format!("expected ',' or '}}' after data value, found {}", describe(&self.tok)),
+                        format!(
+                            "expected ',' or '}}' after data value, found {}",
+                            describe(&self.tok)
+                        ),
                     )
                 }
             }
@@ -1107,7 +1192,10 @@ impl<'a> Parser<'a, '_> {
                 self.skip_newlines()?;
                 if let TokKind::Str(bytes) = &self.tok.kind {
                     if kw != "i8" {
-                        return self.err(self.tok.loc, format!("a string must follow 'i8', not '{kw}'"));
+                        return self.err(
+                            self.tok.loc,
+                            format!("a string must follow 'i8', not '{kw}'"),
+                        );
                     }
                     let bytes = bytes.clone();
                     self.advance()?;
@@ -1120,13 +1208,19 @@ impl<'a> Parser<'a, '_> {
                         TokKind::Float => {
                             return self.err(
                                 self.tok.loc,
-                                format!("expected an integer literal after '{kw}', found {}", describe(&self.tok)),
+                                format!(
+                                    "expected an integer literal after '{kw}', found {}",
+                                    describe(&self.tok)
+                                ),
                             )
                         }
                         _ if values.is_empty() => {
                             return self.err(
                                 self.tok.loc,
-                                format!("expected a value after '{kw}', found {}", describe(&self.tok)),
+                                format!(
+                                    "expected a value after '{kw}', found {}",
+                                    describe(&self.tok)
+                                ),
                             )
                         }
                         _ => break,
@@ -1148,7 +1242,8 @@ impl<'a> Parser<'a, '_> {
                 let mut v64 = Vec::new();
                 loop {
                     let t = self.tok.clone();
-                    let is_num = matches!(t.kind, TokKind::Int | TokKind::Float) || is_float_word(&t);
+                    let is_num =
+                        matches!(t.kind, TokKind::Int | TokKind::Float) || is_float_word(&t);
                     if !is_num {
                         if v32.is_empty() && v64.is_empty() {
                             return self.err(
@@ -1164,7 +1259,10 @@ impl<'a> Parser<'a, '_> {
                         parse_f64(t.text).map(|x| v64.push(x.to_bits())).is_some()
                     };
                     if !ok {
-                        return self.err(t.loc, format!("invalid float literal '{}'", shorten(t.text)));
+                        return self.err(
+                            t.loc,
+                            format!("invalid float literal '{}'", shorten(t.text)),
+                        );
                     }
                     self.advance()?;
                     self.skip_newlines()?;

@@ -105,10 +105,16 @@ fn fills_the_source_map() {
     assert_eq!((add.inst, add.result), (Loc::new(5, 8), Loc::new(5, 3)));
     assert_eq!(add.operands.as_slice(), [Loc::new(5, 16), Loc::new(5, 20)]);
     let store = &sm.insts[1];
-    assert_eq!(store.operands.as_slice(), [Loc::new(6, 13), Loc::new(6, 17)]);
+    assert_eq!(
+        store.operands.as_slice(),
+        [Loc::new(6, 13), Loc::new(6, 17)]
+    );
     assert_eq!(store.extra, Loc::new(6, 21));
     let alloca = &sm.insts[2];
-    assert_eq!((alloca.extra, alloca.extra2), (Loc::new(7, 13), Loc::new(7, 17)));
+    assert_eq!(
+        (alloca.extra, alloca.extra2),
+        (Loc::new(7, 13), Loc::new(7, 17))
+    );
     let br = &sm.insts[3];
     assert_eq!(
         br.operands.as_slice(),
@@ -179,7 +185,12 @@ fn items_of_every_kind() {
     );
     assert_eq!(
         m.datas[2].locs,
-        [Loc::new(8, 3), Loc::new(9, 3), Loc::new(9, 11), Loc::new(9, 21)]
+        [
+            Loc::new(8, 3),
+            Loc::new(9, 3),
+            Loc::new(9, 11),
+            Loc::new(9, 21)
+        ]
     );
     assert_eq!(
         m.datas[3].values,
@@ -244,10 +255,13 @@ fn calls_and_results() {
     // The discarded result still exists, unnamed.
     let r0 = f.insts[0].result.expect("result");
     assert_eq!(f.values[r0.index()].name, None);
-    assert_eq!(f.insts[0].kind, InstKind::Call {
-        callee: Callee::Direct(SymId(0)),
-        args: vec![Operand::Const(Const::Int(1))]
-    });
+    assert_eq!(
+        f.insts[0].kind,
+        InstKind::Call {
+            callee: Callee::Direct(SymId(0)),
+            args: vec![Operand::Const(Const::Int(1))]
+        }
+    );
     assert_eq!(f.insts[2].result, None);
     assert_eq!(f.srcmap.values.len(), f.values.len());
     let InstKind::Call { callee, args } = &f.insts[3].kind else {
@@ -294,35 +308,122 @@ fn first_line_and_implicit_symbols() {
 #[test]
 fn error_messages_and_locations() {
     let cases: &[(&str, &str)] = &[
-        ("foo", "1:1: expected an item (func, data, const, local or extern), found 'foo'"),
-        ("\n  %x", "2:3: expected an item (func, data, const, local or extern), found '%x'"),
-        ("local x", "1:7: expected 'func', 'data' or 'const' after 'local', found 'x'"),
-        ("extern const @x", "1:8: expected 'func' or 'data' after 'extern', found 'const'"),
-        ("extern data x", "1:13: expected a symbol name '@name', found 'x'"),
-        ("extern data @x\ndata @x = { }", "2:6: symbol @x is defined twice"),
-        ("extern data @x y", "1:16: expected end of line after item, found 'y'"),
-        ("extern func @f i32", "1:16: expected '(' after the function name, found 'i32'"),
-        ("extern func @f(i8)", "1:16: expected a type (i32, i64, f32 or f64), found 'i8'"),
-        ("extern func @f(i32 i32)", "1:20: expected ',' or ')' after parameter type, found 'i32'"),
-        ("extern func @f() -> ", "1:21: expected a type (i32, i64, f32 or f64), found end of input"),
-        ("func @f(a: i32) {", "1:9: expected a parameter '%name: type', found 'a'"),
-        ("func @f(%a i32) {", "1:12: expected ':' after the parameter name, found 'i32'"),
-        ("func @f(%a: i32 %b) {", "1:17: expected ',' or ')' after parameter, found '%b'"),
-        ("func @f(%a: i32, %a: i32) {", "1:18: value %a is defined twice"),
-        ("func @f()\n{", "1:10: expected '{' to start the body of @f, found end of line"),
-        ("func @f() { entry:", "1:13: expected end of line after '{', found 'entry'"),
-        ("func @f() {\nentry:\n ret\n", "4:1: expected '}' to close function @f, found end of input"),
-        ("func @f() {\nentry:\n ret\n} x", "4:3: expected end of line after item, found 'x'"),
-        ("func @f() {\nentry:\n %x add.i32 1, 2\n}", "3:5: expected '=' after '%x', found 'add.i32'"),
-        ("func @f() {\nentry:\n %x = 5\n}", "3:7: expected an opcode after '=', found '5'"),
-        ("func @f() {\nentry:\n , \n}", "3:2: expected an instruction or a block label, found ','"),
-        ("func @f() {\nL:\n ret\nL:\n ret\n}", "4:1: block 'L' is defined twice"),
-        ("func @f() {\nL(x: i32):\n}", "2:3: expected a block parameter '%name: type', found 'x'"),
-        ("func @f() {\nL(%x: i32 %y):\n}", "2:11: expected ',' or ')' after block parameter, found '%y'"),
-        ("func @f() {\nL(%x: i32)\n}", "2:11: expected ':' after the block label, found end of line"),
-        ("func @f() {\nL: ret\n}", "2:4: expected end of line after block label, found 'ret'"),
-        ("func @f() {\nL(%x: i32, %x: i64):\n}", "2:12: value %x is defined twice"),
-        ("func @f() {\n ret\n}", "2:2: expected a block label before the first instruction"),
+        (
+            "foo",
+            "1:1: expected an item (func, data, const, local or extern), found 'foo'",
+        ),
+        (
+            "\n  %x",
+            "2:3: expected an item (func, data, const, local or extern), found '%x'",
+        ),
+        (
+            "local x",
+            "1:7: expected 'func', 'data' or 'const' after 'local', found 'x'",
+        ),
+        (
+            "extern const @x",
+            "1:8: expected 'func' or 'data' after 'extern', found 'const'",
+        ),
+        (
+            "extern data x",
+            "1:13: expected a symbol name '@name', found 'x'",
+        ),
+        (
+            "extern data @x\ndata @x = { }",
+            "2:6: symbol @x is defined twice",
+        ),
+        (
+            "extern data @x y",
+            "1:16: expected end of line after item, found 'y'",
+        ),
+        (
+            "extern func @f i32",
+            "1:16: expected '(' after the function name, found 'i32'",
+        ),
+        (
+            "extern func @f(i8)",
+            "1:16: expected a type (i32, i64, f32 or f64), found 'i8'",
+        ),
+        (
+            "extern func @f(i32 i32)",
+            "1:20: expected ',' or ')' after parameter type, found 'i32'",
+        ),
+        (
+            "extern func @f() -> ",
+            "1:21: expected a type (i32, i64, f32 or f64), found end of input",
+        ),
+        (
+            "func @f(a: i32) {",
+            "1:9: expected a parameter '%name: type', found 'a'",
+        ),
+        (
+            "func @f(%a i32) {",
+            "1:12: expected ':' after the parameter name, found 'i32'",
+        ),
+        (
+            "func @f(%a: i32 %b) {",
+            "1:17: expected ',' or ')' after parameter, found '%b'",
+        ),
+        (
+            "func @f(%a: i32, %a: i32) {",
+            "1:18: value %a is defined twice",
+        ),
+        (
+            "func @f()\n{",
+            "1:10: expected '{' to start the body of @f, found end of line",
+        ),
+        (
+            "func @f() { entry:",
+            "1:13: expected end of line after '{', found 'entry'",
+        ),
+        (
+            "func @f() {\nentry:\n ret\n",
+            "4:1: expected '}' to close function @f, found end of input",
+        ),
+        (
+            "func @f() {\nentry:\n ret\n} x",
+            "4:3: expected end of line after item, found 'x'",
+        ),
+        (
+            "func @f() {\nentry:\n %x add.i32 1, 2\n}",
+            "3:5: expected '=' after '%x', found 'add.i32'",
+        ),
+        (
+            "func @f() {\nentry:\n %x = 5\n}",
+            "3:7: expected an opcode after '=', found '5'",
+        ),
+        (
+            "func @f() {\nentry:\n , \n}",
+            "3:2: expected an instruction or a block label, found ','",
+        ),
+        (
+            "func @f() {\nL:\n ret\nL:\n ret\n}",
+            "4:1: block 'L' is defined twice",
+        ),
+        (
+            "func @f() {\nL(x: i32):\n}",
+            "2:3: expected a block parameter '%name: type', found 'x'",
+        ),
+        (
+            "func @f() {\nL(%x: i32 %y):\n}",
+            "2:11: expected ',' or ')' after block parameter, found '%y'",
+        ),
+        (
+            "func @f() {\nL(%x: i32)\n}",
+            "2:11: expected ':' after the block label, found end of line",
+        ),
+        (
+            "func @f() {\nL: ret\n}",
+            "2:4: expected end of line after block label, found 'ret'",
+        ),
+        (
+            "func @f() {\nL(%x: i32, %x: i64):\n}",
+            "2:12: value %x is defined twice",
+        ),
+        (
+            "func @f() {\n ret\n}",
+            "2:2: expected a block label before the first instruction",
+        ),
     ];
     for (src, want) in cases {
         assert_eq!(err(src), *want, "source: {src:?}");
@@ -333,47 +434,140 @@ fn error_messages_and_locations() {
 fn instruction_error_messages() {
     let cases: &[(&str, &str)] = &[
         (" %x = ad.i32 1, 2", "3:7: unknown opcode 'ad'"),
-        (" %x = add 1, 2", "3:7: type suffix required: add.i32 or add.i64"),
-        (" %x = fadd 1, 2", "3:7: type suffix required: fadd.f32 or fadd.f64"),
+        (
+            " %x = add 1, 2",
+            "3:7: type suffix required: add.i32 or add.i64",
+        ),
+        (
+            " %x = fadd 1, 2",
+            "3:7: type suffix required: fadd.f32 or fadd.f64",
+        ),
         (" %x = sext %a", "3:7: type suffix required: sext.i64"),
         (" %x = copy %a", "3:7: type suffix required: copy.T"),
         (" store8.i32 1, %p", "3:2: 'store8' takes no type suffix"),
-        (" %x = add.f32 1, 2", "3:11: invalid type suffix 'f32' for 'add': expected i32 or i64"),
-        (" %x = add.i32.x 1, 2", "3:11: invalid type suffix 'i32.x' for 'add': expected i32 or i64"),
+        (
+            " %x = add.f32 1, 2",
+            "3:11: invalid type suffix 'f32' for 'add': expected i32 or i64",
+        ),
+        (
+            " %x = add.i32.x 1, 2",
+            "3:11: invalid type suffix 'i32.x' for 'add': expected i32 or i64",
+        ),
         (" %x = store.i32 1, %p", "3:2: 'store.i32' has no result"),
-        (" %x = call @f(1, 2)", "3:2: 'call' without a type suffix has no result (write call.T)"),
-        (" add.i32 1, 2", "3:2: 'add.i32' produces a value: write '%NAME = add.i32 ...'"),
+        (
+            " %x = call @f(1, 2)",
+            "3:2: 'call' without a type suffix has no result (write call.T)",
+        ),
+        (
+            " add.i32 1, 2",
+            "3:2: 'add.i32' produces a value: write '%NAME = add.i32 ...'",
+        ),
         (" %a = add.i32 1, 2", "3:2: value %a is defined twice"),
-        (" %x = add.i32 1 2", "3:17: expected ',' after operand, found '2'"),
-        (" %x = add.i32 1, foo", "3:18: expected an operand (a %value or a literal), found 'foo'"),
-        (" %x = add.i32 1, 2 %y", "3:20: expected end of line after instruction, found '%y'"),
-        (" ret %a ret", "3:9: expected end of line after instruction, found 'ret'"),
-        (" %x = add.i32 1, 99999999999999999999999999999999999999999", "3:18: integer literal '99999999999999999999999999999999999999999' is out of range"),
-        (" %x = add.i32 1, -170141183460469231731687303715884105729", "3:18: integer literal '-170141183460469231731687303715884105729' is out of range"),
-        (" %x = load.i32 %p, %a", "3:20: expected an offset literal, found '%a'"),
-        (" %x = load.i32 %p, 9223372036854775808", "3:20: offset does not fit in 64 bits"),
-        (" store.i32 1, %p, -9223372036854775809", "3:19: offset does not fit in 64 bits"),
-        (" %x = alloca %a", "3:14: expected a size literal, found '%a'"),
-        (" %x = alloca -1", "3:14: alloca size must be a non-negative 64-bit integer"),
-        (" %x = alloca 8, -16", "3:17: alloca alignment must be a non-negative integer"),
+        (
+            " %x = add.i32 1 2",
+            "3:17: expected ',' after operand, found '2'",
+        ),
+        (
+            " %x = add.i32 1, foo",
+            "3:18: expected an operand (a %value or a literal), found 'foo'",
+        ),
+        (
+            " %x = add.i32 1, 2 %y",
+            "3:20: expected end of line after instruction, found '%y'",
+        ),
+        (
+            " ret %a ret",
+            "3:9: expected end of line after instruction, found 'ret'",
+        ),
+        (
+            " %x = add.i32 1, 99999999999999999999999999999999999999999",
+            "3:18: integer literal '99999999999999999999999999999999999999999' is out of range",
+        ),
+        (
+            " %x = add.i32 1, -170141183460469231731687303715884105729",
+            "3:18: integer literal '-170141183460469231731687303715884105729' is out of range",
+        ),
+        (
+            " %x = load.i32 %p, %a",
+            "3:20: expected an offset literal, found '%a'",
+        ),
+        (
+            " %x = load.i32 %p, 9223372036854775808",
+            "3:20: offset does not fit in 64 bits",
+        ),
+        (
+            " store.i32 1, %p, -9223372036854775809",
+            "3:19: offset does not fit in 64 bits",
+        ),
+        (
+            " %x = alloca %a",
+            "3:14: expected a size literal, found '%a'",
+        ),
+        (
+            " %x = alloca -1",
+            "3:14: alloca size must be a non-negative 64-bit integer",
+        ),
+        (
+            " %x = alloca 8, -16",
+            "3:17: alloca alignment must be a non-negative integer",
+        ),
         (" %x = addr f", "3:12: expected a symbol '@name', found 'f'"),
         (" %x = addr @nope", "3:12: undeclared symbol @nope"),
-        (" %x = call.i32 5()", "3:16: expected '@function' or '%pointer' after 'call', found '5'"),
-        (" %x = call.i32 @f 1", "3:19: expected '(' after the callee, found '1'"),
-        (" %x = call.i32 @f(1 2)", "3:21: expected ',' or ')' in argument list, found '2'"),
+        (
+            " %x = call.i32 5()",
+            "3:16: expected '@function' or '%pointer' after 'call', found '5'",
+        ),
+        (
+            " %x = call.i32 @f 1",
+            "3:19: expected '(' after the callee, found '1'",
+        ),
+        (
+            " %x = call.i32 @f(1 2)",
+            "3:21: expected ',' or ')' in argument list, found '2'",
+        ),
         (" jmp , x", "3:6: expected a block label, found ','"),
         (" jmp L3", "3:6: unknown block 'L3'"),
-        (" br %a, entry entry", "3:15: expected ',' after the first branch target, found 'entry'"),
-        (" br %a entry, entry", "3:8: expected ',' after operand, found 'entry'"),
-        (" switch.i32 %a, entry(1)", "3:22: switch targets take no arguments"),
-        (" switch.i32 %a, entry, x: entry", "3:24: expected a case 'KEY: label', found 'x'"),
-        (" switch.i32 %a, entry, 1 entry", "3:26: expected ':' after the case key, found 'entry'"),
-        (" switch.i32 %a, entry, 1.5: entry", "3:24: expected a case 'KEY: label', found '1.5'"),
-        (" %x = add.i32 %y, 1\n %x = add.i32 1, 1", "4:2: value %x is defined twice"),
+        (
+            " br %a, entry entry",
+            "3:15: expected ',' after the first branch target, found 'entry'",
+        ),
+        (
+            " br %a entry, entry",
+            "3:8: expected ',' after operand, found 'entry'",
+        ),
+        (
+            " switch.i32 %a, entry(1)",
+            "3:22: switch targets take no arguments",
+        ),
+        (
+            " switch.i32 %a, entry, x: entry",
+            "3:24: expected a case 'KEY: label', found 'x'",
+        ),
+        (
+            " switch.i32 %a, entry, 1 entry",
+            "3:26: expected ':' after the case key, found 'entry'",
+        ),
+        (
+            " switch.i32 %a, entry, 1.5: entry",
+            "3:24: expected a case 'KEY: label', found '1.5'",
+        ),
+        (
+            " %x = add.i32 %y, 1\n %x = add.i32 1, 1",
+            "4:2: value %x is defined twice",
+        ),
         (" %x = add.i32 %y, %z", "3:15: undefined value %y"),
-        (" br %a, L9, entry\n %x = add.i32 %y, 1", "3:9: unknown block 'L9'"),
-        (" %x = add.i32 %y, 1\n br %a, L9, entry", "3:15: undefined value %y"),
-        (" %x = copy.i32 \"s\"", "3:16: expected an operand (a %value or a literal), found '\"s\"'"),
+        (
+            " br %a, L9, entry\n %x = add.i32 %y, 1",
+            "3:9: unknown block 'L9'",
+        ),
+        (
+            " %x = add.i32 %y, 1\n br %a, L9, entry",
+            "3:15: undefined value %y",
+        ),
+        (
+            " %x = copy.i32 \"s\"",
+            "3:16: expected an operand (a %value or a literal), found '\"s\"'",
+        ),
         (" %x = copy.i32 1 ; ok\n #", "4:2: unexpected character '#'"),
     ];
     for (insts, want) in cases {
@@ -433,9 +627,43 @@ fn never_panics_on_garbage() {
         s
     };
     let pieces = [
-        "func", "@f", "(", ")", "{", "}", "\n", "%x", ":", "i32", "=", "add.i32", ",", "1", "-", "->",
-        "jmp", "L", "br", "switch.i32", "\"s\\x4", "data", "@d", "zero", "+", "0x", "1e", "\0", "é",
-        "call.i64", "ret", "entry", "local", "extern", "nan", ";", " ",
+        "func",
+        "@f",
+        "(",
+        ")",
+        "{",
+        "}",
+        "\n",
+        "%x",
+        ":",
+        "i32",
+        "=",
+        "add.i32",
+        ",",
+        "1",
+        "-",
+        "->",
+        "jmp",
+        "L",
+        "br",
+        "switch.i32",
+        "\"s\\x4",
+        "data",
+        "@d",
+        "zero",
+        "+",
+        "0x",
+        "1e",
+        "\0",
+        "é",
+        "call.i64",
+        "ret",
+        "entry",
+        "local",
+        "extern",
+        "nan",
+        ";",
+        " ",
     ];
     let base = "func @sum(%n: i64) -> i64 {\nentry:\n jmp loop(0, 0)\nloop(%i: i64, %acc: i64):\n\
                 %done = sge.i64 %i, %n\n br %done, exit(%acc), body\nbody:\n %acc2 = add.i64 %acc, %i\n\
@@ -457,7 +685,10 @@ fn never_panics_on_garbage() {
                     0 => {
                         chars.remove(at);
                     }
-                    1 => chars.insert(at, pieces[(next() % 10) as usize].chars().next().unwrap_or('x')),
+                    1 => chars.insert(
+                        at,
+                        pieces[(next() % 10) as usize].chars().next().unwrap_or('x'),
+                    ),
                     _ => {
                         let other = (next() % chars.len() as u64) as usize;
                         chars.swap(at, other)

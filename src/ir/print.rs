@@ -227,7 +227,10 @@ fn write_function(out: &mut String, module: &Module, f: &Function, linkage: Link
         if i > 0 {
             out.push_str(", ");
         }
-        let p = f.params.get(i).map_or_else(|| format!("%?p{i}"), |&v| names.value(v));
+        let p = f
+            .params
+            .get(i)
+            .map_or_else(|| format!("%?p{i}"), |&v| names.value(v));
         let _ = write!(out, "{p}: {ty}");
     }
     out.push(')');
@@ -294,7 +297,12 @@ fn write_function(out: &mut String, module: &Module, f: &Function, linkage: Link
                     cond,
                     then_dest,
                     else_dest,
-                } => format!("{}, {}, {}", op(*cond), block_call(then_dest), block_call(else_dest)),
+                } => format!(
+                    "{}, {}, {}",
+                    op(*cond),
+                    block_call(then_dest),
+                    block_call(else_dest)
+                ),
                 InstKind::Switch {
                     value,
                     default,
@@ -416,7 +424,16 @@ mod tests {
 
     #[test]
     fn floats_reparse_bit_exactly() {
-        for x in [0.1, -0.0, 1e-300, 5e-324, f64::MAX, 1e21, f64::INFINITY, f64::NEG_INFINITY] {
+        for x in [
+            0.1,
+            -0.0,
+            1e-300,
+            5e-324,
+            f64::MAX,
+            1e21,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+        ] {
             let s = format_f64(x);
             assert_eq!(s.parse::<f64>().map(f64::to_bits), Ok(x.to_bits()), "{s}");
         }
@@ -426,7 +443,10 @@ mod tests {
         let src = "data @d = { f32 0.1 3.4028235e38 1e-45 -nan, f64 0.1 -0.0 1e300 nan -inf }\n\
             func @g() -> f64 {\ne:\n %a = fadd.f64 1e-9, -0.0\n %b = fadd.f64 %a, inf\n ret %b\n}\n";
         let text = roundtrip(src);
-        assert!(text.contains("f32 0.1 3.4028235e38 1e-45 -nan, f64 0.1 -0.0 1e300 nan -inf"), "{text}");
+        assert!(
+            text.contains("f32 0.1 3.4028235e38 1e-45 -nan, f64 0.1 -0.0 1e300 nan -inf"),
+            "{text}"
+        );
         assert!(text.contains("fadd.f64 1e-9, -0.0"), "{text}");
     }
 
@@ -443,15 +463,23 @@ mod tests {
         m.funcs[0].values[2].name = None;
         m.funcs[0].blocks[0].name = "".into();
         let text = print_module(&m);
-        assert!(text.contains("b0:\n    %v1_1 = add.i32 %v1, 1\n    %v2 = add.i32 %v1_1, 2\n"), "{text}");
+        assert!(
+            text.contains("b0:\n    %v1_1 = add.i32 %v1, 1\n    %v2 = add.i32 %v1_1, 2\n"),
+            "{text}"
+        );
         let m2 = parse_module("t.kir", &text).expect("reparses");
         assert_eq!(print_module(&m2), text);
     }
 
     #[test]
     fn discarded_call_results_stay_unnamed() {
-        let text = roundtrip("func @f() -> i32 {\nentry:\n call.i32 @f()\n %r = call.i32 @f()\n ret %r\n}\n");
-        assert!(text.contains("    call.i32 @f()\n    %r = call.i32 @f()\n"), "{text}");
+        let text = roundtrip(
+            "func @f() -> i32 {\nentry:\n call.i32 @f()\n %r = call.i32 @f()\n ret %r\n}\n",
+        );
+        assert!(
+            text.contains("    call.i32 @f()\n    %r = call.i32 @f()\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -473,6 +501,42 @@ mod tests {
              next:\n br %e, other, done\n\
              other:\n trap\n\
              done:\n ret\n}\n",
+        );
+    }
+
+    #[test]
+    fn display_and_print_function() {
+        let src = "local func @h(%x: i64) -> i64 {\nentry:\n ret %x\n}\n";
+        let m = parse_module("t.kir", src).expect("parses");
+        assert_eq!(format!("{m}"), print_module(&m));
+        assert_eq!(
+            print_function(&m, &m.funcs[0]),
+            "local func @h(%x: i64) -> i64 {\nentry:\n    ret %x\n}\n"
+        );
+    }
+
+    #[test]
+    fn dangling_ids_do_not_panic() {
+        let mut m = parse_module(
+            "t.kir",
+            "data @d = { @d }\nfunc @f() -> i64 {\nentry:\n %a = addr @d\n ret %a\n}\n",
+        )
+        .expect("parses");
+        if let InstKind::Addr { sym } = &mut m.funcs[0].insts[0].kind {
+            *sym = SymId(99);
+        }
+        m.funcs[0].insts[1].kind = InstKind::Ret {
+            value: Some(Operand::Value(Value(77))),
+        };
+        m.datas[0].values[0] = DataValue::SymAddr {
+            sym: SymId(5),
+            addend: -1,
+        };
+        let text = print_module(&m);
+        assert!(text.contains("{ @?sym5-1 }"), "{text}");
+        assert!(
+            text.contains("%a = addr @?sym99\n    ret %?v77\n"),
+            "{text}"
         );
     }
 }

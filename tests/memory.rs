@@ -1,0 +1,536 @@
+//! Section memory manager and relocations through the public API: placing,
+//! filling, relocating, finalizing, calling, freeing and reusing, with the
+//! process's own page table (/proc/self/maps) as the witness for W^X.
+
+use kiln::memory::{
+    within_rel32, FinalizedSection, LoadBatch, MemoryConfig, MemoryManager, SectionKind, SectionRef,
+};
+use kiln::reloc::{self, RelocKind, RelocProblem};
+use kiln::Error;
+use std::collections::HashSet;
+
+fn manager() -> MemoryManager {
+    MemoryManager::new(MemoryConfig::default()).unwrap()
+}
+
+fn small_manager(pages: usize, max_reservations: usize) -> MemoryManager {
+    let page = manager().page_size();
+    MemoryManager::new(MemoryConfig {
+        reservation_size: pages * page,
+        max_reservations,
+    })
+    .unwrap()
+}
+
+fn fill(mm: &mut MemoryManager, b: &mut LoadBatch, kind: SectionKind, bytes: &[u8]) -> SectionRef {
+    let r = mm.allocate(b, kind, bytes.len(), 16).unwrap();
+    b.bytes_mut(r).unwrap().copy_from_slice(bytes);
+    r
+}
+
+/// The permission string (`rwxp`) of the mapping holding `addr`.
+#[cfg(target_os = "linux")]
+fn perms_of(addr: usize) -> String {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for line in maps.lines() {
+        let mut fields = line.split_whitespace();
+        let range = fields.next().unwrap();
+        let perms = fields.next().unwrap();
+        let (lo, hi) = range.split_once('-').unwrap();
+        let lo = usize::from_str_radix(lo, 16).unwrap();
+        let hi = usize::from_str_radix(hi, 16).unwrap();
+        if (lo..hi).contains(&addr) {
+            return perms[..3].to_string();
+        }
+    }
+    panic!("{addr:#x} is not mapped");
+}
+
+/// Fails if any mapping of the process is writable and executable.
+#[cfg(target_os = "linux")]
+fn assert_no_wx(step: &str) {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for line in maps.lines() {
+        let perms = line.split_whitespace().nth(1).unwrap();
+        assert!(
+            !(perms.contains('w') && perms.contains('x')),
+            "W+X mapping after {step}: {line}"
+        );
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn assert_no_wx(_step: &str) {}
+
+fn page_of(mm: &MemoryManager, addr: usize) -> usize {
+    addr / mm.page_size()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn finalized_code_is_callable() {
+    let mut mm = manager();
+    let mut b = mm.begin_batch();
+    // mov eax, 42; ret
+    let code = [0xb8, 0x2a, 0x00, 0x00, 0x00, 0xc3];
+    let r = fill(&mut mm, &mut b, SectionKind::Text, &code);
+    #[cfg(target_os = "linux")]
+    assert_eq!(perms_of(b.address(r).unwrap()), "rw-");
+    let mut fin = mm.finalize(b).unwrap();
+    let text = fin.take(r).unwrap();
+    assert_eq!(text.bytes(), Some(&code[..]));
+    #[cfg(target_os = "linux")]
+    assert_eq!(perms_of(text.address()), "r-x");
+    // SAFETY: the section holds a complete `extern "C" fn() -> i32` and is
+    // R+X while `text` is alive.
+    let f: extern "C" fn() -> i32 = unsafe { std::mem::transmute(text.as_ptr()) };
+    assert_eq!(f(), 42);
+    mm.free(text).unwrap();
+}
+
+/// A caller reaching its callee by `call rel32` and a constant in rodata by
+/// a RIP-relative load, both fixed up with `X86PcRel32`; a pointer in data
+/// fixed up with `Abs64`.
+#[cfg(target_arch = "x86_64")]
+#[test]
+fn relocated_calls_and_loads_run() {
+    let mut mm = manager();
+    let mut b = mm.begin_batch();
+    // callee: mov eax, [rip + disp32]; ret
+    let callee = fill(
+        &mut mm,
+        &mut b,
+        SectionKind::Text,
+        &[0x8b, 0x05, 0, 0, 0, 0, 0xc3],
+    );
+    // caller: call rel32; add eax, 1; ret
+    let caller = fill(
+        &mut mm,
+        &mut b,
+        SectionKind::Text,
+        &[0xe8, 0, 0, 0, 0, 0x83, 0xc0, 0x01, 0xc3],
+    );
+    let konst = fill(&mut mm, &mut b, SectionKind::Rodata, &1234i32.to_le_bytes());
+    let ptr = fill(&mut mm, &mut b, SectionKind::Data, &[0; 8]);
+
+    let callee_p = b.target_address(callee).unwrap();
+    let caller_p = b.target_address(caller).unwrap();
+    let konst_s = b.target_address(konst).unwrap();
+    let place = &mut b.bytes_mut(callee).unwrap()[2..];
+    reloc::apply(RelocKind::X86PcRel32, place, callee_p + 2, konst_s, -4).unwrap();
+    let place = &mut b.bytes_mut(caller).unwrap()[1..];
+    reloc::apply(RelocKind::X86PcRel32, place, caller_p + 1, callee_p, -4).unwrap();
+    let ptr_place = b.bytes_mut(ptr).unwrap();
+    reloc::apply(RelocKind::Abs64, ptr_place, 0, konst_s, 0).unwrap();
+
+    let mut fin = mm.finalize(b).unwrap();
+    let caller = fin.take(caller).unwrap();
+    // SAFETY: finalized, relocated code of an `extern "C" fn() -> i32`.
+    let f: extern "C" fn() -> i32 = unsafe { std::mem::transmute(caller.as_ptr()) };
+    assert_eq!(f(), 1235);
+    let data = fin.take(ptr).unwrap();
+    // SAFETY: the data section is 8 bytes, RW, and nothing else touches it.
+    let stored = unsafe { std::ptr::read_unaligned(data.as_ptr() as *const u64) };
+    assert_eq!(stored, konst_s);
+    // SAFETY: `stored` points at the 4-byte rodata constant, still mapped R.
+    assert_eq!(unsafe { *(stored as *const i32) }, 1234);
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn no_page_is_ever_writable_and_executable() {
+    let mut mm = manager();
+    let mut live: Vec<FinalizedSection> = Vec::new();
+    let mut seen_code_pages = HashSet::new();
+    for round in 0..6 {
+        let mut b = mm.begin_batch();
+        assert_no_wx("begin");
+        let mut refs = Vec::new();
+        for i in 0..(round + 2) {
+            let size = 40 + i * 1000 * (round % 3);
+            for kind in [SectionKind::Text, SectionKind::Rodata, SectionKind::Data] {
+                let r = mm.allocate(&mut b, kind, size, 16).unwrap();
+                b.bytes_mut(r).unwrap().fill(0xc3);
+                assert_eq!(perms_of(b.address(r).unwrap()), "rw-");
+                refs.push(r);
+            }
+            assert_no_wx("allocate");
+        }
+        let mut fin = mm.finalize(b).unwrap();
+        assert_no_wx("finalize");
+        for r in refs {
+            let s = fin.take(r).unwrap();
+            let expected = match s.kind() {
+                SectionKind::Text => "r-x",
+                SectionKind::Rodata => "r--",
+                SectionKind::Data => "rw-",
+            };
+            assert_eq!(perms_of(s.address()), expected, "round {round}");
+            if s.kind() == SectionKind::Text {
+                seen_code_pages.insert(page_of(&mm, s.address()));
+            }
+            live.push(s);
+        }
+        // Free every other section, oldest first: pages empty out and are
+        // reused by the next round.
+        let mut keep = Vec::new();
+        for (i, s) in live.drain(..).enumerate() {
+            if i % 2 == 0 {
+                mm.free(s).unwrap();
+                assert_no_wx("free");
+            } else {
+                keep.push(s);
+            }
+        }
+        live = keep;
+    }
+    for s in live {
+        mm.free(s).unwrap();
+        assert_no_wx("final free");
+    }
+    assert_eq!(mm.stats().pages_in_use, 0);
+    assert!(seen_code_pages.len() > 1);
+}
+
+#[test]
+fn small_sections_of_a_batch_share_pages() {
+    let mut mm = manager();
+    let mut b = mm.begin_batch();
+    let mut refs = Vec::new();
+    for _ in 0..50 {
+        for kind in [SectionKind::Text, SectionKind::Rodata, SectionKind::Data] {
+            refs.push(mm.allocate(&mut b, kind, 24, 8).unwrap());
+        }
+    }
+    let mut pages_by_kind = std::collections::HashMap::<SectionKind, HashSet<usize>>::new();
+    let mut ranges = Vec::new();
+    for &r in &refs {
+        let a = b.address(r).unwrap();
+        pages_by_kind
+            .entry(b.kind(r).unwrap())
+            .or_default()
+            .insert(page_of(&mm, a));
+        ranges.push((a, a + 24));
+    }
+    for (kind, pages) in &pages_by_kind {
+        assert_eq!(pages.len(), 1, "50 x 24 bytes of {kind:?} fit one page");
+    }
+    // Kinds never share a page.
+    let all: HashSet<_> = pages_by_kind.values().flatten().collect();
+    assert_eq!(all.len(), 3);
+    // And sections never overlap.
+    ranges.sort();
+    for w in ranges.windows(2) {
+        assert!(w[0].1 <= w[1].0, "{:x?} overlaps {:x?}", w[0], w[1]);
+    }
+    mm.finalize(b).unwrap();
+    assert_eq!(mm.stats().pages_in_use, 3);
+}
+
+#[test]
+fn data_pages_are_shared_across_batches() {
+    let mut mm = manager();
+    let mut b1 = mm.begin_batch();
+    let d1 = mm.allocate(&mut b1, SectionKind::Data, 100, 8).unwrap();
+    let a1 = b1.address(d1).unwrap();
+    let _fin1 = mm.finalize(b1).unwrap();
+    let mut b2 = mm.begin_batch();
+    let d2 = mm.allocate(&mut b2, SectionKind::Data, 100, 8).unwrap();
+    let a2 = b2.address(d2).unwrap();
+    assert_eq!(page_of(&mm, a1), page_of(&mm, a2));
+    assert!(a2 >= a1 + 100);
+    mm.discard(b2).unwrap();
+}
+
+#[test]
+fn finalized_code_pages_never_take_new_code() {
+    let mut mm = manager();
+    let mut b1 = mm.begin_batch();
+    let t1 = mm.allocate(&mut b1, SectionKind::Text, 16, 16).unwrap();
+    let r1 = mm.allocate(&mut b1, SectionKind::Rodata, 16, 16).unwrap();
+    // A second batch open at the same time gets its own pages...
+    let mut b2 = mm.begin_batch();
+    let t2 = mm.allocate(&mut b2, SectionKind::Text, 16, 16).unwrap();
+    assert_ne!(
+        page_of(&mm, b1.address(t1).unwrap()),
+        page_of(&mm, b2.address(t2).unwrap())
+    );
+    let mut fin1 = mm.finalize(b1).unwrap();
+    // ...so finalizing the first leaves the second writable.
+    b2.bytes_mut(t2).unwrap().fill(0x90);
+    #[cfg(target_os = "linux")]
+    assert_eq!(perms_of(b2.address(t2).unwrap()), "rw-");
+    let text1 = fin1.take(t1).unwrap();
+    let ro1 = fin1.take(r1).unwrap();
+    // New code after finalizing goes to a page with no finalized code.
+    let mut b3 = mm.begin_batch();
+    let t3 = mm.allocate(&mut b3, SectionKind::Text, 16, 16).unwrap();
+    let r3 = mm.allocate(&mut b3, SectionKind::Rodata, 16, 16).unwrap();
+    let p3 = page_of(&mm, b3.address(t3).unwrap());
+    assert_ne!(p3, page_of(&mm, text1.address()));
+    assert_ne!(
+        page_of(&mm, b3.address(r3).unwrap()),
+        page_of(&mm, ro1.address())
+    );
+    let fin2 = mm.finalize(b2).unwrap();
+    let fin3 = mm.finalize(b3).unwrap();
+    for s in fin2.into_sections().chain(fin3.into_sections()) {
+        mm.free(s).unwrap();
+    }
+    mm.free(text1).unwrap();
+    mm.free(ro1).unwrap();
+    assert_eq!(mm.stats().pages_in_use, 0);
+}
+
+#[test]
+fn freed_memory_is_reused() {
+    let mut mm = manager();
+    let mut b = mm.begin_batch();
+    let t = mm.allocate(&mut b, SectionKind::Text, 300, 16).unwrap();
+    let d = mm.allocate(&mut b, SectionKind::Data, 300, 16).unwrap();
+    let d_keep = mm.allocate(&mut b, SectionKind::Data, 300, 16).unwrap();
+    let mut fin = mm.finalize(b).unwrap();
+    let text = fin.take(t).unwrap();
+    let data = fin.take(d).unwrap();
+    let (text_addr, data_addr) = (text.address(), data.address());
+    let in_use = mm.stats().pages_in_use;
+
+    // The text page empties and returns to the pool; the data page keeps
+    // `d_keep`, so the freed bytes go to the data free list.
+    mm.free(text).unwrap();
+    mm.free(data).unwrap();
+    assert_eq!(mm.stats().pages_in_use, in_use - 1);
+    #[cfg(target_os = "linux")]
+    assert_eq!(perms_of(text_addr), "---");
+    assert!(mm.stats().data_free_bytes >= 300);
+
+    let mut b = mm.begin_batch();
+    let t2 = mm.allocate(&mut b, SectionKind::Text, 200, 16).unwrap();
+    let d2 = mm.allocate(&mut b, SectionKind::Data, 300, 16).unwrap();
+    assert_eq!(b.address(t2), Some(text_addr), "emptied code page reused");
+    assert_eq!(b.address(d2), Some(data_addr), "freed data bytes reused");
+    // The reused page is writable again (it was made non-executable when
+    // it emptied) and holds no stale bytes.
+    assert!(b.bytes(t2).unwrap().iter().all(|&x| x == 0));
+    b.bytes_mut(t2).unwrap().fill(0xcc);
+    let fin2 = mm.finalize(b).unwrap();
+    for s in fin2.into_sections() {
+        mm.free(s).unwrap();
+    }
+    mm.free(fin.take(d_keep).unwrap()).unwrap();
+    assert_eq!(mm.stats().pages_in_use, 0);
+    assert_eq!(
+        mm.stats().data_free_bytes,
+        0,
+        "empty data pages leave the list"
+    );
+}
+
+#[test]
+fn freed_neighbours_coalesce() {
+    let mut mm = manager();
+    let mut b = mm.begin_batch();
+    let anchor = mm.allocate(&mut b, SectionKind::Data, 8, 8).unwrap();
+    let parts: Vec<_> = (0..4)
+        .map(|_| mm.allocate(&mut b, SectionKind::Data, 64, 64).unwrap())
+        .collect();
+    let first = b.address(parts[0]).unwrap();
+    let mut fin = mm.finalize(b).unwrap();
+    // Free out of order; the four 64-byte holes must join into one.
+    for i in [2, 0, 3, 1] {
+        mm.free(fin.take(parts[i]).unwrap()).unwrap();
+    }
+    let mut b = mm.begin_batch();
+    let big = mm.allocate(&mut b, SectionKind::Data, 256, 64).unwrap();
+    assert_eq!(b.address(big), Some(first));
+    mm.discard(b).unwrap();
+    mm.free(fin.take(anchor).unwrap()).unwrap();
+    assert_eq!(mm.stats().pages_in_use, 0);
+}
+
+#[test]
+fn alignment_is_honoured() {
+    let mut mm = manager();
+    let page = mm.page_size();
+    let mut b = mm.begin_batch();
+    for kind in [SectionKind::Text, SectionKind::Rodata, SectionKind::Data] {
+        for shift in 0..14 {
+            let align = 1usize << shift;
+            // An odd size first so the next section must be padded.
+            mm.allocate(&mut b, kind, 3, 1).unwrap();
+            let r = mm.allocate(&mut b, kind, 5, align).unwrap();
+            let a = b.address(r).unwrap();
+            assert_eq!(a % align, 0, "{kind:?} aligned to {align} at {a:#x}");
+        }
+    }
+    let r = mm
+        .allocate(&mut b, SectionKind::Text, 3 * page, 4 * page)
+        .unwrap();
+    assert_eq!(b.address(r).unwrap() % (4 * page), 0);
+    for bad in [0, 3, 24] {
+        assert!(matches!(
+            mm.allocate(&mut b, SectionKind::Data, 8, bad),
+            Err(Error::Argument(_))
+        ));
+    }
+    mm.discard(b).unwrap();
+    assert_eq!(mm.stats().pages_in_use, 0);
+}
+
+#[test]
+fn zero_sized_sections_have_distinct_addresses() {
+    let mut mm = manager();
+    let mut b = mm.begin_batch();
+    let x = mm.allocate(&mut b, SectionKind::Data, 0, 1).unwrap();
+    let y = mm.allocate(&mut b, SectionKind::Data, 0, 1).unwrap();
+    assert_eq!(b.bytes(x).unwrap().len(), 0);
+    assert_ne!(b.address(x), b.address(y));
+    mm.discard(b).unwrap();
+}
+
+#[test]
+fn running_out_of_memory_is_an_error() {
+    let mut mm = small_manager(4, 1);
+    let page = mm.page_size();
+    let mut b = mm.begin_batch();
+    // Too big for any reservation.
+    assert!(matches!(
+        mm.allocate(&mut b, SectionKind::Text, 4 * page + 1, 16),
+        Err(Error::Runtime(_))
+    ));
+    // Fill the one reservation, then ask for one byte more.
+    for kind in [SectionKind::Text, SectionKind::Rodata, SectionKind::Data] {
+        mm.allocate(&mut b, kind, page, 16).unwrap();
+    }
+    mm.allocate(&mut b, SectionKind::Data, page, 16).unwrap();
+    let e = mm.allocate(&mut b, SectionKind::Text, 1, 1).unwrap_err();
+    assert!(
+        matches!(e, Error::Runtime(ref m) if m.contains("out of JIT memory")),
+        "{e}"
+    );
+    // Freeing makes room again.
+    mm.discard(b).unwrap();
+    let mut b = mm.begin_batch();
+    mm.allocate(&mut b, SectionKind::Text, 4 * page, 16)
+        .unwrap();
+    mm.discard(b).unwrap();
+    assert_eq!(mm.stats().reservations, 1);
+}
+
+#[test]
+fn a_full_reservation_spills_into_a_new_one() {
+    let mut mm = small_manager(2, 3);
+    let page = mm.page_size();
+    let mut b = mm.begin_batch();
+    let x = mm
+        .allocate(&mut b, SectionKind::Text, 2 * page, 16)
+        .unwrap();
+    let y = mm.allocate(&mut b, SectionKind::Text, 16, 16).unwrap();
+    let (ax, ay) = (b.address(x).unwrap(), b.address(y).unwrap());
+    let (rx, ry) = (b.reservation(x).unwrap(), b.reservation(y).unwrap());
+    assert_ne!(rx, ry);
+    assert_eq!(mm.reservation_of(ax), Some(rx));
+    assert_eq!(mm.reservation_of(ay), Some(ry));
+    assert_eq!(mm.reservation_of(ax + 2 * page - 1), Some(rx));
+    assert_eq!(mm.stats().reservations, 2);
+    let (base, len) = mm.reservation_range(rx).unwrap();
+    assert_eq!(len, 2 * page);
+    assert!((base..base + len).contains(&ax));
+    assert!(within_rel32(base, base + len - 1));
+    let fin = mm.finalize(b).unwrap();
+    for s in fin.into_sections() {
+        mm.free(s).unwrap();
+    }
+}
+
+#[test]
+fn invalid_configurations_are_rejected() {
+    for (size, max) in [
+        (0, 1),
+        (MemoryConfig::MAX_RESERVATION + 1, 1),
+        (usize::MAX, 1),
+        (1 << 20, 0),
+    ] {
+        let e = MemoryManager::new(MemoryConfig {
+            reservation_size: size,
+            max_reservations: max,
+        });
+        assert!(matches!(e, Err(Error::Argument(_))), "{size} {max}");
+    }
+    let mm = MemoryManager::new(MemoryConfig {
+        reservation_size: 1,
+        max_reservations: 1,
+    })
+    .unwrap();
+    assert_eq!(mm.config().reservation_size, mm.page_size());
+}
+
+#[test]
+fn handles_of_another_manager_are_refused() {
+    let mut a = manager();
+    let mut b = manager();
+    let mut batch = a.begin_batch();
+    assert!(b.allocate(&mut batch, SectionKind::Data, 8, 8).is_err());
+    let r = a.allocate(&mut batch, SectionKind::Data, 8, 8).unwrap();
+    let mut other = a.begin_batch();
+    assert_eq!(other.address(r), None, "a reference of another batch");
+    assert!(other.set_target_address(r, 0).is_err());
+    assert!(b.finalize(batch).is_err());
+    let mut batch = a.begin_batch();
+    let r = a.allocate(&mut batch, SectionKind::Data, 8, 8).unwrap();
+    let s = a.finalize(batch).unwrap().take(r).unwrap();
+    assert!(b.free(s).is_err());
+    a.discard(other).unwrap();
+}
+
+/// Relocating for a remote executor: the bytes sit here, P is elsewhere.
+#[test]
+fn relocation_uses_the_target_address() {
+    let mut mm = manager();
+    let mut b = mm.begin_batch();
+    let t = fill(&mut mm, &mut b, SectionKind::Text, &[0xe8, 0, 0, 0, 0]);
+    let remote = 0x7000_0000_0000u64;
+    b.set_target_address(t, remote).unwrap();
+    assert_eq!(b.target_address(t), Some(remote));
+    let p = b.target_address(t).unwrap() + 1;
+    let place = &mut b.bytes_mut(t).unwrap()[1..];
+    reloc::apply(RelocKind::X86PcRel32, place, p, remote + 0x105, -4).unwrap();
+    assert_eq!(&b.bytes(t).unwrap()[1..], &0x100i32.to_le_bytes());
+    let s = mm.finalize(b).unwrap().take(t).unwrap();
+    assert_eq!(s.target_address(), remote);
+    mm.free(s).unwrap();
+}
+
+#[test]
+fn relocation_errors_leave_the_code_alone() {
+    let mut code = [0xe8, 1, 2, 3, 4];
+    let e = reloc::apply(RelocKind::X86PcRel32, &mut code[1..], 0, 1 << 40, 0).unwrap_err();
+    assert_eq!(e.kind, RelocKind::X86PcRel32);
+    assert!(matches!(e.problem, RelocProblem::OutOfRange { .. }));
+    assert_eq!(code, [0xe8, 1, 2, 3, 4]);
+    let msg = Error::from(e).to_string();
+    assert!(msg.contains("out of range"), "{msg}");
+}
+
+#[test]
+fn the_manager_moves_between_threads() {
+    let mm = std::sync::Mutex::new(manager());
+    let addr = std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut mm = mm.lock().unwrap();
+            let mut b = mm.begin_batch();
+            let r = mm.allocate(&mut b, SectionKind::Data, 8, 8).unwrap();
+            let a = b.address(r).unwrap();
+            let s = mm.finalize(b).unwrap().take(r).unwrap();
+            mm.free(s).unwrap();
+            a
+        })
+        .join()
+        .unwrap()
+    });
+    let mut mm = mm.into_inner().unwrap();
+    let mut b = mm.begin_batch();
+    let r = mm.allocate(&mut b, SectionKind::Data, 8, 8).unwrap();
+    assert_eq!(b.address(r), Some(addr));
+    mm.discard(b).unwrap();
+}
