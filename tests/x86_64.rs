@@ -1241,7 +1241,7 @@ fn random_program(rng: &mut Rng, blocks: usize) -> String {
                 0..=3 => {
                     let op = ["add", "sub", "mul", "and", "or", "xor", "shl", "shr", "sar"]
                         [(rng.next() % 9) as usize];
-                    let b = if rng.next() % 3 == 0 {
+                    let b = if rng.next().is_multiple_of(3) {
                         format!("{}", rng.next() % 100)
                     } else {
                         pick(rng, &ints64)
@@ -1253,7 +1253,7 @@ fn random_program(rng: &mut Rng, blocks: usize) -> String {
                 4 | 5 => {
                     let op = ["add", "sub", "mul", "xor", "shl", "sar", "udiv", "urem"]
                         [(rng.next() % 8) as usize];
-                    let b = if op.starts_with('u') || rng.next() % 2 == 0 {
+                    let b = if op.starts_with('u') || rng.next().is_multiple_of(2) {
                         format!("{}", rng.next() % 50 + 1)
                     } else {
                         pick(rng, &ints32)
@@ -1422,4 +1422,138 @@ fn random_programs_agree_between_allocated_and_baseline_code() {
             assert_eq!(x, y, "round {round} args {args:?}\n{src}");
         }
     }
+}
+
+/// Loads `cm` the way the runtime does: sections placed by the memory
+/// manager, relocated with `Reloc::apply_to`, finalized (W^X).
+fn load_with_memory_manager(
+    mm: &mut kiln::memory::MemoryManager,
+    cm: &CompiledModule,
+    host: &[(&str, usize)],
+) -> (
+    kiln::memory::FinalizedBatch,
+    HashMap<String, usize>,
+    [kiln::memory::SectionRef; 3],
+) {
+    let mut batch = mm.begin_batch();
+    let kinds = [SectionKind::Text, SectionKind::Rodata, SectionKind::Data];
+    let aligns = [cm.text_align, cm.rodata_align, cm.data_align];
+    let refs: Vec<_> = kinds
+        .iter()
+        .zip(aligns)
+        .map(|(&k, a)| {
+            mm.allocate(&mut batch, k, cm.section(k).len(), a as usize)
+                .expect("allocate")
+        })
+        .collect();
+    let refs = [refs[0], refs[1], refs[2]];
+    let mut addr = HashMap::new();
+    for (i, &k) in kinds.iter().enumerate() {
+        batch.bytes_mut(refs[i]).expect("bytes")[..cm.section(k).len()]
+            .copy_from_slice(cm.section(k));
+        addr.insert(k, batch.address(refs[i]).expect("address"));
+    }
+    let mut syms: HashMap<String, usize> = cm
+        .symbols
+        .iter()
+        .map(|s| (s.name.clone(), addr[&s.section] + s.offset as usize))
+        .collect();
+    let mut ext: HashMap<String, usize> = host.iter().map(|(n, a)| (n.to_string(), *a)).collect();
+    ext.insert(
+        isa::TRAP_HANDLER.to_string(),
+        trap_handler as *const () as usize,
+    );
+    for rel in &cm.relocs {
+        let s = syms
+            .get(&rel.target)
+            .or(ext.get(&rel.target))
+            .copied()
+            .expect("target");
+        let i = kinds
+            .iter()
+            .position(|&k| k == rel.section)
+            .expect("section");
+        let at = addr[&rel.section] as u64;
+        rel.apply_to(batch.bytes_mut(refs[i]).expect("bytes"), at, s as u64)
+            .expect("relocate");
+    }
+    let fin = mm.finalize(batch).expect("finalize");
+    syms.extend(ext);
+    (fin, syms, refs)
+}
+
+#[test]
+fn runs_through_the_memory_manager() {
+    let mut mm = kiln::memory::MemoryManager::new(Default::default()).expect("memory manager");
+    let cm = compile(&(CALLS.to_string() + &switch_module() + MEMORY));
+    let (_fin, syms, _) = load_with_memory_manager(
+        &mut mm,
+        &cm,
+        &[("host_mix", host_mix as *const () as usize)],
+    );
+    let get = |n: &str| syms[n];
+    // SAFETY: the IR functions have these System V signatures.
+    let fib: extern "C" fn(i64) -> i64 = unsafe { std::mem::transmute(get("fib")) };
+    let via_host: extern "C" fn(i64) -> f64 = unsafe { std::mem::transmute(get("via_host")) };
+    let dense: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(get("dense")) };
+    let bump: extern "C" fn(i64) -> i64 = unsafe { std::mem::transmute(get("bump")) };
+    let ic: extern "C" fn() -> i64 = unsafe { std::mem::transmute(get("indirect_counter")) };
+    assert_eq!(fib(15), fib_ref(15));
+    assert_eq!(via_host(6), host_mix(6, 1.5, -2) + fib_ref(6) as f64);
+    assert_eq!((dense(4), dense(8), dense(6)), (11, 10, -1));
+    assert_eq!(bump(10), 15);
+    assert_eq!(ic(), 15 + 20);
+}
+
+const FRAMES: &str = "
+func @aligned(%x: i64) -> i64 {
+entry:
+    %a = alloca 3
+    %p = alloca 8, 16
+    %big = alloca 100000, 16
+    store.i64 %x, %p
+    store8 1, %a
+    %end = add.i64 %big, 99992
+    store.i64 %x, %end
+    store.i64 %x, %big
+    %v = load.i64 %end
+    %w = load.i64 %big
+    %s = add.i64 %v, %w
+    %m = and.i64 %p, 15
+    %mb = and.i64 %big, 15
+    %m2 = or.i64 %m, %mb
+    %c = call.i64 @aligned_leaf(%s)
+    %r = add.i64 %c, %m2
+    ret %r
+}
+local func @aligned_leaf(%x: i64) -> i64 {
+entry:
+    %p = alloca 16, 16
+    store.i64 %x, %p, 8
+    %v = load.i64 %p, 8
+    %m = and.i64 %p, 15
+    %r = add.i64 %v, %m
+    ret %r
+}
+";
+
+#[test]
+fn allocas_are_aligned_and_large_frames_are_probed() {
+    for backend in backends() {
+        let cm = compile_with(FRAMES, backend);
+        let l = load(&cm, &[]);
+        let f = func!(l, "aligned", fn(i64) -> i64);
+        assert_eq!(f(21), 42);
+    }
+}
+
+#[cfg(feature = "disasm")]
+#[test]
+fn disassembly_lists_functions_and_relocations() {
+    let cm = compile(CALLS);
+    let text = kiln::isa::x86_64::disasm::disassemble(&cm);
+    assert!(text.contains("fib:\n"), "{text}");
+    assert!(text.contains("call"), "{text}");
+    assert!(text.contains("X86PcRel32 fib-4"), "{text}");
+    assert!(text.contains("Abs64 host_mix+0"), "{text}");
 }

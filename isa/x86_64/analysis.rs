@@ -1,12 +1,6 @@
-//! Lowering decisions for one function: block order, where each value
-//! lives, which instructions fuse, and the frame layout.
+//! Per-function decisions shared by both x86-64 code generators, and the
+//! frame plan of the allocator-free [`super::baseline`] generator.
 //!
-//! This first backend is a baseline compiler: every SSA value has its own
-//! 8-byte frame slot and each instruction loads its operands into fixed
-//! scratch registers, computes, and stores its result. That makes every
-//! instruction's expansion self-contained (no value is live in a register
-//! across instructions), so no callee-saved register is ever used and
-//! calls need no caller-saved spilling. On top of that, the plan records:
 //! - **block order**: reverse postorder from the entry, which keeps loop
 //!   bodies contiguous; unreachable blocks are not emitted;
 //! - **compare + branch fusion**: a compare whose only use is the `br` of its
@@ -14,12 +8,17 @@
 //!   never materialized;
 //! - **address folding**: `add.i64 x, C` feeding loads/stores folds into the
 //!   addressing mode as `[x + C + off]`; the `add` itself is skipped when all
-//!   its uses fold.
+//!   its uses fold;
+//! - **structure checks**: every index the generators follow is in range and
+//!   every block ends in a terminator, so lowering never indexes out of
+//!   bounds even on unverified input.
 //!
-//! Invariants: slot offsets are negative `rbp` offsets of 8-byte slots;
-//! alloca offsets are aligned to their alignment (≤ 16, `rbp` being 16-byte
-//! aligned); `frame_size` is a multiple of 16 and includes the outgoing
-//! stack-argument area at its bottom.
+//! The baseline generator gives every SSA value its own 8-byte frame slot:
+//! slot offsets are negative `rbp` offsets; alloca offsets are aligned to
+//! their alignment (≤ 16, `rbp` being 16-byte aligned); `frame_size` is a
+//! multiple of 16 and includes the outgoing stack-argument area at its
+//! bottom. The register-allocated generator uses only the first three
+//! decisions and lays its frame out in [`super::emit`].
 
 use super::abi::arg_locations;
 use crate::error::{Error, Result};

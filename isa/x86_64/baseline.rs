@@ -1,4 +1,7 @@
-//! x86-64 machine code for one function, from its [`Plan`].
+//! The allocator-free x86-64 code generator: machine code for one function
+//! from its [`Plan`], every value in its own frame slot. It is the
+//! reference the register-allocated path is differentially tested against,
+//! and a fallback that needs nothing but the IR.
 //!
 //! Code is assembled with dynasm into a `VecAssembler<X64Relocation>`; the
 //! bytes are appended to the module's text and every address that is not

@@ -498,13 +498,7 @@ impl<'a> Emitter<'a> {
                     dynasm!(self.ops ; .arch x64 ; mov Rd(d), init);
                 }
                 match self.compare(i, *kind, *wide, *imm)? {
-                    Cond::Flags(cc) => {
-                        if matches!(kind, CmpKind::Float(_)) {
-                            setcc(&mut self.ops, cc, d);
-                        } else {
-                            setcc(&mut self.ops, cc, d);
-                        }
-                    }
+                    Cond::Flags(cc) => setcc(&mut self.ops, cc, d),
                     Cond::FloatEq => {
                         dynasm!(self.ops ; .arch x64 ; jp >done ; sete Rb(d) ; done:)
                     }
