@@ -1557,3 +1557,173 @@ fn disassembly_lists_functions_and_relocations() {
     assert!(text.contains("X86PcRel32 fib-4"), "{text}");
     assert!(text.contains("Abs64 host_mix+0"), "{text}");
 }
+
+/// One `; RUN: run [--entry NAME] [-- ARGS]` line of a `.kir` file.
+fn run_lines(src: &str) -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    for line in src.lines() {
+        let Some(rest) = line.strip_prefix("; RUN: run") else {
+            continue;
+        };
+        let (opts, args) = match rest.split_once(" -- ") {
+            Some((o, a)) => (o, a.split_whitespace().map(String::from).collect()),
+            None => (rest, Vec::new()),
+        };
+        let words: Vec<&str> = opts.split_whitespace().collect();
+        let entry = match words.as_slice() {
+            [] => "main".to_string(),
+            ["--entry", name] => name.to_string(),
+            _ => continue,
+        };
+        out.push((entry, args));
+    }
+    out
+}
+
+/// `src` plus a wrapper `@__x86test_call(%buf)` that loads the entry's
+/// arguments from `buf`, calls it and stores the result back: a fixed
+/// native signature for any IR signature.
+fn with_wrapper(src: &str, sig: &kiln::ir::Signature, entry: &str) -> String {
+    let mut s = format!("{src}\nfunc @__x86test_call(%buf: i64) {{\nentry:\n");
+    let mut args = Vec::new();
+    for (i, t) in sig.params.iter().enumerate() {
+        s += &format!("    %a{i} = load.{t} %buf, {}\n", 8 * i);
+        args.push(format!("%a{i}"));
+    }
+    match sig.ret {
+        Some(t) => {
+            s += &format!("    %r = call.{t} @{entry}({})\n", args.join(", "));
+            s += &format!("    store.{t} %r, %buf\n");
+        }
+        None => s += &format!("    call @{entry}({})\n", args.join(", ")),
+    }
+    s += "    ret\n}\n";
+    s
+}
+
+fn host_symbols() -> Vec<(&'static str, usize)> {
+    [
+        "putchar", "malloc", "free", "memcpy", "memset", "memcmp", "calloc", "getchar", "abort",
+        "exit",
+    ]
+    .iter()
+    .map(|&n| {
+        let c = std::ffi::CString::new(n).expect("name");
+        // SAFETY: dlsym with RTLD_DEFAULT looks a C library symbol up.
+        (n, unsafe { libc::dlsym(libc::RTLD_DEFAULT, c.as_ptr()) }
+            as usize)
+    })
+    .collect()
+}
+
+/// Every `run` line of the instruction file tests, compiled by both
+/// backends and executed (in a forked child on a large stack), must give
+/// the interpreter's result or trap with the interpreter's reason.
+#[test]
+fn instruction_file_tests_agree_with_the_interpreter() {
+    use kiln::host::HostFunctions;
+    use kiln::interp::Interpreter;
+    use kiln::Val;
+    let mut files: Vec<_> = std::fs::read_dir("tests/ir/inst")
+        .expect("tests/ir/inst")
+        .map(|e| e.expect("entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "kir"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let host = HostFunctions::c_library();
+    let mut checked = 0;
+    for path in files {
+        let src = std::fs::read_to_string(&path).expect("read");
+        let module = parse_module("t.kir", &src).expect("parse");
+        for (entry, args) in run_lines(&src) {
+            let Some(sym) = module.symbol(&entry) else {
+                continue;
+            };
+            let Some(sig) = module.sym(sym).signature().cloned() else {
+                continue;
+            };
+            let Some(vals) = sig
+                .params
+                .iter()
+                .zip(&args)
+                .map(|(t, a)| Val::parse(*t, a))
+                .collect::<Option<Vec<Val>>>()
+            else {
+                continue;
+            };
+            if vals.len() != sig.params.len() {
+                continue;
+            }
+            let mods = [module.clone()];
+            // The program's own output (putchar) is not compared: silence it.
+            // SAFETY: saving, redirecting and restoring file descriptor 1.
+            let saved = unsafe {
+                let saved = libc::dup(1);
+                let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                libc::dup2(null, 1);
+                libc::close(null);
+                saved
+            };
+            let want = Interpreter::new(&mods, &host).and_then(|mut i| i.call(&entry, &vals));
+            // SAFETY: as above.
+            unsafe {
+                libc::fflush(std::ptr::null_mut());
+                libc::dup2(saved, 1);
+                libc::close(saved);
+            }
+            let wrapped = with_wrapper(&src, &sig, &entry);
+            for backend in backends() {
+                let cm = compile_with(&wrapped, backend);
+                let l = load(&cm, &host_symbols());
+                let call = func!(l, "__x86test_call", fn(*mut u64) -> ());
+                let mut buf: Vec<u64> = vals.iter().map(|v| v.to_bits()).collect();
+                buf.resize(buf.len().max(1), 0);
+                let ret = sig.ret;
+                let expect = want.clone();
+                let what = format!("{} @{entry} {args:?}", path.display());
+                let status = std::thread::scope(|sc| {
+                    std::thread::Builder::new()
+                        .stack_size(256 << 20)
+                        .spawn_scoped(sc, || {
+                            status_of(|| {
+                                // Output of the program itself is not compared.
+                                // SAFETY: redirecting our own (child) stdout.
+                                unsafe {
+                                    let null = libc::open(c"/dev/null".as_ptr(), libc::O_WRONLY);
+                                    libc::dup2(null, 1);
+                                }
+                                call(buf.as_mut_ptr());
+                                let ok = match (&expect, ret) {
+                                    (Ok(Some(v)), Some(t)) => {
+                                        let got = Val::from_bits(t, buf[0]);
+                                        got.to_bits() == v.to_bits()
+                                            || matches!((got, v), (Val::F64(a), Val::F64(b)) if a.is_nan() && b.is_nan())
+                                            || matches!((got, v), (Val::F32(a), Val::F32(b)) if a.is_nan() && b.is_nan())
+                                    }
+                                    (Ok(None), None) => true,
+                                    _ => false,
+                                };
+                                if !ok {
+                                    eprintln!("mismatch: {what}: got {:#x}, want {expect:?}", buf[0]);
+                                    // SAFETY: ends the child.
+                                    unsafe { libc::_exit(1) };
+                                }
+                            })
+                        })
+                        .expect("thread")
+                        .join()
+                        .expect("join")
+                });
+                let want_status = match &want {
+                    Err(kiln::Error::Trap(code)) => 100 + code.code() as i32,
+                    _ => 0,
+                };
+                assert_eq!(status, want_status, "{what}: interpreter says {want:?}");
+                checked += 1;
+            }
+        }
+    }
+    eprintln!("{checked} runs checked");
+    assert!(checked > 50, "only {checked} runs checked");
+}

@@ -997,6 +997,11 @@ impl Lowerer<'_> {
                 default,
                 cases,
             } => {
+                if succs.len() == 1 {
+                    // Every case goes to the default: a plain jump (a
+                    // single-successor branch may not read registers).
+                    return self.jump(mi, succs[0], &[]);
+                }
                 let ty = d.ty.unwrap_or(Type::I64);
                 let wide = ty.bytes() == 8;
                 let r = self.reg(*value, ty);
