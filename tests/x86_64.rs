@@ -1405,6 +1405,9 @@ fn random_programs_agree_between_allocated_and_baseline_code() {
         let (la, lb) = (load(&a, &[]), load(&b, &[]));
         let fa = func!(la, "r", fn(i64, i64, i32, f64, f32) -> i64);
         let fb = func!(lb, "r", fn(i64, i64, i32, f64, f32) -> i64);
+        let mods = [parse_module("r.kir", &src).expect("parse")];
+        let mut interp = kiln::interp::Interpreter::new(&mods, &kiln::host::HostFunctions::new())
+            .expect("interpreter");
         for _ in 0..20 {
             let args = (
                 rng.int() as i64,
@@ -1420,6 +1423,24 @@ fn random_programs_agree_between_allocated_and_baseline_code() {
             // NaN payloads are unspecified: compare modulo NaN bits only
             // when the results differ.
             assert_eq!(x, y, "round {round} args {args:?}\n{src}");
+            use kiln::Val;
+            let want = interp
+                .call(
+                    "r",
+                    &[
+                        Val::I64(args.0),
+                        Val::I64(args.1),
+                        Val::I32(args.2),
+                        Val::F64(args.3),
+                        Val::F32(args.4),
+                    ],
+                )
+                .expect("interpreter run");
+            assert_eq!(
+                Some(Val::I64(x)),
+                want,
+                "round {round} args {args:?}\n{src}"
+            );
         }
     }
 }
@@ -1726,4 +1747,39 @@ fn instruction_file_tests_agree_with_the_interpreter() {
     }
     eprintln!("{checked} runs checked");
     assert!(checked > 50, "only {checked} runs checked");
+}
+
+/// Every `.kir` file of the repository: verified modules compile on both
+/// backends; modules the verifier rejects may fail to compile but never
+/// panic.
+#[test]
+fn every_kir_file_compiles_or_fails_cleanly() {
+    fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(dir).expect("dir") {
+            let p = e.expect("entry").path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "kir") {
+                out.push(p);
+            }
+        }
+    }
+    let mut files = Vec::new();
+    walk(std::path::Path::new("tests/ir"), &mut files);
+    let mut compiled = 0;
+    for path in files {
+        let src = std::fs::read_to_string(&path).expect("read");
+        let Ok(module) = parse_module("t.kir", &src) else {
+            continue;
+        };
+        let valid = kiln::ir::verify::verify_module(&module).is_ok();
+        for backend in backends() {
+            let r = compile_module(&module, backend);
+            if valid {
+                assert!(r.is_ok(), "{}: {r:?}", path.display());
+                compiled += 1;
+            }
+        }
+    }
+    assert!(compiled > 20);
 }

@@ -269,28 +269,9 @@ impl<'a> Emitter<'a> {
     }
 
     fn prologue(&mut self) {
-        let frame = self.plan.frame_size as i32;
         let ops = &mut self.ops;
         dynasm!(ops ; .arch x64 ; push rbp ; mov rbp, rsp);
-        if frame > 4096 {
-            // Touch every page on the way down so a guard page is never
-            // skipped.
-            let pages = frame / 4096;
-            dynasm!(ops ; .arch x64
-                ; mov r11d, pages
-                ; probe:
-                ; sub rsp, 4096
-                ; mov QWORD [rsp], 0
-                ; dec r11
-                ; jnz <probe
-            );
-            let rest = frame % 4096;
-            if rest != 0 {
-                dynasm!(ops ; .arch x64 ; sub rsp, rest);
-            }
-        } else if frame > 0 {
-            dynasm!(ops ; .arch x64 ; sub rsp, frame);
-        }
+        super::emit::sub_rsp_probed(ops, self.plan.frame_size);
         let (locs, _) = arg_locations(&self.func.sig.params);
         for (i, loc) in locs.iter().enumerate() {
             let Some(&p) = self.func.params.get(i) else {
@@ -649,8 +630,7 @@ impl<'a> Emitter<'a> {
             (InstKind::Alloca { .. }, _) => {
                 let r = self.result(inst)?;
                 let at = self.plan.alloca[inst.index()];
-                let ops = &mut self.ops;
-                dynasm!(ops ; .arch x64 ; lea rax, [rbp + at]);
+                super::emit::lea_frame(&mut self.ops, RAX, at);
                 self.st_bits(r, RAX);
             }
             (InstKind::Addr { sym }, _) => {
