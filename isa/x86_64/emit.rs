@@ -70,6 +70,21 @@ fn int_cc(op: Opcode) -> Option<Cc> {
     })
 }
 
+fn invert(cc: Cc) -> Cc {
+    match cc {
+        Cc::E => Cc::Ne,
+        Cc::Ne => Cc::E,
+        Cc::L => Cc::Ge,
+        Cc::Le => Cc::G,
+        Cc::G => Cc::Le,
+        Cc::Ge => Cc::L,
+        Cc::B => Cc::Ae,
+        Cc::Be => Cc::A,
+        Cc::A => Cc::Be,
+        Cc::Ae => Cc::B,
+    }
+}
+
 fn jcc(ops: &mut Asm, cc: Cc, l: DynamicLabel) {
     match cc {
         Cc::E => dynasm!(ops ; .arch x64 ; je =>l),
@@ -279,7 +294,11 @@ impl<'a> Emitter<'a> {
     fn epilogue(&mut self) {
         let k = -8 * self.saved.len() as i32;
         let ops = &mut self.ops;
-        dynasm!(ops ; .arch x64 ; lea rsp, [rbp + k]);
+        if k == 0 {
+            dynasm!(ops ; .arch x64 ; mov rsp, rbp);
+        } else {
+            dynasm!(ops ; .arch x64 ; lea rsp, [rbp + k]);
+        }
         for &r in self.saved.iter().rev() {
             dynasm!(ops ; .arch x64 ; pop Rq(r));
         }
@@ -693,13 +712,28 @@ impl<'a> Emitter<'a> {
                 let succs = &mf.blocks[block].succs;
                 let (t, e) = (succs[0].index(), succs[1].index());
                 let (tl, el) = (self.labels[t], self.labels[e]);
-                match self.compare(i, *kind, *wide, *imm)? {
-                    Cond::Flags(cc) => jcc(&mut self.ops, cc, tl),
-                    Cond::FloatEq => dynasm!(self.ops ; .arch x64 ; jp =>el ; je =>tl),
-                    Cond::FloatNe => dynasm!(self.ops ; .arch x64 ; jp =>tl ; jne =>tl),
-                }
-                if e != block + 1 {
-                    dynasm!(self.ops ; .arch x64 ; jmp =>el);
+                let cond = self.compare(i, *kind, *wide, *imm)?;
+                if t == block + 1 {
+                    // The taken side is next: branch on the inverse to the
+                    // other side and fall through.
+                    match cond {
+                        Cond::Flags(cc) => jcc(&mut self.ops, invert(cc), el),
+                        // Not equal-and-ordered: unordered or not equal.
+                        Cond::FloatEq => dynasm!(self.ops ; .arch x64 ; jp =>el ; jne =>el),
+                        // Ordered and equal.
+                        Cond::FloatNe => {
+                            dynasm!(self.ops ; .arch x64 ; jp >skip ; je =>el ; skip:)
+                        }
+                    }
+                } else {
+                    match cond {
+                        Cond::Flags(cc) => jcc(&mut self.ops, cc, tl),
+                        Cond::FloatEq => dynasm!(self.ops ; .arch x64 ; jp =>el ; je =>tl),
+                        Cond::FloatNe => dynasm!(self.ops ; .arch x64 ; jp =>tl ; jne =>tl),
+                    }
+                    if e != block + 1 {
+                        dynasm!(self.ops ; .arch x64 ; jmp =>el);
+                    }
                 }
             }
             Op::Switch {
