@@ -1787,3 +1787,23 @@ fn every_kir_file_compiles_or_fails_cleanly() {
     }
     assert!(compiled > 20);
 }
+
+#[test]
+fn a_20000_block_chain_with_block_arguments_runs() {
+    let mut s = String::from("func @chain(%x: i64) -> i64 {\nentry:\n    jmp b0(%x, 1)\n");
+    for i in 0..20000 {
+        s += &format!("b{i}(%a{i}: i64, %k{i}: i64):\n    %s{i} = add.i64 %a{i}, %k{i}\n");
+        if i + 1 < 20000 {
+            s += &format!("    jmp b{}(%s{i}, 2)\n", i + 1);
+        } else {
+            s += &format!("    ret %s{i}\n");
+        }
+    }
+    s += "}\n";
+    for backend in backends() {
+        let cm = compile_with(&s, backend);
+        let l = load(&cm, &[]);
+        let f = func!(l, "chain", fn(i64) -> i64);
+        assert_eq!(f(5), 5 + 1 + 2 * 19999);
+    }
+}

@@ -26,7 +26,7 @@ use super::regs::{R11, RAX, RCX, RDX};
 use crate::compiled::{CompiledModule, CompiledSymbol};
 use crate::error::{Error, Result, TrapCode};
 use crate::ir::{
-    Block, BlockCall, Callee, FuncId, Function, Inst, InstKind, Linkage, Module, Opcode, Operand,
+    Block, BlockCall, Callee, Function, Inst, InstKind, Linkage, Module, Opcode, Operand, SymId,
     Type, Value,
 };
 use crate::isa::TRAP_HANDLER;
@@ -1056,15 +1056,8 @@ impl<'a> Emitter<'a> {
 }
 
 /// Compiles function `id` of `module` into `out`.
-pub fn compile_function(module: &Module, id: FuncId, out: &mut CompiledModule) -> Result<()> {
-    let func = module
-        .funcs
-        .get(id.index())
-        .ok_or_else(|| Error::Runtime(format!("no function {id}")))?;
-    let sym = module
-        .func_symbol(id)
-        .ok_or_else(|| Error::Runtime(format!("@{}: no symbol", func.name)))?;
-    let sym = &module.symbols[sym.index()];
+pub fn compile_function(module: &Module, sym: SymId, out: &mut CompiledModule) -> Result<()> {
+    let (sym, func) = crate::isa::defined_function(module, sym)?;
     let plan = plan(module, func)?;
     let mut ops = Asm::new(0);
     let labels = (0..func.blocks.len())
