@@ -151,7 +151,8 @@ impl Loaded {
 macro_rules! func {
     ($l:expr, $name:expr, fn($($a:ty),*) -> $r:ty) => {{
         // SAFETY: the IR function has exactly this System V signature.
-        unsafe { std::mem::transmute::<usize, extern "C" fn($($a),*) -> $r>($l.addr($name)) }
+        let addr: usize = $l.addr($name);
+        unsafe { std::mem::transmute::<usize, extern "C" fn($($a),*) -> $r>(addr) }
     }};
 }
 
