@@ -150,8 +150,8 @@ impl Loaded {
 #[macro_export]
 macro_rules! func {
     ($l:expr, $name:expr, fn($($a:ty),*) -> $r:ty) => {{
-        // SAFETY: the IR function has exactly this System V signature.
         let addr: usize = $l.addr($name);
+        // SAFETY: the IR function has exactly this System V signature.
         unsafe { std::mem::transmute::<usize, extern "C" fn($($a),*) -> $r>(addr) }
     }};
 }
