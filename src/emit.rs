@@ -1,0 +1,21 @@
+//! Drives a backend over a whole module: data items first (by
+//! [`CompiledModule::add_data_items`]), then every defined function in
+//! symbol order, producing the [`CompiledModule`] the runtime loads.
+
+use crate::compiled::CompiledModule;
+use crate::error::Result;
+use crate::ir::{Module, SymbolKind};
+use crate::isa::Backend;
+
+/// Compiles every function and lays out every data item of `module`
+/// (which must be verified).
+pub fn compile_module(module: &Module, backend: &dyn Backend) -> Result<CompiledModule> {
+    let mut out = CompiledModule::new();
+    out.add_data_items(module)?;
+    for (sym, data) in module.symbol_ids() {
+        if let SymbolKind::Func { body: Some(_), .. } = data.kind {
+            backend.compile_function(module, sym, &mut out)?;
+        }
+    }
+    Ok(out)
+}
