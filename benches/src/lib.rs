@@ -15,7 +15,7 @@ impl XorShift {
         XorShift(seed.max(1))
     }
 
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x << 13;
         x ^= x >> 7;
@@ -25,7 +25,7 @@ impl XorShift {
     }
 
     pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+        self.next_u64() % n
     }
 }
 
@@ -59,7 +59,7 @@ pub fn generated_function(insts: usize) -> String {
             live.remove(rng.below(live.len() as u64 - 8) as usize + 3);
         }
         count += 1;
-        if count % 40 == 0 && count < insts {
+        if count.is_multiple_of(40) && count < insts {
             // Branch to the next block through both edges, passing values.
             let c = format!("%c{count}");
             let v = live.last().cloned().unwrap_or_default();
