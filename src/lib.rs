@@ -30,7 +30,9 @@
 pub mod analysis;
 pub mod compiled;
 pub mod emit;
+pub mod engine;
 pub mod error;
+pub mod executor;
 pub mod host;
 pub mod interp;
 pub mod ir;
@@ -38,8 +40,12 @@ pub mod isa;
 pub mod link;
 pub mod memory;
 pub mod regalloc;
+pub mod registry;
 pub mod reloc;
+pub mod symbols;
+pub mod trampoline;
 pub mod value;
 
+pub use engine::Engine;
 pub use error::{Diagnostic, Error, Result, TrapCode};
 pub use value::Val;
