@@ -209,6 +209,11 @@ impl Engine {
         Ok(self.reg()?.stats())
     }
 
+    /// Address-space use of the engine's memory manager.
+    pub fn memory_stats(&self) -> Result<crate::memory::MemoryStats> {
+        Ok(self.reg()?.memory().stats())
+    }
+
     /// The address of exported function `name`, finalizing on demand, and
     /// its signature.
     pub fn function_address(&self, name: &str) -> Result<(u64, Signature)> {
