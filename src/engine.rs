@@ -23,7 +23,6 @@ use crate::executor::{check_args, Executor, InProcessExecutor};
 use crate::ir::parse::parse_module;
 use crate::ir::verify::verify_module;
 use crate::ir::{Module, Signature, Type};
-use crate::isa::Backend;
 use crate::memory::{MemoryConfig, SectionKind};
 use crate::registry::{ModuleId, ModuleState, Registry, RegistryStats};
 use crate::trampoline::TrapHandler;
@@ -44,7 +43,7 @@ impl Default for Engine {
     /// backend for the host, modules can be added but compiling them is an
     /// error.
     fn default() -> Self {
-        match Engine::build(std::env::consts::ARCH, None) {
+        match Engine::build(std::env::consts::ARCH) {
             Ok(e) => e,
             // Only reachable if mapping a few pages for the call stubs
             // fails at start-up; nothing sensible can run then.
@@ -58,7 +57,7 @@ impl Engine {
     /// be the host's ISA (foreign targets need an emulating executor:
     /// [`Engine::with_executor`]).
     pub fn new(target: &str) -> Result<Engine> {
-        let backend = crate::isa::backend(target).ok_or_else(|| {
+        crate::isa::backend(target).ok_or_else(|| {
             Error::Argument(format!(
                 "kiln was built without a backend for target `{target}`"
             ))
@@ -68,17 +67,15 @@ impl Engine {
                 "target `{target}` is not this host's ISA; it needs an emulating executor"
             )));
         }
-        Engine::build(target, Some(backend))
+        Engine::build(target)
     }
 
-    fn build(target: &str, backend: Option<&'static dyn Backend>) -> Result<Engine> {
-        let backend = backend.or_else(|| crate::isa::backend(target));
+    fn build(target: &str) -> Result<Engine> {
         let ex = Arc::new(InProcessExecutor::new(None)?);
         let executor: Arc<dyn Executor> = ex.clone();
         Ok(Engine {
             registry: Mutex::new(Registry::new(
                 target,
-                backend,
                 executor.clone(),
                 MemoryConfig::default(),
             )?),
@@ -90,7 +87,7 @@ impl Engine {
     /// An engine compiling for `target` whose code runs in `executor` (a
     /// remote or emulated process).
     pub fn with_executor(target: &str, executor: Arc<dyn Executor>) -> Result<Engine> {
-        let backend = crate::isa::backend(target).ok_or_else(|| {
+        crate::isa::backend(target).ok_or_else(|| {
             Error::Argument(format!(
                 "kiln was built without a backend for target `{target}`"
             ))
@@ -98,7 +95,6 @@ impl Engine {
         Ok(Engine {
             registry: Mutex::new(Registry::new(
                 target,
-                Some(backend),
                 executor.clone(),
                 MemoryConfig::default(),
             )?),

@@ -32,7 +32,7 @@ use crate::emit::compile_module;
 use crate::error::{Diagnostic, Error, Result};
 use crate::executor::{Executor, TargetSection};
 use crate::ir::{Linkage, Loc, Module, Signature, SymId, SymbolKind};
-use crate::isa::{Backend, TRAP_HANDLER};
+use crate::isa::TRAP_HANDLER;
 use crate::memory::{
     FinalizedSection, LoadBatch, MemoryConfig, MemoryManager, SectionKind, SectionRef,
 };
@@ -125,6 +125,10 @@ struct FinalizedModule {
     pin: Arc<()>,
 }
 
+/// Added modules to load, each with the modules it references, and how
+/// many modules the walk visited.
+type Reach = (Vec<(ModuleId, Vec<ModuleId>)>, usize);
+
 /// What an `extern` resolves to.
 enum Resolved {
     Module(ModuleId),
@@ -142,7 +146,8 @@ pub struct Registry {
     referrers: HashMap<ModuleId, HashSet<ModuleId>>,
     host: HostSymbols,
     mm: MemoryManager,
-    backend: Option<&'static dyn Backend>,
+    /// The `--target` name; its backend is looked up when compiling
+    /// (`&dyn Backend` is not `Sync`, and the lookup is a `match`).
     target: String,
     executor: Arc<dyn Executor>,
     stats: RegistryStats,
@@ -174,15 +179,9 @@ fn exports_of(module: &Module) -> impl Iterator<Item = (SymId, &str, ExportKind)
 }
 
 impl Registry {
-    /// A registry compiling with `backend` (`None`: kiln was built without
-    /// one for `target`; compiling is then an error) and running through
-    /// `executor`.
-    pub fn new(
-        target: &str,
-        backend: Option<&'static dyn Backend>,
-        executor: Arc<dyn Executor>,
-        memory: MemoryConfig,
-    ) -> Result<Self> {
+    /// A registry compiling for `target` (if kiln was built without its
+    /// backend, compiling is an error) and running through `executor`.
+    pub fn new(target: &str, executor: Arc<dyn Executor>, memory: MemoryConfig) -> Result<Self> {
         Ok(Registry {
             added: HashMap::new(),
             loaded: HashMap::new(),
@@ -192,7 +191,6 @@ impl Registry {
             referrers: HashMap::new(),
             host: HostSymbols::new(),
             mm: MemoryManager::new(memory)?,
-            backend,
             target: target.to_string(),
             executor,
             stats: RegistryStats::default(),
@@ -343,7 +341,7 @@ impl Registry {
     /// The Added modules reachable from `roots` (roots included when
     /// Added), each with the modules its externs resolve to; every extern
     /// of every module visited is link-checked. Touches nothing else.
-    fn reach(&self, roots: &[ModuleId]) -> Result<(Vec<(ModuleId, Vec<ModuleId>)>, usize)> {
+    fn reach(&self, roots: &[ModuleId]) -> Result<Reach> {
         let mut seen: HashSet<ModuleId> = HashSet::new();
         let mut work: Vec<ModuleId> = Vec::new();
         for &r in roots {
@@ -391,7 +389,7 @@ impl Registry {
         if todo.is_empty() {
             return Ok(touched);
         }
-        let backend = self.backend.ok_or_else(|| {
+        let backend = crate::isa::backend(&self.target).ok_or_else(|| {
             Error::Runtime(format!(
                 "kiln was built without a backend for target {}",
                 self.target

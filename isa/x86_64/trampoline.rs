@@ -27,6 +27,8 @@ fn epilogue(ops: &mut Asm) {
 }
 
 /// `fn(target, args, ret, frame) -> u32` for `sig`.
+// dynasm's dynamic-register syntax expands to a `u8 -> u8` conversion.
+#[allow(clippy::useless_conversion)]
 pub fn trampoline(sig: &Signature) -> Result<Vec<u8>> {
     let mut ops = Asm::new(0);
     dynasm!(ops
