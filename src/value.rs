@@ -120,7 +120,10 @@ mod tests {
         assert_eq!(Val::parse(Type::I64, "12a"), None);
         assert_eq!(Val::parse(Type::I64, ""), None);
         assert_eq!(Val::parse(Type::F64, "1.5"), Some(Val::F64(1.5)));
-        assert_eq!(Val::parse(Type::F32, "-inf"), Some(Val::F32(f32::NEG_INFINITY)));
+        assert_eq!(
+            Val::parse(Type::F32, "-inf"),
+            Some(Val::F32(f32::NEG_INFINITY))
+        );
         assert!(matches!(Val::parse(Type::F64, "nan"), Some(Val::F64(x)) if x.is_nan()));
     }
 

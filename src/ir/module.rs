@@ -205,7 +205,10 @@ impl Module {
     }
 
     pub fn symbol_loc(&self, id: SymId) -> Loc {
-        self.symbol_locs.get(id.index()).copied().unwrap_or(Loc::NONE)
+        self.symbol_locs
+            .get(id.index())
+            .copied()
+            .unwrap_or(Loc::NONE)
     }
 
     /// The symbol whose body is `func`.

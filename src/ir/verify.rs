@@ -4,19 +4,21 @@
 //! each function body where its symbol is, within a function the signature,
 //! then each block's label, parameters and instructions token by token) and
 //! returns the first broken rule as [`Error::Verify`], located at the
-//! offending token through the function's [`SrcMap`], the module's
+//! offending token through the function's [`SrcMap`](super::SrcMap), the module's
 //! `symbol_locs` and `DataDef::locs`. Built IR has no locations; its
 //! messages then start with where the problem is:
 //! `in @f, block NAME, instruction N: ...` (`N` counts the block's
 //! instructions from 0), `in @f, block NAME: ...`, `in @f: ...` or
 //! `in data @d, entry N: ...`.
 //!
-//! Choices where the SPEC is silent (also in the module docs of `kiln`):
+//! Choices where the SPEC is silent:
 //! - A use in a block unreachable from the entry must be defined earlier in
 //!   that same block or be a function parameter: dominance is only
 //!   computed for reachable blocks.
 //! - Every instruction with a result in the opcode table must name it,
-//!   except `call`, whose result may be dropped.
+//!   except `call`, whose result may be dropped (`call.i32 @putchar(65)`).
+//! - A direct call's suffix is exactly the callee's return type: required
+//!   when it returns a value, absent when it returns nothing.
 //! - Load and store offsets may be any `i64`.
 //! - `alloca` sizes are limited to [`MAX_ALLOCA`] bytes and data objects to
 //!   [`MAX_DATA`] bytes; the alignment of `alloca` is a power of two up to
@@ -26,7 +28,9 @@
 //!
 //! Every check is linear in the size of the function, apart from hash-map
 //! lookups for names and switch keys; dominance queries are O(1) through
-//! [`DomTree`].
+//! [`DomTree`](crate::analysis::DomTree). The CFG takes each block's
+//! successors from its last instruction, so after a misplaced terminator a
+//! dominance error in an earlier-laid-out block can be reported first.
 
 mod func;
 

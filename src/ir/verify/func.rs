@@ -41,6 +41,8 @@ enum Want {
     AnyValue,
 }
 
+/// The checks of one function body, with what they share: each value's
+/// definition site, the dominator tree, and the names seen so far.
 pub(super) struct FuncVerifier<'a> {
     m: &'a Module,
     f: &'a Function,
@@ -138,7 +140,7 @@ impl<'a> FuncVerifier<'a> {
             return Err(self.error(
                 f.srcmap.end.or(floc),
                 &fctx,
-                "function has no blocks".into(),
+                format!("function '@{fname}' has no blocks"),
             ));
         }
         let mut labels: HashSet<&str> = HashSet::with_capacity(f.blocks.len());

@@ -779,7 +779,10 @@ fn blocks_need_one_terminator_at_the_end() {
         "in @f, block entry, instruction 1: block 'entry' continues after its terminator"
     );
     let f = func("f", &[], None);
-    assert_eq!(msg(&module_of(vec![f])), "in @f: function has no blocks");
+    assert_eq!(
+        msg(&module_of(vec![f])),
+        "in @f: function '@f' has no blocks"
+    );
 }
 
 #[test]
@@ -1354,4 +1357,30 @@ fn malformed_built_ir_does_not_panic() {
         msg(&module_of(vec![f])),
         "in @f: 0 parameter values for 1 parameter types"
     );
+}
+
+#[test]
+fn bodies_and_symbols_pair_up() {
+    // An extern symbol with a body.
+    let mut m = module_of(vec![sum()]);
+    m.symbols[0].linkage = Linkage::Import;
+    assert_eq!(msg(&m), "extern function '@sum' cannot have a definition");
+    // A body no symbol points at.
+    let mut m = module_of(vec![sum()]);
+    m.funcs.push(sum());
+    assert_eq!(msg(&m), "function body '@sum' is not attached to a symbol");
+    // `verify_function` checks one body against its symbol.
+    let mut bad = func("bad", &[], None);
+    let b = bad.new_block("entry");
+    ret(&mut bad, b, Some(lit(1)));
+    let m = module_of(vec![sum(), bad]);
+    assert_eq!(verify_function(&m, FuncId(0)), Ok(()));
+    match verify_function(&m, FuncId(1)) {
+        Err(Error::Verify(d)) => assert_eq!(
+            d.message,
+            "in @bad, block entry, instruction 0: '@bad' returns nothing, so 'ret' cannot have a value"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(verify_function(&m, FuncId(2)).is_err());
 }
