@@ -19,37 +19,7 @@ pub mod x86_64;
 /// [`crate::TrapCode::code`] in the first integer argument register.
 pub const TRAP_HANDLER: &str = "__kiln_trap";
 
-/// A register class.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum RegClass {
-    Int = 0,
-    Float = 1,
-}
-
-/// A physical register: a class and the hardware encoding within it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct PReg {
-    pub class: RegClass,
-    pub hw: u8,
-}
-
-impl PReg {
-    pub const fn new(class: RegClass, hw: u8) -> Self {
-        PReg { class, hw }
-    }
-}
-
-/// A target's register file as data, indexed by [`RegClass`]:
-/// allocatable registers in order of preference, the registers a call
-/// clobbers, and one scratch register per class that is never allocated
-/// (the move resolver's, for memory-to-memory moves and cycles).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MachineEnv {
-    pub preferred: [Vec<PReg>; 2],
-    pub non_preferred: [Vec<PReg>; 2],
-    pub scratch: [PReg; 2],
-    pub caller_saved: [Vec<PReg>; 2],
-}
+pub use crate::regalloc::{MachineEnv, PReg, RegClass};
 
 /// One code generator.
 pub trait Backend {
@@ -74,7 +44,7 @@ pub trait Backend {
 pub fn backend(target: &str) -> Option<&'static dyn Backend> {
     match target {
         #[cfg(feature = "x86_64")]
-        "x86_64" => Some(&x86_64::X86_64),
+        "x86_64" => Some(&x86_64::X86_64_BACKEND),
         _ => None,
     }
 }

@@ -12,12 +12,29 @@ use kiln::compiled::CompiledModule;
 use kiln::emit::compile_module;
 use kiln::ir::parse::parse_module;
 use kiln::isa;
+use kiln::isa::x86_64::{X86_64, X86_64_BASELINE};
+use kiln::isa::Backend;
 use kiln::reloc::{RelocKind, SectionKind};
 use std::collections::HashMap;
 
+/// Compiles with the normal (register-allocating, checked) backend.
 fn compile(src: &str) -> CompiledModule {
+    compile_with(src, &X86_64_BACKEND_CHECKED)
+}
+
+fn compile_with(src: &str, backend: &dyn Backend) -> CompiledModule {
     let m = parse_module("test.kir", src).expect("parse");
-    compile_module(&m, isa::backend("x86_64").expect("backend")).expect("compile")
+    compile_module(&m, backend).expect("compile")
+}
+
+static X86_64_BACKEND_CHECKED: X86_64 = X86_64 {
+    regalloc: true,
+    check: true,
+};
+
+/// Both code generators: every execution test runs on each.
+fn backends() -> [&'static dyn Backend; 2] {
+    [&X86_64_BACKEND_CHECKED, &X86_64_BASELINE]
 }
 
 /// A module copied into its own mapping, relocated and protected.
@@ -236,7 +253,13 @@ exit(%r: i64):
 
 #[test]
 fn loop_with_block_params_runs() {
-    let cm = compile(SUM);
+    for backend in backends() {
+        loop_with_block_params_runs_on(backend);
+    }
+}
+
+fn loop_with_block_params_runs_on(backend: &dyn Backend) {
+    let cm = compile_with(SUM, backend);
     let l = load(&cm, &[]);
     let sum = func!(l, "sum", fn(i64) -> i64);
     for n in [0i64, 1, 2, 10, 1000, -5] {
@@ -387,7 +410,13 @@ const CMPS: [&str; 10] = [
 
 #[test]
 fn integer_ops_match_spec_semantics_i64() {
-    let cm = compile(&binop_module("i64"));
+    for backend in backends() {
+        integer_ops_match_spec_semantics_i64_on(backend);
+    }
+}
+
+fn integer_ops_match_spec_semantics_i64_on(backend: &dyn Backend) {
+    let cm = compile_with(&binop_module("i64"), backend);
     let l = load(&cm, &[]);
     let mut rng = Rng(0x1234_5678_9abc_def1);
     for op in BINOPS {
@@ -418,7 +447,13 @@ fn integer_ops_match_spec_semantics_i64() {
 
 #[test]
 fn integer_ops_match_spec_semantics_i32() {
-    let cm = compile(&binop_module("i32"));
+    for backend in backends() {
+        integer_ops_match_spec_semantics_i32_on(backend);
+    }
+}
+
+fn integer_ops_match_spec_semantics_i32_on(backend: &dyn Backend) {
+    let cm = compile_with(&binop_module("i32"), backend);
     let l = load(&cm, &[]);
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     for op in BINOPS {
@@ -449,8 +484,14 @@ fn integer_ops_match_spec_semantics_i32() {
 
 #[test]
 fn division_traps_with_the_right_reason() {
-    let cm = compile(&binop_module("i64"));
-    let cm32 = compile(&binop_module("i32"));
+    for backend in backends() {
+        division_traps_with_the_right_reason_on(backend);
+    }
+}
+
+fn division_traps_with_the_right_reason_on(backend: &dyn Backend) {
+    let cm = compile_with(&binop_module("i64"), backend);
+    let cm32 = compile_with(&binop_module("i32"), backend);
     let l = load(&cm, &[]);
     let l32 = load(&cm32, &[]);
     let sdiv = func!(l, "sdiv", fn(i64, i64) -> i64);
@@ -498,7 +539,7 @@ fn division_traps_with_the_right_reason() {
         }),
         0
     );
-    let cm = compile("func @f() {\nentry:\n    trap\n}\n");
+    let cm = compile_with("func @f() {\nentry:\n    trap\n}\n", backend);
     assert_eq!(cm.imports, vec![isa::TRAP_HANDLER.to_string()]);
     let l = load(&cm, &[]);
     let f = func!(l, "f", fn() -> ());
@@ -567,7 +608,13 @@ entry:
 
 #[test]
 fn float_arithmetic_and_moves() {
-    let cm = compile(FLOATS);
+    for backend in backends() {
+        float_arithmetic_and_moves_on(backend);
+    }
+}
+
+fn float_arithmetic_and_moves_on(backend: &dyn Backend) {
+    let cm = compile_with(FLOATS, backend);
     let l = load(&cm, &[]);
     let fadd = func!(l, "fadd", fn(f64, f64) -> f64);
     let fdiv32 = func!(l, "fdiv32", fn(f32, f32) -> f32);
@@ -621,6 +668,12 @@ fn fcmp_ref(op: &str, a: f64, b: f64) -> u32 {
 
 #[test]
 fn float_compares_are_nan_correct() {
+    for backend in backends() {
+        float_compares_are_nan_correct_on(backend);
+    }
+}
+
+fn float_compares_are_nan_correct_on(backend: &dyn Backend) {
     let vals = [
         0.0,
         -0.0,
@@ -631,8 +684,8 @@ fn float_compares_are_nan_correct() {
         f64::INFINITY,
         f64::NEG_INFINITY,
     ];
-    let cm = compile(&fcmp_module("f64"));
-    let cm32 = compile(&fcmp_module("f32"));
+    let cm = compile_with(&fcmp_module("f64"), backend);
+    let cm32 = compile_with(&fcmp_module("f32"), backend);
     let l = load(&cm, &[]);
     let l32 = load(&cm32, &[]);
     for op in ["feq", "fne", "flt", "fle", "fgt", "fge"] {
@@ -680,7 +733,13 @@ fn conv_module() -> String {
 
 #[test]
 fn conversions_saturate_and_handle_nan_and_unsigned() {
-    let cm = compile(&conv_module());
+    for backend in backends() {
+        conversions_saturate_and_handle_nan_and_unsigned_on(backend);
+    }
+}
+
+fn conversions_saturate_and_handle_nan_and_unsigned_on(backend: &dyn Backend) {
+    let cm = compile_with(&conv_module(), backend);
     let l = load(&cm, &[]);
     let d2i = func!(l, "d2i", fn(f64) -> i32);
     let d2l = func!(l, "d2l", fn(f64) -> i64);
@@ -823,7 +882,13 @@ fn fib_ref(n: i64) -> i64 {
 
 #[test]
 fn calls_recursion_stack_args_host_and_indirect() {
-    let cm = compile(CALLS);
+    for backend in backends() {
+        calls_recursion_stack_args_host_and_indirect_on(backend);
+    }
+}
+
+fn calls_recursion_stack_args_host_and_indirect_on(backend: &dyn Backend) {
+    let cm = compile_with(CALLS, backend);
     assert_eq!(cm.imports, vec!["host_mix".to_string()]);
     let l = load(&cm, &[("host_mix", host_mix as *const () as usize)]);
     let fib = func!(l, "fib", fn(i64) -> i64);
@@ -912,7 +977,13 @@ entry:
 
 #[test]
 fn memory_data_relocations_and_narrow_access() {
-    let cm = compile(MEMORY);
+    for backend in backends() {
+        memory_data_relocations_and_narrow_access_on(backend);
+    }
+}
+
+fn memory_data_relocations_and_narrow_access_on(backend: &dyn Backend) {
+    let cm = compile_with(MEMORY, backend);
     assert!(cm.relocs.iter().any(|r| r.section == SectionKind::Rodata
         && r.kind == RelocKind::Abs64
         && r.target == "counter"));
@@ -955,7 +1026,13 @@ fn switch_module() -> String {
 
 #[test]
 fn switch_jump_tables_and_compare_chains() {
-    let cm = compile(&switch_module());
+    for backend in backends() {
+        switch_jump_tables_and_compare_chains_on(backend);
+    }
+}
+
+fn switch_jump_tables_and_compare_chains_on(backend: &dyn Backend) {
+    let cm = compile_with(&switch_module(), backend);
     assert!(cm
         .symbols
         .iter()
@@ -995,13 +1072,19 @@ fn switch_jump_tables_and_compare_chains() {
 
 #[test]
 fn a_20000_instruction_function_compiles_and_runs() {
+    for backend in backends() {
+        a_20000_instruction_function_compiles_and_runs_on(backend);
+    }
+}
+
+fn a_20000_instruction_function_compiles_and_runs_on(backend: &dyn Backend) {
     let mut s = String::from("func @big(%x: i64) -> i64 {\nentry:\n    %v0 = add.i64 %x, 1\n");
     for i in 1..20000 {
         let op = ["add", "xor", "mul", "sub"][i % 4];
         s += &format!("    %v{i} = {op}.i64 %v{}, {}\n", i - 1, i % 13 + 1);
     }
     s += "    ret %v19999\n}\n";
-    let cm = compile(&s);
+    let cm = compile_with(&s, backend);
     let l = load(&cm, &[]);
     let big = func!(l, "big", fn(i64) -> i64);
     let mut want = 5i64.wrapping_add(1);
@@ -1015,4 +1098,462 @@ fn a_20000_instruction_function_compiles_and_runs() {
         };
     }
     assert_eq!(big(5), want);
+}
+
+/// Many values live at once (more than the 13 allocatable integer and 15
+/// float registers), some across calls: forces spills and callee-saved
+/// registers.
+fn pressure_module(n: usize) -> String {
+    let mut s = String::from(
+        "local func @mix(%a: i64, %b: f64) -> i64 {\nentry:\n    %c = ftosi.i64 %b\n    %r = xor.i64 %a, %c\n    ret %r\n}\n",
+    );
+    s += "func @pressure(%x: i64, %y: f64) -> i64 {\nentry:\n";
+    for i in 0..n {
+        s += &format!("    %i{i} = mul.i64 %x, {}\n", i + 3);
+        s += &format!("    %f{i} = fmul.f64 %y, {}.5\n", i + 1);
+    }
+    s += "    %c0 = call.i64 @mix(%i0, %f0)\n";
+    s += "    %acc0 = add.i64 %c0, 0\n";
+    for i in 0..n {
+        s += &format!("    %t{i} = ftosi.i64 %f{i}\n");
+        s += &format!("    %u{i} = add.i64 %i{i}, %t{i}\n");
+        s += &format!("    %c{} = call.i64 @mix(%u{i}, %f{i})\n", i + 1);
+        s += &format!("    %acc{} = add.i64 %acc{i}, %c{}\n", i + 1, i + 1);
+        s += &format!(
+            "    %acc{}b = xor.i64 %acc{}, %i{}\n",
+            i + 1,
+            i + 1,
+            (i * 7) % n
+        );
+        s += &format!("    %acc{0}c = add.i64 %acc{0}b, 0\n", i + 1);
+    }
+    // Rename: the last accumulator is acc{n}c; recompute chain with c-suffixed names.
+    s = s.replace("%acc0 = add.i64 %c0, 0", "%acc0c = add.i64 %c0, 0");
+    for i in 0..n {
+        s = s.replace(
+            &format!("%acc{} = add.i64 %acc{i}, %c{}", i + 1, i + 1),
+            &format!("%acc{} = add.i64 %acc{i}c, %c{}", i + 1, i + 1),
+        );
+    }
+    s += &format!("    ret %acc{n}c\n}}\n");
+    s
+}
+
+fn pressure_ref(n: usize, x: i64, y: f64) -> i64 {
+    let mix = |a: i64, b: f64| a ^ (b as i64);
+    let is: Vec<i64> = (0..n).map(|i| x.wrapping_mul(i as i64 + 3)).collect();
+    let fs: Vec<f64> = (0..n).map(|i| y * (i as f64 + 1.5)).collect();
+    let mut acc = mix(is[0], fs[0]);
+    for i in 0..n {
+        let u = is[i].wrapping_add(fs[i] as i64);
+        acc = acc.wrapping_add(mix(u, fs[i]));
+        acc ^= is[(i * 7) % n];
+    }
+    acc
+}
+
+#[test]
+fn register_pressure_spills_and_values_across_calls() {
+    for backend in backends() {
+        for n in [4usize, 20, 40] {
+            let cm = compile_with(&pressure_module(n), backend);
+            let l = load(&cm, &[]);
+            let f = func!(l, "pressure", fn(i64, f64) -> i64);
+            for (x, y) in [(1i64, 0.25f64), (-7, 3.0), (123456789, -2.5)] {
+                assert_eq!(f(x, y), pressure_ref(n, x, y), "n={n} x={x} y={y}");
+            }
+        }
+    }
+}
+
+#[test]
+fn callee_saved_registers_are_saved_exactly_when_used() {
+    let cm = compile(&pressure_module(20));
+    let insts = decode(&cm, "pressure");
+    let text = listing(&insts);
+    let callee = [
+        Register::RBX,
+        Register::R12,
+        Register::R13,
+        Register::R14,
+        Register::R15,
+    ];
+    let pushed: Vec<Register> = insts
+        .iter()
+        .filter(|i| i.mnemonic() == Mnemonic::Push)
+        .map(|i| i.op0_register())
+        .filter(|r| callee.contains(r))
+        .collect();
+    let used: std::collections::BTreeSet<Register> = insts
+        .iter()
+        .filter(|i| !matches!(i.mnemonic(), Mnemonic::Push | Mnemonic::Pop))
+        .flat_map(|i| (0..i.op_count()).map(move |k| i.op_register(k).full_register()))
+        .chain(
+            insts
+                .iter()
+                .filter(|i| i.memory_base() != Register::None)
+                .map(|i| i.memory_base()),
+        )
+        .filter(|r| callee.contains(r))
+        .collect();
+    // Values live across 21 calls need callee-saved registers here.
+    assert!(!pushed.is_empty(), "{text}");
+    let pushed_set: std::collections::BTreeSet<Register> = pushed.iter().copied().collect();
+    assert_eq!(pushed_set, used, "{text}");
+    // Each saved register is restored (popped) before every return.
+    let rets = insts
+        .iter()
+        .filter(|i| i.mnemonic() == Mnemonic::Ret)
+        .count();
+    for r in &pushed {
+        let pops = insts
+            .iter()
+            .filter(|i| i.mnemonic() == Mnemonic::Pop && i.op0_register() == *r)
+            .count();
+        assert_eq!(pops, rets, "{text}");
+    }
+    // The leaf @mix uses none.
+    let mix = decode(&cm, "mix");
+    assert!(!mix
+        .iter()
+        .any(|i| i.mnemonic() == Mnemonic::Push && callee.contains(&i.op0_register())));
+}
+
+/// Random programs: diamonds with block parameters, loops, calls, every
+/// non-trapping integer and float operation; the register-allocated code
+/// must agree with the baseline generator on random inputs.
+fn random_program(rng: &mut Rng, blocks: usize) -> String {
+    let mut s = String::from(
+        "local func @h(%a: i64, %b: i32, %c: f64) -> i64 {\nentry:\n    %d = sext.i64 %b\n    %e = ftosi.i64 %c\n    %f = mul.i64 %a, %d\n    %g = sub.i64 %f, %e\n    ret %g\n}\n",
+    );
+    s += "func @r(%p0: i64, %p1: i64, %p2: i32, %p3: f64, %p4: f32) -> i64 {\nentry:\n";
+    let mut ints64 = vec!["%p0".to_string(), "%p1".to_string()];
+    let mut ints32 = vec!["%p2".to_string()];
+    let mut f64s = vec!["%p3".to_string()];
+    let mut f32s = vec!["%p4".to_string()];
+    let mut n = 0;
+    let pick = |rng: &mut Rng, v: &Vec<String>| v[(rng.next() % v.len() as u64) as usize].clone();
+    for b in 0..blocks {
+        for _ in 0..12 {
+            n += 1;
+            let r = rng.next() % 14;
+            let line = match r {
+                0..=3 => {
+                    let op = ["add", "sub", "mul", "and", "or", "xor", "shl", "shr", "sar"]
+                        [(rng.next() % 9) as usize];
+                    let b = if rng.next().is_multiple_of(3) {
+                        format!("{}", rng.next() % 100)
+                    } else {
+                        pick(rng, &ints64)
+                    };
+                    let l = format!("%v{n} = {op}.i64 {}, {b}", pick(rng, &ints64));
+                    ints64.push(format!("%v{n}"));
+                    l
+                }
+                4 | 5 => {
+                    let op = ["add", "sub", "mul", "xor", "shl", "sar", "udiv", "urem"]
+                        [(rng.next() % 8) as usize];
+                    let b = if op.starts_with('u') || rng.next().is_multiple_of(2) {
+                        format!("{}", rng.next() % 50 + 1)
+                    } else {
+                        pick(rng, &ints32)
+                    };
+                    let l = format!("%v{n} = {op}.i32 {}, {b}", pick(rng, &ints32));
+                    ints32.push(format!("%v{n}"));
+                    l
+                }
+                6 => {
+                    let op = ["fadd", "fsub", "fmul", "fdiv"][(rng.next() % 4) as usize];
+                    let l = format!(
+                        "%v{n} = {op}.f64 {}, {}",
+                        pick(rng, &f64s),
+                        pick(rng, &f64s)
+                    );
+                    f64s.push(format!("%v{n}"));
+                    l
+                }
+                7 => {
+                    let op = ["fadd", "fmul", "fneg", "fabs"][(rng.next() % 4) as usize];
+                    let l = if op.len() == 4 && op.starts_with("fn") || op == "fabs" {
+                        format!("%v{n} = {op}.f32 {}", pick(rng, &f32s))
+                    } else {
+                        format!(
+                            "%v{n} = {op}.f32 {}, {}",
+                            pick(rng, &f32s),
+                            pick(rng, &f32s)
+                        )
+                    };
+                    f32s.push(format!("%v{n}"));
+                    l
+                }
+                8 => {
+                    let op = ["eq", "ne", "slt", "ule", "sgt", "uge"][(rng.next() % 6) as usize];
+                    let l = format!(
+                        "%v{n} = {op}.i64 {}, {}",
+                        pick(rng, &ints64),
+                        pick(rng, &ints64)
+                    );
+                    ints32.push(format!("%v{n}"));
+                    l
+                }
+                9 => {
+                    let op = ["flt", "feq", "fne", "fge"][(rng.next() % 4) as usize];
+                    let l = format!(
+                        "%v{n} = {op}.f64 {}, {}",
+                        pick(rng, &f64s),
+                        pick(rng, &f64s)
+                    );
+                    ints32.push(format!("%v{n}"));
+                    l
+                }
+                10 => {
+                    let conv = rng.next() % 6;
+                    let (l, dst) = match conv {
+                        0 => (format!("%v{n} = sext.i64 {}", pick(rng, &ints32)), 0),
+                        1 => (format!("%v{n} = trunc.i32 {}", pick(rng, &ints64)), 1),
+                        2 => (format!("%v{n} = sitof.f64 {}", pick(rng, &ints64)), 2),
+                        3 => (format!("%v{n} = ftosi.i64 {}", pick(rng, &f64s)), 0),
+                        4 => (format!("%v{n} = fext.f64 {}", pick(rng, &f32s)), 2),
+                        _ => (format!("%v{n} = ftoui.i32 {}", pick(rng, &f32s)), 1),
+                    };
+                    [&mut ints64, &mut ints32, &mut f64s][dst].push(format!("%v{n}"));
+                    l
+                }
+                11 => {
+                    let l = format!(
+                        "%v{n} = select.i64 {}, {}, {}",
+                        pick(rng, &ints32),
+                        pick(rng, &ints64),
+                        pick(rng, &ints64)
+                    );
+                    ints64.push(format!("%v{n}"));
+                    l
+                }
+                12 => {
+                    let l = format!(
+                        "%v{n} = call.i64 @h({}, {}, {})",
+                        pick(rng, &ints64),
+                        pick(rng, &ints32),
+                        pick(rng, &f64s)
+                    );
+                    ints64.push(format!("%v{n}"));
+                    l
+                }
+                _ => {
+                    let l = format!(
+                        "%v{n} = select.f64 {}, {}, {}",
+                        pick(rng, &ints32),
+                        pick(rng, &f64s),
+                        pick(rng, &f64s)
+                    );
+                    f64s.push(format!("%v{n}"));
+                    l
+                }
+            };
+            s += &format!("    {line}\n");
+        }
+        // A diamond whose join passes (swapped) values as block parameters.
+        n += 1;
+        let c = pick(rng, &ints32);
+        let (a, bb) = (pick(rng, &ints64), pick(rng, &ints64));
+        let f = pick(rng, &f64s);
+        s += &format!("    br {c}, t{b}({a}, {bb}), e{b}\n");
+        s += &format!("t{b}(%ta{b}: i64, %tb{b}: i64):\n    %tc{b} = add.i64 %ta{b}, 1\n    jmp j{b}(%tc{b}, %tb{b}, {f})\n");
+        s += &format!("e{b}:\n    jmp j{b}({bb}, {a}, 2.5)\n");
+        s += &format!("j{b}(%ja{b}: i64, %jb{b}: i64, %jf{b}: f64):\n");
+        // Only values of this join (and the parameters) stay visible:
+        // earlier blocks' values do not dominate later blocks... they do
+        // (straight-line chain of diamonds), so keep them all.
+        ints64.push(format!("%ja{b}"));
+        ints64.push(format!("%jb{b}"));
+        f64s.push(format!("%jf{b}"));
+    }
+    // Fold everything into the result so that every value stays live.
+    let mut acc = "%p0".to_string();
+    let mut k = 0;
+    for v in ints64.iter().skip(1) {
+        k += 1;
+        s += &format!("    %z{k} = xor.i64 {acc}, {v}\n    %y{k} = mul.i64 %z{k}, 3\n");
+        acc = format!("%y{k}");
+    }
+    for v in ints32.iter() {
+        k += 1;
+        s += &format!("    %s{k} = zext.i64 {v}\n    %z{k} = add.i64 {acc}, %s{k}\n");
+        acc = format!("%z{k}");
+    }
+    for v in f64s.iter() {
+        k += 1;
+        s += &format!("    %b{k} = bitcast.i64 {v}\n    %z{k} = xor.i64 {acc}, %b{k}\n");
+        acc = format!("%z{k}");
+    }
+    for v in f32s.iter() {
+        k += 1;
+        s += &format!("    %b{k} = bitcast.i32 {v}\n    %s{k} = zext.i64 %b{k}\n    %z{k} = sub.i64 {acc}, %s{k}\n");
+        acc = format!("%z{k}");
+    }
+    s += &format!("    ret {acc}\n}}\n");
+    s
+}
+
+#[test]
+fn random_programs_agree_between_allocated_and_baseline_code() {
+    let mut rng = Rng(0xdead_beef_1234_5678);
+    for round in 0..25 {
+        let src = random_program(&mut rng, 1 + round % 5);
+        let a = compile_with(&src, &X86_64_BACKEND_CHECKED);
+        let b = compile_with(&src, &X86_64_BASELINE);
+        let (la, lb) = (load(&a, &[]), load(&b, &[]));
+        let fa = func!(la, "r", fn(i64, i64, i32, f64, f32) -> i64);
+        let fb = func!(lb, "r", fn(i64, i64, i32, f64, f32) -> i64);
+        for _ in 0..20 {
+            let args = (
+                rng.int() as i64,
+                rng.int() as i64,
+                rng.int() as i32,
+                (rng.int() as i64 as f64) / 7.0,
+                (rng.int() as i32 as f32) / 3.0,
+            );
+            let (x, y) = (
+                fa(args.0, args.1, args.2, args.3, args.4),
+                fb(args.0, args.1, args.2, args.3, args.4),
+            );
+            // NaN payloads are unspecified: compare modulo NaN bits only
+            // when the results differ.
+            assert_eq!(x, y, "round {round} args {args:?}\n{src}");
+        }
+    }
+}
+
+/// Loads `cm` the way the runtime does: sections placed by the memory
+/// manager, relocated with `Reloc::apply_to`, finalized (W^X).
+fn load_with_memory_manager(
+    mm: &mut kiln::memory::MemoryManager,
+    cm: &CompiledModule,
+    host: &[(&str, usize)],
+) -> (
+    kiln::memory::FinalizedBatch,
+    HashMap<String, usize>,
+    [kiln::memory::SectionRef; 3],
+) {
+    let mut batch = mm.begin_batch();
+    let kinds = [SectionKind::Text, SectionKind::Rodata, SectionKind::Data];
+    let aligns = [cm.text_align, cm.rodata_align, cm.data_align];
+    let refs: Vec<_> = kinds
+        .iter()
+        .zip(aligns)
+        .map(|(&k, a)| {
+            mm.allocate(&mut batch, k, cm.section(k).len(), a as usize)
+                .expect("allocate")
+        })
+        .collect();
+    let refs = [refs[0], refs[1], refs[2]];
+    let mut addr = HashMap::new();
+    for (i, &k) in kinds.iter().enumerate() {
+        batch.bytes_mut(refs[i]).expect("bytes")[..cm.section(k).len()]
+            .copy_from_slice(cm.section(k));
+        addr.insert(k, batch.address(refs[i]).expect("address"));
+    }
+    let mut syms: HashMap<String, usize> = cm
+        .symbols
+        .iter()
+        .map(|s| (s.name.clone(), addr[&s.section] + s.offset as usize))
+        .collect();
+    let mut ext: HashMap<String, usize> = host.iter().map(|(n, a)| (n.to_string(), *a)).collect();
+    ext.insert(
+        isa::TRAP_HANDLER.to_string(),
+        trap_handler as *const () as usize,
+    );
+    for rel in &cm.relocs {
+        let s = syms
+            .get(&rel.target)
+            .or(ext.get(&rel.target))
+            .copied()
+            .expect("target");
+        let i = kinds
+            .iter()
+            .position(|&k| k == rel.section)
+            .expect("section");
+        let at = addr[&rel.section] as u64;
+        rel.apply_to(batch.bytes_mut(refs[i]).expect("bytes"), at, s as u64)
+            .expect("relocate");
+    }
+    let fin = mm.finalize(batch).expect("finalize");
+    syms.extend(ext);
+    (fin, syms, refs)
+}
+
+#[test]
+fn runs_through_the_memory_manager() {
+    let mut mm = kiln::memory::MemoryManager::new(Default::default()).expect("memory manager");
+    let cm = compile(&(CALLS.to_string() + &switch_module() + MEMORY));
+    let (_fin, syms, _) = load_with_memory_manager(
+        &mut mm,
+        &cm,
+        &[("host_mix", host_mix as *const () as usize)],
+    );
+    let get = |n: &str| syms[n];
+    // SAFETY: the IR functions have these System V signatures.
+    let fib: extern "C" fn(i64) -> i64 = unsafe { std::mem::transmute(get("fib")) };
+    let via_host: extern "C" fn(i64) -> f64 = unsafe { std::mem::transmute(get("via_host")) };
+    let dense: extern "C" fn(i32) -> i32 = unsafe { std::mem::transmute(get("dense")) };
+    let bump: extern "C" fn(i64) -> i64 = unsafe { std::mem::transmute(get("bump")) };
+    let ic: extern "C" fn() -> i64 = unsafe { std::mem::transmute(get("indirect_counter")) };
+    assert_eq!(fib(15), fib_ref(15));
+    assert_eq!(via_host(6), host_mix(6, 1.5, -2) + fib_ref(6) as f64);
+    assert_eq!((dense(4), dense(8), dense(6)), (11, 10, -1));
+    assert_eq!(bump(10), 15);
+    assert_eq!(ic(), 15 + 20);
+}
+
+const FRAMES: &str = "
+func @aligned(%x: i64) -> i64 {
+entry:
+    %a = alloca 3
+    %p = alloca 8, 16
+    %big = alloca 100000, 16
+    store.i64 %x, %p
+    store8 1, %a
+    %end = add.i64 %big, 99992
+    store.i64 %x, %end
+    store.i64 %x, %big
+    %v = load.i64 %end
+    %w = load.i64 %big
+    %s = add.i64 %v, %w
+    %m = and.i64 %p, 15
+    %mb = and.i64 %big, 15
+    %m2 = or.i64 %m, %mb
+    %c = call.i64 @aligned_leaf(%s)
+    %r = add.i64 %c, %m2
+    ret %r
+}
+local func @aligned_leaf(%x: i64) -> i64 {
+entry:
+    %p = alloca 16, 16
+    store.i64 %x, %p, 8
+    %v = load.i64 %p, 8
+    %m = and.i64 %p, 15
+    %r = add.i64 %v, %m
+    ret %r
+}
+";
+
+#[test]
+fn allocas_are_aligned_and_large_frames_are_probed() {
+    for backend in backends() {
+        let cm = compile_with(FRAMES, backend);
+        let l = load(&cm, &[]);
+        let f = func!(l, "aligned", fn(i64) -> i64);
+        assert_eq!(f(21), 42);
+    }
+}
+
+#[cfg(feature = "disasm")]
+#[test]
+fn disassembly_lists_functions_and_relocations() {
+    let cm = compile(CALLS);
+    let text = kiln::isa::x86_64::disasm::disassemble(&cm);
+    assert!(text.contains("fib:\n"), "{text}");
+    assert!(text.contains("call"), "{text}");
+    assert!(text.contains("X86PcRel32 fib-4"), "{text}");
+    assert!(text.contains("Abs64 host_mix+0"), "{text}");
 }

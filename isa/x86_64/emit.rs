@@ -1,41 +1,39 @@
-//! x86-64 machine code for one function, from its [`Plan`].
+//! x86-64 machine code from a lowered function ([`MFunc`]) and its register
+//! allocation ([`Output`]).
 //!
-//! Code is assembled with dynasm into a `VecAssembler<X64Relocation>`; the
-//! bytes are appended to the module's text and every address that is not
-//! known yet becomes a [`Reloc`] (offsets relative to the text section).
+//! Code is assembled with dynasm into a `VecAssembler<X64Relocation>` (never
+//! an executable buffer); the bytes are appended to the module's text and
+//! every address not known yet becomes a [`Reloc`].
 //!
-//! Frame: `push rbp; mov rbp, rsp; sub rsp, frame` (pages probed one by one
-//! when the frame is larger than a page), value slots and allocas below
-//! `rbp`, the outgoing argument area at `rsp`. `rsp` stays 16-byte aligned
-//! in the body, so every call (traps included) is aligned. Each instruction
-//! uses `rax rcx rdx r11 xmm0 xmm1` (and argument registers at calls) as
-//! scratch and leaves nothing live in registers.
+//! Frame (`rbp`-based): `push rbp; mov rbp, rsp`, then a `push` of each
+//! callee-saved register the allocation used (and only those), then
+//! `sub rsp, N` covering spill slots, allocas and the outgoing
+//! stack-argument area, with `rsp` 16-byte aligned. Spill slot `n` is at
+//! `rbp - 8*saved - 8*(n+1)`. Each return restores the saved registers.
 //!
-//! Traps jump to one out-of-line stub per reason at the end of the function:
-//! `mov edi, code; movabs rax, __kiln_trap; call rax`.
+//! Invariants: between instructions only allocated registers hold values;
+//! `r11` and `xmm15` are free inside one instruction's expansion and for the
+//! allocator's moves. Traps jump to one out-of-line stub per reason that
+//! calls the imported trap handler with the code in `edi`.
 
 // dynasm expands register arguments with `.into()`, which clippy flags.
 #![allow(clippy::useless_conversion)]
 
-use super::abi::{arg_locations, incoming_stack_offset, result_location, ArgLoc};
-use super::lower::{imm32, plan, Plan};
-use super::regs::{R11, RAX, RCX, RDX};
+use super::lower::{AluOp, CallTarget, CmpKind, MFunc, Op, UnOp};
+use super::regs::{is_callee_saved_int, CALLEE_SAVED_INT, R11, RAX, RDX};
 use crate::compiled::{CompiledModule, CompiledSymbol};
 use crate::error::{Error, Result, TrapCode};
-use crate::ir::{
-    Block, BlockCall, Callee, FuncId, Function, Inst, InstKind, Linkage, Module, Opcode, Operand,
-    Type, Value,
-};
+use crate::ir::{Linkage, Opcode, Type};
 use crate::isa::TRAP_HANDLER;
+use crate::regalloc::{Allocation, Edit, MInst, Output, ProgPoint, RegClass};
 use crate::reloc::{Reloc, RelocKind, SectionKind};
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
 type Asm = VecAssembler<X64Relocation>;
 
-/// A condition code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cc {
+enum Cc {
     E,
     Ne,
     L,
@@ -48,14 +46,11 @@ pub enum Cc {
     Ae,
 }
 
-/// How a fused or materialized compare decides.
-#[derive(Clone, Copy, Debug)]
+/// How to read the flags after [`Emitter::compare`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Cond {
-    /// One condition code.
     Flags(Cc),
-    /// `ucomis`: equal and ordered.
     FloatEq,
-    /// `ucomis`: not equal or unordered.
     FloatNe,
 }
 
@@ -90,28 +85,23 @@ fn jcc(ops: &mut Asm, cc: Cc, l: DynamicLabel) {
     }
 }
 
-/// `setcc al; movzx eax, al`.
-fn setcc_eax(ops: &mut Asm, cc: Cc) {
+/// `setcc d8; movzx d32, d8`.
+fn setcc(ops: &mut Asm, cc: Cc, d: u8) {
     match cc {
-        Cc::E => dynasm!(ops ; .arch x64 ; sete al),
-        Cc::Ne => dynasm!(ops ; .arch x64 ; setne al),
-        Cc::L => dynasm!(ops ; .arch x64 ; setl al),
-        Cc::Le => dynasm!(ops ; .arch x64 ; setle al),
-        Cc::G => dynasm!(ops ; .arch x64 ; setg al),
-        Cc::Ge => dynasm!(ops ; .arch x64 ; setge al),
-        Cc::B => dynasm!(ops ; .arch x64 ; setb al),
-        Cc::Be => dynasm!(ops ; .arch x64 ; setbe al),
-        Cc::A => dynasm!(ops ; .arch x64 ; seta al),
-        Cc::Ae => dynasm!(ops ; .arch x64 ; setae al),
+        Cc::E => dynasm!(ops ; .arch x64 ; sete Rb(d)),
+        Cc::Ne => dynasm!(ops ; .arch x64 ; setne Rb(d)),
+        Cc::L => dynasm!(ops ; .arch x64 ; setl Rb(d)),
+        Cc::Le => dynasm!(ops ; .arch x64 ; setle Rb(d)),
+        Cc::G => dynasm!(ops ; .arch x64 ; setg Rb(d)),
+        Cc::Ge => dynasm!(ops ; .arch x64 ; setge Rb(d)),
+        Cc::B => dynasm!(ops ; .arch x64 ; setb Rb(d)),
+        Cc::Be => dynasm!(ops ; .arch x64 ; setbe Rb(d)),
+        Cc::A => dynasm!(ops ; .arch x64 ; seta Rb(d)),
+        Cc::Ae => dynasm!(ops ; .arch x64 ; setae Rb(d)),
     }
-    dynasm!(ops ; .arch x64 ; movzx eax, al);
+    dynasm!(ops ; .arch x64 ; movzx Rd(d), Rb(d));
 }
 
-fn wide(ty: Type) -> bool {
-    ty.bytes() == 8
-}
-
-/// A relocation inside the function being emitted (offset from its start).
 struct FnReloc {
     offset: usize,
     kind: RelocKind,
@@ -120,26 +110,27 @@ struct FnReloc {
 }
 
 struct Emitter<'a> {
-    module: &'a Module,
-    func: &'a Function,
-    plan: Plan,
+    mf: &'a MFunc,
+    ra: &'a Output,
     ops: Asm,
     labels: Vec<DynamicLabel>,
     traps: [Option<DynamicLabel>; 3],
     relocs: Vec<FnReloc>,
-    /// Jump tables: (rodata symbol name, entry labels).
     tables: Vec<(String, Vec<DynamicLabel>)>,
-    /// Edge stubs of the block being emitted: (label, block call).
-    stubs: Vec<(DynamicLabel, &'a BlockCall)>,
+    fname: &'a str,
+    /// Callee-saved registers pushed by the prologue, in push order.
+    saved: Vec<u8>,
+    /// `rbp` offset of each alloca.
+    alloca_at: Vec<i32>,
 }
 
-fn missing(func: &Function, what: &str) -> Error {
-    Error::Runtime(format!("@{}: malformed instruction ({what})", func.name))
+fn bad(fname: &str, what: &str) -> Error {
+    Error::Runtime(format!("@{fname}: bad register allocation ({what})"))
 }
 
 impl<'a> Emitter<'a> {
-    fn slot(&self, v: Value) -> i32 {
-        self.plan.slot[v.index()]
+    fn slot_off(&self, slot: usize) -> i32 {
+        -8 * self.saved.len() as i32 - 8 * (slot as i32 + 1)
     }
 
     fn off(&self) -> usize {
@@ -148,18 +139,24 @@ impl<'a> Emitter<'a> {
 
     fn trap_label(&mut self, code: TrapCode) -> DynamicLabel {
         let i = code.code() as usize;
-        match self.traps[i] {
-            Some(l) => l,
-            None => {
-                let l = self.ops.new_dynamic_label();
-                self.traps[i] = Some(l);
-                l
-            }
+        if let Some(l) = self.traps[i] {
+            return l;
         }
+        let l = self.ops.new_dynamic_label();
+        self.traps[i] = Some(l);
+        l
     }
 
-    /// Loads `bits` into integer register `r`: `xor` for zero, the shortest
-    /// `mov` otherwise. For 32-bit values the upper half ends up zero.
+    fn reloc_here(&mut self, back: usize, kind: RelocKind, target: &str, addend: i64) {
+        let offset = self.off() - back;
+        self.relocs.push(FnReloc {
+            offset,
+            kind,
+            target: target.to_string(),
+            addend,
+        });
+    }
+
     fn mov_imm(&mut self, r: u8, bits: u64) {
         let ops = &mut self.ops;
         if bits == 0 {
@@ -173,106 +170,83 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    /// The raw bits of `op` (of type `ty`) into integer register `r`.
-    fn ld_bits(&mut self, r: u8, op: Operand, ty: Type) {
-        match op {
-            Operand::Const(c) => self.mov_imm(r, c.bits(ty)),
-            Operand::Value(v) => {
-                let s = self.slot(v);
-                let ops = &mut self.ops;
-                if wide(self.func.value_type(v)) {
-                    dynasm!(ops ; .arch x64 ; mov Rq(r), QWORD [rbp + s]);
-                } else {
-                    dynasm!(ops ; .arch x64 ; mov Rd(r), DWORD [rbp + s]);
-                }
-            }
-        }
-    }
-
-    /// Stores the low `ty` bits of integer register `r` into `v`'s slot.
-    fn st_bits(&mut self, v: Value, r: u8) {
-        let s = self.slot(v);
-        let ops = &mut self.ops;
-        if wide(self.func.value_type(v)) {
-            dynasm!(ops ; .arch x64 ; mov QWORD [rbp + s], Rq(r));
-        } else {
-            dynasm!(ops ; .arch x64 ; mov DWORD [rbp + s], Rd(r));
-        }
-    }
-
-    /// A float operand into xmm register `x`.
-    fn ld_f(&mut self, x: u8, op: Operand, ty: Type) {
-        match op {
-            Operand::Const(c) => {
-                let bits = c.bits(ty);
-                if bits == 0 {
-                    let ops = &mut self.ops;
-                    dynasm!(ops ; .arch x64 ; xorps Rx(x), Rx(x));
-                } else {
-                    self.mov_imm(R11, bits);
-                    let ops = &mut self.ops;
-                    dynasm!(ops ; .arch x64 ; movq Rx(x), r11);
-                }
-            }
-            Operand::Value(v) => {
-                let s = self.slot(v);
-                let ops = &mut self.ops;
-                if wide(ty) {
-                    dynasm!(ops ; .arch x64 ; movsd Rx(x), QWORD [rbp + s]);
-                } else {
-                    dynasm!(ops ; .arch x64 ; movss Rx(x), DWORD [rbp + s]);
-                }
-            }
-        }
-    }
-
-    fn st_f(&mut self, v: Value, x: u8) {
-        let s = self.slot(v);
-        let ops = &mut self.ops;
-        if wide(self.func.value_type(v)) {
-            dynasm!(ops ; .arch x64 ; movsd QWORD [rbp + s], Rx(x));
-        } else {
-            dynasm!(ops ; .arch x64 ; movss DWORD [rbp + s], Rx(x));
-        }
-    }
-
-    fn reloc_here(&mut self, back: usize, kind: RelocKind, target: &str, addend: i64) {
-        let offset = self.off() - back;
-        self.relocs.push(FnReloc {
-            offset,
-            kind,
-            target: target.to_string(),
-            addend,
-        });
-    }
-
-    /// `movabs r, <address of target>` (an `Abs64` relocation).
     fn movabs_sym(&mut self, r: u8, target: &str) {
         let ops = &mut self.ops;
         dynasm!(ops ; .arch x64 ; mov Rq(r), QWORD 0);
         self.reloc_here(8, RelocKind::Abs64, target, 0);
     }
 
-    /// `lea rax, [rip + target]` (an `X86PcRel32` relocation).
-    fn lea_rip_rax(&mut self, target: &str) {
-        self.ops.extend([0x48u8, 0x8d, 0x05, 0, 0, 0, 0].iter());
+    /// `lea r, [rip + target]`.
+    fn lea_rip(&mut self, r: u8, target: &str) {
+        let rex = 0x48 | ((r >> 3) << 2);
+        let modrm = 0x05 | ((r & 7) << 3);
+        self.ops.extend([rex, 0x8d, modrm, 0, 0, 0, 0].iter());
         self.reloc_here(4, RelocKind::X86PcRel32, target, -4);
     }
 
-    fn result(&self, inst: Inst) -> Result<Value> {
-        self.func.insts[inst.index()]
-            .result
-            .ok_or_else(|| missing(self.func, "no result"))
+    /// The register of operand `j` of instruction `i`.
+    fn reg(&self, i: usize, j: usize) -> Result<u8> {
+        self.ra
+            .inst_allocs(MInst::new(i))
+            .get(j)
+            .and_then(|a| a.as_reg())
+            .map(|r| r.hw())
+            .ok_or_else(|| bad(self.fname, "operand not in a register"))
     }
 
-    fn prologue(&mut self) {
-        let frame = self.plan.frame_size as i32;
+    fn mov(&mut self, from: Allocation, to: Allocation, class: RegClass) {
+        let ops = &mut self.ops;
+        match (from, to, class) {
+            (Allocation::Reg(f), Allocation::Reg(t), RegClass::Int) => {
+                dynasm!(ops ; .arch x64 ; mov Rq(t.hw()), Rq(f.hw()))
+            }
+            (Allocation::Reg(f), Allocation::Reg(t), RegClass::Float) => {
+                dynasm!(ops ; .arch x64 ; movaps Rx(t.hw()), Rx(f.hw()))
+            }
+            (Allocation::Reg(f), Allocation::Stack(s), c) => {
+                let o = self.slot_off(s.index());
+                let ops = &mut self.ops;
+                if c == RegClass::Int {
+                    dynasm!(ops ; .arch x64 ; mov QWORD [rbp + o], Rq(f.hw()));
+                } else {
+                    dynasm!(ops ; .arch x64 ; movsd QWORD [rbp + o], Rx(f.hw()));
+                }
+            }
+            (Allocation::Stack(s), Allocation::Reg(t), c) => {
+                let o = self.slot_off(s.index());
+                let ops = &mut self.ops;
+                if c == RegClass::Int {
+                    dynasm!(ops ; .arch x64 ; mov Rq(t.hw()), QWORD [rbp + o]);
+                } else {
+                    dynasm!(ops ; .arch x64 ; movsd Rx(t.hw()), QWORD [rbp + o]);
+                }
+            }
+            (Allocation::Stack(a), Allocation::Stack(b), _) => {
+                // Not produced by the allocator; correct anyway through r11.
+                let (oa, ob) = (self.slot_off(a.index()), self.slot_off(b.index()));
+                let ops = &mut self.ops;
+                dynasm!(ops ; .arch x64 ; mov r11, QWORD [rbp + oa] ; mov QWORD [rbp + ob], r11);
+            }
+        }
+    }
+
+    fn edits(&mut self, point: ProgPoint) {
+        for &(_, Edit::Move { from, to, class }) in self.ra.edits_at(point) {
+            self.mov(from, to, class);
+        }
+    }
+
+    fn prologue(&mut self, frame_below_saves: u32) {
         let ops = &mut self.ops;
         dynasm!(ops ; .arch x64 ; push rbp ; mov rbp, rsp);
-        if frame > 4096 {
+        for &r in &self.saved {
+            dynasm!(ops ; .arch x64 ; push Rq(r));
+        }
+        let n = frame_below_saves as i32;
+        if n > 4096 {
             // Touch every page on the way down so a guard page is never
             // skipped.
-            let pages = frame / 4096;
+            let pages = n / 4096;
             dynasm!(ops ; .arch x64
                 ; mov r11d, pages
                 ; probe:
@@ -281,760 +255,626 @@ impl<'a> Emitter<'a> {
                 ; dec r11
                 ; jnz <probe
             );
-            let rest = frame % 4096;
-            if rest != 0 {
-                dynasm!(ops ; .arch x64 ; sub rsp, rest);
+            if n % 4096 != 0 {
+                dynasm!(ops ; .arch x64 ; sub rsp, n % 4096);
             }
-        } else if frame > 0 {
-            dynasm!(ops ; .arch x64 ; sub rsp, frame);
-        }
-        let (locs, _) = arg_locations(&self.func.sig.params);
-        for (i, loc) in locs.iter().enumerate() {
-            let Some(&p) = self.func.params.get(i) else {
-                break;
-            };
-            match *loc {
-                ArgLoc::Int(r) => self.st_bits(p, r),
-                ArgLoc::Float(x) => self.st_f(p, x),
-                ArgLoc::Stack(off) => {
-                    let src = incoming_stack_offset(off);
-                    let ops = &mut self.ops;
-                    dynasm!(ops ; .arch x64 ; mov r11, QWORD [rbp + src]);
-                    self.st_bits(p, R11);
-                }
-            }
+        } else if n > 0 {
+            dynasm!(ops ; .arch x64 ; sub rsp, n);
         }
     }
 
     fn epilogue(&mut self) {
+        let k = -8 * self.saved.len() as i32;
         let ops = &mut self.ops;
-        dynasm!(ops ; .arch x64 ; mov rsp, rbp ; pop rbp ; ret);
+        dynasm!(ops ; .arch x64 ; lea rsp, [rbp + k]);
+        for &r in self.saved.iter().rev() {
+            dynasm!(ops ; .arch x64 ; pop Rq(r));
+        }
+        dynasm!(ops ; .arch x64 ; pop rbp ; ret);
     }
 
-    /// Copies a branch's arguments into its target's parameters, as one
-    /// parallel copy: through the copy area when an argument is itself one
-    /// of the target's parameters (a loop-carried swap).
-    fn block_args(&mut self, bc: &BlockCall) {
-        let params = &self.func.blocks[bc.block.index()].params;
-        let tys: Vec<Type> = params.iter().map(|&p| self.func.value_type(p)).collect();
-        let overlap = bc.args.iter().enumerate().any(|(i, a)| {
-            matches!(a, Operand::Value(v) if params.iter().enumerate().any(|(j, p)| p == v && j != i))
-        });
-        let params = params.clone();
-        if overlap {
-            let base = self.plan.copy_area;
-            for (i, &a) in bc.args.iter().enumerate() {
-                self.ld_bits(R11, a, tys[i]);
-                let at = base + 8 * i as i32;
-                let ops = &mut self.ops;
-                dynasm!(ops ; .arch x64 ; mov QWORD [rbp + at], r11);
-            }
-            for (i, &p) in params.iter().enumerate() {
-                let at = base + 8 * i as i32;
-                let ops = &mut self.ops;
-                dynasm!(ops ; .arch x64 ; mov r11, QWORD [rbp + at]);
-                self.st_bits(p, R11);
-            }
-        } else {
-            for (i, (&a, &p)) in bc.args.iter().zip(&params).enumerate() {
-                if a == Operand::Value(p) {
-                    continue;
-                }
-                self.ld_bits(R11, a, tys[i]);
-                self.st_bits(p, R11);
-            }
-        }
-    }
-
-    /// The label to branch to for `bc`: the block's own, or an edge stub
-    /// (emitted after the block) that first copies the arguments.
-    fn edge(&mut self, bc: &'a BlockCall) -> DynamicLabel {
-        if bc.args.is_empty() {
-            self.labels[bc.block.index()]
-        } else {
-            let l = self.ops.new_dynamic_label();
-            self.stubs.push((l, bc));
-            l
-        }
-    }
-
-    /// Sets flags for compare instruction `inst` and says how to read them.
-    fn compare(&mut self, inst: Inst) -> Result<Cond> {
-        let d = &self.func.insts[inst.index()];
-        let InstKind::Binary { args: [a, b] } = d.kind else {
-            return Err(missing(self.func, "compare operands"));
-        };
-        let ty = d.ty.ok_or_else(|| missing(self.func, "compare type"))?;
-        if let Some(cc) = int_cc(d.opcode) {
-            self.ld_bits(RAX, a, ty);
-            match imm32(b, ty) {
-                Some(i) => {
-                    let ops = &mut self.ops;
-                    if wide(ty) {
-                        dynasm!(ops ; .arch x64 ; cmp rax, i);
-                    } else {
-                        dynasm!(ops ; .arch x64 ; cmp eax, i);
-                    }
-                }
-                None => {
-                    self.ld_bits(RCX, b, ty);
-                    let ops = &mut self.ops;
-                    if wide(ty) {
-                        dynasm!(ops ; .arch x64 ; cmp rax, rcx);
-                    } else {
-                        dynasm!(ops ; .arch x64 ; cmp eax, ecx);
-                    }
-                }
-            }
-            return Ok(Cond::Flags(cc));
-        }
-        self.ld_f(0, a, ty);
-        self.ld_f(1, b, ty);
-        // flt/fle compare swapped so that "above" excludes unordered
-        // (ucomis sets ZF, PF and CF on NaN).
-        let (swap, cond) = match d.opcode {
-            Opcode::Feq => (false, Cond::FloatEq),
-            Opcode::Fne => (false, Cond::FloatNe),
-            Opcode::Flt => (true, Cond::Flags(Cc::A)),
-            Opcode::Fle => (true, Cond::Flags(Cc::Ae)),
-            Opcode::Fgt => (false, Cond::Flags(Cc::A)),
-            Opcode::Fge => (false, Cond::Flags(Cc::Ae)),
-            _ => return Err(missing(self.func, "compare opcode")),
-        };
-        let (x, y) = if swap { (1u8, 0u8) } else { (0, 1) };
+    /// Sets the flags for a comparison whose operands are 0 and 1 of
+    /// instruction `i` (1 absent when `imm`).
+    fn compare(&mut self, i: usize, kind: CmpKind, wide: bool, imm: Option<i32>) -> Result<Cond> {
+        let a = self.reg(i, 0)?;
         let ops = &mut self.ops;
-        if wide(ty) {
-            dynasm!(ops ; .arch x64 ; ucomisd Rx(x), Rx(y));
-        } else {
-            dynasm!(ops ; .arch x64 ; ucomiss Rx(x), Rx(y));
-        }
-        Ok(cond)
-    }
-
-    fn block(&mut self, pos: usize) -> Result<()> {
-        let b = self.plan.order[pos];
-        let next = self.plan.order.get(pos + 1).copied();
-        let l = self.labels[b.index()];
-        dynasm!(self.ops ; .arch x64 ; =>l);
-        let insts = &self.func.blocks[b.index()].insts;
-        for &inst in insts {
-            if self.plan.fused[inst.index()] || self.plan.skip[inst.index()] {
-                continue;
+        match kind {
+            CmpKind::Test => {
+                dynasm!(ops ; .arch x64 ; test Rd(a), Rd(a));
+                Ok(Cond::Flags(Cc::Ne))
             }
-            self.inst(inst, next)?;
-        }
-        for (l, bc) in std::mem::take(&mut self.stubs) {
-            dynasm!(self.ops ; .arch x64 ; =>l);
-            self.block_args(bc);
-            let t = self.labels[bc.block.index()];
-            dynasm!(self.ops ; .arch x64 ; jmp =>t);
-        }
-        Ok(())
-    }
-
-    fn inst(&mut self, inst: Inst, next: Option<Block>) -> Result<()> {
-        let func = self.func;
-        let d = &func.insts[inst.index()];
-        let ty = d.ty.unwrap_or(Type::I64);
-        use Opcode as O;
-        match (&d.kind, d.opcode) {
-            (InstKind::Binary { args }, op)
-                if int_cc(op).is_some()
-                    || op.name().starts_with('f')
-                        && d.result.map(|r| func.value_type(r)) == Some(Type::I32) =>
-            {
-                let _ = args;
-                let r = self.result(inst)?;
-                match self.compare(inst)? {
-                    Cond::Flags(cc) => setcc_eax(&mut self.ops, cc),
-                    Cond::FloatEq => {
-                        // eax must be cleared before ucomis sets the flags,
-                        // so clear it with a flag-preserving mov.
+            CmpKind::Int(op) => {
+                let cc = int_cc(op).ok_or_else(|| bad(self.fname, "compare"))?;
+                match imm {
+                    Some(k) if wide => dynasm!(ops ; .arch x64 ; cmp Rq(a), k),
+                    Some(k) => dynasm!(ops ; .arch x64 ; cmp Rd(a), k),
+                    None => {
+                        let b = self.reg(i, 1)?;
                         let ops = &mut self.ops;
-                        dynasm!(ops ; .arch x64 ; mov eax, 0 ; jp >done ; sete al ; done:);
-                    }
-                    Cond::FloatNe => {
-                        let ops = &mut self.ops;
-                        dynasm!(ops ; .arch x64 ; mov eax, 1 ; jp >done ; setne al ; done:);
+                        if wide {
+                            dynasm!(ops ; .arch x64 ; cmp Rq(a), Rq(b));
+                        } else {
+                            dynasm!(ops ; .arch x64 ; cmp Rd(a), Rd(b));
+                        }
                     }
                 }
-                self.st_bits(r, RAX);
+                Ok(Cond::Flags(cc))
             }
-            (
-                InstKind::Binary { args: [a, b] },
-                O::Add | O::Sub | O::And | O::Or | O::Xor | O::Mul,
-            ) => {
-                let r = self.result(inst)?;
-                self.ld_bits(RAX, *a, ty);
-                let w = wide(ty);
-                let op = d.opcode;
-                match imm32(*b, ty) {
-                    Some(i) => {
+            CmpKind::Float(op) => {
+                let b = self.reg(i, 1)?;
+                // flt/fle compare swapped so that "above" excludes
+                // unordered (ucomis sets ZF, PF and CF on NaN).
+                let (swap, cond) = match op {
+                    Opcode::Feq => (false, Cond::FloatEq),
+                    Opcode::Fne => (false, Cond::FloatNe),
+                    Opcode::Flt => (true, Cond::Flags(Cc::A)),
+                    Opcode::Fle => (true, Cond::Flags(Cc::Ae)),
+                    Opcode::Fgt => (false, Cond::Flags(Cc::A)),
+                    _ => (false, Cond::Flags(Cc::Ae)),
+                };
+                let (x, y) = if swap { (b, a) } else { (a, b) };
+                let ops = &mut self.ops;
+                if wide {
+                    dynasm!(ops ; .arch x64 ; ucomisd Rx(x), Rx(y));
+                } else {
+                    dynasm!(ops ; .arch x64 ; ucomiss Rx(x), Rx(y));
+                }
+                Ok(cond)
+            }
+        }
+    }
+
+    fn inst(&mut self, i: usize, block: usize) -> Result<()> {
+        let mf = self.mf;
+        let nops = mf.operands_of(i).len();
+        // The def of a two-address form must share its input's register.
+        let same = |e: &Self, x: usize, y: usize| -> Result<()> {
+            if e.reg(i, x)? == e.reg(i, y)? {
+                Ok(())
+            } else {
+                Err(bad(e.fname, "reused register differs"))
+            }
+        };
+        match &mf.ops[i] {
+            Op::Args => {}
+            Op::StackArg { off } => {
+                let d = self.reg(i, 0)?;
+                let off = *off;
+                let float = mf.operands_of(i)[0].vreg.class() == RegClass::Float;
+                let ops = &mut self.ops;
+                if float {
+                    dynasm!(ops ; .arch x64 ; movsd Rx(d), QWORD [rbp + off]);
+                } else {
+                    dynasm!(ops ; .arch x64 ; mov Rq(d), QWORD [rbp + off]);
+                }
+            }
+            Op::Imm { bits } => {
+                let d = self.reg(i, 0)?;
+                self.mov_imm(d, *bits);
+            }
+            Op::FImm { bits, .. } => {
+                let d = self.reg(i, 0)?;
+                if *bits == 0 {
+                    dynasm!(self.ops ; .arch x64 ; xorps Rx(d), Rx(d));
+                } else {
+                    self.mov_imm(R11, *bits);
+                    dynasm!(self.ops ; .arch x64 ; movq Rx(d), r11);
+                }
+            }
+            Op::Copy => same(self, 0, 1)?,
+            Op::Alu { op, wide, imm } => {
+                let d = self.reg(i, 0)?;
+                same(self, 0, nops - 1)?;
+                let w = *wide;
+                match imm {
+                    Some(k) => {
+                        let k = *k;
                         let ops = &mut self.ops;
                         match (op, w) {
-                            (O::Add, true) => dynasm!(ops ; .arch x64 ; add rax, i),
-                            (O::Add, false) => dynasm!(ops ; .arch x64 ; add eax, i),
-                            (O::Sub, true) => dynasm!(ops ; .arch x64 ; sub rax, i),
-                            (O::Sub, false) => dynasm!(ops ; .arch x64 ; sub eax, i),
-                            (O::And, true) => dynasm!(ops ; .arch x64 ; and rax, i),
-                            (O::And, false) => dynasm!(ops ; .arch x64 ; and eax, i),
-                            (O::Or, true) => dynasm!(ops ; .arch x64 ; or rax, i),
-                            (O::Or, false) => dynasm!(ops ; .arch x64 ; or eax, i),
-                            (O::Xor, true) => dynasm!(ops ; .arch x64 ; xor rax, i),
-                            (O::Xor, false) => dynasm!(ops ; .arch x64 ; xor eax, i),
-                            (_, true) => dynasm!(ops ; .arch x64 ; imul rax, rax, i),
-                            (_, false) => dynasm!(ops ; .arch x64 ; imul eax, eax, i),
+                            (AluOp::Add, true) => dynasm!(ops ; .arch x64 ; add Rq(d), k),
+                            (AluOp::Add, false) => dynasm!(ops ; .arch x64 ; add Rd(d), k),
+                            (AluOp::Sub, true) => dynasm!(ops ; .arch x64 ; sub Rq(d), k),
+                            (AluOp::Sub, false) => dynasm!(ops ; .arch x64 ; sub Rd(d), k),
+                            (AluOp::And, true) => dynasm!(ops ; .arch x64 ; and Rq(d), k),
+                            (AluOp::And, false) => dynasm!(ops ; .arch x64 ; and Rd(d), k),
+                            (AluOp::Or, true) => dynasm!(ops ; .arch x64 ; or Rq(d), k),
+                            (AluOp::Or, false) => dynasm!(ops ; .arch x64 ; or Rd(d), k),
+                            (AluOp::Xor, true) => dynasm!(ops ; .arch x64 ; xor Rq(d), k),
+                            (AluOp::Xor, false) => dynasm!(ops ; .arch x64 ; xor Rd(d), k),
+                            (AluOp::Mul, true) => dynasm!(ops ; .arch x64 ; imul Rq(d), Rq(d), k),
+                            (AluOp::Mul, false) => dynasm!(ops ; .arch x64 ; imul Rd(d), Rd(d), k),
                         }
                     }
                     None => {
-                        self.ld_bits(RCX, *b, ty);
+                        let b = self.reg(i, 1)?;
                         let ops = &mut self.ops;
                         match (op, w) {
-                            (O::Add, true) => dynasm!(ops ; .arch x64 ; add rax, rcx),
-                            (O::Add, false) => dynasm!(ops ; .arch x64 ; add eax, ecx),
-                            (O::Sub, true) => dynasm!(ops ; .arch x64 ; sub rax, rcx),
-                            (O::Sub, false) => dynasm!(ops ; .arch x64 ; sub eax, ecx),
-                            (O::And, true) => dynasm!(ops ; .arch x64 ; and rax, rcx),
-                            (O::And, false) => dynasm!(ops ; .arch x64 ; and eax, ecx),
-                            (O::Or, true) => dynasm!(ops ; .arch x64 ; or rax, rcx),
-                            (O::Or, false) => dynasm!(ops ; .arch x64 ; or eax, ecx),
-                            (O::Xor, true) => dynasm!(ops ; .arch x64 ; xor rax, rcx),
-                            (O::Xor, false) => dynasm!(ops ; .arch x64 ; xor eax, ecx),
-                            (_, true) => dynasm!(ops ; .arch x64 ; imul rax, rcx),
-                            (_, false) => dynasm!(ops ; .arch x64 ; imul eax, ecx),
+                            (AluOp::Add, true) => dynasm!(ops ; .arch x64 ; add Rq(d), Rq(b)),
+                            (AluOp::Add, false) => dynasm!(ops ; .arch x64 ; add Rd(d), Rd(b)),
+                            (AluOp::Sub, true) => dynasm!(ops ; .arch x64 ; sub Rq(d), Rq(b)),
+                            (AluOp::Sub, false) => dynasm!(ops ; .arch x64 ; sub Rd(d), Rd(b)),
+                            (AluOp::And, true) => dynasm!(ops ; .arch x64 ; and Rq(d), Rq(b)),
+                            (AluOp::And, false) => dynasm!(ops ; .arch x64 ; and Rd(d), Rd(b)),
+                            (AluOp::Or, true) => dynasm!(ops ; .arch x64 ; or Rq(d), Rq(b)),
+                            (AluOp::Or, false) => dynasm!(ops ; .arch x64 ; or Rd(d), Rd(b)),
+                            (AluOp::Xor, true) => dynasm!(ops ; .arch x64 ; xor Rq(d), Rq(b)),
+                            (AluOp::Xor, false) => dynasm!(ops ; .arch x64 ; xor Rd(d), Rd(b)),
+                            (AluOp::Mul, true) => dynasm!(ops ; .arch x64 ; imul Rq(d), Rq(b)),
+                            (AluOp::Mul, false) => dynasm!(ops ; .arch x64 ; imul Rd(d), Rd(b)),
                         }
                     }
                 }
-                self.st_bits(r, RAX);
             }
-            (InstKind::Binary { args: [a, b] }, O::Sdiv | O::Srem | O::Udiv | O::Urem) => {
-                let r = self.result(inst)?;
-                self.ld_bits(RAX, *a, ty);
-                self.ld_bits(RCX, *b, ty);
-                let nonzero = matches!(b, Operand::Const(c) if c.bits(ty) != 0);
-                if !nonzero {
-                    let t = self.trap_label(TrapCode::DivisionByZero);
-                    let ops = &mut self.ops;
-                    dynasm!(ops ; .arch x64 ; test rcx, rcx ; jz =>t);
+            Op::Mul3 { wide, imm } => {
+                let (a, d, k) = (self.reg(i, 0)?, self.reg(i, 1)?, *imm);
+                let ops = &mut self.ops;
+                if *wide {
+                    dynasm!(ops ; .arch x64 ; imul Rq(d), Rq(a), k);
+                } else {
+                    dynasm!(ops ; .arch x64 ; imul Rd(d), Rd(a), k);
                 }
-                let w = wide(ty);
+            }
+            Op::Shift { op, wide, imm } => {
+                let d = self.reg(i, 0)?;
+                same(self, 0, nops - 1)?;
+                let ops = &mut self.ops;
+                match imm {
+                    Some(n) => {
+                        let n = *n as i8;
+                        match (op, wide) {
+                            (Opcode::Shl, true) => dynasm!(ops ; .arch x64 ; shl Rq(d), n),
+                            (Opcode::Shl, false) => dynasm!(ops ; .arch x64 ; shl Rd(d), n),
+                            (Opcode::Shr, true) => dynasm!(ops ; .arch x64 ; shr Rq(d), n),
+                            (Opcode::Shr, false) => dynasm!(ops ; .arch x64 ; shr Rd(d), n),
+                            (_, true) => dynasm!(ops ; .arch x64 ; sar Rq(d), n),
+                            (_, false) => dynasm!(ops ; .arch x64 ; sar Rd(d), n),
+                        }
+                    }
+                    // x86 masks the count by 31 / 63: "modulo the width".
+                    None => match (op, wide) {
+                        (Opcode::Shl, true) => dynasm!(ops ; .arch x64 ; shl Rq(d), cl),
+                        (Opcode::Shl, false) => dynasm!(ops ; .arch x64 ; shl Rd(d), cl),
+                        (Opcode::Shr, true) => dynasm!(ops ; .arch x64 ; shr Rq(d), cl),
+                        (Opcode::Shr, false) => dynasm!(ops ; .arch x64 ; shr Rd(d), cl),
+                        (_, true) => dynasm!(ops ; .arch x64 ; sar Rq(d), cl),
+                        (_, false) => dynasm!(ops ; .arch x64 ; sar Rd(d), cl),
+                    },
+                }
+            }
+            Op::Un { op, wide } => {
+                let d = self.reg(i, 0)?;
+                same(self, 0, 1)?;
+                let ops = &mut self.ops;
+                match (op, wide) {
+                    (UnOp::Neg, true) => dynasm!(ops ; .arch x64 ; neg Rq(d)),
+                    (UnOp::Neg, false) => dynasm!(ops ; .arch x64 ; neg Rd(d)),
+                    (UnOp::Not, true) => dynasm!(ops ; .arch x64 ; not Rq(d)),
+                    (UnOp::Not, false) => dynasm!(ops ; .arch x64 ; not Rd(d)),
+                    (UnOp::Btc(n), _) => dynasm!(ops ; .arch x64 ; btc Rq(d), BYTE *n as i8),
+                    (UnOp::Btr(n), _) => dynasm!(ops ; .arch x64 ; btr Rq(d), BYTE *n as i8),
+                }
+            }
+            Op::Div {
+                op,
+                wide,
+                check_zero,
+            } => {
+                let b = self.reg(i, 1)?;
+                if self.reg(i, 0)? != RAX || b == RDX {
+                    return Err(bad(self.fname, "div registers"));
+                }
+                if *check_zero {
+                    let t = self.trap_label(TrapCode::DivisionByZero);
+                    dynasm!(self.ops ; .arch x64 ; test Rq(b), Rq(b) ; jz =>t);
+                }
                 let ovf = self.trap_label(TrapCode::IntegerOverflow);
                 let ops = &mut self.ops;
-                match (d.opcode, w) {
+                match (op, wide) {
                     // MIN / -1 overflows: -1 divides as a negation, which
                     // sets OF exactly for MIN.
-                    (O::Sdiv, true) => dynasm!(ops ; .arch x64
-                        ; cmp rcx, -1 ; jne >div ; neg rax ; jo =>ovf ; jmp >done
-                        ; div: ; cqo ; idiv rcx ; done:),
-                    (O::Sdiv, false) => dynasm!(ops ; .arch x64
-                        ; cmp ecx, -1 ; jne >div ; neg eax ; jo =>ovf ; jmp >done
-                        ; div: ; cdq ; idiv ecx ; done:),
+                    (Opcode::Sdiv, true) => dynasm!(ops ; .arch x64
+                        ; cmp Rq(b), -1 ; jne >div ; neg rax ; jo =>ovf ; jmp >done
+                        ; div: ; cqo ; idiv Rq(b) ; done:),
+                    (Opcode::Sdiv, false) => dynasm!(ops ; .arch x64
+                        ; cmp Rd(b), -1 ; jne >div ; neg eax ; jo =>ovf ; jmp >done
+                        ; div: ; cdq ; idiv Rd(b) ; done:),
                     // x % -1 is 0 for every x; idiv would fault on MIN.
-                    (O::Srem, true) => dynasm!(ops ; .arch x64
-                        ; cmp rcx, -1 ; jne >div ; xor edx, edx ; jmp >done
-                        ; div: ; cqo ; idiv rcx ; done: ; mov rax, rdx),
-                    (O::Srem, false) => dynasm!(ops ; .arch x64
-                        ; cmp ecx, -1 ; jne >div ; xor edx, edx ; jmp >done
-                        ; div: ; cdq ; idiv ecx ; done: ; mov eax, edx),
-                    (O::Udiv, true) => dynasm!(ops ; .arch x64 ; xor edx, edx ; div rcx),
-                    (O::Udiv, false) => dynasm!(ops ; .arch x64 ; xor edx, edx ; div ecx),
-                    (_, true) => dynasm!(ops ; .arch x64 ; xor edx, edx ; div rcx ; mov rax, rdx),
-                    (_, false) => dynasm!(ops ; .arch x64 ; xor edx, edx ; div ecx ; mov eax, edx),
+                    (Opcode::Srem, true) => dynasm!(ops ; .arch x64
+                        ; cmp Rq(b), -1 ; jne >div ; xor edx, edx ; jmp >done
+                        ; div: ; cqo ; idiv Rq(b) ; done:),
+                    (Opcode::Srem, false) => dynasm!(ops ; .arch x64
+                        ; cmp Rd(b), -1 ; jne >div ; xor edx, edx ; jmp >done
+                        ; div: ; cdq ; idiv Rd(b) ; done:),
+                    (_, true) => dynasm!(ops ; .arch x64 ; xor edx, edx ; div Rq(b)),
+                    (_, false) => dynasm!(ops ; .arch x64 ; xor edx, edx ; div Rd(b)),
                 }
-                self.st_bits(r, RAX);
             }
-            (InstKind::Binary { args: [a, b] }, O::Shl | O::Shr | O::Sar) => {
-                let r = self.result(inst)?;
-                self.ld_bits(RAX, *a, ty);
-                let w = wide(ty);
-                // x86 masks the count by 31 / 63: exactly "modulo the width".
-                match b {
-                    Operand::Const(c) => {
-                        let n = (c.bits(ty) & (ty.bits() as u64 - 1)) as i8;
-                        let ops = &mut self.ops;
-                        match (d.opcode, w) {
-                            (O::Shl, true) => dynasm!(ops ; .arch x64 ; shl rax, n),
-                            (O::Shl, false) => dynasm!(ops ; .arch x64 ; shl eax, n),
-                            (O::Shr, true) => dynasm!(ops ; .arch x64 ; shr rax, n),
-                            (O::Shr, false) => dynasm!(ops ; .arch x64 ; shr eax, n),
-                            (_, true) => dynasm!(ops ; .arch x64 ; sar rax, n),
-                            (_, false) => dynasm!(ops ; .arch x64 ; sar eax, n),
-                        }
+            Op::Cmp { kind, wide, imm } => {
+                let d = self.reg(i, nops - 1)?;
+                if matches!(kind, CmpKind::Float(_)) {
+                    // d is an integer register, the inputs are xmm: clear d
+                    // before the flags are set.
+                    let init = matches!(kind, CmpKind::Float(Opcode::Fne)) as i32;
+                    dynasm!(self.ops ; .arch x64 ; mov Rd(d), init);
+                }
+                match self.compare(i, *kind, *wide, *imm)? {
+                    Cond::Flags(cc) => setcc(&mut self.ops, cc, d),
+                    Cond::FloatEq => {
+                        dynasm!(self.ops ; .arch x64 ; jp >done ; sete Rb(d) ; done:)
                     }
-                    Operand::Value(_) => {
-                        self.ld_bits(RCX, *b, ty);
-                        let ops = &mut self.ops;
-                        match (d.opcode, w) {
-                            (O::Shl, true) => dynasm!(ops ; .arch x64 ; shl rax, cl),
-                            (O::Shl, false) => dynasm!(ops ; .arch x64 ; shl eax, cl),
-                            (O::Shr, true) => dynasm!(ops ; .arch x64 ; shr rax, cl),
-                            (O::Shr, false) => dynasm!(ops ; .arch x64 ; shr eax, cl),
-                            (_, true) => dynasm!(ops ; .arch x64 ; sar rax, cl),
-                            (_, false) => dynasm!(ops ; .arch x64 ; sar eax, cl),
-                        }
+                    Cond::FloatNe => {
+                        dynasm!(self.ops ; .arch x64 ; jp >done ; setne Rb(d) ; done:)
                     }
                 }
-                self.st_bits(r, RAX);
             }
-            (InstKind::Binary { args: [a, b] }, O::Fadd | O::Fsub | O::Fmul | O::Fdiv) => {
-                let r = self.result(inst)?;
-                self.ld_f(0, *a, ty);
-                self.ld_f(1, *b, ty);
+            Op::FBin { op, wide } => {
+                let (d, b) = (self.reg(i, 0)?, self.reg(i, 1)?);
+                same(self, 0, 2)?;
                 let ops = &mut self.ops;
-                match (d.opcode, wide(ty)) {
-                    (O::Fadd, true) => dynasm!(ops ; .arch x64 ; addsd xmm0, xmm1),
-                    (O::Fadd, false) => dynasm!(ops ; .arch x64 ; addss xmm0, xmm1),
-                    (O::Fsub, true) => dynasm!(ops ; .arch x64 ; subsd xmm0, xmm1),
-                    (O::Fsub, false) => dynasm!(ops ; .arch x64 ; subss xmm0, xmm1),
-                    (O::Fmul, true) => dynasm!(ops ; .arch x64 ; mulsd xmm0, xmm1),
-                    (O::Fmul, false) => dynasm!(ops ; .arch x64 ; mulss xmm0, xmm1),
-                    (_, true) => dynasm!(ops ; .arch x64 ; divsd xmm0, xmm1),
-                    (_, false) => dynasm!(ops ; .arch x64 ; divss xmm0, xmm1),
-                }
-                self.st_f(r, 0);
-            }
-            (InstKind::Unary { arg }, op) => self.unary(inst, op, *arg, ty)?,
-            (InstKind::Select { args: [c, a, b] }, _) => {
-                let r = self.result(inst)?;
-                self.ld_bits(RCX, *c, Type::I32);
-                self.ld_bits(RAX, *a, ty);
-                self.ld_bits(RDX, *b, ty);
-                let ops = &mut self.ops;
-                dynasm!(ops ; .arch x64 ; test ecx, ecx ; cmove rax, rdx);
-                self.st_bits(r, RAX);
-            }
-            (InstKind::Load { ptr, offset }, op) => {
-                let r = self.result(inst)?;
-                let disp = self.address(*ptr, *offset);
-                let ops = &mut self.ops;
-                match (op, wide(ty)) {
-                    (O::Load, true) => dynasm!(ops ; .arch x64 ; mov rcx, QWORD [rax + disp]),
-                    (O::Load, false) => dynasm!(ops ; .arch x64 ; mov ecx, DWORD [rax + disp]),
-                    (O::Load8s, true) => dynasm!(ops ; .arch x64 ; movsx rcx, BYTE [rax + disp]),
-                    (O::Load8s, false) => dynasm!(ops ; .arch x64 ; movsx ecx, BYTE [rax + disp]),
-                    (O::Load8u, _) => dynasm!(ops ; .arch x64 ; movzx ecx, BYTE [rax + disp]),
-                    (O::Load16s, true) => dynasm!(ops ; .arch x64 ; movsx rcx, WORD [rax + disp]),
-                    (O::Load16s, false) => dynasm!(ops ; .arch x64 ; movsx ecx, WORD [rax + disp]),
-                    (O::Load16u, _) => dynasm!(ops ; .arch x64 ; movzx ecx, WORD [rax + disp]),
-                    (O::Load32s, _) => dynasm!(ops ; .arch x64 ; movsxd rcx, DWORD [rax + disp]),
-                    _ => dynasm!(ops ; .arch x64 ; mov ecx, DWORD [rax + disp]),
-                }
-                self.st_bits(r, RCX);
-            }
-            (
-                InstKind::Store {
-                    args: [v, p],
-                    offset,
-                },
-                op,
-            ) => {
-                let vty = match op {
-                    O::Store => ty,
-                    _ => func.operand_type(*v, Type::I64),
-                };
-                self.ld_bits(RCX, *v, vty);
-                let disp = self.address(*p, *offset);
-                let bytes = op.access_bytes(Some(ty)).unwrap_or(8);
-                let ops = &mut self.ops;
-                match bytes {
-                    1 => dynasm!(ops ; .arch x64 ; mov BYTE [rax + disp], cl),
-                    2 => dynasm!(ops ; .arch x64 ; mov WORD [rax + disp], cx),
-                    4 => dynasm!(ops ; .arch x64 ; mov DWORD [rax + disp], ecx),
-                    _ => dynasm!(ops ; .arch x64 ; mov QWORD [rax + disp], rcx),
+                match (op, wide) {
+                    (Opcode::Fadd, true) => dynasm!(ops ; .arch x64 ; addsd Rx(d), Rx(b)),
+                    (Opcode::Fadd, false) => dynasm!(ops ; .arch x64 ; addss Rx(d), Rx(b)),
+                    (Opcode::Fsub, true) => dynasm!(ops ; .arch x64 ; subsd Rx(d), Rx(b)),
+                    (Opcode::Fsub, false) => dynasm!(ops ; .arch x64 ; subss Rx(d), Rx(b)),
+                    (Opcode::Fmul, true) => dynasm!(ops ; .arch x64 ; mulsd Rx(d), Rx(b)),
+                    (Opcode::Fmul, false) => dynasm!(ops ; .arch x64 ; mulss Rx(d), Rx(b)),
+                    (_, true) => dynasm!(ops ; .arch x64 ; divsd Rx(d), Rx(b)),
+                    (_, false) => dynasm!(ops ; .arch x64 ; divss Rx(d), Rx(b)),
                 }
             }
-            (InstKind::Alloca { .. }, _) => {
-                let r = self.result(inst)?;
-                let at = self.plan.alloca[inst.index()];
+            Op::Fsqrt { wide } => {
+                let (a, d) = (self.reg(i, 0)?, self.reg(i, 1)?);
                 let ops = &mut self.ops;
-                dynasm!(ops ; .arch x64 ; lea rax, [rbp + at]);
-                self.st_bits(r, RAX);
-            }
-            (InstKind::Addr { sym }, _) => {
-                let r = self.result(inst)?;
-                let s = &self.module.symbols[sym.index()];
-                if s.linkage == Linkage::Import {
-                    // A host symbol may be anywhere in the address space.
-                    self.movabs_sym(RAX, &s.name);
+                if *wide {
+                    dynasm!(ops ; .arch x64 ; sqrtsd Rx(d), Rx(a));
                 } else {
-                    self.lea_rip_rax(&s.name);
+                    dynasm!(ops ; .arch x64 ; sqrtss Rx(d), Rx(a));
                 }
-                self.st_bits(r, RAX);
             }
-            (InstKind::Call { callee, args }, _) => self.call(inst, *callee, args)?,
-            (InstKind::Ret { value }, _) => {
-                if let Some(v) = value {
-                    let rty = func.sig.ret.ok_or_else(|| missing(func, "ret type"))?;
-                    match result_location(rty) {
-                        ArgLoc::Float(x) => self.ld_f(x, *v, rty),
-                        _ => self.ld_bits(RAX, *v, rty),
+            Op::Select { float } => {
+                let (c, a, d) = (self.reg(i, 0)?, self.reg(i, 1)?, self.reg(i, 3)?);
+                same(self, 2, 3)?;
+                let ops = &mut self.ops;
+                if *float {
+                    dynasm!(ops ; .arch x64 ; test Rd(c), Rd(c) ; je >skip ; movaps Rx(d), Rx(a) ; skip:);
+                } else {
+                    dynasm!(ops ; .arch x64 ; test Rd(c), Rd(c) ; cmovne Rq(d), Rq(a));
+                }
+            }
+            Op::Conv { op, from, to } => self.conv(i, *op, *from, *to)?,
+            Op::Load { op, ty, disp } => {
+                let (base, d, disp) = (self.reg(i, 0)?, self.reg(i, 1)?, *disp);
+                let w = ty.bytes() == 8;
+                let ops = &mut self.ops;
+                match (op, w, ty.is_float()) {
+                    (Opcode::Load, true, true) => {
+                        dynasm!(ops ; .arch x64 ; movsd Rx(d), QWORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load, false, true) => {
+                        dynasm!(ops ; .arch x64 ; movss Rx(d), DWORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load, true, _) => {
+                        dynasm!(ops ; .arch x64 ; mov Rq(d), QWORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load, false, _) => {
+                        dynasm!(ops ; .arch x64 ; mov Rd(d), DWORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load8s, true, _) => {
+                        dynasm!(ops ; .arch x64 ; movsx Rq(d), BYTE [Rq(base) + disp])
+                    }
+                    (Opcode::Load8s, false, _) => {
+                        dynasm!(ops ; .arch x64 ; movsx Rd(d), BYTE [Rq(base) + disp])
+                    }
+                    (Opcode::Load8u, _, _) => {
+                        dynasm!(ops ; .arch x64 ; movzx Rd(d), BYTE [Rq(base) + disp])
+                    }
+                    (Opcode::Load16s, true, _) => {
+                        dynasm!(ops ; .arch x64 ; movsx Rq(d), WORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load16s, false, _) => {
+                        dynasm!(ops ; .arch x64 ; movsx Rd(d), WORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load16u, _, _) => {
+                        dynasm!(ops ; .arch x64 ; movzx Rd(d), WORD [Rq(base) + disp])
+                    }
+                    (Opcode::Load32s, _, _) => {
+                        dynasm!(ops ; .arch x64 ; movsxd Rq(d), DWORD [Rq(base) + disp])
+                    }
+                    _ => dynasm!(ops ; .arch x64 ; mov Rd(d), DWORD [Rq(base) + disp]),
+                }
+            }
+            Op::Store {
+                bytes,
+                float,
+                imm,
+                disp,
+            } => {
+                let disp = *disp;
+                match imm {
+                    Some(k) => {
+                        let base = self.reg(i, 0)?;
+                        let k = *k;
+                        let ops = &mut self.ops;
+                        match bytes {
+                            1 => dynasm!(ops ; .arch x64 ; mov BYTE [Rq(base) + disp], k as i8),
+                            2 => dynasm!(ops ; .arch x64 ; mov WORD [Rq(base) + disp], k as i16),
+                            4 => dynasm!(ops ; .arch x64 ; mov DWORD [Rq(base) + disp], k),
+                            _ => dynasm!(ops ; .arch x64 ; mov QWORD [Rq(base) + disp], k),
+                        }
+                    }
+                    None => {
+                        let (v, base) = (self.reg(i, 0)?, self.reg(i, 1)?);
+                        let ops = &mut self.ops;
+                        match (bytes, float) {
+                            (8, true) => {
+                                dynasm!(ops ; .arch x64 ; movsd QWORD [Rq(base) + disp], Rx(v))
+                            }
+                            (_, true) => {
+                                dynasm!(ops ; .arch x64 ; movss DWORD [Rq(base) + disp], Rx(v))
+                            }
+                            (1, _) => dynasm!(ops ; .arch x64 ; mov BYTE [Rq(base) + disp], Rb(v)),
+                            (2, _) => dynasm!(ops ; .arch x64 ; mov WORD [Rq(base) + disp], Rw(v)),
+                            (4, _) => dynasm!(ops ; .arch x64 ; mov DWORD [Rq(base) + disp], Rd(v)),
+                            _ => dynasm!(ops ; .arch x64 ; mov QWORD [Rq(base) + disp], Rq(v)),
+                        }
                     }
                 }
-                self.epilogue();
             }
-            (InstKind::Jmp { dest }, _) => {
-                self.block_args(dest);
-                if next != Some(dest.block) {
-                    let l = self.labels[dest.block.index()];
+            Op::Alloca { idx } => {
+                let d = self.reg(i, 0)?;
+                let at = *self
+                    .alloca_at
+                    .get(*idx)
+                    .ok_or_else(|| bad(self.fname, "alloca"))?;
+                dynasm!(self.ops ; .arch x64 ; lea Rq(d), [rbp + at]);
+            }
+            Op::Addr { name, far } => {
+                let d = self.reg(i, 0)?;
+                if *far {
+                    // A host symbol may be anywhere in the address space.
+                    self.movabs_sym(d, name);
+                } else {
+                    self.lea_rip(d, name);
+                }
+            }
+            Op::OutArg { off, float } => {
+                let (v, off) = (self.reg(i, 0)?, *off);
+                let ops = &mut self.ops;
+                if *float {
+                    dynasm!(ops ; .arch x64 ; movsd QWORD [rsp + off], Rx(v));
+                } else {
+                    dynasm!(ops ; .arch x64 ; mov QWORD [rsp + off], Rq(v));
+                }
+            }
+            Op::Call { target } => match target {
+                CallTarget::Near(name) => {
+                    self.ops.extend([0xe8u8, 0, 0, 0, 0].iter());
+                    self.reloc_here(4, RelocKind::X86PcRel32, name, -4);
+                }
+                CallTarget::Far(name) => {
+                    self.movabs_sym(R11, name);
+                    dynasm!(self.ops ; .arch x64 ; call r11);
+                }
+                CallTarget::Indirect => {
+                    let ops = mf.operands_of(i);
+                    let j = ops
+                        .iter()
+                        .rposition(|o| {
+                            o.kind == crate::regalloc::OperandKind::Use
+                                && o.constraint == crate::regalloc::OperandConstraint::Reg
+                        })
+                        .ok_or_else(|| bad(self.fname, "indirect callee"))?;
+                    let c = self.reg(i, j)?;
+                    dynasm!(self.ops ; .arch x64 ; call Rq(c));
+                }
+            },
+            Op::Ret => self.epilogue(),
+            Op::Jmp => {
+                let s = mf.blocks[block].succs[0].index();
+                if s != block + 1 {
+                    let l = self.labels[s];
                     dynasm!(self.ops ; .arch x64 ; jmp =>l);
                 }
             }
-            (
-                InstKind::Br {
-                    cond,
-                    then_dest,
-                    else_dest,
-                },
-                _,
-            ) => {
-                let cond = match *cond {
-                    Operand::Value(c) => self.fused_compare(c),
-                    Operand::Const(_) => None,
-                };
-                let cond = match cond {
-                    Some(i) => self.compare(i)?,
-                    None => {
-                        self.ld_bits(RAX, d.operands()[0], Type::I32);
-                        dynasm!(self.ops ; .arch x64 ; test eax, eax);
-                        Cond::Flags(Cc::Ne)
-                    }
-                };
-                let t = self.edge(then_dest);
-                let e = self.edge(else_dest);
-                match cond {
-                    Cond::Flags(cc) => jcc(&mut self.ops, cc, t),
-                    Cond::FloatEq => dynasm!(self.ops ; .arch x64 ; jp =>e ; je =>t),
-                    Cond::FloatNe => dynasm!(self.ops ; .arch x64 ; jp =>t ; jne =>t),
+            Op::Br { kind, wide, imm } => {
+                let succs = &mf.blocks[block].succs;
+                let (t, e) = (succs[0].index(), succs[1].index());
+                let (tl, el) = (self.labels[t], self.labels[e]);
+                match self.compare(i, *kind, *wide, *imm)? {
+                    Cond::Flags(cc) => jcc(&mut self.ops, cc, tl),
+                    Cond::FloatEq => dynasm!(self.ops ; .arch x64 ; jp =>el ; je =>tl),
+                    Cond::FloatNe => dynasm!(self.ops ; .arch x64 ; jp =>tl ; jne =>tl),
                 }
-                if !(self.stubs.is_empty() && next == Some(else_dest.block)) {
-                    dynasm!(self.ops ; .arch x64 ; jmp =>e);
+                if e != block + 1 {
+                    dynasm!(self.ops ; .arch x64 ; jmp =>el);
                 }
             }
-            (
-                InstKind::Switch {
-                    value,
-                    default,
-                    cases,
-                },
-                _,
-            ) => {
-                self.switch(*value, ty, *default, cases)?;
-            }
-            (InstKind::Trap, _) => {
+            Op::Switch {
+                wide,
+                cases,
+                dense_min,
+            } => self.switch(i, block, *wide, cases, *dense_min)?,
+            Op::Trap => {
                 let t = self.trap_label(TrapCode::Unreachable);
                 dynasm!(self.ops ; .arch x64 ; jmp =>t);
             }
-            _ => return Err(missing(func, d.opcode.name())),
         }
         Ok(())
     }
 
-    /// The compare instruction fused into the branch on `c`, if any.
-    fn fused_compare(&self, c: Value) -> Option<Inst> {
-        match self.func.values[c.index()].def {
-            crate::ir::ValueDef::Inst(i) if self.plan.fused[i.index()] => Some(i),
-            _ => None,
-        }
-    }
-
-    /// Puts the base of `ptr + offset` in `rax` and returns the
-    /// displacement, folding `add.i64 x, C` into it.
-    fn address(&mut self, ptr: Operand, offset: i64) -> i32 {
-        if let Operand::Value(p) = ptr {
-            if let Some((x, c)) = self.plan.addr_fold[p.index()] {
-                if let Ok(disp) = i32::try_from(c + offset) {
-                    self.ld_bits(RAX, Operand::Value(x), Type::I64);
-                    return disp;
-                }
-            }
-        }
-        self.ld_bits(RAX, ptr, Type::I64);
-        match i32::try_from(offset) {
-            Ok(d) => d,
-            Err(_) => {
-                self.mov_imm(R11, offset as u64);
-                dynasm!(self.ops ; .arch x64 ; add rax, r11);
-                0
-            }
-        }
-    }
-
-    fn unary(&mut self, inst: Inst, op: Opcode, a: Operand, ty: Type) -> Result<()> {
+    fn conv(&mut self, i: usize, op: Opcode, from: Type, to: Type) -> Result<()> {
+        let (a, d) = (self.reg(i, 0)?, self.reg(i, 1)?);
+        let nops = self.mf.operands_of(i).len();
+        let t1 = if nops > 2 { self.reg(i, 2)? } else { R11 };
+        let t2 = if nops > 3 { self.reg(i, 3)? } else { R11 };
+        let wf = from.bytes() == 8;
+        let wt = to.bytes() == 8;
+        let ops = &mut self.ops;
         use Opcode as O;
-        let r = self.result(inst)?;
-        let src_ty = self.func.operand_type(a, ty);
-        let w = wide(ty);
         match op {
-            O::Copy | O::Bitcast => {
-                self.ld_bits(RAX, a, src_ty);
-                self.st_bits(r, RAX);
-            }
-            O::Neg | O::Not => {
-                self.ld_bits(RAX, a, ty);
-                let ops = &mut self.ops;
-                match (op, w) {
-                    (O::Neg, true) => dynasm!(ops ; .arch x64 ; neg rax),
-                    (O::Neg, false) => dynasm!(ops ; .arch x64 ; neg eax),
-                    (_, true) => dynasm!(ops ; .arch x64 ; not rax),
-                    (_, false) => dynasm!(ops ; .arch x64 ; not eax),
-                }
-                self.st_bits(r, RAX);
-            }
+            O::Sext => dynasm!(ops ; .arch x64 ; movsxd Rq(d), Rd(a)),
+            O::Zext | O::Trunc => dynasm!(ops ; .arch x64 ; mov Rd(d), Rd(a)),
+            O::Fext => dynasm!(ops ; .arch x64 ; cvtss2sd Rx(d), Rx(a)),
+            O::Ftrunc => dynasm!(ops ; .arch x64 ; cvtsd2ss Rx(d), Rx(a)),
+            O::Bitcast => match (from.is_float(), wt) {
+                (true, true) => dynasm!(ops ; .arch x64 ; movq Rq(d), Rx(a)),
+                (true, false) => dynasm!(ops ; .arch x64 ; movd Rd(d), Rx(a)),
+                (false, true) => dynasm!(ops ; .arch x64 ; movq Rx(d), Rq(a)),
+                (false, false) => dynasm!(ops ; .arch x64 ; movd Rx(d), Rd(a)),
+            },
             O::Fneg | O::Fabs => {
                 // Sign-bit operations on the raw bits: no constant pool.
-                self.ld_bits(RAX, a, ty);
-                let ops = &mut self.ops;
-                match (op, w) {
-                    (O::Fneg, true) => dynasm!(ops ; .arch x64 ; btc rax, 63),
-                    (O::Fneg, false) => dynasm!(ops ; .arch x64 ; btc eax, 31),
-                    (_, true) => dynasm!(ops ; .arch x64 ; btr rax, 63),
-                    (_, false) => dynasm!(ops ; .arch x64 ; btr eax, 31),
-                }
-                self.st_bits(r, RAX);
-            }
-            O::Fsqrt => {
-                self.ld_f(0, a, ty);
-                let ops = &mut self.ops;
-                if w {
-                    dynasm!(ops ; .arch x64 ; sqrtsd xmm0, xmm0);
+                if wt {
+                    dynasm!(ops ; .arch x64 ; movq Rq(t1), Rx(a));
                 } else {
-                    dynasm!(ops ; .arch x64 ; sqrtss xmm0, xmm0);
+                    dynasm!(ops ; .arch x64 ; movd Rd(t1), Rx(a));
                 }
-                self.st_f(r, 0);
-            }
-            O::Sext => {
-                self.ld_bits(RAX, a, Type::I32);
-                dynasm!(self.ops ; .arch x64 ; movsxd rax, eax);
-                self.st_bits(r, RAX);
-            }
-            O::Zext | O::Trunc => {
-                // A 32-bit load / store zero-extends / truncates.
-                self.ld_bits(RAX, a, src_ty);
-                self.st_bits(r, RAX);
-            }
-            O::Fext => {
-                self.ld_f(0, a, Type::F32);
-                dynasm!(self.ops ; .arch x64 ; cvtss2sd xmm0, xmm0);
-                self.st_f(r, 0);
-            }
-            O::Ftrunc => {
-                self.ld_f(0, a, Type::F64);
-                dynasm!(self.ops ; .arch x64 ; cvtsd2ss xmm0, xmm0);
-                self.st_f(r, 0);
+                let bit = if wt { 63 } else { 31 };
+                if op == O::Fneg {
+                    dynasm!(ops ; .arch x64 ; btc Rq(t1), BYTE bit);
+                } else {
+                    dynasm!(ops ; .arch x64 ; btr Rq(t1), BYTE bit);
+                }
+                if wt {
+                    dynasm!(ops ; .arch x64 ; movq Rx(d), Rq(t1));
+                } else {
+                    dynasm!(ops ; .arch x64 ; movd Rx(d), Rd(t1));
+                }
             }
             O::Sitof | O::Uitof => {
-                self.ld_bits(RAX, a, src_ty);
-                let ops = &mut self.ops;
-                dynasm!(ops ; .arch x64 ; xorps xmm0, xmm0);
-                match (op, wide(src_ty), w) {
-                    (O::Sitof, false, true) => dynasm!(ops ; .arch x64 ; cvtsi2sd xmm0, eax),
-                    (O::Sitof, false, false) => dynasm!(ops ; .arch x64 ; cvtsi2ss xmm0, eax),
-                    // Signed 64-bit, and unsigned 32-bit zero-extended to 64.
-                    (O::Sitof, true, true) | (_, false, true) => {
-                        dynasm!(ops ; .arch x64 ; cvtsi2sd xmm0, rax)
+                dynasm!(ops ; .arch x64 ; xorps Rx(d), Rx(d));
+                match (op, wf, wt) {
+                    (O::Sitof, false, true) => dynasm!(ops ; .arch x64 ; cvtsi2sd Rx(d), Rd(a)),
+                    (O::Sitof, false, false) => dynasm!(ops ; .arch x64 ; cvtsi2ss Rx(d), Rd(a)),
+                    (O::Sitof, true, true) => dynasm!(ops ; .arch x64 ; cvtsi2sd Rx(d), Rq(a)),
+                    (O::Sitof, true, false) => dynasm!(ops ; .arch x64 ; cvtsi2ss Rx(d), Rq(a)),
+                    // Unsigned 32-bit: zero-extend, convert as signed 64.
+                    (_, false, true) => {
+                        dynasm!(ops ; .arch x64 ; mov r11d, Rd(a) ; cvtsi2sd Rx(d), r11)
                     }
-                    (O::Sitof, true, false) | (_, false, false) => {
-                        dynasm!(ops ; .arch x64 ; cvtsi2ss xmm0, rax)
+                    (_, false, false) => {
+                        dynasm!(ops ; .arch x64 ; mov r11d, Rd(a) ; cvtsi2ss Rx(d), r11)
                     }
                     // Unsigned 64-bit with the top bit set: halve (keeping
                     // the low bit for correct rounding), convert, double.
                     (_, true, true) => dynasm!(ops ; .arch x64
-                        ; test rax, rax ; js >big ; cvtsi2sd xmm0, rax ; jmp >done
-                        ; big: ; mov rcx, rax ; shr rcx, 1 ; and eax, 1 ; or rcx, rax
-                        ; cvtsi2sd xmm0, rcx ; addsd xmm0, xmm0 ; done:),
+                        ; test Rq(a), Rq(a) ; js >big ; cvtsi2sd Rx(d), Rq(a) ; jmp >done
+                        ; big: ; mov Rq(t1), Rq(a) ; shr Rq(t1), 1 ; mov Rq(t2), Rq(a) ; and Rd(t2), 1
+                        ; or Rq(t1), Rq(t2) ; cvtsi2sd Rx(d), Rq(t1) ; addsd Rx(d), Rx(d) ; done:),
                     (_, true, false) => dynasm!(ops ; .arch x64
-                        ; test rax, rax ; js >big ; cvtsi2ss xmm0, rax ; jmp >done
-                        ; big: ; mov rcx, rax ; shr rcx, 1 ; and eax, 1 ; or rcx, rax
-                        ; cvtsi2ss xmm0, rcx ; addss xmm0, xmm0 ; done:),
+                        ; test Rq(a), Rq(a) ; js >big ; cvtsi2ss Rx(d), Rq(a) ; jmp >done
+                        ; big: ; mov Rq(t1), Rq(a) ; shr Rq(t1), 1 ; mov Rq(t2), Rq(a) ; and Rd(t2), 1
+                        ; or Rq(t1), Rq(t2) ; cvtsi2ss Rx(d), Rq(t1) ; addss Rx(d), Rx(d) ; done:),
                 }
-                self.st_f(r, 0);
             }
             O::Ftosi => {
-                self.ld_f(0, a, src_ty);
-                self.ftosi(src_ty, ty);
-                self.st_bits(r, RAX);
+                // cvtt gives MIN (the "integer indefinite") for NaN and out
+                // of range; only then is the input inspected.
+                match (wf, wt) {
+                    (true, true) => {
+                        dynasm!(ops ; .arch x64 ; cvttsd2si Rq(d), Rx(a) ; cmp Rq(d), 1)
+                    }
+                    (true, false) => {
+                        dynasm!(ops ; .arch x64 ; cvttsd2si Rd(d), Rx(a) ; cmp Rd(d), 1)
+                    }
+                    (false, true) => {
+                        dynasm!(ops ; .arch x64 ; cvttss2si Rq(d), Rx(a) ; cmp Rq(d), 1)
+                    }
+                    (false, false) => {
+                        dynasm!(ops ; .arch x64 ; cvttss2si Rd(d), Rx(a) ; cmp Rd(d), 1)
+                    }
+                }
+                dynasm!(ops ; .arch x64 ; jno >done);
+                if wf {
+                    dynasm!(ops ; .arch x64 ; ucomisd Rx(a), Rx(a) ; jp >nan ; movq Rq(d), Rx(a) ; test Rq(d), Rq(d));
+                } else {
+                    dynasm!(ops ; .arch x64 ; ucomiss Rx(a), Rx(a) ; jp >nan ; movd Rd(d), Rx(a) ; test Rd(d), Rd(d));
+                }
+                if wt {
+                    dynasm!(ops ; .arch x64
+                        ; mov Rq(d), QWORD i64::MIN ; js >done ; mov Rq(d), QWORD i64::MAX ; jmp >done);
+                } else {
+                    dynasm!(ops ; .arch x64
+                        ; mov Rd(d), i32::MIN ; js >done ; mov Rd(d), i32::MAX ; jmp >done);
+                }
+                dynasm!(ops ; .arch x64 ; nan: ; xor Rd(d), Rd(d) ; done:);
+            }
+            O::Ftoui if !wt => {
+                // A 64-bit signed conversion covers every u32 exactly.
+                if wf {
+                    dynasm!(ops ; .arch x64 ; cvttsd2si Rq(d), Rx(a));
+                } else {
+                    dynasm!(ops ; .arch x64 ; cvttss2si Rq(d), Rx(a));
+                }
+                dynasm!(ops ; .arch x64 ; cmp Rq(d), 1 ; jno >inrange);
+                // Indefinite: NaN or |x| >= 2^63.
+                if wf {
+                    dynasm!(ops ; .arch x64 ; ucomisd Rx(a), Rx(a) ; jp >zero ; movq Rq(t1), Rx(a) ; test Rq(t1), Rq(t1));
+                } else {
+                    dynasm!(ops ; .arch x64 ; ucomiss Rx(a), Rx(a) ; jp >zero ; movd Rd(t1), Rx(a) ; test Rd(t1), Rd(t1));
+                }
+                dynasm!(ops ; .arch x64
+                    ; js >zero ; mov Rd(d), -1 ; jmp >done
+                    ; inrange: ; test Rq(d), Rq(d) ; js >zero
+                    ; mov Rq(t1), Rq(d) ; shr Rq(t1), 32 ; jz >done ; mov Rd(d), -1 ; jmp >done
+                    ; zero: ; xor Rd(d), Rd(d) ; done:);
             }
             O::Ftoui => {
-                self.ld_f(0, a, src_ty);
-                self.ftoui(src_ty, ty);
-                self.st_bits(r, RAX);
-            }
-            _ => return Err(missing(self.func, op.name())),
-        }
-        Ok(())
-    }
-
-    /// `xmm0` (float `from`) to signed `to` in `rax`, saturating, NaN → 0.
-    /// `cvtts?2si` gives MIN (the "integer indefinite") for NaN and out of
-    /// range; only then is the input inspected.
-    fn ftosi(&mut self, from: Type, to: Type) {
-        let ops = &mut self.ops;
-        match (wide(from), wide(to)) {
-            (true, true) => dynasm!(ops ; .arch x64 ; cvttsd2si rax, xmm0 ; cmp rax, 1),
-            (true, false) => dynasm!(ops ; .arch x64 ; cvttsd2si eax, xmm0 ; cmp eax, 1),
-            (false, true) => dynasm!(ops ; .arch x64 ; cvttss2si rax, xmm0 ; cmp rax, 1),
-            (false, false) => dynasm!(ops ; .arch x64 ; cvttss2si eax, xmm0 ; cmp eax, 1),
-        }
-        // Only MIN - 1 overflows.
-        dynasm!(ops ; .arch x64 ; jno >done);
-        if wide(from) {
-            dynasm!(ops ; .arch x64 ; ucomisd xmm0, xmm0 ; jp >nan ; movq rax, xmm0 ; test rax, rax);
-        } else {
-            dynasm!(ops ; .arch x64 ; ucomiss xmm0, xmm0 ; jp >nan ; movd eax, xmm0 ; test eax, eax);
-        }
-        if wide(to) {
-            dynasm!(ops ; .arch x64
-                ; mov rax, QWORD i64::MIN ; js >done ; mov rax, QWORD i64::MAX ; jmp >done);
-        } else {
-            dynasm!(ops ; .arch x64
-                ; mov eax, i32::MIN ; js >done ; mov eax, i32::MAX ; jmp >done);
-        }
-        dynasm!(ops ; .arch x64 ; nan: ; xor eax, eax ; done:);
-    }
-
-    /// `xmm0` (float `from`) to unsigned `to` in `rax`, saturating, NaN → 0.
-    fn ftoui(&mut self, from: Type, to: Type) {
-        let ops = &mut self.ops;
-        if !wide(to) {
-            // A 64-bit signed conversion covers every u32 exactly.
-            if wide(from) {
-                dynasm!(ops ; .arch x64 ; cvttsd2si rax, xmm0);
-            } else {
-                dynasm!(ops ; .arch x64 ; cvttss2si rax, xmm0);
-            }
-            dynasm!(ops ; .arch x64 ; cmp rax, 1 ; jno >inrange);
-            // Indefinite: NaN or |x| >= 2^63.
-            if wide(from) {
-                dynasm!(ops ; .arch x64 ; ucomisd xmm0, xmm0 ; jp >zero ; movq rcx, xmm0 ; test rcx, rcx);
-            } else {
-                dynasm!(ops ; .arch x64 ; ucomiss xmm0, xmm0 ; jp >zero ; movd ecx, xmm0 ; test ecx, ecx);
-            }
-            dynasm!(ops ; .arch x64
-                ; js >zero ; mov eax, -1 ; jmp >done
-                ; inrange: ; test rax, rax ; js >zero
-                ; mov rcx, rax ; shr rcx, 32 ; jz >done ; mov eax, -1 ; jmp >done
-                ; zero: ; xor eax, eax ; done:);
-            return;
-        }
-        if wide(from) {
-            dynasm!(ops ; .arch x64
-                ; ucomisd xmm0, xmm0 ; jp >zero
-                ; mov rcx, QWORD 0x43e0_0000_0000_0000 ; movq xmm1, rcx
-                ; ucomisd xmm0, xmm1 ; jae >big
-                ; cvttsd2si rax, xmm0 ; test rax, rax ; js >zero ; jmp >done
-                ; big: ; subsd xmm0, xmm1 ; cvttsd2si rax, xmm0);
-        } else {
-            dynasm!(ops ; .arch x64
-                ; ucomiss xmm0, xmm0 ; jp >zero
-                ; mov ecx, 0x5f00_0000 ; movd xmm1, ecx
-                ; ucomiss xmm0, xmm1 ; jae >big
-                ; cvttss2si rax, xmm0 ; test rax, rax ; js >zero ; jmp >done
-                ; big: ; subss xmm0, xmm1 ; cvttss2si rax, xmm0);
-        }
-        // x - 2^63 >= 2^63 converts to indefinite (negative): saturate.
-        dynasm!(ops ; .arch x64
-            ; test rax, rax ; js >max ; btc rax, 63 ; jmp >done
-            ; max: ; mov rax, -1 ; jmp >done
-            ; zero: ; xor eax, eax ; done:);
-    }
-
-    fn call(&mut self, inst: Inst, callee: Callee, args: &[Operand]) -> Result<()> {
-        let func = self.func;
-        let (tys, ret): (Vec<Type>, Option<Type>) = match callee {
-            Callee::Direct(s) => {
-                let sig = self.module.symbols[s.index()]
-                    .signature()
-                    .ok_or_else(|| missing(func, "call of data"))?;
-                (sig.params.clone(), sig.ret)
-            }
-            Callee::Indirect(_) => (
-                args.iter()
-                    .map(|a| func.operand_type(*a, Type::I64))
-                    .collect(),
-                func.insts[inst.index()].ty,
-            ),
-        };
-        if tys.len() != args.len() {
-            return Err(missing(func, "call arity"));
-        }
-        let (locs, _) = arg_locations(&tys);
-        for (i, loc) in locs.iter().enumerate() {
-            if let ArgLoc::Stack(off) = *loc {
-                self.ld_bits(R11, args[i], tys[i]);
-                let off = off as i32;
-                dynasm!(self.ops ; .arch x64 ; mov QWORD [rsp + off], r11);
-            }
-        }
-        for (i, loc) in locs.iter().enumerate() {
-            match *loc {
-                ArgLoc::Int(r) => self.ld_bits(r, args[i], tys[i]),
-                ArgLoc::Float(x) => self.ld_f(x, args[i], tys[i]),
-                ArgLoc::Stack(_) => {}
-            }
-        }
-        match callee {
-            Callee::Direct(s) => {
-                let sym = &self.module.symbols[s.index()];
-                if sym.linkage == Linkage::Import {
-                    // Possibly a host function beyond ±2 GiB.
-                    self.movabs_sym(RAX, &sym.name);
-                    dynasm!(self.ops ; .arch x64 ; call rax);
+                let ft = t2;
+                if wf {
+                    dynasm!(ops ; .arch x64
+                        ; ucomisd Rx(a), Rx(a) ; jp >zero
+                        ; mov Rq(t1), QWORD 0x43e0_0000_0000_0000 ; movq Rx(ft), Rq(t1)
+                        ; ucomisd Rx(a), Rx(ft) ; jae >big
+                        ; cvttsd2si Rq(d), Rx(a) ; test Rq(d), Rq(d) ; js >zero ; jmp >done
+                        // ft = x - 2^63, as (-2^63) + x.
+                        ; big: ; btc Rq(t1), 63 ; movq Rx(ft), Rq(t1) ; addsd Rx(ft), Rx(a)
+                        ; cvttsd2si Rq(d), Rx(ft));
                 } else {
-                    self.ops.extend([0xe8u8, 0, 0, 0, 0].iter());
-                    self.reloc_here(4, RelocKind::X86PcRel32, &sym.name, -4);
+                    dynasm!(ops ; .arch x64
+                        ; ucomiss Rx(a), Rx(a) ; jp >zero
+                        ; mov Rd(t1), 0x5f00_0000 ; movd Rx(ft), Rd(t1)
+                        ; ucomiss Rx(a), Rx(ft) ; jae >big
+                        ; cvttss2si Rq(d), Rx(a) ; test Rq(d), Rq(d) ; js >zero ; jmp >done
+                        ; big: ; btc Rd(t1), 31 ; movd Rx(ft), Rd(t1) ; addss Rx(ft), Rx(a)
+                        ; cvttss2si Rq(d), Rx(ft));
                 }
+                // x - 2^63 >= 2^63 converts to indefinite (negative): saturate.
+                dynasm!(ops ; .arch x64
+                    ; test Rq(d), Rq(d) ; js >max ; btc Rq(d), 63 ; jmp >done
+                    ; max: ; mov Rq(d), -1 ; jmp >done
+                    ; zero: ; xor Rd(d), Rd(d) ; done:);
             }
-            Callee::Indirect(op) => {
-                self.ld_bits(RAX, op, Type::I64);
-                dynasm!(self.ops ; .arch x64 ; call rax);
-            }
-        }
-        if let (Some(r), Some(rt)) = (func.insts[inst.index()].result, ret) {
-            match result_location(rt) {
-                ArgLoc::Float(x) => self.st_f(r, x),
-                _ => self.st_bits(r, RAX),
-            }
+            _ => return Err(bad(self.fname, op.name())),
         }
         Ok(())
     }
 
     fn switch(
         &mut self,
-        value: Operand,
-        ty: Type,
-        default: Block,
-        cases: &[crate::ir::SwitchCase],
+        i: usize,
+        block: usize,
+        wide: bool,
+        cases: &[(u64, usize)],
+        dense_min: Option<u64>,
     ) -> Result<()> {
-        self.ld_bits(RAX, value, ty);
-        let dl = self.labels[default.index()];
-        let mut keys: Vec<(u64, DynamicLabel)> = cases
-            .iter()
-            .map(|c| (c.key.bits(ty), self.labels[c.block.index()]))
-            .collect();
+        let v = self.reg(i, 0)?;
+        let succs = &self.mf.blocks[block].succs;
+        let label = |idx: usize| succs.get(idx).map(|s| s.index());
+        let dl = self.labels[label(0).ok_or_else(|| bad(self.fname, "switch"))?];
+        let mut keys: Vec<(u64, DynamicLabel)> = Vec::with_capacity(cases.len());
+        for &(k, idx) in cases {
+            let b = label(idx).ok_or_else(|| bad(self.fname, "switch target"))?;
+            keys.push((k, self.labels[b]));
+        }
         keys.sort_by_key(|k| k.0);
-        let n = keys.len() as u64;
-        let dense = match (keys.first(), keys.last()) {
-            (Some(lo), Some(hi)) => n >= 4 && hi.0 - lo.0 < 4 * n && hi.0 - lo.0 < 65536,
-            _ => false,
-        };
-        if dense {
-            let min = keys[0].0;
-            let range = keys[keys.len() - 1].0 - min;
-            if min != 0 {
-                if !wide(ty) {
-                    dynasm!(self.ops ; .arch x64 ; sub eax, min as u32 as i32);
-                } else {
-                    self.mov_imm(R11, min);
-                    dynasm!(self.ops ; .arch x64 ; sub rax, r11);
-                }
-            }
-            let range_i = range as i32;
-            dynasm!(self.ops ; .arch x64 ; cmp rax, range_i ; ja =>dl);
-            let name = format!("{}#jt{}", self.func.name, self.tables.len());
-            // lea r11, [rip + table]
-            self.ops.extend([0x4cu8, 0x8d, 0x1d, 0, 0, 0, 0].iter());
-            self.reloc_here(4, RelocKind::X86PcRel32, &name, -4);
-            dynasm!(self.ops ; .arch x64 ; jmp QWORD [r11 + rax * 8]);
+        if let Some(min) = dense_min {
+            let range = keys.last().map_or(0, |k| k.0.wrapping_sub(min));
+            let range_i = i32::try_from(range).map_err(|_| bad(self.fname, "switch range"))?;
+            dynasm!(self.ops ; .arch x64 ; cmp Rq(v), range_i ; ja =>dl);
+            let name = format!("{}#jt{}", self.fname, self.tables.len());
+            self.lea_rip(R11, &name);
+            dynasm!(self.ops ; .arch x64 ; jmp QWORD [r11 + Rq(v) * 8]);
             let mut entries = vec![dl; range as usize + 1];
             for (k, l) in keys {
                 entries[(k - min) as usize] = l;
@@ -1042,12 +882,17 @@ impl<'a> Emitter<'a> {
             self.tables.push((name, entries));
         } else {
             for (k, l) in keys {
-                match imm32(Operand::Const(crate::ir::Const::Int(k as i128)), ty) {
-                    Some(i) if !wide(ty) => dynasm!(self.ops ; .arch x64 ; cmp eax, i ; je =>l),
-                    Some(i) => dynasm!(self.ops ; .arch x64 ; cmp rax, i ; je =>l),
+                let fits = if wide {
+                    i32::try_from(k as i64).ok()
+                } else {
+                    Some(k as u32 as i32)
+                };
+                match fits {
+                    Some(x) if !wide => dynasm!(self.ops ; .arch x64 ; cmp Rd(v), x ; je =>l),
+                    Some(x) => dynasm!(self.ops ; .arch x64 ; cmp Rq(v), x ; je =>l),
                     None => {
                         self.mov_imm(R11, k);
-                        dynasm!(self.ops ; .arch x64 ; cmp rax, r11 ; je =>l);
+                        dynasm!(self.ops ; .arch x64 ; cmp Rq(v), r11 ; je =>l);
                     }
                 }
             }
@@ -1072,55 +917,98 @@ impl<'a> Emitter<'a> {
     }
 }
 
-/// Compiles function `id` of `module` into `out`.
-pub fn compile_function(module: &Module, id: FuncId, out: &mut CompiledModule) -> Result<()> {
-    let func = module
-        .funcs
-        .get(id.index())
-        .ok_or_else(|| Error::Runtime(format!("no function {id}")))?;
-    let sym = module
-        .func_symbol(id)
-        .ok_or_else(|| Error::Runtime(format!("@{}: no symbol", func.name)))?;
-    let sym = &module.symbols[sym.index()];
-    let plan = plan(module, func)?;
+/// Emits the allocated function `mf` as symbol `sym` into `out`.
+pub fn emit_function(
+    module: &crate::ir::Module,
+    sym: &crate::ir::SymbolData,
+    mf: &MFunc,
+    ra: &Output,
+    out: &mut CompiledModule,
+) -> Result<()> {
+    let fname = sym.name.as_str();
+    let saved: Vec<u8> = CALLEE_SAVED_INT
+        .iter()
+        .copied()
+        .filter(|&r| ra.callee_saved_used.contains(super::regs::int(r)))
+        .collect();
+    debug_assert!(saved.iter().all(|&r| is_callee_saved_int(r)));
+    // Below rbp: saved registers, spill slots, allocas, outgoing area.
+    let mut below: u64 = 8 * saved.len() as u64 + 8 * ra.num_spillslots as u64;
+    let mut alloca_at = Vec::with_capacity(mf.allocas.len());
+    for &(size, align) in &mf.allocas {
+        below = below
+            .checked_add(size)
+            .and_then(|b| b.checked_add(align - 1))
+            .filter(|&b| b < (1 << 30))
+            .ok_or_else(|| Error::Runtime(format!("@{fname}: frame too large")))?;
+        below = below / align * align;
+        alloca_at.push(-(below as i64) as i32);
+    }
+    let total = below.div_ceil(16) * 16 + mf.outgoing as u64;
+    if total >= (1 << 30) {
+        return Err(Error::Runtime(format!("@{fname}: frame too large")));
+    }
+    let sub = (total - 8 * saved.len() as u64) as u32;
+
     let mut ops = Asm::new(0);
-    let labels = (0..func.blocks.len())
+    let labels = (0..mf.blocks.len())
         .map(|_| ops.new_dynamic_label())
         .collect();
     let mut e = Emitter {
-        module,
-        func,
-        plan,
+        mf,
+        ra,
         ops,
         labels,
         traps: [None; 3],
         relocs: Vec::new(),
         tables: Vec::new(),
-        stubs: Vec::new(),
+        fname,
+        saved,
+        alloca_at,
     };
-    e.prologue();
-    for pos in 0..e.plan.order.len() {
-        e.block(pos)?;
+    if ra.inst_alloc_offsets.len() != mf.ops.len() {
+        return Err(bad(fname, "instruction count"));
+    }
+    e.prologue(sub);
+    for b in 0..mf.blocks.len() {
+        let l = e.labels[b];
+        dynasm!(e.ops ; .arch x64 ; =>l);
+        let (start, end) = mf.blocks[b].insts;
+        for i in start..end {
+            e.edits(ProgPoint::before(MInst::new(i)));
+            e.inst(i, b)?;
+            e.edits(ProgPoint::after(MInst::new(i)));
+        }
     }
     e.trap_stubs();
-    let asm_err = |what: dynasmrt::DynasmError| Error::Runtime(format!("@{}: {what}", func.name));
-    e.ops.commit().map_err(asm_err)?;
-    let mut tables = Vec::new();
-    for (name, entries) in &e.tables {
-        let mut offs = Vec::with_capacity(entries.len());
-        for &l in entries {
-            offs.push(e.ops.labels().resolve_dynamic(l).map_err(asm_err)?.0);
-        }
-        tables.push((name.clone(), offs));
-    }
-    let relocs = std::mem::take(&mut e.relocs);
-    let code = e.ops.finalize().map_err(asm_err)?;
+    finish(module, sym, e.ops, e.relocs, e.tables, out)
+}
 
+/// Resolves labels, appends the code, symbols, relocations and jump tables.
+fn finish(
+    module: &crate::ir::Module,
+    sym: &crate::ir::SymbolData,
+    mut ops: Asm,
+    relocs: Vec<FnReloc>,
+    tables: Vec<(String, Vec<DynamicLabel>)>,
+    out: &mut CompiledModule,
+) -> Result<()> {
+    let asm_err = |what: dynasmrt::DynasmError| Error::Runtime(format!("@{}: {what}", sym.name));
+    ops.commit().map_err(asm_err)?;
+    let mut resolved = Vec::new();
+    for (name, entries) in tables {
+        let mut offs = Vec::with_capacity(entries.len());
+        for l in entries {
+            offs.push(ops.labels().resolve_dynamic(l).map_err(asm_err)?.0);
+        }
+        resolved.push((name, offs));
+    }
+    let code = ops.finalize().map_err(asm_err)?;
     let base = out.text.len().div_ceil(16) * 16;
     out.text.resize(base, 0xcc);
     out.text.extend_from_slice(&code);
     let sect_off =
-        |o: usize| u32::try_from(o).map_err(|_| Error::Runtime("text section over 4 GiB".into()));
+        |o: usize| u32::try_from(o).map_err(|_| Error::Runtime("section over 4 GiB".into()));
     out.symbols.push(CompiledSymbol {
         name: sym.name.clone(),
         section: SectionKind::Text,
@@ -1145,7 +1033,7 @@ pub fn compile_function(module: &Module, id: FuncId, out: &mut CompiledModule) -
             addend: r.addend,
         });
     }
-    for (name, offs) in tables {
+    for (name, offs) in resolved {
         let at = out.rodata.len().div_ceil(8) * 8;
         out.rodata.resize(at + 8 * offs.len(), 0);
         for (i, o) in offs.iter().enumerate() {
@@ -1154,7 +1042,7 @@ pub fn compile_function(module: &Module, id: FuncId, out: &mut CompiledModule) -
                 offset: sect_off(at + 8 * i)?,
                 kind: RelocKind::Abs64,
                 target: sym.name.clone(),
-                addend: *o as i64,
+                addend: (base + o) as i64 - base as i64,
             });
         }
         out.symbols.push(CompiledSymbol {

@@ -1,9 +1,17 @@
-//! The x86-64 backend (System V): [`regs`] the register file, [`abi`] the
-//! calling convention, [`lower`] the per-function plan, [`emit`] the machine
-//! code through dynasm into a `VecAssembler` (never an executable buffer).
-//! Relocation formulas live in `reloc.rs` (wired from `src/reloc.rs`).
+//! The x86-64 backend (System V).
+//!
+//! Pipeline per function: [`analysis`] (block order, compare/branch fusion,
+//! address folding) → [`lower`] (machine instructions over vregs with
+//! operand constraints) → `regalloc::allocate` → [`emit`] (dynasm into a
+//! `VecAssembler`, never an executable buffer). [`regs`] is the register
+//! file as data, [`abi`] the calling convention. [`baseline`] is a second,
+//! allocator-free code generator (every value in a frame slot) kept as a
+//! reference for differential tests. Relocation formulas live in `reloc.rs`
+//! (wired from `src/reloc.rs`).
 
 pub mod abi;
+pub mod analysis;
+pub mod baseline;
 pub mod emit;
 pub mod lower;
 pub mod regs;
@@ -17,7 +25,51 @@ use crate::ir::{FuncId, Module};
 use crate::isa::{Backend, MachineEnv};
 
 /// The x86-64 System V backend.
-pub struct X86_64;
+pub struct X86_64 {
+    /// Use the register allocator (`true`, the normal path) or the
+    /// slot-per-value [`baseline`] generator.
+    pub regalloc: bool,
+    /// Also run the allocator's symbolic checker on every function in
+    /// release builds (`regalloc::allocate` runs it in debug builds).
+    pub check: bool,
+}
+
+/// The normal backend.
+pub static X86_64_BACKEND: X86_64 = X86_64 {
+    regalloc: true,
+    check: false,
+};
+
+/// The allocator-free reference backend.
+pub static X86_64_BASELINE: X86_64 = X86_64 {
+    regalloc: false,
+    check: false,
+};
+
+/// Compiles function `id` through lowering, register allocation (checked
+/// when `check`) and emission.
+pub fn compile_allocated(
+    module: &Module,
+    id: FuncId,
+    check: bool,
+    out: &mut CompiledModule,
+) -> Result<()> {
+    let func = module
+        .funcs
+        .get(id.index())
+        .ok_or_else(|| crate::error::Error::Runtime(format!("no function {id}")))?;
+    let sym = module
+        .func_symbol(id)
+        .ok_or_else(|| crate::error::Error::Runtime(format!("@{}: no symbol", func.name)))?;
+    let mf = lower::lower(module, func)?;
+    let env = regs::machine_env();
+    let ra = crate::regalloc::allocate(&mf, &env)?;
+    if check {
+        crate::regalloc::checker::check(&mf, &env, &ra)
+            .map_err(crate::regalloc::RegAllocError::Checker)?;
+    }
+    emit::emit_function(module, &module.symbols[sym.index()], &mf, &ra, out)
+}
 
 impl Backend for X86_64 {
     fn name(&self) -> &'static str {
@@ -34,6 +86,10 @@ impl Backend for X86_64 {
         func: FuncId,
         out: &mut CompiledModule,
     ) -> Result<()> {
-        emit::compile_function(module, func, out)
+        if self.regalloc {
+            compile_allocated(module, func, self.check, out)
+        } else {
+            baseline::compile_function(module, func, out)
+        }
     }
 }

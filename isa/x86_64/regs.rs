@@ -7,7 +7,7 @@
 //! resolver between instructions and by the emitter inside the expansion of
 //! one machine instruction, so they never hold a value across instructions.
 
-use crate::isa::{MachineEnv, PReg, RegClass};
+use crate::regalloc::{MachineEnv, PReg, PRegSet, RegClass};
 
 pub const RAX: u8 = 0;
 pub const RCX: u8 = 1;
@@ -49,11 +49,11 @@ pub const INT_NAMES: [&str; 16] = [
 ];
 
 pub fn int(n: u8) -> PReg {
-    PReg::new(RegClass::Int, n)
+    PReg::new(n, RegClass::Int)
 }
 
 pub fn float(n: u8) -> PReg {
-    PReg::new(RegClass::Float, n)
+    PReg::new(n, RegClass::Float)
 }
 
 /// Whether integer register `n` must be preserved across calls (System V).
@@ -61,20 +61,33 @@ pub fn is_callee_saved_int(n: u8) -> bool {
     CALLEE_SAVED_INT.contains(&n)
 }
 
+/// Every register a call may destroy (System V): the caller-saved integer
+/// registers including the scratch `r11`, and every xmm register.
+pub fn call_clobbers() -> PRegSet {
+    let mut set = PRegSet::empty();
+    for r in CALLER_SAVED_INT {
+        set.add(int(r));
+    }
+    set.add(int(R11));
+    for x in 0..16 {
+        set.add(float(x));
+    }
+    set
+}
+
 /// The register file as data for the allocator: caller-saved registers are
 /// preferred (no save/restore cost), callee-saved ones follow.
 pub fn machine_env() -> MachineEnv {
-    let int_pref: Vec<PReg> = CALLER_SAVED_INT.iter().map(|&r| int(r)).collect();
-    let int_nonpref: Vec<PReg> = CALLEE_SAVED_INT.iter().map(|&r| int(r)).collect();
-    // Every xmm register is caller-saved in System V; xmm15 is scratch.
-    let float_pref: Vec<PReg> = (0..15).map(float).collect();
     MachineEnv {
-        preferred: [int_pref, float_pref],
-        non_preferred: [int_nonpref, Vec::new()],
-        scratch: [int(SCRATCH_INT), float(SCRATCH_FLOAT)],
-        caller_saved: [
+        preferred_regs: [
             CALLER_SAVED_INT.iter().map(|&r| int(r)).collect(),
+            // Every xmm register is caller-saved in System V; xmm15 is scratch.
             (0..15).map(float).collect(),
         ],
+        non_preferred_regs: [
+            CALLEE_SAVED_INT.iter().map(|&r| int(r)).collect(),
+            Vec::new(),
+        ],
+        scratch: [int(SCRATCH_INT), float(SCRATCH_FLOAT)],
     }
 }
