@@ -42,6 +42,7 @@ pub mod memory;
 pub mod regalloc;
 pub mod registry;
 pub mod reloc;
+pub mod repl;
 pub mod symbols;
 pub mod trampoline;
 pub mod value;
