@@ -213,12 +213,9 @@ impl Repl {
         let mut lines: Vec<String> = Vec::new();
         let mut buf = Vec::new();
         let mut next_line = 1u32;
-        loop {
-            // One item at a time, reading only as far as needed.
-            let Some((first, text)) = self.read_item(input, &mut buf, &mut lines, &mut next_line)
-            else {
-                break;
-            };
+        // One item at a time, reading only as far as needed.
+        while let Some((first, text)) = self.read_item(input, &mut buf, &mut lines, &mut next_line)
+        {
             let is_query = code_of(&text).trim_start().starts_with('?');
             let result = if is_query {
                 self.query(&text, first).map(Outcome::Value)

@@ -487,3 +487,30 @@ fn in_process_engines_refuse_remapped_sections() {
     assert_eq!(e.module_state(a).unwrap(), Some(ModuleState::Added));
     assert_eq!(e.call("f", &[]).unwrap(), Some(Val::I64(1)));
 }
+
+#[test]
+fn relocation_range_errors_name_module_symbol_kind_and_distance() {
+    let base = 0x4000_0000u64;
+    let ex = Arc::new(TestExecutor {
+        base,
+        mem: Mutex::new(vec![0; 1 << 20]),
+        finalized: Mutex::new(Vec::new()),
+    });
+    let e = Engine::with_executor("x86_64", ex).unwrap();
+    let a = e.add_module_text("a.kir", A_TEXT).unwrap();
+    e.load_module(a).unwrap();
+    e.map_section_address(a, SectionKind::Text, base).unwrap();
+    // 4 GiB away: beyond any rel32 from text to data.
+    e.map_section_address(a, SectionKind::Data, base + (4 << 30))
+        .unwrap();
+    let d = link_diag(e.finalize());
+    assert_eq!(d.file, "a.kir");
+    assert!(d.message.contains("@d"), "{d}");
+    assert!(d.message.contains("X86PcRel32"), "{d}");
+    assert!(
+        d.message.contains("out of range") && d.message.contains("42949"),
+        "{d}"
+    );
+    // Everything went back to Added; nothing was written or finalized.
+    assert_eq!(e.module_state(a).unwrap(), Some(ModuleState::Added));
+}
