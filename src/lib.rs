@@ -77,6 +77,8 @@
 pub mod analysis;
 pub mod compiled;
 pub mod emit;
+#[cfg(feature = "emulate")]
+pub mod emulate;
 pub mod engine;
 pub mod error;
 pub mod executor;
