@@ -24,6 +24,12 @@ use super::abi::arg_locations;
 use crate::error::{Error, Result};
 use crate::ir::{Block, Callee, Function, InstKind, Module, Opcode, Operand, Type, Value};
 
+/// The largest frame either generator lays out (1 TiB): larger allocas are
+/// a compile error rather than address arithmetic that could wrap. Frames
+/// beyond the stack's size compile, and fault on a guard page when the
+/// prologue probes them.
+pub const MAX_FRAME: u64 = 1 << 40;
+
 /// The lowering plan of one function.
 pub struct Plan {
     /// Emission order of the reachable blocks; the entry first.
@@ -38,11 +44,11 @@ pub struct Plan {
     /// an address.
     pub addr_fold: Vec<Option<(Value, i64)>>,
     /// Per instruction: the `rbp` offset of an `alloca`'s memory.
-    pub alloca: Vec<i32>,
+    pub alloca: Vec<i64>,
     /// `rbp` offset of the scratch area for block-argument copies.
     pub copy_area: i32,
     /// Bytes below `rbp`, a multiple of 16.
-    pub frame_size: u32,
+    pub frame_size: u64,
     /// Bytes of the outgoing stack-argument area (at `rsp`).
     pub outgoing: u32,
 }
@@ -232,7 +238,7 @@ pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
         .unwrap_or(0) as u64;
     below += 8 * max_args;
     let copy_area = -(below as i64);
-    let mut alloca = vec![0i32; ni];
+    let mut alloca = vec![0i64; ni];
     let mut outgoing = 0u32;
     for (i, d) in func.insts.iter().enumerate() {
         match &d.kind {
@@ -243,7 +249,7 @@ pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
                     .and_then(|b| b.checked_add(a - 1))
                     .ok_or_else(|| err(func, "frame too large"))?;
                 below = below / a * a;
-                alloca[i] = -(below.min(1 << 31) as i64) as i32;
+                alloca[i] = -(below as i64);
             }
             InstKind::Call { callee, args } => {
                 let tys: Vec<Type> = match callee {
@@ -260,12 +266,12 @@ pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
             }
             _ => {}
         }
-        if below > (1 << 30) {
+        if below > MAX_FRAME {
             return Err(err(func, "frame too large"));
         }
     }
     let frame = below.div_ceil(16) * 16 + outgoing as u64;
-    if frame > (1 << 30) {
+    if frame > MAX_FRAME {
         return Err(err(func, "frame too large"));
     }
     Ok(Plan {
@@ -276,7 +282,7 @@ pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
         addr_fold,
         alloca,
         copy_area: copy_area as i32,
-        frame_size: frame as u32,
+        frame_size: frame,
         outgoing,
     })
 }

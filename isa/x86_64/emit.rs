@@ -70,6 +70,21 @@ fn int_cc(op: Opcode) -> Option<Cc> {
     })
 }
 
+fn invert(cc: Cc) -> Cc {
+    match cc {
+        Cc::E => Cc::Ne,
+        Cc::Ne => Cc::E,
+        Cc::L => Cc::Ge,
+        Cc::Le => Cc::G,
+        Cc::G => Cc::Le,
+        Cc::Ge => Cc::L,
+        Cc::B => Cc::Ae,
+        Cc::Be => Cc::A,
+        Cc::A => Cc::Be,
+        Cc::Ae => Cc::B,
+    }
+}
+
 fn jcc(ops: &mut Asm, cc: Cc, l: DynamicLabel) {
     match cc {
         Cc::E => dynasm!(ops ; .arch x64 ; je =>l),
@@ -102,6 +117,37 @@ fn setcc(ops: &mut Asm, cc: Cc, d: u8) {
     dynasm!(ops ; .arch x64 ; movzx Rd(d), Rb(d));
 }
 
+/// `sub rsp, n`, touching every page on the way down when `n` is larger
+/// than a page so that a guard page is never skipped.
+pub(super) fn sub_rsp_probed(ops: &mut Asm, n: u64) {
+    if n > 4096 {
+        let pages = (n / 4096) as i32;
+        dynasm!(ops ; .arch x64
+            ; mov r11d, pages
+            ; probe:
+            ; sub rsp, 4096
+            ; mov QWORD [rsp], 0
+            ; dec r11
+            ; jnz <probe
+        );
+        let rest = (n % 4096) as i32;
+        if rest != 0 {
+            dynasm!(ops ; .arch x64 ; sub rsp, rest);
+        }
+    } else if n > 0 {
+        let n = n as i32;
+        dynasm!(ops ; .arch x64 ; sub rsp, n);
+    }
+}
+
+/// `d = rbp + off` for a frame offset of any size.
+pub(super) fn lea_frame(ops: &mut Asm, d: u8, off: i64) {
+    match i32::try_from(off) {
+        Ok(o) => dynasm!(ops ; .arch x64 ; lea Rq(d), [rbp + o]),
+        Err(_) => dynasm!(ops ; .arch x64 ; mov Rq(d), QWORD off ; add Rq(d), rbp),
+    }
+}
+
 struct FnReloc {
     offset: usize,
     kind: RelocKind,
@@ -121,7 +167,7 @@ struct Emitter<'a> {
     /// Callee-saved registers pushed by the prologue, in push order.
     saved: Vec<u8>,
     /// `rbp` offset of each alloca.
-    alloca_at: Vec<i32>,
+    alloca_at: Vec<i64>,
 }
 
 fn bad(fname: &str, what: &str) -> Error {
@@ -236,37 +282,23 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn prologue(&mut self, frame_below_saves: u32) {
+    fn prologue(&mut self, frame_below_saves: u64) {
         let ops = &mut self.ops;
         dynasm!(ops ; .arch x64 ; push rbp ; mov rbp, rsp);
         for &r in &self.saved {
             dynasm!(ops ; .arch x64 ; push Rq(r));
         }
-        let n = frame_below_saves as i32;
-        if n > 4096 {
-            // Touch every page on the way down so a guard page is never
-            // skipped.
-            let pages = n / 4096;
-            dynasm!(ops ; .arch x64
-                ; mov r11d, pages
-                ; probe:
-                ; sub rsp, 4096
-                ; mov QWORD [rsp], 0
-                ; dec r11
-                ; jnz <probe
-            );
-            if n % 4096 != 0 {
-                dynasm!(ops ; .arch x64 ; sub rsp, n % 4096);
-            }
-        } else if n > 0 {
-            dynasm!(ops ; .arch x64 ; sub rsp, n);
-        }
+        sub_rsp_probed(ops, frame_below_saves);
     }
 
     fn epilogue(&mut self) {
         let k = -8 * self.saved.len() as i32;
         let ops = &mut self.ops;
-        dynasm!(ops ; .arch x64 ; lea rsp, [rbp + k]);
+        if k == 0 {
+            dynasm!(ops ; .arch x64 ; mov rsp, rbp);
+        } else {
+            dynasm!(ops ; .arch x64 ; lea rsp, [rbp + k]);
+        }
         for &r in self.saved.iter().rev() {
             dynasm!(ops ; .arch x64 ; pop Rq(r));
         }
@@ -626,7 +658,7 @@ impl<'a> Emitter<'a> {
                     .alloca_at
                     .get(*idx)
                     .ok_or_else(|| bad(self.fname, "alloca"))?;
-                dynasm!(self.ops ; .arch x64 ; lea Rq(d), [rbp + at]);
+                lea_frame(&mut self.ops, d, at);
             }
             Op::Addr { name, far } => {
                 let d = self.reg(i, 0)?;
@@ -680,13 +712,28 @@ impl<'a> Emitter<'a> {
                 let succs = &mf.blocks[block].succs;
                 let (t, e) = (succs[0].index(), succs[1].index());
                 let (tl, el) = (self.labels[t], self.labels[e]);
-                match self.compare(i, *kind, *wide, *imm)? {
-                    Cond::Flags(cc) => jcc(&mut self.ops, cc, tl),
-                    Cond::FloatEq => dynasm!(self.ops ; .arch x64 ; jp =>el ; je =>tl),
-                    Cond::FloatNe => dynasm!(self.ops ; .arch x64 ; jp =>tl ; jne =>tl),
-                }
-                if e != block + 1 {
-                    dynasm!(self.ops ; .arch x64 ; jmp =>el);
+                let cond = self.compare(i, *kind, *wide, *imm)?;
+                if t == block + 1 {
+                    // The taken side is next: branch on the inverse to the
+                    // other side and fall through.
+                    match cond {
+                        Cond::Flags(cc) => jcc(&mut self.ops, invert(cc), el),
+                        // Not equal-and-ordered: unordered or not equal.
+                        Cond::FloatEq => dynasm!(self.ops ; .arch x64 ; jp =>el ; jne =>el),
+                        // Ordered and equal.
+                        Cond::FloatNe => {
+                            dynasm!(self.ops ; .arch x64 ; jp >skip ; je =>el ; skip:)
+                        }
+                    }
+                } else {
+                    match cond {
+                        Cond::Flags(cc) => jcc(&mut self.ops, cc, tl),
+                        Cond::FloatEq => dynasm!(self.ops ; .arch x64 ; jp =>el ; je =>tl),
+                        Cond::FloatNe => dynasm!(self.ops ; .arch x64 ; jp =>tl ; jne =>tl),
+                    }
+                    if e != block + 1 {
+                        dynasm!(self.ops ; .arch x64 ; jmp =>el);
+                    }
                 }
             }
             Op::Switch {
@@ -939,16 +986,16 @@ pub fn emit_function(
         below = below
             .checked_add(size)
             .and_then(|b| b.checked_add(align - 1))
-            .filter(|&b| b < (1 << 30))
+            .filter(|&b| b <= super::analysis::MAX_FRAME)
             .ok_or_else(|| Error::Runtime(format!("@{fname}: frame too large")))?;
         below = below / align * align;
-        alloca_at.push(-(below as i64) as i32);
+        alloca_at.push(-(below as i64));
     }
     let total = below.div_ceil(16) * 16 + mf.outgoing as u64;
-    if total >= (1 << 30) {
+    if total > super::analysis::MAX_FRAME {
         return Err(Error::Runtime(format!("@{fname}: frame too large")));
     }
-    let sub = (total - 8 * saved.len() as u64) as u32;
+    let sub = total - 8 * saved.len() as u64;
 
     let mut ops = Asm::new(0);
     let labels = (0..mf.blocks.len())

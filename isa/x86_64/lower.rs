@@ -276,6 +276,8 @@ struct Lowerer<'a> {
     vreg_of: Vec<VReg>,
     /// IR block → its machine block.
     mblock: Vec<Option<MBlock>>,
+    /// Machine block → the IR block it lays out (`None` for edge blocks).
+    ir_block: Vec<Option<Block>>,
     cur: SmallVec<[Operand; 8]>,
 }
 
@@ -733,6 +735,7 @@ pub fn lower(module: &Module, func: &Function) -> Result<MFunc> {
         out: MFunc::default(),
         vreg_of: Vec::with_capacity(func.values.len()),
         mblock: vec![None; func.blocks.len()],
+        ir_block: Vec::new(),
         cur: SmallVec::new(),
         plan,
     };
@@ -808,6 +811,13 @@ pub fn lower(module: &Module, func: &Function) -> Result<MFunc> {
         }
     }
     let nblocks = layout.len();
+    l.ir_block = layout
+        .iter()
+        .map(|s| match s {
+            Slot::Body(b) => Some(*b),
+            Slot::Edge { .. } => None,
+        })
+        .collect();
     l.out.blocks = vec![MBlockData::default(); nblocks];
     let resolve = |l: &Lowerer, x: usize| -> Option<MBlock> {
         if x >= usize::MAX - func.blocks.len() {
@@ -922,8 +932,8 @@ impl Lowerer<'_> {
 
     /// The IR type of parameter `i` of the IR block laid out as `target`.
     fn param_type(&self, target: MBlock, i: usize) -> Option<Type> {
-        let b = self.mblock.iter().position(|m| *m == Some(target))?;
-        let p = *self.func.blocks[b].params.get(i)?;
+        let b = (*self.ir_block.get(target.index())?)?;
+        let p = *self.func.blocks[b.index()].params.get(i)?;
         Some(self.func.value_type(p))
     }
 
@@ -997,6 +1007,11 @@ impl Lowerer<'_> {
                 default,
                 cases,
             } => {
+                if succs.len() == 1 {
+                    // Every case goes to the default: a plain jump (a
+                    // single-successor branch may not read registers).
+                    return self.jump(mi, succs[0], &[]);
+                }
                 let ty = d.ty.unwrap_or(Type::I64);
                 let wide = ty.bytes() == 8;
                 let r = self.reg(*value, ty);

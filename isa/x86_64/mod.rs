@@ -21,7 +21,7 @@ pub mod disasm;
 
 use crate::compiled::CompiledModule;
 use crate::error::Result;
-use crate::ir::{FuncId, Module};
+use crate::ir::{Module, SymId};
 use crate::isa::{Backend, MachineEnv};
 
 /// The x86-64 System V backend.
@@ -50,17 +50,11 @@ pub static X86_64_BASELINE: X86_64 = X86_64 {
 /// when `check`) and emission.
 pub fn compile_allocated(
     module: &Module,
-    id: FuncId,
+    sym: SymId,
     check: bool,
     out: &mut CompiledModule,
 ) -> Result<()> {
-    let func = module
-        .funcs
-        .get(id.index())
-        .ok_or_else(|| crate::error::Error::Runtime(format!("no function {id}")))?;
-    let sym = module
-        .func_symbol(id)
-        .ok_or_else(|| crate::error::Error::Runtime(format!("@{}: no symbol", func.name)))?;
+    let (data, func) = crate::isa::defined_function(module, sym)?;
     let mf = lower::lower(module, func)?;
     let env = regs::machine_env();
     let ra = crate::regalloc::allocate(&mf, &env)?;
@@ -68,7 +62,7 @@ pub fn compile_allocated(
         crate::regalloc::checker::check(&mf, &env, &ra)
             .map_err(crate::regalloc::RegAllocError::Checker)?;
     }
-    emit::emit_function(module, &module.symbols[sym.index()], &mf, &ra, out)
+    emit::emit_function(module, data, &mf, &ra, out)
 }
 
 impl Backend for X86_64 {
@@ -83,13 +77,13 @@ impl Backend for X86_64 {
     fn compile_function(
         &self,
         module: &Module,
-        func: FuncId,
+        sym: SymId,
         out: &mut CompiledModule,
     ) -> Result<()> {
         if self.regalloc {
-            compile_allocated(module, func, self.check, out)
+            compile_allocated(module, sym, self.check, out)
         } else {
-            baseline::compile_function(module, func, out)
+            baseline::compile_function(module, sym, out)
         }
     }
 }
