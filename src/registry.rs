@@ -12,6 +12,8 @@
 //!
 //! Invariants:
 //! - A name is exported by at most one module (checked at [`Registry::add`]).
+//! - Link messages use the interpreter's wording ([`crate::link`]), so both
+//!   engines print the same diagnostics.
 //! - Every module in `loaded` has its sections in `batch`; `batch` is `None`
 //!   exactly when `loaded` is empty.
 //! - A symbol's address is `Some` exactly when its module is Loaded or
@@ -245,7 +247,7 @@ impl Registry {
                 return Err(link_err(
                     &module,
                     sym,
-                    format!("@{name} is already exported by module `{other}`"),
+                    format!("@{name} is already exported by module {other}"),
                 ));
             }
         }
@@ -290,7 +292,7 @@ impl Registry {
                         module,
                         sym,
                         format!(
-                            "extern @{name} has signature {want}, but module `{other}` defines it as {have}"
+                            "extern @{name} has signature {want} but module {other} defines {have}"
                         ),
                     ))
                 }
@@ -298,14 +300,14 @@ impl Registry {
                     return Err(link_err(
                         module,
                         sym,
-                        format!("extern data @{name} names a function of module `{other}`"),
+                        format!("extern data @{name} names a function defined by module {other}"),
                     ))
                 }
                 (ExportKind::Data, Some(_)) => {
                     return Err(link_err(
                         module,
                         sym,
-                        format!("extern func @{name} names data of module `{other}`"),
+                        format!("extern func @{name} names data defined by module {other}"),
                     ))
                 }
                 _ => return Ok(Resolved::Module(e.module)),
@@ -318,7 +320,7 @@ impl Registry {
                         module,
                         sym,
                         format!(
-                            "extern @{name} has signature {want}, but the host function has {have}"
+                            "extern @{name} has signature {want} but the host function has {have}"
                         ),
                     ))
                 }
