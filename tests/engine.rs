@@ -479,3 +479,127 @@ fn no_default_features_dependency_list() {
         "{text}"
     );
 }
+
+static REENTRANT: std::sync::OnceLock<Engine> = std::sync::OnceLock::new();
+
+/// A host function that calls back into the engine; -1 when that call
+/// trapped.
+extern "C" fn host_reenter(x: i64) -> i64 {
+    let e = REENTRANT.get().expect("engine set before the call");
+    match e.call("inner", &[Val::I64(x)]) {
+        Ok(Some(Val::I64(v))) => v,
+        Err(Error::Trap(TrapCode::DivisionByZero)) => -1,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn host_functions_may_call_back_and_inner_traps_stay_inner() {
+    let e = REENTRANT.get_or_init(Engine::default);
+    let sig = Signature::new(vec![Type::I64], Some(Type::I64));
+    e.register_host_symbol("reenter", host_reenter as *const () as usize, Some(sig))
+        .unwrap();
+    e.add_module_text(
+        "inner.kir",
+        "func @inner(%x: i64) -> i64 {\nentry:\n    %q = sdiv.i64 100, %x\n    ret %q\n}\n",
+    )
+    .unwrap();
+    e.add_module_text(
+        "outer.kir",
+        "extern func @reenter(i64) -> i64\nfunc @outer(%x: i64, %d: i64) -> i64 {\nentry:\n\
+         %r = call.i64 @reenter(%x)\n    %s = sdiv.i64 %r, %d\n    ret %s\n}\n",
+    )
+    .unwrap();
+    // Inner call fine, outer fine.
+    assert_eq!(
+        e.call("outer", &[Val::I64(5), Val::I64(2)]).unwrap(),
+        Some(Val::I64(10))
+    );
+    // Inner call traps: caught by the inner `call`; the outer goes on.
+    assert_eq!(
+        e.call("outer", &[Val::I64(0), Val::I64(1)]).unwrap(),
+        Some(Val::I64(-1))
+    );
+    // Outer traps after a successful inner call: caught by the outer call.
+    assert_eq!(
+        e.call("outer", &[Val::I64(5), Val::I64(0)]),
+        Err(Error::Trap(TrapCode::DivisionByZero))
+    );
+    // Both, then a normal call: the frames were all restored.
+    assert_eq!(
+        e.call("outer", &[Val::I64(0), Val::I64(0)]),
+        Err(Error::Trap(TrapCode::DivisionByZero))
+    );
+    assert_eq!(
+        e.call("outer", &[Val::I64(4), Val::I64(5)]).unwrap(),
+        Some(Val::I64(5))
+    );
+}
+
+#[test]
+fn traps_on_many_threads_are_caught_per_thread() {
+    let e = Arc::new(Engine::default());
+    e.add_module_text(
+        "d.kir",
+        "func @d(%a: i64, %b: i64) -> i64 {\nentry:\n    %q = sdiv.i64 %a, %b\n    ret %q\n}\n",
+    )
+    .unwrap();
+    let threads: Vec<_> = (0..4i64)
+        .map(|t| {
+            let e = e.clone();
+            std::thread::spawn(move || {
+                for k in 0..200i64 {
+                    let b = (k + t) % 3;
+                    let r = e.call("d", &[Val::I64(k), Val::I64(b)]);
+                    if b == 0 {
+                        assert_eq!(r, Err(Error::Trap(TrapCode::DivisionByZero)));
+                    } else {
+                        assert_eq!(r.unwrap(), Some(Val::I64(k / b)));
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+}
+
+static REMOVER: std::sync::OnceLock<(Engine, std::sync::Mutex<Vec<String>>)> =
+    std::sync::OnceLock::new();
+
+/// Tries to remove the module that is calling it; records the outcome.
+extern "C" fn host_remove_caller() -> i64 {
+    let (e, log) = REMOVER.get().expect("set");
+    let id = *LAST_ID.get().expect("set");
+    let r = e.remove_module(id);
+    log.lock().unwrap().push(format!("{r:?}"));
+    7
+}
+
+static LAST_ID: std::sync::OnceLock<kiln::registry::ModuleId> = std::sync::OnceLock::new();
+
+#[test]
+fn a_module_cannot_be_removed_while_a_call_runs_in_it() {
+    let (e, log) = REMOVER.get_or_init(|| (Engine::default(), std::sync::Mutex::new(Vec::new())));
+    let sig = Signature::new(vec![], Some(Type::I64));
+    e.register_host_symbol(
+        "remove_caller",
+        host_remove_caller as *const () as usize,
+        Some(sig),
+    )
+    .unwrap();
+    let id = e
+        .add_module_text(
+            "self.kir",
+            "extern func @remove_caller() -> i64\nfunc @me() -> i64 {\nentry:\n    %r = call.i64 @remove_caller()\n    ret %r\n}\n",
+        )
+        .unwrap();
+    LAST_ID.set(id).unwrap();
+    assert_eq!(e.call("me", &[]).unwrap(), Some(Val::I64(7)));
+    let entries = log.lock().unwrap().clone();
+    assert_eq!(entries.len(), 1);
+    assert!(entries[0].contains("a call is running"), "{entries:?}");
+    // After the call, removal works.
+    e.remove_module(id).unwrap();
+}
