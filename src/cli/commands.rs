@@ -164,17 +164,47 @@ pub fn run(opts: &RunOptions) -> Result<(), Failure> {
     if opts.target.is_some() || opts.engine == Engine::Jit {
         check_target(opts.target)?;
     }
-    if opts.engine == Engine::Jit {
-        return Err(Failure::Unavailable(
-            "the JIT engine is not built yet; use --engine interp".into(),
-        ));
-    }
     let modules = load(&opts.files)?;
+    if opts.engine == Engine::Jit {
+        return run_jit(opts, modules);
+    }
     let host = HostFunctions::c_library();
     let mut interp = Interpreter::new(&modules, &host).map_err(input)?;
     let sig = entry_signature(&modules, &opts.entry)?;
     let args = parse_args(&opts.entry, &sig, &opts.args)?;
     let result = interp.call(&opts.entry, &args);
+    flush_c_stdio();
+    if let Some(v) = result.map_err(input)? {
+        print_line(&v.to_string());
+    }
+    Ok(())
+}
+
+/// `kiln run --engine jit`: every module added to one engine and
+/// finalized (so that every link error is reported, as the interpreter
+/// does), then the entry called through the generic call path, which
+/// returns traps as errors.
+fn run_jit(opts: &RunOptions, modules: Vec<Module>) -> Result<(), Failure> {
+    let sig = entry_signature(&modules, &opts.entry)?;
+    let args = parse_args(&opts.entry, &sig, &opts.args)?;
+    let engine = kiln::Engine::default();
+    // The same host set, with the same signatures, as the interpreter's.
+    let host = HostFunctions::c_library();
+    for name in host.names() {
+        if let (Some(f), Some(addr)) = (host.get(name), kiln::symbols::dlsym_default(name)) {
+            engine
+                .register_host_symbol(name, addr as usize, Some(f.sig.clone()))
+                .map_err(input)?;
+        }
+    }
+    let mut ids = Vec::with_capacity(modules.len());
+    for m in modules {
+        ids.push(engine.add_module(m).map_err(input)?);
+    }
+    for id in ids {
+        engine.finalize_module(id).map_err(input)?;
+    }
+    let result = engine.call(&opts.entry, &args);
     flush_c_stdio();
     if let Some(v) = result.map_err(input)? {
         print_line(&v.to_string());
@@ -189,9 +219,15 @@ pub fn asm(files: &[OsString], target: Option<Target>) -> Result<(), Failure> {
     Err(Failure::Unavailable("'kiln asm' is not built yet".into()))
 }
 
-/// `kiln repl`: needs the JIT engine.
+/// `kiln repl` (see [`kiln::repl`]); it prints its own diagnostics and
+/// trap line, and its status is the process's.
 pub fn repl() -> Result<(), Failure> {
-    Err(Failure::Unavailable("'kiln repl' is not built yet".into()))
+    check_target(None)?;
+    let status = kiln::repl::main();
+    if status != 0 {
+        std::process::exit(status);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
