@@ -4,6 +4,9 @@
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
 //! the same programs.
 
+pub mod programs;
+pub mod to_cranelift;
+
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
