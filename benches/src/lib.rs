@@ -4,7 +4,9 @@
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
 //! the same programs.
 
+pub mod measure;
 pub mod programs;
+pub mod svg;
 pub mod to_cranelift;
 
 use std::fmt::Write;

@@ -119,6 +119,10 @@ pub fn new_jit(
         .map_err(err)?;
     flags.set("use_colocated_libcalls", "false").map_err(err)?;
     flags.set("is_pic", "false").map_err(err)?;
+    // Cranelift's verifier of its own IR is a debugging aid that
+    // production embedders turn off; kiln's verifier checks untrusted input
+    // and stays on in kiln's timings.
+    flags.set("enable_verifier", "false").map_err(err)?;
     let isa = cranelift_native::builder()
         .map_err(err)?
         .finish(settings::Flags::new(flags))
@@ -882,6 +886,8 @@ impl FnBuilder<'_, '_> {
 pub struct ClifProgram {
     jit: Option<JITModule>,
     entries: HashMap<String, (*const u8, Signature)>,
+    /// The exported functions themselves.
+    funcs: HashMap<String, *const u8>,
 }
 
 impl ClifProgram {
@@ -897,14 +903,20 @@ impl ClifProgram {
         let mut jit = new_jit(opts, trap, symbols)?;
         let mut t = Translator::new();
         let mut tramps = Vec::new();
+        let mut raw = Vec::new();
         for m in modules {
             let tr = t.translate_module(&mut jit, m)?;
             for (name, (id, sig)) in tr.funcs {
                 let tid = t.define_trampoline(&mut jit, id, &sig)?;
+                raw.push((name.clone(), id));
                 tramps.push((name, tid, sig));
             }
         }
         jit.finalize_definitions().map_err(err)?;
+        let funcs = raw
+            .into_iter()
+            .map(|(n, id)| (n, jit.get_finalized_function(id)))
+            .collect();
         let entries = tramps
             .into_iter()
             .map(|(n, id, s)| (n, (jit.get_finalized_function(id), s)))
@@ -912,6 +924,7 @@ impl ClifProgram {
         Ok(ClifProgram {
             jit: Some(jit),
             entries,
+            funcs,
         })
     }
 
@@ -940,9 +953,15 @@ impl ClifProgram {
         Ok(sig.ret.map(|t| kiln::Val::from_bits(t, ret)))
     }
 
-    /// The raw entry of the trampoline of `name`, for timing loops.
-    pub fn trampoline(&self, name: &str) -> Option<(*const u8, &Signature)> {
-        self.entries.get(name).map(|(p, s)| (*p, s))
+    /// The finalized code of exported function `name` (C calling
+    /// convention, signature [`ClifProgram::signature`]).
+    pub fn function(&self, name: &str) -> Option<*const u8> {
+        self.funcs.get(name).copied()
+    }
+
+    /// The kiln signature of exported function `name`.
+    pub fn signature(&self, name: &str) -> Option<&Signature> {
+        self.entries.get(name).map(|(_, s)| s)
     }
 }
 
