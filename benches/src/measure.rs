@@ -259,7 +259,7 @@ pub fn registry_sweep(which: Registry, n: usize) -> Result<Sweep, String> {
             let mut reg = ScanAllRegistry::default();
             for m in modules {
                 let t = Instant::now();
-                reg.add(m);
+                reg.add(m)?;
                 reg.finalize()?;
                 per_module.push(t.elapsed());
             }
@@ -287,7 +287,7 @@ struct ScanModule {
 /// A registry in the style of LLVM's old MCJIT: a flat list of modules with
 /// a state flag, and every `finalize` scans all of them for work, then
 /// resolves each relocation by scanning every module's symbols. It does
-/// the same compile work as kiln's engine (kiln's backend) and lays the
+/// the same verify and compile work as kiln's engine (kiln's backend) and lays the
 /// sections out and relocates them in ordinary memory (it does not map
 /// executable pages, which makes it cheaper per module than the engine).
 #[derive(Default)]
@@ -297,7 +297,9 @@ pub struct ScanAllRegistry {
 }
 
 impl ScanAllRegistry {
-    pub fn add(&mut self, ir: Module) {
+    /// Verifies `ir` (as kiln's engine does on add) and appends it.
+    pub fn add(&mut self, ir: Module) -> Result<(), String> {
+        verify_module(&ir).map_err(kiln_err)?;
         self.modules.push(ScanModule {
             ir,
             state: ScanState::Added,
@@ -305,6 +307,7 @@ impl ScanAllRegistry {
             image: [Vec::new(), Vec::new(), Vec::new()],
             bases: [0; 3],
         });
+        Ok(())
     }
 
     /// Compiles, lays out and links every module not yet finalized.

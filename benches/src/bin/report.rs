@@ -4,6 +4,7 @@
 //! ratios and written to `target/report/` (`report.md` and one SVG chart
 //! per comparison). `--quick` is a fast smoke run: shorter measurements,
 //! no 100k-instruction function, registry sweep to 1,000 modules.
+//! `--only compile|code|registry` runs one comparison.
 
 use kiln::ir::Module;
 use kiln_bench::measure::{
@@ -19,8 +20,20 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    if let Err(e) = run(quick) {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    if let Some(o) = &only {
+        if !["compile", "code", "registry"].contains(&o.as_str()) {
+            eprintln!("usage: report [--quick] [--only compile|code|registry]");
+            std::process::exit(2);
+        }
+    }
+    if let Err(e) = run(quick, only.as_deref()) {
         eprintln!("report: error: {e}");
         std::process::exit(1);
     }
@@ -49,7 +62,8 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-fn run(quick: bool) -> Result<(), String> {
+fn run(quick: bool, only: Option<&str>) -> Result<(), String> {
+    let wanted = |s: &str| only.is_none_or(|o| o == s);
     let started = Instant::now();
     let budget = if quick { Budget::QUICK } else { Budget::FULL };
     let mut md = String::new();
@@ -62,7 +76,38 @@ fn run(quick: bool) -> Result<(), String> {
     let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/report");
     std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
 
-    // ---- 1. compile speed -------------------------------------------------
+    if wanted("compile") {
+        compile_speed(quick, budget, &mut md, &out_dir)?;
+    }
+    if wanted("code") {
+        code_speed(budget, &mut md, &out_dir)?;
+    }
+    if wanted("registry") {
+        registry_scaling(quick, &mut md, &out_dir)?;
+    }
+    let _ = writeln!(
+        md,
+        "\nCharts: `compile.svg`, `code.svg`, `registry.svg` beside this file. Report took {:.0} s.",
+        started.elapsed().as_secs_f64()
+    );
+    let name = match only {
+        Some(o) => format!("report-{o}.md"),
+        None => "report.md".into(),
+    };
+    write(&out_dir.join(name), &md)?;
+    println!("{md}");
+    println!("written to {}", out_dir.display());
+    Ok(())
+}
+
+/// Compile speed: kiln IR to finalized code, kiln against every Cranelift
+/// configuration.
+fn compile_speed(
+    quick: bool,
+    budget: Budget,
+    md: &mut String,
+    out_dir: &std::path::Path,
+) -> Result<(), String> {
     let mut inputs: Vec<(String, Vec<Module>)> = Vec::new();
     let corpus = compile_corpus();
     inputs.push((format!("corpus ({} files)", corpus.len()), corpus));
@@ -159,7 +204,11 @@ fn run(quick: bool) -> Result<(), String> {
         ),
     )?;
 
-    // ---- 2. code speed ----------------------------------------------------
+    Ok(())
+}
+
+/// Code speed: run time of every benchmark program.
+fn code_speed(budget: Budget, md: &mut String, out_dir: &std::path::Path) -> Result<(), String> {
     let code_cfgs = [
         ClifOpts::new("none", "backtracking"),
         ClifOpts::new("speed", "backtracking"),
@@ -232,7 +281,11 @@ fn run(quick: bool) -> Result<(), String> {
         ),
     )?;
 
-    // ---- 3. registry scaling ----------------------------------------------
+    Ok(())
+}
+
+/// Registry scaling: per-module cost of add + finalize at N modules.
+fn registry_scaling(quick: bool, md: &mut String, out_dir: &std::path::Path) -> Result<(), String> {
     let max_n = if quick { 1_000 } else { 10_000 };
     let points: Vec<usize> = [10, 100, 1_000, 10_000]
         .into_iter()
@@ -303,14 +356,6 @@ fn run(quick: bool) -> Result<(), String> {
         ),
     )?;
 
-    let _ = writeln!(
-        md,
-        "\nCharts: `compile.svg`, `code.svg`, `registry.svg` beside this file. Report took {:.0} s.",
-        started.elapsed().as_secs_f64()
-    );
-    write(&out_dir.join("report.md"), &md)?;
-    println!("{md}");
-    println!("written to {}", out_dir.display());
     Ok(())
 }
 
