@@ -169,21 +169,24 @@ fn nice_step(raw: f64) -> f64 {
     n * mag
 }
 
-/// A compact number: `0.05`, `3.2`, `120`, `4.5k`, `2.1M`.
+/// A compact number: `0.05`, `3.2`, `10`, `120`, `45k`, `2.1M`.
 pub fn fmt_num(v: f64) -> String {
     let a = v.abs();
     if a >= 1e6 {
         format!("{:.1}M", v / 1e6)
     } else if a >= 1e4 {
         format!("{:.0}k", v / 1e3)
-    } else if a >= 100.0 {
+    } else if a >= 100.0 || (a >= 1.0 && v.fract() == 0.0) {
         format!("{v:.0}")
     } else if a >= 1.0 {
         format!("{v:.1}")
-    } else if a == 0.0 {
-        "0".into()
+    } else if a == 0.0 || !a.is_finite() {
+        format!("{v}")
     } else {
-        format!("{v:.2}")
+        // Three significant digits, trailing zeros trimmed.
+        let d = (2 - a.log10().floor() as i32).clamp(0, 12) as usize;
+        let s = format!("{v:.d$}");
+        s.trim_end_matches('0').trim_end_matches('.').to_string()
     }
 }
 
@@ -210,5 +213,8 @@ mod tests {
         assert_eq!(fmt_num(45_000.0), "45k");
         assert_eq!(fmt_num(3.25), "3.2");
         assert_eq!(fmt_num(0.05), "0.05");
+        assert_eq!(fmt_num(0.001), "0.001");
+        assert_eq!(fmt_num(0.25), "0.25");
+        assert_eq!(fmt_num(10.0), "10");
     }
 }

@@ -8,7 +8,7 @@
 
 use kiln::ir::Module;
 use kiln_bench::measure::{
-    clif_compile, compile_corpus, kiln_compile, median_of, parse, registry_sweep, Budget,
+    best_sweep, clif_compile, compile_corpus, fastest_of, kiln_compile, parse, Budget,
     CompiledMain, Registry,
 };
 use kiln_bench::programs::PROGRAMS;
@@ -131,7 +131,7 @@ fn compile_speed(
         let insts: usize = modules.iter().map(instruction_count).sum();
         // Each module on its own engine / JITModule (corpus files may
         // export the same names).
-        let kiln = median_of(budget, || {
+        let kiln = fastest_of(budget, || {
             modules.iter().try_fold(Duration::ZERO, |acc, m| {
                 Ok(acc + kiln_compile(std::slice::from_ref(m))?)
             })
@@ -147,7 +147,7 @@ fn compile_speed(
             } else {
                 budget
             };
-            clif.push(median_of(b, || {
+            clif.push(fastest_of(b, || {
                 modules.iter().try_fold(Duration::ZERO, |acc, m| {
                     Ok(acc + clif_compile(std::slice::from_ref(m), opts)?)
                 })
@@ -159,7 +159,7 @@ fn compile_speed(
     let _ = writeln!(
         md,
         "## Compile speed\n\nkiln IR (parsed, in memory) to finalized machine code, in million IR \
-         instructions per second (median of repeated runs). kiln: `Engine::add_module` (verifies) + \
+         instructions per second (fastest of repeated runs: the machine is shared, and the minimum filters out interference). kiln: `Engine::add_module` (verifies) + \
          `finalize_module`. Cranelift: translation to CLIF + `define_function` + \
          `finalize_definitions`, its IR verifier off. `sp` = regalloc `single_pass`, `bt` = \
          `backtracking`. The ratio columns are kiln's throughput divided by Cranelift's (above 1: \
@@ -216,7 +216,7 @@ fn code_speed(budget: Budget, md: &mut String, out_dir: &std::path::Path) -> Res
     let _ = writeln!(
         md,
         "\n## Code speed\n\nRun time of `@main(n)` of each program in `benches/programs/`, compiled by \
-         kiln and by Cranelift (regalloc `backtracking`) at opt_level `none` and `speed`, median of \
+         kiln and by Cranelift (regalloc `backtracking`) at opt_level `none` and `speed`, fastest of \
          repeated calls; every engine's result is checked against the expected value first. The \
          ratio is kiln's run time over Cranelift's (above 1: kiln's code is slower).\n"
     );
@@ -244,7 +244,7 @@ fn code_speed(budget: Budget, md: &mut String, out_dir: &std::path::Path) -> Res
                     p.name, p.bench_result
                 ));
             }
-            times.push(median_of(budget, || {
+            times.push(fastest_of(budget, || {
                 let t = Instant::now();
                 let r = e.call(p.bench_arg);
                 let d = t.elapsed();
@@ -287,21 +287,22 @@ fn code_speed(budget: Budget, md: &mut String, out_dir: &std::path::Path) -> Res
 /// Registry scaling: per-module cost of add + finalize at N modules.
 fn registry_scaling(quick: bool, md: &mut String, out_dir: &std::path::Path) -> Result<(), String> {
     let max_n = if quick { 1_000 } else { 10_000 };
+    let runs = if quick { 1 } else { 3 };
     let points: Vec<usize> = [10, 100, 1_000, 10_000]
         .into_iter()
         .filter(|&n| n <= max_n)
         .collect();
-    let kiln = registry_sweep(Registry::Kiln, max_n)?;
+    let kiln = best_sweep(Registry::Kiln, max_n, runs)?;
     eprintln!("registry: kiln done");
-    let clif = registry_sweep(Registry::Clif, max_n)?;
+    let clif = best_sweep(Registry::Clif, max_n, runs)?;
     eprintln!("registry: cranelift done");
-    let scan = registry_sweep(Registry::ScanAll, max_n)?;
+    let scan = best_sweep(Registry::ScanAll, max_n, runs)?;
     eprintln!("registry: scan-all done");
     let _ = writeln!(
         md,
         "\n## Registry scaling\n\nModules added and finalized one at a time (each a small function \
          calling the previous module's through an `extern`), up to {max_n}. Cost per module at N = \
-         mean add+finalize time of modules N/2+1..N, in µs. kiln: `Engine`; Cranelift: one \
+         mean add+finalize time of modules N/2+1..N, in µs (each module's fastest of {runs} sweeps). kiln: `Engine`; Cranelift: one \
          `JITModule`, declare/define + `finalize_definitions` per module (opt none, single_pass); \
          scan-all: a registry that scans every module on each finalize and resolves symbols by \
          scanning (old-MCJIT style, kiln's compiler, no executable mapping). Total = all {max_n} \
