@@ -1,5 +1,4 @@
-//! The commands themselves: `check` and `run`; `asm` and `repl` are
-//! reserved and report that they are not built yet.
+//! The commands themselves: `check`, `run`, `asm` and `repl`.
 //!
 //! Input files are read as bytes and decoded here, so that an unreadable
 //! file and non-UTF-8 text are ordinary input errors. The module name of
@@ -212,11 +211,55 @@ fn run_jit(opts: &RunOptions, modules: Vec<Module>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `kiln asm ...`: needs the compiler backends.
+/// `kiln asm FILE... [--target T]`: compiles each file for the target (the
+/// host's by default; any built backend works on any host, since nothing is
+/// run) and prints each function's disassembly, file by file.
 pub fn asm(files: &[OsString], target: Option<Target>) -> Result<(), Failure> {
-    let _ = files;
-    check_target(target)?;
-    Err(Failure::Unavailable("'kiln asm' is not built yet".into()))
+    let target = match target.or_else(Target::host) {
+        Some(t) => t,
+        None => {
+            return Err(Failure::Unavailable(
+                "kiln has no backend for this machine's ISA; pass --target".into(),
+            ))
+        }
+    };
+    let Some(backend) = kiln::isa::backend(target.name()) else {
+        return Err(Failure::Unavailable(format!(
+            "kiln was built without the {} backend",
+            target.name()
+        )));
+    };
+    let modules = load(files)?;
+    let mut listings = Vec::with_capacity(modules.len());
+    for module in &modules {
+        let compiled = kiln::emit::compile_module(module, backend).map_err(input)?;
+        listings.push(disassemble(target, &compiled)?);
+    }
+    for (module, listing) in modules.iter().zip(&listings) {
+        if modules.len() > 1 {
+            print_line(&format!("; {}", module.name));
+        }
+        for line in listing.lines() {
+            print_line(line);
+        }
+    }
+    Ok(())
+}
+
+/// The target's disassembler, when kiln was built with it (feature
+/// `disasm`).
+fn disassemble(target: Target, compiled: &kiln::compiled::CompiledModule) -> Result<String, Failure> {
+    match target {
+        #[cfg(all(feature = "disasm", feature = "x86_64"))]
+        Target::X86_64 => Ok(kiln::isa::x86_64::disasm::disassemble(compiled)),
+        other => {
+            let _ = compiled;
+            Err(Failure::Unavailable(format!(
+                "kiln was built without a disassembler for {} (feature disasm)",
+                other.name()
+            )))
+        }
+    }
 }
 
 /// `kiln repl` (see [`kiln::repl`]); it prints its own diagnostics and
