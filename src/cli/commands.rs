@@ -248,7 +248,10 @@ pub fn asm(files: &[OsString], target: Option<Target>) -> Result<(), Failure> {
 
 /// The target's disassembler, when kiln was built with it (feature
 /// `disasm`).
-fn disassemble(target: Target, compiled: &kiln::compiled::CompiledModule) -> Result<String, Failure> {
+fn disassemble(
+    target: Target,
+    compiled: &kiln::compiled::CompiledModule,
+) -> Result<String, Failure> {
     match target {
         #[cfg(all(feature = "disasm", feature = "x86_64"))]
         Target::X86_64 => Ok(kiln::isa::x86_64::disasm::disassemble(compiled)),
