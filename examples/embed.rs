@@ -1,8 +1,9 @@
-//! Embedding kiln: build IR, register a host function, finalize, call
+//! Embedding kiln: build IR (builder API and text), register a host function, finalize, call
 //! through the typed and the generic path, remove a module.
 //!
 //! Run with `cargo run --example embed`.
 
+use kiln::ir::builder::{fconst, ModuleBuilder};
 use kiln::ir::{Signature, Type};
 use kiln::{Engine, Val};
 
@@ -21,17 +22,15 @@ fn main() -> kiln::Result<()> {
         Some(Signature::new(vec![Type::F64, Type::I64], Some(Type::F64))),
     )?;
 
-    // 2. Two modules. (The builder API, `kiln::ir::builder`, makes the same
-    //    `ir::Module` without text.)
-    let lib = kiln::ir::parse::parse_module(
-        "lib.kir",
-        "func @poly(%x: f64) -> f64 {\n\
-         entry:\n\
-             %x2 = fmul.f64 %x, %x\n\
-             %y = fadd.f64 %x2, 1.0\n\
-             ret %y\n\
-         }\n",
-    )?;
+    // 2. Two modules: `lib` built with the builder API, `app` from text.
+    let mut mb = ModuleBuilder::new("lib.kir");
+    let mut f = mb.func("poly", Signature::new(vec![Type::F64], Some(Type::F64)))?;
+    let x = f.param(0);
+    let x2 = f.fmul(Type::F64, x, x);
+    let y = f.fadd(Type::F64, x2, fconst(1.0));
+    f.ret(y);
+    f.finish();
+    let lib = mb.finish()?; // verifies
     let lib = engine.add_module(lib)?;
     let app = engine.add_module_text(
         "app.kir",

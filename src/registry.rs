@@ -105,6 +105,9 @@ struct AddedModule {
 struct PlacedSection {
     kind: SectionKind,
     r: SectionRef,
+    /// Target memory the executor allocated for it (released if the
+    /// module is unloaded or the section remapped).
+    remote: Option<TargetSection>,
 }
 
 struct LoadedModule {
@@ -464,7 +467,25 @@ impl Registry {
                     if let Some(dst) = batch.bytes_mut(r) {
                         dst.copy_from_slice(bytes);
                     }
-                    loaded.sections.push(PlacedSection { kind, r });
+                    let len = bytes.len() as u64;
+                    let remote = match self.executor.allocate_section(kind, len, align as u64) {
+                        Ok(Some(address)) => match batch.set_target_address(r, address) {
+                            Ok(()) => Some(TargetSection { kind, address, len }),
+                            Err(e) => {
+                                fail = Some(e);
+                                None
+                            }
+                        },
+                        Ok(None) => None,
+                        Err(e) => {
+                            fail = Some(e);
+                            None
+                        }
+                    };
+                    loaded.sections.push(PlacedSection { kind, r, remote });
+                    if fail.is_some() {
+                        break;
+                    }
                 }
                 Err(e) => {
                     fail = Some(e);
@@ -531,6 +552,10 @@ impl Registry {
                     set.remove(&id);
                 }
             }
+            for s in m.sections.iter().filter_map(|s| s.remote) {
+                // Best effort: a failure only leaks executor memory.
+                let _ = self.executor.release_section(s);
+            }
             self.added.insert(id, AddedModule { ir: m.ir });
         }
         if let Some(b) = self.batch.take() {
@@ -561,12 +586,24 @@ impl Registry {
             )));
         };
         batch.set_target_address(s.r, address)?;
+        let old = s.remote;
         let names: Vec<String> = m
             .exports
             .iter()
             .filter(|n| m.defined.get(*n).is_some_and(|d| d.0 == kind))
             .cloned()
             .collect();
+        if let Some(old) = old {
+            // The embedder chose another place: give the executor's back.
+            if let Some(s) = self
+                .loaded
+                .get_mut(&id)
+                .and_then(|m| m.sections.iter_mut().find(|s| s.kind == kind))
+            {
+                s.remote = None;
+            }
+            self.executor.release_section(old)?;
+        }
         let batch = self.batch.take();
         if let Some(b) = &batch {
             for n in &names {

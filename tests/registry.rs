@@ -302,6 +302,22 @@ struct TestExecutor {
     base: u64,
     mem: Mutex<Vec<u8>>,
     finalized: Mutex<Vec<TargetSection>>,
+    /// When set, the executor picks target addresses itself (bump
+    /// allocation from this offset) and records what is released.
+    auto: Option<Mutex<u64>>,
+    released: Mutex<Vec<TargetSection>>,
+}
+
+impl TestExecutor {
+    fn new(base: u64, auto: bool) -> Self {
+        TestExecutor {
+            base,
+            mem: Mutex::new(vec![0; 1 << 20]),
+            finalized: Mutex::new(Vec::new()),
+            auto: auto.then(|| Mutex::new(0x1000)),
+            released: Mutex::new(Vec::new()),
+        }
+    }
 }
 
 const REMOTE_TRAP: u64 = 0x7777_0000;
@@ -310,6 +326,19 @@ const REMOTE_HOST: u64 = 0x6666_0000;
 impl Executor for TestExecutor {
     fn name(&self) -> &str {
         "test"
+    }
+    fn allocate_section(&self, _: SectionKind, len: u64, align: u64) -> kiln::Result<Option<u64>> {
+        let Some(next) = &self.auto else {
+            return Ok(None);
+        };
+        let mut next = next.lock().unwrap();
+        let at = next.div_ceil(align) * align;
+        *next = at + len;
+        Ok(Some(self.base + at))
+    }
+    fn release_section(&self, s: TargetSection) -> kiln::Result<()> {
+        self.released.lock().unwrap().push(s);
+        Ok(())
     }
     fn write_section(&self, s: TargetSection, bytes: &[u8]) -> kiln::Result<()> {
         let mut mem = self.mem.lock().unwrap();
@@ -353,11 +382,7 @@ fn read_u64(mem: &[u8], at: u64) -> u64 {
 #[test]
 fn remapped_sections_are_relocated_for_their_target_addresses() {
     let base = 0x4000_0000u64;
-    let ex = Arc::new(TestExecutor {
-        base,
-        mem: Mutex::new(vec![0; 1 << 20]),
-        finalized: Mutex::new(Vec::new()),
-    });
+    let ex = Arc::new(TestExecutor::new(base, false));
     let e = Engine::with_executor("x86_64", ex.clone()).unwrap();
     let a = e.add_module_text("a.kir", A_TEXT).unwrap();
     let b = e.add_module_text("b.kir", B_TEXT).unwrap();
@@ -491,11 +516,7 @@ fn in_process_engines_refuse_remapped_sections() {
 #[test]
 fn relocation_range_errors_name_module_symbol_kind_and_distance() {
     let base = 0x4000_0000u64;
-    let ex = Arc::new(TestExecutor {
-        base,
-        mem: Mutex::new(vec![0; 1 << 20]),
-        finalized: Mutex::new(Vec::new()),
-    });
+    let ex = Arc::new(TestExecutor::new(base, false));
     let e = Engine::with_executor("x86_64", ex).unwrap();
     let a = e.add_module_text("a.kir", A_TEXT).unwrap();
     e.load_module(a).unwrap();
@@ -513,4 +534,79 @@ fn relocation_range_errors_name_module_symbol_kind_and_distance() {
     );
     // Everything went back to Added; nothing was written or finalized.
     assert_eq!(e.module_state(a).unwrap(), Some(ModuleState::Added));
+}
+
+#[test]
+fn executors_may_choose_target_addresses() {
+    let base = 0x5000_0000u64;
+    let ex = Arc::new(TestExecutor::new(base, true));
+    let e = Engine::with_executor("x86_64", ex.clone()).unwrap();
+    let a = e.add_module_text("a.kir", A_TEXT).unwrap();
+    e.finalize_module(a).unwrap();
+    let text = e.section_address(a, SectionKind::Text).unwrap().unwrap();
+    let data = e.section_address(a, SectionKind::Data).unwrap().unwrap();
+    assert!((base..base + (1 << 20)).contains(&text) && (base..base + (1 << 20)).contains(&data));
+    let backend = kiln::isa::backend("x86_64").unwrap();
+    let ca = kiln::emit::compile_module(
+        &kiln::ir::parse::parse_module("a.kir", A_TEXT).unwrap(),
+        backend,
+    )
+    .unwrap();
+    let d = data + ca.symbol("d").unwrap().offset;
+    let f = text + ca.symbol("f").unwrap().offset;
+    {
+        let mem = ex.mem.lock().unwrap();
+        assert_eq!(
+            read_u64(&mem, d - base + 8),
+            f,
+            "data relocated for the executor's text"
+        );
+        let t = (text - base) as usize;
+        assert_eq!(mem[t..t + 4], ca.text[..4]);
+    }
+    // Removal gives the executor its memory back.
+    e.remove_module(a).unwrap();
+    let released = ex.released.lock().unwrap();
+    assert!(released
+        .iter()
+        .any(|s| s.kind == SectionKind::Text && s.address == text));
+    assert!(released
+        .iter()
+        .any(|s| s.kind == SectionKind::Data && s.address == data));
+}
+
+#[cfg(feature = "emulate")]
+#[test]
+fn the_emulator_executor_places_and_relocates_sections_in_its_arena() {
+    use kiln::emulate::{layout, EmulatorConfig};
+    use kiln::executor::EmulatorExecutor;
+    let ex = Arc::new(EmulatorExecutor::new(EmulatorConfig::default()).unwrap());
+    // x86-64 code cannot run there, but loading and relocating is the same.
+    let e = Engine::with_executor("x86_64", ex.clone()).unwrap();
+    let a = e.add_module_text("a.kir", A_TEXT).unwrap();
+    e.finalize_module(a).unwrap();
+    let text = e.section_address(a, SectionKind::Text).unwrap().unwrap();
+    let data = e.section_address(a, SectionKind::Data).unwrap().unwrap();
+    let arena = layout::ARENA_BASE..layout::ARENA_BASE + layout::ARENA_SIZE;
+    assert!(
+        arena.contains(&text) && arena.contains(&data),
+        "{text:#x} {data:#x}"
+    );
+    let backend = kiln::isa::backend("x86_64").unwrap();
+    let ca = kiln::emit::compile_module(
+        &kiln::ir::parse::parse_module("a.kir", A_TEXT).unwrap(),
+        backend,
+    )
+    .unwrap();
+    let d = data + ca.symbol("d").unwrap().offset;
+    let bytes = ex.read(d, 24).unwrap();
+    assert_eq!(read_u64(&bytes, 0), 5);
+    assert_eq!(read_u64(&bytes, 8), text + ca.symbol("f").unwrap().offset);
+    assert_eq!(
+        read_u64(&bytes, 16),
+        text + ca.symbol("g").unwrap().offset + 3
+    );
+    assert_eq!(ex.read(text, 4).unwrap(), ca.text[..4]);
+    e.remove_module(a).unwrap();
+    assert!(ex.read(text, 4).is_err(), "unmapped on removal");
 }
