@@ -105,3 +105,4 @@ fn compile_inputs_compile_in_both_compilers() {
         clif_compile(std::slice::from_ref(&gen), o).expect("Cranelift compiles");
     }
 }
+
