@@ -105,4 +105,3 @@ fn compile_inputs_compile_in_both_compilers() {
         clif_compile(std::slice::from_ref(&gen), o).expect("Cranelift compiles");
     }
 }
-
