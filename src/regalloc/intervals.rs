@@ -185,7 +185,11 @@ pub fn validate<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<(), RegAllocEr
     }
     for b in 0..nb {
         let blk = MBlock::new(b);
-        if f.block_preds(blk).len() != pred_count[b] {
+        let stray = f
+            .block_preds(blk)
+            .iter()
+            .any(|p| p.index() >= nb || !f.block_succs(*p).contains(&blk));
+        if stray || f.block_preds(blk).len() != pred_count[b] {
             return Err(invalid(
                 None,
                 format!("block {b}: predecessors disagree with successors"),
@@ -289,9 +293,11 @@ pub fn validate<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<(), RegAllocEr
 }
 
 /// A set of small integers with O(1) insert/remove/clear-by-list.
+/// `list` holds every member (and maybe removed ones: check `member`).
 struct SparseSet {
     member: Vec<bool>,
     list: Vec<u32>,
+    len: usize,
 }
 
 impl SparseSet {
@@ -299,36 +305,30 @@ impl SparseSet {
         SparseSet {
             member: vec![false; n],
             list: Vec::new(),
+            len: 0,
         }
     }
     fn insert(&mut self, v: u32) {
         if !self.member[v as usize] {
             self.member[v as usize] = true;
             self.list.push(v);
+            self.len += 1;
         }
     }
     fn remove(&mut self, v: u32) {
-        self.member[v as usize] = false;
+        if std::mem::replace(&mut self.member[v as usize], false) {
+            self.len -= 1;
+        }
     }
     fn contains(&self, v: u32) -> bool {
         self.member[v as usize]
-    }
-    /// The members, sorted; empties the set.
-    fn take_sorted(&mut self) -> Vec<u32> {
-        let member = &mut self.member;
-        let mut out: Vec<u32> = self
-            .list
-            .drain(..)
-            .filter(|&v| std::mem::replace(&mut member[v as usize], false))
-            .collect();
-        out.sort_unstable();
-        out
     }
     fn clear(&mut self) {
         for &v in &self.list {
             self.member[v as usize] = false;
         }
         self.list.clear();
+        self.len = 0;
     }
 }
 
@@ -347,45 +347,99 @@ fn live_out_into<F: RaFunction>(f: &F, b: usize, live_in: &[Vec<u32>], set: &mut
     }
 }
 
+/// Per block, the vregs live on entry (not its parameters), each list sorted.
+///
+/// Path exploration instead of a fixed-point dataflow: for each vreg in
+/// turn, every block where it is read before (or without) being defined
+/// there is marked live-in, then the marks spread backwards over
+/// predecessors until the defining block. Each (vreg, live-in block) pair
+/// is visited once, so the cost is the size of the result plus the uses,
+/// with no re-iteration for loops and no sorting (vregs go out in order).
+fn live_ins<F: RaFunction>(f: &F) -> Vec<Vec<u32>> {
+    let nb = f.num_blocks();
+    let nv = f.num_vregs();
+    const NONE: u32 = u32::MAX;
+    // Where each vreg is defined: block, and the position after which the
+    // block's own uses see the definition (params: the block's start).
+    let mut def_block = vec![NONE; nv];
+    let mut def_at = vec![0 as Pos; nv];
+    for b in 0..nb {
+        let blk = MBlock::new(b);
+        let first = f.block_insts(blk).first.0;
+        for p in f.block_params(blk) {
+            def_block[p.index()] = b as u32;
+            def_at[p.index()] = 2 * first;
+        }
+        for i in f.block_insts(blk).iter() {
+            for op in f.inst_operands(i) {
+                if op.kind == OperandKind::Def {
+                    def_block[op.vreg.index()] = b as u32;
+                    def_at[op.vreg.index()] = 2 * i.0 + 2;
+                }
+            }
+        }
+    }
+    // Upward-exposed uses as (vreg, block) pairs; a branch argument is a
+    // use at the very end of its block.
+    let mut exposed: Vec<(u32, u32)> = Vec::new();
+    for b in 0..nb {
+        let blk = MBlock::new(b);
+        let r = f.block_insts(blk);
+        for i in r.iter() {
+            for op in f.inst_operands(i) {
+                let v = op.vreg.index();
+                if op.kind == OperandKind::Use
+                    && !(def_block[v] == b as u32 && def_at[v] <= 2 * i.0)
+                {
+                    exposed.push((v as u32, b as u32));
+                }
+            }
+        }
+        let last = r.last();
+        for k in 0..f.block_succs(blk).len() {
+            for a in f.branch_blockparams(blk, last, k) {
+                if def_block[a.index()] != b as u32 {
+                    exposed.push((a.index() as u32, b as u32));
+                }
+            }
+        }
+    }
+    exposed.sort_unstable();
+    exposed.dedup();
+    let mut live_in: Vec<Vec<u32>> = vec![Vec::new(); nb];
+    // mark[b] == v + 1: v is already recorded live-in at b.
+    let mut mark = vec![0u32; nb];
+    let mut stack: Vec<u32> = Vec::new();
+    for &(v, b) in &exposed {
+        if mark[b as usize] == v + 1 {
+            continue;
+        }
+        mark[b as usize] = v + 1;
+        live_in[b as usize].push(v);
+        stack.push(b);
+        while let Some(b) = stack.pop() {
+            for p in f.block_preds(MBlock(b)) {
+                let pi = p.index();
+                if def_block[v as usize] != pi as u32 && mark[pi] != v + 1 {
+                    mark[pi] = v + 1;
+                    live_in[pi].push(v);
+                    stack.push(pi as u32);
+                }
+            }
+        }
+    }
+    live_in
+}
+
 /// Computes liveness and builds every vreg's ranges and uses.
 pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAllocError> {
     let nb = f.num_blocks();
     let ni = f.num_insts();
     let nv = f.num_vregs();
 
-    // --- Liveness to a fixed point.
-    let mut live_in: Vec<Vec<u32>> = vec![Vec::new(); nb];
+    // --- Liveness.
+    let live_in = live_ins(f);
     let mut set = SparseSet::new(nv);
-    let mut changed = true;
-    let mut rounds = 0usize;
-    while changed {
-        changed = false;
-        rounds += 1;
-        if rounds > nb + 3 {
-            return Err(invalid(None, "liveness did not converge"));
-        }
-        for b in (0..nb).rev() {
-            let blk = MBlock::new(b);
-            live_out_into(f, b, &live_in, &mut set);
-            for i in f.block_insts(blk).iter().rev() {
-                let ops = f.inst_operands(i);
-                for op in ops.iter().filter(|o| o.kind == OperandKind::Def) {
-                    set.remove(op.vreg.index() as u32);
-                }
-                for op in ops.iter().filter(|o| o.kind == OperandKind::Use) {
-                    set.insert(op.vreg.index() as u32);
-                }
-            }
-            for p in f.block_params(blk) {
-                set.remove(p.index() as u32);
-            }
-            let new = set.take_sorted();
-            if new != live_in[b] {
-                live_in[b] = new;
-                changed = true;
-            }
-        }
-    }
     if let Some(&v) = live_in[0].first() {
         return Err(invalid(
             None,
@@ -588,13 +642,11 @@ pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAll
                 }
             }
         }
-        for &v in &live_in[b] {
-            if !set.contains(v) {
-                return Err(invalid(
-                    None,
-                    format!("liveness disagrees for vreg {v} in block {b}"),
-                ));
-            }
+        if set.len != live_in[b].len() || live_in[b].iter().any(|&v| !set.contains(v)) {
+            return Err(invalid(
+                None,
+                format!("liveness disagrees in block {b}"),
+            ));
         }
     }
     for l in &mut vregs {

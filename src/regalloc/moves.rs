@@ -40,6 +40,12 @@ struct Ctx<'a, F> {
     cycle_slot: Option<u32>,
     num_slots: usize,
     by_class: [usize; 2],
+    /// Every child's start position with its vreg, sorted: the values
+    /// that may change location between two positions.
+    starts: Vec<(Pos, u32)>,
+    /// Per vreg: the number of the last edge that looked at it (`edge`).
+    seen: Vec<u32>,
+    edge: u32,
 }
 
 impl<F: RaFunction> Ctx<'_, F> {
@@ -73,15 +79,46 @@ impl<F: RaFunction> Ctx<'_, F> {
     }
 
     /// The moves of the edge `pred -> succ` (`k`-th successor of `pred`).
-    fn edge_moves(&self, pred: usize, k: usize, out: &mut Vec<Move>) -> Result<(), RegAllocError> {
+    ///
+    /// A live-in value needs a move only if its location at the end of
+    /// `pred` differs from the one at the start of `succ`, which takes a
+    /// child of it starting between the two positions. So the cheaper of
+    /// two walks is taken: over the children starting in that span (edges
+    /// between nearby blocks, the common case), or over the live-in set.
+    /// Either way the cost no longer grows with the number of values merely
+    /// live across the edge, which keeps large functions near-linear.
+    fn edge_moves(
+        &mut self,
+        pred: usize,
+        k: usize,
+        out: &mut Vec<Move>,
+    ) -> Result<(), RegAllocError> {
         let pb = MBlock::new(pred);
         let succ = self.f.block_succs(pb)[k];
         let s = succ.index();
         let end = self.ivs.block_to[pred] - 1;
         let start = self.ivs.block_from[s];
-        for &v in &self.ivs.live_in[s] {
-            let vr = VReg::new(v as usize, self.ivs.classes[v as usize]);
-            out.push((self.loc(vr, end)?, self.loc(vr, start)?, vr.class()));
+        let live = &self.ivs.live_in[s];
+        let (lo, hi) = (end.min(start), end.max(start));
+        let first = self.starts.partition_point(|x| x.0 <= lo);
+        let past = self.starts.partition_point(|x| x.0 <= hi);
+        if past - first < live.len() {
+            self.edge += 1;
+            for &(_, v) in &self.starts[first..past] {
+                let seen = &mut self.seen[v as usize];
+                if std::mem::replace(seen, self.edge) == self.edge
+                    || live.binary_search(&v).is_err()
+                {
+                    continue;
+                }
+                let vr = VReg::new(v as usize, self.ivs.classes[v as usize]);
+                out.push((self.loc(vr, end)?, self.loc(vr, start)?, vr.class()));
+            }
+        } else {
+            for &v in live {
+                let vr = VReg::new(v as usize, self.ivs.classes[v as usize]);
+                out.push((self.loc(vr, end)?, self.loc(vr, start)?, vr.class()));
+            }
         }
         let last = self.f.block_insts(pb).last();
         let args = self.f.branch_blockparams(pb, last, k);
@@ -199,7 +236,14 @@ pub fn resolve<F: RaFunction>(
         cycle_slot: None,
         num_slots: a.num_spillslots,
         by_class: a.spillslots_by_class,
+        starts: Vec::new(),
+        seen: vec![0; a.children.len()],
+        edge: 0,
     };
+    for (v, cs) in a.children.iter().enumerate() {
+        cx.starts.extend(cs.iter().map(|c| (c.start, v as u32)));
+    }
+    cx.starts.sort_unstable();
 
     // Split moves inside blocks, bucketed by instruction.
     let mut splits: Vec<(u32, Move)> = Vec::new();
