@@ -1,8 +1,8 @@
 //! Compile throughput: IR instructions per second from text to machine code.
 //!
 //! Stages measured: parse + verify + compile (lower, allocate registers,
-//! emit) into a `CompiledModule`, on generated functions of 1k and 10k
-//! instructions and on the repository's test-program corpus.
+//! emit) into a `CompiledModule`, on generated functions of 1k, 10k and
+//! 100k instructions and on the repository's test-program corpus.
 //!
 //! Run: `cargo bench -p kiln-bench --bench compile`.
 
@@ -21,7 +21,7 @@ fn compile_text(name: &str, text: &str) -> usize {
 
 fn generated(c: &mut Criterion) {
     let mut group = c.benchmark_group("compile/generated");
-    for size in [1_000usize, 10_000] {
+    for size in [1_000usize, 10_000, 100_000] {
         let text = generated_function(size);
         let module = parse_module("gen", &text).expect("generated IR parses");
         let insts = instruction_count(&module) as u64;

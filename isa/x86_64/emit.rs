@@ -158,6 +158,8 @@ struct FnReloc {
 struct Emitter<'a> {
     mf: &'a MFunc,
     ra: &'a Output,
+    /// Where the next point's edits start in `ra.edits` (points are visited in order).
+    edit_cursor: usize,
     ops: Asm,
     labels: Vec<DynamicLabel>,
     traps: [Option<DynamicLabel>; 3],
@@ -277,7 +279,9 @@ impl<'a> Emitter<'a> {
     }
 
     fn edits(&mut self, point: ProgPoint) {
-        for &(_, Edit::Move { from, to, class }) in self.ra.edits_at(point) {
+        let ra = self.ra;
+        for &(_, Edit::Move { from, to, class }) in ra.edits_at_cursor(&mut self.edit_cursor, point)
+        {
             self.mov(from, to, class);
         }
     }
@@ -1004,6 +1008,7 @@ pub fn emit_function(
     let mut e = Emitter {
         mf,
         ra,
+        edit_cursor: 0,
         ops,
         labels,
         traps: [None; 3],

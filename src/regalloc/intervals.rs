@@ -5,11 +5,14 @@
 //! positions. Block `b` spans `[2*first, 2*end)`. Moves can only be placed
 //! between instructions, so intervals are split only at even positions.
 //!
-//! Liveness is a backward dataflow over the block order iterated to a fixed
-//! point with sparse per-block sets: processing blocks in reverse order, a
-//! value live at a loop header reaches every block of the (contiguous) loop
-//! in the second pass, so it converges in about `loop depth + 2` passes,
-//! linear in practice. Intervals are then built in one backward pass
+//! Liveness (per block, the vregs live on entry) is computed by path
+//! exploration: from each block that reads a vreg before defining it, the
+//! vreg is marked live-in backwards over predecessors up to its defining
+//! block. Each (vreg, block) pair of the result is visited once, with no
+//! fixed-point iteration over loops and no sorting of the result. It can
+//! grow faster than the function (long-lived values in many blocks); every
+//! later pass therefore avoids walking it per block where it can (see
+//! `moves::Ctx::edge_moves`). Intervals are then built in one backward pass
 //! (Wimmer & Franz 2010): a vreg's ranges, in order, with lifetime holes
 //! between blocks where it is dead, and its use positions.
 //!
@@ -183,13 +186,27 @@ pub fn validate<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<(), RegAllocEr
     if next != ni {
         return Err(invalid(None, "blocks do not cover all instructions"));
     }
+    // Every edge's source, grouped by target (counting sort): `edges[
+    // edge_start[b]..edge_start[b + 1]]` are block `b`'s predecessors, sorted.
+    let mut edge_start = vec![0usize; nb + 1];
+    for b in 0..nb {
+        edge_start[b + 1] = edge_start[b] + pred_count[b];
+    }
+    let mut fill = edge_start.clone();
+    let mut edges = vec![MBlock(0); edge_start[nb]];
+    for b in 0..nb {
+        for s in f.block_succs(MBlock::new(b)) {
+            edges[fill[s.index()]] = MBlock::new(b);
+            fill[s.index()] += 1;
+        }
+    }
     for b in 0..nb {
         let blk = MBlock::new(b);
-        let stray = f
-            .block_preds(blk)
-            .iter()
-            .any(|p| p.index() >= nb || !f.block_succs(*p).contains(&blk));
-        if stray || f.block_preds(blk).len() != pred_count[b] {
+        // Liveness walks predecessor lists: they must be exactly the
+        // edges the successor lists give (as multisets).
+        let mut preds: Vec<MBlock> = f.block_preds(blk).to_vec();
+        preds.sort_unstable();
+        if preds[..] != edges[edge_start[b]..edge_start[b + 1]] {
             return Err(invalid(
                 None,
                 format!("block {b}: predecessors disagree with successors"),
@@ -292,58 +309,49 @@ pub fn validate<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<(), RegAllocEr
     Ok(())
 }
 
-/// A set of small integers with O(1) insert/remove/clear-by-list.
-/// `list` holds every member (and maybe removed ones: check `member`).
-struct SparseSet {
-    member: Vec<bool>,
-    list: Vec<u32>,
+/// A set of vregs with O(1) insert, remove, test and clear: `v` is a
+/// member while `stamp[v] == now` (clearing just moves `now` on).
+struct StampSet {
+    stamp: Vec<u32>,
+    now: u32,
     len: usize,
 }
 
-impl SparseSet {
+impl StampSet {
     fn new(n: usize) -> Self {
-        SparseSet {
-            member: vec![false; n],
-            list: Vec::new(),
+        StampSet {
+            stamp: vec![0; n],
+            now: 1,
             len: 0,
         }
     }
-    fn insert(&mut self, v: u32) {
-        if !self.member[v as usize] {
-            self.member[v as usize] = true;
-            self.list.push(v);
+    /// Adds `v`; whether it was new.
+    fn insert(&mut self, v: u32) -> bool {
+        let fresh = self.stamp[v as usize] != self.now;
+        if fresh {
+            self.stamp[v as usize] = self.now;
             self.len += 1;
         }
+        fresh
+    }
+    /// Adds `v`, known not to be a member yet.
+    fn insert_new(&mut self, v: u32) {
+        self.stamp[v as usize] = self.now;
+        self.len += 1;
     }
     fn remove(&mut self, v: u32) {
-        if std::mem::replace(&mut self.member[v as usize], false) {
+        if self.stamp[v as usize] == self.now {
+            self.stamp[v as usize] = 0;
             self.len -= 1;
         }
     }
     fn contains(&self, v: u32) -> bool {
-        self.member[v as usize]
+        self.stamp[v as usize] == self.now
     }
+    /// Empties the set (called once per block: `now` cannot wrap).
     fn clear(&mut self) {
-        for &v in &self.list {
-            self.member[v as usize] = false;
-        }
-        self.list.clear();
+        self.now += 1;
         self.len = 0;
-    }
-}
-
-/// Per block, the vregs live on exit: successors' live-ins and the
-/// arguments the branch passes.
-fn live_out_into<F: RaFunction>(f: &F, b: usize, live_in: &[Vec<u32>], set: &mut SparseSet) {
-    let blk = MBlock::new(b);
-    let last = f.block_insts(blk).last();
-    for (k, s) in f.block_succs(blk).iter().enumerate() {
-        for &v in &live_in[s.index()] {
-            set.insert(v);
-        }
-        for a in f.branch_blockparams(blk, last, k) {
-            set.insert(a.index() as u32);
-        }
     }
 }
 
@@ -414,16 +422,27 @@ fn live_ins<F: RaFunction>(f: &F) -> Vec<Vec<u32>> {
         if mark[b as usize] == v + 1 {
             continue;
         }
+        let def = def_block[v as usize];
         mark[b as usize] = v + 1;
         live_in[b as usize].push(v);
         stack.push(b);
-        while let Some(b) = stack.pop() {
-            for p in f.block_preds(MBlock(b)) {
-                let pi = p.index();
-                if def_block[v as usize] != pi as u32 && mark[pi] != v + 1 {
-                    mark[pi] = v + 1;
-                    live_in[pi].push(v);
-                    stack.push(pi as u32);
+        while let Some(mut b) = stack.pop() {
+            // Follow single-predecessor chains without the stack.
+            loop {
+                let mut next = None;
+                for p in f.block_preds(MBlock(b)) {
+                    let pi = p.index();
+                    if def != pi as u32 && mark[pi] != v + 1 {
+                        mark[pi] = v + 1;
+                        live_in[pi].push(v);
+                        if let Some(n) = next.replace(pi as u32) {
+                            stack.push(n);
+                        }
+                    }
+                }
+                match next {
+                    Some(n) => b = n,
+                    None => break,
                 }
             }
         }
@@ -439,7 +458,7 @@ pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAll
 
     // --- Liveness.
     let live_in = live_ins(f);
-    let mut set = SparseSet::new(nv);
+    let mut set = StampSet::new(nv);
     if let Some(&v) = live_in[0].first() {
         return Err(invalid(
             None,
@@ -509,11 +528,32 @@ pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAll
         let blk = MBlock::new(b);
         let from = block_from[b];
         let to = block_to[b];
+        // Live-out: the successors' live-ins and the branch's arguments,
+        // live through the whole block so far.
         set.clear();
-        live_out_into(f, b, &live_in, &mut set);
-        for &v in &set.list {
-            add_range(&mut vregs[v as usize], from, to);
-            vregs[v as usize].used = true;
+        let last = f.block_insts(blk).last();
+        for (k, s) in f.block_succs(blk).iter().enumerate() {
+            let live = &live_in[s.index()];
+            if k == 0 {
+                // The set is empty and live-in lists have no duplicates.
+                for &v in live {
+                    set.insert_new(v);
+                    add_range(&mut vregs[v as usize], from, to);
+                }
+            } else {
+                for &v in live {
+                    if set.insert(v) {
+                        add_range(&mut vregs[v as usize], from, to);
+                    }
+                }
+            }
+            for a in f.branch_blockparams(blk, last, k) {
+                let l = &mut vregs[a.index()];
+                l.used = true;
+                if set.insert(a.index() as u32) {
+                    add_range(l, from, to);
+                }
+            }
         }
         let first_inst = f.block_insts(blk).first;
         for i in f.block_insts(blk).iter().rev() {
@@ -642,11 +682,9 @@ pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAll
                 }
             }
         }
-        if set.len != live_in[b].len() || live_in[b].iter().any(|&v| !set.contains(v)) {
-            return Err(invalid(
-                None,
-                format!("liveness disagrees in block {b}"),
-            ));
+        // Two exact computations of the live-ins: the sizes must agree.
+        if set.len != live_in[b].len() {
+            return Err(invalid(None, format!("liveness disagrees in block {b}")));
         }
     }
     for l in &mut vregs {
@@ -678,7 +716,68 @@ pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAll
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::regalloc::testing::{toy_env, ToyBuilder};
+    use crate::regalloc::testing::{toy_env, RandomProgram, ToyBuilder};
+
+    /// Liveness the textbook way: backward dataflow to a fixed point.
+    fn reference_live_ins<F: RaFunction>(f: &F) -> Vec<Vec<u32>> {
+        let nb = f.num_blocks();
+        let mut live_in: Vec<Vec<u32>> = vec![Vec::new(); nb];
+        let mut changed = true;
+        while changed {
+            changed = false;
+            for b in (0..nb).rev() {
+                let blk = MBlock::new(b);
+                let last = f.block_insts(blk).last();
+                let mut live = std::collections::BTreeSet::new();
+                for (k, s) in f.block_succs(blk).iter().enumerate() {
+                    live.extend(live_in[s.index()].iter().copied());
+                    live.extend(
+                        f.branch_blockparams(blk, last, k)
+                            .iter()
+                            .map(|a| a.index() as u32),
+                    );
+                }
+                for i in f.block_insts(blk).iter().rev() {
+                    for op in f.inst_operands(i) {
+                        if op.kind == OperandKind::Def {
+                            live.remove(&(op.vreg.index() as u32));
+                        }
+                    }
+                    for op in f.inst_operands(i) {
+                        if op.kind == OperandKind::Use {
+                            live.insert(op.vreg.index() as u32);
+                        }
+                    }
+                }
+                for p in f.block_params(blk) {
+                    live.remove(&(p.index() as u32));
+                }
+                let new: Vec<u32> = live.into_iter().collect();
+                if new != live_in[b] {
+                    live_in[b] = new;
+                    changed = true;
+                }
+            }
+        }
+        live_in
+    }
+
+    #[test]
+    fn path_exploration_matches_the_dataflow_fixed_point() {
+        let env = toy_env(4, 2, 4, 2);
+        let mut nonempty = 0;
+        for seed in 1..200 {
+            let f = RandomProgram::generate(seed, 40, &env);
+            validate(&f, &env).unwrap();
+            let expected = reference_live_ins(&f);
+            nonempty += expected.iter().filter(|l| !l.is_empty()).count();
+            assert_eq!(live_ins(&f), expected, "seed {seed}");
+        }
+        assert!(
+            nonempty > 100,
+            "the programs have values live across blocks"
+        );
+    }
 
     #[test]
     fn ranges_have_holes_and_loops_extend_liveness() {

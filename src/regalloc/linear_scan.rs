@@ -135,6 +135,9 @@ impl<'a> Scan<'a> {
     fn fixed_conflict(&self, id: u32, r: PReg) -> Option<Pos> {
         let iv = self.all[id as usize];
         let fr = &self.ivs.fixed[r.index()];
+        if fr.last().is_none_or(|x| x.to <= iv.start) {
+            return None; // most registers are never fixed
+        }
         let mut k = fr.partition_point(|x| x.to <= iv.start);
         let rs = &self.ivs.vregs[iv.vreg as usize].ranges[iv.r_lo as usize..iv.r_hi as usize];
         let mut ri = rs.partition_point(|x| x.to <= iv.start);

@@ -658,6 +658,28 @@ impl Output {
         let end = self.edits.partition_point(|(p, _)| *p <= point);
         &self.edits[start..end]
     }
+
+    /// [`Output::edits_at`] for a caller that visits points in increasing
+    /// order (an emitter): `cursor`, starting at 0, is an index into
+    /// `edits` moved past the edits returned, so a whole function costs
+    /// O(points + edits) instead of a binary search per point. Still
+    /// correct (a binary search) when a point comes out of order.
+    pub fn edits_at_cursor(&self, cursor: &mut usize, point: ProgPoint) -> &[(ProgPoint, Edit)] {
+        let n = self.edits.len();
+        let mut start = (*cursor).min(n);
+        if start > 0 && self.edits[start - 1].0 >= point {
+            start = self.edits.partition_point(|(p, _)| *p < point);
+        }
+        while start < n && self.edits[start].0 < point {
+            start += 1;
+        }
+        let mut end = start;
+        while end < n && self.edits[end].0 == point {
+            end += 1;
+        }
+        *cursor = end;
+        &self.edits[start..end]
+    }
 }
 
 /// Why allocation failed. On input that satisfies the rules of the module
