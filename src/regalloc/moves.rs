@@ -40,9 +40,9 @@ struct Ctx<'a, F> {
     cycle_slot: Option<u32>,
     num_slots: usize,
     by_class: [usize; 2],
-    /// Every child's start position with its vreg, sorted: the values
-    /// that may change location between two positions.
-    starts: Vec<(Pos, u32)>,
+    /// Every child's start position with its vreg, bucketed by position:
+    /// the values that may change location between two positions.
+    starts: Buckets<u32>,
     /// Per vreg: the number of the last edge that looked at it (`edge`).
     seen: Vec<u32>,
     edge: u32,
@@ -100,11 +100,10 @@ impl<F: RaFunction> Ctx<'_, F> {
         let start = self.ivs.block_from[s];
         let live = &self.ivs.live_in[s];
         let (lo, hi) = (end.min(start), end.max(start));
-        let first = self.starts.partition_point(|x| x.0 <= lo);
-        let past = self.starts.partition_point(|x| x.0 <= hi);
-        if past - first < live.len() {
+        let starting = self.starts.range(lo + 1, hi + 1);
+        if starting.len() < live.len() {
             self.edge += 1;
-            for &(_, v) in &self.starts[first..past] {
+            for &v in starting {
                 let seen = &mut self.seen[v as usize];
                 if std::mem::replace(seen, self.edge) == self.edge
                     || live.binary_search(&v).is_err()
@@ -163,6 +162,54 @@ impl<F: RaFunction> Ctx<'_, F> {
             self.emit(point, from, to, class);
         }
         Ok(())
+    }
+}
+
+/// Values grouped by a small integer key (a position, an instruction) in
+/// one counting sort: linear, and stable (equal keys keep their order).
+struct Buckets<T> {
+    /// Key `k`'s values are `values[offsets[k]..offsets[k + 1]]`.
+    offsets: Vec<u32>,
+    values: Vec<T>,
+}
+
+impl<T> Default for Buckets<T> {
+    fn default() -> Self {
+        Buckets {
+            offsets: vec![0],
+            values: Vec::new(),
+        }
+    }
+}
+
+impl<T: Copy> Buckets<T> {
+    fn new(items: &[(u32, T)]) -> Self {
+        let Some(max) = items.iter().map(|x| x.0).max() else {
+            return Buckets::default();
+        };
+        let mut offsets = vec![0u32; max as usize + 2];
+        for &(k, _) in items {
+            offsets[k as usize + 1] += 1;
+        }
+        for k in 1..offsets.len() {
+            offsets[k] += offsets[k - 1];
+        }
+        let mut fill = offsets.clone();
+        let mut values = Vec::with_capacity(items.len());
+        // Every slot is written exactly once below; start from copies.
+        values.extend(items.iter().map(|x| x.1));
+        for &(k, v) in items {
+            values[fill[k as usize] as usize] = v;
+            fill[k as usize] += 1;
+        }
+        Buckets { offsets, values }
+    }
+
+    /// The values of keys `from..to`, in key order.
+    fn range(&self, from: u32, to: u32) -> &[T] {
+        let last = self.offsets.len() - 1;
+        let at = |k: u32| self.offsets[(k as usize).min(last)] as usize;
+        &self.values[at(from)..at(to.max(from))]
     }
 }
 
@@ -236,14 +283,17 @@ pub fn resolve<F: RaFunction>(
         cycle_slot: None,
         num_slots: a.num_spillslots,
         by_class: a.spillslots_by_class,
-        starts: Vec::new(),
+        starts: Buckets::default(),
         seen: vec![0; a.children.len()],
         edge: 0,
     };
-    for (v, cs) in a.children.iter().enumerate() {
-        cx.starts.extend(cs.iter().map(|c| (c.start, v as u32)));
-    }
-    cx.starts.sort_unstable();
+    let starts: Vec<(u32, u32)> = a
+        .children
+        .iter()
+        .enumerate()
+        .flat_map(|(v, cs)| cs.iter().map(move |c| (c.start, v as u32)))
+        .collect();
+    cx.starts = Buckets::new(&starts);
 
     // Split moves inside blocks, bucketed by instruction.
     let mut splits: Vec<(u32, Move)> = Vec::new();
@@ -263,8 +313,7 @@ pub fn resolve<F: RaFunction>(
             splits.push((c2.start / 2, (c1.alloc, c2.alloc, ivs.classes[v])));
         }
     }
-    splits.sort_by_key(|s| s.0);
-    let mut split_k = 0;
+    let splits = Buckets::new(&splits);
 
     let mut allocs = Vec::new();
     let mut offsets = Vec::with_capacity(ni);
@@ -296,10 +345,7 @@ pub fn resolve<F: RaFunction>(
 
         // Before(i): one parallel set.
         let mut set: Vec<Move> = Vec::new();
-        while split_k < splits.len() && splits[split_k].0 as usize == i {
-            set.push(splits[split_k].1);
-            split_k += 1;
-        }
+        set.extend_from_slice(splits.range(i as u32, i as u32 + 1));
         if early == ivs.block_from[b] && cx.edge_moves_at_start(b) {
             let p = f.block_preds(MBlock::new(b))[0].index();
             let k = f
