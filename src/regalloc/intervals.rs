@@ -502,25 +502,47 @@ pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAll
         .flat_map(|c| env.allocatable(c))
         .collect();
 
-    fn add_range(l: &mut VRegLive, from: Pos, to: Pos) {
-        match l.ranges.last_mut() {
-            Some(last) if last.from <= to => {
-                last.from = last.from.min(from);
-                last.to = last.to.max(to);
+    // Each vreg's most recent (lowest) range is kept apart in `open` until
+    // a hole closes it: extending it, the common case of a value live
+    // through block after block, then touches one small dense array.
+    const NO_RANGE: Range = Range {
+        from: Pos::MAX,
+        to: Pos::MAX,
+    };
+    let mut open = vec![NO_RANGE; nv];
+    fn add_range(open: &mut Range, closed: &mut VRegLive, from: Pos, to: Pos) {
+        if open.from != Pos::MAX && open.from <= to {
+            open.from = open.from.min(from);
+            open.to = open.to.max(to);
+        } else {
+            if open.from != Pos::MAX {
+                closed.ranges.push(*open);
             }
-            _ => l.ranges.push(Range { from, to }),
+            *open = Range { from, to };
         }
     }
-    fn add_def(l: &mut VRegLive, block_from: Pos, pos: Pos, min_end: Pos) {
-        match l.ranges.last_mut() {
-            Some(last) if last.from == block_from && last.to > pos => {
-                last.from = pos;
-                last.to = last.to.max(min_end);
+    fn add_def(open: &mut Range, closed: &mut VRegLive, block_from: Pos, pos: Pos, min_end: Pos) {
+        if open.from != Pos::MAX && open.from == block_from && open.to > pos {
+            open.from = pos;
+            open.to = open.to.max(min_end);
+        } else {
+            if open.from != Pos::MAX {
+                closed.ranges.push(*open);
             }
-            _ => l.ranges.push(Range {
+            *open = Range {
                 from: pos,
                 to: min_end,
-            }),
+            };
+        }
+    }
+    // Extends `v`'s open range, touching its `VRegLive` only to close one.
+    fn extend(open: &mut [Range], vregs: &mut [VRegLive], v: usize, from: Pos, to: Pos) {
+        let o = &mut open[v];
+        if o.from != Pos::MAX && o.from <= to {
+            o.from = o.from.min(from);
+            o.to = o.to.max(to);
+        } else {
+            add_range(o, &mut vregs[v], from, to);
         }
     }
 
@@ -538,12 +560,12 @@ pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAll
                 // The set is empty and live-in lists have no duplicates.
                 for &v in live {
                     set.insert_new(v);
-                    add_range(&mut vregs[v as usize], from, to);
+                    extend(&mut open, &mut vregs, v as usize, from, to);
                 }
             } else {
                 for &v in live {
                     if set.insert(v) {
-                        add_range(&mut vregs[v as usize], from, to);
+                        extend(&mut open, &mut vregs, v as usize, from, to);
                     }
                 }
             }
@@ -551,7 +573,7 @@ pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAll
                 let l = &mut vregs[a.index()];
                 l.used = true;
                 if set.insert(a.index() as u32) {
-                    add_range(l, from, to);
+                    add_range(&mut open[a.index()], l, from, to);
                 }
             }
         }
@@ -584,7 +606,7 @@ pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAll
                 } else {
                     late
                 };
-                add_def(l, from, pos, late + 1);
+                add_def(&mut open[v], l, from, pos, late + 1);
                 let mut u = UsePos {
                     pos,
                     need_reg: None,
@@ -639,7 +661,7 @@ pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAll
                 };
                 let l = &mut vregs[v];
                 l.used = true;
-                add_range(l, from, end);
+                add_range(&mut open[v], l, from, end);
                 let mut u = UsePos {
                     pos: upos,
                     need_reg: None,
@@ -687,7 +709,10 @@ pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAll
             return Err(invalid(None, format!("liveness disagrees in block {b}")));
         }
     }
-    for l in &mut vregs {
+    for (l, o) in vregs.iter_mut().zip(&open) {
+        if o.from != Pos::MAX {
+            l.ranges.push(*o);
+        }
         l.ranges.reverse();
         l.uses.reverse();
     }
