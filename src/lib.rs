@@ -28,10 +28,13 @@
 //!   through an `extern func` declaration.
 
 pub mod analysis;
+pub mod compiled;
+pub mod emit;
 pub mod error;
 pub mod host;
 pub mod interp;
 pub mod ir;
+pub mod isa;
 pub mod link;
 pub mod memory;
 pub mod regalloc;

@@ -1,0 +1,174 @@
+//! `CompiledModule`: the object-file-like boundary between code generation
+//! and the runtime that loads code.
+//!
+//! A compiled module is three byte sections (`text`, `rodata`, `data`), the
+//! symbols it defines (functions in `text`; `const` items in `rodata`, `data`
+//! items in `data`), the names it needs from elsewhere (`imports`), and the
+//! relocations that patch addresses into the sections once their load
+//! addresses are known. Invariants: every symbol and relocation lies inside
+//! its section; every relocation target is either a symbol defined here or
+//! a name in `imports`; defined objects start at offsets aligned to their
+//! section's alignment.
+
+use crate::error::{Error, Result};
+use crate::ir::{DataValue, Linkage, Module, SymbolKind, DATA_ALIGN};
+use crate::reloc::{Reloc, RelocKind, SectionKind as Section};
+
+/// One defined symbol of a compiled module.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CompiledSymbol {
+    /// The IR name, without `@`.
+    pub name: String,
+    pub section: Section,
+    /// Offset of the first byte in its section.
+    pub offset: u64,
+    /// Size in bytes.
+    pub size: u64,
+    /// Visible to other modules (not `local`).
+    pub exported: bool,
+    /// A function (rather than a data object).
+    pub is_func: bool,
+}
+
+/// Machine code and data of one module, ready to be loaded and relocated.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CompiledModule {
+    pub text: Vec<u8>,
+    pub rodata: Vec<u8>,
+    pub data: Vec<u8>,
+    /// Required start alignment of each section, in bytes.
+    pub text_align: u64,
+    pub rodata_align: u64,
+    pub data_align: u64,
+    /// Defined functions and data objects.
+    pub symbols: Vec<CompiledSymbol>,
+    /// Names this module needs resolved from other modules or the host,
+    /// sorted and without duplicates (the trap handler included when used).
+    pub imports: Vec<String>,
+    pub relocs: Vec<Reloc<String>>,
+}
+
+impl CompiledModule {
+    /// An empty module with the default alignments (16 everywhere).
+    pub fn new() -> Self {
+        CompiledModule {
+            text_align: 16,
+            rodata_align: DATA_ALIGN,
+            data_align: DATA_ALIGN,
+            ..Default::default()
+        }
+    }
+
+    /// The bytes of `section`.
+    pub fn section(&self, section: Section) -> &[u8] {
+        match section {
+            Section::Text => &self.text,
+            Section::Rodata => &self.rodata,
+            Section::Data => &self.data,
+        }
+    }
+
+    /// The defined symbol called `name`.
+    pub fn symbol(&self, name: &str) -> Option<&CompiledSymbol> {
+        self.symbols.iter().find(|s| s.name == name)
+    }
+
+    /// Records that `name` must come from outside this module.
+    pub fn add_import(&mut self, name: &str) {
+        if let Err(at) = self.imports.binary_search_by(|n| n.as_str().cmp(name)) {
+            self.imports.insert(at, name.to_string());
+        }
+    }
+
+    /// Lays out every `data` and `const` item of `module` (SPEC section 3):
+    /// each object aligned to [`DATA_ALIGN`], entries by
+    /// [`crate::ir::DataDef::layout`], `@sym` entries as `Abs64`
+    /// relocations. Imported symbols named by entries become imports.
+    pub fn add_data_items(&mut self, module: &Module) -> Result<()> {
+        for (sym_id, sym) in module.symbol_ids() {
+            let SymbolKind::Data { body: Some(id) } = sym.kind else {
+                continue;
+            };
+            let def = module
+                .datas
+                .get(id.index())
+                .ok_or_else(|| Error::Runtime(format!("data item @{} has no body", sym.name)))?;
+            let (offsets, size) = def.layout();
+            let section = if def.readonly {
+                Section::Rodata
+            } else {
+                Section::Data
+            };
+            let bytes = match section {
+                Section::Rodata => &mut self.rodata,
+                _ => &mut self.data,
+            };
+            let base = (bytes.len() as u64).div_ceil(DATA_ALIGN) * DATA_ALIGN;
+            let end = base
+                .checked_add(size)
+                .filter(|&e| e <= u32::MAX as u64)
+                .ok_or_else(|| too_big(&sym.name))?;
+            bytes.resize(end as usize, 0);
+            let mut relocs = Vec::new();
+            for (value, &off) in def.values.iter().zip(&offsets) {
+                let at = (base + off) as usize;
+                match value {
+                    DataValue::Int { bytes: w, values } => {
+                        let w = *w as usize;
+                        for (i, v) in values.iter().enumerate() {
+                            let le = (*v as u64).to_le_bytes();
+                            bytes[at + i * w..at + (i + 1) * w].copy_from_slice(&le[..w]);
+                        }
+                    }
+                    DataValue::F32(vs) => {
+                        for (i, v) in vs.iter().enumerate() {
+                            bytes[at + i * 4..at + i * 4 + 4].copy_from_slice(&v.to_le_bytes());
+                        }
+                    }
+                    DataValue::F64(vs) => {
+                        for (i, v) in vs.iter().enumerate() {
+                            bytes[at + i * 8..at + i * 8 + 8].copy_from_slice(&v.to_le_bytes());
+                        }
+                    }
+                    DataValue::Bytes(b) => bytes[at..at + b.len()].copy_from_slice(b),
+                    DataValue::Zero(_) => {}
+                    DataValue::SymAddr {
+                        sym: target,
+                        addend,
+                    } => {
+                        let t = module.symbols.get(target.index()).ok_or_else(|| {
+                            Error::Runtime(format!("data item @{} names no symbol", sym.name))
+                        })?;
+                        relocs.push((at as u64, t, *addend));
+                    }
+                }
+            }
+            for (offset, t, addend) in relocs {
+                if t.linkage == Linkage::Import {
+                    self.add_import(&t.name);
+                }
+                self.relocs.push(Reloc {
+                    section,
+                    offset: u32::try_from(offset).map_err(|_| too_big(&sym.name))?,
+                    kind: RelocKind::Abs64,
+                    target: t.name.clone(),
+                    addend,
+                });
+            }
+            self.symbols.push(CompiledSymbol {
+                name: sym.name.clone(),
+                section,
+                offset: base,
+                size,
+                exported: sym.linkage == Linkage::Export,
+                is_func: false,
+            });
+            let _ = sym_id;
+        }
+        Ok(())
+    }
+}
+
+fn too_big(name: &str) -> Error {
+    Error::Runtime(format!("@{name} does not fit a section of 4 GiB"))
+}

@@ -1,0 +1,19 @@
+//! Drives a backend over a whole module: data items first (by
+//! [`CompiledModule::add_data_items`]), then every defined function in
+//! module order, producing the [`CompiledModule`] the runtime loads.
+
+use crate::compiled::CompiledModule;
+use crate::error::Result;
+use crate::ir::{FuncId, Module};
+use crate::isa::Backend;
+
+/// Compiles every function and lays out every data item of `module`
+/// (which must be verified).
+pub fn compile_module(module: &Module, backend: &dyn Backend) -> Result<CompiledModule> {
+    let mut out = CompiledModule::new();
+    out.add_data_items(module)?;
+    for i in 0..module.funcs.len() {
+        backend.compile_function(module, FuncId::new(i), &mut out)?;
+    }
+    Ok(out)
+}

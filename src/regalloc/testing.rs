@@ -1,0 +1,1 @@
+//! Test helpers. STUB: being written.

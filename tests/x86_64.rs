@@ -1,0 +1,1018 @@
+//! x86-64 backend tests: compile `.kir` modules, check the machine code's
+//! shape by decoding it (iced-x86), and run it natively through a small
+//! loader (mmap, copy, relocate, protect) against results computed in Rust
+//! with the SPEC's semantics. Traps run in a forked child whose trap handler
+//! exits with `100 + code`.
+#![cfg(all(target_arch = "x86_64", target_os = "linux", feature = "x86_64"))]
+
+use iced_x86::{
+    Decoder, DecoderOptions, Formatter, Instruction, IntelFormatter, Mnemonic, OpKind, Register,
+};
+use kiln::compiled::CompiledModule;
+use kiln::emit::compile_module;
+use kiln::ir::parse::parse_module;
+use kiln::isa;
+use kiln::reloc::{RelocKind, SectionKind};
+use std::collections::HashMap;
+
+fn compile(src: &str) -> CompiledModule {
+    let m = parse_module("test.kir", src).expect("parse");
+    compile_module(&m, isa::backend("x86_64").expect("backend")).expect("compile")
+}
+
+/// A module copied into its own mapping, relocated and protected.
+struct Loaded {
+    base: *mut u8,
+    len: usize,
+    syms: HashMap<String, usize>,
+}
+
+impl Drop for Loaded {
+    fn drop(&mut self) {
+        // SAFETY: `base`/`len` are exactly the mapping made in `load`.
+        unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+extern "C" fn trap_handler(code: u32) -> ! {
+    // SAFETY: _exit is async-signal-safe and ends the (forked) process.
+    unsafe { libc::_exit(100 + code as i32) }
+}
+
+fn page_up(n: usize) -> usize {
+    n.div_ceil(4096).max(1) * 4096
+}
+
+fn load(cm: &CompiledModule, host: &[(&str, usize)]) -> Loaded {
+    let (t, r, d) = (
+        page_up(cm.text.len()),
+        page_up(cm.rodata.len()),
+        page_up(cm.data.len()),
+    );
+    let len = t + r + d;
+    // SAFETY: a fresh anonymous private mapping; checked for failure.
+    let base = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    assert_ne!(base, libc::MAP_FAILED);
+    let base = base as *mut u8;
+    let sect = |s: SectionKind| match s {
+        SectionKind::Text => 0,
+        SectionKind::Rodata => t,
+        SectionKind::Data => t + r,
+    };
+    // SAFETY: each section fits its page-rounded part of the mapping.
+    unsafe {
+        std::ptr::copy_nonoverlapping(cm.text.as_ptr(), base, cm.text.len());
+        std::ptr::copy_nonoverlapping(cm.rodata.as_ptr(), base.add(t), cm.rodata.len());
+        std::ptr::copy_nonoverlapping(cm.data.as_ptr(), base.add(t + r), cm.data.len());
+    }
+    let mut syms: HashMap<String, usize> = HashMap::new();
+    for s in &cm.symbols {
+        syms.insert(
+            s.name.clone(),
+            base as usize + sect(s.section) + s.offset as usize,
+        );
+    }
+    let mut ext: HashMap<String, usize> = host.iter().map(|(n, a)| (n.to_string(), *a)).collect();
+    ext.insert(
+        isa::TRAP_HANDLER.to_string(),
+        trap_handler as *const () as usize,
+    );
+    for imp in &cm.imports {
+        assert!(ext.contains_key(imp), "unresolved import {imp}");
+    }
+    for rel in &cm.relocs {
+        let s = syms
+            .get(&rel.target)
+            .or(ext.get(&rel.target))
+            .copied()
+            .expect("target");
+        let p = base as usize + sect(rel.section) + rel.offset as usize;
+        let v = (s as i64).wrapping_add(rel.addend);
+        // SAFETY: relocation places lie inside their section (checked by
+        // the compiled-module invariants; the mapping is writable).
+        unsafe {
+            match rel.kind {
+                RelocKind::Abs64 => (p as *mut u64).write_unaligned(v as u64),
+                RelocKind::X86PcRel32 => {
+                    let d = i32::try_from(v - p as i64).expect("rel32 in range");
+                    (p as *mut i32).write_unaligned(d)
+                }
+                #[allow(unreachable_patterns)]
+                k => panic!("unexpected relocation {k:?}"),
+            }
+        }
+    }
+    // SAFETY: protecting page-aligned parts of our own mapping.
+    unsafe {
+        assert_eq!(
+            libc::mprotect(base.cast(), t, libc::PROT_READ | libc::PROT_EXEC),
+            0
+        );
+        assert_eq!(libc::mprotect(base.add(t).cast(), r, libc::PROT_READ), 0);
+    }
+    Loaded { base, len, syms }
+}
+
+impl Loaded {
+    fn addr(&self, name: &str) -> usize {
+        *self
+            .syms
+            .get(name)
+            .unwrap_or_else(|| panic!("no symbol {name}"))
+    }
+}
+
+macro_rules! func {
+    ($l:expr, $name:expr, fn($($a:ty),*) -> $r:ty) => {{
+        // SAFETY: the IR function has exactly this System V signature.
+        unsafe { std::mem::transmute::<usize, extern "C" fn($($a),*) -> $r>($l.addr($name)) }
+    }};
+}
+
+/// Runs `f` in a forked child; returns its exit status (the trap handler
+/// exits with 100 + code, a normal return with 0).
+fn status_of(f: impl FnOnce()) -> i32 {
+    // SAFETY: the child only runs `f` (JIT code without locks) and _exits.
+    unsafe {
+        let pid = libc::fork();
+        assert!(pid >= 0);
+        if pid == 0 {
+            f();
+            libc::_exit(0);
+        }
+        let mut st = 0;
+        libc::waitpid(pid, &mut st, 0);
+        assert!(libc::WIFEXITED(st), "child crashed: {st:#x}");
+        libc::WEXITSTATUS(st)
+    }
+}
+
+/// A tiny xorshift generator for randomized inputs.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+    /// Mostly edge values, sometimes random bits.
+    fn int(&mut self) -> u64 {
+        const EDGES: [u64; 10] = [
+            0,
+            1,
+            2,
+            u64::MAX,
+            0x8000_0000_0000_0000,
+            0x7fff_ffff_ffff_ffff,
+            0x8000_0000,
+            0x7fff_ffff,
+            0xffff_ffff,
+            63,
+        ];
+        let r = self.next();
+        if r.is_multiple_of(3) {
+            EDGES[(r >> 8) as usize % EDGES.len()]
+        } else {
+            self.next() >> (r % 64)
+        }
+    }
+}
+
+fn decode(cm: &CompiledModule, name: &str) -> Vec<Instruction> {
+    let s = cm.symbols.iter().find(|s| s.name == name).expect("symbol");
+    let bytes = &cm.text[s.offset as usize..(s.offset + s.size) as usize];
+    Decoder::with_ip(64, bytes, 0, DecoderOptions::NONE)
+        .into_iter()
+        .collect()
+}
+
+fn is_imm(i: &Instruction, op: u32) -> bool {
+    op < i.op_count()
+        && matches!(
+            i.op_kind(op),
+            OpKind::Immediate8
+                | OpKind::Immediate8to32
+                | OpKind::Immediate8to64
+                | OpKind::Immediate32
+                | OpKind::Immediate32to64
+        )
+}
+
+fn listing(insts: &[Instruction]) -> String {
+    let mut f = IntelFormatter::new();
+    let mut out = String::new();
+    for i in insts {
+        f.format(i, &mut out);
+        out.push('\n');
+    }
+    out
+}
+
+const SUM: &str = "
+func @sum(%n: i64) -> i64 {
+entry:
+    jmp loop(0, 0)
+loop(%i: i64, %acc: i64):
+    %done = sge.i64 %i, %n
+    br %done, exit(%acc), body
+body:
+    %acc2 = add.i64 %acc, %i
+    %i2 = add.i64 %i, 1
+    jmp loop(%i2, %acc2)
+exit(%r: i64):
+    ret %r
+}
+";
+
+#[test]
+fn loop_with_block_params_runs() {
+    let cm = compile(SUM);
+    let l = load(&cm, &[]);
+    let sum = func!(l, "sum", fn(i64) -> i64);
+    for n in [0i64, 1, 2, 10, 1000, -5] {
+        assert_eq!(sum(n), (0..n.max(0)).sum::<i64>(), "sum({n})");
+    }
+}
+
+#[test]
+fn compare_fuses_into_branch_and_immediates_fold() {
+    let cm = compile(SUM);
+    let insts = decode(&cm, "sum");
+    let text = listing(&insts);
+    // The compare feeding the br is never materialized.
+    assert!(
+        !insts.iter().any(|i| i.mnemonic() == Mnemonic::Setge),
+        "{text}"
+    );
+    assert!(
+        insts.iter().any(|i| i.mnemonic() == Mnemonic::Jge),
+        "{text}"
+    );
+    // `add %i, 1` uses an immediate, and the zero literals are xor-zeroed.
+    assert!(
+        insts
+            .iter()
+            .any(|i| i.mnemonic() == Mnemonic::Add && is_imm(i, 1) && i.immediate(1) == 1),
+        "{text}"
+    );
+    assert!(
+        insts
+            .iter()
+            .any(|i| i.mnemonic() == Mnemonic::Xor && i.op0_register() == i.op1_register()),
+        "{text}"
+    );
+    // No callee-saved register besides the frame pointer is touched.
+    for i in &insts {
+        for op in 0..i.op_count() {
+            let r = i.op_register(op).full_register();
+            assert!(
+                ![
+                    Register::RBX,
+                    Register::R12,
+                    Register::R13,
+                    Register::R14,
+                    Register::R15
+                ]
+                .contains(&r),
+                "{text}"
+            );
+        }
+    }
+}
+
+fn binop_module(ty: &str) -> String {
+    let mut s = String::new();
+    for op in [
+        "add", "sub", "mul", "and", "or", "xor", "shl", "shr", "sar", "sdiv", "udiv", "srem",
+        "urem",
+    ] {
+        s += &format!("func @{op}(%a: {ty}, %b: {ty}) -> {ty} {{\nentry:\n    %r = {op}.{ty} %a, %b\n    ret %r\n}}\n");
+        s += &format!(
+            "func @{op}_k(%a: {ty}) -> {ty} {{\nentry:\n    %r = {op}.{ty} %a, 7\n    ret %r\n}}\n"
+        );
+    }
+    for op in [
+        "eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge",
+    ] {
+        s += &format!("func @{op}(%a: {ty}, %b: {ty}) -> i32 {{\nentry:\n    %r = {op}.{ty} %a, %b\n    ret %r\n}}\n");
+        s += &format!("func @br_{op}(%a: {ty}, %b: {ty}) -> i32 {{\nentry:\n    %c = {op}.{ty} %a, %b\n    br %c, yes, no\nyes:\n    ret 1\nno:\n    ret 0\n}}\n");
+    }
+    s
+}
+
+fn int_ref64(op: &str, a: u64, b: u64) -> Option<u64> {
+    let (sa, sb) = (a as i64, b as i64);
+    Some(match op {
+        "add" => a.wrapping_add(b),
+        "sub" => a.wrapping_sub(b),
+        "mul" => a.wrapping_mul(b),
+        "and" => a & b,
+        "or" => a | b,
+        "xor" => a ^ b,
+        "shl" => a.wrapping_shl(b as u32),
+        "shr" => a.wrapping_shr(b as u32),
+        "sar" => sa.wrapping_shr(b as u32) as u64,
+        "sdiv" if b == 0 || (sa == i64::MIN && sb == -1) => return None,
+        "sdiv" => (sa / sb) as u64,
+        "udiv" if b == 0 => return None,
+        "udiv" => a / b,
+        "srem" if b == 0 => return None,
+        "srem" => sa.wrapping_rem(sb) as u64,
+        "urem" if b == 0 => return None,
+        "urem" => a % b,
+        "eq" => (a == b) as u64,
+        "ne" => (a != b) as u64,
+        "slt" => (sa < sb) as u64,
+        "sle" => (sa <= sb) as u64,
+        "sgt" => (sa > sb) as u64,
+        "sge" => (sa >= sb) as u64,
+        "ult" => (a < b) as u64,
+        "ule" => (a <= b) as u64,
+        "ugt" => (a > b) as u64,
+        "uge" => (a >= b) as u64,
+        _ => unreachable!(),
+    })
+}
+
+fn int_ref32(op: &str, a: u32, b: u32) -> Option<u32> {
+    let (sa, sb) = (a as i32, b as i32);
+    Some(match op {
+        "add" => a.wrapping_add(b),
+        "sub" => a.wrapping_sub(b),
+        "mul" => a.wrapping_mul(b),
+        "and" => a & b,
+        "or" => a | b,
+        "xor" => a ^ b,
+        "shl" => a.wrapping_shl(b),
+        "shr" => a.wrapping_shr(b),
+        "sar" => sa.wrapping_shr(b) as u32,
+        "sdiv" if b == 0 || (sa == i32::MIN && sb == -1) => return None,
+        "sdiv" => (sa / sb) as u32,
+        "udiv" if b == 0 => return None,
+        "udiv" => a / b,
+        "srem" if b == 0 => return None,
+        "srem" => sa.wrapping_rem(sb) as u32,
+        "urem" if b == 0 => return None,
+        "urem" => a % b,
+        "eq" => (a == b) as u32,
+        "ne" => (a != b) as u32,
+        "slt" => (sa < sb) as u32,
+        "sle" => (sa <= sb) as u32,
+        "sgt" => (sa > sb) as u32,
+        "sge" => (sa >= sb) as u32,
+        "ult" => (a < b) as u32,
+        "ule" => (a <= b) as u32,
+        "ugt" => (a > b) as u32,
+        "uge" => (a >= b) as u32,
+        _ => unreachable!(),
+    })
+}
+
+const BINOPS: [&str; 13] = [
+    "add", "sub", "mul", "and", "or", "xor", "shl", "shr", "sar", "sdiv", "udiv", "srem", "urem",
+];
+const CMPS: [&str; 10] = [
+    "eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge",
+];
+
+#[test]
+fn integer_ops_match_spec_semantics_i64() {
+    let cm = compile(&binop_module("i64"));
+    let l = load(&cm, &[]);
+    let mut rng = Rng(0x1234_5678_9abc_def1);
+    for op in BINOPS {
+        let f = func!(l, op, fn(u64, u64) -> u64);
+        let fk = func!(l, &format!("{op}_k"), fn(u64) -> u64);
+        for _ in 0..300 {
+            let (a, b) = (rng.int(), rng.int());
+            if let Some(want) = int_ref64(op, a, b) {
+                assert_eq!(f(a, b), want, "{op}.i64 {a:#x}, {b:#x}");
+            }
+            if let Some(want) = int_ref64(op, a, 7) {
+                assert_eq!(fk(a), want, "{op}.i64 {a:#x}, 7");
+            }
+        }
+    }
+    for op in CMPS {
+        let f = func!(l, op, fn(u64, u64) -> u32);
+        let fb = func!(l, &format!("br_{op}"), fn(u64, u64) -> u32);
+        for _ in 0..300 {
+            let (a, b) = (rng.int(), rng.int());
+            let b = if rng.next().is_multiple_of(4) { a } else { b };
+            let want = int_ref64(op, a, b).unwrap() as u32;
+            assert_eq!(f(a, b), want, "{op}.i64 {a:#x}, {b:#x}");
+            assert_eq!(fb(a, b), want, "br {op}.i64 {a:#x}, {b:#x}");
+        }
+    }
+}
+
+#[test]
+fn integer_ops_match_spec_semantics_i32() {
+    let cm = compile(&binop_module("i32"));
+    let l = load(&cm, &[]);
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    for op in BINOPS {
+        let f = func!(l, op, fn(u32, u32) -> u32);
+        let fk = func!(l, &format!("{op}_k"), fn(u32) -> u32);
+        for _ in 0..300 {
+            let (a, b) = (rng.int() as u32, rng.int() as u32);
+            if let Some(want) = int_ref32(op, a, b) {
+                assert_eq!(f(a, b), want, "{op}.i32 {a:#x}, {b:#x}");
+            }
+            if let Some(want) = int_ref32(op, a, 7) {
+                assert_eq!(fk(a), want, "{op}.i32 {a:#x}, 7");
+            }
+        }
+    }
+    for op in CMPS {
+        let f = func!(l, op, fn(u32, u32) -> u32);
+        let fb = func!(l, &format!("br_{op}"), fn(u32, u32) -> u32);
+        for _ in 0..300 {
+            let (a, b) = (rng.int() as u32, rng.int() as u32);
+            let b = if rng.next().is_multiple_of(4) { a } else { b };
+            let want = int_ref32(op, a, b).unwrap();
+            assert_eq!(f(a, b), want, "{op}.i32 {a:#x}, {b:#x}");
+            assert_eq!(fb(a, b), want, "br {op}.i32 {a:#x}, {b:#x}");
+        }
+    }
+}
+
+#[test]
+fn division_traps_with_the_right_reason() {
+    let cm = compile(&binop_module("i64"));
+    let cm32 = compile(&binop_module("i32"));
+    let l = load(&cm, &[]);
+    let l32 = load(&cm32, &[]);
+    let sdiv = func!(l, "sdiv", fn(i64, i64) -> i64);
+    let srem = func!(l, "srem", fn(i64, i64) -> i64);
+    let udiv = func!(l, "udiv", fn(i64, i64) -> i64);
+    let sdiv32 = func!(l32, "sdiv", fn(i32, i32) -> i32);
+    let srem32 = func!(l32, "srem", fn(i32, i32) -> i32);
+    assert_eq!(srem(i64::MIN, -1), 0);
+    assert_eq!(srem32(i32::MIN, -1), 0);
+    assert_eq!(sdiv(-7, 2), -3);
+    assert_eq!(srem(-7, 2), -1);
+    assert_eq!(
+        status_of(|| {
+            sdiv(1, 0);
+        }),
+        101
+    );
+    assert_eq!(
+        status_of(|| {
+            udiv(1, 0);
+        }),
+        101
+    );
+    assert_eq!(
+        status_of(|| {
+            srem(1, 0);
+        }),
+        101
+    );
+    assert_eq!(
+        status_of(|| {
+            sdiv(i64::MIN, -1);
+        }),
+        102
+    );
+    assert_eq!(
+        status_of(|| {
+            sdiv32(i32::MIN, -1);
+        }),
+        102
+    );
+    assert_eq!(
+        status_of(|| {
+            sdiv(i64::MIN, 1);
+        }),
+        0
+    );
+    let cm = compile("func @f() {\nentry:\n    trap\n}\n");
+    assert_eq!(cm.imports, vec![isa::TRAP_HANDLER.to_string()]);
+    let l = load(&cm, &[]);
+    let f = func!(l, "f", fn() -> ());
+    assert_eq!(status_of(|| f()), 100);
+}
+
+const FLOATS: &str = "
+func @fadd(%a: f64, %b: f64) -> f64 {
+entry:
+    %r = fadd.f64 %a, %b
+    ret %r
+}
+func @fdiv32(%a: f32, %b: f32) -> f32 {
+entry:
+    %r = fdiv.f32 %a, %b
+    ret %r
+}
+func @fneg(%a: f64) -> f64 {
+entry:
+    %r = fneg.f64 %a
+    ret %r
+}
+func @fabs32(%a: f32) -> f32 {
+entry:
+    %r = fabs.f32 %a
+    ret %r
+}
+func @fsqrt(%a: f64) -> f64 {
+entry:
+    %r = fsqrt.f64 %a
+    ret %r
+}
+func @poly(%x: f64) -> f64 {
+entry:
+    %a = fmul.f64 %x, 2.5
+    %b = fsub.f64 %a, -1.0
+    %c = fmul.f64 %b, %x
+    ret %c
+}
+func @fext(%a: f32) -> f64 {
+entry:
+    %r = fext.f64 %a
+    ret %r
+}
+func @ftrunc(%a: f64) -> f32 {
+entry:
+    %r = ftrunc.f32 %a
+    ret %r
+}
+func @bits(%a: f64) -> i64 {
+entry:
+    %r = bitcast.i64 %a
+    ret %r
+}
+func @fsel(%c: i32, %a: f64, %b: f64) -> f64 {
+entry:
+    %r = select.f64 %c, %a, %b
+    ret %r
+}
+func @isel(%c: i32, %a: i64, %b: i64) -> i64 {
+entry:
+    %r = select.i64 %c, %a, %b
+    ret %r
+}
+";
+
+#[test]
+fn float_arithmetic_and_moves() {
+    let cm = compile(FLOATS);
+    let l = load(&cm, &[]);
+    let fadd = func!(l, "fadd", fn(f64, f64) -> f64);
+    let fdiv32 = func!(l, "fdiv32", fn(f32, f32) -> f32);
+    let fneg = func!(l, "fneg", fn(f64) -> f64);
+    let fabs32 = func!(l, "fabs32", fn(f32) -> f32);
+    let fsqrt = func!(l, "fsqrt", fn(f64) -> f64);
+    let poly = func!(l, "poly", fn(f64) -> f64);
+    let fext = func!(l, "fext", fn(f32) -> f64);
+    let ftrunc = func!(l, "ftrunc", fn(f64) -> f32);
+    let bits = func!(l, "bits", fn(f64) -> i64);
+    let fsel = func!(l, "fsel", fn(i32, f64, f64) -> f64);
+    let isel = func!(l, "isel", fn(i32, i64, i64) -> i64);
+    assert_eq!(fadd(1.5, 2.25), 3.75);
+    assert_eq!(fdiv32(1.0, 3.0), 1.0f32 / 3.0);
+    assert_eq!(fneg(0.0).to_bits(), (-0.0f64).to_bits());
+    assert_eq!(fneg(-2.0), 2.0);
+    assert_eq!(fabs32(-0.0).to_bits(), 0.0f32.to_bits());
+    assert_eq!(fabs32(-3.5), 3.5);
+    assert_eq!(fsqrt(2.0), 2.0f64.sqrt());
+    assert!(fsqrt(-1.0).is_nan());
+    assert_eq!(poly(3.0), (3.0 * 2.5 + 1.0) * 3.0);
+    assert_eq!(fext(1.1f32), 1.1f32 as f64);
+    assert_eq!(ftrunc(1.1), 1.1f64 as f32);
+    assert_eq!(ftrunc(1e300), f32::INFINITY);
+    assert_eq!(bits(-1.5), (-1.5f64).to_bits() as i64);
+    assert_eq!(fsel(1, 1.0, 2.0), 1.0);
+    assert_eq!(fsel(0, 1.0, 2.0), 2.0);
+    assert_eq!(isel(-7, 5, 6), 5);
+    assert_eq!(isel(0, 5, 6), 6);
+}
+
+fn fcmp_module(ty: &str) -> String {
+    let mut s = String::new();
+    for op in ["feq", "fne", "flt", "fle", "fgt", "fge"] {
+        s += &format!("func @{op}(%a: {ty}, %b: {ty}) -> i32 {{\nentry:\n    %r = {op}.{ty} %a, %b\n    ret %r\n}}\n");
+        s += &format!("func @br_{op}(%a: {ty}, %b: {ty}) -> i32 {{\nentry:\n    %c = {op}.{ty} %a, %b\n    br %c, yes, no\nyes:\n    ret 1\nno:\n    ret 0\n}}\n");
+    }
+    s
+}
+
+fn fcmp_ref(op: &str, a: f64, b: f64) -> u32 {
+    (match op {
+        "feq" => a == b,
+        "fne" => a != b,
+        "flt" => a < b,
+        "fle" => a <= b,
+        "fgt" => a > b,
+        _ => a >= b,
+    }) as u32
+}
+
+#[test]
+fn float_compares_are_nan_correct() {
+    let vals = [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        2.5,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    let cm = compile(&fcmp_module("f64"));
+    let cm32 = compile(&fcmp_module("f32"));
+    let l = load(&cm, &[]);
+    let l32 = load(&cm32, &[]);
+    for op in ["feq", "fne", "flt", "fle", "fgt", "fge"] {
+        let f = func!(l, op, fn(f64, f64) -> u32);
+        let fb = func!(l, &format!("br_{op}"), fn(f64, f64) -> u32);
+        let f32_ = func!(l32, op, fn(f32, f32) -> u32);
+        let fb32 = func!(l32, &format!("br_{op}"), fn(f32, f32) -> u32);
+        for &a in &vals {
+            for &b in &vals {
+                let want = fcmp_ref(op, a, b);
+                assert_eq!(f(a, b), want, "{op}.f64 {a} {b}");
+                assert_eq!(fb(a, b), want, "br {op}.f64 {a} {b}");
+                assert_eq!(f32_(a as f32, b as f32), want, "{op}.f32 {a} {b}");
+                assert_eq!(fb32(a as f32, b as f32), want, "br {op}.f32 {a} {b}");
+            }
+        }
+    }
+}
+
+fn conv_module() -> String {
+    let mut s = String::new();
+    for (name, op, from, to) in [
+        ("d2i", "ftosi", "f64", "i32"),
+        ("d2l", "ftosi", "f64", "i64"),
+        ("f2i", "ftosi", "f32", "i32"),
+        ("f2l", "ftosi", "f32", "i64"),
+        ("d2u", "ftoui", "f64", "i32"),
+        ("d2ul", "ftoui", "f64", "i64"),
+        ("f2u", "ftoui", "f32", "i32"),
+        ("f2ul", "ftoui", "f32", "i64"),
+        ("i2d", "sitof", "i32", "f64"),
+        ("l2d", "sitof", "i64", "f64"),
+        ("l2f", "sitof", "i64", "f32"),
+        ("u2d", "uitof", "i32", "f64"),
+        ("ul2d", "uitof", "i64", "f64"),
+        ("ul2f", "uitof", "i64", "f32"),
+        ("u2f", "uitof", "i32", "f32"),
+    ] {
+        s += &format!(
+            "func @{name}(%a: {from}) -> {to} {{\nentry:\n    %r = {op}.{to} %a\n    ret %r\n}}\n"
+        );
+    }
+    s
+}
+
+#[test]
+fn conversions_saturate_and_handle_nan_and_unsigned() {
+    let cm = compile(&conv_module());
+    let l = load(&cm, &[]);
+    let d2i = func!(l, "d2i", fn(f64) -> i32);
+    let d2l = func!(l, "d2l", fn(f64) -> i64);
+    let f2i = func!(l, "f2i", fn(f32) -> i32);
+    let f2l = func!(l, "f2l", fn(f32) -> i64);
+    let d2u = func!(l, "d2u", fn(f64) -> u32);
+    let d2ul = func!(l, "d2ul", fn(f64) -> u64);
+    let f2u = func!(l, "f2u", fn(f32) -> u32);
+    let f2ul = func!(l, "f2ul", fn(f32) -> u64);
+    let specials = [
+        0.0,
+        -0.0,
+        0.5,
+        -0.5,
+        1.9,
+        -1.9,
+        3e9,
+        -3e9,
+        4294967295.0,
+        4294967296.0,
+        2147483647.0,
+        2147483648.0,
+        -2147483648.0,
+        -2147483649.0,
+        9.2e18,
+        9.3e18,
+        1.8e19,
+        1.9e19,
+        -9.3e18,
+        9223372036854775807.0,
+        18446744073709551615.0,
+        1e300,
+        -1e300,
+        f64::NAN,
+        -f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    for &x in &specials {
+        assert_eq!(d2i(x), x as i32, "ftosi.i32 {x}");
+        assert_eq!(d2l(x), x as i64, "ftosi.i64 {x}");
+        assert_eq!(d2u(x), x as u32, "ftoui.i32 {x}");
+        assert_eq!(d2ul(x), x as u64, "ftoui.i64 {x}");
+        let y = x as f32;
+        assert_eq!(f2i(y), y as i32, "ftosi.i32 f32 {y}");
+        assert_eq!(f2l(y), y as i64, "ftosi.i64 f32 {y}");
+        assert_eq!(f2u(y), y as u32, "ftoui.i32 f32 {y}");
+        assert_eq!(f2ul(y), y as u64, "ftoui.i64 f32 {y}");
+    }
+    let i2d = func!(l, "i2d", fn(i32) -> f64);
+    let l2d = func!(l, "l2d", fn(i64) -> f64);
+    let l2f = func!(l, "l2f", fn(i64) -> f32);
+    let u2d = func!(l, "u2d", fn(u32) -> f64);
+    let ul2d = func!(l, "ul2d", fn(u64) -> f64);
+    let ul2f = func!(l, "ul2f", fn(u64) -> f32);
+    let u2f = func!(l, "u2f", fn(u32) -> f32);
+    let mut rng = Rng(77);
+    for _ in 0..500 {
+        let v = rng.int();
+        assert_eq!(i2d(v as i32), v as i32 as f64);
+        assert_eq!(l2d(v as i64), v as i64 as f64);
+        assert_eq!(l2f(v as i64), v as i64 as f32);
+        assert_eq!(u2d(v as u32), v as u32 as f64);
+        assert_eq!(ul2d(v), v as f64, "uitof.f64 {v:#x}");
+        assert_eq!(ul2f(v), v as f32, "uitof.f32 {v:#x}");
+        assert_eq!(u2f(v as u32), v as u32 as f32);
+    }
+}
+
+const CALLS: &str = "
+extern func @host_mix(i64, f64, i32) -> f64
+func @fib(%n: i64) -> i64 {
+entry:
+    %small = slt.i64 %n, 2
+    br %small, done(%n), rec
+rec:
+    %a = sub.i64 %n, 1
+    %fa = call.i64 @fib(%a)
+    %b = sub.i64 %n, 2
+    %fb = call.i64 @fib(%b)
+    %s = add.i64 %fa, %fb
+    jmp done(%s)
+done(%r: i64):
+    ret %r
+}
+local func @many(%a: i64, %b: f64, %c: i64, %d: i64, %e: i64, %f: i64, %g: i64, %h: i64, %i: i32, %j: f64, %k: f64, %l: f64, %m: f64, %n: f64, %o: f64, %p: f64, %q: f64, %r: f32) -> f64 {
+entry:
+    %t0 = add.i64 %a, %c
+    %t1 = add.i64 %t0, %h
+    %t2 = sext.i64 %i
+    %t3 = mul.i64 %t1, %t2
+    %x = sitof.f64 %t3
+    %y = fadd.f64 %x, %q
+    %r64 = fext.f64 %r
+    %z = fmul.f64 %y, %r64
+    %w = fsub.f64 %z, %b
+    ret %w
+}
+func @call_many(%v: i64) -> f64 {
+entry:
+    %r = call.f64 @many(%v, 0.5, 2, 3, 4, 5, 6, 7, -3, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.25, 2.0)
+    ret %r
+}
+func @via_host(%v: i64) -> f64 {
+entry:
+    %t = call.f64 @host_mix(%v, 1.5, -2)
+    %p = addr @fib
+    %f = call.i64 %p(%v)
+    %ff = sitof.f64 %f
+    %s = fadd.f64 %t, %ff
+    ret %s
+}
+func @swap(%n: i64, %a: i64, %b: i64) -> i64 {
+entry:
+    jmp loop(%n, %a, %b)
+loop(%i: i64, %x: i64, %y: i64):
+    %z = eq.i64 %i, 0
+    br %z, out, body
+body:
+    %i2 = sub.i64 %i, 1
+    jmp loop(%i2, %y, %x)
+out:
+    %m = mul.i64 %x, 1000
+    %r = add.i64 %m, %y
+    ret %r
+}
+";
+
+extern "C" fn host_mix(a: i64, b: f64, c: i32) -> f64 {
+    a as f64 * b + c as f64
+}
+
+fn fib_ref(n: i64) -> i64 {
+    if n < 2 {
+        n
+    } else {
+        fib_ref(n - 1) + fib_ref(n - 2)
+    }
+}
+
+#[test]
+fn calls_recursion_stack_args_host_and_indirect() {
+    let cm = compile(CALLS);
+    assert_eq!(cm.imports, vec!["host_mix".to_string()]);
+    let l = load(&cm, &[("host_mix", host_mix as *const () as usize)]);
+    let fib = func!(l, "fib", fn(i64) -> i64);
+    for n in 0..20 {
+        assert_eq!(fib(n), fib_ref(n));
+    }
+    let call_many = func!(l, "call_many", fn(i64) -> f64);
+    let want = |v: i64| (((v + 2 + 7) * -3) as f64 + 8.25) * 2.0 - 0.5;
+    assert_eq!(call_many(10), want(10));
+    assert_eq!(call_many(-4), want(-4));
+    let via_host = func!(l, "via_host", fn(i64) -> f64);
+    assert_eq!(via_host(10), host_mix(10, 1.5, -2) + fib_ref(10) as f64);
+    let swap = func!(l, "swap", fn(i64, i64, i64) -> i64);
+    assert_eq!(swap(0, 1, 2), 1002);
+    assert_eq!(swap(1, 1, 2), 2001);
+    assert_eq!(swap(7, 1, 2), 2001);
+    assert_eq!(swap(8, 1, 2), 1002);
+}
+
+const MEMORY: &str = "
+data @counter = { i64 5 }
+const @table = { i32 10 20 30, i8 \"ab\\0\", @counter, @table+4 }
+func @bump(%by: i64) -> i64 {
+entry:
+    %p = addr @counter
+    %v = load.i64 %p
+    %n = add.i64 %v, %by
+    store.i64 %n, %p
+    ret %n
+}
+func @tab(%i: i64) -> i32 {
+entry:
+    %p = addr @table
+    %o = mul.i64 %i, 4
+    %q = add.i64 %p, %o
+    %v = load.i32 %q
+    ret %v
+}
+func @indirect_counter() -> i64 {
+entry:
+    %p = addr @table
+    %c = load.i64 %p, 16
+    %v = load.i64 %c
+    %t = load.i64 %p, 24
+    %w = load.i32 %t
+    %ww = sext.i64 %w
+    %s = add.i64 %v, %ww
+    ret %s
+}
+func @narrow(%x: i64) -> i64 {
+entry:
+    %buf = alloca 16, 16
+    store.i64 0, %buf
+    store.i64 0, %buf, 8
+    store8 %x, %buf, 1
+    store16 %x, %buf, 4
+    %b2 = add.i64 %buf, 8
+    store32 %x, %b2
+    %a = load8s.i64 %buf, 1
+    %b = load8u.i64 %buf, 1
+    %c = load16s.i32 %buf, 4
+    %d = load16u.i32 %buf, 4
+    %e = load32s.i64 %b2
+    %f = load32u.i64 %buf, 8
+    %g = load8u.i32 %buf, 2
+    %c64 = sext.i64 %c
+    %d64 = zext.i64 %d
+    %g64 = zext.i64 %g
+    %s1 = xor.i64 %a, %b
+    %s2 = xor.i64 %s1, %c64
+    %s3 = xor.i64 %s2, %d64
+    %s4 = xor.i64 %s3, %e
+    %s5 = xor.i64 %s4, %f
+    %s6 = add.i64 %s5, %g64
+    ret %s6
+}
+func @fmem(%x: f32) -> f32 {
+entry:
+    %buf = alloca 8
+    store.f32 %x, %buf, 4
+    %y = load.f32 %buf, 4
+    %z = fadd.f32 %y, %y
+    ret %z
+}
+";
+
+#[test]
+fn memory_data_relocations_and_narrow_access() {
+    let cm = compile(MEMORY);
+    assert!(cm.relocs.iter().any(|r| r.section == SectionKind::Rodata
+        && r.kind == RelocKind::Abs64
+        && r.target == "counter"));
+    let l = load(&cm, &[]);
+    let bump = func!(l, "bump", fn(i64) -> i64);
+    assert_eq!(bump(3), 8);
+    assert_eq!(bump(-1), 7);
+    let tab = func!(l, "tab", fn(i64) -> i32);
+    assert_eq!((tab(0), tab(1), tab(2)), (10, 20, 30));
+    let ic = func!(l, "indirect_counter", fn() -> i64);
+    assert_eq!(ic(), 7 + 20);
+    let narrow = func!(l, "narrow", fn(i64) -> i64);
+    let want = |x: i64| {
+        let a = x as i8 as i64;
+        let b = x as u8 as i64;
+        let c = x as i16 as i64;
+        let d = x as u16 as i64;
+        let e = x as i32 as i64;
+        let f = x as u32 as i64;
+        a ^ b ^ c ^ d ^ e ^ f
+    };
+    let mut rng = Rng(5);
+    for _ in 0..200 {
+        let x = rng.int() as i64;
+        assert_eq!(narrow(x), want(x), "{x:#x}");
+    }
+    let fmem = func!(l, "fmem", fn(f32) -> f32);
+    assert_eq!(fmem(1.25), 2.5);
+}
+
+fn switch_module() -> String {
+    let mut s = String::from("func @dense(%v: i32) -> i32 {\nentry:\n    switch.i32 %v, d, 3: a, 4: b, 5: c, 7: e, 8: a\n");
+    s += "a:\n    ret 10\nb:\n    ret 11\nc:\n    ret 12\ne:\n    ret 13\nd:\n    ret -1\n}\n";
+    s += "func @sparse(%v: i64) -> i32 {\nentry:\n    switch.i64 %v, d, -1: a, 1000000: b, 0x123456789: c\n";
+    s += "a:\n    ret 1\nb:\n    ret 2\nc:\n    ret 3\nd:\n    ret 0\n}\n";
+    s += "func @neg(%v: i64) -> i32 {\nentry:\n    switch.i64 %v, d, -2: a, -1: b, 0: c, 1: a, 2: b\n";
+    s += "a:\n    ret 1\nb:\n    ret 2\nc:\n    ret 3\nd:\n    ret 0\n}\n";
+    s
+}
+
+#[test]
+fn switch_jump_tables_and_compare_chains() {
+    let cm = compile(&switch_module());
+    assert!(cm
+        .symbols
+        .iter()
+        .any(|s| s.name.starts_with("dense#jt") && s.section == SectionKind::Rodata));
+    let l = load(&cm, &[]);
+    let dense = func!(l, "dense", fn(i32) -> i32);
+    let want = |v: i32| match v {
+        3 | 8 => 10,
+        4 => 11,
+        5 => 12,
+        7 => 13,
+        _ => -1,
+    };
+    for v in [-5, 0, 2, 3, 4, 5, 6, 7, 8, 9, 100, i32::MIN, i32::MAX] {
+        assert_eq!(dense(v), want(v), "{v}");
+    }
+    let sparse = func!(l, "sparse", fn(i64) -> i32);
+    assert_eq!(sparse(-1), 1);
+    assert_eq!(sparse(1000000), 2);
+    assert_eq!(sparse(0x123456789), 3);
+    assert_eq!(sparse(0x23456789), 0);
+    assert_eq!(sparse(5), 0);
+    let neg = func!(l, "neg", fn(i64) -> i32);
+    for (v, w) in [
+        (-3, 0),
+        (-2, 1),
+        (-1, 2),
+        (0, 3),
+        (1, 1),
+        (2, 2),
+        (3, 0),
+        (i64::MIN, 0),
+    ] {
+        assert_eq!(neg(v), w, "{v}");
+    }
+}
+
+#[test]
+fn a_20000_instruction_function_compiles_and_runs() {
+    let mut s = String::from("func @big(%x: i64) -> i64 {\nentry:\n    %v0 = add.i64 %x, 1\n");
+    for i in 1..20000 {
+        let op = ["add", "xor", "mul", "sub"][i % 4];
+        s += &format!("    %v{i} = {op}.i64 %v{}, {}\n", i - 1, i % 13 + 1);
+    }
+    s += "    ret %v19999\n}\n";
+    let cm = compile(&s);
+    let l = load(&cm, &[]);
+    let big = func!(l, "big", fn(i64) -> i64);
+    let mut want = 5i64.wrapping_add(1);
+    for i in 1..20000i64 {
+        let k = i % 13 + 1;
+        want = match i % 4 {
+            0 => want.wrapping_add(k),
+            1 => want ^ k,
+            2 => want.wrapping_mul(k),
+            _ => want.wrapping_sub(k),
+        };
+    }
+    assert_eq!(big(5), want);
+}
