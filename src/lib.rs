@@ -30,6 +30,8 @@
 pub mod analysis;
 pub mod compiled;
 pub mod emit;
+#[cfg(feature = "emulate")]
+pub mod emulate;
 pub mod error;
 pub mod host;
 pub mod interp;

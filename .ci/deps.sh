@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# System packages the build needs beyond the Rust toolchain and gcc/make.
+#
+# Only the `emulate` feature needs any: the `unicorn-engine` crate builds the
+# Unicorn C library with CMake and generates its bindings with bindgen, which
+# loads libclang at build time and needs clang's own headers (stddef.h, ...).
+#
+# Idempotent: installs nothing when every package is already present, so it
+# is cheap to call at the start of every CI run.
+set -euo pipefail
+
+packages=(cmake libclang1-14 libclang-common-14-dev)
+
+missing=()
+for p in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$p")
+    fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+    echo "deps: all present (${packages[*]})"
+    exit 0
+fi
+
+echo "deps: installing ${missing[*]}"
+if [ "$(id -u)" -ne 0 ]; then
+    sudo=sudo
+else
+    sudo=
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update
+$sudo apt-get install -y --no-install-recommends "${missing[@]}"
