@@ -1,0 +1,900 @@
+//! AArch64 backend tests. These hosts are x86-64, so the code cannot run
+//! natively: every test here decodes the machine code (yaxpeax-arm) and
+//! checks its shape, its relocations and that every instruction of every
+//! type compiles. With the `emulate` feature, `emulated` below also runs
+//! the compiled functions under Unicorn and compares every result (value
+//! or trap) with `kiln::interp::Interpreter` over edge-case inputs.
+#![cfg(feature = "aarch64")]
+
+use kiln::compiled::CompiledModule;
+use kiln::emit::compile_module;
+use kiln::ir::parse::parse_module;
+use kiln::isa;
+use kiln::reloc::{RelocKind, SectionKind};
+use yaxpeax_arch::{Decoder, U8Reader};
+use yaxpeax_arm::armv8::a64::InstDecoder;
+
+fn compile(src: &str) -> CompiledModule {
+    let m = parse_module("test.kir", src).expect("parse");
+    compile_module(&m, isa::backend("aarch64").expect("backend")).expect("compile")
+}
+
+/// The instructions of function `name` as text, one per word; inline
+/// 8-byte literals (an `Abs64` relocation in text) appear as `.quad`.
+fn listing(cm: &CompiledModule, name: &str) -> Vec<String> {
+    let sym = cm.symbol(name).expect("symbol");
+    assert_eq!(sym.section, SectionKind::Text);
+    assert_eq!(sym.offset % 16, 0, "functions are 16-byte aligned");
+    assert_eq!(sym.size % 4, 0);
+    let start = sym.offset as usize;
+    let bytes = &cm.text[start..start + sym.size as usize];
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < bytes.len() {
+        let ip = (start + at) as u32;
+        let literal = cm.relocs.iter().any(|r| {
+            r.section == SectionKind::Text && r.offset == ip && r.kind == RelocKind::Abs64
+        });
+        if literal {
+            assert_eq!(ip % 8, 0, "literal at {ip:#x} is 8-byte aligned");
+            out.push(".quad".to_string());
+            at += 8;
+            continue;
+        }
+        let mut reader = U8Reader::new(&bytes[at..at + 4]);
+        match InstDecoder::default().decode(&mut reader) {
+            Ok(inst) => out.push(inst.to_string()),
+            Err(e) => panic!("{name}+{at:#x}: undecodable word ({e:?})"),
+        }
+        at += 4;
+    }
+    out
+}
+
+fn count(l: &[String], prefix: &str) -> usize {
+    l.iter().filter(|s| s.starts_with(prefix)).count()
+}
+
+fn has(l: &[String], text: &str) -> bool {
+    l.iter().any(|s| s == text)
+}
+
+fn position(l: &[String], text: &str) -> usize {
+    l.iter()
+        .position(|s| s == text)
+        .unwrap_or_else(|| panic!("no `{text}` in\n{}", l.join("\n")))
+}
+
+// ---------------------------------------------------------------------------
+// A generated module covering every instruction for every type; shared by
+// the compile-only test and the emulated differential test.
+
+const INT_BIN: [&str; 13] = [
+    "add", "sub", "mul", "sdiv", "udiv", "srem", "urem", "and", "or", "xor", "shl", "shr", "sar",
+];
+const INT_CMP: [&str; 10] = [
+    "eq", "ne", "slt", "sle", "sgt", "sge", "ult", "ule", "ugt", "uge",
+];
+const FLOAT_BIN: [&str; 4] = ["fadd", "fsub", "fmul", "fdiv"];
+const FLOAT_CMP: [&str; 6] = ["feq", "fne", "flt", "fle", "fgt", "fge"];
+
+const I32_EDGE: [i64; 15] = [
+    0,
+    1,
+    -1,
+    2,
+    7,
+    -7,
+    31,
+    32,
+    33,
+    i32::MIN as i64,
+    i32::MAX as i64,
+    4095,
+    4096,
+    -4096,
+    0x1234_5678,
+];
+const I64_EDGE: [i64; 17] = [
+    0,
+    1,
+    -1,
+    2,
+    7,
+    -7,
+    63,
+    64,
+    65,
+    i64::MIN,
+    i64::MAX,
+    4095,
+    4096,
+    -4096,
+    0x1234_5678_9abc_def0,
+    i32::MIN as i64,
+    u32::MAX as i64,
+];
+/// Float edge values and their `.kir` literal spelling.
+const FLOAT_EDGE: [(f64, &str); 16] = [
+    (0.0, "0.0"),
+    (-0.0, "-0.0"),
+    (1.5, "1.5"),
+    (-2.25, "-2.25"),
+    (f64::NAN, "nan"),
+    (f64::INFINITY, "inf"),
+    (f64::NEG_INFINITY, "-inf"),
+    (1e10, "1e10"),
+    (-1e10, "-1e10"),
+    (3e9, "3e9"),
+    (5e18, "5e18"),
+    (9223372036854775808.0, "9223372036854775808.0"),
+    (18446744073709551616.0, "18446744073709551616.0"),
+    (-1.0, "-1.0"),
+    (0.5, "0.5"),
+    (4294967295.5, "4294967295.5"),
+];
+/// Literal second operands for the integer immediate forms.
+const INT_LITERALS: [i64; 9] = [0, 1, -1, 4095, 4096, -4096, 65535, -65536, 0x1234_5678];
+
+/// One generated function: its name, parameter types, result type.
+#[derive(Clone, Debug)]
+struct Gen {
+    name: String,
+    params: Vec<&'static str>,
+    ret: &'static str,
+}
+
+fn int_types() -> [&'static str; 2] {
+    ["i32", "i64"]
+}
+
+fn float_types() -> [&'static str; 2] {
+    ["f32", "f64"]
+}
+
+/// `(source, functions)`: every instruction in value and literal forms.
+fn every_instruction_module() -> (String, Vec<Gen>) {
+    let mut src = String::new();
+    let mut gens = Vec::new();
+    let mut add = |src: &mut String, name: String, params: Vec<&'static str>, ret, body: String| {
+        let ps: Vec<String> = params
+            .iter()
+            .enumerate()
+            .map(|(i, t)| format!("%p{i}: {t}"))
+            .collect();
+        src.push_str(&format!(
+            "func @{name}({}) -> {ret} {{\nentry:\n{body}}}\n",
+            ps.join(", ")
+        ));
+        gens.push(Gen { name, params, ret });
+    };
+    for t in int_types() {
+        for op in INT_BIN {
+            add(
+                &mut src,
+                format!("{op}_{t}"),
+                vec![t, t],
+                t,
+                format!("    %r = {op}.{t} %p0, %p1\n    ret %r\n"),
+            );
+            for (k, lit) in INT_LITERALS.iter().enumerate() {
+                let lit = if t == "i32" { *lit as i32 as i64 } else { *lit };
+                add(
+                    &mut src,
+                    format!("{op}_{t}_k{k}"),
+                    vec![t],
+                    t,
+                    format!("    %r = {op}.{t} %p0, {lit}\n    ret %r\n"),
+                );
+            }
+        }
+        for op in INT_CMP {
+            add(
+                &mut src,
+                format!("{op}_{t}"),
+                vec![t, t],
+                "i32",
+                format!("    %r = {op}.{t} %p0, %p1\n    ret %r\n"),
+            );
+            for (k, lit) in INT_LITERALS.iter().enumerate() {
+                let lit = if t == "i32" { *lit as i32 as i64 } else { *lit };
+                add(
+                    &mut src,
+                    format!("{op}_{t}_k{k}"),
+                    vec![t],
+                    "i32",
+                    format!("    %r = {op}.{t} %p0, {lit}\n    ret %r\n"),
+                );
+            }
+            // Fused into a branch.
+            add(
+                &mut src,
+                format!("{op}_{t}_br"),
+                vec![t, t],
+                "i32",
+                format!(
+                    "    %c = {op}.{t} %p0, %p1\n    br %c, yes, no\nyes:\n    ret 10\nno:\n    ret 20\n"
+                ),
+            );
+        }
+        for op in ["neg", "not", "copy"] {
+            add(
+                &mut src,
+                format!("{op}_{t}"),
+                vec![t],
+                t,
+                format!("    %r = {op}.{t} %p0\n    ret %r\n"),
+            );
+        }
+        add(
+            &mut src,
+            format!("select_{t}"),
+            vec!["i32", t, t],
+            t,
+            format!("    %r = select.{t} %p0, %p1, %p2\n    ret %r\n"),
+        );
+        for f in float_types() {
+            for op in ["sitof", "uitof"] {
+                add(
+                    &mut src,
+                    format!("{op}_{t}_{f}"),
+                    vec![t],
+                    f,
+                    format!("    %r = {op}.{f} %p0\n    ret %r\n"),
+                );
+            }
+            for op in ["ftosi", "ftoui"] {
+                add(
+                    &mut src,
+                    format!("{op}_{f}_{t}"),
+                    vec![f],
+                    t,
+                    format!("    %r = {op}.{t} %p0\n    ret %r\n"),
+                );
+            }
+        }
+    }
+    for t in float_types() {
+        for op in FLOAT_BIN {
+            add(
+                &mut src,
+                format!("{op}_{t}"),
+                vec![t, t],
+                t,
+                format!("    %r = {op}.{t} %p0, %p1\n    ret %r\n"),
+            );
+            add(
+                &mut src,
+                format!("{op}_{t}_k"),
+                vec![t],
+                t,
+                format!("    %r = {op}.{t} %p0, 1.5\n    ret %r\n"),
+            );
+        }
+        for op in FLOAT_CMP {
+            add(
+                &mut src,
+                format!("{op}_{t}"),
+                vec![t, t],
+                "i32",
+                format!("    %r = {op}.{t} %p0, %p1\n    ret %r\n"),
+            );
+            add(
+                &mut src,
+                format!("{op}_{t}_br"),
+                vec![t, t],
+                "i32",
+                format!(
+                    "    %c = {op}.{t} %p0, %p1\n    br %c, yes, no\nyes:\n    ret 10\nno:\n    ret 20\n"
+                ),
+            );
+        }
+        for op in ["fneg", "fabs", "fsqrt", "copy"] {
+            add(
+                &mut src,
+                format!("{op}_{t}"),
+                vec![t],
+                t,
+                format!("    %r = {op}.{t} %p0\n    ret %r\n"),
+            );
+        }
+        add(
+            &mut src,
+            format!("select_{t}"),
+            vec!["i32", t, t],
+            t,
+            format!("    %r = select.{t} %p0, %p1, %p2\n    ret %r\n"),
+        );
+    }
+    let convs = [
+        ("sext", "i32", "i64"),
+        ("zext", "i32", "i64"),
+        ("trunc", "i64", "i32"),
+        ("fext", "f32", "f64"),
+        ("ftrunc", "f64", "f32"),
+        ("bitcast", "i64", "f64"),
+        ("bitcast", "f64", "i64"),
+        ("bitcast", "i32", "f32"),
+        ("bitcast", "f32", "i32"),
+    ];
+    for (op, from, to) in convs {
+        add(
+            &mut src,
+            format!("{op}_{from}_{to}"),
+            vec![from],
+            to,
+            format!("    %r = {op}.{to} %p0\n    ret %r\n"),
+        );
+    }
+    // Memory: store then load back through an alloca, at several offsets
+    // (scaled, unscaled and register-offset encodings).
+    let accesses = [
+        ("store", "load", "i64"),
+        ("store", "load", "i32"),
+        ("store", "load", "f64"),
+        ("store", "load", "f32"),
+        ("store8", "load8s", "i64"),
+        ("store8", "load8u", "i32"),
+        ("store16", "load16s", "i32"),
+        ("store16", "load16u", "i64"),
+        ("store32", "load32s", "i64"),
+        ("store32", "load32u", "i64"),
+    ];
+    for (i, (st, ld, t)) in accesses.iter().enumerate() {
+        for off in [0i64, 1, 8, 255, 256, 4088, 32760, 40000] {
+            let sty = if *st == "store" {
+                format!("store.{t}")
+            } else {
+                st.to_string()
+            };
+            add(
+                &mut src,
+                format!("mem{i}_{off}"),
+                vec![t],
+                t,
+                format!(
+                    "    %m = alloca 40016, 16\n    %q = add.i64 %m, 8\n    {sty} %p0, %q, {off}\n    %r = {ld}.{t} %q, {off}\n    ret %r\n"
+                ),
+            );
+        }
+    }
+    (src, gens)
+}
+
+#[test]
+fn every_instruction_compiles_for_every_type_and_decodes() {
+    let (src, gens) = every_instruction_module();
+    let cm = compile(&src);
+    assert!(gens.len() > 500, "{} functions", gens.len());
+    for g in &gens {
+        let l = listing(&cm, &g.name);
+        assert_eq!(l[0], "stp x29, x30, [sp, #-0x10]!", "{}", g.name);
+        assert_eq!(l[1], "mov x29, sp", "{}", g.name);
+        // Never the platform register.
+        let x18 = |s: &String| {
+            s.split(|c: char| !c.is_ascii_alphanumeric())
+                .any(|t| t == "x18" || t == "w18")
+        };
+        assert!(!l.iter().any(x18), "{} uses x18", g.name);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Code shapes.
+
+#[test]
+fn frame_record_and_epilogue() {
+    let cm = compile("func @f(%a: i64) -> i64 {\nentry:\n    ret %a\n}\n");
+    let l = listing(&cm, "f");
+    assert_eq!(
+        l,
+        [
+            "stp x29, x30, [sp, #-0x10]!",
+            "mov x29, sp",
+            "sub sp, sp, #0x10",
+            "str x0, [sp]",
+            "ldr x0, [sp]",
+            "mov sp, x29",
+            "ldp x29, x30, [sp], #0x10",
+            "ret",
+        ]
+    );
+}
+
+#[test]
+fn immediates_use_the_12_bit_forms_when_they_fit() {
+    let cm = compile(
+        "func @a(%x: i64) -> i64 {\nentry:\n    %r = add.i64 %x, 4095\n    ret %r\n}\n\
+         func @b(%x: i64) -> i64 {\nentry:\n    %r = sub.i64 %x, -5\n    ret %r\n}\n\
+         func @c(%x: i32) -> i32 {\nentry:\n    %r = add.i32 %x, -4095\n    ret %r\n}\n\
+         func @d(%x: i64) -> i64 {\nentry:\n    %r = add.i64 %x, 4096\n    ret %r\n}\n\
+         func @e(%x: i64) -> i32 {\nentry:\n    %r = slt.i64 %x, -7\n    ret %r\n}\n\
+         func @g(%x: i32) -> i32 {\nentry:\n    %r = shl.i32 %x, 33\n    ret %r\n}\n",
+    );
+    assert!(has(&listing(&cm, "a"), "add x0, x0, #0xfff"));
+    assert!(has(&listing(&cm, "b"), "add x0, x0, #0x5"));
+    assert!(has(&listing(&cm, "c"), "sub w0, w0, #0xfff"));
+    let d = listing(&cm, "d");
+    assert!(has(&d, "mov x1, #0x1000"), "{d:?}");
+    assert!(has(&d, "add x0, x0, x1"));
+    let e = listing(&cm, "e");
+    assert!(has(&e, "cmn x0, #0x7"), "{e:?}");
+    assert!(has(&e, "cset w0, lt"));
+    // The count is reduced modulo 32.
+    assert!(has(&listing(&cm, "g"), "lsl w0, w0, #0x1"));
+}
+
+#[test]
+fn constants_are_built_with_movz_movk_and_movn() {
+    let cm = compile(
+        "func @a() -> i64 {\nentry:\n    ret 0x123456789abcdef0\n}\n\
+         func @b() -> i64 {\nentry:\n    ret -2\n}\n\
+         func @c() -> i64 {\nentry:\n    ret 0x10000\n}\n\
+         func @d() -> i32 {\nentry:\n    ret -65536\n}\n\
+         func @e() -> f64 {\nentry:\n    ret 1.0\n}\n",
+    );
+    let a = listing(&cm, "a");
+    assert!(has(&a, "mov x0, #0xdef0"), "{a:?}");
+    assert!(has(&a, "movk x0, #0x9abc, lsl #16"));
+    assert!(has(&a, "movk x0, #0x5678, lsl #32"));
+    assert!(has(&a, "movk x0, #0x1234, lsl #48"));
+    let b = listing(&cm, "b");
+    assert_eq!(count(&b, "mov x0"), 1, "one movn: {b:?}");
+    assert!(b.iter().any(|s| s.starts_with("mov x0, #0xfffffffffffffffe")
+        || s.starts_with("movn x0, #0x1")));
+    let c = listing(&cm, "c");
+    assert!(
+        c.iter().any(|s| s == "mov x0, #0x10000" || s == "movz x0, #0x1, lsl #16"),
+        "{c:?}"
+    );
+    let d = listing(&cm, "d");
+    assert!(
+        d.iter()
+            .any(|s| s == "mov w0, #0xffff0000" || s == "movn w0, #0xffff"),
+        "{d:?}"
+    );
+    let e = listing(&cm, "e");
+    assert!(has(&e, "fmov d0, x17"), "{e:?}");
+}
+
+#[test]
+fn compares_fuse_into_conditional_branches() {
+    let cm = compile(
+        "func @f(%a: i64, %b: i64) -> i64 {\nentry:\n    %c = ult.i64 %a, %b\n    br %c, yes, no\nyes:\n    ret 1\nno:\n    ret 2\n}\n\
+         func @g(%a: i32) -> i64 {\nentry:\n    br %a, yes, no\nyes:\n    ret 1\nno:\n    ret 2\n}\n\
+         func @h(%a: f64, %b: f64) -> i64 {\nentry:\n    %c = fle.f64 %a, %b\n    br %c, yes, no\nyes:\n    ret 1\nno:\n    ret 2\n}\n",
+    );
+    let f = listing(&cm, "f");
+    let cmp = position(&f, "cmp x0, x1");
+    assert!(f[cmp + 1].starts_with("b.lo "), "{f:?}");
+    assert_eq!(count(&f, "cset"), 0, "the compare is not materialized");
+    let g = listing(&cm, "g");
+    assert_eq!(count(&g, "cbnz w0"), 1, "{g:?}");
+    let h = listing(&cm, "h");
+    let fcmp = position(&h, "fcmp d0, d1");
+    // ls is false on unordered (C=1, Z=0).
+    assert!(h[fcmp + 1].starts_with("b.ls "), "{h:?}");
+}
+
+#[test]
+fn float_compares_use_conditions_false_on_unordered() {
+    let src: String = FLOAT_CMP
+        .iter()
+        .map(|op| {
+            format!("func @{op}(%a: f32, %b: f32) -> i32 {{\nentry:\n    %r = {op}.f32 %a, %b\n    ret %r\n}}\n")
+        })
+        .collect();
+    let cm = compile(&src);
+    for (op, cond) in [
+        ("feq", "eq"),
+        ("fne", "ne"),
+        ("flt", "mi"),
+        ("fle", "ls"),
+        ("fgt", "gt"),
+        ("fge", "ge"),
+    ] {
+        let l = listing(&cm, op);
+        let at = position(&l, "fcmp s0, s1");
+        assert_eq!(l[at + 1], format!("cset w0, {cond}"), "{op}");
+    }
+}
+
+#[test]
+fn division_checks_are_explicit() {
+    let cm = compile(
+        "func @sd(%a: i64, %b: i64) -> i64 {\nentry:\n    %r = sdiv.i64 %a, %b\n    ret %r\n}\n\
+         func @sr(%a: i32, %b: i32) -> i32 {\nentry:\n    %r = srem.i32 %a, %b\n    ret %r\n}\n\
+         func @ud(%a: i64) -> i64 {\nentry:\n    %r = udiv.i64 %a, 7\n    ret %r\n}\n\
+         func @sk(%a: i64) -> i64 {\nentry:\n    %r = sdiv.i64 %a, -1\n    ret %r\n}\n",
+    );
+    let sd = listing(&cm, "sd");
+    let z = sd.iter().position(|s| s.starts_with("cbz x1,")).expect("zero check");
+    assert_eq!(sd[z + 1], "cmn x1, #0x1", "{sd:?}");
+    assert!(sd[z + 2].starts_with("b.ne"));
+    assert_eq!(sd[z + 3], "cmp x0, #0x1");
+    assert!(sd[z + 4].starts_with("b.vs"));
+    assert_eq!(sd[z + 5], "sdiv x0, x0, x1");
+    // Stubs: mov w0, code; load the handler; blr; brk.
+    assert!(has(&sd, "mov w0, #0x1") && has(&sd, "mov w0, #0x2"), "{sd:?}");
+    assert_eq!(count(&sd, "blr x16"), 2);
+    let sr = listing(&cm, "sr");
+    assert_eq!(count(&sr, "cbz w1,"), 1);
+    assert_eq!(count(&sr, "cmn"), 0, "srem needs no overflow check");
+    assert!(has(&sr, "msub w0, w2, w1, w0"), "{sr:?}");
+    let ud = listing(&cm, "ud");
+    assert_eq!(count(&ud, "cbz"), 0, "a nonzero literal divisor needs no check");
+    assert_eq!(count(&ud, "brk"), 0, "no trap stub");
+    let sk = listing(&cm, "sk");
+    assert_eq!(count(&sk, "cbz"), 0);
+    assert_eq!(count(&sk, "b.vs"), 1, "MIN / -1 still traps");
+}
+
+#[test]
+fn relocations_have_the_right_kinds() {
+    let cm = compile(
+        "extern func @host(i64) -> i64\n\
+         data @d = { i64 1, @d }\n\
+         local func @g(%x: i64) -> i64 {\nentry:\n    ret %x\n}\n\
+         func @f(%x: i64) -> i64 {\nentry:\n    %a = call.i64 @g(%x)\n    %b = call.i64 @host(%a)\n    %p = addr @d\n    %h = addr @host\n    %s = add.i64 %p, %h\n    %t = add.i64 %s, %b\n    ret %t\n}\n",
+    );
+    let f = cm.symbol("f").expect("f");
+    let in_f = |kind: RelocKind, target: &str| {
+        cm.relocs
+            .iter()
+            .filter(|r| {
+                r.section == SectionKind::Text
+                    && r.kind == kind
+                    && r.target == target
+                    && (r.offset as u64) >= f.offset
+                    && (r.offset as u64) < f.offset + f.size
+            })
+            .map(|r| r.offset as usize)
+            .collect::<Vec<_>>()
+    };
+    let word = |at: usize| u32::from_le_bytes(cm.text[at..at + 4].try_into().unwrap());
+    let bl = in_f(RelocKind::Arm64Call26, "g");
+    assert_eq!(bl.len(), 1);
+    assert_eq!(word(bl[0]) & 0xfc00_0000, 0x9400_0000, "bl");
+    assert_eq!(in_f(RelocKind::Abs64, "host").len(), 2, "call + addr");
+    let page = in_f(RelocKind::Arm64AdrpPage21, "d");
+    let lo = in_f(RelocKind::Arm64AddLo12, "d");
+    assert_eq!((page.len(), lo.len()), (1, 1));
+    assert_eq!(lo[0], page[0] + 4);
+    assert_eq!(word(page[0]) & 0x9f00_0000, 0x9000_0000, "adrp");
+    assert_eq!(word(lo[0]) & 0xff80_0000, 0x9100_0000, "add imm");
+    assert_eq!(cm.imports, ["host"]);
+    // The data item's own entry.
+    assert!(cm
+        .relocs
+        .iter()
+        .any(|r| r.section == SectionKind::Data && r.kind == RelocKind::Abs64 && r.target == "d"));
+    // Every relocation patches what its kind expects: apply them all.
+    let mut text = cm.text.clone();
+    for r in cm.relocs.iter().filter(|r| r.section == SectionKind::Text) {
+        r.apply_to(&mut text, 0x1000_0000, 0x1000_8000)
+            .expect("relocation applies");
+    }
+}
+
+#[test]
+fn switch_tables_and_compare_chains() {
+    let cm = compile(
+        "func @dense(%x: i32) -> i32 {\nentry:\n    switch.i32 %x, d, 10: a, 11: b, 12: a, 13: b, 15: a\na:\n    ret 1\nb:\n    ret 2\nd:\n    ret 3\n}\n\
+         func @sparse(%x: i64) -> i32 {\nentry:\n    switch.i64 %x, d, 1: a, 1000000: b, -5: a\na:\n    ret 1\nb:\n    ret 2\nd:\n    ret 3\n}\n",
+    );
+    let d = listing(&cm, "dense");
+    assert!(has(&d, "ldr x16, [x16, x0, lsl #3]"), "{d:?}");
+    assert!(has(&d, "br x16"));
+    let jt = cm.symbol("dense#jt0").expect("table");
+    assert_eq!(jt.section, SectionKind::Rodata);
+    assert_eq!(jt.size, 8 * 6, "keys 10..=15");
+    let dense = cm.symbol("dense").expect("dense");
+    let entries: Vec<i64> = cm
+        .relocs
+        .iter()
+        .filter(|r| r.section == SectionKind::Rodata && (r.offset as u64) >= jt.offset)
+        .filter(|r| (r.offset as u64) < jt.offset + jt.size)
+        .map(|r| {
+            assert_eq!((r.kind, r.target.as_str()), (RelocKind::Abs64, "dense"));
+            r.addend
+        })
+        .collect();
+    assert_eq!(entries.len(), 6);
+    // 10, 12, 15 go to one block; 11, 13 to another; 14 to the default.
+    assert_eq!(entries[0], entries[2]);
+    assert_eq!(entries[0], entries[5]);
+    assert_eq!(entries[1], entries[3]);
+    assert_ne!(entries[0], entries[1]);
+    assert_ne!(entries[4], entries[0]);
+    assert!(entries.iter().all(|&e| e > 0 && (e as u64) < dense.size));
+    let s = listing(&cm, "sparse");
+    assert_eq!(count(&s, "b.eq"), 3, "{s:?}");
+    assert!(has(&s, "cmn x0, #0x5"));
+    assert!(!s.iter().any(|l| l.starts_with("br ")));
+}
+
+#[test]
+fn large_frames_probe_pages_and_far_slots_use_register_offsets() {
+    let mut body = String::from("    %m = alloca 100000, 16\n    store.i64 %x, %m, 99992\n");
+    let mut last = "x".to_string();
+    for i in 0..5000 {
+        body.push_str(&format!("    %v{i} = add.i64 %{last}, 1\n"));
+        last = format!("v{i}");
+    }
+    let src = format!("func @f(%x: i64) -> i64 {{\nentry:\n{body}    ret %{last}\n}}\n");
+    let cm = compile(&src);
+    let l = listing(&cm, "f");
+    assert!(has(&l, "sub sp, sp, #0x1, lsl #12"), "page-by-page probe");
+    assert!(has(&l, "str xzr, [sp]"));
+    assert!(
+        l.iter().any(|s| s.starts_with("ldr x0, [sp, x16")),
+        "slots beyond 32 KiB are addressed through x16"
+    );
+}
+
+#[test]
+fn many_arguments_use_the_stack_and_keep_it_aligned() {
+    let ps: Vec<String> = (0..10).map(|i| format!("%a{i}: i64")).collect();
+    let args: Vec<String> = (0..10).map(|i| format!("%a{i}")).collect();
+    let src = format!(
+        "local func @g({}) -> i64 {{\nentry:\n    ret %a9\n}}\n\
+         func @f({}) -> i64 {{\nentry:\n    %r = call.i64 @g({})\n    ret %r\n}}\n",
+        ps.join(", "),
+        ps.join(", "),
+        args.join(", ")
+    );
+    let cm = compile(&src);
+    let g = listing(&cm, "g");
+    // The 9th and 10th arguments come from above the frame record.
+    assert!(has(&g, "ldr x17, [x29, #0x10]") && has(&g, "ldr x17, [x29, #0x18]"), "{g:?}");
+    let f = listing(&cm, "f");
+    assert!(has(&f, "str x17, [sp]") && has(&f, "str x17, [sp, #0x8]"), "{f:?}");
+    let sub = f.iter().find(|s| s.starts_with("sub sp, sp, #")).expect("frame");
+    let size = u64::from_str_radix(sub.trim_start_matches("sub sp, sp, #0x"), 16).unwrap();
+    assert_eq!(size % 16, 0);
+}
+
+#[test]
+fn a_20000_instruction_function_compiles() {
+    let mut body = String::new();
+    let mut last = "x".to_string();
+    for i in 0..20_000 {
+        let op = ["add", "mul", "xor", "sub"][i % 4];
+        body.push_str(&format!("    %v{i} = {op}.i64 %{last}, {}\n", i % 4093 + 1));
+        last = format!("v{i}");
+    }
+    let src = format!("func @big(%x: i64) -> i64 {{\nentry:\n{body}    ret %{last}\n}}\n");
+    let cm = compile(&src);
+    let sym = cm.symbol("big").expect("big");
+    assert!(sym.size >= 20_000 * 4 * 3);
+}
+
+#[test]
+fn unknown_target_is_none_and_names_match() {
+    let b = isa::backend("aarch64").expect("aarch64");
+    assert_eq!(b.name(), "aarch64");
+    assert!(isa::backend("riscv64").is_none());
+}
+
+// ---------------------------------------------------------------------------
+// Execution under the emulator, compared with the interpreter.
+
+#[cfg(feature = "emulate")]
+mod emulated {
+    use super::*;
+    use kiln::emulate::{EmulatedAarch64, EmulatorConfig, Outcome};
+    use kiln::host::HostFunctions;
+    use kiln::interp::Interpreter;
+    use kiln::ir::{Module, Type};
+    use kiln::{Error, Val};
+    use std::collections::HashMap;
+
+    /// Loads `cm` into `m`: each section mapped, relocated against its
+    /// emulated address, and written. Returns symbol addresses.
+    pub fn load(m: &mut EmulatedAarch64, cm: &CompiledModule) -> HashMap<String, u64> {
+        let mut base = HashMap::new();
+        for kind in [SectionKind::Text, SectionKind::Rodata, SectionKind::Data] {
+            let len = cm.section(kind).len().max(16) as u64;
+            base.insert(kind, m.map_new(len, kind).expect("map"));
+        }
+        let syms: HashMap<String, u64> = cm
+            .symbols
+            .iter()
+            .map(|s| (s.name.clone(), base[&s.section] + s.offset))
+            .collect();
+        for kind in [SectionKind::Text, SectionKind::Rodata, SectionKind::Data] {
+            let mut bytes = cm.section(kind).to_vec();
+            for r in cm.relocs.iter().filter(|r| r.section == kind) {
+                let s = syms
+                    .get(&r.target)
+                    .copied()
+                    .or_else(|| m.host_address(&r.target))
+                    .unwrap_or_else(|| panic!("unresolved {}", r.target));
+                r.apply_to(&mut bytes, base[&kind], s).expect("relocate");
+            }
+            if !bytes.is_empty() {
+                m.write(base[&kind], &bytes).expect("write");
+            }
+        }
+        syms
+    }
+
+    pub fn machine() -> EmulatedAarch64 {
+        EmulatedAarch64::new(EmulatorConfig {
+            instruction_limit: Some(10_000_000),
+            time_limit: None,
+            ..EmulatorConfig::default()
+        })
+        .expect("emulator")
+    }
+
+    fn ty(s: &str) -> Type {
+        match s {
+            "i32" => Type::I32,
+            "i64" => Type::I64,
+            "f32" => Type::F32,
+            _ => Type::F64,
+        }
+    }
+
+    fn edge_values(t: &str) -> Vec<Val> {
+        match t {
+            "i32" => I32_EDGE.iter().map(|&v| Val::I32(v as i32)).collect(),
+            "i64" => I64_EDGE.iter().map(|&v| Val::I64(v)).collect(),
+            "f32" => FLOAT_EDGE.iter().map(|&(v, _)| Val::F32(v as f32)).collect(),
+            _ => FLOAT_EDGE.iter().map(|&(v, _)| Val::F64(v)).collect(),
+        }
+    }
+
+    /// A result compared bit for bit, any NaN equal to any NaN.
+    fn norm(r: kiln::Result<Option<Val>>) -> String {
+        match r {
+            Ok(Some(Val::F32(v))) if v.is_nan() => "f32 NaN".into(),
+            Ok(Some(Val::F64(v))) if v.is_nan() => "f64 NaN".into(),
+            Ok(Some(v)) => format!("{:?} {:#x}", v.ty(), v.to_bits()),
+            Ok(None) => "none".into(),
+            Err(Error::Trap(t)) => format!("trap {t:?}"),
+            Err(e) => format!("error {e}"),
+        }
+    }
+
+    fn emu_call(m: &mut EmulatedAarch64, addr: u64, args: &[Val], ret: Type) -> String {
+        norm(match m.call(addr, args, Some(ret)) {
+            Ok(Outcome::Returned(v)) => Ok(v),
+            Ok(other) => panic!("unexpected {other:?}"),
+            Err(e) => Err(e),
+        })
+    }
+
+    /// Every argument combination of `g` over the edge values (pairs for
+    /// two parameters; the select condition over 0, 1, -1).
+    fn inputs(g: &Gen) -> Vec<Vec<Val>> {
+        let mut all: Vec<Vec<Val>> = vec![Vec::new()];
+        for (i, p) in g.params.iter().enumerate() {
+            let vals = if g.name.starts_with("select") && i == 0 {
+                vec![Val::I32(0), Val::I32(1), Val::I32(-1)]
+            } else if g.name.starts_with("select") {
+                edge_values(p).into_iter().take(4).collect()
+            } else {
+                edge_values(p)
+            };
+            all = all
+                .into_iter()
+                .flat_map(|prefix| {
+                    vals.iter().map(move |v| {
+                        let mut n = prefix.clone();
+                        n.push(*v);
+                        n
+                    })
+                })
+                .collect();
+        }
+        all
+    }
+
+    fn differential(src: &str, gens: &[Gen]) {
+        let module: Module = parse_module("test.kir", src).expect("parse");
+        let cm = compile_module(&module, isa::backend("aarch64").unwrap()).expect("compile");
+        let mut m = machine();
+        let syms = load(&mut m, &cm);
+        let modules = [module];
+        let mut it = Interpreter::new(&modules, &HostFunctions::new()).expect("interp");
+        let mut checked = 0;
+        for g in gens {
+            for args in inputs(g) {
+                let want = norm(it.call(&g.name, &args));
+                let got = emu_call(&mut m, syms[&g.name], &args, ty(g.ret));
+                assert_eq!(got, want, "@{}({args:?})", g.name);
+                checked += 1;
+            }
+        }
+        assert!(checked > 1000, "{checked} calls");
+    }
+
+    #[test]
+    fn every_instruction_matches_the_interpreter() {
+        let (src, gens) = every_instruction_module();
+        differential(&src, &gens);
+    }
+
+    fn run(src: &str, name: &str, args: &[Val], ret: Type) -> (String, String) {
+        let module: Module = parse_module("test.kir", src).expect("parse");
+        let cm = compile_module(&module, isa::backend("aarch64").unwrap()).expect("compile");
+        let mut m = machine();
+        let syms = load(&mut m, &cm);
+        let modules = [module];
+        let mut it = Interpreter::new(&modules, &HostFunctions::new()).expect("interp");
+        let want = norm(it.call(name, args));
+        let got = emu_call(&mut m, syms[name], args, ret);
+        (got, want)
+    }
+
+    #[test]
+    fn loops_calls_stack_arguments_and_switches_match() {
+        let ps: Vec<String> = (0..12)
+            .map(|i| {
+                if i % 3 == 2 {
+                    format!("%a{i}: f64")
+                } else {
+                    format!("%a{i}: i32")
+                }
+            })
+            .collect();
+        let src = format!(
+            "local func @many({}) -> i64 {{\nentry:\n    %x = sext.i64 %a10\n    %y = ftosi.i64 %a11\n    %z = mul.i64 %x, 1000\n    %w = add.i64 %z, %y\n    ret %w\n}}\n\
+             func @sum(%n: i64) -> i64 {{\nentry:\n    jmp loop(0, 0)\nloop(%i: i64, %acc: i64):\n    %done = sge.i64 %i, %n\n    br %done, exit(%acc), body\nbody:\n    %acc2 = add.i64 %acc, %i\n    %i2 = add.i64 %i, 1\n    jmp loop(%i2, %acc2)\nexit(%r: i64):\n    ret %r\n}}\n\
+             func @swap(%n: i64) -> i64 {{\nentry:\n    jmp loop(%n, 1, 2)\nloop(%i: i64, %a: i64, %b: i64):\n    %d = eq.i64 %i, 0\n    br %d, out, next\nnext:\n    %i2 = sub.i64 %i, 1\n    jmp loop(%i2, %b, %a)\nout:\n    %r = mul.i64 %a, 10\n    %s = add.i64 %r, %b\n    ret %s\n}}\n\
+             func @call(%k: i32) -> i64 {{\nentry:\n    %r = call.i64 @many(1, 2, 3.0, 4, 5, 6.0, 7, 8, 9.0, 10, %k, 12.75)\n    %f = addr @many\n    %r2 = call.i64 %f(%k, %k, %k, %k, %k, %k, %k, %k, %k, %k, %k, %k)\n    %s = add.i64 %r, %r2\n    ret %s\n}}\n\
+             func @sw(%x: i32) -> i32 {{\nentry:\n    switch.i32 %x, d, 10: a, 11: b, 12: a, 13: b, 15: c\na:\n    ret 1\nb:\n    ret 2\nc:\n    ret 3\nd:\n    ret 4\n}}\n\
+             func @sp(%x: i64) -> i32 {{\nentry:\n    switch.i64 %x, d, 1: a, 1000000: b, -5: a\na:\n    ret 1\nb:\n    ret 2\nd:\n    ret 3\n}}\n\
+             func @t(%x: i64) -> i64 {{\nentry:\n    %c = eq.i64 %x, 0\n    br %c, bad, ok\nbad:\n    trap\nok:\n    ret %x\n}}\n",
+            ps.join(", ")
+        );
+        let checks: Vec<(&str, Vec<Val>, Type)> = vec![
+            ("sum", vec![Val::I64(100)], Type::I64),
+            ("sum", vec![Val::I64(0)], Type::I64),
+            ("swap", vec![Val::I64(5)], Type::I64),
+            ("swap", vec![Val::I64(6)], Type::I64),
+            ("call", vec![Val::I32(-3)], Type::I64),
+            ("t", vec![Val::I64(0)], Type::I64),
+            ("t", vec![Val::I64(9)], Type::I64),
+        ];
+        for (name, args, ret) in checks {
+            let (got, want) = run(&src, name, &args, ret);
+            assert_eq!(got, want, "@{name}({args:?})");
+        }
+        for x in [-1i64, 0, 1, 9, 10, 11, 12, 13, 14, 15, 16, 1000000, -5, 4294967306] {
+            let (got, want) = run(&src, "sw", &[Val::I32(x as i32)], Type::I32);
+            assert_eq!(got, want, "sw({x})");
+            let (got, want) = run(&src, "sp", &[Val::I64(x)], Type::I64);
+            assert_eq!(got, want, "sp({x})");
+        }
+    }
+
+    #[test]
+    fn data_addresses_and_host_calls_run() {
+        let src = "extern func @malloc(i64) -> i64\n\
+             data @counter = { i64 40, i32 2 }\n\
+             const @ptr = { @counter+8 }\n\
+             func @f() -> i64 {\nentry:\n    %p = addr @ptr\n    %q = load.i64 %p\n    %two = load32s.i64 %q\n    %c = addr @counter\n    %forty = load.i64 %c\n    %m = call.i64 @malloc(64)\n    store.i64 %forty, %m, 56\n    %back = load.i64 %m, 56\n    %r = add.i64 %back, %two\n    ret %r\n}\n";
+        let module: Module = parse_module("test.kir", src).expect("parse");
+        let cm = compile_module(&module, isa::backend("aarch64").unwrap()).expect("compile");
+        let mut m = machine();
+        let syms = load(&mut m, &cm);
+        assert_eq!(emu_call(&mut m, syms["f"], &[], Type::I64), norm(Ok(Some(Val::I64(42)))));
+    }
+
+    #[test]
+    fn the_20000_instruction_function_runs() {
+        let mut body = String::new();
+        let mut last = "x".to_string();
+        for i in 0..20_000 {
+            let op = ["add", "mul", "xor", "sub"][i % 4];
+            body.push_str(&format!("    %v{i} = {op}.i64 %{last}, {}\n", i % 4093 + 1));
+            last = format!("v{i}");
+        }
+        let src = format!("func @big(%x: i64) -> i64 {{\nentry:\n{body}    ret %{last}\n}}\n");
+        let (got, want) = run(&src, "big", &[Val::I64(12345)], Type::I64);
+        assert_eq!(got, want);
+    }
+}
