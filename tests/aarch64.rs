@@ -440,11 +440,13 @@ fn constants_are_built_with_movz_movk_and_movn() {
     assert!(has(&a, "movk x0, #0x1234, lsl #48"));
     let b = listing(&cm, "b");
     assert_eq!(count(&b, "mov x0"), 1, "one movn: {b:?}");
-    assert!(b.iter().any(|s| s.starts_with("mov x0, #0xfffffffffffffffe")
-        || s.starts_with("movn x0, #0x1")));
+    assert!(b
+        .iter()
+        .any(|s| s.starts_with("mov x0, #0xfffffffffffffffe") || s.starts_with("movn x0, #0x1")));
     let c = listing(&cm, "c");
     assert!(
-        c.iter().any(|s| s == "mov x0, #0x10000" || s == "movz x0, #0x1, lsl #16"),
+        c.iter()
+            .any(|s| s == "mov x0, #0x10000" || s == "movz x0, #0x1, lsl #16"),
         "{c:?}"
     );
     let d = listing(&cm, "d");
@@ -508,21 +510,31 @@ fn division_checks_are_explicit() {
          func @sk(%a: i64) -> i64 {\nentry:\n    %r = sdiv.i64 %a, -1\n    ret %r\n}\n",
     );
     let sd = listing(&cm, "sd");
-    let z = sd.iter().position(|s| s.starts_with("cbz x1,")).expect("zero check");
+    let z = sd
+        .iter()
+        .position(|s| s.starts_with("cbz x1,"))
+        .expect("zero check");
     assert_eq!(sd[z + 1], "cmn x1, #0x1", "{sd:?}");
     assert!(sd[z + 2].starts_with("b.ne"));
     assert_eq!(sd[z + 3], "cmp x0, #0x1");
     assert!(sd[z + 4].starts_with("b.vs"));
     assert_eq!(sd[z + 5], "sdiv x0, x0, x1");
     // Stubs: mov w0, code; load the handler; blr; brk.
-    assert!(has(&sd, "mov w0, #0x1") && has(&sd, "mov w0, #0x2"), "{sd:?}");
+    assert!(
+        has(&sd, "mov w0, #0x1") && has(&sd, "mov w0, #0x2"),
+        "{sd:?}"
+    );
     assert_eq!(count(&sd, "blr x16"), 2);
     let sr = listing(&cm, "sr");
     assert_eq!(count(&sr, "cbz w1,"), 1);
     assert_eq!(count(&sr, "cmn"), 0, "srem needs no overflow check");
     assert!(has(&sr, "msub w0, w2, w1, w0"), "{sr:?}");
     let ud = listing(&cm, "ud");
-    assert_eq!(count(&ud, "cbz"), 0, "a nonzero literal divisor needs no check");
+    assert_eq!(
+        count(&ud, "cbz"),
+        0,
+        "a nonzero literal divisor needs no check"
+    );
     assert_eq!(count(&ud, "brk"), 0, "no trap stub");
     let sk = listing(&cm, "sk");
     assert_eq!(count(&sk, "cbz"), 0);
@@ -646,10 +658,19 @@ fn many_arguments_use_the_stack_and_keep_it_aligned() {
     let cm = compile(&src);
     let g = listing(&cm, "g");
     // The 9th and 10th arguments come from above the frame record.
-    assert!(has(&g, "ldr x17, [x29, #0x10]") && has(&g, "ldr x17, [x29, #0x18]"), "{g:?}");
+    assert!(
+        has(&g, "ldr x17, [x29, #0x10]") && has(&g, "ldr x17, [x29, #0x18]"),
+        "{g:?}"
+    );
     let f = listing(&cm, "f");
-    assert!(has(&f, "str x17, [sp]") && has(&f, "str x17, [sp, #0x8]"), "{f:?}");
-    let sub = f.iter().find(|s| s.starts_with("sub sp, sp, #")).expect("frame");
+    assert!(
+        has(&f, "str x17, [sp]") && has(&f, "str x17, [sp, #0x8]"),
+        "{f:?}"
+    );
+    let sub = f
+        .iter()
+        .find(|s| s.starts_with("sub sp, sp, #"))
+        .expect("frame");
     let size = u64::from_str_radix(sub.trim_start_matches("sub sp, sp, #0x"), 16).unwrap();
     assert_eq!(size % 16, 0);
 }
@@ -741,7 +762,10 @@ mod emulated {
         match t {
             "i32" => I32_EDGE.iter().map(|&v| Val::I32(v as i32)).collect(),
             "i64" => I64_EDGE.iter().map(|&v| Val::I64(v)).collect(),
-            "f32" => FLOAT_EDGE.iter().map(|&(v, _)| Val::F32(v as f32)).collect(),
+            "f32" => FLOAT_EDGE
+                .iter()
+                .map(|&(v, _)| Val::F32(v as f32))
+                .collect(),
             _ => FLOAT_EDGE.iter().map(|&(v, _)| Val::F64(v)).collect(),
         }
     }
@@ -842,9 +866,10 @@ mod emulated {
             .collect();
         let src = format!(
             "local func @many({}) -> i64 {{\nentry:\n    %x = sext.i64 %a10\n    %y = ftosi.i64 %a11\n    %z = mul.i64 %x, 1000\n    %w = add.i64 %z, %y\n    ret %w\n}}\n\
+             local func @two(%a: i32, %b: i64) -> i64 {{\nentry:\n    %x = zext.i64 %a\n    %y = mul.i64 %x, 3\n    %z = sub.i64 %y, %b\n    ret %z\n}}\n\
              func @sum(%n: i64) -> i64 {{\nentry:\n    jmp loop(0, 0)\nloop(%i: i64, %acc: i64):\n    %done = sge.i64 %i, %n\n    br %done, exit(%acc), body\nbody:\n    %acc2 = add.i64 %acc, %i\n    %i2 = add.i64 %i, 1\n    jmp loop(%i2, %acc2)\nexit(%r: i64):\n    ret %r\n}}\n\
              func @swap(%n: i64) -> i64 {{\nentry:\n    jmp loop(%n, 1, 2)\nloop(%i: i64, %a: i64, %b: i64):\n    %d = eq.i64 %i, 0\n    br %d, out, next\nnext:\n    %i2 = sub.i64 %i, 1\n    jmp loop(%i2, %b, %a)\nout:\n    %r = mul.i64 %a, 10\n    %s = add.i64 %r, %b\n    ret %s\n}}\n\
-             func @call(%k: i32) -> i64 {{\nentry:\n    %r = call.i64 @many(1, 2, 3.0, 4, 5, 6.0, 7, 8, 9.0, 10, %k, 12.75)\n    %f = addr @many\n    %r2 = call.i64 %f(%k, %k, %k, %k, %k, %k, %k, %k, %k, %k, %k, %k)\n    %s = add.i64 %r, %r2\n    ret %s\n}}\n\
+             func @call(%k: i32) -> i64 {{\nentry:\n    %r = call.i64 @many(1, 2, 3.0, 4, 5, 6.0, 7, 8, 9.0, 10, %k, 12.75)\n    %f = addr @two\n    %w = sext.i64 %k\n    %r2 = call.i64 %f(%k, %w)\n    %s = add.i64 %r, %r2\n    ret %s\n}}\n\
              func @sw(%x: i32) -> i32 {{\nentry:\n    switch.i32 %x, d, 10: a, 11: b, 12: a, 13: b, 15: c\na:\n    ret 1\nb:\n    ret 2\nc:\n    ret 3\nd:\n    ret 4\n}}\n\
              func @sp(%x: i64) -> i32 {{\nentry:\n    switch.i64 %x, d, 1: a, 1000000: b, -5: a\na:\n    ret 1\nb:\n    ret 2\nd:\n    ret 3\n}}\n\
              func @t(%x: i64) -> i64 {{\nentry:\n    %c = eq.i64 %x, 0\n    br %c, bad, ok\nbad:\n    trap\nok:\n    ret %x\n}}\n",
@@ -863,10 +888,12 @@ mod emulated {
             let (got, want) = run(&src, name, &args, ret);
             assert_eq!(got, want, "@{name}({args:?})");
         }
-        for x in [-1i64, 0, 1, 9, 10, 11, 12, 13, 14, 15, 16, 1000000, -5, 4294967306] {
+        for x in [
+            -1i64, 0, 1, 9, 10, 11, 12, 13, 14, 15, 16, 1000000, -5, 4294967306,
+        ] {
             let (got, want) = run(&src, "sw", &[Val::I32(x as i32)], Type::I32);
             assert_eq!(got, want, "sw({x})");
-            let (got, want) = run(&src, "sp", &[Val::I64(x)], Type::I64);
+            let (got, want) = run(&src, "sp", &[Val::I64(x)], Type::I32);
             assert_eq!(got, want, "sp({x})");
         }
     }
@@ -881,7 +908,10 @@ mod emulated {
         let cm = compile_module(&module, isa::backend("aarch64").unwrap()).expect("compile");
         let mut m = machine();
         let syms = load(&mut m, &cm);
-        assert_eq!(emu_call(&mut m, syms["f"], &[], Type::I64), norm(Ok(Some(Val::I64(42)))));
+        assert_eq!(
+            emu_call(&mut m, syms["f"], &[], Type::I64),
+            norm(Ok(Some(Val::I64(42))))
+        );
     }
 
     #[test]

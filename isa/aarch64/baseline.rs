@@ -27,8 +27,8 @@
 use super::abi::{arg_locations, incoming_stack_offset, result_location, ArgLoc};
 use super::analysis::{plan, Plan};
 use super::emit::{
-    add_lo12, add_sp, adrp, b_cond, cset, imm12, ldr_lit_8, mem, mov_imm, word, Asm, Cond, Mem,
-    BL, B_12, NOP,
+    add_lo12, add_sp, adrp, b_cond, cset, imm12, ldr_lit_8, mem, mov_imm, word, Asm, Cond, Mem, BL,
+    B_12, NOP,
 };
 use super::regs::{FP, SP, X16, X17};
 use crate::compiled::CompiledModule;
@@ -196,7 +196,7 @@ impl<'a> Emitter<'a> {
     /// (an `Abs64` relocation): imports may live anywhere in the address
     /// space, beyond `adrp`'s ±4 GiB.
     fn ldr_sym_literal(&mut self, r: u8, target: &str) {
-        if self.off() % 8 != 0 {
+        if !self.off().is_multiple_of(8) {
             word(&mut self.ops, NOP);
         }
         word(&mut self.ops, ldr_lit_8(r));
@@ -670,7 +670,9 @@ impl<'a> Emitter<'a> {
             (O::Udiv, true) => dynasm!(ops ; .arch aarch64 ; udiv x0, x0, x1),
             (O::Udiv, false) => dynasm!(ops ; .arch aarch64 ; udiv w0, w0, w1),
             (O::Srem, true) => dynasm!(ops ; .arch aarch64 ; sdiv x2, x0, x1 ; msub x0, x2, x1, x0),
-            (O::Srem, false) => dynasm!(ops ; .arch aarch64 ; sdiv w2, w0, w1 ; msub w0, w2, w1, w0),
+            (O::Srem, false) => {
+                dynasm!(ops ; .arch aarch64 ; sdiv w2, w0, w1 ; msub w0, w2, w1, w0)
+            }
             (_, true) => dynasm!(ops ; .arch aarch64 ; udiv x2, x0, x1 ; msub x0, x2, x1, x0),
             (_, false) => dynasm!(ops ; .arch aarch64 ; udiv w2, w0, w1 ; msub w0, w2, w1, w0),
         }
@@ -1003,5 +1005,14 @@ pub fn compile_function(module: &Module, id: FuncId, out: &mut CompiledModule) -
     let relocs = std::mem::take(&mut e.relocs);
     let code = e.ops.finalize().map_err(asm_err)?;
 
-    super::place_function(module, sym, &code, relocs.into_iter().map(|r| (r.offset, r.kind, r.target, r.addend)), tables, out)
+    super::place_function(
+        module,
+        sym,
+        &code,
+        relocs
+            .into_iter()
+            .map(|r| (r.offset, r.kind, r.target, r.addend)),
+        tables,
+        out,
+    )
 }

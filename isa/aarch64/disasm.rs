@@ -48,7 +48,8 @@ pub fn disassemble(module: &CompiledModule) -> String {
                 let _ = write!(out, "  {ip:6x}:  .quad {v:#x}");
                 8
             } else {
-                let w = u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+                let w =
+                    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
                 match decode_word(w) {
                     Some(inst) => {
                         let _ = write!(out, "  {ip:6x}:  {inst}");

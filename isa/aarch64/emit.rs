@@ -328,7 +328,19 @@ mod tests {
     #[test]
     fn mem_picks_an_encodable_form_for_any_offset() {
         // Scaled, unscaled, and register-offset forms; none may panic.
-        for off in [0i64, 8, 32760, 32768, -8, 255, -256, -257, 3, 1 << 40, i64::MIN] {
+        for off in [
+            0i64,
+            8,
+            32760,
+            32768,
+            -8,
+            255,
+            -256,
+            -257,
+            3,
+            1 << 40,
+            i64::MIN,
+        ] {
             for op in [Mem::LdrX, Mem::StrW, Mem::LdrsbX, Mem::LdrD, Mem::StrH] {
                 let ws = words(|ops| mem(ops, op, 1, 31, off));
                 assert!(!ws.is_empty());
