@@ -1,10 +1,10 @@
 //! Drives a backend over a whole module: data items first (by
 //! [`CompiledModule::add_data_items`]), then every defined function in
-//! module order, producing the [`CompiledModule`] the runtime loads.
+//! symbol order, producing the [`CompiledModule`] the runtime loads.
 
 use crate::compiled::CompiledModule;
 use crate::error::Result;
-use crate::ir::{FuncId, Module};
+use crate::ir::{Module, SymbolKind};
 use crate::isa::Backend;
 
 /// Compiles every function and lays out every data item of `module`
@@ -12,8 +12,10 @@ use crate::isa::Backend;
 pub fn compile_module(module: &Module, backend: &dyn Backend) -> Result<CompiledModule> {
     let mut out = CompiledModule::new();
     out.add_data_items(module)?;
-    for i in 0..module.funcs.len() {
-        backend.compile_function(module, FuncId::new(i), &mut out)?;
+    for (sym, data) in module.symbol_ids() {
+        if let SymbolKind::Func { body: Some(_), .. } = data.kind {
+            backend.compile_function(module, sym, &mut out)?;
+        }
     }
     Ok(out)
 }

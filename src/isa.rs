@@ -7,8 +7,9 @@
 //! backends only produce bytes and relocations.
 
 use crate::compiled::CompiledModule;
+use crate::error::Error;
 use crate::error::Result;
-use crate::ir::{FuncId, Module};
+use crate::ir::{Function, Module, SymId, SymbolData, SymbolKind};
 
 #[cfg(feature = "x86_64")]
 #[path = "../isa/x86_64/mod.rs"]
@@ -33,24 +34,20 @@ pub trait Backend {
     /// The register file, for the allocator.
     fn machine_env(&self) -> MachineEnv;
 
-    /// Compiles function `func` of `module` (verified) into `out`: appends
-    /// its code to `out.text` (aligned to `out.text_align`), its symbol,
+    /// Compiles the function defined as `sym` in `module` (verified) into
+    /// `out`: appends its code to `out.text` (aligned to 16), its symbol,
     /// relocations, imports and any read-only tables it needs.
-    fn compile_function(
-        &self,
-        module: &Module,
-        func: FuncId,
-        out: &mut CompiledModule,
-    ) -> Result<()>;
+    fn compile_function(&self, module: &Module, sym: SymId, out: &mut CompiledModule)
+        -> Result<()>;
 }
 
 /// The backend for a `--target` name, if kiln was built with it.
 pub fn backend(target: &str) -> Option<&'static dyn Backend> {
     match target {
         #[cfg(feature = "x86_64")]
-        "x86_64" => Some(&x86_64::X86_64),
+        "x86_64" => Some(&x86_64::X86_64_BACKEND),
         #[cfg(feature = "aarch64")]
-        "aarch64" => Some(&aarch64::Aarch64),
+        "aarch64" => Some(&aarch64::AARCH64_BACKEND),
         _ => None,
     }
 }
@@ -58,4 +55,23 @@ pub fn backend(target: &str) -> Option<&'static dyn Backend> {
 /// The backend for the host, if kiln was built with it.
 pub fn host_backend() -> Option<&'static dyn Backend> {
     backend(std::env::consts::ARCH)
+}
+
+/// The symbol and body of the function defined as `sym`.
+pub fn defined_function(module: &Module, sym: SymId) -> Result<(&SymbolData, &Function)> {
+    let data = module
+        .symbols
+        .get(sym.index())
+        .ok_or_else(|| Error::Runtime(format!("no symbol {sym}")))?;
+    match data.kind {
+        SymbolKind::Func { body: Some(id), .. } => module
+            .funcs
+            .get(id.index())
+            .map(|f| (data, f))
+            .ok_or_else(|| Error::Runtime(format!("@{}: no body", data.name))),
+        _ => Err(Error::Runtime(format!(
+            "@{} is not a defined function",
+            data.name
+        ))),
+    }
 }

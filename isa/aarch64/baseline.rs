@@ -34,8 +34,8 @@ use super::regs::{FP, SP, X16, X17};
 use crate::compiled::CompiledModule;
 use crate::error::{Error, Result, TrapCode};
 use crate::ir::{
-    Block, BlockCall, Callee, FuncId, Function, Inst, InstKind, Linkage, Module, Opcode, Operand,
-    Type, Value,
+    Block, BlockCall, Callee, Function, Inst, InstKind, Linkage, Module, Opcode, Operand,
+    SymId, Type, Value,
 };
 use crate::isa::TRAP_HANDLER;
 use crate::reloc::RelocKind;
@@ -961,16 +961,9 @@ impl<'a> Emitter<'a> {
     }
 }
 
-/// Compiles function `id` of `module` into `out`.
-pub fn compile_function(module: &Module, id: FuncId, out: &mut CompiledModule) -> Result<()> {
-    let func = module
-        .funcs
-        .get(id.index())
-        .ok_or_else(|| Error::Runtime(format!("no function {id}")))?;
-    let sym = module
-        .func_symbol(id)
-        .ok_or_else(|| Error::Runtime(format!("@{}: no symbol", func.name)))?;
-    let sym = &module.symbols[sym.index()];
+/// Compiles the function defined as `sym` in `module` into `out`.
+pub fn compile_function(module: &Module, sym: SymId, out: &mut CompiledModule) -> Result<()> {
+    let (sym, func) = crate::isa::defined_function(module, sym)?;
     let plan = plan(module, func)?;
     let mut ops = Asm::new(0);
     let labels = (0..func.blocks.len())

@@ -21,12 +21,15 @@ pub mod disasm;
 
 use crate::compiled::{CompiledModule, CompiledSymbol};
 use crate::error::{Error, Result};
-use crate::ir::{FuncId, Linkage, Module, SymbolData};
+use crate::ir::{Linkage, Module, SymId, SymbolData};
 use crate::isa::{Backend, MachineEnv, TRAP_HANDLER};
 use crate::reloc::{Reloc, RelocKind, SectionKind};
 
 /// The AArch64 AAPCS64 backend.
 pub struct Aarch64;
+
+/// The backend `isa::backend("aarch64")` returns.
+pub static AARCH64_BACKEND: Aarch64 = Aarch64;
 
 impl Backend for Aarch64 {
     fn name(&self) -> &'static str {
@@ -40,10 +43,10 @@ impl Backend for Aarch64 {
     fn compile_function(
         &self,
         module: &Module,
-        func: FuncId,
+        sym: SymId,
         out: &mut CompiledModule,
     ) -> Result<()> {
-        baseline::compile_function(module, func, out)
+        baseline::compile_function(module, sym, out)
     }
 }
 

@@ -1,12 +1,6 @@
-//! Lowering decisions for one function: block order, where each value
-//! lives, which instructions fuse, and the frame layout.
+//! Per-function decisions shared by both x86-64 code generators, and the
+//! frame plan of the allocator-free [`super::baseline`] generator.
 //!
-//! This first backend is a baseline compiler: every SSA value has its own
-//! 8-byte frame slot and each instruction loads its operands into fixed
-//! scratch registers, computes, and stores its result. That makes every
-//! instruction's expansion self-contained (no value is live in a register
-//! across instructions), so no callee-saved register is ever used and
-//! calls need no caller-saved spilling. On top of that, the plan records:
 //! - **block order**: reverse postorder from the entry, which keeps loop
 //!   bodies contiguous; unreachable blocks are not emitted;
 //! - **compare + branch fusion**: a compare whose only use is the `br` of its
@@ -14,16 +8,27 @@
 //!   never materialized;
 //! - **address folding**: `add.i64 x, C` feeding loads/stores folds into the
 //!   addressing mode as `[x + C + off]`; the `add` itself is skipped when all
-//!   its uses fold.
+//!   its uses fold;
+//! - **structure checks**: every index the generators follow is in range and
+//!   every block ends in a terminator, so lowering never indexes out of
+//!   bounds even on unverified input.
 //!
-//! Invariants: slot offsets are negative `rbp` offsets of 8-byte slots;
-//! alloca offsets are aligned to their alignment (≤ 16, `rbp` being 16-byte
-//! aligned); `frame_size` is a multiple of 16 and includes the outgoing
-//! stack-argument area at its bottom.
+//! The baseline generator gives every SSA value its own 8-byte frame slot:
+//! slot offsets are negative `rbp` offsets; alloca offsets are aligned to
+//! their alignment (≤ 16, `rbp` being 16-byte aligned); `frame_size` is a
+//! multiple of 16 and includes the outgoing stack-argument area at its
+//! bottom. The register-allocated generator uses only the first three
+//! decisions and lays its frame out in [`super::emit`].
 
 use super::abi::arg_locations;
 use crate::error::{Error, Result};
 use crate::ir::{Block, Callee, Function, InstKind, Module, Opcode, Operand, Type, Value};
+
+/// The largest frame either generator lays out (1 TiB): larger allocas are
+/// a compile error rather than address arithmetic that could wrap. Frames
+/// beyond the stack's size compile, and fault on a guard page when the
+/// prologue probes them.
+pub const MAX_FRAME: u64 = 1 << 40;
 
 /// The lowering plan of one function.
 pub struct Plan {
@@ -39,11 +44,11 @@ pub struct Plan {
     /// an address.
     pub addr_fold: Vec<Option<(Value, i64)>>,
     /// Per instruction: the `rbp` offset of an `alloca`'s memory.
-    pub alloca: Vec<i32>,
+    pub alloca: Vec<i64>,
     /// `rbp` offset of the scratch area for block-argument copies.
     pub copy_area: i32,
     /// Bytes below `rbp`, a multiple of 16.
-    pub frame_size: u32,
+    pub frame_size: u64,
     /// Bytes of the outgoing stack-argument area (at `rsp`).
     pub outgoing: u32,
 }
@@ -233,7 +238,7 @@ pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
         .unwrap_or(0) as u64;
     below += 8 * max_args;
     let copy_area = -(below as i64);
-    let mut alloca = vec![0i32; ni];
+    let mut alloca = vec![0i64; ni];
     let mut outgoing = 0u32;
     for (i, d) in func.insts.iter().enumerate() {
         match &d.kind {
@@ -244,7 +249,7 @@ pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
                     .and_then(|b| b.checked_add(a - 1))
                     .ok_or_else(|| err(func, "frame too large"))?;
                 below = below / a * a;
-                alloca[i] = -(below.min(1 << 31) as i64) as i32;
+                alloca[i] = -(below as i64);
             }
             InstKind::Call { callee, args } => {
                 let tys: Vec<Type> = match callee {
@@ -261,12 +266,12 @@ pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
             }
             _ => {}
         }
-        if below > (1 << 30) {
+        if below > MAX_FRAME {
             return Err(err(func, "frame too large"));
         }
     }
     let frame = below.div_ceil(16) * 16 + outgoing as u64;
-    if frame > (1 << 30) {
+    if frame > MAX_FRAME {
         return Err(err(func, "frame too large"));
     }
     Ok(Plan {
@@ -277,7 +282,7 @@ pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
         addr_fold,
         alloca,
         copy_area: copy_area as i32,
-        frame_size: frame as u32,
+        frame_size: frame,
         outgoing,
     })
 }

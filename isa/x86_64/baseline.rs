@@ -1,4 +1,7 @@
-//! x86-64 machine code for one function, from its [`Plan`].
+//! The allocator-free x86-64 code generator: machine code for one function
+//! from its [`Plan`], every value in its own frame slot. It is the
+//! reference the register-allocated path is differentially tested against,
+//! and a fallback that needs nothing but the IR.
 //!
 //! Code is assembled with dynasm into a `VecAssembler<X64Relocation>`; the
 //! bytes are appended to the module's text and every address that is not
@@ -23,7 +26,7 @@ use super::regs::{R11, RAX, RCX, RDX};
 use crate::compiled::{CompiledModule, CompiledSymbol};
 use crate::error::{Error, Result, TrapCode};
 use crate::ir::{
-    Block, BlockCall, Callee, FuncId, Function, Inst, InstKind, Linkage, Module, Opcode, Operand,
+    Block, BlockCall, Callee, Function, Inst, InstKind, Linkage, Module, Opcode, Operand, SymId,
     Type, Value,
 };
 use crate::isa::TRAP_HANDLER;
@@ -266,28 +269,9 @@ impl<'a> Emitter<'a> {
     }
 
     fn prologue(&mut self) {
-        let frame = self.plan.frame_size as i32;
         let ops = &mut self.ops;
         dynasm!(ops ; .arch x64 ; push rbp ; mov rbp, rsp);
-        if frame > 4096 {
-            // Touch every page on the way down so a guard page is never
-            // skipped.
-            let pages = frame / 4096;
-            dynasm!(ops ; .arch x64
-                ; mov r11d, pages
-                ; probe:
-                ; sub rsp, 4096
-                ; mov QWORD [rsp], 0
-                ; dec r11
-                ; jnz <probe
-            );
-            let rest = frame % 4096;
-            if rest != 0 {
-                dynasm!(ops ; .arch x64 ; sub rsp, rest);
-            }
-        } else if frame > 0 {
-            dynasm!(ops ; .arch x64 ; sub rsp, frame);
-        }
+        super::emit::sub_rsp_probed(ops, self.plan.frame_size);
         let (locs, _) = arg_locations(&self.func.sig.params);
         for (i, loc) in locs.iter().enumerate() {
             let Some(&p) = self.func.params.get(i) else {
@@ -646,8 +630,7 @@ impl<'a> Emitter<'a> {
             (InstKind::Alloca { .. }, _) => {
                 let r = self.result(inst)?;
                 let at = self.plan.alloca[inst.index()];
-                let ops = &mut self.ops;
-                dynasm!(ops ; .arch x64 ; lea rax, [rbp + at]);
+                super::emit::lea_frame(&mut self.ops, RAX, at);
                 self.st_bits(r, RAX);
             }
             (InstKind::Addr { sym }, _) => {
@@ -1073,15 +1056,8 @@ impl<'a> Emitter<'a> {
 }
 
 /// Compiles function `id` of `module` into `out`.
-pub fn compile_function(module: &Module, id: FuncId, out: &mut CompiledModule) -> Result<()> {
-    let func = module
-        .funcs
-        .get(id.index())
-        .ok_or_else(|| Error::Runtime(format!("no function {id}")))?;
-    let sym = module
-        .func_symbol(id)
-        .ok_or_else(|| Error::Runtime(format!("@{}: no symbol", func.name)))?;
-    let sym = &module.symbols[sym.index()];
+pub fn compile_function(module: &Module, sym: SymId, out: &mut CompiledModule) -> Result<()> {
+    let (sym, func) = crate::isa::defined_function(module, sym)?;
     let plan = plan(module, func)?;
     let mut ops = Asm::new(0);
     let labels = (0..func.blocks.len())

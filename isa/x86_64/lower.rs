@@ -91,17 +91,33 @@ pub enum Op {
     /// nothing is emitted.
     Copy,
     /// `[a, b?, d=a]`: `d = a op (b | imm)`.
-    Alu { op: AluOp, wide: bool, imm: Option<i32> },
+    Alu {
+        op: AluOp,
+        wide: bool,
+        imm: Option<i32>,
+    },
     /// `[a, d]`: `imul d, a, imm`.
     Mul3 { wide: bool, imm: i32 },
     /// `[a, rcx?, d=a]`: shift by `imm` or by `cl`.
-    Shift { op: Opcode, wide: bool, imm: Option<u8> },
+    Shift {
+        op: Opcode,
+        wide: bool,
+        imm: Option<u8>,
+    },
     /// `[a, d=a]`.
     Un { op: UnOp, wide: bool },
     /// `[a=rax, b, t=rdx (early), d=rax|rdx]`: checked division.
-    Div { op: Opcode, wide: bool, check_zero: bool },
+    Div {
+        op: Opcode,
+        wide: bool,
+        check_zero: bool,
+    },
     /// `[a, b?, d]`: compare and `setcc`.
-    Cmp { kind: CmpKind, wide: bool, imm: Option<i32> },
+    Cmp {
+        kind: CmpKind,
+        wide: bool,
+        imm: Option<i32>,
+    },
     /// `[a, b, d=a]`: float arithmetic (`Fadd` … `Fdiv`).
     FBin { op: Opcode, wide: bool },
     /// `[a, d]`.
@@ -114,7 +130,12 @@ pub enum Op {
     /// `[base, d]`: load (IR opcode gives width and extension).
     Load { op: Opcode, ty: Type, disp: i32 },
     /// `[v?, base]`: store `bytes` bytes of `v` (or of `imm`).
-    Store { bytes: u8, float: bool, imm: Option<i32>, disp: i32 },
+    Store {
+        bytes: u8,
+        float: bool,
+        imm: Option<i32>,
+        disp: i32,
+    },
     /// `[d]`: address of alloca number `idx`.
     Alloca { idx: usize },
     /// `[d]`: address of a symbol.
@@ -129,10 +150,19 @@ pub enum Op {
     Jmp,
     /// `[a, b?]`: conditional branch on a comparison; successors
     /// `[then, else]`.
-    Br { kind: CmpKind, wide: bool, imm: Option<i32> },
-    /// `[v, t (early)]`: successors are `targets` deduplicated, the default
-    /// first; `cases` map key bits to successor indices.
-    Switch { wide: bool, cases: Vec<(u64, usize)> },
+    Br {
+        kind: CmpKind,
+        wide: bool,
+        imm: Option<i32>,
+    },
+    /// `[v]`: successors are the targets deduplicated, the default first;
+    /// `cases` map key bits to successor indices. With `dense_min`, a jump
+    /// table and `v` already holds `value - min`, zero-extended.
+    Switch {
+        wide: bool,
+        cases: Vec<(u64, usize)>,
+        dense_min: Option<u64>,
+    },
     /// Jump to the trap stub.
     Trap,
 }
@@ -246,6 +276,8 @@ struct Lowerer<'a> {
     vreg_of: Vec<VReg>,
     /// IR block → its machine block.
     mblock: Vec<Option<MBlock>>,
+    /// Machine block → the IR block it lays out (`None` for edge blocks).
+    ir_block: Vec<Option<Block>>,
     cur: SmallVec<[Operand; 8]>,
 }
 
@@ -331,7 +363,10 @@ impl<'a> Lowerer<'a> {
                 self.cur.push(Operand::reg_def(r));
                 self.push0(Op::Cmp { kind, wide, imm });
             }
-            (InstKind::Binary { args: [a, b] }, O::Add | O::Sub | O::And | O::Or | O::Xor | O::Mul) => {
+            (
+                InstKind::Binary { args: [a, b] },
+                O::Add | O::Sub | O::And | O::Or | O::Xor | O::Mul,
+            ) => {
                 let r = self.result(inst)?;
                 let op = match d.opcode {
                     O::Add => AluOp::Add,
@@ -366,18 +401,26 @@ impl<'a> Lowerer<'a> {
                 let check_zero = !matches!(b, IrOperand::Const(c) if c.bits(ty) != 0);
                 let ra = self.reg(*a, ty);
                 let rb = self.reg(*b, ty);
-                let t = self.new_vreg(RegClass::Int);
                 let rem = matches!(d.opcode, O::Srem | O::Urem);
+                // The divisor must survive `cqo`/`xor edx, edx` and the
+                // writes of rax/rdx: not in rdx, not in rax (unless it is
+                // the dividend itself).
                 self.cur.push(Operand::fixed_use(ra, int(RAX)));
-                self.cur.push(Operand::reg_use(rb));
-                self.cur.push(Operand::new(
-                    t,
-                    OperandKind::Def,
-                    OperandPos::Early,
-                    OperandConstraint::FixedReg(int(RDX)),
-                ));
-                self.cur
-                    .push(Operand::fixed_def(r, int(if rem { RDX } else { RAX })));
+                if rem {
+                    // Live until the Late def in rdx: kept out of rdx.
+                    self.cur.push(Operand::reg_use_late(rb));
+                    self.cur.push(Operand::fixed_def(r, int(RDX)));
+                } else {
+                    let t = self.new_vreg(RegClass::Int);
+                    self.cur.push(Operand::reg_use(rb));
+                    self.cur.push(Operand::new(
+                        t,
+                        OperandKind::Def,
+                        OperandPos::Early,
+                        OperandConstraint::FixedReg(int(RDX)),
+                    ));
+                    self.cur.push(Operand::fixed_def(r, int(RAX)));
+                }
                 let mut clob = PRegSet::empty();
                 clob.add(int(RAX));
                 clob.add(int(RDX));
@@ -440,7 +483,13 @@ impl<'a> Lowerer<'a> {
                 self.cur.push(Operand::reg_def(r));
                 self.push0(Op::Load { op, ty, disp });
             }
-            (InstKind::Store { args: [v, p], offset }, op) => {
+            (
+                InstKind::Store {
+                    args: [v, p],
+                    offset,
+                },
+                op,
+            ) => {
                 let vty = match op {
                     O::Store => ty,
                     _ => func.operand_type(*v, Type::I64),
@@ -686,6 +735,7 @@ pub fn lower(module: &Module, func: &Function) -> Result<MFunc> {
         out: MFunc::default(),
         vreg_of: Vec::with_capacity(func.values.len()),
         mblock: vec![None; func.blocks.len()],
+        ir_block: Vec::new(),
         cur: SmallVec::new(),
         plan,
     };
@@ -761,6 +811,13 @@ pub fn lower(module: &Module, func: &Function) -> Result<MFunc> {
         }
     }
     let nblocks = layout.len();
+    l.ir_block = layout
+        .iter()
+        .map(|s| match s {
+            Slot::Body(b) => Some(*b),
+            Slot::Edge { .. } => None,
+        })
+        .collect();
     l.out.blocks = vec![MBlockData::default(); nblocks];
     let resolve = |l: &Lowerer, x: usize| -> Option<MBlock> {
         if x >= usize::MAX - func.blocks.len() {
@@ -771,11 +828,19 @@ pub fn lower(module: &Module, func: &Function) -> Result<MFunc> {
     };
 
     for (mi, slot) in layout.iter().enumerate() {
+        if let Slot::Body(b) = slot {
+            l.out.blocks[mi].params = func.blocks[b.index()]
+                .params
+                .iter()
+                .map(|&p| l.v(p))
+                .collect();
+        }
+    }
+    for (mi, slot) in layout.iter().enumerate() {
         let start = l.out.ops.len();
         match slot {
             Slot::Body(b) => {
                 let bd = &func.blocks[b.index()];
-                l.out.blocks[mi].params = bd.params.iter().map(|&p| l.v(p)).collect();
                 if mi == 0 {
                     l.lower_args()?;
                 }
@@ -867,8 +932,8 @@ impl Lowerer<'_> {
 
     /// The IR type of parameter `i` of the IR block laid out as `target`.
     fn param_type(&self, target: MBlock, i: usize) -> Option<Type> {
-        let b = self.mblock.iter().position(|m| *m == Some(target))?;
-        let p = *self.func.blocks[b].params.get(i)?;
+        let b = (*self.ir_block.get(target.index())?)?;
+        let p = *self.func.blocks[b.index()].params.get(i)?;
         Some(self.func.value_type(p))
     }
 
@@ -942,11 +1007,55 @@ impl Lowerer<'_> {
                 default,
                 cases,
             } => {
+                if succs.len() == 1 {
+                    // Every case goes to the default: a plain jump (a
+                    // single-successor branch may not read registers).
+                    return self.jump(mi, succs[0], &[]);
+                }
                 let ty = d.ty.unwrap_or(Type::I64);
+                let wide = ty.bytes() == 8;
                 let r = self.reg(*value, ty);
-                let tmp = self.new_vreg(RegClass::Int);
-                self.cur.push(Operand::reg_use(r));
-                self.cur.push(early_temp(tmp));
+                let mut keys: Vec<u64> = cases.iter().map(|c| c.key.bits(ty)).collect();
+                keys.sort_unstable();
+                let n = keys.len() as u64;
+                let dense_min = match (keys.first(), keys.last()) {
+                    (Some(&lo), Some(&hi)) if n >= 4 && hi - lo < 4 * n && hi - lo < 65536 => {
+                        Some(lo)
+                    }
+                    _ => None,
+                };
+                // A jump table indexes with `v - min`, computed (and, for
+                // i32, zero-extended by the 32-bit `sub`) before the branch,
+                // which may not define registers.
+                let index = match dense_min {
+                    Some(0) if wide => r,
+                    Some(min) => {
+                        let imm = if wide {
+                            i32::try_from(min as i64).ok()
+                        } else {
+                            Some(min as u32 as i32)
+                        };
+                        let k = if imm.is_none() {
+                            Some(self.reg(IrOperand::Const(crate::ir::Const::Int(min as i128)), ty))
+                        } else {
+                            None
+                        };
+                        let t = self.new_vreg(RegClass::Int);
+                        self.cur.push(Operand::reg_use(r));
+                        if let Some(k) = k {
+                            self.cur.push(Operand::reg_use(k));
+                        }
+                        self.cur.push(Operand::reuse_def(t, 0));
+                        self.push0(Op::Alu {
+                            op: AluOp::Sub,
+                            wide,
+                            imm,
+                        });
+                        t
+                    }
+                    None => r,
+                };
+                self.cur.push(Operand::reg_use(index));
                 // Successor index of each target, in the dedup order used
                 // by the layout: default first.
                 let mut targets = vec![*default];
@@ -965,8 +1074,9 @@ impl Lowerer<'_> {
                 self.out.blocks[mi].succ_args = vec![Vec::new(); succs.len()];
                 self.out.blocks[mi].succs = succs;
                 self.push0(Op::Switch {
-                    wide: ty.bytes() == 8,
+                    wide,
                     cases: keyed,
+                    dense_min,
                 });
             }
             _ => return Err(err(func, "terminator")),

@@ -1,7 +1,13 @@
-//! The x86-64 backend (System V): [`regs`] the register file, [`abi`] the
-//! calling convention, [`lower`] the per-function plan, [`emit`] the machine
-//! code through dynasm into a `VecAssembler` (never an executable buffer).
-//! Relocation formulas live in `reloc.rs` (wired from `src/reloc.rs`).
+//! The x86-64 backend (System V).
+//!
+//! Pipeline per function: [`analysis`] (block order, compare/branch fusion,
+//! address folding) → [`lower`] (machine instructions over vregs with
+//! operand constraints) → `regalloc::allocate` → [`emit`] (dynasm into a
+//! `VecAssembler`, never an executable buffer). [`regs`] is the register
+//! file as data, [`abi`] the calling convention. [`baseline`] is a second,
+//! allocator-free code generator (every value in a frame slot) kept as a
+//! reference for differential tests. Relocation formulas live in `reloc.rs`
+//! (wired from `src/reloc.rs`).
 
 pub mod abi;
 pub mod analysis;
@@ -15,11 +21,49 @@ pub mod disasm;
 
 use crate::compiled::CompiledModule;
 use crate::error::Result;
-use crate::ir::{FuncId, Module};
+use crate::ir::{Module, SymId};
 use crate::isa::{Backend, MachineEnv};
 
 /// The x86-64 System V backend.
-pub struct X86_64;
+pub struct X86_64 {
+    /// Use the register allocator (`true`, the normal path) or the
+    /// slot-per-value [`baseline`] generator.
+    pub regalloc: bool,
+    /// Also run the allocator's symbolic checker on every function in
+    /// release builds (`regalloc::allocate` runs it in debug builds).
+    pub check: bool,
+}
+
+/// The normal backend.
+pub static X86_64_BACKEND: X86_64 = X86_64 {
+    regalloc: true,
+    check: false,
+};
+
+/// The allocator-free reference backend.
+pub static X86_64_BASELINE: X86_64 = X86_64 {
+    regalloc: false,
+    check: false,
+};
+
+/// Compiles function `id` through lowering, register allocation (checked
+/// when `check`) and emission.
+pub fn compile_allocated(
+    module: &Module,
+    sym: SymId,
+    check: bool,
+    out: &mut CompiledModule,
+) -> Result<()> {
+    let (data, func) = crate::isa::defined_function(module, sym)?;
+    let mf = lower::lower(module, func)?;
+    let env = regs::machine_env();
+    let ra = crate::regalloc::allocate(&mf, &env)?;
+    if check {
+        crate::regalloc::checker::check(&mf, &env, &ra)
+            .map_err(crate::regalloc::RegAllocError::Checker)?;
+    }
+    emit::emit_function(module, data, &mf, &ra, out)
+}
 
 impl Backend for X86_64 {
     fn name(&self) -> &'static str {
@@ -33,9 +77,13 @@ impl Backend for X86_64 {
     fn compile_function(
         &self,
         module: &Module,
-        func: FuncId,
+        sym: SymId,
         out: &mut CompiledModule,
     ) -> Result<()> {
-        baseline::compile_function(module, func, out)
+        if self.regalloc {
+            compile_allocated(module, sym, self.check, out)
+        } else {
+            baseline::compile_function(module, sym, out)
+        }
     }
 }

@@ -84,7 +84,10 @@ pub fn machine_env() -> MachineEnv {
             // Every xmm register is caller-saved in System V; xmm15 is scratch.
             (0..15).map(float).collect(),
         ],
-        non_preferred_regs: [CALLEE_SAVED_INT.iter().map(|&r| int(r)).collect(), Vec::new()],
+        non_preferred_regs: [
+            CALLEE_SAVED_INT.iter().map(|&r| int(r)).collect(),
+            Vec::new(),
+        ],
         scratch: [int(SCRATCH_INT), float(SCRATCH_FLOAT)],
     }
 }
