@@ -26,16 +26,16 @@
 
 use super::abi::{arg_locations, incoming_stack_offset, result_location, ArgLoc};
 use super::analysis::{plan, Plan};
-use super::emit::{
-    add_lo12, add_sp, adrp, b_cond, cset, imm12, ldr_lit_8, mem, mov_imm, word, Asm, Cond, Mem, BL,
-    B_12, NOP,
+use super::asm::{
+    add_lo12, add_sp, adrp, b_cond, cset, enter_frame, imm12, ldr_lit_8, leave_frame, mem, mov_imm,
+    word, Asm, Cond, Mem, BL, B_12, NOP,
 };
 use super::regs::{FP, SP, X16, X17};
 use crate::compiled::CompiledModule;
 use crate::error::{Error, Result, TrapCode};
 use crate::ir::{
-    Block, BlockCall, Callee, Function, Inst, InstKind, Linkage, Module, Opcode, Operand,
-    SymId, Type, Value,
+    Block, BlockCall, Callee, Function, Inst, InstKind, Linkage, Module, Opcode, Operand, SymId,
+    Type, Value,
 };
 use crate::isa::TRAP_HANDLER;
 use crate::reloc::RelocKind;
@@ -222,32 +222,7 @@ impl<'a> Emitter<'a> {
     }
 
     fn prologue(&mut self) {
-        let frame = self.plan.frame_size as u64;
-        let ops = &mut self.ops;
-        dynasm!(ops ; .arch aarch64 ; stp x29, x30, [sp, #-16]! ; mov x29, sp);
-        if frame > 4096 {
-            // Touch every page on the way down so a guard page is never
-            // skipped.
-            mov_imm(ops, X17, frame / 4096, true);
-            dynasm!(ops ; .arch aarch64
-                ; probe:
-                ; sub sp, sp, 1, lsl 12
-                ; str xzr, [sp]
-                ; subs x17, x17, 1
-                ; b.ne <probe
-            );
-            let rest = (frame % 4096) as u32;
-            if rest != 0 {
-                dynasm!(ops ; .arch aarch64 ; sub sp, sp, rest);
-            }
-        } else if frame > 0 {
-            let f = frame as u32;
-            if f == 4096 {
-                dynasm!(ops ; .arch aarch64 ; sub sp, sp, 1, lsl 12);
-            } else {
-                dynasm!(ops ; .arch aarch64 ; sub sp, sp, f);
-            }
-        }
+        enter_frame(&mut self.ops, self.plan.frame_size as u64);
         let (locs, _) = arg_locations(&self.func.sig.params);
         for (i, loc) in locs.iter().enumerate() {
             let Some(&p) = self.func.params.get(i) else {
@@ -266,8 +241,7 @@ impl<'a> Emitter<'a> {
     }
 
     fn epilogue(&mut self) {
-        let ops = &mut self.ops;
-        dynasm!(ops ; .arch aarch64 ; mov sp, x29 ; ldp x29, x30, [sp], #16 ; ret);
+        leave_frame(&mut self.ops);
     }
 
     /// Copies a branch's arguments into its target's parameters, as one

@@ -1,363 +1,826 @@
-//! AArch64 instruction emission helpers over a dynasm `VecAssembler`
-//! (never an executable buffer): constants, loads and stores at any
-//! offset, condition codes, and the raw words that carry relocations.
+//! AArch64 machine code from a lowered function ([`MFunc`]) and its
+//! register allocation ([`Output`]).
 //!
-//! dynasm panics when a dynamic immediate does not fit its field, so every
-//! helper here range-checks before it picks an encoding and falls back to
-//! a longer sequence through the scratch register `x16` (never `x17`, which
-//! callers use for values). Every `dynasm!` invocation names `.arch
-//! aarch64`: dynasm's default architecture is x64 per invocation.
+//! Code is assembled with dynasm into a `VecAssembler<Aarch64Relocation>`
+//! (never an executable buffer); the bytes are appended to the module's
+//! text and every address not known yet becomes a relocation (see
+//! [`super::place_function`]).
+//!
+//! Frame (addresses upward from `sp`): the outgoing stack-argument area,
+//! the spill slots (slot `n` at `sp + outgoing + 8n`), the allocas, the
+//! callee-saved registers the allocation used (`x19`–`x28`, and `d8`–`d15`
+//! whose low 64 bits AAPCS64 preserves), then the frame record `x29`/`x30`
+//! where `x29` points. `sp` does not move in the body, so every frame
+//! access is `sp`-relative; each return restores the saved registers and
+//! leaves through `x29`.
+//!
+//! Invariants: between instructions only allocated registers hold values;
+//! `x16`, `x17` and `v31` are free inside one instruction's expansion (the
+//! allocator uses `x17`/`v31` only inside its own move sequences). Traps
+//! branch to one out-of-line stub per reason that calls the imported trap
+//! handler with the code in `w0`.
 
 // dynasm expands register arguments with `.into()`, which clippy flags.
 #![allow(clippy::useless_conversion)]
 
-use super::regs::X16;
-use dynasmrt::aarch64::Aarch64Relocation;
-use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+use super::asm::{
+    add_lo12, add_sp, adrp, b_cond, cset, enter_frame, imm12, ldr_lit_8, leave_frame, mem, mov_imm,
+    word, Asm, Cond, Mem, BL, B_12, NOP,
+};
+use super::baseline::{float_cond, int_cond};
+use super::lower::{AluOp, CallTarget, CmpKind, Imm12, MFunc, Op};
+use super::regs::{CALLEE_SAVED_FLOAT, CALLEE_SAVED_INT, FP, SP, X16, X17};
+use crate::compiled::CompiledModule;
+use crate::error::{Error, Result, TrapCode};
+use crate::ir::{Module, Opcode, SymbolData, Type};
+use crate::isa::TRAP_HANDLER;
+use crate::regalloc::{Allocation, Edit, MInst, OperandKind, Output, ProgPoint, RegClass};
+use crate::reloc::RelocKind;
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 
-pub type Asm = VecAssembler<Aarch64Relocation>;
+/// The largest frame a function may have.
+const MAX_FRAME: u64 = 1 << 30;
 
-/// A condition code (after `cmp`/`cmn`/`fcmp`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Cond {
-    Eq,
-    Ne,
-    /// Signed less than.
-    Lt,
-    Le,
-    Gt,
-    Ge,
-    /// Unsigned lower.
-    Lo,
-    /// Unsigned lower or same; after `fcmp`, less or equal and ordered.
-    Ls,
-    /// Unsigned higher.
-    Hi,
-    /// Unsigned higher or same.
-    Hs,
-    /// Negative; after `fcmp`, less than and ordered.
-    Mi,
-    /// Overflow.
-    Vs,
+struct Emitter<'a> {
+    mf: &'a MFunc,
+    ra: &'a Output,
+    ops: Asm,
+    labels: Vec<DynamicLabel>,
+    traps: [Option<DynamicLabel>; 3],
+    relocs: Vec<(usize, RelocKind, String, i64)>,
+    tables: Vec<(String, Vec<DynamicLabel>)>,
+    fname: &'a str,
+    /// `sp` offset of spill slot 0.
+    spill_base: u64,
+    /// `sp` offset of each alloca.
+    alloca_at: Vec<u64>,
+    /// Saved callee-saved registers and their `sp` offsets (`float`: a
+    /// `d` register).
+    saved: Vec<(u8, bool, u64)>,
 }
 
-/// `b.cond label`.
-pub fn b_cond(ops: &mut Asm, c: Cond, l: DynamicLabel) {
-    match c {
-        Cond::Eq => dynasm!(ops ; .arch aarch64 ; b.eq =>l),
-        Cond::Ne => dynasm!(ops ; .arch aarch64 ; b.ne =>l),
-        Cond::Lt => dynasm!(ops ; .arch aarch64 ; b.lt =>l),
-        Cond::Le => dynasm!(ops ; .arch aarch64 ; b.le =>l),
-        Cond::Gt => dynasm!(ops ; .arch aarch64 ; b.gt =>l),
-        Cond::Ge => dynasm!(ops ; .arch aarch64 ; b.ge =>l),
-        Cond::Lo => dynasm!(ops ; .arch aarch64 ; b.lo =>l),
-        Cond::Ls => dynasm!(ops ; .arch aarch64 ; b.ls =>l),
-        Cond::Hi => dynasm!(ops ; .arch aarch64 ; b.hi =>l),
-        Cond::Hs => dynasm!(ops ; .arch aarch64 ; b.hs =>l),
-        Cond::Mi => dynasm!(ops ; .arch aarch64 ; b.mi =>l),
-        Cond::Vs => dynasm!(ops ; .arch aarch64 ; b.vs =>l),
+fn bad(fname: &str, what: &str) -> Error {
+    Error::Runtime(format!("@{fname}: bad register allocation ({what})"))
+}
+
+impl<'a> Emitter<'a> {
+    fn off(&self) -> usize {
+        self.ops.offset().0
     }
-}
 
-/// `cset wd, cond`: 1 when the condition holds, else 0.
-pub fn cset(ops: &mut Asm, c: Cond, d: u8) {
-    match c {
-        Cond::Eq => dynasm!(ops ; .arch aarch64 ; cset W(d), eq),
-        Cond::Ne => dynasm!(ops ; .arch aarch64 ; cset W(d), ne),
-        Cond::Lt => dynasm!(ops ; .arch aarch64 ; cset W(d), lt),
-        Cond::Le => dynasm!(ops ; .arch aarch64 ; cset W(d), le),
-        Cond::Gt => dynasm!(ops ; .arch aarch64 ; cset W(d), gt),
-        Cond::Ge => dynasm!(ops ; .arch aarch64 ; cset W(d), ge),
-        Cond::Lo => dynasm!(ops ; .arch aarch64 ; cset W(d), lo),
-        Cond::Ls => dynasm!(ops ; .arch aarch64 ; cset W(d), ls),
-        Cond::Hi => dynasm!(ops ; .arch aarch64 ; cset W(d), hi),
-        Cond::Hs => dynasm!(ops ; .arch aarch64 ; cset W(d), hs),
-        Cond::Mi => dynasm!(ops ; .arch aarch64 ; cset W(d), mi),
-        Cond::Vs => dynasm!(ops ; .arch aarch64 ; cset W(d), vs),
+    fn slot_off(&self, slot: usize) -> i64 {
+        (self.spill_base + 8 * slot as u64) as i64
     }
-}
 
-/// Loads `bits` into `r`: one `movz`/`movn` then `movk` for each other
-/// 16-bit chunk that differs from the first instruction's fill. A 32-bit
-/// (`wide == false`) constant uses `w` forms, leaving the upper half zero.
-pub fn mov_imm(ops: &mut Asm, r: u8, bits: u64, wide: bool) {
-    let n = if wide { 4 } else { 2 };
-    let bits = if wide { bits } else { bits & 0xffff_ffff };
-    let chunk = |i: u32| ((bits >> (16 * i)) & 0xffff) as u32;
-    let zeros = (0..n).filter(|&i| chunk(i) == 0).count();
-    let ones = (0..n).filter(|&i| chunk(i) == 0xffff).count();
-    // With mostly-ones, start from movn (all ones but one chunk).
-    let inverted = ones > zeros;
-    let fill = if inverted { 0xffff } else { 0 };
-    let mut first = true;
-    for i in 0..n {
-        let c = chunk(i);
-        if c == fill {
-            continue;
+    fn trap_label(&mut self, code: TrapCode) -> DynamicLabel {
+        let i = code.code() as usize;
+        if let Some(l) = self.traps[i] {
+            return l;
         }
-        let shift = 16 * i;
-        match (first, inverted, wide) {
-            (true, false, true) => dynasm!(ops ; .arch aarch64 ; movz X(r), c, lsl shift),
-            (true, false, false) => dynasm!(ops ; .arch aarch64 ; movz W(r), c, lsl shift),
-            (true, true, true) => dynasm!(ops ; .arch aarch64 ; movn X(r), c ^ 0xffff, lsl shift),
-            (true, true, false) => dynasm!(ops ; .arch aarch64 ; movn W(r), c ^ 0xffff, lsl shift),
-            (false, _, true) => dynasm!(ops ; .arch aarch64 ; movk X(r), c, lsl shift),
-            (false, _, false) => dynasm!(ops ; .arch aarch64 ; movk W(r), c, lsl shift),
-        }
-        first = false;
-    }
-    if first {
-        // Every chunk equals the fill: 0 or all ones.
-        match (inverted, wide) {
-            (false, true) => dynasm!(ops ; .arch aarch64 ; movz X(r), 0),
-            (false, false) => dynasm!(ops ; .arch aarch64 ; movz W(r), 0),
-            (true, true) => dynasm!(ops ; .arch aarch64 ; movn X(r), 0),
-            (true, false) => dynasm!(ops ; .arch aarch64 ; movn W(r), 0),
-        }
-    }
-}
-
-/// An unshifted 12-bit add/sub/cmp immediate, if `v` is one.
-pub fn imm12(v: u64) -> Option<u32> {
-    (v < 4096).then_some(v as u32)
-}
-
-/// A load or store of one register, by access size and extension.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Mem {
-    LdrX,
-    LdrW,
-    LdrH,
-    LdrshX,
-    LdrshW,
-    LdrB,
-    LdrsbX,
-    LdrsbW,
-    LdrswX,
-    LdrD,
-    LdrS,
-    StrX,
-    StrW,
-    StrH,
-    StrB,
-    StrD,
-    StrS,
-}
-
-impl Mem {
-    /// Bytes accessed.
-    pub fn size(self) -> i64 {
-        use Mem::*;
-        match self {
-            LdrX | LdrD | StrX | StrD => 8,
-            LdrW | LdrswX | LdrS | StrW | StrS => 4,
-            LdrH | LdrshX | LdrshW | StrH => 2,
-            LdrB | LdrsbX | LdrsbW | StrB => 1,
-        }
-    }
-}
-
-/// `op rt, [base + off]` for any 64-bit `off` (wrapping, as address
-/// arithmetic does): the scaled unsigned-offset form when it fits, else
-/// the unscaled ±256 form, else the offset in `x16` as an index register.
-/// `base` 31 is `sp`; `rt` is an `x`/`w` or `d`/`s` register number.
-pub fn mem(ops: &mut Asm, op: Mem, rt: u8, base: u8, off: i64) {
-    let size = op.size();
-    if off >= 0 && off % size == 0 && off / size < 4096 {
-        let o = off as u32;
-        use Mem::*;
-        match op {
-            LdrX => dynasm!(ops ; .arch aarch64 ; ldr X(rt), [XSP(base), o]),
-            LdrW => dynasm!(ops ; .arch aarch64 ; ldr W(rt), [XSP(base), o]),
-            LdrH => dynasm!(ops ; .arch aarch64 ; ldrh W(rt), [XSP(base), o]),
-            LdrshX => dynasm!(ops ; .arch aarch64 ; ldrsh X(rt), [XSP(base), o]),
-            LdrshW => dynasm!(ops ; .arch aarch64 ; ldrsh W(rt), [XSP(base), o]),
-            LdrB => dynasm!(ops ; .arch aarch64 ; ldrb W(rt), [XSP(base), o]),
-            LdrsbX => dynasm!(ops ; .arch aarch64 ; ldrsb X(rt), [XSP(base), o]),
-            LdrsbW => dynasm!(ops ; .arch aarch64 ; ldrsb W(rt), [XSP(base), o]),
-            LdrswX => dynasm!(ops ; .arch aarch64 ; ldrsw X(rt), [XSP(base), o]),
-            LdrD => dynasm!(ops ; .arch aarch64 ; ldr D(rt), [XSP(base), o]),
-            LdrS => dynasm!(ops ; .arch aarch64 ; ldr S(rt), [XSP(base), o]),
-            StrX => dynasm!(ops ; .arch aarch64 ; str X(rt), [XSP(base), o]),
-            StrW => dynasm!(ops ; .arch aarch64 ; str W(rt), [XSP(base), o]),
-            StrH => dynasm!(ops ; .arch aarch64 ; strh W(rt), [XSP(base), o]),
-            StrB => dynasm!(ops ; .arch aarch64 ; strb W(rt), [XSP(base), o]),
-            StrD => dynasm!(ops ; .arch aarch64 ; str D(rt), [XSP(base), o]),
-            StrS => dynasm!(ops ; .arch aarch64 ; str S(rt), [XSP(base), o]),
-        }
-    } else if (-256..256).contains(&off) {
-        let o = off as i32;
-        use Mem::*;
-        match op {
-            LdrX => dynasm!(ops ; .arch aarch64 ; ldur X(rt), [XSP(base), o]),
-            LdrW => dynasm!(ops ; .arch aarch64 ; ldur W(rt), [XSP(base), o]),
-            LdrH => dynasm!(ops ; .arch aarch64 ; ldurh W(rt), [XSP(base), o]),
-            LdrshX => dynasm!(ops ; .arch aarch64 ; ldursh X(rt), [XSP(base), o]),
-            LdrshW => dynasm!(ops ; .arch aarch64 ; ldursh W(rt), [XSP(base), o]),
-            LdrB => dynasm!(ops ; .arch aarch64 ; ldurb W(rt), [XSP(base), o]),
-            LdrsbX => dynasm!(ops ; .arch aarch64 ; ldursb X(rt), [XSP(base), o]),
-            LdrsbW => dynasm!(ops ; .arch aarch64 ; ldursb W(rt), [XSP(base), o]),
-            LdrswX => dynasm!(ops ; .arch aarch64 ; ldursw X(rt), [XSP(base), o]),
-            LdrD => dynasm!(ops ; .arch aarch64 ; ldur D(rt), [XSP(base), o]),
-            LdrS => dynasm!(ops ; .arch aarch64 ; ldur S(rt), [XSP(base), o]),
-            StrX => dynasm!(ops ; .arch aarch64 ; stur X(rt), [XSP(base), o]),
-            StrW => dynasm!(ops ; .arch aarch64 ; stur W(rt), [XSP(base), o]),
-            StrH => dynasm!(ops ; .arch aarch64 ; sturh W(rt), [XSP(base), o]),
-            StrB => dynasm!(ops ; .arch aarch64 ; sturb W(rt), [XSP(base), o]),
-            StrD => dynasm!(ops ; .arch aarch64 ; stur D(rt), [XSP(base), o]),
-            StrS => dynasm!(ops ; .arch aarch64 ; stur S(rt), [XSP(base), o]),
-        }
-    } else {
-        mov_imm(ops, X16, off as u64, true);
-        use Mem::*;
-        match op {
-            LdrX => dynasm!(ops ; .arch aarch64 ; ldr X(rt), [XSP(base), X(X16)]),
-            LdrW => dynasm!(ops ; .arch aarch64 ; ldr W(rt), [XSP(base), X(X16)]),
-            LdrH => dynasm!(ops ; .arch aarch64 ; ldrh W(rt), [XSP(base), X(X16)]),
-            LdrshX => dynasm!(ops ; .arch aarch64 ; ldrsh X(rt), [XSP(base), X(X16)]),
-            LdrshW => dynasm!(ops ; .arch aarch64 ; ldrsh W(rt), [XSP(base), X(X16)]),
-            LdrB => dynasm!(ops ; .arch aarch64 ; ldrb W(rt), [XSP(base), X(X16)]),
-            LdrsbX => dynasm!(ops ; .arch aarch64 ; ldrsb X(rt), [XSP(base), X(X16)]),
-            LdrsbW => dynasm!(ops ; .arch aarch64 ; ldrsb W(rt), [XSP(base), X(X16)]),
-            LdrswX => dynasm!(ops ; .arch aarch64 ; ldrsw X(rt), [XSP(base), X(X16)]),
-            LdrD => dynasm!(ops ; .arch aarch64 ; ldr D(rt), [XSP(base), X(X16)]),
-            LdrS => dynasm!(ops ; .arch aarch64 ; ldr S(rt), [XSP(base), X(X16)]),
-            StrX => dynasm!(ops ; .arch aarch64 ; str X(rt), [XSP(base), X(X16)]),
-            StrW => dynasm!(ops ; .arch aarch64 ; str W(rt), [XSP(base), X(X16)]),
-            StrH => dynasm!(ops ; .arch aarch64 ; strh W(rt), [XSP(base), X(X16)]),
-            StrB => dynasm!(ops ; .arch aarch64 ; strb W(rt), [XSP(base), X(X16)]),
-            StrD => dynasm!(ops ; .arch aarch64 ; str D(rt), [XSP(base), X(X16)]),
-            StrS => dynasm!(ops ; .arch aarch64 ; str S(rt), [XSP(base), X(X16)]),
-        }
-    }
-}
-
-/// `xd = sp + off` for `0 <= off < 2^32`.
-pub fn add_sp(ops: &mut Asm, d: u8, off: u64) {
-    if let Some(i) = imm12(off) {
-        dynasm!(ops ; .arch aarch64 ; add XSP(d), sp, i);
-    } else if off < (1 << 24) && off & 0xfff == 0 {
-        let hi = (off >> 12) as u32;
-        dynasm!(ops ; .arch aarch64 ; add XSP(d), sp, hi, lsl 12);
-    } else {
-        mov_imm(ops, X16, off, true);
-        dynasm!(ops ; .arch aarch64 ; mov XSP(d), sp ; add X(d), X(d), X(X16));
-    }
-}
-
-/// Appends one raw instruction word (little-endian).
-pub fn word(ops: &mut Asm, w: u32) {
-    ops.extend(w.to_le_bytes().iter());
-}
-
-/// `bl #0`, to be patched by an `Arm64Call26` relocation.
-pub const BL: u32 = 0x9400_0000;
-/// `adrp xd, #0`, patched by `Arm64AdrpPage21`.
-pub fn adrp(d: u8) -> u32 {
-    0x9000_0000 | d as u32
-}
-/// `add xd, xn, #0`, patched by `Arm64AddLo12`.
-pub fn add_lo12(d: u8, n: u8) -> u32 {
-    0x9100_0000 | (n as u32) << 5 | d as u32
-}
-/// `ldr xt, #8` (a literal two words ahead).
-pub fn ldr_lit_8(t: u8) -> u32 {
-    0x5800_0000 | 2 << 5 | t as u32
-}
-/// `b #12` (over a literal).
-pub const B_12: u32 = 0x1400_0003;
-/// `nop`.
-pub const NOP: u32 = 0xd503_201f;
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn words(f: impl FnOnce(&mut Asm)) -> Vec<u32> {
-        let mut ops = Asm::new(0);
-        f(&mut ops);
-        let code = ops.finalize().expect("finalize");
-        code.chunks(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-            .collect()
+        let l = self.ops.new_dynamic_label();
+        self.traps[i] = Some(l);
+        l
     }
 
-    /// Evaluates a movz/movn/movk sequence on `x0`.
-    fn eval_mov(ws: &[u32]) -> u64 {
-        let mut x = 0u64;
-        for &w in ws {
-            let sf = w >> 31 == 1;
-            let opc = (w >> 29) & 3;
-            let hw = (w >> 21) & 3;
-            let imm = ((w >> 5) & 0xffff) as u64;
-            let sh = 16 * hw;
-            x = match opc {
-                0 => !(imm << sh),
-                2 => imm << sh,
-                3 => (x & !(0xffff << sh)) | imm << sh,
-                _ => panic!("not a move: {w:08x}"),
-            };
-            if !sf {
-                x &= 0xffff_ffff;
+    fn reloc_at(&mut self, at: usize, kind: RelocKind, target: &str) {
+        self.relocs.push((at, kind, target.to_string(), 0));
+    }
+
+    /// `x<r> = address of target` through an inline, 8-byte-aligned literal
+    /// (`Abs64`): imports may be anywhere in the address space.
+    fn ldr_sym_literal(&mut self, r: u8, target: &str) {
+        if !self.off().is_multiple_of(8) {
+            word(&mut self.ops, NOP);
+        }
+        word(&mut self.ops, ldr_lit_8(r));
+        word(&mut self.ops, B_12);
+        let at = self.off();
+        self.ops.extend([0u8; 8].iter());
+        self.reloc_at(at, RelocKind::Abs64, target);
+    }
+
+    /// The register of operand `j` of instruction `i`.
+    fn reg(&self, i: usize, j: usize) -> Result<u8> {
+        self.ra
+            .inst_allocs(MInst::new(i))
+            .get(j)
+            .and_then(|a| a.as_reg())
+            .map(|r| r.hw())
+            .ok_or_else(|| bad(self.fname, "operand not in a register"))
+    }
+
+    /// The registers of instruction `i`'s use operands, in order.
+    fn uses(&self, i: usize) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        for (j, o) in self.mf.operands_of(i).iter().enumerate() {
+            if o.kind == OperandKind::Use {
+                out.push(self.reg(i, j)?);
             }
         }
-        x
+        Ok(out)
     }
 
-    #[test]
-    fn mov_imm_builds_every_pattern_in_few_instructions() {
-        let cases: [(u64, bool, usize); 9] = [
-            (0, true, 1),
-            (u64::MAX, true, 1),
-            (0x1234, true, 1),
-            (0xffff_ffff_ffff_fffe, true, 1),
-            (0x1234_0000_5678_0000, true, 2),
-            (0x8000_0000_0000_0000, true, 1),
-            (0x0123_4567_89ab_cdef, true, 4),
-            (0xffff_ffff, false, 1),
-            (0x8000_0001, false, 2),
-        ];
-        for (v, wide, n) in cases {
-            let ws = words(|ops| mov_imm(ops, 0, v, wide));
-            assert_eq!(ws.len(), n, "{v:#x}");
-            let expect = if wide { v } else { v & 0xffff_ffff };
-            assert_eq!(eval_mov(&ws), expect, "{v:#x}");
+    /// The register of instruction `i`'s last def operand.
+    fn def(&self, i: usize) -> Result<u8> {
+        let j = self
+            .mf
+            .operands_of(i)
+            .iter()
+            .rposition(|o| o.kind == OperandKind::Def)
+            .ok_or_else(|| bad(self.fname, "missing def"))?;
+        self.reg(i, j)
+    }
+
+    fn mov(&mut self, from: Allocation, to: Allocation, class: RegClass) {
+        let float = class == RegClass::Float;
+        match (from, to) {
+            (Allocation::Reg(f), Allocation::Reg(t)) => {
+                let (f, t) = (f.hw(), t.hw());
+                let ops = &mut self.ops;
+                if float {
+                    dynasm!(ops ; .arch aarch64 ; fmov D(t), D(f));
+                } else {
+                    dynasm!(ops ; .arch aarch64 ; mov X(t), X(f));
+                }
+            }
+            (Allocation::Reg(f), Allocation::Stack(s)) => {
+                let k = if float { Mem::StrD } else { Mem::StrX };
+                let at = self.slot_off(s.index());
+                mem(&mut self.ops, k, f.hw(), SP, at);
+            }
+            (Allocation::Stack(s), Allocation::Reg(t)) => {
+                let k = if float { Mem::LdrD } else { Mem::LdrX };
+                let at = self.slot_off(s.index());
+                mem(&mut self.ops, k, t.hw(), SP, at);
+            }
+            (Allocation::Stack(a), Allocation::Stack(b)) => {
+                // Not produced by the allocator; correct anyway through x17.
+                let (oa, ob) = (self.slot_off(a.index()), self.slot_off(b.index()));
+                mem(&mut self.ops, Mem::LdrX, X17, SP, oa);
+                mem(&mut self.ops, Mem::StrX, X17, SP, ob);
+            }
         }
     }
 
-    #[test]
-    fn mem_picks_an_encodable_form_for_any_offset() {
-        // Scaled, unscaled, and register-offset forms; none may panic.
-        for off in [
-            0i64,
-            8,
-            32760,
-            32768,
-            -8,
-            255,
-            -256,
-            -257,
-            3,
-            1 << 40,
-            i64::MIN,
+    fn edits(&mut self, point: ProgPoint) {
+        for &(_, Edit::Move { from, to, class }) in self.ra.edits_at(point) {
+            self.mov(from, to, class);
+        }
+    }
+
+    fn prologue(&mut self, frame: u64) {
+        enter_frame(&mut self.ops, frame);
+        for &(r, float, at) in &self.saved {
+            let k = if float { Mem::StrD } else { Mem::StrX };
+            mem(&mut self.ops, k, r, SP, at as i64);
+        }
+    }
+
+    fn epilogue(&mut self) {
+        for &(r, float, at) in &self.saved {
+            let k = if float { Mem::LdrD } else { Mem::LdrX };
+            mem(&mut self.ops, k, r, SP, at as i64);
+        }
+        leave_frame(&mut self.ops);
+    }
+
+    /// `cmp`/`cmn`/`fcmp` of the uses of instruction `i` (the second one
+    /// absent when `imm`, or when both inputs are one vreg).
+    fn compare(&mut self, i: usize, kind: CmpKind, wide: bool, imm: Option<Imm12>) -> Result<Cond> {
+        let u = self.uses(i)?;
+        let a = *u.first().ok_or_else(|| bad(self.fname, "compare"))?;
+        let b = u.get(1).copied().unwrap_or(a);
+        let ops = &mut self.ops;
+        match kind {
+            CmpKind::Test => {
+                dynasm!(ops ; .arch aarch64 ; cmp WSP(a), 0);
+                Ok(Cond::Ne)
+            }
+            CmpKind::Int(op) => {
+                let c = int_cond(op).ok_or_else(|| bad(self.fname, "compare"))?;
+                match (imm, wide) {
+                    (Some(Imm12 { value, neg: false }), true) => {
+                        dynasm!(ops ; .arch aarch64 ; cmp XSP(a), value)
+                    }
+                    (Some(Imm12 { value, neg: false }), false) => {
+                        dynasm!(ops ; .arch aarch64 ; cmp WSP(a), value)
+                    }
+                    (Some(Imm12 { value, neg: true }), true) => {
+                        dynasm!(ops ; .arch aarch64 ; cmn XSP(a), value)
+                    }
+                    (Some(Imm12 { value, neg: true }), false) => {
+                        dynasm!(ops ; .arch aarch64 ; cmn WSP(a), value)
+                    }
+                    (None, true) => dynasm!(ops ; .arch aarch64 ; cmp X(a), X(b)),
+                    (None, false) => dynasm!(ops ; .arch aarch64 ; cmp W(a), W(b)),
+                }
+                Ok(c)
+            }
+            CmpKind::Float(op) => {
+                let c = float_cond(op).ok_or_else(|| bad(self.fname, "compare"))?;
+                if wide {
+                    dynasm!(ops ; .arch aarch64 ; fcmp D(a), D(b));
+                } else {
+                    dynasm!(ops ; .arch aarch64 ; fcmp S(a), S(b));
+                }
+                Ok(c)
+            }
+        }
+    }
+
+    fn inst(&mut self, i: usize, block: usize) -> Result<()> {
+        let mf = self.mf;
+        match &mf.ops[i] {
+            Op::Args => {}
+            Op::StackArg { off } => {
+                let d = self.def(i)?;
+                let float = mf.operands_of(i)[0].vreg.class() == RegClass::Float;
+                let k = if float { Mem::LdrD } else { Mem::LdrX };
+                mem(&mut self.ops, k, d, FP, *off);
+            }
+            Op::Imm { bits, wide } => {
+                let d = self.def(i)?;
+                mov_imm(&mut self.ops, d, *bits, *wide);
+            }
+            Op::FImm { bits, wide } => {
+                let d = self.def(i)?;
+                mov_imm(&mut self.ops, X17, *bits, *wide);
+                if *wide {
+                    dynasm!(self.ops ; .arch aarch64 ; fmov D(d), x17);
+                } else {
+                    dynasm!(self.ops ; .arch aarch64 ; fmov S(d), w17);
+                }
+            }
+            Op::Copy => {
+                if self.reg(i, 0)? != self.def(i)? {
+                    return Err(bad(self.fname, "reused register differs"));
+                }
+            }
+            Op::Alu { op, wide, imm } => self.alu(i, *op, *wide, *imm)?,
+            Op::Shift { op, wide, imm } => self.shift(i, *op, *wide, *imm)?,
+            Op::Un { op, wide } => {
+                let (a, d) = (self.reg(i, 0)?, self.def(i)?);
+                let ops = &mut self.ops;
+                match (op, wide) {
+                    (Opcode::Neg, true) => dynasm!(ops ; .arch aarch64 ; neg X(d), X(a)),
+                    (Opcode::Neg, false) => dynasm!(ops ; .arch aarch64 ; neg W(d), W(a)),
+                    (_, true) => dynasm!(ops ; .arch aarch64 ; mvn X(d), X(a)),
+                    (_, false) => dynasm!(ops ; .arch aarch64 ; mvn W(d), W(a)),
+                }
+            }
+            Op::Div {
+                op,
+                wide,
+                check_zero,
+                check_overflow,
+            } => self.divide(i, *op, *wide, *check_zero, *check_overflow)?,
+            Op::Cmp { kind, wide, imm } => {
+                let d = self.def(i)?;
+                let c = self.compare(i, *kind, *wide, *imm)?;
+                cset(&mut self.ops, c, d);
+            }
+            Op::FBin { op, wide } => {
+                let u = self.uses(i)?;
+                let (a, d) = (u[0], self.def(i)?);
+                let b = u.get(1).copied().unwrap_or(a);
+                let ops = &mut self.ops;
+                match (op, wide) {
+                    (Opcode::Fadd, true) => dynasm!(ops ; .arch aarch64 ; fadd D(d), D(a), D(b)),
+                    (Opcode::Fadd, false) => dynasm!(ops ; .arch aarch64 ; fadd S(d), S(a), S(b)),
+                    (Opcode::Fsub, true) => dynasm!(ops ; .arch aarch64 ; fsub D(d), D(a), D(b)),
+                    (Opcode::Fsub, false) => dynasm!(ops ; .arch aarch64 ; fsub S(d), S(a), S(b)),
+                    (Opcode::Fmul, true) => dynasm!(ops ; .arch aarch64 ; fmul D(d), D(a), D(b)),
+                    (Opcode::Fmul, false) => dynasm!(ops ; .arch aarch64 ; fmul S(d), S(a), S(b)),
+                    (_, true) => dynasm!(ops ; .arch aarch64 ; fdiv D(d), D(a), D(b)),
+                    (_, false) => dynasm!(ops ; .arch aarch64 ; fdiv S(d), S(a), S(b)),
+                }
+            }
+            Op::FUn { op, wide } => {
+                let (a, d) = (self.reg(i, 0)?, self.def(i)?);
+                let ops = &mut self.ops;
+                match (op, wide) {
+                    (Opcode::Fneg, true) => dynasm!(ops ; .arch aarch64 ; fneg D(d), D(a)),
+                    (Opcode::Fneg, false) => dynasm!(ops ; .arch aarch64 ; fneg S(d), S(a)),
+                    (Opcode::Fabs, true) => dynasm!(ops ; .arch aarch64 ; fabs D(d), D(a)),
+                    (Opcode::Fabs, false) => dynasm!(ops ; .arch aarch64 ; fabs S(d), S(a)),
+                    (_, true) => dynasm!(ops ; .arch aarch64 ; fsqrt D(d), D(a)),
+                    (_, false) => dynasm!(ops ; .arch aarch64 ; fsqrt S(d), S(a)),
+                }
+            }
+            Op::Select { float, wide } => {
+                let u = self.uses(i)?;
+                if u.len() != 3 {
+                    return Err(bad(self.fname, "select operands"));
+                }
+                let (c, a, b, d) = (u[0], u[1], u[2], self.def(i)?);
+                let ops = &mut self.ops;
+                dynasm!(ops ; .arch aarch64 ; cmp WSP(c), 0);
+                match (float, wide) {
+                    (true, true) => dynasm!(ops ; .arch aarch64 ; fcsel D(d), D(a), D(b), ne),
+                    (true, false) => dynasm!(ops ; .arch aarch64 ; fcsel S(d), S(a), S(b), ne),
+                    (false, true) => dynasm!(ops ; .arch aarch64 ; csel X(d), X(a), X(b), ne),
+                    (false, false) => dynasm!(ops ; .arch aarch64 ; csel W(d), W(a), W(b), ne),
+                }
+            }
+            Op::Conv { op, from, to } => self.conv(i, *op, *from, *to)?,
+            Op::Load { op, ty, disp } => {
+                let (base, d) = (self.reg(i, 0)?, self.def(i)?);
+                let w = ty.bytes() == 8;
+                let k = match op {
+                    Opcode::Load if ty.is_float() && w => Mem::LdrD,
+                    Opcode::Load if ty.is_float() => Mem::LdrS,
+                    Opcode::Load if w => Mem::LdrX,
+                    Opcode::Load => Mem::LdrW,
+                    Opcode::Load8s if w => Mem::LdrsbX,
+                    Opcode::Load8s => Mem::LdrsbW,
+                    Opcode::Load8u => Mem::LdrB,
+                    Opcode::Load16s if w => Mem::LdrshX,
+                    Opcode::Load16s => Mem::LdrshW,
+                    Opcode::Load16u => Mem::LdrH,
+                    Opcode::Load32s => Mem::LdrswX,
+                    _ => Mem::LdrW,
+                };
+                mem(&mut self.ops, k, d, base, *disp);
+            }
+            Op::Store {
+                bytes,
+                float,
+                zero,
+                disp,
+            } => {
+                let u = self.uses(i)?;
+                // [v, base], or [base] when storing zero or `store p, p`.
+                let base = *u.last().ok_or_else(|| bad(self.fname, "store"))?;
+                let v = if *zero { SP } else { u[0] };
+                let k = match (bytes, float) {
+                    (8, true) => Mem::StrD,
+                    (_, true) => Mem::StrS,
+                    (1, _) => Mem::StrB,
+                    (2, _) => Mem::StrH,
+                    (4, _) => Mem::StrW,
+                    _ => Mem::StrX,
+                };
+                // Register 31 as the stored value is xzr.
+                mem(&mut self.ops, k, v, base, *disp);
+            }
+            Op::Alloca { idx } => {
+                let d = self.def(i)?;
+                let at = *self
+                    .alloca_at
+                    .get(*idx)
+                    .ok_or_else(|| bad(self.fname, "alloca"))?;
+                add_sp(&mut self.ops, d, at);
+            }
+            Op::Addr { name, far } => {
+                let d = self.def(i)?;
+                if *far {
+                    self.ldr_sym_literal(d, name);
+                } else {
+                    let at = self.off();
+                    word(&mut self.ops, adrp(d));
+                    word(&mut self.ops, add_lo12(d, d));
+                    self.reloc_at(at, RelocKind::Arm64AdrpPage21, name);
+                    self.reloc_at(at + 4, RelocKind::Arm64AddLo12, name);
+                }
+            }
+            Op::OutArg { off, float } => {
+                let v = self.reg(i, 0)?;
+                let k = if *float { Mem::StrD } else { Mem::StrX };
+                mem(&mut self.ops, k, v, SP, *off as i64);
+            }
+            Op::Call { target } => match target {
+                CallTarget::Near(name) => {
+                    let at = self.off();
+                    word(&mut self.ops, BL);
+                    self.reloc_at(at, RelocKind::Arm64Call26, name);
+                }
+                CallTarget::Far(name) => {
+                    self.ldr_sym_literal(X16, name);
+                    dynasm!(self.ops ; .arch aarch64 ; blr x16);
+                }
+                CallTarget::Indirect => {
+                    let j = mf
+                        .operands_of(i)
+                        .iter()
+                        .rposition(|o| {
+                            o.kind == OperandKind::Use
+                                && o.constraint == crate::regalloc::OperandConstraint::Reg
+                        })
+                        .ok_or_else(|| bad(self.fname, "indirect callee"))?;
+                    let c = self.reg(i, j)?;
+                    dynasm!(self.ops ; .arch aarch64 ; blr X(c));
+                }
+            },
+            Op::Ret => self.epilogue(),
+            Op::Jmp => {
+                let s = mf.blocks[block].succs[0].index();
+                if s != block + 1 {
+                    let l = self.labels[s];
+                    dynasm!(self.ops ; .arch aarch64 ; b =>l);
+                }
+            }
+            Op::Br { kind, wide, imm } => self.branch(i, block, *kind, *wide, *imm)?,
+            Op::Switch {
+                wide,
+                cases,
+                dense_min,
+            } => self.switch(i, block, *wide, cases, *dense_min)?,
+            Op::Trap => {
+                let t = self.trap_label(TrapCode::Unreachable);
+                dynasm!(self.ops ; .arch aarch64 ; b =>t);
+            }
+        }
+        Ok(())
+    }
+
+    fn alu(&mut self, i: usize, op: AluOp, wide: bool, imm: Option<Imm12>) -> Result<()> {
+        let u = self.uses(i)?;
+        let (a, d) = (u[0], self.def(i)?);
+        let ops = &mut self.ops;
+        if let Some(Imm12 { value, neg }) = imm {
+            let sub = (op == AluOp::Sub) != neg;
+            match (sub, wide) {
+                (false, true) => dynasm!(ops ; .arch aarch64 ; add XSP(d), XSP(a), value),
+                (false, false) => dynasm!(ops ; .arch aarch64 ; add WSP(d), WSP(a), value),
+                (true, true) => dynasm!(ops ; .arch aarch64 ; sub XSP(d), XSP(a), value),
+                (true, false) => dynasm!(ops ; .arch aarch64 ; sub WSP(d), WSP(a), value),
+            }
+            return Ok(());
+        }
+        let b = u.get(1).copied().unwrap_or(a);
+        match (op, wide) {
+            (AluOp::Add, true) => dynasm!(ops ; .arch aarch64 ; add X(d), X(a), X(b)),
+            (AluOp::Add, false) => dynasm!(ops ; .arch aarch64 ; add W(d), W(a), W(b)),
+            (AluOp::Sub, true) => dynasm!(ops ; .arch aarch64 ; sub X(d), X(a), X(b)),
+            (AluOp::Sub, false) => dynasm!(ops ; .arch aarch64 ; sub W(d), W(a), W(b)),
+            (AluOp::And, true) => dynasm!(ops ; .arch aarch64 ; and X(d), X(a), X(b)),
+            (AluOp::And, false) => dynasm!(ops ; .arch aarch64 ; and W(d), W(a), W(b)),
+            (AluOp::Or, true) => dynasm!(ops ; .arch aarch64 ; orr X(d), X(a), X(b)),
+            (AluOp::Or, false) => dynasm!(ops ; .arch aarch64 ; orr W(d), W(a), W(b)),
+            (AluOp::Xor, true) => dynasm!(ops ; .arch aarch64 ; eor X(d), X(a), X(b)),
+            (AluOp::Xor, false) => dynasm!(ops ; .arch aarch64 ; eor W(d), W(a), W(b)),
+            (AluOp::Mul, true) => dynasm!(ops ; .arch aarch64 ; mul X(d), X(a), X(b)),
+            (AluOp::Mul, false) => dynasm!(ops ; .arch aarch64 ; mul W(d), W(a), W(b)),
+        }
+        Ok(())
+    }
+
+    fn shift(&mut self, i: usize, op: Opcode, wide: bool, imm: Option<u8>) -> Result<()> {
+        let u = self.uses(i)?;
+        let (a, d) = (u[0], self.def(i)?);
+        let ops = &mut self.ops;
+        match imm {
+            Some(0) if wide => dynasm!(ops ; .arch aarch64 ; mov X(d), X(a)),
+            Some(0) => dynasm!(ops ; .arch aarch64 ; mov W(d), W(a)),
+            Some(n) => {
+                // Already reduced modulo the width by the lowering.
+                let n = n as u32 & if wide { 63 } else { 31 };
+                match (op, wide) {
+                    (Opcode::Shl, true) => dynasm!(ops ; .arch aarch64 ; lsl X(d), X(a), n),
+                    (Opcode::Shl, false) => dynasm!(ops ; .arch aarch64 ; lsl W(d), W(a), n),
+                    (Opcode::Shr, true) => dynasm!(ops ; .arch aarch64 ; lsr X(d), X(a), n),
+                    (Opcode::Shr, false) => dynasm!(ops ; .arch aarch64 ; lsr W(d), W(a), n),
+                    (_, true) => dynasm!(ops ; .arch aarch64 ; asr X(d), X(a), n),
+                    (_, false) => dynasm!(ops ; .arch aarch64 ; asr W(d), W(a), n),
+                }
+            }
+            None => {
+                // lslv/lsrv/asrv take the count modulo the width.
+                let b = u.get(1).copied().unwrap_or(a);
+                match (op, wide) {
+                    (Opcode::Shl, true) => dynasm!(ops ; .arch aarch64 ; lsl X(d), X(a), X(b)),
+                    (Opcode::Shl, false) => dynasm!(ops ; .arch aarch64 ; lsl W(d), W(a), W(b)),
+                    (Opcode::Shr, true) => dynasm!(ops ; .arch aarch64 ; lsr X(d), X(a), X(b)),
+                    (Opcode::Shr, false) => dynasm!(ops ; .arch aarch64 ; lsr W(d), W(a), W(b)),
+                    (_, true) => dynasm!(ops ; .arch aarch64 ; asr X(d), X(a), X(b)),
+                    (_, false) => dynasm!(ops ; .arch aarch64 ; asr W(d), W(a), W(b)),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Division with the SPEC's traps made explicit (AArch64 division never
+    /// traps): `cbz` on a zero divisor; for `sdiv`, a divisor of -1 and a
+    /// dividend of MIN (`cmp a, #1` overflows exactly for MIN). The checks
+    /// read the inputs before the def is written. Remainders are
+    /// `a - (a / b) * b` with the quotient in `x16`; `srem` of MIN by -1 is
+    /// then 0, as the SPEC wants.
+    fn divide(
+        &mut self,
+        i: usize,
+        op: Opcode,
+        wide: bool,
+        check_zero: bool,
+        check_overflow: bool,
+    ) -> Result<()> {
+        let u = self.uses(i)?;
+        let (a, d) = (u[0], self.def(i)?);
+        let b = u.get(1).copied().unwrap_or(a);
+        if check_zero {
+            let t = self.trap_label(TrapCode::DivisionByZero);
+            let ops = &mut self.ops;
+            if wide {
+                dynasm!(ops ; .arch aarch64 ; cbz X(b), =>t);
+            } else {
+                dynasm!(ops ; .arch aarch64 ; cbz W(b), =>t);
+            }
+        }
+        if check_overflow {
+            let t = self.trap_label(TrapCode::IntegerOverflow);
+            let ops = &mut self.ops;
+            if wide {
+                dynasm!(ops ; .arch aarch64
+                    ; cmn XSP(b), 1 ; b.ne >ok ; cmp XSP(a), 1 ; b.vs =>t ; ok:);
+            } else {
+                dynasm!(ops ; .arch aarch64
+                    ; cmn WSP(b), 1 ; b.ne >ok ; cmp WSP(a), 1 ; b.vs =>t ; ok:);
+            }
+        }
+        let ops = &mut self.ops;
+        match (op, wide) {
+            (Opcode::Sdiv, true) => dynasm!(ops ; .arch aarch64 ; sdiv X(d), X(a), X(b)),
+            (Opcode::Sdiv, false) => dynasm!(ops ; .arch aarch64 ; sdiv W(d), W(a), W(b)),
+            (Opcode::Udiv, true) => dynasm!(ops ; .arch aarch64 ; udiv X(d), X(a), X(b)),
+            (Opcode::Udiv, false) => dynasm!(ops ; .arch aarch64 ; udiv W(d), W(a), W(b)),
+            (Opcode::Srem, true) => dynasm!(ops ; .arch aarch64
+                ; sdiv x16, X(a), X(b) ; msub X(d), x16, X(b), X(a)),
+            (Opcode::Srem, false) => dynasm!(ops ; .arch aarch64
+                ; sdiv w16, W(a), W(b) ; msub W(d), w16, W(b), W(a)),
+            (_, true) => dynasm!(ops ; .arch aarch64
+                ; udiv x16, X(a), X(b) ; msub X(d), x16, X(b), X(a)),
+            (_, false) => dynasm!(ops ; .arch aarch64
+                ; udiv w16, W(a), W(b) ; msub W(d), w16, W(b), W(a)),
+        }
+        Ok(())
+    }
+
+    fn conv(&mut self, i: usize, op: Opcode, from: Type, to: Type) -> Result<()> {
+        let (a, d) = (self.reg(i, 0)?, self.def(i)?);
+        let wf = from.bytes() == 8;
+        let wt = to.bytes() == 8;
+        let ops = &mut self.ops;
+        use Opcode as O;
+        match op {
+            O::Sext => dynasm!(ops ; .arch aarch64 ; sxtw X(d), W(a)),
+            // A 32-bit move zero-extends / truncates.
+            O::Zext | O::Trunc => dynasm!(ops ; .arch aarch64 ; mov W(d), W(a)),
+            O::Fext => dynasm!(ops ; .arch aarch64 ; fcvt D(d), S(a)),
+            O::Ftrunc => dynasm!(ops ; .arch aarch64 ; fcvt S(d), D(a)),
+            O::Bitcast => match (from.is_float(), wt) {
+                (false, true) => dynasm!(ops ; .arch aarch64 ; fmov D(d), X(a)),
+                (false, false) => dynasm!(ops ; .arch aarch64 ; fmov S(d), W(a)),
+                (true, true) => dynasm!(ops ; .arch aarch64 ; fmov X(d), D(a)),
+                (true, false) => dynasm!(ops ; .arch aarch64 ; fmov W(d), S(a)),
+            },
+            O::Sitof | O::Uitof => match (op == O::Sitof, wf, wt) {
+                (true, false, true) => dynasm!(ops ; .arch aarch64 ; scvtf D(d), W(a)),
+                (true, false, false) => dynasm!(ops ; .arch aarch64 ; scvtf S(d), W(a)),
+                (true, true, true) => dynasm!(ops ; .arch aarch64 ; scvtf D(d), X(a)),
+                (true, true, false) => dynasm!(ops ; .arch aarch64 ; scvtf S(d), X(a)),
+                (false, false, true) => dynasm!(ops ; .arch aarch64 ; ucvtf D(d), W(a)),
+                (false, false, false) => dynasm!(ops ; .arch aarch64 ; ucvtf S(d), W(a)),
+                (false, true, true) => dynasm!(ops ; .arch aarch64 ; ucvtf D(d), X(a)),
+                (false, true, false) => dynasm!(ops ; .arch aarch64 ; ucvtf S(d), X(a)),
+            },
+            // fcvtzs/fcvtzu round toward zero, saturate to the destination
+            // width and give 0 for NaN: exactly Rust's `as`.
+            O::Ftosi | O::Ftoui => match (op == O::Ftosi, wf, wt) {
+                (true, true, true) => dynasm!(ops ; .arch aarch64 ; fcvtzs X(d), D(a)),
+                (true, true, false) => dynasm!(ops ; .arch aarch64 ; fcvtzs W(d), D(a)),
+                (true, false, true) => dynasm!(ops ; .arch aarch64 ; fcvtzs X(d), S(a)),
+                (true, false, false) => dynasm!(ops ; .arch aarch64 ; fcvtzs W(d), S(a)),
+                (false, true, true) => dynasm!(ops ; .arch aarch64 ; fcvtzu X(d), D(a)),
+                (false, true, false) => dynasm!(ops ; .arch aarch64 ; fcvtzu W(d), D(a)),
+                (false, false, true) => dynasm!(ops ; .arch aarch64 ; fcvtzu X(d), S(a)),
+                (false, false, false) => dynasm!(ops ; .arch aarch64 ; fcvtzu W(d), S(a)),
+            },
+            _ => return Err(bad(self.fname, op.name())),
+        }
+        Ok(())
+    }
+
+    fn branch(
+        &mut self,
+        i: usize,
+        block: usize,
+        kind: CmpKind,
+        wide: bool,
+        imm: Option<Imm12>,
+    ) -> Result<()> {
+        let succs = &self.mf.blocks[block].succs;
+        let (t, e) = (succs[0].index(), succs[1].index());
+        let (tl, el) = (self.labels[t], self.labels[e]);
+        if kind == CmpKind::Test {
+            // cbz/cbnz: no flags needed.
+            let c = self.reg(i, 0)?;
+            if t == block + 1 {
+                dynasm!(self.ops ; .arch aarch64 ; cbz W(c), =>el);
+            } else {
+                dynasm!(self.ops ; .arch aarch64 ; cbnz W(c), =>tl);
+                if e != block + 1 {
+                    dynasm!(self.ops ; .arch aarch64 ; b =>el);
+                }
+            }
+            return Ok(());
+        }
+        let cond = self.compare(i, kind, wide, imm)?;
+        if t == block + 1 {
+            // The taken side is next: branch on the exact negation to the
+            // other side and fall through.
+            b_cond(&mut self.ops, cond.invert(), el);
+        } else {
+            b_cond(&mut self.ops, cond, tl);
+            if e != block + 1 {
+                dynasm!(self.ops ; .arch aarch64 ; b =>el);
+            }
+        }
+        Ok(())
+    }
+
+    fn switch(
+        &mut self,
+        i: usize,
+        block: usize,
+        wide: bool,
+        cases: &[(u64, usize)],
+        dense_min: Option<u64>,
+    ) -> Result<()> {
+        let v = self.reg(i, 0)?;
+        let succs = &self.mf.blocks[block].succs;
+        let label = |idx: usize| succs.get(idx).map(|s| self.labels[s.index()]);
+        let dl = label(0).ok_or_else(|| bad(self.fname, "switch default"))?;
+        let mut keys: Vec<(u64, DynamicLabel)> = Vec::with_capacity(cases.len());
+        for &(k, idx) in cases {
+            keys.push((k, label(idx).ok_or_else(|| bad(self.fname, "switch"))?));
+        }
+        keys.sort_by_key(|k| k.0);
+        let Some(min) = dense_min else {
+            for (k, l) in keys {
+                let neg = if wide {
+                    k.wrapping_neg()
+                } else {
+                    (k as u32).wrapping_neg() as u64
+                };
+                let ops = &mut self.ops;
+                match (imm12(k), imm12(neg), wide) {
+                    (Some(x), _, true) => dynasm!(ops ; .arch aarch64 ; cmp XSP(v), x),
+                    (Some(x), _, false) => dynasm!(ops ; .arch aarch64 ; cmp WSP(v), x),
+                    (None, Some(x), true) => dynasm!(ops ; .arch aarch64 ; cmn XSP(v), x),
+                    (None, Some(x), false) => dynasm!(ops ; .arch aarch64 ; cmn WSP(v), x),
+                    (None, None, _) => {
+                        mov_imm(ops, X17, k, wide);
+                        if wide {
+                            dynasm!(ops ; .arch aarch64 ; cmp X(v), x17);
+                        } else {
+                            dynasm!(ops ; .arch aarch64 ; cmp W(v), w17);
+                        }
+                    }
+                }
+                b_cond(&mut self.ops, Cond::Eq, l);
+            }
+            dynasm!(self.ops ; .arch aarch64 ; b =>dl);
+            return Ok(());
+        };
+        let range = keys.last().map_or(0, |k| k.0.wrapping_sub(min));
+        let ops = &mut self.ops;
+        // x17 = v - min, zero-extended (a `w` result clears the top half).
+        match (imm12(min), wide) {
+            (Some(m), true) => dynasm!(ops ; .arch aarch64 ; sub x17, XSP(v), m),
+            (Some(m), false) => dynasm!(ops ; .arch aarch64 ; sub w17, WSP(v), m),
+            (None, true) => {
+                mov_imm(ops, X17, min, true);
+                dynasm!(ops ; .arch aarch64 ; sub x17, X(v), x17);
+            }
+            (None, false) => {
+                mov_imm(ops, X17, min, false);
+                dynasm!(ops ; .arch aarch64 ; sub w17, W(v), w17);
+            }
+        }
+        match imm12(range) {
+            Some(r) => dynasm!(ops ; .arch aarch64 ; cmp x17, r),
+            None => {
+                mov_imm(ops, X16, range, true);
+                dynasm!(ops ; .arch aarch64 ; cmp x17, x16);
+            }
+        }
+        dynasm!(ops ; .arch aarch64 ; b.hi =>dl);
+        let name = format!("{}#jt{}", self.fname, self.tables.len());
+        let at = self.off();
+        word(&mut self.ops, adrp(X16));
+        word(&mut self.ops, add_lo12(X16, X16));
+        self.reloc_at(at, RelocKind::Arm64AdrpPage21, &name);
+        self.reloc_at(at + 4, RelocKind::Arm64AddLo12, &name);
+        dynasm!(self.ops ; .arch aarch64 ; ldr x16, [x16, x17, lsl 3] ; br x16);
+        let mut entries = vec![dl; range as usize + 1];
+        for (k, l) in keys {
+            if let Some(e) = entries.get_mut(k.wrapping_sub(min) as usize) {
+                *e = l;
+            }
+        }
+        self.tables.push((name, entries));
+        Ok(())
+    }
+
+    fn trap_stubs(&mut self) {
+        for code in [
+            TrapCode::Unreachable,
+            TrapCode::DivisionByZero,
+            TrapCode::IntegerOverflow,
         ] {
-            for op in [Mem::LdrX, Mem::StrW, Mem::LdrsbX, Mem::LdrD, Mem::StrH] {
-                let ws = words(|ops| mem(ops, op, 1, 31, off));
-                assert!(!ws.is_empty());
+            if let Some(l) = self.traps[code.code() as usize] {
+                let c = code.code();
+                dynasm!(self.ops ; .arch aarch64 ; =>l ; movz w0, c);
+                self.ldr_sym_literal(X16, TRAP_HANDLER);
+                dynasm!(self.ops ; .arch aarch64 ; blr x16 ; brk 1);
             }
         }
-        let ws = words(|ops| mem(ops, Mem::LdrX, 1, 2, 16));
-        // ldr x1, [x2, #16]: unsigned offset form, imm12 = 2.
-        assert_eq!(ws, vec![0xf940_0841]);
-        let ws = words(|ops| mem(ops, Mem::LdrX, 1, 2, -8));
-        // ldur x1, [x2, #-8]
-        assert_eq!(ws, vec![0xf85f_8041]);
+    }
+}
+
+/// Emits the allocated function `mf` as symbol `sym` into `out`.
+pub fn emit_function(
+    module: &Module,
+    sym: &SymbolData,
+    mf: &MFunc,
+    ra: &Output,
+    out: &mut CompiledModule,
+) -> Result<()> {
+    let fname = sym.name.as_str();
+    if ra.inst_alloc_offsets.len() != mf.ops.len() {
+        return Err(bad(fname, "instruction count"));
+    }
+    let too_big = || Error::Runtime(format!("@{fname}: frame too large"));
+    let mut top = mf.outgoing as u64;
+    let spill_base = top;
+    top += 8 * ra.num_spillslots as u64;
+    let mut alloca_at = Vec::with_capacity(mf.allocas.len());
+    for &(size, align) in &mf.allocas {
+        top = top.checked_add(align - 1).ok_or_else(too_big)? / align * align;
+        alloca_at.push(top);
+        top = top
+            .checked_add(size)
+            .filter(|&t| t <= MAX_FRAME)
+            .ok_or_else(too_big)?;
+    }
+    let mut saved = Vec::new();
+    for &r in &CALLEE_SAVED_INT {
+        if ra.callee_saved_used.contains(super::regs::int(r)) {
+            saved.push((r, false, top));
+            top += 8;
+        }
+    }
+    for &r in &CALLEE_SAVED_FLOAT {
+        if ra.callee_saved_used.contains(super::regs::float(r)) {
+            saved.push((r, true, top));
+            top += 8;
+        }
+    }
+    let frame = top.div_ceil(16) * 16;
+    if frame > MAX_FRAME {
+        return Err(too_big());
     }
 
-    #[test]
-    fn relocated_words_have_the_expected_encodings() {
-        assert_eq!(adrp(16), 0x9000_0010);
-        assert_eq!(add_lo12(16, 16), 0x9100_0210);
-        assert_eq!(ldr_lit_8(16), 0x5800_0050);
+    let mut ops = Asm::new(0);
+    let labels = (0..mf.blocks.len())
+        .map(|_| ops.new_dynamic_label())
+        .collect();
+    let mut e = Emitter {
+        mf,
+        ra,
+        ops,
+        labels,
+        traps: [None; 3],
+        relocs: Vec::new(),
+        tables: Vec::new(),
+        fname,
+        spill_base,
+        alloca_at,
+        saved,
+    };
+    e.prologue(frame);
+    for b in 0..mf.blocks.len() {
+        let l = e.labels[b];
+        dynasm!(e.ops ; .arch aarch64 ; =>l);
+        let (start, end) = mf.blocks[b].insts;
+        for i in start..end {
+            e.edits(ProgPoint::before(MInst::new(i)));
+            e.inst(i, b)?;
+            e.edits(ProgPoint::after(MInst::new(i)));
+        }
     }
+    e.trap_stubs();
+    let asm_err = |what: dynasmrt::DynasmError| Error::Runtime(format!("@{fname}: {what}"));
+    e.ops.commit().map_err(asm_err)?;
+    let mut tables = Vec::new();
+    for (name, entries) in &e.tables {
+        let mut offs = Vec::with_capacity(entries.len());
+        for &l in entries {
+            offs.push(e.ops.labels().resolve_dynamic(l).map_err(asm_err)?.0);
+        }
+        tables.push((name.clone(), offs));
+    }
+    let relocs = std::mem::take(&mut e.relocs);
+    let code = e.ops.finalize().map_err(asm_err)?;
+    super::place_function(module, sym, &code, relocs.into_iter(), tables, out)
 }

@@ -1,9 +1,9 @@
 //! The AArch64 backend (AAPCS64): [`regs`] the register file, [`abi`] the
 //! calling convention, [`analysis`] the per-function plan, [`baseline`] the
-//! slot-based code generator that is the working path, [`emit`] the
+//! slot-based code generator that is the working path, [`asm`] the
 //! instruction helpers over dynasm's `VecAssembler` (never an executable
 //! buffer), [`lower`] the virtual-register form for the register
-//! allocator. Relocation formulas live in `reloc.rs` (wired from
+//! allocator, [`emit`] machine code from that form and its allocation. Relocation formulas live in `reloc.rs` (wired from
 //! `src/reloc.rs`, owned by the runtime).
 //!
 //! Nothing here executes code: on x86-64 hosts the output runs only under
@@ -11,6 +11,7 @@
 
 pub mod abi;
 pub mod analysis;
+pub mod asm;
 pub mod baseline;
 pub mod emit;
 pub mod lower;
@@ -26,10 +27,51 @@ use crate::isa::{Backend, MachineEnv, TRAP_HANDLER};
 use crate::reloc::{Reloc, RelocKind, SectionKind};
 
 /// The AArch64 AAPCS64 backend.
-pub struct Aarch64;
+pub struct Aarch64 {
+    /// Use the register allocator (`true`, the normal path) or the
+    /// slot-per-value [`baseline`] generator.
+    pub regalloc: bool,
+    /// Also run the allocator's symbolic checker on every function in
+    /// release builds (`regalloc::allocate` runs it in debug builds).
+    pub check: bool,
+}
 
-/// The backend `isa::backend("aarch64")` returns.
-pub static AARCH64_BACKEND: Aarch64 = Aarch64;
+/// The normal backend, `isa::backend("aarch64")`.
+pub static AARCH64_BACKEND: Aarch64 = Aarch64 {
+    regalloc: true,
+    check: false,
+};
+
+/// The allocator-free reference backend.
+pub static AARCH64_BASELINE: Aarch64 = Aarch64 {
+    regalloc: false,
+    check: false,
+};
+
+/// The normal backend with the allocation checker on in every build.
+pub static AARCH64_CHECKED: Aarch64 = Aarch64 {
+    regalloc: true,
+    check: true,
+};
+
+/// Compiles function `sym` through lowering, register allocation (checked
+/// when `check`) and emission.
+pub fn compile_allocated(
+    module: &Module,
+    sym: SymId,
+    check: bool,
+    out: &mut CompiledModule,
+) -> Result<()> {
+    let (data, func) = crate::isa::defined_function(module, sym)?;
+    let mf = lower::lower(module, func)?;
+    let env = regs::machine_env();
+    let ra = crate::regalloc::allocate(&mf, &env)?;
+    if check {
+        crate::regalloc::checker::check(&mf, &env, &ra)
+            .map_err(crate::regalloc::RegAllocError::Checker)?;
+    }
+    emit::emit_function(module, data, &mf, &ra, out)
+}
 
 impl Backend for Aarch64 {
     fn name(&self) -> &'static str {
@@ -46,7 +88,11 @@ impl Backend for Aarch64 {
         sym: SymId,
         out: &mut CompiledModule,
     ) -> Result<()> {
-        baseline::compile_function(module, sym, out)
+        if self.regalloc {
+            compile_allocated(module, sym, self.check, out)
+        } else {
+            baseline::compile_function(module, sym, out)
+        }
     }
 }
 
