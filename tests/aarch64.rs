@@ -789,6 +789,41 @@ fn a_20000_instruction_function_compiles() {
     assert!(base.symbol("big").expect("big").size >= 20_000 * 4 * 3);
 }
 
+/// A loop whose body is over 1 MiB of code: the backward conditional
+/// branch and the division check's branch to its trap stub are beyond the
+/// ±1 MiB of `b.cond`/`cbz`, so they must go through `b`.
+fn huge_loop() -> String {
+    let mut body = String::new();
+    let mut last = "acc".to_string();
+    for i in 0..60_000 {
+        body.push_str(&format!("    %v{i} = add.i64 %{last}, 0x123456789abcdef\n"));
+        last = format!("v{i}");
+    }
+    format!(
+        "func @huge(%n: i64, %d: i64) -> i64 {{\nentry:\n    jmp loop(0, 0)\n\
+         loop(%i: i64, %acc: i64):\n    %q = sdiv.i64 %i, %d\n{body}    %i2 = add.i64 %i, 1\n    %more = slt.i64 %i2, %n\n\
+         br %more, loop(%i2, %{last}), exit\nexit:\n    %r = add.i64 %{last}, %q\n    ret %r\n}}\n"
+    )
+}
+
+#[test]
+fn branches_beyond_one_mebibyte_go_far() {
+    let src = huge_loop();
+    let m = parse_module("t.kir", &src).expect("parse");
+    for (name, backend) in backends() {
+        let cm = compile_module(&m, backend).expect(name);
+        let sym = cm.symbol("huge").expect("huge");
+        assert!(sym.size > 1 << 20, "{name}: {} bytes", sym.size);
+        let l = listing(&cm, "huge");
+        // The zero check became `cbnz` over a `b` to the stub.
+        let z = l
+            .iter()
+            .position(|s| s.starts_with("cbnz x"))
+            .unwrap_or_else(|| panic!("{name}: no far zero check"));
+        assert!(l[z + 1].starts_with("b $+0x"), "{name}: {}", l[z + 1]);
+    }
+}
+
 #[test]
 fn unknown_target_is_none_and_names_match() {
     let b = isa::backend("aarch64").expect("aarch64");
@@ -1025,6 +1060,25 @@ mod emulated {
                 emu_call(&mut m, syms["f"], &[], Type::I64),
                 norm(Ok(Some(Val::I64(42))))
             );
+        }
+    }
+
+    #[test]
+    fn far_branches_run() {
+        let module: Module = parse_module("test.kir", &huge_loop()).expect("parse");
+        let modules = [module];
+        let mut it = Interpreter::new(&modules, &HostFunctions::new()).expect("interp");
+        let cases = [[Val::I64(2), Val::I64(1)], [Val::I64(1), Val::I64(0)]];
+        let want: Vec<String> = cases.iter().map(|a| norm(it.call("huge", a))).collect();
+        assert_eq!(want[1], "trap DivisionByZero");
+        for (name, backend) in backends() {
+            let cm = compile_module(&modules[0], backend).expect("compile");
+            let mut m = machine();
+            let syms = load(&mut m, &cm);
+            for (args, want) in cases.iter().zip(&want) {
+                let got = emu_call(&mut m, syms["huge"], args, Type::I64);
+                assert_eq!(&got, want, "{name}: huge({args:?})");
+            }
         }
     }
 

@@ -88,6 +88,38 @@ pub fn b_cond(ops: &mut Asm, c: Cond, l: DynamicLabel) {
     }
 }
 
+/// `b.cond label`, or when `far` (a function longer than the ±1 MiB
+/// conditional branches reach) the inverted condition skipping over a
+/// `b label` (±128 MiB).
+pub fn b_cond_to(ops: &mut Asm, c: Cond, l: DynamicLabel, far: bool) {
+    if far {
+        let skip = ops.new_dynamic_label();
+        b_cond(ops, c.invert(), skip);
+        dynasm!(ops ; .arch aarch64 ; b =>l ; =>skip);
+    } else {
+        b_cond(ops, c, l);
+    }
+}
+
+/// `cbz r, label` (`nonzero`: `cbnz`) on `x<r>` (`wide`) or `w<r>`, made
+/// `far` like [`b_cond_to`].
+pub fn cb_to(ops: &mut Asm, nonzero: bool, wide: bool, r: u8, l: DynamicLabel, far: bool) {
+    let (nonzero, target) = if far {
+        (!nonzero, ops.new_dynamic_label())
+    } else {
+        (nonzero, l)
+    };
+    match (nonzero, wide) {
+        (false, true) => dynasm!(ops ; .arch aarch64 ; cbz X(r), =>target),
+        (false, false) => dynasm!(ops ; .arch aarch64 ; cbz W(r), =>target),
+        (true, true) => dynasm!(ops ; .arch aarch64 ; cbnz X(r), =>target),
+        (true, false) => dynasm!(ops ; .arch aarch64 ; cbnz W(r), =>target),
+    }
+    if far {
+        dynasm!(ops ; .arch aarch64 ; b =>l ; =>target);
+    }
+}
+
 /// `cset wd, cond`: 1 when the condition holds, else 0.
 pub fn cset(ops: &mut Asm, c: Cond, d: u8) {
     match c {

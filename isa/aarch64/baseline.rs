@@ -27,8 +27,8 @@
 use super::abi::{arg_locations, incoming_stack_offset, result_location, ArgLoc};
 use super::analysis::{plan, Plan};
 use super::asm::{
-    add_lo12, add_sp, adrp, b_cond, cset, enter_frame, imm12, ldr_lit_8, leave_frame, mem, mov_imm,
-    word, Asm, Cond, Mem, BL, B_12, NOP,
+    add_lo12, add_sp, adrp, b_cond_to, cb_to, cset, enter_frame, imm12, ldr_lit_8, leave_frame,
+    mem, mov_imm, word, Asm, Cond, Mem, BL, B_12, NOP,
 };
 use super::regs::{FP, SP, X16, X17};
 use crate::compiled::CompiledModule;
@@ -97,6 +97,9 @@ struct Emitter<'a> {
     tables: Vec<(String, Vec<DynamicLabel>)>,
     /// Edge stubs of the block being emitted: (label, block call).
     stubs: Vec<(DynamicLabel, &'a BlockCall)>,
+    /// Conditional branches to labels go through an unconditional `b`
+    /// (the function is too long for their ±1 MiB).
+    far: bool,
 }
 
 fn missing(func: &Function, what: &str) -> Error {
@@ -535,11 +538,11 @@ impl<'a> Emitter<'a> {
                 match fused {
                     Some(i) => {
                         let c = self.compare(i)?;
-                        b_cond(&mut self.ops, c, t);
+                        b_cond_to(&mut self.ops, c, t, self.far);
                     }
                     None => {
                         self.ld_bits(0, *cond, Type::I32);
-                        dynasm!(self.ops ; .arch aarch64 ; cbnz w0, =>t);
+                        cb_to(&mut self.ops, true, false, 0, t, self.far);
                     }
                 }
                 if !(self.stubs.is_empty() && next == Some(else_dest.block)) {
@@ -618,24 +621,19 @@ impl<'a> Emitter<'a> {
         };
         if bconst.is_none_or(|v| v == 0) {
             let t = self.trap_label(TrapCode::DivisionByZero);
-            let ops = &mut self.ops;
-            if w {
-                dynasm!(ops ; .arch aarch64 ; cbz x1, =>t);
-            } else {
-                dynasm!(ops ; .arch aarch64 ; cbz w1, =>t);
-            }
+            cb_to(&mut self.ops, false, w, 1, t, self.far);
         }
         let minus_one = if w { u64::MAX } else { u32::MAX as u64 };
         if op == O::Sdiv && bconst.is_none_or(|v| v == minus_one) {
             let t = self.trap_label(TrapCode::IntegerOverflow);
             let ops = &mut self.ops;
             if w {
-                dynasm!(ops ; .arch aarch64
-                    ; cmn x1, 1 ; b.ne >ok ; cmp x0, 1 ; b.vs =>t ; ok:);
+                dynasm!(ops ; .arch aarch64 ; cmn x1, 1 ; b.ne >ok ; cmp x0, 1);
             } else {
-                dynasm!(ops ; .arch aarch64
-                    ; cmn w1, 1 ; b.ne >ok ; cmp w0, 1 ; b.vs =>t ; ok:);
+                dynasm!(ops ; .arch aarch64 ; cmn w1, 1 ; b.ne >ok ; cmp w0, 1);
             }
+            b_cond_to(ops, Cond::Vs, t, self.far);
+            dynasm!(ops ; .arch aarch64 ; ok:);
         }
         let ops = &mut self.ops;
         match (op, w) {
@@ -900,7 +898,7 @@ impl<'a> Emitter<'a> {
                     dynasm!(self.ops ; .arch aarch64 ; cmp x0, x17);
                 }
             }
-            dynasm!(self.ops ; .arch aarch64 ; b.hi =>dl);
+            b_cond_to(&mut self.ops, Cond::Hi, dl, self.far);
             let name = format!("{}#jt{}", self.func.name, self.tables.len());
             self.adrp_add(X16, &name);
             dynasm!(self.ops ; .arch aarch64 ; ldr x16, [x16, x0, lsl 3] ; br x16);
@@ -912,7 +910,7 @@ impl<'a> Emitter<'a> {
         } else {
             for (k, l) in keys {
                 self.cmp_operand(0, Operand::Const(crate::ir::Const::Int(k as i128)), ty);
-                b_cond(&mut self.ops, Cond::Eq, l);
+                b_cond_to(&mut self.ops, Cond::Eq, l, self.far);
             }
             dynasm!(self.ops ; .arch aarch64 ; b =>dl);
         }
@@ -938,6 +936,26 @@ impl<'a> Emitter<'a> {
 /// Compiles the function defined as `sym` in `module` into `out`.
 pub fn compile_function(module: &Module, sym: SymId, out: &mut CompiledModule) -> Result<()> {
     let (sym, func) = crate::isa::defined_function(module, sym)?;
+    // Conditional branches reach ±1 MiB: a longer function is assembled
+    // again with every one of them made far.
+    let (code, relocs, tables) = match assemble(module, func, false) {
+        Err(Error::Runtime(m)) if m.contains(FAR_HINT) => assemble(module, func, true)?,
+        other => other?,
+    };
+    super::place_function(module, sym, &code, relocs.into_iter(), tables, out)
+}
+
+/// What dynasm reports for a branch whose target is out of its range.
+const FAR_HINT: &str = "out of range";
+
+type Assembled = (
+    Vec<u8>,
+    Vec<(usize, RelocKind, String, i64)>,
+    Vec<(String, Vec<usize>)>,
+);
+
+/// Assembles `func`: its code, relocations and jump tables.
+fn assemble(module: &Module, func: &Function, far: bool) -> Result<Assembled> {
     let plan = plan(module, func)?;
     let mut ops = Asm::new(0);
     let labels = (0..func.blocks.len())
@@ -953,13 +971,20 @@ pub fn compile_function(module: &Module, sym: SymId, out: &mut CompiledModule) -
         relocs: Vec::new(),
         tables: Vec::new(),
         stubs: Vec::new(),
+        far,
     };
     e.prologue();
     for pos in 0..e.plan.order.len() {
         e.block(pos)?;
     }
     e.trap_stubs();
-    let asm_err = |what: dynasmrt::DynasmError| Error::Runtime(format!("@{}: {what}", func.name));
+    let asm_err = |what: dynasmrt::DynasmError| {
+        let hint = match what {
+            dynasmrt::DynasmError::ImpossibleRelocation(_) => FAR_HINT,
+            _ => "",
+        };
+        Error::Runtime(format!("@{}: {what} {hint}", func.name))
+    };
     e.ops.commit().map_err(asm_err)?;
     let mut tables = Vec::new();
     for (name, entries) in &e.tables {
@@ -971,15 +996,9 @@ pub fn compile_function(module: &Module, sym: SymId, out: &mut CompiledModule) -
     }
     let relocs = std::mem::take(&mut e.relocs);
     let code = e.ops.finalize().map_err(asm_err)?;
-
-    super::place_function(
-        module,
-        sym,
-        &code,
-        relocs
-            .into_iter()
-            .map(|r| (r.offset, r.kind, r.target, r.addend)),
-        tables,
-        out,
-    )
+    let relocs = relocs
+        .into_iter()
+        .map(|r| (r.offset, r.kind, r.target, r.addend))
+        .collect();
+    Ok((code, relocs, tables))
 }

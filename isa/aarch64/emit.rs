@@ -24,8 +24,8 @@
 #![allow(clippy::useless_conversion)]
 
 use super::asm::{
-    add_lo12, add_sp, adrp, b_cond, cset, enter_frame, imm12, ldr_lit_8, leave_frame, mem, mov_imm,
-    word, Asm, Cond, Mem, BL, B_12, NOP,
+    add_lo12, add_sp, adrp, b_cond_to, cb_to, cset, enter_frame, imm12, ldr_lit_8, leave_frame,
+    mem, mov_imm, word, Asm, Cond, Mem, BL, B_12, NOP,
 };
 use super::baseline::{float_cond, int_cond};
 use super::lower::{AluOp, CallTarget, CmpKind, Imm12, MFunc, Op};
@@ -57,6 +57,9 @@ struct Emitter<'a> {
     /// Saved callee-saved registers and their `sp` offsets (`float`: a
     /// `d` register).
     saved: Vec<(u8, bool, u64)>,
+    /// Conditional branches to labels go through an unconditional `b`
+    /// (the function is too long for their ±1 MiB).
+    far: bool,
 }
 
 fn bad(fname: &str, what: &str) -> Error {
@@ -519,23 +522,18 @@ impl<'a> Emitter<'a> {
         let b = u.get(1).copied().unwrap_or(a);
         if check_zero {
             let t = self.trap_label(TrapCode::DivisionByZero);
-            let ops = &mut self.ops;
-            if wide {
-                dynasm!(ops ; .arch aarch64 ; cbz X(b), =>t);
-            } else {
-                dynasm!(ops ; .arch aarch64 ; cbz W(b), =>t);
-            }
+            cb_to(&mut self.ops, false, wide, b, t, self.far);
         }
         if check_overflow {
             let t = self.trap_label(TrapCode::IntegerOverflow);
             let ops = &mut self.ops;
             if wide {
-                dynasm!(ops ; .arch aarch64
-                    ; cmn XSP(b), 1 ; b.ne >ok ; cmp XSP(a), 1 ; b.vs =>t ; ok:);
+                dynasm!(ops ; .arch aarch64 ; cmn XSP(b), 1 ; b.ne >ok ; cmp XSP(a), 1);
             } else {
-                dynasm!(ops ; .arch aarch64
-                    ; cmn WSP(b), 1 ; b.ne >ok ; cmp WSP(a), 1 ; b.vs =>t ; ok:);
+                dynasm!(ops ; .arch aarch64 ; cmn WSP(b), 1 ; b.ne >ok ; cmp WSP(a), 1);
             }
+            b_cond_to(ops, Cond::Vs, t, self.far);
+            dynasm!(ops ; .arch aarch64 ; ok:);
         }
         let ops = &mut self.ops;
         match (op, wide) {
@@ -615,9 +613,9 @@ impl<'a> Emitter<'a> {
             // cbz/cbnz: no flags needed.
             let c = self.reg(i, 0)?;
             if t == block + 1 {
-                dynasm!(self.ops ; .arch aarch64 ; cbz W(c), =>el);
+                cb_to(&mut self.ops, false, false, c, el, self.far);
             } else {
-                dynasm!(self.ops ; .arch aarch64 ; cbnz W(c), =>tl);
+                cb_to(&mut self.ops, true, false, c, tl, self.far);
                 if e != block + 1 {
                     dynasm!(self.ops ; .arch aarch64 ; b =>el);
                 }
@@ -628,9 +626,9 @@ impl<'a> Emitter<'a> {
         if t == block + 1 {
             // The taken side is next: branch on the exact negation to the
             // other side and fall through.
-            b_cond(&mut self.ops, cond.invert(), el);
+            b_cond_to(&mut self.ops, cond.invert(), el, self.far);
         } else {
-            b_cond(&mut self.ops, cond, tl);
+            b_cond_to(&mut self.ops, cond, tl, self.far);
             if e != block + 1 {
                 dynasm!(self.ops ; .arch aarch64 ; b =>el);
             }
@@ -677,7 +675,7 @@ impl<'a> Emitter<'a> {
                         }
                     }
                 }
-                b_cond(&mut self.ops, Cond::Eq, l);
+                b_cond_to(&mut self.ops, Cond::Eq, l, self.far);
             }
             dynasm!(self.ops ; .arch aarch64 ; b =>dl);
             return Ok(());
@@ -704,7 +702,7 @@ impl<'a> Emitter<'a> {
                 dynasm!(ops ; .arch aarch64 ; cmp x17, x16);
             }
         }
-        dynasm!(ops ; .arch aarch64 ; b.hi =>dl);
+        b_cond_to(ops, Cond::Hi, dl, self.far);
         let name = format!("{}#jt{}", self.fname, self.tables.len());
         let at = self.off();
         word(&mut self.ops, adrp(X16));
@@ -781,6 +779,40 @@ pub fn emit_function(
         return Err(too_big());
     }
 
+    let layout = Layout {
+        spill_base,
+        alloca_at,
+        saved,
+        frame,
+    };
+    // Conditional branches reach ±1 MiB: a longer function is assembled
+    // again with every one of them made far.
+    let (code, relocs, tables) = match assemble(mf, ra, fname, &layout, false) {
+        Err(Error::Runtime(m)) if m.contains(FAR_HINT) => assemble(mf, ra, fname, &layout, true)?,
+        other => other?,
+    };
+    super::place_function(module, sym, &code, relocs.into_iter(), tables, out)
+}
+
+/// The frame of one function, computed from its allocation.
+struct Layout {
+    spill_base: u64,
+    alloca_at: Vec<u64>,
+    saved: Vec<(u8, bool, u64)>,
+    frame: u64,
+}
+
+/// What dynasm reports for a branch whose target is out of its range.
+const FAR_HINT: &str = "out of range";
+
+type Assembled = (
+    Vec<u8>,
+    Vec<(usize, RelocKind, String, i64)>,
+    Vec<(String, Vec<usize>)>,
+);
+
+/// Assembles the function: its code, relocations and jump tables.
+fn assemble(mf: &MFunc, ra: &Output, fname: &str, layout: &Layout, far: bool) -> Result<Assembled> {
     let mut ops = Asm::new(0);
     let labels = (0..mf.blocks.len())
         .map(|_| ops.new_dynamic_label())
@@ -794,11 +826,12 @@ pub fn emit_function(
         relocs: Vec::new(),
         tables: Vec::new(),
         fname,
-        spill_base,
-        alloca_at,
-        saved,
+        spill_base: layout.spill_base,
+        alloca_at: layout.alloca_at.clone(),
+        saved: layout.saved.clone(),
+        far,
     };
-    e.prologue(frame);
+    e.prologue(layout.frame);
     for b in 0..mf.blocks.len() {
         let l = e.labels[b];
         dynasm!(e.ops ; .arch aarch64 ; =>l);
@@ -810,7 +843,13 @@ pub fn emit_function(
         }
     }
     e.trap_stubs();
-    let asm_err = |what: dynasmrt::DynasmError| Error::Runtime(format!("@{fname}: {what}"));
+    let asm_err = |what: dynasmrt::DynasmError| {
+        let hint = match what {
+            dynasmrt::DynasmError::ImpossibleRelocation(_) => FAR_HINT,
+            _ => "",
+        };
+        Error::Runtime(format!("@{fname}: {what} {hint}"))
+    };
     e.ops.commit().map_err(asm_err)?;
     let mut tables = Vec::new();
     for (name, entries) in &e.tables {
@@ -822,5 +861,5 @@ pub fn emit_function(
     }
     let relocs = std::mem::take(&mut e.relocs);
     let code = e.ops.finalize().map_err(asm_err)?;
-    super::place_function(module, sym, &code, relocs.into_iter(), tables, out)
+    Ok((code, relocs, tables))
 }
