@@ -1,0 +1,113 @@
+//! The `kiln` command line: parses the arguments, runs one command, and
+//! turns its outcome into output and an exit status (SPEC section 8).
+//!
+//! Exit statuses: 0 success, 1 an input error (one line on stderr),
+//! 2 a usage error (the message and the usage text), 3 a trap
+//! (`trap: REASON` on stderr after the program's C stdio is flushed).
+//! Nothing here panics on any input: writes to closed pipes are ignored,
+//! and the work runs on a thread with a large stack so that deep inputs do
+//! not overflow it.
+
+pub mod args;
+mod commands;
+
+use args::{Command, UsageError, USAGE};
+use std::ffi::OsString;
+use std::io::Write;
+
+/// How a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// Status 2: a malformed command line; printed with the usage text.
+    Usage(String),
+    /// Status 2: a well-formed request this build cannot serve (a command
+    /// or engine not built yet, a foreign target); one line.
+    Unavailable(String),
+    /// Status 1; the complete line to print (`FILE:LINE:COL: error: ...` or
+    /// `kiln: error: ...`).
+    Input(String),
+    /// Status 3; the reason after `trap: `.
+    Trap(String),
+}
+
+impl From<UsageError> for Failure {
+    fn from(e: UsageError) -> Self {
+        Failure::Usage(e.0)
+    }
+}
+
+/// Stack size of the worker thread: generous, so that recursion in the
+/// library on pathological input cannot overflow.
+const STACK_SIZE: usize = 256 << 20;
+
+/// Runs the command line and returns the exit status.
+pub fn main(args: Vec<OsString>) -> i32 {
+    let worker = std::thread::Builder::new()
+        .name("kiln".into())
+        .stack_size(STACK_SIZE)
+        .spawn(move || run_command(&args));
+    match worker.map(|h| h.join()) {
+        Ok(Ok(status)) => status,
+        // A panic is a bug in kiln; report it as such rather than as a
+        // successful run.
+        Ok(Err(_)) => {
+            eprint_line("kiln: internal error (panic); please report this input");
+            101
+        }
+        Err(e) => {
+            eprint_line(&format!("kiln: error: cannot start: {e}"));
+            1
+        }
+    }
+}
+
+fn run_command(args: &[OsString]) -> i32 {
+    let outcome = args::parse(args)
+        .map_err(Failure::from)
+        .and_then(|cmd| match cmd {
+            Command::Help => {
+                print_line(USAGE);
+                Ok(())
+            }
+            Command::Version => {
+                print_line(concat!("kiln ", env!("CARGO_PKG_VERSION")));
+                Ok(())
+            }
+            Command::Check { files } => commands::check(&files),
+            Command::Run(opts) => commands::run(&opts),
+            Command::Asm { files, target } => commands::asm(&files, target),
+            Command::Repl => commands::repl(),
+        });
+    match outcome {
+        Ok(()) => 0,
+        Err(Failure::Input(line)) => {
+            eprint_line(&line);
+            1
+        }
+        Err(Failure::Usage(msg)) => {
+            eprint_line(&format!("kiln: usage error: {msg}\n{USAGE}"));
+            2
+        }
+        Err(Failure::Unavailable(msg)) => {
+            eprint_line(&format!("kiln: usage error: {msg}"));
+            2
+        }
+        Err(Failure::Trap(reason)) => {
+            eprint_line(&format!("trap: {reason}"));
+            3
+        }
+    }
+}
+
+/// Writes one line to stdout, ignoring a closed pipe (`println!` would
+/// panic).
+pub fn print_line(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// Writes one line to stderr, ignoring failures.
+pub fn eprint_line(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
+}

@@ -1,0 +1,137 @@
+//! Command-line behaviour that file tests cannot express: arguments and
+//! file contents that are not UTF-8, help output, closed output pipes.
+
+use std::ffi::OsStr;
+use std::os::fd::FromRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn kiln(args: &[&OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run kiln")
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+#[test]
+fn help_goes_to_stdout_with_status_0() {
+    let out = kiln(&[os("--help")]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("usage: kiln run FILE..."), "{text}");
+    assert!(out.stderr.is_empty());
+    let out = kiln(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("usage: kiln run"));
+}
+
+#[test]
+fn non_utf8_source_is_a_located_input_error() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join("latin1.kir");
+    std::fs::write(&path, b"; caf\xe9\nfunc @main() {\n").unwrap();
+    let p = path.to_string_lossy().into_owned();
+    let check = kiln(&[os("check"), os(&p)]);
+    let run = kiln(&[os("run"), os("--engine=interp"), os(&p)]);
+    for out in [check, run] {
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!("{p}:1:6: error: invalid UTF-8 in source text\n")
+        );
+    }
+}
+
+#[test]
+fn non_utf8_file_names_and_options_do_not_panic() {
+    let bad = OsStr::from_bytes(b"no-such-\xff.kir");
+    let out = kiln(&[os("check"), bad]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "kiln: error: cannot read no-such-\u{fffd}.kir: No such file or directory\n"
+    );
+    let out = kiln(&[os("run"), os("a.kir"), os("--entry"), bad]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let out = kiln(&[os("run"), OsStr::from_bytes(b"--\xff")]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}
+
+#[test]
+fn non_utf8_argument_is_a_bad_value() {
+    let out = kiln(&[
+        os("run"),
+        os("--engine"),
+        os("interp"),
+        os("examples/fib.kir"),
+        os("--"),
+        OsStr::from_bytes(b"1\xff"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "kiln: error: bad value '1\u{fffd}' for argument 1 of @main: expected i64\n"
+    );
+}
+
+/// A pipe whose reading end is already closed, as stdout: every write
+/// fails with EPIPE, both the program's (C stdio) and kiln's result line.
+fn closed_pipe() -> Stdio {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` is a valid array of two ints for pipe(2) to fill.
+    assert_eq!(unsafe { libc::pipe(fds.as_mut_ptr()) }, 0);
+    // SAFETY: both descriptors were just created by pipe(2) and are owned
+    // by nothing else; the read end is closed once, here.
+    unsafe {
+        libc::close(fds[0]);
+        Stdio::from(std::os::fd::OwnedFd::from_raw_fd(fds[1]))
+    }
+}
+
+#[test]
+fn closed_stdout_is_not_a_crash() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = Command::new(env!("CARGO_BIN_EXE_kiln"))
+        .args(["run", "--engine", "interp", "examples/hello.kir"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdin(Stdio::null())
+        .stdout(closed_pipe())
+        .stderr(Stdio::piped())
+        .output()
+        .expect("run kiln");
+    assert_eq!(out.status.signal(), None, "{out:?}");
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+#[test]
+fn a_foreign_target_is_a_usage_error_without_the_emulator() {
+    let foreign = if cfg!(target_arch = "x86_64") {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    let out = kiln(&[
+        os("run"),
+        os("--engine=interp"),
+        os("--target"),
+        os(foreign),
+        os("examples/fib.kir"),
+        os("--"),
+        os("3"),
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.starts_with(&format!("kiln: usage error: cannot run {foreign} code")),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
