@@ -496,6 +496,37 @@ fn immediates(backend: &dyn Backend) {
 }
 
 #[test]
+fn bitmask_immediates_are_used_for_logical_operations() {
+    let cm = compile(
+        "func @a(%x: i64) -> i64 {\nentry:\n    %r = and.i64 %x, 0xff\n    ret %r\n}\n\
+         func @b(%x: i32) -> i32 {\nentry:\n    %r = or.i32 %x, 0x0f0f0f0f\n    ret %r\n}\n\
+         func @c(%x: i64) -> i64 {\nentry:\n    %r = xor.i64 %x, -65536\n    ret %r\n}\n\
+         func @d(%x: i64) -> i64 {\nentry:\n    %r = and.i64 %x, 0x1234\n    ret %r\n}\n",
+    );
+    assert!(
+        has(&listing(&cm, "a"), "and x0, x0, #0xff"),
+        "{:?}",
+        listing(&cm, "a")
+    );
+    assert!(
+        has(&listing(&cm, "b"), "orr w0, w0, #0xf0f0f0f"),
+        "{:?}",
+        listing(&cm, "b")
+    );
+    assert!(
+        has(&listing(&cm, "c"), "eor x0, x0, #0xffffffffffff0000"),
+        "{:?}",
+        listing(&cm, "c")
+    );
+    // Not a bitmask: through a register.
+    let d = listing(&cm, "d");
+    assert!(
+        any_like(&d, "mov x", ", #0x1234") && any_like(&d, "and x0, x0, x", ""),
+        "{d:?}"
+    );
+}
+
+#[test]
 fn constants_are_built_with_movz_movk_and_movn() {
     let cm = compile(
         "func @a() -> i64 {\nentry:\n    ret 0x123456789abcdef0\n}\n\

@@ -185,6 +185,17 @@ pub fn imm12(v: u64) -> Option<u32> {
     (v < 4096).then_some(v as u32)
 }
 
+/// Whether `bits` (its low 32 bits when not `wide`) is encodable as the
+/// bitmask immediate of `and`/`orr`/`eor` (a rotated run of ones,
+/// replicated; never 0 or all ones). dynasm panics on any other value.
+pub fn logical_imm(bits: u64, wide: bool) -> bool {
+    if wide {
+        dynasmrt::aarch64::encode_logical_immediate_64bit(bits).is_some()
+    } else {
+        dynasmrt::aarch64::encode_logical_immediate_32bit(bits as u32).is_some()
+    }
+}
+
 /// A load or store of one register, by access size and extension.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mem {
@@ -448,6 +459,28 @@ mod tests {
         let ws = words(|ops| mem(ops, Mem::LdrX, 1, 2, -8));
         // ldur x1, [x2, #-8]
         assert_eq!(ws, vec![0xf85f_8041]);
+    }
+
+    #[test]
+    fn logical_immediates_are_recognized() {
+        for (v, wide, ok) in [
+            (0xff, true, true),
+            (0xff00_0000_0000_0000, true, true),
+            (0x5555_5555_5555_5555, true, true),
+            (0x0f0f_0f0f, false, true),
+            (0x8000_0001, false, true),
+            (0, true, false),
+            (u64::MAX, true, false),
+            (0xffff_ffff, false, false),
+            (0x1234, true, false),
+            (5, true, false),
+        ] {
+            assert_eq!(logical_imm(v, wide), ok, "{v:#x}");
+        }
+        // An encodable one assembles without panicking.
+        let ws =
+            words(|ops| dynasm!(ops ; .arch aarch64 ; and XSP(0), X(1), 0xff00_0000_0000_0000u64));
+        assert_eq!(ws.len(), 1);
     }
 
     #[test]

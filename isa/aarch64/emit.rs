@@ -25,7 +25,7 @@
 
 use super::asm::{
     add_lo12, add_sp, adrp, b_cond_to, cb_to, cset, enter_frame, imm12, ldr_lit_8, leave_frame,
-    mem, mov_imm, word, Asm, Cond, Mem, BL, B_12, NOP,
+    logical_imm, mem, mov_imm, word, Asm, Cond, Mem, BL, B_12, NOP,
 };
 use super::baseline::{float_cond, int_cond};
 use super::lower::{AluOp, CallTarget, CmpKind, Imm12, MFunc, Op};
@@ -121,6 +121,13 @@ impl<'a> Emitter<'a> {
             }
         }
         Ok(out)
+    }
+
+    /// The first of `uses`.
+    fn first_use(&self, uses: &[u8]) -> Result<u8> {
+        uses.first()
+            .copied()
+            .ok_or_else(|| bad(self.fname, "missing use"))
     }
 
     /// The register of instruction `i`'s last def operand.
@@ -237,7 +244,10 @@ impl<'a> Emitter<'a> {
             Op::Args => {}
             Op::StackArg { off } => {
                 let d = self.def(i)?;
-                let float = mf.operands_of(i)[0].vreg.class() == RegClass::Float;
+                let float = mf
+                    .operands_of(i)
+                    .first()
+                    .is_some_and(|o| o.vreg.class() == RegClass::Float);
                 let k = if float { Mem::LdrD } else { Mem::LdrX };
                 mem(&mut self.ops, k, d, FP, *off);
             }
@@ -260,6 +270,22 @@ impl<'a> Emitter<'a> {
                 }
             }
             Op::Alu { op, wide, imm } => self.alu(i, *op, *wide, *imm)?,
+            Op::Logic { op, wide, bits } => {
+                let (a, d) = (self.reg(i, 0)?, self.def(i)?);
+                if !logical_imm(*bits, *wide) {
+                    return Err(bad(self.fname, "logical immediate"));
+                }
+                let (x, w) = (*bits, *bits as u32);
+                let ops = &mut self.ops;
+                match (op, wide) {
+                    (AluOp::And, true) => dynasm!(ops ; .arch aarch64 ; and XSP(d), X(a), x),
+                    (AluOp::And, false) => dynasm!(ops ; .arch aarch64 ; and WSP(d), W(a), w),
+                    (AluOp::Or, true) => dynasm!(ops ; .arch aarch64 ; orr XSP(d), X(a), x),
+                    (AluOp::Or, false) => dynasm!(ops ; .arch aarch64 ; orr WSP(d), W(a), w),
+                    (_, true) => dynasm!(ops ; .arch aarch64 ; eor XSP(d), X(a), x),
+                    (_, false) => dynasm!(ops ; .arch aarch64 ; eor WSP(d), W(a), w),
+                }
+            }
             Op::Shift { op, wide, imm } => self.shift(i, *op, *wide, *imm)?,
             Op::Un { op, wide } => {
                 let (a, d) = (self.reg(i, 0)?, self.def(i)?);
@@ -284,7 +310,7 @@ impl<'a> Emitter<'a> {
             }
             Op::FBin { op, wide } => {
                 let u = self.uses(i)?;
-                let (a, d) = (u[0], self.def(i)?);
+                let (a, d) = (self.first_use(&u)?, self.def(i)?);
                 let b = u.get(1).copied().unwrap_or(a);
                 let ops = &mut self.ops;
                 match (op, wide) {
@@ -354,7 +380,7 @@ impl<'a> Emitter<'a> {
                 let u = self.uses(i)?;
                 // [v, base], or [base] when storing zero or `store p, p`.
                 let base = *u.last().ok_or_else(|| bad(self.fname, "store"))?;
-                let v = if *zero { SP } else { u[0] };
+                let v = if *zero { SP } else { self.first_use(&u)? };
                 let k = match (bytes, float) {
                     (8, true) => Mem::StrD,
                     (_, true) => Mem::StrS,
@@ -416,7 +442,11 @@ impl<'a> Emitter<'a> {
             },
             Op::Ret => self.epilogue(),
             Op::Jmp => {
-                let s = mf.blocks[block].succs[0].index();
+                let s = mf.blocks[block]
+                    .succs
+                    .first()
+                    .ok_or_else(|| bad(self.fname, "jump target"))?
+                    .index();
                 if s != block + 1 {
                     let l = self.labels[s];
                     dynasm!(self.ops ; .arch aarch64 ; b =>l);
@@ -438,7 +468,7 @@ impl<'a> Emitter<'a> {
 
     fn alu(&mut self, i: usize, op: AluOp, wide: bool, imm: Option<Imm12>) -> Result<()> {
         let u = self.uses(i)?;
-        let (a, d) = (u[0], self.def(i)?);
+        let (a, d) = (self.first_use(&u)?, self.def(i)?);
         let ops = &mut self.ops;
         if let Some(Imm12 { value, neg }) = imm {
             let sub = (op == AluOp::Sub) != neg;
@@ -470,7 +500,7 @@ impl<'a> Emitter<'a> {
 
     fn shift(&mut self, i: usize, op: Opcode, wide: bool, imm: Option<u8>) -> Result<()> {
         let u = self.uses(i)?;
-        let (a, d) = (u[0], self.def(i)?);
+        let (a, d) = (self.first_use(&u)?, self.def(i)?);
         let ops = &mut self.ops;
         match imm {
             Some(0) if wide => dynasm!(ops ; .arch aarch64 ; mov X(d), X(a)),
@@ -518,7 +548,7 @@ impl<'a> Emitter<'a> {
         check_overflow: bool,
     ) -> Result<()> {
         let u = self.uses(i)?;
-        let (a, d) = (u[0], self.def(i)?);
+        let (a, d) = (self.first_use(&u)?, self.def(i)?);
         let b = u.get(1).copied().unwrap_or(a);
         if check_zero {
             let t = self.trap_label(TrapCode::DivisionByZero);
@@ -606,8 +636,10 @@ impl<'a> Emitter<'a> {
         wide: bool,
         imm: Option<Imm12>,
     ) -> Result<()> {
-        let succs = &self.mf.blocks[block].succs;
-        let (t, e) = (succs[0].index(), succs[1].index());
+        let [t, e] = self.mf.blocks[block].succs[..] else {
+            return Err(bad(self.fname, "branch targets"));
+        };
+        let (t, e) = (t.index(), e.index());
         let (tl, el) = (self.labels[t], self.labels[e]);
         if kind == CmpKind::Test {
             // cbz/cbnz: no flags needed.

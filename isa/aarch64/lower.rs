@@ -20,7 +20,7 @@
 
 use super::abi::{arg_locations, result_location, ArgLoc};
 use super::analysis::{plan, Plan};
-use super::asm::imm12;
+use super::asm::{imm12, logical_imm};
 use super::regs::{call_clobbers, float, int};
 use crate::error::{Error, Result};
 use crate::ir::{
@@ -110,6 +110,9 @@ pub enum Op {
         wide: bool,
         imm: Option<Imm12>,
     },
+    /// `[a, d]`: `d = a op bits` for `And`/`Or`/`Xor` with an encodable
+    /// bitmask immediate.
+    Logic { op: AluOp, wide: bool, bits: u64 },
     /// `[a, b?, d]`: shift by `imm` (already reduced modulo the width) or
     /// by `b` (`lslv`/`lsrv`/`asrv` reduce it).
     Shift {
@@ -386,6 +389,16 @@ impl<'a> Lowerer<'a> {
                     O::Xor => AluOp::Xor,
                     _ => AluOp::Mul,
                 };
+                if let (AluOp::And | AluOp::Or | AluOp::Xor, IrOperand::Const(c)) = (op, b) {
+                    let bits = c.bits(ty);
+                    if logical_imm(bits, wide) {
+                        let ra = self.reg(*a, ty);
+                        self.cur.push(Operand::reg_use(ra));
+                        self.cur.push(Operand::reg_def(r));
+                        self.push0(Op::Logic { op, wide, bits });
+                        return Ok(());
+                    }
+                }
                 let imm = match op {
                     AluOp::Add | AluOp::Sub => imm12_operand(*b, ty),
                     _ => None,
