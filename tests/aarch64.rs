@@ -1094,6 +1094,235 @@ mod emulated {
         }
     }
 
+    /// xorshift64*: a tiny deterministic PRNG for generated programs.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+        fn pick<'x>(&mut self, v: &'x [String]) -> &'x str {
+            &v[self.below(v.len())]
+        }
+    }
+
+    /// A random function `@r{k}(%a: i64, %b: i64, %c: f64, %d: i32) -> i64`
+    /// with many values live at once (register pressure, spills), values
+    /// live across calls (callee-saved registers), memory, a diamond with
+    /// block parameters, and a result that depends on every value.
+    fn random_function(rng: &mut Rng, k: usize) -> String {
+        let mut ints: Vec<String> = vec!["%a".into(), "%b".into()];
+        let mut i32s: Vec<String> = vec!["%d".into()];
+        let mut fs: Vec<String> = vec!["%c".into()];
+        let mut body = String::new();
+        let mut n = 0;
+        let mut fresh = |prefix: &str| {
+            n += 1;
+            format!("%{prefix}{n}")
+        };
+        const LITS: [&str; 8] = [
+            "1",
+            "-1",
+            "7",
+            "4095",
+            "4096",
+            "-65536",
+            "0xff",
+            "0x123456789",
+        ];
+        for _ in 0..48 {
+            match rng.below(10) {
+                0..=3 => {
+                    let op = ["add", "sub", "mul", "and", "or", "xor", "shl", "shr", "sar"]
+                        [rng.below(9)];
+                    let x = rng.pick(&ints).to_string();
+                    let y = if rng.below(3) == 0 {
+                        LITS[rng.below(LITS.len())].to_string()
+                    } else {
+                        rng.pick(&ints).to_string()
+                    };
+                    let d = fresh("i");
+                    body.push_str(&format!("    {d} = {op}.i64 {x}, {y}\n"));
+                    ints.push(d);
+                }
+                4 => {
+                    let x = rng.pick(&ints).to_string();
+                    let y = rng.pick(&ints).to_string();
+                    let nz = fresh("nz");
+                    let op = ["sdiv", "udiv", "srem", "urem"][rng.below(4)];
+                    let d = fresh("q");
+                    body.push_str(&format!(
+                        "    {nz} = or.i64 {y}, 1\n    {d} = {op}.i64 {x}, {nz}\n"
+                    ));
+                    ints.push(d);
+                }
+                5 => {
+                    let d = fresh("w");
+                    if rng.below(2) == 0 {
+                        let x = rng.pick(&ints).to_string();
+                        body.push_str(&format!("    {d} = trunc.i32 {x}\n"));
+                    } else {
+                        let op = ["add", "mul", "xor", "sar", "udiv"][rng.below(5)];
+                        let x = rng.pick(&i32s).to_string();
+                        let y = if op == "udiv" {
+                            "3".to_string()
+                        } else {
+                            rng.pick(&i32s).to_string()
+                        };
+                        body.push_str(&format!("    {d} = {op}.i32 {x}, {y}\n"));
+                    }
+                    i32s.push(d);
+                }
+                6 => {
+                    let x = rng.pick(&ints).to_string();
+                    let y = rng.pick(&ints).to_string();
+                    let op = ["slt", "ult", "eq", "sge"][rng.below(4)];
+                    let c = fresh("c");
+                    let d = fresh("s");
+                    body.push_str(&format!(
+                        "    {c} = {op}.i64 {x}, {y}\n    {d} = select.i64 {c}, {x}, {y}\n"
+                    ));
+                    i32s.push(c);
+                    ints.push(d);
+                }
+                7 => {
+                    let d = fresh("f");
+                    if rng.below(3) == 0 {
+                        let x = rng.pick(&ints).to_string();
+                        body.push_str(&format!("    {d} = sitof.f64 {x}\n"));
+                    } else {
+                        let op = ["fadd", "fsub", "fmul"][rng.below(3)];
+                        let x = rng.pick(&fs).to_string();
+                        let y = rng.pick(&fs).to_string();
+                        body.push_str(&format!("    {d} = {op}.f64 {x}, {y}\n"));
+                    }
+                    fs.push(d);
+                }
+                8 if k % 2 == 1 && rng.below(2) == 0 => {
+                    // An earlier generated function: it uses callee-saved
+                    // registers itself, so it must restore them for the
+                    // values this one keeps there across the call.
+                    let (x, y) = (rng.pick(&ints).to_string(), rng.pick(&ints).to_string());
+                    let (f, w) = (rng.pick(&fs).to_string(), rng.pick(&i32s).to_string());
+                    let d = fresh("r");
+                    body.push_str(&format!(
+                        "    {d} = call.i64 @r{}({x}, {y}, {f}, {w})\n",
+                        k - 1
+                    ));
+                    ints.push(d);
+                }
+                8 => {
+                    let x = rng.pick(&ints).to_string();
+                    let f = rng.pick(&fs).to_string();
+                    let d = fresh("r");
+                    body.push_str(&format!("    {d} = call.i64 @helper({x}, {f})\n"));
+                    ints.push(d);
+                }
+                _ => {
+                    let x = rng.pick(&ints).to_string();
+                    let (p, d) = (fresh("p"), fresh("l"));
+                    body.push_str(&format!(
+                        "    {p} = alloca 16\n    store.i64 {x}, {p}, 8\n    {d} = load32s.i64 {p}, 8\n"
+                    ));
+                    ints.push(d);
+                }
+            }
+        }
+        let (x, y) = (rng.pick(&ints).to_string(), rng.pick(&ints).to_string());
+        let f = rng.pick(&fs).to_string();
+        let mut tail = format!(
+            "    %cc = ult.i64 {x}, {y}\n    br %cc, l1, l2\n\
+             l1:\n    %t1 = add.i64 {x}, 1\n    jmp m(%t1, {f})\n\
+             l2:\n    %t2 = mul.i64 {y}, 3\n    %g2 = fadd.f64 {f}, 0.5\n    jmp m(%t2, %g2)\n\
+             m(%mi: i64, %mf: f64):\n    %acc0 = copy.i64 %mi\n"
+        );
+        let mut acc = 0;
+        let mut fold = |tail: &mut String, v: String| {
+            tail.push_str(&format!(
+                "    %acc{} = xor.i64 %acc{acc}, {v}\n    %accm{} = mul.i64 %acc{}, 3\n",
+                acc + 1,
+                acc + 1,
+                acc + 1
+            ));
+            acc += 1;
+            tail.push_str(&format!("    %acc{} = add.i64 %accm{acc}, 0\n", acc + 1));
+            acc += 1;
+        };
+        for v in &ints {
+            fold(&mut tail, v.clone());
+        }
+        for (j, v) in i32s.iter().enumerate() {
+            tail.push_str(&format!("    %sx{j} = sext.i64 {v}\n"));
+            fold(&mut tail, format!("%sx{j}"));
+        }
+        fs.push("%mf".into());
+        for (j, v) in fs.iter().enumerate() {
+            tail.push_str(&format!("    %fi{j} = ftosi.i64 {v}\n"));
+            fold(&mut tail, format!("%fi{j}"));
+        }
+        tail.push_str(&format!("    ret %acc{acc}\n"));
+        format!(
+            "func @r{k}(%a: i64, %b: i64, %c: f64, %d: i32) -> i64 {{\nentry:\n{body}{tail}}}\n"
+        )
+    }
+
+    #[test]
+    fn random_programs_match_the_interpreter() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        let mut src = String::from(
+            "local func @helper(%x: i64, %y: f64) -> i64 {\nentry:\n    %t = ftosi.i64 %y\n    %u = mul.i64 %x, 31\n    %v = add.i64 %u, %t\n    ret %v\n}\n",
+        );
+        let count = 24;
+        for k in 0..count {
+            src.push_str(&random_function(&mut rng, k));
+        }
+        let module: Module = parse_module("random.kir", &src).expect("parse");
+        let modules = [module];
+        let mut it = Interpreter::new(&modules, &HostFunctions::new()).expect("interp");
+        let inputs: Vec<[Val; 4]> = (0..4)
+            .map(|_| {
+                [
+                    Val::I64(rng.next() as i64 >> rng.below(60)),
+                    Val::I64(rng.next() as i64 >> rng.below(60)),
+                    Val::F64((rng.next() as i64 >> 20) as f64 / 1024.0),
+                    Val::I32(rng.next() as i32 >> rng.below(30)),
+                ]
+            })
+            .collect();
+        // The programs do stress the allocator: values live across calls
+        // sit in callee-saved registers (saved by the prologue).
+        let cm = compile_module(&modules[0], backends()[0].1).expect("compile");
+        let saves = (0..count)
+            .filter(|k| {
+                let l = listing(&cm, &format!("r{k}"));
+                any_like(&l, "str x19, [sp", "]") || any_like(&l, "str d8, [sp", "]")
+            })
+            .count();
+        assert!(
+            saves > count / 2,
+            "{saves} of {count} save callee-saved registers"
+        );
+        for (bname, backend) in backends() {
+            let cm = compile_module(&modules[0], backend).expect("compile");
+            let mut m = machine();
+            let syms = load(&mut m, &cm);
+            for k in 0..count {
+                let name = format!("r{k}");
+                for args in &inputs {
+                    let want = norm(it.call(&name, args));
+                    let got = emu_call(&mut m, syms[&name], args, Type::I64);
+                    assert_eq!(got, want, "{bname}: @{name}({args:?})");
+                }
+            }
+        }
+    }
+
     #[test]
     fn far_branches_run() {
         let module: Module = parse_module("test.kir", &huge_loop()).expect("parse");
