@@ -1324,6 +1324,50 @@ mod emulated {
     }
 
     #[test]
+    fn stack_arguments_of_every_type_match() {
+        // 10 of each class: two of each class go on the stack, in order,
+        // both from the emulator's caller and between kiln functions
+        // (direct and indirect).
+        let tys = ["i64", "f32", "i32", "f64"];
+        let params: Vec<String> = (0..20).map(|i| format!("%p{i}: {}", tys[i % 4])).collect();
+        let mut body = String::from("    %acc0 = copy.i64 0\n");
+        for i in 0..20 {
+            let conv = match tys[i % 4] {
+                "i64" => format!("    %v{i} = copy.i64 %p{i}\n"),
+                "i32" => format!("    %v{i} = sext.i64 %p{i}\n"),
+                "f32" => format!("    %w{i} = fext.f64 %p{i}\n    %v{i} = ftosi.i64 %w{i}\n"),
+                _ => format!("    %v{i} = ftosi.i64 %p{i}\n"),
+            };
+            body.push_str(&conv);
+            body.push_str(&format!(
+                "    %m{i} = mul.i64 %acc{i}, 31\n    %acc{} = add.i64 %m{i}, %v{i}\n",
+                i + 1
+            ));
+        }
+        let args: Vec<String> = (0..20).map(|i| format!("%p{i}")).collect();
+        let src = format!(
+            "func @many({}) -> i64 {{\nentry:\n{body}    ret %acc20\n}}\n\
+             func @fwd({}) -> i64 {{\nentry:\n    %r = call.i64 @many({})\n    %f = addr @many\n    %s = call.i64 %f({})\n    %t = xor.i64 %r, %s\n    %u = add.i64 %t, %r\n    ret %u\n}}\n",
+            params.join(", "),
+            params.join(", "),
+            args.join(", "),
+            args.join(", ")
+        );
+        let vals: Vec<Val> = (0..20)
+            .map(|i| match tys[i % 4] {
+                "i64" => Val::I64(-1000 - i as i64),
+                "i32" => Val::I32(-(i as i32) * 7),
+                "f32" => Val::F32(i as f32 * 1.5),
+                _ => Val::F64(i as f64 * -2.25),
+            })
+            .collect();
+        for name in ["many", "fwd"] {
+            let (got, want) = run(&src, name, &vals, Type::I64);
+            assert_eq!(got, want, "@{name}");
+        }
+    }
+
+    #[test]
     fn far_branches_run() {
         let module: Module = parse_module("test.kir", &huge_loop()).expect("parse");
         let modules = [module];
