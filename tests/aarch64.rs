@@ -235,13 +235,18 @@ fn every_instruction_module() -> (String, Vec<Gen>) {
                 t,
                 format!("    %r = {op}.{t} %p0, %p1\n    ret %r\n"),
             );
-            add(
-                &mut src,
-                format!("{op}_{t}_k"),
-                vec![t],
-                t,
-                format!("    %r = {op}.{t} %p0, 1.5\n    ret %r\n"),
-            );
+            for (k, lit) in ["1.5", "0.1", "-0.0", "0.0", "-31.0", "1e300"]
+                .iter()
+                .enumerate()
+            {
+                add(
+                    &mut src,
+                    format!("{op}_{t}_k{k}"),
+                    vec![t],
+                    t,
+                    format!("    %r = {op}.{t} %p0, {lit}\n    ret %r\n"),
+                );
+            }
         }
         for op in FLOAT_CMP {
             add(
@@ -505,7 +510,15 @@ fn constants_are_built_with_movz_movk_and_movn() {
         "{d:?}"
     );
     let e = listing(&cm, "e");
-    assert!(has(&e, "fmov d0, x17"), "{e:?}");
+    assert!(has(&e, "fmov d0, #1.0"), "an 8-bit float immediate: {e:?}");
+    let cm = compile(
+        "func @z() -> f32 {\nentry:\n    ret 0.0\n}\n\
+         func @p() -> f64 {\nentry:\n    ret 0.1\n}\n",
+    );
+    let z = listing(&cm, "z");
+    assert!(has(&z, "fmov s0, wzr"), "{z:?}");
+    let p = listing(&cm, "p");
+    assert!(has(&p, "fmov d0, x17") && count(&p, "mov") >= 4, "{p:?}");
 }
 
 #[test]

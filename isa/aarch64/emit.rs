@@ -257,6 +257,29 @@ impl<'a> Emitter<'a> {
             }
             Op::FImm { bits, wide } => {
                 let d = self.def(i)?;
+                let value = if *wide {
+                    f64::from_bits(*bits)
+                } else {
+                    f32::from_bits(*bits as u32) as f64
+                };
+                // fmov's 8-bit immediates (±n/16 · 2^e, all exact in f32).
+                let small = value as f32 as f64 == value
+                    && dynasmrt::aarch64::encode_floating_point_immediate(value as f32).is_some();
+                let ops = &mut self.ops;
+                match (*bits == 0, small, *wide) {
+                    (true, _, true) => dynasm!(ops ; .arch aarch64 ; fmov D(d), xzr),
+                    (true, _, false) => dynasm!(ops ; .arch aarch64 ; fmov S(d), wzr),
+                    (false, true, true) => {
+                        dynasm!(ops ; .arch aarch64 ; fmov D(d), value as f32)
+                    }
+                    (false, true, false) => {
+                        dynasm!(ops ; .arch aarch64 ; fmov S(d), value as f32)
+                    }
+                    _ => {}
+                }
+                if *bits == 0 || small {
+                    return Ok(());
+                }
                 mov_imm(&mut self.ops, X17, *bits, *wide);
                 if *wide {
                     dynasm!(self.ops ; .arch aarch64 ; fmov D(d), x17);
