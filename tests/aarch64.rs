@@ -178,6 +178,16 @@ fn every_instruction_module() -> (String, Vec<Gen>) {
                     format!("    %r = {op}.{t} %p0, {lit}\n    ret %r\n"),
                 );
             }
+            // Fused into a branch, against zero (cbz/cbnz for eq/ne).
+            add(
+                &mut src,
+                format!("{op}_{t}_br0"),
+                vec![t],
+                "i32",
+                format!(
+                    "    %c = {op}.{t} %p0, 0\n    br %c, yes, no\nyes:\n    ret 10\nno:\n    ret 20\n"
+                ),
+            );
             // Fused into a branch.
             add(
                 &mut src,
@@ -526,6 +536,7 @@ fn compares_fuse_into_conditional_branches() {
     let cm = compile(
         "func @f(%a: i64, %b: i64) -> i64 {\nentry:\n    %c = ult.i64 %a, %b\n    br %c, yes, no\nyes:\n    ret 1\nno:\n    ret 2\n}\n\
          func @g(%a: i32) -> i64 {\nentry:\n    br %a, yes, no\nyes:\n    ret 1\nno:\n    ret 2\n}\n\
+         func @z(%a: i64) -> i64 {\nentry:\n    %c = eq.i64 %a, 0\n    br %c, yes, no\nyes:\n    ret 1\nno:\n    ret 2\n}\n\
          func @h(%a: f64, %b: f64) -> i64 {\nentry:\n    %c = fle.f64 %a, %b\n    br %c, yes, no\nyes:\n    ret 1\nno:\n    ret 2\n}\n",
     );
     let f = listing(&cm, "f");
@@ -534,6 +545,9 @@ fn compares_fuse_into_conditional_branches() {
     assert_eq!(count(&f, "cset"), 0, "the compare is not materialized");
     let g = listing(&cm, "g");
     assert_eq!(count(&g, "cbnz w0"), 1, "{g:?}");
+    let z = listing(&cm, "z");
+    assert_eq!(count(&z, "cbz x0,") + count(&z, "cbnz x0,"), 1, "{z:?}");
+    assert_eq!(count(&z, "cmp"), 0, "{z:?}");
     let h = listing(&cm, "h");
     let fcmp = position(&h, "fcmp d0, d1");
     // ls is false on unordered (C=1, Z=0).
@@ -792,7 +806,7 @@ fn huge_function() -> String {
         last = format!("v{i}");
     }
     format!(
-        "func @huge(%n: i64, %d: i64) -> i64 {{\nentry:\n    %q = sdiv.i64 %n, %d\n    %skip = ne.i64 %n, 0\n\
+        "func @huge(%n: i64, %d: i64) -> i64 {{\nentry:\n    %q = sdiv.i64 %n, %d\n    %skip = ne.i64 %n, 5\n\
          br %skip, exit, big\nbig:\n{body}    ret %{last}\nexit:\n    ret %q\n}}\n"
     )
 }

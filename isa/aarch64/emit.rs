@@ -664,13 +664,20 @@ impl<'a> Emitter<'a> {
         };
         let (t, e) = (t.index(), e.index());
         let (tl, el) = (self.labels[t], self.labels[e]);
-        if kind == CmpKind::Test {
-            // cbz/cbnz: no flags needed.
+        // `c != 0` on an i32, and `x == 0` / `x != 0` fused from a compare:
+        // cbz/cbnz, no flags needed. (`wide`: the compare's width.)
+        let zero_test = match (kind, imm) {
+            (CmpKind::Test, _) => Some((true, false)),
+            (CmpKind::Int(Opcode::Ne), Some(Imm12 { value: 0, .. })) => Some((true, wide)),
+            (CmpKind::Int(Opcode::Eq), Some(Imm12 { value: 0, .. })) => Some((false, wide)),
+            _ => None,
+        };
+        if let Some((nonzero, wide)) = zero_test {
             let c = self.reg(i, 0)?;
             if t == block + 1 {
-                cb_to(&mut self.ops, false, false, c, el, self.far);
+                cb_to(&mut self.ops, !nonzero, wide, c, el, self.far);
             } else {
-                cb_to(&mut self.ops, true, false, c, tl, self.far);
+                cb_to(&mut self.ops, nonzero, wide, c, tl, self.far);
                 if e != block + 1 {
                     dynasm!(self.ops ; .arch aarch64 ; b =>el);
                 }
