@@ -26,13 +26,62 @@
 //!   `integer overflow`).
 //! - **host function**: a function of the embedding program that IR calls
 //!   through an `extern func` declaration.
+//!
+//! ## Embedding
+//!
+//! An [`Engine`] owns modules and runs them. Adding a module compiles
+//! nothing; a module is compiled, loaded and finalized when something it
+//! defines is looked up or referenced by a module being finalized
+//! ([`registry`] keeps Added / Loaded / Finalized modules in separate
+//! containers, so the cost of the N-th module does not grow with N).
+//!
+//! ```
+//! use kiln::{Engine, Error, TrapCode, Val};
+//!
+//! extern "C" fn triple(x: i64) -> i64 {
+//!     3 * x
+//! }
+//!
+//! # fn main() -> kiln::Result<()> {
+//! let engine = Engine::default();
+//! let sig = kiln::ir::Signature::new(vec![kiln::ir::Type::I64], Some(kiln::ir::Type::I64));
+//! engine.register_host_symbol("triple", triple as *const () as usize, Some(sig))?;
+//! engine.add_module_text("lib.kir", "func @sq(%x: i64) -> i64 {\nentry:\n    %y = mul.i64 %x, %x\n    ret %y\n}\n")?;
+//! let main = engine.add_module_text(
+//!     "main.kir",
+//!     "extern func @sq(i64) -> i64\n\
+//!      extern func @triple(i64) -> i64\n\
+//!      func @f(%x: i64, %d: i64) -> i64 {\n\
+//!      entry:\n\
+//!          %s = call.i64 @sq(%x)\n\
+//!          %t = call.i64 @triple(%s)\n\
+//!          %q = sdiv.i64 %t, %d\n\
+//!          ret %q\n\
+//!      }\n",
+//! )?;
+//!
+//! // The generic path: any signature, traps come back as errors.
+//! assert_eq!(engine.call("f", &[Val::I64(4), Val::I64(2)])?, Some(Val::I64(24)));
+//! assert_eq!(engine.call("f", &[Val::I64(4), Val::I64(0)]), Err(Error::Trap(TrapCode::DivisionByZero)));
+//!
+//! // The typed path: the signature is checked against the IR.
+//! // SAFETY: the module is not removed while `f` is used.
+//! let f: extern "C" fn(i64, i64) -> i64 = unsafe { engine.get_function("f")? };
+//! assert_eq!(f(5, 1), 75);
+//!
+//! engine.remove_module(main)?;
+//! # Ok(())
+//! # }
+//! ```
 
 pub mod analysis;
 pub mod compiled;
 pub mod emit;
 #[cfg(feature = "emulate")]
 pub mod emulate;
+pub mod engine;
 pub mod error;
+pub mod executor;
 pub mod host;
 pub mod interp;
 pub mod ir;
@@ -40,8 +89,13 @@ pub mod isa;
 pub mod link;
 pub mod memory;
 pub mod regalloc;
+pub mod registry;
 pub mod reloc;
+pub mod repl;
+pub mod symbols;
+pub mod trampoline;
 pub mod value;
 
+pub use engine::Engine;
 pub use error::{Diagnostic, Error, Result, TrapCode};
 pub use value::Val;

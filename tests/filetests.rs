@@ -18,7 +18,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// Engines every `run` line is executed with.
-const ENGINES: &[&str] = &["interp"];
+const ENGINES: &[&str] = &["interp", "jit"];
 
 /// A `kiln` process running longer than this is a hang, reported as a
 /// failure (this is a guard, not a speed check).

@@ -1,0 +1,290 @@
+//! Executors: where finalized bytes finally live and how a call is made
+//! (modelled on LLVM ORC's `ExecutorProcessControl`).
+//!
+//! The registry always lays sections out and relocates them in local memory
+//! from the memory manager, computing every relocation for the section's
+//! *target* address (see [`crate::registry::Registry::map_section_address`]).
+//! It then hands the relocated bytes to the [`Executor`], which places them
+//! at the target address, protects them, and later calls into them.
+//!
+//! - [`InProcessExecutor`] (the default): target address = local address,
+//!   so writing is a check that nothing was remapped; calls are native,
+//!   through a JIT-generated trampoline per signature
+//!   ([`crate::trampoline`]), and traps inside [`Executor::call`] come back
+//!   as [`Error::Trap`].
+//! - A remote or emulated executor owns the target memory (the AArch64
+//!   emulator of feature `emulate` implements this trait).
+//!
+//! The trait is deliberately narrow: write bytes at an address, protect,
+//! release, call with [`Val`]s, and look up host symbols (the engine's
+//! trap handler, [`crate::isa::TRAP_HANDLER`], included).
+
+use crate::error::{Error, Result};
+use crate::ir::Signature;
+use crate::memory::SectionKind;
+use crate::trampoline::{Trampolines, TrapHandler};
+use crate::value::Val;
+
+/// One section as the executor sees it: kind, target address, length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TargetSection {
+    pub kind: SectionKind,
+    pub address: u64,
+    pub len: u64,
+}
+
+/// Where code runs. Methods take `&self` (implementations use interior
+/// mutability) so that calls can run concurrently without the registry's
+/// lock.
+pub trait Executor: Send + Sync {
+    /// A short name for messages.
+    fn name(&self) -> &str;
+
+    /// Chooses the target address of a new section of `len` bytes aligned
+    /// to `align`, reserving it in the executor's memory; `None` (the
+    /// default) runs the section where it is loaded locally, unless the
+    /// embedder maps it elsewhere ([`crate::engine::Engine::map_section_address`]).
+    fn allocate_section(&self, kind: SectionKind, len: u64, align: u64) -> Result<Option<u64>> {
+        let _ = (kind, len, align);
+        Ok(None)
+    }
+
+    /// Places `bytes` (already relocated for `section.address`) at
+    /// `section.address`.
+    fn write_section(&self, section: TargetSection, bytes: &[u8]) -> Result<()>;
+
+    /// Makes the sections just written final: text executable and not
+    /// writable, rodata read-only, data read-write.
+    fn finalize_sections(&self, sections: &[TargetSection]) -> Result<()>;
+
+    /// Gives back a section of a removed module.
+    fn release_section(&self, section: TargetSection) -> Result<()> {
+        let _ = section;
+        Ok(())
+    }
+
+    /// Calls the function at `address` with `args` (already checked
+    /// against `sig`). A trap is `Err(Error::Trap)`.
+    ///
+    /// # Safety
+    /// `address` must be the entry of a finalized function of signature
+    /// `sig`, whose module (and everything it references) stays finalized
+    /// for the whole call.
+    unsafe fn call(&self, address: u64, sig: &Signature, args: &[Val]) -> Result<Option<Val>>;
+
+    /// The target address of host symbol `name` (after the embedder's own
+    /// registrations, which the registry checks first), including
+    /// [`crate::isa::TRAP_HANDLER`].
+    fn host_symbol(&self, name: &str) -> Option<u64>;
+}
+
+/// The default executor: code runs in this process where the memory
+/// manager put it.
+pub struct InProcessExecutor {
+    stubs: Trampolines,
+}
+
+impl InProcessExecutor {
+    /// An executor whose compiled-code traps outside [`Executor::call`] go
+    /// to `handler` (the default handler prints `trap: REASON` and aborts
+    /// when `None`).
+    pub fn new(handler: Option<TrapHandler>) -> Result<Self> {
+        Ok(InProcessExecutor {
+            stubs: Trampolines::new(handler)?,
+        })
+    }
+
+    /// Replaces the trap handler for traps outside [`Executor::call`].
+    pub fn set_trap_handler(&self, handler: Option<TrapHandler>) {
+        self.stubs.set_handler(handler);
+    }
+
+    /// How many per-signature trampolines were generated (each once).
+    pub fn trampoline_count(&self) -> usize {
+        self.stubs.count()
+    }
+}
+
+impl Executor for InProcessExecutor {
+    fn name(&self) -> &str {
+        "in-process"
+    }
+
+    fn write_section(&self, section: TargetSection, bytes: &[u8]) -> Result<()> {
+        // The bytes already are where they run; a different target address
+        // means the embedder remapped a section, which only makes sense for
+        // an executor that owns other memory.
+        if bytes.as_ptr() as u64 != section.address {
+            return Err(Error::Argument(format!(
+                "the in-process executor runs code where it was loaded ({:#x}), \
+                 not at the remapped address {:#x}",
+                bytes.as_ptr() as u64,
+                section.address
+            )));
+        }
+        Ok(())
+    }
+
+    fn finalize_sections(&self, _sections: &[TargetSection]) -> Result<()> {
+        // The memory manager's finalize already protected these pages.
+        Ok(())
+    }
+
+    unsafe fn call(&self, address: u64, sig: &Signature, args: &[Val]) -> Result<Option<Val>> {
+        // SAFETY: forwarded contract of `Executor::call`.
+        unsafe { self.stubs.call(address, sig, args) }
+    }
+
+    fn host_symbol(&self, name: &str) -> Option<u64> {
+        if name == crate::isa::TRAP_HANDLER {
+            return self.stubs.trap_entry();
+        }
+        crate::symbols::dlsym_default(name)
+    }
+}
+
+/// Checks `args` against `sig`: count and types.
+pub fn check_args(name: &str, sig: &Signature, args: &[Val]) -> Result<()> {
+    if args.len() != sig.params.len() {
+        return Err(Error::Argument(format!(
+            "@{name} takes {} argument(s), {} given",
+            sig.params.len(),
+            args.len()
+        )));
+    }
+    for (i, (a, t)) in args.iter().zip(&sig.params).enumerate() {
+        if a.ty() != *t {
+            return Err(Error::Argument(format!(
+                "argument {} of @{name} must be {t}, not {}",
+                i + 1,
+                a.ty()
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The AArch64 emulator ([`crate::emulate::EmulatedAarch64`]) as an
+/// executor: sections are placed in its module arena, written through it,
+/// and called in it. The emulator is not `Send` (Unicorn keeps `Rc`s), so
+/// it lives on its own thread, created there and never moved; every method
+/// sends it a job and waits for the answer. A program that calls `exit`
+/// or `abort` in the emulator ends this process the same way, as natively
+/// run code would.
+#[cfg(feature = "emulate")]
+pub struct EmulatorExecutor {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<EmuJob>>,
+}
+
+#[cfg(feature = "emulate")]
+type EmuJob = Box<dyn FnOnce(&mut crate::emulate::EmulatedAarch64) + Send>;
+
+#[cfg(feature = "emulate")]
+impl EmulatorExecutor {
+    /// Starts an emulator with `config` on its own thread.
+    pub fn new(config: crate::emulate::EmulatorConfig) -> Result<Self> {
+        use std::sync::mpsc;
+        let (jobs, rx) = mpsc::channel::<EmuJob>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        std::thread::Builder::new()
+            .name("kiln-emulator".into())
+            .spawn(move || {
+                let mut emu = match crate::emulate::EmulatedAarch64::new(config) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                // Ends when the executor (the only sender) is dropped.
+                for job in rx {
+                    job(&mut emu);
+                }
+            })
+            .map_err(|e| Error::Runtime(format!("cannot start the emulator thread: {e}")))?;
+        ready_rx
+            .recv()
+            .map_err(|_| Error::Runtime("the emulator thread died".into()))??;
+        Ok(EmulatorExecutor {
+            jobs: std::sync::Mutex::new(jobs),
+        })
+    }
+
+    /// Runs `f` on the emulator's thread and returns its result.
+    fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut crate::emulate::EmulatedAarch64) -> R + Send + 'static,
+    ) -> Result<R> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let dead = || Error::Runtime("the emulator thread died".into());
+        self.jobs
+            .lock()
+            .map_err(|_| dead())?
+            .send(Box::new(move |emu| {
+                let _ = tx.send(f(emu));
+            }))
+            .map_err(|_| dead())?;
+        rx.recv().map_err(|_| dead())
+    }
+
+    /// Reads `len` bytes of emulated memory at `addr` (for tests and tools).
+    pub fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>> {
+        self.run(move |emu| {
+            let mut buf = vec![0; len];
+            emu.read(addr, &mut buf).map(|()| buf)
+        })?
+    }
+}
+
+#[cfg(feature = "emulate")]
+impl Executor for EmulatorExecutor {
+    fn name(&self) -> &str {
+        "aarch64-emulator"
+    }
+
+    fn allocate_section(&self, kind: SectionKind, len: u64, align: u64) -> Result<Option<u64>> {
+        self.run(move |emu| {
+            if align > emu.page_size() {
+                return Err(Error::Argument(format!(
+                    "emulator: section alignment {align} exceeds the page size"
+                )));
+            }
+            emu.map_new(len, kind).map(Some)
+        })?
+    }
+
+    fn write_section(&self, section: TargetSection, bytes: &[u8]) -> Result<()> {
+        let bytes = bytes.to_vec();
+        self.run(move |emu| emu.write(section.address, &bytes))?
+    }
+
+    fn finalize_sections(&self, _sections: &[TargetSection]) -> Result<()> {
+        // `map_new` maps each section with its final protection; the
+        // loader's writes go around it.
+        Ok(())
+    }
+
+    fn release_section(&self, section: TargetSection) -> Result<()> {
+        self.run(move |emu| emu.unmap(section.address, section.len))?
+    }
+
+    unsafe fn call(&self, address: u64, sig: &Signature, args: &[Val]) -> Result<Option<Val>> {
+        use crate::emulate::Outcome;
+        let (args, ret) = (args.to_vec(), sig.ret);
+        match self.run(move |emu| emu.call(address, &args, ret))?? {
+            Outcome::Returned(v) => Ok(v),
+            Outcome::Exit(code) => {
+                // SAFETY: fflush(NULL) is always valid.
+                unsafe { libc::fflush(std::ptr::null_mut()) };
+                std::process::exit(code)
+            }
+            Outcome::Abort => std::process::abort(),
+        }
+    }
+
+    fn host_symbol(&self, name: &str) -> Option<u64> {
+        let name = name.to_string();
+        self.run(move |emu| emu.host_address(&name)).ok()?
+    }
+}
