@@ -836,6 +836,31 @@ fn branches_beyond_one_mebibyte_go_far() {
 }
 
 #[test]
+fn every_example_and_instruction_file_compiles_with_checked_allocation() {
+    let mut files = Vec::new();
+    for dir in ["examples", "tests/ir/inst"] {
+        for entry in std::fs::read_dir(dir).expect(dir) {
+            let path = entry.expect("entry").path();
+            if path.extension().is_some_and(|e| e == "kir") {
+                files.push(path);
+            }
+        }
+    }
+    assert!(files.len() >= 10, "{files:?}");
+    for path in files {
+        let src = std::fs::read_to_string(&path).expect("read");
+        let m = parse_module(&path.display().to_string(), &src).expect("parse");
+        for backend in [&AARCH64_CHECKED as &dyn Backend, &AARCH64_BASELINE] {
+            let cm =
+                compile_module(&m, backend).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            for s in cm.symbols.iter().filter(|s| s.is_func) {
+                listing(&cm, &s.name);
+            }
+        }
+    }
+}
+
+#[test]
 fn unknown_target_is_none_and_names_match() {
     let b = isa::backend("aarch64").expect("aarch64");
     assert_eq!(b.name(), "aarch64");
