@@ -861,6 +861,16 @@ fn every_example_and_instruction_file_compiles_with_checked_allocation() {
 }
 
 #[test]
+fn oversized_frames_are_errors_not_panics() {
+    let src = "func @f() -> i64 {\nentry:\n    %p = alloca 0x10000000000, 16\n    ret %p\n}\n";
+    let m = parse_module("t.kir", src).expect("parse");
+    for (name, backend) in backends() {
+        let e = compile_module(&m, backend).expect_err(name);
+        assert!(e.to_string().contains("frame too large"), "{name}: {e}");
+    }
+}
+
+#[test]
 fn unknown_target_is_none_and_names_match() {
     let b = isa::backend("aarch64").expect("aarch64");
     assert_eq!(b.name(), "aarch64");
