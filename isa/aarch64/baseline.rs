@@ -1,8 +1,9 @@
-//! AArch64 machine code for one function, from its [`Plan`].
+//! The allocator-free reference code generator: AArch64 machine code for
+//! one function straight from its [`Plan`], every value in a frame slot.
 //!
 //! Code is assembled with dynasm into a `VecAssembler<Aarch64Relocation>`;
 //! the bytes are appended to the module's text and every address that is
-//! not known yet becomes a [`Reloc`] (offsets relative to the text section).
+//! not known yet becomes a relocation (see `place_function` in `mod.rs`).
 //!
 //! Frame: `stp x29, x30, [sp, #-16]!; mov x29, sp; sub sp, sp, frame`
 //! (pages probed one by one when the frame is larger than a page); the

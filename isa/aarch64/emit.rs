@@ -4,7 +4,7 @@
 //! Code is assembled with dynasm into a `VecAssembler<Aarch64Relocation>`
 //! (never an executable buffer); the bytes are appended to the module's
 //! text and every address not known yet becomes a relocation (see
-//! [`super::place_function`]).
+//! `place_function` in `mod.rs`).
 //!
 //! Frame (addresses upward from `sp`): the outgoing stack-argument area,
 //! the spill slots (slot `n` at `sp + outgoing + 8n`), the allocas, the

@@ -1,9 +1,14 @@
-//! The AArch64 backend (AAPCS64): [`regs`] the register file, [`abi`] the
-//! calling convention, [`analysis`] the per-function plan, [`baseline`] the
-//! slot-based code generator that is the working path, [`asm`] the
-//! instruction helpers over dynasm's `VecAssembler` (never an executable
-//! buffer), [`lower`] the virtual-register form for the register
-//! allocator, [`emit`] machine code from that form and its allocation. Relocation formulas live in `reloc.rs` (wired from
+//! The AArch64 backend (AAPCS64), the same seams as the x86-64 one.
+//!
+//! Pipeline per function: [`analysis`] (block order, compare/branch
+//! fusion, address folding) → [`lower`] (machine instructions over vregs
+//! with operand constraints) → `regalloc::allocate` → [`emit`] (dynasm into
+//! a `VecAssembler`, never an executable buffer). [`regs`] is the register
+//! file as data, [`abi`] the calling convention, [`asm`] the encoding
+//! helpers both generators share (constants, loads/stores at any offset,
+//! relocated words). [`baseline`] is a second, allocator-free generator
+//! (every value in a frame slot) kept as a reference for differential
+//! tests. Relocation formulas live in `reloc.rs` (wired from
 //! `src/reloc.rs`, owned by the runtime).
 //!
 //! Nothing here executes code: on x86-64 hosts the output runs only under
