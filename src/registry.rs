@@ -316,30 +316,25 @@ impl Registry {
                 _ => return Ok(Resolved::Module(e.module)),
             }
         }
-        if let Some(h) = self.host.get(name) {
-            match (&h.signature, want) {
-                (Some(have), Some(want)) if have != want => {
-                    return Err(link_err(
-                        module,
-                        sym,
-                        format!(
-                            "extern @{name} has signature {want} but the host function has {have}"
-                        ),
-                    ))
-                }
-                (Some(_), None) => {
-                    return Err(link_err(
-                        module,
-                        sym,
-                        format!("extern data @{name} names a host function"),
-                    ))
-                }
-                _ => return Ok(Resolved::Host),
-            }
-        }
-        match self.executor.host_symbol(name) {
-            Some(_) => Ok(Resolved::Host),
-            None => Err(link_err(module, sym, format!("unresolved symbol @{name}"))),
+        // Host symbols: the embedder's registrations first, then the
+        // executor's own (the process's `dlsym`, or an emulator's stubs).
+        let host_sig = match self.host.get(name) {
+            Some(h) => h.signature.clone(),
+            None if self.executor.host_symbol(name).is_some() => self.executor.host_signature(name),
+            None => return Err(link_err(module, sym, format!("unresolved symbol @{name}"))),
+        };
+        match (host_sig, want) {
+            (Some(have), Some(want)) if have != *want => Err(link_err(
+                module,
+                sym,
+                format!("extern @{name} has signature {want} but the host function has {have}"),
+            )),
+            (Some(_), None) => Err(link_err(
+                module,
+                sym,
+                format!("extern data @{name} names a host function"),
+            )),
+            _ => Ok(Resolved::Host),
         }
     }
 
