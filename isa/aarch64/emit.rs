@@ -441,14 +441,11 @@ impl<'a> Emitter<'a> {
                 mem(&mut self.ops, k, v, SP, *off as i64);
             }
             Op::Call { target } => match target {
-                CallTarget::Near(name) => {
+                CallTarget::Direct(name) => {
+                    // Beyond ±128 MiB the registry routes it through a veneer.
                     let at = self.off();
                     word(&mut self.ops, BL);
                     self.reloc_at(at, RelocKind::Arm64Call26, name);
-                }
-                CallTarget::Far(name) => {
-                    self.ldr_sym_literal(X16, name);
-                    dynasm!(self.ops ; .arch aarch64 ; blr x16);
                 }
                 CallTarget::Indirect => {
                     let j = mf

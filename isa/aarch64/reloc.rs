@@ -88,7 +88,7 @@ pub(crate) fn value(kind: RelocKind, p: u64, s: u64, a: i64) -> Result<u32, Relo
             }
             Ok((lo >> scale) as u32)
         }
-        RelocKind::Abs64 | RelocKind::X86PcRel32 => {
+        RelocKind::Abs64 | RelocKind::X86PcRel32 | RelocKind::X86CallPcRel32 => {
             // Not AArch64 instruction kinds; src/reloc.rs never sends them here.
             Err(RelocError::new(
                 kind,
@@ -165,6 +165,22 @@ pub(crate) fn apply(
     };
     field.copy_from_slice(&patched.to_le_bytes());
     Ok(())
+}
+
+/// `ldr x16, #8` (the literal two words on).
+pub(crate) const VENEER_LDR_X16: u32 = 0x5800_0050;
+/// `br x16`.
+pub(crate) const VENEER_BR_X16: u32 = 0xd61f_0200;
+
+/// A veneer: `ldr x16, #8; br x16; .quad s` (16 bytes). x16 (IP0) is the
+/// AAPCS64 intra-procedure-call scratch register, free to clobber between a
+/// `bl` and its callee's entry.
+pub(crate) fn write_stub(slot: &mut [u8], s: u64) {
+    let mut stub = [0u8; 16];
+    stub[..4].copy_from_slice(&VENEER_LDR_X16.to_le_bytes());
+    stub[4..8].copy_from_slice(&VENEER_BR_X16.to_le_bytes());
+    stub[8..].copy_from_slice(&s.to_le_bytes());
+    slot.copy_from_slice(&stub);
 }
 
 #[cfg(test)]

@@ -679,13 +679,11 @@ impl<'a> Emitter<'a> {
                 }
             }
             Op::Call { target } => match target {
-                CallTarget::Near(name) => {
+                CallTarget::Direct(name) => {
+                    // Veneer-able: a far target (another reservation, a
+                    // host function) is reached through a registry stub.
                     self.ops.extend([0xe8u8, 0, 0, 0, 0].iter());
-                    self.reloc_here(4, RelocKind::X86PcRel32, name, -4);
-                }
-                CallTarget::Far(name) => {
-                    self.movabs_sym(R11, name);
-                    dynasm!(self.ops ; .arch x64 ; call r11);
+                    self.reloc_here(4, RelocKind::X86CallPcRel32, name, -4);
                 }
                 CallTarget::Indirect => {
                     let ops = mf.operands_of(i);
