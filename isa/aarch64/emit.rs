@@ -19,6 +19,11 @@
 //! allocator uses `x17`/`v31` only inside its own move sequences). Traps
 //! branch to one out-of-line stub per reason that calls the imported trap
 //! handler with the code in `w0`.
+//!
+//! Every direct call (a local function, another module's export or a host
+//! function) is `bl` with an `Arm64Call26` relocation, which the registry
+//! may route through a veneer (clobbering only `x16`) when the target is
+//! beyond ±128 MiB; `addr` of an import is an inline literal (`Abs64`).
 
 // dynasm expands register arguments with `.into()`, which clippy flags.
 #![allow(clippy::useless_conversion)]

@@ -15,6 +15,11 @@
 //! `r11` and `xmm15` are free inside one instruction's expansion and for the
 //! allocator's moves. Traps jump to one out-of-line stub per reason that
 //! calls the imported trap handler with the code in `edi`.
+//!
+//! Every direct call (a local function, another module's export or a host
+//! function) is `call rel32` with an `X86CallPcRel32` relocation, which the
+//! registry may route through a stub when the target is beyond ±2 GiB;
+//! `addr` of an import is `movabs` (`Abs64`), which reaches anything.
 
 // dynasm expands register arguments with `.into()`, which clippy flags.
 #![allow(clippy::useless_conversion)]
