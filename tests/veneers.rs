@@ -458,3 +458,50 @@ func @twice(%a: i64) -> i64 {\nentry:\n    %x = call.i64 @f(%a)\n    %y = call.i
         other => panic!("expected a returned value, got {other:?}"),
     }
 }
+
+/// In process, with reservations of 64 KiB: once a reservation is full the
+/// next module lands in a new one, and calls into the first still run,
+/// through stubs exactly when out of rel32 range. (Where the kernel puts
+/// the new reservations is its choice: usually near, so usually direct;
+/// the far path in process is `x86_a_far_host_function_is_called_through_a_stub`.)
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[test]
+fn x86_calls_into_a_full_reservation_still_run() {
+    use kiln::executor::InProcessExecutor;
+    use kiln::memory::MemoryConfig;
+    use kiln::registry::Registry;
+    let ex = Arc::new(InProcessExecutor::new(None).unwrap());
+    let config = MemoryConfig {
+        reservation_size: 1 << 16,
+        max_reservations: 64,
+    };
+    let mut reg = Registry::new("x86_64", ex.clone(), config).unwrap();
+    let parse = |file: &str, text: &str| kiln::ir::parse::parse_module(file, text).unwrap();
+    let a = reg.add(parse("a.kir", A)).unwrap();
+    reg.finalize_from(&[a]).unwrap();
+    let f = reg.symbol_address("f").unwrap();
+    let mut far = 0;
+    for i in 0..6i64 {
+        let src = format!(
+            "extern func @f(i64) -> i64\nconst @pad{i} = {{ zero 40000 }}\n\
+func @g{i}(%x: i64) -> i64 {{\nentry:\n    %y = call.i64 @f(%x)\n    %z = add.i64 %y, {i}\n    ret %z\n}}\n"
+        );
+        let b = reg.add(parse(&format!("b{i}.kir"), &src)).unwrap();
+        reg.finalize_from(&[b]).unwrap();
+        let text = reg.section_address(b, SectionKind::Text).unwrap();
+        let distance = text.abs_diff(f);
+        assert!(
+            !((1 << 31) - (1 << 20)..(1 << 31) + (1 << 20)).contains(&distance),
+            "too close to the rel32 limit to tell: {distance:#x}"
+        );
+        if distance > 1 << 31 {
+            far += 1;
+        }
+        let (addr, sig, _pin) = reg.function(&format!("g{i}")).unwrap();
+        // SAFETY: a finalized function of `sig`, its module pinned.
+        let r = unsafe { ex.call(addr, &sig, &[Val::I64(10)]) }.unwrap();
+        assert_eq!(r, Some(Val::I64(11 + i)), "b{i} at {text:#x}, f at {f:#x}");
+    }
+    assert!(reg.memory().stats().reservations >= 2);
+    assert_eq!(reg.stats().calls_through_stubs, far);
+}
