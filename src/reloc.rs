@@ -437,6 +437,31 @@ mod tests {
     }
 
     #[test]
+    fn only_call_kinds_get_stubs() {
+        for kind in [RelocKind::X86CallPcRel32, RelocKind::Arm64Call26] {
+            assert!(kind.is_call());
+            let mut slot = [0u8; STUB_SIZE + 1];
+            assert_eq!(write_stub(kind, &mut slot, 0x1234_5678_9abc), Some(()));
+            assert_eq!(slot[STUB_SIZE], 0, "nothing past the slot");
+            let mut short = [0u8; STUB_SIZE - 1];
+            assert_eq!(write_stub(kind, &mut short, 1), None);
+            assert_eq!(short, [0; STUB_SIZE - 1]);
+        }
+        for kind in [
+            RelocKind::Abs64,
+            RelocKind::X86PcRel32,
+            RelocKind::Arm64AdrpPage21,
+            RelocKind::Arm64AddLo12,
+            RelocKind::Arm64LdstLo12 { scale: 3 },
+        ] {
+            assert!(!kind.is_call(), "{kind}");
+            let mut slot = [0u8; STUB_SIZE];
+            assert_eq!(write_stub(kind, &mut slot, 1), None);
+            assert_eq!(slot, [0; STUB_SIZE]);
+        }
+    }
+
+    #[test]
     fn error_message_names_kind_value_and_limit() {
         let mut buf = [0u8; 4];
         let e = apply(RelocKind::X86PcRel32, &mut buf, 0, 1 << 31, 0).unwrap_err();

@@ -197,6 +197,21 @@ mod tests {
     const LDR_Q0_X1: u32 = 0x3dc0_0020; // ldr q0, [x1]
     const NOP: u32 = 0xd503_201f;
 
+    #[test]
+    fn veneer_loads_its_literal_into_x16_and_branches() {
+        let mut slot = [0xffu8; 16];
+        super::write_stub(&mut slot, 0x0123_4567_89ab_cdef);
+        let w = |i: usize| u32::from_le_bytes(slot[i..i + 4].try_into().unwrap());
+        // LDR (literal), 64-bit: opc 01, imm19 = 2 words, Rt = 16.
+        assert_eq!(w(0) & 0xff00_0000, 0x5800_0000);
+        assert_eq!((w(0) >> 5) & 0x7_ffff, 2);
+        assert_eq!(w(0) & 0x1f, 16);
+        // BR: Rn = 16.
+        assert_eq!(w(4) & 0xffff_fc1f, 0xd61f_0000);
+        assert_eq!((w(4) >> 5) & 0x1f, 16);
+        assert_eq!(&slot[8..], &0x0123_4567_89ab_cdefu64.to_le_bytes());
+    }
+
     fn patch(kind: RelocKind, insn: u32, p: u64, s: u64, a: i64) -> Result<u32, RelocProblem> {
         let mut f = insn.to_le_bytes();
         match apply(kind, &mut f, p, s, a) {
