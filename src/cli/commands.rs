@@ -291,6 +291,10 @@ fn disassemble(
     match target {
         #[cfg(all(feature = "disasm", feature = "x86_64"))]
         Target::X86_64 => Ok(kiln::isa::x86_64::disasm::disassemble(compiled)),
+        #[cfg(all(feature = "disasm", feature = "aarch64"))]
+        Target::Aarch64 => Ok(kiln::isa::aarch64::disasm::disassemble(compiled)),
+        // Reachable only in builds without one of the disassemblers.
+        #[allow(unreachable_patterns)]
         other => {
             let _ = compiled;
             Err(Failure::Unavailable(format!(
