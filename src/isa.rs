@@ -42,6 +42,10 @@ pub fn backend(target: &str) -> Option<&'static dyn Backend> {
     match target {
         #[cfg(feature = "x86_64")]
         "x86_64" => Some(&x86_64::X86_64_BACKEND),
+        // The normal backend with the register-allocation checker on in
+        // every build (fuzzing and tests).
+        #[cfg(feature = "x86_64")]
+        "x86_64-checked" => Some(&x86_64::X86_64_CHECKED),
         _ => None,
     }
 }
