@@ -159,3 +159,33 @@ b0:
     }
     assert_eq!(got, Some(Val::I64(s)));
 }
+
+/// Found by `compile` (regressions/compile/reuse-input-after-call): a
+/// reuse-constrained input dying right after a call had its read moved to
+/// the call's Late point, where every float register is clobbered, and the
+/// allocator gave up ("more Float register operands than registers").
+#[test]
+fn reuse_input_dying_right_after_a_call() {
+    let text = "func @main(%x: f64, %n: i64) -> i64 {
+b0:
+    %z = copy.f64 0.0
+    call @f()
+    %dead = copy.f64 %x
+    %y = fadd.f64 %z, 1.0
+    %i = trunc.i32 %n
+    call @f()
+    %dead2 = copy.i32 %i
+    %r = ftosi.i64 %y
+    ret %r
+}
+local func @f() {
+b0:
+    ret
+}
+";
+    let p = Program {
+        text: text.to_string(),
+        args: vec![Val::F64(2.5), Val::I64(3)],
+    };
+    check_program(&p).unwrap_or_else(|f| panic!("{f}"));
+}

@@ -60,6 +60,8 @@ fn interpret(module: &Module, args: &[Val]) -> Result<Option<Val>> {
 }
 
 /// Runs `@main` on every compiled target of this build.
+// Each push depends on the build's features and host.
+#[allow(clippy::vec_init_then_push)]
 fn run_compiled(module: &Module, args: &[Val]) -> Vec<(&'static str, Result<Option<Val>>)> {
     #[allow(unused_mut)]
     let mut out = Vec::new();

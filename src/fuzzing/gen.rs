@@ -725,6 +725,9 @@ impl Fx<'_, '_, '_> {
                 self.line(&format!("store.{ty} {v}, {a}{off}"));
             } else {
                 let w = op.access_bytes(None).unwrap_or(1);
+                if size < w {
+                    return;
+                }
                 let v = if self.b.below(3) == 0 {
                     lit(self.b, Type::I64)
                 } else {
@@ -1056,6 +1059,51 @@ mod tests {
                 let m =
                     parse_module("gen.kir", &p.text).unwrap_or_else(|e| panic!("{e}\n{}", p.text));
                 verify_module(&m).unwrap_or_else(|e| panic!("{e}\n{}", p.text));
+            }
+        }
+    }
+
+    #[test]
+    fn every_opcode_and_suffix_is_generated() {
+        use crate::ir::InstKind;
+        use std::collections::HashSet;
+        let mut seen: HashSet<(Opcode, Option<Type>)> = HashSet::new();
+        let (mut indirect, mut stack_args) = (false, false);
+        let mut s = 0x1234_5678_9abc_def1u64;
+        for _ in 0..400 {
+            let data: Vec<u8> = (0..2000).map(|_| xorshift(&mut s) as u8).collect();
+            let m = parse_module("gen.kir", &generate(&data).text).expect("parse");
+            for f in &m.funcs {
+                stack_args |= f.params.len() > 8;
+                for i in &f.insts {
+                    seen.insert((i.opcode, i.ty));
+                    if let InstKind::Call { callee, .. } = &i.kind {
+                        indirect |= matches!(callee, crate::ir::Callee::Indirect(_));
+                    }
+                }
+            }
+        }
+        assert!(indirect, "no indirect call generated");
+        assert!(stack_args, "no function with stack arguments generated");
+        for &op in Opcode::ALL {
+            let info = op.info();
+            let suffixes: Vec<Option<Type>> = match info.suffix {
+                Suffix::None => vec![None],
+                Suffix::Optional => vec![None, Some(Type::I32), Some(Type::F64)],
+                _ => Type::ALL
+                    .iter()
+                    .copied()
+                    .filter(|&t| info.suffix.allows(t))
+                    .map(Some)
+                    .collect(),
+            };
+            for t in suffixes {
+                assert!(
+                    seen.contains(&(op, t)),
+                    "{}{:?} never generated",
+                    op.name(),
+                    t
+                );
             }
         }
     }
