@@ -15,6 +15,10 @@ use crate::ir::{Function, Module, SymId, SymbolData, SymbolKind};
 #[path = "../isa/x86_64/mod.rs"]
 pub mod x86_64;
 
+#[cfg(feature = "aarch64")]
+#[path = "../isa/aarch64/mod.rs"]
+pub mod aarch64;
+
 /// The name of the engine's trap handler, imported by compiled code that can
 /// trap. It is called as `extern "C" fn(code: u32) -> !` with the
 /// [`crate::TrapCode::code`] in the first integer argument register.
@@ -24,7 +28,7 @@ pub use crate::regalloc::{MachineEnv, PReg, RegClass};
 
 /// One code generator.
 pub trait Backend {
-    /// The `--target` name (`x86_64`).
+    /// The `--target` name (`x86_64`, `aarch64`).
     fn name(&self) -> &'static str;
 
     /// The register file, for the allocator.
@@ -42,10 +46,14 @@ pub fn backend(target: &str) -> Option<&'static dyn Backend> {
     match target {
         #[cfg(feature = "x86_64")]
         "x86_64" => Some(&x86_64::X86_64_BACKEND),
-        // The normal backend with the register-allocation checker on in
-        // every build (fuzzing and tests).
+        #[cfg(feature = "aarch64")]
+        "aarch64" => Some(&aarch64::AARCH64_BACKEND),
+        // The normal backends with the register-allocation checker on in
+        // every build (fuzzing).
         #[cfg(feature = "x86_64")]
         "x86_64-checked" => Some(&x86_64::X86_64_CHECKED),
+        #[cfg(feature = "aarch64")]
+        "aarch64-checked" => Some(&aarch64::AARCH64_CHECKED),
         _ => None,
     }
 }

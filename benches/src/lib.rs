@@ -1,8 +1,19 @@
-//! Shared inputs for kiln's benchmarks: generated IR programs of a chosen
-//! size, and the repository's test programs as a corpus.
+//! kiln's benchmarks and its comparison with Cranelift:
+//! - this file: shared inputs — generated IR programs of a chosen size and
+//!   the repository's test programs as a corpus;
+//! - [`to_cranelift`]: kiln IR → Cranelift IR, with kiln's semantics;
+//! - [`programs`]: the code-speed workloads (`benches/programs/*.kir`);
+//! - [`measure`]: the three comparisons (compile speed, code speed,
+//!   registry scaling) and the scan-all registry baseline;
+//! - [`svg`]: the report's charts.
 //!
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
 //! the same programs.
+
+pub mod measure;
+pub mod programs;
+pub mod svg;
+pub mod to_cranelift;
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};

@@ -1,8 +1,8 @@
 //! Per-function decisions shared by both x86-64 code generators, and the
 //! frame plan of the allocator-free [`super::baseline`] generator.
 //!
-//! - **block order**: reverse postorder from the entry, which keeps loop
-//!   bodies contiguous; unreachable blocks are not emitted;
+//! - **block order**: reverse postorder from the entry with each loop's
+//!   blocks contiguous; unreachable blocks are not emitted;
 //! - **compare + branch fusion**: a compare whose only use is the `br` of its
 //!   own block is emitted as `cmp`/`ucomis` + `jcc` at the branch, its result
 //!   never materialized;
@@ -57,35 +57,14 @@ fn err(func: &Function, what: &str) -> Error {
     Error::Runtime(format!("@{}: {what}", func.name))
 }
 
-/// Blocks reachable from the entry, in reverse postorder.
-pub fn reverse_postorder(func: &Function) -> Vec<Block> {
-    let n = func.blocks.len();
-    if n == 0 {
-        return Vec::new();
-    }
-    let mut seen = vec![false; n];
-    let mut post = Vec::with_capacity(n);
-    // Iterative DFS: (block, next successor index).
-    let mut stack: Vec<(Block, usize)> = vec![(Block(0), 0)];
-    seen[0] = true;
-    while let Some(&mut (b, ref mut i)) = stack.last_mut() {
-        let succs = func
-            .terminator(b)
-            .map(|t| func.inst(t).successors())
-            .unwrap_or_default();
-        if let Some(&s) = succs.get(*i) {
-            *i += 1;
-            if s.index() < n && !seen[s.index()] {
-                seen[s.index()] = true;
-                stack.push((s, 0));
-            }
-        } else {
-            post.push(b);
-            stack.pop();
-        }
-    }
-    post.reverse();
-    post
+/// Blocks reachable from the entry in the shared layout order: reverse
+/// postorder with every loop's blocks contiguous, header first
+/// ([`crate::analysis::LoopInfo::block_order`]). Definitions still come
+/// before their uses, and a loop's live ranges stay compact for the
+/// register allocator.
+pub fn block_order(func: &Function) -> Vec<Block> {
+    let analysis = crate::analysis::FuncAnalysis::new(func);
+    analysis.loops.block_order(&analysis.rpo)
 }
 
 /// Whether `op` is a literal whose bits, as type `ty`, fit a sign-extended
@@ -151,7 +130,7 @@ pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
         }
     }
 
-    let order = reverse_postorder(func);
+    let order = block_order(func);
 
     // Use counts, and which block each use sits in.
     let mut uses = vec![0u32; nv];

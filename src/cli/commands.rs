@@ -1,5 +1,4 @@
-//! The commands themselves: `check` and `run`; `asm` and `repl` are
-//! reserved and report that they are not built yet.
+//! The commands themselves: `check`, `run`, `asm` and `repl`.
 //!
 //! Input files are read as bytes and decoded here, so that an unreadable
 //! file and non-UTF-8 text are ordinary input errors. The module name of
@@ -88,6 +87,8 @@ fn check_target(target: Option<Target>) -> Result<(), Failure> {
         None if host.is_none() => Err(Failure::Unavailable(
             "kiln has no backend for this machine's ISA; use --engine interp".into(),
         )),
+        #[cfg(feature = "emulate")]
+        Some(Target::Aarch64) => Ok(()),
         Some(t) if Some(t) != host => Err(Failure::Unavailable(format!(
             "cannot run {} code on this {} host: kiln was built without an emulator",
             t.name(),
@@ -187,6 +188,10 @@ pub fn run(opts: &RunOptions) -> Result<(), Failure> {
 fn run_jit(opts: &RunOptions, modules: Vec<Module>) -> Result<(), Failure> {
     let sig = entry_signature(&modules, &opts.entry)?;
     let args = parse_args(&opts.entry, &sig, &opts.args)?;
+    let target = opts.target.or_else(Target::host);
+    if target != Target::host() {
+        return run_emulated(opts, modules, &args);
+    }
     let engine = kiln::Engine::default();
     // The same host set, with the same signatures, as the interpreter's.
     let host = HostFunctions::c_library();
@@ -197,6 +202,17 @@ fn run_jit(opts: &RunOptions, modules: Vec<Module>) -> Result<(), Failure> {
                 .map_err(input)?;
         }
     }
+    call_entry(&engine, modules, &opts.entry, &args)
+}
+
+/// Adds and finalizes every module (so that every link error is reported),
+/// calls the entry, flushes C stdio and prints the result line.
+fn call_entry(
+    engine: &kiln::Engine,
+    modules: Vec<Module>,
+    entry: &str,
+    args: &[Val],
+) -> Result<(), Failure> {
     let mut ids = Vec::with_capacity(modules.len());
     for m in modules {
         ids.push(engine.add_module(m).map_err(input)?);
@@ -204,7 +220,7 @@ fn run_jit(opts: &RunOptions, modules: Vec<Module>) -> Result<(), Failure> {
     for id in ids {
         engine.finalize_module(id).map_err(input)?;
     }
-    let result = engine.call(&opts.entry, &args);
+    let result = engine.call(entry, args);
     flush_c_stdio();
     if let Some(v) = result.map_err(input)? {
         print_line(&v.to_string());
@@ -212,11 +228,81 @@ fn run_jit(opts: &RunOptions, modules: Vec<Module>) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `kiln asm ...`: needs the compiler backends.
+/// `kiln run --target aarch64` on another host: the modules are compiled
+/// for AArch64 and run in the emulator, whose own host functions (the same
+/// C-library set, working on emulated memory) serve `extern` calls.
+#[cfg(feature = "emulate")]
+fn run_emulated(opts: &RunOptions, modules: Vec<Module>, args: &[Val]) -> Result<(), Failure> {
+    let executor = kiln::executor::EmulatorExecutor::new(Default::default()).map_err(input)?;
+    let engine =
+        kiln::Engine::with_executor("aarch64", std::sync::Arc::new(executor)).map_err(input)?;
+    call_entry(&engine, modules, &opts.entry, args)
+}
+
+/// Without the emulator a foreign target was refused by `check_target`.
+#[cfg(not(feature = "emulate"))]
+fn run_emulated(_: &RunOptions, _: Vec<Module>, _: &[Val]) -> Result<(), Failure> {
+    Err(Failure::Unavailable(
+        "kiln was built without an emulator (feature emulate)".into(),
+    ))
+}
+
+/// `kiln asm FILE... [--target T]`: compiles each file for the target (the
+/// host's by default; any built backend works on any host, since nothing is
+/// run) and prints each function's disassembly, file by file.
 pub fn asm(files: &[OsString], target: Option<Target>) -> Result<(), Failure> {
-    let _ = files;
-    check_target(target)?;
-    Err(Failure::Unavailable("'kiln asm' is not built yet".into()))
+    let target = match target.or_else(Target::host) {
+        Some(t) => t,
+        None => {
+            return Err(Failure::Unavailable(
+                "kiln has no backend for this machine's ISA; pass --target".into(),
+            ))
+        }
+    };
+    let Some(backend) = kiln::isa::backend(target.name()) else {
+        return Err(Failure::Unavailable(format!(
+            "kiln was built without the {} backend",
+            target.name()
+        )));
+    };
+    let modules = load(files)?;
+    let mut listings = Vec::with_capacity(modules.len());
+    for module in &modules {
+        let compiled = kiln::emit::compile_module(module, backend).map_err(input)?;
+        listings.push(disassemble(target, &compiled)?);
+    }
+    for (module, listing) in modules.iter().zip(&listings) {
+        if modules.len() > 1 {
+            print_line(&format!("; {}", module.name));
+        }
+        for line in listing.lines() {
+            print_line(line);
+        }
+    }
+    Ok(())
+}
+
+/// The target's disassembler, when kiln was built with it (feature
+/// `disasm`).
+fn disassemble(
+    target: Target,
+    compiled: &kiln::compiled::CompiledModule,
+) -> Result<String, Failure> {
+    match target {
+        #[cfg(all(feature = "disasm", feature = "x86_64"))]
+        Target::X86_64 => Ok(kiln::isa::x86_64::disasm::disassemble(compiled)),
+        #[cfg(all(feature = "disasm", feature = "aarch64"))]
+        Target::Aarch64 => Ok(kiln::isa::aarch64::disasm::disassemble(compiled)),
+        // Reachable only in builds without one of the disassemblers.
+        #[allow(unreachable_patterns)]
+        other => {
+            let _ = compiled;
+            Err(Failure::Unavailable(format!(
+                "kiln was built without a disassembler for {} (feature disasm)",
+                other.name()
+            )))
+        }
+    }
 }
 
 /// `kiln repl` (see [`kiln::repl`]); it prints its own diagnostics and

@@ -5,7 +5,9 @@
 //! backend runs the register-allocation checker on every function in every
 //! build (`regalloc::allocate` does in builds with debug assertions, the
 //! `x86_64-checked` backend of [`crate::isa::backend`] in the others).
-//! Each program gets fresh engines, so no state leaks between inputs.
+//! With the `aarch64` and `emulate` features, AArch64 code also runs under
+//! the Unicorn emulator (`aarch64-checked` likewise). Each program gets
+//! fresh engines, so no state leaks between inputs.
 //!
 //! The interpreter is the oracle and runs with fuel: generated programs
 //! terminate by construction, but a program that runs out of fuel (or hits
@@ -68,6 +70,8 @@ fn run_compiled(module: &Module, args: &[Val]) -> Vec<(&'static str, Result<Opti
     let mut out = Vec::new();
     #[cfg(all(feature = "x86_64", target_arch = "x86_64"))]
     out.push(("x86_64", run_native(module, args)));
+    #[cfg(all(feature = "aarch64", feature = "emulate"))]
+    out.push(("aarch64 (emulated)", run_emulated(module, args)));
     let _ = (module, args);
     out
 }
@@ -84,6 +88,31 @@ fn run_native(module: &Module, args: &[Val]) -> Result<Option<Val>> {
         "x86_64"
     } else {
         "x86_64-checked"
+    };
+    let engine = Engine::with_executor(target, executor)?;
+    run_on(&engine, module, args)
+}
+
+/// AArch64 code under the Unicorn emulator (feature `emulate`), with a
+/// small stack and heap: generated programs need little, and mapping less
+/// keeps each run cheap.
+#[cfg(all(feature = "aarch64", feature = "emulate"))]
+fn run_emulated(module: &Module, args: &[Val]) -> Result<Option<Val>> {
+    use crate::emulate::EmulatorConfig;
+    use crate::executor::EmulatorExecutor;
+    use std::sync::Arc;
+    let config = EmulatorConfig {
+        instruction_limit: None,
+        time_limit: Some(std::time::Duration::from_secs(20)),
+        stack_size: 1 << 20,
+        heap_size: 64 << 10,
+    };
+    let executor = Arc::new(EmulatorExecutor::new(config)?);
+    // As for x86-64: the checker runs exactly once per function.
+    let target = if cfg!(debug_assertions) {
+        "aarch64"
+    } else {
+        "aarch64-checked"
     };
     let engine = Engine::with_executor(target, executor)?;
     run_on(&engine, module, args)

@@ -1,0 +1,365 @@
+//! `cargo run -p kiln-bench --release --bin report [-- --quick]`: kiln
+//! against Cranelift (0.135.8) in one process — compile speed, code speed
+//! and registry scaling — printed as markdown tables of kiln/Cranelift
+//! ratios and written to `target/report/` (`report.md` and one SVG chart
+//! per comparison). `--quick` is a fast smoke run: shorter measurements,
+//! no 100k-instruction function, registry sweep to 1,000 modules.
+//! `--only compile|code|registry` runs one comparison.
+
+use kiln::ir::Module;
+use kiln_bench::measure::{
+    best_sweep, clif_compile, compile_corpus, fastest_of, kiln_compile, parse, Budget,
+    CompiledMain, Registry,
+};
+use kiln_bench::programs::PROGRAMS;
+use kiln_bench::svg::{bar_chart, fmt_num};
+use kiln_bench::to_cranelift::ClifOpts;
+use kiln_bench::{generated_function, instruction_count};
+use std::fmt::Write as _;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
+    if let Some(o) = &only {
+        if !["compile", "code", "registry"].contains(&o.as_str()) {
+            eprintln!("usage: report [--quick] [--only compile|code|registry]");
+            std::process::exit(2);
+        }
+    }
+    if let Err(e) = run(quick, only.as_deref()) {
+        eprintln!("report: error: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!(
+        "{cpu}, {cores} cores available to this process ({})",
+        std::env::consts::ARCH
+    )
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+fn run(quick: bool, only: Option<&str>) -> Result<(), String> {
+    let wanted = |s: &str| only.is_none_or(|o| o == s);
+    let started = Instant::now();
+    let budget = if quick { Budget::QUICK } else { Budget::FULL };
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "# kiln vs Cranelift 0.135.8{}\n\nMachine: {}.\n",
+        if quick { " (quick run)" } else { "" },
+        machine()
+    );
+    let out_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/report");
+    std::fs::create_dir_all(&out_dir).map_err(|e| e.to_string())?;
+
+    if wanted("compile") {
+        compile_speed(quick, budget, &mut md, &out_dir)?;
+    }
+    if wanted("code") {
+        code_speed(budget, &mut md, &out_dir)?;
+    }
+    if wanted("registry") {
+        registry_scaling(quick, &mut md, &out_dir)?;
+    }
+    let _ = writeln!(
+        md,
+        "\nCharts: `compile.svg`, `code.svg`, `registry.svg` beside this file. Report took {:.0} s.",
+        started.elapsed().as_secs_f64()
+    );
+    let name = match only {
+        Some(o) => format!("report-{o}.md"),
+        None => "report.md".into(),
+    };
+    write(&out_dir.join(name), &md)?;
+    println!("{md}");
+    println!("written to {}", out_dir.display());
+    Ok(())
+}
+
+/// Compile speed: kiln IR to finalized code, kiln against every Cranelift
+/// configuration.
+fn compile_speed(
+    quick: bool,
+    budget: Budget,
+    md: &mut String,
+    out_dir: &std::path::Path,
+) -> Result<(), String> {
+    let mut inputs: Vec<(String, Vec<Module>)> = Vec::new();
+    let corpus = compile_corpus();
+    inputs.push((format!("corpus ({} files)", corpus.len()), corpus));
+    for p in PROGRAMS {
+        inputs.push((p.name.to_string(), vec![parse(p.name, p.text)?]));
+    }
+    let sizes: &[usize] = if quick {
+        &[1_000, 10_000]
+    } else {
+        &[1_000, 10_000, 100_000]
+    };
+    for &n in sizes {
+        inputs.push((
+            format!("generated {}k", n / 1000),
+            vec![parse("gen", &generated_function(n))?],
+        ));
+    }
+    let configs = ClifOpts::ALL;
+    let mut compile_rows = Vec::new();
+    for (name, modules) in &inputs {
+        let insts: usize = modules.iter().map(instruction_count).sum();
+        // Each module on its own engine / JITModule (corpus files may
+        // export the same names).
+        let kiln = fastest_of(budget, || {
+            modules.iter().try_fold(Duration::ZERO, |acc, m| {
+                Ok(acc + kiln_compile(std::slice::from_ref(m))?)
+            })
+        })?;
+        let mut clif = Vec::new();
+        for opts in configs {
+            let b = if insts >= 50_000 {
+                Budget {
+                    min_iters: 1,
+                    max_iters: 3,
+                    ..budget
+                }
+            } else {
+                budget
+            };
+            clif.push(fastest_of(b, || {
+                modules.iter().try_fold(Duration::ZERO, |acc, m| {
+                    Ok(acc + clif_compile(std::slice::from_ref(m), opts)?)
+                })
+            })?);
+        }
+        eprintln!("compile: {name} done");
+        compile_rows.push((name.clone(), insts, kiln, clif));
+    }
+    let _ = writeln!(
+        md,
+        "## Compile speed\n\nkiln IR (parsed, in memory) to finalized machine code, in million IR \
+         instructions per second (fastest of repeated runs: the machine is shared, and the minimum filters out interference). kiln: `Engine::add_module` (verifies) + \
+         `finalize_module`. Cranelift: translation to CLIF + `define_function` + \
+         `finalize_definitions`, its IR verifier off. `sp` = regalloc `single_pass`, `bt` = \
+         `backtracking`. The ratio columns are kiln's throughput divided by Cranelift's (above 1: \
+         kiln compiles faster).\n"
+    );
+    let labels: Vec<String> = configs.iter().map(|o| o.label()).collect();
+    let _ = write!(md, "| input | insts | kiln Minst/s |");
+    for l in &labels {
+        let _ = write!(md, " {l} |");
+    }
+    for l in &labels {
+        let _ = write!(md, " kiln ÷ {l} |");
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(md, "|---|---:|---:|{}", "---:|".repeat(labels.len() * 2));
+    let mut chart_series: Vec<(String, Vec<f64>)> = std::iter::once("kiln".to_string())
+        .chain(labels.iter().cloned())
+        .map(|n| (n, Vec::new()))
+        .collect();
+    for (name, insts, kiln, clif) in &compile_rows {
+        let tp = |d: &Duration| *insts as f64 / secs(*d) / 1e6;
+        let _ = write!(md, "| {name} | {insts} | {:.2} |", tp(kiln));
+        chart_series[0].1.push(tp(kiln));
+        for (k, c) in clif.iter().enumerate() {
+            let _ = write!(md, " {:.2} |", tp(c));
+            chart_series[k + 1].1.push(tp(c));
+        }
+        for c in clif {
+            let _ = write!(md, " {:.1}× |", secs(*c) / secs(*kiln));
+        }
+        let _ = writeln!(md);
+    }
+    let cats: Vec<String> = compile_rows.iter().map(|r| r.0.clone()).collect();
+    write(
+        &out_dir.join("compile.svg"),
+        &bar_chart(
+            "Compile speed (higher is better)",
+            "million IR instructions / s",
+            &cats,
+            &chart_series,
+            true,
+        ),
+    )?;
+
+    Ok(())
+}
+
+/// Code speed: run time of every benchmark program.
+fn code_speed(budget: Budget, md: &mut String, out_dir: &std::path::Path) -> Result<(), String> {
+    let code_cfgs = [
+        ClifOpts::new("none", "backtracking"),
+        ClifOpts::new("speed", "backtracking"),
+    ];
+    let _ = writeln!(
+        md,
+        "\n## Code speed\n\nRun time of `@main(n)` of each program in `benches/programs/`, compiled by \
+         kiln and by Cranelift (regalloc `backtracking`) at opt_level `none` and `speed`, fastest of \
+         repeated calls; every engine's result is checked against the expected value first. The \
+         ratio is kiln's run time over Cranelift's (above 1: kiln's code is slower).\n"
+    );
+    let _ = writeln!(
+        md,
+        "| program | n | kiln ms | clif-none ms | clif-speed ms | kiln ÷ clif-none | kiln ÷ clif-speed |\n|---|---:|---:|---:|---:|---:|---:|"
+    );
+    let mut code_series: Vec<(String, Vec<f64>)> = vec![
+        ("kiln ÷ clif-none".into(), Vec::new()),
+        ("kiln ÷ clif-speed".into(), Vec::new()),
+    ];
+    let mut code_cats = Vec::new();
+    for p in PROGRAMS {
+        let m = parse(p.name, p.text)?;
+        let mut engines = vec![("kiln".to_string(), CompiledMain::kiln(&m)?)];
+        for o in code_cfgs {
+            engines.push((o.label(), CompiledMain::clif(&m, o)?));
+        }
+        let mut times = Vec::new();
+        for (label, e) in &engines {
+            let got = e.call(p.bench_arg);
+            if got != p.bench_result {
+                return Err(format!(
+                    "{} compiled by {label} returned {got}, expected {}",
+                    p.name, p.bench_result
+                ));
+            }
+            times.push(fastest_of(budget, || {
+                let t = Instant::now();
+                let r = e.call(p.bench_arg);
+                let d = t.elapsed();
+                std::hint::black_box(r);
+                Ok(d)
+            })?);
+        }
+        let ms = |d: Duration| secs(d) * 1e3;
+        let (k, n, s) = (times[0], times[1], times[2]);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            p.name,
+            p.bench_arg,
+            ms(k),
+            ms(n),
+            ms(s),
+            secs(k) / secs(n),
+            secs(k) / secs(s)
+        );
+        code_series[0].1.push(secs(k) / secs(n));
+        code_series[1].1.push(secs(k) / secs(s));
+        code_cats.push(p.name.to_string());
+        eprintln!("code: {} done", p.name);
+    }
+    write(
+        &out_dir.join("code.svg"),
+        &bar_chart(
+            "Code speed: kiln run time / Cranelift run time (lower is better for kiln)",
+            "ratio",
+            &code_cats,
+            &code_series,
+            false,
+        ),
+    )?;
+
+    Ok(())
+}
+
+/// Registry scaling: per-module cost of add + finalize at N modules.
+fn registry_scaling(quick: bool, md: &mut String, out_dir: &std::path::Path) -> Result<(), String> {
+    let max_n = if quick { 1_000 } else { 10_000 };
+    let runs = if quick { 1 } else { 3 };
+    let points: Vec<usize> = [10, 100, 1_000, 10_000]
+        .into_iter()
+        .filter(|&n| n <= max_n)
+        .collect();
+    let kiln = best_sweep(Registry::Kiln, max_n, runs)?;
+    eprintln!("registry: kiln done");
+    let clif = best_sweep(Registry::Clif, max_n, runs)?;
+    eprintln!("registry: cranelift done");
+    let scan = best_sweep(Registry::ScanAll, max_n, runs)?;
+    eprintln!("registry: scan-all done");
+    let _ = writeln!(
+        md,
+        "\n## Registry scaling\n\nModules added and finalized one at a time (each a small function \
+         calling the previous module's through an `extern`), up to {max_n}. Cost per module at N = \
+         mean add+finalize time of modules N/2+1..N, in µs (each module's fastest of {runs} sweeps). kiln: `Engine`; Cranelift: one \
+         `JITModule`, declare/define + `finalize_definitions` per module (opt none, single_pass); \
+         scan-all: a registry that scans every module on each finalize and resolves symbols by \
+         scanning (old-MCJIT style, kiln's compiler, no executable mapping). Total = all {max_n} \
+         modules.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| N | kiln µs/module | Cranelift µs/module | scan-all µs/module | Cranelift ÷ kiln | scan-all ÷ kiln |\n|---:|---:|---:|---:|---:|---:|"
+    );
+    let us = |d: Duration| secs(d) * 1e6;
+    let mut reg_series: Vec<(String, Vec<f64>)> = vec![
+        ("kiln".into(), Vec::new()),
+        ("Cranelift JITModule".into(), Vec::new()),
+        ("scan-all".into(), Vec::new()),
+    ];
+    for &n in &points {
+        let (k, c, s) = (kiln.cost_at(n), clif.cost_at(n), scan.cost_at(n));
+        let _ = writeln!(
+            md,
+            "| {n} | {:.1} | {:.1} | {:.1} | {:.2} | {:.2} |",
+            us(k),
+            us(c),
+            us(s),
+            secs(c) / secs(k),
+            secs(s) / secs(k)
+        );
+        reg_series[0].1.push(us(k));
+        reg_series[1].1.push(us(c));
+        reg_series[2].1.push(us(s));
+    }
+    let total = |s: &kiln_bench::measure::Sweep| secs(s.per_module.iter().sum::<Duration>());
+    let _ = writeln!(
+        md,
+        "| total | {:.3} s | {:.3} s | {:.3} s | {:.2} | {:.2} |",
+        total(&kiln),
+        total(&clif),
+        total(&scan),
+        total(&clif) / total(&kiln),
+        total(&scan) / total(&kiln)
+    );
+    write(
+        &out_dir.join("registry.svg"),
+        &bar_chart(
+            "Registry scaling: µs per module added + finalized at N modules",
+            "µs / module",
+            &points
+                .iter()
+                .map(|n| format!("N = {}", fmt_num(*n as f64)))
+                .collect::<Vec<_>>(),
+            &reg_series,
+            true,
+        ),
+    )?;
+
+    Ok(())
+}
+
+fn write(path: &std::path::Path, text: &str) -> Result<(), String> {
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}

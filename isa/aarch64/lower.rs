@@ -1,0 +1,1009 @@
+//! IR → AArch64 machine instructions over virtual registers, in the form
+//! the register allocator reads ([`RaFunction`]).
+//!
+//! Each IR value becomes one [`VReg`] of its class; literals become
+//! immediates where AArch64 takes them (12-bit add/sub/compare immediates,
+//! possibly negated; shift counts; a zero stored through `xzr`) and
+//! [`Op::Imm`]/[`Op::FImm`] definitions elsewhere. AArch64 is three-address,
+//! so most operands are plain `Reg` uses and defs; the fixed constraints are
+//! the ABI's (arguments, results, call clobbers). `x16`/`x17` and `v31` are
+//! never allocated: the emitter uses them inside one instruction.
+//!
+//! Shape guarantees (the allocator's input rules): blocks are numbered in
+//! emission order, entry first (reverse postorder, loops contiguous); edges
+//! into blocks with parameters or several predecessors from blocks with
+//! several successors get their own edge block (no critical edges), so only
+//! `jmp` carries block arguments; the entry defines the function's
+//! parameters through one [`Op::Args`] instruction with fixed defs.
+//! Compare + branch fuse and `add.i64 x, C` folds into addresses as decided
+//! in [`super::analysis`].
+
+use super::abi::{arg_locations, result_location, ArgLoc};
+use super::analysis::{plan, Plan};
+use super::asm::{imm12, logical_imm};
+use super::regs::{call_clobbers, float, int};
+use crate::error::{Error, Result};
+use crate::ir::{
+    Block, Callee, Function, Inst, InstKind, Linkage, Module, Opcode, Operand as IrOperand, Type,
+    Value,
+};
+use crate::regalloc::{InstRange, MBlock, MInst, Operand, PRegSet, RaFunction, RegClass, VReg};
+use smallvec::SmallVec;
+
+/// Three-address integer operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AluOp {
+    Add,
+    Sub,
+    And,
+    Or,
+    Xor,
+    Mul,
+}
+
+/// How a branch or `cset` reads a comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CmpKind {
+    /// Integer compare of the IR opcode (`Eq` … `Uge`).
+    Int(Opcode),
+    /// Float compare of the IR opcode (`Feq` … `Fge`).
+    Float(Opcode),
+    /// `c != 0` on an `i32`.
+    Test,
+}
+
+/// A 12-bit immediate second operand: `value`, negated when `neg` (an
+/// `add` of `-k` becomes `sub #k`, a compare with `-k` becomes `cmn #k`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Imm12 {
+    pub value: u32,
+    pub neg: bool,
+}
+
+/// The 12-bit immediate form of literal `op` of type `ty`, if it has one.
+pub fn imm12_operand(op: IrOperand, ty: Type) -> Option<Imm12> {
+    let IrOperand::Const(c) = op else {
+        return None;
+    };
+    let bits = c.bits(ty);
+    let neg = if ty.bytes() == 8 {
+        bits.wrapping_neg()
+    } else {
+        (bits as u32).wrapping_neg() as u64
+    };
+    match (imm12(bits), imm12(neg)) {
+        (Some(value), _) => Some(Imm12 { value, neg: false }),
+        (None, Some(value)) => Some(Imm12 { value, neg: true }),
+        _ => None,
+    }
+}
+
+/// What a call calls.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CallTarget {
+    /// A function defined in a kiln module: `bl` (`Arm64Call26`).
+    Near(String),
+    /// An import, possibly a host function anywhere: a literal + `blr x16`.
+    Far(String),
+    /// The address in the last use operand.
+    Indirect,
+}
+
+/// A machine operation; its registers are in its operands (in the order
+/// documented per variant), everything else is here.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// Defines the register parameters (fixed defs, in parameter order).
+    Args,
+    /// `[d]`: load incoming stack argument at `x29 + off`.
+    StackArg { off: i64 },
+    /// `[d]`: integer constant (`wide`: 64-bit).
+    Imm { bits: u64, wide: bool },
+    /// `[d]`: float constant (`wide`: f64).
+    FImm { bits: u64, wide: bool },
+    /// `[a, d=a]`: a copy; the allocator makes `d` share `a`'s register, so
+    /// nothing is emitted.
+    Copy,
+    /// `[a, b?, d]`: `d = a op (b | imm)`; `imm` only for `Add`/`Sub`.
+    Alu {
+        op: AluOp,
+        wide: bool,
+        imm: Option<Imm12>,
+    },
+    /// `[a, d]`: `d = a op bits` for `And`/`Or`/`Xor` with an encodable
+    /// bitmask immediate.
+    Logic { op: AluOp, wide: bool, bits: u64 },
+    /// `[a, b?, d]`: shift by `imm` (already reduced modulo the width) or
+    /// by `b` (`lslv`/`lsrv`/`asrv` reduce it).
+    Shift {
+        op: Opcode,
+        wide: bool,
+        imm: Option<u8>,
+    },
+    /// `[a, d]`: `neg` / `mvn` (`op` is `Neg` or `Not`).
+    Un { op: Opcode, wide: bool },
+    /// `[a, b, d]`: checked division; the remainder forms use `x16` for
+    /// the quotient.
+    Div {
+        op: Opcode,
+        wide: bool,
+        check_zero: bool,
+        check_overflow: bool,
+    },
+    /// `[a, b?, d]`: compare and `cset`.
+    Cmp {
+        kind: CmpKind,
+        wide: bool,
+        imm: Option<Imm12>,
+    },
+    /// `[a, b, d]`: float arithmetic (`Fadd` … `Fdiv`).
+    FBin { op: Opcode, wide: bool },
+    /// `[a, d]`: `Fneg`, `Fabs`, `Fsqrt`.
+    FUn { op: Opcode, wide: bool },
+    /// `[c, a, b, d]`: `d = c ? a : b` (`csel` / `fcsel`).
+    Select { float: bool, wide: bool },
+    /// `[a, d]`: conversions and moves between classes; `from` is the
+    /// source type, `to` the result type.
+    Conv { op: Opcode, from: Type, to: Type },
+    /// `[base, d]`: load (IR opcode gives width and extension).
+    Load { op: Opcode, ty: Type, disp: i64 },
+    /// `[v?, base]`: store `bytes` bytes of `v`, or of zero (`xzr`) when
+    /// `zero`.
+    Store {
+        bytes: u8,
+        float: bool,
+        zero: bool,
+        disp: i64,
+    },
+    /// `[d]`: address of alloca number `idx`.
+    Alloca { idx: usize },
+    /// `[d]`: address of a symbol.
+    Addr { name: String, far: bool },
+    /// `[v]`: store outgoing stack argument at `sp + off`.
+    OutArg { off: u32, float: bool },
+    /// `[fixed arg uses..., callee?, result def?]`.
+    Call { target: CallTarget },
+    /// `[v?]` in `x0`/`v0`.
+    Ret,
+    /// Jump; block arguments via `branch_blockparams`.
+    Jmp,
+    /// `[a, b?]`: conditional branch on a comparison; successors
+    /// `[then, else]`.
+    Br {
+        kind: CmpKind,
+        wide: bool,
+        imm: Option<Imm12>,
+    },
+    /// `[v]`: successors are the targets deduplicated, the default first;
+    /// `cases` map key bits to successor indices. With `dense_min`, a jump
+    /// table indexed by `v - min` (computed in `x17`).
+    Switch {
+        wide: bool,
+        cases: Vec<(u64, usize)>,
+        dense_min: Option<u64>,
+    },
+    /// Jump to the trap stub.
+    Trap,
+}
+
+/// One machine block.
+#[derive(Clone, Debug, Default)]
+pub struct MBlockData {
+    pub insts: (usize, usize),
+    pub succs: Vec<MBlock>,
+    pub preds: Vec<MBlock>,
+    pub params: Vec<VReg>,
+    /// Per successor: the arguments (only a `jmp` has any).
+    pub succ_args: Vec<Vec<VReg>>,
+}
+
+/// A lowered function.
+#[derive(Clone, Debug, Default)]
+pub struct MFunc {
+    pub ops: Vec<Op>,
+    /// Per instruction: its range in `operands`.
+    pub op_ranges: Vec<(u32, u32)>,
+    pub operands: Vec<Operand>,
+    pub clobbers: Vec<PRegSet>,
+    pub blocks: Vec<MBlockData>,
+    pub num_vregs: usize,
+    /// `alloca` sizes and alignments, by index.
+    pub allocas: Vec<(u64, u64)>,
+    /// Outgoing stack-argument bytes.
+    pub outgoing: u32,
+}
+
+impl RaFunction for MFunc {
+    fn num_insts(&self) -> usize {
+        self.ops.len()
+    }
+    fn num_blocks(&self) -> usize {
+        self.blocks.len()
+    }
+    fn num_vregs(&self) -> usize {
+        self.num_vregs
+    }
+    fn entry_block(&self) -> MBlock {
+        MBlock(0)
+    }
+    fn block_insts(&self, block: MBlock) -> InstRange {
+        let (a, b) = self.blocks[block.index()].insts;
+        InstRange::new(a, b)
+    }
+    fn block_succs(&self, block: MBlock) -> &[MBlock] {
+        &self.blocks[block.index()].succs
+    }
+    fn block_preds(&self, block: MBlock) -> &[MBlock] {
+        &self.blocks[block.index()].preds
+    }
+    fn block_params(&self, block: MBlock) -> &[VReg] {
+        &self.blocks[block.index()].params
+    }
+    fn is_ret(&self, inst: MInst) -> bool {
+        matches!(self.ops[inst.index()], Op::Ret | Op::Trap)
+    }
+    fn is_branch(&self, inst: MInst) -> bool {
+        matches!(
+            self.ops[inst.index()],
+            Op::Jmp | Op::Br { .. } | Op::Switch { .. }
+        )
+    }
+    fn branch_blockparams(&self, block: MBlock, _inst: MInst, succ_idx: usize) -> &[VReg] {
+        self.blocks[block.index()]
+            .succ_args
+            .get(succ_idx)
+            .map_or(&[], |v| v.as_slice())
+    }
+    fn inst_operands(&self, inst: MInst) -> &[Operand] {
+        let (a, b) = self.op_ranges[inst.index()];
+        &self.operands[a as usize..b as usize]
+    }
+    fn inst_clobbers(&self, inst: MInst) -> PRegSet {
+        self.clobbers[inst.index()]
+    }
+}
+
+impl MFunc {
+    /// The operands of instruction `i`.
+    pub fn operands_of(&self, i: usize) -> &[Operand] {
+        let (a, b) = self.op_ranges[i];
+        &self.operands[a as usize..b as usize]
+    }
+}
+
+fn class_of(ty: Type) -> RegClass {
+    if ty.is_float() {
+        RegClass::Float
+    } else {
+        RegClass::Int
+    }
+}
+
+fn err(func: &Function, what: &str) -> Error {
+    Error::Runtime(format!("@{}: cannot lower ({what})", func.name))
+}
+
+struct Lowerer<'a> {
+    module: &'a Module,
+    func: &'a Function,
+    plan: Plan,
+    out: MFunc,
+    vreg_of: Vec<VReg>,
+    /// IR block → its machine block.
+    mblock: Vec<Option<MBlock>>,
+    /// Machine block → the IR block it lays out (`None` for edge blocks).
+    ir_block: Vec<Option<Block>>,
+    cur: SmallVec<[Operand; 8]>,
+}
+
+impl<'a> Lowerer<'a> {
+    fn new_vreg(&mut self, class: RegClass) -> VReg {
+        let v = VReg::new(self.out.num_vregs, class);
+        self.out.num_vregs += 1;
+        v
+    }
+
+    fn v(&self, v: Value) -> VReg {
+        self.vreg_of[v.index()]
+    }
+
+    /// Emits an instruction with the operands collected in `self.cur`.
+    fn push(&mut self, op: Op, clobbers: PRegSet) {
+        let start = self.out.operands.len() as u32;
+        self.out.operands.extend(self.cur.drain(..));
+        let end = self.out.operands.len() as u32;
+        self.out.ops.push(op);
+        self.out.op_ranges.push((start, end));
+        self.out.clobbers.push(clobbers);
+    }
+
+    fn push0(&mut self, op: Op) {
+        self.push(op, PRegSet::empty());
+    }
+
+    /// A vreg holding `op` (of type `ty`): the value's own, or a fresh one
+    /// defined by an immediate.
+    fn reg(&mut self, op: IrOperand, ty: Type) -> VReg {
+        match op {
+            IrOperand::Value(v) => self.v(v),
+            IrOperand::Const(c) => {
+                let bits = c.bits(ty);
+                let d = self.new_vreg(class_of(ty));
+                self.cur.push(Operand::reg_def(d));
+                if ty.is_float() {
+                    self.push0(Op::FImm {
+                        bits,
+                        wide: ty == Type::F64,
+                    });
+                } else {
+                    self.push0(Op::Imm {
+                        bits,
+                        wide: ty.bytes() == 8,
+                    });
+                }
+                d
+            }
+        }
+    }
+
+    fn result(&self, inst: Inst) -> Result<VReg> {
+        self.func.insts[inst.index()]
+            .result
+            .map(|r| self.v(r))
+            .ok_or_else(|| err(self.func, "missing result"))
+    }
+
+    fn lower_inst(&mut self, inst: Inst) -> Result<()> {
+        let func = self.func;
+        let d = &func.insts[inst.index()];
+        let ty = d.ty.unwrap_or(Type::I64);
+        let wide = ty.bytes() == 8;
+        use Opcode as O;
+        match (&d.kind, d.opcode) {
+            (InstKind::Binary { args: [a, b] }, op) if is_compare(op) => {
+                let r = self.result(inst)?;
+                let kind = if ty.is_float() {
+                    CmpKind::Float(op)
+                } else {
+                    CmpKind::Int(op)
+                };
+                let imm = if ty.is_int() {
+                    imm12_operand(*b, ty)
+                } else {
+                    None
+                };
+                self.binary_uses(*a, *b, ty, imm.is_some());
+                self.cur.push(Operand::reg_def(r));
+                self.push0(Op::Cmp { kind, wide, imm });
+            }
+            (
+                InstKind::Binary { args: [a, b] },
+                O::Add | O::Sub | O::And | O::Or | O::Xor | O::Mul,
+            ) => {
+                let r = self.result(inst)?;
+                let op = match d.opcode {
+                    O::Add => AluOp::Add,
+                    O::Sub => AluOp::Sub,
+                    O::And => AluOp::And,
+                    O::Or => AluOp::Or,
+                    O::Xor => AluOp::Xor,
+                    _ => AluOp::Mul,
+                };
+                if let (AluOp::And | AluOp::Or | AluOp::Xor, IrOperand::Const(c)) = (op, b) {
+                    let bits = c.bits(ty);
+                    if logical_imm(bits, wide) {
+                        let ra = self.reg(*a, ty);
+                        self.cur.push(Operand::reg_use(ra));
+                        self.cur.push(Operand::reg_def(r));
+                        self.push0(Op::Logic { op, wide, bits });
+                        return Ok(());
+                    }
+                }
+                let imm = match op {
+                    AluOp::Add | AluOp::Sub => imm12_operand(*b, ty),
+                    _ => None,
+                };
+                self.binary_uses(*a, *b, ty, imm.is_some());
+                self.cur.push(Operand::reg_def(r));
+                self.push0(Op::Alu { op, wide, imm });
+            }
+            (InstKind::Binary { args: [a, b] }, O::Sdiv | O::Srem | O::Udiv | O::Urem) => {
+                let r = self.result(inst)?;
+                let bconst = match b {
+                    IrOperand::Const(c) => Some(c.bits(ty)),
+                    IrOperand::Value(_) => None,
+                };
+                let minus_one = if wide { u64::MAX } else { u32::MAX as u64 };
+                self.binary_uses(*a, *b, ty, false);
+                self.cur.push(Operand::reg_def(r));
+                self.push0(Op::Div {
+                    op: d.opcode,
+                    wide,
+                    check_zero: bconst.is_none_or(|v| v == 0),
+                    check_overflow: d.opcode == O::Sdiv && bconst.is_none_or(|v| v == minus_one),
+                });
+            }
+            (InstKind::Binary { args: [a, b] }, O::Shl | O::Shr | O::Sar) => {
+                let r = self.result(inst)?;
+                let imm = match b {
+                    IrOperand::Const(c) => Some((c.bits(ty) & (ty.bits() as u64 - 1)) as u8),
+                    IrOperand::Value(_) => None,
+                };
+                self.binary_uses(*a, *b, ty, imm.is_some());
+                self.cur.push(Operand::reg_def(r));
+                self.push0(Op::Shift {
+                    op: d.opcode,
+                    wide,
+                    imm,
+                });
+            }
+            (InstKind::Binary { args: [a, b] }, op) => {
+                // Fadd, Fsub, Fmul, Fdiv.
+                let r = self.result(inst)?;
+                self.binary_uses(*a, *b, ty, false);
+                self.cur.push(Operand::reg_def(r));
+                self.push0(Op::FBin { op, wide });
+            }
+            (InstKind::Unary { arg }, op) => self.lower_unary(inst, op, *arg, ty)?,
+            (InstKind::Select { args: [c, a, b] }, _) => {
+                let r = self.result(inst)?;
+                let rc = self.reg(*c, Type::I32);
+                let ra = self.reg(*a, ty);
+                let rb = self.reg(*b, ty);
+                // Three distinct use operands: copy a repeated vreg.
+                let ra = if ra == rc { self.copy_of(ra) } else { ra };
+                let rb = if rb == rc || rb == ra {
+                    self.copy_of(rb)
+                } else {
+                    rb
+                };
+                self.cur.push(Operand::reg_use(rc));
+                self.cur.push(Operand::reg_use(ra));
+                self.cur.push(Operand::reg_use(rb));
+                self.cur.push(Operand::reg_def(r));
+                self.push0(Op::Select {
+                    float: ty.is_float(),
+                    wide,
+                });
+            }
+            (InstKind::Load { ptr, offset }, op) => {
+                let r = self.result(inst)?;
+                let (base, disp) = self.address(*ptr, *offset);
+                self.cur.push(Operand::reg_use(base));
+                self.cur.push(Operand::reg_def(r));
+                self.push0(Op::Load { op, ty, disp });
+            }
+            (
+                InstKind::Store {
+                    args: [v, p],
+                    offset,
+                },
+                op,
+            ) => {
+                let vty = match op {
+                    O::Store => ty,
+                    _ => func.operand_type(*v, Type::I64),
+                };
+                let bytes = op.access_bytes(Some(ty)).unwrap_or(8) as u8;
+                // A zero literal (of any type: +0.0 has zero bits) is
+                // stored from xzr.
+                let zero = matches!(v, IrOperand::Const(c) if c.bits(vty) == 0);
+                let rv = if zero { None } else { Some(self.reg(*v, vty)) };
+                let (base, disp) = self.address(*p, *offset);
+                // `store p, p`: one use operand serves as both.
+                match rv {
+                    Some(rv) if rv != base => self.cur.push(Operand::reg_use(rv)),
+                    _ => {}
+                }
+                self.cur.push(Operand::reg_use(base));
+                self.push0(Op::Store {
+                    bytes,
+                    float: vty.is_float() && !zero,
+                    zero,
+                    disp,
+                });
+            }
+            (InstKind::Alloca { size, align }, _) => {
+                let r = self.result(inst)?;
+                let idx = self.out.allocas.len();
+                self.out.allocas.push((*size, (*align).clamp(1, 16)));
+                self.cur.push(Operand::reg_def(r));
+                self.push0(Op::Alloca { idx });
+            }
+            (InstKind::Addr { sym }, _) => {
+                let r = self.result(inst)?;
+                let s = &self.module.symbols[sym.index()];
+                self.cur.push(Operand::reg_def(r));
+                self.push0(Op::Addr {
+                    name: s.name.clone(),
+                    far: s.linkage == Linkage::Import,
+                });
+            }
+            (InstKind::Call { callee, args }, _) => self.lower_call(inst, *callee, args)?,
+            _ => return Err(err(func, d.opcode.name())),
+        }
+        Ok(())
+    }
+
+    /// A fresh vreg holding a copy of `r`.
+    fn copy_of(&mut self, r: VReg) -> VReg {
+        let c = self.new_vreg(r.class());
+        self.cur.push(Operand::reg_use(r));
+        self.cur.push(Operand::reuse_def(c, 0));
+        self.push0(Op::Copy);
+        c
+    }
+
+    /// Pushes the uses of a two-input instruction: `a` in a register, and
+    /// `b` too unless it is encoded as an immediate (`b_is_imm`). Literals
+    /// get their own defining instruction first. A value used twice (`x op
+    /// x`) is one use operand.
+    fn binary_uses(&mut self, a: IrOperand, b: IrOperand, ty: Type, b_is_imm: bool) {
+        let ra = self.reg(a, ty);
+        let rb = if b_is_imm {
+            None
+        } else {
+            Some(self.reg(b, ty))
+        };
+        self.cur.push(Operand::reg_use(ra));
+        match rb {
+            Some(rb) if rb != ra => self.cur.push(Operand::reg_use(rb)),
+            _ => {}
+        }
+    }
+
+    /// The base vreg and displacement of `ptr + offset` (any displacement:
+    /// the emitter picks the encoding).
+    fn address(&mut self, ptr: IrOperand, offset: i64) -> (VReg, i64) {
+        if let IrOperand::Value(p) = ptr {
+            if let Some((x, c)) = self.plan.addr_fold[p.index()] {
+                return (self.v(x), c.wrapping_add(offset));
+            }
+        }
+        (self.reg(ptr, Type::I64), offset)
+    }
+
+    fn lower_unary(&mut self, inst: Inst, op: Opcode, a: IrOperand, ty: Type) -> Result<()> {
+        use Opcode as O;
+        let r = self.result(inst)?;
+        let from = self.func.operand_type(a, ty);
+        let wide = ty.bytes() == 8;
+        let ra = self.reg(a, from);
+        self.cur.push(Operand::reg_use(ra));
+        match op {
+            O::Copy => {
+                self.cur.push(Operand::reuse_def(r, 0));
+                self.push0(Op::Copy);
+            }
+            O::Neg | O::Not => {
+                self.cur.push(Operand::reg_def(r));
+                self.push0(Op::Un { op, wide });
+            }
+            O::Fneg | O::Fabs | O::Fsqrt => {
+                self.cur.push(Operand::reg_def(r));
+                self.push0(Op::FUn { op, wide });
+            }
+            _ => {
+                self.cur.push(Operand::reg_def(r));
+                self.push0(Op::Conv { op, from, to: ty });
+            }
+        }
+        Ok(())
+    }
+
+    fn lower_call(&mut self, inst: Inst, callee: Callee, args: &[IrOperand]) -> Result<()> {
+        let func = self.func;
+        let (tys, ret): (Vec<Type>, Option<Type>) = match callee {
+            Callee::Direct(s) => {
+                let sig = self.module.symbols[s.index()]
+                    .signature()
+                    .ok_or_else(|| err(func, "call of data"))?;
+                (sig.params.clone(), sig.ret)
+            }
+            Callee::Indirect(_) => (
+                args.iter()
+                    .map(|a| func.operand_type(*a, Type::I64))
+                    .collect(),
+                func.insts[inst.index()].ty,
+            ),
+        };
+        if tys.len() != args.len() {
+            return Err(err(func, "call arity"));
+        }
+        let (locs, stack) = arg_locations(&tys);
+        self.out.outgoing = self.out.outgoing.max(stack);
+        let mut regs = Vec::with_capacity(args.len());
+        for (i, loc) in locs.iter().enumerate() {
+            let r = self.reg(args[i], tys[i]);
+            if let ArgLoc::Stack(off) = *loc {
+                self.cur.push(Operand::reg_use(r));
+                self.push0(Op::OutArg {
+                    off,
+                    float: tys[i].is_float(),
+                });
+            } else {
+                regs.push((r, *loc));
+            }
+        }
+        let target = match callee {
+            Callee::Direct(s) => {
+                let sym = &self.module.symbols[s.index()];
+                if sym.linkage == Linkage::Import {
+                    CallTarget::Far(sym.name.clone())
+                } else {
+                    CallTarget::Near(sym.name.clone())
+                }
+            }
+            Callee::Indirect(_) => CallTarget::Indirect,
+        };
+        let callee_reg = match callee {
+            Callee::Indirect(op) => Some(self.reg(op, Type::I64)),
+            Callee::Direct(_) => None,
+        };
+        // A vreg passed in two argument registers needs a copy for one of
+        // them (one vreg, one fixed register per instruction).
+        let mut fixed: SmallVec<[Operand; 8]> = SmallVec::new();
+        for (r, loc) in regs {
+            let r = if fixed.iter().any(|o| o.vreg == r) || callee_reg == Some(r) {
+                let c = self.new_vreg(r.class());
+                self.cur.push(Operand::reg_use(r));
+                self.cur.push(Operand::reuse_def(c, 0));
+                self.push0(Op::Copy);
+                c
+            } else {
+                r
+            };
+            let preg = match loc {
+                ArgLoc::Int(n) => int(n),
+                ArgLoc::Float(n) => float(n),
+                ArgLoc::Stack(_) => continue,
+            };
+            fixed.push(Operand::fixed_use(r, preg));
+        }
+        self.cur.extend(fixed);
+        if let Some(c) = callee_reg {
+            self.cur.push(Operand::reg_use(c));
+        }
+        if let (Some(rv), Some(rt)) = (func.insts[inst.index()].result, ret) {
+            let preg = match result_location(rt) {
+                ArgLoc::Float(n) => float(n),
+                _ => int(0),
+            };
+            let v = self.v(rv);
+            self.cur.push(Operand::fixed_def(v, preg));
+        }
+        self.push(Op::Call { target }, call_clobbers());
+        Ok(())
+    }
+}
+
+fn is_compare(op: Opcode) -> bool {
+    use Opcode::*;
+    matches!(
+        op,
+        Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge | Feq | Fne | Flt | Fle | Fgt | Fge
+    )
+}
+
+/// Lowers `func` (verified) to machine instructions over vregs.
+pub fn lower(module: &Module, func: &Function) -> Result<MFunc> {
+    let plan = plan(module, func)?;
+    let mut l = Lowerer {
+        module,
+        func,
+        out: MFunc::default(),
+        vreg_of: Vec::with_capacity(func.values.len()),
+        mblock: vec![None; func.blocks.len()],
+        ir_block: Vec::new(),
+        cur: SmallVec::new(),
+        plan,
+    };
+    for v in &func.values {
+        let vr = VReg::new(l.vreg_of.len(), class_of(v.ty));
+        l.vreg_of.push(vr);
+    }
+    l.out.num_vregs = func.values.len();
+
+    // Block layout: reverse postorder, each block followed by the edge
+    // blocks its terminator needs.
+    let order = l.plan.order.clone();
+    let mut npreds = vec![0u32; func.blocks.len()];
+    for &b in &order {
+        if let Some(t) = func.terminator(b) {
+            for s in func.inst(t).successors() {
+                npreds[s.index()] += 1;
+            }
+        }
+    }
+    // (IR block, edge target or None for the block itself)
+    enum Slot {
+        Body(Block),
+        Edge { target: Block, args: Vec<IrOperand> },
+    }
+    let mut layout: Vec<Slot> = Vec::new();
+    // Per IR block: for each successor edge in terminator order, the layout
+    // index it branches to.
+    let mut edge_targets: Vec<Vec<usize>> = vec![Vec::new(); func.blocks.len()];
+    for &b in &order {
+        let me = layout.len();
+        l.mblock[b.index()] = Some(MBlock::new(me));
+        layout.push(Slot::Body(b));
+        let Some(t) = func.terminator(b) else {
+            return Err(err(func, "block without terminator"));
+        };
+        let d = func.inst(t);
+        let multi = matches!(d.kind, InstKind::Br { .. } | InstKind::Switch { .. });
+        if !multi {
+            continue;
+        }
+        let calls: Vec<(Block, Vec<IrOperand>)> = match &d.kind {
+            InstKind::Br {
+                then_dest,
+                else_dest,
+                ..
+            } => vec![
+                (then_dest.block, then_dest.args.clone()),
+                (else_dest.block, else_dest.args.clone()),
+            ],
+            InstKind::Switch { default, cases, .. } => {
+                let mut v = vec![(*default, Vec::new())];
+                for c in cases {
+                    if !v.iter().any(|(b, _)| *b == c.block) {
+                        v.push((c.block, Vec::new()));
+                    }
+                }
+                v
+            }
+            _ => Vec::new(),
+        };
+        let same_twice = calls.len() == 2 && calls[0].0 == calls[1].0;
+        for (target, args) in calls {
+            let needs_edge = !func.blocks[target.index()].params.is_empty()
+                || npreds[target.index()] > 1
+                || same_twice;
+            if needs_edge {
+                edge_targets[b.index()].push(layout.len());
+                layout.push(Slot::Edge { target, args });
+            } else {
+                edge_targets[b.index()].push(usize::MAX - target.index());
+            }
+        }
+    }
+    let nblocks = layout.len();
+    l.ir_block = layout
+        .iter()
+        .map(|s| match s {
+            Slot::Body(b) => Some(*b),
+            Slot::Edge { .. } => None,
+        })
+        .collect();
+    l.out.blocks = vec![MBlockData::default(); nblocks];
+    let resolve = |l: &Lowerer, x: usize| -> Option<MBlock> {
+        if x >= usize::MAX - func.blocks.len() {
+            l.mblock[usize::MAX - x]
+        } else {
+            Some(MBlock::new(x))
+        }
+    };
+
+    for (mi, slot) in layout.iter().enumerate() {
+        if let Slot::Body(b) = slot {
+            l.out.blocks[mi].params = func.blocks[b.index()]
+                .params
+                .iter()
+                .map(|&p| l.v(p))
+                .collect();
+        }
+    }
+    for (mi, slot) in layout.iter().enumerate() {
+        let start = l.out.ops.len();
+        match slot {
+            Slot::Body(b) => {
+                let bd = &func.blocks[b.index()];
+                if mi == 0 {
+                    l.lower_args()?;
+                }
+                let n = bd.insts.len();
+                for &inst in &bd.insts[..n.saturating_sub(1)] {
+                    if l.plan.fused[inst.index()] || l.plan.skip[inst.index()] {
+                        continue;
+                    }
+                    l.lower_inst(inst)?;
+                }
+                let t = *bd.insts.last().ok_or_else(|| err(func, "empty block"))?;
+                let succs: Vec<MBlock> = edge_targets[b.index()]
+                    .iter()
+                    .map(|&x| resolve(&l, x))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| err(func, "edge to unknown block"))?;
+                l.lower_terminator(mi, t, succs)?;
+            }
+            Slot::Edge { target, args } => {
+                let tb = l.mblock[target.index()].ok_or_else(|| err(func, "edge target"))?;
+                l.jump(mi, tb, args)?;
+            }
+        }
+        l.out.blocks[mi].insts = (start, l.out.ops.len());
+    }
+    for b in 0..nblocks {
+        for s in l.out.blocks[b].succs.clone() {
+            l.out.blocks[s.index()].preds.push(MBlock::new(b));
+        }
+    }
+    Ok(l.out)
+}
+
+impl Lowerer<'_> {
+    fn lower_args(&mut self) -> Result<()> {
+        let func = self.func;
+        let (locs, _) = arg_locations(&func.sig.params);
+        if locs.len() != func.params.len() {
+            return Err(err(func, "parameter count"));
+        }
+        for (i, loc) in locs.iter().enumerate() {
+            let v = self.v(func.params[i]);
+            match *loc {
+                ArgLoc::Int(n) => self.cur.push(Operand::fixed_def(v, int(n))),
+                ArgLoc::Float(n) => self.cur.push(Operand::fixed_def(v, float(n))),
+                ArgLoc::Stack(_) => {}
+            }
+        }
+        self.push0(Op::Args);
+        for (i, loc) in locs.iter().enumerate() {
+            if let ArgLoc::Stack(off) = *loc {
+                let v = self.v(func.params[i]);
+                self.cur.push(Operand::reg_def(v));
+                self.push0(Op::StackArg {
+                    off: super::abi::incoming_stack_offset(off),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// A `jmp` to `target` passing `args`, ending machine block `mi`.
+    fn jump(&mut self, mi: usize, target: MBlock, args: &[IrOperand]) -> Result<()> {
+        let params = &self.out.blocks[target.index()].params;
+        let tys: Vec<Type> = params
+            .iter()
+            .map(|p| match p.class() {
+                RegClass::Int => Type::I64,
+                RegClass::Float => Type::F64,
+            })
+            .collect();
+        if tys.len() != args.len() {
+            return Err(err(self.func, "block argument count"));
+        }
+        // Literal arguments: exact type from the IR parameter.
+        let mut regs = Vec::with_capacity(args.len());
+        for (i, &a) in args.iter().enumerate() {
+            let ty = match a {
+                IrOperand::Value(v) => self.func.value_type(v),
+                IrOperand::Const(_) => self.param_type(target, i).unwrap_or(tys[i]),
+            };
+            regs.push(self.reg(a, ty));
+        }
+        self.out.blocks[mi].succs = vec![target];
+        self.out.blocks[mi].succ_args = vec![regs];
+        self.push0(Op::Jmp);
+        Ok(())
+    }
+
+    /// The IR type of parameter `i` of the IR block laid out as `target`.
+    fn param_type(&self, target: MBlock, i: usize) -> Option<Type> {
+        let b = (*self.ir_block.get(target.index())?)?;
+        let p = *self.func.blocks[b.index()].params.get(i)?;
+        Some(self.func.value_type(p))
+    }
+
+    fn lower_terminator(&mut self, mi: usize, t: Inst, succs: Vec<MBlock>) -> Result<()> {
+        let func = self.func;
+        let d = &func.insts[t.index()];
+        match &d.kind {
+            InstKind::Ret { value } => {
+                if let Some(v) = value {
+                    let rt = func.sig.ret.ok_or_else(|| err(func, "ret type"))?;
+                    let r = self.reg(*v, rt);
+                    let preg = match result_location(rt) {
+                        ArgLoc::Float(n) => float(n),
+                        _ => int(0),
+                    };
+                    self.cur.push(Operand::fixed_use(r, preg));
+                }
+                self.push0(Op::Ret);
+            }
+            InstKind::Trap => self.push0(Op::Trap),
+            InstKind::Jmp { dest } => {
+                let tb = self.mblock[dest.block.index()].ok_or_else(|| err(func, "jmp target"))?;
+                let args = dest.args.clone();
+                self.jump(mi, tb, &args)?;
+            }
+            InstKind::Br { cond, .. } => {
+                let fused = match cond {
+                    IrOperand::Value(c) => match func.values[c.index()].def {
+                        crate::ir::ValueDef::Inst(i) if self.plan.fused[i.index()] => Some(i),
+                        _ => None,
+                    },
+                    IrOperand::Const(_) => None,
+                };
+                let (kind, wide, imm) = match fused {
+                    Some(ci) => {
+                        let cd = &func.insts[ci.index()];
+                        let ty = cd.ty.unwrap_or(Type::I64);
+                        let InstKind::Binary { args: [a, b] } = cd.kind else {
+                            return Err(err(func, "compare operands"));
+                        };
+                        let imm = if ty.is_int() {
+                            imm12_operand(b, ty)
+                        } else {
+                            None
+                        };
+                        self.binary_uses(a, b, ty, imm.is_some());
+                        let kind = if ty.is_float() {
+                            CmpKind::Float(cd.opcode)
+                        } else {
+                            CmpKind::Int(cd.opcode)
+                        };
+                        (kind, ty.bytes() == 8, imm)
+                    }
+                    None => {
+                        let r = self.reg(*cond, Type::I32);
+                        self.cur.push(Operand::reg_use(r));
+                        (CmpKind::Test, false, None)
+                    }
+                };
+                self.out.blocks[mi].succ_args = vec![Vec::new(); succs.len()];
+                self.out.blocks[mi].succs = succs;
+                self.push0(Op::Br { kind, wide, imm });
+            }
+            InstKind::Switch {
+                value,
+                default,
+                cases,
+            } => {
+                if succs.len() == 1 {
+                    // Every case goes to the default: a plain jump (a
+                    // single-successor branch may not read registers).
+                    return self.jump(mi, succs[0], &[]);
+                }
+                let ty = d.ty.unwrap_or(Type::I64);
+                let wide = ty.bytes() == 8;
+                let r = self.reg(*value, ty);
+                let mut keys: Vec<u64> = cases.iter().map(|c| c.key.bits(ty)).collect();
+                keys.sort_unstable();
+                let n = keys.len() as u64;
+                let dense_min = match (keys.first(), keys.last()) {
+                    (Some(&lo), Some(&hi)) if n >= 4 && hi - lo < 4 * n && hi - lo < 65536 => {
+                        Some(lo)
+                    }
+                    _ => None,
+                };
+                self.cur.push(Operand::reg_use(r));
+                // Successor index of each target, in the dedup order used
+                // by the layout: default first.
+                let mut targets = vec![*default];
+                for c in cases {
+                    if !targets.contains(&c.block) {
+                        targets.push(c.block);
+                    }
+                }
+                let keyed = cases
+                    .iter()
+                    .map(|c| {
+                        let idx = targets.iter().position(|&b| b == c.block).unwrap_or(0);
+                        (c.key.bits(ty), idx)
+                    })
+                    .collect();
+                self.out.blocks[mi].succ_args = vec![Vec::new(); succs.len()];
+                self.out.blocks[mi].succs = succs;
+                self.push0(Op::Switch {
+                    wide,
+                    cases: keyed,
+                    dense_min,
+                });
+            }
+            _ => return Err(err(func, "terminator")),
+        }
+        Ok(())
+    }
+}

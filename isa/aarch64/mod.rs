@@ -1,0 +1,169 @@
+//! The AArch64 backend (AAPCS64), the same seams as the x86-64 one.
+//!
+//! Pipeline per function: [`analysis`] (block order, compare/branch
+//! fusion, address folding) → [`lower`] (machine instructions over vregs
+//! with operand constraints) → `regalloc::allocate` → [`emit`] (dynasm into
+//! a `VecAssembler`, never an executable buffer). [`regs`] is the register
+//! file as data, [`abi`] the calling convention, [`asm`] the encoding
+//! helpers both generators share (constants, loads/stores at any offset,
+//! relocated words). [`baseline`] is a second, allocator-free generator
+//! (every value in a frame slot) kept as a reference for differential
+//! tests. Relocation formulas live in `reloc.rs` (wired from
+//! `src/reloc.rs`, owned by the runtime).
+//!
+//! Nothing here executes code: on x86-64 hosts the output runs only under
+//! an emulator.
+
+pub mod abi;
+pub mod analysis;
+pub mod asm;
+pub mod baseline;
+pub mod emit;
+pub mod lower;
+pub mod regs;
+
+#[cfg(feature = "disasm")]
+pub mod disasm;
+
+use crate::compiled::{CompiledModule, CompiledSymbol};
+use crate::error::{Error, Result};
+use crate::ir::{Linkage, Module, SymId, SymbolData};
+use crate::isa::{Backend, MachineEnv, TRAP_HANDLER};
+use crate::reloc::{Reloc, RelocKind, SectionKind};
+
+/// The AArch64 AAPCS64 backend.
+pub struct Aarch64 {
+    /// Use the register allocator (`true`, the normal path) or the
+    /// slot-per-value [`baseline`] generator.
+    pub regalloc: bool,
+    /// Also run the allocator's symbolic checker on every function in
+    /// release builds (`regalloc::allocate` runs it in debug builds).
+    pub check: bool,
+}
+
+/// The normal backend, `isa::backend("aarch64")`.
+pub static AARCH64_BACKEND: Aarch64 = Aarch64 {
+    regalloc: true,
+    check: false,
+};
+
+/// The allocator-free reference backend.
+pub static AARCH64_BASELINE: Aarch64 = Aarch64 {
+    regalloc: false,
+    check: false,
+};
+
+/// The normal backend with the allocation checker on in every build.
+pub static AARCH64_CHECKED: Aarch64 = Aarch64 {
+    regalloc: true,
+    check: true,
+};
+
+/// Compiles function `sym` through lowering, register allocation (checked
+/// when `check`) and emission.
+pub fn compile_allocated(
+    module: &Module,
+    sym: SymId,
+    check: bool,
+    out: &mut CompiledModule,
+) -> Result<()> {
+    let (data, func) = crate::isa::defined_function(module, sym)?;
+    let mf = lower::lower(module, func)?;
+    let env = regs::machine_env();
+    let ra = crate::regalloc::allocate(&mf, &env)?;
+    if check {
+        crate::regalloc::checker::check(&mf, &env, &ra)
+            .map_err(crate::regalloc::RegAllocError::Checker)?;
+    }
+    emit::emit_function(module, data, &mf, &ra, out)
+}
+
+impl Backend for Aarch64 {
+    fn name(&self) -> &'static str {
+        "aarch64"
+    }
+
+    fn machine_env(&self) -> MachineEnv {
+        regs::machine_env()
+    }
+
+    fn compile_function(
+        &self,
+        module: &Module,
+        sym: SymId,
+        out: &mut CompiledModule,
+    ) -> Result<()> {
+        if self.regalloc {
+            compile_allocated(module, sym, self.check, out)
+        } else {
+            baseline::compile_function(module, sym, out)
+        }
+    }
+}
+
+/// Appends one function's finished `code` to `out`: 16-byte aligned
+/// (padding with `udf #0` words), its symbol, its relocations (offsets
+/// relative to the function, as `(offset, kind, target, addend)`), and its
+/// jump tables as 8-byte `Abs64` entries (function-relative label offsets)
+/// in rodata, each table its own local symbol. Targets that are imports
+/// or the trap handler are recorded as imports.
+pub(crate) fn place_function(
+    module: &Module,
+    sym: &SymbolData,
+    code: &[u8],
+    relocs: impl Iterator<Item = (usize, RelocKind, String, i64)>,
+    tables: Vec<(String, Vec<usize>)>,
+    out: &mut CompiledModule,
+) -> Result<()> {
+    let base = out.text.len().div_ceil(16) * 16;
+    out.text.resize(base, 0);
+    out.text.extend_from_slice(code);
+    let sect_off =
+        |o: usize| u32::try_from(o).map_err(|_| Error::Runtime("section over 4 GiB".into()));
+    out.symbols.push(CompiledSymbol {
+        name: sym.name.clone(),
+        section: SectionKind::Text,
+        offset: base as u64,
+        size: code.len() as u64,
+        exported: sym.linkage == Linkage::Export,
+        is_func: true,
+    });
+    for (offset, kind, target, addend) in relocs {
+        if target == TRAP_HANDLER
+            || module
+                .symbol(&target)
+                .is_some_and(|s| module.symbols[s.index()].linkage == Linkage::Import)
+        {
+            out.add_import(&target);
+        }
+        out.relocs.push(Reloc {
+            section: SectionKind::Text,
+            offset: sect_off(base + offset)?,
+            kind,
+            target,
+            addend,
+        });
+    }
+    for (name, offs) in tables {
+        let at = out.rodata.len().div_ceil(8) * 8;
+        out.rodata.resize(at + 8 * offs.len(), 0);
+        for (i, o) in offs.iter().enumerate() {
+            out.relocs.push(Reloc {
+                section: SectionKind::Rodata,
+                offset: sect_off(at + 8 * i)?,
+                kind: RelocKind::Abs64,
+                target: sym.name.clone(),
+                addend: *o as i64,
+            });
+        }
+        out.symbols.push(CompiledSymbol {
+            name,
+            section: SectionKind::Rodata,
+            offset: at as u64,
+            size: 8 * offs.len() as u64,
+            exported: false,
+            is_func: false,
+        });
+    }
+    Ok(())
+}
