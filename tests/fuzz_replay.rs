@@ -189,3 +189,45 @@ b0:
     };
     check_program(&p).unwrap_or_else(|f| panic!("{f}"));
 }
+
+/// The generator's programs do reach every outcome the `compile` check
+/// compares: normal returns and each kind of trap.
+#[test]
+fn generated_programs_return_and_trap() {
+    use kiln::{Error, TrapCode};
+    let mut seen = std::collections::HashSet::new();
+    let mut s = 0x0dd_ba11_cafe_f00du64;
+    for _ in 0..400 {
+        let data: Vec<u8> = (0..400)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s as u8
+            })
+            .collect();
+        let p = kiln::fuzzing::gen::generate(&data);
+        let modules = [kiln::ir::parse::parse_module("g.kir", &p.text).expect("parse")];
+        let mut it = kiln::interp::Interpreter::new(&modules, &kiln::host::HostFunctions::new())
+            .expect("link");
+        it.set_fuel(Some(kiln::fuzzing::exec::FUEL));
+        seen.insert(match it.call("main", &p.args) {
+            Ok(_) => "return",
+            Err(Error::Trap(TrapCode::Unreachable)) => "unreachable",
+            Err(Error::Trap(TrapCode::DivisionByZero)) => "division by zero",
+            Err(Error::Trap(TrapCode::IntegerOverflow)) => "integer overflow",
+            Err(_) => "other",
+        });
+    }
+    for want in [
+        "return",
+        "unreachable",
+        "division by zero",
+        "integer overflow",
+    ] {
+        assert!(
+            seen.contains(want),
+            "no generated program ended with {want}: {seen:?}"
+        );
+    }
+}

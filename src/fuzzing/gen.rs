@@ -641,7 +641,6 @@ impl Fx<'_, '_, '_> {
     /// `op.ty a, d`. The divisor is made safe (1..=256) unless `raw` or
     /// the bytes say otherwise, in which case zero or `MIN / -1` may trap.
     fn division_op(&mut self, op: Opcode, ty: Type, raw: bool) {
-        let a = self.operand(ty);
         let d = if raw || self.b.below(8) == 0 {
             if self.b.below(3) == 0 {
                 // Literal divisors take the backends' constant paths.
@@ -657,6 +656,17 @@ impl Fx<'_, '_, '_> {
             let x = self.value(ty);
             let m = self.def(ty, &format!("and.{ty} {x}, 255"));
             self.def(ty, &format!("add.{ty} {m}, 1"))
+        };
+        // `MIN / -1` overflows `sdiv` (a trap) and gives 0 for `srem`.
+        let a = if d == "-1" && self.b.below(2) == 0 {
+            let min = if ty == Type::I32 {
+                i64::from(i32::MIN)
+            } else {
+                i64::MIN
+            };
+            min.to_string()
+        } else {
+            self.operand(ty)
         };
         self.def(ty, &format!("{}.{ty} {a}, {d}", op.name()));
     }
