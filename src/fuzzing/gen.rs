@@ -54,7 +54,7 @@ struct Sig {
 enum Ptr {
     /// `size` bytes of memory starting at the pointer.
     Mem { size: u32, writable: bool },
-    /// The address of function index `0`.
+    /// The address of function `@f{0}` (a larger index than the caller).
     Func(usize),
 }
 
