@@ -76,6 +76,15 @@ pub trait Executor: Send + Sync {
     /// registrations, which the registry checks first), including
     /// [`crate::isa::TRAP_HANDLER`].
     fn host_symbol(&self, name: &str) -> Option<u64>;
+
+    /// The signature of host symbol `name`, when the executor knows it
+    /// (an emulator's built-in functions); the registry then link-checks
+    /// `extern` declarations against it. `None` (the default) means
+    /// unknown, as for symbols found by `dlsym`.
+    fn host_signature(&self, name: &str) -> Option<Signature> {
+        let _ = name;
+        None
+    }
 }
 
 /// The default executor: code runs in this process where the memory
@@ -286,5 +295,10 @@ impl Executor for EmulatorExecutor {
     fn host_symbol(&self, name: &str) -> Option<u64> {
         let name = name.to_string();
         self.run(move |emu| emu.host_address(&name)).ok()?
+    }
+
+    fn host_signature(&self, name: &str) -> Option<Signature> {
+        let name = name.to_string();
+        self.run(move |emu| emu.host_signature(&name)).ok()?
     }
 }

@@ -28,6 +28,14 @@
 //!   ([`RegistryStats`] counts what each finalize touched).
 //! - A failed load or finalize leaves no module half-done: every Loaded
 //!   module goes back to Added and the batch's memory is returned.
+//! - Calls (relocation kinds with [`crate::reloc::RelocKind::is_call`]) to a symbol the
+//!   module does not define have a stub slot ([`STUB_SIZE`] bytes) at the end
+//!   of the module's text section, one per distinct target. A call whose
+//!   target is in range is patched directly; otherwise its slot gets a stub
+//!   jumping to the target's final (target-space) address and the call is
+//!   patched to reach the slot. A data reference is never redirected: out
+//!   of range, like a call whose slot is out of range too, it is a link
+//!   error naming module, symbol, kind and distance, and nothing runs.
 
 use crate::compiled::CompiledModule;
 use crate::emit::compile_module;
@@ -38,7 +46,7 @@ use crate::isa::TRAP_HANDLER;
 use crate::memory::{
     FinalizedSection, LoadBatch, MemoryConfig, MemoryManager, SectionKind, SectionRef,
 };
-use crate::reloc::{Reloc, RelocTable};
+use crate::reloc::{reaches, write_stub, Reloc, RelocTable, STUB_SIZE};
 use crate::symbols::HostSymbols;
 use smallvec::SmallVec;
 use std::collections::{HashMap, HashSet};
@@ -96,6 +104,8 @@ pub struct RegistryStats {
     pub last_compiled: usize,
     /// Relocations applied since the registry was made.
     pub relocations_applied: u64,
+    /// Calls routed through a stub (veneer) since the registry was made.
+    pub calls_through_stubs: u64,
 }
 
 struct AddedModule {
@@ -119,6 +129,53 @@ struct LoadedModule {
     exports: Vec<String>,
     relocs: RelocTable<String>,
     deps: Vec<ModuleId>,
+    /// The stub area: its offset in the text section and the slot index
+    /// of each imported call target.
+    stubs: StubArea,
+}
+
+/// Stub slots at the end of a module's text section (see the module docs).
+#[derive(Default)]
+struct StubArea {
+    /// Offset of slot 0 in the text section (16-byte aligned).
+    offset: u64,
+    slots: HashMap<String, u64>,
+}
+
+impl StubArea {
+    /// Reserves a slot for each distinct call target in `cm`'s text that
+    /// `cm` does not define, growing `cm.text` to hold them.
+    fn reserve(cm: &mut CompiledModule) -> StubArea {
+        let defined: HashSet<&str> = cm.symbols.iter().map(|s| s.name.as_str()).collect();
+        let mut slots: HashMap<String, u64> = HashMap::new();
+        for r in &cm.relocs {
+            if r.section == SectionKind::Text
+                && r.kind.is_call()
+                && !defined.contains(r.target.as_str())
+                && !slots.contains_key(&r.target)
+            {
+                let i = slots.len() as u64;
+                slots.insert(r.target.clone(), i);
+            }
+        }
+        if slots.is_empty() {
+            return StubArea::default();
+        }
+        let offset = cm.text.len().next_multiple_of(STUB_SIZE);
+        // Unused slots stay zero: nothing branches to them.
+        cm.text.resize(offset + slots.len() * STUB_SIZE, 0);
+        StubArea {
+            offset: offset as u64,
+            slots,
+        }
+    }
+
+    /// The text-section offset of `target`'s slot.
+    fn slot(&self, target: &str) -> Option<u64> {
+        self.slots
+            .get(target)
+            .map(|&i| self.offset + i * STUB_SIZE as u64)
+    }
 }
 
 struct FinalizedModule {
@@ -316,30 +373,25 @@ impl Registry {
                 _ => return Ok(Resolved::Module(e.module)),
             }
         }
-        if let Some(h) = self.host.get(name) {
-            match (&h.signature, want) {
-                (Some(have), Some(want)) if have != want => {
-                    return Err(link_err(
-                        module,
-                        sym,
-                        format!(
-                            "extern @{name} has signature {want} but the host function has {have}"
-                        ),
-                    ))
-                }
-                (Some(_), None) => {
-                    return Err(link_err(
-                        module,
-                        sym,
-                        format!("extern data @{name} names a host function"),
-                    ))
-                }
-                _ => return Ok(Resolved::Host),
-            }
-        }
-        match self.executor.host_symbol(name) {
-            Some(_) => Ok(Resolved::Host),
-            None => Err(link_err(module, sym, format!("unresolved symbol @{name}"))),
+        // Host symbols: the embedder's registrations first, then the
+        // executor's own (the process's `dlsym`, or an emulator's stubs).
+        let host_sig = match self.host.get(name) {
+            Some(h) => h.signature.clone(),
+            None if self.executor.host_symbol(name).is_some() => self.executor.host_signature(name),
+            None => return Err(link_err(module, sym, format!("unresolved symbol @{name}"))),
+        };
+        match (host_sig, want) {
+            (Some(have), Some(want)) if have != *want => Err(link_err(
+                module,
+                sym,
+                format!("extern @{name} has signature {want} but the host function has {have}"),
+            )),
+            (Some(_), None) => Err(link_err(
+                module,
+                sym,
+                format!("extern data @{name} names a host function"),
+            )),
+            _ => Ok(Resolved::Host),
         }
     }
 
@@ -435,11 +487,12 @@ impl Registry {
         batch: &mut LoadBatch,
         id: ModuleId,
         deps: Vec<ModuleId>,
-        cm: CompiledModule,
+        mut cm: CompiledModule,
     ) -> Result<()> {
         let Some(added) = self.added.remove(&id) else {
             return Ok(());
         };
+        let stubs = StubArea::reserve(&mut cm);
         let mut loaded = LoadedModule {
             ir: added.ir,
             sections: SmallVec::new(),
@@ -447,6 +500,7 @@ impl Registry {
             exports: Vec::new(),
             relocs: RelocTable::new(),
             deps,
+            stubs,
         };
         // Registered before anything can fail, so `unload_all` finds it.
         for &d in &loaded.deps {
@@ -739,6 +793,7 @@ impl Registry {
 
     fn relocate_with(&mut self, batch: &mut LoadBatch) -> Result<()> {
         let mut applied = 0u64;
+        let mut stubs_used = 0u64;
         for m in self.loaded.values() {
             let bases: SmallVec<[(SectionKind, u64); 3]> = m
                 .sections
@@ -758,7 +813,16 @@ impl Registry {
                 let Some(bytes) = batch.bytes_mut(placed.r) else {
                     continue;
                 };
-                r.apply_to(bytes, base, s).map_err(|e| {
+                let place = base.wrapping_add(r.offset.into());
+                // A call that cannot reach its target goes through its stub,
+                // which jumps to the target's final address.
+                let stub = match m.stubs.slot(&r.target) {
+                    Some(off) if r.kind.is_call() && !reaches(r.kind, place, s, r.addend) => {
+                        Some((off, base.wrapping_add(off)))
+                    }
+                    _ => None,
+                };
+                let fail = |e: &dyn fmt::Display, through: &str| {
                     let loc =
                         m.ir.symbol(&r.target)
                             .map_or(Loc::NONE, |s| m.ir.symbol_loc(s));
@@ -766,19 +830,37 @@ impl Registry {
                         m.ir.name.clone(),
                         loc,
                         format!(
-                            "cannot relocate {}+{:#x} to @{} (target {:#x}, place {:#x}): {e}",
+                            "cannot relocate {}+{:#x} to @{}{through} (target {:#x}, place {:#x}): {e}",
                             r.section.name(),
                             r.offset,
                             r.target,
                             s,
-                            base.wrapping_add(r.offset.into())
+                            place
                         ),
                     ))
-                })?;
+                };
+                if let Some((off, stub_addr)) = stub {
+                    let through = format!(" through its stub at {stub_addr:#x}");
+                    // The call must reach the stub (an error leaves the place
+                    // alone); the stub reaches anything.
+                    r.apply_to(bytes, base, stub_addr)
+                        .map_err(|e| fail(&e, &through))?;
+                    let slot = usize::try_from(off)
+                        .ok()
+                        .and_then(|o| bytes.get_mut(o..))
+                        .and_then(|b| write_stub(r.kind, b, s));
+                    if slot.is_none() {
+                        return Err(fail(&"no room for the stub", &through));
+                    }
+                    stubs_used += 1;
+                } else {
+                    r.apply_to(bytes, base, s).map_err(|e| fail(&e, ""))?;
+                }
                 applied += 1;
             }
         }
         self.stats.relocations_applied += applied;
+        self.stats.calls_through_stubs += stubs_used;
         Ok(())
     }
 

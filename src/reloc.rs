@@ -43,8 +43,15 @@ pub enum RelocKind {
     /// field and the CPU adds the address of the *next* instruction, so A is
     /// usually −4 (minus the bytes of any immediate after the field).
     X86PcRel32,
+    /// x86-64 `call rel32`: the same formula and field as
+    /// [`RelocKind::X86PcRel32`], but the place is a call, so the registry may
+    /// redirect it through a stub (`jmp [rip+0]; .quad S`) when S is beyond
+    /// ±2 GiB. A must only account for the place (−4): the stub jumps to S.
+    X86CallPcRel32,
     /// AArch64 `B`/`BL`: (S + A − P) >> 2 into imm26 (bits 0..26). The distance
     /// must be a multiple of 4 and within −2^27 ..= 2^27 − 4 (±128 MiB).
+    /// A call: the registry may redirect it through a veneer
+    /// (`ldr x16, #8; br x16; .quad S`) when S is out of range.
     Arm64Call26,
     /// AArch64 `ADRP`: (Page(S + A) − Page(P)) >> 12 into immlo (bits 29..31)
     /// and immhi (bits 5..24), where Page(x) = x & !0xfff. The page distance
@@ -66,6 +73,7 @@ impl RelocKind {
         match self {
             RelocKind::Abs64 => 8,
             RelocKind::X86PcRel32
+            | RelocKind::X86CallPcRel32
             | RelocKind::Arm64Call26
             | RelocKind::Arm64AdrpPage21
             | RelocKind::Arm64AddLo12
@@ -78,12 +86,38 @@ impl RelocKind {
         match self {
             RelocKind::Abs64 => "Abs64",
             RelocKind::X86PcRel32 => "X86PcRel32",
+            RelocKind::X86CallPcRel32 => "X86CallPcRel32",
             RelocKind::Arm64Call26 => "Arm64Call26",
             RelocKind::Arm64AdrpPage21 => "Arm64AdrpPage21",
             RelocKind::Arm64AddLo12 => "Arm64AddLo12",
             RelocKind::Arm64LdstLo12 { .. } => "Arm64LdstLo12",
         }
     }
+
+    /// Whether the place is a call the registry may send through a stub
+    /// (veneer) when the target is out of range. Data references never are:
+    /// redirecting them would change the address they compute.
+    pub fn is_call(self) -> bool {
+        matches!(self, RelocKind::X86CallPcRel32 | RelocKind::Arm64Call26)
+    }
+}
+
+/// Bytes of one stub (veneer) slot: x86-64 `jmp qword [rip+0]; .quad S`
+/// (14 bytes, padded) and AArch64 `ldr x16, #8; br x16; .quad S` alike.
+pub const STUB_SIZE: usize = 16;
+
+/// Writes into `slot` (at least [`STUB_SIZE`] bytes, 8-byte aligned in the
+/// final address space for AArch64) a stub that jumps to the absolute
+/// address `s`, for calls relocated with `kind`. `None` if `kind` is not a
+/// call kind or the slot is too short; nothing is written then.
+pub fn write_stub(kind: RelocKind, slot: &mut [u8], s: u64) -> Option<()> {
+    let slot = slot.get_mut(..STUB_SIZE)?;
+    match kind {
+        RelocKind::X86CallPcRel32 => x86_64_reloc::write_stub(slot, s),
+        RelocKind::Arm64Call26 => aarch64_reloc::write_stub(slot, s),
+        _ => return None,
+    }
+    Some(())
 }
 
 impl fmt::Display for RelocKind {
@@ -279,7 +313,9 @@ pub fn apply(kind: RelocKind, place: &mut [u8], p: u64, s: u64, a: i64) -> Resul
             field.copy_from_slice(&value.to_le_bytes());
             Ok(())
         }
-        RelocKind::X86PcRel32 => x86_64_reloc::apply(kind, field, p, s, a),
+        RelocKind::X86PcRel32 | RelocKind::X86CallPcRel32 => {
+            x86_64_reloc::apply(kind, field, p, s, a)
+        }
         RelocKind::Arm64Call26
         | RelocKind::Arm64AdrpPage21
         | RelocKind::Arm64AddLo12
@@ -293,7 +329,9 @@ pub fn apply(kind: RelocKind, place: &mut [u8], p: u64, s: u64, a: i64) -> Resul
 pub fn reaches(kind: RelocKind, p: u64, s: u64, a: i64) -> bool {
     match kind {
         RelocKind::Abs64 => s_plus_a(kind, s, a).is_ok(),
-        RelocKind::X86PcRel32 => x86_64_reloc::value(kind, p, s, a).is_ok(),
+        RelocKind::X86PcRel32 | RelocKind::X86CallPcRel32 => {
+            x86_64_reloc::value(kind, p, s, a).is_ok()
+        }
         _ => aarch64_reloc::value(kind, p, s, a).is_ok(),
     }
 }
@@ -396,6 +434,31 @@ mod tests {
         ));
         let far = Reloc { offset: 100, ..r };
         assert!(far.apply_to(&mut text, 0x1000, 0x1100).is_err());
+    }
+
+    #[test]
+    fn only_call_kinds_get_stubs() {
+        for kind in [RelocKind::X86CallPcRel32, RelocKind::Arm64Call26] {
+            assert!(kind.is_call());
+            let mut slot = [0u8; STUB_SIZE + 1];
+            assert_eq!(write_stub(kind, &mut slot, 0x1234_5678_9abc), Some(()));
+            assert_eq!(slot[STUB_SIZE], 0, "nothing past the slot");
+            let mut short = [0u8; STUB_SIZE - 1];
+            assert_eq!(write_stub(kind, &mut short, 1), None);
+            assert_eq!(short, [0; STUB_SIZE - 1]);
+        }
+        for kind in [
+            RelocKind::Abs64,
+            RelocKind::X86PcRel32,
+            RelocKind::Arm64AdrpPage21,
+            RelocKind::Arm64AddLo12,
+            RelocKind::Arm64LdstLo12 { scale: 3 },
+        ] {
+            assert!(!kind.is_call(), "{kind}");
+            let mut slot = [0u8; STUB_SIZE];
+            assert_eq!(write_stub(kind, &mut slot, 1), None);
+            assert_eq!(slot, [0; STUB_SIZE]);
+        }
     }
 
     #[test]

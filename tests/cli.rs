@@ -112,6 +112,7 @@ fn closed_stdout_is_not_a_crash() {
 }
 
 #[test]
+#[cfg(not(feature = "emulate"))]
 fn a_foreign_target_is_a_usage_error_without_the_emulator() {
     let foreign = if cfg!(target_arch = "x86_64") {
         "aarch64"

@@ -17,8 +17,15 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Engines every `run` line is executed with.
-const ENGINES: &[&str] = &["interp", "jit"];
+/// The engines every `run` line is executed with, as the options that
+/// select each: the interpreter, native code, and (when kiln is built with
+/// the emulator) AArch64 code under emulation.
+const ENGINES: &[&[&str]] = &[
+    &["--engine", "interp"],
+    &["--engine", "jit"],
+    #[cfg(feature = "emulate")]
+    &["--engine", "jit", "--target", "aarch64"],
+];
 
 /// A `kiln` process running longer than this is a hang, reported as a
 /// failure (this is a guard, not a speed check).
@@ -91,11 +98,14 @@ fn expand(run: &str, path: &str) -> Vec<String> {
 }
 
 /// The command lines a run line executes: `run` once per engine, unless
-/// it names its own `--engine`.
+/// it names its own `--engine` or `--target`.
 fn per_engine(args: &[String]) -> Vec<Vec<String>> {
-    let names_engine = args
-        .iter()
-        .any(|a| a == "--engine" || a.starts_with("--engine="));
+    let names_engine = args.iter().any(|a| {
+        a == "--engine"
+            || a.starts_with("--engine=")
+            || a == "--target"
+            || a.starts_with("--target=")
+    });
     if args.first().map(String::as_str) != Some("run") || names_engine {
         return vec![args.to_vec()];
     }
@@ -103,7 +113,7 @@ fn per_engine(args: &[String]) -> Vec<Vec<String>> {
         .iter()
         .map(|e| {
             let mut a = args.to_vec();
-            a.splice(1..1, ["--engine".to_string(), e.to_string()]);
+            a.splice(1..1, e.iter().map(|s| s.to_string()));
             a
         })
         .collect()
@@ -432,7 +442,7 @@ fn expands_paths_and_engines() {
     assert_eq!(expand("", "a.kir"), ["a.kir"]);
     let e = per_engine(&expand("run -- 1", "a.kir"));
     assert_eq!(e.len(), ENGINES.len());
-    assert_eq!(e[0][..3], ["run", "--engine", ENGINES[0]]);
+    assert_eq!(e[0][..3], ["run", "--engine", "interp"]);
     assert_eq!(per_engine(&expand("check", "a.kir")), [["check", "a.kir"]]);
     assert_eq!(
         per_engine(&expand("run --engine=jit", "a.kir")),

@@ -455,7 +455,7 @@ fn remapped_sections_are_relocated_for_their_target_addresses() {
                 read_u64(&mem, place - base),
                 s.wrapping_add_signed(r.addend)
             ),
-            RelocKind::X86PcRel32 => {
+            RelocKind::X86PcRel32 | RelocKind::X86CallPcRel32 => {
                 let v = i32::from_le_bytes(mem[p..p + 4].try_into().unwrap());
                 assert_eq!(i64::from(v), s as i64 + r.addend - place as i64, "{r:?}");
             }
@@ -467,12 +467,21 @@ fn remapped_sections_are_relocated_for_their_target_addresses() {
         checked >= 4,
         "text→data, text→text and data→text fixups checked"
     );
-    // Module b: its call to a's @f and to the host go through absolute
-    // addresses: a's remapped @f and the executor's host symbol.
+    // Module b: its calls to a's @f and to the host are direct calls (in
+    // range of b's remapped text, so no stub); the trap handler is reached
+    // through an absolute address.
     let mut seen = Vec::new();
     for r in &cb.relocs {
-        assert_eq!(r.kind, RelocKind::Abs64, "{r:?}");
-        let v = read_u64(&mem, b_text + u64::from(r.offset) - base);
+        let place = b_text + u64::from(r.offset);
+        let v = match r.kind {
+            RelocKind::Abs64 => read_u64(&mem, place - base),
+            RelocKind::X86CallPcRel32 => {
+                let p = (place - base) as usize;
+                let rel = i32::from_le_bytes(mem[p..p + 4].try_into().unwrap());
+                (place + 4).wrapping_add_signed(rel.into())
+            }
+            k => panic!("unexpected kind {k:?}"),
+        };
         seen.push((r.target.clone(), v));
     }
     assert!(seen.contains(&("f".to_string(), f_addr)), "{seen:?}");
@@ -484,6 +493,7 @@ fn remapped_sections_are_relocated_for_their_target_addresses() {
         seen.contains(&(kiln::isa::TRAP_HANDLER.to_string(), REMOTE_TRAP)),
         "{seen:?}"
     );
+    assert_eq!(e.stats().unwrap().calls_through_stubs, 0);
     // Text bytes away from fixups are the compiled bytes.
     assert_eq!(mem[at..at + 4], ca.text[..4]);
     drop(mem);

@@ -1014,7 +1014,14 @@ fn load_with_memory_manager(
         .iter()
         .zip(aligns)
         .map(|(&k, a)| {
-            mm.allocate(&mut batch, k, cm.section(k).len(), a as usize)
+            // Text gets one stub slot per import after the code, for calls
+            // to host functions beyond ±2 GiB (as the registry does).
+            let extra = if k == SectionKind::Text {
+                cm.imports.len() * kiln::reloc::STUB_SIZE + 16
+            } else {
+                0
+            };
+            mm.allocate(&mut batch, k, cm.section(k).len() + extra, a as usize)
                 .expect("allocate")
         })
         .collect();
@@ -1046,8 +1053,22 @@ fn load_with_memory_manager(
             .position(|&k| k == rel.section)
             .expect("section");
         let at = addr[&rel.section] as u64;
-        rel.apply_to(batch.bytes_mut(refs[i]).expect("bytes"), at, s as u64)
-            .expect("relocate");
+        let bytes = batch.bytes_mut(refs[i]).expect("bytes");
+        let place = at + u64::from(rel.offset);
+        let s =
+            if rel.kind.is_call() && !kiln::reloc::reaches(rel.kind, place, s as u64, rel.addend) {
+                let slot = cm.text.len().next_multiple_of(16)
+                    + cm.imports
+                        .iter()
+                        .position(|n| *n == rel.target)
+                        .expect("import")
+                        * kiln::reloc::STUB_SIZE;
+                kiln::reloc::write_stub(rel.kind, &mut bytes[slot..], s as u64).expect("stub");
+                at + slot as u64
+            } else {
+                s as u64
+            };
+        rel.apply_to(bytes, at, s).expect("relocate");
     }
     let fin = mm.finalize(batch).expect("finalize");
     syms.extend(ext);
@@ -1126,8 +1147,8 @@ fn disassembly_lists_functions_and_relocations() {
     let text = kiln::isa::x86_64::disasm::disassemble(&cm);
     assert!(text.contains("fib:\n"), "{text}");
     assert!(text.contains("call"), "{text}");
-    assert!(text.contains("X86PcRel32 fib-4"), "{text}");
-    assert!(text.contains("Abs64 host_mix+0"), "{text}");
+    assert!(text.contains("X86CallPcRel32 fib-4"), "{text}");
+    assert!(text.contains("X86CallPcRel32 host_mix-4"), "{text}");
 }
 
 #[test]

@@ -13,9 +13,10 @@
 //! and the IP registers `x16`/`x17` as scratch and leaves nothing live in
 //! registers, so `x18` and the callee-saved registers are never touched.
 //!
-//! Relocated sequences: `bl` (`Arm64Call26`) for kiln functions; imports
-//! (host functions may be anywhere) through an inline 8-byte literal
-//! (`ldr x16, lit; b over; lit: .quad sym` with `Abs64`) and `blr x16`;
+//! Relocated sequences: `bl` (`Arm64Call26`) for every direct call (the
+//! registry adds a veneer for a target beyond ±128 MiB); `addr` of an
+//! import (host symbols may be anywhere) through an inline 8-byte literal
+//! (`ldr x16, lit; b over; lit: .quad sym` with `Abs64`);
 //! `addr` of a kiln symbol and jump tables by `adrp` + `add`
 //! (`Arm64AdrpPage21` + `Arm64AddLo12`).
 //!
@@ -833,16 +834,12 @@ impl<'a> Emitter<'a> {
         }
         match callee {
             Callee::Direct(s) => {
-                let sym = &self.module.symbols[s.index()];
-                if sym.linkage == Linkage::Import {
-                    // Possibly a host function beyond bl's ±128 MiB.
-                    self.ldr_sym_literal(X16, &sym.name);
-                    dynasm!(self.ops ; .arch aarch64 ; blr x16);
-                } else {
-                    let at = self.off();
-                    word(&mut self.ops, BL);
-                    self.reloc_at(at, RelocKind::Arm64Call26, &sym.name, 0);
-                }
+                // Imports too: beyond ±128 MiB the registry routes the `bl`
+                // through a veneer.
+                let name = self.module.symbols[s.index()].name.clone();
+                let at = self.off();
+                word(&mut self.ops, BL);
+                self.reloc_at(at, RelocKind::Arm64Call26, &name, 0);
             }
             Callee::Indirect(op) => {
                 // x17: loading it may use x16 for a far slot, never x17.

@@ -19,6 +19,11 @@
 //! allocator uses `x17`/`v31` only inside its own move sequences). Traps
 //! branch to one out-of-line stub per reason that calls the imported trap
 //! handler with the code in `w0`.
+//!
+//! Every direct call (a local function, another module's export or a host
+//! function) is `bl` with an `Arm64Call26` relocation, which the registry
+//! may route through a veneer (clobbering only `x16`) when the target is
+//! beyond ±128 MiB; `addr` of an import is an inline literal (`Abs64`).
 
 // dynasm expands register arguments with `.into()`, which clippy flags.
 #![allow(clippy::useless_conversion)]
@@ -441,14 +446,11 @@ impl<'a> Emitter<'a> {
                 mem(&mut self.ops, k, v, SP, *off as i64);
             }
             Op::Call { target } => match target {
-                CallTarget::Near(name) => {
+                CallTarget::Direct(name) => {
+                    // Beyond ±128 MiB the registry routes it through a veneer.
                     let at = self.off();
                     word(&mut self.ops, BL);
                     self.reloc_at(at, RelocKind::Arm64Call26, name);
-                }
-                CallTarget::Far(name) => {
-                    self.ldr_sym_literal(X16, name);
-                    dynasm!(self.ops ; .arch aarch64 ; blr x16);
                 }
                 CallTarget::Indirect => {
                     let j = mf

@@ -81,10 +81,11 @@ pub fn imm12_operand(op: IrOperand, ty: Type) -> Option<Imm12> {
 /// What a call calls.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CallTarget {
-    /// A function defined in a kiln module: `bl` (`Arm64Call26`).
-    Near(String),
-    /// An import, possibly a host function anywhere: a literal + `blr x16`.
-    Far(String),
+    /// A function symbol: local, another module's export or a host
+    /// function alike. A direct call with a call relocation
+    /// (`bl`, `Arm64Call26`); the registry routes it
+    /// through a stub when the target is out of range.
+    Direct(String),
     /// The address in the last use operand.
     Indirect,
 }
@@ -626,14 +627,7 @@ impl<'a> Lowerer<'a> {
             }
         }
         let target = match callee {
-            Callee::Direct(s) => {
-                let sym = &self.module.symbols[s.index()];
-                if sym.linkage == Linkage::Import {
-                    CallTarget::Far(sym.name.clone())
-                } else {
-                    CallTarget::Near(sym.name.clone())
-                }
-            }
+            Callee::Direct(s) => CallTarget::Direct(self.module.symbols[s.index()].name.clone()),
             Callee::Indirect(_) => CallTarget::Indirect,
         };
         let callee_reg = match callee {

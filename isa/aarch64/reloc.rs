@@ -88,7 +88,7 @@ pub(crate) fn value(kind: RelocKind, p: u64, s: u64, a: i64) -> Result<u32, Relo
             }
             Ok((lo >> scale) as u32)
         }
-        RelocKind::Abs64 | RelocKind::X86PcRel32 => {
+        RelocKind::Abs64 | RelocKind::X86PcRel32 | RelocKind::X86CallPcRel32 => {
             // Not AArch64 instruction kinds; src/reloc.rs never sends them here.
             Err(RelocError::new(
                 kind,
@@ -167,6 +167,22 @@ pub(crate) fn apply(
     Ok(())
 }
 
+/// `ldr x16, #8` (the literal two words on).
+pub(crate) const VENEER_LDR_X16: u32 = 0x5800_0050;
+/// `br x16`.
+pub(crate) const VENEER_BR_X16: u32 = 0xd61f_0200;
+
+/// A veneer: `ldr x16, #8; br x16; .quad s` (16 bytes). x16 (IP0) is the
+/// AAPCS64 intra-procedure-call scratch register, free to clobber between a
+/// `bl` and its callee's entry.
+pub(crate) fn write_stub(slot: &mut [u8], s: u64) {
+    let mut stub = [0u8; 16];
+    stub[..4].copy_from_slice(&VENEER_LDR_X16.to_le_bytes());
+    stub[4..8].copy_from_slice(&VENEER_BR_X16.to_le_bytes());
+    stub[8..].copy_from_slice(&s.to_le_bytes());
+    slot.copy_from_slice(&stub);
+}
+
 #[cfg(test)]
 mod tests {
     use crate::reloc::{apply, RelocKind, RelocProblem};
@@ -180,6 +196,21 @@ mod tests {
     const LDRB_W0_X1: u32 = 0x3940_0020; // ldrb w0, [x1]
     const LDR_Q0_X1: u32 = 0x3dc0_0020; // ldr q0, [x1]
     const NOP: u32 = 0xd503_201f;
+
+    #[test]
+    fn veneer_loads_its_literal_into_x16_and_branches() {
+        let mut slot = [0xffu8; 16];
+        super::write_stub(&mut slot, 0x0123_4567_89ab_cdef);
+        let w = |i: usize| u32::from_le_bytes(slot[i..i + 4].try_into().unwrap());
+        // LDR (literal), 64-bit: opc 01, imm19 = 2 words, Rt = 16.
+        assert_eq!(w(0) & 0xff00_0000, 0x5800_0000);
+        assert_eq!((w(0) >> 5) & 0x7_ffff, 2);
+        assert_eq!(w(0) & 0x1f, 16);
+        // BR: Rn = 16.
+        assert_eq!(w(4) & 0xffff_fc1f, 0xd61f_0000);
+        assert_eq!((w(4) >> 5) & 0x1f, 16);
+        assert_eq!(&slot[8..], &0x0123_4567_89ab_cdefu64.to_le_bytes());
+    }
 
     fn patch(kind: RelocKind, insn: u32, p: u64, s: u64, a: i64) -> Result<u32, RelocProblem> {
         let mut f = insn.to_le_bytes();

@@ -966,15 +966,11 @@ impl<'a> Emitter<'a> {
         }
         match callee {
             Callee::Direct(s) => {
-                let sym = &self.module.symbols[s.index()];
-                if sym.linkage == Linkage::Import {
-                    // Possibly a host function beyond ±2 GiB.
-                    self.movabs_sym(RAX, &sym.name);
-                    dynasm!(self.ops ; .arch x64 ; call rax);
-                } else {
-                    self.ops.extend([0xe8u8, 0, 0, 0, 0].iter());
-                    self.reloc_here(4, RelocKind::X86PcRel32, &sym.name, -4);
-                }
+                // Imports too: beyond ±2 GiB the registry routes the call
+                // through a stub.
+                let name = self.module.symbols[s.index()].name.clone();
+                self.ops.extend([0xe8u8, 0, 0, 0, 0].iter());
+                self.reloc_here(4, RelocKind::X86CallPcRel32, &name, -4);
             }
             Callee::Indirect(op) => {
                 self.ld_bits(RAX, op, Type::I64);

@@ -15,6 +15,11 @@
 //! `r11` and `xmm15` are free inside one instruction's expansion and for the
 //! allocator's moves. Traps jump to one out-of-line stub per reason that
 //! calls the imported trap handler with the code in `edi`.
+//!
+//! Every direct call (a local function, another module's export or a host
+//! function) is `call rel32` with an `X86CallPcRel32` relocation, which the
+//! registry may route through a stub when the target is beyond ±2 GiB;
+//! `addr` of an import is `movabs` (`Abs64`), which reaches anything.
 
 // dynasm expands register arguments with `.into()`, which clippy flags.
 #![allow(clippy::useless_conversion)]
@@ -679,13 +684,11 @@ impl<'a> Emitter<'a> {
                 }
             }
             Op::Call { target } => match target {
-                CallTarget::Near(name) => {
+                CallTarget::Direct(name) => {
+                    // Veneer-able: a far target (another reservation, a
+                    // host function) is reached through a registry stub.
                     self.ops.extend([0xe8u8, 0, 0, 0, 0].iter());
-                    self.reloc_here(4, RelocKind::X86PcRel32, name, -4);
-                }
-                CallTarget::Far(name) => {
-                    self.movabs_sym(R11, name);
-                    dynasm!(self.ops ; .arch x64 ; call r11);
+                    self.reloc_here(4, RelocKind::X86CallPcRel32, name, -4);
                 }
                 CallTarget::Indirect => {
                     let ops = mf.operands_of(i);

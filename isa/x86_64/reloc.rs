@@ -8,7 +8,10 @@ use crate::reloc::{check_range, RelocError, RelocKind};
 
 /// The value `kind` stores for target `s`, addend `a` at place `p`, checked.
 pub(crate) fn value(kind: RelocKind, p: u64, s: u64, a: i64) -> Result<i32, RelocError> {
-    debug_assert_eq!(kind, RelocKind::X86PcRel32);
+    debug_assert!(matches!(
+        kind,
+        RelocKind::X86PcRel32 | RelocKind::X86CallPcRel32
+    ));
     // Computed in i128 so that no intermediate wraps: the check sees the
     // true distance.
     let distance = i128::from(s) + i128::from(a) - i128::from(p);
@@ -30,6 +33,15 @@ pub(crate) fn apply(
     Ok(())
 }
 
+/// `jmp qword [rip+0]` (ff 25 00000000), then the 8-byte target, then two
+/// `int3` of padding: 16 bytes, the whole [`crate::reloc::STUB_SIZE`] slot.
+pub(crate) fn write_stub(slot: &mut [u8], s: u64) {
+    let mut stub = [0xccu8; 16];
+    stub[..6].copy_from_slice(&[0xff, 0x25, 0, 0, 0, 0]);
+    stub[6..14].copy_from_slice(&s.to_le_bytes());
+    slot.copy_from_slice(&stub);
+}
+
 #[cfg(test)]
 mod tests {
     use crate::reloc::{apply, RelocKind, RelocProblem};
@@ -49,6 +61,20 @@ mod tests {
         // Backwards.
         apply(RelocKind::X86PcRel32, &mut code[1..], 0x1001, 0x10, -4).unwrap();
         assert_eq!(0x1005 + i64::from(read(&code[1..])), 0x10);
+    }
+
+    #[test]
+    fn stub_jumps_through_the_quad_after_it() {
+        let mut slot = [0u8; 16];
+        super::write_stub(&mut slot, 0x1122_3344_5566_7788);
+        assert_eq!(&slot[..6], &[0xff, 0x25, 0, 0, 0, 0]);
+        assert_eq!(&slot[6..14], &0x1122_3344_5566_7788u64.to_le_bytes());
+        assert_eq!(&slot[14..], &[0xcc, 0xcc]);
+        // A call kind computes like X86PcRel32.
+        let mut f = [0u8; 4];
+        apply(RelocKind::X86CallPcRel32, &mut f, 0x1001, 0x2000, -4).unwrap();
+        assert_eq!(0x1005 + i64::from(read(&f)), 0x2000);
+        assert!(apply(RelocKind::X86CallPcRel32, &mut f, 0, 1 << 40, -4).is_err());
     }
 
     #[test]

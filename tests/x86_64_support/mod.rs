@@ -65,6 +65,11 @@ pub fn load(cm: &CompiledModule, host: &[(&str, usize)]) -> Loaded {
         page_up(cm.rodata.len()),
         page_up(cm.data.len()),
     );
+    // One page of call stubs after the text (`jmp [rip+0]; .quad S`), for
+    // calls to host functions beyond ±2 GiB, as the registry does.
+    let stubs_len = 4096;
+    let t_code = t;
+    let t = t + stubs_len;
     let len = t + r + d;
     // SAFETY: a fresh anonymous private mapping; checked for failure.
     let base = unsafe {
@@ -105,6 +110,7 @@ pub fn load(cm: &CompiledModule, host: &[(&str, usize)]) -> Loaded {
     for imp in &cm.imports {
         assert!(ext.contains_key(imp), "unresolved import {imp}");
     }
+    let mut stubs: HashMap<String, usize> = HashMap::new();
     for rel in &cm.relocs {
         let s = syms
             .get(&rel.target)
@@ -120,6 +126,26 @@ pub fn load(cm: &CompiledModule, host: &[(&str, usize)]) -> Loaded {
                 RelocKind::Abs64 => (p as *mut u64).write_unaligned(v as u64),
                 RelocKind::X86PcRel32 => {
                     let d = i32::try_from(v - p as i64).expect("rel32 in range");
+                    (p as *mut i32).write_unaligned(d)
+                }
+                RelocKind::X86CallPcRel32 => {
+                    let d = match i32::try_from(v - p as i64) {
+                        Ok(d) => d,
+                        Err(_) => {
+                            let n = stubs.len();
+                            let slot = *stubs.entry(rel.target.clone()).or_insert_with(|| {
+                                assert!((n + 1) * 16 <= stubs_len, "stub page full");
+                                let slot = base as usize + t_code + n * 16;
+                                let mut stub = [0xccu8; 16];
+                                stub[..6].copy_from_slice(&[0xff, 0x25, 0, 0, 0, 0]);
+                                stub[6..14].copy_from_slice(&(s as u64).to_le_bytes());
+                                std::ptr::copy_nonoverlapping(stub.as_ptr(), slot as *mut u8, 16);
+                                slot
+                            });
+                            let v = (slot as i64).wrapping_add(rel.addend);
+                            i32::try_from(v - p as i64).expect("stub in range")
+                        }
+                    };
                     (p as *mut i32).write_unaligned(d)
                 }
                 #[allow(unreachable_patterns)]
