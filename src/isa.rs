@@ -48,6 +48,12 @@ pub fn backend(target: &str) -> Option<&'static dyn Backend> {
         "x86_64" => Some(&x86_64::X86_64_BACKEND),
         #[cfg(feature = "aarch64")]
         "aarch64" => Some(&aarch64::AARCH64_BACKEND),
+        // The normal backends with the register-allocation checker on in
+        // every build (fuzzing).
+        #[cfg(feature = "x86_64")]
+        "x86_64-checked" => Some(&x86_64::X86_64_CHECKED),
+        #[cfg(feature = "aarch64")]
+        "aarch64-checked" => Some(&aarch64::AARCH64_CHECKED),
         _ => None,
     }
 }

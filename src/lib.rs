@@ -82,6 +82,8 @@ pub mod emulate;
 pub mod engine;
 pub mod error;
 pub mod executor;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod host;
 pub mod interp;
 pub mod ir;

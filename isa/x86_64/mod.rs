@@ -40,6 +40,13 @@ pub static X86_64_BACKEND: X86_64 = X86_64 {
     check: false,
 };
 
+/// The normal backend with the allocation checker on in every build
+/// (target name `x86_64-checked`, used by fuzzing).
+pub static X86_64_CHECKED: X86_64 = X86_64 {
+    regalloc: true,
+    check: true,
+};
+
 /// The allocator-free reference backend.
 pub static X86_64_BASELINE: X86_64 = X86_64 {
     regalloc: false,

@@ -649,8 +649,18 @@ pub fn build<F: RaFunction>(f: &F, env: &MachineEnv) -> Result<Intervals, RegAll
                 // A reuse input that dies here is read by the copy into the
                 // def's register before the instruction, so its range can end
                 // there and the def may take its register (no copy at all).
-                let shorten =
-                    reused && !used_elsewhere && !set.contains(v as u32) && i != first_inst;
+                // Not after an instruction that clobbers registers of this
+                // class: the read would then sit at that instruction's Late
+                // point, where no register of the class survives (found by
+                // fuzzing: a dead `copy.f64` right after a call).
+                let shorten = reused
+                    && !used_elsewhere
+                    && !set.contains(v as u32)
+                    && i != first_inst
+                    && !f
+                        .inst_clobbers(MInst(i.0 - 1))
+                        .iter()
+                        .any(|r| r.class() == op.vreg.class() && allocatable.contains(r));
                 let (upos, end) = if shorten {
                     shortened.push((i.0, j as u32));
                     (early - 1, early)
