@@ -713,7 +713,16 @@ impl<'a> Emitter<'a> {
     fn unary(&mut self, inst: Inst, op: Opcode, a: Operand, ty: Type) -> Result<()> {
         use Opcode as O;
         let r = self.result(inst)?;
-        let src_ty = self.func.operand_type(a, ty);
+        // A literal operand takes the type the opcode fixes for it (`fext`
+        // reads an `f32`, `sext` an `i32`, `bitcast.i64` an `f64`), not
+        // the result type.
+        let literal_ty = op
+            .info()
+            .operands
+            .first()
+            .and_then(|o| o.literal_type(Some(ty)))
+            .unwrap_or(ty);
+        let src_ty = self.func.operand_type(a, literal_ty);
         let w = wide(ty);
         match op {
             O::Copy | O::Bitcast | O::Zext | O::Trunc => {

@@ -567,7 +567,16 @@ impl<'a> Lowerer<'a> {
     fn lower_unary(&mut self, inst: Inst, op: Opcode, a: IrOperand, ty: Type) -> Result<()> {
         use Opcode as O;
         let r = self.result(inst)?;
-        let from = self.func.operand_type(a, ty);
+        // A literal operand takes the type the opcode fixes for it (`fext`
+        // reads an `f32`, `sext` an `i32`, `bitcast.i64` an `f64`), not
+        // the result type.
+        let literal_ty = op
+            .info()
+            .operands
+            .first()
+            .and_then(|o| o.literal_type(Some(ty)))
+            .unwrap_or(ty);
+        let from = self.func.operand_type(a, literal_ty);
         let wide = ty.bytes() == 8;
         let ra = self.reg(a, from);
         self.cur.push(Operand::reg_use(ra));
