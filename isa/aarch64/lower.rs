@@ -27,6 +27,7 @@ use crate::ir::{
     Block, Callee, Function, Inst, InstKind, Linkage, Module, Opcode, Operand as IrOperand, Type,
     Value,
 };
+use crate::lower::analysis::is_compare;
 use crate::regalloc::{InstRange, MBlock, MInst, Operand, PRegSet, RaFunction, RegClass, VReg};
 use smallvec::SmallVec;
 
@@ -669,14 +670,6 @@ impl<'a> Lowerer<'a> {
         self.push(Op::Call { target }, call_clobbers());
         Ok(())
     }
-}
-
-fn is_compare(op: Opcode) -> bool {
-    use Opcode::*;
-    matches!(
-        op,
-        Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge | Feq | Fne | Flt | Fle | Fgt | Fge
-    )
 }
 
 /// Lowers `func` (verified) to machine instructions over vregs.

@@ -21,7 +21,7 @@
 #![allow(clippy::useless_conversion)]
 
 use super::abi::{arg_locations, incoming_stack_offset, result_location, ArgLoc};
-use super::analysis::{imm32, plan, Plan};
+use super::analysis::{plan, Plan};
 use super::regs::{R11, RAX, RCX, RDX};
 use crate::compiled::{CompiledModule, CompiledSymbol};
 use crate::error::{Error, Result, TrapCode};
@@ -30,6 +30,7 @@ use crate::ir::{
     Type, Value,
 };
 use crate::isa::TRAP_HANDLER;
+use crate::lower::analysis::imm32;
 use crate::reloc::{Reloc, RelocKind, SectionKind};
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};

@@ -18,13 +18,15 @@
 //! in [`super::analysis`].
 
 use super::abi::{arg_locations, result_location, ArgLoc};
-use super::analysis::{imm32, plan, Plan};
+use super::analysis::{plan, Plan};
 use super::regs::{call_clobbers, float, int, RAX, RCX, RDX};
 use crate::error::{Error, Result};
 use crate::ir::{
     Block, Callee, Function, Inst, InstKind, Linkage, Module, Opcode, Operand as IrOperand, Type,
     Value,
 };
+use crate::lower::analysis::imm32;
+use crate::lower::analysis::is_compare;
 use crate::regalloc::{
     InstRange, MBlock, MInst, Operand, OperandConstraint, OperandKind, OperandPos, PRegSet,
     RaFunction, RegClass, VReg,
@@ -719,14 +721,6 @@ impl<'a> Lowerer<'a> {
         self.push(Op::Call { target }, call_clobbers());
         Ok(())
     }
-}
-
-fn is_compare(op: Opcode) -> bool {
-    use Opcode::*;
-    matches!(
-        op,
-        Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge | Feq | Fne | Flt | Fle | Fgt | Fge
-    )
 }
 
 /// Lowers `func` (verified) to machine instructions over vregs.
