@@ -11,6 +11,8 @@
 //!   view) and the lowering driver: block layout with edge blocks for
 //!   critical / block-argument edges, calling the backend's
 //!   [`mfunc::IsaLower`] hooks for everything ISA-specific;
+//! - [`place`]: appending a finished function (code, symbol, relocations,
+//!   jump tables) to the compiled module;
 //! - [`abi`]: assigning call arguments to integer / float registers and
 //!   8-byte stack slots, parameterized by each ISA's register counts.
 //!
@@ -20,3 +22,4 @@
 pub mod abi;
 pub mod analysis;
 pub mod mfunc;
+pub mod place;

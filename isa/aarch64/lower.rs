@@ -1,5 +1,5 @@
 //! IR → AArch64 machine instructions over virtual registers, in the form
-//! the register allocator reads ([`RaFunction`]).
+//! the register allocator reads ([`crate::regalloc::RaFunction`]).
 //!
 //! Each IR value becomes one [`VReg`] of its class; literals become
 //! immediates where AArch64 takes them (12-bit add/sub/compare immediates,

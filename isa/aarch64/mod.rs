@@ -25,11 +25,11 @@ pub mod regs;
 #[cfg(feature = "disasm")]
 pub mod disasm;
 
-use crate::compiled::{CompiledModule, CompiledSymbol};
-use crate::error::{Error, Result};
-use crate::ir::{Linkage, Module, SymId, SymbolData};
-use crate::isa::{Backend, MachineEnv, TRAP_HANDLER};
-use crate::reloc::{Reloc, RelocKind, SectionKind};
+use crate::compiled::CompiledModule;
+use crate::error::Result;
+use crate::ir::{Module, SymId, SymbolData};
+use crate::isa::{Backend, MachineEnv};
+use crate::reloc::RelocKind;
 
 /// The AArch64 AAPCS64 backend.
 pub struct Aarch64 {
@@ -101,12 +101,8 @@ impl Backend for Aarch64 {
     }
 }
 
-/// Appends one function's finished `code` to `out`: 16-byte aligned
-/// (padding with `udf #0` words), its symbol, its relocations (offsets
-/// relative to the function, as `(offset, kind, target, addend)`), and its
-/// jump tables as 8-byte `Abs64` entries (function-relative label offsets)
-/// in rodata, each table its own local symbol. Targets that are imports
-/// or the trap handler are recorded as imports.
+/// Appends one function's finished `code` to `out`, padding with `udf #0`
+/// words (zero bytes); see [`crate::lower::place::place_function`].
 pub(crate) fn place_function(
     module: &Module,
     sym: &SymbolData,
@@ -115,55 +111,5 @@ pub(crate) fn place_function(
     tables: Vec<(String, Vec<usize>)>,
     out: &mut CompiledModule,
 ) -> Result<()> {
-    let base = out.text.len().div_ceil(16) * 16;
-    out.text.resize(base, 0);
-    out.text.extend_from_slice(code);
-    let sect_off =
-        |o: usize| u32::try_from(o).map_err(|_| Error::Runtime("section over 4 GiB".into()));
-    out.symbols.push(CompiledSymbol {
-        name: sym.name.clone(),
-        section: SectionKind::Text,
-        offset: base as u64,
-        size: code.len() as u64,
-        exported: sym.linkage == Linkage::Export,
-        is_func: true,
-    });
-    for (offset, kind, target, addend) in relocs {
-        if target == TRAP_HANDLER
-            || module
-                .symbol(&target)
-                .is_some_and(|s| module.symbols[s.index()].linkage == Linkage::Import)
-        {
-            out.add_import(&target);
-        }
-        out.relocs.push(Reloc {
-            section: SectionKind::Text,
-            offset: sect_off(base + offset)?,
-            kind,
-            target,
-            addend,
-        });
-    }
-    for (name, offs) in tables {
-        let at = out.rodata.len().div_ceil(8) * 8;
-        out.rodata.resize(at + 8 * offs.len(), 0);
-        for (i, o) in offs.iter().enumerate() {
-            out.relocs.push(Reloc {
-                section: SectionKind::Rodata,
-                offset: sect_off(at + 8 * i)?,
-                kind: RelocKind::Abs64,
-                target: sym.name.clone(),
-                addend: *o as i64,
-            });
-        }
-        out.symbols.push(CompiledSymbol {
-            name,
-            section: SectionKind::Rodata,
-            offset: at as u64,
-            size: 8 * offs.len() as u64,
-            exported: false,
-            is_func: false,
-        });
-    }
-    Ok(())
+    crate::lower::place::place_function(module, sym, code, 0, relocs, tables, out)
 }

@@ -1,5 +1,5 @@
 //! IR → x86-64 machine instructions over virtual registers, in the form the
-//! register allocator reads ([`RaFunction`]).
+//! register allocator reads ([`crate::regalloc::RaFunction`]).
 //!
 //! Each IR value becomes one [`VReg`] of its class; literals become
 //! immediates where x86 takes them (sign-extended imm32 ALU operands, shift
