@@ -67,16 +67,15 @@ pub fn compile_allocated(
     check: bool,
     out: &mut CompiledModule,
 ) -> Result<()> {
-    let (data, func) = crate::isa::defined_function(module, sym)?;
-    let mf = lower::lower(module, func)?;
-    let env = regs::machine_env();
-    let ra = crate::regalloc::allocate(&mf, &env)?;
-    if check {
-        crate::regalloc::checker::check(&mf, &env, &ra)
-            .map_err(crate::regalloc::RegAllocError::Checker)?;
-    }
-    emit::emit_function(module, data, &mf, &ra, out)
+    crate::lower::compile_allocated(&PIPELINE, module, sym, check, out)
 }
+
+/// The register-allocated pipeline's per-ISA stages.
+static PIPELINE: crate::lower::Pipeline<lower::Op> = crate::lower::Pipeline {
+    lower: lower::lower,
+    machine_env: regs::machine_env,
+    emit: emit::emit_function,
+};
 
 impl Backend for Aarch64 {
     fn name(&self) -> &'static str {
