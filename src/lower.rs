@@ -62,3 +62,43 @@ pub fn compile_allocated<I: mfunc::MachInst>(
     }
     (pipeline.emit)(module, data, &mf, &ra, out)
 }
+
+/// A backend described as data: its `--target` name, which generator runs,
+/// and its per-ISA stages. Each ISA defines its statics of this type.
+pub struct Target<I: 'static> {
+    /// The `--target` name.
+    pub name: &'static str,
+    /// Use the register allocator (`true`, the normal path) or the
+    /// slot-per-value `baseline` generator.
+    pub regalloc: bool,
+    /// Also run the allocator's symbolic checker on every function in
+    /// release builds (`regalloc::allocate` runs it in debug builds).
+    pub check: bool,
+    /// The register-allocated pipeline.
+    pub pipeline: &'static Pipeline<I>,
+    /// The allocator-free generator.
+    pub baseline: fn(&Module, SymId, &mut CompiledModule) -> Result<()>,
+}
+
+impl<I: mfunc::MachInst> crate::isa::Backend for Target<I> {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn machine_env(&self) -> MachineEnv {
+        (self.pipeline.machine_env)()
+    }
+
+    fn compile_function(
+        &self,
+        module: &Module,
+        sym: SymId,
+        out: &mut CompiledModule,
+    ) -> Result<()> {
+        if self.regalloc {
+            compile_allocated(self.pipeline, module, sym, self.check, out)
+        } else {
+            (self.baseline)(module, sym, out)
+        }
+    }
+}

@@ -27,48 +27,38 @@ pub mod disasm;
 
 use crate::compiled::CompiledModule;
 use crate::error::Result;
-use crate::ir::{Module, SymId, SymbolData};
-use crate::isa::{Backend, MachineEnv};
+use crate::ir::{Module, SymbolData};
 use crate::reloc::RelocKind;
 
 /// The AArch64 AAPCS64 backend.
-pub struct Aarch64 {
-    /// Use the register allocator (`true`, the normal path) or the
-    /// slot-per-value [`baseline`] generator.
-    pub regalloc: bool,
-    /// Also run the allocator's symbolic checker on every function in
-    /// release builds (`regalloc::allocate` runs it in debug builds).
-    pub check: bool,
-}
+pub type Aarch64 = crate::lower::Target<lower::Op>;
 
 /// The normal backend, `isa::backend("aarch64")`.
-pub static AARCH64_BACKEND: Aarch64 = Aarch64 {
+pub static AARCH64_BACKEND: Aarch64 = crate::lower::Target {
+    name: "aarch64",
     regalloc: true,
     check: false,
+    pipeline: &PIPELINE,
+    baseline: baseline::compile_function,
 };
 
 /// The allocator-free reference backend.
-pub static AARCH64_BASELINE: Aarch64 = Aarch64 {
+pub static AARCH64_BASELINE: Aarch64 = crate::lower::Target {
+    name: "aarch64",
     regalloc: false,
     check: false,
+    pipeline: &PIPELINE,
+    baseline: baseline::compile_function,
 };
 
 /// The normal backend with the allocation checker on in every build.
-pub static AARCH64_CHECKED: Aarch64 = Aarch64 {
+pub static AARCH64_CHECKED: Aarch64 = crate::lower::Target {
+    name: "aarch64",
     regalloc: true,
     check: true,
+    pipeline: &PIPELINE,
+    baseline: baseline::compile_function,
 };
-
-/// Compiles function `sym` through lowering, register allocation (checked
-/// when `check`) and emission.
-pub fn compile_allocated(
-    module: &Module,
-    sym: SymId,
-    check: bool,
-    out: &mut CompiledModule,
-) -> Result<()> {
-    crate::lower::compile_allocated(&PIPELINE, module, sym, check, out)
-}
 
 /// The register-allocated pipeline's per-ISA stages.
 static PIPELINE: crate::lower::Pipeline<lower::Op> = crate::lower::Pipeline {
@@ -76,29 +66,6 @@ static PIPELINE: crate::lower::Pipeline<lower::Op> = crate::lower::Pipeline {
     machine_env: regs::machine_env,
     emit: emit::emit_function,
 };
-
-impl Backend for Aarch64 {
-    fn name(&self) -> &'static str {
-        "aarch64"
-    }
-
-    fn machine_env(&self) -> MachineEnv {
-        regs::machine_env()
-    }
-
-    fn compile_function(
-        &self,
-        module: &Module,
-        sym: SymId,
-        out: &mut CompiledModule,
-    ) -> Result<()> {
-        if self.regalloc {
-            compile_allocated(module, sym, self.check, out)
-        } else {
-            baseline::compile_function(module, sym, out)
-        }
-    }
-}
 
 /// Appends one function's finished `code` to `out`, padding with `udf #0`
 /// words (zero bytes); see [`crate::lower::place::place_function`].
