@@ -3,7 +3,10 @@
 //! A [`Backend`] compiles one verified function into the text section of a
 //! [`CompiledModule`] under construction, appending its symbol, relocations
 //! and imports. Backends live in `isa/<arch>/` (same file names per ISA) and
-//! are wired in here behind their cargo features. Nothing here executes code:
+//! are wired in here behind their cargo features. What every backend does the
+//! same way (per-function analysis, the machine-function container and
+//! lowering driver, argument assignment) lives in [`crate::lower`]; a backend
+//! supplies its register table, block order, instruction type and encoder. Nothing here executes code:
 //! backends only produce bytes and relocations.
 
 use crate::compiled::CompiledModule;

@@ -89,6 +89,8 @@ pub mod interp;
 pub mod ir;
 pub mod isa;
 pub mod link;
+#[cfg(any(feature = "x86_64", feature = "aarch64"))]
+pub mod lower;
 pub mod memory;
 pub mod regalloc;
 pub mod registry;

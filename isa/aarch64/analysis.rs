@@ -5,13 +5,13 @@
 //! each instruction loads its operands into fixed scratch registers,
 //! computes, and stores its result, so no value is live in a register across
 //! instructions, no callee-saved register is used and calls need no
-//! caller-saved spilling. The plan also records:
+//! caller-saved spilling. The ISA-independent decisions (structure checks,
+//! compare + branch fusion, address folding) come from
+//! [`crate::lower::analysis::decide`]; AArch64 chooses:
 //! - **block order**: reverse postorder from the entry, which keeps loop
 //!   bodies contiguous; unreachable blocks are not emitted;
-//! - **compare + branch fusion**: a compare whose only use is the `br` of its
-//!   own block becomes `cmp`/`fcmp` + `b.cond` at the branch;
-//! - **address folding**: `add.i64 x, C` feeding loads/stores folds into the
-//!   access's offset; the `add` itself is skipped when all its uses fold.
+//! - fused compares become `cmp`/`fcmp` + `b.cond`; folded `add`s become the
+//!   access's offset.
 //!
 //! Frame (addresses grow upward from `sp`): the outgoing stack-argument
 //! area at `sp`, then the value slots, the block-argument copy area and the
@@ -22,8 +22,9 @@
 //! multiple of 16 and at most 2^30.
 
 use super::abi::arg_locations;
-use crate::error::{Error, Result};
-use crate::ir::{Block, Callee, Function, InstKind, Module, Opcode, Operand, Type, Value};
+use crate::error::Result;
+use crate::ir::{Block, Callee, Function, InstKind, Module, Type, Value};
+use crate::lower::analysis::{decide, err, Decisions};
 
 /// The lowering plan of one function.
 pub struct Plan {
@@ -46,10 +47,6 @@ pub struct Plan {
     pub frame_size: u32,
     /// Bytes of the outgoing stack-argument area (at `sp`).
     pub outgoing: u32,
-}
-
-fn err(func: &Function, what: &str) -> Error {
-    Error::Runtime(format!("@{}: {what}", func.name))
 }
 
 /// Blocks reachable from the entry, in reverse postorder.
@@ -83,140 +80,17 @@ pub fn reverse_postorder(func: &Function) -> Vec<Block> {
     post
 }
 
-/// Whether `op` is a literal whose bits, as type `ty`, fit a sign-extended
-/// 32-bit value (the range of folded address offsets).
-pub fn imm32(op: Operand, ty: Type) -> Option<i32> {
-    match op {
-        Operand::Const(c) => {
-            let bits = c.bits(ty);
-            match ty {
-                Type::I32 => Some(bits as u32 as i32),
-                _ => i32::try_from(bits as i64).ok(),
-            }
-        }
-        Operand::Value(_) => None,
-    }
-}
-
-fn is_compare(op: Opcode) -> bool {
-    use Opcode::*;
-    matches!(
-        op,
-        Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge | Feq | Fne | Flt | Fle | Fgt | Fge
-    )
-}
-
 /// Builds the plan for `func`, checking the structural facts emission
 /// relies on (indices in range, terminators present).
 pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
+    let Decisions {
+        order,
+        fused,
+        skip,
+        addr_fold,
+    } = decide(module, func, reverse_postorder)?;
     let nv = func.values.len();
     let ni = func.insts.len();
-    for b in &func.blocks {
-        let last = b.insts.last().ok_or_else(|| err(func, "empty block"))?;
-        for &i in &b.insts {
-            let inst = func
-                .insts
-                .get(i.index())
-                .ok_or_else(|| err(func, "bad instruction"))?;
-            for op in inst.operands() {
-                if let Operand::Value(v) = op {
-                    if v.index() >= nv {
-                        return Err(err(func, "bad value"));
-                    }
-                }
-            }
-            for s in inst.successors() {
-                if s.index() >= func.blocks.len() {
-                    return Err(err(func, "bad block"));
-                }
-            }
-            if let InstKind::Addr { sym }
-            | InstKind::Call {
-                callee: Callee::Direct(sym),
-                ..
-            } = inst.kind
-            {
-                if sym.index() >= module.symbols.len() {
-                    return Err(err(func, "bad symbol"));
-                }
-            }
-        }
-        if !func.insts[last.index()].opcode.is_terminator() {
-            return Err(err(func, "block without terminator"));
-        }
-    }
-
-    let order = reverse_postorder(func);
-
-    // Use counts, and which block each use sits in.
-    let mut uses = vec![0u32; nv];
-    for b in &func.blocks {
-        for &i in &b.insts {
-            for op in func.insts[i.index()].operands() {
-                if let Operand::Value(v) = op {
-                    uses[v.index()] += 1;
-                }
-            }
-        }
-    }
-
-    let mut fused = vec![false; ni];
-    let mut skip = vec![false; ni];
-    let mut addr_fold = vec![None; nv];
-    let mut folded_uses = vec![0u32; nv];
-
-    for bd in &func.blocks {
-        let Some(&term) = bd.insts.last() else {
-            continue;
-        };
-        if let InstKind::Br {
-            cond: Operand::Value(c),
-            ..
-        } = func.insts[term.index()].kind
-        {
-            for &i in &bd.insts {
-                let d = &func.insts[i.index()];
-                if d.result == Some(c) && is_compare(d.opcode) && uses[c.index()] == 1 {
-                    fused[i.index()] = true;
-                }
-            }
-        }
-        for &i in &bd.insts {
-            let d = &func.insts[i.index()];
-            if let (Opcode::Add, Some(Type::I64), InstKind::Binary { args }, Some(r)) =
-                (d.opcode, d.ty, &d.kind, d.result)
-            {
-                if let (Operand::Value(x), Operand::Const(_)) = (args[0], args[1]) {
-                    if let Some(c) = imm32(args[1], Type::I64) {
-                        addr_fold[r.index()] = Some((x, c as i64));
-                    }
-                }
-            }
-        }
-    }
-    // Count uses that fold (a pointer operand of a load/store whose combined
-    // displacement fits 32 bits).
-    for d in &func.insts {
-        let (ptr, off) = match &d.kind {
-            InstKind::Load { ptr, offset } => (*ptr, *offset),
-            InstKind::Store { args, offset } => (args[1], *offset),
-            _ => continue,
-        };
-        if let Operand::Value(p) = ptr {
-            if let Some((_, c)) = addr_fold[p.index()] {
-                if i32::try_from(c + off).is_ok() {
-                    folded_uses[p.index()] += 1;
-                }
-            }
-        }
-    }
-    for (i, d) in func.insts.iter().enumerate() {
-        if let Some(r) = d.result {
-            if addr_fold[r.index()].is_some() && folded_uses[r.index()] == uses[r.index()] {
-                skip[i] = true;
-            }
-        }
-    }
 
     // Outgoing arguments first (they must sit at `sp`), so their size is
     // needed before any other offset.

@@ -3,7 +3,7 @@
 //!
 //! Code is assembled with dynasm into a `VecAssembler<Aarch64Relocation>`;
 //! the bytes are appended to the module's text and every address that is
-//! not known yet becomes a relocation (see `place_function` in `mod.rs`).
+//! not known yet becomes a relocation (see [`crate::lower::place`]).
 //!
 //! Frame: `stp x29, x30, [sp, #-16]!; mov x29, sp; sub sp, sp, frame`
 //! (pages probed one by one when the frame is larger than a page); the

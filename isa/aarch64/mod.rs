@@ -25,88 +25,50 @@ pub mod regs;
 #[cfg(feature = "disasm")]
 pub mod disasm;
 
-use crate::compiled::{CompiledModule, CompiledSymbol};
-use crate::error::{Error, Result};
-use crate::ir::{Linkage, Module, SymId, SymbolData};
-use crate::isa::{Backend, MachineEnv, TRAP_HANDLER};
-use crate::reloc::{Reloc, RelocKind, SectionKind};
+use crate::compiled::CompiledModule;
+use crate::error::Result;
+use crate::ir::{Module, SymbolData};
+use crate::reloc::RelocKind;
 
 /// The AArch64 AAPCS64 backend.
-pub struct Aarch64 {
-    /// Use the register allocator (`true`, the normal path) or the
-    /// slot-per-value [`baseline`] generator.
-    pub regalloc: bool,
-    /// Also run the allocator's symbolic checker on every function in
-    /// release builds (`regalloc::allocate` runs it in debug builds).
-    pub check: bool,
-}
+pub type Aarch64 = crate::lower::Target<lower::Op>;
 
 /// The normal backend, `isa::backend("aarch64")`.
-pub static AARCH64_BACKEND: Aarch64 = Aarch64 {
+pub static AARCH64_BACKEND: Aarch64 = crate::lower::Target {
+    name: "aarch64",
     regalloc: true,
     check: false,
+    pipeline: &PIPELINE,
+    baseline: baseline::compile_function,
 };
 
 /// The allocator-free reference backend.
-pub static AARCH64_BASELINE: Aarch64 = Aarch64 {
+pub static AARCH64_BASELINE: Aarch64 = crate::lower::Target {
+    name: "aarch64",
     regalloc: false,
     check: false,
+    pipeline: &PIPELINE,
+    baseline: baseline::compile_function,
 };
 
 /// The normal backend with the allocation checker on in every build.
-pub static AARCH64_CHECKED: Aarch64 = Aarch64 {
+pub static AARCH64_CHECKED: Aarch64 = crate::lower::Target {
+    name: "aarch64",
     regalloc: true,
     check: true,
+    pipeline: &PIPELINE,
+    baseline: baseline::compile_function,
 };
 
-/// Compiles function `sym` through lowering, register allocation (checked
-/// when `check`) and emission.
-pub fn compile_allocated(
-    module: &Module,
-    sym: SymId,
-    check: bool,
-    out: &mut CompiledModule,
-) -> Result<()> {
-    let (data, func) = crate::isa::defined_function(module, sym)?;
-    let mf = lower::lower(module, func)?;
-    let env = regs::machine_env();
-    let ra = crate::regalloc::allocate(&mf, &env)?;
-    if check {
-        crate::regalloc::checker::check(&mf, &env, &ra)
-            .map_err(crate::regalloc::RegAllocError::Checker)?;
-    }
-    emit::emit_function(module, data, &mf, &ra, out)
-}
+/// The register-allocated pipeline's per-ISA stages.
+static PIPELINE: crate::lower::Pipeline<lower::Op> = crate::lower::Pipeline {
+    lower: lower::lower,
+    machine_env: regs::machine_env,
+    emit: emit::emit_function,
+};
 
-impl Backend for Aarch64 {
-    fn name(&self) -> &'static str {
-        "aarch64"
-    }
-
-    fn machine_env(&self) -> MachineEnv {
-        regs::machine_env()
-    }
-
-    fn compile_function(
-        &self,
-        module: &Module,
-        sym: SymId,
-        out: &mut CompiledModule,
-    ) -> Result<()> {
-        if self.regalloc {
-            compile_allocated(module, sym, self.check, out)
-        } else {
-            baseline::compile_function(module, sym, out)
-        }
-    }
-}
-
-/// Appends one function's finished `code` to `out`: 16-byte aligned
-/// (padding with `udf #0` words), its symbol, its relocations (offsets
-/// relative to the function, as `(offset, kind, target, addend)`), and its
-/// jump tables as 8-byte `Abs64` entries (function-relative label offsets)
-/// in rodata, each table its own local symbol. Targets that are imports
-/// or the trap handler are recorded as imports.
+/// Appends one function's finished `code` to `out`, padding with `udf #0`
+/// words (zero bytes); see [`crate::lower::place::place_function`].
 pub(crate) fn place_function(
     module: &Module,
     sym: &SymbolData,
@@ -115,55 +77,5 @@ pub(crate) fn place_function(
     tables: Vec<(String, Vec<usize>)>,
     out: &mut CompiledModule,
 ) -> Result<()> {
-    let base = out.text.len().div_ceil(16) * 16;
-    out.text.resize(base, 0);
-    out.text.extend_from_slice(code);
-    let sect_off =
-        |o: usize| u32::try_from(o).map_err(|_| Error::Runtime("section over 4 GiB".into()));
-    out.symbols.push(CompiledSymbol {
-        name: sym.name.clone(),
-        section: SectionKind::Text,
-        offset: base as u64,
-        size: code.len() as u64,
-        exported: sym.linkage == Linkage::Export,
-        is_func: true,
-    });
-    for (offset, kind, target, addend) in relocs {
-        if target == TRAP_HANDLER
-            || module
-                .symbol(&target)
-                .is_some_and(|s| module.symbols[s.index()].linkage == Linkage::Import)
-        {
-            out.add_import(&target);
-        }
-        out.relocs.push(Reloc {
-            section: SectionKind::Text,
-            offset: sect_off(base + offset)?,
-            kind,
-            target,
-            addend,
-        });
-    }
-    for (name, offs) in tables {
-        let at = out.rodata.len().div_ceil(8) * 8;
-        out.rodata.resize(at + 8 * offs.len(), 0);
-        for (i, o) in offs.iter().enumerate() {
-            out.relocs.push(Reloc {
-                section: SectionKind::Rodata,
-                offset: sect_off(at + 8 * i)?,
-                kind: RelocKind::Abs64,
-                target: sym.name.clone(),
-                addend: *o as i64,
-            });
-        }
-        out.symbols.push(CompiledSymbol {
-            name,
-            section: SectionKind::Rodata,
-            offset: at as u64,
-            size: 8 * offs.len() as u64,
-            exported: false,
-            is_func: false,
-        });
-    }
-    Ok(())
+    crate::lower::place::place_function(module, sym, code, 0, relocs, tables, out)
 }

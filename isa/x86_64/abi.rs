@@ -10,37 +10,15 @@
 
 use super::regs::{FLOAT_ARGS, INT_ARGS, RAX};
 use crate::ir::Type;
+use crate::lower::abi::assign_args;
 
-/// Where one argument lives at a call boundary.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ArgLoc {
-    /// An integer register (hardware encoding).
-    Int(u8),
-    /// An xmm register.
-    Float(u8),
-    /// The stack, at this byte offset from `rsp` at the call.
-    Stack(u32),
-}
+pub use crate::lower::abi::ArgLoc;
 
 /// The locations of `params`, and the bytes of stack they need (a multiple
-/// of 16 so the caller keeps `rsp` aligned).
+/// of 16 so the caller keeps `rsp` aligned). Stack offsets are from `rsp`
+/// at the call.
 pub fn arg_locations(params: &[Type]) -> (Vec<ArgLoc>, u32) {
-    let mut locs = Vec::with_capacity(params.len());
-    let (mut ints, mut floats, mut stack) = (0usize, 0u8, 0u32);
-    for ty in params {
-        let loc = if ty.is_int() && ints < INT_ARGS.len() {
-            ints += 1;
-            ArgLoc::Int(INT_ARGS[ints - 1])
-        } else if ty.is_float() && floats < FLOAT_ARGS {
-            floats += 1;
-            ArgLoc::Float(floats - 1)
-        } else {
-            stack += 8;
-            ArgLoc::Stack(stack - 8)
-        };
-        locs.push(loc);
-    }
-    (locs, stack.div_ceil(16) * 16)
+    assign_args(params, &INT_ARGS, FLOAT_ARGS)
 }
 
 /// The register a result of type `ty` is returned in.

@@ -1,17 +1,14 @@
 //! Per-function decisions shared by both x86-64 code generators, and the
 //! frame plan of the allocator-free [`super::baseline`] generator.
 //!
+//! The ISA-independent decisions (structure checks, compare + branch
+//! fusion, address folding) come from [`crate::lower::analysis::decide`];
+//! this file adds only what is x86-64's:
 //! - **block order**: reverse postorder from the entry with each loop's
 //!   blocks contiguous; unreachable blocks are not emitted;
-//! - **compare + branch fusion**: a compare whose only use is the `br` of its
-//!   own block is emitted as `cmp`/`ucomis` + `jcc` at the branch, its result
-//!   never materialized;
-//! - **address folding**: `add.i64 x, C` feeding loads/stores folds into the
-//!   addressing mode as `[x + C + off]`; the `add` itself is skipped when all
-//!   its uses fold;
-//! - **structure checks**: every index the generators follow is in range and
-//!   every block ends in a terminator, so lowering never indexes out of
-//!   bounds even on unverified input.
+//! - fused compares become `cmp`/`ucomis` + `jcc`, folded addresses
+//!   `[x + C + off]`;
+//! - the baseline frame below.
 //!
 //! The baseline generator gives every SSA value its own 8-byte frame slot:
 //! slot offsets are negative `rbp` offsets; alloca offsets are aligned to
@@ -21,8 +18,9 @@
 //! decisions and lays its frame out in [`super::emit`].
 
 use super::abi::arg_locations;
-use crate::error::{Error, Result};
-use crate::ir::{Block, Callee, Function, InstKind, Module, Opcode, Operand, Type, Value};
+use crate::error::Result;
+use crate::ir::{Block, Callee, Function, InstKind, Module, Type, Value};
+use crate::lower::analysis::{decide, err, Decisions};
 
 /// The largest frame either generator lays out (1 TiB): larger allocas are
 /// a compile error rather than address arithmetic that could wrap. Frames
@@ -53,10 +51,6 @@ pub struct Plan {
     pub outgoing: u32,
 }
 
-fn err(func: &Function, what: &str) -> Error {
-    Error::Runtime(format!("@{}: {what}", func.name))
-}
-
 /// Blocks reachable from the entry in the shared layout order: reverse
 /// postorder with every loop's blocks contiguous, header first
 /// ([`crate::analysis::LoopInfo::block_order`]). Definitions still come
@@ -67,140 +61,17 @@ pub fn block_order(func: &Function) -> Vec<Block> {
     analysis.loops.block_order(&analysis.rpo)
 }
 
-/// Whether `op` is a literal whose bits, as type `ty`, fit a sign-extended
-/// 32-bit immediate.
-pub fn imm32(op: Operand, ty: Type) -> Option<i32> {
-    match op {
-        Operand::Const(c) => {
-            let bits = c.bits(ty);
-            match ty {
-                Type::I32 => Some(bits as u32 as i32),
-                _ => i32::try_from(bits as i64).ok(),
-            }
-        }
-        Operand::Value(_) => None,
-    }
-}
-
-fn is_compare(op: Opcode) -> bool {
-    use Opcode::*;
-    matches!(
-        op,
-        Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge | Feq | Fne | Flt | Fle | Fgt | Fge
-    )
-}
-
 /// Builds the plan for `func`, checking the structural facts emission
 /// relies on (indices in range, terminators present).
 pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
+    let Decisions {
+        order,
+        fused,
+        skip,
+        addr_fold,
+    } = decide(module, func, block_order)?;
     let nv = func.values.len();
     let ni = func.insts.len();
-    for b in &func.blocks {
-        let last = b.insts.last().ok_or_else(|| err(func, "empty block"))?;
-        for &i in &b.insts {
-            let inst = func
-                .insts
-                .get(i.index())
-                .ok_or_else(|| err(func, "bad instruction"))?;
-            for op in inst.operands() {
-                if let Operand::Value(v) = op {
-                    if v.index() >= nv {
-                        return Err(err(func, "bad value"));
-                    }
-                }
-            }
-            for s in inst.successors() {
-                if s.index() >= func.blocks.len() {
-                    return Err(err(func, "bad block"));
-                }
-            }
-            if let InstKind::Addr { sym }
-            | InstKind::Call {
-                callee: Callee::Direct(sym),
-                ..
-            } = inst.kind
-            {
-                if sym.index() >= module.symbols.len() {
-                    return Err(err(func, "bad symbol"));
-                }
-            }
-        }
-        if !func.insts[last.index()].opcode.is_terminator() {
-            return Err(err(func, "block without terminator"));
-        }
-    }
-
-    let order = block_order(func);
-
-    // Use counts, and which block each use sits in.
-    let mut uses = vec![0u32; nv];
-    for b in &func.blocks {
-        for &i in &b.insts {
-            for op in func.insts[i.index()].operands() {
-                if let Operand::Value(v) = op {
-                    uses[v.index()] += 1;
-                }
-            }
-        }
-    }
-
-    let mut fused = vec![false; ni];
-    let mut skip = vec![false; ni];
-    let mut addr_fold = vec![None; nv];
-    let mut folded_uses = vec![0u32; nv];
-
-    for bd in &func.blocks {
-        let Some(&term) = bd.insts.last() else {
-            continue;
-        };
-        if let InstKind::Br {
-            cond: Operand::Value(c),
-            ..
-        } = func.insts[term.index()].kind
-        {
-            for &i in &bd.insts {
-                let d = &func.insts[i.index()];
-                if d.result == Some(c) && is_compare(d.opcode) && uses[c.index()] == 1 {
-                    fused[i.index()] = true;
-                }
-            }
-        }
-        for &i in &bd.insts {
-            let d = &func.insts[i.index()];
-            if let (Opcode::Add, Some(Type::I64), InstKind::Binary { args }, Some(r)) =
-                (d.opcode, d.ty, &d.kind, d.result)
-            {
-                if let (Operand::Value(x), Operand::Const(_)) = (args[0], args[1]) {
-                    if let Some(c) = imm32(args[1], Type::I64) {
-                        addr_fold[r.index()] = Some((x, c as i64));
-                    }
-                }
-            }
-        }
-    }
-    // Count uses that fold (a pointer operand of a load/store whose combined
-    // displacement fits 32 bits).
-    for d in &func.insts {
-        let (ptr, off) = match &d.kind {
-            InstKind::Load { ptr, offset } => (*ptr, *offset),
-            InstKind::Store { args, offset } => (args[1], *offset),
-            _ => continue,
-        };
-        if let Operand::Value(p) = ptr {
-            if let Some((_, c)) = addr_fold[p.index()] {
-                if i32::try_from(c + off).is_ok() {
-                    folded_uses[p.index()] += 1;
-                }
-            }
-        }
-    }
-    for (i, d) in func.insts.iter().enumerate() {
-        if let Some(r) = d.result {
-            if addr_fold[r.index()].is_some() && folded_uses[r.index()] == uses[r.index()] {
-                skip[i] = true;
-            }
-        }
-    }
 
     // Frame: value slots, then the block-argument copy area, then allocas.
     let mut below: u64 = 0;

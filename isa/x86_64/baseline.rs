@@ -5,7 +5,7 @@
 //!
 //! Code is assembled with dynasm into a `VecAssembler<X64Relocation>`; the
 //! bytes are appended to the module's text and every address that is not
-//! known yet becomes a [`Reloc`] (offsets relative to the text section).
+//! known yet becomes a [`crate::reloc::Reloc`] (offsets relative to the text section).
 //!
 //! Frame: `push rbp; mov rbp, rsp; sub rsp, frame` (pages probed one by one
 //! when the frame is larger than a page), value slots and allocas below
@@ -21,16 +21,17 @@
 #![allow(clippy::useless_conversion)]
 
 use super::abi::{arg_locations, incoming_stack_offset, result_location, ArgLoc};
-use super::analysis::{imm32, plan, Plan};
+use super::analysis::{plan, Plan};
 use super::regs::{R11, RAX, RCX, RDX};
-use crate::compiled::{CompiledModule, CompiledSymbol};
+use crate::compiled::CompiledModule;
 use crate::error::{Error, Result, TrapCode};
 use crate::ir::{
     Block, BlockCall, Callee, Function, Inst, InstKind, Linkage, Module, Opcode, Operand, SymId,
     Type, Value,
 };
 use crate::isa::TRAP_HANDLER;
-use crate::reloc::{Reloc, RelocKind, SectionKind};
+use crate::lower::analysis::imm32;
+use crate::reloc::RelocKind;
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
@@ -1097,55 +1098,16 @@ pub fn compile_function(module: &Module, sym: SymId, out: &mut CompiledModule) -
     let relocs = std::mem::take(&mut e.relocs);
     let code = e.ops.finalize().map_err(asm_err)?;
 
-    let base = out.text.len().div_ceil(16) * 16;
-    out.text.resize(base, 0xcc);
-    out.text.extend_from_slice(&code);
-    let sect_off =
-        |o: usize| u32::try_from(o).map_err(|_| Error::Runtime("text section over 4 GiB".into()));
-    out.symbols.push(CompiledSymbol {
-        name: sym.name.clone(),
-        section: SectionKind::Text,
-        offset: base as u64,
-        size: code.len() as u64,
-        exported: sym.linkage == Linkage::Export,
-        is_func: true,
-    });
-    for r in relocs {
-        if r.target == TRAP_HANDLER
-            || module
-                .symbol(&r.target)
-                .is_some_and(|s| module.symbols[s.index()].linkage == Linkage::Import)
-        {
-            out.add_import(&r.target);
-        }
-        out.relocs.push(Reloc {
-            section: SectionKind::Text,
-            offset: sect_off(base + r.offset)?,
-            kind: r.kind,
-            target: r.target,
-            addend: r.addend,
-        });
-    }
-    for (name, offs) in tables {
-        let at = out.rodata.len().div_ceil(8) * 8;
-        out.rodata.resize(at + 8 * offs.len(), 0);
-        for (i, o) in offs.iter().enumerate() {
-            out.relocs.push(Reloc {
-                section: SectionKind::Rodata,
-                offset: sect_off(at + 8 * i)?,
-                kind: RelocKind::Abs64,
-                target: sym.name.clone(),
-                addend: *o as i64,
-            });
-        }
-        out.symbols.push(CompiledSymbol {
-            name,
-            section: SectionKind::Rodata,
-            offset: at as u64,
-            size: 8 * offs.len() as u64,
-            exported: false,
-            is_func: false,
-        });
-    }
-    Ok(())
+    // Padding between functions is `int3`.
+    crate::lower::place::place_function(
+        module,
+        sym,
+        &code,
+        0xcc,
+        relocs
+            .into_iter()
+            .map(|r| (r.offset, r.kind, r.target, r.addend)),
+        tables,
+        out,
+    )
 }

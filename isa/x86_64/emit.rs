@@ -3,7 +3,7 @@
 //!
 //! Code is assembled with dynasm into a `VecAssembler<X64Relocation>` (never
 //! an executable buffer); the bytes are appended to the module's text and
-//! every address not known yet becomes a [`Reloc`].
+//! every address not known yet becomes a [`crate::reloc::Reloc`].
 //!
 //! Frame (`rbp`-based): `push rbp; mov rbp, rsp`, then a `push` of each
 //! callee-saved register the allocation used (and only those), then
@@ -26,12 +26,12 @@
 
 use super::lower::{AluOp, CallTarget, CmpKind, MFunc, Op, UnOp};
 use super::regs::{is_callee_saved_int, CALLEE_SAVED_INT, R11, RAX, RDX};
-use crate::compiled::{CompiledModule, CompiledSymbol};
+use crate::compiled::CompiledModule;
 use crate::error::{Error, Result, TrapCode};
-use crate::ir::{Linkage, Opcode, Type};
+use crate::ir::{Opcode, Type};
 use crate::isa::TRAP_HANDLER;
 use crate::regalloc::{Allocation, Edit, MInst, Output, ProgPoint, RegClass};
-use crate::reloc::{Reloc, RelocKind, SectionKind};
+use crate::reloc::RelocKind;
 use dynasmrt::x64::X64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
@@ -1059,55 +1059,16 @@ fn finish(
         resolved.push((name, offs));
     }
     let code = ops.finalize().map_err(asm_err)?;
-    let base = out.text.len().div_ceil(16) * 16;
-    out.text.resize(base, 0xcc);
-    out.text.extend_from_slice(&code);
-    let sect_off =
-        |o: usize| u32::try_from(o).map_err(|_| Error::Runtime("section over 4 GiB".into()));
-    out.symbols.push(CompiledSymbol {
-        name: sym.name.clone(),
-        section: SectionKind::Text,
-        offset: base as u64,
-        size: code.len() as u64,
-        exported: sym.linkage == Linkage::Export,
-        is_func: true,
-    });
-    for r in relocs {
-        if r.target == TRAP_HANDLER
-            || module
-                .symbol(&r.target)
-                .is_some_and(|s| module.symbols[s.index()].linkage == Linkage::Import)
-        {
-            out.add_import(&r.target);
-        }
-        out.relocs.push(Reloc {
-            section: SectionKind::Text,
-            offset: sect_off(base + r.offset)?,
-            kind: r.kind,
-            target: r.target,
-            addend: r.addend,
-        });
-    }
-    for (name, offs) in resolved {
-        let at = out.rodata.len().div_ceil(8) * 8;
-        out.rodata.resize(at + 8 * offs.len(), 0);
-        for (i, o) in offs.iter().enumerate() {
-            out.relocs.push(Reloc {
-                section: SectionKind::Rodata,
-                offset: sect_off(at + 8 * i)?,
-                kind: RelocKind::Abs64,
-                target: sym.name.clone(),
-                addend: (base + o) as i64 - base as i64,
-            });
-        }
-        out.symbols.push(CompiledSymbol {
-            name,
-            section: SectionKind::Rodata,
-            offset: at as u64,
-            size: 8 * offs.len() as u64,
-            exported: false,
-            is_func: false,
-        });
-    }
-    Ok(())
+    // Padding between functions is `int3`.
+    crate::lower::place::place_function(
+        module,
+        sym,
+        &code,
+        0xcc,
+        relocs
+            .into_iter()
+            .map(|r| (r.offset, r.kind, r.target, r.addend)),
+        resolved,
+        out,
+    )
 }

@@ -1,5 +1,5 @@
 //! IR → x86-64 machine instructions over virtual registers, in the form the
-//! register allocator reads ([`RaFunction`]).
+//! register allocator reads ([`crate::regalloc::RaFunction`]).
 //!
 //! Each IR value becomes one [`VReg`] of its class; literals become
 //! immediates where x86 takes them (sign-extended imm32 ALU operands, shift
@@ -11,23 +11,28 @@
 //! Shape guarantees (the allocator's input rules): blocks are numbered in
 //! emission order, entry first (reverse postorder, loops contiguous); edges
 //! into blocks with parameters or several predecessors from blocks with
-//! several successors get their own edge block (no critical edges), so only
+//! several successors get their own edge block (no critical edges; laid out
+//! by the shared driver in [`crate::lower::mfunc`]), so only
 //! `jmp` carries block arguments; the entry defines the function's
 //! parameters through one [`Op::Args`] instruction with fixed defs.
 //! Compare + branch fuse and `add.i64 x, C` folds into addresses as decided
 //! in [`super::analysis`].
 
 use super::abi::{arg_locations, result_location, ArgLoc};
-use super::analysis::{imm32, plan, Plan};
+use super::analysis::{plan, Plan};
 use super::regs::{call_clobbers, float, int, RAX, RCX, RDX};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::ir::{
     Block, Callee, Function, Inst, InstKind, Linkage, Module, Opcode, Operand as IrOperand, Type,
     Value,
 };
+use crate::lower::analysis::imm32;
+use crate::lower::analysis::is_compare;
+use crate::lower::mfunc::{
+    class_of, drive, lower_err as err, value_vregs, IsaLower, Layout, MachInst,
+};
 use crate::regalloc::{
-    InstRange, MBlock, MInst, Operand, OperandConstraint, OperandKind, OperandPos, PRegSet,
-    RaFunction, RegClass, VReg,
+    MBlock, Operand, OperandConstraint, OperandKind, OperandPos, PRegSet, RegClass, VReg,
 };
 use smallvec::SmallVec;
 
@@ -168,101 +173,16 @@ pub enum Op {
     Trap,
 }
 
-/// One machine block.
-#[derive(Clone, Debug, Default)]
-pub struct MBlockData {
-    pub insts: (usize, usize),
-    pub succs: Vec<MBlock>,
-    pub preds: Vec<MBlock>,
-    pub params: Vec<VReg>,
-    /// Per successor: the arguments (only a `jmp` has any).
-    pub succ_args: Vec<Vec<VReg>>,
-}
-
 /// A lowered function.
-#[derive(Clone, Debug, Default)]
-pub struct MFunc {
-    pub ops: Vec<Op>,
-    /// Per instruction: its range in `operands`.
-    pub op_ranges: Vec<(u32, u32)>,
-    pub operands: Vec<Operand>,
-    pub clobbers: Vec<PRegSet>,
-    pub blocks: Vec<MBlockData>,
-    pub num_vregs: usize,
-    /// `alloca` sizes and alignments, by index.
-    pub allocas: Vec<(u64, u64)>,
-    /// Outgoing stack-argument bytes.
-    pub outgoing: u32,
-}
+pub type MFunc = crate::lower::mfunc::MFunc<Op>;
 
-impl RaFunction for MFunc {
-    fn num_insts(&self) -> usize {
-        self.ops.len()
+impl MachInst for Op {
+    fn is_ret(&self) -> bool {
+        matches!(self, Op::Ret | Op::Trap)
     }
-    fn num_blocks(&self) -> usize {
-        self.blocks.len()
+    fn is_branch(&self) -> bool {
+        matches!(self, Op::Jmp | Op::Br { .. } | Op::Switch { .. })
     }
-    fn num_vregs(&self) -> usize {
-        self.num_vregs
-    }
-    fn entry_block(&self) -> MBlock {
-        MBlock(0)
-    }
-    fn block_insts(&self, block: MBlock) -> InstRange {
-        let (a, b) = self.blocks[block.index()].insts;
-        InstRange::new(a, b)
-    }
-    fn block_succs(&self, block: MBlock) -> &[MBlock] {
-        &self.blocks[block.index()].succs
-    }
-    fn block_preds(&self, block: MBlock) -> &[MBlock] {
-        &self.blocks[block.index()].preds
-    }
-    fn block_params(&self, block: MBlock) -> &[VReg] {
-        &self.blocks[block.index()].params
-    }
-    fn is_ret(&self, inst: MInst) -> bool {
-        matches!(self.ops[inst.index()], Op::Ret | Op::Trap)
-    }
-    fn is_branch(&self, inst: MInst) -> bool {
-        matches!(
-            self.ops[inst.index()],
-            Op::Jmp | Op::Br { .. } | Op::Switch { .. }
-        )
-    }
-    fn branch_blockparams(&self, block: MBlock, _inst: MInst, succ_idx: usize) -> &[VReg] {
-        self.blocks[block.index()]
-            .succ_args
-            .get(succ_idx)
-            .map_or(&[], |v| v.as_slice())
-    }
-    fn inst_operands(&self, inst: MInst) -> &[Operand] {
-        let (a, b) = self.op_ranges[inst.index()];
-        &self.operands[a as usize..b as usize]
-    }
-    fn inst_clobbers(&self, inst: MInst) -> PRegSet {
-        self.clobbers[inst.index()]
-    }
-}
-
-impl MFunc {
-    /// The operands of instruction `i`.
-    pub fn operands_of(&self, i: usize) -> &[Operand] {
-        let (a, b) = self.op_ranges[i];
-        &self.operands[a as usize..b as usize]
-    }
-}
-
-fn class_of(ty: Type) -> RegClass {
-    if ty.is_float() {
-        RegClass::Float
-    } else {
-        RegClass::Int
-    }
-}
-
-fn err(func: &Function, what: &str) -> Error {
-    Error::Runtime(format!("@{}: cannot lower ({what})", func.name))
 }
 
 fn early_temp(v: VReg) -> Operand {
@@ -721,160 +641,48 @@ impl<'a> Lowerer<'a> {
     }
 }
 
-fn is_compare(op: Opcode) -> bool {
-    use Opcode::*;
-    matches!(
-        op,
-        Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge | Feq | Fne | Flt | Fle | Fgt | Fge
-    )
-}
-
 /// Lowers `func` (verified) to machine instructions over vregs.
 pub fn lower(module: &Module, func: &Function) -> Result<MFunc> {
     let plan = plan(module, func)?;
+    let layout = Layout::new(func, &plan.order)?;
     let mut l = Lowerer {
         module,
         func,
         out: MFunc::default(),
-        vreg_of: Vec::with_capacity(func.values.len()),
-        mblock: vec![None; func.blocks.len()],
-        ir_block: Vec::new(),
+        vreg_of: value_vregs(func),
+        mblock: layout.mblock.clone(),
+        ir_block: layout.ir_block.clone(),
         cur: SmallVec::new(),
         plan,
     };
-    for v in &func.values {
-        let vr = VReg::new(l.vreg_of.len(), class_of(v.ty));
-        l.vreg_of.push(vr);
-    }
     l.out.num_vregs = func.values.len();
-
-    // Block layout: reverse postorder, each block followed by the edge
-    // blocks its terminator needs.
-    let order = l.plan.order.clone();
-    let mut npreds = vec![0u32; func.blocks.len()];
-    for &b in &order {
-        if let Some(t) = func.terminator(b) {
-            for s in func.inst(t).successors() {
-                npreds[s.index()] += 1;
-            }
-        }
-    }
-    // (IR block, edge target or None for the block itself)
-    enum Slot {
-        Body(Block),
-        Edge { target: Block, args: Vec<IrOperand> },
-    }
-    let mut layout: Vec<Slot> = Vec::new();
-    // Per IR block: for each successor edge in terminator order, the layout
-    // index it branches to.
-    let mut edge_targets: Vec<Vec<usize>> = vec![Vec::new(); func.blocks.len()];
-    for &b in &order {
-        let me = layout.len();
-        l.mblock[b.index()] = Some(MBlock::new(me));
-        layout.push(Slot::Body(b));
-        let Some(t) = func.terminator(b) else {
-            return Err(err(func, "block without terminator"));
-        };
-        let d = func.inst(t);
-        let multi = matches!(d.kind, InstKind::Br { .. } | InstKind::Switch { .. });
-        if !multi {
-            continue;
-        }
-        let calls: Vec<(Block, Vec<IrOperand>)> = match &d.kind {
-            InstKind::Br {
-                then_dest,
-                else_dest,
-                ..
-            } => vec![
-                (then_dest.block, then_dest.args.clone()),
-                (else_dest.block, else_dest.args.clone()),
-            ],
-            InstKind::Switch { default, cases, .. } => {
-                let mut v = vec![(*default, Vec::new())];
-                for c in cases {
-                    if !v.iter().any(|(b, _)| *b == c.block) {
-                        v.push((c.block, Vec::new()));
-                    }
-                }
-                v
-            }
-            _ => Vec::new(),
-        };
-        let same_twice = calls.len() == 2 && calls[0].0 == calls[1].0;
-        for (target, args) in calls {
-            let needs_edge = !func.blocks[target.index()].params.is_empty()
-                || npreds[target.index()] > 1
-                || same_twice;
-            if needs_edge {
-                edge_targets[b.index()].push(layout.len());
-                layout.push(Slot::Edge { target, args });
-            } else {
-                edge_targets[b.index()].push(usize::MAX - target.index());
-            }
-        }
-    }
-    let nblocks = layout.len();
-    l.ir_block = layout
-        .iter()
-        .map(|s| match s {
-            Slot::Body(b) => Some(*b),
-            Slot::Edge { .. } => None,
-        })
-        .collect();
-    l.out.blocks = vec![MBlockData::default(); nblocks];
-    let resolve = |l: &Lowerer, x: usize| -> Option<MBlock> {
-        if x >= usize::MAX - func.blocks.len() {
-            l.mblock[usize::MAX - x]
-        } else {
-            Some(MBlock::new(x))
-        }
-    };
-
-    for (mi, slot) in layout.iter().enumerate() {
-        if let Slot::Body(b) = slot {
-            l.out.blocks[mi].params = func.blocks[b.index()]
-                .params
-                .iter()
-                .map(|&p| l.v(p))
-                .collect();
-        }
-    }
-    for (mi, slot) in layout.iter().enumerate() {
-        let start = l.out.ops.len();
-        match slot {
-            Slot::Body(b) => {
-                let bd = &func.blocks[b.index()];
-                if mi == 0 {
-                    l.lower_args()?;
-                }
-                let n = bd.insts.len();
-                for &inst in &bd.insts[..n.saturating_sub(1)] {
-                    if l.plan.fused[inst.index()] || l.plan.skip[inst.index()] {
-                        continue;
-                    }
-                    l.lower_inst(inst)?;
-                }
-                let t = *bd.insts.last().ok_or_else(|| err(func, "empty block"))?;
-                let succs: Vec<MBlock> = edge_targets[b.index()]
-                    .iter()
-                    .map(|&x| resolve(&l, x))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| err(func, "edge to unknown block"))?;
-                l.lower_terminator(mi, t, succs)?;
-            }
-            Slot::Edge { target, args } => {
-                let tb = l.mblock[target.index()].ok_or_else(|| err(func, "edge target"))?;
-                l.jump(mi, tb, args)?;
-            }
-        }
-        l.out.blocks[mi].insts = (start, l.out.ops.len());
-    }
-    for b in 0..nblocks {
-        for s in l.out.blocks[b].succs.clone() {
-            l.out.blocks[s.index()].preds.push(MBlock::new(b));
-        }
-    }
+    drive(func, &layout, &mut l)?;
     Ok(l.out)
+}
+
+impl IsaLower for Lowerer<'_> {
+    type Inst = Op;
+    fn out(&mut self) -> &mut MFunc {
+        &mut self.out
+    }
+    fn vreg(&self, v: Value) -> VReg {
+        self.v(v)
+    }
+    fn omitted(&self, inst: Inst) -> bool {
+        self.plan.fused[inst.index()] || self.plan.skip[inst.index()]
+    }
+    fn lower_args(&mut self) -> Result<()> {
+        Lowerer::lower_args(self)
+    }
+    fn lower_inst(&mut self, inst: Inst) -> Result<()> {
+        Lowerer::lower_inst(self, inst)
+    }
+    fn lower_terminator(&mut self, mi: usize, t: Inst, succs: Vec<MBlock>) -> Result<()> {
+        Lowerer::lower_terminator(self, mi, t, succs)
+    }
+    fn jump(&mut self, mi: usize, target: MBlock, args: &[IrOperand]) -> Result<()> {
+        Lowerer::jump(self, mi, target, args)
+    }
 }
 
 impl Lowerer<'_> {

@@ -19,78 +19,40 @@ pub mod regs;
 #[cfg(feature = "disasm")]
 pub mod disasm;
 
-use crate::compiled::CompiledModule;
-use crate::error::Result;
-use crate::ir::{Module, SymId};
-use crate::isa::{Backend, MachineEnv};
-
 /// The x86-64 System V backend.
-pub struct X86_64 {
-    /// Use the register allocator (`true`, the normal path) or the
-    /// slot-per-value [`baseline`] generator.
-    pub regalloc: bool,
-    /// Also run the allocator's symbolic checker on every function in
-    /// release builds (`regalloc::allocate` runs it in debug builds).
-    pub check: bool,
-}
+pub type X86_64 = crate::lower::Target<lower::Op>;
 
 /// The normal backend.
-pub static X86_64_BACKEND: X86_64 = X86_64 {
+pub static X86_64_BACKEND: X86_64 = crate::lower::Target {
+    name: "x86_64",
     regalloc: true,
     check: false,
+    pipeline: &PIPELINE,
+    baseline: baseline::compile_function,
 };
 
 /// The normal backend with the allocation checker on in every build
 /// (target name `x86_64-checked`, used by fuzzing).
-pub static X86_64_CHECKED: X86_64 = X86_64 {
+pub static X86_64_CHECKED: X86_64 = crate::lower::Target {
+    name: "x86_64",
     regalloc: true,
     check: true,
+    pipeline: &PIPELINE,
+    baseline: baseline::compile_function,
 };
 
 /// The allocator-free reference backend.
-pub static X86_64_BASELINE: X86_64 = X86_64 {
+pub static X86_64_BASELINE: X86_64 = crate::lower::Target {
+    name: "x86_64",
     regalloc: false,
     check: false,
+    pipeline: &PIPELINE,
+    baseline: baseline::compile_function,
 };
 
-/// Compiles function `id` through lowering, register allocation (checked
-/// when `check`) and emission.
-pub fn compile_allocated(
-    module: &Module,
-    sym: SymId,
-    check: bool,
-    out: &mut CompiledModule,
-) -> Result<()> {
-    let (data, func) = crate::isa::defined_function(module, sym)?;
-    let mf = lower::lower(module, func)?;
-    let env = regs::machine_env();
-    let ra = crate::regalloc::allocate(&mf, &env)?;
-    if check {
-        crate::regalloc::checker::check(&mf, &env, &ra)
-            .map_err(crate::regalloc::RegAllocError::Checker)?;
-    }
-    emit::emit_function(module, data, &mf, &ra, out)
-}
-
-impl Backend for X86_64 {
-    fn name(&self) -> &'static str {
-        "x86_64"
-    }
-
-    fn machine_env(&self) -> MachineEnv {
-        regs::machine_env()
-    }
-
-    fn compile_function(
-        &self,
-        module: &Module,
-        sym: SymId,
-        out: &mut CompiledModule,
-    ) -> Result<()> {
-        if self.regalloc {
-            compile_allocated(module, sym, self.check, out)
-        } else {
-            baseline::compile_function(module, sym, out)
-        }
-    }
-}
+/// The register-allocated pipeline's per-ISA stages.
+static PIPELINE: crate::lower::Pipeline<lower::Op> = crate::lower::Pipeline {
+    lower: lower::lower,
+    machine_env: regs::machine_env,
+    emit: emit::emit_function,
+};

@@ -26,10 +26,8 @@ pub fn compile_with(src: &str, backend: &dyn Backend) -> CompiledModule {
     compile_module(&m, backend).expect("compile")
 }
 
-pub static X86_64_BACKEND_CHECKED: X86_64 = X86_64 {
-    regalloc: true,
-    check: true,
-};
+/// The normal backend with the allocation checker on in every build.
+pub use kiln::isa::x86_64::X86_64_CHECKED as X86_64_BACKEND_CHECKED;
 
 /// Both code generators: every execution test runs on each.
 pub fn backends() -> [&'static dyn Backend; 2] {

@@ -1,0 +1,82 @@
+//! Placing one compiled function into the [`CompiledModule`] under
+//! construction, the same for every backend: its code 16-byte aligned in
+//! text, its symbol, its relocations (imports recorded), and its jump tables
+//! as `Abs64` entries in rodata.
+//!
+//! Invariant: every section offset recorded fits `u32` (an error otherwise),
+//! and jump-table entries are relocations against the function's own symbol,
+//! so they stay correct wherever the text is loaded.
+
+use crate::compiled::{CompiledModule, CompiledSymbol};
+use crate::error::{Error, Result};
+use crate::ir::{Linkage, Module, SymbolData};
+use crate::isa::TRAP_HANDLER;
+use crate::reloc::{Reloc, RelocKind, SectionKind};
+
+/// Appends one function's finished `code` to `out`: 16-byte aligned
+/// (padding with `pad` bytes), its symbol, its relocations (offsets
+/// relative to the function, as `(offset, kind, target, addend)`), and its
+/// jump tables as 8-byte `Abs64` entries (function-relative label offsets)
+/// in rodata, each table its own local symbol. Targets that are imports
+/// or the trap handler are recorded as imports.
+pub fn place_function(
+    module: &Module,
+    sym: &SymbolData,
+    code: &[u8],
+    pad: u8,
+    relocs: impl Iterator<Item = (usize, RelocKind, String, i64)>,
+    tables: Vec<(String, Vec<usize>)>,
+    out: &mut CompiledModule,
+) -> Result<()> {
+    let base = out.text.len().div_ceil(16) * 16;
+    out.text.resize(base, pad);
+    out.text.extend_from_slice(code);
+    let sect_off =
+        |o: usize| u32::try_from(o).map_err(|_| Error::Runtime("section over 4 GiB".into()));
+    out.symbols.push(CompiledSymbol {
+        name: sym.name.clone(),
+        section: SectionKind::Text,
+        offset: base as u64,
+        size: code.len() as u64,
+        exported: sym.linkage == Linkage::Export,
+        is_func: true,
+    });
+    for (offset, kind, target, addend) in relocs {
+        if target == TRAP_HANDLER
+            || module
+                .symbol(&target)
+                .is_some_and(|s| module.symbols[s.index()].linkage == Linkage::Import)
+        {
+            out.add_import(&target);
+        }
+        out.relocs.push(Reloc {
+            section: SectionKind::Text,
+            offset: sect_off(base + offset)?,
+            kind,
+            target,
+            addend,
+        });
+    }
+    for (name, offs) in tables {
+        let at = out.rodata.len().div_ceil(8) * 8;
+        out.rodata.resize(at + 8 * offs.len(), 0);
+        for (i, o) in offs.iter().enumerate() {
+            out.relocs.push(Reloc {
+                section: SectionKind::Rodata,
+                offset: sect_off(at + 8 * i)?,
+                kind: RelocKind::Abs64,
+                target: sym.name.clone(),
+                addend: *o as i64,
+            });
+        }
+        out.symbols.push(CompiledSymbol {
+            name,
+            section: SectionKind::Rodata,
+            offset: at as u64,
+            size: 8 * offs.len() as u64,
+            exported: false,
+            is_func: false,
+        });
+    }
+    Ok(())
+}
