@@ -7,9 +7,9 @@
 //! instructions, no callee-saved register is used and calls need no
 //! caller-saved spilling. The ISA-independent decisions (structure checks,
 //! compare + branch fusion, address folding) come from
-//! [`crate::lower::analysis::decide`]; AArch64 chooses:
-//! - **block order**: reverse postorder from the entry, which keeps loop
-//!   bodies contiguous; unreachable blocks are not emitted;
+//! [`crate::lower::analysis::decide`], including the block order (reverse
+//! postorder with loops contiguous; unreachable blocks are not emitted);
+//! AArch64 chooses:
 //! - fused compares become `cmp`/`fcmp` + `b.cond`; folded `add`s become the
 //!   access's offset.
 //!
@@ -49,37 +49,6 @@ pub struct Plan {
     pub outgoing: u32,
 }
 
-/// Blocks reachable from the entry, in reverse postorder.
-pub fn reverse_postorder(func: &Function) -> Vec<Block> {
-    let n = func.blocks.len();
-    if n == 0 {
-        return Vec::new();
-    }
-    let mut seen = vec![false; n];
-    let mut post = Vec::with_capacity(n);
-    // Iterative DFS: (block, next successor index).
-    let mut stack: Vec<(Block, usize)> = vec![(Block(0), 0)];
-    seen[0] = true;
-    while let Some(&mut (b, ref mut i)) = stack.last_mut() {
-        let succs = func
-            .terminator(b)
-            .map(|t| func.inst(t).successors())
-            .unwrap_or_default();
-        if let Some(&s) = succs.get(*i) {
-            *i += 1;
-            if s.index() < n && !seen[s.index()] {
-                seen[s.index()] = true;
-                stack.push((s, 0));
-            }
-        } else {
-            post.push(b);
-            stack.pop();
-        }
-    }
-    post.reverse();
-    post
-}
-
 /// Builds the plan for `func`, checking the structural facts emission
 /// relies on (indices in range, terminators present).
 pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
@@ -88,7 +57,7 @@ pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
         fused,
         skip,
         addr_fold,
-    } = decide(module, func, reverse_postorder)?;
+    } = decide(module, func)?;
     let nv = func.values.len();
     let ni = func.insts.len();
 

@@ -1,11 +1,9 @@
 //! Per-function decisions shared by both x86-64 code generators, and the
 //! frame plan of the allocator-free [`super::baseline`] generator.
 //!
-//! The ISA-independent decisions (structure checks, compare + branch
-//! fusion, address folding) come from [`crate::lower::analysis::decide`];
-//! this file adds only what is x86-64's:
-//! - **block order**: reverse postorder from the entry with each loop's
-//!   blocks contiguous; unreachable blocks are not emitted;
+//! The ISA-independent decisions (structure checks, block order with loops
+//! contiguous, compare + branch fusion, address folding) come from
+//! [`crate::lower::analysis::decide`]; this file adds only what is x86-64's:
 //! - fused compares become `cmp`/`ucomis` + `jcc`, folded addresses
 //!   `[x + C + off]`;
 //! - the baseline frame below.
@@ -51,16 +49,6 @@ pub struct Plan {
     pub outgoing: u32,
 }
 
-/// Blocks reachable from the entry in the shared layout order: reverse
-/// postorder with every loop's blocks contiguous, header first
-/// ([`crate::analysis::LoopInfo::block_order`]). Definitions still come
-/// before their uses, and a loop's live ranges stay compact for the
-/// register allocator.
-pub fn block_order(func: &Function) -> Vec<Block> {
-    let analysis = crate::analysis::FuncAnalysis::new(func);
-    analysis.loops.block_order(&analysis.rpo)
-}
-
 /// Builds the plan for `func`, checking the structural facts emission
 /// relies on (indices in range, terminators present).
 pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
@@ -69,7 +57,7 @@ pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
         fused,
         skip,
         addr_fold,
-    } = decide(module, func, block_order)?;
+    } = decide(module, func)?;
     let nv = func.values.len();
     let ni = func.insts.len();
 

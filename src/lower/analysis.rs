@@ -103,13 +103,20 @@ pub fn check_structure(module: &Module, func: &Function) -> Result<()> {
     Ok(())
 }
 
+/// Blocks reachable from the entry in the layout order both backends use:
+/// reverse postorder with every loop's blocks contiguous, header first
+/// ([`crate::analysis::LoopInfo::block_order`]). Definitions still come
+/// before their uses, and a loop's live ranges stay compact for the
+/// register allocator.
+pub fn block_order(func: &Function) -> Vec<Block> {
+    let analysis = crate::analysis::FuncAnalysis::new(func);
+    analysis.loops.block_order(&analysis.rpo)
+}
+
 /// Checks `func`'s structure, then makes the shared decisions, with blocks
-/// laid out by `block_order` (called only on a structurally sound function).
-pub fn decide(
-    module: &Module,
-    func: &Function,
-    block_order: fn(&Function) -> Vec<Block>,
-) -> Result<Decisions> {
+/// laid out by [`block_order`] (computed only on a structurally sound
+/// function).
+pub fn decide(module: &Module, func: &Function) -> Result<Decisions> {
     check_structure(module, func)?;
     let nv = func.values.len();
     let ni = func.insts.len();
