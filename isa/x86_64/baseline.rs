@@ -52,9 +52,10 @@ pub enum Cc {
     Ae,
 }
 
-/// How a fused or materialized compare decides.
-#[derive(Clone, Copy, Debug)]
-enum Cond {
+/// How a fused or materialized compare decides (shared with the
+/// register-allocated generator in `emit.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Cond {
     /// One condition code.
     Flags(Cc),
     /// `ucomis`: equal and ordered.
@@ -63,7 +64,8 @@ enum Cond {
     FloatNe,
 }
 
-fn int_cc(op: Opcode) -> Option<Cc> {
+/// The condition code of an integer compare opcode.
+pub(super) fn int_cc(op: Opcode) -> Option<Cc> {
     Some(match op {
         Opcode::Eq => Cc::E,
         Opcode::Ne => Cc::Ne,

@@ -37,43 +37,8 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
 type Asm = VecAssembler<X64Relocation>;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cc {
-    E,
-    Ne,
-    L,
-    Le,
-    G,
-    Ge,
-    B,
-    Be,
-    A,
-    Ae,
-}
-
-/// How to read the flags after [`Emitter::compare`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Cond {
-    Flags(Cc),
-    FloatEq,
-    FloatNe,
-}
-
-fn int_cc(op: Opcode) -> Option<Cc> {
-    Some(match op {
-        Opcode::Eq => Cc::E,
-        Opcode::Ne => Cc::Ne,
-        Opcode::Slt => Cc::L,
-        Opcode::Sle => Cc::Le,
-        Opcode::Sgt => Cc::G,
-        Opcode::Sge => Cc::Ge,
-        Opcode::Ult => Cc::B,
-        Opcode::Ule => Cc::Be,
-        Opcode::Ugt => Cc::A,
-        Opcode::Uge => Cc::Ae,
-        _ => return None,
-    })
-}
+// Condition codes and compare decisions are the same for both generators.
+use super::baseline::{int_cc, Cc, Cond};
 
 fn invert(cc: Cc) -> Cc {
     match cc {
