@@ -33,6 +33,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 /// A JIT engine. See the [module docs](self).
 pub struct Engine {
     registry: Mutex<Registry>,
+    /// Whether modules get interrupt checks ([`Engine::with_interrupts`]).
+    interrupts: bool,
     /// Set when the executor is the in-process one (for the trap handler).
     in_process: Option<Arc<InProcessExecutor>>,
     executor: Arc<dyn Executor>,
@@ -81,6 +83,7 @@ impl Engine {
             )?),
             in_process: Some(ex),
             executor,
+            interrupts: false,
         })
     }
 
@@ -100,7 +103,33 @@ impl Engine {
             )?),
             in_process: None,
             executor,
+            interrupts: false,
         })
+    }
+
+    /// This engine, with checks of the interrupt flag compiled into every
+    /// module added from now on (function entries and loop heads, see
+    /// [`crate::interrupt`]), so that [`Engine::interrupt`] can stop a
+    /// running call. Off by default: without it, compiled code contains no
+    /// checks and costs nothing extra.
+    pub fn with_interrupts(mut self) -> Engine {
+        self.interrupts = true;
+        self
+    }
+
+    /// A handle, `Send + Sync`, that interrupts the running call (or the
+    /// next one) from any thread: it returns
+    /// `Err(Error::Trap(TrapCode::Interrupted))`. Needs
+    /// [`Engine::with_interrupts`] to reach compiled code.
+    pub fn interrupt_handle(&self) -> crate::interrupt::InterruptHandle {
+        let ex = self.executor.clone();
+        crate::interrupt::InterruptHandle::new(move || ex.interrupt())
+    }
+
+    /// Interrupts the running call (or the next one); see
+    /// [`Engine::interrupt_handle`].
+    pub fn interrupt(&self) {
+        self.executor.interrupt();
     }
 
     fn reg(&self) -> Result<MutexGuard<'_, Registry>> {
@@ -121,6 +150,11 @@ impl Engine {
     /// yet. Exporting a name another module exports is a link error.
     pub fn add_module(&self, module: Module) -> Result<ModuleId> {
         verify_module(&module)?;
+        let module = if self.interrupts {
+            crate::interrupt::instrument(&module)?
+        } else {
+            module
+        };
         self.reg()?.add(module)
     }
 

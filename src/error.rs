@@ -29,17 +29,40 @@ impl Diagnostic {
 }
 
 impl fmt::Display for Diagnostic {
+    /// One line: control characters in the file name (a newline, say) are
+    /// escaped ([`escape_control`]).
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let file = escape_control(&self.file);
         if self.loc.is_none() {
-            write!(f, "{}: error: {}", self.file, self.message)
+            write!(f, "{file}: error: {}", self.message)
         } else {
             write!(
                 f,
-                "{}:{}:{}: error: {}",
-                self.file, self.loc.line, self.loc.col, self.message
+                "{file}:{}:{}: error: {}",
+                self.loc.line, self.loc.col, self.message
             )
         }
     }
+}
+
+/// `text` with every control character written as an escape (`\n`, `\t`,
+/// `\r`, else `\u{N}`), so that a file name cannot break a one-line
+/// message. Text without control characters is returned as is.
+pub fn escape_control(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if c.is_control() => out.push_str(&format!("\\u{{{:x}}}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Why execution stopped (SPEC section 7).
@@ -51,6 +74,12 @@ pub enum TrapCode {
     DivisionByZero,
     /// `sdiv` of the minimum value by -1.
     IntegerOverflow,
+    /// The call ran out of stack: unbounded recursion, or an `alloca` (a
+    /// frame) larger than the stack that is left.
+    StackOverflow,
+    /// The call was interrupted ([`crate::interrupt::InterruptHandle`],
+    /// `--timeout`).
+    Interrupted,
 }
 
 impl TrapCode {
@@ -60,6 +89,8 @@ impl TrapCode {
             TrapCode::Unreachable => "unreachable",
             TrapCode::DivisionByZero => "division by zero",
             TrapCode::IntegerOverflow => "integer overflow",
+            TrapCode::StackOverflow => "stack overflow",
+            TrapCode::Interrupted => "interrupted",
         }
     }
 
@@ -69,6 +100,8 @@ impl TrapCode {
             TrapCode::Unreachable => 0,
             TrapCode::DivisionByZero => 1,
             TrapCode::IntegerOverflow => 2,
+            TrapCode::StackOverflow => 3,
+            TrapCode::Interrupted => 4,
         }
     }
 
@@ -77,6 +110,8 @@ impl TrapCode {
             0 => Some(TrapCode::Unreachable),
             1 => Some(TrapCode::DivisionByZero),
             2 => Some(TrapCode::IntegerOverflow),
+            3 => Some(TrapCode::StackOverflow),
+            4 => Some(TrapCode::Interrupted),
             _ => None,
         }
     }
@@ -102,9 +137,61 @@ pub enum Error {
     /// A bad request that is not located in a file: a missing entry
     /// function, an argument of the wrong type or form.
     Argument(String),
-    /// Execution could not go on (for example the interpreter's call depth
-    /// limit), or a resource ran out.
+    /// Execution could not go on (for example the interpreter's fuel
+    /// ran out), or a resource ran out.
     Runtime(String),
+    /// The executor process running the code died
+    /// ([`crate::executor::process`]); the engine starts a new one for the
+    /// next call.
+    ExecutorDied(ChildExit),
+}
+
+/// How an executor process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChildExit {
+    /// Killed by this signal (for example `SIGSEGV` after a wild store).
+    Signal(i32),
+    /// Exited by itself with this status (the program called `exit`).
+    Status(i32),
+    /// It went away and its status could not be read.
+    Unknown,
+}
+
+impl fmt::Display for ChildExit {
+    /// `SIGSEGV`, `status 3`, `unknown cause`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            ChildExit::Signal(s) => f.write_str(&signal_name(s)),
+            ChildExit::Status(c) => write!(f, "exit status {c}"),
+            ChildExit::Unknown => f.write_str("unknown cause"),
+        }
+    }
+}
+
+/// The conventional name of signal `sig` (`SIGSEGV`), or `signal N`.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGSYS => "SIGSYS",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => return format!("signal {sig}"),
+    };
+    name.to_string()
 }
 
 impl Error {
@@ -118,7 +205,7 @@ impl Error {
 
     /// Whether this is an error in the input (exit status 1 in the CLI).
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, Error::Trap(_))
+        !matches!(self, Error::Trap(_) | Error::ExecutorDied(_))
     }
 }
 
@@ -130,6 +217,7 @@ impl fmt::Display for Error {
             Error::Parse(d) | Error::Verify(d) | Error::Link(d) => d.fmt(f),
             Error::Trap(t) => write!(f, "trap: {t}"),
             Error::Argument(m) | Error::Runtime(m) => f.write_str(m),
+            Error::ExecutorDied(how) => write!(f, "executor process died: {how}"),
         }
     }
 }

@@ -23,7 +23,10 @@
 //! - **literal / const**: an operand written as a number; its type comes from
 //!   its position.
 //! - **trap**: a defined stop (`unreachable`, `division by zero`,
-//!   `integer overflow`).
+//!   `integer overflow`, `stack overflow`, `interrupted`).
+//! - **executor**: where compiled code runs: this process (on a JIT stack
+//!   with a guard), a child process ([`executor::ProcessExecutor`]), or an
+//!   emulator.
 //! - **host function**: a function of the embedding program that IR calls
 //!   through an `extern func` declaration.
 //!
@@ -86,6 +89,7 @@ pub mod executor;
 pub mod fuzzing;
 pub mod host;
 pub mod interp;
+pub mod interrupt;
 pub mod ir;
 pub mod isa;
 pub mod link;
@@ -101,5 +105,6 @@ pub mod trampoline;
 pub mod value;
 
 pub use engine::Engine;
-pub use error::{Diagnostic, Error, Result, TrapCode};
+pub use error::{ChildExit, Diagnostic, Error, Result, TrapCode};
+pub use interrupt::InterruptHandle;
 pub use value::Val;

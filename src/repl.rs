@@ -25,7 +25,7 @@ use crate::ir::parse::{parse_module_with, ParseOptions};
 use crate::ir::{Linkage, Loc, SymbolKind};
 use crate::value::Val;
 use std::collections::HashMap;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 
 /// The file name used in diagnostics.
 pub const FILE: &str = "<stdin>";
@@ -38,7 +38,13 @@ pub struct Repl {
     visible: HashMap<String, SymbolKind>,
     /// Names defined by earlier items (exported or local).
     defined: HashMap<String, ()>,
+    /// Queries running longer are interrupted (`kiln repl --timeout`).
+    timeout: Option<std::time::Duration>,
 }
+
+/// The longest item the REPL reads (SPEC section 8): reading stops there
+/// and the session ends with an input error.
+pub const MAX_ITEM: u64 = 256 << 20;
 
 /// What a query or item did.
 pub enum Outcome {
@@ -63,7 +69,14 @@ impl Repl {
             engine,
             visible: HashMap::new(),
             defined: HashMap::new(),
+            timeout: None,
         }
+    }
+
+    /// Interrupts every later query still running after `timeout` (the
+    /// engine needs [`Engine::with_interrupts`]).
+    pub fn set_timeout(&mut self, timeout: Option<std::time::Duration>) {
+        self.timeout = timeout;
     }
 
     pub fn engine(&self) -> &Engine {
@@ -198,7 +211,16 @@ impl Repl {
                 None => return Err(located(col(*c), format!("invalid {ty} argument `{p}`"))),
             }
         }
-        self.engine.call(name, &args)
+        let deadline = match self.timeout {
+            Some(t) => Some(crate::interrupt::Deadline::arm(
+                self.engine.interrupt_handle(),
+                t,
+            )?),
+            None => None,
+        };
+        let result = self.engine.call(name, &args);
+        drop(deadline);
+        result
     }
 
     /// Runs a whole session: reads `input` to its end, writes results to
@@ -216,6 +238,10 @@ impl Repl {
         // One item at a time, reading only as far as needed.
         while let Some((first, text)) = self.read_item(input, &mut buf, &mut lines, &mut next_line)
         {
+            let Some(text) = text else {
+                let _ = writeln!(err, "{FILE}:{first}:1: error: item longer than 256 MiB");
+                return 1;
+            };
             let is_query = code_of(&text).trim_start().starts_with('?');
             let result = if is_query {
                 self.query(&text, first).map(Outcome::Value)
@@ -253,7 +279,8 @@ impl Repl {
         0
     }
 
-    /// Reads the next item: its first line number and text, or `None` at
+    /// Reads the next item: its first line number and text (`None` for an
+    /// item longer than [`MAX_ITEM`], where reading stopped), or `None` at
     /// end of input.
     fn read_item(
         &self,
@@ -261,15 +288,23 @@ impl Repl {
         buf: &mut Vec<u8>,
         lines: &mut Vec<String>,
         next_line: &mut u32,
-    ) -> Option<(u32, String)> {
+    ) -> Option<(u32, Option<String>)> {
         let mut first = 0;
         let mut depth: i64 = 0;
         let mut in_func = false;
+        let mut size = 0u64;
         loop {
             buf.clear();
-            match input.read_until(b'\n', buf) {
+            // At most one byte past the item limit, so a line that never
+            // ends (`/dev/zero`) stops the reading.
+            let mut limited = (&mut *input).take(MAX_ITEM + 1 - size);
+            match limited.read_until(b'\n', buf) {
                 Ok(0) | Err(_) => break,
-                Ok(_) => {}
+                Ok(n) => size += n as u64,
+            }
+            if size > MAX_ITEM {
+                let at = if lines.is_empty() { *next_line } else { first };
+                return Some((at, None));
             }
             let line = String::from_utf8_lossy(buf).into_owned();
             let n = *next_line;
@@ -313,7 +348,7 @@ impl Repl {
                 text.push('\n');
             }
         }
-        Some((first, text))
+        Some((first, Some(text)))
     }
 }
 
@@ -330,7 +365,14 @@ fn import_kind(kind: &SymbolKind) -> SymbolKind {
 
 /// `kiln repl` on the process's standard streams; returns the exit status.
 pub fn main() -> i32 {
-    let mut repl = Repl::new(Engine::default());
+    main_with(Engine::default(), None)
+}
+
+/// `kiln repl` with `engine` (its executor and interrupt checks chosen by
+/// the caller) and queries interrupted after `timeout`.
+pub fn main_with(engine: Engine, timeout: Option<std::time::Duration>) -> i32 {
+    let mut repl = Repl::new(engine);
+    repl.set_timeout(timeout);
     // Traps in typed calls cannot happen here (queries use `Engine::call`),
     // but keep the CLI's contract if one does.
     repl.engine().on_trap(|t| {

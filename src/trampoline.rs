@@ -56,6 +56,15 @@ thread_local! {
     static CALL_FRAME: Cell<*mut u64> = const { Cell::new(std::ptr::null_mut()) };
 }
 
+/// The frame slot of the innermost [`Trampolines::call`] running on this
+/// thread (null outside any): its first word is the trampoline's saved
+/// stack pointer, what the unwind stub takes. Read by the stack-overflow
+/// handler ([`crate::executor::signals`]); signal-safe (a const-initialised
+/// thread-local without destructor).
+pub(crate) fn innermost_call_frame() -> *mut u64 {
+    CALL_FRAME.with(|c| c.get())
+}
+
 /// Where compiled code's trap stub lands: `code` in the first argument,
 /// the executor's [`TrapState`] in the second.
 extern "C" fn trap_entry(code: u32, state: *const TrapState) {
@@ -187,6 +196,12 @@ impl Trampolines {
     /// The address compiled code calls on a trap.
     pub fn trap_entry(&self) -> Option<u64> {
         self.trap_stub
+    }
+
+    /// The unwind stub, `fn(saved_sp, code) -> !` (0: none on this host):
+    /// makes the trampoline whose frame `saved_sp` is return trap `code`.
+    pub fn unwind_stub(&self) -> u64 {
+        self.state.unwind
     }
 
     /// Number of trampolines generated so far.

@@ -16,6 +16,34 @@ pub enum Engine {
     Interp,
 }
 
+/// Where compiled code runs (`--executor`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Executor {
+    /// In this process (the default).
+    #[default]
+    InProcess,
+    /// In a child process kiln starts (`kiln __executor`).
+    Process,
+}
+
+fn parse_executor(value: &str) -> Result<Executor, UsageError> {
+    match value {
+        "in-process" => Ok(Executor::InProcess),
+        "process" => Ok(Executor::Process),
+        other => Err(usage(format!(
+            "unknown executor '{other}' (expected in-process or process)"
+        ))),
+    }
+}
+
+fn parse_timeout(value: &str) -> Result<std::time::Duration, UsageError> {
+    kiln::interrupt::parse_timeout(value).ok_or_else(|| {
+        usage(format!(
+            "bad --timeout '{value}' (expected a number of seconds, such as 0.5)"
+        ))
+    })
+}
+
 /// An instruction set kiln compiles for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Target {
@@ -62,6 +90,17 @@ pub struct RunOptions {
     pub target: Option<Target>,
     /// The entry's arguments, as given after `--`.
     pub args: Vec<OsString>,
+    pub executor: Executor,
+    /// Interrupt the entry after this long (`--timeout`).
+    pub timeout: Option<std::time::Duration>,
+}
+
+/// Options of `kiln repl`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplOptions {
+    pub executor: Executor,
+    /// Interrupt each query after this long (`--timeout`).
+    pub timeout: Option<std::time::Duration>,
 }
 
 /// One parsed invocation.
@@ -77,7 +116,7 @@ pub enum Command {
         files: Vec<OsString>,
         target: Option<Target>,
     },
-    Repl,
+    Repl(ReplOptions),
 }
 
 /// A usage error: printed with the usage text, exit status 2.
@@ -86,10 +125,11 @@ pub struct UsageError(pub String);
 
 /// The usage text printed by `--help` and after a usage error.
 pub const USAGE: &str = "\
-usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64] [-- ARG...]
+usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64]
+                [--executor in-process|process] [--timeout SECONDS] [-- ARG...]
        kiln check FILE...
        kiln asm FILE... [--target x86_64|aarch64]
-       kiln repl
+       kiln repl [--executor in-process|process] [--timeout SECONDS]
        kiln --help | --version";
 
 fn usage(msg: impl Into<String>) -> UsageError {
@@ -108,13 +148,7 @@ pub fn parse(args: &[OsString]) -> Result<Command, UsageError> {
         "check" => parse_check(rest),
         "run" => parse_run(rest),
         "asm" => parse_asm(rest),
-        "repl" => match rest.first() {
-            None => Ok(Command::Repl),
-            Some(a) => Err(usage(format!(
-                "unexpected argument '{}' to repl",
-                a.to_string_lossy()
-            ))),
-        },
+        "repl" => parse_repl(rest),
         _ => Err(usage(format!(
             "unknown command '{}'",
             args[0].to_string_lossy()
@@ -221,12 +255,35 @@ fn parse_asm(args: &[OsString]) -> Result<Command, UsageError> {
     Ok(Command::Asm { files, target })
 }
 
+fn parse_repl(args: &[OsString]) -> Result<Command, UsageError> {
+    let mut opts = ReplOptions::default();
+    let (files, after) = split_options(args, |name, value| {
+        match name {
+            "--executor" => opts.executor = parse_executor(&value()?)?,
+            "--timeout" => opts.timeout = Some(parse_timeout(&value()?)?),
+            _ => return Err(unknown_option(name)),
+        }
+        Ok(())
+    })?;
+    if let Some(a) = files.first().or(after.first()) {
+        return Err(usage(format!(
+            "unexpected argument '{}' to repl",
+            a.to_string_lossy()
+        )));
+    }
+    Ok(Command::Repl(opts))
+}
+
 fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
     let mut entry = String::from("main");
     let mut engine = Engine::Jit;
     let mut target = None;
+    let mut executor = Executor::InProcess;
+    let mut timeout = None;
     let (files, after) = split_options(args, |name, value| {
         match name {
+            "--executor" => executor = parse_executor(&value()?)?,
+            "--timeout" => timeout = Some(parse_timeout(&value()?)?),
             "--entry" => {
                 let v = value()?;
                 let v = v.strip_prefix('@').unwrap_or(&v).to_string();
@@ -258,6 +315,8 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
         engine,
         target,
         args: after,
+        executor,
+        timeout,
     }))
 }
 
@@ -326,9 +385,31 @@ mod tests {
             &["check", "a.kir", "--entry", "f"],
             &["asm", "a.kir", "--", "x"],
             &["repl", "x"],
+            &["repl", "--timeout", "soon"],
+            &["repl", "--executor", "remote"],
+            &["run", "a.kir", "--timeout", "-1"],
+            &["run", "a.kir", "--timeout"],
+            &["run", "a.kir", "--executor", "thread"],
         ] {
             assert!(p(bad).is_err(), "{bad:?} should be a usage error");
         }
+    }
+
+    #[test]
+    fn executor_and_timeout_options() {
+        let r = run(&["run", "a.kir", "--executor", "process", "--timeout=0.5"]);
+        assert_eq!(r.executor, Executor::Process);
+        assert_eq!(r.timeout, Some(std::time::Duration::from_millis(500)));
+        let r = run(&["run", "a.kir"]);
+        assert_eq!((r.executor, r.timeout), (Executor::InProcess, None));
+        assert_eq!(
+            p(&["repl", "--timeout", "2", "--executor=process"]),
+            Ok(Command::Repl(ReplOptions {
+                executor: Executor::Process,
+                timeout: Some(std::time::Duration::from_secs(2)),
+            }))
+        );
+        assert_eq!(p(&["repl"]), Ok(Command::Repl(ReplOptions::default())));
     }
 
     #[test]

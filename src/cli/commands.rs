@@ -5,7 +5,7 @@
 //! each file is its path exactly as given on the command line, which is
 //! what diagnostics print.
 
-use super::args::{Engine, RunOptions, Target};
+use super::args::{Engine, Executor, ReplOptions, RunOptions, Target};
 use super::{print_line, Failure};
 use kiln::error::{Diagnostic, Error};
 use kiln::host::HostFunctions;
@@ -21,7 +21,51 @@ fn input(e: Error) -> Failure {
         Error::Trap(t) => Failure::Trap(t.reason().to_string()),
         Error::Parse(_) | Error::Verify(_) | Error::Link(_) => Failure::Input(e.to_string()),
         Error::Argument(m) | Error::Runtime(m) => Failure::Input(format!("kiln: error: {m}")),
+        Error::ExecutorDied(how) => Failure::Died(how),
     }
+}
+
+/// The most bytes of source kiln reads from one file (SPEC section 8).
+pub const MAX_SOURCE: u64 = 256 << 20;
+
+/// Reads `path`, refusing more than [`MAX_SOURCE`] bytes (reading stops
+/// there, so `/dev/zero` ends quickly): an input error located at the first
+/// byte past the limit.
+fn read_source(path: &std::ffi::OsStr, name: &str) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    let cannot = |e: std::io::Error| {
+        input_msg(format!(
+            "cannot read {}: {}",
+            kiln::error::escape_control(name),
+            io_reason(&e)
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_SOURCE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_SOURCE {
+        let limit = MAX_SOURCE as usize;
+        let line_start = bytes[..limit]
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+        let line = bytes[..limit].iter().filter(|&&b| b == b'\n').count() + 1;
+        // Columns count characters: every byte that does not continue a
+        // UTF-8 sequence.
+        let col = bytes[line_start..limit]
+            .iter()
+            .filter(|&&b| b & 0xc0 != 0x80)
+            .count()
+            + 1;
+        return Err(input(Error::Parse(Diagnostic::new(
+            name,
+            Loc::new(clamp(line), clamp(col)),
+            "source text longer than 256 MiB",
+        ))));
+    }
+    Ok(bytes)
 }
 
 fn input_msg(msg: impl std::fmt::Display) -> Failure {
@@ -64,8 +108,7 @@ fn load(files: &[OsString]) -> Result<Vec<Module>, Failure> {
     let mut modules = Vec::with_capacity(files.len());
     for path in files {
         let name = path.to_string_lossy().into_owned();
-        let bytes = std::fs::read(path)
-            .map_err(|e| input_msg(format!("cannot read {name}: {}", io_reason(&e))))?;
+        let bytes = read_source(path, &name)?;
         let text = decode(&name, bytes).map_err(input)?;
         let module = parse_module(&name, &text).map_err(input)?;
         verify_module(&module).map_err(input)?;
@@ -169,11 +212,18 @@ pub fn run(opts: &RunOptions) -> Result<(), Failure> {
     if opts.engine == Engine::Jit {
         return run_jit(opts, modules);
     }
+    if opts.executor == Executor::Process {
+        return Err(Failure::Unavailable(
+            "--executor process runs compiled code; it does not apply to --engine interp".into(),
+        ));
+    }
     let host = HostFunctions::c_library();
     let mut interp = Interpreter::new(&modules, &host).map_err(input)?;
     let sig = entry_signature(&modules, &opts.entry)?;
     let args = parse_args(&opts.entry, &sig, &opts.args)?;
+    let deadline = arm(interp.interrupt_handle(), opts.timeout)?;
     let result = interp.call(&opts.entry, &args);
+    drop(deadline);
     flush_c_stdio();
     if let Some(v) = result.map_err(input)? {
         print_line(&v.to_string());
@@ -190,28 +240,76 @@ fn run_jit(opts: &RunOptions, modules: Vec<Module>) -> Result<(), Failure> {
     let args = parse_args(&opts.entry, &sig, &opts.args)?;
     let target = opts.target.or_else(Target::host);
     if target != Target::host() {
+        if opts.executor == Executor::Process {
+            return Err(Failure::Unavailable(
+                "--executor process runs code for this host's ISA only".into(),
+            ));
+        }
         return run_emulated(opts, modules, &args);
     }
-    let engine = kiln::Engine::default();
-    // The same host set, with the same signatures, as the interpreter's.
+    let engine = host_engine(opts.executor, opts.timeout.is_some())?;
+    call_entry(&engine, modules, &opts.entry, &args, opts.timeout)
+}
+
+/// An engine for the host ISA whose code runs where `executor` says, with
+/// interrupt checks when `interruptible` (a `--timeout`). Extern symbols
+/// resolve to the same C-library set, with the same signatures, as the
+/// interpreter's.
+fn host_engine(executor: Executor, interruptible: bool) -> Result<kiln::Engine, Failure> {
     let host = HostFunctions::c_library();
-    for name in host.names() {
-        if let (Some(f), Some(addr)) = (host.get(name), kiln::symbols::dlsym_default(name)) {
+    let engine = match executor {
+        Executor::InProcess => {
+            let engine = kiln::Engine::default();
+            for name in host.names() {
+                if let (Some(f), Some(addr)) = (host.get(name), kiln::symbols::dlsym_default(name)) {
+                    engine
+                        .register_host_symbol(name, addr as usize, Some(f.sig.clone()))
+                        .map_err(input)?;
+                }
+            }
             engine
-                .register_host_symbol(name, addr as usize, Some(f.sig.clone()))
-                .map_err(input)?;
         }
-    }
-    call_entry(&engine, modules, &opts.entry, &args)
+        Executor::Process => {
+            // The child resolves the addresses; the signatures are checked
+            // here.
+            let config = kiln::executor::process::ProcessConfig {
+                program: std::env::current_exe().ok(),
+                host_signatures: host
+                    .names()
+                    .filter_map(|n| host.get(n).map(|f| (n.to_string(), f.sig.clone())))
+                    .collect(),
+            };
+            let ex = kiln::executor::ProcessExecutor::spawn_with(config).map_err(input)?;
+            kiln::Engine::with_executor(std::env::consts::ARCH, ex).map_err(input)?
+        }
+    };
+    Ok(if interruptible {
+        engine.with_interrupts()
+    } else {
+        engine
+    })
+}
+
+/// A deadline interrupting through `handle` after `timeout`, if any.
+fn arm(
+    handle: kiln::InterruptHandle,
+    timeout: Option<std::time::Duration>,
+) -> Result<Option<kiln::interrupt::Deadline>, Failure> {
+    timeout
+        .map(|t| kiln::interrupt::Deadline::arm(handle, t))
+        .transpose()
+        .map_err(input)
 }
 
 /// Adds and finalizes every module (so that every link error is reported),
-/// calls the entry, flushes C stdio and prints the result line.
+/// calls the entry (interrupted after `timeout`), flushes C stdio and
+/// prints the result line.
 fn call_entry(
     engine: &kiln::Engine,
     modules: Vec<Module>,
     entry: &str,
     args: &[Val],
+    timeout: Option<std::time::Duration>,
 ) -> Result<(), Failure> {
     let mut ids = Vec::with_capacity(modules.len());
     for m in modules {
@@ -220,7 +318,9 @@ fn call_entry(
     for id in ids {
         engine.finalize_module(id).map_err(input)?;
     }
+    let deadline = arm(engine.interrupt_handle(), timeout)?;
     let result = engine.call(entry, args);
+    drop(deadline);
     flush_c_stdio();
     if let Some(v) = result.map_err(input)? {
         print_line(&v.to_string());
@@ -234,9 +334,12 @@ fn call_entry(
 #[cfg(feature = "emulate")]
 fn run_emulated(opts: &RunOptions, modules: Vec<Module>, args: &[Val]) -> Result<(), Failure> {
     let executor = kiln::executor::EmulatorExecutor::new(Default::default()).map_err(input)?;
-    let engine =
+    let mut engine =
         kiln::Engine::with_executor("aarch64", std::sync::Arc::new(executor)).map_err(input)?;
-    call_entry(&engine, modules, &opts.entry, args)
+    if opts.timeout.is_some() {
+        engine = engine.with_interrupts();
+    }
+    call_entry(&engine, modules, &opts.entry, args, opts.timeout)
 }
 
 /// Without the emulator a foreign target was refused by `check_target`.
@@ -307,9 +410,10 @@ fn disassemble(
 
 /// `kiln repl` (see [`kiln::repl`]); it prints its own diagnostics and
 /// trap line, and its status is the process's.
-pub fn repl() -> Result<(), Failure> {
+pub fn repl(opts: &ReplOptions) -> Result<(), Failure> {
     check_target(None)?;
-    let status = kiln::repl::main();
+    let engine = host_engine(opts.executor, opts.timeout.is_some())?;
+    let status = kiln::repl::main_with(engine, opts.timeout);
     if status != 0 {
         std::process::exit(status);
     }

@@ -3,7 +3,9 @@
 //!
 //! Exit statuses: 0 success, 1 an input error (one line on stderr),
 //! 2 a usage error (the message and the usage text), 3 a trap
-//! (`trap: REASON` on stderr after the program's C stdio is flushed).
+//! (`trap: REASON` on stderr after the program's C stdio is flushed),
+//! 4 the executor process died (`kiln: error: executor process died:
+//! SIGNAL`).
 //! Nothing here panics on any input: writes to closed pipes are ignored,
 //! and the work runs on a thread with a large stack so that deep inputs do
 //! not overflow it.
@@ -28,6 +30,9 @@ pub enum Failure {
     Input(String),
     /// Status 3; the reason after `trap: `.
     Trap(String),
+    /// The executor process died (status 4 and a message), or the program
+    /// in it called `exit` (that status, silently, as in-process).
+    Died(kiln::ChildExit),
 }
 
 impl From<UsageError> for Failure {
@@ -42,6 +47,12 @@ const STACK_SIZE: usize = 256 << 20;
 
 /// Runs the command line and returns the exit status.
 pub fn main(args: Vec<OsString>) -> i32 {
+    // The hidden subcommand that makes this process an executor child
+    // (`--executor process`); it never reads files or parses arguments
+    // the user gave.
+    if args.first().is_some_and(|a| a == kiln::executor::process::CHILD_COMMAND) {
+        return kiln::executor::process::child_main(&args[1..]);
+    }
     let worker = std::thread::Builder::new()
         .name("kiln".into())
         .stack_size(STACK_SIZE)
@@ -76,7 +87,7 @@ fn run_command(args: &[OsString]) -> i32 {
             Command::Check { files } => commands::check(&files),
             Command::Run(opts) => commands::run(&opts),
             Command::Asm { files, target } => commands::asm(&files, target),
-            Command::Repl => commands::repl(),
+            Command::Repl(opts) => commands::repl(&opts),
         });
     match outcome {
         Ok(()) => 0,
@@ -95,6 +106,11 @@ fn run_command(args: &[OsString]) -> i32 {
         Err(Failure::Trap(reason)) => {
             eprint_line(&format!("trap: {reason}"));
             3
+        }
+        Err(Failure::Died(kiln::ChildExit::Status(code))) => code,
+        Err(Failure::Died(how)) => {
+            eprint_line(&format!("kiln: error: executor process died: {how}"));
+            4
         }
     }
 }

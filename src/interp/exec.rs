@@ -7,15 +7,20 @@
 //! - an IR call pushes a [`Frame`] (the caller's state) instead of recursing
 //!   in Rust, so the Rust stack depth is constant whatever the IR does;
 //!   the number of frames and the total of slots are bounded, and exceeding
-//!   either bound is `Error::Runtime`;
+//!   either bound (or the alloca stack) is the trap `stack overflow`;
+//! - control transfers count down one counter that serves both the fuel
+//!   budget and the interrupt poll ([`crate::interrupt::POLL_INTERVAL`]), so
+//!   neither costs more than the one decrement per transfer;
 //! - the alloca stack pointer `sp` (an offset into the stack buffer) is
 //!   saved with each frame and restored on return.
 
 use super::decode::{Body, IrFunc, Program, K};
 use super::{NONE, VALUE_SLOT_BUDGET};
 use crate::error::{Error, Result, TrapCode};
+use crate::interrupt::POLL_INTERVAL;
 use crate::value::Val;
 use smallvec::SmallVec;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// What a run reads: the decoded program and the addresses of the
 /// function-address table and the alloca stack.
@@ -24,6 +29,9 @@ pub(super) struct Env<'a> {
     pub fn_table: u64,
     pub stack: u64,
     pub stack_len: u64,
+    /// The interrupt request flag, polled every
+    /// [`crate::interrupt::POLL_INTERVAL`] transfers.
+    pub interrupt: &'a AtomicBool,
 }
 
 /// A suspended caller.
@@ -76,9 +84,7 @@ fn i32b(x: i32) -> u64 {
 fn enter(regs: &mut Vec<u64>, env: &Env, f: &IrFunc, base: usize, sp: &mut u64) -> Result<u64> {
     let need = base + f.nslots as usize;
     if need > VALUE_SLOT_BUDGET {
-        return Err(Error::Runtime(format!(
-            "interpreter value stack of {VALUE_SLOT_BUDGET} slots exhausted"
-        )));
+        return Err(Error::Trap(TrapCode::StackOverflow));
     }
     if regs.len() < need {
         let grown = need.max(regs.len() * 2).min(VALUE_SLOT_BUDGET);
@@ -89,7 +95,7 @@ fn enter(regs: &mut Vec<u64>, env: &Env, f: &IrFunc, base: usize, sp: &mut u64) 
     if f.frame_size == 0 {
         return Ok(env.stack + *sp);
     }
-    let exhausted = || Error::Runtime(format!("alloca stack of {} bytes exhausted", env.stack_len));
+    let exhausted = || Error::Trap(TrapCode::StackOverflow);
     let at = (env.stack + *sp)
         .checked_next_multiple_of(f.frame_align)
         .ok_or_else(exhausted)?;
@@ -99,6 +105,13 @@ fn enter(regs: &mut Vec<u64>, env: &Env, f: &IrFunc, base: usize, sp: &mut u64) 
         .ok_or_else(exhausted)?;
     *sp = end;
     Ok(at)
+}
+
+/// Hands the next chunk of at most [`POLL_INTERVAL`] transfers from `rest`
+/// to `chunk` (zero when the budget is spent).
+fn refill(chunk: &mut u64, rest: &mut u64) {
+    *chunk = (*rest).min(POLL_INTERVAL);
+    *rest -= *chunk;
 }
 
 impl State {
@@ -134,10 +147,15 @@ impl State {
         let regs = &mut self.regs;
         let frames = &mut self.frames;
         let depth_limit = self.depth_limit;
-        // Counting down from u64::MAX never reaches zero in practice, so an
-        // unlimited run pays the same single decrement per transfer.
+        // Transfers are counted in chunks of at most POLL_INTERVAL: `chunk`
+        // counts down the current one, `rest` holds the budget not yet
+        // handed out (unlimited: so much that it never runs out). Only at
+        // the end of a chunk does a run look at the interrupt flag and the
+        // real fuel, so either costs one decrement per transfer.
         let fuel_limit = self.fuel;
-        let mut fuel = fuel_limit.map_or(u64::MAX, |n| n.saturating_add(1));
+        let mut rest = fuel_limit.map_or(u64::MAX, |n| n.saturating_add(1));
+        let mut chunk = 0u64;
+        refill(&mut chunk, &mut rest);
 
         let f = match prog.funcs.get(fi as usize).map(|e| &e.body) {
             Some(Body::Ir(f)) => f,
@@ -161,12 +179,18 @@ impl State {
         // through a branch or call, so a limited run always ends.
         macro_rules! burn {
             () => {
-                fuel -= 1;
-                if fuel == 0 {
-                    return Err(Error::Runtime(format!(
-                        "fuel of {} control transfers exhausted",
-                        fuel_limit.unwrap_or(u64::MAX)
-                    )));
+                chunk -= 1;
+                if chunk == 0 {
+                    if env.interrupt.load(Ordering::Relaxed) {
+                        return Err(Error::Trap(TrapCode::Interrupted));
+                    }
+                    refill(&mut chunk, &mut rest);
+                    if chunk == 0 {
+                        return Err(Error::Runtime(format!(
+                            "fuel of {} control transfers exhausted",
+                            fuel_limit.unwrap_or(u64::MAX)
+                        )));
+                    }
                 }
             };
         }
@@ -404,9 +428,7 @@ impl State {
                     match &entry.body {
                         Body::Ir(g) => {
                             if frames.len() + 2 > depth_limit {
-                                return Err(Error::Runtime(format!(
-                                    "call depth limit of {depth_limit} exceeded"
-                                )));
+                                return Err(Error::Trap(TrapCode::StackOverflow));
                             }
                             frames.push(Frame {
                                 pc: pc as u32,

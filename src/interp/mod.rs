@@ -9,7 +9,10 @@
 //!   once (`decode`).
 //! - [`Interpreter::call`] runs the dispatch loop (`exec`) on an explicit
 //!   frame stack: an IR call never recurses in Rust, and a call-depth limit
-//!   turns unbounded recursion into [`Error::Runtime`].
+//!   turns unbounded recursion into the trap `stack overflow` (SPEC section
+//!   5), as do frames that overflow the alloca stack.
+//! - [`Interpreter::interrupt_handle`] stops a running call from another
+//!   thread with the trap `interrupted` ([`crate::interrupt`]).
 //! - Loads and stores act on raw addresses, so pointers from `alloca`, data
 //!   items and the C library's `malloc` all work. SPEC makes access to
 //!   memory the program does not own undefined behaviour *of the program*;
@@ -23,10 +26,6 @@
 //! test program instead of comparing garbage:
 //! - an indirect call to an address that is no function, or to a function
 //!   of another signature than the call site's;
-//! - recursion deeper than the call-depth limit
-//!   ([`DEFAULT_CALL_DEPTH_LIMIT`], [`Interpreter::set_call_depth_limit`])
-//!   or than the value-slot budget, and frames that overflow the alloca
-//!   stack ([`DEFAULT_STACK_BYTES`], [`Interpreter::set_stack_size`]);
 //! - optionally, running longer than a fuel budget of control transfers
 //!   ([`Interpreter::set_fuel`]).
 //!
@@ -48,15 +47,21 @@ use crate::value::Val;
 use decode::{Body, FnEntry, ModuleSyms, Program};
 use memory::RawBuf;
 use std::collections::HashMap;
+use crate::interrupt::InterruptHandle;
 use std::marker::PhantomData;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 /// "No slot / no index" in decoded instructions.
 const NONE: u32 = u32::MAX;
 
-/// Default call-depth limit: frames on the interpreter's own stack.
+/// Default call-depth limit: frames on the interpreter's own stack; a
+/// deeper call is the trap `stack overflow`.
 pub const DEFAULT_CALL_DEPTH_LIMIT: usize = 1_000_000;
 
-/// Default size of the stack `alloca` draws from.
+/// Default size of the stack `alloca` draws from (the same as compiled
+/// code's stack, [`crate::executor::stack::DEFAULT_JIT_STACK_SIZE`], so
+/// that a large `alloca` overflows in both engines).
 pub const DEFAULT_STACK_BYTES: u64 = 8 << 20;
 
 /// Most value slots all frames together may hold (a memory budget: 16 Mi
@@ -104,6 +109,8 @@ pub struct Interpreter<'m> {
     fn_table: RawBuf,
     stack: RawBuf,
     state: exec::State,
+    /// Set by [`InterruptHandle`]s; cleared by the call that observes it.
+    interrupt: Arc<AtomicBool>,
     _modules: PhantomData<&'m [Module]>,
 }
 
@@ -121,6 +128,7 @@ impl<'m> Interpreter<'m> {
             fn_table: RawBuf::zeroed(MAX_FUNCS * FN_ADDR_STRIDE, 16, "the function-address range")?,
             stack: RawBuf::zeroed(DEFAULT_STACK_BYTES, 16, "the alloca stack")?,
             state: exec::State::new(DEFAULT_CALL_DEPTH_LIMIT),
+            interrupt: Arc::new(AtomicBool::new(false)),
             _modules: PhantomData,
         };
         it.add_modules(modules)?;
@@ -314,8 +322,8 @@ impl<'m> Interpreter<'m> {
         Ok(())
     }
 
-    /// Sets the call-depth limit (frames); deeper calls end in
-    /// `Error::Runtime`.
+    /// Sets the call-depth limit (frames); deeper calls end in the trap
+    /// `stack overflow`.
     pub fn set_call_depth_limit(&mut self, frames: usize) {
         self.state.depth_limit = frames.max(1);
     }
@@ -328,10 +336,20 @@ impl<'m> Interpreter<'m> {
         self.state.fuel = transfers.map(|n| n.max(1));
     }
 
-    /// Replaces the stack `alloca` draws from with one of `bytes` bytes.
+    /// Replaces the stack `alloca` draws from with one of `bytes` bytes;
+    /// frames that do not fit are the trap `stack overflow`.
     pub fn set_stack_size(&mut self, bytes: u64) -> Result<()> {
         self.stack = RawBuf::zeroed(bytes, 16, "the alloca stack")?;
         Ok(())
+    }
+
+    /// A handle that interrupts the running (or next) [`Interpreter::call`]
+    /// from any thread: it stops within
+    /// [`crate::interrupt::POLL_INTERVAL`] control transfers with the trap
+    /// `interrupted`, which clears the request.
+    pub fn interrupt_handle(&self) -> InterruptHandle {
+        let flag = self.interrupt.clone();
+        InterruptHandle::new(move || flag.store(true, Ordering::SeqCst))
     }
 
     /// The address `addr @name` yields for the exported function `name`.
@@ -392,8 +410,13 @@ impl<'m> Interpreter<'m> {
             fn_table: self.fn_table.addr(),
             stack: self.stack.addr(),
             stack_len: self.stack.len(),
+            interrupt: &self.interrupt,
         };
-        let result = self.state.run(&env, fi, &bits)?;
+        let result = self.state.run(&env, fi, &bits);
+        if let Err(Error::Trap(crate::error::TrapCode::Interrupted)) = result {
+            self.interrupt.store(false, Ordering::SeqCst);
+        }
+        let result = result?;
         Ok(match (ret, result) {
             (Some(t), Some(b)) => Some(Val::from_bits(t, b)),
             _ => None,

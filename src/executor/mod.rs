@@ -10,16 +10,31 @@
 //! - [`InProcessExecutor`] (the default): target address = local address,
 //!   so writing is a check that nothing was remapped; calls are native,
 //!   through a JIT-generated trampoline per signature
-//!   ([`crate::trampoline`]), and traps inside [`Executor::call`] come back
-//!   as [`Error::Trap`].
-//! - A remote or emulated executor owns the target memory (the AArch64
-//!   emulator of feature `emulate` implements this trait).
+//!   ([`crate::trampoline`]), on this thread's JIT stack ([`stack`]), and
+//!   traps inside [`Executor::call`] come back as [`Error::Trap`] — a stack
+//!   overflow included ([`signals`]).
+//! - [`process::ProcessExecutor`]: code runs in a child process (`kiln`
+//!   itself, started as an executor) that maps what it is sent and calls
+//!   it; a crash there is [`Error::ExecutorDied`], never this process's.
+//! - The AArch64 emulator of feature `emulate` ([`emulator`]).
 //!
 //! The trait is deliberately narrow: write bytes at an address, protect,
-//! release, call with [`Val`]s, and look up host symbols (the engine's
-//! trap handler, [`crate::isa::TRAP_HANDLER`], included).
+//! release, call with [`Val`]s, look up host symbols (the engine's trap
+//! handler, [`crate::isa::TRAP_HANDLER`], and the interrupt flag,
+//! [`crate::interrupt::INTERRUPT_FLAG`], included), and interrupt.
+
+#[cfg(feature = "emulate")]
+pub mod emulator;
+pub mod process;
+pub mod signals;
+pub mod stack;
+
+#[cfg(feature = "emulate")]
+pub use emulator::EmulatorExecutor;
+pub use process::ProcessExecutor;
 
 use crate::error::{Error, Result};
+use crate::interrupt::{InterruptFlag, INTERRUPT_FLAG};
 use crate::ir::Signature;
 use crate::memory::SectionKind;
 use crate::trampoline::{Trampolines, TrapHandler};
@@ -85,12 +100,19 @@ pub trait Executor: Send + Sync {
         let _ = name;
         None
     }
+
+    /// Asks the running call (or the next one) to stop with the trap
+    /// `interrupted`: sets the flag [`crate::interrupt::INTERRUPT_FLAG`]
+    /// resolves to. Must return at once; callable from any thread. The
+    /// default does nothing (an executor without a flag).
+    fn interrupt(&self) {}
 }
 
 /// The default executor: code runs in this process where the memory
 /// manager put it.
 pub struct InProcessExecutor {
     stubs: Trampolines,
+    interrupt: InterruptFlag,
 }
 
 impl InProcessExecutor {
@@ -100,6 +122,7 @@ impl InProcessExecutor {
     pub fn new(handler: Option<TrapHandler>) -> Result<Self> {
         Ok(InProcessExecutor {
             stubs: Trampolines::new(handler)?,
+            interrupt: InterruptFlag::new(),
         })
     }
 
@@ -134,21 +157,44 @@ impl Executor for InProcessExecutor {
         Ok(())
     }
 
-    fn finalize_sections(&self, _sections: &[TargetSection]) -> Result<()> {
-        // The memory manager's finalize already protected these pages.
+    fn finalize_sections(&self, sections: &[TargetSection]) -> Result<()> {
+        // The memory manager's finalize already protected these pages; the
+        // fault handler learns where compiled code now is.
+        for s in sections.iter().filter(|s| s.kind == SectionKind::Text) {
+            signals::register_code(s.address, s.len);
+        }
+        Ok(())
+    }
+
+    fn release_section(&self, section: TargetSection) -> Result<()> {
+        if section.kind == SectionKind::Text {
+            signals::unregister_code(section.address, section.len);
+        }
         Ok(())
     }
 
     unsafe fn call(&self, address: u64, sig: &Signature, args: &[Val]) -> Result<Option<Val>> {
-        // SAFETY: forwarded contract of `Executor::call`.
-        unsafe { self.stubs.call(address, sig, args) }
+        let unwind = self.stubs.unwind_stub();
+        self.interrupt.run(|| {
+            stack::run_on_jit_stack(unwind, || {
+                // SAFETY: forwarded contract of `Executor::call`.
+                unsafe { self.stubs.call(address, sig, args) }
+            })
+        })
     }
 
     fn host_symbol(&self, name: &str) -> Option<u64> {
         if name == crate::isa::TRAP_HANDLER {
             return self.stubs.trap_entry();
         }
+        if name == INTERRUPT_FLAG {
+            return Some(self.interrupt.address());
+        }
         crate::symbols::dlsym_default(name)
+    }
+
+    fn interrupt(&self) {
+        self.interrupt.request();
     }
 }
 
@@ -173,132 +219,3 @@ pub fn check_args(name: &str, sig: &Signature, args: &[Val]) -> Result<()> {
     Ok(())
 }
 
-/// The AArch64 emulator ([`crate::emulate::EmulatedAarch64`]) as an
-/// executor: sections are placed in its module arena, written through it,
-/// and called in it. The emulator is not `Send` (Unicorn keeps `Rc`s), so
-/// it lives on its own thread, created there and never moved; every method
-/// sends it a job and waits for the answer. A program that calls `exit`
-/// or `abort` in the emulator ends this process the same way, as natively
-/// run code would.
-#[cfg(feature = "emulate")]
-pub struct EmulatorExecutor {
-    jobs: std::sync::Mutex<std::sync::mpsc::Sender<EmuJob>>,
-}
-
-#[cfg(feature = "emulate")]
-type EmuJob = Box<dyn FnOnce(&mut crate::emulate::EmulatedAarch64) + Send>;
-
-#[cfg(feature = "emulate")]
-impl EmulatorExecutor {
-    /// Starts an emulator with `config` on its own thread.
-    pub fn new(config: crate::emulate::EmulatorConfig) -> Result<Self> {
-        use std::sync::mpsc;
-        let (jobs, rx) = mpsc::channel::<EmuJob>();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
-        std::thread::Builder::new()
-            .name("kiln-emulator".into())
-            .spawn(move || {
-                let mut emu = match crate::emulate::EmulatedAarch64::new(config) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok(()));
-                // Ends when the executor (the only sender) is dropped.
-                for job in rx {
-                    job(&mut emu);
-                }
-            })
-            .map_err(|e| Error::Runtime(format!("cannot start the emulator thread: {e}")))?;
-        ready_rx
-            .recv()
-            .map_err(|_| Error::Runtime("the emulator thread died".into()))??;
-        Ok(EmulatorExecutor {
-            jobs: std::sync::Mutex::new(jobs),
-        })
-    }
-
-    /// Runs `f` on the emulator's thread and returns its result.
-    fn run<R: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut crate::emulate::EmulatedAarch64) -> R + Send + 'static,
-    ) -> Result<R> {
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let dead = || Error::Runtime("the emulator thread died".into());
-        self.jobs
-            .lock()
-            .map_err(|_| dead())?
-            .send(Box::new(move |emu| {
-                let _ = tx.send(f(emu));
-            }))
-            .map_err(|_| dead())?;
-        rx.recv().map_err(|_| dead())
-    }
-
-    /// Reads `len` bytes of emulated memory at `addr` (for tests and tools).
-    pub fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>> {
-        self.run(move |emu| {
-            let mut buf = vec![0; len];
-            emu.read(addr, &mut buf).map(|()| buf)
-        })?
-    }
-}
-
-#[cfg(feature = "emulate")]
-impl Executor for EmulatorExecutor {
-    fn name(&self) -> &str {
-        "aarch64-emulator"
-    }
-
-    fn allocate_section(&self, kind: SectionKind, len: u64, align: u64) -> Result<Option<u64>> {
-        self.run(move |emu| {
-            if align > emu.page_size() {
-                return Err(Error::Argument(format!(
-                    "emulator: section alignment {align} exceeds the page size"
-                )));
-            }
-            emu.map_new(len, kind).map(Some)
-        })?
-    }
-
-    fn write_section(&self, section: TargetSection, bytes: &[u8]) -> Result<()> {
-        let bytes = bytes.to_vec();
-        self.run(move |emu| emu.write(section.address, &bytes))?
-    }
-
-    fn finalize_sections(&self, _sections: &[TargetSection]) -> Result<()> {
-        // `map_new` maps each section with its final protection; the
-        // loader's writes go around it.
-        Ok(())
-    }
-
-    fn release_section(&self, section: TargetSection) -> Result<()> {
-        self.run(move |emu| emu.unmap(section.address, section.len))?
-    }
-
-    unsafe fn call(&self, address: u64, sig: &Signature, args: &[Val]) -> Result<Option<Val>> {
-        use crate::emulate::Outcome;
-        let (args, ret) = (args.to_vec(), sig.ret);
-        match self.run(move |emu| emu.call(address, &args, ret))?? {
-            Outcome::Returned(v) => Ok(v),
-            Outcome::Exit(code) => {
-                // SAFETY: fflush(NULL) is always valid.
-                unsafe { libc::fflush(std::ptr::null_mut()) };
-                std::process::exit(code)
-            }
-            Outcome::Abort => std::process::abort(),
-        }
-    }
-
-    fn host_symbol(&self, name: &str) -> Option<u64> {
-        let name = name.to_string();
-        self.run(move |emu| emu.host_address(&name)).ok()?
-    }
-
-    fn host_signature(&self, name: &str) -> Option<Signature> {
-        let name = name.to_string();
-        self.run(move |emu| emu.host_signature(&name)).ok()?
-    }
-}

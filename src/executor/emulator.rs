@@ -1,0 +1,134 @@
+//! The AArch64 emulator ([`crate::emulate::EmulatedAarch64`]) as an
+//! [`Executor`] (feature `emulate`).
+
+use super::{Executor, TargetSection};
+use crate::error::{Error, Result};
+use crate::ir::Signature;
+use crate::memory::SectionKind;
+use crate::value::Val;
+
+/// The AArch64 emulator ([`crate::emulate::EmulatedAarch64`]) as an
+/// executor: sections are placed in its module arena, written through it,
+/// and called in it. The emulator is not `Send` (Unicorn keeps `Rc`s), so
+/// it lives on its own thread, created there and never moved; every method
+/// sends it a job and waits for the answer. A program that calls `exit`
+/// or `abort` in the emulator ends this process the same way, as natively
+/// run code would.
+pub struct EmulatorExecutor {
+    jobs: std::sync::Mutex<std::sync::mpsc::Sender<EmuJob>>,
+}
+
+type EmuJob = Box<dyn FnOnce(&mut crate::emulate::EmulatedAarch64) + Send>;
+
+impl EmulatorExecutor {
+    /// Starts an emulator with `config` on its own thread.
+    pub fn new(config: crate::emulate::EmulatorConfig) -> Result<Self> {
+        use std::sync::mpsc;
+        let (jobs, rx) = mpsc::channel::<EmuJob>();
+        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        std::thread::Builder::new()
+            .name("kiln-emulator".into())
+            .spawn(move || {
+                let mut emu = match crate::emulate::EmulatedAarch64::new(config) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready_tx.send(Ok(()));
+                // Ends when the executor (the only sender) is dropped.
+                for job in rx {
+                    job(&mut emu);
+                }
+            })
+            .map_err(|e| Error::Runtime(format!("cannot start the emulator thread: {e}")))?;
+        ready_rx
+            .recv()
+            .map_err(|_| Error::Runtime("the emulator thread died".into()))??;
+        Ok(EmulatorExecutor {
+            jobs: std::sync::Mutex::new(jobs),
+        })
+    }
+
+    /// Runs `f` on the emulator's thread and returns its result.
+    fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut crate::emulate::EmulatedAarch64) -> R + Send + 'static,
+    ) -> Result<R> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let dead = || Error::Runtime("the emulator thread died".into());
+        self.jobs
+            .lock()
+            .map_err(|_| dead())?
+            .send(Box::new(move |emu| {
+                let _ = tx.send(f(emu));
+            }))
+            .map_err(|_| dead())?;
+        rx.recv().map_err(|_| dead())
+    }
+
+    /// Reads `len` bytes of emulated memory at `addr` (for tests and tools).
+    pub fn read(&self, addr: u64, len: usize) -> Result<Vec<u8>> {
+        self.run(move |emu| {
+            let mut buf = vec![0; len];
+            emu.read(addr, &mut buf).map(|()| buf)
+        })?
+    }
+}
+
+impl Executor for EmulatorExecutor {
+    fn name(&self) -> &str {
+        "aarch64-emulator"
+    }
+
+    fn allocate_section(&self, kind: SectionKind, len: u64, align: u64) -> Result<Option<u64>> {
+        self.run(move |emu| {
+            if align > emu.page_size() {
+                return Err(Error::Argument(format!(
+                    "emulator: section alignment {align} exceeds the page size"
+                )));
+            }
+            emu.map_new(len, kind).map(Some)
+        })?
+    }
+
+    fn write_section(&self, section: TargetSection, bytes: &[u8]) -> Result<()> {
+        let bytes = bytes.to_vec();
+        self.run(move |emu| emu.write(section.address, &bytes))?
+    }
+
+    fn finalize_sections(&self, _sections: &[TargetSection]) -> Result<()> {
+        // `map_new` maps each section with its final protection; the
+        // loader's writes go around it.
+        Ok(())
+    }
+
+    fn release_section(&self, section: TargetSection) -> Result<()> {
+        self.run(move |emu| emu.unmap(section.address, section.len))?
+    }
+
+    unsafe fn call(&self, address: u64, sig: &Signature, args: &[Val]) -> Result<Option<Val>> {
+        use crate::emulate::Outcome;
+        let (args, ret) = (args.to_vec(), sig.ret);
+        match self.run(move |emu| emu.call(address, &args, ret))?? {
+            Outcome::Returned(v) => Ok(v),
+            Outcome::Exit(code) => {
+                // SAFETY: fflush(NULL) is always valid.
+                unsafe { libc::fflush(std::ptr::null_mut()) };
+                std::process::exit(code)
+            }
+            Outcome::Abort => std::process::abort(),
+        }
+    }
+
+    fn host_symbol(&self, name: &str) -> Option<u64> {
+        let name = name.to_string();
+        self.run(move |emu| emu.host_address(&name)).ok()?
+    }
+
+    fn host_signature(&self, name: &str) -> Option<Signature> {
+        let name = name.to_string();
+        self.run(move |emu| emu.host_signature(&name)).ok()?
+    }
+}
