@@ -270,7 +270,20 @@ fn instrument_function(f: &mut Function, hooks: &Hooks) {
     // Source locations stay aligned with instructions only if the map
     // covers every instruction; the checks then point at their block.
     let keep_locs = f.srcmap.insts.len() == f.insts.len();
-    let trap_block = f.new_block("__kiln_interrupted");
+    // Labels must stay unique, even when a module is instrumented twice.
+    let mut taken: std::collections::HashSet<Box<str>> =
+        f.blocks.iter().map(|b| b.name.clone()).collect();
+    let mut fresh = |base: String| -> String {
+        let mut name = base.clone();
+        let mut n = 1;
+        while taken.contains(name.as_str()) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        taken.insert(name.clone().into());
+        name
+    };
+    let trap_block = f.new_block(fresh("__kiln_interrupted".into()));
     let first = f.insts.len();
     f.push_inst(
         trap_block,
@@ -285,7 +298,7 @@ fn instrument_function(f: &mut Function, hooks: &Hooks) {
     f.push_inst(trap_block, Opcode::Trap, None, InstKind::Trap, None);
     let mut locs = vec![f.srcmap.func; f.insts.len() - first];
     for h in points {
-        let body = f.new_block(format!("{}__kiln_body", f.blocks[h.index()].name));
+        let body = f.new_block(fresh(format!("{}__kiln_body", f.blocks[h.index()].name)));
         let insts = std::mem::take(&mut f.blocks[h.index()].insts);
         let at = insts
             .first()

@@ -17,8 +17,11 @@
 //! 0x1000_0000  module arena (127 MiB): `map_new` places sections here, so
 //!              a `BL` anywhere in it reaches every host stub directly
 //! 0x2000_0000  heap of the emulated `malloc`
-//! 0x8000_0000  top of the stack (it grows down; below it nothing is mapped,
-//!              so a stack overflow is an unmapped write, not corruption)
+//! 0x0ffe_0000  interrupt flag page (RW): byte 0 is the flag compiled code
+//!              polls (`__kiln_interrupt`); the host sets it from any thread
+//! 0x8000_0000  top of the stack (it grows down; below it nothing is mapped:
+//!              an access in the guard region, up to 1 MiB below the stack,
+//!              is the trap `stack overflow`)
 //! ```
 //!
 //! ## Host calls
@@ -80,8 +83,74 @@ pub mod layout {
     pub const HEAP_BASE: u64 = 0x2000_0000;
     /// One past the highest stack byte; the stack lies below it.
     pub const STACK_TOP: u64 = 0x8000_0000;
-    /// The largest heap plus stack that fits between them.
-    pub const HEAP_AND_STACK_MAX: u64 = STACK_TOP - HEAP_BASE;
+    /// The largest heap plus stack that fits between them, leaving the
+    /// stack's guard region ([`STACK_GUARD`]) unmapped.
+    pub const HEAP_AND_STACK_MAX: u64 = STACK_TOP - HEAP_BASE - STACK_GUARD;
+    /// The page holding the interrupt flag (its first byte).
+    pub const INTERRUPT_FLAG: u64 = 0x0ffe_0000;
+    /// Bytes of that page (the largest page size Unicorn uses).
+    pub const INTERRUPT_FLAG_SIZE: u64 = 0x1_0000;
+    /// Bytes below the stack in which a fault is a stack overflow; nothing
+    /// is ever mapped there.
+    pub const STACK_GUARD: u64 = 1 << 20;
+}
+
+/// The host memory behind the emulated interrupt flag page: page-aligned,
+/// shared between the emulator (which maps it) and any thread that
+/// interrupts (which writes its first byte).
+pub struct FlagPage {
+    base: *mut libc::c_void,
+}
+
+// SAFETY: the page is plain memory; its first byte is only accessed as an
+// atomic on the host side, and the mapping lives as long as the value.
+unsafe impl Send for FlagPage {}
+// SAFETY: as above.
+unsafe impl Sync for FlagPage {}
+
+impl FlagPage {
+    /// Maps a zeroed page of [`layout::INTERRUPT_FLAG_SIZE`] bytes.
+    pub fn new() -> Result<FlagPage> {
+        // SAFETY: a fresh private anonymous mapping.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                layout::INTERRUPT_FLAG_SIZE as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(Error::Runtime("emulator: cannot map the interrupt flag".into()));
+        }
+        Ok(FlagPage { base })
+    }
+
+    fn flag(&self) -> &std::sync::atomic::AtomicU8 {
+        // SAFETY: the first byte of a live RW mapping, accessed atomically.
+        unsafe { &*(self.base as *const std::sync::atomic::AtomicU8) }
+    }
+
+    /// Sets (`true`) or clears the flag.
+    pub fn set(&self, on: bool) {
+        self.flag()
+            .store(u8::from(on), std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Whether the flag is set.
+    pub fn is_set(&self) -> bool {
+        self.flag().load(std::sync::atomic::Ordering::SeqCst) != 0
+    }
+}
+
+impl Drop for FlagPage {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`; every emulator that mapped it
+        // holds an `Arc` of this value, so none is left.
+        unsafe { libc::munmap(self.base, layout::INTERRUPT_FLAG_SIZE as usize) };
+    }
 }
 
 /// The name under which compiled code imports the trap handler (the same
@@ -167,6 +236,9 @@ type Uc<'a> = Unicorn<'a, State>;
 /// stack, heap and host functions.
 pub struct EmulatedAarch64 {
     uc: Uc<'static>,
+    /// Mapped at [`layout::INTERRUPT_FLAG`]; declared after `uc` so that
+    /// the emulator (and its mapping) goes first.
+    flag: std::sync::Arc<FlagPage>,
     config: EmulatorConfig,
     page_size: u64,
     /// Executable ranges, so writes over code drop stale translations.
@@ -228,6 +300,19 @@ impl EmulatedAarch64 {
             .map_err(setup("writing the host stub page"))?;
         uc.mem_map(layout::HEAP_BASE, heap_size, Prot::READ | Prot::WRITE)
             .map_err(setup("mapping the heap"))?;
+        let flag = std::sync::Arc::new(FlagPage::new()?);
+        // SAFETY: `flag.base` is INTERRUPT_FLAG_SIZE bytes of RW memory that
+        // outlives the emulator (the struct keeps the `Arc` and drops the
+        // emulator first).
+        unsafe {
+            uc.mem_map_ptr(
+                layout::INTERRUPT_FLAG,
+                layout::INTERRUPT_FLAG_SIZE,
+                Prot::READ | Prot::WRITE,
+                flag.base,
+            )
+        }
+        .map_err(setup("mapping the interrupt flag"))?;
         uc.mem_map(
             layout::STACK_TOP - stack_size,
             stack_size,
@@ -263,6 +348,7 @@ impl EmulatedAarch64 {
 
         Ok(EmulatedAarch64 {
             uc,
+            flag,
             config: EmulatorConfig {
                 stack_size,
                 heap_size,
@@ -272,6 +358,12 @@ impl EmulatedAarch64 {
             code: vec![(layout::HOST_STUBS, layout::HOST_STUBS_SIZE)],
             arena_next: layout::ARENA_BASE,
         })
+    }
+
+    /// The interrupt flag page, which any thread may set while a call
+    /// runs (compiled code built with interrupt checks then traps).
+    pub fn interrupt_flag(&self) -> std::sync::Arc<FlagPage> {
+        self.flag.clone()
     }
 
     /// The configuration in force (sizes as rounded).
@@ -343,6 +435,7 @@ impl EmulatedAarch64 {
         let end = addr + len;
         let own = [
             (layout::HOST_STUBS, layout::HOST_STUBS_SIZE),
+            (layout::INTERRUPT_FLAG, layout::INTERRUPT_FLAG_SIZE),
             (layout::HEAP_BASE, self.config.heap_size),
             (
                 layout::STACK_TOP - self.config.stack_size,
@@ -398,6 +491,9 @@ impl EmulatedAarch64 {
     pub fn host_address(&self, name: &str) -> Option<u64> {
         if name == TRAP_SYMBOL {
             return Some(layout::TRAP_HANDLER);
+        }
+        if name == crate::interrupt::INTERRUPT_FLAG {
+            return Some(layout::INTERRUPT_FLAG);
         }
         let k = self
             .uc
@@ -505,6 +601,9 @@ impl EmulatedAarch64 {
             None => {}
         }
         if let Err(e) = run {
+            if fault.is_some_and(|f| self.in_stack_guard(f.address)) {
+                return Err(Error::Trap(TrapCode::StackOverflow));
+            }
             return Err(describe_failure(e, pc, fault));
         }
         if pc != layout::RETURN_STOP {
@@ -519,6 +618,13 @@ impl EmulatedAarch64 {
             Some(ty @ (Type::F32 | Type::F64)) => Some(Val::from_bits(ty, self.get_reg(d_reg(0))?)),
         };
         Ok(Outcome::Returned(value))
+    }
+
+    /// Whether `address` is in the unmapped guard region just below the
+    /// stack ([`layout::STACK_GUARD`] bytes).
+    fn in_stack_guard(&self, address: u64) -> bool {
+        let bottom = layout::STACK_TOP - self.config.stack_size;
+        (bottom - layout::STACK_GUARD..bottom).contains(&address)
     }
 
     fn limits_text(&self) -> String {

@@ -16,6 +16,8 @@ use crate::value::Val;
 /// run code would.
 pub struct EmulatorExecutor {
     jobs: std::sync::Mutex<std::sync::mpsc::Sender<EmuJob>>,
+    /// The emulator's interrupt flag, set from any thread.
+    flag: std::sync::Arc<crate::emulate::FlagPage>,
 }
 
 type EmuJob = Box<dyn FnOnce(&mut crate::emulate::EmulatedAarch64) + Send>;
@@ -25,7 +27,8 @@ impl EmulatorExecutor {
     pub fn new(config: crate::emulate::EmulatorConfig) -> Result<Self> {
         use std::sync::mpsc;
         let (jobs, rx) = mpsc::channel::<EmuJob>();
-        let (ready_tx, ready_rx) = mpsc::channel::<Result<()>>();
+        type Ready = Result<std::sync::Arc<crate::emulate::FlagPage>>;
+        let (ready_tx, ready_rx) = mpsc::channel::<Ready>();
         std::thread::Builder::new()
             .name("kiln-emulator".into())
             .spawn(move || {
@@ -36,18 +39,19 @@ impl EmulatorExecutor {
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok(()));
+                let _ = ready_tx.send(Ok(emu.interrupt_flag()));
                 // Ends when the executor (the only sender) is dropped.
                 for job in rx {
                     job(&mut emu);
                 }
             })
             .map_err(|e| Error::Runtime(format!("cannot start the emulator thread: {e}")))?;
-        ready_rx
+        let flag = ready_rx
             .recv()
             .map_err(|_| Error::Runtime("the emulator thread died".into()))??;
         Ok(EmulatorExecutor {
             jobs: std::sync::Mutex::new(jobs),
+            flag,
         })
     }
 
@@ -111,7 +115,12 @@ impl Executor for EmulatorExecutor {
     unsafe fn call(&self, address: u64, sig: &Signature, args: &[Val]) -> Result<Option<Val>> {
         use crate::emulate::Outcome;
         let (args, ret) = (args.to_vec(), sig.ret);
-        match self.run(move |emu| emu.call(address, &args, ret))?? {
+        let outcome = self.run(move |emu| emu.call(address, &args, ret))?;
+        if let Err(Error::Trap(crate::error::TrapCode::Interrupted)) = outcome {
+            // Calls run one at a time: this one observed the request.
+            self.flag.set(false);
+        }
+        match outcome? {
             Outcome::Returned(v) => Ok(v),
             Outcome::Exit(code) => {
                 // SAFETY: fflush(NULL) is always valid.
@@ -130,5 +139,9 @@ impl Executor for EmulatorExecutor {
     fn host_signature(&self, name: &str) -> Option<Signature> {
         let name = name.to_string();
         self.run(move |emu| emu.host_signature(&name)).ok()?
+    }
+
+    fn interrupt(&self) {
+        self.flag.set(true);
     }
 }

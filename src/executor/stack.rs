@@ -272,13 +272,46 @@ pub(crate) fn run_on_jit_stack<R>(unwind: u64, f: impl FnOnce() -> R) -> R {
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 mod native {
-    //! Switching stacks on x86-64 with a few instructions of inline
-    //! assembly.
+    //! Switching stacks on x86-64: a tiny assembly routine with its own
+    //! unwind information (CFA through `rbp`, which holds the old stack
+    //! pointer), so that unwinders, backtraces and debuggers walk from the
+    //! JIT stack back to the caller's stack correctly.
     use std::any::Any;
 
     pub const SUPPORTED: bool = true;
 
     type Outcome<R> = Result<R, Box<dyn Any + Send>>;
+
+    std::arch::global_asm!(
+        ".pushsection .text.kiln_switch_stack,\"ax\",@progbits",
+        ".globl kiln_switch_stack",
+        ".hidden kiln_switch_stack",
+        ".type kiln_switch_stack,@function",
+        ".p2align 4",
+        // fn(arg: rdi, entry: rsi, top: rdx): calls entry(arg) on the
+        // stack ending at top and comes back to the caller's stack.
+        "kiln_switch_stack:",
+        ".cfi_startproc",
+        "push rbp",
+        ".cfi_def_cfa_offset 16",
+        ".cfi_offset rbp, -16",
+        "mov rbp, rsp",
+        ".cfi_def_cfa_register rbp",
+        "mov rsp, rdx",
+        "call rsi",
+        "mov rsp, rbp",
+        "pop rbp",
+        ".cfi_def_cfa rsp, 8",
+        "ret",
+        ".cfi_endproc",
+        ".size kiln_switch_stack, . - kiln_switch_stack",
+        ".popsection",
+    );
+
+    extern "C" {
+        /// See the assembly above.
+        fn kiln_switch_stack(arg: *mut u8, entry: extern "C" fn(*mut u8), top: u64);
+    }
 
     /// The state passed to [`enter`] through one pointer.
     struct Job<F, R> {
@@ -288,10 +321,10 @@ mod native {
 
     /// Runs on the new stack: calls the closure, catching a panic so that
     /// no unwinding crosses the assembly frame.
-    extern "C" fn enter<F: FnOnce() -> R, R>(job: *mut Job<F, R>) {
-        // SAFETY: `job` points at the live `Job` of `call_on_stack`, which
-        // waits for this function to return.
-        let job = unsafe { &mut *job };
+    extern "C" fn enter<F: FnOnce() -> R, R>(job: *mut u8) {
+        // SAFETY: `job` points at the live `Job<F, R>` of `call_on_stack`,
+        // which waits for this function to return.
+        let job = unsafe { &mut *job.cast::<Job<F, R>>() };
         if let Some(f) = job.f.take() {
             job.out = Some(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
         }
@@ -304,26 +337,18 @@ mod native {
             f: Some(f),
             out: None,
         };
-        let entry = enter::<F, R> as *const () as usize;
         // SAFETY: `top` is the 16-byte aligned end of a mapped RW stack of
         // this thread that nothing else uses (calls on it nest only through
-        // `run_on_jit_stack`, which does not switch again). `r12` (callee
-        // saved, so `enter` preserves it) keeps the old stack pointer; the
-        // C ABI's caller-saved registers are declared clobbered. `enter`
-        // never unwinds (it catches panics).
+        // `run_on_jit_stack`, which does not switch again); the routine
+        // follows the C ABI (it saves rbp, the only register it changes
+        // besides rsp, which it restores). `enter` never unwinds.
         unsafe {
-            std::arch::asm!(
-                "mov r12, rsp",
-                "mov rsp, {top}",
-                "call {entry}",
-                "mov rsp, r12",
-                top = in(reg) top,
-                entry = in(reg) entry,
-                in("rdi") &mut job as *mut Job<F, R>,
-                out("r12") _,
-                clobber_abi("C"),
-            );
-        }
+            kiln_switch_stack(
+                (&mut job as *mut Job<F, R>).cast(),
+                enter::<F, R>,
+                top,
+            )
+        };
         job.out
             .unwrap_or_else(|| Err(Box::new("the JIT stack call did not run")))
     }
@@ -352,10 +377,11 @@ mod tests {
         if !native::SUPPORTED {
             return;
         }
-        let outer = &0u8 as *const u8 as u64;
+        let local = 0u8;
+        let outer = std::hint::black_box(&local) as *const u8 as u64;
         let (sp, a) = run_on_jit_stack(0, || {
-            let here = &0u8 as *const u8 as u64;
-            (here, active())
+            let local = 0u8;
+            (std::hint::black_box(&local) as *const u8 as u64, active())
         });
         assert_eq!(a.depth, 1);
         assert!(a.guard_hi - a.guard_lo == GUARD_SIZE as u64);

@@ -37,15 +37,15 @@ fn deep_recursion_runs_without_a_rust_stack() {
 }
 
 #[test]
-fn unbounded_recursion_is_an_error_not_a_crash() {
+fn unbounded_recursion_is_a_stack_overflow_trap_not_a_crash() {
     let mut mb = Mb::new("r.kir");
     countdown(&mut mb);
     let modules = [mb.m];
     let mut it = Interpreter::new(&modules, &HostFunctions::new()).unwrap();
     it.set_call_depth_limit(10_000);
     match it.call("down", &[Vi64(-1)]) {
-        Err(Error::Runtime(m)) => assert_eq!(m, "call depth limit of 10000 exceeded"),
-        other => panic!("expected a depth error, got {other:?}"),
+        Err(Error::Trap(TrapCode::StackOverflow)) => {}
+        other => panic!("expected a stack overflow, got {other:?}"),
     }
     // The limit counts frames exactly: depth 9,999 calls below the entry fit.
     assert_eq!(it.call("down", &[Vi64(9_999)]).unwrap(), Some(Vi64(9_999)));
@@ -59,21 +59,21 @@ fn unbounded_recursion_with_the_default_limit_ends() {
     let mut mb = Mb::new("r.kir");
     countdown(&mut mb);
     match run_with(&[mb.m], &HostFunctions::new(), "down", &[Vi64(-1)]) {
-        Err(Error::Runtime(m)) => assert!(m.contains("exceeded") || m.contains("exhausted"), "{m}"),
-        other => panic!("expected a runtime error, got {other:?}"),
+        Err(Error::Trap(TrapCode::StackOverflow)) => {}
+        other => panic!("expected a stack overflow, got {other:?}"),
     }
 }
 
 #[test]
-fn alloca_stack_exhaustion_is_an_error() {
+fn alloca_stack_exhaustion_is_a_stack_overflow() {
     let mut mb = Mb::new("r.kir");
     let mut fb = Fb::new("big", &[], Some(I64));
     let p = fb.alloca(1 << 40, 16);
     fb.ret(Some(p));
     mb.func(Linkage::Export, fb);
     match run_with(&[mb.m], &HostFunctions::new(), "big", &[]) {
-        Err(Error::Runtime(m)) => assert!(m.contains("alloca stack"), "{m}"),
-        other => panic!("expected a runtime error, got {other:?}"),
+        Err(Error::Trap(TrapCode::StackOverflow)) => {}
+        other => panic!("expected a stack overflow, got {other:?}"),
     }
 }
 
@@ -256,4 +256,30 @@ fn interpreters_can_move_between_threads() {
             .join()
             .unwrap();
     });
+}
+
+#[test]
+fn an_interrupt_from_another_thread_stops_a_loop_and_is_consumed() {
+    let text = "func @spin(%n: i64) -> i64 {\nentry:\n    jmp l(0)\nl(%i: i64):\n    %j = add.i64 %i, 1\n    %c = slt.i64 %j, %n\n    br %c, l(%j), done\ndone:\n    ret %j\n}\n";
+    let modules = [kiln::ir::parse::parse_module("spin.kir", text).unwrap()];
+    let mut it = Interpreter::new(&modules, &HostFunctions::new()).unwrap();
+    let handle = it.interrupt_handle();
+    let t = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        handle.interrupt();
+    });
+    // i64::MAX iterations: only the interrupt ends it.
+    assert_eq!(
+        it.call("spin", &[Vi64(i64::MAX)]),
+        Err(Error::Trap(TrapCode::Interrupted))
+    );
+    t.join().unwrap();
+    // The request was consumed: the next call runs to its end.
+    assert_eq!(it.call("spin", &[Vi64(10)]).unwrap(), Some(Vi64(10)));
+    // A request made before a call interrupts that call.
+    it.interrupt_handle().interrupt();
+    assert_eq!(
+        it.call("spin", &[Vi64(1 << 20)]),
+        Err(Error::Trap(TrapCode::Interrupted))
+    );
 }
