@@ -18,11 +18,13 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The engines every `run` line is executed with, as the options that
-/// select each: the interpreter, native code, and (when kiln is built with
-/// the emulator) AArch64 code under emulation.
+/// select each: the interpreter, native code, native code in an executor
+/// child process, and (when kiln is built with the emulator) AArch64 code
+/// under emulation.
 const ENGINES: &[&[&str]] = &[
     &["--engine", "interp"],
     &["--engine", "jit"],
+    &["--engine", "jit", "--executor", "process"],
     #[cfg(feature = "emulate")]
     &["--engine", "jit", "--target", "aarch64"],
 ];

@@ -151,6 +151,12 @@ impl JitStack {
 
 impl Drop for JitStack {
     fn drop(&mut self) {
+        // Thread-local destructors also run inside `exit()`, which compiled
+        // code may call from this very stack: then leave everything mapped
+        // (the process is ending).
+        if active().depth > 0 {
+            return;
+        }
         if let Some((alt, len)) = self.alt.take() {
             let off = libc::stack_t {
                 ss_sp: std::ptr::null_mut(),
