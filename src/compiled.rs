@@ -172,3 +172,59 @@ impl CompiledModule {
 fn too_big(name: &str) -> Error {
     Error::Runtime(format!("@{name} does not fit a section of 4 GiB"))
 }
+
+/// Where in the source a relocation of `module` comes from, for error
+/// messages: the `@target` operand of the first `addr` or direct `call`
+/// naming `target` in the function holding `offset` (text), or the data
+/// entry at `offset` (data, rodata); else the target's declaration.
+/// `defined` lists the module's defined symbols: name, section and offset.
+pub fn reloc_source_loc<'a>(
+    module: &Module,
+    section: Section,
+    offset: u64,
+    target: &str,
+    defined: impl Iterator<Item = (&'a str, Section, u64)>,
+) -> crate::ir::Loc {
+    use crate::ir::{Callee, InstKind, Loc};
+    let declared = module
+        .symbol(target)
+        .map_or(Loc::NONE, |s| module.symbol_loc(s));
+    // The defined symbol holding the place: the last one starting at or
+    // before it.
+    let Some((holder, start)) = defined
+        .filter(|&(_, s, o)| s == section && o <= offset)
+        .max_by_key(|&(_, _, o)| o)
+        .map(|(n, _, o)| (n, o))
+    else {
+        return declared;
+    };
+    let Some(sym) = module.symbol(holder) else {
+        return declared;
+    };
+    let names_target = |s: crate::ir::SymId| module.sym(s).name == target;
+    let found = match module.sym(sym).kind {
+        SymbolKind::Func { body: Some(f), .. } => module.funcs.get(f.index()).and_then(|f| {
+            f.blocks.iter().flat_map(|b| &b.insts).find_map(|&i| {
+                let refers = match &f.inst(i).kind {
+                    InstKind::Addr { sym } => names_target(*sym),
+                    InstKind::Call {
+                        callee: Callee::Direct(sym),
+                        ..
+                    } => names_target(*sym),
+                    _ => false,
+                };
+                refers.then(|| f.srcmap.insts.get(i.index()).map_or(Loc::NONE, |l| l.extra))
+            })
+        }),
+        SymbolKind::Data { body: Some(d) } => module.datas.get(d.index()).and_then(|def| {
+            let (offsets, _) = def.layout();
+            let at = offset - start;
+            offsets
+                .iter()
+                .position(|&o| o == at)
+                .and_then(|i| def.locs.get(i).copied())
+        }),
+        _ => None,
+    };
+    found.filter(|l| !l.is_none()).unwrap_or(declared)
+}

@@ -823,9 +823,14 @@ impl Registry {
                     _ => None,
                 };
                 let fail = |e: &dyn fmt::Display, through: &str| {
-                    let loc =
-                        m.ir.symbol(&r.target)
-                            .map_or(Loc::NONE, |s| m.ir.symbol_loc(s));
+                    // Point at the operand that needs the relocation.
+                    let loc = crate::compiled::reloc_source_loc(
+                        &m.ir,
+                        r.section,
+                        r.offset.into(),
+                        &r.target,
+                        m.defined.iter().map(|(n, &(k, o))| (n.as_str(), k, o)),
+                    );
                     Error::Link(Diagnostic::new(
                         m.ir.name.clone(),
                         loc,

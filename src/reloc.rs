@@ -35,8 +35,9 @@ mod x86_64_reloc;
 /// How a relocation's value is computed and where its bits go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum RelocKind {
-    /// S + A as a little-endian 64-bit word (x86-64 and AArch64 alike).
-    /// S + A must not wrap around the 64-bit address space.
+    /// S + A as a little-endian 64-bit word (x86-64 and AArch64 alike),
+    /// modulo 2^64: a full 64-bit value, never out of range (as the
+    /// interpreter computes `@sym+addend` in data).
     Abs64,
     /// x86-64: S + A − P as a signed 32-bit little-endian word: `call rel32`,
     /// `jmp rel32` and RIP-relative operands. P is the address of the 4-byte
@@ -309,8 +310,7 @@ pub fn apply(kind: RelocKind, place: &mut [u8], p: u64, s: u64, a: i64) -> Resul
     };
     match kind {
         RelocKind::Abs64 => {
-            let value = s_plus_a(kind, s, a)?;
-            field.copy_from_slice(&value.to_le_bytes());
+            field.copy_from_slice(&s.wrapping_add_signed(a).to_le_bytes());
             Ok(())
         }
         RelocKind::X86PcRel32 | RelocKind::X86CallPcRel32 => {
@@ -328,7 +328,7 @@ pub fn apply(kind: RelocKind, place: &mut [u8], p: u64, s: u64, a: i64) -> Resul
 /// decide on a veneer before applying.
 pub fn reaches(kind: RelocKind, p: u64, s: u64, a: i64) -> bool {
     match kind {
-        RelocKind::Abs64 => s_plus_a(kind, s, a).is_ok(),
+        RelocKind::Abs64 => true,
         RelocKind::X86PcRel32 | RelocKind::X86CallPcRel32 => {
             x86_64_reloc::value(kind, p, s, a).is_ok()
         }
@@ -383,16 +383,15 @@ mod tests {
     }
 
     #[test]
-    fn abs64_wrapping_is_an_error() {
+    fn abs64_wraps_modulo_2_64() {
         let mut buf = [0u8; 8];
-        let e = apply(RelocKind::Abs64, &mut buf, 0, u64::MAX, 1).unwrap_err();
-        assert!(matches!(e.problem, RelocProblem::OutOfRange { .. }));
-        let e = apply(RelocKind::Abs64, &mut buf, 0, 3, -4).unwrap_err();
-        assert!(matches!(
-            e.problem,
-            RelocProblem::OutOfRange { value: -1, .. }
-        ));
+        apply(RelocKind::Abs64, &mut buf, 0, u64::MAX, 1).unwrap();
         assert_eq!(buf, [0; 8]);
+        apply(RelocKind::Abs64, &mut buf, 0, 3, -4).unwrap();
+        assert_eq!(buf, u64::MAX.to_le_bytes());
+        apply(RelocKind::Abs64, &mut buf, 0, 0x1000, -0x8000_0000_0000).unwrap();
+        assert_eq!(u64::from_le_bytes(buf), 0x1000u64.wrapping_sub(0x8000_0000_0000));
+        assert!(reaches(RelocKind::Abs64, 0, 1, i64::MIN));
     }
 
     #[test]

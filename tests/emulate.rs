@@ -449,6 +449,44 @@ fn exit_and_abort_end_the_run() {
 }
 
 #[test]
+fn the_interrupt_flag_is_set_from_another_thread_while_code_runs() {
+    let mut m = machine();
+    assert_eq!(
+        m.host_address(kiln::interrupt::INTERRUPT_FLAG),
+        Some(layout::INTERRUPT_FLAG)
+    );
+    // Polls the flag byte until it is set, then traps `interrupted`.
+    let code = TrapCode::Interrupted.code();
+    let mut a = asm();
+    mov_imm64(&mut a, 1, layout::INTERRUPT_FLAG);
+    dynasm!(a
+        ; .arch aarch64
+        ; top:
+        ; ldrb w2, [x1]
+        ; cbz w2, <top
+        ; mov w0, #code
+    );
+    call_abs(&mut a, layout::TRAP_HANDLER);
+    let f = load(&mut m, a);
+    m.set_limits(None, Some(std::time::Duration::from_secs(20)));
+    let flag = m.interrupt_flag();
+    let setter = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        flag.set(true);
+    });
+    assert_eq!(
+        m.call(f, &[], None),
+        Err(Error::Trap(TrapCode::Interrupted))
+    );
+    setter.join().unwrap();
+    assert!(m.interrupt_flag().is_set());
+    // The flag page is the machine's own: it cannot be unmapped.
+    assert!(m
+        .unmap(layout::INTERRUPT_FLAG, layout::INTERRUPT_FLAG_SIZE)
+        .is_err());
+}
+
+#[test]
 fn trap_handler_ends_the_run_with_the_trap() {
     let mut m = machine();
     let trap = m.host_address(TRAP_SYMBOL).unwrap();
@@ -568,12 +606,19 @@ fn bad_accesses_and_instructions_are_errors_naming_pc_and_address() {
     let msg = runtime_error(m.call(udf, &[], None));
     assert!(msg.contains(&format!("pc {:#x}", udf + 4)), "{msg}");
 
-    // Stack overflow from unbounded recursion hits the unmapped guard.
+    // Stack overflow from unbounded recursion hits the unmapped guard: the
+    // trap `stack overflow`.
     let mut a = asm();
     dynasm!(a ; .arch aarch64 ; top: ; stp x29, x30, [sp, #-16]! ; bl <top);
     let rec = load(&mut m, a);
     m.set_limits(Some(10_000_000), None);
-    let msg = runtime_error(m.call(rec, &[], None));
+    assert!(matches!(
+        m.call(rec, &[], None),
+        Err(kiln::Error::Trap(kiln::TrapCode::StackOverflow))
+    ));
+    // Far below the guard, it is a plain bad access.
+    let far = layout::HEAP_BASE + m.config().heap_size + 0x1000;
+    let msg = runtime_error(m.call(store_fn, &[Val::I64(far as i64), Val::I64(1)], None));
     assert!(msg.contains("write"), "{msg}");
 
     // After all that, calls still work.

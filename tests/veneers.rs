@@ -208,6 +208,9 @@ func @get() -> i64 {\nentry:\n    %p = addr @k\n    %v = load.i64 %p\n    ret %v
         panic!("expected a link error");
     };
     assert_eq!(d.file, "k.kir");
+    // The error points at the operand that needs the relocation, not at
+    // the declaration of @k.
+    assert_eq!((d.loc.line, d.loc.col), (4, 15));
     assert_eq!(
         d.message,
         format!(
@@ -324,6 +327,9 @@ func @get() -> i64 {\nentry:\n    %p = addr @k\n    %v = load.i64 %p\n    ret %v
         panic!("expected a link error");
     };
     assert_eq!(d.file, "k.kir");
+    // The error points at the operand that needs the relocation, not at
+    // the declaration of @k.
+    assert_eq!((d.loc.line, d.loc.col), (4, 15));
     assert_eq!(
         d.message,
         format!(
