@@ -216,7 +216,10 @@ fn import(module: &mut Module, name: &str, kind: SymbolKind) -> Result<SymId> {
 /// cycle head (module docs). The result verifies when `module` does.
 pub fn instrument(module: &Module) -> Result<Module> {
     let mut out = module.clone();
-    if !out.symbols.iter().any(|s| s.is_func() && s.linkage != Linkage::Import)
+    if !out
+        .symbols
+        .iter()
+        .any(|s| s.is_func() && s.linkage != Linkage::Import)
         || out.funcs.is_empty()
     {
         return Ok(out);
@@ -291,7 +294,9 @@ fn instrument_function(f: &mut Function, hooks: &Hooks) {
         None,
         InstKind::Call {
             callee: Callee::Direct(hooks.trap),
-            args: vec![Operand::Const(Const::Int(TrapCode::Interrupted.code().into()))],
+            args: vec![Operand::Const(Const::Int(
+                TrapCode::Interrupted.code().into(),
+            ))],
         },
         None,
     );
@@ -414,9 +419,7 @@ mod tests {
         let modules = [m];
         // The interpreter has no `__kiln_interrupt` host data, so link the
         // flag in through a data item of a second module.
-        let flag_module = module(&format!(
-            "data @{INTERRUPT_FLAG} = {{ i8 0 }}\n"
-        ));
+        let flag_module = module(&format!("data @{INTERRUPT_FLAG} = {{ i8 0 }}\n"));
         let all = [flag_module, modules[0].clone()];
         let mut it = Interpreter::new(&all, &host).unwrap();
         assert_eq!(it.call("f", &[Val::I64(10)]).unwrap(), Some(Val::I64(10)));
@@ -449,7 +452,10 @@ mod tests {
         assert!(!flag.is_set());
         flag.request();
         let _ = flag.run(|| Ok(()));
-        assert!(flag.is_set(), "a call that did not observe it leaves it pending");
+        assert!(
+            flag.is_set(),
+            "a call that did not observe it leaves it pending"
+        );
     }
 
     #[test]

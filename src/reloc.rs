@@ -390,7 +390,10 @@ mod tests {
         apply(RelocKind::Abs64, &mut buf, 0, 3, -4).unwrap();
         assert_eq!(buf, u64::MAX.to_le_bytes());
         apply(RelocKind::Abs64, &mut buf, 0, 0x1000, -0x8000_0000_0000).unwrap();
-        assert_eq!(u64::from_le_bytes(buf), 0x1000u64.wrapping_sub(0x8000_0000_0000));
+        assert_eq!(
+            u64::from_le_bytes(buf),
+            0x1000u64.wrapping_sub(0x8000_0000_0000)
+        );
         assert!(reaches(RelocKind::Abs64, 0, 1, i64::MIN));
     }
 

@@ -31,7 +31,7 @@ fn file(name: &str, text: &str) -> PathBuf {
 }
 
 /// `kiln run OPTIONS... FILE`, timed.
-fn run(options: &[&str], path: &PathBuf) -> (Output, Duration) {
+fn run(options: &[&str], path: &std::path::Path) -> (Output, Duration) {
     let mut args: Vec<&OsStr> = vec![OsStr::new("run")];
     args.extend(options.iter().map(OsStr::new));
     args.push(path.as_os_str());
@@ -198,7 +198,11 @@ fn the_repl_honours_the_executor_and_the_timeout() {
 fn sources_that_never_end_are_input_errors_found_quickly() {
     let start = Instant::now();
     let out = kiln(&[OsStr::new("check"), OsStr::new("/dev/zero")]);
-    assert!(start.elapsed() < Duration::from_secs(10), "{:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        start.elapsed()
+    );
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert_eq!(
         stderr(&out),

@@ -5,11 +5,14 @@
 //! - [`programs`]: the code-speed workloads (`benches/programs/*.kir`);
 //! - [`measure`]: the three comparisons (compile speed, code speed,
 //!   registry scaling) and the scan-all registry baseline;
-//! - [`svg`]: the report's charts.
+//! - [`svg`]: the report's charts;
+//! - [`faults`]: the cost of interrupt checks and of a call through the
+//!   process executor (issue 11).
 //!
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
 //! the same programs.
 
+pub mod faults;
 pub mod measure;
 pub mod programs;
 pub mod svg;

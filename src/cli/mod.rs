@@ -50,7 +50,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
     // The hidden subcommand that makes this process an executor child
     // (`--executor process`); it never reads files or parses arguments
     // the user gave.
-    if args.first().is_some_and(|a| a == kiln::executor::process::CHILD_COMMAND) {
+    if args
+        .first()
+        .is_some_and(|a| a == kiln::executor::process::CHILD_COMMAND)
+    {
         return kiln::executor::process::child_main(&args[1..]);
     }
     let worker = std::thread::Builder::new()

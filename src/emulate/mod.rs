@@ -123,7 +123,9 @@ impl FlagPage {
             )
         };
         if base == libc::MAP_FAILED {
-            return Err(Error::Runtime("emulator: cannot map the interrupt flag".into()));
+            return Err(Error::Runtime(
+                "emulator: cannot map the interrupt flag".into(),
+            ));
         }
         Ok(FlagPage { base })
     }

@@ -16,7 +16,7 @@
 //! - [`process::ProcessExecutor`]: code runs in a child process (`kiln`
 //!   itself, started as an executor) that maps what it is sent and calls
 //!   it; a crash there is [`Error::ExecutorDied`], never this process's.
-//! - The AArch64 emulator of feature `emulate` ([`emulator`]).
+//! - The AArch64 emulator of feature `emulate` (`emulator::EmulatorExecutor`).
 //!
 //! The trait is deliberately narrow: write bytes at an address, protect,
 //! release, call with [`Val`]s, look up host symbols (the engine's trap
@@ -218,4 +218,3 @@ pub fn check_args(name: &str, sig: &Signature, args: &[Val]) -> Result<()> {
     }
     Ok(())
 }
-

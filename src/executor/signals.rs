@@ -7,7 +7,7 @@
 //! when its JIT stack was made). The handler recognizes a stack overflow
 //! when all of these hold:
 //!
-//! - the thread is inside a call on its JIT stack ([`super::stack::active`]);
+//! - the thread is inside a call on its JIT stack (see [`super::stack`]);
 //! - the faulting address is in that stack's guard region;
 //! - the faulting instruction is compiled code: its address is in a range
 //!   registered by [`register_code`] (the in-process executor registers

@@ -2,7 +2,7 @@
 //! size, with a guard region below it, so that running out of stack is the
 //! trap `stack overflow` (SPEC sections 5 and 7) and never a crash.
 //!
-//! Choice (issue 11): [`crate::executor::InProcessExecutor::call`] (and so
+//! Choice (issue 11): the in-process executor's `call` (and so
 //! [`crate::Engine::call`]) switches from the caller's stack to this
 //! thread's JIT stack for the call, rather than running on the thread's own
 //! stack. Its bounds are then known exactly whatever thread calls (the main
@@ -348,13 +348,7 @@ mod native {
         // `run_on_jit_stack`, which does not switch again); the routine
         // follows the C ABI (it saves rbp, the only register it changes
         // besides rsp, which it restores). `enter` never unwinds.
-        unsafe {
-            kiln_switch_stack(
-                (&mut job as *mut Job<F, R>).cast(),
-                enter::<F, R>,
-                top,
-            )
-        };
+        unsafe { kiln_switch_stack((&mut job as *mut Job<F, R>).cast(), enter::<F, R>, top) };
         job.out
             .unwrap_or_else(|| Err(Box::new("the JIT stack call did not run")))
     }

@@ -41,13 +41,13 @@ mod memory;
 
 use crate::error::{Error, Result};
 use crate::host::HostFunctions;
+use crate::interrupt::InterruptHandle;
 use crate::ir::{DataValue, Linkage, Module, SymbolKind};
 use crate::link::{link_with, HostSymbol, Linked, Outside, Target};
 use crate::value::Val;
 use decode::{Body, FnEntry, ModuleSyms, Program};
 use memory::RawBuf;
 use std::collections::HashMap;
-use crate::interrupt::InterruptHandle;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -20,6 +20,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 fn main() {
+    // The process executor's child is this binary (call round trip).
+    kiln_bench::faults::serve_executor_child();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let only = args
@@ -81,6 +83,8 @@ fn run(quick: bool, only: Option<&str>) -> Result<(), String> {
     }
     if wanted("code") {
         code_speed(budget, &mut md, &out_dir)?;
+        let rt = kiln_bench::faults::call_round_trip(budget)?;
+        md.push_str(&kiln_bench::faults::round_trip_table(&rt));
     }
     if wanted("registry") {
         registry_scaling(quick, &mut md, &out_dir)?;
@@ -218,11 +222,13 @@ fn code_speed(budget: Budget, md: &mut String, out_dir: &std::path::Path) -> Res
         "\n## Code speed\n\nRun time of `@main(n)` of each program in `benches/programs/`, compiled by \
          kiln and by Cranelift (regalloc `backtracking`) at opt_level `none` and `speed`, fastest of \
          repeated calls; every engine's result is checked against the expected value first. The \
-         ratio is kiln's run time over Cranelift's (above 1: kiln's code is slower).\n"
+         ratio is kiln's run time over Cranelift's (above 1: kiln's code is slower). `int ÷ kiln`: \
+         kiln with interrupt checks on (`Engine::with_interrupts`) over kiln without (the checks' \
+         cost; off, there are none).\n"
     );
     let _ = writeln!(
         md,
-        "| program | n | kiln ms | clif-none ms | clif-speed ms | kiln ÷ clif-none | kiln ÷ clif-speed |\n|---|---:|---:|---:|---:|---:|---:|"
+        "| program | n | kiln ms | clif-none ms | clif-speed ms | kiln ÷ clif-none | kiln ÷ clif-speed | int ÷ kiln |\n|---|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut code_series: Vec<(String, Vec<f64>)> = vec![
         ("kiln ÷ clif-none".into(), Vec::new()),
@@ -235,6 +241,10 @@ fn code_speed(budget: Budget, md: &mut String, out_dir: &std::path::Path) -> Res
         for o in code_cfgs {
             engines.push((o.label(), CompiledMain::clif(&m, o)?));
         }
+        engines.push((
+            "kiln+interrupts".into(),
+            kiln_bench::faults::kiln_interruptible(&m)?,
+        ));
         let mut times = Vec::new();
         for (label, e) in &engines {
             let got = e.call(p.bench_arg);
@@ -253,17 +263,18 @@ fn code_speed(budget: Budget, md: &mut String, out_dir: &std::path::Path) -> Res
             })?);
         }
         let ms = |d: Duration| secs(d) * 1e3;
-        let (k, n, s) = (times[0], times[1], times[2]);
+        let (k, n, s, i) = (times[0], times[1], times[2], times[3]);
         let _ = writeln!(
             md,
-            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
             p.name,
             p.bench_arg,
             ms(k),
             ms(n),
             ms(s),
             secs(k) / secs(n),
-            secs(k) / secs(s)
+            secs(k) / secs(s),
+            secs(i) / secs(k)
         );
         code_series[0].1.push(secs(k) / secs(n));
         code_series[1].1.push(secs(k) / secs(s));

@@ -287,7 +287,13 @@ impl Region {
         self.protect(start, len, libc::PROT_NONE)?;
         // SAFETY: the pages are this process's, now inaccessible; dropping
         // their contents gives the memory back.
-        unsafe { libc::madvise(start as usize as *mut libc::c_void, len as usize, libc::MADV_DONTNEED) };
+        unsafe {
+            libc::madvise(
+                start as usize as *mut libc::c_void,
+                len as usize,
+                libc::MADV_DONTNEED,
+            )
+        };
         if kind == SectionKind::Text {
             signals::unregister_code(start, len);
         }
@@ -450,7 +456,10 @@ impl Child {
             }
             Request::AllocateAt(s) => {
                 if s.address % self.region.page != 0 {
-                    return Err(Error::Argument(format!("{:#x} is not page-aligned", s.address)));
+                    return Err(Error::Argument(format!(
+                        "{:#x} is not page-aligned",
+                        s.address
+                    )));
                 }
                 let len = self.region.round(s.len)?;
                 self.region.take(s.address, len, s.kind)?;
@@ -478,10 +487,7 @@ impl Child {
                 Ok(Reply::Ok)
             }
             Request::Call {
-                address,
-                ret,
-                args,
-                ..
+                address, ret, args, ..
             } => {
                 self.inside(address, 1)?;
                 let sig = Signature::new(args.iter().map(|a| a.0).collect(), ret);
@@ -544,7 +550,12 @@ mod tests {
             parse_args(&a(&["--fd", "7", "--region", "0x7f0000000000"])).unwrap(),
             (7, Some(0x7f00_0000_0000))
         );
-        for bad in [&["--fd"][..], &["--fd", "x"], &[], &["--region", "12", "--fd", "3"]] {
+        for bad in [
+            &["--fd"][..],
+            &["--fd", "x"],
+            &[],
+            &["--region", "12", "--fd", "3"],
+        ] {
             assert!(parse_args(&a(bad)).is_err(), "{bad:?}");
         }
     }

@@ -248,10 +248,9 @@ impl ProcessExecutor {
             match self.exchange(conn, Request::Lookup(name.clone()))? {
                 Reply::Address(a) if a == address => {}
                 _ => {
-                    return Err(self.fail(
-                        conn,
-                        &format!("host symbol @{name} moved in the new child"),
-                    ))
+                    return Err(
+                        self.fail(conn, &format!("host symbol @{name} moved in the new child"))
+                    )
                 }
             }
         }
@@ -481,7 +480,10 @@ impl Executor for ProcessExecutor {
             )));
         }
         let mut conn = self.lock()?;
-        let (ret, args): (_, Vec<_>) = (sig.ret, args.iter().map(|a| (a.ty(), a.to_bits())).collect());
+        let (ret, args): (_, Vec<_>) = (
+            sig.ret,
+            args.iter().map(|a| (a.ty(), a.to_bits())).collect(),
+        );
         // `pending` is read under the writer lock, so an interrupt either
         // comes before (and is carried by `interrupted`) or after the call.
         let reply = self.exchange_with(&mut conn, || {

@@ -294,9 +294,7 @@ impl Reply {
             Reply::Ok => Out::new(0x80),
             Reply::Address(a) => Out::new(0x81).u64(*a),
             Reply::NotFound => Out::new(0x82),
-            Reply::Returned(v) => Out::new(0x83)
-                .u8(u8::from(v.is_some()))
-                .u64(v.unwrap_or(0)),
+            Reply::Returned(v) => Out::new(0x83).u8(u8::from(v.is_some())).u64(v.unwrap_or(0)),
             Reply::Trap(code) => Out::new(0x84).u32(*code),
             Reply::Error(m) => Out::new(0x85).bytes(m.as_bytes()),
             Reply::Hello { version, region } => {
@@ -443,7 +441,10 @@ mod tests {
             &[0x80, 1],
             &[4, 1, 0, 0, 0],
             &[6, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0],
-            &[0x86, b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            &[
+                0x86, b'x', b'x', b'x', b'x', b'x', b'x', b'x', b'x', 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+                0, 0,
+            ],
         ] {
             assert!(
                 Request::decode(b).is_err() && Reply::decode(b).is_err(),
