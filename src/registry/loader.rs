@@ -333,7 +333,11 @@ pub fn relocate(
             // Point at the operand that needs the relocation (the first
             // names are the definitions, in `defined` order).
             let loc = m.ir.map_or(Loc::NONE, |ir| {
-                let defs = m.defined.iter().zip(m.names).map(|(&(k, o), n)| (&**n, k, o));
+                let defs = m
+                    .defined
+                    .iter()
+                    .zip(m.names)
+                    .map(|(&(k, o), n)| (&**n, k, o));
                 crate::compiled::reloc_source_loc(ir, r.section, r.offset.into(), name, defs)
             });
             Error::Link(Diagnostic::new(
