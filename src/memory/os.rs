@@ -112,11 +112,16 @@ pub(super) fn map_private(start: usize, len: usize, prot: libc::c_int) -> io::Re
 /// which [`CodeFile::map_exec`] maps runs of the file read-only (rodata) or
 /// read+execute (text); the writable view maps the whole file read-write
 /// at another address, known only to the memory manager.
+///
+/// memmap2 (as the design asks) makes and owns the writable view and the
+/// probe mapping; the reservation and the runs mapped into it at fixed
+/// addresses are plain `mmap` calls, because memmap2 maps neither
+/// inaccessible address space nor at a chosen address, and a direct call
+/// must reach from any section to any other of a reservation.
 #[derive(Debug)]
 pub(super) struct CodeFile {
-    fd: std::os::fd::OwnedFd,
-    write_base: usize,
-    len: usize,
+    file: std::fs::File,
+    view: memmap2::MmapRaw,
 }
 
 /// `MFD_EXEC`: a memfd that may be mapped executable even where the system
@@ -143,36 +148,14 @@ impl CodeFile {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `fd` is a descriptor we just opened and own alone.
-        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
-        use std::os::fd::AsRawFd;
-        let size = libc::off_t::try_from(len)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "reservation too large"))?;
-        // SAFETY: resizing our own fresh file.
-        if unsafe { libc::ftruncate(fd.as_raw_fd(), size) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: a fresh shared mapping of our own file at an address of
-        // the kernel's choosing; nothing refers to it yet.
-        let write_base = check_map(unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED,
-                fd.as_raw_fd(),
-                0,
-            )
-        })?;
+        let file = unsafe { std::fs::File::from_raw_fd(fd) };
+        file.set_len(len as u64)?;
+        let view = memmap2::MmapOptions::new().len(len).map_raw(&file)?;
         // A child made by fork() gets no writable view: if it tried to
         // write code, it would write into its parent's. (The fork guard
         // below stops it first; this is the second line.)
-        // SAFETY: advice on our own fresh mapping.
-        unsafe { libc::madvise(write_base as *mut libc::c_void, len, libc::MADV_DONTFORK) };
-        Ok(CodeFile {
-            fd,
-            write_base,
-            len,
-        })
+        view.advise(memmap2::Advice::DontFork)?;
+        Ok(CodeFile { file, view })
     }
 
     /// Memory files are a Linux feature; elsewhere every reservation uses
@@ -190,33 +173,15 @@ impl CodeFile {
     /// shared mappings, says no): tried on a throwaway mapping of its first
     /// page at an address of the kernel's choosing, never over ours.
     pub(super) fn can_execute(&self) -> bool {
-        use std::os::fd::AsRawFd;
-        let page = page_size().min(self.len);
-        // SAFETY: a fresh shared mapping of our own file at an address of
-        // the kernel's choosing; unmapped right away, nothing refers to it.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                page,
-                libc::PROT_READ | libc::PROT_EXEC,
-                libc::MAP_SHARED,
-                self.fd.as_raw_fd(),
-                0,
-            )
-        };
-        match check_map(p) {
-            Ok(at) => {
-                // SAFETY: the mapping just made, referred to by nothing.
-                unsafe { unmap(at, page) };
-                true
-            }
-            Err(_) => false,
-        }
+        let page = page_size().min(self.view.len());
+        // SAFETY: a read+execute shared mapping of our own file, dropped
+        // (unmapped) at once; nothing reads it.
+        unsafe { memmap2::MmapOptions::new().len(page).map_exec(&self.file) }.is_ok()
     }
 
     /// Where offset 0 of the file is mapped writable.
     pub(super) fn write_base(&self) -> usize {
-        self.write_base
+        self.view.as_mut_ptr() as usize
     }
 
     /// Maps `len` bytes of the file at offset `off` over the page run at
@@ -246,7 +211,7 @@ impl CodeFile {
                 len,
                 prot,
                 libc::MAP_SHARED | libc::MAP_FIXED,
-                self.fd.as_raw_fd(),
+                self.file.as_raw_fd(),
                 off,
             )
         })?;
@@ -267,7 +232,7 @@ impl CodeFile {
         // there (the caller's bookkeeping).
         unsafe {
             libc::fallocate(
-                self.fd.as_raw_fd(),
+                self.file.as_raw_fd(),
                 libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
                 off,
                 len,
@@ -277,15 +242,6 @@ impl CodeFile {
 
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
     pub(super) fn punch(&self, _off: usize, _len: usize) {}
-}
-
-impl Drop for CodeFile {
-    fn drop(&mut self) {
-        // SAFETY: the writable view is ours and, the manager and every
-        // handle being gone, nothing refers into it any more. The file
-        // closes with `fd`.
-        unsafe { unmap(self.write_base, self.len) };
-    }
 }
 
 /// Counts fork()s of this process, as seen in the child.
