@@ -6,7 +6,8 @@
 //! x86-64 `rel32`, ≤ 128 MiB for AArch64 `BL`. Pages are handed out from a
 //! reservation to one section kind at a time, and sections are carved from
 //! those pages at their alignment by a sub-page allocator
-//! ([`free_list`]: best fit, neighbours coalesced, logarithmic time).
+//! (`memory/free_list.rs`: best fit, neighbours coalesced, logarithmic
+//! time).
 //!
 //! # Two ways to keep W^X
 //!
@@ -34,7 +35,7 @@
 //! engine's registry) writes, and only between `allocate` and `finalize`.
 //! A child made by `fork` inherits no writable view (`MADV_DONTFORK`) and
 //! the manager refuses to work there (it would write into its parent's
-//! code otherwise): see [`os::fork_generation`]. What the two views do not
+//! code otherwise; `memory/os.rs`, `fork_generation`). What the two views do not
 //! protect against is memory corruption in the host itself that happens to
 //! hit the writable view; that is the trade every dual-mapping JIT makes
 //! for not changing protections per module.

@@ -15,7 +15,7 @@
 //!
 //! **Traps.** Compiled code calls [`crate::isa::TRAP_HANDLER`] with the trap
 //! code in `edi`; that symbol resolves to a per-executor stub that adds the
-//! executor's [`TrapState`] and enters [`trap_entry`]. If the current
+//! executor's [`TrapState`] and enters `trap_entry`. If the current
 //! thread is inside [`Trampolines::call`] (a thread-local holds the
 //! innermost call's frame), `trap_entry` jumps to a shared *unwind* stub
 //! that restores the trampoline's stack pointer and callee-saved registers
