@@ -39,7 +39,7 @@ use crate::error::{Error, Result, TrapCode};
 use crate::ir::Signature;
 use crate::value::Val;
 use std::cell::Cell;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 /// What the embedder does with a trap outside [`Trampolines::call`]. It
 /// must not return (exit the process, or abort); if it does, the process
@@ -145,7 +145,7 @@ pub struct Trampolines {
     /// The call trampoline's address (0: no native calls on this host).
     trampoline: u64,
     /// Keeps the stubs' memory (one page) until the executor goes.
-    _code: Mutex<Code>,
+    _code: Code,
 }
 
 struct Code {
@@ -222,7 +222,7 @@ impl Trampolines {
             state,
             trap_stub: (trap_stub != 0).then_some(trap_stub),
             trampoline,
-            _code: Mutex::new(Code { mm, sections }),
+            _code: Code { mm, sections },
         })
     }
 
