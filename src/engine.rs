@@ -137,7 +137,7 @@ impl Engine {
             if inner.in_process.is_some() {
                 // Compiled code calls `native_resolve` with the engine's
                 // shared state, which outlives all of its code.
-                let resolve: extern "C" fn(*const Inner, u64) -> u64 =
+                let resolve: unsafe extern "C" fn(*const Inner, u64) -> u64 =
                     crate::lazy::native_resolve::<Inner>;
                 reg.set_lazy_resolver(resolve as usize as u64, Arc::as_ptr(&inner) as u64);
             } else if let Some(address) = inner.executor.lazy_resolver() {

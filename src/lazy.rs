@@ -366,7 +366,11 @@ pub trait Resolver {
 /// engine's [`Resolver`]. On an error it does not return: it unwinds to
 /// the engine call on this thread's stack (see the module docs), or prints
 /// the error and aborts.
-pub extern "C" fn native_resolve<R: Resolver>(ctx: *const R, key: u64) -> u64 {
+///
+/// # Safety
+/// `ctx` must point at a live `R` (compiled code passes the engine's
+/// shared state, which outlives its code).
+pub unsafe extern "C" fn native_resolve<R: Resolver>(ctx: *const R, key: u64) -> u64 {
     let trap = {
         // SAFETY: `ctx` was baked into the chunk from the engine's shared
         // state, which outlives every chunk (the chunks are its memory).
