@@ -243,6 +243,9 @@ pub fn check_args(name: &str, sig: &Signature, args: &[Val]) -> Result<()> {
 #[cfg(feature = "emulate")]
 pub struct EmulatorExecutor {
     jobs: std::sync::Mutex<std::sync::mpsc::Sender<EmuJob>>,
+    /// Held for the whole of a call: a call paused for a lazy compile
+    /// keeps its registers and stack in the machine until it resumes.
+    calls: std::sync::Mutex<()>,
 }
 
 #[cfg(feature = "emulate")]
@@ -277,6 +280,7 @@ impl EmulatorExecutor {
             .map_err(|_| Error::Runtime("the emulator thread died".into()))??;
         Ok(EmulatorExecutor {
             jobs: std::sync::Mutex::new(jobs),
+            calls: std::sync::Mutex::new(()),
         })
     }
 
@@ -339,16 +343,49 @@ impl Executor for EmulatorExecutor {
     }
 
     unsafe fn call(&self, address: u64, sig: &Signature, args: &[Val]) -> Result<Option<Val>> {
+        let no_resolver = |_: u32| -> Result<u64> {
+            Err(Error::Runtime(
+                "a lazy function was called without a resolver".into(),
+            ))
+        };
+        // SAFETY: forwarded contract.
+        unsafe { self.call_resolving(address, sig, args, &no_resolver) }
+    }
+
+    fn lazy_resolver(&self) -> Option<u64> {
+        Some(crate::emulate::layout::LAZY_RESOLVER)
+    }
+
+    unsafe fn call_resolving(
+        &self,
+        address: u64,
+        sig: &Signature,
+        args: &[Val],
+        resolve: &dyn Fn(u32) -> Result<u64>,
+    ) -> Result<Option<Val>> {
         use crate::emulate::Outcome;
+        let _one_call = self
+            .calls
+            .lock()
+            .map_err(|_| Error::Runtime("the emulator's call lock is poisoned".into()))?;
         let (args, ret) = (args.to_vec(), sig.ret);
-        match self.run(move |emu| emu.call(address, &args, ret))?? {
-            Outcome::Returned(v) => Ok(v),
-            Outcome::Exit(code) => {
-                // SAFETY: fflush(NULL) is always valid.
-                unsafe { libc::fflush(std::ptr::null_mut()) };
-                std::process::exit(code)
+        let mut outcome = self.run(move |emu| emu.call(address, &args, ret))??;
+        loop {
+            match outcome {
+                Outcome::Lazy { key, resume } => {
+                    // Compiling writes sections through this executor's
+                    // jobs, which run while the call is paused.
+                    let target = resolve(key)?;
+                    outcome = self.run(move |emu| emu.resume(resume, target, ret))??;
+                }
+                Outcome::Returned(v) => return Ok(v),
+                Outcome::Exit(code) => {
+                    // SAFETY: fflush(NULL) is always valid.
+                    unsafe { libc::fflush(std::ptr::null_mut()) };
+                    std::process::exit(code)
+                }
+                Outcome::Abort => std::process::abort(),
             }
-            Outcome::Abort => std::process::abort(),
         }
     }
 

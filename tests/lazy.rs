@@ -333,3 +333,55 @@ fn removing_lazy_modules_and_redefinitions() {
         .unwrap();
     assert_eq!(e.call("h", &[]).unwrap(), Some(Val::I64(3)));
 }
+
+/// The same under the AArch64 emulator: the chunks' wrapper calls the
+/// emulator's resolver slot, the call pauses, the function is compiled
+/// and the call resumes in it.
+#[cfg(feature = "emulate")]
+#[test]
+fn aarch64_under_emulation_compiles_lazily_and_redefines() {
+    let ex = kiln::executor::EmulatorExecutor::new(Default::default()).unwrap();
+    let e = Engine::with_executor("aarch64", Arc::new(ex)).unwrap();
+    let id = e.add_module_text_lazy("lib.kir", LIB).unwrap();
+    assert_eq!(compiled(&e), 0);
+    assert_eq!(e.call("g", &[Val::I64(5)]).unwrap(), Some(Val::I64(111)));
+    assert_eq!(compiled(&e), 4);
+    assert_eq!(e.call("g", &[Val::I64(1)]).unwrap(), Some(Val::I64(103)));
+    // Many arguments, some on the stack, survive the pause.
+    e.add_module_text_lazy(
+        "many.kir",
+        "func @many(%a: i64, %b: f64, %c: i64, %d: i64, %e: i64, %f: i64, %g: i64, %h: i64, %i: i64, %j: i64) -> i64 {\n\
+         entry:\n    %x = ftosi.i64 %b\n    %s1 = add.i64 %a, %x\n    %s2 = add.i64 %s1, %j\n    %s3 = mul.i64 %s2, %i\n    ret %s3\n}\n",
+    )
+    .unwrap();
+    let args = [
+        Val::I64(1),
+        Val::F64(2.0),
+        Val::I64(3),
+        Val::I64(4),
+        Val::I64(5),
+        Val::I64(6),
+        Val::I64(7),
+        Val::I64(8),
+        Val::I64(9),
+        Val::I64(10),
+    ];
+    assert_eq!(e.call("many", &args).unwrap(), Some(Val::I64(117)));
+    let bad = e
+        .add_module_text_lazy(
+            "bad.kir",
+            "extern func @missing() -> i64\nfunc @bad() -> i64 {\nentry:\n    %x = call.i64 @missing()\n    ret %x\n}\n",
+        )
+        .unwrap();
+    assert!(matches!(e.call("bad", &[]), Err(Error::Link(_))));
+    e.remove_module(bad).unwrap();
+    let parse = |t: &str| kiln::ir::parse::parse_module("new.kir", t).unwrap();
+    e.redefine(
+        parse("func @f(%x: i64) -> i64 {\nentry:\n    %y = mul.i64 %x, 1000\n    ret %y\n}\n"),
+        Compile::OnFirstCall,
+    )
+    .unwrap();
+    assert_eq!(e.call("g", &[Val::I64(2)]).unwrap(), Some(Val::I64(2001)));
+    e.finalize_module(id).unwrap();
+    assert_eq!(e.retired().unwrap(), (0, 0));
+}
