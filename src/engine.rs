@@ -224,7 +224,16 @@ impl Engine {
         let split = Split::new(module);
         let (redef, lazy) = {
             let mut reg = self.reg()?;
-            (reg.redefine(split)?, reg.lazy_supported())
+            let redef = reg.redefine(split)?;
+            // Link errors now, whenever the bodies are compiled.
+            let checked = reg
+                .live_slot(redef.id)
+                .and_then(|slot| reg.check_links(&[slot]));
+            if let Err(e) = checked {
+                let _ = reg.remove(redef.id);
+                return Err(e);
+            }
+            (redef, reg.lazy_supported())
         };
         if when == Compile::Now || !lazy {
             if let Err(e) = self.inner.drive(&redef.members, Goal::Finalized) {
