@@ -30,7 +30,7 @@
 //! the module's data through its data module's symbols. A lazy module's
 //! `local` definitions get private symbols (ids without a name), its
 //! exports named ones. The lazy module itself is a registry entry (what
-//! its [`ModuleId`](crate::registry::ModuleId) names): finalized from the
+//! its [`crate::registry::ModuleId`] names): finalized from the
 //! start (its stubs are), owner of its members, stubs and symbols.
 //!
 //! **Redefinition.** [`crate::Engine::redefine`] replaces the bodies of
@@ -201,7 +201,7 @@ impl Split {
 
 // ---- bookkeeping ------------------------------------------------------------
 
-/// A lazy module's entry (its [`Role::Group`]).
+/// A lazy module's registry entry: its members and slots.
 #[derive(Default)]
 pub struct Group {
     /// Every member: function-modules and the data module.
