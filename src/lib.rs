@@ -92,6 +92,7 @@ pub mod interp;
 pub mod interrupt;
 pub mod ir;
 pub mod isa;
+pub mod lazy;
 pub mod link;
 #[cfg(any(feature = "x86_64", feature = "aarch64"))]
 pub mod lower;
@@ -104,7 +105,7 @@ pub mod symbols;
 pub mod trampoline;
 pub mod value;
 
-pub use engine::Engine;
+pub use engine::{Compile, Engine};
 pub use error::{ChildExit, Diagnostic, Error, Result, TrapCode};
 pub use interrupt::InterruptHandle;
 pub use value::Val;

@@ -5,6 +5,8 @@
 //! - [`programs`]: the code-speed workloads (`benches/programs/*.kir`);
 //! - [`measure`]: the three comparisons (compile speed, code speed,
 //!   registry scaling) and the scan-all registry baseline;
+//! - [`rss`]: peak memory of many small modules, measured in child
+//!   processes;
 //! - [`svg`]: the report's charts;
 //! - [`faults`]: the cost of interrupt checks and of a call through the
 //!   process executor (issue 11).
@@ -15,6 +17,7 @@
 pub mod faults;
 pub mod measure;
 pub mod programs;
+pub mod rss;
 pub mod svg;
 pub mod to_cranelift;
 

@@ -90,6 +90,8 @@ pub struct RunOptions {
     pub target: Option<Target>,
     /// The entry's arguments, as given after `--`.
     pub args: Vec<OsString>,
+    /// `--lazy`: compile each function on its first call.
+    pub lazy: bool,
     pub executor: Executor,
     /// Interrupt the entry after this long (`--timeout`).
     pub timeout: Option<std::time::Duration>,
@@ -98,6 +100,8 @@ pub struct RunOptions {
 /// Options of `kiln repl`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReplOptions {
+    /// `--lazy`: compile each function on its first call.
+    pub lazy: bool,
     pub executor: Executor,
     /// Interrupt each query after this long (`--timeout`).
     pub timeout: Option<std::time::Duration>,
@@ -125,11 +129,11 @@ pub struct UsageError(pub String);
 
 /// The usage text printed by `--help` and after a usage error.
 pub const USAGE: &str = "\
-usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64]
+usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64] [--lazy]
                 [--executor in-process|process] [--timeout SECONDS] [-- ARG...]
        kiln check FILE...
        kiln asm FILE... [--target x86_64|aarch64]
-       kiln repl [--executor in-process|process] [--timeout SECONDS]
+       kiln repl [--lazy] [--executor in-process|process] [--timeout SECONDS]
        kiln --help | --version";
 
 fn usage(msg: impl Into<String>) -> UsageError {
@@ -255,29 +259,11 @@ fn parse_asm(args: &[OsString]) -> Result<Command, UsageError> {
     Ok(Command::Asm { files, target })
 }
 
-fn parse_repl(args: &[OsString]) -> Result<Command, UsageError> {
-    let mut opts = ReplOptions::default();
-    let (files, after) = split_options(args, |name, value| {
-        match name {
-            "--executor" => opts.executor = parse_executor(&value()?)?,
-            "--timeout" => opts.timeout = Some(parse_timeout(&value()?)?),
-            _ => return Err(unknown_option(name)),
-        }
-        Ok(())
-    })?;
-    if let Some(a) = files.first().or(after.first()) {
-        return Err(usage(format!(
-            "unexpected argument '{}' to repl",
-            a.to_string_lossy()
-        )));
-    }
-    Ok(Command::Repl(opts))
-}
-
 fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
     let mut entry = String::from("main");
     let mut engine = Engine::Jit;
     let mut target = None;
+    let mut lazy = false;
     let mut executor = Executor::InProcess;
     let mut timeout = None;
     let (files, after) = split_options(args, |name, value| {
@@ -304,6 +290,7 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
                 }
             }
             "--target" => target = Some(parse_target(&value()?)?),
+            "--lazy" => lazy = true,
             _ => return Err(unknown_option(name)),
         }
         Ok(())
@@ -315,9 +302,30 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
         engine,
         target,
         args: after,
+        lazy,
         executor,
         timeout,
     }))
+}
+
+fn parse_repl(args: &[OsString]) -> Result<Command, UsageError> {
+    let mut opts = ReplOptions::default();
+    let (files, after) = split_options(args, |name, value| {
+        match name {
+            "--lazy" => opts.lazy = true,
+            "--executor" => opts.executor = parse_executor(&value()?)?,
+            "--timeout" => opts.timeout = Some(parse_timeout(&value()?)?),
+            _ => return Err(unknown_option(name)),
+        }
+        Ok(())
+    })?;
+    if let Some(a) = files.first().or(after.first()) {
+        return Err(usage(format!(
+            "unexpected argument '{}' to repl",
+            a.to_string_lossy()
+        )));
+    }
+    Ok(Command::Repl(opts))
 }
 
 #[cfg(test)]
@@ -367,6 +375,16 @@ mod tests {
         assert_eq!(r.files, vec![OsString::from("-")]);
         assert_eq!(r.target, Some(Target::Aarch64));
         assert_eq!(r.engine, Engine::Jit);
+        assert!(!r.lazy);
+        assert!(run(&["run", "a.kir", "--lazy"]).lazy);
+        assert_eq!(
+            p(&["repl", "--lazy"]),
+            Ok(Command::Repl(ReplOptions {
+                lazy: true,
+                ..Default::default()
+            }))
+        );
+        assert_eq!(p(&["repl"]), Ok(Command::Repl(ReplOptions::default())));
     }
 
     #[test]
@@ -385,6 +403,8 @@ mod tests {
             &["check", "a.kir", "--entry", "f"],
             &["asm", "a.kir", "--", "x"],
             &["repl", "x"],
+            &["repl", "--lazy", "x"],
+            &["repl", "--eager"],
             &["repl", "--timeout", "soon"],
             &["repl", "--executor", "remote"],
             &["run", "a.kir", "--timeout", "-1"],
@@ -403,13 +423,13 @@ mod tests {
         let r = run(&["run", "a.kir"]);
         assert_eq!((r.executor, r.timeout), (Executor::InProcess, None));
         assert_eq!(
-            p(&["repl", "--timeout", "2", "--executor=process"]),
+            p(&["repl", "--timeout", "2", "--executor=process", "--lazy"]),
             Ok(Command::Repl(ReplOptions {
+                lazy: true,
                 executor: Executor::Process,
                 timeout: Some(std::time::Duration::from_secs(2)),
             }))
         );
-        assert_eq!(p(&["repl"]), Ok(Command::Repl(ReplOptions::default())));
     }
 
     #[test]

@@ -248,7 +248,7 @@ fn run_jit(opts: &RunOptions, modules: Vec<Module>) -> Result<(), Failure> {
         return run_emulated(opts, modules, &args);
     }
     let engine = host_engine(opts.executor, opts.timeout.is_some())?;
-    call_entry(&engine, modules, &opts.entry, &args, opts.timeout)
+    call_entry(&engine, modules, opts, &args)
 }
 
 /// An engine for the host ISA whose code runs where `executor` says, with
@@ -261,8 +261,7 @@ fn host_engine(executor: Executor, interruptible: bool) -> Result<kiln::Engine, 
         Executor::InProcess => {
             let engine = kiln::Engine::default();
             for name in host.names() {
-                if let (Some(f), Some(addr)) = (host.get(name), kiln::symbols::dlsym_default(name))
-                {
+                if let (Some(f), Some(addr)) = (host.get(name), kiln::symbols::dlsym_default(name)) {
                     engine
                         .register_host_symbol(name, addr as usize, Some(f.sig.clone()))
                         .map_err(input)?;
@@ -303,23 +302,34 @@ fn arm(
 }
 
 /// Adds and finalizes every module (so that every link error is reported),
-/// calls the entry (interrupted after `timeout`), flushes C stdio and
-/// prints the result line.
+/// calls the entry, flushes C stdio and prints the result line. With
+/// `--lazy` the modules are added lazily and only link-checked (the same
+/// errors, in the same order), and each function is compiled on its first
+/// call.
 fn call_entry(
     engine: &kiln::Engine,
     modules: Vec<Module>,
-    entry: &str,
+    opts: &RunOptions,
     args: &[Val],
-    timeout: Option<std::time::Duration>,
 ) -> Result<(), Failure> {
+    let entry = opts.entry.as_str();
     let mut ids = Vec::with_capacity(modules.len());
     for m in modules {
-        ids.push(engine.add_module(m).map_err(input)?);
+        let id = if opts.lazy {
+            engine.add_module_lazy(m)
+        } else {
+            engine.add_module(m)
+        };
+        ids.push(id.map_err(input)?);
     }
     for id in ids {
-        engine.finalize_module(id).map_err(input)?;
+        if opts.lazy {
+            engine.check_links(id).map_err(input)?;
+        } else {
+            engine.finalize_module(id).map_err(input)?;
+        }
     }
-    let deadline = arm(engine.interrupt_handle(), timeout)?;
+    let deadline = arm(engine.interrupt_handle(), opts.timeout)?;
     let result = engine.call(entry, args);
     drop(deadline);
     flush_c_stdio();
@@ -340,7 +350,7 @@ fn run_emulated(opts: &RunOptions, modules: Vec<Module>, args: &[Val]) -> Result
     if opts.timeout.is_some() {
         engine = engine.with_interrupts();
     }
-    call_entry(&engine, modules, &opts.entry, args, opts.timeout)
+    call_entry(&engine, modules, opts, args)
 }
 
 /// Without the emulator a foreign target was refused by `check_target`.
@@ -414,7 +424,7 @@ fn disassemble(
 pub fn repl(opts: &ReplOptions) -> Result<(), Failure> {
     check_target(None)?;
     let engine = host_engine(opts.executor, opts.timeout.is_some())?;
-    let status = kiln::repl::main_with(engine, opts.timeout);
+    let status = kiln::repl::main_with(engine, opts.lazy, opts.timeout);
     if status != 0 {
         std::process::exit(status);
     }

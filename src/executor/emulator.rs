@@ -16,6 +16,9 @@ use crate::value::Val;
 /// run code would.
 pub struct EmulatorExecutor {
     jobs: std::sync::Mutex<std::sync::mpsc::Sender<EmuJob>>,
+    /// Held for the whole of a call: a call paused for a lazy compile
+    /// keeps its registers and stack in the machine until it resumes.
+    calls: std::sync::Mutex<()>,
     /// The emulator's interrupt flag, set from any thread.
     flag: std::sync::Arc<crate::emulate::FlagPage>,
 }
@@ -51,6 +54,7 @@ impl EmulatorExecutor {
             .map_err(|_| Error::Runtime("the emulator thread died".into()))??;
         Ok(EmulatorExecutor {
             jobs: std::sync::Mutex::new(jobs),
+            calls: std::sync::Mutex::new(()),
             flag,
         })
     }
@@ -113,21 +117,56 @@ impl Executor for EmulatorExecutor {
     }
 
     unsafe fn call(&self, address: u64, sig: &Signature, args: &[Val]) -> Result<Option<Val>> {
+        let no_resolver = |_: u32| -> Result<u64> {
+            Err(Error::Runtime(
+                "a lazy function was called without a resolver".into(),
+            ))
+        };
+        // SAFETY: forwarded contract.
+        unsafe { self.call_resolving(address, sig, args, &no_resolver) }
+    }
+
+    fn lazy_resolver(&self) -> Option<u64> {
+        Some(crate::emulate::layout::LAZY_RESOLVER)
+    }
+
+    unsafe fn call_resolving(
+        &self,
+        address: u64,
+        sig: &Signature,
+        args: &[Val],
+        resolve: &dyn Fn(u32) -> Result<u64>,
+    ) -> Result<Option<Val>> {
         use crate::emulate::Outcome;
+        let _one_call = self
+            .calls
+            .lock()
+            .map_err(|_| Error::Runtime("the emulator's call lock is poisoned".into()))?;
         let (args, ret) = (args.to_vec(), sig.ret);
-        let outcome = self.run(move |emu| emu.call(address, &args, ret))?;
-        if let Err(Error::Trap(crate::error::TrapCode::Interrupted)) = outcome {
-            // Calls run one at a time: this one observed the request.
-            self.flag.set(false);
-        }
-        match outcome? {
-            Outcome::Returned(v) => Ok(v),
-            Outcome::Exit(code) => {
-                // SAFETY: fflush(NULL) is always valid.
-                unsafe { libc::fflush(std::ptr::null_mut()) };
-                std::process::exit(code)
+        let observed = |r: Result<crate::emulate::Outcome>| {
+            if let Err(Error::Trap(crate::error::TrapCode::Interrupted)) = r {
+                // Calls run one at a time: this one observed the request.
+                self.flag.set(false);
             }
-            Outcome::Abort => std::process::abort(),
+            r
+        };
+        let mut outcome = observed(self.run(move |emu| emu.call(address, &args, ret))?)?;
+        loop {
+            match outcome {
+                Outcome::Lazy { key, resume } => {
+                    // Compiling writes sections through this executor's
+                    // jobs, which run while the call is paused.
+                    let target = resolve(key)?;
+                    outcome = observed(self.run(move |emu| emu.resume(resume, target, ret))?)?;
+                }
+                Outcome::Returned(v) => return Ok(v),
+                Outcome::Exit(code) => {
+                    // SAFETY: fflush(NULL) is always valid.
+                    unsafe { libc::fflush(std::ptr::null_mut()) };
+                    std::process::exit(code)
+                }
+                Outcome::Abort => std::process::abort(),
+            }
         }
     }
 

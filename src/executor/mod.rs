@@ -9,7 +9,7 @@
 //!
 //! - [`InProcessExecutor`] (the default): target address = local address,
 //!   so writing is a check that nothing was remapped; calls are native,
-//!   through a JIT-generated trampoline per signature
+//!   through one JIT-generated call trampoline for every signature
 //!   ([`crate::trampoline`]), on this thread's JIT stack ([`stack`]), and
 //!   traps inside [`Executor::call`] come back as [`Error::Trap`] — a stack
 //!   overflow included ([`signals`]).
@@ -92,6 +92,50 @@ pub trait Executor: Send + Sync {
     /// [`crate::isa::TRAP_HANDLER`].
     fn host_symbol(&self, name: &str) -> Option<u64>;
 
+    /// Stores `value` at `address`, an 8-byte indirection cell in a data
+    /// section this executor runs (a lazy or redefined function's, see
+    /// [`crate::lazy`]), so that code running there sees either the old or
+    /// the new value, never a mix. The default writes it as an 8-byte data
+    /// section.
+    fn write_cell(&self, address: u64, value: u64) -> Result<()> {
+        let section = TargetSection {
+            kind: SectionKind::Data,
+            address,
+            len: 8,
+        };
+        self.write_section(section, &value.to_le_bytes())
+    }
+
+    /// The address code calls to compile a lazy function on its first call
+    /// when it runs in this executor (with the context and the function's
+    /// key as its two arguments), if this executor resolves such calls
+    /// itself through [`Executor::call_resolving`]. `None` (the default):
+    /// in process, the engine's own resolver is called directly; elsewhere,
+    /// lazy modules are compiled when added.
+    fn lazy_resolver(&self) -> Option<u64> {
+        None
+    }
+
+    /// [`Executor::call`], resolving lazy functions on the way: when the
+    /// code calls [`Executor::lazy_resolver`] with a key, `resolve(key)`
+    /// compiles the function and returns where to continue. The default
+    /// is [`Executor::call`] (in process, compiled code calls the resolver
+    /// itself).
+    ///
+    /// # Safety
+    /// As for [`Executor::call`].
+    unsafe fn call_resolving(
+        &self,
+        address: u64,
+        sig: &Signature,
+        args: &[Val],
+        resolve: &dyn Fn(u32) -> Result<u64>,
+    ) -> Result<Option<Val>> {
+        let _ = resolve;
+        // SAFETY: forwarded contract.
+        unsafe { self.call(address, sig, args) }
+    }
+
     /// The signature of host symbol `name`, when the executor knows it
     /// (an emulator's built-in functions); the registry then link-checks
     /// `extern` declarations against it. `None` (the default) means
@@ -131,7 +175,8 @@ impl InProcessExecutor {
         self.stubs.set_handler(handler);
     }
 
-    /// How many per-signature trampolines were generated (each once).
+    /// How many call trampolines this executor holds: one, shared by every
+    /// signature (0 where calls are not native).
     pub fn trampoline_count(&self) -> usize {
         self.stubs.count()
     }
@@ -170,6 +215,22 @@ impl Executor for InProcessExecutor {
         if section.kind == SectionKind::Text {
             signals::unregister_code(section.address, section.len);
         }
+        Ok(())
+    }
+
+    fn write_cell(&self, address: u64, value: u64) -> Result<()> {
+        if address == 0 || !address.is_multiple_of(8) {
+            return Err(Error::Runtime(format!(
+                "indirection cell at {address:#x} is not 8-byte aligned"
+            )));
+        }
+        // SAFETY: the registry passes only the address of a cell in a data
+        // section it allocated from its memory manager (RW, never
+        // executable, mapped while the engine lives), 8-byte aligned
+        // (checked). Code reads the cell with plain 8-byte loads, which an
+        // aligned atomic store never tears.
+        let cell = unsafe { std::sync::atomic::AtomicU64::from_ptr(address as *mut u64) };
+        cell.store(value, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 

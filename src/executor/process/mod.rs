@@ -448,8 +448,15 @@ impl Executor for ProcessExecutor {
                 bytes: bytes.to_vec(),
             },
         )?;
-        if let Some(p) = conn.sections.get_mut(&section.address) {
-            p.bytes = Some(bytes.to_vec());
+        // Remember the contents for a restart: a whole section, or a part
+        // of one (an indirection cell, [`Executor::write_cell`]).
+        if let Some((&start, p)) = conn.sections.range_mut(..=section.address).next_back() {
+            let off = (section.address - start) as usize;
+            let whole = p.bytes.get_or_insert_with(Vec::new);
+            if whole.len() < off + bytes.len() {
+                whole.resize(off + bytes.len(), 0);
+            }
+            whole[off..off + bytes.len()].copy_from_slice(bytes);
         }
         Ok(())
     }
