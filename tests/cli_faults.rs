@@ -45,13 +45,17 @@ fn stderr(out: &Output) -> String {
 }
 
 /// Every way to run code on this host: the interpreter, native code in
-/// process and in a child process, and emulated AArch64 when built in.
+/// process (compiled up front and lazily) and in a child process, and
+/// emulated AArch64 (up front and lazily) when built in.
 const ENGINES: &[&[&str]] = &[
     &["--engine", "interp"],
     &["--engine", "jit"],
+    &["--engine", "jit", "--lazy"],
     &["--engine", "jit", "--executor", "process"],
     #[cfg(feature = "emulate")]
     &["--engine", "jit", "--target", "aarch64"],
+    #[cfg(feature = "emulate")]
+    &["--engine", "jit", "--target", "aarch64", "--lazy"],
 ];
 
 const RECURSION: &str = "\

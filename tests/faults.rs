@@ -298,3 +298,47 @@ fn the_process_executor_checks_host_signatures_it_is_given() {
     });
     assert!(bad.is_err());
 }
+
+#[test]
+fn lazy_and_redefined_code_is_interruptible_and_survives_an_executor_restart() {
+    // In process, lazily: the checks are in every function-module.
+    let engine = Engine::default().with_interrupts();
+    engine.add_module_text_lazy("lib.kir", LIB).unwrap();
+    interrupts_a_spinning_call(&engine);
+
+    // In an executor child: a redefinition patches an indirection cell
+    // there, and a new child after a crash gets the patched cell.
+    let engine = Engine::with_executor(std::env::consts::ARCH, process_executor())
+        .unwrap()
+        .with_interrupts();
+    engine
+        .add_module_text_lazy(
+            "a.kir",
+            "func @h(%x: i64) -> i64 {\nentry:\n    %y = add.i64 %x, 1\n    ret %y\n}\n\
+             func @caller(%x: i64) -> i64 {\nentry:\n    %y = call.i64 @h(%x)\n    ret %y\n}\n",
+        )
+        .unwrap();
+    engine.add_module_text("crashy.kir", CRASHY).unwrap();
+    assert_eq!(
+        engine.call("caller", &[Val::I64(1)]).unwrap(),
+        Some(Val::I64(2))
+    );
+    let new_h = kiln::ir::parse::parse_module(
+        "b.kir",
+        "func @h(%x: i64) -> i64 {\nentry:\n    %y = mul.i64 %x, 100\n    ret %y\n}\n",
+    )
+    .unwrap();
+    engine.redefine(new_h, kiln::Compile::Now).unwrap();
+    assert_eq!(
+        engine.call("caller", &[Val::I64(3)]).unwrap(),
+        Some(Val::I64(300))
+    );
+    assert!(matches!(
+        engine.call("wild", &[]),
+        Err(Error::ExecutorDied(ChildExit::Signal(_)))
+    ));
+    assert_eq!(
+        engine.call("caller", &[Val::I64(4)]).unwrap(),
+        Some(Val::I64(400))
+    );
+}

@@ -261,7 +261,8 @@ fn host_engine(executor: Executor, interruptible: bool) -> Result<kiln::Engine, 
         Executor::InProcess => {
             let engine = kiln::Engine::default();
             for name in host.names() {
-                if let (Some(f), Some(addr)) = (host.get(name), kiln::symbols::dlsym_default(name)) {
+                if let (Some(f), Some(addr)) = (host.get(name), kiln::symbols::dlsym_default(name))
+                {
                     engine
                         .register_host_symbol(name, addr as usize, Some(f.sig.clone()))
                         .map_err(input)?;
