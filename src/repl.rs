@@ -233,7 +233,7 @@ impl Repl {
                 Ok(_) => {}
                 Err(Error::Trap(t)) => {
                     let _ = out.flush();
-                    let _ = writeln!(err, "trap: {}", t.reason());
+                    let _ = writeln!(err, "{t}");
                     return 3;
                 }
                 Err(e) => {

@@ -242,7 +242,7 @@ impl Trampolines {
         CALL_FRAME.with(|c| c.set(prev));
         if status != 0 {
             let code = TrapCode::from_code(status - 1).unwrap_or(TrapCode::Unreachable);
-            return Err(Error::Trap(code));
+            return Err(Error::trap(code));
         }
         Ok(sig.ret.map(|ty| Val::from_bits(ty, ret)))
     }

@@ -1015,7 +1015,7 @@ mod emulated {
             Ok(Some(Val::F64(v))) if v.is_nan() => "f64 NaN".into(),
             Ok(Some(v)) => format!("{:?} {:#x}", v.ty(), v.to_bits()),
             Ok(None) => "none".into(),
-            Err(Error::Trap(t)) => format!("trap {t:?}"),
+            Err(Error::Trap(t)) => format!("trap {:?}", t.code),
             Err(e) => format!("error {e}"),
         }
     }

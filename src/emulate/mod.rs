@@ -500,7 +500,7 @@ impl EmulatedAarch64 {
         match stop {
             Some(Stop::Exit(code)) => return Ok(Outcome::Exit(code)),
             Some(Stop::Abort) => return Ok(Outcome::Abort),
-            Some(Stop::Trap(t)) => return Err(Error::Trap(t)),
+            Some(Stop::Trap(t)) => return Err(Error::trap(t)),
             Some(Stop::Error(e)) => return Err(e),
             None => {}
         }

@@ -132,7 +132,7 @@ fn same(a: &Result<Option<Val>>, b: &Result<Option<Val>>) -> bool {
             (Some(x), Some(y)) => same_val(*x, *y),
             _ => false,
         },
-        (Err(Error::Trap(x)), Err(Error::Trap(y))) => x == y,
+        (Err(Error::Trap(x)), Err(Error::Trap(y))) => x.code == y.code,
         _ => false,
     }
 }

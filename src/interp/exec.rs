@@ -172,7 +172,7 @@ impl State {
         }
         macro_rules! trap {
             ($c:expr) => {
-                return Err(Error::Trap($c))
+                return Err(Error::trap($c))
             };
         }
         // The effective address of a load (`p + off` slots).

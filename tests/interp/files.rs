@@ -72,7 +72,7 @@ fn run_in_process(path: &str, line: &str) -> (Option<String>, Option<String>, i3
         })
         .collect();
     let err = |e: Error| match e {
-        Error::Trap(t) => (None, Some(format!("trap: {t}")), 3),
+        Error::Trap(t) => (None, Some(t.to_string()), 3),
         Error::Argument(m) | Error::Runtime(m) => (None, Some(format!("kiln: error: {m}")), 1),
         e => (None, Some(e.to_string()), 1),
     };
