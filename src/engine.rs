@@ -269,8 +269,24 @@ impl Engine {
         // module (and, through the referrer rule, everything it references)
         // from being removed until the call returns.
         let r = unsafe { self.executor.call(addr, &sig, args) };
+        // Symbolized while `pin` still keeps the trapping code's modules.
+        let r = r.map_err(|e| self.symbolize(e));
         drop(pin);
         r
+    }
+
+    /// Fills in the IR-level backtrace of a trap from the code addresses
+    /// the executor captured ([`crate::debug`]).
+    fn symbolize(&self, e: Error) -> Error {
+        match e {
+            Error::Trap(mut t) if t.backtrace.is_empty() && !t.pcs.is_empty() => {
+                if let Ok(reg) = self.reg() {
+                    t.backtrace = reg.debug().symbolize(&t.pcs);
+                }
+                Error::Trap(t)
+            }
+            e => e,
+        }
     }
 }
 

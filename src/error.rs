@@ -113,13 +113,17 @@ impl fmt::Display for TrapFrame {
     }
 }
 
+/// The most frames a trap's backtrace keeps (the innermost ones), so that a
+/// trap deep in a recursion does not print a million lines.
+pub const MAX_BACKTRACE: usize = 1000;
+
 /// A trap: why execution stopped and where (SPEC sections 7 and 8).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Trap {
     pub code: TrapCode,
     /// The IR-level backtrace, innermost first: the trapping instruction,
-    /// then each call still running. Empty when the executor could not
-    /// tell (a frame the tables do not know ends it early).
+    /// then each call still running, at most [`MAX_BACKTRACE`] frames.
+    /// Frames of code without line tables (host functions) are left out.
     pub backtrace: Vec<TrapFrame>,
     /// Code addresses captured by the executor, innermost first (the trap
     /// site, then return addresses), in the executor's address space; the

@@ -77,6 +77,7 @@
 
 pub mod analysis;
 pub mod compiled;
+pub mod debug;
 pub mod emit;
 #[cfg(feature = "emulate")]
 pub mod emulate;

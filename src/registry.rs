@@ -38,6 +38,7 @@
 //!   error naming module, symbol, kind and distance, and nothing runs.
 
 use crate::compiled::CompiledModule;
+use crate::debug::{DebugRegistry, ModuleDebug};
 use crate::emit::compile_module;
 use crate::error::{Diagnostic, Error, Result};
 use crate::executor::{Executor, TargetSection};
@@ -132,6 +133,8 @@ struct LoadedModule {
     /// The stub area: its offset in the text section and the slot index
     /// of each imported call target.
     stubs: StubArea,
+    /// Line tables, handed to [`DebugRegistry`] at finalize.
+    debug: ModuleDebug,
 }
 
 /// Stub slots at the end of a module's text section (see the module docs).
@@ -214,6 +217,9 @@ pub struct Registry {
     executor: Arc<dyn Executor>,
     stats: RegistryStats,
     next_id: u64,
+    /// The code map of finalized modules (trap backtraces) and the
+    /// debugger / profiler registrations.
+    debug: DebugRegistry,
 }
 
 fn link_err(module: &Module, sym: SymId, message: String) -> Error {
@@ -257,7 +263,18 @@ impl Registry {
             executor,
             stats: RegistryStats::default(),
             next_id: 1,
+            debug: DebugRegistry::new(),
         })
+    }
+
+    /// The code map and debug registrations.
+    pub fn debug(&self) -> &DebugRegistry {
+        &self.debug
+    }
+
+    /// The code map and debug registrations, to change their options.
+    pub fn debug_mut(&mut self) -> &mut DebugRegistry {
+        &mut self.debug
     }
 
     pub fn executor(&self) -> &Arc<dyn Executor> {
@@ -493,6 +510,7 @@ impl Registry {
             return Ok(());
         };
         let stubs = StubArea::reserve(&mut cm);
+        let debug = ModuleDebug::take(&added.ir.name, &mut cm);
         let mut loaded = LoadedModule {
             ir: added.ir,
             sections: SmallVec::new(),
@@ -501,6 +519,7 @@ impl Registry {
             relocs: RelocTable::new(),
             deps,
             stubs,
+            debug,
         };
         // Registered before anything can fail, so `unload_all` finds it.
         for &d in &loaded.deps {
@@ -768,6 +787,9 @@ impl Registry {
         for (id, m) in loaded {
             let sections: Vec<FinalizedSection> =
                 m.sections.iter().filter_map(|s| fin.take(s.r)).collect();
+            if let Some(text) = sections.iter().find(|s| s.kind() == SectionKind::Text) {
+                self.debug.module_finalized(id, m.debug, text);
+            }
             self.finalized.insert(
                 id,
                 FinalizedModule {
@@ -949,6 +971,7 @@ impl Registry {
         let Some(m) = self.finalized.remove(&id) else {
             return Ok(());
         };
+        self.debug.module_removed(id);
         for name in &m.exports {
             if self.symbols.get(name).is_some_and(|e| e.module == id) {
                 self.symbols.remove(name);

@@ -242,11 +242,13 @@ fn traps_in_call_are_errors_and_the_engine_goes_on() {
     .unwrap();
     for _ in 0..3 {
         assert_eq!(
-            e.call("div", &[Val::I64(7), Val::I64(0)]).map_err(|e| e.trap_code()),
+            e.call("div", &[Val::I64(7), Val::I64(0)])
+                .map_err(|e| e.trap_code()),
             Err(Some(TrapCode::DivisionByZero))
         );
         assert_eq!(
-            e.call("div", &[Val::I64(i64::MIN), Val::I64(-1)]).map_err(|e| e.trap_code()),
+            e.call("div", &[Val::I64(i64::MIN), Val::I64(-1)])
+                .map_err(|e| e.trap_code()),
             Err(Some(TrapCode::IntegerOverflow))
         );
         let mut args = vec![Val::F64(1.0)];
@@ -522,14 +524,16 @@ fn host_functions_may_call_back_and_inner_traps_stay_inner() {
     );
     // Outer traps after a successful inner call: caught by the outer call.
     assert_eq!(
-            e.call("outer", &[Val::I64(5), Val::I64(0)]).map_err(|e| e.trap_code()),
-            Err(Some(TrapCode::DivisionByZero))
-        );
+        e.call("outer", &[Val::I64(5), Val::I64(0)])
+            .map_err(|e| e.trap_code()),
+        Err(Some(TrapCode::DivisionByZero))
+    );
     // Both, then a normal call: the frames were all restored.
     assert_eq!(
-            e.call("outer", &[Val::I64(0), Val::I64(0)]).map_err(|e| e.trap_code()),
-            Err(Some(TrapCode::DivisionByZero))
-        );
+        e.call("outer", &[Val::I64(0), Val::I64(0)])
+            .map_err(|e| e.trap_code()),
+        Err(Some(TrapCode::DivisionByZero))
+    );
     assert_eq!(
         e.call("outer", &[Val::I64(4), Val::I64(5)]).unwrap(),
         Some(Val::I64(5))
@@ -553,9 +557,9 @@ fn traps_on_many_threads_are_caught_per_thread() {
                     let r = e.call("d", &[Val::I64(k), Val::I64(b)]);
                     if b == 0 {
                         assert_eq!(
-            r.map_err(|e| e.trap_code()),
-            Err(Some(TrapCode::DivisionByZero))
-        );
+                            r.map_err(|e| e.trap_code()),
+                            Err(Some(TrapCode::DivisionByZero))
+                        );
                     } else {
                         assert_eq!(r.unwrap(), Some(Val::I64(k / b)));
                     }

@@ -139,7 +139,8 @@ pub enum Outcome {
 enum Stop {
     Exit(i32),
     Abort,
-    Trap(TrapCode),
+    /// A trap, with the return addresses of the frame chain.
+    Trap(TrapCode, Vec<u64>),
     Error(Error),
 }
 
@@ -500,7 +501,13 @@ impl EmulatedAarch64 {
         match stop {
             Some(Stop::Exit(code)) => return Ok(Outcome::Exit(code)),
             Some(Stop::Abort) => return Ok(Outcome::Abort),
-            Some(Stop::Trap(t)) => return Err(Error::trap(t)),
+            Some(Stop::Trap(code, pcs)) => {
+                return Err(Error::Trap(crate::error::Trap {
+                    code,
+                    backtrace: Vec::new(),
+                    pcs,
+                }))
+            }
             Some(Stop::Error(e)) => return Err(e),
             None => {}
         }
