@@ -73,12 +73,11 @@ impl Engine {
     fn build(target: &str) -> Result<Engine> {
         let ex = Arc::new(InProcessExecutor::new(None)?);
         let executor: Arc<dyn Executor> = ex.clone();
+        let mut registry = Registry::new(target, executor.clone(), MemoryConfig::default())?;
+        // Host ISA, in this process: profilers and debuggers can see it.
+        registry.debug_mut().set_native(true);
         Ok(Engine {
-            registry: Mutex::new(Registry::new(
-                target,
-                executor.clone(),
-                MemoryConfig::default(),
-            )?),
+            registry: Mutex::new(registry),
             in_process: Some(ex),
             executor,
         })
@@ -198,6 +197,21 @@ impl Engine {
     /// Convenience for [`Engine::set_trap_handler`] with a closure.
     pub fn on_trap(&self, f: impl Fn(TrapCode) + Send + Sync + 'static) {
         self.set_trap_handler(Some(Arc::new(f)));
+    }
+
+    /// Tells profilers and debuggers about the code of every module
+    /// finalized from now on ([`crate::debug::DebugOptions`]: perf map,
+    /// jitdump). Applies only to code running in this process (the
+    /// default executor); other engines accept and ignore it. A file that
+    /// cannot be created is an error here.
+    pub fn set_debug_options(&self, options: crate::debug::DebugOptions) -> Result<()> {
+        self.reg()?.debug_mut().set_options(options)
+    }
+
+    /// The function and IR instruction whose compiled code contains target
+    /// address `address` (a finalized module's), as a backtrace frame.
+    pub fn code_location(&self, address: u64) -> Result<Option<crate::TrapFrame>> {
+        Ok(self.reg()?.debug().frame(address))
     }
 
     /// Counters of the registry.

@@ -26,7 +26,7 @@ pub unsafe fn walk_frame_chain(ret: u64, mut fp: u64, low: u64, high: u64) -> Ve
     let mut pcs = Vec::with_capacity(16);
     pcs.push(ret);
     let mut prev = low;
-    while pcs.len() < MAX_BACKTRACE && fp > prev && fp < high && fp % 8 == 0 {
+    while pcs.len() < MAX_BACKTRACE && fp > prev && fp < high && fp.is_multiple_of(8) {
         // SAFETY: `low < fp < high` and the caller guarantees
         // `[low, high + 8)` is readable; `fp + 8 < high + 8`.
         let (next, ra) = unsafe {
@@ -49,26 +49,30 @@ mod tests {
     #[test]
     fn walks_a_chain_and_stops_at_its_bounds() {
         // A fake stack: three frame records, the last pointing past `high`.
-        let mut stack = [0u64; 16];
-        let base = stack.as_ptr() as u64;
+        let mut stack = vec![0u64; 16];
+        let p = stack.as_mut_ptr();
+        let base = p as u64;
         let at = |i: usize| base + 8 * i as u64;
-        stack[2] = at(6); // frame at 2 -> 6
-        stack[3] = 0x1111;
-        stack[6] = at(10); // frame at 6 -> 10
-        stack[7] = 0x2222;
-        stack[10] = at(15); // frame at 10 -> beyond high
-        stack[11] = 0x3333;
+        // SAFETY: every index is inside `stack`, which outlives `p`.
+        let set = |i: usize, v: u64| unsafe { p.add(i).write(v) };
+        set(2, at(6)); // frame at 2 -> 6
+        set(3, 0x1111);
+        set(6, at(10)); // frame at 6 -> 10
+        set(7, 0x2222);
+        set(10, at(15)); // frame at 10 -> beyond high
+        set(11, 0x3333);
         let high = at(12);
         // SAFETY: every address read is inside `stack`.
         let pcs = unsafe { walk_frame_chain(0x99, at(2), base, high) };
         assert_eq!(pcs, vec![0x99, 0x1111, 0x2222, 0x3333]);
         // A chain going down (or misaligned) ends at once.
-        stack[6] = at(1);
+        set(6, at(1));
         // SAFETY: as above.
         let pcs = unsafe { walk_frame_chain(0x99, at(2), base, high) };
         assert_eq!(pcs, vec![0x99, 0x1111, 0x2222]);
         // SAFETY: as above.
         let pcs = unsafe { walk_frame_chain(0x99, at(2) + 4, base, high) };
         assert_eq!(pcs, vec![0x99]);
+        drop(stack);
     }
 }

@@ -204,7 +204,7 @@ fn frame_chain(uc: &Uc<'_>) -> Result<Vec<u64>> {
     let mut pcs = vec![uc.reg_read(RegisterARM64::X30 as i32).map_err(reg_error)?];
     let mut fp = uc.reg_read(RegisterARM64::X29 as i32).map_err(reg_error)?;
     let mut prev = 0;
-    while pcs.len() < crate::error::MAX_BACKTRACE && fp > prev && fp % 8 == 0 {
+    while pcs.len() < crate::error::MAX_BACKTRACE && fp > prev && fp.is_multiple_of(8) {
         let mut rec = [0u8; 16];
         if uc.mem_read(fp, &mut rec).is_err() {
             break;
