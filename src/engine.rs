@@ -2,6 +2,15 @@
 //! [`Executor`] and the trap handler, behind a lock, so that one engine can
 //! be shared by many threads (`Engine: Send + Sync`).
 //!
+//! The lock is held only for bookkeeping, never while compiling: a thread
+//! that needs modules compiled claims them under the lock, compiles them
+//! without it, and takes it again to load and finalize them (the driver,
+//! `Inner::drive`; see "Compiling outside the lock" in [`crate::registry`]).
+//! So a call or lookup of finalized code never waits for a compile running
+//! on another thread, and two threads compile different modules at once.
+//! A thread that needs a module another thread is compiling waits for that
+//! compile (a condition variable) instead of compiling it again.
+//!
 //! Life of a module: [`Engine::add_module`] (parsed or built IR, verified,
 //! nothing compiled) → compiled and loaded when something it defines is
 //! looked up ([`Engine::get_function`], [`Engine::call`]) or referenced by
@@ -24,18 +33,37 @@ use crate::ir::parse::parse_module;
 use crate::ir::verify::verify_module;
 use crate::ir::{Module, Signature, Type};
 use crate::memory::{MemoryConfig, SectionKind};
-use crate::registry::{ModuleId, ModuleState, Registry, RegistryStats};
+use crate::registry::{compile_job, Lookup, ModuleId, ModuleState, Registry, RegistryStats};
 use crate::trampoline::TrapHandler;
 use crate::value::Val;
 use crate::TrapCode;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A JIT engine. See the [module docs](self).
 pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// What an engine shares with its threads (and, through a pointer, with
+/// the code it compiled).
+struct Inner {
     registry: Mutex<Registry>,
+    /// Signalled whenever a module leaves the Compiling state (installed,
+    /// abandoned or finalized): threads waiting for another thread's
+    /// compile re-check then.
+    changed: Condvar,
+    /// The `--target` name.
+    target: Arc<str>,
     /// Set when the executor is the in-process one (for the trap handler).
     in_process: Option<Arc<InProcessExecutor>>,
     executor: Arc<dyn Executor>,
+}
+
+/// What the driver should bring the roots to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    Loaded,
+    Finalized,
 }
 
 impl Default for Engine {
@@ -73,13 +101,25 @@ impl Engine {
     fn build(target: &str) -> Result<Engine> {
         let ex = Arc::new(InProcessExecutor::new(None)?);
         let executor: Arc<dyn Executor> = ex.clone();
+        Engine::assemble(target, executor, Some(ex))
+    }
+
+    fn assemble(
+        target: &str,
+        executor: Arc<dyn Executor>,
+        in_process: Option<Arc<InProcessExecutor>>,
+    ) -> Result<Engine> {
         let mut registry = Registry::new(target, executor.clone(), MemoryConfig::default())?;
         // Host ISA, in this process: profilers and debuggers can see it.
-        registry.debug_mut().set_native(true);
+        registry.debug_mut().set_native(in_process.is_some());
         Ok(Engine {
-            registry: Mutex::new(registry),
-            in_process: Some(ex),
-            executor,
+            inner: Arc::new(Inner {
+                target: registry.target().clone(),
+                registry: Mutex::new(registry),
+                changed: Condvar::new(),
+                in_process,
+                executor,
+            }),
         })
     }
 
@@ -91,23 +131,11 @@ impl Engine {
                 "kiln was built without a backend for target `{target}`"
             ))
         })?;
-        Ok(Engine {
-            registry: Mutex::new(Registry::new(
-                target,
-                executor.clone(),
-                MemoryConfig::default(),
-            )?),
-            in_process: None,
-            executor,
-        })
+        Engine::assemble(target, executor, None)
     }
 
     fn reg(&self) -> Result<MutexGuard<'_, Registry>> {
-        // A panic while holding the lock cannot leave the registry
-        // inconsistent in a way that matters more than refusing service.
-        self.registry
-            .lock()
-            .map_err(|_| Error::Runtime("engine lock poisoned by a panic".into()))
+        self.inner.lock()
     }
 
     /// Parses, verifies and adds a module from text; `file` names it in
@@ -120,26 +148,35 @@ impl Engine {
     /// yet. Exporting a name another module exports is a link error.
     pub fn add_module(&self, module: Module) -> Result<ModuleId> {
         verify_module(&module)?;
-        self.reg()?.add(module)
+        let module = Arc::new(module);
+        self.reg()?.add_shared(module)
     }
 
     /// Finalizes whatever is Loaded (modules loaded by
     /// [`Engine::load_module`]) and everything it references.
     pub fn finalize(&self) -> Result<()> {
-        self.reg()?.finalize_from(&[])
+        let mut reg = self.reg()?;
+        // Resets the per-finalize counters, as a finalize with no roots.
+        let claim = reg.claim(&[])?;
+        debug_assert!(claim.jobs.is_empty());
+        let r = reg.finalize();
+        self.inner.changed.notify_all();
+        r
     }
 
     /// Compiles, loads and finalizes `module` and every Added module it
     /// reaches through its externs.
     pub fn finalize_module(&self, module: ModuleId) -> Result<()> {
-        self.reg()?.finalize_from(&[module])
+        let roots = self.reg()?.roots_of(module)?;
+        self.inner.drive(&roots, Goal::Finalized)
     }
 
     /// Compiles and loads `module` (and what it reaches) without
     /// finalizing, so that [`Engine::map_section_address`] can move its
     /// sections before [`Engine::finalize`].
     pub fn load_module(&self, module: ModuleId) -> Result<()> {
-        self.reg()?.load(&[module]).map(|_| ())
+        let roots = self.reg()?.roots_of(module)?;
+        self.inner.drive(&roots, Goal::Loaded)
     }
 
     /// Moves section `kind` of Loaded `module` to `address` in the
@@ -155,7 +192,9 @@ impl Engine {
 
     /// The target address of a section of a Loaded or Finalized module.
     pub fn section_address(&self, module: ModuleId, kind: SectionKind) -> Result<Option<u64>> {
-        Ok(self.reg()?.section_address(module, kind))
+        let reg = self.reg()?;
+        reg.slot_of(module)?;
+        Ok(reg.section_address(module, kind))
     }
 
     /// Removes a module; refused while a finalized module references it or
@@ -164,8 +203,10 @@ impl Engine {
         self.reg()?.remove(module)
     }
 
+    /// The state of `module` (`None` once removed); an id of another
+    /// engine is an error.
     pub fn module_state(&self, module: ModuleId) -> Result<Option<ModuleState>> {
-        Ok(self.reg()?.state(module))
+        self.reg()?.state(module)
     }
 
     /// Makes `name` resolve to `address` for `extern` declarations of later
@@ -189,7 +230,7 @@ impl Engine {
     /// return (exit or abort); if it does, the process aborts. Traps inside
     /// [`Engine::call`] never reach it: they are returned as errors.
     pub fn set_trap_handler(&self, handler: Option<TrapHandler>) {
-        if let Some(ex) = &self.in_process {
+        if let Some(ex) = &self.inner.in_process {
             ex.set_trap_handler(handler);
         }
     }
@@ -227,14 +268,20 @@ impl Engine {
     /// The address of exported function `name`, finalizing on demand, and
     /// its signature.
     pub fn function_address(&self, name: &str) -> Result<(u64, Signature)> {
-        let (a, s, _) = self.reg()?.function(name)?;
+        let (a, s, _) = self.inner.function(name)?;
         Ok((a, s))
     }
 
     /// The address of exported symbol `name` (function or data),
     /// finalizing on demand.
     pub fn symbol_address(&self, name: &str) -> Result<u64> {
-        self.reg()?.symbol_address(name)
+        loop {
+            let found = self.reg()?.lookup_symbol(name)?;
+            match found {
+                Ok(a) => return Ok(a),
+                Err(slot) => self.inner.drive(&[slot], Goal::Finalized)?,
+            }
+        }
     }
 
     /// A typed pointer to exported function `name`, finalizing on demand.
@@ -246,7 +293,7 @@ impl Engine {
     /// is undefined behaviour. A trap in it goes to the trap handler, which
     /// does not return. The engine must run in-process.
     pub unsafe fn get_function<F: NativeFn>(&self, name: &str) -> Result<F> {
-        if self.in_process.is_none() {
+        if self.inner.in_process.is_none() {
             return Err(Error::Argument(
                 "typed function pointers need the in-process executor".into(),
             ));
@@ -277,12 +324,12 @@ impl Engine {
     /// their destructors; use `call` (not typed pointers) from host
     /// functions.
     pub fn call(&self, name: &str, args: &[Val]) -> Result<Option<Val>> {
-        let (addr, sig, pin) = self.reg()?.function(name)?;
+        let (addr, sig, pin) = self.inner.function(name)?;
         check_args(name, &sig, args)?;
         // SAFETY: `addr` is a finalized function of `sig`; `pin` keeps its
         // module (and, through the referrer rule, everything it references)
         // from being removed until the call returns.
-        let r = unsafe { self.executor.call(addr, &sig, args) };
+        let r = unsafe { self.inner.executor.call(addr, &sig, args) };
         // Symbolized while `pin` still keeps the trapping code's modules.
         let r = r.map_err(|e| self.symbolize(e));
         drop(pin);
@@ -300,6 +347,92 @@ impl Engine {
                 Error::Trap(t)
             }
             e => e,
+        }
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> Result<MutexGuard<'_, Registry>> {
+        // A panic while holding the lock cannot leave the registry
+        // inconsistent in a way that matters more than refusing service.
+        self.registry
+            .lock()
+            .map_err(|_| Error::Runtime("engine lock poisoned by a panic".into()))
+    }
+
+    /// Exported function `name`, callable: finalizes what it needs first.
+    fn function(&self, name: &str) -> Result<(u64, Signature, Arc<()>)> {
+        loop {
+            let found = self.lock()?.lookup_function(name)?;
+            match found {
+                Lookup::Ready(a, s, p) => return Ok((a, s, p)),
+                Lookup::Pending(slot) => self.drive(&[slot], Goal::Finalized)?,
+            }
+        }
+    }
+
+    /// Brings `roots` (and what they reach) to `goal`, compiling outside
+    /// the lock (see "Compiling outside the lock" in [`crate::registry`]):
+    /// claim under the lock, compile without it, install and finalize
+    /// under it; wait for other threads' compiles when only they can make
+    /// progress.
+    fn drive(&self, roots: &[u32], goal: Goal) -> Result<()> {
+        let mut reg = self.lock()?;
+        loop {
+            let done = |r: &Registry| match goal {
+                Goal::Finalized => r.all_finalized(roots),
+                Goal::Loaded => r.all_loaded(roots),
+            };
+            if done(&reg) {
+                return Ok(());
+            }
+            let claim = reg.claim(roots)?;
+            let mut progressed = false;
+            if !claim.jobs.is_empty() {
+                drop(reg);
+                let mut compiled = Vec::with_capacity(claim.jobs.len());
+                let mut failed = None;
+                for job in &claim.jobs {
+                    match compile_job(&self.target, job) {
+                        Ok(cm) => compiled.push((job.slot, cm)),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                reg = self.lock()?;
+                if let Some(e) = failed {
+                    reg.abandon(claim.token, &claim.slots);
+                    self.changed.notify_all();
+                    return Err(e);
+                }
+                let installed = reg.install(claim.token, compiled);
+                self.changed.notify_all();
+                installed?;
+                progressed = true;
+            }
+            if goal == Goal::Finalized {
+                let finalized = reg.finalize_ready();
+                if !matches!(finalized, Ok(false)) {
+                    self.changed.notify_all();
+                }
+                progressed |= finalized?;
+            }
+            if done(&reg) {
+                return Ok(());
+            }
+            if !progressed {
+                if !claim.busy {
+                    return Err(Error::Runtime(
+                        "cannot finalize: modules wait for something no thread compiles".into(),
+                    ));
+                }
+                reg = self
+                    .changed
+                    .wait(reg)
+                    .map_err(|_| Error::Runtime("engine lock poisoned by a panic".into()))?;
+            }
         }
     }
 }
