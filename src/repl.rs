@@ -438,7 +438,7 @@ mod tests {
         );
         assert_eq!(
             (out.as_str(), err.as_str(), status),
-            ("2\n", "trap: division by zero\n", 3)
+            ("2\n", "trap: division by zero\n  at @d (<stdin>:3:10)\n", 3)
         );
     }
 
