@@ -32,6 +32,7 @@ use crate::executor::{check_args, Executor, InProcessExecutor};
 use crate::ir::parse::parse_module;
 use crate::ir::verify::verify_module;
 use crate::ir::{Module, Signature, Type};
+use crate::lazy::{EpochGuard, Epochs, Resolver, Split};
 use crate::memory::{MemoryConfig, SectionKind};
 use crate::registry::{compile_job, Lookup, ModuleId, ModuleState, Registry, RegistryStats};
 use crate::trampoline::TrapHandler;
@@ -57,6 +58,19 @@ struct Inner {
     /// Set when the executor is the in-process one (for the trap handler).
     in_process: Option<Arc<InProcessExecutor>>,
     executor: Arc<dyn Executor>,
+    /// Epochs over this engine's calls (shared with the registry, which
+    /// retires old code by them).
+    epochs: Arc<Epochs>,
+}
+
+/// When the functions of a lazy module are compiled
+/// ([`Engine::redefine`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compile {
+    /// On each function's first call (errors come back from that call).
+    OnFirstCall,
+    /// Now: errors come back from the redefinition, and nothing changes.
+    Now,
 }
 
 /// What the driver should bring the roots to.
@@ -112,15 +126,27 @@ impl Engine {
         let mut registry = Registry::new(target, executor.clone(), MemoryConfig::default())?;
         // Host ISA, in this process: profilers and debuggers can see it.
         registry.debug_mut().set_native(in_process.is_some());
-        Ok(Engine {
-            inner: Arc::new(Inner {
-                target: registry.target().clone(),
-                registry: Mutex::new(registry),
-                changed: Condvar::new(),
-                in_process,
-                executor,
-            }),
-        })
+        let inner = Arc::new(Inner {
+            target: registry.target().clone(),
+            epochs: registry.epochs().clone(),
+            registry: Mutex::new(registry),
+            changed: Condvar::new(),
+            in_process,
+            executor,
+        });
+        {
+            let mut reg = inner.lock()?;
+            if inner.in_process.is_some() {
+                // Compiled code calls `native_resolve` with the engine's
+                // shared state, which outlives all of its code.
+                let resolve: unsafe extern "C" fn(*const Inner, u64) -> u64 =
+                    crate::lazy::native_resolve::<Inner>;
+                reg.set_lazy_resolver(resolve as usize as u64, Arc::as_ptr(&inner) as u64);
+            } else if let Some(address) = inner.executor.lazy_resolver() {
+                reg.set_lazy_resolver(address, 0);
+            }
+        }
+        Ok(Engine { inner })
     }
 
     /// An engine compiling for `target` whose code runs in `executor` (a
@@ -150,6 +176,93 @@ impl Engine {
         verify_module(&module)?;
         let module = Arc::new(module);
         self.reg()?.add_shared(module)
+    }
+
+    /// Adds a verified module lazily (SPEC section 8, `--lazy`; see
+    /// [`crate::lazy`]): it is split into one function-module per function
+    /// (its data items stay together), every function gets a stub, and
+    /// nothing is compiled until a function is first called — then that
+    /// function alone. [`Engine::get_function`] and [`Engine::call`] need
+    /// no compile; a link or compile error of a function comes back from
+    /// the call that first reaches it ([`Engine::check_links`] finds link
+    /// errors up front). Exporting a name another module exports is a link
+    /// error. Executors that cannot resolve calls lazily compile the module
+    /// now.
+    pub fn add_module_lazy(&self, module: Module) -> Result<ModuleId> {
+        verify_module(&module)?;
+        let split = Split::new(module);
+        let (id, now) = {
+            let mut reg = self.reg()?;
+            (reg.add_lazy(split)?, !reg.lazy_supported())
+        };
+        if now {
+            if let Err(e) = self.finalize_module(id) {
+                let _ = self.remove_module(id);
+                return Err(e);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Parses, verifies and adds a module from text lazily
+    /// ([`Engine::add_module_lazy`]).
+    pub fn add_module_text_lazy(&self, file: &str, text: &str) -> Result<ModuleId> {
+        self.add_module_lazy(parse_module(file, text)?)
+    }
+
+    /// Replaces function bodies at run time (hot redefinition): each
+    /// function of `module` named like a lazily added function, with the
+    /// same signature, takes its place — callers compiled earlier reach the
+    /// new body through the function's stub; a call running in the old
+    /// body finishes there, and the old code is released once no engine
+    /// call that began before the switch still runs. Other functions of
+    /// `module` are added lazily; its data items must be new. Another
+    /// signature, an eagerly added function, or a data item of an existing
+    /// name is a link error, and nothing changes. With [`Compile::Now`]
+    /// the new bodies are compiled first, and an error there changes
+    /// nothing either. Returns the new lazy module.
+    pub fn redefine(&self, module: Module, when: Compile) -> Result<ModuleId> {
+        verify_module(&module)?;
+        let split = Split::new(module);
+        let (redef, lazy) = {
+            let mut reg = self.reg()?;
+            let redef = reg.redefine(split)?;
+            // Link errors now, whenever the bodies are compiled.
+            let checked = reg
+                .live_slot(redef.id)
+                .and_then(|slot| reg.check_links(&[slot]));
+            if let Err(e) = checked {
+                let _ = reg.remove(redef.id);
+                return Err(e);
+            }
+            (redef, reg.lazy_supported())
+        };
+        if when == Compile::Now || !lazy {
+            if let Err(e) = self.inner.drive(&redef.members, Goal::Finalized) {
+                let _ = self.remove_module(redef.id);
+                return Err(e);
+            }
+        }
+        let mut reg = self.reg()?;
+        reg.switch(&redef)?;
+        reg.reclaim()?;
+        Ok(redef.id)
+    }
+
+    /// Link-checks `module` and what it reaches, compiling nothing: for a
+    /// lazy module, the errors eager finalizing would report, up front.
+    pub fn check_links(&self, module: ModuleId) -> Result<()> {
+        let mut reg = self.reg()?;
+        let slot = reg.live_slot(module)?;
+        reg.check_links(&[slot])
+    }
+
+    /// An epoch guard: while it is held, code retired by a redefinition is
+    /// not released. Engine calls hold one; hold one around calls through
+    /// raw pointers ([`Engine::get_function`]) that may run while their
+    /// function is redefined on another thread.
+    pub fn enter(&self) -> EpochGuard {
+        self.inner.epochs.enter()
     }
 
     /// Finalizes whatever is Loaded (modules loaded by
@@ -260,6 +373,15 @@ impl Engine {
         Ok(self.reg()?.stats())
     }
 
+    /// Retired code (replaced by redefinitions) not released yet, because
+    /// a call that began before its replacement may still run in it:
+    /// (function-modules, sections).
+    pub fn retired(&self) -> Result<(usize, usize)> {
+        let mut reg = self.reg()?;
+        reg.reclaim()?;
+        Ok(reg.retired_count())
+    }
+
     /// Address-space use of the engine's memory manager.
     pub fn memory_stats(&self) -> Result<crate::memory::MemoryStats> {
         Ok(self.reg()?.memory().stats())
@@ -292,6 +414,13 @@ impl Engine {
     /// finalized (not removed) and the engine lives; calling it after that
     /// is undefined behaviour. A trap in it goes to the trap handler, which
     /// does not return. The engine must run in-process.
+    ///
+    /// For a lazily added function the pointer is its stub: nothing is
+    /// compiled until it is called, it stays valid across redefinitions,
+    /// and a compile error on its first call is printed and aborts the
+    /// process (there is no call to return it to). A call through it that
+    /// may run while the function is redefined must hold
+    /// [`Engine::enter`], or the old body may be released under it.
     pub unsafe fn get_function<F: NativeFn>(&self, name: &str) -> Result<F> {
         if self.inner.in_process.is_none() {
             return Err(Error::Argument(
@@ -326,13 +455,31 @@ impl Engine {
     pub fn call(&self, name: &str, args: &[Val]) -> Result<Option<Val>> {
         let (addr, sig, pin) = self.inner.function(name)?;
         check_args(name, &sig, args)?;
-        // SAFETY: `addr` is a finalized function of `sig`; `pin` keeps its
-        // module (and, through the referrer rule, everything it references)
-        // from being removed until the call returns.
-        let r = unsafe { self.inner.executor.call(addr, &sig, args) };
-        // Symbolized while `pin` still keeps the trapping code's modules.
+        let epoch = self.inner.epochs.enter();
+        let _stale = crate::lazy::take_error();
+        let inner = &*self.inner;
+        let resolve = |key: u32| inner.resolve(key);
+        // SAFETY: `addr` is a finalized function (or a lazy function's
+        // stub) of `sig`; `pin` keeps its module (and, through the referrer
+        // rule, everything it references) from being removed, and `epoch`
+        // keeps retired code it may still run in mapped, until the call
+        // returns.
+        let r = unsafe { inner.executor.call_resolving(addr, &sig, args, &resolve) };
+        // A failed lazy compile unwinds to this call through the trap path.
+        let r = match r {
+            Err(Error::Trap(t)) => crate::lazy::take_error().map_or(Err(Error::Trap(t)), Err),
+            other => other,
+        };
+        // Symbolized while `pin` and `epoch` still keep the trapping code.
         let r = r.map_err(|e| self.symbolize(e));
+        drop(epoch);
         drop(pin);
+        if inner.epochs.has_retired() {
+            if let Ok(mut reg) = inner.lock() {
+                // Best effort: a failure only keeps retired code mapped.
+                let _ = reg.reclaim();
+            }
+        }
         r
     }
 
@@ -348,6 +495,22 @@ impl Engine {
             }
             e => e,
         }
+    }
+}
+
+impl Resolver for Inner {
+    fn resolve(&self, key: u32) -> Result<u64> {
+        loop {
+            let found = self.lock()?.indirect_body(key)?;
+            match found {
+                Ok(address) => return Ok(address),
+                Err(slot) => self.drive(&[slot], Goal::Finalized)?,
+            }
+        }
+    }
+
+    fn trap_stub(&self) -> Option<u64> {
+        self.executor.host_symbol(crate::isa::TRAP_HANDLER)
     }
 }
 

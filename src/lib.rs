@@ -90,6 +90,7 @@ pub mod host;
 pub mod interp;
 pub mod ir;
 pub mod isa;
+pub mod lazy;
 pub mod link;
 #[cfg(any(feature = "x86_64", feature = "aarch64"))]
 pub mod lower;
@@ -102,6 +103,6 @@ pub mod symbols;
 pub mod trampoline;
 pub mod value;
 
-pub use engine::Engine;
+pub use engine::{Compile, Engine};
 pub use error::{Diagnostic, Error, Result, Trap, TrapCode, TrapFrame};
 pub use value::Val;

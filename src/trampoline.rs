@@ -62,6 +62,12 @@ thread_local! {
     static TRAP_PCS: Cell<Vec<u64>> = const { Cell::new(Vec::new()) };
 }
 
+/// Whether this thread is inside a [`Trampolines::call`] (so a trap, or a
+/// failed lazy compile, unwinds to it).
+pub fn in_call() -> bool {
+    CALL_FRAME.with(|c| !c.get().is_null())
+}
+
 /// Where compiled code's trap stub lands: `code` in the first argument,
 /// the executor's [`TrapState`] in the second, the trap site's return
 /// address and frame pointer in the third and fourth.

@@ -59,6 +59,16 @@ pub fn compile_job(target: &str, job: &Job) -> Result<CompiledModule> {
     })?;
     let run = || match &job.source {
         Source::Whole(m) => compile_module(m, backend),
+        Source::Function { group, sym } => {
+            let mut out = CompiledModule::new();
+            backend.compile_function(&group.module, *sym, &mut out)?;
+            Ok(out)
+        }
+        Source::Data { group } => {
+            let mut out = CompiledModule::new();
+            out.add_data_items(&group.module)?;
+            Ok(out)
+        }
     };
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
         Ok(r) => r,
@@ -114,13 +124,40 @@ impl Registry {
                 deps.push(d);
             }
         };
-        match source {
+        let refs = match source {
             Source::Whole(m) => {
                 for (sym, s) in m.symbol_ids() {
                     if s.linkage != Linkage::Import {
                         continue;
                     }
                     if let Resolved::Module(dep) = self.resolve_import(m, sym)? {
+                        add(dep);
+                    }
+                }
+                return Ok(deps);
+            }
+            Source::Function { group, sym } => group.refs_of(*sym),
+            Source::Data { group } => group.data_refs(),
+        };
+        let group_ir = match source {
+            Source::Function { group, .. } | Source::Data { group } => group,
+            Source::Whole(_) => return Ok(deps),
+        };
+        // A lazy module's own definitions resolve through its scope (its
+        // functions' stubs are always there; its data is in its data
+        // module); its externs like any module's.
+        let own_group = self.owner_of(slot);
+        for &sym in refs {
+            match group_ir.scope.get(sym.index()).copied().flatten() {
+                Some(id) => {
+                    if let Some(s) = self.symbols.get(id) {
+                        if s.module != own_group {
+                            add(s.module);
+                        }
+                    }
+                }
+                None => {
+                    if let Resolved::Module(dep) = self.resolve_import(&group_ir.module, sym)? {
                         add(dep);
                     }
                 }
@@ -234,6 +271,14 @@ impl Registry {
                 )),
             }
         };
+        if let Source::Function { group, .. } | Source::Data { group } = source {
+            if let Some(id) = module
+                .symbol(name)
+                .and_then(|sym| group.scope.get(sym.index()).copied().flatten())
+            {
+                return Ok(Target::Symbol(id));
+            }
+        }
         if name == TRAP_HANDLER {
             return self
                 .executor
@@ -254,14 +299,42 @@ impl Registry {
     }
 
     /// The image of compiled module `cm` of `slot`.
-    fn image_of(&self, slot: u32, source: &Source, cm: CompiledModule) -> Result<Image> {
+    /// For a function-module, also the definition index of its function.
+    fn image_of(
+        &self,
+        slot: u32,
+        source: &Source,
+        cm: CompiledModule,
+    ) -> Result<(Image, Option<u32>)> {
         let symbols = &self.symbols;
-        let export = |name: &str, exported: bool| {
-            let id = symbols.lookup(name).filter(|_| exported)?;
-            (symbols.get(id)?.module == slot).then_some(id)
-        };
         let mut resolve = |name: &str| self.resolve_target(source, name);
-        Image::new(cm, export, &mut resolve)
+        match source {
+            Source::Whole(_) => {
+                let export = |name: &str, exported: bool| {
+                    let id = symbols.lookup(name).filter(|_| exported)?;
+                    (symbols.get(id)?.module == slot).then_some(id)
+                };
+                Ok((Image::new(cm, export, &mut resolve)?, None))
+            }
+            Source::Data { group } => {
+                // Every data item, exported or local, is a symbol of the
+                // lazy module's scope.
+                let export = |name: &str, _: bool| {
+                    let sym = group.module.symbol(name)?;
+                    group.scope.get(sym.index()).copied().flatten()
+                };
+                Ok((Image::new(cm, export, &mut resolve)?, None))
+            }
+            Source::Function { group, sym } => {
+                let image = Image::new(cm, |_, _| None, &mut resolve)?;
+                let name = group.module.sym(*sym).name.as_str();
+                let body = image.names[..image.defined.len()]
+                    .iter()
+                    .position(|n| &**n == name)
+                    .map(|i| i as u32);
+                Ok((image, body))
+            }
+        }
     }
 
     /// Places claim `token`'s compiled modules in one new pending batch:
@@ -318,7 +391,7 @@ impl Registry {
                 )))
             }
         };
-        let image = self.image_of(slot, &source, cm)?;
+        let (image, body) = self.image_of(slot, &source, cm)?;
         let mut sections = SmallVec::new();
         let placed = loader::place(&mut self.mm, &*self.executor, batch, &image, &mut sections);
         let exports = image.exports;
@@ -332,6 +405,7 @@ impl Registry {
             names: image.names,
             veneers: image.veneers,
             debug,
+            body,
         };
         self.set_state(slot, State::Loaded(Box::new(loaded)));
         // Loaded (even half-placed), so that unloading the batch releases
@@ -353,6 +427,15 @@ impl Registry {
             if let Some(s) = self.symbols.get_mut(id) {
                 s.address = address;
             }
+        }
+    }
+
+    /// The IR of `slot` while it has one (Added, Compiling, Loaded).
+    pub(crate) fn source_of(&self, slot: u32) -> Option<&Source> {
+        match &self.entry(slot).state {
+            State::Added(s) | State::Compiling { source: s, .. } => Some(s),
+            State::Loaded(m) => m.source.as_ref(),
+            _ => None,
         }
     }
 }

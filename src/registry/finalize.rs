@@ -10,7 +10,7 @@
 //! set's batches; batches outside the set are untouched.
 
 use super::loader::{self, RelocCounts, Relocatable};
-use super::{Finalized, Pending, Registry, State};
+use super::{Finalized, Pending, Registry, Role, State};
 use crate::error::{Error, Result};
 use crate::executor::TargetSection;
 use crate::memory::SectionKind;
@@ -129,6 +129,15 @@ impl Registry {
                 return Err(e);
             }
         }
+        let bodies: Vec<Option<u64>> = modules
+            .iter()
+            .map(|&slot| match &self.entry(slot).state {
+                State::Loaded(m) => m.body.and_then(|b| {
+                    loader::defined_address(&m.defined, &loader::bases(&batch, &m.sections), b)
+                }),
+                _ => None,
+            })
+            .collect();
         let mut fin = match self.mm.finalize(batch) {
             Ok(f) => f,
             Err(e) => {
@@ -141,7 +150,8 @@ impl Registry {
             }
         };
         self.stats.last_touched += modules.len();
-        for &slot in &modules {
+        let mut first_err = None;
+        for (&slot, body) in modules.iter().zip(bodies) {
             let State::Loaded(m) = self.set_state(slot, State::Free) else {
                 continue;
             };
@@ -150,10 +160,17 @@ impl Registry {
                 let id = self.id_of(slot);
                 self.debug.module_finalized(id, m.debug, text);
             }
-            self.set_state(slot, State::Finalized(Finalized { sections }));
-            self.entry_mut(slot).pin = Some(Arc::new(()));
+            self.set_state(slot, State::Finalized(Finalized { sections, body }));
+            if matches!(self.entry(slot).role, Role::Module) {
+                self.entry_mut(slot).pin = Some(Arc::new(()));
+            }
+            if let Some(body) = body {
+                if let Err(e) = self.after_seal(slot, body) {
+                    first_err.get_or_insert(e);
+                }
+            }
         }
-        Ok(())
+        first_err.map_or(Ok(()), Err)
     }
 
     /// Sends every module of pending batch `i` back to Added and returns

@@ -15,7 +15,9 @@
 //! - [`claim`](self#compiling-outside-the-lock): the linking walk (the one
 //!   rule of [`crate::link::check_import`]), claims, compile jobs, install;
 //! - [`loader`]: images, placement, veneers, relocation;
-//! - `finalize`: pending batches, ready sets, finalize, unload.
+//! - `finalize`: pending batches, ready sets, finalize, unload;
+//! - [`crate::lazy`]: lazy modules (function-modules behind stubs and
+//!   indirection cells), redefinition, retirement of old code.
 //!
 //! Modules live in a slab of entries; a [`ModuleId`] is the slot, a
 //! generation (slots are reused, ids never) and the engine's tag (an id
@@ -50,6 +52,7 @@ mod finalize;
 pub mod loader;
 pub mod symbols;
 
+pub(crate) use claim::Resolved;
 pub use claim::{compile_job, Claim, Job};
 pub use symbols::{ExportKind, FxHashMap, SymbolId};
 
@@ -57,6 +60,7 @@ use crate::debug::{DebugRegistry, ModuleDebug};
 use crate::error::{Diagnostic, Error, Result};
 use crate::executor::{Executor, TargetSection};
 use crate::ir::{Linkage, Module, Signature, SymId, SymbolKind};
+use crate::lazy::{Group, GroupIr, LazyState};
 use crate::memory::{FinalizedSection, LoadBatch, MemoryConfig, MemoryManager, SectionKind};
 use crate::symbols::HostSymbols;
 use loader::{Named, Placed, Veneers};
@@ -127,6 +131,10 @@ pub struct SymbolInfo {
 pub enum Source {
     /// A module added with [`Registry::add`], compiled whole.
     Whole(Arc<Module>),
+    /// One function of a lazy module (its function-module).
+    Function { group: Arc<GroupIr>, sym: SymId },
+    /// The data items of a lazy module (its data module).
+    Data { group: Arc<GroupIr> },
 }
 
 impl Source {
@@ -134,6 +142,7 @@ impl Source {
     pub fn module(&self) -> &Module {
         match self {
             Source::Whole(m) => m,
+            Source::Function { group, .. } | Source::Data { group } => &group.module,
         }
     }
 }
@@ -142,6 +151,14 @@ impl Source {
 pub(crate) enum Role {
     /// A module added with [`Registry::add`].
     Module,
+    /// A lazy module: its function-modules and data module are members.
+    Group(Box<Group>),
+    /// A function-module (`indirect`: its function's slot in the
+    /// indirection table) or the data module (`None`) of lazy module
+    /// `group`.
+    Member { group: u32, indirect: Option<u32> },
+    /// A chunk of indirection stubs and cells (see [`crate::lazy`]).
+    Chunk,
 }
 
 /// A loaded module: what relocating and finalizing it needs.
@@ -158,11 +175,15 @@ pub(crate) struct Loaded {
     pub veneers: Veneers,
     /// Line tables, handed to the [`DebugRegistry`] at finalize.
     pub debug: ModuleDebug,
+    /// For a function-module: the definition index of its function.
+    pub body: Option<u32>,
 }
 
 /// A finalized module.
 pub(crate) struct Finalized {
     pub sections: Vec<FinalizedSection>,
+    /// For a function-module: its function's address.
+    pub body: Option<u64>,
 }
 
 pub(crate) enum State {
@@ -202,7 +223,7 @@ impl Entry {
     }
 
     fn counted(&self) -> bool {
-        matches!(self.role, Role::Module)
+        matches!(self.role, Role::Module | Role::Member { .. })
     }
 }
 
@@ -236,6 +257,7 @@ pub struct Registry {
     /// The code map of finalized modules (trap backtraces) and the
     /// profiler / debugger registrations.
     pub(crate) debug: DebugRegistry,
+    pub(crate) lazy: LazyState,
 }
 
 pub(crate) fn link_err(module: &Module, sym: SymId, message: String) -> Error {
@@ -298,6 +320,7 @@ impl Registry {
             counts: [0; 4],
             next_claim: 1,
             debug: DebugRegistry::new(),
+            lazy: LazyState::default(),
         })
     }
 
@@ -441,7 +464,27 @@ impl Registry {
     }
 
     pub fn state(&self, id: ModuleId) -> Result<Option<ModuleState>> {
-        Ok(self.slot_of(id)?.and_then(|s| self.entry(s).module_state()))
+        Ok(self.slot_of(id)?.and_then(|s| self.group_aware_state(s)))
+    }
+
+    /// A lazy module's state is its least advanced member's (a lazy module
+    /// with nothing compiled is Added; one with no members, Finalized).
+    fn group_aware_state(&self, slot: u32) -> Option<ModuleState> {
+        let e = self.entry(slot);
+        match &e.role {
+            Role::Group(g) => {
+                let mut state = ModuleState::Finalized;
+                for &m in g.members() {
+                    if let Some(s) = self.entry(m).module_state() {
+                        if state_index(s) < state_index(state) {
+                            state = s;
+                        }
+                    }
+                }
+                Some(state)
+            }
+            _ => e.module_state(),
+        }
     }
 
     /// The symbol table entry of exported `name`.
@@ -454,9 +497,13 @@ impl Registry {
         })
     }
 
-    /// The user-visible module of `slot`.
+    /// The user-visible module of `slot`: a member's lazy module, else
+    /// itself.
     pub(crate) fn owner_of(&self, slot: u32) -> u32 {
-        slot
+        match self.entry(slot).role {
+            Role::Member { group, .. } => group,
+            _ => slot,
+        }
     }
 
     // ---- adding -------------------------------------------------------------
@@ -585,7 +632,11 @@ impl Registry {
     /// The slots `finalize_module(id)` must finalize: the module itself, or
     /// every member of a lazy module.
     pub fn roots_of(&self, id: ModuleId) -> Result<Vec<u32>> {
-        Ok(vec![self.live_slot(id)?])
+        let slot = self.live_slot(id)?;
+        Ok(match &self.entry(slot).role {
+            Role::Group(_) => self.current_members(slot),
+            _ => vec![slot],
+        })
     }
 
     /// Loads what `roots` reach and finalizes it, compiling in this thread
@@ -668,6 +719,17 @@ impl Registry {
     /// returned for reuse. A lazy module goes with all its members.
     pub fn remove(&mut self, id: ModuleId) -> Result<()> {
         let slot = self.live_slot(id)?;
+        match self.entry(slot).role {
+            Role::Group(_) => return self.remove_group(slot),
+            Role::Member { group, .. } => {
+                return Err(Error::Argument(format!(
+                    "{id} is part of lazy module `{}`; remove that module",
+                    self.entry(group).name
+                )))
+            }
+            Role::Chunk => return Err(Error::Argument(format!("{id} is internal to the engine"))),
+            Role::Module => {}
+        }
         self.check_removable(slot, &[])?;
         self.drop_module(slot)
     }
@@ -765,8 +827,8 @@ impl Registry {
     pub fn modules_in(&self, state: ModuleState) -> Vec<ModuleId> {
         (0..self.entries.len() as u32)
             .filter(|&s| {
-                matches!(self.entry(s).role, Role::Module)
-                    && self.entry(s).module_state() == Some(state)
+                matches!(self.entry(s).role, Role::Module | Role::Group(_))
+                    && self.group_aware_state(s) == Some(state)
             })
             .map(|s| self.id_of(s))
             .collect()
