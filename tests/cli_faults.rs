@@ -44,6 +44,18 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// The `trap:` line of a trap's stderr, after checking that the rest is
+/// its backtrace (`  at @NAME (FILE:LINE:COL)` lines; SPEC section 8).
+fn trap_line(out: &Output) -> String {
+    let err = stderr(out);
+    let mut lines = err.lines();
+    let first = lines.next().unwrap_or("").to_string();
+    for l in lines {
+        assert!(l.starts_with("  at @") && l.ends_with(')'), "{err}");
+    }
+    first
+}
+
 /// Every way to run code on this host: the interpreter, native code in
 /// process (compiled up front and lazily) and in a child process, and
 /// emulated AArch64 (up front and lazily) when built in.
@@ -79,7 +91,11 @@ fn deep_recursion_is_a_stack_overflow_trap_in_every_engine() {
     for engine in ENGINES {
         let (out, _) = run(engine, &path);
         assert_eq!(out.status.code(), Some(3), "{engine:?}: {out:?}");
-        assert_eq!(stderr(&out), "trap: stack overflow\n", "{engine:?}");
+        assert_eq!(trap_line(&out), "trap: stack overflow", "{engine:?}");
+        // The backtrace names the recursing function (at most 1000 frames).
+        let err = stderr(&out);
+        assert!(err.contains("  at @down ("), "{engine:?}: {err}");
+        assert!(err.lines().count() <= 1001, "{engine:?}");
         assert!(out.stdout.is_empty(), "{engine:?}");
     }
 }
@@ -98,7 +114,7 @@ fn allocas_larger_than_the_stack_overflow_in_every_engine() {
         for engine in ENGINES {
             let (out, _) = run(engine, &path);
             assert_eq!(out.status.code(), Some(3), "{size} {engine:?}: {out:?}");
-            assert_eq!(stderr(&out), "trap: stack overflow\n", "{engine:?}");
+            assert_eq!(trap_line(&out), "trap: stack overflow", "{engine:?}");
         }
     }
     // A frame that fits runs in every engine.
@@ -124,7 +140,7 @@ fn an_infinite_loop_with_a_timeout_is_interrupted_within_two_seconds() {
         options.extend(["--timeout", "0.5"]);
         let (out, took) = run(&options, &path);
         assert_eq!(out.status.code(), Some(3), "{engine:?}: {out:?}");
-        assert_eq!(stderr(&out), "trap: interrupted\n", "{engine:?}");
+        assert_eq!(trap_line(&out), "trap: interrupted", "{engine:?}");
         // What the program wrote before it was stopped comes first.
         assert_eq!(String::from_utf8_lossy(&out.stdout), "h\n", "{engine:?}");
         assert!(
@@ -194,7 +210,7 @@ fn the_repl_honours_the_executor_and_the_timeout() {
         assert!(start.elapsed() < Duration::from_secs(2), "{executor}");
         assert_eq!(out.status.code(), Some(3), "{executor}: {out:?}");
         assert_eq!(String::from_utf8_lossy(&out.stdout), "1\n", "{executor}");
-        assert_eq!(stderr(&out), "trap: interrupted\n", "{executor}");
+        assert_eq!(trap_line(&out), "trap: interrupted", "{executor}");
     }
 }
 

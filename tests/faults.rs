@@ -85,12 +85,12 @@ fn one_threads_stack_overflow_leaves_other_threads_calls_correct() {
         std::thread::spawn(move || {
             for _ in 0..20 {
                 assert_eq!(
-                    engine.call("down", &[Val::I64(0)]),
-                    Err(Error::Trap(TrapCode::StackOverflow))
+                    trap_code(engine.call("down", &[Val::I64(0)])),
+                    Some(TrapCode::StackOverflow)
                 );
                 assert_eq!(
-                    engine.call("big", &[]),
-                    Err(Error::Trap(TrapCode::StackOverflow))
+                    trap_code(engine.call("big", &[])),
+                    Some(TrapCode::StackOverflow)
                 );
                 // The thread and its stack stay usable.
                 assert_eq!(
@@ -107,8 +107,8 @@ fn one_threads_stack_overflow_leaves_other_threads_calls_correct() {
     }
     // The main thread, which made no call yet, too.
     assert_eq!(
-        engine.call("down", &[Val::I64(0)]),
-        Err(Error::Trap(TrapCode::StackOverflow))
+        trap_code(engine.call("down", &[Val::I64(0)])),
+        Some(TrapCode::StackOverflow)
     );
     assert_eq!(
         engine.call("fib", &[Val::I64(20)]).unwrap(),
@@ -126,8 +126,8 @@ fn interrupts_a_spinning_call(engine: &Engine) {
     });
     let start = Instant::now();
     assert_eq!(
-        engine.call("spin", &[Val::I64(i64::MAX)]),
-        Err(Error::Trap(TrapCode::Interrupted))
+        trap_code(engine.call("spin", &[Val::I64(i64::MAX)])),
+        Some(TrapCode::Interrupted)
     );
     assert!(start.elapsed() < Duration::from_secs(5));
     t.join().unwrap();
@@ -139,8 +139,8 @@ fn interrupts_a_spinning_call(engine: &Engine) {
     // A request made while nothing runs stops the next call.
     engine.interrupt();
     assert_eq!(
-        engine.call("spin", &[Val::I64(i64::MAX)]),
-        Err(Error::Trap(TrapCode::Interrupted))
+        trap_code(engine.call("spin", &[Val::I64(i64::MAX)])),
+        Some(TrapCode::Interrupted)
     );
     assert_eq!(
         engine.call("fib", &[Val::I64(12)]).unwrap(),
@@ -169,8 +169,8 @@ fn without_interrupts_compiled_code_has_no_checks() {
     engine.add_module_text("lib.kir", LIB).unwrap();
     engine.interrupt();
     assert_eq!(
-        engine.call("spin", &[Val::I64(100_000)]),
-        Err(Error::Trap(TrapCode::Interrupted))
+        trap_code(engine.call("spin", &[Val::I64(100_000)])),
+        Some(TrapCode::Interrupted)
     );
 }
 
@@ -186,12 +186,12 @@ fn the_process_executor_runs_traps_and_interrupts_like_in_process() {
         Some(Val::I64(6765))
     );
     assert_eq!(
-        engine.call("down", &[Val::I64(0)]),
-        Err(Error::Trap(TrapCode::StackOverflow))
+        trap_code(engine.call("down", &[Val::I64(0)])),
+        Some(TrapCode::StackOverflow)
     );
     assert_eq!(
-        engine.call("big", &[]),
-        Err(Error::Trap(TrapCode::StackOverflow))
+        trap_code(engine.call("big", &[])),
+        Some(TrapCode::StackOverflow)
     );
     interrupts_a_spinning_call(&engine);
 }
@@ -239,8 +239,8 @@ fn a_dead_executor_child_is_an_error_and_a_new_one_takes_over() {
         Some(Val::I64(-9))
     );
     assert_eq!(
-        engine.call("div", &[Val::I64(1), Val::I64(0)]),
-        Err(Error::Trap(TrapCode::DivisionByZero))
+        trap_code(engine.call("div", &[Val::I64(1), Val::I64(0)])),
+        Some(TrapCode::DivisionByZero)
     );
     assert_eq!(
         engine.call("wild", &[]),
@@ -341,4 +341,31 @@ fn lazy_and_redefined_code_is_interruptible_and_survives_an_executor_restart() {
         engine.call("caller", &[Val::I64(4)]).unwrap(),
         Some(Val::I64(400))
     );
+}
+
+/// The trap code of a call's outcome, if it trapped.
+fn trap_code<T>(r: kiln::Result<T>) -> Option<TrapCode> {
+    r.err().and_then(|e| e.trap_code())
+}
+
+#[test]
+fn stack_overflow_traps_carry_a_backtrace_of_the_recursion() {
+    let engines = [
+        Engine::default(),
+        Engine::with_executor(std::env::consts::ARCH, process_executor()).unwrap(),
+    ];
+    for engine in engines {
+        engine.add_module_text("lib.kir", LIB).unwrap();
+        match engine.call("down", &[Val::I64(0)]) {
+            Err(Error::Trap(t)) => {
+                assert_eq!(t.code, TrapCode::StackOverflow);
+                assert_eq!(t.backtrace.len(), kiln::error::MAX_BACKTRACE);
+                assert!(t.backtrace.iter().all(|f| f.function == "down"));
+                // The innermost frame is `@down`'s code (its call, or its
+                // entry), on the file's lines of `@down`.
+                assert!((1..=7).contains(&t.backtrace[0].loc.line), "{t}");
+            }
+            other => panic!("expected a stack overflow, got {other:?}"),
+        }
+    }
 }

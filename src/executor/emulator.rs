@@ -144,7 +144,9 @@ impl Executor for EmulatorExecutor {
             .map_err(|_| Error::Runtime("the emulator's call lock is poisoned".into()))?;
         let (args, ret) = (args.to_vec(), sig.ret);
         let observed = |r: Result<crate::emulate::Outcome>| {
-            if let Err(Error::Trap(crate::error::TrapCode::Interrupted)) = r {
+            if r.as_ref().err().and_then(Error::trap_code)
+                == Some(crate::error::TrapCode::Interrupted)
+            {
                 // Calls run one at a time: this one observed the request.
                 self.flag.set(false);
             }

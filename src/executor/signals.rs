@@ -27,8 +27,9 @@
 //! it would have without kiln. A fault in a host function (C or Rust code
 //! called from compiled code) is never unwound: that code may hold locks.
 //!
-//! The handler only reads plain thread-locals and atomics: it takes no
-//! lock and allocates nothing.
+//! The handler only reads plain thread-locals and atomics and takes no
+//! lock; it allocates only the backtrace of a stack overflow, when the
+//! thread is known to be in compiled code (so not inside the allocator).
 
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Mutex, Once};
@@ -252,6 +253,20 @@ mod native {
         // SAFETY: `frame` is the live frame slot of the innermost
         // trampoline call of this thread (set before compiled code runs).
         let saved_sp = unsafe { *frame };
+        // The backtrace: the faulting instruction (the symbolizer looks up
+        // `pc - 1`, as for return addresses), then the frame-pointer chain
+        // up to the trampoline's frame. This allocates: safe here because
+        // the thread was running compiled code, not the allocator.
+        let fp = regs[libc::REG_RBP as usize] as u64;
+        // The frame pointer may equal the stack pointer (a fault right
+        // after the prologue's `mov rbp, rsp`): the walk takes frames
+        // strictly above its lower bound, so the bound is one below.
+        let low = (regs[libc::REG_RSP as usize] as u64).max(a.guard_hi) - 1;
+        // SAFETY: the walk reads only at frame pointers strictly above
+        // `low`, below `saved_sp`: this thread's JIT stack above its guard,
+        // up to the trampoline's frame, all mapped and readable.
+        let pcs = unsafe { crate::debug::backtrace::walk_frame_chain(pc + 1, fp, low, saved_sp) };
+        crate::trampoline::set_trap_pcs(pcs);
         regs[libc::REG_RIP as usize] = a.unwind as i64;
         regs[libc::REG_RDI as usize] = saved_sp as i64;
         regs[libc::REG_RSI as usize] = i64::from(TrapCode::StackOverflow.code());

@@ -43,9 +43,8 @@ pub fn check_program(p: &Program) -> std::result::Result<(), Finding> {
     match &expected {
         // Out of fuel, or out of stack: where a program runs out of stack
         // depends on each engine's frame sizes, so it is not compared.
-        Err(Error::Runtime(_)) | Err(Error::Trap(crate::error::TrapCode::StackOverflow)) => {
-            return Ok(())
-        }
+        Err(Error::Runtime(_)) => return Ok(()),
+        Err(Error::Trap(t)) if t.code == crate::error::TrapCode::StackOverflow => return Ok(()),
         Ok(_) | Err(Error::Trap(_)) => {}
         Err(e) => return Err(fail(format!("interpreter failed: {e}"))),
     }
@@ -128,7 +127,7 @@ fn run_on(engine: &Engine, module: &Module, args: &[Val]) -> Result<Option<Val>>
 }
 
 /// Equal results (floats by bits, any NaN equal to any NaN since SPEC
-/// leaves NaN bits unspecified) or equal traps.
+/// leaves NaN bits unspecified) or equal traps (reason and backtrace).
 fn same(a: &Result<Option<Val>>, b: &Result<Option<Val>>) -> bool {
     match (a, b) {
         (Ok(x), Ok(y)) => match (x, y) {
@@ -136,7 +135,10 @@ fn same(a: &Result<Option<Val>>, b: &Result<Option<Val>>) -> bool {
             (Some(x), Some(y)) => same_val(*x, *y),
             _ => false,
         },
-        (Err(Error::Trap(x)), Err(Error::Trap(y))) => x == y,
+        // Same reason and same IR-level backtrace (line tables checked).
+        (Err(Error::Trap(x)), Err(Error::Trap(y))) => {
+            x.code == y.code && x.backtrace == y.backtrace
+        }
         _ => false,
     }
 }

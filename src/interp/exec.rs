@@ -80,11 +80,12 @@ fn i32b(x: i32) -> u64 {
 }
 
 /// Sets up the frame of `f` at `base`: makes room for its slots, copies its
-/// literals in and pushes its alloca area. Returns the area's address.
-fn enter(regs: &mut Vec<u64>, env: &Env, f: &IrFunc, base: usize, sp: &mut u64) -> Result<u64> {
+/// literals in and pushes its alloca area. Returns the area's address, or
+/// `None` when the frame does not fit (the trap `stack overflow`).
+fn enter(regs: &mut Vec<u64>, env: &Env, f: &IrFunc, base: usize, sp: &mut u64) -> Option<u64> {
     let need = base + f.nslots as usize;
     if need > VALUE_SLOT_BUDGET {
-        return Err(Error::Trap(TrapCode::StackOverflow));
+        return None;
     }
     if regs.len() < need {
         let grown = need.max(regs.len() * 2).min(VALUE_SLOT_BUDGET);
@@ -93,18 +94,14 @@ fn enter(regs: &mut Vec<u64>, env: &Env, f: &IrFunc, base: usize, sp: &mut u64) 
     let consts = &env.prog.consts[f.consts_start as usize..][..f.nconsts as usize];
     regs[base + f.consts_at as usize..][..consts.len()].copy_from_slice(consts);
     if f.frame_size == 0 {
-        return Ok(env.stack + *sp);
+        return Some(env.stack + *sp);
     }
-    let exhausted = || Error::Trap(TrapCode::StackOverflow);
-    let at = (env.stack + *sp)
-        .checked_next_multiple_of(f.frame_align)
-        .ok_or_else(exhausted)?;
+    let at = (env.stack + *sp).checked_next_multiple_of(f.frame_align)?;
     let end = (at - env.stack)
         .checked_add(f.frame_size)
-        .filter(|&e| e <= env.stack_len)
-        .ok_or_else(exhausted)?;
+        .filter(|&e| e <= env.stack_len)?;
     *sp = end;
-    Ok(at)
+    Some(at)
 }
 
 /// Hands the next chunk of at most [`POLL_INTERVAL`] transfers from `rest`
@@ -163,7 +160,13 @@ impl State {
         };
         let mut base = 0usize;
         let mut sp = 0u64;
-        let mut fp = enter(regs, env, f, base, &mut sp)?;
+        let Some(mut fp) = enter(regs, env, f, base, &mut sp) else {
+            return Err(prog.trap(
+                TrapCode::StackOverflow,
+                f.entry_pc as usize,
+                std::iter::empty(),
+            ));
+        };
         for (&p, &a) in f.params.iter().zip(args) {
             regs[base + p as usize] = a;
         }
@@ -182,7 +185,7 @@ impl State {
                 chunk -= 1;
                 if chunk == 0 {
                     if env.interrupt.load(Ordering::Relaxed) {
-                        return Err(Error::Trap(TrapCode::Interrupted));
+                        trap!(TrapCode::Interrupted);
                     }
                     refill(&mut chunk, &mut rest);
                     if chunk == 0 {
@@ -194,9 +197,11 @@ impl State {
                 }
             };
         }
+        // The trapping instruction is the one just fetched; each frame
+        // resumes after its call.
         macro_rules! trap {
             ($c:expr) => {
-                return Err(Error::Trap($c))
+                return Err(prog.trap($c, pc - 1, frames.iter().rev().map(|f| f.pc as usize)))
             };
         }
         // The effective address of a load (`p + off` slots).
@@ -428,18 +433,21 @@ impl State {
                     match &entry.body {
                         Body::Ir(g) => {
                             if frames.len() + 2 > depth_limit {
-                                return Err(Error::Trap(TrapCode::StackOverflow));
+                                trap!(TrapCode::StackOverflow);
                             }
+                            let (caller_sp, new_base) = (sp, top);
+                            let Some(new_fp) = enter(regs, env, g, new_base, &mut sp) else {
+                                trap!(TrapCode::StackOverflow);
+                            };
                             frames.push(Frame {
                                 pc: pc as u32,
                                 base: base as u32,
                                 top: top as u32,
                                 dst: i.d,
-                                sp,
+                                sp: caller_sp,
                                 fp,
                             });
-                            let new_base = top;
-                            fp = enter(regs, env, g, new_base, &mut sp)?;
+                            fp = new_fp;
                             for (&p, &a) in g.params.iter().zip(args) {
                                 regs[new_base + p as usize] = regs[base + a as usize];
                             }

@@ -152,7 +152,7 @@ fn serve(args: &[OsString]) -> Result<()> {
         .map_err(|e| Error::Runtime(format!("cannot start the reader: {e}")))?;
     for req in requests {
         let reply = child.handle(req).unwrap_or_else(|e| match e {
-            Error::Trap(t) => Reply::Trap(t.code()),
+            Error::Trap(t) => Reply::Trap(t.code.code(), t.pcs),
             e => Reply::Error(e.to_string()),
         });
         if write_frame(&mut super::NoSigPipe(&writer), &reply.encode()).is_err() {
@@ -502,7 +502,7 @@ impl Child {
                 unsafe { libc::fflush(std::ptr::null_mut()) };
                 match r {
                     Ok(v) => Ok(Reply::Returned(v.map(Val::to_bits))),
-                    Err(Error::Trap(t)) => Ok(Reply::Trap(t.code())),
+                    Err(Error::Trap(t)) => Ok(Reply::Trap(t.code.code(), t.pcs)),
                     Err(e) => Err(e),
                 }
             }
@@ -533,9 +533,14 @@ fn jumps(data: u64, size: u64) -> Result<Vec<u8>> {
     Ok(code)
 }
 
-/// The trap code a reply carries, as a trap.
-pub fn trap_of(code: u32) -> Error {
-    Error::Trap(TrapCode::from_code(code).unwrap_or(TrapCode::Unreachable))
+/// The trap a reply carries: its code and the code addresses the child
+/// captured (the engine turns them into the IR-level backtrace).
+pub fn trap_of(code: u32, pcs: Vec<u64>) -> Error {
+    Error::Trap(crate::error::Trap {
+        code: TrapCode::from_code(code).unwrap_or(TrapCode::Unreachable),
+        backtrace: Vec::new(),
+        pcs,
+    })
 }
 
 #[cfg(test)]

@@ -507,11 +507,11 @@ impl Executor for ProcessExecutor {
                 (Some(t), Some(b)) => Some(Val::from_bits(t, b)),
                 _ => None,
             }),
-            Reply::Trap(code) => {
+            Reply::Trap(code, pcs) => {
                 if code == TrapCode::Interrupted.code() {
                     self.pending.store(false, Ordering::SeqCst);
                 }
-                Err(child::trap_of(code))
+                Err(child::trap_of(code, pcs))
             }
             other => Err(self.fail(&mut conn, &format!("unexpected reply {other:?}"))),
         }

@@ -20,7 +20,8 @@
 //! | 8 | `Interrupt` | — | none |
 //!
 //! Replies: 0x80 `Ok`; 0x81 `Address` u64; 0x82 `NotFound`; 0x83
-//! `Returned` (has u8, bits u64); 0x84 `Trap` (code u32); 0x85 `Error`
+//! `Returned` (has u8, bits u64); 0x84 `Trap` (code u32, then the code
+//! addresses of its backtrace, u64 each, innermost first); 0x85 `Error`
 //! (message, the rest); 0x86 `Hello` (magic 8 bytes, version u32, region
 //! base u64). Any request may be answered with `Error`.
 //!
@@ -82,9 +83,14 @@ pub enum Reply {
     Address(u64),
     NotFound,
     Returned(Option<u64>),
-    Trap(u32),
+    /// The trap code and the code addresses the child captured (for the
+    /// parent's IR-level backtrace).
+    Trap(u32, Vec<u64>),
     Error(String),
-    Hello { version: u32, region: u64 },
+    Hello {
+        version: u32,
+        region: u64,
+    },
 }
 
 fn kind_code(k: SectionKind) -> u8 {
@@ -295,7 +301,7 @@ impl Reply {
             Reply::Address(a) => Out::new(0x81).u64(*a),
             Reply::NotFound => Out::new(0x82),
             Reply::Returned(v) => Out::new(0x83).u8(u8::from(v.is_some())).u64(v.unwrap_or(0)),
-            Reply::Trap(code) => Out::new(0x84).u32(*code),
+            Reply::Trap(code, pcs) => pcs.iter().fold(Out::new(0x84).u32(*code), |o, &p| o.u64(p)),
             Reply::Error(m) => Out::new(0x85).bytes(m.as_bytes()),
             Reply::Hello { version, region } => {
                 Out::new(0x86).bytes(MAGIC).u32(*version).u64(*region)
@@ -316,7 +322,14 @@ impl Reply {
                 let bits = r.u64()?;
                 Reply::Returned(has.then_some(bits))
             }
-            0x84 => Reply::Trap(r.u32()?),
+            0x84 => {
+                let code = r.u32()?;
+                let mut pcs = Vec::new();
+                while !r.0.is_empty() {
+                    pcs.push(r.u64()?);
+                }
+                Reply::Trap(code, pcs)
+            }
             0x85 => Reply::Error(String::from_utf8_lossy(&r.rest()).into_owned()),
             0x86 => {
                 if r.take(8)? != MAGIC {
@@ -420,7 +433,8 @@ mod tests {
             Reply::NotFound,
             Reply::Returned(Some(7)),
             Reply::Returned(None),
-            Reply::Trap(3),
+            Reply::Trap(3, vec![]),
+            Reply::Trap(4, vec![0x1000, 0x2000]),
             Reply::Error("no".into()),
             Reply::Hello {
                 version: VERSION,
