@@ -206,7 +206,7 @@ fn read_args(uc: &Uc<'_>, sig: &Signature) -> Result<Vec<Val>> {
 /// (see [`crate::debug::backtrace`]). The chain ends at the null frame
 /// pointer [`super::EmulatedAarch64::call`] starts with, at a frame pointer
 /// that does not increase, or at memory that cannot be read.
-fn frame_chain(uc: &Uc<'_>) -> Result<Vec<u64>> {
+pub(super) fn frame_chain(uc: &Uc<'_>) -> Result<Vec<u64>> {
     let mut pcs = vec![uc.reg_read(RegisterARM64::X30 as i32).map_err(reg_error)?];
     let mut fp = uc.reg_read(RegisterARM64::X29 as i32).map_err(reg_error)?;
     let mut prev = 0;

@@ -646,7 +646,21 @@ impl EmulatedAarch64 {
         }
         if let Err(e) = run {
             if fault.is_some_and(|f| self.in_stack_guard(f.address)) {
-                return Err(Error::trap(TrapCode::StackOverflow));
+                // The backtrace: the faulting instruction (the symbolizer
+                // looks up `pc - 1`), then the frame records on the x29
+                // chain (x30 may be stale mid-function).
+                let mut pcs = vec![pc.wrapping_add(1)];
+                pcs.extend(
+                    host::frame_chain(&self.uc)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .skip(1),
+                );
+                return Err(Error::Trap(crate::error::Trap {
+                    code: TrapCode::StackOverflow,
+                    backtrace: Vec::new(),
+                    pcs,
+                }));
             }
             return Err(describe_failure(e, pc, fault));
         }
