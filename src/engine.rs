@@ -24,15 +24,19 @@ use crate::ir::parse::parse_module;
 use crate::ir::verify::verify_module;
 use crate::ir::{Module, Signature, Type};
 use crate::memory::{MemoryConfig, SectionKind};
+use crate::opt::OptLevel;
 use crate::registry::{ModuleId, ModuleState, Registry, RegistryStats};
 use crate::trampoline::TrapHandler;
 use crate::value::Val;
 use crate::TrapCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// A JIT engine. See the [module docs](self).
 pub struct Engine {
     registry: Mutex<Registry>,
+    /// The [`OptLevel`] of modules added from now on (its `as u8`).
+    opt: AtomicU8,
     /// Set when the executor is the in-process one (for the trap handler).
     in_process: Option<Arc<InProcessExecutor>>,
     executor: Arc<dyn Executor>,
@@ -79,6 +83,7 @@ impl Engine {
                 executor.clone(),
                 MemoryConfig::default(),
             )?),
+            opt: AtomicU8::new(OptLevel::None as u8),
             in_process: Some(ex),
             executor,
         })
@@ -98,6 +103,7 @@ impl Engine {
                 executor.clone(),
                 MemoryConfig::default(),
             )?),
+            opt: AtomicU8::new(OptLevel::None as u8),
             in_process: None,
             executor,
         })
@@ -118,10 +124,26 @@ impl Engine {
     }
 
     /// Verifies and adds a module (parsed or built). Nothing is compiled
-    /// yet. Exporting a name another module exports is a link error.
-    pub fn add_module(&self, module: Module) -> Result<ModuleId> {
+    /// yet. Exporting a name another module exports is a link error. At
+    /// [`OptLevel::Speed`] the module is optimized here, once verified.
+    pub fn add_module(&self, mut module: Module) -> Result<ModuleId> {
         verify_module(&module)?;
+        crate::opt::optimize_module(&mut module, self.opt_level());
         self.reg()?.add(module)
+    }
+
+    /// Sets the optimization level of the modules added from now on
+    /// (default [`OptLevel::None`], the fast path).
+    pub fn set_opt_level(&self, level: OptLevel) {
+        self.opt.store(level as u8, Ordering::Relaxed);
+    }
+
+    /// The optimization level of modules added from now on.
+    pub fn opt_level(&self) -> OptLevel {
+        match self.opt.load(Ordering::Relaxed) {
+            x if x == OptLevel::Speed as u8 => OptLevel::Speed,
+            _ => OptLevel::None,
+        }
     }
 
     /// Finalizes whatever is Loaded (modules loaded by
