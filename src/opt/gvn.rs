@@ -126,7 +126,18 @@ fn visit(
         }
         let Some(key) = Key::of(d) else { continue };
         match table.get(&key) {
-            Some(&v) => subst.set(r, Operand::Value(v)),
+            Some(&v) => {
+                subst.set(r, Operand::Value(v));
+                // A division that may trap would stay for its trap, which
+                // the dominating one makes unreachable: it is a copy now.
+                let d = &mut f.insts[inst.index()];
+                if super::is_division(d.opcode) {
+                    d.opcode = Opcode::Copy;
+                    d.kind = InstKind::Unary {
+                        arg: Operand::Value(v),
+                    };
+                }
+            }
             None => table.insert(key, r),
         }
     }
