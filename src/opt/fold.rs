@@ -69,6 +69,11 @@ pub fn run_with(f: &mut Function, subst: &mut Subst) {
 /// Substitutes, then simplifies one instruction as far as it goes.
 pub fn simplify_inst(f: &mut Function, subst: &mut Subst, inst: Inst) {
     subst.apply(&mut f.insts[inst.index()]);
+    simplify_applied(f, subst, inst);
+}
+
+/// Simplifies one instruction whose operands are already substituted.
+pub fn simplify_applied(f: &mut Function, subst: &mut Subst, inst: Inst) {
     for _ in 0..MAX_REWRITES {
         match simplify(f, subst, &f.insts[inst.index()]) {
             Action::Keep => return,
@@ -284,7 +289,8 @@ fn is_int_compare(op: Opcode) -> bool {
     inverse(op).is_some()
 }
 
-fn is_compare(op: Opcode) -> bool {
+/// Whether `op` is an integer or float compare (its result is 0 or 1).
+pub fn is_compare(op: Opcode) -> bool {
     is_int_compare(op)
         || matches!(
             op,

@@ -16,6 +16,11 @@
 //! block (keyed with its version in a scoped table, walked over the
 //! dominator tree as in [`super::gvn`]) has the same value.
 //!
+//! One refinement keeps more: a store through base `p` at bytes
+//! `[o, o+n)` cannot change bytes of `p` outside that range, so the latest
+//! known accesses through `p` that it does not overlap (up to
+//! [`CARRY_WINDOW`] of them) carry over into the version it starts.
+//!
 //! No load is ever added or moved: only removed when its value is known.
 //! Linear in the size of the function, plus the depth of loop nesting for
 //! each block that writes.
@@ -44,6 +49,11 @@ fn writes_memory(op: Opcode) -> bool {
     )
 }
 
+/// How many of the latest known accesses a store looks at to carry the
+/// ones it cannot overlap into the new version (a bound that keeps the
+/// pass linear).
+const CARRY_WINDOW: usize = 16;
+
 /// Runs the pass over `f`.
 pub fn run(f: &mut Function) {
     if f.blocks.is_empty() {
@@ -51,26 +61,32 @@ pub fn run(f: &mut Function) {
     }
     let a = FuncAnalysis::new(f);
     let (entry_version, after) = versions(f, &a);
-    let mut subst = Subst::new(f.values.len());
-    let mut table: ScopedTable<Key, Operand> = ScopedTable::new();
-    let mut stack: Vec<(Block, usize, usize)> = Vec::new();
+    let mut w = Walk {
+        subst: Subst::new(f.values.len()),
+        table: ScopedTable::new(),
+        recent: Vec::new(),
+        entry_version,
+        after,
+    };
+    let mut stack: Vec<(Block, usize, (usize, usize))> = Vec::new();
     let entry = f.entry();
-    let m = table.mark();
-    visit(f, &mut subst, &mut table, entry, &entry_version, &after);
+    let m = w.marks();
+    w.visit(f, entry);
     stack.push((entry, 0, m));
     while let Some(top) = stack.last_mut() {
-        let (b, i, mark) = *top;
+        let (b, i, (mark, recent)) = *top;
         if let Some(&c) = a.dom.children(b).get(i) {
             top.1 += 1;
-            let m = table.mark();
-            visit(f, &mut subst, &mut table, c, &entry_version, &after);
+            let m = w.marks();
+            w.visit(f, c);
             stack.push((c, 0, m));
         } else {
-            table.pop_to(mark);
+            w.table.pop_to(mark);
+            w.recent.truncate(recent);
             stack.pop();
         }
     }
-    super::fold::apply_everywhere(f, &mut subst);
+    super::fold::apply_everywhere(f, &mut w.subst);
 }
 
 /// The memory version at each block's entry, and after each writing
@@ -151,49 +167,93 @@ fn versions(f: &Function, a: &FuncAnalysis) -> (Vec<u32>, Vec<u32>) {
     (entry_version, after)
 }
 
-fn visit(
-    f: &mut Function,
-    subst: &mut Subst,
-    table: &mut ScopedTable<Key, Operand>,
-    b: Block,
-    entry_version: &[u32],
-    after: &[u32],
-) {
-    let mut version = entry_version[b.index()];
-    for k in 0..f.blocks[b.index()].insts.len() {
-        let inst = f.blocks[b.index()].insts[k];
-        let d = &mut f.insts[inst.index()];
-        subst.apply(d);
-        match &d.kind {
-            InstKind::Load { ptr, offset } => {
-                let Some(r) = d.result else { continue };
-                let key = Key {
-                    version,
-                    base: *ptr,
-                    offset: *offset,
-                    opcode: d.opcode,
-                    ty: d.ty,
-                };
-                match table.get(&key) {
-                    Some(&v) => subst.set(r, v),
-                    None => table.insert(key, Operand::Value(r)),
-                }
-            }
-            InstKind::Store { args, offset } => {
-                version = after[inst.index()];
-                if d.opcode == Opcode::Store {
+/// The state of the dominator-tree walk.
+struct Walk {
+    subst: Subst,
+    /// Known memory contents: access (with its version) -> value.
+    table: ScopedTable<Key, Operand>,
+    /// The table's entries in insertion order (scoped like the table), so
+    /// that a store can find the latest ones.
+    recent: Vec<(Key, Operand)>,
+    entry_version: Vec<u32>,
+    after: Vec<u32>,
+}
+
+/// The bytes `[offset, offset + n)` an access of `opcode.ty` covers.
+fn bytes(offset: i64, opcode: Opcode, ty: Option<Type>) -> (i128, i128) {
+    let n = opcode.access_bytes(ty).unwrap_or(8) as i128;
+    (offset as i128, offset as i128 + n)
+}
+
+impl Walk {
+    fn marks(&self) -> (usize, usize) {
+        (self.table.mark(), self.recent.len())
+    }
+
+    fn insert(&mut self, key: Key, value: Operand) {
+        self.recent.push((key.clone(), value));
+        self.table.insert(key, value);
+    }
+
+    fn visit(&mut self, f: &mut Function, b: Block) {
+        let mut version = self.entry_version[b.index()];
+        for k in 0..f.blocks[b.index()].insts.len() {
+            let inst = f.blocks[b.index()].insts[k];
+            let d = &mut f.insts[inst.index()];
+            self.subst.apply(d);
+            match &d.kind {
+                InstKind::Load { ptr, offset } => {
+                    let Some(r) = d.result else { continue };
                     let key = Key {
                         version,
-                        base: args[1],
+                        base: *ptr,
                         offset: *offset,
-                        opcode: Opcode::Load,
+                        opcode: d.opcode,
                         ty: d.ty,
                     };
-                    table.insert(key, args[0]);
+                    match self.table.get(&key) {
+                        Some(&v) => self.subst.set(r, v),
+                        None => self.insert(key, Operand::Value(r)),
+                    }
                 }
+                InstKind::Store { args, offset } => {
+                    let (value, base, offset) = (args[0], args[1], *offset);
+                    let old = version;
+                    version = self.after[inst.index()];
+                    self.carry(old, version, base, bytes(offset, d.opcode, d.ty));
+                    if d.opcode == Opcode::Store {
+                        let key = Key {
+                            version,
+                            base,
+                            offset,
+                            opcode: Opcode::Load,
+                            ty: d.ty,
+                        };
+                        self.insert(key, value);
+                    }
+                }
+                InstKind::Call { .. } => version = self.after[inst.index()],
+                _ => {}
             }
-            InstKind::Call { .. } => version = after[inst.index()],
-            _ => {}
+        }
+    }
+
+    /// After a store of `stored` bytes through `base` ends version `old`:
+    /// the latest accesses of `old` through the same base that the store
+    /// cannot overlap still hold their values in version `new`.
+    fn carry(&mut self, old: u32, new: u32, base: Operand, stored: (i128, i128)) {
+        let from = self.recent.len().saturating_sub(CARRY_WINDOW);
+        let kept: Vec<(Key, Operand)> = self.recent[from..]
+            .iter()
+            .filter(|(k, _)| {
+                let (lo, hi) = bytes(k.offset, k.opcode, k.ty);
+                k.version == old && k.base == base && (hi <= stored.0 || stored.1 <= lo)
+            })
+            .cloned()
+            .collect();
+        for (mut k, v) in kept {
+            k.version = new;
+            self.insert(k, v);
         }
     }
 }

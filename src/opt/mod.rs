@@ -38,6 +38,7 @@ pub mod gvn;
 pub mod inline;
 pub mod licm;
 pub mod loads;
+pub mod magic;
 pub mod subst;
 pub mod table;
 
