@@ -48,10 +48,7 @@ fn merge_blocks(f: &mut Function) {
         if gone[b.index()] {
             continue;
         }
-        loop {
-            let Some(&t) = f.blocks[b.index()].insts.last() else {
-                break;
-            };
+        while let Some(&t) = f.blocks[b.index()].insts.last() {
             let InstKind::Jmp { dest } = &f.insts[t.index()].kind else {
                 break;
             };

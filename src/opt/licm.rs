@@ -131,11 +131,7 @@ fn unique_name(names: &mut HashSet<Box<str>>, base: &str) -> Box<str> {
 /// Points every edge of a terminator that goes to `from` at `to`.
 fn redirect(kind: &mut InstKind, from: Block, to: Block) {
     match kind {
-        InstKind::Jmp { dest } => {
-            if dest.block == from {
-                dest.block = to;
-            }
-        }
+        InstKind::Jmp { dest } if dest.block == from => dest.block = to,
         InstKind::Br {
             then_dest,
             else_dest,
