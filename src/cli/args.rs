@@ -65,6 +65,15 @@ pub struct RunOptions {
     pub args: Vec<OsString>,
     /// `--opt none|speed`.
     pub opt: OptLevel,
+    /// `--lazy`: compile each function on its first call.
+    pub lazy: bool,
+}
+
+/// Options of `kiln repl`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplOptions {
+    /// `--lazy`: compile each function on its first call.
+    pub lazy: bool,
 }
 
 /// One parsed invocation.
@@ -87,7 +96,7 @@ pub enum Command {
         files: Vec<OsString>,
         passes: Option<Vec<Pass>>,
     },
-    Repl,
+    Repl(ReplOptions),
 }
 
 /// A usage error: printed with the usage text, exit status 2.
@@ -96,12 +105,12 @@ pub struct UsageError(pub String);
 
 /// The usage text printed by `--help` and after a usage error.
 pub const USAGE: &str = "\
-usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64]
-                [--opt none|speed] [-- ARG...]
+usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64] [--lazy] [-- ARG...]
+                [--opt none|speed]
        kiln check FILE...
        kiln opt FILE... [--passes PASS,...]
        kiln asm FILE... [--target x86_64|aarch64] [--opt none|speed]
-       kiln repl
+       kiln repl [--lazy]
        kiln --help | --version";
 
 fn usage(msg: impl Into<String>) -> UsageError {
@@ -121,13 +130,7 @@ pub fn parse(args: &[OsString]) -> Result<Command, UsageError> {
         "run" => parse_run(rest),
         "asm" => parse_asm(rest),
         "opt" => parse_opt(rest),
-        "repl" => match rest.first() {
-            None => Ok(Command::Repl),
-            Some(a) => Err(usage(format!(
-                "unexpected argument '{}' to repl",
-                a.to_string_lossy()
-            ))),
-        },
+        "repl" => parse_repl(rest),
         _ => Err(usage(format!(
             "unknown command '{}'",
             args[0].to_string_lossy()
@@ -281,6 +284,7 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
     let mut engine = Engine::Jit;
     let mut target = None;
     let mut opt = OptLevel::None;
+    let mut lazy = false;
     let (files, after) = split_options(args, |name, value| {
         match name {
             "--opt" => opt = parse_opt_level(&value()?)?,
@@ -304,6 +308,7 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
                 }
             }
             "--target" => target = Some(parse_target(&value()?)?),
+            "--lazy" => lazy = true,
             _ => return Err(unknown_option(name)),
         }
         Ok(())
@@ -316,7 +321,26 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
         target,
         args: after,
         opt,
+        lazy,
     }))
+}
+
+fn parse_repl(args: &[OsString]) -> Result<Command, UsageError> {
+    let mut opts = ReplOptions::default();
+    let (files, after) = split_options(args, |name, _| {
+        match name {
+            "--lazy" => opts.lazy = true,
+            _ => return Err(unknown_option(name)),
+        }
+        Ok(())
+    })?;
+    if let Some(a) = files.first().or(after.first()) {
+        return Err(usage(format!(
+            "unexpected argument '{}' to repl",
+            a.to_string_lossy()
+        )));
+    }
+    Ok(Command::Repl(opts))
 }
 
 #[cfg(test)]
@@ -366,6 +390,13 @@ mod tests {
         assert_eq!(r.files, vec![OsString::from("-")]);
         assert_eq!(r.target, Some(Target::Aarch64));
         assert_eq!(r.engine, Engine::Jit);
+        assert!(!r.lazy);
+        assert!(run(&["run", "a.kir", "--lazy"]).lazy);
+        assert_eq!(
+            p(&["repl", "--lazy"]),
+            Ok(Command::Repl(ReplOptions { lazy: true }))
+        );
+        assert_eq!(p(&["repl"]), Ok(Command::Repl(ReplOptions { lazy: false })));
     }
 
     #[test]
@@ -389,6 +420,8 @@ mod tests {
             &["opt", "a.kir", "--passes", "fold,nope"],
             &["opt", "a.kir", "--opt", "speed"],
             &["repl", "x"],
+            &["repl", "--lazy", "x"],
+            &["repl", "--eager"],
         ] {
             assert!(p(bad).is_err(), "{bad:?} should be a usage error");
         }

@@ -77,7 +77,7 @@ fn run_command(args: &[OsString]) -> i32 {
             Command::Run(opts) => commands::run(&opts),
             Command::Asm { files, target, opt } => commands::asm(&files, target, opt),
             Command::Opt { files, passes } => commands::opt(&files, passes.as_deref()),
-            Command::Repl => commands::repl(),
+            Command::Repl(opts) => commands::repl(&opts),
         });
     match outcome {
         Ok(()) => 0,

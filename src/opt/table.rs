@@ -2,66 +2,11 @@
 //! while visiting a block are undone when the walk leaves the block's
 //! subtree, so a lookup sees exactly the entries of dominating blocks.
 //!
-//! Keys are small and hashed often, so the hasher is the multiply-rotate
-//! "Fx" hash (as in rustc), not SipHash: no untrusted keys reach it in a
-//! way that matters (the worst case is a slower compile of that input).
+//! Keys are small and hashed often: the map uses the registry's Fx hasher
+//! ([`crate::registry::symbols::FxHashMap`]), not SipHash.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-
-/// The Fx hasher: fast for short keys of integers.
-#[derive(Default, Clone, Copy)]
-pub struct FxHasher {
-    hash: u64,
-}
-
-const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-impl FxHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.hash = (self.hash.rotate_left(5) ^ word).wrapping_mul(SEED);
-    }
-}
-
-impl Hasher for FxHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        for chunk in bytes.chunks(8) {
-            let mut w = [0u8; 8];
-            w[..chunk.len()].copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(w));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, i: u8) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn write_u32(&mut self, i: u32) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn write_u64(&mut self, i: u64) {
-        self.add(i);
-    }
-
-    #[inline]
-    fn write_usize(&mut self, i: usize) {
-        self.add(i as u64);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        self.hash
-    }
-}
-
-/// A `HashMap` with the Fx hasher.
-pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+use crate::registry::symbols::FxHashMap;
+use std::hash::Hash;
 
 /// A map whose insertions can be undone scope by scope.
 pub struct ScopedTable<K, V> {
