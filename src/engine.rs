@@ -34,11 +34,11 @@ use crate::ir::verify::verify_module;
 use crate::ir::{Module, Signature, Type};
 use crate::lazy::{EpochGuard, Epochs, Resolver, Split};
 use crate::memory::{MemoryConfig, SectionKind};
+use crate::opt::OptLevel;
 use crate::registry::{compile_job, Lookup, ModuleId, ModuleState, Registry, RegistryStats};
 use crate::trampoline::TrapHandler;
 use crate::value::Val;
 use crate::TrapCode;
-use crate::opt::OptLevel;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
