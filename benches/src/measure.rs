@@ -152,7 +152,8 @@ pub fn compile_corpus() -> Vec<Module> {
 /// for timing.
 pub enum CompiledMain {
     Kiln(Engine, extern "C" fn(i64) -> i64),
-    Clif(ClifProgram, extern "C" fn(i64) -> i64),
+    // Boxed: a `ClifProgram` is large, an `Engine` one pointer.
+    Clif(Box<ClifProgram>, extern "C" fn(i64) -> i64),
 }
 
 impl CompiledMain {
@@ -184,7 +185,7 @@ impl CompiledMain {
             return Err("@main is not (i64) -> i64".into());
         }
         let f: extern "C" fn(i64) -> i64 = unsafe { std::mem::transmute(f) };
-        Ok(CompiledMain::Clif(prog, f))
+        Ok(CompiledMain::Clif(Box::new(prog), f))
     }
 
     pub fn call(&self, n: i64) -> i64 {
