@@ -149,10 +149,10 @@ pub fn compile_corpus() -> Vec<Module> {
 }
 
 /// `@main(i64) -> i64` of one program compiled by one engine, kept alive
-/// for timing.
+/// for timing. (Cranelift's program is boxed: it is far larger than an
+/// `Engine` handle.)
 pub enum CompiledMain {
     Kiln(Engine, extern "C" fn(i64) -> i64),
-    // Boxed: a `ClifProgram` is large, an `Engine` one pointer.
     Clif(Box<ClifProgram>, extern "C" fn(i64) -> i64),
 }
 
