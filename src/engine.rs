@@ -34,10 +34,12 @@ use crate::ir::verify::verify_module;
 use crate::ir::{Module, Signature, Type};
 use crate::lazy::{EpochGuard, Epochs, Resolver, Split};
 use crate::memory::{MemoryConfig, SectionKind};
+use crate::opt::OptLevel;
 use crate::registry::{compile_job, Lookup, ModuleId, ModuleState, Registry, RegistryStats};
 use crate::trampoline::TrapHandler;
 use crate::value::Val;
 use crate::TrapCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A JIT engine. See the [module docs](self).
@@ -57,6 +59,8 @@ struct Inner {
     changed: Condvar,
     /// The `--target` name.
     target: Arc<str>,
+    /// The [`OptLevel`] of modules added from now on (as `u8`).
+    opt: AtomicU8,
     /// Set when the executor is the in-process one (for the trap handler).
     in_process: Option<Arc<InProcessExecutor>>,
     executor: Arc<dyn Executor>,
@@ -133,6 +137,7 @@ impl Engine {
             epochs: registry.epochs().clone(),
             registry: Mutex::new(registry),
             changed: Condvar::new(),
+            opt: AtomicU8::new(OptLevel::None as u8),
             in_process,
             executor,
         });
@@ -190,10 +195,13 @@ impl Engine {
         self.inner.executor.interrupt();
     }
 
-    /// Verifies `module` and, in an engine with interrupts, adds the
-    /// interrupt checks ([`crate::interrupt::instrument`]).
-    fn prepare(&self, module: Module) -> Result<Module> {
+    /// Verifies `module`, optimizes it at the engine's level and, in an
+    /// engine with interrupts, adds the interrupt checks
+    /// ([`crate::interrupt::instrument`]) last, so that no optimization
+    /// moves them.
+    fn prepare(&self, mut module: Module) -> Result<Module> {
         verify_module(&module)?;
+        crate::opt::optimize_module(&mut module, self.opt_level());
         if self.interrupts {
             crate::interrupt::instrument(&module)
         } else {
@@ -205,6 +213,20 @@ impl Engine {
         self.inner.lock()
     }
 
+    /// Sets the optimization level of the modules added from now on
+    /// (default [`OptLevel::None`], the fast path).
+    pub fn set_opt_level(&self, level: OptLevel) {
+        self.inner.opt.store(level as u8, Ordering::Relaxed);
+    }
+
+    /// The optimization level of modules added from now on.
+    pub fn opt_level(&self) -> OptLevel {
+        match self.inner.opt.load(Ordering::Relaxed) {
+            x if x == OptLevel::Speed as u8 => OptLevel::Speed,
+            _ => OptLevel::None,
+        }
+    }
+
     /// Parses, verifies and adds a module from text; `file` names it in
     /// diagnostics. Nothing is compiled yet.
     pub fn add_module_text(&self, file: &str, text: &str) -> Result<ModuleId> {
@@ -213,6 +235,8 @@ impl Engine {
 
     /// Verifies and adds a module (parsed or built). Nothing is compiled
     /// yet. Exporting a name another module exports is a link error.
+    /// At [`OptLevel::Speed`] the module is optimized here, once verified
+    /// (so are the modules of the lazy and redefining additions below).
     pub fn add_module(&self, module: Module) -> Result<ModuleId> {
         let module = Arc::new(self.prepare(module)?);
         self.reg()?.add_shared(module)
