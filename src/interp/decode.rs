@@ -356,11 +356,14 @@ impl Decoder<'_> {
                 Some(&last) if last.index() < f.insts.len() => {
                     if !f.insts[last.index()].opcode.is_terminator() {
                         return Err(
-                            self.err(Some(last), format!("block {} has no terminator", b.name))
+                            self.err(Some(last), format!("block {} has no terminator", f.names.get(b.name)))
                         );
                     }
                 }
-                _ => return Err(self.err(None, format!("block {} has no terminator", b.name))),
+                _ => {
+                    let msg = format!("block {} has no terminator", f.names.get(b.name));
+                    return Err(self.err(None, msg));
+                }
             }
         }
         if f.blocks.is_empty() {
@@ -446,7 +449,7 @@ impl Decoder<'_> {
             return Err(self.err(Some(inst), "block argument count mismatch"));
         }
         let start = self.prog.moves.len() as u32;
-        for (&p, &arg) in params.iter().zip(&bc.args) {
+        for (&p, &arg) in params.iter().zip(self.f.args(bc.args)) {
             let dst = self.value_slot(Some(inst), p.0)?;
             let ty = self.f.values[p.index()].ty;
             let src = self.operand(inst, arg, ty)?;
@@ -697,6 +700,7 @@ impl Decoder<'_> {
                 Ok(mk(K::Copy, a, 0, 0))
             }
             InstKind::Call { callee, args } => {
+                let args = self.f.args(*args);
                 let d = if data.result.is_some() { d } else { NONE };
                 match callee {
                     Callee::Direct(sym) => {
@@ -784,7 +788,7 @@ impl Decoder<'_> {
                 let v = self.operand(inst, *value, t)?;
                 let default = self.block_pc(inst, *default)?;
                 let mut table: Vec<(u64, u32)> = Vec::with_capacity(cases.len());
-                for case in cases {
+                for case in self.f.cases(*cases) {
                     table.push((case.key.bits(t), self.block_pc(inst, case.block)?));
                 }
                 // Stable sort then dedup keeps the first of equal keys (the

@@ -2,12 +2,19 @@
 //! the offending token.
 //!
 //! The IR itself holds no locations: a [`SrcMap`] per function records where
-//! each instruction, operand, block label and value definition came from.
-//! Modules made with the builder have empty maps, and lookups then return
-//! [`Loc::NONE`].
+//! each instruction, its tokens, each block label and each value definition
+//! came from. Modules made with the builder have empty maps, and lookups
+//! then return [`Loc::NONE`].
+//!
+//! Compact form: an instruction and all its tokens are on one line (the
+//! grammar ends an instruction at the newline), so an instruction stores its
+//! line once and then one column per token, in a flat array. Which token is
+//! the `i`-th operand, label or key follows from the instruction's form and
+//! operand counts; [`Function::operand_loc`] and its siblings do that
+//! arithmetic.
 
 use super::entities::{Block, Inst, Value};
-use smallvec::SmallVec;
+use super::function::{Callee, Function, InstKind};
 use std::fmt;
 
 /// A 1-based line and column in a source file. `Loc::NONE` (0:0) means
@@ -45,72 +52,101 @@ impl fmt::Display for Loc {
     }
 }
 
-/// Locations of one instruction's tokens.
+/// Locations for one function. Every table may be shorter than the
+/// function's (empty for built IR); lookups fall back to `NONE`.
 ///
-/// `operands` follows the order of
-/// [`InstData::operands`](super::InstData::operands) (value operands,
-/// including block arguments, in textual order). `labels` holds the block
-/// labels of a terminator in textual order (for `switch`: the default, then
-/// each case). `keys` holds the switch case keys.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct InstLocs {
-    /// The mnemonic token.
-    pub inst: Loc,
-    /// The result name (`%d`), if any.
-    pub result: Loc,
-    pub operands: SmallVec<[Loc; 3]>,
-    pub labels: SmallVec<[Loc; 2]>,
-    pub keys: Vec<Loc>,
-    /// The `@sym` token of `addr` and direct `call`, or the offset / size
-    /// literal of loads, stores and `alloca`.
-    pub extra: Loc,
-    /// The alignment literal of `alloca`.
-    pub extra2: Loc,
-}
-
-/// Locations for one function. Every vector may be shorter than the
-/// function's tables (empty for built IR); lookups fall back to `NONE`.
+/// The tokens recorded after an instruction's mnemonic, in textual order
+/// (`[...]` when written):
+///
+/// | form | tokens |
+/// |---|---|
+/// | unary, binary, select | the operands |
+/// | `load` | `p [off]` |
+/// | `store` | `v p [off]` |
+/// | `alloca` | `N [A]` |
+/// | `addr` | `@sym` |
+/// | `call` | `@f` or `%fp`, then the arguments |
+/// | `ret` | `[v]` |
+/// | `jmp` | `L`, its arguments |
+/// | `br` | `c`, `L1`, its arguments, `L2`, its arguments |
+/// | `switch` | `v Ldefault`, then `K L` per case |
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SrcMap {
     /// The function's `@name` token.
     pub func: Loc,
     /// The closing `}` of the body.
     pub end: Loc,
-    pub insts: Vec<InstLocs>,
+    /// Per instruction: its line and the index of its mnemonic's column in
+    /// `cols` (the token columns follow).
+    insts: Vec<(u32, u32)>,
+    cols: Vec<u32>,
     /// The label token of each block.
     pub blocks: Vec<Loc>,
-    /// The defining `%name` token of each value.
+    /// The defining `%name` token of each value (the mnemonic for an
+    /// unnamed call result).
     pub values: Vec<Loc>,
     /// The type token of each function parameter.
     pub param_types: Vec<Loc>,
 }
 
 impl SrcMap {
+    /// Starts the next instruction's locations at its mnemonic `loc`
+    /// (instructions are recorded in `Inst` order).
+    #[inline]
+    pub fn start_inst(&mut self, loc: Loc) {
+        self.insts.push((loc.line, self.cols.len() as u32));
+        self.cols.push(loc.col);
+    }
+
+    /// Records the next token of the current instruction (its line is the
+    /// instruction's).
+    #[inline]
+    pub fn push_token(&mut self, loc: Loc) {
+        self.cols.push(loc.col);
+    }
+
+    /// Removes every location, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.func = Loc::NONE;
+        self.end = Loc::NONE;
+        self.insts.clear();
+        self.cols.clear();
+        self.blocks.clear();
+        self.values.clear();
+        self.param_types.clear();
+    }
+
+    /// Number of instructions with locations.
+    pub fn num_insts(&self) -> usize {
+        self.insts.len()
+    }
+
+    /// The columns of `inst` (mnemonic first), and its line.
+    fn inst_cols(&self, inst: Inst) -> Option<(u32, &[u32])> {
+        let &(line, start) = self.insts.get(inst.index())?;
+        let end = self
+            .insts
+            .get(inst.index() + 1)
+            .map_or(self.cols.len(), |&(_, s)| s as usize);
+        Some((line, self.cols.get(start as usize..end)?))
+    }
+
+    /// The mnemonic of `inst`.
     pub fn inst(&self, inst: Inst) -> Loc {
-        self.insts.get(inst.index()).map_or(Loc::NONE, |l| l.inst)
-    }
-
-    /// Location of the `i`-th operand of `inst`, or of the instruction.
-    pub fn operand(&self, inst: Inst, i: usize) -> Loc {
-        match self.insts.get(inst.index()) {
-            Some(l) => l.operands.get(i).copied().unwrap_or(Loc::NONE).or(l.inst),
-            None => Loc::NONE,
+        match self.inst_cols(inst) {
+            Some((line, cols)) if !cols.is_empty() => Loc::new(line, cols[0]),
+            _ => Loc::NONE,
         }
     }
 
-    /// Location of the `i`-th block label of a terminator, or of the
-    /// instruction.
-    pub fn label(&self, inst: Inst, i: usize) -> Loc {
-        match self.insts.get(inst.index()) {
-            Some(l) => l.labels.get(i).copied().unwrap_or(Loc::NONE).or(l.inst),
-            None => Loc::NONE,
-        }
-    }
-
-    /// Location of the `i`-th switch key, or of the instruction.
-    pub fn key(&self, inst: Inst, i: usize) -> Loc {
-        match self.insts.get(inst.index()) {
-            Some(l) => l.keys.get(i).copied().unwrap_or(Loc::NONE).or(l.inst),
+    /// The `k`-th token after the mnemonic of `inst` (see the table above),
+    /// or the mnemonic when there is no such token.
+    pub fn token(&self, inst: Inst, k: usize) -> Loc {
+        match self.inst_cols(inst) {
+            Some((line, cols)) => match cols.get(k + 1) {
+                Some(&c) => Loc::new(line, c),
+                None => cols.first().map_or(Loc::NONE, |&c| Loc::new(line, c)),
+            },
             None => Loc::NONE,
         }
     }
@@ -121,5 +157,102 @@ impl SrcMap {
 
     pub fn value(&self, value: Value) -> Loc {
         self.values.get(value.index()).copied().unwrap_or(Loc::NONE)
+    }
+
+    /// Heap bytes held (for memory accounting).
+    pub fn heap_bytes(&self) -> usize {
+        self.insts.capacity() * 8
+            + self.cols.capacity() * 4
+            + (self.blocks.capacity() + self.values.capacity() + self.param_types.capacity()) * 8
+    }
+}
+
+/// Which token of an instruction: see the table of [`SrcMap`].
+const NO_TOKEN: usize = usize::MAX;
+
+impl Function {
+    fn then_args(&self, inst: Inst) -> usize {
+        match self.insts.get(inst.index()).map(|d| &d.kind) {
+            Some(InstKind::Br { then_dest, .. }) => then_dest.args.len(),
+            _ => 0,
+        }
+    }
+
+    fn token_loc(&self, inst: Inst, k: usize) -> Loc {
+        if k == NO_TOKEN {
+            self.srcmap.inst(inst)
+        } else {
+            self.srcmap.token(inst, k)
+        }
+    }
+
+    /// The location of the `i`-th value operand of `inst` (in
+    /// [`Function::operands`] order), or of the instruction.
+    pub fn operand_loc(&self, inst: Inst, i: usize) -> Loc {
+        let k = match self.insts.get(inst.index()).map(|d| &d.kind) {
+            Some(InstKind::Call {
+                callee: Callee::Direct(_),
+                ..
+            }) => i + 1,
+            Some(InstKind::Jmp { .. }) => i + 1,
+            Some(InstKind::Br { .. }) => match i {
+                0 => 0,
+                _ if i - 1 < self.then_args(inst) => i + 1,
+                _ => i + 2,
+            },
+            Some(InstKind::Switch { .. }) if i > 0 => NO_TOKEN,
+            Some(_) => i,
+            None => NO_TOKEN,
+        };
+        self.token_loc(inst, k)
+    }
+
+    /// The location of the `i`-th block label of a terminator (for
+    /// `switch`: the default, then each case), or of the instruction.
+    pub fn label_loc(&self, inst: Inst, i: usize) -> Loc {
+        let k = match self.insts.get(inst.index()).map(|d| &d.kind) {
+            Some(InstKind::Jmp { .. }) if i == 0 => 0,
+            Some(InstKind::Br { .. }) if i == 0 => 1,
+            Some(InstKind::Br { .. }) if i == 1 => 2 + self.then_args(inst),
+            Some(InstKind::Switch { .. }) if i == 0 => 1,
+            Some(InstKind::Switch { .. }) => 1 + 2 * i,
+            _ => NO_TOKEN,
+        };
+        self.token_loc(inst, k)
+    }
+
+    /// The location of the `i`-th case key of a `switch`, or of the
+    /// instruction.
+    pub fn key_loc(&self, inst: Inst, i: usize) -> Loc {
+        let k = match self.insts.get(inst.index()).map(|d| &d.kind) {
+            Some(InstKind::Switch { .. }) => 2 + 2 * i,
+            _ => NO_TOKEN,
+        };
+        self.token_loc(inst, k)
+    }
+
+    /// The `@sym` token of `addr` and direct `call`, the offset literal of
+    /// loads and stores, the size literal of `alloca`; or the instruction.
+    pub fn extra_loc(&self, inst: Inst) -> Loc {
+        let k = match self.insts.get(inst.index()).map(|d| &d.kind) {
+            Some(InstKind::Load { .. }) => 1,
+            Some(InstKind::Store { .. }) => 2,
+            Some(InstKind::Alloca { .. } | InstKind::Addr { .. }) => 0,
+            Some(InstKind::Call {
+                callee: Callee::Direct(_),
+                ..
+            }) => 0,
+            _ => NO_TOKEN,
+        };
+        self.token_loc(inst, k)
+    }
+
+    /// The alignment literal of `alloca`, or the instruction.
+    pub fn extra2_loc(&self, inst: Inst) -> Loc {
+        let k = match self.insts.get(inst.index()).map(|d| &d.kind) {
+            Some(InstKind::Alloca { .. }) => 1,
+            _ => NO_TOKEN,
+        };
+        self.token_loc(inst, k)
     }
 }
