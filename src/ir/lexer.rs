@@ -56,8 +56,14 @@ pub(crate) struct Token<'a> {
     pub loc: Loc,
 }
 
-/// A lexical error: where and what.
-pub(crate) type LexError = (Loc, String);
+/// A lexical error: where and what (boxed, so that a token result stays
+/// small on the hot path).
+pub(crate) type LexError = Box<(Loc, String)>;
+
+#[cold]
+fn lex_err(loc: Loc, msg: impl Into<String>) -> LexError {
+    Box::new((loc, msg.into()))
+}
 
 pub(crate) struct Lexer<'a> {
     src: &'a str,
@@ -77,6 +83,7 @@ const NAME_START: u8 = 1;
 const NAME_CHAR: u8 = 2;
 const DIGIT: u8 = 4;
 const HEX: u8 = 8;
+const SPACE: u8 = 16;
 
 static CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
@@ -92,6 +99,9 @@ static CLASS: [u8; 256] = {
         }
         if c.is_ascii_hexdigit() {
             k |= HEX;
+        }
+        if c == b' ' || c == b'\t' || c == b'\r' {
+            k |= SPACE;
         }
         t[b] = k;
         b += 1;
@@ -164,65 +174,81 @@ impl<'a> Lexer<'a> {
     }
 
     /// The next token; [`TokKind::Eof`] forever at the end.
+    ///
+    /// The common tokens (names, `%values`, punctuation, newlines) are
+    /// read here in one pass over a byte-class table; numbers, strings,
+    /// `@symbols`, comments and errors take the slower paths.
     #[inline]
     pub fn next_token(&mut self) -> Result<Token<'a>, LexError> {
-        loop {
-            let bytes = self.bytes;
-            let mut p = self.pos;
-            while p < bytes.len() && matches!(bytes[p], b' ' | b'\t' | b'\r') {
-                p += 1;
-            }
-            self.pos = p;
-            let start = p;
-            let loc = self.loc_at(p);
-            let Some(&b) = bytes.get(p) else {
-                return Ok(self.token(TokKind::Eof, start, loc));
-            };
-            let kind = match b {
-                b'\n' => {
-                    self.pos += 1;
-                    let t = self.token(TokKind::Newline, start, loc);
-                    self.line = self.line.saturating_add(1);
-                    self.line_start = self.pos;
-                    self.cont = 0;
-                    return Ok(t);
-                }
-                b';' => {
-                    let rest = &bytes[p..];
-                    let len = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
-                    self.cont += continuation_bytes(&rest[..len]);
-                    self.pos = p + len;
-                    continue;
-                }
-                b'%' | b'@' => return self.sigil_name(b, loc),
-                _ if is_name_start(b) => {
-                    self.pos = p + 1;
-                    self.skip_name_chars();
-                    return Ok(self.token(TokKind::Ident, start, loc));
-                }
-                b'0'..=b'9' => return self.number(loc),
-                b'-' if self.peek_at(1) == Some(b'>') => {
-                    self.pos += 2;
-                    return Ok(self.token(TokKind::Arrow, start, loc));
-                }
-                b'-' => return self.number(loc),
-                b'(' => TokKind::LParen,
-                b')' => TokKind::RParen,
-                b'{' => TokKind::LBrace,
-                b'}' => TokKind::RBrace,
-                b',' => TokKind::Comma,
-                b':' => TokKind::Colon,
-                b'=' => TokKind::Equals,
-                b'+' => TokKind::Plus,
-                b'"' => return self.string(loc),
-                _ => {
-                    let c = self.src[p..].chars().next().unwrap_or('?');
-                    return Err((loc, format!("unexpected character '{}'", c.escape_debug())));
-                }
-            };
-            self.pos += 1;
-            return Ok(self.token(kind, start, loc));
+        let bytes = self.bytes;
+        let mut p = self.pos;
+        while p < bytes.len() && CLASS[bytes[p] as usize] & SPACE != 0 {
+            p += 1;
         }
+        self.pos = p;
+        let loc = self.loc_at(p);
+        let Some(&b) = bytes.get(p) else {
+            return Ok(self.token(TokKind::Eof, p, loc));
+        };
+        let kind = match b {
+            b'%' => {
+                let start = p + 1;
+                let mut q = start;
+                while q < bytes.len() && CLASS[bytes[q] as usize] & NAME_CHAR != 0 {
+                    q += 1;
+                }
+                if q > start && is_name_start(bytes[start]) {
+                    self.pos = q;
+                    return Ok(self.token(TokKind::Local, start, loc));
+                }
+                return self.sigil_name(b, loc);
+            }
+            _ if is_name_start(b) => {
+                let mut q = p + 1;
+                while q < bytes.len() && CLASS[bytes[q] as usize] & NAME_CHAR != 0 {
+                    q += 1;
+                }
+                self.pos = q;
+                return Ok(self.token(TokKind::Ident, p, loc));
+            }
+            b'\n' => {
+                self.pos = p + 1;
+                let t = self.token(TokKind::Newline, p, loc);
+                self.line = self.line.saturating_add(1);
+                self.line_start = p + 1;
+                self.cont = 0;
+                return Ok(t);
+            }
+            b',' => TokKind::Comma,
+            b'=' => TokKind::Equals,
+            b'(' => TokKind::LParen,
+            b')' => TokKind::RParen,
+            b':' => TokKind::Colon,
+            b'{' => TokKind::LBrace,
+            b'}' => TokKind::RBrace,
+            b'+' => TokKind::Plus,
+            b'-' if bytes.get(p + 1) == Some(&b'>') => {
+                self.pos = p + 2;
+                return Ok(self.token(TokKind::Arrow, p, loc));
+            }
+            b'0'..=b'9' | b'-' => return self.number(loc),
+            b'@' => return self.sigil_name(b, loc),
+            b';' => {
+                let rest = &bytes[p..];
+                let len = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
+                self.cont += continuation_bytes(&rest[..len]);
+                self.pos = p + len;
+                return self.next_token();
+            }
+            b'"' => return self.string(loc),
+            _ => {
+                let c = self.src[p..].chars().next().unwrap_or('?');
+                let msg = format!("unexpected character '{}'", c.escape_debug());
+                return Err(lex_err(loc, msg));
+            }
+        };
+        self.pos = p + 1;
+        Ok(self.token(kind, p, loc))
     }
 
     fn sigil_name(&mut self, sigil: u8, loc: Loc) -> Result<Token<'a>, LexError> {
@@ -233,17 +259,17 @@ impl<'a> Lexer<'a> {
         let first = name.as_bytes().first().copied();
         if sigil == b'@' {
             match first {
-                None => Err((loc, "expected a symbol name after '@'".into())),
+                None => Err(lex_err(loc, "expected a symbol name after '@'")),
                 Some(c) if !is_name_start(c) => {
-                    Err((loc, format!("invalid symbol name '@{name}'")))
+                    Err(lex_err(loc, format!("invalid symbol name '@{name}'")))
                 }
                 Some(_) => Ok(self.token(TokKind::Global, start, loc)),
             }
         } else {
             match first {
-                None => Err((loc, "expected a value name after '%'".into())),
+                None => Err(lex_err(loc, "expected a value name after '%'")),
                 Some(c) if c.is_ascii_digit() && !name.bytes().all(|c| c.is_ascii_digit()) => {
-                    Err((loc, format!("invalid value name '%{name}'")))
+                    Err(lex_err(loc, format!("invalid value name '%{name}'")))
                 }
                 Some(_) => Ok(self.token(TokKind::Local, start, loc)),
             }
@@ -277,7 +303,7 @@ impl<'a> Lexer<'a> {
                 }
             }
             if !self.peek_at(0).is_some_and(|b| b.is_ascii_digit()) {
-                return Err((loc, "unexpected character '-'".into()));
+                return Err(lex_err(loc, "unexpected character '-'"));
             }
         }
         let mut kind = TokKind::Int;
@@ -304,7 +330,7 @@ impl<'a> Lexer<'a> {
         if !ok || self.peek_at(0).is_some_and(is_name_char) {
             self.skip_name_chars();
             let text = &self.src[start..self.pos];
-            return Err((loc, format!("invalid number literal '{}'", shorten(text))));
+            return Err(lex_err(loc, format!("invalid number literal '{}'", shorten(text))));
         }
         Ok(self.token(kind, start, loc))
     }
@@ -316,7 +342,7 @@ impl<'a> Lexer<'a> {
         loop {
             let esc_loc = self.loc_at(self.pos);
             match self.peek_at(0) {
-                None | Some(b'\n') => return Err((loc, "unterminated string".into())),
+                None | Some(b'\n') => return Err(lex_err(loc, "unterminated string")),
                 Some(b'"') => {
                     self.pos += 1;
                     return Ok(self.token(TokKind::Str, start, loc));
@@ -338,18 +364,16 @@ impl<'a> Lexer<'a> {
                                     (h * 16 + l) as u8
                                 }
                                 _ => {
-                                    return Err((
-                                        esc_loc,
-                                        "'\\x' escape needs two hex digits".into(),
+                                    return Err(lex_err(esc_loc,
+                                        "'\\x' escape needs two hex digits",
                                     ))
                                 }
                             }
                         }
-                        None | Some(b'\n') => return Err((loc, "unterminated string".into())),
+                        None | Some(b'\n') => return Err(lex_err(loc, "unterminated string")),
                         Some(_) => {
                             let c = self.src[self.pos..].chars().next().unwrap_or('?');
-                            return Err((
-                                esc_loc,
+                            return Err(lex_err(esc_loc,
                                 format!("invalid escape '\\{}' in string", c.escape_debug()),
                             ));
                         }
@@ -404,7 +428,7 @@ mod tests {
             match lx.next_token() {
                 Ok(t) if t.kind == TokKind::Eof => panic!("no error in {src:?}"),
                 Ok(_) => {}
-                Err(e) => return e,
+                Err(e) => return *e,
             }
         }
     }

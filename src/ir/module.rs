@@ -8,7 +8,7 @@ use super::entities::{DataId, FuncId, SymId};
 use super::function::Function;
 use super::srcmap::Loc;
 use super::types::Signature;
-use super::hash::{hash_str, StrIndex};
+use super::hash::{hash_name, StrIndex};
 
 /// Visibility of a symbol to other modules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -166,23 +166,18 @@ impl Module {
 
     /// Declares a symbol. Returns `Err(existing)` when the name is taken.
     pub fn declare(&mut self, data: SymbolData, loc: Loc) -> Result<SymId, SymId> {
-        let hash = hash_str(&data.name);
+        let hash = hash_name(&data.name);
         if let Some(old) = self.find_symbol(&data.name, hash) {
             return Err(old);
         }
         let id = SymId::new(self.symbols.len());
         self.symbols.push(data);
         self.symbol_locs.push(loc);
-        let symbols = &self.symbols;
-        self.by_name.insert(id.0, hash, |i| {
-            symbols
-                .get(i as usize)
-                .map_or(0, |s: &SymbolData| hash_str(&s.name))
-        });
+        self.by_name.insert(id.0, hash);
         Ok(id)
     }
 
-    /// The symbol named `name` (whose [`hash_str`] is `hash`). The index is
+    /// The symbol named `name` (whose [`hash_name`] is `hash`). The index is
     /// only trusted when it points at a symbol of that name: `symbols` is
     /// public, and a symbol renamed or pushed behind the index's back is
     /// then found by a scan.
@@ -220,7 +215,7 @@ impl Module {
 
     /// Looks a symbol up by name (without `@`).
     pub fn symbol(&self, name: &str) -> Option<SymId> {
-        self.find_symbol(name, hash_str(name))
+        self.find_symbol(name, hash_name(name))
     }
 
     pub fn sym(&self, id: SymId) -> &SymbolData {

@@ -7,7 +7,7 @@
 //! twice?" is a stamp per `Name`), and whether a text is a valid value name
 //! or block label is decided once, when it is interned.
 
-use super::hash::{hash_str, StrIndex};
+use super::hash::{hash_name, StrIndex};
 use std::fmt;
 use std::num::NonZeroU32;
 
@@ -40,13 +40,24 @@ const LEN_MASK: u32 = (1 << 30) - 1;
 const VALID_LABEL: u32 = 1 << 30;
 const VALID_VALUE: u32 = 1 << 31;
 
+/// Entries of the recent-names cache (a power of two).
+const RECENT: usize = 256;
+
 /// An interning table of names (see the module docs).
+///
+/// Besides the hash index, a large table keeps a small direct-mapped cache
+/// of the names interned last: in SSA text most uses name a value defined
+/// a few lines earlier, and the cache (2 KiB) stays in L1 where the index
+/// of a 100,000-name function would miss the cache on every lookup.
 #[derive(Clone, Default)]
 pub struct Names {
     text: String,
     /// `(start, len | flags)` of each name in `text`.
     spans: Vec<(u32, u32)>,
     index: StrIndex,
+    /// `(tag, id + 1)` by the low bits of the hash; empty until the table
+    /// holds more than `RECENT` names.
+    recent: Vec<(u32, u32)>,
 }
 
 impl fmt::Debug for Names {
@@ -104,21 +115,36 @@ impl Names {
     /// The name with text `s`, interning it if new.
     #[inline]
     pub fn intern(&mut self, s: &str) -> Name {
-        let h = hash_str(s);
+        let h = hash_name(s);
         self.intern_hashed(s, h)
     }
 
-    /// [`Names::intern`] with `hash_str(s)` already computed.
+    /// [`Names::intern`] with `hash_name(s)` already computed.
     pub fn intern_hashed(&mut self, s: &str, hash: u64) -> Name {
         if self.index.len() != self.spans.len() {
             self.rebuild_index();
         }
-        let Names { text, spans, index } = self;
+        let Names {
+            text,
+            spans,
+            index,
+            recent,
+        } = self;
         let key_of = |id: u32| {
             let (start, len) = spans[id as usize];
             &text[start as usize..start as usize + (len & LEN_MASK) as usize]
         };
+        let tag = (hash >> 32) as u32;
+        let slot = hash as usize & (RECENT - 1);
+        if let Some(&(t, id1)) = recent.get(slot) {
+            if t == tag && id1 != 0 && key_of(id1 - 1) == s {
+                return Name::from_index(id1 as usize - 1);
+            }
+        }
         if let Some(id) = index.find(s, hash, key_of) {
+            if let Some(r) = recent.get_mut(slot) {
+                *r = (tag, id + 1);
+            }
             return Name::from_index(id as usize);
         }
         assert!(
@@ -130,23 +156,27 @@ impl Names {
         let id = spans.len() as u32;
         spans.push((text.len() as u32, s.len() as u32 | flags));
         text.push_str(s);
-        index.insert(id, hash, |id| {
-            let (start, len) = spans[id as usize];
-            hash_str(&text[start as usize..start as usize + (len & LEN_MASK) as usize])
-        });
+        index.insert(id, hash);
+        if let Some(r) = recent.get_mut(slot) {
+            *r = (tag, id + 1);
+        } else if spans.len() > RECENT {
+            recent.resize(RECENT, (0, 0));
+        }
         Name::from_index(id as usize)
     }
 
     #[cold]
     fn rebuild_index(&mut self) {
-        let Names { text, spans, index } = self;
+        let Names {
+            text, spans, index, ..
+        } = self;
         let key = |id: u32| {
             let (start, len) = spans[id as usize];
             &text[start as usize..start as usize + (len & LEN_MASK) as usize]
         };
         *index = StrIndex::new();
         for id in 0..spans.len() as u32 {
-            index.insert(id, hash_str(key(id)), |i| hash_str(key(i)));
+            index.insert(id, hash_name(key(id)));
         }
     }
 
@@ -162,7 +192,7 @@ impl Names {
             &self.text[start as usize..start as usize + (len & LEN_MASK) as usize]
         };
         self.index
-            .find(s, hash_str(s), key_of)
+            .find(s, hash_name(s), key_of)
             .map(|id| Name::from_index(id as usize))
     }
 
@@ -192,21 +222,38 @@ impl Names {
         self.text.clear();
         self.spans.clear();
         self.index.clear();
+        self.recent.clear();
     }
 
-    /// A copy holding exactly this table's names and no hash index (it is
-    /// rebuilt if the copy interns again): what a finished function keeps.
-    pub fn compact_clone(&self) -> Names {
+    /// This table's names at their exact size, without the hash index (it
+    /// is rebuilt if the result interns again): what a finished function
+    /// keeps. A large table is moved out, a small one copied (`self` keeps
+    /// its buffers for reuse).
+    pub fn take_compact(&mut self) -> Names {
+        let (text, spans) = if self.spans.len() >= 4096 {
+            self.index = StrIndex::new();
+            self.recent = Vec::new();
+            let mut text = std::mem::take(&mut self.text);
+            let mut spans = std::mem::take(&mut self.spans);
+            text.shrink_to_fit();
+            spans.shrink_to_fit();
+            (text, spans)
+        } else {
+            (self.text.as_str().into(), self.spans.clone())
+        };
         Names {
-            text: self.text.as_str().into(),
-            spans: self.spans.clone(),
+            text,
+            spans,
             index: StrIndex::new(),
+            recent: Vec::new(),
         }
     }
 
     /// Heap bytes held (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        self.text.capacity() + self.spans.capacity() * 8 + self.index.heap_bytes()
+        self.text.capacity()
+            + (self.spans.capacity() + self.recent.capacity()) * 8
+            + self.index.heap_bytes()
     }
 }
 

@@ -40,8 +40,16 @@ use super::lexer::{shorten, Lexer, TokKind, Token};
 use super::module::{DataDef, DataValue, Linkage, Module, SymbolData, SymbolKind};
 use super::srcmap::Loc;
 use super::types::{Signature, Type};
-use crate::error::{Diagnostic, Error, Result};
+use crate::error::{Diagnostic, Error};
+pub(crate) use func::take_exact;
 use func::FuncScratch;
+
+/// The parser's error: the diagnostic, boxed so that results stay small
+/// on the hot path (a `Result<Token>` is returned for every token).
+struct Stop(Box<Error>);
+
+/// The parser's result type.
+type Result<T> = std::result::Result<T, Stop>;
 
 /// A hook that declares a symbol the module uses but does not declare
 /// (see [`ParseOptions::implicit_symbol`]).
@@ -70,12 +78,12 @@ impl Default for ParseOptions<'_> {
 }
 
 /// Parses one module from `text`; `file` names it in diagnostics.
-pub fn parse_module(file: &str, text: &str) -> Result<Module> {
+pub fn parse_module(file: &str, text: &str) -> crate::Result<Module> {
     parse_module_with(file, text, &ParseOptions::default())
 }
 
 /// Like [`parse_module`], numbering lines from `first_line`.
-pub fn parse_module_at(file: &str, text: &str, first_line: u32) -> Result<Module> {
+pub fn parse_module_at(file: &str, text: &str, first_line: u32) -> crate::Result<Module> {
     let opts = ParseOptions {
         first_line,
         ..ParseOptions::default()
@@ -84,11 +92,16 @@ pub fn parse_module_at(file: &str, text: &str, first_line: u32) -> Result<Module
 }
 
 /// Parses one module with explicit [`ParseOptions`].
-pub fn parse_module_with(file: &str, text: &str, opts: &ParseOptions<'_>) -> Result<Module> {
+pub fn parse_module_with(
+    file: &str,
+    text: &str,
+    opts: &ParseOptions<'_>,
+) -> crate::Result<Module> {
     let mut lex = Lexer::new(text, opts.first_line);
-    let tok = lex
-        .next_token()
-        .map_err(|(loc, msg)| Error::Parse(Diagnostic::new(file, loc, msg)))?;
+    let tok = lex.next_token().map_err(|e| {
+        let (loc, msg) = *e;
+        Error::Parse(Diagnostic::new(file, loc, msg))
+    })?;
     let mut p = Parser {
         file,
         lex,
@@ -98,9 +111,10 @@ pub fn parse_module_with(file: &str, text: &str, opts: &ParseOptions<'_>) -> Res
         implicit: opts.implicit_symbol,
         fs: FuncScratch::default(),
     };
-    p.module_items()?;
-    p.resolve_symbols()?;
-    Ok(p.module)
+    match p.module_items().and_then(|()| p.resolve_symbols()) {
+        Ok(()) => Ok(p.module),
+        Err(Stop(e)) => Err(*e),
+    }
 }
 
 /// Where a symbol reference has to be patched once all symbols are known.
@@ -213,7 +227,9 @@ fn is_float_word(t: &Token<'_>) -> bool {
 impl<'a> Parser<'a, '_> {
     #[cold]
     fn err<T>(&self, loc: Loc, msg: impl Into<String>) -> Result<T> {
-        Err(Error::Parse(Diagnostic::new(self.file, loc, msg)))
+        Err(Stop(Box::new(Error::Parse(Diagnostic::new(
+            self.file, loc, msg,
+        )))))
     }
 
     /// `expected {what}, found X` at the lookahead token.
@@ -230,7 +246,10 @@ impl<'a> Parser<'a, '_> {
     fn advance(&mut self) -> Result<Token<'a>> {
         let next = match self.lex.next_token() {
             Ok(t) => t,
-            Err((loc, msg)) => return self.err(loc, msg),
+            Err(e) => {
+                let (loc, msg) = *e;
+                return self.err(loc, msg);
+            }
         };
         Ok(std::mem::replace(&mut self.tok, next))
     }

@@ -116,6 +116,21 @@ impl SrcMap {
         self.param_types.clear();
     }
 
+    /// This map at its exact size; `self` keeps its buffers for reuse
+    /// unless they are large (then they are moved out).
+    pub fn take_compact(&mut self) -> SrcMap {
+        use crate::ir::parse::take_exact;
+        SrcMap {
+            func: self.func,
+            end: self.end,
+            insts: take_exact(&mut self.insts),
+            cols: take_exact(&mut self.cols),
+            blocks: take_exact(&mut self.blocks),
+            values: take_exact(&mut self.values),
+            param_types: take_exact(&mut self.param_types),
+        }
+    }
+
     /// Number of instructions with locations.
     pub fn num_insts(&self) -> usize {
         self.insts.len()

@@ -16,8 +16,7 @@ use super::super::names::{Name, Names};
 use super::super::opcode::{Format, Opcode, ResultTy, Suffix};
 use super::super::srcmap::{Loc, SrcMap};
 use super::super::types::{Signature, Type};
-use super::{is_float_word, parse_f64, parse_int, shorten, Parser, SymRef, SymSite};
-use crate::error::Result;
+use super::{is_float_word, parse_f64, parse_int, shorten, Parser, Result, SymRef, SymSite};
 use crate::ir::lexer::{TokKind, Token};
 use crate::ir::module::{Linkage, SymbolKind};
 
@@ -113,21 +112,34 @@ impl FuncScratch<'_> {
         }
     }
 
-    /// The finished function, copied out at its exact size.
+    /// The finished function, at its exact size (see [`take_exact`]).
     fn take_function(&mut self, name: &str, sig: Signature) -> Function {
         self.close_block();
         Function {
             name: name.to_string(),
             sig,
-            params: self.params.clone(),
+            params: take_exact(&mut self.params),
             blocks: self.blocks.drain(..).collect(),
-            insts: self.insts.clone(),
-            values: self.values.clone(),
-            arg_pool: self.arg_pool.clone(),
-            case_pool: self.case_pool.clone(),
-            names: self.names.compact_clone(),
-            srcmap: self.srcmap.clone(),
+            insts: take_exact(&mut self.insts),
+            values: take_exact(&mut self.values),
+            arg_pool: take_exact(&mut self.arg_pool),
+            case_pool: take_exact(&mut self.case_pool),
+            names: self.names.take_compact(),
+            srcmap: self.srcmap.take_compact(),
         }
+    }
+}
+
+/// `v`'s contents at their exact size: a small vector is copied (the
+/// scratch keeps its capacity for the next function), a large one moved
+/// out and shrunk in place (no copy of a big function's tables).
+pub(crate) fn take_exact<T: Clone>(v: &mut Vec<T>) -> Vec<T> {
+    if v.len() >= 4096 {
+        let mut out = std::mem::take(v);
+        out.shrink_to_fit();
+        out
+    } else {
+        v.clone()
     }
 }
 

@@ -114,7 +114,15 @@ pub(super) struct FuncVerifier<'a, 's> {
     stamp: u32,
 }
 
-type Res = std::result::Result<(), (Loc, String)>;
+/// A broken rule: where and what (boxed, so that the per-operand results
+/// stay one word).
+type Failure = Box<(Loc, String)>;
+type Res = std::result::Result<(), Failure>;
+
+#[cold]
+fn bad(loc: Loc, message: String) -> Failure {
+    Box::new((loc, message))
+}
 
 impl<'a, 's> FuncVerifier<'a, 's> {
     pub(super) fn new(m: &'a Module, f: &'a Function, s: &'s mut Scratch) -> Self {
@@ -193,7 +201,7 @@ impl<'a, 's> FuncVerifier<'a, 's> {
                 }
             }
             self.check_value_name(p)
-                .map_err(|(l, m)| self.error(l, &fctx, m))?;
+                .map_err(|e| self.error(e.0, &fctx, e.1))?;
         }
         if f.blocks.is_empty() {
             return Err(self.error(
@@ -243,8 +251,8 @@ impl<'a, 's> FuncVerifier<'a, 's> {
                 );
                 return Err(self.error(loc, &bctx, msg));
             }
-            if let Err((l, m)) = self.check_value_name(p) {
-                return Err(self.error(l, &bctx, m));
+            if let Err(e) = self.check_value_name(p) {
+                return Err(self.error(e.0, &bctx, e.1));
             }
         }
         let Some(&last) = bd.insts.last() else {
@@ -267,7 +275,7 @@ impl<'a, 's> FuncVerifier<'a, 's> {
                 return Err(self.error(f.srcmap.inst(inst), &ictx(), msg));
             }
             self.check_inst(b, pos, inst)
-                .map_err(|(l, m)| self.error(l, &ictx(), m))?;
+                .map_err(|e| self.error(e.0, &ictx(), e.1))?;
             prev_is_terminator = f.insts[inst.index()].opcode.is_terminator();
         }
         if !prev_is_terminator {
@@ -285,12 +293,12 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         };
         if !f.names.is_valid_value_name(name) {
             let text = f.names.get(name);
-            return Err((f.srcmap.value(v), format!("invalid value name '%{text}'")));
+            return Err(bad(f.srcmap.value(v), format!("invalid value name '%{text}'")));
         }
         let seen = &mut self.s.value_seen[name.index()];
         if std::mem::replace(seen, self.stamp) == self.stamp {
             let text = f.names.get(name);
-            return Err((f.srcmap.value(v), format!("duplicate value name '%{text}'")));
+            return Err(bad(f.srcmap.value(v), format!("duplicate value name '%{text}'")));
         }
         Ok(())
     }
@@ -303,7 +311,7 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         let name = info.name;
         let iloc = || f.srcmap.inst(inst);
         if !format_matches(info.format, &d.kind) {
-            return Err((iloc(), format!("'{name}' has operands of the wrong form")));
+            return Err(bad(iloc(), format!("'{name}' has operands of the wrong form")));
         }
         // The result, `%d = `.
         let result_ty = info.result_type(d.ty);
@@ -314,16 +322,16 @@ impl<'a, 's> FuncVerifier<'a, 's> {
                 if self.s.def.get(r.index()) != Some(&this)
                     || f.values[r.index()].def != ValueDef::Inst(inst)
                 {
-                    return Err((rloc(r), format!("{} is defined more than once", self.vname(r))));
+                    return Err(bad(rloc(r), format!("{} is defined more than once", self.vname(r))));
                 }
                 self.check_value_name(r)?;
                 if result_ty.is_none() && d.opcode != Opcode::Call {
-                    return Err((rloc(r), format!("'{name}' has no result")));
+                    return Err(bad(rloc(r), format!("'{name}' has no result")));
                 }
             }
             None => {
                 if result_ty.is_some() && d.opcode != Opcode::Call {
-                    return Err((iloc(), format!("'{name}' needs a result")));
+                    return Err(bad(iloc(), format!("'{name}' needs a result")));
                 }
             }
         }
@@ -331,22 +339,22 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         if d.opcode == Opcode::Call {
             self.check_call_suffix(d, inst)?;
             if let (Some(r), None) = (d.result, d.ty) {
-                return Err((rloc(r), "call without a type suffix has no result".into()));
+                return Err(bad(rloc(r), "call without a type suffix has no result".into()));
             }
         } else {
             match (info.suffix, d.ty) {
                 (Suffix::None, Some(_)) => {
-                    return Err((iloc(), format!("'{name}' takes no type suffix")));
+                    return Err(bad(iloc(), format!("'{name}' takes no type suffix")));
                 }
                 (Suffix::None, None) | (Suffix::Optional, _) => {}
                 (s, None) => {
-                    return Err((
+                    return Err(bad(
                         iloc(),
                         format!("'{name}' needs a type suffix ({})", s.describe()),
                     ));
                 }
                 (s, Some(t)) if !s.allows(t) => {
-                    return Err((
+                    return Err(bad(
                         iloc(),
                         format!(
                             "'{name}' cannot take type suffix {t} (expected {})",
@@ -360,7 +368,7 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         if let (Some(r), Some(t)) = (d.result, result_ty) {
             let have = f.values[r.index()].ty;
             if have != t {
-                return Err((
+                return Err(bad(
                     rloc(r),
                     format!("result {} has type {have}, expected {t}", self.vname(r)),
                 ));
@@ -376,13 +384,13 @@ impl<'a, 's> FuncVerifier<'a, 's> {
             InstKind::Store { args, .. } => self.fixed_operands(inst, at, d, args),
             InstKind::Alloca { size, align } => {
                 if *size > MAX_ALLOCA {
-                    return Err((
+                    return Err(bad(
                         f.extra_loc(inst),
                         format!("alloca size {size} exceeds the limit of {MAX_ALLOCA} bytes"),
                     ));
                 }
                 if !align.is_power_of_two() || *align > 16 {
-                    return Err((
+                    return Err(bad(
                         f.extra2_loc(inst),
                         format!("alloca alignment {align} is not a power of two up to 16"),
                     ));
@@ -391,7 +399,7 @@ impl<'a, 's> FuncVerifier<'a, 's> {
             }
             InstKind::Addr { sym } => {
                 if sym.index() >= self.m.symbols.len() {
-                    return Err((f.extra_loc(inst), format!("address of missing symbol {sym}")));
+                    return Err(bad(f.extra_loc(inst), format!("address of missing symbol {sym}")));
                 }
                 Ok(())
             }
@@ -420,7 +428,7 @@ impl<'a, 's> FuncVerifier<'a, 's> {
                 self.s.keys.clear();
                 for (i, case) in cases.iter().enumerate() {
                     if let Some(msg) = literal_error(case.key, ty) {
-                        return Err((f.key_loc(inst, i), msg));
+                        return Err(bad(f.key_loc(inst, i), msg));
                     }
                     if let Some(old) = self.s.keys.insert(case.key.bits(ty), case.key) {
                         let key = const_text(case.key);
@@ -430,7 +438,7 @@ impl<'a, 's> FuncVerifier<'a, 's> {
                             let old = const_text(old);
                             format!("switch key {key} duplicates key {old} (equal as {ty})")
                         };
-                        return Err((f.key_loc(inst, i), msg));
+                        return Err(bad(f.key_loc(inst, i), msg));
                     }
                     self.switch_target(inst, case.block, i + 1)?;
                 }
@@ -492,26 +500,26 @@ impl<'a, 's> FuncVerifier<'a, 's> {
                     Want::Exact(t) => t,
                     Want::IntLiteralI64 => Type::I64,
                     Want::OpenInt | Want::OpenFloat => {
-                        return Err((
+                        return Err(bad(
                             loc(),
                             format!("the operand of '{opname}' must be a value, not a literal"),
                         ))
                     }
                     Want::AnyValue => {
-                        return Err((
+                        return Err(bad(
                             loc(),
                             "arguments of an indirect call must be values, not literals".into(),
                         ))
                     }
                 };
                 match literal_error(c, ty) {
-                    Some(msg) => Err((loc(), msg)),
+                    Some(msg) => Err(bad(loc(), msg)),
                     None => Ok(()),
                 }
             }
             Operand::Value(v) => {
                 if !self.dominates_use(v, at) {
-                    return Err((loc(), self.dominance_message(v)));
+                    return Err(bad(loc(), self.dominance_message(v)));
                 }
                 let ty = self.f.values[v.index()].ty;
                 let ok = match want {
@@ -529,7 +537,7 @@ impl<'a, 's> FuncVerifier<'a, 's> {
                     Want::OpenFloat => "f32 or f64",
                     Want::AnyValue => "",
                 };
-                Err((
+                Err(bad(
                     loc(),
                     format!("{role}{} has type {ty}, expected {expected}", self.vname(v)),
                 ))
@@ -584,15 +592,15 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         let callee = &s.name;
         let iloc = || self.f.srcmap.inst(inst);
         match (d.ty, sig.ret) {
-            (None, Some(r)) => Err((
+            (None, Some(r)) => Err(bad(
                 iloc(),
                 format!("call of '@{callee}' needs type suffix {r} (its return type)"),
             )),
-            (Some(_), None) => Err((
+            (Some(_), None) => Err(bad(
                 iloc(),
                 format!("call of '@{callee}' takes no type suffix ('@{callee}' returns nothing)"),
             )),
-            (Some(t), Some(r)) if t != r => Err((
+            (Some(t), Some(r)) if t != r => Err(bad(
                 iloc(),
                 format!("call of '@{callee}' has type suffix {t}, but '@{callee}' returns {r}"),
             )),
@@ -605,13 +613,13 @@ impl<'a, 's> FuncVerifier<'a, 's> {
             Callee::Direct(sym) => {
                 let loc = || self.f.extra_loc(inst);
                 let Some(s) = self.m.symbols.get(sym.index()) else {
-                    return Err((loc(), format!("call of missing symbol {sym}")));
+                    return Err(bad(loc(), format!("call of missing symbol {sym}")));
                 };
                 let Some(sig) = s.signature() else {
-                    return Err((loc(), format!("'@{}' is not a function", s.name)));
+                    return Err(bad(loc(), format!("'@{}' is not a function", s.name)));
                 };
                 if args.len() != sig.params.len() {
-                    return Err((
+                    return Err(bad(
                         loc(),
                         arg_count_message(&format!("'@{}'", s.name), sig, args.len()),
                     ));
@@ -623,7 +631,7 @@ impl<'a, 's> FuncVerifier<'a, 's> {
             }
             Callee::Indirect(fp) => {
                 if let Operand::Const(_) = fp {
-                    return Err((
+                    return Err(bad(
                         self.f.operand_loc(inst, 0),
                         "the callee of an indirect call must be a value, not a literal".into(),
                     ));
@@ -641,11 +649,11 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         let f = self.f;
         match (value, f.sig.ret) {
             (None, None) => Ok(()),
-            (None, Some(t)) => Err((
+            (None, Some(t)) => Err(bad(
                 f.srcmap.inst(inst),
                 format!("'@{}' returns {t}, so 'ret' needs a value", f.name),
             )),
-            (Some(_), None) => Err((
+            (Some(_), None) => Err(bad(
                 f.operand_loc(inst, 0),
                 format!(
                     "'@{}' returns nothing, so 'ret' cannot have a value",
@@ -663,13 +671,13 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         inst: Inst,
         block: Block,
         label: usize,
-    ) -> std::result::Result<&'a BlockData, (Loc, String)> {
+    ) -> std::result::Result<&'a BlockData, Failure> {
         let f = self.f;
         let Some(bd) = f.blocks.get(block.index()) else {
-            return Err((f.label_loc(inst, label), format!("branch to missing {block}")));
+            return Err(bad(f.label_loc(inst, label), format!("branch to missing {block}")));
         };
         if block == f.entry() {
-            return Err((
+            return Err(bad(
                 f.label_loc(inst, label),
                 format!(
                     "entry block '{}' cannot be a branch target",
@@ -695,7 +703,7 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         let args = f.args(dest.args);
         if args.len() != bd.params.len() {
             let n = bd.params.len();
-            return Err((
+            return Err(bad(
                 f.label_loc(inst, label),
                 format!(
                     "block '{}' takes {n} argument{}, but {} given",
@@ -715,7 +723,7 @@ impl<'a, 's> FuncVerifier<'a, 's> {
     fn switch_target(&self, inst: Inst, block: Block, label: usize) -> Res {
         let bd = self.target(inst, block, label)?;
         if !bd.params.is_empty() {
-            return Err((
+            return Err(bad(
                 self.f.label_loc(inst, label),
                 format!(
                     "switch target '{}' cannot have parameters",
