@@ -42,7 +42,12 @@ pub struct Cfg {
 impl PartialEq for Cfg {
     fn eq(&self, other: &Self) -> bool {
         (&self.succ_start, &self.succs, &self.pred_start, &self.preds)
-            == (&other.succ_start, &other.succs, &other.pred_start, &other.preds)
+            == (
+                &other.succ_start,
+                &other.succs,
+                &other.pred_start,
+                &other.preds,
+            )
     }
 }
 
@@ -262,8 +267,19 @@ pub struct DomTree {
 
 impl PartialEq for DomTree {
     fn eq(&self, other: &Self) -> bool {
-        (&self.idom, &self.child_start, &self.children, &self.pre, &self.post)
-            == (&other.idom, &other.child_start, &other.children, &other.pre, &other.post)
+        (
+            &self.idom,
+            &self.child_start,
+            &self.children,
+            &self.pre,
+            &self.post,
+        ) == (
+            &other.idom,
+            &other.child_start,
+            &other.children,
+            &other.pre,
+            &other.post,
+        )
     }
 }
 

@@ -355,9 +355,10 @@ impl Decoder<'_> {
             match b.insts.last() {
                 Some(&last) if last.index() < f.insts.len() => {
                     if !f.insts[last.index()].opcode.is_terminator() {
-                        return Err(
-                            self.err(Some(last), format!("block {} has no terminator", f.names.get(b.name)))
-                        );
+                        return Err(self.err(
+                            Some(last),
+                            format!("block {} has no terminator", f.names.get(b.name)),
+                        ));
                     }
                 }
                 _ => {

@@ -573,7 +573,8 @@ impl Function {
         let r = list.range();
         if r.end != self.arg_pool.len() {
             let start = self.arg_pool.len();
-            self.arg_pool.extend_from_within(r.start.min(start)..r.end.min(start));
+            self.arg_pool
+                .extend_from_within(r.start.min(start)..r.end.min(start));
             self.arg_pool.extend_from_slice(extra);
             return self.args_since(start);
         }

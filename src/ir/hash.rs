@@ -130,9 +130,7 @@ pub fn hash_name(s: &str) -> u64 {
     if k == b.len() {
         return h;
     }
-    let num = b[k..]
-        .iter()
-        .fold(0u32, |n, &c| n * 10 + (c - b'0') as u32);
+    let num = b[k..].iter().fold(0u32, |n, &c| n * 10 + (c - b'0') as u32);
     let lo = (h as u32).wrapping_add(num);
     let hi = ((h >> 32) as u32).wrapping_add(num);
     (hi as u64) << 32 | lo as u64
@@ -281,11 +279,20 @@ mod tests {
         }
         assert_eq!(ix.len(), 1000);
         for (i, k) in keys.iter().enumerate() {
-            assert_eq!(ix.find(k, hash_str(k), |id| &keys[id as usize]), Some(i as u32));
+            assert_eq!(
+                ix.find(k, hash_str(k), |id| &keys[id as usize]),
+                Some(i as u32)
+            );
         }
-        assert_eq!(ix.find("nope", hash_str("nope"), |id| &keys[id as usize]), None);
+        assert_eq!(
+            ix.find("nope", hash_str("nope"), |id| &keys[id as usize]),
+            None
+        );
         ix.clear();
-        assert_eq!(ix.find("name1", hash_str("name1"), |id| &keys[id as usize]), None);
+        assert_eq!(
+            ix.find("name1", hash_str("name1"), |id| &keys[id as usize]),
+            None
+        );
     }
 
     /// Names that differ only in their last digits must not share the
@@ -315,7 +322,10 @@ mod tests {
             ix.insert(i as u32, hash_name(k));
         }
         for (i, k) in keys.iter().enumerate() {
-            assert_eq!(ix.find(k, hash_name(k), |id| keys[id as usize]), Some(i as u32));
+            assert_eq!(
+                ix.find(k, hash_name(k), |id| keys[id as usize]),
+                Some(i as u32)
+            );
         }
     }
 
@@ -333,7 +343,10 @@ mod tests {
         }
         let mut total = 0;
         for (i, k) in keys.iter().enumerate() {
-            assert_eq!(ix.find(k, hash_name(k), |id| &keys[id as usize]), Some(i as u32));
+            assert_eq!(
+                ix.find(k, hash_name(k), |id| &keys[id as usize]),
+                Some(i as u32)
+            );
             total += ix.probes(hash_name(k), i as u32);
         }
         assert!(total < 3 * keys.len(), "{total} probes");

@@ -330,7 +330,10 @@ impl<'a> Lexer<'a> {
         if !ok || self.peek_at(0).is_some_and(is_name_char) {
             self.skip_name_chars();
             let text = &self.src[start..self.pos];
-            return Err(lex_err(loc, format!("invalid number literal '{}'", shorten(text))));
+            return Err(lex_err(
+                loc,
+                format!("invalid number literal '{}'", shorten(text)),
+            ));
         }
         Ok(self.token(kind, start, loc))
     }
@@ -364,7 +367,8 @@ impl<'a> Lexer<'a> {
                                     (h * 16 + l) as u8
                                 }
                                 _ => {
-                                    return Err(lex_err(esc_loc,
+                                    return Err(lex_err(
+                                        esc_loc,
                                         "'\\x' escape needs two hex digits",
                                     ))
                                 }
@@ -373,7 +377,8 @@ impl<'a> Lexer<'a> {
                         None | Some(b'\n') => return Err(lex_err(loc, "unterminated string")),
                         Some(_) => {
                             let c = self.src[self.pos..].chars().next().unwrap_or('?');
-                            return Err(lex_err(esc_loc,
+                            return Err(lex_err(
+                                esc_loc,
                                 format!("invalid escape '\\{}' in string", c.escape_debug()),
                             ));
                         }

@@ -29,8 +29,8 @@ pub use function::{
     BlockCall, BlockData, Callee, CaseList, Const, Function, InstData, InstKind, Int96, OpList,
     Operand, SwitchCase, ValueData, ValueDef,
 };
-pub use names::{Name, Names};
 pub use module::{DataDef, DataValue, Linkage, Module, SymbolData, SymbolKind, DATA_ALIGN};
+pub use names::{Name, Names};
 pub use opcode::{Format, OpInfo, Opcode, OperandTy, ResultTy, Suffix, OPCODES};
-pub use srcmap::{Loc, SrcMap};
+pub use srcmap::{Loc, SrcMap, SrcMapBuilder};
 pub use types::{Signature, Type};

@@ -6,9 +6,9 @@
 
 use super::entities::{DataId, FuncId, SymId};
 use super::function::Function;
+use super::hash::{hash_name, StrIndex};
 use super::srcmap::Loc;
 use super::types::Signature;
-use super::hash::{hash_name, StrIndex};
 
 /// Visibility of a symbol to other modules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -270,7 +270,10 @@ mod tests {
         let bad = n.intern("1x");
         assert_eq!(n.intern("a"), a);
         assert_eq!(n.len(), 4);
-        assert_eq!((n.get(a), n.get(b), n.get(c), n.get(bad)), ("a", "17", "x.y$z", "1x"));
+        assert_eq!(
+            (n.get(a), n.get(b), n.get(c), n.get(bad)),
+            ("a", "17", "x.y$z", "1x")
+        );
         assert!(n.is_valid_label(a) && n.is_valid_value_name(a));
         assert!(!n.is_valid_label(b) && n.is_valid_value_name(b));
         assert!(n.is_valid_label(c));

@@ -41,7 +41,6 @@ use super::module::{DataDef, DataValue, Linkage, Module, SymbolData, SymbolKind}
 use super::srcmap::Loc;
 use super::types::{Signature, Type};
 use crate::error::{Diagnostic, Error};
-pub(crate) use func::take_exact;
 use func::FuncScratch;
 
 /// The parser's error: the diagnostic, boxed so that results stay small
@@ -92,11 +91,7 @@ pub fn parse_module_at(file: &str, text: &str, first_line: u32) -> crate::Result
 }
 
 /// Parses one module with explicit [`ParseOptions`].
-pub fn parse_module_with(
-    file: &str,
-    text: &str,
-    opts: &ParseOptions<'_>,
-) -> crate::Result<Module> {
+pub fn parse_module_with(file: &str, text: &str, opts: &ParseOptions<'_>) -> crate::Result<Module> {
     let mut lex = Lexer::new(text, opts.first_line);
     let tok = lex.next_token().map_err(|e| {
         let (loc, msg) = *e;
@@ -476,9 +471,7 @@ impl<'a> Parser<'a, '_> {
                     self.skip_newlines()?;
                 }
                 TokKind::RBrace => {}
-                _ => {
-                    return self.expected("',' or '}' after data value")
-                }
+                _ => return self.expected("',' or '}' after data value"),
             }
         }
         self.advance()?;

@@ -81,11 +81,11 @@ fn fills_the_source_map() {
     assert_eq!(m.symbol_locs, [Loc::new(3, 8)]);
     assert_eq!(sm.func, Loc::new(3, 8));
     assert_eq!(sm.end, Loc::new(13, 2));
-    assert_eq!(sm.param_types, [Loc::new(3, 15), Loc::new(3, 24)]);
-    assert_eq!(sm.blocks, [Loc::new(4, 1), Loc::new(9, 1)]);
+    assert_eq!(sm.param_types(), [Loc::new(3, 15), Loc::new(3, 24)]);
+    assert_eq!(sm.blocks(), [Loc::new(4, 1), Loc::new(9, 1)]);
     // Values: %a %p %x %s %y %q, in creation order.
     assert_eq!(
-        sm.values,
+        sm.values(),
         [
             Loc::new(3, 11),
             Loc::new(3, 20),
@@ -95,10 +95,12 @@ fn fills_the_source_map() {
             Loc::new(11, 1)
         ]
     );
-    assert_eq!(sm.values.len(), f.values.len());
+    assert_eq!(sm.values().len(), f.values.len());
     assert_eq!(sm.num_insts(), f.insts.len());
-    let ops = |i: u32, n: usize| -> Vec<Loc> { (0..n).map(|k| f.operand_loc(Inst(i), k)).collect() };
-    let labels = |i: u32, n: usize| -> Vec<Loc> { (0..n).map(|k| f.label_loc(Inst(i), k)).collect() };
+    let ops =
+        |i: u32, n: usize| -> Vec<Loc> { (0..n).map(|k| f.operand_loc(Inst(i), k)).collect() };
+    let labels =
+        |i: u32, n: usize| -> Vec<Loc> { (0..n).map(|k| f.label_loc(Inst(i), k)).collect() };
     assert_eq!(sm.inst(Inst(0)), Loc::new(5, 8));
     assert_eq!(sm.value(f.insts[0].result.unwrap()), Loc::new(5, 3));
     assert_eq!(ops(0, 2), [Loc::new(5, 16), Loc::new(5, 20)]);
@@ -257,7 +259,7 @@ fn calls_and_results() {
     assert_eq!(callee, Callee::Direct(SymId(0)));
     assert_eq!(f.args(args), [Operand::Const(Const::int(1))]);
     assert_eq!(f.insts[2].result, None);
-    assert_eq!(f.srcmap.values.len(), f.values.len());
+    assert_eq!(f.srcmap.values().len(), f.values.len());
     let InstKind::Call { callee, args } = &f.insts[3].kind else {
         panic!()
     };

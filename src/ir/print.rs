@@ -147,7 +147,8 @@ impl Names {
                         if f.insts.get(i.index()).is_some_and(|d| d.opcode == super::Opcode::Call))
             })
             .collect();
-        let bgiven: Vec<Option<&str>> = f.blocks.iter().map(|b| Some(f.names.get(b.name))).collect();
+        let bgiven: Vec<Option<&str>> =
+            f.blocks.iter().map(|b| Some(f.names.get(b.name))).collect();
         Names {
             values: assign_names(&given, &want, "v", true),
             blocks: assign_names(&bgiven, &vec![true; bgiven.len()], "b", false),

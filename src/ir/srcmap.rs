@@ -70,80 +70,46 @@ impl fmt::Display for Loc {
 /// | `jmp` | `L`, its arguments |
 /// | `br` | `c`, `L1`, its arguments, `L2`, its arguments |
 /// | `switch` | `v Ldefault`, then `K L` per case |
+///
+/// A map is built with a [`SrcMapBuilder`] and stored in two vectors (a
+/// parsed function's map costs two allocations): `words` holds, per
+/// instruction, its line and the index of its first column, then every
+/// token column; `locs` holds the function parameters' type tokens, the
+/// block labels and the value definitions, in that order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SrcMap {
     /// The function's `@name` token.
     pub func: Loc,
     /// The closing `}` of the body.
     pub end: Loc,
-    /// Per instruction: its line and the index of its mnemonic's column in
-    /// `cols` (the token columns follow).
-    insts: Vec<(u32, u32)>,
-    cols: Vec<u32>,
-    /// The label token of each block.
-    pub blocks: Vec<Loc>,
-    /// The defining `%name` token of each value (the mnemonic for an
-    /// unnamed call result).
-    pub values: Vec<Loc>,
-    /// The type token of each function parameter.
-    pub param_types: Vec<Loc>,
+    /// `[line, first column index]` per instruction, then the columns.
+    words: Vec<u32>,
+    num_insts: u32,
+    locs: Vec<Loc>,
+    num_params: u32,
+    num_blocks: u32,
 }
 
 impl SrcMap {
-    /// Starts the next instruction's locations at its mnemonic `loc`
-    /// (instructions are recorded in `Inst` order).
-    #[inline]
-    pub fn start_inst(&mut self, loc: Loc) {
-        self.insts.push((loc.line, self.cols.len() as u32));
-        self.cols.push(loc.col);
-    }
-
-    /// Records the next token of the current instruction (its line is the
-    /// instruction's).
-    #[inline]
-    pub fn push_token(&mut self, loc: Loc) {
-        self.cols.push(loc.col);
-    }
-
-    /// Removes every location, keeping the allocations.
-    pub fn clear(&mut self) {
-        self.func = Loc::NONE;
-        self.end = Loc::NONE;
-        self.insts.clear();
-        self.cols.clear();
-        self.blocks.clear();
-        self.values.clear();
-        self.param_types.clear();
-    }
-
-    /// This map at its exact size; `self` keeps its buffers for reuse
-    /// unless they are large (then they are moved out).
-    pub fn take_compact(&mut self) -> SrcMap {
-        use crate::ir::parse::take_exact;
-        SrcMap {
-            func: self.func,
-            end: self.end,
-            insts: take_exact(&mut self.insts),
-            cols: take_exact(&mut self.cols),
-            blocks: take_exact(&mut self.blocks),
-            values: take_exact(&mut self.values),
-            param_types: take_exact(&mut self.param_types),
-        }
-    }
-
     /// Number of instructions with locations.
     pub fn num_insts(&self) -> usize {
-        self.insts.len()
+        self.num_insts as usize
     }
 
-    /// The columns of `inst` (mnemonic first), and its line.
+    /// The line and the columns (mnemonic first) of `inst`.
     fn inst_cols(&self, inst: Inst) -> Option<(u32, &[u32])> {
-        let &(line, start) = self.insts.get(inst.index())?;
-        let end = self
-            .insts
-            .get(inst.index() + 1)
-            .map_or(self.cols.len(), |&(_, s)| s as usize);
-        Some((line, self.cols.get(start as usize..end)?))
+        let i = inst.index();
+        if i >= self.num_insts() {
+            return None;
+        }
+        let line = self.words[2 * i];
+        let start = self.words[2 * i + 1] as usize;
+        let end = if i + 1 < self.num_insts() {
+            self.words[2 * i + 3] as usize
+        } else {
+            self.words.len()
+        };
+        Some((line, self.words.get(start..end)?))
     }
 
     /// The mnemonic of `inst`.
@@ -166,19 +132,124 @@ impl SrcMap {
         }
     }
 
+    /// The type tokens of the function parameters.
+    pub fn param_types(&self) -> &[Loc] {
+        &self.locs[..self.num_params as usize]
+    }
+
+    /// The label tokens of the blocks.
+    pub fn blocks(&self) -> &[Loc] {
+        let p = self.num_params as usize;
+        &self.locs[p..p + self.num_blocks as usize]
+    }
+
+    /// The defining token of each value.
+    pub fn values(&self) -> &[Loc] {
+        &self.locs[(self.num_params + self.num_blocks) as usize..]
+    }
+
     pub fn block(&self, block: Block) -> Loc {
-        self.blocks.get(block.index()).copied().unwrap_or(Loc::NONE)
+        self.blocks()
+            .get(block.index())
+            .copied()
+            .unwrap_or(Loc::NONE)
     }
 
     pub fn value(&self, value: Value) -> Loc {
-        self.values.get(value.index()).copied().unwrap_or(Loc::NONE)
+        self.values()
+            .get(value.index())
+            .copied()
+            .unwrap_or(Loc::NONE)
     }
 
     /// Heap bytes held (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        self.insts.capacity() * 8
-            + self.cols.capacity() * 4
-            + (self.blocks.capacity() + self.values.capacity() + self.param_types.capacity()) * 8
+        self.words.capacity() * 4 + self.locs.capacity() * 8
+    }
+}
+
+/// Collects a [`SrcMap`] while a function is read, in vectors that a
+/// parser reuses from one function to the next.
+#[derive(Clone, Debug, Default)]
+pub struct SrcMapBuilder {
+    /// The function's `@name` token.
+    pub func: Loc,
+    /// The closing `}` of the body.
+    pub end: Loc,
+    insts: Vec<(u32, u32)>,
+    cols: Vec<u32>,
+    param_types: Vec<Loc>,
+    blocks: Vec<Loc>,
+    values: Vec<Loc>,
+}
+
+impl SrcMapBuilder {
+    /// Starts the next instruction's locations at its mnemonic `loc`
+    /// (instructions are recorded in `Inst` order).
+    #[inline]
+    pub fn start_inst(&mut self, loc: Loc) {
+        self.insts.push((loc.line, self.cols.len() as u32));
+        self.cols.push(loc.col);
+    }
+
+    /// Records the next token of the current instruction (its line is the
+    /// instruction's).
+    #[inline]
+    pub fn push_token(&mut self, loc: Loc) {
+        self.cols.push(loc.col);
+    }
+
+    /// Records the type token of the next function parameter.
+    pub fn push_param_type(&mut self, loc: Loc) {
+        self.param_types.push(loc);
+    }
+
+    /// Records the label token of the next block.
+    pub fn push_block(&mut self, loc: Loc) {
+        self.blocks.push(loc);
+    }
+
+    /// Records the defining token of the next value.
+    #[inline]
+    pub fn push_value(&mut self, loc: Loc) {
+        self.values.push(loc);
+    }
+
+    /// Removes everything, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.func = Loc::NONE;
+        self.end = Loc::NONE;
+        self.insts.clear();
+        self.cols.clear();
+        self.param_types.clear();
+        self.blocks.clear();
+        self.values.clear();
+    }
+
+    /// The map collected so far, at its exact size; the builder keeps its
+    /// buffers (and its contents).
+    pub fn build(&self) -> SrcMap {
+        let ni = self.insts.len();
+        let mut words = Vec::with_capacity(2 * ni + self.cols.len());
+        for &(line, start) in &self.insts {
+            words.push(line);
+            words.push(start + 2 * ni as u32);
+        }
+        words.extend_from_slice(&self.cols);
+        let mut locs =
+            Vec::with_capacity(self.param_types.len() + self.blocks.len() + self.values.len());
+        locs.extend_from_slice(&self.param_types);
+        locs.extend_from_slice(&self.blocks);
+        locs.extend_from_slice(&self.values);
+        SrcMap {
+            func: self.func,
+            end: self.end,
+            words,
+            num_insts: ni as u32,
+            locs,
+            num_params: self.param_types.len() as u32,
+            num_blocks: self.blocks.len() as u32,
+        }
     }
 }
 

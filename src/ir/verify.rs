@@ -37,11 +37,11 @@ mod func;
 
 use super::entities::{FuncId, SymId};
 use super::function::Function;
+use super::hash::FxHashSet;
 use super::module::{DataDef, DataValue, Linkage, Module, SymbolKind};
+use super::names::name_syntax;
 use super::srcmap::Loc;
 use crate::error::{Diagnostic, Error, Result};
-use super::hash::FxHashSet;
-use super::names::name_syntax;
 use func::{FuncVerifier, Scratch};
 
 /// The largest `alloca` size in bytes.

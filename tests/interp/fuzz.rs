@@ -38,7 +38,9 @@ fn random_function(rng: &mut Rng, name: &str, nsyms: usize) -> Function {
     };
     let mut f = Function::new(name, sig(&params, ret));
     let nblocks = 1 + rng.below(4);
-    let blocks: Vec<Block> = (0..nblocks).map(|i| f.new_block(&format!("b{i}"))).collect();
+    let blocks: Vec<Block> = (0..nblocks)
+        .map(|i| f.new_block(&format!("b{i}")))
+        .collect();
     for &b in &blocks[1..] {
         for _ in 0..rng.below(3) {
             f.add_block_param(b, rng.pick(&types), None);

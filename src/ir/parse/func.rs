@@ -14,7 +14,7 @@ use super::super::function::{
 };
 use super::super::names::{Name, Names};
 use super::super::opcode::{Format, Opcode, ResultTy, Suffix};
-use super::super::srcmap::{Loc, SrcMap};
+use super::super::srcmap::{Loc, SrcMapBuilder};
 use super::super::types::{Signature, Type};
 use super::{is_float_word, parse_f64, parse_int, shorten, Parser, Result, SymRef, SymSite};
 use crate::ir::lexer::{TokKind, Token};
@@ -37,7 +37,7 @@ pub(super) struct FuncScratch<'a> {
     arg_pool: Vec<Operand>,
     case_pool: Vec<SwitchCase>,
     names: Names,
-    srcmap: SrcMap,
+    srcmap: SrcMapBuilder,
     /// Per name: the value it defines, or `NONE`.
     value_of: Vec<u32>,
     /// Per name: the block it labels, or `NONE`.
@@ -125,7 +125,7 @@ impl FuncScratch<'_> {
             arg_pool: take_exact(&mut self.arg_pool),
             case_pool: take_exact(&mut self.case_pool),
             names: self.names.take_compact(),
-            srcmap: self.srcmap.take_compact(),
+            srcmap: self.srcmap.build(),
         }
     }
 }
@@ -133,7 +133,7 @@ impl FuncScratch<'_> {
 /// `v`'s contents at their exact size: a small vector is copied (the
 /// scratch keeps its capacity for the next function), a large one moved
 /// out and shrunk in place (no copy of a big function's tables).
-pub(crate) fn take_exact<T: Clone>(v: &mut Vec<T>) -> Vec<T> {
+fn take_exact<T: Clone>(v: &mut Vec<T>) -> Vec<T> {
     if v.len() >= 4096 {
         let mut out = std::mem::take(v);
         out.shrink_to_fit();
@@ -158,7 +158,7 @@ impl<'a> Parser<'a, '_> {
                 let n = params.len() as u32;
                 let v = self.define_value(p.text, p.loc, ty, ValueDef::FuncParam(n))?;
                 self.fs.params.push(v);
-                self.fs.srcmap.param_types.push(ty_loc);
+                self.fs.srcmap.push_param_type(ty_loc);
                 params.push(ty);
                 match self.tok.kind {
                     TokKind::Comma => {
@@ -250,7 +250,7 @@ impl<'a> Parser<'a, '_> {
         }
         let v = self.fs.new_value(ty, def, Some(name));
         self.fs.value_of[name.index()] = v.0;
-        self.fs.srcmap.values.push(loc);
+        self.fs.srcmap.push_value(loc);
         Ok(v)
     }
 
@@ -273,7 +273,7 @@ impl<'a> Parser<'a, '_> {
             insts: Vec::new(),
         });
         self.fs.block_of[name.index()] = block.0;
-        self.fs.srcmap.blocks.push(t.loc);
+        self.fs.srcmap.push_block(t.loc);
         if self.at(TokKind::LParen) {
             self.advance()?;
             if !self.at(TokKind::RParen) {
@@ -445,7 +445,13 @@ impl<'a> Parser<'a, '_> {
 
     /// The `.T` suffix of mnemonic `mn` for opcode `name`, checked against
     /// the opcode's rule.
-    fn suffix(&self, mn: Token<'a>, name: &str, suffix: Option<&str>, rule: Suffix) -> Result<Option<Type>> {
+    fn suffix(
+        &self,
+        mn: Token<'a>,
+        name: &str,
+        suffix: Option<&str>,
+        rule: Suffix,
+    ) -> Result<Option<Type>> {
         match (suffix, rule) {
             (None, Suffix::None | Suffix::Optional) => Ok(None),
             (None, s) => {
@@ -542,7 +548,7 @@ impl<'a> Parser<'a, '_> {
         });
         if let Some(v) = result_value {
             let loc = result.map_or(mn.loc, |r| r.loc);
-            self.fs.srcmap.values.push(loc);
+            self.fs.srcmap.push_value(loc);
             if let Some(n) = result_name {
                 self.fs.value_of[n.index()] = v.0;
             }
@@ -712,11 +718,13 @@ impl<'a> Parser<'a, '_> {
             .iter()
             .find(|(n, _)| fs.block_of[n.index()] == NONE);
         let value_err = first_value.map(|&(n, loc)| {
-            (loc, format!("undefined value %{}", shorten(fs.names.get(n))))
+            (
+                loc,
+                format!("undefined value %{}", shorten(fs.names.get(n))),
+            )
         });
-        let block_err = first_block.map(|&(n, loc)| {
-            (loc, format!("unknown block '{}'", shorten(fs.names.get(n))))
-        });
+        let block_err = first_block
+            .map(|&(n, loc)| (loc, format!("unknown block '{}'", shorten(fs.names.get(n)))));
         let first = match (value_err, block_err) {
             (Some(v), Some(b)) => Some(if b.0 < v.0 { b } else { v }),
             (v, b) => v.or(b),

@@ -293,12 +293,18 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         };
         if !f.names.is_valid_value_name(name) {
             let text = f.names.get(name);
-            return Err(bad(f.srcmap.value(v), format!("invalid value name '%{text}'")));
+            return Err(bad(
+                f.srcmap.value(v),
+                format!("invalid value name '%{text}'"),
+            ));
         }
         let seen = &mut self.s.value_seen[name.index()];
         if std::mem::replace(seen, self.stamp) == self.stamp {
             let text = f.names.get(name);
-            return Err(bad(f.srcmap.value(v), format!("duplicate value name '%{text}'")));
+            return Err(bad(
+                f.srcmap.value(v),
+                format!("duplicate value name '%{text}'"),
+            ));
         }
         Ok(())
     }
@@ -311,7 +317,10 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         let name = info.name;
         let iloc = || f.srcmap.inst(inst);
         if !format_matches(info.format, &d.kind) {
-            return Err(bad(iloc(), format!("'{name}' has operands of the wrong form")));
+            return Err(bad(
+                iloc(),
+                format!("'{name}' has operands of the wrong form"),
+            ));
         }
         // The result, `%d = `.
         let result_ty = info.result_type(d.ty);
@@ -322,7 +331,10 @@ impl<'a, 's> FuncVerifier<'a, 's> {
                 if self.s.def.get(r.index()) != Some(&this)
                     || f.values[r.index()].def != ValueDef::Inst(inst)
                 {
-                    return Err(bad(rloc(r), format!("{} is defined more than once", self.vname(r))));
+                    return Err(bad(
+                        rloc(r),
+                        format!("{} is defined more than once", self.vname(r)),
+                    ));
                 }
                 self.check_value_name(r)?;
                 if result_ty.is_none() && d.opcode != Opcode::Call {
@@ -339,7 +351,10 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         if d.opcode == Opcode::Call {
             self.check_call_suffix(d, inst)?;
             if let (Some(r), None) = (d.result, d.ty) {
-                return Err(bad(rloc(r), "call without a type suffix has no result".into()));
+                return Err(bad(
+                    rloc(r),
+                    "call without a type suffix has no result".into(),
+                ));
             }
         } else {
             match (info.suffix, d.ty) {
@@ -399,7 +414,10 @@ impl<'a, 's> FuncVerifier<'a, 's> {
             }
             InstKind::Addr { sym } => {
                 if sym.index() >= self.m.symbols.len() {
-                    return Err(bad(f.extra_loc(inst), format!("address of missing symbol {sym}")));
+                    return Err(bad(
+                        f.extra_loc(inst),
+                        format!("address of missing symbol {sym}"),
+                    ));
                 }
                 Ok(())
             }
@@ -476,7 +494,15 @@ impl<'a, 's> FuncVerifier<'a, 's> {
     /// `at`: defined, dominating, of the wanted type; or a literal allowed
     /// here that fits.
     #[inline]
-    fn operand(&self, inst: Inst, at: At, index: usize, op: Operand, want: Want, opname: &str) -> Res {
+    fn operand(
+        &self,
+        inst: Inst,
+        at: At,
+        index: usize,
+        op: Operand,
+        want: Want,
+        opname: &str,
+    ) -> Res {
         self.operand_as(inst, at, index, op, want, opname, "")
     }
 
@@ -550,7 +576,12 @@ impl<'a, 's> FuncVerifier<'a, 's> {
     /// that block and function parameters count.
     #[inline]
     fn dominates_use(&self, v: Value, (ub, upos): At) -> bool {
-        let site = self.s.def.get(v.index()).copied().unwrap_or(Site::UNDEFINED);
+        let site = self
+            .s
+            .def
+            .get(v.index())
+            .copied()
+            .unwrap_or(Site::UNDEFINED);
         if site == Site::FUNC_PARAM {
             true
         } else if site == Site::UNDEFINED {
@@ -564,7 +595,12 @@ impl<'a, 's> FuncVerifier<'a, 's> {
 
     #[cold]
     fn dominance_message(&self, v: Value) -> String {
-        let site = self.s.def.get(v.index()).copied().unwrap_or(Site::UNDEFINED);
+        let site = self
+            .s
+            .def
+            .get(v.index())
+            .copied()
+            .unwrap_or(Site::UNDEFINED);
         if site == Site::UNDEFINED {
             format!("use of undefined value {}", self.vname(v))
         } else {
@@ -674,7 +710,10 @@ impl<'a, 's> FuncVerifier<'a, 's> {
     ) -> std::result::Result<&'a BlockData, Failure> {
         let f = self.f;
         let Some(bd) = f.blocks.get(block.index()) else {
-            return Err(bad(f.label_loc(inst, label), format!("branch to missing {block}")));
+            return Err(bad(
+                f.label_loc(inst, label),
+                format!("branch to missing {block}"),
+            ));
         };
         if block == f.entry() {
             return Err(bad(

@@ -2,6 +2,7 @@
 //! test (or more) per rule, asserting the exact message and location.
 
 use super::*;
+use crate::ir::srcmap::SrcMapBuilder;
 use crate::ir::{
     Block, BlockCall, BlockData, Callee, CaseList, Const, Inst, InstKind, OpList, Opcode, Operand,
     Signature, SwitchCase, SymbolData, Type, Value, ValueDef,
@@ -153,9 +154,18 @@ fn sum() -> Function {
     let lp = f.new_block("loop");
     let body = f.new_block("body");
     let exit = f.new_block("exit");
-    let i = { let n = f.names.intern("i"); f.add_block_param(lp, I64, Some(n)) };
-    let acc = { let n = f.names.intern("acc"); f.add_block_param(lp, I64, Some(n)) };
-    let r = { let n = f.names.intern("r"); f.add_block_param(exit, I64, Some(n)) };
+    let i = {
+        let n = f.names.intern("i");
+        f.add_block_param(lp, I64, Some(n))
+    };
+    let acc = {
+        let n = f.names.intern("acc");
+        f.add_block_param(lp, I64, Some(n))
+    };
+    let r = {
+        let n = f.names.intern("r");
+        f.add_block_param(exit, I64, Some(n))
+    };
     jmp(&mut f, entry, lp, vec![lit(0), lit(0)]);
     let done = bin(&mut f, lp, Opcode::Sge, I64, val(i), val(n));
     let kind = InstKind::Br {
@@ -859,10 +869,12 @@ fn block_argument_counts_and_types() {
     let _ = p;
     // `br %c, l(%c), l(2.0)`: the tokens after the mnemonic in order.
     assert_eq!(br_inst.index(), 0);
-    f.srcmap.start_inst(Loc::new(2, 5));
+    let mut sm = SrcMapBuilder::default();
+    sm.start_inst(Loc::new(2, 5));
     for col in [8, 12, 14, 18, 22] {
-        f.srcmap.push_token(Loc::new(2, col));
+        sm.push_token(Loc::new(2, col));
     }
+    f.srcmap = sm.build();
     let d = error_of(&module_of(vec![f]));
     assert_eq!(d.loc, Loc::new(2, 22));
     assert_eq!(d.message, "float literal 2.0 where i32 is expected");
@@ -1246,7 +1258,10 @@ fn names_are_unique() {
     );
     let mut f = sum();
     let acc2 = f.insts[3].result.unwrap();
-    { let n = f.names.intern("n"); f.values[acc2.index()].name = Some(n); }
+    {
+        let n = f.names.intern("n");
+        f.values[acc2.index()].name = Some(n);
+    }
     assert_eq!(
         msg(&module_of(vec![f])),
         "in @sum, block body, instruction 0: duplicate value name '%n'"
@@ -1258,7 +1273,10 @@ fn names_are_unique() {
         "in @sum, block a b: invalid block label 'a b'"
     );
     let mut f = sum();
-    { let n = f.names.intern("17"); f.values[0].name = Some(n); }
+    {
+        let n = f.names.intern("17");
+        f.values[0].name = Some(n);
+    }
     assert_eq!(verify_module(&module_of(vec![f])), Ok(()));
 }
 
@@ -1275,10 +1293,12 @@ fn errors_are_located_at_the_offending_token() {
         ret(f, b, None);
     });
     let f = &mut m.funcs[0];
-    f.srcmap.start_inst(Loc::new(3, 10));
-    f.srcmap.push_token(Loc::new(3, 18));
-    f.srcmap.push_token(Loc::new(3, 22));
-    f.srcmap.start_inst(Loc::NONE);
+    let mut sm = SrcMapBuilder::default();
+    sm.start_inst(Loc::new(3, 10));
+    sm.push_token(Loc::new(3, 18));
+    sm.push_token(Loc::new(3, 22));
+    sm.start_inst(Loc::NONE);
+    f.srcmap = sm.build();
     let d = error_of(&m);
     assert_eq!(d.file, "t.kir");
     assert_eq!(d.loc, Loc::new(3, 18));
