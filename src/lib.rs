@@ -88,6 +88,7 @@ pub mod host;
 pub mod interp;
 pub mod ir;
 pub mod isa;
+pub mod lazy;
 pub mod link;
 #[cfg(any(feature = "x86_64", feature = "aarch64"))]
 pub mod lower;
@@ -100,6 +101,6 @@ pub mod symbols;
 pub mod trampoline;
 pub mod value;
 
-pub use engine::Engine;
+pub use engine::{Compile, Engine};
 pub use error::{Diagnostic, Error, Result, TrapCode};
 pub use value::Val;

@@ -56,6 +56,12 @@ thread_local! {
     static CALL_FRAME: Cell<*mut u64> = const { Cell::new(std::ptr::null_mut()) };
 }
 
+/// Whether this thread is inside a [`Trampolines::call`] (so a trap, or a
+/// failed lazy compile, unwinds to it).
+pub fn in_call() -> bool {
+    CALL_FRAME.with(|c| !c.get().is_null())
+}
+
 /// Where compiled code's trap stub lands: `code` in the first argument,
 /// the executor's [`TrapState`] in the second.
 extern "C" fn trap_entry(code: u32, state: *const TrapState) {

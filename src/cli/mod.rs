@@ -76,7 +76,7 @@ fn run_command(args: &[OsString]) -> i32 {
             Command::Check { files } => commands::check(&files),
             Command::Run(opts) => commands::run(&opts),
             Command::Asm { files, target } => commands::asm(&files, target),
-            Command::Repl => commands::repl(),
+            Command::Repl(opts) => commands::repl(&opts),
         });
     match outcome {
         Ok(()) => 0,

@@ -133,6 +133,12 @@ pub(super) fn on_stub(uc: &mut Uc<'_>, address: u64) {
 }
 
 fn service(uc: &mut Uc<'_>, address: u64) -> Result<Next> {
+    if address == layout::LAZY_RESOLVER {
+        // resolver(ctx, key), called from a lazy chunk's wrapper.
+        let key = uc.reg_read(x_reg(1)).map_err(reg_error)? as u32;
+        let resume = uc.reg_read(RegisterARM64::X30 as i32).map_err(reg_error)?;
+        return Ok(Next::Stop(Stop::Lazy { key, resume }));
+    }
     if address == layout::TRAP_HANDLER {
         let code = uc.reg_read(x_reg(0)).map_err(reg_error)? as u32;
         return Ok(Next::Stop(match TrapCode::from_code(code) {
