@@ -72,10 +72,12 @@ impl Hasher for FxHasher {
     }
 }
 
+/// The `BuildHasher` of [`FxHasher`].
+pub type FxBuildHasher = BuildHasherDefault<FxHasher>;
 /// A `HashMap` with [`FxHasher`].
-pub type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+pub type FxHashMap<K, V> = HashMap<K, V, FxBuildHasher>;
 /// A `HashSet` with [`FxHasher`].
-pub type FxHashSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
+pub type FxHashSet<K> = HashSet<K, FxBuildHasher>;
 
 /// A hash of a string's bytes (its length mixed in): Fx steps over 8-byte
 /// words, then a full avalanche. Short tails are read as at most two
