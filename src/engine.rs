@@ -19,7 +19,7 @@
 //! [`Engine::remove_module`] (memory reused).
 //!
 //! Calls: [`Engine::call`] calls any signature with [`Val`]s through a
-//! cached per-signature trampoline; a trap inside it is returned as
+//! call trampoline shared by every signature; a trap inside it is returned as
 //! `Err(Error::Trap)` (the trampoline's frame is the catch point, see
 //! [`crate::trampoline`]). [`Engine::get_function`] returns a typed
 //! `extern "C" fn` pointer whose signature is checked against the IR; a
@@ -123,7 +123,9 @@ impl Engine {
         executor: Arc<dyn Executor>,
         in_process: Option<Arc<InProcessExecutor>>,
     ) -> Result<Engine> {
-        let registry = Registry::new(target, executor.clone(), MemoryConfig::default())?;
+        let mut registry = Registry::new(target, executor.clone(), MemoryConfig::default())?;
+        // Host ISA, in this process: profilers and debuggers can see it.
+        registry.debug_mut().set_native(in_process.is_some());
         let inner = Arc::new(Inner {
             target: registry.target().clone(),
             epochs: registry.epochs().clone(),
@@ -351,6 +353,21 @@ impl Engine {
         self.set_trap_handler(Some(Arc::new(f)));
     }
 
+    /// Tells profilers and debuggers about the code of every module
+    /// finalized from now on ([`crate::debug::DebugOptions`]: perf map,
+    /// jitdump). Applies only to code running in this process (the
+    /// default executor); other engines accept and ignore it. A file that
+    /// cannot be created is an error here.
+    pub fn set_debug_options(&self, options: crate::debug::DebugOptions) -> Result<()> {
+        self.reg()?.debug_mut().set_options(options)
+    }
+
+    /// The function and IR instruction whose compiled code contains target
+    /// address `address` (a finalized module's), as a backtrace frame.
+    pub fn code_location(&self, address: u64) -> Result<Option<crate::TrapFrame>> {
+        Ok(self.reg()?.debug().frame(address))
+    }
+
     /// Counters of the registry.
     pub fn stats(&self) -> Result<RegistryStats> {
         Ok(self.reg()?.stats())
@@ -424,7 +441,7 @@ impl Engine {
     }
 
     /// Calls exported function `name` (finalizing on demand) with `args`,
-    /// through a trampoline generated once per signature. Works for any
+    /// through the one call trampoline (shared by every signature). Works for any
     /// signature. A trap returns `Err(Error::Trap)`; wrong arguments
     /// `Err(Error::Argument)`. The module cannot be removed while the call
     /// runs. The engine's lock is not held during the call, so compiled
@@ -453,6 +470,8 @@ impl Engine {
             Err(Error::Trap(t)) => crate::lazy::take_error().map_or(Err(Error::Trap(t)), Err),
             other => other,
         };
+        // Symbolized while `pin` and `epoch` still keep the trapping code.
+        let r = r.map_err(|e| self.symbolize(e));
         drop(epoch);
         drop(pin);
         if inner.epochs.has_retired() {
@@ -462,6 +481,20 @@ impl Engine {
             }
         }
         r
+    }
+
+    /// Fills in the IR-level backtrace of a trap from the code addresses
+    /// the executor captured ([`crate::debug`]).
+    fn symbolize(&self, e: Error) -> Error {
+        match e {
+            Error::Trap(mut t) if t.backtrace.is_empty() && !t.pcs.is_empty() => {
+                if let Ok(reg) = self.reg() {
+                    t.backtrace = reg.debug().symbolize(&t.pcs);
+                }
+                Error::Trap(t)
+            }
+            e => e,
+        }
     }
 }
 

@@ -155,7 +155,11 @@ impl Registry {
             let State::Loaded(m) = self.set_state(slot, State::Free) else {
                 continue;
             };
-            let sections = m.sections.iter().filter_map(|s| fin.take(s.r)).collect();
+            let sections: Vec<_> = m.sections.iter().filter_map(|s| fin.take(s.r)).collect();
+            if let Some(text) = sections.iter().find(|s| s.kind() == SectionKind::Text) {
+                let id = self.id_of(slot);
+                self.debug.module_finalized(id, m.debug, text);
+            }
             self.set_state(slot, State::Finalized(Finalized { sections, body }));
             if matches!(self.entry(slot).role, Role::Module) {
                 self.entry_mut(slot).pin = Some(Arc::new(()));

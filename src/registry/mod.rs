@@ -56,6 +56,7 @@ pub(crate) use claim::Resolved;
 pub use claim::{compile_job, Claim, Job};
 pub use symbols::{ExportKind, FxHashMap, SymbolId};
 
+use crate::debug::{DebugRegistry, ModuleDebug};
 use crate::error::{Diagnostic, Error, Result};
 use crate::executor::{Executor, TargetSection};
 use crate::ir::{Linkage, Module, Signature, SymId, SymbolKind};
@@ -172,6 +173,8 @@ pub(crate) struct Loaded {
     pub relocs: Vec<crate::reloc::Reloc<Named>>,
     pub names: Vec<Box<str>>,
     pub veneers: Veneers,
+    /// Line tables, handed to the [`DebugRegistry`] at finalize.
+    pub debug: ModuleDebug,
     /// For a function-module: the definition index of its function.
     pub body: Option<u32>,
 }
@@ -251,6 +254,9 @@ pub struct Registry {
     /// Modules per state (counted roles only), for [`RegistryStats`].
     counts: [usize; 4],
     next_claim: u64,
+    /// The code map of finalized modules (trap backtraces) and the
+    /// profiler / debugger registrations.
+    pub(crate) debug: DebugRegistry,
     pub(crate) lazy: LazyState,
 }
 
@@ -313,8 +319,19 @@ impl Registry {
             stats: RegistryStats::default(),
             counts: [0; 4],
             next_claim: 1,
+            debug: DebugRegistry::new(),
             lazy: LazyState::default(),
         })
+    }
+
+    /// The code map and debug registrations.
+    pub fn debug(&self) -> &DebugRegistry {
+        &self.debug
+    }
+
+    /// The code map and debug registrations, to change their options.
+    pub fn debug_mut(&mut self) -> &mut DebugRegistry {
+        &mut self.debug
     }
 
     pub fn executor(&self) -> &Arc<dyn Executor> {
@@ -758,6 +775,7 @@ impl Registry {
     /// Removes `slot` (Added or Finalized; checked removable): its
     /// symbols, edges and memory.
     pub(crate) fn drop_module(&mut self, slot: u32) -> Result<()> {
+        let id = self.id_of(slot);
         let symbols = std::mem::take(&mut self.entry_mut(slot).symbols);
         for id in symbols {
             self.symbols.remove(id);
@@ -766,7 +784,10 @@ impl Registry {
         let old = self.set_state(slot, State::Free);
         self.free_entry(slot);
         match old {
-            State::Finalized(m) => self.release_sections(m.sections),
+            State::Finalized(m) => {
+                self.debug.module_removed(id);
+                self.release_sections(m.sections)
+            }
             _ => Ok(()),
         }
     }
