@@ -162,6 +162,29 @@ impl SrcMap {
             .unwrap_or(Loc::NONE)
     }
 
+    /// Whether the map holds no location at all (built IR).
+    pub fn is_empty(&self) -> bool {
+        self.num_insts == 0 && self.locs.is_empty()
+    }
+
+    /// A builder holding this map, to append to and build again (a pass
+    /// that adds instructions, values or blocks); linear in the map.
+    pub fn to_builder(&self) -> SrcMapBuilder {
+        let ni = self.num_insts();
+        let base = 2 * ni as u32;
+        SrcMapBuilder {
+            func: self.func,
+            end: self.end,
+            insts: (0..ni)
+                .map(|i| (self.words[2 * i], self.words[2 * i + 1] - base))
+                .collect(),
+            cols: self.words[2 * ni..].to_vec(),
+            param_types: self.param_types().to_vec(),
+            blocks: self.blocks().to_vec(),
+            values: self.values().to_vec(),
+        }
+    }
+
     /// Heap bytes held (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
         self.words.capacity() * 4 + self.locs.capacity() * 8
@@ -197,6 +220,27 @@ impl SrcMapBuilder {
     #[inline]
     pub fn push_token(&mut self, loc: Loc) {
         self.cols.push(loc.col);
+    }
+
+    /// Records instruction `inst` of `from` as the next instruction: its
+    /// mnemonic and, when `tokens`, its token columns (a pass that changes
+    /// an instruction's operands passes `false`: every operand then points
+    /// at the mnemonic). An instruction `from` has no location for gets
+    /// none.
+    pub fn push_inst_from(&mut self, from: &SrcMap, inst: Inst, tokens: bool) {
+        match from.inst_cols(inst) {
+            Some((line, cols)) if !cols.is_empty() => {
+                self.insts.push((line, self.cols.len() as u32));
+                let n = if tokens { cols.len() } else { 1 };
+                self.cols.extend_from_slice(&cols[..n]);
+            }
+            _ => self.start_inst(Loc::NONE),
+        }
+    }
+
+    /// Number of instructions recorded.
+    pub fn num_insts(&self) -> usize {
+        self.insts.len()
     }
 
     /// Records the type token of the next function parameter.
