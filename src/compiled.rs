@@ -216,7 +216,7 @@ pub fn reloc_source_loc<'a>(
                     } => names_target(*sym),
                     _ => false,
                 };
-                refers.then(|| f.srcmap.insts.get(i.index()).map_or(Loc::NONE, |l| l.extra))
+                refers.then(|| f.extra_loc(i))
             })
         }),
         SymbolKind::Data { body: Some(d) } => module.datas.get(d.index()).and_then(|def| {

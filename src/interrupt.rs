@@ -44,7 +44,7 @@
 
 use crate::error::{Error, Result, TrapCode};
 use crate::ir::{
-    Block, BlockCall, Callee, Const, Function, InstKind, InstLocs, Linkage, Module, Opcode,
+    Block, BlockCall, Callee, Const, Function, InstKind, Linkage, Module, Opcode,
     Operand, Signature, SymId, SymbolData, SymbolKind, Type,
 };
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -271,11 +271,20 @@ fn instrument_function(f: &mut Function, hooks: &Hooks) {
         return;
     }
     // Source locations stay aligned with instructions only if the map
-    // covers every instruction; the checks then point at their block.
-    let keep_locs = f.srcmap.insts.len() == f.insts.len();
+    // covers every instruction (the checks then point at their block's
+    // first instruction); block labels and value definitions get locations
+    // when their tables are complete too.
+    let map = &f.srcmap;
+    let keep_locs = !map.is_empty() && map.num_insts() == f.insts.len();
+    let aligned = (
+        map.blocks().len() == f.blocks.len(),
+        map.values().len() == f.values.len(),
+    );
+    let mut locs = keep_locs.then(|| f.srcmap.to_builder());
+    let func_loc = f.srcmap.func;
     // Labels must stay unique, even when a module is instrumented twice.
-    let mut taken: std::collections::HashSet<Box<str>> =
-        f.blocks.iter().map(|b| b.name.clone()).collect();
+    let mut taken: std::collections::HashSet<String> =
+        f.blocks.iter().map(|b| f.names.get(b.name).to_string()).collect();
     let mut fresh = |base: String| -> String {
         let mut name = base.clone();
         let mut n = 1;
@@ -283,34 +292,53 @@ fn instrument_function(f: &mut Function, hooks: &Hooks) {
             name = format!("{base}_{n}");
             n += 1;
         }
-        taken.insert(name.clone().into());
+        taken.insert(name.clone());
         name
     };
-    let trap_block = f.new_block(fresh("__kiln_interrupted".into()));
-    let first = f.insts.len();
+    // Records the locations of what was added since the counts given.
+    let record = |f: &Function,
+                  locs: &mut Option<crate::ir::SrcMapBuilder>,
+                  (insts, blocks, values): (usize, usize, usize),
+                  at: crate::ir::Loc| {
+        if let Some(b) = locs {
+            (insts..f.insts.len()).for_each(|_| b.start_inst(at));
+            if aligned.0 {
+                (blocks..f.blocks.len()).for_each(|_| b.push_block(at));
+            }
+            if aligned.1 {
+                (values..f.values.len()).for_each(|_| b.push_value(at));
+            }
+        }
+    };
+    let counts = |f: &Function| (f.insts.len(), f.blocks.len(), f.values.len());
+    let before = counts(f);
+    let trap_block = f.new_block(&fresh("__kiln_interrupted".into()));
+    let code = f.make_args(&[Operand::Const(Const::from(i64::from(
+        TrapCode::Interrupted.code(),
+    )))]);
     f.push_inst(
         trap_block,
         Opcode::Call,
         None,
         InstKind::Call {
             callee: Callee::Direct(hooks.trap),
-            args: vec![Operand::Const(Const::Int(
-                TrapCode::Interrupted.code().into(),
-            ))],
+            args: code,
         },
         None,
     );
     f.push_inst(trap_block, Opcode::Trap, None, InstKind::Trap, None);
-    let mut locs = vec![f.srcmap.func; f.insts.len() - first];
+    record(f, &mut locs, before, func_loc);
+    let no_args = f.make_args(&[]);
     for h in points {
-        let body = f.new_block(fresh(format!("{}__kiln_body", f.blocks[h.index()].name)));
+        let before = counts(f);
+        let label = format!("{}__kiln_body", f.block_name(h));
+        let body = f.new_block(&fresh(label));
         let insts = std::mem::take(&mut f.blocks[h.index()].insts);
         let at = insts
             .first()
-            .map_or(f.srcmap.func, |&i| f.srcmap.inst(i))
-            .or(f.srcmap.func);
+            .map_or(func_loc, |&i| f.srcmap.inst(i))
+            .or(func_loc);
         f.blocks[body.index()].insts = insts;
-        let first = f.insts.len();
         let addr = f.push_inst(
             h,
             Opcode::Addr,
@@ -324,7 +352,7 @@ fn instrument_function(f: &mut Function, hooks: &Hooks) {
             Opcode::Load8u,
             Some(Type::I32),
             InstKind::Load {
-                ptr: p.unwrap_or(Operand::Const(Const::Int(0))),
+                ptr: p.unwrap_or(Operand::Const(Const::from(0))),
                 offset: 0,
             },
             None,
@@ -335,25 +363,22 @@ fn instrument_function(f: &mut Function, hooks: &Hooks) {
             Opcode::Br,
             None,
             InstKind::Br {
-                cond: flag.unwrap_or(Operand::Const(Const::Int(0))),
+                cond: flag.unwrap_or(Operand::Const(Const::from(0))),
                 then_dest: BlockCall {
                     block: trap_block,
-                    args: Vec::new(),
+                    args: no_args,
                 },
                 else_dest: BlockCall {
                     block: body,
-                    args: Vec::new(),
+                    args: no_args,
                 },
             },
             None,
         );
-        locs.extend(std::iter::repeat_n(at, f.insts.len() - first));
+        record(f, &mut locs, before, at);
     }
-    if keep_locs {
-        f.srcmap.insts.extend(locs.into_iter().map(|inst| InstLocs {
-            inst,
-            ..Default::default()
-        }));
+    if let Some(b) = locs {
+        f.srcmap = b.build();
     }
 }
 
@@ -381,7 +406,7 @@ mod tests {
         let points = check_points(&m.funcs[0]);
         let names: Vec<&str> = points
             .iter()
-            .map(|b| &*m.funcs[0].blocks[b.index()].name)
+            .map(|&b| m.funcs[0].block_name(b))
             .collect();
         assert_eq!(names, ["entry", "head"]);
         // A self-loop and an irreducible pair are cycles too.
