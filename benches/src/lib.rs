@@ -5,11 +5,14 @@
 //! - [`programs`]: the code-speed workloads (`benches/programs/*.kir`);
 //! - [`measure`]: the three comparisons (compile speed, code speed,
 //!   registry scaling) and the scan-all registry baseline;
+//! - [`lazy`]: lazy compilation through stubs, and calls while another
+//!   thread compiles;
 //! - [`svg`]: the report's charts.
 //!
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
 //! the same programs.
 
+pub mod lazy;
 pub mod measure;
 pub mod programs;
 pub mod svg;
