@@ -55,7 +55,7 @@ use crate::error::{Error, Result};
 use crate::ir::{Callee, InstKind, Linkage, Module, SymId, SymbolKind};
 use crate::memory::FinalizedSection;
 use crate::registry::loader::{self, Image, RelocCounts, Relocatable, Target};
-use crate::registry::symbols::{ExportKind, Symbol, SymbolId};
+use crate::registry::symbols::{NewSymbol, SymbolId};
 use crate::registry::{Finalized, ModuleId, Registry, Role, Source, State};
 use crate::reloc::{Reloc, RelocKind, SectionKind};
 use std::cell::RefCell;
@@ -605,8 +605,8 @@ impl Registry {
                 };
                 let owner = self.entry(self.owner_of(old.module)).name.clone();
                 let fail = |m: String| Err(crate::registry::link_err(&module, sym, m));
-                match (&s.kind, &old.kind, old.indirect) {
-                    (SymbolKind::Func { sig, .. }, ExportKind::Func(have), Some(key)) => {
+                match (&s.kind, self.symbols.signature(old), old.indirect) {
+                    (SymbolKind::Func { sig, .. }, Some(have), Some(key)) => {
                         if sig != have {
                             return fail(format!(
                                 "@{} has signature {have} (module {owner}); it cannot be redefined with {sig}",
@@ -615,13 +615,13 @@ impl Registry {
                         }
                         adopted[sym.index()] = Some((key, id));
                     }
-                    (SymbolKind::Func { .. }, ExportKind::Func(_), None) => {
+                    (SymbolKind::Func { .. }, Some(_), None) => {
                         return fail(format!(
                             "@{} of module {owner} was not added lazily; it cannot be redefined",
                             s.name
                         ))
                     }
-                    (SymbolKind::Func { .. }, ExportKind::Data, _) => {
+                    (SymbolKind::Func { .. }, None, _) => {
                         return fail(format!(
                             "@{} is data defined by module {owner}; it cannot be redefined as a function",
                             s.name
@@ -685,12 +685,13 @@ impl Registry {
                             break;
                         }
                     };
-                    let id = self.symbols.insert(Symbol {
-                        name: s.name.as_str().into(),
+                    let address = Some(self.stub_address(&isa, key));
+                    let id = self.symbols.insert(NewSymbol {
+                        name: &s.name,
                         named: s.linkage == Linkage::Export,
                         module: group,
-                        kind: ExportKind::Func(sig.clone()),
-                        address: Some(self.stub_address(&isa, key)),
+                        sig: Some(sig),
+                        address,
                         indirect: Some(key),
                     });
                     self.lazy.slots[key as usize] = Indirect {
@@ -705,11 +706,11 @@ impl Registry {
                 }
                 SymbolKind::Data { body: Some(_) } => {
                     let Some(data) = data else { continue };
-                    let id = self.symbols.insert(Symbol {
-                        name: s.name.as_str().into(),
+                    let id = self.symbols.insert(NewSymbol {
+                        name: &s.name,
                         named: s.linkage == Linkage::Export,
                         module: data,
-                        kind: ExportKind::Data,
+                        sig: None,
                         address: None,
                         indirect: None,
                     });
@@ -1004,7 +1005,7 @@ impl Registry {
                     let name = self
                         .symbols
                         .get(s.symbol)
-                        .map_or("?".into(), |s| s.name.clone());
+                        .map_or("?", |sym| self.symbols.name(sym));
                     return Err(Error::Argument(format!(
                         "cannot remove module `{}`: it holds the current body of @{name}, \
                          defined by module `{owner}`; remove that module instead",

@@ -86,9 +86,9 @@ impl Registry {
         let name = module.sym(sym).name.as_str();
         if let Some(s) = self.symbols.by_name(name) {
             let other = &self.entry(self.owner_of(s.module)).name;
-            let def = match &s.kind {
-                super::ExportKind::Func(sig) => Definition::Func { sig, module: other },
-                super::ExportKind::Data => Definition::Data { module: other },
+            let def = match self.symbols.signature(s) {
+                Some(sig) => Definition::Func { sig, module: other },
+                None => Definition::Data { module: other },
             };
             check_import(module, sym, Some(def))?;
             return Ok(Resolved::Module(s.module));

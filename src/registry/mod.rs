@@ -54,6 +54,7 @@ pub mod symbols;
 
 pub(crate) use claim::Resolved;
 pub use claim::{compile_job, Claim, Job};
+use symbols::NewSymbol;
 pub use symbols::{ExportKind, FxHashMap, SymbolId};
 
 use crate::error::{Diagnostic, Error, Result};
@@ -67,7 +68,7 @@ use smallvec::SmallVec;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use symbols::{Symbol, SymbolTable};
+use symbols::SymbolTable;
 
 /// A module's handle in its registry: never reused, and valid only in the
 /// engine that made it.
@@ -262,17 +263,18 @@ pub(crate) fn link_err(module: &Module, sym: SymId, message: String) -> Error {
     ))
 }
 
-/// The module's exported definitions: symbol, name and kind.
-pub(crate) fn exports_of(module: &Module) -> impl Iterator<Item = (SymId, &str, ExportKind)> {
+/// The module's exported definitions: symbol, name and signature (`None`
+/// for data).
+pub(crate) fn exports_of(
+    module: &Module,
+) -> impl Iterator<Item = (SymId, &str, Option<&Signature>)> {
     module.symbol_ids().filter_map(|(id, s)| {
         if s.linkage != Linkage::Export {
             return None;
         }
         match &s.kind {
-            SymbolKind::Func { sig, body: Some(_) } => {
-                Some((id, s.name.as_str(), ExportKind::Func(sig.clone())))
-            }
-            SymbolKind::Data { body: Some(_) } => Some((id, s.name.as_str(), ExportKind::Data)),
+            SymbolKind::Func { sig, body: Some(_) } => Some((id, s.name.as_str(), Some(sig))),
+            SymbolKind::Data { body: Some(_) } => Some((id, s.name.as_str(), None)),
             _ => None,
         }
     })
@@ -475,7 +477,7 @@ impl Registry {
         let s = self.symbols.by_name(name)?;
         Some(SymbolInfo {
             module: self.id_of(self.owner_of(s.module)),
-            kind: s.kind.clone(),
+            kind: self.symbols.kind(s),
             address: s.address,
         })
     }
@@ -516,17 +518,18 @@ impl Registry {
     pub fn add_shared(&mut self, module: Arc<Module>) -> Result<ModuleId> {
         self.check_new_exports(&module)?;
         let name: Arc<str> = module.name.as_str().into();
-        let exports: Vec<(Arc<str>, ExportKind)> = exports_of(&module)
-            .map(|(_, n, k)| (Arc::<str>::from(n), k))
-            .collect();
-        let slot = self.new_entry(name, Role::Module, State::Added(Source::Whole(module)));
-        let mut ids = Vec::with_capacity(exports.len());
-        for (name, kind) in exports {
-            ids.push(self.symbols.insert(Symbol {
+        let slot = self.new_entry(
+            name,
+            Role::Module,
+            State::Added(Source::Whole(module.clone())),
+        );
+        let mut ids = Vec::new();
+        for (_, name, sig) in exports_of(&module) {
+            ids.push(self.symbols.insert(NewSymbol {
                 name,
                 named: true,
                 module: slot,
-                kind,
+                sig,
                 address: None,
                 indirect: None,
             }));
@@ -543,7 +546,7 @@ impl Registry {
         let Some(s) = self.symbols.by_name(name) else {
             return Err(Error::Argument(format!("no exported function @{name}")));
         };
-        let ExportKind::Func(sig) = &s.kind else {
+        let Some(sig) = self.symbols.signature(s) else {
             return Err(Error::Argument(format!("@{name} is data, not a function")));
         };
         let e = self.entry(s.module);
