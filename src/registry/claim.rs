@@ -85,7 +85,7 @@ impl Registry {
     pub(crate) fn resolve_import(&self, module: &Module, sym: SymId) -> Result<Resolved> {
         let name = module.sym(sym).name.as_str();
         if let Some(s) = self.symbols.by_name(name) {
-            let other = &self.entry(self.owner_of(s.module)).name;
+            let other = self.name_of(s.module);
             let def = match self.symbols.signature(s) {
                 Some(sig) => Definition::Func { sig, module: other },
                 None => Definition::Data { module: other },
@@ -191,7 +191,7 @@ impl Registry {
                     found.push((slot, deps.clone()));
                     deps
                 }
-                State::Loaded(_) => self.entry(slot).deps.clone(),
+                State::Loaded(_) => SmallVec::from_slice(&self.entry(slot).deps),
                 State::Compiling { .. } => {
                     busy = true;
                     continue;
@@ -222,10 +222,7 @@ impl Registry {
                     claim: token,
                 },
             );
-            for &d in &deps {
-                self.entry_mut(d).referrers.push(slot);
-            }
-            self.entry_mut(slot).deps = deps;
+            self.set_edges(slot, deps.into_vec().into_boxed_slice());
             slots.push(slot);
         }
         self.stats.last_touched = seen.len();
@@ -385,7 +382,7 @@ impl Registry {
             _ => {
                 return Err(Error::Runtime(format!(
                     "module `{}` was not claimed by this compile",
-                    self.entry(slot).name
+                    self.name_of(slot)
                 )))
             }
         };
