@@ -19,7 +19,7 @@
 //! [`Engine::remove_module`] (memory reused).
 //!
 //! Calls: [`Engine::call`] calls any signature with [`Val`]s through a
-//! cached per-signature trampoline; a trap inside it is returned as
+//! call trampoline shared by every signature; a trap inside it is returned as
 //! `Err(Error::Trap)` (the trampoline's frame is the catch point, see
 //! [`crate::trampoline`]). [`Engine::get_function`] returns a typed
 //! `extern "C" fn` pointer whose signature is checked against the IR; a
@@ -462,7 +462,7 @@ impl Engine {
     }
 
     /// Calls exported function `name` (finalizing on demand) with `args`,
-    /// through a trampoline generated once per signature. Works for any
+    /// through the one call trampoline (shared by every signature). Works for any
     /// signature. A trap returns `Err(Error::Trap)`; wrong arguments
     /// `Err(Error::Argument)`. The module cannot be removed while the call
     /// runs. The engine's lock is not held during the call, so compiled

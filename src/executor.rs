@@ -9,7 +9,7 @@
 //!
 //! - [`InProcessExecutor`] (the default): target address = local address,
 //!   so writing is a check that nothing was remapped; calls are native,
-//!   through a JIT-generated trampoline per signature
+//!   through one JIT-generated call trampoline for every signature
 //!   ([`crate::trampoline`]), and traps inside [`Executor::call`] come back
 //!   as [`Error::Trap`].
 //! - A remote or emulated executor owns the target memory (the AArch64
@@ -152,7 +152,8 @@ impl InProcessExecutor {
         self.stubs.set_handler(handler);
     }
 
-    /// How many per-signature trampolines were generated (each once).
+    /// How many call trampolines this executor holds: one, shared by every
+    /// signature (0 where calls are not native).
     pub fn trampoline_count(&self) -> usize {
         self.stubs.count()
     }

@@ -228,7 +228,6 @@ fn generic_and_typed_calls_agree() {
         let args: Vec<Val> = c.iter().map(|&x| Val::F64(x)).collect();
         assert_eq!(e.call("t3", &args).unwrap(), Some(Val::F32(typed)));
     }
-    // One trampoline per distinct signature, reused.
 }
 
 #[test]

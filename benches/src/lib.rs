@@ -7,6 +7,8 @@
 //!   registry scaling) and the scan-all registry baseline;
 //! - [`lazy`]: lazy compilation through stubs, and calls while another
 //!   thread compiles;
+//! - [`rss`]: peak memory of many small modules, measured in child
+//!   processes;
 //! - [`svg`]: the report's charts.
 //!
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
@@ -15,6 +17,7 @@
 pub mod lazy;
 pub mod measure;
 pub mod programs;
+pub mod rss;
 pub mod svg;
 pub mod to_cranelift;
 
