@@ -783,10 +783,12 @@ impl Registry {
                         s.name
                     ))
                 }
-                (SymbolKind::Func { .. }, None, _) => return fail(format!(
+                (SymbolKind::Func { .. }, None, _) => {
+                    return fail(format!(
                     "@{} is data defined by module {owner}; it cannot be redefined as a function",
                     s.name
-                )),
+                ))
+                }
                 (SymbolKind::Data { .. }, _, _) => {
                     return fail(format!(
                         "@{} is already defined by module {owner}; data cannot be redefined",
