@@ -123,7 +123,9 @@ impl Engine {
         executor: Arc<dyn Executor>,
         in_process: Option<Arc<InProcessExecutor>>,
     ) -> Result<Engine> {
-        let registry = Registry::new(target, executor.clone(), MemoryConfig::default())?;
+        let mut registry = Registry::new(target, executor.clone(), MemoryConfig::default())?;
+        // Host ISA, in this process: profilers and debuggers can see it.
+        registry.debug_mut().set_native(in_process.is_some());
         let inner = Arc::new(Inner {
             target: registry.target().clone(),
             epochs: registry.epochs().clone(),
@@ -389,6 +391,21 @@ impl Engine {
         Ok(self.reg()?.symbol(name))
     }
 
+    /// Tells profilers and debuggers about the code of every module
+    /// finalized from now on ([`crate::debug::DebugOptions`]: perf map,
+    /// jitdump). Applies only to code running in this process (the
+    /// default executor); other engines accept and ignore it. A file that
+    /// cannot be created is an error here.
+    pub fn set_debug_options(&self, options: crate::debug::DebugOptions) -> Result<()> {
+        self.reg()?.debug_mut().set_options(options)
+    }
+
+    /// The function and IR instruction whose compiled code contains target
+    /// address `address` (a finalized module's), as a backtrace frame.
+    pub fn code_location(&self, address: u64) -> Result<Option<crate::TrapFrame>> {
+        Ok(self.reg()?.debug().frame(address))
+    }
+
     /// Counters of the registry.
     pub fn stats(&self) -> Result<RegistryStats> {
         Ok(self.reg()?.stats())
@@ -491,6 +508,8 @@ impl Engine {
             Err(Error::Trap(t)) => crate::lazy::take_error().map_or(Err(Error::Trap(t)), Err),
             other => other,
         };
+        // Symbolized while `pin` and `epoch` still keep the trapping code.
+        let r = r.map_err(|e| self.symbolize(e));
         drop(epoch);
         drop(pin);
         if inner.epochs.has_retired() {
@@ -500,6 +519,20 @@ impl Engine {
             }
         }
         r
+    }
+
+    /// Fills in the IR-level backtrace of a trap from the code addresses
+    /// the executor captured ([`crate::debug`]).
+    fn symbolize(&self, e: Error) -> Error {
+        match e {
+            Error::Trap(mut t) if t.backtrace.is_empty() && !t.pcs.is_empty() => {
+                if let Ok(reg) = self.reg() {
+                    t.backtrace = reg.debug().symbolize(&t.pcs);
+                }
+                Error::Trap(t)
+            }
+            e => e,
+        }
     }
 }
 

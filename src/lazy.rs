@@ -978,6 +978,10 @@ impl Registry {
             State::Compiling { .. } | State::Loaded(_) => {}
             State::Finalized(_) => {
                 self.clear_edges(slot);
+                // Backtraces stop naming it now; its code stays mapped
+                // until no call can run in it.
+                let id = self.id_of(slot);
+                self.debug.module_removed(id);
                 if let State::Finalized(f) = self.set_state(slot, State::Free) {
                     let epoch = self.lazy.epochs.advance();
                     self.lazy.retired.push((epoch, f.sections));

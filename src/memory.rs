@@ -65,9 +65,13 @@
 //! Invariants:
 //! - No page is ever writable and executable in one mapping.
 //! - Free bytes on a page read as zero.
-//! - A page whose last section is freed goes back to the reservation's page
-//!   pool: inaccessible, its memory released; it may then be given to any
-//!   kind, since no code remains on it.
+//! - A page whose last section is freed gives its memory back to the system
+//!   at once. A Protect-mode text or rodata page goes back to the
+//!   reservation's page pool (inaccessible); a page shared by every batch
+//!   stays its kind's, ready for the next section of that kind without any
+//!   system call, until the reservation runs out of fresh pages: then every
+//!   such empty page goes back to the pool. Pooled pages may be given to any
+//!   kind, since no code remains on them.
 //! - Every handle ([`LoadBatch`], [`FinalizedSection`]) holds the mapping
 //!   alive, so no handle ever points at unmapped memory, even if the manager
 //!   is dropped first. A handle dropped without `finalize`/`free`/`discard`
@@ -815,10 +819,17 @@ impl MemoryManager {
             need
         };
         let align = align.max(page);
-        let Some((start, bytes)) = Self::take_pages(res, page, chunk, align)
-            .map(|s| (s, chunk))
-            .or_else(|| Self::take_pages(res, page, need, align).map(|s| (s, need)))
-        else {
+        let fresh = |res: &mut Reservation| {
+            Self::take_pages(res, page, chunk, align)
+                .map(|s| (s, chunk))
+                .or_else(|| Self::take_pages(res, page, need, align).map(|s| (s, need)))
+        };
+        let mut got = fresh(res);
+        // Out of fresh pages: take back the empty pages kinds keep.
+        if got.is_none() && Self::reclaim(res, page) {
+            got = fresh(res);
+        }
+        let Some((start, bytes)) = got else {
             return Ok(None);
         };
         if let Err(e) = Self::open_pages(res, kind, start, bytes) {
@@ -1054,10 +1065,13 @@ impl MemoryManager {
         Ok(())
     }
 
-    /// Gives back `span` bytes at `addr`. Pages left without a section go
-    /// back to the pool: on shared pages, every whole page of the free
-    /// range the bytes join (a chunk's untouched tail included), so that a
-    /// kind keeps no free whole pages next to the ones it emptied.
+    /// Gives back `span` bytes at `addr`. On pages shared by every batch
+    /// the bytes join their kind's free list at once, and pages left
+    /// without any section give their memory back to the system but stay
+    /// the kind's (no mapping change now, none when they are used again):
+    /// [`Self::reclaim`] returns them to the pool only when the reservation
+    /// runs out of fresh pages. Protect mode's own text and rodata pages go
+    /// back to the pool when emptied.
     fn release(&mut self, r: u32, kind: SectionKind, addr: usize, span: usize) {
         let page = self.page;
         self.bytes_in_use -= span;
@@ -1076,10 +1090,18 @@ impl MemoryManager {
             // address, mapped while `res.map` lives.
             unsafe { std::ptr::write_bytes(at as *mut u8, 0, span) };
             let (s, e) = res.shared[kind.index()].insert(addr, addr + span);
-            // Whole pages of the free range: none holds a section.
-            let (lo, hi) = ((s - res.map.base).div_ceil(page), (e - res.map.base) / page);
+            // Whole pages of the free range hold no section; of those, the
+            // ones this section was on may hold memory.
+            let lo = (s - res.map.base).div_ceil(page).max(a);
+            let hi = ((e - res.map.base) / page).min(b);
             if emptied && lo < hi {
-                Self::release_pages(res, page, lo, hi);
+                let (start, len) = (res.map.base + lo * page, (hi - lo) * page);
+                match &res.map.file {
+                    Some(file) if kind != SectionKind::Data => {
+                        file.punch(start - res.map.base, len)
+                    }
+                    _ => os::forget(start, len),
+                }
             }
             return;
         }
@@ -1095,6 +1117,26 @@ impl MemoryManager {
         if let Some((lo, hi)) = run {
             Self::release_pages(res, page, lo, hi);
         }
+    }
+
+    /// Returns every whole free page that a kind keeps (see
+    /// [`Self::release`]) to the pool, so that any kind can take it;
+    /// whether any was found.
+    fn reclaim(res: &mut Reservation, page: usize) -> bool {
+        let base = res.map.base;
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for list in &res.shared {
+            for (s, e) in list.iter() {
+                let (lo, hi) = ((s - base).div_ceil(page), (e - base) / page);
+                if lo < hi {
+                    runs.push((lo, hi));
+                }
+            }
+        }
+        for &(lo, hi) in &runs {
+            Self::release_pages(res, page, lo, hi);
+        }
+        !runs.is_empty()
     }
 
     /// Returns the emptied pages `lo..hi` (indices) of `res` to its pool:

@@ -323,7 +323,7 @@ impl Repl {
                 Ok(_) => {}
                 Err(Error::Trap(t)) => {
                     let _ = out.flush();
-                    let _ = writeln!(err, "trap: {}", t.reason());
+                    let _ = writeln!(err, "{t}");
                     return 3;
                 }
                 Err(e) => {
@@ -528,7 +528,7 @@ mod tests {
         );
         assert_eq!(
             (out.as_str(), err.as_str(), status),
-            ("2\n", "trap: division by zero\n", 3)
+            ("2\n", "trap: division by zero\n  at @d (<stdin>:3:10)\n", 3)
         );
     }
 

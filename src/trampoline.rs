@@ -15,9 +15,12 @@
 //!
 //! **Traps.** Compiled code calls [`crate::isa::TRAP_HANDLER`] with the trap
 //! code in `edi`; that symbol resolves to a per-executor stub that adds the
-//! executor's [`TrapState`] and enters `trap_entry`. If the current
+//! executor's [`TrapState`], the trap site's return address and frame
+//! pointer, and enters `trap_entry`. If the current
 //! thread is inside [`Trampolines::call`] (a thread-local holds the
-//! innermost call's frame), `trap_entry` jumps to a shared *unwind* stub
+//! innermost call's frame), `trap_entry` records the chain of return
+//! addresses up to that call ([`crate::debug::backtrace`]; the call
+//! returns them in [`crate::Trap::pcs`]) and jumps to a shared *unwind* stub
 //! that restores the trampoline's stack pointer and callee-saved registers
 //! and returns `1 + code` from the trampoline: the call returns
 //! `Err(Error::Trap)`. This skips only JIT frames (which own nothing) and
@@ -35,7 +38,7 @@
 //! [`crate::memory::MemoryManager`] (W^X like all code; the three share one
 //! page) and are freed with it.
 
-use crate::error::{Error, Result, TrapCode};
+use crate::error::{Error, Result, Trap, TrapCode};
 use crate::ir::Signature;
 use crate::value::Val;
 use std::cell::Cell;
@@ -57,6 +60,9 @@ thread_local! {
     /// The frame slot of the innermost [`Trampolines::call`] on this thread
     /// (null outside any). Const-initialised, no destructor.
     static CALL_FRAME: Cell<*mut u64> = const { Cell::new(std::ptr::null_mut()) };
+    /// The return addresses captured by the last trap caught on this
+    /// thread, until its [`Trampolines::call`] takes them.
+    static TRAP_PCS: Cell<Vec<u64>> = const { Cell::new(Vec::new()) };
 }
 
 /// Whether this thread is inside a [`Trampolines::call`] (so a trap, or a
@@ -66,13 +72,21 @@ pub fn in_call() -> bool {
 }
 
 /// Where compiled code's trap stub lands: `code` in the first argument,
-/// the executor's [`TrapState`] in the second.
-extern "C" fn trap_entry(code: u32, state: *const TrapState) {
+/// the executor's [`TrapState`] in the second, the trap site's return
+/// address and frame pointer in the third and fourth.
+extern "C" fn trap_entry(code: u32, state: *const TrapState, ret: u64, fp: u64) {
     let frame = CALL_FRAME.with(|c| c.get());
     // SAFETY: `state` was baked into the stub from an `Arc<TrapState>` that
     // the executor (and so the stub) keeps alive.
     let state = unsafe { &*state };
     if !frame.is_null() && state.unwind != 0 {
+        let here = &code as *const u32 as u64;
+        // SAFETY: `frame` is the live frame slot of the innermost call
+        // (see below); it holds that trampoline's stack pointer, above
+        // every frame of compiled code it called, and everything between
+        // this frame and it is this thread's live stack.
+        let pcs = unsafe { crate::debug::backtrace::walk_frame_chain(ret, fp, here, *frame) };
+        TRAP_PCS.with(|c| c.set(pcs));
         // SAFETY: `frame` points at the live `frame` slot of the innermost
         // `Trampolines::call` on this thread, which the trampoline filled
         // with its stack pointer before calling compiled code; the unwind
@@ -287,7 +301,11 @@ impl Trampolines {
         CALL_FRAME.with(|c| c.set(prev));
         if status != 0 {
             let code = TrapCode::from_code(status - 1).unwrap_or(TrapCode::Unreachable);
-            return Err(Error::Trap(code));
+            return Err(Error::Trap(Trap {
+                code,
+                backtrace: Vec::new(),
+                pcs: TRAP_PCS.with(|c| c.take()),
+            }));
         }
         Ok(sig
             .ret

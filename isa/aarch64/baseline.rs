@@ -20,8 +20,11 @@
 //! `addr` of a kiln symbol and jump tables by `adrp` + `add`
 //! (`Arm64AdrpPage21` + `Arm64AddLo12`).
 //!
-//! Traps branch to one out-of-line stub per reason at the end of the
-//! function: `mov w0, code`, load `__kiln_trap`, `blr`, `brk #1`.
+//! Each trapping instruction branches to its own out-of-line `bl` (at the
+//! end of the function) into one shared stub per reason: `mov w0, code`,
+//! load `__kiln_trap`, `br`, so the handler's `x30` names the instruction.
+//! Each IR instruction reports its offset to the line table
+//! ([`crate::debug::lines`]).
 
 // dynasm expands register arguments with `.into()`, which clippy flags.
 #![allow(clippy::useless_conversion)]
@@ -34,10 +37,11 @@ use super::asm::{
 };
 use super::regs::{FP, SP, X16, X17};
 use crate::compiled::CompiledModule;
+use crate::debug::lines::{LineRecorder, LineTable};
 use crate::error::{Error, Result, TrapCode};
 use crate::ir::{
-    Block, BlockCall, Callee, Function, Inst, InstKind, Linkage, Module, Opcode, Operand, SymId,
-    Type, Value,
+    Block, BlockCall, Callee, Function, Inst, InstKind, Linkage, Loc, Module, Opcode, Operand,
+    SymId, Type, Value,
 };
 use crate::isa::TRAP_HANDLER;
 use crate::reloc::RelocKind;
@@ -93,7 +97,9 @@ struct Emitter<'a> {
     plan: Plan,
     ops: Asm,
     labels: Vec<DynamicLabel>,
-    traps: [Option<DynamicLabel>; 3],
+    /// Per trapping instruction: its stub's label, the reason, its location.
+    trap_sites: Vec<(DynamicLabel, TrapCode, Loc)>,
+    lines: LineRecorder<'static>,
     relocs: Vec<FnReloc>,
     /// Jump tables: (rodata symbol name, entry labels).
     tables: Vec<(String, Vec<DynamicLabel>)>,
@@ -117,16 +123,11 @@ impl<'a> Emitter<'a> {
         self.ops.offset().0
     }
 
+    /// The label of a new trap site for the instruction being emitted.
     fn trap_label(&mut self, code: TrapCode) -> DynamicLabel {
-        let i = code.code() as usize;
-        match self.traps[i] {
-            Some(l) => l,
-            None => {
-                let l = self.ops.new_dynamic_label();
-                self.traps[i] = Some(l);
-                l
-            }
-        }
+        let l = self.ops.new_dynamic_label();
+        self.trap_sites.push((l, code, self.lines.current()));
+        l
     }
 
     /// The raw bits of `op` (of type `ty`) into integer register `r`; a
@@ -365,6 +366,7 @@ impl<'a> Emitter<'a> {
             if self.plan.fused[inst.index()] || self.plan.skip[inst.index()] {
                 continue;
             }
+            self.lines.at(self.off(), self.func.srcmap.inst(inst));
             self.inst(inst, next)?;
         }
         for (l, bc) in std::mem::take(&mut self.stubs) {
@@ -924,18 +926,27 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
+    /// As in the register-allocated generator: a `bl` per site into one
+    /// shared `movz w0, code; ldr x16, handler; br x16` per reason.
     fn trap_stubs(&mut self) {
-        for code in [
-            TrapCode::Unreachable,
-            TrapCode::DivisionByZero,
-            TrapCode::IntegerOverflow,
-        ] {
-            if let Some(l) = self.traps[code.code() as usize] {
-                let c = code.code();
-                dynasm!(self.ops ; .arch aarch64 ; =>l ; movz w0, c);
-                self.ldr_sym_literal(X16, TRAP_HANDLER);
-                dynasm!(self.ops ; .arch aarch64 ; blr x16 ; brk 1);
-            }
+        let mut shared: Vec<(TrapCode, DynamicLabel)> = Vec::new();
+        for (site, code, loc) in std::mem::take(&mut self.trap_sites) {
+            let s = match shared.iter().find(|s| s.0 == code) {
+                Some(&(_, s)) => s,
+                None => {
+                    let s = self.ops.new_dynamic_label();
+                    shared.push((code, s));
+                    s
+                }
+            };
+            self.lines.at(self.off(), loc);
+            dynasm!(self.ops ; .arch aarch64 ; =>site ; bl =>s);
+        }
+        for (code, s) in shared {
+            let c = code.code();
+            dynasm!(self.ops ; .arch aarch64 ; =>s ; movz w0, c);
+            self.ldr_sym_literal(X16, TRAP_HANDLER);
+            dynasm!(self.ops ; .arch aarch64 ; br x16);
         }
     }
 }
@@ -945,11 +956,11 @@ pub fn compile_function(module: &Module, sym: SymId, out: &mut CompiledModule) -
     let (sym, func) = crate::isa::defined_function(module, sym)?;
     // Conditional branches reach ±1 MiB: a longer function is assembled
     // again with every one of them made far.
-    let (code, relocs, tables) = match assemble(module, func, false) {
+    let (code, relocs, tables, lines) = match assemble(module, func, false) {
         Err(Error::Runtime(m)) if m.contains(FAR_HINT) => assemble(module, func, true)?,
         other => other?,
     };
-    super::place_function(module, sym, &code, relocs.into_iter(), tables, out)
+    super::place_function(module, sym, &code, relocs.into_iter(), tables, lines, out)
 }
 
 /// What dynasm reports for a branch whose target is out of its range.
@@ -959,9 +970,10 @@ type Assembled = (
     Vec<u8>,
     Vec<(usize, RelocKind, String, i64)>,
     Vec<(String, Vec<usize>)>,
+    LineTable,
 );
 
-/// Assembles `func`: its code, relocations and jump tables.
+/// Assembles `func`: its code, relocations, jump tables and line table.
 fn assemble(module: &Module, func: &Function, far: bool) -> Result<Assembled> {
     let plan = plan(module, func)?;
     let mut ops = Asm::new(0);
@@ -974,7 +986,8 @@ fn assemble(module: &Module, func: &Function, far: bool) -> Result<Assembled> {
         plan,
         ops,
         labels,
-        traps: [None; 3],
+        trap_sites: Vec::new(),
+        lines: LineRecorder::without_marks(func.srcmap.func),
         relocs: Vec::new(),
         tables: Vec::new(),
         stubs: Vec::new(),
@@ -1002,10 +1015,11 @@ fn assemble(module: &Module, func: &Function, far: bool) -> Result<Assembled> {
         tables.push((name.clone(), offs));
     }
     let relocs = std::mem::take(&mut e.relocs);
+    let lines = e.lines.finish();
     let code = e.ops.finalize().map_err(asm_err)?;
     let relocs = relocs
         .into_iter()
         .map(|r| (r.offset, r.kind, r.target, r.addend))
         .collect();
-    Ok((code, relocs, tables))
+    Ok((code, relocs, tables, lines))
 }

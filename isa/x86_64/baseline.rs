@@ -14,8 +14,11 @@
 //! uses `rax rcx rdx r11 xmm0 xmm1` (and argument registers at calls) as
 //! scratch and leaves nothing live in registers.
 //!
-//! Traps jump to one out-of-line stub per reason at the end of the function:
-//! `mov edi, code; movabs rax, __kiln_trap; call rax`.
+//! Each trapping instruction jumps to its own out-of-line `call` (at the end
+//! of the function) into one shared stub per reason:
+//! `mov edi, code; movabs rax, __kiln_trap; jmp rax`, so the return address
+//! the handler finds names the instruction. Each IR instruction reports its
+//! offset to the line table ([`crate::debug::lines`]).
 
 // dynasm expands register arguments with `.into()`, which clippy flags.
 #![allow(clippy::useless_conversion)]
@@ -24,10 +27,11 @@ use super::abi::{arg_locations, incoming_stack_offset, result_location, ArgLoc};
 use super::analysis::{plan, Plan};
 use super::regs::{R11, RAX, RCX, RDX};
 use crate::compiled::CompiledModule;
+use crate::debug::lines::LineRecorder;
 use crate::error::{Error, Result, TrapCode};
 use crate::ir::{
-    Block, BlockCall, Callee, Function, Inst, InstKind, Linkage, Module, Opcode, Operand, SymId,
-    Type, Value,
+    Block, BlockCall, Callee, Function, Inst, InstKind, Linkage, Loc, Module, Opcode, Operand,
+    SymId, Type, Value,
 };
 use crate::isa::TRAP_HANDLER;
 use crate::lower::analysis::imm32;
@@ -131,7 +135,9 @@ struct Emitter<'a> {
     plan: Plan,
     ops: Asm,
     labels: Vec<DynamicLabel>,
-    traps: [Option<DynamicLabel>; 3],
+    /// Per trapping instruction: its stub's label, the reason, its location.
+    trap_sites: Vec<(DynamicLabel, TrapCode, Loc)>,
+    lines: LineRecorder<'static>,
     relocs: Vec<FnReloc>,
     /// Jump tables: (rodata symbol name, entry labels).
     tables: Vec<(String, Vec<DynamicLabel>)>,
@@ -152,16 +158,11 @@ impl<'a> Emitter<'a> {
         self.ops.offset().0
     }
 
+    /// The label of a new trap site for the instruction being emitted.
     fn trap_label(&mut self, code: TrapCode) -> DynamicLabel {
-        let i = code.code() as usize;
-        match self.traps[i] {
-            Some(l) => l,
-            None => {
-                let l = self.ops.new_dynamic_label();
-                self.traps[i] = Some(l);
-                l
-            }
-        }
+        let l = self.ops.new_dynamic_label();
+        self.trap_sites.push((l, code, self.lines.current()));
+        l
     }
 
     /// Loads `bits` into integer register `r`: `xor` for zero, the shortest
@@ -408,6 +409,7 @@ impl<'a> Emitter<'a> {
             if self.plan.fused[inst.index()] || self.plan.skip[inst.index()] {
                 continue;
             }
+            self.lines.at(self.off(), self.func.srcmap.inst(inst));
             self.inst(inst, next)?;
         }
         for (l, bc) in std::mem::take(&mut self.stubs) {
@@ -1047,18 +1049,27 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
+    /// As in the register-allocated generator: a `call` per site into
+    /// one shared `mov edi, code; movabs rax, handler; jmp rax` per reason.
     fn trap_stubs(&mut self) {
-        for code in [
-            TrapCode::Unreachable,
-            TrapCode::DivisionByZero,
-            TrapCode::IntegerOverflow,
-        ] {
-            if let Some(l) = self.traps[code.code() as usize] {
-                let c = code.code() as i32;
-                dynasm!(self.ops ; .arch x64 ; =>l ; mov edi, c);
-                self.movabs_sym(RAX, TRAP_HANDLER);
-                dynasm!(self.ops ; .arch x64 ; call rax ; ud2);
-            }
+        let mut shared: Vec<(TrapCode, DynamicLabel)> = Vec::new();
+        for (site, code, loc) in std::mem::take(&mut self.trap_sites) {
+            let s = match shared.iter().find(|s| s.0 == code) {
+                Some(&(_, s)) => s,
+                None => {
+                    let s = self.ops.new_dynamic_label();
+                    shared.push((code, s));
+                    s
+                }
+            };
+            self.lines.at(self.off(), loc);
+            dynasm!(self.ops ; .arch x64 ; =>site ; call =>s);
+        }
+        for (code, s) in shared {
+            let c = code.code() as i32;
+            dynasm!(self.ops ; .arch x64 ; =>s ; mov edi, c);
+            self.movabs_sym(RAX, TRAP_HANDLER);
+            dynasm!(self.ops ; .arch x64 ; jmp rax);
         }
     }
 }
@@ -1077,7 +1088,8 @@ pub fn compile_function(module: &Module, sym: SymId, out: &mut CompiledModule) -
         plan,
         ops,
         labels,
-        traps: [None; 3],
+        trap_sites: Vec::new(),
+        lines: LineRecorder::without_marks(func.srcmap.func),
         relocs: Vec::new(),
         tables: Vec::new(),
         stubs: Vec::new(),
@@ -1098,6 +1110,7 @@ pub fn compile_function(module: &Module, sym: SymId, out: &mut CompiledModule) -
         tables.push((name.clone(), offs));
     }
     let relocs = std::mem::take(&mut e.relocs);
+    let lines = e.lines.finish();
     let code = e.ops.finalize().map_err(asm_err)?;
 
     // Padding between functions is `int3`.
@@ -1110,6 +1123,7 @@ pub fn compile_function(module: &Module, sym: SymId, out: &mut CompiledModule) -
             .into_iter()
             .map(|r| (r.offset, r.kind, r.target, r.addend)),
         tables,
+        lines,
         out,
     )
 }

@@ -101,12 +101,15 @@ pub fn unwind_stub() -> Option<Vec<u8>> {
 }
 
 /// The [`crate::isa::TRAP_HANDLER`] stub: passes `state` as the second
-/// argument and jumps to `entry` (the trap code is already in `edi`).
+/// argument, the trap site's return address and frame pointer as the third
+/// and fourth, and jumps to `entry` (the trap code is already in `edi`).
 pub fn trap_stub(state: u64, entry: u64) -> Option<Vec<u8>> {
     let mut ops = Asm::new(0);
     let (state, entry) = (state as i64, entry as i64);
     dynasm!(ops
         ; .arch x64
+        ; mov rdx, [rsp]
+        ; mov rcx, rbp
         ; mov rsi, QWORD state
         ; mov rax, QWORD entry
         ; jmp rax

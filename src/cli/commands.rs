@@ -18,7 +18,7 @@ use std::ffi::OsString;
 /// An error of the library, as the one line it prints.
 fn input(e: Error) -> Failure {
     match e {
-        Error::Trap(t) => Failure::Trap(t.reason().to_string()),
+        Error::Trap(t) => Failure::Trap(t.to_string()),
         Error::Parse(_) | Error::Verify(_) | Error::Link(_) => Failure::Input(e.to_string()),
         Error::Argument(m) | Error::Runtime(m) => Failure::Input(format!("kiln: error: {m}")),
     }

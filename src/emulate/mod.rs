@@ -156,9 +156,13 @@ pub enum Outcome {
 enum Stop {
     Exit(i32),
     Abort,
-    Trap(TrapCode),
+    /// A trap, with the return addresses of the frame chain.
+    Trap(TrapCode, Vec<u64>),
     Error(Error),
-    Lazy { key: u32, resume: u64 },
+    Lazy {
+        key: u32,
+        resume: u64,
+    },
 }
 
 /// A failed memory access, recorded by the invalid-memory hook so the error
@@ -531,7 +535,13 @@ impl EmulatedAarch64 {
         match stop {
             Some(Stop::Exit(code)) => return Ok(Outcome::Exit(code)),
             Some(Stop::Abort) => return Ok(Outcome::Abort),
-            Some(Stop::Trap(t)) => return Err(Error::Trap(t)),
+            Some(Stop::Trap(code, pcs)) => {
+                return Err(Error::Trap(crate::error::Trap {
+                    code,
+                    backtrace: Vec::new(),
+                    pcs,
+                }))
+            }
             Some(Stop::Error(e)) => return Err(e),
             Some(Stop::Lazy { key, resume }) => return Ok(Outcome::Lazy { key, resume }),
             None => {}

@@ -15,6 +15,7 @@
 //! their own edge block (no critical edges), so only `jmp` carries block
 //! arguments; `preds` are filled from `succs` after lowering.
 
+use crate::debug::lines::SourceMarks;
 use crate::error::{Error, Result};
 use crate::ir::{Block, Function, Inst, InstKind, Operand as IrOperand, Type, Value};
 use crate::regalloc::{InstRange, MBlock, MInst, Operand, PRegSet, RaFunction, RegClass, VReg};
@@ -52,6 +53,9 @@ pub struct MFunc<I> {
     pub allocas: Vec<(u64, u64)>,
     /// Outgoing stack-argument bytes.
     pub outgoing: u32,
+    /// Where each IR instruction's machine instructions start, for the
+    /// line table ([`crate::debug::lines`]).
+    pub src: SourceMarks,
 }
 
 // Not derived: a derive would require `I: Default`.
@@ -66,6 +70,7 @@ impl<I> Default for MFunc<I> {
             num_vregs: 0,
             allocas: Vec::new(),
             outgoing: 0,
+            src: SourceMarks::default(),
         }
     }
 }
@@ -282,6 +287,7 @@ pub trait IsaLower {
 pub fn drive<L: IsaLower>(func: &Function, layout: &Layout, l: &mut L) -> Result<()> {
     let nblocks = layout.slots.len();
     l.out().blocks = vec![MBlockData::default(); nblocks];
+    l.out().src = SourceMarks::new(func.srcmap.func);
     for (mi, slot) in layout.slots.iter().enumerate() {
         if let Slot::Body(b) = slot {
             let params = func.blocks[b.index()]
@@ -305,6 +311,8 @@ pub fn drive<L: IsaLower>(func: &Function, layout: &Layout, l: &mut L) -> Result
                     if l.omitted(inst) {
                         continue;
                     }
+                    let out = l.out();
+                    out.src.mark(out.ops.len(), func.srcmap.inst(inst));
                     l.lower_inst(inst)?;
                 }
                 let t = *bd
@@ -314,6 +322,8 @@ pub fn drive<L: IsaLower>(func: &Function, layout: &Layout, l: &mut L) -> Result
                 let succs = layout
                     .succs(*b)
                     .ok_or_else(|| lower_err(func, "edge to unknown block"))?;
+                let out = l.out();
+                out.src.mark(out.ops.len(), func.srcmap.inst(t));
                 l.lower_terminator(mi, t, succs)?;
             }
             Slot::Edge { target, args } => {

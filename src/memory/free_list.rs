@@ -119,6 +119,11 @@ impl FreeList {
         }
     }
 
+    /// The ranges, lowest first.
+    pub(super) fn iter(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        self.by_start.iter().map(|(&s, &e)| (s, e))
+    }
+
     /// Total free bytes.
     pub(super) fn total(&self) -> usize {
         self.total

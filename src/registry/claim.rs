@@ -16,6 +16,7 @@ use super::loader::{self, Image, Target};
 use super::symbols::FxHashMap;
 use super::{link_err, Loaded, Pending, Registry, Source, State};
 use crate::compiled::CompiledModule;
+use crate::debug::ModuleDebug;
 use crate::emit::compile_module;
 use crate::error::{Error, Result};
 use crate::ir::{Linkage, Module, SymId};
@@ -375,8 +376,9 @@ impl Registry {
         index: u32,
         token: u64,
         slot: u32,
-        cm: CompiledModule,
+        mut cm: CompiledModule,
     ) -> Result<()> {
+        let debug = ModuleDebug::take(self.name_of(slot), &mut cm);
         let source = match &self.entry(slot).state {
             State::Compiling { source, claim } if *claim == token => source.clone(),
             _ => {
@@ -399,6 +401,7 @@ impl Registry {
             relocs: image.relocs,
             names: image.names,
             veneers: image.veneers,
+            debug,
             body,
         };
         self.set_state(slot, State::Loaded(Box::new(loaded)));

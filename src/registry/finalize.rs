@@ -157,7 +157,12 @@ impl Registry {
             let State::Loaded(m) = self.set_state(slot, State::Free) else {
                 continue;
             };
-            let sections = m.sections.iter().filter_map(|s| fin.take(s.r)).collect();
+            let sections: Vec<_> = m.sections.iter().filter_map(|s| fin.take(s.r)).collect();
+            if let Some(text) = sections.iter().find(|s| s.kind() == SectionKind::Text) {
+                let id = self.id_of(slot);
+                self.debug.module_finalized(id, m.debug, text);
+            }
+            let sections = sections.into_boxed_slice();
             self.set_state(slot, State::Finalized(Finalized { sections, body }));
             if body != 0 {
                 if let Err(e) = self.after_seal(slot, body) {

@@ -61,6 +61,7 @@ pub use claim::{compile_job, Claim, Job};
 use symbols::NewSymbol;
 pub use symbols::{ExportKind, FxHashMap, SymbolId};
 
+use crate::debug::{DebugRegistry, ModuleDebug};
 use crate::error::{Diagnostic, Error, Result};
 use crate::executor::{Executor, TargetSection};
 use crate::ir::{Linkage, Module, Signature, SymId, SymbolKind};
@@ -208,6 +209,8 @@ pub(crate) struct Loaded {
     pub relocs: Vec<crate::reloc::Reloc<Named>>,
     pub names: Vec<Box<str>>,
     pub veneers: Veneers,
+    /// Line tables, handed to the [`DebugRegistry`] at finalize.
+    pub debug: ModuleDebug,
     /// For a function-module: the definition index of its function.
     pub body: Option<u32>,
 }
@@ -291,6 +294,9 @@ pub struct Registry {
     /// Modules per state (counted roles only), for [`RegistryStats`].
     counts: [usize; 4],
     next_claim: u64,
+    /// The code map of finalized modules (trap backtraces) and the
+    /// profiler / debugger registrations.
+    pub(crate) debug: DebugRegistry,
     pub(crate) lazy: LazyState,
 }
 
@@ -354,8 +360,19 @@ impl Registry {
             stats: RegistryStats::default(),
             counts: [0; 4],
             next_claim: 1,
+            debug: DebugRegistry::new(),
             lazy: LazyState::default(),
         })
+    }
+
+    /// The code map and debug registrations.
+    pub fn debug(&self) -> &DebugRegistry {
+        &self.debug
+    }
+
+    /// The code map and debug registrations, to change their options.
+    pub fn debug_mut(&mut self) -> &mut DebugRegistry {
+        &mut self.debug
     }
 
     pub fn executor(&self) -> &Arc<dyn Executor> {
@@ -836,6 +853,7 @@ impl Registry {
     /// Removes `slot` (Added or Finalized; checked removable): its
     /// symbols (if it owns any), edges and memory.
     pub(crate) fn drop_module(&mut self, slot: u32) -> Result<()> {
+        let id = self.id_of(slot);
         let symbols = match &mut self.entry_mut(slot).role {
             Role::Module(o) => std::mem::take(&mut o.symbols),
             Role::Group(g) => std::mem::take(&mut g.owner.symbols),
@@ -848,7 +866,10 @@ impl Registry {
         let old = self.set_state(slot, State::Free);
         self.free_entry(slot);
         match old {
-            State::Finalized(m) => self.release_sections(m.sections),
+            State::Finalized(m) => {
+                self.debug.module_removed(id);
+                self.release_sections(m.sections)
+            }
             _ => Ok(()),
         }
     }
