@@ -5,6 +5,8 @@
 //! - [`programs`]: the code-speed workloads (`benches/programs/*.kir`);
 //! - [`measure`]: the three comparisons (compile speed, code speed,
 //!   registry scaling) and the scan-all registry baseline;
+//! - [`shapes`]: the compile-scaling shapes (N block arguments, N nested
+//!   loops, ...);
 //! - [`svg`]: the report's charts.
 //!
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
@@ -12,6 +14,7 @@
 
 pub mod measure;
 pub mod programs;
+pub mod shapes;
 pub mod svg;
 pub mod to_cranelift;
 
