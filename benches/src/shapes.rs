@@ -64,7 +64,9 @@ impl Shape {
 /// [`crate::generated_function`] with a `@main` calling it.
 fn generated_main(n: usize) -> String {
     let mut s = crate::generated_function(n);
-    s.push_str("\nfunc @main(%a: i64) -> i64 {\nentry:\n    %r = call.i64 @f(%a, 7)\n    ret %r\n}\n");
+    s.push_str(
+        "\nfunc @main(%a: i64) -> i64 {\nentry:\n    %r = call.i64 @f(%a, 7)\n    ret %r\n}\n",
+    );
     s
 }
 

@@ -377,6 +377,38 @@ pub const B_12: u32 = 0x1400_0003;
 /// `nop`.
 pub const NOP: u32 = 0xd503_201f;
 
+/// The condition of an integer compare opcode.
+pub fn int_cond(op: Opcode) -> Option<Cond> {
+    Some(match op {
+        Opcode::Eq => Cond::Eq,
+        Opcode::Ne => Cond::Ne,
+        Opcode::Slt => Cond::Lt,
+        Opcode::Sle => Cond::Le,
+        Opcode::Sgt => Cond::Gt,
+        Opcode::Sge => Cond::Ge,
+        Opcode::Ult => Cond::Lo,
+        Opcode::Ule => Cond::Ls,
+        Opcode::Ugt => Cond::Hi,
+        Opcode::Uge => Cond::Hs,
+        _ => return None,
+    })
+}
+
+/// The condition of a float compare opcode after `fcmp`. `fcmp` sets
+/// NZCV = 0011 on unordered, so each of these is false on NaN except `ne`,
+/// which `fne` wants true.
+pub fn float_cond(op: Opcode) -> Option<Cond> {
+    Some(match op {
+        Opcode::Feq => Cond::Eq,
+        Opcode::Fne => Cond::Ne,
+        Opcode::Flt => Cond::Mi,
+        Opcode::Fle => Cond::Ls,
+        Opcode::Fgt => Cond::Gt,
+        Opcode::Fge => Cond::Ge,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -490,36 +522,4 @@ mod tests {
         assert_eq!(add_lo12(16, 16), 0x9100_0210);
         assert_eq!(ldr_lit_8(16), 0x5800_0050);
     }
-}
-
-/// The condition of an integer compare opcode.
-pub fn int_cond(op: Opcode) -> Option<Cond> {
-    Some(match op {
-        Opcode::Eq => Cond::Eq,
-        Opcode::Ne => Cond::Ne,
-        Opcode::Slt => Cond::Lt,
-        Opcode::Sle => Cond::Le,
-        Opcode::Sgt => Cond::Gt,
-        Opcode::Sge => Cond::Ge,
-        Opcode::Ult => Cond::Lo,
-        Opcode::Ule => Cond::Ls,
-        Opcode::Ugt => Cond::Hi,
-        Opcode::Uge => Cond::Hs,
-        _ => return None,
-    })
-}
-
-/// The condition of a float compare opcode after `fcmp`. `fcmp` sets
-/// NZCV = 0011 on unordered, so each of these is false on NaN except `ne`,
-/// which `fne` wants true.
-pub fn float_cond(op: Opcode) -> Option<Cond> {
-    Some(match op {
-        Opcode::Feq => Cond::Eq,
-        Opcode::Fne => Cond::Ne,
-        Opcode::Flt => Cond::Mi,
-        Opcode::Fle => Cond::Ls,
-        Opcode::Fgt => Cond::Gt,
-        Opcode::Fge => Cond::Ge,
-        _ => return None,
-    })
 }

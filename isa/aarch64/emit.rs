@@ -192,7 +192,8 @@ impl<'a> Emitter<'a> {
 
     fn edits(&mut self, point: ProgPoint) {
         let ra = self.ra;
-        for &(_, Edit::Move { from, to, class }) in ra.edits_at_cursor(&mut self.edit_cursor, point) {
+        for &(_, Edit::Move { from, to, class }) in ra.edits_at_cursor(&mut self.edit_cursor, point)
+        {
             self.mov(from, to, class);
         }
     }

@@ -887,7 +887,13 @@ pub struct EmitBuf {
 /// in `saved`), the spill slots, the allocas (each aligned; their `rbp`
 /// offsets in `alloca_at`), padding to 16, the outgoing argument area.
 /// Returns the bytes the prologue subtracts from `rsp` after its pushes.
-fn frame(mf: &MFunc, ra: &Output, fname: &str, saved: &mut Vec<u8>, alloca_at: &mut Vec<i64>) -> Result<u64> {
+fn frame(
+    mf: &MFunc,
+    ra: &Output,
+    fname: &str,
+    saved: &mut Vec<u8>,
+    alloca_at: &mut Vec<i64>,
+) -> Result<u64> {
     saved.clear();
     saved.extend(
         CALLEE_SAVED_INT
@@ -962,7 +968,15 @@ pub fn emit_function(
         ..
     } = e;
     let r = r.and_then(|()| {
-        finish(module, sym, &mut ops, &mut relocs, tables, &mut buf.code, out)
+        finish(
+            module,
+            sym,
+            &mut ops,
+            &mut relocs,
+            tables,
+            &mut buf.code,
+            out,
+        )
     });
     // A failed function may leave code and labels behind: start afresh.
     buf.ops = r.is_ok().then_some(ops);

@@ -172,7 +172,6 @@ impl MachInst for Op {
     }
 }
 
-
 /// The x86-64 half of lowering (see [`crate::lower::drive::Isa`]).
 pub struct X86;
 

@@ -193,7 +193,10 @@ impl<I: MachInst> RaFunction for MFunc<I> {
     }
     fn block_insts(&self, block: MBlock) -> InstRange {
         let b = block.index();
-        InstRange::new(self.block_start[b] as usize, self.block_start[b + 1] as usize)
+        InstRange::new(
+            self.block_start[b] as usize,
+            self.block_start[b + 1] as usize,
+        )
     }
     fn block_succs(&self, block: MBlock) -> &[MBlock] {
         row(&self.succ_start, &self.succs, block.index())

@@ -87,8 +87,19 @@ pub struct Liveness {
     pub hint_param: Vec<u32>,
     /// Per vreg: its class.
     pub class: Vec<RegClass>,
+    /// Per vreg: whether it is a block parameter (defined by the moves of
+    /// its block's incoming edges, into its home location only).
+    pub is_param: Vec<bool>,
     /// Per register ([`PReg::index`]): reservations sorted by point.
     pub resv: Vec<Vec<Reservation>>,
+    /// Per instruction + 1: its first operand's number (operands numbered
+    /// across the function).
+    pub op_offset: Vec<u32>,
+    /// Per operand: a use in a loop that does not contain its vreg's
+    /// definition. If the vreg is evicted later, such a use must reload it
+    /// (the loop's next iteration may find the register reused); any other
+    /// use before the eviction still finds the vreg in its register.
+    pub loop_use: Vec<bool>,
     /// Per instruction + 1: number of clobbering instructions before it.
     pub clobbers_before: Vec<u32>,
     /// Per block: its first instruction; one more entry for the end.
@@ -132,6 +143,7 @@ impl Liveness {
         reset(&mut self.hint_reg, nv, NONE);
         reset(&mut self.hint_param, nv, NONE);
         reset(&mut self.class, nv, RegClass::Int);
+        reset(&mut self.is_param, nv, false);
         if self.resv.len() != 2 * PReg::MAX_HW {
             self.resv = vec![Vec::new(); 2 * PReg::MAX_HW];
         }
@@ -140,6 +152,9 @@ impl Liveness {
         }
         self.clobbers_before.clear();
         self.clobbers_before.push(0);
+        self.op_offset.clear();
+        self.op_offset.push(0);
+        self.loop_use.clear();
         self.check_blocks(f)?;
         self.loops(f)?;
 
@@ -168,6 +183,7 @@ impl Liveness {
             let pstart = (early(first)).wrapping_sub(1);
             for &p in f.block_params(blk) {
                 self.define(p, pstart, early(first), b, None)?;
+                self.is_param[p.index()] = true;
             }
             let r = f.block_insts(blk);
             for i in r.iter() {
@@ -235,6 +251,7 @@ impl Liveness {
                         }
                     }
                     if op.kind != OperandKind::Use {
+                        self.loop_use.push(false);
                         continue;
                     }
                     let at = if op.pos == OperandPos::Early {
@@ -242,8 +259,10 @@ impl Liveness {
                     } else {
                         late(ii)
                     };
-                    self.use_at(op.vreg, at, b, use_weight, ii)?;
+                    let in_loop = self.use_at(op.vreg, at, use_weight, ii)?;
+                    self.loop_use.push(in_loop);
                 }
+                self.op_offset.push(self.loop_use.len() as u32);
                 for c in RegClass::ALL {
                     if reg_count[c.index()] > env.allocatable(c).count() {
                         return Err(RegAllocError::TooManyRegOperands { inst: i, class: c });
@@ -256,7 +275,7 @@ impl Liveness {
                         let args = f.branch_blockparams(blk, i, k);
                         let params = f.block_params(s);
                         for (a, p) in args.iter().zip(params) {
-                            self.use_at(*a, early(ii), b, use_weight, ii)?;
+                            self.use_at(*a, early(ii), use_weight, ii)?;
                             if s.index() <= b && self.hint_param[a.index()] == NONE {
                                 self.hint_param[a.index()] = p.index() as u32;
                             }
@@ -326,14 +345,15 @@ impl Liveness {
         Ok(())
     }
 
+    /// Records a use of `v` at `at`; whether it lies in a loop that does
+    /// not contain `v`'s definition.
     fn use_at(
         &mut self,
         v: VReg,
         at: Point,
-        block: usize,
         weight: u32,
         inst: usize,
-    ) -> Result<(), RegAllocError> {
+    ) -> Result<bool, RegAllocError> {
         let i = v.index();
         if i >= self.start.len() {
             return Err(invalid(Some(inst), format!("vreg {v} out of range")));
@@ -348,16 +368,16 @@ impl Liveness {
         let mut end = at;
         let d = self.def_block[i];
         // The outermost open loop that starts after the definition's block.
-        if self.open.last().is_some_and(|&(s, _)| s > d) {
+        let in_loop = self.open.last().is_some_and(|&(s, _)| s > d);
+        if in_loop {
             let k = self.open.partition_point(|&(s, _)| s <= d);
             let loop_end_block = self.open[k].1 as usize;
             end = end.max(late(self.block_start[loop_end_block] as usize - 1));
         }
-        let _ = block;
         if end > self.end[i] {
             self.end[i] = end;
         }
-        Ok(())
+        Ok(in_loop)
     }
 
     /// Checks block ranges, terminators, edges and parameter counts; fills
@@ -465,7 +485,8 @@ impl Liveness {
                 if e as usize <= b || e > outer_end {
                     self.conservative = true;
                 }
-                self.open.push((b as u32, e.min(outer_end).max(b as u32 + 1)));
+                self.open
+                    .push((b as u32, e.min(outer_end).max(b as u32 + 1)));
             }
             for &s in f.block_succs(MBlock::new(b)) {
                 let s = s.index();

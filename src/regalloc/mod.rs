@@ -775,7 +775,15 @@ pub fn allocate_with<F: RaFunction>(
 ) -> Result<(), RegAllocError> {
     ctx.liveness.compute(func, env)?;
     ctx.scan.run(func, env, &ctx.liveness)?;
-    moves::resolve(func, env, &ctx.scan, &mut ctx.seq, &mut ctx.buf, out)?;
+    moves::resolve(
+        func,
+        env,
+        &ctx.liveness,
+        &ctx.scan,
+        &mut ctx.seq,
+        &mut ctx.buf,
+        out,
+    )?;
     #[cfg(debug_assertions)]
     if checker::affordable(func, out) {
         checker::check(func, env, out).map_err(RegAllocError::Checker)?;

@@ -19,7 +19,7 @@
 //! Output edits are never stack-to-stack and never read a location after
 //! overwriting it.
 
-use super::liveness::NONE;
+use super::liveness::{Liveness, NONE};
 use super::scan::{Scan, NOREG};
 use super::*;
 
@@ -206,6 +206,21 @@ fn push_move(list: &mut Vec<Move>, m: Move) {
     }
 }
 
+/// Where use operand number `k` (of instruction `i`, vreg `v`) reads its
+/// value: the vreg's register; for a stack-resident vreg its slot, except
+/// before its eviction where its old register still holds it — if the
+/// definition wrote that register (block parameters are written to their
+/// slot by the edge moves) and the use is in no loop that could have
+/// reused the register since the definition.
+fn use_source(lv: &Liveness, scan: &Scan, k: usize, i: usize, v: usize, c: RegClass) -> Allocation {
+    let before_eviction = (i as u32) < scan.evict_inst[v];
+    if scan.slot[v] == NONE || (before_eviction && !lv.loop_use[k] && !lv.is_param[v]) {
+        Allocation::Reg(PReg::new(scan.reg[v], c))
+    } else {
+        Allocation::Stack(SpillSlot(scan.slot[v]))
+    }
+}
+
 fn no_location(i: MInst, j: usize, v: VReg) -> RegAllocError {
     RegAllocError::InvalidInput {
         inst: Some(i),
@@ -217,6 +232,7 @@ fn no_location(i: MInst, j: usize, v: VReg) -> RegAllocError {
 pub fn resolve<F: RaFunction>(
     f: &F,
     env: &MachineEnv,
+    lv: &Liveness,
     scan: &Scan,
     seq: &mut Sequencer,
     buf: &mut MoveBuf,
@@ -240,7 +256,7 @@ pub fn resolve<F: RaFunction>(
         for i in f.block_insts(blk).iter() {
             let ii = i.index();
             let ops = f.inst_operands(i);
-            let base = scan.op_offset[ii] as usize;
+            let base = lv.op_offset[ii] as usize;
             out.inst_alloc_offsets.push(out.allocs.len() as u32);
             buf.before.clear();
             buf.after.clear();
@@ -261,44 +277,64 @@ pub fn resolve<F: RaFunction>(
                 if !st && scan.reg[v] == NOREG {
                     return Err(no_location(i, j, op.vreg));
                 }
-                // The register of this operand when it is not the home:
-                // the temporary (on the stack from here on) or the
-                // register it had before being evicted.
-                let reg = || -> Result<Allocation, RegAllocError> {
-                    let hw = if ii as u32 >= scan.evict_inst[v] {
-                        scan.op_temp[base + j]
-                    } else {
-                        scan.reg[v]
-                    };
-                    if hw == NOREG {
-                        return Err(no_location(i, j, op.vreg));
+                let a = if op.kind == OperandKind::Use {
+                    let src = use_source(lv, scan, base + j, ii, v, c);
+                    match op.constraint {
+                        _ if j < 64 && reuse_inputs >> j & 1 != 0 => src, // replaced below
+                        OperandConstraint::FixedReg(r) => {
+                            push_move(&mut buf.before, (src, Allocation::Reg(r), c));
+                            Allocation::Reg(r)
+                        }
+                        OperandConstraint::Any => src,
+                        _ if src.is_stack() => {
+                            // Reloaded: into a temporary, or into the
+                            // register it had before its eviction.
+                            let t = if ii as u32 >= scan.evict_inst[v] {
+                                scan.op_temp[base + j]
+                            } else {
+                                scan.reg[v]
+                            };
+                            if t == NOREG {
+                                return Err(no_location(i, j, op.vreg));
+                            }
+                            let t = Allocation::Reg(PReg::new(t, c));
+                            push_move(&mut buf.before, (src, t, c));
+                            t
+                        }
+                        _ => src,
                     }
-                    Ok(Allocation::Reg(PReg::new(hw, c)))
-                };
-                let a = match (op.kind, op.constraint) {
-                    _ if op.kind == OperandKind::Use && j < 64 && reuse_inputs >> j & 1 != 0 => {
-                        home // replaced by the def's register below
+                } else {
+                    let before_eviction = (ii as u32) < scan.evict_inst[v];
+                    match op.constraint {
+                        OperandConstraint::FixedReg(r) => {
+                            let r = Allocation::Reg(r);
+                            push_move(&mut buf.after, (r, home, c));
+                            if st && before_eviction {
+                                // Its register holds it too until the
+                                // eviction (see `use_source`).
+                                let own = Allocation::Reg(PReg::new(scan.reg[v], c));
+                                push_move(&mut buf.after, (r, own, c));
+                            }
+                            r
+                        }
+                        OperandConstraint::Any if !(st && before_eviction) => home,
+                        _ if st => {
+                            // Its register before the eviction, or a
+                            // temporary: stored after.
+                            let hw = if ii as u32 >= scan.evict_inst[v] {
+                                scan.op_temp[base + j]
+                            } else {
+                                scan.reg[v]
+                            };
+                            if hw == NOREG {
+                                return Err(no_location(i, j, op.vreg));
+                            }
+                            let r = Allocation::Reg(PReg::new(hw, c));
+                            push_move(&mut buf.after, (r, home, c));
+                            r
+                        }
+                        _ => home,
                     }
-                    (OperandKind::Use, OperandConstraint::FixedReg(r)) => {
-                        push_move(&mut buf.before, (home, Allocation::Reg(r), c));
-                        Allocation::Reg(r)
-                    }
-                    (_, OperandConstraint::Any) => home,
-                    (OperandKind::Use, _) if st => {
-                        let r = reg()?;
-                        push_move(&mut buf.before, (home, r, c));
-                        r
-                    }
-                    (OperandKind::Def, OperandConstraint::FixedReg(r)) => {
-                        push_move(&mut buf.after, (Allocation::Reg(r), home, c));
-                        Allocation::Reg(r)
-                    }
-                    (OperandKind::Def, _) if st => {
-                        let r = reg()?;
-                        push_move(&mut buf.after, (r, home, c));
-                        r
-                    }
-                    _ => home,
                 };
                 out.allocs.push(a);
             }
@@ -307,7 +343,8 @@ pub fn resolve<F: RaFunction>(
                 if let OperandConstraint::Reuse(k) = op.constraint {
                     let d = out.allocs[first + j];
                     let a = ops[k].vreg;
-                    push_move(&mut buf.before, (canon(a.index(), a.class()), d, a.class()));
+                    let src = use_source(lv, scan, base + k, ii, a.index(), a.class());
+                    push_move(&mut buf.before, (src, d, a.class()));
                     out.allocs[first + k] = d;
                 }
             }
@@ -318,7 +355,11 @@ pub fn resolve<F: RaFunction>(
                     let params = f.block_params(succs[0]);
                     let args = f.branch_blockparams(blk, i, 0);
                     for (a, p) in args.iter().zip(params) {
-                        let m = (canon(a.index(), a.class()), canon(p.index(), p.class()), a.class());
+                        let m = (
+                            canon(a.index(), a.class()),
+                            canon(p.index(), p.class()),
+                            a.class(),
+                        );
                         if m.0 != m.1 {
                             buf.before.push(m);
                         }
@@ -330,8 +371,20 @@ pub fn resolve<F: RaFunction>(
                 by_class[c.index()] += 1;
                 num_slots - 1
             };
-            seq.sequentialize(ProgPoint::before(i), &buf.before, env, &mut out.edits, &mut new_slot)?;
-            seq.sequentialize(ProgPoint::after(i), &buf.after, env, &mut out.edits, &mut new_slot)?;
+            seq.sequentialize(
+                ProgPoint::before(i),
+                &buf.before,
+                env,
+                &mut out.edits,
+                &mut new_slot,
+            )?;
+            seq.sequentialize(
+                ProgPoint::after(i),
+                &buf.after,
+                env,
+                &mut out.edits,
+                &mut new_slot,
+            )?;
         }
     }
     out.num_spillslots = num_slots as usize;
@@ -395,7 +448,9 @@ mod tests {
                 next - 1
             })
             .unwrap();
-            assert!(out.iter().all(|(_, Edit::Move { from, to, .. })| !(from.is_stack() && to.is_stack())));
+            assert!(out
+                .iter()
+                .all(|(_, Edit::Move { from, to, .. })| !(from.is_stack() && to.is_stack())));
             let st = simulate(&out);
             for (from, to, _) in &moves {
                 assert_eq!(st.get(to), Some(from), "{moves:?} -> {out:?}");
@@ -408,7 +463,9 @@ mod tests {
         // 100,000 slots rotated by one: one cycle through memory.
         let env = env();
         let n = 100_000u32;
-        let moves: Vec<Move> = (0..n).map(|k| (s(k), s((k + 1) % n), RegClass::Int)).collect();
+        let moves: Vec<Move> = (0..n)
+            .map(|k| (s(k), s((k + 1) % n), RegClass::Int))
+            .collect();
         let mut seq = Sequencer::default();
         seq.reset();
         let mut out = Vec::new();

@@ -10,12 +10,18 @@
 //! range) or **stack-resident** (a spill slot for its whole range). A vreg
 //! that was in register `R` and is evicted at instruction `k` (to make room)
 //! becomes stack-resident: its definition stores to the slot, its operands
-//! before `k` use `R` (which nobody else got before `k`) with a reload, and
-//! its operands from `k` on get a *temporary* register for that one
-//! instruction (recorded per operand). Nothing is ever split, so values
-//! never move at block boundaries: the only moves are block arguments,
-//! fixed-register copies, reloads and spill stores, all placed by
-//! [`super::moves`].
+//! before `k` still use `R` (which nobody else got before `k`; reloaded
+//! where a loop may have reused it, see [`super::moves`]), and its operands
+//! from `k` on get a *temporary* register for that one instruction
+//! (recorded per operand). Nothing is ever split, so values never move at
+//! block boundaries: the only moves are block arguments, fixed-register
+//! copies, reloads and spill stores, all placed by [`super::moves`].
+//!
+//! Temporaries come first from a small pool of caller-saved registers that
+//! are never given to vregs (two per class on the real targets), so a
+//! spilled operand does not evict a live value, which would cascade into
+//! more spilled operands; only when the pool is short does a temporary
+//! evict.
 //!
 //! A register is given to a range only if nobody else reserved it inside
 //! the range (a fixed operand of another vreg, a clobber): see
@@ -24,7 +30,8 @@
 //! back-edge argument flows into, a dying reuse input) are tried first; a
 //! range that crosses a clobbering instruction tries callee-saved registers
 //! first. When nothing is free, the occupant with the smallest loop-weighted
-//! use count is evicted if that is cheaper than spilling the new range.
+//! use count (then the furthest end) is evicted if that is cheaper than
+//! spilling the new range.
 
 use super::liveness::{early, late, reset, Liveness, Point, NONE};
 use super::*;
@@ -46,6 +53,9 @@ struct ClassRegs {
     callee: u64,
     /// Ranks of every allocatable register.
     all: u64,
+    /// Ranks of the registers kept for temporaries (never given to a
+    /// vreg): the last one or two caller-saved ones.
+    pool: u64,
 }
 
 /// The sweep's state and result, reused between functions.
@@ -59,11 +69,10 @@ pub struct Scan {
     /// Per vreg: the first instruction whose operands see it on the stack
     /// (meaningful when `slot` is set).
     pub evict_inst: Vec<u32>,
-    /// Per operand (numbered across the function): the temporary register
-    /// of a stack-resident vreg's operand, or [`NOREG`].
+    /// Per operand (numbered across the function, see
+    /// [`Liveness::op_offset`]): the temporary register of a
+    /// stack-resident vreg's operand, or [`NOREG`].
     pub op_temp: Vec<u8>,
-    /// Per instruction + 1: its first operand's number.
-    pub op_offset: Vec<u32>,
     /// Spill slots used, and per class.
     pub num_slots: u32,
     pub slots_by_class: [usize; 2],
@@ -110,6 +119,13 @@ impl Scan {
             }
             let n = cr.order.len();
             cr.all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+            let pref = env.preferred_regs[c.index()].len().min(64);
+            let keep = match pref {
+                8.. => 2,
+                4.. => 1,
+                _ => 0,
+            };
+            cr.pool = ((1u64 << keep) - 1) << (pref - keep);
             self.free[c.index()] = cr.all;
             reset(&mut self.occupant[c.index()], PReg::MAX_HW, NONE);
             self.free_slots[c.index()].clear();
@@ -137,14 +153,7 @@ impl Scan {
         self.num_slots = 0;
         self.slots_by_class = [0; 2];
         self.callee_used = PRegSet::empty();
-        self.op_offset.clear();
-        let mut n = 0u32;
-        for i in 0..ni {
-            self.op_offset.push(n);
-            n += f.inst_operands(MInst::new(i)).len() as u32;
-        }
-        self.op_offset.push(n);
-        reset(&mut self.op_temp, n as usize, NOREG);
+        reset(&mut self.op_temp, lv.loop_use.len(), NOREG);
         // End buckets (pushed in reverse so lists come out in vreg order).
         for v in (0..nv).rev() {
             if lv.start[v] == NONE {
@@ -152,7 +161,7 @@ impl Scan {
             }
             let e = lv.end[v];
             let i = (e / 4) as usize;
-            let head = if e % 4 == 0 {
+            let head = if e.is_multiple_of(4) {
                 &mut self.head_early[i]
             } else {
                 &mut self.head_late[i]
@@ -176,8 +185,14 @@ impl Scan {
                 }
                 if ii == first {
                     self.now = early(ii).saturating_sub(1);
-                    for &p in f.block_params(blk) {
-                        let hint = self.param_hint(f, blk, p);
+                    let params = f.block_params(blk);
+                    let args = if params.is_empty() {
+                        &[]
+                    } else {
+                        Self::first_pred_args(f, blk)
+                    };
+                    for (k, &p) in params.iter().enumerate() {
+                        let hint = self.reg_hint(args.get(k));
                         self.alloc(p.index(), lv.start[p.index()], hint, ii, false, lv)?;
                     }
                 }
@@ -198,9 +213,14 @@ impl Scan {
         self.slot[v] != NONE && i as u32 >= self.evict_inst[v]
     }
 
-    fn early_phase(&mut self, i: usize, ops: &[Operand], lv: &Liveness) -> Result<(), RegAllocError> {
+    fn early_phase(
+        &mut self,
+        i: usize,
+        ops: &[Operand],
+        lv: &Liveness,
+    ) -> Result<(), RegAllocError> {
         self.now = early(i);
-        let base = self.op_offset[i] as usize;
+        let base = lv.op_offset[i] as usize;
         for (j, op) in ops.iter().enumerate() {
             let v = op.vreg.index();
             match (op.kind, op.constraint) {
@@ -250,9 +270,14 @@ impl Scan {
         Ok(())
     }
 
-    fn late_phase(&mut self, i: usize, ops: &[Operand], lv: &Liveness) -> Result<(), RegAllocError> {
+    fn late_phase(
+        &mut self,
+        i: usize,
+        ops: &[Operand],
+        lv: &Liveness,
+    ) -> Result<(), RegAllocError> {
         self.now = late(i);
-        let base = self.op_offset[i] as usize;
+        let base = lv.op_offset[i] as usize;
         // Reuse defs taking their dying input's register go first, before
         // another def could take it.
         for op in ops {
@@ -314,26 +339,26 @@ impl Scan {
         }
     }
 
-    /// The hint for block parameter `p` of `blk`: where the argument from
-    /// its first predecessor is, if that is a register.
-    fn param_hint<F: RaFunction>(&self, f: &F, blk: MBlock, p: VReg) -> u32 {
+    /// The arguments the first predecessor of `blk` passes to its
+    /// parameters (their locations are the parameters' hints), if any.
+    fn first_pred_args<F: RaFunction>(f: &F, blk: MBlock) -> &[VReg] {
         let Some(&pred) = f.block_preds(blk).first() else {
-            return NONE;
+            return &[];
         };
         if pred.index() >= f.num_blocks() {
-            return NONE;
+            return &[];
         }
-        let Some(k) = f.block_succs(pred).iter().position(|&s| s == blk) else {
-            return NONE;
-        };
-        let params = f.block_params(blk);
-        let Some(idx) = params.iter().position(|&q| q == p) else {
-            return NONE;
-        };
-        let last = f.block_insts(pred).last();
-        match f.branch_blockparams(pred, last, k).get(idx) {
+        match f.block_succs(pred).iter().position(|&s| s == blk) {
+            Some(k) => f.branch_blockparams(pred, f.block_insts(pred).last(), k),
+            None => &[],
+        }
+    }
+
+    /// The register of `a` as a hint for vreg of class `c`, if it has one.
+    fn reg_hint(&self, a: Option<&VReg>) -> u32 {
+        match a {
             Some(a) if self.reg[a.index()] != NOREG && self.slot[a.index()] == NONE => {
-                PReg::new(self.reg[a.index()], p.class()).index() as u32
+                PReg::new(self.reg[a.index()], a.class()).index() as u32
             }
             _ => NONE,
         }
@@ -346,8 +371,7 @@ impl Scan {
             let c = lv.class[vi];
             if self.slot[vi] != NONE {
                 self.free_slots[c.index()].push_back((self.slot[vi], lv.end[vi]));
-            } else if self.reg[vi] != NOREG
-                && self.occupant[c.index()][self.reg[vi] as usize] == v
+            } else if self.reg[vi] != NOREG && self.occupant[c.index()][self.reg[vi] as usize] == v
             {
                 self.release(c, self.reg[vi]);
             }
@@ -393,9 +417,7 @@ impl Scan {
         let mut k = *c as usize;
         while k < list.len() && list[k].point <= e {
             let x = list[k];
-            if x.point >= s
-                && x.vreg != vreg
-                && !(exempt_mid && x.vreg == NONE && x.point == s + 1)
+            if x.point >= s && x.vreg != vreg && !(exempt_mid && x.vreg == NONE && x.point == s + 1)
             {
                 return true;
             }
@@ -446,14 +468,14 @@ impl Scan {
             let hw = (h as usize % PReg::MAX_HW) as u8;
             let rank = self.classes[ci].rank[hw as usize];
             if rank != u8::MAX
-                && self.free[ci] & (1 << rank) != 0
+                && self.free[ci] & !self.classes[ci].pool & (1 << rank) != 0
                 && !self.conflict(lv, PReg::new(hw, c), vv, s, e, exempt)
             {
                 self.assign(v, c, hw);
                 return Ok(());
             }
         }
-        let free = self.free[ci];
+        let free = self.free[ci] & !self.classes[ci].pool;
         let callee = self.classes[ci].callee;
         let groups = if Self::crosses_clobber(lv, s, e) {
             [free & callee, free & !callee]
@@ -474,8 +496,7 @@ impl Scan {
         // Nothing free: evict the cheapest occupant that may give way.
         if let Some((hw, x)) = self.eviction_candidate(lv, c, vv, s, e, i, exempt) {
             let xi = x as usize;
-            if lv.weight[xi] < lv.weight[v] || (lv.weight[xi] == lv.weight[v] && lv.end[xi] > e)
-            {
+            if lv.weight[xi] < lv.weight[v] || (lv.weight[xi] == lv.weight[v] && lv.end[xi] > e) {
                 self.evict(xi, i, lv);
                 self.assign(v, c, hw);
                 return Ok(());
@@ -567,15 +588,17 @@ impl Scan {
         let c = v.class();
         let ci = c.index();
         let s = self.now;
-        let mut m = self.free[ci];
+        let pool = self.classes[ci].pool;
         let mut found = None;
-        while m != 0 {
-            let rank = m.trailing_zeros() as usize;
-            m &= m - 1;
-            let hw = self.classes[ci].order[rank];
-            if !self.conflict(lv, PReg::new(hw, c), vv, s, e, exempt) {
-                found = Some(hw);
-                break;
+        'groups: for mut m in [self.free[ci] & pool, self.free[ci] & !pool] {
+            while m != 0 {
+                let rank = m.trailing_zeros() as usize;
+                m &= m - 1;
+                let hw = self.classes[ci].order[rank];
+                if !self.conflict(lv, PReg::new(hw, c), vv, s, e, exempt) {
+                    found = Some(hw);
+                    break 'groups;
+                }
             }
         }
         let hw = match found {
