@@ -143,6 +143,16 @@ pub fn successor(d: &InstData, k: usize) -> Option<Block> {
     }
 }
 
+/// The number of successors of terminator `d` (duplicates counted).
+pub fn num_successors(d: &InstData) -> usize {
+    match &d.kind {
+        InstKind::Jmp { .. } => 1,
+        InstKind::Br { .. } => 2,
+        InstKind::Switch { cases, .. } => cases.len() + 1,
+        _ => 0,
+    }
+}
+
 fn reset<T: Copy>(v: &mut Vec<T>, n: usize, x: T) {
     v.clear();
     v.resize(n, x);
@@ -154,6 +164,14 @@ impl Decisions {
     pub fn addr_fold(&self, v: Value) -> Option<(Value, i64)> {
         match self.fold_base.get(v.index()) {
             Some(&x) if x != NONE => Some((Value(x), self.fold_off[v.index()])),
+            _ => None,
+        }
+    }
+
+    /// The position of `b` in `order` (`None`: unreachable).
+    pub fn position(&self, b: Block) -> Option<usize> {
+        match self.rpo_index.get(b.index()) {
+            Some(&p) if p != NONE => Some(p as usize),
             _ => None,
         }
     }
@@ -263,30 +281,37 @@ impl Decisions {
     }
 
     /// Fills `order` and `loop_end` (the function's structure is checked).
+    ///
+    /// The depth-first search visits a block's successors last to first,
+    /// so the reverse postorder keeps them in their written order: a
+    /// branch falls through into its first target (`then` before `else`,
+    /// a `switch`'s default and cases in order), as the source reads.
     fn block_order(&mut self, func: &Function) {
         let nb = func.blocks.len();
         self.order.clear();
         reset(&mut self.visited, nb, false);
         reset(&mut self.rpo_index, nb, NONE);
-        // Postorder by an explicit stack of (block, next successor).
+        let term = |b: Block| {
+            let insts = &func.blocks[b.index()].insts;
+            &func.insts[insts[insts.len() - 1].index()]
+        };
+        // Postorder by an explicit stack of (block, successors left).
         self.stack.clear();
         if nb > 0 {
             self.visited[0] = true;
-            self.stack.push((Block(0), 0));
+            self.stack.push((Block(0), num_successors(term(Block(0))) as u32));
         }
-        while let Some(&mut (b, ref mut k)) = self.stack.last_mut() {
-            let d = &func.insts[func.blocks[b.index()].insts.last().map_or(0, |i| i.index())];
-            match successor(d, *k as usize) {
-                Some(s) => {
-                    *k += 1;
-                    if !self.visited[s.index()] {
-                        self.visited[s.index()] = true;
-                        self.stack.push((s, 0));
-                    }
-                }
-                None => {
-                    self.order.push(b);
-                    self.stack.pop();
+        while let Some(&mut (b, ref mut left)) = self.stack.last_mut() {
+            if *left == 0 {
+                self.order.push(b);
+                self.stack.pop();
+                continue;
+            }
+            *left -= 1;
+            if let Some(s) = successor(term(b), *left as usize) {
+                if !self.visited[s.index()] {
+                    self.visited[s.index()] = true;
+                    self.stack.push((s, num_successors(term(s)) as u32));
                 }
             }
         }
@@ -298,24 +323,64 @@ impl Decisions {
         let mut retreating = false;
         for &b in &self.order {
             let me = self.rpo_index[b.index()];
-            let insts = &func.blocks[b.index()].insts;
-            let d = &func.insts[insts[insts.len() - 1].index()];
-            for_each_successor(d, |s| retreating |= self.rpo_index[s.index()] <= me);
+            for_each_successor(term(b), |s| retreating |= self.rpo_index[s.index()] <= me);
         }
         reset(&mut self.loop_end, self.order.len(), 0);
-        if !retreating {
-            return;
+        if retreating {
+            self.contiguous_loops(func);
         }
-        let analysis = crate::analysis::FuncAnalysis::new(func);
-        let loops = &analysis.loops;
-        self.order = loops.block_order(&analysis.rpo);
+    }
+
+    /// Reorders `order` so that every natural loop is contiguous, header
+    /// first (a loop is laid out whole where its header falls in the order
+    /// of its parent), and fills `loop_end`.
+    fn contiguous_loops(&mut self, func: &Function) {
+        use crate::analysis::{Cfg, DomTree, LoopInfo};
+        let cfg = Cfg::new(func);
+        let dom = DomTree::new(&cfg);
+        let loops = LoopInfo::new(&cfg, &dom);
+        let nl = loops.loops().len();
+        #[derive(Clone, Copy)]
+        enum Item {
+            Block(Block),
+            Loop(usize),
+        }
+        // Container 0 is the function; container l + 1 is loop l.
+        let mut items: Vec<Vec<Item>> = vec![Vec::new(); nl + 1];
+        let container = |l: Option<crate::analysis::LoopId>| l.map_or(0, |l| l.0 as usize + 1);
+        for &b in &self.order {
+            match loops.innermost_loop(b) {
+                Some(l) if loops.get(l).header == b => {
+                    items[container(loops.get(l).parent)].push(Item::Loop(l.0 as usize));
+                    items[l.0 as usize + 1].push(Item::Block(b));
+                }
+                l => items[container(l)].push(Item::Block(b)),
+            }
+        }
+        self.order.clear();
+        let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
+        while let Some(top) = stack.last_mut() {
+            let (c, i) = *top;
+            match items[c].get(i) {
+                Some(&Item::Block(b)) => {
+                    top.1 += 1;
+                    self.order.push(b);
+                }
+                Some(&Item::Loop(l)) => {
+                    top.1 += 1;
+                    stack.push((l + 1, 0));
+                }
+                None => {
+                    stack.pop();
+                }
+            }
+        }
         for (k, b) in self.order.iter().enumerate() {
             self.rpo_index[b.index()] = k as u32;
         }
         // Per loop: the last position of its blocks (inner loops come
         // first in `loops()`, so children are folded into parents in one
         // pass).
-        let nl = loops.loops().len();
         let mut last = vec![0u32; nl];
         for (k, &b) in self.order.iter().enumerate() {
             if let Some(l) = loops.innermost_loop(b) {

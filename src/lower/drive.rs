@@ -95,8 +95,8 @@ enum Slot {
     /// The body of an IR block.
     Body(Block),
     /// An edge block: the `which` (0 then, 1 else) target of the `br`
-    /// `inst`.
-    Edge { inst: Inst, which: u8 },
+    /// ending IR block `src`.
+    Edge { src: Block, which: u8 },
 }
 
 /// The driver's buffers, reused between functions.
@@ -105,6 +105,16 @@ pub struct LayoutBuf {
     slots: Vec<Slot>,
     /// IR block → its machine block.
     mblock_of: Vec<u32>,
+    /// Per IR block × 2: the edge block of its `br`'s then / else edge
+    /// (when the target has parameters).
+    edge_mblock: Vec<u32>,
+    /// Per position in the order: the first machine block of its group
+    /// (the edge blocks placed before it, then its body).
+    group_start: Vec<u32>,
+    /// Forward edges waiting for their target: per IR block the first
+    /// pending edge, and per pending edge `(source block, which, next)`.
+    pend_head: Vec<u32>,
+    pend: Vec<(Block, u8, u32)>,
     /// Per IR block: the last switch that gave it a successor number, and
     /// the number.
     sw_stamp: Vec<u32>,
@@ -320,18 +330,17 @@ impl<'a, X: Isa> Cx<'a, X> {
         Ok(())
     }
 
-    /// The machine block a `br` edge goes to: its edge block (the next one
-    /// after `*next`) when the target has parameters, else the target.
-    fn edge_target(&self, dest: &BlockCall, next: &mut u32) -> u32 {
+    /// The machine block edge `which` of the `br` ending IR block `b` goes
+    /// to: its edge block when the target has parameters, else the target.
+    fn edge_target(&self, b: Block, dest: &BlockCall, which: usize) -> u32 {
         if self.func.blocks[dest.block.index()].params.is_empty() {
             self.buf.mblock_of[dest.block.index()]
         } else {
-            *next += 1;
-            *next - 1
+            self.buf.edge_mblock[2 * b.index() + which]
         }
     }
 
-    fn lower_terminator(&mut self, m: u32, t: Inst, sw_id: u32) -> Result<()> {
+    fn lower_terminator(&mut self, b: Block, t: Inst, sw_id: u32) -> Result<()> {
         let func = self.func;
         let d = &func.insts[t.index()];
         match &d.kind {
@@ -353,9 +362,8 @@ impl<'a, X: Isa> Cx<'a, X> {
                 then_dest,
                 else_dest,
             } => {
-                let mut next = m + 1;
-                let tt = self.edge_target(then_dest, &mut next);
-                let et = self.edge_target(else_dest, &mut next);
+                let tt = self.edge_target(b, then_dest, 0);
+                let et = self.edge_target(b, else_dest, 1);
                 let op = X::lower_br(self, *cond)?;
                 self.out.succs.push(MBlock(tt));
                 self.out.succs.push(MBlock(et));
@@ -413,6 +421,11 @@ impl<'a, X: Isa> Cx<'a, X> {
     }
 }
 
+fn reset<T: Copy>(v: &mut Vec<T>, n: usize, x: T) {
+    v.clear();
+    v.resize(n, x);
+}
+
 /// The register a result of type `ty` comes back in.
 pub fn result_reg<X: Isa>(ty: Type) -> PReg {
     if ty.is_float() {
@@ -433,15 +446,27 @@ pub fn lower<X: Isa>(
     out.clear();
     out.num_vregs = func.values.len();
     let nb = func.blocks.len();
-    // Layout: each block of the order, followed by its edge blocks.
+    // Layout: each block of the order. An edge block goes right before its
+    // target when that comes later (it falls through into it, and stays
+    // out of the loop its source may be in), or right after its source
+    // for a back edge (inside the loop).
     buf.slots.clear();
-    buf.mblock_of.clear();
-    buf.mblock_of.resize(nb, u32::MAX);
-    buf.sw_stamp.clear();
-    buf.sw_stamp.resize(nb, u32::MAX);
-    buf.sw_index.clear();
-    buf.sw_index.resize(nb, 0);
-    for &b in &dec.order {
+    reset(&mut buf.mblock_of, nb, u32::MAX);
+    reset(&mut buf.sw_stamp, nb, u32::MAX);
+    reset(&mut buf.sw_index, nb, 0);
+    reset(&mut buf.edge_mblock, 2 * nb, u32::MAX);
+    reset(&mut buf.pend_head, nb, u32::MAX);
+    buf.pend.clear();
+    buf.group_start.clear();
+    for (pos, &b) in dec.order.iter().enumerate() {
+        buf.group_start.push(buf.slots.len() as u32);
+        let mut e = buf.pend_head[b.index()];
+        while e != u32::MAX {
+            let (src, which, next) = buf.pend[e as usize];
+            buf.edge_mblock[2 * src.index() + which as usize] = buf.slots.len() as u32;
+            buf.slots.push(Slot::Edge { src, which });
+            e = next;
+        }
         buf.mblock_of[b.index()] = buf.slots.len() as u32;
         buf.slots.push(Slot::Body(b));
         let insts = &func.blocks[b.index()].insts;
@@ -453,9 +478,17 @@ pub fn lower<X: Isa>(
         } = &func.insts[t.index()].kind
         {
             for (which, dest) in [then_dest, else_dest].into_iter().enumerate() {
-                if !func.blocks[dest.block.index()].params.is_empty() {
+                let d = dest.block.index();
+                if func.blocks[d].params.is_empty() {
+                    continue;
+                }
+                if dec.position(dest.block).is_some_and(|p| p > pos) {
+                    buf.pend.push((b, which as u8, buf.pend_head[d]));
+                    buf.pend_head[d] = buf.pend.len() as u32 - 1;
+                } else {
+                    buf.edge_mblock[2 * b.index() + which] = buf.slots.len() as u32;
                     buf.slots.push(Slot::Edge {
-                        inst: t,
+                        src: b,
                         which: which as u8,
                     });
                 }
@@ -475,9 +508,7 @@ pub fn lower<X: Isa>(
                 let end = dec.loop_end[pos];
                 out.loop_ends.push(match end {
                     0 => 0,
-                    e if (e as usize) < dec.order.len() => {
-                        buf.mblock_of[dec.order[e as usize].index()]
-                    }
+                    e if (e as usize) < dec.order.len() => buf.group_start[e as usize],
                     _ => nm,
                 });
                 pos += 1;
@@ -500,9 +531,10 @@ pub fn lower<X: Isa>(
     for (m, slot) in slots.iter().enumerate() {
         let r = match *slot {
             Slot::Body(b) => cx.lower_body(m as u32, b),
-            Slot::Edge { inst, which } => {
+            Slot::Edge { src, which } => {
                 cx.ir = NO_INST;
-                match &func.insts[inst.index()].kind {
+                let insts = &func.blocks[src.index()].insts;
+                match &func.insts[insts[insts.len() - 1].index()].kind {
                     InstKind::Br {
                         then_dest,
                         else_dest,
@@ -548,6 +580,6 @@ impl<X: Isa> Cx<'_, X> {
         }
         let t = insts[n - 1];
         self.ir = t.0;
-        self.lower_terminator(m, t, m)
+        self.lower_terminator(b, t, m)
     }
 }

@@ -21,6 +21,17 @@
 //! `d` by binary search on that stack — O(log depth) per use, so N nested
 //! loops cost N log N, not N².
 //!
+//! ## One hole
+//! A value defined in the header of an innermost loop that is left only
+//! from its header (a `while` loop) and used after the loop is dead in the
+//! loop's body after its last use there: every way from the body to the
+//! exit goes around the back edge and through the header, which defines it
+//! again. Its range gets one hole, from that last use (at the earliest the
+//! header's end, where the exits leave) to the loop's end;
+//! the scan lends its register to values that end inside the hole
+//! (an accumulator returned after its loop no longer blocks the register
+//! of its next value, which saves a move per iteration).
+//!
 //! When the order does not make that rule sound — a retreating edge that
 //! is not the back edge of an enclosing contiguous loop (an irreducible
 //! cycle), or loops that are not contiguous — every range is extended to
@@ -104,9 +115,18 @@ pub struct Liveness {
     pub clobbers_before: Vec<u32>,
     /// Per block: its first instruction; one more entry for the end.
     pub block_start: Vec<u32>,
+    /// Per vreg: the hole in its range (see the module docs): its register
+    /// is free after `hole_start` and taken back at `hole_end` (the After
+    /// point before the loop's first following instruction); `NONE` when
+    /// the range has no hole.
+    pub hole_start: Vec<Point>,
+    pub hole_end: Vec<Point>,
     /// Whether ranges were extended to the end of the function (see the
     /// module docs).
     pub conservative: bool,
+    /// Scratch: per block, whether it heads an innermost loop left only
+    /// from the header.
+    simple_loop: Vec<bool>,
     /// Scratch: per block, the end block of the loop it heads (0: none).
     loop_end: Vec<u32>,
     /// Scratch: the open-loop stack, `(start block, end block)`.
@@ -144,6 +164,8 @@ impl Liveness {
         reset(&mut self.hint_param, nv, NONE);
         reset(&mut self.class, nv, RegClass::Int);
         reset(&mut self.is_param, nv, false);
+        reset(&mut self.hole_start, nv, NONE);
+        reset(&mut self.hole_end, nv, NONE);
         if self.resv.len() != 2 * PReg::MAX_HW {
             self.resv = vec![Vec::new(); 2 * PReg::MAX_HW];
         }
@@ -259,7 +281,7 @@ impl Liveness {
                     } else {
                         late(ii)
                     };
-                    let in_loop = self.use_at(op.vreg, at, use_weight, ii)?;
+                    let in_loop = self.use_at(op.vreg, at, b, use_weight, ii)?;
                     self.loop_use.push(in_loop);
                 }
                 self.op_offset.push(self.loop_use.len() as u32);
@@ -275,7 +297,7 @@ impl Liveness {
                         let args = f.branch_blockparams(blk, i, k);
                         let params = f.block_params(s);
                         for (a, p) in args.iter().zip(params) {
-                            self.use_at(*a, early(ii), use_weight, ii)?;
+                            self.use_at(*a, early(ii), b, use_weight, ii)?;
                             if s.index() <= b && self.hint_param[a.index()] == NONE {
                                 self.hint_param[a.index()] = p.index() as u32;
                             }
@@ -306,6 +328,24 @@ impl Liveness {
         for v in 0..nv {
             if self.start[v] != NONE && self.end[v] < self.start[v] {
                 self.end[v] = self.start[v];
+            }
+            // A hole needs a use after the loop and a gap before it.
+            let e = self.hole_end[v];
+            if e == NONE || e as usize >= nb {
+                self.hole_start[v] = NONE;
+                self.hole_end[v] = NONE;
+                continue;
+            }
+            let reclaim = early(self.block_start[e as usize] as usize) - 1;
+            // The exits leave from the header's end: live through it.
+            let h = self.def_block[v] as usize;
+            let header_end = late(self.block_start[h + 1] as usize - 1);
+            self.hole_start[v] = self.hole_start[v].max(header_end);
+            if self.hole_start[v] + 2 >= reclaim || self.end[v] <= reclaim {
+                self.hole_start[v] = NONE;
+                self.hole_end[v] = NONE;
+            } else {
+                self.hole_end[v] = reclaim;
             }
         }
         if self.conservative {
@@ -342,6 +382,9 @@ impl Liveness {
         self.end[i] = min_end;
         self.def_block[i] = block as u32;
         self.class[i] = v.class();
+        if self.simple_loop[block] {
+            self.hole_start[i] = min_end;
+        }
         Ok(())
     }
 
@@ -351,6 +394,7 @@ impl Liveness {
         &mut self,
         v: VReg,
         at: Point,
+        block: usize,
         weight: u32,
         inst: usize,
     ) -> Result<bool, RegAllocError> {
@@ -376,6 +420,18 @@ impl Liveness {
         }
         if end > self.end[i] {
             self.end[i] = end;
+        }
+        // A value defined in a simple loop's header: its last use inside
+        // the loop (`hole_start`), and whether it is used after it
+        // (`hole_end` set to the loop's end block).
+        let h = d as usize;
+        if self.simple_loop[h] && self.hole_start[i] != NONE {
+            let e = self.loop_end[h] as usize;
+            if (h..e).contains(&block) {
+                self.hole_start[i] = self.hole_start[i].max(at);
+            } else {
+                self.hole_end[i] = e as u32;
+            }
         }
         Ok(in_loop)
     }
@@ -499,6 +555,29 @@ impl Liveness {
             // Keep the table well formed for the pass that follows (it is
             // not used for ranges any more).
             self.loop_end.iter_mut().for_each(|e| *e = 0);
+        }
+        // Simple loops: innermost (no header inside), left only from the
+        // header. Innermost loops are disjoint, so the scan is linear.
+        reset(&mut self.simple_loop, nb, false);
+        for h in 0..nb {
+            let e = self.loop_end[h] as usize;
+            if e == 0 || e > nb {
+                continue;
+            }
+            let mut simple = (h + 1..e).all(|b| self.loop_end[b] == 0);
+            if simple {
+                for b in h + 1..e {
+                    if f
+                        .block_succs(MBlock::new(b))
+                        .iter()
+                        .any(|s| !(h..e).contains(&s.index()))
+                    {
+                        simple = false;
+                        break;
+                    }
+                }
+            }
+            self.simple_loop[h] = simple;
         }
         Ok(())
     }

@@ -17,11 +17,8 @@
 //! block boundaries: the only moves are block arguments, fixed-register
 //! copies, reloads and spill stores, all placed by [`super::moves`].
 //!
-//! Temporaries come first from a small pool of caller-saved registers that
-//! are never given to vregs (two per class on the real targets), so a
-//! spilled operand does not evict a live value, which would cascade into
-//! more spilled operands; only when the pool is short does a temporary
-//! evict.
+//! Temporaries try the last one or two caller-saved registers first (the
+//! ones vregs get last), and evict only when no register is free.
 //!
 //! A register is given to a range only if nobody else reserved it inside
 //! the range (a fixed operand of another vreg, a clobber): see
@@ -53,8 +50,8 @@ struct ClassRegs {
     callee: u64,
     /// Ranks of every allocatable register.
     all: u64,
-    /// Ranks of the registers kept for temporaries (never given to a
-    /// vreg): the last one or two caller-saved ones.
+    /// Ranks of the registers temporaries try first: the last one or two
+    /// caller-saved ones (given to vregs last).
     pool: u64,
 }
 
@@ -85,6 +82,10 @@ pub struct Scan {
     free: [u64; 2],
     /// Per register index: first reservation not before the sweep point.
     cursor: Vec<u32>,
+    /// Per register index: the point where a vreg in the hole of its range
+    /// takes the register back (`NONE`: no claim); only ranges ending
+    /// before it may use the register meanwhile.
+    claim: Vec<u32>,
     /// Per class: released slots with the point they became free, in
     /// increasing order of that point.
     free_slots: [VecDeque<(u32, Point)>; 2],
@@ -93,6 +94,13 @@ pub struct Scan {
     head_early: Vec<u32>,
     head_late: Vec<u32>,
     next: Vec<u32>,
+    /// The same for the starts of holes (Early / Late point), and per
+    /// instruction the vregs whose hole ends right before it.
+    hole_early: Vec<u32>,
+    hole_late: Vec<u32>,
+    next_hole: Vec<u32>,
+    reclaim_at: Vec<u32>,
+    next_reclaim: Vec<u32>,
     /// Per vreg: the instruction whose operand it last was (pinned there).
     stamp: Vec<u32>,
     /// The current sweep point: no later query starts before it.
@@ -150,6 +158,12 @@ impl Scan {
         reset(&mut self.head_early, ni, NONE);
         reset(&mut self.head_late, ni, NONE);
         reset(&mut self.cursor, 2 * PReg::MAX_HW, 0);
+        reset(&mut self.claim, 2 * PReg::MAX_HW, NONE);
+        reset(&mut self.hole_early, ni, NONE);
+        reset(&mut self.hole_late, ni, NONE);
+        reset(&mut self.next_hole, nv, NONE);
+        reset(&mut self.reclaim_at, ni, NONE);
+        reset(&mut self.next_reclaim, nv, NONE);
         self.num_slots = 0;
         self.slots_by_class = [0; 2];
         self.callee_used = PRegSet::empty();
@@ -168,6 +182,20 @@ impl Scan {
             };
             self.next[v] = *head;
             *head = v as u32;
+            let (hs, he) = (lv.hole_start[v], lv.hole_end[v]);
+            if hs != NONE {
+                let i = (hs / 4) as usize;
+                let head = if hs.is_multiple_of(4) {
+                    &mut self.hole_early[i]
+                } else {
+                    &mut self.hole_late[i]
+                };
+                self.next_hole[v] = *head;
+                *head = v as u32;
+                let r = (he / 4 + 1) as usize;
+                self.next_reclaim[v] = self.reclaim_at[r];
+                self.reclaim_at[r] = v as u32;
+            }
         }
 
         for b in 0..f.num_blocks() {
@@ -178,7 +206,11 @@ impl Scan {
                 if ii > 0 {
                     let h = self.head_late[ii - 1];
                     self.expire(h, lv);
+                    let h = self.hole_late[ii - 1];
+                    self.open_holes(h, lv);
                 }
+                let r = self.reclaim_at[ii];
+                self.close_holes(r, lv)?;
                 let ops = f.inst_operands(i);
                 for op in ops {
                     self.stamp[op.vreg.index()] = ii as u32;
@@ -199,6 +231,8 @@ impl Scan {
                 self.early_phase(ii, ops, lv)?;
                 let h = self.head_early[ii];
                 self.expire(h, lv);
+                let h = self.hole_early[ii];
+                self.open_holes(h, lv);
                 self.free_temps(true);
                 self.late_phase(ii, ops, lv)?;
                 self.free_temps(false);
@@ -237,9 +271,14 @@ impl Scan {
                 }
                 (OperandKind::Def, OperandConstraint::Reuse(k)) => {
                     let a = ops[k].vreg.index();
-                    let dying = lv.end[a] == early(i) && !self.on_stack_at(a, i);
-                    let ra = self.reg[a];
                     let d = op.vreg.index();
+                    // The input's register is free after this Early point
+                    // when its range ends or its hole opens here (then the
+                    // def must end before the hole does).
+                    let dying = (lv.end[a] == early(i)
+                        || (lv.hole_start[a] == early(i) && lv.end[d] < lv.hole_end[a]))
+                        && !self.on_stack_at(a, i);
+                    let ra = self.reg[a];
                     let takes_input = dying
                         && ra != NOREG
                         && !self.conflict(
@@ -379,6 +418,46 @@ impl Scan {
         }
     }
 
+    /// Lends the registers of the vregs in hole list `v` until their holes
+    /// end.
+    fn open_holes(&mut self, mut v: u32, lv: &Liveness) {
+        while v != NONE {
+            let vi = v as usize;
+            let c = lv.class[vi];
+            let hw = self.reg[vi];
+            if self.slot[vi] == NONE && hw != NOREG && self.occupant[c.index()][hw as usize] == v
+            {
+                self.release(c, hw);
+                self.claim[PReg::new(hw, c).index()] = lv.hole_end[vi];
+            }
+            v = self.next_hole[vi];
+        }
+    }
+
+    /// Takes back the registers of the vregs in reclaim list `v`.
+    fn close_holes(&mut self, mut v: u32, lv: &Liveness) -> Result<(), RegAllocError> {
+        while v != NONE {
+            let vi = v as usize;
+            let c = lv.class[vi];
+            let hw = self.reg[vi];
+            if hw != NOREG && self.slot[vi] == NONE {
+                let r = PReg::new(hw, c).index();
+                if self.claim[r] == lv.hole_end[vi] {
+                    if self.occupant[c.index()][hw as usize] != NONE {
+                        return Err(internal(
+                            (lv.hole_end[vi] / 4) as usize,
+                            "register lent in a hole not free",
+                        ));
+                    }
+                    self.claim[r] = NONE;
+                    self.assign(vi, c, hw);
+                }
+            }
+            v = self.next_reclaim[vi];
+        }
+        Ok(())
+    }
+
     fn release(&mut self, c: RegClass, hw: u8) {
         let cr = &self.classes[c.index()];
         self.occupant[c.index()][hw as usize] = NONE;
@@ -409,6 +488,9 @@ impl Scan {
         e: Point,
         exempt_mid: bool,
     ) -> bool {
+        if e >= self.claim[r.index()] {
+            return true;
+        }
         let list = &lv.resv[r.index()];
         let c = &mut self.cursor[r.index()];
         while (*c as usize) < list.len() && list[*c as usize].point < self.now {
@@ -468,14 +550,14 @@ impl Scan {
             let hw = (h as usize % PReg::MAX_HW) as u8;
             let rank = self.classes[ci].rank[hw as usize];
             if rank != u8::MAX
-                && self.free[ci] & !self.classes[ci].pool & (1 << rank) != 0
+                && self.free[ci] & (1 << rank) != 0
                 && !self.conflict(lv, PReg::new(hw, c), vv, s, e, exempt)
             {
                 self.assign(v, c, hw);
                 return Ok(());
             }
         }
-        let free = self.free[ci] & !self.classes[ci].pool;
+        let free = self.free[ci];
         let callee = self.classes[ci].callee;
         let groups = if Self::crosses_clobber(lv, s, e) {
             [free & callee, free & !callee]
