@@ -45,6 +45,9 @@ struct FnReloc {
 
 struct Emitter<'a> {
     module: &'a crate::ir::Module,
+    /// Per block: the block a branch to it really goes to (a block that is
+    /// only a jump without moves forwards to its target).
+    dest: Vec<u32>,
     mf: &'a MFunc,
     ra: &'a Output,
     /// Where the next point's edits start in `ra.edits` (points are visited in order).
@@ -598,14 +601,17 @@ impl<'a> Emitter<'a> {
             Op::Jmp => {
                 let s = mf.succs_of(block)[0].index();
                 if s != block + 1 {
-                    let l = self.labels[s];
+                    let l = self.labels[self.dest[s] as usize];
                     dynasm!(self.ops ; .arch x64 ; jmp =>l);
                 }
             }
             Op::Br { kind, wide, imm } => {
                 let succs = mf.succs_of(block);
                 let (t, e) = (succs[0].index(), succs[1].index());
-                let (tl, el) = (self.labels[t], self.labels[e]);
+                let (tl, el) = (
+                    self.labels[self.dest[t] as usize],
+                    self.labels[self.dest[e] as usize],
+                );
                 let cond = self.compare(i, *kind, *wide, *imm)?;
                 if t == block + 1 {
                     // The taken side is next: branch on the inverse to the
@@ -807,9 +813,15 @@ impl<'a> Emitter<'a> {
         max: u64,
     ) -> Result<()> {
         let v = self.reg(i, 0)?;
-        let succs = self.mf.succs_of(block);
-        let label = |idx: u32| succs.get(idx as usize).map(|s| s.index());
-        let dl = self.labels[label(0).ok_or_else(|| bad(self.fname, "switch"))?];
+        // Each successor's label (through forwarding jumps), by number.
+        let targets: Vec<DynamicLabel> = self
+            .mf
+            .succs_of(block)
+            .iter()
+            .map(|s| self.labels[self.dest[s.index()] as usize])
+            .collect();
+        let label = |idx: u32| targets.get(idx as usize).copied();
+        let dl = label(0).ok_or_else(|| bad(self.fname, "switch"))?;
         if let Some(min) = dense_min {
             let range = max.wrapping_sub(min);
             let range_i = i32::try_from(range).map_err(|_| bad(self.fname, "switch range"))?;
@@ -819,17 +831,16 @@ impl<'a> Emitter<'a> {
             dynasm!(self.ops ; .arch x64 ; jmp QWORD [r11 + Rq(v) * 8]);
             let mut entries = vec![dl; range as usize + 1];
             for &(k, idx) in cases {
-                let b = label(idx).ok_or_else(|| bad(self.fname, "switch target"))?;
+                let l = label(idx).ok_or_else(|| bad(self.fname, "switch target"))?;
                 let at = k.wrapping_sub(min) as usize;
                 *entries
                     .get_mut(at)
-                    .ok_or_else(|| bad(self.fname, "switch key"))? = self.labels[b];
+                    .ok_or_else(|| bad(self.fname, "switch key"))? = l;
             }
             self.tables.push((name, entries));
         } else {
             for &(k, idx) in cases {
-                let b = label(idx).ok_or_else(|| bad(self.fname, "switch target"))?;
-                let l = self.labels[b];
+                let l = label(idx).ok_or_else(|| bad(self.fname, "switch target"))?;
                 let fits = if wide {
                     i32::try_from(k as i64).ok()
                 } else {
@@ -880,6 +891,38 @@ pub struct EmitBuf {
     saved: Vec<u8>,
     alloca_at: Vec<i64>,
     code: Vec<u8>,
+    dest: Vec<u32>,
+}
+
+/// Fills `dest` (per block, where a branch to it should go): a block that
+/// is a lone `jmp` with no moves forwards to its target, so branches skip
+/// it (edge blocks whose arguments needed no move).
+fn forward_jumps(mf: &MFunc, ra: &Output, dest: &mut Vec<u32>) {
+    let nb = mf.num_blocks();
+    dest.clear();
+    dest.extend(0..nb as u32);
+    for b in 0..nb {
+        let r = mf.insts_of(b);
+        if r.len() != 1 || !matches!(mf.ops[r.start], Op::Jmp) {
+            continue;
+        }
+        let i = MInst::new(r.start);
+        if ra.edits_at(ProgPoint::before(i)).is_empty()
+            && ra.edits_at(ProgPoint::after(i)).is_empty()
+        {
+            dest[b] = mf.succs_of(b)[0].0;
+        }
+    }
+    // Follow chains; a cycle of lone jumps keeps its own blocks.
+    for b in 0..nb {
+        let mut d = dest[b] as usize;
+        let mut steps = 0;
+        while dest[d] as usize != d && steps < nb {
+            d = dest[d] as usize;
+            steps += 1;
+        }
+        dest[b] = if steps < nb { d as u32 } else { b as u32 };
+    }
 }
 
 /// The frame of an allocated function, the one place it is computed.
@@ -943,8 +986,11 @@ pub fn emit_function(
     labels.extend((0..mf.num_blocks()).map(|_| ops.new_dynamic_label()));
     let mut relocs = std::mem::take(&mut buf.relocs);
     relocs.clear();
+    let mut dest = std::mem::take(&mut buf.dest);
+    forward_jumps(mf, ra, &mut dest);
     let mut e = Emitter {
         module,
+        dest,
         mf,
         ra,
         edit_cursor: 0,
@@ -961,6 +1007,7 @@ pub fn emit_function(
     let Emitter {
         mut ops,
         labels,
+        dest,
         mut relocs,
         tables,
         saved,
@@ -981,6 +1028,7 @@ pub fn emit_function(
     // A failed function may leave code and labels behind: start afresh.
     buf.ops = r.is_ok().then_some(ops);
     buf.labels = labels;
+    buf.dest = dest;
     buf.relocs = relocs;
     buf.saved = saved;
     buf.alloca_at = alloca_at;

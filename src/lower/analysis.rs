@@ -299,7 +299,8 @@ impl Decisions {
         self.stack.clear();
         if nb > 0 {
             self.visited[0] = true;
-            self.stack.push((Block(0), num_successors(term(Block(0))) as u32));
+            self.stack
+                .push((Block(0), num_successors(term(Block(0))) as u32));
         }
         while let Some(&mut (b, ref mut left)) = self.stack.last_mut() {
             if *left == 0 {

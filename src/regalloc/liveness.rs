@@ -567,8 +567,7 @@ impl Liveness {
             let mut simple = (h + 1..e).all(|b| self.loop_end[b] == 0);
             if simple {
                 for b in h + 1..e {
-                    if f
-                        .block_succs(MBlock::new(b))
+                    if f.block_succs(MBlock::new(b))
                         .iter()
                         .any(|s| !(h..e).contains(&s.index()))
                     {

@@ -425,8 +425,7 @@ impl Scan {
             let vi = v as usize;
             let c = lv.class[vi];
             let hw = self.reg[vi];
-            if self.slot[vi] == NONE && hw != NOREG && self.occupant[c.index()][hw as usize] == v
-            {
+            if self.slot[vi] == NONE && hw != NOREG && self.occupant[c.index()][hw as usize] == v {
                 self.release(c, hw);
                 self.claim[PReg::new(hw, c).index()] = lv.hole_end[vi];
             }
