@@ -901,7 +901,7 @@ fn forward_jumps(mf: &MFunc, ra: &Output, dest: &mut Vec<u32>) {
     let nb = mf.num_blocks();
     dest.clear();
     dest.extend(0..nb as u32);
-    for b in 0..nb {
+    for (b, d) in dest.iter_mut().enumerate() {
         let r = mf.insts_of(b);
         if r.len() != 1 || !matches!(mf.ops[r.start], Op::Jmp) {
             continue;
@@ -910,7 +910,7 @@ fn forward_jumps(mf: &MFunc, ra: &Output, dest: &mut Vec<u32>) {
         if ra.edits_at(ProgPoint::before(i)).is_empty()
             && ra.edits_at(ProgPoint::after(i)).is_empty()
         {
-            dest[b] = mf.succs_of(b)[0].0;
+            *d = mf.succs_of(b)[0].0;
         }
     }
     // Follow chains; a cycle of lone jumps keeps its own blocks.
