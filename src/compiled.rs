@@ -8,7 +8,8 @@
 //! addresses are known. Invariants: every symbol and relocation lies inside
 //! its section; every relocation target is either a symbol defined here or
 //! a name in `imports`; defined objects start at offsets aligned to their
-//! section's alignment.
+//! section's alignment. Each function has a line table (`lines`) mapping its
+//! code back to `.kir` lines for backtraces and debuggers.
 
 use crate::error::{Error, Result};
 use crate::ir::{DataValue, Linkage, Module, SymbolKind, DATA_ALIGN};
@@ -46,6 +47,8 @@ pub struct CompiledModule {
     /// sorted and without duplicates (the trap handler included when used).
     pub imports: Vec<String>,
     pub relocs: Vec<Reloc<String>>,
+    /// The line table of each function ([`crate::debug::lines`]).
+    pub lines: Vec<crate::debug::FunctionLines>,
 }
 
 impl CompiledModule {

@@ -2,6 +2,15 @@
 //! [`Executor`] and the trap handler, behind a lock, so that one engine can
 //! be shared by many threads (`Engine: Send + Sync`).
 //!
+//! The lock is held only for bookkeeping, never while compiling: a thread
+//! that needs modules compiled claims them under the lock, compiles them
+//! without it, and takes it again to load and finalize them (the driver,
+//! `Inner::drive`; see "Compiling outside the lock" in [`crate::registry`]).
+//! So a call or lookup of finalized code never waits for a compile running
+//! on another thread, and two threads compile different modules at once.
+//! A thread that needs a module another thread is compiling waits for that
+//! compile (a condition variable) instead of compiling it again.
+//!
 //! Life of a module: [`Engine::add_module`] (parsed or built IR, verified,
 //! nothing compiled) → compiled and loaded when something it defines is
 //! looked up ([`Engine::get_function`], [`Engine::call`]) or referenced by
@@ -10,7 +19,7 @@
 //! [`Engine::remove_module`] (memory reused).
 //!
 //! Calls: [`Engine::call`] calls any signature with [`Val`]s through a
-//! cached per-signature trampoline; a trap inside it is returned as
+//! call trampoline shared by every signature; a trap inside it is returned as
 //! `Err(Error::Trap)` (the trampoline's frame is the catch point, see
 //! [`crate::trampoline`]). [`Engine::get_function`] returns a typed
 //! `extern "C" fn` pointer whose signature is checked against the IR; a
@@ -23,19 +32,52 @@ use crate::executor::{check_args, Executor, InProcessExecutor};
 use crate::ir::parse::parse_module;
 use crate::ir::verify::verify_module;
 use crate::ir::{Module, Signature, Type};
+use crate::lazy::{EpochGuard, Epochs, Resolver, Split};
 use crate::memory::{MemoryConfig, SectionKind};
-use crate::registry::{ModuleId, ModuleState, Registry, RegistryStats};
+use crate::registry::{compile_job, Lookup, ModuleId, ModuleState, Registry, RegistryStats};
 use crate::trampoline::TrapHandler;
 use crate::value::Val;
 use crate::TrapCode;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A JIT engine. See the [module docs](self).
 pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// What an engine shares with its threads (and, through a pointer, with
+/// the code it compiled).
+struct Inner {
     registry: Mutex<Registry>,
+    /// Signalled whenever a module leaves the Compiling state (installed,
+    /// abandoned or finalized): threads waiting for another thread's
+    /// compile re-check then.
+    changed: Condvar,
+    /// The `--target` name.
+    target: Arc<str>,
     /// Set when the executor is the in-process one (for the trap handler).
     in_process: Option<Arc<InProcessExecutor>>,
     executor: Arc<dyn Executor>,
+    /// Epochs over this engine's calls (shared with the registry, which
+    /// retires old code by them).
+    epochs: Arc<Epochs>,
+}
+
+/// When the functions of a lazy module are compiled
+/// ([`Engine::redefine`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compile {
+    /// On each function's first call (errors come back from that call).
+    OnFirstCall,
+    /// Now: errors come back from the redefinition, and nothing changes.
+    Now,
+}
+
+/// What the driver should bring the roots to.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Goal {
+    Loaded,
+    Finalized,
 }
 
 impl Default for Engine {
@@ -73,15 +115,38 @@ impl Engine {
     fn build(target: &str) -> Result<Engine> {
         let ex = Arc::new(InProcessExecutor::new(None)?);
         let executor: Arc<dyn Executor> = ex.clone();
-        Ok(Engine {
-            registry: Mutex::new(Registry::new(
-                target,
-                executor.clone(),
-                MemoryConfig::default(),
-            )?),
-            in_process: Some(ex),
+        Engine::assemble(target, executor, Some(ex))
+    }
+
+    fn assemble(
+        target: &str,
+        executor: Arc<dyn Executor>,
+        in_process: Option<Arc<InProcessExecutor>>,
+    ) -> Result<Engine> {
+        let mut registry = Registry::new(target, executor.clone(), MemoryConfig::default())?;
+        // Host ISA, in this process: profilers and debuggers can see it.
+        registry.debug_mut().set_native(in_process.is_some());
+        let inner = Arc::new(Inner {
+            target: registry.target().clone(),
+            epochs: registry.epochs().clone(),
+            registry: Mutex::new(registry),
+            changed: Condvar::new(),
+            in_process,
             executor,
-        })
+        });
+        {
+            let mut reg = inner.lock()?;
+            if inner.in_process.is_some() {
+                // Compiled code calls `native_resolve` with the engine's
+                // shared state, which outlives all of its code.
+                let resolve: unsafe extern "C" fn(*const Inner, u64) -> u64 =
+                    crate::lazy::native_resolve::<Inner>;
+                reg.set_lazy_resolver(resolve as usize as u64, Arc::as_ptr(&inner) as u64);
+            } else if let Some(address) = inner.executor.lazy_resolver() {
+                reg.set_lazy_resolver(address, 0);
+            }
+        }
+        Ok(Engine { inner })
     }
 
     /// An engine compiling for `target` whose code runs in `executor` (a
@@ -92,23 +157,11 @@ impl Engine {
                 "kiln was built without a backend for target `{target}`"
             ))
         })?;
-        Ok(Engine {
-            registry: Mutex::new(Registry::new(
-                target,
-                executor.clone(),
-                MemoryConfig::default(),
-            )?),
-            in_process: None,
-            executor,
-        })
+        Engine::assemble(target, executor, None)
     }
 
     fn reg(&self) -> Result<MutexGuard<'_, Registry>> {
-        // A panic while holding the lock cannot leave the registry
-        // inconsistent in a way that matters more than refusing service.
-        self.registry
-            .lock()
-            .map_err(|_| Error::Runtime("engine lock poisoned by a panic".into()))
+        self.inner.lock()
     }
 
     /// Parses, verifies and adds a module from text; `file` names it in
@@ -121,26 +174,122 @@ impl Engine {
     /// yet. Exporting a name another module exports is a link error.
     pub fn add_module(&self, module: Module) -> Result<ModuleId> {
         verify_module(&module)?;
-        self.reg()?.add(module)
+        let module = Arc::new(module);
+        self.reg()?.add_shared(module)
+    }
+
+    /// Adds a verified module lazily (SPEC section 8, `--lazy`; see
+    /// [`crate::lazy`]): it is split into one function-module per function
+    /// (its data items stay together), every function gets a stub, and
+    /// nothing is compiled until a function is first called — then that
+    /// function alone. [`Engine::get_function`] and [`Engine::call`] need
+    /// no compile; a link or compile error of a function comes back from
+    /// the call that first reaches it ([`Engine::check_links`] finds link
+    /// errors up front). Exporting a name another module exports is a link
+    /// error. Executors that cannot resolve calls lazily compile the module
+    /// now.
+    pub fn add_module_lazy(&self, module: Module) -> Result<ModuleId> {
+        verify_module(&module)?;
+        let split = Split::new(module);
+        let (id, now) = {
+            let mut reg = self.reg()?;
+            (reg.add_lazy(split)?, !reg.lazy_supported())
+        };
+        if now {
+            if let Err(e) = self.finalize_module(id) {
+                let _ = self.remove_module(id);
+                return Err(e);
+            }
+        }
+        Ok(id)
+    }
+
+    /// Parses, verifies and adds a module from text lazily
+    /// ([`Engine::add_module_lazy`]).
+    pub fn add_module_text_lazy(&self, file: &str, text: &str) -> Result<ModuleId> {
+        self.add_module_lazy(parse_module(file, text)?)
+    }
+
+    /// Replaces function bodies at run time (hot redefinition): each
+    /// function of `module` named like a lazily added function, with the
+    /// same signature, takes its place — callers compiled earlier reach the
+    /// new body through the function's stub; a call running in the old
+    /// body finishes there, and the old code is released once no engine
+    /// call that began before the switch still runs. Other functions of
+    /// `module` are added lazily; its data items must be new. Another
+    /// signature, an eagerly added function, or a data item of an existing
+    /// name is a link error, and nothing changes. With [`Compile::Now`]
+    /// the new bodies are compiled first, and an error there changes
+    /// nothing either. Returns the new lazy module.
+    pub fn redefine(&self, module: Module, when: Compile) -> Result<ModuleId> {
+        verify_module(&module)?;
+        let split = Split::new(module);
+        let (redef, lazy) = {
+            let mut reg = self.reg()?;
+            let redef = reg.redefine(split)?;
+            // Link errors now, whenever the bodies are compiled.
+            let checked = reg
+                .live_slot(redef.id)
+                .and_then(|slot| reg.check_links(&[slot]));
+            if let Err(e) = checked {
+                let _ = reg.remove(redef.id);
+                return Err(e);
+            }
+            (redef, reg.lazy_supported())
+        };
+        if when == Compile::Now || !lazy {
+            if let Err(e) = self.inner.drive(&redef.members, Goal::Finalized) {
+                let _ = self.remove_module(redef.id);
+                return Err(e);
+            }
+        }
+        let mut reg = self.reg()?;
+        reg.switch(&redef)?;
+        reg.reclaim()?;
+        Ok(redef.id)
+    }
+
+    /// Link-checks `module` and what it reaches, compiling nothing: for a
+    /// lazy module, the errors eager finalizing would report, up front.
+    pub fn check_links(&self, module: ModuleId) -> Result<()> {
+        let mut reg = self.reg()?;
+        let slot = reg.live_slot(module)?;
+        reg.check_links(&[slot])
+    }
+
+    /// An epoch guard: while it is held, code retired by a redefinition is
+    /// not released. Engine calls hold one; hold one around calls through
+    /// raw pointers ([`Engine::get_function`]) that may run while their
+    /// function is redefined on another thread.
+    pub fn enter(&self) -> EpochGuard {
+        self.inner.epochs.enter()
     }
 
     /// Finalizes whatever is Loaded (modules loaded by
     /// [`Engine::load_module`]) and everything it references.
     pub fn finalize(&self) -> Result<()> {
-        self.reg()?.finalize_from(&[])
+        let mut reg = self.reg()?;
+        // Resets the per-finalize counters, as a finalize with no roots.
+        let claim = reg.claim(&[])?;
+        debug_assert!(claim.jobs.is_empty());
+        let r = reg.finalize();
+        self.inner.changed.notify_all();
+        r
     }
 
     /// Compiles, loads and finalizes `module` and every Added module it
     /// reaches through its externs.
     pub fn finalize_module(&self, module: ModuleId) -> Result<()> {
-        self.reg()?.finalize_from(&[module])
+        let roots = self.reg()?.roots_of(module)?;
+        self.inner.drive(&roots, Goal::Finalized)
     }
 
     /// Compiles and loads `module` (and what it reaches) without
     /// finalizing, so that [`Engine::map_section_address`] can move its
     /// sections before [`Engine::finalize`].
     pub fn load_module(&self, module: ModuleId) -> Result<()> {
-        self.reg()?.load(&[module]).map(|_| ())
+        let roots = self.reg()?.roots_of(module)?;
+        self.inner.drive(&roots, Goal::Loaded)
     }
 
     /// Moves section `kind` of Loaded `module` to `address` in the
@@ -156,7 +305,9 @@ impl Engine {
 
     /// The target address of a section of a Loaded or Finalized module.
     pub fn section_address(&self, module: ModuleId, kind: SectionKind) -> Result<Option<u64>> {
-        Ok(self.reg()?.section_address(module, kind))
+        let reg = self.reg()?;
+        reg.slot_of(module)?;
+        Ok(reg.section_address(module, kind))
     }
 
     /// Removes a module; refused while a finalized module references it or
@@ -165,8 +316,10 @@ impl Engine {
         self.reg()?.remove(module)
     }
 
+    /// The state of `module` (`None` once removed); an id of another
+    /// engine is an error.
     pub fn module_state(&self, module: ModuleId) -> Result<Option<ModuleState>> {
-        Ok(self.reg()?.state(module))
+        self.reg()?.state(module)
     }
 
     /// Makes `name` resolve to `address` for `extern` declarations of later
@@ -190,7 +343,7 @@ impl Engine {
     /// return (exit or abort); if it does, the process aborts. Traps inside
     /// [`Engine::call`] never reach it: they are returned as errors.
     pub fn set_trap_handler(&self, handler: Option<TrapHandler>) {
-        if let Some(ex) = &self.in_process {
+        if let Some(ex) = &self.inner.in_process {
             ex.set_trap_handler(handler);
         }
     }
@@ -200,9 +353,33 @@ impl Engine {
         self.set_trap_handler(Some(Arc::new(f)));
     }
 
+    /// Tells profilers and debuggers about the code of every module
+    /// finalized from now on ([`crate::debug::DebugOptions`]: perf map,
+    /// jitdump). Applies only to code running in this process (the
+    /// default executor); other engines accept and ignore it. A file that
+    /// cannot be created is an error here.
+    pub fn set_debug_options(&self, options: crate::debug::DebugOptions) -> Result<()> {
+        self.reg()?.debug_mut().set_options(options)
+    }
+
+    /// The function and IR instruction whose compiled code contains target
+    /// address `address` (a finalized module's), as a backtrace frame.
+    pub fn code_location(&self, address: u64) -> Result<Option<crate::TrapFrame>> {
+        Ok(self.reg()?.debug().frame(address))
+    }
+
     /// Counters of the registry.
     pub fn stats(&self) -> Result<RegistryStats> {
         Ok(self.reg()?.stats())
+    }
+
+    /// Retired code (replaced by redefinitions) not released yet, because
+    /// a call that began before its replacement may still run in it:
+    /// (function-modules, sections).
+    pub fn retired(&self) -> Result<(usize, usize)> {
+        let mut reg = self.reg()?;
+        reg.reclaim()?;
+        Ok(reg.retired_count())
     }
 
     /// Address-space use of the engine's memory manager.
@@ -213,14 +390,20 @@ impl Engine {
     /// The address of exported function `name`, finalizing on demand, and
     /// its signature.
     pub fn function_address(&self, name: &str) -> Result<(u64, Signature)> {
-        let (a, s, _) = self.reg()?.function(name)?;
+        let (a, s, _) = self.inner.function(name)?;
         Ok((a, s))
     }
 
     /// The address of exported symbol `name` (function or data),
     /// finalizing on demand.
     pub fn symbol_address(&self, name: &str) -> Result<u64> {
-        self.reg()?.symbol_address(name)
+        loop {
+            let found = self.reg()?.lookup_symbol(name)?;
+            match found {
+                Ok(a) => return Ok(a),
+                Err(slot) => self.inner.drive(&[slot], Goal::Finalized)?,
+            }
+        }
     }
 
     /// A typed pointer to exported function `name`, finalizing on demand.
@@ -231,8 +414,15 @@ impl Engine {
     /// finalized (not removed) and the engine lives; calling it after that
     /// is undefined behaviour. A trap in it goes to the trap handler, which
     /// does not return. The engine must run in-process.
+    ///
+    /// For a lazily added function the pointer is its stub: nothing is
+    /// compiled until it is called, it stays valid across redefinitions,
+    /// and a compile error on its first call is printed and aborts the
+    /// process (there is no call to return it to). A call through it that
+    /// may run while the function is redefined must hold
+    /// [`Engine::enter`], or the old body may be released under it.
     pub unsafe fn get_function<F: NativeFn>(&self, name: &str) -> Result<F> {
-        if self.in_process.is_none() {
+        if self.inner.in_process.is_none() {
             return Err(Error::Argument(
                 "typed function pointers need the in-process executor".into(),
             ));
@@ -251,7 +441,7 @@ impl Engine {
     }
 
     /// Calls exported function `name` (finalizing on demand) with `args`,
-    /// through a trampoline generated once per signature. Works for any
+    /// through the one call trampoline (shared by every signature). Works for any
     /// signature. A trap returns `Err(Error::Trap)`; wrong arguments
     /// `Err(Error::Argument)`. The module cannot be removed while the call
     /// runs. The engine's lock is not held during the call, so compiled
@@ -263,14 +453,150 @@ impl Engine {
     /// their destructors; use `call` (not typed pointers) from host
     /// functions.
     pub fn call(&self, name: &str, args: &[Val]) -> Result<Option<Val>> {
-        let (addr, sig, pin) = self.reg()?.function(name)?;
+        let (addr, sig, pin) = self.inner.function(name)?;
         check_args(name, &sig, args)?;
-        // SAFETY: `addr` is a finalized function of `sig`; `pin` keeps its
-        // module (and, through the referrer rule, everything it references)
-        // from being removed until the call returns.
-        let r = unsafe { self.executor.call(addr, &sig, args) };
+        let epoch = self.inner.epochs.enter();
+        let _stale = crate::lazy::take_error();
+        let inner = &*self.inner;
+        let resolve = |key: u32| inner.resolve(key);
+        // SAFETY: `addr` is a finalized function (or a lazy function's
+        // stub) of `sig`; `pin` keeps its module (and, through the referrer
+        // rule, everything it references) from being removed, and `epoch`
+        // keeps retired code it may still run in mapped, until the call
+        // returns.
+        let r = unsafe { inner.executor.call_resolving(addr, &sig, args, &resolve) };
+        // A failed lazy compile unwinds to this call through the trap path.
+        let r = match r {
+            Err(Error::Trap(t)) => crate::lazy::take_error().map_or(Err(Error::Trap(t)), Err),
+            other => other,
+        };
+        // Symbolized while `pin` and `epoch` still keep the trapping code.
+        let r = r.map_err(|e| self.symbolize(e));
+        drop(epoch);
         drop(pin);
+        if inner.epochs.has_retired() {
+            if let Ok(mut reg) = inner.lock() {
+                // Best effort: a failure only keeps retired code mapped.
+                let _ = reg.reclaim();
+            }
+        }
         r
+    }
+
+    /// Fills in the IR-level backtrace of a trap from the code addresses
+    /// the executor captured ([`crate::debug`]).
+    fn symbolize(&self, e: Error) -> Error {
+        match e {
+            Error::Trap(mut t) if t.backtrace.is_empty() && !t.pcs.is_empty() => {
+                if let Ok(reg) = self.reg() {
+                    t.backtrace = reg.debug().symbolize(&t.pcs);
+                }
+                Error::Trap(t)
+            }
+            e => e,
+        }
+    }
+}
+
+impl Resolver for Inner {
+    fn resolve(&self, key: u32) -> Result<u64> {
+        loop {
+            let found = self.lock()?.indirect_body(key)?;
+            match found {
+                Ok(address) => return Ok(address),
+                Err(slot) => self.drive(&[slot], Goal::Finalized)?,
+            }
+        }
+    }
+
+    fn trap_stub(&self) -> Option<u64> {
+        self.executor.host_symbol(crate::isa::TRAP_HANDLER)
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> Result<MutexGuard<'_, Registry>> {
+        // A panic while holding the lock cannot leave the registry
+        // inconsistent in a way that matters more than refusing service.
+        self.registry
+            .lock()
+            .map_err(|_| Error::Runtime("engine lock poisoned by a panic".into()))
+    }
+
+    /// Exported function `name`, callable: finalizes what it needs first.
+    fn function(&self, name: &str) -> Result<(u64, Signature, Arc<()>)> {
+        loop {
+            let found = self.lock()?.lookup_function(name)?;
+            match found {
+                Lookup::Ready(a, s, p) => return Ok((a, s, p)),
+                Lookup::Pending(slot) => self.drive(&[slot], Goal::Finalized)?,
+            }
+        }
+    }
+
+    /// Brings `roots` (and what they reach) to `goal`, compiling outside
+    /// the lock (see "Compiling outside the lock" in [`crate::registry`]):
+    /// claim under the lock, compile without it, install and finalize
+    /// under it; wait for other threads' compiles when only they can make
+    /// progress.
+    fn drive(&self, roots: &[u32], goal: Goal) -> Result<()> {
+        let mut reg = self.lock()?;
+        loop {
+            let done = |r: &Registry| match goal {
+                Goal::Finalized => r.all_finalized(roots),
+                Goal::Loaded => r.all_loaded(roots),
+            };
+            if done(&reg) {
+                return Ok(());
+            }
+            let claim = reg.claim(roots)?;
+            let mut progressed = false;
+            if !claim.jobs.is_empty() {
+                drop(reg);
+                let mut compiled = Vec::with_capacity(claim.jobs.len());
+                let mut failed = None;
+                for job in &claim.jobs {
+                    match compile_job(&self.target, job) {
+                        Ok(cm) => compiled.push((job.slot, cm)),
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    }
+                }
+                reg = self.lock()?;
+                if let Some(e) = failed {
+                    reg.abandon(claim.token, &claim.slots);
+                    self.changed.notify_all();
+                    return Err(e);
+                }
+                let installed = reg.install(claim.token, compiled);
+                self.changed.notify_all();
+                installed?;
+                progressed = true;
+            }
+            if goal == Goal::Finalized {
+                let finalized = reg.finalize_ready();
+                if !matches!(finalized, Ok(false)) {
+                    self.changed.notify_all();
+                }
+                progressed |= finalized?;
+            }
+            if done(&reg) {
+                return Ok(());
+            }
+            if !progressed {
+                if !claim.busy {
+                    return Err(Error::Runtime(
+                        "cannot finalize: modules wait for something no thread compiles".into(),
+                    ));
+                }
+                reg = self
+                    .changed
+                    .wait(reg)
+                    .map_err(|_| Error::Runtime("engine lock poisoned by a panic".into()))?;
+            }
+        }
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Input errors (parse, verify, link) carry a [`Diagnostic`] naming the file
 //! and the offending token, and print as `FILE:LINE:COL: error: MESSAGE`
-//! (SPEC section 8). Traps carry their [`TrapCode`]. Nothing in the library
-//! exits or panics on bad input: it returns one of these.
+//! (SPEC section 8). Traps carry a [`Trap`]: the [`TrapCode`] and the
+//! IR-level backtrace (innermost first). Nothing in the library exits or
+//! panics on bad input: it returns one of these.
 
 use crate::ir::Loc;
 use std::fmt;
@@ -88,6 +89,78 @@ impl fmt::Display for TrapCode {
     }
 }
 
+/// One frame of an IR-level backtrace: the function, and the location of
+/// the instruction that trapped (innermost frame) or of the call still
+/// running (every other frame).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrapFrame {
+    /// The IR name, without `@`.
+    pub function: String,
+    /// The module's file name (`<builder>` for built IR).
+    pub file: String,
+    /// The instruction's mnemonic token; [`Loc::NONE`] for built IR.
+    pub loc: Loc,
+}
+
+impl fmt::Display for TrapFrame {
+    /// `@NAME (FILE:LINE:COL)`, or `@NAME (FILE)` without a location.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.loc.is_none() {
+            write!(f, "@{} ({})", self.function, self.file)
+        } else {
+            write!(f, "@{} ({}:{})", self.function, self.file, self.loc)
+        }
+    }
+}
+
+/// The most frames a trap's backtrace keeps (the innermost ones), so that a
+/// trap deep in a recursion does not print a million lines.
+pub const MAX_BACKTRACE: usize = 1000;
+
+/// A trap: why execution stopped and where (SPEC sections 7 and 8).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Trap {
+    pub code: TrapCode,
+    /// The IR-level backtrace, innermost first: the trapping instruction,
+    /// then each call still running, at most [`MAX_BACKTRACE`] frames.
+    /// Frames of code without line tables (host functions) are left out.
+    pub backtrace: Vec<TrapFrame>,
+    /// Code addresses captured by the executor, innermost first (the trap
+    /// site, then return addresses), in the executor's address space; the
+    /// engine turns them into [`Trap::backtrace`] with the line tables of
+    /// [`crate::debug`]. Left as captured for inspection.
+    pub pcs: Vec<u64>,
+}
+
+impl Trap {
+    /// A trap without a backtrace.
+    pub fn new(code: TrapCode) -> Trap {
+        Trap {
+            code,
+            backtrace: Vec::new(),
+            pcs: Vec::new(),
+        }
+    }
+}
+
+impl From<TrapCode> for Trap {
+    fn from(code: TrapCode) -> Trap {
+        Trap::new(code)
+    }
+}
+
+impl fmt::Display for Trap {
+    /// `trap: REASON`, then the backtrace lines (SPEC section 8), without
+    /// a final newline.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "trap: {}", self.code)?;
+        for fr in &self.backtrace {
+            write!(f, "\n  at {fr}")?;
+        }
+        Ok(())
+    }
+}
+
 /// Every error the library returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Error {
@@ -98,7 +171,7 @@ pub enum Error {
     /// Symbols do not resolve or do not agree across modules.
     Link(Diagnostic),
     /// Execution stopped with a trap.
-    Trap(TrapCode),
+    Trap(Trap),
     /// A bad request that is not located in a file: a missing entry
     /// function, an argument of the wrong type or form.
     Argument(String),
@@ -116,6 +189,19 @@ impl Error {
         }
     }
 
+    /// A trap with `code` and no backtrace.
+    pub fn trap(code: TrapCode) -> Error {
+        Error::Trap(Trap::new(code))
+    }
+
+    /// The trap code, when this is a trap.
+    pub fn trap_code(&self) -> Option<TrapCode> {
+        match self {
+            Error::Trap(t) => Some(t.code),
+            _ => None,
+        }
+    }
+
     /// Whether this is an error in the input (exit status 1 in the CLI).
     pub fn is_input_error(&self) -> bool {
         !matches!(self, Error::Trap(_))
@@ -128,7 +214,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Parse(d) | Error::Verify(d) | Error::Link(d) => d.fmt(f),
-            Error::Trap(t) => write!(f, "trap: {t}"),
+            Error::Trap(t) => t.fmt(f),
             Error::Argument(m) | Error::Runtime(m) => f.write_str(m),
         }
     }

@@ -9,7 +9,7 @@
 //!
 //! - [`InProcessExecutor`] (the default): target address = local address,
 //!   so writing is a check that nothing was remapped; calls are native,
-//!   through a JIT-generated trampoline per signature
+//!   through one JIT-generated call trampoline for every signature
 //!   ([`crate::trampoline`]), and traps inside [`Executor::call`] come back
 //!   as [`Error::Trap`].
 //! - A remote or emulated executor owns the target memory (the AArch64
@@ -77,6 +77,50 @@ pub trait Executor: Send + Sync {
     /// [`crate::isa::TRAP_HANDLER`].
     fn host_symbol(&self, name: &str) -> Option<u64>;
 
+    /// Stores `value` at `address`, an 8-byte indirection cell in a data
+    /// section this executor runs (a lazy or redefined function's, see
+    /// [`crate::lazy`]), so that code running there sees either the old or
+    /// the new value, never a mix. The default writes it as an 8-byte data
+    /// section.
+    fn write_cell(&self, address: u64, value: u64) -> Result<()> {
+        let section = TargetSection {
+            kind: SectionKind::Data,
+            address,
+            len: 8,
+        };
+        self.write_section(section, &value.to_le_bytes())
+    }
+
+    /// The address code calls to compile a lazy function on its first call
+    /// when it runs in this executor (with the context and the function's
+    /// key as its two arguments), if this executor resolves such calls
+    /// itself through [`Executor::call_resolving`]. `None` (the default):
+    /// in process, the engine's own resolver is called directly; elsewhere,
+    /// lazy modules are compiled when added.
+    fn lazy_resolver(&self) -> Option<u64> {
+        None
+    }
+
+    /// [`Executor::call`], resolving lazy functions on the way: when the
+    /// code calls [`Executor::lazy_resolver`] with a key, `resolve(key)`
+    /// compiles the function and returns where to continue. The default
+    /// is [`Executor::call`] (in process, compiled code calls the resolver
+    /// itself).
+    ///
+    /// # Safety
+    /// As for [`Executor::call`].
+    unsafe fn call_resolving(
+        &self,
+        address: u64,
+        sig: &Signature,
+        args: &[Val],
+        resolve: &dyn Fn(u32) -> Result<u64>,
+    ) -> Result<Option<Val>> {
+        let _ = resolve;
+        // SAFETY: forwarded contract.
+        unsafe { self.call(address, sig, args) }
+    }
+
     /// The signature of host symbol `name`, when the executor knows it
     /// (an emulator's built-in functions); the registry then link-checks
     /// `extern` declarations against it. `None` (the default) means
@@ -108,7 +152,8 @@ impl InProcessExecutor {
         self.stubs.set_handler(handler);
     }
 
-    /// How many per-signature trampolines were generated (each once).
+    /// How many call trampolines this executor holds: one, shared by every
+    /// signature (0 where calls are not native).
     pub fn trampoline_count(&self) -> usize {
         self.stubs.count()
     }
@@ -136,6 +181,22 @@ impl Executor for InProcessExecutor {
 
     fn finalize_sections(&self, _sections: &[TargetSection]) -> Result<()> {
         // The memory manager's finalize already protected these pages.
+        Ok(())
+    }
+
+    fn write_cell(&self, address: u64, value: u64) -> Result<()> {
+        if address == 0 || !address.is_multiple_of(8) {
+            return Err(Error::Runtime(format!(
+                "indirection cell at {address:#x} is not 8-byte aligned"
+            )));
+        }
+        // SAFETY: the registry passes only the address of a cell in a data
+        // section it allocated from its memory manager (RW, never
+        // executable, mapped while the engine lives), 8-byte aligned
+        // (checked). Code reads the cell with plain 8-byte loads, which an
+        // aligned atomic store never tears.
+        let cell = unsafe { std::sync::atomic::AtomicU64::from_ptr(address as *mut u64) };
+        cell.store(value, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 
@@ -183,6 +244,9 @@ pub fn check_args(name: &str, sig: &Signature, args: &[Val]) -> Result<()> {
 #[cfg(feature = "emulate")]
 pub struct EmulatorExecutor {
     jobs: std::sync::Mutex<std::sync::mpsc::Sender<EmuJob>>,
+    /// Held for the whole of a call: a call paused for a lazy compile
+    /// keeps its registers and stack in the machine until it resumes.
+    calls: std::sync::Mutex<()>,
 }
 
 #[cfg(feature = "emulate")]
@@ -217,6 +281,7 @@ impl EmulatorExecutor {
             .map_err(|_| Error::Runtime("the emulator thread died".into()))??;
         Ok(EmulatorExecutor {
             jobs: std::sync::Mutex::new(jobs),
+            calls: std::sync::Mutex::new(()),
         })
     }
 
@@ -279,16 +344,49 @@ impl Executor for EmulatorExecutor {
     }
 
     unsafe fn call(&self, address: u64, sig: &Signature, args: &[Val]) -> Result<Option<Val>> {
+        let no_resolver = |_: u32| -> Result<u64> {
+            Err(Error::Runtime(
+                "a lazy function was called without a resolver".into(),
+            ))
+        };
+        // SAFETY: forwarded contract.
+        unsafe { self.call_resolving(address, sig, args, &no_resolver) }
+    }
+
+    fn lazy_resolver(&self) -> Option<u64> {
+        Some(crate::emulate::layout::LAZY_RESOLVER)
+    }
+
+    unsafe fn call_resolving(
+        &self,
+        address: u64,
+        sig: &Signature,
+        args: &[Val],
+        resolve: &dyn Fn(u32) -> Result<u64>,
+    ) -> Result<Option<Val>> {
         use crate::emulate::Outcome;
+        let _one_call = self
+            .calls
+            .lock()
+            .map_err(|_| Error::Runtime("the emulator's call lock is poisoned".into()))?;
         let (args, ret) = (args.to_vec(), sig.ret);
-        match self.run(move |emu| emu.call(address, &args, ret))?? {
-            Outcome::Returned(v) => Ok(v),
-            Outcome::Exit(code) => {
-                // SAFETY: fflush(NULL) is always valid.
-                unsafe { libc::fflush(std::ptr::null_mut()) };
-                std::process::exit(code)
+        let mut outcome = self.run(move |emu| emu.call(address, &args, ret))??;
+        loop {
+            match outcome {
+                Outcome::Lazy { key, resume } => {
+                    // Compiling writes sections through this executor's
+                    // jobs, which run while the call is paused.
+                    let target = resolve(key)?;
+                    outcome = self.run(move |emu| emu.resume(resume, target, ret))??;
+                }
+                Outcome::Returned(v) => return Ok(v),
+                Outcome::Exit(code) => {
+                    // SAFETY: fflush(NULL) is always valid.
+                    unsafe { libc::fflush(std::ptr::null_mut()) };
+                    std::process::exit(code)
+                }
+                Outcome::Abort => std::process::abort(),
             }
-            Outcome::Abort => std::process::abort(),
         }
     }
 

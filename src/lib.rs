@@ -62,7 +62,8 @@
 //!
 //! // The generic path: any signature, traps come back as errors.
 //! assert_eq!(engine.call("f", &[Val::I64(4), Val::I64(2)])?, Some(Val::I64(24)));
-//! assert_eq!(engine.call("f", &[Val::I64(4), Val::I64(0)]), Err(Error::Trap(TrapCode::DivisionByZero)));
+//! let trap = engine.call("f", &[Val::I64(4), Val::I64(0)]).unwrap_err();
+//! assert_eq!(trap.trap_code(), Some(TrapCode::DivisionByZero));
 //!
 //! // The typed path: the signature is checked against the IR.
 //! // SAFETY: the module is not removed while `f` is used.
@@ -76,6 +77,7 @@
 
 pub mod analysis;
 pub mod compiled;
+pub mod debug;
 pub mod emit;
 #[cfg(feature = "emulate")]
 pub mod emulate;
@@ -88,6 +90,7 @@ pub mod host;
 pub mod interp;
 pub mod ir;
 pub mod isa;
+pub mod lazy;
 pub mod link;
 #[cfg(any(feature = "x86_64", feature = "aarch64"))]
 pub mod lower;
@@ -100,6 +103,6 @@ pub mod symbols;
 pub mod trampoline;
 pub mod value;
 
-pub use engine::Engine;
-pub use error::{Diagnostic, Error, Result, TrapCode};
+pub use engine::{Compile, Engine};
+pub use error::{Diagnostic, Error, Result, Trap, TrapCode, TrapFrame};
 pub use value::Val;

@@ -22,8 +22,10 @@
 //! Invariant of a successful [`Linked`]: `targets[m][s]` exists for every
 //! module `m` and every symbol `s` of it, and names a definition of the
 //! symbol's kind (a `Func` or `Host` target for function symbols, a `Data`
-//! target for data symbols). The interpreter and the JIT's module registry
-//! both read this table.
+//! target for data symbols). The interpreter reads this table; the JIT's
+//! module registry links one module at a time against its symbol table
+//! with the same rule, [`check_import`], so both print the same
+//! diagnostics.
 
 use crate::error::{Diagnostic, Error, Result};
 use crate::host::HostFunctions;
@@ -170,6 +172,73 @@ fn link_error(module: &Module, sym: SymId, message: String) -> Error {
     ))
 }
 
+/// What the name an `extern` declares is defined as, wherever that is: an
+/// export of another module (named for messages), or a host symbol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Definition<'a> {
+    /// A function of this signature exported by the module named `module`.
+    Func { sig: &'a Signature, module: &'a str },
+    /// A data item exported by the module named `module`.
+    Data { module: &'a str },
+    /// A host function of this signature.
+    HostFunc(&'a Signature),
+    /// A host function whose signature the host cannot tell; any `extern
+    /// func` is taken at its word.
+    HostUnchecked,
+    /// A host symbol the host knows nothing about (found by address only):
+    /// any `extern`, function or data, is taken at its word.
+    HostAny,
+}
+
+/// The one linking rule (SPEC sections 3 and 8), shared by the interpreter
+/// ([`link_with`]) and the JIT's registry: checks `extern` symbol `sym` of
+/// `module` against `def`, the definition its name resolves to (`None`:
+/// nothing of that name). The kinds must agree and an `extern func`'s
+/// signature must equal the definition's, when known; otherwise the error
+/// is a link error located at the `extern`.
+pub fn check_import(module: &Module, sym: SymId, def: Option<Definition<'_>>) -> Result<()> {
+    let data = module.sym(sym);
+    let name = &data.name;
+    let fail = |message: String| Err(link_error(module, sym, message));
+    match (&data.kind, def) {
+        (_, None) => fail(format!("unresolved symbol @{name}")),
+        (
+            SymbolKind::Func { sig, .. },
+            Some(Definition::Func {
+                sig: dsig,
+                module: m,
+            }),
+        ) => {
+            if sig != dsig {
+                return fail(format!(
+                    "extern @{name} has signature {sig} but module {m} defines {dsig}"
+                ));
+            }
+            Ok(())
+        }
+        (SymbolKind::Func { sig, .. }, Some(Definition::HostFunc(hsig))) => {
+            if sig != hsig {
+                return fail(format!(
+                    "extern @{name} has signature {sig} but the host function has {hsig}"
+                ));
+            }
+            Ok(())
+        }
+        (_, Some(Definition::HostAny))
+        | (SymbolKind::Func { .. }, Some(Definition::HostUnchecked)) => Ok(()),
+        (SymbolKind::Func { .. }, Some(Definition::Data { module: m })) => fail(format!(
+            "extern func @{name} names data defined by module {m}"
+        )),
+        (SymbolKind::Data { .. }, Some(Definition::Data { .. })) => Ok(()),
+        (SymbolKind::Data { .. }, Some(Definition::Func { module: m, .. })) => fail(format!(
+            "extern data @{name} names a function defined by module {m}"
+        )),
+        (SymbolKind::Data { .. }, Some(Definition::HostFunc(_) | Definition::HostUnchecked)) => {
+            fail(format!("extern data @{name} names a host function"))
+        }
+    }
+}
+
 /// Resolves the import `sym` of `module`: another module's export first,
 /// then the host.
 fn resolve_import(
@@ -179,107 +248,41 @@ fn resolve_import(
     sym: SymId,
     outside: &impl Fn(&str) -> Option<Outside>,
 ) -> Result<Target> {
-    let data = module.sym(sym);
-    let name = &data.name;
+    let name = &module.sym(sym).name;
     if let Some(&(dm, dsym)) = exports.get(name) {
         let def_module = &modules[dm];
-        let def = def_module.sym(dsym);
-        return match (&data.kind, &def.kind) {
-            (SymbolKind::Func { sig, .. }, SymbolKind::Func { sig: dsig, body }) => {
-                if sig != dsig {
-                    return Err(link_error(
-                        module,
-                        sym,
-                        format!(
-                            "extern @{name} has signature {sig} but module {} defines {dsig}",
-                            def_module.name
-                        ),
-                    ));
-                }
-                match body {
-                    Some(func) => Ok(Target::Func {
-                        module: dm,
-                        func: *func,
-                    }),
-                    None => Err(link_error(
-                        module,
-                        sym,
-                        format!("unresolved symbol @{name}"),
-                    )),
-                }
-            }
-            (SymbolKind::Data { .. }, SymbolKind::Data { body: Some(d) }) => Ok(Target::Data {
-                module: dm,
-                data: *d,
-            }),
-            (SymbolKind::Func { .. }, _) => Err(link_error(
-                module,
-                sym,
-                format!(
-                    "extern func @{name} names data defined by module {}",
-                    def_module.name
-                ),
-            )),
-            (SymbolKind::Data { .. }, _) => Err(link_error(
-                module,
-                sym,
-                format!(
-                    "extern data @{name} names a function defined by module {}",
-                    def_module.name
-                ),
-            )),
+        let (def, target) = match &def_module.sym(dsym).kind {
+            SymbolKind::Func { sig, body } => (
+                Definition::Func {
+                    sig,
+                    module: &def_module.name,
+                },
+                body.map(|func| Target::Func { module: dm, func }),
+            ),
+            SymbolKind::Data { body } => (
+                Definition::Data {
+                    module: &def_module.name,
+                },
+                body.map(|data| Target::Data { module: dm, data }),
+            ),
         };
+        check_import(module, sym, Some(def))?;
+        // Exports are defined by construction.
+        return target.ok_or_else(|| link_error(module, sym, format!("unresolved symbol @{name}")));
     }
-    let mismatch = |dsig: &Signature, definer: &str| {
-        let SymbolKind::Func { sig, .. } = &data.kind else {
-            return None;
-        };
-        (sig != dsig).then(|| {
-            link_error(
-                module,
-                sym,
-                format!("extern @{name} has signature {sig} but {definer} {dsig}"),
-            )
-        })
+    let found = outside(name);
+    let def = match &found {
+        None => None,
+        Some(Outside::Func { sig, module }) => Some(Definition::Func { sig, module }),
+        Some(Outside::Data { module }) => Some(Definition::Data { module }),
+        Some(Outside::Host(HostSymbol::Func(sig))) => Some(Definition::HostFunc(sig)),
+        Some(Outside::Host(HostSymbol::Unchecked)) => Some(Definition::HostUnchecked),
     };
-    match (&data.kind, outside(name)) {
-        (SymbolKind::Func { .. }, Some(Outside::Func { sig, module: m })) => {
-            match mismatch(&sig, &format!("module {m} defines")) {
-                Some(e) => Err(e),
-                None => Ok(Target::Prior(name.clone())),
-            }
-        }
-        (SymbolKind::Data { .. }, Some(Outside::Data { .. })) => Ok(Target::Prior(name.clone())),
-        (SymbolKind::Func { .. }, Some(Outside::Data { module: m })) => Err(link_error(
-            module,
-            sym,
-            format!("extern func @{name} names data defined by module {m}"),
-        )),
-        (SymbolKind::Data { .. }, Some(Outside::Func { module: m, .. })) => Err(link_error(
-            module,
-            sym,
-            format!("extern data @{name} names a function defined by module {m}"),
-        )),
-        (SymbolKind::Func { .. }, Some(Outside::Host(HostSymbol::Func(hsig)))) => {
-            match mismatch(&hsig, "the host function has") {
-                Some(e) => Err(e),
-                None => Ok(Target::Host(name.clone())),
-            }
-        }
-        (SymbolKind::Func { .. }, Some(Outside::Host(HostSymbol::Unchecked))) => {
-            Ok(Target::Host(name.clone()))
-        }
-        (SymbolKind::Data { .. }, Some(Outside::Host(_))) => Err(link_error(
-            module,
-            sym,
-            format!("extern data @{name} names a host function"),
-        )),
-        (_, None) => Err(link_error(
-            module,
-            sym,
-            format!("unresolved symbol @{name}"),
-        )),
-    }
+    check_import(module, sym, def)?;
+    Ok(match found {
+        Some(Outside::Host(_)) => Target::Host(name.clone()),
+        _ => Target::Prior(name.clone()),
+    })
 }
 
 #[cfg(test)]

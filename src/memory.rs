@@ -1,46 +1,88 @@
 //! The section memory manager: where loaded modules' text, rodata and data
 //! live, and the W^X discipline over them.
 //!
-//! Address space is reserved in *reservations* (one `mmap(PROT_NONE,
-//! MAP_NORESERVE)` each) small enough that a direct call between any two
-//! places inside one always reaches: ≤ 2 GiB for x86-64 `rel32`, ≤ 128 MiB
-//! for AArch64 `BL`. Pages are handed out from a reservation to one section
-//! kind at a time, and sections are carved from those pages at their
-//! alignment, so many small modules share pages without mixing protections.
+//! Address space is reserved in *reservations* small enough that a direct
+//! call between any two places inside one always reaches: ≤ 2 GiB for
+//! x86-64 `rel32`, ≤ 128 MiB for AArch64 `BL`. Pages are handed out from a
+//! reservation to one section kind at a time, and sections are carved from
+//! those pages at their alignment by a sub-page allocator
+//! (`memory/free_list.rs`: best fit, neighbours coalesced, logarithmic
+//! time).
+//!
+//! # Two ways to keep W^X
+//!
+//! **Dual view** (the default, [`CodeMapping::DualView`]). A reservation is
+//! backed by a memfd mapped twice. The *executable view* is the reservation
+//! itself, the only addresses code runs at and the only ones handed out:
+//! its text pages are mapped read+execute and its rodata pages read-only,
+//! from the file, and they stay so from the moment a page is given to a
+//! kind until it is empty again. They are never writable. The *writable
+//! view* maps the same file read-write at another address; the manager
+//! copies bytes in through it ([`LoadBatch::bytes_mut`]), so text and
+//! rodata of any number of batches share pages and finalizing changes no
+//! protection at all (on AArch64 it flushes the instruction cache). Data
+//! pages are private anonymous memory mapped read-write in the executable
+//! view (code writes them where it runs; a `fork` child gets its own copy).
+//!
+//! Why the writable view is safe: no mapping is ever both writable and
+//! executable (the process's `/proc/self/maps` shows none; the tests check
+//! it), so the CPU never executes from a page it can write through the same
+//! address, and compiled code cannot find the writable alias: its address
+//! lives only inside this manager and is reachable only through
+//! `LoadBatch::bytes_mut`, which borrows an open batch mutably and covers
+//! that batch's own sections, which nothing runs yet. Freed bytes are
+//! zeroed through it. Only the thread holding the manager (`&mut`, i.e. the
+//! engine's registry) writes, and only between `allocate` and `finalize`.
+//! A child made by `fork` inherits no writable view (`MADV_DONTFORK`) and
+//! the manager refuses to work there (it would write into its parent's
+//! code otherwise; `memory/os.rs`, `fork_generation`). What the two views do not
+//! protect against is memory corruption in the host itself that happens to
+//! hit the writable view; that is the trade every dual-mapping JIT makes
+//! for not changing protections per module.
+//!
+//! **Page-granular protection** ([`CodeMapping::Protect`], and the fallback
+//! when a memfd cannot be made or mapped executable, per reservation). One
+//! private mapping; text and rodata pages are opened RW for one batch, and
+//! [`MemoryManager::finalize`] turns them R+X or R with `mprotect`. Text
+//! and rodata pages that are still writable belong to exactly one open
+//! batch, and only that batch's sections are placed on them: finalizing a
+//! batch seals only its own pages and never takes writability from another
+//! batch. Space left over on a sealed page is not reused until every
+//! section on it is freed. Data pages are shared by every batch.
 //!
 //! Life of an allocation, in the types:
 //! - [`MemoryManager::begin_batch`] opens a [`LoadBatch`];
 //!   [`MemoryManager::allocate`] places a section in it and returns a
-//!   [`SectionRef`]; [`LoadBatch::bytes_mut`] fills and relocates it (the
-//!   memory is RW, never executable).
+//!   [`SectionRef`]; [`LoadBatch::bytes_mut`] fills and relocates it.
 //! - [`MemoryManager::finalize`] consumes the batch and returns a
-//!   [`FinalizedBatch`] of [`FinalizedSection`]s: text pages become R+X,
-//!   rodata pages R, data pages stay RW; the instruction cache is flushed
-//!   where the ISA needs it. There is no way back to writable: W^X by value.
+//!   [`FinalizedBatch`] of [`FinalizedSection`]s: text R+X, rodata R, data
+//!   RW; the instruction cache is flushed where the ISA needs it. There is
+//!   no way back to writable: W^X by value.
 //! - [`MemoryManager::free`] consumes a [`FinalizedSection`] and returns its
-//!   bytes for reuse; [`MemoryManager::discard`] drops an unfinalized batch.
+//!   bytes for reuse (zeroed, at sub-page granularity where the pages are
+//!   shared); [`MemoryManager::discard`] drops an unfinalized batch.
 //!
 //! Invariants:
-//! - No page is ever writable and executable at once. Page states go
-//!   `NONE → RW (open) → R+X or R (sealed) → NONE (free) → ...`; data pages
-//!   stay RW.
-//! - Text and rodata pages that are still writable belong to exactly one open
-//!   batch, and only that batch's sections are placed on them: finalizing a
-//!   batch seals only its own pages and never takes writability from another
-//!   batch. Space left over on a sealed page is not reused until every
-//!   section on the page is freed; the page then returns to the reservation's
-//!   page pool (PROT_NONE, memory released) and may be opened RW again, for
-//!   any kind, since no finalized code remains on it.
-//! - Data pages are shared by every batch; their free bytes are kept in a
-//!   per-reservation free list with neighbours coalesced.
+//! - No page is ever writable and executable in one mapping.
+//! - Free bytes on a page read as zero.
+//! - A page whose last section is freed gives its memory back to the system
+//!   at once. A Protect-mode text or rodata page goes back to the
+//!   reservation's page pool (inaccessible); a page shared by every batch
+//!   stays its kind's, ready for the next section of that kind without any
+//!   system call, until the reservation runs out of fresh pages: then every
+//!   such empty page goes back to the pool. Pooled pages may be given to any
+//!   kind, since no code remains on them.
 //! - Every handle ([`LoadBatch`], [`FinalizedSection`]) holds the mapping
 //!   alive, so no handle ever points at unmapped memory, even if the manager
 //!   is dropped first. A handle dropped without `finalize`/`free`/`discard`
 //!   only leaks its bytes until the manager and all handles are gone.
 //! - Running out of address space or of the configured limits is an `Err`.
 
+mod free_list;
+mod os;
+
 use crate::error::{Error, Result};
-use std::collections::BTreeMap;
+use free_list::{align_up, FreeList};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -57,6 +99,7 @@ pub enum SectionKind {
 }
 
 impl SectionKind {
+    /// `text`, `rodata` or `data`.
     pub fn name(self) -> &'static str {
         match self {
             SectionKind::Text => "text",
@@ -64,6 +107,35 @@ impl SectionKind {
             SectionKind::Data => "data",
         }
     }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The protection of the kind's pages in the executable view once
+    /// finalized.
+    fn final_prot(self) -> libc::c_int {
+        match self {
+            SectionKind::Text => libc::PROT_READ | libc::PROT_EXEC,
+            SectionKind::Rodata => libc::PROT_READ,
+            SectionKind::Data => libc::PROT_READ | libc::PROT_WRITE,
+        }
+    }
+}
+
+/// How a [`MemoryManager`] keeps code pages from being writable and
+/// executable at once; see the module docs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CodeMapping {
+    /// A memfd mapped twice (executable view, writable view): small modules
+    /// share pages and finalizing needs no protection change. Where a memfd
+    /// cannot be made or mapped executable, a reservation falls back to
+    /// [`CodeMapping::Protect`].
+    #[default]
+    DualView,
+    /// One private mapping whose text and rodata pages are made writable
+    /// for one batch and sealed with `mprotect` when it is finalized.
+    Protect,
 }
 
 /// Sizes and limits of a [`MemoryManager`].
@@ -74,6 +146,8 @@ pub struct MemoryConfig {
     pub reservation_size: usize,
     /// How many reservations may be taken in all; one more is an error.
     pub max_reservations: usize,
+    /// How code pages are kept W^X.
+    pub mapping: CodeMapping,
 }
 
 impl MemoryConfig {
@@ -81,12 +155,15 @@ impl MemoryConfig {
     /// `rel32` spans ±2 GiB, AArch64 `BL` ±128 MiB (128 MiB also elsewhere).
     #[cfg(target_arch = "x86_64")]
     pub const MAX_RESERVATION: usize = 1 << 31;
+    /// The largest reservation in which every direct call reaches: AArch64
+    /// `BL` spans ±128 MiB (128 MiB also on other hosts).
     #[cfg(not(target_arch = "x86_64"))]
     pub const MAX_RESERVATION: usize = 1 << 27;
 
-    /// The default reservation size: 1 GiB on x86-64, 128 MiB elsewhere.
+    /// The default reservation size: 1 GiB on x86-64.
     #[cfg(target_arch = "x86_64")]
     pub const DEFAULT_RESERVATION: usize = 1 << 30;
+    /// The default reservation size: 128 MiB on hosts other than x86-64.
     #[cfg(not(target_arch = "x86_64"))]
     pub const DEFAULT_RESERVATION: usize = 1 << 27;
 }
@@ -96,6 +173,7 @@ impl Default for MemoryConfig {
         MemoryConfig {
             reservation_size: Self::DEFAULT_RESERVATION,
             max_reservations: 64,
+            mapping: CodeMapping::default(),
         }
     }
 }
@@ -106,6 +184,7 @@ impl Default for MemoryConfig {
 pub struct ReservationId(u32);
 
 impl ReservationId {
+    /// The reservation's position in the manager (0 for the first taken).
     pub fn index(self) -> usize {
         self.0 as usize
     }
@@ -136,37 +215,40 @@ pub struct SectionRef {
 /// manager that did not make it.
 static NEXT_MANAGER_ID: AtomicU64 = AtomicU64::new(1);
 
-/// One reservation's mapping; unmapped when the manager and every handle
+/// One reservation's mappings; unmapped when the manager and every handle
 /// into it are gone.
 #[derive(Debug)]
 struct Mapping {
+    /// The executable view (or the only mapping, without a file).
     base: usize,
     len: usize,
+    /// The memfd and its writable view, for a dual-view reservation.
+    file: Option<os::CodeFile>,
 }
 
 impl Drop for Mapping {
     fn drop(&mut self) {
         // SAFETY: `base..base+len` was returned by our own mmap and nothing
         // refers into it any more: every handle holds an `Arc<Mapping>`, and
-        // this is the last one.
-        unsafe {
-            libc::munmap(self.base as *mut libc::c_void, self.len);
-        }
+        // this is the last one. The file's view goes with `file`.
+        unsafe { os::unmap(self.base, self.len) };
     }
 }
 
 /// What a page of a reservation is used for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum PageUse {
-    /// In the page pool, or a gap left by alignment: PROT_NONE.
+    /// In the page pool, in a chunk never used, or a gap left by
+    /// alignment: inaccessible.
     Free,
-    /// RW text or rodata owned by the open batch `batch`.
+    /// Protect mode: RW text or rodata owned by the open batch `batch`.
     Open { kind: SectionKind, batch: u64 },
-    /// Finalized text (R+X) or rodata (R).
+    /// Protect mode: finalized text (R+X) or rodata (R).
     Sealed(SectionKind),
-    /// Data: RW, shared by every batch.
-    Data,
-    /// A protection change failed; never used again.
+    /// Shared by every batch, with its final protection: data in both
+    /// modes, text and rodata in a dual-view reservation.
+    Shared(SectionKind),
+    /// A protection or mapping change failed; never used again.
     Lost,
 }
 
@@ -177,78 +259,10 @@ struct PageInfo {
     live: u32,
 }
 
-/// Disjoint free byte ranges `start → end`, neighbours coalesced.
-#[derive(Clone, Debug, Default)]
-struct FreeList {
-    ranges: BTreeMap<usize, usize>,
-}
-
-fn align_up(x: usize, align: usize) -> Option<usize> {
-    Some(x.checked_add(align - 1)? & !(align - 1))
-}
-
-impl FreeList {
-    /// Adds `start..end`, which must not overlap what is there.
-    fn insert(&mut self, start: usize, end: usize) {
-        if start >= end {
-            return;
-        }
-        let (mut s, mut e) = (start, end);
-        if let Some((&ps, &pe)) = self.ranges.range(..=start).next_back() {
-            debug_assert!(pe <= start, "overlapping free ranges");
-            if pe == start {
-                s = ps;
-                self.ranges.remove(&ps);
-            }
-        }
-        if let Some(ne) = self.ranges.remove(&end) {
-            e = ne;
-        }
-        self.ranges.insert(s, e);
-    }
-
-    /// Removes and returns the lowest `size` bytes starting at a multiple of
-    /// `align` (a power of two). First fit: the lists stay short because
-    /// sealed pages drop out of them.
-    fn take(&mut self, size: usize, align: usize) -> Option<usize> {
-        let (s, e, at) = self.ranges.iter().find_map(|(&s, &e)| {
-            let at = align_up(s, align)?;
-            (at.checked_add(size)? <= e).then_some((s, e, at))
-        })?;
-        self.ranges.remove(&s);
-        if s < at {
-            self.ranges.insert(s, at);
-        }
-        if at + size < e {
-            self.ranges.insert(at + size, e);
-        }
-        Some(at)
-    }
-
-    /// Removes whatever lies in `start..end`.
-    fn remove(&mut self, start: usize, end: usize) {
-        let overlapping: Vec<(usize, usize)> = self
-            .ranges
-            .range(..end)
-            .rev()
-            .take_while(|&(_, &e)| e > start)
-            .map(|(&s, &e)| (s, e))
-            .collect();
-        for (s, e) in overlapping {
-            self.ranges.remove(&s);
-            if s < start {
-                self.ranges.insert(s, start);
-            }
-            if e > end {
-                self.ranges.insert(end, e);
-            }
-        }
-    }
-
-    fn total(&self) -> usize {
-        self.ranges.iter().map(|(s, e)| e - s).sum()
-    }
-}
+/// Pages given to a kind at once in a dual-view reservation when its free
+/// space runs out: one `mmap` per chunk instead of per page, and pages of
+/// the chunk not yet written cost no memory.
+const SHARED_CHUNK_PAGES: usize = 16;
 
 /// One reserved range and the state of its pages.
 #[derive(Debug)]
@@ -256,10 +270,11 @@ struct Reservation {
     map: Arc<Mapping>,
     /// Offset of the first page never handed out.
     bump: usize,
-    /// Free page runs below `bump` (PROT_NONE), absolute addresses.
+    /// Free page runs below `bump` (inaccessible), absolute addresses.
     pool: FreeList,
-    /// Free bytes on this reservation's data pages.
-    data_free: FreeList,
+    /// Free bytes on the pages shared by every batch, by kind (only
+    /// [`SectionKind::Data`] is used in Protect mode).
+    shared: [FreeList; 3],
     /// One entry per page below `bump`.
     pages: Vec<PageInfo>,
 }
@@ -267,6 +282,26 @@ struct Reservation {
 impl Reservation {
     fn contains(&self, addr: usize) -> bool {
         addr >= self.map.base && addr - self.map.base < self.map.len
+    }
+
+    fn dual(&self) -> bool {
+        self.map.file.is_some()
+    }
+
+    /// Whether sections of `kind` go on pages shared by every batch.
+    fn shares(&self, kind: SectionKind) -> bool {
+        kind == SectionKind::Data || self.dual()
+    }
+
+    /// Added to the address of a section of `kind`, gives the address its
+    /// bytes are written at: the writable view for text and rodata of a
+    /// dual-view reservation, the section itself otherwise (data pages are
+    /// RW where they run; Protect mode opens pages RW).
+    fn write_delta(&self, kind: SectionKind) -> usize {
+        match &self.map.file {
+            Some(f) if kind != SectionKind::Data => f.write_base().wrapping_sub(self.map.base),
+            _ => 0,
+        }
     }
 }
 
@@ -280,13 +315,16 @@ struct Placed {
     /// Bytes held (at least one, so every section owns its address).
     span: usize,
     res: u32,
+    /// Added to `addr`, the address to write the bytes at.
+    write_delta: usize,
     /// The address the section will have where it runs; `addr` unless a
     /// remote executor moved it.
     target: u64,
     map: Arc<Mapping>,
 }
 
-/// Writable space left on an open batch's text or rodata pages.
+/// Writable space left on an open batch's own text or rodata pages
+/// (Protect mode).
 #[derive(Debug)]
 struct OpenSpace {
     res: u32,
@@ -294,7 +332,8 @@ struct OpenSpace {
     free: FreeList,
 }
 
-/// Sections being filled and relocated: writable, not executable.
+/// Sections being filled and relocated; their bytes are writable only
+/// through this batch, and nothing runs them yet.
 /// Consumed by [`MemoryManager::finalize`] or [`MemoryManager::discard`].
 #[must_use = "a dropped batch leaks its memory; finalize or discard it"]
 #[derive(Debug)]
@@ -321,11 +360,12 @@ impl LoadBatch {
         self.sections.len()
     }
 
+    /// Whether no section was placed yet.
     pub fn is_empty(&self) -> bool {
         self.sections.is_empty()
     }
 
-    /// The section's address in this process.
+    /// The section's address in this process (where it runs in process).
     pub fn address(&self, r: SectionRef) -> Option<usize> {
         self.placed(r).map(|p| p.addr)
     }
@@ -349,32 +389,39 @@ impl LoadBatch {
         Ok(())
     }
 
+    /// The section's kind.
     pub fn kind(&self, r: SectionRef) -> Option<SectionKind> {
         self.placed(r).map(|p| p.kind)
     }
 
+    /// The reservation holding the section.
     pub fn reservation(&self, r: SectionRef) -> Option<ReservationId> {
         self.placed(r).map(|p| ReservationId(p.res))
     }
 
-    /// The section's bytes.
+    /// The section's bytes, read at [`Self::address`] (readable in every
+    /// mode: RW while open in Protect mode; R+X, R or RW in a dual view).
     pub fn bytes(&self, r: SectionRef) -> Option<&[u8]> {
         let p = self.placed(r)?;
         // SAFETY: `addr..addr+len` lies in a mapping kept alive by `p.map`,
-        // on pages that are RW until this batch is consumed (text/rodata
-        // pages are owned by this batch and only its `finalize` seals them;
-        // data pages are never sealed). Sections never overlap, and writes
-        // go through `bytes_mut(&mut self)`, so no writer aliases this read.
+        // on pages that are readable until this batch is consumed (see the
+        // page states). Sections never overlap, and this batch's bytes are
+        // written only through `bytes_mut(&mut self)`, so no writer
+        // aliases this read.
         Some(unsafe { std::slice::from_raw_parts(p.addr as *const u8, p.len) })
     }
 
-    /// The section's bytes, to fill and relocate.
+    /// The section's bytes, to fill and relocate: in a dual view these are
+    /// the writable view's, elsewhere the section's own (opened RW).
     pub fn bytes_mut(&mut self, r: SectionRef) -> Option<&mut [u8]> {
         let p = self.placed(r)?;
-        // SAFETY: as in `bytes`; `&mut self` makes this the only reference
-        // into the batch's sections, and no other batch or finalized
-        // section overlaps this range.
-        Some(unsafe { std::slice::from_raw_parts_mut(p.addr as *mut u8, p.len) })
+        let at = p.addr.wrapping_add(p.write_delta);
+        // SAFETY: `at..at+len` is writable (the writable view of a
+        // dual-view reservation, or this batch's own RW pages) and mapped
+        // while `p.map` lives. `&mut self` makes this the only reference
+        // into the batch's sections, and no other batch's or finalized
+        // section overlaps the range in either view.
+        Some(unsafe { std::slice::from_raw_parts_mut(at as *mut u8, p.len) })
     }
 }
 
@@ -394,6 +441,7 @@ pub struct FinalizedSection {
 }
 
 impl FinalizedSection {
+    /// The section's kind.
     pub fn kind(&self) -> SectionKind {
         self.kind
     }
@@ -409,18 +457,22 @@ impl FinalizedSection {
         self.target
     }
 
+    /// Bytes requested for the section.
     pub fn len(&self) -> usize {
         self.len
     }
 
+    /// Whether the section holds no bytes.
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
 
+    /// The section's first byte.
     pub fn as_ptr(&self) -> *const u8 {
         self.addr as *const u8
     }
 
+    /// The reservation holding the section.
     pub fn reservation(&self) -> ReservationId {
         ReservationId(self.res)
     }
@@ -432,9 +484,9 @@ impl FinalizedSection {
             return None;
         }
         // SAFETY: the range is mapped (held by `self._map`) and readable
-        // (R+X or R); its pages are sealed and nothing writes them again
-        // until `free` consumes this handle (or, after a failed protection
-        // change, ever).
+        // (R+X or R); nothing writes it again until `free` consumes this
+        // handle (other batches write only their own bytes of a shared
+        // page, through the writable view).
         Some(unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) })
     }
 }
@@ -448,6 +500,7 @@ pub struct FinalizedBatch {
 }
 
 impl FinalizedBatch {
+    /// The section `r` names, unless taken.
     pub fn get(&self, r: SectionRef) -> Option<&FinalizedSection> {
         if r.batch != self.id {
             return None;
@@ -469,14 +522,21 @@ impl FinalizedBatch {
     }
 }
 
-/// Address-space use, for tests and diagnostics.
+/// Address-space and memory use, for tests and diagnostics.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryStats {
+    /// Reservations taken.
     pub reservations: usize,
-    /// Pages holding at least one section, or lost.
+    /// Of those, the ones with two views (the rest use `mprotect`).
+    pub dual_view_reservations: usize,
+    /// Pages holding at least one byte of a section, or lost.
     pub pages_in_use: usize,
-    /// Bytes in the data free lists.
+    /// Bytes held by sections (their lengths, at least one each).
+    pub bytes_in_use: usize,
+    /// Free bytes on data pages, ready for data sections of any batch.
     pub data_free_bytes: usize,
+    /// Free bytes on text and rodata pages shared by every batch.
+    pub code_free_bytes: usize,
 }
 
 /// Owns the reservations and hands out section memory; see the module docs.
@@ -487,93 +547,16 @@ pub struct MemoryManager {
     page: usize,
     reservations: Vec<Reservation>,
     next_batch: u64,
-}
-
-fn os_page_size() -> usize {
-    // SAFETY: sysconf only reads a system constant.
-    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    match usize::try_from(n) {
-        Ok(n) if n.is_power_of_two() && n >= 4096 => n,
-        _ => 4096,
-    }
-}
-
-#[cfg(any(target_os = "linux", target_os = "android"))]
-const MAP_NORESERVE: libc::c_int = libc::MAP_NORESERVE;
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-const MAP_NORESERVE: libc::c_int = 0;
-
-/// Changes the protection of whole pages we own.
-///
-/// Callers pass only page runs of their own reservation whose state allows
-/// the change (see the module invariants) and to which no Rust reference is
-/// live across a change that removes write access.
-fn protect(start: usize, len: usize, prot: libc::c_int) -> std::io::Result<()> {
-    // SAFETY: the range is page-aligned and inside one of our reservations
-    // (a caller obligation above); mprotect touches no other memory, and a
-    // failure leaves the old protections, which the caller records.
-    let rc = unsafe { libc::mprotect(start as *mut libc::c_void, len, prot) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
-/// Makes freshly written code at `start..start+len` visible to instruction
-/// fetch. x86-64 keeps instruction and data caches coherent: nothing to do.
-#[cfg(not(target_arch = "aarch64"))]
-fn flush_icache(_start: usize, _len: usize) {}
-
-/// Makes freshly written code at `start..start+len` visible to instruction
-/// fetch: clean the data cache to the point of unification, invalidate the
-/// instruction cache, then synchronise. Other threads run the code only after
-/// taking the lock that published it, which orders them after this.
-#[cfg(target_arch = "aarch64")]
-fn flush_icache(start: usize, len: usize) {
-    #[cfg(target_vendor = "apple")]
-    {
-        extern "C" {
-            fn sys_icache_invalidate(start: *mut libc::c_void, len: usize);
-        }
-        // SAFETY: the range is mapped and readable (just sealed R+X).
-        unsafe { sys_icache_invalidate(start as *mut libc::c_void, len) };
-    }
-    #[cfg(not(target_vendor = "apple"))]
-    {
-        use std::arch::asm;
-        let ctr: u64;
-        // SAFETY: CTR_EL0 is readable from EL0 on Linux (the kernel traps
-        // and emulates it where it is not) and reading it has no effect.
-        unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
-        let dline = 4usize << ((ctr >> 16) & 0xf);
-        let iline = 4usize << (ctr & 0xf);
-        let end = start + len;
-        let mut a = start & !(dline - 1);
-        while a < end {
-            // SAFETY: cache maintenance on a mapped, readable address
-            // changes no architectural memory contents.
-            unsafe { asm!("dc cvau, {}", in(reg) a, options(nostack)) };
-            a += dline;
-        }
-        // SAFETY: barriers only order memory operations.
-        unsafe { asm!("dsb ish", options(nostack)) };
-        let mut a = start & !(iline - 1);
-        while a < end {
-            // SAFETY: as for `dc cvau` above.
-            unsafe { asm!("ic ivau, {}", in(reg) a, options(nostack)) };
-            a += iline;
-        }
-        // SAFETY: barriers only order memory and instruction fetch.
-        unsafe { asm!("dsb ish", "isb", options(nostack)) };
-    }
+    bytes_in_use: usize,
+    /// [`os::fork_generation`] when the manager was made.
+    fork_generation: u64,
 }
 
 impl MemoryManager {
     /// A manager with the given limits. Reserves nothing until the first
     /// allocation.
     pub fn new(config: MemoryConfig) -> Result<Self> {
-        let page = os_page_size();
+        let page = os::page_size();
         let size = align_up(config.reservation_size, page).unwrap_or(usize::MAX);
         if size == 0 || size > MemoryConfig::MAX_RESERVATION {
             return Err(Error::Argument(format!(
@@ -599,13 +582,17 @@ impl MemoryManager {
             page,
             reservations: Vec::new(),
             next_batch: 1,
+            bytes_in_use: 0,
+            fork_generation: os::fork_generation(),
         })
     }
 
+    /// The limits in force (the reservation size rounded to pages).
     pub fn config(&self) -> MemoryConfig {
         self.config
     }
 
+    /// The system page size.
     pub fn page_size(&self) -> usize {
         self.page
     }
@@ -624,22 +611,31 @@ impl MemoryManager {
         Some((r.map.base, r.map.len))
     }
 
+    /// What the manager holds now.
     pub fn stats(&self) -> MemoryStats {
+        let kind_free = |k: SectionKind| -> usize {
+            self.reservations
+                .iter()
+                .map(|r| r.shared[k.index()].total())
+                .sum()
+        };
         MemoryStats {
             reservations: self.reservations.len(),
+            dual_view_reservations: self.reservations.iter().filter(|r| r.dual()).count(),
             pages_in_use: self
                 .reservations
                 .iter()
                 .flat_map(|r| r.pages.iter())
-                .filter(|p| p.usage != PageUse::Free)
+                .filter(|p| p.live > 0 || p.usage == PageUse::Lost)
                 .count(),
-            data_free_bytes: self.reservations.iter().map(|r| r.data_free.total()).sum(),
+            bytes_in_use: self.bytes_in_use,
+            data_free_bytes: kind_free(SectionKind::Data),
+            code_free_bytes: kind_free(SectionKind::Text) + kind_free(SectionKind::Rodata),
         }
     }
 
     /// Opens a batch of sections to place, fill, relocate and finalize
-    /// together. Text and rodata of one batch share pages; of different
-    /// batches, never.
+    /// together.
     pub fn begin_batch(&mut self) -> LoadBatch {
         let id = self.next_batch;
         self.next_batch += 1;
@@ -652,18 +648,30 @@ impl MemoryManager {
         }
     }
 
+    /// Refuses handles of another manager, and any change in a `fork`
+    /// child of the process that made a dual-view manager (its writes
+    /// would land in the parent's code).
     fn check_owner(&self, manager: u64) -> Result<()> {
-        if manager == self.id {
-            Ok(())
-        } else {
-            Err(Error::Argument(
+        if manager != self.id {
+            return Err(Error::Argument(
                 "memory handle belongs to another memory manager".into(),
-            ))
+            ));
         }
+        if self.fork_generation != os::fork_generation()
+            && self.reservations.iter().any(|r| r.dual())
+        {
+            return Err(Error::Runtime(
+                "this JIT memory manager was made before fork(); a child process cannot \
+                 load or free code through it"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Places a `size`-byte section of `kind` aligned to `align` (a power of
-    /// two) in `batch`. Its bytes are RW until the batch is finalized.
+    /// two) in `batch`. Its bytes are writable through the batch until it
+    /// is finalized.
     pub fn allocate(
         &mut self,
         batch: &mut LoadBatch,
@@ -689,18 +697,21 @@ impl MemoryManager {
         let index = u32::try_from(batch.sections.len())
             .map_err(|_| Error::Runtime("too many sections in one batch".into()))?;
 
-        let mut order: Vec<u32> = Vec::with_capacity(self.reservations.len() + 1);
-        order.extend(batch.home);
-        order.extend(
-            (0..self.reservations.len() as u32)
-                .rev()
-                .filter(|&r| Some(r) != batch.home),
-        );
         let mut placed = None;
-        for r in order {
-            if let Some(addr) = self.place_in(r, batch, kind, span, align)? {
-                placed = Some((r, addr));
-                break;
+        if let Some(home) = batch.home {
+            placed = self
+                .place_in(home, batch, kind, span, align)?
+                .map(|a| (home, a));
+        }
+        if placed.is_none() {
+            for r in (0..self.reservations.len() as u32).rev() {
+                if Some(r) == batch.home {
+                    continue;
+                }
+                if let Some(addr) = self.place_in(r, batch, kind, span, align)? {
+                    placed = Some((r, addr));
+                    break;
+                }
             }
         }
         let (res, addr) = match placed {
@@ -718,15 +729,18 @@ impl MemoryManager {
             }
         };
         batch.home.get_or_insert(res);
+        let reservation = &self.reservations[res as usize];
         batch.sections.push(Placed {
             kind,
             addr,
             len: size,
             span,
             res,
+            write_delta: reservation.write_delta(kind),
             target: addr as u64,
-            map: Arc::clone(&self.reservations[res as usize].map),
+            map: Arc::clone(&reservation.map),
         });
+        self.bytes_in_use += span;
         Ok(SectionRef {
             batch: batch.id,
             index,
@@ -742,40 +756,36 @@ impl MemoryManager {
                 self.reservations.len()
             )));
         }
-        // SAFETY: a fresh anonymous mapping at an address of the kernel's
-        // choosing; it replaces nothing and nothing refers to it yet.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                len,
-                libc::PROT_NONE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | MAP_NORESERVE,
-                -1,
-                0,
-            )
+        let base = os::reserve(len).map_err(|e| {
+            Error::Runtime(format!(
+                "out of JIT memory: cannot reserve {len} bytes of address space: {e}"
+            ))
+        })?;
+        let file = match self.config.mapping {
+            CodeMapping::DualView => Self::dual_view(len),
+            CodeMapping::Protect => None,
         };
-        if p == libc::MAP_FAILED {
-            return Err(Error::Runtime(format!(
-                "out of JIT memory: cannot reserve {len} bytes of address space: {}",
-                std::io::Error::last_os_error()
-            )));
-        }
         self.reservations.push(Reservation {
-            map: Arc::new(Mapping {
-                base: p as usize,
-                len,
-            }),
+            map: Arc::new(Mapping { base, len, file }),
             bump: 0,
             pool: FreeList::default(),
-            data_free: FreeList::default(),
+            shared: Default::default(),
             pages: Vec::new(),
         });
         Ok((self.reservations.len() - 1) as u32)
     }
 
-    /// Places `span` bytes in reservation `r`: on the batch's open pages
-    /// (text, rodata) or the shared data pages if they have room, else on
-    /// fresh pages. `None` if the reservation is full.
+    /// A memfd and its writable view for a reservation of `len` bytes, if
+    /// the system lets us map a memfd executable; `None` means Protect
+    /// mode.
+    fn dual_view(len: usize) -> Option<os::CodeFile> {
+        let file = os::CodeFile::create(len).ok()?;
+        file.can_execute().then_some(file)
+    }
+
+    /// Places `span` bytes in reservation `r`: on free space of the pages
+    /// the kind shares across batches, or of the batch's own open pages,
+    /// else on fresh pages. `None` if the reservation is full.
     fn place_in(
         &mut self,
         r: u32,
@@ -786,13 +796,15 @@ impl MemoryManager {
     ) -> Result<Option<usize>> {
         let page = self.page;
         let res = &mut self.reservations[r as usize];
-        let reused = match kind {
-            SectionKind::Data => res.data_free.take(span, align),
-            _ => batch
+        let shared = res.shares(kind);
+        let reused = if shared {
+            res.shared[kind.index()].take(span, align)
+        } else {
+            batch
                 .open
                 .iter_mut()
                 .find(|o| o.res == r && o.kind == kind)
-                .and_then(|o| o.free.take(span, align)),
+                .and_then(|o| o.free.take(span, align))
         };
         if let Some(addr) = reused {
             Self::mark_live(res, page, addr, span);
@@ -800,24 +812,50 @@ impl MemoryManager {
         }
 
         // Never overflows: span <= reservation size, which is page-aligned.
-        let bytes = span.div_ceil(page) * page;
-        let Some(start) = Self::take_pages(res, page, bytes, align.max(page)) else {
+        let need = span.div_ceil(page) * page;
+        let chunk = if res.dual() {
+            need.max(SHARED_CHUNK_PAGES * page)
+        } else {
+            need
+        };
+        let align = align.max(page);
+        let fresh = |res: &mut Reservation| {
+            Self::take_pages(res, page, chunk, align)
+                .map(|s| (s, chunk))
+                .or_else(|| Self::take_pages(res, page, need, align).map(|s| (s, need)))
+        };
+        let mut got = fresh(res);
+        // Out of fresh pages: take back the empty pages kinds keep.
+        if got.is_none() && Self::reclaim(res, page) {
+            got = fresh(res);
+        }
+        let Some((start, bytes)) = got else {
             return Ok(None);
         };
-        if let Err(e) = protect(start, bytes, libc::PROT_READ | libc::PROT_WRITE) {
-            // Still PROT_NONE (or partly RW, which is harmless for free
-            // pages that get opened RW anyway).
-            res.pool.insert(start, start + bytes);
+        if let Err(e) = Self::open_pages(res, kind, start, bytes) {
+            if res.dual() {
+                // A failed MAP_FIXED may have unmapped the run: never touch
+                // it again.
+                let first = (start - res.map.base) / page;
+                for p in &mut res.pages[first..first + bytes / page] {
+                    p.usage = PageUse::Lost;
+                }
+            } else {
+                // A failed mprotect leaves the run inaccessible as it was.
+                res.pool.insert(start, start + bytes);
+            }
             return Err(Error::Runtime(format!(
-                "out of JIT memory: cannot make {bytes} bytes writable: {e}"
+                "out of JIT memory: cannot map {bytes} bytes of {}: {e}",
+                kind.name()
             )));
         }
-        let usage = match kind {
-            SectionKind::Data => PageUse::Data,
-            _ => PageUse::Open {
+        let usage = if shared {
+            PageUse::Shared(kind)
+        } else {
+            PageUse::Open {
                 kind,
                 batch: batch.id,
-            },
+            }
         };
         let first = (start - res.map.base) / page;
         for p in &mut res.pages[first..first + bytes / page] {
@@ -825,20 +863,42 @@ impl MemoryManager {
         }
         let (tail, end) = (start + span, start + bytes);
         if tail < end {
-            match kind {
-                SectionKind::Data => res.data_free.insert(tail, end),
-                _ => match batch.open.iter_mut().find(|o| o.res == r && o.kind == kind) {
-                    Some(o) => o.free.insert(tail, end),
+            if shared {
+                res.shared[kind.index()].insert(tail, end);
+            } else {
+                match batch.open.iter_mut().find(|o| o.res == r && o.kind == kind) {
+                    Some(o) => {
+                        o.free.insert(tail, end);
+                    }
                     None => {
                         let mut free = FreeList::default();
                         free.insert(tail, end);
                         batch.open.push(OpenSpace { res: r, kind, free });
                     }
-                },
+                }
             }
         }
         Self::mark_live(res, page, start, span);
         Ok(Some(start))
+    }
+
+    /// Gives the free page run `start..start+bytes` to `kind`: in a dual
+    /// view, the file's pages mapped with the kind's final protection (data:
+    /// private RW memory); in Protect mode, RW until finalized (data: for
+    /// good).
+    fn open_pages(
+        res: &Reservation,
+        kind: SectionKind,
+        start: usize,
+        bytes: usize,
+    ) -> std::io::Result<()> {
+        match &res.map.file {
+            Some(file) if kind != SectionKind::Data => {
+                file.map_exec(start, start - res.map.base, bytes, kind.final_prot())
+            }
+            Some(_) => os::map_private(start, bytes, kind.final_prot()),
+            None => os::protect(start, bytes, libc::PROT_READ | libc::PROT_WRITE),
+        }
     }
 
     /// `bytes` (whole pages) of free pages at a multiple of `align`, from
@@ -881,19 +941,60 @@ impl MemoryManager {
         }
     }
 
-    /// Seals the batch: text pages R+X (instruction cache flushed), rodata
-    /// pages R, data as it was. The batch's unused open space is given up
-    /// until its pages are entirely free again.
+    /// Finalizes the batch: in a dual view only the instruction cache is
+    /// flushed (pages already have their final protection); in Protect
+    /// mode text pages become R+X (cache flushed) and rodata pages R, and
+    /// the batch's unused open space is given up until its pages are
+    /// entirely free again.
     ///
     /// If a protection change fails the batch's memory is leaked (its pages
     /// are never reused) and the error returned; no page is left W+X.
     pub fn finalize(&mut self, batch: LoadBatch) -> Result<FinalizedBatch> {
         self.check_owner(batch.manager)?;
+        for s in &batch.sections {
+            if s.kind == SectionKind::Text && self.reservations[s.res as usize].dual() {
+                os::flush_icache(s.addr, s.span);
+            }
+        }
+        self.seal(&batch)?;
+        let sections = batch
+            .sections
+            .into_iter()
+            .map(|s| {
+                Some(FinalizedSection {
+                    manager: self.id,
+                    kind: s.kind,
+                    addr: s.addr,
+                    len: s.len,
+                    span: s.span,
+                    res: s.res,
+                    target: s.target,
+                    _map: s.map,
+                })
+            })
+            .collect();
+        Ok(FinalizedBatch {
+            id: batch.id,
+            sections,
+        })
+    }
+
+    /// Protect mode: turns the batch's own text and rodata pages R+X and R
+    /// (nothing to do for sections on shared pages).
+    fn seal(&mut self, batch: &LoadBatch) -> Result<()> {
         let page = self.page;
+        if batch.open.is_empty()
+            && batch
+                .sections
+                .iter()
+                .all(|s| self.reservations[s.res as usize].shares(s.kind))
+        {
+            return Ok(());
+        }
         let mut runs: Vec<(u32, usize, usize, SectionKind)> = batch
             .sections
             .iter()
-            .filter(|s| s.kind != SectionKind::Data)
+            .filter(|s| !self.reservations[s.res as usize].shares(s.kind))
             .map(|s| {
                 let lo = s.addr & !(page - 1);
                 let hi = (s.addr + s.span).div_ceil(page) * page;
@@ -912,11 +1013,7 @@ impl MemoryManager {
         }
 
         for (i, &(r, lo, hi, kind)) in merged.iter().enumerate() {
-            let prot = match kind {
-                SectionKind::Text => libc::PROT_READ | libc::PROT_EXEC,
-                _ => libc::PROT_READ,
-            };
-            let result = protect(lo, hi - lo, prot);
+            let result = os::protect(lo, hi - lo, kind.final_prot());
             let res = &mut self.reservations[r as usize];
             let first = (lo - res.map.base) / page;
             let pages = first..first + (hi - lo) / page;
@@ -945,30 +1042,10 @@ impl MemoryManager {
                 p.usage = PageUse::Sealed(kind);
             }
             if kind == SectionKind::Text {
-                flush_icache(lo, hi - lo);
+                os::flush_icache(lo, hi - lo);
             }
         }
-
-        let sections = batch
-            .sections
-            .into_iter()
-            .map(|s| {
-                Some(FinalizedSection {
-                    manager: self.id,
-                    kind: s.kind,
-                    addr: s.addr,
-                    len: s.len,
-                    span: s.span,
-                    res: s.res,
-                    target: s.target,
-                    _map: s.map,
-                })
-            })
-            .collect();
-        Ok(FinalizedBatch {
-            id: batch.id,
-            sections,
-        })
+        Ok(())
     }
 
     /// Returns a finalized section's memory for reuse. Pages left with no
@@ -988,53 +1065,111 @@ impl MemoryManager {
         Ok(())
     }
 
+    /// Gives back `span` bytes at `addr`. On pages shared by every batch
+    /// the bytes join their kind's free list at once, and pages left
+    /// without any section give their memory back to the system but stay
+    /// the kind's (no mapping change now, none when they are used again):
+    /// [`Self::reclaim`] returns them to the pool only when the reservation
+    /// runs out of fresh pages. Protect mode's own text and rodata pages go
+    /// back to the pool when emptied.
     fn release(&mut self, r: u32, kind: SectionKind, addr: usize, span: usize) {
         let page = self.page;
+        self.bytes_in_use -= span;
         let res = &mut self.reservations[r as usize];
-        if kind == SectionKind::Data {
-            res.data_free.insert(addr, addr + span);
-        }
         let (a, b) = Self::page_range(res, page, addr, span);
+        let mut emptied = false;
+        for p in &mut res.pages[a..b] {
+            p.live = p.live.saturating_sub(1);
+            emptied |= p.live == 0 && p.usage != PageUse::Lost;
+        }
+        if res.shares(kind) {
+            // Free bytes read as zero.
+            let at = addr.wrapping_add(res.write_delta(kind));
+            // SAFETY: `addr..addr+span` is this (consumed) section's, so no
+            // other section or reference covers it; `at` is its writable
+            // address, mapped while `res.map` lives.
+            unsafe { std::ptr::write_bytes(at as *mut u8, 0, span) };
+            let (s, e) = res.shared[kind.index()].insert(addr, addr + span);
+            // Whole pages of the free range hold no section; of those, the
+            // ones this section was on may hold memory.
+            let lo = (s - res.map.base).div_ceil(page).max(a);
+            let hi = ((e - res.map.base) / page).min(b);
+            if emptied && lo < hi {
+                let (start, len) = (res.map.base + lo * page, (hi - lo) * page);
+                match &res.map.file {
+                    Some(file) if kind != SectionKind::Data => {
+                        file.punch(start - res.map.base, len)
+                    }
+                    _ => os::forget(start, len),
+                }
+            }
+            return;
+        }
         let mut run: Option<(usize, usize)> = None;
         for i in a..b {
-            let p = &mut res.pages[i];
-            p.live = p.live.saturating_sub(1);
+            let p = &res.pages[i];
             if p.live == 0 && p.usage != PageUse::Lost {
                 run = Some(run.map_or((i, i + 1), |(lo, _)| (lo, i + 1)));
             } else if let Some((lo, hi)) = run.take() {
-                Self::release_pages(res, page, kind, lo, hi);
+                Self::release_pages(res, page, lo, hi);
             }
         }
         if let Some((lo, hi)) = run {
-            Self::release_pages(res, page, kind, lo, hi);
+            Self::release_pages(res, page, lo, hi);
         }
     }
 
-    /// Returns the emptied pages `lo..hi` (indices) of `res` to its pool.
-    fn release_pages(res: &mut Reservation, page: usize, kind: SectionKind, lo: usize, hi: usize) {
+    /// Returns every whole free page that a kind keeps (see
+    /// [`Self::release`]) to the pool, so that any kind can take it;
+    /// whether any was found.
+    fn reclaim(res: &mut Reservation, page: usize) -> bool {
+        let base = res.map.base;
+        let mut runs: Vec<(usize, usize)> = Vec::new();
+        for list in &res.shared {
+            for (s, e) in list.iter() {
+                let (lo, hi) = ((s - base).div_ceil(page), (e - base) / page);
+                if lo < hi {
+                    runs.push((lo, hi));
+                }
+            }
+        }
+        for &(lo, hi) in &runs {
+            Self::release_pages(res, page, lo, hi);
+        }
+        !runs.is_empty()
+    }
+
+    /// Returns the emptied pages `lo..hi` (indices) of `res` to its pool:
+    /// inaccessible, their memory given back.
+    fn release_pages(res: &mut Reservation, page: usize, lo: usize, hi: usize) {
         let start = res.map.base + lo * page;
         let end = res.map.base + hi * page;
-        if kind == SectionKind::Data {
-            res.data_free.remove(start, end);
+        for k in [SectionKind::Text, SectionKind::Rodata, SectionKind::Data] {
+            if res.pages[lo..hi]
+                .iter()
+                .any(|p| p.usage == PageUse::Shared(k))
+            {
+                res.shared[k.index()].remove(start, end);
+            }
         }
-        match protect(start, end - start, libc::PROT_NONE) {
+        let result = match &res.map.file {
+            Some(file) => os::map_private(start, end - start, libc::PROT_NONE).map(|()| {
+                file.punch(start - res.map.base, end - start);
+            }),
+            None => os::protect(start, end - start, libc::PROT_NONE).map(|()| {
+                os::forget(start, end - start);
+            }),
+        };
+        let usage = match result {
             Ok(()) => {
-                // SAFETY: the pages are ours, inaccessible and hold no
-                // section; dropping their contents is what we want.
-                unsafe {
-                    libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
-                }
-                for p in &mut res.pages[lo..hi] {
-                    p.usage = PageUse::Free;
-                }
                 res.pool.insert(start, end);
+                PageUse::Free
             }
-            Err(_) => {
-                // Keeps whatever protection it had; never handed out again.
-                for p in &mut res.pages[lo..hi] {
-                    p.usage = PageUse::Lost;
-                }
-            }
+            // Keeps whatever mapping it had; never handed out again.
+            Err(_) => PageUse::Lost,
+        };
+        for p in &mut res.pages[lo..hi] {
+            p.usage = usage;
         }
     }
 }
@@ -1042,38 +1177,6 @@ impl MemoryManager {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn free_list_coalesces_and_splits() {
-        let mut f = FreeList::default();
-        f.insert(100, 200);
-        f.insert(300, 400);
-        f.insert(200, 300);
-        assert_eq!(f.ranges.len(), 1);
-        assert_eq!(f.total(), 300);
-        assert_eq!(f.take(10, 64), Some(128));
-        assert_eq!(f.ranges.get(&100), Some(&128));
-        assert_eq!(f.ranges.get(&138), Some(&400));
-        f.insert(128, 138);
-        assert_eq!(f.ranges.len(), 1);
-        f.remove(150, 250);
-        assert_eq!(f.ranges.get(&100), Some(&150));
-        assert_eq!(f.ranges.get(&250), Some(&400));
-        assert_eq!(f.take(200, 1), None);
-        assert_eq!(f.take(150, 1), Some(250));
-        assert_eq!(f.total(), 50);
-    }
-
-    #[test]
-    fn free_list_remove_spanning_several() {
-        let mut f = FreeList::default();
-        for s in [0, 20, 40, 60] {
-            f.insert(s, s + 10);
-        }
-        f.remove(5, 65);
-        let v: Vec<_> = f.ranges.iter().map(|(&s, &e)| (s, e)).collect();
-        assert_eq!(v, vec![(0, 5), (65, 70)]);
-    }
 
     #[test]
     fn reach_helpers() {

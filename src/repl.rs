@@ -16,15 +16,23 @@
 //!   goes on; a trap in a query prints `trap: REASON` and ends the session
 //!   with status 3; end of input ends it with status 0.
 //!
+//! - A function item becomes a lazy module ([`Engine::add_module_lazy`]):
+//!   calls reach it through its stub, so a later item defining the same
+//!   name with the same signature replaces it for every caller
+//!   ([`Engine::redefine`]); another signature, or redefining a data item,
+//!   is an error and the old definition stays. Without `--lazy` each
+//!   function is compiled when entered (errors are reported then); with
+//!   it, on its first call (link errors are still reported at entry).
+//!
 //! Cost per entry does not depend on how many came before: the table is a
-//! `HashMap` and finalizing a new item touches only that item's module.
+//! hash map and finalizing a new item touches only that item's module.
 
-use crate::engine::Engine;
+use crate::engine::{Compile, Engine};
 use crate::error::{Diagnostic, Error, Result};
 use crate::ir::parse::{parse_module_with, ParseOptions};
 use crate::ir::{Linkage, Loc, SymbolKind};
+use crate::registry::FxHashMap;
 use crate::value::Val;
-use std::collections::HashMap;
 use std::io::{BufRead, Write};
 
 /// The file name used in diagnostics.
@@ -33,11 +41,35 @@ pub const FILE: &str = "<stdin>";
 /// A REPL session over one engine.
 pub struct Repl {
     engine: Engine,
-    /// Every name an earlier item defined or declared, as later items see
-    /// it (an import of this kind).
-    visible: HashMap<String, SymbolKind>,
-    /// Names defined by earlier items (exported or local).
-    defined: HashMap<String, ()>,
+    /// `--lazy`: functions are compiled on their first call rather than
+    /// when entered.
+    lazy: bool,
+    /// Every name an earlier item defined or declared.
+    names: FxHashMap<Box<str>, Name>,
+}
+
+/// What an earlier item made of a name.
+struct Name {
+    /// As later items see it (an import of this kind).
+    kind: SymbolKind,
+    def: Def,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Def {
+    /// Declared by an `extern` item only.
+    Extern,
+    Func,
+    LocalFunc,
+    Data,
+    LocalData,
+}
+
+impl Name {
+    /// Later items see exported definitions and `extern` declarations.
+    fn visible(&self) -> bool {
+        matches!(self.def, Def::Extern | Def::Func | Def::Data)
+    }
 }
 
 /// What a query or item did.
@@ -58,11 +90,18 @@ fn code_of(line: &str) -> &str {
 }
 
 impl Repl {
+    /// A session whose function items are compiled when entered.
     pub fn new(engine: Engine) -> Self {
+        Repl::with_lazy(engine, false)
+    }
+
+    /// A session; with `lazy`, function items are compiled on their first
+    /// call (`kiln repl --lazy`).
+    pub fn with_lazy(engine: Engine, lazy: bool) -> Self {
         Repl {
             engine,
-            visible: HashMap::new(),
-            defined: HashMap::new(),
+            lazy,
+            names: FxHashMap::default(),
         }
     }
 
@@ -71,63 +110,97 @@ impl Repl {
     }
 
     /// Adds one item (function, data, const or extern) whose text starts
-    /// at line `first_line`.
+    /// at line `first_line`. A function whose name an earlier function
+    /// item defined replaces it (same signature; SPEC section 8).
     pub fn item(&mut self, text: &str, first_line: u32) -> Result<()> {
-        let visible = &self.visible;
-        let hook = |name: &str| visible.get(name).cloned();
+        let names = &self.names;
+        let hook = |name: &str| {
+            names
+                .get(name)
+                .filter(|n| n.visible())
+                .map(|n| n.kind.clone())
+        };
         let opts = ParseOptions {
             first_line,
             implicit_symbol: Some(&hook),
         };
         let module = parse_module_with(FILE, text, &opts)?;
         let mut declares = Vec::new();
-        let mut defines = false;
+        let mut defines: Vec<(Box<str>, Name)> = Vec::new();
+        let mut redefines = false;
+        let mut functions_only = true;
         for (id, s) in module.symbol_ids() {
-            let loc = module.symbol_loc(id);
-            match s.linkage {
-                Linkage::Import => declares.push((s.name.clone(), import_kind(&s.kind))),
-                Linkage::Export | Linkage::Local => {
-                    if self.defined.contains_key(&s.name) {
-                        return Err(Error::Link(Diagnostic::new(
-                            FILE,
-                            loc,
-                            format!("@{} is already defined by an earlier item", s.name),
-                        )));
-                    }
-                    defines = true;
+            let kind = import_kind(&s.kind);
+            let is_func = s.is_func();
+            let def = match (s.linkage, is_func) {
+                (Linkage::Import, _) => {
+                    declares.push((s.name.as_str().into(), kind));
+                    continue;
+                }
+                (Linkage::Export, true) => Def::Func,
+                (Linkage::Local, true) => Def::LocalFunc,
+                (Linkage::Export, false) => Def::Data,
+                (Linkage::Local, false) => Def::LocalData,
+            };
+            functions_only &= is_func;
+            match self.names.get(s.name.as_str()).map(|n| n.def) {
+                None | Some(Def::Extern) => {}
+                // The engine checks the signature.
+                Some(Def::Func) if def == Def::Func => redefines = true,
+                Some(old) => {
+                    let why = if matches!(old, Def::Data | Def::LocalData) {
+                        "; data cannot be redefined"
+                    } else {
+                        ""
+                    };
+                    return Err(Error::Link(Diagnostic::new(
+                        FILE,
+                        module.symbol_loc(id),
+                        format!("@{} is already defined by an earlier item{why}", s.name),
+                    )));
                 }
             }
+            defines.push((s.name.as_str().into(), Name { kind, def }));
         }
-        if !defines {
+        if defines.is_empty() {
             // An `extern` item: remember the declaration for later items.
             for (name, kind) in declares {
-                self.visible.insert(name, kind);
+                self.names.entry(name).or_insert(Name {
+                    kind,
+                    def: Def::Extern,
+                });
             }
             return Ok(());
         }
-        let exports: Vec<(String, SymbolKind, bool)> = module
-            .symbols
-            .iter()
-            .filter(|s| s.linkage != Linkage::Import)
-            .map(|s| {
-                (
-                    s.name.clone(),
-                    import_kind(&s.kind),
-                    s.linkage == Linkage::Export,
-                )
-            })
-            .collect();
-        let id = self.engine.add_module(module)?;
-        if let Err(e) = self.engine.finalize_module(id) {
-            // Forget the item entirely so that it can be entered again.
-            let _ = self.engine.remove_module(id);
-            return Err(e);
-        }
-        for (name, kind, exported) in exports {
-            self.defined.insert(name.clone(), ());
-            if exported {
-                self.visible.insert(name, kind);
+        let when = if self.lazy {
+            Compile::OnFirstCall
+        } else {
+            Compile::Now
+        };
+        if redefines {
+            self.engine.redefine(module, when)?;
+        } else if functions_only {
+            // Functions are called through their stubs, so that a later
+            // item can redefine them.
+            let id = self.engine.add_module_lazy(module)?;
+            let done = match when {
+                Compile::Now => self.engine.finalize_module(id),
+                Compile::OnFirstCall => self.engine.check_links(id),
+            };
+            if let Err(e) = done {
+                // Forget the item entirely so that it can be entered again.
+                let _ = self.engine.remove_module(id);
+                return Err(e);
             }
+        } else {
+            let id = self.engine.add_module(module)?;
+            if let Err(e) = self.engine.finalize_module(id) {
+                let _ = self.engine.remove_module(id);
+                return Err(e);
+            }
+        }
+        for (name, n) in defines {
+            self.names.insert(name, n);
         }
         Ok(())
     }
@@ -166,8 +239,11 @@ impl Repl {
             let t = close + 1 + (tail.len() - tail.trim_start().len());
             return Err(located(col(t), "unexpected text after the call".into()));
         }
-        let sig = match self.visible.get(name) {
-            Some(SymbolKind::Func { sig, .. }) if self.defined.contains_key(name) => sig.clone(),
+        let sig = match self.names.get(name) {
+            Some(Name {
+                kind: SymbolKind::Func { sig, .. },
+                def: Def::Func,
+            }) => sig.clone(),
             _ => return Err(located(col(at), format!("no function @{name}"))),
         };
         // The arguments, with their columns.
@@ -233,7 +309,7 @@ impl Repl {
                 Ok(_) => {}
                 Err(Error::Trap(t)) => {
                     let _ = out.flush();
-                    let _ = writeln!(err, "trap: {}", t.reason());
+                    let _ = writeln!(err, "{t}");
                     return 3;
                 }
                 Err(e) => {
@@ -329,8 +405,8 @@ fn import_kind(kind: &SymbolKind) -> SymbolKind {
 }
 
 /// `kiln repl` on the process's standard streams; returns the exit status.
-pub fn main() -> i32 {
-    let mut repl = Repl::new(Engine::default());
+pub fn main(lazy: bool) -> i32 {
+    let mut repl = Repl::with_lazy(Engine::default(), lazy);
     // Traps in typed calls cannot happen here (queries use `Engine::call`),
     // but keep the CLI's contract if one does.
     repl.engine().on_trap(|t| {
@@ -401,7 +477,7 @@ mod tests {
     fn errors_are_located_across_the_input_and_the_session_goes_on() {
         let (out, err, status) = session(
             "func @a() -> i64 {\nentry:\n    ret 1\n}\n\
-             func @a() -> i64 {\nentry:\n    ret 2\n}\n\
+             func @a() -> i32 {\nentry:\n    ret 2\n}\n\
              func @b() -> i32 {\nentry:\n    %x = call.i64 @nope()\n    ret 0\n}\n\
              ? @a(1)\n\
              ? @zz()\n\
@@ -438,7 +514,7 @@ mod tests {
         );
         assert_eq!(
             (out.as_str(), err.as_str(), status),
-            ("2\n", "trap: division by zero\n", 3)
+            ("2\n", "trap: division by zero\n  at @d (<stdin>:3:10)\n", 3)
         );
     }
 

@@ -1,19 +1,26 @@
 //! Native calls of any signature, and the trap path of in-process code.
 //!
-//! **Trampolines.** [`Trampolines::call`] calls a compiled function of any
-//! [`Signature`] with [`Val`] arguments through a small JIT-generated
-//! function per signature (generated once, cached):
-//! `extern "C" fn(target, args: *const u64, ret: *mut u64, frame: *mut u64) -> u32`.
-//! It saves the callee-saved registers, records its stack pointer in
-//! `*frame`, loads each argument's bits into its System V place (integer
-//! registers, `xmm` registers, then the stack in order), calls `target`,
-//! stores `rax`/`xmm0` to `*ret` and returns 0.
+//! **The trampoline.** [`Trampolines::call`] calls a compiled function of
+//! any [`Signature`] with [`Val`] arguments through one small JIT-generated
+//! function shared by every signature:
+//! `extern "C" fn(target, args: *const CallArgs, ret: *mut [u64; 2], frame: *mut u64) -> u32`.
+//! The Rust side classifies the arguments the way the C ABI does (on
+//! x86-64 System V: integers to the six integer registers, floats to the
+//! eight `xmm` registers, the rest to the stack in order) into a
+//! [`CallArgs`]; the trampoline saves the callee-saved registers, records
+//! its stack pointer in `*frame`, loads every argument register and the
+//! stack arguments, calls `target`, stores both return registers and
+//! returns 0. Since nothing in it depends on the signature, an engine
+//! generates it once: distinct signatures cost no code memory at all.
 //!
 //! **Traps.** Compiled code calls [`crate::isa::TRAP_HANDLER`] with the trap
 //! code in `edi`; that symbol resolves to a per-executor stub that adds the
-//! executor's [`TrapState`] and enters [`trap_entry`]. If the current
+//! executor's [`TrapState`], the trap site's return address and frame
+//! pointer, and enters `trap_entry`. If the current
 //! thread is inside [`Trampolines::call`] (a thread-local holds the
-//! innermost call's frame), `trap_entry` jumps to a shared *unwind* stub
+//! innermost call's frame), `trap_entry` records the chain of return
+//! addresses up to that call ([`crate::debug::backtrace`]; the call
+//! returns them in [`crate::Trap::pcs`]) and jumps to a shared *unwind* stub
 //! that restores the trampoline's stack pointer and callee-saved registers
 //! and returns `1 + code` from the trampoline: the call returns
 //! `Err(Error::Trap)`. This skips only JIT frames (which own nothing) and
@@ -27,16 +34,15 @@
 //! called from [`Trampolines::call`]* unwinds to that outer call, skipping
 //! the host function's Rust frames without running their destructors.
 //!
-//! Stubs and trampolines live in this executor's own small
-//! [`MemoryManager`] (W^X like all code) and are never freed while it
-//! lives.
+//! The trampoline and the two stubs live in this executor's own small
+//! [`crate::memory::MemoryManager`] (W^X like all code; the three share one
+//! page) and are freed with it.
 
-use crate::error::{Error, Result, TrapCode};
+use crate::error::{Error, Result, Trap, TrapCode};
 use crate::ir::Signature;
 use crate::value::Val;
 use std::cell::Cell;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, RwLock};
 
 /// What the embedder does with a trap outside [`Trampolines::call`]. It
 /// must not return (exit the process, or abort); if it does, the process
@@ -54,16 +60,33 @@ thread_local! {
     /// The frame slot of the innermost [`Trampolines::call`] on this thread
     /// (null outside any). Const-initialised, no destructor.
     static CALL_FRAME: Cell<*mut u64> = const { Cell::new(std::ptr::null_mut()) };
+    /// The return addresses captured by the last trap caught on this
+    /// thread, until its [`Trampolines::call`] takes them.
+    static TRAP_PCS: Cell<Vec<u64>> = const { Cell::new(Vec::new()) };
+}
+
+/// Whether this thread is inside a [`Trampolines::call`] (so a trap, or a
+/// failed lazy compile, unwinds to it).
+pub fn in_call() -> bool {
+    CALL_FRAME.with(|c| !c.get().is_null())
 }
 
 /// Where compiled code's trap stub lands: `code` in the first argument,
-/// the executor's [`TrapState`] in the second.
-extern "C" fn trap_entry(code: u32, state: *const TrapState) {
+/// the executor's [`TrapState`] in the second, the trap site's return
+/// address and frame pointer in the third and fourth.
+extern "C" fn trap_entry(code: u32, state: *const TrapState, ret: u64, fp: u64) {
     let frame = CALL_FRAME.with(|c| c.get());
     // SAFETY: `state` was baked into the stub from an `Arc<TrapState>` that
     // the executor (and so the stub) keeps alive.
     let state = unsafe { &*state };
     if !frame.is_null() && state.unwind != 0 {
+        let here = &code as *const u32 as u64;
+        // SAFETY: `frame` is the live frame slot of the innermost call
+        // (see below); it holds that trampoline's stack pointer, above
+        // every frame of compiled code it called, and everything between
+        // this frame and it is this thread's live stack.
+        let pcs = unsafe { crate::debug::backtrace::walk_frame_chain(ret, fp, here, *frame) };
+        TRAP_PCS.with(|c| c.set(pcs));
         // SAFETY: `frame` points at the live `frame` slot of the innermost
         // `Trampolines::call` on this thread, which the trampoline filled
         // with its stack pointer before calling compiled code; the unwind
@@ -87,28 +110,76 @@ extern "C" fn trap_entry(code: u32, state: *const TrapState) {
     std::process::abort()
 }
 
-/// One generated trampoline.
-struct Trampoline {
-    address: u64,
-    /// Keeps the code mapped.
-    _code: crate::memory::FinalizedSection,
+/// The arguments of one call, classified for the trampoline (see the
+/// module docs). Registers a signature does not use hold zeros.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub struct CallArgs {
+    /// The integer argument registers, in ABI order.
+    pub ints: [u64; INT_ARG_REGS],
+    /// The floating-point argument registers' low 64 bits, in ABI order.
+    pub floats: [u64; FLOAT_ARG_REGS],
+    /// How many 8-byte stack arguments `stack` points at.
+    pub stack_len: u64,
+    /// The stack arguments, first (lowest address) first.
+    pub stack: *const u64,
 }
 
-type TrampolineFn = unsafe extern "C" fn(*const u8, *const u64, *mut u64, *mut u64) -> u32;
+/// Integer argument registers of the host's C ABI.
+pub const INT_ARG_REGS: usize = 6;
+/// Floating-point argument registers of the host's C ABI.
+pub const FLOAT_ARG_REGS: usize = 8;
 
-/// The per-signature trampolines, the trap stub and the unwind stub of one
-/// executor.
+impl CallArgs {
+    /// Classifies `args` into registers and `stack` (cleared first), as the
+    /// C ABI passes them.
+    fn classify(args: &[Val], stack: &mut smallvec::SmallVec<[u64; 8]>) -> CallArgs {
+        let mut out = CallArgs::default();
+        let (mut ints, mut floats) = (0, 0);
+        stack.clear();
+        for a in args {
+            let bits = a.to_bits();
+            if a.ty().is_int() && ints < INT_ARG_REGS {
+                out.ints[ints] = bits;
+                ints += 1;
+            } else if a.ty().is_float() && floats < FLOAT_ARG_REGS {
+                out.floats[floats] = bits;
+                floats += 1;
+            } else {
+                stack.push(bits);
+            }
+        }
+        out.stack_len = stack.len() as u64;
+        out.stack = stack.as_ptr();
+        out
+    }
+}
+
+type TrampolineFn =
+    unsafe extern "C" fn(*const u8, *const CallArgs, *mut [u64; 2], *mut u64) -> u32;
+
+/// The call trampoline, the trap stub and the unwind stub of one executor.
 pub struct Trampolines {
     state: Arc<TrapState>,
     trap_stub: Option<u64>,
-    inner: Mutex<Inner>,
+    /// The call trampoline's address (0: no native calls on this host).
+    trampoline: u64,
+    /// Keeps the stubs' memory (one page) until the executor goes.
+    _code: Code,
 }
 
-struct Inner {
+struct Code {
     mm: crate::memory::MemoryManager,
-    by_sig: HashMap<Signature, Arc<Trampoline>>,
-    /// Stubs kept mapped.
-    _stubs: Vec<crate::memory::FinalizedSection>,
+    sections: Vec<crate::memory::FinalizedSection>,
+}
+
+impl Drop for Code {
+    fn drop(&mut self) {
+        for s in self.sections.drain(..) {
+            // Best effort: the mapping goes with the manager anyway.
+            let _ = self.mm.free(s);
+        }
+    }
 }
 
 /// Copies `code` into fresh text of `mm`, finalized (R+X).
@@ -138,43 +209,40 @@ fn install(
 }
 
 impl Trampolines {
+    /// The stubs of a new executor whose traps outside [`Self::call`] go to
+    /// `handler`.
     pub fn new(handler: Option<TrapHandler>) -> Result<Self> {
         let mut mm = crate::memory::MemoryManager::new(crate::memory::MemoryConfig {
-            reservation_size: 1 << 24,
-            max_reservations: 4,
+            reservation_size: 1 << 20,
+            max_reservations: 1,
+            ..Default::default()
         })?;
-        let mut stubs = Vec::new();
-        let unwind = match native::unwind_stub() {
-            Some(code) => {
-                let s = install(&mut mm, &code)?;
+        let mut sections = Vec::new();
+        let mut put =
+            |mm: &mut crate::memory::MemoryManager, code: Option<Vec<u8>>| -> Result<u64> {
+                let Some(code) = code else {
+                    return Ok(0);
+                };
+                let s = install(mm, &code)?;
                 let a = s.address() as u64;
-                stubs.push(s);
-                a
-            }
-            None => 0,
-        };
+                sections.push(s);
+                Ok(a)
+            };
+        let unwind = put(&mut mm, native::unwind_stub())?;
+        let trampoline = put(&mut mm, native::trampoline().ok())?;
         let state = Arc::new(TrapState {
             handler: RwLock::new(handler),
             unwind,
         });
-        let trap_stub =
-            match native::trap_stub(Arc::as_ptr(&state) as u64, trap_entry as *const () as u64) {
-                Some(code) => {
-                    let s = install(&mut mm, &code)?;
-                    let a = s.address() as u64;
-                    stubs.push(s);
-                    Some(a)
-                }
-                None => None,
-            };
+        let trap_stub = put(
+            &mut mm,
+            native::trap_stub(Arc::as_ptr(&state) as u64, trap_entry as *const () as u64),
+        )?;
         Ok(Trampolines {
             state,
-            trap_stub,
-            inner: Mutex::new(Inner {
-                mm,
-                by_sig: HashMap::new(),
-                _stubs: stubs,
-            }),
+            trap_stub: (trap_stub != 0).then_some(trap_stub),
+            trampoline,
+            _code: Code { mm, sections },
         })
     }
 
@@ -189,27 +257,10 @@ impl Trampolines {
         self.trap_stub
     }
 
-    /// Number of trampolines generated so far.
+    /// Number of call trampolines this executor holds: one for every
+    /// signature (0 where calls are not native).
     pub fn count(&self) -> usize {
-        self.inner.lock().map(|i| i.by_sig.len()).unwrap_or(0)
-    }
-
-    fn trampoline(&self, sig: &Signature) -> Result<Arc<Trampoline>> {
-        let mut inner = self
-            .inner
-            .lock()
-            .map_err(|_| Error::Runtime("trampoline cache poisoned".into()))?;
-        if let Some(t) = inner.by_sig.get(sig) {
-            return Ok(t.clone());
-        }
-        let code = native::trampoline(sig)?;
-        let section = install(&mut inner.mm, &code)?;
-        let t = Arc::new(Trampoline {
-            address: section.address() as u64,
-            _code: section,
-        });
-        inner.by_sig.insert(sig.clone(), t.clone());
-        Ok(t)
+        usize::from(self.trampoline != 0)
     }
 
     /// Calls `address` (a function of signature `sig`) with `args`, which
@@ -225,26 +276,40 @@ impl Trampolines {
                 "arguments do not match the signature {sig}"
             )));
         }
-        let t = self.trampoline(sig)?;
-        let bits: smallvec::SmallVec<[u64; 8]> = args.iter().map(|a| a.to_bits()).collect();
-        let mut ret: u64 = 0;
+        if self.trampoline == 0 {
+            // Says why: no backend for this host.
+            native::trampoline()?;
+            return Err(Error::Runtime("no call trampoline".into()));
+        }
+        let mut stack = smallvec::SmallVec::new();
+        let call_args = CallArgs::classify(args, &mut stack);
+        let mut ret = [0u64; 2];
         let mut frame: u64 = 0;
         let frame_ptr: *mut u64 = &mut frame;
         let prev = CALL_FRAME.with(|c| c.replace(frame_ptr));
-        // SAFETY: `t.address` is a finalized trampoline generated for
-        // exactly `sig` (kept mapped by `t`); `bits` holds one 8-byte slot
-        // per parameter; `ret` and `frame` outlive the call. The caller
-        // guarantees `address` is a function of `sig`.
+        // SAFETY: `self.trampoline` is the finalized call trampoline (kept
+        // mapped by `self._code`), which reads exactly a `CallArgs`, whose
+        // `stack` points at `stack_len` slots in `stack` (alive until the
+        // call returns); `ret` and `frame` outlive the call. The caller
+        // guarantees `address` is a function of `sig`, and `call_args`
+        // holds `args` where the C ABI expects a function of `sig` to find
+        // them.
         let status = unsafe {
-            let f: TrampolineFn = std::mem::transmute(t.address as usize);
-            f(address as *const u8, bits.as_ptr(), &mut ret, frame_ptr)
+            let f: TrampolineFn = std::mem::transmute(self.trampoline as usize);
+            f(address as *const u8, &call_args, &mut ret, frame_ptr)
         };
         CALL_FRAME.with(|c| c.set(prev));
         if status != 0 {
             let code = TrapCode::from_code(status - 1).unwrap_or(TrapCode::Unreachable);
-            return Err(Error::Trap(code));
+            return Err(Error::Trap(Trap {
+                code,
+                backtrace: Vec::new(),
+                pcs: TRAP_PCS.with(|c| c.take()),
+            }));
         }
-        Ok(sig.ret.map(|ty| Val::from_bits(ty, ret)))
+        Ok(sig
+            .ret
+            .map(|ty| Val::from_bits(ty, if ty.is_int() { ret[0] } else { ret[1] })))
     }
 }
 
@@ -256,12 +321,12 @@ mod native;
 mod native {
     //! No native code on this host or build: calls are an error.
     use crate::error::{Error, Result};
-    use crate::ir::Signature;
 
-    pub fn trampoline(sig: &Signature) -> Result<Vec<u8>> {
-        Err(Error::Runtime(format!(
-            "cannot call {sig} natively: kiln was built without a backend for this host"
-        )))
+    pub fn trampoline() -> Result<Vec<u8>> {
+        Err(Error::Runtime(
+            "cannot call compiled code natively: kiln was built without a backend for this host"
+                .into(),
+        ))
     }
     pub fn unwind_stub() -> Option<Vec<u8>> {
         None

@@ -7,7 +7,9 @@
 //! `KILN_BLESS=1` rewrites the expectation blocks instead. Files run on two
 //! worker threads. A `run` line runs once per engine in [`ENGINES`], and
 //! every engine must produce the same block. `KILN_FILTER=TEXT` limits the
-//! run to files whose path contains TEXT.
+//! run to files whose path contains TEXT. `< FILE` in a run line feeds
+//! FILE to kiln's standard input (`; RUN: repl < %s` runs a file as a
+//! REPL session).
 
 use std::collections::VecDeque;
 use std::io::Read;
@@ -18,13 +20,17 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 /// The engines every `run` line is executed with, as the options that
-/// select each: the interpreter, native code, and (when kiln is built with
-/// the emulator) AArch64 code under emulation.
+/// select each: the interpreter, native code, native code compiled lazily
+/// (each function on its first call), and (when kiln is built with the
+/// emulator) AArch64 code under emulation, eagerly and lazily.
 const ENGINES: &[&[&str]] = &[
     &["--engine", "interp"],
     &["--engine", "jit"],
+    &["--engine", "jit", "--lazy"],
     #[cfg(feature = "emulate")]
     &["--engine", "jit", "--target", "aarch64"],
+    #[cfg(feature = "emulate")]
+    &["--engine", "jit", "--target", "aarch64", "--lazy"],
 ];
 
 /// A `kiln` process running longer than this is a hang, reported as a
@@ -162,12 +168,27 @@ fn execute(args: &[String]) -> Outcome {
         stderr: Vec::new(),
         status: why,
     };
+    // `< FILE`: FILE on standard input.
+    let (args, stdin) = match args.iter().position(|a| a == "<") {
+        Some(i) if i + 1 < args.len() => {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(&args[i + 1]);
+            match std::fs::File::open(&path) {
+                Ok(f) => {
+                    let mut rest = args[..i].to_vec();
+                    rest.extend_from_slice(&args[i + 2..]);
+                    (rest, Stdio::from(f))
+                }
+                Err(e) => return fail(format!("cannot open {}: {e}", path.display())),
+            }
+        }
+        _ => (args.to_vec(), Stdio::null()),
+    };
     let child = Command::new(env!("CARGO_BIN_EXE_kiln"))
-        .args(args)
+        .args(&args)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env_remove("RUST_BACKTRACE")
         .env_remove("RUST_LIB_BACKTRACE")
-        .stdin(Stdio::null())
+        .stdin(stdin)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn();

@@ -194,7 +194,7 @@ b0:
 /// compares: normal returns and each kind of trap.
 #[test]
 fn generated_programs_return_and_trap() {
-    use kiln::{Error, TrapCode};
+    use kiln::TrapCode;
     let mut seen = std::collections::HashSet::new();
     let mut s = 0x0dd_ba11_cafe_f00du64;
     for _ in 0..400 {
@@ -211,11 +211,11 @@ fn generated_programs_return_and_trap() {
         let mut it = kiln::interp::Interpreter::new(&modules, &kiln::host::HostFunctions::new())
             .expect("link");
         it.set_fuel(Some(kiln::fuzzing::exec::FUEL));
-        seen.insert(match it.call("main", &p.args) {
+        seen.insert(match it.call("main", &p.args).map_err(|e| e.trap_code()) {
             Ok(_) => "return",
-            Err(Error::Trap(TrapCode::Unreachable)) => "unreachable",
-            Err(Error::Trap(TrapCode::DivisionByZero)) => "division by zero",
-            Err(Error::Trap(TrapCode::IntegerOverflow)) => "integer overflow",
+            Err(Some(TrapCode::Unreachable)) => "unreachable",
+            Err(Some(TrapCode::DivisionByZero)) => "division by zero",
+            Err(Some(TrapCode::IntegerOverflow)) => "integer overflow",
             Err(_) => "other",
         });
     }

@@ -20,7 +20,9 @@ fn run_both(src: &str, a: i64) -> (Option<Val>, Option<Val>) {
     let modules = [kiln::ir::parse::parse_module("shape.kir", src).expect("parse")];
     let host = kiln::host::HostFunctions::new();
     let mut interp = kiln::interp::Interpreter::new(&modules, &host).expect("interpreter");
-    let want = interp.call("main", &[Val::I64(a)]).expect("interpreted run");
+    let want = interp
+        .call("main", &[Val::I64(a)])
+        .expect("interpreted run");
     (compiled, want)
 }
 
@@ -69,7 +71,11 @@ fn ten_thousand_nested_loops() {
     // all the loops inside; every loop runs once.
     let mut s = String::from("func @main(%a: i64) -> i64 {\nentry:\n    jmp h0(0)\n");
     for i in 0..N {
-        let prev = if i == 0 { "%a".into() } else { format!("%x{}", i - 1) };
+        let prev = if i == 0 {
+            "%a".into()
+        } else {
+            format!("%x{}", i - 1)
+        };
         let _ = writeln!(s, "h{i}(%c{i}: i64):\n    %x{i} = add.i64 %c{i}, {prev}");
         if i + 1 < N {
             let _ = writeln!(s, "    jmp h{}(0)", i + 1);
@@ -78,7 +84,11 @@ fn ten_thousand_nested_loops() {
         }
     }
     for i in (0..N).rev() {
-        let next = if i == 0 { "done(%y0)".into() } else { format!("t{}(%y{i})", i - 1) };
+        let next = if i == 0 {
+            "done(%y0)".into()
+        } else {
+            format!("t{}(%y{i})", i - 1)
+        };
         let _ = writeln!(
             s,
             "t{i}(%s{i}: i64):\n    %y{i} = mul.i64 %s{i}, %x{i}\n    %d{i} = add.i64 %c{i}, 1\n    %k{i} = slt.i64 %d{i}, 1\n    br %k{i}, h{i}(%d{i}), {next}"
@@ -99,7 +109,11 @@ fn ten_thousand_way_switch_in_a_loop() {
     });
     s.push('\n');
     for i in 0..N {
-        let _ = writeln!(s, "c{i}:\n    %v{i} = mul.i64 %acc, {}\n    jmp latch(%v{i})", i + 5);
+        let _ = writeln!(
+            s,
+            "c{i}:\n    %v{i} = mul.i64 %acc, {}\n    jmp latch(%v{i})",
+            i + 5
+        );
     }
     s.push_str(
         "dflt:\n    %vd = add.i64 %acc, 1\n    jmp latch(%vd)\nlatch(%nv: i64):\n    %k2 = add.i64 %k, 1\n    %more = slt.i64 %k2, 5\n    br %more, head(%k2, %nv), exit\nexit:\n    ret %nv\n}\n",

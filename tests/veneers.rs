@@ -474,6 +474,7 @@ fn x86_calls_into_a_full_reservation_still_run() {
     let config = MemoryConfig {
         reservation_size: 1 << 16,
         max_reservations: 64,
+        ..Default::default()
     };
     let mut reg = Registry::new("x86_64", ex.clone(), config).unwrap();
     let parse = |file: &str, text: &str| kiln::ir::parse::parse_module(file, text).unwrap();

@@ -383,7 +383,7 @@ fn instruction_file_tests_agree_with_the_interpreter() {
                         .expect("join")
                 });
                 let want_status = match &want {
-                    Err(kiln::Error::Trap(code)) => 100 + code.code() as i32,
+                    Err(kiln::Error::Trap(t)) => 100 + t.code.code() as i32,
                     _ => 0,
                 };
                 assert_eq!(status, want_status, "{what}: interpreter says {want:?}");

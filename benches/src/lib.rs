@@ -5,6 +5,8 @@
 //! - [`programs`]: the code-speed workloads (`benches/programs/*.kir`);
 //! - [`measure`]: the three comparisons (compile speed, code speed,
 //!   registry scaling) and the scan-all registry baseline;
+//! - [`rss`]: peak memory of many small modules, measured in child
+//!   processes;
 //! - [`shapes`]: the compile-scaling shapes (N block arguments, N nested
 //!   loops, ...);
 //! - [`svg`]: the report's charts.
@@ -14,6 +16,7 @@
 
 pub mod measure;
 pub mod programs;
+pub mod rss;
 pub mod shapes;
 pub mod svg;
 pub mod to_cranelift;

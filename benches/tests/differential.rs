@@ -89,7 +89,7 @@ fn check(modules: &[Module], entry: &str, args: &[Val], what: &str) -> Option<Ou
     let want_out = take_output();
     let outcome = match &want {
         Ok(_) => Outcome::Returned,
-        Err(Error::Trap(code)) => Outcome::Trapped(match code {
+        Err(Error::Trap(t)) => Outcome::Trapped(match t.code {
             kiln::TrapCode::Unreachable => 0,
             kiln::TrapCode::DivisionByZero => 1,
             kiln::TrapCode::IntegerOverflow => 2,

@@ -16,9 +16,12 @@
 //!
 //! Invariants: between instructions only allocated registers hold values;
 //! `x16`, `x17` and `v31` are free inside one instruction's expansion (the
-//! allocator uses `x17`/`v31` only inside its own move sequences). Traps
-//! branch to one out-of-line stub per reason that calls the imported trap
-//! handler with the code in `w0`.
+//! allocator uses `x17`/`v31` only inside its own move sequences). Each
+//! trapping instruction branches to its own out-of-line `bl` into one
+//! shared stub per reason, which jumps (`br`) to the imported trap handler
+//! with the code in `w0`: the handler's `x30` names the trapping
+//! instruction (trap backtraces). Every machine instruction reports its
+//! offset to the line table ([`crate::debug::lines`]).
 //!
 //! Every direct call (a local function, another module's export or a host
 //! function) is `bl` with an `Arm64Call26` relocation, which the registry
@@ -35,8 +38,9 @@ use super::asm::{
 use super::lower::{AluOp, CallTarget, CmpKind, Imm12, MFunc, Op};
 use super::regs::{CALLEE_SAVED_FLOAT, CALLEE_SAVED_INT, FP, SP, X16, X17};
 use crate::compiled::CompiledModule;
+use crate::debug::lines::{LineRecorder, LineTable};
 use crate::error::{Error, Result, TrapCode};
-use crate::ir::{Module, Opcode, SymbolData, Type};
+use crate::ir::{Loc, Module, Opcode, SymbolData, Type};
 use crate::isa::TRAP_HANDLER;
 use crate::regalloc::{Allocation, Edit, MInst, OperandKind, Output, ProgPoint, RegClass};
 use crate::reloc::RelocKind;
@@ -54,7 +58,9 @@ struct Emitter<'a> {
     edit_cursor: usize,
     ops: Asm,
     labels: Vec<DynamicLabel>,
-    traps: [Option<DynamicLabel>; 3],
+    /// Per trapping instruction: its stub's label, the reason, its location.
+    trap_sites: Vec<(DynamicLabel, TrapCode, Loc)>,
+    lines: LineRecorder<'a>,
     relocs: Vec<(usize, RelocKind, String, i64)>,
     tables: Vec<(String, Vec<DynamicLabel>)>,
     fname: &'a str,
@@ -83,13 +89,10 @@ impl<'a> Emitter<'a> {
         (self.spill_base + 8 * slot as u64) as i64
     }
 
+    /// The label of a new trap site for the instruction being emitted.
     fn trap_label(&mut self, code: TrapCode) -> DynamicLabel {
-        let i = code.code() as usize;
-        if let Some(l) = self.traps[i] {
-            return l;
-        }
         let l = self.ops.new_dynamic_label();
-        self.traps[i] = Some(l);
+        self.trap_sites.push((l, code, self.lines.current()));
         l
     }
 
@@ -810,18 +813,28 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
+    /// Each site: `bl` its reason's shared stub (attributed to the
+    /// trapping instruction); each shared stub: `movz w0, code`, the
+    /// handler's address from a literal, `br x16`.
     fn trap_stubs(&mut self) {
-        for code in [
-            TrapCode::Unreachable,
-            TrapCode::DivisionByZero,
-            TrapCode::IntegerOverflow,
-        ] {
-            if let Some(l) = self.traps[code.code() as usize] {
-                let c = code.code();
-                dynasm!(self.ops ; .arch aarch64 ; =>l ; movz w0, c);
-                self.ldr_sym_literal(X16, TRAP_HANDLER);
-                dynasm!(self.ops ; .arch aarch64 ; blr x16 ; brk 1);
-            }
+        let mut shared: Vec<(TrapCode, DynamicLabel)> = Vec::new();
+        for (site, code, loc) in std::mem::take(&mut self.trap_sites) {
+            let s = match shared.iter().find(|s| s.0 == code) {
+                Some(&(_, s)) => s,
+                None => {
+                    let s = self.ops.new_dynamic_label();
+                    shared.push((code, s));
+                    s
+                }
+            };
+            self.lines.at(self.off(), loc);
+            dynasm!(self.ops ; .arch aarch64 ; =>site ; bl =>s);
+        }
+        for (code, s) in shared {
+            let c = code.code();
+            dynasm!(self.ops ; .arch aarch64 ; =>s ; movz w0, c);
+            self.ldr_sym_literal(X16, TRAP_HANDLER);
+            dynasm!(self.ops ; .arch aarch64 ; br x16);
         }
     }
 }
@@ -877,13 +890,13 @@ pub fn emit_function(
     };
     // Conditional branches reach ±1 MiB: a longer function is assembled
     // again with every one of them made far.
-    let (code, relocs, tables) = match assemble(module, mf, ra, fname, &layout, false) {
+    let (code, relocs, tables, lines) = match assemble(module, mf, ra, fname, &layout, false) {
         Err(Error::Runtime(m)) if m.contains(FAR_HINT) => {
             assemble(module, mf, ra, fname, &layout, true)?
         }
         other => other?,
     };
-    super::place_function(module, sym, &code, relocs.into_iter(), tables, out)
+    super::place_function(module, sym, &code, relocs.into_iter(), tables, lines, out)
 }
 
 /// The frame of one function, computed from its allocation.
@@ -901,9 +914,11 @@ type Assembled = (
     Vec<u8>,
     Vec<(usize, RelocKind, String, i64)>,
     Vec<(String, Vec<usize>)>,
+    LineTable,
 );
 
-/// Assembles the function: its code, relocations and jump tables.
+/// Assembles the function: its code, relocations, jump tables and line
+/// table.
 fn assemble(
     module: &Module,
     mf: &MFunc,
@@ -923,7 +938,8 @@ fn assemble(
         edit_cursor: 0,
         ops,
         labels,
-        traps: [None; 3],
+        trap_sites: Vec::new(),
+        lines: LineRecorder::new(&mf.src),
         relocs: Vec::new(),
         tables: Vec::new(),
         fname,
@@ -937,6 +953,7 @@ fn assemble(
         let l = e.labels[b];
         dynasm!(e.ops ; .arch aarch64 ; =>l);
         for i in mf.insts_of(b) {
+            e.lines.minst(i, e.ops.offset().0);
             e.edits(ProgPoint::before(MInst::new(i)));
             e.inst(i, b)?;
             e.edits(ProgPoint::after(MInst::new(i)));
@@ -960,6 +977,7 @@ fn assemble(
         tables.push((name.clone(), offs));
     }
     let relocs = std::mem::take(&mut e.relocs);
+    let lines = e.lines.finish();
     let code = e.ops.finalize().map_err(asm_err)?;
-    Ok((code, relocs, tables))
+    Ok((code, relocs, tables, lines))
 }

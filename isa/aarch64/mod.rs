@@ -79,7 +79,8 @@ pub(crate) fn place_function(
     code: &[u8],
     relocs: impl Iterator<Item = (usize, RelocKind, String, i64)>,
     tables: Vec<(String, Vec<usize>)>,
+    lines: crate::debug::lines::LineTable,
     out: &mut CompiledModule,
 ) -> Result<()> {
-    crate::lower::place::place_function(module, sym, code, 0, relocs, tables, out)
+    crate::lower::place::place_function(module, sym, code, 0, relocs, tables, lines, out)
 }

@@ -13,8 +13,12 @@
 //!
 //! Invariants: between instructions only allocated registers hold values;
 //! `r11` and `xmm15` are free inside one instruction's expansion and for the
-//! allocator's moves. Traps jump to one out-of-line stub per reason that
-//! calls the imported trap handler with the code in `edi`.
+//! allocator's moves. Each trapping instruction jumps to its own
+//! out-of-line `call` into one shared stub per reason, which jumps to the
+//! imported trap handler with the code in `edi`: the return address the
+//! handler finds names the trapping instruction (trap backtraces). Every
+//! machine instruction reports its offset to the line table
+//! ([`crate::debug::lines`]).
 //!
 //! Every direct call (a local function, another module's export or a host
 //! function) is `call rel32` with an `X86CallPcRel32` relocation, which the
@@ -27,8 +31,9 @@
 use super::lower::{AluOp, CallTarget, CmpKind, MFunc, Op, UnOp};
 use super::regs::{is_callee_saved_int, CALLEE_SAVED_INT, R11, RAX, RDX};
 use crate::compiled::CompiledModule;
+use crate::debug::lines::{LineRecorder, LineTable};
 use crate::error::{Error, Result, TrapCode};
-use crate::ir::{Opcode, Type};
+use crate::ir::{Loc, Opcode, Type};
 use crate::isa::TRAP_HANDLER;
 use crate::regalloc::{Allocation, Edit, MInst, Output, ProgPoint, RegClass};
 use crate::reloc::RelocKind;
@@ -54,7 +59,9 @@ struct Emitter<'a> {
     edit_cursor: usize,
     ops: Asm,
     labels: Vec<DynamicLabel>,
-    traps: [Option<DynamicLabel>; 3],
+    /// Per trapping instruction: its stub's label, the reason, its location.
+    trap_sites: Vec<(DynamicLabel, TrapCode, Loc)>,
+    lines: LineRecorder<'a>,
     relocs: Vec<FnReloc>,
     tables: Vec<(String, Vec<DynamicLabel>)>,
     fname: &'a str,
@@ -77,13 +84,10 @@ impl<'a> Emitter<'a> {
         self.ops.offset().0
     }
 
+    /// The label of a new trap site for the instruction being emitted.
     fn trap_label(&mut self, code: TrapCode) -> DynamicLabel {
-        let i = code.code() as usize;
-        if let Some(l) = self.traps[i] {
-            return l;
-        }
         let l = self.ops.new_dynamic_label();
-        self.traps[i] = Some(l);
+        self.trap_sites.push((l, code, self.lines.current()));
         l
     }
 
@@ -860,18 +864,28 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
+    /// Each site: `call` its reason's shared stub (5 bytes, attributed to
+    /// the trapping instruction); each shared stub: `mov edi, code;
+    /// movabs rax, handler; jmp rax`.
     fn trap_stubs(&mut self) {
-        for code in [
-            TrapCode::Unreachable,
-            TrapCode::DivisionByZero,
-            TrapCode::IntegerOverflow,
-        ] {
-            if let Some(l) = self.traps[code.code() as usize] {
-                let c = code.code() as i32;
-                dynasm!(self.ops ; .arch x64 ; =>l ; mov edi, c);
-                self.movabs_sym(RAX, TRAP_HANDLER);
-                dynasm!(self.ops ; .arch x64 ; call rax ; ud2);
-            }
+        let mut shared: Vec<(TrapCode, DynamicLabel)> = Vec::new();
+        for (site, code, loc) in std::mem::take(&mut self.trap_sites) {
+            let s = match shared.iter().find(|s| s.0 == code) {
+                Some(&(_, s)) => s,
+                None => {
+                    let s = self.ops.new_dynamic_label();
+                    shared.push((code, s));
+                    s
+                }
+            };
+            self.lines.at(self.off(), loc);
+            dynasm!(self.ops ; .arch x64 ; =>site ; call =>s);
+        }
+        for (code, s) in shared {
+            let c = code.code() as i32;
+            dynasm!(self.ops ; .arch x64 ; =>s ; mov edi, c);
+            self.movabs_sym(RAX, TRAP_HANDLER);
+            dynasm!(self.ops ; .arch x64 ; jmp rax);
         }
     }
 }
@@ -996,7 +1010,8 @@ pub fn emit_function(
         edit_cursor: 0,
         ops,
         labels,
-        traps: [None; 3],
+        trap_sites: Vec::new(),
+        lines: LineRecorder::new(&mf.src),
         relocs,
         tables: Vec::new(),
         fname,
@@ -1012,6 +1027,7 @@ pub fn emit_function(
         tables,
         saved,
         alloca_at,
+        lines,
         ..
     } = e;
     let r = r.and_then(|()| {
@@ -1021,6 +1037,7 @@ pub fn emit_function(
             &mut ops,
             &mut relocs,
             tables,
+            lines.finish(),
             &mut buf.code,
             out,
         )
@@ -1036,7 +1053,8 @@ pub fn emit_function(
 }
 
 impl Emitter<'_> {
-    /// The prologue, every block in order, the trap stubs.
+    /// The prologue, every block in order (each machine instruction's
+    /// offset reported to the line table), the trap stubs.
     fn body(&mut self, sub: u64) -> Result<()> {
         let mf = self.mf;
         self.prologue(sub);
@@ -1044,6 +1062,7 @@ impl Emitter<'_> {
             let l = self.labels[b];
             dynasm!(self.ops ; .arch x64 ; =>l);
             for i in mf.insts_of(b) {
+                self.lines.minst(i, self.ops.offset().0);
                 self.edits(ProgPoint::before(MInst::new(i)));
                 self.inst(i, b)?;
                 self.edits(ProgPoint::after(MInst::new(i)));
@@ -1055,12 +1074,14 @@ impl Emitter<'_> {
 }
 
 /// Resolves labels, appends the code, symbols, relocations and jump tables.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     module: &crate::ir::Module,
     sym: &crate::ir::SymbolData,
     ops: &mut Asm,
     relocs: &mut Vec<FnReloc>,
     tables: Vec<(String, Vec<DynamicLabel>)>,
+    lines: LineTable,
     code: &mut Vec<u8>,
     out: &mut CompiledModule,
 ) -> Result<()> {
@@ -1086,6 +1107,7 @@ fn finish(
             .drain(..)
             .map(|r| (r.offset, r.kind, r.target, r.addend)),
         resolved,
+        lines,
         out,
     )
 }

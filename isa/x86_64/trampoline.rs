@@ -1,6 +1,7 @@
-//! x86-64 System V code for [`crate::trampoline`]: the per-signature call
-//! trampoline, the unwind stub and the trap stub, assembled with dynasm
-//! into plain byte vectors (installed by the caller in W^X memory).
+//! x86-64 System V code for [`crate::trampoline`]: the call trampoline
+//! (one for every signature), the unwind stub and the trap stub, assembled
+//! with dynasm into plain byte vectors (installed by the caller in W^X
+//! memory).
 //!
 //! Frame layout shared by the trampoline and the unwind stub (the unwind
 //! stub relies on it): `push rbp; mov rbp, rsp; push rbx, r12, r13, r14,
@@ -8,16 +9,10 @@
 //! `sub rsp, 8` (16-byte aligned).
 
 use crate::error::{Error, Result};
-use crate::ir::Signature;
 use dynasmrt::x64::X64Relocation;
-use dynasmrt::{dynasm, DynasmApi, VecAssembler};
+use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi, VecAssembler};
 
 type Asm = VecAssembler<X64Relocation>;
-
-/// System V integer argument registers, by hardware number:
-/// rdi, rsi, rdx, rcx, r8, r9.
-const INT_ARGS: [u8; 6] = [7, 6, 2, 1, 8, 9];
-const FLOAT_ARGS: u8 = 8;
 
 fn epilogue(ops: &mut Asm) {
     dynasm!(ops
@@ -26,11 +21,21 @@ fn epilogue(ops: &mut Asm) {
     );
 }
 
-/// `fn(target, args, ret, frame) -> u32` for `sig`.
-// dynasm's dynamic-register syntax expands to a `u8 -> u8` conversion.
-#[allow(clippy::useless_conversion)]
-pub fn trampoline(sig: &Signature) -> Result<Vec<u8>> {
+/// `fn(target, args: *const CallArgs, ret: *mut [u64; 2], frame) -> u32`,
+/// for every signature: loads all six integer argument registers and all
+/// eight `xmm` argument registers from `args` (registers a signature does
+/// not use carry harmless zeros), copies `args.stack_len` 8-byte stack
+/// arguments below the return address in order, calls `target`, and
+/// stores `rax` to `ret[0]` and `xmm0` to `ret[1]`. The caller classifies
+/// the arguments ([`crate::trampoline::CallArgs`]), so one trampoline
+/// serves every signature.
+pub fn trampoline() -> Result<Vec<u8>> {
+    use crate::trampoline::CallArgs;
     let mut ops = Asm::new(0);
+    let stack_len = std::mem::offset_of!(CallArgs, stack_len) as i32;
+    let stack = std::mem::offset_of!(CallArgs, stack) as i32;
+    let floats = std::mem::offset_of!(CallArgs, floats) as i32;
+    let ints = std::mem::offset_of!(CallArgs, ints) as i32;
     dynasm!(ops
         ; .arch x64
         ; push rbp ; mov rbp, rsp
@@ -38,54 +43,47 @@ pub fn trampoline(sig: &Signature) -> Result<Vec<u8>> {
         ; sub rsp, 8
         ; mov [rcx], rsp
         ; mov r12, rdi ; mov r13, rsi ; mov r14, rdx
-    );
-    let too_many = || Error::Argument(format!("signature {sig} has too many parameters"));
-    // Classify: registers first, the rest on the stack in order.
-    let (mut ints, mut floats) = (0usize, 0u8);
-    let mut regs: Vec<(usize, bool, u8)> = Vec::new();
-    let mut stack: Vec<usize> = Vec::new();
-    for (i, ty) in sig.params.iter().enumerate() {
-        if ty.is_int() && ints < INT_ARGS.len() {
-            regs.push((i, true, INT_ARGS[ints]));
-            ints += 1;
-        } else if ty.is_float() && floats < FLOAT_ARGS {
-            regs.push((i, false, floats));
-            floats += 1;
-        } else {
-            stack.push(i);
-        }
-    }
-    let stack_bytes = i32::try_from(stack.len().div_ceil(2) * 16).map_err(|_| too_many())?;
-    if stack_bytes > 0 {
-        dynasm!(ops ; .arch x64 ; sub rsp, stack_bytes);
-    }
-    let slot = |i: usize| i32::try_from(i * 8).map_err(|_| too_many());
-    for (k, &i) in stack.iter().enumerate() {
-        let (src, dst) = (slot(i)?, slot(k)?);
-        dynasm!(ops ; .arch x64 ; mov rax, [r13 + src] ; mov [rsp + dst], rax);
-    }
-    for &(i, int, reg) in &regs {
-        let src = slot(i)?;
-        if int {
-            dynasm!(ops ; .arch x64 ; mov Rq(reg), [r13 + src]);
-        } else {
-            dynasm!(ops ; .arch x64 ; movsd Rx(reg), QWORD [r13 + src]);
-        }
-    }
-    dynasm!(ops ; .arch x64 ; call r12);
-    match sig.ret {
-        Some(t) if t.is_int() => dynasm!(ops ; .arch x64 ; mov [r14], rax),
-        Some(_) => dynasm!(ops ; .arch x64 ; movsd QWORD [r14], xmm0),
-        None => {}
-    }
-    dynasm!(ops
-        ; .arch x64
+        // Stack arguments: round the count up to even so that rsp stays
+        // 16-byte aligned at the call, then copy them in order.
+        ; mov rcx, [r13 + stack_len]
+        ; test rcx, rcx
+        ; jz >args
+        ; lea rax, [rcx + 1]
+        ; and rax, -2
+        ; shl rax, 3
+        ; sub rsp, rax
+        ; mov rsi, [r13 + stack]
+        ; xor eax, eax
+        ; copy:
+        ; mov rdx, [rsi + rax * 8]
+        ; mov [rsp + rax * 8], rdx
+        ; inc rax
+        ; cmp rax, rcx
+        ; jb <copy
+        ; args:
+        ; mov rdi, [r13 + ints]
+        ; mov rsi, [r13 + ints + 8]
+        ; mov rdx, [r13 + ints + 16]
+        ; mov rcx, [r13 + ints + 24]
+        ; mov r8, [r13 + ints + 32]
+        ; mov r9, [r13 + ints + 40]
+        ; movsd xmm0, QWORD [r13 + floats]
+        ; movsd xmm1, QWORD [r13 + floats + 8]
+        ; movsd xmm2, QWORD [r13 + floats + 16]
+        ; movsd xmm3, QWORD [r13 + floats + 24]
+        ; movsd xmm4, QWORD [r13 + floats + 32]
+        ; movsd xmm5, QWORD [r13 + floats + 40]
+        ; movsd xmm6, QWORD [r13 + floats + 48]
+        ; movsd xmm7, QWORD [r13 + floats + 56]
+        ; call r12
+        ; mov [r14], rax
+        ; movsd QWORD [r14 + 8], xmm0
         ; xor eax, eax
         ; lea rsp, [rbp - 40]
     );
     epilogue(&mut ops);
     ops.finalize()
-        .map_err(|e| Error::Runtime(format!("trampoline for {sig}: {e}")))
+        .map_err(|e| Error::Runtime(format!("call trampoline: {e}")))
 }
 
 /// `fn(saved_sp, code) -> !`: returns `1 + code` from the trampoline whose
@@ -103,12 +101,15 @@ pub fn unwind_stub() -> Option<Vec<u8>> {
 }
 
 /// The [`crate::isa::TRAP_HANDLER`] stub: passes `state` as the second
-/// argument and jumps to `entry` (the trap code is already in `edi`).
+/// argument, the trap site's return address and frame pointer as the third
+/// and fourth, and jumps to `entry` (the trap code is already in `edi`).
 pub fn trap_stub(state: u64, entry: u64) -> Option<Vec<u8>> {
     let mut ops = Asm::new(0);
     let (state, entry) = (state as i64, entry as i64);
     dynasm!(ops
         ; .arch x64
+        ; mov rdx, [rsp]
+        ; mov rcx, rbp
         ; mov rsi, QWORD state
         ; mov rax, QWORD entry
         ; jmp rax

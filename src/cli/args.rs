@@ -62,6 +62,15 @@ pub struct RunOptions {
     pub target: Option<Target>,
     /// The entry's arguments, as given after `--`.
     pub args: Vec<OsString>,
+    /// `--lazy`: compile each function on its first call.
+    pub lazy: bool,
+}
+
+/// Options of `kiln repl`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReplOptions {
+    /// `--lazy`: compile each function on its first call.
+    pub lazy: bool,
 }
 
 /// One parsed invocation.
@@ -77,7 +86,7 @@ pub enum Command {
         files: Vec<OsString>,
         target: Option<Target>,
     },
-    Repl,
+    Repl(ReplOptions),
 }
 
 /// A usage error: printed with the usage text, exit status 2.
@@ -86,10 +95,10 @@ pub struct UsageError(pub String);
 
 /// The usage text printed by `--help` and after a usage error.
 pub const USAGE: &str = "\
-usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64] [-- ARG...]
+usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64] [--lazy] [-- ARG...]
        kiln check FILE...
        kiln asm FILE... [--target x86_64|aarch64]
-       kiln repl
+       kiln repl [--lazy]
        kiln --help | --version";
 
 fn usage(msg: impl Into<String>) -> UsageError {
@@ -108,13 +117,7 @@ pub fn parse(args: &[OsString]) -> Result<Command, UsageError> {
         "check" => parse_check(rest),
         "run" => parse_run(rest),
         "asm" => parse_asm(rest),
-        "repl" => match rest.first() {
-            None => Ok(Command::Repl),
-            Some(a) => Err(usage(format!(
-                "unexpected argument '{}' to repl",
-                a.to_string_lossy()
-            ))),
-        },
+        "repl" => parse_repl(rest),
         _ => Err(usage(format!(
             "unknown command '{}'",
             args[0].to_string_lossy()
@@ -225,6 +228,7 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
     let mut entry = String::from("main");
     let mut engine = Engine::Jit;
     let mut target = None;
+    let mut lazy = false;
     let (files, after) = split_options(args, |name, value| {
         match name {
             "--entry" => {
@@ -247,6 +251,7 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
                 }
             }
             "--target" => target = Some(parse_target(&value()?)?),
+            "--lazy" => lazy = true,
             _ => return Err(unknown_option(name)),
         }
         Ok(())
@@ -258,7 +263,26 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
         engine,
         target,
         args: after,
+        lazy,
     }))
+}
+
+fn parse_repl(args: &[OsString]) -> Result<Command, UsageError> {
+    let mut opts = ReplOptions::default();
+    let (files, after) = split_options(args, |name, _| {
+        match name {
+            "--lazy" => opts.lazy = true,
+            _ => return Err(unknown_option(name)),
+        }
+        Ok(())
+    })?;
+    if let Some(a) = files.first().or(after.first()) {
+        return Err(usage(format!(
+            "unexpected argument '{}' to repl",
+            a.to_string_lossy()
+        )));
+    }
+    Ok(Command::Repl(opts))
 }
 
 #[cfg(test)]
@@ -308,6 +332,13 @@ mod tests {
         assert_eq!(r.files, vec![OsString::from("-")]);
         assert_eq!(r.target, Some(Target::Aarch64));
         assert_eq!(r.engine, Engine::Jit);
+        assert!(!r.lazy);
+        assert!(run(&["run", "a.kir", "--lazy"]).lazy);
+        assert_eq!(
+            p(&["repl", "--lazy"]),
+            Ok(Command::Repl(ReplOptions { lazy: true }))
+        );
+        assert_eq!(p(&["repl"]), Ok(Command::Repl(ReplOptions { lazy: false })));
     }
 
     #[test]
@@ -326,6 +357,8 @@ mod tests {
             &["check", "a.kir", "--entry", "f"],
             &["asm", "a.kir", "--", "x"],
             &["repl", "x"],
+            &["repl", "--lazy", "x"],
+            &["repl", "--eager"],
         ] {
             assert!(p(bad).is_err(), "{bad:?} should be a usage error");
         }

@@ -5,7 +5,7 @@
 //! each file is its path exactly as given on the command line, which is
 //! what diagnostics print.
 
-use super::args::{Engine, RunOptions, Target};
+use super::args::{Engine, ReplOptions, RunOptions, Target};
 use super::{print_line, Failure};
 use kiln::error::{Diagnostic, Error};
 use kiln::host::HostFunctions;
@@ -18,7 +18,7 @@ use std::ffi::OsString;
 /// An error of the library, as the one line it prints.
 fn input(e: Error) -> Failure {
     match e {
-        Error::Trap(t) => Failure::Trap(t.reason().to_string()),
+        Error::Trap(t) => Failure::Trap(t.to_string()),
         Error::Parse(_) | Error::Verify(_) | Error::Link(_) => Failure::Input(e.to_string()),
         Error::Argument(m) | Error::Runtime(m) => Failure::Input(format!("kiln: error: {m}")),
     }
@@ -202,23 +202,36 @@ fn run_jit(opts: &RunOptions, modules: Vec<Module>) -> Result<(), Failure> {
                 .map_err(input)?;
         }
     }
-    call_entry(&engine, modules, &opts.entry, &args)
+    call_entry(&engine, modules, opts, &args)
 }
 
 /// Adds and finalizes every module (so that every link error is reported),
-/// calls the entry, flushes C stdio and prints the result line.
+/// calls the entry, flushes C stdio and prints the result line. With
+/// `--lazy` the modules are added lazily and only link-checked (the same
+/// errors, in the same order), and each function is compiled on its first
+/// call.
 fn call_entry(
     engine: &kiln::Engine,
     modules: Vec<Module>,
-    entry: &str,
+    opts: &RunOptions,
     args: &[Val],
 ) -> Result<(), Failure> {
+    let entry = opts.entry.as_str();
     let mut ids = Vec::with_capacity(modules.len());
     for m in modules {
-        ids.push(engine.add_module(m).map_err(input)?);
+        let id = if opts.lazy {
+            engine.add_module_lazy(m)
+        } else {
+            engine.add_module(m)
+        };
+        ids.push(id.map_err(input)?);
     }
     for id in ids {
-        engine.finalize_module(id).map_err(input)?;
+        if opts.lazy {
+            engine.check_links(id).map_err(input)?;
+        } else {
+            engine.finalize_module(id).map_err(input)?;
+        }
     }
     let result = engine.call(entry, args);
     flush_c_stdio();
@@ -236,7 +249,7 @@ fn run_emulated(opts: &RunOptions, modules: Vec<Module>, args: &[Val]) -> Result
     let executor = kiln::executor::EmulatorExecutor::new(Default::default()).map_err(input)?;
     let engine =
         kiln::Engine::with_executor("aarch64", std::sync::Arc::new(executor)).map_err(input)?;
-    call_entry(&engine, modules, &opts.entry, args)
+    call_entry(&engine, modules, opts, args)
 }
 
 /// Without the emulator a foreign target was refused by `check_target`.
@@ -307,9 +320,9 @@ fn disassemble(
 
 /// `kiln repl` (see [`kiln::repl`]); it prints its own diagnostics and
 /// trap line, and its status is the process's.
-pub fn repl() -> Result<(), Failure> {
+pub fn repl(opts: &ReplOptions) -> Result<(), Failure> {
     check_target(None)?;
-    let status = kiln::repl::main();
+    let status = kiln::repl::main(opts.lazy);
     if status != 0 {
         std::process::exit(status);
     }

@@ -26,7 +26,8 @@ pub enum Failure {
     /// Status 1; the complete line to print (`FILE:LINE:COL: error: ...` or
     /// `kiln: error: ...`).
     Input(String),
-    /// Status 3; the reason after `trap: `.
+    /// Status 3; the `trap: REASON` line and the backtrace lines after it
+    /// (SPEC section 8), without a final newline.
     Trap(String),
 }
 
@@ -76,7 +77,7 @@ fn run_command(args: &[OsString]) -> i32 {
             Command::Check { files } => commands::check(&files),
             Command::Run(opts) => commands::run(&opts),
             Command::Asm { files, target } => commands::asm(&files, target),
-            Command::Repl => commands::repl(),
+            Command::Repl(opts) => commands::repl(&opts),
         });
     match outcome {
         Ok(()) => 0,
@@ -92,8 +93,8 @@ fn run_command(args: &[OsString]) -> i32 {
             eprint_line(&format!("kiln: usage error: {msg}"));
             2
         }
-        Err(Failure::Trap(reason)) => {
-            eprint_line(&format!("trap: {reason}"));
+        Err(Failure::Trap(lines)) => {
+            eprint_line(&lines);
             3
         }
     }

@@ -133,10 +133,16 @@ pub(super) fn on_stub(uc: &mut Uc<'_>, address: u64) {
 }
 
 fn service(uc: &mut Uc<'_>, address: u64) -> Result<Next> {
+    if address == layout::LAZY_RESOLVER {
+        // resolver(ctx, key), called from a lazy chunk's wrapper.
+        let key = uc.reg_read(x_reg(1)).map_err(reg_error)? as u32;
+        let resume = uc.reg_read(RegisterARM64::X30 as i32).map_err(reg_error)?;
+        return Ok(Next::Stop(Stop::Lazy { key, resume }));
+    }
     if address == layout::TRAP_HANDLER {
         let code = uc.reg_read(x_reg(0)).map_err(reg_error)? as u32;
         return Ok(Next::Stop(match TrapCode::from_code(code) {
-            Some(t) => Stop::Trap(t),
+            Some(t) => Stop::Trap(t, frame_chain(uc)?),
             None => Stop::Error(Error::Runtime(format!(
                 "trap handler called with unknown code {code}"
             ))),
@@ -193,6 +199,29 @@ fn read_args(uc: &Uc<'_>, sig: &Signature) -> Result<Vec<Val>> {
             Ok(Val::from_bits(ty, bits))
         })
         .collect()
+}
+
+/// The trap site's return address (`x30`, set by the site's `bl`) and the
+/// return address of each frame record on the `x29` chain, innermost first
+/// (see [`crate::debug::backtrace`]). The chain ends at the null frame
+/// pointer [`super::EmulatedAarch64::call`] starts with, at a frame pointer
+/// that does not increase, or at memory that cannot be read.
+fn frame_chain(uc: &Uc<'_>) -> Result<Vec<u64>> {
+    let mut pcs = vec![uc.reg_read(RegisterARM64::X30 as i32).map_err(reg_error)?];
+    let mut fp = uc.reg_read(RegisterARM64::X29 as i32).map_err(reg_error)?;
+    let mut prev = 0;
+    while pcs.len() < crate::error::MAX_BACKTRACE && fp > prev && fp.is_multiple_of(8) {
+        let mut rec = [0u8; 16];
+        if uc.mem_read(fp, &mut rec).is_err() {
+            break;
+        }
+        let [next, ra] =
+            [0, 8].map(|i| u64::from_le_bytes(rec[i..i + 8].try_into().unwrap_or_default()));
+        pcs.push(ra);
+        prev = fp;
+        fp = next;
+    }
+    Ok(pcs)
 }
 
 fn reg_error(e: unicorn_engine::unicorn_const::uc_error) -> Error {

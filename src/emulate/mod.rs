@@ -13,7 +13,8 @@
 //!
 //! ```text
 //! 0x0fff_0000  host stub page (R+X): slot 0 = return stop, slot 1 = trap
-//!              handler, slots 2.. = host functions; each slot is one `ret`
+//!              handler, slots 2.. = host functions, the last slot = the
+//!              lazy resolver; each slot is one `ret`
 //! 0x1000_0000  module arena (127 MiB): `map_new` places sections here, so
 //!              a `BL` anywhere in it reaches every host stub directly
 //! 0x2000_0000  heap of the emulated `malloc`
@@ -31,6 +32,16 @@
 //! instead points x30 at the stop slot, where emulation ends; nothing of
 //! the program runs after that. Nothing depends on writing PC from inside a
 //! hook.
+//!
+//! ## Lazy compiling
+//!
+//! A call to the lazy-resolver slot ([`layout::LAZY_RESOLVER`], what the
+//! chunks of [`crate::lazy`] call with the function's key in x1) ends the
+//! run the same way, with [`Outcome::Lazy`]: the key and the return
+//! address in the wrapper. Everything else stays as it was (registers,
+//! stack), so once the caller has compiled the function it continues
+//! with [`EmulatedAarch64::resume`] from that address, the body's address
+//! in x0. No other call may run on the machine in between.
 //!
 //! Invariants:
 //! - Nothing here panics or aborts the process on anything the emulated
@@ -70,6 +81,9 @@ pub mod layout {
     pub const TRAP_HANDLER: u64 = HOST_STUBS + 4;
     /// The first host-function slot.
     pub const FIRST_HOST: u64 = HOST_STUBS + 8;
+    /// The lazy resolver (the last slot): see "Lazy compiling" in the
+    /// module docs.
+    pub const LAZY_RESOLVER: u64 = HOST_STUBS + HOST_STUBS_SIZE - 4;
     /// Start of the module arena where [`super::EmulatedAarch64::map_new`]
     /// places sections.
     pub const ARENA_BASE: u64 = 0x1000_0000;
@@ -132,6 +146,9 @@ pub enum Outcome {
     Exit(i32),
     /// The program called `abort()`.
     Abort,
+    /// The code called the lazy resolver for the function of `key`; resume
+    /// at `resume` ([`EmulatedAarch64::resume`]).
+    Lazy { key: u32, resume: u64 },
 }
 
 /// Why a run stopped early, recorded by a hook.
@@ -139,8 +156,13 @@ pub enum Outcome {
 enum Stop {
     Exit(i32),
     Abort,
-    Trap(TrapCode),
+    /// A trap, with the return addresses of the frame chain.
+    Trap(TrapCode, Vec<u64>),
     Error(Error),
+    Lazy {
+        key: u32,
+        resume: u64,
+    },
 }
 
 /// A failed memory access, recorded by the invalid-memory hook so the error
@@ -431,8 +453,9 @@ impl EmulatedAarch64 {
                 k
             }
             None => {
+                // Every slot but the lazy resolver's (the last).
                 let slots =
-                    (layout::HOST_STUBS_SIZE - (layout::FIRST_HOST - layout::HOST_STUBS)) / 4;
+                    (layout::HOST_STUBS_SIZE - (layout::FIRST_HOST - layout::HOST_STUBS)) / 4 - 1;
                 if hosts.len() as u64 >= slots {
                     return Err(Error::Runtime("emulator: too many host functions".into()));
                 }
@@ -482,7 +505,19 @@ impl EmulatedAarch64 {
         self.set_reg(RegisterARM64::SP as i32, sp)?;
         self.set_reg(RegisterARM64::X29 as i32, 0)?;
         self.set_reg(RegisterARM64::X30 as i32, layout::RETURN_STOP)?;
+        self.run_from(addr, ret)
+    }
 
+    /// Continues a call that ended with [`Outcome::Lazy`]: at `resume`,
+    /// with `x0` in x0 and every other register and the stack as they
+    /// were. Ends like [`EmulatedAarch64::call`].
+    pub fn resume(&mut self, resume: u64, x0: u64, ret: Option<Type>) -> Result<Outcome> {
+        self.set_reg(x_reg(0), x0)?;
+        self.run_from(resume, ret)
+    }
+
+    /// Runs from `addr` until the stop address and reads the result.
+    fn run_from(&mut self, addr: u64, ret: Option<Type>) -> Result<Outcome> {
         let state = self.uc.get_data_mut();
         state.stop = None;
         state.fault = None;
@@ -500,8 +535,15 @@ impl EmulatedAarch64 {
         match stop {
             Some(Stop::Exit(code)) => return Ok(Outcome::Exit(code)),
             Some(Stop::Abort) => return Ok(Outcome::Abort),
-            Some(Stop::Trap(t)) => return Err(Error::Trap(t)),
+            Some(Stop::Trap(code, pcs)) => {
+                return Err(Error::Trap(crate::error::Trap {
+                    code,
+                    backtrace: Vec::new(),
+                    pcs,
+                }))
+            }
             Some(Stop::Error(e)) => return Err(e),
+            Some(Stop::Lazy { key, resume }) => return Ok(Outcome::Lazy { key, resume }),
             None => {}
         }
         if let Err(e) = run {

@@ -124,7 +124,7 @@ fn run_on(engine: &Engine, module: &Module, args: &[Val]) -> Result<Option<Val>>
 }
 
 /// Equal results (floats by bits, any NaN equal to any NaN since SPEC
-/// leaves NaN bits unspecified) or equal traps.
+/// leaves NaN bits unspecified) or equal traps (reason and backtrace).
 fn same(a: &Result<Option<Val>>, b: &Result<Option<Val>>) -> bool {
     match (a, b) {
         (Ok(x), Ok(y)) => match (x, y) {
@@ -132,7 +132,10 @@ fn same(a: &Result<Option<Val>>, b: &Result<Option<Val>>) -> bool {
             (Some(x), Some(y)) => same_val(*x, *y),
             _ => false,
         },
-        (Err(Error::Trap(x)), Err(Error::Trap(y))) => x == y,
+        // Same reason and same IR-level backtrace (line tables checked).
+        (Err(Error::Trap(x)), Err(Error::Trap(y))) => {
+            x.code == y.code && x.backtrace == y.backtrace
+        }
         _ => false,
     }
 }

@@ -17,11 +17,11 @@
 //!   before decoding.
 
 use super::NONE;
-use crate::error::{Diagnostic, Error, Result};
+use crate::error::{Diagnostic, Error, Result, Trap, TrapCode, TrapFrame, MAX_BACKTRACE};
 use crate::host::HostFn;
 use crate::ir::{
-    BlockCall, Callee, Format, Function, InstData, InstKind, Module, Opcode, Operand, Signature,
-    Type,
+    BlockCall, Callee, Format, Function, InstData, InstKind, Loc, Module, Opcode, Operand,
+    Signature, Type,
 };
 use std::collections::HashMap;
 
@@ -247,10 +247,18 @@ pub(super) struct Program {
     pub switches: Vec<SwitchTable>,
     pub consts: Vec<u64>,
     pub funcs: Vec<FnEntry>,
+    /// The source location of each instruction of `code` (for trap
+    /// backtraces).
+    pub locs: Vec<Loc>,
+    /// Per decoded IR function, in code order: its entry pc, its index in
+    /// `funcs` and its module's index in `files`.
+    pub code_funcs: Vec<(u32, u32, u32)>,
+    /// The module (file) names.
+    pub files: Vec<String>,
 }
 
 /// Lengths of the tables of a [`Program`], to undo a failed addition.
-pub(super) struct Mark([usize; 8]);
+pub(super) struct Mark([usize; 11]);
 
 impl Program {
     pub fn mark(&self) -> Mark {
@@ -263,12 +271,16 @@ impl Program {
             self.switches.len(),
             self.consts.len(),
             self.funcs.len(),
+            self.locs.len(),
+            self.code_funcs.len(),
+            self.files.len(),
         ])
     }
 
     /// Drops everything added since `mark`.
     pub fn truncate(&mut self, mark: &Mark) {
-        let [code, edges, moves, calls, call_args, switches, consts, funcs] = mark.0;
+        let [code, edges, moves, calls, call_args, switches, consts, funcs, locs, code_funcs, files] =
+            mark.0;
         self.code.truncate(code);
         self.edges.truncate(edges);
         self.moves.truncate(moves);
@@ -277,6 +289,39 @@ impl Program {
         self.switches.truncate(switches);
         self.consts.truncate(consts);
         self.funcs.truncate(funcs);
+        self.locs.truncate(locs);
+        self.code_funcs.truncate(code_funcs);
+        self.files.truncate(files);
+    }
+
+    /// The backtrace frame of the instruction at `pc`: its function, file
+    /// and source location.
+    pub fn frame(&self, pc: usize) -> Option<TrapFrame> {
+        let k = self
+            .code_funcs
+            .partition_point(|&(start, _, _)| start as usize <= pc)
+            .checked_sub(1)?;
+        let (_, func, file) = self.code_funcs[k];
+        Some(TrapFrame {
+            function: self.funcs.get(func as usize)?.name.clone(),
+            file: self.files.get(file as usize)?.clone(),
+            loc: self.locs.get(pc).copied().unwrap_or(Loc::NONE),
+        })
+    }
+
+    /// A trap at `pc` with the calls still running at `returns` (resume
+    /// pcs, innermost first) as its backtrace, at most
+    /// [`MAX_BACKTRACE`] frames.
+    pub fn trap(&self, code: TrapCode, pc: usize, returns: impl Iterator<Item = usize>) -> Error {
+        let pcs = std::iter::once(pc).chain(returns.map(|r| r.wrapping_sub(1)));
+        Error::Trap(Trap {
+            code,
+            backtrace: pcs
+                .take(MAX_BACKTRACE)
+                .filter_map(|pc| self.frame(pc))
+                .collect(),
+            pcs: Vec::new(),
+        })
     }
 }
 
@@ -381,6 +426,7 @@ impl Decoder<'_> {
                     .ok_or_else(|| self.err(None, "instruction index out of range"))?;
                 let i = self.inst(inst, data)?;
                 self.prog.code.push(i);
+                self.prog.locs.push(f.srcmap.inst(inst));
             }
         }
         let consts_at = self.nvalues() + 1;

@@ -170,9 +170,11 @@ impl State {
                 }
             };
         }
+        // The trapping instruction is the one just fetched; each frame
+        // resumes after its call.
         macro_rules! trap {
             ($c:expr) => {
-                return Err(Error::Trap($c))
+                return Err(prog.trap($c, pc - 1, frames.iter().rev().map(|f| f.pc as usize)))
             };
         }
         // The effective address of a load (`p + off` slots).

@@ -276,7 +276,11 @@ impl<'m> Interpreter<'m> {
         }
 
         for (mi, m) in modules.iter().enumerate() {
+            let file = prog.files.len() as u32;
+            prog.files.push(m.name.clone());
             for (fi, f) in m.funcs.iter().enumerate() {
+                let func = fn_base[mi] + fi as u32;
+                prog.code_funcs.push((prog.code.len() as u32, func, file));
                 let decoded = decode::decode_function(prog, m, &syms[mi], f)?;
                 prog.funcs[fn_base[mi] as usize + fi].body = Body::Ir(decoded);
             }

@@ -19,7 +19,7 @@
 
 use super::abi::{assign_args_into, ArgLoc};
 use super::analysis::{err, Decisions};
-use super::mfunc::{class_of, MFunc, MachInst, NO_INST};
+use super::mfunc::{class_of, MFunc, MachInst};
 use crate::error::{Error, Result};
 use crate::ir::{
     Block, BlockCall, Callee, Function, Inst, InstKind, Module, Operand as IrOperand, Type, Value,
@@ -130,8 +130,6 @@ pub struct Cx<'a, X: Isa> {
     pub out: &'a mut MFunc<X::Inst>,
     /// Operands of the instruction being built.
     pub cur: SmallVec<[Operand; 8]>,
-    /// The IR instruction being lowered.
-    ir: u32,
     buf: &'a mut LayoutBuf,
 }
 
@@ -160,7 +158,6 @@ impl<'a, X: Isa> Cx<'a, X> {
         self.out.op_start.push(self.out.operands.len() as u32);
         self.out.ops.push(op);
         self.out.clobbers.push(clobbers);
-        self.out.ir_inst.push(self.ir);
     }
 
     /// [`Cx::push`] without clobbers.
@@ -445,6 +442,7 @@ pub fn lower<X: Isa>(
 ) -> Result<()> {
     out.clear();
     out.num_vregs = func.values.len();
+    out.src.func = func.srcmap.func;
     let nb = func.blocks.len();
     // Layout: each block of the order. An edge block goes right before its
     // target when that comes later (it falls through into it, and stays
@@ -524,7 +522,6 @@ pub fn lower<X: Isa>(
         dec,
         out,
         cur: SmallVec::new(),
-        ir: NO_INST,
         buf,
     };
     let mut result = Ok(());
@@ -532,7 +529,6 @@ pub fn lower<X: Isa>(
         let r = match *slot {
             Slot::Body(b) => cx.lower_body(m as u32, b),
             Slot::Edge { src, which } => {
-                cx.ir = NO_INST;
                 let insts = &func.blocks[src.index()].insts;
                 match &func.insts[insts[insts.len() - 1].index()].kind {
                     InstKind::Br {
@@ -567,7 +563,6 @@ impl<X: Isa> Cx<'_, X> {
         let func = self.func;
         let insts = &func.blocks[b.index()].insts;
         if m == 0 {
-            self.ir = insts[0].0;
             self.lower_args()?;
         }
         let n = insts.len();
@@ -575,11 +570,18 @@ impl<X: Isa> Cx<'_, X> {
             if self.dec.omitted(inst.index()) {
                 continue;
             }
-            self.ir = inst.0;
+            self.mark(inst);
             X::lower_inst(self, inst)?;
         }
         let t = insts[n - 1];
-        self.ir = t.0;
+        self.mark(t);
         self.lower_terminator(b, t, m)
+    }
+
+    /// IR instruction `inst`'s machine code starts here (the line table).
+    #[inline]
+    fn mark(&mut self, inst: Inst) {
+        let loc = self.func.srcmap.inst(inst);
+        self.out.src.mark(self.out.ops.len(), loc);
     }
 }

@@ -14,6 +14,7 @@
 //! with parameters get their own edge block, see [`super::drive`]); `preds`
 //! are filled from `succs` after lowering.
 
+use crate::debug::lines::SourceMarks;
 use crate::ir::SymId;
 use crate::regalloc::{InstRange, MBlock, MInst, Operand, PRegSet, RaFunction, RegClass, VReg};
 
@@ -25,9 +26,6 @@ pub trait MachInst {
     fn is_branch(&self) -> bool;
 }
 
-/// No IR instruction (in [`MFunc::ir_inst`]).
-pub const NO_INST: u32 = u32::MAX;
-
 /// A lowered function over the ISA's instructions `I`.
 #[derive(Clone, Debug)]
 pub struct MFunc<I> {
@@ -36,9 +34,10 @@ pub struct MFunc<I> {
     pub op_start: Vec<u32>,
     pub operands: Vec<Operand>,
     pub clobbers: Vec<PRegSet>,
-    /// Per instruction: the IR instruction it lowers ([`NO_INST`] for the
-    /// jumps of edge blocks), for code-offset → IR tables.
-    pub ir_inst: Vec<u32>,
+    /// Where each IR instruction's machine instructions start, for the
+    /// line table ([`crate::debug::lines`]): one mark per lowered IR
+    /// instruction.
+    pub src: SourceMarks,
     /// Per block + 1: its first instruction.
     pub block_start: Vec<u32>,
     /// Per block + 1: its successors in `succs`.
@@ -75,7 +74,7 @@ impl<I> Default for MFunc<I> {
             op_start: vec![0],
             operands: Vec::new(),
             clobbers: Vec::new(),
-            ir_inst: Vec::new(),
+            src: SourceMarks::default(),
             block_start: vec![0],
             succ_start: vec![0],
             succs: Vec::new(),
@@ -107,7 +106,7 @@ impl<I> MFunc<I> {
         self.op_start.push(0);
         self.operands.clear();
         self.clobbers.clear();
-        self.ir_inst.clear();
+        self.src.marks.clear();
         for v in [
             &mut self.block_start,
             &mut self.succ_start,

@@ -8,6 +8,8 @@
 //! so they stay correct wherever the text is loaded.
 
 use crate::compiled::{CompiledModule, CompiledSymbol};
+use crate::debug::lines::LineTable;
+use crate::debug::FunctionLines;
 use crate::error::{Error, Result};
 use crate::ir::{Linkage, Module, SymbolData};
 use crate::isa::TRAP_HANDLER;
@@ -18,7 +20,9 @@ use crate::reloc::{Reloc, RelocKind, SectionKind};
 /// relative to the function, as `(offset, kind, target, addend)`), and its
 /// jump tables as 8-byte `Abs64` entries (function-relative label offsets)
 /// in rodata, each table its own local symbol. Targets that are imports
-/// or the trap handler are recorded as imports.
+/// or the trap handler are recorded as imports. `lines` is the function's
+/// line table ([`crate::debug::lines`]), offsets relative to the function.
+#[allow(clippy::too_many_arguments)]
 pub fn place_function(
     module: &Module,
     sym: &SymbolData,
@@ -26,6 +30,7 @@ pub fn place_function(
     pad: u8,
     relocs: impl Iterator<Item = (usize, RelocKind, String, i64)>,
     tables: Vec<(String, Vec<usize>)>,
+    lines: LineTable,
     out: &mut CompiledModule,
 ) -> Result<()> {
     let base = out.text.len().div_ceil(16) * 16;
@@ -33,6 +38,10 @@ pub fn place_function(
     out.text.extend_from_slice(code);
     let sect_off =
         |o: usize| u32::try_from(o).map_err(|_| Error::Runtime("section over 4 GiB".into()));
+    out.lines.push(FunctionLines {
+        symbol: out.symbols.len(),
+        table: lines,
+    });
     out.symbols.push(CompiledSymbol {
         name: sym.name.clone(),
         section: SectionKind::Text,

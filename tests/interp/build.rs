@@ -239,7 +239,7 @@ pub fn ok(op: Opcode, ty: Type, args: &[Val]) -> Val {
 
 pub fn trap(op: Opcode, ty: Type, args: &[Val]) -> TrapCode {
     match eval(op, ty, args) {
-        Err(Error::Trap(t)) => t,
+        Err(Error::Trap(t)) => t.code,
         other => panic!(
             "{} {ty} {args:?}: expected a trap, got {other:?}",
             op.name()

@@ -72,7 +72,7 @@ fn run_in_process(path: &str, line: &str) -> (Option<String>, Option<String>, i3
         })
         .collect();
     let err = |e: Error| match e {
-        Error::Trap(t) => (None, Some(format!("trap: {t}")), 3),
+        Error::Trap(t) => (None, Some(t.to_string()), 3),
         Error::Argument(m) | Error::Runtime(m) => (None, Some(format!("kiln: error: {m}")), 1),
         e => (None, Some(e.to_string()), 1),
     };
@@ -130,11 +130,9 @@ fn kir_file_expectations_hold_in_process() {
                     None
                 };
                 assert_eq!(out.as_deref(), want_out.map(|s| s.as_str()), "{ctx}");
-                assert_eq!(
-                    err.as_deref(),
-                    want.stderr.last().map(|s| s.as_str()),
-                    "{ctx}"
-                );
+                // Every stderr line: a trap's backtrace follows its line.
+                let want_err = (!want.stderr.is_empty()).then(|| want.stderr.join("\n"));
+                assert_eq!(err.as_deref(), want_err.as_deref(), "{ctx}");
                 assert_eq!(Some(status), want.status, "{ctx}");
                 checked += 1;
             }

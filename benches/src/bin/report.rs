@@ -4,7 +4,7 @@
 //! ratios and written to `target/report/` (`report.md` and one SVG chart
 //! per comparison). `--quick` is a fast smoke run: shorter measurements,
 //! no 100k-instruction function, registry sweep to 1,000 modules.
-//! `--only compile|code|registry` runs one comparison.
+//! `--only compile|code|registry|memory` runs one comparison.
 
 use kiln::ir::Module;
 use kiln_bench::measure::{
@@ -20,6 +20,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 fn main() {
+    // A child measuring peak memory (kiln_bench::rss) never returns.
+    kiln_bench::rss::child_main();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let only = args
@@ -28,8 +30,8 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned();
     if let Some(o) = &only {
-        if !["compile", "code", "registry"].contains(&o.as_str()) {
-            eprintln!("usage: report [--quick] [--only compile|code|registry]");
+        if !["compile", "code", "registry", "memory"].contains(&o.as_str()) {
+            eprintln!("usage: report [--quick] [--only compile|code|registry|memory]");
             std::process::exit(2);
         }
     }
@@ -84,6 +86,9 @@ fn run(quick: bool, only: Option<&str>) -> Result<(), String> {
     }
     if wanted("registry") {
         registry_scaling(quick, &mut md, &out_dir)?;
+    }
+    if wanted("memory") {
+        md.push_str(&kiln_bench::rss::rss_table(quick)?);
     }
     let _ = writeln!(
         md,

@@ -1,0 +1,374 @@
+//! Line tables: which machine-code offsets of a function belong to which
+//! IR instruction, and so to which `.kir` line and column.
+//!
+//! Three steps, each cheap enough to run on every compile:
+//! - lowering records, per IR instruction, the index of its first machine
+//!   instruction and the instruction's source location ([`SourceMarks`],
+//!   one push per IR instruction);
+//! - the emitter turns those into code offsets with a [`LineRecorder`]
+//!   (one call per machine instruction, a compare unless a mark starts
+//!   there; generators without machine instructions call
+//!   [`LineRecorder::at`] per IR instruction);
+//! - the result is a [`LineTable`]: delta-encoded bytes, about three per
+//!   IR instruction.
+//!
+//! Invariants: entries are in increasing offset order; an entry covers the
+//! code from its offset to the next entry's (or the function's end); the
+//! first entry is at offset 0 and carries the function's own location (the
+//! prologue); two entries never have the same offset, and consecutive
+//! entries never have the same location.
+
+use crate::ir::Loc;
+
+/// Where lowering marks the start of each IR instruction's machine code.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SourceMarks {
+    /// The function's `@name` token: the location of the prologue.
+    pub func: Loc,
+    /// `(index of the first machine instruction, location)` per lowered IR
+    /// instruction, in increasing index order.
+    pub marks: Vec<(u32, Loc)>,
+}
+
+impl SourceMarks {
+    /// Marks for a function whose `@name` token is at `func`.
+    pub fn new(func: Loc) -> SourceMarks {
+        SourceMarks {
+            func,
+            marks: Vec::new(),
+        }
+    }
+
+    /// The IR instruction at `loc` starts at machine instruction `minst`.
+    #[inline]
+    pub fn mark(&mut self, minst: usize, loc: Loc) {
+        self.marks.push((minst as u32, loc));
+    }
+}
+
+/// A function's line table: `(code offset, location)` entries, delta
+/// encoded (see the module docs).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LineTable {
+    /// Per entry: ULEB128 offset delta, SLEB128 line delta, ULEB128 column.
+    bytes: Vec<u8>,
+}
+
+impl LineTable {
+    /// The encoded size in bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.bytes.len()
+    }
+
+    /// The entries, in offset order.
+    pub fn iter(&self) -> LineIter<'_> {
+        LineIter {
+            bytes: &self.bytes,
+            offset: 0,
+            line: 0,
+        }
+    }
+
+    /// The location of the code at `offset` (that of the last entry at or
+    /// before it); `Loc::NONE` for an empty table.
+    pub fn lookup(&self, offset: u32) -> Loc {
+        let mut found = Loc::NONE;
+        for (o, loc) in self.iter() {
+            if o > offset {
+                break;
+            }
+            found = loc;
+        }
+        found
+    }
+
+    /// A table from entries in increasing offset order (tests and tools;
+    /// emitters use a [`LineRecorder`]).
+    pub fn from_entries(entries: impl IntoIterator<Item = (u32, Loc)>) -> LineTable {
+        let mut b = Builder::default();
+        for (o, loc) in entries {
+            b.add(o, loc);
+        }
+        b.finish()
+    }
+}
+
+/// Decodes a [`LineTable`].
+pub struct LineIter<'a> {
+    bytes: &'a [u8],
+    offset: u32,
+    line: u32,
+}
+
+impl Iterator for LineIter<'_> {
+    type Item = (u32, Loc);
+
+    fn next(&mut self) -> Option<(u32, Loc)> {
+        if self.bytes.is_empty() {
+            return None;
+        }
+        let d = read_uleb(&mut self.bytes)?;
+        let dl = read_sleb(&mut self.bytes)?;
+        let col = read_uleb(&mut self.bytes)?;
+        self.offset = self.offset.wrapping_add(d as u32);
+        self.line = (self.line as i64).wrapping_add(dl) as u32;
+        Some((self.offset, Loc::new(self.line, col as u32)))
+    }
+}
+
+fn read_uleb(bytes: &mut &[u8]) -> Option<u64> {
+    let mut v = 0u64;
+    let mut shift = 0;
+    loop {
+        let (&b, rest) = bytes.split_first()?;
+        *bytes = rest;
+        if shift < 64 {
+            v |= ((b & 0x7f) as u64) << shift;
+        }
+        shift += 7;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+}
+
+fn read_sleb(bytes: &mut &[u8]) -> Option<i64> {
+    let mut v = 0i64;
+    let mut shift = 0;
+    loop {
+        let (&b, rest) = bytes.split_first()?;
+        *bytes = rest;
+        if shift < 64 {
+            v |= ((b & 0x7f) as i64) << shift;
+        }
+        shift += 7;
+        if b & 0x80 == 0 {
+            if shift < 64 && b & 0x40 != 0 {
+                v |= -1i64 << shift;
+            }
+            return Some(v);
+        }
+    }
+}
+
+/// Appends `v` as ULEB128.
+pub fn write_uleb(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Appends `v` as SLEB128.
+pub fn write_sleb(out: &mut Vec<u8>, mut v: i64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        let done = (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0);
+        if done {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}
+
+/// Encodes entries, merging as the invariants require: a later entry at
+/// the same offset replaces the pending one (its instruction emitted no
+/// code), and an entry with the pending location adds nothing.
+#[derive(Default)]
+struct Builder {
+    bytes: Vec<u8>,
+    pending: Option<(u32, Loc)>,
+    /// The last entry written.
+    offset: u32,
+    line: u32,
+    last: Option<Loc>,
+}
+
+impl Builder {
+    #[inline]
+    fn add(&mut self, offset: u32, loc: Loc) {
+        match self.pending {
+            Some((o, _)) if o == offset => self.pending = Some((o, loc)),
+            Some((_, l)) if l == loc => {}
+            Some(p) => {
+                self.flush(p);
+                self.pending = Some((offset, loc));
+            }
+            None => self.pending = Some((offset, loc)),
+        }
+    }
+
+    fn flush(&mut self, (offset, loc): (u32, Loc)) {
+        if self.last == Some(loc) {
+            // A replaced entry can leave two equal neighbours.
+            return;
+        }
+        write_uleb(&mut self.bytes, (offset - self.offset) as u64);
+        write_sleb(&mut self.bytes, loc.line as i64 - self.line as i64);
+        write_uleb(&mut self.bytes, loc.col as u64);
+        self.offset = offset;
+        self.line = loc.line;
+        self.last = Some(loc);
+    }
+
+    fn finish(mut self) -> LineTable {
+        if let Some(p) = self.pending.take() {
+            self.flush(p);
+        }
+        LineTable { bytes: self.bytes }
+    }
+}
+
+/// Builds one function's [`LineTable`] while its code is emitted.
+pub struct LineRecorder<'a> {
+    marks: &'a [(u32, Loc)],
+    next: usize,
+    current: Loc,
+    table: Builder,
+}
+
+impl<'a> LineRecorder<'a> {
+    /// A recorder for a function lowered with `marks`; the code from
+    /// offset 0 (the prologue) belongs to the function's own location.
+    pub fn new(marks: &'a SourceMarks) -> LineRecorder<'a> {
+        let mut table = Builder::default();
+        table.add(0, marks.func);
+        LineRecorder {
+            marks: &marks.marks,
+            next: 0,
+            current: marks.func,
+            table,
+        }
+    }
+
+    /// A recorder for a generator that walks IR instructions itself
+    /// (calling [`LineRecorder::at`]); `func` is the function's location.
+    pub fn without_marks(func: Loc) -> LineRecorder<'static> {
+        let mut table = Builder::default();
+        table.add(0, func);
+        LineRecorder {
+            marks: &[],
+            next: 0,
+            current: func,
+            table,
+        }
+    }
+
+    /// Machine instruction `minst` starts at code offset `offset`: if an IR
+    /// instruction starts with it, the code from here on is that
+    /// instruction's. Call it for every machine instruction, in order.
+    #[inline]
+    pub fn minst(&mut self, minst: usize, offset: usize) {
+        while let Some(&(m, loc)) = self.marks.get(self.next) {
+            if m as usize > minst {
+                break;
+            }
+            self.next += 1;
+            self.at(offset, loc);
+        }
+    }
+
+    /// The code from `offset` on belongs to the instruction at `loc`.
+    #[inline]
+    pub fn at(&mut self, offset: usize, loc: Loc) {
+        self.current = loc;
+        self.table.add(offset as u32, loc);
+    }
+
+    /// The location of the instruction being emitted (for code placed out
+    /// of line later, such as trap stubs).
+    pub fn current(&self) -> Loc {
+        self.current
+    }
+
+    /// The finished table.
+    pub fn finish(self) -> LineTable {
+        self.table.finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leb128_round_trips() {
+        for v in [0u64, 1, 63, 64, 127, 128, 300, u32::MAX as u64, u64::MAX] {
+            let mut b = Vec::new();
+            write_uleb(&mut b, v);
+            assert_eq!(read_uleb(&mut b.as_slice()), Some(v));
+        }
+        for v in [
+            0i64,
+            1,
+            -1,
+            63,
+            64,
+            -64,
+            -65,
+            1000,
+            -1000,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            let mut b = Vec::new();
+            write_sleb(&mut b, v);
+            assert_eq!(read_sleb(&mut b.as_slice()), Some(v), "{v}");
+        }
+    }
+
+    #[test]
+    fn recorder_maps_machine_instructions_to_marks() {
+        let l = |line, col| Loc::new(line, col);
+        let mut marks = SourceMarks::new(l(1, 6));
+        // IR instruction at 3:5 lowers to minsts 0..2, 4:5 to nothing (so
+        // shares index 2 with 5:5), 5:5 to 2..3, 6:5 to 3.. .
+        marks.mark(0, l(3, 5));
+        marks.mark(2, l(4, 5));
+        marks.mark(2, l(5, 5));
+        marks.mark(3, l(6, 5));
+        let mut r = LineRecorder::new(&marks);
+        // Prologue: 4 bytes; minsts of 3, 2, 5, 1 bytes.
+        let mut off = 4;
+        for (i, size) in [3, 2, 5, 1].into_iter().enumerate() {
+            r.minst(i, off);
+            off += size;
+        }
+        assert_eq!(r.current(), l(6, 5));
+        let t = r.finish();
+        let got: Vec<_> = t.iter().collect();
+        assert_eq!(
+            got,
+            vec![(0, l(1, 6)), (4, l(3, 5)), (9, l(5, 5)), (14, l(6, 5))]
+        );
+        assert_eq!(t.lookup(0), l(1, 6));
+        assert_eq!(t.lookup(8), l(3, 5));
+        assert_eq!(t.lookup(9), l(5, 5));
+        assert_eq!(t.lookup(1000), l(6, 5));
+        // About three bytes per entry.
+        assert!(t.encoded_len() <= 3 * got.len(), "{}", t.encoded_len());
+    }
+
+    #[test]
+    fn equal_neighbours_and_backward_lines_encode() {
+        let l = |line, col| Loc::new(line, col);
+        let t = LineTable::from_entries([
+            (0, l(10, 1)),
+            (5, l(10, 1)),
+            (8, l(2, 300)),
+            (8, l(3, 4)),
+            (200, l(3, 4)),
+            (70000, Loc::NONE),
+        ]);
+        let got: Vec<_> = t.iter().collect();
+        assert_eq!(got, vec![(0, l(10, 1)), (8, l(3, 4)), (70000, Loc::NONE)]);
+        assert_eq!(LineTable::default().lookup(3), Loc::NONE);
+    }
+}

@@ -1,0 +1,272 @@
+//! Seeing inside JIT code: line tables, IR-level trap backtraces, and the
+//! registrations that let debuggers and profilers name kiln functions.
+//!
+//! - [`lines`]: per function, which machine-code offsets belong to which IR
+//!   instruction (and so `.kir` line and column). Built on every compile;
+//!   [`CompiledModule::lines`] carries them.
+//! - [`DebugRegistry`] (one per engine): the code map from target addresses
+//!   back to functions, filled when a module is finalized and emptied when
+//!   it is removed. [`DebugRegistry::symbolize`] turns the code addresses an
+//!   executor captured at a trap ([`crate::Trap::pcs`]) into the IR-level
+//!   backtrace ([`backtrace`] captures them).
+//! - For code that runs in this process ([`DebugRegistry::set_native`]),
+//!   what [`DebugOptions`] asks for when a module is finalized: the perf
+//!   map and jitdump file ([`perf`]).
+//!
+//! Invariants: the code map holds exactly the functions of Finalized
+//! modules, keyed by their target start address; address ranges never
+//! overlap (the memory manager never hands out the same bytes twice while
+//! a module is finalized).
+
+pub mod backtrace;
+pub mod elf;
+pub mod lines;
+pub mod perf;
+
+use crate::compiled::CompiledModule;
+use crate::error::{TrapFrame, MAX_BACKTRACE};
+use crate::memory::FinalizedSection;
+use crate::registry::ModuleId;
+use lines::LineTable;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// What an engine tells debuggers and profilers about the code it
+/// finalizes (only for code running in this process).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DebugOptions {
+    /// Append each function to `/tmp/perf-PID.map` ([`perf`]).
+    pub perf_map: bool,
+    /// Write `jit-PID.dump` into this directory ([`perf`]).
+    pub jitdump: Option<PathBuf>,
+}
+
+/// The line table of one function of a [`CompiledModule`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FunctionLines {
+    /// Index of the function's symbol in [`CompiledModule::symbols`].
+    pub symbol: usize,
+    pub table: LineTable,
+}
+
+/// What the debug tools keep about one compiled function.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FunctionInfo {
+    /// The IR name, without `@`.
+    pub name: String,
+    /// Offset of its first byte in the module's text section.
+    pub offset: u64,
+    /// Size of its code in bytes.
+    pub size: u64,
+    pub lines: LineTable,
+}
+
+/// The debug information of one compiled module, kept from compilation
+/// until the module is removed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ModuleDebug {
+    /// The module's file name (what backtraces print).
+    pub file: Arc<str>,
+    pub funcs: Vec<FunctionInfo>,
+}
+
+impl ModuleDebug {
+    /// Moves the line tables out of `cm` (a module compiled from file
+    /// `file`), pairing each with its function's symbol.
+    pub fn take(file: &str, cm: &mut CompiledModule) -> ModuleDebug {
+        let funcs = std::mem::take(&mut cm.lines)
+            .into_iter()
+            .filter_map(|fl| {
+                let s = cm.symbols.get(fl.symbol)?;
+                Some(FunctionInfo {
+                    name: s.name.clone(),
+                    offset: s.offset,
+                    size: s.size,
+                    lines: fl.table,
+                })
+            })
+            .collect();
+        ModuleDebug {
+            file: file.into(),
+            funcs,
+        }
+    }
+}
+
+/// One function in the code map.
+struct Mapped {
+    end: u64,
+    start: u64,
+    file: Arc<str>,
+    func: Arc<FunctionInfo>,
+}
+
+/// The debug state of one engine: the code map of its finalized modules
+/// and what [`DebugOptions`] registered for them.
+#[derive(Default)]
+pub struct DebugRegistry {
+    /// Start address → function.
+    map: BTreeMap<u64, Mapped>,
+    /// Per finalized module: the start addresses of its functions.
+    modules: HashMap<ModuleId, Vec<u64>>,
+    options: DebugOptions,
+    /// Code runs in this process at its target address.
+    native: bool,
+    /// The first error a registration met after its options were
+    /// accepted (a full disk, say); finalizing goes on without it.
+    deferred_error: Option<String>,
+}
+
+impl DebugRegistry {
+    /// An empty registry.
+    pub fn new() -> DebugRegistry {
+        DebugRegistry::default()
+    }
+
+    /// Says whether finalized code runs in this process at its target
+    /// address (the in-process executor); only then do the options apply.
+    pub fn set_native(&mut self, native: bool) {
+        self.native = native;
+    }
+
+    /// Uses `options` for modules finalized from now on. Files are opened
+    /// (or created) here, so that a path that cannot be written is an
+    /// error now rather than a silent loss later.
+    pub fn set_options(&mut self, options: DebugOptions) -> crate::error::Result<()> {
+        if self.native {
+            if options.perf_map {
+                perf::perf_map_add(&[])?;
+            }
+            if let Some(dir) = &options.jitdump {
+                perf::jitdump_add(dir, &[])?;
+            }
+        }
+        self.options = options;
+        Ok(())
+    }
+
+    /// The options in use.
+    pub fn options(&self) -> &DebugOptions {
+        &self.options
+    }
+
+    /// The first error a profiler or debugger registration met since the
+    /// options were set, if any.
+    pub fn deferred_error(&self) -> Option<&str> {
+        self.deferred_error.as_deref()
+    }
+
+    /// Module `id` was finalized with its code in `text`.
+    pub fn module_finalized(&mut self, id: ModuleId, debug: ModuleDebug, text: &FinalizedSection) {
+        let text_address = text.target_address();
+        if self.native {
+            if let Some(code) = text.bytes() {
+                if let Err(e) = self.announce(&debug, text_address, code) {
+                    self.deferred_error.get_or_insert(e.to_string());
+                }
+            }
+        }
+        let mut starts = Vec::with_capacity(debug.funcs.len());
+        for f in debug.funcs {
+            let start = text_address.wrapping_add(f.offset);
+            starts.push(start);
+            self.map.insert(
+                start,
+                Mapped {
+                    start,
+                    end: start.wrapping_add(f.size),
+                    file: debug.file.clone(),
+                    func: Arc::new(f),
+                },
+            );
+        }
+        self.modules.insert(id, starts);
+    }
+
+    /// Writes the perf map and jitdump records of a module whose text
+    /// (`code`) is at `base`.
+    fn announce(&self, debug: &ModuleDebug, base: u64, code: &[u8]) -> crate::error::Result<()> {
+        if !self.options.perf_map && self.options.jitdump.is_none() {
+            return Ok(());
+        }
+        let lines: Vec<Vec<(u64, u32)>> = debug
+            .funcs
+            .iter()
+            .map(|f| {
+                let start = base.wrapping_add(f.offset);
+                f.lines
+                    .iter()
+                    .map(|(o, loc)| (start.wrapping_add(o as u64), loc.line))
+                    .collect()
+            })
+            .collect();
+        let file = source_path(&debug.file);
+        let loads: Vec<perf::CodeLoad<'_>> = debug
+            .funcs
+            .iter()
+            .zip(&lines)
+            .filter_map(|(f, lines)| {
+                let bytes = code.get(f.offset as usize..(f.offset + f.size) as usize)?;
+                Some(perf::CodeLoad {
+                    name: &f.name,
+                    address: base.wrapping_add(f.offset),
+                    code: bytes,
+                    lines,
+                    file: &file,
+                })
+            })
+            .collect();
+        if self.options.perf_map {
+            perf::perf_map_add(&loads)?;
+        }
+        if let Some(dir) = &self.options.jitdump {
+            perf::jitdump_add(dir, &loads)?;
+        }
+        Ok(())
+    }
+
+    /// Module `id` was removed: its functions leave the map.
+    pub fn module_removed(&mut self, id: ModuleId) {
+        for start in self.modules.remove(&id).unwrap_or_default() {
+            self.map.remove(&start);
+        }
+    }
+
+    /// The function whose code contains target address `pc`.
+    fn find(&self, pc: u64) -> Option<&Mapped> {
+        let (_, m) = self.map.range(..=pc).next_back()?;
+        (pc < m.end).then_some(m)
+    }
+
+    /// The frame of the instruction containing `pc`.
+    pub fn frame(&self, pc: u64) -> Option<TrapFrame> {
+        let m = self.find(pc)?;
+        let offset = u32::try_from(pc - m.start).ok()?;
+        Some(TrapFrame {
+            function: m.func.name.clone(),
+            file: m.file.to_string(),
+            loc: m.func.lines.lookup(offset),
+        })
+    }
+
+    /// The IR-level backtrace of return addresses `pcs` (innermost first;
+    /// the first is the return address of the trap site's call into the
+    /// trap handler): each looked up one byte before, inside the call.
+    /// Addresses outside compiled code (host functions) are left out.
+    pub fn symbolize(&self, pcs: &[u64]) -> Vec<TrapFrame> {
+        pcs.iter()
+            .take(MAX_BACKTRACE)
+            .filter_map(|&pc| self.frame(pc.wrapping_sub(1)))
+            .collect()
+    }
+}
+
+/// The absolute path of source file `file` when it exists (profilers and
+/// debuggers run elsewhere), else `file` as it is.
+fn source_path(file: &str) -> String {
+    std::fs::canonicalize(file)
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_string))
+        .unwrap_or_else(|| file.to_string())
+}

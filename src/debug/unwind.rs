@@ -1,0 +1,392 @@
+//! Unwind information: `.eh_frame` call-frame information (CFI) for
+//! compiled code, and its registration with the system unwinder
+//! (`__register_frame` of libgcc), so that C++ exceptions, `backtrace(3)`,
+//! Rust's `std::backtrace` and debuggers walk through JIT frames into the
+//! code that called them.
+//!
+//! Every kiln function keeps a frame-pointer frame (the seam the backends
+//! guarantee), so one CIE per ISA and a short FDE per function describe
+//! it. The FDE is derived from the code itself, checking the prologue and
+//! epilogue patterns the backends emit:
+//! - x86-64: `push rbp` (CFA = rsp+16, rbp at CFA-16), `mov rbp, rsp`
+//!   (CFA = rbp+16), then each `push` of a callee-saved register (saved
+//!   at CFA-24, CFA-32, ...). Each `pop rbp; ret` gets CFA = rsp+8 for the
+//!   `ret`, then the body's rule again.
+//! - AArch64: `stp x29, x30, [sp, #-16]!` (CFA = sp+16, x29 at CFA-16,
+//!   x30 at CFA-8), `mov x29, sp` (CFA = x29+16). Each
+//!   `ldp x29, x30, [sp], #16; ret` gets CFA = sp+0 for the `ret`.
+//!   (Callee-saved registers stored below the frame record are not
+//!   described: walking frames needs only the CFA and the return address.)
+//!
+//! A function whose code does not start with its ISA's frame setup gets an
+//! FDE with the CIE's entry rule only. Pointers are absolute (`absptr`), so
+//! the table can live anywhere relative to the code.
+
+use std::fmt;
+
+/// The ISA whose CFI to write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnwindIsa {
+    X86_64,
+    Aarch64,
+}
+
+impl UnwindIsa {
+    /// The host's ISA, if it has one here.
+    pub fn host() -> Option<UnwindIsa> {
+        match std::env::consts::ARCH {
+            "x86_64" => Some(UnwindIsa::X86_64),
+            "aarch64" => Some(UnwindIsa::Aarch64),
+            _ => None,
+        }
+    }
+
+    /// The ISA of a `--target` name.
+    pub fn of_target(target: &str) -> Option<UnwindIsa> {
+        match target.trim_end_matches("-checked") {
+            "x86_64" => Some(UnwindIsa::X86_64),
+            "aarch64" => Some(UnwindIsa::Aarch64),
+            _ => None,
+        }
+    }
+}
+
+const DW_CFA_ADVANCE_LOC: u8 = 0x40;
+const DW_CFA_OFFSET: u8 = 0x80;
+const DW_CFA_RESTORE: u8 = 0xc0;
+const DW_CFA_ADVANCE_LOC1: u8 = 0x02;
+const DW_CFA_ADVANCE_LOC2: u8 = 0x03;
+const DW_CFA_ADVANCE_LOC4: u8 = 0x04;
+const DW_CFA_REMEMBER_STATE: u8 = 0x0a;
+const DW_CFA_RESTORE_STATE: u8 = 0x0b;
+const DW_CFA_DEF_CFA: u8 = 0x0c;
+const DW_CFA_DEF_CFA_REGISTER: u8 = 0x0d;
+const DW_CFA_DEF_CFA_OFFSET: u8 = 0x0e;
+const DW_CFA_NOP: u8 = 0x00;
+
+/// DWARF register numbers.
+const X86_RBP: u8 = 6;
+const X86_RSP: u8 = 7;
+const X86_RA: u8 = 16;
+const A64_FP: u8 = 29;
+const A64_LR: u8 = 30;
+const A64_SP: u8 = 31;
+
+/// `stp x29, x30, [sp, #-16]!`
+const A64_STP_FRAME: u32 = 0xa9bf_7bfd;
+/// `mov x29, sp`
+const A64_MOV_FP_SP: u32 = 0x9100_03fd;
+/// `ldp x29, x30, [sp], #16`
+const A64_LDP_FRAME: u32 = 0xa8c1_7bfd;
+/// `ret`
+const A64_RET: u32 = 0xd65f_03c0;
+
+/// One function to describe: its address and code.
+pub struct UnwindFunc<'a> {
+    pub address: u64,
+    pub code: &'a [u8],
+}
+
+/// The two containers CFI comes in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Format {
+    /// `.eh_frame`, as the unwinder registers it: augmentation `zR`, FDEs
+    /// point back to their CIE, zero terminator.
+    EhFrame,
+    /// `.debug_frame`, as debuggers read it from an object: no
+    /// augmentation, FDEs name their CIE by section offset.
+    DebugFrame,
+}
+
+/// The `.eh_frame` bytes for `funcs`: one CIE, an FDE per function, and
+/// the zero terminator `__register_frame` expects.
+pub fn eh_frame(isa: UnwindIsa, funcs: &[UnwindFunc<'_>]) -> Vec<u8> {
+    cfi(isa, funcs, Format::EhFrame)
+}
+
+/// The same rules as a `.debug_frame` section (for debugger objects).
+pub fn debug_frame(isa: UnwindIsa, funcs: &[UnwindFunc<'_>]) -> Vec<u8> {
+    cfi(isa, funcs, Format::DebugFrame)
+}
+
+fn cfi(isa: UnwindIsa, funcs: &[UnwindFunc<'_>], format: Format) -> Vec<u8> {
+    let mut out = Vec::new();
+    cie(isa, format, &mut out);
+    for f in funcs {
+        let instructions = match isa {
+            UnwindIsa::X86_64 => x86_64_rules(f.code),
+            UnwindIsa::Aarch64 => aarch64_rules(f.code),
+        };
+        fde(&mut out, format, f.address, f.code.len() as u64, &instructions);
+    }
+    if format == Format::EhFrame {
+        out.extend_from_slice(&0u32.to_le_bytes());
+    }
+    out
+}
+
+/// Writes an entry: a length, `body`, padded with `DW_CFA_nop` to 8
+/// bytes.
+fn entry(out: &mut Vec<u8>, body: &[u8]) {
+    let padded = (4 + body.len()).next_multiple_of(8) - 4;
+    out.extend_from_slice(&(padded as u32).to_le_bytes());
+    out.extend_from_slice(body);
+    out.resize(out.len() + padded - body.len(), DW_CFA_NOP);
+}
+
+fn cie(isa: UnwindIsa, format: Format, out: &mut Vec<u8>) {
+    let mut b = vec![];
+    let (id, augmentation): (u32, &[u8]) = match format {
+        Format::EhFrame => (0, b"zR\0"),
+        Format::DebugFrame => (u32::MAX, b"\0"),
+    };
+    b.extend_from_slice(&id.to_le_bytes());
+    b.push(1); // version
+    b.extend_from_slice(augmentation);
+    let (code_align, ra, sp, entry_cfa) = match isa {
+        UnwindIsa::X86_64 => (1, X86_RA, X86_RSP, 8),
+        UnwindIsa::Aarch64 => (4, A64_LR, A64_SP, 0),
+    };
+    super::lines::write_uleb(&mut b, code_align);
+    super::lines::write_sleb(&mut b, -8); // data alignment factor
+    b.push(ra);
+    if format == Format::EhFrame {
+        b.push(1); // augmentation data: one byte,
+        b.push(0x00); // FDE pointers are DW_EH_PE_absptr.
+    }
+    b.push(DW_CFA_DEF_CFA);
+    b.push(sp);
+    super::lines::write_uleb(&mut b, entry_cfa);
+    if isa == UnwindIsa::X86_64 {
+        // The return address is at CFA-8.
+        b.push(DW_CFA_OFFSET | ra);
+        b.push(1);
+    }
+    entry(out, &b);
+}
+
+/// Appends an FDE for the function at `address` (CIE at offset 0).
+fn fde(out: &mut Vec<u8>, format: Format, address: u64, size: u64, instructions: &[u8]) {
+    let start = out.len();
+    let mut b = vec![];
+    let cie_pointer = match format {
+        // From this field back to the CIE.
+        Format::EhFrame => (start + 4) as u32,
+        // The CIE's offset in the section.
+        Format::DebugFrame => 0,
+    };
+    b.extend_from_slice(&cie_pointer.to_le_bytes());
+    b.extend_from_slice(&address.to_le_bytes());
+    b.extend_from_slice(&size.to_le_bytes());
+    if format == Format::EhFrame {
+        b.push(0); // no augmentation data
+    }
+    b.extend_from_slice(instructions);
+    entry(out, &b);
+}
+
+/// CFA rules as they change along a function, built in offset order.
+struct Rules {
+    bytes: Vec<u8>,
+    /// The offset the rules are at.
+    at: u64,
+    code_align: u64,
+}
+
+impl Rules {
+    fn new(code_align: u64) -> Rules {
+        Rules {
+            bytes: Vec::new(),
+            at: 0,
+            code_align,
+        }
+    }
+
+    /// Moves to code offset `to` (a multiple of the code alignment).
+    fn advance(&mut self, to: u64) {
+        let delta = (to - self.at) / self.code_align;
+        self.at = to;
+        match delta {
+            0 => {}
+            1..=0x3f => self.bytes.push(DW_CFA_ADVANCE_LOC | delta as u8),
+            0x40..=0xff => self.bytes.extend([DW_CFA_ADVANCE_LOC1, delta as u8]),
+            0x100..=0xffff => {
+                self.bytes.push(DW_CFA_ADVANCE_LOC2);
+                self.bytes.extend((delta as u16).to_le_bytes());
+            }
+            _ => {
+                self.bytes.push(DW_CFA_ADVANCE_LOC4);
+                self.bytes.extend((delta as u32).to_le_bytes());
+            }
+        }
+    }
+
+    fn op(&mut self, bytes: &[u8]) {
+        self.bytes.extend_from_slice(bytes);
+    }
+
+    fn def_cfa(&mut self, reg: u8, offset: u64) {
+        self.bytes.extend([DW_CFA_DEF_CFA, reg]);
+        super::lines::write_uleb(&mut self.bytes, offset);
+    }
+}
+
+/// The callee-saved registers x86-64 code pushes after `mov rbp, rsp`,
+/// as DWARF numbers, by the `push` encoding's register number.
+fn x86_pushed_dwarf(reg: u8) -> Option<u8> {
+    // Hardware number → DWARF number: rbx 3, r12-r15 12-15.
+    match reg {
+        3 => Some(3),
+        12..=15 => Some(reg),
+        _ => None,
+    }
+}
+
+fn x86_64_rules(code: &[u8]) -> Vec<u8> {
+    let mut r = Rules::new(1);
+    if !code.starts_with(&[0x55, 0x48, 0x89, 0xe5]) {
+        return r.bytes;
+    }
+    r.advance(1);
+    r.op(&[DW_CFA_DEF_CFA_OFFSET, 16, DW_CFA_OFFSET | X86_RBP, 2]);
+    r.advance(4);
+    r.op(&[DW_CFA_DEF_CFA_REGISTER, X86_RBP]);
+    // The pushes of callee-saved registers.
+    let mut at = 4;
+    let mut slot = 3u8;
+    loop {
+        let (reg, len) = match code.get(at..) {
+            Some([0x41, b, ..]) if (0x50..0x58).contains(b) => (8 + (b - 0x50), 2),
+            Some([b, ..]) if (0x50..0x58).contains(b) => (b - 0x50, 1),
+            _ => break,
+        };
+        let Some(dwarf) = x86_pushed_dwarf(reg) else {
+            break;
+        };
+        at += len;
+        r.advance(at as u64);
+        r.op(&[DW_CFA_OFFSET | dwarf, slot]);
+        slot += 1;
+    }
+    // Each `pop rbp; ret`: the `ret` runs with CFA = rsp+8.
+    let mut i = at;
+    while i + 1 < code.len() {
+        if code[i] == 0x5d && code[i + 1] == 0xc3 {
+            r.advance(i as u64 + 1);
+            r.op(&[DW_CFA_REMEMBER_STATE]);
+            r.def_cfa(X86_RSP, 8);
+            r.op(&[DW_CFA_RESTORE | X86_RBP]);
+            if i + 2 < code.len() {
+                r.advance(i as u64 + 2);
+                r.op(&[DW_CFA_RESTORE_STATE]);
+            }
+            i += 2;
+        } else {
+            i += 1;
+        }
+    }
+    r.bytes
+}
+
+fn word(code: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_le_bytes(code.get(at..at + 4)?.try_into().ok()?))
+}
+
+fn aarch64_rules(code: &[u8]) -> Vec<u8> {
+    let mut r = Rules::new(4);
+    if word(code, 0) != Some(A64_STP_FRAME) || word(code, 4) != Some(A64_MOV_FP_SP) {
+        return r.bytes;
+    }
+    r.advance(4);
+    r.op(&[
+        DW_CFA_DEF_CFA_OFFSET,
+        16,
+        DW_CFA_OFFSET | A64_FP,
+        2,
+        DW_CFA_OFFSET | A64_LR,
+        1,
+    ]);
+    r.advance(8);
+    r.op(&[DW_CFA_DEF_CFA_REGISTER, A64_FP]);
+    // Each `ldp x29, x30, [sp], #16; ret`: the `ret` runs with CFA = sp.
+    let mut i = 8;
+    while i + 8 <= code.len() {
+        if word(code, i) == Some(A64_LDP_FRAME) && word(code, i + 4) == Some(A64_RET) {
+            r.advance(i as u64 + 4);
+            r.op(&[DW_CFA_REMEMBER_STATE]);
+            r.def_cfa(A64_SP, 0);
+            r.op(&[DW_CFA_RESTORE | A64_FP, DW_CFA_RESTORE | A64_LR]);
+            if i + 8 < code.len() {
+                r.advance(i as u64 + 8);
+                r.op(&[DW_CFA_RESTORE_STATE]);
+            }
+            i += 8;
+        } else {
+            i += 4;
+        }
+    }
+    r.bytes
+}
+
+/// A `.eh_frame` table registered with the process's unwinder; dropping
+/// it deregisters the table (before its bytes are freed).
+pub struct FrameRegistration {
+    /// Kept at a fixed address while registered.
+    bytes: Box<[u8]>,
+    registered: bool,
+}
+
+impl fmt::Debug for FrameRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FrameRegistration({} bytes)", self.bytes.len())
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+extern "C" {
+    /// libgcc: registers every CIE/FDE of a zero-terminated `.eh_frame`.
+    fn __register_frame(begin: *const u8);
+    fn __deregister_frame(begin: *const u8);
+}
+
+impl FrameRegistration {
+    /// Registers `eh_frame` (from [`eh_frame`], for code of the host ISA
+    /// running in this process). Where the unwinder has no registration
+    /// entry point the table is kept but not registered.
+    pub fn register(eh_frame: Vec<u8>) -> FrameRegistration {
+        let bytes = eh_frame.into_boxed_slice();
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            if bytes.len() > 4 {
+                // SAFETY: `bytes` is a well-formed, zero-terminated
+                // `.eh_frame` whose FDEs describe code of this process; it
+                // stays at this address until `drop` deregisters it.
+                unsafe { __register_frame(bytes.as_ptr()) };
+                return FrameRegistration {
+                    bytes,
+                    registered: true,
+                };
+            }
+        }
+        FrameRegistration {
+            bytes,
+            registered: false,
+        }
+    }
+
+    /// The registered bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+}
+
+impl Drop for FrameRegistration {
+    fn drop(&mut self) {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        if self.registered {
+            // SAFETY: `bytes` was registered by `register` at this very
+            // address and not deregistered since.
+            unsafe { __deregister_frame(self.bytes.as_ptr()) };
+        }
+    }
+}

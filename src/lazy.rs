@@ -1,0 +1,1078 @@
+//! Lazy modules, hot redefinition, and the indirection table they share.
+//!
+//! **Lazy modules.** [`crate::Engine::add_module_lazy`] splits a module
+//! into *function-modules*, one per defined function, plus one *data
+//! module* holding all its data items; nothing is compiled. Each function
+//! gets a slot of the engine's **indirection table**: a stub (code, the
+//! function's address for every caller, in-engine or host) and a *cell*
+//! (8 bytes in a writable, never executable data section) that the stub
+//! jumps through. A cell first holds its slot's *lazy entry*, which passes
+//! the slot's key to a shared wrapper; the wrapper saves the argument
+//! registers and calls the resolver (`resolver(ctx, key)`: in process
+//! [`native_resolve`]; under an emulator the executor's resolver stub, see
+//! [`crate::executor::Executor::call_resolving`]). The resolver compiles
+//! the function-module (outside the engine's lock, as every compile),
+//! finalizes it, stores the body's address in the cell with one atomic
+//! store, and returns it; the wrapper restores the arguments and jumps to
+//! the body. Later calls cost one indirect jump (stub → cell → body). Code
+//! is never patched in place (DESIGN.md, "Budgets").
+//!
+//! Several threads calling a stub for the first time at once all reach
+//! the resolver; the registry's claims make one of them compile and the
+//! others wait for it. A compile error (a link error, say) is returned by
+//! the `Engine::call` that entered: the resolver stores it and unwinds
+//! through the trap path to that call's trampoline ([`take_error`]); with
+//! no engine call on the stack (a raw pointer from `get_function`), it is
+//! printed and the process aborts.
+//!
+//! References between the functions of one lazy module go through their
+//! stubs too (so redefinition reaches them); a function-module references
+//! the module's data through its data module's symbols. A lazy module's
+//! `local` definitions get private symbols (ids without a name), its
+//! exports named ones. The lazy module itself is a registry entry (what
+//! its [`crate::registry::ModuleId`] names): finalized from the
+//! start (its stubs are), owner of its members, stubs and symbols.
+//!
+//! **Redefinition.** [`crate::Engine::redefine`] replaces the bodies of
+//! lazy functions: the new module's functions with the name and signature
+//! of existing lazy functions take over their slots (new names get new
+//! slots). Callers compiled earlier call the stub, so they reach the new
+//! body as soon as the cell is patched (to the new body, or back to the
+//! lazy entry). A call running in the old body finishes there: the old
+//! function-module is *retired* with the current epoch (see [`Epochs`])
+//! and its memory is released once no engine call that began before the
+//! switch is still running.
+//!
+//! **Contract for raw pointers** ([`crate::Engine::get_function`]): the
+//! pointer of a lazy function is its stub, valid until its lazy module is
+//! removed, whatever is redefined. Code reached through it that may run
+//! while the function is redefined must run inside
+//! [`crate::Engine::enter`] (an epoch guard), or the old body may be
+//! released under it.
+
+use crate::compiled::{CompiledModule, CompiledSymbol};
+use crate::error::{Error, Result};
+use crate::ir::{Callee, InstKind, Linkage, Module, SymId, SymbolKind};
+use crate::memory::FinalizedSection;
+use crate::registry::loader::{self, Image, RelocCounts, Relocatable, Target};
+use crate::registry::symbols::{ExportKind, Symbol, SymbolId};
+use crate::registry::{Finalized, ModuleId, Registry, Role, Source, State};
+use crate::reloc::{Reloc, RelocKind, SectionKind};
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// The code of one chunk of the indirection table, as an ISA's `lazy.rs`
+/// builds it: the shared wrapper at offset 0, then the slots.
+pub struct ChunkCode {
+    pub text: Vec<u8>,
+    /// Offset of slot 0.
+    pub slots_offset: usize,
+    /// Text offset of each slot's 8-byte cell address (an `Abs64`).
+    pub cell_relocs: Vec<usize>,
+    /// Text offset of the wrapper's 8-byte resolver address (an `Abs64`).
+    pub resolver_reloc: usize,
+}
+
+#[path = "../isa/aarch64/lazy.rs"]
+mod aarch64;
+#[path = "../isa/x86_64/lazy.rs"]
+mod x86_64;
+
+/// The stub layout and chunk builder of one ISA.
+struct Isa {
+    slot_size: usize,
+    lazy_offset: usize,
+    chunk: fn(usize, u32, u64) -> Result<ChunkCode>,
+}
+
+fn isa(target: &str) -> Option<Isa> {
+    match target {
+        "x86_64" | "x86_64-checked" => Some(Isa {
+            slot_size: x86_64::SLOT_SIZE,
+            lazy_offset: x86_64::LAZY_OFFSET,
+            chunk: x86_64::chunk,
+        }),
+        "aarch64" | "aarch64-checked" => Some(Isa {
+            slot_size: aarch64::SLOT_SIZE,
+            lazy_offset: aarch64::LAZY_OFFSET,
+            chunk: aarch64::chunk,
+        }),
+        _ => None,
+    }
+}
+
+/// Slots per chunk of the indirection table.
+pub const CHUNK_SLOTS: usize = 256;
+
+/// The name under which a chunk imports the resolver.
+pub const RESOLVER: &str = "__kiln_lazy";
+
+/// `slot` value of an indirection slot without a body.
+const NO_BODY: u32 = u32::MAX;
+
+// ---- the IR of a lazy module ------------------------------------------------
+
+/// A lazy module's IR with what its function-modules need, shared by them
+/// (and by compiling threads).
+pub struct GroupIr {
+    pub module: Module,
+    /// The registry symbol of each defined symbol (by [`SymId`]); `None`
+    /// for imports.
+    pub scope: Vec<Option<SymbolId>>,
+    /// The symbols each function's body references (calls, `addr`),
+    /// deduplicated in symbol order, by function index.
+    refs: Vec<Box<[SymId]>>,
+    /// The symbols the data items reference (`@sym` entries).
+    data_refs: Box<[SymId]>,
+}
+
+impl GroupIr {
+    /// The symbols function `sym` references (empty if it is not a
+    /// defined function).
+    pub fn refs_of(&self, sym: SymId) -> &[SymId] {
+        match self.module.sym(sym).kind {
+            SymbolKind::Func { body: Some(f), .. } => {
+                self.refs.get(f.index()).map_or(&[], |r| &r[..])
+            }
+            _ => &[],
+        }
+    }
+
+    pub fn data_refs(&self) -> &[SymId] {
+        &self.data_refs
+    }
+}
+
+/// A verified module prepared for [`Registry::add_lazy`] (the per-function
+/// scans happen here, outside the engine's lock).
+pub struct Split {
+    module: Module,
+    refs: Vec<Box<[SymId]>>,
+    data_refs: Box<[SymId]>,
+}
+
+impl Split {
+    /// Scans every function body and data item of `module` (verified) for
+    /// the symbols it references.
+    pub fn new(module: Module) -> Split {
+        let n = module.symbols.len();
+        let mut seen = vec![u32::MAX; n];
+        let mut refs = Vec::with_capacity(module.funcs.len());
+        for (fi, f) in module.funcs.iter().enumerate() {
+            let mut r: Vec<SymId> = Vec::new();
+            for inst in &f.insts {
+                let sym = match &inst.kind {
+                    InstKind::Addr { sym } => *sym,
+                    InstKind::Call {
+                        callee: Callee::Direct(sym),
+                        ..
+                    } => *sym,
+                    _ => continue,
+                };
+                if let Some(s) = seen.get_mut(sym.index()) {
+                    if *s != fi as u32 {
+                        *s = fi as u32;
+                        r.push(sym);
+                    }
+                }
+            }
+            r.sort_unstable_by_key(|s| s.index());
+            refs.push(r.into_boxed_slice());
+        }
+        let mut data_refs: Vec<SymId> = Vec::new();
+        for d in &module.datas {
+            for v in &d.values {
+                if let crate::ir::DataValue::SymAddr { sym, .. } = v {
+                    data_refs.push(*sym);
+                }
+            }
+        }
+        data_refs.sort_unstable_by_key(|s| s.index());
+        data_refs.dedup();
+        Split {
+            module,
+            refs,
+            data_refs: data_refs.into_boxed_slice(),
+        }
+    }
+}
+
+// ---- bookkeeping ------------------------------------------------------------
+
+/// A lazy module's registry entry: its members and slots.
+#[derive(Default)]
+pub struct Group {
+    /// Every member: function-modules and the data module.
+    members: Vec<u32>,
+    /// Indirection slots this module created (it owns their stubs and
+    /// symbols).
+    keys: Vec<u32>,
+    /// Links checked ([`Registry::check_links`]).
+    linked: bool,
+}
+
+impl Group {
+    pub fn members(&self) -> &[u32] {
+        &self.members
+    }
+}
+
+/// One slot of the indirection table.
+#[derive(Clone, Copy)]
+struct Indirect {
+    /// The function-module holding the current body ([`NO_BODY`] when the
+    /// slot is free).
+    body: u32,
+    /// The lazy module owning the slot.
+    owner: u32,
+    symbol: SymbolId,
+}
+
+/// One chunk of the indirection table.
+struct Chunk {
+    stubs: u64,
+    cells: u64,
+}
+
+/// The lazy part of a registry.
+pub struct LazyState {
+    slots: Vec<Indirect>,
+    free: Vec<u32>,
+    chunks: Vec<Chunk>,
+    /// The resolver's address and context, when lazy compiling works
+    /// with this executor.
+    resolver: Option<(u64, u64)>,
+    /// Retired code: the epoch it was retired in and its sections.
+    retired: Vec<(u64, Vec<FinalizedSection>)>,
+    pub epochs: Arc<Epochs>,
+}
+
+impl Default for LazyState {
+    fn default() -> Self {
+        LazyState {
+            slots: Vec::new(),
+            free: Vec::new(),
+            chunks: Vec::new(),
+            resolver: None,
+            retired: Vec::new(),
+            epochs: Arc::new(Epochs::default()),
+        }
+    }
+}
+
+// ---- epochs -----------------------------------------------------------------
+
+/// Epochs over in-flight engine calls, so that retired code is released
+/// only once nothing can run in it. Every engine call (and every
+/// [`crate::Engine::enter`] guard) holds the epoch current when it began;
+/// code retired in epoch `e` (after its cell stopped leading to it) is
+/// released when no call of epoch ≤ `e` is running.
+#[derive(Default)]
+pub struct Epochs {
+    state: Mutex<EpochState>,
+    /// Whether anything is retired (a cheap check after each call).
+    pending: AtomicBool,
+}
+
+#[derive(Default)]
+struct EpochState {
+    current: u64,
+    /// Running calls per epoch, oldest first.
+    active: VecDeque<(u64, usize)>,
+}
+
+/// Held while an engine call runs; see [`Epochs`].
+pub struct EpochGuard {
+    epochs: Arc<Epochs>,
+    epoch: u64,
+}
+
+impl Epochs {
+    /// Registers a call beginning now.
+    pub fn enter(self: &Arc<Self>) -> EpochGuard {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let e = s.current;
+        match s.active.back_mut() {
+            Some((last, n)) if *last == e => *n += 1,
+            _ => s.active.push_back((e, 1)),
+        }
+        EpochGuard {
+            epochs: self.clone(),
+            epoch: e,
+        }
+    }
+
+    /// Ends the current epoch and returns it: code retired now belongs to
+    /// it (calls beginning after this cannot reach it).
+    fn advance(&self) -> u64 {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let e = s.current;
+        s.current += 1;
+        e
+    }
+
+    /// The epoch of the oldest running call.
+    fn oldest_active(&self) -> Option<u64> {
+        let s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        s.active.front().map(|a| a.0)
+    }
+
+    /// Whether retired code may be waiting for release.
+    pub fn has_retired(&self) -> bool {
+        self.pending.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for EpochGuard {
+    fn drop(&mut self) {
+        let mut s = self.epochs.state.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(i) = s.active.iter().position(|a| a.0 == self.epoch) {
+            s.active[i].1 -= 1;
+        }
+        while s.active.front().is_some_and(|a| a.1 == 0) {
+            s.active.pop_front();
+        }
+    }
+}
+
+// ---- lazy errors on the native path -----------------------------------------
+
+thread_local! {
+    /// The error of a failed lazy compile, on its way to the engine call
+    /// it unwinds to.
+    static PENDING: RefCell<Option<Error>> = const { RefCell::new(None) };
+}
+
+/// The trap code the resolver unwinds with (not a [`crate::TrapCode`]).
+pub const LAZY_FAILED: u32 = 0x4c5a_0001;
+
+/// The error a lazy compile left for this thread's engine call, if any.
+pub fn take_error() -> Option<Error> {
+    PENDING.with(|p| p.borrow_mut().take())
+}
+
+/// What [`native_resolve`] needs from the engine.
+pub trait Resolver {
+    /// Compiles what indirection slot `key` calls and returns the address
+    /// to continue at.
+    fn resolve(&self, key: u32) -> Result<u64>;
+    /// The trap stub address (`__kiln_trap`) to unwind through.
+    fn trap_stub(&self) -> Option<u64>;
+}
+
+/// The in-process resolver the chunks' wrapper calls: `ctx` is the
+/// engine's [`Resolver`]. On an error it does not return: it unwinds to
+/// the engine call on this thread's stack (see the module docs), or prints
+/// the error and aborts.
+///
+/// # Safety
+/// `ctx` must point at a live `R` (compiled code passes the engine's
+/// shared state, which outlives its code).
+pub unsafe extern "C" fn native_resolve<R: Resolver>(ctx: *const R, key: u64) -> u64 {
+    let trap = {
+        // SAFETY: `ctx` was baked into the chunk from the engine's shared
+        // state, which outlives every chunk (the chunks are its memory).
+        let r = unsafe { &*ctx };
+        match r.resolve(key as u32) {
+            Ok(address) => return address,
+            Err(e) => {
+                PENDING.with(|p| *p.borrow_mut() = Some(e));
+                r.trap_stub()
+            }
+        }
+    };
+    // Nothing with a destructor is live in this frame any more: the
+    // unwind below skips it.
+    match trap {
+        Some(stub) if crate::trampoline::in_call() => {
+            // SAFETY: the trap stub is the executor's `__kiln_trap`, which
+            // takes the code in the first argument register and, inside a
+            // trampoline call, unwinds to it without returning.
+            let f: extern "C" fn(u32) = unsafe { std::mem::transmute(stub as usize) };
+            f(LAZY_FAILED);
+            std::process::abort()
+        }
+        _ => {
+            let e = take_error();
+            // SAFETY: fflush(NULL) flushes every C stdio stream; always valid.
+            unsafe { libc::fflush(std::ptr::null_mut()) };
+            if let Some(e) = e {
+                eprintln!("kiln: error: {e}");
+            }
+            std::process::abort()
+        }
+    }
+}
+
+// ---- the registry's lazy operations -----------------------------------------
+
+/// What [`Registry::redefine`] made: the new lazy module and the slots
+/// whose bodies switch to it.
+pub struct Redefinition {
+    pub id: ModuleId,
+    /// (slot key, new function-module) for every redefined function.
+    pub switches: Vec<(u32, u32)>,
+    /// Every new function-module (redefined and new functions).
+    pub members: Vec<u32>,
+}
+
+impl Registry {
+    /// Makes lazy compiling call `address` with `ctx` (its first argument)
+    /// from every chunk made from now on. Without a resolver, lazy modules
+    /// are compiled when added.
+    pub fn set_lazy_resolver(&mut self, address: u64, ctx: u64) {
+        self.lazy.resolver = Some((address, ctx));
+    }
+
+    /// Whether functions can be compiled on their first call here.
+    pub fn lazy_supported(&self) -> bool {
+        self.lazy.resolver.is_some()
+    }
+
+    /// The epochs of this registry's engine calls.
+    pub fn epochs(&self) -> &Arc<Epochs> {
+        &self.lazy.epochs
+    }
+
+    fn isa(&self) -> Result<Isa> {
+        isa(self.target()).ok_or_else(|| {
+            Error::Runtime(format!(
+                "lazy compiling is not available for target {}",
+                self.target()
+            ))
+        })
+    }
+
+    /// The stub (the function's address) of slot `key`.
+    fn stub_address(&self, isa: &Isa, key: u32) -> u64 {
+        let c = &self.lazy.chunks[key as usize / CHUNK_SLOTS];
+        c.stubs + (key as usize % CHUNK_SLOTS * isa.slot_size) as u64
+    }
+
+    fn cell_address(&self, key: u32) -> u64 {
+        let c = &self.lazy.chunks[key as usize / CHUNK_SLOTS];
+        c.cells + (key as usize % CHUNK_SLOTS * 8) as u64
+    }
+
+    /// A free slot of the indirection table (a new chunk when all are
+    /// taken).
+    fn alloc_key(&mut self, isa: &Isa) -> Result<u32> {
+        if let Some(k) = self.lazy.free.pop() {
+            return Ok(k);
+        }
+        let k = self.lazy.slots.len();
+        if k == self.lazy.chunks.len() * CHUNK_SLOTS {
+            self.new_chunk(isa)?;
+        }
+        let k = u32::try_from(k).map_err(|_| Error::Runtime("indirection table full".into()))?;
+        self.lazy.slots.push(Indirect {
+            body: NO_BODY,
+            owner: NO_BODY,
+            symbol: SymbolId::default(),
+        });
+        Ok(k)
+    }
+
+    /// Builds, places, relocates and finalizes one chunk of stubs and
+    /// cells (cells pointing at their lazy entries).
+    fn new_chunk(&mut self, isa: &Isa) -> Result<()> {
+        let first = u32::try_from(self.lazy.chunks.len() * CHUNK_SLOTS)
+            .map_err(|_| Error::Runtime("indirection table full".into()))?;
+        let (resolver, ctx) = self.lazy.resolver.unwrap_or((0, 0));
+        let code = (isa.chunk)(CHUNK_SLOTS, first, ctx)?;
+        let mut cm = CompiledModule::new();
+        for (name, section) in [("$stubs", SectionKind::Text), ("$cells", SectionKind::Data)] {
+            cm.symbols.push(CompiledSymbol {
+                name: name.into(),
+                section,
+                offset: 0,
+                size: 0,
+                exported: false,
+                is_func: false,
+            });
+        }
+        let reloc = |section, offset: usize, target: &str, addend: usize| Reloc {
+            section,
+            offset: offset as u32,
+            kind: RelocKind::Abs64,
+            target: target.to_string(),
+            addend: addend as i64,
+        };
+        for (i, &at) in code.cell_relocs.iter().enumerate() {
+            cm.relocs
+                .push(reloc(SectionKind::Text, at, "$cells", 8 * i));
+            let entry = code.slots_offset + i * isa.slot_size + isa.lazy_offset;
+            cm.relocs
+                .push(reloc(SectionKind::Data, 8 * i, "$stubs", entry));
+        }
+        cm.relocs
+            .push(reloc(SectionKind::Text, code.resolver_reloc, RESOLVER, 0));
+        cm.text = code.text;
+        cm.data = vec![0; 8 * CHUNK_SLOTS];
+        let slots_offset = code.slots_offset as u64;
+        let mut resolve = |name: &str| -> Result<Target> {
+            match name {
+                RESOLVER => Ok(Target::Absolute(resolver)),
+                _ => Err(Error::Runtime(format!("lazy chunk: unknown symbol {name}"))),
+            }
+        };
+        let image = Image::new(cm, |_, _| None, &mut resolve)?;
+        let (stubs, cells, sections) = self.load_internal(&image)?;
+        self.new_entry(
+            "<lazy stubs>".into(),
+            Role::Chunk,
+            State::Finalized(Finalized {
+                sections,
+                body: None,
+            }),
+        );
+        self.lazy.chunks.push(Chunk {
+            stubs: stubs + slots_offset,
+            cells,
+        });
+        Ok(())
+    }
+
+    /// Places, relocates and finalizes an internal image in a batch of its
+    /// own; returns the target addresses of its text and data.
+    fn load_internal(&mut self, image: &Image) -> Result<(u64, u64, Vec<FinalizedSection>)> {
+        let mut batch = self.mm.begin_batch();
+        let mut placed = smallvec::SmallVec::new();
+        let executor = self.executor.clone();
+        let mut run = || -> Result<()> {
+            loader::place(&mut self.mm, &*executor, &mut batch, image, &mut placed)?;
+            let r = Relocatable {
+                name: "<lazy stubs>",
+                ir: None,
+                sections: &placed,
+                defined: &image.defined,
+                relocs: &image.relocs,
+                names: &image.names,
+                veneers: &image.veneers,
+            };
+            loader::relocate(&r, &mut batch, &self.symbols, &mut RelocCounts::default())
+        };
+        let mut written = Vec::new();
+        let done =
+            run().and_then(|()| loader::write_out(&*executor, &batch, &placed, &mut written));
+        if let Err(e) = done {
+            for s in placed.iter().filter_map(|s| s.remote) {
+                let _ = executor.release_section(s);
+            }
+            let _ = self.mm.discard(batch);
+            return Err(e);
+        }
+        let bases = loader::bases(&batch, &placed);
+        let base = |k| bases.iter().find(|b| b.0 == k).map_or(0, |b| b.1);
+        let (text, data) = (base(SectionKind::Text), base(SectionKind::Data));
+        let mut fin = self.mm.finalize(batch)?;
+        executor.finalize_sections(&written)?;
+        let sections = placed.iter().filter_map(|p| fin.take(p.r)).collect();
+        Ok((text, data, sections))
+    }
+
+    /// Adds a lazy module (see the module docs): nothing is compiled.
+    pub fn add_lazy(&mut self, split: Split) -> Result<ModuleId> {
+        self.check_new_exports(&split.module)?;
+        Ok(self.make_group(split, false)?.id)
+    }
+
+    /// Creates the lazy module of `split`. With `redefine`, a function
+    /// whose name is an existing lazy function of the same signature takes
+    /// over its slot (the switch is the caller's, [`Registry::switch`]).
+    fn make_group(&mut self, split: Split, redefine: bool) -> Result<Redefinition> {
+        let isa = self.isa()?;
+        let Split {
+            module,
+            refs,
+            data_refs,
+        } = split;
+        // Which functions take over existing slots; checked before
+        // anything changes.
+        let mut adopted: Vec<Option<(u32, SymbolId)>> = vec![None; module.symbols.len()];
+        if redefine {
+            for (sym, s) in module.symbol_ids() {
+                if s.linkage != Linkage::Export {
+                    continue;
+                }
+                let Some(id) = self.symbols.lookup(&s.name) else {
+                    continue;
+                };
+                let Some(old) = self.symbols.get(id) else {
+                    continue;
+                };
+                let owner = self.entry(self.owner_of(old.module)).name.clone();
+                let fail = |m: String| Err(crate::registry::link_err(&module, sym, m));
+                match (&s.kind, &old.kind, old.indirect) {
+                    (SymbolKind::Func { sig, .. }, ExportKind::Func(have), Some(key)) => {
+                        if sig != have {
+                            return fail(format!(
+                                "@{} has signature {have} (module {owner}); it cannot be redefined with {sig}",
+                                s.name
+                            ));
+                        }
+                        adopted[sym.index()] = Some((key, id));
+                    }
+                    (SymbolKind::Func { .. }, ExportKind::Func(_), None) => {
+                        return fail(format!(
+                            "@{} of module {owner} was not added lazily; it cannot be redefined",
+                            s.name
+                        ))
+                    }
+                    (SymbolKind::Func { .. }, ExportKind::Data, _) => {
+                        return fail(format!(
+                            "@{} is data defined by module {owner}; it cannot be redefined as a function",
+                            s.name
+                        ))
+                    }
+                    (SymbolKind::Data { .. }, _, _) => {
+                        return fail(format!(
+                            "@{} is already defined by module {owner}; data cannot be redefined",
+                            s.name
+                        ))
+                    }
+                }
+            }
+        } else {
+            self.check_new_exports(&module)?;
+        }
+        let name: Arc<str> = module.name.as_str().into();
+        let group = self.new_entry(
+            name.clone(),
+            Role::Group(Box::default()),
+            State::Finalized(Finalized {
+                sections: Vec::new(),
+                body: None,
+            }),
+        );
+        self.entry_mut(group).pin = Some(Arc::new(()));
+        let has_data = module
+            .symbols
+            .iter()
+            .any(|s| matches!(s.kind, SymbolKind::Data { body: Some(_) }));
+        let data = has_data.then(|| {
+            self.new_entry(
+                name.clone(),
+                Role::Member {
+                    group,
+                    indirect: None,
+                },
+                State::Free,
+            )
+        });
+        let mut scope: Vec<Option<SymbolId>> = vec![None; module.symbols.len()];
+        let mut owned = Vec::new();
+        let mut keys = Vec::new();
+        let mut functions: Vec<(SymId, u32, bool)> = Vec::new();
+        let mut failed = None;
+        for (sym, s) in module.symbol_ids() {
+            if s.linkage == Linkage::Import {
+                continue;
+            }
+            match &s.kind {
+                SymbolKind::Func { sig, body: Some(_) } => {
+                    if let Some((key, id)) = adopted[sym.index()] {
+                        scope[sym.index()] = Some(id);
+                        functions.push((sym, key, true));
+                        continue;
+                    }
+                    let key = match self.alloc_key(&isa) {
+                        Ok(k) => k,
+                        Err(e) => {
+                            failed = Some(e);
+                            break;
+                        }
+                    };
+                    let id = self.symbols.insert(Symbol {
+                        name: s.name.as_str().into(),
+                        named: s.linkage == Linkage::Export,
+                        module: group,
+                        kind: ExportKind::Func(sig.clone()),
+                        address: Some(self.stub_address(&isa, key)),
+                        indirect: Some(key),
+                    });
+                    self.lazy.slots[key as usize] = Indirect {
+                        body: NO_BODY,
+                        owner: group,
+                        symbol: id,
+                    };
+                    scope[sym.index()] = Some(id);
+                    owned.push(id);
+                    keys.push(key);
+                    functions.push((sym, key, false));
+                }
+                SymbolKind::Data { body: Some(_) } => {
+                    let Some(data) = data else { continue };
+                    let id = self.symbols.insert(Symbol {
+                        name: s.name.as_str().into(),
+                        named: s.linkage == Linkage::Export,
+                        module: data,
+                        kind: ExportKind::Data,
+                        address: None,
+                        indirect: None,
+                    });
+                    scope[sym.index()] = Some(id);
+                    owned.push(id);
+                }
+                _ => {}
+            }
+        }
+        let ir = Arc::new(GroupIr {
+            module,
+            scope,
+            refs,
+            data_refs,
+        });
+        let mut members = Vec::with_capacity(functions.len() + 1);
+        let mut switches = Vec::new();
+        for &(sym, key, adopt) in &functions {
+            let m = self.new_entry(
+                name.clone(),
+                Role::Member {
+                    group,
+                    indirect: Some(key),
+                },
+                State::Added(Source::Function {
+                    group: ir.clone(),
+                    sym,
+                }),
+            );
+            members.push(m);
+            if adopt {
+                switches.push((key, m));
+            } else {
+                self.lazy.slots[key as usize].body = m;
+            }
+        }
+        if let Some(d) = data {
+            self.set_state(d, State::Added(Source::Data { group: ir.clone() }));
+            members.push(d);
+        }
+        {
+            let e = self.entry_mut(group);
+            e.symbols = owned;
+            if let Role::Group(g) = &mut e.role {
+                g.members = members.clone();
+                g.keys = keys;
+            }
+        }
+        if let Some(e) = failed {
+            let _ = self.drop_group(group);
+            return Err(e);
+        }
+        Ok(Redefinition {
+            id: self.id_of(group),
+            switches,
+            members,
+        })
+    }
+
+    /// Adds `split` as a lazy module whose functions with the names of
+    /// existing lazy functions (same signatures) will replace them; data
+    /// items must be new. Nothing switches until [`Registry::switch`].
+    pub fn redefine(&mut self, split: Split) -> Result<Redefinition> {
+        self.make_group(split, true)
+    }
+
+    /// Makes the bodies of `redef` current: each slot's cell is patched to
+    /// the new body (finalized already) or back to its lazy entry, and the
+    /// old body is retired.
+    pub fn switch(&mut self, redef: &Redefinition) -> Result<()> {
+        let isa = self.isa()?;
+        let mut first_err = None;
+        for &(key, member) in &redef.switches {
+            let old = std::mem::replace(&mut self.lazy.slots[key as usize].body, member);
+            let target = match &self.entry(member).state {
+                State::Finalized(Finalized { body: Some(a), .. }) => *a,
+                _ => self.stub_address(&isa, key) + isa.lazy_offset as u64,
+            };
+            if let Err(e) = self.executor.write_cell(self.cell_address(key), target) {
+                first_err.get_or_insert(e);
+            }
+            if old != NO_BODY {
+                self.retire(old);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// After finalizing function-module `slot` with its body at `body`:
+    /// patches its slot's cell when it is the slot's current body, else
+    /// retires it (it was replaced while compiling).
+    pub(crate) fn after_seal(&mut self, slot: u32, body: u64) -> Result<()> {
+        let Role::Member {
+            indirect: Some(key),
+            ..
+        } = self.entry(slot).role
+        else {
+            return Ok(());
+        };
+        let current = self.lazy.slots.get(key as usize).map(|s| s.body);
+        if current == Some(slot) {
+            self.executor.write_cell(self.cell_address(key), body)
+        } else if self.is_pending_switch(slot) {
+            // A redefinition compiled before its switch.
+            Ok(())
+        } else {
+            self.retire(slot);
+            Ok(())
+        }
+    }
+
+    /// Whether `slot` is a function-module of a redefinition not yet
+    /// switched (its group's slot for it names another body).
+    fn is_pending_switch(&self, slot: u32) -> bool {
+        let Role::Member { group, .. } = self.entry(slot).role else {
+            return false;
+        };
+        matches!(&self.entry(group).role, Role::Group(g) if g.members.contains(&slot))
+    }
+
+    /// The address slot `key` calls now, or the function-module to
+    /// finalize first.
+    pub fn indirect_body(&self, key: u32) -> Result<std::result::Result<u64, u32>> {
+        let Some(s) = self
+            .lazy
+            .slots
+            .get(key as usize)
+            .filter(|s| s.body != NO_BODY)
+        else {
+            return Err(Error::Runtime(format!("lazy function #{key} was removed")));
+        };
+        match &self.entry(s.body).state {
+            State::Finalized(Finalized { body: Some(a), .. }) => Ok(Ok(*a)),
+            _ => Ok(Err(s.body)),
+        }
+    }
+
+    /// Takes function-module `slot` out of service: finalized code goes to
+    /// the retired list (released by [`Registry::reclaim`] once no call
+    /// that could run it is left); other states are dropped (a module
+    /// being compiled is retired when it is finalized).
+    fn retire(&mut self, slot: u32) {
+        if let Role::Member { group, .. } = self.entry(slot).role {
+            if let Role::Group(g) = &mut self.entry_mut(group).role {
+                g.members.retain(|&m| m != slot);
+            }
+        }
+        match self.entry(slot).state {
+            State::Compiling { .. } | State::Loaded(_) => {
+                // Finalized later by its compiling thread, then retired by
+                // `after_seal` (it is no member of its group any more).
+            }
+            State::Finalized(_) => {
+                self.clear_edges(slot);
+                if let State::Finalized(f) = self.set_state(slot, State::Free) {
+                    let epoch = self.lazy.epochs.advance();
+                    self.lazy.retired.push((epoch, f.sections));
+                    self.lazy.epochs.pending.store(true, Ordering::Release);
+                }
+                self.free_entry(slot);
+            }
+            _ => {
+                self.clear_edges(slot);
+                self.set_state(slot, State::Free);
+                self.free_entry(slot);
+            }
+        }
+    }
+
+    /// Releases retired code that no running call can be in.
+    pub fn reclaim(&mut self) -> Result<()> {
+        if self.lazy.retired.is_empty() {
+            return Ok(());
+        }
+        let oldest = self.lazy.epochs.oldest_active();
+        let (free, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.lazy.retired)
+            .into_iter()
+            .partition(|(e, _)| oldest.is_none_or(|o| o > *e));
+        self.lazy.retired = keep;
+        self.lazy
+            .epochs
+            .pending
+            .store(!self.lazy.retired.is_empty(), Ordering::Release);
+        let mut first_err = None;
+        for (_, sections) in free {
+            if let Err(e) = self.release_sections(sections) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Retired code not yet released: (modules, sections).
+    pub fn retired_count(&self) -> (usize, usize) {
+        (
+            self.lazy.retired.len(),
+            self.lazy.retired.iter().map(|r| r.1.len()).sum(),
+        )
+    }
+
+    /// The function-modules and data module that make `group` callable
+    /// now (each slot's current body, and the data).
+    pub(crate) fn current_members(&self, group: u32) -> Vec<u32> {
+        match &self.entry(group).role {
+            Role::Group(g) => g.members.clone(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Link-checks what `roots` reach, compiling nothing: the walk of
+    /// [`Registry::claim`], in the same order, through lazy modules too
+    /// (each checked once). Reports the error eager finalizing of the
+    /// same modules would report first.
+    pub fn check_links(&mut self, roots: &[u32]) -> Result<()> {
+        let mut seen: Vec<u32> = Vec::new();
+        let mut work: Vec<u32> = Vec::new();
+        let checkable = |r: &Registry, s: u32| match &r.entry(s).role {
+            Role::Group(g) => !g.linked,
+            Role::Module => matches!(r.entry(s).state, State::Added(_)),
+            _ => false,
+        };
+        for &r in roots {
+            let r = self.owner_of(r);
+            if checkable(self, r) && !seen.contains(&r) {
+                seen.push(r);
+                work.push(r);
+            }
+        }
+        while let Some(slot) = work.pop() {
+            let source = match (&self.entry(slot).role, &self.entry(slot).state) {
+                (Role::Module, State::Added(s)) => s.clone(),
+                (Role::Group(_), _) => match self.group_ir(slot) {
+                    Some(group) => Source::Data { group },
+                    None => continue,
+                },
+                _ => continue,
+            };
+            let module = source.module();
+            for (sym, s) in module.symbol_ids() {
+                if s.linkage != Linkage::Import {
+                    continue;
+                }
+                if let crate::registry::Resolved::Module(dep) = self.resolve_import(module, sym)? {
+                    let dep = self.owner_of(dep);
+                    if checkable(self, dep) && !seen.contains(&dep) {
+                        seen.push(dep);
+                        work.push(dep);
+                    }
+                }
+            }
+            if let Role::Group(g) = &mut self.entry_mut(slot).role {
+                g.linked = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// The IR of lazy module `group`, while one of its members has it.
+    fn group_ir(&self, group: u32) -> Option<Arc<GroupIr>> {
+        let Role::Group(g) = &self.entry(group).role else {
+            return None;
+        };
+        g.members.iter().find_map(|&m| match self.source_of(m)? {
+            Source::Function { group, .. } | Source::Data { group } => Some(group.clone()),
+            Source::Whole(_) => None,
+        })
+    }
+
+    /// Removes lazy module `group` with its members, slots and symbols;
+    /// refused while another module references it, a call runs in it, a
+    /// member is being compiled, or it holds the current body of another
+    /// module's function.
+    pub(crate) fn remove_group(&mut self, group: u32) -> Result<()> {
+        let Role::Group(g) = &self.entry(group).role else {
+            return Ok(());
+        };
+        let members = g.members.clone();
+        let keys = g.keys.clone();
+        let mut within = members.clone();
+        within.push(group);
+        self.check_removable(group, &within)?;
+        for &m in &members {
+            self.check_removable(m, &within)?;
+            if let Role::Member {
+                indirect: Some(key),
+                ..
+            } = self.entry(m).role
+            {
+                let s = self.lazy.slots[key as usize];
+                if s.owner != group && s.body == m {
+                    let owner = &self.entry(s.owner).name;
+                    let name = self
+                        .symbols
+                        .get(s.symbol)
+                        .map_or("?".into(), |s| s.name.clone());
+                    return Err(Error::Argument(format!(
+                        "cannot remove module `{}`: it holds the current body of @{name}, \
+                         defined by module `{owner}`; remove that module instead",
+                        self.entry(group).name
+                    )));
+                }
+            }
+        }
+        // The current bodies of this module's slots go with it, wherever
+        // they came from; so do their own modules' referrers checks.
+        for &key in &keys {
+            let body = self.lazy.slots[key as usize].body;
+            if body != NO_BODY && !members.contains(&body) {
+                self.check_removable(body, &within)?;
+            }
+        }
+        self.drop_group(group)
+    }
+
+    /// Drops `group` (checked removable) and everything it owns.
+    fn drop_group(&mut self, group: u32) -> Result<()> {
+        let (members, keys) = match &mut self.entry_mut(group).role {
+            Role::Group(g) => (std::mem::take(&mut g.members), std::mem::take(&mut g.keys)),
+            _ => return Ok(()),
+        };
+        let mut first_err = None;
+        let isa = self.isa().ok();
+        for key in keys {
+            let body = self.lazy.slots[key as usize].body;
+            if body != NO_BODY && !members.contains(&body) {
+                if let Role::Member { group: other, .. } = self.entry(body).role {
+                    if let Role::Group(g) = &mut self.entry_mut(other).role {
+                        g.members.retain(|&m| m != body);
+                    }
+                }
+                if let Err(e) = self.drop_module(body) {
+                    first_err.get_or_insert(e);
+                }
+            }
+            self.lazy.slots[key as usize].body = NO_BODY;
+            if let Some(isa) = &isa {
+                let entry = self.stub_address(isa, key) + isa.lazy_offset as u64;
+                if let Err(e) = self.executor.write_cell(self.cell_address(key), entry) {
+                    first_err.get_or_insert(e);
+                }
+            }
+            self.lazy.free.push(key);
+        }
+        for m in members {
+            if let Role::Member {
+                indirect: Some(key),
+                ..
+            } = self.entry(m).role
+            {
+                // A redefinition's body for another module's slot: that
+                // slot goes back to having no body only if it was this.
+                let s = &mut self.lazy.slots[key as usize];
+                if s.body == m {
+                    s.body = NO_BODY;
+                }
+            }
+            if let Err(e) = self.drop_module(m) {
+                first_err.get_or_insert(e);
+            }
+        }
+        if let Err(e) = self.drop_module(group) {
+            first_err.get_or_insert(e);
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+}

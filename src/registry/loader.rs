@@ -1,0 +1,386 @@
+//! The loader: placing a compiled module's sections in memory, and
+//! relocating them.
+//!
+//! 1. [`Image::new`] turns a [`CompiledModule`] into an image whose
+//!    relocation targets are resolved to [`Target`]s once: a definition of
+//!    the module itself (by index), a registry symbol (by [`SymbolId`]), or
+//!    an absolute host address. No name is looked up after this.
+//! 2. [`place`] copies the image's sections into a [`LoadBatch`] (and asks
+//!    the executor where each will run).
+//! 3. [`relocate`] applies every relocation for the sections' *target*
+//!    addresses, reading symbol addresses from the table by id.
+//!
+//! Veneers: every call (a [`crate::reloc::RelocKind::is_call`] kind) to a
+//! target the module does not define has a stub slot ([`STUB_SIZE`] bytes)
+//! at the end of the module's text section, one per distinct target. A
+//! call whose target is in range is patched directly; otherwise its slot
+//! gets a stub jumping to the target's final (target-space) address and
+//! the call is patched to reach the slot. A data reference is never
+//! redirected: out of range, like a call whose slot is out of range too,
+//! it is a link error naming module, symbol, kind and distance, and
+//! nothing runs.
+
+use super::symbols::{FxHashMap, SymbolId, SymbolTable};
+use crate::compiled::CompiledModule;
+use crate::error::{Diagnostic, Error, Result};
+use crate::executor::{Executor, TargetSection};
+use crate::ir::{Loc, Module};
+use crate::memory::{LoadBatch, MemoryManager, SectionKind, SectionRef};
+use crate::reloc::{reaches, write_stub, Reloc, STUB_SIZE};
+use smallvec::SmallVec;
+use std::fmt;
+
+/// What a relocation's S is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Target {
+    /// Definition number `n` of the module itself.
+    Local(u32),
+    /// A symbol of the registry's table.
+    Symbol(SymbolId),
+    /// A fixed address (a host symbol, the trap handler).
+    Absolute(u64),
+}
+
+/// A relocation target and the index of its name (for messages).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Named {
+    pub target: Target,
+    pub name: u32,
+}
+
+/// A compiled module with its relocation targets resolved; see the
+/// module docs.
+pub struct Image {
+    /// Text, rodata and data bytes with their alignments (empty sections
+    /// are not placed).
+    pub sections: [(SectionKind, Vec<u8>, u64); 3],
+    /// Every definition of the module: section and offset, by index.
+    pub defined: Vec<(SectionKind, u64)>,
+    /// Registry symbols this module defines: id and definition index.
+    pub exports: Vec<(SymbolId, u32)>,
+    pub relocs: Vec<Reloc<Named>>,
+    /// Names of relocation targets and definitions, for messages.
+    pub names: Vec<Box<str>>,
+    /// The veneer slots: offset of slot 0 in text and each slot's target.
+    pub veneers: Veneers,
+}
+
+/// Veneer slots at the end of a module's text (see the module docs).
+#[derive(Default)]
+pub struct Veneers {
+    /// Offset of slot 0 in the text section (16-byte aligned).
+    offset: u64,
+    slots: FxHashMap<Target, u64>,
+}
+
+impl Veneers {
+    /// The text offset of `target`'s slot.
+    fn slot(&self, target: Target) -> Option<u64> {
+        self.slots
+            .get(&target)
+            .map(|&i| self.offset + i * STUB_SIZE as u64)
+    }
+}
+
+/// How names that a module does not define resolve (the registry's link
+/// rules; errors are located link errors).
+pub trait Resolve {
+    fn resolve(&mut self, name: &str) -> Result<Target>;
+}
+
+impl<F: FnMut(&str) -> Result<Target>> Resolve for F {
+    fn resolve(&mut self, name: &str) -> Result<Target> {
+        self(name)
+    }
+}
+
+impl Image {
+    /// Resolves `cm`'s relocation targets: its own definitions first, then
+    /// `resolve`. `export` picks the registry symbol (if any) each
+    /// definition is, by name.
+    pub fn new(
+        cm: CompiledModule,
+        mut export: impl FnMut(&str, bool) -> Option<SymbolId>,
+        resolve: &mut dyn Resolve,
+    ) -> Result<Image> {
+        let mut names: Vec<Box<str>> = Vec::with_capacity(cm.symbols.len() + cm.imports.len());
+        let mut index: FxHashMap<&str, Named> = FxHashMap::default();
+        let mut defined = Vec::with_capacity(cm.symbols.len());
+        let mut exports = Vec::new();
+        for (i, s) in cm.symbols.iter().enumerate() {
+            let n = names.len() as u32;
+            names.push(s.name.as_str().into());
+            defined.push((s.section, s.offset));
+            index.insert(
+                s.name.as_str(),
+                Named {
+                    target: Target::Local(i as u32),
+                    name: n,
+                },
+            );
+            if let Some(id) = export(&s.name, s.exported) {
+                exports.push((id, i as u32));
+            }
+        }
+        let mut relocs = Vec::with_capacity(cm.relocs.len());
+        for r in &cm.relocs {
+            let t = match index.get(r.target.as_str()) {
+                Some(&t) => t,
+                None => {
+                    let target = resolve.resolve(&r.target)?;
+                    let n = names.len() as u32;
+                    names.push(r.target.as_str().into());
+                    let t = Named { target, name: n };
+                    index.insert(r.target.as_str(), t);
+                    t
+                }
+            };
+            relocs.push(Reloc {
+                section: r.section,
+                offset: r.offset,
+                kind: r.kind,
+                target: t,
+                addend: r.addend,
+            });
+        }
+        drop(index);
+        let CompiledModule {
+            mut text,
+            rodata,
+            data,
+            text_align,
+            rodata_align,
+            data_align,
+            ..
+        } = cm;
+        let veneers = reserve_veneers(&mut text, &relocs);
+        Ok(Image {
+            sections: [
+                (SectionKind::Text, text, text_align),
+                (SectionKind::Rodata, rodata, rodata_align),
+                (SectionKind::Data, data, data_align),
+            ],
+            defined,
+            exports,
+            relocs,
+            names,
+            veneers,
+        })
+    }
+}
+
+/// Reserves a veneer slot for each distinct call target in text that the
+/// module does not define, growing `text` to hold them.
+fn reserve_veneers(text: &mut Vec<u8>, relocs: &[Reloc<Named>]) -> Veneers {
+    let mut slots: FxHashMap<Target, u64> = FxHashMap::default();
+    for r in relocs {
+        if r.section == SectionKind::Text
+            && r.kind.is_call()
+            && !matches!(r.target.target, Target::Local(_))
+        {
+            let next = slots.len() as u64;
+            slots.entry(r.target.target).or_insert(next);
+        }
+    }
+    if slots.is_empty() {
+        return Veneers::default();
+    }
+    let offset = text.len().next_multiple_of(STUB_SIZE);
+    // Unused slots stay zero: nothing branches to them.
+    text.resize(offset + slots.len() * STUB_SIZE, 0);
+    Veneers {
+        offset: offset as u64,
+        slots,
+    }
+}
+
+/// One section of a loaded module.
+pub struct Placed {
+    pub kind: SectionKind,
+    pub r: SectionRef,
+    /// Target memory the executor allocated for it (released if the module
+    /// is unloaded or the section remapped).
+    pub remote: Option<TargetSection>,
+}
+
+/// Copies `image`'s sections into `batch`. On error, what was placed is
+/// returned too (its remote sections must be released).
+pub fn place(
+    mm: &mut MemoryManager,
+    executor: &dyn Executor,
+    batch: &mut LoadBatch,
+    image: &Image,
+    out: &mut SmallVec<[Placed; 3]>,
+) -> Result<()> {
+    for (kind, bytes, align) in &image.sections {
+        if bytes.is_empty() {
+            continue;
+        }
+        let kind = *kind;
+        let align = usize::try_from((*align).max(1)).unwrap_or(16);
+        let r = mm.allocate(batch, kind, bytes.len(), align)?;
+        if let Some(dst) = batch.bytes_mut(r) {
+            dst.copy_from_slice(bytes);
+        }
+        let len = bytes.len() as u64;
+        let mut placed = Placed {
+            kind,
+            r,
+            remote: None,
+        };
+        let chosen = executor.allocate_section(kind, len, align as u64);
+        if let Ok(Some(address)) = chosen {
+            placed.remote = Some(TargetSection { kind, address, len });
+        }
+        out.push(placed);
+        if let Some(address) = chosen? {
+            batch.set_target_address(r, address)?;
+        }
+    }
+    Ok(())
+}
+
+/// The target address of each placed section.
+pub fn bases(batch: &LoadBatch, sections: &[Placed]) -> SmallVec<[(SectionKind, u64); 3]> {
+    sections
+        .iter()
+        .filter_map(|s| batch.target_address(s.r).map(|a| (s.kind, a)))
+        .collect()
+}
+
+/// The target address of definition `index` of a module placed at `bases`.
+pub fn defined_address(
+    defined: &[(SectionKind, u64)],
+    bases: &[(SectionKind, u64)],
+    index: u32,
+) -> Option<u64> {
+    let &(kind, off) = defined.get(index as usize)?;
+    let &(_, base) = bases.iter().find(|b| b.0 == kind)?;
+    Some(base.wrapping_add(off))
+}
+
+/// What [`relocate`] needs of a loaded module.
+pub struct Relocatable<'a> {
+    /// The module name, for messages.
+    pub name: &'a str,
+    /// The IR, for locating messages at the symbol (if any).
+    pub ir: Option<&'a Module>,
+    pub sections: &'a [Placed],
+    pub defined: &'a [(SectionKind, u64)],
+    pub relocs: &'a [Reloc<Named>],
+    pub names: &'a [Box<str>],
+    pub veneers: &'a Veneers,
+}
+
+/// Counters [`relocate`] adds to.
+#[derive(Default)]
+pub struct RelocCounts {
+    pub applied: u64,
+    pub through_stubs: u64,
+}
+
+/// Applies `m`'s relocations in `batch` for the sections' target
+/// addresses. An error leaves the batch to be discarded.
+pub fn relocate(
+    m: &Relocatable<'_>,
+    batch: &mut LoadBatch,
+    symbols: &SymbolTable,
+    counts: &mut RelocCounts,
+) -> Result<()> {
+    let bases = bases(batch, m.sections);
+    let name_of =
+        |r: &Reloc<Named>| -> &str { m.names.get(r.target.name as usize).map_or("?", |n| n) };
+    let loc_of = |name: &str| {
+        m.ir.and_then(|ir| ir.symbol(name).map(|s| ir.symbol_loc(s)))
+            .unwrap_or(Loc::NONE)
+    };
+    for r in m.relocs {
+        let s = match r.target.target {
+            Target::Local(i) => defined_address(m.defined, &bases, i),
+            Target::Symbol(id) => symbols.get(id).and_then(|s| s.address),
+            Target::Absolute(a) => Some(a),
+        };
+        let Some(s) = s else {
+            let name = name_of(r);
+            return Err(Error::Link(Diagnostic::new(
+                m.name,
+                loc_of(name),
+                format!("unresolved symbol @{name}"),
+            )));
+        };
+        let Some(placed) = m.sections.iter().find(|p| p.kind == r.section) else {
+            return Err(Error::Runtime(format!(
+                "module `{}`: relocation in missing {} section",
+                m.name,
+                r.section.name()
+            )));
+        };
+        let base = batch.target_address(placed.r).unwrap_or(0);
+        let Some(bytes) = batch.bytes_mut(placed.r) else {
+            continue;
+        };
+        let place = base.wrapping_add(r.offset.into());
+        // A call that cannot reach its target goes through its stub, which
+        // jumps to the target's final address.
+        let stub = match m.veneers.slot(r.target.target) {
+            Some(off) if r.kind.is_call() && !reaches(r.kind, place, s, r.addend) => {
+                Some((off, base.wrapping_add(off)))
+            }
+            _ => None,
+        };
+        let fail = |e: &dyn fmt::Display, through: &str| {
+            let name = name_of(r);
+            Error::Link(Diagnostic::new(
+                m.name,
+                loc_of(name),
+                format!(
+                    "cannot relocate {}+{:#x} to @{name}{through} (target {s:#x}, place {place:#x}): {e}",
+                    r.section.name(),
+                    r.offset,
+                ),
+            ))
+        };
+        if let Some((off, stub_addr)) = stub {
+            let through = format!(" through its stub at {stub_addr:#x}");
+            // The call must reach the stub (an error leaves the place
+            // alone); the stub reaches anything.
+            r.apply_to(bytes, base, stub_addr)
+                .map_err(|e| fail(&e, &through))?;
+            let slot = usize::try_from(off)
+                .ok()
+                .and_then(|o| bytes.get_mut(o..))
+                .and_then(|b| write_stub(r.kind, b, s));
+            if slot.is_none() {
+                return Err(fail(&"no room for the stub", &through));
+            }
+            counts.through_stubs += 1;
+        } else {
+            r.apply_to(bytes, base, s).map_err(|e| fail(&e, ""))?;
+        }
+        counts.applied += 1;
+    }
+    Ok(())
+}
+
+/// Hands the relocated sections of a batch to the executor; returns what
+/// was written (to finalize) or the first error.
+pub fn write_out(
+    executor: &dyn Executor,
+    batch: &LoadBatch,
+    sections: &[Placed],
+    written: &mut Vec<TargetSection>,
+) -> Result<()> {
+    for s in sections {
+        let (Some(address), Some(bytes)) = (batch.target_address(s.r), batch.bytes(s.r)) else {
+            continue;
+        };
+        let t = TargetSection {
+            kind: s.kind,
+            address,
+            len: bytes.len() as u64,
+        };
+        executor.write_section(t, bytes)?;
+        written.push(t);
+    }
+    Ok(())
+}

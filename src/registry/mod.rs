@@ -1,0 +1,843 @@
+//! The module registry: every module of an engine, in one of its states,
+//! and the parts that move modules between them (DESIGN.md, "module
+//! registry"):
+//!
+//! | state | holds | next |
+//! |---|---|---|
+//! | Added | the verified IR ([`Source`]) | claimed for compiling |
+//! | Compiling | the IR, claimed by one thread, which compiles it *outside* the engine's lock | loaded, or back to Added on an error |
+//! | Loaded | sections placed in a pending batch, relocations pending | finalized with its batch |
+//! | Finalized | protected sections, callable | removed (memory reused) |
+//!
+//! The parts, one file each:
+//! - [`symbols`]: the symbol table, dense [`SymbolId`]s behind an Fx-hashed
+//!   name index;
+//! - [`claim`](self#compiling-outside-the-lock): the linking walk (the one
+//!   rule of [`crate::link::check_import`]), claims, compile jobs, install;
+//! - [`loader`]: images, placement, veneers, relocation;
+//! - `finalize`: pending batches, ready sets, finalize, unload;
+//! - [`crate::lazy`]: lazy modules (function-modules behind stubs and
+//!   indirection cells), redefinition, retirement of old code.
+//!
+//! Modules live in a slab of entries; a [`ModuleId`] is the slot, a
+//! generation (slots are reused, ids never) and the engine's tag (an id
+//! from another engine is an error, not another module).
+//!
+//! # Compiling outside the lock
+//!
+//! The engine wraps the registry in a mutex; compiling never holds it. To
+//! make modules callable, the engine's driver (see [`crate::engine`])
+//! repeats: [`Registry::claim`] walks what the roots reach, link-checks
+//! it and marks the Added modules Compiling under a claim token; the lock
+//! is released while [`compile_job`] runs; [`Registry::install`] places
+//! the results in one new batch (Loaded); [`Registry::finalize_ready`]
+//! finalizes every pending batch whose dependencies are all loaded or
+//! finalized. A thread that needs a module another thread is compiling
+//! waits on the engine's condition variable; it holds no claim while it
+//! waits, so threads never wait on each other in a cycle.
+//!
+//! Invariants:
+//! - A name is exported by at most one module (checked at add).
+//! - A Compiling, Loaded or Finalized module holds an edge in `referrers`
+//!   of each module its code references (`deps`); a module with referrers
+//!   is never removed. Added modules hold no edges.
+//! - Work is proportional to what changes: a claim visits only modules
+//!   reachable from its roots that are not finalized; finalizing visits
+//!   only pending batches. Nothing scans all modules.
+//! - A failed install or finalize leaves no module half-done: its modules
+//!   go back to Added and their batch's memory is returned.
+
+mod claim;
+mod finalize;
+pub mod loader;
+pub mod symbols;
+
+pub(crate) use claim::Resolved;
+pub use claim::{compile_job, Claim, Job};
+pub use symbols::{ExportKind, FxHashMap, SymbolId};
+
+use crate::debug::{DebugRegistry, ModuleDebug};
+use crate::error::{Diagnostic, Error, Result};
+use crate::executor::{Executor, TargetSection};
+use crate::ir::{Linkage, Module, Signature, SymId, SymbolKind};
+use crate::lazy::{Group, GroupIr, LazyState};
+use crate::memory::{FinalizedSection, LoadBatch, MemoryConfig, MemoryManager, SectionKind};
+use crate::symbols::HostSymbols;
+use loader::{Named, Placed, Veneers};
+use smallvec::SmallVec;
+use std::fmt;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use symbols::{Symbol, SymbolTable};
+
+/// A module's handle in its registry: never reused, and valid only in the
+/// engine that made it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ModuleId {
+    engine: u32,
+    slot: u32,
+    generation: u32,
+}
+
+impl fmt::Display for ModuleId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "module#{}.{}", self.slot, self.generation)
+    }
+}
+
+/// The state of a module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModuleState {
+    Added,
+    /// Being compiled by a thread (outside the engine's lock).
+    Compiling,
+    Loaded,
+    Finalized,
+}
+
+/// Counters that tests and benchmarks read.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RegistryStats {
+    /// Modules (and function-modules of lazy modules) in each state.
+    pub added: usize,
+    pub loaded: usize,
+    pub finalized: usize,
+    /// Modules compiled since the registry was made.
+    pub modules_compiled: u64,
+    /// Finalize passes that did work.
+    pub finalizes: u64,
+    /// Modules the last load + finalize visited (reachability walk plus the
+    /// Loaded set it finalized).
+    pub last_touched: usize,
+    /// Modules the last load compiled.
+    pub last_compiled: usize,
+    /// Relocations applied since the registry was made.
+    pub relocations_applied: u64,
+    /// Calls routed through a stub (veneer) since the registry was made.
+    pub calls_through_stubs: u64,
+}
+
+/// What an exported symbol is and where it is, as tools see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SymbolInfo {
+    pub module: ModuleId,
+    pub kind: ExportKind,
+    /// Target address, once known.
+    pub address: Option<u64>,
+}
+
+/// The IR a module is compiled from.
+#[derive(Clone)]
+pub enum Source {
+    /// A module added with [`Registry::add`], compiled whole.
+    Whole(Arc<Module>),
+    /// One function of a lazy module (its function-module).
+    Function { group: Arc<GroupIr>, sym: SymId },
+    /// The data items of a lazy module (its data module).
+    Data { group: Arc<GroupIr> },
+}
+
+impl Source {
+    /// The module the IR belongs to.
+    pub fn module(&self) -> &Module {
+        match self {
+            Source::Whole(m) => m,
+            Source::Function { group, .. } | Source::Data { group } => &group.module,
+        }
+    }
+}
+
+/// What an entry is.
+pub(crate) enum Role {
+    /// A module added with [`Registry::add`].
+    Module,
+    /// A lazy module: its function-modules and data module are members.
+    Group(Box<Group>),
+    /// A function-module (`indirect`: its function's slot in the
+    /// indirection table) or the data module (`None`) of lazy module
+    /// `group`.
+    Member { group: u32, indirect: Option<u32> },
+    /// A chunk of indirection stubs and cells (see [`crate::lazy`]).
+    Chunk,
+}
+
+/// A loaded module: what relocating and finalizing it needs.
+pub(crate) struct Loaded {
+    /// The IR, to go back to Added (`None` for internal modules).
+    pub source: Option<Source>,
+    /// Its pending batch.
+    pub batch: u32,
+    pub sections: SmallVec<[Placed; 3]>,
+    pub defined: Vec<(SectionKind, u64)>,
+    pub exports: Vec<(SymbolId, u32)>,
+    pub relocs: Vec<crate::reloc::Reloc<Named>>,
+    pub names: Vec<Box<str>>,
+    pub veneers: Veneers,
+    /// Line tables, handed to the [`DebugRegistry`] at finalize.
+    pub debug: ModuleDebug,
+    /// For a function-module: the definition index of its function.
+    pub body: Option<u32>,
+}
+
+/// A finalized module.
+pub(crate) struct Finalized {
+    pub sections: Vec<FinalizedSection>,
+    /// For a function-module: its function's address.
+    pub body: Option<u64>,
+}
+
+pub(crate) enum State {
+    Free,
+    Added(Source),
+    Compiling { source: Source, claim: u64 },
+    Loaded(Box<Loaded>),
+    Finalized(Finalized),
+}
+
+/// One slot of the registry.
+pub(crate) struct Entry {
+    pub generation: u32,
+    /// The module name, for messages.
+    pub name: Arc<str>,
+    pub role: Role,
+    pub state: State,
+    /// Registry symbols this entry defines (removed with it).
+    pub symbols: Vec<SymbolId>,
+    /// Slots this module's code references (set when claimed).
+    pub deps: SmallVec<[u32; 2]>,
+    /// Slots whose code references this module.
+    pub referrers: SmallVec<[u32; 2]>,
+    /// Held by running calls; removal is refused while shared.
+    pub pin: Option<Arc<()>>,
+}
+
+impl Entry {
+    pub fn module_state(&self) -> Option<ModuleState> {
+        match self.state {
+            State::Free => None,
+            State::Added(_) => Some(ModuleState::Added),
+            State::Compiling { .. } => Some(ModuleState::Compiling),
+            State::Loaded(_) => Some(ModuleState::Loaded),
+            State::Finalized(_) => Some(ModuleState::Finalized),
+        }
+    }
+
+    fn counted(&self) -> bool {
+        matches!(self.role, Role::Module | Role::Member { .. })
+    }
+}
+
+/// A batch of loaded modules waiting to be finalized together.
+pub(crate) struct Pending {
+    pub batch: LoadBatch,
+    pub modules: Vec<u32>,
+}
+
+/// Tags engines, so that a [`ModuleId`] of one is refused by another.
+static NEXT_ENGINE: AtomicU32 = AtomicU32::new(1);
+
+/// The module registry of one engine. Not thread-safe by itself: the
+/// engine wraps it in a lock (and compiles outside it).
+pub struct Registry {
+    engine: u32,
+    pub(crate) entries: Vec<Entry>,
+    free_slots: Vec<u32>,
+    pub(crate) symbols: SymbolTable,
+    pub(crate) pending: Vec<Option<Pending>>,
+    pub(crate) host: HostSymbols,
+    pub(crate) mm: MemoryManager,
+    /// The `--target` name; its backend is looked up when compiling
+    /// (`&dyn Backend` is not `Sync`, and the lookup is a `match`).
+    target: Arc<str>,
+    pub(crate) executor: Arc<dyn Executor>,
+    pub(crate) stats: RegistryStats,
+    /// Modules per state (counted roles only), for [`RegistryStats`].
+    counts: [usize; 4],
+    next_claim: u64,
+    /// The code map of finalized modules (trap backtraces) and the
+    /// profiler / debugger registrations.
+    pub(crate) debug: DebugRegistry,
+    pub(crate) lazy: LazyState,
+}
+
+pub(crate) fn link_err(module: &Module, sym: SymId, message: String) -> Error {
+    Error::Link(Diagnostic::new(
+        module.name.clone(),
+        module.symbol_loc(sym),
+        message,
+    ))
+}
+
+/// The module's exported definitions: symbol, name and kind.
+pub(crate) fn exports_of(module: &Module) -> impl Iterator<Item = (SymId, &str, ExportKind)> {
+    module.symbol_ids().filter_map(|(id, s)| {
+        if s.linkage != Linkage::Export {
+            return None;
+        }
+        match &s.kind {
+            SymbolKind::Func { sig, body: Some(_) } => {
+                Some((id, s.name.as_str(), ExportKind::Func(sig.clone())))
+            }
+            SymbolKind::Data { body: Some(_) } => Some((id, s.name.as_str(), ExportKind::Data)),
+            _ => None,
+        }
+    })
+}
+
+fn state_index(s: ModuleState) -> usize {
+    match s {
+        ModuleState::Added => 0,
+        ModuleState::Compiling => 1,
+        ModuleState::Loaded => 2,
+        ModuleState::Finalized => 3,
+    }
+}
+
+/// What a lookup of a function found.
+pub enum Lookup {
+    /// Callable: address, signature, and the pin that keeps its module from
+    /// being removed while held.
+    Ready(u64, Signature, Arc<()>),
+    /// Its module (this slot) must be finalized first.
+    Pending(u32),
+}
+
+impl Registry {
+    /// A registry compiling for `target` (if kiln was built without its
+    /// backend, compiling is an error) and running through `executor`.
+    pub fn new(target: &str, executor: Arc<dyn Executor>, memory: MemoryConfig) -> Result<Self> {
+        Ok(Registry {
+            engine: NEXT_ENGINE.fetch_add(1, Ordering::Relaxed),
+            entries: Vec::new(),
+            free_slots: Vec::new(),
+            symbols: SymbolTable::new(),
+            pending: Vec::new(),
+            host: HostSymbols::new(),
+            mm: MemoryManager::new(memory)?,
+            target: target.into(),
+            executor,
+            stats: RegistryStats::default(),
+            counts: [0; 4],
+            next_claim: 1,
+            debug: DebugRegistry::new(),
+            lazy: LazyState::default(),
+        })
+    }
+
+    /// The code map and debug registrations.
+    pub fn debug(&self) -> &DebugRegistry {
+        &self.debug
+    }
+
+    /// The code map and debug registrations, to change their options.
+    pub fn debug_mut(&mut self) -> &mut DebugRegistry {
+        &mut self.debug
+    }
+
+    pub fn executor(&self) -> &Arc<dyn Executor> {
+        &self.executor
+    }
+
+    pub fn memory(&self) -> &MemoryManager {
+        &self.mm
+    }
+
+    /// The `--target` this registry compiles for.
+    pub fn target(&self) -> &Arc<str> {
+        &self.target
+    }
+
+    pub fn stats(&self) -> RegistryStats {
+        RegistryStats {
+            added: self.counts[0] + self.counts[1],
+            loaded: self.counts[2],
+            finalized: self.counts[3],
+            ..self.stats
+        }
+    }
+
+    pub fn host_symbols_mut(&mut self) -> &mut HostSymbols {
+        &mut self.host
+    }
+
+    // ---- slots and ids ----------------------------------------------------
+
+    /// The slot of `id`, if it names a live module of this registry; an id
+    /// of another engine is an error.
+    pub(crate) fn slot_of(&self, id: ModuleId) -> Result<Option<u32>> {
+        if id.engine != self.engine {
+            return Err(Error::Argument(format!("{id} belongs to another engine")));
+        }
+        Ok(self
+            .entries
+            .get(id.slot as usize)
+            .filter(|e| e.generation == id.generation && !matches!(e.state, State::Free))
+            .map(|_| id.slot))
+    }
+
+    /// The slot of `id`, which must name a live module.
+    pub(crate) fn live_slot(&self, id: ModuleId) -> Result<u32> {
+        self.slot_of(id)?
+            .ok_or_else(|| Error::Argument(format!("no {id} in this engine")))
+    }
+
+    /// The id of `slot`.
+    pub(crate) fn id_of(&self, slot: u32) -> ModuleId {
+        ModuleId {
+            engine: self.engine,
+            slot,
+            generation: self.entries.get(slot as usize).map_or(0, |e| e.generation),
+        }
+    }
+
+    pub(crate) fn entry(&self, slot: u32) -> &Entry {
+        &self.entries[slot as usize]
+    }
+
+    pub(crate) fn entry_mut(&mut self, slot: u32) -> &mut Entry {
+        &mut self.entries[slot as usize]
+    }
+
+    /// A new entry in `state`.
+    pub(crate) fn new_entry(&mut self, name: Arc<str>, role: Role, state: State) -> u32 {
+        let entry = Entry {
+            generation: 0,
+            name,
+            role,
+            state,
+            symbols: Vec::new(),
+            deps: SmallVec::new(),
+            referrers: SmallVec::new(),
+            pin: None,
+        };
+        let counted = entry.counted();
+        let st = entry.module_state();
+        let slot = match self.free_slots.pop() {
+            Some(s) => {
+                let generation = self.entries[s as usize].generation.wrapping_add(1);
+                self.entries[s as usize] = Entry {
+                    generation,
+                    ..entry
+                };
+                s
+            }
+            None => {
+                self.entries.push(entry);
+                self.entries.len() as u32 - 1
+            }
+        };
+        if let (true, Some(st)) = (counted, st) {
+            self.counts[state_index(st)] += 1;
+        }
+        slot
+    }
+
+    /// Replaces `slot`'s state, keeping the per-state counts; returns the
+    /// old state.
+    pub(crate) fn set_state(&mut self, slot: u32, state: State) -> State {
+        let e = &mut self.entries[slot as usize];
+        let counted = e.counted();
+        let before = e.module_state();
+        let old = std::mem::replace(&mut e.state, state);
+        let after = e.module_state();
+        if counted {
+            if let Some(b) = before {
+                self.counts[state_index(b)] -= 1;
+            }
+            if let Some(a) = after {
+                self.counts[state_index(a)] += 1;
+            }
+        }
+        old
+    }
+
+    /// Frees `slot` (its state must already be dealt with).
+    pub(crate) fn free_entry(&mut self, slot: u32) {
+        self.set_state(slot, State::Free);
+        let e = &mut self.entries[slot as usize];
+        e.role = Role::Module;
+        e.symbols = Vec::new();
+        e.deps = SmallVec::new();
+        e.referrers = SmallVec::new();
+        e.pin = None;
+        self.free_slots.push(slot);
+    }
+
+    pub fn state(&self, id: ModuleId) -> Result<Option<ModuleState>> {
+        Ok(self.slot_of(id)?.and_then(|s| self.group_aware_state(s)))
+    }
+
+    /// A lazy module's state is its least advanced member's (a lazy module
+    /// with nothing compiled is Added; one with no members, Finalized).
+    fn group_aware_state(&self, slot: u32) -> Option<ModuleState> {
+        let e = self.entry(slot);
+        match &e.role {
+            Role::Group(g) => {
+                let mut state = ModuleState::Finalized;
+                for &m in g.members() {
+                    if let Some(s) = self.entry(m).module_state() {
+                        if state_index(s) < state_index(state) {
+                            state = s;
+                        }
+                    }
+                }
+                Some(state)
+            }
+            _ => e.module_state(),
+        }
+    }
+
+    /// The symbol table entry of exported `name`.
+    pub fn symbol(&self, name: &str) -> Option<SymbolInfo> {
+        let s = self.symbols.by_name(name)?;
+        Some(SymbolInfo {
+            module: self.id_of(self.owner_of(s.module)),
+            kind: s.kind.clone(),
+            address: s.address,
+        })
+    }
+
+    /// The user-visible module of `slot`: a member's lazy module, else
+    /// itself.
+    pub(crate) fn owner_of(&self, slot: u32) -> u32 {
+        match self.entry(slot).role {
+            Role::Member { group, .. } => group,
+            _ => slot,
+        }
+    }
+
+    // ---- adding -------------------------------------------------------------
+
+    /// Checks that no name `module` exports is exported already.
+    pub(crate) fn check_new_exports(&self, module: &Module) -> Result<()> {
+        for (sym, name, _) in exports_of(module) {
+            if let Some(e) = self.symbols.by_name(name) {
+                let other = self.entry(self.owner_of(e.module)).name.clone();
+                return Err(link_err(
+                    module,
+                    sym,
+                    format!("@{name} is already exported by module {other}"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Adds a verified module in the Added state. A name it exports that
+    /// another module already exports is a link error at its definition.
+    pub fn add(&mut self, module: Module) -> Result<ModuleId> {
+        self.add_shared(Arc::new(module))
+    }
+
+    /// [`Registry::add`] for a module already shared.
+    pub fn add_shared(&mut self, module: Arc<Module>) -> Result<ModuleId> {
+        self.check_new_exports(&module)?;
+        let name: Arc<str> = module.name.as_str().into();
+        let exports: Vec<(Arc<str>, ExportKind)> = exports_of(&module)
+            .map(|(_, n, k)| (Arc::<str>::from(n), k))
+            .collect();
+        let slot = self.new_entry(name, Role::Module, State::Added(Source::Whole(module)));
+        let mut ids = Vec::with_capacity(exports.len());
+        for (name, kind) in exports {
+            ids.push(self.symbols.insert(Symbol {
+                name,
+                named: true,
+                module: slot,
+                kind,
+                address: None,
+                indirect: None,
+            }));
+        }
+        self.entry_mut(slot).symbols = ids;
+        Ok(self.id_of(slot))
+    }
+
+    // ---- lookups ------------------------------------------------------------
+
+    /// Exported function `name`: callable now, or the slot to finalize
+    /// first.
+    pub fn lookup_function(&self, name: &str) -> Result<Lookup> {
+        let Some(s) = self.symbols.by_name(name) else {
+            return Err(Error::Argument(format!("no exported function @{name}")));
+        };
+        let ExportKind::Func(sig) = &s.kind else {
+            return Err(Error::Argument(format!("@{name} is data, not a function")));
+        };
+        let e = self.entry(s.module);
+        match (&e.state, s.address, &e.pin) {
+            (State::Finalized(_), Some(addr), Some(pin)) => {
+                Ok(Lookup::Ready(addr, sig.clone(), pin.clone()))
+            }
+            _ => Ok(Lookup::Pending(s.module)),
+        }
+    }
+
+    /// The target address of exported `name` (function or data), or the
+    /// slot to finalize first.
+    pub fn lookup_symbol(&self, name: &str) -> Result<std::result::Result<u64, u32>> {
+        let Some(s) = self.symbols.by_name(name) else {
+            return Err(Error::Argument(format!("no exported symbol @{name}")));
+        };
+        match (&self.entry(s.module).state, s.address) {
+            (State::Finalized(_), Some(a)) => Ok(Ok(a)),
+            _ => Ok(Err(s.module)),
+        }
+    }
+
+    /// The address, signature and pin of exported function `name`,
+    /// finalizing its module (and what it reaches) first if needed
+    /// (single-threaded use; the engine compiles outside its lock).
+    pub fn function(&mut self, name: &str) -> Result<(u64, Signature, Arc<()>)> {
+        loop {
+            match self.lookup_function(name)? {
+                Lookup::Ready(a, s, p) => return Ok((a, s, p)),
+                Lookup::Pending(slot) => self.finalize_slots(&[slot])?,
+            }
+        }
+    }
+
+    /// The target address of exported `name` (function or data),
+    /// finalizing on demand (single-threaded use).
+    pub fn symbol_address(&mut self, name: &str) -> Result<u64> {
+        match self.lookup_symbol(name)? {
+            Ok(a) => Ok(a),
+            Err(slot) => {
+                self.finalize_slots(&[slot])?;
+                match self.lookup_symbol(name)? {
+                    Ok(a) => Ok(a),
+                    Err(_) => Err(Error::Runtime(format!("@{name} was not finalized"))),
+                }
+            }
+        }
+    }
+
+    /// Whether every slot of `roots` is finalized (a lazy module counts as
+    /// finalized: its stubs are).
+    pub fn all_finalized(&self, roots: &[u32]) -> bool {
+        roots
+            .iter()
+            .all(|&r| matches!(self.entry(r).state, State::Finalized(_) | State::Free))
+    }
+
+    /// Whether every slot of `roots` is loaded or finalized.
+    pub fn all_loaded(&self, roots: &[u32]) -> bool {
+        roots.iter().all(|&r| {
+            matches!(
+                self.entry(r).state,
+                State::Loaded(_) | State::Finalized(_) | State::Free
+            )
+        })
+    }
+
+    /// The slots `finalize_module(id)` must finalize: the module itself, or
+    /// every member of a lazy module.
+    pub fn roots_of(&self, id: ModuleId) -> Result<Vec<u32>> {
+        let slot = self.live_slot(id)?;
+        Ok(match &self.entry(slot).role {
+            Role::Group(_) => self.current_members(slot),
+            _ => vec![slot],
+        })
+    }
+
+    /// Loads what `roots` reach and finalizes it, compiling in this thread
+    /// (single-threaded use: the engine's driver does the same steps with
+    /// compiling outside its lock).
+    pub fn finalize_from(&mut self, roots: &[ModuleId]) -> Result<()> {
+        let mut slots = Vec::new();
+        for &r in roots {
+            slots.extend(self.roots_of(r)?);
+        }
+        self.finalize_slots(&slots)
+    }
+
+    fn finalize_slots(&mut self, roots: &[u32]) -> Result<()> {
+        self.load_slots(roots, true)
+    }
+
+    /// Compiles and loads what `roots` reach, in this thread; `finalize`
+    /// also finalizes what is ready (single-threaded use).
+    fn load_slots(&mut self, roots: &[u32], finalize: bool) -> Result<()> {
+        let Claim {
+            token, jobs, slots, ..
+        } = self.claim(roots)?;
+        let target = self.target.clone();
+        let mut done = Vec::with_capacity(jobs.len());
+        for job in jobs {
+            match compile_job(&target, &job) {
+                Ok(cm) => done.push((job.slot, cm)),
+                Err(e) => {
+                    self.abandon(token, &slots);
+                    return Err(e);
+                }
+            }
+        }
+        if !done.is_empty() {
+            self.install(token, done)?;
+        }
+        if finalize {
+            while self.finalize_ready()? {}
+        }
+        Ok(())
+    }
+
+    /// Compiles and loads `roots` (and what they reach) without finalizing
+    /// (single-threaded use).
+    pub fn load(&mut self, roots: &[ModuleId]) -> Result<()> {
+        let mut slots = Vec::new();
+        for &r in roots {
+            slots.extend(self.roots_of(r)?);
+        }
+        self.load_slots(&slots, false)
+    }
+
+    /// The target address of section `kind` of a Loaded or Finalized module.
+    pub fn section_address(&self, id: ModuleId, kind: SectionKind) -> Option<u64> {
+        let slot = self.slot_of(id).ok()??;
+        match &self.entry(slot).state {
+            State::Loaded(m) => {
+                let s = m.sections.iter().find(|s| s.kind == kind)?;
+                self.pending
+                    .get(m.batch as usize)?
+                    .as_ref()?
+                    .batch
+                    .target_address(s.r)
+            }
+            State::Finalized(m) => m
+                .sections
+                .iter()
+                .find(|s| s.kind() == kind)
+                .map(|s| s.target_address()),
+            _ => None,
+        }
+    }
+
+    // ---- removal ------------------------------------------------------------
+
+    /// Removes a module. Added: forgotten. Loaded or Compiling: refused
+    /// (finalize first). Finalized: refused while another module
+    /// references it or a call runs in it; otherwise its memory is
+    /// returned for reuse. A lazy module goes with all its members.
+    pub fn remove(&mut self, id: ModuleId) -> Result<()> {
+        let slot = self.live_slot(id)?;
+        match self.entry(slot).role {
+            Role::Group(_) => return self.remove_group(slot),
+            Role::Member { group, .. } => {
+                return Err(Error::Argument(format!(
+                    "{id} is part of lazy module `{}`; remove that module",
+                    self.entry(group).name
+                )))
+            }
+            Role::Chunk => return Err(Error::Argument(format!("{id} is internal to the engine"))),
+            Role::Module => {}
+        }
+        self.check_removable(slot, &[])?;
+        self.drop_module(slot)
+    }
+
+    /// Refuses to remove `slot` while a module outside `within` references
+    /// it, it is not finalized (or added), or a call runs in it.
+    pub(crate) fn check_removable(&self, slot: u32, within: &[u32]) -> Result<()> {
+        let e = self.entry(slot);
+        let name = &e.name;
+        match e.state {
+            State::Loaded(_) => {
+                return Err(Error::Argument(format!(
+                    "module `{name}` is loaded but not finalized; finalize it before removing it"
+                )))
+            }
+            State::Compiling { .. } => {
+                return Err(Error::Argument(format!(
+                    "module `{name}` is being compiled; finalize it before removing it"
+                )))
+            }
+            _ => {}
+        }
+        if let Some(r) = e
+            .referrers
+            .iter()
+            .copied()
+            .filter(|r| !within.contains(r))
+            .min()
+        {
+            let by = &self.entry(self.owner_of(r)).name;
+            return Err(Error::Argument(format!(
+                "cannot remove module `{name}`: module `{by}` references it"
+            )));
+        }
+        if e.pin.as_ref().is_some_and(|p| Arc::strong_count(p) > 1) {
+            return Err(Error::Argument(format!(
+                "cannot remove module `{name}`: a call is running in it"
+            )));
+        }
+        Ok(())
+    }
+
+    /// Removes `slot` (Added or Finalized; checked removable): its
+    /// symbols, edges and memory.
+    pub(crate) fn drop_module(&mut self, slot: u32) -> Result<()> {
+        let id = self.id_of(slot);
+        let symbols = std::mem::take(&mut self.entry_mut(slot).symbols);
+        for id in symbols {
+            self.symbols.remove(id);
+        }
+        self.clear_edges(slot);
+        let old = self.set_state(slot, State::Free);
+        self.free_entry(slot);
+        match old {
+            State::Finalized(m) => {
+                self.debug.module_removed(id);
+                self.release_sections(m.sections)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Gives finalized sections back to the executor and the memory
+    /// manager.
+    pub(crate) fn release_sections(&mut self, sections: Vec<FinalizedSection>) -> Result<()> {
+        let mut first_err = None;
+        for s in sections {
+            let t = TargetSection {
+                kind: s.kind(),
+                address: s.target_address(),
+                len: s.len() as u64,
+            };
+            if let Err(e) = self.executor.release_section(t) {
+                first_err.get_or_insert(e);
+            }
+            if let Err(e) = self.mm.free(s) {
+                first_err.get_or_insert(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Removes every edge from `slot` to what it references.
+    pub(crate) fn clear_edges(&mut self, slot: u32) {
+        let deps = std::mem::take(&mut self.entry_mut(slot).deps);
+        for d in deps {
+            let r = &mut self.entry_mut(d).referrers;
+            if let Some(i) = r.iter().position(|&x| x == slot) {
+                r.swap_remove(i);
+            }
+        }
+    }
+
+    /// The ids of every module in `state` (for tools; O(modules)).
+    pub fn modules_in(&self, state: ModuleState) -> Vec<ModuleId> {
+        (0..self.entries.len() as u32)
+            .filter(|&s| {
+                matches!(self.entry(s).role, Role::Module | Role::Group(_))
+                    && self.group_aware_state(s) == Some(state)
+            })
+            .map(|s| self.id_of(s))
+            .collect()
+    }
+
+    /// A fresh claim token.
+    pub(crate) fn new_claim(&mut self) -> u64 {
+        let t = self.next_claim;
+        self.next_claim += 1;
+        t
+    }
+}
