@@ -116,6 +116,14 @@ pub enum Op {
     },
     /// `[a, d]`: `neg` / `mvn` (`op` is `Neg` or `Not`).
     Un { op: Opcode, wide: bool },
+    /// `[x, d]`: division by a literal through multiply-high
+    /// ([`super::divconst`]).
+    DivConst {
+        op: Opcode,
+        wide: bool,
+        plan: crate::opt::magic::Plan,
+        divisor: u64,
+    },
     /// `[a, b, d]`: checked division; the remainder forms use `x16` for
     /// the quotient.
     Div {
@@ -358,6 +366,27 @@ fn lower_inst(cx: &mut Cx<'_, A64>, inst: Inst) -> Result<()> {
             cx.cur.push(Operand::reg_def(r));
             cx.push0(Op::Alu { op, wide, imm });
         }
+        (
+            InstKind::Binary {
+                args: [a, IrOperand::Const(c)],
+            },
+            O::Sdiv | O::Srem | O::Udiv | O::Urem,
+        ) if crate::opt::magic::plan(d.opcode, ty, c.bits(ty)).is_some() => {
+            let divisor = c.bits(ty);
+            let Some(plan) = crate::opt::magic::plan(d.opcode, ty, divisor) else {
+                return Err(err(func, "division by a literal without a plan"));
+            };
+            let r = cx.result(inst)?;
+            let ra = cx.reg(*a, ty);
+            cx.cur.push(Operand::reg_use(ra));
+            cx.cur.push(Operand::reg_def(r));
+            cx.push0(Op::DivConst {
+                op: d.opcode,
+                wide,
+                plan,
+                divisor,
+            });
+        }
         (InstKind::Binary { args: [a, b] }, O::Sdiv | O::Srem | O::Udiv | O::Urem) => {
             let r = cx.result(inst)?;
             let bconst = match b {
@@ -468,7 +497,7 @@ fn lower_inst(cx: &mut Cx<'_, A64>, inst: Inst) -> Result<()> {
             cx.cur.push(Operand::reg_def(r));
             cx.push0(Op::Addr { sym: k, far });
         }
-        (InstKind::Call { callee, args }, _) => cx.lower_call(inst, *callee, args)?,
+        (InstKind::Call { callee, args }, _) => cx.lower_call(inst, *callee, func.args(*args))?,
         _ => return Err(err(func, d.opcode.name())),
     }
     Ok(())

@@ -14,6 +14,7 @@
 
 pub mod abi;
 pub mod asm;
+pub mod divconst;
 pub mod emit;
 pub mod lower;
 pub mod regs;

@@ -96,6 +96,14 @@ pub enum Op {
     },
     /// `[a, d=a]`.
     Un { op: UnOp, wide: bool },
+    /// `[x (late), d=rdx|rax]`: division by a literal through
+    /// multiply-high ([`super::divconst`]); clobbers `rax`, `rdx`.
+    DivConst {
+        op: Opcode,
+        wide: bool,
+        plan: crate::opt::magic::Plan,
+        divisor: u64,
+    },
     /// `[a=rax, b, t=rdx (early), d=rax|rdx]`: checked division.
     Div {
         op: Opcode,
@@ -284,7 +292,7 @@ impl Isa for X86 {
                     Some(min as u32 as i32)
                 };
                 let k = if imm.is_none() {
-                    Some(cx.reg(IrOperand::Const(crate::ir::Const::Int(min as i128)), ty))
+                    Some(cx.reg(IrOperand::Const(crate::ir::Const::int(min as i128)), ty))
                 } else {
                     None
                 };
@@ -372,6 +380,14 @@ fn lower_inst(cx: &mut Cx<'_, X86>, inst: Inst) -> Result<()> {
             }
             cx.cur.push(Operand::reuse_def(r, 0));
             cx.push0(Op::Alu { op, wide, imm });
+        }
+        (
+            InstKind::Binary {
+                args: [a, IrOperand::Const(c)],
+            },
+            O::Sdiv | O::Srem | O::Udiv | O::Urem,
+        ) if crate::opt::magic::plan(d.opcode, ty, c.bits(ty)).is_some() => {
+            div_const(cx, inst, d.opcode, ty, *a, c.bits(ty))?;
         }
         (InstKind::Binary { args: [a, b] }, O::Sdiv | O::Srem | O::Udiv | O::Urem) => {
             let r = cx.result(inst)?;
@@ -514,13 +530,46 @@ fn lower_inst(cx: &mut Cx<'_, X86>, inst: Inst) -> Result<()> {
             cx.cur.push(Operand::reg_def(r));
             cx.push0(Op::Addr { sym: k, far });
         }
-        (InstKind::Call { callee, args }, _) => cx.lower_call(inst, *callee, args)?,
+        (InstKind::Call { callee, args }, _) => cx.lower_call(inst, *callee, func.args(*args))?,
         _ => return Err(err(func, d.opcode.name())),
     }
     Ok(())
 }
 
 /// The base vreg and displacement of `ptr + offset`.
+/// `op.ty a, divisor` through multiply-high ([`super::divconst`]).
+fn div_const(
+    cx: &mut Cx<'_, X86>,
+    inst: Inst,
+    op: Opcode,
+    ty: Type,
+    a: IrOperand,
+    divisor: u64,
+) -> Result<()> {
+    let Some(plan) = crate::opt::magic::plan(op, ty, divisor) else {
+        return Err(err(cx.func, "division by a literal without a plan"));
+    };
+    let r = cx.result(inst)?;
+    let ra = cx.reg(a, ty);
+    cx.cur.push(Operand::reg_use_late(ra));
+    cx.cur
+        .push(Operand::fixed_def(r, int(super::divconst::result_reg(op))));
+    let mut clob = PRegSet::empty();
+    clob.add(int(RAX));
+    clob.add(int(RDX));
+    let wide = ty == Type::I64;
+    cx.push(
+        Op::DivConst {
+            op,
+            wide,
+            plan,
+            divisor,
+        },
+        clob,
+    );
+    Ok(())
+}
+
 fn address(cx: &mut Cx<'_, X86>, ptr: IrOperand, offset: i64) -> (crate::regalloc::VReg, i32) {
     if let IrOperand::Value(p) = ptr {
         if let Some((x, c)) = cx.dec.addr_fold(p) {
@@ -535,7 +584,7 @@ fn address(cx: &mut Cx<'_, X86>, ptr: IrOperand, offset: i64) -> (crate::regallo
             // Out-of-range offset: add it first.
             let base = cx.reg(ptr, Type::I64);
             let k = cx.reg(
-                IrOperand::Const(crate::ir::Const::Int(offset as i128)),
+                IrOperand::Const(crate::ir::Const::int(offset as i128)),
                 Type::I64,
             );
             let sum = cx.new_vreg(RegClass::Int);

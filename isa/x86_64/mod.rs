@@ -10,6 +10,7 @@
 
 pub mod abi;
 pub mod asm;
+pub mod divconst;
 pub mod emit;
 pub mod lower;
 pub mod regs;

@@ -79,76 +79,25 @@ pub fn is_compare(op: Opcode) -> bool {
     )
 }
 
-/// Calls `f` on every operand of `d` (as [`InstData::operands`], without
-/// building a list).
-pub fn for_each_operand(d: &InstData, mut f: impl FnMut(Operand)) {
-    match &d.kind {
-        InstKind::Unary { arg } => f(*arg),
-        InstKind::Binary { args } => args.iter().for_each(|a| f(*a)),
-        InstKind::Select { args } => args.iter().for_each(|a| f(*a)),
-        InstKind::Load { ptr, .. } => f(*ptr),
-        InstKind::Store { args, .. } => args.iter().for_each(|a| f(*a)),
-        InstKind::Alloca { .. } | InstKind::Addr { .. } | InstKind::Trap => {}
-        InstKind::Call { callee, args } => {
-            if let Callee::Indirect(op) = callee {
-                f(*op);
-            }
-            args.iter().for_each(|a| f(*a));
-        }
-        InstKind::Ret { value } => value.iter().for_each(|a| f(*a)),
-        InstKind::Jmp { dest } => dest.args.iter().for_each(|a| f(*a)),
-        InstKind::Br {
-            cond,
-            then_dest,
-            else_dest,
-        } => {
-            f(*cond);
-            then_dest.args.iter().for_each(|a| f(*a));
-            else_dest.args.iter().for_each(|a| f(*a));
-        }
-        InstKind::Switch { value, .. } => f(*value),
-    }
-}
-
-/// Calls `f` on every successor of terminator `d` (duplicates kept).
-pub fn for_each_successor(d: &InstData, mut f: impl FnMut(Block)) {
-    match &d.kind {
-        InstKind::Jmp { dest } => f(dest.block),
-        InstKind::Br {
-            then_dest,
-            else_dest,
-            ..
-        } => {
-            f(then_dest.block);
-            f(else_dest.block);
-        }
-        InstKind::Switch { default, cases, .. } => {
-            f(*default);
-            cases.iter().for_each(|c| f(c.block));
-        }
-        _ => {}
-    }
-}
-
-/// Successor number `k` of terminator `d` (in [`for_each_successor`]
-/// order).
-pub fn successor(d: &InstData, k: usize) -> Option<Block> {
+/// Successor number `k` of terminator `d` of `func` (in
+/// [`Function::for_each_successor`] order).
+pub fn successor(func: &Function, d: &InstData, k: usize) -> Option<Block> {
     match (&d.kind, k) {
         (InstKind::Jmp { dest }, 0) => Some(dest.block),
         (InstKind::Br { then_dest, .. }, 0) => Some(then_dest.block),
         (InstKind::Br { else_dest, .. }, 1) => Some(else_dest.block),
         (InstKind::Switch { default, .. }, 0) => Some(*default),
-        (InstKind::Switch { cases, .. }, k) => cases.get(k - 1).map(|c| c.block),
+        (InstKind::Switch { cases, .. }, k) => func.cases(*cases).get(k - 1).map(|c| c.block),
         _ => None,
     }
 }
 
 /// The number of successors of terminator `d` (duplicates counted).
-pub fn num_successors(d: &InstData) -> usize {
+pub fn num_successors(func: &Function, d: &InstData) -> usize {
     match &d.kind {
         InstKind::Jmp { .. } => 1,
         InstKind::Br { .. } => 2,
-        InstKind::Switch { cases, .. } => cases.len() + 1,
+        InstKind::Switch { cases, .. } => func.cases(*cases).len() + 1,
         _ => 0,
     }
 }
@@ -201,7 +150,7 @@ impl Decisions {
                     .get(i.index())
                     .ok_or_else(|| err(func, "bad instruction"))?;
                 let mut bad = false;
-                for_each_operand(d, |op| {
+                func.for_each_operand(i, |op| {
                     if let Operand::Value(v) = op {
                         match self.uses.get_mut(v.index()) {
                             Some(u) => *u += 1,
@@ -209,7 +158,7 @@ impl Decisions {
                         }
                     }
                 });
-                for_each_successor(d, |s| bad |= s.index() >= nb);
+                func.for_each_successor(i, |s| bad |= s.index() >= nb);
                 if let InstKind::Addr { sym }
                 | InstKind::Call {
                     callee: Callee::Direct(sym),
@@ -300,7 +249,7 @@ impl Decisions {
         if nb > 0 {
             self.visited[0] = true;
             self.stack
-                .push((Block(0), num_successors(term(Block(0))) as u32));
+                .push((Block(0), num_successors(func, term(Block(0))) as u32));
         }
         while let Some(&mut (b, ref mut left)) = self.stack.last_mut() {
             if *left == 0 {
@@ -309,10 +258,10 @@ impl Decisions {
                 continue;
             }
             *left -= 1;
-            if let Some(s) = successor(term(b), *left as usize) {
+            if let Some(s) = successor(func, term(b), *left as usize) {
                 if !self.visited[s.index()] {
                     self.visited[s.index()] = true;
-                    self.stack.push((s, num_successors(term(s)) as u32));
+                    self.stack.push((s, num_successors(func, term(s)) as u32));
                 }
             }
         }
@@ -324,7 +273,8 @@ impl Decisions {
         let mut retreating = false;
         for &b in &self.order {
             let me = self.rpo_index[b.index()];
-            for_each_successor(term(b), |s| retreating |= self.rpo_index[s.index()] <= me);
+            let insts = &func.blocks[b.index()].insts;
+            func.for_each_successor(insts[insts.len() - 1], |s| retreating |= self.rpo_index[s.index()] <= me);
         }
         reset(&mut self.loop_end, self.order.len(), 0);
         if retreating {

@@ -352,7 +352,7 @@ impl<'a, X: Isa> Cx<'a, X> {
             InstKind::Trap => self.push0(X::trap_op()),
             InstKind::Jmp { dest } => {
                 let target = self.buf.mblock_of[dest.block.index()];
-                self.jump(target, dest.block, &dest.args)?;
+                self.jump(target, dest.block, func.args(dest.args))?;
             }
             InstKind::Br {
                 cond,
@@ -381,7 +381,7 @@ impl<'a, X: Isa> Cx<'a, X> {
                 self.out.succs.push(MBlock(buf.mblock_of[default.index()]));
                 let case_start = self.out.switch_cases.len() as u32;
                 let (mut lo, mut hi) = (u64::MAX, 0u64);
-                for c in cases {
+                for c in func.cases(*cases) {
                     let b = c.block.index();
                     if buf.sw_stamp[b] != sw_id {
                         buf.sw_stamp[b] = sw_id;
@@ -538,7 +538,7 @@ pub fn lower<X: Isa>(
                     } => {
                         let dest = if which == 0 { then_dest } else { else_dest };
                         let target = cx.buf.mblock_of[dest.block.index()];
-                        cx.jump(target, dest.block, &dest.args)
+                        cx.jump(target, dest.block, func.args(dest.args))
                     }
                     _ => Err(lower_err(func, "edge of a non-branch")),
                 }
