@@ -17,7 +17,7 @@
 //!   jump tables) to the compiled module;
 //! - [`abi`]: assigning call arguments to integer / float registers and
 //!   8-byte stack slots, parameterized by each ISA's register counts;
-//! - [`compile_function`]: decide → lower → allocate (→ check) → emit, in a
+//! - `compile_function`: decide → lower → allocate (→ check) → emit, in a
 //!   per-thread [`CompileCtx`] whose buffers are reused from function to
 //!   function (and module to module), so compiling allocates almost nothing
 //!   once warm.

@@ -274,7 +274,9 @@ impl Decisions {
         for &b in &self.order {
             let me = self.rpo_index[b.index()];
             let insts = &func.blocks[b.index()].insts;
-            func.for_each_successor(insts[insts.len() - 1], |s| retreating |= self.rpo_index[s.index()] <= me);
+            func.for_each_successor(insts[insts.len() - 1], |s| {
+                retreating |= self.rpo_index[s.index()] <= me
+            });
         }
         reset(&mut self.loop_end, self.order.len(), 0);
         if retreating {

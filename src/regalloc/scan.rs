@@ -22,7 +22,7 @@
 //!
 //! A register is given to a range only if nobody else reserved it inside
 //! the range (a fixed operand of another vreg, a clobber): see
-//! [`Scan::conflict`]. Hints (a fixed register the vreg is used in, the
+//! `Scan::conflict`. Hints (a fixed register the vreg is used in, the
 //! register of the argument flowing into a block parameter, the parameter a
 //! back-edge argument flows into, a dying reuse input) are tried first; a
 //! range that crosses a clobbering instruction tries callee-saved registers
