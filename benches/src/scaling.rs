@@ -152,57 +152,98 @@ fn kiln_binary() -> Result<PathBuf, String> {
     Ok(bin)
 }
 
+/// Set in a child of the report that runs the command in its arguments
+/// and prints that command's peak RSS (see [`kiln_run_peak_rss`]).
+pub const SPAWNER_ENV: &str = "KILN_BENCH_PEAK_RSS_OF";
+
 /// Peak RSS in KiB of `kiln run` on the generated function of `n`
-/// instructions (with a `@main`), from `wait4`'s resource usage of the
-/// child.
+/// instructions (with a `@main`).
+///
+/// Linux keeps a process's `ru_maxrss` across `execve`, so a command
+/// spawned straight from the report (hundreds of MB by then) would report
+/// the report's size. The report therefore re-runs itself as a small
+/// intermediate process ([`spawner_main`]) that spawns `kiln run` and reads
+/// its child's `ru_maxrss` from `wait4`.
 pub fn kiln_run_peak_rss(n: usize) -> Result<u64, String> {
     let bin = kiln_binary()?;
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/report");
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let file = dir.join(format!("generated{n}.kir"));
     std::fs::write(&file, Shape::Generated.text(n)).map_err(|e| e.to_string())?;
-    let child = std::process::Command::new(&bin)
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let out = std::process::Command::new(exe)
+        .env(SPAWNER_ENV, "1")
+        .arg(&bin)
         .arg("run")
         .arg(&file)
         .args(["--", &CHECK_ARG.to_string()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("{}: {e}", bin.display()))?;
-    let pid = child.id() as libc::pid_t;
-    let output = std::thread::spawn(move || {
-        use std::io::Read;
-        let (mut out, mut err) = (String::new(), String::new());
-        let mut child = child;
-        if let Some(o) = child.stdout.as_mut() {
-            let _ = o.read_to_string(&mut out);
-        }
-        if let Some(e) = child.stderr.as_mut() {
-            let _ = e.read_to_string(&mut err);
-        }
-        // The child is reaped by wait4 below; dropping `child` does not wait.
-        std::mem::forget(child);
-        (out, err)
-    });
-    let mut status = 0;
-    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet reaped (std's `Child` was
-    // forgotten, never waited); `status` and `usage` are valid for writes.
-    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let (out, err) = output.join().map_err(|_| "reader thread panicked")?;
-    if r != pid || !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
-        return Err(format!("kiln run {}: failed: {err}", file.display()));
-    }
-    if out.trim().parse::<i64>().is_err() {
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let _ = std::fs::remove_file(&file);
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let (Some(result), Some(kib)) = (lines.next(), lines.next()) else {
         return Err(format!(
-            "kiln run {}: unexpected output {out:?}",
+            "kiln run {}: failed: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    };
+    if !out.status.success() || result.trim().parse::<i64>().is_err() {
+        return Err(format!(
+            "kiln run {}: unexpected output {text:?}",
             file.display()
         ));
     }
-    let _ = std::fs::remove_file(&file);
+    kib.trim()
+        .parse()
+        .map_err(|e| format!("peak RSS {kib:?}: {e}"))
+}
+
+/// In the intermediate process started by [`kiln_run_peak_rss`]: runs the
+/// command given as this process's arguments, prints its standard output,
+/// then its peak RSS in KiB, and exits with its status. Does nothing in any
+/// other process; call it first thing in `main`.
+pub fn spawner_main() {
+    if std::env::var_os(SPAWNER_ENV).is_none() {
+        return;
+    }
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let Some((cmd, rest)) = args.split_first() else {
+        std::process::exit(2);
+    };
+    let child = match std::process::Command::new(cmd)
+        .args(rest)
+        .env_remove(SPAWNER_ENV)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{}: {e}", cmd.to_string_lossy());
+            std::process::exit(1)
+        }
+    };
+    let pid = child.id() as libc::pid_t;
+    let mut stdout = child.stdout;
+    let mut out = String::new();
+    if let Some(o) = stdout.as_mut() {
+        use std::io::Read;
+        let _ = o.read_to_string(&mut out);
+    }
+    let mut status = 0;
+    // SAFETY: an all-zero `rusage` is a valid value of the plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: `pid` is this process's own child, not reaped yet (std's
+    // `Child` was taken apart above without waiting); `status` and `usage`
+    // are valid for writes.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let ok = r == pid && libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0;
+    print!("{out}");
     // Linux reports ru_maxrss in KiB.
-    Ok(usage.ru_maxrss as u64)
+    println!("{}", usage.ru_maxrss);
+    std::process::exit(if ok { 0 } else { 1 })
 }
 
 #[cfg(test)]

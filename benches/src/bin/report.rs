@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 fn main() {
     // A child measuring peak memory (kiln_bench::rss) never returns.
     kiln_bench::rss::child_main();
+    kiln_bench::scaling::spawner_main();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let only = args
