@@ -11,6 +11,8 @@
 //!   processes;
 //! - [`shapes`]: the compile-scaling shapes (N block arguments, N nested
 //!   loops, ...);
+//! - [`scaling`]: the compile-scaling table over those shapes and the peak
+//!   RSS of `kiln run` on a 100k-instruction function;
 //! - [`svg`]: the report's charts.
 //!
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
@@ -20,6 +22,7 @@ pub mod lazy;
 pub mod measure;
 pub mod programs;
 pub mod rss;
+pub mod scaling;
 pub mod shapes;
 pub mod svg;
 pub mod to_cranelift;
