@@ -44,8 +44,8 @@
 
 use crate::error::{Error, Result, TrapCode};
 use crate::ir::{
-    Block, BlockCall, Callee, Const, Function, InstKind, Linkage, Module, Opcode,
-    Operand, Signature, SymId, SymbolData, SymbolKind, Type,
+    Block, BlockCall, Callee, Const, Function, InstKind, Linkage, Module, Opcode, Operand,
+    Signature, SymId, SymbolData, SymbolKind, Type,
 };
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -283,8 +283,11 @@ fn instrument_function(f: &mut Function, hooks: &Hooks) {
     let mut locs = keep_locs.then(|| f.srcmap.to_builder());
     let func_loc = f.srcmap.func;
     // Labels must stay unique, even when a module is instrumented twice.
-    let mut taken: std::collections::HashSet<String> =
-        f.blocks.iter().map(|b| f.names.get(b.name).to_string()).collect();
+    let mut taken: std::collections::HashSet<String> = f
+        .blocks
+        .iter()
+        .map(|b| f.names.get(b.name).to_string())
+        .collect();
     let mut fresh = |base: String| -> String {
         let mut name = base.clone();
         let mut n = 1;
@@ -404,10 +407,7 @@ mod tests {
     fn checks_go_at_the_entry_and_each_loop_head() {
         let m = module(LOOP);
         let points = check_points(&m.funcs[0]);
-        let names: Vec<&str> = points
-            .iter()
-            .map(|&b| m.funcs[0].block_name(b))
-            .collect();
+        let names: Vec<&str> = points.iter().map(|&b| m.funcs[0].block_name(b)).collect();
         assert_eq!(names, ["entry", "head"]);
         // A self-loop and an irreducible pair are cycles too.
         let irreducible = module(
