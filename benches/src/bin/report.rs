@@ -4,7 +4,7 @@
 //! ratios and written to `target/report/` (`report.md` and one SVG chart
 //! per comparison). `--quick` is a fast smoke run: shorter measurements,
 //! no 100k-instruction function, registry sweep to 1,000 modules.
-//! `--only compile|code|registry|memory` runs one comparison.
+//! `--only compile|code|registry|memory|frontend` runs one comparison.
 
 use kiln::ir::Module;
 use kiln::opt::OptLevel;
@@ -31,8 +31,8 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned();
     if let Some(o) = &only {
-        if !["compile", "code", "registry", "memory"].contains(&o.as_str()) {
-            eprintln!("usage: report [--quick] [--only compile|code|registry|memory]");
+        if !["compile", "code", "registry", "memory", "frontend"].contains(&o.as_str()) {
+            eprintln!("usage: report [--quick] [--only compile|code|registry|memory|frontend]");
             std::process::exit(2);
         }
     }
@@ -90,6 +90,11 @@ fn run(quick: bool, only: Option<&str>) -> Result<(), String> {
     }
     if wanted("memory") {
         md.push_str(&kiln_bench::rss::rss_table(quick)?);
+    }
+    if wanted("frontend") {
+        md.push_str(&kiln_bench::frontend::frontend_table(
+            quick, budget, &out_dir,
+        )?);
     }
     let _ = writeln!(
         md,
