@@ -10,6 +10,8 @@
 //!   processes;
 //! - [`shapes`]: the compile-scaling shapes (N block arguments, N nested
 //!   loops, ...);
+//! - [`scaling`]: the compile-scaling table over those shapes and the peak
+//!   RSS of `kiln run` on a 100k-instruction function;
 //! - [`svg`]: the report's charts.
 //!
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
@@ -19,6 +21,7 @@ pub mod frontend;
 pub mod measure;
 pub mod programs;
 pub mod rss;
+pub mod scaling;
 pub mod shapes;
 pub mod svg;
 pub mod to_cranelift;

@@ -4,7 +4,8 @@
 //! ratios and written to `target/report/` (`report.md` and one SVG chart
 //! per comparison). `--quick` is a fast smoke run: shorter measurements,
 //! no 100k-instruction function, registry sweep to 1,000 modules.
-//! `--only compile|code|registry|memory|frontend` runs one comparison.
+//! `--only compile|code|registry|memory|scaling|frontend` runs one
+//! comparison (`compile` includes the compile-scaling table).
 
 use kiln::ir::Module;
 use kiln::opt::OptLevel;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 fn main() {
     // A child measuring peak memory (kiln_bench::rss) never returns.
     kiln_bench::rss::child_main();
+    kiln_bench::scaling::spawner_main();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let only = args
@@ -31,8 +33,14 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned();
     if let Some(o) = &only {
-        if !["compile", "code", "registry", "memory", "frontend"].contains(&o.as_str()) {
-            eprintln!("usage: report [--quick] [--only compile|code|registry|memory|frontend]");
+        if ![
+            "compile", "code", "registry", "memory", "scaling", "frontend",
+        ]
+        .contains(&o.as_str())
+        {
+            eprintln!(
+                "usage: report [--quick] [--only compile|code|registry|memory|scaling|frontend]"
+            );
             std::process::exit(2);
         }
     }
@@ -81,6 +89,9 @@ fn run(quick: bool, only: Option<&str>) -> Result<(), String> {
 
     if wanted("compile") {
         compile_speed(quick, budget, &mut md, &out_dir)?;
+    }
+    if wanted("compile") || only == Some("scaling") {
+        md.push_str(&kiln_bench::scaling::scaling_table(quick, budget)?);
     }
     if wanted("code") {
         code_speed(budget, &mut md, &out_dir)?;
@@ -184,7 +195,10 @@ fn compile_speed(
     );
     let labels: Vec<String> = configs.iter().map(|o| o.label()).collect();
     let speed_labels: Vec<&String> = labels.iter().filter(|l| l.contains("speed")).collect();
-    let _ = write!(md, "| input | insts | kiln Minst/s | kiln-speed Minst/s |");
+    let _ = write!(
+        md,
+        "| input | insts | kiln Minst/s | kiln ns/inst | kiln-speed Minst/s |"
+    );
     for l in &labels {
         let _ = write!(md, " {l} |");
     }
@@ -197,7 +211,7 @@ fn compile_speed(
     let _ = writeln!(md);
     let _ = writeln!(
         md,
-        "|---|---:|---:|---:|{}",
+        "|---|---:|---:|---:|---:|{}",
         "---:|".repeat(labels.len() * 2 + speed_labels.len())
     );
     let mut chart_series: Vec<(String, Vec<f64>)> = std::iter::once("kiln".to_string())
@@ -208,8 +222,9 @@ fn compile_speed(
         let tp = |d: &Duration| *insts as f64 / secs(*d) / 1e6;
         let _ = write!(
             md,
-            "| {name} | {insts} | {:.2} | {:.2} |",
+            "| {name} | {insts} | {:.2} | {:.1} | {:.2} |",
             tp(kiln),
+            secs(*kiln) * 1e9 / *insts as f64,
             tp(kiln_speed)
         );
         chart_series[0].1.push(tp(kiln));
