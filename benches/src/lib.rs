@@ -6,6 +6,8 @@
 //! - [`measure`]: the three comparisons (compile speed, code speed,
 //!   registry scaling) and the scan-all registry baseline;
 //! - [`frontend`]: `.kir` text to verified IR (MB/s, ns per instruction);
+//! - [`lazy`]: lazy compilation through stubs, and calls while another
+//!   thread compiles;
 //! - [`rss`]: peak memory of many small modules, measured in child
 //!   processes;
 //! - [`shapes`]: the compile-scaling shapes (N block arguments, N nested
@@ -18,6 +20,7 @@
 //! the same programs.
 
 pub mod frontend;
+pub mod lazy;
 pub mod measure;
 pub mod programs;
 pub mod rss;
