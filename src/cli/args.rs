@@ -64,6 +64,10 @@ pub struct RunOptions {
     pub args: Vec<OsString>,
     /// `--lazy`: compile each function on its first call.
     pub lazy: bool,
+    /// `--perf-map`: write `/tmp/perf-PID.map` for compiled code.
+    pub perf_map: bool,
+    /// `--gdb`: register compiled code with the GDB JIT interface.
+    pub gdb: bool,
 }
 
 /// Options of `kiln repl`.
@@ -95,7 +99,8 @@ pub struct UsageError(pub String);
 
 /// The usage text printed by `--help` and after a usage error.
 pub const USAGE: &str = "\
-usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64] [--lazy] [-- ARG...]
+usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64] [--lazy]
+                [--perf-map] [--gdb] [-- ARG...]
        kiln check FILE...
        kiln asm FILE... [--target x86_64|aarch64]
        kiln repl [--lazy]
@@ -229,8 +234,11 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
     let mut engine = Engine::Jit;
     let mut target = None;
     let mut lazy = false;
+    let (mut perf_map, mut gdb) = (false, false);
     let (files, after) = split_options(args, |name, value| {
         match name {
+            "--perf-map" => perf_map = true,
+            "--gdb" => gdb = true,
             "--entry" => {
                 let v = value()?;
                 let v = v.strip_prefix('@').unwrap_or(&v).to_string();
@@ -264,6 +272,8 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
         target,
         args: after,
         lazy,
+        perf_map,
+        gdb,
     }))
 }
 

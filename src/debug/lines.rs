@@ -19,6 +19,23 @@
 //! entries never have the same location.
 
 use crate::ir::Loc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether compiles record line tables (see [`set_recording`]).
+static RECORDING: AtomicBool = AtomicBool::new(true);
+
+/// Turns line-table recording on or off for every compile in the process
+/// (on by default). It exists to measure what line tables cost (the
+/// benchmark report's debug-information table); without them, backtraces
+/// and debuggers know functions but not lines.
+pub fn set_recording(on: bool) {
+    RECORDING.store(on, Ordering::Relaxed);
+}
+
+/// Whether compiles record line tables.
+pub fn recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
 
 /// Where lowering marks the start of each IR instruction's machine code.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,6 +45,8 @@ pub struct SourceMarks {
     /// `(index of the first machine instruction, location)` per lowered IR
     /// instruction, in increasing index order.
     pub marks: Vec<(u32, Loc)>,
+    /// Whether to record marks ([`recording`] when made).
+    enabled: bool,
 }
 
 impl SourceMarks {
@@ -36,13 +55,16 @@ impl SourceMarks {
         SourceMarks {
             func,
             marks: Vec::new(),
+            enabled: recording(),
         }
     }
 
     /// The IR instruction at `loc` starts at machine instruction `minst`.
     #[inline]
     pub fn mark(&mut self, minst: usize, loc: Loc) {
-        self.marks.push((minst as u32, loc));
+        if self.enabled {
+            self.marks.push((minst as u32, loc));
+        }
     }
 }
 
@@ -232,6 +254,8 @@ pub struct LineRecorder<'a> {
     next: usize,
     current: Loc,
     table: Builder,
+    /// [`recording`] when made: `at` does nothing when off.
+    enabled: bool,
 }
 
 impl<'a> LineRecorder<'a> {
@@ -245,6 +269,7 @@ impl<'a> LineRecorder<'a> {
             next: 0,
             current: marks.func,
             table,
+            enabled: recording(),
         }
     }
 
@@ -258,6 +283,7 @@ impl<'a> LineRecorder<'a> {
             next: 0,
             current: func,
             table,
+            enabled: recording(),
         }
     }
 
@@ -278,8 +304,10 @@ impl<'a> LineRecorder<'a> {
     /// The code from `offset` on belongs to the instruction at `loc`.
     #[inline]
     pub fn at(&mut self, offset: usize, loc: Loc) {
-        self.current = loc;
-        self.table.add(offset as u32, loc);
+        if self.enabled {
+            self.current = loc;
+            self.table.add(offset as u32, loc);
+        }
     }
 
     /// The location of the instruction being emitted (for code placed out

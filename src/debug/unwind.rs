@@ -117,7 +117,13 @@ fn cfi(isa: UnwindIsa, funcs: &[UnwindFunc<'_>], format: Format) -> Vec<u8> {
             UnwindIsa::X86_64 => x86_64_rules(f.code),
             UnwindIsa::Aarch64 => aarch64_rules(f.code),
         };
-        fde(&mut out, format, f.address, f.code.len() as u64, &instructions);
+        fde(
+            &mut out,
+            format,
+            f.address,
+            f.code.len() as u64,
+            &instructions,
+        );
     }
     if format == Format::EhFrame {
         out.extend_from_slice(&0u32.to_le_bytes());
