@@ -126,9 +126,12 @@ fn perf_map_lists_every_compiled_function() {
     assert!(!Path::new(&format!("/tmp/perf-{pid}.map")).exists());
 }
 
-/// Reads a jitdump file: the header's ELF machine, and per record its id,
-/// the function name and code size (code loads) or the lines (debug info).
-fn read_jitdump(bytes: &[u8]) -> (u32, Vec<(u32, String, u64, Vec<(u64, u32)>)>) {
+/// One jitdump record: its id, the function name and code size (code
+/// loads) or the `(address, line)` entries (debug info).
+type Record = (u32, String, u64, Vec<(u64, u32)>);
+
+/// Reads a jitdump file: the header's ELF machine, and its records.
+fn read_jitdump(bytes: &[u8]) -> (u32, Vec<Record>) {
     let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().unwrap());
     let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().unwrap());
     assert_eq!(u32_at(0), 0x4A69_5444, "magic");

@@ -184,13 +184,14 @@ const DW_LNE_SET_ADDRESS: u8 = 2;
 
 fn debug_line(info: &ObjectInfo<'_>) -> Vec<u8> {
     // Header after `header_length`.
-    let mut h = Vec::new();
-    h.push(1); // minimum_instruction_length
-    h.push(1); // maximum_operations_per_instruction
-    h.push(1); // default_is_stmt
-    h.push(-5i8 as u8); // line_base
-    h.push(14); // line_range
-    h.push(13); // opcode_base
+    let mut h = vec![
+        1,          // minimum_instruction_length
+        1,          // maximum_operations_per_instruction
+        1,          // default_is_stmt
+        -5i8 as u8, // line_base
+        14,         // line_range
+        13,         // opcode_base
+    ];
     h.extend([0, 1, 1, 1, 1, 0, 0, 0, 1, 0, 0, 1]); // standard opcode lengths
     h.push(0); // no include directories
     cstr(&mut h, info.file); // file 1
