@@ -84,24 +84,19 @@ impl LineTable {
 
     /// The entries, in offset order.
     pub fn iter(&self) -> LineIter<'_> {
-        LineIter {
-            bytes: &self.bytes,
-            offset: 0,
-            line: 0,
-        }
+        LineIter::new(&self.bytes)
     }
 
     /// The location of the code at `offset` (that of the last entry at or
     /// before it); `Loc::NONE` for an empty table.
     pub fn lookup(&self, offset: u32) -> Loc {
-        let mut found = Loc::NONE;
-        for (o, loc) in self.iter() {
-            if o > offset {
-                break;
-            }
-            found = loc;
-        }
-        found
+        lookup_encoded(&self.bytes, offset)
+    }
+
+    /// The encoded bytes (for storing the table compactly; read them with
+    /// [`LineIter::new`] or [`lookup_encoded`]).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// A table from entries in increasing offset order (tests and tools;
@@ -115,11 +110,35 @@ impl LineTable {
     }
 }
 
+/// The location of the code at `offset` in a table's encoded bytes
+/// ([`LineTable::as_bytes`]).
+pub fn lookup_encoded(bytes: &[u8], offset: u32) -> Loc {
+    let mut found = Loc::NONE;
+    for (o, loc) in LineIter::new(bytes) {
+        if o > offset {
+            break;
+        }
+        found = loc;
+    }
+    found
+}
+
 /// Decodes a [`LineTable`].
 pub struct LineIter<'a> {
     bytes: &'a [u8],
     offset: u32,
     line: u32,
+}
+
+impl<'a> LineIter<'a> {
+    /// The entries of a table's encoded bytes ([`LineTable::as_bytes`]).
+    pub fn new(bytes: &'a [u8]) -> LineIter<'a> {
+        LineIter {
+            bytes,
+            offset: 0,
+            line: 0,
+        }
+    }
 }
 
 impl Iterator for LineIter<'_> {

@@ -33,6 +33,7 @@ use crate::error::{TrapFrame, MAX_BACKTRACE};
 use crate::memory::FinalizedSection;
 use crate::registry::ModuleId;
 use lines::LineTable;
+use smallvec::SmallVec;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -70,7 +71,7 @@ impl Default for DebugOptions {
 #[derive(Default)]
 struct ModuleRecord {
     /// The start addresses of its functions in the code map.
-    starts: Vec<u64>,
+    starts: SmallVec<[u64; 2]>,
     frames: Option<unwind::FrameRegistration>,
     gdb: Option<gdb::GdbRegistration>,
 }
@@ -127,12 +128,24 @@ impl ModuleDebug {
     }
 }
 
-/// One function in the code map.
+/// One function in the code map (its start is the key), kept small: a
+/// finalized module may live for the whole process.
 struct Mapped {
     end: u64,
-    start: u64,
     file: Arc<str>,
-    func: Arc<FunctionInfo>,
+    /// The name (`name_len` bytes), then the encoded line table.
+    data: Box<[u8]>,
+    name_len: u32,
+}
+
+impl Mapped {
+    fn name(&self) -> &str {
+        std::str::from_utf8(&self.data[..self.name_len as usize]).unwrap_or("?")
+    }
+
+    fn lines(&self) -> &[u8] {
+        &self.data[self.name_len as usize..]
+    }
 }
 
 /// The debug state of one engine: the code map of its finalized modules
@@ -207,17 +220,20 @@ impl DebugRegistry {
                 self.register(&debug, text_address, code, &mut record);
             }
         }
-        let mut starts = Vec::with_capacity(debug.funcs.len());
+        let mut starts = SmallVec::with_capacity(debug.funcs.len());
         for f in debug.funcs {
             let start = text_address.wrapping_add(f.offset);
             starts.push(start);
+            let mut data = Vec::with_capacity(f.name.len() + f.lines.encoded_len());
+            data.extend_from_slice(f.name.as_bytes());
+            data.extend_from_slice(f.lines.as_bytes());
             self.map.insert(
                 start,
                 Mapped {
-                    start,
                     end: start.wrapping_add(f.size),
                     file: debug.file.clone(),
-                    func: Arc::new(f),
+                    name_len: f.name.len() as u32,
+                    data: data.into_boxed_slice(),
                 },
             );
         }
@@ -331,20 +347,21 @@ impl DebugRegistry {
         }
     }
 
-    /// The function whose code contains target address `pc`.
-    fn find(&self, pc: u64) -> Option<&Mapped> {
-        let (_, m) = self.map.range(..=pc).next_back()?;
-        (pc < m.end).then_some(m)
+    /// The function whose code contains target address `pc`, and its
+    /// start.
+    fn find(&self, pc: u64) -> Option<(u64, &Mapped)> {
+        let (&start, m) = self.map.range(..=pc).next_back()?;
+        (pc < m.end).then_some((start, m))
     }
 
     /// The frame of the instruction containing `pc`.
     pub fn frame(&self, pc: u64) -> Option<TrapFrame> {
-        let m = self.find(pc)?;
-        let offset = u32::try_from(pc - m.start).ok()?;
+        let (start, m) = self.find(pc)?;
+        let offset = u32::try_from(pc - start).ok()?;
         Some(TrapFrame {
-            function: m.func.name.clone(),
+            function: m.name().to_string(),
             file: m.file.to_string(),
-            loc: m.func.lines.lookup(offset),
+            loc: lines::lookup_encoded(m.lines(), offset),
         })
     }
 
