@@ -34,10 +34,12 @@ use crate::ir::verify::verify_module;
 use crate::ir::{Module, Signature, Type};
 use crate::lazy::{EpochGuard, Epochs, Resolver, Split};
 use crate::memory::{MemoryConfig, SectionKind};
+use crate::opt::OptLevel;
 use crate::registry::{compile_job, Lookup, ModuleId, ModuleState, Registry, RegistryStats};
 use crate::trampoline::TrapHandler;
 use crate::value::Val;
 use crate::TrapCode;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A JIT engine. See the [module docs](self).
@@ -55,6 +57,8 @@ struct Inner {
     changed: Condvar,
     /// The `--target` name.
     target: Arc<str>,
+    /// The [`OptLevel`] of modules added from now on (as `u8`).
+    opt: AtomicU8,
     /// Set when the executor is the in-process one (for the trap handler).
     in_process: Option<Arc<InProcessExecutor>>,
     executor: Arc<dyn Executor>,
@@ -131,6 +135,7 @@ impl Engine {
             epochs: registry.epochs().clone(),
             registry: Mutex::new(registry),
             changed: Condvar::new(),
+            opt: AtomicU8::new(OptLevel::None as u8),
             in_process,
             executor,
         });
@@ -164,6 +169,20 @@ impl Engine {
         self.inner.lock()
     }
 
+    /// Sets the optimization level of the modules added from now on
+    /// (default [`OptLevel::None`], the fast path).
+    pub fn set_opt_level(&self, level: OptLevel) {
+        self.inner.opt.store(level as u8, Ordering::Relaxed);
+    }
+
+    /// The optimization level of modules added from now on.
+    pub fn opt_level(&self) -> OptLevel {
+        match self.inner.opt.load(Ordering::Relaxed) {
+            x if x == OptLevel::Speed as u8 => OptLevel::Speed,
+            _ => OptLevel::None,
+        }
+    }
+
     /// Parses, verifies and adds a module from text; `file` names it in
     /// diagnostics. Nothing is compiled yet.
     pub fn add_module_text(&self, file: &str, text: &str) -> Result<ModuleId> {
@@ -172,8 +191,11 @@ impl Engine {
 
     /// Verifies and adds a module (parsed or built). Nothing is compiled
     /// yet. Exporting a name another module exports is a link error.
-    pub fn add_module(&self, module: Module) -> Result<ModuleId> {
+    /// At [`OptLevel::Speed`] the module is optimized here, once verified
+    /// (so are the modules of the lazy and redefining additions below).
+    pub fn add_module(&self, mut module: Module) -> Result<ModuleId> {
         verify_module(&module)?;
+        crate::opt::optimize_module(&mut module, self.opt_level());
         let module = Arc::new(module);
         self.reg()?.add_shared(module)
     }
@@ -188,8 +210,9 @@ impl Engine {
     /// errors up front). Exporting a name another module exports is a link
     /// error. Executors that cannot resolve calls lazily compile the module
     /// now.
-    pub fn add_module_lazy(&self, module: Module) -> Result<ModuleId> {
+    pub fn add_module_lazy(&self, mut module: Module) -> Result<ModuleId> {
         verify_module(&module)?;
+        crate::opt::optimize_module(&mut module, self.opt_level());
         let split = Split::new(module);
         let (id, now) = {
             let mut reg = self.reg()?;
@@ -221,8 +244,9 @@ impl Engine {
     /// name is a link error, and nothing changes. With [`Compile::Now`]
     /// the new bodies are compiled first, and an error there changes
     /// nothing either. Returns the new lazy module.
-    pub fn redefine(&self, module: Module, when: Compile) -> Result<ModuleId> {
+    pub fn redefine(&self, mut module: Module, when: Compile) -> Result<ModuleId> {
         verify_module(&module)?;
+        crate::opt::optimize_module(&mut module, self.opt_level());
         let split = Split::new(module);
         let (redef, lazy) = {
             let mut reg = self.reg()?;

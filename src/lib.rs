@@ -95,6 +95,7 @@ pub mod link;
 #[cfg(any(feature = "x86_64", feature = "aarch64"))]
 pub mod lower;
 pub mod memory;
+pub mod opt;
 pub mod regalloc;
 pub mod registry;
 pub mod reloc;

@@ -21,16 +21,20 @@ use std::time::{Duration, Instant};
 
 /// The engines every `run` line is executed with, as the options that
 /// select each: the interpreter, native code, native code compiled lazily
-/// (each function on its first call), and (when kiln is built with the
-/// emulator) AArch64 code under emulation, eagerly and lazily.
+/// (each function on its first call), native code of the `speed` tier, and
+/// (when kiln is built with the emulator) AArch64 code under emulation:
+/// eagerly, lazily and at `speed`.
 const ENGINES: &[&[&str]] = &[
     &["--engine", "interp"],
     &["--engine", "jit"],
     &["--engine", "jit", "--lazy"],
+    &["--engine", "jit", "--opt", "speed"],
     #[cfg(feature = "emulate")]
     &["--engine", "jit", "--target", "aarch64"],
     #[cfg(feature = "emulate")]
     &["--engine", "jit", "--target", "aarch64", "--lazy"],
+    #[cfg(feature = "emulate")]
+    &["--engine", "jit", "--target", "aarch64", "--opt", "speed"],
 ];
 
 /// A `kiln` process running longer than this is a hang, reported as a
@@ -104,13 +108,12 @@ fn expand(run: &str, path: &str) -> Vec<String> {
 }
 
 /// The command lines a run line executes: `run` once per engine, unless
-/// it names its own `--engine` or `--target`.
+/// it names its own `--engine`, `--target` or `--opt`.
 fn per_engine(args: &[String]) -> Vec<Vec<String>> {
     let names_engine = args.iter().any(|a| {
-        a == "--engine"
-            || a.starts_with("--engine=")
-            || a == "--target"
-            || a.starts_with("--target=")
+        ["--engine", "--target", "--opt"]
+            .iter()
+            .any(|o| a == o || a.starts_with(&format!("{o}=")))
     });
     if args.first().map(String::as_str) != Some("run") || names_engine {
         return vec![args.to_vec()];

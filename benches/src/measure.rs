@@ -13,6 +13,7 @@
 use crate::to_cranelift::{default_trap, new_jit, ClifOpts, ClifProgram, Translator};
 use kiln::compiled::CompiledModule;
 use kiln::ir::{parse::parse_module, verify::verify_module, Module, SymbolKind};
+use kiln::opt::OptLevel;
 use kiln::Engine;
 use std::time::{Duration, Instant};
 
@@ -73,7 +74,14 @@ pub fn parse(name: &str, text: &str) -> Result<Module, String> {
 /// kiln: `Engine::add_module` (which verifies) and `finalize_module` for
 /// every module, on a fresh engine. Returns the timed duration.
 pub fn kiln_compile(modules: &[Module]) -> Result<Duration, String> {
+    kiln_compile_at(modules, OptLevel::None)
+}
+
+/// [`kiln_compile`] at optimization level `level` (the `speed` tier's
+/// passes run inside `add_module`, so they are timed).
+pub fn kiln_compile_at(modules: &[Module], level: OptLevel) -> Result<Duration, String> {
     let engine = Engine::new(std::env::consts::ARCH).map_err(kiln_err)?;
+    engine.set_opt_level(level);
     let inputs = modules.to_vec();
     let t = Instant::now();
     let mut ids = Vec::with_capacity(inputs.len());
@@ -150,7 +158,13 @@ pub enum CompiledMain {
 
 impl CompiledMain {
     pub fn kiln(m: &Module) -> Result<CompiledMain, String> {
+        CompiledMain::kiln_at(m, OptLevel::None)
+    }
+
+    /// kiln's code at optimization level `level`.
+    pub fn kiln_at(m: &Module, level: OptLevel) -> Result<CompiledMain, String> {
         let engine = Engine::new(std::env::consts::ARCH).map_err(kiln_err)?;
+        engine.set_opt_level(level);
         engine.add_module(m.clone()).map_err(kiln_err)?;
         // SAFETY: the pointer is used only while `engine` lives (both are
         // kept in the returned value) and the module is never removed.

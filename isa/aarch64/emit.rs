@@ -328,6 +328,15 @@ impl<'a> Emitter<'a> {
                     (_, false) => dynasm!(ops ; .arch aarch64 ; mvn W(d), W(a)),
                 }
             }
+            Op::DivConst {
+                op,
+                wide,
+                plan,
+                divisor,
+            } => {
+                let (x, d) = (self.reg(i, 0)?, self.def(i)?);
+                super::divconst::emit(&mut self.ops, *op, *wide, *plan, *divisor, x, d);
+            }
             Op::Div {
                 op,
                 wide,

@@ -128,6 +128,14 @@ pub enum Op {
     },
     /// `[a, d]`: `neg` / `mvn` (`op` is `Neg` or `Not`).
     Un { op: Opcode, wide: bool },
+    /// `[x, d]`: division by a literal through multiply-high
+    /// ([`super::divconst`]).
+    DivConst {
+        op: Opcode,
+        wide: bool,
+        plan: crate::opt::magic::Plan,
+        divisor: u64,
+    },
     /// `[a, b, d]`: checked division; the remainder forms use `x16` for
     /// the quotient.
     Div {
@@ -327,6 +335,27 @@ impl<'a> Lowerer<'a> {
                 self.binary_uses(*a, *b, ty, imm.is_some());
                 self.cur.push(Operand::reg_def(r));
                 self.push0(Op::Alu { op, wide, imm });
+            }
+            (
+                InstKind::Binary {
+                    args: [a, IrOperand::Const(c)],
+                },
+                O::Sdiv | O::Srem | O::Udiv | O::Urem,
+            ) if crate::opt::magic::plan(d.opcode, ty, c.bits(ty)).is_some() => {
+                let divisor = c.bits(ty);
+                let Some(plan) = crate::opt::magic::plan(d.opcode, ty, divisor) else {
+                    return Err(err(func, "division by a literal without a plan"));
+                };
+                let r = self.result(inst)?;
+                let ra = self.reg(*a, ty);
+                self.cur.push(Operand::reg_use(ra));
+                self.cur.push(Operand::reg_def(r));
+                self.push0(Op::DivConst {
+                    op: d.opcode,
+                    wide,
+                    plan,
+                    divisor,
+                });
             }
             (InstKind::Binary { args: [a, b] }, O::Sdiv | O::Srem | O::Udiv | O::Urem) => {
                 let r = self.result(inst)?;

@@ -18,6 +18,7 @@ pub mod abi;
 pub mod analysis;
 pub mod asm;
 pub mod baseline;
+pub mod divconst;
 pub mod emit;
 pub mod lower;
 pub mod regs;

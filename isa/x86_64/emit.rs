@@ -464,6 +464,15 @@ impl<'a> Emitter<'a> {
                     (UnOp::Btr(n), _) => dynasm!(ops ; .arch x64 ; btr Rq(d), BYTE *n as i8),
                 }
             }
+            Op::DivConst {
+                op,
+                wide,
+                plan,
+                divisor,
+            } => {
+                let x = self.reg(i, 0)?;
+                super::divconst::emit(&mut self.ops, *op, *wide, *plan, *divisor, x)?;
+            }
             Op::Div {
                 op,
                 wide,

@@ -112,6 +112,14 @@ pub enum Op {
     },
     /// `[a, d=a]`.
     Un { op: UnOp, wide: bool },
+    /// `[x (late), d=rdx|rax]`: division by a literal through
+    /// multiply-high ([`super::divconst`]); clobbers `rax`, `rdx`.
+    DivConst {
+        op: Opcode,
+        wide: bool,
+        plan: crate::opt::magic::Plan,
+        divisor: u64,
+    },
     /// `[a=rax, b, t=rdx (early), d=rax|rdx]`: checked division.
     Div {
         op: Opcode,
@@ -223,6 +231,39 @@ impl<'a> Lowerer<'a> {
         self.out.clobbers.push(clobbers);
     }
 
+    /// `op.ty a, divisor` through multiply-high ([`super::divconst`]).
+    fn div_const(
+        &mut self,
+        inst: Inst,
+        op: Opcode,
+        ty: Type,
+        a: IrOperand,
+        divisor: u64,
+    ) -> Result<()> {
+        let Some(plan) = crate::opt::magic::plan(op, ty, divisor) else {
+            return Err(err(self.func, "division by a literal without a plan"));
+        };
+        let r = self.result(inst)?;
+        let ra = self.reg(a, ty);
+        self.cur.push(Operand::reg_use_late(ra));
+        self.cur
+            .push(Operand::fixed_def(r, int(super::divconst::result_reg(op))));
+        let mut clob = PRegSet::empty();
+        clob.add(int(RAX));
+        clob.add(int(RDX));
+        let wide = ty == Type::I64;
+        self.push(
+            Op::DivConst {
+                op,
+                wide,
+                plan,
+                divisor,
+            },
+            clob,
+        );
+        Ok(())
+    }
+
     fn push0(&mut self, op: Op) {
         self.push(op, PRegSet::empty());
     }
@@ -316,6 +357,14 @@ impl<'a> Lowerer<'a> {
                 }
                 self.cur.push(Operand::reuse_def(r, 0));
                 self.push0(Op::Alu { op, wide, imm });
+            }
+            (
+                InstKind::Binary {
+                    args: [a, IrOperand::Const(c)],
+                },
+                O::Sdiv | O::Srem | O::Udiv | O::Urem,
+            ) if crate::opt::magic::plan(d.opcode, ty, c.bits(ty)).is_some() => {
+                self.div_const(inst, d.opcode, ty, *a, c.bits(ty))?;
             }
             (InstKind::Binary { args: [a, b] }, O::Sdiv | O::Srem | O::Udiv | O::Urem) => {
                 let r = self.result(inst)?;

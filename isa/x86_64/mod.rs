@@ -12,6 +12,7 @@
 pub mod abi;
 pub mod analysis;
 pub mod baseline;
+pub mod divconst;
 pub mod emit;
 pub mod lower;
 pub mod regs;

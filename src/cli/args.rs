@@ -7,6 +7,7 @@
 //! `--flag VALUE` and `--flag=VALUE` are both accepted; a repeated option
 //! keeps its last value.
 
+use kiln::opt::{OptLevel, Pass};
 use std::ffi::{OsStr, OsString};
 
 /// Which engine `run` executes the module with.
@@ -62,6 +63,8 @@ pub struct RunOptions {
     pub target: Option<Target>,
     /// The entry's arguments, as given after `--`.
     pub args: Vec<OsString>,
+    /// `--opt none|speed`.
+    pub opt: OptLevel,
     /// `--lazy`: compile each function on its first call.
     pub lazy: bool,
     /// `--perf-map`: write `/tmp/perf-PID.map` for compiled code.
@@ -89,6 +92,13 @@ pub enum Command {
     Asm {
         files: Vec<OsString>,
         target: Option<Target>,
+        opt: OptLevel,
+    },
+    /// `kiln opt FILE... [--passes P,...]`: the modules after the `speed`
+    /// tier's passes (or the listed ones), as IR text.
+    Opt {
+        files: Vec<OsString>,
+        passes: Option<Vec<Pass>>,
     },
     Repl(ReplOptions),
 }
@@ -99,10 +109,11 @@ pub struct UsageError(pub String);
 
 /// The usage text printed by `--help` and after a usage error.
 pub const USAGE: &str = "\
-usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64] [--lazy]
-                [--perf-map] [--gdb] [-- ARG...]
+usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64]
+                [--opt none|speed] [--lazy] [--perf-map] [--gdb] [-- ARG...]
        kiln check FILE...
-       kiln asm FILE... [--target x86_64|aarch64]
+       kiln opt FILE... [--passes PASS,...]
+       kiln asm FILE... [--target x86_64|aarch64] [--opt none|speed]
        kiln repl [--lazy]
        kiln --help | --version";
 
@@ -122,6 +133,7 @@ pub fn parse(args: &[OsString]) -> Result<Command, UsageError> {
         "check" => parse_check(rest),
         "run" => parse_run(rest),
         "asm" => parse_asm(rest),
+        "opt" => parse_opt(rest),
         "repl" => parse_repl(rest),
         _ => Err(usage(format!(
             "unknown command '{}'",
@@ -210,11 +222,53 @@ fn parse_check(args: &[OsString]) -> Result<Command, UsageError> {
     Ok(Command::Check { files })
 }
 
+fn parse_opt_level(value: &str) -> Result<OptLevel, UsageError> {
+    OptLevel::from_name(value).ok_or_else(|| {
+        usage(format!(
+            "unknown optimization level '{value}' (expected none or speed)"
+        ))
+    })
+}
+
+fn parse_passes(value: &str) -> Result<Vec<Pass>, UsageError> {
+    value
+        .split(',')
+        .map(|p| {
+            Pass::from_name(p.trim()).ok_or_else(|| {
+                let all: Vec<&str> = Pass::ALL.iter().map(|p| p.name()).collect();
+                usage(format!(
+                    "unknown pass '{p}' (expected some of {})",
+                    all.join(", ")
+                ))
+            })
+        })
+        .collect()
+}
+
+fn parse_opt(args: &[OsString]) -> Result<Command, UsageError> {
+    let mut passes = None;
+    let (mut files, after) = split_options(args, |name, value| match name {
+        "--passes" => {
+            passes = Some(parse_passes(&value()?)?);
+            Ok(())
+        }
+        _ => Err(unknown_option(name)),
+    })?;
+    files.extend(after);
+    need_files(&files, "opt")?;
+    Ok(Command::Opt { files, passes })
+}
+
 fn parse_asm(args: &[OsString]) -> Result<Command, UsageError> {
     let mut target = None;
+    let mut opt = OptLevel::None;
     let (files, after) = split_options(args, |name, value| match name {
         "--target" => {
             target = Some(parse_target(&value()?)?);
+            Ok(())
+        }
+        "--opt" => {
+            opt = parse_opt_level(&value()?)?;
             Ok(())
         }
         _ => Err(unknown_option(name)),
@@ -226,19 +280,21 @@ fn parse_asm(args: &[OsString]) -> Result<Command, UsageError> {
         )));
     }
     need_files(&files, "asm")?;
-    Ok(Command::Asm { files, target })
+    Ok(Command::Asm { files, target, opt })
 }
 
 fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
     let mut entry = String::from("main");
     let mut engine = Engine::Jit;
     let mut target = None;
+    let mut opt = OptLevel::None;
     let mut lazy = false;
     let (mut perf_map, mut gdb) = (false, false);
     let (files, after) = split_options(args, |name, value| {
         match name {
             "--perf-map" => perf_map = true,
             "--gdb" => gdb = true,
+            "--opt" => opt = parse_opt_level(&value()?)?,
             "--entry" => {
                 let v = value()?;
                 let v = v.strip_prefix('@').unwrap_or(&v).to_string();
@@ -271,6 +327,7 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
         engine,
         target,
         args: after,
+        opt,
         lazy,
         perf_map,
         gdb,
@@ -366,12 +423,38 @@ mod tests {
             &["check"],
             &["check", "a.kir", "--entry", "f"],
             &["asm", "a.kir", "--", "x"],
+            &["run", "a.kir", "--opt", "fast"],
+            &["asm", "a.kir", "--opt"],
+            &["opt"],
+            &["opt", "a.kir", "--passes", "fold,nope"],
+            &["opt", "a.kir", "--opt", "speed"],
             &["repl", "x"],
             &["repl", "--lazy", "x"],
             &["repl", "--eager"],
         ] {
             assert!(p(bad).is_err(), "{bad:?} should be a usage error");
         }
+    }
+
+    #[test]
+    fn opt_levels_and_passes() {
+        assert_eq!(run(&["run", "a.kir"]).opt, OptLevel::None);
+        assert_eq!(run(&["run", "a.kir", "--opt=speed"]).opt, OptLevel::Speed);
+        assert_eq!(
+            p(&["asm", "a.kir", "--opt", "speed"]),
+            Ok(Command::Asm {
+                files: vec![OsString::from("a.kir")],
+                target: None,
+                opt: OptLevel::Speed
+            })
+        );
+        assert_eq!(
+            p(&["opt", "a.kir", "--passes", "fold, dce"]),
+            Ok(Command::Opt {
+                files: vec![OsString::from("a.kir")],
+                passes: Some(vec![Pass::Fold, Pass::Dce])
+            })
+        );
     }
 
     #[test]

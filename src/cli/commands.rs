@@ -1,4 +1,4 @@
-//! The commands themselves: `check`, `run`, `asm` and `repl`.
+//! The commands themselves: `check`, `run`, `opt`, `asm` and `repl`.
 //!
 //! Input files are read as bytes and decoded here, so that an unreadable
 //! file and non-UTF-8 text are ordinary input errors. The module name of
@@ -12,6 +12,7 @@ use kiln::host::HostFunctions;
 use kiln::interp::Interpreter;
 use kiln::ir::Signature;
 use kiln::ir::{parse::parse_module, verify::verify_module, Linkage, Loc, Module, SymbolKind};
+use kiln::opt::{OptLevel, Pass};
 use kiln::Val;
 use std::ffi::OsString;
 
@@ -165,9 +166,14 @@ pub fn run(opts: &RunOptions) -> Result<(), Failure> {
     if opts.target.is_some() || opts.engine == Engine::Jit {
         check_target(opts.target)?;
     }
-    let modules = load(&opts.files)?;
+    let mut modules = load(&opts.files)?;
     if opts.engine == Engine::Jit {
         return run_jit(opts, modules);
+    }
+    // The interpreter runs the optimized IR itself: what it prints must
+    // not change either.
+    for m in &mut modules {
+        kiln::opt::optimize_module(m, opts.opt);
     }
     let host = HostFunctions::c_library();
     let mut interp = Interpreter::new(&modules, &host).map_err(input)?;
@@ -193,6 +199,7 @@ fn run_jit(opts: &RunOptions, modules: Vec<Module>) -> Result<(), Failure> {
         return run_emulated(opts, modules, &args);
     }
     let engine = kiln::Engine::default();
+    engine.set_opt_level(opts.opt);
     engine
         .set_debug_options(debug_options(opts))
         .map_err(input)?;
@@ -265,6 +272,7 @@ fn run_emulated(opts: &RunOptions, modules: Vec<Module>, args: &[Val]) -> Result
     let executor = kiln::executor::EmulatorExecutor::new(Default::default()).map_err(input)?;
     let engine =
         kiln::Engine::with_executor("aarch64", std::sync::Arc::new(executor)).map_err(input)?;
+    engine.set_opt_level(opts.opt);
     call_entry(&engine, modules, opts, args)
 }
 
@@ -276,10 +284,30 @@ fn run_emulated(_: &RunOptions, _: Vec<Module>, _: &[Val]) -> Result<(), Failure
     ))
 }
 
-/// `kiln asm FILE... [--target T]`: compiles each file for the target (the
-/// host's by default; any built backend works on any host, since nothing is
-/// run) and prints each function's disassembly, file by file.
-pub fn asm(files: &[OsString], target: Option<Target>) -> Result<(), Failure> {
+/// `kiln opt FILE... [--passes P,...]`: each module after the `speed`
+/// tier's passes (or the listed ones, then `dce`), printed as IR text,
+/// file by file.
+pub fn opt(files: &[OsString], passes: Option<&[Pass]>) -> Result<(), Failure> {
+    let mut modules = load(files)?;
+    let many = modules.len() > 1;
+    for m in &mut modules {
+        kiln::opt::run_passes(m, passes.unwrap_or(kiln::opt::SPEED));
+        if many {
+            print_line(&format!("; {}", m.name));
+        }
+        let text = kiln::ir::print::print_module(m);
+        for line in text.lines() {
+            print_line(line);
+        }
+    }
+    Ok(())
+}
+
+/// `kiln asm FILE... [--target T] [--opt L]`: compiles each file for the
+/// target (the host's by default; any built backend works on any host,
+/// since nothing is run) and prints each function's disassembly, file by
+/// file.
+pub fn asm(files: &[OsString], target: Option<Target>, opt: OptLevel) -> Result<(), Failure> {
     let target = match target.or_else(Target::host) {
         Some(t) => t,
         None => {
@@ -294,7 +322,10 @@ pub fn asm(files: &[OsString], target: Option<Target>) -> Result<(), Failure> {
             target.name()
         )));
     };
-    let modules = load(files)?;
+    let mut modules = load(files)?;
+    for m in &mut modules {
+        kiln::opt::optimize_module(m, opt);
+    }
     let mut listings = Vec::with_capacity(modules.len());
     for module in &modules {
         let compiled = kiln::emit::compile_module(module, backend).map_err(input)?;

@@ -76,7 +76,8 @@ fn run_command(args: &[OsString]) -> i32 {
             }
             Command::Check { files } => commands::check(&files),
             Command::Run(opts) => commands::run(&opts),
-            Command::Asm { files, target } => commands::asm(&files, target),
+            Command::Asm { files, target, opt } => commands::asm(&files, target, opt),
+            Command::Opt { files, passes } => commands::opt(&files, passes.as_deref()),
             Command::Repl(opts) => commands::repl(&opts),
         });
     match outcome {

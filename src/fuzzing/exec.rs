@@ -1,5 +1,10 @@
 //! The `compile` check: a generated program runs on the interpreter and on
-//! every compiled target this build has, and all must agree.
+//! every compiled target this build has, at both optimization levels
+//! (`none` and `speed`), and all must agree.
+//!
+//! The `speed` tier is also checked on its own: the optimized module must
+//! verify, and the interpreter running the optimized IR must agree with
+//! the interpreter running the original.
 //!
 //! Targets: native x86-64 (on x86-64 hosts) through an [`Engine`] whose
 //! backend runs the register-allocation checker on every function in every
@@ -20,8 +25,10 @@ use crate::error::{Error, Result};
 use crate::host::HostFunctions;
 use crate::interp::Interpreter;
 use crate::ir::parse::parse_module;
+use crate::ir::print::print_module;
 use crate::ir::verify::verify_module;
 use crate::ir::Module;
+use crate::opt::{optimize_module, OptLevel};
 use crate::value::Val;
 
 /// Control transfers the interpreter may make per program.
@@ -45,11 +52,33 @@ pub fn check_program(p: &Program) -> std::result::Result<(), Finding> {
         Ok(_) | Err(Error::Trap(_)) => {}
         Err(e) => return Err(fail(format!("interpreter failed: {e}"))),
     }
-    for (target, got) in run_compiled(&module, &p.args) {
-        if !same(&expected, &got) {
-            return Err(fail(format!(
-                "{target} disagrees with the interpreter: expected {expected:?}, got {got:?}"
-            )));
+    let mut optimized = module.clone();
+    optimize_module(&mut optimized, OptLevel::Speed);
+    verify_module(&optimized).map_err(|e| {
+        fail(format!(
+            "the optimized program does not verify: {e}\n{}",
+            print_module(&optimized)
+        ))
+    })?;
+    let got = interpret(&optimized, &p.args);
+    // The optimized program may need more fuel (loop preheaders are
+    // jumps of their own): running out is not a finding.
+    if !matches!(got, Err(Error::Runtime(_))) && !same(&expected, &got) {
+        return Err(fail(format!(
+            "the interpreter disagrees with itself on the optimized program: expected \
+             {expected:?}, got {got:?}\n{}",
+            print_module(&optimized)
+        )));
+    }
+    for level in [OptLevel::None, OptLevel::Speed] {
+        for (target, got) in run_compiled(&module, &p.args, level) {
+            if !same(&expected, &got) {
+                return Err(fail(format!(
+                    "{target} --opt {} disagrees with the interpreter: expected {expected:?}, \
+                     got {got:?}",
+                    level.name()
+                )));
+            }
         }
     }
     Ok(())
@@ -65,19 +94,23 @@ fn interpret(module: &Module, args: &[Val]) -> Result<Option<Val>> {
 /// Runs `@main` on every compiled target of this build.
 // Each push depends on the build's features and host.
 #[allow(clippy::vec_init_then_push)]
-fn run_compiled(module: &Module, args: &[Val]) -> Vec<(&'static str, Result<Option<Val>>)> {
+fn run_compiled(
+    module: &Module,
+    args: &[Val],
+    level: OptLevel,
+) -> Vec<(&'static str, Result<Option<Val>>)> {
     #[allow(unused_mut)]
     let mut out = Vec::new();
     #[cfg(all(feature = "x86_64", target_arch = "x86_64"))]
-    out.push(("x86_64", run_native(module, args)));
+    out.push(("x86_64", run_native(module, args, level)));
     #[cfg(all(feature = "aarch64", feature = "emulate"))]
-    out.push(("aarch64 (emulated)", run_emulated(module, args)));
-    let _ = (module, args);
+    out.push(("aarch64 (emulated)", run_emulated(module, args, level)));
+    let _ = (module, args, level);
     out
 }
 
 #[cfg(all(feature = "x86_64", target_arch = "x86_64"))]
-fn run_native(module: &Module, args: &[Val]) -> Result<Option<Val>> {
+fn run_native(module: &Module, args: &[Val], level: OptLevel) -> Result<Option<Val>> {
     use crate::executor::InProcessExecutor;
     use std::sync::Arc;
     let executor = Arc::new(InProcessExecutor::new(None)?);
@@ -90,6 +123,7 @@ fn run_native(module: &Module, args: &[Val]) -> Result<Option<Val>> {
         "x86_64-checked"
     };
     let engine = Engine::with_executor(target, executor)?;
+    engine.set_opt_level(level);
     run_on(&engine, module, args)
 }
 
@@ -97,7 +131,7 @@ fn run_native(module: &Module, args: &[Val]) -> Result<Option<Val>> {
 /// small stack and heap: generated programs need little, and mapping less
 /// keeps each run cheap.
 #[cfg(all(feature = "aarch64", feature = "emulate"))]
-fn run_emulated(module: &Module, args: &[Val]) -> Result<Option<Val>> {
+fn run_emulated(module: &Module, args: &[Val], level: OptLevel) -> Result<Option<Val>> {
     use crate::emulate::EmulatorConfig;
     use crate::executor::EmulatorExecutor;
     use std::sync::Arc;
@@ -115,6 +149,7 @@ fn run_emulated(module: &Module, args: &[Val]) -> Result<Option<Val>> {
         "aarch64-checked"
     };
     let engine = Engine::with_executor(target, executor)?;
+    engine.set_opt_level(level);
     run_on(&engine, module, args)
 }
 

@@ -7,9 +7,10 @@
 //! `--only compile|code|registry|memory` runs one comparison.
 
 use kiln::ir::Module;
+use kiln::opt::OptLevel;
 use kiln_bench::measure::{
-    best_sweep, clif_compile, compile_corpus, fastest_of, kiln_compile, parse, Budget,
-    CompiledMain, Registry,
+    best_sweep, clif_compile, compile_corpus, fastest_of, kiln_compile, kiln_compile_at, parse,
+    Budget, CompiledMain, Registry,
 };
 use kiln_bench::programs::PROGRAMS;
 use kiln_bench::svg::{bar_chart, fmt_num};
@@ -141,6 +142,11 @@ fn compile_speed(
                 Ok(acc + kiln_compile(std::slice::from_ref(m))?)
             })
         })?;
+        let kiln_speed = fastest_of(budget, || {
+            modules.iter().try_fold(Duration::ZERO, |acc, m| {
+                Ok(acc + kiln_compile_at(std::slice::from_ref(m), OptLevel::Speed)?)
+            })
+        })?;
         let mut clif = Vec::new();
         for opts in configs {
             let b = if insts >= 50_000 {
@@ -159,7 +165,7 @@ fn compile_speed(
             })?);
         }
         eprintln!("compile: {name} done");
-        compile_rows.push((name.clone(), insts, kiln, clif));
+        compile_rows.push((name.clone(), insts, kiln, kiln_speed, clif));
     }
     let _ = writeln!(
         md,
@@ -168,25 +174,39 @@ fn compile_speed(
          `finalize_module`. Cranelift: translation to CLIF + `define_function` + \
          `finalize_definitions`, its IR verifier off. `sp` = regalloc `single_pass`, `bt` = \
          `backtracking`. The ratio columns are kiln's throughput divided by Cranelift's (above 1: \
-         kiln compiles faster).\n"
+         kiln compiles faster); `kiln-speed` is kiln at `--opt speed` (its IR passes timed too), \
+         compared with Cranelift at `speed`.\n"
     );
     let labels: Vec<String> = configs.iter().map(|o| o.label()).collect();
-    let _ = write!(md, "| input | insts | kiln Minst/s |");
+    let speed_labels: Vec<&String> = labels.iter().filter(|l| l.contains("speed")).collect();
+    let _ = write!(md, "| input | insts | kiln Minst/s | kiln-speed Minst/s |");
     for l in &labels {
         let _ = write!(md, " {l} |");
     }
     for l in &labels {
         let _ = write!(md, " kiln ÷ {l} |");
     }
+    for l in &speed_labels {
+        let _ = write!(md, " kiln-speed ÷ {l} |");
+    }
     let _ = writeln!(md);
-    let _ = writeln!(md, "|---|---:|---:|{}", "---:|".repeat(labels.len() * 2));
+    let _ = writeln!(
+        md,
+        "|---|---:|---:|---:|{}",
+        "---:|".repeat(labels.len() * 2 + speed_labels.len())
+    );
     let mut chart_series: Vec<(String, Vec<f64>)> = std::iter::once("kiln".to_string())
         .chain(labels.iter().cloned())
         .map(|n| (n, Vec::new()))
         .collect();
-    for (name, insts, kiln, clif) in &compile_rows {
+    for (name, insts, kiln, kiln_speed, clif) in &compile_rows {
         let tp = |d: &Duration| *insts as f64 / secs(*d) / 1e6;
-        let _ = write!(md, "| {name} | {insts} | {:.2} |", tp(kiln));
+        let _ = write!(
+            md,
+            "| {name} | {insts} | {:.2} | {:.2} |",
+            tp(kiln),
+            tp(kiln_speed)
+        );
         chart_series[0].1.push(tp(kiln));
         for (k, c) in clif.iter().enumerate() {
             let _ = write!(md, " {:.2} |", tp(c));
@@ -194,6 +214,11 @@ fn compile_speed(
         }
         for c in clif {
             let _ = write!(md, " {:.1}× |", secs(*c) / secs(*kiln));
+        }
+        for (c, l) in clif.iter().zip(&labels) {
+            if l.contains("speed") {
+                let _ = write!(md, " {:.1}× |", secs(*c) / secs(*kiln_speed));
+            }
         }
         let _ = writeln!(md);
     }
@@ -226,23 +251,35 @@ fn code_speed(budget: Budget, md: &mut String, out_dir: &std::path::Path) -> Res
         "\n## Code speed\n\nRun time of `@main(n)` of each program in `benches/programs/`, compiled by \
          kiln and by Cranelift (regalloc `backtracking`) at opt_level `none` and `speed`, fastest of \
          repeated calls; every engine's result is checked against the expected value first. The \
-         ratio is kiln's run time over Cranelift's (above 1: kiln's code is slower).\n"
+         ratio is kiln's run time over Cranelift's (above 1: kiln's code is slower); `kiln-speed` \
+         is kiln at `--opt speed`. The last row is the geometric mean of each ratio column.\n"
     );
     let _ = writeln!(
         md,
-        "| program | n | kiln ms | clif-none ms | clif-speed ms | kiln ÷ clif-none | kiln ÷ clif-speed |\n|---|---:|---:|---:|---:|---:|---:|"
+        "| program | n | kiln ms | kiln-speed ms | clif-none ms | clif-speed ms | kiln ÷ clif-none | kiln ÷ clif-speed | kiln-speed ÷ clif-speed |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     let mut code_series: Vec<(String, Vec<f64>)> = vec![
         ("kiln ÷ clif-none".into(), Vec::new()),
         ("kiln ÷ clif-speed".into(), Vec::new()),
+        ("kiln-speed ÷ clif-speed".into(), Vec::new()),
     ];
     let mut code_cats = Vec::new();
     for p in PROGRAMS {
         let m = parse(p.name, p.text)?;
-        let mut engines = vec![("kiln".to_string(), CompiledMain::kiln(&m)?)];
+        // Cranelift's JIT first: its code and data must land within 2 GiB
+        // of each other, which kiln's reservations made first can prevent.
+        let mut clif = Vec::new();
         for o in code_cfgs {
-            engines.push((o.label(), CompiledMain::clif(&m, o)?));
+            clif.push((o.label(), CompiledMain::clif(&m, o)?));
         }
+        let mut engines = vec![
+            ("kiln".to_string(), CompiledMain::kiln(&m)?),
+            (
+                "kiln-speed".to_string(),
+                CompiledMain::kiln_at(&m, OptLevel::Speed)?,
+            ),
+        ];
+        engines.extend(clif);
         let mut times = Vec::new();
         for (label, e) in &engines {
             let got = e.call(p.bench_arg);
@@ -261,23 +298,35 @@ fn code_speed(budget: Budget, md: &mut String, out_dir: &std::path::Path) -> Res
             })?);
         }
         let ms = |d: Duration| secs(d) * 1e3;
-        let (k, n, s) = (times[0], times[1], times[2]);
+        let (k, ks, n, s) = (times[0], times[1], times[2], times[3]);
         let _ = writeln!(
             md,
-            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
+            "| {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} | {:.2} |",
             p.name,
             p.bench_arg,
             ms(k),
+            ms(ks),
             ms(n),
             ms(s),
             secs(k) / secs(n),
-            secs(k) / secs(s)
+            secs(k) / secs(s),
+            secs(ks) / secs(s)
         );
         code_series[0].1.push(secs(k) / secs(n));
         code_series[1].1.push(secs(k) / secs(s));
+        code_series[2].1.push(secs(ks) / secs(s));
         code_cats.push(p.name.to_string());
         eprintln!("code: {} done", p.name);
     }
+    let geomean = |v: &[f64]| (v.iter().map(|x| x.ln()).sum::<f64>() / v.len().max(1) as f64).exp();
+    let _ = writeln!(
+        md,
+        "| geomean | | | | | | {:.2} | {:.2} | {:.2} (max {:.2}) |",
+        geomean(&code_series[0].1),
+        geomean(&code_series[1].1),
+        geomean(&code_series[2].1),
+        code_series[2].1.iter().cloned().fold(0.0, f64::max)
+    );
     write(
         &out_dir.join("code.svg"),
         &bar_chart(

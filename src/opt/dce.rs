@@ -1,0 +1,327 @@
+//! Dead code elimination, block merging and compaction: the last pass of
+//! every pipeline.
+//!
+//! 1. **Merging**: a block ending in `jmp C(args)`, where `C` has no other
+//!    incoming edge, absorbs `C` (its parameters become the arguments:
+//!    values are substituted; a literal argument becomes a `copy` of it,
+//!    so that positions which cannot hold a literal keep a value).
+//! 2. **Liveness** (mark and sweep over SSA, so dead cycles die too): an
+//!    instruction is live when it has an effect or may trap (stores,
+//!    calls, terminators, divisions by a possibly-zero divisor) or when a
+//!    live instruction uses its result; a block parameter is live when
+//!    something live uses it, and only then are the arguments passed to it
+//!    live. Unreachable blocks are dropped whole.
+//! 3. **Compaction**: blocks, instructions and values are renumbered into
+//!    fresh tables holding only what is left, blocks in the order the
+//!    back ends lay them out (reverse postorder, loops contiguous); dead
+//!    parameters disappear together with their arguments on every edge.
+//!    Source locations move with their instructions and values.
+//!
+//! Each step is linear in the size of the function.
+
+use super::fold::{apply_everywhere, incoming_edges};
+use super::subst::Subst;
+use crate::analysis::{Cfg, FuncAnalysis, Rpo};
+use crate::ir::{
+    Block, BlockData, Function, Inst, InstData, InstKind, InstLocs, Opcode, Operand, SrcMap, Value,
+    ValueDef,
+};
+use smallvec::SmallVec;
+
+const NONE: u32 = u32::MAX;
+
+/// Runs the pass over `f`.
+pub fn run(f: &mut Function) {
+    merge_blocks(f);
+    let live = mark(f);
+    compact(f, &live);
+}
+
+/// Merges each block ending in `jmp C` with `C` when that is `C`'s only
+/// incoming edge.
+fn merge_blocks(f: &mut Function) {
+    let incoming = incoming_edges(f);
+    let rpo = Rpo::new(&Cfg::new(f));
+    let mut subst = Subst::new(f.values.len());
+    let mut gone = vec![false; f.blocks.len()];
+    for &b in rpo.order() {
+        if gone[b.index()] {
+            continue;
+        }
+        while let Some(&t) = f.blocks[b.index()].insts.last() {
+            let InstKind::Jmp { dest } = &f.insts[t.index()].kind else {
+                break;
+            };
+            let c = dest.block;
+            if c == b || c == f.entry() || gone[c.index()] || incoming[c.index()].len() != 1 {
+                break;
+            }
+            let args = dest.args.clone();
+            let params = std::mem::take(&mut f.blocks[c.index()].params);
+            let mut moved: Vec<Inst> = Vec::new();
+            for (&p, &arg) in params.iter().zip(&args) {
+                if let Operand::Const(_) = arg {
+                    // Defined by a copy from now on.
+                    let ty = f.values[p.index()].ty;
+                    let i = Inst::new(f.insts.len());
+                    f.insts.push(InstData {
+                        opcode: Opcode::Copy,
+                        ty: Some(ty),
+                        result: Some(p),
+                        kind: InstKind::Unary { arg },
+                    });
+                    f.values[p.index()].def = ValueDef::Inst(i);
+                    moved.push(i);
+                }
+                subst.set(p, arg);
+            }
+            let body = std::mem::take(&mut f.blocks[c.index()].insts);
+            moved.extend(body);
+            let insts = &mut f.blocks[b.index()].insts;
+            insts.pop();
+            insts.extend(moved);
+            gone[c.index()] = true;
+        }
+    }
+    subst.grow(f.values.len());
+    apply_everywhere(f, &mut subst);
+}
+
+/// What survives: per block, per instruction and per value.
+struct Live {
+    block: Vec<bool>,
+    inst: Vec<bool>,
+    value: Vec<bool>,
+}
+
+/// Marks the live instructions and values of the reachable blocks.
+fn mark(f: &Function) -> Live {
+    let rpo = Rpo::new(&Cfg::new(f));
+    let mut live = Live {
+        block: vec![false; f.blocks.len()],
+        inst: vec![false; f.insts.len()],
+        value: vec![false; f.values.len()],
+    };
+    for &b in rpo.order() {
+        live.block[b.index()] = true;
+    }
+    // Edges count only from reachable blocks (`inst_block` below).
+    let incoming = incoming_edges(f);
+    let mut inst_block = vec![NONE; f.insts.len()];
+    for &b in rpo.order() {
+        for &i in &f.blocks[b.index()].insts {
+            inst_block[i.index()] = b.0;
+        }
+    }
+    let mut work: Vec<Value> = Vec::new();
+    let push = |op: Operand, work: &mut Vec<Value>, value: &mut Vec<bool>| {
+        if let Operand::Value(v) = op {
+            if let Some(l) = value.get_mut(v.index()) {
+                if !*l {
+                    *l = true;
+                    work.push(v);
+                }
+            }
+        }
+    };
+    // Roots.
+    for &b in rpo.order() {
+        for &i in &f.blocks[b.index()].insts {
+            let d = &f.insts[i.index()];
+            if super::removable_if_unused(d) {
+                continue;
+            }
+            live.inst[i.index()] = true;
+            for op in root_operands(d) {
+                push(op, &mut work, &mut live.value);
+            }
+        }
+    }
+    while let Some(v) = work.pop() {
+        match f.values[v.index()].def {
+            ValueDef::FuncParam(_) => {}
+            ValueDef::Inst(i) => {
+                if !live.inst[i.index()] {
+                    live.inst[i.index()] = true;
+                    for op in f.insts[i.index()].operands() {
+                        push(op, &mut work, &mut live.value);
+                    }
+                }
+            }
+            ValueDef::BlockParam(b, k) => {
+                for &(t, idx) in &incoming[b.index()] {
+                    if idx == usize::MAX || inst_block[t.index()] == NONE {
+                        continue;
+                    }
+                    let calls = f.insts[t.index()].block_calls();
+                    if let Some(bc) = calls.get(idx).filter(|bc| bc.block == b) {
+                        if let Some(&arg) = bc.args.get(k as usize) {
+                            push(arg, &mut work, &mut live.value);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    live
+}
+
+/// The operands of a root that are live because it is: everything but
+/// the block arguments of a terminator (those follow their parameters).
+fn root_operands(d: &InstData) -> SmallVec<[Operand; 4]> {
+    match &d.kind {
+        InstKind::Jmp { .. } => SmallVec::new(),
+        InstKind::Br { cond, .. } => smallvec::smallvec![*cond],
+        _ => d.operands(),
+    }
+}
+
+/// Rebuilds `f` with only the live parts, renumbered densely.
+fn compact(f: &mut Function, live: &Live) {
+    let old = std::mem::take(f);
+    let mut new = Function {
+        name: old.name.clone(),
+        sig: old.sig.clone(),
+        ..Default::default()
+    };
+    let mut vmap = vec![NONE; old.values.len()];
+    let mut bmap = vec![NONE; old.blocks.len()];
+    let mut src = SrcMap {
+        func: old.srcmap.func,
+        end: old.srcmap.end,
+        param_types: old.srcmap.param_types.clone(),
+        ..Default::default()
+    };
+    let keep_locs = !old.srcmap.insts.is_empty() || !old.srcmap.values.is_empty();
+    let mut add_value = |new: &mut Function, src: &mut SrcMap, v: Value, def: ValueDef| {
+        let d = &old.values[v.index()];
+        let nv = new.new_value(d.ty, def, d.name.clone());
+        vmap[v.index()] = nv.0;
+        if keep_locs {
+            src.values.push(old.srcmap.value(v));
+        }
+        nv
+    };
+    for (i, &p) in old.params.iter().enumerate() {
+        let nv = add_value(&mut new, &mut src, p, ValueDef::FuncParam(i as u32));
+        new.params.push(nv);
+    }
+    // The layout the back ends use: reverse postorder, each loop's blocks
+    // together (`LoopInfo::block_order`), so the printed IR reads in the
+    // order the code will be laid out.
+    let analysis = FuncAnalysis::new(&old);
+    let order: Vec<Block> = analysis
+        .loops
+        .block_order(&analysis.rpo)
+        .into_iter()
+        .filter(|b| {
+            live.block[b.index()] && (b.index() == 0 || !old.blocks[b.index()].insts.is_empty())
+        })
+        .collect();
+    for &b in &order {
+        let bd = &old.blocks[b.index()];
+        bmap[b.index()] = new.blocks.len() as u32;
+        new.blocks.push(BlockData {
+            name: bd.name.clone(),
+            params: Vec::new(),
+            insts: Vec::new(),
+        });
+        if keep_locs {
+            src.blocks.push(old.srcmap.block(b));
+        }
+    }
+    // Parameters and results first, so every operand can be renamed.
+    for &ob in &order {
+        let bd = &old.blocks[ob.index()];
+        let nb = Block(bmap[ob.index()]);
+        for &p in &bd.params {
+            if live.value[p.index()] {
+                let k = new.blocks[nb.index()].params.len() as u32;
+                let nv = add_value(&mut new, &mut src, p, ValueDef::BlockParam(nb, k));
+                new.blocks[nb.index()].params.push(nv);
+            }
+        }
+    }
+    let mut imap = vec![NONE; old.insts.len()];
+    let mut n_insts = 0u32;
+    for &ob in &order {
+        for &i in &old.blocks[ob.index()].insts {
+            if live.inst[i.index()] {
+                imap[i.index()] = n_insts;
+                n_insts += 1;
+                if let Some(r) = old.insts[i.index()].result {
+                    add_value(&mut new, &mut src, r, ValueDef::Inst(Inst(imap[i.index()])));
+                }
+            }
+        }
+    }
+    let rename = |op: Operand| match op {
+        Operand::Value(v) => Operand::Value(Value(vmap[v.index()])),
+        c => c,
+    };
+    let live_params = |b: Block| -> SmallVec<[bool; 8]> {
+        old.blocks[b.index()]
+            .params
+            .iter()
+            .map(|p| live.value[p.index()])
+            .collect()
+    };
+    for &ob in &order {
+        for &i in &old.blocks[ob.index()].insts {
+            if !live.inst[i.index()] {
+                continue;
+            }
+            let mut d = old.insts[i.index()].clone();
+            let before = d.operands().len();
+            retarget(&mut d, &bmap, &live_params);
+            d.for_each_operand_mut(|op| *op = rename(*op));
+            d.result = d.result.map(|r| Value(vmap[r.index()]));
+            if keep_locs {
+                let mut locs: InstLocs =
+                    old.srcmap.insts.get(i.index()).cloned().unwrap_or_default();
+                if d.operands().len() != before {
+                    locs.operands.clear();
+                }
+                src.insts.push(locs);
+            }
+            let ni = Inst::new(new.insts.len());
+            new.insts.push(d);
+            new.blocks[bmap[ob.index()] as usize].insts.push(ni);
+        }
+    }
+    new.srcmap = src;
+    *f = new;
+}
+
+/// Renames the target blocks of a terminator and drops the arguments of
+/// dead parameters.
+fn retarget(d: &mut InstData, bmap: &[u32], live_params: &impl Fn(Block) -> SmallVec<[bool; 8]>) {
+    let fix = |bc: &mut crate::ir::BlockCall| {
+        let keep = live_params(bc.block);
+        let mut k = 0;
+        bc.args.retain(|_| {
+            let l = keep.get(k).copied().unwrap_or(true);
+            k += 1;
+            l
+        });
+        bc.block = Block(bmap[bc.block.index()]);
+    };
+    match &mut d.kind {
+        InstKind::Jmp { dest } => fix(dest),
+        InstKind::Br {
+            then_dest,
+            else_dest,
+            ..
+        } => {
+            fix(then_dest);
+            fix(else_dest);
+        }
+        InstKind::Switch { default, cases, .. } => {
+            *default = Block(bmap[default.index()]);
+            for c in cases {
+                c.block = Block(bmap[c.block.index()]);
+            }
+        }
+        _ => {}
+    }
+}

@@ -1,0 +1,207 @@
+//! Global value numbering over the dominator tree (common subexpression
+//! elimination).
+//!
+//! A preorder walk of the dominator tree keeps a scoped table from
+//! "operation on operands" to the value that computed it; an instruction
+//! whose operation is already in the table (computed in a dominating
+//! block, or earlier in this one) is replaced by that value. Each
+//! instruction is first simplified by [`super::fold`], so constants and
+//! identities found along the way feed the numbering.
+//!
+//! Branch conditions are facts too: in a block reached only through the
+//! `then` edge of `br %c` (its sole predecessor ends in that `br`, whose
+//! other target differs), a compare `%c` is 1, and 0 behind the `else`
+//! edge; uses of `%c` in the blocks it dominates read the literal, so a
+//! repeated test of the same condition (a bounds check done twice) folds
+//! away.
+//!
+//! What is numbered: pure instructions ([`super::is_pure`]) and divisions
+//! that may trap. Replacing a division by an equal one that dominates it
+//! is sound: if the earlier one trapped, the later one is never reached.
+//! Loads are numbered by [`super::loads`] (they depend on memory);
+//! `alloca` and calls never are. Commutative operations are keyed with
+//! their operands in a fixed order.
+//!
+//! Linear in the size of the function (one visit per instruction, each
+//! with O(1) expected table operations).
+
+use super::fold;
+use super::subst::Subst;
+use super::table::ScopedTable;
+use crate::analysis::{Cfg, DomTree};
+use crate::ir::{Block, Const, Function, Inst, InstData, InstKind, Opcode, Operand, Type, Value};
+
+/// An operation on operands: what makes two instructions compute the same
+/// value.
+#[derive(Clone, PartialEq, Eq, Hash)]
+struct Key {
+    opcode: Opcode,
+    ty: Option<Type>,
+    args: [Operand; 3],
+    /// The symbol of `addr`.
+    sym: u32,
+}
+
+const UNUSED: Operand = Operand::Const(Const::Int(0));
+
+impl Key {
+    fn of(d: &InstData) -> Option<Key> {
+        let (args, sym) = match &d.kind {
+            InstKind::Unary { arg } => ([*arg, UNUSED, UNUSED], 0),
+            InstKind::Binary { args } => {
+                let [mut a, mut b] = *args;
+                if commutative(d.opcode) {
+                    if let (Operand::Value(x), Operand::Value(y)) = (a, b) {
+                        if y < x {
+                            std::mem::swap(&mut a, &mut b);
+                        }
+                    }
+                }
+                ([a, b, UNUSED], 0)
+            }
+            InstKind::Select { args } => (*args, 0),
+            InstKind::Addr { sym } => ([UNUSED; 3], sym.0),
+            _ => return None,
+        };
+        Some(Key {
+            opcode: d.opcode,
+            ty: d.ty,
+            args,
+            sym,
+        })
+    }
+}
+
+fn commutative(op: Opcode) -> bool {
+    use Opcode::*;
+    matches!(
+        op,
+        Add | Mul | And | Or | Xor | Eq | Ne | Fadd | Fmul | Feq | Fne
+    )
+}
+
+/// Runs the pass over `f`.
+pub fn run(f: &mut Function) {
+    if f.blocks.is_empty() {
+        return;
+    }
+    let cfg = Cfg::new(f);
+    let dom = DomTree::new(&cfg);
+    let mut w = Walk {
+        subst: Subst::new(f.values.len()),
+        table: ScopedTable::new(),
+        known: ScopedTable::new(),
+        incoming: fold::incoming_edges(f),
+    };
+    // Iterative preorder walk: (block, next child, table marks on entry).
+    let mut stack: Vec<(Block, usize, (usize, usize))> = Vec::new();
+    let entry = f.entry();
+    let marks = w.marks();
+    w.visit(f, &cfg, entry);
+    stack.push((entry, 0, marks));
+    while let Some(top) = stack.last_mut() {
+        let (b, i, marks) = *top;
+        if let Some(&c) = dom.children(b).get(i) {
+            top.1 += 1;
+            let m = w.marks();
+            w.visit(f, &cfg, c);
+            stack.push((c, 0, m));
+        } else {
+            w.table.pop_to(marks.0);
+            w.known.pop_to(marks.1);
+            stack.pop();
+        }
+    }
+    fold::apply_everywhere(f, &mut w.subst);
+}
+
+/// The state of the walk.
+struct Walk {
+    subst: Subst,
+    /// Operations computed in the dominating blocks.
+    table: ScopedTable<Key, Value>,
+    /// Compare results known in the current block: it is reached only
+    /// through the `then` (1) or `else` (0) edge of a `br` on them.
+    known: ScopedTable<Value, i128>,
+    incoming: Vec<Vec<(Inst, usize)>>,
+}
+
+impl Walk {
+    fn marks(&self) -> (usize, usize) {
+        (self.table.mark(), self.known.mark())
+    }
+
+    /// Records what the branch into `b` tells, when `b`'s only
+    /// predecessor ends in a `br` on a compare with two distinct targets.
+    fn learn(&mut self, f: &Function, cfg: &Cfg, b: Block) {
+        let [p] = cfg.preds(b) else { return };
+        let Some(t) = f.terminator(*p) else { return };
+        let InstKind::Br {
+            cond: Operand::Value(c),
+            then_dest,
+            else_dest,
+        } = &f.inst(t).kind
+        else {
+            return;
+        };
+        if then_dest.block == else_dest.block
+            || !fold::def_of(f, Operand::Value(*c)).is_some_and(|d| fold::is_compare(d.opcode))
+        {
+            return;
+        }
+        self.known.insert(*c, (then_dest.block == b) as i128);
+    }
+
+    /// Simplifies the parameters of `b` (as [`fold`] does, with what is
+    /// known so far) and simplifies and numbers its instructions.
+    fn visit(&mut self, f: &mut Function, cfg: &Cfg, b: Block) {
+        self.learn(f, cfg, b);
+        fold::simplify_params(f, &mut self.subst, &self.incoming, b);
+        for k in 0..f.blocks[b.index()].insts.len() {
+            let inst = f.blocks[b.index()].insts[k];
+            let d = &mut f.insts[inst.index()];
+            self.subst.apply(d);
+            if !super::subst::literal_free(d) {
+                let known = &self.known;
+                d.for_each_operand_mut(|op| {
+                    if let Operand::Value(v) = *op {
+                        if let Some(&k) = known.get(&v) {
+                            *op = Operand::Const(Const::Int(k));
+                        }
+                    }
+                });
+            }
+            fold::simplify_applied(f, &mut self.subst, inst);
+            self.number(f, inst);
+        }
+    }
+
+    /// Replaces `inst`'s result by an equal one computed before, or makes
+    /// it available to what `inst` dominates.
+    fn number(&mut self, f: &mut Function, inst: Inst) {
+        let d = &f.insts[inst.index()];
+        let Some(r) = d.result else { return };
+        if self.subst.resolve(Operand::Value(r)) != Operand::Value(r) {
+            return;
+        }
+        if !(super::is_pure(d) || super::is_division(d.opcode)) {
+            return;
+        }
+        let Some(key) = Key::of(d) else { return };
+        match self.table.get(&key) {
+            Some(&v) => {
+                self.subst.set(r, Operand::Value(v));
+                // A division that may trap would stay for its trap, which
+                // the dominating one makes unreachable: it is a copy now.
+                let d = &mut f.insts[inst.index()];
+                if super::is_division(d.opcode) {
+                    d.opcode = Opcode::Copy;
+                    d.kind = InstKind::Unary {
+                        arg: Operand::Value(v),
+                    };
+                }
+            }
+            None => self.table.insert(key, r),
+        }
+    }
+}

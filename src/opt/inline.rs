@@ -1,0 +1,365 @@
+//! Inlining of small local functions, and direct calls for indirect calls
+//! through a known address.
+//!
+//! - An indirect call whose callee is `addr @f` of a function of this
+//!   module, with exactly `@f`'s signature, becomes `call @f`.
+//! - A direct call of an inlinable function is replaced by a copy of its
+//!   body: the calling block is split at the call, the copy's `ret v`
+//!   becomes `jmp` to the continuation with `v` as its parameter (the
+//!   call's own result value, so no use changes).
+//!
+//! Inlinable: a `local` function (an exported one may be redefined, in
+//! the REPL, and every call must then reach the new body) of at most
+//! [`MAX_INSTS`] instructions that calls nothing, has no loop, no
+//! `alloca`, and nothing that can trap (no `trap`, no division by a
+//! possibly-zero divisor). Such a call is invisible to the program: no
+//! trap or interruption can stop inside it, so no backtrace would have
+//! shown its frame. Literal arguments become `copy` instructions (the
+//! callee may use its parameter where a literal cannot go);
+//! [`super::fold`] propagates them.
+//!
+//! Linear: each call site is copied at most once (copies contain no
+//! calls), and a caller stops growing at [`growth_budget`].
+
+use crate::analysis::{Cfg, Rpo};
+use crate::ir::{
+    Block, BlockCall, Callee, Function, Inst, InstData, InstKind, Linkage, Module, Opcode, Operand,
+    Signature, SymbolKind, Value, ValueDef,
+};
+use std::collections::HashSet;
+
+/// Largest body (instructions, terminators included) that is inlined.
+pub const MAX_INSTS: usize = 24;
+
+/// How many instructions a caller may reach by inlining, given its size.
+pub fn growth_budget(size: usize) -> usize {
+    size * 4 + 256
+}
+
+/// Runs the pass over every function of `module`.
+pub fn run(module: &mut Module) {
+    let candidates = candidates(module);
+    let any_indirect = module.funcs.iter().any(|f| {
+        f.insts.iter().any(|d| {
+            matches!(
+                d.kind,
+                InstKind::Call {
+                    callee: Callee::Indirect(_),
+                    ..
+                }
+            )
+        })
+    });
+    if candidates.iter().all(Option::is_none) && !any_indirect {
+        return;
+    }
+    let signatures: Vec<Option<Signature>> = module
+        .symbols
+        .iter()
+        .map(|s| match &s.kind {
+            SymbolKind::Func { sig, body: Some(_) } => Some(sig.clone()),
+            _ => None,
+        })
+        .collect();
+    for f in &mut module.funcs {
+        direct_calls(f, &signatures);
+        inline_calls(f, &candidates);
+    }
+}
+
+/// A copy of each inlinable function's body, by symbol.
+fn candidates(module: &Module) -> Vec<Option<Function>> {
+    module
+        .symbols
+        .iter()
+        .map(|s| match &s.kind {
+            SymbolKind::Func { body: Some(b), .. } if s.linkage == Linkage::Local => {
+                let f = module.funcs.get(b.index())?;
+                inlinable(f).then(|| f.clone())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// Whether `f` may be inlined (see the module docs).
+pub fn inlinable(f: &Function) -> bool {
+    let size: usize = f.blocks.iter().map(|b| b.insts.len()).sum();
+    if size > MAX_INSTS || f.blocks.is_empty() {
+        return false;
+    }
+    for bd in &f.blocks {
+        for &i in &bd.insts {
+            let d = &f.insts[i.index()];
+            let bad = match d.opcode {
+                Opcode::Call | Opcode::Alloca | Opcode::Trap => true,
+                op if super::is_division(op) => super::division_may_trap(d),
+                _ => false,
+            };
+            if bad {
+                return false;
+            }
+        }
+    }
+    // No cycle: every edge between reachable blocks goes forward in
+    // reverse postorder, and every block is reachable.
+    let cfg = Cfg::new(f);
+    let rpo = Rpo::new(&cfg);
+    if rpo.order().len() != f.blocks.len() {
+        return false;
+    }
+    f.block_ids().all(|b| {
+        let here = rpo.index_of(b);
+        cfg.succs(b).iter().all(|&s| rpo.index_of(s) > here)
+    })
+}
+
+/// `call %p(args)` with `%p = addr @g` of a defined function whose
+/// signature is the call's becomes `call @g(args)`.
+fn direct_calls(f: &mut Function, signatures: &[Option<Signature>]) {
+    for bi in 0..f.blocks.len() {
+        for k in 0..f.blocks[bi].insts.len() {
+            let i = f.blocks[bi].insts[k];
+            let d = &f.insts[i.index()];
+            let InstKind::Call {
+                callee: Callee::Indirect(Operand::Value(p)),
+                args,
+            } = &d.kind
+            else {
+                continue;
+            };
+            let ValueDef::Inst(pi) = f.values[p.index()].def else {
+                continue;
+            };
+            let InstKind::Addr { sym } = f.insts[pi.index()].kind else {
+                continue;
+            };
+            let Some(Some(sig)) = signatures.get(sym.index()) else {
+                continue;
+            };
+            let site_params: Option<Vec<_>> = args
+                .iter()
+                .map(|a| a.as_value().map(|v| f.values[v.index()].ty))
+                .collect();
+            if site_params.as_deref() != Some(&sig.params[..]) || d.ty != sig.ret {
+                continue;
+            }
+            let args = args.clone();
+            f.insts[i.index()].kind = InstKind::Call {
+                callee: Callee::Direct(sym),
+                args,
+            };
+            // The operand list lost the callee: its locations shift.
+            if let Some(l) = f.srcmap.insts.get_mut(i.index()) {
+                if !l.operands.is_empty() {
+                    l.operands.remove(0);
+                }
+            }
+        }
+    }
+}
+
+/// Inlines every call of a candidate in `f`, within the growth budget.
+fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
+    let budget = growth_budget(f.insts.len());
+    let mut names: Option<HashSet<Box<str>>> = None;
+    let mut bi = 0;
+    while bi < f.blocks.len() {
+        let mut k = 0;
+        while k < f.blocks[bi].insts.len() {
+            let i = f.blocks[bi].insts[k];
+            let callee = match &f.insts[i.index()].kind {
+                InstKind::Call {
+                    callee: Callee::Direct(sym),
+                    ..
+                } => candidates.get(sym.index()).and_then(Option::as_ref),
+                _ => None,
+            };
+            match callee {
+                Some(g) if f.insts.len() + g.insts.len() + 4 <= budget => {
+                    let names = names
+                        .get_or_insert_with(|| f.blocks.iter().map(|b| b.name.clone()).collect());
+                    inline_one(f, Block::new(bi), k, g, names);
+                    // The rest of this block moved to a new block, visited
+                    // later.
+                    break;
+                }
+                _ => k += 1,
+            }
+        }
+        bi += 1;
+    }
+}
+
+fn unique(names: &mut HashSet<Box<str>>, base: String) -> Box<str> {
+    let mut n = 0usize;
+    loop {
+        let name: Box<str> = if n == 0 {
+            base.clone().into()
+        } else {
+            format!("{base}.{n}").into()
+        };
+        if names.insert(name.clone()) {
+            return name;
+        }
+        n += 1;
+    }
+}
+
+/// Replaces the call at `f.blocks[b].insts[k]` by a copy of `g`.
+fn inline_one(f: &mut Function, b: Block, k: usize, g: &Function, names: &mut HashSet<Box<str>>) {
+    let call = f.blocks[b.index()].insts[k];
+    let call_data = f.insts[call.index()].clone();
+    let InstKind::Call { args, .. } = &call_data.kind else {
+        return;
+    };
+    let call_loc = f.srcmap.insts.get(call.index()).cloned();
+    let caller_label = f.blocks[b.index()].name.clone();
+    let cont = f.new_block(unique(names, format!("{caller_label}.{}.ret", g.name)));
+    let tail = f.blocks[b.index()].insts.split_off(k + 1);
+    f.blocks[b.index()].insts.pop();
+    f.blocks[cont.index()].insts = tail;
+    if let Some(r) = call_data.result {
+        f.values[r.index()].def = ValueDef::BlockParam(cont, 0);
+        f.blocks[cont.index()].params.push(r);
+    }
+    // Callee values -> caller values.
+    let mut vmap: Vec<Value> = vec![Value(u32::MAX); g.values.len()];
+    for (&p, &arg) in g.params.iter().zip(args) {
+        vmap[p.index()] = match arg {
+            Operand::Value(v) => v,
+            Operand::Const(_) => {
+                let ty = g.values[p.index()].ty;
+                let copy = push(
+                    f,
+                    b,
+                    InstData {
+                        opcode: Opcode::Copy,
+                        ty: Some(ty),
+                        result: None,
+                        kind: InstKind::Unary { arg },
+                    },
+                    call_loc.clone(),
+                );
+                new_result(f, copy, ty)
+            }
+        };
+    }
+    let bmap: Vec<Block> = g
+        .blocks
+        .iter()
+        .map(|bd| f.new_block(unique(names, format!("{}.{}", g.name, bd.name))))
+        .collect();
+    for (gb, bd) in g.blocks.iter().enumerate() {
+        for &p in &bd.params {
+            let ty = g.values[p.index()].ty;
+            vmap[p.index()] = f.add_block_param(bmap[gb], ty, None);
+        }
+    }
+    f.push_inst(
+        b,
+        Opcode::Jmp,
+        None,
+        InstKind::Jmp {
+            dest: BlockCall {
+                block: bmap[0],
+                args: Vec::new(),
+            },
+        },
+        None,
+    );
+    set_loc(f, call_loc.clone());
+    // Results first (a use may come before its definition in layout
+    // order): the copies are appended in this same order.
+    let first = f.insts.len();
+    let mut n = 0;
+    for bd in &g.blocks {
+        for &gi in &bd.insts {
+            if let Some(r) = g.insts[gi.index()].result {
+                let ty = g.values[r.index()].ty;
+                vmap[r.index()] = f.new_value(ty, ValueDef::Inst(Inst::new(first + n)), None);
+            }
+            n += 1;
+        }
+    }
+    for (gb, bd) in g.blocks.iter().enumerate() {
+        for &gi in &bd.insts {
+            let mut d = g.insts[gi.index()].clone();
+            let loc = g.srcmap.insts.get(gi.index()).cloned();
+            retarget(&mut d.kind, &bmap);
+            if let InstKind::Ret { value } = d.kind {
+                d = InstData {
+                    opcode: Opcode::Jmp,
+                    ty: None,
+                    result: None,
+                    kind: InstKind::Jmp {
+                        dest: BlockCall {
+                            block: cont,
+                            args: value.into_iter().collect(),
+                        },
+                    },
+                };
+            }
+            d.for_each_operand_mut(|op| {
+                if let Operand::Value(v) = *op {
+                    *op = Operand::Value(vmap[v.index()]);
+                }
+            });
+            d.result = d.result.map(|r| vmap[r.index()]);
+            push(f, bmap[gb], d, loc);
+        }
+    }
+}
+
+/// Appends `d` to block `b` with source locations `loc`.
+fn push(f: &mut Function, b: Block, d: InstData, loc: Option<crate::ir::InstLocs>) -> Inst {
+    let i = Inst::new(f.insts.len());
+    f.insts.push(d);
+    f.blocks[b.index()].insts.push(i);
+    set_loc(f, loc);
+    i
+}
+
+/// Records the locations of the instruction just appended, when the
+/// function keeps locations for every instruction.
+fn set_loc(f: &mut Function, loc: Option<crate::ir::InstLocs>) {
+    if f.srcmap.insts.len() + 1 == f.insts.len() {
+        f.srcmap.insts.push(loc.unwrap_or_default());
+    }
+}
+
+/// Gives instruction `i` a fresh result value of type `ty`.
+fn new_result(f: &mut Function, i: Inst, ty: crate::ir::Type) -> Value {
+    let v = f.new_value(ty, ValueDef::Inst(i), None);
+    f.insts[i.index()].result = Some(v);
+    v
+}
+
+/// Renames the target blocks of a copied terminator.
+fn retarget(kind: &mut InstKind, bmap: &[Block]) {
+    match kind {
+        InstKind::Jmp { dest } => {
+            if let Some(&nb) = bmap.get(dest.block.index()) {
+                dest.block = nb;
+            }
+        }
+        InstKind::Br {
+            then_dest,
+            else_dest,
+            ..
+        } => {
+            for d in [then_dest, else_dest] {
+                if let Some(&nb) = bmap.get(d.block.index()) {
+                    d.block = nb;
+                }
+            }
+        }
+        InstKind::Switch { default, cases, .. } => {
+            *default = bmap[default.index()];
+            for c in cases {
+                c.block = bmap[c.block.index()];
+            }
+        }
+        _ => {}
+    }
+}
