@@ -124,6 +124,7 @@ fn perf_map_lists_every_compiled_function() {
     let (out, pid) = run_kiln(kiln().arg("run").arg(&file).args(["--", "10"]));
     assert!(out.status.success());
     assert!(!Path::new(&format!("/tmp/perf-{pid}.map")).exists());
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// One jitdump record: its id, the function name and code size (code
@@ -255,6 +256,22 @@ fn gdb_backtrace_shows_kir_functions_and_lines() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Removes the `/tmp/perf-PID.map` of every kiln process that wrote a
+/// `jit-PID.dump` into `dir` (perf started them: their pids are known only
+/// from those names).
+fn remove_perf_maps(dir: &Path) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some(pid) = name
+            .strip_prefix("jit-")
+            .and_then(|n| n.strip_suffix(".dump"))
+        {
+            let _ = std::fs::remove_file(format!("/tmp/perf-{pid}.map"));
+        }
+    }
+}
+
 /// `perf record`, then `perf report` (names from the perf map) and
 /// `perf inject --jit` (names and `.kir` lines from the jitdump).
 #[test]
@@ -311,6 +328,7 @@ fn perf_report_names_kiln_functions_and_lines() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = report(&jitted, "sym,srcline");
+    remove_perf_maps(&dir);
     assert!(
         text.contains("spin.kir:"),
         "no .kir lines after perf inject:\n{text}"
