@@ -9,6 +9,8 @@
 //!   registry scaling) and the scan-all registry baseline;
 //! - [`rss`]: peak memory of many small modules, measured in child
 //!   processes;
+//! - [`shapes`]: the compile-scaling shapes (N block arguments, N nested
+//!   loops, ...);
 //! - [`svg`]: the report's charts.
 //!
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
@@ -18,6 +20,7 @@ pub mod debug_cost;
 pub mod measure;
 pub mod programs;
 pub mod rss;
+pub mod shapes;
 pub mod svg;
 pub mod to_cranelift;
 
