@@ -59,6 +59,15 @@ impl SourceMarks {
         }
     }
 
+    /// Empties the marks (keeping the buffer) for a new function whose
+    /// `@name` token is at `func`, re-reading [`recording`]. Lowering that
+    /// reuses one `SourceMarks` across functions calls this per function.
+    pub fn reset(&mut self, func: Loc) {
+        self.func = func;
+        self.marks.clear();
+        self.enabled = recording();
+    }
+
     /// The IR instruction at `loc` starts at machine instruction `minst`.
     #[inline]
     pub fn mark(&mut self, minst: usize, loc: Loc) {
