@@ -7,6 +7,7 @@
 //!   compile time;
 //! - [`measure`]: the three comparisons (compile speed, code speed,
 //!   registry scaling) and the scan-all registry baseline;
+//! - [`frontend`]: `.kir` text to verified IR (MB/s, ns per instruction);
 //! - [`lazy`]: lazy compilation through stubs, and calls while another
 //!   thread compiles;
 //! - [`rss`]: peak memory of many small modules, measured in child
@@ -21,6 +22,7 @@
 //! the same programs.
 
 pub mod debug_cost;
+pub mod frontend;
 pub mod lazy;
 pub mod measure;
 pub mod programs;
