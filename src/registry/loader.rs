@@ -218,11 +218,17 @@ pub fn place(
         }
         let kind = *kind;
         let align = usize::try_from((*align).max(1)).unwrap_or(16);
-        let r = mm.allocate(batch, kind, bytes.len(), align)?;
+        // Rounded up to its alignment (at most 16 bytes): the next
+        // section of the kind then starts where this one ends, so packing
+        // many small modules leaves no unusable sliver of free space
+        // behind each one (the padding is zero; the code never reads it).
+        let granule = align.min(16);
+        let size = bytes.len().div_ceil(granule) * granule;
+        let r = mm.allocate(batch, kind, size, align)?;
         if let Some(dst) = batch.bytes_mut(r) {
-            dst.copy_from_slice(bytes);
+            dst[..bytes.len()].copy_from_slice(bytes);
         }
-        let len = bytes.len() as u64;
+        let len = size as u64;
         let mut placed = Placed {
             kind,
             r,
