@@ -5,6 +5,7 @@
 //! - [`programs`]: the code-speed workloads (`benches/programs/*.kir`);
 //! - [`measure`]: the three comparisons (compile speed, code speed,
 //!   registry scaling) and the scan-all registry baseline;
+//! - [`frontend`]: `.kir` text to verified IR (MB/s, ns per instruction);
 //! - [`lazy`]: lazy compilation through stubs, and calls while another
 //!   thread compiles;
 //! - [`rss`]: peak memory of many small modules, measured in child
@@ -18,6 +19,7 @@
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
 //! the same programs.
 
+pub mod frontend;
 pub mod lazy;
 pub mod measure;
 pub mod programs;

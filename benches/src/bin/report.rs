@@ -4,8 +4,8 @@
 //! ratios and written to `target/report/` (`report.md` and one SVG chart
 //! per comparison). `--quick` is a fast smoke run: shorter measurements,
 //! no 100k-instruction function, registry sweep to 1,000 modules.
-//! `--only compile|code|registry|memory|lazy|scaling` runs one comparison
-//! (`compile` includes the compile-scaling table).
+//! `--only SECTION` runs one comparison (see `SECTIONS`; `compile`
+//! includes the compile-scaling table).
 
 use kiln::ir::Module;
 use kiln::opt::OptLevel;
@@ -21,6 +21,11 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// The sections `--only` accepts.
+const SECTIONS: &[&str] = &[
+    "compile", "code", "registry", "memory", "lazy", "scaling", "frontend",
+];
+
 fn main() {
     // A child measuring peak memory (kiln_bench::rss) never returns.
     kiln_bench::rss::child_main();
@@ -33,8 +38,8 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned();
     if let Some(o) = &only {
-        if !["compile", "code", "registry", "memory", "lazy", "scaling"].contains(&o.as_str()) {
-            eprintln!("usage: report [--quick] [--only compile|code|registry|memory|lazy|scaling]");
+        if !SECTIONS.contains(&o.as_str()) {
+            eprintln!("usage: report [--quick] [--only {}]", SECTIONS.join("|"));
             std::process::exit(2);
         }
     }
@@ -98,6 +103,11 @@ fn run(quick: bool, only: Option<&str>) -> Result<(), String> {
     }
     if wanted("lazy") {
         lazy_table(quick, &mut md)?;
+    }
+    if wanted("frontend") {
+        md.push_str(&kiln_bench::frontend::frontend_table(
+            quick, budget, &out_dir,
+        )?);
     }
     let _ = writeln!(
         md,

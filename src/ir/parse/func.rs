@@ -6,6 +6,12 @@
 //! use before the definition gets a placeholder id counted down from
 //! `u32::MAX` and the instruction is remembered; after the closing `}` only
 //! those instructions are patched.
+//!
+//! The commonest instruction lines take a fast path ([`fast`]).
+
+mod fast;
+#[cfg(test)]
+pub(super) use fast::FAST_LINES;
 
 use super::super::entities::{Block, FuncId, Inst, Value};
 use super::super::function::{
@@ -204,6 +210,9 @@ impl<'a> Parser<'a, '_> {
                     )
                 }
                 TokKind::Local => {
+                    if self.fast_instruction()? {
+                        continue;
+                    }
                     let r = self.advance()?;
                     self.expect_with(TokKind::Equals, || {
                         format!("'=' after '%{}'", shorten(r.text))
@@ -340,7 +349,7 @@ impl<'a> Parser<'a, '_> {
 
     /// The value a `%name` use refers to (a placeholder if not yet seen).
     #[inline]
-    fn use_value(&mut self, t: Token<'a>) -> Result<Value> {
+    pub(super) fn use_value(&mut self, t: Token<'a>) -> Result<Value> {
         let name = self.fs.name(t.text);
         let v = self.fs.value_of[name.index()];
         if v != NONE {
@@ -445,7 +454,7 @@ impl<'a> Parser<'a, '_> {
 
     /// The `.T` suffix of mnemonic `mn` for opcode `name`, checked against
     /// the opcode's rule.
-    fn suffix(
+    pub(super) fn suffix(
         &self,
         mn: Token<'a>,
         name: &str,
@@ -534,21 +543,40 @@ impl<'a> Parser<'a, '_> {
         self.fs.inst_fwd_value = false;
         self.fs.inst_fwd_block = false;
         let kind = self.inst_kind(info.format, name, inst)?;
+        let result_loc = result.map_or(mn.loc, |r| r.loc);
+        self.push_instruction(op, ty, result_name, result_loc, kind, mn.loc)?;
+        self.end_of_line("instruction")
+    }
+
+    /// Appends an instruction whose operands and tokens were read (the
+    /// source map holds its mnemonic and operand tokens), with its result
+    /// value when the opcode has one.
+    #[inline]
+    pub(super) fn push_instruction(
+        &mut self,
+        opcode: Opcode,
+        ty: Option<Type>,
+        result_name: Option<Name>,
+        result_loc: Loc,
+        kind: InstKind,
+        mn_loc: Loc,
+    ) -> Result<()> {
+        let inst = Inst::new(self.fs.insts.len());
         if self.fs.values.len() >= PLACEHOLDER_MIN as usize {
-            return self.err(mn.loc, "too many values in one function");
+            return self.err(mn_loc, "too many values in one function");
         }
-        let result_value = info
+        let result_value = opcode
+            .info()
             .result_type(ty)
             .map(|rt| self.fs.new_value(rt, ValueDef::Inst(inst), result_name));
         self.fs.insts.push(InstData {
-            opcode: op,
+            opcode,
             ty,
             result: result_value,
             kind,
         });
         if let Some(v) = result_value {
-            let loc = result.map_or(mn.loc, |r| r.loc);
-            self.fs.srcmap.push_value(loc);
+            self.fs.srcmap.push_value(result_loc);
             if let Some(n) = result_name {
                 self.fs.value_of[n.index()] = v.0;
             }
@@ -559,7 +587,7 @@ impl<'a> Parser<'a, '_> {
         if self.fs.inst_fwd_block {
             self.fs.fwd_block_insts.push(inst);
         }
-        self.end_of_line("instruction")
+        Ok(())
     }
 
     /// The operands of an instruction of form `format` (mnemonic `name`).
