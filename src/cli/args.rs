@@ -95,9 +95,14 @@ pub struct RunOptions {
     pub opt: OptLevel,
     /// `--lazy`: compile each function on its first call.
     pub lazy: bool,
+    /// `--executor`: where the compiled code runs.
     pub executor: Executor,
     /// Interrupt the entry after this long (`--timeout`).
     pub timeout: Option<std::time::Duration>,
+    /// `--perf-map`: write `/tmp/perf-PID.map` for compiled code.
+    pub perf_map: bool,
+    /// `--gdb`: register compiled code with the GDB JIT interface.
+    pub gdb: bool,
 }
 
 /// Options of `kiln repl`.
@@ -105,6 +110,7 @@ pub struct RunOptions {
 pub struct ReplOptions {
     /// `--lazy`: compile each function on its first call.
     pub lazy: bool,
+    /// `--executor`: where the compiled code runs.
     pub executor: Executor,
     /// Interrupt each query after this long (`--timeout`).
     pub timeout: Option<std::time::Duration>,
@@ -139,8 +145,9 @@ pub struct UsageError(pub String);
 
 /// The usage text printed by `--help` and after a usage error.
 pub const USAGE: &str = "\
-usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64] [--lazy] [-- ARG...]
-                [--opt none|speed] [--executor in-process|process] [--timeout SECONDS]
+usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64]
+                [--opt none|speed] [--lazy] [--executor in-process|process]
+                [--timeout SECONDS] [--perf-map] [--gdb] [-- ARG...]
        kiln check FILE...
        kiln opt FILE... [--passes PASS,...]
        kiln asm FILE... [--target x86_64|aarch64] [--opt none|speed]
@@ -321,10 +328,13 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
     let mut lazy = false;
     let mut executor = Executor::InProcess;
     let mut timeout = None;
+    let (mut perf_map, mut gdb) = (false, false);
     let (files, after) = split_options(args, |name, value| {
         match name {
             "--executor" => executor = parse_executor(&value()?)?,
             "--timeout" => timeout = Some(parse_timeout(&value()?)?),
+            "--perf-map" => perf_map = true,
+            "--gdb" => gdb = true,
             "--opt" => opt = parse_opt_level(&value()?)?,
             "--entry" => {
                 let v = value()?;
@@ -362,6 +372,8 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
         lazy,
         executor,
         timeout,
+        perf_map,
+        gdb,
     }))
 }
 

@@ -207,7 +207,7 @@ pub(crate) struct Loaded {
     pub defined: Vec<(SectionKind, u64)>,
     pub exports: Vec<(SymbolId, u32)>,
     pub relocs: Vec<crate::reloc::Reloc<Named>>,
-    pub names: Vec<Box<str>>,
+    pub names: loader::NameList,
     pub veneers: Veneers,
     /// Line tables, handed to the [`DebugRegistry`] at finalize.
     pub debug: ModuleDebug,
@@ -373,6 +373,17 @@ impl Registry {
     /// The code map and debug registrations, to change their options.
     pub fn debug_mut(&mut self) -> &mut DebugRegistry {
         &mut self.debug
+    }
+
+    /// Uses `options` for modules finalized from now on. A perf map needs
+    /// code in anonymous memory (perf names only that from the map), so it
+    /// switches reservations taken from now on to
+    /// [`crate::memory::CodeMapping::Protect`].
+    pub fn set_debug_options(&mut self, options: crate::debug::DebugOptions) -> Result<()> {
+        if options.perf_map && self.debug.is_native() {
+            self.mm.set_mapping(crate::memory::CodeMapping::Protect);
+        }
+        self.debug.set_options(options)
     }
 
     pub fn executor(&self) -> &Arc<dyn Executor> {
