@@ -106,6 +106,9 @@ pub struct Scan {
     next_reclaim: Vec<u32>,
     /// Per vreg: the instruction whose operand it last was (pinned there).
     stamp: Vec<u32>,
+    /// Per vreg: its eviction order, smaller first: loop-weighted use
+    /// count, then the furthest end (`weight << 32 | !end`).
+    evict_key: Vec<u64>,
     /// The current sweep point: no later query starts before it.
     now: Point,
     /// Temporaries of the current instruction: (register, class, vreg,
@@ -177,6 +180,13 @@ impl Scan {
         reset(&mut self.slot, nv, NONE);
         reset(&mut self.evict_inst, nv, NONE);
         reset(&mut self.stamp, nv, NONE);
+        self.evict_key.clear();
+        self.evict_key.extend(
+            lv.weight[..nv]
+                .iter()
+                .zip(&lv.end[..nv])
+                .map(|(&w, &e)| (w as u64) << 32 | (!e) as u64),
+        );
         reset(&mut self.next, nv, NONE);
         reset(&mut self.head_early, ni, NONE);
         reset(&mut self.head_late, ni, NONE);
@@ -627,8 +637,13 @@ impl Scan {
         exempt: bool,
     ) -> Option<(u8, u32)> {
         let ci = c.index();
-        let mut occ = !self.free[ci] & self.classes[ci].all;
+        let all_occ = !self.free[ci] & self.classes[ci].all;
+        // The cheapest occupant first, by one key per vreg; its register
+        // is almost never reserved by someone else (then the slow loop
+        // below finds the cheapest one that is not).
+        let mut occ = all_occ;
         let mut best: Option<(u8, u32)> = None;
+        let mut best_key = u64::MAX;
         while occ != 0 {
             let rank = occ.trailing_zeros() as usize;
             occ &= occ - 1;
@@ -637,14 +652,30 @@ impl Scan {
             if x == TEMP || x == NONE || self.stamp[x as usize] == i as u32 {
                 continue;
             }
-            let better = match best {
-                None => true,
-                Some((_, y)) => {
-                    let (wx, wy) = (lv.weight[x as usize], lv.weight[y as usize]);
-                    wx < wy || (wx == wy && lv.end[x as usize] > lv.end[y as usize])
-                }
-            };
-            if better && !self.conflict(lv, PReg::new(hw, c), vreg, s, e, exempt) {
+            let k = self.evict_key[x as usize];
+            if k < best_key {
+                best_key = k;
+                best = Some((hw, x));
+            }
+        }
+        let (hw, _) = best?;
+        if !self.conflict(lv, PReg::new(hw, c), vreg, s, e, exempt) {
+            return best;
+        }
+        let mut occ = all_occ;
+        let mut best: Option<(u8, u32)> = None;
+        let mut best_key = u64::MAX;
+        while occ != 0 {
+            let rank = occ.trailing_zeros() as usize;
+            occ &= occ - 1;
+            let hw = self.classes[ci].order[rank];
+            let x = self.occupant[ci][hw as usize];
+            if x == TEMP || x == NONE || self.stamp[x as usize] == i as u32 {
+                continue;
+            }
+            let k = self.evict_key[x as usize];
+            if k < best_key && !self.conflict(lv, PReg::new(hw, c), vreg, s, e, exempt) {
+                best_key = k;
                 best = Some((hw, x));
             }
         }
