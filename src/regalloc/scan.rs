@@ -85,6 +85,9 @@ pub struct Scan {
     free: [u64; 2],
     /// Per register index: first reservation not before the sweep point.
     cursor: Vec<u32>,
+    /// Per clobber set ([`Liveness::clobber_sets`]): the same for its
+    /// clobber points.
+    clobber_cursor: Vec<u32>,
     /// Per register index: the point where a vreg in the hole of its range
     /// takes the register back (`NONE`: no claim); only ranges ending
     /// before it may use the register meanwhile.
@@ -191,6 +194,7 @@ impl Scan {
         reset(&mut self.head_early, ni, NONE);
         reset(&mut self.head_late, ni, NONE);
         reset(&mut self.cursor, 2 * PReg::MAX_HW, 0);
+        reset(&mut self.clobber_cursor, lv.clobber_sets.len(), 0);
         reset(&mut self.claim, 2 * PReg::MAX_HW, NONE);
         reset(&mut self.hole_early, ni, NONE);
         reset(&mut self.hole_late, ni, NONE);
@@ -536,6 +540,25 @@ impl Scan {
                 return true;
             }
             k += 1;
+        }
+        // Clobbers, per clobber set containing `r` (one or two sets).
+        for (n, set) in lv.clobber_sets.iter().enumerate() {
+            if !set.contains(r) {
+                continue;
+            }
+            let points = &lv.clobber_points[n];
+            let c = &mut self.clobber_cursor[n];
+            while (*c as usize) < points.len() && points[*c as usize] < self.now {
+                *c += 1;
+            }
+            let mut k = *c as usize;
+            while k < points.len() && points[k] <= e {
+                let p = points[k];
+                if p >= s && !(exempt_mid && p == s + 1) {
+                    return true;
+                }
+                k += 1;
+            }
         }
         false
     }
