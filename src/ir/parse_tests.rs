@@ -780,3 +780,33 @@ fn fast_path_lines_parse_as_the_general_path_does() {
         "3:22: invalid value name '%1x'"
     );
 }
+
+/// The parser's buffers are kept per thread between modules: a module
+/// parses to the same IR, and gets the same errors, whatever this thread
+/// parsed before (here: modules with the same and with other names, a
+/// failed parse, a large function whose buffers are not kept).
+#[test]
+fn modules_parse_alike_after_other_modules() {
+    let a = body("    %x = add.i32 %a, 1\n    %y = mul.i32 %x, %x\n    ret %y");
+    let b = "func @g(%y: i64) -> i64 {\nstart:\n    jmp next(%y)\nnext(%x: i64):\n    \
+             %t1 = sub.i64 %x, 2\n    ret %t1\n}\n";
+    let dup = body("    %x = add.i32 %a, 1\n    %x = add.i32 %a, 2\n    ret %x");
+    let big = format!(
+        "func @h(%a: i32) -> i32 {{\nentry:\n{}    ret %a\n}}\n",
+        (0..5000)
+            .map(|i| format!("    %t{i} = add.i32 %a, {i}\n"))
+            .collect::<String>()
+    );
+    let fresh = std::thread::spawn({
+        let (a, b) = (a.clone(), b.to_string());
+        move || (parse(&a), parse(&b))
+    })
+    .join()
+    .unwrap();
+    for before in [&a, &dup, &big, &a, &b.to_string()] {
+        let _ = parse_module("t.kir", before);
+        assert_eq!(parse(&a), fresh.0);
+        assert_eq!(parse(b), fresh.1);
+        assert_eq!(err(&dup), "4:5: value %x is defined twice");
+    }
+}

@@ -35,7 +35,7 @@ const NONE: u32 = u32::MAX;
 /// The function being parsed: its tables, in vectors kept across functions
 /// (cleared, not freed), and the name resolution state.
 #[derive(Default)]
-pub(super) struct FuncScratch<'a> {
+pub(super) struct FuncScratch {
     params: Vec<Value>,
     blocks: Vec<BlockData>,
     insts: Vec<InstData>,
@@ -61,11 +61,47 @@ pub(super) struct FuncScratch<'a> {
     inst_fwd_block: bool,
     /// The block instructions go to, and its first instruction.
     cur: Option<(Block, usize)>,
-    /// `(instruction, @name, location)` of each symbol use.
-    pending_syms: Vec<(Inst, &'a str, Loc)>,
 }
 
-impl FuncScratch<'_> {
+thread_local! {
+    /// The buffers of the last module parsed on this thread (when small):
+    /// a module of one small function would otherwise spend as much time
+    /// growing fresh vectors as parsing.
+    static CACHED: std::cell::RefCell<FuncScratch> = std::cell::RefCell::default();
+}
+
+/// Most names (and so entries of `value_of`) of a scratch kept for the
+/// next module: a large function's buffers are freed.
+const CACHE_MAX_NAMES: usize = 4096;
+
+impl FuncScratch {
+    /// This thread's cached buffers (empty if none).
+    pub(super) fn take_cached() -> FuncScratch {
+        CACHED
+            .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)))
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default()
+    }
+
+    /// Keeps these buffers for the next module parsed on this thread, unless
+    /// they are large.
+    pub(super) fn cache(&mut self) {
+        if self.value_of.capacity() > CACHE_MAX_NAMES
+            || self.insts.capacity() > CACHE_MAX_NAMES
+            || self.values.capacity() > CACHE_MAX_NAMES
+            || self.arg_pool.capacity() > CACHE_MAX_NAMES
+        {
+            return;
+        }
+        let fs = std::mem::take(self);
+        let _ = CACHED.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                *c = fs;
+            }
+        });
+    }
+
     fn clear(&mut self) {
         self.params.clear();
         self.blocks.clear();
@@ -82,7 +118,6 @@ impl FuncScratch<'_> {
         self.fwd_value_insts.clear();
         self.fwd_block_insts.clear();
         self.cur = None;
-        self.pending_syms.clear();
     }
 
     /// Interns a name, growing the resolution arrays with it.
@@ -193,7 +228,6 @@ impl<'a> Parser<'a, '_> {
         if !self.at(TokKind::RBrace) {
             self.end_of_line("'{'")?;
         }
-        let func_id = FuncId::new(self.module.funcs.len());
         loop {
             match self.tok.kind {
                 TokKind::Newline => {
@@ -235,16 +269,19 @@ impl<'a> Parser<'a, '_> {
             }
         }
         self.resolve_locals()?;
-        for &(inst, name, loc) in &self.fs.pending_syms {
-            self.sym_refs.push(SymRef {
-                site: SymSite::Inst(func_id, inst),
-                name,
-                loc,
-            });
-        }
         let f = self.fs.take_function(name, sig);
         self.module.define_func(sym, f);
         Ok(())
+    }
+
+    /// Records a use of symbol `t` by `inst` of the function being parsed,
+    /// resolved when the module is complete.
+    fn symbol_use(&mut self, inst: Inst, t: Token<'a>) {
+        self.sym_refs.push(SymRef {
+            site: SymSite::Inst(FuncId::new(self.module.funcs.len()), inst),
+            name: t.text,
+            loc: t.loc,
+        });
     }
 
     /// Defines a named value, recording its location; fails on a
@@ -648,7 +685,7 @@ impl<'a> Parser<'a, '_> {
             Format::Addr => {
                 let t = self.expect(TokKind::Global, "a symbol '@name'")?;
                 self.fs.srcmap.push_token(t.loc);
-                self.fs.pending_syms.push((inst, t.text, t.loc));
+                self.symbol_use(inst, t);
                 InstKind::Addr {
                     sym: super::SymId(u32::MAX),
                 }
@@ -658,7 +695,7 @@ impl<'a> Parser<'a, '_> {
                     TokKind::Global => {
                         let t = self.advance()?;
                         self.fs.srcmap.push_token(t.loc);
-                        self.fs.pending_syms.push((inst, t.text, t.loc));
+                        self.symbol_use(inst, t);
                         Callee::Direct(super::SymId(u32::MAX))
                     }
                     TokKind::Local => Callee::Indirect(self.operand()?),
