@@ -10,7 +10,9 @@
 //! access, no possible trap; a division only by a literal other than 0, or
 //! -1 for `sdiv`) moves to the preheader of the outermost loop in which
 //! all its operands are defined outside: there it runs once per entry
-//! into that loop instead of once per iteration. Since nothing that moves
+//! into that loop instead of once per iteration. `addr` stays where it is:
+//! it costs one instruction, less than the register it would hold across
+//! the loop. Since nothing that moves
 //! can trap or touch memory, running it when the original program would
 //! not have (a loop that runs zero times) changes nothing observable.
 //! Loads never move.
@@ -21,7 +23,7 @@
 //! leaves (loop-tree preorder numbers).
 
 use crate::analysis::{FuncAnalysis, LoopId};
-use crate::ir::{Block, Function, Inst, InstKind, Operand, ValueDef};
+use crate::ir::{Block, Function, Inst, InstKind, Opcode, Operand, ValueDef};
 use std::collections::HashSet;
 
 const NONE: u32 = u32::MAX;
@@ -96,7 +98,7 @@ fn make_preheaders(f: &mut Function, a: &FuncAnalysis) -> bool {
             .collect();
         f.push_inst(
             ph,
-            crate::ir::Opcode::Jmp,
+            Opcode::Jmp,
             None,
             InstKind::Jmp {
                 dest: crate::ir::BlockCall { block: h, args },
@@ -252,7 +254,9 @@ fn hoist(f: &mut Function, a: &FuncAnalysis, preheaders: &[Block]) {
         let mut kept: Vec<Inst> = Vec::with_capacity(insts.len());
         for &i in &insts {
             let d = &f.insts[i.index()];
-            if !super::is_pure(d) || d.opcode.is_terminator() {
+            // `addr` is one cheap instruction: hoisting it would only keep
+            // a register busy across the loop.
+            if !super::is_pure(d) || d.opcode.is_terminator() || d.opcode == Opcode::Addr {
                 kept.push(i);
                 continue;
             }
