@@ -5,6 +5,7 @@
 //! - [`programs`]: the code-speed workloads (`benches/programs/*.kir`);
 //! - [`measure`]: the three comparisons (compile speed, code speed,
 //!   registry scaling) and the scan-all registry baseline;
+//! - [`cputime`]: run time as thread CPU time, engines taking turns;
 //! - [`rss`]: peak memory of many small modules, measured in child
 //!   processes;
 //! - [`svg`]: the report's charts.
@@ -12,6 +13,7 @@
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
 //! the same programs.
 
+pub mod cputime;
 pub mod measure;
 pub mod programs;
 pub mod rss;
