@@ -23,7 +23,7 @@
 //! leaves (loop-tree preorder numbers).
 
 use crate::analysis::{FuncAnalysis, LoopId};
-use crate::ir::{Block, Function, Inst, InstKind, Opcode, Operand, ValueDef};
+use crate::ir::{Block, Function, Inst, InstKind, Operand, ValueDef};
 use std::collections::HashSet;
 
 const NONE: u32 = u32::MAX;
@@ -98,7 +98,7 @@ fn make_preheaders(f: &mut Function, a: &FuncAnalysis) -> bool {
             .collect();
         f.push_inst(
             ph,
-            Opcode::Jmp,
+            crate::ir::Opcode::Jmp,
             None,
             InstKind::Jmp {
                 dest: crate::ir::BlockCall { block: h, args },
@@ -256,7 +256,8 @@ fn hoist(f: &mut Function, a: &FuncAnalysis, preheaders: &[Block]) {
             let d = &f.insts[i.index()];
             // `addr` is one cheap instruction: hoisting it would only keep
             // a register busy across the loop.
-            if !super::is_pure(d) || d.opcode.is_terminator() || d.opcode == Opcode::Addr {
+            if !super::is_pure(d) || d.opcode.is_terminator() || d.opcode == crate::ir::Opcode::Addr
+            {
                 kept.push(i);
                 continue;
             }
