@@ -5,9 +5,9 @@
 //!
 //! Invariants and choices:
 //! - Nothing here recurses: every traversal uses an explicit stack, so a
-//!   20,000-block chain is fine. Every analysis is linear or near-linear
-//!   (semi-NCA dominators with path compression; loop discovery with
-//!   union-find).
+//!   100,000-deep loop nest is fine. Every analysis is linear or near-linear
+//!   for every graph shape (Lengauer–Tarjan dominators with path
+//!   compression; loop discovery with union-find).
 //! - A block's successors come from its *last* instruction when that is a
 //!   terminator; successor lists are
 //!   deduplicated (a `switch` with ten cases to one block is one edge).
@@ -25,30 +25,62 @@ use crate::ir::{Block, Function};
 const NONE: u32 = u32::MAX;
 
 /// Successors and predecessors of every block, in compressed rows.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// [`Cfg::compute`] refills an existing graph, reusing its vectors, so a
+/// caller that analyses many functions (the verifier) allocates only while
+/// the largest function so far grows them.
+#[derive(Clone, Debug, Default)]
 pub struct Cfg {
     succ_start: Vec<u32>,
     succs: Vec<Block>,
     pred_start: Vec<u32>,
     preds: Vec<Block>,
+    /// Scratch: per target block, the source that last added an edge to it.
+    stamp: Vec<u32>,
 }
+
+impl PartialEq for Cfg {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.succ_start, &self.succs, &self.pred_start, &self.preds)
+            == (
+                &other.succ_start,
+                &other.succs,
+                &other.pred_start,
+                &other.preds,
+            )
+    }
+}
+
+impl Eq for Cfg {}
 
 impl Cfg {
     /// The CFG of `func`, from each block's terminator.
     pub fn new(func: &Function) -> Cfg {
+        let mut cfg = Cfg::default();
+        cfg.compute(func);
+        cfg
+    }
+
+    /// Makes this the CFG of `func`, reusing the allocations.
+    pub fn compute(&mut self, func: &Function) {
         let n = func.blocks.len();
-        let mut edges = Vec::with_capacity(n);
-        for (b, data) in func.blocks.iter().enumerate() {
+        self.begin(n);
+        for data in &func.blocks {
+            let a = self.succ_start.len() as u32 - 1;
             // `get`, not `Function::terminator`: unverified IR may list a
             // missing instruction.
-            let last = data.insts.last().and_then(|i| func.insts.get(i.index()));
-            if let Some(t) = last.filter(|d| d.opcode.is_terminator()) {
-                for s in t.successors() {
-                    edges.push((Block::new(b), s));
+            if let Some(&last) = data.insts.last() {
+                if func
+                    .insts
+                    .get(last.index())
+                    .is_some_and(|d| d.opcode.is_terminator())
+                {
+                    func.for_each_successor(last, |s| self.add_edge(a, s));
                 }
             }
+            self.succ_start.push(self.succs.len() as u32);
         }
-        Cfg::from_edges(n, &edges)
+        self.finish_preds();
     }
 
     /// A CFG over `num_blocks` blocks from a list of edges (duplicates and
@@ -56,71 +88,86 @@ impl Cfg {
     /// their first edge.
     pub fn from_edges(num_blocks: usize, edges: &[(Block, Block)]) -> Cfg {
         let n = num_blocks;
-        let valid = |&&(a, b): &&(Block, Block)| a.index() < n && b.index() < n;
-        // Successor rows: count, then place, dropping duplicates with a
-        // per-target stamp of the source block that last added it.
-        let mut succ_start = vec![0u32; n + 1];
-        for (a, _) in edges.iter().filter(valid) {
-            succ_start[a.index() + 1] += 1;
-        }
-        for i in 0..n {
-            succ_start[i + 1] += succ_start[i];
-        }
-        let mut fill = succ_start.clone();
-        let mut raw = vec![Block(0); succ_start[n] as usize];
-        for &(a, b) in edges.iter().filter(valid) {
-            raw[fill[a.index()] as usize] = b;
-            fill[a.index()] += 1;
-        }
-        let mut stamp = vec![NONE; n];
-        let mut succs = Vec::with_capacity(raw.len());
-        let mut dedup_start = vec![0u32; n + 1];
+        let mut sorted: Vec<(Block, Block)> = edges
+            .iter()
+            .copied()
+            .filter(|&(a, b)| a.index() < n && b.index() < n)
+            .collect();
+        // Stable: keeps each source's edges in their given order.
+        sorted.sort_by_key(|&(a, _)| a);
+        let mut cfg = Cfg::default();
+        cfg.begin(n);
+        let mut k = 0;
         for a in 0..n {
-            for &b in &raw[succ_start[a] as usize..succ_start[a + 1] as usize] {
-                if stamp[b.index()] != a as u32 {
-                    stamp[b.index()] = a as u32;
-                    succs.push(b);
-                }
+            while k < sorted.len() && sorted[k].0.index() == a {
+                cfg.add_edge(a as u32, sorted[k].1);
+                k += 1;
             }
-            dedup_start[a + 1] = succs.len() as u32;
+            cfg.succ_start.push(cfg.succs.len() as u32);
         }
-        let succ_start = dedup_start;
-        // Predecessor rows by counting sort of the deduplicated edges;
-        // each row lists predecessors in layout order.
-        let mut pred_start = vec![0u32; n + 1];
-        for &b in &succs {
-            pred_start[b.index() + 1] += 1;
-        }
-        for i in 0..n {
-            pred_start[i + 1] += pred_start[i];
-        }
-        let mut fill = pred_start.clone();
-        let mut preds = vec![Block(0); succs.len()];
-        for a in 0..n {
-            for &b in &succs[succ_start[a] as usize..succ_start[a + 1] as usize] {
-                preds[fill[b.index()] as usize] = Block::new(a);
-                fill[b.index()] += 1;
+        cfg.finish_preds();
+        cfg
+    }
+
+    fn begin(&mut self, n: usize) {
+        self.succ_start.clear();
+        self.succ_start.push(0);
+        self.succs.clear();
+        self.stamp.clear();
+        self.stamp.resize(n, NONE);
+    }
+
+    /// Adds edge `a -> b` unless it is a duplicate or `b` is out of range.
+    #[inline]
+    fn add_edge(&mut self, a: u32, b: Block) {
+        if let Some(st) = self.stamp.get_mut(b.index()) {
+            if *st != a {
+                *st = a;
+                self.succs.push(b);
             }
         }
-        Cfg {
-            succ_start,
-            succs,
-            pred_start,
-            preds,
+    }
+
+    /// Predecessor rows by counting sort of the successor rows; each row
+    /// lists predecessors in layout order.
+    fn finish_preds(&mut self) {
+        let n = self.succ_start.len() - 1;
+        self.pred_start.clear();
+        self.pred_start.resize(n + 1, 0);
+        for &b in &self.succs {
+            self.pred_start[b.index() + 1] += 1;
+        }
+        for i in 0..n {
+            self.pred_start[i + 1] += self.pred_start[i];
+        }
+        // `stamp` becomes the fill cursor of each row.
+        self.stamp.clear();
+        self.stamp.extend_from_slice(&self.pred_start[..n]);
+        self.preds.clear();
+        self.preds.resize(self.succs.len(), Block(0));
+        for a in 0..n {
+            let (lo, hi) = (self.succ_start[a] as usize, self.succ_start[a + 1] as usize);
+            for &b in &self.succs[lo..hi] {
+                let at = &mut self.stamp[b.index()];
+                self.preds[*at as usize] = Block::new(a);
+                *at += 1;
+            }
         }
     }
 
     pub fn num_blocks(&self) -> usize {
-        self.succ_start.len() - 1
+        self.succ_start.len().saturating_sub(1)
     }
 
     /// The distinct successors of `b`.
+    #[inline]
     pub fn succs(&self, b: Block) -> &[Block] {
         let i = b.index();
         &self.succs[self.succ_start[i] as usize..self.succ_start[i + 1] as usize]
     }
 
     /// The distinct predecessors of `b`, in layout order.
+    #[inline]
     pub fn preds(&self, b: Block) -> &[Block] {
         let i = b.index();
         &self.preds[self.pred_start[i] as usize..self.pred_start[i + 1] as usize]
@@ -187,9 +234,25 @@ impl Rpo {
     }
 }
 
+/// Scratch vectors of the dominator computation, kept for reuse.
+#[derive(Clone, Debug, Default)]
+struct DomScratch {
+    num: Vec<u32>,
+    vertex: Vec<u32>,
+    parent: Vec<u32>,
+    semi: Vec<u32>,
+    label: Vec<u32>,
+    ancestor: Vec<u32>,
+    idom_num: Vec<u32>,
+    bucket_head: Vec<u32>,
+    bucket_next: Vec<u32>,
+    path: Vec<u32>,
+    stack: Vec<(Block, u32)>,
+}
+
 /// The dominator tree of the reachable blocks, with pre/post numbers of a
 /// walk of the tree so that [`DomTree::dominates`] is O(1).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 pub struct DomTree {
     /// Immediate dominator of each block; `NONE` for the entry and for
     /// unreachable blocks.
@@ -199,113 +262,167 @@ pub struct DomTree {
     /// Tree preorder / postorder numbers; `NONE` when unreachable.
     pre: Vec<u32>,
     post: Vec<u32>,
+    scratch: DomScratch,
 }
 
+impl PartialEq for DomTree {
+    fn eq(&self, other: &Self) -> bool {
+        (
+            &self.idom,
+            &self.child_start,
+            &self.children,
+            &self.pre,
+            &self.post,
+        ) == (
+            &other.idom,
+            &other.child_start,
+            &other.children,
+            &other.pre,
+            &other.post,
+        )
+    }
+}
+
+impl Eq for DomTree {}
+
 impl DomTree {
-    /// Dominators by semi-NCA (Georgiadis et al., "Finding dominators in
-    /// practice"): semidominators over a DFS preorder with an iterative,
-    /// path-compressing `eval`, then each idom as the nearest common
-    /// ancestor of parent and semidominator.
+    /// The dominator tree of `cfg`'s reachable blocks.
     pub fn new(cfg: &Cfg) -> DomTree {
+        let mut tree = DomTree::default();
+        tree.compute(cfg);
+        tree
+    }
+
+    /// Makes this the dominator tree of `cfg`, reusing the allocations.
+    ///
+    /// Lengauer–Tarjan with path compression ("simple" linking):
+    /// semidominators over a DFS preorder, each vertex's immediate
+    /// dominator settled from its semidominator's bucket, then a forward
+    /// pass; O(m log n) for every graph shape, iterative throughout.
+    pub fn compute(&mut self, cfg: &Cfg) {
         let n = cfg.num_blocks();
+        let s = &mut self.scratch;
         // DFS preorder numbering; `vertex[k]` is the block numbered `k`.
-        let mut num = vec![NONE; n];
-        let mut vertex: Vec<u32> = Vec::with_capacity(n);
-        let mut parent: Vec<u32> = Vec::with_capacity(n);
-        let mut stack: Vec<(Block, usize)> = Vec::new();
+        s.num.clear();
+        s.num.resize(n, NONE);
+        s.vertex.clear();
+        s.parent.clear();
+        s.stack.clear();
         if n > 0 {
-            num[0] = 0;
-            vertex.push(0);
-            parent.push(NONE);
-            stack.push((Block(0), 0));
+            s.num[0] = 0;
+            s.vertex.push(0);
+            s.parent.push(NONE);
+            s.stack.push((Block(0), 0));
         }
-        while let Some(top) = stack.last_mut() {
+        while let Some(top) = s.stack.last_mut() {
             let (b, i) = *top;
-            if let Some(&s) = cfg.succs(b).get(i) {
+            if let Some(&x) = cfg.succs(b).get(i as usize) {
                 top.1 += 1;
-                if num[s.index()] == NONE {
-                    num[s.index()] = vertex.len() as u32;
-                    vertex.push(s.0);
-                    parent.push(num[b.index()]);
-                    stack.push((s, 0));
+                if s.num[x.index()] == NONE {
+                    s.num[x.index()] = s.vertex.len() as u32;
+                    s.parent.push(s.num[b.index()]);
+                    s.vertex.push(x.0);
+                    s.stack.push((x, 0));
                 }
             } else {
-                stack.pop();
+                s.stack.pop();
             }
         }
-        let m = vertex.len();
-        // Semidominators, in preorder numbers, processed in reverse.
-        let mut semi: Vec<u32> = (0..m as u32).collect();
-        let mut label: Vec<u32> = (0..m as u32).collect();
-        let mut ancestor = vec![NONE; m];
-        let mut path: Vec<u32> = Vec::new();
+        let m = s.vertex.len();
+        s.semi.clear();
+        s.semi.extend(0..m as u32);
+        s.label.clear();
+        s.label.extend(0..m as u32);
+        s.ancestor.clear();
+        s.ancestor.resize(m, NONE);
+        s.idom_num.clear();
+        s.idom_num.resize(m, 0);
+        s.bucket_head.clear();
+        s.bucket_head.resize(m, NONE);
+        s.bucket_next.clear();
+        s.bucket_next.resize(m, NONE);
         for w in (1..m).rev() {
-            for &p in cfg.preds(Block(vertex[w])) {
-                let v = num[p.index()];
+            for &p in cfg.preds(Block(s.vertex[w])) {
+                let v = s.num[p.index()];
                 if v == NONE {
                     continue;
                 }
-                let u = eval(v, &mut ancestor, &mut label, &semi, &mut path);
-                if semi[u as usize] < semi[w] {
-                    semi[w] = semi[u as usize];
+                let u = eval(v, &mut s.ancestor, &mut s.label, &s.semi, &mut s.path);
+                if s.semi[u as usize] < s.semi[w] {
+                    s.semi[w] = s.semi[u as usize];
                 }
             }
-            ancestor[w] = parent[w];
-        }
-        // Immediate dominators: walk up from the parent until at or above
-        // the semidominator. Ancestors are final when `w` is reached.
-        let mut idom_num = vec![0u32; m];
-        for w in 1..m {
-            let mut d = parent[w];
-            while d > semi[w] {
-                d = idom_num[d as usize];
+            let sw = s.semi[w] as usize;
+            s.bucket_next[w] = s.bucket_head[sw];
+            s.bucket_head[sw] = w as u32;
+            let pw = s.parent[w];
+            s.ancestor[w] = pw;
+            // Every vertex whose semidominator is `pw` is settled now.
+            let mut v = std::mem::replace(&mut s.bucket_head[pw as usize], NONE);
+            while v != NONE {
+                let u = eval(v, &mut s.ancestor, &mut s.label, &s.semi, &mut s.path);
+                s.idom_num[v as usize] = if s.semi[u as usize] < s.semi[v as usize] {
+                    u
+                } else {
+                    pw
+                };
+                v = s.bucket_next[v as usize];
             }
-            idom_num[w] = d;
         }
-        let mut idom = vec![NONE; n];
         for w in 1..m {
-            idom[vertex[w] as usize] = vertex[idom_num[w] as usize];
+            if s.idom_num[w] != s.semi[w] {
+                s.idom_num[w] = s.idom_num[s.idom_num[w] as usize];
+            }
+        }
+        self.idom.clear();
+        self.idom.resize(n, NONE);
+        for w in 1..m {
+            self.idom[s.vertex[w] as usize] = s.vertex[s.idom_num[w] as usize];
         }
         // Children rows (in DFS preorder of the child).
-        let mut child_start = vec![0u32; n + 1];
-        for &d in &idom {
+        self.child_start.clear();
+        self.child_start.resize(n + 1, 0);
+        for &d in &self.idom {
             if d != NONE {
-                child_start[d as usize + 1] += 1;
+                self.child_start[d as usize + 1] += 1;
             }
         }
         for i in 0..n {
-            child_start[i + 1] += child_start[i];
+            self.child_start[i + 1] += self.child_start[i];
         }
-        let mut fill = child_start.clone();
-        let mut children = vec![Block(0); child_start[n] as usize];
-        for &v in vertex.iter().skip(1) {
-            let d = idom[v as usize] as usize;
-            children[fill[d] as usize] = Block(v);
+        // `bucket_head` is free again: the fill cursor of each row.
+        let fill = &mut s.bucket_head;
+        fill.clear();
+        fill.extend_from_slice(&self.child_start[..n]);
+        self.children.clear();
+        self.children.resize(self.child_start[n] as usize, Block(0));
+        for &v in s.vertex.iter().skip(1) {
+            let d = self.idom[v as usize] as usize;
+            self.children[fill[d] as usize] = Block(v);
             fill[d] += 1;
         }
-        let mut tree = DomTree {
-            idom,
-            child_start,
-            children,
-            pre: vec![NONE; n],
-            post: vec![NONE; n],
-        };
-        tree.number();
-        tree
+        self.number();
     }
 
     /// Pre/post numbers of an iterative walk of the tree from the entry.
     fn number(&mut self) {
-        if self.idom.is_empty() {
+        let n = self.idom.len();
+        self.pre.clear();
+        self.pre.resize(n, NONE);
+        self.post.clear();
+        self.post.resize(n, NONE);
+        if n == 0 {
             return;
         }
         let (mut pre, mut post) = (0u32, 0u32);
-        let mut stack: Vec<(Block, usize)> = vec![(Block(0), 0)];
+        let mut stack = std::mem::take(&mut self.scratch.stack);
+        stack.clear();
+        stack.push((Block(0), 0));
         self.pre[0] = pre;
         pre += 1;
         while let Some(top) = stack.last_mut() {
             let (b, i) = *top;
-            if let Some(&c) = self.children(b).get(i) {
+            if let Some(&c) = self.children(b).get(i as usize) {
                 top.1 += 1;
                 self.pre[c.index()] = pre;
                 pre += 1;
@@ -316,6 +433,7 @@ impl DomTree {
                 stack.pop();
             }
         }
+        self.scratch.stack = stack;
     }
 
     /// The immediate dominator; `None` for the entry and unreachable blocks.
@@ -333,12 +451,14 @@ impl DomTree {
     }
 
     /// Whether `b` is reachable from the entry (in the tree).
+    #[inline]
     pub fn is_reachable(&self, b: Block) -> bool {
         self.pre.get(b.index()).is_some_and(|&p| p != NONE)
     }
 
     /// Whether `a` dominates `b` (reflexive). `false` when either block is
     /// unreachable.
+    #[inline]
     pub fn dominates(&self, a: Block, b: Block) -> bool {
         if !self.is_reachable(a) || !self.is_reachable(b) {
             return false;

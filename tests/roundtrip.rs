@@ -96,7 +96,7 @@ fn big_function_roundtrips() {
     let f = &m.funcs[0];
     assert!(f.num_insts() >= 20_000, "{}", f.num_insts());
     assert_eq!(f.blocks.len(), 5);
-    assert_eq!(f.srcmap.insts.len(), f.num_insts());
+    assert_eq!(f.srcmap.num_insts(), f.num_insts());
     let printed = check_roundtrip("big.kir", &text).expect("parses");
     assert!(printed.contains("    %x19991 = xor.i64 %x19990, 19983\n"));
 }

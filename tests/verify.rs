@@ -112,12 +112,12 @@ fn mutate(rng: &mut XorShift, f: &mut kiln::ir::Function, nsyms: usize) {
         1 => f.insts[i].ty = types[rng.below(types.len())],
         2 => {
             let v = rng.below(nvalues + 3);
-            let lit = rng.next() as i128 * if rng.below(2) == 0 { 1 } else { 1 << 40 };
+            let lit = rng.next() as i128 * if rng.below(2) == 0 { 1 } else { 1 << 30 };
             let k = rng.below(4);
-            f.insts[i].for_each_operand_mut(|op| {
+            f.for_each_operand_mut(Inst::new(i), |op| {
                 *op = match k {
                     0 => Operand::Value(Value::new(v)),
-                    1 => Operand::Const(Const::Int(lit)),
+                    1 => Operand::Const(Const::int(lit)),
                     2 => Operand::Const(Const::float(0.5)),
                     _ => *op,
                 }
@@ -126,7 +126,13 @@ fn mutate(rng: &mut XorShift, f: &mut kiln::ir::Function, nsyms: usize) {
         3 => f.insts[i].result = [None, Some(Value::new(rng.below(nvalues + 2)))][rng.below(2)],
         4 => match &mut f.insts[i].kind {
             InstKind::Jmp { dest } => dest.block = Block::new(rng.below(nblocks + 2)),
-            InstKind::Br { else_dest, .. } => else_dest.args.push(Operand::Const(Const::Int(1))),
+            InstKind::Br { else_dest, .. } => {
+                let list = else_dest.args;
+                let grown = f.extend_args(list, &[Operand::Const(Const::int(1))]);
+                if let InstKind::Br { else_dest, .. } = &mut f.insts[i].kind {
+                    else_dest.args = grown;
+                }
+            }
             InstKind::Switch { default, .. } => *default = Block::new(rng.below(nblocks + 2)),
             InstKind::Call { callee, args } => {
                 *callee = Callee::Direct(SymId::new(rng.below(nsyms + 2)));

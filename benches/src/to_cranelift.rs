@@ -378,7 +378,7 @@ fn reverse_postorder(f: &Function) -> (Vec<Block>, Vec<bool>) {
         let (blk, i) = *top;
         let succs = f
             .terminator(blk)
-            .map(|t| f.inst(t).successors())
+            .map(|t| f.successors(t))
             .unwrap_or_default();
         if let Some(&s) = succs.get(i) {
             top.1 += 1;
@@ -536,8 +536,9 @@ impl FnBuilder<'_, '_> {
 
     fn block_args(&mut self, dest: &kiln::ir::BlockCall) -> ClifResult<Vec<BlockArg>> {
         let params = &self.f.blocks[dest.block.index()].params;
+        let f = self.f;
         let mut out = Vec::with_capacity(dest.args.len());
-        for (i, &a) in dest.args.iter().enumerate() {
+        for (i, &a) in f.args(dest.args).iter().enumerate() {
             let ty = params
                 .get(i)
                 .map(|&p| self.f.value_type(p))
@@ -699,6 +700,7 @@ impl FnBuilder<'_, '_> {
                 None => return Err("addr of an unknown symbol".into()),
             },
             (InstKind::Call { callee, args }, _) => {
+                let args = self.f.args(*args);
                 let call = match callee {
                     Callee::Direct(s) => {
                         let sig = m
@@ -788,7 +790,7 @@ impl FnBuilder<'_, '_> {
                 let v = self.op(*value, ty)?;
                 let mut sw = Switch::new();
                 let mut seen = std::collections::HashSet::new();
-                for c in cases {
+                for c in self.f.cases(*cases) {
                     let key = c.key.bits(ty);
                     if seen.insert(key) {
                         sw.set_entry(key as u128, self.block(c.block)?);

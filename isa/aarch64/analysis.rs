@@ -71,7 +71,8 @@ pub fn plan(module: &Module, func: &Function) -> Result<Plan> {
                     .signature()
                     .map(|sig| sig.params.clone())
                     .unwrap_or_default(),
-                Callee::Indirect(_) => args
+                Callee::Indirect(_) => func
+                    .args(*args)
                     .iter()
                     .map(|a| func.operand_type(*a, Type::I64))
                     .collect(),

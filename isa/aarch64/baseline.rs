@@ -256,13 +256,14 @@ impl<'a> Emitter<'a> {
     fn block_args(&mut self, bc: &BlockCall) {
         let params = &self.func.blocks[bc.block.index()].params;
         let tys: Vec<Type> = params.iter().map(|&p| self.func.value_type(p)).collect();
-        let overlap = bc.args.iter().enumerate().any(|(i, a)| {
+        let args = self.func.args(bc.args);
+        let overlap = args.iter().enumerate().any(|(i, a)| {
             matches!(a, Operand::Value(v) if params.iter().enumerate().any(|(j, p)| p == v && j != i))
         });
         let params = params.clone();
         if overlap {
             let base = self.plan.copy_area as i64;
-            for (i, &a) in bc.args.iter().enumerate() {
+            for (i, &a) in args.iter().enumerate() {
                 self.ld_bits(X17, a, tys[i]);
                 mem(&mut self.ops, Mem::StrX, X17, SP, base + 8 * i as i64);
             }
@@ -271,7 +272,7 @@ impl<'a> Emitter<'a> {
                 self.st_bits(p, X17);
             }
         } else {
-            for (i, (&a, &p)) in bc.args.iter().zip(&params).enumerate() {
+            for (i, (&a, &p)) in args.iter().zip(&params).enumerate() {
                 if a == Operand::Value(p) {
                     continue;
                 }
@@ -507,7 +508,10 @@ impl<'a> Emitter<'a> {
                 }
                 self.st_bits(r, 0);
             }
-            (InstKind::Call { callee, args }, _) => self.call(inst, *callee, args)?,
+            (InstKind::Call { callee, args }, _) => {
+                let f = self.func;
+                self.call(inst, *callee, f.args(*args))?
+            }
             (InstKind::Ret { value }, _) => {
                 if let Some(v) = value {
                     let rty = func.sig.ret.ok_or_else(|| missing(func, "ret type"))?;
@@ -561,7 +565,8 @@ impl<'a> Emitter<'a> {
                 },
                 _,
             ) => {
-                self.switch(*value, ty, *default, cases)?;
+                let f = self.func;
+                self.switch(*value, ty, *default, f.cases(*cases))?;
             }
             (InstKind::Trap, _) => {
                 let t = self.trap_label(TrapCode::Unreachable);
@@ -918,7 +923,7 @@ impl<'a> Emitter<'a> {
             self.tables.push((name, entries));
         } else {
             for (k, l) in keys {
-                self.cmp_operand(0, Operand::Const(crate::ir::Const::Int(k as i128)), ty);
+                self.cmp_operand(0, Operand::Const(crate::ir::Const::int(k as i128)), ty);
                 b_cond_to(&mut self.ops, Cond::Eq, l, self.far);
             }
             dynasm!(self.ops ; .arch aarch64 ; b =>dl);

@@ -469,7 +469,9 @@ impl<'a> Lowerer<'a> {
                     far: s.linkage == Linkage::Import,
                 });
             }
-            (InstKind::Call { callee, args }, _) => self.lower_call(inst, *callee, args)?,
+            (InstKind::Call { callee, args }, _) => {
+                self.lower_call(inst, *callee, func.args(*args))?
+            }
             _ => return Err(err(func, d.opcode.name())),
         }
         Ok(())
@@ -755,8 +757,8 @@ impl Lowerer<'_> {
             InstKind::Trap => self.push0(Op::Trap),
             InstKind::Jmp { dest } => {
                 let tb = self.mblock[dest.block.index()].ok_or_else(|| err(func, "jmp target"))?;
-                let args = dest.args.clone();
-                self.jump(mi, tb, &args)?;
+                let args = func.args(dest.args);
+                self.jump(mi, tb, args)?;
             }
             InstKind::Br { cond, .. } => {
                 let fused = match cond {
@@ -801,6 +803,7 @@ impl Lowerer<'_> {
                 default,
                 cases,
             } => {
+                let cases = func.cases(*cases);
                 if succs.len() == 1 {
                     // Every case goes to the default: a plain jump (a
                     // single-successor branch may not read registers).

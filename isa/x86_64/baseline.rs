@@ -305,13 +305,14 @@ impl<'a> Emitter<'a> {
     fn block_args(&mut self, bc: &BlockCall) {
         let params = &self.func.blocks[bc.block.index()].params;
         let tys: Vec<Type> = params.iter().map(|&p| self.func.value_type(p)).collect();
-        let overlap = bc.args.iter().enumerate().any(|(i, a)| {
+        let args = self.func.args(bc.args);
+        let overlap = args.iter().enumerate().any(|(i, a)| {
             matches!(a, Operand::Value(v) if params.iter().enumerate().any(|(j, p)| p == v && j != i))
         });
         let params = params.clone();
         if overlap {
             let base = self.plan.copy_area;
-            for (i, &a) in bc.args.iter().enumerate() {
+            for (i, &a) in args.iter().enumerate() {
                 self.ld_bits(R11, a, tys[i]);
                 let at = base + 8 * i as i32;
                 let ops = &mut self.ops;
@@ -324,7 +325,7 @@ impl<'a> Emitter<'a> {
                 self.st_bits(p, R11);
             }
         } else {
-            for (i, (&a, &p)) in bc.args.iter().zip(&params).enumerate() {
+            for (i, (&a, &p)) in args.iter().zip(&params).enumerate() {
                 if a == Operand::Value(p) {
                     continue;
                 }
@@ -649,7 +650,10 @@ impl<'a> Emitter<'a> {
                 }
                 self.st_bits(r, RAX);
             }
-            (InstKind::Call { callee, args }, _) => self.call(inst, *callee, args)?,
+            (InstKind::Call { callee, args }, _) => {
+                let f = self.func;
+                self.call(inst, *callee, f.args(*args))?
+            }
             (InstKind::Ret { value }, _) => {
                 if let Some(v) = value {
                     let rty = func.sig.ret.ok_or_else(|| missing(func, "ret type"))?;
@@ -682,7 +686,7 @@ impl<'a> Emitter<'a> {
                 let cond = match cond {
                     Some(i) => self.compare(i)?,
                     None => {
-                        self.ld_bits(RAX, d.operands()[0], Type::I32);
+                        self.ld_bits(RAX, self.func.operands(inst)[0], Type::I32);
                         dynasm!(self.ops ; .arch x64 ; test eax, eax);
                         Cond::Flags(Cc::Ne)
                     }
@@ -706,7 +710,8 @@ impl<'a> Emitter<'a> {
                 },
                 _,
             ) => {
-                self.switch(*value, ty, *default, cases)?;
+                let f = self.func;
+                self.switch(*value, ty, *default, f.cases(*cases))?;
             }
             (InstKind::Trap, _) => {
                 let t = self.trap_label(TrapCode::Unreachable);
@@ -1035,7 +1040,7 @@ impl<'a> Emitter<'a> {
             self.tables.push((name, entries));
         } else {
             for (k, l) in keys {
-                match imm32(Operand::Const(crate::ir::Const::Int(k as i128)), ty) {
+                match imm32(Operand::Const(crate::ir::Const::int(k as i128)), ty) {
                     Some(i) if !wide(ty) => dynasm!(self.ops ; .arch x64 ; cmp eax, i ; je =>l),
                     Some(i) => dynasm!(self.ops ; .arch x64 ; cmp rax, i ; je =>l),
                     None => {

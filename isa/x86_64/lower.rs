@@ -515,7 +515,9 @@ impl<'a> Lowerer<'a> {
                     far: s.linkage == Linkage::Import,
                 });
             }
-            (InstKind::Call { callee, args }, _) => self.lower_call(inst, *callee, args)?,
+            (InstKind::Call { callee, args }, _) => {
+                self.lower_call(inst, *callee, func.args(*args))?
+            }
             _ => return Err(err(func, d.opcode.name())),
         }
         Ok(())
@@ -536,7 +538,7 @@ impl<'a> Lowerer<'a> {
                 // Out-of-range offset: add it first.
                 let base = self.reg(ptr, Type::I64);
                 let k = self.reg(
-                    IrOperand::Const(crate::ir::Const::Int(offset as i128)),
+                    IrOperand::Const(crate::ir::Const::int(offset as i128)),
                     Type::I64,
                 );
                 let sum = self.new_vreg(RegClass::Int);
@@ -816,8 +818,8 @@ impl Lowerer<'_> {
             InstKind::Trap => self.push0(Op::Trap),
             InstKind::Jmp { dest } => {
                 let tb = self.mblock[dest.block.index()].ok_or_else(|| err(func, "jmp target"))?;
-                let args = dest.args.clone();
-                self.jump(mi, tb, &args)?;
+                let args = func.args(dest.args);
+                self.jump(mi, tb, args)?;
             }
             InstKind::Br { cond, .. } => {
                 let fused = match cond {
@@ -867,6 +869,7 @@ impl Lowerer<'_> {
                 default,
                 cases,
             } => {
+                let cases = func.cases(*cases);
                 if succs.len() == 1 {
                     // Every case goes to the default: a plain jump (a
                     // single-successor branch may not read registers).
@@ -896,7 +899,7 @@ impl Lowerer<'_> {
                             Some(min as u32 as i32)
                         };
                         let k = if imm.is_none() {
-                            Some(self.reg(IrOperand::Const(crate::ir::Const::Int(min as i128)), ty))
+                            Some(self.reg(IrOperand::Const(crate::ir::Const::int(min as i128)), ty))
                         } else {
                             None
                         };

@@ -400,12 +400,16 @@ impl Decoder<'_> {
             match b.insts.last() {
                 Some(&last) if last.index() < f.insts.len() => {
                     if !f.insts[last.index()].opcode.is_terminator() {
-                        return Err(
-                            self.err(Some(last), format!("block {} has no terminator", b.name))
-                        );
+                        return Err(self.err(
+                            Some(last),
+                            format!("block {} has no terminator", f.names.get(b.name)),
+                        ));
                     }
                 }
-                _ => return Err(self.err(None, format!("block {} has no terminator", b.name))),
+                _ => {
+                    let msg = format!("block {} has no terminator", f.names.get(b.name));
+                    return Err(self.err(None, msg));
+                }
             }
         }
         if f.blocks.is_empty() {
@@ -492,7 +496,7 @@ impl Decoder<'_> {
             return Err(self.err(Some(inst), "block argument count mismatch"));
         }
         let start = self.prog.moves.len() as u32;
-        for (&p, &arg) in params.iter().zip(&bc.args) {
+        for (&p, &arg) in params.iter().zip(self.f.args(bc.args)) {
             let dst = self.value_slot(Some(inst), p.0)?;
             let ty = self.f.values[p.index()].ty;
             let src = self.operand(inst, arg, ty)?;
@@ -743,6 +747,7 @@ impl Decoder<'_> {
                 Ok(mk(K::Copy, a, 0, 0))
             }
             InstKind::Call { callee, args } => {
+                let args = self.f.args(*args);
                 let d = if data.result.is_some() { d } else { NONE };
                 match callee {
                     Callee::Direct(sym) => {
@@ -830,7 +835,7 @@ impl Decoder<'_> {
                 let v = self.operand(inst, *value, t)?;
                 let default = self.block_pc(inst, *default)?;
                 let mut table: Vec<(u64, u32)> = Vec::with_capacity(cases.len());
-                for case in cases {
+                for case in self.f.cases(*cases) {
                     table.push((case.key.bits(t), self.block_pc(inst, case.block)?));
                 }
                 // Stable sort then dedup keeps the first of equal keys (the

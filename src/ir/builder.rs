@@ -54,7 +54,9 @@
 //! ```
 
 use super::entities::{Block, SymId, Value};
-use super::function::{BlockCall, Callee, Const, Function, InstKind, Operand, SwitchCase};
+use super::function::{
+    BlockCall, Callee, CaseList, Const, Function, InstKind, OpList, Operand, SwitchCase,
+};
 use super::module::{DataDef, DataValue, Linkage, Module, SymbolData, SymbolKind};
 use super::opcode::Opcode;
 use super::srcmap::Loc;
@@ -64,7 +66,7 @@ use crate::error::{Diagnostic, Error, Result};
 
 /// An integer literal operand.
 pub fn iconst(v: i64) -> Const {
-    Const::Int(v as i128)
+    Const::int(v as i128)
 }
 
 /// A float literal operand.
@@ -76,7 +78,7 @@ macro_rules! operand_from_int {
     ($($t:ty),*) => {$(
         impl From<$t> for Operand {
             fn from(v: $t) -> Operand {
-                Operand::Const(Const::Int(v as i128))
+                Operand::Const(Const::int(v as i128))
             }
         }
     )*};
@@ -261,11 +263,7 @@ impl ModuleBuilder {
 
 /// Whether `name` matches `[A-Za-z_.$][A-Za-z0-9_.$]*` (SPEC section 1).
 fn valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    let first_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || "_.$".contains(c));
-    first_ok && chars.all(|c| c.is_ascii_alphanumeric() || "_.$".contains(c))
+    super::names::name_syntax(name).0
 }
 
 /// Builds the body of one function. Starts positioned at the entry block.
@@ -345,7 +343,7 @@ impl FunctionBuilder<'_> {
     /// Appends a new block, named `bN`, to the layout.
     pub fn create_block(&mut self) -> Block {
         let name = format!("b{}", self.func.blocks.len());
-        self.func.new_block(name)
+        self.func.new_block(&name)
     }
 
     /// Adds a parameter of type `ty` to `block`.
@@ -371,6 +369,17 @@ impl FunctionBuilder<'_> {
     /// The function built so far.
     pub fn function(&self) -> &Function {
         &self.func
+    }
+
+    /// An operand list for an [`InstKind`] given to [`Self::push`]
+    /// (call arguments, block arguments).
+    pub fn make_args(&mut self, ops: &[Operand]) -> OpList {
+        self.func.make_args(ops)
+    }
+
+    /// A case list for a `switch` given to [`Self::push`].
+    pub fn make_cases(&mut self, cases: &[SwitchCase]) -> CaseList {
+        self.func.make_cases(cases)
     }
 
     /// Appends any instruction; returns its result, if it has one. The
@@ -504,7 +513,7 @@ impl FunctionBuilder<'_> {
             .and_then(|sig| sig.ret);
         let kind = InstKind::Call {
             callee: Callee::Direct(sym),
-            args: args.to_vec(),
+            args: self.func.make_args(args),
         };
         self.push(Opcode::Call, ret, kind)
     }
@@ -519,7 +528,7 @@ impl FunctionBuilder<'_> {
     ) -> Option<Value> {
         let kind = InstKind::Call {
             callee: Callee::Indirect(callee.into()),
-            args: args.to_vec(),
+            args: self.func.make_args(args),
         };
         self.push(Opcode::Call, ret, kind)
     }
@@ -544,7 +553,7 @@ impl FunctionBuilder<'_> {
     pub fn jmp(&mut self, block: Block, args: &[Operand]) {
         let dest = BlockCall {
             block,
-            args: args.to_vec(),
+            args: self.func.make_args(args),
         };
         self.push(Opcode::Jmp, None, InstKind::Jmp { dest });
     }
@@ -562,11 +571,11 @@ impl FunctionBuilder<'_> {
             cond: cond.into(),
             then_dest: BlockCall {
                 block: then_block,
-                args: then_args.to_vec(),
+                args: self.func.make_args(then_args),
             },
             else_dest: BlockCall {
                 block: else_block,
-                args: else_args.to_vec(),
+                args: self.func.make_args(else_args),
             },
         };
         self.push(Opcode::Br, None, kind);
@@ -580,13 +589,14 @@ impl FunctionBuilder<'_> {
         default: Block,
         cases: &[(i64, Block)],
     ) {
-        let cases = cases
-            .iter()
-            .map(|&(k, block)| SwitchCase {
-                key: Const::Int(k as i128),
+        let start = self.func.case_pool.len();
+        self.func
+            .case_pool
+            .extend(cases.iter().map(|&(k, block)| SwitchCase {
+                key: Const::int(k as i128),
                 block,
-            })
-            .collect();
+            }));
+        let cases = self.func.cases_since(start);
         let kind = InstKind::Switch {
             value: v.into(),
             default,

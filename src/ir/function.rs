@@ -4,27 +4,98 @@
 //! `blocks` is the layout order of the text; `blocks[0]` is the entry. Each
 //! block lists its instructions in order; the last one is its terminator
 //! once the function is verified.
+//!
+//! Compactness (a parsed instruction costs about 60 bytes of IR, see
+//! `tests/ir_size.rs`): an [`Operand`] is 16 bytes; the variable-length
+//! operand lists of calls and branches ([`OpList`]) and the cases of a
+//! `switch` ([`CaseList`]) are ranges of two per-function pools,
+//! `arg_pool` and `case_pool`, not a `Vec` per instruction; value and block
+//! names are interned in the function's [`Names`] table.
 
 use super::entities::{Block, Inst, SymId, Value};
+use super::names::{Name, Names};
 use super::opcode::Opcode;
 use super::srcmap::SrcMap;
 use super::types::{Signature, Type};
 use smallvec::SmallVec;
+use std::fmt;
+
+/// An integer literal as written, in 96 bits: enough for every value of
+/// every type written signed or unsigned (`-2^63 ..= 2^64-1`) and for the
+/// out-of-range literals the verifier reports. Longer literals are a parse
+/// error.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Int96 {
+    lo: u32,
+    mid: u32,
+    hi: i32,
+}
+
+impl Int96 {
+    /// The smallest and largest values.
+    pub const MIN: i128 = -(1 << 95);
+    pub const MAX: i128 = (1 << 95) - 1;
+
+    /// `v`, if it fits in 96 bits.
+    #[inline]
+    pub const fn new(v: i128) -> Option<Int96> {
+        if v < Self::MIN || v > Self::MAX {
+            return None;
+        }
+        Some(Int96 {
+            lo: v as u32,
+            mid: (v >> 32) as u32,
+            hi: (v >> 64) as i32,
+        })
+    }
+
+    /// The value.
+    #[inline]
+    pub const fn get(self) -> i128 {
+        ((self.hi as i128) << 64) | ((self.mid as i128) << 32) | self.lo as i128
+    }
+}
+
+impl fmt::Debug for Int96 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.get())
+    }
+}
 
 /// A literal as written. Its type comes from its position (SPEC section 1);
 /// the verifier checks that it fits, and [`Const::bits`] converts it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Const {
     /// An integer literal, exactly as written (`-5`, `0xff`).
-    Int(i128),
+    Int(Int96),
     /// A float literal, as the bits of the nearest `f64`.
     Float(u64),
 }
 
 impl Const {
+    /// An integer literal.
+    ///
+    /// # Panics
+    /// If `v` does not fit in 96 bits (no value of any type needs more).
+    pub const fn int(v: i128) -> Const {
+        match Int96::new(v) {
+            Some(i) => Const::Int(i),
+            None => panic!("integer literal does not fit in 96 bits"),
+        }
+    }
+
     /// A float literal.
     pub fn float(value: f64) -> Const {
         Const::Float(value.to_bits())
+    }
+
+    /// The integer, for an integer literal.
+    #[inline]
+    pub fn as_int(self) -> Option<i128> {
+        match self {
+            Const::Int(v) => Some(v.get()),
+            Const::Float(_) => None,
+        }
     }
 
     /// Whether this literal is a valid value of type `ty`: integers must fit
@@ -32,8 +103,8 @@ impl Const {
     /// literal in a float position is taken as that number.
     pub fn fits(self, ty: Type) -> bool {
         match (self, ty) {
-            (Const::Int(v), Type::I32) => (-(1i128 << 31)..(1i128 << 32)).contains(&v),
-            (Const::Int(v), Type::I64) => (-(1i128 << 63)..(1i128 << 64)).contains(&v),
+            (Const::Int(v), Type::I32) => (-(1i128 << 31)..(1i128 << 32)).contains(&v.get()),
+            (Const::Int(v), Type::I64) => (-(1i128 << 63)..(1i128 << 64)).contains(&v.get()),
             (Const::Int(_), _) => true,
             (Const::Float(_), t) => t.is_float(),
         }
@@ -42,16 +113,23 @@ impl Const {
     /// The literal's bits as a value of type `ty`, zero-extended to 64 bits:
     /// integers wrap to the width, `f32` is in the low 32 bits. Only
     /// meaningful when [`Const::fits`] holds.
+    #[inline]
     pub fn bits(self, ty: Type) -> u64 {
         match (self, ty) {
-            (Const::Int(v), Type::I32) => (v as u64) & 0xffff_ffff,
-            (Const::Int(v), Type::I64) => v as u64,
-            (Const::Int(v), Type::F32) => (v as f32).to_bits() as u64,
-            (Const::Int(v), Type::F64) => (v as f64).to_bits(),
+            (Const::Int(v), Type::I32) => (v.get() as u64) & 0xffff_ffff,
+            (Const::Int(v), Type::I64) => v.get() as u64,
+            (Const::Int(v), Type::F32) => (v.get() as f32).to_bits() as u64,
+            (Const::Int(v), Type::F64) => (v.get() as f64).to_bits(),
             (Const::Float(b), Type::F32) => (f64::from_bits(b) as f32).to_bits() as u64,
             (Const::Float(b), Type::F64) => b,
             (Const::Float(b), _) => f64::from_bits(b) as i64 as u64,
         }
+    }
+}
+
+impl From<i64> for Const {
+    fn from(v: i64) -> Const {
+        Const::int(v as i128)
     }
 }
 
@@ -83,11 +161,79 @@ impl From<Const> for Operand {
     }
 }
 
+/// A list of operands: a range of the function's `arg_pool`, read with
+/// [`Function::args`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct OpList {
+    start: u32,
+    len: u32,
+}
+
+impl OpList {
+    /// The empty list.
+    pub const EMPTY: OpList = OpList { start: 0, len: 0 };
+
+    pub(crate) fn new(start: usize, len: usize) -> OpList {
+        OpList {
+            start: start as u32,
+            len: len as u32,
+        }
+    }
+
+    pub fn len(self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len == 0
+    }
+
+    /// The pool indices of the list.
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
+
+    /// Keeps the first `len` operands (no effect if the list is shorter).
+    pub fn truncate(&mut self, len: usize) {
+        self.len = self.len.min(len as u32);
+    }
+}
+
+/// The cases of a `switch`: a range of the function's `case_pool`, read
+/// with [`Function::cases`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct CaseList {
+    start: u32,
+    len: u32,
+}
+
+impl CaseList {
+    pub(crate) fn new(start: usize, len: usize) -> CaseList {
+        CaseList {
+            start: start as u32,
+            len: len as u32,
+        }
+    }
+
+    pub fn len(self) -> usize {
+        self.len as usize
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.len == 0
+    }
+
+    /// The pool indices of the list.
+    pub fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.start as usize + self.len as usize
+    }
+}
+
 /// A branch target with the arguments passed to its block parameters.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BlockCall {
     pub block: Block,
-    pub args: Vec<Operand>,
+    pub args: OpList,
 }
 
 /// The target of a call.
@@ -108,7 +254,7 @@ pub struct SwitchCase {
 }
 
 /// The operands of an instruction, by [`Format`](super::Format).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InstKind {
     Unary {
         arg: Operand,
@@ -138,7 +284,7 @@ pub enum InstKind {
     },
     Call {
         callee: Callee,
-        args: Vec<Operand>,
+        args: OpList,
     },
     Ret {
         value: Option<Operand>,
@@ -154,13 +300,13 @@ pub enum InstKind {
     Switch {
         value: Operand,
         default: Block,
-        cases: Vec<SwitchCase>,
+        cases: CaseList,
     },
     Trap,
 }
 
 /// One instruction.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct InstData {
     pub opcode: Opcode,
     /// The `.T` suffix, if written.
@@ -170,90 +316,6 @@ pub struct InstData {
 }
 
 impl InstData {
-    /// The value operands in textual order: for calls the indirect callee
-    /// first, then the arguments; for terminators the condition / switch
-    /// value / returned value, then each target's block arguments.
-    pub fn operands(&self) -> SmallVec<[Operand; 4]> {
-        let mut out = SmallVec::new();
-        match &self.kind {
-            InstKind::Unary { arg } => out.push(*arg),
-            InstKind::Binary { args } => out.extend_from_slice(args),
-            InstKind::Select { args } => out.extend_from_slice(args),
-            InstKind::Load { ptr, .. } => out.push(*ptr),
-            InstKind::Store { args, .. } => out.extend_from_slice(args),
-            InstKind::Alloca { .. } | InstKind::Addr { .. } | InstKind::Trap => {}
-            InstKind::Call { callee, args } => {
-                if let Callee::Indirect(op) = callee {
-                    out.push(*op);
-                }
-                out.extend_from_slice(args);
-            }
-            InstKind::Ret { value } => out.extend(*value),
-            InstKind::Jmp { dest } => out.extend_from_slice(&dest.args),
-            InstKind::Br {
-                cond,
-                then_dest,
-                else_dest,
-            } => {
-                out.push(*cond);
-                out.extend_from_slice(&then_dest.args);
-                out.extend_from_slice(&else_dest.args);
-            }
-            InstKind::Switch { value, .. } => out.push(*value),
-        }
-        out
-    }
-
-    /// Calls `f` on every value operand, in the order of [`Self::operands`].
-    pub fn for_each_operand_mut(&mut self, mut f: impl FnMut(&mut Operand)) {
-        match &mut self.kind {
-            InstKind::Unary { arg } => f(arg),
-            InstKind::Binary { args } => args.iter_mut().for_each(f),
-            InstKind::Select { args } => args.iter_mut().for_each(f),
-            InstKind::Load { ptr, .. } => f(ptr),
-            InstKind::Store { args, .. } => args.iter_mut().for_each(f),
-            InstKind::Alloca { .. } | InstKind::Addr { .. } | InstKind::Trap => {}
-            InstKind::Call { callee, args } => {
-                if let Callee::Indirect(op) = callee {
-                    f(op);
-                }
-                args.iter_mut().for_each(f);
-            }
-            InstKind::Ret { value } => value.iter_mut().for_each(f),
-            InstKind::Jmp { dest } => dest.args.iter_mut().for_each(f),
-            InstKind::Br {
-                cond,
-                then_dest,
-                else_dest,
-            } => {
-                f(cond);
-                then_dest.args.iter_mut().for_each(&mut f);
-                else_dest.args.iter_mut().for_each(f);
-            }
-            InstKind::Switch { value, .. } => f(value),
-        }
-    }
-
-    /// The successor blocks of a terminator, in textual order (duplicates
-    /// kept); empty for other instructions.
-    pub fn successors(&self) -> SmallVec<[Block; 2]> {
-        match &self.kind {
-            InstKind::Jmp { dest } => smallvec::smallvec![dest.block],
-            InstKind::Br {
-                then_dest,
-                else_dest,
-                ..
-            } => smallvec::smallvec![then_dest.block, else_dest.block],
-            InstKind::Switch { default, cases, .. } => {
-                let mut out = SmallVec::with_capacity(cases.len() + 1);
-                out.push(*default);
-                out.extend(cases.iter().map(|c| c.block));
-                out
-            }
-            _ => SmallVec::new(),
-        }
-    }
-
     /// The branch targets that carry arguments (`jmp` and `br`).
     pub fn block_calls(&self) -> SmallVec<[&BlockCall; 2]> {
         match &self.kind {
@@ -280,19 +342,20 @@ pub enum ValueDef {
 }
 
 /// One SSA value.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ValueData {
     pub ty: Type,
     pub def: ValueDef,
-    /// The name it was written with, without `%` (none for built values).
-    pub name: Option<Box<str>>,
+    /// The name it was written with, without `%` (none for built values),
+    /// in the function's [`Names`].
+    pub name: Option<Name>,
 }
 
 /// One basic block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockData {
-    /// The label (without parameters).
-    pub name: Box<str>,
+    /// The label (without parameters), in the function's [`Names`].
+    pub name: Name,
     pub params: Vec<Value>,
     pub insts: Vec<Inst>,
 }
@@ -309,19 +372,41 @@ pub struct Function {
     pub blocks: Vec<BlockData>,
     pub insts: Vec<InstData>,
     pub values: Vec<ValueData>,
+    /// The operands of every [`OpList`] (call arguments, block arguments).
+    pub arg_pool: Vec<Operand>,
+    /// The cases of every [`CaseList`].
+    pub case_pool: Vec<SwitchCase>,
+    /// Value and block names.
+    pub names: Names,
     /// Source locations; not part of the function's identity (ignored by
     /// `==`).
     pub srcmap: SrcMap,
 }
 
+/// Functions are equal when they read the same: names compare as text and
+/// operand lists by content, whatever their places in the pools.
 impl PartialEq for Function {
     fn eq(&self, other: &Self) -> bool {
+        let name = |f: &Function, n: Option<Name>| n.map(|n| f.names.get(n).to_string());
         self.name == other.name
             && self.sig == other.sig
             && self.params == other.params
-            && self.blocks == other.blocks
-            && self.insts == other.insts
-            && self.values == other.values
+            && self.blocks.len() == other.blocks.len()
+            && self.blocks.iter().zip(&other.blocks).all(|(a, b)| {
+                self.names.get(a.name) == other.names.get(b.name)
+                    && a.params == b.params
+                    && a.insts == b.insts
+            })
+            && self.values.len() == other.values.len()
+            && self.values.iter().zip(&other.values).all(|(a, b)| {
+                a.ty == b.ty && a.def == b.def && name(self, a.name) == name(other, b.name)
+            })
+            && self.insts.len() == other.insts.len()
+            && self
+                .insts
+                .iter()
+                .zip(&other.insts)
+                .all(|(a, b)| self.inst_eq(a, other, b))
     }
 }
 
@@ -346,17 +431,23 @@ impl Function {
     }
 
     /// Creates a value (the caller records it where it is defined).
-    pub fn new_value(&mut self, ty: Type, def: ValueDef, name: Option<Box<str>>) -> Value {
+    pub fn new_value(&mut self, ty: Type, def: ValueDef, name: Option<Name>) -> Value {
         let v = Value::new(self.values.len());
         self.values.push(ValueData { ty, def, name });
         v
     }
 
-    /// Appends an empty block to the layout.
-    pub fn new_block(&mut self, name: impl Into<Box<str>>) -> Block {
+    /// Appends an empty block labelled `name` to the layout.
+    pub fn new_block(&mut self, name: &str) -> Block {
+        let name = self.names.intern(name);
+        self.new_block_named(name)
+    }
+
+    /// Appends an empty block with an interned label.
+    pub fn new_block_named(&mut self, name: Name) -> Block {
         let b = Block::new(self.blocks.len());
         self.blocks.push(BlockData {
-            name: name.into(),
+            name,
             params: Vec::new(),
             insts: Vec::new(),
         });
@@ -364,7 +455,7 @@ impl Function {
     }
 
     /// Adds a parameter of type `ty` to `block`.
-    pub fn add_block_param(&mut self, block: Block, ty: Type, name: Option<Box<str>>) -> Value {
+    pub fn add_block_param(&mut self, block: Block, ty: Type, name: Option<Name>) -> Value {
         let n = self.blocks[block.index()].params.len() as u32;
         let v = self.new_value(ty, ValueDef::BlockParam(block, n), name);
         self.blocks[block.index()].params.push(v);
@@ -379,7 +470,7 @@ impl Function {
         opcode: Opcode,
         ty: Option<Type>,
         kind: InstKind,
-        result_name: Option<Box<str>>,
+        result_name: Option<Name>,
     ) -> Inst {
         let inst = Inst::new(self.insts.len());
         let result = opcode
@@ -396,12 +487,27 @@ impl Function {
         inst
     }
 
+    #[inline]
     pub fn inst(&self, inst: Inst) -> &InstData {
         &self.insts[inst.index()]
     }
 
+    #[inline]
     pub fn value_type(&self, v: Value) -> Type {
         self.values[v.index()].ty
+    }
+
+    /// The name `v` was written with, if any.
+    pub fn value_name(&self, v: Value) -> Option<&str> {
+        let n = self.values.get(v.index())?.name?;
+        Some(self.names.get(n))
+    }
+
+    /// The label of `b` (`""` for a block outside the table).
+    pub fn block_name(&self, b: Block) -> &str {
+        self.blocks
+            .get(b.index())
+            .map_or("", |d| self.names.get(d.name))
     }
 
     /// The type of an operand; a literal takes `expected`.
@@ -426,5 +532,243 @@ impl Function {
     /// Number of instructions.
     pub fn num_insts(&self) -> usize {
         self.insts.len()
+    }
+
+    // ---- operand and case lists ----
+
+    /// The operands of `list` (empty when the range is outside the pool,
+    /// which only damaged IR can have).
+    #[inline]
+    pub fn args(&self, list: OpList) -> &[Operand] {
+        self.arg_pool.get(list.range()).unwrap_or(&[])
+    }
+
+    /// The operands of `list`, to change in place.
+    pub fn args_mut(&mut self, list: OpList) -> &mut [Operand] {
+        self.arg_pool.get_mut(list.range()).unwrap_or(&mut [])
+    }
+
+    /// A new list holding `ops`.
+    pub fn make_args(&mut self, ops: &[Operand]) -> OpList {
+        let start = self.arg_pool.len();
+        self.arg_pool.extend_from_slice(ops);
+        OpList {
+            start: start as u32,
+            len: ops.len() as u32,
+        }
+    }
+
+    /// A new list from the operands pushed to the pool since `start`
+    /// (`arg_pool.len()` read before pushing them).
+    pub fn args_since(&self, start: usize) -> OpList {
+        OpList {
+            start: start as u32,
+            len: (self.arg_pool.len() - start) as u32,
+        }
+    }
+
+    /// `list` with `extra` appended: the same range grown in place when it
+    /// ends the pool, else a copy at the end of the pool.
+    pub fn extend_args(&mut self, list: OpList, extra: &[Operand]) -> OpList {
+        let r = list.range();
+        if r.end != self.arg_pool.len() {
+            let start = self.arg_pool.len();
+            self.arg_pool
+                .extend_from_within(r.start.min(start)..r.end.min(start));
+            self.arg_pool.extend_from_slice(extra);
+            return self.args_since(start);
+        }
+        self.arg_pool.extend_from_slice(extra);
+        OpList {
+            start: list.start,
+            len: list.len + extra.len() as u32,
+        }
+    }
+
+    /// The cases of `list`.
+    #[inline]
+    pub fn cases(&self, list: CaseList) -> &[SwitchCase] {
+        self.case_pool.get(list.range()).unwrap_or(&[])
+    }
+
+    /// The cases of `list`, to change in place.
+    pub fn cases_mut(&mut self, list: CaseList) -> &mut [SwitchCase] {
+        self.case_pool.get_mut(list.range()).unwrap_or(&mut [])
+    }
+
+    /// A new case list holding `cases`.
+    pub fn make_cases(&mut self, cases: &[SwitchCase]) -> CaseList {
+        let start = self.case_pool.len();
+        self.case_pool.extend_from_slice(cases);
+        CaseList {
+            start: start as u32,
+            len: cases.len() as u32,
+        }
+    }
+
+    /// A new case list from the cases pushed since `start`.
+    pub fn cases_since(&self, start: usize) -> CaseList {
+        CaseList {
+            start: start as u32,
+            len: (self.case_pool.len() - start) as u32,
+        }
+    }
+
+    // ---- operands and successors of an instruction ----
+
+    /// Calls `f` on every operand of `inst` in textual order: for calls the
+    /// indirect callee first, then the arguments; for terminators the
+    /// condition / switch value / returned value, then each target's block
+    /// arguments.
+    #[inline]
+    pub fn for_each_operand(&self, inst: Inst, mut f: impl FnMut(Operand)) {
+        match &self.insts[inst.index()].kind {
+            InstKind::Unary { arg } => f(*arg),
+            InstKind::Binary { args } => args.iter().copied().for_each(f),
+            InstKind::Select { args } => args.iter().copied().for_each(f),
+            InstKind::Load { ptr, .. } => f(*ptr),
+            InstKind::Store { args, .. } => args.iter().copied().for_each(f),
+            InstKind::Alloca { .. } | InstKind::Addr { .. } | InstKind::Trap => {}
+            InstKind::Call { callee, args } => {
+                if let Callee::Indirect(op) = callee {
+                    f(*op);
+                }
+                self.args(*args).iter().copied().for_each(f);
+            }
+            InstKind::Ret { value } => value.iter().copied().for_each(f),
+            InstKind::Jmp { dest } => self.args(dest.args).iter().copied().for_each(f),
+            InstKind::Br {
+                cond,
+                then_dest,
+                else_dest,
+            } => {
+                f(*cond);
+                self.args(then_dest.args).iter().copied().for_each(&mut f);
+                self.args(else_dest.args).iter().copied().for_each(f);
+            }
+            InstKind::Switch { value, .. } => f(*value),
+        }
+    }
+
+    /// The operands of `inst`, in the order of
+    /// [`Function::for_each_operand`].
+    pub fn operands(&self, inst: Inst) -> SmallVec<[Operand; 4]> {
+        let mut out = SmallVec::new();
+        self.for_each_operand(inst, |op| out.push(op));
+        out
+    }
+
+    /// Calls `f` on every operand of `inst`, in the order of
+    /// [`Function::for_each_operand`], to change it in place.
+    pub fn for_each_operand_mut(&mut self, inst: Inst, mut f: impl FnMut(&mut Operand)) {
+        let Function {
+            insts, arg_pool, ..
+        } = self;
+        let mut list = |l: OpList, f: &mut dyn FnMut(&mut Operand)| {
+            if let Some(ops) = arg_pool.get_mut(l.range()) {
+                ops.iter_mut().for_each(f);
+            }
+        };
+        match &mut insts[inst.index()].kind {
+            InstKind::Unary { arg } => f(arg),
+            InstKind::Binary { args } => args.iter_mut().for_each(f),
+            InstKind::Select { args } => args.iter_mut().for_each(f),
+            InstKind::Load { ptr, .. } => f(ptr),
+            InstKind::Store { args, .. } => args.iter_mut().for_each(f),
+            InstKind::Alloca { .. } | InstKind::Addr { .. } | InstKind::Trap => {}
+            InstKind::Call { callee, args } => {
+                if let Callee::Indirect(op) = callee {
+                    f(op);
+                }
+                list(*args, &mut f);
+            }
+            InstKind::Ret { value } => value.iter_mut().for_each(f),
+            InstKind::Jmp { dest } => list(dest.args, &mut f),
+            InstKind::Br {
+                cond,
+                then_dest,
+                else_dest,
+            } => {
+                f(cond);
+                list(then_dest.args, &mut f);
+                list(else_dest.args, &mut f);
+            }
+            InstKind::Switch { value, .. } => f(value),
+        }
+    }
+
+    /// Calls `f` on each successor block of a terminator, in textual order
+    /// (duplicates kept); never for other instructions.
+    #[inline]
+    pub fn for_each_successor(&self, inst: Inst, mut f: impl FnMut(Block)) {
+        match &self.insts[inst.index()].kind {
+            InstKind::Jmp { dest } => f(dest.block),
+            InstKind::Br {
+                then_dest,
+                else_dest,
+                ..
+            } => {
+                f(then_dest.block);
+                f(else_dest.block);
+            }
+            InstKind::Switch { default, cases, .. } => {
+                f(*default);
+                self.cases(*cases).iter().for_each(|c| f(c.block));
+            }
+            _ => {}
+        }
+    }
+
+    /// The successor blocks of a terminator, in textual order (duplicates
+    /// kept); empty for other instructions.
+    pub fn successors(&self, inst: Inst) -> SmallVec<[Block; 2]> {
+        let mut out = SmallVec::new();
+        self.for_each_successor(inst, |b| out.push(b));
+        out
+    }
+
+    /// Whether instruction `a` of `self` reads the same as `b` of `other`.
+    fn inst_eq(&self, a: &InstData, other: &Function, b: &InstData) -> bool {
+        if (a.opcode, a.ty, a.result) != (b.opcode, b.ty, b.result) {
+            return false;
+        }
+        let call = |x: &BlockCall, y: &BlockCall| {
+            x.block == y.block && self.args(x.args) == other.args(y.args)
+        };
+        match (&a.kind, &b.kind) {
+            (
+                InstKind::Call { callee, args },
+                InstKind::Call {
+                    callee: c2,
+                    args: a2,
+                },
+            ) => callee == c2 && self.args(*args) == other.args(*a2),
+            (InstKind::Jmp { dest }, InstKind::Jmp { dest: d2 }) => call(dest, d2),
+            (
+                InstKind::Br {
+                    cond,
+                    then_dest,
+                    else_dest,
+                },
+                InstKind::Br {
+                    cond: c2,
+                    then_dest: t2,
+                    else_dest: e2,
+                },
+            ) => cond == c2 && call(then_dest, t2) && call(else_dest, e2),
+            (
+                InstKind::Switch {
+                    value,
+                    default,
+                    cases,
+                },
+                InstKind::Switch {
+                    value: v2,
+                    default: d2,
+                    cases: c2,
+                },
+            ) => value == v2 && default == d2 && self.cases(*cases) == other.cases(*c2),
+            (x, y) => x == y,
+        }
     }
 }

@@ -3,7 +3,8 @@
 //! - [`types`]: `i32 i64 f32 f64` and signatures;
 //! - [`entities`]: `u32` newtypes indexing a function's or module's tables;
 //! - [`opcode`]: the one opcode table every pass reads;
-//! - [`function`] / [`module`]: the data structures;
+//! - [`function`] / [`module`]: the data structures; [`names`]: interned
+//!   value and block names; [`hash`]: the fast hasher for names;
 //! - [`srcmap`]: token locations kept beside the IR for diagnostics;
 //! - [`parse`] / [`print`]: the `.kir` text form;
 //! - [`verify`]: every rule of the SPEC, with located errors;
@@ -12,8 +13,10 @@
 pub mod builder;
 pub mod entities;
 pub mod function;
+pub mod hash;
 mod lexer;
 pub mod module;
+pub mod names;
 pub mod opcode;
 pub mod parse;
 pub mod print;
@@ -23,10 +26,11 @@ pub mod verify;
 
 pub use entities::{Block, DataId, FuncId, Inst, SymId, Value};
 pub use function::{
-    BlockCall, BlockData, Callee, Const, Function, InstData, InstKind, Operand, SwitchCase,
-    ValueData, ValueDef,
+    BlockCall, BlockData, Callee, CaseList, Const, Function, InstData, InstKind, Int96, OpList,
+    Operand, SwitchCase, ValueData, ValueDef,
 };
 pub use module::{DataDef, DataValue, Linkage, Module, SymbolData, SymbolKind, DATA_ALIGN};
+pub use names::{Name, Names};
 pub use opcode::{Format, OpInfo, Opcode, OperandTy, ResultTy, Suffix, OPCODES};
-pub use srcmap::{InstLocs, Loc, SrcMap};
+pub use srcmap::{Loc, SrcMap, SrcMapBuilder};
 pub use types::{Signature, Type};

@@ -6,9 +6,9 @@
 
 use super::entities::{DataId, FuncId, SymId};
 use super::function::Function;
+use super::hash::{hash_name, StrIndex};
 use super::srcmap::Loc;
 use super::types::Signature;
-use std::collections::HashMap;
 
 /// Visibility of a symbol to other modules.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -146,7 +146,8 @@ pub struct Module {
     pub symbol_locs: Vec<Loc>,
     pub funcs: Vec<Function>,
     pub datas: Vec<DataDef>,
-    by_name: HashMap<String, SymId>,
+    /// Symbol ids by name (the names stay in `symbols`).
+    by_name: StrIndex,
 }
 
 impl PartialEq for Module {
@@ -165,14 +166,31 @@ impl Module {
 
     /// Declares a symbol. Returns `Err(existing)` when the name is taken.
     pub fn declare(&mut self, data: SymbolData, loc: Loc) -> Result<SymId, SymId> {
-        if let Some(&old) = self.by_name.get(&data.name) {
+        let hash = hash_name(&data.name);
+        if let Some(old) = self.find_symbol(&data.name, hash) {
             return Err(old);
         }
         let id = SymId::new(self.symbols.len());
-        self.by_name.insert(data.name.clone(), id);
         self.symbols.push(data);
         self.symbol_locs.push(loc);
+        self.by_name.insert(id.0, hash);
         Ok(id)
+    }
+
+    /// The symbol named `name` (whose [`hash_name`] is `hash`). The index is
+    /// only trusted when it points at a symbol of that name: `symbols` is
+    /// public, and a symbol renamed or pushed behind the index's back is
+    /// then found by a scan.
+    fn find_symbol(&self, name: &str, hash: u64) -> Option<SymId> {
+        let symbols = &self.symbols;
+        let key_of = |i: u32| symbols.get(i as usize).map_or("", |s: &SymbolData| &s.name);
+        if let Some(i) = self.by_name.find(name, hash, key_of) {
+            return Some(SymId(i));
+        }
+        if self.by_name.len() == symbols.len() {
+            return None;
+        }
+        symbols.iter().position(|s| s.name == name).map(SymId::new)
     }
 
     /// Attaches a body to a declared function symbol.
@@ -197,7 +215,7 @@ impl Module {
 
     /// Looks a symbol up by name (without `@`).
     pub fn symbol(&self, name: &str) -> Option<SymId> {
-        self.by_name.get(name).copied()
+        self.find_symbol(name, hash_name(name))
     }
 
     pub fn sym(&self, id: SymId) -> &SymbolData {

@@ -223,8 +223,42 @@ macro_rules! opcodes {
             /// Every opcode, in table order.
             pub const ALL: &'static [Opcode] = &[$(Opcode::$variant,)*];
         }
+
+        /// The mnemonics, in table order (a `const` for [`LOOKUP`]).
+        const NAMES: &[&str] = &[$($name,)*];
     };
 }
+
+/// Slots of the mnemonic hash table (a power of two, over twice the
+/// number of opcodes).
+const LOOKUP_SLOTS: usize = 256;
+
+/// A cheap hash of a mnemonic, usable in `const` context.
+const fn mnemonic_hash(name: &[u8]) -> usize {
+    let mut h: u32 = name.len() as u32;
+    let mut i = 0;
+    while i < name.len() {
+        h = h.wrapping_mul(31).wrapping_add(name[i] as u32);
+        i += 1;
+    }
+    (h ^ (h >> 7)) as usize & (LOOKUP_SLOTS - 1)
+}
+
+/// Open-addressing table from [`mnemonic_hash`] to `opcode index + 1`
+/// (0 = empty), built at compile time.
+static LOOKUP: [u8; LOOKUP_SLOTS] = {
+    let mut t = [0u8; LOOKUP_SLOTS];
+    let mut op = 0;
+    while op < NAMES.len() {
+        let mut i = mnemonic_hash(NAMES[op].as_bytes());
+        while t[i] != 0 {
+            i = (i + 1) & (LOOKUP_SLOTS - 1);
+        }
+        t[i] = op as u8 + 1;
+        op += 1;
+    }
+    t
+};
 
 opcodes! {
     Copy = "copy", Unary, Suffix::Any, T1, Suffix;
@@ -310,9 +344,23 @@ impl Opcode {
         self.info().name
     }
 
-    /// Looks a mnemonic up (without its `.T` suffix).
+    /// Looks a mnemonic up (without its `.T` suffix), through a hash table
+    /// built at compile time.
+    #[inline]
     pub fn from_name(name: &str) -> Option<Opcode> {
-        Opcode::ALL.iter().copied().find(|op| op.name() == name)
+        let mut i = mnemonic_hash(name.as_bytes());
+        loop {
+            match LOOKUP[i] {
+                0 => return None,
+                k => {
+                    let op = Opcode::ALL[k as usize - 1];
+                    if op.name() == name {
+                        return Some(op);
+                    }
+                }
+            }
+            i = (i + 1) & (LOOKUP_SLOTS - 1);
+        }
     }
 
     pub fn is_terminator(self) -> bool {

@@ -1,9 +1,10 @@
 //! Parser for the `.kir` text form (SPEC sections 1–6).
 //!
-//! A hand-written predictive parser with a single token of
-//! lookahead over [`super::lexer`]. Nothing recurses: every construct is a
-//! loop, so deep or long input cannot overflow the stack, and time is linear
-//! in the input (names are looked up in hash maps).
+//! A hand-written predictive parser with a single token of lookahead over
+//! [`super::lexer`]. Nothing recurses: every construct is a loop, so deep
+//! or long input cannot overflow the stack, and time is linear in the
+//! input. This file reads module items and data; [`func`] reads function
+//! bodies.
 //!
 //! What it guarantees:
 //! - The first error in source order is returned as [`Error::Parse`] pointing
@@ -12,30 +13,42 @@
 //!   or the module (symbols) has been read; an unresolved name is reported
 //!   at its first use, so a later syntax error in the same function wins
 //!   over it.
-//! - Literals are stored as written ([`Const::Int`] as `i128`,
+//! - Literals are stored as written ([`Const::Int`] in 96 bits,
 //!   [`Const::Float`] as the nearest `f64`); their ranges against types are
-//!   the verifier's business. `f32` data is read directly as `f32`.
+//!   the verifier's business, except that an integer literal needing more
+//!   than 96 bits (far beyond any type) is a parse error. `f32` data is read
+//!   directly as `f32`.
 //! - The [`SrcMap`](super::SrcMap) of each function, `Module::symbol_locs`
 //!   and [`DataDef::locs`] are filled completely.
+//!
+//! How it stays fast (see `kiln check` in the benchmark report): tokens are
+//! `Copy` slices of the text; names are interned once per occurrence in
+//! the function's [`Names`](super::Names) table, which also resolves them
+//! (a dense array from name to value or block, no second map); error
+//! messages are only formatted on the error path; each function is built in
+//! scratch vectors reused across functions and copied out at its exact
+//! size.
 //!
 //! Extensions beyond the SPEC: newlines are allowed anywhere inside a data
 //! item's braces, a trailing comma before its `}`, and `-nan`.
 
-use super::entities::{Block, DataId, FuncId, Inst, SymId, Value};
-use super::function::{
-    BlockCall, Callee, Const, Function, InstKind, Operand, SwitchCase, ValueDef,
-};
+mod func;
+
+use super::entities::{DataId, FuncId, Inst, SymId};
+use super::function::{Callee, InstKind};
 use super::lexer::{shorten, Lexer, TokKind, Token};
 use super::module::{DataDef, DataValue, Linkage, Module, SymbolData, SymbolKind};
-use super::opcode::{Format, Opcode, ResultTy, Suffix};
-use super::srcmap::{InstLocs, Loc};
+use super::srcmap::Loc;
 use super::types::{Signature, Type};
-use crate::error::{Diagnostic, Error, Result};
-use std::collections::HashMap;
+use crate::error::{Diagnostic, Error};
+use func::FuncScratch;
 
-/// Values, blocks and symbols used before their definition get placeholder
-/// ids counted down from `u32::MAX`; real ids stay below this bound.
-const PLACEHOLDER_MIN: u32 = 1 << 31;
+/// The parser's error: the diagnostic, boxed so that results stay small
+/// on the hot path (a `Result<Token>` is returned for every token).
+struct Stop(Box<Error>);
+
+/// The parser's result type.
+type Result<T> = std::result::Result<T, Stop>;
 
 /// A hook that declares a symbol the module uses but does not declare
 /// (see [`ParseOptions::implicit_symbol`]).
@@ -64,12 +77,12 @@ impl Default for ParseOptions<'_> {
 }
 
 /// Parses one module from `text`; `file` names it in diagnostics.
-pub fn parse_module(file: &str, text: &str) -> Result<Module> {
+pub fn parse_module(file: &str, text: &str) -> crate::Result<Module> {
     parse_module_with(file, text, &ParseOptions::default())
 }
 
 /// Like [`parse_module`], numbering lines from `first_line`.
-pub fn parse_module_at(file: &str, text: &str, first_line: u32) -> Result<Module> {
+pub fn parse_module_at(file: &str, text: &str, first_line: u32) -> crate::Result<Module> {
     let opts = ParseOptions {
         first_line,
         ..ParseOptions::default()
@@ -78,23 +91,25 @@ pub fn parse_module_at(file: &str, text: &str, first_line: u32) -> Result<Module
 }
 
 /// Parses one module with explicit [`ParseOptions`].
-pub fn parse_module_with(file: &str, text: &str, opts: &ParseOptions<'_>) -> Result<Module> {
+pub fn parse_module_with(file: &str, text: &str, opts: &ParseOptions<'_>) -> crate::Result<Module> {
     let mut lex = Lexer::new(text, opts.first_line);
-    let tok = lex
-        .next_token()
-        .map_err(|(loc, msg)| Error::Parse(Diagnostic::new(file, loc, msg)))?;
+    let tok = lex.next_token().map_err(|e| {
+        let (loc, msg) = *e;
+        Error::Parse(Diagnostic::new(file, loc, msg))
+    })?;
     let mut p = Parser {
         file,
         lex,
         tok,
         module: Module::new(file),
-        opcodes: Opcode::ALL.iter().map(|&op| (op.name(), op)).collect(),
         sym_refs: Vec::new(),
         implicit: opts.implicit_symbol,
+        fs: FuncScratch::default(),
     };
-    p.module_items()?;
-    p.resolve_symbols()?;
-    Ok(p.module)
+    match p.module_items().and_then(|()| p.resolve_symbols()) {
+        Ok(()) => Ok(p.module),
+        Err(Stop(e)) => Err(*e),
+    }
 }
 
 /// Where a symbol reference has to be patched once all symbols are known.
@@ -115,22 +130,10 @@ struct Parser<'a, 'r> {
     /// The lookahead token.
     tok: Token<'a>,
     module: Module,
-    opcodes: HashMap<&'static str, Opcode>,
     sym_refs: Vec<SymRef<'a>>,
     implicit: Option<SymbolHook<'r>>,
-}
-
-/// The state of the function being parsed.
-struct FuncState<'a> {
-    f: Function,
-    values: HashMap<&'a str, Value>,
-    blocks: HashMap<&'a str, Block>,
-    /// Name and location of each use of a value not yet defined; the use
-    /// holds `Value(u32::MAX - index)`.
-    fwd_values: Vec<(&'a str, Loc)>,
-    /// The same for block labels.
-    fwd_blocks: Vec<(&'a str, Loc)>,
-    cur: Option<Block>,
+    /// The function being parsed, in buffers reused across functions.
+    fs: FuncScratch<'a>,
 }
 
 /// How a token reads in an error message.
@@ -145,7 +148,7 @@ fn describe(t: &Token<'_>) -> String {
 }
 
 /// Reads an integer literal token's text; `None` when it does not fit in
-/// `i128`.
+/// `i128`. Decimal literals of up to 18 digits take a `u64` fast path.
 fn parse_int(text: &str) -> Option<i128> {
     let (neg, rest) = match text.strip_prefix('-') {
         Some(r) => (true, r),
@@ -158,11 +161,24 @@ fn parse_int(text: &str) -> Option<i128> {
     if digits.is_empty() {
         return None;
     }
-    let mut mag: u128 = 0;
-    for c in digits.chars() {
-        let d = c.to_digit(radix)?;
-        mag = mag.checked_mul(radix as u128)?.checked_add(d as u128)?;
-    }
+    let mag: u128 = if radix == 10 && digits.len() <= 18 {
+        let mut m = 0u64;
+        for b in digits.bytes() {
+            let d = b.wrapping_sub(b'0');
+            if d > 9 {
+                return None;
+            }
+            m = m * 10 + d as u64;
+        }
+        m as u128
+    } else {
+        let mut m: u128 = 0;
+        for c in digits.chars() {
+            let d = c.to_digit(radix)?;
+            m = m.checked_mul(radix as u128)?.checked_add(d as u128)?;
+        }
+        m
+    };
     if neg {
         (mag <= 1u128 << 127).then(|| 0u128.wrapping_sub(mag) as i128)
     } else {
@@ -204,84 +220,95 @@ fn is_float_word(t: &Token<'_>) -> bool {
 }
 
 impl<'a> Parser<'a, '_> {
+    #[cold]
     fn err<T>(&self, loc: Loc, msg: impl Into<String>) -> Result<T> {
-        Err(Error::Parse(Diagnostic::new(self.file, loc, msg)))
+        Err(Stop(Box::new(Error::Parse(Diagnostic::new(
+            self.file, loc, msg,
+        )))))
+    }
+
+    /// `expected {what}, found X` at the lookahead token.
+    #[cold]
+    fn expected<T>(&self, what: &str) -> Result<T> {
+        self.err(
+            self.tok.loc,
+            format!("expected {what}, found {}", describe(&self.tok)),
+        )
     }
 
     /// Consumes the lookahead token and returns it.
+    #[inline]
     fn advance(&mut self) -> Result<Token<'a>> {
         let next = match self.lex.next_token() {
             Ok(t) => t,
-            Err((loc, msg)) => return self.err(loc, msg),
+            Err(e) => {
+                let (loc, msg) = *e;
+                return self.err(loc, msg);
+            }
         };
         Ok(std::mem::replace(&mut self.tok, next))
     }
 
-    fn at(&self, kind: &TokKind) -> bool {
-        &self.tok.kind == kind
+    #[inline]
+    fn at(&self, kind: TokKind) -> bool {
+        self.tok.kind == kind
     }
 
     /// Consumes a token of `kind` or fails with `expected {what}, found X`.
+    #[inline]
     fn expect(&mut self, kind: TokKind, what: &str) -> Result<Token<'a>> {
         if self.tok.kind == kind {
             self.advance()
         } else {
-            self.err(
-                self.tok.loc,
-                format!("expected {what}, found {}", describe(&self.tok)),
-            )
+            self.expected(what)
+        }
+    }
+
+    /// [`Parser::expect`] with a message built only on failure.
+    #[inline]
+    fn expect_with(&mut self, kind: TokKind, what: impl FnOnce() -> String) -> Result<Token<'a>> {
+        if self.tok.kind == kind {
+            self.advance()
+        } else {
+            self.expected(&what())
         }
     }
 
     fn skip_newlines(&mut self) -> Result<()> {
-        while self.at(&TokKind::Newline) {
+        while self.at(TokKind::Newline) {
             self.advance()?;
         }
         Ok(())
     }
 
+    #[inline]
     fn end_of_line(&mut self, after: &str) -> Result<()> {
         match self.tok.kind {
             TokKind::Newline => self.advance().map(drop),
             TokKind::Eof => Ok(()),
-            _ => self.err(
-                self.tok.loc,
-                format!(
-                    "expected end of line after {after}, found {}",
-                    describe(&self.tok)
-                ),
-            ),
+            _ => self.expected(&format!("end of line after {after}")),
         }
     }
 
+    #[inline]
     fn ty(&mut self) -> Result<(Type, Loc)> {
-        let t = &self.tok;
+        let t = self.tok;
         match (t.kind == TokKind::Ident)
             .then(|| Type::from_name(t.text))
             .flatten()
         {
             Some(ty) => {
-                let loc = t.loc;
                 self.advance()?;
-                Ok((ty, loc))
+                Ok((ty, t.loc))
             }
-            None => self.err(
-                t.loc,
-                format!(
-                    "expected a type (i32, i64, f32 or f64), found {}",
-                    describe(t)
-                ),
-            ),
+            None => self.expected("a type (i32, i64, f32 or f64)"),
         }
     }
 
     /// An integer literal token, read as `i128`.
     fn int_literal(&mut self, what: &str) -> Result<(i128, Loc)> {
         if self.tok.kind != TokKind::Int {
-            return self.err(
-                self.tok.loc,
-                format!("expected {what}, found {}", describe(&self.tok)),
-            );
+            return self.expected(what);
         }
         let t = self.advance()?;
         match parse_int(t.text) {
@@ -334,12 +361,9 @@ impl<'a> Parser<'a, '_> {
     fn item(&mut self) -> Result<()> {
         const WHAT: &str = "an item (func, data, const, local or extern)";
         if self.tok.kind != TokKind::Ident {
-            return self.err(
-                self.tok.loc,
-                format!("expected {WHAT}, found {}", describe(&self.tok)),
-            );
+            return self.expected(WHAT);
         }
-        let kw = self.tok.clone();
+        let kw = self.tok;
         match kw.text {
             "func" => {
                 self.advance()?;
@@ -351,7 +375,7 @@ impl<'a> Parser<'a, '_> {
             }
             "local" => {
                 self.advance()?;
-                let t = self.tok.clone();
+                let t = self.tok;
                 match (t.kind == TokKind::Ident).then_some(t.text) {
                     Some("func") => {
                         self.advance()?;
@@ -361,18 +385,12 @@ impl<'a> Parser<'a, '_> {
                         self.advance()?;
                         self.data(Linkage::Local, t.text == "const")
                     }
-                    _ => self.err(
-                        t.loc,
-                        format!(
-                            "expected 'func', 'data' or 'const' after 'local', found {}",
-                            describe(&t)
-                        ),
-                    ),
+                    _ => self.expected("'func', 'data' or 'const' after 'local'"),
                 }
             }
             "extern" => {
                 self.advance()?;
-                let t = self.tok.clone();
+                let t = self.tok;
                 match (t.kind == TokKind::Ident).then_some(t.text) {
                     Some("func") => {
                         self.advance()?;
@@ -384,21 +402,15 @@ impl<'a> Parser<'a, '_> {
                         self.declare(name, Linkage::Import, SymbolKind::Data { body: None }, loc);
                         Ok(())
                     }
-                    _ => self.err(
-                        t.loc,
-                        format!(
-                            "expected 'func' or 'data' after 'extern', found {}",
-                            describe(&t)
-                        ),
-                    ),
+                    _ => self.expected("'func' or 'data' after 'extern'"),
                 }
             }
-            _ => self.err(kw.loc, format!("expected {WHAT}, found {}", describe(&kw))),
+            _ => self.expected(WHAT),
         }
     }
 
     fn return_type(&mut self) -> Result<Option<Type>> {
-        if self.at(&TokKind::Arrow) {
+        if self.at(TokKind::Arrow) {
             self.advance()?;
             Ok(Some(self.ty()?.0))
         } else {
@@ -410,7 +422,7 @@ impl<'a> Parser<'a, '_> {
         let (name, loc) = self.new_symbol_name("a function name '@name'")?;
         self.expect(TokKind::LParen, "'(' after the function name")?;
         let mut params = Vec::new();
-        if !self.at(&TokKind::RParen) {
+        if !self.at(TokKind::RParen) {
             loop {
                 params.push(self.ty()?.0);
                 match self.tok.kind {
@@ -418,15 +430,7 @@ impl<'a> Parser<'a, '_> {
                         self.advance()?;
                     }
                     TokKind::RParen => break,
-                    _ => {
-                        return self.err(
-                            self.tok.loc,
-                            format!(
-                                "expected ',' or ')' after parameter type, found {}",
-                                describe(&self.tok)
-                            ),
-                        )
-                    }
+                    _ => return self.expected("',' or ')' after parameter type"),
                 }
             }
         }
@@ -442,669 +446,12 @@ impl<'a> Parser<'a, '_> {
         Ok(())
     }
 
-    fn func(&mut self, linkage: Linkage) -> Result<()> {
-        let (name, name_loc) = self.new_symbol_name("a function name '@name'")?;
-        let mut fs = FuncState {
-            f: Function::new(name, Signature::default()),
-            values: HashMap::new(),
-            blocks: HashMap::new(),
-            fwd_values: Vec::new(),
-            fwd_blocks: Vec::new(),
-            cur: None,
-        };
-        fs.f.srcmap.func = name_loc;
-        self.expect(TokKind::LParen, "'(' after the function name")?;
-        let mut params = Vec::new();
-        if !self.at(&TokKind::RParen) {
-            loop {
-                let p = self.expect(TokKind::Local, "a parameter '%name: type'")?;
-                self.expect(TokKind::Colon, "':' after the parameter name")?;
-                let (ty, ty_loc) = self.ty()?;
-                let n = params.len() as u32;
-                let v = self.define_value(&mut fs, p.text, p.loc, |f, name| {
-                    f.new_value(ty, ValueDef::FuncParam(n), name)
-                })?;
-                fs.f.params.push(v);
-                fs.f.srcmap.param_types.push(ty_loc);
-                params.push(ty);
-                match self.tok.kind {
-                    TokKind::Comma => {
-                        self.advance()?;
-                    }
-                    TokKind::RParen => break,
-                    _ => {
-                        return self.err(
-                            self.tok.loc,
-                            format!(
-                                "expected ',' or ')' after parameter, found {}",
-                                describe(&self.tok)
-                            ),
-                        )
-                    }
-                }
-            }
-        }
-        self.advance()?;
-        let ret = self.return_type()?;
-        let sig = Signature::new(params, ret);
-        fs.f.sig = sig.clone();
-        let sym = self.declare(
-            name,
-            linkage,
-            SymbolKind::Func { sig, body: None },
-            name_loc,
-        );
-        self.expect(
-            TokKind::LBrace,
-            &format!("'{{' to start the body of @{name}"),
-        )?;
-        if !self.at(&TokKind::RBrace) {
-            self.end_of_line("'{'")?;
-        }
-        let func_id = FuncId::new(self.module.funcs.len());
-        let mut pending_syms: Vec<(Inst, &'a str, Loc)> = Vec::new();
-        loop {
-            match self.tok.kind {
-                TokKind::Newline => {
-                    self.advance()?;
-                }
-                TokKind::RBrace => {
-                    fs.f.srcmap.end = self.advance()?.loc;
-                    break;
-                }
-                TokKind::Eof => {
-                    return self.err(
-                        self.tok.loc,
-                        format!("expected '}}' to close function @{name}, found end of input"),
-                    )
-                }
-                TokKind::Local => {
-                    let r = self.advance()?;
-                    self.expect(
-                        TokKind::Equals,
-                        &format!("'=' after '%{}'", shorten(r.text)),
-                    )?;
-                    if self.tok.kind != TokKind::Ident {
-                        return self.err(
-                            self.tok.loc,
-                            format!(
-                                "expected an opcode after '=', found {}",
-                                describe(&self.tok)
-                            ),
-                        );
-                    }
-                    let mn = self.advance()?;
-                    self.instruction(&mut fs, Some(&r), &mn, &mut pending_syms)?;
-                }
-                TokKind::Ident => {
-                    let t = self.advance()?;
-                    if matches!(self.tok.kind, TokKind::Colon | TokKind::LParen) {
-                        self.label(&mut fs, &t)?;
-                    } else {
-                        self.instruction(&mut fs, None, &t, &mut pending_syms)?;
-                    }
-                }
-                _ => {
-                    return self.err(
-                        self.tok.loc,
-                        format!(
-                            "expected an instruction or a block label, found {}",
-                            describe(&self.tok)
-                        ),
-                    )
-                }
-            }
-        }
-        self.resolve_locals(&mut fs)?;
-        for (inst, name, loc) in pending_syms {
-            self.sym_refs.push(SymRef {
-                site: SymSite::Inst(func_id, inst),
-                name,
-                loc,
-            });
-        }
-        self.module.define_func(sym, fs.f);
-        Ok(())
-    }
-
-    /// Defines a named value with `make`, recording its location; fails on
-    /// a duplicate name.
-    fn define_value(
-        &self,
-        fs: &mut FuncState<'a>,
-        name: &'a str,
-        loc: Loc,
-        make: impl FnOnce(&mut Function, Option<Box<str>>) -> Value,
-    ) -> Result<Value> {
-        if fs.values.contains_key(name) {
-            return self.err(loc, format!("value %{} is defined twice", shorten(name)));
-        }
-        if fs.f.values.len() >= PLACEHOLDER_MIN as usize {
-            return self.err(loc, "too many values in one function");
-        }
-        let v = make(&mut fs.f, Some(name.into()));
-        fs.values.insert(name, v);
-        fs.f.srcmap.values.push(loc);
-        Ok(v)
-    }
-
-    fn label(&mut self, fs: &mut FuncState<'a>, t: &Token<'a>) -> Result<()> {
-        if fs.blocks.contains_key(t.text) {
-            return self.err(
-                t.loc,
-                format!("block '{}' is defined twice", shorten(t.text)),
-            );
-        }
-        if fs.f.blocks.len() >= PLACEHOLDER_MIN as usize {
-            return self.err(t.loc, "too many blocks in one function");
-        }
-        let block = fs.f.new_block(t.text);
-        fs.blocks.insert(t.text, block);
-        fs.f.srcmap.blocks.push(t.loc);
-        if self.at(&TokKind::LParen) {
-            self.advance()?;
-            if !self.at(&TokKind::RParen) {
-                loop {
-                    let p = self.expect(TokKind::Local, "a block parameter '%name: type'")?;
-                    self.expect(TokKind::Colon, "':' after the parameter name")?;
-                    let (ty, _) = self.ty()?;
-                    self.define_value(fs, p.text, p.loc, |f, name| {
-                        f.add_block_param(block, ty, name)
-                    })?;
-                    match self.tok.kind {
-                        TokKind::Comma => {
-                            self.advance()?;
-                        }
-                        TokKind::RParen => break,
-                        _ => {
-                            return self.err(
-                                self.tok.loc,
-                                format!(
-                                    "expected ',' or ')' after block parameter, found {}",
-                                    describe(&self.tok)
-                                ),
-                            )
-                        }
-                    }
-                }
-            }
-            self.advance()?;
-        }
-        self.expect(TokKind::Colon, "':' after the block label")?;
-        self.end_of_line("block label")?;
-        fs.cur = Some(block);
-        Ok(())
-    }
-
-    // ---- instructions ----
-
-    /// An operand: `%value` or a literal.
-    fn operand(&mut self, fs: &mut FuncState<'a>) -> Result<(Operand, Loc)> {
-        let t = self.tok.clone();
-        let op = match t.kind {
-            TokKind::Local => match fs.values.get(t.text) {
-                Some(&v) => Operand::Value(v),
-                None => {
-                    let n = fs.fwd_values.len() as u32;
-                    if n >= u32::MAX - PLACEHOLDER_MIN {
-                        return self.err(t.loc, "too many forward references");
-                    }
-                    fs.fwd_values.push((t.text, t.loc));
-                    Operand::Value(Value(u32::MAX - n))
-                }
-            },
-            TokKind::Int => match parse_int(t.text) {
-                Some(v) => Operand::Const(Const::Int(v)),
-                None => {
-                    return self.err(
-                        t.loc,
-                        format!("integer literal '{}' is out of range", shorten(t.text)),
-                    )
-                }
-            },
-            TokKind::Float | TokKind::Ident if t.kind == TokKind::Float || is_float_word(&t) => {
-                match parse_f64(t.text) {
-                    Some(x) => Operand::Const(Const::float(x)),
-                    None => {
-                        return self.err(
-                            t.loc,
-                            format!("invalid float literal '{}'", shorten(t.text)),
-                        )
-                    }
-                }
-            }
-            _ => {
-                return self.err(
-                    t.loc,
-                    format!(
-                        "expected an operand (a %value or a literal), found {}",
-                        describe(&t)
-                    ),
-                )
-            }
-        };
-        self.advance()?;
-        Ok((op, t.loc))
-    }
-
-    fn comma_after_operand(&mut self) -> Result<()> {
-        self.expect(TokKind::Comma, "',' after operand").map(drop)
-    }
-
-    /// A block label used as a branch target (placeholder if not yet seen).
-    fn target(&mut self, fs: &mut FuncState<'a>, locs: &mut InstLocs) -> Result<Block> {
-        let t = self.expect(TokKind::Ident, "a block label")?;
-        locs.labels.push(t.loc);
-        Ok(match fs.blocks.get(t.text) {
-            Some(&b) => b,
-            None => {
-                let n = fs.fwd_blocks.len() as u32;
-                if n >= u32::MAX - PLACEHOLDER_MIN {
-                    return self.err(t.loc, "too many forward references");
-                }
-                fs.fwd_blocks.push((t.text, t.loc));
-                Block(u32::MAX - n)
-            }
-        })
-    }
-
-    /// `(a, b, ...)` after a callee or a block label; the `(` is current.
-    fn args(&mut self, fs: &mut FuncState<'a>, locs: &mut InstLocs) -> Result<Vec<Operand>> {
-        self.advance()?;
-        let mut out = Vec::new();
-        if self.at(&TokKind::RParen) {
-            self.advance()?;
-            return Ok(out);
-        }
-        loop {
-            let (op, loc) = self.operand(fs)?;
-            out.push(op);
-            locs.operands.push(loc);
-            match self.tok.kind {
-                TokKind::Comma => {
-                    self.advance()?;
-                }
-                TokKind::RParen => {
-                    self.advance()?;
-                    return Ok(out);
-                }
-                _ => {
-                    return self.err(
-                        self.tok.loc,
-                        format!(
-                            "expected ',' or ')' in argument list, found {}",
-                            describe(&self.tok)
-                        ),
-                    )
-                }
-            }
-        }
-    }
-
-    fn block_call(&mut self, fs: &mut FuncState<'a>, locs: &mut InstLocs) -> Result<BlockCall> {
-        let block = self.target(fs, locs)?;
-        let args = if self.at(&TokKind::LParen) {
-            self.args(fs, locs)?
-        } else {
-            Vec::new()
-        };
-        Ok(BlockCall { block, args })
-    }
-
-    /// A switch target: a label without arguments.
-    fn switch_target(&mut self, fs: &mut FuncState<'a>, locs: &mut InstLocs) -> Result<Block> {
-        let b = self.target(fs, locs)?;
-        if self.at(&TokKind::LParen) {
-            return self.err(self.tok.loc, "switch targets take no arguments");
-        }
-        Ok(b)
-    }
-
-    /// `[, N]`: an optional literal after the operands.
-    fn optional_literal(&mut self, what: &str, locs_extra: &mut Loc) -> Result<Option<i128>> {
-        if !self.at(&TokKind::Comma) {
-            return Ok(None);
-        }
-        self.advance()?;
-        let (v, loc) = self.int_literal(what)?;
-        *locs_extra = loc;
-        Ok(Some(v))
-    }
-
-    fn offset(&mut self, locs: &mut InstLocs) -> Result<i64> {
-        let mut loc = Loc::NONE;
-        let off = self.optional_literal("an offset literal", &mut loc)?;
-        locs.extra = loc;
-        match off.map(i64::try_from) {
-            None => Ok(0),
-            Some(Ok(v)) => Ok(v),
-            Some(Err(_)) => self.err(loc, "offset does not fit in 64 bits"),
-        }
-    }
-
-    fn instruction(
-        &mut self,
-        fs: &mut FuncState<'a>,
-        result: Option<&Token<'a>>,
-        mn: &Token<'a>,
-        pending_syms: &mut Vec<(Inst, &'a str, Loc)>,
-    ) -> Result<()> {
-        let (name, suffix) = match mn.text.split_once('.') {
-            Some((n, s)) => (n, Some(s)),
-            None => (mn.text, None),
-        };
-        let Some(&op) = self.opcodes.get(name) else {
-            return self.err(mn.loc, format!("unknown opcode '{}'", shorten(name)));
-        };
-        let info = op.info();
-        let ty = match (suffix, info.suffix) {
-            (None, Suffix::None | Suffix::Optional) => None,
-            (None, s) => {
-                let forms = match s {
-                    Suffix::Only(t) => format!("{name}.{t}"),
-                    Suffix::Int => format!("{name}.i32 or {name}.i64"),
-                    Suffix::Float => format!("{name}.f32 or {name}.f64"),
-                    _ => format!("{name}.T"),
-                };
-                return self.err(mn.loc, format!("type suffix required: {forms}"));
-            }
-            (Some(_), Suffix::None) => {
-                return self.err(mn.loc, format!("'{name}' takes no type suffix"));
-            }
-            (Some(s), rule) => {
-                let sloc = Loc::new(
-                    mn.loc.line,
-                    mn.loc.col.saturating_add(name.len() as u32 + 1),
-                );
-                match Type::from_name(s).filter(|&t| rule.allows(t)) {
-                    Some(t) => Some(t),
-                    None => {
-                        return self.err(
-                            sloc,
-                            format!(
-                                "invalid type suffix '{}' for '{name}': expected {}",
-                                shorten(s),
-                                rule.describe()
-                            ),
-                        )
-                    }
-                }
-            }
-        };
-        let Some(block) = fs.cur else {
-            return self.err(
-                mn.loc,
-                "expected a block label before the first instruction",
-            );
-        };
-        let has_result = info.result_type(ty).is_some();
-        match result {
-            Some(r) if !has_result => {
-                let msg = if info.result == ResultTy::OptionalSuffix {
-                    format!("'{name}' without a type suffix has no result (write {name}.T)")
-                } else {
-                    format!("'{}' has no result", shorten(mn.text))
-                };
-                return self.err(r.loc, msg);
-            }
-            None if has_result && op != Opcode::Call => {
-                let m = shorten(mn.text);
-                return self.err(
-                    mn.loc,
-                    format!("'{m}' produces a value: write '%NAME = {m} ...'"),
-                );
-            }
-            Some(r) if fs.values.contains_key(r.text) => {
-                return self.err(
-                    r.loc,
-                    format!("value %{} is defined twice", shorten(r.text)),
-                );
-            }
-            _ => {}
-        }
-        let mut locs = InstLocs {
-            inst: mn.loc,
-            result: result.map_or(Loc::NONE, |r| r.loc),
-            ..InstLocs::default()
-        };
-        let mut sym_use: Option<(&'a str, Loc)> = None;
-        let kind = match info.format {
-            Format::Unary => {
-                let (arg, l) = self.operand(fs)?;
-                locs.operands.push(l);
-                InstKind::Unary { arg }
-            }
-            Format::Binary | Format::Select | Format::Store => {
-                let n = if info.format == Format::Select { 3 } else { 2 };
-                let mut ops = [Operand::Const(Const::Int(0)); 3];
-                for (i, slot) in ops.iter_mut().take(n).enumerate() {
-                    if i > 0 {
-                        self.comma_after_operand()?;
-                    }
-                    let (o, l) = self.operand(fs)?;
-                    *slot = o;
-                    locs.operands.push(l);
-                }
-                match info.format {
-                    Format::Binary => InstKind::Binary {
-                        args: [ops[0], ops[1]],
-                    },
-                    Format::Select => InstKind::Select { args: ops },
-                    _ => {
-                        let offset = self.offset(&mut locs)?;
-                        InstKind::Store {
-                            args: [ops[0], ops[1]],
-                            offset,
-                        }
-                    }
-                }
-            }
-            Format::Load => {
-                let (ptr, l) = self.operand(fs)?;
-                locs.operands.push(l);
-                let offset = self.offset(&mut locs)?;
-                InstKind::Load { ptr, offset }
-            }
-            Format::Alloca => {
-                let (size, sloc) = self.int_literal("a size literal")?;
-                locs.extra = sloc;
-                let mut aloc = Loc::NONE;
-                let align = self.optional_literal("an alignment literal", &mut aloc)?;
-                locs.extra2 = aloc;
-                let Ok(size) = u64::try_from(size) else {
-                    return self.err(sloc, "alloca size must be a non-negative 64-bit integer");
-                };
-                let align = match align.map(u64::try_from) {
-                    None => 8,
-                    Some(Ok(a)) => a,
-                    Some(Err(_)) => {
-                        return self.err(aloc, "alloca alignment must be a non-negative integer")
-                    }
-                };
-                InstKind::Alloca { size, align }
-            }
-            Format::Addr => {
-                let t = self.expect(TokKind::Global, "a symbol '@name'")?;
-                locs.extra = t.loc;
-                sym_use = Some((t.text, t.loc));
-                InstKind::Addr {
-                    sym: SymId(u32::MAX),
-                }
-            }
-            Format::Call => {
-                let callee = match self.tok.kind {
-                    TokKind::Global => {
-                        let t = self.advance()?;
-                        locs.extra = t.loc;
-                        sym_use = Some((t.text, t.loc));
-                        Callee::Direct(SymId(u32::MAX))
-                    }
-                    TokKind::Local => {
-                        let (o, l) = self.operand(fs)?;
-                        locs.operands.push(l);
-                        Callee::Indirect(o)
-                    }
-                    _ => {
-                        return self.err(
-                            self.tok.loc,
-                            format!(
-                                "expected '@function' or '%pointer' after '{name}', found {}",
-                                describe(&self.tok)
-                            ),
-                        )
-                    }
-                };
-                if !self.at(&TokKind::LParen) {
-                    return self.err(
-                        self.tok.loc,
-                        format!(
-                            "expected '(' after the callee, found {}",
-                            describe(&self.tok)
-                        ),
-                    );
-                }
-                let args = self.args(fs, &mut locs)?;
-                InstKind::Call { callee, args }
-            }
-            Format::Ret => {
-                let value = if matches!(self.tok.kind, TokKind::Newline | TokKind::Eof) {
-                    None
-                } else {
-                    let (o, l) = self.operand(fs)?;
-                    locs.operands.push(l);
-                    Some(o)
-                };
-                InstKind::Ret { value }
-            }
-            Format::Jmp => InstKind::Jmp {
-                dest: self.block_call(fs, &mut locs)?,
-            },
-            Format::Br => {
-                let (cond, l) = self.operand(fs)?;
-                locs.operands.push(l);
-                self.comma_after_operand()?;
-                let then_dest = self.block_call(fs, &mut locs)?;
-                self.expect(TokKind::Comma, "',' after the first branch target")?;
-                let else_dest = self.block_call(fs, &mut locs)?;
-                InstKind::Br {
-                    cond,
-                    then_dest,
-                    else_dest,
-                }
-            }
-            Format::Switch => {
-                let (value, l) = self.operand(fs)?;
-                locs.operands.push(l);
-                self.comma_after_operand()?;
-                let default = self.switch_target(fs, &mut locs)?;
-                let mut cases = Vec::new();
-                while self.at(&TokKind::Comma) {
-                    self.advance()?;
-                    let (key, kloc) = self.int_literal("a case 'KEY: label'")?;
-                    locs.keys.push(kloc);
-                    self.expect(TokKind::Colon, "':' after the case key")?;
-                    let block = self.switch_target(fs, &mut locs)?;
-                    cases.push(SwitchCase {
-                        key: Const::Int(key),
-                        block,
-                    });
-                }
-                InstKind::Switch {
-                    value,
-                    default,
-                    cases,
-                }
-            }
-            Format::Trap => InstKind::Trap,
-        };
-        let result_name = result.map(|r| Box::<str>::from(r.text));
-        if fs.f.values.len() >= PLACEHOLDER_MIN as usize {
-            return self.err(mn.loc, "too many values in one function");
-        }
-        let inst = fs.f.push_inst(block, op, ty, kind, result_name);
-        if let Some(v) = fs.f.insts[inst.index()].result {
-            fs.f.srcmap.values.push(locs.result.or(mn.loc));
-            if let Some(r) = result {
-                fs.values.insert(r.text, v);
-            }
-        }
-        fs.f.srcmap.insts.push(locs);
-        if let Some((name, loc)) = sym_use {
-            pending_syms.push((inst, name, loc));
-        }
-        self.end_of_line("instruction")
-    }
-
-    /// Replaces the placeholders of values and labels used before their
-    /// definition; reports the first unresolved name in source order.
-    fn resolve_locals(&self, fs: &mut FuncState<'a>) -> Result<()> {
-        let FuncState {
-            f,
-            values,
-            blocks,
-            fwd_values,
-            fwd_blocks,
-            ..
-        } = fs;
-        if fwd_values.is_empty() && fwd_blocks.is_empty() {
-            return Ok(());
-        }
-        let mut first: Option<(Loc, String)> = None;
-        let mut note = |loc: Loc, msg: String| {
-            if first.as_ref().is_none_or(|(l, _)| loc < *l) {
-                first = Some((loc, msg));
-            }
-        };
-        for inst in f.insts.iter_mut() {
-            inst.for_each_operand_mut(|op| {
-                if let Operand::Value(v) = op {
-                    if v.0 >= PLACEHOLDER_MIN {
-                        let (name, loc) = fwd_values[(u32::MAX - v.0) as usize];
-                        match values.get(name) {
-                            Some(&real) => *v = real,
-                            None => note(loc, format!("undefined value %{}", shorten(name))),
-                        }
-                    }
-                }
-            });
-            let mut fix = |b: &mut Block| {
-                if b.0 >= PLACEHOLDER_MIN {
-                    let (name, loc) = fwd_blocks[(u32::MAX - b.0) as usize];
-                    match blocks.get(name) {
-                        Some(&real) => *b = real,
-                        None => note(loc, format!("unknown block '{}'", shorten(name))),
-                    }
-                }
-            };
-            match &mut inst.kind {
-                InstKind::Jmp { dest } => fix(&mut dest.block),
-                InstKind::Br {
-                    then_dest,
-                    else_dest,
-                    ..
-                } => {
-                    fix(&mut then_dest.block);
-                    fix(&mut else_dest.block);
-                }
-                InstKind::Switch { default, cases, .. } => {
-                    fix(default);
-                    cases.iter_mut().for_each(|c| fix(&mut c.block));
-                }
-                _ => {}
-            }
-        }
-        match first {
-            Some((loc, msg)) => self.err(loc, msg),
-            None => Ok(()),
-        }
-    }
-
     // ---- data ----
 
     fn data(&mut self, linkage: Linkage, readonly: bool) -> Result<()> {
         let (name, loc) = self.new_symbol_name("a data name '@name'")?;
         let sym = self.declare(name, linkage, SymbolKind::Data { body: None }, loc);
-        self.expect(TokKind::Equals, &format!("'=' after @{}", shorten(name)))?;
+        self.expect_with(TokKind::Equals, || format!("'=' after @{}", shorten(name)))?;
         self.expect(TokKind::LBrace, "'{' to start the data")?;
         self.skip_newlines()?;
         let data_id = DataId::new(self.module.datas.len());
@@ -1112,7 +459,7 @@ impl<'a> Parser<'a, '_> {
             readonly,
             ..DataDef::default()
         };
-        while !self.at(&TokKind::RBrace) {
+        while !self.at(TokKind::RBrace) {
             let entry_loc = self.tok.loc;
             let value = self.data_value(data_id, def.values.len())?;
             def.values.push(value);
@@ -1124,15 +471,7 @@ impl<'a> Parser<'a, '_> {
                     self.skip_newlines()?;
                 }
                 TokKind::RBrace => {}
-                _ => {
-                    return self.err(
-                        self.tok.loc,
-                        format!(
-                            "expected ',' or '}}' after data value, found {}",
-                            describe(&self.tok)
-                        ),
-                    )
-                }
+                _ => return self.expected("',' or '}' after data value"),
             }
         }
         self.advance()?;
@@ -1142,7 +481,7 @@ impl<'a> Parser<'a, '_> {
 
     fn data_value(&mut self, data_id: DataId, index: usize) -> Result<DataValue> {
         const WHAT: &str = "a data value (i8, i16, i32, i64, f32, f64, zero or @symbol)";
-        let t = self.tok.clone();
+        let t = self.tok;
         match (&t.kind, t.text) {
             (TokKind::Global, name) => {
                 self.advance()?;
@@ -1190,14 +529,14 @@ impl<'a> Parser<'a, '_> {
             (TokKind::Ident, kw @ ("i8" | "i16" | "i32" | "i64")) => {
                 self.advance()?;
                 self.skip_newlines()?;
-                if let TokKind::Str(bytes) = &self.tok.kind {
+                if self.tok.kind == TokKind::Str {
                     if kw != "i8" {
                         return self.err(
                             self.tok.loc,
                             format!("a string must follow 'i8', not '{kw}'"),
                         );
                     }
-                    let bytes = bytes.clone();
+                    let bytes = self.lex.string_bytes().to_vec();
                     self.advance()?;
                     return Ok(DataValue::Bytes(bytes));
                 }
@@ -1241,7 +580,7 @@ impl<'a> Parser<'a, '_> {
                 let mut v32 = Vec::new();
                 let mut v64 = Vec::new();
                 loop {
-                    let t = self.tok.clone();
+                    let t = self.tok;
                     let is_num =
                         matches!(t.kind, TokKind::Int | TokKind::Float) || is_float_word(&t);
                     if !is_num {

@@ -3,6 +3,7 @@
 
 use super::*;
 use crate::ir::function::ValueDef;
+use crate::ir::{Block, Const, Inst, Opcode, Operand, Value};
 
 fn parse(src: &str) -> Module {
     parse_module("t.kir", src).unwrap_or_else(|e| panic!("{e}"))
@@ -32,7 +33,7 @@ fn parses_the_spec_example() {
     assert_eq!(m.symbols.len(), 1);
     let f = &m.funcs[0];
     assert_eq!(f.sig, Signature::new(vec![Type::I64], Some(Type::I64)));
-    let names: Vec<&str> = f.blocks.iter().map(|b| &*b.name).collect();
+    let names: Vec<&str> = f.blocks.iter().map(|b| f.names.get(b.name)).collect();
     assert_eq!(names, ["entry", "loop", "body", "exit"]);
     // The forward use of `exit` and of block `loop`'s values resolve.
     let br = &f.insts[2];
@@ -48,27 +49,22 @@ fn parses_the_spec_example() {
     assert_eq!(then_dest.block, Block(3));
     assert_eq!(else_dest.block, Block(2));
     let done = cond.as_value().expect("value");
-    assert_eq!(f.values[done.index()].name.as_deref(), Some("done"));
+    assert_eq!(f.value_name(done), Some("done"));
     assert_eq!(f.values[done.index()].ty, Type::I32);
     assert_eq!(f.values[done.index()].def, ValueDef::Inst(Inst(1)));
-    let jmp = &f.insts[0];
-    assert_eq!(
-        jmp.kind,
-        InstKind::Jmp {
-            dest: BlockCall {
-                block: Block(1),
-                args: vec![Operand::Const(Const::Int(0)); 2]
-            }
-        }
-    );
+    let InstKind::Jmp { dest } = f.insts[0].kind else {
+        panic!("not a jmp")
+    };
+    assert_eq!(dest.block, Block(1));
+    assert_eq!(f.args(dest.args), [Operand::Const(Const::int(0)); 2]);
     // The last jmp refers to values defined earlier in the same block.
     let InstKind::Jmp { dest } = &f.insts[5].kind else {
         panic!("not a jmp")
     };
-    let arg_names: Vec<_> = dest
-        .args
+    let arg_names: Vec<_> = f
+        .args(dest.args)
         .iter()
-        .map(|a| f.values[a.as_value().unwrap().index()].name.as_deref())
+        .map(|a| f.value_name(a.as_value().unwrap()))
         .collect();
     assert_eq!(arg_names, [Some("i2"), Some("acc2")]);
 }
@@ -85,11 +81,11 @@ fn fills_the_source_map() {
     assert_eq!(m.symbol_locs, [Loc::new(3, 8)]);
     assert_eq!(sm.func, Loc::new(3, 8));
     assert_eq!(sm.end, Loc::new(13, 2));
-    assert_eq!(sm.param_types, [Loc::new(3, 15), Loc::new(3, 24)]);
-    assert_eq!(sm.blocks, [Loc::new(4, 1), Loc::new(9, 1)]);
+    assert_eq!(sm.param_types(), [Loc::new(3, 15), Loc::new(3, 24)]);
+    assert_eq!(sm.blocks(), [Loc::new(4, 1), Loc::new(9, 1)]);
     // Values: %a %p %x %s %y %q, in creation order.
     assert_eq!(
-        sm.values,
+        sm.values(),
         [
             Loc::new(3, 11),
             Loc::new(3, 20),
@@ -99,36 +95,40 @@ fn fills_the_source_map() {
             Loc::new(11, 1)
         ]
     );
-    assert_eq!(sm.values.len(), f.values.len());
-    assert_eq!(sm.insts.len(), f.insts.len());
-    let add = &sm.insts[0];
-    assert_eq!((add.inst, add.result), (Loc::new(5, 8), Loc::new(5, 3)));
-    assert_eq!(add.operands.as_slice(), [Loc::new(5, 16), Loc::new(5, 20)]);
-    let store = &sm.insts[1];
+    assert_eq!(sm.values().len(), f.values.len());
+    assert_eq!(sm.num_insts(), f.insts.len());
+    let ops =
+        |i: u32, n: usize| -> Vec<Loc> { (0..n).map(|k| f.operand_loc(Inst(i), k)).collect() };
+    let labels =
+        |i: u32, n: usize| -> Vec<Loc> { (0..n).map(|k| f.label_loc(Inst(i), k)).collect() };
+    assert_eq!(sm.inst(Inst(0)), Loc::new(5, 8));
+    assert_eq!(sm.value(f.insts[0].result.unwrap()), Loc::new(5, 3));
+    assert_eq!(ops(0, 2), [Loc::new(5, 16), Loc::new(5, 20)]);
+    assert_eq!(ops(1, 2), [Loc::new(6, 13), Loc::new(6, 17)]);
+    assert_eq!(f.extra_loc(Inst(1)), Loc::new(6, 21));
     assert_eq!(
-        store.operands.as_slice(),
-        [Loc::new(6, 13), Loc::new(6, 17)]
-    );
-    assert_eq!(store.extra, Loc::new(6, 21));
-    let alloca = &sm.insts[2];
-    assert_eq!(
-        (alloca.extra, alloca.extra2),
+        (f.extra_loc(Inst(2)), f.extra2_loc(Inst(2))),
         (Loc::new(7, 13), Loc::new(7, 17))
     );
-    let br = &sm.insts[3];
     assert_eq!(
-        br.operands.as_slice(),
+        ops(3, 3),
         [Loc::new(8, 6), Loc::new(8, 12), Loc::new(8, 19)]
     );
-    assert_eq!(br.labels.as_slice(), [Loc::new(8, 10), Loc::new(8, 17)]);
-    let sw = &sm.insts[4];
-    assert_eq!(sw.operands.as_slice(), [Loc::new(10, 14)]);
+    assert_eq!(labels(3, 2), [Loc::new(8, 10), Loc::new(8, 17)]);
+    assert_eq!(ops(4, 1), [Loc::new(10, 14)]);
     assert_eq!(
-        sw.labels.as_slice(),
+        labels(4, 3),
         [Loc::new(10, 18), Loc::new(10, 24), Loc::new(10, 34)]
     );
-    assert_eq!(sw.keys, [Loc::new(10, 21), Loc::new(10, 31)]);
-    assert_eq!(sm.insts[5].extra, Loc::new(11, 11));
+    assert_eq!(
+        [f.key_loc(Inst(4), 0), f.key_loc(Inst(4), 1)],
+        [Loc::new(10, 21), Loc::new(10, 31)]
+    );
+    assert_eq!(f.extra_loc(Inst(5)), Loc::new(11, 11));
+    // Missing tokens fall back to the mnemonic: an omitted offset, an
+    // operand index past the end.
+    assert_eq!(f.extra_loc(Inst(0)), Loc::new(5, 8));
+    assert_eq!(f.operand_loc(Inst(0), 7), Loc::new(5, 8));
 }
 
 #[test]
@@ -221,22 +221,20 @@ fn items_of_every_kind() {
 #[test]
 fn literals_are_kept_as_written() {
     let m = parse(&body(
-        " %b = add.i32 -0x10, 0xffffffffffffffffffff\n %c = add.i32 -170141183460469231731687303715884105728, 170141183460469231731687303715884105727\n\
+        " %b = add.i32 -0x10, 0xffffffffffffffffffff\n %c = add.i32 -39614081257132168796771975168, 39614081257132168796771975167\n\
           %d = fadd.f64 -0.0, 1e-9\n %e = fadd.f32 -inf, nan\n ret %b",
     ));
-    let ops: Vec<Operand> = m.funcs[0].insts[..4]
-        .iter()
-        .flat_map(|i| i.operands())
-        .collect();
-    use Const::*;
+    let f = &m.funcs[0];
+    let ops: Vec<Operand> = (0..4).flat_map(|i| f.operands(Inst(i))).collect();
     let c = |c| Operand::Const(c);
+    let int = Const::int;
     assert_eq!(
         ops,
         [
-            c(Int(-16)),
-            c(Int(0xffff_ffff_ffff_ffff_ffff)),
-            c(Int(i128::MIN)),
-            c(Int(i128::MAX)),
+            c(int(-16)),
+            c(int(0xffff_ffff_ffff_ffff_ffff)),
+            c(int(-(1 << 95))),
+            c(int((1 << 95) - 1)),
             c(Const::float(-0.0)),
             c(Const::float(1e-9)),
             c(Const::float(f64::NEG_INFINITY)),
@@ -255,21 +253,19 @@ fn calls_and_results() {
     // The discarded result still exists, unnamed.
     let r0 = f.insts[0].result.expect("result");
     assert_eq!(f.values[r0.index()].name, None);
-    assert_eq!(
-        f.insts[0].kind,
-        InstKind::Call {
-            callee: Callee::Direct(SymId(0)),
-            args: vec![Operand::Const(Const::Int(1))]
-        }
-    );
+    let InstKind::Call { callee, args } = f.insts[0].kind else {
+        panic!("not a call")
+    };
+    assert_eq!(callee, Callee::Direct(SymId(0)));
+    assert_eq!(f.args(args), [Operand::Const(Const::int(1))]);
     assert_eq!(f.insts[2].result, None);
-    assert_eq!(f.srcmap.values.len(), f.values.len());
+    assert_eq!(f.srcmap.values().len(), f.values.len());
     let InstKind::Call { callee, args } = &f.insts[3].kind else {
         panic!()
     };
     assert_eq!(*callee, Callee::Indirect(Operand::Value(Value(0))));
     assert_eq!(args.len(), 2);
-    assert_eq!(f.srcmap.insts[3].operands.len(), 3);
+    assert_eq!(f.operand_loc(Inst(3), 2), Loc::new(7, 24));
     assert_eq!(f.insts[4].kind, InstKind::Alloca { size: 0, align: 8 });
 }
 
@@ -277,7 +273,7 @@ fn calls_and_results() {
 fn crlf_names_and_labels() {
     let m = parse("func @a.b$_1(%0: i32) -> i32 {\r\n$L.1:\r\n  ret %0\r\n}\r\n");
     assert_eq!(m.funcs[0].name, "a.b$_1");
-    assert_eq!(&*m.funcs[0].blocks[0].name, "$L.1");
+    assert_eq!(m.funcs[0].block_name(Block(0)), "$L.1");
     // A label may be spelled like an opcode or a float word.
     parse("func @f() {\nret:\n jmp inf\ninf:\n jmp ret\n}\n");
 }
@@ -486,6 +482,14 @@ fn instruction_error_messages() {
         (
             " %x = add.i32 1, -170141183460469231731687303715884105729",
             "3:18: integer literal '-170141183460469231731687303715884105729' is out of range",
+        ),
+        (
+            " %x = add.i32 1, 39614081257132168796771975168",
+            "3:18: integer literal '39614081257132168796771975168' is out of range",
+        ),
+        (
+            " switch.i32 %a, entry, -0x800000000000000000000001: entry",
+            "3:24: integer literal '-0x800000000000000000000001' is out of range",
         ),
         (
             " %x = load.i32 %p, %a",

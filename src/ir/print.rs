@@ -18,9 +18,10 @@
 //! The printer never panics on malformed built IR: dangling ids print as
 //! `%?v7`, `?block3`, `@?sym4` (which then do not parse).
 
-use super::entities::{Block, SymId, Value};
+use super::entities::{Block, Inst, SymId, Value};
 use super::function::{BlockCall, Callee, Const, Function, InstKind, Operand};
 use super::module::{DataDef, DataValue, Linkage, Module, SymbolKind};
+use super::names::name_syntax;
 use std::collections::HashSet;
 use std::fmt::{self, Write};
 
@@ -74,15 +75,12 @@ impl fmt::Display for Module {
 
 /// Whether `name` may follow `%` (values allow plain digits) or be a label.
 fn valid_name(name: &str, allow_digits: bool) -> bool {
-    let b = name.as_bytes();
-    let Some(&first) = b.first() else {
-        return false;
-    };
-    let name_char = |c: &u8| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'$');
-    if allow_digits && b.iter().all(u8::is_ascii_digit) {
-        return true;
+    let (label, value) = name_syntax(name);
+    if allow_digits {
+        value
+    } else {
+        label
     }
-    (first.is_ascii_alphabetic() || matches!(first, b'_' | b'.' | b'$')) && b.iter().all(name_char)
 }
 
 /// Assigns a printable, unique name to each entry: `given[i]` when valid
@@ -129,14 +127,16 @@ impl Names {
         // Every value gets a name except an unnamed call result nothing
         // uses: the parser creates exactly those for `call.T` without `%d =`.
         let mut used = vec![false; f.values.len()];
-        for inst in &f.insts {
-            for op in inst.operands() {
+        for i in 0..f.insts.len() {
+            f.for_each_operand(Inst::new(i), |op| {
                 if let Some(u) = op.as_value().and_then(|v| used.get_mut(v.index())) {
                     *u = true;
                 }
-            }
+            });
         }
-        let given: Vec<Option<&str>> = f.values.iter().map(|v| v.name.as_deref()).collect();
+        let given: Vec<Option<&str>> = (0..f.values.len())
+            .map(|v| f.value_name(Value::new(v)))
+            .collect();
         let want: Vec<bool> = f
             .values
             .iter()
@@ -147,7 +147,8 @@ impl Names {
                         if f.insts.get(i.index()).is_some_and(|d| d.opcode == super::Opcode::Call))
             })
             .collect();
-        let bgiven: Vec<Option<&str>> = f.blocks.iter().map(|b| Some(&*b.name)).collect();
+        let bgiven: Vec<Option<&str>> =
+            f.blocks.iter().map(|b| Some(f.names.get(b.name))).collect();
         Names {
             values: assign_names(&given, &want, "v", true),
             blocks: assign_names(&bgiven, &vec![true; bgiven.len()], "b", false),
@@ -193,7 +194,7 @@ pub fn format_f32(x: f32) -> String {
 
 fn const_text(c: Const) -> String {
     match c {
-        Const::Int(v) => v.to_string(),
+        Const::Int(v) => v.get().to_string(),
         Const::Float(bits) => format_f64(f64::from_bits(bits)),
     }
 }
@@ -216,7 +217,7 @@ fn write_function(out: &mut String, module: &Module, f: &Function, linkage: Link
         if bc.args.is_empty() {
             names.block(bc.block)
         } else {
-            format!("{}({})", names.block(bc.block), list(&bc.args))
+            format!("{}({})", names.block(bc.block), list(f.args(bc.args)))
         }
     };
     if linkage == Linkage::Local {
@@ -289,7 +290,7 @@ fn write_function(out: &mut String, module: &Module, f: &Function, linkage: Link
                         Callee::Direct(s) => sym_name(module, *s),
                         Callee::Indirect(o) => op(*o),
                     };
-                    format!("{c}({})", list(args))
+                    format!("{c}({})", list(f.args(*args)))
                 }
                 InstKind::Ret { value } => value.map(op).unwrap_or_default(),
                 InstKind::Jmp { dest } => block_call(dest),
@@ -309,7 +310,7 @@ fn write_function(out: &mut String, module: &Module, f: &Function, linkage: Link
                     cases,
                 } => {
                     let mut s = format!("{}, {}", op(*value), names.block(*default));
-                    for c in cases {
+                    for c in f.cases(*cases) {
                         let _ = write!(s, ", {}: {}", const_text(c.key), names.block(c.block));
                     }
                     s
@@ -461,7 +462,7 @@ mod tests {
         // not be printed as `%v1`, which the parameter keeps.
         m.funcs[0].values[1].name = None;
         m.funcs[0].values[2].name = None;
-        m.funcs[0].blocks[0].name = "".into();
+        m.funcs[0].blocks[0].name = m.funcs[0].names.intern("");
         let text = print_module(&m);
         assert!(
             text.contains("b0:\n    %v1_1 = add.i32 %v1, 1\n    %v2 = add.i32 %v1_1, 2\n"),

@@ -2,12 +2,19 @@
 //! the offending token.
 //!
 //! The IR itself holds no locations: a [`SrcMap`] per function records where
-//! each instruction, operand, block label and value definition came from.
-//! Modules made with the builder have empty maps, and lookups then return
-//! [`Loc::NONE`].
+//! each instruction, its tokens, each block label and each value definition
+//! came from. Modules made with the builder have empty maps, and lookups
+//! then return [`Loc::NONE`].
+//!
+//! Compact form: an instruction and all its tokens are on one line (the
+//! grammar ends an instruction at the newline), so an instruction stores its
+//! line once and then one column per token, in a flat array. Which token is
+//! the `i`-th operand, label or key follows from the instruction's form and
+//! operand counts; [`Function::operand_loc`] and its siblings do that
+//! arithmetic.
 
 use super::entities::{Block, Inst, Value};
-use smallvec::SmallVec;
+use super::function::{Callee, Function, InstKind};
 use std::fmt;
 
 /// A 1-based line and column in a source file. `Loc::NONE` (0:0) means
@@ -45,81 +52,337 @@ impl fmt::Display for Loc {
     }
 }
 
-/// Locations of one instruction's tokens.
+/// Locations for one function. Every table may be shorter than the
+/// function's (empty for built IR); lookups fall back to `NONE`.
 ///
-/// `operands` follows the order of
-/// [`InstData::operands`](super::InstData::operands) (value operands,
-/// including block arguments, in textual order). `labels` holds the block
-/// labels of a terminator in textual order (for `switch`: the default, then
-/// each case). `keys` holds the switch case keys.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct InstLocs {
-    /// The mnemonic token.
-    pub inst: Loc,
-    /// The result name (`%d`), if any.
-    pub result: Loc,
-    pub operands: SmallVec<[Loc; 3]>,
-    pub labels: SmallVec<[Loc; 2]>,
-    pub keys: Vec<Loc>,
-    /// The `@sym` token of `addr` and direct `call`, or the offset / size
-    /// literal of loads, stores and `alloca`.
-    pub extra: Loc,
-    /// The alignment literal of `alloca`.
-    pub extra2: Loc,
-}
-
-/// Locations for one function. Every vector may be shorter than the
-/// function's tables (empty for built IR); lookups fall back to `NONE`.
+/// The tokens recorded after an instruction's mnemonic, in textual order
+/// (`[...]` when written):
+///
+/// | form | tokens |
+/// |---|---|
+/// | unary, binary, select | the operands |
+/// | `load` | `p [off]` |
+/// | `store` | `v p [off]` |
+/// | `alloca` | `N [A]` |
+/// | `addr` | `@sym` |
+/// | `call` | `@f` or `%fp`, then the arguments |
+/// | `ret` | `[v]` |
+/// | `jmp` | `L`, its arguments |
+/// | `br` | `c`, `L1`, its arguments, `L2`, its arguments |
+/// | `switch` | `v Ldefault`, then `K L` per case |
+///
+/// A map is built with a [`SrcMapBuilder`] and stored in two vectors (a
+/// parsed function's map costs two allocations): `words` holds, per
+/// instruction, its line and the index of its first column, then every
+/// token column; `locs` holds the function parameters' type tokens, the
+/// block labels and the value definitions, in that order.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SrcMap {
     /// The function's `@name` token.
     pub func: Loc,
     /// The closing `}` of the body.
     pub end: Loc,
-    pub insts: Vec<InstLocs>,
-    /// The label token of each block.
-    pub blocks: Vec<Loc>,
-    /// The defining `%name` token of each value.
-    pub values: Vec<Loc>,
-    /// The type token of each function parameter.
-    pub param_types: Vec<Loc>,
+    /// `[line, first column index]` per instruction, then the columns.
+    words: Vec<u32>,
+    num_insts: u32,
+    locs: Vec<Loc>,
+    num_params: u32,
+    num_blocks: u32,
 }
 
 impl SrcMap {
+    /// Number of instructions with locations.
+    pub fn num_insts(&self) -> usize {
+        self.num_insts as usize
+    }
+
+    /// The line and the columns (mnemonic first) of `inst`.
+    fn inst_cols(&self, inst: Inst) -> Option<(u32, &[u32])> {
+        let i = inst.index();
+        if i >= self.num_insts() {
+            return None;
+        }
+        let line = self.words[2 * i];
+        let start = self.words[2 * i + 1] as usize;
+        let end = if i + 1 < self.num_insts() {
+            self.words[2 * i + 3] as usize
+        } else {
+            self.words.len()
+        };
+        Some((line, self.words.get(start..end)?))
+    }
+
+    /// The mnemonic of `inst`.
     pub fn inst(&self, inst: Inst) -> Loc {
-        self.insts.get(inst.index()).map_or(Loc::NONE, |l| l.inst)
+        match self.inst_cols(inst) {
+            Some((line, cols)) if !cols.is_empty() => Loc::new(line, cols[0]),
+            _ => Loc::NONE,
+        }
     }
 
-    /// Location of the `i`-th operand of `inst`, or of the instruction.
-    pub fn operand(&self, inst: Inst, i: usize) -> Loc {
-        match self.insts.get(inst.index()) {
-            Some(l) => l.operands.get(i).copied().unwrap_or(Loc::NONE).or(l.inst),
+    /// The `k`-th token after the mnemonic of `inst` (see the table above),
+    /// or the mnemonic when there is no such token.
+    pub fn token(&self, inst: Inst, k: usize) -> Loc {
+        match self.inst_cols(inst) {
+            Some((line, cols)) => match cols.get(k + 1) {
+                Some(&c) => Loc::new(line, c),
+                None => cols.first().map_or(Loc::NONE, |&c| Loc::new(line, c)),
+            },
             None => Loc::NONE,
         }
     }
 
-    /// Location of the `i`-th block label of a terminator, or of the
-    /// instruction.
-    pub fn label(&self, inst: Inst, i: usize) -> Loc {
-        match self.insts.get(inst.index()) {
-            Some(l) => l.labels.get(i).copied().unwrap_or(Loc::NONE).or(l.inst),
-            None => Loc::NONE,
-        }
+    /// The type tokens of the function parameters.
+    pub fn param_types(&self) -> &[Loc] {
+        &self.locs[..self.num_params as usize]
     }
 
-    /// Location of the `i`-th switch key, or of the instruction.
-    pub fn key(&self, inst: Inst, i: usize) -> Loc {
-        match self.insts.get(inst.index()) {
-            Some(l) => l.keys.get(i).copied().unwrap_or(Loc::NONE).or(l.inst),
-            None => Loc::NONE,
-        }
+    /// The label tokens of the blocks.
+    pub fn blocks(&self) -> &[Loc] {
+        let p = self.num_params as usize;
+        &self.locs[p..p + self.num_blocks as usize]
+    }
+
+    /// The defining token of each value.
+    pub fn values(&self) -> &[Loc] {
+        &self.locs[(self.num_params + self.num_blocks) as usize..]
     }
 
     pub fn block(&self, block: Block) -> Loc {
-        self.blocks.get(block.index()).copied().unwrap_or(Loc::NONE)
+        self.blocks()
+            .get(block.index())
+            .copied()
+            .unwrap_or(Loc::NONE)
     }
 
     pub fn value(&self, value: Value) -> Loc {
-        self.values.get(value.index()).copied().unwrap_or(Loc::NONE)
+        self.values()
+            .get(value.index())
+            .copied()
+            .unwrap_or(Loc::NONE)
+    }
+
+    /// Whether the map holds no location at all (built IR).
+    pub fn is_empty(&self) -> bool {
+        self.num_insts == 0 && self.locs.is_empty()
+    }
+
+    /// A builder holding this map, to append to and build again (a pass
+    /// that adds instructions, values or blocks); linear in the map.
+    pub fn to_builder(&self) -> SrcMapBuilder {
+        let ni = self.num_insts();
+        let base = 2 * ni as u32;
+        SrcMapBuilder {
+            func: self.func,
+            end: self.end,
+            insts: (0..ni)
+                .map(|i| (self.words[2 * i], self.words[2 * i + 1] - base))
+                .collect(),
+            cols: self.words[2 * ni..].to_vec(),
+            param_types: self.param_types().to_vec(),
+            blocks: self.blocks().to_vec(),
+            values: self.values().to_vec(),
+        }
+    }
+
+    /// Heap bytes held (for memory accounting).
+    pub fn heap_bytes(&self) -> usize {
+        self.words.capacity() * 4 + self.locs.capacity() * 8
+    }
+}
+
+/// Collects a [`SrcMap`] while a function is read, in vectors that a
+/// parser reuses from one function to the next.
+#[derive(Clone, Debug, Default)]
+pub struct SrcMapBuilder {
+    /// The function's `@name` token.
+    pub func: Loc,
+    /// The closing `}` of the body.
+    pub end: Loc,
+    insts: Vec<(u32, u32)>,
+    cols: Vec<u32>,
+    param_types: Vec<Loc>,
+    blocks: Vec<Loc>,
+    values: Vec<Loc>,
+}
+
+impl SrcMapBuilder {
+    /// Starts the next instruction's locations at its mnemonic `loc`
+    /// (instructions are recorded in `Inst` order).
+    #[inline]
+    pub fn start_inst(&mut self, loc: Loc) {
+        self.insts.push((loc.line, self.cols.len() as u32));
+        self.cols.push(loc.col);
+    }
+
+    /// Records the next token of the current instruction (its line is the
+    /// instruction's).
+    #[inline]
+    pub fn push_token(&mut self, loc: Loc) {
+        self.cols.push(loc.col);
+    }
+
+    /// Records instruction `inst` of `from` as the next instruction: its
+    /// mnemonic and, when `tokens`, its token columns (a pass that changes
+    /// an instruction's operands passes `false`: every operand then points
+    /// at the mnemonic). An instruction `from` has no location for gets
+    /// none.
+    pub fn push_inst_from(&mut self, from: &SrcMap, inst: Inst, tokens: bool) {
+        match from.inst_cols(inst) {
+            Some((line, cols)) if !cols.is_empty() => {
+                self.insts.push((line, self.cols.len() as u32));
+                let n = if tokens { cols.len() } else { 1 };
+                self.cols.extend_from_slice(&cols[..n]);
+            }
+            _ => self.start_inst(Loc::NONE),
+        }
+    }
+
+    /// Number of instructions recorded.
+    pub fn num_insts(&self) -> usize {
+        self.insts.len()
+    }
+
+    /// Records the type token of the next function parameter.
+    pub fn push_param_type(&mut self, loc: Loc) {
+        self.param_types.push(loc);
+    }
+
+    /// Records the label token of the next block.
+    pub fn push_block(&mut self, loc: Loc) {
+        self.blocks.push(loc);
+    }
+
+    /// Records the defining token of the next value.
+    #[inline]
+    pub fn push_value(&mut self, loc: Loc) {
+        self.values.push(loc);
+    }
+
+    /// Removes everything, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.func = Loc::NONE;
+        self.end = Loc::NONE;
+        self.insts.clear();
+        self.cols.clear();
+        self.param_types.clear();
+        self.blocks.clear();
+        self.values.clear();
+    }
+
+    /// The map collected so far, at its exact size; the builder keeps its
+    /// buffers (and its contents).
+    pub fn build(&self) -> SrcMap {
+        let ni = self.insts.len();
+        let mut words = Vec::with_capacity(2 * ni + self.cols.len());
+        for &(line, start) in &self.insts {
+            words.push(line);
+            words.push(start + 2 * ni as u32);
+        }
+        words.extend_from_slice(&self.cols);
+        let mut locs =
+            Vec::with_capacity(self.param_types.len() + self.blocks.len() + self.values.len());
+        locs.extend_from_slice(&self.param_types);
+        locs.extend_from_slice(&self.blocks);
+        locs.extend_from_slice(&self.values);
+        SrcMap {
+            func: self.func,
+            end: self.end,
+            words,
+            num_insts: ni as u32,
+            locs,
+            num_params: self.param_types.len() as u32,
+            num_blocks: self.blocks.len() as u32,
+        }
+    }
+}
+
+/// Which token of an instruction: see the table of [`SrcMap`].
+const NO_TOKEN: usize = usize::MAX;
+
+impl Function {
+    fn then_args(&self, inst: Inst) -> usize {
+        match self.insts.get(inst.index()).map(|d| &d.kind) {
+            Some(InstKind::Br { then_dest, .. }) => then_dest.args.len(),
+            _ => 0,
+        }
+    }
+
+    fn token_loc(&self, inst: Inst, k: usize) -> Loc {
+        if k == NO_TOKEN {
+            self.srcmap.inst(inst)
+        } else {
+            self.srcmap.token(inst, k)
+        }
+    }
+
+    /// The location of the `i`-th value operand of `inst` (in
+    /// [`Function::operands`] order), or of the instruction.
+    pub fn operand_loc(&self, inst: Inst, i: usize) -> Loc {
+        let k = match self.insts.get(inst.index()).map(|d| &d.kind) {
+            Some(InstKind::Call {
+                callee: Callee::Direct(_),
+                ..
+            }) => i + 1,
+            Some(InstKind::Jmp { .. }) => i + 1,
+            Some(InstKind::Br { .. }) => match i {
+                0 => 0,
+                _ if i - 1 < self.then_args(inst) => i + 1,
+                _ => i + 2,
+            },
+            Some(InstKind::Switch { .. }) if i > 0 => NO_TOKEN,
+            Some(_) => i,
+            None => NO_TOKEN,
+        };
+        self.token_loc(inst, k)
+    }
+
+    /// The location of the `i`-th block label of a terminator (for
+    /// `switch`: the default, then each case), or of the instruction.
+    pub fn label_loc(&self, inst: Inst, i: usize) -> Loc {
+        let k = match self.insts.get(inst.index()).map(|d| &d.kind) {
+            Some(InstKind::Jmp { .. }) if i == 0 => 0,
+            Some(InstKind::Br { .. }) if i == 0 => 1,
+            Some(InstKind::Br { .. }) if i == 1 => 2 + self.then_args(inst),
+            Some(InstKind::Switch { .. }) if i == 0 => 1,
+            Some(InstKind::Switch { .. }) => 1 + 2 * i,
+            _ => NO_TOKEN,
+        };
+        self.token_loc(inst, k)
+    }
+
+    /// The location of the `i`-th case key of a `switch`, or of the
+    /// instruction.
+    pub fn key_loc(&self, inst: Inst, i: usize) -> Loc {
+        let k = match self.insts.get(inst.index()).map(|d| &d.kind) {
+            Some(InstKind::Switch { .. }) => 2 + 2 * i,
+            _ => NO_TOKEN,
+        };
+        self.token_loc(inst, k)
+    }
+
+    /// The `@sym` token of `addr` and direct `call`, the offset literal of
+    /// loads and stores, the size literal of `alloca`; or the instruction.
+    pub fn extra_loc(&self, inst: Inst) -> Loc {
+        let k = match self.insts.get(inst.index()).map(|d| &d.kind) {
+            Some(InstKind::Load { .. }) => 1,
+            Some(InstKind::Store { .. }) => 2,
+            Some(InstKind::Alloca { .. } | InstKind::Addr { .. }) => 0,
+            Some(InstKind::Call {
+                callee: Callee::Direct(_),
+                ..
+            }) => 0,
+            _ => NO_TOKEN,
+        };
+        self.token_loc(inst, k)
+    }
+
+    /// The alignment literal of `alloca`, or the instruction.
+    pub fn extra2_loc(&self, inst: Inst) -> Loc {
+        let k = match self.insts.get(inst.index()).map(|d| &d.kind) {
+            Some(InstKind::Alloca { .. }) => 1,
+            _ => NO_TOKEN,
+        };
+        self.token_loc(inst, k)
     }
 }

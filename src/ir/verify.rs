@@ -26,9 +26,10 @@
 //! - Names (symbols, labels, values) must match the SPEC's name syntax, so
 //!   that built IR prints as text that parses again.
 //!
-//! Every check is linear in the size of the function, apart from hash-map
-//! lookups for names and switch keys; dominance queries are O(1) through
-//! [`DomTree`](crate::analysis::DomTree). The CFG takes each block's
+//! Every check is linear in the size of the function (switch keys and
+//! symbol names go through an Fx hash map); dominance queries are O(1)
+//! through [`DomTree`](crate::analysis::DomTree), and the buffers of the
+//! checks are reused from one function to the next (see [`func`]). The CFG takes each block's
 //! successors from its last instruction, so after a misplaced terminator a
 //! dominance error in an earlier-laid-out block can be reported first.
 
@@ -36,11 +37,12 @@ mod func;
 
 use super::entities::{FuncId, SymId};
 use super::function::Function;
+use super::hash::FxHashSet;
 use super::module::{DataDef, DataValue, Linkage, Module, SymbolKind};
+use super::names::name_syntax;
 use super::srcmap::Loc;
 use crate::error::{Diagnostic, Error, Result};
-use func::FuncVerifier;
-use std::collections::HashSet;
+use func::{FuncVerifier, Scratch};
 
 /// The largest `alloca` size in bytes.
 pub const MAX_ALLOCA: u64 = 1 << 31;
@@ -54,7 +56,7 @@ pub fn verify_module(module: &Module) -> Result<()> {
 
 /// Checks one function body of `module` (its symbol's signature included).
 pub fn verify_function(module: &Module, func: FuncId) -> Result<()> {
-    let v = ModuleVerifier::new(module);
+    let mut v = ModuleVerifier::new(module);
     let Some(f) = module.funcs.get(func.index()) else {
         return Err(v.error(
             Loc::NONE,
@@ -64,19 +66,7 @@ pub fn verify_function(module: &Module, func: FuncId) -> Result<()> {
     };
     match module.func_symbol(func) {
         Some(sym) => v.check_function(sym, f),
-        None => FuncVerifier::new(module, f).run(),
-    }
-}
-
-/// Whether `s` matches the SPEC's name syntax `[A-Za-z_.$][A-Za-z0-9_.$]*`;
-/// value names may also be plain digits.
-fn valid_name(s: &str, digits_ok: bool) -> bool {
-    let word = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '$');
-    let mut chars = s.chars();
-    match chars.next() {
-        None => false,
-        Some(c) if c.is_ascii_digit() => digits_ok && s.chars().all(|c| c.is_ascii_digit()),
-        Some(c) => word(c) && chars.all(word),
+        None => FuncVerifier::new(module, f, &mut v.scratch).run(),
     }
 }
 
@@ -106,26 +96,31 @@ fn make_error(file: &str, loc: Loc, ctx: &Ctx, message: String) -> Error {
 
 struct ModuleVerifier<'m> {
     m: &'m Module,
+    scratch: Scratch,
 }
 
 impl<'m> ModuleVerifier<'m> {
     fn new(m: &'m Module) -> Self {
-        ModuleVerifier { m }
+        ModuleVerifier {
+            m,
+            scratch: Scratch::default(),
+        }
     }
 
     fn error(&self, loc: Loc, ctx: &Ctx, message: String) -> Error {
         make_error(&self.m.name, loc, ctx, message)
     }
 
-    fn run(&self) -> Result<()> {
+    fn run(&mut self) -> Result<()> {
         let m = self.m;
-        let mut names: HashSet<&str> = HashSet::with_capacity(m.symbols.len());
+        let mut names: FxHashSet<&str> = FxHashSet::default();
+        names.reserve(m.symbols.len());
         let mut func_owner: Vec<Option<SymId>> = vec![None; m.funcs.len()];
         let mut data_owner: Vec<Option<SymId>> = vec![None; m.datas.len()];
         for (id, sym) in m.symbol_ids() {
             let loc = m.symbol_loc(id);
             let name = sym.name.as_str();
-            if !valid_name(name, false) {
+            if !name_syntax(name).0 {
                 return Err(self.error(loc, &Ctx::None, format!("invalid symbol name '@{name}'")));
             }
             if !names.insert(name) {
@@ -198,7 +193,7 @@ impl<'m> ModuleVerifier<'m> {
     }
 
     /// The body `f` of function symbol `sym`.
-    fn check_function(&self, sym: SymId, f: &Function) -> Result<()> {
+    fn check_function(&mut self, sym: SymId, f: &Function) -> Result<()> {
         let s = self.m.sym(sym);
         let loc = self.m.symbol_loc(sym).or(f.srcmap.func);
         if f.name != s.name {
@@ -223,7 +218,7 @@ impl<'m> ModuleVerifier<'m> {
                 ));
             }
         }
-        FuncVerifier::new(self.m, f).run()
+        FuncVerifier::new(self.m, f, &mut self.scratch).run()
     }
 
     fn check_data(&self, sym: SymId, d: &DataDef) -> Result<()> {

@@ -73,14 +73,14 @@ pub fn check_structure(module: &Module, func: &Function) -> Result<()> {
                 .insts
                 .get(i.index())
                 .ok_or_else(|| err(func, "bad instruction"))?;
-            for op in inst.operands() {
+            for op in func.operands(i) {
                 if let Operand::Value(v) = op {
                     if v.index() >= nv {
                         return Err(err(func, "bad value"));
                     }
                 }
             }
-            for s in inst.successors() {
+            for s in func.successors(i) {
                 if s.index() >= func.blocks.len() {
                     return Err(err(func, "bad block"));
                 }
@@ -126,7 +126,7 @@ pub fn decide(module: &Module, func: &Function) -> Result<Decisions> {
     let mut uses = vec![0u32; nv];
     for b in &func.blocks {
         for &i in &b.insts {
-            for op in func.insts[i.index()].operands() {
+            for op in func.operands(i) {
                 if let Operand::Value(v) = op {
                     uses[v.index()] += 1;
                 }

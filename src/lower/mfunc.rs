@@ -181,7 +181,7 @@ impl Layout {
         let mut npreds = vec![0u32; func.blocks.len()];
         for &b in order {
             if let Some(t) = func.terminator(b) {
-                for s in func.inst(t).successors() {
+                for s in func.successors(t) {
                     npreds[s.index()] += 1;
                 }
             }
@@ -203,12 +203,12 @@ impl Layout {
                     else_dest,
                     ..
                 } => vec![
-                    (then_dest.block, then_dest.args.clone()),
-                    (else_dest.block, else_dest.args.clone()),
+                    (then_dest.block, func.args(then_dest.args).to_vec()),
+                    (else_dest.block, func.args(else_dest.args).to_vec()),
                 ],
                 InstKind::Switch { default, cases, .. } => {
                     let mut v = vec![(*default, Vec::new())];
-                    for c in cases {
+                    for c in func.cases(*cases) {
                         if !v.iter().any(|(b, _)| *b == c.block) {
                             v.push((c.block, Vec::new()));
                         }

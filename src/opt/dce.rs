@@ -23,8 +23,8 @@ use super::fold::{apply_everywhere, incoming_edges};
 use super::subst::Subst;
 use crate::analysis::{Cfg, FuncAnalysis, Rpo};
 use crate::ir::{
-    Block, BlockData, Function, Inst, InstData, InstKind, InstLocs, Opcode, Operand, SrcMap, Value,
-    ValueDef,
+    Block, BlockCall, BlockData, Function, Inst, InstData, InstKind, Opcode, Operand,
+    SrcMapBuilder, SwitchCase, Value, ValueDef,
 };
 use smallvec::SmallVec;
 
@@ -56,7 +56,7 @@ fn merge_blocks(f: &mut Function) {
             if c == b || c == f.entry() || gone[c.index()] || incoming[c.index()].len() != 1 {
                 break;
             }
-            let args = dest.args.clone();
+            let args = f.args(dest.args).to_vec();
             let params = std::mem::take(&mut f.blocks[c.index()].params);
             let mut moved: Vec<Inst> = Vec::new();
             for (&p, &arg) in params.iter().zip(&args) {
@@ -132,7 +132,7 @@ fn mark(f: &Function) -> Live {
                 continue;
             }
             live.inst[i.index()] = true;
-            for op in root_operands(d) {
+            for op in root_operands(f, i) {
                 push(op, &mut work, &mut live.value);
             }
         }
@@ -143,7 +143,7 @@ fn mark(f: &Function) -> Live {
             ValueDef::Inst(i) => {
                 if !live.inst[i.index()] {
                     live.inst[i.index()] = true;
-                    for op in f.insts[i.index()].operands() {
+                    for op in f.operands(i) {
                         push(op, &mut work, &mut live.value);
                     }
                 }
@@ -155,7 +155,7 @@ fn mark(f: &Function) -> Live {
                     }
                     let calls = f.insts[t.index()].block_calls();
                     if let Some(bc) = calls.get(idx).filter(|bc| bc.block == b) {
-                        if let Some(&arg) = bc.args.get(k as usize) {
+                        if let Some(&arg) = f.args(bc.args).get(k as usize) {
                             push(arg, &mut work, &mut live.value);
                         }
                     }
@@ -168,37 +168,38 @@ fn mark(f: &Function) -> Live {
 
 /// The operands of a root that are live because it is: everything but
 /// the block arguments of a terminator (those follow their parameters).
-fn root_operands(d: &InstData) -> SmallVec<[Operand; 4]> {
-    match &d.kind {
+fn root_operands(f: &Function, i: Inst) -> SmallVec<[Operand; 4]> {
+    match &f.insts[i.index()].kind {
         InstKind::Jmp { .. } => SmallVec::new(),
         InstKind::Br { cond, .. } => smallvec::smallvec![*cond],
-        _ => d.operands(),
+        _ => f.operands(i),
     }
 }
 
 /// Rebuilds `f` with only the live parts, renumbered densely.
 fn compact(f: &mut Function, live: &Live) {
-    let old = std::mem::take(f);
+    let mut old = std::mem::take(f);
     let mut new = Function {
         name: old.name.clone(),
         sig: old.sig.clone(),
+        names: std::mem::take(&mut old.names),
         ..Default::default()
     };
     let mut vmap = vec![NONE; old.values.len()];
     let mut bmap = vec![NONE; old.blocks.len()];
-    let mut src = SrcMap {
-        func: old.srcmap.func,
-        end: old.srcmap.end,
-        param_types: old.srcmap.param_types.clone(),
-        ..Default::default()
-    };
-    let keep_locs = !old.srcmap.insts.is_empty() || !old.srcmap.values.is_empty();
-    let mut add_value = |new: &mut Function, src: &mut SrcMap, v: Value, def: ValueDef| {
+    let mut src = SrcMapBuilder::default();
+    src.func = old.srcmap.func;
+    src.end = old.srcmap.end;
+    for &l in old.srcmap.param_types() {
+        src.push_param_type(l);
+    }
+    let keep_locs = !old.srcmap.is_empty();
+    let mut add_value = |new: &mut Function, src: &mut SrcMapBuilder, v: Value, def: ValueDef| {
         let d = &old.values[v.index()];
-        let nv = new.new_value(d.ty, def, d.name.clone());
+        let nv = new.new_value(d.ty, def, d.name);
         vmap[v.index()] = nv.0;
         if keep_locs {
-            src.values.push(old.srcmap.value(v));
+            src.push_value(old.srcmap.value(v));
         }
         nv
     };
@@ -222,12 +223,12 @@ fn compact(f: &mut Function, live: &Live) {
         let bd = &old.blocks[b.index()];
         bmap[b.index()] = new.blocks.len() as u32;
         new.blocks.push(BlockData {
-            name: bd.name.clone(),
+            name: bd.name,
             params: Vec::new(),
             insts: Vec::new(),
         });
         if keep_locs {
-            src.blocks.push(old.srcmap.block(b));
+            src.push_block(old.srcmap.block(b));
         }
     }
     // Parameters and results first, so every operand can be renamed.
@@ -271,56 +272,68 @@ fn compact(f: &mut Function, live: &Live) {
             if !live.inst[i.index()] {
                 continue;
             }
-            let mut d = old.insts[i.index()].clone();
-            let before = d.operands().len();
-            retarget(&mut d, &bmap, &live_params);
-            d.for_each_operand_mut(|op| *op = rename(*op));
+            let mut d = old.insts[i.index()];
+            let before = old.operands(i).len();
+            retarget(&old, &mut new, &mut d, &bmap, &live_params);
             d.result = d.result.map(|r| Value(vmap[r.index()]));
-            if keep_locs {
-                let mut locs: InstLocs =
-                    old.srcmap.insts.get(i.index()).cloned().unwrap_or_default();
-                if d.operands().len() != before {
-                    locs.operands.clear();
-                }
-                src.insts.push(locs);
-            }
             let ni = Inst::new(new.insts.len());
             new.insts.push(d);
+            new.for_each_operand_mut(ni, |op| *op = rename(*op));
+            if keep_locs {
+                let same_shape = new.operands(ni).len() == before;
+                src.push_inst_from(&old.srcmap, i, same_shape);
+            }
             new.blocks[bmap[ob.index()] as usize].insts.push(ni);
         }
     }
-    new.srcmap = src;
+    new.srcmap = src.build();
     *f = new;
 }
 
-/// Renames the target blocks of a terminator and drops the arguments of
-/// dead parameters.
-fn retarget(d: &mut InstData, bmap: &[u32], live_params: &impl Fn(Block) -> SmallVec<[bool; 8]>) {
-    let fix = |bc: &mut crate::ir::BlockCall| {
+/// Moves the operand and case lists of `d` (an instruction of `old`) into
+/// `new`'s pools, renaming the target blocks of a terminator and dropping
+/// the arguments of dead parameters.
+fn retarget(
+    old: &Function,
+    new: &mut Function,
+    d: &mut InstData,
+    bmap: &[u32],
+    live_params: &impl Fn(Block) -> SmallVec<[bool; 8]>,
+) {
+    let fix = |new: &mut Function, bc: &mut BlockCall| {
         let keep = live_params(bc.block);
-        let mut k = 0;
-        bc.args.retain(|_| {
-            let l = keep.get(k).copied().unwrap_or(true);
-            k += 1;
-            l
-        });
+        let args: SmallVec<[Operand; 8]> = old
+            .args(bc.args)
+            .iter()
+            .enumerate()
+            .filter(|&(k, _)| keep.get(k).copied().unwrap_or(true))
+            .map(|(_, &a)| a)
+            .collect();
+        bc.args = new.make_args(&args);
         bc.block = Block(bmap[bc.block.index()]);
     };
     match &mut d.kind {
-        InstKind::Jmp { dest } => fix(dest),
+        InstKind::Call { args, .. } => *args = new.make_args(old.args(*args)),
+        InstKind::Jmp { dest } => fix(new, dest),
         InstKind::Br {
             then_dest,
             else_dest,
             ..
         } => {
-            fix(then_dest);
-            fix(else_dest);
+            fix(new, then_dest);
+            fix(new, else_dest);
         }
         InstKind::Switch { default, cases, .. } => {
             *default = Block(bmap[default.index()]);
-            for c in cases {
-                c.block = Block(bmap[c.block.index()]);
-            }
+            let moved: Vec<SwitchCase> = old
+                .cases(*cases)
+                .iter()
+                .map(|c| SwitchCase {
+                    key: c.key,
+                    block: Block(bmap[c.block.index()]),
+                })
+                .collect();
+            *cases = new.make_cases(&moved);
         }
         _ => {}
     }

@@ -15,8 +15,8 @@ use crate::ir::{Const, Opcode, Operand, Type};
 /// The literal for `bits` of type `ty`; `None` for a NaN.
 pub fn literal(ty: Type, bits: u64) -> Option<Operand> {
     let c = match ty {
-        Type::I32 => Const::Int(bits as u32 as i32 as i128),
-        Type::I64 => Const::Int(bits as i64 as i128),
+        Type::I32 => Const::int(bits as u32 as i32 as i128),
+        Type::I64 => Const::int(bits as i64 as i128),
         Type::F32 => {
             let x = f32::from_bits(bits as u32);
             if x.is_nan() {
@@ -37,8 +37,8 @@ pub fn literal(ty: Type, bits: u64) -> Option<Operand> {
 /// The integer literal `x` of type `ty` (wrapped to its width).
 pub fn int(ty: Type, x: u64) -> Operand {
     Operand::Const(match ty {
-        Type::I32 => Const::Int(x as u32 as i32 as i128),
-        _ => Const::Int(x as i64 as i128),
+        Type::I32 => Const::int(x as u32 as i32 as i128),
+        _ => Const::int(x as i64 as i128),
     })
 }
 
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(literal(Type::F32, f32::NAN.to_bits() as u64), None);
         assert_eq!(
             literal(Type::I32, 0xffff_ffff),
-            Some(Operand::Const(Const::Int(-1)))
+            Some(Operand::Const(Const::int(-1)))
         );
     }
 }

@@ -32,7 +32,7 @@ use super::eval;
 use super::subst::Subst;
 use crate::analysis::{Cfg, Rpo};
 use crate::ir::{
-    Block, BlockCall, Function, Inst, InstData, InstKind, Opcode, Operand, Type, ValueDef,
+    Block, BlockCall, Function, Inst, InstData, InstKind, OpList, Opcode, Operand, Type, ValueDef,
 };
 
 /// How many successive rewrites one instruction may go through (each makes
@@ -68,7 +68,7 @@ pub fn run_with(f: &mut Function, subst: &mut Subst) {
 
 /// Substitutes, then simplifies one instruction as far as it goes.
 pub fn simplify_inst(f: &mut Function, subst: &mut Subst, inst: Inst) {
-    subst.apply(&mut f.insts[inst.index()]);
+    subst.apply(f, inst);
     simplify_applied(f, subst, inst);
 }
 
@@ -101,8 +101,8 @@ pub fn apply_everywhere(f: &mut Function, subst: &mut Subst) {
     for b in 0..f.blocks.len() {
         for k in 0..f.blocks[b].insts.len() {
             let i = f.blocks[b].insts[k];
-            if let Some(d) = f.insts.get_mut(i.index()) {
-                subst.apply(d);
+            if i.index() < f.insts.len() {
+                subst.apply(f, i);
             }
         }
     }
@@ -119,7 +119,7 @@ pub fn incoming_edges(f: &Function) -> Vec<Vec<(Inst, usize)>> {
         match &d.kind {
             InstKind::Switch { default, cases, .. } => {
                 inc[default.index()].push((t, usize::MAX));
-                for c in cases {
+                for c in f.cases(*cases) {
                     inc[c.block.index()].push((t, usize::MAX));
                 }
             }
@@ -153,7 +153,7 @@ pub fn simplify_params(f: &Function, subst: &mut Subst, incoming: &[Vec<(Inst, u
             let Some(bc) = calls.get(k).filter(|bc| bc.block == b) else {
                 continue;
             };
-            let Some(&arg) = bc.args.get(pi) else {
+            let Some(&arg) = f.args(bc.args).get(pi) else {
                 continue 'params;
             };
             let arg = subst.resolve(arg);
@@ -339,10 +339,12 @@ pub fn simplify(f: &Function, subst: &mut Subst, d: &InstData) -> Action {
         } => {
             if let Some(c) = eval::bits(*cond, Type::I32) {
                 let dest = if c != 0 { then_dest } else { else_dest };
-                return jmp(dest.clone());
+                return jmp(*dest);
             }
-            if then_dest == else_dest {
-                return jmp(then_dest.clone());
+            if then_dest.block == else_dest.block
+                && f.args(then_dest.args) == f.args(else_dest.args)
+            {
+                return jmp(*then_dest);
             }
             Action::Keep
         }
@@ -354,13 +356,14 @@ pub fn simplify(f: &Function, subst: &mut Subst, d: &InstData) -> Action {
             let (Some(ty), Some(v)) = (d.ty, eval::bits(*value, d.ty.unwrap_or(Type::I64))) else {
                 return Action::Keep;
             };
-            let target = cases
+            let target = f
+                .cases(*cases)
                 .iter()
                 .find(|c| c.key.bits(ty) == v)
                 .map_or(*default, |c| c.block);
             jmp(BlockCall {
                 block: target,
-                args: Vec::new(),
+                args: OpList::EMPTY,
             })
         }
         _ => Action::Keep,

@@ -42,7 +42,7 @@ struct Key {
     sym: u32,
 }
 
-const UNUSED: Operand = Operand::Const(Const::Int(0));
+const UNUSED: Operand = Operand::Const(Const::int(0));
 
 impl Key {
     fn of(d: &InstData) -> Option<Key> {
@@ -159,14 +159,13 @@ impl Walk {
         fold::simplify_params(f, &mut self.subst, &self.incoming, b);
         for k in 0..f.blocks[b.index()].insts.len() {
             let inst = f.blocks[b.index()].insts[k];
-            let d = &mut f.insts[inst.index()];
-            self.subst.apply(d);
-            if !super::subst::literal_free(d) {
+            self.subst.apply(f, inst);
+            if !super::subst::literal_free(&f.insts[inst.index()]) {
                 let known = &self.known;
-                d.for_each_operand_mut(|op| {
+                f.for_each_operand_mut(inst, |op| {
                     if let Operand::Value(v) = *op {
                         if let Some(&k) = known.get(&v) {
-                            *op = Operand::Const(Const::Int(k));
+                            *op = Operand::Const(Const::int(k));
                         }
                     }
                 });

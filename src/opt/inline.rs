@@ -23,8 +23,8 @@
 
 use crate::analysis::{Cfg, Rpo};
 use crate::ir::{
-    Block, BlockCall, Callee, Function, Inst, InstData, InstKind, Linkage, Module, Opcode, Operand,
-    Signature, SymbolKind, Value, ValueDef,
+    Block, BlockCall, Callee, Function, Inst, InstData, InstKind, Linkage, Module, OpList, Opcode,
+    Operand, Signature, SrcMap, SrcMapBuilder, SwitchCase, SymbolKind, Value, ValueDef,
 };
 use std::collections::HashSet;
 
@@ -137,24 +137,21 @@ fn direct_calls(f: &mut Function, signatures: &[Option<Signature>]) {
             let Some(Some(sig)) = signatures.get(sym.index()) else {
                 continue;
             };
-            let site_params: Option<Vec<_>> = args
+            let site_params: Option<Vec<_>> = f
+                .args(*args)
                 .iter()
                 .map(|a| a.as_value().map(|v| f.values[v.index()].ty))
                 .collect();
             if site_params.as_deref() != Some(&sig.params[..]) || d.ty != sig.ret {
                 continue;
             }
-            let args = args.clone();
+            let args = *args;
+            // The source map needs no change: token 0 of a call is its
+            // callee, `%p` or `@g` alike, and the arguments follow.
             f.insts[i.index()].kind = InstKind::Call {
                 callee: Callee::Direct(sym),
                 args,
             };
-            // The operand list lost the callee: its locations shift.
-            if let Some(l) = f.srcmap.insts.get_mut(i.index()) {
-                if !l.operands.is_empty() {
-                    l.operands.remove(0);
-                }
-            }
         }
     }
 }
@@ -162,7 +159,14 @@ fn direct_calls(f: &mut Function, signatures: &[Option<Signature>]) {
 /// Inlines every call of a candidate in `f`, within the growth budget.
 fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
     let budget = growth_budget(f.insts.len());
-    let mut names: Option<HashSet<Box<str>>> = None;
+    let mut names: Option<HashSet<String>> = None;
+    // Instructions are only appended: the original map keeps locating the
+    // original instructions (call sites), the builder collects the new.
+    let orig = std::mem::take(&mut f.srcmap);
+    let mut locs = Locs {
+        orig: &orig,
+        out: (!orig.is_empty()).then(|| orig.to_builder()),
+    };
     let mut bi = 0;
     while bi < f.blocks.len() {
         let mut k = 0;
@@ -177,9 +181,13 @@ fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
             };
             match callee {
                 Some(g) if f.insts.len() + g.insts.len() + 4 <= budget => {
-                    let names = names
-                        .get_or_insert_with(|| f.blocks.iter().map(|b| b.name.clone()).collect());
-                    inline_one(f, Block::new(bi), k, g, names);
+                    let names = names.get_or_insert_with(|| {
+                        f.blocks
+                            .iter()
+                            .map(|b| f.names.get(b.name).to_string())
+                            .collect()
+                    });
+                    inline_one(f, Block::new(bi), k, g, names, &mut locs);
                     // The rest of this block moved to a new block, visited
                     // later.
                     break;
@@ -189,15 +197,31 @@ fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
         }
         bi += 1;
     }
+    f.srcmap = match locs.out {
+        Some(b) => b.build(),
+        None => orig,
+    };
 }
 
-fn unique(names: &mut HashSet<Box<str>>, base: String) -> Box<str> {
+/// Where the locations of appended instructions come from and go to.
+struct Locs<'a> {
+    /// The caller's map before the pass.
+    orig: &'a SrcMap,
+    /// The caller's map being extended; `None` for built IR.
+    out: Option<SrcMapBuilder>,
+}
+
+/// Where an appended instruction's locations come from: an instruction
+/// of a map, with its tokens or only its mnemonic.
+type LocSource<'m> = Option<(&'m SrcMap, Inst, bool)>;
+
+fn unique(names: &mut HashSet<String>, base: String) -> String {
     let mut n = 0usize;
     loop {
-        let name: Box<str> = if n == 0 {
-            base.clone().into()
+        let name = if n == 0 {
+            base.clone()
         } else {
-            format!("{base}.{n}").into()
+            format!("{base}.{n}")
         };
         if names.insert(name.clone()) {
             return name;
@@ -207,15 +231,24 @@ fn unique(names: &mut HashSet<Box<str>>, base: String) -> Box<str> {
 }
 
 /// Replaces the call at `f.blocks[b].insts[k]` by a copy of `g`.
-fn inline_one(f: &mut Function, b: Block, k: usize, g: &Function, names: &mut HashSet<Box<str>>) {
+fn inline_one(
+    f: &mut Function,
+    b: Block,
+    k: usize,
+    g: &Function,
+    names: &mut HashSet<String>,
+    locs: &mut Locs<'_>,
+) {
     let call = f.blocks[b.index()].insts[k];
-    let call_data = f.insts[call.index()].clone();
-    let InstKind::Call { args, .. } = &call_data.kind else {
+    let call_data = f.insts[call.index()];
+    let InstKind::Call { args, .. } = call_data.kind else {
         return;
     };
-    let call_loc = f.srcmap.insts.get(call.index()).cloned();
-    let caller_label = f.blocks[b.index()].name.clone();
-    let cont = f.new_block(unique(names, format!("{caller_label}.{}.ret", g.name)));
+    let args = f.args(args).to_vec();
+    // New instructions at the call site point at the call's mnemonic.
+    let call_loc: LocSource<'_> = Some((locs.orig, call, false));
+    let caller_label = f.block_name(b).to_string();
+    let cont = f.new_block(&unique(names, format!("{caller_label}.{}.ret", g.name)));
     let tail = f.blocks[b.index()].insts.split_off(k + 1);
     f.blocks[b.index()].insts.pop();
     f.blocks[cont.index()].insts = tail;
@@ -225,7 +258,7 @@ fn inline_one(f: &mut Function, b: Block, k: usize, g: &Function, names: &mut Ha
     }
     // Callee values -> caller values.
     let mut vmap: Vec<Value> = vec![Value(u32::MAX); g.values.len()];
-    for (&p, &arg) in g.params.iter().zip(args) {
+    for (&p, &arg) in g.params.iter().zip(&args) {
         vmap[p.index()] = match arg {
             Operand::Value(v) => v,
             Operand::Const(_) => {
@@ -239,7 +272,8 @@ fn inline_one(f: &mut Function, b: Block, k: usize, g: &Function, names: &mut Ha
                         result: None,
                         kind: InstKind::Unary { arg },
                     },
-                    call_loc.clone(),
+                    call_loc,
+                    locs,
                 );
                 new_result(f, copy, ty)
             }
@@ -248,7 +282,10 @@ fn inline_one(f: &mut Function, b: Block, k: usize, g: &Function, names: &mut Ha
     let bmap: Vec<Block> = g
         .blocks
         .iter()
-        .map(|bd| f.new_block(unique(names, format!("{}.{}", g.name, bd.name))))
+        .map(|bd| {
+            let label = format!("{}.{}", g.name, g.names.get(bd.name));
+            f.new_block(&unique(names, label))
+        })
         .collect();
     for (gb, bd) in g.blocks.iter().enumerate() {
         for &p in &bd.params {
@@ -263,12 +300,12 @@ fn inline_one(f: &mut Function, b: Block, k: usize, g: &Function, names: &mut Ha
         InstKind::Jmp {
             dest: BlockCall {
                 block: bmap[0],
-                args: Vec::new(),
+                args: OpList::EMPTY,
             },
         },
         None,
     );
-    set_loc(f, call_loc.clone());
+    set_loc(f, call_loc, locs);
     // Results first (a use may come before its definition in layout
     // order): the copies are appended in this same order.
     let first = f.insts.len();
@@ -284,10 +321,11 @@ fn inline_one(f: &mut Function, b: Block, k: usize, g: &Function, names: &mut Ha
     }
     for (gb, bd) in g.blocks.iter().enumerate() {
         for &gi in &bd.insts {
-            let mut d = g.insts[gi.index()].clone();
-            let loc = g.srcmap.insts.get(gi.index()).cloned();
-            retarget(&mut d.kind, &bmap);
+            let mut d = g.insts[gi.index()];
+            let mut loc: LocSource<'_> = Some((&g.srcmap, gi, true));
+            retarget(g, f, &mut d.kind, &bmap);
             if let InstKind::Ret { value } = d.kind {
+                let args: Vec<Operand> = value.into_iter().collect();
                 d = InstData {
                     opcode: Opcode::Jmp,
                     ty: None,
@@ -295,36 +333,42 @@ fn inline_one(f: &mut Function, b: Block, k: usize, g: &Function, names: &mut Ha
                     kind: InstKind::Jmp {
                         dest: BlockCall {
                             block: cont,
-                            args: value.into_iter().collect(),
+                            args: f.make_args(&args),
                         },
                     },
                 };
+                // A `jmp` reads its tokens differently from the `ret`.
+                loc = Some((&g.srcmap, gi, false));
             }
-            d.for_each_operand_mut(|op| {
+            d.result = d.result.map(|r| vmap[r.index()]);
+            let ni = push(f, bmap[gb], d, loc, locs);
+            f.for_each_operand_mut(ni, |op| {
                 if let Operand::Value(v) = *op {
                     *op = Operand::Value(vmap[v.index()]);
                 }
             });
-            d.result = d.result.map(|r| vmap[r.index()]);
-            push(f, bmap[gb], d, loc);
         }
     }
 }
 
-/// Appends `d` to block `b` with source locations `loc`.
-fn push(f: &mut Function, b: Block, d: InstData, loc: Option<crate::ir::InstLocs>) -> Inst {
+/// Appends `d` to block `b` with source locations from `loc`.
+fn push(f: &mut Function, b: Block, d: InstData, loc: LocSource<'_>, locs: &mut Locs<'_>) -> Inst {
     let i = Inst::new(f.insts.len());
     f.insts.push(d);
     f.blocks[b.index()].insts.push(i);
-    set_loc(f, loc);
+    set_loc(f, loc, locs);
     i
 }
 
 /// Records the locations of the instruction just appended, when the
 /// function keeps locations for every instruction.
-fn set_loc(f: &mut Function, loc: Option<crate::ir::InstLocs>) {
-    if f.srcmap.insts.len() + 1 == f.insts.len() {
-        f.srcmap.insts.push(loc.unwrap_or_default());
+fn set_loc(f: &Function, loc: LocSource<'_>, locs: &mut Locs<'_>) {
+    let Some(out) = &mut locs.out else { return };
+    if out.num_insts() + 1 == f.insts.len() {
+        match loc {
+            Some((map, i, tokens)) => out.push_inst_from(map, i, tokens),
+            None => out.start_inst(crate::ir::Loc::NONE),
+        }
     }
 }
 
@@ -335,30 +379,37 @@ fn new_result(f: &mut Function, i: Inst, ty: crate::ir::Type) -> Value {
     v
 }
 
-/// Renames the target blocks of a copied terminator.
-fn retarget(kind: &mut InstKind, bmap: &[Block]) {
-    match kind {
-        InstKind::Jmp { dest } => {
-            if let Some(&nb) = bmap.get(dest.block.index()) {
-                dest.block = nb;
-            }
+/// Moves the operand and case lists of a copied instruction of `g` into
+/// `f`'s pools and renames the target blocks of a copied terminator.
+fn retarget(g: &Function, f: &mut Function, kind: &mut InstKind, bmap: &[Block]) {
+    let fix = |f: &mut Function, d: &mut BlockCall| {
+        if let Some(&nb) = bmap.get(d.block.index()) {
+            d.block = nb;
         }
+        d.args = f.make_args(g.args(d.args));
+    };
+    match kind {
+        InstKind::Call { args, .. } => *args = f.make_args(g.args(*args)),
+        InstKind::Jmp { dest } => fix(f, dest),
         InstKind::Br {
             then_dest,
             else_dest,
             ..
         } => {
-            for d in [then_dest, else_dest] {
-                if let Some(&nb) = bmap.get(d.block.index()) {
-                    d.block = nb;
-                }
-            }
+            fix(f, then_dest);
+            fix(f, else_dest);
         }
         InstKind::Switch { default, cases, .. } => {
             *default = bmap[default.index()];
-            for c in cases {
-                c.block = bmap[c.block.index()];
-            }
+            let moved: Vec<SwitchCase> = g
+                .cases(*cases)
+                .iter()
+                .map(|c| SwitchCase {
+                    key: c.key,
+                    block: bmap[c.block.index()],
+                })
+                .collect();
+            *cases = f.make_cases(&moved);
         }
         _ => {}
     }

@@ -75,7 +75,11 @@ fn ends_in_jmp(f: &Function, p: Block) -> bool {
 /// Gives every loop without one a preheader. Returns whether blocks were
 /// added.
 fn make_preheaders(f: &mut Function, a: &FuncAnalysis) -> bool {
-    let mut names: HashSet<Box<str>> = f.blocks.iter().map(|b| b.name.clone()).collect();
+    let mut names: HashSet<String> = f
+        .blocks
+        .iter()
+        .map(|b| f.names.get(b.name).to_string())
+        .collect();
     let mut added = false;
     for (li, l) in a.loops.loops().iter().enumerate() {
         let preds = entering_preds(a, LoopId(li as u32));
@@ -86,7 +90,8 @@ fn make_preheaders(f: &mut Function, a: &FuncAnalysis) -> bool {
             continue;
         }
         let h = l.header;
-        let ph = f.new_block(unique_name(&mut names, &f.blocks[h.index()].name));
+        let label = unique_name(&mut names, f.block_name(h));
+        let ph = f.new_block(&label);
         let param_types: Vec<_> = f.blocks[h.index()]
             .params
             .iter()
@@ -96,6 +101,7 @@ fn make_preheaders(f: &mut Function, a: &FuncAnalysis) -> bool {
             .into_iter()
             .map(|ty| Operand::Value(f.add_block_param(ph, ty, None)))
             .collect();
+        let args = f.make_args(&args);
         f.push_inst(
             ph,
             crate::ir::Opcode::Jmp,
@@ -107,7 +113,7 @@ fn make_preheaders(f: &mut Function, a: &FuncAnalysis) -> bool {
         );
         for p in preds {
             let Some(t) = f.terminator(p) else { continue };
-            redirect(&mut f.insts[t.index()].kind, h, ph);
+            redirect(f, t, h, ph);
         }
         added = true;
     }
@@ -115,13 +121,13 @@ fn make_preheaders(f: &mut Function, a: &FuncAnalysis) -> bool {
 }
 
 /// A label not yet used: `NAME.ph`, `NAME.ph1`, ...
-fn unique_name(names: &mut HashSet<Box<str>>, base: &str) -> Box<str> {
+fn unique_name(names: &mut HashSet<String>, base: &str) -> String {
     let mut n = 0;
     loop {
-        let name: Box<str> = if n == 0 {
-            format!("{base}.ph").into()
+        let name = if n == 0 {
+            format!("{base}.ph")
         } else {
-            format!("{base}.ph{n}").into()
+            format!("{base}.ph{n}")
         };
         if names.insert(name.clone()) {
             return name;
@@ -130,9 +136,12 @@ fn unique_name(names: &mut HashSet<Box<str>>, base: &str) -> Box<str> {
     }
 }
 
-/// Points every edge of a terminator that goes to `from` at `to`.
-fn redirect(kind: &mut InstKind, from: Block, to: Block) {
-    match kind {
+/// Points every edge of terminator `t` that goes to `from` at `to`.
+fn redirect(f: &mut Function, t: Inst, from: Block, to: Block) {
+    let Function {
+        insts, case_pool, ..
+    } = f;
+    match &mut insts[t.index()].kind {
         InstKind::Jmp { dest } if dest.block == from => dest.block = to,
         InstKind::Br {
             then_dest,
@@ -149,7 +158,7 @@ fn redirect(kind: &mut InstKind, from: Block, to: Block) {
             if *default == from {
                 *default = to;
             }
-            for c in cases {
+            for c in case_pool.get_mut(cases.range()).unwrap_or(&mut []) {
                 if c.block == from {
                     c.block = to;
                 }
@@ -262,7 +271,7 @@ fn hoist(f: &mut Function, a: &FuncAnalysis, preheaders: &[Block]) {
                 continue;
             }
             // Leave loops outwards while every operand is defined outside.
-            let ops = d.operands();
+            let ops = f.operands(i);
             let mut target: Option<LoopId> = None;
             let mut l = Some(inner);
             while let Some(x) = l {

@@ -199,8 +199,8 @@ impl Walk {
         let mut version = self.entry_version[b.index()];
         for k in 0..f.blocks[b.index()].insts.len() {
             let inst = f.blocks[b.index()].insts[k];
-            let d = &mut f.insts[inst.index()];
-            self.subst.apply(d);
+            self.subst.apply(f, inst);
+            let d = &f.insts[inst.index()];
             match &d.kind {
                 InstKind::Load { ptr, offset } => {
                     let Some(r) = d.result else { continue };

@@ -12,7 +12,7 @@
 //!   back to the value itself, and resolution compresses paths, so a
 //!   lookup is amortized O(1).
 
-use crate::ir::{Callee, InstData, InstKind, Opcode, Operand, Value};
+use crate::ir::{Callee, Function, Inst, InstData, InstKind, Opcode, Operand, Value};
 
 /// A substitution map over one function's values.
 #[derive(Clone, Debug, Default)]
@@ -101,13 +101,13 @@ impl Subst {
 
     /// Rewrites the operands of `d` through the map. Returns whether any
     /// operand changed.
-    pub fn apply(&mut self, d: &mut InstData) -> bool {
+    pub fn apply(&mut self, f: &mut Function, inst: Inst) -> bool {
         if !self.changed {
             return false;
         }
-        let no_literals = literal_free(d);
+        let no_literals = literal_free(&f.insts[inst.index()]);
         let mut any = false;
-        d.for_each_operand_mut(|op| {
+        f.for_each_operand_mut(inst, |op| {
             let Operand::Value(v) = *op else { return };
             let new = if no_literals {
                 Operand::Value(self.resolve_value(v))
@@ -158,8 +158,8 @@ mod tests {
         // 3 -> 1 would close a cycle: refused.
         s.set(Value::new(3), v(1));
         assert_eq!(s.resolve(v(3)), v(3));
-        s.set(Value::new(3), Operand::Const(Const::Int(7)));
-        assert_eq!(s.resolve(v(1)), Operand::Const(Const::Int(7)));
+        s.set(Value::new(3), Operand::Const(Const::int(7)));
+        assert_eq!(s.resolve(v(1)), Operand::Const(Const::int(7)));
         // Positions without literals keep a value of the chain (each
         // still has its definition).
         let kept = s.resolve_value(Value::new(1));

@@ -15,7 +15,7 @@ pub use Type::{F32, F64, I32, I64};
 pub use Val::{F32 as Vf32, F64 as Vf64, I32 as Vi32, I64 as Vi64};
 
 pub fn int(v: i128) -> Operand {
-    Operand::Const(Const::Int(v))
+    Operand::Const(Const::int(v))
 }
 
 pub fn flt(v: f64) -> Operand {
@@ -101,6 +101,7 @@ impl Fb {
     }
 
     pub fn call(&mut self, ret: Option<Type>, callee: Callee, args: Vec<Operand>) -> Operand {
+        let args = self.f.make_args(&args);
         self.ins(Opcode::Call, ret, InstKind::Call { callee, args })
     }
 
@@ -109,26 +110,26 @@ impl Fb {
     }
 
     pub fn jmp(&mut self, b: Block, args: Vec<Operand>) {
-        let dest = BlockCall { block: b, args };
+        let dest = BlockCall {
+            block: b,
+            args: self.f.make_args(&args),
+        };
         self.ins(Opcode::Jmp, None, InstKind::Jmp { dest });
     }
 
     pub fn br(&mut self, c: Operand, t: (Block, Vec<Operand>), e: (Block, Vec<Operand>)) {
-        self.ins(
-            Opcode::Br,
-            None,
-            InstKind::Br {
-                cond: c,
-                then_dest: BlockCall {
-                    block: t.0,
-                    args: t.1,
-                },
-                else_dest: BlockCall {
-                    block: e.0,
-                    args: e.1,
-                },
+        let kind = InstKind::Br {
+            cond: c,
+            then_dest: BlockCall {
+                block: t.0,
+                args: self.f.make_args(&t.1),
             },
-        );
+            else_dest: BlockCall {
+                block: e.0,
+                args: self.f.make_args(&e.1),
+            },
+        };
+        self.ins(Opcode::Br, None, kind);
     }
 }
 

@@ -70,14 +70,15 @@ fn switch_fn(ty: Type, keys: &[i128]) -> Fb {
     for i in 0..keys.len() {
         blocks.push(fb.block(&format!("case{i}"), &[]).0);
     }
-    let cases = keys
+    let cases: Vec<SwitchCase> = keys
         .iter()
         .zip(&blocks)
         .map(|(&k, &b)| SwitchCase {
-            key: Const::Int(k),
+            key: Const::int(k),
             block: b,
         })
         .collect();
+    let cases = fb.f.make_cases(&cases);
     let p = fb.param(0);
     fb.ins(
         Opcode::Switch,

@@ -38,7 +38,9 @@ fn random_function(rng: &mut Rng, name: &str, nsyms: usize) -> Function {
     };
     let mut f = Function::new(name, sig(&params, ret));
     let nblocks = 1 + rng.below(4);
-    let blocks: Vec<Block> = (0..nblocks).map(|i| f.new_block(format!("b{i}"))).collect();
+    let blocks: Vec<Block> = (0..nblocks)
+        .map(|i| f.new_block(&format!("b{i}")))
+        .collect();
     for &b in &blocks[1..] {
         for _ in 0..rng.below(3) {
             f.add_block_param(b, rng.pick(&types), None);
@@ -78,12 +80,16 @@ fn random_function(rng: &mut Rng, name: &str, nsyms: usize) -> Function {
                 let extra = (rng.below(50) == 0) as usize;
                 Block::new(rng.below(nblocks + extra))
             };
-            let target = |rng: &mut Rng| {
+            let nparams: Vec<usize> = f.blocks.iter().map(|b| b.params.len()).collect();
+            let target = |rng: &mut Rng, f: &mut Function| {
                 let block = some_block(rng);
-                let n = f.blocks.get(block.index()).map_or(0, |b| b.params.len());
+                let n = nparams.get(block.index()).copied().unwrap_or(0);
                 let n = if rng.below(20) == 0 { rng.below(3) } else { n };
-                let args = (0..n).map(|_| operand(rng)).collect();
-                BlockCall { block, args }
+                let args: Vec<Operand> = (0..n).map(|_| operand(rng)).collect();
+                BlockCall {
+                    block,
+                    args: f.make_args(&args),
+                }
             };
             // Mostly the opcode's own operand layout, sometimes another.
             let format = if rng.below(10) == 0 {
@@ -112,26 +118,34 @@ fn random_function(rng: &mut Rng, name: &str, nsyms: usize) -> Function {
                     } else {
                         Callee::Indirect(operand(rng))
                     },
-                    args: (0..rng.below(4)).map(|_| operand(rng)).collect(),
+                    args: {
+                        let args: Vec<Operand> = (0..rng.below(4)).map(|_| operand(rng)).collect();
+                        f.make_args(&args)
+                    },
                 },
                 Format::Ret => InstKind::Ret {
                     value: (rng.below(2) == 0).then(|| operand(rng)),
                 },
-                Format::Jmp => InstKind::Jmp { dest: target(rng) },
+                Format::Jmp => InstKind::Jmp {
+                    dest: target(rng, &mut f),
+                },
                 Format::Br => InstKind::Br {
                     cond: operand(rng),
-                    then_dest: target(rng),
-                    else_dest: target(rng),
+                    then_dest: target(rng, &mut f),
+                    else_dest: target(rng, &mut f),
                 },
                 Format::Switch => InstKind::Switch {
                     value: operand(rng),
                     default: some_block(rng),
-                    cases: (0..rng.below(4))
-                        .map(|_| SwitchCase {
-                            key: Const::Int(rng.below(8) as i128 - 2),
-                            block: some_block(rng),
-                        })
-                        .collect(),
+                    cases: {
+                        let cases: Vec<SwitchCase> = (0..rng.below(4))
+                            .map(|_| SwitchCase {
+                                key: Const::int(rng.below(8) as i128 - 2),
+                                block: some_block(rng),
+                            })
+                            .collect();
+                        f.make_cases(&cases)
+                    },
                 },
                 Format::Trap => InstKind::Trap,
             };

@@ -2,28 +2,53 @@
 //! instruction token by token (types, literals, structure, SSA dominance,
 //! calls). Errors come back as `(Loc, message)` and are wrapped with the
 //! built-IR context by the caller; the first one in source order wins.
+//!
+//! Cost: every check is O(1) per operand, name and target, on arrays kept
+//! in a [`Scratch`] reused across the functions of a module: definition
+//! sites, the CFG and dominator tree, and per-function stamps ("seen in this
+//! function") for instructions, labels and value names. Names are interned
+//! ([`Names`](crate::ir::Names)), so a duplicate name is a repeated
+//! [`Name`](crate::ir::Name), and name syntax was decided when the name was
+//! interned. Locations and messages are computed only for the error
+//! returned.
 
-use super::{make_error, valid_name, Ctx, MAX_ALLOCA};
+use super::{make_error, Ctx, MAX_ALLOCA};
 use crate::analysis::{Cfg, DomTree};
 use crate::error::{Error, Result};
 use crate::ir::entities::{Block, Inst, Value};
 use crate::ir::function::{
-    BlockCall, Callee, Const, Function, InstData, InstKind, Operand, ValueDef,
+    BlockCall, BlockData, Callee, Const, Function, InstData, InstKind, Operand, ValueDef,
 };
+use crate::ir::hash::FxHashMap;
 use crate::ir::module::Module;
 use crate::ir::opcode::{Format, Opcode, OperandTy, Suffix};
 use crate::ir::srcmap::Loc;
 use crate::ir::types::{Signature, Type};
-use std::collections::{HashMap, HashSet};
 
-/// Where a value is defined, for dominance checks.
+/// Where a value is defined, for dominance checks: a block and a position
+/// (0 for block parameters, else the instruction's index in the block + 1).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum Site {
-    Undefined,
-    FuncParam,
-    /// Block and position: `-1` for block parameters, else the index of
-    /// the instruction in the block.
-    At(u32, i64),
+struct Site {
+    block: u32,
+    pos: u32,
+}
+
+impl Site {
+    const UNDEFINED: Site = Site {
+        block: u32::MAX,
+        pos: 0,
+    };
+    const FUNC_PARAM: Site = Site {
+        block: u32::MAX - 1,
+        pos: 0,
+    };
+
+    fn at(block: usize, pos: u32) -> Site {
+        Site {
+            block: block as u32,
+            pos,
+        }
+    }
 }
 
 /// What an operand position requires.
@@ -41,52 +66,95 @@ enum Want {
     AnyValue,
 }
 
-/// The checks of one function body, with what they share: each value's
-/// definition site, the dominator tree, and the names seen so far.
-pub(super) struct FuncVerifier<'a> {
-    m: &'a Module,
-    f: &'a Function,
+/// Buffers of the function checks, reused across functions.
+#[derive(Default)]
+pub(super) struct Scratch {
     def: Vec<Site>,
+    cfg: Cfg,
     dom: DomTree,
-    /// Names defined so far, for duplicate detection in source order.
-    value_names: HashSet<&'a str>,
+    /// Per instruction / label name / value name: the stamp of the last
+    /// function that used it.
+    inst_seen: Vec<u32>,
+    label_seen: Vec<u32>,
+    value_seen: Vec<u32>,
+    stamp: u32,
+    keys: FxHashMap<u64, Const>,
 }
 
-type Res = std::result::Result<(), (Loc, String)>;
+impl Scratch {
+    /// A fresh stamp for one function, with the stamp arrays sized for it.
+    fn begin(&mut self, f: &Function) -> u32 {
+        if self.stamp == u32::MAX {
+            self.stamp = 0;
+            self.inst_seen.iter_mut().for_each(|s| *s = 0);
+            self.label_seen.iter_mut().for_each(|s| *s = 0);
+            self.value_seen.iter_mut().for_each(|s| *s = 0);
+        }
+        self.stamp += 1;
+        let grow = |v: &mut Vec<u32>, n: usize| {
+            if v.len() < n {
+                v.resize(n, 0);
+            }
+        };
+        grow(&mut self.inst_seen, f.insts.len());
+        grow(&mut self.label_seen, f.names.len());
+        grow(&mut self.value_seen, f.names.len());
+        self.stamp
+    }
+}
 
-impl<'a> FuncVerifier<'a> {
-    pub(super) fn new(m: &'a Module, f: &'a Function) -> Self {
+/// A use site: block and position (instruction index in the block + 1).
+type At = (Block, u32);
+
+/// The checks of one function body, with what they share.
+pub(super) struct FuncVerifier<'a, 's> {
+    m: &'a Module,
+    f: &'a Function,
+    s: &'s mut Scratch,
+    stamp: u32,
+}
+
+/// A broken rule: where and what (boxed, so that the per-operand results
+/// stay one word).
+type Failure = Box<(Loc, String)>;
+type Res = std::result::Result<(), Failure>;
+
+#[cold]
+fn bad(loc: Loc, message: String) -> Failure {
+    Box::new((loc, message))
+}
+
+impl<'a, 's> FuncVerifier<'a, 's> {
+    pub(super) fn new(m: &'a Module, f: &'a Function, s: &'s mut Scratch) -> Self {
+        let stamp = s.begin(f);
         // First listing of each value wins; any later listing of the same
         // value is reported where it appears.
-        let mut def = vec![Site::Undefined; f.values.len()];
+        s.def.clear();
+        s.def.resize(f.values.len(), Site::UNDEFINED);
+        let def = &mut s.def;
         let mut set = |v: Value, site: Site| {
             if let Some(d) = def.get_mut(v.index()) {
-                if *d == Site::Undefined {
+                if *d == Site::UNDEFINED {
                     *d = site;
                 }
             }
         };
         for &p in &f.params {
-            set(p, Site::FuncParam);
+            set(p, Site::FUNC_PARAM);
         }
         for (bi, b) in f.blocks.iter().enumerate() {
             for &p in &b.params {
-                set(p, Site::At(bi as u32, -1));
+                set(p, Site::at(bi, 0));
             }
             for (pos, &i) in b.insts.iter().enumerate() {
                 if let Some(r) = f.insts.get(i.index()).and_then(|d| d.result) {
-                    set(r, Site::At(bi as u32, pos as i64));
+                    set(r, Site::at(bi, pos as u32 + 1));
                 }
             }
         }
-        let dom = DomTree::new(&Cfg::new(f));
-        FuncVerifier {
-            m,
-            f,
-            def,
-            dom,
-            value_names: HashSet::new(),
-        }
+        s.cfg.compute(f);
+        s.dom.compute(&s.cfg);
+        FuncVerifier { m, f, s, stamp }
     }
 
     fn error(&self, loc: Loc, ctx: &Ctx, message: String) -> Error {
@@ -95,7 +163,7 @@ impl<'a> FuncVerifier<'a> {
 
     /// `%name` of a value (`%vN` when unnamed or missing).
     fn vname(&self, v: Value) -> String {
-        match self.f.values.get(v.index()).and_then(|d| d.name.as_deref()) {
+        match self.f.value_name(v) {
             Some(n) => format!("%{n}"),
             None => format!("%{v}"),
         }
@@ -118,23 +186,22 @@ impl<'a> FuncVerifier<'a> {
             ));
         }
         for (i, &p) in f.params.iter().enumerate() {
-            let loc = f.srcmap.value(p).or(floc);
             let want = ValueDef::FuncParam(i as u32);
             match f.values.get(p.index()) {
                 Some(d)
                     if d.def == want
                         && d.ty == f.sig.params[i]
-                        && self.def[p.index()] == Site::FuncParam => {}
+                        && self.s.def[p.index()] == Site::FUNC_PARAM => {}
                 _ => {
                     return Err(self.error(
-                        loc,
+                        f.srcmap.value(p).or(floc),
                         &fctx,
                         format!("{} is not a valid parameter {i}", self.vname(p)),
                     ))
                 }
             }
             self.check_value_name(p)
-                .map_err(|(l, m)| self.error(l, &fctx, m))?;
+                .map_err(|e| self.error(e.0, &fctx, e.1))?;
         }
         if f.blocks.is_empty() {
             return Err(self.error(
@@ -143,107 +210,101 @@ impl<'a> FuncVerifier<'a> {
                 format!("function '@{fname}' has no blocks"),
             ));
         }
-        let mut labels: HashSet<&str> = HashSet::with_capacity(f.blocks.len());
-        let mut inst_seen = vec![false; f.insts.len()];
         for (bi, bd) in f.blocks.iter().enumerate() {
-            let b = Block::new(bi);
-            let bctx = Ctx::Block(fname, &bd.name);
-            let label_loc = f.srcmap.block(b);
-            let berr = |this: &Self, loc: Loc, msg: String| Err(this.error(loc, &bctx, msg));
-            if !valid_name(&bd.name, false) {
-                return berr(
-                    &self,
-                    label_loc,
-                    format!("invalid block label '{}'", bd.name),
+            self.check_block(Block::new(bi), bd)?;
+        }
+        Ok(())
+    }
+
+    fn check_block(&mut self, b: Block, bd: &'a BlockData) -> Result<()> {
+        let f = self.f;
+        let fname = f.name.as_str();
+        let bname = f.names.get(bd.name);
+        let bctx = Ctx::Block(fname, bname);
+        let label_loc = || f.srcmap.block(b);
+        if !f.names.is_valid_label(bd.name) {
+            let msg = format!("invalid block label '{bname}'");
+            return Err(self.error(label_loc(), &bctx, msg));
+        }
+        let seen = &mut self.s.label_seen[bd.name.index()];
+        if std::mem::replace(seen, self.stamp) == self.stamp {
+            let msg = format!("duplicate block label '{bname}'");
+            return Err(self.error(label_loc(), &bctx, msg));
+        }
+        if b == f.entry() {
+            if let Some(&p) = bd.params.first() {
+                let loc = f.srcmap.value(p).or(label_loc());
+                let msg = format!("entry block '{bname}' cannot have parameters");
+                return Err(self.error(loc, &bctx, msg));
+            }
+        }
+        for (i, &p) in bd.params.iter().enumerate() {
+            let ok = f.values.get(p.index()).is_some_and(|d| {
+                d.def == ValueDef::BlockParam(b, i as u32)
+                    && self.s.def[p.index()] == Site::at(b.index(), 0)
+            });
+            if !ok {
+                let loc = f.srcmap.value(p).or(label_loc());
+                let msg = format!(
+                    "{} is not a valid parameter {i} of block '{bname}'",
+                    self.vname(p)
                 );
+                return Err(self.error(loc, &bctx, msg));
             }
-            if !labels.insert(&bd.name) {
-                return berr(
-                    &self,
-                    label_loc,
-                    format!("duplicate block label '{}'", bd.name),
-                );
+            if let Err(e) = self.check_value_name(p) {
+                return Err(self.error(e.0, &bctx, e.1));
             }
-            if bi == 0 {
-                if let Some(&p) = bd.params.first() {
-                    let loc = f.srcmap.value(p).or(label_loc);
-                    return berr(
-                        &self,
-                        loc,
-                        format!("entry block '{}' cannot have parameters", bd.name),
-                    );
-                }
+        }
+        let Some(&last) = bd.insts.last() else {
+            let msg = format!("block '{bname}' is empty");
+            return Err(self.error(label_loc(), &bctx, msg));
+        };
+        let mut prev_is_terminator = false;
+        for (pos, &inst) in bd.insts.iter().enumerate() {
+            let ictx = || Ctx::Inst(fname, bname, pos);
+            let Some(seen) = self.s.inst_seen.get_mut(inst.index()) else {
+                let msg = format!("missing instruction {inst}");
+                return Err(self.error(label_loc(), &ictx(), msg));
+            };
+            if std::mem::replace(seen, self.stamp) == self.stamp {
+                let msg = format!("{inst} appears more than once");
+                return Err(self.error(f.srcmap.inst(inst), &ictx(), msg));
             }
-            for (i, &p) in bd.params.iter().enumerate() {
-                let loc = f.srcmap.value(p).or(label_loc);
-                let ok = f.values.get(p.index()).is_some_and(|d| {
-                    d.def == ValueDef::BlockParam(b, i as u32)
-                        && self.def[p.index()] == Site::At(bi as u32, -1)
-                });
-                if !ok {
-                    return berr(
-                        &self,
-                        loc,
-                        format!(
-                            "{} is not a valid parameter {i} of block '{}'",
-                            self.vname(p),
-                            bd.name
-                        ),
-                    );
-                }
-                if let Err((l, m)) = self.check_value_name(p) {
-                    return berr(&self, l, m);
-                }
+            if prev_is_terminator {
+                let msg = format!("block '{bname}' continues after its terminator");
+                return Err(self.error(f.srcmap.inst(inst), &ictx(), msg));
             }
-            if bd.insts.is_empty() {
-                return berr(&self, label_loc, format!("block '{}' is empty", bd.name));
-            }
-            for (pos, &inst) in bd.insts.iter().enumerate() {
-                let ictx = Ctx::Inst(fname, &bd.name, pos);
-                let Some(seen) = inst_seen.get_mut(inst.index()) else {
-                    return Err(self.error(
-                        label_loc,
-                        &ictx,
-                        format!("missing instruction {inst}"),
-                    ));
-                };
-                let iloc = f.srcmap.inst(inst);
-                if std::mem::replace(seen, true) {
-                    return Err(self.error(iloc, &ictx, format!("{inst} appears more than once")));
-                }
-                if pos > 0 && f.inst(bd.insts[pos - 1]).opcode.is_terminator() {
-                    return Err(self.error(
-                        iloc,
-                        &ictx,
-                        format!("block '{}' continues after its terminator", bd.name),
-                    ));
-                }
-                self.check_inst(b, pos, inst)
-                    .map_err(|(l, m)| self.error(l, &ictx, m))?;
-            }
-            let last = bd.insts[bd.insts.len() - 1];
-            if !f.inst(last).opcode.is_terminator() {
-                let ictx = Ctx::Inst(fname, &bd.name, bd.insts.len() - 1);
-                return Err(self.error(
-                    f.srcmap.inst(last),
-                    &ictx,
-                    format!("block '{}' does not end with a terminator", bd.name),
-                ));
-            }
+            self.check_inst(b, pos, inst)
+                .map_err(|e| self.error(e.0, &ictx(), e.1))?;
+            prev_is_terminator = f.insts[inst.index()].opcode.is_terminator();
+        }
+        if !prev_is_terminator {
+            let ictx = Ctx::Inst(fname, bname, bd.insts.len() - 1);
+            let msg = format!("block '{bname}' does not end with a terminator");
+            return Err(self.error(f.srcmap.inst(last), &ictx, msg));
         }
         Ok(())
     }
 
     fn check_value_name(&mut self, v: Value) -> Res {
-        let Some(name) = self.f.values.get(v.index()).and_then(|d| d.name.as_deref()) else {
+        let f = self.f;
+        let Some(name) = f.values.get(v.index()).and_then(|d| d.name) else {
             return Ok(());
         };
-        let loc = self.f.srcmap.value(v);
-        if !valid_name(name, true) {
-            return Err((loc, format!("invalid value name '%{name}'")));
+        if !f.names.is_valid_value_name(name) {
+            let text = f.names.get(name);
+            return Err(bad(
+                f.srcmap.value(v),
+                format!("invalid value name '%{text}'"),
+            ));
         }
-        if !self.value_names.insert(name) {
-            return Err((loc, format!("duplicate value name '%{name}'")));
+        let seen = &mut self.s.value_seen[name.index()];
+        if std::mem::replace(seen, self.stamp) == self.stamp {
+            let text = f.names.get(name);
+            return Err(bad(
+                f.srcmap.value(v),
+                format!("duplicate value name '%{text}'"),
+            ));
         }
         Ok(())
     }
@@ -251,58 +312,65 @@ impl<'a> FuncVerifier<'a> {
     /// One instruction, token by token.
     fn check_inst(&mut self, b: Block, pos: usize, inst: Inst) -> Res {
         let f = self.f;
-        let d = f.inst(inst);
+        let d = &f.insts[inst.index()];
         let info = d.opcode.info();
         let name = info.name;
-        let sm = &f.srcmap;
-        let iloc = sm.inst(inst);
+        let iloc = || f.srcmap.inst(inst);
         if !format_matches(info.format, &d.kind) {
-            return Err((iloc, format!("'{name}' has operands of the wrong form")));
+            return Err(bad(
+                iloc(),
+                format!("'{name}' has operands of the wrong form"),
+            ));
         }
         // The result, `%d = `.
         let result_ty = info.result_type(d.ty);
+        let rloc = |r: Value| f.srcmap.value(r).or(iloc());
         match d.result {
             Some(r) => {
-                let rloc = sm.value(r).or(iloc);
-                let this = Site::At(b.0, pos as i64);
-                if self.def.get(r.index()) != Some(&this)
+                let this = Site::at(b.index(), pos as u32 + 1);
+                if self.s.def.get(r.index()) != Some(&this)
                     || f.values[r.index()].def != ValueDef::Inst(inst)
                 {
-                    return Err((rloc, format!("{} is defined more than once", self.vname(r))));
+                    return Err(bad(
+                        rloc(r),
+                        format!("{} is defined more than once", self.vname(r)),
+                    ));
                 }
                 self.check_value_name(r)?;
                 if result_ty.is_none() && d.opcode != Opcode::Call {
-                    return Err((rloc, format!("'{name}' has no result")));
+                    return Err(bad(rloc(r), format!("'{name}' has no result")));
                 }
             }
             None => {
                 if result_ty.is_some() && d.opcode != Opcode::Call {
-                    return Err((iloc, format!("'{name}' needs a result")));
+                    return Err(bad(iloc(), format!("'{name}' needs a result")));
                 }
             }
         }
         // The mnemonic and its suffix.
         if d.opcode == Opcode::Call {
-            self.check_call_suffix(d, iloc)?;
+            self.check_call_suffix(d, inst)?;
             if let (Some(r), None) = (d.result, d.ty) {
-                let rloc = sm.value(r).or(iloc);
-                return Err((rloc, "call without a type suffix has no result".into()));
+                return Err(bad(
+                    rloc(r),
+                    "call without a type suffix has no result".into(),
+                ));
             }
         } else {
             match (info.suffix, d.ty) {
                 (Suffix::None, Some(_)) => {
-                    return Err((iloc, format!("'{name}' takes no type suffix")));
+                    return Err(bad(iloc(), format!("'{name}' takes no type suffix")));
                 }
                 (Suffix::None, None) | (Suffix::Optional, _) => {}
                 (s, None) => {
-                    return Err((
-                        iloc,
+                    return Err(bad(
+                        iloc(),
                         format!("'{name}' needs a type suffix ({})", s.describe()),
                     ));
                 }
                 (s, Some(t)) if !s.allows(t) => {
-                    return Err((
-                        iloc,
+                    return Err(bad(
+                        iloc(),
                         format!(
                             "'{name}' cannot take type suffix {t} (expected {})",
                             s.describe()
@@ -315,13 +383,13 @@ impl<'a> FuncVerifier<'a> {
         if let (Some(r), Some(t)) = (d.result, result_ty) {
             let have = f.values[r.index()].ty;
             if have != t {
-                return Err((
-                    sm.value(r).or(iloc),
+                return Err(bad(
+                    rloc(r),
                     format!("result {} has type {have}, expected {t}", self.vname(r)),
                 ));
             }
         }
-        let at = (b, pos as i64);
+        let at = (b, pos as u32 + 1);
         // Operands, in textual order.
         match &d.kind {
             InstKind::Unary { arg } => self.fixed_operands(inst, at, d, &[*arg]),
@@ -331,22 +399,14 @@ impl<'a> FuncVerifier<'a> {
             InstKind::Store { args, .. } => self.fixed_operands(inst, at, d, args),
             InstKind::Alloca { size, align } => {
                 if *size > MAX_ALLOCA {
-                    let loc = sm
-                        .insts
-                        .get(inst.index())
-                        .map_or(iloc, |l| l.extra.or(iloc));
-                    return Err((
-                        loc,
+                    return Err(bad(
+                        f.extra_loc(inst),
                         format!("alloca size {size} exceeds the limit of {MAX_ALLOCA} bytes"),
                     ));
                 }
                 if !align.is_power_of_two() || *align > 16 {
-                    let loc = sm
-                        .insts
-                        .get(inst.index())
-                        .map_or(iloc, |l| l.extra2.or(iloc));
-                    return Err((
-                        loc,
+                    return Err(bad(
+                        f.extra2_loc(inst),
                         format!("alloca alignment {align} is not a power of two up to 16"),
                     ));
                 }
@@ -354,14 +414,14 @@ impl<'a> FuncVerifier<'a> {
             }
             InstKind::Addr { sym } => {
                 if sym.index() >= self.m.symbols.len() {
-                    return Err((
-                        self.extra_loc(inst),
+                    return Err(bad(
+                        f.extra_loc(inst),
                         format!("address of missing symbol {sym}"),
                     ));
                 }
                 Ok(())
             }
-            InstKind::Call { callee, args } => self.check_call(inst, at, callee, args),
+            InstKind::Call { callee, args } => self.check_call(inst, at, callee, f.args(*args)),
             InstKind::Ret { value } => self.check_ret(inst, at, *value),
             InstKind::Jmp { dest } => self.check_block_call(inst, at, dest, 0, 0),
             InstKind::Br {
@@ -382,13 +442,13 @@ impl<'a> FuncVerifier<'a> {
                 let Some(ty) = d.ty else { return Ok(()) };
                 self.operand(inst, at, 0, *value, Want::Exact(ty), "")?;
                 self.switch_target(inst, *default, 0)?;
-                let mut keys: HashMap<u64, Const> = HashMap::with_capacity(cases.len());
+                let cases = f.cases(*cases);
+                self.s.keys.clear();
                 for (i, case) in cases.iter().enumerate() {
-                    let kloc = sm.key(inst, i);
                     if let Some(msg) = literal_error(case.key, ty) {
-                        return Err((kloc, msg));
+                        return Err(bad(f.key_loc(inst, i), msg));
                     }
-                    if let Some(&old) = keys.get(&case.key.bits(ty)) {
+                    if let Some(old) = self.s.keys.insert(case.key.bits(ty), case.key) {
                         let key = const_text(case.key);
                         let msg = if old == case.key {
                             format!("duplicate switch key {key}")
@@ -396,9 +456,8 @@ impl<'a> FuncVerifier<'a> {
                             let old = const_text(old);
                             format!("switch key {key} duplicates key {old} (equal as {ty})")
                         };
-                        return Err((kloc, msg));
+                        return Err(bad(f.key_loc(inst, i), msg));
                     }
-                    keys.insert(case.key.bits(ty), case.key);
                     self.switch_target(inst, case.block, i + 1)?;
                 }
                 Ok(())
@@ -407,15 +466,9 @@ impl<'a> FuncVerifier<'a> {
         }
     }
 
-    fn extra_loc(&self, inst: Inst) -> Loc {
-        let sm = &self.f.srcmap;
-        sm.insts
-            .get(inst.index())
-            .map_or(Loc::NONE, |l| l.extra.or(l.inst))
-    }
-
     /// The operands typed by the opcode table's `operands` column.
-    fn fixed_operands(&self, inst: Inst, at: (Block, i64), d: &InstData, ops: &[Operand]) -> Res {
+    #[inline]
+    fn fixed_operands(&self, inst: Inst, at: At, d: &InstData, ops: &[Operand]) -> Res {
         let info = d.opcode.info();
         for (i, (&op, &rule)) in ops.iter().zip(info.operands).enumerate() {
             let want = match rule {
@@ -437,13 +490,14 @@ impl<'a> FuncVerifier<'a> {
         Ok(())
     }
 
-    /// One value operand (`index` in [`InstData::operands`] order) used at
+    /// One value operand (`index` in [`Function::operands`] order) used at
     /// `at`: defined, dominating, of the wanted type; or a literal allowed
     /// here that fits.
+    #[inline]
     fn operand(
         &self,
         inst: Inst,
-        at: (Block, i64),
+        at: At,
         index: usize,
         op: Operand,
         want: Want,
@@ -454,88 +508,110 @@ impl<'a> FuncVerifier<'a> {
 
     /// [`Self::operand`], naming the operand's `role` in a type mismatch.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn operand_as(
         &self,
         inst: Inst,
-        at: (Block, i64),
+        at: At,
         index: usize,
         op: Operand,
         want: Want,
         opname: &str,
         role: &str,
     ) -> Res {
-        let loc = self.f.srcmap.operand(inst, index);
+        let loc = || self.f.operand_loc(inst, index);
         match op {
             Operand::Const(c) => {
                 let ty = match want {
                     Want::Exact(t) => t,
                     Want::IntLiteralI64 => Type::I64,
                     Want::OpenInt | Want::OpenFloat => {
-                        return Err((
-                            loc,
+                        return Err(bad(
+                            loc(),
                             format!("the operand of '{opname}' must be a value, not a literal"),
                         ))
                     }
                     Want::AnyValue => {
-                        return Err((
-                            loc,
+                        return Err(bad(
+                            loc(),
                             "arguments of an indirect call must be values, not literals".into(),
                         ))
                     }
                 };
                 match literal_error(c, ty) {
-                    Some(msg) => Err((loc, msg)),
+                    Some(msg) => Err(bad(loc(), msg)),
                     None => Ok(()),
                 }
             }
             Operand::Value(v) => {
-                self.check_dominance(v, at, loc)?;
+                if !self.dominates_use(v, at) {
+                    return Err(bad(loc(), self.dominance_message(v)));
+                }
                 let ty = self.f.values[v.index()].ty;
-                let (ok, expected) = match want {
-                    Want::Exact(t) => (ty == t, t.name()),
-                    Want::IntLiteralI64 | Want::OpenInt => (ty.is_int(), "i32 or i64"),
-                    Want::OpenFloat => (ty.is_float(), "f32 or f64"),
-                    Want::AnyValue => (true, ""),
+                let ok = match want {
+                    Want::Exact(t) => ty == t,
+                    Want::IntLiteralI64 | Want::OpenInt => ty.is_int(),
+                    Want::OpenFloat => ty.is_float(),
+                    Want::AnyValue => true,
                 };
                 if ok {
-                    Ok(())
-                } else {
-                    Err((
-                        loc,
-                        format!("{role}{} has type {ty}, expected {expected}", self.vname(v)),
-                    ))
+                    return Ok(());
                 }
+                let expected = match want {
+                    Want::Exact(t) => t.name(),
+                    Want::IntLiteralI64 | Want::OpenInt => "i32 or i64",
+                    Want::OpenFloat => "f32 or f64",
+                    Want::AnyValue => "",
+                };
+                Err(bad(
+                    loc(),
+                    format!("{role}{} has type {ty}, expected {expected}", self.vname(v)),
+                ))
             }
         }
     }
 
-    /// A use of `v` at `(block, position)`: the definition must dominate.
-    /// In an unreachable block only earlier definitions of that block and
-    /// function parameters count.
-    fn check_dominance(&self, v: Value, (ub, upos): (Block, i64), loc: Loc) -> Res {
-        let site = self.def.get(v.index()).copied().unwrap_or(Site::Undefined);
-        let ok = match site {
-            Site::Undefined => {
-                return Err((loc, format!("use of undefined value {}", self.vname(v))));
-            }
-            Site::FuncParam => true,
-            Site::At(db, dpos) if db == ub.0 => dpos < upos,
-            Site::At(db, _) => self.dom.is_reachable(ub) && self.dom.dominates(Block(db), ub),
-        };
-        if ok {
-            Ok(())
+    /// Whether the definition of `v` dominates a use at `(block,
+    /// position)`. In an unreachable block only earlier definitions of
+    /// that block and function parameters count.
+    #[inline]
+    fn dominates_use(&self, v: Value, (ub, upos): At) -> bool {
+        let site = self
+            .s
+            .def
+            .get(v.index())
+            .copied()
+            .unwrap_or(Site::UNDEFINED);
+        if site == Site::FUNC_PARAM {
+            true
+        } else if site == Site::UNDEFINED {
+            false
+        } else if site.block == ub.0 {
+            site.pos < upos
         } else {
-            Err((
-                loc,
-                format!(
-                    "use of {} is not dominated by its definition",
-                    self.vname(v)
-                ),
-            ))
+            self.s.dom.dominates(Block(site.block), ub)
         }
     }
 
-    fn check_call_suffix(&self, d: &InstData, iloc: Loc) -> Res {
+    #[cold]
+    fn dominance_message(&self, v: Value) -> String {
+        let site = self
+            .s
+            .def
+            .get(v.index())
+            .copied()
+            .unwrap_or(Site::UNDEFINED);
+        if site == Site::UNDEFINED {
+            format!("use of undefined value {}", self.vname(v))
+        } else {
+            format!(
+                "use of {} is not dominated by its definition",
+                self.vname(v)
+            )
+        }
+    }
+
+    fn check_call_suffix(&self, d: &InstData, inst: Inst) -> Res {
         let InstKind::Call {
             callee: Callee::Direct(sym),
             ..
@@ -550,36 +626,37 @@ impl<'a> FuncVerifier<'a> {
             return Ok(()); // reported at the callee token
         };
         let callee = &s.name;
+        let iloc = || self.f.srcmap.inst(inst);
         match (d.ty, sig.ret) {
-            (None, Some(r)) => Err((
-                iloc,
+            (None, Some(r)) => Err(bad(
+                iloc(),
                 format!("call of '@{callee}' needs type suffix {r} (its return type)"),
             )),
-            (Some(_), None) => Err((
-                iloc,
+            (Some(_), None) => Err(bad(
+                iloc(),
                 format!("call of '@{callee}' takes no type suffix ('@{callee}' returns nothing)"),
             )),
-            (Some(t), Some(r)) if t != r => Err((
-                iloc,
+            (Some(t), Some(r)) if t != r => Err(bad(
+                iloc(),
                 format!("call of '@{callee}' has type suffix {t}, but '@{callee}' returns {r}"),
             )),
             _ => Ok(()),
         }
     }
 
-    fn check_call(&self, inst: Inst, at: (Block, i64), callee: &Callee, args: &[Operand]) -> Res {
+    fn check_call(&self, inst: Inst, at: At, callee: &Callee, args: &[Operand]) -> Res {
         match callee {
             Callee::Direct(sym) => {
-                let loc = self.extra_loc(inst);
+                let loc = || self.f.extra_loc(inst);
                 let Some(s) = self.m.symbols.get(sym.index()) else {
-                    return Err((loc, format!("call of missing symbol {sym}")));
+                    return Err(bad(loc(), format!("call of missing symbol {sym}")));
                 };
                 let Some(sig) = s.signature() else {
-                    return Err((loc, format!("'@{}' is not a function", s.name)));
+                    return Err(bad(loc(), format!("'@{}' is not a function", s.name)));
                 };
                 if args.len() != sig.params.len() {
-                    return Err((
-                        loc,
+                    return Err(bad(
+                        loc(),
                         arg_count_message(&format!("'@{}'", s.name), sig, args.len()),
                     ));
                 }
@@ -590,9 +667,8 @@ impl<'a> FuncVerifier<'a> {
             }
             Callee::Indirect(fp) => {
                 if let Operand::Const(_) = fp {
-                    let loc = self.f.srcmap.operand(inst, 0);
-                    return Err((
-                        loc,
+                    return Err(bad(
+                        self.f.operand_loc(inst, 0),
                         "the callee of an indirect call must be a value, not a literal".into(),
                     ));
                 }
@@ -605,16 +681,16 @@ impl<'a> FuncVerifier<'a> {
         }
     }
 
-    fn check_ret(&self, inst: Inst, at: (Block, i64), value: Option<Operand>) -> Res {
+    fn check_ret(&self, inst: Inst, at: At, value: Option<Operand>) -> Res {
         let f = self.f;
         match (value, f.sig.ret) {
             (None, None) => Ok(()),
-            (None, Some(t)) => Err((
+            (None, Some(t)) => Err(bad(
                 f.srcmap.inst(inst),
                 format!("'@{}' returns {t}, so 'ret' needs a value", f.name),
             )),
-            (Some(_), None) => Err((
-                f.srcmap.operand(inst, 0),
+            (Some(_), None) => Err(bad(
+                f.operand_loc(inst, 0),
                 format!(
                     "'@{}' returns nothing, so 'ret' cannot have a value",
                     f.name
@@ -625,20 +701,27 @@ impl<'a> FuncVerifier<'a> {
     }
 
     /// A target block: must exist and not be the entry.
+    #[inline]
     fn target(
         &self,
         inst: Inst,
         block: Block,
         label: usize,
-    ) -> std::result::Result<&'a crate::ir::BlockData, (Loc, String)> {
-        let loc = self.f.srcmap.label(inst, label);
-        let Some(bd) = self.f.blocks.get(block.index()) else {
-            return Err((loc, format!("branch to missing {block}")));
+    ) -> std::result::Result<&'a BlockData, Failure> {
+        let f = self.f;
+        let Some(bd) = f.blocks.get(block.index()) else {
+            return Err(bad(
+                f.label_loc(inst, label),
+                format!("branch to missing {block}"),
+            ));
         };
-        if block == self.f.entry() {
-            return Err((
-                loc,
-                format!("entry block '{}' cannot be a branch target", bd.name),
+        if block == f.entry() {
+            return Err(bad(
+                f.label_loc(inst, label),
+                format!(
+                    "entry block '{}' cannot be a branch target",
+                    f.names.get(bd.name)
+                ),
             ));
         }
         Ok(bd)
@@ -649,27 +732,28 @@ impl<'a> FuncVerifier<'a> {
     fn check_block_call(
         &self,
         inst: Inst,
-        at: (Block, i64),
+        at: At,
         dest: &BlockCall,
         label: usize,
         first_arg: usize,
     ) -> Res {
+        let f = self.f;
         let bd = self.target(inst, dest.block, label)?;
-        if dest.args.len() != bd.params.len() {
-            let loc = self.f.srcmap.label(inst, label);
+        let args = f.args(dest.args);
+        if args.len() != bd.params.len() {
             let n = bd.params.len();
-            return Err((
-                loc,
+            return Err(bad(
+                f.label_loc(inst, label),
                 format!(
                     "block '{}' takes {n} argument{}, but {} given",
-                    bd.name,
+                    f.names.get(bd.name),
                     if n == 1 { "" } else { "s" },
-                    dest.args.len()
+                    args.len()
                 ),
             ));
         }
-        for (i, (&a, &p)) in dest.args.iter().zip(&bd.params).enumerate() {
-            let t = self.f.values.get(p.index()).map_or(Type::I64, |d| d.ty);
+        for (i, (&a, &p)) in args.iter().zip(&bd.params).enumerate() {
+            let t = f.values.get(p.index()).map_or(Type::I64, |d| d.ty);
             self.operand(inst, at, first_arg + i, a, Want::Exact(t), "jmp")?;
         }
         Ok(())
@@ -678,9 +762,12 @@ impl<'a> FuncVerifier<'a> {
     fn switch_target(&self, inst: Inst, block: Block, label: usize) -> Res {
         let bd = self.target(inst, block, label)?;
         if !bd.params.is_empty() {
-            return Err((
-                self.f.srcmap.label(inst, label),
-                format!("switch target '{}' cannot have parameters", bd.name),
+            return Err(bad(
+                self.f.label_loc(inst, label),
+                format!(
+                    "switch target '{}' cannot have parameters",
+                    self.f.names.get(bd.name)
+                ),
             ));
         }
         Ok(())
@@ -718,12 +805,13 @@ fn format_matches(format: Format, kind: &InstKind) -> bool {
 /// A literal as it reads in a message.
 fn const_text(c: Const) -> String {
     match c {
-        Const::Int(v) => v.to_string(),
+        Const::Int(v) => v.get().to_string(),
         Const::Float(b) => format!("{:?}", f64::from_bits(b)),
     }
 }
 
 /// Why literal `c` cannot be a value of type `ty`, if it cannot.
+#[inline]
 fn literal_error(c: Const, ty: Type) -> Option<String> {
     if c.fits(ty) {
         return None;

@@ -2,9 +2,10 @@
 //! test (or more) per rule, asserting the exact message and location.
 
 use super::*;
+use crate::ir::srcmap::SrcMapBuilder;
 use crate::ir::{
-    Block, BlockCall, BlockData, Callee, Const, Inst, InstKind, Opcode, Operand, Signature,
-    SwitchCase, SymbolData, Type, Value, ValueDef,
+    Block, BlockCall, BlockData, Callee, CaseList, Const, Inst, InstKind, OpList, Opcode, Operand,
+    Signature, SwitchCase, SymbolData, Type, Value, ValueDef,
 };
 
 const I32: Type = Type::I32;
@@ -17,7 +18,7 @@ fn val(v: Value) -> Operand {
 }
 
 fn lit(x: i128) -> Operand {
-    Operand::Const(Const::Int(x))
+    Operand::Const(Const::int(x))
 }
 
 fn flit(x: f64) -> Operand {
@@ -30,7 +31,8 @@ fn func(name: &str, params: &[Type], ret: Option<Type>) -> Function {
 
 /// Gives value `v` the name `n`.
 fn name(f: &mut Function, v: Value, n: &str) -> Value {
-    f.values[v.index()].name = Some(n.into());
+    let n = f.names.intern(n);
+    f.values[v.index()].name = Some(n);
     v
 }
 
@@ -53,7 +55,10 @@ fn ret(f: &mut Function, b: Block, v: Option<Operand>) {
 }
 
 fn jmp(f: &mut Function, b: Block, to: Block, args: Vec<Operand>) {
-    let dest = BlockCall { block: to, args };
+    let dest = BlockCall {
+        block: to,
+        args: f.make_args(&args),
+    };
     ins(f, b, Opcode::Jmp, None, InstKind::Jmp { dest });
 }
 
@@ -62,11 +67,11 @@ fn br(f: &mut Function, b: Block, c: Operand, t: Block, e: Block) {
         cond: c,
         then_dest: BlockCall {
             block: t,
-            args: vec![],
+            args: OpList::EMPTY,
         },
         else_dest: BlockCall {
             block: e,
-            args: vec![],
+            args: OpList::EMPTY,
         },
     };
     ins(f, b, Opcode::Br, None, kind);
@@ -149,20 +154,29 @@ fn sum() -> Function {
     let lp = f.new_block("loop");
     let body = f.new_block("body");
     let exit = f.new_block("exit");
-    let i = f.add_block_param(lp, I64, Some("i".into()));
-    let acc = f.add_block_param(lp, I64, Some("acc".into()));
-    let r = f.add_block_param(exit, I64, Some("r".into()));
+    let i = {
+        let n = f.names.intern("i");
+        f.add_block_param(lp, I64, Some(n))
+    };
+    let acc = {
+        let n = f.names.intern("acc");
+        f.add_block_param(lp, I64, Some(n))
+    };
+    let r = {
+        let n = f.names.intern("r");
+        f.add_block_param(exit, I64, Some(n))
+    };
     jmp(&mut f, entry, lp, vec![lit(0), lit(0)]);
     let done = bin(&mut f, lp, Opcode::Sge, I64, val(i), val(n));
     let kind = InstKind::Br {
         cond: val(done),
         then_dest: BlockCall {
             block: exit,
-            args: vec![val(acc)],
+            args: f.make_args(&[val(acc)]),
         },
         else_dest: BlockCall {
             block: body,
-            args: vec![],
+            args: OpList::EMPTY,
         },
     };
     ins(&mut f, lp, Opcode::Br, None, kind);
@@ -254,28 +268,28 @@ fn valid_module_with_data_calls_and_switch() {
     let fl = un(&mut f, entry, Opcode::Sitof, F64, val(x));
     let kind = InstKind::Call {
         callee: Callee::Indirect(val(fp)),
-        args: vec![val(fl), val(q)],
+        args: f.make_args(&[val(fl), val(q)]),
     };
     ins(&mut f, entry, Opcode::Call, None, kind);
     let kind = InstKind::Call {
         callee: Callee::Direct(put),
-        args: vec![lit(0xffff_ffff)],
+        args: f.make_args(&[lit(0xffff_ffff)]),
     };
     ins(&mut f, entry, Opcode::Call, Some(I32), kind);
     let cases = vec![
         SwitchCase {
-            key: Const::Int(-1),
+            key: Const::int(-1),
             block: a,
         },
         SwitchCase {
-            key: Const::Int(7),
+            key: Const::int(7),
             block: dflt,
         },
     ];
     let kind = InstKind::Switch {
         value: val(x),
         default: dflt,
-        cases,
+        cases: f.make_cases(&cases),
     };
     ins(&mut f, entry, Opcode::Switch, Some(I32), kind);
     ret(&mut f, a, Some(lit(1)));
@@ -314,7 +328,7 @@ fn twenty_thousand_instructions() {
     let mut b = f.new_block("entry");
     for k in 0..20_000 {
         if k % 100 == 99 {
-            let next = f.new_block(format!("b{k}"));
+            let next = f.new_block(&format!("b{k}"));
             let p = f.add_block_param(next, I64, None);
             jmp(&mut f, b, next, vec![val(acc)]);
             b = next;
@@ -594,7 +608,7 @@ fn literals_not_allowed_where_the_type_is_open() {
     let m = one_block(&[I64], None, |f, b, ps| {
         let kind = InstKind::Call {
             callee: Callee::Indirect(val(ps[0])),
-            args: vec![lit(1)],
+            args: f.make_args(&[lit(1)]),
         };
         ins(f, b, Opcode::Call, None, kind);
         ret(f, b, None);
@@ -606,7 +620,7 @@ fn literals_not_allowed_where_the_type_is_open() {
     let m = one_block(&[], None, |f, b, _| {
         let kind = InstKind::Call {
             callee: Callee::Indirect(lit(4096)),
-            args: vec![],
+            args: OpList::EMPTY,
         };
         ins(f, b, Opcode::Call, None, kind);
         ret(f, b, None);
@@ -843,22 +857,24 @@ fn block_argument_counts_and_types() {
         cond: val(f.params[0]),
         then_dest: BlockCall {
             block: l,
-            args: vec![val(f.params[0])],
+            args: f.make_args(&[val(f.params[0])]),
         },
         else_dest: BlockCall {
             block: l,
-            args: vec![flit(2.0)],
+            args: f.make_args(&[flit(2.0)]),
         },
     };
     let br_inst = f.push_inst(b, Opcode::Br, None, kind, None);
     ret(&mut f, l, None);
     let _ = p;
-    f.srcmap
-        .insts
-        .resize(br_inst.index() + 1, Default::default());
-    f.srcmap.insts[br_inst.index()].inst = Loc::new(2, 5);
-    f.srcmap.insts[br_inst.index()].operands =
-        smallvec::smallvec![Loc::new(2, 8), Loc::new(2, 14), Loc::new(2, 22)];
+    // `br %c, l(%c), l(2.0)`: the tokens after the mnemonic in order.
+    assert_eq!(br_inst.index(), 0);
+    let mut sm = SrcMapBuilder::default();
+    sm.start_inst(Loc::new(2, 5));
+    for col in [8, 12, 14, 18, 22] {
+        sm.push_token(Loc::new(2, col));
+    }
+    f.srcmap = sm.build();
     let d = error_of(&module_of(vec![f]));
     assert_eq!(d.loc, Loc::new(2, 22));
     assert_eq!(d.message, "float literal 2.0 where i32 is expected");
@@ -873,17 +889,17 @@ fn switch_rules() {
             if param {
                 f.add_block_param(t, I32, None);
             }
-            let cases = keys
+            let cases: Vec<SwitchCase> = keys
                 .iter()
                 .map(|&k| SwitchCase {
-                    key: Const::Int(k),
+                    key: Const::int(k),
                     block: t,
                 })
                 .collect();
             let kind = InstKind::Switch {
                 value: val(ps[0]),
                 default: d,
-                cases,
+                cases: f.make_cases(&cases),
             };
             ins(f, b, Opcode::Switch, Some(ty), kind);
             ret(f, t, None);
@@ -922,7 +938,7 @@ fn switch_rules() {
         let kind = InstKind::Switch {
             value: val(ps[0]),
             default: d,
-            cases: vec![],
+            cases: CaseList::default(),
         };
         ins(f, b, Opcode::Switch, Some(I32), kind);
         ret(f, d, None);
@@ -934,7 +950,7 @@ fn switch_rules() {
         let kind = InstKind::Switch {
             value: val(ps[0]),
             default: d,
-            cases: vec![],
+            cases: CaseList::default(),
         };
         ins(f, b, Opcode::Switch, Some(I32), kind);
         ret(f, d, None);
@@ -1093,6 +1109,7 @@ fn call_module(build: impl FnOnce(&mut Function, Block, SymId, SymId)) -> Module
 }
 
 fn call(f: &mut Function, b: Block, ty: Option<Type>, callee: Callee, args: Vec<Operand>) {
+    let args = f.make_args(&args);
     ins(f, b, Opcode::Call, ty, InstKind::Call { callee, args });
 }
 
@@ -1234,26 +1251,32 @@ fn names_are_unique() {
     );
 
     let mut f = sum();
-    f.blocks[2].name = "loop".into();
+    f.blocks[2].name = f.names.intern("loop");
     assert_eq!(
         msg(&module_of(vec![f])),
         "in @sum, block loop: duplicate block label 'loop'"
     );
     let mut f = sum();
     let acc2 = f.insts[3].result.unwrap();
-    f.values[acc2.index()].name = Some("n".into());
+    {
+        let n = f.names.intern("n");
+        f.values[acc2.index()].name = Some(n);
+    }
     assert_eq!(
         msg(&module_of(vec![f])),
         "in @sum, block body, instruction 0: duplicate value name '%n'"
     );
     let mut f = sum();
-    f.blocks[1].name = "a b".into();
+    f.blocks[1].name = f.names.intern("a b");
     assert_eq!(
         msg(&module_of(vec![f])),
         "in @sum, block a b: invalid block label 'a b'"
     );
     let mut f = sum();
-    f.values[0].name = Some("17".into());
+    {
+        let n = f.names.intern("17");
+        f.values[0].name = Some(n);
+    }
     assert_eq!(verify_module(&module_of(vec![f])), Ok(()));
 }
 
@@ -1265,13 +1288,17 @@ fn errors_are_located_at_the_offending_token() {
         let kind = InstKind::Binary {
             args: [val(ps[0]), lit(1)],
         };
-        f.push_inst(b, Opcode::Add, Some(I32), kind, Some("r".into()));
+        let r = f.names.intern("r");
+        f.push_inst(b, Opcode::Add, Some(I32), kind, Some(r));
         ret(f, b, None);
     });
     let f = &mut m.funcs[0];
-    f.srcmap.insts = vec![Default::default(), Default::default()];
-    f.srcmap.insts[0].inst = Loc::new(3, 10);
-    f.srcmap.insts[0].operands = smallvec::smallvec![Loc::new(3, 18), Loc::new(3, 22)];
+    let mut sm = SrcMapBuilder::default();
+    sm.start_inst(Loc::new(3, 10));
+    sm.push_token(Loc::new(3, 18));
+    sm.push_token(Loc::new(3, 22));
+    sm.start_inst(Loc::NONE);
+    f.srcmap = sm.build();
     let d = error_of(&m);
     assert_eq!(d.file, "t.kir");
     assert_eq!(d.loc, Loc::new(3, 18));
@@ -1349,7 +1376,7 @@ fn malformed_built_ir_does_not_panic() {
     let mut f = func("f", &[I32], None);
     f.params.clear();
     f.blocks.push(BlockData {
-        name: "entry".into(),
+        name: f.names.intern("entry"),
         params: vec![],
         insts: vec![],
     });

@@ -1,0 +1,817 @@
+//! Function bodies: the signature, block labels with their parameters, and
+//! instructions.
+//!
+//! Names resolve through the function's interned [`Names`]: a name's index
+//! selects its value (or block) in a dense array, `NONE` until defined. A
+//! use before the definition gets a placeholder id counted down from
+//! `u32::MAX` and the instruction is remembered; after the closing `}` only
+//! those instructions are patched.
+
+use super::super::entities::{Block, FuncId, Inst, Value};
+use super::super::function::{
+    BlockCall, BlockData, Callee, CaseList, Const, Function, InstData, InstKind, Int96, OpList,
+    Operand, SwitchCase, ValueData, ValueDef,
+};
+use super::super::names::{Name, Names};
+use super::super::opcode::{Format, Opcode, ResultTy, Suffix};
+use super::super::srcmap::{Loc, SrcMapBuilder};
+use super::super::types::{Signature, Type};
+use super::{is_float_word, parse_f64, parse_int, shorten, Parser, Result, SymRef, SymSite};
+use crate::ir::lexer::{TokKind, Token};
+use crate::ir::module::{Linkage, SymbolKind};
+
+/// Values, blocks and symbols used before their definition get placeholder
+/// ids counted down from `u32::MAX`; real ids stay below this bound.
+const PLACEHOLDER_MIN: u32 = 1 << 31;
+
+const NONE: u32 = u32::MAX;
+
+/// The function being parsed: its tables, in vectors kept across functions
+/// (cleared, not freed), and the name resolution state.
+#[derive(Default)]
+pub(super) struct FuncScratch<'a> {
+    params: Vec<Value>,
+    blocks: Vec<BlockData>,
+    insts: Vec<InstData>,
+    values: Vec<ValueData>,
+    arg_pool: Vec<Operand>,
+    case_pool: Vec<SwitchCase>,
+    names: Names,
+    srcmap: SrcMapBuilder,
+    /// Per name: the value it defines, or `NONE`.
+    value_of: Vec<u32>,
+    /// Per name: the block it labels, or `NONE`.
+    block_of: Vec<u32>,
+    /// Name and location of each use of a value not yet defined; the use
+    /// holds `Value(u32::MAX - index)`.
+    fwd_values: Vec<(Name, Loc)>,
+    /// The same for block labels.
+    fwd_blocks: Vec<(Name, Loc)>,
+    /// Instructions holding value / block placeholders.
+    fwd_value_insts: Vec<Inst>,
+    fwd_block_insts: Vec<Inst>,
+    /// Whether the instruction being parsed holds a placeholder.
+    inst_fwd_value: bool,
+    inst_fwd_block: bool,
+    /// The block instructions go to, and its first instruction.
+    cur: Option<(Block, usize)>,
+    /// `(instruction, @name, location)` of each symbol use.
+    pending_syms: Vec<(Inst, &'a str, Loc)>,
+}
+
+impl FuncScratch<'_> {
+    fn clear(&mut self) {
+        self.params.clear();
+        self.blocks.clear();
+        self.insts.clear();
+        self.values.clear();
+        self.arg_pool.clear();
+        self.case_pool.clear();
+        self.names.clear();
+        self.srcmap.clear();
+        self.value_of.clear();
+        self.block_of.clear();
+        self.fwd_values.clear();
+        self.fwd_blocks.clear();
+        self.fwd_value_insts.clear();
+        self.fwd_block_insts.clear();
+        self.cur = None;
+        self.pending_syms.clear();
+    }
+
+    /// Interns a name, growing the resolution arrays with it.
+    #[inline]
+    fn name(&mut self, text: &str) -> Name {
+        let n = self.names.intern(text);
+        if n.index() >= self.value_of.len() {
+            self.value_of.push(NONE);
+            self.block_of.push(NONE);
+        }
+        n
+    }
+
+    fn args_since(&self, start: usize) -> OpList {
+        OpList::new(start, self.arg_pool.len() - start)
+    }
+
+    fn cases_since(&self, start: usize) -> CaseList {
+        CaseList::new(start, self.case_pool.len() - start)
+    }
+
+    fn new_value(&mut self, ty: Type, def: ValueDef, name: Option<Name>) -> Value {
+        let v = Value::new(self.values.len());
+        self.values.push(ValueData { ty, def, name });
+        v
+    }
+
+    /// Ends the current block: its instructions are the ones since its
+    /// label.
+    fn close_block(&mut self) {
+        if let Some((b, first)) = self.cur.take() {
+            self.blocks[b.index()].insts = (first..self.insts.len()).map(Inst::new).collect();
+        }
+    }
+
+    /// The finished function, at its exact size (see [`take_exact`]).
+    fn take_function(&mut self, name: &str, sig: Signature) -> Function {
+        self.close_block();
+        Function {
+            name: name.to_string(),
+            sig,
+            params: take_exact(&mut self.params),
+            blocks: self.blocks.drain(..).collect(),
+            insts: take_exact(&mut self.insts),
+            values: take_exact(&mut self.values),
+            arg_pool: take_exact(&mut self.arg_pool),
+            case_pool: take_exact(&mut self.case_pool),
+            names: self.names.take_compact(),
+            srcmap: self.srcmap.build(),
+        }
+    }
+}
+
+/// `v`'s contents at their exact size: a small vector is copied (the
+/// scratch keeps its capacity for the next function), a large one moved
+/// out and shrunk in place (no copy of a big function's tables).
+fn take_exact<T: Clone>(v: &mut Vec<T>) -> Vec<T> {
+    if v.len() >= 4096 {
+        let mut out = std::mem::take(v);
+        out.shrink_to_fit();
+        out
+    } else {
+        v.clone()
+    }
+}
+
+impl<'a> Parser<'a, '_> {
+    pub(super) fn func(&mut self, linkage: Linkage) -> Result<()> {
+        let (name, name_loc) = self.new_symbol_name("a function name '@name'")?;
+        self.fs.clear();
+        self.fs.srcmap.func = name_loc;
+        self.expect(TokKind::LParen, "'(' after the function name")?;
+        let mut params = Vec::new();
+        if !self.at(TokKind::RParen) {
+            loop {
+                let p = self.expect(TokKind::Local, "a parameter '%name: type'")?;
+                self.expect(TokKind::Colon, "':' after the parameter name")?;
+                let (ty, ty_loc) = self.ty()?;
+                let n = params.len() as u32;
+                let v = self.define_value(p.text, p.loc, ty, ValueDef::FuncParam(n))?;
+                self.fs.params.push(v);
+                self.fs.srcmap.push_param_type(ty_loc);
+                params.push(ty);
+                match self.tok.kind {
+                    TokKind::Comma => {
+                        self.advance()?;
+                    }
+                    TokKind::RParen => break,
+                    _ => return self.expected("',' or ')' after parameter"),
+                }
+            }
+        }
+        self.advance()?;
+        let ret = self.return_type()?;
+        let sig = Signature::new(params, ret);
+        let sym = self.declare(
+            name,
+            linkage,
+            SymbolKind::Func {
+                sig: sig.clone(),
+                body: None,
+            },
+            name_loc,
+        );
+        self.expect_with(TokKind::LBrace, || {
+            format!("'{{' to start the body of @{name}")
+        })?;
+        if !self.at(TokKind::RBrace) {
+            self.end_of_line("'{'")?;
+        }
+        let func_id = FuncId::new(self.module.funcs.len());
+        loop {
+            match self.tok.kind {
+                TokKind::Newline => {
+                    self.advance()?;
+                }
+                TokKind::RBrace => {
+                    self.fs.srcmap.end = self.advance()?.loc;
+                    break;
+                }
+                TokKind::Eof => {
+                    return self.err(
+                        self.tok.loc,
+                        format!("expected '}}' to close function @{name}, found end of input"),
+                    )
+                }
+                TokKind::Local => {
+                    let r = self.advance()?;
+                    self.expect_with(TokKind::Equals, || {
+                        format!("'=' after '%{}'", shorten(r.text))
+                    })?;
+                    if self.tok.kind != TokKind::Ident {
+                        return self.expected("an opcode after '='");
+                    }
+                    let mn = self.advance()?;
+                    self.instruction(Some(r), mn)?;
+                }
+                TokKind::Ident => {
+                    let t = self.advance()?;
+                    if matches!(self.tok.kind, TokKind::Colon | TokKind::LParen) {
+                        self.label(t)?;
+                    } else {
+                        self.instruction(None, t)?;
+                    }
+                }
+                _ => return self.expected("an instruction or a block label"),
+            }
+        }
+        self.resolve_locals()?;
+        for &(inst, name, loc) in &self.fs.pending_syms {
+            self.sym_refs.push(SymRef {
+                site: SymSite::Inst(func_id, inst),
+                name,
+                loc,
+            });
+        }
+        let f = self.fs.take_function(name, sig);
+        self.module.define_func(sym, f);
+        Ok(())
+    }
+
+    /// Defines a named value, recording its location; fails on a
+    /// duplicate name.
+    fn define_value(&mut self, text: &'a str, loc: Loc, ty: Type, def: ValueDef) -> Result<Value> {
+        let name = self.fs.name(text);
+        if self.fs.value_of[name.index()] != NONE {
+            return self.err(loc, format!("value %{} is defined twice", shorten(text)));
+        }
+        if self.fs.values.len() >= PLACEHOLDER_MIN as usize {
+            return self.err(loc, "too many values in one function");
+        }
+        let v = self.fs.new_value(ty, def, Some(name));
+        self.fs.value_of[name.index()] = v.0;
+        self.fs.srcmap.push_value(loc);
+        Ok(v)
+    }
+
+    fn label(&mut self, t: Token<'a>) -> Result<()> {
+        let name = self.fs.name(t.text);
+        if self.fs.block_of[name.index()] != NONE {
+            return self.err(
+                t.loc,
+                format!("block '{}' is defined twice", shorten(t.text)),
+            );
+        }
+        if self.fs.blocks.len() >= PLACEHOLDER_MIN as usize {
+            return self.err(t.loc, "too many blocks in one function");
+        }
+        self.fs.close_block();
+        let block = Block::new(self.fs.blocks.len());
+        self.fs.blocks.push(BlockData {
+            name,
+            params: Vec::new(),
+            insts: Vec::new(),
+        });
+        self.fs.block_of[name.index()] = block.0;
+        self.fs.srcmap.push_block(t.loc);
+        if self.at(TokKind::LParen) {
+            self.advance()?;
+            if !self.at(TokKind::RParen) {
+                let mut params = Vec::new();
+                loop {
+                    let p = self.expect(TokKind::Local, "a block parameter '%name: type'")?;
+                    self.expect(TokKind::Colon, "':' after the parameter name")?;
+                    let (ty, _) = self.ty()?;
+                    let n = params.len() as u32;
+                    let v = self.define_value(p.text, p.loc, ty, ValueDef::BlockParam(block, n))?;
+                    params.push(v);
+                    match self.tok.kind {
+                        TokKind::Comma => {
+                            self.advance()?;
+                        }
+                        TokKind::RParen => break,
+                        _ => return self.expected("',' or ')' after block parameter"),
+                    }
+                }
+                self.fs.blocks[block.index()].params = params;
+            }
+            self.advance()?;
+        }
+        self.expect(TokKind::Colon, "':' after the block label")?;
+        self.end_of_line("block label")?;
+        self.fs.cur = Some((block, self.fs.insts.len()));
+        Ok(())
+    }
+
+    // ---- instructions ----
+
+    /// An operand: `%value` or a literal; its token goes to the source map.
+    #[inline]
+    fn operand(&mut self) -> Result<Operand> {
+        let t = self.tok;
+        let op = match t.kind {
+            TokKind::Local => Operand::Value(self.use_value(t)?),
+            TokKind::Int => match parse_int(t.text).and_then(Int96::new) {
+                Some(v) => Operand::Const(Const::Int(v)),
+                None => {
+                    return self.err(
+                        t.loc,
+                        format!("integer literal '{}' is out of range", shorten(t.text)),
+                    )
+                }
+            },
+            TokKind::Float | TokKind::Ident if t.kind == TokKind::Float || is_float_word(&t) => {
+                match parse_f64(t.text) {
+                    Some(x) => Operand::Const(Const::float(x)),
+                    None => {
+                        return self.err(
+                            t.loc,
+                            format!("invalid float literal '{}'", shorten(t.text)),
+                        )
+                    }
+                }
+            }
+            _ => return self.expected("an operand (a %value or a literal)"),
+        };
+        self.fs.srcmap.push_token(t.loc);
+        self.advance()?;
+        Ok(op)
+    }
+
+    /// The value a `%name` use refers to (a placeholder if not yet seen).
+    #[inline]
+    fn use_value(&mut self, t: Token<'a>) -> Result<Value> {
+        let name = self.fs.name(t.text);
+        let v = self.fs.value_of[name.index()];
+        if v != NONE {
+            return Ok(Value(v));
+        }
+        let n = self.fs.fwd_values.len() as u32;
+        if n >= u32::MAX - PLACEHOLDER_MIN {
+            return self.err(t.loc, "too many forward references");
+        }
+        self.fs.fwd_values.push((name, t.loc));
+        self.fs.inst_fwd_value = true;
+        Ok(Value(u32::MAX - n))
+    }
+
+    fn comma_after_operand(&mut self) -> Result<()> {
+        self.expect(TokKind::Comma, "',' after operand").map(drop)
+    }
+
+    /// A block label used as a branch target (placeholder if not yet seen).
+    #[inline]
+    fn target(&mut self) -> Result<Block> {
+        let t = self.expect(TokKind::Ident, "a block label")?;
+        self.fs.srcmap.push_token(t.loc);
+        let name = self.fs.name(t.text);
+        let b = self.fs.block_of[name.index()];
+        if b != NONE {
+            return Ok(Block(b));
+        }
+        let n = self.fs.fwd_blocks.len() as u32;
+        if n >= u32::MAX - PLACEHOLDER_MIN {
+            return self.err(t.loc, "too many forward references");
+        }
+        self.fs.fwd_blocks.push((name, t.loc));
+        self.fs.inst_fwd_block = true;
+        Ok(Block(u32::MAX - n))
+    }
+
+    /// `(a, b, ...)` after a callee or a block label, into the operand
+    /// pool; the `(` is current.
+    fn args(&mut self) -> Result<OpList> {
+        self.advance()?;
+        let start = self.fs.arg_pool.len();
+        if self.at(TokKind::RParen) {
+            self.advance()?;
+            return Ok(OpList::EMPTY);
+        }
+        loop {
+            let op = self.operand()?;
+            self.fs.arg_pool.push(op);
+            match self.tok.kind {
+                TokKind::Comma => {
+                    self.advance()?;
+                }
+                TokKind::RParen => {
+                    self.advance()?;
+                    return Ok(self.fs.args_since(start));
+                }
+                _ => return self.expected("',' or ')' in argument list"),
+            }
+        }
+    }
+
+    fn block_call(&mut self) -> Result<BlockCall> {
+        let block = self.target()?;
+        let args = if self.at(TokKind::LParen) {
+            self.args()?
+        } else {
+            OpList::EMPTY
+        };
+        Ok(BlockCall { block, args })
+    }
+
+    /// A switch target: a label without arguments.
+    fn switch_target(&mut self) -> Result<Block> {
+        let b = self.target()?;
+        if self.at(TokKind::LParen) {
+            return self.err(self.tok.loc, "switch targets take no arguments");
+        }
+        Ok(b)
+    }
+
+    /// `[, N]`: an optional literal after the operands, with its location.
+    fn optional_literal(&mut self, what: &str) -> Result<Option<(i128, Loc)>> {
+        if !self.at(TokKind::Comma) {
+            return Ok(None);
+        }
+        self.advance()?;
+        let (v, loc) = self.int_literal(what)?;
+        self.fs.srcmap.push_token(loc);
+        Ok(Some((v, loc)))
+    }
+
+    fn offset(&mut self) -> Result<i64> {
+        match self.optional_literal("an offset literal")? {
+            None => Ok(0),
+            Some((v, loc)) => match i64::try_from(v) {
+                Ok(v) => Ok(v),
+                Err(_) => self.err(loc, "offset does not fit in 64 bits"),
+            },
+        }
+    }
+
+    /// The `.T` suffix of mnemonic `mn` for opcode `name`, checked against
+    /// the opcode's rule.
+    fn suffix(
+        &self,
+        mn: Token<'a>,
+        name: &str,
+        suffix: Option<&str>,
+        rule: Suffix,
+    ) -> Result<Option<Type>> {
+        match (suffix, rule) {
+            (None, Suffix::None | Suffix::Optional) => Ok(None),
+            (None, s) => {
+                let forms = match s {
+                    Suffix::Only(t) => format!("{name}.{t}"),
+                    Suffix::Int => format!("{name}.i32 or {name}.i64"),
+                    Suffix::Float => format!("{name}.f32 or {name}.f64"),
+                    _ => format!("{name}.T"),
+                };
+                self.err(mn.loc, format!("type suffix required: {forms}"))
+            }
+            (Some(_), Suffix::None) => self.err(mn.loc, format!("'{name}' takes no type suffix")),
+            (Some(s), rule) => match Type::from_name(s).filter(|&t| rule.allows(t)) {
+                Some(t) => Ok(Some(t)),
+                None => {
+                    let sloc = Loc::new(
+                        mn.loc.line,
+                        mn.loc.col.saturating_add(name.len() as u32 + 1),
+                    );
+                    self.err(
+                        sloc,
+                        format!(
+                            "invalid type suffix '{}' for '{name}': expected {}",
+                            shorten(s),
+                            rule.describe()
+                        ),
+                    )
+                }
+            },
+        }
+    }
+
+    fn instruction(&mut self, result: Option<Token<'a>>, mn: Token<'a>) -> Result<()> {
+        let (name, suffix) = match mn.text.split_once('.') {
+            Some((n, s)) => (n, Some(s)),
+            None => (mn.text, None),
+        };
+        let Some(op) = Opcode::from_name(name) else {
+            return self.err(mn.loc, format!("unknown opcode '{}'", shorten(name)));
+        };
+        let info = op.info();
+        let ty = self.suffix(mn, name, suffix, info.suffix)?;
+        if self.fs.cur.is_none() {
+            return self.err(
+                mn.loc,
+                "expected a block label before the first instruction",
+            );
+        }
+        let has_result = info.result_type(ty).is_some();
+        let result_name = match result {
+            Some(r) if !has_result => {
+                let msg = if info.result == ResultTy::OptionalSuffix {
+                    format!("'{name}' without a type suffix has no result (write {name}.T)")
+                } else {
+                    format!("'{}' has no result", shorten(mn.text))
+                };
+                return self.err(r.loc, msg);
+            }
+            None if has_result && op != Opcode::Call => {
+                let m = shorten(mn.text);
+                return self.err(
+                    mn.loc,
+                    format!("'{m}' produces a value: write '%NAME = {m} ...'"),
+                );
+            }
+            Some(r) => {
+                let n = self.fs.name(r.text);
+                if self.fs.value_of[n.index()] != NONE {
+                    return self.err(
+                        r.loc,
+                        format!("value %{} is defined twice", shorten(r.text)),
+                    );
+                }
+                Some(n)
+            }
+            None => None,
+        };
+        let inst = Inst::new(self.fs.insts.len());
+        self.fs.srcmap.start_inst(mn.loc);
+        self.fs.inst_fwd_value = false;
+        self.fs.inst_fwd_block = false;
+        let kind = self.inst_kind(info.format, name, inst)?;
+        if self.fs.values.len() >= PLACEHOLDER_MIN as usize {
+            return self.err(mn.loc, "too many values in one function");
+        }
+        let result_value = info
+            .result_type(ty)
+            .map(|rt| self.fs.new_value(rt, ValueDef::Inst(inst), result_name));
+        self.fs.insts.push(InstData {
+            opcode: op,
+            ty,
+            result: result_value,
+            kind,
+        });
+        if let Some(v) = result_value {
+            let loc = result.map_or(mn.loc, |r| r.loc);
+            self.fs.srcmap.push_value(loc);
+            if let Some(n) = result_name {
+                self.fs.value_of[n.index()] = v.0;
+            }
+        }
+        if self.fs.inst_fwd_value {
+            self.fs.fwd_value_insts.push(inst);
+        }
+        if self.fs.inst_fwd_block {
+            self.fs.fwd_block_insts.push(inst);
+        }
+        self.end_of_line("instruction")
+    }
+
+    /// The operands of an instruction of form `format` (mnemonic `name`).
+    #[inline]
+    fn inst_kind(&mut self, format: Format, name: &str, inst: Inst) -> Result<InstKind> {
+        Ok(match format {
+            Format::Unary => InstKind::Unary {
+                arg: self.operand()?,
+            },
+            Format::Binary => {
+                let a = self.operand()?;
+                self.comma_after_operand()?;
+                let b = self.operand()?;
+                InstKind::Binary { args: [a, b] }
+            }
+            Format::Select => {
+                let c = self.operand()?;
+                self.comma_after_operand()?;
+                let a = self.operand()?;
+                self.comma_after_operand()?;
+                let b = self.operand()?;
+                InstKind::Select { args: [c, a, b] }
+            }
+            Format::Store => {
+                let v = self.operand()?;
+                self.comma_after_operand()?;
+                let p = self.operand()?;
+                let offset = self.offset()?;
+                InstKind::Store {
+                    args: [v, p],
+                    offset,
+                }
+            }
+            Format::Load => {
+                let ptr = self.operand()?;
+                let offset = self.offset()?;
+                InstKind::Load { ptr, offset }
+            }
+            Format::Alloca => {
+                let (size, sloc) = self.int_literal("a size literal")?;
+                self.fs.srcmap.push_token(sloc);
+                let align = self.optional_literal("an alignment literal")?;
+                let Ok(size) = u64::try_from(size) else {
+                    return self.err(sloc, "alloca size must be a non-negative 64-bit integer");
+                };
+                let align = match align {
+                    None => 8,
+                    Some((a, aloc)) => match u64::try_from(a) {
+                        Ok(a) => a,
+                        Err(_) => {
+                            return self
+                                .err(aloc, "alloca alignment must be a non-negative integer")
+                        }
+                    },
+                };
+                InstKind::Alloca { size, align }
+            }
+            Format::Addr => {
+                let t = self.expect(TokKind::Global, "a symbol '@name'")?;
+                self.fs.srcmap.push_token(t.loc);
+                self.fs.pending_syms.push((inst, t.text, t.loc));
+                InstKind::Addr {
+                    sym: super::SymId(u32::MAX),
+                }
+            }
+            Format::Call => {
+                let callee = match self.tok.kind {
+                    TokKind::Global => {
+                        let t = self.advance()?;
+                        self.fs.srcmap.push_token(t.loc);
+                        self.fs.pending_syms.push((inst, t.text, t.loc));
+                        Callee::Direct(super::SymId(u32::MAX))
+                    }
+                    TokKind::Local => Callee::Indirect(self.operand()?),
+                    _ => {
+                        return self.expected(&format!("'@function' or '%pointer' after '{name}'"))
+                    }
+                };
+                if !self.at(TokKind::LParen) {
+                    return self.expected("'(' after the callee");
+                }
+                let args = self.args()?;
+                InstKind::Call { callee, args }
+            }
+            Format::Ret => {
+                let value = if matches!(self.tok.kind, TokKind::Newline | TokKind::Eof) {
+                    None
+                } else {
+                    Some(self.operand()?)
+                };
+                InstKind::Ret { value }
+            }
+            Format::Jmp => InstKind::Jmp {
+                dest: self.block_call()?,
+            },
+            Format::Br => {
+                let cond = self.operand()?;
+                self.comma_after_operand()?;
+                let then_dest = self.block_call()?;
+                self.expect(TokKind::Comma, "',' after the first branch target")?;
+                let else_dest = self.block_call()?;
+                InstKind::Br {
+                    cond,
+                    then_dest,
+                    else_dest,
+                }
+            }
+            Format::Switch => {
+                let value = self.operand()?;
+                self.comma_after_operand()?;
+                let default = self.switch_target()?;
+                let start = self.fs.case_pool.len();
+                while self.at(TokKind::Comma) {
+                    self.advance()?;
+                    let t = self.tok;
+                    let (key, kloc) = self.int_literal("a case 'KEY: label'")?;
+                    let Some(key) = Int96::new(key) else {
+                        return self.err(
+                            kloc,
+                            format!("integer literal '{}' is out of range", shorten(t.text)),
+                        );
+                    };
+                    self.fs.srcmap.push_token(kloc);
+                    self.expect(TokKind::Colon, "':' after the case key")?;
+                    let block = self.switch_target()?;
+                    self.fs.case_pool.push(SwitchCase {
+                        key: Const::Int(key),
+                        block,
+                    });
+                }
+                InstKind::Switch {
+                    value,
+                    default,
+                    cases: self.fs.cases_since(start),
+                }
+            }
+            Format::Trap => InstKind::Trap,
+        })
+    }
+
+    /// Replaces the placeholders of values and labels used before their
+    /// definition; reports the first unresolved name in source order.
+    fn resolve_locals(&mut self) -> Result<()> {
+        let fs = &mut self.fs;
+        if fs.fwd_values.is_empty() && fs.fwd_blocks.is_empty() {
+            return Ok(());
+        }
+        // Each list is in source order: its first unresolved entry is its
+        // earliest; the earlier of the two wins.
+        let first_value = fs
+            .fwd_values
+            .iter()
+            .find(|(n, _)| fs.value_of[n.index()] == NONE);
+        let first_block = fs
+            .fwd_blocks
+            .iter()
+            .find(|(n, _)| fs.block_of[n.index()] == NONE);
+        let value_err = first_value.map(|&(n, loc)| {
+            (
+                loc,
+                format!("undefined value %{}", shorten(fs.names.get(n))),
+            )
+        });
+        let block_err = first_block
+            .map(|&(n, loc)| (loc, format!("unknown block '{}'", shorten(fs.names.get(n)))));
+        let first = match (value_err, block_err) {
+            (Some(v), Some(b)) => Some(if b.0 < v.0 { b } else { v }),
+            (v, b) => v.or(b),
+        };
+        if let Some((loc, msg)) = first {
+            return self.err(loc, msg);
+        }
+        let FuncScratch {
+            insts,
+            arg_pool,
+            case_pool,
+            value_of,
+            block_of,
+            fwd_values,
+            fwd_blocks,
+            fwd_value_insts,
+            fwd_block_insts,
+            ..
+        } = fs;
+        let fix_value = |op: &mut Operand| {
+            if let Operand::Value(v) = op {
+                if v.0 >= PLACEHOLDER_MIN {
+                    let (name, _) = fwd_values[(u32::MAX - v.0) as usize];
+                    *v = Value(value_of[name.index()]);
+                }
+            }
+        };
+        let fix_list = |pool: &mut [Operand], l: OpList| {
+            if let Some(ops) = pool.get_mut(l.range()) {
+                ops.iter_mut().for_each(fix_value);
+            }
+        };
+        for &i in fwd_value_insts.iter() {
+            match &mut insts[i.index()].kind {
+                InstKind::Unary { arg } => fix_value(arg),
+                InstKind::Binary { args } | InstKind::Store { args, .. } => {
+                    args.iter_mut().for_each(fix_value)
+                }
+                InstKind::Select { args } => args.iter_mut().for_each(fix_value),
+                InstKind::Load { ptr, .. } => fix_value(ptr),
+                InstKind::Call { callee, args } => {
+                    if let Callee::Indirect(op) = callee {
+                        fix_value(op);
+                    }
+                    fix_list(arg_pool, *args);
+                }
+                InstKind::Ret { value } => value.iter_mut().for_each(fix_value),
+                InstKind::Jmp { dest } => fix_list(arg_pool, dest.args),
+                InstKind::Br {
+                    cond,
+                    then_dest,
+                    else_dest,
+                } => {
+                    fix_value(cond);
+                    fix_list(arg_pool, then_dest.args);
+                    fix_list(arg_pool, else_dest.args);
+                }
+                InstKind::Switch { value, .. } => fix_value(value),
+                InstKind::Alloca { .. } | InstKind::Addr { .. } | InstKind::Trap => {}
+            }
+        }
+        let fix = |b: &mut Block| {
+            if b.0 >= PLACEHOLDER_MIN {
+                let (name, _) = fwd_blocks[(u32::MAX - b.0) as usize];
+                *b = Block(block_of[name.index()]);
+            }
+        };
+        for &i in fwd_block_insts.iter() {
+            match &mut insts[i.index()].kind {
+                InstKind::Jmp { dest } => fix(&mut dest.block),
+                InstKind::Br {
+                    then_dest,
+                    else_dest,
+                    ..
+                } => {
+                    fix(&mut then_dest.block);
+                    fix(&mut else_dest.block);
+                }
+                InstKind::Switch { default, cases, .. } => {
+                    fix(default);
+                    if let Some(cs) = case_pool.get_mut(cases.range()) {
+                        cs.iter_mut().for_each(|c| fix(&mut c.block));
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
