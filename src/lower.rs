@@ -1,92 +1,154 @@
-//! ISA-independent parts of lowering, shared by every backend in `isa/`.
+//! ISA-independent parts of code generation, shared by every backend in
+//! `isa/`.
 //!
 //! A backend is the small per-ISA remainder: its register table, its ABI
-//! register counts, its instruction type and encoder. What every target does
-//! the same way lives here, so the backends cannot drift apart:
-//! - [`analysis`]: the per-function decisions (structure checks, use counts,
-//!   compare fusion, address folding) that both code generators of each ISA
-//!   read;
+//! register counts, its instruction type, the lowering of ordinary
+//! instructions and its encoder. What every target does the same way lives
+//! here, so the backends cannot drift apart:
+//! - [`analysis`]: the per-function decisions (structure checks, block
+//!   order with loops, compare fusion, address folding);
 //! - [`mfunc`]: the machine-function container `MFunc<I>` over the ISA's
 //!   instruction type (the register allocator's [`crate::regalloc::RaFunction`]
-//!   view) and the lowering driver: block layout with edge blocks for
-//!   critical / block-argument edges, calling the backend's
-//!   [`mfunc::IsaLower`] hooks for everything ISA-specific;
+//!   view), in flat arrays;
+//! - [`drive`]: the lowering driver: layout, arguments, jumps with block
+//!   arguments, the terminator skeleton (`switch` included) and calls,
+//!   calling the backend's [`drive::Isa`] hooks for everything ISA-specific;
 //! - [`place`]: appending a finished function (code, symbol, relocations,
 //!   jump tables) to the compiled module;
 //! - [`abi`]: assigning call arguments to integer / float registers and
 //!   8-byte stack slots, parameterized by each ISA's register counts;
-//! - [`compile_allocated`]: lower → allocate (→ check) → emit, over a
-//!   backend's [`Pipeline`] of three functions.
+//! - `compile_function`: decide → lower → allocate (→ check) → emit, in a
+//!   per-thread [`CompileCtx`] whose buffers are reused from function to
+//!   function (and module to module), so compiling allocates almost nothing
+//!   once warm.
+//!
+//! ## The pipeline's cost
+//! Every pass is one or two sweeps over flat arrays: no per-instruction
+//! heap allocation, no hashing, no sorting. The register file
+//! ([`crate::regalloc::MachineEnv`]) is built once per target.
 //!
 //! Invariant: nothing here knows an instruction encoding or a register name;
-//! a backend passes in whatever differs (block order, register counts).
+//! a backend passes in whatever differs.
 
 pub mod abi;
 pub mod analysis;
+pub mod drive;
 pub mod mfunc;
 pub mod place;
 
 use crate::compiled::CompiledModule;
 use crate::error::Result;
-use crate::ir::{Function, Module, SymId, SymbolData};
+use crate::ir::{Module, SymId, SymbolData};
 use crate::regalloc::{MachineEnv, Output};
+use std::marker::PhantomData;
 
-/// One ISA's register-allocated pipeline, as plain functions: what
-/// [`compile_allocated`] needs to know about a target.
-pub struct Pipeline<I> {
-    /// IR → machine instructions over vregs.
-    pub lower: fn(&Module, &Function) -> Result<mfunc::MFunc<I>>,
-    /// The register file.
-    pub machine_env: fn() -> MachineEnv,
-    /// Machine instructions + allocation → bytes appended to the module.
-    pub emit:
-        fn(&Module, &SymbolData, &mfunc::MFunc<I>, &Output, &mut CompiledModule) -> Result<()>,
+/// A backend's code generation beyond lowering: its register file and its
+/// encoder.
+pub trait Codegen: drive::Isa {
+    /// The emitter's buffers, reused between functions.
+    type Emit: Default;
+    /// The register file (built once).
+    fn machine_env() -> &'static MachineEnv;
+    /// Machine instructions + allocation → bytes appended to `out`.
+    fn emit(
+        scratch: &mut Self::Emit,
+        module: &Module,
+        sym: &SymbolData,
+        mf: &mfunc::MFunc<Self::Inst>,
+        ra: &Output,
+        out: &mut CompiledModule,
+    ) -> Result<()>;
+    /// Runs `f` with this thread's compile context (a fresh one if it is
+    /// in use: compiling never re-enters, but a caught panic may have left
+    /// it borrowed).
+    fn with_ctx<R>(f: impl FnOnce(&mut CompileCtx<Self>) -> R) -> R;
 }
 
-/// Compiles function `sym` through `pipeline`'s lowering, register
-/// allocation (with the symbolic checker when `check`) and emission.
-pub fn compile_allocated<I: mfunc::MachInst>(
-    pipeline: &Pipeline<I>,
-    module: &Module,
-    sym: SymId,
-    check: bool,
-    out: &mut CompiledModule,
-) -> Result<()> {
-    let (data, func) = crate::isa::defined_function(module, sym)?;
-    let mf = (pipeline.lower)(module, func)?;
-    let env = (pipeline.machine_env)();
-    let ra = crate::regalloc::allocate(&mf, &env)?;
-    if check {
-        crate::regalloc::checker::check(&mf, &env, &ra)
-            .map_err(crate::regalloc::RegAllocError::Checker)?;
+/// Every buffer compiling one function needs, kept between functions.
+pub struct CompileCtx<X: Codegen> {
+    dec: analysis::Decisions,
+    layout: drive::LayoutBuf,
+    mf: mfunc::MFunc<X::Inst>,
+    ra: crate::regalloc::Ctx,
+    out: Output,
+    emit: X::Emit,
+}
+
+impl<X: Codegen> Default for CompileCtx<X> {
+    fn default() -> Self {
+        CompileCtx {
+            dec: Default::default(),
+            layout: Default::default(),
+            mf: Default::default(),
+            ra: Default::default(),
+            out: Default::default(),
+            emit: Default::default(),
+        }
     }
-    (pipeline.emit)(module, data, &mf, &ra, out)
 }
 
-/// A backend described as data: its `--target` name, which generator runs,
-/// and its per-ISA stages. Each ISA defines its statics of this type.
-pub struct Target<I: 'static> {
+impl<X: Codegen> CompileCtx<X> {
+    /// Lowers function `sym` of `module` into this context's machine
+    /// function (for tests and tools that look at it).
+    pub fn lower(&mut self, module: &Module, sym: SymId) -> Result<&mfunc::MFunc<X::Inst>> {
+        let (_, func) = crate::isa::defined_function(module, sym)?;
+        self.dec.compute(module, func)?;
+        drive::lower::<X>(module, func, &self.dec, &mut self.layout, &mut self.mf)?;
+        Ok(&self.mf)
+    }
+
+    /// Compiles function `sym` through lowering, register allocation (with
+    /// the symbolic checker when `check`) and emission into `out`.
+    pub fn compile(
+        &mut self,
+        module: &Module,
+        sym: SymId,
+        check: bool,
+        out: &mut CompiledModule,
+    ) -> Result<()> {
+        let (data, func) = crate::isa::defined_function(module, sym)?;
+        self.dec.compute(module, func)?;
+        drive::lower::<X>(module, func, &self.dec, &mut self.layout, &mut self.mf)?;
+        let env = X::machine_env();
+        crate::regalloc::allocate_with(&mut self.ra, &self.mf, env, &mut self.out)?;
+        if check {
+            crate::regalloc::checker::check(&self.mf, env, &self.out)
+                .map_err(crate::regalloc::RegAllocError::Checker)?;
+        }
+        X::emit(&mut self.emit, module, data, &self.mf, &self.out, out)
+    }
+}
+
+/// A backend described as data: its `--target` name and whether the
+/// allocation checker runs in every build. Each ISA defines its statics of
+/// this type.
+pub struct Target<X> {
     /// The `--target` name.
     pub name: &'static str,
-    /// Use the register allocator (`true`, the normal path) or the
-    /// slot-per-value `baseline` generator.
-    pub regalloc: bool,
     /// Also run the allocator's symbolic checker on every function in
-    /// release builds (`regalloc::allocate` runs it in debug builds).
+    /// release builds (`regalloc::allocate_with` runs it in debug builds).
     pub check: bool,
-    /// The register-allocated pipeline.
-    pub pipeline: &'static Pipeline<I>,
-    /// The allocator-free generator.
-    pub baseline: fn(&Module, SymId, &mut CompiledModule) -> Result<()>,
+    isa: PhantomData<fn() -> X>,
 }
 
-impl<I: mfunc::MachInst> crate::isa::Backend for Target<I> {
+impl<X> Target<X> {
+    /// The backend `name`, checked or not.
+    pub const fn new(name: &'static str, check: bool) -> Target<X> {
+        Target {
+            name,
+            check,
+            isa: PhantomData,
+        }
+    }
+}
+
+impl<X: Codegen> crate::isa::Backend for Target<X> {
     fn name(&self) -> &'static str {
         self.name
     }
 
     fn machine_env(&self) -> MachineEnv {
-        (self.pipeline.machine_env)()
+        X::machine_env().clone()
     }
 
     fn compile_function(
@@ -95,10 +157,6 @@ impl<I: mfunc::MachInst> crate::isa::Backend for Target<I> {
         sym: SymId,
         out: &mut CompiledModule,
     ) -> Result<()> {
-        if self.regalloc {
-            compile_allocated(self.pipeline, module, sym, self.check, out)
-        } else {
-            (self.baseline)(module, sym, out)
-        }
+        X::with_ctx(|ctx| ctx.compile(module, sym, self.check, out))
     }
 }

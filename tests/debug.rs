@@ -31,7 +31,7 @@ fn every_generator_records_a_line_table() {
             "x86_64",
             &kiln::isa::x86_64::X86_64_BACKEND as &dyn kiln::isa::Backend,
         ),
-        ("x86_64 baseline", &kiln::isa::x86_64::X86_64_BASELINE),
+        ("x86_64 checked", &kiln::isa::x86_64::X86_64_CHECKED),
     ]);
     #[cfg(feature = "aarch64")]
     backends.extend([
@@ -39,7 +39,7 @@ fn every_generator_records_a_line_table() {
             "aarch64",
             &kiln::isa::aarch64::AARCH64_BACKEND as &dyn kiln::isa::Backend,
         ),
-        ("aarch64 baseline", &kiln::isa::aarch64::AARCH64_BASELINE),
+        ("aarch64 checked", &kiln::isa::aarch64::AARCH64_CHECKED),
     ]);
     assert!(!backends.is_empty());
     for (name, backend) in backends {

@@ -1,15 +1,15 @@
 //! x86-64 differential tests over larger inputs: random programs and every
-//! `run` line of the instruction file tests, compiled by both code
-//! generators and compared with each other and with the interpreter; every
-//! `.kir` file of the repository compiled.
+//! `run` line of the instruction file tests, compiled (with the allocation
+//! checker on) and compared with the interpreter; every `.kir` file of the
+//! repository compiled.
 #![cfg(all(target_arch = "x86_64", target_os = "linux", feature = "x86_64"))]
 
 mod x86_64_support;
 use x86_64_support::*;
 
 /// Random programs: diamonds with block parameters, loops, calls, every
-/// non-trapping integer and float operation; the register-allocated code
-/// must agree with the baseline generator on random inputs.
+/// non-trapping integer and float operation; the compiled code must agree
+/// with the interpreter on random inputs.
 fn random_program(rng: &mut Rng, blocks: usize) -> String {
     let mut s = String::from(
         "local func @h(%a: i64, %b: i32, %c: f64) -> i64 {\nentry:\n    %d = sext.i64 %b\n    %e = ftosi.i64 %c\n    %f = mul.i64 %a, %d\n    %g = sub.i64 %f, %e\n    ret %g\n}\n",
@@ -184,15 +184,13 @@ fn random_program(rng: &mut Rng, blocks: usize) -> String {
 }
 
 #[test]
-fn random_programs_agree_between_allocated_and_baseline_code() {
+fn random_programs_agree_with_the_interpreter() {
     let mut rng = Rng(0xdead_beef_1234_5678);
     for round in 0..25 {
         let src = random_program(&mut rng, 1 + round % 5);
         let a = compile_with(&src, &X86_64_BACKEND_CHECKED);
-        let b = compile_with(&src, &X86_64_BASELINE);
-        let (la, lb) = (load(&a, &[]), load(&b, &[]));
+        let la = load(&a, &[]);
         let fa = func!(la, "r", fn(i64, i64, i32, f64, f32) -> i64);
-        let fb = func!(lb, "r", fn(i64, i64, i32, f64, f32) -> i64);
         let mods = [parse_module("r.kir", &src).expect("parse")];
         let mut interp = kiln::interp::Interpreter::new(&mods, &kiln::host::HostFunctions::new())
             .expect("interpreter");
@@ -204,13 +202,7 @@ fn random_programs_agree_between_allocated_and_baseline_code() {
                 (rng.int() as i64 as f64) / 7.0,
                 (rng.int() as i32 as f32) / 3.0,
             );
-            let (x, y) = (
-                fa(args.0, args.1, args.2, args.3, args.4),
-                fb(args.0, args.1, args.2, args.3, args.4),
-            );
-            // NaN payloads are unspecified: compare modulo NaN bits only
-            // when the results differ.
-            assert_eq!(x, y, "round {round} args {args:?}\n{src}");
+            let x = fa(args.0, args.1, args.2, args.3, args.4);
             use kiln::Val;
             let want = interp
                 .call(

@@ -8,6 +8,8 @@
 //! - [`cputime`]: run time as thread CPU time, engines taking turns;
 //! - [`rss`]: peak memory of many small modules, measured in child
 //!   processes;
+//! - [`shapes`]: the compile-scaling shapes (N block arguments, N nested
+//!   loops, ...);
 //! - [`svg`]: the report's charts.
 //!
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
@@ -17,6 +19,7 @@ pub mod cputime;
 pub mod measure;
 pub mod programs;
 pub mod rss;
+pub mod shapes;
 pub mod svg;
 pub mod to_cranelift;
 

@@ -12,6 +12,7 @@
 #![allow(clippy::useless_conversion)]
 
 use super::regs::{X16, X17};
+use crate::ir::Opcode;
 use dynasmrt::aarch64::Aarch64Relocation;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
 
@@ -375,6 +376,38 @@ pub fn ldr_lit_8(t: u8) -> u32 {
 pub const B_12: u32 = 0x1400_0003;
 /// `nop`.
 pub const NOP: u32 = 0xd503_201f;
+
+/// The condition of an integer compare opcode.
+pub fn int_cond(op: Opcode) -> Option<Cond> {
+    Some(match op {
+        Opcode::Eq => Cond::Eq,
+        Opcode::Ne => Cond::Ne,
+        Opcode::Slt => Cond::Lt,
+        Opcode::Sle => Cond::Le,
+        Opcode::Sgt => Cond::Gt,
+        Opcode::Sge => Cond::Ge,
+        Opcode::Ult => Cond::Lo,
+        Opcode::Ule => Cond::Ls,
+        Opcode::Ugt => Cond::Hi,
+        Opcode::Uge => Cond::Hs,
+        _ => return None,
+    })
+}
+
+/// The condition of a float compare opcode after `fcmp`. `fcmp` sets
+/// NZCV = 0011 on unordered, so each of these is false on NaN except `ne`,
+/// which `fne` wants true.
+pub fn float_cond(op: Opcode) -> Option<Cond> {
+    Some(match op {
+        Opcode::Feq => Cond::Eq,
+        Opcode::Fne => Cond::Ne,
+        Opcode::Flt => Cond::Mi,
+        Opcode::Fle => Cond::Ls,
+        Opcode::Fgt => Cond::Gt,
+        Opcode::Fge => Cond::Ge,
+        _ => return None,
+    })
+}
 
 #[cfg(test)]
 mod tests {

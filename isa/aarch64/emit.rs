@@ -32,10 +32,9 @@
 #![allow(clippy::useless_conversion)]
 
 use super::asm::{
-    add_lo12, add_sp, adrp, b_cond_to, cb_to, cset, enter_frame, imm12, ldr_lit_8, leave_frame,
-    logical_imm, mem, mov_imm, word, Asm, Cond, Mem, BL, B_12, NOP,
+    add_lo12, add_sp, adrp, b_cond_to, cb_to, cset, enter_frame, float_cond, imm12, int_cond,
+    ldr_lit_8, leave_frame, logical_imm, mem, mov_imm, word, Asm, Cond, Mem, BL, B_12, NOP,
 };
-use super::baseline::{float_cond, int_cond};
 use super::lower::{AluOp, CallTarget, CmpKind, Imm12, MFunc, Op};
 use super::regs::{CALLEE_SAVED_FLOAT, CALLEE_SAVED_INT, FP, SP, X16, X17};
 use crate::compiled::CompiledModule;
@@ -51,8 +50,12 @@ use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 const MAX_FRAME: u64 = 1 << 30;
 
 struct Emitter<'a> {
+    module: &'a Module,
     mf: &'a MFunc,
     ra: &'a Output,
+    /// Where the next point's edits start in `ra.edits` (points are
+    /// visited in order).
+    edit_cursor: usize,
     ops: Asm,
     labels: Vec<DynamicLabel>,
     /// Per trapping instruction: its stub's label, the reason, its location.
@@ -91,6 +94,16 @@ impl<'a> Emitter<'a> {
         let l = self.ops.new_dynamic_label();
         self.trap_sites.push((l, code, self.lines.current()));
         l
+    }
+
+    /// The name of symbol number `k` of the function.
+    fn sym_name(&self, k: u32) -> Result<&'a str> {
+        let sym = *self
+            .mf
+            .syms
+            .get(k as usize)
+            .ok_or_else(|| bad(self.fname, "symbol"))?;
+        Ok(self.module.symbols[sym.index()].name.as_str())
     }
 
     fn reloc_at(&mut self, at: usize, kind: RelocKind, target: &str) {
@@ -181,7 +194,9 @@ impl<'a> Emitter<'a> {
     }
 
     fn edits(&mut self, point: ProgPoint) {
-        for &(_, Edit::Move { from, to, class }) in self.ra.edits_at(point) {
+        let ra = self.ra;
+        for &(_, Edit::Move { from, to, class }) in ra.edits_at_cursor(&mut self.edit_cursor, point)
+        {
             self.mov(from, to, class);
         }
     }
@@ -440,8 +455,9 @@ impl<'a> Emitter<'a> {
                     .ok_or_else(|| bad(self.fname, "alloca"))?;
                 add_sp(&mut self.ops, d, at);
             }
-            Op::Addr { name, far } => {
+            Op::Addr { sym, far } => {
                 let d = self.def(i)?;
+                let name = self.sym_name(*sym)?;
                 if *far {
                     self.ldr_sym_literal(d, name);
                 } else {
@@ -458,8 +474,9 @@ impl<'a> Emitter<'a> {
                 mem(&mut self.ops, k, v, SP, *off as i64);
             }
             Op::Call { target } => match target {
-                CallTarget::Direct(name) => {
+                CallTarget::Direct(k) => {
                     // Beyond ±128 MiB the registry routes it through a veneer.
+                    let name = self.sym_name(*k)?;
                     let at = self.off();
                     word(&mut self.ops, BL);
                     self.reloc_at(at, RelocKind::Arm64Call26, name);
@@ -479,8 +496,8 @@ impl<'a> Emitter<'a> {
             },
             Op::Ret => self.epilogue(),
             Op::Jmp => {
-                let s = mf.blocks[block]
-                    .succs
+                let s = mf
+                    .succs_of(block)
                     .first()
                     .ok_or_else(|| bad(self.fname, "jump target"))?
                     .index();
@@ -494,7 +511,11 @@ impl<'a> Emitter<'a> {
                 wide,
                 cases,
                 dense_min,
-            } => self.switch(i, block, *wide, cases, *dense_min)?,
+                max,
+            } => {
+                let cases = &mf.switch_cases[cases.0 as usize..cases.1 as usize];
+                self.switch(i, block, *wide, cases, *dense_min, *max)?
+            }
             Op::Trap => {
                 let t = self.trap_label(TrapCode::Unreachable);
                 dynasm!(self.ops ; .arch aarch64 ; b =>t);
@@ -673,7 +694,7 @@ impl<'a> Emitter<'a> {
         wide: bool,
         imm: Option<Imm12>,
     ) -> Result<()> {
-        let [t, e] = self.mf.blocks[block].succs[..] else {
+        let [t, e] = self.mf.succs_of(block)[..] else {
             return Err(bad(self.fname, "branch targets"));
         };
         let (t, e) = (t.index(), e.index());
@@ -712,25 +733,26 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
+    /// A `switch` dispatch: a bounds check and an indirect branch through
+    /// a table in rodata (`dense_min`), or a chain of compares.
+    #[allow(clippy::too_many_arguments)]
     fn switch(
         &mut self,
         i: usize,
         block: usize,
         wide: bool,
-        cases: &[(u64, usize)],
+        cases: &[(u64, u32)],
         dense_min: Option<u64>,
+        max: u64,
     ) -> Result<()> {
         let v = self.reg(i, 0)?;
-        let succs = &self.mf.blocks[block].succs;
-        let label = |idx: usize| succs.get(idx).map(|s| self.labels[s.index()]);
+        let succs = self.mf.succs_of(block);
+        let labels = &self.labels;
+        let label = |idx: u32| succs.get(idx as usize).map(|s| labels[s.index()]);
         let dl = label(0).ok_or_else(|| bad(self.fname, "switch default"))?;
-        let mut keys: Vec<(u64, DynamicLabel)> = Vec::with_capacity(cases.len());
-        for &(k, idx) in cases {
-            keys.push((k, label(idx).ok_or_else(|| bad(self.fname, "switch"))?));
-        }
-        keys.sort_by_key(|k| k.0);
         let Some(min) = dense_min else {
-            for (k, l) in keys {
+            for &(k, idx) in cases {
+                let l = label(idx).ok_or_else(|| bad(self.fname, "switch"))?;
                 let neg = if wide {
                     k.wrapping_neg()
                 } else {
@@ -756,7 +778,11 @@ impl<'a> Emitter<'a> {
             dynasm!(self.ops ; .arch aarch64 ; b =>dl);
             return Ok(());
         };
-        let range = keys.last().map_or(0, |k| k.0.wrapping_sub(min));
+        let mut keys: Vec<(u64, DynamicLabel)> = Vec::with_capacity(cases.len());
+        for &(k, idx) in cases {
+            keys.push((k, label(idx).ok_or_else(|| bad(self.fname, "switch"))?));
+        }
+        let range = max.wrapping_sub(min);
         let ops = &mut self.ops;
         // x17 = v - min, zero-extended (a `w` result clears the top half).
         match (imm12(min), wide) {
@@ -873,8 +899,10 @@ pub fn emit_function(
     };
     // Conditional branches reach ±1 MiB: a longer function is assembled
     // again with every one of them made far.
-    let (code, relocs, tables, lines) = match assemble(mf, ra, fname, &layout, false) {
-        Err(Error::Runtime(m)) if m.contains(FAR_HINT) => assemble(mf, ra, fname, &layout, true)?,
+    let (code, relocs, tables, lines) = match assemble(module, mf, ra, fname, &layout, false) {
+        Err(Error::Runtime(m)) if m.contains(FAR_HINT) => {
+            assemble(module, mf, ra, fname, &layout, true)?
+        }
         other => other?,
     };
     super::place_function(module, sym, &code, relocs.into_iter(), tables, lines, out)
@@ -900,14 +928,23 @@ type Assembled = (
 
 /// Assembles the function: its code, relocations, jump tables and line
 /// table.
-fn assemble(mf: &MFunc, ra: &Output, fname: &str, layout: &Layout, far: bool) -> Result<Assembled> {
+fn assemble(
+    module: &Module,
+    mf: &MFunc,
+    ra: &Output,
+    fname: &str,
+    layout: &Layout,
+    far: bool,
+) -> Result<Assembled> {
     let mut ops = Asm::new(0);
-    let labels = (0..mf.blocks.len())
+    let labels = (0..mf.num_blocks())
         .map(|_| ops.new_dynamic_label())
         .collect();
     let mut e = Emitter {
+        module,
         mf,
         ra,
+        edit_cursor: 0,
         ops,
         labels,
         trap_sites: Vec::new(),
@@ -921,11 +958,10 @@ fn assemble(mf: &MFunc, ra: &Output, fname: &str, layout: &Layout, far: bool) ->
         far,
     };
     e.prologue(layout.frame);
-    for b in 0..mf.blocks.len() {
+    for b in 0..mf.num_blocks() {
         let l = e.labels[b];
         dynasm!(e.ops ; .arch aarch64 ; =>l);
-        let (start, end) = mf.blocks[b].insts;
-        for i in start..end {
+        for i in mf.insts_of(b) {
             e.lines.minst(i, e.ops.offset().0);
             e.edits(ProgPoint::before(MInst::new(i)));
             e.inst(i, b)?;

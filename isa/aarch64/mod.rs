@@ -1,23 +1,19 @@
 //! The AArch64 backend (AAPCS64), the same seams as the x86-64 one.
 //!
-//! Pipeline per function: [`analysis`] (block order, compare/branch
-//! fusion, address folding) → [`lower`] (machine instructions over vregs
-//! with operand constraints) → `regalloc::allocate` → [`emit`] (dynasm into
-//! a `VecAssembler`, never an executable buffer). [`regs`] is the register
-//! file as data, [`abi`] the calling convention, [`asm`] the encoding
-//! helpers both generators share (constants, loads/stores at any offset,
-//! relocated words). [`baseline`] is a second, allocator-free generator
-//! (every value in a frame slot) kept as a reference for differential
-//! tests. Relocation formulas live in `reloc.rs` (wired from
-//! `src/reloc.rs`, owned by the runtime).
+//! Pipeline per function (driven by [`crate::lower`]): the shared decisions
+//! and driver, with [`lower`] supplying the AArch64 instructions over vregs
+//! with operand constraints → `regalloc::allocate_with` → [`emit`] (dynasm
+//! into a `VecAssembler`, never an executable buffer). [`regs`] is the
+//! register file as data, [`abi`] the calling convention, [`asm`] the
+//! assembler layer (conditions, constants, loads/stores at any offset,
+//! relocated words, the frame record). Relocation formulas live in
+//! `reloc.rs` (wired from `src/reloc.rs`, owned by the runtime).
 //!
 //! Nothing here executes code: on x86-64 hosts the output runs only under
 //! an emulator.
 
 pub mod abi;
-pub mod analysis;
 pub mod asm;
-pub mod baseline;
 pub mod divconst;
 pub mod emit;
 pub mod lower;
@@ -29,44 +25,52 @@ pub mod disasm;
 use crate::compiled::CompiledModule;
 use crate::error::Result;
 use crate::ir::{Module, SymbolData};
+use crate::lower::{CompileCtx, Target};
 use crate::reloc::RelocKind;
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+pub use lower::A64;
 
 /// The AArch64 AAPCS64 backend.
-pub type Aarch64 = crate::lower::Target<lower::Op>;
+pub type Aarch64 = Target<A64>;
 
 /// The normal backend, `isa::backend("aarch64")`.
-pub static AARCH64_BACKEND: Aarch64 = crate::lower::Target {
-    name: "aarch64",
-    regalloc: true,
-    check: false,
-    pipeline: &PIPELINE,
-    baseline: baseline::compile_function,
-};
-
-/// The allocator-free reference backend.
-pub static AARCH64_BASELINE: Aarch64 = crate::lower::Target {
-    name: "aarch64",
-    regalloc: false,
-    check: false,
-    pipeline: &PIPELINE,
-    baseline: baseline::compile_function,
-};
+pub static AARCH64_BACKEND: Aarch64 = Target::new("aarch64", false);
 
 /// The normal backend with the allocation checker on in every build.
-pub static AARCH64_CHECKED: Aarch64 = crate::lower::Target {
-    name: "aarch64",
-    regalloc: true,
-    check: true,
-    pipeline: &PIPELINE,
-    baseline: baseline::compile_function,
-};
+pub static AARCH64_CHECKED: Aarch64 = Target::new("aarch64", true);
 
-/// The register-allocated pipeline's per-ISA stages.
-static PIPELINE: crate::lower::Pipeline<lower::Op> = crate::lower::Pipeline {
-    lower: lower::lower,
-    machine_env: regs::machine_env,
-    emit: emit::emit_function,
-};
+thread_local! {
+    static CTX: RefCell<CompileCtx<A64>> = RefCell::new(CompileCtx::default());
+}
+
+impl crate::lower::Codegen for A64 {
+    type Emit = ();
+
+    fn machine_env() -> &'static crate::regalloc::MachineEnv {
+        static ENV: OnceLock<crate::regalloc::MachineEnv> = OnceLock::new();
+        ENV.get_or_init(regs::machine_env)
+    }
+
+    fn emit(
+        _scratch: &mut (),
+        module: &Module,
+        sym: &SymbolData,
+        mf: &crate::lower::mfunc::MFunc<lower::Op>,
+        ra: &crate::regalloc::Output,
+        out: &mut CompiledModule,
+    ) -> Result<()> {
+        emit::emit_function(module, sym, mf, ra, out)
+    }
+
+    fn with_ctx<R>(f: impl FnOnce(&mut CompileCtx<A64>) -> R) -> R {
+        CTX.with(|c| match c.try_borrow_mut() {
+            Ok(mut ctx) => f(&mut ctx),
+            Err(_) => f(&mut CompileCtx::default()),
+        })
+    }
+}
 
 /// Appends one function's finished `code` to `out`, padding with `udf #0`
 /// words (zero bytes); see [`crate::lower::place::place_function`].

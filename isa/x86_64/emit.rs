@@ -37,91 +37,9 @@ use crate::ir::{Loc, Opcode, Type};
 use crate::isa::TRAP_HANDLER;
 use crate::regalloc::{Allocation, Edit, MInst, Output, ProgPoint, RegClass};
 use crate::reloc::RelocKind;
-use dynasmrt::x64::X64Relocation;
-use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi, VecAssembler};
+use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 
-type Asm = VecAssembler<X64Relocation>;
-
-// Condition codes and compare decisions are the same for both generators.
-use super::baseline::{int_cc, Cc, Cond};
-
-fn invert(cc: Cc) -> Cc {
-    match cc {
-        Cc::E => Cc::Ne,
-        Cc::Ne => Cc::E,
-        Cc::L => Cc::Ge,
-        Cc::Le => Cc::G,
-        Cc::G => Cc::Le,
-        Cc::Ge => Cc::L,
-        Cc::B => Cc::Ae,
-        Cc::Be => Cc::A,
-        Cc::A => Cc::Be,
-        Cc::Ae => Cc::B,
-    }
-}
-
-fn jcc(ops: &mut Asm, cc: Cc, l: DynamicLabel) {
-    match cc {
-        Cc::E => dynasm!(ops ; .arch x64 ; je =>l),
-        Cc::Ne => dynasm!(ops ; .arch x64 ; jne =>l),
-        Cc::L => dynasm!(ops ; .arch x64 ; jl =>l),
-        Cc::Le => dynasm!(ops ; .arch x64 ; jle =>l),
-        Cc::G => dynasm!(ops ; .arch x64 ; jg =>l),
-        Cc::Ge => dynasm!(ops ; .arch x64 ; jge =>l),
-        Cc::B => dynasm!(ops ; .arch x64 ; jb =>l),
-        Cc::Be => dynasm!(ops ; .arch x64 ; jbe =>l),
-        Cc::A => dynasm!(ops ; .arch x64 ; ja =>l),
-        Cc::Ae => dynasm!(ops ; .arch x64 ; jae =>l),
-    }
-}
-
-/// `setcc d8; movzx d32, d8`.
-fn setcc(ops: &mut Asm, cc: Cc, d: u8) {
-    match cc {
-        Cc::E => dynasm!(ops ; .arch x64 ; sete Rb(d)),
-        Cc::Ne => dynasm!(ops ; .arch x64 ; setne Rb(d)),
-        Cc::L => dynasm!(ops ; .arch x64 ; setl Rb(d)),
-        Cc::Le => dynasm!(ops ; .arch x64 ; setle Rb(d)),
-        Cc::G => dynasm!(ops ; .arch x64 ; setg Rb(d)),
-        Cc::Ge => dynasm!(ops ; .arch x64 ; setge Rb(d)),
-        Cc::B => dynasm!(ops ; .arch x64 ; setb Rb(d)),
-        Cc::Be => dynasm!(ops ; .arch x64 ; setbe Rb(d)),
-        Cc::A => dynasm!(ops ; .arch x64 ; seta Rb(d)),
-        Cc::Ae => dynasm!(ops ; .arch x64 ; setae Rb(d)),
-    }
-    dynasm!(ops ; .arch x64 ; movzx Rd(d), Rb(d));
-}
-
-/// `sub rsp, n`, touching every page on the way down when `n` is larger
-/// than a page so that a guard page is never skipped.
-pub(super) fn sub_rsp_probed(ops: &mut Asm, n: u64) {
-    if n > 4096 {
-        let pages = (n / 4096) as i32;
-        dynasm!(ops ; .arch x64
-            ; mov r11d, pages
-            ; probe:
-            ; sub rsp, 4096
-            ; mov QWORD [rsp], 0
-            ; dec r11
-            ; jnz <probe
-        );
-        let rest = (n % 4096) as i32;
-        if rest != 0 {
-            dynasm!(ops ; .arch x64 ; sub rsp, rest);
-        }
-    } else if n > 0 {
-        let n = n as i32;
-        dynasm!(ops ; .arch x64 ; sub rsp, n);
-    }
-}
-
-/// `d = rbp + off` for a frame offset of any size.
-pub(super) fn lea_frame(ops: &mut Asm, d: u8, off: i64) {
-    match i32::try_from(off) {
-        Ok(o) => dynasm!(ops ; .arch x64 ; lea Rq(d), [rbp + o]),
-        Err(_) => dynasm!(ops ; .arch x64 ; mov Rq(d), QWORD off ; add Rq(d), rbp),
-    }
-}
+use super::asm::{int_cc, invert, jcc, lea_frame, mov_imm, setcc, sub_rsp_probed, Asm, Cc, Cond};
 
 struct FnReloc {
     offset: usize,
@@ -131,6 +49,10 @@ struct FnReloc {
 }
 
 struct Emitter<'a> {
+    module: &'a crate::ir::Module,
+    /// Per block: the block a branch to it really goes to (a block that is
+    /// only a jump without moves forwards to its target).
+    dest: Vec<u32>,
     mf: &'a MFunc,
     ra: &'a Output,
     /// Where the next point's edits start in `ra.edits` (points are visited in order).
@@ -180,16 +102,17 @@ impl<'a> Emitter<'a> {
     }
 
     fn mov_imm(&mut self, r: u8, bits: u64) {
-        let ops = &mut self.ops;
-        if bits == 0 {
-            dynasm!(ops ; .arch x64 ; xor Rd(r), Rd(r));
-        } else if bits <= u32::MAX as u64 {
-            dynasm!(ops ; .arch x64 ; mov Rd(r), bits as u32 as i32);
-        } else if let Ok(v) = i32::try_from(bits as i64) {
-            dynasm!(ops ; .arch x64 ; mov Rq(r), v);
-        } else {
-            dynasm!(ops ; .arch x64 ; mov Rq(r), QWORD bits as i64);
-        }
+        mov_imm(&mut self.ops, r, bits);
+    }
+
+    /// The name of symbol number `k` of the function.
+    fn sym_name(&self, k: u32) -> Result<&'a str> {
+        let sym = *self
+            .mf
+            .syms
+            .get(k as usize)
+            .ok_or_else(|| bad(self.fname, "symbol"))?;
+        Ok(self.module.symbols[sym.index()].name.as_str())
     }
 
     fn movabs_sym(&mut self, r: u8, target: &str) {
@@ -647,8 +570,9 @@ impl<'a> Emitter<'a> {
                     .ok_or_else(|| bad(self.fname, "alloca"))?;
                 lea_frame(&mut self.ops, d, at);
             }
-            Op::Addr { name, far } => {
+            Op::Addr { sym, far } => {
                 let d = self.reg(i, 0)?;
+                let name = self.sym_name(*sym)?;
                 if *far {
                     // A host symbol may be anywhere in the address space.
                     self.movabs_sym(d, name);
@@ -666,9 +590,10 @@ impl<'a> Emitter<'a> {
                 }
             }
             Op::Call { target } => match target {
-                CallTarget::Direct(name) => {
+                CallTarget::Direct(k) => {
                     // Veneer-able: a far target (another reservation, a
                     // host function) is reached through a registry stub.
+                    let name = self.sym_name(*k)?;
                     self.ops.extend([0xe8u8, 0, 0, 0, 0].iter());
                     self.reloc_here(4, RelocKind::X86CallPcRel32, name, -4);
                 }
@@ -687,16 +612,19 @@ impl<'a> Emitter<'a> {
             },
             Op::Ret => self.epilogue(),
             Op::Jmp => {
-                let s = mf.blocks[block].succs[0].index();
+                let s = mf.succs_of(block)[0].index();
                 if s != block + 1 {
-                    let l = self.labels[s];
+                    let l = self.labels[self.dest[s] as usize];
                     dynasm!(self.ops ; .arch x64 ; jmp =>l);
                 }
             }
             Op::Br { kind, wide, imm } => {
-                let succs = &mf.blocks[block].succs;
+                let succs = mf.succs_of(block);
                 let (t, e) = (succs[0].index(), succs[1].index());
-                let (tl, el) = (self.labels[t], self.labels[e]);
+                let (tl, el) = (
+                    self.labels[self.dest[t] as usize],
+                    self.labels[self.dest[e] as usize],
+                );
                 let cond = self.compare(i, *kind, *wide, *imm)?;
                 if t == block + 1 {
                     // The taken side is next: branch on the inverse to the
@@ -725,7 +653,11 @@ impl<'a> Emitter<'a> {
                 wide,
                 cases,
                 dense_min,
-            } => self.switch(i, block, *wide, cases, *dense_min)?,
+                max,
+            } => {
+                let cases = &mf.switch_cases[cases.0 as usize..cases.1 as usize];
+                self.switch(i, block, *wide, cases, *dense_min, *max)?
+            }
             Op::Trap => {
                 let t = self.trap_label(TrapCode::Unreachable);
                 dynasm!(self.ops ; .arch x64 ; jmp =>t);
@@ -882,38 +814,46 @@ impl<'a> Emitter<'a> {
         Ok(())
     }
 
+    /// A `switch` dispatch: a bounds check and an indirect jump through a
+    /// table in rodata (`dense_min`), or a chain of compares.
     fn switch(
         &mut self,
         i: usize,
         block: usize,
         wide: bool,
-        cases: &[(u64, usize)],
+        cases: &[(u64, u32)],
         dense_min: Option<u64>,
+        max: u64,
     ) -> Result<()> {
         let v = self.reg(i, 0)?;
-        let succs = &self.mf.blocks[block].succs;
-        let label = |idx: usize| succs.get(idx).map(|s| s.index());
-        let dl = self.labels[label(0).ok_or_else(|| bad(self.fname, "switch"))?];
-        let mut keys: Vec<(u64, DynamicLabel)> = Vec::with_capacity(cases.len());
-        for &(k, idx) in cases {
-            let b = label(idx).ok_or_else(|| bad(self.fname, "switch target"))?;
-            keys.push((k, self.labels[b]));
-        }
-        keys.sort_by_key(|k| k.0);
+        // Each successor's label (through forwarding jumps), by number.
+        let targets: Vec<DynamicLabel> = self
+            .mf
+            .succs_of(block)
+            .iter()
+            .map(|s| self.labels[self.dest[s.index()] as usize])
+            .collect();
+        let label = |idx: u32| targets.get(idx as usize).copied();
+        let dl = label(0).ok_or_else(|| bad(self.fname, "switch"))?;
         if let Some(min) = dense_min {
-            let range = keys.last().map_or(0, |k| k.0.wrapping_sub(min));
+            let range = max.wrapping_sub(min);
             let range_i = i32::try_from(range).map_err(|_| bad(self.fname, "switch range"))?;
             dynasm!(self.ops ; .arch x64 ; cmp Rq(v), range_i ; ja =>dl);
             let name = format!("{}#jt{}", self.fname, self.tables.len());
             self.lea_rip(R11, &name);
             dynasm!(self.ops ; .arch x64 ; jmp QWORD [r11 + Rq(v) * 8]);
             let mut entries = vec![dl; range as usize + 1];
-            for (k, l) in keys {
-                entries[(k - min) as usize] = l;
+            for &(k, idx) in cases {
+                let l = label(idx).ok_or_else(|| bad(self.fname, "switch target"))?;
+                let at = k.wrapping_sub(min) as usize;
+                *entries
+                    .get_mut(at)
+                    .ok_or_else(|| bad(self.fname, "switch key"))? = l;
             }
             self.tables.push((name, entries));
         } else {
-            for (k, l) in keys {
+            for &(k, idx) in cases {
+                let l = label(idx).ok_or_else(|| bad(self.fname, "switch target"))?;
                 let fits = if wide {
                     i32::try_from(k as i64).ok()
                 } else {
@@ -959,8 +899,97 @@ impl<'a> Emitter<'a> {
     }
 }
 
+/// The largest frame the emitter lays out (1 TiB): larger allocas are a
+/// compile error rather than address arithmetic that could wrap. Frames
+/// beyond the stack's size compile, and fault on a guard page when the
+/// prologue probes them.
+pub const MAX_FRAME: u64 = 1 << 40;
+
+/// The emitter's buffers, kept between functions.
+#[derive(Default)]
+pub struct EmitBuf {
+    ops: Option<Asm>,
+    labels: Vec<DynamicLabel>,
+    relocs: Vec<FnReloc>,
+    saved: Vec<u8>,
+    alloca_at: Vec<i64>,
+    code: Vec<u8>,
+    dest: Vec<u32>,
+}
+
+/// Fills `dest` (per block, where a branch to it should go): a block that
+/// is a lone `jmp` with no moves forwards to its target, so branches skip
+/// it (edge blocks whose arguments needed no move).
+fn forward_jumps(mf: &MFunc, ra: &Output, dest: &mut Vec<u32>) {
+    let nb = mf.num_blocks();
+    dest.clear();
+    dest.extend(0..nb as u32);
+    for (b, d) in dest.iter_mut().enumerate() {
+        let r = mf.insts_of(b);
+        if r.len() != 1 || !matches!(mf.ops[r.start], Op::Jmp) {
+            continue;
+        }
+        let i = MInst::new(r.start);
+        if ra.edits_at(ProgPoint::before(i)).is_empty()
+            && ra.edits_at(ProgPoint::after(i)).is_empty()
+        {
+            *d = mf.succs_of(b)[0].0;
+        }
+    }
+    // Follow chains; a cycle of lone jumps keeps its own blocks.
+    for b in 0..nb {
+        let mut d = dest[b] as usize;
+        let mut steps = 0;
+        while dest[d] as usize != d && steps < nb {
+            d = dest[d] as usize;
+            steps += 1;
+        }
+        dest[b] = if steps < nb { d as u32 } else { b as u32 };
+    }
+}
+
+/// The frame of an allocated function, the one place it is computed.
+/// Below `rbp`: the callee-saved registers the allocation used (pushed,
+/// in `saved`), the spill slots, the allocas (each aligned; their `rbp`
+/// offsets in `alloca_at`), padding to 16, the outgoing argument area.
+/// Returns the bytes the prologue subtracts from `rsp` after its pushes.
+fn frame(
+    mf: &MFunc,
+    ra: &Output,
+    fname: &str,
+    saved: &mut Vec<u8>,
+    alloca_at: &mut Vec<i64>,
+) -> Result<u64> {
+    saved.clear();
+    saved.extend(
+        CALLEE_SAVED_INT
+            .iter()
+            .copied()
+            .filter(|&r| ra.callee_saved_used.contains(super::regs::int(r))),
+    );
+    debug_assert!(saved.iter().all(|&r| is_callee_saved_int(r)));
+    let too_large = || Error::Runtime(format!("@{fname}: frame too large"));
+    let mut below: u64 = 8 * saved.len() as u64 + 8 * ra.num_spillslots as u64;
+    alloca_at.clear();
+    for &(size, align) in &mf.allocas {
+        below = below
+            .checked_add(size)
+            .and_then(|b| b.checked_add(align - 1))
+            .filter(|&b| b <= MAX_FRAME)
+            .ok_or_else(too_large)?;
+        below = below / align * align;
+        alloca_at.push(-(below as i64));
+    }
+    let total = below.div_ceil(16) * 16 + mf.outgoing as u64;
+    if total > MAX_FRAME {
+        return Err(too_large());
+    }
+    Ok(total - 8 * saved.len() as u64)
+}
+
 /// Emits the allocated function `mf` as symbol `sym` into `out`.
 pub fn emit_function(
+    buf: &mut EmitBuf,
     module: &crate::ir::Module,
     sym: &crate::ir::SymbolData,
     mf: &MFunc,
@@ -968,35 +997,23 @@ pub fn emit_function(
     out: &mut CompiledModule,
 ) -> Result<()> {
     let fname = sym.name.as_str();
-    let saved: Vec<u8> = CALLEE_SAVED_INT
-        .iter()
-        .copied()
-        .filter(|&r| ra.callee_saved_used.contains(super::regs::int(r)))
-        .collect();
-    debug_assert!(saved.iter().all(|&r| is_callee_saved_int(r)));
-    // Below rbp: saved registers, spill slots, allocas, outgoing area.
-    let mut below: u64 = 8 * saved.len() as u64 + 8 * ra.num_spillslots as u64;
-    let mut alloca_at = Vec::with_capacity(mf.allocas.len());
-    for &(size, align) in &mf.allocas {
-        below = below
-            .checked_add(size)
-            .and_then(|b| b.checked_add(align - 1))
-            .filter(|&b| b <= super::analysis::MAX_FRAME)
-            .ok_or_else(|| Error::Runtime(format!("@{fname}: frame too large")))?;
-        below = below / align * align;
-        alloca_at.push(-(below as i64));
+    if ra.inst_alloc_offsets.len() != mf.ops.len() {
+        return Err(bad(fname, "instruction count"));
     }
-    let total = below.div_ceil(16) * 16 + mf.outgoing as u64;
-    if total > super::analysis::MAX_FRAME {
-        return Err(Error::Runtime(format!("@{fname}: frame too large")));
-    }
-    let sub = total - 8 * saved.len() as u64;
-
-    let mut ops = Asm::new(0);
-    let labels = (0..mf.blocks.len())
-        .map(|_| ops.new_dynamic_label())
-        .collect();
+    let mut saved = std::mem::take(&mut buf.saved);
+    let mut alloca_at = std::mem::take(&mut buf.alloca_at);
+    let sub = frame(mf, ra, fname, &mut saved, &mut alloca_at)?;
+    let mut ops = buf.ops.take().unwrap_or_else(|| Asm::new(0));
+    let mut labels = std::mem::take(&mut buf.labels);
+    labels.clear();
+    labels.extend((0..mf.num_blocks()).map(|_| ops.new_dynamic_label()));
+    let mut relocs = std::mem::take(&mut buf.relocs);
+    relocs.clear();
+    let mut dest = std::mem::take(&mut buf.dest);
+    forward_jumps(mf, ra, &mut dest);
     let mut e = Emitter {
+        module,
+        dest,
         mf,
         ra,
         edit_cursor: 0,
@@ -1004,52 +1021,82 @@ pub fn emit_function(
         labels,
         trap_sites: Vec::new(),
         lines: LineRecorder::new(&mf.src),
-        relocs: Vec::new(),
+        relocs,
         tables: Vec::new(),
         fname,
         saved,
         alloca_at,
     };
-    if ra.inst_alloc_offsets.len() != mf.ops.len() {
-        return Err(bad(fname, "instruction count"));
-    }
-    e.prologue(sub);
-    for b in 0..mf.blocks.len() {
-        let l = e.labels[b];
-        dynasm!(e.ops ; .arch x64 ; =>l);
-        let (start, end) = mf.blocks[b].insts;
-        for i in start..end {
-            e.lines.minst(i, e.ops.offset().0);
-            e.edits(ProgPoint::before(MInst::new(i)));
-            e.inst(i, b)?;
-            e.edits(ProgPoint::after(MInst::new(i)));
+    let r = e.body(sub);
+    let Emitter {
+        mut ops,
+        labels,
+        dest,
+        mut relocs,
+        tables,
+        saved,
+        alloca_at,
+        lines,
+        ..
+    } = e;
+    let r = r.and_then(|()| {
+        finish(
+            module,
+            sym,
+            &mut ops,
+            &mut relocs,
+            tables,
+            lines.finish(),
+            &mut buf.code,
+            out,
+        )
+    });
+    // A failed function may leave code and labels behind: start afresh.
+    buf.ops = r.is_ok().then_some(ops);
+    buf.labels = labels;
+    buf.dest = dest;
+    buf.relocs = relocs;
+    buf.saved = saved;
+    buf.alloca_at = alloca_at;
+    r
+}
+
+impl Emitter<'_> {
+    /// The prologue, every block in order (each machine instruction's
+    /// offset reported to the line table), the trap stubs.
+    fn body(&mut self, sub: u64) -> Result<()> {
+        let mf = self.mf;
+        self.prologue(sub);
+        for b in 0..mf.num_blocks() {
+            let l = self.labels[b];
+            dynasm!(self.ops ; .arch x64 ; =>l);
+            for i in mf.insts_of(b) {
+                self.lines.minst(i, self.ops.offset().0);
+                self.edits(ProgPoint::before(MInst::new(i)));
+                self.inst(i, b)?;
+                self.edits(ProgPoint::after(MInst::new(i)));
+            }
         }
+        self.trap_stubs();
+        Ok(())
     }
-    e.trap_stubs();
-    finish(
-        module,
-        sym,
-        e.ops,
-        e.relocs,
-        e.tables,
-        e.lines.finish(),
-        out,
-    )
 }
 
 /// Resolves labels, appends the code, symbols, relocations and jump tables.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     module: &crate::ir::Module,
     sym: &crate::ir::SymbolData,
-    mut ops: Asm,
-    relocs: Vec<FnReloc>,
+    ops: &mut Asm,
+    relocs: &mut Vec<FnReloc>,
     tables: Vec<(String, Vec<DynamicLabel>)>,
     lines: LineTable,
+    code: &mut Vec<u8>,
     out: &mut CompiledModule,
 ) -> Result<()> {
     let asm_err = |what: dynasmrt::DynasmError| Error::Runtime(format!("@{}: {what}", sym.name));
     ops.commit().map_err(asm_err)?;
-    let mut resolved = Vec::new();
+    let mut resolved = Vec::with_capacity(tables.len());
     for (name, entries) in tables {
         let mut offs = Vec::with_capacity(entries.len());
         for l in entries {
@@ -1057,15 +1104,16 @@ fn finish(
         }
         resolved.push((name, offs));
     }
-    let code = ops.finalize().map_err(asm_err)?;
+    code.clear();
+    code.extend(ops.drain().map_err(asm_err)?);
     // Padding between functions is `int3`.
     crate::lower::place::place_function(
         module,
         sym,
-        &code,
+        code,
         0xcc,
         relocs
-            .into_iter()
+            .drain(..)
             .map(|r| (r.offset, r.kind, r.target, r.addend)),
         resolved,
         lines,

@@ -1,17 +1,15 @@
 //! The x86-64 backend (System V).
 //!
-//! Pipeline per function: [`analysis`] (block order, compare/branch fusion,
-//! address folding) → [`lower`] (machine instructions over vregs with
-//! operand constraints) → `regalloc::allocate` → [`emit`] (dynasm into a
-//! `VecAssembler`, never an executable buffer). [`regs`] is the register
-//! file as data, [`abi`] the calling convention. [`baseline`] is a second,
-//! allocator-free code generator (every value in a frame slot) kept as a
-//! reference for differential tests. Relocation formulas live in `reloc.rs`
-//! (wired from `src/reloc.rs`).
+//! Pipeline per function (driven by [`crate::lower`]): the shared decisions
+//! and driver, with [`lower`] supplying the x86-64 instructions over vregs
+//! with operand constraints → `regalloc::allocate_with` → [`emit`] (dynasm
+//! into a reused `VecAssembler`, never an executable buffer). [`asm`] is
+//! the assembler layer (condition codes, frame helpers, constants), [`regs`]
+//! the register file as data, [`abi`] the calling convention. Relocation
+//! formulas live in `reloc.rs` (wired from `src/reloc.rs`).
 
 pub mod abi;
-pub mod analysis;
-pub mod baseline;
+pub mod asm;
 pub mod divconst;
 pub mod emit;
 pub mod lower;
@@ -20,40 +18,49 @@ pub mod regs;
 #[cfg(feature = "disasm")]
 pub mod disasm;
 
+use crate::lower::{CompileCtx, Target};
+use std::cell::RefCell;
+use std::sync::OnceLock;
+
+pub use lower::X86;
+
 /// The x86-64 System V backend.
-pub type X86_64 = crate::lower::Target<lower::Op>;
+pub type X86_64 = Target<X86>;
 
 /// The normal backend.
-pub static X86_64_BACKEND: X86_64 = crate::lower::Target {
-    name: "x86_64",
-    regalloc: true,
-    check: false,
-    pipeline: &PIPELINE,
-    baseline: baseline::compile_function,
-};
+pub static X86_64_BACKEND: X86_64 = Target::new("x86_64", false);
 
 /// The normal backend with the allocation checker on in every build
-/// (target name `x86_64-checked`, used by fuzzing).
-pub static X86_64_CHECKED: X86_64 = crate::lower::Target {
-    name: "x86_64",
-    regalloc: true,
-    check: true,
-    pipeline: &PIPELINE,
-    baseline: baseline::compile_function,
-};
+/// (target name `x86_64-checked`, used by fuzzing and tests).
+pub static X86_64_CHECKED: X86_64 = Target::new("x86_64", true);
 
-/// The allocator-free reference backend.
-pub static X86_64_BASELINE: X86_64 = crate::lower::Target {
-    name: "x86_64",
-    regalloc: false,
-    check: false,
-    pipeline: &PIPELINE,
-    baseline: baseline::compile_function,
-};
+thread_local! {
+    static CTX: RefCell<CompileCtx<X86>> = RefCell::new(CompileCtx::default());
+}
 
-/// The register-allocated pipeline's per-ISA stages.
-static PIPELINE: crate::lower::Pipeline<lower::Op> = crate::lower::Pipeline {
-    lower: lower::lower,
-    machine_env: regs::machine_env,
-    emit: emit::emit_function,
-};
+impl crate::lower::Codegen for X86 {
+    type Emit = emit::EmitBuf;
+
+    fn machine_env() -> &'static crate::regalloc::MachineEnv {
+        static ENV: OnceLock<crate::regalloc::MachineEnv> = OnceLock::new();
+        ENV.get_or_init(regs::machine_env)
+    }
+
+    fn emit(
+        scratch: &mut emit::EmitBuf,
+        module: &crate::ir::Module,
+        sym: &crate::ir::SymbolData,
+        mf: &crate::lower::mfunc::MFunc<lower::Op>,
+        ra: &crate::regalloc::Output,
+        out: &mut crate::compiled::CompiledModule,
+    ) -> crate::error::Result<()> {
+        emit::emit_function(scratch, module, sym, mf, ra, out)
+    }
+
+    fn with_ctx<R>(f: impl FnOnce(&mut CompileCtx<X86>) -> R) -> R {
+        CTX.with(|c| match c.try_borrow_mut() {
+            Ok(mut ctx) => f(&mut ctx),
+            Err(_) => f(&mut CompileCtx::default()),
+        })
+    }
+}

@@ -28,6 +28,18 @@ pub enum ArgLoc {
 /// numbered from 0, and the bytes of stack they need (a multiple of 16).
 pub fn assign_args(params: &[Type], int_args: &[u8], float_args: u8) -> (Vec<ArgLoc>, u32) {
     let mut locs = Vec::with_capacity(params.len());
+    let stack = assign_args_into(params, int_args, float_args, &mut locs);
+    (locs, stack)
+}
+
+/// [`assign_args`] into a reused `locs` (cleared first).
+pub fn assign_args_into(
+    params: &[Type],
+    int_args: &[u8],
+    float_args: u8,
+    locs: &mut Vec<ArgLoc>,
+) -> u32 {
+    locs.clear();
     let (mut ints, mut floats, mut stack) = (0usize, 0u8, 0u32);
     for ty in params {
         let loc = if ty.is_int() && ints < int_args.len() {
@@ -42,7 +54,7 @@ pub fn assign_args(params: &[Type], int_args: &[u8], float_args: u8) -> (Vec<Arg
         };
         locs.push(loc);
     }
-    (locs, stack.div_ceil(16).saturating_mul(16))
+    stack.div_ceil(16).saturating_mul(16)
 }
 
 #[cfg(test)]

@@ -1,12 +1,15 @@
-//! Per-function lowering decisions shared by every backend and both code
-//! generators (register-allocated and baseline) of each ISA.
+//! Per-function lowering decisions shared by every backend, in one pass
+//! over the instructions and buffers reused from function to function.
 //!
-//! - **structure checks**: every index the generators follow is in range and
+//! - **structure checks**: every index lowering follows is in range and
 //!   every block ends in a terminator, so lowering never indexes out of
 //!   bounds even on unverified input;
-//! - **block order**: chosen by the backend (a function passed in), computed
-//!   only after the structure checks pass; unreachable blocks are not
-//!   emitted;
+//! - **block order**: reverse postorder of the reachable blocks with every
+//!   loop contiguous, header first ([`crate::analysis::LoopInfo::block_order`]),
+//!   and per loop where it ends in that order (the register allocator's
+//!   liveness rests on it). A function without back edges (most small
+//!   ones) skips the dominator and loop analyses: its reverse postorder is
+//!   the order;
 //! - **compare fusion**: a compare whose only use is the `br` ending its
 //!   own block is emitted as a flag-setting compare + conditional branch at
 //!   the branch, its result never materialized;
@@ -14,23 +17,37 @@
 //!   pointer of loads/stores folds into the access's addressing mode; the
 //!   `add` itself is skipped when all its uses fold (with the access's own
 //!   offset, the combined displacement must fit 32 bits).
-//!
-//! Frame layout differs per ISA and stays in each backend's `analysis.rs`.
 
 use crate::error::{Error, Result};
-use crate::ir::{Block, Callee, Function, InstKind, Module, Opcode, Operand, Type, Value};
+use crate::ir::{
+    Block, Callee, Function, InstData, InstKind, Module, Opcode, Operand, Type, Value,
+};
 
-/// The ISA-independent decisions for one function.
+const NONE: u32 = u32::MAX;
+
+/// The ISA-independent decisions for one function (reused buffers: see
+/// [`Decisions::compute`]).
+#[derive(Default)]
 pub struct Decisions {
     /// Emission order of the reachable blocks; the entry first.
     pub order: Vec<Block>,
+    /// Per position in `order`: if that block heads a loop, the position
+    /// one past the loop's last block; else 0.
+    pub loop_end: Vec<u32>,
     /// Per instruction: a compare fused into its block's `br`.
     pub fused: Vec<bool>,
     /// Per instruction: nothing to emit (all uses of its result folded).
     pub skip: Vec<bool>,
-    /// Per value: `Some((x, c))` when it is `add.i64 x, c` and foldable into
-    /// an address.
-    pub addr_fold: Vec<Option<(Value, i64)>>,
+    /// Per value: the `x` of `add.i64 x, c` foldable into an address
+    /// (`u32::MAX` if none), and `c`.
+    fold_base: Vec<u32>,
+    fold_off: Vec<i64>,
+    uses: Vec<u32>,
+    folded_uses: Vec<u32>,
+    // Reverse postorder scratch.
+    visited: Vec<bool>,
+    stack: Vec<(Block, u32)>,
+    rpo_index: Vec<u32>,
 }
 
 /// A compile error about `func`.
@@ -62,139 +79,277 @@ pub fn is_compare(op: Opcode) -> bool {
     )
 }
 
-/// Checks the structural facts emission relies on: indices in range,
-/// terminators present.
-pub fn check_structure(module: &Module, func: &Function) -> Result<()> {
-    let nv = func.values.len();
-    for b in &func.blocks {
-        let last = b.insts.last().ok_or_else(|| err(func, "empty block"))?;
-        for &i in &b.insts {
-            let inst = func
-                .insts
-                .get(i.index())
-                .ok_or_else(|| err(func, "bad instruction"))?;
-            for op in func.operands(i) {
-                if let Operand::Value(v) = op {
-                    if v.index() >= nv {
-                        return Err(err(func, "bad value"));
+/// Successor number `k` of terminator `d` of `func` (in
+/// [`Function::for_each_successor`] order).
+pub fn successor(func: &Function, d: &InstData, k: usize) -> Option<Block> {
+    match (&d.kind, k) {
+        (InstKind::Jmp { dest }, 0) => Some(dest.block),
+        (InstKind::Br { then_dest, .. }, 0) => Some(then_dest.block),
+        (InstKind::Br { else_dest, .. }, 1) => Some(else_dest.block),
+        (InstKind::Switch { default, .. }, 0) => Some(*default),
+        (InstKind::Switch { cases, .. }, k) => func.cases(*cases).get(k - 1).map(|c| c.block),
+        _ => None,
+    }
+}
+
+/// The number of successors of terminator `d` (duplicates counted).
+pub fn num_successors(func: &Function, d: &InstData) -> usize {
+    match &d.kind {
+        InstKind::Jmp { .. } => 1,
+        InstKind::Br { .. } => 2,
+        InstKind::Switch { cases, .. } => func.cases(*cases).len() + 1,
+        _ => 0,
+    }
+}
+
+fn reset<T: Copy>(v: &mut Vec<T>, n: usize, x: T) {
+    v.clear();
+    v.resize(n, x);
+}
+
+impl Decisions {
+    /// Per value: `Some((x, c))` when it is `add.i64 x, c` and foldable
+    /// into an address.
+    pub fn addr_fold(&self, v: Value) -> Option<(Value, i64)> {
+        match self.fold_base.get(v.index()) {
+            Some(&x) if x != NONE => Some((Value(x), self.fold_off[v.index()])),
+            _ => None,
+        }
+    }
+
+    /// The position of `b` in `order` (`None`: unreachable).
+    pub fn position(&self, b: Block) -> Option<usize> {
+        match self.rpo_index.get(b.index()) {
+            Some(&p) if p != NONE => Some(p as usize),
+            _ => None,
+        }
+    }
+
+    /// Whether `inst` emits nothing (fused into its branch, or folded).
+    pub fn omitted(&self, inst: usize) -> bool {
+        self.fused[inst] || self.skip[inst]
+    }
+
+    /// Checks `func`'s structure, then makes the shared decisions.
+    pub fn compute(&mut self, module: &Module, func: &Function) -> Result<()> {
+        let nv = func.values.len();
+        let ni = func.insts.len();
+        let nb = func.blocks.len();
+        reset(&mut self.uses, nv, 0);
+        reset(&mut self.fused, ni, false);
+        reset(&mut self.skip, ni, false);
+        reset(&mut self.fold_base, nv, NONE);
+        reset(&mut self.fold_off, nv, 0);
+        reset(&mut self.folded_uses, nv, 0);
+        // Structure, use counts, fold candidates.
+        for b in &func.blocks {
+            let last = *b.insts.last().ok_or_else(|| err(func, "empty block"))?;
+            for &i in &b.insts {
+                let d = func
+                    .insts
+                    .get(i.index())
+                    .ok_or_else(|| err(func, "bad instruction"))?;
+                let mut bad = false;
+                func.for_each_operand(i, |op| {
+                    if let Operand::Value(v) = op {
+                        match self.uses.get_mut(v.index()) {
+                            Some(u) => *u += 1,
+                            None => bad = true,
+                        }
+                    }
+                });
+                func.for_each_successor(i, |s| bad |= s.index() >= nb);
+                if let InstKind::Addr { sym }
+                | InstKind::Call {
+                    callee: Callee::Direct(sym),
+                    ..
+                } = d.kind
+                {
+                    bad |= sym.index() >= module.symbols.len();
+                }
+                if bad || d.result.is_some_and(|r| r.index() >= nv) {
+                    return Err(err(func, "bad operand, block or symbol"));
+                }
+                if let (Opcode::Add, Some(Type::I64), InstKind::Binary { args }, Some(r)) =
+                    (d.opcode, d.ty, &d.kind, d.result)
+                {
+                    if let (Operand::Value(x), Some(c)) = (args[0], imm32(args[1], Type::I64)) {
+                        self.fold_base[r.index()] = x.0;
+                        self.fold_off[r.index()] = c as i64;
                     }
                 }
             }
-            for s in func.successors(i) {
-                if s.index() >= func.blocks.len() {
-                    return Err(err(func, "bad block"));
-                }
+            if !func.insts[last.index()].opcode.is_terminator() {
+                return Err(err(func, "block without terminator"));
             }
-            if let InstKind::Addr { sym }
-            | InstKind::Call {
-                callee: Callee::Direct(sym),
+        }
+        // Fusion: a compare used once, by its own block's `br`.
+        for bd in &func.blocks {
+            let term = &func.insts[bd.insts[bd.insts.len() - 1].index()];
+            if let InstKind::Br {
+                cond: Operand::Value(c),
                 ..
-            } = inst.kind
+            } = term.kind
             {
-                if sym.index() >= module.symbols.len() {
-                    return Err(err(func, "bad symbol"));
-                }
-            }
-        }
-        if !func.insts[last.index()].opcode.is_terminator() {
-            return Err(err(func, "block without terminator"));
-        }
-    }
-    Ok(())
-}
-
-/// Blocks reachable from the entry in the layout order both backends use:
-/// reverse postorder with every loop's blocks contiguous, header first
-/// ([`crate::analysis::LoopInfo::block_order`]). Definitions still come
-/// before their uses, and a loop's live ranges stay compact for the
-/// register allocator.
-pub fn block_order(func: &Function) -> Vec<Block> {
-    let analysis = crate::analysis::FuncAnalysis::new(func);
-    analysis.loops.block_order(&analysis.rpo)
-}
-
-/// Checks `func`'s structure, then makes the shared decisions, with blocks
-/// laid out by [`block_order`] (computed only on a structurally sound
-/// function).
-pub fn decide(module: &Module, func: &Function) -> Result<Decisions> {
-    check_structure(module, func)?;
-    let nv = func.values.len();
-    let ni = func.insts.len();
-    let order = block_order(func);
-
-    // Use counts, and which block each use sits in.
-    let mut uses = vec![0u32; nv];
-    for b in &func.blocks {
-        for &i in &b.insts {
-            for op in func.operands(i) {
-                if let Operand::Value(v) = op {
-                    uses[v.index()] += 1;
-                }
-            }
-        }
-    }
-
-    let mut fused = vec![false; ni];
-    let mut skip = vec![false; ni];
-    let mut addr_fold = vec![None; nv];
-    let mut folded_uses = vec![0u32; nv];
-
-    for bd in &func.blocks {
-        let Some(&term) = bd.insts.last() else {
-            continue;
-        };
-        if let InstKind::Br {
-            cond: Operand::Value(c),
-            ..
-        } = func.insts[term.index()].kind
-        {
-            for &i in &bd.insts {
-                let d = &func.insts[i.index()];
-                if d.result == Some(c) && is_compare(d.opcode) && uses[c.index()] == 1 {
-                    fused[i.index()] = true;
-                }
-            }
-        }
-        for &i in &bd.insts {
-            let d = &func.insts[i.index()];
-            if let (Opcode::Add, Some(Type::I64), InstKind::Binary { args }, Some(r)) =
-                (d.opcode, d.ty, &d.kind, d.result)
-            {
-                if let (Operand::Value(x), Operand::Const(_)) = (args[0], args[1]) {
-                    if let Some(c) = imm32(args[1], Type::I64) {
-                        addr_fold[r.index()] = Some((x, c as i64));
+                for &i in &bd.insts {
+                    let d = &func.insts[i.index()];
+                    if d.result == Some(c) && is_compare(d.opcode) && self.uses[c.index()] == 1 {
+                        self.fused[i.index()] = true;
                     }
                 }
             }
         }
-    }
-    // Count uses that fold (a pointer operand of a load/store whose combined
-    // displacement fits 32 bits).
-    for d in &func.insts {
-        let (ptr, off) = match &d.kind {
-            InstKind::Load { ptr, offset } => (*ptr, *offset),
-            InstKind::Store { args, offset } => (args[1], *offset),
-            _ => continue,
-        };
-        if let Operand::Value(p) = ptr {
-            if let Some((_, c)) = addr_fold[p.index()] {
-                if i32::try_from(c + off).is_ok() {
-                    folded_uses[p.index()] += 1;
+        // Uses that fold (a pointer operand of a load/store whose combined
+        // displacement fits 32 bits).
+        for d in &func.insts {
+            let (ptr, off) = match &d.kind {
+                InstKind::Load { ptr, offset } => (*ptr, *offset),
+                InstKind::Store { args, offset } => (args[1], *offset),
+                _ => continue,
+            };
+            if let Operand::Value(p) = ptr {
+                let p = p.index();
+                if p < nv
+                    && self.fold_base[p] != NONE
+                    && i32::try_from(self.fold_off[p] + off).is_ok()
+                {
+                    self.folded_uses[p] += 1;
                 }
             }
         }
+        for (i, d) in func.insts.iter().enumerate() {
+            if let Some(r) = d.result {
+                let r = r.index();
+                if self.fold_base[r] != NONE && self.folded_uses[r] == self.uses[r] {
+                    self.skip[i] = true;
+                }
+            }
+        }
+        self.block_order(func);
+        Ok(())
     }
-    for (i, d) in func.insts.iter().enumerate() {
-        if let Some(r) = d.result {
-            if addr_fold[r.index()].is_some() && folded_uses[r.index()] == uses[r.index()] {
-                skip[i] = true;
+
+    /// Fills `order` and `loop_end` (the function's structure is checked).
+    ///
+    /// The depth-first search visits a block's successors last to first,
+    /// so the reverse postorder keeps them in their written order: a
+    /// branch falls through into its first target (`then` before `else`,
+    /// a `switch`'s default and cases in order), as the source reads.
+    fn block_order(&mut self, func: &Function) {
+        let nb = func.blocks.len();
+        self.order.clear();
+        reset(&mut self.visited, nb, false);
+        reset(&mut self.rpo_index, nb, NONE);
+        let term = |b: Block| {
+            let insts = &func.blocks[b.index()].insts;
+            &func.insts[insts[insts.len() - 1].index()]
+        };
+        // Postorder by an explicit stack of (block, successors left).
+        self.stack.clear();
+        if nb > 0 {
+            self.visited[0] = true;
+            self.stack
+                .push((Block(0), num_successors(func, term(Block(0))) as u32));
+        }
+        while let Some(&mut (b, ref mut left)) = self.stack.last_mut() {
+            if *left == 0 {
+                self.order.push(b);
+                self.stack.pop();
+                continue;
+            }
+            *left -= 1;
+            if let Some(s) = successor(func, term(b), *left as usize) {
+                if !self.visited[s.index()] {
+                    self.visited[s.index()] = true;
+                    self.stack.push((s, num_successors(func, term(s)) as u32));
+                }
+            }
+        }
+        self.order.reverse();
+        for (k, b) in self.order.iter().enumerate() {
+            self.rpo_index[b.index()] = k as u32;
+        }
+        // Any edge to a block not after its source: loops to lay out.
+        let mut retreating = false;
+        for &b in &self.order {
+            let me = self.rpo_index[b.index()];
+            let insts = &func.blocks[b.index()].insts;
+            func.for_each_successor(insts[insts.len() - 1], |s| {
+                retreating |= self.rpo_index[s.index()] <= me
+            });
+        }
+        reset(&mut self.loop_end, self.order.len(), 0);
+        if retreating {
+            self.contiguous_loops(func);
+        }
+    }
+
+    /// Reorders `order` so that every natural loop is contiguous, header
+    /// first (a loop is laid out whole where its header falls in the order
+    /// of its parent), and fills `loop_end`.
+    fn contiguous_loops(&mut self, func: &Function) {
+        use crate::analysis::{Cfg, DomTree, LoopInfo};
+        let cfg = Cfg::new(func);
+        let dom = DomTree::new(&cfg);
+        let loops = LoopInfo::new(&cfg, &dom);
+        let nl = loops.loops().len();
+        #[derive(Clone, Copy)]
+        enum Item {
+            Block(Block),
+            Loop(usize),
+        }
+        // Container 0 is the function; container l + 1 is loop l.
+        let mut items: Vec<Vec<Item>> = vec![Vec::new(); nl + 1];
+        let container = |l: Option<crate::analysis::LoopId>| l.map_or(0, |l| l.0 as usize + 1);
+        for &b in &self.order {
+            match loops.innermost_loop(b) {
+                Some(l) if loops.get(l).header == b => {
+                    items[container(loops.get(l).parent)].push(Item::Loop(l.0 as usize));
+                    items[l.0 as usize + 1].push(Item::Block(b));
+                }
+                l => items[container(l)].push(Item::Block(b)),
+            }
+        }
+        self.order.clear();
+        let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
+        while let Some(top) = stack.last_mut() {
+            let (c, i) = *top;
+            match items[c].get(i) {
+                Some(&Item::Block(b)) => {
+                    top.1 += 1;
+                    self.order.push(b);
+                }
+                Some(&Item::Loop(l)) => {
+                    top.1 += 1;
+                    stack.push((l + 1, 0));
+                }
+                None => {
+                    stack.pop();
+                }
+            }
+        }
+        for (k, b) in self.order.iter().enumerate() {
+            self.rpo_index[b.index()] = k as u32;
+        }
+        // Per loop: the last position of its blocks (inner loops come
+        // first in `loops()`, so children are folded into parents in one
+        // pass).
+        let mut last = vec![0u32; nl];
+        for (k, &b) in self.order.iter().enumerate() {
+            if let Some(l) = loops.innermost_loop(b) {
+                last[l.0 as usize] = last[l.0 as usize].max(k as u32);
+            }
+        }
+        for l in 0..nl {
+            if let Some(p) = loops.loops()[l].parent {
+                last[p.0 as usize] = last[p.0 as usize].max(last[l]);
+            }
+        }
+        for (l, data) in loops.loops().iter().enumerate() {
+            let h = self.rpo_index[data.header.index()];
+            if h != NONE {
+                self.loop_end[h as usize] = last[l] + 1;
             }
         }
     }
-    Ok(Decisions {
-        order,
-        fused,
-        skip,
-        addr_fold,
-    })
 }

@@ -283,6 +283,18 @@ fn meet(into: &mut State, other: &State) -> bool {
     changed
 }
 
+/// Whether [`check`] is cheap enough to run on every allocation of a debug
+/// build: its states hold a set per location per block and a definition
+/// clears its vreg from every location, so its cost grows with blocks ×
+/// locations and instructions × locations (the pathological shapes of the
+/// regression tests would take minutes). Tests and fuzzing call [`check`]
+/// directly.
+pub fn affordable<F: RaFunction>(func: &F, output: &Output) -> bool {
+    let locs = 2 * PReg::MAX_HW + output.num_spillslots;
+    func.num_blocks().saturating_mul(locs) <= 200_000
+        && func.num_insts().saturating_mul(locs) <= 2_000_000
+}
+
 /// Validates `output` as an allocation of `func` on `env`.
 pub fn check<F: RaFunction>(
     func: &F,

@@ -1,12 +1,16 @@
-//! Register allocation: linear scan on SSA form (Wimmer & Franz 2010) behind a
-//! narrow, regalloc2-style interface, validated by a symbolic checker.
+//! Register allocation: linear scan over one live range per value
+//! (Poletto & Sarkar, with TPDE-style liveness on a loop-contiguous block
+//! order) behind a narrow, regalloc2-style interface, validated by a
+//! symbolic checker. Every pass is linear in the function (N log N for N
+//! nested loops): no per-block live sets, no sorting, no hashing.
 //!
 //! The allocator never sees the IR. A backend lowers IR into machine
 //! instructions over virtual registers ([`VReg`]) and hands the allocator a
 //! view of them through the [`RaFunction`] trait: blocks, their order and
-//! edges, block parameters, and per instruction a list of [`Operand`]s (which
-//! vreg, use or def, early or late, and a constraint) plus the physical
-//! registers the instruction clobbers. The target is data ([`MachineEnv`]).
+//! edges, block parameters, loops, and per instruction a list of
+//! [`Operand`]s (which vreg, use or def, early or late, and a constraint)
+//! plus the physical registers the instruction clobbers. The target is data
+//! ([`MachineEnv`]).
 //!
 //! The result ([`Output`]) is a location ([`Allocation`]: a register or a
 //! spill slot) for every operand of every instruction, and a sorted list of
@@ -14,12 +18,15 @@
 //! instruction with its operands' allocations and the moves at their
 //! [`ProgPoint`]s.
 //!
-//! Passes, one file each, run in this order by [`allocate`]:
-//! - [`intervals`]: liveness and live intervals (ranges with holes, use
-//!   positions with constraints and hints, fixed-register ranges);
-//! - [`linear_scan`]: assigns registers, splitting and spilling intervals;
-//! - [`moves`]: turns the split intervals, block parameters and fixed
-//!   constraints into sequential moves (parallel-move resolution);
+//! Passes, one file each, run in this order by [`allocate`] (all scratch
+//! memory lives in a reusable [`Ctx`]):
+//! - [`liveness`]: validation, loops, one range per vreg, fixed-register
+//!   reservations;
+//! - [`scan`]: the linear scan: each vreg gets one register or one spill
+//!   slot for its whole range (spilled vregs get per-instruction
+//!   temporaries);
+//! - [`moves`]: operand locations, reloads, spill stores, fixed-register
+//!   copies and block-argument moves, as sequentialized parallel moves;
 //! - [`checker`]: simulates the result symbolically and proves every read sees
 //!   the vreg it expects (run in debug builds and by every test).
 //!
@@ -27,14 +34,15 @@
 //! - Blocks are numbered in the linear order the backend will emit them, the
 //!   entry block first; the instructions of block `b` are one contiguous range
 //!   and the ranges follow each other in block order (block 0 starts at inst
-//!   0). Loops should be contiguous in this order (only the quality of split
-//!   positions depends on it, not correctness).
+//!   0). Every definition comes before its uses in this order (true of any
+//!   order where a block's dominators come before it). Loops should be
+//!   contiguous, header first ([`RaFunction::loop_ends`]); otherwise values
+//!   are kept live to the end of the function (correct, but spills a lot).
 //! - Every block ends with a terminator: a branch (`is_branch`) or a return
 //!   (`is_ret`); no other instruction is one.
-//! - No critical edges: an edge leaves a block with one successor or enters a
-//!   block with one predecessor (the backend splits the others).
-//! - A branch with exactly one successor has no operands (it is a plain jump:
-//!   moves for that edge go right before it). Branches have no defs.
+//! - Only a branch with exactly one successor passes block arguments, and it
+//!   has no operands (it is a plain jump: the argument moves go right before
+//!   it). Branches have no defs. The entry block has no predecessors.
 //! - SSA: every vreg is defined exactly once (by a def operand or as a block
 //!   parameter), the definition dominates its uses. The entry block has no
 //!   parameters: function arguments are defs of an instruction with
@@ -43,9 +51,7 @@
 //!   it matters for, two fixed operands of one instruction never name the
 //!   same register in the same position, and the register-constrained
 //!   (`Reg`, `FixedReg`, `Reuse`) operands of one instruction and class do
-//!   not outnumber that class's allocatable registers. At an instruction
-//!   with clobbers, values that stay live after it and are used in a `Reg`
-//!   operand of it need a register the instruction does not clobber.
+//!   not outnumber that class's allocatable registers.
 //!
 //! ## Operand semantics
 //! Each instruction has two points: **Early** (its inputs are read) and
@@ -59,9 +65,9 @@
 //! result in `rax`).
 
 pub mod checker;
-pub mod intervals;
-pub mod linear_scan;
+pub mod liveness;
 pub mod moves;
+pub mod scan;
 pub mod testing;
 
 use std::fmt;
@@ -492,6 +498,14 @@ pub trait RaFunction {
     /// Registers whose contents the instruction destroys (a call's
     /// caller-saved set). Values live across it get other registers or spill.
     fn inst_clobbers(&self, inst: MInst) -> PRegSet;
+    /// The loops of the block order, when the backend knows them: one entry
+    /// per block, the index one past the last block of the loop the block
+    /// heads (loops contiguous, header first, properly nested), or 0 for a
+    /// block that heads no loop. `None` (the default): the allocator finds
+    /// the natural loops itself.
+    fn loop_ends(&self) -> Option<&[u32]> {
+        None
+    }
 }
 
 /// The target's registers, as data.
@@ -731,16 +745,48 @@ impl From<RegAllocError> for crate::error::Error {
     }
 }
 
+/// Scratch memory of the allocator, reused from one function to the next
+/// (keep one per thread and pass it to [`allocate_with`]).
+#[derive(Default)]
+pub struct Ctx {
+    liveness: liveness::Liveness,
+    scan: scan::Scan,
+    seq: moves::Sequencer,
+    buf: moves::MoveBuf,
+}
+
 /// Allocates registers for `func` on the machine `env`.
 ///
 /// In debug builds the result is validated by the [`checker`] before it is
-/// returned (tests call [`checker::check`] themselves in every build).
+/// returned, for functions small enough that its set-based simulation stays
+/// fast (tests call [`checker::check`] themselves in every build).
 pub fn allocate<F: RaFunction>(func: &F, env: &MachineEnv) -> Result<Output, RegAllocError> {
-    intervals::validate(func, env)?;
-    let mut ivs = intervals::build(func, env)?;
-    let assignment = linear_scan::run(func, env, &mut ivs)?;
-    let output = moves::resolve(func, env, &ivs, &assignment)?;
+    let mut out = Output::default();
+    allocate_with(&mut Ctx::default(), func, env, &mut out)?;
+    Ok(out)
+}
+
+/// [`allocate`] into `out`, with the scratch memory of `ctx`.
+pub fn allocate_with<F: RaFunction>(
+    ctx: &mut Ctx,
+    func: &F,
+    env: &MachineEnv,
+    out: &mut Output,
+) -> Result<(), RegAllocError> {
+    ctx.liveness.compute(func, env)?;
+    ctx.scan.run(func, env, &ctx.liveness)?;
+    moves::resolve(
+        func,
+        env,
+        &ctx.liveness,
+        &ctx.scan,
+        &mut ctx.seq,
+        &mut ctx.buf,
+        out,
+    )?;
     #[cfg(debug_assertions)]
-    checker::check(func, env, &output).map_err(RegAllocError::Checker)?;
-    Ok(output)
+    if checker::affordable(func, out) && std::env::var_os("KILN_NO_CHECK").is_none() {
+        checker::check(func, env, out).map_err(RegAllocError::Checker)?;
+    }
+    Ok(())
 }

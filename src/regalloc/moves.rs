@@ -1,412 +1,401 @@
-//! From assigned intervals to operand allocations and move edits.
+//! From the scan's decisions to operand allocations and move edits.
 //!
-//! At `Before(i)` one *parallel* move set runs: split moves of intervals that
-//! change location at `2i`, the moves of the block's incoming edge (when the
-//! edge's moves go at this block's start), copies of reuse inputs into their
-//! def's register and copies into fixed-register uses. Every source is read
-//! where the value is just before that point, so the set needs no ordering
-//! assumptions. A second set follows at the terminator of a single-successor
-//! block: that edge's moves (live-in values and block arguments into the
-//! successor's locations). At `After(i)` fixed-register defs are copied out
-//! into their vreg's location.
+//! One pass over the instructions. Per operand, the location follows from
+//! its vreg's residence (see [`super::scan`]): its register; its slot
+//! (`Any` operands of stack-resident vregs); its temporary, reloaded before
+//! / stored after; or a fixed register, copied in before / out after. A
+//! reuse input is copied into its def's register first unless it is there.
+//! A `jmp` gets its block-argument moves (argument location → parameter
+//! location) before it. Every vreg keeps one location for its whole range,
+//! so nothing moves at other block boundaries.
 //!
-//! Each parallel set is sequentialized: moves whose destination no other
-//! move reads go first; a cycle is broken by saving one destination in the
-//! class's scratch register, or in a dedicated *cycle slot* when the set
-//! also needs the scratch for a stack-to-stack move (which always goes
-//! through the scratch register). Output edits are therefore never
-//! stack-to-stack and never read a location after overwriting it.
+//! The moves before an instruction form one *parallel* set (all sources are
+//! read before any destination is written), as do the moves after it; each
+//! set is sequentialized in time linear in its size ([`Sequencer`]): moves
+//! whose destination nobody still reads go first; what remains are disjoint
+//! cycles, each broken by saving one location in the class's scratch
+//! register (a cycle of registers) or in a dedicated cycle slot (a cycle
+//! through memory, whose stack-to-stack moves need the scratch register).
+//! Output edits are never stack-to-stack and never read a location after
+//! overwriting it.
 
-use super::intervals::{Intervals, Pos};
-use super::linear_scan::Assignment;
+use super::liveness::{Liveness, NONE};
+use super::scan::{Scan, NOREG};
 use super::*;
 
 /// A move of one value: from, to, class.
 pub type Move = (Allocation, Allocation, RegClass);
 
-fn internal(inst: usize, message: String) -> RegAllocError {
-    RegAllocError::InvalidInput {
-        inst: Some(MInst::new(inst)),
-        message: format!("internal: {message}"),
+/// Sequentializes parallel move sets; its tables are indexed by location
+/// and reused (stamped, never cleared).
+#[derive(Default)]
+pub struct Sequencer {
+    /// Per location: the generation that wrote `writer` / `readers`.
+    gen_of: Vec<u32>,
+    writer: Vec<u32>,
+    readers: Vec<u32>,
+    gen: u32,
+    done: Vec<bool>,
+    ready: Vec<u32>,
+    /// Per class: the slot used to break cycles through memory (`NONE`
+    /// until needed).
+    pub cycle_slot: [u32; 2],
+}
+
+fn loc_index(a: Allocation) -> usize {
+    match a {
+        Allocation::Reg(r) => r.index(),
+        Allocation::Stack(s) => 2 * PReg::MAX_HW + s.index(),
     }
 }
 
-struct Ctx<'a, F> {
-    f: &'a F,
-    env: &'a MachineEnv,
-    ivs: &'a Intervals,
-    a: &'a Assignment,
-    edits: Vec<(ProgPoint, Edit)>,
-    cycle_slot: Option<u32>,
-    num_slots: usize,
-    by_class: [usize; 2],
-    /// Every child's start position with its vreg, bucketed by position:
-    /// the values that may change location between two positions.
-    starts: Buckets<u32>,
-    /// Per vreg: the number of the last edge that looked at it (`edge`).
-    seen: Vec<u32>,
-    edge: u32,
-}
-
-impl<F: RaFunction> Ctx<'_, F> {
-    fn loc(&self, v: VReg, p: Pos) -> Result<Allocation, RegAllocError> {
-        self.a.loc_at(v.index(), p).ok_or_else(|| {
-            internal(
-                (p / 2) as usize,
-                format!("{v} has no location at position {p}"),
-            )
-        })
+impl Sequencer {
+    /// Ready for a new function (no cycle slots yet).
+    pub fn reset(&mut self) {
+        self.cycle_slot = [NONE; 2];
     }
 
-    /// Whether block `b`'s incoming edge moves go at its start.
-    fn edge_moves_at_start(&self, b: usize) -> bool {
-        let preds = self.f.block_preds(MBlock::new(b));
-        preds.len() == 1 && self.f.block_succs(preds[0]).len() > 1
-    }
-
-    /// Where `v` is just before the moves at `Before(i)`.
-    fn before_loc(&self, v: VReg, i: usize) -> Result<Allocation, RegAllocError> {
-        let b = self.ivs.inst_block[i] as usize;
-        let early = 2 * i as Pos;
-        if early != self.ivs.block_from[b] {
-            self.loc(v, early - 1)
-        } else if self.edge_moves_at_start(b) {
-            let p = self.f.block_preds(MBlock::new(b))[0].index();
-            self.loc(v, self.ivs.block_to[p] - 1)
-        } else {
-            self.loc(v, early)
+    fn touch(&mut self, l: usize) {
+        if l >= self.gen_of.len() {
+            let n = (l + 1).max(2 * self.gen_of.len());
+            self.gen_of.resize(n, 0);
+            self.writer.resize(n, NONE);
+            self.readers.resize(n, 0);
+        }
+        if self.gen_of[l] != self.gen {
+            self.gen_of[l] = self.gen;
+            self.writer[l] = NONE;
+            self.readers[l] = 0;
         }
     }
 
-    /// The moves of the edge `pred -> succ` (`k`-th successor of `pred`).
-    ///
-    /// A live-in value needs a move only if its location at the end of
-    /// `pred` differs from the one at the start of `succ`, which takes a
-    /// child of it starting between the two positions. So the cheaper of
-    /// two walks is taken: over the children starting in that span (edges
-    /// between nearby blocks, the common case), or over the live-in set.
-    /// Either way the cost no longer grows with the number of values merely
-    /// live across the edge, which keeps large functions near-linear.
-    fn edge_moves(
+    /// Appends to `out` the moves of the parallel set `moves` (distinct
+    /// destinations, each different from its source) at `point`, in an
+    /// order that gives every destination its source's old value.
+    /// `new_slot` creates a spill slot of a class (for a cycle slot).
+    pub fn sequentialize(
         &mut self,
-        pred: usize,
-        k: usize,
-        out: &mut Vec<Move>,
+        point: ProgPoint,
+        moves: &[Move],
+        env: &MachineEnv,
+        out: &mut Vec<(ProgPoint, Edit)>,
+        mut new_slot: impl FnMut(RegClass) -> u32,
     ) -> Result<(), RegAllocError> {
-        let pb = MBlock::new(pred);
-        let succ = self.f.block_succs(pb)[k];
-        let s = succ.index();
-        let end = self.ivs.block_to[pred] - 1;
-        let start = self.ivs.block_from[s];
-        let live = &self.ivs.live_in[s];
-        let (lo, hi) = (end.min(start), end.max(start));
-        let starting = self.starts.range(lo + 1, hi + 1);
-        if starting.len() < live.len() {
-            self.edge += 1;
-            for &v in starting {
-                let seen = &mut self.seen[v as usize];
-                if std::mem::replace(seen, self.edge) == self.edge
-                    || live.binary_search(&v).is_err()
-                {
-                    continue;
+        match moves.len() {
+            0 => return Ok(()),
+            1 => {
+                emit(out, point, env, moves[0]);
+                return Ok(());
+            }
+            _ => {}
+        }
+        self.gen = self.gen.wrapping_add(1);
+        if self.gen == 0 {
+            self.gen_of.iter_mut().for_each(|g| *g = u32::MAX);
+            self.gen = 1;
+        }
+        self.done.clear();
+        self.done.resize(moves.len(), false);
+        self.ready.clear();
+        for (k, &(from, to, _)) in moves.iter().enumerate() {
+            let (fl, tl) = (loc_index(from), loc_index(to));
+            self.touch(fl);
+            self.touch(tl);
+            if self.writer[tl] != NONE {
+                return Err(RegAllocError::InvalidInput {
+                    inst: Some(point.inst),
+                    message: format!("internal: two moves into {to}"),
+                });
+            }
+            self.writer[tl] = k as u32;
+            self.readers[fl] += 1;
+        }
+        for (k, &(_, to, _)) in moves.iter().enumerate() {
+            if self.readers[loc_index(to)] == 0 {
+                self.ready.push(k as u32);
+            }
+        }
+        // Moves whose destination nobody reads any more.
+        while let Some(k) = self.ready.pop() {
+            let k = k as usize;
+            self.done[k] = true;
+            let m = moves[k];
+            emit(out, point, env, m);
+            let fl = loc_index(m.0);
+            self.readers[fl] -= 1;
+            if self.readers[fl] == 0 {
+                let w = self.writer[fl];
+                if w != NONE && !self.done[w as usize] {
+                    self.ready.push(w);
                 }
-                let vr = VReg::new(v as usize, self.ivs.classes[v as usize]);
-                out.push((self.loc(vr, end)?, self.loc(vr, start)?, vr.class()));
-            }
-        } else {
-            for &v in live {
-                let vr = VReg::new(v as usize, self.ivs.classes[v as usize]);
-                out.push((self.loc(vr, end)?, self.loc(vr, start)?, vr.class()));
             }
         }
-        let last = self.f.block_insts(pb).last();
-        let args = self.f.branch_blockparams(pb, last, k);
-        for (a, p) in args.iter().zip(self.f.block_params(succ)) {
-            if let Some(to) = self.a.loc_at(p.index(), start) {
-                out.push((self.loc(*a, end)?, to, p.class()));
+        // The rest are cycles: each location written once and read once.
+        for k0 in 0..moves.len() {
+            if self.done[k0] {
+                continue;
             }
-        }
-        Ok(())
-    }
-
-    fn emit(&mut self, point: ProgPoint, from: Allocation, to: Allocation, class: RegClass) {
-        if from == to {
-            return;
-        }
-        if from.is_stack() && to.is_stack() {
-            let s = Allocation::Reg(self.env.scratch[class.index()]);
-            self.edits.push((point, Edit::Move { from, to: s, class }));
-            self.edits.push((point, Edit::Move { from: s, to, class }));
-        } else {
-            self.edits.push((point, Edit::Move { from, to, class }));
-        }
-    }
-
-    /// Sequentializes one parallel move set at `point`.
-    fn parallel(&mut self, point: ProgPoint, moves: Vec<Move>) -> Result<(), RegAllocError> {
-        let mut cycle_slot = self.cycle_slot;
-        let mut fresh = None;
-        let seq = sequentialize(moves, self.env.scratch, |class| {
-            *cycle_slot.get_or_insert_with(|| {
-                fresh = Some(class);
-                (self.num_slots) as u32
-            })
-        })
-        .map_err(|m| internal(point.inst.index(), m))?;
-        if let Some(class) = fresh {
-            self.num_slots += 1;
-            self.by_class[class.index()] += 1;
-        }
-        self.cycle_slot = cycle_slot;
-        for (from, to, class) in seq {
-            self.emit(point, from, to, class);
-        }
-        Ok(())
-    }
-}
-
-/// Values grouped by a small integer key (a position, an instruction) in
-/// one counting sort: linear, and stable (equal keys keep their order).
-struct Buckets<T> {
-    /// Key `k`'s values are `values[offsets[k]..offsets[k + 1]]`.
-    offsets: Vec<u32>,
-    values: Vec<T>,
-}
-
-impl<T> Default for Buckets<T> {
-    fn default() -> Self {
-        Buckets {
-            offsets: vec![0],
-            values: Vec::new(),
-        }
-    }
-}
-
-impl<T: Copy> Buckets<T> {
-    fn new(items: &[(u32, T)]) -> Self {
-        let Some(max) = items.iter().map(|x| x.0).max() else {
-            return Buckets::default();
-        };
-        let mut offsets = vec![0u32; max as usize + 2];
-        for &(k, _) in items {
-            offsets[k as usize + 1] += 1;
-        }
-        for k in 1..offsets.len() {
-            offsets[k] += offsets[k - 1];
-        }
-        let mut fill = offsets.clone();
-        let mut values = Vec::with_capacity(items.len());
-        // Every slot is written exactly once below; start from copies.
-        values.extend(items.iter().map(|x| x.1));
-        for &(k, v) in items {
-            values[fill[k as usize] as usize] = v;
-            fill[k as usize] += 1;
-        }
-        Buckets { offsets, values }
-    }
-
-    /// The values of keys `from..to`, in key order.
-    fn range(&self, from: u32, to: u32) -> &[T] {
-        let last = self.offsets.len() - 1;
-        let at = |k: u32| self.offsets[(k as usize).min(last)] as usize;
-        &self.values[at(from)..at(to.max(from))]
-    }
-}
-
-/// Orders the parallel moves `moves` (all sources read before any
-/// destination is written) into sequential ones. A cycle is broken by saving
-/// one destination in the class's `scratch` register, or in the slot
-/// `cycle_slot` returns when the set has a stack-to-stack move of that class
-/// (which the emitter routes through the scratch register). Fails if two
-/// different values go to one location.
-pub fn sequentialize(
-    mut moves: Vec<Move>,
-    scratch: [PReg; 2],
-    mut cycle_slot: impl FnMut(RegClass) -> u32,
-) -> Result<Vec<Move>, String> {
-    moves.retain(|m| m.0 != m.1);
-    moves.sort_by_key(|m| (m.1, m.0));
-    moves.dedup();
-    for w in moves.windows(2) {
-        if w[0].1 == w[1].1 {
-            return Err(format!("two values moved into {:?} at once", w[0].1));
-        }
-    }
-    let mut out = Vec::with_capacity(moves.len() + 2);
-    while !moves.is_empty() {
-        let mut progressed = false;
-        let mut k = 0;
-        while k < moves.len() {
-            let to = moves[k].1;
-            if moves.iter().any(|m| m.0 == to) {
-                k += 1;
+            // Through memory? Then the cycle slot holds the saved value.
+            let mut memory = false;
+            let mut k = k0;
+            loop {
+                let m = moves[k];
+                memory |= m.0.is_stack() || m.1.is_stack();
+                k = self.writer[loc_index(m.0)] as usize;
+                if k == k0 {
+                    break;
+                }
+            }
+            let class = moves[k0].2;
+            let save = if memory {
+                let c = class.index();
+                if self.cycle_slot[c] == NONE {
+                    self.cycle_slot[c] = new_slot(class);
+                }
+                Allocation::Stack(SpillSlot(self.cycle_slot[c]))
             } else {
-                out.push(moves.remove(k));
-                progressed = true;
+                Allocation::Reg(env.scratch[class.index()])
+            };
+            // Save the first destination (its reader takes it from `save`),
+            // then fill destinations backwards along the cycle.
+            let (from0, to0, _) = moves[k0];
+            emit(out, point, env, (to0, save, class));
+            emit(out, point, env, (from0, to0, class));
+            self.done[k0] = true;
+            let mut at = from0;
+            loop {
+                let w = self.writer[loc_index(at)] as usize;
+                let (from, to, c) = moves[w];
+                self.done[w] = true;
+                if from == to0 {
+                    emit(out, point, env, (save, to, c));
+                    break;
+                }
+                emit(out, point, env, (from, to, c));
+                at = from;
             }
         }
-        if progressed {
-            continue;
-        }
-        // Only cycles remain: save one destination, then read it from there.
-        let (_, b, class) = moves[0];
-        let needs_scratch = moves
-            .iter()
-            .any(|m| m.2 == class && m.0.is_stack() && m.1.is_stack());
-        let tmp = if needs_scratch {
-            Allocation::Stack(SpillSlot(cycle_slot(class)))
-        } else {
-            Allocation::Reg(scratch[class.index()])
-        };
-        out.push((b, tmp, class));
-        for m in moves.iter_mut().filter(|m| m.0 == b) {
-            m.0 = tmp;
-        }
+        Ok(())
     }
-    Ok(out)
 }
 
-/// Builds the [`Output`]: operand allocations and sequential move edits.
+/// Appends one move, through the scratch register if stack-to-stack.
+fn emit(out: &mut Vec<(ProgPoint, Edit)>, point: ProgPoint, env: &MachineEnv, m: Move) {
+    let (from, to, class) = m;
+    if from.is_stack() && to.is_stack() {
+        let s = Allocation::Reg(env.scratch[class.index()]);
+        out.push((point, Edit::Move { from, to: s, class }));
+        out.push((point, Edit::Move { from: s, to, class }));
+    } else {
+        out.push((point, Edit::Move { from, to, class }));
+    }
+}
+
+/// Per-instruction move lists, reused.
+#[derive(Default)]
+pub struct MoveBuf {
+    before: Vec<Move>,
+    after: Vec<Move>,
+}
+
+/// Pushes `m` unless the same move is there already; a move to its own
+/// source is dropped.
+fn push_move(list: &mut Vec<Move>, m: Move) {
+    if m.0 != m.1 && !list.iter().any(|x| x.0 == m.0 && x.1 == m.1) {
+        list.push(m);
+    }
+}
+
+/// Where use operand number `k` (of instruction `i`, vreg `v`) reads its
+/// value: the vreg's register; for a stack-resident vreg its slot, except
+/// before its eviction where its old register still holds it — if the
+/// definition wrote that register (block parameters are written to their
+/// slot by the edge moves) and the use is in no loop that could have
+/// reused the register since the definition.
+fn use_source(lv: &Liveness, scan: &Scan, k: usize, i: usize, v: usize, c: RegClass) -> Allocation {
+    let before_eviction = (i as u32) < scan.evict_inst[v];
+    if scan.slot[v] == NONE || (before_eviction && !lv.loop_use[k] && !lv.is_param[v]) {
+        Allocation::Reg(PReg::new(scan.reg[v], c))
+    } else {
+        Allocation::Stack(SpillSlot(scan.slot[v]))
+    }
+}
+
+fn no_location(i: MInst, j: usize, v: VReg) -> RegAllocError {
+    RegAllocError::InvalidInput {
+        inst: Some(i),
+        message: format!("internal: operand {j} ({v}) has no location"),
+    }
+}
+
+/// Builds `out` (allocations and edits) from the scan's decisions.
 pub fn resolve<F: RaFunction>(
     f: &F,
     env: &MachineEnv,
-    ivs: &Intervals,
-    a: &Assignment,
-) -> Result<Output, RegAllocError> {
-    let ni = f.num_insts();
-    let mut cx = Ctx {
-        f,
-        env,
-        ivs,
-        a,
-        edits: Vec::new(),
-        cycle_slot: None,
-        num_slots: a.num_spillslots,
-        by_class: a.spillslots_by_class,
-        starts: Buckets::default(),
-        seen: vec![0; a.children.len()],
-        edge: 0,
+    lv: &Liveness,
+    scan: &Scan,
+    seq: &mut Sequencer,
+    buf: &mut MoveBuf,
+    out: &mut Output,
+) -> Result<(), RegAllocError> {
+    out.allocs.clear();
+    out.inst_alloc_offsets.clear();
+    out.edits.clear();
+    seq.reset();
+    let mut num_slots = scan.num_slots;
+    let mut by_class = scan.slots_by_class;
+    let canon = |v: usize, c: RegClass| -> Allocation {
+        if scan.slot[v] != NONE {
+            Allocation::Stack(SpillSlot(scan.slot[v]))
+        } else {
+            Allocation::Reg(PReg::new(scan.reg[v], c))
+        }
     };
-    let starts: Vec<(u32, u32)> = a
-        .children
-        .iter()
-        .enumerate()
-        .flat_map(|(v, cs)| cs.iter().map(move |c| (c.start, v as u32)))
-        .collect();
-    cx.starts = Buckets::new(&starts);
-
-    // Split moves inside blocks, bucketed by instruction.
-    let mut splits: Vec<(u32, Move)> = Vec::new();
-    for (v, cs) in a.children.iter().enumerate() {
-        for w in cs.windows(2) {
-            let (c1, c2) = (w[0], w[1]);
-            let b = ivs.block_of(c2.start);
-            if c2.start == ivs.block_from[b] || c1.end != c2.start {
-                continue; // at a block boundary or across a hole: edge moves handle it
-            }
-            if c2.start % 2 != 0 {
-                return Err(internal(
-                    (c2.start / 2) as usize,
-                    format!("v{v} split at an odd position"),
-                ));
-            }
-            splits.push((c2.start / 2, (c1.alloc, c2.alloc, ivs.classes[v])));
-        }
-    }
-    let splits = Buckets::new(&splits);
-
-    let mut allocs = Vec::new();
-    let mut offsets = Vec::with_capacity(ni);
-    for i in 0..ni {
-        let inst = MInst::new(i);
-        let ops = f.inst_operands(inst);
-        let early = 2 * i as Pos;
-        let late = early + 1;
-        let b = ivs.inst_block[i] as usize;
-
-        // Operand allocations.
-        offsets.push(allocs.len() as u32);
-        for (j, op) in ops.iter().enumerate() {
-            let reused_by = ops
-                .iter()
-                .find(|o| o.constraint == OperandConstraint::Reuse(j));
-            let alloc = match (op.constraint, op.kind, op.pos) {
-                (OperandConstraint::FixedReg(r), _, _) => Allocation::Reg(r),
-                (OperandConstraint::Reuse(_), _, _) => cx.loc(op.vreg, early)?,
-                (_, OperandKind::Use, _) if reused_by.is_some() => {
-                    let d = reused_by.map(|o| o.vreg).unwrap_or(op.vreg);
-                    cx.loc(d, early)?
+    for b in 0..f.num_blocks() {
+        let blk = MBlock::new(b);
+        for i in f.block_insts(blk).iter() {
+            let ii = i.index();
+            let ops = f.inst_operands(i);
+            let base = lv.op_offset[ii] as usize;
+            out.inst_alloc_offsets.push(out.allocs.len() as u32);
+            buf.before.clear();
+            buf.after.clear();
+            let first = out.allocs.len();
+            // Operands that are reuse inputs (numbered below 64; lowering
+            // never makes more).
+            let mut reuse_inputs = 0u64;
+            for op in ops {
+                if let OperandConstraint::Reuse(k) = op.constraint {
+                    reuse_inputs |= 1u64.checked_shl(k as u32).unwrap_or(0);
                 }
-                (_, _, OperandPos::Early) => cx.loc(op.vreg, early)?,
-                (_, _, OperandPos::Late) => cx.loc(op.vreg, late)?,
+            }
+            for (j, op) in ops.iter().enumerate() {
+                let v = op.vreg.index();
+                let c = op.vreg.class();
+                let st = scan.slot[v] != NONE;
+                let home = canon(v, c);
+                if !st && scan.reg[v] == NOREG {
+                    return Err(no_location(i, j, op.vreg));
+                }
+                let a = if op.kind == OperandKind::Use {
+                    let src = use_source(lv, scan, base + j, ii, v, c);
+                    match op.constraint {
+                        _ if j < 64 && reuse_inputs >> j & 1 != 0 => src, // replaced below
+                        OperandConstraint::FixedReg(r) => {
+                            push_move(&mut buf.before, (src, Allocation::Reg(r), c));
+                            Allocation::Reg(r)
+                        }
+                        OperandConstraint::Any => src,
+                        _ if src.is_stack() => {
+                            // Reloaded: into a temporary, or into the
+                            // register it had before its eviction.
+                            let t = if ii as u32 >= scan.evict_inst[v] {
+                                scan.op_temp[base + j]
+                            } else {
+                                scan.reg[v]
+                            };
+                            if t == NOREG {
+                                return Err(no_location(i, j, op.vreg));
+                            }
+                            let t = Allocation::Reg(PReg::new(t, c));
+                            push_move(&mut buf.before, (src, t, c));
+                            t
+                        }
+                        _ => src,
+                    }
+                } else {
+                    let before_eviction = (ii as u32) < scan.evict_inst[v];
+                    match op.constraint {
+                        OperandConstraint::FixedReg(r) => {
+                            let r = Allocation::Reg(r);
+                            push_move(&mut buf.after, (r, home, c));
+                            if st && before_eviction {
+                                // Its register holds it too until the
+                                // eviction (see `use_source`).
+                                let own = Allocation::Reg(PReg::new(scan.reg[v], c));
+                                push_move(&mut buf.after, (r, own, c));
+                            }
+                            r
+                        }
+                        OperandConstraint::Any if !(st && before_eviction) => home,
+                        _ if st => {
+                            // Its register before the eviction, or a
+                            // temporary: stored after.
+                            let hw = if ii as u32 >= scan.evict_inst[v] {
+                                scan.op_temp[base + j]
+                            } else {
+                                scan.reg[v]
+                            };
+                            if hw == NOREG {
+                                return Err(no_location(i, j, op.vreg));
+                            }
+                            let r = Allocation::Reg(PReg::new(hw, c));
+                            push_move(&mut buf.after, (r, home, c));
+                            r
+                        }
+                        _ => home,
+                    }
+                };
+                out.allocs.push(a);
+            }
+            // Reuse inputs: copied into the def's register.
+            for (j, op) in ops.iter().enumerate() {
+                if let OperandConstraint::Reuse(k) = op.constraint {
+                    let d = out.allocs[first + j];
+                    let a = ops[k].vreg;
+                    let src = use_source(lv, scan, base + k, ii, a.index(), a.class());
+                    push_move(&mut buf.before, (src, d, a.class()));
+                    out.allocs[first + k] = d;
+                }
+            }
+            // Block arguments of a jump.
+            if f.is_branch(i) {
+                let succs = f.block_succs(blk);
+                if succs.len() == 1 {
+                    let params = f.block_params(succs[0]);
+                    let args = f.branch_blockparams(blk, i, 0);
+                    for (a, p) in args.iter().zip(params) {
+                        let m = (
+                            canon(a.index(), a.class()),
+                            canon(p.index(), p.class()),
+                            a.class(),
+                        );
+                        if m.0 != m.1 {
+                            buf.before.push(m);
+                        }
+                    }
+                }
+            }
+            let mut new_slot = |c: RegClass| {
+                num_slots += 1;
+                by_class[c.index()] += 1;
+                num_slots - 1
             };
-            allocs.push(alloc);
+            seq.sequentialize(
+                ProgPoint::before(i),
+                &buf.before,
+                env,
+                &mut out.edits,
+                &mut new_slot,
+            )?;
+            seq.sequentialize(
+                ProgPoint::after(i),
+                &buf.after,
+                env,
+                &mut out.edits,
+                &mut new_slot,
+            )?;
         }
-
-        // Before(i): one parallel set.
-        let mut set: Vec<Move> = Vec::new();
-        set.extend_from_slice(splits.range(i as u32, i as u32 + 1));
-        if early == ivs.block_from[b] && cx.edge_moves_at_start(b) {
-            let p = f.block_preds(MBlock::new(b))[0].index();
-            let k = f
-                .block_succs(MBlock::new(p))
-                .iter()
-                .position(|s| s.index() == b)
-                .ok_or_else(|| internal(i, "predecessor without this successor".into()))?;
-            cx.edge_moves(p, k, &mut set)?;
-        }
-        for op in ops {
-            match (op.kind, op.constraint) {
-                (OperandKind::Use, OperandConstraint::FixedReg(r)) => {
-                    set.push((
-                        cx.before_loc(op.vreg, i)?,
-                        Allocation::Reg(r),
-                        op.vreg.class(),
-                    ));
-                }
-                (OperandKind::Def, OperandConstraint::Reuse(k)) => {
-                    let u = ops[k].vreg;
-                    set.push((cx.before_loc(u, i)?, cx.loc(op.vreg, early)?, u.class()));
-                }
-                _ => {}
-            }
-        }
-        cx.parallel(ProgPoint::before(inst), set)?;
-
-        // The outgoing edge of a single-successor block, before its jump.
-        let last = f.block_insts(MBlock::new(b)).last();
-        if inst == last && f.block_succs(MBlock::new(b)).len() == 1 {
-            let mut set = Vec::new();
-            cx.edge_moves(b, 0, &mut set)?;
-            cx.parallel(ProgPoint::before(inst), set)?;
-        }
-
-        // After(i): fixed defs out to their vreg's location.
-        let mut set: Vec<Move> = Vec::new();
-        for op in ops {
-            if let (OperandKind::Def, OperandConstraint::FixedReg(r)) = (op.kind, op.constraint) {
-                if ivs.vregs[op.vreg.index()].used {
-                    set.push((Allocation::Reg(r), cx.loc(op.vreg, late)?, op.vreg.class()));
-                }
-            }
-        }
-        cx.parallel(ProgPoint::after(inst), set)?;
     }
-
-    Ok(Output {
-        allocs,
-        inst_alloc_offsets: offsets,
-        edits: cx.edits,
-        num_spillslots: cx.num_slots,
-        spillslots_by_class: cx.by_class,
-        callee_saved_used: a.callee_saved_used,
-    })
+    out.num_spillslots = num_slots as usize;
+    out.spillslots_by_class = by_class;
+    out.callee_saved_used = scan.callee_used;
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::regalloc::testing::XorShift;
 
     fn r(n: u8) -> Allocation {
         Allocation::Reg(PReg::new(n, RegClass::Int))
@@ -415,60 +404,89 @@ mod tests {
         Allocation::Stack(SpillSlot(n))
     }
 
-    /// Runs sequential moves over a map location -> value, with
-    /// stack-to-stack moves going through the scratch like the emitter.
-    fn simulate(
-        seq: &[Move],
-        scratch: Allocation,
-    ) -> std::collections::HashMap<Allocation, Allocation> {
-        let mut st: std::collections::HashMap<Allocation, Allocation> = Default::default();
-        let get = |st: &std::collections::HashMap<Allocation, Allocation>, a: Allocation| {
-            *st.get(&a).unwrap_or(&a)
-        };
-        for &(from, to, _) in seq {
-            if from.is_stack() && to.is_stack() {
-                let v = get(&st, from);
-                st.insert(scratch, v);
-                st.insert(to, v);
-            } else {
-                let v = get(&st, from);
-                st.insert(to, v);
-            }
+    /// Runs `edits` on a state where location `l` holds value `l`.
+    fn simulate(edits: &[(ProgPoint, Edit)]) -> std::collections::BTreeMap<Allocation, Allocation> {
+        let mut st = std::collections::BTreeMap::new();
+        for (_, Edit::Move { from, to, .. }) in edits {
+            let v = *st.get(from).unwrap_or(from);
+            st.insert(*to, v);
         }
         st
     }
 
+    fn env() -> MachineEnv {
+        crate::regalloc::testing::toy_env(8, 0, 2, 0)
+    }
+
     #[test]
     fn cycles_and_fan_out_are_sequentialized() {
-        let scratch = PReg::new(63, RegClass::Int);
-        let mut rng = XorShift::new(3);
-        for _ in 0..500 {
-            // A random permutation of a few registers and slots, plus fan-out.
-            let locs: Vec<Allocation> = (0..6)
-                .map(|k| if k % 2 == 0 { r(k as u8) } else { s(k) })
-                .collect();
-            let mut perm: Vec<usize> = (0..locs.len()).collect();
-            for k in (1..perm.len()).rev() {
-                perm.swap(k, rng.below(k + 1));
-            }
-            let mut moves: Vec<Move> = perm
+        let env = env();
+        let p = ProgPoint::before(MInst(0));
+        let cases: Vec<Vec<Move>> = vec![
+            vec![(r(0), r(1), RegClass::Int), (r(1), r(0), RegClass::Int)],
+            vec![
+                (r(0), r(1), RegClass::Int),
+                (r(1), r(2), RegClass::Int),
+                (r(2), r(0), RegClass::Int),
+                (r(0), r(3), RegClass::Int),
+                (r(3), s(4), RegClass::Int),
+            ],
+            vec![
+                (s(0), s(1), RegClass::Int),
+                (s(1), r(2), RegClass::Int),
+                (r(2), s(0), RegClass::Int),
+                (r(5), r(6), RegClass::Int),
+            ],
+        ];
+        for moves in cases {
+            let mut seq = Sequencer::default();
+            seq.reset();
+            let mut out = Vec::new();
+            let mut next = 100;
+            seq.sequentialize(p, &moves, &env, &mut out, |_| {
+                next += 1;
+                next - 1
+            })
+            .unwrap();
+            assert!(out
                 .iter()
-                .enumerate()
-                .map(|(k, &p)| (locs[p], locs[k], RegClass::Int))
-                .collect();
-            moves.push((locs[0], r(20), RegClass::Int));
-            let seq = sequentialize(moves.clone(), [scratch, scratch], |_| 99).unwrap();
-            let st = simulate(&seq, Allocation::Reg(scratch));
-            for (from, to, _) in moves {
-                assert_eq!(st.get(&to).copied().unwrap_or(to), from, "{seq:?}");
+                .all(|(_, Edit::Move { from, to, .. })| !(from.is_stack() && to.is_stack())));
+            let st = simulate(&out);
+            for (from, to, _) in &moves {
+                assert_eq!(st.get(to), Some(from), "{moves:?} -> {out:?}");
             }
+        }
+    }
+
+    #[test]
+    fn a_long_rotation_is_linear() {
+        // 100,000 slots rotated by one: one cycle through memory.
+        let env = env();
+        let n = 100_000u32;
+        let moves: Vec<Move> = (0..n)
+            .map(|k| (s(k), s((k + 1) % n), RegClass::Int))
+            .collect();
+        let mut seq = Sequencer::default();
+        seq.reset();
+        let mut out = Vec::new();
+        seq.sequentialize(ProgPoint::before(MInst(0)), &moves, &env, &mut out, |_| n)
+            .unwrap();
+        assert!(out.len() <= 2 * moves.len() + 6);
+        let st = simulate(&out);
+        for (from, to, _) in &moves {
+            assert_eq!(st.get(to), Some(from));
         }
     }
 
     #[test]
     fn conflicting_destinations_are_rejected() {
-        let scratch = PReg::new(63, RegClass::Int);
-        let moves = vec![(r(1), r(2), RegClass::Int), (r(3), r(2), RegClass::Int)];
-        assert!(sequentialize(moves, [scratch, scratch], |_| 0).is_err());
+        let env = env();
+        let mut seq = Sequencer::default();
+        seq.reset();
+        let moves = [(r(0), r(2), RegClass::Int), (r(1), r(2), RegClass::Int)];
+        let mut out = Vec::new();
+        assert!(seq
+            .sequentialize(ProgPoint::before(MInst(0)), &moves, &env, &mut out, |_| 9)
+            .is_err());
     }
 }

@@ -392,14 +392,21 @@ impl<'e> RandomProgram<'e> {
             .collect();
         let t = self.b.block(&[]);
         let e = self.b.block(&[]);
-        let j = self.b.block(&params);
         let cond = self.cond(avail);
         self.b.branch(&cond, &[(t, &[]), (e, &[])]);
+        // The join is laid out after both arms (as a backend's block order
+        // does), so the arms' jumps to it are added once it exists.
+        let mut ends = Vec::new();
         for arm in [t, e] {
             self.b.switch_to(arm);
             let mut inner = avail.clone();
             self.body(&mut inner, depth + 1);
             let args = self.args_for(&inner, &params);
+            ends.push((self.b.current(), args));
+        }
+        let j = self.b.block(&params);
+        for (end, args) in ends {
+            self.b.switch_to(end);
             self.b.jump(j, &args);
         }
         self.b.switch_to(j);

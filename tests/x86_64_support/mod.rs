@@ -1,5 +1,5 @@
 //! Shared helpers of the x86-64 integration tests: compiling `.kir` text
-//! with either code generator, a small loader (mmap, copy, relocate,
+//! with the backend (checked or not), a small loader (mmap, copy, relocate,
 //! protect), forked execution for traps, a xorshift generator and iced-x86
 //! decoding.
 #![allow(dead_code, unused_imports)]
@@ -11,7 +11,7 @@ pub use kiln::compiled::CompiledModule;
 pub use kiln::emit::compile_module;
 pub use kiln::ir::parse::parse_module;
 pub use kiln::isa;
-pub use kiln::isa::x86_64::{X86_64, X86_64_BASELINE};
+pub use kiln::isa::x86_64::{X86_64, X86_64_BACKEND};
 pub use kiln::isa::Backend;
 pub use kiln::reloc::{RelocKind, SectionKind};
 pub use std::collections::HashMap;
@@ -29,9 +29,10 @@ pub fn compile_with(src: &str, backend: &dyn Backend) -> CompiledModule {
 /// The normal backend with the allocation checker on in every build.
 pub use kiln::isa::x86_64::X86_64_CHECKED as X86_64_BACKEND_CHECKED;
 
-/// Both code generators: every execution test runs on each.
+/// The backend with and without the allocation checker: every execution
+/// test runs on each.
 pub fn backends() -> [&'static dyn Backend; 2] {
-    [&X86_64_BACKEND_CHECKED, &X86_64_BASELINE]
+    [&X86_64_BACKEND_CHECKED, &X86_64_BACKEND]
 }
 
 /// A module copied into its own mapping, relocated and protected.
