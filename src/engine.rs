@@ -244,33 +244,66 @@ impl Engine {
     /// name is a link error, and nothing changes. With [`Compile::Now`]
     /// the new bodies are compiled first, and an error there changes
     /// nothing either. Returns the new lazy module.
-    pub fn redefine(&self, mut module: Module, when: Compile) -> Result<ModuleId> {
+    pub fn redefine(&self, module: Module, when: Compile) -> Result<ModuleId> {
         verify_module(&module)?;
+        let (id, group) = {
+            let mut reg = self.reg()?;
+            let group = reg.new_group(&module.name);
+            (reg.id_of(group), group)
+        };
+        match self.extend_slot(group, module, when) {
+            Ok(()) => Ok(id),
+            Err(e) => {
+                let _ = self.remove_module(id);
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds `module`'s definitions to lazy module `lazy` (one made by
+    /// [`Engine::add_module_lazy`] or [`Engine::redefine`]), redefining as
+    /// [`Engine::redefine`] does: each function becomes a function-module of
+    /// `lazy`, a function named like an existing lazy function with the
+    /// same signature replaces its body, and new names become new lazy
+    /// functions. Links are checked first; with [`Compile::Now`] the new
+    /// bodies are compiled before anything switches. On an error nothing
+    /// changes. (The REPL keeps its whole session in one lazy module this
+    /// way, each item its own function-module.)
+    pub fn extend_lazy(&self, lazy: ModuleId, module: Module, when: Compile) -> Result<()> {
+        verify_module(&module)?;
+        let group = {
+            let reg = self.reg()?;
+            let slot = reg.live_slot(lazy)?;
+            if !reg.is_group(slot) {
+                return Err(Error::Argument(format!("{lazy} is not a lazy module")));
+            }
+            slot
+        };
+        self.extend_slot(group, module, when)
+    }
+
+    fn extend_slot(&self, group: u32, mut module: Module, when: Compile) -> Result<()> {
         crate::opt::optimize_module(&mut module, self.opt_level());
         let split = Split::new(module);
-        let (redef, lazy) = {
+        let (ext, lazy) = {
             let mut reg = self.reg()?;
-            let redef = reg.redefine(split)?;
+            let ext = reg.extend(group, split, true)?;
             // Link errors now, whenever the bodies are compiled.
-            let checked = reg
-                .live_slot(redef.id)
-                .and_then(|slot| reg.check_links(&[slot]));
-            if let Err(e) = checked {
-                let _ = reg.remove(redef.id);
+            if let Err(e) = reg.check_extension(&ext) {
+                let _ = reg.retract(&ext);
                 return Err(e);
             }
-            (redef, reg.lazy_supported())
+            (ext, reg.lazy_supported())
         };
         if when == Compile::Now || !lazy {
-            if let Err(e) = self.inner.drive(&redef.members, Goal::Finalized) {
-                let _ = self.remove_module(redef.id);
+            if let Err(e) = self.inner.drive(&ext.members, Goal::Finalized) {
+                let _ = self.reg()?.retract(&ext);
                 return Err(e);
             }
         }
         let mut reg = self.reg()?;
-        reg.switch(&redef)?;
-        reg.reclaim()?;
-        Ok(redef.id)
+        reg.switch(&ext)?;
+        reg.reclaim()
     }
 
     /// Link-checks `module` and what it reaches, compiling nothing: for a
@@ -375,6 +408,11 @@ impl Engine {
     /// Convenience for [`Engine::set_trap_handler`] with a closure.
     pub fn on_trap(&self, f: impl Fn(TrapCode) + Send + Sync + 'static) {
         self.set_trap_handler(Some(Arc::new(f)));
+    }
+
+    /// What exported `name` is and where, if some module exports it.
+    pub fn symbol(&self, name: &str) -> Result<Option<crate::registry::SymbolInfo>> {
+        Ok(self.reg()?.symbol(name))
     }
 
     /// Tells profilers and debuggers about the code of every module

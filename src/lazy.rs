@@ -55,8 +55,8 @@ use crate::error::{Error, Result};
 use crate::ir::{Callee, InstKind, Linkage, Module, SymId, SymbolKind};
 use crate::memory::FinalizedSection;
 use crate::registry::loader::{self, Image, RelocCounts, Relocatable, Target};
-use crate::registry::symbols::{ExportKind, Symbol, SymbolId};
-use crate::registry::{Finalized, ModuleId, Registry, Role, Source, State};
+use crate::registry::symbols::{NewSymbol, SymbolId};
+use crate::registry::{Finalized, Member, ModuleId, Owner, Registry, Role, Source, State};
 use crate::reloc::{Reloc, RelocKind, SectionKind};
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -201,10 +201,12 @@ impl Split {
 
 // ---- bookkeeping ------------------------------------------------------------
 
-/// A lazy module's registry entry: its members and slots.
-#[derive(Default)]
+/// A lazy module's registry entry: what it owns, its members and slots.
 pub struct Group {
-    /// Every member: function-modules and the data module.
+    pub(crate) owner: Owner,
+    /// Every member: function-modules (current bodies, and redefinitions
+    /// not switched to yet) and data modules; a member's [`Member::index`]
+    /// is its place here.
     members: Vec<u32>,
     /// Indirection slots this module created (it owns their stubs and
     /// symbols).
@@ -218,6 +220,9 @@ impl Group {
         &self.members
     }
 }
+
+/// `key` of a data module (no slot).
+pub const NO_KEY: u32 = u32::MAX;
 
 /// One slot of the indirection table.
 #[derive(Clone, Copy)]
@@ -245,7 +250,7 @@ pub struct LazyState {
     /// with this executor.
     resolver: Option<(u64, u64)>,
     /// Retired code: the epoch it was retired in and its sections.
-    retired: Vec<(u64, Vec<FinalizedSection>)>,
+    retired: Vec<(u64, Box<[FinalizedSection]>)>,
     pub epochs: Arc<Epochs>,
 }
 
@@ -408,14 +413,31 @@ pub unsafe extern "C" fn native_resolve<R: Resolver>(ctx: *const R, key: u64) ->
 
 // ---- the registry's lazy operations -----------------------------------------
 
-/// What [`Registry::redefine`] made: the new lazy module and the slots
-/// whose bodies switch to it.
-pub struct Redefinition {
-    pub id: ModuleId,
+/// What [`Registry::extend`] added to a lazy module: its new members, the
+/// slots whose bodies switch to them, and the slots and symbols it made
+/// (taken back by [`Registry::retract`]).
+pub struct Extension {
+    /// The lazy module.
+    pub group: u32,
+    /// Every new function-module and data module.
+    pub members: Vec<u32>,
     /// (slot key, new function-module) for every redefined function.
     pub switches: Vec<(u32, u32)>,
-    /// Every new function-module (redefined and new functions).
-    pub members: Vec<u32>,
+    keys: Vec<u32>,
+    symbols: Vec<SymbolId>,
+    /// The new IR (kept for link checks).
+    ir: Arc<GroupIr>,
+}
+
+/// Where a link check goes next: an Added module, or a lazy module's IR
+/// (`mark`: record the lazy module as checked).
+enum Unit {
+    Module(u32),
+    Group {
+        slot: u32,
+        ir: Arc<GroupIr>,
+        mark: bool,
+    },
 }
 
 impl Registry {
@@ -521,11 +543,10 @@ impl Registry {
         let image = Image::new(cm, |_, _| None, &mut resolve)?;
         let (stubs, cells, sections) = self.load_internal(&image)?;
         self.new_entry(
-            "<lazy stubs>".into(),
             Role::Chunk,
             State::Finalized(Finalized {
-                sections,
-                body: None,
+                sections: sections.into_boxed_slice(),
+                body: 0,
             }),
         );
         self.lazy.chunks.push(Chunk {
@@ -573,104 +594,79 @@ impl Registry {
         Ok((text, data, sections))
     }
 
+    /// A new, empty lazy module named `name`.
+    pub fn new_group(&mut self, name: &str) -> u32 {
+        self.new_entry(
+            Role::Group(Box::new(Group {
+                owner: Owner::new(name.into()),
+                members: Vec::new(),
+                keys: Vec::new(),
+                linked: false,
+            })),
+            Finalized::empty(),
+        )
+    }
+
     /// Adds a lazy module (see the module docs): nothing is compiled.
     pub fn add_lazy(&mut self, split: Split) -> Result<ModuleId> {
         self.check_new_exports(&split.module)?;
-        Ok(self.make_group(split, false)?.id)
+        let group = self.new_group(&split.module.name);
+        match self.extend(group, split, false) {
+            Ok(_) => Ok(self.id_of(group)),
+            Err(e) => {
+                let _ = self.drop_group(group);
+                Err(e)
+            }
+        }
     }
 
-    /// Creates the lazy module of `split`. With `redefine`, a function
-    /// whose name is an existing lazy function of the same signature takes
-    /// over its slot (the switch is the caller's, [`Registry::switch`]).
-    fn make_group(&mut self, split: Split, redefine: bool) -> Result<Redefinition> {
+    /// Adds the definitions of `split` to lazy module `group`: each
+    /// function becomes a function-module behind a slot, the data items
+    /// one data module. With `redefine`, a function named like an existing
+    /// lazy function of the same signature takes over its slot once
+    /// [`Registry::switch`]ed to (another signature, an eagerly added
+    /// function or a data item of an existing name is an error); without,
+    /// every exported name must be new. Nothing is compiled; on an error
+    /// nothing changes.
+    pub fn extend(&mut self, group: u32, split: Split, redefine: bool) -> Result<Extension> {
         let isa = self.isa()?;
         let Split {
             module,
             refs,
             data_refs,
         } = split;
-        // Which functions take over existing slots; checked before
-        // anything changes.
-        let mut adopted: Vec<Option<(u32, SymbolId)>> = vec![None; module.symbols.len()];
-        if redefine {
-            for (sym, s) in module.symbol_ids() {
-                if s.linkage != Linkage::Export {
-                    continue;
-                }
-                let Some(id) = self.symbols.lookup(&s.name) else {
-                    continue;
-                };
-                let Some(old) = self.symbols.get(id) else {
-                    continue;
-                };
-                let owner = self.entry(self.owner_of(old.module)).name.clone();
-                let fail = |m: String| Err(crate::registry::link_err(&module, sym, m));
-                match (&s.kind, &old.kind, old.indirect) {
-                    (SymbolKind::Func { sig, .. }, ExportKind::Func(have), Some(key)) => {
-                        if sig != have {
-                            return fail(format!(
-                                "@{} has signature {have} (module {owner}); it cannot be redefined with {sig}",
-                                s.name
-                            ));
-                        }
-                        adopted[sym.index()] = Some((key, id));
-                    }
-                    (SymbolKind::Func { .. }, ExportKind::Func(_), None) => {
-                        return fail(format!(
-                            "@{} of module {owner} was not added lazily; it cannot be redefined",
-                            s.name
-                        ))
-                    }
-                    (SymbolKind::Func { .. }, ExportKind::Data, _) => {
-                        return fail(format!(
-                            "@{} is data defined by module {owner}; it cannot be redefined as a function",
-                            s.name
-                        ))
-                    }
-                    (SymbolKind::Data { .. }, _, _) => {
-                        return fail(format!(
-                            "@{} is already defined by module {owner}; data cannot be redefined",
-                            s.name
-                        ))
-                    }
-                }
-            }
+        let adopted = if redefine {
+            self.adoptions(&module)?
         } else {
             self.check_new_exports(&module)?;
-        }
-        let name: Arc<str> = module.name.as_str().into();
-        let group = self.new_entry(
-            name.clone(),
-            Role::Group(Box::default()),
-            State::Finalized(Finalized {
-                sections: Vec::new(),
-                body: None,
+            vec![None; module.symbols.len()]
+        };
+        let mut ext = Extension {
+            group,
+            members: Vec::new(),
+            switches: Vec::new(),
+            keys: Vec::new(),
+            symbols: Vec::new(),
+            ir: Arc::new(GroupIr {
+                module: Module::new(""),
+                scope: Vec::new(),
+                refs: Vec::new(),
+                data_refs: Box::default(),
             }),
-        );
-        self.entry_mut(group).pin = Some(Arc::new(()));
+        };
         let has_data = module
             .symbols
             .iter()
             .any(|s| matches!(s.kind, SymbolKind::Data { body: Some(_) }));
-        let data = has_data.then(|| {
-            self.new_entry(
-                name.clone(),
-                Role::Member {
-                    group,
-                    indirect: None,
-                },
-                State::Free,
-            )
-        });
+        let data = has_data.then(|| self.add_member(group, NO_KEY, false));
+        ext.members.extend(data);
         let mut scope: Vec<Option<SymbolId>> = vec![None; module.symbols.len()];
-        let mut owned = Vec::new();
-        let mut keys = Vec::new();
         let mut functions: Vec<(SymId, u32, bool)> = Vec::new();
-        let mut failed = None;
         for (sym, s) in module.symbol_ids() {
             if s.linkage == Linkage::Import {
                 continue;
             }
+            let named = s.linkage == Linkage::Export;
             match &s.kind {
                 SymbolKind::Func { sig, body: Some(_) } => {
                     if let Some((key, id)) = adopted[sym.index()] {
@@ -681,16 +677,17 @@ impl Registry {
                     let key = match self.alloc_key(&isa) {
                         Ok(k) => k,
                         Err(e) => {
-                            failed = Some(e);
-                            break;
+                            let _ = self.retract(&ext);
+                            return Err(e);
                         }
                     };
-                    let id = self.symbols.insert(Symbol {
-                        name: s.name.as_str().into(),
-                        named: s.linkage == Linkage::Export,
+                    let address = Some(self.stub_address(&isa, key));
+                    let id = self.symbols.insert(NewSymbol {
+                        name: &s.name,
+                        named,
                         module: group,
-                        kind: ExportKind::Func(sig.clone()),
-                        address: Some(self.stub_address(&isa, key)),
+                        sig: Some(sig),
+                        address,
                         indirect: Some(key),
                     });
                     self.lazy.slots[key as usize] = Indirect {
@@ -699,25 +696,29 @@ impl Registry {
                         symbol: id,
                     };
                     scope[sym.index()] = Some(id);
-                    owned.push(id);
-                    keys.push(key);
+                    ext.keys.push(key);
+                    ext.symbols.push(id);
                     functions.push((sym, key, false));
                 }
                 SymbolKind::Data { body: Some(_) } => {
                     let Some(data) = data else { continue };
-                    let id = self.symbols.insert(Symbol {
-                        name: s.name.as_str().into(),
-                        named: s.linkage == Linkage::Export,
+                    let id = self.symbols.insert(NewSymbol {
+                        name: &s.name,
+                        named,
                         module: data,
-                        kind: ExportKind::Data,
+                        sig: None,
                         address: None,
                         indirect: None,
                     });
                     scope[sym.index()] = Some(id);
-                    owned.push(id);
+                    ext.symbols.push(id);
                 }
                 _ => {}
             }
+        }
+        if let Role::Group(g) = &mut self.entry_mut(group).role {
+            g.keys.extend_from_slice(&ext.keys);
+            g.owner.symbols.extend_from_slice(&ext.symbols);
         }
         let ir = Arc::new(GroupIr {
             module,
@@ -725,67 +726,200 @@ impl Registry {
             refs,
             data_refs,
         });
-        let mut members = Vec::with_capacity(functions.len() + 1);
-        let mut switches = Vec::new();
-        for &(sym, key, adopt) in &functions {
-            let m = self.new_entry(
-                name.clone(),
-                Role::Member {
-                    group,
-                    indirect: Some(key),
-                },
+        for (sym, key, adopt) in functions {
+            let m = self.add_member(group, key, adopt);
+            self.set_state(
+                m,
                 State::Added(Source::Function {
                     group: ir.clone(),
                     sym,
                 }),
             );
-            members.push(m);
+            ext.members.push(m);
             if adopt {
-                switches.push((key, m));
+                ext.switches.push((key, m));
             } else {
                 self.lazy.slots[key as usize].body = m;
             }
         }
         if let Some(d) = data {
             self.set_state(d, State::Added(Source::Data { group: ir.clone() }));
-            members.push(d);
         }
-        {
-            let e = self.entry_mut(group);
-            e.symbols = owned;
-            if let Role::Group(g) = &mut e.role {
-                g.members = members.clone();
-                g.keys = keys;
+        ext.ir = ir;
+        Ok(ext)
+    }
+
+    /// For each exported definition of `module`: the slot and symbol of
+    /// the lazy function it redefines, or `None` for a new name; an error
+    /// for anything else of an existing name.
+    fn adoptions(&self, module: &Module) -> Result<Vec<Option<(u32, SymbolId)>>> {
+        let mut adopted = vec![None; module.symbols.len()];
+        for (sym, s) in module.symbol_ids() {
+            if s.linkage != Linkage::Export {
+                continue;
+            }
+            let Some((id, old)) = self
+                .symbols
+                .lookup(&s.name)
+                .and_then(|id| Some((id, self.symbols.get(id)?)))
+            else {
+                continue;
+            };
+            let owner = self.name_of(old.module);
+            let fail = |m: String| Err(crate::registry::link_err(module, sym, m));
+            match (&s.kind, self.symbols.signature(old), old.indirect) {
+                (SymbolKind::Func { sig, .. }, Some(have), Some(key)) => {
+                    if sig != have {
+                        return fail(format!(
+                            "@{} has signature {have} (module {owner}); it cannot be redefined with {sig}",
+                            s.name
+                        ));
+                    }
+                    adopted[sym.index()] = Some((key, id));
+                }
+                (SymbolKind::Func { .. }, Some(_), None) => {
+                    return fail(format!(
+                        "@{} of module {owner} was not added lazily; it cannot be redefined",
+                        s.name
+                    ))
+                }
+                (SymbolKind::Func { .. }, None, _) => {
+                    return fail(format!(
+                    "@{} is data defined by module {owner}; it cannot be redefined as a function",
+                    s.name
+                ))
+                }
+                (SymbolKind::Data { .. }, _, _) => {
+                    return fail(format!(
+                        "@{} is already defined by module {owner}; data cannot be redefined",
+                        s.name
+                    ))
+                }
             }
         }
-        if let Some(e) = failed {
-            let _ = self.drop_group(group);
-            return Err(e);
+        Ok(adopted)
+    }
+
+    /// A new member of `group` for slot `key` ([`NO_KEY`]: a data
+    /// module), not yet with a state.
+    fn add_member(&mut self, group: u32, key: u32, pending: bool) -> u32 {
+        let index = match &self.entry(group).role {
+            Role::Group(g) => g.members.len() as u32,
+            _ => 0,
+        };
+        let m = self.new_entry(
+            Role::Member(Member {
+                group,
+                key,
+                index,
+                pending,
+            }),
+            State::Free,
+        );
+        if let Role::Group(g) = &mut self.entry_mut(group).role {
+            g.members.push(m);
         }
-        Ok(Redefinition {
-            id: self.id_of(group),
-            switches,
-            members,
-        })
+        m
     }
 
-    /// Adds `split` as a lazy module whose functions with the names of
-    /// existing lazy functions (same signatures) will replace them; data
-    /// items must be new. Nothing switches until [`Registry::switch`].
-    pub fn redefine(&mut self, split: Split) -> Result<Redefinition> {
-        self.make_group(split, true)
+    /// Takes `slot` out of its lazy module's member list (O(1); once).
+    fn remove_member(&mut self, slot: u32) {
+        let Role::Member(m) = self.entry(slot).role else {
+            return;
+        };
+        if m.index == u32::MAX {
+            return;
+        }
+        let moved = match &mut self.entry_mut(m.group).role {
+            Role::Group(g) if g.members.get(m.index as usize) == Some(&slot) => {
+                g.members.swap_remove(m.index as usize);
+                g.members.get(m.index as usize).copied()
+            }
+            _ => None,
+        };
+        if let Some(other) = moved {
+            if let Role::Member(o) = &mut self.entry_mut(other).role {
+                o.index = m.index;
+            }
+        }
+        if let Role::Member(me) = &mut self.entry_mut(slot).role {
+            me.index = u32::MAX;
+        }
     }
 
-    /// Makes the bodies of `redef` current: each slot's cell is patched to
-    /// the new body (finalized already) or back to its lazy entry, and the
-    /// old body is retired.
-    pub fn switch(&mut self, redef: &Redefinition) -> Result<()> {
+    /// Takes back an extension that was not switched to (its compile or
+    /// link check failed): its members, slots and symbols go.
+    pub fn retract(&mut self, ext: &Extension) -> Result<()> {
+        let mut first_err = None;
+        for &m in &ext.members {
+            if let Role::Member(mm) = self.entry(m).role {
+                if mm.key != NO_KEY && self.lazy.slots[mm.key as usize].body == m {
+                    self.lazy.slots[mm.key as usize].body = NO_BODY;
+                }
+            }
+            self.remove_member(m);
+            match &self.entry(m).state {
+                // Its compiling thread finalizes it, then `after_seal`
+                // retires it (no slot has it as its body).
+                State::Compiling { .. } => {
+                    if let Role::Member(mm) = &mut self.entry_mut(m).role {
+                        mm.pending = false;
+                    }
+                    continue;
+                }
+                State::Loaded(l) => {
+                    let batch = l.batch as usize;
+                    self.unload_batch(batch);
+                }
+                _ => {}
+            }
+            if let Err(e) = self.drop_module(m) {
+                first_err.get_or_insert(e);
+            }
+        }
+        for &key in &ext.keys {
+            if let Err(e) = self.free_key(key) {
+                first_err.get_or_insert(e);
+            }
+        }
+        for &id in &ext.symbols {
+            self.symbols.remove(id);
+        }
+        if let Role::Group(g) = &mut self.entry_mut(ext.group).role {
+            g.keys.retain(|k| !ext.keys.contains(k));
+            g.owner.symbols.retain(|s| !ext.symbols.contains(s));
+        }
+        first_err.map_or(Ok(()), Err)
+    }
+
+    /// Returns slot `key` to the free list, its cell back at its lazy
+    /// entry.
+    fn free_key(&mut self, key: u32) -> Result<()> {
+        self.lazy.slots[key as usize].body = NO_BODY;
+        self.lazy.free.push(key);
+        let isa = self.isa()?;
+        let entry = self.stub_address(&isa, key) + isa.lazy_offset as u64;
+        self.executor.write_cell(self.cell_address(key), entry)
+    }
+
+    /// Makes the bodies of `ext` current: each redefined slot's cell is
+    /// patched to the new body (finalized already) or back to its lazy
+    /// entry, and the old body is retired.
+    pub fn switch(&mut self, ext: &Extension) -> Result<()> {
         let isa = self.isa()?;
         let mut first_err = None;
-        for &(key, member) in &redef.switches {
+        for &(key, member) in &ext.switches {
+            match &mut self.entry_mut(member).role {
+                Role::Member(m) if m.group == ext.group && m.key == key => m.pending = false,
+                _ => {
+                    first_err
+                        .get_or_insert(Error::Runtime("the redefined module was removed".into()));
+                    continue;
+                }
+            }
             let old = std::mem::replace(&mut self.lazy.slots[key as usize].body, member);
             let target = match &self.entry(member).state {
-                State::Finalized(Finalized { body: Some(a), .. }) => *a,
+                State::Finalized(f) if f.body != 0 => f.body,
                 _ => self.stub_address(&isa, key) + isa.lazy_offset as u64,
             };
             if let Err(e) = self.executor.write_cell(self.cell_address(key), target) {
@@ -799,35 +933,22 @@ impl Registry {
     }
 
     /// After finalizing function-module `slot` with its body at `body`:
-    /// patches its slot's cell when it is the slot's current body, else
-    /// retires it (it was replaced while compiling).
+    /// patches its slot's cell when it is the slot's current body; a
+    /// redefinition not switched to waits; a body replaced while it was
+    /// being compiled is retired.
     pub(crate) fn after_seal(&mut self, slot: u32, body: u64) -> Result<()> {
-        let Role::Member {
-            indirect: Some(key),
-            ..
-        } = self.entry(slot).role
-        else {
+        let Role::Member(m) = self.entry(slot).role else {
             return Ok(());
         };
-        let current = self.lazy.slots.get(key as usize).map(|s| s.body);
-        if current == Some(slot) {
-            self.executor.write_cell(self.cell_address(key), body)
-        } else if self.is_pending_switch(slot) {
-            // A redefinition compiled before its switch.
-            Ok(())
+        if m.key == NO_KEY || m.pending {
+            return Ok(());
+        }
+        if self.lazy.slots.get(m.key as usize).map(|s| s.body) == Some(slot) {
+            self.executor.write_cell(self.cell_address(m.key), body)
         } else {
             self.retire(slot);
             Ok(())
         }
-    }
-
-    /// Whether `slot` is a function-module of a redefinition not yet
-    /// switched (its group's slot for it names another body).
-    fn is_pending_switch(&self, slot: u32) -> bool {
-        let Role::Member { group, .. } = self.entry(slot).role else {
-            return false;
-        };
-        matches!(&self.entry(group).role, Role::Group(g) if g.members.contains(&slot))
     }
 
     /// The address slot `key` calls now, or the function-module to
@@ -842,28 +963,25 @@ impl Registry {
             return Err(Error::Runtime(format!("lazy function #{key} was removed")));
         };
         match &self.entry(s.body).state {
-            State::Finalized(Finalized { body: Some(a), .. }) => Ok(Ok(*a)),
+            State::Finalized(f) if f.body != 0 => Ok(Ok(f.body)),
             _ => Ok(Err(s.body)),
         }
     }
 
     /// Takes function-module `slot` out of service: finalized code goes to
     /// the retired list (released by [`Registry::reclaim`] once no call
-    /// that could run it is left); other states are dropped (a module
-    /// being compiled is retired when it is finalized).
+    /// that could run it is left); a module being compiled is retired when
+    /// it is finalized (by [`Registry::after_seal`]); others go at once.
     fn retire(&mut self, slot: u32) {
-        if let Role::Member { group, .. } = self.entry(slot).role {
-            if let Role::Group(g) = &mut self.entry_mut(group).role {
-                g.members.retain(|&m| m != slot);
-            }
-        }
+        self.remove_member(slot);
         match self.entry(slot).state {
-            State::Compiling { .. } | State::Loaded(_) => {
-                // Finalized later by its compiling thread, then retired by
-                // `after_seal` (it is no member of its group any more).
-            }
+            State::Compiling { .. } | State::Loaded(_) => {}
             State::Finalized(_) => {
                 self.clear_edges(slot);
+                // Backtraces stop naming it now; its code stays mapped
+                // until no call can run in it.
+                let id = self.id_of(slot);
+                self.debug.module_removed(id);
                 if let State::Finalized(f) = self.set_state(slot, State::Free) {
                     let epoch = self.lazy.epochs.advance();
                     self.lazy.retired.push((epoch, f.sections));
@@ -910,11 +1028,16 @@ impl Registry {
         )
     }
 
-    /// The function-modules and data module that make `group` callable
-    /// now (each slot's current body, and the data).
+    /// The members that make `group` callable now (current bodies and
+    /// data modules).
     pub(crate) fn current_members(&self, group: u32) -> Vec<u32> {
         match &self.entry(group).role {
-            Role::Group(g) => g.members.clone(),
+            Role::Group(g) => g
+                .members
+                .iter()
+                .copied()
+                .filter(|&m| !matches!(self.entry(m).role, Role::Member(mm) if mm.pending))
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -924,28 +1047,55 @@ impl Registry {
     /// (each checked once). Reports the error eager finalizing of the
     /// same modules would report first.
     pub fn check_links(&mut self, roots: &[u32]) -> Result<()> {
-        let mut seen: Vec<u32> = Vec::new();
-        let mut work: Vec<u32> = Vec::new();
-        let checkable = |r: &Registry, s: u32| match &r.entry(s).role {
-            Role::Group(g) => !g.linked,
-            Role::Module => matches!(r.entry(s).state, State::Added(_)),
-            _ => false,
-        };
+        let mut units = Vec::new();
         for &r in roots {
-            let r = self.owner_of(r);
-            if checkable(self, r) && !seen.contains(&r) {
-                seen.push(r);
-                work.push(r);
+            if let Some(u) = self.unit(self.owner_of(r)) {
+                units.push(u);
             }
         }
-        while let Some(slot) = work.pop() {
-            let source = match (&self.entry(slot).role, &self.entry(slot).state) {
-                (Role::Module, State::Added(s)) => s.clone(),
-                (Role::Group(_), _) => match self.group_ir(slot) {
-                    Some(group) => Source::Data { group },
-                    None => continue,
+        self.check_units(units)
+    }
+
+    /// Link-checks the externs of `ext`'s module (and what they reach).
+    pub fn check_extension(&mut self, ext: &Extension) -> Result<()> {
+        self.check_units(vec![Unit::Group {
+            slot: ext.group,
+            ir: ext.ir.clone(),
+            mark: false,
+        }])
+    }
+
+    /// What a link check of `slot` (an owner) visits, if it needs one.
+    fn unit(&self, slot: u32) -> Option<Unit> {
+        match (&self.entry(slot).role, &self.entry(slot).state) {
+            (Role::Module(_), State::Added(_)) => Some(Unit::Module(slot)),
+            (Role::Group(g), _) if !g.linked => {
+                g.members.iter().find_map(|&m| match self.source_of(m)? {
+                    Source::Function { group, .. } | Source::Data { group } => Some(Unit::Group {
+                        slot,
+                        ir: group.clone(),
+                        mark: true,
+                    }),
+                    Source::Whole(_) => None,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn check_units(&mut self, mut work: Vec<Unit>) -> Result<()> {
+        let mut seen: crate::registry::FxHashMap<u32, ()> = Default::default();
+        for u in &work {
+            let (Unit::Module(s) | Unit::Group { slot: s, .. }) = u;
+            seen.insert(*s, ());
+        }
+        while let Some(unit) = work.pop() {
+            let (slot, source, mark) = match unit {
+                Unit::Module(slot) => match &self.entry(slot).state {
+                    State::Added(s) => (slot, s.clone(), false),
+                    _ => continue,
                 },
-                _ => continue,
+                Unit::Group { slot, ir, mark } => (slot, Source::Data { group: ir }, mark),
             };
             let module = source.module();
             for (sym, s) in module.symbol_ids() {
@@ -954,72 +1104,64 @@ impl Registry {
                 }
                 if let crate::registry::Resolved::Module(dep) = self.resolve_import(module, sym)? {
                     let dep = self.owner_of(dep);
-                    if checkable(self, dep) && !seen.contains(&dep) {
-                        seen.push(dep);
-                        work.push(dep);
+                    if dep != slot && seen.insert(dep, ()).is_none() {
+                        work.extend(self.unit(dep));
                     }
                 }
             }
-            if let Role::Group(g) = &mut self.entry_mut(slot).role {
+            if let (true, Role::Group(g)) = (mark, &mut self.entry_mut(slot).role) {
                 g.linked = true;
             }
         }
         Ok(())
     }
 
-    /// The IR of lazy module `group`, while one of its members has it.
-    fn group_ir(&self, group: u32) -> Option<Arc<GroupIr>> {
-        let Role::Group(g) = &self.entry(group).role else {
-            return None;
-        };
-        g.members.iter().find_map(|&m| match self.source_of(m)? {
-            Source::Function { group, .. } | Source::Data { group } => Some(group.clone()),
-            Source::Whole(_) => None,
-        })
-    }
-
-    /// Removes lazy module `group` with its members, slots and symbols;
-    /// refused while another module references it, a call runs in it, a
-    /// member is being compiled, or it holds the current body of another
-    /// module's function.
+    /// Removes lazy module `group` with its members, slots and symbols
+    /// (and the bodies other modules gave its functions); refused while
+    /// another module references it, a call runs in it, a member is being
+    /// compiled, or it holds the current body of another module's function.
     pub(crate) fn remove_group(&mut self, group: u32) -> Result<()> {
         let Role::Group(g) = &self.entry(group).role else {
             return Ok(());
         };
-        let members = g.members.clone();
-        let keys = g.keys.clone();
-        let mut within = members.clone();
-        within.push(group);
-        self.check_removable(group, &within)?;
+        let (members, keys) = (g.members.clone(), g.keys.clone());
         for &m in &members {
-            self.check_removable(m, &within)?;
-            if let Role::Member {
-                indirect: Some(key),
-                ..
-            } = self.entry(m).role
-            {
-                let s = self.lazy.slots[key as usize];
-                if s.owner != group && s.body == m {
-                    let owner = &self.entry(s.owner).name;
-                    let name = self
-                        .symbols
-                        .get(s.symbol)
-                        .map_or("?".into(), |s| s.name.clone());
-                    return Err(Error::Argument(format!(
-                        "cannot remove module `{}`: it holds the current body of @{name}, \
-                         defined by module `{owner}`; remove that module instead",
-                        self.entry(group).name
-                    )));
-                }
+            let Role::Member(mm) = self.entry(m).role else {
+                continue;
+            };
+            if mm.key == NO_KEY || mm.pending {
+                continue;
+            }
+            let s = self.lazy.slots[mm.key as usize];
+            if s.owner != group && s.body == m {
+                let name = self
+                    .symbols
+                    .get(s.symbol)
+                    .map_or("?", |sym| self.symbols.name(sym));
+                return Err(Error::Argument(format!(
+                    "cannot remove module `{}`: it holds the current body of @{name}, \
+                     defined by module `{}`; remove that module instead",
+                    self.name_of(group),
+                    self.name_of(s.owner)
+                )));
             }
         }
-        // The current bodies of this module's slots go with it, wherever
-        // they came from; so do their own modules' referrers checks.
-        for &key in &keys {
-            let body = self.lazy.slots[key as usize].body;
-            if body != NO_BODY && !members.contains(&body) {
-                self.check_removable(body, &within)?;
-            }
+        // Bodies other modules gave this module's functions go with it;
+        // their references to it do not count.
+        let foreign: Vec<u32> = keys
+            .iter()
+            .map(|&k| self.lazy.slots[k as usize].body)
+            .filter(|&b| b != NO_BODY && self.owner_of(b) != group)
+            .collect();
+        let allowed = |r: &Registry, target: u32| {
+            foreign
+                .iter()
+                .filter(|&&b| r.entry(b).deps.contains(&target))
+                .count() as u32
+        };
+        self.check_removable(group, allowed(self, group))?;
+        for &m in members.iter().chain(&foreign) {
+            self.check_removable(m, allowed(self, m))?;
         }
         self.drop_group(group)
     }
@@ -1031,39 +1173,22 @@ impl Registry {
             _ => return Ok(()),
         };
         let mut first_err = None;
-        let isa = self.isa().ok();
         for key in keys {
             let body = self.lazy.slots[key as usize].body;
-            if body != NO_BODY && !members.contains(&body) {
-                if let Role::Member { group: other, .. } = self.entry(body).role {
-                    if let Role::Group(g) = &mut self.entry_mut(other).role {
-                        g.members.retain(|&m| m != body);
-                    }
-                }
+            if body != NO_BODY && self.owner_of(body) != group {
+                self.remove_member(body);
                 if let Err(e) = self.drop_module(body) {
                     first_err.get_or_insert(e);
                 }
             }
-            self.lazy.slots[key as usize].body = NO_BODY;
-            if let Some(isa) = &isa {
-                let entry = self.stub_address(isa, key) + isa.lazy_offset as u64;
-                if let Err(e) = self.executor.write_cell(self.cell_address(key), entry) {
-                    first_err.get_or_insert(e);
-                }
+            if let Err(e) = self.free_key(key) {
+                first_err.get_or_insert(e);
             }
-            self.lazy.free.push(key);
         }
         for m in members {
-            if let Role::Member {
-                indirect: Some(key),
-                ..
-            } = self.entry(m).role
-            {
-                // A redefinition's body for another module's slot: that
-                // slot goes back to having no body only if it was this.
-                let s = &mut self.lazy.slots[key as usize];
-                if s.body == m {
-                    s.body = NO_BODY;
+            if let Role::Member(mm) = self.entry(m).role {
+                if mm.key != NO_KEY && self.lazy.slots[mm.key as usize].body == m {
+                    self.lazy.slots[mm.key as usize].body = NO_BODY;
                 }
             }
             if let Err(e) = self.drop_module(m) {

@@ -30,8 +30,8 @@
 use crate::engine::{Compile, Engine};
 use crate::error::{Diagnostic, Error, Result};
 use crate::ir::parse::{parse_module_with, ParseOptions};
-use crate::ir::{Linkage, Loc, SymbolKind};
-use crate::registry::FxHashMap;
+use crate::ir::{Linkage, Loc, Module, SymbolKind};
+use crate::registry::{ExportKind, FxHashMap, ModuleId};
 use crate::value::Val;
 use std::io::{BufRead, Write};
 
@@ -44,11 +44,15 @@ pub struct Repl {
     /// `--lazy`: functions are compiled on their first call rather than
     /// when entered.
     lazy: bool,
-    /// Every name an earlier item defined or declared.
+    /// The lazy module holding every function item (each its own
+    /// function-module), made with the first one.
+    session: Option<ModuleId>,
+    /// Names earlier items declared (`extern`) or defined `local`; the
+    /// exported definitions are the engine's.
     names: FxHashMap<Box<str>, Name>,
 }
 
-/// What an earlier item made of a name.
+/// What an earlier item made of a name the engine does not export.
 struct Name {
     /// As later items see it (an import of this kind).
     kind: SymbolKind,
@@ -59,17 +63,8 @@ struct Name {
 enum Def {
     /// Declared by an `extern` item only.
     Extern,
-    Func,
     LocalFunc,
-    Data,
     LocalData,
-}
-
-impl Name {
-    /// Later items see exported definitions and `extern` declarations.
-    fn visible(&self) -> bool {
-        matches!(self.def, Def::Extern | Def::Func | Def::Data)
-    }
 }
 
 /// What a query or item did.
@@ -89,6 +84,14 @@ fn code_of(line: &str) -> &str {
     line.split(';').next().unwrap_or("")
 }
 
+/// What a later item sees of an exported symbol: an import of its kind.
+fn import_of(kind: ExportKind) -> SymbolKind {
+    match kind {
+        ExportKind::Func(sig) => SymbolKind::Func { sig, body: None },
+        ExportKind::Data => SymbolKind::Data { body: None },
+    }
+}
+
 impl Repl {
     /// A session whose function items are compiled when entered.
     pub fn new(engine: Engine) -> Self {
@@ -101,6 +104,7 @@ impl Repl {
         Repl {
             engine,
             lazy,
+            session: None,
             names: FxHashMap::default(),
         }
     }
@@ -109,16 +113,23 @@ impl Repl {
         &self.engine
     }
 
+    /// What exported `name` is, if an earlier item (or the embedder)
+    /// defined it.
+    fn exported(&self, name: &str) -> Option<ExportKind> {
+        self.engine.symbol(name).ok().flatten().map(|s| s.kind)
+    }
+
     /// Adds one item (function, data, const or extern) whose text starts
     /// at line `first_line`. A function whose name an earlier function
     /// item defined replaces it (same signature; SPEC section 8).
     pub fn item(&mut self, text: &str, first_line: u32) -> Result<()> {
-        let names = &self.names;
-        let hook = |name: &str| {
-            names
+        let hook = |name: &str| match self.exported(name) {
+            Some(kind) => Some(import_of(kind)),
+            None => self
+                .names
                 .get(name)
-                .filter(|n| n.visible())
-                .map(|n| n.kind.clone())
+                .filter(|n| n.def == Def::Extern)
+                .map(|n| n.kind.clone()),
         };
         let opts = ParseOptions {
             first_line,
@@ -126,43 +137,51 @@ impl Repl {
         };
         let module = parse_module_with(FILE, text, &opts)?;
         let mut declares = Vec::new();
-        let mut defines: Vec<(Box<str>, Name)> = Vec::new();
-        let mut redefines = false;
+        let mut locals: Vec<(Box<str>, Name)> = Vec::new();
+        let mut defines = false;
         let mut functions_only = true;
         for (id, s) in module.symbol_ids() {
-            let kind = import_kind(&s.kind);
-            let is_func = s.is_func();
-            let def = match (s.linkage, is_func) {
-                (Linkage::Import, _) => {
-                    declares.push((s.name.as_str().into(), kind));
-                    continue;
-                }
-                (Linkage::Export, true) => Def::Func,
-                (Linkage::Local, true) => Def::LocalFunc,
-                (Linkage::Export, false) => Def::Data,
-                (Linkage::Local, false) => Def::LocalData,
-            };
-            functions_only &= is_func;
-            match self.names.get(s.name.as_str()).map(|n| n.def) {
-                None | Some(Def::Extern) => {}
-                // The engine checks the signature.
-                Some(Def::Func) if def == Def::Func => redefines = true,
-                Some(old) => {
-                    let why = if matches!(old, Def::Data | Def::LocalData) {
-                        "; data cannot be redefined"
-                    } else {
-                        ""
-                    };
-                    return Err(Error::Link(Diagnostic::new(
-                        FILE,
-                        module.symbol_loc(id),
-                        format!("@{} is already defined by an earlier item{why}", s.name),
-                    )));
-                }
+            if s.linkage == Linkage::Import {
+                declares.push((s.name.as_str().into(), import_kind(&s.kind)));
+                continue;
             }
-            defines.push((s.name.as_str().into(), Name { kind, def }));
+            defines = true;
+            let is_func = s.is_func();
+            functions_only &= is_func;
+            let earlier = match self.exported(&s.name) {
+                // The engine checks the signature.
+                Some(ExportKind::Func(_)) if is_func && s.linkage == Linkage::Export => None,
+                Some(ExportKind::Data) => Some("; data cannot be redefined"),
+                Some(ExportKind::Func(_)) => Some(""),
+                None => match self.names.get(s.name.as_str()).map(|n| n.def) {
+                    None | Some(Def::Extern) => None,
+                    Some(Def::LocalData) => Some("; data cannot be redefined"),
+                    Some(Def::LocalFunc) => Some(""),
+                },
+            };
+            if let Some(why) = earlier {
+                return Err(Error::Link(Diagnostic::new(
+                    FILE,
+                    module.symbol_loc(id),
+                    format!("@{} is already defined by an earlier item{why}", s.name),
+                )));
+            }
+            if s.linkage == Linkage::Local {
+                let def = if is_func {
+                    Def::LocalFunc
+                } else {
+                    Def::LocalData
+                };
+                locals.push((
+                    s.name.as_str().into(),
+                    Name {
+                        kind: import_kind(&s.kind),
+                        def,
+                    },
+                ));
+            }
         }
-        if defines.is_empty() {
+        if !defines {
             // An `extern` item: remember the declaration for later items.
             for (name, kind) in declares {
                 self.names.entry(name).or_insert(Name {
@@ -172,34 +191,32 @@ impl Repl {
             }
             return Ok(());
         }
-        let when = if self.lazy {
-            Compile::OnFirstCall
-        } else {
-            Compile::Now
-        };
-        if redefines {
-            self.engine.redefine(module, when)?;
-        } else if functions_only {
+        if functions_only {
             // Functions are called through their stubs, so that a later
             // item can redefine them.
-            let id = self.engine.add_module_lazy(module)?;
-            let done = match when {
-                Compile::Now => self.engine.finalize_module(id),
-                Compile::OnFirstCall => self.engine.check_links(id),
+            let session = match self.session {
+                Some(s) => s,
+                None => {
+                    let s = self.engine.add_module_lazy(Module::new(FILE))?;
+                    self.session = Some(s);
+                    s
+                }
             };
-            if let Err(e) = done {
+            let when = if self.lazy {
+                Compile::OnFirstCall
+            } else {
+                Compile::Now
+            };
+            self.engine.extend_lazy(session, module, when)?;
+        } else {
+            let id = self.engine.add_module(module)?;
+            if let Err(e) = self.engine.finalize_module(id) {
                 // Forget the item entirely so that it can be entered again.
                 let _ = self.engine.remove_module(id);
                 return Err(e);
             }
-        } else {
-            let id = self.engine.add_module(module)?;
-            if let Err(e) = self.engine.finalize_module(id) {
-                let _ = self.engine.remove_module(id);
-                return Err(e);
-            }
         }
-        for (name, n) in defines {
+        for (name, n) in locals {
             self.names.insert(name, n);
         }
         Ok(())
@@ -239,11 +256,8 @@ impl Repl {
             let t = close + 1 + (tail.len() - tail.trim_start().len());
             return Err(located(col(t), "unexpected text after the call".into()));
         }
-        let sig = match self.names.get(name) {
-            Some(Name {
-                kind: SymbolKind::Func { sig, .. },
-                def: Def::Func,
-            }) => sig.clone(),
+        let sig = match self.exported(name) {
+            Some(ExportKind::Func(sig)) => sig,
             _ => return Err(located(col(at), format!("no function @{name}"))),
         };
         // The arguments, with their columns.

@@ -6,19 +6,27 @@
 //! - [`measure`]: the three comparisons (compile speed, code speed,
 //!   registry scaling) and the scan-all registry baseline;
 //! - [`cputime`]: run time as thread CPU time, engines taking turns;
+//! - [`frontend`]: `.kir` text to verified IR (MB/s, ns per instruction);
+//! - [`lazy`]: lazy compilation through stubs, and calls while another
+//!   thread compiles;
 //! - [`rss`]: peak memory of many small modules, measured in child
 //!   processes;
 //! - [`shapes`]: the compile-scaling shapes (N block arguments, N nested
 //!   loops, ...);
+//! - [`scaling`]: the compile-scaling table over those shapes and the peak
+//!   RSS of `kiln run` on a 100k-instruction function;
 //! - [`svg`]: the report's charts.
 //!
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
 //! the same programs.
 
 pub mod cputime;
+pub mod frontend;
+pub mod lazy;
 pub mod measure;
 pub mod programs;
 pub mod rss;
+pub mod scaling;
 pub mod shapes;
 pub mod svg;
 pub mod to_cranelift;

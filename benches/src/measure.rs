@@ -60,7 +60,8 @@ pub fn fastest_of(
         .ok_or_else(|| "no sample taken".to_string())
 }
 
-fn kiln_err(e: kiln::Error) -> String {
+/// A kiln error as the report prints it.
+pub fn kiln_err(e: kiln::Error) -> String {
     e.to_string()
 }
 

@@ -35,6 +35,12 @@ impl Int96 {
     /// The smallest and largest values.
     pub const MIN: i128 = -(1 << 95);
     pub const MAX: i128 = (1 << 95) - 1;
+    /// Zero.
+    pub const ZERO: Int96 = Int96 {
+        lo: 0,
+        mid: 0,
+        hi: 0,
+    };
 
     /// `v`, if it fits in 96 bits.
     #[inline]

@@ -110,13 +110,39 @@ static CLASS: [u8; 256] = {
 };
 
 #[inline]
-fn is_name_start(b: u8) -> bool {
+pub(crate) fn is_name_start(b: u8) -> bool {
     CLASS[b as usize] & NAME_START != 0
 }
 
 #[inline]
-fn is_name_char(b: u8) -> bool {
+pub(crate) fn is_name_char(b: u8) -> bool {
     CLASS[b as usize] & NAME_CHAR != 0
+}
+
+/// The position of the first byte at or after `p` that is not a space,
+/// tab or carriage return. Runs of spaces (indentation, the one space
+/// between tokens) are skipped eight bytes at a time.
+#[inline]
+pub(crate) fn skip_spaces(bytes: &[u8], mut p: usize) -> usize {
+    while let Some(word) = bytes.get(p..p + 8) {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        let not_space = u64::from_le_bytes(w) ^ 0x2020_2020_2020_2020;
+        if not_space != 0 {
+            p += not_space.trailing_zeros() as usize / 8;
+            if CLASS[bytes[p] as usize] & SPACE == 0 {
+                return p;
+            }
+        } else {
+            p += 8;
+            continue;
+        }
+        p += 1;
+    }
+    while p < bytes.len() && CLASS[bytes[p] as usize] & SPACE != 0 {
+        p += 1;
+    }
+    p
 }
 
 fn continuation_bytes(bytes: &[u8]) -> usize {
@@ -137,6 +163,29 @@ impl<'a> Lexer<'a> {
         }
     }
 
+    /// The text being read.
+    #[inline]
+    pub fn src(&self) -> &'a str {
+        self.src
+    }
+
+    /// The byte offset of the next byte to read.
+    #[inline]
+    pub fn pos(&self) -> usize {
+        self.pos
+    }
+
+    /// Continues reading at byte `pos`, which must be on the current line
+    /// with only ASCII bytes since the current position (so that columns
+    /// stay right); a parser's fast path that read those bytes itself
+    /// moves the lexer past them this way.
+    #[inline]
+    pub fn skip_to(&mut self, pos: usize) {
+        debug_assert!(pos >= self.pos && self.bytes[self.pos..pos].is_ascii());
+        debug_assert!(!self.bytes[self.pos..pos].contains(&b'\n'));
+        self.pos = pos;
+    }
+
     /// The decoded bytes of the last [`TokKind::Str`] token.
     pub fn string_bytes(&self) -> &[u8] {
         &self.string
@@ -144,7 +193,7 @@ impl<'a> Lexer<'a> {
 
     /// The location of byte `pos` of the current line.
     #[inline]
-    fn loc_at(&self, pos: usize) -> Loc {
+    pub fn loc_at(&self, pos: usize) -> Loc {
         let col = (pos - self.line_start - self.cont + 1).min(u32::MAX as usize);
         Loc::new(self.line, col as u32)
     }
@@ -181,10 +230,7 @@ impl<'a> Lexer<'a> {
     #[inline]
     pub fn next_token(&mut self) -> Result<Token<'a>, LexError> {
         let bytes = self.bytes;
-        let mut p = self.pos;
-        while p < bytes.len() && CLASS[bytes[p] as usize] & SPACE != 0 {
-            p += 1;
-        }
+        let p = skip_spaces(bytes, self.pos);
         self.pos = p;
         let loc = self.loc_at(p);
         let Some(&b) = bytes.get(p) else {
@@ -540,6 +586,20 @@ mod tests {
             lex_err("\"a\\x4\""),
             (Loc::new(1, 3), "'\\x' escape needs two hex digits".into())
         );
+    }
+
+    #[test]
+    fn spaces_tabs_and_returns_are_skipped_in_any_run() {
+        for n in 0..20 {
+            for ws in [" ", "\t", "\r", " \t"] {
+                let src = format!("{}x{}y", ws.repeat(n), ws.repeat(n));
+                let b = src.as_bytes();
+                let x = skip_spaces(b, 0);
+                assert_eq!(b[x], b'x', "{src:?}");
+                assert_eq!(b[skip_spaces(b, x + 1)], b'y', "{src:?}");
+                assert_eq!(skip_spaces(b, src.len()), src.len());
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The names of a function's values and blocks, interned: one text arena,
-//! one span per distinct name, and a hash index from text to [`Name`].
+//! one span per distinct name, and lookup structures from text to
+//! [`Name`] (numbered names by prefix and number, the others by hash).
 //!
 //! Interning makes a name 4 bytes in the IR instead of a heap string per
 //! value, and it settles two verifier questions without hashing again:
@@ -40,24 +41,51 @@ const LEN_MASK: u32 = (1 << 30) - 1;
 const VALID_LABEL: u32 = 1 << 30;
 const VALID_VALUE: u32 = 1 << 31;
 
-/// Entries of the recent-names cache (a power of two).
-const RECENT: usize = 256;
+/// Most prefixes that get a [`Group`]; names with other prefixes are
+/// hashed.
+const MAX_GROUPS: usize = 16;
+/// Most trailing digits of a name found through a [`Group`].
+const MAX_DIGITS: usize = 7;
+
+/// The numbered names (`PREFIX` + a decimal number) of one prefix: the
+/// number selects the name directly, with no hashing and no comparison of
+/// text.
+#[derive(Clone, Default)]
+struct Group {
+    prefix: Box<[u8]>,
+    /// The syntax flags of every name of the group (see [`prefix_flags`]).
+    flags: u32,
+    /// `id + 1` by number; 0 where no such name exists.
+    ids: Vec<u32>,
+    /// Whether some names of this prefix went to the hash index instead
+    /// (their number was too large for `ids` at the time): a miss in `ids`
+    /// then looks there too.
+    spilled: bool,
+}
 
 /// An interning table of names (see the module docs).
 ///
-/// Besides the hash index, a large table keeps a small direct-mapped cache
-/// of the names interned last: in SSA text most uses name a value defined
-/// a few lines earlier, and the cache (2 KiB) stays in L1 where the index
-/// of a 100,000-name function would miss the cache on every lookup.
+/// Textual IR mostly names values and blocks with a prefix and a number
+/// (`%v12` from the printer, `%t123`, `b7`, `%0` from generators and
+/// compilers). Such a name is found through its prefix's [`Group`], a
+/// dense array indexed by the number; other names through a hash index.
+/// Which of the two holds a name depends on its text alone (and, for a
+/// number far beyond the table's size, on a `spilled` flag that sends
+/// lookups to both), so each name is in exactly one of them.
 #[derive(Clone, Default)]
 pub struct Names {
     text: String,
     /// `(start, len | flags)` of each name in `text`.
     spans: Vec<(u32, u32)>,
+    /// Names that are not in a group.
     index: StrIndex,
-    /// `(tag, id + 1)` by the low bits of the hash; empty until the table
-    /// holds more than `RECENT` names.
-    recent: Vec<(u32, u32)>,
+    groups: Vec<Group>,
+    /// The group found last (checked first).
+    last_group: usize,
+    /// Names reachable through `index` and `groups` (the first `indexed`
+    /// ones); fewer than `spans.len()` after [`Names::take_compact`], until
+    /// the next intern rebuilds the lookup structures.
+    indexed: usize,
 }
 
 impl fmt::Debug for Names {
@@ -84,6 +112,48 @@ pub fn name_syntax(s: &str) -> (bool, bool) {
     (ok, ok)
 }
 
+/// `s` as a prefix and a number, when it ends in 1 to [`MAX_DIGITS`]
+/// decimal digits without a leading zero (`t0`, `t17`, `42`; not `t07`):
+/// the names a [`Group`] may hold.
+#[inline]
+fn split_number(s: &str) -> Option<(&[u8], usize)> {
+    let b = s.as_bytes();
+    let mut k = b.len();
+    while k > 0 && b[k - 1].wrapping_sub(b'0') < 10 {
+        k -= 1;
+    }
+    let digits = &b[k..];
+    match digits {
+        [] => return None,
+        [b'0', _, ..] => return None,
+        _ if digits.len() > MAX_DIGITS => return None,
+        _ => {}
+    }
+    let n = digits
+        .iter()
+        .fold(0usize, |n, &c| n * 10 + (c - b'0') as usize);
+    Some((&b[..k], n))
+}
+
+/// The flags of every name `PREFIX` + digits: the digits are name
+/// characters, so the name has the syntax of its prefix (an empty prefix:
+/// plain digits, a value name only).
+fn prefix_flags(prefix: &[u8]) -> u32 {
+    if prefix.is_empty() {
+        return VALID_VALUE;
+    }
+    // A prefix ends in a non-digit, so the syntax check sees it as text.
+    match std::str::from_utf8(prefix).map(name_syntax) {
+        Ok((true, _)) => VALID_LABEL | VALID_VALUE,
+        _ => 0,
+    }
+}
+
+#[inline]
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
+}
+
 impl Names {
     /// An empty table.
     pub fn new() -> Self {
@@ -104,10 +174,7 @@ impl Names {
     #[inline]
     pub fn get(&self, name: Name) -> &str {
         match self.spans.get(name.index()) {
-            Some(&(start, len)) => {
-                let (start, len) = (start as usize, (len & LEN_MASK) as usize);
-                &self.text[start..start + len]
-            }
+            Some(&(start, len)) => span_text(&self.text, start, len),
             None => "",
         }
     }
@@ -115,84 +182,150 @@ impl Names {
     /// The name with text `s`, interning it if new.
     #[inline]
     pub fn intern(&mut self, s: &str) -> Name {
-        let h = hash_name(s);
-        self.intern_hashed(s, h)
-    }
-
-    /// [`Names::intern`] with `hash_name(s)` already computed.
-    pub fn intern_hashed(&mut self, s: &str, hash: u64) -> Name {
-        if self.index.len() != self.spans.len() {
+        if self.indexed != self.spans.len() {
             self.rebuild_index();
         }
-        let Names {
-            text,
-            spans,
-            index,
-            recent,
-        } = self;
-        let key_of = |id: u32| {
-            let (start, len) = spans[id as usize];
-            &text[start as usize..start as usize + (len & LEN_MASK) as usize]
-        };
-        let tag = (hash >> 32) as u32;
-        let slot = hash as usize & (RECENT - 1);
-        if let Some(&(t, id1)) = recent.get(slot) {
-            if t == tag && id1 != 0 && key_of(id1 - 1) == s {
-                return Name::from_index(id1 as usize - 1);
+        if let Some((prefix, n)) = split_number(s) {
+            if let Some(g) = self.group_of(prefix) {
+                let group = &self.groups[g];
+                if let Some(&id1) = group.ids.get(n) {
+                    if id1 != 0 {
+                        return Name::from_index(id1 as usize - 1);
+                    }
+                }
+                if group.spilled {
+                    if let Some(id) = self.find_hashed(s, hash_name(s)) {
+                        return Name::from_index(id as usize);
+                    }
+                }
+                let id = self.push(s, group.flags);
+                self.place_numbered(g, n, id, s);
+                return Name::from_index(id as usize);
             }
         }
-        if let Some(id) = index.find(s, hash, key_of) {
-            if let Some(r) = recent.get_mut(slot) {
-                *r = (tag, id + 1);
-            }
+        let hash = hash_name(s);
+        if let Some(id) = self.find_hashed(s, hash) {
             return Name::from_index(id as usize);
         }
-        assert!(
-            s.len() <= LEN_MASK as usize && text.len() + s.len() <= u32::MAX as usize,
-            "name table overflow"
-        );
         let (label, value) = name_syntax(s);
         let flags = if label { VALID_LABEL } else { 0 } | if value { VALID_VALUE } else { 0 };
-        let id = spans.len() as u32;
-        spans.push((text.len() as u32, s.len() as u32 | flags));
-        text.push_str(s);
-        index.insert(id, hash);
-        if let Some(r) = recent.get_mut(slot) {
-            *r = (tag, id + 1);
-        } else if spans.len() > RECENT {
-            recent.resize(RECENT, (0, 0));
-        }
+        let id = self.push(s, flags);
+        self.index.insert(id, hash);
+        self.indexed += 1;
         Name::from_index(id as usize)
     }
 
+    /// The group of names starting with `prefix`, created if there is
+    /// room; `None` sends the name to the hash index.
+    #[inline]
+    fn group_of(&mut self, prefix: &[u8]) -> Option<usize> {
+        if let Some(g) = self.groups.get(self.last_group) {
+            if same_bytes(&g.prefix, prefix) {
+                return Some(self.last_group);
+            }
+        }
+        self.group_of_slow(prefix)
+    }
+
+    fn group_of_slow(&mut self, prefix: &[u8]) -> Option<usize> {
+        let g = match self
+            .groups
+            .iter()
+            .position(|g| same_bytes(&g.prefix, prefix))
+        {
+            Some(g) => g,
+            None if self.groups.len() == MAX_GROUPS => return None,
+            None => {
+                self.groups.push(Group {
+                    prefix: prefix.into(),
+                    flags: prefix_flags(prefix),
+                    ..Group::default()
+                });
+                self.groups.len() - 1
+            }
+        };
+        self.last_group = g;
+        Some(g)
+    }
+
+    /// Files new name `id` (text `s`, number `n`) under group `g`, or under
+    /// the hash index when `n` is far beyond the table's size (so that a
+    /// name like `%t9999999` cannot make a large array).
+    fn place_numbered(&mut self, g: usize, n: usize, id: u32, s: &str) {
+        let limit = 2 * self.spans.len() + 1024;
+        let group = &mut self.groups[g];
+        if n < limit {
+            if group.ids.len() <= n {
+                group.ids.resize(n + 1, 0);
+            }
+            group.ids[n] = id + 1;
+        } else {
+            group.spilled = true;
+            self.index.insert(id, hash_name(s));
+        }
+        self.indexed += 1;
+    }
+
+    fn find_hashed(&self, s: &str, hash: u64) -> Option<u32> {
+        let key_of = |id: u32| {
+            let (start, len) = self.spans[id as usize];
+            span_text(&self.text, start, len)
+        };
+        self.index.find(s, hash, key_of)
+    }
+
+    /// Appends the text of a new name with syntax `flags`; returns its id.
+    #[inline]
+    fn push(&mut self, s: &str, flags: u32) -> u32 {
+        assert!(
+            s.len() <= LEN_MASK as usize && self.text.len() + s.len() <= u32::MAX as usize,
+            "name table overflow"
+        );
+        let id = self.spans.len() as u32;
+        self.spans
+            .push((self.text.len() as u32, s.len() as u32 | flags));
+        self.text.push_str(s);
+        id
+    }
+
+    /// Files every name in the lookup structures again (after
+    /// [`Names::take_compact`] dropped them).
     #[cold]
     fn rebuild_index(&mut self) {
-        let Names {
-            text, spans, index, ..
-        } = self;
-        let key = |id: u32| {
-            let (start, len) = spans[id as usize];
-            &text[start as usize..start as usize + (len & LEN_MASK) as usize]
-        };
-        *index = StrIndex::new();
-        for id in 0..spans.len() as u32 {
-            index.insert(id, hash_name(key(id)));
+        self.index = StrIndex::new();
+        self.groups.clear();
+        self.indexed = 0;
+        for id in 0..self.spans.len() as u32 {
+            let (start, len) = self.spans[id as usize];
+            let s = span_text(&self.text, start, len).to_string();
+            match split_number(&s).and_then(|(p, n)| Some((self.group_of(p)?, n))) {
+                Some((g, n)) => self.place_numbered(g, n, id, &s),
+                None => {
+                    self.index.insert(id, hash_name(&s));
+                    self.indexed += 1;
+                }
+            }
         }
     }
 
     /// The name with text `s`, if interned.
     pub fn lookup(&self, s: &str) -> Option<Name> {
-        if self.index.len() != self.spans.len() {
+        if self.indexed != self.spans.len() {
             return (0..self.len())
                 .map(Name::from_index)
                 .find(|&n| self.get(n) == s);
         }
-        let key_of = |id: u32| {
-            let (start, len) = self.spans[id as usize];
-            &self.text[start as usize..start as usize + (len & LEN_MASK) as usize]
-        };
-        self.index
-            .find(s, hash_name(s), key_of)
+        if let Some((prefix, n)) = split_number(s) {
+            if let Some(group) = self.groups.iter().find(|g| same_bytes(&g.prefix, prefix)) {
+                if let Some(&id1) = group.ids.get(n).filter(|&&id1| id1 != 0) {
+                    return Some(Name::from_index(id1 as usize - 1));
+                }
+                if !group.spilled {
+                    return None;
+                }
+            }
+        }
+        self.find_hashed(s, hash_name(s))
             .map(|id| Name::from_index(id as usize))
     }
 
@@ -217,22 +350,33 @@ impl Names {
             .is_some_and(|s| s.1 & VALID_VALUE != 0)
     }
 
-    /// Removes every name, keeping the allocations.
+    /// Removes every name, keeping the allocations: the groups stay (empty)
+    /// for the next function, which likely uses the same prefixes, unless
+    /// they are all taken.
     pub fn clear(&mut self) {
         self.text.clear();
         self.spans.clear();
         self.index.clear();
-        self.recent.clear();
+        if self.groups.len() == MAX_GROUPS {
+            self.groups.clear();
+        }
+        self.last_group = 0;
+        for g in &mut self.groups {
+            g.ids.clear();
+            g.spilled = false;
+        }
+        self.indexed = 0;
     }
 
-    /// This table's names at their exact size, without the hash index (it
-    /// is rebuilt if the result interns again): what a finished function
-    /// keeps. A large table is moved out, a small one copied (`self` keeps
-    /// its buffers for reuse).
+    /// This table's names at their exact size, without the lookup
+    /// structures (rebuilt if the result interns again): what a finished
+    /// function keeps. A large table is moved out, a small one copied
+    /// (`self` keeps its buffers for reuse).
     pub fn take_compact(&mut self) -> Names {
         let (text, spans) = if self.spans.len() >= 4096 {
             self.index = StrIndex::new();
-            self.recent = Vec::new();
+            self.groups = Vec::new();
+            self.indexed = 0;
             let mut text = std::mem::take(&mut self.text);
             let mut spans = std::mem::take(&mut self.spans);
             text.shrink_to_fit();
@@ -244,17 +388,27 @@ impl Names {
         Names {
             text,
             spans,
-            index: StrIndex::new(),
-            recent: Vec::new(),
+            ..Names::default()
         }
     }
 
     /// Heap bytes held (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
         self.text.capacity()
-            + (self.spans.capacity() + self.recent.capacity()) * 8
+            + self.spans.capacity() * 8
             + self.index.heap_bytes()
+            + self
+                .groups
+                .iter()
+                .map(|g| g.prefix.len() + g.ids.capacity() * 4)
+                .sum::<usize>()
     }
+}
+
+#[inline]
+fn span_text(text: &str, start: u32, len: u32) -> &str {
+    let (start, len) = (start as usize, (len & LEN_MASK) as usize);
+    &text[start..start + len]
 }
 
 #[cfg(test)]
@@ -282,6 +436,72 @@ mod tests {
         assert!(!n.is_valid_label(empty) && !n.is_valid_value_name(empty));
         assert_eq!(n.lookup("x.y$z"), Some(c));
         assert_eq!(n.lookup("q"), None);
+    }
+
+    #[test]
+    fn numbered_names_resolve_by_prefix_and_number() {
+        let mut n = Names::new();
+        let texts = [
+            "t0",
+            "t1",
+            "t01",
+            "t10",
+            "0",
+            "00",
+            "7",
+            "t",
+            "u1",
+            "t1234567",
+            "t12345678",
+            "t99999",
+            "t100000",
+            "x.1",
+            "1x1",
+        ];
+        let ids: Vec<Name> = texts.iter().map(|t| n.intern(t)).collect();
+        let mut sorted = ids.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(sorted.len(), texts.len(), "distinct texts, distinct names");
+        for (t, &id) in texts.iter().zip(&ids) {
+            assert_eq!(n.get(id), *t);
+            assert_eq!(n.intern(t), id, "{t}");
+            assert_eq!(n.lookup(t), Some(id), "{t}");
+        }
+        assert_eq!(n.lookup("t2"), None);
+        assert_eq!(n.lookup("t100001"), None);
+        // Numbers far beyond the table's size (spilled to the hash index)
+        // and then the numbers below them.
+        let big = n.intern("t5000000");
+        let small = n.intern("t3");
+        assert_eq!(n.intern("t5000000"), big);
+        assert_eq!(n.lookup("t5000000"), Some(big));
+        assert_eq!(n.lookup("t3"), Some(small));
+        // After compaction every name is found again.
+        let mut c = n.take_compact();
+        assert_eq!(c.lookup("t99999"), Some(ids[11]));
+        assert_eq!(c.intern("t5000000"), big);
+        assert_eq!(c.intern("t01"), ids[2]);
+        assert_eq!(c.intern("t1"), ids[1]);
+        assert_eq!(c.len(), n.len());
+    }
+
+    #[test]
+    fn many_prefixes_overflow_to_the_hash_index() {
+        let mut n = Names::new();
+        let ids: Vec<Name> = (0..40)
+            .flat_map(|p| (0..5).map(move |k| format!("p{}x{k}", p)))
+            .map(|t| n.intern(&t))
+            .collect();
+        for (i, &id) in ids.iter().enumerate() {
+            let t = format!("p{}x{}", i / 5, i % 5);
+            assert_eq!(n.intern(&t), id);
+            assert_eq!(n.lookup(&t), Some(id));
+        }
+        n.clear();
+        assert_eq!(n.lookup("p0x0"), None);
+        let a = n.intern("p0x0");
+        assert_eq!(n.intern("p0x0"), a);
     }
 
     #[test]

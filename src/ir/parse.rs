@@ -104,9 +104,11 @@ pub fn parse_module_with(file: &str, text: &str, opts: &ParseOptions<'_>) -> cra
         module: Module::new(file),
         sym_refs: Vec::new(),
         implicit: opts.implicit_symbol,
-        fs: FuncScratch::default(),
+        fs: FuncScratch::take_cached(),
     };
-    match p.module_items().and_then(|()| p.resolve_symbols()) {
+    let result = p.module_items().and_then(|()| p.resolve_symbols());
+    p.fs.cache();
+    match result {
         Ok(()) => Ok(p.module),
         Err(Stop(e)) => Err(*e),
     }
@@ -133,7 +135,7 @@ struct Parser<'a, 'r> {
     sym_refs: Vec<SymRef<'a>>,
     implicit: Option<SymbolHook<'r>>,
     /// The function being parsed, in buffers reused across functions.
-    fs: FuncScratch<'a>,
+    fs: FuncScratch,
 }
 
 /// How a token reads in an error message.

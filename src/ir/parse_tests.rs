@@ -713,3 +713,100 @@ fn huge_inputs_are_linear() {
     let m = parse(&src);
     assert_eq!(m.datas[0].layout().1, 100_000);
 }
+
+/// The fast path for `%r = op a, b` lines builds exactly what the general
+/// path builds: a trailing comment sends each line to the general path
+/// without changing the IR or any column.
+#[test]
+fn fast_path_lines_parse_as_the_general_path_does() {
+    let lines = [
+        "%x = add.i32 %a, 1",
+        "%y = sub.i32 %x, -7",
+        "%z\t=\tmul.i32\t%y ,%x",
+        "%0 = xor.i32 %z, 123456789012345678",
+        "%s = select.i32 %0, %x, 5",
+        "%n = neg.i32 %fwd",
+        "%fwd = add.i32 %s, %n",
+        "%self = add.i32 %self, 0",
+        "%w = sext.i64 %x",
+        "%f = sitof.f64 %w",
+        "%g = fadd.f64 %f, %f",
+        "%q = load.i64 %p",
+        "%c = eq.i32 %a, 0",
+        "%big = add.i64 %w, 0x10",
+        "%h = fmul.f64 %g, 1.5",
+    ];
+    let plain = format!(
+        "func @f(%a: i32, %p: i64) -> i32 {{\nentry:\n    {}\n    ret %x\n}}\n",
+        lines.join("\n    ")
+    );
+    let commented = plain.replace('\n', " ; general path\n");
+    let crlf = plain.replace('\n', "\r\n");
+    let fast_lines = || func::FAST_LINES.with(|n| n.get());
+    let before = fast_lines();
+    let fast = parse(&plain);
+    // Every line but the load and the hex and float literals.
+    assert_eq!(fast_lines() - before, lines.len() - 3);
+    for (other, fast_count) in [(&commented, 0), (&crlf, lines.len() - 3)] {
+        let before = fast_lines();
+        let slow = parse(other);
+        assert_eq!(fast_lines() - before, fast_count, "{other:?}");
+        assert_eq!(fast.funcs[0], slow.funcs[0]);
+        assert_eq!(fast.funcs[0].srcmap, slow.funcs[0].srcmap);
+    }
+    // Lines the fast path declines still get the general path's errors.
+    assert_eq!(
+        err(&body("    %x = add.i32 %a, 5x")),
+        "3:22: invalid number literal '5x'"
+    );
+    assert_eq!(
+        err(&body("    %x = add.i32 %a, %b %c")),
+        "3:25: expected end of line after instruction, found '%c'"
+    );
+    assert_eq!(
+        err(&body("    %a = add.i32 %a, 1")),
+        "3:5: value %a is defined twice"
+    );
+    assert_eq!(
+        err(&body("    %x = add %a, 1")),
+        "3:10: type suffix required: add.i32 or add.i64"
+    );
+    assert_eq!(
+        err(&body("    %x = add.i32 %a,")),
+        "3:21: expected an operand (a %value or a literal), found end of line"
+    );
+    assert_eq!(
+        err(&body("    %x = add.i32 %a, %1x")),
+        "3:22: invalid value name '%1x'"
+    );
+}
+
+/// The parser's buffers are kept per thread between modules: a module
+/// parses to the same IR, and gets the same errors, whatever this thread
+/// parsed before (here: modules with the same and with other names, a
+/// failed parse, a large function whose buffers are not kept).
+#[test]
+fn modules_parse_alike_after_other_modules() {
+    let a = body("    %x = add.i32 %a, 1\n    %y = mul.i32 %x, %x\n    ret %y");
+    let b = "func @g(%y: i64) -> i64 {\nstart:\n    jmp next(%y)\nnext(%x: i64):\n    \
+             %t1 = sub.i64 %x, 2\n    ret %t1\n}\n";
+    let dup = body("    %x = add.i32 %a, 1\n    %x = add.i32 %a, 2\n    ret %x");
+    let big = format!(
+        "func @h(%a: i32) -> i32 {{\nentry:\n{}    ret %a\n}}\n",
+        (0..5000)
+            .map(|i| format!("    %t{i} = add.i32 %a, {i}\n"))
+            .collect::<String>()
+    );
+    let fresh = std::thread::spawn({
+        let (a, b) = (a.clone(), b.to_string());
+        move || (parse(&a), parse(&b))
+    })
+    .join()
+    .unwrap();
+    for before in [&a, &dup, &big, &a, &b.to_string()] {
+        let _ = parse_module("t.kir", before);
+        assert_eq!(parse(&a), fresh.0);
+        assert_eq!(parse(b), fresh.1);
+        assert_eq!(err(&dup), "4:5: value %x is defined twice");
+    }
+}

@@ -99,12 +99,36 @@ struct ModuleVerifier<'m> {
     scratch: Scratch,
 }
 
+impl Drop for ModuleVerifier<'_> {
+    /// Keeps the scratch buffers for the next verification on this thread,
+    /// unless a large function grew them.
+    fn drop(&mut self) {
+        if self.scratch.is_small() {
+            let s = std::mem::take(&mut self.scratch);
+            let _ = CACHED.try_with(|c| {
+                if let Ok(mut c) = c.try_borrow_mut() {
+                    *c = s;
+                }
+            });
+        }
+    }
+}
+
+thread_local! {
+    /// The buffers of the last verification on this thread (when small):
+    /// verifying a module of one small function would otherwise spend most
+    /// of its time growing fresh vectors.
+    static CACHED: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
+}
+
 impl<'m> ModuleVerifier<'m> {
     fn new(m: &'m Module) -> Self {
-        ModuleVerifier {
-            m,
-            scratch: Scratch::default(),
-        }
+        let scratch = CACHED
+            .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)))
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default();
+        ModuleVerifier { m, scratch }
     }
 
     fn error(&self, loc: Loc, ctx: &Ctx, message: String) -> Error {

@@ -157,7 +157,7 @@ impl<'a, X: Isa> Cx<'a, X> {
         self.out.operands.extend(self.cur.drain(..));
         self.out.op_start.push(self.out.operands.len() as u32);
         self.out.ops.push(op);
-        self.out.clobbers.push(clobbers);
+        self.out.push_clobbers(clobbers);
     }
 
     /// [`Cx::push`] without clobbers.

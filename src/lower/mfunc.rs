@@ -33,7 +33,12 @@ pub struct MFunc<I> {
     /// Per instruction + 1: where its operands start in `operands`.
     pub op_start: Vec<u32>,
     pub operands: Vec<Operand>,
-    pub clobbers: Vec<PRegSet>,
+    /// Per instruction: its clobber set, as an index into `clobber_sets`
+    /// (0: none). Calls all clobber the same set, so a `u16` per
+    /// instruction stands for 16 bytes.
+    pub clobber_of: Vec<u16>,
+    /// The distinct clobber sets; entry 0 is empty.
+    pub clobber_sets: Vec<PRegSet>,
     /// Where each IR instruction's machine instructions start, for the
     /// line table ([`crate::debug::lines`]): one mark per lowered IR
     /// instruction.
@@ -73,7 +78,8 @@ impl<I> Default for MFunc<I> {
             ops: Vec::new(),
             op_start: vec![0],
             operands: Vec::new(),
-            clobbers: Vec::new(),
+            clobber_of: Vec::new(),
+            clobber_sets: vec![PRegSet::empty()],
             src: SourceMarks::default(),
             block_start: vec![0],
             succ_start: vec![0],
@@ -99,13 +105,30 @@ fn row<'a, T>(start: &[u32], items: &'a [T], i: usize) -> &'a [T] {
 }
 
 impl<I> MFunc<I> {
+    /// Records the clobbers of the instruction just pushed.
+    pub fn push_clobbers(&mut self, clobbers: PRegSet) {
+        let id = if clobbers.is_empty() {
+            0
+        } else if let Some(k) = self.clobber_sets.iter().rposition(|&c| c == clobbers) {
+            // Few distinct sets (call clobbers, a division's): a short scan.
+            k
+        } else {
+            self.clobber_sets.push(clobbers);
+            self.clobber_sets.len() - 1
+        };
+        // More than 65,535 distinct sets cannot come from lowering (each
+        // set is a fixed property of an instruction kind).
+        self.clobber_of.push(id as u16);
+    }
+
     /// Empties the function, keeping its buffers.
     pub fn clear(&mut self) {
         self.ops.clear();
         self.op_start.clear();
         self.op_start.push(0);
         self.operands.clear();
-        self.clobbers.clear();
+        self.clobber_of.clear();
+        self.clobber_sets.truncate(1);
         self.src.marks.clear();
         for v in [
             &mut self.block_start,
@@ -223,7 +246,7 @@ impl<I: MachInst> RaFunction for MFunc<I> {
         self.operands_of(inst.index())
     }
     fn inst_clobbers(&self, inst: MInst) -> PRegSet {
-        self.clobbers[inst.index()]
+        self.clobber_sets[self.clobber_of[inst.index()] as usize]
     }
     fn loop_ends(&self) -> Option<&[u32]> {
         Some(&self.loop_ends)

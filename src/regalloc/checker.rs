@@ -161,7 +161,7 @@ impl<F: RaFunction> Checker<'_, F> {
                     }
                     OperandConstraint::FixedReg(_) => {}
                     OperandConstraint::Reuse(k) => {
-                        if !a.is_reg() || allocs.get(k) != Some(&a) {
+                        if !a.is_reg() || allocs.get(k as usize) != Some(&a) {
                             return e(format!("reuse of operand {k}: {a} is not its register"));
                         }
                     }

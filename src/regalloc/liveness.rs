@@ -103,6 +103,8 @@ pub struct Liveness {
     pub is_param: Vec<bool>,
     /// Per register ([`PReg::index`]): reservations sorted by point.
     pub resv: Vec<Vec<Reservation>>,
+    /// The registers with a reservation (whose lists need clearing).
+    resv_used: PRegSet,
     /// Per instruction + 1: its first operand's number (operands numbered
     /// across the function).
     pub op_offset: Vec<u32>,
@@ -169,9 +171,11 @@ impl Liveness {
         if self.resv.len() != 2 * PReg::MAX_HW {
             self.resv = vec![Vec::new(); 2 * PReg::MAX_HW];
         }
-        for r in &mut self.resv {
-            r.clear();
+        // Only the lists the previous function filled need clearing.
+        for r in self.resv_used.iter() {
+            self.resv[r.index()].clear();
         }
+        self.resv_used = PRegSet::empty();
         self.clobbers_before.clear();
         self.clobbers_before.push(0);
         self.op_offset.clear();
@@ -181,9 +185,11 @@ impl Liveness {
         self.loops(f)?;
 
         let mut allocatable = PRegSet::empty();
+        let mut num_allocatable = [0usize; 2];
         for c in RegClass::ALL {
             for r in env.allocatable(c) {
                 allocatable.add(r);
+                num_allocatable[c.index()] += 1;
             }
         }
         self.open.clear();
@@ -258,7 +264,7 @@ impl Liveness {
                             reg_count[op.vreg.class().index()] += 1;
                             let ok = op.kind == OperandKind::Def
                                 && op.pos == OperandPos::Late
-                                && ops.get(k).is_some_and(|u| {
+                                && ops.get(k as usize).is_some_and(|u| {
                                     u.kind == OperandKind::Use
                                         && u.pos == OperandPos::Early
                                         && u.vreg.class() == op.vreg.class()
@@ -286,7 +292,7 @@ impl Liveness {
                 }
                 self.op_offset.push(self.loop_use.len() as u32);
                 for c in RegClass::ALL {
-                    if reg_count[c.index()] > env.allocatable(c).count() {
+                    if reg_count[c.index()] > num_allocatable[c.index()] {
                         return Err(RegAllocError::TooManyRegOperands { inst: i, class: c });
                     }
                 }
@@ -360,6 +366,7 @@ impl Liveness {
     }
 
     fn reserve(&mut self, r: PReg, point: Point, vreg: u32) {
+        self.resv_used.add(r);
         self.resv[r.index()].push(Reservation { point, vreg });
     }
 

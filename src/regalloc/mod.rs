@@ -204,11 +204,17 @@ impl PRegSet {
 
     /// The members, `Int` class first, each class by ascending encoding.
     pub fn iter(&self) -> impl Iterator<Item = PReg> + '_ {
+        // One step per member (lowest set bit first), not per bit.
         RegClass::ALL.into_iter().flat_map(move |class| {
-            let bits = self.bits[class.index()];
-            (0..64u8)
-                .filter(move |hw| bits & (1u64 << hw) != 0)
-                .map(move |hw| PReg::new(hw, class))
+            let mut bits = self.bits[class.index()];
+            std::iter::from_fn(move || {
+                if bits == 0 {
+                    return None;
+                }
+                let hw = bits.trailing_zeros() as u8;
+                bits &= bits - 1;
+                Some(PReg::new(hw, class))
+            })
         })
     }
 }
@@ -231,37 +237,44 @@ impl fmt::Debug for PRegSet {
 
 /// A virtual register: an SSA value of the machine code, numbered densely
 /// from 0 (`index < num_vregs`), with the class it must be allocated in.
+///
+/// Packed in one `u32` (`index << 1 | class`, so the derived order is by
+/// index, then class): an [`Operand`] is 8 bytes, and the per-operand arrays
+/// of a large function stay small.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct VReg {
-    index: u32,
-    class: RegClass,
+    bits: u32,
 }
 
 impl VReg {
+    /// Vreg `index` (below 2^31) of class `class`.
     #[inline]
     pub const fn new(index: usize, class: RegClass) -> VReg {
         VReg {
-            index: index as u32,
-            class,
+            bits: (index as u32) << 1 | class as u32,
         }
     }
 
     #[inline]
     pub fn index(self) -> usize {
-        self.index as usize
+        (self.bits >> 1) as usize
     }
 
     #[inline]
     pub fn class(self) -> RegClass {
-        self.class
+        if self.bits & 1 == 0 {
+            RegClass::Int
+        } else {
+            RegClass::Float
+        }
     }
 }
 
 impl fmt::Debug for VReg {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.class {
-            RegClass::Int => write!(f, "v{}i", self.index),
-            RegClass::Float => write!(f, "v{}f", self.index),
+        match self.class() {
+            RegClass::Int => write!(f, "v{}i", self.index()),
+            RegClass::Float => write!(f, "v{}f", self.index()),
         }
     }
 }
@@ -359,8 +372,9 @@ pub enum OperandConstraint {
     /// Only for a Late def: the same register as the use operand at this
     /// index of the same instruction (x86 two-address form `dst = dst op src`).
     /// The allocator copies that input into the def's register first when
-    /// the input lives on after the instruction.
-    Reuse(usize),
+    /// the input lives on after the instruction. (A `u8` keeps [`Operand`]
+    /// at 8 bytes; lowering puts reuse inputs among the first operands.)
+    Reuse(u8),
 }
 
 /// One operand of a machine instruction.
@@ -462,11 +476,12 @@ impl Operand {
     }
     /// A Late def in the register of the use operand at `input` (two-address).
     pub fn reuse_def(vreg: VReg, input: usize) -> Operand {
+        debug_assert!(input < 256, "reuse input {input} out of range");
         Operand::new(
             vreg,
             OperandKind::Def,
             OperandPos::Late,
-            OperandConstraint::Reuse(input),
+            OperandConstraint::Reuse(input as u8),
         )
     }
 }
@@ -789,4 +804,20 @@ pub fn allocate_with<F: RaFunction>(
         checker::check(func, env, out).map_err(RegAllocError::Checker)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operands_and_vregs_stay_small() {
+        // The per-operand arrays of a 100k-instruction function: 8 bytes
+        // per operand, not 32 (a `usize` reuse index and an unpacked class).
+        assert_eq!(std::mem::size_of::<VReg>(), 4);
+        assert!(std::mem::size_of::<Operand>() <= 8);
+        let v = VReg::new(123_456, RegClass::Float);
+        assert_eq!((v.index(), v.class()), (123_456, RegClass::Float));
+        assert!(VReg::new(1, RegClass::Float) < VReg::new(2, RegClass::Int));
+    }
 }

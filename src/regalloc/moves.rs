@@ -341,6 +341,7 @@ pub fn resolve<F: RaFunction>(
             // Reuse inputs: copied into the def's register.
             for (j, op) in ops.iter().enumerate() {
                 if let OperandConstraint::Reuse(k) = op.constraint {
+                    let k = k as usize;
                     let d = out.allocs[first + j];
                     let a = ops[k].vreg;
                     let src = use_source(lv, scan, base + k, ii, a.index(), a.class());

@@ -76,6 +76,9 @@ pub struct Scan {
     /// Callee-saved registers handed out.
     pub callee_used: PRegSet,
     classes: [ClassRegs; 2],
+    /// The register lists `classes` was built from: per class, preferred
+    /// then non-preferred.
+    classes_of: [Vec<PReg>; 4],
     /// Per class, per hardware number: the vreg in it, `TEMP` or `NONE`.
     occupant: [Vec<u32>; 2],
     /// Per class: free registers, by rank.
@@ -112,6 +115,26 @@ pub struct Scan {
 
 impl Scan {
     fn setup_classes(&mut self, env: &MachineEnv) {
+        // The tables depend on the register lists only: rebuilt when they
+        // change (compared by content, a few dozen bytes).
+        let same = RegClass::ALL.into_iter().all(|c| {
+            let k = c.index();
+            let (p, n) = (&self.classes_of[2 * k], &self.classes_of[2 * k + 1]);
+            p[..] == env.preferred_regs[k][..] && n[..] == env.non_preferred_regs[k][..]
+        });
+        if same && !self.classes[0].rank.is_empty() {
+            for c in RegClass::ALL {
+                self.free[c.index()] = self.classes[c.index()].all;
+                reset(&mut self.occupant[c.index()], PReg::MAX_HW, NONE);
+                self.free_slots[c.index()].clear();
+            }
+            return;
+        }
+        for c in RegClass::ALL {
+            let k = c.index();
+            self.classes_of[2 * k].clone_from(&env.preferred_regs[k]);
+            self.classes_of[2 * k + 1].clone_from(&env.non_preferred_regs[k]);
+        }
         for c in RegClass::ALL {
             let cr = &mut self.classes[c.index()];
             cr.order.clear();
@@ -261,7 +284,7 @@ impl Scan {
                 (OperandKind::Use, OperandConstraint::Reg) => {
                     let reuse_input = ops
                         .iter()
-                        .any(|o| o.constraint == OperandConstraint::Reuse(j));
+                        .any(|o| o.constraint == OperandConstraint::Reuse(j as u8) && j < 256);
                     if !reuse_input && self.on_stack_at(v, i) {
                         let late_use = op.pos == OperandPos::Late;
                         let end = if late_use { late(i) } else { early(i) };
@@ -270,7 +293,7 @@ impl Scan {
                     }
                 }
                 (OperandKind::Def, OperandConstraint::Reuse(k)) => {
-                    let a = ops[k].vreg.index();
+                    let a = ops[k as usize].vreg.index();
                     let d = op.vreg.index();
                     // The input's register is free after this Early point
                     // when its range ends or its hole opens here (then the
@@ -322,7 +345,7 @@ impl Scan {
         for op in ops {
             if let (OperandKind::Def, OperandConstraint::Reuse(k)) = (op.kind, op.constraint) {
                 let d = op.vreg.index();
-                let a = ops[k].vreg.index();
+                let a = ops[k as usize].vreg.index();
                 if self.reg[d] == NOREG && self.slot[d] == NONE {
                     let c = op.vreg.class();
                     let ra = self.reg[a];

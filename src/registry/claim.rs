@@ -86,10 +86,10 @@ impl Registry {
     pub(crate) fn resolve_import(&self, module: &Module, sym: SymId) -> Result<Resolved> {
         let name = module.sym(sym).name.as_str();
         if let Some(s) = self.symbols.by_name(name) {
-            let other = &self.entry(self.owner_of(s.module)).name;
-            let def = match &s.kind {
-                super::ExportKind::Func(sig) => Definition::Func { sig, module: other },
-                super::ExportKind::Data => Definition::Data { module: other },
+            let other = self.name_of(s.module);
+            let def = match self.symbols.signature(s) {
+                Some(sig) => Definition::Func { sig, module: other },
+                None => Definition::Data { module: other },
             };
             check_import(module, sym, Some(def))?;
             return Ok(Resolved::Module(s.module));
@@ -192,7 +192,7 @@ impl Registry {
                     found.push((slot, deps.clone()));
                     deps
                 }
-                State::Loaded(_) => self.entry(slot).deps.clone(),
+                State::Loaded(_) => SmallVec::from_slice(&self.entry(slot).deps),
                 State::Compiling { .. } => {
                     busy = true;
                     continue;
@@ -223,10 +223,7 @@ impl Registry {
                     claim: token,
                 },
             );
-            for &d in &deps {
-                self.entry_mut(d).referrers.push(slot);
-            }
-            self.entry_mut(slot).deps = deps;
+            self.set_edges(slot, deps.into_vec().into_boxed_slice());
             slots.push(slot);
         }
         self.stats.last_touched = seen.len();
@@ -381,13 +378,13 @@ impl Registry {
         slot: u32,
         mut cm: CompiledModule,
     ) -> Result<()> {
-        let debug = ModuleDebug::take(&self.entry(slot).name, &mut cm);
+        let debug = ModuleDebug::take(self.name_of(slot), &mut cm);
         let source = match &self.entry(slot).state {
             State::Compiling { source, claim } if *claim == token => source.clone(),
             _ => {
                 return Err(Error::Runtime(format!(
                     "module `{}` was not claimed by this compile",
-                    self.entry(slot).name
+                    self.name_of(slot)
                 )))
             }
         };

@@ -10,11 +10,10 @@
 //! set's batches; batches outside the set are untouched.
 
 use super::loader::{self, RelocCounts, Relocatable};
-use super::{Finalized, Pending, Registry, Role, State};
+use super::{Finalized, Pending, Registry, State};
 use crate::error::{Error, Result};
 use crate::executor::TargetSection;
 use crate::memory::SectionKind;
-use std::sync::Arc;
 
 impl Registry {
     /// Indices of the pending batches that can be finalized now.
@@ -92,7 +91,7 @@ impl Registry {
                     continue;
                 };
                 let r = Relocatable {
-                    name: &e.name,
+                    name: self.name_of(slot),
                     ir: m.source.as_ref().map(|s| s.module()),
                     sections: &m.sections,
                     defined: &m.defined,
@@ -129,13 +128,16 @@ impl Registry {
                 return Err(e);
             }
         }
-        let bodies: Vec<Option<u64>> = modules
+        let bodies: Vec<u64> = modules
             .iter()
             .map(|&slot| match &self.entry(slot).state {
-                State::Loaded(m) => m.body.and_then(|b| {
-                    loader::defined_address(&m.defined, &loader::bases(&batch, &m.sections), b)
-                }),
-                _ => None,
+                State::Loaded(m) => m
+                    .body
+                    .and_then(|b| {
+                        loader::defined_address(&m.defined, &loader::bases(&batch, &m.sections), b)
+                    })
+                    .unwrap_or(0),
+                _ => 0,
             })
             .collect();
         let mut fin = match self.mm.finalize(batch) {
@@ -160,11 +162,9 @@ impl Registry {
                 let id = self.id_of(slot);
                 self.debug.module_finalized(id, m.debug, text);
             }
+            let sections = sections.into_boxed_slice();
             self.set_state(slot, State::Finalized(Finalized { sections, body }));
-            if matches!(self.entry(slot).role, Role::Module) {
-                self.entry_mut(slot).pin = Some(Arc::new(()));
-            }
-            if let Some(body) = body {
+            if body != 0 {
                 if let Err(e) = self.after_seal(slot, body) {
                     first_err.get_or_insert(e);
                 }
@@ -230,14 +230,10 @@ impl Registry {
             let Some(s) = m.sections.iter().find(|s| s.kind == kind) else {
                 return Err(Error::Argument(format!(
                     "module `{}` has no {} section",
-                    e.name,
+                    self.name_of(slot),
                     kind.name()
                 )));
             };
-            let Some(Some(p)) = self.pending.get(m.batch as usize) else {
-                return Err(Error::Runtime("loaded module without a batch".into()));
-            };
-            let _ = p;
             (m.batch as usize, (s.r, s.remote))
         };
         let Some(mut p) = self.pending[batch].take() else {

@@ -38,9 +38,13 @@
 //!
 //! Invariants:
 //! - A name is exported by at most one module (checked at add).
-//! - A Compiling, Loaded or Finalized module holds an edge in `referrers`
-//!   of each module its code references (`deps`); a module with referrers
-//!   is never removed. Added modules hold no edges.
+//! - A Compiling, Loaded or Finalized module has a dependency (`deps`) on
+//!   each module its code references; each such edge between different
+//!   owners (modules, lazy modules) counts in the target's `referrers`. A
+//!   module with referrers is never removed. Added modules hold no edges.
+//! - Entries are small (72 bytes): what only owners need (name, symbols,
+//!   pin) is boxed in their [`Role`]; a lazy module's members borrow their
+//!   owner's.
 //! - Work is proportional to what changes: a claim visits only modules
 //!   reachable from its roots that are not finalized; finalizing visits
 //!   only pending batches. Nothing scans all modules.
@@ -54,6 +58,7 @@ pub mod symbols;
 
 pub(crate) use claim::Resolved;
 pub use claim::{compile_job, Claim, Job};
+use symbols::NewSymbol;
 pub use symbols::{ExportKind, FxHashMap, SymbolId};
 
 use crate::debug::{DebugRegistry, ModuleDebug};
@@ -68,7 +73,7 @@ use smallvec::SmallVec;
 use std::fmt;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use symbols::{Symbol, SymbolTable};
+use symbols::SymbolTable;
 
 /// A module's handle in its registry: never reused, and valid only in the
 /// engine that made it.
@@ -147,16 +152,47 @@ impl Source {
     }
 }
 
+/// What a module or a lazy module owns.
+pub(crate) struct Owner {
+    /// The module name, for messages.
+    pub name: Arc<str>,
+    /// Registry symbols it defines (removed with it).
+    pub symbols: Vec<SymbolId>,
+    /// Held by running calls; removal is refused while shared.
+    pub pin: Arc<()>,
+}
+
+impl Owner {
+    pub fn new(name: Arc<str>) -> Owner {
+        Owner {
+            name,
+            symbols: Vec::new(),
+            pin: Arc::new(()),
+        }
+    }
+}
+
+/// A function-module or data module of a lazy module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Member {
+    /// The lazy module.
+    pub group: u32,
+    /// Its function's slot in the indirection table
+    /// ([`crate::lazy::NO_KEY`] for the data module).
+    pub key: u32,
+    /// Its index in the lazy module's member list.
+    pub index: u32,
+    /// A redefinition not switched to yet.
+    pub pending: bool,
+}
+
 /// What an entry is.
 pub(crate) enum Role {
     /// A module added with [`Registry::add`].
-    Module,
-    /// A lazy module: its function-modules and data module are members.
+    Module(Box<Owner>),
+    /// A lazy module: its function-modules and data modules are members.
     Group(Box<Group>),
-    /// A function-module (`indirect`: its function's slot in the
-    /// indirection table) or the data module (`None`) of lazy module
-    /// `group`.
-    Member { group: u32, indirect: Option<u32> },
+    Member(Member),
     /// A chunk of indirection stubs and cells (see [`crate::lazy`]).
     Chunk,
 }
@@ -181,9 +217,19 @@ pub(crate) struct Loaded {
 
 /// A finalized module.
 pub(crate) struct Finalized {
-    pub sections: Vec<FinalizedSection>,
-    /// For a function-module: its function's address.
-    pub body: Option<u64>,
+    pub sections: Box<[FinalizedSection]>,
+    /// For a function-module: its function's address (0 otherwise).
+    pub body: u64,
+}
+
+impl Finalized {
+    /// A finalized module without code (a lazy module itself).
+    pub fn empty() -> State {
+        State::Finalized(Finalized {
+            sections: Box::default(),
+            body: 0,
+        })
+    }
 }
 
 pub(crate) enum State {
@@ -196,19 +242,13 @@ pub(crate) enum State {
 
 /// One slot of the registry.
 pub(crate) struct Entry {
-    pub generation: u32,
-    /// The module name, for messages.
-    pub name: Arc<str>,
-    pub role: Role,
     pub state: State,
-    /// Registry symbols this entry defines (removed with it).
-    pub symbols: Vec<SymbolId>,
+    pub role: Role,
     /// Slots this module's code references (set when claimed).
-    pub deps: SmallVec<[u32; 2]>,
-    /// Slots whose code references this module.
-    pub referrers: SmallVec<[u32; 2]>,
-    /// Held by running calls; removal is refused while shared.
-    pub pin: Option<Arc<()>>,
+    pub deps: Box<[u32]>,
+    /// How many modules of other owners reference this one.
+    pub referrers: u32,
+    pub generation: u32,
 }
 
 impl Entry {
@@ -223,7 +263,7 @@ impl Entry {
     }
 
     fn counted(&self) -> bool {
-        matches!(self.role, Role::Module | Role::Member { .. })
+        matches!(self.role, Role::Module(_) | Role::Member(_))
     }
 }
 
@@ -268,17 +308,18 @@ pub(crate) fn link_err(module: &Module, sym: SymId, message: String) -> Error {
     ))
 }
 
-/// The module's exported definitions: symbol, name and kind.
-pub(crate) fn exports_of(module: &Module) -> impl Iterator<Item = (SymId, &str, ExportKind)> {
+/// The module's exported definitions: symbol, name and signature (`None`
+/// for data).
+pub(crate) fn exports_of(
+    module: &Module,
+) -> impl Iterator<Item = (SymId, &str, Option<&Signature>)> {
     module.symbol_ids().filter_map(|(id, s)| {
         if s.linkage != Linkage::Export {
             return None;
         }
         match &s.kind {
-            SymbolKind::Func { sig, body: Some(_) } => {
-                Some((id, s.name.as_str(), ExportKind::Func(sig.clone())))
-            }
-            SymbolKind::Data { body: Some(_) } => Some((id, s.name.as_str(), ExportKind::Data)),
+            SymbolKind::Func { sig, body: Some(_) } => Some((id, s.name.as_str(), Some(sig))),
+            SymbolKind::Data { body: Some(_) } => Some((id, s.name.as_str(), None)),
             _ => None,
         }
     })
@@ -399,16 +440,13 @@ impl Registry {
     }
 
     /// A new entry in `state`.
-    pub(crate) fn new_entry(&mut self, name: Arc<str>, role: Role, state: State) -> u32 {
+    pub(crate) fn new_entry(&mut self, role: Role, state: State) -> u32 {
         let entry = Entry {
-            generation: 0,
-            name,
-            role,
             state,
-            symbols: Vec::new(),
-            deps: SmallVec::new(),
-            referrers: SmallVec::new(),
-            pin: None,
+            role,
+            deps: Box::default(),
+            referrers: 0,
+            generation: 0,
         };
         let counted = entry.counted();
         let st = entry.module_state();
@@ -455,11 +493,9 @@ impl Registry {
     pub(crate) fn free_entry(&mut self, slot: u32) {
         self.set_state(slot, State::Free);
         let e = &mut self.entries[slot as usize];
-        e.role = Role::Module;
-        e.symbols = Vec::new();
-        e.deps = SmallVec::new();
-        e.referrers = SmallVec::new();
-        e.pin = None;
+        e.role = Role::Chunk;
+        e.deps = Box::default();
+        e.referrers = 0;
         self.free_slots.push(slot);
     }
 
@@ -492,7 +528,7 @@ impl Registry {
         let s = self.symbols.by_name(name)?;
         Some(SymbolInfo {
             module: self.id_of(self.owner_of(s.module)),
-            kind: s.kind.clone(),
+            kind: self.symbols.kind(s),
             address: s.address,
         })
     }
@@ -501,9 +537,38 @@ impl Registry {
     /// itself.
     pub(crate) fn owner_of(&self, slot: u32) -> u32 {
         match self.entry(slot).role {
-            Role::Member { group, .. } => group,
+            Role::Member(m) => m.group,
             _ => slot,
         }
+    }
+
+    /// What owns `slot` (its lazy module's for a member; `None` for
+    /// internal entries).
+    pub(crate) fn owner(&self, slot: u32) -> Option<&Owner> {
+        match &self.entry(self.owner_of(slot)).role {
+            Role::Module(o) => Some(o),
+            Role::Group(g) => Some(&g.owner),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn owner_mut(&mut self, slot: u32) -> Option<&mut Owner> {
+        let owner = self.owner_of(slot);
+        match &mut self.entry_mut(owner).role {
+            Role::Module(o) => Some(o),
+            Role::Group(g) => Some(&mut g.owner),
+            _ => None,
+        }
+    }
+
+    /// Whether `slot` is a lazy module.
+    pub(crate) fn is_group(&self, slot: u32) -> bool {
+        matches!(self.entry(slot).role, Role::Group(_))
+    }
+
+    /// The module name of `slot`, for messages.
+    pub(crate) fn name_of(&self, slot: u32) -> &str {
+        self.owner(slot).map_or("<lazy stubs>", |o| &o.name)
     }
 
     // ---- adding -------------------------------------------------------------
@@ -512,7 +577,7 @@ impl Registry {
     pub(crate) fn check_new_exports(&self, module: &Module) -> Result<()> {
         for (sym, name, _) in exports_of(module) {
             if let Some(e) = self.symbols.by_name(name) {
-                let other = self.entry(self.owner_of(e.module)).name.clone();
+                let other = self.name_of(e.module);
                 return Err(link_err(
                     module,
                     sym,
@@ -533,22 +598,24 @@ impl Registry {
     pub fn add_shared(&mut self, module: Arc<Module>) -> Result<ModuleId> {
         self.check_new_exports(&module)?;
         let name: Arc<str> = module.name.as_str().into();
-        let exports: Vec<(Arc<str>, ExportKind)> = exports_of(&module)
-            .map(|(_, n, k)| (Arc::<str>::from(n), k))
-            .collect();
-        let slot = self.new_entry(name, Role::Module, State::Added(Source::Whole(module)));
-        let mut ids = Vec::with_capacity(exports.len());
-        for (name, kind) in exports {
-            ids.push(self.symbols.insert(Symbol {
+        let slot = self.new_entry(
+            Role::Module(Box::new(Owner::new(name))),
+            State::Added(Source::Whole(module.clone())),
+        );
+        let mut ids = Vec::new();
+        for (_, name, sig) in exports_of(&module) {
+            ids.push(self.symbols.insert(NewSymbol {
                 name,
                 named: true,
                 module: slot,
-                kind,
+                sig,
                 address: None,
                 indirect: None,
             }));
         }
-        self.entry_mut(slot).symbols = ids;
+        if let Some(o) = self.owner_mut(slot) {
+            o.symbols = ids;
+        }
         Ok(self.id_of(slot))
     }
 
@@ -560,14 +627,14 @@ impl Registry {
         let Some(s) = self.symbols.by_name(name) else {
             return Err(Error::Argument(format!("no exported function @{name}")));
         };
-        let ExportKind::Func(sig) = &s.kind else {
+        let Some(sig) = self.symbols.signature(s) else {
             return Err(Error::Argument(format!("@{name} is data, not a function")));
         };
-        let e = self.entry(s.module);
-        match (&e.state, s.address, &e.pin) {
-            (State::Finalized(_), Some(addr), Some(pin)) => {
-                Ok(Lookup::Ready(addr, sig.clone(), pin.clone()))
-            }
+        // A lazy function is callable at once: its address is its stub.
+        let ready =
+            s.indirect.is_some() || matches!(self.entry(s.module).state, State::Finalized(_));
+        match (ready, s.address, self.owner(s.module)) {
+            (true, Some(addr), Some(o)) => Ok(Lookup::Ready(addr, sig.clone(), o.pin.clone())),
             _ => Ok(Lookup::Pending(s.module)),
         }
     }
@@ -721,24 +788,25 @@ impl Registry {
         let slot = self.live_slot(id)?;
         match self.entry(slot).role {
             Role::Group(_) => return self.remove_group(slot),
-            Role::Member { group, .. } => {
+            Role::Member(m) => {
                 return Err(Error::Argument(format!(
                     "{id} is part of lazy module `{}`; remove that module",
-                    self.entry(group).name
+                    self.name_of(m.group)
                 )))
             }
             Role::Chunk => return Err(Error::Argument(format!("{id} is internal to the engine"))),
-            Role::Module => {}
+            Role::Module(_) => {}
         }
-        self.check_removable(slot, &[])?;
+        self.check_removable(slot, 0)?;
         self.drop_module(slot)
     }
 
-    /// Refuses to remove `slot` while a module outside `within` references
-    /// it, it is not finalized (or added), or a call runs in it.
-    pub(crate) fn check_removable(&self, slot: u32, within: &[u32]) -> Result<()> {
+    /// Refuses to remove `slot` while more than `allowed` modules of other
+    /// owners reference it, it is being compiled or loaded, or a call runs
+    /// in it.
+    pub(crate) fn check_removable(&self, slot: u32, allowed: u32) -> Result<()> {
         let e = self.entry(slot);
-        let name = &e.name;
+        let name = self.name_of(slot);
         match e.state {
             State::Loaded(_) => {
                 return Err(Error::Argument(format!(
@@ -752,19 +820,18 @@ impl Registry {
             }
             _ => {}
         }
-        if let Some(r) = e
-            .referrers
-            .iter()
-            .copied()
-            .filter(|r| !within.contains(r))
-            .min()
-        {
-            let by = &self.entry(self.owner_of(r)).name;
+        if e.referrers > allowed {
+            let by = self.find_referrer(slot).map_or("?", |r| self.name_of(r));
             return Err(Error::Argument(format!(
                 "cannot remove module `{name}`: module `{by}` references it"
             )));
         }
-        if e.pin.as_ref().is_some_and(|p| Arc::strong_count(p) > 1) {
+        let pinned = match &e.role {
+            Role::Module(o) => Arc::strong_count(&o.pin) > 1,
+            Role::Group(g) => Arc::strong_count(&g.owner.pin) > 1,
+            _ => false,
+        };
+        if pinned {
             return Err(Error::Argument(format!(
                 "cannot remove module `{name}`: a call is running in it"
             )));
@@ -772,11 +839,26 @@ impl Registry {
         Ok(())
     }
 
+    /// The lowest slot of another owner whose code references `slot`
+    /// (for messages only: scans every module).
+    fn find_referrer(&self, slot: u32) -> Option<u32> {
+        let owner = self.owner_of(slot);
+        (0..self.entries.len() as u32).find(|&r| {
+            !matches!(self.entry(r).state, State::Free)
+                && self.owner_of(r) != owner
+                && self.entry(r).deps.contains(&slot)
+        })
+    }
+
     /// Removes `slot` (Added or Finalized; checked removable): its
-    /// symbols, edges and memory.
+    /// symbols (if it owns any), edges and memory.
     pub(crate) fn drop_module(&mut self, slot: u32) -> Result<()> {
         let id = self.id_of(slot);
-        let symbols = std::mem::take(&mut self.entry_mut(slot).symbols);
+        let symbols = match &mut self.entry_mut(slot).role {
+            Role::Module(o) => std::mem::take(&mut o.symbols),
+            Role::Group(g) => std::mem::take(&mut g.owner.symbols),
+            _ => Vec::new(),
+        };
         for id in symbols {
             self.symbols.remove(id);
         }
@@ -794,7 +876,7 @@ impl Registry {
 
     /// Gives finalized sections back to the executor and the memory
     /// manager.
-    pub(crate) fn release_sections(&mut self, sections: Vec<FinalizedSection>) -> Result<()> {
+    pub(crate) fn release_sections(&mut self, sections: Box<[FinalizedSection]>) -> Result<()> {
         let mut first_err = None;
         for s in sections {
             let t = TargetSection {
@@ -812,13 +894,25 @@ impl Registry {
         first_err.map_or(Ok(()), Err)
     }
 
+    /// Records that `slot`'s code references `deps`.
+    pub(crate) fn set_edges(&mut self, slot: u32, deps: Box<[u32]>) {
+        let owner = self.owner_of(slot);
+        for &d in deps.iter() {
+            if self.owner_of(d) != owner {
+                self.entry_mut(d).referrers += 1;
+            }
+        }
+        self.entry_mut(slot).deps = deps;
+    }
+
     /// Removes every edge from `slot` to what it references.
     pub(crate) fn clear_edges(&mut self, slot: u32) {
         let deps = std::mem::take(&mut self.entry_mut(slot).deps);
-        for d in deps {
-            let r = &mut self.entry_mut(d).referrers;
-            if let Some(i) = r.iter().position(|&x| x == slot) {
-                r.swap_remove(i);
+        let owner = self.owner_of(slot);
+        for d in deps.iter().copied() {
+            if self.owner_of(d) != owner {
+                let r = &mut self.entry_mut(d).referrers;
+                *r = r.saturating_sub(1);
             }
         }
     }
@@ -827,7 +921,8 @@ impl Registry {
     pub fn modules_in(&self, state: ModuleState) -> Vec<ModuleId> {
         (0..self.entries.len() as u32)
             .filter(|&s| {
-                matches!(self.entry(s).role, Role::Module | Role::Group(_))
+                matches!(self.entry(s).role, Role::Module(_) | Role::Group(_))
+                    && !matches!(self.entry(s).state, State::Free)
                     && self.group_aware_state(s) == Some(state)
             })
             .map(|s| self.id_of(s))

@@ -9,9 +9,14 @@
 //!   scope) but no name in the index.
 //!
 //! Names are hashed once, when a module is linked or a function looked up
-//! by name ([`FxBuildHasher`]; no SipHash). Everything after that — the
+//! by name ([`FxHasher`]; no SipHash). Everything after that — the
 //! relocations of a loaded module, the scope of a lazy module, the exports
 //! of a finalized one — holds ids: relocating reads `entries[id]`.
+//!
+//! Compact, because an engine may hold many thousands of tiny modules (a
+//! REPL session): a symbol is 40 bytes; names live back to back in one
+//! arena (compacted when half of it is dead), signatures once each in a
+//! list, and the name index is an open-addressing table of 4-byte ids.
 //!
 //! Invariants: a name is in the index at most once (one exporter per
 //! name, checked by the registry before [`SymbolTable::insert`]); an id is
@@ -19,7 +24,7 @@
 //! when nothing loaded refers to it any more.
 
 use crate::ir::Signature;
-use std::sync::Arc;
+use std::hash::Hasher;
 
 /// The fast hasher for names and ids (shared with the IR's name tables).
 pub use crate::ir::hash::{FxBuildHasher, FxHashMap, FxHasher};
@@ -44,32 +49,156 @@ pub enum ExportKind {
     Data,
 }
 
-/// One symbol.
+/// `kind` of a data symbol (otherwise the signature's index).
+const DATA: u32 = u32::MAX;
+
+/// One symbol (compact: its name lives in the table's arena, its
+/// signature in the table's signature list).
 #[derive(Clone, Debug)]
 pub struct Symbol {
-    pub name: Arc<str>,
-    /// Whether the name is in the index (exported) or not (a lazy
-    /// module's `local` definition).
-    pub named: bool,
+    /// Start and length of the name in the arena.
+    name: (u32, u32),
+    /// The signature's index, or [`DATA`].
+    kind: u32,
     /// The registry slot a module that references this symbol depends on:
     /// the defining module; for a lazy module's function, the lazy module
     /// itself (its stubs never move); for its data, its data module.
     pub module: u32,
-    pub kind: ExportKind,
     /// The target address, once known: when the defining module is loaded,
     /// or at once for a lazy function (its stub).
     pub address: Option<u64>,
     /// For a lazy (retargetable) function: its slot in the indirection
     /// table.
     pub indirect: Option<u32>,
+    /// Whether the name is in the index (exported) or not (a lazy
+    /// module's `local` definition).
+    pub named: bool,
+}
+
+/// What [`SymbolTable::insert`] makes a symbol of.
+pub struct NewSymbol<'a> {
+    pub name: &'a str,
+    pub named: bool,
+    pub module: u32,
+    /// `None` for data.
+    pub sig: Option<&'a Signature>,
+    pub address: Option<u64>,
+    pub indirect: Option<u32>,
+}
+
+/// An open-addressing set of symbol ids keyed by their names (which live
+/// in the arena, so the index stores 4 bytes per slot).
+#[derive(Default)]
+struct NameIndex {
+    slots: Vec<u32>,
+    /// Live ids, and tombstones.
+    len: usize,
+    tombs: usize,
+}
+
+const EMPTY: u32 = u32::MAX;
+const TOMB: u32 = u32::MAX - 1;
+
+fn hash_name(name: &str) -> u64 {
+    let mut h = FxHasher::default();
+    h.write(name.as_bytes());
+    // Spread the low bits, which pick the slot.
+    h.finish().rotate_left(26)
+}
+
+impl NameIndex {
+    /// The id whose name (per `name_of`) is `name`.
+    fn find<'a>(&self, name: &str, name_of: impl Fn(u32) -> &'a str) -> Option<u32> {
+        if self.slots.is_empty() {
+            return None;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash_name(name) as usize & mask;
+        loop {
+            match self.slots[i] {
+                EMPTY => return None,
+                TOMB => {}
+                id if name_of(id) == name => return Some(id),
+                _ => {}
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Adds `id` (named `name`, not present).
+    fn insert<'a>(&mut self, id: u32, name: &str, name_of: impl Fn(u32) -> &'a str) {
+        if (self.len + self.tombs + 1) * 2 > self.slots.len() {
+            self.grow(&name_of);
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash_name(name) as usize & mask;
+        while !matches!(self.slots[i], EMPTY | TOMB) {
+            i = (i + 1) & mask;
+        }
+        if self.slots[i] == TOMB {
+            self.tombs -= 1;
+        }
+        self.slots[i] = id;
+        self.len += 1;
+    }
+
+    /// Removes `id` (named `name`).
+    fn remove(&mut self, id: u32, name: &str) {
+        if self.slots.is_empty() {
+            return;
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash_name(name) as usize & mask;
+        loop {
+            match self.slots[i] {
+                EMPTY => return,
+                s if s == id => {
+                    self.slots[i] = TOMB;
+                    self.len -= 1;
+                    self.tombs += 1;
+                    return;
+                }
+                _ => i = (i + 1) & mask,
+            }
+        }
+    }
+
+    /// Rehashes into a table with room for twice the live ids.
+    fn grow<'a>(&mut self, name_of: &impl Fn(u32) -> &'a str) {
+        let cap = ((self.len + 1) * 4).next_power_of_two().max(16);
+        let old = std::mem::replace(&mut self.slots, vec![EMPTY; cap]);
+        self.tombs = 0;
+        let mask = cap - 1;
+        for id in old.into_iter().filter(|&s| s != EMPTY && s != TOMB) {
+            let mut i = hash_name(name_of(id)) as usize & mask;
+            while self.slots[i] != EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = id;
+        }
+    }
 }
 
 /// The table: dense entries plus the name index. See the module docs.
 #[derive(Default)]
 pub struct SymbolTable {
-    by_name: FxHashMap<Arc<str>, SymbolId>,
     entries: Vec<Option<Symbol>>,
     free: Vec<u32>,
+    index: NameIndex,
+    /// Every live symbol's name, back to back.
+    arena: String,
+    /// Bytes of the arena no live symbol uses.
+    dead: usize,
+    sigs: Vec<Signature>,
+    sig_ids: FxHashMap<Signature, u32>,
+}
+
+/// The name of `entries[id]` in `arena`.
+fn name_in<'a>(entries: &[Option<Symbol>], arena: &'a str, id: u32) -> &'a str {
+    match entries.get(id as usize).and_then(Option::as_ref) {
+        Some(s) => &arena[s.name.0 as usize..(s.name.0 + s.name.1) as usize],
+        None => "",
+    }
 }
 
 impl SymbolTable {
@@ -80,7 +209,10 @@ impl SymbolTable {
     /// The id of exported `name`.
     #[inline]
     pub fn lookup(&self, name: &str) -> Option<SymbolId> {
-        self.by_name.get(name).copied()
+        let (entries, arena) = (&self.entries, self.arena.as_str());
+        self.index
+            .find(name, |id| name_in(entries, arena, id))
+            .map(SymbolId)
     }
 
     /// The symbol `id` (`None` once removed).
@@ -99,33 +231,95 @@ impl SymbolTable {
         self.lookup(name).and_then(|id| self.get(id))
     }
 
-    /// Adds `symbol`; when it is named, its name must not be in the index.
-    pub fn insert(&mut self, symbol: Symbol) -> SymbolId {
-        let named = symbol.named.then(|| symbol.name.clone());
+    /// A symbol's name.
+    pub fn name(&self, s: &Symbol) -> &str {
+        &self.arena[s.name.0 as usize..(s.name.0 + s.name.1) as usize]
+    }
+
+    /// A function symbol's signature (`None` for data).
+    pub fn signature(&self, s: &Symbol) -> Option<&Signature> {
+        self.sigs.get(s.kind as usize)
+    }
+
+    /// What a symbol is.
+    pub fn kind(&self, s: &Symbol) -> ExportKind {
+        match self.signature(s) {
+            Some(sig) => ExportKind::Func(sig.clone()),
+            None => ExportKind::Data,
+        }
+    }
+
+    /// Adds a symbol; when it is named, its name must not be in the index.
+    pub fn insert(&mut self, new: NewSymbol<'_>) -> SymbolId {
+        let kind = match new.sig {
+            None => DATA,
+            Some(sig) => match self.sig_ids.get(sig) {
+                Some(&k) => k,
+                None => {
+                    let k = self.sigs.len() as u32;
+                    self.sigs.push(sig.clone());
+                    self.sig_ids.insert(sig.clone(), k);
+                    k
+                }
+            },
+        };
+        let start = self.arena.len() as u32;
+        self.arena.push_str(new.name);
+        let symbol = Symbol {
+            name: (start, new.name.len() as u32),
+            kind,
+            module: new.module,
+            address: new.address,
+            indirect: new.indirect,
+            named: new.named,
+        };
         let id = match self.free.pop() {
             Some(i) => {
                 self.entries[i as usize] = Some(symbol);
-                SymbolId(i)
+                i
             }
             None => {
                 self.entries.push(Some(symbol));
-                SymbolId(self.entries.len() as u32 - 1)
+                self.entries.len() as u32 - 1
             }
         };
-        if let Some(name) = named {
-            self.by_name.insert(name, id);
+        if new.named {
+            let (entries, arena) = (&self.entries, self.arena.as_str());
+            self.index
+                .insert(id, new.name, |i| name_in(entries, arena, i));
         }
-        id
+        SymbolId(id)
     }
 
     /// Removes `id` (and its name from the index); its id may be reused.
-    pub fn remove(&mut self, id: SymbolId) -> Option<Symbol> {
-        let s = self.entries.get_mut(id.index())?.take()?;
-        if s.named && self.by_name.get(&s.name) == Some(&id) {
-            self.by_name.remove(&s.name);
+    pub fn remove(&mut self, id: SymbolId) {
+        let Some(s) = self.entries.get(id.index()).and_then(Option::as_ref) else {
+            return;
+        };
+        let (start, len) = (s.name.0 as usize, s.name.1 as usize);
+        if s.named {
+            let name = &self.arena[start..start + len];
+            self.index.remove(id.0, name);
         }
+        self.entries[id.index()] = None;
         self.free.push(id.0);
-        Some(s)
+        self.dead += len;
+        if self.dead > 4096 && self.dead * 2 > self.arena.len() {
+            self.compact();
+        }
+    }
+
+    /// Rebuilds the arena with the live names only.
+    fn compact(&mut self) {
+        let mut arena = String::with_capacity(self.arena.len() - self.dead);
+        for s in self.entries.iter_mut().flatten() {
+            let (start, len) = (s.name.0 as usize, s.name.1 as usize);
+            let at = arena.len() as u32;
+            arena.push_str(&self.arena[start..start + len]);
+            s.name.0 = at;
+        }
+        self.arena = arena;
+        self.dead = 0;
     }
 
     /// Number of live symbols.
@@ -141,14 +335,15 @@ impl SymbolTable {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ir::Type;
     use std::hash::BuildHasher;
 
-    fn sym(name: &str, named: bool) -> Symbol {
-        Symbol {
-            name: name.into(),
+    fn sym(name: &str, named: bool) -> NewSymbol<'_> {
+        NewSymbol {
+            name,
             named,
             module: 7,
-            kind: ExportKind::Data,
+            sig: None,
             address: None,
             indirect: None,
         }
@@ -162,14 +357,45 @@ mod tests {
         assert_eq!((a.index(), b.index()), (0, 1));
         assert_eq!(t.lookup("a"), Some(a));
         assert_eq!(t.lookup("b"), None, "private symbols are not in the index");
-        assert_eq!(t.get(b).map(|s| &*s.name), Some("b"));
-        assert_eq!(t.remove(a).map(|s| s.name), Some("a".into()));
+        assert_eq!(t.get(b).map(|s| t.name(s)), Some("b"));
+        t.remove(a);
         assert_eq!(t.lookup("a"), None);
         assert!(t.get(a).is_none());
         assert_eq!(t.len(), 1);
         let c = t.insert(sym("c", true));
         assert_eq!(c, a, "the freed id is reused");
         assert_eq!(t.lookup("c"), Some(c));
+    }
+
+    #[test]
+    fn many_names_survive_growth_removal_and_compaction() {
+        let mut t = SymbolTable::new();
+        let sig = Signature::new(vec![Type::I64], Some(Type::I64));
+        let ids: Vec<SymbolId> = (0..5000)
+            .map(|i| {
+                t.insert(NewSymbol {
+                    sig: (i % 2 == 0).then_some(&sig),
+                    ..sym(&format!("name_{i}"), true)
+                })
+            })
+            .collect();
+        for (i, &id) in ids.iter().enumerate() {
+            assert_eq!(t.lookup(&format!("name_{i}")), Some(id));
+        }
+        for &id in ids.iter().filter(|id| id.index() % 3 != 0) {
+            t.remove(id);
+        }
+        assert!(t.arena.len() < 5000 * 6, "the arena was compacted");
+        for (i, &id) in ids.iter().enumerate() {
+            let want = (i % 3 == 0).then_some(id);
+            assert_eq!(t.lookup(&format!("name_{i}")), want, "{i}");
+            if let Some(s) = want.and_then(|id| t.get(id)) {
+                assert_eq!(t.name(s), format!("name_{i}"));
+                assert_eq!(t.signature(s).is_some(), i % 2 == 0);
+            }
+        }
+        assert_eq!(t.sigs.len(), 1, "signatures are shared");
+        assert_eq!(t.lookup("name_5000"), None);
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! ratios and written to `target/report/` (`report.md` and one SVG chart
 //! per comparison). `--quick` is a fast smoke run: shorter measurements,
 //! no 100k-instruction function, registry sweep to 1,000 modules.
-//! `--only compile|code|registry|memory` runs one comparison.
+//! `--only SECTION` runs one comparison (see `SECTIONS`; `compile`
+//! includes the compile-scaling table).
 
 use kiln::ir::Module;
 use kiln::opt::OptLevel;
@@ -20,9 +21,15 @@ use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+/// The sections `--only` accepts.
+const SECTIONS: &[&str] = &[
+    "compile", "code", "registry", "memory", "lazy", "scaling", "frontend",
+];
+
 fn main() {
     // A child measuring peak memory (kiln_bench::rss) never returns.
     kiln_bench::rss::child_main();
+    kiln_bench::scaling::spawner_main();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let quick = args.iter().any(|a| a == "--quick");
     let only = args
@@ -31,8 +38,8 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .cloned();
     if let Some(o) = &only {
-        if !["compile", "code", "registry", "memory"].contains(&o.as_str()) {
-            eprintln!("usage: report [--quick] [--only compile|code|registry|memory]");
+        if !SECTIONS.contains(&o.as_str()) {
+            eprintln!("usage: report [--quick] [--only {}]", SECTIONS.join("|"));
             std::process::exit(2);
         }
     }
@@ -82,6 +89,9 @@ fn run(quick: bool, only: Option<&str>) -> Result<(), String> {
     if wanted("compile") {
         compile_speed(quick, budget, &mut md, &out_dir)?;
     }
+    if wanted("compile") || only == Some("scaling") {
+        md.push_str(&kiln_bench::scaling::scaling_table(quick, budget)?);
+    }
     if wanted("code") {
         code_speed(budget, &mut md, &out_dir)?;
     }
@@ -90,6 +100,14 @@ fn run(quick: bool, only: Option<&str>) -> Result<(), String> {
     }
     if wanted("memory") {
         md.push_str(&kiln_bench::rss::rss_table(quick)?);
+    }
+    if wanted("lazy") {
+        lazy_table(quick, &mut md)?;
+    }
+    if wanted("frontend") {
+        md.push_str(&kiln_bench::frontend::frontend_table(
+            quick, budget, &out_dir,
+        )?);
     }
     let _ = writeln!(
         md,
@@ -179,7 +197,10 @@ fn compile_speed(
     );
     let labels: Vec<String> = configs.iter().map(|o| o.label()).collect();
     let speed_labels: Vec<&String> = labels.iter().filter(|l| l.contains("speed")).collect();
-    let _ = write!(md, "| input | insts | kiln Minst/s | kiln-speed Minst/s |");
+    let _ = write!(
+        md,
+        "| input | insts | kiln Minst/s | kiln ns/inst | kiln-speed Minst/s |"
+    );
     for l in &labels {
         let _ = write!(md, " {l} |");
     }
@@ -192,7 +213,7 @@ fn compile_speed(
     let _ = writeln!(md);
     let _ = writeln!(
         md,
-        "|---|---:|---:|---:|{}",
+        "|---|---:|---:|---:|---:|{}",
         "---:|".repeat(labels.len() * 2 + speed_labels.len())
     );
     let mut chart_series: Vec<(String, Vec<f64>)> = std::iter::once("kiln".to_string())
@@ -203,8 +224,9 @@ fn compile_speed(
         let tp = |d: &Duration| *insts as f64 / secs(*d) / 1e6;
         let _ = write!(
             md,
-            "| {name} | {insts} | {:.2} | {:.2} |",
+            "| {name} | {insts} | {:.2} | {:.1} | {:.2} |",
             tp(kiln),
+            secs(*kiln) * 1e9 / *insts as f64,
             tp(kiln_speed)
         );
         chart_series[0].1.push(tp(kiln));
@@ -413,6 +435,63 @@ fn registry_scaling(quick: bool, md: &mut String, out_dir: &std::path::Path) -> 
         ),
     )?;
 
+    Ok(())
+}
+
+/// Lazy compilation (`benches/src/lazy.rs`) and calls while another thread
+/// compiles.
+fn lazy_table(quick: bool, md: &mut String) -> Result<(), String> {
+    use kiln_bench::lazy;
+    let n = if quick { 1_000 } else { 10_000 };
+    let runs = if quick { 1 } else { 3 };
+    let text = lazy::many_functions_text(n);
+    let lazy_first = lazy::first_result(&text, true, runs)?;
+    let eager_first = lazy::first_result(&text, false, runs)?;
+    if lazy_first.result != eager_first.result {
+        return Err("lazy and eager results differ".into());
+    }
+    let first = lazy::first_calls(if quick { 200 } else { 2_000 }, runs)?;
+    let (stub, direct) = lazy::later_calls(if quick { 1_000_000 } else { 20_000_000 }, runs)?;
+    let big = if quick { 10_000 } else { 100_000 };
+    let delays = lazy::calls_during_compile(big)?;
+    eprintln!("lazy: done");
+    let ms = |d: Duration| secs(d) * 1e3;
+    let _ = writeln!(
+        md,
+        "\n## Lazy compilation\n\nA module of {n} functions of 10 instructions, of which `@main` \
+         calls 10, from text to `@main`'s result (`Engine::call`; fastest of {runs}); lazily \
+         (`add_module_lazy`: each function compiled on its first call, through its stub) and eagerly \
+         (`add_module`: the whole module compiled first).\n\n\
+         | | lazy | eager | eager ÷ lazy |\n|---|---:|---:|---:|\n\
+         | time to first result | {:.2} ms | {:.2} ms | {:.1} |\n\
+         | functions compiled | {} | {} | |\n",
+        ms(lazy_first.time),
+        ms(eager_first.time),
+        secs(eager_first.time) / secs(lazy_first.time),
+        lazy_first.compiled,
+        eager_first.compiled,
+    );
+    let _ = writeln!(
+        md,
+        "| Call | cost |\n|---|---:|\n\
+         | first call through a stub to a 10-instruction function (compile, finalize, patch the cell, continue; typed pointer, mean) | {:.2} µs (goal ≤ 5) |\n\
+         | later call through a stub (stub → cell → body) from a loop in compiled code | {stub:.2} ns |\n\
+         | direct call (same module, eager) from the same loop | {direct:.2} ns |\n\
+         | stub ÷ direct | {:.2} |\n",
+        secs(first) * 1e6,
+        stub / direct,
+    );
+    let _ = writeln!(
+        md,
+        "Calls during a compile: while one thread compiles a {big}-instruction function \
+         ({:.0} ms), another calls a finalized function through `Engine::call` in a loop: {} calls, \
+         median {:.1} µs, **worst {:.3} ms** (goal ≤ 1 ms; the compile holds no lock the call needs; \
+         on a loaded machine the worst case includes the OS descheduling the calling thread).\n",
+        ms(delays.compile),
+        delays.calls,
+        secs(delays.median) * 1e6,
+        ms(delays.worst),
+    );
     Ok(())
 }
 

@@ -2,10 +2,12 @@
 //! profiling aid for the compile-scaling shapes ([`kiln_bench::shapes`]).
 //! Compiles shape SHAPE (`generated`, `args`, `loops`, `switch`, `funcs`) at
 //! size N ITERS times (default 10) through `Engine::add_module` +
-//! `finalize_module` and prints the fastest time per IR instruction.
+//! `finalize_module` and prints the fastest time (process CPU time) per IR
+//! instruction.
 //! `-- print SHAPE N` prints the module text instead.
 
-use kiln_bench::measure::{kiln_compile, parse};
+use kiln_bench::measure::parse;
+use kiln_bench::scaling::kiln_compile_cpu;
 use kiln_bench::shapes::Shape;
 use std::time::Duration;
 
@@ -50,7 +52,7 @@ fn main() {
     let insts = kiln_bench::instruction_count(&m);
     let mut best = Duration::MAX;
     for _ in 0..iters {
-        match kiln_compile(std::slice::from_ref(&m)) {
+        match kiln_compile_cpu(&m) {
             Ok(d) => best = best.min(d),
             Err(e) => {
                 eprintln!("shape: {e}");

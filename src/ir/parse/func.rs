@@ -6,6 +6,12 @@
 //! use before the definition gets a placeholder id counted down from
 //! `u32::MAX` and the instruction is remembered; after the closing `}` only
 //! those instructions are patched.
+//!
+//! The commonest instruction lines take a fast path ([`fast`]).
+
+mod fast;
+#[cfg(test)]
+pub(super) use fast::FAST_LINES;
 
 use super::super::entities::{Block, FuncId, Inst, Value};
 use super::super::function::{
@@ -29,7 +35,7 @@ const NONE: u32 = u32::MAX;
 /// The function being parsed: its tables, in vectors kept across functions
 /// (cleared, not freed), and the name resolution state.
 #[derive(Default)]
-pub(super) struct FuncScratch<'a> {
+pub(super) struct FuncScratch {
     params: Vec<Value>,
     blocks: Vec<BlockData>,
     insts: Vec<InstData>,
@@ -55,11 +61,47 @@ pub(super) struct FuncScratch<'a> {
     inst_fwd_block: bool,
     /// The block instructions go to, and its first instruction.
     cur: Option<(Block, usize)>,
-    /// `(instruction, @name, location)` of each symbol use.
-    pending_syms: Vec<(Inst, &'a str, Loc)>,
 }
 
-impl FuncScratch<'_> {
+thread_local! {
+    /// The buffers of the last module parsed on this thread (when small):
+    /// a module of one small function would otherwise spend as much time
+    /// growing fresh vectors as parsing.
+    static CACHED: std::cell::RefCell<FuncScratch> = std::cell::RefCell::default();
+}
+
+/// Most names (and so entries of `value_of`) of a scratch kept for the
+/// next module: a large function's buffers are freed.
+const CACHE_MAX_NAMES: usize = 4096;
+
+impl FuncScratch {
+    /// This thread's cached buffers (empty if none).
+    pub(super) fn take_cached() -> FuncScratch {
+        CACHED
+            .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)))
+            .ok()
+            .and_then(|r| r.ok())
+            .unwrap_or_default()
+    }
+
+    /// Keeps these buffers for the next module parsed on this thread, unless
+    /// they are large.
+    pub(super) fn cache(&mut self) {
+        if self.value_of.capacity() > CACHE_MAX_NAMES
+            || self.insts.capacity() > CACHE_MAX_NAMES
+            || self.values.capacity() > CACHE_MAX_NAMES
+            || self.arg_pool.capacity() > CACHE_MAX_NAMES
+        {
+            return;
+        }
+        let fs = std::mem::take(self);
+        let _ = CACHED.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                *c = fs;
+            }
+        });
+    }
+
     fn clear(&mut self) {
         self.params.clear();
         self.blocks.clear();
@@ -76,7 +118,6 @@ impl FuncScratch<'_> {
         self.fwd_value_insts.clear();
         self.fwd_block_insts.clear();
         self.cur = None;
-        self.pending_syms.clear();
     }
 
     /// Interns a name, growing the resolution arrays with it.
@@ -187,7 +228,6 @@ impl<'a> Parser<'a, '_> {
         if !self.at(TokKind::RBrace) {
             self.end_of_line("'{'")?;
         }
-        let func_id = FuncId::new(self.module.funcs.len());
         loop {
             match self.tok.kind {
                 TokKind::Newline => {
@@ -204,6 +244,9 @@ impl<'a> Parser<'a, '_> {
                     )
                 }
                 TokKind::Local => {
+                    if self.fast_instruction()? {
+                        continue;
+                    }
                     let r = self.advance()?;
                     self.expect_with(TokKind::Equals, || {
                         format!("'=' after '%{}'", shorten(r.text))
@@ -226,16 +269,19 @@ impl<'a> Parser<'a, '_> {
             }
         }
         self.resolve_locals()?;
-        for &(inst, name, loc) in &self.fs.pending_syms {
-            self.sym_refs.push(SymRef {
-                site: SymSite::Inst(func_id, inst),
-                name,
-                loc,
-            });
-        }
         let f = self.fs.take_function(name, sig);
         self.module.define_func(sym, f);
         Ok(())
+    }
+
+    /// Records a use of symbol `t` by `inst` of the function being parsed,
+    /// resolved when the module is complete.
+    fn symbol_use(&mut self, inst: Inst, t: Token<'a>) {
+        self.sym_refs.push(SymRef {
+            site: SymSite::Inst(FuncId::new(self.module.funcs.len()), inst),
+            name: t.text,
+            loc: t.loc,
+        });
     }
 
     /// Defines a named value, recording its location; fails on a
@@ -340,7 +386,7 @@ impl<'a> Parser<'a, '_> {
 
     /// The value a `%name` use refers to (a placeholder if not yet seen).
     #[inline]
-    fn use_value(&mut self, t: Token<'a>) -> Result<Value> {
+    pub(super) fn use_value(&mut self, t: Token<'a>) -> Result<Value> {
         let name = self.fs.name(t.text);
         let v = self.fs.value_of[name.index()];
         if v != NONE {
@@ -445,7 +491,7 @@ impl<'a> Parser<'a, '_> {
 
     /// The `.T` suffix of mnemonic `mn` for opcode `name`, checked against
     /// the opcode's rule.
-    fn suffix(
+    pub(super) fn suffix(
         &self,
         mn: Token<'a>,
         name: &str,
@@ -534,21 +580,40 @@ impl<'a> Parser<'a, '_> {
         self.fs.inst_fwd_value = false;
         self.fs.inst_fwd_block = false;
         let kind = self.inst_kind(info.format, name, inst)?;
+        let result_loc = result.map_or(mn.loc, |r| r.loc);
+        self.push_instruction(op, ty, result_name, result_loc, kind, mn.loc)?;
+        self.end_of_line("instruction")
+    }
+
+    /// Appends an instruction whose operands and tokens were read (the
+    /// source map holds its mnemonic and operand tokens), with its result
+    /// value when the opcode has one.
+    #[inline]
+    pub(super) fn push_instruction(
+        &mut self,
+        opcode: Opcode,
+        ty: Option<Type>,
+        result_name: Option<Name>,
+        result_loc: Loc,
+        kind: InstKind,
+        mn_loc: Loc,
+    ) -> Result<()> {
+        let inst = Inst::new(self.fs.insts.len());
         if self.fs.values.len() >= PLACEHOLDER_MIN as usize {
-            return self.err(mn.loc, "too many values in one function");
+            return self.err(mn_loc, "too many values in one function");
         }
-        let result_value = info
+        let result_value = opcode
+            .info()
             .result_type(ty)
             .map(|rt| self.fs.new_value(rt, ValueDef::Inst(inst), result_name));
         self.fs.insts.push(InstData {
-            opcode: op,
+            opcode,
             ty,
             result: result_value,
             kind,
         });
         if let Some(v) = result_value {
-            let loc = result.map_or(mn.loc, |r| r.loc);
-            self.fs.srcmap.push_value(loc);
+            self.fs.srcmap.push_value(result_loc);
             if let Some(n) = result_name {
                 self.fs.value_of[n.index()] = v.0;
             }
@@ -559,7 +624,7 @@ impl<'a> Parser<'a, '_> {
         if self.fs.inst_fwd_block {
             self.fs.fwd_block_insts.push(inst);
         }
-        self.end_of_line("instruction")
+        Ok(())
     }
 
     /// The operands of an instruction of form `format` (mnemonic `name`).
@@ -620,7 +685,7 @@ impl<'a> Parser<'a, '_> {
             Format::Addr => {
                 let t = self.expect(TokKind::Global, "a symbol '@name'")?;
                 self.fs.srcmap.push_token(t.loc);
-                self.fs.pending_syms.push((inst, t.text, t.loc));
+                self.symbol_use(inst, t);
                 InstKind::Addr {
                     sym: super::SymId(u32::MAX),
                 }
@@ -630,7 +695,7 @@ impl<'a> Parser<'a, '_> {
                     TokKind::Global => {
                         let t = self.advance()?;
                         self.fs.srcmap.push_token(t.loc);
-                        self.fs.pending_syms.push((inst, t.text, t.loc));
+                        self.symbol_use(inst, t);
                         Callee::Direct(super::SymId(u32::MAX))
                     }
                     TokKind::Local => Callee::Indirect(self.operand()?),

@@ -81,7 +81,22 @@ pub(super) struct Scratch {
     keys: FxHashMap<u64, Const>,
 }
 
+/// Most entries of a [`Scratch`] kept for the next module (see
+/// [`Scratch::is_small`]).
+const CACHE_MAX: usize = 4096;
+
 impl Scratch {
+    /// Whether these buffers are small enough to keep for the next module
+    /// verified on this thread.
+    pub(super) fn is_small(&self) -> bool {
+        self.def.capacity() <= CACHE_MAX
+            && self.inst_seen.len() <= CACHE_MAX
+            && self.label_seen.len() <= CACHE_MAX
+            && self.value_seen.len() <= CACHE_MAX
+            && self.cfg.num_blocks() <= CACHE_MAX
+            && self.keys.capacity() <= CACHE_MAX
+    }
+
     /// A fresh stamp for one function, with the stamp arrays sized for it.
     fn begin(&mut self, f: &Function) -> u32 {
         if self.stamp == u32::MAX {

@@ -1411,3 +1411,22 @@ fn bodies_and_symbols_pair_up() {
     }
     assert!(verify_function(&m, FuncId(2)).is_err());
 }
+
+/// The verifier's buffers are kept per thread between modules: a module
+/// gets the same verdict whatever this thread verified before.
+#[test]
+fn modules_verify_alike_after_other_modules() {
+    let parse = |src: &str| crate::ir::parse::parse_module("t.kir", src).unwrap();
+    let good = parse("func @f(%a: i32) -> i32 {\nentry:\n    %x = add.i32 %a, 1\n    ret %x\n}\n");
+    let bad = parse(
+        "func @f(%a: i32) -> i32 {\nentry:\n    br %a, l, r\nl:\n    %x = add.i32 %a, 1\n    \
+         jmp r\nr:\n    ret %x\n}\n",
+    );
+    let bad_msg = verify_module(&bad).unwrap_err().to_string();
+    assert!(bad_msg.contains("%x"), "{bad_msg}");
+    for _ in 0..3 {
+        verify_module(&good).unwrap();
+        assert_eq!(verify_module(&bad).unwrap_err().to_string(), bad_msg);
+        verify_module(&good).unwrap();
+    }
+}
