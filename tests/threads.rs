@@ -64,8 +64,9 @@ fn calls_and_lookups_go_on_while_another_thread_compiles() {
     );
 }
 
-#[test]
-fn two_threads_compile_different_modules_at_once() {
+/// One attempt: two threads finalize two big modules; whether the watcher
+/// saw both being compiled at once.
+fn compile_two_at_once() -> bool {
     let e = Arc::new(Engine::default());
     let a = e
         .add_module_text("a.kir", &big_function("a", 12_000))
@@ -99,12 +100,21 @@ fn two_threads_compile_different_modules_at_once() {
     ta.join().unwrap().unwrap();
     tb.join().unwrap().unwrap();
     watcher.join().unwrap();
-    assert!(
-        both_seen.load(Ordering::SeqCst),
-        "the two modules were never being compiled at the same time"
-    );
     assert_eq!(e.call("a", &[Val::I64(0)]).unwrap(), Some(Val::I64(12_000)));
     assert_eq!(e.call("b", &[Val::I64(0)]).unwrap(), Some(Val::I64(12_000)));
+    both_seen.load(Ordering::SeqCst)
+}
+
+#[test]
+fn two_threads_compile_different_modules_at_once() {
+    // With the lock held while compiling, the second module would stay
+    // Added until the first is done, so no attempt could see both
+    // Compiling. A loaded machine may run one thread's whole compile before
+    // the other starts: a few attempts, one overlap is enough.
+    assert!(
+        (0..8).any(|_| compile_two_at_once()),
+        "the two modules were never being compiled at the same time"
+    );
 }
 
 #[test]

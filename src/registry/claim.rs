@@ -325,9 +325,9 @@ impl Registry {
             Source::Function { group, sym } => {
                 let image = Image::new(cm, |_, _| None, &mut resolve)?;
                 let name = group.module.sym(*sym).name.as_str();
-                let body = image.names[..image.defined.len()]
-                    .iter()
-                    .position(|n| &**n == name)
+                let body = image
+                    .names
+                    .position(name, image.defined.len())
                     .map(|i| i as u32);
                 Ok((image, body))
             }

@@ -59,10 +59,95 @@ pub struct Image {
     /// Registry symbols this module defines: id and definition index.
     pub exports: Vec<(SymbolId, u32)>,
     pub relocs: Vec<Reloc<Named>>,
-    /// Names of relocation targets and definitions, for messages.
-    pub names: Vec<Box<str>>,
+    /// Names of definitions, then of relocation targets, for messages.
+    pub names: NameList,
     /// The veneer slots: offset of slot 0 in text and each slot's target.
     pub veneers: Veneers,
+}
+
+/// A module's names, back to back in one string (one allocation, not one
+/// per name).
+#[derive(Default)]
+pub struct NameList {
+    text: String,
+    ends: Vec<u32>,
+}
+
+impl NameList {
+    fn with_capacity(names: usize) -> NameList {
+        NameList {
+            text: String::new(),
+            ends: Vec::with_capacity(names),
+        }
+    }
+
+    fn push(&mut self, name: &str) {
+        self.text.push_str(name);
+        self.ends.push(self.text.len() as u32);
+    }
+
+    /// Name `i`.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)? as usize;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        self.text.get(start..end)
+    }
+
+    /// The index of the first of names `..limit` equal to `name`.
+    pub fn position(&self, name: &str, limit: usize) -> Option<usize> {
+        (0..limit.min(self.ends.len())).find(|&i| self.get(i) == Some(name))
+    }
+}
+
+/// Up to this many keys, [`SmallMap`] searches a list instead of hashing:
+/// most modules have a handful of symbols and relocation targets.
+const LINEAR_KEYS: usize = 16;
+
+/// A map that is a plain list while small and a hash map beyond
+/// [`LINEAR_KEYS`] (so a tiny module costs no hashing and one allocation,
+/// and a big one stays linear in its size).
+pub struct SmallMap<K, V> {
+    list: SmallVec<[(K, V); 4]>,
+    map: FxHashMap<K, V>,
+}
+
+impl<K, V> Default for SmallMap<K, V> {
+    fn default() -> Self {
+        SmallMap {
+            list: SmallVec::new(),
+            map: FxHashMap::default(),
+        }
+    }
+}
+
+impl<K: Copy + Eq + std::hash::Hash, V: Copy> SmallMap<K, V> {
+    fn get(&self, key: &K) -> Option<V> {
+        if self.map.is_empty() {
+            self.list.iter().find(|(k, _)| k == key).map(|&(_, v)| v)
+        } else {
+            self.map.get(key).copied()
+        }
+    }
+
+    /// Adds `key` (not present).
+    fn insert(&mut self, key: K, value: V) {
+        if !self.map.is_empty() {
+            self.map.insert(key, value);
+        } else if self.list.len() < LINEAR_KEYS {
+            self.list.push((key, value));
+        } else {
+            self.map.extend(self.list.drain(..));
+            self.map.insert(key, value);
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.list.len() + self.map.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 /// Veneer slots at the end of a module's text (see the module docs).
@@ -70,7 +155,7 @@ pub struct Image {
 pub struct Veneers {
     /// Offset of slot 0 in the text section (16-byte aligned).
     offset: u64,
-    slots: FxHashMap<Target, u64>,
+    slots: SmallMap<Target, u64>,
 }
 
 impl Veneers {
@@ -78,7 +163,7 @@ impl Veneers {
     fn slot(&self, target: Target) -> Option<u64> {
         self.slots
             .get(&target)
-            .map(|&i| self.offset + i * STUB_SIZE as u64)
+            .map(|i| self.offset + i * STUB_SIZE as u64)
     }
 }
 
@@ -103,13 +188,13 @@ impl Image {
         mut export: impl FnMut(&str, bool) -> Option<SymbolId>,
         resolve: &mut dyn Resolve,
     ) -> Result<Image> {
-        let mut names: Vec<Box<str>> = Vec::with_capacity(cm.symbols.len() + cm.imports.len());
-        let mut index: FxHashMap<&str, Named> = FxHashMap::default();
+        let mut names = NameList::with_capacity(cm.symbols.len() + cm.imports.len());
+        let mut index: SmallMap<&str, Named> = SmallMap::default();
         let mut defined = Vec::with_capacity(cm.symbols.len());
         let mut exports = Vec::new();
         for (i, s) in cm.symbols.iter().enumerate() {
-            let n = names.len() as u32;
-            names.push(s.name.as_str().into());
+            let n = i as u32;
+            names.push(&s.name);
             defined.push((s.section, s.offset));
             index.insert(
                 s.name.as_str(),
@@ -124,12 +209,12 @@ impl Image {
         }
         let mut relocs = Vec::with_capacity(cm.relocs.len());
         for r in &cm.relocs {
-            let t = match index.get(r.target.as_str()) {
-                Some(&t) => t,
+            let t = match index.get(&r.target.as_str()) {
+                Some(t) => t,
                 None => {
                     let target = resolve.resolve(&r.target)?;
-                    let n = names.len() as u32;
-                    names.push(r.target.as_str().into());
+                    let n = names.ends.len() as u32;
+                    names.push(&r.target);
                     let t = Named { target, name: n };
                     index.insert(r.target.as_str(), t);
                     t
@@ -172,14 +257,14 @@ impl Image {
 /// Reserves a veneer slot for each distinct call target in text that the
 /// module does not define, growing `text` to hold them.
 fn reserve_veneers(text: &mut Vec<u8>, relocs: &[Reloc<Named>]) -> Veneers {
-    let mut slots: FxHashMap<Target, u64> = FxHashMap::default();
+    let mut slots: SmallMap<Target, u64> = SmallMap::default();
     for r in relocs {
         if r.section == SectionKind::Text
             && r.kind.is_call()
             && !matches!(r.target.target, Target::Local(_))
+            && slots.get(&r.target.target).is_none()
         {
-            let next = slots.len() as u64;
-            slots.entry(r.target.target).or_insert(next);
+            slots.insert(r.target.target, slots.len() as u64);
         }
     }
     if slots.is_empty() {
@@ -218,11 +303,17 @@ pub fn place(
         }
         let kind = *kind;
         let align = usize::try_from((*align).max(1)).unwrap_or(16);
-        let r = mm.allocate(batch, kind, bytes.len(), align)?;
+        // Rounded up to its alignment (at most 16 bytes): the next
+        // section of the kind then starts where this one ends, so packing
+        // many small modules leaves no unusable sliver of free space
+        // behind each one (the padding is zero; the code never reads it).
+        let granule = align.min(16);
+        let size = bytes.len().div_ceil(granule) * granule;
+        let r = mm.allocate(batch, kind, size, align)?;
         if let Some(dst) = batch.bytes_mut(r) {
-            dst.copy_from_slice(bytes);
+            dst[..bytes.len()].copy_from_slice(bytes);
         }
-        let len = bytes.len() as u64;
+        let len = size as u64;
         let mut placed = Placed {
             kind,
             r,
@@ -268,7 +359,7 @@ pub struct Relocatable<'a> {
     pub sections: &'a [Placed],
     pub defined: &'a [(SectionKind, u64)],
     pub relocs: &'a [Reloc<Named>],
-    pub names: &'a [Box<str>],
+    pub names: &'a NameList,
     pub veneers: &'a Veneers,
 }
 
@@ -288,8 +379,7 @@ pub fn relocate(
     counts: &mut RelocCounts,
 ) -> Result<()> {
     let bases = bases(batch, m.sections);
-    let name_of =
-        |r: &Reloc<Named>| -> &str { m.names.get(r.target.name as usize).map_or("?", |n| n) };
+    let name_of = |r: &Reloc<Named>| -> &str { m.names.get(r.target.name as usize).unwrap_or("?") };
     let loc_of = |name: &str| {
         m.ir.and_then(|ir| ir.symbol(name).map(|s| ir.symbol_loc(s)))
             .unwrap_or(Loc::NONE)

@@ -207,7 +207,7 @@ pub(crate) struct Loaded {
     pub defined: Vec<(SectionKind, u64)>,
     pub exports: Vec<(SymbolId, u32)>,
     pub relocs: Vec<crate::reloc::Reloc<Named>>,
-    pub names: Vec<Box<str>>,
+    pub names: loader::NameList,
     pub veneers: Veneers,
     /// Line tables, handed to the [`DebugRegistry`] at finalize.
     pub debug: ModuleDebug,

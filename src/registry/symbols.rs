@@ -24,7 +24,6 @@
 //! when nothing loaded refers to it any more.
 
 use crate::ir::Signature;
-use std::hash::Hasher;
 
 /// The fast hasher for names and ids (shared with the IR's name tables).
 pub use crate::ir::hash::{FxBuildHasher, FxHashMap, FxHasher};
@@ -99,11 +98,11 @@ struct NameIndex {
 const EMPTY: u32 = u32::MAX;
 const TOMB: u32 = u32::MAX - 1;
 
+/// The slot hash of a name: every input bit reaches the low bits, which
+/// pick the slot (a bare Fx product would leave `f1`, `f2`, ... in a few
+/// long runs: its low bits depend only on the first bytes).
 fn hash_name(name: &str) -> u64 {
-    let mut h = FxHasher::default();
-    h.write(name.as_bytes());
-    // Spread the low bits, which pick the slot.
-    h.finish().rotate_left(26)
+    crate::ir::hash::hash_str(name)
 }
 
 impl NameIndex {
@@ -161,6 +160,20 @@ impl NameIndex {
                 _ => i = (i + 1) & mask,
             }
         }
+    }
+
+    /// Slots a lookup of `name` visits before it ends (tests of probe
+    /// length).
+    #[cfg(test)]
+    fn probes<'a>(&self, name: &str, name_of: impl Fn(u32) -> &'a str) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = hash_name(name) as usize & mask;
+        let mut n = 1;
+        while self.slots[i] != EMPTY && (self.slots[i] == TOMB || name_of(self.slots[i]) != name) {
+            i = (i + 1) & mask;
+            n += 1;
+        }
+        n
     }
 
     /// Rehashes into a table with room for twice the live ids.
@@ -396,6 +409,27 @@ mod tests {
         }
         assert_eq!(t.sigs.len(), 1, "signatures are shared");
         assert_eq!(t.lookup("name_5000"), None);
+    }
+
+    #[test]
+    fn numbered_names_need_short_probes() {
+        // A REPL or generator names its functions f0, f1, ...: their
+        // lookups must not walk long runs of the table.
+        let mut t = SymbolTable::new();
+        for i in 0..20_000 {
+            t.insert(sym(&format!("f{i}"), true));
+        }
+        let (entries, arena) = (&t.entries, t.arena.as_str());
+        let name_of = |id| name_in(entries, arena, id);
+        let (mut total, mut worst) = (0, 0);
+        for i in 0..20_000 {
+            let p = t.index.probes(&format!("f{i}"), name_of);
+            total += p;
+            worst = worst.max(p);
+        }
+        let mean = total as f64 / 20_000.0;
+        assert!(mean < 2.5, "mean probe length {mean}");
+        assert!(worst < 64, "longest probe {worst}");
     }
 
     #[test]
