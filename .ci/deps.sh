@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # System packages the build needs beyond the Rust toolchain and gcc/make.
 #
-# Only the `emulate` feature needs any: the `unicorn-engine` crate builds the
-# Unicorn C library with CMake and generates its bindings with bindgen, which
-# loads libclang at build time and needs clang's own headers (stddef.h, ...).
+# The `emulate` feature: the `unicorn-engine` crate builds the Unicorn C
+# library with CMake and generates its bindings with bindgen, which loads
+# libclang at build time and needs clang's own headers (stddef.h, ...).
+# The debug-information tests (tests/tools.rs) run the real `gdb` and
+# `perf` (Debian's package for perf is linux-perf).
 #
 # Idempotent: installs nothing when every package is already present, so it
 # is cheap to call at the start of every CI run.
 set -euo pipefail
 
-packages=(cmake libclang1-14 libclang-common-14-dev)
+packages=(cmake libclang1-14 libclang-common-14-dev gdb linux-perf)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -417,11 +417,14 @@ impl Engine {
 
     /// Tells profilers and debuggers about the code of every module
     /// finalized from now on ([`crate::debug::DebugOptions`]: perf map,
-    /// jitdump). Applies only to code running in this process (the
-    /// default executor); other engines accept and ignore it. A file that
+    /// jitdump, GDB, unwind information). Applies only to code running in
+    /// this process (the default executor); other engines accept and
+    /// ignore it. Set it before adding code: a perf map needs code placed
+    /// in anonymous memory from then on (see
+    /// [`crate::registry::Registry::set_debug_options`]). A file that
     /// cannot be created is an error here.
     pub fn set_debug_options(&self, options: crate::debug::DebugOptions) -> Result<()> {
-        self.reg()?.debug_mut().set_options(options)
+        self.reg()?.set_debug_options(options)
     }
 
     /// The function and IR instruction whose compiled code contains target

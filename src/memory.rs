@@ -592,6 +592,13 @@ impl MemoryManager {
         self.config
     }
 
+    /// Maps reservations taken from now on with `mapping` (those taken
+    /// already keep theirs). The perf map needs [`CodeMapping::Protect`]:
+    /// perf looks JIT symbols up only for anonymous executable memory.
+    pub fn set_mapping(&mut self, mapping: CodeMapping) {
+        self.config.mapping = mapping;
+    }
+
     /// The system page size.
     pub fn page_size(&self) -> usize {
         self.page

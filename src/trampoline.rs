@@ -164,6 +164,14 @@ pub struct Trampolines {
     trap_stub: Option<u64>,
     /// The call trampoline's address (0: no native calls on this host).
     trampoline: u64,
+    /// The trampoline's CFI, registered with the system unwinder and (as
+    /// `kiln_call_trampoline`) with the GDB JIT interface, so that
+    /// unwinders and debuggers walk from compiled code through it into the
+    /// caller ([`crate::debug`]); dropped (deregistered) before the code.
+    _frames: Option<(
+        crate::debug::unwind::FrameRegistration,
+        crate::debug::gdb::GdbRegistration,
+    )>,
     /// Keeps the stubs' memory (one page) until the executor goes.
     _code: Code,
 }
@@ -229,7 +237,14 @@ impl Trampolines {
                 Ok(a)
             };
         let unwind = put(&mut mm, native::unwind_stub())?;
-        let trampoline = put(&mut mm, native::trampoline().ok())?;
+        let trampoline_code = native::trampoline().ok();
+        let trampoline = put(&mut mm, trampoline_code.clone())?;
+        let frames = match (&trampoline_code, crate::debug::unwind::UnwindIsa::host()) {
+            (Some(code), Some(isa)) if trampoline != 0 => {
+                Some(crate::debug::register_trampoline(isa, trampoline, code))
+            }
+            _ => None,
+        };
         let state = Arc::new(TrapState {
             handler: RwLock::new(handler),
             unwind,
@@ -242,6 +257,7 @@ impl Trampolines {
             state,
             trap_stub: (trap_stub != 0).then_some(trap_stub),
             trampoline,
+            _frames: frames,
             _code: Code { mm, sections },
         })
     }

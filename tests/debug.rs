@@ -207,3 +207,414 @@ fn code_map_follows_module_life() {
     e.remove_module(id).unwrap();
     assert_eq!(e.code_location(addr).unwrap(), None);
 }
+
+// ---- unwind information -------------------------------------------------
+
+use kiln::debug::unwind::{self, UnwindFunc, UnwindIsa};
+
+/// The CFA rule at `offset` in the first FDE of `.eh_frame` (or
+/// `.debug_frame`) bytes, read back with gimli: (register, offset).
+fn cfa_at(bytes: &[u8], eh: bool, address: u64) -> (u16, i64) {
+    use gimli::{BaseAddresses, CfaRule, LittleEndian, UnwindContext, UnwindSection};
+    let bases = BaseAddresses::default();
+    let mut ctx = UnwindContext::new();
+    let row = if eh {
+        let mut s = gimli::EhFrame::new(bytes, LittleEndian);
+        s.set_address_size(8);
+        s.unwind_info_for_address(&bases, &mut ctx, address, gimli::EhFrame::cie_from_offset)
+            .unwrap_or_else(|e| panic!("no row at {address:#x}: {e}"))
+            .clone()
+    } else {
+        let mut s = gimli::DebugFrame::new(bytes, LittleEndian);
+        s.set_address_size(8);
+        s.unwind_info_for_address(
+            &bases,
+            &mut ctx,
+            address,
+            gimli::DebugFrame::cie_from_offset,
+        )
+        .unwrap_or_else(|e| panic!("no row at {address:#x}: {e}"))
+        .clone()
+    };
+    match row.cfa() {
+        CfaRule::RegisterAndOffset { register, offset } => (register.0, *offset),
+        other => panic!("{other:?}"),
+    }
+}
+
+const CALLS: &str = "\
+func @inner(%a: i64) -> i64 {
+entry:
+    %b = mul.i64 %a, %a
+    ret %b
+}
+
+func @outer(%a: i64) -> i64 {
+entry:
+    %b = call.i64 @inner(%a)
+    %c = call.i64 @inner(%b)
+    %d = add.i64 %b, %c
+    ret %d
+}
+";
+
+/// The CFI of every function, read back: entry rule, after the frame
+/// setup, in the body, and at each return — for both ISAs and both
+/// containers.
+#[test]
+fn cfi_reads_back_for_both_isas() {
+    let module = parse_module("calls.kir", CALLS).unwrap();
+    let mut cases: Vec<(UnwindIsa, &dyn kiln::isa::Backend)> = Vec::new();
+    #[cfg(feature = "x86_64")]
+    cases.push((UnwindIsa::X86_64, &kiln::isa::x86_64::X86_64_BACKEND));
+    #[cfg(feature = "aarch64")]
+    cases.push((UnwindIsa::Aarch64, &kiln::isa::aarch64::AARCH64_BACKEND));
+    for (isa, backend) in cases {
+        let cm = kiln::emit::compile_module(&module, backend).unwrap();
+        let base = 0x7000_0000u64;
+        let funcs: Vec<UnwindFunc<'_>> = cm
+            .symbols
+            .iter()
+            .filter(|s| s.is_func)
+            .map(|s| UnwindFunc {
+                address: base + s.offset,
+                code: &cm.text[s.offset as usize..(s.offset + s.size) as usize],
+            })
+            .collect();
+        for (bytes, eh) in [
+            (unwind::eh_frame(isa, &funcs), true),
+            (unwind::debug_frame(isa, &funcs), false),
+        ] {
+            for f in &funcs {
+                let a = f.address;
+                match isa {
+                    UnwindIsa::X86_64 => {
+                        // rsp = 7, rbp = 6.
+                        assert_eq!(cfa_at(&bytes, eh, a), (7, 8));
+                        assert_eq!(cfa_at(&bytes, eh, a + 1), (7, 16));
+                        assert_eq!(cfa_at(&bytes, eh, a + 4), (6, 16));
+                        let ret = f.code.windows(2).rposition(|w| w == [0x5d, 0xc3]).unwrap();
+                        assert_eq!(cfa_at(&bytes, eh, a + ret as u64), (6, 16));
+                        assert_eq!(cfa_at(&bytes, eh, a + ret as u64 + 1), (7, 8));
+                    }
+                    UnwindIsa::Aarch64 => {
+                        // sp = 31, x29 = 29.
+                        assert_eq!(cfa_at(&bytes, eh, a), (31, 0));
+                        assert_eq!(cfa_at(&bytes, eh, a + 4), (31, 16));
+                        assert_eq!(cfa_at(&bytes, eh, a + 8), (29, 16));
+                        let words: Vec<u32> = f
+                            .code
+                            .chunks(4)
+                            .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+                            .collect();
+                        let ret = words.iter().rposition(|&w| w == 0xd65f_03c0).unwrap();
+                        assert_eq!(cfa_at(&bytes, eh, a + 4 * ret as u64 - 4), (29, 16));
+                        assert_eq!(cfa_at(&bytes, eh, a + 4 * ret as u64), (31, 0));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What the host function saw when called from compiled code.
+static SEEN: std::sync::Mutex<Option<(Vec<u64>, String)>> = std::sync::Mutex::new(None);
+
+/// Captures the call stack with `backtrace(3)` (raw return addresses)
+/// and `std::backtrace` (symbolized).
+extern "C" fn capture(x: i64) -> i64 {
+    let mut ips = [std::ptr::null_mut(); 64];
+    // SAFETY: the buffer holds 64 entries.
+    let n = unsafe { libc::backtrace(ips.as_mut_ptr(), 64) };
+    let ips = ips[..n.max(0) as usize].iter().map(|&p| p as u64).collect();
+    let text = std::backtrace::Backtrace::force_capture().to_string();
+    *SEEN.lock().unwrap() = Some((ips, text));
+    x + 1
+}
+
+fn capture_engine(unwind: bool) -> Engine {
+    let e = Engine::default();
+    e.set_debug_options(kiln::debug::DebugOptions {
+        unwind,
+        ..Default::default()
+    })
+    .unwrap();
+    let sig = Signature::new(vec![Type::I64], Some(Type::I64));
+    e.register_host_symbol("capture", capture as *const () as usize, Some(sig))
+        .unwrap();
+    e.add_module_text(
+        "cap.kir",
+        "extern func @capture(i64) -> i64\n\
+         func @inner(%x: i64) -> i64 {\n\
+         entry:\n\
+         \x20   %r = call.i64 @capture(%x)\n\
+         \x20   ret %r\n\
+         }\n\
+         func @outer(%x: i64) -> i64 {\n\
+         entry:\n\
+         \x20   %r = call.i64 @inner(%x)\n\
+         \x20   %s = add.i64 %r, 1\n\
+         \x20   ret %s\n\
+         }\n",
+    )
+    .unwrap();
+    e
+}
+
+/// Runs @outer and returns what `capture` saw.
+fn run_capture(e: &Engine) -> (Vec<u64>, String) {
+    assert_eq!(e.call("outer", &[Val::I64(1)]).unwrap(), Some(Val::I64(3)));
+    SEEN.lock().unwrap().take().expect("captured")
+}
+
+/// A backtrace taken in a host function called from compiled code walks
+/// through the compiled frames (and the call trampoline) into the Rust
+/// code that made the call; without the registered CFI it stops at the
+/// first compiled frame.
+#[test]
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+fn host_backtrace_walks_through_jit_frames() {
+    let _serial = SERIAL.lock().unwrap();
+    let e = capture_engine(true);
+    let (ips, text) = run_capture(&e);
+    let names: Vec<String> = ips
+        .iter()
+        .filter_map(|&ip| e.code_location(ip - 1).unwrap())
+        .map(|f| format!("{}:{}", f.function, f.loc.line))
+        .collect();
+    assert_eq!(names, ["inner:4", "outer:9"], "{ips:x?}");
+    assert!(
+        text.contains("host_backtrace_walks_through_jit_frames"),
+        "the backtrace does not reach the test function:\n{text}"
+    );
+    assert!(text.contains("kiln::engine::Engine::call"), "{text}");
+
+    // Without unwind information the walk ends in compiled code.
+    let e = capture_engine(false);
+    let (ips, text) = run_capture(&e);
+    let names: Vec<_> = ips
+        .iter()
+        .filter_map(|&ip| e.code_location(ip - 1).unwrap())
+        .collect();
+    assert!(names.len() <= 1, "{names:?}");
+    assert!(
+        !text.contains("host_backtrace_walks_through_jit_frames"),
+        "{text}"
+    );
+}
+
+/// Tests that register host functions or read process-wide registrations
+/// run one at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+// ---- the GDB JIT object -------------------------------------------------
+
+/// A minimal ELF64 reader: the machine, and each section's name, type,
+/// address and bytes.
+struct Elf<'a> {
+    machine: u16,
+    kind: u16,
+    sections: Vec<(String, u32, u64, &'a [u8], u64)>,
+}
+
+fn read_elf(b: &[u8]) -> Elf<'_> {
+    assert_eq!(&b[..6], &[0x7f, b'E', b'L', b'F', 2, 1]);
+    let u16_at = |o: usize| u16::from_le_bytes(b[o..o + 2].try_into().unwrap());
+    let u32_at = |o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap());
+    let u64_at = |o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    let (shoff, shnum, shstrndx) = (u64_at(0x28) as usize, u16_at(0x3c), u16_at(0x3e));
+    let header = |i: usize| shoff + 64 * i;
+    let raw: Vec<(u32, u32, u64, usize, u64)> = (0..shnum as usize)
+        .map(|i| {
+            let h = header(i);
+            (
+                u32_at(h),
+                u32_at(h + 4),
+                u64_at(h + 16),
+                u64_at(h + 24) as usize,
+                u64_at(h + 32),
+            )
+        })
+        .collect();
+    let (_, _, _, stroff, strsize) = raw[shstrndx as usize];
+    let names = &b[stroff..stroff + strsize as usize];
+    let name = |o: u32| {
+        let s = &names[o as usize..];
+        String::from_utf8(s[..s.iter().position(|&c| c == 0).unwrap()].to_vec()).unwrap()
+    };
+    let sections = raw
+        .iter()
+        .map(|&(n, kind, addr, off, size)| {
+            let bytes: &[u8] = if kind == 8 {
+                &[]
+            } else {
+                &b[off..off + size as usize]
+            };
+            (name(n), kind, addr, bytes, size)
+        })
+        .collect();
+    Elf {
+        machine: u16_at(0x12),
+        kind: u16_at(0x10),
+        sections,
+    }
+}
+
+impl<'a> Elf<'a> {
+    fn section(&self, name: &str) -> &(String, u32, u64, &'a [u8], u64) {
+        self.sections
+            .iter()
+            .find(|s| s.0 == name)
+            .unwrap_or_else(|| panic!("no section {name}"))
+    }
+}
+
+/// The object handed to GDB, read back for both ISAs: machine, `.text` at
+/// the code's address, function symbols, subprograms, the line table
+/// (address → `.kir` line) and the CFI.
+#[test]
+fn gdb_object_reads_back_for_both_isas() {
+    use gimli::LittleEndian;
+    use kiln::debug::elf::{object, ObjectFunc, ObjectInfo};
+    let module = parse_module("calls.kir", CALLS).unwrap();
+    let mut cases: Vec<(UnwindIsa, &dyn kiln::isa::Backend, u16)> = Vec::new();
+    #[cfg(feature = "x86_64")]
+    cases.push((UnwindIsa::X86_64, &kiln::isa::x86_64::X86_64_BACKEND, 62));
+    #[cfg(feature = "aarch64")]
+    cases.push((
+        UnwindIsa::Aarch64,
+        &kiln::isa::aarch64::AARCH64_BACKEND,
+        183,
+    ));
+    for (isa, backend, machine) in cases {
+        let cm = kiln::emit::compile_module(&module, backend).unwrap();
+        let base = 0x5555_0000_0000u64;
+        let funcs: Vec<ObjectFunc<'_>> = cm
+            .lines
+            .iter()
+            .map(|fl| {
+                let s = &cm.symbols[fl.symbol];
+                ObjectFunc {
+                    name: &s.name,
+                    address: base + s.offset,
+                    code: &cm.text[s.offset as usize..(s.offset + s.size) as usize],
+                    lines: &fl.table,
+                    line: fl.table.iter().next().unwrap().1.line,
+                }
+            })
+            .collect();
+        let bytes = object(&ObjectInfo {
+            isa,
+            file: "/src/calls.kir",
+            comp_dir: "/src",
+            text_address: base,
+            text_size: cm.text.len() as u64,
+            funcs: &funcs,
+        });
+        let elf = read_elf(&bytes);
+        assert_eq!((elf.machine, elf.kind), (machine, 1));
+        let text = elf.section(".text");
+        assert_eq!((text.1, text.2, text.4), (8, base, cm.text.len() as u64));
+
+        // Symbols: the file, then @inner and @outer with their addresses.
+        let symtab = elf.section(".symtab").3;
+        let strtab = elf.section(".strtab").3;
+        let syms: Vec<(String, u8, u64)> = symtab
+            .chunks(24)
+            .skip(1)
+            .map(|s| {
+                let n = u32::from_le_bytes(s[..4].try_into().unwrap()) as usize;
+                let end = strtab[n..].iter().position(|&c| c == 0).unwrap();
+                let name = String::from_utf8(strtab[n..n + end].to_vec()).unwrap();
+                (name, s[4], u64::from_le_bytes(s[8..16].try_into().unwrap()))
+            })
+            .collect();
+        assert_eq!(syms[0], ("/src/calls.kir".into(), 4, 0));
+        for f in &funcs {
+            assert!(
+                syms.contains(&(f.name.to_string(), 0x12, f.address - base)),
+                "{syms:?}"
+            );
+        }
+
+        // The compile unit and its subprograms.
+        let info = gimli::DebugInfo::new(elf.section(".debug_info").3, LittleEndian);
+        let abbrev = gimli::DebugAbbrev::new(elf.section(".debug_abbrev").3, LittleEndian);
+        let unit = info.units().next().unwrap().unwrap();
+        let abbrevs = unit.abbreviations(&abbrev).unwrap();
+        let mut entries = unit.entries(&abbrevs);
+        let mut subprograms = Vec::new();
+        while let Some(e) = entries.next_dfs().unwrap() {
+            if e.tag() == gimli::DW_TAG_subprogram {
+                let name = match e.attr_value(gimli::DW_AT_name) {
+                    Some(gimli::AttributeValue::String(s)) => s.to_string_lossy().into_owned(),
+                    other => panic!("{other:?}"),
+                };
+                let low = match e.attr_value(gimli::DW_AT_low_pc) {
+                    Some(gimli::AttributeValue::Addr(a)) => a,
+                    other => panic!("{other:?}"),
+                };
+                subprograms.push((name, low));
+            }
+        }
+        let want: Vec<(String, u64)> = funcs.iter().map(|f| (f.name.into(), f.address)).collect();
+        assert_eq!(subprograms, want);
+
+        // The line table: each function's rows give the lines of its
+        // instructions; the call in @outer is on line 9.
+        let line = gimli::DebugLine::new(elf.section(".debug_line").3, LittleEndian);
+        let program = line
+            .program(gimli::DebugLineOffset(0), 8, None, None)
+            .unwrap();
+        let mut rows = program.rows();
+        let mut seen: Vec<(u64, u64)> = Vec::new();
+        while let Some((_, row)) = rows.next_row().unwrap() {
+            if !row.end_sequence() {
+                seen.push((row.address(), row.line().map_or(0, |l| l.get())));
+            }
+        }
+        let outer = funcs.iter().find(|f| f.name == "outer").unwrap();
+        for (o, loc) in outer.lines.iter() {
+            assert!(
+                seen.contains(&(outer.address + o as u64, loc.line as u64)),
+                "{seen:?}"
+            );
+        }
+        assert!(seen.iter().any(|&(_, l)| l == 9));
+
+        // The CFI: in @outer's body the CFA is the frame pointer + 16.
+        let fp = if isa == UnwindIsa::X86_64 { 6 } else { 29 };
+        let body = outer.address + 8;
+        assert_eq!(cfa_at(elf.section(".debug_frame").3, false, body), (fp, 16));
+    }
+}
+
+/// Registering with the GDB JIT interface: the descriptor's list grows by
+/// one object per finalized module and shrinks when it is removed.
+#[test]
+fn gdb_registration_follows_module_life() {
+    let _serial = SERIAL.lock().unwrap();
+    let at_start = kiln::debug::gdb::registered_count();
+    let e = Engine::default();
+    // The engine's call trampoline is always registered.
+    assert_eq!(kiln::debug::gdb::registered_count(), at_start + 1);
+    let before = at_start + 1;
+    e.set_debug_options(kiln::debug::DebugOptions {
+        gdb: true,
+        ..Default::default()
+    })
+    .unwrap();
+    let id = e
+        .add_module_text("g.kir", "func @g() -> i64 {\nentry:\n    ret 7\n}\n")
+        .unwrap();
+    assert_eq!(e.call("g", &[]).unwrap(), Some(Val::I64(7)));
+    assert_eq!(kiln::debug::gdb::registered_count(), before + 1);
+    e.remove_module(id).unwrap();
+    assert_eq!(kiln::debug::gdb::registered_count(), before);
+    e.add_module_text("h.kir", "func @h() -> i64 {\nentry:\n    ret 8\n}\n")
+        .unwrap();
+    assert_eq!(e.call("h", &[]).unwrap(), Some(Val::I64(8)));
+    assert_eq!(kiln::debug::gdb::registered_count(), before + 1);
+    drop(e);
+    assert_eq!(kiln::debug::gdb::registered_count(), at_start);
+}

@@ -3,6 +3,8 @@
 //!   the repository's test programs as a corpus;
 //! - [`to_cranelift`]: kiln IR → Cranelift IR, with kiln's semantics;
 //! - [`programs`]: the code-speed workloads (`benches/programs/*.kir`);
+//! - [`debug_cost`]: what line tables and unwind registration cost at
+//!   compile time;
 //! - [`measure`]: the three comparisons (compile speed, code speed,
 //!   registry scaling) and the scan-all registry baseline;
 //! - [`frontend`]: `.kir` text to verified IR (MB/s, ns per instruction);
@@ -19,6 +21,7 @@
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
 //! the same programs.
 
+pub mod debug_cost;
 pub mod frontend;
 pub mod lazy;
 pub mod measure;

@@ -67,6 +67,10 @@ pub struct RunOptions {
     pub opt: OptLevel,
     /// `--lazy`: compile each function on its first call.
     pub lazy: bool,
+    /// `--perf-map`: write `/tmp/perf-PID.map` for compiled code.
+    pub perf_map: bool,
+    /// `--gdb`: register compiled code with the GDB JIT interface.
+    pub gdb: bool,
 }
 
 /// Options of `kiln repl`.
@@ -105,8 +109,8 @@ pub struct UsageError(pub String);
 
 /// The usage text printed by `--help` and after a usage error.
 pub const USAGE: &str = "\
-usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64] [--lazy] [-- ARG...]
-                [--opt none|speed]
+usage: kiln run FILE... [--entry NAME] [--engine jit|interp] [--target x86_64|aarch64]
+                [--opt none|speed] [--lazy] [--perf-map] [--gdb] [-- ARG...]
        kiln check FILE...
        kiln opt FILE... [--passes PASS,...]
        kiln asm FILE... [--target x86_64|aarch64] [--opt none|speed]
@@ -285,8 +289,11 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
     let mut target = None;
     let mut opt = OptLevel::None;
     let mut lazy = false;
+    let (mut perf_map, mut gdb) = (false, false);
     let (files, after) = split_options(args, |name, value| {
         match name {
+            "--perf-map" => perf_map = true,
+            "--gdb" => gdb = true,
             "--opt" => opt = parse_opt_level(&value()?)?,
             "--entry" => {
                 let v = value()?;
@@ -322,6 +329,8 @@ fn parse_run(args: &[OsString]) -> Result<Command, UsageError> {
         args: after,
         opt,
         lazy,
+        perf_map,
+        gdb,
     }))
 }
 

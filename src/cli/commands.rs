@@ -202,6 +202,9 @@ fn run_jit(opts: &RunOptions, modules: Vec<Module>) -> Result<(), Failure> {
     }
     let engine = kiln::Engine::default();
     engine.set_opt_level(opts.opt);
+    engine
+        .set_debug_options(debug_options(opts))
+        .map_err(input)?;
     // The same host set, with the same signatures, as the interpreter's.
     let host = HostFunctions::c_library();
     for name in host.names() {
@@ -212,6 +215,19 @@ fn run_jit(opts: &RunOptions, modules: Vec<Module>) -> Result<(), Failure> {
         }
     }
     call_entry(&engine, modules, opts, &args)
+}
+
+/// What `run` tells profilers and debuggers: `--perf-map`, `--gdb`, and a
+/// jitdump file in the directory `KILN_JITDUMP` names (see the README).
+fn debug_options(opts: &RunOptions) -> kiln::debug::DebugOptions {
+    kiln::debug::DebugOptions {
+        perf_map: opts.perf_map,
+        gdb: opts.gdb,
+        jitdump: std::env::var_os("KILN_JITDUMP")
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from),
+        ..Default::default()
+    }
 }
 
 /// Adds and finalizes every module (so that every link error is reported),

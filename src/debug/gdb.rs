@@ -74,8 +74,12 @@ pub struct GdbRegistration {
     object: Box<[u8]>,
 }
 
-// SAFETY: the raw pointers inside the entry are only touched under `LIST`.
+// SAFETY: the raw pointers inside the entry are only touched under `LIST`
+// (in `register` and `drop`); shared access reads only the immutable object.
 unsafe impl Send for GdbRegistration {}
+// SAFETY: as for `Send`: `&GdbRegistration` gives read-only access to the
+// object bytes, and the entry is never touched through a shared reference.
+unsafe impl Sync for GdbRegistration {}
 
 impl GdbRegistration {
     /// Registers `object` (an ELF object from [`super::elf::object`]).

@@ -19,6 +19,23 @@
 //! entries never have the same location.
 
 use crate::ir::Loc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether compiles record line tables (see [`set_recording`]).
+static RECORDING: AtomicBool = AtomicBool::new(true);
+
+/// Turns line-table recording on or off for every compile in the process
+/// (on by default). It exists to measure what line tables cost (the
+/// benchmark report's debug-information table); without them, backtraces
+/// and debuggers know functions but not lines.
+pub fn set_recording(on: bool) {
+    RECORDING.store(on, Ordering::Relaxed);
+}
+
+/// Whether compiles record line tables.
+pub fn recording() -> bool {
+    RECORDING.load(Ordering::Relaxed)
+}
 
 /// Where lowering marks the start of each IR instruction's machine code.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -28,6 +45,8 @@ pub struct SourceMarks {
     /// `(index of the first machine instruction, location)` per lowered IR
     /// instruction, in increasing index order.
     pub marks: Vec<(u32, Loc)>,
+    /// Whether to record marks ([`recording`] when made).
+    enabled: bool,
 }
 
 impl SourceMarks {
@@ -36,13 +55,25 @@ impl SourceMarks {
         SourceMarks {
             func,
             marks: Vec::new(),
+            enabled: recording(),
         }
+    }
+
+    /// Empties the marks (keeping the buffer) for a new function whose
+    /// `@name` token is at `func`, re-reading [`recording`]. Lowering that
+    /// reuses one `SourceMarks` across functions calls this per function.
+    pub fn reset(&mut self, func: Loc) {
+        self.func = func;
+        self.marks.clear();
+        self.enabled = recording();
     }
 
     /// The IR instruction at `loc` starts at machine instruction `minst`.
     #[inline]
     pub fn mark(&mut self, minst: usize, loc: Loc) {
-        self.marks.push((minst as u32, loc));
+        if self.enabled {
+            self.marks.push((minst as u32, loc));
+        }
     }
 }
 
@@ -62,24 +93,19 @@ impl LineTable {
 
     /// The entries, in offset order.
     pub fn iter(&self) -> LineIter<'_> {
-        LineIter {
-            bytes: &self.bytes,
-            offset: 0,
-            line: 0,
-        }
+        LineIter::new(&self.bytes)
     }
 
     /// The location of the code at `offset` (that of the last entry at or
     /// before it); `Loc::NONE` for an empty table.
     pub fn lookup(&self, offset: u32) -> Loc {
-        let mut found = Loc::NONE;
-        for (o, loc) in self.iter() {
-            if o > offset {
-                break;
-            }
-            found = loc;
-        }
-        found
+        lookup_encoded(&self.bytes, offset)
+    }
+
+    /// The encoded bytes (for storing the table compactly; read them with
+    /// [`LineIter::new`] or [`lookup_encoded`]).
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes
     }
 
     /// A table from entries in increasing offset order (tests and tools;
@@ -93,11 +119,35 @@ impl LineTable {
     }
 }
 
+/// The location of the code at `offset` in a table's encoded bytes
+/// ([`LineTable::as_bytes`]).
+pub fn lookup_encoded(bytes: &[u8], offset: u32) -> Loc {
+    let mut found = Loc::NONE;
+    for (o, loc) in LineIter::new(bytes) {
+        if o > offset {
+            break;
+        }
+        found = loc;
+    }
+    found
+}
+
 /// Decodes a [`LineTable`].
 pub struct LineIter<'a> {
     bytes: &'a [u8],
     offset: u32,
     line: u32,
+}
+
+impl<'a> LineIter<'a> {
+    /// The entries of a table's encoded bytes ([`LineTable::as_bytes`]).
+    pub fn new(bytes: &'a [u8]) -> LineIter<'a> {
+        LineIter {
+            bytes,
+            offset: 0,
+            line: 0,
+        }
+    }
 }
 
 impl Iterator for LineIter<'_> {
@@ -232,6 +282,8 @@ pub struct LineRecorder<'a> {
     next: usize,
     current: Loc,
     table: Builder,
+    /// [`recording`] when made: `at` does nothing when off.
+    enabled: bool,
 }
 
 impl<'a> LineRecorder<'a> {
@@ -245,6 +297,7 @@ impl<'a> LineRecorder<'a> {
             next: 0,
             current: marks.func,
             table,
+            enabled: recording(),
         }
     }
 
@@ -258,6 +311,7 @@ impl<'a> LineRecorder<'a> {
             next: 0,
             current: func,
             table,
+            enabled: recording(),
         }
     }
 
@@ -278,8 +332,10 @@ impl<'a> LineRecorder<'a> {
     /// The code from `offset` on belongs to the instruction at `loc`.
     #[inline]
     pub fn at(&mut self, offset: usize, loc: Loc) {
-        self.current = loc;
-        self.table.add(offset as u32, loc);
+        if self.enabled {
+            self.current = loc;
+            self.table.add(offset as u32, loc);
+        }
     }
 
     /// The location of the instruction being emitted (for code placed out

@@ -110,14 +110,29 @@ pub fn debug_frame(isa: UnwindIsa, funcs: &[UnwindFunc<'_>]) -> Vec<u8> {
 }
 
 fn cfi(isa: UnwindIsa, funcs: &[UnwindFunc<'_>], format: Format) -> Vec<u8> {
-    let mut out = Vec::new();
+    // About 40 bytes per function: written in place, no reallocation.
+    let mut out = Vec::with_capacity(32 + 48 * funcs.len());
     cie(isa, format, &mut out);
     for f in funcs {
-        let instructions = match isa {
-            UnwindIsa::X86_64 => x86_64_rules(f.code),
-            UnwindIsa::Aarch64 => aarch64_rules(f.code),
+        let at = begin_entry(&mut out);
+        let cie_pointer = match format {
+            // From this field back to the CIE.
+            Format::EhFrame => (at + 4) as u32,
+            // The CIE's offset in the section.
+            Format::DebugFrame => 0,
         };
-        fde(&mut out, format, f.address, f.code.len() as u64, &instructions);
+        out.extend_from_slice(&cie_pointer.to_le_bytes());
+        out.extend_from_slice(&f.address.to_le_bytes());
+        out.extend_from_slice(&(f.code.len() as u64).to_le_bytes());
+        if format == Format::EhFrame {
+            out.push(0); // no augmentation data
+        }
+        let mut rules = Rules::new(&mut out, isa);
+        match isa {
+            UnwindIsa::X86_64 => x86_64_rules(&mut rules, f.code),
+            UnwindIsa::Aarch64 => aarch64_rules(&mut rules, f.code),
+        }
+        end_entry(&mut out, at);
     }
     if format == Format::EhFrame {
         out.extend_from_slice(&0u32.to_le_bytes());
@@ -125,78 +140,69 @@ fn cfi(isa: UnwindIsa, funcs: &[UnwindFunc<'_>], format: Format) -> Vec<u8> {
     out
 }
 
-/// Writes an entry: a length, `body`, padded with `DW_CFA_nop` to 8
-/// bytes.
-fn entry(out: &mut Vec<u8>, body: &[u8]) {
-    let padded = (4 + body.len()).next_multiple_of(8) - 4;
-    out.extend_from_slice(&(padded as u32).to_le_bytes());
-    out.extend_from_slice(body);
-    out.resize(out.len() + padded - body.len(), DW_CFA_NOP);
+/// Starts an entry (CIE or FDE): a length to be patched; its offset.
+fn begin_entry(out: &mut Vec<u8>) -> usize {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    at
+}
+
+/// Ends the entry started at `at`: pads it with `DW_CFA_nop` to 8 bytes
+/// and patches its length.
+fn end_entry(out: &mut Vec<u8>, at: usize) {
+    let padded = (out.len() - at).next_multiple_of(8);
+    out.resize(at + padded, DW_CFA_NOP);
+    out[at..at + 4].copy_from_slice(&((padded - 4) as u32).to_le_bytes());
 }
 
 fn cie(isa: UnwindIsa, format: Format, out: &mut Vec<u8>) {
-    let mut b = vec![];
+    let at = begin_entry(out);
     let (id, augmentation): (u32, &[u8]) = match format {
         Format::EhFrame => (0, b"zR\0"),
         Format::DebugFrame => (u32::MAX, b"\0"),
     };
-    b.extend_from_slice(&id.to_le_bytes());
-    b.push(1); // version
-    b.extend_from_slice(augmentation);
+    out.extend_from_slice(&id.to_le_bytes());
+    out.push(1); // version
+    out.extend_from_slice(augmentation);
     let (code_align, ra, sp, entry_cfa) = match isa {
         UnwindIsa::X86_64 => (1, X86_RA, X86_RSP, 8),
         UnwindIsa::Aarch64 => (4, A64_LR, A64_SP, 0),
     };
-    super::lines::write_uleb(&mut b, code_align);
-    super::lines::write_sleb(&mut b, -8); // data alignment factor
-    b.push(ra);
+    super::lines::write_uleb(out, code_align);
+    super::lines::write_sleb(out, -8); // data alignment factor
+    out.push(ra);
     if format == Format::EhFrame {
-        b.push(1); // augmentation data: one byte,
-        b.push(0x00); // FDE pointers are DW_EH_PE_absptr.
+        out.push(1); // augmentation data: one byte,
+        out.push(0x00); // FDE pointers are DW_EH_PE_absptr.
     }
-    b.push(DW_CFA_DEF_CFA);
-    b.push(sp);
-    super::lines::write_uleb(&mut b, entry_cfa);
+    out.push(DW_CFA_DEF_CFA);
+    out.push(sp);
+    super::lines::write_uleb(out, entry_cfa);
     if isa == UnwindIsa::X86_64 {
         // The return address is at CFA-8.
-        b.push(DW_CFA_OFFSET | ra);
-        b.push(1);
+        out.push(DW_CFA_OFFSET | ra);
+        out.push(1);
     }
-    entry(out, &b);
+    end_entry(out, at);
 }
 
-/// Appends an FDE for the function at `address` (CIE at offset 0).
-fn fde(out: &mut Vec<u8>, format: Format, address: u64, size: u64, instructions: &[u8]) {
-    let start = out.len();
-    let mut b = vec![];
-    let cie_pointer = match format {
-        // From this field back to the CIE.
-        Format::EhFrame => (start + 4) as u32,
-        // The CIE's offset in the section.
-        Format::DebugFrame => 0,
-    };
-    b.extend_from_slice(&cie_pointer.to_le_bytes());
-    b.extend_from_slice(&address.to_le_bytes());
-    b.extend_from_slice(&size.to_le_bytes());
-    if format == Format::EhFrame {
-        b.push(0); // no augmentation data
-    }
-    b.extend_from_slice(instructions);
-    entry(out, &b);
-}
-
-/// CFA rules as they change along a function, built in offset order.
-struct Rules {
-    bytes: Vec<u8>,
+/// CFA rules as they change along a function, written in offset order
+/// into the FDE being built.
+struct Rules<'a> {
+    bytes: &'a mut Vec<u8>,
     /// The offset the rules are at.
     at: u64,
     code_align: u64,
 }
 
-impl Rules {
-    fn new(code_align: u64) -> Rules {
+impl<'a> Rules<'a> {
+    fn new(bytes: &'a mut Vec<u8>, isa: UnwindIsa) -> Rules<'a> {
+        let code_align = match isa {
+            UnwindIsa::X86_64 => 1,
+            UnwindIsa::Aarch64 => 4,
+        };
         Rules {
-            bytes: Vec::new(),
+            bytes,
             at: 0,
             code_align,
         }
@@ -227,7 +233,7 @@ impl Rules {
 
     fn def_cfa(&mut self, reg: u8, offset: u64) {
         self.bytes.extend([DW_CFA_DEF_CFA, reg]);
-        super::lines::write_uleb(&mut self.bytes, offset);
+        super::lines::write_uleb(self.bytes, offset);
     }
 }
 
@@ -242,10 +248,9 @@ fn x86_pushed_dwarf(reg: u8) -> Option<u8> {
     }
 }
 
-fn x86_64_rules(code: &[u8]) -> Vec<u8> {
-    let mut r = Rules::new(1);
+fn x86_64_rules(r: &mut Rules<'_>, code: &[u8]) {
     if !code.starts_with(&[0x55, 0x48, 0x89, 0xe5]) {
-        return r.bytes;
+        return;
     }
     r.advance(1);
     r.op(&[DW_CFA_DEF_CFA_OFFSET, 16, DW_CFA_OFFSET | X86_RBP, 2]);
@@ -285,17 +290,15 @@ fn x86_64_rules(code: &[u8]) -> Vec<u8> {
             i += 1;
         }
     }
-    r.bytes
 }
 
 fn word(code: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_le_bytes(code.get(at..at + 4)?.try_into().ok()?))
 }
 
-fn aarch64_rules(code: &[u8]) -> Vec<u8> {
-    let mut r = Rules::new(4);
+fn aarch64_rules(r: &mut Rules<'_>, code: &[u8]) {
     if word(code, 0) != Some(A64_STP_FRAME) || word(code, 4) != Some(A64_MOV_FP_SP) {
-        return r.bytes;
+        return;
     }
     r.advance(4);
     r.op(&[
@@ -325,7 +328,6 @@ fn aarch64_rules(code: &[u8]) -> Vec<u8> {
             i += 4;
         }
     }
-    r.bytes
 }
 
 /// A `.eh_frame` table registered with the process's unwinder; dropping

@@ -442,7 +442,7 @@ pub fn lower<X: Isa>(
 ) -> Result<()> {
     out.clear();
     out.num_vregs = func.values.len();
-    out.src.func = func.srcmap.func;
+    out.src.reset(func.srcmap.func);
     let nb = func.blocks.len();
     // Layout: each block of the order. An edge block goes right before its
     // target when that comes later (it falls through into it, and stays

@@ -375,6 +375,17 @@ impl Registry {
         &mut self.debug
     }
 
+    /// Uses `options` for modules finalized from now on. A perf map needs
+    /// code in anonymous memory (perf names only that from the map), so it
+    /// switches reservations taken from now on to
+    /// [`crate::memory::CodeMapping::Protect`].
+    pub fn set_debug_options(&mut self, options: crate::debug::DebugOptions) -> Result<()> {
+        if options.perf_map && self.debug.is_native() {
+            self.mm.set_mapping(crate::memory::CodeMapping::Protect);
+        }
+        self.debug.set_options(options)
+    }
+
     pub fn executor(&self) -> &Arc<dyn Executor> {
         &self.executor
     }

@@ -244,6 +244,9 @@ fn compile_speed(
         }
         let _ = writeln!(md);
     }
+    md.push_str(&kiln_bench::debug_cost::debug_cost_section(
+        &inputs, budget,
+    )?);
     let cats: Vec<String> = compile_rows.iter().map(|r| r.0.clone()).collect();
     write(
         &out_dir.join("compile.svg"),
