@@ -127,9 +127,10 @@ fn perf_map_lists_every_compiled_function() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// One jitdump record: its id, the function name and code size (code
-/// loads) or the `(address, line)` entries (debug info).
-type Record = (u32, String, u64, Vec<(u64, u32)>);
+/// One jitdump record: its id, the function name (code loads), the code
+/// address, the code size (code loads) and the `(address, line)` entries
+/// (debug info).
+type Record = (u32, String, u64, u64, Vec<(u64, u32)>);
 
 /// Reads a jitdump file: the header's ELF machine, and its records.
 fn read_jitdump(bytes: &[u8]) -> (u32, Vec<Record>) {
@@ -149,7 +150,7 @@ fn read_jitdump(bytes: &[u8]) -> (u32, Vec<Record>) {
                 let end = bytes[name_at..].iter().position(|&c| c == 0).unwrap();
                 let name = String::from_utf8(bytes[name_at..name_at + end].to_vec()).unwrap();
                 assert_eq!(size, 16 + 40 + end + 1 + code_size as usize);
-                records.push((id, name, code_size, Vec::new()));
+                records.push((id, name, u64_at(body + 16), code_size, Vec::new()));
             }
             2 => {
                 let n = u64_at(body + 8) as usize;
@@ -160,9 +161,9 @@ fn read_jitdump(bytes: &[u8]) -> (u32, Vec<Record>) {
                     p += 16;
                     p += bytes[p..].iter().position(|&c| c == 0).unwrap() + 1;
                 }
-                records.push((id, String::new(), 0, lines));
+                records.push((id, String::new(), u64_at(body), 0, lines));
             }
-            _ => records.push((id, String::new(), 0, Vec::new())),
+            _ => records.push((id, String::new(), 0, 0, Vec::new())),
         }
         at += size;
     }
@@ -194,8 +195,17 @@ fn jitdump_records_code_and_line_tables() {
     assert_eq!(loads, ["inner", "outer", "main"]);
     for pair in records.chunks(2) {
         assert_eq!((pair[0].0, pair[1].0), (2, 0));
-        assert!(pair[1].2 > 0);
-        let lines: Vec<u32> = pair[0].3.iter().map(|l| l.1).collect();
+        let (code_addr, code_size) = (pair[1].2, pair[1].3);
+        assert!(code_size > 0);
+        assert_eq!(pair[0].2, code_addr);
+        // The table starts at the code and is closed by an entry at its
+        // end with the last line (perf's ELF writer ends the sequence
+        // there; without it the last line would cover nothing).
+        let (entries, close) = pair[0].4.split_at(pair[0].4.len() - 1);
+        assert_eq!(entries[0].0, code_addr);
+        assert_eq!(close[0], (code_addr + code_size, entries.last().unwrap().1));
+        assert!(entries.iter().all(|e| e.0 < code_addr + code_size));
+        let lines: Vec<u32> = entries.iter().map(|l| l.1).collect();
         // The function's own line first, then its instructions'.
         let want: &[u32] = match pair[1].1.as_str() {
             "inner" => &[3, 5],

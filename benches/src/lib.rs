@@ -7,6 +7,7 @@
 //!   compile time;
 //! - [`measure`]: the three comparisons (compile speed, code speed,
 //!   registry scaling) and the scan-all registry baseline;
+//! - [`cputime`]: run time as thread CPU time, engines taking turns;
 //! - [`frontend`]: `.kir` text to verified IR (MB/s, ns per instruction);
 //! - [`lazy`]: lazy compilation through stubs, and calls while another
 //!   thread compiles;
@@ -21,6 +22,7 @@
 //! Generators are deterministic (a fixed xorshift seed), so two runs measure
 //! the same programs.
 
+pub mod cputime;
 pub mod debug_cost;
 pub mod frontend;
 pub mod lazy;

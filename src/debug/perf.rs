@@ -6,7 +6,8 @@
 //!   `perf report` reads to name samples in JIT code.
 //! - **Jitdump** (perf's `tools/perf/Documentation/jitdump-specification.txt`):
 //!   a binary file with a header, then per function a `JIT_CODE_DEBUG_INFO`
-//!   record (the line table: address, `.kir` line, file) followed by a
+//!   record (the line table: address, `.kir` line, file; closed by an
+//!   entry at the function's end) followed by a
 //!   `JIT_CODE_LOAD` record (name, address and the code bytes). The file is
 //!   mapped executable once so that `perf record` sees it in the process's
 //!   memory map; `perf inject --jit` then turns each function into a small
@@ -197,11 +198,20 @@ pub fn jitdump_add(dir: &Path, funcs: &[CodeLoad<'_>]) -> Result<()> {
     let mut out = Vec::new();
     for f in funcs {
         let ts = timestamp();
-        // JIT_CODE_DEBUG_INFO: code_addr, nr_entry, entries.
+        // JIT_CODE_DEBUG_INFO: code_addr, nr_entry, entries. perf's ELF
+        // writer (`perf inject --jit`) ends the DWARF line sequence at the
+        // last entry's address, so that entry would cover nothing: a
+        // closing entry at the function's end (same line) keeps the last
+        // real entry's range up to the end.
+        let end = f
+            .lines
+            .last()
+            .map(|&(_, line)| (f.address.wrapping_add(f.code.len() as u64), line));
         let mut body = Vec::new();
         body.extend_from_slice(&f.address.to_le_bytes());
-        body.extend_from_slice(&(f.lines.len() as u64).to_le_bytes());
-        for &(addr, line) in f.lines {
+        let entries = f.lines.iter().copied().chain(end);
+        body.extend_from_slice(&(entries.clone().count() as u64).to_le_bytes());
+        for (addr, line) in entries {
             body.extend_from_slice(&addr.to_le_bytes());
             body.extend_from_slice(&line.to_le_bytes());
             body.extend_from_slice(&0u32.to_le_bytes());

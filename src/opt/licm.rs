@@ -10,7 +10,9 @@
 //! access, no possible trap; a division only by a literal other than 0, or
 //! -1 for `sdiv`) moves to the preheader of the outermost loop in which
 //! all its operands are defined outside: there it runs once per entry
-//! into that loop instead of once per iteration. Since nothing that moves
+//! into that loop instead of once per iteration. `addr` stays where it is:
+//! it costs one instruction, less than the register it would hold across
+//! the loop. Since nothing that moves
 //! can trap or touch memory, running it when the original program would
 //! not have (a loop that runs zero times) changes nothing observable.
 //! Loads never move.
@@ -261,7 +263,10 @@ fn hoist(f: &mut Function, a: &FuncAnalysis, preheaders: &[Block]) {
         let mut kept: Vec<Inst> = Vec::with_capacity(insts.len());
         for &i in &insts {
             let d = &f.insts[i.index()];
-            if !super::is_pure(d) || d.opcode.is_terminator() {
+            // `addr` is one cheap instruction: hoisting it would only keep
+            // a register busy across the loop.
+            if !super::is_pure(d) || d.opcode.is_terminator() || d.opcode == crate::ir::Opcode::Addr
+            {
                 kept.push(i);
                 continue;
             }
