@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo run --release -p kiln-bench --example frontend -- DIR [--quick]`.
 
-use kiln_bench::frontend::{inputs, time_library, write_files};
+use kiln_bench::frontend::{inputs, ir_bytes, time_library, write_files};
 use kiln_bench::measure::Budget;
 
 fn main() {
@@ -20,13 +20,16 @@ fn main() {
             eprintln!("frontend: {e}");
             std::process::exit(1);
         }
-        match time_library(input, Budget::FULL) {
-            Ok((d, insts)) => println!(
-                "{}: {} bytes, {insts} insts, {:.1} MB/s, {:.1} ns/inst -> {}",
+        match time_library(input, Budget::FULL).and_then(|t| Ok((t, ir_bytes(input)?))) {
+            Ok(((d, insts), (ir, srcmap))) => println!(
+                "{}: {} bytes, {insts} insts, {:.1} MB/s, {:.1} ns/inst, IR {:.0} B/inst, \
+                 srcmap {:.0} B/inst -> {}",
                 input.name,
                 input.bytes(),
                 input.bytes() as f64 / 1e6 / d.as_secs_f64(),
                 d.as_secs_f64() * 1e9 / insts as f64,
+                ir as f64 / insts as f64,
+                srcmap as f64 / insts as f64,
                 sub.display()
             ),
             Err(e) => {

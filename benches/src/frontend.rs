@@ -96,6 +96,21 @@ fn library_sample(input: &Input) -> Result<(Duration, usize), String> {
     Ok((total, insts))
 }
 
+/// Heap bytes of the IR and of the source maps of `input`'s modules,
+/// parsed (functions only: tables, pools, names; the module's symbol table
+/// and data are not counted).
+pub fn ir_bytes(input: &Input) -> Result<(usize, usize), String> {
+    let (mut ir, mut srcmap) = (0, 0);
+    for (name, text) in &input.files {
+        let m = kiln::ir::parse::parse_module(name, text).map_err(|e| e.to_string())?;
+        for f in &m.funcs {
+            ir += f.ir_heap_bytes();
+            srcmap += f.srcmap.heap_bytes();
+        }
+    }
+    Ok((ir, srcmap))
+}
+
 /// The library path's fastest time for `input`, and its instruction count.
 pub fn time_library(input: &Input, budget: Budget) -> Result<(Duration, usize), String> {
     let (_, insts) = library_sample(input)?;
@@ -169,15 +184,17 @@ pub fn frontend_table(quick: bool, budget: Budget, scratch: &Path) -> Result<Str
         md,
         "\n## Front end: text to verified IR\n\nlibrary: `parse_module` + `verify_module` on \
          text in memory. command: `kiln check FILE...` in a child process (reading the files, \
-         process start and exit included). Fastest of several runs. Goal: command ≥ 100 MB/s.\n"
+         process start and exit included). Fastest of several runs. Goal: command ≥ 100 MB/s. \
+         IR B/inst: heap bytes of the parsed functions (tables, operand pools, names) per \
+         instruction; srcmap B/inst: their source maps.\n"
     );
     if let Err(e) = &bin {
         let _ = writeln!(md, "(command not measured: {e})\n");
     }
     let _ = writeln!(
         md,
-        "| input | bytes | IR insts | library MB/s | library ns/inst | command MB/s | command ms |\n\
-         |---|---:|---:|---:|---:|---:|---:|"
+        "| input | bytes | IR insts | library MB/s | library ns/inst | command MB/s | command ms \
+         | IR B/inst | srcmap B/inst |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for (k, input) in inputs(quick).iter().enumerate() {
         let bytes = input.bytes();
@@ -193,13 +210,17 @@ pub fn frontend_table(quick: bool, budget: Budget, scratch: &Path) -> Result<Str
             }
             Err(_) => ("–".into(), "–".into()),
         };
+        let (ir, srcmap) = ir_bytes(input)?;
+        let per_inst = |b: usize| b as f64 / insts.max(1) as f64;
         eprintln!("frontend: {} done", input.name);
         let _ = writeln!(
             md,
-            "| {} | {bytes} | {insts} | {:.0} | {:.1} | {cmd_mbs} | {cmd_ms} |",
+            "| {} | {bytes} | {insts} | {:.0} | {:.1} | {cmd_mbs} | {cmd_ms} | {:.0} | {:.0} |",
             input.name,
             mb_per_s(bytes, lib),
             lib.as_secs_f64() * 1e9 / insts.max(1) as f64,
+            per_inst(ir),
+            per_inst(srcmap),
         );
     }
     Ok(md)
@@ -219,6 +240,11 @@ mod tests {
         for input in inputs(true) {
             let (_, n) = library_sample(&input).unwrap();
             assert!(n > 0, "{}", input.name);
+            // At least the instruction table; at most a generous bound.
+            let (ir, srcmap) = ir_bytes(&input).unwrap();
+            let min = n * std::mem::size_of::<kiln::ir::InstData>();
+            assert!(ir >= min && ir < 400 * n, "{}: {ir} bytes", input.name);
+            assert!(srcmap > 0 && srcmap < 100 * n, "{}: {srcmap}", input.name);
         }
     }
 }

@@ -417,6 +417,27 @@ impl PartialEq for Function {
 }
 
 impl Function {
+    /// Heap bytes held by the IR of this function (tables, pools, names),
+    /// without its source map (see [`SrcMap::heap_bytes`]); for memory
+    /// accounting.
+    pub fn ir_heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let blocks: usize = self
+            .blocks
+            .iter()
+            .map(|b| (b.params.capacity() + b.insts.capacity()) * size_of::<u32>())
+            .sum();
+        self.name.capacity()
+            + self.params.capacity() * size_of::<Value>()
+            + self.blocks.capacity() * size_of::<BlockData>()
+            + blocks
+            + self.insts.capacity() * size_of::<InstData>()
+            + self.values.capacity() * size_of::<ValueData>()
+            + self.arg_pool.capacity() * size_of::<Operand>()
+            + self.case_pool.capacity() * size_of::<SwitchCase>()
+            + self.names.heap_bytes()
+    }
+
     /// An empty function; parameters are added with
     /// [`Function::add_param`].
     pub fn new(name: impl Into<String>, sig: Signature) -> Self {

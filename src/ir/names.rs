@@ -46,13 +46,18 @@ const VALID_VALUE: u32 = 1 << 31;
 const MAX_GROUPS: usize = 16;
 /// Most trailing digits of a name found through a [`Group`].
 const MAX_DIGITS: usize = 7;
+/// Longest prefix of a [`Group`] (its bytes are packed into one word).
+const MAX_PREFIX: usize = 8;
 
 /// The numbered names (`PREFIX` + a decimal number) of one prefix: the
 /// number selects the name directly, with no hashing and no comparison of
 /// text.
 #[derive(Clone, Default)]
 struct Group {
-    prefix: Box<[u8]>,
+    /// The prefix's bytes, little-endian in one word (zero-padded), and
+    /// its length: a lookup compares two integers instead of texts.
+    key: u64,
+    len: u8,
     /// The syntax flags of every name of the group (see [`prefix_flags`]).
     flags: u32,
     /// `id + 1` by number; 0 where no such name exists.
@@ -80,8 +85,6 @@ pub struct Names {
     /// Names that are not in a group.
     index: StrIndex,
     groups: Vec<Group>,
-    /// The group found last (checked first).
-    last_group: usize,
     /// Names reachable through `index` and `groups` (the first `indexed`
     /// ones); fewer than `spans.len()` after [`Names::take_compact`], until
     /// the next intern rebuilds the lookup structures.
@@ -119,20 +122,38 @@ pub fn name_syntax(s: &str) -> (bool, bool) {
 fn split_number(s: &str) -> Option<(&[u8], usize)> {
     let b = s.as_bytes();
     let mut k = b.len();
-    while k > 0 && b[k - 1].wrapping_sub(b'0') < 10 {
+    let (mut n, mut scale) = (0usize, 1usize);
+    while k > 0 {
+        let d = b[k - 1].wrapping_sub(b'0');
+        if d >= 10 {
+            break;
+        }
+        if b.len() - k == MAX_DIGITS {
+            return None;
+        }
+        n += d as usize * scale;
+        scale *= 10;
         k -= 1;
     }
-    let digits = &b[k..];
-    match digits {
-        [] => return None,
-        [b'0', _, ..] => return None,
-        _ if digits.len() > MAX_DIGITS => return None,
-        _ => {}
+    match &b[k..] {
+        [] | [b'0', _, ..] => None,
+        _ => Some((&b[..k], n)),
     }
-    let n = digits
-        .iter()
-        .fold(0usize, |n, &c| n * 10 + (c - b'0') as usize);
-    Some((&b[..k], n))
+}
+
+/// `prefix` packed into a word (see [`Group::key`]), if it is short
+/// enough for a group.
+#[inline]
+fn pack(prefix: &[u8]) -> Option<u64> {
+    if prefix.len() > MAX_PREFIX {
+        return None;
+    }
+    Some(
+        prefix
+            .iter()
+            .enumerate()
+            .fold(0u64, |w, (i, &c)| w | (c as u64) << (8 * i)),
+    )
 }
 
 /// The flags of every name `PREFIX` + digits: the digits are name
@@ -147,11 +168,6 @@ fn prefix_flags(prefix: &[u8]) -> u32 {
         Ok((true, _)) => VALID_LABEL | VALID_VALUE,
         _ => 0,
     }
-}
-
-#[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y)
 }
 
 impl Names {
@@ -219,33 +235,34 @@ impl Names {
     /// room; `None` sends the name to the hash index.
     #[inline]
     fn group_of(&mut self, prefix: &[u8]) -> Option<usize> {
-        if let Some(g) = self.groups.get(self.last_group) {
-            if same_bytes(&g.prefix, prefix) {
-                return Some(self.last_group);
-            }
+        match self.find_group(prefix) {
+            Some(g) => Some(g),
+            None => self.new_group(prefix),
         }
-        self.group_of_slow(prefix)
     }
 
-    fn group_of_slow(&mut self, prefix: &[u8]) -> Option<usize> {
-        let g = match self
-            .groups
+    /// The group of names starting with `prefix`, if there is one.
+    #[inline]
+    fn find_group(&self, prefix: &[u8]) -> Option<usize> {
+        let key = pack(prefix)?;
+        let len = prefix.len() as u8;
+        self.groups
             .iter()
-            .position(|g| same_bytes(&g.prefix, prefix))
-        {
-            Some(g) => g,
-            None if self.groups.len() == MAX_GROUPS => return None,
-            None => {
-                self.groups.push(Group {
-                    prefix: prefix.into(),
-                    flags: prefix_flags(prefix),
-                    ..Group::default()
-                });
-                self.groups.len() - 1
-            }
-        };
-        self.last_group = g;
-        Some(g)
+            .position(|g| g.key == key && g.len == len)
+    }
+
+    #[cold]
+    fn new_group(&mut self, prefix: &[u8]) -> Option<usize> {
+        if self.groups.len() == MAX_GROUPS {
+            return None;
+        }
+        self.groups.push(Group {
+            key: pack(prefix)?,
+            len: prefix.len() as u8,
+            flags: prefix_flags(prefix),
+            ..Group::default()
+        });
+        Some(self.groups.len() - 1)
     }
 
     /// Files new name `id` (text `s`, number `n`) under group `g`, or under
@@ -256,7 +273,10 @@ impl Names {
         let group = &mut self.groups[g];
         if n < limit {
             if group.ids.len() <= n {
-                group.ids.resize(n + 1, 0);
+                // Grown geometrically: numbers mostly come in increasing
+                // order, one at a time.
+                let len = (n + 1).max(2 * group.ids.len()).max(16);
+                group.ids.resize(len, 0);
             }
             group.ids[n] = id + 1;
         } else {
@@ -316,7 +336,7 @@ impl Names {
                 .find(|&n| self.get(n) == s);
         }
         if let Some((prefix, n)) = split_number(s) {
-            if let Some(group) = self.groups.iter().find(|g| same_bytes(&g.prefix, prefix)) {
+            if let Some(group) = self.find_group(prefix).map(|g| &self.groups[g]) {
                 if let Some(&id1) = group.ids.get(n).filter(|&&id1| id1 != 0) {
                     return Some(Name::from_index(id1 as usize - 1));
                 }
@@ -360,7 +380,6 @@ impl Names {
         if self.groups.len() == MAX_GROUPS {
             self.groups.clear();
         }
-        self.last_group = 0;
         for g in &mut self.groups {
             g.ids.clear();
             g.spilled = false;
@@ -400,7 +419,7 @@ impl Names {
             + self
                 .groups
                 .iter()
-                .map(|g| g.prefix.len() + g.ids.capacity() * 4)
+                .map(|g| g.ids.capacity() * 4)
                 .sum::<usize>()
     }
 }
@@ -457,6 +476,10 @@ mod tests {
             "t100000",
             "x.1",
             "1x1",
+            "eightchr1",
+            "ninechars1",
+            "ninechars2",
+            "ninechars",
         ];
         let ids: Vec<Name> = texts.iter().map(|t| n.intern(t)).collect();
         let mut sorted = ids.clone();

@@ -810,3 +810,25 @@ fn modules_parse_alike_after_other_modules() {
         assert_eq!(err(&dup), "4:5: value %x is defined twice");
     }
 }
+
+/// The IR of a parsed function costs a bounded number of heap bytes per
+/// instruction (the benchmark report prints the figure): the tables, the
+/// operand pool and the names, without per-instruction allocations.
+#[test]
+fn ir_bytes_per_instruction_are_bounded() {
+    let n = 2000;
+    let src = format!(
+        "func @h(%a: i64) -> i64 {{\nentry:\n    %t0 = add.i64 %a, 1\n{}    ret %t{}\n}}\n",
+        (1..n)
+            .map(|i| format!("    %t{i} = mul.i64 %t{}, %a\n", i - 1))
+            .collect::<String>(),
+        n - 1
+    );
+    let m = parse(&src);
+    let f = &m.funcs[0];
+    let per_inst = f.ir_heap_bytes() as f64 / f.num_insts() as f64;
+    let inst = std::mem::size_of::<crate::ir::InstData>() as f64;
+    assert!(per_inst >= inst, "{per_inst} bytes per instruction");
+    assert!(per_inst < inst + 80.0, "{per_inst} bytes per instruction");
+    assert!((f.srcmap.heap_bytes() as f64 / f.num_insts() as f64) < 40.0);
+}

@@ -43,7 +43,9 @@
 //! vreg; a clobber reserves each clobbered register at the Mid point for
 //! nobody. Per register, the reservations come out sorted by point, so the
 //! scan can test "is this register reserved by someone else inside this
-//! range" with a cursor that only moves forward.
+//! range" with a cursor that only moves forward. Clobbers are kept per
+//! distinct clobber set instead (every call clobbers the same two dozen
+//! registers): one point per clobbering instruction, not one per register.
 
 use super::*;
 
@@ -105,6 +107,13 @@ pub struct Liveness {
     pub resv: Vec<Vec<Reservation>>,
     /// The registers with a reservation (whose lists need clearing).
     resv_used: PRegSet,
+    /// The distinct clobber sets of the function (allocatable registers
+    /// only), and per set the Mid points of the instructions clobbering it,
+    /// sorted (`clobber_points` may hold more, emptied, lists).
+    pub clobber_sets: Vec<PRegSet>,
+    pub clobber_points: Vec<Vec<Point>>,
+    /// Per clobber set: the instructions' own clobber set it came from.
+    clobber_raw: Vec<PRegSet>,
     /// Per instruction + 1: its first operand's number (operands numbered
     /// across the function).
     pub op_offset: Vec<u32>,
@@ -176,6 +185,11 @@ impl Liveness {
             self.resv[r.index()].clear();
         }
         self.resv_used = PRegSet::empty();
+        for l in self.clobber_points.iter_mut().take(self.clobber_sets.len()) {
+            l.clear();
+        }
+        self.clobber_sets.clear();
+        self.clobber_raw.clear();
         self.clobbers_before.clear();
         self.clobbers_before.push(0);
         self.op_offset.clear();
@@ -322,11 +336,19 @@ impl Liveness {
                 let clob = f.inst_clobbers(i);
                 if !clob.is_empty() {
                     clobbering += 1;
-                    for r in clob.iter() {
-                        if allocatable.contains(r) {
-                            self.reserve(r, mid(ii), NONE);
+                    let k = match self.clobber_raw.iter().rposition(|&c| c == clob) {
+                        Some(k) => k,
+                        None => {
+                            // Few distinct sets (a call's, a division's).
+                            self.clobber_raw.push(clob);
+                            self.clobber_sets.push(clob.intersection(&allocatable));
+                            if self.clobber_points.len() < self.clobber_sets.len() {
+                                self.clobber_points.push(Vec::new());
+                            }
+                            self.clobber_sets.len() - 1
                         }
-                    }
+                    };
+                    self.clobber_points[k].push(mid(ii));
                 }
                 self.clobbers_before.push(clobbering);
             }

@@ -194,6 +194,13 @@ impl PRegSet {
         }
     }
 
+    /// The registers in both sets.
+    pub fn intersection(&self, other: &PRegSet) -> PRegSet {
+        PRegSet {
+            bits: [self.bits[0] & other.bits[0], self.bits[1] & other.bits[1]],
+        }
+    }
+
     pub fn is_empty(&self) -> bool {
         self.bits == [0; 2]
     }

@@ -85,6 +85,9 @@ pub struct Scan {
     free: [u64; 2],
     /// Per register index: first reservation not before the sweep point.
     cursor: Vec<u32>,
+    /// Per clobber set ([`Liveness::clobber_sets`]): the same for its
+    /// clobber points.
+    clobber_cursor: Vec<u32>,
     /// Per register index: the point where a vreg in the hole of its range
     /// takes the register back (`NONE`: no claim); only ranges ending
     /// before it may use the register meanwhile.
@@ -106,6 +109,9 @@ pub struct Scan {
     next_reclaim: Vec<u32>,
     /// Per vreg: the instruction whose operand it last was (pinned there).
     stamp: Vec<u32>,
+    /// Per vreg: its eviction order, smaller first: loop-weighted use
+    /// count, then the furthest end (`weight << 32 | !end`).
+    evict_key: Vec<u64>,
     /// The current sweep point: no later query starts before it.
     now: Point,
     /// Temporaries of the current instruction: (register, class, vreg,
@@ -177,10 +183,18 @@ impl Scan {
         reset(&mut self.slot, nv, NONE);
         reset(&mut self.evict_inst, nv, NONE);
         reset(&mut self.stamp, nv, NONE);
+        self.evict_key.clear();
+        self.evict_key.extend(
+            lv.weight[..nv]
+                .iter()
+                .zip(&lv.end[..nv])
+                .map(|(&w, &e)| (w as u64) << 32 | (!e) as u64),
+        );
         reset(&mut self.next, nv, NONE);
         reset(&mut self.head_early, ni, NONE);
         reset(&mut self.head_late, ni, NONE);
         reset(&mut self.cursor, 2 * PReg::MAX_HW, 0);
+        reset(&mut self.clobber_cursor, lv.clobber_sets.len(), 0);
         reset(&mut self.claim, 2 * PReg::MAX_HW, NONE);
         reset(&mut self.hole_early, ni, NONE);
         reset(&mut self.hole_late, ni, NONE);
@@ -527,6 +541,25 @@ impl Scan {
             }
             k += 1;
         }
+        // Clobbers, per clobber set containing `r` (one or two sets).
+        for (n, set) in lv.clobber_sets.iter().enumerate() {
+            if !set.contains(r) {
+                continue;
+            }
+            let points = &lv.clobber_points[n];
+            let c = &mut self.clobber_cursor[n];
+            while (*c as usize) < points.len() && points[*c as usize] < self.now {
+                *c += 1;
+            }
+            let mut k = *c as usize;
+            while k < points.len() && points[k] <= e {
+                let p = points[k];
+                if p >= s && !(exempt_mid && p == s + 1) {
+                    return true;
+                }
+                k += 1;
+            }
+        }
         false
     }
 
@@ -627,8 +660,13 @@ impl Scan {
         exempt: bool,
     ) -> Option<(u8, u32)> {
         let ci = c.index();
-        let mut occ = !self.free[ci] & self.classes[ci].all;
+        let all_occ = !self.free[ci] & self.classes[ci].all;
+        // The cheapest occupant first, by one key per vreg; its register
+        // is almost never reserved by someone else (then the slow loop
+        // below finds the cheapest one that is not).
+        let mut occ = all_occ;
         let mut best: Option<(u8, u32)> = None;
+        let mut best_key = u64::MAX;
         while occ != 0 {
             let rank = occ.trailing_zeros() as usize;
             occ &= occ - 1;
@@ -637,14 +675,30 @@ impl Scan {
             if x == TEMP || x == NONE || self.stamp[x as usize] == i as u32 {
                 continue;
             }
-            let better = match best {
-                None => true,
-                Some((_, y)) => {
-                    let (wx, wy) = (lv.weight[x as usize], lv.weight[y as usize]);
-                    wx < wy || (wx == wy && lv.end[x as usize] > lv.end[y as usize])
-                }
-            };
-            if better && !self.conflict(lv, PReg::new(hw, c), vreg, s, e, exempt) {
+            let k = self.evict_key[x as usize];
+            if k < best_key {
+                best_key = k;
+                best = Some((hw, x));
+            }
+        }
+        let (hw, _) = best?;
+        if !self.conflict(lv, PReg::new(hw, c), vreg, s, e, exempt) {
+            return best;
+        }
+        let mut occ = all_occ;
+        let mut best: Option<(u8, u32)> = None;
+        let mut best_key = u64::MAX;
+        while occ != 0 {
+            let rank = occ.trailing_zeros() as usize;
+            occ &= occ - 1;
+            let hw = self.classes[ci].order[rank];
+            let x = self.occupant[ci][hw as usize];
+            if x == TEMP || x == NONE || self.stamp[x as usize] == i as u32 {
+                continue;
+            }
+            let k = self.evict_key[x as usize];
+            if k < best_key && !self.conflict(lv, PReg::new(hw, c), vreg, s, e, exempt) {
+                best_key = k;
                 best = Some((hw, x));
             }
         }
