@@ -207,6 +207,16 @@ impl Repl {
             } else {
                 Compile::Now
             };
+            let mut module = module;
+            if self.lazy {
+                // The IR stays until the function is first called, maybe
+                // for the whole session: no spare capacity from parsing
+                // (a one-function item's lists hold 4 entries' room).
+                module.funcs.shrink_to_fit();
+                module.symbols.shrink_to_fit();
+                module.symbol_locs.shrink_to_fit();
+                module.datas.shrink_to_fit();
+            }
             self.engine.extend_lazy(session, module, when)?;
         } else {
             let id = self.engine.add_module(module)?;

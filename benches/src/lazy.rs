@@ -156,20 +156,27 @@ pub fn later_calls(iterations: i64, runs: usize) -> Result<(f64, f64), String> {
 }
 
 /// Delays of calls to a finalized function while another thread compiles.
-#[derive(Clone, Copy, Debug)]
 pub struct Delays {
     /// How long the other thread's compile took.
     pub compile: Duration,
     /// Calls made while it compiled.
     pub calls: usize,
     pub median: Duration,
+    /// The 99.9th percentile.
+    pub p999: Duration,
     pub worst: Duration,
+    /// When the worst call ended, counted from the compile's start (the
+    /// compile's own lock-held part, install and finalize, is at its end).
+    pub worst_ended: Duration,
 }
 
 /// While one thread compiles a function of `insts` instructions, another
 /// calls a finalized function through `Engine::call` in a loop; the
-/// delays of those calls.
-pub fn calls_during_compile(insts: usize) -> Result<Delays, String> {
+/// delays of those calls. With `shared`, the function is compiled by the
+/// calling engine (the figure); without, by a second engine (the baseline:
+/// the same threads and load, but no lock in common, so what remains of
+/// the worst delay is the machine's, not the engine's).
+pub fn calls_during_compile(insts: usize, shared: bool) -> Result<Delays, String> {
     let engine = Arc::new(Engine::new(std::env::consts::ARCH).map_err(kiln_err)?);
     let mut small = String::new();
     small_function(&mut small, 0);
@@ -177,35 +184,51 @@ pub fn calls_during_compile(insts: usize) -> Result<Delays, String> {
         .add_module_text("small.kir", &small)
         .map_err(kiln_err)?;
     engine.call("f0", &[Val::I64(1)]).map_err(kiln_err)?;
-    let big = engine
+    let compiling = if shared {
+        engine.clone()
+    } else {
+        Arc::new(Engine::new(std::env::consts::ARCH).map_err(kiln_err)?)
+    };
+    let big = compiling
         .add_module_text("big.kir", &generated_function(insts))
         .map_err(kiln_err)?;
     let done = Arc::new(AtomicBool::new(false));
+    // Room for every call up front: growing the list would add copying
+    // to the delays measured.
+    let mut delays: Vec<u32> = Vec::with_capacity(1 << 22);
     let compiler = {
-        let (engine, done) = (engine.clone(), done.clone());
+        let done = done.clone();
         std::thread::spawn(move || {
             let t = Instant::now();
-            let r = engine.finalize_module(big).map_err(kiln_err);
+            let r = compiling.finalize_module(big).map_err(kiln_err);
             done.store(true, Ordering::SeqCst);
             r.map(|()| t.elapsed())
         })
     };
-    let mut delays = Vec::new();
     let arg = [Val::I64(2)];
+    let start = Instant::now();
+    let (mut worst, mut worst_ended) = (0, Duration::ZERO);
     while !done.load(Ordering::SeqCst) {
         let t = Instant::now();
         engine.call("f0", &arg).map_err(kiln_err)?;
-        delays.push(t.elapsed());
+        let d = u32::try_from(t.elapsed().as_nanos()).unwrap_or(u32::MAX);
+        if d > worst {
+            (worst, worst_ended) = (d, start.elapsed());
+        }
+        delays.push(d);
     }
     let compile = compiler
         .join()
         .map_err(|_| "the compiling thread panicked".to_string())??;
-    delays.sort();
+    delays.sort_unstable();
     let calls = delays.len();
+    let at = |i: usize| Duration::from_nanos(delays.get(i).copied().unwrap_or(0) as u64);
     Ok(Delays {
         compile,
         calls,
-        median: delays.get(calls / 2).copied().unwrap_or_default(),
-        worst: delays.last().copied().unwrap_or_default(),
+        median: at(calls / 2),
+        p999: at(calls - calls / 1000 - 1),
+        worst: at(calls.saturating_sub(1)),
+        worst_ended,
     })
 }
