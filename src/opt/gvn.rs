@@ -89,12 +89,12 @@ pub fn run(f: &mut Function) {
     let dom = DomTree::new(&cfg);
     let mut w = Walk {
         subst: Subst::new(f.values.len()),
-        table: ScopedTable::new(),
+        table: ScopedTable::with_capacity(f.insts.len()),
         known: ScopedTable::new(),
         incoming: fold::incoming_edges(f),
     };
     // Iterative preorder walk: (block, next child, table marks on entry).
-    let mut stack: Vec<(Block, usize, (usize, usize))> = Vec::new();
+    let mut stack: Vec<(Block, usize, (usize, usize))> = Vec::with_capacity(f.blocks.len());
     let entry = f.entry();
     let marks = w.marks();
     w.visit(f, &cfg, entry);

@@ -28,14 +28,17 @@ use std::collections::HashSet;
 
 const NONE: u32 = u32::MAX;
 
-/// Runs the pass over `f`.
-pub fn run(f: &mut Function) {
+/// Runs the pass over `f`; whether it hoisted anything.
+pub fn run(f: &mut Function) -> bool {
     if f.blocks.is_empty() {
-        return;
+        return false;
+    }
+    if !has_backward_edge(f) {
+        return false;
     }
     let a = FuncAnalysis::new(f);
     if a.loops.loops().is_empty() {
-        return;
+        return false;
     }
     let a = if make_preheaders(f, &a) {
         FuncAnalysis::new(f)
@@ -43,9 +46,23 @@ pub fn run(f: &mut Function) {
         a
     };
     let Some(preheaders) = find_preheaders(f, &a) else {
-        return;
+        return false;
     };
-    hoist(f, &a, &preheaders);
+    hoist(f, &a, &preheaders)
+}
+
+/// Whether some edge goes to a block at or before its source in layout
+/// order. Every cycle has such an edge, so without one the function has no
+/// loop: a linear test that spares the analyses.
+fn has_backward_edge(f: &Function) -> bool {
+    (0..f.blocks.len()).any(|b| {
+        let Some(t) = f.terminator(Block::new(b)) else {
+            return false;
+        };
+        let mut back = false;
+        f.for_each_successor(t, |s| back |= s.index() <= b);
+        back
+    })
 }
 
 /// The predecessors of loop `l`'s header from outside the loop (reachable
@@ -236,7 +253,9 @@ impl LoopTree {
 
 /// Moves each invariant pure instruction to the preheader of the
 /// outermost loop it is invariant in.
-fn hoist(f: &mut Function, a: &FuncAnalysis, preheaders: &[Block]) {
+/// Moves invariant instructions into preheaders; whether it moved any.
+fn hoist(f: &mut Function, a: &FuncAnalysis, preheaders: &[Block]) -> bool {
+    let mut hoisted = false;
     let tree = LoopTree::new(a);
     let mut inst_block = vec![NONE; f.insts.len()];
     for (b, bd) in f.blocks.iter().enumerate() {
@@ -297,7 +316,9 @@ fn hoist(f: &mut Function, a: &FuncAnalysis, preheaders: &[Block]) {
             let at = list.len().saturating_sub(1);
             list.insert(at, i);
             inst_block[i.index()] = ph.0;
+            hoisted = true;
         }
         f.blocks[b.index()].insts = kept;
     }
+    hoisted
 }

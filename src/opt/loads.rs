@@ -54,16 +54,25 @@ fn writes_memory(op: Opcode) -> bool {
 /// pass linear).
 const CARRY_WINDOW: usize = 16;
 
-/// Runs the pass over `f`.
-pub fn run(f: &mut Function) {
+/// Runs the pass over `f`; whether it replaced any load.
+pub fn run(f: &mut Function) -> bool {
     if f.blocks.is_empty() {
-        return;
+        return false;
+    }
+    // Nothing to replace without a load: spare the analyses.
+    let has_load = f.blocks.iter().any(|bd| {
+        bd.insts
+            .iter()
+            .any(|i| matches!(f.insts[i.index()].kind, InstKind::Load { .. }))
+    });
+    if !has_load {
+        return false;
     }
     let a = FuncAnalysis::new(f);
     let (entry_version, after) = versions(f, &a);
     let mut w = Walk {
         subst: Subst::new(f.values.len()),
-        table: ScopedTable::new(),
+        table: ScopedTable::with_capacity(f.insts.len()),
         recent: Vec::new(),
         entry_version,
         after,
@@ -86,7 +95,9 @@ pub fn run(f: &mut Function) {
             stack.pop();
         }
     }
+    let changed = w.subst.changed();
     super::fold::apply_everywhere(f, &mut w.subst);
+    changed
 }
 
 /// The memory version at each block's entry, and after each writing

@@ -133,13 +133,34 @@ pub fn optimize_module(module: &mut Module, level: OptLevel) {
 
 /// Runs `passes` in order over a verified module. A list that does not
 /// end with [`Pass::Dce`] gets one, so the tables are compact afterwards.
+///
+/// [`Pass::Gvn`] skips a function that nothing changed since its last
+/// `gvn` (when `loads` replaced no load and `licm` hoisted nothing, a
+/// second run would find nothing new: value numbering is idempotent).
 pub fn run_passes(module: &mut Module, passes: &[Pass]) {
+    // Per function: changed since its last gvn.
+    let mut dirty = vec![true; module.funcs.len()];
     for &pass in passes {
         match pass {
-            Pass::Inline => inline::run(module),
+            Pass::Inline => {
+                inline::run(module);
+                dirty = vec![true; module.funcs.len()];
+            }
             _ => {
-                for f in &mut module.funcs {
-                    run_function_pass(f, pass);
+                for (f, d) in module.funcs.iter_mut().zip(dirty.iter_mut()) {
+                    match pass {
+                        Pass::Gvn if !*d => {}
+                        Pass::Gvn => {
+                            gvn::run(f);
+                            *d = false;
+                        }
+                        Pass::Loads => *d |= loads::run(f),
+                        Pass::Licm => *d |= licm::run(f),
+                        _ => {
+                            run_function_pass(f, pass);
+                            *d = true;
+                        }
+                    }
                 }
             }
         }
@@ -156,8 +177,12 @@ fn run_function_pass(f: &mut Function, pass: Pass) {
         Pass::Inline => {}
         Pass::Fold => fold::run(f),
         Pass::Gvn => gvn::run(f),
-        Pass::Loads => loads::run(f),
-        Pass::Licm => licm::run(f),
+        Pass::Loads => {
+            loads::run(f);
+        }
+        Pass::Licm => {
+            licm::run(f);
+        }
         Pass::Dce => dce::run(f),
     }
 }

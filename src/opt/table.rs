@@ -23,6 +23,15 @@ impl<K: Hash + Eq + Clone, V: Clone> ScopedTable<K, V> {
         }
     }
 
+    /// An empty table with room for `n` entries before it grows (a
+    /// function's instruction count: no rehashing while a pass walks it).
+    pub fn with_capacity(n: usize) -> Self {
+        ScopedTable {
+            map: FxHashMap::with_capacity_and_hasher(n, Default::default()),
+            undo: Vec::with_capacity(n),
+        }
+    }
+
     /// A mark to pass to [`ScopedTable::pop_to`] when the scope ends.
     pub fn mark(&self) -> usize {
         self.undo.len()
