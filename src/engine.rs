@@ -693,6 +693,10 @@ impl Inner {
                 progressed |= finalized?;
             }
             if done(&reg) {
+                // Unlock first: the claim may hold the last reference to
+                // the IR, and freeing a big module's IR takes a while.
+                drop(reg);
+                drop(claim);
                 return Ok(());
             }
             if !progressed {

@@ -899,13 +899,21 @@ pub fn emit_function(
     };
     // Conditional branches reach ±1 MiB: a longer function is assembled
     // again with every one of them made far.
-    let (code, relocs, tables, lines) = match assemble(module, mf, ra, fname, &layout, false) {
+    let (mut code, relocs, tables, lines) = match assemble(module, mf, ra, fname, &layout, false) {
         Err(Error::Runtime(m)) if m.contains(FAR_HINT) => {
             assemble(module, mf, ra, fname, &layout, true)?
         }
         other => other?,
     };
-    super::place_function(module, sym, &code, relocs.into_iter(), tables, lines, out)
+    super::place_function(
+        module,
+        sym,
+        &mut code,
+        relocs.into_iter(),
+        tables,
+        lines,
+        out,
+    )
 }
 
 /// The frame of one function, computed from its allocation.

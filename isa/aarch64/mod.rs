@@ -77,7 +77,7 @@ impl crate::lower::Codegen for A64 {
 pub(crate) fn place_function(
     module: &Module,
     sym: &SymbolData,
-    code: &[u8],
+    code: &mut Vec<u8>,
     relocs: impl Iterator<Item = (usize, RelocKind, String, i64)>,
     tables: Vec<(String, Vec<usize>)>,
     lines: crate::debug::lines::LineTable,

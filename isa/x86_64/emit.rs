@@ -1105,7 +1105,13 @@ fn finish(
         resolved.push((name, offs));
     }
     code.clear();
-    code.extend(ops.drain().map_err(asm_err)?);
+    if ops.offset().0 >= 1 << 16 {
+        // A large function: hand its buffer over instead of copying it
+        // (small ones keep the assembler's buffer for the next function).
+        *code = ops.take().map_err(asm_err)?;
+    } else {
+        code.extend(ops.drain().map_err(asm_err)?);
+    }
     // Padding between functions is `int3`.
     crate::lower::place::place_function(
         module,

@@ -15,7 +15,8 @@ use crate::ir::{Linkage, Module, SymbolData};
 use crate::isa::TRAP_HANDLER;
 use crate::reloc::{Reloc, RelocKind, SectionKind};
 
-/// Appends one function's finished `code` to `out`: 16-byte aligned
+/// Appends one function's finished `code` to `out` (taking its buffer when
+/// it is the module's first function): 16-byte aligned
 /// (padding with `pad` bytes), its symbol, its relocations (offsets
 /// relative to the function, as `(offset, kind, target, addend)`), and its
 /// jump tables as 8-byte `Abs64` entries (function-relative label offsets)
@@ -26,7 +27,7 @@ use crate::reloc::{Reloc, RelocKind, SectionKind};
 pub fn place_function(
     module: &Module,
     sym: &SymbolData,
-    code: &[u8],
+    code: &mut Vec<u8>,
     pad: u8,
     relocs: impl Iterator<Item = (usize, RelocKind, String, i64)>,
     tables: Vec<(String, Vec<usize>)>,
@@ -34,8 +35,15 @@ pub fn place_function(
     out: &mut CompiledModule,
 ) -> Result<()> {
     let base = out.text.len().div_ceil(16) * 16;
-    out.text.resize(base, pad);
-    out.text.extend_from_slice(code);
+    let code_len = code.len();
+    if out.text.is_empty() {
+        // The module's first function: its buffer becomes the text, no
+        // copy (`code` is left with the empty one).
+        std::mem::swap(&mut out.text, code);
+    } else {
+        out.text.resize(base, pad);
+        out.text.extend_from_slice(code);
+    }
     let sect_off =
         |o: usize| u32::try_from(o).map_err(|_| Error::Runtime("section over 4 GiB".into()));
     out.lines.push(FunctionLines {
@@ -46,7 +54,7 @@ pub fn place_function(
         name: sym.name.clone(),
         section: SectionKind::Text,
         offset: base as u64,
-        size: code.len() as u64,
+        size: code_len as u64,
         exported: sym.linkage == Linkage::Export,
         is_func: true,
     });

@@ -33,6 +33,9 @@ pub fn run(f: &mut Function) -> bool {
     if f.blocks.is_empty() {
         return false;
     }
+    if !has_backward_edge(f) {
+        return false;
+    }
     let a = FuncAnalysis::new(f);
     if a.loops.loops().is_empty() {
         return false;
@@ -46,6 +49,20 @@ pub fn run(f: &mut Function) -> bool {
         return false;
     };
     hoist(f, &a, &preheaders)
+}
+
+/// Whether some edge goes to a block at or before its source in layout
+/// order. Every cycle has such an edge, so without one the function has no
+/// loop: a linear test that spares the analyses.
+fn has_backward_edge(f: &Function) -> bool {
+    (0..f.blocks.len()).any(|b| {
+        let Some(t) = f.terminator(Block::new(b)) else {
+            return false;
+        };
+        let mut back = false;
+        f.for_each_successor(t, |s| back |= s.index() <= b);
+        back
+    })
 }
 
 /// The predecessors of loop `l`'s header from outside the loop (reachable

@@ -59,6 +59,15 @@ pub fn run(f: &mut Function) -> bool {
     if f.blocks.is_empty() {
         return false;
     }
+    // Nothing to replace without a load: spare the analyses.
+    let has_load = f.blocks.iter().any(|bd| {
+        bd.insts
+            .iter()
+            .any(|i| matches!(f.insts[i.index()].kind, InstKind::Load { .. }))
+    });
+    if !has_load {
+        return false;
+    }
     let a = FuncAnalysis::new(f);
     let (entry_version, after) = versions(f, &a);
     let mut w = Walk {
