@@ -64,7 +64,14 @@ pub trait Codegen: drive::Isa {
     fn with_ctx<R>(f: impl FnOnce(&mut CompileCtx<Self>) -> R) -> R;
 }
 
-/// Every buffer compiling one function needs, kept between functions.
+/// Machine instructions above which a function's buffers are given back
+/// as soon as they are dead instead of kept for the next function: reuse
+/// saves little on a function this large, and its copies would otherwise
+/// all be alive at the emitter's peak (and stay alive after it).
+const KEEP_LIMIT: usize = 1 << 14;
+
+/// Every buffer compiling one function needs, kept between functions
+/// (those of a function larger than `KEEP_LIMIT` are freed instead).
 pub struct CompileCtx<X: Codegen> {
     dec: analysis::Decisions,
     layout: drive::LayoutBuf,
@@ -109,13 +116,32 @@ impl<X: Codegen> CompileCtx<X> {
         let (data, func) = crate::isa::defined_function(module, sym)?;
         self.dec.compute(module, func)?;
         drive::lower::<X>(module, func, &self.dec, &mut self.layout, &mut self.mf)?;
+        let big = self.mf.ops.len() > KEEP_LIMIT;
+        if big {
+            // Dead from here on; a large function's copy is megabytes.
+            self.dec = Default::default();
+            self.layout = Default::default();
+        }
         let env = X::machine_env();
-        crate::regalloc::allocate_with(&mut self.ra, &self.mf, env, &mut self.out)?;
+        let r = crate::regalloc::allocate_with(&mut self.ra, &self.mf, env, &mut self.out);
+        if big {
+            // The allocator's scratch (per vreg, per instruction) is dead
+            // once `out` is built: freed before the emitter's buffers grow.
+            self.ra = Default::default();
+        }
+        r?;
         if check {
             crate::regalloc::checker::check(&self.mf, env, &self.out)
                 .map_err(crate::regalloc::RegAllocError::Checker)?;
         }
-        X::emit(&mut self.emit, module, data, &self.mf, &self.out, out)
+        let r = X::emit(&mut self.emit, module, data, &self.mf, &self.out, out);
+        if big {
+            // Not kept for the next function: a thread that compiled one
+            // huge function would hold its machine code image forever.
+            self.mf = Default::default();
+            self.out = Default::default();
+        }
+        r
     }
 }
 

@@ -294,6 +294,10 @@ pub fn resolve<F: RaFunction>(
     out.allocs.clear();
     out.inst_alloc_offsets.clear();
     out.edits.clear();
+    // Exact sizes: one allocation per operand, one offset per instruction
+    // (growing by doubling could leave half of either unused).
+    out.allocs.reserve_exact(lv.loop_use.len());
+    out.inst_alloc_offsets.reserve_exact(f.num_insts());
     seq.reset();
     let mut num_slots = scan.num_slots;
     let mut by_class = scan.slots_by_class;
