@@ -17,7 +17,8 @@
 //!   jump tables) to the compiled module;
 //! - [`abi`]: assigning call arguments to integer / float registers and
 //!   8-byte stack slots, parameterized by each ISA's register counts;
-//! - `compile_function`: decide → lower → allocate (→ check) → emit, in a
+//! - `compile_function`: decide → lower → allocate (→ whole + check) →
+//!   emit, the emitter resolving the allocation block by block, in a
 //!   per-thread [`CompileCtx`] whose buffers are reused from function to
 //!   function (and module to module), so compiling allocates almost nothing
 //!   once warm.
@@ -39,6 +40,7 @@ pub mod place;
 use crate::compiled::CompiledModule;
 use crate::error::Result;
 use crate::ir::{Module, SymId, SymbolData};
+use crate::regalloc::stream::Stream;
 use crate::regalloc::{MachineEnv, Output};
 use std::marker::PhantomData;
 
@@ -49,13 +51,14 @@ pub trait Codegen: drive::Isa {
     type Emit: Default;
     /// The register file (built once).
     fn machine_env() -> &'static MachineEnv;
-    /// Machine instructions + allocation → bytes appended to `out`.
+    /// Machine instructions + allocation (taken block by block, in
+    /// order) → bytes appended to `out`.
     fn emit(
         scratch: &mut Self::Emit,
         module: &Module,
         sym: &SymbolData,
         mf: &mfunc::MFunc<Self::Inst>,
-        ra: &Output,
+        ra: Stream<'_, mfunc::MFunc<Self::Inst>>,
         out: &mut CompiledModule,
     ) -> Result<()>;
     /// Runs `f` with this thread's compile context (a fresh one if it is
@@ -123,21 +126,27 @@ impl<X: Codegen> CompileCtx<X> {
             self.layout = Default::default();
         }
         let env = X::machine_env();
-        let r = crate::regalloc::allocate_with(&mut self.ra, &self.mf, env, &mut self.out);
-        if big {
-            // The allocator's scratch (per vreg, per instruction) is dead
-            // once `out` is built: freed before the emitter's buffers grow.
-            self.ra = Default::default();
+        crate::regalloc::prepare(&mut self.ra, &self.mf, env)?;
+        // The whole allocation is built only to be checked (a checked
+        // target; debug builds, where the emitter's blocks are compared
+        // with it too); the emitter takes it block by block.
+        let whole = check || cfg!(debug_assertions);
+        if whole {
+            crate::regalloc::resolve(&mut self.ra, &self.mf, env, &mut self.out)?;
+            let run = check
+                || (crate::regalloc::checker::affordable(&self.mf, &self.out)
+                    && std::env::var_os("KILN_NO_CHECK").is_none());
+            if run {
+                crate::regalloc::checker::check(&self.mf, env, &self.out)
+                    .map_err(crate::regalloc::RegAllocError::Checker)?;
+            }
         }
-        r?;
-        if check {
-            crate::regalloc::checker::check(&self.mf, env, &self.out)
-                .map_err(crate::regalloc::RegAllocError::Checker)?;
-        }
-        let r = X::emit(&mut self.emit, module, data, &self.mf, &self.out, out);
+        let stream = self.ra.stream(&self.mf, env, whole.then_some(&self.out))?;
+        let r = X::emit(&mut self.emit, module, data, &self.mf, stream, out);
         if big {
             // Not kept for the next function: a thread that compiled one
             // huge function would hold its machine code image forever.
+            self.ra = Default::default();
             self.mf = Default::default();
             self.out = Default::default();
         }

@@ -30,6 +30,11 @@
 //! - [`checker`]: simulates the result symbolically and proves every read sees
 //!   the vreg it expects (run in debug builds and by every test).
 //!
+//! A compiler's emitter takes the last two steps' result block by block
+//! instead ([`prepare`], then [`Ctx::stream`], see [`stream`]): the same
+//! per-instruction resolution, without the whole function's edits and
+//! allocations in memory at once.
+//!
 //! ## What the input must satisfy (checked by [`allocate`], which returns an error otherwise)
 //! - Blocks are numbered in the linear order the backend will emit them, the
 //!   entry block first; the instructions of block `b` are one contiguous range
@@ -68,6 +73,7 @@ pub mod checker;
 pub mod liveness;
 pub mod moves;
 pub mod scan;
+pub mod stream;
 pub mod testing;
 
 use std::fmt;
@@ -775,6 +781,7 @@ pub struct Ctx {
     scan: scan::Scan,
     seq: moves::Sequencer,
     buf: moves::MoveBuf,
+    win: stream::Window,
 }
 
 /// Allocates registers for `func` on the machine `env`.
@@ -795,8 +802,34 @@ pub fn allocate_with<F: RaFunction>(
     env: &MachineEnv,
     out: &mut Output,
 ) -> Result<(), RegAllocError> {
+    prepare(ctx, func, env)?;
+    resolve(ctx, func, env, out)?;
+    #[cfg(debug_assertions)]
+    if checker::affordable(func, out) && std::env::var_os("KILN_NO_CHECK").is_none() {
+        checker::check(func, env, out).map_err(RegAllocError::Checker)?;
+    }
+    Ok(())
+}
+
+/// The decisions of allocation: liveness and the scan, kept in `ctx` for
+/// [`resolve`] or [`Ctx::stream`].
+pub fn prepare<F: RaFunction>(
+    ctx: &mut Ctx,
+    func: &F,
+    env: &MachineEnv,
+) -> Result<(), RegAllocError> {
     ctx.liveness.compute(func, env)?;
-    ctx.scan.run(func, env, &ctx.liveness)?;
+    ctx.scan.run(func, env, &ctx.liveness)
+}
+
+/// The whole allocation into `out`, from [`prepare`]'s decisions (no
+/// checker: see [`allocate_with`]).
+pub fn resolve<F: RaFunction>(
+    ctx: &mut Ctx,
+    func: &F,
+    env: &MachineEnv,
+    out: &mut Output,
+) -> Result<(), RegAllocError> {
     moves::resolve(
         func,
         env,
@@ -805,12 +838,7 @@ pub fn allocate_with<F: RaFunction>(
         &mut ctx.seq,
         &mut ctx.buf,
         out,
-    )?;
-    #[cfg(debug_assertions)]
-    if checker::affordable(func, out) && std::env::var_os("KILN_NO_CHECK").is_none() {
-        checker::check(func, env, out).map_err(RegAllocError::Checker)?;
-    }
-    Ok(())
+    )
 }
 
 #[cfg(test)]
