@@ -166,7 +166,8 @@ impl Iterator for LineIter<'_> {
     }
 }
 
-fn read_uleb(bytes: &mut &[u8]) -> Option<u64> {
+/// Reads a ULEB128 value from the front of `bytes`.
+pub(crate) fn read_uleb(bytes: &mut &[u8]) -> Option<u64> {
     let mut v = 0u64;
     let mut shift = 0;
     loop {
