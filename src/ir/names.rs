@@ -72,7 +72,7 @@ struct Group {
 ///
 /// Textual IR mostly names values and blocks with a prefix and a number
 /// (`%v12` from the printer, `%t123`, `b7`, `%0` from generators and
-/// compilers). Such a name is found through its prefix's [`Group`], a
+/// compilers). Such a name is found through its prefix's `Group`, a
 /// dense array indexed by the number; other names through a hash index.
 /// Which of the two holds a name depends on its text alone (and, for a
 /// number far beyond the table's size, on a `spilled` flag that sends
