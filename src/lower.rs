@@ -126,7 +126,7 @@ impl<X: Codegen> CompileCtx<X> {
             self.layout = Default::default();
         }
         let env = X::machine_env();
-        crate::regalloc::prepare(&mut self.ra, &self.mf, env)?;
+        crate::regalloc::prepare_static(&mut self.ra, &self.mf, env)?;
         // The whole allocation is built only to be checked (a checked
         // target; debug builds, where the emitter's blocks are compared
         // with it too); the emitter takes it block by block.

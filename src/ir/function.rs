@@ -438,8 +438,8 @@ impl Function {
             + self.names.heap_bytes()
     }
 
-    /// An empty function; parameters are added with
-    /// [`Function::add_param`].
+    /// An empty function; the entry block's parameters are added with
+    /// [`Function::add_block_param`].
     pub fn new(name: impl Into<String>, sig: Signature) -> Self {
         let mut f = Function {
             name: name.into(),

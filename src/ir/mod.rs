@@ -6,7 +6,7 @@
 //! - [`function`] / [`module`]: the data structures; [`names`]: interned
 //!   value and block names; [`hash`]: the fast hasher for names;
 //! - [`srcmap`]: token locations kept beside the IR for diagnostics;
-//! - [`parse`] / [`print`]: the `.kir` text form;
+//! - [`parse`] / [`print`](mod@print): the `.kir` text form;
 //! - [`verify`]: every rule of the SPEC, with located errors;
 //! - [`builder`]: building modules from Rust without text.
 

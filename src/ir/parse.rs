@@ -1,9 +1,9 @@
 //! Parser for the `.kir` text form (SPEC sections 1–6).
 //!
 //! A hand-written predictive parser with a single token of lookahead over
-//! [`super::lexer`]. Nothing recurses: every construct is a loop, so deep
+//! the lexer (`lexer.rs`). Nothing recurses: every construct is a loop, so deep
 //! or long input cannot overflow the stack, and time is linear in the
-//! input. This file reads module items and data; [`func`] reads function
+//! input. This file reads module items and data; `parse/func.rs` reads function
 //! bodies.
 //!
 //! What it guarantees:
@@ -13,8 +13,8 @@
 //!   or the module (symbols) has been read; an unresolved name is reported
 //!   at its first use, so a later syntax error in the same function wins
 //!   over it.
-//! - Literals are stored as written ([`Const::Int`] in 96 bits,
-//!   [`Const::Float`] as the nearest `f64`); their ranges against types are
+//! - Literals are stored as written ([`crate::ir::Const::Int`] in 96 bits,
+//!   [`crate::ir::Const::Float`] as the nearest `f64`); their ranges against types are
 //!   the verifier's business, except that an integer literal needing more
 //!   than 96 bits (far beyond any type) is a parse error. `f32` data is read
 //!   directly as `f32`.

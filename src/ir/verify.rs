@@ -29,7 +29,7 @@
 //! Every check is linear in the size of the function (switch keys and
 //! symbol names go through an Fx hash map); dominance queries are O(1)
 //! through [`DomTree`](crate::analysis::DomTree), and the buffers of the
-//! checks are reused from one function to the next (see [`func`]). The CFG takes each block's
+//! checks are reused from one function to the next (see `verify/func.rs`). The CFG takes each block's
 //! successors from its last instruction, so after a misplaced terminator a
 //! dominance error in an earlier-laid-out block can be reported first.
 

@@ -19,7 +19,7 @@
 //! One refinement keeps more: a store through base `p` at bytes
 //! `[o, o+n)` cannot change bytes of `p` outside that range, so the latest
 //! known accesses through `p` that it does not overlap (up to
-//! [`CARRY_WINDOW`] of them) carry over into the version it starts.
+//! `CARRY_WINDOW` of them) carry over into the version it starts.
 //!
 //! No load is ever added or moved: only removed when its value is known.
 //! Linear in the size of the function, plus the depth of loop nesting for

@@ -31,7 +31,7 @@
 //!   the vreg it expects (run in debug builds and by every test).
 //!
 //! A compiler's emitter takes the last two steps' result block by block
-//! instead ([`prepare`], then [`Ctx::stream`], see [`stream`]): the same
+//! instead ([`prepare_static`], then [`Ctx::stream`], see [`stream`]): the same
 //! per-instruction resolution, without the whole function's edits and
 //! allocations in memory at once.
 //!
@@ -648,6 +648,13 @@ impl ProgPoint {
             pos: InstPosition::After,
         }
     }
+
+    /// The point as one integer in the same order (instruction, then
+    /// Before < After).
+    #[inline]
+    pub fn key(self) -> u64 {
+        (self.inst.0 as u64) << 1 | self.pos as u64
+    }
 }
 
 /// An edit to insert at a [`ProgPoint`].
@@ -706,7 +713,20 @@ impl Output {
     /// `edits` moved past the edits returned, so a whole function costs
     /// O(points + edits) instead of a binary search per point. Still
     /// correct (a binary search) when a point comes out of order.
+    #[inline]
     pub fn edits_at_cursor(&self, cursor: &mut usize, point: ProgPoint) -> &[(ProgPoint, Edit)] {
+        // Most points have no edits: in order, the edit at the cursor comes
+        // later and the one before it earlier (one packed compare each).
+        let (k, at) = (point.key(), *cursor);
+        let after = self.edits.get(at).is_none_or(|e| e.0.key() > k);
+        let before = at == 0 || self.edits.get(at - 1).is_some_and(|e| e.0.key() < k);
+        if after && before {
+            return &[];
+        }
+        self.edits_at_cursor_slow(cursor, point)
+    }
+
+    fn edits_at_cursor_slow(&self, cursor: &mut usize, point: ProgPoint) -> &[(ProgPoint, Edit)] {
         let n = self.edits.len();
         let mut start = (*cursor).min(n);
         if start > 0 && self.edits[start - 1].0 >= point {
@@ -782,6 +802,9 @@ pub struct Ctx {
     seq: moves::Sequencer,
     buf: moves::MoveBuf,
     win: stream::Window,
+    /// The program-lifetime register file the tables above were last built
+    /// for (see [`allocate_static`]).
+    static_env: Option<&'static MachineEnv>,
 }
 
 /// Allocates registers for `func` on the machine `env`.
@@ -802,7 +825,33 @@ pub fn allocate_with<F: RaFunction>(
     env: &MachineEnv,
     out: &mut Output,
 ) -> Result<(), RegAllocError> {
-    prepare(ctx, func, env)?;
+    ctx.static_env = None;
+    prepare_in(ctx, func, env, false)?;
+    finish(ctx, func, env, out)
+}
+
+/// [`allocate_with`] for a register file that lives as long as the program
+/// (a backend's, built once): the tables derived from it are built on the
+/// first call and reused while later calls pass the same one. A `'static`
+/// shared reference to a type without interior mutability can neither
+/// change nor be freed, so the same address means the same registers.
+pub fn allocate_static<F: RaFunction>(
+    ctx: &mut Ctx,
+    func: &F,
+    env: &'static MachineEnv,
+    out: &mut Output,
+) -> Result<(), RegAllocError> {
+    prepare_static(ctx, func, env)?;
+    finish(ctx, func, env, out)
+}
+
+/// [`resolve`], then (in debug builds) the checker.
+fn finish<F: RaFunction>(
+    ctx: &mut Ctx,
+    func: &F,
+    env: &MachineEnv,
+    out: &mut Output,
+) -> Result<(), RegAllocError> {
     resolve(ctx, func, env, out)?;
     #[cfg(debug_assertions)]
     if checker::affordable(func, out) && std::env::var_os("KILN_NO_CHECK").is_none() {
@@ -811,19 +860,34 @@ pub fn allocate_with<F: RaFunction>(
     Ok(())
 }
 
-/// The decisions of allocation: liveness and the scan, kept in `ctx` for
+/// The decisions of allocation on a program-lifetime register file (see
+/// [`allocate_static`]): liveness and the scan, kept in `ctx` for
 /// [`resolve`] or [`Ctx::stream`].
-pub fn prepare<F: RaFunction>(
+pub fn prepare_static<F: RaFunction>(
+    ctx: &mut Ctx,
+    func: &F,
+    env: &'static MachineEnv,
+) -> Result<(), RegAllocError> {
+    let same = ctx.static_env.is_some_and(|e| std::ptr::eq(e, env));
+    // Rebuilt below; recorded once both passes have built their tables.
+    ctx.static_env = None;
+    prepare_in(ctx, func, env, same)?;
+    ctx.static_env = Some(env);
+    Ok(())
+}
+
+fn prepare_in<F: RaFunction>(
     ctx: &mut Ctx,
     func: &F,
     env: &MachineEnv,
+    same_env: bool,
 ) -> Result<(), RegAllocError> {
-    ctx.liveness.compute(func, env)?;
-    ctx.scan.run(func, env, &ctx.liveness)
+    ctx.liveness.compute(func, env, same_env)?;
+    ctx.scan.run(func, env, &ctx.liveness, same_env)
 }
 
-/// The whole allocation into `out`, from [`prepare`]'s decisions (no
-/// checker: see [`allocate_with`]).
+/// The whole allocation into `out`, from [`prepare_static`]'s decisions
+/// (no checker: see [`allocate_with`]).
 pub fn resolve<F: RaFunction>(
     ctx: &mut Ctx,
     func: &F,

@@ -447,6 +447,13 @@ impl<F: RaFunction> Resolve<'_, F> {
             if !st && scan.reg[v] == NOREG {
                 return Err(no_location(i, j, op.vreg));
             }
+            if !st && !matches!(op.constraint, OperandConstraint::FixedReg(_)) {
+                // In its register for its whole life, no fixed register:
+                // read and written there (what every case below comes to;
+                // the common one).
+                allocs.push(home);
+                continue;
+            }
             let a = if op.kind == OperandKind::Use {
                 let src = use_source(lv, scan, base + j, ii, v, c);
                 match op.constraint {
@@ -521,13 +528,18 @@ impl<F: RaFunction> Resolve<'_, F> {
         }
         // Block arguments of a jump.
         self.jump_moves(blk, i);
-        self.sequence_before(i, edits)?;
+        // Most instructions need no moves at all.
+        if !self.buf.before.is_empty() {
+            self.sequence_before(i, edits)?;
+        }
         let after = edits.len();
-        let slots = &mut self.slots;
-        self.seq
-            .sequentialize(ProgPoint::after(i), &self.buf.after, self.env, edits, |c| {
-                slots.add(c)
-            })?;
+        if !self.buf.after.is_empty() {
+            let slots = &mut self.slots;
+            self.seq
+                .sequentialize(ProgPoint::after(i), &self.buf.after, self.env, edits, |c| {
+                    slots.add(c)
+                })?;
+        }
         Ok(after)
     }
 }

@@ -104,7 +104,7 @@ impl NameList {
 const LINEAR_KEYS: usize = 16;
 
 /// A map that is a plain list while small and a hash map beyond
-/// [`LINEAR_KEYS`] (so a tiny module costs no hashing and one allocation,
+/// `LINEAR_KEYS` (so a tiny module costs no hashing and one allocation,
 /// and a big one stays linear in its size).
 pub struct SmallMap<K, V> {
     list: SmallVec<[(K, V); 4]>,

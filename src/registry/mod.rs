@@ -43,7 +43,7 @@
 //!   owners (modules, lazy modules) counts in the target's `referrers`. A
 //!   module with referrers is never removed. Added modules hold no edges.
 //! - Entries are small (72 bytes): what only owners need (name, symbols,
-//!   pin) is boxed in their [`Role`]; a lazy module's members borrow their
+//!   pin) is boxed in their `Role`; a lazy module's members borrow their
 //!   owner's.
 //! - Work is proportional to what changes: a claim visits only modules
 //!   reachable from its roots that are not finalized; finalizing visits
@@ -82,6 +82,14 @@ pub struct ModuleId {
     engine: u32,
     slot: u32,
     generation: u32,
+}
+
+impl ModuleId {
+    /// Its slot in the registry (reused by later modules once it is
+    /// removed).
+    pub(crate) fn slot(self) -> u32 {
+        self.slot
+    }
 }
 
 impl fmt::Display for ModuleId {
