@@ -127,6 +127,9 @@ impl<X: Codegen> CompileCtx<X> {
         }
         let env = X::machine_env();
         crate::regalloc::prepare_static(&mut self.ra, &self.mf, env)?;
+        if big {
+            crate::regalloc::shed(&mut self.ra);
+        }
         // The whole allocation is built only to be checked (a checked
         // target; debug builds, where the emitter's blocks are compared
         // with it too); the emitter takes it block by block.

@@ -886,6 +886,14 @@ fn prepare_in<F: RaFunction>(
     ctx.scan.run(func, env, &ctx.liveness, same_env)
 }
 
+/// Frees the scratch memory [`prepare_static`] used that [`resolve`] and
+/// [`Ctx::stream`] do not read (worth it for a large function: about 80
+/// bytes per instruction; the next function allocates it again).
+pub fn shed(ctx: &mut Ctx) {
+    ctx.liveness.shed();
+    ctx.scan.shed();
+}
+
 /// The whole allocation into `out`, from [`prepare_static`]'s decisions
 /// (no checker: see [`allocate_with`]).
 pub fn resolve<F: RaFunction>(
