@@ -51,7 +51,7 @@ pub struct Stream<'a, F> {
 }
 
 impl Ctx {
-    /// The allocation of `f` (after [`prepare`]) as a [`Stream`]; each
+    /// The allocation of `f` (after [`super::prepare_static`]) as a [`Stream`]; each
     /// block is compared with `check` when given.
     pub fn stream<'a, F: RaFunction>(
         &'a mut self,
