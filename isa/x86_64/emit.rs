@@ -176,7 +176,15 @@ impl<'a> Emitter<'a> {
     }
 
     /// The moves at `pos` of instruction `i`.
+    #[inline]
     fn edits(&mut self, i: usize, pos: InstPosition) {
+        // Most points have none: no call.
+        if !self.ra.edits(i, pos).is_empty() {
+            self.moves(i, pos);
+        }
+    }
+
+    fn moves(&mut self, i: usize, pos: InstPosition) {
         for k in 0..self.ra.edits(i, pos).len() {
             let (_, Edit::Move { from, to, class }) = self.ra.edits(i, pos)[k];
             self.mov(from, to, class);
