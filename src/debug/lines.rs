@@ -166,7 +166,8 @@ impl Iterator for LineIter<'_> {
     }
 }
 
-fn read_uleb(bytes: &mut &[u8]) -> Option<u64> {
+/// Reads a ULEB128 value from the front of `bytes`.
+pub(crate) fn read_uleb(bytes: &mut &[u8]) -> Option<u64> {
     let mut v = 0u64;
     let mut shift = 0;
     loop {
@@ -291,16 +292,27 @@ impl Builder {
             // A replaced entry can leave two equal neighbours.
             return;
         }
-        // One entry is at most 5 + 5 + 5 bytes (32-bit fields): encoded on
-        // the stack, appended with one capacity check.
-        let mut entry = [0u8; 16];
-        let mut n = put_uleb(&mut entry, 0, (offset - self.offset) as u64);
-        n = put_sleb(&mut entry, n, loc.line as i64 - self.line as i64);
-        n = put_uleb(&mut entry, n, loc.col as u64);
-        self.bytes.extend_from_slice(&entry[..n]);
+        let (d, dl, col) = (
+            offset - self.offset,
+            loc.line as i64 - self.line as i64,
+            loc.col,
+        );
         self.offset = offset;
         self.line = loc.line;
         self.last = Some(loc);
+        if d < 0x80 && (-64..64).contains(&dl) && col < 0x80 {
+            // The common entry: three one-byte fields.
+            self.bytes
+                .extend_from_slice(&[d as u8, (dl & 0x7f) as u8, col as u8]);
+            return;
+        }
+        // One entry is at most 5 + 5 + 5 bytes (32-bit fields): encoded on
+        // the stack, appended with one capacity check.
+        let mut entry = [0u8; 16];
+        let mut n = put_uleb(&mut entry, 0, d as u64);
+        n = put_sleb(&mut entry, n, dl);
+        n = put_uleb(&mut entry, n, col as u64);
+        self.bytes.extend_from_slice(&entry[..n]);
     }
 
     fn finish(mut self) -> LineTable {
