@@ -81,6 +81,10 @@ pub struct Scan {
     classes_of: [Vec<PReg>; 4],
     /// Per class, per hardware number: the vreg in it, `TEMP` or `NONE`.
     occupant: [Vec<u32>; 2],
+    /// Per class, per rank: the eviction key (`evict_key`) of the vreg in
+    /// the register (`u64::MAX`: a temporary or nobody), so that choosing
+    /// whom to evict reads one array.
+    occ_key: [Vec<u64>; 2],
     /// Per class: free registers, by rank.
     free: [u64; 2],
     /// Per register index: first reservation not before the sweep point.
@@ -154,6 +158,7 @@ impl Scan {
             for c in RegClass::ALL {
                 self.free[c.index()] = self.classes[c.index()].all;
                 reset(&mut self.occupant[c.index()], PReg::MAX_HW, NONE);
+                reset(&mut self.occ_key[c.index()], 64, u64::MAX);
                 self.free_slots[c.index()].clear();
             }
             return;
@@ -187,6 +192,7 @@ impl Scan {
             cr.pool = ((1u64 << keep) - 1) << (pref - keep);
             self.free[c.index()] = cr.all;
             reset(&mut self.occupant[c.index()], PReg::MAX_HW, NONE);
+            reset(&mut self.occ_key[c.index()], 64, u64::MAX);
             self.free_slots[c.index()].clear();
         }
     }
@@ -521,6 +527,7 @@ impl Scan {
     fn release(&mut self, c: RegClass, hw: u8) {
         let cr = &self.classes[c.index()];
         self.occupant[c.index()][hw as usize] = NONE;
+        self.occ_key[c.index()][cr.rank[hw as usize] as usize] = u64::MAX;
         self.free[c.index()] |= 1 << cr.rank[hw as usize];
     }
 
@@ -528,6 +535,7 @@ impl Scan {
         let cr = &self.classes[c.index()];
         let rank = cr.rank[hw as usize];
         self.occupant[c.index()][hw as usize] = v as u32;
+        self.occ_key[c.index()][rank as usize] = self.evict_key[v];
         self.free[c.index()] &= !(1 << rank);
         self.reg[v] = hw;
         if cr.callee & (1 << rank) != 0 {
@@ -685,24 +693,25 @@ impl Scan {
     ) -> Option<(u8, u32)> {
         let ci = c.index();
         let all_occ = !self.free[ci] & self.classes[ci].all;
-        // The cheapest occupant first, by one key per vreg; its register
-        // is almost never reserved by someone else (then the slow loop
-        // below finds the cheapest one that is not).
+        // The cheapest occupant first, by one key per register (only a
+        // candidate cheaper than the best so far is looked at further); its
+        // register is almost never reserved by someone else (then the slow
+        // loop below finds the cheapest one that is not).
         let mut occ = all_occ;
         let mut best: Option<(u8, u32)> = None;
         let mut best_key = u64::MAX;
         while occ != 0 {
             let rank = occ.trailing_zeros() as usize;
             occ &= occ - 1;
-            let hw = self.classes[ci].order[rank];
-            let x = self.occupant[ci][hw as usize];
-            if x == TEMP || x == NONE || self.stamp[x as usize] == i as u32 {
-                continue;
-            }
-            let k = self.evict_key[x as usize];
+            let k = self.occ_key[ci][rank];
             if k < best_key {
-                best_key = k;
-                best = Some((hw, x));
+                // A key below `u64::MAX`: a vreg's register.
+                let hw = self.classes[ci].order[rank];
+                let x = self.occupant[ci][hw as usize];
+                if self.stamp[x as usize] != i as u32 {
+                    best_key = k;
+                    best = Some((hw, x));
+                }
             }
         }
         let (hw, _) = best?;
@@ -715,15 +724,16 @@ impl Scan {
         while occ != 0 {
             let rank = occ.trailing_zeros() as usize;
             occ &= occ - 1;
-            let hw = self.classes[ci].order[rank];
-            let x = self.occupant[ci][hw as usize];
-            if x == TEMP || x == NONE || self.stamp[x as usize] == i as u32 {
-                continue;
-            }
-            let k = self.evict_key[x as usize];
-            if k < best_key && !self.conflict(lv, PReg::new(hw, c), vreg, s, e, exempt) {
-                best_key = k;
-                best = Some((hw, x));
+            let k = self.occ_key[ci][rank];
+            if k < best_key {
+                let hw = self.classes[ci].order[rank];
+                let x = self.occupant[ci][hw as usize];
+                if self.stamp[x as usize] != i as u32
+                    && !self.conflict(lv, PReg::new(hw, c), vreg, s, e, exempt)
+                {
+                    best_key = k;
+                    best = Some((hw, x));
+                }
             }
         }
         best
@@ -795,6 +805,7 @@ impl Scan {
         };
         let rank = self.classes[ci].rank[hw as usize];
         self.occupant[ci][hw as usize] = TEMP;
+        self.occ_key[ci][rank as usize] = u64::MAX;
         self.free[ci] &= !(1 << rank);
         if self.classes[ci].callee & (1 << rank) != 0 {
             self.callee_used.add(PReg::new(hw, c));
