@@ -120,6 +120,26 @@ pub struct Scan {
 }
 
 impl Scan {
+    /// Frees the sweep's scratch, keeping its result (`reg`, `slot`,
+    /// `evict_inst`, `op_temp`, the slot counts): for a large function,
+    /// once the sweep is over.
+    pub fn shed(&mut self) {
+        for v in [
+            &mut self.head_early,
+            &mut self.head_late,
+            &mut self.next,
+            &mut self.hole_early,
+            &mut self.hole_late,
+            &mut self.next_hole,
+            &mut self.reclaim_at,
+            &mut self.next_reclaim,
+            &mut self.stamp,
+        ] {
+            *v = Vec::new();
+        }
+        self.evict_key = Vec::new();
+    }
+
     fn setup_classes(&mut self, env: &MachineEnv, same_env: bool) {
         // The tables depend on the register lists only: rebuilt when they
         // change (compared by content, a few dozen bytes, unless the caller
