@@ -186,6 +186,20 @@ impl<'a> Lexer<'a> {
         self.pos = pos;
     }
 
+    /// Continues reading after the newline at byte `pos` (on the current
+    /// line, with only ASCII bytes since the current position, as for
+    /// [`Lexer::skip_to`]): a parser's fast path that read a whole line
+    /// moves to the next one without making the newline token.
+    #[inline]
+    pub fn skip_newline_at(&mut self, pos: usize) {
+        debug_assert_eq!(self.bytes.get(pos), Some(&b'\n'));
+        self.skip_to(pos);
+        self.pos = pos + 1;
+        self.line = self.line.saturating_add(1);
+        self.line_start = pos + 1;
+        self.cont = 0;
+    }
+
     /// The decoded bytes of the last [`TokKind::Str`] token.
     pub fn string_bytes(&self) -> &[u8] {
         &self.string

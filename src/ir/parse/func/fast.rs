@@ -146,6 +146,22 @@ fn scan_terminator(src: &str, p: usize, opcode: Opcode) -> Option<TermLine<'_>> 
 }
 
 impl<'a> Parser<'a, '_> {
+    /// Moves past the end of a line read by a fast path, at byte `p` (a
+    /// newline or the end of the text): the next line's first token becomes
+    /// the lookahead, as after the general path's `end_of_line`.
+    #[inline]
+    fn next_line(&mut self, p: usize) -> Result<()> {
+        if p < self.lex.src().len() {
+            self.lex.skip_newline_at(p);
+            self.advance()?;
+            Ok(())
+        } else {
+            self.lex.skip_to(p);
+            self.advance()?;
+            self.end_of_line("instruction")
+        }
+    }
+
     /// Reads the terminator line whose mnemonic is the lookahead when it is
     /// `ret [OPERAND]`, `jmp LABEL` or `br OPERAND, LABEL, LABEL` with
     /// operands as [`Self::fast_instruction`] reads them and targets
@@ -210,9 +226,7 @@ impl<'a> Parser<'a, '_> {
             },
         };
         self.push_instruction(opcode, None, None, mn.loc, kind, mn.loc)?;
-        self.lex.skip_to(line.end);
-        self.advance()?;
-        self.end_of_line("instruction")?;
+        self.next_line(line.end)?;
         #[cfg(test)]
         FAST_LINES.with(|n| n.set(n.get() + 1));
         Ok(true)
@@ -317,11 +331,7 @@ impl<'a> Parser<'a, '_> {
             _ => InstKind::Select { args },
         };
         self.push_instruction(opcode, ty, Some(result_name), result.loc, kind, mn_loc)?;
-        // The newline (or the end) becomes the lookahead, and is consumed
-        // as the general path's `end_of_line` would.
-        self.lex.skip_to(p);
-        self.advance()?;
-        self.end_of_line("instruction")?;
+        self.next_line(p)?;
         #[cfg(test)]
         FAST_LINES.with(|n| n.set(n.get() + 1));
         Ok(true)
