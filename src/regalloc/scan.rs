@@ -270,14 +270,21 @@ impl Scan {
             let first = lv.block_start[b] as usize;
             for i in f.block_insts(blk).iter() {
                 let ii = i.index();
+                // The lists below are usually empty: tested here, no call.
                 if ii > 0 {
                     let h = self.head_late[ii - 1];
-                    self.expire(h, lv);
+                    if h != NONE {
+                        self.expire(h, lv);
+                    }
                     let h = self.hole_late[ii - 1];
-                    self.open_holes(h, lv);
+                    if h != NONE {
+                        self.open_holes(h, lv);
+                    }
                 }
                 let r = self.reclaim_at[ii];
-                self.close_holes(r, lv)?;
+                if r != NONE {
+                    self.close_holes(r, lv)?;
+                }
                 let ops = f.inst_operands(i);
                 for op in ops {
                     self.stamp[op.vreg.index()] = ii as u32;
@@ -297,12 +304,20 @@ impl Scan {
                 }
                 self.early_phase(ii, ops, lv)?;
                 let h = self.head_early[ii];
-                self.expire(h, lv);
+                if h != NONE {
+                    self.expire(h, lv);
+                }
                 let h = self.hole_early[ii];
-                self.open_holes(h, lv);
-                self.free_temps(true);
+                if h != NONE {
+                    self.open_holes(h, lv);
+                }
+                if !self.temps.is_empty() {
+                    self.free_temps(true);
+                }
                 self.late_phase(ii, ops, lv)?;
-                self.free_temps(false);
+                if !self.temps.is_empty() {
+                    self.free_temps(false);
+                }
             }
         }
         Ok(())
@@ -325,11 +340,12 @@ impl Scan {
         for (j, op) in ops.iter().enumerate() {
             let v = op.vreg.index();
             match (op.kind, op.constraint) {
-                (OperandKind::Use, OperandConstraint::Reg) => {
+                // Only a stack-resident use needs the scan for reuse defs.
+                (OperandKind::Use, OperandConstraint::Reg) if self.on_stack_at(v, i) => {
                     let reuse_input = ops
                         .iter()
                         .any(|o| o.constraint == OperandConstraint::Reuse(j as u8) && j < 256);
-                    if !reuse_input && self.on_stack_at(v, i) {
+                    if !reuse_input {
                         let late_use = op.pos == OperandPos::Late;
                         let end = if late_use { late(i) } else { early(i) };
                         let t = self.temp(lv, op.vreg, end, i, late_use, false)?;
