@@ -110,7 +110,7 @@ impl<X: Codegen> CompileCtx<X> {
         self.dec.compute(module, func)?;
         drive::lower::<X>(module, func, &self.dec, &mut self.layout, &mut self.mf)?;
         let env = X::machine_env();
-        crate::regalloc::allocate_with(&mut self.ra, &self.mf, env, &mut self.out)?;
+        crate::regalloc::allocate_static(&mut self.ra, &self.mf, env, &mut self.out)?;
         if check {
             crate::regalloc::checker::check(&self.mf, env, &self.out)
                 .map_err(crate::regalloc::RegAllocError::Checker)?;

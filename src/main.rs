@@ -7,6 +7,11 @@
 
 mod cli;
 
+/// The system allocator, with a bump arena that `kiln check` switches on
+/// (see [`cli::arena`]).
+#[global_allocator]
+static ALLOC: cli::arena::ArenaAlloc = cli::arena::ArenaAlloc;
+
 fn main() {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let status = cli::main(args);

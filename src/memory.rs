@@ -277,6 +277,10 @@ struct Reservation {
     shared: [FreeList; 3],
     /// One entry per page below `bump`.
     pages: Vec<PageInfo>,
+    /// Offsets (from the base) of the lowest and highest byte written
+    /// through the writable view since [`MemoryManager::trim_views`] last
+    /// ran (dual view only).
+    written: Option<(usize, usize)>,
 }
 
 impl Reservation {
@@ -550,7 +554,13 @@ pub struct MemoryManager {
     bytes_in_use: usize,
     /// [`os::fork_generation`] when the manager was made.
     fork_generation: u64,
+    /// Bytes written through writable views since they were last trimmed.
+    written: usize,
 }
+
+/// The writable views are trimmed ([`MemoryManager::trim_views`]) after
+/// this many bytes were written through them.
+const TRIM_AFTER: usize = 64 << 10;
 
 impl MemoryManager {
     /// A manager with the given limits. Reserves nothing until the first
@@ -584,6 +594,7 @@ impl MemoryManager {
             next_batch: 1,
             bytes_in_use: 0,
             fork_generation: os::fork_generation(),
+            written: 0,
         })
     }
 
@@ -778,6 +789,7 @@ impl MemoryManager {
             pool: FreeList::default(),
             shared: Default::default(),
             pages: Vec::new(),
+            written: None,
         });
         Ok((self.reservations.len() - 1) as u32)
     }
@@ -962,8 +974,14 @@ impl MemoryManager {
             if s.kind == SectionKind::Text && self.reservations[s.res as usize].dual() {
                 os::flush_icache(s.addr, s.span);
             }
+            if s.kind != SectionKind::Data {
+                self.note_written(s.res, s.addr, s.span);
+            }
         }
         self.seal(&batch)?;
+        if self.written >= TRIM_AFTER {
+            self.trim_views();
+        }
         let sections = batch
             .sections
             .into_iter()
@@ -984,6 +1002,38 @@ impl MemoryManager {
             id: batch.id,
             sections,
         })
+    }
+
+    /// Records that `span` bytes at `addr` of reservation `r` were written
+    /// through its writable view (nothing for a reservation without one).
+    fn note_written(&mut self, r: u32, addr: usize, span: usize) {
+        let res = &mut self.reservations[r as usize];
+        if !res.dual() {
+            return;
+        }
+        let off = addr - res.map.base;
+        res.written = Some(res.written.map_or((off, off + span), |(lo, hi)| {
+            (lo.min(off), hi.max(off + span))
+        }));
+        self.written += span;
+    }
+
+    /// Unmaps the writable views' pages written since the last trim
+    /// ([`os::CodeFile::unmap_written`]): code is written once and then
+    /// only run, so its pages would otherwise stay resident twice, once per
+    /// view. One system call per reservation written to, after every
+    /// [`TRIM_AFTER`] bytes; a page written again is mapped again then.
+    fn trim_views(&mut self) {
+        let page = self.page;
+        for res in &mut self.reservations {
+            let (Some((lo, hi)), Some(file)) = (res.written.take(), &res.map.file) else {
+                continue;
+            };
+            let lo = lo / page * page;
+            let hi = hi.div_ceil(page) * page;
+            file.unmap_written(lo, hi - lo);
+        }
+        self.written = 0;
     }
 
     /// Protect mode: turns the batch's own text and rodata pages R+X and R
@@ -1096,6 +1146,13 @@ impl MemoryManager {
             // other section or reference covers it; `at` is its writable
             // address, mapped while `res.map` lives.
             unsafe { std::ptr::write_bytes(at as *mut u8, 0, span) };
+            if res.dual() && kind != SectionKind::Data {
+                let off = addr - res.map.base;
+                res.written = Some(res.written.map_or((off, off + span), |(lo, hi)| {
+                    (lo.min(off), hi.max(off + span))
+                }));
+                self.written += span;
+            }
             let (s, e) = res.shared[kind.index()].insert(addr, addr + span);
             // Whole pages of the free range hold no section; of those, the
             // ones this section was on may hold memory.

@@ -7,8 +7,8 @@
 //!
 //! Each case runs in a fresh child (this same binary, re-run with
 //! [`CHILD_ENV`] set) so that one case's peak never hides another's. Module
-//! texts are generated and parsed one at a time inside the child and
-//! dropped after use, so what stays is what the engine keeps.
+//! texts (and the REPL's input) are generated one at a time inside the
+//! child and dropped after use, so what stays is what the engine keeps.
 
 use crate::measure::{parse, sweep_module_text};
 use crate::to_cranelift::{default_trap, new_jit, ClifOpts, Translator};
@@ -57,15 +57,61 @@ impl RssCase {
 /// The REPL input: `n` one-function items, then a query of the last.
 pub fn repl_input(n: usize) -> String {
     let mut s = String::new();
-    for i in 0..n {
-        s.push_str(&format!(
-            "func @f{i}(%x: i64) -> i64 {{\nentry:\n    %y = add.i64 %x, {i}\n    ret %y\n}}\n"
-        ));
-    }
-    if n > 0 {
-        s.push_str(&format!("? @f{}(1)\n", n - 1));
+    for i in 0..=n {
+        s.push_str(&repl_chunk(n, i));
     }
     s
+}
+
+/// Chunk `i` of [`repl_input`]`(n)`: item `i`, or the query after the
+/// last item (empty when `n` is 0).
+fn repl_chunk(n: usize, i: usize) -> String {
+    if i < n {
+        format!("func @f{i}(%x: i64) -> i64 {{\nentry:\n    %y = add.i64 %x, {i}\n    ret %y\n}}\n")
+    } else if n > 0 {
+        format!("? @f{}(1)\n", n - 1)
+    } else {
+        String::new()
+    }
+}
+
+/// [`repl_input`] made while it is read, as `kiln repl` reads its input
+/// from a pipe: the whole text is never held, so the peak measures what
+/// the session keeps.
+pub struct ReplReader {
+    n: usize,
+    next: usize,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+impl ReplReader {
+    /// The input of `n` items and the query.
+    pub fn new(n: usize) -> ReplReader {
+        ReplReader {
+            n,
+            next: 0,
+            chunk: Vec::new(),
+            at: 0,
+        }
+    }
+}
+
+impl std::io::Read for ReplReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.at == self.chunk.len() {
+            if self.next > self.n {
+                return Ok(0);
+            }
+            self.chunk = repl_chunk(self.n, self.next).into_bytes();
+            self.next += 1;
+            self.at = 0;
+        }
+        let k = buf.len().min(self.chunk.len() - self.at);
+        buf[..k].copy_from_slice(&self.chunk[self.at..self.at + k]);
+        self.at += k;
+        Ok(k)
+    }
 }
 
 /// The peak resident set size of this process so far, in KiB.
@@ -82,10 +128,10 @@ fn run_case(case: RssCase, n: usize) -> Result<(), String> {
     match case {
         RssCase::Idle => {}
         RssCase::Repl => {
-            let input = repl_input(n);
+            let mut input = std::io::BufReader::new(ReplReader::new(n));
             let mut repl = kiln::repl::Repl::new(Engine::default());
             let (mut out, mut err) = (Vec::new(), Vec::new());
-            let status = repl.run(&mut input.as_bytes(), &mut out, &mut err);
+            let status = repl.run(&mut input, &mut out, &mut err);
             let want = format!("{}\n", n as i64);
             if status != 0 || String::from_utf8_lossy(&out) != want {
                 return Err(format!(
@@ -216,6 +262,9 @@ mod tests {
         assert_eq!(text.matches("func @f").count(), 3);
         assert!(text.ends_with("? @f2(1)\n"));
         assert_eq!(repl_input(0), "");
+        let mut read = String::new();
+        std::io::Read::read_to_string(&mut ReplReader::new(3), &mut read).unwrap();
+        assert_eq!(read, text);
     }
 
     #[test]

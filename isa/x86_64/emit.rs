@@ -175,10 +175,18 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    #[inline]
     fn edits(&mut self, point: ProgPoint) {
         let ra = self.ra;
-        for &(_, Edit::Move { from, to, class }) in ra.edits_at_cursor(&mut self.edit_cursor, point)
-        {
+        let list = ra.edits_at_cursor(&mut self.edit_cursor, point);
+        // Most points have none: no call.
+        if !list.is_empty() {
+            self.moves(list);
+        }
+    }
+
+    fn moves(&mut self, list: &[(ProgPoint, Edit)]) {
+        for &(_, Edit::Move { from, to, class }) in list {
             self.mov(from, to, class);
         }
     }

@@ -10,6 +10,7 @@
 //! and the work runs on a thread with a large stack so that deep inputs do
 //! not overflow it.
 
+pub mod arena;
 pub mod args;
 mod commands;
 

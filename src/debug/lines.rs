@@ -166,7 +166,8 @@ impl Iterator for LineIter<'_> {
     }
 }
 
-fn read_uleb(bytes: &mut &[u8]) -> Option<u64> {
+/// Reads a ULEB128 value from the front of `bytes`.
+pub(crate) fn read_uleb(bytes: &mut &[u8]) -> Option<u64> {
     let mut v = 0u64;
     let mut shift = 0;
     loop {
@@ -228,6 +229,37 @@ pub fn write_sleb(out: &mut Vec<u8>, mut v: i64) {
     }
 }
 
+/// Writes `v` (below 2^35) as ULEB128 into `buf` at `at`; the end.
+#[inline]
+fn put_uleb(buf: &mut [u8; 16], mut at: usize, mut v: u64) -> usize {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 || at == buf.len() - 1 {
+            buf[at] = b;
+            return at + 1;
+        }
+        buf[at] = b | 0x80;
+        at += 1;
+    }
+}
+
+/// Writes `v` (within ±2^34) as SLEB128 into `buf` at `at`; the end.
+#[inline]
+fn put_sleb(buf: &mut [u8; 16], mut at: usize, mut v: i64) -> usize {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        let done = (v == 0 && b & 0x40 == 0) || (v == -1 && b & 0x40 != 0);
+        if done || at == buf.len() - 1 {
+            buf[at] = b;
+            return at + 1;
+        }
+        buf[at] = b | 0x80;
+        at += 1;
+    }
+}
+
 /// Encodes entries, merging as the invariants require: a later entry at
 /// the same offset replaces the pending one (its instruction emitted no
 /// code), and an entry with the pending location adds nothing.
@@ -260,12 +292,27 @@ impl Builder {
             // A replaced entry can leave two equal neighbours.
             return;
         }
-        write_uleb(&mut self.bytes, (offset - self.offset) as u64);
-        write_sleb(&mut self.bytes, loc.line as i64 - self.line as i64);
-        write_uleb(&mut self.bytes, loc.col as u64);
+        let (d, dl, col) = (
+            offset - self.offset,
+            loc.line as i64 - self.line as i64,
+            loc.col,
+        );
         self.offset = offset;
         self.line = loc.line;
         self.last = Some(loc);
+        if d < 0x80 && (-64..64).contains(&dl) && col < 0x80 {
+            // The common entry: three one-byte fields.
+            self.bytes
+                .extend_from_slice(&[d as u8, (dl & 0x7f) as u8, col as u8]);
+            return;
+        }
+        // One entry is at most 5 + 5 + 5 bytes (32-bit fields): encoded on
+        // the stack, appended with one capacity check.
+        let mut entry = [0u8; 16];
+        let mut n = put_uleb(&mut entry, 0, d as u64);
+        n = put_sleb(&mut entry, n, dl);
+        n = put_uleb(&mut entry, n, col as u64);
+        self.bytes.extend_from_slice(&entry[..n]);
     }
 
     fn finish(mut self) -> LineTable {
@@ -290,7 +337,11 @@ impl<'a> LineRecorder<'a> {
     /// A recorder for a function lowered with `marks`; the code from
     /// offset 0 (the prologue) belongs to the function's own location.
     pub fn new(marks: &'a SourceMarks) -> LineRecorder<'a> {
-        let mut table = Builder::default();
+        // About three bytes per entry: one allocation, no regrowth.
+        let mut table = Builder {
+            bytes: Vec::with_capacity(3 * marks.marks.len() + 4),
+            ..Builder::default()
+        };
         table.add(0, marks.func);
         LineRecorder {
             marks: &marks.marks,

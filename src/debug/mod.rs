@@ -33,8 +33,7 @@ use crate::error::{TrapFrame, MAX_BACKTRACE};
 use crate::memory::FinalizedSection;
 use crate::registry::ModuleId;
 use lines::LineTable;
-use smallvec::SmallVec;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -66,14 +65,101 @@ impl Default for DebugOptions {
     }
 }
 
-/// What was registered for one finalized module; dropping it undoes the
-/// registrations.
-#[derive(Default)]
+/// What the debug registry keeps of one finalized module with code, and
+/// what it registered for it; dropping it undoes the registrations. Kept
+/// small (40 bytes and one buffer): an engine may hold many thousands of
+/// one-function modules (a REPL session).
 struct ModuleRecord {
-    /// The start addresses of its functions in the code map.
-    starts: SmallVec<[u64; 2]>,
-    frames: Option<unwind::FrameRegistration>,
-    gdb: Option<gdb::GdbRegistration>,
+    /// Target address of the module's text (its key in the code map).
+    start: u64,
+    /// Length of the text in bytes.
+    len: u32,
+    /// Bytes at the start of `data` that are a `.eh_frame` table registered
+    /// with the system unwinder while this record lives (0: none).
+    frames: u32,
+    /// The registered `.eh_frame` (`frames` bytes), then the module's file
+    /// name and its functions (see [`ModuleRecord::pack`]).
+    data: Box<[u8]>,
+    /// Held to stay registered with the GDB JIT interface.
+    _gdb: Option<Box<gdb::GdbRegistration>>,
+}
+
+/// One function of a [`ModuleRecord`], as read back.
+struct RecordFunc<'a> {
+    name: &'a str,
+    /// Offset in the module's text.
+    offset: u64,
+    size: u64,
+    /// The encoded line table ([`lines::lookup_encoded`]).
+    lines: &'a [u8],
+}
+
+impl ModuleRecord {
+    /// Appends `debug`'s file name and functions to `out` (after the
+    /// `.eh_frame`, if any): ULEB128 length and bytes of the file name,
+    /// then per function ULEB128 offset, size, name length, the name, line
+    /// table length, the table.
+    fn pack(debug: &ModuleDebug, out: &mut Vec<u8>) {
+        let file = debug.file.as_bytes();
+        let funcs: usize = debug
+            .funcs
+            .iter()
+            .map(|f| 16 + f.name.len() + f.lines.encoded_len())
+            .sum();
+        out.reserve_exact(5 + file.len() + funcs);
+        lines::write_uleb(out, file.len() as u64);
+        out.extend_from_slice(file);
+        for f in &debug.funcs {
+            lines::write_uleb(out, f.offset);
+            lines::write_uleb(out, f.size);
+            lines::write_uleb(out, f.name.len() as u64);
+            out.extend_from_slice(f.name.as_bytes());
+            let table = f.lines.as_bytes();
+            lines::write_uleb(out, table.len() as u64);
+            out.extend_from_slice(table);
+        }
+    }
+
+    /// The file name and the functions (see [`ModuleRecord::pack`]).
+    fn unpack(&self) -> (&str, impl Iterator<Item = RecordFunc<'_>>) {
+        let mut at = self.data.get(self.frames as usize..).unwrap_or(&[]);
+        let file = read_bytes(&mut at).unwrap_or(&[]);
+        let funcs = std::iter::from_fn(move || {
+            if at.is_empty() {
+                return None;
+            }
+            let offset = lines::read_uleb(&mut at)?;
+            let size = lines::read_uleb(&mut at)?;
+            let name = read_bytes(&mut at)?;
+            let lines = read_bytes(&mut at)?;
+            Some(RecordFunc {
+                name: std::str::from_utf8(name).unwrap_or("?"),
+                offset,
+                size,
+                lines,
+            })
+        });
+        (std::str::from_utf8(file).unwrap_or("?"), funcs)
+    }
+}
+
+/// A ULEB128 length and that many bytes, from the front of `at`.
+fn read_bytes<'a>(at: &mut &'a [u8]) -> Option<&'a [u8]> {
+    let n = usize::try_from(lines::read_uleb(at)?).ok()?;
+    let (bytes, rest) = (at.get(..n)?, at.get(n..)?);
+    *at = rest;
+    Some(bytes)
+}
+
+impl Drop for ModuleRecord {
+    fn drop(&mut self) {
+        if self.frames > 0 {
+            // SAFETY: `module_finalized` registered the table at the start
+            // of `data` (and set `frames`) only when `register_table`
+            // returned true; `data` has not moved or changed since.
+            unsafe { unwind::deregister_table(self.data.as_ptr()) };
+        }
+    }
 }
 
 /// The line table of one function of a [`CompiledModule`].
@@ -128,34 +214,15 @@ impl ModuleDebug {
     }
 }
 
-/// One function in the code map (its start is the key), kept small: a
-/// finalized module may live for the whole process.
-struct Mapped {
-    end: u64,
-    file: Arc<str>,
-    /// The name (`name_len` bytes), then the encoded line table.
-    data: Box<[u8]>,
-    name_len: u32,
-}
-
-impl Mapped {
-    fn name(&self) -> &str {
-        std::str::from_utf8(&self.data[..self.name_len as usize]).unwrap_or("?")
-    }
-
-    fn lines(&self) -> &[u8] {
-        &self.data[self.name_len as usize..]
-    }
-}
-
 /// The debug state of one engine: the code map of its finalized modules
 /// and what [`DebugOptions`] registered for them.
 #[derive(Default)]
 pub struct DebugRegistry {
-    /// Start address → function.
-    map: BTreeMap<u64, Mapped>,
-    /// Per finalized module: its functions and registrations.
-    modules: HashMap<ModuleId, ModuleRecord>,
+    /// Text start address → registry slot of the module (its record).
+    map: BTreeMap<u64, u32>,
+    /// Per registry slot: the record of the finalized module there, if it
+    /// has code.
+    records: Vec<Option<ModuleRecord>>,
     options: DebugOptions,
     /// Code runs in this process at its target address.
     native: bool,
@@ -210,45 +277,57 @@ impl DebugRegistry {
 
     /// Module `id` was finalized with its code in `text`.
     pub fn module_finalized(&mut self, id: ModuleId, debug: ModuleDebug, text: &FinalizedSection) {
-        let text_address = text.target_address();
-        let mut record = ModuleRecord::default();
+        let start = text.target_address();
+        let mut data = Vec::new();
+        let mut gdb = None;
         if self.native {
             if let Some(code) = text.bytes() {
-                if let Err(e) = self.announce(&debug, text_address, code) {
+                if let Err(e) = self.announce(&debug, start, code) {
                     self.deferred_error.get_or_insert(e.to_string());
                 }
-                self.register(&debug, text_address, code, &mut record);
+                gdb = self.register(&debug, start, code, &mut data);
             }
         }
-        let mut starts = SmallVec::with_capacity(debug.funcs.len());
-        for f in debug.funcs {
-            let start = text_address.wrapping_add(f.offset);
-            starts.push(start);
-            let mut data = Vec::with_capacity(f.name.len() + f.lines.encoded_len());
-            data.extend_from_slice(f.name.as_bytes());
-            data.extend_from_slice(f.lines.as_bytes());
-            self.map.insert(
-                start,
-                Mapped {
-                    end: start.wrapping_add(f.size),
-                    file: debug.file.clone(),
-                    name_len: f.name.len() as u32,
-                    data: data.into_boxed_slice(),
-                },
-            );
+        let eh_frame = data.len();
+        ModuleRecord::pack(&debug, &mut data);
+        let data = data.into_boxed_slice();
+        // SAFETY: the first `eh_frame` bytes of `data` are the
+        // zero-terminated `.eh_frame` of this module's code (from
+        // `register`); the boxed slice keeps them at this address,
+        // unchanged, until the record's `drop` deregisters them.
+        let registered = eh_frame > 0 && unsafe { unwind::register_table(data.as_ptr()) };
+        let record = ModuleRecord {
+            start,
+            len: u32::try_from(text.len()).unwrap_or(u32::MAX),
+            frames: if registered { eh_frame as u32 } else { 0 },
+            data,
+            _gdb: gdb.map(Box::new),
+        };
+        let slot = id.slot() as usize;
+        if self.records.len() <= slot {
+            self.records.resize_with(slot + 1, || None);
         }
-        record.starts = starts;
-        self.modules.insert(id, record);
+        if let Some(old) = self.records[slot].replace(record) {
+            if self.map.get(&old.start) == Some(&(slot as u32)) {
+                self.map.remove(&old.start);
+            }
+        }
+        self.map.insert(start, slot as u32);
     }
 
-    /// Registers the CFI and the GDB object of a module whose text
-    /// (`code`) is at `base`, as the options ask.
-    fn register(&self, debug: &ModuleDebug, base: u64, code: &[u8], record: &mut ModuleRecord) {
-        let Some(isa) = unwind::UnwindIsa::host() else {
-            return;
-        };
+    /// Writes the `.eh_frame` of a module whose text (`code`) is at `base`
+    /// to `eh_frame` (for the caller to register, as the options ask) and
+    /// registers its GDB object.
+    fn register(
+        &self,
+        debug: &ModuleDebug,
+        base: u64,
+        code: &[u8],
+        eh_frame: &mut Vec<u8>,
+    ) -> Option<gdb::GdbRegistration> {
+        let isa = unwind::UnwindIsa::host()?;
         if !self.options.unwind && !self.options.gdb {
-            return;
+            return None;
         }
         let funcs: Vec<unwind::UnwindFunc<'_>> = debug
             .funcs
@@ -261,38 +340,37 @@ impl DebugRegistry {
             })
             .collect();
         if self.options.unwind && !funcs.is_empty() {
-            record.frames = Some(unwind::FrameRegistration::register(unwind::eh_frame(
-                isa, &funcs,
-            )));
+            *eh_frame = unwind::eh_frame(isa, &funcs);
         }
-        if self.options.gdb {
-            let file = source_path(&debug.file);
-            let comp_dir = std::env::current_dir()
-                .ok()
-                .and_then(|d| d.to_str().map(str::to_string))
-                .unwrap_or_default();
-            let objects: Vec<elf::ObjectFunc<'_>> = debug
-                .funcs
-                .iter()
-                .zip(&funcs)
-                .map(|(f, u)| elf::ObjectFunc {
-                    name: &f.name,
-                    address: u.address,
-                    code: u.code,
-                    lines: &f.lines,
-                    line: f.lines.iter().next().map_or(0, |(_, l)| l.line),
-                })
-                .collect();
-            let object = elf::object(&elf::ObjectInfo {
-                isa,
-                file: &file,
-                comp_dir: &comp_dir,
-                text_address: base,
-                text_size: code.len() as u64,
-                funcs: &objects,
-            });
-            record.gdb = Some(gdb::GdbRegistration::register(object));
+        if !self.options.gdb {
+            return None;
         }
+        let file = source_path(&debug.file);
+        let comp_dir = std::env::current_dir()
+            .ok()
+            .and_then(|d| d.to_str().map(str::to_string))
+            .unwrap_or_default();
+        let objects: Vec<elf::ObjectFunc<'_>> = debug
+            .funcs
+            .iter()
+            .zip(&funcs)
+            .map(|(f, u)| elf::ObjectFunc {
+                name: &f.name,
+                address: u.address,
+                code: u.code,
+                lines: &f.lines,
+                line: f.lines.iter().next().map_or(0, |(_, l)| l.line),
+            })
+            .collect();
+        let object = elf::object(&elf::ObjectInfo {
+            isa,
+            file: &file,
+            comp_dir: &comp_dir,
+            text_address: base,
+            text_size: code.len() as u64,
+            funcs: &objects,
+        });
+        Some(gdb::GdbRegistration::register(object))
     }
 
     /// Writes the perf map and jitdump records of a module whose text
@@ -340,28 +418,32 @@ impl DebugRegistry {
     /// Module `id` was removed: its functions leave the map and its
     /// registrations are undone.
     pub fn module_removed(&mut self, id: ModuleId) {
-        if let Some(record) = self.modules.remove(&id) {
-            for start in &record.starts {
-                self.map.remove(start);
+        if let Some(record) = self
+            .records
+            .get_mut(id.slot() as usize)
+            .and_then(Option::take)
+        {
+            if self.map.get(&record.start) == Some(&id.slot()) {
+                self.map.remove(&record.start);
             }
         }
     }
 
-    /// The function whose code contains target address `pc`, and its
-    /// start.
-    fn find(&self, pc: u64) -> Option<(u64, &Mapped)> {
-        let (&start, m) = self.map.range(..=pc).next_back()?;
-        (pc < m.end).then_some((start, m))
-    }
-
     /// The frame of the instruction containing `pc`.
     pub fn frame(&self, pc: u64) -> Option<TrapFrame> {
-        let (start, m) = self.find(pc)?;
-        let offset = u32::try_from(pc - start).ok()?;
+        let (&start, &slot) = self.map.range(..=pc).next_back()?;
+        let record = self.records.get(slot as usize)?.as_ref()?;
+        let at = pc - start;
+        if at >= u64::from(record.len) {
+            return None;
+        }
+        let (file, mut funcs) = record.unpack();
+        let f = funcs.find(|f| f.offset <= at && at - f.offset < f.size)?;
+        let offset = u32::try_from(at - f.offset).ok()?;
         Some(TrapFrame {
-            function: m.name().to_string(),
-            file: m.file.to_string(),
-            loc: lines::lookup_encoded(m.lines(), offset),
+            function: f.name.to_string(),
+            file: file.to_string(),
+            loc: lines::lookup_encoded(f.lines, offset),
         })
     }
 

@@ -351,29 +351,55 @@ extern "C" {
     fn __deregister_frame(begin: *const u8);
 }
 
+/// Registers the zero-terminated `.eh_frame` table that starts at
+/// `begin` with the system unwinder; returns whether it was registered
+/// (not where the unwinder has no registration entry point).
+///
+/// # Safety
+/// `begin` points at a well-formed, zero-terminated `.eh_frame` whose FDEs
+/// describe code of this process; its bytes stay at this address,
+/// unchanged, until [`deregister_table`] is called with the same pointer.
+pub(crate) unsafe fn register_table(begin: *const u8) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: as the caller promises.
+        unsafe { __register_frame(begin) };
+        true
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = begin;
+        false
+    }
+}
+
+/// Undoes [`register_table`].
+///
+/// # Safety
+/// `begin` was registered by [`register_table`] (which returned `true`)
+/// and not deregistered since.
+pub(crate) unsafe fn deregister_table(begin: *const u8) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: as the caller promises.
+    unsafe {
+        __deregister_frame(begin)
+    };
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = begin;
+}
+
 impl FrameRegistration {
     /// Registers `eh_frame` (from [`eh_frame`], for code of the host ISA
     /// running in this process). Where the unwinder has no registration
     /// entry point the table is kept but not registered.
     pub fn register(eh_frame: Vec<u8>) -> FrameRegistration {
         let bytes = eh_frame.into_boxed_slice();
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        {
-            if bytes.len() > 4 {
-                // SAFETY: `bytes` is a well-formed, zero-terminated
-                // `.eh_frame` whose FDEs describe code of this process; it
-                // stays at this address until `drop` deregisters it.
-                unsafe { __register_frame(bytes.as_ptr()) };
-                return FrameRegistration {
-                    bytes,
-                    registered: true,
-                };
-            }
-        }
-        FrameRegistration {
-            bytes,
-            registered: false,
-        }
+        // SAFETY: `bytes` is a well-formed, zero-terminated `.eh_frame`
+        // whose FDEs describe code of this process (the caller's
+        // contract); the box stays at this address, unchanged, until
+        // `drop` deregisters it.
+        let registered = bytes.len() > 4 && unsafe { register_table(bytes.as_ptr()) };
+        FrameRegistration { bytes, registered }
     }
 
     /// The registered bytes.
@@ -384,11 +410,10 @@ impl FrameRegistration {
 
 impl Drop for FrameRegistration {
     fn drop(&mut self) {
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
         if self.registered {
             // SAFETY: `bytes` was registered by `register` at this very
             // address and not deregistered since.
-            unsafe { __deregister_frame(self.bytes.as_ptr()) };
+            unsafe { deregister_table(self.bytes.as_ptr()) };
         }
     }
 }

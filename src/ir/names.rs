@@ -23,7 +23,7 @@ impl Name {
         self.0.get() as usize - 1
     }
 
-    fn from_index(i: usize) -> Name {
+    pub(crate) fn from_index(i: usize) -> Name {
         // `i + 1` is nonzero; tables hold fewer than `u32::MAX` names.
         Name(NonZeroU32::new(i as u32 + 1).expect("name index overflow"))
     }
@@ -231,6 +231,17 @@ impl Names {
         Name::from_index(id as usize)
     }
 
+    /// Appends `s`, which the caller knows is not in the table, without
+    /// filing it in the lookup structures: the next [`Names::intern`] files
+    /// it (a small function's names, found through the parser's own cache,
+    /// are never filed).
+    #[inline]
+    pub(crate) fn push_new(&mut self, s: &str) -> Name {
+        let (label, value) = name_syntax(s);
+        let flags = if label { VALID_LABEL } else { 0 } | if value { VALID_VALUE } else { 0 };
+        Name::from_index(self.push(s, flags) as usize)
+    }
+
     /// The group of names starting with `prefix`, created if there is
     /// room; `None` sends the name to the hash index.
     #[inline]
@@ -308,14 +319,14 @@ impl Names {
         id
     }
 
-    /// Files every name in the lookup structures again (after
-    /// [`Names::take_compact`] dropped them).
+    /// Files the names not yet in the lookup structures: all of them after
+    /// [`Names::take_compact`] dropped the structures, the last ones after
+    /// [`Names::push_new`].
     #[cold]
     fn rebuild_index(&mut self) {
-        self.index = StrIndex::new();
-        self.groups.clear();
-        self.indexed = 0;
-        for id in 0..self.spans.len() as u32 {
+        // The structures hold exactly the first `indexed` names (none after
+        // `clear` and `take_compact`).
+        for id in self.indexed as u32..self.spans.len() as u32 {
             let (start, len) = self.spans[id as usize];
             let s = span_text(&self.text, start, len).to_string();
             match split_number(&s).and_then(|(p, n)| Some((self.group_of(p)?, n))) {

@@ -154,7 +154,8 @@ impl<'a, X: Isa> Cx<'a, X> {
 
     /// Appends `op` with the operands collected in `cur`.
     pub fn push(&mut self, op: X::Inst, clobbers: PRegSet) {
-        self.out.operands.extend(self.cur.drain(..));
+        self.out.operands.extend_from_slice(&self.cur);
+        self.cur.clear();
         self.out.op_start.push(self.out.operands.len() as u32);
         self.out.ops.push(op);
         self.out.push_clobbers(clobbers);

@@ -219,6 +219,30 @@ impl CodeFile {
         Ok(())
     }
 
+    /// Drops this process's mapping of the writable view's pages covering
+    /// file offsets `off..off+len` (whole pages): the bytes stay in the
+    /// file (and in the executable view), and the view maps a page again
+    /// when it is next written. Pages written once and then left stop
+    /// counting twice in the resident set. Only a hint: failure keeps the
+    /// pages mapped.
+    pub(super) fn unmap_written(&self, off: usize, len: usize) {
+        let end = (off + len).min(self.view.len());
+        if off >= end {
+            return;
+        }
+        // SAFETY: `off..end` lies in our own shared file mapping; for a
+        // shared mapping MADV_DONTNEED only drops page-table entries (the
+        // file keeps the contents), and no Rust reference into the view
+        // outlives the `bytes_mut` borrow that wrote it.
+        unsafe {
+            libc::madvise(
+                self.view.as_mut_ptr().add(off).cast::<libc::c_void>(),
+                end - off,
+                libc::MADV_DONTNEED,
+            )
+        };
+    }
+
     /// Gives the memory of `len` bytes at offset `off` back to the system;
     /// they read as zero afterwards, in both views. Only a hint: failure
     /// keeps the memory.

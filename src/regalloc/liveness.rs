@@ -107,6 +107,10 @@ pub struct Liveness {
     pub resv: Vec<Vec<Reservation>>,
     /// The registers with a reservation (whose lists need clearing).
     resv_used: PRegSet,
+    /// The register file's allocatable registers, and their number per
+    /// class (rebuilt when the register file changes).
+    allocatable: PRegSet,
+    num_allocatable: [usize; 2],
     /// The distinct clobber sets of the function (allocatable registers
     /// only), and per set the Mid points of the instructions clobbering it,
     /// sorted (`clobber_points` may hold more, emptied, lists).
@@ -154,7 +158,26 @@ fn invalid(inst: Option<usize>, message: impl Into<String>) -> RegAllocError {
 impl Liveness {
     /// Validates `f` (the rules of the [`super`] module docs) and computes
     /// every vreg's range, its hints and the register reservations.
-    pub fn compute<F: RaFunction>(&mut self, f: &F, env: &MachineEnv) -> Result<(), RegAllocError> {
+    ///
+    /// `same_env`: `env` is the register file of the previous call (its
+    /// derived sets are reused).
+    pub fn compute<F: RaFunction>(
+        &mut self,
+        f: &F,
+        env: &MachineEnv,
+        same_env: bool,
+    ) -> Result<(), RegAllocError> {
+        if !same_env {
+            self.allocatable = PRegSet::empty();
+            self.num_allocatable = [0; 2];
+            for c in RegClass::ALL {
+                for r in env.allocatable(c) {
+                    self.allocatable.add(r);
+                    self.num_allocatable[c.index()] += 1;
+                }
+            }
+        }
+        let (allocatable, num_allocatable) = (self.allocatable, self.num_allocatable);
         let nb = f.num_blocks();
         let ni = f.num_insts();
         let nv = f.num_vregs();
@@ -198,14 +221,6 @@ impl Liveness {
         self.check_blocks(f)?;
         self.loops(f)?;
 
-        let mut allocatable = PRegSet::empty();
-        let mut num_allocatable = [0usize; 2];
-        for c in RegClass::ALL {
-            for r in env.allocatable(c) {
-                allocatable.add(r);
-                num_allocatable[c.index()] += 1;
-            }
-        }
         self.open.clear();
         let mut clobbering = 0u32;
         for b in 0..nb {

@@ -642,6 +642,13 @@ impl ProgPoint {
             pos: InstPosition::After,
         }
     }
+
+    /// The point as one integer in the same order (instruction, then
+    /// Before < After).
+    #[inline]
+    pub fn key(self) -> u64 {
+        (self.inst.0 as u64) << 1 | self.pos as u64
+    }
 }
 
 /// An edit to insert at a [`ProgPoint`].
@@ -700,7 +707,20 @@ impl Output {
     /// `edits` moved past the edits returned, so a whole function costs
     /// O(points + edits) instead of a binary search per point. Still
     /// correct (a binary search) when a point comes out of order.
+    #[inline]
     pub fn edits_at_cursor(&self, cursor: &mut usize, point: ProgPoint) -> &[(ProgPoint, Edit)] {
+        // Most points have no edits: in order, the edit at the cursor comes
+        // later and the one before it earlier (one packed compare each).
+        let (k, at) = (point.key(), *cursor);
+        let after = self.edits.get(at).is_none_or(|e| e.0.key() > k);
+        let before = at == 0 || self.edits.get(at - 1).is_some_and(|e| e.0.key() < k);
+        if after && before {
+            return &[];
+        }
+        self.edits_at_cursor_slow(cursor, point)
+    }
+
+    fn edits_at_cursor_slow(&self, cursor: &mut usize, point: ProgPoint) -> &[(ProgPoint, Edit)] {
         let n = self.edits.len();
         let mut start = (*cursor).min(n);
         if start > 0 && self.edits[start - 1].0 >= point {
@@ -775,6 +795,9 @@ pub struct Ctx {
     scan: scan::Scan,
     seq: moves::Sequencer,
     buf: moves::MoveBuf,
+    /// The program-lifetime register file the tables above were last built
+    /// for (see [`allocate_static`]).
+    static_env: Option<&'static MachineEnv>,
 }
 
 /// Allocates registers for `func` on the machine `env`.
@@ -795,8 +818,38 @@ pub fn allocate_with<F: RaFunction>(
     env: &MachineEnv,
     out: &mut Output,
 ) -> Result<(), RegAllocError> {
-    ctx.liveness.compute(func, env)?;
-    ctx.scan.run(func, env, &ctx.liveness)?;
+    ctx.static_env = None;
+    allocate_in(ctx, func, env, false, out)
+}
+
+/// [`allocate_with`] for a register file that lives as long as the program
+/// (a backend's, built once): the tables derived from it are built on the
+/// first call and reused while later calls pass the same one. A `'static`
+/// shared reference to a type without interior mutability can neither
+/// change nor be freed, so the same address means the same registers.
+pub fn allocate_static<F: RaFunction>(
+    ctx: &mut Ctx,
+    func: &F,
+    env: &'static MachineEnv,
+    out: &mut Output,
+) -> Result<(), RegAllocError> {
+    let same = ctx.static_env.is_some_and(|e| std::ptr::eq(e, env));
+    // Rebuilt below; recorded once both passes have built their tables.
+    ctx.static_env = None;
+    allocate_in(ctx, func, env, same, out)?;
+    ctx.static_env = Some(env);
+    Ok(())
+}
+
+fn allocate_in<F: RaFunction>(
+    ctx: &mut Ctx,
+    func: &F,
+    env: &MachineEnv,
+    same_env: bool,
+    out: &mut Output,
+) -> Result<(), RegAllocError> {
+    ctx.liveness.compute(func, env, same_env)?;
+    ctx.scan.run(func, env, &ctx.liveness, same_env)?;
     moves::resolve(
         func,
         env,

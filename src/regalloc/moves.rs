@@ -330,6 +330,13 @@ pub fn resolve<F: RaFunction>(
                 if !st && scan.reg[v] == NOREG {
                     return Err(no_location(i, j, op.vreg));
                 }
+                if !st && !matches!(op.constraint, OperandConstraint::FixedReg(_)) {
+                    // In its register for its whole life, no fixed
+                    // register: read and written there (what every case
+                    // below comes to; the common one).
+                    out.allocs.push(home);
+                    continue;
+                }
                 let a = if op.kind == OperandKind::Use {
                     let src = use_source(lv, scan, base + j, ii, v, c);
                     match op.constraint {
@@ -425,20 +432,25 @@ pub fn resolve<F: RaFunction>(
                 by_class[c.index()] += 1;
                 num_slots - 1
             };
-            seq.sequentialize(
-                ProgPoint::before(i),
-                &buf.before,
-                env,
-                &mut out.edits,
-                &mut new_slot,
-            )?;
-            seq.sequentialize(
-                ProgPoint::after(i),
-                &buf.after,
-                env,
-                &mut out.edits,
-                &mut new_slot,
-            )?;
+            // Most instructions need no moves at all.
+            if !buf.before.is_empty() {
+                seq.sequentialize(
+                    ProgPoint::before(i),
+                    &buf.before,
+                    env,
+                    &mut out.edits,
+                    &mut new_slot,
+                )?;
+            }
+            if !buf.after.is_empty() {
+                seq.sequentialize(
+                    ProgPoint::after(i),
+                    &buf.after,
+                    env,
+                    &mut out.edits,
+                    &mut new_slot,
+                )?;
+            }
         }
     }
     out.num_spillslots = num_slots as usize;

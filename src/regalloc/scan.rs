@@ -120,14 +120,16 @@ pub struct Scan {
 }
 
 impl Scan {
-    fn setup_classes(&mut self, env: &MachineEnv) {
+    fn setup_classes(&mut self, env: &MachineEnv, same_env: bool) {
         // The tables depend on the register lists only: rebuilt when they
-        // change (compared by content, a few dozen bytes).
-        let same = RegClass::ALL.into_iter().all(|c| {
-            let k = c.index();
-            let (p, n) = (&self.classes_of[2 * k], &self.classes_of[2 * k + 1]);
-            p[..] == env.preferred_regs[k][..] && n[..] == env.non_preferred_regs[k][..]
-        });
+        // change (compared by content, a few dozen bytes, unless the caller
+        // knows the register file is the previous one).
+        let same = same_env
+            || RegClass::ALL.into_iter().all(|c| {
+                let k = c.index();
+                let (p, n) = (&self.classes_of[2 * k], &self.classes_of[2 * k + 1]);
+                p[..] == env.preferred_regs[k][..] && n[..] == env.non_preferred_regs[k][..]
+            });
         if same && !self.classes[0].rank.is_empty() {
             for c in RegClass::ALL {
                 self.free[c.index()] = self.classes[c.index()].all;
@@ -170,15 +172,17 @@ impl Scan {
     }
 
     /// Assigns every vreg of `f` a register or a slot (see the module docs).
+    /// `same_env`: `env` is the register file of the previous call.
     pub fn run<F: RaFunction>(
         &mut self,
         f: &F,
         env: &MachineEnv,
         lv: &Liveness,
+        same_env: bool,
     ) -> Result<(), RegAllocError> {
         let ni = f.num_insts();
         let nv = f.num_vregs();
-        self.setup_classes(env);
+        self.setup_classes(env, same_env);
         reset(&mut self.reg, nv, NOREG);
         reset(&mut self.slot, nv, NONE);
         reset(&mut self.evict_inst, nv, NONE);

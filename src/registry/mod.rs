@@ -84,6 +84,14 @@ pub struct ModuleId {
     generation: u32,
 }
 
+impl ModuleId {
+    /// Its slot in the registry (reused by later modules once it is
+    /// removed).
+    pub(crate) fn slot(self) -> u32 {
+        self.slot
+    }
+}
+
 impl fmt::Display for ModuleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "module#{}.{}", self.slot, self.generation)

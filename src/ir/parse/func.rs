@@ -61,6 +61,84 @@ pub(super) struct FuncScratch {
     inst_fwd_block: bool,
     /// The block instructions go to, and its first instruction.
     cur: Option<(Block, usize)>,
+    /// A small cache in front of `names` for short names (see
+    /// [`ShortNames`]).
+    short: ShortNames,
+}
+
+/// Slots of [`ShortNames`] (a power of two) and how many it fills before
+/// it stops caching.
+const SHORT_SLOTS: usize = 64;
+const SHORT_MAX: usize = 48;
+
+/// An open-addressing table from a short name's bytes, packed into one
+/// word, to its [`Name`]: the names of a small function (`%a`, `%x1`,
+/// `entry`) found with one multiply and one comparison of integers instead
+/// of a hash of the text and a comparison with the interned copy. It holds
+/// at most [`SHORT_MAX`] names; past that (a large function) it is
+/// bypassed and every name goes to [`Names`], which holds them all anyway.
+struct ShortNames {
+    /// `(key, name index + 1)`; key 0 is an empty slot.
+    slots: Box<[(u64, u32); SHORT_SLOTS]>,
+    len: usize,
+}
+
+impl Default for ShortNames {
+    fn default() -> Self {
+        ShortNames {
+            slots: Box::new([(0, 0); SHORT_SLOTS]),
+            len: 0,
+        }
+    }
+}
+
+impl ShortNames {
+    /// The key of `text` when it has 1 to 7 bytes: its bytes, little-endian,
+    /// with the length in the top byte (so no key is 0).
+    #[inline]
+    fn key(text: &str) -> Option<u64> {
+        let b = text.as_bytes();
+        if b.is_empty() || b.len() > 7 {
+            return None;
+        }
+        let mut w = (b.len() as u64) << 56;
+        for (i, &c) in b.iter().enumerate() {
+            w |= (c as u64) << (8 * i);
+        }
+        Some(w)
+    }
+
+    #[inline]
+    fn slot(key: u64) -> usize {
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize
+    }
+
+    /// The cached name of `key`, or the slot where it would go (`None` when
+    /// the table is full).
+    #[inline]
+    fn find(&self, key: u64) -> std::result::Result<u32, Option<usize>> {
+        if self.len >= SHORT_MAX {
+            return Err(None);
+        }
+        let mut i = Self::slot(key);
+        loop {
+            let (k, id1) = self.slots[i];
+            if k == key {
+                return Ok(id1 - 1);
+            }
+            if k == 0 {
+                return Err(Some(i));
+            }
+            i = (i + 1) % SHORT_SLOTS;
+        }
+    }
+
+    fn clear(&mut self) {
+        if self.len > 0 {
+            self.slots.fill((0, 0));
+            self.len = 0;
+        }
+    }
 }
 
 thread_local! {
@@ -118,11 +196,33 @@ impl FuncScratch {
         self.fwd_value_insts.clear();
         self.fwd_block_insts.clear();
         self.cur = None;
+        self.short.clear();
     }
 
     /// Interns a name, growing the resolution arrays with it.
     #[inline]
     fn name(&mut self, text: &str) -> Name {
+        if let Some(key) = ShortNames::key(text) {
+            match self.short.find(key) {
+                Ok(id) => return Name::from_index(id as usize),
+                Err(Some(i)) => {
+                    // Every short name of this function so far is in the
+                    // cache (it was never full): this one is new.
+                    let n = self.names.push_new(text);
+                    self.value_of.push(NONE);
+                    self.block_of.push(NONE);
+                    self.short.slots[i] = (key, n.index() as u32 + 1);
+                    self.short.len += 1;
+                    return n;
+                }
+                Err(None) => {}
+            }
+        }
+        self.intern_new(text)
+    }
+
+    /// [`Self::name`] without the cache.
+    fn intern_new(&mut self, text: &str) -> Name {
         let n = self.names.intern(text);
         if n.index() >= self.value_of.len() {
             self.value_of.push(NONE);

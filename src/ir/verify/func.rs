@@ -6,7 +6,11 @@
 //! Cost: every check is O(1) per operand, name and target, on arrays kept
 //! in a [`Scratch`] reused across the functions of a module: definition
 //! sites, the CFG and dominator tree, and per-function stamps ("seen in this
-//! function") for instructions, labels and value names. Names are interned
+//! function") for instructions, labels and value names. The CFG analyses
+//! are lazy ([`Dominance`]): a function whose uses all follow their
+//! definition in the same block builds none, and one whose other uses are
+//! of entry-block values only needs reachability (a walk over the
+//! terminators), not a dominator tree. Names are interned
 //! ([`Names`](crate::ir::Names)), so a duplicate name is a repeated
 //! [`Name`](crate::ir::Name), and name syntax was decided when the name was
 //! interned. Locations and messages are computed only for the error
@@ -24,6 +28,7 @@ use crate::ir::module::Module;
 use crate::ir::opcode::{Format, Opcode, OperandTy, Suffix};
 use crate::ir::srcmap::Loc;
 use crate::ir::types::{Signature, Type};
+use std::cell::RefCell;
 
 /// Where a value is defined, for dominance checks: a block and a position
 /// (0 for block parameters, else the instruction's index in the block + 1).
@@ -70,8 +75,9 @@ enum Want {
 #[derive(Default)]
 pub(super) struct Scratch {
     def: Vec<Site>,
-    cfg: Cfg,
-    dom: DomTree,
+    /// Reachability and dominators of the function being checked, computed
+    /// on the first use that needs them (`&self` methods ask).
+    dom: RefCell<Dominance>,
     /// Per instruction / label name / value name: the stamp of the last
     /// function that used it.
     inst_seen: Vec<u32>,
@@ -93,7 +99,8 @@ impl Scratch {
             && self.inst_seen.len() <= CACHE_MAX
             && self.label_seen.len() <= CACHE_MAX
             && self.value_seen.len() <= CACHE_MAX
-            && self.cfg.num_blocks() <= CACHE_MAX
+            && self.dom.borrow().cfg.num_blocks() <= CACHE_MAX
+            && self.dom.borrow().reach.len() <= CACHE_MAX
             && self.keys.capacity() <= CACHE_MAX
     }
 
@@ -104,6 +111,7 @@ impl Scratch {
             self.inst_seen.iter_mut().for_each(|s| *s = 0);
             self.label_seen.iter_mut().for_each(|s| *s = 0);
             self.value_seen.iter_mut().for_each(|s| *s = 0);
+            self.dom.get_mut().reach.iter_mut().for_each(|s| *s = 0);
         }
         self.stamp += 1;
         let grow = |v: &mut Vec<u32>, n: usize| {
@@ -115,6 +123,61 @@ impl Scratch {
         grow(&mut self.label_seen, f.names.len());
         grow(&mut self.value_seen, f.names.len());
         self.stamp
+    }
+}
+
+/// The dominance facts of one function, each computed when first needed.
+#[derive(Default)]
+struct Dominance {
+    /// Per block: the stamp of the last function that found it reachable
+    /// from the entry.
+    reach: Vec<u32>,
+    /// The stamp for which `reach` is complete (0: not computed).
+    reach_stamp: u32,
+    /// Whether `cfg` and `dom` are the current function's.
+    dom_ready: bool,
+    stack: Vec<Block>,
+    cfg: Cfg,
+    dom: DomTree,
+}
+
+impl Dominance {
+    /// Marks the blocks reachable from the entry of `f` with `stamp`: a
+    /// walk over block terminators (targets outside the block table are
+    /// ignored, as in [`Cfg`]).
+    fn compute_reach(&mut self, f: &Function, stamp: u32) {
+        let n = f.blocks.len();
+        if self.reach.len() < n {
+            self.reach.resize(n, 0);
+        }
+        self.reach_stamp = stamp;
+        self.stack.clear();
+        if n == 0 {
+            return;
+        }
+        self.reach[0] = stamp;
+        self.stack.push(Block(0));
+        while let Some(b) = self.stack.pop() {
+            let Some(&last) = f.blocks[b.index()].insts.last() else {
+                continue;
+            };
+            if !f
+                .insts
+                .get(last.index())
+                .is_some_and(|d| d.opcode.is_terminator())
+            {
+                continue;
+            }
+            let (reach, stack) = (&mut self.reach, &mut self.stack);
+            f.for_each_successor(last, |s| {
+                if let Some(r) = reach.get_mut(s.index()) {
+                    if s.index() < n && *r != stamp {
+                        *r = stamp;
+                        stack.push(s);
+                    }
+                }
+            });
+        }
     }
 }
 
@@ -167,8 +230,9 @@ impl<'a, 's> FuncVerifier<'a, 's> {
                 }
             }
         }
-        s.cfg.compute(f);
-        s.dom.compute(&s.cfg);
+        let dom = s.dom.get_mut();
+        dom.dom_ready = false;
+        dom.reach_stamp = 0;
         FuncVerifier { m, f, s, stamp }
     }
 
@@ -604,8 +668,29 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         } else if site.block == ub.0 {
             site.pos < upos
         } else {
-            self.s.dom.dominates(Block(site.block), ub)
+            self.block_dominates(Block(site.block), ub)
         }
+    }
+
+    /// Whether block `a` dominates block `b` (`false` if either is
+    /// unreachable): the entry dominates every reachable block, so its
+    /// values only need reachability; other blocks need the dominator
+    /// tree. Both are computed on first use.
+    fn block_dominates(&self, a: Block, b: Block) -> bool {
+        let mut d = self.s.dom.borrow_mut();
+        if a == self.f.entry() && !d.dom_ready {
+            if d.reach_stamp != self.stamp {
+                d.compute_reach(self.f, self.stamp);
+            }
+            return d.reach.get(b.index()) == Some(&self.stamp);
+        }
+        if !d.dom_ready {
+            let d = &mut *d;
+            d.cfg.compute(self.f);
+            d.dom.compute(&d.cfg);
+            d.dom_ready = true;
+        }
+        d.dom.dominates(a, b)
     }
 
     #[cold]
