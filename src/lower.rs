@@ -17,7 +17,8 @@
 //!   jump tables) to the compiled module;
 //! - [`abi`]: assigning call arguments to integer / float registers and
 //!   8-byte stack slots, parameterized by each ISA's register counts;
-//! - `compile_function`: decide → lower → allocate (→ check) → emit, in a
+//! - `compile_function`: decide → lower → allocate (→ whole + check) →
+//!   emit, the emitter resolving the allocation block by block, in a
 //!   per-thread [`CompileCtx`] whose buffers are reused from function to
 //!   function (and module to module), so compiling allocates almost nothing
 //!   once warm.
@@ -39,6 +40,7 @@ pub mod place;
 use crate::compiled::CompiledModule;
 use crate::error::Result;
 use crate::ir::{Module, SymId, SymbolData};
+use crate::regalloc::stream::Stream;
 use crate::regalloc::{MachineEnv, Output};
 use std::marker::PhantomData;
 
@@ -49,13 +51,14 @@ pub trait Codegen: drive::Isa {
     type Emit: Default;
     /// The register file (built once).
     fn machine_env() -> &'static MachineEnv;
-    /// Machine instructions + allocation → bytes appended to `out`.
+    /// Machine instructions + allocation (taken block by block, in
+    /// order) → bytes appended to `out`.
     fn emit(
         scratch: &mut Self::Emit,
         module: &Module,
         sym: &SymbolData,
         mf: &mfunc::MFunc<Self::Inst>,
-        ra: &Output,
+        ra: Stream<'_, mfunc::MFunc<Self::Inst>>,
         out: &mut CompiledModule,
     ) -> Result<()>;
     /// Runs `f` with this thread's compile context (a fresh one if it is
@@ -64,7 +67,14 @@ pub trait Codegen: drive::Isa {
     fn with_ctx<R>(f: impl FnOnce(&mut CompileCtx<Self>) -> R) -> R;
 }
 
-/// Every buffer compiling one function needs, kept between functions.
+/// Machine instructions above which a function's buffers are given back
+/// as soon as they are dead instead of kept for the next function: reuse
+/// saves little on a function this large, and its copies would otherwise
+/// all be alive at the emitter's peak (and stay alive after it).
+const KEEP_LIMIT: usize = 1 << 14;
+
+/// Every buffer compiling one function needs, kept between functions
+/// (those of a function larger than `KEEP_LIMIT` are freed instead).
 pub struct CompileCtx<X: Codegen> {
     dec: analysis::Decisions,
     layout: drive::LayoutBuf,
@@ -109,13 +119,41 @@ impl<X: Codegen> CompileCtx<X> {
         let (data, func) = crate::isa::defined_function(module, sym)?;
         self.dec.compute(module, func)?;
         drive::lower::<X>(module, func, &self.dec, &mut self.layout, &mut self.mf)?;
-        let env = X::machine_env();
-        crate::regalloc::allocate_static(&mut self.ra, &self.mf, env, &mut self.out)?;
-        if check {
-            crate::regalloc::checker::check(&self.mf, env, &self.out)
-                .map_err(crate::regalloc::RegAllocError::Checker)?;
+        let big = self.mf.ops.len() > KEEP_LIMIT;
+        if big {
+            // Dead from here on; a large function's copy is megabytes.
+            self.dec = Default::default();
+            self.layout = Default::default();
         }
-        X::emit(&mut self.emit, module, data, &self.mf, &self.out, out)
+        let env = X::machine_env();
+        crate::regalloc::prepare_static(&mut self.ra, &self.mf, env)?;
+        if big {
+            crate::regalloc::shed(&mut self.ra);
+        }
+        // The whole allocation is built only to be checked (a checked
+        // target; debug builds, where the emitter's blocks are compared
+        // with it too); the emitter takes it block by block.
+        let whole = check || cfg!(debug_assertions);
+        if whole {
+            crate::regalloc::resolve(&mut self.ra, &self.mf, env, &mut self.out)?;
+            let run = check
+                || (crate::regalloc::checker::affordable(&self.mf, &self.out)
+                    && std::env::var_os("KILN_NO_CHECK").is_none());
+            if run {
+                crate::regalloc::checker::check(&self.mf, env, &self.out)
+                    .map_err(crate::regalloc::RegAllocError::Checker)?;
+            }
+        }
+        let stream = self.ra.stream(&self.mf, env, whole.then_some(&self.out))?;
+        let r = X::emit(&mut self.emit, module, data, &self.mf, stream, out);
+        if big {
+            // Not kept for the next function: a thread that compiled one
+            // huge function would hold its machine code image forever.
+            self.ra = Default::default();
+            self.mf = Default::default();
+            self.out = Default::default();
+        }
+        r
     }
 }
 

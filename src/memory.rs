@@ -277,10 +277,9 @@ struct Reservation {
     shared: [FreeList; 3],
     /// One entry per page below `bump`.
     pages: Vec<PageInfo>,
-    /// Offsets (from the base) of the lowest and highest byte written
-    /// through the writable view since [`MemoryManager::trim_views`] last
-    /// ran (dual view only).
-    written: Option<(usize, usize)>,
+    /// Whether bytes were written through the writable view since
+    /// [`MemoryManager::trim_views`] last ran (dual view only).
+    written: bool,
 }
 
 impl Reservation {
@@ -441,7 +440,7 @@ pub struct FinalizedSection {
     res: u32,
     target: u64,
     /// Held only to keep the mapping alive while the handle exists.
-    _map: Arc<Mapping>,
+    map: Arc<Mapping>,
 }
 
 impl FinalizedSection {
@@ -482,16 +481,26 @@ impl FinalizedSection {
     }
 
     /// The bytes of a text or rodata section, immutable from now on; `None`
-    /// for data, which running code may write at any time.
+    /// for data, which running code may write at any time. In a dual-view
+    /// reservation they are read through the writable view (the same file
+    /// bytes), so that reading code does not map its executable pages:
+    /// those become resident only when the code runs.
     pub fn bytes(&self) -> Option<&[u8]> {
         if self.kind == SectionKind::Data {
             return None;
         }
-        // SAFETY: the range is mapped (held by `self._map`) and readable
-        // (R+X or R); nothing writes it again until `free` consumes this
-        // handle (other batches write only their own bytes of a shared
-        // page, through the writable view).
-        Some(unsafe { std::slice::from_raw_parts(self.addr as *const u8, self.len) })
+        let at = match &self.map.file {
+            Some(file) => file
+                .write_base()
+                .wrapping_add(self.addr.wrapping_sub(self.map.base)),
+            None => self.addr,
+        };
+        // SAFETY: the range is mapped (held by `self.map`, in both views)
+        // and readable (R+X or R where it runs; RW in the writable view);
+        // nothing writes it again until `free` consumes this handle (other
+        // batches write only their own bytes of a shared page, through the
+        // writable view).
+        Some(unsafe { std::slice::from_raw_parts(at as *const u8, self.len) })
     }
 }
 
@@ -789,7 +798,7 @@ impl MemoryManager {
             pool: FreeList::default(),
             shared: Default::default(),
             pages: Vec::new(),
-            written: None,
+            written: false,
         });
         Ok((self.reservations.len() - 1) as u32)
     }
@@ -994,7 +1003,7 @@ impl MemoryManager {
                     span: s.span,
                     res: s.res,
                     target: s.target,
-                    _map: s.map,
+                    map: s.map,
                 })
             })
             .collect();
@@ -1008,30 +1017,26 @@ impl MemoryManager {
     /// through its writable view (nothing for a reservation without one).
     fn note_written(&mut self, r: u32, addr: usize, span: usize) {
         let res = &mut self.reservations[r as usize];
-        if !res.dual() {
-            return;
+        if res.dual() {
+            debug_assert!(res.contains(addr));
+            res.written = true;
+            self.written += span;
         }
-        let off = addr - res.map.base;
-        res.written = Some(res.written.map_or((off, off + span), |(lo, hi)| {
-            (lo.min(off), hi.max(off + span))
-        }));
-        self.written += span;
     }
 
-    /// Unmaps the writable views' pages written since the last trim
-    /// ([`os::CodeFile::unmap_written`]): code is written once and then
-    /// only run, so its pages would otherwise stay resident twice, once per
-    /// view. One system call per reservation written to, after every
-    /// [`TRIM_AFTER`] bytes; a page written again is mapped again then.
+    /// Unmaps the writable views of the reservations written to since the
+    /// last trim ([`os::CodeFile::unmap_written`], every page handed out):
+    /// code is written once and then only run, so its pages would otherwise
+    /// stay resident twice, once per view. Reading code back maps pages of
+    /// the view too (the kernel maps the neighbours of a page read), so the
+    /// whole used part goes, not only what was written. One system call
+    /// per reservation written to, after every [`TRIM_AFTER`] bytes; a page
+    /// used again is mapped again then.
     fn trim_views(&mut self) {
-        let page = self.page;
         for res in &mut self.reservations {
-            let (Some((lo, hi)), Some(file)) = (res.written.take(), &res.map.file) else {
-                continue;
-            };
-            let lo = lo / page * page;
-            let hi = hi.div_ceil(page) * page;
-            file.unmap_written(lo, hi - lo);
+            if let (true, Some(file)) = (std::mem::take(&mut res.written), &res.map.file) {
+                file.unmap_written(0, res.bump);
+            }
         }
         self.written = 0;
     }
@@ -1147,10 +1152,7 @@ impl MemoryManager {
             // address, mapped while `res.map` lives.
             unsafe { std::ptr::write_bytes(at as *mut u8, 0, span) };
             if res.dual() && kind != SectionKind::Data {
-                let off = addr - res.map.base;
-                res.written = Some(res.written.map_or((off, off + span), |(lo, hi)| {
-                    (lo.min(off), hi.max(off + span))
-                }));
+                res.written = true;
                 self.written += span;
             }
             let (s, e) = res.shared[kind.index()].insert(addr, addr + span);

@@ -52,6 +52,25 @@ fn main() {
     let text = generated_function(size);
     let backend = kiln::isa::backend("x86_64").expect("x86_64 backend built");
     let mut insts = 0;
+    if std::env::var_os("KILN_COMPILE_ONLY").is_some() {
+        // Parse and verify once, then time the back end alone.
+        let module = parse_module("gen", &text).expect("generated IR parses");
+        verify_module(&module).expect("generated IR verifies");
+        insts = instruction_count(&module);
+        let t = Instant::now();
+        for _ in 0..repeats {
+            let compiled = compile_module(&module, backend).expect("generated IR compiles");
+            std::hint::black_box(compiled.text.len());
+        }
+        let secs = t.elapsed().as_secs_f64() / repeats as f64;
+        println!(
+            "{size} (compile only): {insts} IR instructions, {:.3} ms, {:.1} ns/inst, {:.3} M inst/s",
+            secs * 1e3,
+            secs * 1e9 / insts as f64,
+            insts as f64 / secs / 1e6
+        );
+        return;
+    }
     let t = Instant::now();
     for _ in 0..repeats {
         insts = compile_text(&text, backend);

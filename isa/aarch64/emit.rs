@@ -1,5 +1,5 @@
 //! AArch64 machine code from a lowered function ([`MFunc`]) and its
-//! register allocation ([`Output`]).
+//! register allocation (a [`Stream`], taken block by block).
 //!
 //! Code is assembled with dynasm into a `VecAssembler<Aarch64Relocation>`
 //! (never an executable buffer); the bytes are appended to the module's
@@ -42,7 +42,8 @@ use crate::debug::lines::{LineRecorder, LineTable};
 use crate::error::{Error, Result, TrapCode};
 use crate::ir::{Loc, Module, Opcode, SymbolData, Type};
 use crate::isa::TRAP_HANDLER;
-use crate::regalloc::{Allocation, Edit, MInst, OperandKind, Output, ProgPoint, RegClass};
+use crate::regalloc::stream::Stream;
+use crate::regalloc::{Allocation, Edit, InstPosition, OperandKind, RegClass};
 use crate::reloc::RelocKind;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 
@@ -52,10 +53,8 @@ const MAX_FRAME: u64 = 1 << 30;
 struct Emitter<'a> {
     module: &'a Module,
     mf: &'a MFunc,
-    ra: &'a Output,
-    /// Where the next point's edits start in `ra.edits` (points are
-    /// visited in order).
-    edit_cursor: usize,
+    /// The allocation, loaded block by block.
+    ra: Stream<'a, MFunc>,
     ops: Asm,
     labels: Vec<DynamicLabel>,
     /// Per trapping instruction: its stub's label, the reason, its location.
@@ -126,7 +125,7 @@ impl<'a> Emitter<'a> {
     /// The register of operand `j` of instruction `i`.
     fn reg(&self, i: usize, j: usize) -> Result<u8> {
         self.ra
-            .inst_allocs(MInst::new(i))
+            .inst_allocs(i)
             .get(j)
             .and_then(|a| a.as_reg())
             .map(|r| r.hw())
@@ -193,10 +192,10 @@ impl<'a> Emitter<'a> {
         }
     }
 
-    fn edits(&mut self, point: ProgPoint) {
-        let ra = self.ra;
-        for &(_, Edit::Move { from, to, class }) in ra.edits_at_cursor(&mut self.edit_cursor, point)
-        {
+    /// The moves at `pos` of instruction `i`.
+    fn edits(&mut self, i: usize, pos: InstPosition) {
+        for k in 0..self.ra.edits(i, pos).len() {
+            let (_, Edit::Move { from, to, class }) = self.ra.edits(i, pos)[k];
             self.mov(from, to, class);
         }
     }
@@ -853,17 +852,14 @@ pub fn emit_function(
     module: &Module,
     sym: &SymbolData,
     mf: &MFunc,
-    ra: &Output,
+    ra: Stream<'_, MFunc>,
     out: &mut CompiledModule,
 ) -> Result<()> {
     let fname = sym.name.as_str();
-    if ra.inst_alloc_offsets.len() != mf.ops.len() {
-        return Err(bad(fname, "instruction count"));
-    }
     let too_big = || Error::Runtime(format!("@{fname}: frame too large"));
     let mut top = mf.outgoing as u64;
     let spill_base = top;
-    top += 8 * ra.num_spillslots as u64;
+    top += 8 * ra.num_spillslots() as u64;
     let mut alloca_at = Vec::with_capacity(mf.allocas.len());
     for &(size, align) in &mf.allocas {
         top = top.checked_add(align - 1).ok_or_else(too_big)? / align * align;
@@ -875,13 +871,13 @@ pub fn emit_function(
     }
     let mut saved = Vec::new();
     for &r in &CALLEE_SAVED_INT {
-        if ra.callee_saved_used.contains(super::regs::int(r)) {
+        if ra.callee_saved_used().contains(super::regs::int(r)) {
             saved.push((r, false, top));
             top += 8;
         }
     }
     for &r in &CALLEE_SAVED_FLOAT {
-        if ra.callee_saved_used.contains(super::regs::float(r)) {
+        if ra.callee_saved_used().contains(super::regs::float(r)) {
             saved.push((r, true, top));
             top += 8;
         }
@@ -899,9 +895,10 @@ pub fn emit_function(
     };
     // Conditional branches reach ±1 MiB: a longer function is assembled
     // again with every one of them made far.
-    let (mut code, relocs, tables, lines) = match assemble(module, mf, ra, fname, &layout, false) {
+    let (first, ra) = assemble(module, mf, ra, fname, &layout, false);
+    let (mut code, relocs, tables, lines) = match first {
         Err(Error::Runtime(m)) if m.contains(FAR_HINT) => {
-            assemble(module, mf, ra, fname, &layout, true)?
+            assemble(module, mf, ra, fname, &layout, true).0?
         }
         other => other?,
     };
@@ -935,15 +932,15 @@ type Assembled = (
 );
 
 /// Assembles the function: its code, relocations, jump tables and line
-/// table.
-fn assemble(
-    module: &Module,
-    mf: &MFunc,
-    ra: &Output,
-    fname: &str,
+/// table; gives the allocation back (for a second attempt).
+fn assemble<'a>(
+    module: &'a Module,
+    mf: &'a MFunc,
+    ra: Stream<'a, MFunc>,
+    fname: &'a str,
     layout: &Layout,
     far: bool,
-) -> Result<Assembled> {
+) -> (Result<Assembled>, Stream<'a, MFunc>) {
     let mut ops = Asm::new(0);
     let labels = (0..mf.num_blocks())
         .map(|_| ops.new_dynamic_label())
@@ -952,7 +949,6 @@ fn assemble(
         module,
         mf,
         ra,
-        edit_cursor: 0,
         ops,
         labels,
         trap_sites: Vec::new(),
@@ -965,36 +961,48 @@ fn assemble(
         saved: layout.saved.clone(),
         far,
     };
-    e.prologue(layout.frame);
-    for b in 0..mf.num_blocks() {
-        let l = e.labels[b];
-        dynasm!(e.ops ; .arch aarch64 ; =>l);
-        for i in mf.insts_of(b) {
-            e.lines.minst(i, e.ops.offset().0);
-            e.edits(ProgPoint::before(MInst::new(i)));
-            e.inst(i, b)?;
-            e.edits(ProgPoint::after(MInst::new(i)));
+    let r = e.body(layout.frame, fname);
+    (r, e.ra)
+}
+
+impl Emitter<'_> {
+    /// The prologue, every block, the trap stubs; assembled.
+    fn body(&mut self, frame: u64, fname: &str) -> Result<Assembled> {
+        let mf = self.mf;
+        self.prologue(frame);
+        for b in 0..mf.num_blocks() {
+            let l = self.labels[b];
+            dynasm!(self.ops ; .arch aarch64 ; =>l);
+            self.ra.load(b)?;
+            for i in mf.insts_of(b) {
+                self.lines.minst(i, self.ops.offset().0);
+                self.edits(i, InstPosition::Before);
+                self.inst(i, b)?;
+                self.edits(i, InstPosition::After);
+            }
         }
-    }
-    e.trap_stubs();
-    let asm_err = |what: dynasmrt::DynasmError| {
-        let hint = match what {
-            dynasmrt::DynasmError::ImpossibleRelocation(_) => FAR_HINT,
-            _ => "",
+        self.trap_stubs();
+        let asm_err = |what: dynasmrt::DynasmError| {
+            let hint = match what {
+                dynasmrt::DynasmError::ImpossibleRelocation(_) => FAR_HINT,
+                _ => "",
+            };
+            Error::Runtime(format!("@{fname}: {what} {hint}"))
         };
-        Error::Runtime(format!("@{fname}: {what} {hint}"))
-    };
-    e.ops.commit().map_err(asm_err)?;
-    let mut tables = Vec::new();
-    for (name, entries) in &e.tables {
-        let mut offs = Vec::with_capacity(entries.len());
-        for &l in entries {
-            offs.push(e.ops.labels().resolve_dynamic(l).map_err(asm_err)?.0);
+        self.ops.commit().map_err(asm_err)?;
+        let mut tables = Vec::new();
+        for (name, entries) in &self.tables {
+            let mut offs = Vec::with_capacity(entries.len());
+            for &l in entries {
+                offs.push(self.ops.labels().resolve_dynamic(l).map_err(asm_err)?.0);
+            }
+            tables.push((name.clone(), offs));
         }
-        tables.push((name.clone(), offs));
+        let relocs = std::mem::take(&mut self.relocs);
+        let lines = std::mem::replace(&mut self.lines, LineRecorder::new(&mf.src)).finish();
+        let code = std::mem::replace(&mut self.ops, Asm::new(0))
+            .finalize()
+            .map_err(asm_err)?;
+        Ok((code, relocs, tables, lines))
     }
-    let relocs = std::mem::take(&mut e.relocs);
-    let lines = e.lines.finish();
-    let code = e.ops.finalize().map_err(asm_err)?;
-    Ok((code, relocs, tables, lines))
 }

@@ -58,7 +58,7 @@ impl crate::lower::Codegen for A64 {
         module: &Module,
         sym: &SymbolData,
         mf: &crate::lower::mfunc::MFunc<lower::Op>,
-        ra: &crate::regalloc::Output,
+        ra: crate::regalloc::stream::Stream<'_, crate::lower::mfunc::MFunc<lower::Op>>,
         out: &mut CompiledModule,
     ) -> Result<()> {
         emit::emit_function(module, sym, mf, ra, out)

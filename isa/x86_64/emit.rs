@@ -1,5 +1,5 @@
 //! x86-64 machine code from a lowered function ([`MFunc`]) and its register
-//! allocation ([`Output`]).
+//! allocation (a [`Stream`], taken block by block).
 //!
 //! Code is assembled with dynasm into a `VecAssembler<X64Relocation>` (never
 //! an executable buffer); the bytes are appended to the module's text and
@@ -35,7 +35,8 @@ use crate::debug::lines::{LineRecorder, LineTable};
 use crate::error::{Error, Result, TrapCode};
 use crate::ir::{Loc, Opcode, Type};
 use crate::isa::TRAP_HANDLER;
-use crate::regalloc::{Allocation, Edit, MInst, Output, ProgPoint, RegClass};
+use crate::regalloc::stream::Stream;
+use crate::regalloc::{Allocation, Edit, InstPosition, RegClass};
 use crate::reloc::RelocKind;
 use dynasmrt::{dynasm, DynamicLabel, DynasmApi, DynasmLabelApi};
 
@@ -54,9 +55,8 @@ struct Emitter<'a> {
     /// only a jump without moves forwards to its target).
     dest: Vec<u32>,
     mf: &'a MFunc,
-    ra: &'a Output,
-    /// Where the next point's edits start in `ra.edits` (points are visited in order).
-    edit_cursor: usize,
+    /// The allocation, loaded block by block.
+    ra: Stream<'a, MFunc>,
     ops: Asm,
     labels: Vec<DynamicLabel>,
     /// Per trapping instruction: its stub's label, the reason, its location.
@@ -132,7 +132,7 @@ impl<'a> Emitter<'a> {
     /// The register of operand `j` of instruction `i`.
     fn reg(&self, i: usize, j: usize) -> Result<u8> {
         self.ra
-            .inst_allocs(MInst::new(i))
+            .inst_allocs(i)
             .get(j)
             .and_then(|a| a.as_reg())
             .map(|r| r.hw())
@@ -175,18 +175,18 @@ impl<'a> Emitter<'a> {
         }
     }
 
+    /// The moves at `pos` of instruction `i`.
     #[inline]
-    fn edits(&mut self, point: ProgPoint) {
-        let ra = self.ra;
-        let list = ra.edits_at_cursor(&mut self.edit_cursor, point);
+    fn edits(&mut self, i: usize, pos: InstPosition) {
         // Most points have none: no call.
-        if !list.is_empty() {
-            self.moves(list);
+        if !self.ra.edits(i, pos).is_empty() {
+            self.moves(i, pos);
         }
     }
 
-    fn moves(&mut self, list: &[(ProgPoint, Edit)]) {
-        for &(_, Edit::Move { from, to, class }) in list {
+    fn moves(&mut self, i: usize, pos: InstPosition) {
+        for k in 0..self.ra.edits(i, pos).len() {
+            let (_, Edit::Move { from, to, class }) = self.ra.edits(i, pos)[k];
             self.mov(from, to, class);
         }
     }
@@ -928,7 +928,7 @@ pub struct EmitBuf {
 /// Fills `dest` (per block, where a branch to it should go): a block that
 /// is a lone `jmp` with no moves forwards to its target, so branches skip
 /// it (edge blocks whose arguments needed no move).
-fn forward_jumps(mf: &MFunc, ra: &Output, dest: &mut Vec<u32>) {
+fn forward_jumps(mf: &MFunc, ra: &Stream<'_, MFunc>, dest: &mut Vec<u32>) {
     let nb = mf.num_blocks();
     dest.clear();
     dest.extend(0..nb as u32);
@@ -937,10 +937,7 @@ fn forward_jumps(mf: &MFunc, ra: &Output, dest: &mut Vec<u32>) {
         if r.len() != 1 || !matches!(mf.ops[r.start], Op::Jmp) {
             continue;
         }
-        let i = MInst::new(r.start);
-        if ra.edits_at(ProgPoint::before(i)).is_empty()
-            && ra.edits_at(ProgPoint::after(i)).is_empty()
-        {
+        if !ra.jump_moves(b) {
             *d = mf.succs_of(b)[0].0;
         }
     }
@@ -963,7 +960,7 @@ fn forward_jumps(mf: &MFunc, ra: &Output, dest: &mut Vec<u32>) {
 /// Returns the bytes the prologue subtracts from `rsp` after its pushes.
 fn frame(
     mf: &MFunc,
-    ra: &Output,
+    ra: &Stream<'_, MFunc>,
     fname: &str,
     saved: &mut Vec<u8>,
     alloca_at: &mut Vec<i64>,
@@ -973,11 +970,11 @@ fn frame(
         CALLEE_SAVED_INT
             .iter()
             .copied()
-            .filter(|&r| ra.callee_saved_used.contains(super::regs::int(r))),
+            .filter(|&r| ra.callee_saved_used().contains(super::regs::int(r))),
     );
     debug_assert!(saved.iter().all(|&r| is_callee_saved_int(r)));
     let too_large = || Error::Runtime(format!("@{fname}: frame too large"));
-    let mut below: u64 = 8 * saved.len() as u64 + 8 * ra.num_spillslots as u64;
+    let mut below: u64 = 8 * saved.len() as u64 + 8 * ra.num_spillslots() as u64;
     alloca_at.clear();
     for &(size, align) in &mf.allocas {
         below = below
@@ -1001,16 +998,13 @@ pub fn emit_function(
     module: &crate::ir::Module,
     sym: &crate::ir::SymbolData,
     mf: &MFunc,
-    ra: &Output,
+    ra: Stream<'_, MFunc>,
     out: &mut CompiledModule,
 ) -> Result<()> {
     let fname = sym.name.as_str();
-    if ra.inst_alloc_offsets.len() != mf.ops.len() {
-        return Err(bad(fname, "instruction count"));
-    }
     let mut saved = std::mem::take(&mut buf.saved);
     let mut alloca_at = std::mem::take(&mut buf.alloca_at);
-    let sub = frame(mf, ra, fname, &mut saved, &mut alloca_at)?;
+    let sub = frame(mf, &ra, fname, &mut saved, &mut alloca_at)?;
     let mut ops = buf.ops.take().unwrap_or_else(|| Asm::new(0));
     let mut labels = std::mem::take(&mut buf.labels);
     labels.clear();
@@ -1018,13 +1012,12 @@ pub fn emit_function(
     let mut relocs = std::mem::take(&mut buf.relocs);
     relocs.clear();
     let mut dest = std::mem::take(&mut buf.dest);
-    forward_jumps(mf, ra, &mut dest);
+    forward_jumps(mf, &ra, &mut dest);
     let mut e = Emitter {
         module,
         dest,
         mf,
         ra,
-        edit_cursor: 0,
         ops,
         labels,
         trap_sites: Vec::new(),
@@ -1078,11 +1071,12 @@ impl Emitter<'_> {
         for b in 0..mf.num_blocks() {
             let l = self.labels[b];
             dynasm!(self.ops ; .arch x64 ; =>l);
+            self.ra.load(b)?;
             for i in mf.insts_of(b) {
                 self.lines.minst(i, self.ops.offset().0);
-                self.edits(ProgPoint::before(MInst::new(i)));
+                self.edits(i, InstPosition::Before);
                 self.inst(i, b)?;
-                self.edits(ProgPoint::after(MInst::new(i)));
+                self.edits(i, InstPosition::After);
             }
         }
         self.trap_stubs();

@@ -51,7 +51,7 @@ impl crate::lower::Codegen for X86 {
         module: &crate::ir::Module,
         sym: &crate::ir::SymbolData,
         mf: &crate::lower::mfunc::MFunc<lower::Op>,
-        ra: &crate::regalloc::Output,
+        ra: crate::regalloc::stream::Stream<'_, crate::lower::mfunc::MFunc<lower::Op>>,
         out: &mut crate::compiled::CompiledModule,
     ) -> crate::error::Result<()> {
         emit::emit_function(scratch, module, sym, mf, ra, out)

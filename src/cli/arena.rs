@@ -15,10 +15,11 @@
 //!   allocated before (arguments, thread start) stays the system
 //!   allocator's; [`ArenaAlloc::dealloc`] and [`ArenaAlloc::realloc`] tell
 //!   the two apart by address.
-//! - Only small allocations (below [`SMALL`]) go to the arena: a large,
-//!   growing buffer (the source text, a module's function table) stays
-//!   with the system allocator, whose `realloc` of a mapped block moves no
-//!   bytes.
+//! - A block that grows past [`SMALL`] and cannot grow in place moves to
+//!   the system allocator: a large, growing buffer (a module's function
+//!   table) is then resized by the system's `realloc`, which moves no bytes
+//!   of a mapped block, instead of being copied at every doubling. Blocks
+//!   allocated at their final size (the source text) stay in the arena.
 //! - When the reservation is used up, or could not be made, allocations
 //!   go to the system allocator.
 
@@ -30,7 +31,8 @@ use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 const RESERVE: usize = 16 << 30;
 /// Alignment of the arena's start: a huge page.
 const HUGE: usize = 2 << 20;
-/// Allocations of this size or more are the system allocator's.
+/// A block growing to this size or more leaves the arena (see the module
+/// docs).
 const SMALL: usize = 64 << 10;
 
 /// The arena `[BASE, END)`, and the next free byte (all 0 when off).
@@ -83,10 +85,10 @@ fn in_arena(p: *mut u8) -> bool {
     base != 0 && a >= base && a < END.load(Relaxed)
 }
 
-/// `layout`'s bytes from the arena, or `None` (off, large, or full).
+/// `layout`'s bytes from the arena, or `None` (off or full).
 #[inline]
 fn bump(layout: Layout) -> Option<*mut u8> {
-    if layout.size() >= SMALL || BASE.load(Relaxed) == 0 {
+    if BASE.load(Relaxed) == 0 {
         return None;
     }
     let end = END.load(Relaxed);
@@ -160,8 +162,13 @@ unsafe impl GlobalAlloc for ArenaAlloc {
         // SAFETY: `new_size` is nonzero and, rounded to the alignment, does
         // not overflow (the caller's contract).
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
-        // SAFETY: as for `alloc`.
-        let new = unsafe { self.alloc(new_layout) };
+        let new = if new_size >= SMALL {
+            // SAFETY: as for `alloc`.
+            unsafe { System.alloc(new_layout) }
+        } else {
+            // SAFETY: as for `alloc`.
+            unsafe { self.alloc(new_layout) }
+        };
         if !new.is_null() {
             // SAFETY: both blocks hold at least `layout.size()` bytes and are
             // distinct allocations.
@@ -190,7 +197,6 @@ mod tests {
         assert!(in_arena(a) && in_arena(b));
         assert_eq!(b as usize % 64, 0);
         assert!(b as usize >= a as usize + 3);
-        assert!(bump(Layout::from_size_align(SMALL, 8).unwrap()).is_none());
         // Growth in place of the last block, a copy otherwise.
         let l = Layout::from_size_align(8, 8).unwrap();
         unsafe {
@@ -202,6 +208,11 @@ mod tests {
             let s = ArenaAlloc.realloc(q, Layout::from_size_align(32, 8).unwrap(), 64);
             assert_ne!(s, q);
             assert_eq!(*s.add(7), 7);
+            // Growing large: moved to the system allocator, contents kept.
+            let big = ArenaAlloc.realloc(s, Layout::from_size_align(64, 8).unwrap(), SMALL);
+            assert!(!in_arena(big));
+            assert_eq!(*big.add(7), 7);
+            ArenaAlloc.dealloc(big, Layout::from_size_align(SMALL, 8).unwrap());
             ArenaAlloc.dealloc(r, l);
         }
     }

@@ -231,6 +231,18 @@ pub struct DebugRegistry {
     deferred_error: Option<String>,
 }
 
+impl Drop for DebugRegistry {
+    /// Undoes the registrations newest first: the system unwinder keeps
+    /// its tables in lists that start with the newest (or the highest
+    /// addresses), so each deregistration finds its table at once instead
+    /// of walking past all the others (quadratic in the module count).
+    fn drop(&mut self) {
+        while let Some(record) = self.records.pop() {
+            drop(record);
+        }
+    }
+}
+
 impl DebugRegistry {
     /// An empty registry.
     pub fn new() -> DebugRegistry {

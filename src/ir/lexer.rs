@@ -186,6 +186,20 @@ impl<'a> Lexer<'a> {
         self.pos = pos;
     }
 
+    /// Continues reading after the newline at byte `pos` (on the current
+    /// line, with only ASCII bytes since the current position, as for
+    /// [`Lexer::skip_to`]): a parser's fast path that read a whole line
+    /// moves to the next one without making the newline token.
+    #[inline]
+    pub fn skip_newline_at(&mut self, pos: usize) {
+        debug_assert_eq!(self.bytes.get(pos), Some(&b'\n'));
+        self.skip_to(pos);
+        self.pos = pos + 1;
+        self.line = self.line.saturating_add(1);
+        self.line_start = pos + 1;
+        self.cont = 0;
+    }
+
     /// The decoded bytes of the last [`TokKind::Str`] token.
     pub fn string_bytes(&self) -> &[u8] {
         &self.string
@@ -279,24 +293,31 @@ impl<'a> Lexer<'a> {
             }
             b'0'..=b'9' | b'-' => return self.number(loc),
             b'@' => return self.sigil_name(b, loc),
-            b';' => {
-                let rest = &bytes[p..];
-                let len = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
-                self.cont += continuation_bytes(&rest[..len]);
-                self.pos = p + len;
-                return self.next_token();
-            }
+            b';' => return self.comment(p),
             b'"' => return self.string(loc),
-            _ => {
-                let c = self.src[p..].chars().next().unwrap_or('?');
-                let msg = format!("unexpected character '{}'", c.escape_debug());
-                return Err(lex_err(loc, msg));
-            }
+            _ => return Err(self.unexpected(p, loc)),
         };
         self.pos = p + 1;
         Ok(self.token(kind, p, loc))
     }
 
+    #[cold]
+    fn unexpected(&self, p: usize, loc: Loc) -> LexError {
+        let c = self.src[p..].chars().next().unwrap_or('?');
+        lex_err(loc, format!("unexpected character '{}'", c.escape_debug()))
+    }
+
+    /// Skips the comment at `p` to the end of its line; the token after it.
+    #[inline(never)]
+    fn comment(&mut self, p: usize) -> Result<Token<'a>, LexError> {
+        let rest = &self.bytes[p..];
+        let len = rest.iter().position(|&c| c == b'\n').unwrap_or(rest.len());
+        self.cont += continuation_bytes(&rest[..len]);
+        self.pos = p + len;
+        self.next_token()
+    }
+
+    #[inline(never)]
     fn sigil_name(&mut self, sigil: u8, loc: Loc) -> Result<Token<'a>, LexError> {
         self.pos += 1;
         let start = self.pos;
@@ -335,6 +356,7 @@ impl<'a> Lexer<'a> {
         p - from
     }
 
+    #[inline(never)]
     fn number(&mut self, loc: Loc) -> Result<Token<'a>, LexError> {
         let start = self.pos;
         if self.peek_at(0) == Some(b'-') {
@@ -384,6 +406,7 @@ impl<'a> Lexer<'a> {
         Ok(self.token(kind, start, loc))
     }
 
+    #[inline(never)]
     fn string(&mut self, loc: Loc) -> Result<Token<'a>, LexError> {
         let start = self.pos;
         self.pos += 1;

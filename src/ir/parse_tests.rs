@@ -745,9 +745,10 @@ fn fast_path_lines_parse_as_the_general_path_does() {
     let fast_lines = || func::FAST_LINES.with(|n| n.get());
     let before = fast_lines();
     let fast = parse(&plain);
-    // Every line but the load and the hex and float literals.
-    assert_eq!(fast_lines() - before, lines.len() - 3);
-    for (other, fast_count) in [(&commented, 0), (&crlf, lines.len() - 3)] {
+    // Every line but the load and the hex and float literals, and the
+    // `ret`.
+    assert_eq!(fast_lines() - before, lines.len() - 2);
+    for (other, fast_count) in [(&commented, 0), (&crlf, lines.len() - 2)] {
         let before = fast_lines();
         let slow = parse(other);
         assert_eq!(fast_lines() - before, fast_count, "{other:?}");
@@ -778,6 +779,57 @@ fn fast_path_lines_parse_as_the_general_path_does() {
     assert_eq!(
         err(&body("    %x = add.i32 %a, %1x")),
         "3:22: invalid value name '%1x'"
+    );
+}
+
+/// The fast path for `ret`, `jmp` and `br` lines builds exactly what the
+/// general path builds (forward and backward labels, literal and value
+/// operands); lines it declines (block arguments, a label named like the
+/// mnemonic, mistakes) get the general path's IR and errors.
+#[test]
+fn fast_path_terminators_parse_as_the_general_path_does() {
+    let plain = "func @f(%a: i32, %b: i64) -> i32 {\nentry:\n    br %a, yes, no\n\
+                 yes:\n    jmp  next\nno:\n    br 1,next ,  back\nback:\n    jmp back2\n\
+                 back2:\n    br %a, back, out(%a)\nnext:\n    ret 7\n\
+                 out(%o: i32):\n    ret %o\n}\n\
+                 func @g() {\nret:\n    ret\n}\n";
+    let commented = plain.replace('\n', " ; general path\n");
+    let fast_lines = || func::FAST_LINES.with(|n| n.get());
+    let before = fast_lines();
+    let fast = parse(plain);
+    // All terminators but the `br` with a block argument.
+    assert_eq!(fast_lines() - before, 7);
+    let before = fast_lines();
+    let slow = parse(&commented);
+    assert_eq!(fast_lines() - before, 0);
+    for (f, s) in fast.funcs.iter().zip(&slow.funcs) {
+        assert_eq!(f, s);
+        assert_eq!(f.srcmap, s.srcmap);
+    }
+    // A forward label never defined, found by each path.
+    assert_eq!(
+        err(&body("    br %a, yes, nowhere\nyes:\n    ret %a")),
+        "3:17: unknown block 'nowhere'"
+    );
+    assert_eq!(
+        err(&body("    br %a, yes, nowhere ; c\nyes:\n    ret %a")),
+        "3:17: unknown block 'nowhere'"
+    );
+    assert_eq!(
+        err(&body("    ret %a %a")),
+        "3:12: expected end of line after instruction, found '%a'"
+    );
+    assert_eq!(
+        err(&body("    jmp\nx:\n    ret %a")),
+        "3:8: expected a block label, found end of line"
+    );
+    assert_eq!(
+        err(&body("    br %a yes, no")),
+        "3:11: expected ',' after operand, found 'yes'"
+    );
+    assert_eq!(
+        err(&body("    ret %")),
+        "3:9: expected a value name after '%'"
     );
 }
 

@@ -156,6 +156,35 @@ fn invalid(inst: Option<usize>, message: impl Into<String>) -> RegAllocError {
 }
 
 impl Liveness {
+    /// Frees what only the scan reads (per vreg ranges, hints, holes; the
+    /// reservations), keeping what resolving the allocation reads
+    /// (`op_offset`, `loop_use`, `is_param`): for a large function, once
+    /// the scan has run.
+    pub fn shed(&mut self) {
+        for v in [
+            &mut self.start,
+            &mut self.end,
+            &mut self.def_block,
+            &mut self.weight,
+            &mut self.hint_reg,
+            &mut self.hint_param,
+            &mut self.hole_start,
+            &mut self.hole_end,
+            &mut self.clobbers_before,
+            &mut self.block_start,
+            &mut self.loop_end,
+        ] {
+            *v = Vec::new();
+        }
+        self.class = Vec::new();
+        self.simple_loop = Vec::new();
+        self.resv = Vec::new();
+        self.resv_used = PRegSet::empty();
+        self.clobber_points = Vec::new();
+        self.clobber_sets = Vec::new();
+        self.clobber_raw = Vec::new();
+    }
+
     /// Validates `f` (the rules of the [`super`] module docs) and computes
     /// every vreg's range, its hints and the register reservations.
     ///

@@ -30,6 +30,11 @@
 //! - [`checker`]: simulates the result symbolically and proves every read sees
 //!   the vreg it expects (run in debug builds and by every test).
 //!
+//! A compiler's emitter takes the last two steps' result block by block
+//! instead ([`prepare_static`], then [`Ctx::stream`], see [`stream`]): the same
+//! per-instruction resolution, without the whole function's edits and
+//! allocations in memory at once.
+//!
 //! ## What the input must satisfy (checked by [`allocate`], which returns an error otherwise)
 //! - Blocks are numbered in the linear order the backend will emit them, the
 //!   entry block first; the instructions of block `b` are one contiguous range
@@ -68,6 +73,7 @@ pub mod checker;
 pub mod liveness;
 pub mod moves;
 pub mod scan;
+pub mod stream;
 pub mod testing;
 
 use std::fmt;
@@ -795,6 +801,7 @@ pub struct Ctx {
     scan: scan::Scan,
     seq: moves::Sequencer,
     buf: moves::MoveBuf,
+    win: stream::Window,
     /// The program-lifetime register file the tables above were last built
     /// for (see [`allocate_static`]).
     static_env: Option<&'static MachineEnv>,
@@ -819,7 +826,8 @@ pub fn allocate_with<F: RaFunction>(
     out: &mut Output,
 ) -> Result<(), RegAllocError> {
     ctx.static_env = None;
-    allocate_in(ctx, func, env, false, out)
+    prepare_in(ctx, func, env, false)?;
+    finish(ctx, func, env, out)
 }
 
 /// [`allocate_with`] for a register file that lives as long as the program
@@ -833,23 +841,67 @@ pub fn allocate_static<F: RaFunction>(
     env: &'static MachineEnv,
     out: &mut Output,
 ) -> Result<(), RegAllocError> {
+    prepare_static(ctx, func, env)?;
+    finish(ctx, func, env, out)
+}
+
+/// [`resolve`], then (in debug builds) the checker.
+fn finish<F: RaFunction>(
+    ctx: &mut Ctx,
+    func: &F,
+    env: &MachineEnv,
+    out: &mut Output,
+) -> Result<(), RegAllocError> {
+    resolve(ctx, func, env, out)?;
+    #[cfg(debug_assertions)]
+    if checker::affordable(func, out) && std::env::var_os("KILN_NO_CHECK").is_none() {
+        checker::check(func, env, out).map_err(RegAllocError::Checker)?;
+    }
+    Ok(())
+}
+
+/// The decisions of allocation on a program-lifetime register file (see
+/// [`allocate_static`]): liveness and the scan, kept in `ctx` for
+/// [`resolve`] or [`Ctx::stream`].
+pub fn prepare_static<F: RaFunction>(
+    ctx: &mut Ctx,
+    func: &F,
+    env: &'static MachineEnv,
+) -> Result<(), RegAllocError> {
     let same = ctx.static_env.is_some_and(|e| std::ptr::eq(e, env));
     // Rebuilt below; recorded once both passes have built their tables.
     ctx.static_env = None;
-    allocate_in(ctx, func, env, same, out)?;
+    prepare_in(ctx, func, env, same)?;
     ctx.static_env = Some(env);
     Ok(())
 }
 
-fn allocate_in<F: RaFunction>(
+fn prepare_in<F: RaFunction>(
     ctx: &mut Ctx,
     func: &F,
     env: &MachineEnv,
     same_env: bool,
-    out: &mut Output,
 ) -> Result<(), RegAllocError> {
     ctx.liveness.compute(func, env, same_env)?;
-    ctx.scan.run(func, env, &ctx.liveness, same_env)?;
+    ctx.scan.run(func, env, &ctx.liveness, same_env)
+}
+
+/// Frees the scratch memory [`prepare_static`] used that [`resolve`] and
+/// [`Ctx::stream`] do not read (worth it for a large function: about 80
+/// bytes per instruction; the next function allocates it again).
+pub fn shed(ctx: &mut Ctx) {
+    ctx.liveness.shed();
+    ctx.scan.shed();
+}
+
+/// The whole allocation into `out`, from [`prepare_static`]'s decisions
+/// (no checker: see [`allocate_with`]).
+pub fn resolve<F: RaFunction>(
+    ctx: &mut Ctx,
+    func: &F,
+    env: &MachineEnv,
+    out: &mut Output,
+) -> Result<(), RegAllocError> {
     moves::resolve(
         func,
         env,
@@ -858,12 +910,7 @@ fn allocate_in<F: RaFunction>(
         &mut ctx.seq,
         &mut ctx.buf,
         out,
-    )?;
-    #[cfg(debug_assertions)]
-    if checker::affordable(func, out) && std::env::var_os("KILN_NO_CHECK").is_none() {
-        checker::check(func, env, out).map_err(RegAllocError::Checker)?;
-    }
-    Ok(())
+    )
 }
 
 #[cfg(test)]

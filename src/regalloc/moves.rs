@@ -247,8 +247,8 @@ fn emit(out: &mut Vec<(ProgPoint, Edit)>, point: ProgPoint, env: &MachineEnv, m:
 /// Per-instruction move lists, reused.
 #[derive(Default)]
 pub struct MoveBuf {
-    before: Vec<Move>,
-    after: Vec<Move>,
+    pub before: Vec<Move>,
+    pub after: Vec<Move>,
 }
 
 /// Pushes `m` unless the same move is there already; a move to its own
@@ -281,6 +281,43 @@ fn no_location(i: MInst, j: usize, v: VReg) -> RegAllocError {
     }
 }
 
+/// Spill slots counted on from the scan's (the sequencer's cycle slots
+/// are added as they are created).
+#[derive(Clone, Copy, Debug)]
+pub struct Slots {
+    pub num: u32,
+    pub by_class: [usize; 2],
+}
+
+impl Slots {
+    /// The scan's slots.
+    pub fn of(scan: &Scan) -> Slots {
+        Slots {
+            num: scan.num_slots,
+            by_class: scan.slots_by_class,
+        }
+    }
+
+    /// A new slot of class `c`.
+    pub fn add(&mut self, c: RegClass) -> u32 {
+        self.num += 1;
+        self.by_class[c.index()] += 1;
+        self.num - 1
+    }
+}
+
+/// The inputs every instruction's resolution reads, and the scratch it
+/// writes.
+pub struct Resolve<'a, F> {
+    pub f: &'a F,
+    pub env: &'a MachineEnv,
+    pub lv: &'a Liveness,
+    pub scan: &'a Scan,
+    pub seq: &'a mut Sequencer,
+    pub buf: &'a mut MoveBuf,
+    pub slots: Slots,
+}
+
 /// Builds `out` (allocations and edits) from the scan's decisions.
 pub fn resolve<F: RaFunction>(
     f: &F,
@@ -294,169 +331,217 @@ pub fn resolve<F: RaFunction>(
     out.allocs.clear();
     out.inst_alloc_offsets.clear();
     out.edits.clear();
+    // Exact sizes: one allocation per operand, one offset per instruction
+    // (growing by doubling could leave half of either unused).
+    out.allocs.reserve_exact(lv.loop_use.len());
+    out.inst_alloc_offsets.reserve_exact(f.num_insts());
     seq.reset();
-    let mut num_slots = scan.num_slots;
-    let mut by_class = scan.slots_by_class;
-    let canon = |v: usize, c: RegClass| -> Allocation {
-        if scan.slot[v] != NONE {
-            Allocation::Stack(SpillSlot(scan.slot[v]))
-        } else {
-            Allocation::Reg(PReg::new(scan.reg[v], c))
-        }
+    let mut r = Resolve {
+        f,
+        env,
+        lv,
+        scan,
+        seq,
+        buf,
+        slots: Slots::of(scan),
     };
     for b in 0..f.num_blocks() {
         let blk = MBlock::new(b);
         for i in f.block_insts(blk).iter() {
-            let ii = i.index();
-            let ops = f.inst_operands(i);
-            let base = lv.op_offset[ii] as usize;
             out.inst_alloc_offsets.push(out.allocs.len() as u32);
-            buf.before.clear();
-            buf.after.clear();
-            let first = out.allocs.len();
-            // Operands that are reuse inputs (numbered below 64; lowering
-            // never makes more).
-            let mut reuse_inputs = 0u64;
-            for op in ops {
-                if let OperandConstraint::Reuse(k) = op.constraint {
-                    reuse_inputs |= 1u64.checked_shl(k as u32).unwrap_or(0);
+            r.inst(blk, i, &mut out.allocs, &mut out.edits)?;
+        }
+    }
+    out.num_spillslots = r.slots.num as usize;
+    out.spillslots_by_class = r.slots.by_class;
+    out.callee_saved_used = scan.callee_used;
+    Ok(())
+}
+
+impl<F: RaFunction> Resolve<'_, F> {
+    /// The location of `v` (class `c`) for its whole range.
+    fn canon(&self, v: usize, c: RegClass) -> Allocation {
+        if self.scan.slot[v] != NONE {
+            Allocation::Stack(SpillSlot(self.scan.slot[v]))
+        } else {
+            Allocation::Reg(PReg::new(self.scan.reg[v], c))
+        }
+    }
+
+    /// Collects in `buf.before` the block-argument moves of the jump `i`
+    /// ending `blk` (none unless it is a one-successor branch).
+    pub fn jump_moves(&mut self, blk: MBlock, i: MInst) {
+        let f = self.f;
+        if !f.is_branch(i) {
+            return;
+        }
+        let succs = f.block_succs(blk);
+        if succs.len() == 1 {
+            let params = f.block_params(succs[0]);
+            let args = f.branch_blockparams(blk, i, 0);
+            for (a, p) in args.iter().zip(params) {
+                let m = (
+                    self.canon(a.index(), a.class()),
+                    self.canon(p.index(), p.class()),
+                    a.class(),
+                );
+                if m.0 != m.1 {
+                    self.buf.before.push(m);
                 }
-            }
-            for (j, op) in ops.iter().enumerate() {
-                let v = op.vreg.index();
-                let c = op.vreg.class();
-                let st = scan.slot[v] != NONE;
-                let home = canon(v, c);
-                if !st && scan.reg[v] == NOREG {
-                    return Err(no_location(i, j, op.vreg));
-                }
-                if !st && !matches!(op.constraint, OperandConstraint::FixedReg(_)) {
-                    // In its register for its whole life, no fixed
-                    // register: read and written there (what every case
-                    // below comes to; the common one).
-                    out.allocs.push(home);
-                    continue;
-                }
-                let a = if op.kind == OperandKind::Use {
-                    let src = use_source(lv, scan, base + j, ii, v, c);
-                    match op.constraint {
-                        _ if j < 64 && reuse_inputs >> j & 1 != 0 => src, // replaced below
-                        OperandConstraint::FixedReg(r) => {
-                            push_move(&mut buf.before, (src, Allocation::Reg(r), c));
-                            Allocation::Reg(r)
-                        }
-                        OperandConstraint::Any => src,
-                        _ if src.is_stack() => {
-                            // Reloaded: into a temporary, or into the
-                            // register it had before its eviction.
-                            let t = if ii as u32 >= scan.evict_inst[v] {
-                                scan.op_temp[base + j]
-                            } else {
-                                scan.reg[v]
-                            };
-                            if t == NOREG {
-                                return Err(no_location(i, j, op.vreg));
-                            }
-                            let t = Allocation::Reg(PReg::new(t, c));
-                            push_move(&mut buf.before, (src, t, c));
-                            t
-                        }
-                        _ => src,
-                    }
-                } else {
-                    let before_eviction = (ii as u32) < scan.evict_inst[v];
-                    match op.constraint {
-                        OperandConstraint::FixedReg(r) => {
-                            let r = Allocation::Reg(r);
-                            push_move(&mut buf.after, (r, home, c));
-                            if st && before_eviction {
-                                // Its register holds it too until the
-                                // eviction (see `use_source`).
-                                let own = Allocation::Reg(PReg::new(scan.reg[v], c));
-                                push_move(&mut buf.after, (r, own, c));
-                            }
-                            r
-                        }
-                        OperandConstraint::Any if !(st && before_eviction) => home,
-                        _ if st => {
-                            // Its register before the eviction, or a
-                            // temporary: stored after.
-                            let hw = if ii as u32 >= scan.evict_inst[v] {
-                                scan.op_temp[base + j]
-                            } else {
-                                scan.reg[v]
-                            };
-                            if hw == NOREG {
-                                return Err(no_location(i, j, op.vreg));
-                            }
-                            let r = Allocation::Reg(PReg::new(hw, c));
-                            push_move(&mut buf.after, (r, home, c));
-                            r
-                        }
-                        _ => home,
-                    }
-                };
-                out.allocs.push(a);
-            }
-            // Reuse inputs: copied into the def's register.
-            for (j, op) in ops.iter().enumerate() {
-                if let OperandConstraint::Reuse(k) = op.constraint {
-                    let k = k as usize;
-                    let d = out.allocs[first + j];
-                    let a = ops[k].vreg;
-                    let src = use_source(lv, scan, base + k, ii, a.index(), a.class());
-                    push_move(&mut buf.before, (src, d, a.class()));
-                    out.allocs[first + k] = d;
-                }
-            }
-            // Block arguments of a jump.
-            if f.is_branch(i) {
-                let succs = f.block_succs(blk);
-                if succs.len() == 1 {
-                    let params = f.block_params(succs[0]);
-                    let args = f.branch_blockparams(blk, i, 0);
-                    for (a, p) in args.iter().zip(params) {
-                        let m = (
-                            canon(a.index(), a.class()),
-                            canon(p.index(), p.class()),
-                            a.class(),
-                        );
-                        if m.0 != m.1 {
-                            buf.before.push(m);
-                        }
-                    }
-                }
-            }
-            let mut new_slot = |c: RegClass| {
-                num_slots += 1;
-                by_class[c.index()] += 1;
-                num_slots - 1
-            };
-            // Most instructions need no moves at all.
-            if !buf.before.is_empty() {
-                seq.sequentialize(
-                    ProgPoint::before(i),
-                    &buf.before,
-                    env,
-                    &mut out.edits,
-                    &mut new_slot,
-                )?;
-            }
-            if !buf.after.is_empty() {
-                seq.sequentialize(
-                    ProgPoint::after(i),
-                    &buf.after,
-                    env,
-                    &mut out.edits,
-                    &mut new_slot,
-                )?;
             }
         }
     }
-    out.num_spillslots = num_slots as usize;
-    out.spillslots_by_class = by_class;
-    out.callee_saved_used = scan.callee_used;
-    Ok(())
+
+    /// Sequentializes `buf.before` as the moves before `i` into `edits`
+    /// (creating the cycle slots it needs).
+    pub fn sequence_before(
+        &mut self,
+        i: MInst,
+        edits: &mut Vec<(ProgPoint, Edit)>,
+    ) -> Result<(), RegAllocError> {
+        let slots = &mut self.slots;
+        self.seq.sequentialize(
+            ProgPoint::before(i),
+            &self.buf.before,
+            self.env,
+            edits,
+            |c| slots.add(c),
+        )
+    }
+
+    /// Appends instruction `i`'s (of block `blk`) operand allocations to
+    /// `allocs` and its edits (before, then after it) to `edits`; returns
+    /// where in `edits` the ones after it start.
+    pub fn inst(
+        &mut self,
+        blk: MBlock,
+        i: MInst,
+        allocs: &mut Vec<Allocation>,
+        edits: &mut Vec<(ProgPoint, Edit)>,
+    ) -> Result<usize, RegAllocError> {
+        let (f, lv, scan) = (self.f, self.lv, self.scan);
+        let ii = i.index();
+        let ops = f.inst_operands(i);
+        let base = lv.op_offset[ii] as usize;
+        self.buf.before.clear();
+        self.buf.after.clear();
+        let buf = &mut *self.buf;
+        let first = allocs.len();
+        // Operands that are reuse inputs (numbered below 64; lowering
+        // never makes more).
+        let mut reuse_inputs = 0u64;
+        for op in ops {
+            if let OperandConstraint::Reuse(k) = op.constraint {
+                reuse_inputs |= 1u64.checked_shl(k as u32).unwrap_or(0);
+            }
+        }
+        for (j, op) in ops.iter().enumerate() {
+            let v = op.vreg.index();
+            let c = op.vreg.class();
+            let st = scan.slot[v] != NONE;
+            let home = if st {
+                Allocation::Stack(SpillSlot(scan.slot[v]))
+            } else {
+                Allocation::Reg(PReg::new(scan.reg[v], c))
+            };
+            if !st && scan.reg[v] == NOREG {
+                return Err(no_location(i, j, op.vreg));
+            }
+            if !st && !matches!(op.constraint, OperandConstraint::FixedReg(_)) {
+                // In its register for its whole life, no fixed register:
+                // read and written there (what every case below comes to;
+                // the common one).
+                allocs.push(home);
+                continue;
+            }
+            let a = if op.kind == OperandKind::Use {
+                let src = use_source(lv, scan, base + j, ii, v, c);
+                match op.constraint {
+                    _ if j < 64 && reuse_inputs >> j & 1 != 0 => src, // replaced below
+                    OperandConstraint::FixedReg(r) => {
+                        push_move(&mut buf.before, (src, Allocation::Reg(r), c));
+                        Allocation::Reg(r)
+                    }
+                    OperandConstraint::Any => src,
+                    _ if src.is_stack() => {
+                        // Reloaded: into a temporary, or into the
+                        // register it had before its eviction.
+                        let t = if ii as u32 >= scan.evict_inst[v] {
+                            scan.op_temp[base + j]
+                        } else {
+                            scan.reg[v]
+                        };
+                        if t == NOREG {
+                            return Err(no_location(i, j, op.vreg));
+                        }
+                        let t = Allocation::Reg(PReg::new(t, c));
+                        push_move(&mut buf.before, (src, t, c));
+                        t
+                    }
+                    _ => src,
+                }
+            } else {
+                let before_eviction = (ii as u32) < scan.evict_inst[v];
+                match op.constraint {
+                    OperandConstraint::FixedReg(r) => {
+                        let r = Allocation::Reg(r);
+                        push_move(&mut buf.after, (r, home, c));
+                        if st && before_eviction {
+                            // Its register holds it too until the
+                            // eviction (see `use_source`).
+                            let own = Allocation::Reg(PReg::new(scan.reg[v], c));
+                            push_move(&mut buf.after, (r, own, c));
+                        }
+                        r
+                    }
+                    OperandConstraint::Any if !(st && before_eviction) => home,
+                    _ if st => {
+                        // Its register before the eviction, or a
+                        // temporary: stored after.
+                        let hw = if ii as u32 >= scan.evict_inst[v] {
+                            scan.op_temp[base + j]
+                        } else {
+                            scan.reg[v]
+                        };
+                        if hw == NOREG {
+                            return Err(no_location(i, j, op.vreg));
+                        }
+                        let r = Allocation::Reg(PReg::new(hw, c));
+                        push_move(&mut buf.after, (r, home, c));
+                        r
+                    }
+                    _ => home,
+                }
+            };
+            allocs.push(a);
+        }
+        // Reuse inputs: copied into the def's register.
+        for (j, op) in ops.iter().enumerate() {
+            if let OperandConstraint::Reuse(k) = op.constraint {
+                let k = k as usize;
+                let d = allocs[first + j];
+                let a = ops[k].vreg;
+                let src = use_source(lv, scan, base + k, ii, a.index(), a.class());
+                push_move(&mut buf.before, (src, d, a.class()));
+                allocs[first + k] = d;
+            }
+        }
+        // Block arguments of a jump.
+        self.jump_moves(blk, i);
+        // Most instructions need no moves at all.
+        if !self.buf.before.is_empty() {
+            self.sequence_before(i, edits)?;
+        }
+        let after = edits.len();
+        if !self.buf.after.is_empty() {
+            let slots = &mut self.slots;
+            self.seq
+                .sequentialize(ProgPoint::after(i), &self.buf.after, self.env, edits, |c| {
+                    slots.add(c)
+                })?;
+        }
+        Ok(after)
+    }
 }
 
 #[cfg(test)]

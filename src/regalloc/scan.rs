@@ -120,6 +120,26 @@ pub struct Scan {
 }
 
 impl Scan {
+    /// Frees the sweep's scratch, keeping its result (`reg`, `slot`,
+    /// `evict_inst`, `op_temp`, the slot counts): for a large function,
+    /// once the sweep is over.
+    pub fn shed(&mut self) {
+        for v in [
+            &mut self.head_early,
+            &mut self.head_late,
+            &mut self.next,
+            &mut self.hole_early,
+            &mut self.hole_late,
+            &mut self.next_hole,
+            &mut self.reclaim_at,
+            &mut self.next_reclaim,
+            &mut self.stamp,
+        ] {
+            *v = Vec::new();
+        }
+        self.evict_key = Vec::new();
+    }
+
     fn setup_classes(&mut self, env: &MachineEnv, same_env: bool) {
         // The tables depend on the register lists only: rebuilt when they
         // change (compared by content, a few dozen bytes, unless the caller
@@ -244,14 +264,21 @@ impl Scan {
             let first = lv.block_start[b] as usize;
             for i in f.block_insts(blk).iter() {
                 let ii = i.index();
+                // The lists below are usually empty: tested here, no call.
                 if ii > 0 {
                     let h = self.head_late[ii - 1];
-                    self.expire(h, lv);
+                    if h != NONE {
+                        self.expire(h, lv);
+                    }
                     let h = self.hole_late[ii - 1];
-                    self.open_holes(h, lv);
+                    if h != NONE {
+                        self.open_holes(h, lv);
+                    }
                 }
                 let r = self.reclaim_at[ii];
-                self.close_holes(r, lv)?;
+                if r != NONE {
+                    self.close_holes(r, lv)?;
+                }
                 let ops = f.inst_operands(i);
                 for op in ops {
                     self.stamp[op.vreg.index()] = ii as u32;
@@ -271,12 +298,20 @@ impl Scan {
                 }
                 self.early_phase(ii, ops, lv)?;
                 let h = self.head_early[ii];
-                self.expire(h, lv);
+                if h != NONE {
+                    self.expire(h, lv);
+                }
                 let h = self.hole_early[ii];
-                self.open_holes(h, lv);
-                self.free_temps(true);
+                if h != NONE {
+                    self.open_holes(h, lv);
+                }
+                if !self.temps.is_empty() {
+                    self.free_temps(true);
+                }
                 self.late_phase(ii, ops, lv)?;
-                self.free_temps(false);
+                if !self.temps.is_empty() {
+                    self.free_temps(false);
+                }
             }
         }
         Ok(())
@@ -299,11 +334,12 @@ impl Scan {
         for (j, op) in ops.iter().enumerate() {
             let v = op.vreg.index();
             match (op.kind, op.constraint) {
-                (OperandKind::Use, OperandConstraint::Reg) => {
+                // Only a stack-resident use needs the scan for reuse defs.
+                (OperandKind::Use, OperandConstraint::Reg) if self.on_stack_at(v, i) => {
                     let reuse_input = ops
                         .iter()
                         .any(|o| o.constraint == OperandConstraint::Reuse(j as u8) && j < 256);
-                    if !reuse_input && self.on_stack_at(v, i) {
+                    if !reuse_input {
                         let late_use = op.pos == OperandPos::Late;
                         let end = if late_use { late(i) } else { early(i) };
                         let t = self.temp(lv, op.vreg, end, i, late_use, false)?;

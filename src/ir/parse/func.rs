@@ -358,6 +358,9 @@ impl<'a> Parser<'a, '_> {
                     self.instruction(Some(r), mn)?;
                 }
                 TokKind::Ident => {
+                    if self.fast_terminator()? {
+                        continue;
+                    }
                     let t = self.advance()?;
                     if matches!(self.tok.kind, TokKind::Colon | TokKind::LParen) {
                         self.label(t)?;
@@ -509,6 +512,13 @@ impl<'a> Parser<'a, '_> {
     #[inline]
     fn target(&mut self) -> Result<Block> {
         let t = self.expect(TokKind::Ident, "a block label")?;
+        self.target_named(t)
+    }
+
+    /// The block labelled `t` (read), used as a branch target; its token
+    /// goes to the source map.
+    #[inline]
+    pub(super) fn target_named(&mut self, t: Token<'a>) -> Result<Block> {
         self.fs.srcmap.push_token(t.loc);
         let name = self.fs.name(t.text);
         let b = self.fs.block_of[name.index()];

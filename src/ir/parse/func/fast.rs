@@ -12,7 +12,8 @@
 //! and filetests check the result and the source map of both).
 
 use super::{Parser, Result, NONE};
-use crate::ir::function::{Const, InstKind, Int96, Operand};
+use crate::ir::entities::Block;
+use crate::ir::function::{BlockCall, Const, InstKind, Int96, OpList, Operand};
 use crate::ir::lexer::{is_name_char, is_name_start, skip_spaces, TokKind, Token};
 use crate::ir::opcode::{Format, Opcode};
 use crate::ir::parse::parse_int;
@@ -33,7 +34,204 @@ thread_local! {
 /// Longest decimal literal read here (the general path reads longer ones).
 const MAX_DIGITS: usize = 18;
 
+/// The operand at byte `p` of `src` as the lexer would read it, when it is
+/// a value name or a short decimal integer, and the byte after it.
+#[inline]
+fn raw_operand(src: &str, mut p: usize) -> Option<(Raw<'_>, usize)> {
+    let b = src.as_bytes();
+    let start = p;
+    let raw = match b.get(p) {
+        Some(b'%') => {
+            p += 1;
+            while p < b.len() && is_name_char(b[p]) {
+                p += 1;
+            }
+            let text = &src[start + 1..p];
+            // A value name starts like a label or is all digits.
+            match text.as_bytes().first() {
+                Some(&c) if is_name_start(c) => {}
+                Some(_) if text.bytes().all(|c| c.is_ascii_digit()) => {}
+                _ => return None,
+            }
+            Raw::Value(text)
+        }
+        Some(&c) if c.is_ascii_digit() || c == b'-' => {
+            p += usize::from(c == b'-');
+            let digits = p;
+            while p < b.len() && b[p].is_ascii_digit() {
+                p += 1;
+            }
+            // Hex, floats, long literals and malformed numbers take the
+            // general path.
+            let n = p - digits;
+            if n == 0 || n > MAX_DIGITS || b.get(p).is_some_and(|&c| is_name_char(c)) {
+                return None;
+            }
+            Raw::Int(parse_int(&src[start..p]).and_then(Int96::new)?)
+        }
+        _ => return None,
+    };
+    Some((raw, p))
+}
+
+/// The block label at byte `p` of `src` (a name the lexer reads as one
+/// identifier), and the byte after it.
+#[inline]
+fn raw_label(src: &str, mut p: usize) -> Option<(&str, usize)> {
+    let b = src.as_bytes();
+    let start = p;
+    if !b.get(p).is_some_and(|&c| is_name_start(c)) {
+        return None;
+    }
+    while p < b.len() && is_name_char(b[p]) {
+        p += 1;
+    }
+    Some((&src[start..p], p))
+}
+
+/// Whether byte `p` of `b` ends a line (a newline or the end of the text).
+#[inline]
+fn at_line_end(b: &[u8], p: usize) -> bool {
+    matches!(b.get(p), None | Some(b'\n'))
+}
+
+/// A terminator line read by [`scan_terminator`]: its operand and labels
+/// with their first bytes, and where the line ends.
+struct TermLine<'a> {
+    op: Option<(Raw<'a>, usize)>,
+    labels: [(&'a str, usize); 2],
+    num_labels: usize,
+    end: usize,
+}
+
+/// The rest of a `ret`, `jmp` or `br` line from byte `p` (after the
+/// mnemonic), when it has the fast path's shape.
+#[inline]
+fn scan_terminator(src: &str, p: usize, opcode: Opcode) -> Option<TermLine<'_>> {
+    let b = src.as_bytes();
+    let mut p = skip_spaces(b, p);
+    let mut line = TermLine {
+        op: None,
+        labels: [("", 0); 2],
+        num_labels: 0,
+        end: 0,
+    };
+    if opcode != Opcode::Jmp && !(opcode == Opcode::Ret && at_line_end(b, p)) {
+        let (raw, end) = raw_operand(src, p)?;
+        line.op = Some((raw, p));
+        p = skip_spaces(b, end);
+    }
+    let wanted = match opcode {
+        Opcode::Ret => 0,
+        Opcode::Jmp => 1,
+        _ => 2,
+    };
+    while line.num_labels < wanted {
+        if opcode == Opcode::Br {
+            if b.get(p) != Some(&b',') {
+                return None;
+            }
+            p = skip_spaces(b, p + 1);
+        }
+        let (label, end) = raw_label(src, p)?;
+        line.labels[line.num_labels] = (label, p);
+        line.num_labels += 1;
+        p = skip_spaces(b, end);
+    }
+    if !at_line_end(b, p) {
+        return None;
+    }
+    line.end = p;
+    Some(line)
+}
+
 impl<'a> Parser<'a, '_> {
+    /// Moves past the end of a line read by a fast path, at byte `p` (a
+    /// newline or the end of the text): the next line's first token becomes
+    /// the lookahead, as after the general path's `end_of_line`.
+    #[inline]
+    fn next_line(&mut self, p: usize) -> Result<()> {
+        if p < self.lex.src().len() {
+            self.lex.skip_newline_at(p);
+            self.advance()?;
+            Ok(())
+        } else {
+            self.lex.skip_to(p);
+            self.advance()?;
+            self.end_of_line("instruction")
+        }
+    }
+
+    /// Reads the terminator line whose mnemonic is the lookahead when it is
+    /// `ret [OPERAND]`, `jmp LABEL` or `br OPERAND, LABEL, LABEL` with
+    /// operands as [`Self::fast_instruction`] reads them and targets
+    /// without arguments; returns whether it did. When it returns `false`,
+    /// nothing has changed (the general path reads the line).
+    pub(in crate::ir::parse) fn fast_terminator(&mut self) -> Result<bool> {
+        let mn = self.tok;
+        let opcode = match mn.text {
+            "ret" => Opcode::Ret,
+            "br" => Opcode::Br,
+            "jmp" => Opcode::Jmp,
+            _ => return Ok(false),
+        };
+        if self.fs.cur.is_none() {
+            return Ok(false);
+        }
+        let src = self.lex.src();
+        let Some(line) = scan_terminator(src, self.lex.pos(), opcode) else {
+            return Ok(false);
+        };
+        // Record the instruction as the general path does.
+        self.fs.srcmap.start_inst(mn.loc);
+        self.fs.inst_fwd_value = false;
+        self.fs.inst_fwd_block = false;
+        let op = match line.op {
+            None => None,
+            Some((raw, at)) => {
+                let loc = self.lex.loc_at(at);
+                let op = match raw {
+                    Raw::Value(text) => Operand::Value(self.use_value(Token {
+                        kind: TokKind::Local,
+                        text,
+                        loc,
+                    })?),
+                    Raw::Int(v) => Operand::Const(Const::Int(v)),
+                };
+                self.fs.srcmap.push_token(loc);
+                Some(op)
+            }
+        };
+        let mut blocks = [Block(0); 2];
+        for (block, &(text, at)) in blocks.iter_mut().zip(&line.labels).take(line.num_labels) {
+            *block = self.target_named(Token {
+                kind: TokKind::Ident,
+                text,
+                loc: self.lex.loc_at(at),
+            })?;
+        }
+        let call = |block| BlockCall {
+            block,
+            args: OpList::EMPTY,
+        };
+        let kind = match (opcode, op) {
+            (Opcode::Ret, value) => InstKind::Ret { value },
+            (Opcode::Br, Some(cond)) => InstKind::Br {
+                cond,
+                then_dest: call(blocks[0]),
+                else_dest: call(blocks[1]),
+            },
+            _ => InstKind::Jmp {
+                dest: call(blocks[0]),
+            },
+        };
+        self.push_instruction(opcode, None, None, mn.loc, kind, mn.loc)?;
+        self.next_line(line.end)?;
+        #[cfg(test)]
+        FAST_LINES.with(|n| n.set(n.get() + 1));
+        Ok(true)
+    }
+
     /// Reads the instruction line whose first token, `%name`, is the
     /// lookahead, when the line has the fast path's shape; returns whether
     /// it did. When it returns `false`, nothing has changed.
@@ -93,40 +291,10 @@ impl<'a> Parser<'a, '_> {
             }
             p = skip_spaces(b, p);
             let start = p;
-            let raw = match b.get(p) {
-                Some(b'%') => {
-                    p += 1;
-                    while p < b.len() && is_name_char(b[p]) {
-                        p += 1;
-                    }
-                    let text = &src[start + 1..p];
-                    // A value name starts like a label or is all digits.
-                    match text.as_bytes().first() {
-                        Some(&c) if is_name_start(c) => {}
-                        Some(_) if text.bytes().all(|c| c.is_ascii_digit()) => {}
-                        _ => return Ok(false),
-                    }
-                    Raw::Value(text)
-                }
-                Some(&c) if c.is_ascii_digit() || c == b'-' => {
-                    p += usize::from(c == b'-');
-                    let digits = p;
-                    while p < b.len() && b[p].is_ascii_digit() {
-                        p += 1;
-                    }
-                    // Hex, floats, long literals and malformed numbers
-                    // take the general path.
-                    let n = p - digits;
-                    if n == 0 || n > MAX_DIGITS || b.get(p).is_some_and(|&c| is_name_char(c)) {
-                        return Ok(false);
-                    }
-                    match parse_int(&src[start..p]).and_then(Int96::new) {
-                        Some(v) => Raw::Int(v),
-                        None => return Ok(false),
-                    }
-                }
-                _ => return Ok(false),
+            let Some((raw, end)) = raw_operand(src, p) else {
+                return Ok(false);
             };
+            p = end;
             *slot = (raw, start);
         }
         p = skip_spaces(b, p);
@@ -163,11 +331,7 @@ impl<'a> Parser<'a, '_> {
             _ => InstKind::Select { args },
         };
         self.push_instruction(opcode, ty, Some(result_name), result.loc, kind, mn_loc)?;
-        // The newline (or the end) becomes the lookahead, and is consumed
-        // as the general path's `end_of_line` would.
-        self.lex.skip_to(p);
-        self.advance()?;
-        self.end_of_line("instruction")?;
+        self.next_line(p)?;
         #[cfg(test)]
         FAST_LINES.with(|n| n.set(n.get() + 1));
         Ok(true)
