@@ -101,12 +101,7 @@ impl ModuleRecord {
     /// table length, the table.
     fn pack(debug: &ModuleDebug, out: &mut Vec<u8>) {
         let file = debug.file.as_bytes();
-        let funcs: usize = debug
-            .funcs
-            .iter()
-            .map(|f| 16 + f.name.len() + f.lines.encoded_len())
-            .sum();
-        out.reserve_exact(5 + file.len() + funcs);
+        out.reserve_exact(Self::packed_len(debug));
         lines::write_uleb(out, file.len() as u64);
         out.extend_from_slice(file);
         for f in &debug.funcs {
@@ -118,6 +113,16 @@ impl ModuleRecord {
             lines::write_uleb(out, table.len() as u64);
             out.extend_from_slice(table);
         }
+    }
+
+    /// At least the bytes [`ModuleRecord::pack`] appends.
+    fn packed_len(debug: &ModuleDebug) -> usize {
+        let funcs: usize = debug
+            .funcs
+            .iter()
+            .map(|f| 16 + f.name.len() + f.lines.encoded_len())
+            .sum();
+        5 + debug.file.len() + funcs
     }
 
     /// The file name and the functions (see [`ModuleRecord::pack`]).
@@ -195,6 +200,11 @@ impl ModuleDebug {
     /// Moves the line tables out of `cm` (a module compiled from file
     /// `file`), pairing each with its function's symbol.
     pub fn take(file: &str, cm: &mut CompiledModule) -> ModuleDebug {
+        ModuleDebug::take_shared(file.into(), cm)
+    }
+
+    /// [`ModuleDebug::take`] with the file name already shared.
+    pub fn take_shared(file: Arc<str>, cm: &mut CompiledModule) -> ModuleDebug {
         let funcs = std::mem::take(&mut cm.lines)
             .into_iter()
             .filter_map(|fl| {
@@ -207,10 +217,7 @@ impl ModuleDebug {
                 })
             })
             .collect();
-        ModuleDebug {
-            file: file.into(),
-            funcs,
-        }
+        ModuleDebug { file, funcs }
     }
 }
 
@@ -290,7 +297,9 @@ impl DebugRegistry {
     /// Module `id` was finalized with its code in `text`.
     pub fn module_finalized(&mut self, id: ModuleId, debug: ModuleDebug, text: &FinalizedSection) {
         let start = text.target_address();
-        let mut data = Vec::new();
+        let mut data = Vec::with_capacity(
+            unwind::eh_frame_capacity(debug.funcs.len()) + ModuleRecord::packed_len(&debug),
+        );
         let mut gdb = None;
         if self.native {
             if let Some(code) = text.bytes() {
@@ -352,7 +361,7 @@ impl DebugRegistry {
             })
             .collect();
         if self.options.unwind && !funcs.is_empty() {
-            *eh_frame = unwind::eh_frame(isa, &funcs);
+            unwind::eh_frame_into(isa, &funcs, eh_frame);
         }
         if !self.options.gdb {
             return None;

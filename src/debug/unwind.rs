@@ -101,23 +101,38 @@ enum Format {
 /// The `.eh_frame` bytes for `funcs`: one CIE, an FDE per function, and
 /// the zero terminator `__register_frame` expects.
 pub fn eh_frame(isa: UnwindIsa, funcs: &[UnwindFunc<'_>]) -> Vec<u8> {
-    cfi(isa, funcs, Format::EhFrame)
+    let mut out = Vec::with_capacity(eh_frame_capacity(funcs.len()));
+    cfi(isa, funcs, Format::EhFrame, &mut out);
+    out
+}
+
+/// [`eh_frame`], appended to `out` (the table starts at `out.len()`).
+pub fn eh_frame_into(isa: UnwindIsa, funcs: &[UnwindFunc<'_>], out: &mut Vec<u8>) {
+    cfi(isa, funcs, Format::EhFrame, out)
+}
+
+/// Room enough for the `.eh_frame` of `funcs` functions in the common
+/// case (about 40 bytes per function; more only for unusual prologues).
+pub fn eh_frame_capacity(funcs: usize) -> usize {
+    32 + 48 * funcs
 }
 
 /// The same rules as a `.debug_frame` section (for debugger objects).
 pub fn debug_frame(isa: UnwindIsa, funcs: &[UnwindFunc<'_>]) -> Vec<u8> {
-    cfi(isa, funcs, Format::DebugFrame)
+    let mut out = Vec::with_capacity(eh_frame_capacity(funcs.len()));
+    cfi(isa, funcs, Format::DebugFrame, &mut out);
+    out
 }
 
-fn cfi(isa: UnwindIsa, funcs: &[UnwindFunc<'_>], format: Format) -> Vec<u8> {
-    // About 40 bytes per function: written in place, no reallocation.
-    let mut out = Vec::with_capacity(32 + 48 * funcs.len());
-    cie(isa, format, &mut out);
+/// Appends the CIE and FDEs of `funcs` to `out` (the CIE at `out.len()`).
+fn cfi(isa: UnwindIsa, funcs: &[UnwindFunc<'_>], format: Format, out: &mut Vec<u8>) {
+    let start = out.len();
+    cie(isa, format, out);
     for f in funcs {
-        let at = begin_entry(&mut out);
+        let at = begin_entry(out);
         let cie_pointer = match format {
             // From this field back to the CIE.
-            Format::EhFrame => (at + 4) as u32,
+            Format::EhFrame => (at + 4 - start) as u32,
             // The CIE's offset in the section.
             Format::DebugFrame => 0,
         };
@@ -127,17 +142,16 @@ fn cfi(isa: UnwindIsa, funcs: &[UnwindFunc<'_>], format: Format) -> Vec<u8> {
         if format == Format::EhFrame {
             out.push(0); // no augmentation data
         }
-        let mut rules = Rules::new(&mut out, isa);
+        let mut rules = Rules::new(out, isa);
         match isa {
             UnwindIsa::X86_64 => x86_64_rules(&mut rules, f.code),
             UnwindIsa::Aarch64 => aarch64_rules(&mut rules, f.code),
         }
-        end_entry(&mut out, at);
+        end_entry(out, at);
     }
     if format == Format::EhFrame {
         out.extend_from_slice(&0u32.to_le_bytes());
     }
-    out
 }
 
 /// Starts an entry (CIE or FDE): a length to be patched; its offset.

@@ -241,7 +241,7 @@ impl<'a> Lexer<'a> {
     /// The common tokens (names, `%values`, punctuation, newlines) are
     /// read here in one pass over a byte-class table; numbers, strings,
     /// `@symbols`, comments and errors take the slower paths.
-    #[inline]
+    #[inline(always)]
     pub fn next_token(&mut self) -> Result<Token<'a>, LexError> {
         let bytes = self.bytes;
         let p = skip_spaces(bytes, self.pos);

@@ -378,7 +378,11 @@ impl Registry {
         slot: u32,
         mut cm: CompiledModule,
     ) -> Result<()> {
-        let debug = ModuleDebug::take(self.name_of(slot), &mut cm);
+        let file = match self.owner(slot) {
+            Some(o) => o.name.clone(),
+            None => "<lazy stubs>".into(),
+        };
+        let debug = ModuleDebug::take_shared(file, &mut cm);
         let source = match &self.entry(slot).state {
             State::Compiling { source, claim } if *claim == token => source.clone(),
             _ => {

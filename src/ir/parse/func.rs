@@ -23,7 +23,7 @@ use super::super::opcode::{Format, Opcode, ResultTy, Suffix};
 use super::super::srcmap::{Loc, SrcMapBuilder};
 use super::super::types::{Signature, Type};
 use super::{is_float_word, parse_f64, parse_int, shorten, Parser, Result, SymRef, SymSite};
-use crate::ir::lexer::{TokKind, Token};
+use crate::ir::lexer::{skip_spaces, TokKind, Token};
 use crate::ir::module::{Linkage, SymbolKind};
 
 /// Values, blocks and symbols used before their definition get placeholder
@@ -446,10 +446,20 @@ impl<'a> Parser<'a, '_> {
             }
             self.advance()?;
         }
-        self.expect(TokKind::Colon, "':' after the block label")?;
-        self.end_of_line("block label")?;
         self.fs.cur = Some((block, self.fs.insts.len()));
-        Ok(())
+        if self.at(TokKind::Colon) {
+            // `:` then the end of the line (the common case): on to the
+            // next line's first token without making the newline token.
+            let b = self.lex.src().as_bytes();
+            let p = skip_spaces(b, self.lex.pos());
+            if b.get(p) == Some(&b'\n') {
+                self.lex.skip_newline_at(p);
+                self.advance()?;
+                return Ok(());
+            }
+        }
+        self.expect(TokKind::Colon, "':' after the block label")?;
+        self.end_of_line("block label")
     }
 
     // ---- instructions ----
