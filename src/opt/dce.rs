@@ -32,18 +32,31 @@ const NONE: u32 = u32::MAX;
 
 /// Runs the pass over `f`.
 pub fn run(f: &mut Function) {
-    merge_blocks(f);
-    let live = mark(f);
-    compact(f, &live);
+    run_with(f, None);
+}
+
+/// [`run`] with the analyses of `f` as it is, when known (they serve
+/// unless blocks get merged).
+pub fn run_with(f: &mut Function, analysis: Option<FuncAnalysis>) {
+    let merged = merge_blocks(f);
+    // One set of analyses for marking and for the layout of the
+    // compacted function (merging was the last change to the CFG).
+    let analysis = match analysis {
+        Some(a) if !merged => a,
+        _ => FuncAnalysis::new(f),
+    };
+    let live = mark(f, &analysis.rpo);
+    compact(f, &live, &analysis);
 }
 
 /// Merges each block ending in `jmp C` with `C` when that is `C`'s only
-/// incoming edge.
-fn merge_blocks(f: &mut Function) {
+/// incoming edge; whether it merged any.
+fn merge_blocks(f: &mut Function) -> bool {
     let incoming = incoming_edges(f);
     let rpo = Rpo::new(&Cfg::new(f));
     let mut subst = Subst::new(f.values.len());
     let mut gone = vec![false; f.blocks.len()];
+    let mut merged = false;
     for &b in rpo.order() {
         if gone[b.index()] {
             continue;
@@ -81,10 +94,12 @@ fn merge_blocks(f: &mut Function) {
             insts.pop();
             insts.extend(moved);
             gone[c.index()] = true;
+            merged = true;
         }
     }
     subst.grow(f.values.len());
     apply_everywhere(f, &mut subst);
+    merged
 }
 
 /// What survives: per block, per instruction and per value.
@@ -95,8 +110,7 @@ struct Live {
 }
 
 /// Marks the live instructions and values of the reachable blocks.
-fn mark(f: &Function) -> Live {
-    let rpo = Rpo::new(&Cfg::new(f));
+fn mark(f: &Function, rpo: &Rpo) -> Live {
     let mut live = Live {
         block: vec![false; f.blocks.len()],
         inst: vec![false; f.insts.len()],
@@ -177,12 +191,17 @@ fn root_operands(f: &Function, i: Inst) -> SmallVec<[Operand; 4]> {
 }
 
 /// Rebuilds `f` with only the live parts, renumbered densely.
-fn compact(f: &mut Function, live: &Live) {
+/// `analysis` is that of `f` as it is.
+fn compact(f: &mut Function, live: &Live, analysis: &FuncAnalysis) {
     let mut old = std::mem::take(f);
+    let n_live_insts = live.inst.iter().filter(|&&l| l).count();
     let mut new = Function {
         name: old.name.clone(),
         sig: old.sig.clone(),
         names: std::mem::take(&mut old.names),
+        insts: Vec::with_capacity(n_live_insts),
+        values: Vec::with_capacity(live.value.iter().filter(|&&l| l).count()),
+        arg_pool: Vec::with_capacity(old.arg_pool.len()),
         ..Default::default()
     };
     let mut vmap = vec![NONE; old.values.len()];
@@ -210,7 +229,6 @@ fn compact(f: &mut Function, live: &Live) {
     // The layout the back ends use: reverse postorder, each loop's blocks
     // together (`LoopInfo::block_order`), so the printed IR reads in the
     // order the code will be laid out.
-    let analysis = FuncAnalysis::new(&old);
     let order: Vec<Block> = analysis
         .loops
         .block_order(&analysis.rpo)
@@ -219,13 +237,15 @@ fn compact(f: &mut Function, live: &Live) {
             live.block[b.index()] && (b.index() == 0 || !old.blocks[b.index()].insts.is_empty())
         })
         .collect();
+    new.blocks.reserve_exact(order.len());
     for &b in &order {
         let bd = &old.blocks[b.index()];
         bmap[b.index()] = new.blocks.len() as u32;
+        let n_insts = bd.insts.iter().filter(|i| live.inst[i.index()]).count();
         new.blocks.push(BlockData {
             name: bd.name,
             params: Vec::new(),
-            insts: Vec::new(),
+            insts: Vec::with_capacity(n_insts),
         });
         if keep_locs {
             src.push_block(old.srcmap.block(b));

@@ -28,8 +28,9 @@
 use super::fold;
 use super::subst::Subst;
 use super::table::ScopedTable;
-use crate::analysis::{Cfg, DomTree};
+use crate::analysis::{Cfg, FuncAnalysis};
 use crate::ir::{Block, Const, Function, Inst, InstData, InstKind, Opcode, Operand, Type, Value};
+use smallvec::SmallVec;
 
 /// An operation on operands: what makes two instructions compute the same
 /// value.
@@ -85,26 +86,36 @@ pub fn run(f: &mut Function) {
     if f.blocks.is_empty() {
         return;
     }
-    let cfg = Cfg::new(f);
-    let dom = DomTree::new(&cfg);
+    run_with(f, &FuncAnalysis::new(f));
+}
+
+/// [`run`] with the analyses of `f` as it is; returns whether the CFG is
+/// still the one `a` describes (simplification may turn a branch on a
+/// known condition into a jump), so that later passes can reuse `a`.
+pub fn run_with(f: &mut Function, a: &FuncAnalysis) -> bool {
+    if f.blocks.is_empty() {
+        return true;
+    }
+    let (cfg, dom) = (&a.cfg, &a.dom);
     let mut w = Walk {
         subst: Subst::new(f.values.len()),
         table: ScopedTable::with_capacity(f.insts.len()),
         known: ScopedTable::new(),
         incoming: fold::incoming_edges(f),
+        cfg_changed: false,
     };
     // Iterative preorder walk: (block, next child, table marks on entry).
     let mut stack: Vec<(Block, usize, (usize, usize))> = Vec::with_capacity(f.blocks.len());
     let entry = f.entry();
     let marks = w.marks();
-    w.visit(f, &cfg, entry);
+    w.visit(f, cfg, entry);
     stack.push((entry, 0, marks));
     while let Some(top) = stack.last_mut() {
         let (b, i, marks) = *top;
         if let Some(&c) = dom.children(b).get(i) {
             top.1 += 1;
             let m = w.marks();
-            w.visit(f, &cfg, c);
+            w.visit(f, cfg, c);
             stack.push((c, 0, m));
         } else {
             w.table.pop_to(marks.0);
@@ -113,6 +124,14 @@ pub fn run(f: &mut Function) {
         }
     }
     fold::apply_everywhere(f, &mut w.subst);
+    !w.cfg_changed
+}
+
+/// The successors of terminator `t`, in order.
+fn successors(f: &Function, t: Inst) -> SmallVec<[Block; 4]> {
+    let mut out = SmallVec::new();
+    f.for_each_successor(t, |s| out.push(s));
+    out
 }
 
 /// The state of the walk.
@@ -124,6 +143,8 @@ struct Walk {
     /// through the `then` (1) or `else` (0) edge of a `br` on them.
     known: ScopedTable<Value, i128>,
     incoming: Vec<Vec<(Inst, usize)>>,
+    /// Whether some terminator now has other successors.
+    cfg_changed: bool,
 }
 
 impl Walk {
@@ -157,8 +178,15 @@ impl Walk {
     fn visit(&mut self, f: &mut Function, cfg: &Cfg, b: Block) {
         self.learn(f, cfg, b);
         fold::simplify_params(f, &mut self.subst, &self.incoming, b);
-        for k in 0..f.blocks[b.index()].insts.len() {
+        let n = f.blocks[b.index()].insts.len();
+        for k in 0..n {
             let inst = f.blocks[b.index()].insts[k];
+            let term = k + 1 == n && f.insts[inst.index()].opcode.is_terminator();
+            let succs_before = if term {
+                successors(f, inst)
+            } else {
+                SmallVec::new()
+            };
             self.subst.apply(f, inst);
             if !super::subst::literal_free(&f.insts[inst.index()]) {
                 let known = &self.known;
@@ -171,6 +199,9 @@ impl Walk {
                 });
             }
             fold::simplify_applied(f, &mut self.subst, inst);
+            if term && successors(f, inst) != succs_before {
+                self.cfg_changed = true;
+            }
             self.number(f, inst);
         }
     }

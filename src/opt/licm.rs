@@ -30,25 +30,34 @@ const NONE: u32 = u32::MAX;
 
 /// Runs the pass over `f`; whether it hoisted anything.
 pub fn run(f: &mut Function) -> bool {
+    run_with(f, &mut None)
+}
+
+/// [`run`] with `cache`: the analyses of `f` as it is, when known. On
+/// return it holds them again, or `None` (hoisting moves instructions
+/// only; the preheaders it may add change the CFG, and then the analyses
+/// are recomputed).
+pub fn run_with(f: &mut Function, cache: &mut Option<FuncAnalysis>) -> bool {
     if f.blocks.is_empty() {
         return false;
     }
     if !has_backward_edge(f) {
         return false;
     }
-    let a = FuncAnalysis::new(f);
+    let mut a = cache.take().unwrap_or_else(|| FuncAnalysis::new(f));
     if a.loops.loops().is_empty() {
+        *cache = Some(a);
         return false;
     }
-    let a = if make_preheaders(f, &a) {
-        FuncAnalysis::new(f)
-    } else {
-        a
+    if make_preheaders(f, &a) {
+        a = FuncAnalysis::new(f);
+    }
+    let hoisted = match find_preheaders(f, &a) {
+        Some(preheaders) => hoist(f, &a, &preheaders),
+        None => false,
     };
-    let Some(preheaders) = find_preheaders(f, &a) else {
-        return false;
-    };
-    hoist(f, &a, &preheaders)
+    *cache = Some(a);
+    hoisted
 }
 
 /// Whether some edge goes to a block at or before its source in layout

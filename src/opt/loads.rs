@@ -56,6 +56,12 @@ const CARRY_WINDOW: usize = 16;
 
 /// Runs the pass over `f`; whether it replaced any load.
 pub fn run(f: &mut Function) -> bool {
+    run_with(f, &mut None)
+}
+
+/// [`run`] with `cache`: the analyses of `f` as it is, when known; filled
+/// in when this pass computes them (it leaves the CFG as it is).
+pub fn run_with(f: &mut Function, cache: &mut Option<FuncAnalysis>) -> bool {
     if f.blocks.is_empty() {
         return false;
     }
@@ -68,8 +74,8 @@ pub fn run(f: &mut Function) -> bool {
     if !has_load {
         return false;
     }
-    let a = FuncAnalysis::new(f);
-    let (entry_version, after) = versions(f, &a);
+    let a = cache.get_or_insert_with(|| FuncAnalysis::new(f));
+    let (entry_version, after) = versions(f, a);
     let mut w = Walk {
         subst: Subst::new(f.values.len()),
         table: ScopedTable::with_capacity(f.insts.len()),

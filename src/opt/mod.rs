@@ -42,6 +42,7 @@ pub mod magic;
 pub mod subst;
 pub mod table;
 
+use crate::analysis::FuncAnalysis;
 use crate::ir::{Function, InstData, InstKind, Module, Opcode, Operand, Type};
 
 /// How much work the engine does on a module before lowering it.
@@ -140,24 +141,46 @@ pub fn optimize_module(module: &mut Module, level: OptLevel) {
 pub fn run_passes(module: &mut Module, passes: &[Pass]) {
     // Per function: changed since its last gvn.
     let mut dirty = vec![true; module.funcs.len()];
+    // Per function: its analyses (CFG, dominators, loops) while they
+    // describe it. `gvn`, `loads` and `licm` leave the CFG alone (`gvn`
+    // says when a branch it simplified became a jump; `licm` recomputes
+    // them after adding preheaders), so one computation serves them all
+    // and `dce` too when it merges no blocks.
+    let mut cache: Vec<Option<FuncAnalysis>> = vec![None; module.funcs.len()];
     for &pass in passes {
         match pass {
             Pass::Inline => {
                 inline::run(module);
                 dirty = vec![true; module.funcs.len()];
+                cache = vec![None; module.funcs.len()];
             }
             _ => {
-                for (f, d) in module.funcs.iter_mut().zip(dirty.iter_mut()) {
+                for ((f, d), a) in module
+                    .funcs
+                    .iter_mut()
+                    .zip(dirty.iter_mut())
+                    .zip(cache.iter_mut())
+                {
                     match pass {
                         Pass::Gvn if !*d => {}
                         Pass::Gvn => {
-                            gvn::run(f);
+                            if !f.blocks.is_empty() {
+                                let an = a.take().unwrap_or_else(|| FuncAnalysis::new(f));
+                                if gvn::run_with(f, &an) {
+                                    *a = Some(an);
+                                }
+                            }
                             *d = false;
                         }
-                        Pass::Loads => *d |= loads::run(f),
-                        Pass::Licm => *d |= licm::run(f),
+                        Pass::Loads => *d |= loads::run_with(f, a),
+                        Pass::Licm => *d |= licm::run_with(f, a),
+                        Pass::Dce => {
+                            dce::run_with(f, a.take());
+                            *d = true;
+                        }
                         _ => {
                             run_function_pass(f, pass);
+                            *a = None;
                             *d = true;
                         }
                     }

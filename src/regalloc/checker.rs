@@ -57,6 +57,12 @@ struct Checker<'a, F> {
     env: &'a MachineEnv,
     out: &'a Output,
     nlocs: usize,
+    /// Per vreg: whether it was ever put into a location of any state (by
+    /// a definition or as a block parameter on an edge). A vreg never put
+    /// anywhere is in no set, so its first definition need not search
+    /// every location for stale copies (most definitions are first ones:
+    /// without this, each one cost a search of every location).
+    seen: std::cell::RefCell<Vec<bool>>,
 }
 
 impl<F: RaFunction> Checker<'_, F> {
@@ -110,14 +116,27 @@ impl<F: RaFunction> Checker<'_, F> {
         Ok(())
     }
 
-    fn define(st: &mut State, v: VReg, l: usize) {
+    /// Marks `v` as seen; returns whether it was seen before.
+    fn see(&self, v: u32) -> bool {
+        let mut seen = self.seen.borrow_mut();
+        let i = v as usize;
+        if i >= seen.len() {
+            seen.resize(i + 1, false);
+        }
+        std::mem::replace(&mut seen[i], true)
+    }
+
+    fn define(&self, st: &mut State, v: VReg, l: usize) {
         let v = v.index() as u32;
-        for s in st.iter_mut() {
-            if let Ok(k) = s.binary_search(&v) {
-                s.remove(k);
+        if self.see(v) {
+            for s in st.iter_mut() {
+                if let Ok(k) = s.binary_search(&v) {
+                    s.remove(k);
+                }
             }
         }
-        st[l] = vec![v];
+        st[l].clear();
+        st[l].push(v);
     }
 
     /// Runs `block` from `st`; with `check`, validates every operand.
@@ -212,7 +231,7 @@ impl<F: RaFunction> Checker<'_, F> {
             }
             for j in 0..n {
                 if is(j, OperandKind::Def, OperandPos::Early) {
-                    Self::define(st, ops[j].vreg, locs[j]);
+                    self.define(st, ops[j].vreg, locs[j]);
                 }
             }
             if check {
@@ -234,7 +253,7 @@ impl<F: RaFunction> Checker<'_, F> {
             }
             for j in 0..n {
                 if is(j, OperandKind::Def, OperandPos::Late) {
-                    Self::define(st, ops[j].vreg, locs[j]);
+                    self.define(st, ops[j].vreg, locs[j]);
                 }
             }
             self.apply_edits(st, ProgPoint::after(i))?;
@@ -253,6 +272,9 @@ impl<F: RaFunction> Checker<'_, F> {
         let mut out = st.clone();
         for p in params {
             let p = p.index() as u32;
+            if !self.see(p) {
+                continue;
+            }
             for s in out.iter_mut() {
                 if let Ok(x) = s.binary_search(&p) {
                     s.remove(x);
@@ -326,6 +348,7 @@ pub fn check<F: RaFunction>(
         env,
         out: output,
         nlocs: 2 * PReg::MAX_HW + output.num_spillslots,
+        seen: std::cell::RefCell::new(vec![false; func.num_vregs()]),
     };
     let mut entry: Vec<Option<State>> = vec![None; nb];
     entry[0] = Some(vec![Vec::new(); cx.nlocs]);
