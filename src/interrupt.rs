@@ -497,7 +497,13 @@ mod tests {
         drop(Deadline::arm(handle.clone(), Duration::from_secs(60)).unwrap());
         assert_eq!(hits.load(Ordering::SeqCst), 0);
         let d = Deadline::arm(handle, Duration::from_millis(1)).unwrap();
-        std::thread::sleep(Duration::from_millis(50));
+        // Wait for the timeout thread however loaded the machine is (a
+        // fixed sleep raced with the scheduler); a deadline that never
+        // fires fails after 30 s.
+        let start = std::time::Instant::now();
+        while hits.load(Ordering::SeqCst) == 0 && start.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
         drop(d);
         assert_eq!(hits.load(Ordering::SeqCst), 1);
     }
