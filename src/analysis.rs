@@ -175,7 +175,7 @@ impl Cfg {
 }
 
 /// Reverse postorder of the blocks reachable from the entry (`Block(0)`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Rpo {
     order: Vec<Block>,
     /// Position of each block in `order`, `NONE` when unreachable.
@@ -185,21 +185,35 @@ pub struct Rpo {
 impl Rpo {
     /// Reverse postorder from `Block(0)` (none for a CFG without blocks).
     pub fn new(cfg: &Cfg) -> Rpo {
+        let mut rpo = Rpo {
+            order: Vec::new(),
+            index: Vec::new(),
+        };
+        rpo.compute(cfg, &mut Vec::new());
+        rpo
+    }
+
+    /// Makes this the reverse postorder of `cfg`, reusing the allocations
+    /// (`stack` is scratch).
+    pub fn compute(&mut self, cfg: &Cfg, stack: &mut Vec<(Block, u32)>) {
         let n = cfg.num_blocks();
-        let mut post = Vec::with_capacity(n);
-        let mut visited = vec![false; n];
+        // `index` marks the visited blocks (0) until it is filled in.
+        self.index.clear();
+        self.index.resize(n, NONE);
+        let post = &mut self.order;
+        post.clear();
         // Stack of (block, index of the next successor to visit).
-        let mut stack: Vec<(Block, usize)> = Vec::new();
+        stack.clear();
         if n > 0 {
-            visited[0] = true;
+            self.index[0] = 0;
             stack.push((Block(0), 0));
         }
         while let Some(top) = stack.last_mut() {
             let (b, i) = *top;
-            if let Some(&s) = cfg.succs(b).get(i) {
+            if let Some(&s) = cfg.succs(b).get(i as usize) {
                 top.1 += 1;
-                if !visited[s.index()] {
-                    visited[s.index()] = true;
+                if self.index[s.index()] == NONE {
+                    self.index[s.index()] = 0;
                     stack.push((s, 0));
                 }
             } else {
@@ -208,11 +222,9 @@ impl Rpo {
             }
         }
         post.reverse();
-        let mut index = vec![NONE; n];
         for (i, b) in post.iter().enumerate() {
-            index[b.index()] = i as u32;
+            self.index[b.index()] = i as u32;
         }
-        Rpo { order: post, index }
     }
 
     /// The reachable blocks, entry first, each before its successors except
@@ -514,7 +526,7 @@ pub struct LoopData {
 }
 
 /// The natural loops of a function and the innermost loop of each block.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoopInfo {
     loops: Vec<LoopData>,
     innermost: Vec<u32>,
@@ -526,20 +538,38 @@ impl LoopInfo {
     /// loop stands for that whole loop (found by union-find), whose header's
     /// predecessors continue the walk.
     pub fn new(cfg: &Cfg, dom: &DomTree) -> LoopInfo {
-        let n = cfg.num_blocks();
         let mut info = LoopInfo {
             loops: Vec::new(),
-            innermost: vec![NONE; n],
+            innermost: Vec::new(),
         };
+        info.compute(cfg, dom, &mut Vec::new(), &mut Vec::new());
+        info
+    }
+
+    /// Makes this the loops of `cfg`, reusing the allocations
+    /// (`stack` and `postorder` are scratch).
+    pub fn compute(
+        &mut self,
+        cfg: &Cfg,
+        dom: &DomTree,
+        stack: &mut Vec<(Block, u32)>,
+        postorder: &mut Vec<Block>,
+    ) {
+        let n = cfg.num_blocks();
+        let info = self;
+        info.loops.clear();
+        info.innermost.clear();
+        info.innermost.resize(n, NONE);
         if n == 0 {
-            return info;
+            return;
         }
         // Dominator-tree postorder, iteratively.
-        let mut postorder = Vec::with_capacity(n);
-        let mut stack: Vec<(Block, usize)> = vec![(Block(0), 0)];
+        postorder.clear();
+        stack.clear();
+        stack.push((Block(0), 0));
         while let Some(top) = stack.last_mut() {
             let (b, i) = *top;
-            if let Some(&c) = dom.children(b).get(i) {
+            if let Some(&c) = dom.children(b).get(i as usize) {
                 top.1 += 1;
                 stack.push((c, 0));
             } else {
@@ -550,7 +580,7 @@ impl LoopInfo {
         // `uf[l]`: union-find link towards the outermost loop found so far.
         let mut uf: Vec<u32> = Vec::new();
         let mut work: Vec<Block> = Vec::new();
-        for &h in &postorder {
+        for &h in postorder.iter() {
             let latches: Vec<Block> = cfg
                 .preds(h)
                 .iter()
@@ -598,7 +628,6 @@ impl LoopInfo {
                 None => 1,
             };
         }
-        info
     }
 
     /// Every loop; an inner loop comes before the loops containing it.
@@ -650,6 +679,9 @@ impl LoopInfo {
     /// blocks are contiguous: a loop is laid out whole where its header
     /// falls in the order of its parent. Headers come first in their loop.
     pub fn block_order(&self, rpo: &Rpo) -> Vec<Block> {
+        if self.loops.is_empty() {
+            return rpo.order().to_vec();
+        }
         #[derive(Clone, Copy)]
         enum Item {
             Block(Block),
@@ -699,12 +731,14 @@ fn find(uf: &mut [u32], mut x: u32) -> u32 {
 }
 
 /// All the analyses of one function, computed together.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FuncAnalysis {
     pub cfg: Cfg,
     pub rpo: Rpo,
     pub dom: DomTree,
     pub loops: LoopInfo,
+    /// Reused by [`FuncAnalysis::recompute`].
+    pub scratch: AnalysisScratch,
 }
 
 impl FuncAnalysis {
@@ -718,9 +752,41 @@ impl FuncAnalysis {
             rpo,
             dom,
             loops,
+            scratch: AnalysisScratch::default(),
         }
     }
+
+    /// Makes these the analyses of `func`, reusing the allocations (the
+    /// `speed` tier keeps one set for every function of a module); equal
+    /// to [`FuncAnalysis::new`]`(func)`.
+    pub fn recompute(&mut self, func: &Function) {
+        self.cfg.compute(func);
+        self.rpo.compute(&self.cfg, &mut self.scratch.stack);
+        self.dom.compute(&self.cfg);
+        self.loops.compute(
+            &self.cfg,
+            &self.dom,
+            &mut self.scratch.stack,
+            &mut self.scratch.blocks,
+        );
+    }
 }
+
+/// Scratch vectors of [`FuncAnalysis::recompute`].
+#[derive(Clone, Debug, Default)]
+pub struct AnalysisScratch {
+    stack: Vec<(Block, u32)>,
+    blocks: Vec<Block>,
+}
+
+/// Scratch is not part of the analyses' value.
+impl PartialEq for AnalysisScratch {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for AnalysisScratch {}
 
 #[cfg(test)]
 mod tests;

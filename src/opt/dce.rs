@@ -19,46 +19,58 @@
 //!
 //! Each step is linear in the size of the function.
 
-use super::fold::{apply_everywhere, incoming_edges};
+use super::fold::apply_everywhere;
 use super::subst::Subst;
-use crate::analysis::{Cfg, FuncAnalysis, Rpo};
+use super::Ctx;
+use crate::analysis::FuncAnalysis;
 use crate::ir::{
-    Block, BlockCall, BlockData, Function, Inst, InstData, InstKind, Opcode, Operand,
-    SrcMapBuilder, SwitchCase, Value, ValueDef,
+    Block, BlockCall, Function, Inst, InstData, InstKind, OpList, Opcode, Operand, SrcMapBuilder,
+    SwitchCase, Value, ValueData, ValueDef,
 };
 use smallvec::SmallVec;
 
 const NONE: u32 = u32::MAX;
 
-/// Runs the pass over `f`.
-pub fn run(f: &mut Function) {
-    run_with(f, None);
+/// Buffers of the pass, reused from function to function ([`Ctx`]).
+#[derive(Default)]
+pub struct Scratch {
+    subst: Subst,
+    gone: Vec<bool>,
+    live: Live,
+    work: Vec<Value>,
+    vmap: Vec<u32>,
+    bmap: Vec<u32>,
+    src: SrcMapBuilder,
 }
 
-/// [`run`] with the analyses of `f` as it is, when known (they serve
-/// unless blocks get merged).
-pub fn run_with(f: &mut Function, analysis: Option<FuncAnalysis>) {
-    let merged = merge_blocks(f);
+/// Runs the pass over `f`.
+pub fn run(f: &mut Function) {
+    run_with(f, &mut Ctx::default());
+}
+
+/// [`run`] with the analyses in `cx` (they serve when they describe `f`
+/// and no blocks get merged); they are invalid afterwards.
+pub fn run_with(f: &mut Function, cx: &mut Ctx) {
+    let s = &mut cx.dce;
+    if merge_blocks(f, cx.an.get(f), s) {
+        cx.an.invalidate();
+    }
     // One set of analyses for marking and for the layout of the
     // compacted function (merging was the last change to the CFG).
-    let analysis = match analysis {
-        Some(a) if !merged => a,
-        _ => FuncAnalysis::new(f),
-    };
-    let live = mark(f, &analysis.rpo);
-    compact(f, &live, &analysis);
+    let a = cx.an.get(f);
+    mark(f, a, s);
+    compact(f, a, s);
+    cx.an.invalidate();
 }
 
 /// Merges each block ending in `jmp C` with `C` when that is `C`'s only
-/// incoming edge; whether it merged any.
-fn merge_blocks(f: &mut Function) -> bool {
-    let incoming = incoming_edges(f);
-    let rpo = Rpo::new(&Cfg::new(f));
-    let mut subst = Subst::new(f.values.len());
-    let mut gone = vec![false; f.blocks.len()];
+/// incoming edge; whether it merged any. `a` describes `f`.
+fn merge_blocks(f: &mut Function, a: &FuncAnalysis, s: &mut Scratch) -> bool {
+    s.gone.clear();
+    s.gone.resize(f.blocks.len(), false);
     let mut merged = false;
-    for &b in rpo.order() {
-        if gone[b.index()] {
+    for &b in a.rpo.order() {
+        if s.gone[b.index()] {
             continue;
         }
         while let Some(&t) = f.blocks[b.index()].insts.last() {
@@ -66,10 +78,17 @@ fn merge_blocks(f: &mut Function) -> bool {
                 break;
             };
             let c = dest.block;
-            if c == b || c == f.entry() || gone[c.index()] || incoming[c.index()].len() != 1 {
+            // A block whose only predecessor (as the function was) ends
+            // in a jump has that jump as its only incoming edge: the jump
+            // now ending `b` was that predecessor's.
+            if c == b || c == f.entry() || s.gone[c.index()] || a.cfg.preds(c).len() != 1 {
                 break;
             }
-            let args = f.args(dest.args).to_vec();
+            if !merged {
+                s.subst.reset(f.values.len());
+                merged = true;
+            }
+            let args: SmallVec<[Operand; 8]> = f.args(dest.args).into();
             let params = std::mem::take(&mut f.blocks[c.index()].params);
             let mut moved: Vec<Inst> = Vec::new();
             for (&p, &arg) in params.iter().zip(&args) {
@@ -86,48 +105,48 @@ fn merge_blocks(f: &mut Function) -> bool {
                     f.values[p.index()].def = ValueDef::Inst(i);
                     moved.push(i);
                 }
-                subst.set(p, arg);
+                s.subst.set(p, arg);
             }
             let body = std::mem::take(&mut f.blocks[c.index()].insts);
-            moved.extend(body);
             let insts = &mut f.blocks[b.index()].insts;
             insts.pop();
             insts.extend(moved);
-            gone[c.index()] = true;
-            merged = true;
+            insts.extend(body);
+            s.gone[c.index()] = true;
         }
     }
-    subst.grow(f.values.len());
-    apply_everywhere(f, &mut subst);
+    if merged {
+        s.subst.grow(f.values.len());
+        apply_everywhere(f, &mut s.subst);
+    }
     merged
 }
 
 /// What survives: per block, per instruction and per value.
+#[derive(Default)]
 struct Live {
     block: Vec<bool>,
     inst: Vec<bool>,
     value: Vec<bool>,
 }
 
-/// Marks the live instructions and values of the reachable blocks.
-fn mark(f: &Function, rpo: &Rpo) -> Live {
-    let mut live = Live {
-        block: vec![false; f.blocks.len()],
-        inst: vec![false; f.insts.len()],
-        value: vec![false; f.values.len()],
-    };
-    for &b in rpo.order() {
+/// Marks the live instructions and values of the reachable blocks (in
+/// `s.live`). `a` describes `f`.
+fn mark(f: &Function, a: &FuncAnalysis, s: &mut Scratch) {
+    let live = &mut s.live;
+    for (v, n) in [
+        (&mut live.block, f.blocks.len()),
+        (&mut live.inst, f.insts.len()),
+        (&mut live.value, f.values.len()),
+    ] {
+        v.clear();
+        v.resize(n, false);
+    }
+    for &b in a.rpo.order() {
         live.block[b.index()] = true;
     }
-    // Edges count only from reachable blocks (`inst_block` below).
-    let incoming = incoming_edges(f);
-    let mut inst_block = vec![NONE; f.insts.len()];
-    for &b in rpo.order() {
-        for &i in &f.blocks[b.index()].insts {
-            inst_block[i.index()] = b.0;
-        }
-    }
-    let mut work: Vec<Value> = Vec::new();
+    let work = &mut s.work;
+    work.clear();
     let push = |op: Operand, work: &mut Vec<Value>, value: &mut Vec<bool>| {
         if let Operand::Value(v) = op {
             if let Some(l) = value.get_mut(v.index()) {
@@ -139,15 +158,18 @@ fn mark(f: &Function, rpo: &Rpo) -> Live {
         }
     };
     // Roots.
-    for &b in rpo.order() {
+    for &b in a.rpo.order() {
         for &i in &f.blocks[b.index()].insts {
             let d = &f.insts[i.index()];
             if super::removable_if_unused(d) {
                 continue;
             }
             live.inst[i.index()] = true;
-            for op in root_operands(f, i) {
-                push(op, &mut work, &mut live.value);
+            match &d.kind {
+                // Block arguments follow their parameters.
+                InstKind::Jmp { .. } => {}
+                InstKind::Br { cond, .. } => push(*cond, work, &mut live.value),
+                _ => f.for_each_operand(i, |op| push(op, work, &mut live.value)),
             }
         }
     }
@@ -157,204 +179,232 @@ fn mark(f: &Function, rpo: &Rpo) -> Live {
             ValueDef::Inst(i) => {
                 if !live.inst[i.index()] {
                     live.inst[i.index()] = true;
-                    for op in f.operands(i) {
-                        push(op, &mut work, &mut live.value);
-                    }
+                    f.for_each_operand(i, |op| push(op, work, &mut live.value));
                 }
             }
             ValueDef::BlockParam(b, k) => {
-                for &(t, idx) in &incoming[b.index()] {
-                    if idx == usize::MAX || inst_block[t.index()] == NONE {
+                // Every edge into `b` from a reachable block passes an
+                // argument for the parameter (`switch` edges pass none).
+                for &p in a.cfg.preds(b) {
+                    if !a.rpo.is_reachable(p) {
                         continue;
                     }
-                    let calls = f.insts[t.index()].block_calls();
-                    if let Some(bc) = calls.get(idx).filter(|bc| bc.block == b) {
-                        if let Some(&arg) = f.args(bc.args).get(k as usize) {
-                            push(arg, &mut work, &mut live.value);
+                    let Some(t) = f.terminator(p) else { continue };
+                    for bc in f.insts[t.index()].block_calls() {
+                        if bc.block == b {
+                            if let Some(&arg) = f.args(bc.args).get(k as usize) {
+                                push(arg, work, &mut live.value);
+                            }
                         }
                     }
                 }
             }
         }
     }
-    live
 }
 
-/// The operands of a root that are live because it is: everything but
-/// the block arguments of a terminator (those follow their parameters).
-fn root_operands(f: &Function, i: Inst) -> SmallVec<[Operand; 4]> {
-    match &f.insts[i.index()].kind {
-        InstKind::Jmp { .. } => SmallVec::new(),
-        InstKind::Br { cond, .. } => smallvec::smallvec![*cond],
-        _ => f.operands(i),
-    }
-}
-
-/// Rebuilds `f` with only the live parts, renumbered densely.
-/// `analysis` is that of `f` as it is.
-fn compact(f: &mut Function, live: &Live, analysis: &FuncAnalysis) {
-    let mut old = std::mem::take(f);
-    let n_live_insts = live.inst.iter().filter(|&&l| l).count();
-    let mut new = Function {
-        name: old.name.clone(),
-        sig: old.sig.clone(),
-        names: std::mem::take(&mut old.names),
-        insts: Vec::with_capacity(n_live_insts),
-        values: Vec::with_capacity(live.value.iter().filter(|&&l| l).count()),
-        arg_pool: Vec::with_capacity(old.arg_pool.len()),
-        ..Default::default()
-    };
-    let mut vmap = vec![NONE; old.values.len()];
-    let mut bmap = vec![NONE; old.blocks.len()];
-    let mut src = SrcMapBuilder::default();
-    src.func = old.srcmap.func;
-    src.end = old.srcmap.end;
-    for &l in old.srcmap.param_types() {
-        src.push_param_type(l);
-    }
-    let keep_locs = !old.srcmap.is_empty();
-    let mut add_value = |new: &mut Function, src: &mut SrcMapBuilder, v: Value, def: ValueDef| {
-        let d = &old.values[v.index()];
-        let nv = new.new_value(d.ty, def, d.name);
-        vmap[v.index()] = nv.0;
-        if keep_locs {
-            src.push_value(old.srcmap.value(v));
-        }
-        nv
-    };
-    for (i, &p) in old.params.iter().enumerate() {
-        let nv = add_value(&mut new, &mut src, p, ValueDef::FuncParam(i as u32));
-        new.params.push(nv);
-    }
+/// Renumbers `f` densely with only the live parts (`s.live`), blocks in
+/// layout order. `a` is the analysis of `f` as it is.
+///
+/// Instructions, values and operand lists go to new tables of their exact
+/// size; blocks keep their own vectors, filtered in place.
+fn compact(f: &mut Function, a: &FuncAnalysis, s: &mut Scratch) {
+    let live = &s.live;
     // The layout the back ends use: reverse postorder, each loop's blocks
     // together (`LoopInfo::block_order`), so the printed IR reads in the
     // order the code will be laid out.
-    let order: Vec<Block> = analysis
-        .loops
-        .block_order(&analysis.rpo)
-        .into_iter()
-        .filter(|b| {
-            live.block[b.index()] && (b.index() == 0 || !old.blocks[b.index()].insts.is_empty())
-        })
-        .collect();
-    new.blocks.reserve_exact(order.len());
-    for &b in &order {
-        let bd = &old.blocks[b.index()];
-        bmap[b.index()] = new.blocks.len() as u32;
-        let n_insts = bd.insts.iter().filter(|i| live.inst[i.index()]).count();
-        new.blocks.push(BlockData {
-            name: bd.name,
-            params: Vec::new(),
-            insts: Vec::with_capacity(n_insts),
+    let mut order = a.loops.block_order(&a.rpo);
+    order.retain(|b| {
+        live.block[b.index()] && (b.index() == 0 || !f.blocks[b.index()].insts.is_empty())
+    });
+    let bmap = &mut s.bmap;
+    bmap.clear();
+    bmap.resize(f.blocks.len(), NONE);
+    for (k, b) in order.iter().enumerate() {
+        bmap[b.index()] = k as u32;
+    }
+    let vmap = &mut s.vmap;
+    vmap.clear();
+    vmap.resize(f.values.len(), NONE);
+    let src = &mut s.src;
+    src.clear();
+    src.func = f.srcmap.func;
+    src.end = f.srcmap.end;
+    for &l in f.srcmap.param_types() {
+        src.push_param_type(l);
+    }
+    let keep_locs = !f.srcmap.is_empty();
+
+    // Values: function parameters, live block parameters, then results,
+    // in the new order.
+    let old_values = std::mem::take(&mut f.values);
+    let n_live_values = live.value.iter().filter(|&&l| l).count();
+    let mut values: Vec<ValueData> = Vec::with_capacity(n_live_values + f.params.len());
+    let mut add_value = |values: &mut Vec<ValueData>, v: Value, def: ValueDef| {
+        let d = &old_values[v.index()];
+        vmap[v.index()] = values.len() as u32;
+        values.push(ValueData {
+            ty: d.ty,
+            def,
+            name: d.name,
         });
         if keep_locs {
-            src.push_block(old.srcmap.block(b));
+            src.push_value(f.srcmap.value(v));
         }
+    };
+    for (i, &p) in f.params.iter().enumerate() {
+        add_value(&mut values, p, ValueDef::FuncParam(i as u32));
     }
-    // Parameters and results first, so every operand can be renamed.
-    for &ob in &order {
-        let bd = &old.blocks[ob.index()];
-        let nb = Block(bmap[ob.index()]);
-        for &p in &bd.params {
+    for (nb, &ob) in order.iter().enumerate() {
+        let mut k = 0;
+        for &p in &f.blocks[ob.index()].params {
             if live.value[p.index()] {
-                let k = new.blocks[nb.index()].params.len() as u32;
-                let nv = add_value(&mut new, &mut src, p, ValueDef::BlockParam(nb, k));
-                new.blocks[nb.index()].params.push(nv);
+                add_value(&mut values, p, ValueDef::BlockParam(Block::new(nb), k));
+                k += 1;
             }
         }
     }
-    let mut imap = vec![NONE; old.insts.len()];
     let mut n_insts = 0u32;
     for &ob in &order {
-        for &i in &old.blocks[ob.index()].insts {
+        for &i in &f.blocks[ob.index()].insts {
             if live.inst[i.index()] {
-                imap[i.index()] = n_insts;
-                n_insts += 1;
-                if let Some(r) = old.insts[i.index()].result {
-                    add_value(&mut new, &mut src, r, ValueDef::Inst(Inst(imap[i.index()])));
+                if let Some(r) = f.insts[i.index()].result {
+                    add_value(&mut values, r, ValueDef::Inst(Inst(n_insts)));
                 }
+                n_insts += 1;
             }
         }
     }
-    let rename = |op: Operand| match op {
-        Operand::Value(v) => Operand::Value(Value(vmap[v.index()])),
-        c => c,
-    };
-    let live_params = |b: Block| -> SmallVec<[bool; 8]> {
-        old.blocks[b.index()]
-            .params
-            .iter()
-            .map(|p| live.value[p.index()])
-            .collect()
+    for p in &mut f.params {
+        *p = Value(vmap[p.index()]);
+    }
+
+    // Instructions, with their operand lists moved to new pools (the
+    // arguments of dead parameters dropped) and their targets renamed.
+    let mut insts: Vec<InstData> = Vec::with_capacity(n_insts as usize);
+    let mut pool = Pools {
+        args: Vec::with_capacity(f.arg_pool.len()),
+        cases: Vec::with_capacity(f.case_pool.len()),
     };
     for &ob in &order {
-        for &i in &old.blocks[ob.index()].insts {
+        let n = f.blocks[ob.index()].insts.len();
+        let mut w = 0;
+        for k in 0..n {
+            let i = f.blocks[ob.index()].insts[k];
             if !live.inst[i.index()] {
                 continue;
             }
-            let mut d = old.insts[i.index()];
-            let before = old.operands(i).len();
-            retarget(&old, &mut new, &mut d, &bmap, &live_params);
+            let mut d = f.insts[i.index()];
+            let same_shape = retarget(f, &mut pool, &mut d, bmap, &live.value);
             d.result = d.result.map(|r| Value(vmap[r.index()]));
-            let ni = Inst::new(new.insts.len());
-            new.insts.push(d);
-            new.for_each_operand_mut(ni, |op| *op = rename(*op));
             if keep_locs {
-                let same_shape = new.operands(ni).len() == before;
-                src.push_inst_from(&old.srcmap, i, same_shape);
+                src.push_inst_from(&f.srcmap, i, same_shape);
             }
-            new.blocks[bmap[ob.index()] as usize].insts.push(ni);
+            f.blocks[ob.index()].insts[w] = Inst::new(insts.len());
+            w += 1;
+            insts.push(d);
+        }
+        f.blocks[ob.index()].insts.truncate(w);
+    }
+    // Block parameters, now that no terminator needs the old ones.
+    for &ob in &order {
+        let params = &mut f.blocks[ob.index()].params;
+        params.retain(|p| live.value[p.index()]);
+        for p in params.iter_mut() {
+            *p = Value(vmap[p.index()]);
         }
     }
-    new.srcmap = src.build();
-    *f = new;
+    if keep_locs {
+        for &b in &order {
+            src.push_block(f.srcmap.block(b));
+        }
+    }
+    let identity = order.len() == f.blocks.len() && order.iter().enumerate().all(|(k, b)| b.index() == k);
+    if !identity {
+        let mut old_blocks = std::mem::take(&mut f.blocks);
+        f.blocks = order
+            .iter()
+            .map(|&b| {
+                let bd = &mut old_blocks[b.index()];
+                crate::ir::BlockData {
+                    name: bd.name,
+                    params: std::mem::take(&mut bd.params),
+                    insts: std::mem::take(&mut bd.insts),
+                }
+            })
+            .collect();
+    }
+    f.values = values;
+    f.insts = insts;
+    f.arg_pool = pool.args;
+    f.case_pool = pool.cases;
+    let rename = |op: &mut Operand| {
+        if let Operand::Value(v) = *op {
+            *op = Operand::Value(Value(vmap[v.index()]));
+        }
+    };
+    for i in 0..f.insts.len() {
+        f.for_each_operand_mut(Inst::new(i), rename);
+    }
+    f.srcmap = src.build();
 }
 
-/// Moves the operand and case lists of `d` (an instruction of `old`) into
-/// `new`'s pools, renaming the target blocks of a terminator and dropping
-/// the arguments of dead parameters.
+/// The new operand and case pools being filled by [`compact`].
+struct Pools {
+    args: Vec<Operand>,
+    cases: Vec<SwitchCase>,
+}
+
+/// Moves the operand and case lists of `d` (an instruction of `f`) into
+/// `pool`, renaming the target blocks of a terminator and dropping the
+/// arguments of dead parameters; whether `d` keeps all its operands.
 fn retarget(
-    old: &Function,
-    new: &mut Function,
+    f: &Function,
+    pool: &mut Pools,
     d: &mut InstData,
     bmap: &[u32],
-    live_params: &impl Fn(Block) -> SmallVec<[bool; 8]>,
-) {
-    let fix = |new: &mut Function, bc: &mut BlockCall| {
-        let keep = live_params(bc.block);
-        let args: SmallVec<[Operand; 8]> = old
-            .args(bc.args)
-            .iter()
-            .enumerate()
-            .filter(|&(k, _)| keep.get(k).copied().unwrap_or(true))
-            .map(|(_, &a)| a)
-            .collect();
-        bc.args = new.make_args(&args);
+    live_value: &[bool],
+) -> bool {
+    let copy = |pool: &mut Pools, list: OpList| {
+        let start = pool.args.len();
+        pool.args.extend_from_slice(f.args(list));
+        OpList::new(start, list.len())
+    };
+    let mut same = true;
+    let mut fix = |pool: &mut Pools, bc: &mut BlockCall| {
+        let params = &f.blocks[bc.block.index()].params;
+        let start = pool.args.len();
+        for (k, &a) in f.args(bc.args).iter().enumerate() {
+            if params.get(k).is_none_or(|p| live_value[p.index()]) {
+                pool.args.push(a);
+            } else {
+                same = false;
+            }
+        }
+        bc.args = OpList::new(start, pool.args.len() - start);
         bc.block = Block(bmap[bc.block.index()]);
     };
     match &mut d.kind {
-        InstKind::Call { args, .. } => *args = new.make_args(old.args(*args)),
-        InstKind::Jmp { dest } => fix(new, dest),
+        InstKind::Call { args, .. } => *args = copy(pool, *args),
+        InstKind::Jmp { dest } => fix(pool, dest),
         InstKind::Br {
             then_dest,
             else_dest,
             ..
         } => {
-            fix(new, then_dest);
-            fix(new, else_dest);
+            fix(pool, then_dest);
+            fix(pool, else_dest);
         }
         InstKind::Switch { default, cases, .. } => {
             *default = Block(bmap[default.index()]);
-            let moved: Vec<SwitchCase> = old
-                .cases(*cases)
-                .iter()
-                .map(|c| SwitchCase {
-                    key: c.key,
-                    block: Block(bmap[c.block.index()]),
-                })
-                .collect();
-            *cases = new.make_cases(&moved);
+            let start = pool.cases.len();
+            pool.cases.extend(f.cases(*cases).iter().map(|c| SwitchCase {
+                key: c.key,
+                block: Block(bmap[c.block.index()]),
+            }));
+            *cases = crate::ir::CaseList::new(start, pool.cases.len() - start);
         }
         _ => {}
     }
+    same
 }

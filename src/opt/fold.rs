@@ -111,34 +111,92 @@ pub fn apply_everywhere(f: &mut Function, subst: &mut Subst) {
 /// For each block, the edges into it: (terminator, index among the
 /// terminator's block calls). `switch` edges carry no arguments and are
 /// recorded with index `usize::MAX`.
-pub fn incoming_edges(f: &Function) -> Vec<Vec<(Inst, usize)>> {
-    let mut inc: Vec<Vec<(Inst, usize)>> = vec![Vec::new(); f.blocks.len()];
-    for bd in &f.blocks {
-        let Some(&t) = bd.insts.last() else { continue };
-        let d = &f.insts[t.index()];
-        match &d.kind {
-            InstKind::Switch { default, cases, .. } => {
-                inc[default.index()].push((t, usize::MAX));
-                for c in f.cases(*cases) {
-                    inc[c.block.index()].push((t, usize::MAX));
-                }
+pub fn incoming_edges(f: &Function) -> Incoming {
+    let mut inc = Incoming::default();
+    inc.compute(f);
+    inc
+}
+
+/// The edges into each block ([`incoming_edges`]), in compressed rows:
+/// `inc[b]` lists them in layout order of their terminators. Refilled in
+/// place by [`Incoming::compute`].
+#[derive(Clone, Debug, Default)]
+pub struct Incoming {
+    start: Vec<u32>,
+    edges: Vec<(Inst, usize)>,
+}
+
+impl Incoming {
+    /// Makes these the incoming edges of `f`'s blocks (targets outside
+    /// the block table are ignored).
+    pub fn compute(&mut self, f: &Function) {
+        let n = f.blocks.len();
+        self.start.clear();
+        self.start.resize(n + 2, 0);
+        // Counts in `start[b + 2]`, then prefix sums make `start[b + 1]`
+        // the fill cursor of row `b`, which ends as the row's end.
+        Self::each(f, |b, _, _| {
+            if b.index() < n {
+                self.start[b.index() + 2] += 1;
             }
-            _ => {
-                for (k, bc) in d.block_calls().iter().enumerate() {
-                    if let Some(v) = inc.get_mut(bc.block.index()) {
-                        v.push((t, k));
+        });
+        for b in 0..n {
+            self.start[b + 2] += self.start[b + 1];
+        }
+        self.edges.clear();
+        self.edges
+            .resize(self.start[n + 1] as usize, (Inst::new(0), 0));
+        let (start, edges) = (&mut self.start, &mut self.edges);
+        Self::each(f, |b, t, k| {
+            if b.index() < n {
+                let at = &mut start[b.index() + 1];
+                edges[*at as usize] = (t, k);
+                *at += 1;
+            }
+        });
+        self.start.pop();
+    }
+
+    /// Calls `g(target, terminator, call index)` for every edge of `f`.
+    fn each(f: &Function, mut g: impl FnMut(Block, Inst, usize)) {
+        for bd in &f.blocks {
+            let Some(&t) = bd.insts.last() else { continue };
+            let d = &f.insts[t.index()];
+            match &d.kind {
+                InstKind::Switch { default, cases, .. } => {
+                    g(*default, t, usize::MAX);
+                    for c in f.cases(*cases) {
+                        g(c.block, t, usize::MAX);
                     }
                 }
+                InstKind::Jmp { dest } => g(dest.block, t, 0),
+                InstKind::Br {
+                    then_dest,
+                    else_dest,
+                    ..
+                } => {
+                    g(then_dest.block, t, 0);
+                    g(else_dest.block, t, 1);
+                }
+                _ => {}
             }
         }
     }
-    inc
+}
+
+impl std::ops::Index<usize> for Incoming {
+    type Output = [(Inst, usize)];
+
+    /// The edges into block number `b`.
+    fn index(&self, b: usize) -> &[(Inst, usize)] {
+        &self.edges[self.start[b] as usize..self.start[b + 1] as usize]
+    }
 }
 
 /// Replaces each parameter of `b` that receives one and the same operand
 /// on every edge (other than itself) by that operand. Edges recorded in
 /// `incoming` that a folded branch no longer has are skipped.
-pub fn simplify_params(f: &Function, subst: &mut Subst, incoming: &[Vec<(Inst, usize)>], b: Block) {
+pub fn simplify_params(f: &Function, subst: &mut Subst, incoming: &Incoming, b: Block) {
     let params = &f.blocks[b.index()].params;
     if params.is_empty() || b == f.entry() {
         return;

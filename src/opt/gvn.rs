@@ -142,7 +142,7 @@ struct Walk {
     /// Compare results known in the current block: it is reached only
     /// through the `then` (1) or `else` (0) edge of a `br` on them.
     known: ScopedTable<Value, i128>,
-    incoming: Vec<Vec<(Inst, usize)>>,
+    incoming: fold::Incoming,
     /// Whether some terminator now has other successors.
     cfg_changed: bool,
 }

@@ -22,6 +22,7 @@
 //! The cost per instruction is one O(1) containment test per loop it
 //! leaves (loop-tree preorder numbers).
 
+use super::Analyses;
 use crate::analysis::{FuncAnalysis, LoopId};
 use crate::ir::{Block, Function, Inst, InstKind, Operand, ValueDef};
 use std::collections::HashSet;
@@ -30,34 +31,32 @@ const NONE: u32 = u32::MAX;
 
 /// Runs the pass over `f`; whether it hoisted anything.
 pub fn run(f: &mut Function) -> bool {
-    run_with(f, &mut None)
+    run_with(f, &mut Analyses::default())
 }
 
 /// [`run`] with `cache`: the analyses of `f` as it is, when known. On
-/// return it holds them again, or `None` (hoisting moves instructions
-/// only; the preheaders it may add change the CFG, and then the analyses
-/// are recomputed).
-pub fn run_with(f: &mut Function, cache: &mut Option<FuncAnalysis>) -> bool {
+/// return it holds them again (hoisting moves instructions only; the
+/// preheaders it may add change the CFG, and then the analyses are
+/// recomputed).
+pub fn run_with(f: &mut Function, cache: &mut Analyses) -> bool {
     if f.blocks.is_empty() {
         return false;
     }
     if !has_backward_edge(f) {
         return false;
     }
-    let mut a = cache.take().unwrap_or_else(|| FuncAnalysis::new(f));
-    if a.loops.loops().is_empty() {
-        *cache = Some(a);
+    if cache.get(f).loops.loops().is_empty() {
         return false;
     }
-    if make_preheaders(f, &a) {
-        a = FuncAnalysis::new(f);
+    let a = cache.get(f);
+    if make_preheaders(f, a) {
+        cache.invalidate();
     }
-    let hoisted = match find_preheaders(f, &a) {
-        Some(preheaders) => hoist(f, &a, &preheaders),
+    let a = cache.get(f);
+    match find_preheaders(f, a) {
+        Some(preheaders) => hoist(f, a, &preheaders),
         None => false,
-    };
-    *cache = Some(a);
-    hoisted
+    }
 }
 
 /// Whether some edge goes to a block at or before its source in layout

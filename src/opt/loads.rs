@@ -27,6 +27,7 @@
 
 use super::subst::Subst;
 use super::table::ScopedTable;
+use super::Analyses;
 use crate::analysis::FuncAnalysis;
 use crate::ir::{Block, Function, InstKind, Opcode, Operand, Type};
 
@@ -56,12 +57,12 @@ const CARRY_WINDOW: usize = 16;
 
 /// Runs the pass over `f`; whether it replaced any load.
 pub fn run(f: &mut Function) -> bool {
-    run_with(f, &mut None)
+    run_with(f, &mut Analyses::default())
 }
 
 /// [`run`] with `cache`: the analyses of `f` as it is, when known; filled
 /// in when this pass computes them (it leaves the CFG as it is).
-pub fn run_with(f: &mut Function, cache: &mut Option<FuncAnalysis>) -> bool {
+pub fn run_with(f: &mut Function, cache: &mut Analyses) -> bool {
     if f.blocks.is_empty() {
         return false;
     }
@@ -74,7 +75,7 @@ pub fn run_with(f: &mut Function, cache: &mut Option<FuncAnalysis>) -> bool {
     if !has_load {
         return false;
     }
-    let a = cache.get_or_insert_with(|| FuncAnalysis::new(f));
+    let a = cache.get(f);
     let (entry_version, after) = versions(f, a);
     let mut w = Walk {
         subst: Subst::new(f.values.len()),

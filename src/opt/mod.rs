@@ -132,81 +132,111 @@ pub fn optimize_module(module: &mut Module, level: OptLevel) {
     }
 }
 
+/// The analyses of the function a pass works on, kept while they describe
+/// it, in storage reused from function to function.
+#[derive(Default)]
+pub struct Analyses {
+    a: FuncAnalysis,
+    valid: bool,
+}
+
+impl Analyses {
+    /// The analyses of `f`, computed unless still valid.
+    pub fn get(&mut self, f: &Function) -> &FuncAnalysis {
+        if !self.valid {
+            self.a.recompute(f);
+            self.valid = true;
+        }
+        &self.a
+    }
+
+    /// The analyses, when they describe the function as it is.
+    pub fn cached(&self) -> Option<&FuncAnalysis> {
+        self.valid.then_some(&self.a)
+    }
+
+    /// Forgets the analyses (the function's CFG changed).
+    pub fn invalidate(&mut self) {
+        self.valid = false;
+    }
+}
+
+/// Everything the passes keep from one function to the next: the
+/// analyses and scratch buffers, so that a module of many small functions
+/// does not allocate them anew for each.
+#[derive(Default)]
+pub struct Ctx {
+    pub an: Analyses,
+    pub dce: dce::Scratch,
+}
+
 /// Runs `passes` in order over a verified module. A list that does not
 /// end with [`Pass::Dce`] gets one, so the tables are compact afterwards.
+///
+/// [`Pass::Inline`] works on the whole module; the other passes run
+/// function by function, all of them on one function before the next
+/// (they look at one function only), with one [`Ctx`].
 ///
 /// [`Pass::Gvn`] skips a function that nothing changed since its last
 /// `gvn` (when `loads` replaced no load and `licm` hoisted nothing, a
 /// second run would find nothing new: value numbering is idempotent).
 pub fn run_passes(module: &mut Module, passes: &[Pass]) {
-    // Per function: changed since its last gvn.
-    let mut dirty = vec![true; module.funcs.len()];
-    // Per function: its analyses (CFG, dominators, loops) while they
-    // describe it. `gvn`, `loads` and `licm` leave the CFG alone (`gvn`
-    // says when a branch it simplified became a jump; `licm` recomputes
-    // them after adding preheaders), so one computation serves them all
-    // and `dce` too when it merges no blocks.
-    let mut cache: Vec<Option<FuncAnalysis>> = vec![None; module.funcs.len()];
-    for &pass in passes {
-        match pass {
-            Pass::Inline => {
-                inline::run(module);
-                dirty = vec![true; module.funcs.len()];
-                cache = vec![None; module.funcs.len()];
-            }
-            _ => {
-                for ((f, d), a) in module
-                    .funcs
-                    .iter_mut()
-                    .zip(dirty.iter_mut())
-                    .zip(cache.iter_mut())
-                {
-                    match pass {
-                        Pass::Gvn if !*d => {}
-                        Pass::Gvn => {
-                            if !f.blocks.is_empty() {
-                                let an = a.take().unwrap_or_else(|| FuncAnalysis::new(f));
-                                if gvn::run_with(f, &an) {
-                                    *a = Some(an);
-                                }
-                            }
-                            *d = false;
-                        }
-                        Pass::Loads => *d |= loads::run_with(f, a),
-                        Pass::Licm => *d |= licm::run_with(f, a),
-                        Pass::Dce => {
-                            dce::run_with(f, a.take());
-                            *d = true;
-                        }
-                        _ => {
-                            run_function_pass(f, pass);
-                            *a = None;
-                            *d = true;
-                        }
-                    }
-                }
-            }
+    let mut cx = Ctx::default();
+    let mut rest = passes;
+    while !rest.is_empty() {
+        if rest[0] == Pass::Inline {
+            inline::run(module);
+            rest = &rest[1..];
+            continue;
         }
+        let n = rest.iter().position(|&p| p == Pass::Inline).unwrap_or(rest.len());
+        for f in &mut module.funcs {
+            run_function_passes(f, &rest[..n], &mut cx);
+        }
+        rest = &rest[n..];
     }
     if passes.last() != Some(&Pass::Dce) {
         for f in &mut module.funcs {
-            dce::run(f);
+            cx.an.invalidate();
+            dce::run_with(f, &mut cx);
         }
     }
 }
 
-fn run_function_pass(f: &mut Function, pass: Pass) {
-    match pass {
-        Pass::Inline => {}
-        Pass::Fold => fold::run(f),
-        Pass::Gvn => gvn::run(f),
-        Pass::Loads => {
-            loads::run(f);
+/// Runs function passes (no [`Pass::Inline`]) over `f` in order.
+fn run_function_passes(f: &mut Function, passes: &[Pass], cx: &mut Ctx) {
+    // The analyses describe `f` only once computed for it. `gvn`, `loads`
+    // and `licm` leave the CFG alone (`gvn` says when a branch it
+    // simplified became a jump; `licm` recomputes them after adding
+    // preheaders), so one computation serves them all and `dce` too when
+    // it merges no blocks.
+    cx.an.invalidate();
+    // Changed since its last gvn.
+    let mut dirty = true;
+    for &pass in passes {
+        match pass {
+            Pass::Inline => {}
+            Pass::Fold => {
+                fold::run(f);
+                cx.an.invalidate();
+                dirty = true;
+            }
+            Pass::Gvn => {
+                if dirty && !f.blocks.is_empty() {
+                    let a = cx.an.get(f);
+                    if !gvn::run_with(f, a) {
+                        cx.an.invalidate();
+                    }
+                }
+                dirty = false;
+            }
+            Pass::Loads => dirty |= loads::run_with(f, &mut cx.an),
+            Pass::Licm => dirty |= licm::run_with(f, &mut cx.an),
+            Pass::Dce => {
+                dce::run_with(f, cx);
+                dirty = true;
+            }
         }
-        Pass::Licm => {
-            licm::run(f);
-        }
-        Pass::Dce => dce::run(f),
     }
 }
 

@@ -31,6 +31,13 @@ impl Subst {
         }
     }
 
+    /// Makes this the identity map over `n` values, reusing the storage.
+    pub fn reset(&mut self, n: usize) {
+        self.to.clear();
+        self.changed = false;
+        self.grow(n);
+    }
+
     /// Extends the map to `n` values (values created after `new`).
     pub fn grow(&mut self, n: usize) {
         while self.to.len() < n {
