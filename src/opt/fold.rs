@@ -30,7 +30,6 @@
 
 use super::eval;
 use super::subst::Subst;
-use crate::analysis::{Cfg, Rpo};
 use crate::ir::{
     Block, BlockCall, Function, Inst, InstData, InstKind, OpList, Opcode, Operand, Type, ValueDef,
 };
@@ -41,29 +40,50 @@ const MAX_REWRITES: usize = 4;
 
 /// Runs the pass over `f`.
 pub fn run(f: &mut Function) {
-    let mut subst = Subst::new(f.values.len());
-    run_with(f, &mut subst);
-    apply_everywhere(f, &mut subst);
+    run_with(f, &mut super::Ctx::default());
 }
 
-/// The sweep, recording replacements in `subst` (which the caller
-/// applies). Also used by [`super::gvn`] before numbering.
-pub fn run_with(f: &mut Function, subst: &mut Subst) {
-    let cfg = Cfg::new(f);
-    let rpo = Rpo::new(&cfg);
-    let incoming = incoming_edges(f);
+/// [`run`] with the analyses and buffers of `cx`; the analyses stay valid
+/// unless a branch became a jump.
+pub fn run_with(f: &mut Function, cx: &mut super::Ctx) {
+    if f.blocks.is_empty() {
+        return;
+    }
+    let subst = &mut cx.subst;
+    subst.reset(f.values.len());
+    let incoming = &mut cx.incoming;
+    incoming.compute(f);
+    let rpo = &cx.an.get(f).rpo;
+    let mut cfg_changed = false;
     for &b in rpo.order() {
-        simplify_params(f, subst, &incoming, b);
+        simplify_params(f, subst, incoming, b);
         let n = f.blocks[b.index()].insts.len();
         for k in 0..n {
             let inst = f.blocks[b.index()].insts[k];
-            simplify_inst(f, subst, inst);
+            if k + 1 == n && f.insts[inst.index()].opcode.is_terminator() {
+                let before = successors(f, inst);
+                simplify_inst(f, subst, inst);
+                cfg_changed |= successors(f, inst) != before;
+            } else {
+                simplify_inst(f, subst, inst);
+            }
         }
     }
     // Parameters fed along back edges are known only now.
     for &b in rpo.order() {
-        simplify_params(f, subst, &incoming, b);
+        simplify_params(f, subst, incoming, b);
     }
+    apply_everywhere(f, subst);
+    if cfg_changed {
+        cx.an.invalidate();
+    }
+}
+
+/// The successors of terminator `t`, in order.
+pub fn successors(f: &Function, t: Inst) -> smallvec::SmallVec<[Block; 4]> {
+    let mut out = smallvec::SmallVec::new();
+    f.for_each_successor(t, |s| out.push(s));
+    out
 }
 
 /// Substitutes, then simplifies one instruction as far as it goes.

@@ -86,26 +86,43 @@ pub fn run(f: &mut Function) {
     if f.blocks.is_empty() {
         return;
     }
-    run_with(f, &FuncAnalysis::new(f));
+    run_with(f, &FuncAnalysis::new(f), &mut Scratch::default(), &mut Default::default());
 }
 
-/// [`run`] with the analyses of `f` as it is; returns whether the CFG is
-/// still the one `a` describes (simplification may turn a branch on a
-/// known condition into a jump), so that later passes can reuse `a`.
-pub fn run_with(f: &mut Function, a: &FuncAnalysis) -> bool {
+/// Buffers of the pass, reused from function to function
+/// ([`super::Ctx`]).
+#[derive(Default)]
+pub struct Scratch {
+    table: ScopedTable<Key, Value>,
+    known: ScopedTable<Value, i128>,
+    incoming: fold::Incoming,
+    stack: Vec<(Block, usize, (usize, usize))>,
+}
+
+/// [`run`] with the analyses of `f` as it is and buffers to reuse; returns
+/// whether the CFG is still the one `a` describes (simplification may turn
+/// a branch on a known condition into a jump), so that later passes can
+/// reuse `a`.
+pub fn run_with(f: &mut Function, a: &FuncAnalysis, s: &mut Scratch, subst: &mut Subst) -> bool {
     if f.blocks.is_empty() {
         return true;
     }
     let (cfg, dom) = (&a.cfg, &a.dom);
+    subst.reset(f.values.len());
+    s.table.clear();
+    s.table.reserve(f.insts.len());
+    s.known.clear();
+    s.incoming.compute(f);
     let mut w = Walk {
-        subst: Subst::new(f.values.len()),
-        table: ScopedTable::with_capacity(f.insts.len()),
-        known: ScopedTable::new(),
-        incoming: fold::incoming_edges(f),
+        subst,
+        table: &mut s.table,
+        known: &mut s.known,
+        incoming: &s.incoming,
         cfg_changed: false,
     };
     // Iterative preorder walk: (block, next child, table marks on entry).
-    let mut stack: Vec<(Block, usize, (usize, usize))> = Vec::with_capacity(f.blocks.len());
+    let stack = &mut s.stack;
+    stack.clear();
     let entry = f.entry();
     let marks = w.marks();
     w.visit(f, cfg, entry);
@@ -123,8 +140,9 @@ pub fn run_with(f: &mut Function, a: &FuncAnalysis) -> bool {
             stack.pop();
         }
     }
-    fold::apply_everywhere(f, &mut w.subst);
-    !w.cfg_changed
+    let cfg_changed = w.cfg_changed;
+    fold::apply_everywhere(f, subst);
+    !cfg_changed
 }
 
 /// The successors of terminator `t`, in order.
@@ -135,19 +153,19 @@ fn successors(f: &Function, t: Inst) -> SmallVec<[Block; 4]> {
 }
 
 /// The state of the walk.
-struct Walk {
-    subst: Subst,
+struct Walk<'a> {
+    subst: &'a mut Subst,
     /// Operations computed in the dominating blocks.
-    table: ScopedTable<Key, Value>,
+    table: &'a mut ScopedTable<Key, Value>,
     /// Compare results known in the current block: it is reached only
     /// through the `then` (1) or `else` (0) edge of a `br` on them.
-    known: ScopedTable<Value, i128>,
-    incoming: fold::Incoming,
+    known: &'a mut ScopedTable<Value, i128>,
+    incoming: &'a fold::Incoming,
     /// Whether some terminator now has other successors.
     cfg_changed: bool,
 }
 
-impl Walk {
+impl Walk<'_> {
     fn marks(&self) -> (usize, usize) {
         (self.table.mark(), self.known.mark())
     }
@@ -177,7 +195,7 @@ impl Walk {
     /// known so far) and simplifies and numbers its instructions.
     fn visit(&mut self, f: &mut Function, cfg: &Cfg, b: Block) {
         self.learn(f, cfg, b);
-        fold::simplify_params(f, &mut self.subst, &self.incoming, b);
+        fold::simplify_params(f, self.subst, self.incoming, b);
         let n = f.blocks[b.index()].insts.len();
         for k in 0..n {
             let inst = f.blocks[b.index()].insts[k];
@@ -198,7 +216,7 @@ impl Walk {
                     }
                 });
             }
-            fold::simplify_applied(f, &mut self.subst, inst);
+            fold::simplify_applied(f, self.subst, inst);
             if term && successors(f, inst) != succs_before {
                 self.cfg_changed = true;
             }

@@ -38,7 +38,6 @@ pub fn growth_budget(size: usize) -> usize {
 
 /// Runs the pass over every function of `module`.
 pub fn run(module: &mut Module) {
-    let candidates = candidates(module);
     let any_indirect = module.funcs.iter().any(|f| {
         f.insts.iter().any(|d| {
             matches!(
@@ -50,36 +49,74 @@ pub fn run(module: &mut Module) {
             )
         })
     });
+    let mut candidates = take_candidates(module, any_indirect);
     if candidates.iter().all(Option::is_none) && !any_indirect {
         return;
     }
-    let signatures: Vec<Option<Signature>> = module
-        .symbols
-        .iter()
-        .map(|s| match &s.kind {
-            SymbolKind::Func { sig, body: Some(_) } => Some(sig.clone()),
-            _ => None,
-        })
-        .collect();
+    let signatures: Vec<Option<Signature>> = if any_indirect {
+        module
+            .symbols
+            .iter()
+            .map(|s| match &s.kind {
+                SymbolKind::Func { sig, body: Some(_) } => Some(sig.clone()),
+                _ => None,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     for f in &mut module.funcs {
-        direct_calls(f, &signatures);
+        if any_indirect {
+            direct_calls(f, &signatures);
+        }
         inline_calls(f, &candidates);
+    }
+    // Put the candidates back (nothing above changes them: they call
+    // nothing).
+    for (s, g) in module.symbols.iter().zip(&mut candidates) {
+        if let (SymbolKind::Func { body: Some(b), .. }, Some(g)) = (&s.kind, g.take()) {
+            module.funcs[b.index()] = g;
+        }
     }
 }
 
-/// A copy of each inlinable function's body, by symbol.
-fn candidates(module: &Module) -> Vec<Option<Function>> {
-    module
-        .symbols
-        .iter()
-        .map(|s| match &s.kind {
-            SymbolKind::Func { body: Some(b), .. } if s.linkage == Linkage::Local => {
-                let f = module.funcs.get(b.index())?;
-                inlinable(f).then(|| f.clone())
+/// The body of each inlinable function that some call may reach (a
+/// direct call, or an `addr` of it when the module has indirect calls),
+/// by symbol, taken out of `module` (its place holds an empty function
+/// until [`run`] puts it back).
+fn take_candidates(module: &mut Module, any_indirect: bool) -> Vec<Option<Function>> {
+    let mut wanted = vec![false; module.symbols.len()];
+    let mut any = false;
+    for f in &module.funcs {
+        for d in &f.insts {
+            let sym = match d.kind {
+                InstKind::Call {
+                    callee: Callee::Direct(sym),
+                    ..
+                } => sym,
+                InstKind::Addr { sym } if any_indirect => sym,
+                _ => continue,
+            };
+            if let Some(w) = wanted.get_mut(sym.index()) {
+                *w = true;
+                any = true;
+            }
+        }
+    }
+    if !any {
+        return Vec::new();
+    }
+    let mut out: Vec<Option<Function>> = Vec::with_capacity(module.symbols.len());
+    for (s, &w) in module.symbols.iter().zip(&wanted) {
+        let body = match &s.kind {
+            SymbolKind::Func { body: Some(b), .. } if w && s.linkage == Linkage::Local => {
+                module.funcs.get_mut(b.index()).filter(|f| inlinable(f))
             }
             _ => None,
-        })
-        .collect()
+        };
+        out.push(body.map(std::mem::take));
+    }
+    out
 }
 
 /// Whether `f` may be inlined (see the module docs).
@@ -158,6 +195,16 @@ fn direct_calls(f: &mut Function, signatures: &[Option<Signature>]) {
 
 /// Inlines every call of a candidate in `f`, within the growth budget.
 fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
+    let calls_candidate = f.insts.iter().any(|d| match d.kind {
+        InstKind::Call {
+            callee: Callee::Direct(sym),
+            ..
+        } => candidates.get(sym.index()).is_some_and(Option::is_some),
+        _ => false,
+    });
+    if !calls_candidate {
+        return;
+    }
     let budget = growth_budget(f.insts.len());
     let mut names: Option<HashSet<String>> = None;
     // Instructions are only appended: the original map keeps locating the

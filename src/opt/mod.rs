@@ -167,6 +167,10 @@ impl Analyses {
 #[derive(Default)]
 pub struct Ctx {
     pub an: Analyses,
+    /// The substitution of the pass at work.
+    pub subst: subst::Subst,
+    pub incoming: fold::Incoming,
+    pub gvn: gvn::Scratch,
     pub dce: dce::Scratch,
 }
 
@@ -217,14 +221,13 @@ fn run_function_passes(f: &mut Function, passes: &[Pass], cx: &mut Ctx) {
         match pass {
             Pass::Inline => {}
             Pass::Fold => {
-                fold::run(f);
-                cx.an.invalidate();
+                fold::run_with(f, cx);
                 dirty = true;
             }
             Pass::Gvn => {
                 if dirty && !f.blocks.is_empty() {
                     let a = cx.an.get(f);
-                    if !gvn::run_with(f, a) {
+                    if !gvn::run_with(f, a, &mut cx.gvn, &mut cx.subst) {
                         cx.an.invalidate();
                     }
                 }

@@ -32,6 +32,21 @@ impl<K: Hash + Eq + Clone, V: Clone> ScopedTable<K, V> {
         }
     }
 
+    /// Removes every entry, keeping the storage (an empty table is left
+    /// as it is: clearing costs its capacity).
+    pub fn clear(&mut self) {
+        if !self.map.is_empty() {
+            self.map.clear();
+        }
+        self.undo.clear();
+    }
+
+    /// Makes room for `n` more entries.
+    pub fn reserve(&mut self, n: usize) {
+        self.map.reserve(n);
+        self.undo.reserve(n);
+    }
+
     /// A mark to pass to [`ScopedTable::pop_to`] when the scope ends.
     pub fn mark(&self) -> usize {
         self.undo.len()
