@@ -27,7 +27,7 @@
 
 use super::subst::Subst;
 use super::table::ScopedTable;
-use super::Analyses;
+use super::Ctx;
 use crate::analysis::FuncAnalysis;
 use crate::ir::{Block, Function, InstKind, Opcode, Operand, Type};
 
@@ -57,12 +57,24 @@ const CARRY_WINDOW: usize = 16;
 
 /// Runs the pass over `f`; whether it replaced any load.
 pub fn run(f: &mut Function) -> bool {
-    run_with(f, &mut Analyses::default())
+    run_with(f, &mut Ctx::default())
 }
 
-/// [`run`] with `cache`: the analyses of `f` as it is, when known; filled
-/// in when this pass computes them (it leaves the CFG as it is).
-pub fn run_with(f: &mut Function, cache: &mut Analyses) -> bool {
+/// Buffers of the pass, reused from function to function ([`Ctx`]).
+#[derive(Default)]
+pub struct Scratch {
+    table: ScopedTable<Key, Operand>,
+    recent: Vec<(Key, Operand)>,
+    loop_writes: Vec<bool>,
+    entry_version: Vec<u32>,
+    exit_version: Vec<u32>,
+    after: Vec<u32>,
+    stack: Vec<(Block, usize, (usize, usize))>,
+}
+
+/// [`run`] with the analyses and buffers of `cx` (the analyses are
+/// computed if needed and stay valid: the pass leaves the CFG as it is).
+pub fn run_with(f: &mut Function, cx: &mut Ctx) -> bool {
     if f.blocks.is_empty() {
         return false;
     }
@@ -75,16 +87,23 @@ pub fn run_with(f: &mut Function, cache: &mut Analyses) -> bool {
     if !has_load {
         return false;
     }
-    let a = cache.get(f);
-    let (entry_version, after) = versions(f, a);
+    let a = cx.an.get(f);
+    let s = &mut cx.loads;
+    versions(f, a, s);
+    let subst = &mut cx.subst;
+    subst.reset(f.values.len());
+    s.table.clear();
+    s.table.reserve(f.insts.len());
+    s.recent.clear();
     let mut w = Walk {
-        subst: Subst::new(f.values.len()),
-        table: ScopedTable::with_capacity(f.insts.len()),
-        recent: Vec::new(),
-        entry_version,
-        after,
+        subst,
+        table: &mut s.table,
+        recent: &mut s.recent,
+        entry_version: &s.entry_version,
+        after: &s.after,
     };
-    let mut stack: Vec<(Block, usize, (usize, usize))> = Vec::new();
+    let stack = &mut s.stack;
+    stack.clear();
     let entry = f.entry();
     let m = w.marks();
     w.visit(f, entry);
@@ -102,17 +121,20 @@ pub fn run_with(f: &mut Function, cache: &mut Analyses) -> bool {
             stack.pop();
         }
     }
-    let changed = w.subst.changed();
-    super::fold::apply_everywhere(f, &mut w.subst);
+    let changed = subst.changed();
+    super::fold::apply_everywhere(f, subst);
     changed
 }
 
 /// The memory version at each block's entry, and after each writing
-/// instruction (`NONE` for the others).
-fn versions(f: &Function, a: &FuncAnalysis) -> (Vec<u32>, Vec<u32>) {
+/// instruction (`NONE` for the others), into `s.entry_version` and
+/// `s.after`.
+fn versions(f: &Function, a: &FuncAnalysis, s: &mut Scratch) {
     let nb = f.blocks.len();
     // Loops that contain a write (in any block, inner loops included).
-    let mut loop_writes = vec![false; a.loops.loops().len()];
+    let loop_writes = &mut s.loop_writes;
+    loop_writes.clear();
+    loop_writes.resize(a.loops.loops().len(), false);
     for (b, bd) in f.blocks.iter().enumerate() {
         let writes = bd
             .insts
@@ -130,9 +152,16 @@ fn versions(f: &Function, a: &FuncAnalysis) -> (Vec<u32>, Vec<u32>) {
             l = a.loops.get(x).parent;
         }
     }
-    let mut entry_version = vec![NONE; nb];
-    let mut exit_version = vec![NONE; nb];
-    let mut after = vec![NONE; f.insts.len()];
+    for (v, n) in [
+        (&mut s.entry_version, nb),
+        (&mut s.exit_version, nb),
+        (&mut s.after, f.insts.len()),
+    ] {
+        v.clear();
+        v.resize(n, NONE);
+    }
+    let (entry_version, exit_version, after) =
+        (&mut s.entry_version, &mut s.exit_version, &mut s.after);
     let mut next = 0u32;
     let mut fresh = || {
         next += 1;
@@ -182,19 +211,18 @@ fn versions(f: &Function, a: &FuncAnalysis) -> (Vec<u32>, Vec<u32>) {
         }
         exit_version[b.index()] = v;
     }
-    (entry_version, after)
 }
 
 /// The state of the dominator-tree walk.
-struct Walk {
-    subst: Subst,
+struct Walk<'a> {
+    subst: &'a mut Subst,
     /// Known memory contents: access (with its version) -> value.
-    table: ScopedTable<Key, Operand>,
+    table: &'a mut ScopedTable<Key, Operand>,
     /// The table's entries in insertion order (scoped like the table), so
     /// that a store can find the latest ones.
-    recent: Vec<(Key, Operand)>,
-    entry_version: Vec<u32>,
-    after: Vec<u32>,
+    recent: &'a mut Vec<(Key, Operand)>,
+    entry_version: &'a [u32],
+    after: &'a [u32],
 }
 
 /// The bytes `[offset, offset + n)` an access of `opcode.ty` covers.
@@ -203,7 +231,7 @@ fn bytes(offset: i64, opcode: Opcode, ty: Option<Type>) -> (i128, i128) {
     (offset as i128, offset as i128 + n)
 }
 
-impl Walk {
+impl Walk<'_> {
     fn marks(&self) -> (usize, usize) {
         (self.table.mark(), self.recent.len())
     }

@@ -171,6 +171,7 @@ pub struct Ctx {
     pub subst: subst::Subst,
     pub incoming: fold::Incoming,
     pub gvn: gvn::Scratch,
+    pub loads: loads::Scratch,
     pub dce: dce::Scratch,
 }
 
@@ -185,7 +186,36 @@ pub struct Ctx {
 /// `gvn` (when `loads` replaced no load and `licm` hoisted nothing, a
 /// second run would find nothing new: value numbering is idempotent).
 pub fn run_passes(module: &mut Module, passes: &[Pass]) {
-    let mut cx = Ctx::default();
+    let mut cx = CTX
+        .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)))
+        .ok()
+        .and_then(|r| r.ok())
+        .unwrap_or_default();
+    run_passes_in(module, passes, &mut cx);
+    let biggest = module.funcs.iter().map(|f| f.insts.len()).max();
+    if biggest.unwrap_or(0) <= KEEP_INSTS {
+        let _ = CTX.try_with(|c| {
+            if let Ok(mut c) = c.try_borrow_mut() {
+                *c = cx;
+            }
+        });
+    }
+}
+
+thread_local! {
+    /// The context of the last module optimized on this thread, when its
+    /// functions were small (as the verifier and the back end keep
+    /// theirs): a module of a few small functions would otherwise spend a
+    /// good part of its optimization growing fresh vectors.
+    static CTX: std::cell::RefCell<Ctx> = std::cell::RefCell::default();
+}
+
+/// Largest function (instructions) whose [`Ctx`] is kept for the next
+/// module.
+const KEEP_INSTS: usize = 4096;
+
+/// [`run_passes`] with the context `cx`.
+fn run_passes_in(module: &mut Module, passes: &[Pass], cx: &mut Ctx) {
     let mut rest = passes;
     while !rest.is_empty() {
         if rest[0] == Pass::Inline {
@@ -195,14 +225,14 @@ pub fn run_passes(module: &mut Module, passes: &[Pass]) {
         }
         let n = rest.iter().position(|&p| p == Pass::Inline).unwrap_or(rest.len());
         for f in &mut module.funcs {
-            run_function_passes(f, &rest[..n], &mut cx);
+            run_function_passes(f, &rest[..n], cx);
         }
         rest = &rest[n..];
     }
     if passes.last() != Some(&Pass::Dce) {
         for f in &mut module.funcs {
             cx.an.invalidate();
-            dce::run_with(f, &mut cx);
+            dce::run_with(f, cx);
         }
     }
 }
@@ -233,7 +263,7 @@ fn run_function_passes(f: &mut Function, passes: &[Pass], cx: &mut Ctx) {
                 }
                 dirty = false;
             }
-            Pass::Loads => dirty |= loads::run_with(f, &mut cx.an),
+            Pass::Loads => dirty |= loads::run_with(f, cx),
             Pass::Licm => dirty |= licm::run_with(f, &mut cx.an),
             Pass::Dce => {
                 dce::run_with(f, cx);
