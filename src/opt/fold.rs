@@ -70,10 +70,17 @@ pub fn run_with(f: &mut Function, cx: &mut super::Ctx) {
         }
     }
     // Parameters fed along back edges are known only now.
+    let sets = subst.sets();
     for &b in rpo.order() {
         simplify_params(f, subst, incoming, b);
     }
-    apply_everywhere(f, subst);
+    // Every other replacement was recorded when its value's definition
+    // was visited, before any use (reverse postorder visits a definition
+    // before the blocks it dominates), and applied to each use as it was
+    // visited; only these may have uses visited already.
+    if subst.sets() != sets {
+        apply_everywhere(f, subst);
+    }
     if cfg_changed {
         cx.an.invalidate();
     }

@@ -31,10 +31,11 @@ use super::table::ScopedTable;
 use crate::analysis::{Cfg, FuncAnalysis};
 use crate::ir::{Block, Const, Function, Inst, InstData, InstKind, Opcode, Operand, Type, Value};
 use smallvec::SmallVec;
+use std::hash::{Hash, Hasher};
 
 /// An operation on operands: what makes two instructions compute the same
 /// value.
-#[derive(Clone, PartialEq, Eq, Hash)]
+#[derive(Clone, PartialEq, Eq)]
 struct Key {
     opcode: Opcode,
     ty: Option<Type>,
@@ -70,6 +71,21 @@ impl Key {
             args,
             sym,
         })
+    }
+}
+
+/// Hashes a few words (the derived hash would feed every field and enum
+/// tag separately); equal keys hash alike.
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let ty = self.ty.map_or(0, |t| t as u64 + 1);
+        h.write_u64(self.opcode as u64 | ty << 16 | (self.sym as u64) << 32);
+        for a in &self.args {
+            match a {
+                Operand::Value(v) => h.write_u64(v.0 as u64),
+                Operand::Const(c) => c.hash(h),
+            }
+        }
     }
 }
 
@@ -140,9 +156,12 @@ pub fn run_with(f: &mut Function, a: &FuncAnalysis, s: &mut Scratch, subst: &mut
             stack.pop();
         }
     }
-    let cfg_changed = w.cfg_changed;
-    fold::apply_everywhere(f, subst);
-    !cfg_changed
+    // No second sweep: each replacement was recorded when its value's
+    // definition was visited, and the walk visits every use of a value
+    // after its definition (SSA: the definition dominates the use), so
+    // every use has been rewritten as it was visited. (Blocks the walk
+    // does not reach are unreachable: `dce` drops them unread.)
+    !w.cfg_changed
 }
 
 /// The successors of terminator `t`, in order.

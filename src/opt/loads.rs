@@ -121,9 +121,9 @@ pub fn run_with(f: &mut Function, cx: &mut Ctx) -> bool {
             stack.pop();
         }
     }
-    let changed = subst.changed();
-    super::fold::apply_everywhere(f, subst);
-    changed
+    // Each replacement was recorded at its load, which dominates its
+    // uses: the walk rewrote every use as it visited it (as in `gvn`).
+    subst.changed()
 }
 
 /// The memory version at each block's entry, and after each writing

@@ -186,19 +186,20 @@ pub struct Ctx {
 /// `gvn` (when `loads` replaced no load and `licm` hoisted nothing, a
 /// second run would find nothing new: value numbering is idempotent).
 pub fn run_passes(module: &mut Module, passes: &[Pass]) {
-    let mut cx = CTX
-        .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)))
-        .ok()
-        .and_then(|r| r.ok())
-        .unwrap_or_default();
-    run_passes_in(module, passes, &mut cx);
-    let biggest = module.funcs.iter().map(|f| f.insts.len()).max();
-    if biggest.unwrap_or(0) <= KEEP_INSTS {
-        let _ = CTX.try_with(|c| {
-            if let Ok(mut c) = c.try_borrow_mut() {
-                *c = cx;
+    let kept = CTX.try_with(|c| match c.try_borrow_mut() {
+        Ok(mut cx) => {
+            run_passes_in(module, passes, &mut cx);
+            let biggest = module.funcs.iter().map(|f| f.insts.len()).max();
+            if biggest.unwrap_or(0) > KEEP_INSTS {
+                *cx = Ctx::default();
             }
-        });
+            true
+        }
+        Err(_) => false,
+    });
+    if kept != Ok(true) {
+        // Re-entered, or the thread is ending: a context of its own.
+        run_passes_in(module, passes, &mut Ctx::default());
     }
 }
 

@@ -20,6 +20,8 @@ pub struct Subst {
     /// `to[v]` is `v`'s replacement, `Operand::Value(v)` when none.
     to: Vec<Operand>,
     changed: bool,
+    /// How many replacements were recorded.
+    sets: u32,
 }
 
 impl Subst {
@@ -28,6 +30,7 @@ impl Subst {
         Subst {
             to: (0..n).map(|i| Operand::Value(Value::new(i))).collect(),
             changed: false,
+            sets: 0,
         }
     }
 
@@ -35,6 +38,7 @@ impl Subst {
     pub fn reset(&mut self, n: usize) {
         self.to.clear();
         self.changed = false;
+        self.sets = 0;
         self.grow(n);
     }
 
@@ -59,6 +63,13 @@ impl Subst {
         }
         self.to[v.index()] = op;
         self.changed = true;
+        self.sets = self.sets.wrapping_add(1);
+    }
+
+    /// How many replacements have been recorded (to tell whether any was
+    /// between two points).
+    pub fn sets(&self) -> u32 {
+        self.sets
     }
 
     /// The final replacement of `op` (a literal stays itself).
