@@ -319,7 +319,8 @@ fn compact(f: &mut Function, a: &FuncAnalysis, s: &mut Scratch) {
             src.push_block(f.srcmap.block(b));
         }
     }
-    let identity = order.len() == f.blocks.len() && order.iter().enumerate().all(|(k, b)| b.index() == k);
+    let identity =
+        order.len() == f.blocks.len() && order.iter().enumerate().all(|(k, b)| b.index() == k);
     if !identity {
         let mut old_blocks = std::mem::take(&mut f.blocks);
         f.blocks = order
@@ -398,10 +399,11 @@ fn retarget(
         InstKind::Switch { default, cases, .. } => {
             *default = Block(bmap[default.index()]);
             let start = pool.cases.len();
-            pool.cases.extend(f.cases(*cases).iter().map(|c| SwitchCase {
-                key: c.key,
-                block: Block(bmap[c.block.index()]),
-            }));
+            pool.cases
+                .extend(f.cases(*cases).iter().map(|c| SwitchCase {
+                    key: c.key,
+                    block: Block(bmap[c.block.index()]),
+                }));
             *cases = crate::ir::CaseList::new(start, pool.cases.len() - start);
         }
         _ => {}

@@ -102,7 +102,12 @@ pub fn run(f: &mut Function) {
     if f.blocks.is_empty() {
         return;
     }
-    run_with(f, &FuncAnalysis::new(f), &mut Scratch::default(), &mut Default::default());
+    run_with(
+        f,
+        &FuncAnalysis::new(f),
+        &mut Scratch::default(),
+        &mut Default::default(),
+    );
 }
 
 /// Buffers of the pass, reused from function to function

@@ -224,7 +224,10 @@ fn run_passes_in(module: &mut Module, passes: &[Pass], cx: &mut Ctx) {
             rest = &rest[1..];
             continue;
         }
-        let n = rest.iter().position(|&p| p == Pass::Inline).unwrap_or(rest.len());
+        let n = rest
+            .iter()
+            .position(|&p| p == Pass::Inline)
+            .unwrap_or(rest.len());
         for f in &mut module.funcs {
             run_function_passes(f, &rest[..n], cx);
         }
