@@ -1,10 +1,13 @@
 //! Global value numbering over the dominator tree (common subexpression
 //! elimination).
 //!
-//! A preorder walk of the dominator tree keeps a scoped table from
-//! "operation on operands" to the value that computed it; an instruction
-//! whose operation is already in the table (computed in a dominating
-//! block, or earlier in this one) is replaced by that value. Each
+//! A preorder walk of the dominator tree keeps a table from "operation on
+//! operands" to the value that computed it and its block; an instruction
+//! whose operation is already in the table, computed in a dominating block
+//! (or earlier in this one), is replaced by that value. An entry from a
+//! block that does not dominate is stale (its subtree is done: preorder
+//! never returns to it) and is overwritten, so the table needs no undoing
+//! when the walk leaves a subtree. Each
 //! instruction is first simplified by [`super::fold`], so constants and
 //! identities found along the way feed the numbering.
 //!
@@ -28,9 +31,12 @@
 use super::fold;
 use super::subst::Subst;
 use super::table::ScopedTable;
+use crate::analysis::DomTree;
+use crate::registry::symbols::FxHashMap;
 use crate::analysis::{Cfg, FuncAnalysis};
 use crate::ir::{Block, Const, Function, Inst, InstData, InstKind, Opcode, Operand, Type, Value};
 use smallvec::SmallVec;
+use std::collections::hash_map::Entry;
 use std::hash::{Hash, Hasher};
 
 /// An operation on operands: what makes two instructions compute the same
@@ -114,10 +120,10 @@ pub fn run(f: &mut Function) {
 /// ([`super::Ctx`]).
 #[derive(Default)]
 pub struct Scratch {
-    table: ScopedTable<Key, Value>,
+    table: FxHashMap<Key, (Value, Block)>,
     known: ScopedTable<Value, i128>,
     incoming: fold::Incoming,
-    stack: Vec<(Block, usize, (usize, usize))>,
+    stack: Vec<(Block, usize, usize)>,
 }
 
 /// [`run`] with the analyses of `f` as it is and buffers to reuse; returns
@@ -130,13 +136,16 @@ pub fn run_with(f: &mut Function, a: &FuncAnalysis, s: &mut Scratch, subst: &mut
     }
     let (cfg, dom) = (&a.cfg, &a.dom);
     subst.reset(f.values.len());
-    s.table.clear();
+    if !s.table.is_empty() {
+        s.table.clear();
+    }
     s.table.reserve(f.insts.len());
     s.known.clear();
     s.incoming.compute(f);
     let mut w = Walk {
         subst,
         table: &mut s.table,
+        dom,
         known: &mut s.known,
         incoming: &s.incoming,
         cfg_changed: false,
@@ -156,8 +165,7 @@ pub fn run_with(f: &mut Function, a: &FuncAnalysis, s: &mut Scratch, subst: &mut
             w.visit(f, cfg, c);
             stack.push((c, 0, m));
         } else {
-            w.table.pop_to(marks.0);
-            w.known.pop_to(marks.1);
+            w.known.pop_to(marks);
             stack.pop();
         }
     }
@@ -180,7 +188,8 @@ fn successors(f: &Function, t: Inst) -> SmallVec<[Block; 4]> {
 struct Walk<'a> {
     subst: &'a mut Subst,
     /// Operations computed in the dominating blocks.
-    table: &'a mut ScopedTable<Key, Value>,
+    table: &'a mut FxHashMap<Key, (Value, Block)>,
+    dom: &'a DomTree,
     /// Compare results known in the current block: it is reached only
     /// through the `then` (1) or `else` (0) edge of a `br` on them.
     known: &'a mut ScopedTable<Value, i128>,
@@ -190,8 +199,8 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn marks(&self) -> (usize, usize) {
-        (self.table.mark(), self.known.mark())
+    fn marks(&self) -> usize {
+        self.known.mark()
     }
 
     /// Records what the branch into `b` tells, when `b`'s only
@@ -244,13 +253,13 @@ impl Walk<'_> {
             if term && successors(f, inst) != succs_before {
                 self.cfg_changed = true;
             }
-            self.number(f, inst);
+            self.number(f, inst, b);
         }
     }
 
-    /// Replaces `inst`'s result by an equal one computed before, or makes
-    /// it available to what `inst` dominates.
-    fn number(&mut self, f: &mut Function, inst: Inst) {
+    /// Replaces `inst` (in block `b`)'s result by an equal one computed
+    /// before, or makes it available to what `inst` dominates.
+    fn number(&mut self, f: &mut Function, inst: Inst, b: Block) {
         let d = &f.insts[inst.index()];
         let Some(r) = d.result else { return };
         if self.subst.resolve(Operand::Value(r)) != Operand::Value(r) {
@@ -260,8 +269,24 @@ impl Walk<'_> {
             return;
         }
         let Some(key) = Key::of(d) else { return };
-        match self.table.get(&key) {
-            Some(&v) => {
+        let v = match self.table.entry(key) {
+            Entry::Occupied(mut e) => {
+                let (v, vb) = *e.get();
+                if self.dom.dominates(vb, b) {
+                    Some(v)
+                } else {
+                    // Stale: from a finished subtree.
+                    *e.get_mut() = (r, b);
+                    None
+                }
+            }
+            Entry::Vacant(e) => {
+                e.insert((r, b));
+                None
+            }
+        };
+        match v {
+            Some(v) => {
                 self.subst.set(r, Operand::Value(v));
                 // A division that may trap would stay for its trap, which
                 // the dominating one makes unreachable: it is a copy now.
@@ -273,7 +298,7 @@ impl Walk<'_> {
                     };
                 }
             }
-            None => self.table.insert(key, r),
+            None => {}
         }
     }
 }

@@ -73,10 +73,16 @@ impl Subst {
     }
 
     /// The final replacement of `op` (a literal stays itself).
+    #[inline]
     pub fn resolve(&mut self, op: Operand) -> Operand {
         let Operand::Value(mut v) = op else {
             return op;
         };
+        // Most values are not replaced.
+        match self.to.get(v.index()) {
+            Some(&next) if next != op => {}
+            _ => return op,
+        }
         // Find the end of the chain, then point every link at it.
         let mut end = op;
         while let Some(&next) = self.to.get(v.index()) {
@@ -122,6 +128,27 @@ impl Subst {
     pub fn apply(&mut self, f: &mut Function, inst: Inst) -> bool {
         if !self.changed {
             return false;
+        }
+        // The common forms directly, without the generic operand walk.
+        let d = &mut f.insts[inst.index()];
+        let conversion = matches!(
+            d.opcode,
+            Opcode::Sitof | Opcode::Uitof | Opcode::Ftosi | Opcode::Ftoui
+        );
+        match &mut d.kind {
+            InstKind::Unary { arg } if !conversion => {
+                let new = self.resolve(*arg);
+                let any = new != *arg;
+                *arg = new;
+                return any;
+            }
+            InstKind::Binary { args } => {
+                let (a, b) = (self.resolve(args[0]), self.resolve(args[1]));
+                let any = a != args[0] || b != args[1];
+                *args = [a, b];
+                return any;
+            }
+            _ => {}
         }
         let no_literals = literal_free(&f.insts[inst.index()]);
         let mut any = false;
