@@ -159,8 +159,7 @@ impl Registry {
             };
             let sections: Vec<_> = m.sections.iter().filter_map(|s| fin.take(s.r)).collect();
             if let Some(text) = sections.iter().find(|s| s.kind() == SectionKind::Text) {
-                let id = self.id_of(slot);
-                self.debug.module_finalized(id, m.debug, text);
+                self.debug.module_finalized(m.debug, text);
             }
             let sections = sections.into_boxed_slice();
             self.set_state(slot, State::Finalized(Finalized { sections, body }));

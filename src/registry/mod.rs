@@ -84,14 +84,6 @@ pub struct ModuleId {
     generation: u32,
 }
 
-impl ModuleId {
-    /// Its slot in the registry (reused by later modules once it is
-    /// removed).
-    pub(crate) fn slot(self) -> u32 {
-        self.slot
-    }
-}
-
 impl fmt::Display for ModuleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "module#{}.{}", self.slot, self.generation)
@@ -872,7 +864,6 @@ impl Registry {
     /// Removes `slot` (Added or Finalized; checked removable): its
     /// symbols (if it owns any), edges and memory.
     pub(crate) fn drop_module(&mut self, slot: u32) -> Result<()> {
-        let id = self.id_of(slot);
         let symbols = match &mut self.entry_mut(slot).role {
             Role::Module(o) => std::mem::take(&mut o.symbols),
             Role::Group(g) => std::mem::take(&mut g.owner.symbols),
@@ -886,7 +877,7 @@ impl Registry {
         self.free_entry(slot);
         match old {
             State::Finalized(m) => {
-                self.debug.module_removed(id);
+                self.debug.module_removed(&m.sections);
                 self.release_sections(m.sections)
             }
             _ => Ok(()),
