@@ -151,7 +151,8 @@ impl Bucket {
         // at its own); records' bytes never move or change while they
         // live, and every change to `records` or `tables` deregisters
         // first. `object` is boxed and kept until then too.
-        self.registered = unsafe { unwind::register_tables(self.tables.as_ptr(), &mut self.object) };
+        self.registered =
+            unsafe { unwind::register_tables(self.tables.as_ptr(), &mut self.object) };
     }
 }
 

@@ -457,7 +457,10 @@ pub(crate) const OBJECT_WORDS: usize = 16;
 /// array, the tables (and the CIEs they point at) and `object` stay at
 /// their addresses, unchanged, until [`deregister_tables`] is called with
 /// the same array.
-pub(crate) unsafe fn register_tables(tables: *const usize, object: &mut [u64; OBJECT_WORDS]) -> bool {
+pub(crate) unsafe fn register_tables(
+    tables: *const usize,
+    object: &mut [u64; OBJECT_WORDS],
+) -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: as the caller promises; `object` has room for libgcc's
