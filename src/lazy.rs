@@ -767,7 +767,7 @@ impl Registry {
             };
             let owner = self.name_of(old.module);
             let fail = |m: String| Err(crate::registry::link_err(module, sym, m));
-            match (&s.kind, self.symbols.signature(old), old.indirect) {
+            match (&s.kind, self.symbols.signature(old), old.indirect()) {
                 (SymbolKind::Func { sig, .. }, Some(have), Some(key)) => {
                     if sig != have {
                         return fail(format!(

@@ -134,17 +134,16 @@ impl Bucket {
     /// Registers the tables of the current records (after
     /// [`Bucket::deregister`]).
     fn register(&mut self) {
-        self.tables.clear();
-        self.tables.extend(
-            self.records
-                .iter()
-                .filter(|r| r.frames > 0)
-                .map(|r| r.data.as_ptr() as usize),
-        );
-        if self.tables.is_empty() {
+        let with_frames = self.records.iter().filter(|r| r.frames > 0);
+        if with_frames.clone().next().is_none() {
+            self.tables = Vec::new();
             return;
         }
-        self.tables.push(0);
+        // Exactly as long as needed: a bucket may hold hundreds.
+        let mut tables = Vec::with_capacity(with_frames.clone().count() + 1);
+        tables.extend(with_frames.map(|r| r.data.as_ptr() as usize));
+        tables.push(0);
+        self.tables = tables;
         // SAFETY: each pointer is a record's zero-terminated `.eh_frame`
         // table of code in this process (`module_finalized` built it and
         // pointed its FDEs at a CIE that lives as long as the process, or
@@ -417,7 +416,14 @@ impl DebugRegistry {
         bucket.deregister();
         match bucket.records.binary_search_by_key(&start, |r| r.start) {
             Ok(i) => bucket.records[i] = record,
-            Err(i) => bucket.records.insert(i, record),
+            Err(i) => {
+                // Grown by a quarter, not doubled: most buckets stay.
+                let len = bucket.records.len();
+                if len == bucket.records.capacity() {
+                    bucket.records.reserve_exact((len / 4).max(4));
+                }
+                bucket.records.insert(i, record);
+            }
         }
         bucket.register();
     }

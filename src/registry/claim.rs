@@ -426,7 +426,7 @@ impl Registry {
         for &(id, def) in &m.exports {
             let address = loader::defined_address(&m.defined, &bases, def);
             if let Some(s) = self.symbols.get_mut(id) {
-                s.address = address;
+                s.set_address(address);
             }
         }
     }

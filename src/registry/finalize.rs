@@ -194,7 +194,7 @@ impl Registry {
         };
         for &(id, _) in &m.exports {
             if let Some(s) = self.symbols.get_mut(id) {
-                s.address = None;
+                s.set_address(None);
             }
         }
         self.clear_edges(slot);

@@ -540,7 +540,7 @@ impl Registry {
         Some(SymbolInfo {
             module: self.id_of(self.owner_of(s.module)),
             kind: self.symbols.kind(s),
-            address: s.address,
+            address: s.address(),
         })
     }
 
@@ -643,8 +643,8 @@ impl Registry {
         };
         // A lazy function is callable at once: its address is its stub.
         let ready =
-            s.indirect.is_some() || matches!(self.entry(s.module).state, State::Finalized(_));
-        match (ready, s.address, self.owner(s.module)) {
+            s.indirect().is_some() || matches!(self.entry(s.module).state, State::Finalized(_));
+        match (ready, s.address(), self.owner(s.module)) {
             (true, Some(addr), Some(o)) => Ok(Lookup::Ready(addr, sig.clone(), o.pin.clone())),
             _ => Ok(Lookup::Pending(s.module)),
         }
@@ -656,7 +656,7 @@ impl Registry {
         let Some(s) = self.symbols.by_name(name) else {
             return Err(Error::Argument(format!("no exported symbol @{name}")));
         };
-        match (&self.entry(s.module).state, s.address) {
+        match (&self.entry(s.module).state, s.address()) {
             (State::Finalized(_), Some(a)) => Ok(Ok(a)),
             _ => Ok(Err(s.module)),
         }
