@@ -295,6 +295,8 @@ pub struct DebugRegistry {
     buckets: BTreeMap<u64, Bucket>,
     /// GDB JIT registrations, by text start address (only when asked).
     gdb: HashMap<u64, gdb::GdbRegistration>,
+    /// Where a record is built before it is copied out.
+    scratch: Vec<u8>,
     options: DebugOptions,
     /// Code runs in this process at its target address.
     native: bool,
@@ -362,9 +364,11 @@ impl DebugRegistry {
     /// A module was finalized with its code in `text`.
     pub fn module_finalized(&mut self, debug: ModuleDebug, text: &FinalizedSection) {
         let start = text.target_address();
-        let mut data = Vec::with_capacity(
-            unwind::eh_frame_capacity(debug.funcs.len()) + ModuleRecord::packed_len(&debug),
-        );
+        // Built in the scratch buffer, then copied into one allocation of
+        // its exact size (shrinking a larger one in place would leave a
+        // hole in the heap beside every record).
+        let mut data = std::mem::take(&mut self.scratch);
+        data.clear();
         let mut gdb = None;
         if self.native {
             if let Some(code) = text.bytes() {
@@ -376,7 +380,9 @@ impl DebugRegistry {
         }
         let mut frames = data.len();
         ModuleRecord::pack(&debug, &mut data);
-        let mut data = data.into_boxed_slice();
+        let scratch = data;
+        let mut data: Box<[u8]> = scratch[..].into();
+        self.scratch = scratch;
         if frames > 0 {
             // The FDEs name the shared CIE; where it is out of their
             // reach, the table gets a CIE of its own.
@@ -391,7 +397,7 @@ impl DebugRegistry {
                         let eh = own.len();
                         own.extend_from_slice(&data[frames..]);
                         frames = eh;
-                        data = own.into_boxed_slice();
+                        data = own[..].into();
                     }
                     _ => {
                         data = data[frames..].into();

@@ -223,7 +223,9 @@ impl Registry {
                     claim: token,
                 },
             );
-            self.set_edges(slot, deps.into_vec().into_boxed_slice());
+            // Allocated at its size: a shrunk buffer would leave a hole
+            // beside a record that lives as long as the module.
+            self.set_edges(slot, Box::from(&deps[..]));
             slots.push(slot);
         }
         self.stats.last_touched = seen.len();

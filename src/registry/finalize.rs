@@ -157,7 +157,10 @@ impl Registry {
             let State::Loaded(m) = self.set_state(slot, State::Free) else {
                 continue;
             };
-            let sections: Vec<_> = m.sections.iter().filter_map(|s| fin.take(s.r)).collect();
+            // At its final size (shrinking would leave a hole in the heap
+            // beside it, for every module).
+            let mut sections = Vec::with_capacity(m.sections.len());
+            sections.extend(m.sections.iter().filter_map(|s| fin.take(s.r)));
             if let Some(text) = sections.iter().find(|s| s.kind() == SectionKind::Text) {
                 self.debug.module_finalized(m.debug, text);
             }
