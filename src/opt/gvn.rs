@@ -285,20 +285,17 @@ impl Walk<'_> {
                 None
             }
         };
-        match v {
-            Some(v) => {
-                self.subst.set(r, Operand::Value(v));
-                // A division that may trap would stay for its trap, which
-                // the dominating one makes unreachable: it is a copy now.
-                let d = &mut f.insts[inst.index()];
-                if super::is_division(d.opcode) {
-                    d.opcode = Opcode::Copy;
-                    d.kind = InstKind::Unary {
-                        arg: Operand::Value(v),
-                    };
-                }
+        if let Some(v) = v {
+            self.subst.set(r, Operand::Value(v));
+            // A division that may trap would stay for its trap, which
+            // the dominating one makes unreachable: it is a copy now.
+            let d = &mut f.insts[inst.index()];
+            if super::is_division(d.opcode) {
+                d.opcode = Opcode::Copy;
+                d.kind = InstKind::Unary {
+                    arg: Operand::Value(v),
+                };
             }
-            None => {}
         }
     }
 }
