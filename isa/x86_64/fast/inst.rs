@@ -6,62 +6,53 @@
 //! A result whose home is a slot is computed in `r11` (or `rax`) and
 //! stored.
 
-// dynasm expands register arguments with `.into()`, which clippy flags.
-#![allow(clippy::useless_conversion)]
-
-use super::{bad, Em, Src};
+use super::emit::{bad, Em};
+use super::enc::{self, ADD, AND, CC_O, CMP, OR, SUB, XOR};
+use super::Src;
 use crate::error::{Result, TrapCode};
 use crate::ir::{Block, Inst, InstKind, Opcode, Operand, Type};
-use crate::isa::x86_64::asm::setcc;
 use crate::isa::x86_64::regs::{R11, RAX, RCX, RDX};
-use dynasmrt::{dynasm, DynasmApi, DynasmLabelApi};
 
-/// A two-operand integer ALU operation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Alu {
-    Add,
-    Sub,
-    And,
-    Or,
-    Xor,
-    Mul,
-    Cmp,
-}
+/// `imul r, r/m` (0f af) as an ALU opcode of [`Em::alu_src`].
+pub const MUL: u8 = 0xaf;
 
-macro_rules! rr {
-    ($ops:expr, $w:expr, $m:ident, $d:expr, $x:expr) => {
-        if $w {
-            dynasm!($ops ; .arch x64 ; $m Rq($d), Rq($x))
-        } else {
-            dynasm!($ops ; .arch x64 ; $m Rd($d), Rd($x))
-        }
-    };
-}
-
-macro_rules! rm {
-    ($ops:expr, $w:expr, $m:ident, $d:expr, $o:expr) => {
-        if $w {
-            dynasm!($ops ; .arch x64 ; $m Rq($d), QWORD [rbp + $o])
-        } else {
-            dynasm!($ops ; .arch x64 ; $m Rd($d), DWORD [rbp + $o])
-        }
-    };
-}
-
-macro_rules! ri {
-    ($ops:expr, $w:expr, $m:ident, $d:expr, $k:expr) => {
-        if $w {
-            dynasm!($ops ; .arch x64 ; $m Rq($d), $k)
-        } else {
-            dynasm!($ops ; .arch x64 ; $m Rd($d), $k)
-        }
-    };
+/// The condition code of an integer compare.
+pub fn cc_of(op: Opcode) -> Option<u8> {
+    Some(match op {
+        Opcode::Eq => enc::CC_E,
+        Opcode::Ne => enc::CC_NE,
+        Opcode::Slt => enc::CC_L,
+        Opcode::Sle => enc::CC_LE,
+        Opcode::Sgt => enc::CC_G,
+        Opcode::Sge => enc::CC_GE,
+        Opcode::Ult => enc::CC_B,
+        Opcode::Ule => enc::CC_BE,
+        Opcode::Ugt => enc::CC_A,
+        Opcode::Uge => enc::CC_AE,
+        _ => return None,
+    })
 }
 
 impl Em<'_> {
-    /// `d = d op s` (`cmp d, s` for [`Alu::Cmp`]).
-    pub(super) fn alu_src(&mut self, op: Alu, w: bool, d: u8, s: Src) {
-        let s = match s {
+    /// `d = d op s` for an ALU opcode or [`MUL`] (`cmp d, s` for `CMP`).
+    #[inline]
+    pub(super) fn alu_src(&mut self, op: u8, w: bool, d: u8, s: Src) {
+        match s {
+            Src::R(x) => {
+                if op == MUL {
+                    self.c.rr0f(w, MUL, d, x)
+                } else {
+                    self.c.rr(w, op, d, x)
+                }
+            }
+            Src::S(k) => {
+                let o = self.slot_off(k);
+                if op == MUL {
+                    self.c.rm0f(w, MUL, d, 5, o)
+                } else {
+                    self.c.rm(w, op, d, 5, o)
+                }
+            }
             Src::I(b) => {
                 let k = if w {
                     i32::try_from(b as i64).ok()
@@ -69,57 +60,14 @@ impl Em<'_> {
                     Some(b as u32 as i32)
                 };
                 match k {
-                    Some(k) => {
-                        let ops = &mut self.ops;
-                        match op {
-                            Alu::Add => ri!(ops, w, add, d, k),
-                            Alu::Sub => ri!(ops, w, sub, d, k),
-                            Alu::And => ri!(ops, w, and, d, k),
-                            Alu::Or => ri!(ops, w, or, d, k),
-                            Alu::Xor => ri!(ops, w, xor, d, k),
-                            Alu::Cmp => ri!(ops, w, cmp, d, k),
-                            Alu::Mul => {
-                                if w {
-                                    dynasm!(ops ; .arch x64 ; imul Rq(d), Rq(d), k)
-                                } else {
-                                    dynasm!(ops ; .arch x64 ; imul Rd(d), Rd(d), k)
-                                }
-                            }
-                        }
-                        return;
-                    }
+                    Some(k) if op == MUL => self.c.imul_rri(w, d, d, k),
+                    Some(k) => self.c.alu_ri(w, op, d, k),
                     None => {
                         self.load(RAX, s);
-                        Src::R(RAX)
+                        self.alu_src(op, w, d, Src::R(RAX));
                     }
                 }
             }
-            s => s,
-        };
-        let ops = &mut self.ops;
-        match s {
-            Src::R(x) => match op {
-                Alu::Add => rr!(ops, w, add, d, x),
-                Alu::Sub => rr!(ops, w, sub, d, x),
-                Alu::And => rr!(ops, w, and, d, x),
-                Alu::Or => rr!(ops, w, or, d, x),
-                Alu::Xor => rr!(ops, w, xor, d, x),
-                Alu::Cmp => rr!(ops, w, cmp, d, x),
-                Alu::Mul => rr!(ops, w, imul, d, x),
-            },
-            Src::S(k) => {
-                let o = -8 * self.nsaved - 8 * (k as i32 + 1);
-                match op {
-                    Alu::Add => rm!(ops, w, add, d, o),
-                    Alu::Sub => rm!(ops, w, sub, d, o),
-                    Alu::And => rm!(ops, w, and, d, o),
-                    Alu::Or => rm!(ops, w, or, d, o),
-                    Alu::Xor => rm!(ops, w, xor, d, o),
-                    Alu::Cmp => rm!(ops, w, cmp, d, o),
-                    Alu::Mul => rm!(ops, w, imul, d, o),
-                }
-            }
-            Src::I(_) => {}
         }
     }
 
@@ -133,19 +81,28 @@ impl Em<'_> {
         }
     }
 
-    fn binop(&mut self, op: Alu, w: bool, dst: Src, a: Src, b: Src) {
+    fn binop(&mut self, op: u8, w: bool, dst: Src, a: Src, b: Src) {
         let (mut d, mut spill) = Self::dreg(dst, R11);
         let (mut a, mut b) = (a, b);
         if b == Src::R(d) && a != Src::R(d) {
-            if op != Alu::Sub {
+            if op != SUB {
                 std::mem::swap(&mut a, &mut b);
             } else {
                 d = R11;
                 spill = true;
             }
         }
-        self.load(d, a);
-        self.alu_src(op, w, d, b);
+        match (op, a, b) {
+            // Three-operand multiply by an immediate: no copy.
+            (MUL, Src::R(x), Src::I(k)) if w && i32::try_from(k as i64).is_ok() => {
+                self.c.imul_rri(w, d, x, k as i64 as i32)
+            }
+            (MUL, Src::R(x), Src::I(k)) if !w => self.c.imul_rri(w, d, x, k as u32 as i32),
+            _ => {
+                self.load(d, a);
+                self.alu_src(op, w, d, b);
+            }
+        }
         if spill {
             self.mov(dst, Src::R(d));
         }
@@ -153,44 +110,22 @@ impl Em<'_> {
 
     fn shift(&mut self, op: Opcode, w: bool, dst: Src, a: Src, b: Src) {
         let (d, spill) = Self::dreg(dst, R11);
-        let imm = match b {
-            Src::I(n) => Some((n & if w { 63 } else { 31 }) as i8),
-            _ => {
-                self.load(RCX, b);
-                None
-            }
+        let ext = match op {
+            Opcode::Shl => 4,
+            Opcode::Shr => 5,
+            _ => 7,
         };
-        self.load(d, a);
-        let ops = &mut self.ops;
-        match imm {
-            Some(n) => match op {
-                Opcode::Shl => ri!(ops, w, shl, d, n),
-                Opcode::Shr => ri!(ops, w, shr, d, n),
-                _ => ri!(ops, w, sar, d, n),
-            },
-            None => match op {
-                Opcode::Shl => {
-                    if w {
-                        dynasm!(ops ; .arch x64 ; shl Rq(d), cl)
-                    } else {
-                        dynasm!(ops ; .arch x64 ; shl Rd(d), cl)
-                    }
-                }
-                Opcode::Shr => {
-                    if w {
-                        dynasm!(ops ; .arch x64 ; shr Rq(d), cl)
-                    } else {
-                        dynasm!(ops ; .arch x64 ; shr Rd(d), cl)
-                    }
-                }
-                _ => {
-                    if w {
-                        dynasm!(ops ; .arch x64 ; sar Rq(d), cl)
-                    } else {
-                        dynasm!(ops ; .arch x64 ; sar Rd(d), cl)
-                    }
-                }
-            },
+        match b {
+            Src::I(n) => {
+                self.load(d, a);
+                self.c.shift_imm(w, ext, d, (n & if w { 63 } else { 31 }) as u8);
+            }
+            _ => {
+                // x86 masks the count by 31 / 63: "modulo the width".
+                self.load(RCX, b);
+                self.load(d, a);
+                self.c.shift_cl(w, ext, d);
+            }
         }
         if spill {
             self.mov(dst, Src::R(d));
@@ -203,25 +138,35 @@ impl Em<'_> {
         self.load(RAX, a);
         if check_zero {
             let t = self.trap_label(TrapCode::DivisionByZero);
-            dynasm!(self.ops ; .arch x64 ; test Rq(b), Rq(b) ; jz =>t);
+            self.c.rr(true, 0x85, b, b);
+            self.c.jcc(enc::CC_E, t);
         }
-        let ovf = self.trap_label(TrapCode::IntegerOverflow);
-        let ops = &mut self.ops;
-        match (op, w) {
-            (Opcode::Sdiv, true) => dynasm!(ops ; .arch x64
-                ; cmp Rq(b), -1 ; jne >div ; neg rax ; jo =>ovf ; jmp >done
-                ; div: ; cqo ; idiv Rq(b) ; done:),
-            (Opcode::Sdiv, false) => dynasm!(ops ; .arch x64
-                ; cmp Rd(b), -1 ; jne >div ; neg eax ; jo =>ovf ; jmp >done
-                ; div: ; cdq ; idiv Rd(b) ; done:),
-            (Opcode::Srem, true) => dynasm!(ops ; .arch x64
-                ; cmp Rq(b), -1 ; jne >div ; xor edx, edx ; jmp >done
-                ; div: ; cqo ; idiv Rq(b) ; done:),
-            (Opcode::Srem, false) => dynasm!(ops ; .arch x64
-                ; cmp Rd(b), -1 ; jne >div ; xor edx, edx ; jmp >done
-                ; div: ; cdq ; idiv Rd(b) ; done:),
-            (_, true) => dynasm!(ops ; .arch x64 ; xor edx, edx ; div Rq(b)),
-            (_, false) => dynasm!(ops ; .arch x64 ; xor edx, edx ; div Rd(b)),
+        let signed = matches!(op, Opcode::Sdiv | Opcode::Srem);
+        if signed {
+            // MIN / -1 overflows: -1 divides as a negation, which sets OF
+            // exactly for MIN; x % -1 is 0 for every x (idiv would fault).
+            self.c.alu_ri(w, CMP, b, -1);
+            let to_div = self.c.jcc8(enc::CC_NE);
+            if op == Opcode::Sdiv {
+                let ovf = self.trap_label(TrapCode::IntegerOverflow);
+                self.c.grp(w, 0xf7, 3, RAX);
+                self.c.jcc(CC_O, ovf);
+            } else {
+                self.c.rr(false, XOR, RDX, RDX);
+            }
+            let to_done = self.c.jmp8();
+            self.c.patch8(to_div);
+            // cqo / cdq
+            if w {
+                self.c.raw(&[0x48, 0x99]);
+            } else {
+                self.c.raw(&[0x99]);
+            }
+            self.c.grp(w, 0xf7, 7, b);
+            self.c.patch8(to_done);
+        } else {
+            self.c.rr(false, XOR, RDX, RDX);
+            self.c.grp(w, 0xf7, 6, b);
         }
         let r = if matches!(op, Opcode::Sdiv | Opcode::Udiv) {
             RAX
@@ -237,9 +182,9 @@ impl Em<'_> {
         match i32::try_from(offset) {
             Ok(o) => (base, o),
             Err(_) => {
-                let ops = &mut self.ops;
-                dynasm!(ops ; .arch x64 ; mov rax, QWORD offset ; add rax, Rq(base));
-                (RAX, 0)
+                self.c.mov_imm(R11, offset as u64);
+                self.c.rr(true, ADD, R11, base);
+                (R11, 0)
             }
         }
     }
@@ -248,30 +193,14 @@ impl Em<'_> {
         let (base, disp) = self.address(ptr, offset);
         let (d, spill) = Self::dreg(dst, R11);
         let w = ty == Type::I64;
-        let ops = &mut self.ops;
-        match (op, w) {
-            (Opcode::Load, true) => dynasm!(ops ; .arch x64 ; mov Rq(d), QWORD [Rq(base) + disp]),
-            (Opcode::Load, false) => dynasm!(ops ; .arch x64 ; mov Rd(d), DWORD [Rq(base) + disp]),
-            (Opcode::Load8s, true) => {
-                dynasm!(ops ; .arch x64 ; movsx Rq(d), BYTE [Rq(base) + disp])
-            }
-            (Opcode::Load8s, false) => {
-                dynasm!(ops ; .arch x64 ; movsx Rd(d), BYTE [Rq(base) + disp])
-            }
-            (Opcode::Load8u, _) => dynasm!(ops ; .arch x64 ; movzx Rd(d), BYTE [Rq(base) + disp]),
-            (Opcode::Load16s, true) => {
-                dynasm!(ops ; .arch x64 ; movsx Rq(d), WORD [Rq(base) + disp])
-            }
-            (Opcode::Load16s, false) => {
-                dynasm!(ops ; .arch x64 ; movsx Rd(d), WORD [Rq(base) + disp])
-            }
-            (Opcode::Load16u, _) => {
-                dynasm!(ops ; .arch x64 ; movzx Rd(d), WORD [Rq(base) + disp])
-            }
-            (Opcode::Load32s, _) => {
-                dynasm!(ops ; .arch x64 ; movsxd Rq(d), DWORD [Rq(base) + disp])
-            }
-            _ => dynasm!(ops ; .arch x64 ; mov Rd(d), DWORD [Rq(base) + disp]),
+        match op {
+            Opcode::Load => self.c.load(w, d, base, disp),
+            Opcode::Load8s => self.c.rm0f(w, 0xbe, d, base, disp),
+            Opcode::Load8u => self.c.rm0f(false, 0xb6, d, base, disp),
+            Opcode::Load16s => self.c.rm0f(w, 0xbf, d, base, disp),
+            Opcode::Load16u => self.c.rm0f(false, 0xb7, d, base, disp),
+            Opcode::Load32s => self.c.rm(true, 0x63, d, base, disp),
+            _ => self.c.load(false, d, base, disp),
         }
         if spill {
             self.mov(dst, Src::R(d));
@@ -285,20 +214,9 @@ impl Em<'_> {
             s => Src::R(self.in_reg(s, RAX)),
         };
         let (base, disp) = self.address(ptr, offset);
-        let ops = &mut self.ops;
         match v {
-            Src::I(b) => match bytes {
-                1 => dynasm!(ops ; .arch x64 ; mov BYTE [Rq(base) + disp], b as i8),
-                2 => dynasm!(ops ; .arch x64 ; mov WORD [Rq(base) + disp], b as i16),
-                4 => dynasm!(ops ; .arch x64 ; mov DWORD [Rq(base) + disp], b as i32),
-                _ => dynasm!(ops ; .arch x64 ; mov QWORD [Rq(base) + disp], b as i64 as i32),
-            },
-            Src::R(r) => match bytes {
-                1 => dynasm!(ops ; .arch x64 ; mov BYTE [Rq(base) + disp], Rb(r)),
-                2 => dynasm!(ops ; .arch x64 ; mov WORD [Rq(base) + disp], Rw(r)),
-                4 => dynasm!(ops ; .arch x64 ; mov DWORD [Rq(base) + disp], Rd(r)),
-                _ => dynasm!(ops ; .arch x64 ; mov QWORD [Rq(base) + disp], Rq(r)),
-            },
+            Src::I(b) => self.c.store_imm(bytes, b as i64 as i32, base, disp),
+            Src::R(r) => self.c.store(bytes, r, base, disp),
             Src::S(_) => {}
         }
     }
@@ -318,12 +236,12 @@ impl Em<'_> {
         match (d.opcode, &d.kind) {
             (Add | Sub | Mul | And | Or | Xor, InstKind::Binary { args }) => {
                 let op = match d.opcode {
-                    Add => Alu::Add,
-                    Sub => Alu::Sub,
-                    Mul => Alu::Mul,
-                    And => Alu::And,
-                    Or => Alu::Or,
-                    _ => Alu::Xor,
+                    Add => ADD,
+                    Sub => SUB,
+                    Mul => MUL,
+                    And => AND,
+                    Or => OR,
+                    _ => XOR,
                 };
                 let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
                 self.binop(op, w, dst, a, b);
@@ -336,13 +254,10 @@ impl Em<'_> {
                 let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
                 self.div(d.opcode, w, dst, a, b);
             }
-            (
-                Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge,
-                InstKind::Binary { args },
-            ) => {
+            (Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge, InstKind::Binary { args }) => {
                 let cc = self.compare(d.opcode, ty, args[0], args[1])?;
                 let (r, spill) = Self::dreg(dst, RAX);
-                setcc(&mut self.ops, cc, r);
+                self.c.setcc(cc, r);
                 if spill {
                     self.mov(dst, Src::R(r));
                 }
@@ -355,13 +270,7 @@ impl Em<'_> {
                 let a = self.src(*arg, ty);
                 let (r, spill) = Self::dreg(dst, R11);
                 self.load(r, a);
-                let ops = &mut self.ops;
-                match (d.opcode, w) {
-                    (Neg, true) => dynasm!(ops ; .arch x64 ; neg Rq(r)),
-                    (Neg, false) => dynasm!(ops ; .arch x64 ; neg Rd(r)),
-                    (_, true) => dynasm!(ops ; .arch x64 ; not Rq(r)),
-                    (_, false) => dynasm!(ops ; .arch x64 ; not Rd(r)),
-                }
+                self.c.grp(w, 0xf7, if d.opcode == Neg { 3 } else { 2 }, r);
                 if spill {
                     self.mov(dst, Src::R(r));
                 }
@@ -376,14 +285,14 @@ impl Em<'_> {
                 let (r, spill) = Self::dreg(dst, R11);
                 let sext = d.opcode == Sext;
                 match a {
-                    Src::R(x) if sext => dynasm!(self.ops ; .arch x64 ; movsxd Rq(r), Rd(x)),
-                    Src::R(x) => dynasm!(self.ops ; .arch x64 ; mov Rd(r), Rd(x)),
+                    Src::R(x) if sext => self.c.rr(true, 0x63, r, x),
+                    Src::R(x) => self.c.mov_rr32(r, x),
                     Src::S(k) => {
                         let o = self.slot_off(k);
                         if sext {
-                            dynasm!(self.ops ; .arch x64 ; movsxd Rq(r), DWORD [rbp + o]);
+                            self.c.rm(true, 0x63, r, 5, o);
                         } else {
-                            dynasm!(self.ops ; .arch x64 ; mov Rd(r), DWORD [rbp + o]);
+                            self.c.load(false, r, 5, o);
                         }
                     }
                     Src::I(b) => {
@@ -392,7 +301,7 @@ impl Em<'_> {
                         } else {
                             b & 0xffff_ffff
                         };
-                        mov_imm_to(self, r, v);
+                        self.c.mov_imm(r, v);
                     }
                 }
                 if spill {
@@ -413,18 +322,20 @@ impl Em<'_> {
                         };
                         self.load(R11, b);
                         match c {
-                            Src::R(x) => dynasm!(self.ops ; .arch x64 ; test Rd(x), Rd(x)),
+                            Src::R(x) => self.c.rr(false, 0x85, x, x),
                             Src::S(k) => {
                                 let o = self.slot_off(k);
-                                dynasm!(self.ops ; .arch x64 ; cmp DWORD [rbp + o], 0);
+                                self.c.rm(false, 0x83, 7, 5, o);
+                                self.c.raw(&[0]);
                             }
                             Src::I(_) => {}
                         }
+                        // cmovne r11, a
                         match a {
-                            Src::R(x) => dynasm!(self.ops ; .arch x64 ; cmovne r11, Rq(x)),
+                            Src::R(x) => self.c.rr0f(true, 0x45, R11, x),
                             Src::S(k) => {
                                 let o = self.slot_off(k);
-                                dynasm!(self.ops ; .arch x64 ; cmovne r11, QWORD [rbp + o]);
+                                self.c.rm0f(true, 0x45, R11, 5, o);
                             }
                             Src::I(_) => {}
                         }
@@ -440,15 +351,16 @@ impl Em<'_> {
                 self.load_mem(d.opcode, ty, dst, p, *offset);
             }
             (Store | Store8 | Store16 | Store32, InstKind::Store { args, offset }) => {
-                let (bytes, vty) = match d.opcode {
-                    Store8 => (1, Type::I64),
-                    Store16 => (2, Type::I64),
-                    Store32 => (4, Type::I64),
-                    _ => (ty.bytes(), ty),
+                let bytes = match d.opcode {
+                    Store8 => 1,
+                    Store16 => 2,
+                    Store32 => 4,
+                    _ => ty.bytes() as u32,
                 };
                 let vty = match args[0] {
-                    Operand::Value(v) if d.opcode != Store => func.values[v.index()].ty,
-                    _ => vty,
+                    Operand::Value(v) => func.values[v.index()].ty,
+                    _ if d.opcode == Store => ty,
+                    _ => Type::I64,
                 };
                 let (v, p) = (self.src(args[0], vty), self.src(args[1], Type::I64));
                 self.store_mem(bytes, v, p, *offset);
@@ -463,22 +375,14 @@ impl Em<'_> {
                 }
                 self.epilogue();
             }
-            (Jmp, InstKind::Jmp { dest }) => {
-                self.edge_moves(dest);
-                self.par_move();
-                self.jump(dest.block, next);
-            }
+            (Jmp, InstKind::Jmp { dest }) => self.jmp_edge(dest, next),
             (Br, _) => self.br(i, next)?,
             (Trap, _) => {
                 let t = self.trap_label(TrapCode::Unreachable);
-                dynasm!(self.ops ; .arch x64 ; jmp =>t);
+                self.c.jmp(t);
             }
             _ => return Err(bad(func, "unsupported instruction")),
         }
         Ok(())
     }
-}
-
-fn mov_imm_to(e: &mut Em<'_>, r: u8, v: u64) {
-    crate::isa::x86_64::asm::mov_imm(&mut e.ops, r, v);
 }
