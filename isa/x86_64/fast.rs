@@ -52,7 +52,9 @@
 
 use crate::compiled::CompiledModule;
 use crate::error::Result;
-use crate::ir::{Block, Callee, Function, InstKind, Module, Opcode, Operand, SymbolData, Type, Value};
+use crate::ir::{
+    Block, Callee, Function, InstKind, Module, Opcode, Operand, SymbolData, Type, Value,
+};
 use crate::lower::analysis::Decisions;
 
 const NONE: u32 = u32::MAX;
@@ -60,8 +62,12 @@ const NONE: u32 = u32::MAX;
 /// stack slot `home - SLOT0`.
 pub const SLOT0: u32 = 32;
 
-/// Caller-saved integer registers in the pool: `rsi`, `rdi`, `r8`–`r10`.
-pub const POOL_CALLER: u16 = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10);
+/// Caller-saved integer registers in the pool: `rsi`, `rdi`, `r8`–`r10`,
+/// and `rcx`, `rdx` (see [`FIXED`]).
+pub const POOL_CALLER: u16 = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | FIXED;
+/// `rcx` and `rdx`: never the home of a value whose range contains a
+/// division or a shift by a register, which use them.
+pub const FIXED: u16 = (1 << 1) | (1 << 2);
 /// Callee-saved integer registers in the pool: `rbx`, `r12`–`r15`.
 pub const POOL_CALLEE: u16 = (1 << 3) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15);
 /// System V integer argument registers.
@@ -90,6 +96,9 @@ pub struct Fast {
     pub home: Vec<u32>,
     /// Numbers of the call instructions, ascending.
     calls: Vec<u32>,
+    /// Numbers of the instructions that use `rcx`/`rdx` (divisions, shifts
+    /// by a register), ascending.
+    fixed: Vec<u32>,
     /// Per instruction number: first value whose range ends there; per
     /// value: the next one.
     exp_head: Vec<u32>,
@@ -231,6 +240,7 @@ impl Fast {
         self.fused.clear();
         self.fused.extend_from_slice(&dec.fused);
         self.calls.clear();
+        self.fixed.clear();
         // Function parameters: defined before the first instruction.
         if func.params.len() > ARGS.len() {
             return unsupported();
@@ -294,6 +304,19 @@ impl Fast {
                 }
                 match &d.kind {
                     InstKind::Call { .. } => self.calls.push(n),
+                    InstKind::Binary {
+                        args: [_, Operand::Value(_)],
+                    } if matches!(d.opcode, Opcode::Shl | Opcode::Shr | Opcode::Sar) => {
+                        self.fixed.push(n)
+                    }
+                    InstKind::Binary { .. }
+                        if matches!(
+                            d.opcode,
+                            Opcode::Sdiv | Opcode::Udiv | Opcode::Srem | Opcode::Urem
+                        ) =>
+                    {
+                        self.fixed.push(n)
+                    }
                     InstKind::Jmp { dest } => self.edge(func, dec, dest.block, n)?,
                     InstKind::Br {
                         then_dest,
@@ -334,15 +357,22 @@ impl Fast {
     /// Gives `v` a home at its range start; `from_call` is the first call
     /// number it must survive if it is at or after its start, `hint` a
     /// preferred register.
+    #[allow(clippy::too_many_arguments)]
     fn assign(
         &mut self,
         v: usize,
-        free: &mut u16,
+        all_free: &mut u16,
         crosses: bool,
+        fixed: bool,
         hint: u32,
         now: u32,
         before: bool,
     ) {
+        let mut avail = *all_free;
+        if fixed {
+            avail &= !FIXED;
+        }
+        let free = &mut avail;
         let pick = if crosses {
             let c = *free & POOL_CALLEE;
             if hint < SLOT0 && c & (1 << hint) != 0 {
@@ -354,6 +384,8 @@ impl Fast {
             }
         } else if hint < SLOT0 && *free & (1 << hint) != 0 {
             hint
+        } else if *free & POOL_CALLER & !FIXED != 0 {
+            (*free & POOL_CALLER & !FIXED).trailing_zeros()
         } else if *free & POOL_CALLER != 0 {
             (*free & POOL_CALLER).trailing_zeros()
         } else if *free != 0 {
@@ -362,7 +394,7 @@ impl Fast {
             NONE
         };
         let home = if pick != NONE {
-            *free &= !(1 << pick);
+            *all_free &= !(1 << pick);
             self.callee_used |= (1 << pick) & POOL_CALLEE;
             pick
         } else {
@@ -401,6 +433,17 @@ impl Fast {
         c < self.calls.len() && self.calls[c] < e
     }
 
+    /// Whether `[s, e]` contains an instruction that uses `rcx`/`rdx`;
+    /// `fi` is the first such instruction not before the current one.
+    #[inline]
+    fn crosses_fixed(&self, fi: usize, s: u32, e: u32) -> bool {
+        let mut c = fi;
+        while c < self.fixed.len() && self.fixed[c] < s {
+            c += 1;
+        }
+        c < self.fixed.len() && self.fixed[c] <= e
+    }
+
     /// Pass 2: a home for every value.
     pub fn allocate(&mut self, func: &Function, dec: &Decisions) {
         self.free_slots.clear();
@@ -408,10 +451,12 @@ impl Fast {
         self.callee_used = 0;
         let mut free: u16 = POOL_CALLER | POOL_CALLEE;
         let mut ci = 0usize;
+        let mut fi = 0usize;
         for (j, &p) in func.params.iter().enumerate() {
             let pi = p.index();
             let cr = self.crosses(ci, 0, self.end[pi], true);
-            self.assign(pi, &mut free, cr, ARGS[j] as u32, 0, true);
+            let fx = self.crosses_fixed(fi, 0, self.end[pi]);
+            self.assign(pi, &mut free, cr, fx, ARGS[j] as u32, 0, true);
         }
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];
@@ -419,17 +464,24 @@ impl Fast {
             while ci < self.calls.len() && self.calls[ci] < first {
                 ci += 1;
             }
+            while fi < self.fixed.len() && self.fixed[fi] < first {
+                fi += 1;
+            }
             for &p in &bd.params {
                 let pi = p.index();
                 if self.home[pi] == NONE {
                     let cr = self.crosses(ci, first, self.end[pi], true);
-                    self.assign(pi, &mut free, cr, NONE, first, true);
+                    let fx = self.crosses_fixed(fi, first, self.end[pi]);
+                    self.assign(pi, &mut free, cr, fx, NONE, first, true);
                 }
             }
             for (j, &i) in bd.insts.iter().enumerate() {
                 let n = first + j as u32;
                 while ci < self.calls.len() && self.calls[ci] < n {
                     ci += 1;
+                }
+                while fi < self.fixed.len() && self.fixed[fi] < n {
+                    fi += 1;
                 }
                 // Free what ends here.
                 let mut v = std::mem::replace(&mut self.exp_head[n as usize], NONE);
@@ -452,7 +504,8 @@ impl Fast {
                             _ => NONE,
                         };
                         let cr = self.crosses(ci, n, self.end[ri], false);
-                        self.assign(ri, &mut free, cr, hint, n, false);
+                        let fx = self.crosses_fixed(fi, n, self.end[ri]);
+                        self.assign(ri, &mut free, cr, fx, hint, n, false);
                         if self.end[ri] <= n {
                             self.release(ri, &mut free);
                         }
@@ -478,7 +531,8 @@ impl Fast {
                                 _ => NONE,
                             };
                             let cr = self.crosses(ci, n, self.end[pi], false);
-                            self.assign(pi, &mut free, cr, hint, n, false);
+                            let fx = self.crosses_fixed(fi, n, self.end[pi]);
+                            self.assign(pi, &mut free, cr, fx, hint, n, false);
                             if self.end[pi] <= n {
                                 self.release(pi, &mut free);
                             }

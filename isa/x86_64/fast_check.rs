@@ -9,7 +9,9 @@
 //!   home; a jump claims the homes of its targets' parameters (after its
 //!   arguments are read); a block whose parameters no earlier jump claimed
 //!   claims them at its start, otherwise they must still be there;
-//! - a call clobbers every caller-saved register (after its arguments);
+//! - a call clobbers every caller-saved register (after its arguments), a
+//!   division or a shift by a register clobbers `rcx` and `rdx` (and none
+//!   of its operands may be there);
 //! - every operand read must find its value in its home (a fused compare's
 //!   operands are read at its branch);
 //! - at a back edge, every value used inside the loop but defined before
@@ -21,8 +23,8 @@
 //! be pool registers (never a scratch register) or allocated slots, and
 //! every callee-saved register used must be in the saved set.
 
-use super::fast::{Fast, POOL_CALLEE, POOL_CALLER, SLOT0};
-use crate::ir::{Function, InstKind, Operand, Value, ValueDef};
+use super::fast::{Fast, FIXED, POOL_CALLEE, POOL_CALLER, SLOT0};
+use crate::ir::{Function, InstKind, Opcode, Operand, Value, ValueDef};
 use crate::lower::analysis::Decisions;
 
 const NONE: u32 = u32::MAX;
@@ -139,6 +141,29 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
             });
             if let Some(e) = err {
                 return Err(e);
+            }
+            // Divisions and shifts by a register use rcx and rdx: no
+            // operand may live there, and they hold nothing afterwards.
+            let fixed = match d.kind {
+                InstKind::Binary { args } => {
+                    matches!(
+                        d.opcode,
+                        Opcode::Sdiv | Opcode::Udiv | Opcode::Srem | Opcode::Urem
+                    ) || (matches!(d.opcode, Opcode::Shl | Opcode::Shr | Opcode::Sar)
+                        && matches!(args[1], Operand::Value(_)))
+                }
+                _ => false,
+            };
+            if fixed {
+                for op in func.operands(i) {
+                    if let Operand::Value(v) = op {
+                        if (FIXED >> sim.home(v)?) & 1 != 0 {
+                            return Err(format!("{v} is in rcx/rdx at {at}"));
+                        }
+                    }
+                }
+                sim.owner[1] = CLOBBERED;
+                sim.owner[2] = CLOBBERED;
             }
             if let InstKind::Call { .. } = d.kind {
                 for r in 0..16 {

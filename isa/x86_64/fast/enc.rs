@@ -85,7 +85,6 @@ impl Code {
         true
     }
 
-
     #[inline]
     fn b(&mut self, x: u8) {
         self.buf.push(x);
@@ -449,9 +448,15 @@ mod tests {
         // cmp esi, -1
         assert_eq!(enc(|c| c.alu_ri(false, CMP, 6, -1)), [0x83, 0xfe, 0xff]);
         // imul r10, r9, 3
-        assert_eq!(enc(|c| c.imul_rri(true, 10, 9, 3)), [0x4d, 0x6b, 0xd1, 0x03]);
+        assert_eq!(
+            enc(|c| c.imul_rri(true, 10, 9, 3)),
+            [0x4d, 0x6b, 0xd1, 0x03]
+        );
         // sar rbx, 5
-        assert_eq!(enc(|c| c.shift_imm(true, 7, 3, 5)), [0x48, 0xc1, 0xfb, 0x05]);
+        assert_eq!(
+            enc(|c| c.shift_imm(true, 7, 3, 5)),
+            [0x48, 0xc1, 0xfb, 0x05]
+        );
         // setl sil; movzx esi, sil
         assert_eq!(
             enc(|c| c.setcc(CC_L, 6)),

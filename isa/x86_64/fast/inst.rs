@@ -118,7 +118,8 @@ impl Em<'_> {
         match b {
             Src::I(n) => {
                 self.load(d, a);
-                self.c.shift_imm(w, ext, d, (n & if w { 63 } else { 31 }) as u8);
+                self.c
+                    .shift_imm(w, ext, d, (n & if w { 63 } else { 31 }) as u8);
             }
             _ => {
                 // x86 masks the count by 31 / 63: "modulo the width".
@@ -254,7 +255,10 @@ impl Em<'_> {
                 let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
                 self.div(d.opcode, w, dst, a, b);
             }
-            (Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge, InstKind::Binary { args }) => {
+            (
+                Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge,
+                InstKind::Binary { args },
+            ) => {
                 let cc = self.compare(d.opcode, ty, args[0], args[1])?;
                 let (r, spill) = Self::dreg(dst, RAX);
                 self.c.setcc(cc, r);
