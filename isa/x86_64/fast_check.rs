@@ -213,3 +213,73 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ir::parse::parse_module;
+
+    const LOOP: &str = "
+func @sum(%n: i64, %k: i64) -> i64 {
+entry:
+    jmp loop(0, 0)
+loop(%i: i64, %acc: i64):
+    %done = sge.i64 %i, %n
+    br %done, exit(%acc), body
+body:
+    %t = mul.i64 %i, %k
+    %acc2 = add.i64 %acc, %t
+    %q = sdiv.i64 %acc2, 3
+    %i2 = add.i64 %i, 1
+    jmp loop(%i2, %q)
+exit(%r: i64):
+    ret %r
+}
+";
+
+    fn value(func: &Function, name: &str) -> usize {
+        (0..func.values.len())
+            .find(|&v| func.value_name(Value(v as u32)) == Some(name))
+            .expect("value exists")
+    }
+
+    #[test]
+    fn accepts_the_allocation_and_rejects_corrupted_ones() {
+        let m = parse_module("t", LOOP).expect("parses");
+        let func = &m.funcs[0];
+        let mut dec = Decisions::default();
+        dec.compute(&m, func).expect("decides");
+        let mut f = Fast::default();
+        f.analyze(&m, func, &dec).expect("supported");
+        f.allocate(func, &dec);
+        check(func, &dec, &f).expect("the allocation is right");
+        let (i, acc, n, t, k) = (
+            value(func, "i"),
+            value(func, "acc"),
+            value(func, "n"),
+            value(func, "t"),
+            value(func, "k"),
+        );
+        let keep = f.home.clone();
+        // Two values live at once in one home.
+        f.home[acc] = f.home[i];
+        assert!(check(func, &dec, &f).is_err());
+        f.home = keep.clone();
+        // A value defined in the loop in the home of one read on every
+        // iteration (the back edge would find %n overwritten).
+        f.home[t] = f.home[n];
+        assert!(check(func, &dec, &f).is_err());
+        f.home = keep.clone();
+        // A scratch register, and a slot that was never allocated.
+        f.home[i] = 0;
+        assert!(check(func, &dec, &f).is_err());
+        f.home[i] = SLOT0 + f.num_slots;
+        assert!(check(func, &dec, &f).is_err());
+        f.home = keep.clone();
+        // rdx across the division.
+        f.home[k] = 2;
+        assert!(check(func, &dec, &f).is_err());
+        f.home = keep;
+        check(func, &dec, &f).expect("restored");
+    }
+}
