@@ -359,7 +359,7 @@ impl Em<'_> {
                     Store8 => 1,
                     Store16 => 2,
                     Store32 => 4,
-                    _ => ty.bytes() as u32,
+                    _ => ty.bytes(),
                 };
                 let vty = match args[0] {
                     Operand::Value(v) => func.values[v.index()].ty,
