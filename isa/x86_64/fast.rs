@@ -27,11 +27,13 @@
 //!    block parameter its argument's. Since a value never moves, block
 //!    edges need only the block-argument parallel move and nothing is
 //!    fixed up afterwards.
-//! 3. **emission** ([`Fast::emit`]): each IR instruction straight from its
+//! 3. **emission** (`emit`): each IR instruction straight from its
 //!    operands' homes (register, `[rbp + off]` or immediate) into the
-//!    byte encoder ([`enc`]; dynasm's assembler cost several times more), with `rax`, `rcx`, `rdx` and `r11` kept out of the
-//!    pool as scratch (division, shift counts, memory-to-memory moves,
-//!    cycle breaking in parallel moves).
+//!    byte encoder (`enc`; dynasm's assembler cost several times more per
+//!    instruction), with `rax` and `r11` kept out of the pool as scratch
+//!    (division, large immediates, memory-to-memory moves, cycle breaking
+//!    in parallel moves); `rcx` and `rdx` are in the pool except for
+//!    values whose range contains a division or a shift by a register.
 //!
 //! The frame is the one of `emit.rs` (`push rbp; mov rbp, rsp`, pushes of
 //! the callee-saved registers used, `sub rsp`, slot `n` at
