@@ -47,9 +47,10 @@
 //! Supported so far: `i32`/`i64` values, the integer ALU (immediates
 //! folded), shifts, compares (fused into `br`), `select`, `sext`, `zext`,
 //! `trunc`, division and remainder (with their traps), loads and stores,
-//! `addr`, direct and indirect calls with up to six integer arguments,
-//! `jmp`/`br` with block arguments, `ret`, `trap`. Anything else (floats,
-//! `switch`, `alloca`, stack arguments) makes the whole function go
+//! `addr`, `alloca`, direct and indirect calls with integer arguments
+//! (the seventh on in the outgoing stack area), integer parameters (the
+//! seventh on from the caller's frame), `jmp`/`br` with block arguments,
+//! `ret`, `trap`. Anything else (floats, `switch`) makes the whole function go
 //! through the multi-pass pipeline. AArch64 always uses that pipeline.
 
 use crate::compiled::CompiledModule;
@@ -108,6 +109,12 @@ pub struct Fast {
     free_slots: Vec<u32>,
     /// Stack slots used.
     pub num_slots: u32,
+    /// `(size, align)` of each `alloca`, in emission order, and the `rbp`
+    /// offset of each once the frame is laid out.
+    allocas: Vec<(u64, u64)>,
+    alloca_at: Vec<i64>,
+    /// Bytes of outgoing stack arguments (a multiple of 16).
+    outgoing: u64,
     /// Callee-saved registers used (bit per hardware number).
     pub callee_used: u16,
     /// Per instruction: a compare fused into its branch.
@@ -150,13 +157,13 @@ fn supported_inst(module: &Module, func: &Function, d: &crate::ir::InstData) -> 
             is_int(d.ty)
         }
         Store => is_int(d.ty),
-        Store8 | Store16 | Store32 | Addr | Ret | Jmp | Br | Trap => true,
+        Store8 | Store16 | Store32 | Addr | Alloca | Ret | Jmp | Br | Trap => true,
         Call => {
             let InstKind::Call { callee, args } = &d.kind else {
                 return false;
             };
             let args = func.args(*args);
-            if args.len() > ARGS.len() || !(d.ty.is_none() || is_int(d.ty)) {
+            if !(d.ty.is_none() || is_int(d.ty)) {
                 return false;
             }
             match callee {
@@ -244,10 +251,9 @@ impl Fast {
         self.fused.extend_from_slice(&dec.fused);
         self.calls.clear();
         self.fixed.clear();
+        self.allocas.clear();
+        self.outgoing = 0;
         // Function parameters: defined before the first instruction.
-        if func.params.len() > ARGS.len() {
-            return unsupported();
-        }
         for &p in &func.params {
             if !func.values[p.index()].ty.is_int() {
                 return unsupported();
@@ -306,7 +312,12 @@ impl Fast {
                     }
                 }
                 match &d.kind {
-                    InstKind::Call { .. } => self.calls.push(n),
+                    InstKind::Call { args, .. } => {
+                        self.calls.push(n);
+                        let stack = args.len().saturating_sub(ARGS.len()) as u64 * 8;
+                        self.outgoing = self.outgoing.max(stack.div_ceil(16) * 16);
+                    }
+                    &InstKind::Alloca { size, align } => self.allocas.push((size, align.max(1))),
                     InstKind::Binary {
                         args: [_, Operand::Value(_)],
                     } if matches!(d.opcode, Opcode::Shl | Opcode::Shr | Opcode::Sar) => {
@@ -459,7 +470,8 @@ impl Fast {
             let pi = p.index();
             let cr = self.crosses(ci, 0, self.end[pi], true);
             let fx = self.crosses_fixed(fi, 0, self.end[pi]);
-            self.assign(pi, &mut free, cr, fx, ARGS[j] as u32, 0, true);
+            let hint = ARGS.get(j).map_or(NONE, |&r| r as u32);
+            self.assign(pi, &mut free, cr, fx, hint, 0, true);
         }
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];

@@ -98,6 +98,10 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
         }
     }
     let mut claimed = vec![false; func.values.len()];
+    // The back-edge checks scan each loop once per back edge: quadratic in
+    // the nesting depth. Past this many instructions scanned (deep nests)
+    // they are skipped; every other check stays on.
+    let mut budget: usize = 64 * func.insts.len() + 4096;
     for &p in &func.params {
         sim.claim(p)?;
     }
@@ -189,6 +193,14 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
                 if h > k {
                     continue;
                 }
+                let size: usize = dec.order[h..=k]
+                    .iter()
+                    .map(|b| func.blocks[b.index()].insts.len())
+                    .sum();
+                if size > budget {
+                    continue;
+                }
+                budget -= size;
                 for &lb in &dec.order[h..=k] {
                     for &li in &func.blocks[lb.index()].insts {
                         let mut err = None;

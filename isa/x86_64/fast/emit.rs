@@ -43,6 +43,8 @@ pub struct Em<'a> {
     pub nsaved: i32,
     /// Per trap site: its label, reason and location.
     pub traps: Vec<(Label, TrapCode, Loc)>,
+    /// The next `alloca` to emit.
+    pub next_alloca: usize,
 }
 
 /// The `rbp` offset of slot `s` below `nsaved` pushed registers.
@@ -250,21 +252,68 @@ impl Em<'_> {
         self.f.pm = pm;
     }
 
-    fn prologue(&mut self) {
-        self.c.push(5);
-        self.c.mov_rr(5, 4);
+    /// Lays out the frame below the pushed registers: the slots, each
+    /// `alloca` (aligned), padding to 16, the outgoing stack arguments.
+    /// Returns the bytes to subtract from `rsp` after the pushes.
+    fn frame(&mut self) -> Result<u64> {
+        let too_large = || bad(self.func, "frame too large");
+        let max = crate::isa::x86_64::emit::MAX_FRAME;
+        let mut below = 8 * (self.nsaved as u64 + self.f.num_slots as u64);
+        self.f.alloca_at.clear();
+        for k in 0..self.f.allocas.len() {
+            let (size, align) = self.f.allocas[k];
+            below = below
+                .checked_add(size)
+                .and_then(|b| b.checked_add(align - 1))
+                .filter(|&b| b <= max)
+                .ok_or_else(too_large)?;
+            below = below / align * align;
+            self.f.alloca_at.push(-(below as i64));
+        }
+        let total = below.div_ceil(16) * 16 + self.f.outgoing;
+        if total > max {
+            return Err(too_large());
+        }
+        Ok(total - 8 * self.nsaved as u64)
+    }
+
+    /// `dst = rbp + at` for the next `alloca`.
+    pub fn alloca(&mut self, dst: Src) {
+        let at = self.f.alloca_at[self.next_alloca];
+        self.next_alloca += 1;
+        let r = match dst {
+            Src::R(r) => r,
+            _ => R11,
+        };
+        match i32::try_from(at) {
+            Ok(o) => self.c.rm(true, 0x8d, r, 5, o),
+            Err(_) => {
+                self.c.mov_imm(r, at as u64);
+                self.c.rr(true, 0x03, r, 5);
+            }
+        }
+        if r == R11 {
+            self.mov(dst, Src::R(R11));
+        }
+    }
+
+    fn prologue(&mut self) -> Result<()> {
+        // push rbp; mov rbp, rsp (the bytes `debug::unwind` recognizes).
+        self.c.raw(&[0x55, 0x48, 0x89, 0xe5]);
         for k in 0..self.f.saved.len() {
             let r = self.f.saved[k];
             self.c.push(r);
         }
-        let total = (8 * (self.nsaved as u64 + self.f.num_slots as u64)).div_ceil(16) * 16;
-        self.c.sub_rsp_probed(total - 8 * self.nsaved as u64);
+        let sub = self.frame()?;
+        self.c.sub_rsp_probed(sub);
+        Ok(())
     }
 
     pub fn epilogue(&mut self) {
         let k = -8 * self.nsaved;
         if k == 0 {
-            self.c.mov_rr(4, 5);
+            // mov rsp, rbp
+            self.c.raw(&[0x48, 0x89, 0xec]);
         } else {
             // lea rsp, [rbp + k]
             self.c.rm(true, 0x8d, 4, 5, k);
@@ -279,13 +328,25 @@ impl Em<'_> {
 
     fn body(&mut self) -> Result<()> {
         let func = self.func;
-        self.prologue();
-        // Incoming arguments into their homes.
-        for (j, &p) in func.params.iter().enumerate() {
+        self.prologue()?;
+        // Incoming arguments into their homes: registers first (a
+        // parallel move), then the stack arguments.
+        for (j, &p) in func.params.iter().enumerate().take(ARGS.len()) {
             let h = self.f.home[p.index()];
             self.f.moves.push((h, Src::R(ARGS[j])));
         }
         self.par_move();
+        for (j, &p) in func.params.iter().enumerate().skip(ARGS.len()) {
+            let h = self.home_src(self.f.home[p.index()]);
+            let (r, spill) = match h {
+                Src::R(r) => (r, false),
+                _ => (R11, true),
+            };
+            self.c.load(true, r, 5, 16 + 8 * (j - ARGS.len()) as i32);
+            if spill {
+                self.mov(h, Src::R(R11));
+            }
+        }
         let dec = self.dec;
         for k in 0..dec.order.len() {
             let b = dec.order[k];
@@ -366,7 +427,21 @@ impl Em<'_> {
         let InstKind::Call { callee, args } = &d.kind else {
             return Err(bad(func, "call"));
         };
-        for (k, &a) in func.args(*args).iter().enumerate() {
+        // Stack arguments first: the register moves may overwrite
+        // their sources.
+        for (k, &a) in func.args(*args).iter().enumerate().skip(ARGS.len()) {
+            let off = 8 * (k - ARGS.len()) as i32;
+            match self.src(a, Type::I64) {
+                Src::I(b) if i32::try_from(b as i64).is_ok() => {
+                    self.c.store_imm(8, b as i64 as i32, 4, off)
+                }
+                s => {
+                    let r = self.in_reg(s, R11);
+                    self.c.store(8, r, 4, off);
+                }
+            }
+        }
+        for (k, &a) in func.args(*args).iter().enumerate().take(ARGS.len()) {
             let s = self.src(a, Type::I64);
             self.f.moves.push((ARGS[k] as u32, s));
         }
@@ -557,6 +632,7 @@ pub fn emit(
         lines: LineRecorder::without_marks(func.srcmap.func),
         nsaved,
         traps: Vec::new(),
+        next_alloca: 0,
     };
     let r = e.body();
     let Em {

@@ -370,6 +370,7 @@ impl Em<'_> {
                 self.store_mem(bytes, v, p, *offset);
             }
             (Addr, InstKind::Addr { sym }) => self.addr(dst, *sym),
+            (Alloca, _) => self.alloca(dst),
             (Call, _) => self.call(i)?,
             (Ret, InstKind::Ret { value }) => {
                 if let Some(v) = value {
