@@ -30,7 +30,7 @@ fn calls_and_lookups_go_on_while_another_thread_compiles() {
     e.add_module_text("small.kir", SMALL).unwrap();
     assert_eq!(e.call("small", &[Val::I64(2)]).unwrap(), Some(Val::I64(6)));
     let big = e
-        .add_module_text("big.kir", &big_function("big", 20_000))
+        .add_module_text("big.kir", &big_function("big", 100_000))
         .unwrap();
     let compiler = {
         let e = e.clone();
@@ -60,7 +60,7 @@ fn calls_and_lookups_go_on_while_another_thread_compiles() {
     );
     assert_eq!(
         e.call("big", &[Val::I64(1)]).unwrap(),
-        Some(Val::I64(20_001))
+        Some(Val::I64(100_001))
     );
 }
 
