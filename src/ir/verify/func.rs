@@ -19,7 +19,7 @@
 use super::{make_error, Ctx, MAX_ALLOCA};
 use crate::analysis::{Cfg, DomTree};
 use crate::error::{Error, Result};
-use crate::ir::entities::{Block, Inst, Value};
+use crate::ir::entities::{Block, Inst, SymId, Value};
 use crate::ir::function::{
     BlockCall, BlockData, Callee, Const, Function, InstData, InstKind, Operand, ValueDef,
 };
@@ -85,6 +85,10 @@ pub(super) struct Scratch {
     value_seen: Vec<u32>,
     stamp: u32,
     keys: FxHashMap<u64, Const>,
+    /// Per function / data definition of the module: the symbol owning it
+    /// (the module checks).
+    pub(super) func_owner: Vec<Option<SymId>>,
+    pub(super) data_owner: Vec<Option<SymId>>,
 }
 
 /// Most entries of a [`Scratch`] kept for the next module (see
@@ -102,6 +106,8 @@ impl Scratch {
             && self.dom.borrow().cfg.num_blocks() <= CACHE_MAX
             && self.dom.borrow().reach.len() <= CACHE_MAX
             && self.keys.capacity() <= CACHE_MAX
+            && self.func_owner.capacity() <= CACHE_MAX
+            && self.data_owner.capacity() <= CACHE_MAX
     }
 
     /// A fresh stamp for one function, with the stamp arrays sized for it.
@@ -559,6 +565,9 @@ impl<'a, 's> FuncVerifier<'a, 's> {
                     None => return Ok(()),
                 },
             };
+            if self.plainly_ok(at, op, want) {
+                continue;
+            }
             let role = if d.opcode == Opcode::Select && i == 0 {
                 "select condition "
             } else {
@@ -585,9 +594,31 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         self.operand_as(inst, at, index, op, want, opname, "")
     }
 
+    /// The common operands, checked without a call: a value of exactly the
+    /// wanted type that is a function parameter or defined earlier in the
+    /// using block, or a literal that fits the wanted type. `false` says
+    /// nothing: [`Self::operand_as`] decides (and words the error).
+    #[inline(always)]
+    fn plainly_ok(&self, (ub, upos): At, op: Operand, want: Want) -> bool {
+        let Want::Exact(t) = want else {
+            return false;
+        };
+        match op {
+            Operand::Value(v) => match self.s.def.get(v.index()) {
+                Some(&site) => {
+                    let before =
+                        (site.block == ub.0 && site.pos < upos) || site == Site::FUNC_PARAM;
+                    before && self.f.values[v.index()].ty == t
+                }
+                None => false,
+            },
+            Operand::Const(c) => c.fits(t),
+        }
+    }
+
     /// [`Self::operand`], naming the operand's `role` in a type mismatch.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(never)]
     fn operand_as(
         &self,
         inst: Inst,
