@@ -504,7 +504,7 @@ mod tests {
                 i += 1;
             }
         }
-        assert_eq!(naive, vec![9, 12, 21]);
+        assert_eq!(naive, vec![9, 12, 20]);
         let table = eh_frame(
             UnwindIsa::X86_64,
             &[UnwindFunc {

@@ -678,7 +678,9 @@ impl<'a, 's> FuncVerifier<'a, 's> {
 
     /// The common operands, checked without a call: a value of exactly the
     /// wanted type that is a function parameter or defined earlier in the
-    /// using block, or a literal that fits the wanted type. `false` says
+    /// using block (or in a block dominating it: the dominance facts are
+    /// computed on first use, as for any check), or a literal that fits the
+    /// wanted type. `false` says
     /// nothing: [`Self::operand_as`] decides (and words the error).
     #[inline(always)]
     fn plainly_ok(&self, (ub, upos): At, op: Operand, want: Want) -> bool {
@@ -688,8 +690,11 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         match op {
             Operand::Value(v) => match self.s.def.get(v.index()) {
                 Some(&site) => {
-                    let before =
-                        (site.block == ub.0 && site.pos < upos) || site == Site::FUNC_PARAM;
+                    let before = (site.block == ub.0 && site.pos < upos)
+                        || site == Site::FUNC_PARAM
+                        || (site != Site::UNDEFINED
+                            && site.block != ub.0
+                            && self.block_dominates(Block(site.block), ub));
                     before && self.f.values[v.index()].ty == t
                 }
                 None => false,
