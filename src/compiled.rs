@@ -37,6 +37,12 @@ pub struct CompiledModule {
     pub text: Vec<u8>,
     pub rodata: Vec<u8>,
     pub data: Vec<u8>,
+    /// Zero bytes that follow `data` in the data section: zero-initialized
+    /// `data` items (`{ zero N }`), laid out after every other item and
+    /// carried as a size, never materialized (the loader places them in
+    /// memory known to read as zero). The data section is
+    /// `data.len() + bss` bytes long.
+    pub bss: u64,
     /// Required start alignment of each section, in bytes.
     pub text_align: u64,
     pub rodata_align: u64,
@@ -71,6 +77,16 @@ impl CompiledModule {
         }
     }
 
+    /// The length of `section`, with the zero bytes not materialized
+    /// ([`CompiledModule::bss`]).
+    pub fn section_len(&self, section: Section) -> u64 {
+        let bytes = self.section(section).len() as u64;
+        match section {
+            Section::Data => bytes + self.bss,
+            _ => bytes,
+        }
+    }
+
     /// The defined symbol called `name`.
     pub fn symbol(&self, name: &str) -> Option<&CompiledSymbol> {
         self.symbols.iter().find(|s| s.name == name)
@@ -87,7 +103,10 @@ impl CompiledModule {
     /// each object aligned to [`DATA_ALIGN`], entries by
     /// [`crate::ir::DataDef::layout`], `@sym` entries as `Abs64`
     /// relocations. Imported symbols named by entries become imports.
+    /// Writable items of zeros only go last, into [`CompiledModule::bss`]:
+    /// their size costs nothing.
     pub fn add_data_items(&mut self, module: &Module) -> Result<()> {
+        let mut zero_items = Vec::new();
         for (sym_id, sym) in module.symbol_ids() {
             let SymbolKind::Data { body: Some(id) } = sym.kind else {
                 continue;
@@ -96,6 +115,17 @@ impl CompiledModule {
                 .datas
                 .get(id.index())
                 .ok_or_else(|| Error::Runtime(format!("data item @{} has no body", sym.name)))?;
+            if !def.readonly && def.values.iter().all(|v| matches!(v, DataValue::Zero(_))) {
+                zero_items.push((sym, def));
+                continue;
+            }
+            if self.bss > 0 {
+                // Items with contents follow: bytes laid out as zeros by an
+                // earlier call become real ones.
+                let len = self.data.len() + self.bss as usize;
+                self.data.resize(len, 0);
+                self.bss = 0;
+            }
             let (offsets, size) = def.layout();
             let section = if def.readonly {
                 Section::Rodata
@@ -168,6 +198,24 @@ impl CompiledModule {
             });
             let _ = sym_id;
         }
+        for (sym, def) in zero_items {
+            let (_, size) = def.layout();
+            let len = self.data.len() as u64;
+            let base = (len + self.bss).div_ceil(DATA_ALIGN) * DATA_ALIGN;
+            let end = base
+                .checked_add(size)
+                .filter(|&e| e <= u32::MAX as u64)
+                .ok_or_else(|| too_big(&sym.name))?;
+            self.bss = end - len;
+            self.symbols.push(CompiledSymbol {
+                name: sym.name.clone(),
+                section: Section::Data,
+                offset: base,
+                size,
+                exported: sym.linkage == Linkage::Export,
+                is_func: false,
+            });
+        }
         Ok(())
     }
 }
@@ -230,4 +278,39 @@ pub fn reloc_source_loc<'a>(
         _ => None,
     };
     found.filter(|l| !l.is_none()).unwrap_or(declared)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writable items of zeros go after every item with contents, as a
+    /// size only; items with contents (and read-only zeros) are bytes.
+    #[test]
+    fn zero_data_items_are_carried_as_a_size() {
+        let text = "data @z1 = { zero 100 }\ndata @a = { i64 7 }\n\
+                    const @c = { zero 8 }\nlocal data @z2 = { zero 5000 }\n\
+                    data @b = { i8 1, zero 3 }\n";
+        let m = crate::ir::parse::parse_module("z.kir", text).unwrap();
+        let mut cm = CompiledModule::new();
+        cm.add_data_items(&m).unwrap();
+        let at = |cm: &CompiledModule, n: &str| cm.symbol(n).unwrap().offset;
+        // @a and @b materialized (16-byte aligned objects), then the zeros.
+        assert_eq!((at(&cm, "a"), at(&cm, "b")), (0, 16));
+        assert_eq!(cm.data.len(), 20);
+        assert_eq!((at(&cm, "z1"), at(&cm, "z2")), (32, 144));
+        assert_eq!(cm.bss, 144 + 5000 - 20);
+        assert_eq!(cm.section_len(Section::Data), 144 + 5000);
+        assert_eq!(&cm.data[..9], &[7, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(cm.data[16], 1);
+        // Read-only zeros stay bytes in rodata.
+        assert_eq!((cm.rodata.len(), at(&cm, "c")), (8, 0));
+        // A second call with contents turns the earlier zeros into bytes
+        // first, so that nothing overlaps.
+        let more = crate::ir::parse::parse_module("y.kir", "data @y = { i64 3 }\n").unwrap();
+        cm.add_data_items(&more).unwrap();
+        assert_eq!(cm.bss, 0);
+        assert_eq!(at(&cm, "y"), 5152);
+        assert_eq!(cm.data.len(), 5152 + 8);
+    }
 }

@@ -39,7 +39,7 @@ use crate::registry::{compile_job, Lookup, ModuleId, ModuleState, Registry, Regi
 use crate::trampoline::TrapHandler;
 use crate::value::Val;
 use crate::TrapCode;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
 /// A JIT engine. See the [module docs](self).
@@ -57,6 +57,11 @@ struct Inner {
     /// abandoned or finalized): threads waiting for another thread's
     /// compile re-check then.
     changed: Condvar,
+    /// Threads waiting on `changed`. Changed only under the registry lock,
+    /// and read under it before notifying: signalling costs a system call
+    /// even with nobody waiting, and a waiter counts itself before it
+    /// releases the lock to wait, so no wake-up is lost.
+    waiters: AtomicUsize,
     /// The `--target` name.
     target: Arc<str>,
     /// The [`OptLevel`] of modules added from now on (as `u8`).
@@ -137,6 +142,7 @@ impl Engine {
             epochs: registry.epochs().clone(),
             registry: Mutex::new(registry),
             changed: Condvar::new(),
+            waiters: AtomicUsize::new(0),
             opt: AtomicU8::new(OptLevel::None as u8),
             in_process,
             executor,
@@ -375,7 +381,7 @@ impl Engine {
         let claim = reg.claim(&[])?;
         debug_assert!(claim.jobs.is_empty());
         let r = reg.finalize();
-        self.inner.changed.notify_all();
+        self.inner.notify(&reg);
         r
     }
 
@@ -633,6 +639,15 @@ impl Inner {
             .map_err(|_| Error::Runtime("engine lock poisoned by a panic".into()))
     }
 
+    /// Wakes the threads waiting for a module to leave the Compiling
+    /// state, if any; `_held` proves the caller holds the registry lock
+    /// (see `waiters`).
+    fn notify(&self, _held: &MutexGuard<'_, Registry>) {
+        if self.waiters.load(Ordering::Relaxed) > 0 {
+            self.changed.notify_all();
+        }
+    }
+
     /// Exported function `name`, callable: finalizes what it needs first.
     fn function(&self, name: &str) -> Result<(u64, Signature, Arc<()>)> {
         loop {
@@ -677,18 +692,18 @@ impl Inner {
                 reg = self.lock()?;
                 if let Some(e) = failed {
                     reg.abandon(claim.token, &claim.slots);
-                    self.changed.notify_all();
+                    self.notify(&reg);
                     return Err(e);
                 }
                 let installed = reg.install(claim.token, compiled);
-                self.changed.notify_all();
+                self.notify(&reg);
                 installed?;
                 progressed = true;
             }
             if goal == Goal::Finalized {
                 let finalized = reg.finalize_ready();
                 if !matches!(finalized, Ok(false)) {
-                    self.changed.notify_all();
+                    self.notify(&reg);
                 }
                 progressed |= finalized?;
             }
@@ -705,10 +720,11 @@ impl Inner {
                         "cannot finalize: modules wait for something no thread compiles".into(),
                     ));
                 }
-                reg = self
-                    .changed
-                    .wait(reg)
-                    .map_err(|_| Error::Runtime("engine lock poisoned by a panic".into()))?;
+                self.waiters.fetch_add(1, Ordering::Relaxed);
+                let woken = self.changed.wait(reg);
+                self.waiters.fetch_sub(1, Ordering::Relaxed);
+                reg =
+                    woken.map_err(|_| Error::Runtime("engine lock poisoned by a panic".into()))?;
             }
         }
     }

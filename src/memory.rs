@@ -613,10 +613,84 @@ impl MemoryManager {
     }
 
     /// Maps reservations taken from now on with `mapping` (those taken
-    /// already keep theirs). The perf map needs [`CodeMapping::Protect`]:
-    /// perf looks JIT symbols up only for anonymous executable memory.
+    /// already keep theirs, unless nothing was ever placed in them: then
+    /// they are given up, so that a manager [prepared](Self::prepare) at
+    /// creation still switches before its first section). The perf map
+    /// needs [`CodeMapping::Protect`]: perf looks JIT symbols up only for
+    /// anonymous executable memory.
     pub fn set_mapping(&mut self, mapping: CodeMapping) {
+        if mapping != self.config.mapping && self.unused() {
+            self.reservations.clear();
+        }
         self.config.mapping = mapping;
+    }
+
+    /// Whether no section was ever placed (pages given to a kind by
+    /// [`Self::prepare`] hold none).
+    fn unused(&self) -> bool {
+        self.bytes_in_use == 0 && self.next_batch == 1
+    }
+
+    /// Takes the first reservation now and, with two views, gives every
+    /// kind its first chunk of pages (data pages also in Protect mode), so
+    /// that loading and finalizing the first modules needs no system call:
+    /// an engine calls this when it is created. Pages that nothing writes
+    /// cost no memory. Idempotent; on an error the manager stays usable
+    /// (the first allocation tries again).
+    pub fn prepare(&mut self) -> Result<()> {
+        if !self.reservations.is_empty() {
+            return Ok(());
+        }
+        let r = self.reserve()?;
+        for kind in [SectionKind::Text, SectionKind::Rodata, SectionKind::Data] {
+            if self.reservations[r as usize].shares(kind) {
+                self.open_shared_chunk(r, kind)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives a fresh chunk of pages of reservation `r` to `kind` (which
+    /// it [shares](Reservation::shares)): mapped with the kind's final
+    /// protection, all of it free space of the kind.
+    fn open_shared_chunk(&mut self, r: u32, kind: SectionKind) -> Result<()> {
+        let page = self.page;
+        let res = &mut self.reservations[r as usize];
+        let bytes = SHARED_CHUNK_PAGES * page;
+        let Some(start) = Self::take_pages(res, page, bytes, page) else {
+            return Ok(());
+        };
+        if let Err(e) = Self::open_pages(res, kind, start, bytes) {
+            Self::lose_or_pool(res, page, start, bytes);
+            return Err(Error::Runtime(format!(
+                "out of JIT memory: cannot map {bytes} bytes of {}: {e}",
+                kind.name()
+            )));
+        }
+        let first = (start - res.map.base) / page;
+        for p in &mut res.pages[first..first + bytes / page] {
+            *p = PageInfo {
+                usage: PageUse::Shared(kind),
+                live: 0,
+            };
+        }
+        res.shared[kind.index()].insert(start, start + bytes);
+        Ok(())
+    }
+
+    /// After [`Self::open_pages`] failed on `start..start+bytes`: with two
+    /// views a failed `MAP_FIXED` may have unmapped the run, so it is never
+    /// touched again; a failed `mprotect` leaves it inaccessible as it was,
+    /// back in the pool.
+    fn lose_or_pool(res: &mut Reservation, page: usize, start: usize, bytes: usize) {
+        if res.dual() {
+            let first = (start - res.map.base) / page;
+            for p in &mut res.pages[first..first + bytes / page] {
+                p.usage = PageUse::Lost;
+            }
+        } else {
+            res.pool.insert(start, start + bytes);
+        }
     }
 
     /// The system page size.
@@ -861,17 +935,7 @@ impl MemoryManager {
             return Ok(None);
         };
         if let Err(e) = Self::open_pages(res, kind, start, bytes) {
-            if res.dual() {
-                // A failed MAP_FIXED may have unmapped the run: never touch
-                // it again.
-                let first = (start - res.map.base) / page;
-                for p in &mut res.pages[first..first + bytes / page] {
-                    p.usage = PageUse::Lost;
-                }
-            } else {
-                // A failed mprotect leaves the run inaccessible as it was.
-                res.pool.insert(start, start + bytes);
-            }
+            Self::lose_or_pool(res, page, start, bytes);
             return Err(Error::Runtime(format!(
                 "out of JIT memory: cannot map {bytes} bytes of {}: {e}",
                 kind.name()
@@ -1145,29 +1209,46 @@ impl MemoryManager {
             emptied |= p.live == 0 && p.usage != PageUse::Lost;
         }
         if res.shares(kind) {
-            // Free bytes read as zero.
-            let at = addr.wrapping_add(res.write_delta(kind));
-            // SAFETY: `addr..addr+span` is this (consumed) section's, so no
-            // other section or reference covers it; `at` is its writable
-            // address, mapped while `res.map` lives.
-            unsafe { std::ptr::write_bytes(at as *mut u8, 0, span) };
+            // Free bytes read as zero. The section's own whole pages are
+            // given back to the system below (they read as zero then), so
+            // only the bytes on its first and last partial page are
+            // cleared here: freeing a big section (zero-initialized data
+            // never touched, say) does not touch its pages.
+            let delta = res.write_delta(kind);
+            let end = addr + span;
+            let inner = (addr.next_multiple_of(page), end & !(page - 1));
+            let inner = if inner.0 < inner.1 { inner } else { (end, end) };
+            let clear = |from: usize, to: usize| {
+                // SAFETY: `from..to` lies in `addr..addr+span`, this
+                // (consumed) section's, so no other section or reference
+                // covers it; adding `delta` gives its writable address,
+                // mapped while `res.map` lives.
+                unsafe { std::ptr::write_bytes(from.wrapping_add(delta) as *mut u8, 0, to - from) };
+            };
+            clear(addr, inner.0.min(end));
+            clear(inner.1.max(addr), end);
             if res.dual() && kind != SectionKind::Data {
                 res.written = true;
                 self.written += span;
             }
             let (s, e) = res.shared[kind.index()].insert(addr, addr + span);
             // Whole pages of the free range hold no section; of those, the
-            // ones this section was on may hold memory.
+            // ones this section was on may hold memory. They include the
+            // section's own whole pages.
             let lo = (s - res.map.base).div_ceil(page).max(a);
             let hi = ((e - res.map.base) / page).min(b);
+            let mut cleared = false;
             if emptied && lo < hi {
                 let (start, len) = (res.map.base + lo * page, (hi - lo) * page);
-                match &res.map.file {
+                cleared = match &res.map.file {
                     Some(file) if kind != SectionKind::Data => {
                         file.punch(start - res.map.base, len)
                     }
                     _ => os::forget(start, len),
-                }
+                };
+            }
+            if !cleared {
+                clear(inner.0, inner.1);
             }
             return;
         }
@@ -1218,21 +1299,22 @@ impl MemoryManager {
                 res.shared[k.index()].remove(start, end);
             }
         }
+        // Pooled pages read as zero when handed out again (to any kind):
+        // if their memory cannot be given back, they are not pooled.
         let result = match &res.map.file {
-            Some(file) => os::map_private(start, end - start, libc::PROT_NONE).map(|()| {
-                file.punch(start - res.map.base, end - start);
-            }),
-            None => os::protect(start, end - start, libc::PROT_NONE).map(|()| {
-                os::forget(start, end - start);
-            }),
+            Some(file) => os::map_private(start, end - start, libc::PROT_NONE)
+                .map(|()| file.punch(start - res.map.base, end - start)),
+            None => os::protect(start, end - start, libc::PROT_NONE)
+                .map(|()| os::forget(start, end - start)),
         };
         let usage = match result {
-            Ok(()) => {
+            Ok(true) => {
                 res.pool.insert(start, end);
                 PageUse::Free
             }
-            // Keeps whatever mapping it had; never handed out again.
-            Err(_) => PageUse::Lost,
+            // Keeps whatever mapping or contents it had; never handed out
+            // again.
+            Ok(false) | Err(_) => PageUse::Lost,
         };
         for p in &mut res.pages[lo..hi] {
             p.usage = usage;

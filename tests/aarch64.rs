@@ -880,7 +880,7 @@ mod emulated {
     pub fn load(m: &mut EmulatedAarch64, cm: &CompiledModule) -> HashMap<String, u64> {
         let mut base = HashMap::new();
         for kind in [SectionKind::Text, SectionKind::Rodata, SectionKind::Data] {
-            let len = cm.section(kind).len().max(16) as u64;
+            let len = cm.section_len(kind).max(16);
             base.insert(kind, m.map_new(len, kind).expect("map"));
         }
         let syms: HashMap<String, u64> = cm
@@ -890,6 +890,8 @@ mod emulated {
             .collect();
         for kind in [SectionKind::Text, SectionKind::Rodata, SectionKind::Data] {
             let mut bytes = cm.section(kind).to_vec();
+            // Zero-initialized data after the bytes (`bss`).
+            bytes.resize(cm.section_len(kind) as usize, 0);
             for r in cm.relocs.iter().filter(|r| r.section == kind) {
                 let s = syms
                     .get(&r.target)

@@ -620,3 +620,60 @@ fn the_emulator_executor_places_and_relocates_sections_in_its_arena() {
     e.remove_module(a).unwrap();
     assert!(ex.read(text, 4).is_err(), "unmapped on removal");
 }
+
+/// A module whose zero-initialized data (`bss`: carried as a size, never
+/// copied) sits between two items with contents. `@run` returns the sum of
+/// the bytes of `@z` as it found them (0 when zeroed) plus `@a` and `@b`
+/// scaled, then fills `@z` with 0xff.
+const ZERO_DATA: &str = "data @a = { i64 7 }
+local data @z = { zero 20008 }
+data @b = { i64 9 }
+
+func @run() -> i64 {
+entry:
+    %base = addr @z
+    jmp loop(0, 0)
+loop(%i: i64, %sum: i64):
+    %c = slt.i64 %i, 20008
+    br %c, body, done(%sum)
+body:
+    %p = add.i64 %base, %i
+    %v = load8u.i64 %p
+    %s2 = add.i64 %sum, %v
+    store8 255, %p
+    %i2 = add.i64 %i, 1
+    jmp loop(%i2, %s2)
+done(%r: i64):
+    %pa = addr @a
+    %a = load.i64 %pa
+    %pb = addr @b
+    %b = load.i64 %pb
+    %a2 = mul.i64 %a, 1000000000
+    %b2 = mul.i64 %b, 10000000000
+    %r2 = add.i64 %r, %a2
+    %r3 = add.i64 %r2, %b2
+    ret %r3
+}
+";
+
+/// Zero-initialized data reads as zero in fresh memory and in memory
+/// reused after a module that dirtied it was removed (partial pages at
+/// both ends, whole pages inside), and the items around it keep their
+/// contents.
+#[test]
+fn zero_initialized_data_reads_as_zero_when_memory_is_reused() {
+    let e = Engine::default();
+    let clean = 7 * 1_000_000_000 + 9 * 10_000_000_000;
+    let expect = Some(Val::I64(clean));
+    let mut seen = std::collections::HashSet::new();
+    for round in 0..6 {
+        let id = e.add_module_text("z.kir", ZERO_DATA).unwrap();
+        assert_eq!(e.call("run", &[]).unwrap(), expect, "round {round}");
+        // The second call sees the bytes the first wrote.
+        let dirty = e.call("run", &[]).unwrap();
+        assert_eq!(dirty, Some(Val::I64(clean + 255 * 20008)));
+        seen.insert(e.section_address(id, SectionKind::Data).unwrap().unwrap());
+        e.remove_module(id).unwrap();
+    }
+    assert!(seen.len() < 6, "data memory is reused: {seen:?}");
+}

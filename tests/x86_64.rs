@@ -1021,8 +1021,13 @@ fn load_with_memory_manager(
             } else {
                 0
             };
-            mm.allocate(&mut batch, k, cm.section(k).len() + extra, a as usize)
-                .expect("allocate")
+            mm.allocate(
+                &mut batch,
+                k,
+                cm.section_len(k) as usize + extra,
+                a as usize,
+            )
+            .expect("allocate")
         })
         .collect();
     let refs = [refs[0], refs[1], refs[2]];

@@ -77,11 +77,12 @@ pub(super) fn protect(start: usize, len: usize, prot: libc::c_int) -> io::Result
 }
 
 /// Drops the contents of whole pages of private memory (they read as zero
-/// afterwards). Only a hint: failure keeps the memory, which is harmless.
-pub(super) fn forget(start: usize, len: usize) {
+/// afterwards); whether it did. On failure the memory (and its contents)
+/// stays.
+pub(super) fn forget(start: usize, len: usize) -> bool {
     // SAFETY: the pages are ours and hold no section; dropping their
     // contents is what the caller wants.
-    unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) };
+    unsafe { libc::madvise(start as *mut libc::c_void, len, libc::MADV_DONTNEED) == 0 }
 }
 
 /// Replaces the page run `start..start+len` of a reservation with fresh
@@ -172,11 +173,18 @@ impl CodeFile {
     /// `noexec`-sealed memfd, or a security policy against executable
     /// shared mappings, says no): tried on a throwaway mapping of its first
     /// page at an address of the kernel's choosing, never over ours.
+    ///
+    /// The answer is the same for every memfd this process makes (same
+    /// flags, same policy), so it is asked once: later reservations save
+    /// the two system calls.
     pub(super) fn can_execute(&self) -> bool {
-        let page = page_size().min(self.view.len());
-        // SAFETY: a read+execute shared mapping of our own file, dropped
-        // (unmapped) at once; nothing reads it.
-        unsafe { memmap2::MmapOptions::new().len(page).map_exec(&self.file) }.is_ok()
+        static ANSWER: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *ANSWER.get_or_init(|| {
+            let page = page_size().min(self.view.len());
+            // SAFETY: a read+execute shared mapping of our own file, dropped
+            // (unmapped) at once; nothing reads it.
+            unsafe { memmap2::MmapOptions::new().len(page).map_exec(&self.file) }.is_ok()
+        })
     }
 
     /// Where offset 0 of the file is mapped writable.
@@ -244,13 +252,13 @@ impl CodeFile {
     }
 
     /// Gives the memory of `len` bytes at offset `off` back to the system;
-    /// they read as zero afterwards, in both views. Only a hint: failure
-    /// keeps the memory.
+    /// they read as zero afterwards, in both views. Whether it did: on
+    /// failure the memory (and its contents) stays.
     #[cfg(any(target_os = "linux", target_os = "android"))]
-    pub(super) fn punch(&self, off: usize, len: usize) {
+    pub(super) fn punch(&self, off: usize, len: usize) -> bool {
         use std::os::fd::AsRawFd;
         let (Ok(off), Ok(len)) = (libc::off_t::try_from(off), libc::off_t::try_from(len)) else {
-            return;
+            return false;
         };
         // SAFETY: deallocating a range of our own file; no section lives
         // there (the caller's bookkeeping).
@@ -260,12 +268,14 @@ impl CodeFile {
                 libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
                 off,
                 len,
-            )
-        };
+            ) == 0
+        }
     }
 
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    pub(super) fn punch(&self, _off: usize, _len: usize) {}
+    pub(super) fn punch(&self, _off: usize, _len: usize) -> bool {
+        false
+    }
 }
 
 /// Counts fork()s of this process, as seen in the child.

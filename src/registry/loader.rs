@@ -51,9 +51,8 @@ pub struct Named {
 /// A compiled module with its relocation targets resolved; see the
 /// module docs.
 pub struct Image {
-    /// Text, rodata and data bytes with their alignments (empty sections
-    /// are not placed).
-    pub sections: [(SectionKind, Vec<u8>, u64); 3],
+    /// Text, rodata and data (empty sections are not placed).
+    pub sections: [ImageSection; 3],
     /// Every definition of the module: section and offset, by index.
     pub defined: Vec<(SectionKind, u64)>,
     /// Registry symbols this module defines: id and definition index.
@@ -63,6 +62,17 @@ pub struct Image {
     pub names: NameList,
     /// The veneer slots: offset of slot 0 in text and each slot's target.
     pub veneers: Veneers,
+}
+
+/// One section of an [`Image`].
+pub struct ImageSection {
+    pub kind: SectionKind,
+    /// The bytes to copy in.
+    pub bytes: Vec<u8>,
+    /// Zero bytes after `bytes` ([`CompiledModule::bss`]): never copied,
+    /// the memory manager's free memory reads as zero.
+    pub zero: u64,
+    pub align: u64,
 }
 
 /// A module's names, back to back in one string (one allocation, not one
@@ -233,17 +243,24 @@ impl Image {
             mut text,
             rodata,
             data,
+            bss,
             text_align,
             rodata_align,
             data_align,
             ..
         } = cm;
         let veneers = reserve_veneers(&mut text, &relocs);
+        let section = |kind, bytes, zero, align| ImageSection {
+            kind,
+            bytes,
+            zero,
+            align,
+        };
         Ok(Image {
             sections: [
-                (SectionKind::Text, text, text_align),
-                (SectionKind::Rodata, rodata, rodata_align),
-                (SectionKind::Data, data, data_align),
+                section(SectionKind::Text, text, 0, text_align),
+                section(SectionKind::Rodata, rodata, 0, rodata_align),
+                section(SectionKind::Data, data, bss, data_align),
             ],
             defined,
             exports,
@@ -297,8 +314,19 @@ pub fn place(
     image: &Image,
     out: &mut SmallVec<[Placed; 3]>,
 ) -> Result<()> {
-    for (kind, bytes, align) in &image.sections {
-        if bytes.is_empty() {
+    for ImageSection {
+        kind,
+        bytes,
+        zero,
+        align,
+    } in &image.sections
+    {
+        let too_big = || Error::Runtime(format!("a {} section too big", kind.name()));
+        let len = usize::try_from(*zero)
+            .ok()
+            .and_then(|z| z.checked_add(bytes.len()))
+            .ok_or_else(too_big)?;
+        if len == 0 {
             continue;
         }
         let kind = *kind;
@@ -308,8 +336,10 @@ pub fn place(
         // many small modules leaves no unusable sliver of free space
         // behind each one (the padding is zero; the code never reads it).
         let granule = align.min(16);
-        let size = bytes.len().div_ceil(granule) * granule;
+        let size = len.checked_next_multiple_of(granule).ok_or_else(too_big)?;
         let r = mm.allocate(batch, kind, size, align)?;
+        // The manager's free memory reads as zero (its invariant): only the
+        // bytes are copied, the zero tail and padding are there already.
         if let Some(dst) = batch.bytes_mut(r) {
             dst[..bytes.len()].copy_from_slice(bytes);
         }

@@ -354,7 +354,12 @@ pub enum Lookup {
 impl Registry {
     /// A registry compiling for `target` (if kiln was built without its
     /// backend, compiling is an error) and running through `executor`.
+    /// Its memory is set up now ([`MemoryManager::prepare`], best effort),
+    /// so that loading the first module maps nothing.
     pub fn new(target: &str, executor: Arc<dyn Executor>, memory: MemoryConfig) -> Result<Self> {
+        let mut mm = MemoryManager::new(memory)?;
+        // A failure here is retried (and reported) by the first load.
+        let _ = mm.prepare();
         Ok(Registry {
             engine: NEXT_ENGINE.fetch_add(1, Ordering::Relaxed),
             entries: Vec::new(),
@@ -362,7 +367,7 @@ impl Registry {
             symbols: SymbolTable::new(),
             pending: Vec::new(),
             host: HostSymbols::new(),
-            mm: MemoryManager::new(memory)?,
+            mm,
             target: target.into(),
             executor,
             stats: RegistryStats::default(),

@@ -62,7 +62,7 @@ pub fn load(cm: &CompiledModule, host: &[(&str, usize)]) -> Loaded {
     let (t, r, d) = (
         page_up(cm.text.len()),
         page_up(cm.rodata.len()),
-        page_up(cm.data.len()),
+        page_up(cm.data.len() + cm.bss as usize),
     );
     // One page of call stubs after the text (`jmp [rip+0]; .quad S`), for
     // calls to host functions beyond ±2 GiB, as the registry does.
