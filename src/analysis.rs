@@ -526,50 +526,78 @@ pub struct LoopData {
 }
 
 /// The natural loops of a function and the innermost loop of each block.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// [`LoopInfo::compute`] refills an existing one, reusing its vectors (the
+/// latch lists of the loops included).
+#[derive(Clone, Debug, Default)]
 pub struct LoopInfo {
     loops: Vec<LoopData>,
     innermost: Vec<u32>,
+    scratch: LoopScratch,
 }
 
+/// The buffers of [`LoopInfo::compute`], kept between computations.
+#[derive(Clone, Debug, Default)]
+struct LoopScratch {
+    postorder: Vec<Block>,
+    stack: Vec<(Block, usize)>,
+    uf: Vec<u32>,
+    work: Vec<Block>,
+    /// Emptied latch lists of earlier loops.
+    spare: Vec<Vec<Block>>,
+}
+
+impl PartialEq for LoopInfo {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.loops, &self.innermost) == (&other.loops, &other.innermost)
+    }
+}
+
+impl Eq for LoopInfo {}
+
 impl LoopInfo {
+    /// The loops of the graph `cfg` with dominator tree `dom`.
+    pub fn new(cfg: &Cfg, dom: &DomTree) -> LoopInfo {
+        let mut info = LoopInfo::default();
+        info.compute(cfg, dom);
+        info
+    }
+
+    /// Makes this the loops of `cfg` (dominator tree `dom`), reusing the
+    /// allocations.
+    ///
     /// Finds loops innermost first (headers in dominator-tree postorder),
     /// walking backwards from the latches; a block already in an inner
     /// loop stands for that whole loop (found by union-find), whose header's
     /// predecessors continue the walk.
-    pub fn new(cfg: &Cfg, dom: &DomTree) -> LoopInfo {
-        let mut info = LoopInfo {
-            loops: Vec::new(),
-            innermost: Vec::new(),
-        };
-        info.compute(cfg, dom, &mut Vec::new(), &mut Vec::new());
-        info
-    }
-
-    /// Makes this the loops of `cfg`, reusing the allocations
-    /// (`stack` and `postorder` are scratch).
-    pub fn compute(
-        &mut self,
-        cfg: &Cfg,
-        dom: &DomTree,
-        stack: &mut Vec<(Block, u32)>,
-        postorder: &mut Vec<Block>,
-    ) {
+    pub fn compute(&mut self, cfg: &Cfg, dom: &DomTree) {
         let n = cfg.num_blocks();
-        let info = self;
-        info.loops.clear();
-        info.innermost.clear();
-        info.innermost.resize(n, NONE);
+        let s = &mut self.scratch;
+        for l in self.loops.drain(..) {
+            let mut latches = l.latches;
+            latches.clear();
+            s.spare.push(latches);
+        }
+        self.innermost.clear();
+        self.innermost.resize(n, NONE);
         if n == 0 {
             return;
         }
+        let info = self;
+        let LoopScratch {
+            postorder,
+            stack,
+            uf,
+            work,
+            spare,
+        } = &mut info.scratch;
         // Dominator-tree postorder, iteratively.
         postorder.clear();
         stack.clear();
         stack.push((Block(0), 0));
         while let Some(top) = stack.last_mut() {
             let (b, i) = *top;
-            if let Some(&c) = dom.children(b).get(i as usize) {
+            if let Some(&c) = dom.children(b).get(i) {
                 top.1 += 1;
                 stack.push((c, 0));
             } else {
@@ -578,16 +606,17 @@ impl LoopInfo {
             }
         }
         // `uf[l]`: union-find link towards the outermost loop found so far.
-        let mut uf: Vec<u32> = Vec::new();
-        let mut work: Vec<Block> = Vec::new();
+        uf.clear();
         for &h in postorder.iter() {
-            let latches: Vec<Block> = cfg
-                .preds(h)
-                .iter()
-                .copied()
-                .filter(|&p| dom.dominates(h, p))
-                .collect();
+            let mut latches = spare.pop().unwrap_or_default();
+            latches.extend(
+                cfg.preds(h)
+                    .iter()
+                    .copied()
+                    .filter(|&p| dom.dominates(h, p)),
+            );
             if latches.is_empty() {
+                spare.push(latches);
                 continue;
             }
             let l = info.loops.len() as u32;
@@ -602,7 +631,7 @@ impl LoopInfo {
                     work.extend(cfg.preds(b).iter().filter(|p| dom.is_reachable(**p)));
                     continue;
                 }
-                let top = find(&mut uf, inner);
+                let top = find(uf, inner);
                 if top != l {
                     uf[top as usize] = l;
                     info.loops[top as usize].parent = Some(LoopId(l));
@@ -763,12 +792,7 @@ impl FuncAnalysis {
         self.cfg.compute(func);
         self.rpo.compute(&self.cfg, &mut self.scratch.stack);
         self.dom.compute(&self.cfg);
-        self.loops.compute(
-            &self.cfg,
-            &self.dom,
-            &mut self.scratch.stack,
-            &mut self.scratch.blocks,
-        );
+        self.loops.compute(&self.cfg, &self.dom);
     }
 }
 
@@ -776,7 +800,6 @@ impl FuncAnalysis {
 #[derive(Clone, Debug, Default)]
 pub struct AnalysisScratch {
     stack: Vec<(Block, u32)>,
-    blocks: Vec<Block>,
 }
 
 /// Scratch is not part of the analyses' value.
