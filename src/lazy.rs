@@ -767,7 +767,7 @@ impl Registry {
             };
             let owner = self.name_of(old.module);
             let fail = |m: String| Err(crate::registry::link_err(module, sym, m));
-            match (&s.kind, self.symbols.signature(old), old.indirect) {
+            match (&s.kind, self.symbols.signature(old), old.indirect()) {
                 (SymbolKind::Func { sig, .. }, Some(have), Some(key)) => {
                     if sig != have {
                         return fail(format!(
@@ -980,9 +980,8 @@ impl Registry {
                 self.clear_edges(slot);
                 // Backtraces stop naming it now; its code stays mapped
                 // until no call can run in it.
-                let id = self.id_of(slot);
-                self.debug.module_removed(id);
                 if let State::Finalized(f) = self.set_state(slot, State::Free) {
+                    self.debug.module_removed(&f.sections);
                     let epoch = self.lazy.epochs.advance();
                     self.lazy.retired.push((epoch, f.sections));
                     self.lazy.epochs.pending.store(true, Ordering::Release);

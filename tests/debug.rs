@@ -403,6 +403,84 @@ fn host_backtrace_walks_through_jit_frames() {
     );
 }
 
+/// Small modules share their 4 KiB bucket's registration with the system
+/// unwinder: after neighbours on both sides came and went (each change
+/// re-registers the bucket), a walk from a host function still goes
+/// through the frames of two of them into the Rust caller, and the code
+/// map names live modules only.
+#[test]
+#[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
+fn host_backtrace_walks_through_many_small_modules() {
+    let _serial = SERIAL.lock().unwrap();
+    let e = Engine::default();
+    let sig = Signature::new(vec![Type::I64], Some(Type::I64));
+    e.register_host_symbol("capture", capture as *const () as usize, Some(sig))
+        .unwrap();
+    let mut fillers = Vec::new();
+    let fill = |e: &Engine, fillers: &mut Vec<(kiln::registry::ModuleId, u64)>, n: usize| {
+        for _ in 0..n {
+            let i = fillers.len();
+            let text = format!("func @fill{i}() -> i64 {{\nentry:\n    ret {i}\n}}\n");
+            let id = e.add_module_text(&format!("fill{i}.kir"), &text).unwrap();
+            e.finalize_module(id).unwrap();
+            let (addr, _) = e.function_address(&format!("fill{i}")).unwrap();
+            fillers.push((id, addr));
+        }
+    };
+    fill(&e, &mut fillers, 40);
+    let inner = e
+        .add_module_text(
+            "inner.kir",
+            "extern func @capture(i64) -> i64\n\
+             func @inner(%x: i64) -> i64 {\n\
+             entry:\n\
+             \x20   %r = call.i64 @capture(%x)\n\
+             \x20   ret %r\n\
+             }\n",
+        )
+        .unwrap();
+    e.finalize_module(inner).unwrap();
+    fill(&e, &mut fillers, 40);
+    let outer = e
+        .add_module_text(
+            "outer.kir",
+            "extern func @inner(i64) -> i64\n\
+             func @outer(%x: i64) -> i64 {\n\
+             entry:\n\
+             \x20   %r = call.i64 @inner(%x)\n\
+             \x20   %s = add.i64 %r, 1\n\
+             \x20   ret %s\n\
+             }\n",
+        )
+        .unwrap();
+    e.finalize_module(outer).unwrap();
+    fill(&e, &mut fillers, 40);
+    for (k, &(id, addr)) in fillers.iter().enumerate() {
+        if k % 2 == 0 {
+            e.remove_module(id).unwrap();
+            assert_eq!(e.code_location(addr).unwrap(), None);
+        }
+    }
+    fill(&e, &mut fillers, 20);
+    for (k, &(_, addr)) in fillers.iter().enumerate() {
+        if k % 2 == 1 || k >= 120 {
+            let f = e.code_location(addr).unwrap().expect("mapped");
+            assert_eq!(f.function, format!("fill{k}"));
+        }
+    }
+    let (ips, text) = run_capture(&e);
+    let names: Vec<String> = ips
+        .iter()
+        .filter_map(|&ip| e.code_location(ip - 1).unwrap())
+        .map(|f| format!("{}:{}", f.function, f.loc.line))
+        .collect();
+    assert_eq!(names, ["inner:4", "outer:4"], "{ips:x?}");
+    assert!(
+        text.contains("host_backtrace_walks_through_many_small_modules"),
+        "the backtrace does not reach the test function:\n{text}"
+    );
+}
+
 /// Tests that register host functions or read process-wide registrations
 /// run one at a time.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());

@@ -20,6 +20,20 @@
 //! modules, keyed by their target start address; address ranges never
 //! overlap (the memory manager never hands out the same bytes twice while
 //! a module is finalized).
+//!
+//! Compact, because an engine may hold many thousands of one-function
+//! modules (a REPL session): a module's record is one allocation (its
+//! FDEs, then its packed functions) in a *bucket* of the modules whose
+//! text starts in the same 4 KiB of addresses. The FDEs point at one
+//! process-wide CIE ([`unwind::shared_cie`]), and a bucket's tables are
+//! registered with the system unwinder as one object (re-registered when
+//! a module comes or goes), so libgcc keeps one object per bucket rather
+//! than per module. Buckets cover disjoint address ranges (a module
+//! belongs to the bucket of its start address, and modules never
+//! overlap), which libgcc's lookup requires of its objects. A record's
+//! bytes never move while it lives: an unwinder on another thread may be
+//! reading its FDE at any time (only the bucket's array of pointers is
+//! rebuilt, while deregistered).
 
 pub mod backtrace;
 pub mod elf;
@@ -31,9 +45,9 @@ pub mod unwind;
 use crate::compiled::CompiledModule;
 use crate::error::{TrapFrame, MAX_BACKTRACE};
 use crate::memory::FinalizedSection;
-use crate::registry::ModuleId;
+use crate::memory::SectionKind;
 use lines::LineTable;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -65,23 +79,86 @@ impl Default for DebugOptions {
     }
 }
 
-/// What the debug registry keeps of one finalized module with code, and
-/// what it registered for it; dropping it undoes the registrations. Kept
-/// small (40 bytes and one buffer): an engine may hold many thousands of
-/// one-function modules (a REPL session).
+/// What the debug registry keeps of one finalized module with code (32
+/// bytes in its bucket and one buffer).
 struct ModuleRecord {
     /// Target address of the module's text (its key in the code map).
     start: u64,
     /// Length of the text in bytes.
     len: u32,
-    /// Bytes at the start of `data` that are a `.eh_frame` table registered
-    /// with the system unwinder while this record lives (0: none).
+    /// Bytes at the start of `data` that are a zero-terminated `.eh_frame`
+    /// table, registered with the system unwinder through its bucket while
+    /// this record lives (0: none).
     frames: u32,
-    /// The registered `.eh_frame` (`frames` bytes), then the module's file
-    /// name and its functions (see [`ModuleRecord::pack`]).
+    /// The `.eh_frame` table (`frames` bytes), then the module's file name
+    /// and its functions (see [`ModuleRecord::pack`]).
     data: Box<[u8]>,
-    /// Held to stay registered with the GDB JIT interface.
-    _gdb: Option<Box<gdb::GdbRegistration>>,
+}
+
+/// The modules whose text starts in one 4 KiB of target addresses.
+struct Bucket {
+    /// In start order.
+    records: Vec<ModuleRecord>,
+    /// While registered: the address of each record's `.eh_frame` table,
+    /// then 0 (the array libgcc reads).
+    tables: Vec<usize>,
+    /// libgcc's object for the registration (boxed: it must not move while
+    /// registered, and buckets move inside the map).
+    object: Box<[u64; unwind::OBJECT_WORDS]>,
+    registered: bool,
+}
+
+/// Buckets are keyed by the text start address shifted by this.
+const BUCKET_BITS: u32 = 12;
+
+impl Bucket {
+    fn new() -> Bucket {
+        Bucket {
+            records: Vec::new(),
+            tables: Vec::new(),
+            object: Box::new([0; unwind::OBJECT_WORDS]),
+            registered: false,
+        }
+    }
+
+    /// Takes the bucket's tables from the system unwinder (before its
+    /// records change).
+    fn deregister(&mut self) {
+        if std::mem::take(&mut self.registered) {
+            // SAFETY: `register` registered this array (at this address:
+            // `tables` has not changed since) and nothing deregistered it.
+            unsafe { unwind::deregister_tables(self.tables.as_ptr()) };
+        }
+    }
+
+    /// Registers the tables of the current records (after
+    /// [`Bucket::deregister`]).
+    fn register(&mut self) {
+        let with_frames = self.records.iter().filter(|r| r.frames > 0);
+        if with_frames.clone().next().is_none() {
+            self.tables = Vec::new();
+            return;
+        }
+        // Exactly as long as needed: a bucket may hold hundreds.
+        let mut tables = Vec::with_capacity(with_frames.clone().count() + 1);
+        tables.extend(with_frames.map(|r| r.data.as_ptr() as usize));
+        tables.push(0);
+        self.tables = tables;
+        // SAFETY: each pointer is a record's zero-terminated `.eh_frame`
+        // table of code in this process (`module_finalized` built it and
+        // pointed its FDEs at a CIE that lives as long as the process, or
+        // at its own); records' bytes never move or change while they
+        // live, and every change to `records` or `tables` deregisters
+        // first. `object` is boxed and kept until then too.
+        self.registered =
+            unsafe { unwind::register_tables(self.tables.as_ptr(), &mut self.object) };
+    }
+}
+
+impl Drop for Bucket {
+    fn drop(&mut self) {
+        self.deregister();
+    }
 }
 
 /// One function of a [`ModuleRecord`], as read back.
@@ -156,17 +233,6 @@ fn read_bytes<'a>(at: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(bytes)
 }
 
-impl Drop for ModuleRecord {
-    fn drop(&mut self) {
-        if self.frames > 0 {
-            // SAFETY: `module_finalized` registered the table at the start
-            // of `data` (and set `frames`) only when `register_table`
-            // returned true; `data` has not moved or changed since.
-            unsafe { unwind::deregister_table(self.data.as_ptr()) };
-        }
-    }
-}
-
 /// The line table of one function of a [`CompiledModule`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FunctionLines {
@@ -225,11 +291,12 @@ impl ModuleDebug {
 /// and what [`DebugOptions`] registered for them.
 #[derive(Default)]
 pub struct DebugRegistry {
-    /// Text start address → registry slot of the module (its record).
-    map: BTreeMap<u64, u32>,
-    /// Per registry slot: the record of the finalized module there, if it
-    /// has code.
-    records: Vec<Option<ModuleRecord>>,
+    /// The records, by text start address >> [`BUCKET_BITS`].
+    buckets: BTreeMap<u64, Bucket>,
+    /// GDB JIT registrations, by text start address (only when asked).
+    gdb: HashMap<u64, gdb::GdbRegistration>,
+    /// Where a record is built before it is copied out.
+    scratch: Vec<u8>,
     options: DebugOptions,
     /// Code runs in this process at its target address.
     native: bool,
@@ -239,13 +306,13 @@ pub struct DebugRegistry {
 }
 
 impl Drop for DebugRegistry {
-    /// Undoes the registrations newest first: the system unwinder keeps
-    /// its tables in lists that start with the newest (or the highest
-    /// addresses), so each deregistration finds its table at once instead
-    /// of walking past all the others (quadratic in the module count).
+    /// Undoes the registrations highest addresses first: the system
+    /// unwinder keeps its objects in lists that start with the newest (or
+    /// the highest addresses), so each deregistration finds its object
+    /// early.
     fn drop(&mut self) {
-        while let Some(record) = self.records.pop() {
-            drop(record);
+        while let Some((_, bucket)) = self.buckets.pop_last() {
+            drop(bucket);
         }
     }
 }
@@ -294,12 +361,14 @@ impl DebugRegistry {
         self.deferred_error.as_deref()
     }
 
-    /// Module `id` was finalized with its code in `text`.
-    pub fn module_finalized(&mut self, id: ModuleId, debug: ModuleDebug, text: &FinalizedSection) {
+    /// A module was finalized with its code in `text`.
+    pub fn module_finalized(&mut self, debug: ModuleDebug, text: &FinalizedSection) {
         let start = text.target_address();
-        let mut data = Vec::with_capacity(
-            unwind::eh_frame_capacity(debug.funcs.len()) + ModuleRecord::packed_len(&debug),
-        );
+        // Built in the scratch buffer, then copied into one allocation of
+        // its exact size (shrinking a larger one in place would leave a
+        // hole in the heap beside every record).
+        let mut data = std::mem::take(&mut self.scratch);
+        data.clear();
         let mut gdb = None;
         if self.native {
             if let Some(code) = text.bytes() {
@@ -309,36 +378,66 @@ impl DebugRegistry {
                 gdb = self.register(&debug, start, code, &mut data);
             }
         }
-        let eh_frame = data.len();
+        let mut frames = data.len();
         ModuleRecord::pack(&debug, &mut data);
-        let data = data.into_boxed_slice();
-        // SAFETY: the first `eh_frame` bytes of `data` are the
-        // zero-terminated `.eh_frame` of this module's code (from
-        // `register`); the boxed slice keeps them at this address,
-        // unchanged, until the record's `drop` deregisters them.
-        let registered = eh_frame > 0 && unsafe { unwind::register_table(data.as_ptr()) };
+        let scratch = data;
+        let mut data: Box<[u8]> = scratch[..].into();
+        self.scratch = scratch;
+        if frames > 0 {
+            // The FDEs name the shared CIE; where it is out of their
+            // reach, the table gets a CIE of its own.
+            let isa = unwind::UnwindIsa::host();
+            let linked = isa.is_some_and(|isa| {
+                unwind::point_at_cie(&mut data[..frames], unwind::shared_cie(isa).as_ptr())
+            });
+            if !linked {
+                match (isa, text.bytes()) {
+                    (Some(isa), Some(code)) => {
+                        let mut own = unwind::eh_frame(isa, &unwind_funcs(&debug, start, code));
+                        let eh = own.len();
+                        own.extend_from_slice(&data[frames..]);
+                        frames = eh;
+                        data = own[..].into();
+                    }
+                    _ => {
+                        data = data[frames..].into();
+                        frames = 0;
+                    }
+                }
+            }
+        }
         let record = ModuleRecord {
             start,
             len: u32::try_from(text.len()).unwrap_or(u32::MAX),
-            frames: if registered { eh_frame as u32 } else { 0 },
+            frames: frames as u32,
             data,
-            _gdb: gdb.map(Box::new),
         };
-        let slot = id.slot() as usize;
-        if self.records.len() <= slot {
-            self.records.resize_with(slot + 1, || None);
+        if let Some(g) = gdb {
+            self.gdb.insert(start, g);
         }
-        if let Some(old) = self.records[slot].replace(record) {
-            if self.map.get(&old.start) == Some(&(slot as u32)) {
-                self.map.remove(&old.start);
+        let bucket = self
+            .buckets
+            .entry(start >> BUCKET_BITS)
+            .or_insert_with(Bucket::new);
+        bucket.deregister();
+        match bucket.records.binary_search_by_key(&start, |r| r.start) {
+            Ok(i) => bucket.records[i] = record,
+            Err(i) => {
+                // Grown by a quarter, not doubled: most buckets stay.
+                let len = bucket.records.len();
+                if len == bucket.records.capacity() {
+                    bucket.records.reserve_exact((len / 4).max(4));
+                }
+                bucket.records.insert(i, record);
             }
         }
-        self.map.insert(start, slot as u32);
+        bucket.register();
     }
 
-    /// Writes the `.eh_frame` of a module whose text (`code`) is at `base`
-    /// to `eh_frame` (for the caller to register, as the options ask) and
-    /// registers its GDB object.
+    /// Writes the FDEs of a module whose text (`code`) is at `base` to
+    /// `eh_frame` (pointing at the shared CIE once placed, see
+    /// [`unwind::fdes_into`]), as the options ask, and registers its GDB
+    /// object; returns the registration and how many functions got FDEs.
     fn register(
         &self,
         debug: &ModuleDebug,
@@ -350,18 +449,9 @@ impl DebugRegistry {
         if !self.options.unwind && !self.options.gdb {
             return None;
         }
-        let funcs: Vec<unwind::UnwindFunc<'_>> = debug
-            .funcs
-            .iter()
-            .filter_map(|f| {
-                Some(unwind::UnwindFunc {
-                    address: base.wrapping_add(f.offset),
-                    code: code.get(f.offset as usize..(f.offset + f.size) as usize)?,
-                })
-            })
-            .collect();
+        let funcs = unwind_funcs(debug, base, code);
         if self.options.unwind && !funcs.is_empty() {
-            unwind::eh_frame_into(isa, &funcs, eh_frame);
+            unwind::fdes_into(isa, &funcs, eh_frame);
         }
         if !self.options.gdb {
             return None;
@@ -436,28 +526,48 @@ impl DebugRegistry {
         Ok(())
     }
 
-    /// Module `id` was removed: its functions leave the map and its
-    /// registrations are undone.
-    pub fn module_removed(&mut self, id: ModuleId) {
-        if let Some(record) = self
-            .records
-            .get_mut(id.slot() as usize)
-            .and_then(Option::take)
-        {
-            if self.map.get(&record.start) == Some(&id.slot()) {
-                self.map.remove(&record.start);
+    /// A module with these sections was removed: its functions leave the
+    /// map and its registrations are undone.
+    pub fn module_removed(&mut self, sections: &[FinalizedSection]) {
+        let Some(text) = sections.iter().find(|s| s.kind() == SectionKind::Text) else {
+            return;
+        };
+        let start = text.target_address();
+        self.gdb.remove(&start);
+        let key = start >> BUCKET_BITS;
+        let Some(bucket) = self.buckets.get_mut(&key) else {
+            return;
+        };
+        if let Ok(i) = bucket.records.binary_search_by_key(&start, |r| r.start) {
+            // Out of the unwinder's sight before its bytes are freed.
+            bucket.deregister();
+            bucket.records.remove(i);
+            if bucket.records.is_empty() {
+                self.buckets.remove(&key);
+            } else {
+                bucket.register();
             }
         }
     }
 
+    /// The record of the module whose text contains `pc`.
+    fn record_at(&self, pc: u64) -> Option<&ModuleRecord> {
+        // The last record starting at or before `pc`: in `pc`'s bucket, or
+        // else the last of the bucket before it.
+        for (_, bucket) in self.buckets.range(..=pc >> BUCKET_BITS).rev() {
+            let i = bucket.records.partition_point(|r| r.start <= pc);
+            if i > 0 {
+                let r = &bucket.records[i - 1];
+                return (pc - r.start < u64::from(r.len)).then_some(r);
+            }
+        }
+        None
+    }
+
     /// The frame of the instruction containing `pc`.
     pub fn frame(&self, pc: u64) -> Option<TrapFrame> {
-        let (&start, &slot) = self.map.range(..=pc).next_back()?;
-        let record = self.records.get(slot as usize)?.as_ref()?;
-        let at = pc - start;
-        if at >= u64::from(record.len) {
-            return None;
-        }
+        let record = self.record_at(pc)?;
+        let at = pc - record.start;
         let (file, mut funcs) = record.unpack();
         let f = funcs.find(|f| f.offset <= at && at - f.offset < f.size)?;
         let offset = u32::try_from(at - f.offset).ok()?;
@@ -507,6 +617,21 @@ pub fn register_trampoline(
         }],
     });
     (frames, gdb::GdbRegistration::register(object))
+}
+
+/// The functions of a module whose text (`code`) is at `base`, as the
+/// unwind tables describe them.
+fn unwind_funcs<'a>(debug: &ModuleDebug, base: u64, code: &'a [u8]) -> Vec<unwind::UnwindFunc<'a>> {
+    debug
+        .funcs
+        .iter()
+        .filter_map(|f| {
+            Some(unwind::UnwindFunc {
+                address: base.wrapping_add(f.offset),
+                code: code.get(f.offset as usize..(f.offset + f.size) as usize)?,
+            })
+        })
+        .collect()
 }
 
 /// The absolute path of source file `file` when it exists (profilers and

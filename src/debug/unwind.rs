@@ -129,29 +129,102 @@ fn cfi(isa: UnwindIsa, funcs: &[UnwindFunc<'_>], format: Format, out: &mut Vec<u
     let start = out.len();
     cie(isa, format, out);
     for f in funcs {
-        let at = begin_entry(out);
+        let at = out.len();
         let cie_pointer = match format {
             // From this field back to the CIE.
             Format::EhFrame => (at + 4 - start) as u32,
             // The CIE's offset in the section.
             Format::DebugFrame => 0,
         };
-        out.extend_from_slice(&cie_pointer.to_le_bytes());
-        out.extend_from_slice(&f.address.to_le_bytes());
-        out.extend_from_slice(&(f.code.len() as u64).to_le_bytes());
-        if format == Format::EhFrame {
-            out.push(0); // no augmentation data
-        }
-        let mut rules = Rules::new(out, isa);
-        match isa {
-            UnwindIsa::X86_64 => x86_64_rules(&mut rules, f.code),
-            UnwindIsa::Aarch64 => aarch64_rules(&mut rules, f.code),
-        }
-        end_entry(out, at);
+        fde(isa, f, format, cie_pointer, out);
     }
     if format == Format::EhFrame {
         out.extend_from_slice(&0u32.to_le_bytes());
     }
+}
+
+/// Appends the FDE of `f`, naming its CIE by `cie_pointer`.
+fn fde(isa: UnwindIsa, f: &UnwindFunc<'_>, format: Format, cie_pointer: u32, out: &mut Vec<u8>) {
+    let at = begin_entry(out);
+    out.extend_from_slice(&cie_pointer.to_le_bytes());
+    out.extend_from_slice(&f.address.to_le_bytes());
+    out.extend_from_slice(&(f.code.len() as u64).to_le_bytes());
+    if format == Format::EhFrame {
+        out.push(0); // no augmentation data
+    }
+    let mut rules = Rules::new(out, isa);
+    match isa {
+        UnwindIsa::X86_64 => x86_64_rules(&mut rules, f.code),
+        UnwindIsa::Aarch64 => aarch64_rules(&mut rules, f.code),
+    }
+    end_entry(out, at);
+}
+
+/// Appends an `.eh_frame` table of FDEs only (and the zero terminator) for
+/// `funcs`, whose CIE is [`shared_cie`]`(isa)`: the table is ready once
+/// [`point_at_cie`] has filled in the CIE pointers at its final address.
+/// Modules share the one CIE instead of each carrying its own (24 bytes
+/// each; an engine may hold many thousands of one-function modules).
+pub fn fdes_into(isa: UnwindIsa, funcs: &[UnwindFunc<'_>], out: &mut Vec<u8>) {
+    for f in funcs {
+        // Filled in by `point_at_cie`; never registered as 0 (a CIE).
+        fde(isa, f, Format::EhFrame, 0, out);
+    }
+    out.extend_from_slice(&0u32.to_le_bytes());
+}
+
+/// A CIE in static memory, 8-aligned as the unwinder reads entries.
+#[repr(C, align(8))]
+struct StaticCie([u8; 32]);
+
+static CIES: [std::sync::OnceLock<StaticCie>; 2] =
+    [std::sync::OnceLock::new(), std::sync::OnceLock::new()];
+
+/// The process-wide `.eh_frame` CIE of `isa`, at a fixed address for the
+/// life of the process (the tables of [`fdes_into`] point at it).
+pub fn shared_cie(isa: UnwindIsa) -> &'static [u8] {
+    let i = match isa {
+        UnwindIsa::X86_64 => 0,
+        UnwindIsa::Aarch64 => 1,
+    };
+    let mut bytes = Vec::new();
+    let c = CIES[i].get_or_init(|| {
+        cie(isa, Format::EhFrame, &mut bytes);
+        let mut fixed = [0; 32];
+        fixed[..bytes.len()].copy_from_slice(&bytes);
+        StaticCie(fixed)
+    });
+    let len = u32::from_le_bytes([c.0[0], c.0[1], c.0[2], c.0[3]]) as usize + 4;
+    &c.0[..len]
+}
+
+/// Points every FDE of `table` (FDEs and the zero terminator, as
+/// [`fdes_into`] wrote them, at the address they will be registered
+/// from) at the CIE at `cie`. An FDE names its CIE by the distance back
+/// from its own CIE pointer field (4 bytes, unsigned), so the CIE must lie
+/// below the table, within 2 GiB; returns false, changing nothing, where
+/// it does not (a table from another heap arena, say).
+pub fn point_at_cie(table: &mut [u8], cie: *const u8) -> bool {
+    let base = table.as_ptr() as u64;
+    let cie = cie as u64;
+    let mut fields = Vec::new();
+    let mut at = 0;
+    while let Some(len) = table.get(at..at + 4) {
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if len == 0 {
+            break;
+        }
+        let field = base.wrapping_add(at as u64 + 4);
+        match field.checked_sub(cie) {
+            Some(d @ 1..=0x7fff_ffff) => fields.push((at + 4, d as u32)),
+            _ => return false,
+        }
+        at += 4 + len;
+    }
+    for (at, d) in fields {
+        table[at..at + 4].copy_from_slice(&d.to_le_bytes());
+    }
+    true
 }
 
 /// Starts an entry (CIE or FDE): a length to be patched; its offset.
@@ -363,6 +436,59 @@ extern "C" {
     /// libgcc: registers every CIE/FDE of a zero-terminated `.eh_frame`.
     fn __register_frame(begin: *const u8);
     fn __deregister_frame(begin: *const u8);
+    /// libgcc: registers, as one object kept in `ob`, every `.eh_frame`
+    /// table of a null-terminated array of pointers to tables.
+    fn __register_frame_info_table(begin: *const usize, ob: *mut u8);
+    /// libgcc: undoes `__register_frame_info_*`; returns its object.
+    fn __deregister_frame_info(begin: *const u8) -> *mut u8;
+}
+
+/// Room for libgcc's `struct object` (48 bytes on 64-bit hosts; twice
+/// that, to spare any other layout).
+pub(crate) const OBJECT_WORDS: usize = 16;
+
+/// Registers the tables of `tables` (pointers to zero-terminated
+/// `.eh_frame` tables, then 0) with the system unwinder as one object kept
+/// in `object`; returns whether it was registered (not where the unwinder
+/// has no registration entry point).
+///
+/// # Safety
+/// Every table is well formed and describes code of this process; the
+/// array, the tables (and the CIEs they point at) and `object` stay at
+/// their addresses, unchanged, until [`deregister_tables`] is called with
+/// the same array.
+pub(crate) unsafe fn register_tables(
+    tables: *const usize,
+    object: &mut [u64; OBJECT_WORDS],
+) -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: as the caller promises; `object` has room for libgcc's
+        // object, which it fills in.
+        unsafe { __register_frame_info_table(tables, object.as_mut_ptr().cast()) };
+        true
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        let _ = (tables, object);
+        false
+    }
+}
+
+/// Undoes [`register_tables`].
+///
+/// # Safety
+/// `tables` was registered by [`register_tables`] (which returned `true`)
+/// and not deregistered since.
+pub(crate) unsafe fn deregister_tables(tables: *const usize) {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: as the caller promises. The object returned is the caller's
+    // storage, not libgcc's.
+    unsafe {
+        __deregister_frame_info(tables.cast());
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    let _ = tables;
 }
 
 /// Registers the zero-terminated `.eh_frame` table that starts at

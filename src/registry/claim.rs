@@ -225,7 +225,9 @@ impl Registry {
                     claim: token,
                 },
             );
-            self.set_edges(slot, deps.into_vec().into_boxed_slice());
+            // Allocated at its size: a shrunk buffer would leave a hole
+            // beside a record that lives as long as the module.
+            self.set_edges(slot, Box::from(&deps[..]));
             slots.push(slot);
         }
         self.stats.last_touched = seen.len();
@@ -428,7 +430,7 @@ impl Registry {
         for &(id, def) in &m.exports {
             let address = loader::defined_address(&m.defined, &bases, def);
             if let Some(s) = self.symbols.get_mut(id) {
-                s.address = address;
+                s.set_address(address);
             }
         }
     }

@@ -168,12 +168,12 @@ impl Registry {
             let State::Loaded(m) = self.set_state(slot, State::Free) else {
                 continue;
             };
-            // Exactly as many as placed: boxing needs no reallocation.
+            // At its final size (shrinking would leave a hole in the heap
+            // beside it, for every module).
             let mut sections = Vec::with_capacity(m.sections.len());
             sections.extend(m.sections.iter().filter_map(|s| fin.take(s.r)));
             if let Some(text) = sections.iter().find(|s| s.kind() == SectionKind::Text) {
-                let id = self.id_of(slot);
-                self.debug.module_finalized(id, m.debug, text);
+                self.debug.module_finalized(m.debug, text);
             }
             let sections = sections.into_boxed_slice();
             self.set_state(slot, State::Finalized(Finalized { sections, body }));
@@ -208,7 +208,7 @@ impl Registry {
         };
         for &(id, _) in &m.exports {
             if let Some(s) = self.symbols.get_mut(id) {
-                s.address = None;
+                s.set_address(None);
             }
         }
         self.clear_edges(slot);

@@ -421,7 +421,7 @@ pub fn relocate(
     for r in m.relocs {
         let s = match r.target.target {
             Target::Local(i) => defined_address(m.defined, &bases, i),
-            Target::Symbol(id) => symbols.get(id).and_then(|s| s.address),
+            Target::Symbol(id) => symbols.get(id).and_then(|s| s.address()),
             Target::Absolute(a) => Some(a),
         };
         let Some(s) = s else {

@@ -84,14 +84,6 @@ pub struct ModuleId {
     generation: u32,
 }
 
-impl ModuleId {
-    /// Its slot in the registry (reused by later modules once it is
-    /// removed).
-    pub(crate) fn slot(self) -> u32 {
-        self.slot
-    }
-}
-
 impl fmt::Display for ModuleId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "module#{}.{}", self.slot, self.generation)
@@ -553,7 +545,7 @@ impl Registry {
         Some(SymbolInfo {
             module: self.id_of(self.owner_of(s.module)),
             kind: self.symbols.kind(s),
-            address: s.address,
+            address: s.address(),
         })
     }
 
@@ -656,8 +648,8 @@ impl Registry {
         };
         // A lazy function is callable at once: its address is its stub.
         let ready =
-            s.indirect.is_some() || matches!(self.entry(s.module).state, State::Finalized(_));
-        match (ready, s.address, self.owner(s.module)) {
+            s.indirect().is_some() || matches!(self.entry(s.module).state, State::Finalized(_));
+        match (ready, s.address(), self.owner(s.module)) {
             (true, Some(addr), Some(o)) => Ok(Lookup::Ready(addr, sig.clone(), o.pin.clone())),
             _ => Ok(Lookup::Pending(s.module)),
         }
@@ -669,7 +661,7 @@ impl Registry {
         let Some(s) = self.symbols.by_name(name) else {
             return Err(Error::Argument(format!("no exported symbol @{name}")));
         };
-        match (&self.entry(s.module).state, s.address) {
+        match (&self.entry(s.module).state, s.address()) {
             (State::Finalized(_), Some(a)) => Ok(Ok(a)),
             _ => Ok(Err(s.module)),
         }
@@ -877,7 +869,6 @@ impl Registry {
     /// Removes `slot` (Added or Finalized; checked removable): its
     /// symbols (if it owns any), edges and memory.
     pub(crate) fn drop_module(&mut self, slot: u32) -> Result<()> {
-        let id = self.id_of(slot);
         let symbols = match &mut self.entry_mut(slot).role {
             Role::Module(o) => std::mem::take(&mut o.symbols),
             Role::Group(g) => std::mem::take(&mut g.owner.symbols),
@@ -891,7 +882,7 @@ impl Registry {
         self.free_entry(slot);
         match old {
             State::Finalized(m) => {
-                self.debug.module_removed(id);
+                self.debug.module_removed(&m.sections);
                 self.release_sections(m.sections)
             }
             _ => Ok(()),

@@ -14,7 +14,7 @@
 //! of a finalized one — holds ids: relocating reads `entries[id]`.
 //!
 //! Compact, because an engine may hold many thousands of tiny modules (a
-//! REPL session): a symbol is 40 bytes; names live back to back in one
+//! REPL session): a symbol is 32 bytes; names live back to back in one
 //! arena (compacted when half of it is dead), signatures once each in a
 //! list, and the name index is an open-addressing table of 4-byte ids.
 //!
@@ -63,15 +63,41 @@ pub struct Symbol {
     /// the defining module; for a lazy module's function, the lazy module
     /// itself (its stubs never move); for its data, its data module.
     pub module: u32,
-    /// The target address, once known: when the defining module is loaded,
-    /// or at once for a lazy function (its stub).
-    pub address: Option<u64>,
-    /// For a lazy (retargetable) function: its slot in the indirection
-    /// table.
-    pub indirect: Option<u32>,
+    /// The target address ([`NO_ADDRESS`] until known; see
+    /// [`Symbol::address`]).
+    address: u64,
+    /// The indirection slot ([`NO_SLOT`] for none; see
+    /// [`Symbol::indirect`]).
+    indirect: u32,
     /// Whether the name is in the index (exported) or not (a lazy
     /// module's `local` definition).
     pub named: bool,
+}
+
+/// `address` of a symbol whose address is not known (no section starts
+/// at the last byte of the address space).
+const NO_ADDRESS: u64 = u64::MAX;
+
+/// `indirect` of a symbol without an indirection slot.
+const NO_SLOT: u32 = u32::MAX;
+
+impl Symbol {
+    /// The target address, once known: when the defining module is loaded,
+    /// or at once for a lazy function (its stub).
+    pub fn address(&self) -> Option<u64> {
+        (self.address != NO_ADDRESS).then_some(self.address)
+    }
+
+    /// Sets (or, with `None`, forgets) the target address.
+    pub fn set_address(&mut self, address: Option<u64>) {
+        self.address = address.unwrap_or(NO_ADDRESS);
+    }
+
+    /// For a lazy (retargetable) function: its slot in the indirection
+    /// table.
+    pub fn indirect(&self) -> Option<u32> {
+        (self.indirect != NO_SLOT).then_some(self.indirect)
+    }
 }
 
 /// What [`SymbolTable::insert`] makes a symbol of.
@@ -282,8 +308,8 @@ impl SymbolTable {
             name: (start, new.name.len() as u32),
             kind,
             module: new.module,
-            address: new.address,
-            indirect: new.indirect,
+            address: new.address.unwrap_or(NO_ADDRESS),
+            indirect: new.indirect.unwrap_or(NO_SLOT),
             named: new.named,
         };
         let id = match self.free.pop() {
@@ -360,6 +386,27 @@ mod tests {
             address: None,
             indirect: None,
         }
+    }
+
+    #[test]
+    fn symbols_stay_small_and_keep_unknown_addresses_apart() {
+        // An engine may hold many thousands (a REPL session).
+        assert!(std::mem::size_of::<Option<Symbol>>() <= 32);
+        let mut t = SymbolTable::new();
+        let a = t.insert(sym("a", true));
+        let b = t.insert(NewSymbol {
+            address: Some(0),
+            indirect: Some(0),
+            ..sym("b", true)
+        });
+        let (sa, sb) = (t.get(a).unwrap(), t.get(b).unwrap());
+        assert_eq!((sa.address(), sa.indirect()), (None, None));
+        assert_eq!((sb.address(), sb.indirect()), (Some(0), Some(0)));
+        let s = t.get_mut(a).unwrap();
+        s.set_address(Some(0x1000));
+        assert_eq!(s.address(), Some(0x1000));
+        s.set_address(None);
+        assert_eq!(s.address(), None);
     }
 
     #[test]
