@@ -514,29 +514,75 @@ pub struct LoopData {
 }
 
 /// The natural loops of a function and the innermost loop of each block.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// [`LoopInfo::compute`] refills an existing one, reusing its vectors (the
+/// latch lists of the loops included).
+#[derive(Clone, Debug, Default)]
 pub struct LoopInfo {
     loops: Vec<LoopData>,
     innermost: Vec<u32>,
+    scratch: LoopScratch,
 }
 
+/// The buffers of [`LoopInfo::compute`], kept between computations.
+#[derive(Clone, Debug, Default)]
+struct LoopScratch {
+    postorder: Vec<Block>,
+    stack: Vec<(Block, usize)>,
+    uf: Vec<u32>,
+    work: Vec<Block>,
+    /// Emptied latch lists of earlier loops.
+    spare: Vec<Vec<Block>>,
+}
+
+impl PartialEq for LoopInfo {
+    fn eq(&self, other: &Self) -> bool {
+        (&self.loops, &self.innermost) == (&other.loops, &other.innermost)
+    }
+}
+
+impl Eq for LoopInfo {}
+
 impl LoopInfo {
+    /// The loops of the graph `cfg` with dominator tree `dom`.
+    pub fn new(cfg: &Cfg, dom: &DomTree) -> LoopInfo {
+        let mut info = LoopInfo::default();
+        info.compute(cfg, dom);
+        info
+    }
+
+    /// Makes this the loops of `cfg` (dominator tree `dom`), reusing the
+    /// allocations.
+    ///
     /// Finds loops innermost first (headers in dominator-tree postorder),
     /// walking backwards from the latches; a block already in an inner
     /// loop stands for that whole loop (found by union-find), whose header's
     /// predecessors continue the walk.
-    pub fn new(cfg: &Cfg, dom: &DomTree) -> LoopInfo {
+    pub fn compute(&mut self, cfg: &Cfg, dom: &DomTree) {
         let n = cfg.num_blocks();
-        let mut info = LoopInfo {
-            loops: Vec::new(),
-            innermost: vec![NONE; n],
-        };
-        if n == 0 {
-            return info;
+        let s = &mut self.scratch;
+        for l in self.loops.drain(..) {
+            let mut latches = l.latches;
+            latches.clear();
+            s.spare.push(latches);
         }
+        self.innermost.clear();
+        self.innermost.resize(n, NONE);
+        if n == 0 {
+            return;
+        }
+        let info = self;
+        let LoopScratch {
+            postorder,
+            stack,
+            uf,
+            work,
+            spare,
+        } = &mut info.scratch;
         // Dominator-tree postorder, iteratively.
-        let mut postorder = Vec::with_capacity(n);
-        let mut stack: Vec<(Block, usize)> = vec![(Block(0), 0)];
+        postorder.clear();
+        stack.clear();
+        stack.push((Block(0), 0));
         while let Some(top) = stack.last_mut() {
             let (b, i) = *top;
             if let Some(&c) = dom.children(b).get(i) {
@@ -548,16 +594,17 @@ impl LoopInfo {
             }
         }
         // `uf[l]`: union-find link towards the outermost loop found so far.
-        let mut uf: Vec<u32> = Vec::new();
-        let mut work: Vec<Block> = Vec::new();
-        for &h in &postorder {
-            let latches: Vec<Block> = cfg
-                .preds(h)
-                .iter()
-                .copied()
-                .filter(|&p| dom.dominates(h, p))
-                .collect();
+        uf.clear();
+        for &h in postorder.iter() {
+            let mut latches = spare.pop().unwrap_or_default();
+            latches.extend(
+                cfg.preds(h)
+                    .iter()
+                    .copied()
+                    .filter(|&p| dom.dominates(h, p)),
+            );
             if latches.is_empty() {
+                spare.push(latches);
                 continue;
             }
             let l = info.loops.len() as u32;
@@ -572,7 +619,7 @@ impl LoopInfo {
                     work.extend(cfg.preds(b).iter().filter(|p| dom.is_reachable(**p)));
                     continue;
                 }
-                let top = find(&mut uf, inner);
+                let top = find(uf, inner);
                 if top != l {
                     uf[top as usize] = l;
                     info.loops[top as usize].parent = Some(LoopId(l));
@@ -598,7 +645,6 @@ impl LoopInfo {
                 None => 1,
             };
         }
-        info
     }
 
     /// Every loop; an inner loop comes before the loops containing it.

@@ -11,6 +11,10 @@ use crate::isa::Backend;
 /// (which must be verified).
 pub fn compile_module(module: &Module, backend: &dyn Backend) -> Result<CompiledModule> {
     let mut out = CompiledModule::new();
+    // One symbol and line table per function, one symbol per data item
+    // (jump tables add more): no regrowth in the common case.
+    out.symbols.reserve(module.funcs.len() + module.datas.len());
+    out.lines.reserve(module.funcs.len());
     out.add_data_items(module)?;
     for (sym, data) in module.symbol_ids() {
         if let SymbolKind::Func { body: Some(_), .. } = data.kind {

@@ -437,15 +437,17 @@ impl LoadBatch {
 /// [`MemoryManager::free`].
 #[derive(Debug)]
 pub struct FinalizedSection {
-    manager: u64,
-    kind: SectionKind,
     addr: usize,
-    len: usize,
-    span: usize,
-    res: u32,
     target: u64,
-    /// Held only to keep the mapping alive while the handle exists.
+    /// Keeps the mapping alive while the handle exists; also tells whose
+    /// it is (the manager's reservation `res` holds the same mapping).
     map: Arc<Mapping>,
+    /// Lengths fit: a section lies inside one reservation (at most
+    /// [`MemoryConfig::MAX_RESERVATION`] bytes).
+    len: u32,
+    span: u32,
+    res: u32,
+    kind: SectionKind,
 }
 
 impl FinalizedSection {
@@ -467,7 +469,7 @@ impl FinalizedSection {
 
     /// Bytes requested for the section.
     pub fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// Whether the section holds no bytes.
@@ -505,7 +507,7 @@ impl FinalizedSection {
         // nothing writes it again until `free` consumes this handle (other
         // batches write only their own bytes of a shared page, through the
         // writable view).
-        Some(unsafe { std::slice::from_raw_parts(at as *const u8, self.len) })
+        Some(unsafe { std::slice::from_raw_parts(at as *const u8, self.len as usize) })
     }
 }
 
@@ -1073,11 +1075,11 @@ impl MemoryManager {
             .into_iter()
             .map(|s| {
                 Some(FinalizedSection {
-                    manager: self.id,
                     kind: s.kind,
                     addr: s.addr,
-                    len: s.len,
-                    span: s.span,
+                    // A section lies inside one reservation (≤ 2 GiB).
+                    len: s.len as u32,
+                    span: s.span as u32,
                     res: s.res,
                     target: s.target,
                     map: s.map,
@@ -1190,8 +1192,18 @@ impl MemoryManager {
     /// Returns a finalized section's memory for reuse. Pages left with no
     /// section are made inaccessible, their memory released, and pooled.
     pub fn free(&mut self, section: FinalizedSection) -> Result<()> {
-        self.check_owner(section.manager)?;
-        self.release(section.res, section.kind, section.addr, section.span);
+        // Ours when our reservation `res` is its mapping.
+        let ours = self
+            .reservations
+            .get(section.res as usize)
+            .is_some_and(|r| Arc::ptr_eq(&r.map, &section.map));
+        self.check_owner(if ours { self.id } else { 0 })?;
+        self.release(
+            section.res,
+            section.kind,
+            section.addr,
+            section.span as usize,
+        );
         Ok(())
     }
 

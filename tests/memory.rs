@@ -138,6 +138,32 @@ fn finalized_code_is_callable() {
     }
 }
 
+/// A finalized section is a small handle (an engine keeps one per module,
+/// many thousands in a REPL session), and only its own manager takes it
+/// back.
+#[test]
+fn sections_are_small_and_freed_only_by_their_manager() {
+    assert!(std::mem::size_of::<FinalizedSection>() <= 40);
+    for mode in MODES {
+        let (mut a, mut b) = (manager_in(mode), manager_in(mode));
+        for mm in [&mut a, &mut b] {
+            let mut batch = mm.begin_batch();
+            fill(mm, &mut batch, SectionKind::Text, &ret_i32(1));
+            mm.finalize(batch).unwrap();
+        }
+        let mut batch = a.begin_batch();
+        let r = fill(&mut a, &mut batch, SectionKind::Text, &ret_i32(7));
+        let text = a.finalize(batch).unwrap().take(r).unwrap();
+        let err = b.free(text).unwrap_err();
+        assert!(err.to_string().contains("another memory manager"), "{err}");
+        let mut batch = a.begin_batch();
+        let r = fill(&mut a, &mut batch, SectionKind::Text, &ret_i32(7));
+        let text = a.finalize(batch).unwrap().take(r).unwrap();
+        assert_eq!((text.len(), call_i32(&text)), (ret_i32(7).len(), 7));
+        a.free(text).unwrap();
+    }
+}
+
 /// A caller reaching its callee by `call rel32` and a constant in rodata by
 /// a RIP-relative load, both fixed up with `X86PcRel32`; a pointer in data
 /// fixed up with `Abs64`.

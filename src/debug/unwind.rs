@@ -279,25 +279,26 @@ struct Rules<'a> {
     bytes: &'a mut Vec<u8>,
     /// The offset the rules are at.
     at: u64,
-    code_align: u64,
+    /// log2 of the code alignment factor (offsets advance in its units).
+    align_shift: u32,
 }
 
 impl<'a> Rules<'a> {
     fn new(bytes: &'a mut Vec<u8>, isa: UnwindIsa) -> Rules<'a> {
-        let code_align = match isa {
-            UnwindIsa::X86_64 => 1,
-            UnwindIsa::Aarch64 => 4,
+        let align_shift = match isa {
+            UnwindIsa::X86_64 => 0,
+            UnwindIsa::Aarch64 => 2,
         };
         Rules {
             bytes,
             at: 0,
-            code_align,
+            align_shift,
         }
     }
 
     /// Moves to code offset `to` (a multiple of the code alignment).
     fn advance(&mut self, to: u64) {
-        let delta = (to - self.at) / self.code_align;
+        let delta = (to - self.at) >> self.align_shift;
         self.at = to;
         match delta {
             0 => {}
@@ -360,23 +361,44 @@ fn x86_64_rules(r: &mut Rules<'_>, code: &[u8]) {
         r.op(&[DW_CFA_OFFSET | dwarf, slot]);
         slot += 1;
     }
-    // Each `pop rbp; ret`: the `ret` runs with CFA = rsp+8.
-    let mut i = at;
-    while i + 1 < code.len() {
-        if code[i] == 0x5d && code[i + 1] == 0xc3 {
-            r.advance(i as u64 + 1);
-            r.op(&[DW_CFA_REMEMBER_STATE]);
-            r.def_cfa(X86_RSP, 8);
-            r.op(&[DW_CFA_RESTORE | X86_RBP]);
-            if i + 2 < code.len() {
-                r.advance(i as u64 + 2);
-                r.op(&[DW_CFA_RESTORE_STATE]);
-            }
-            i += 2;
-        } else {
-            i += 1;
+    // Each `pop rbp; ret` (the pair cannot overlap itself, so every
+    // occurrence after the prologue counts): the `ret` runs with
+    // CFA = rsp+8.
+    let mut from = at + 1;
+    while let Some(k) = find_byte(code, from, 0xc3) {
+        from = k + 1;
+        if code[k - 1] != 0x5d {
+            continue;
+        }
+        r.advance(k as u64);
+        r.op(&[DW_CFA_REMEMBER_STATE]);
+        r.def_cfa(X86_RSP, 8);
+        r.op(&[DW_CFA_RESTORE | X86_RBP]);
+        if k + 1 < code.len() {
+            r.advance(k as u64 + 1);
+            r.op(&[DW_CFA_RESTORE_STATE]);
         }
     }
+}
+
+/// The first index at or after `from` of a byte `b` in `code`: eight bytes
+/// per step while none of them matches (a word compare), so the epilogue
+/// scan costs about one instruction per code byte.
+fn find_byte(code: &[u8], from: usize, b: u8) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let mut i = from;
+    while let Some(chunk) = code.get(i..i + 8) {
+        let w = u64::from_le_bytes(chunk.try_into().ok()?) ^ (LO * b as u64);
+        // A zero byte of `w` is a match (exact: the lowest flagged byte
+        // is always a real zero).
+        let zeros = w.wrapping_sub(LO) & !w & HI;
+        if zeros != 0 {
+            return Some(i + zeros.trailing_zeros() as usize / 8);
+        }
+        i += 8;
+    }
+    code.get(i..)?.iter().position(|&c| c == b).map(|k| i + k)
 }
 
 fn word(code: &[u8], at: usize) -> Option<u32> {
@@ -555,5 +577,72 @@ impl Drop for FrameRegistration {
             // address and not deregistered since.
             unsafe { deregister_table(self.bytes.as_ptr()) };
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn find_byte_matches_a_plain_scan() {
+        // Every position and start, with matches near word boundaries and
+        // bytes one above / below the one searched (borrow cases).
+        let mut code = Vec::new();
+        for i in 0..67u32 {
+            code.push(match i % 11 {
+                0 => 0xc3,
+                3 => 0xc2,
+                5 => 0xc4,
+                7 => 0x00,
+                _ => (i * 37) as u8,
+            });
+        }
+        for len in 0..code.len() {
+            let c = &code[..len];
+            for from in 0..len + 2 {
+                let want = c
+                    .iter()
+                    .enumerate()
+                    .skip(from)
+                    .find(|(_, &b)| b == 0xc3)
+                    .map(|(k, _)| k);
+                assert_eq!(find_byte(c, from, 0xc3), want, "len {len} from {from}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_x86_epilogue_gets_its_rule() {
+        // push rbp; mov rbp, rsp; push rbx; ...; pop rbx; pop rbp; ret;
+        // an immediate holding 5d c3 mid-word; pop rbp; ret at the end.
+        let mut code = vec![0x55, 0x48, 0x89, 0xe5, 0x53, 0x90, 0x90];
+        code.extend([0x5b, 0x5d, 0xc3]);
+        code.extend([0xb8, 0x5d, 0xc3, 0x00, 0x00, 0x90, 0x90, 0x90, 0x90]);
+        code.extend([0x5d, 0xc3]);
+        let mut naive = Vec::new();
+        let mut i = 5;
+        while i + 1 < code.len() {
+            if code[i] == 0x5d && code[i + 1] == 0xc3 {
+                naive.push(i + 1);
+                i += 2;
+            } else {
+                i += 1;
+            }
+        }
+        assert_eq!(naive, vec![9, 12, 20]);
+        let table = eh_frame(
+            UnwindIsa::X86_64,
+            &[UnwindFunc {
+                address: 0x1000,
+                code: &code,
+            }],
+        );
+        // One remember-state per epilogue, one restore-state per epilogue
+        // not at the end.
+        let fde = &table[table[0] as usize + 4..];
+        let count = |op: u8| fde.iter().filter(|&&b| b == op).count();
+        assert_eq!(count(DW_CFA_REMEMBER_STATE), 3);
+        assert_eq!(count(DW_CFA_RESTORE_STATE), 2);
     }
 }

@@ -51,23 +51,31 @@ pub const MAX_DATA: u64 = 1 << 31;
 
 /// Checks every rule of the SPEC; returns the first error in source order.
 pub fn verify_module(module: &Module) -> Result<()> {
-    ModuleVerifier::new(module).run()
+    with_scratch(|scratch| ModuleVerifier { m: module, scratch }.run())
 }
 
 /// Checks one function body of `module` (its symbol's signature included).
 pub fn verify_function(module: &Module, func: FuncId) -> Result<()> {
-    let mut v = ModuleVerifier::new(module);
-    let Some(f) = module.funcs.get(func.index()) else {
-        return Err(v.error(
-            Loc::NONE,
-            &Ctx::None,
-            format!("missing function body #{}", func.0),
-        ));
-    };
-    match module.func_symbol(func) {
-        Some(sym) => v.check_function(sym, f),
-        None => FuncVerifier::new(module, f, &mut v.scratch).run(),
-    }
+    with_scratch(|scratch| {
+        let mut v = ModuleVerifier { m: module, scratch };
+        let Some(f) = module.funcs.get(func.index()) else {
+            return Err(v.error(
+                Loc::NONE,
+                &Ctx::None,
+                format!("missing function body #{}", func.0),
+            ));
+        };
+        match module.func_symbol(func) {
+            Some(sym) => v.check_function(sym, f),
+            None => FuncVerifier::new(module, f, v.scratch).run(),
+        }
+    })
+}
+
+/// Empties `owners` and sizes it for `n` definitions, none owned yet.
+fn reset_owners(owners: &mut Vec<Option<SymId>>, n: usize) {
+    owners.clear();
+    owners.resize(n, None);
 }
 
 /// Where an error is, for messages about built IR (no locations).
@@ -94,60 +102,65 @@ fn make_error(file: &str, loc: Loc, ctx: &Ctx, message: String) -> Error {
     Error::Verify(Diagnostic::new(file, loc, message))
 }
 
-struct ModuleVerifier<'m> {
+struct ModuleVerifier<'m, 's> {
     m: &'m Module,
-    scratch: Scratch,
-}
-
-impl Drop for ModuleVerifier<'_> {
-    /// Keeps the scratch buffers for the next verification on this thread,
-    /// unless a large function grew them.
-    fn drop(&mut self) {
-        if self.scratch.is_small() {
-            let s = std::mem::take(&mut self.scratch);
-            let _ = CACHED.try_with(|c| {
-                if let Ok(mut c) = c.try_borrow_mut() {
-                    *c = s;
-                }
-            });
-        }
-    }
+    scratch: &'s mut Scratch,
 }
 
 thread_local! {
-    /// The buffers of the last verification on this thread (when small):
-    /// verifying a module of one small function would otherwise spend most
-    /// of its time growing fresh vectors.
+    /// The buffers of the verifications on this thread, used in place
+    /// (verifying a module of one small function would otherwise spend
+    /// most of its time growing fresh vectors); given back after a large
+    /// function grew them.
     static CACHED: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
-impl<'m> ModuleVerifier<'m> {
-    fn new(m: &'m Module) -> Self {
-        let scratch = CACHED
-            .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)))
-            .ok()
-            .and_then(|r| r.ok())
-            .unwrap_or_default();
-        ModuleVerifier { m, scratch }
+/// Runs `f` with this thread's scratch buffers (fresh ones if they are in
+/// use: verification does not re-enter, but a caught panic may have left
+/// them borrowed), freeing them afterwards if a large function grew them.
+fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
+    let mut f = Some(f);
+    let cached = CACHED.try_with(|c| {
+        let mut s = c.try_borrow_mut().ok()?;
+        let r = (f.take()?)(&mut s);
+        if !s.is_small() {
+            *s = Scratch::default();
+        }
+        Some(r)
+    });
+    match (cached, f) {
+        (Ok(Some(r)), _) => r,
+        (_, Some(f)) => f(&mut Scratch::default()),
+        (_, None) => unreachable!("the scratch closure ran but returned nothing"),
     }
+}
 
+impl<'m> ModuleVerifier<'m, '_> {
     fn error(&self, loc: Loc, ctx: &Ctx, message: String) -> Error {
         make_error(&self.m.name, loc, ctx, message)
     }
 
     fn run(&mut self) -> Result<()> {
         let m = self.m;
+        // Names are distinct when the module's name index finds each
+        // symbol under its own name (one name cannot find two symbols);
+        // only otherwise is a set of the names seen built.
+        let distinct = m.symbol_ids().all(|(id, s)| m.symbol(&s.name) == Some(id));
         let mut names: FxHashSet<&str> = FxHashSet::default();
-        names.reserve(m.symbols.len());
-        let mut func_owner: Vec<Option<SymId>> = vec![None; m.funcs.len()];
-        let mut data_owner: Vec<Option<SymId>> = vec![None; m.datas.len()];
+        if !distinct {
+            names.reserve(m.symbols.len());
+        }
+        let mut func_owner = std::mem::take(&mut self.scratch.func_owner);
+        let mut data_owner = std::mem::take(&mut self.scratch.data_owner);
+        reset_owners(&mut func_owner, m.funcs.len());
+        reset_owners(&mut data_owner, m.datas.len());
         for (id, sym) in m.symbol_ids() {
             let loc = m.symbol_loc(id);
             let name = sym.name.as_str();
             if !name_syntax(name).0 {
                 return Err(self.error(loc, &Ctx::None, format!("invalid symbol name '@{name}'")));
             }
-            if !names.insert(name) {
+            if !distinct && !names.insert(name) {
                 return Err(self.error(loc, &Ctx::None, format!("duplicate symbol '@{name}'")));
             }
             let (body, owners, what) = match &sym.kind {
@@ -213,6 +226,8 @@ impl<'m> ModuleVerifier<'m> {
                 format!("data definition #{i} is not attached to a symbol"),
             ));
         }
+        self.scratch.func_owner = func_owner;
+        self.scratch.data_owner = data_owner;
         Ok(())
     }
 
@@ -242,7 +257,7 @@ impl<'m> ModuleVerifier<'m> {
                 ));
             }
         }
-        FuncVerifier::new(self.m, f, &mut self.scratch).run()
+        FuncVerifier::new(self.m, f, self.scratch).run()
     }
 
     fn check_data(&self, sym: SymId, d: &DataDef) -> Result<()> {

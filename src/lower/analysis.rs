@@ -48,6 +48,32 @@ pub struct Decisions {
     visited: Vec<bool>,
     stack: Vec<(Block, u32)>,
     rpo_index: Vec<u32>,
+    /// The loop analyses of functions with back edges.
+    loops: LoopBufs,
+}
+
+/// What laying out loops needs (see `Decisions::contiguous_loops`), kept
+/// from function to function.
+#[derive(Default)]
+struct LoopBufs {
+    cfg: crate::analysis::Cfg,
+    dom: crate::analysis::DomTree,
+    info: crate::analysis::LoopInfo,
+    /// Per container (the function, then each loop): where its items start
+    /// in `items` (one more entry: the end).
+    start: Vec<u32>,
+    items: Vec<Item>,
+    /// Fill cursors per container, then the last position per loop.
+    fill: Vec<u32>,
+    /// Open containers and their next item.
+    stack: Vec<(u32, u32)>,
+}
+
+/// A block, or a loop laid out whole at this place of its container.
+#[derive(Clone, Copy)]
+enum Item {
+    Block(Block),
+    Loop(u32),
 }
 
 /// A compile error about `func`.
@@ -139,8 +165,10 @@ impl Decisions {
         reset(&mut self.fused, ni, false);
         reset(&mut self.skip, ni, false);
         reset(&mut self.fold_base, nv, NONE);
-        reset(&mut self.fold_off, nv, 0);
-        reset(&mut self.folded_uses, nv, 0);
+        // Read only where `fold_base` is set, and then written first.
+        self.fold_off.resize(nv, 0);
+        let mut candidates = false;
+        let mut branches = false;
         // Structure, use counts, fold candidates.
         for b in &func.blocks {
             let last = *b.insts.last().ok_or_else(|| err(func, "empty block"))?;
@@ -176,14 +204,34 @@ impl Decisions {
                     if let (Operand::Value(x), Some(c)) = (args[0], imm32(args[1], Type::I64)) {
                         self.fold_base[r.index()] = x.0;
                         self.fold_off[r.index()] = c as i64;
+                        candidates = true;
                     }
                 }
             }
-            if !func.insts[last.index()].opcode.is_terminator() {
+            let term = &func.insts[last.index()];
+            if !term.opcode.is_terminator() {
                 return Err(err(func, "block without terminator"));
             }
+            branches |= matches!(
+                term.kind,
+                InstKind::Br {
+                    cond: Operand::Value(_),
+                    ..
+                }
+            );
         }
-        // Fusion: a compare used once, by its own block's `br`.
+        if branches {
+            self.fuse(func);
+        }
+        if candidates {
+            self.fold_addresses(func);
+        }
+        self.block_order(func);
+        Ok(())
+    }
+
+    /// Fusion: a compare used once, by its own block's `br`.
+    fn fuse(&mut self, func: &Function) {
         for bd in &func.blocks {
             let term = &func.insts[bd.insts[bd.insts.len() - 1].index()];
             if let InstKind::Br {
@@ -199,6 +247,13 @@ impl Decisions {
                 }
             }
         }
+    }
+
+    /// Skips the `add`s all of whose uses fold into addresses (some value
+    /// has a fold candidate).
+    fn fold_addresses(&mut self, func: &Function) {
+        let nv = func.values.len();
+        reset(&mut self.folded_uses, nv, 0);
         // Uses that fold (a pointer operand of a load/store whose combined
         // displacement fits 32 bits).
         for d in &func.insts {
@@ -225,8 +280,6 @@ impl Decisions {
                 }
             }
         }
-        self.block_order(func);
-        Ok(())
     }
 
     /// Fills `order` and `loop_end` (the function's structure is checked).
@@ -286,46 +339,72 @@ impl Decisions {
 
     /// Reorders `order` so that every natural loop is contiguous, header
     /// first (a loop is laid out whole where its header falls in the order
-    /// of its parent), and fills `loop_end`.
+    /// of its parent), and fills `loop_end`. The analyses and lists are
+    /// this value's buffers, refilled.
     fn contiguous_loops(&mut self, func: &Function) {
-        use crate::analysis::{Cfg, DomTree, LoopInfo};
-        let cfg = Cfg::new(func);
-        let dom = DomTree::new(&cfg);
-        let loops = LoopInfo::new(&cfg, &dom);
+        let l = &mut self.loops;
+        l.cfg.compute(func);
+        l.dom.compute(&l.cfg);
+        l.info.compute(&l.cfg, &l.dom);
+        let loops = &l.info;
         let nl = loops.loops().len();
-        #[derive(Clone, Copy)]
-        enum Item {
-            Block(Block),
-            Loop(usize),
-        }
-        // Container 0 is the function; container l + 1 is loop l.
-        let mut items: Vec<Vec<Item>> = vec![Vec::new(); nl + 1];
-        let container = |l: Option<crate::analysis::LoopId>| l.map_or(0, |l| l.0 as usize + 1);
-        for &b in &self.order {
+        // Container 0 is the function; container l + 1 is loop l. Its
+        // items, in order: blocks (`Item::Block`) and inner loops laid out
+        // there (`Item::Loop`), by a stable counting sort of the order.
+        let container_of = |b: Block| -> (usize, Option<usize>) {
+            let c = |l: Option<crate::analysis::LoopId>| l.map_or(0, |l| l.0 as usize + 1);
             match loops.innermost_loop(b) {
-                Some(l) if loops.get(l).header == b => {
-                    items[container(loops.get(l).parent)].push(Item::Loop(l.0 as usize));
-                    items[l.0 as usize + 1].push(Item::Block(b));
+                Some(id) if loops.get(id).header == b => {
+                    (c(loops.get(id).parent), Some(id.0 as usize + 1))
                 }
-                l => items[container(l)].push(Item::Block(b)),
+                id => (c(id), None),
+            }
+        };
+        l.start.clear();
+        l.start.resize(nl + 2, 0);
+        for &b in &self.order {
+            let (c, inner) = container_of(b);
+            l.start[c + 1] += 1;
+            if let Some(inner) = inner {
+                l.start[inner + 1] += 1;
+            }
+        }
+        for c in 0..=nl {
+            l.start[c + 1] += l.start[c];
+        }
+        l.fill.clear();
+        l.fill.extend_from_slice(&l.start[..nl + 1]);
+        l.items.clear();
+        l.items
+            .resize(l.start[nl + 1] as usize, Item::Block(Block(0)));
+        for &b in &self.order {
+            match container_of(b) {
+                (c, Some(inner)) => {
+                    l.items[l.fill[c] as usize] = Item::Loop(inner as u32 - 1);
+                    l.fill[c] += 1;
+                    l.items[l.fill[inner] as usize] = Item::Block(b);
+                    l.fill[inner] += 1;
+                }
+                (c, None) => {
+                    l.items[l.fill[c] as usize] = Item::Block(b);
+                    l.fill[c] += 1;
+                }
             }
         }
         self.order.clear();
-        let mut stack: Vec<(usize, usize)> = vec![(0, 0)];
-        while let Some(top) = stack.last_mut() {
+        // Per open container: the next item to lay out.
+        l.stack.clear();
+        l.stack.push((0, l.start[0]));
+        while let Some(top) = l.stack.last_mut() {
             let (c, i) = *top;
-            match items[c].get(i) {
-                Some(&Item::Block(b)) => {
-                    top.1 += 1;
-                    self.order.push(b);
-                }
-                Some(&Item::Loop(l)) => {
-                    top.1 += 1;
-                    stack.push((l + 1, 0));
-                }
-                None => {
-                    stack.pop();
-                }
+            if i == l.start[c as usize + 1] {
+                l.stack.pop();
+                continue;
+            }
+            top.1 += 1;
+            match l.items[i as usize] {
+                Item::Block(b) => self.order.push(b),
+                Item::Loop(id) => l.stack.push((id + 1, l.start[id as usize + 1])),
             }
         }
         for (k, b) in self.order.iter().enumerate() {
@@ -334,21 +413,23 @@ impl Decisions {
         // Per loop: the last position of its blocks (inner loops come
         // first in `loops()`, so children are folded into parents in one
         // pass).
-        let mut last = vec![0u32; nl];
+        let last = &mut l.fill;
+        last.clear();
+        last.resize(nl, 0);
         for (k, &b) in self.order.iter().enumerate() {
-            if let Some(l) = loops.innermost_loop(b) {
-                last[l.0 as usize] = last[l.0 as usize].max(k as u32);
+            if let Some(id) = loops.innermost_loop(b) {
+                last[id.0 as usize] = last[id.0 as usize].max(k as u32);
             }
         }
-        for l in 0..nl {
-            if let Some(p) = loops.loops()[l].parent {
-                last[p.0 as usize] = last[p.0 as usize].max(last[l]);
+        for i in 0..nl {
+            if let Some(p) = loops.loops()[i].parent {
+                last[p.0 as usize] = last[p.0 as usize].max(last[i]);
             }
         }
-        for (l, data) in loops.loops().iter().enumerate() {
+        for (i, data) in loops.loops().iter().enumerate() {
             let h = self.rpo_index[data.header.index()];
             if h != NONE {
-                self.loop_end[h as usize] = last[l] + 1;
+                self.loop_end[h as usize] = last[i] + 1;
             }
         }
     }

@@ -58,6 +58,7 @@ pub fn place_function(
         exported: sym.linkage == Linkage::Export,
         is_func: true,
     });
+    out.relocs.reserve(relocs.size_hint().0);
     for (offset, kind, target, addend) in relocs {
         if target == TRAP_HANDLER
             || module

@@ -19,7 +19,7 @@
 use super::{make_error, Ctx, MAX_ALLOCA};
 use crate::analysis::{Cfg, DomTree};
 use crate::error::{Error, Result};
-use crate::ir::entities::{Block, Inst, Value};
+use crate::ir::entities::{Block, Inst, SymId, Value};
 use crate::ir::function::{
     BlockCall, BlockData, Callee, Const, Function, InstData, InstKind, Operand, ValueDef,
 };
@@ -85,6 +85,10 @@ pub(super) struct Scratch {
     value_seen: Vec<u32>,
     stamp: u32,
     keys: FxHashMap<u64, Const>,
+    /// Per function / data definition of the module: the symbol owning it
+    /// (the module checks).
+    pub(super) func_owner: Vec<Option<SymId>>,
+    pub(super) data_owner: Vec<Option<SymId>>,
 }
 
 /// Most entries of a [`Scratch`] kept for the next module (see
@@ -102,6 +106,8 @@ impl Scratch {
             && self.dom.borrow().cfg.num_blocks() <= CACHE_MAX
             && self.dom.borrow().reach.len() <= CACHE_MAX
             && self.keys.capacity() <= CACHE_MAX
+            && self.func_owner.capacity() <= CACHE_MAX
+            && self.data_owner.capacity() <= CACHE_MAX
     }
 
     /// A fresh stamp for one function, with the stamp arrays sized for it.
@@ -353,8 +359,14 @@ impl<'a, 's> FuncVerifier<'a, 's> {
                 let msg = format!("block '{bname}' continues after its terminator");
                 return Err(self.error(f.srcmap.inst(inst), &ictx(), msg));
             }
-            self.check_inst(b, pos, inst)
-                .map_err(|e| self.error(e.0, &ictx(), e.1))?;
+            let plain = f
+                .insts
+                .get(inst.index())
+                .is_some_and(|d| self.plain_inst(b, pos, inst, d));
+            if !plain {
+                self.check_inst(b, pos, inst)
+                    .map_err(|e| self.error(e.0, &ictx(), e.1))?;
+            }
             prev_is_terminator = f.insts[inst.index()].opcode.is_terminator();
         }
         if !prev_is_terminator {
@@ -386,6 +398,82 @@ impl<'a, 's> FuncVerifier<'a, 's> {
             ));
         }
         Ok(())
+    }
+
+    /// The common instructions (unary, binary, `select`, loads and stores
+    /// whose operands are all [plain](Self::plainly_ok)) checked in one
+    /// go: `true` when [`Self::check_inst`] would find nothing wrong (the
+    /// result's name is then marked seen, as it would). `false` says
+    /// nothing and changes nothing: `check_inst` decides.
+    #[inline(always)]
+    fn plain_inst(&mut self, b: Block, pos: usize, inst: Inst, d: &InstData) -> bool {
+        let f = self.f;
+        let ops: &[Operand] = match &d.kind {
+            InstKind::Unary { arg } => std::slice::from_ref(arg),
+            InstKind::Binary { args } => args,
+            InstKind::Select { args } => args,
+            InstKind::Load { ptr, .. } => std::slice::from_ref(ptr),
+            InstKind::Store { args, .. } => args,
+            _ => return false,
+        };
+        let info = d.opcode.info();
+        if d.opcode == Opcode::Call || !format_matches(info.format, &d.kind) {
+            return false;
+        }
+        let suffix_ok = match (info.suffix, d.ty) {
+            (Suffix::None, None) | (Suffix::Optional, _) => true,
+            (Suffix::None, Some(_)) => false,
+            (s, Some(t)) => s.allows(t),
+            (_, None) => false,
+        };
+        if !suffix_ok {
+            return false;
+        }
+        let here = Site::at(b.index(), pos as u32 + 1);
+        let mut name_seen = None;
+        match (d.result, info.result_type(d.ty)) {
+            (None, None) => {}
+            (Some(r), Some(t)) => {
+                let Some(v) = f.values.get(r.index()) else {
+                    return false;
+                };
+                if self.s.def.get(r.index()) != Some(&here) || v.def != ValueDef::Inst(inst) {
+                    return false;
+                }
+                if v.ty != t {
+                    return false;
+                }
+                if let Some(name) = v.name {
+                    if !f.names.is_valid_value_name(name)
+                        || self.s.value_seen[name.index()] == self.stamp
+                    {
+                        return false;
+                    }
+                    name_seen = Some(name.index());
+                }
+            }
+            _ => return false,
+        }
+        let at = (b, pos as u32 + 1);
+        for (&op, &rule) in ops.iter().zip(info.operands) {
+            let want = match rule {
+                OperandTy::OpenInt => Want::OpenInt,
+                OperandTy::OpenFloat => Want::OpenFloat,
+                OperandTy::AnyIntLiteralI64 => Want::IntLiteralI64,
+                other => match other.fixed(d.ty) {
+                    Some(t) => Want::Exact(t),
+                    // `fixed_operands` stops here too.
+                    None => break,
+                },
+            };
+            if !self.plainly_ok(at, op, want) {
+                return false;
+            }
+        }
+        if let Some(n) = name_seen {
+            self.s.value_seen[n] = self.stamp;
+        }
+        true
     }
 
     /// One instruction, token by token.
@@ -559,6 +647,9 @@ impl<'a, 's> FuncVerifier<'a, 's> {
                     None => return Ok(()),
                 },
             };
+            if self.plainly_ok(at, op, want) {
+                continue;
+            }
             let role = if d.opcode == Opcode::Select && i == 0 {
                 "select condition "
             } else {
@@ -585,9 +676,36 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         self.operand_as(inst, at, index, op, want, opname, "")
     }
 
+    /// The common operands, checked without a call: a value of exactly the
+    /// wanted type that is a function parameter or defined earlier in the
+    /// using block (or in a block dominating it: the dominance facts are
+    /// computed on first use, as for any check), or a literal that fits the
+    /// wanted type. `false` says
+    /// nothing: [`Self::operand_as`] decides (and words the error).
+    #[inline(always)]
+    fn plainly_ok(&self, (ub, upos): At, op: Operand, want: Want) -> bool {
+        let Want::Exact(t) = want else {
+            return false;
+        };
+        match op {
+            Operand::Value(v) => match self.s.def.get(v.index()) {
+                Some(&site) => {
+                    let before = (site.block == ub.0 && site.pos < upos)
+                        || site == Site::FUNC_PARAM
+                        || (site != Site::UNDEFINED
+                            && site.block != ub.0
+                            && self.block_dominates(Block(site.block), ub));
+                    before && self.f.values[v.index()].ty == t
+                }
+                None => false,
+            },
+            Operand::Const(c) => c.fits(t),
+        }
+    }
+
     /// [`Self::operand`], naming the operand's `role` in a type mismatch.
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(never)]
     fn operand_as(
         &self,
         inst: Inst,
