@@ -49,6 +49,21 @@ use std::marker::PhantomData;
 pub trait Codegen: drive::Isa {
     /// The emitter's buffers, reused between functions.
     type Emit: Default;
+    /// The single-pass generator's buffers (opt level `none`).
+    type Fast: Default;
+    /// Compiles `func` (symbol `sym`, decided in `dec`) with the
+    /// single-pass generator, or returns `None` (nothing emitted) when it
+    /// uses something that generator does not support (or the ISA has
+    /// none); `check` runs its allocation checker.
+    fn compile_fast(
+        fast: &mut Self::Fast,
+        dec: &analysis::Decisions,
+        module: &Module,
+        sym: &SymbolData,
+        func: &crate::ir::Function,
+        check: bool,
+        out: &mut CompiledModule,
+    ) -> Option<Result<()>>;
     /// The register file (built once).
     fn machine_env() -> &'static MachineEnv;
     /// Machine instructions + allocation (taken block by block, in
@@ -82,6 +97,7 @@ pub struct CompileCtx<X: Codegen> {
     ra: crate::regalloc::Ctx,
     out: Output,
     emit: X::Emit,
+    fast: X::Fast,
 }
 
 impl<X: Codegen> Default for CompileCtx<X> {
@@ -93,6 +109,7 @@ impl<X: Codegen> Default for CompileCtx<X> {
             ra: Default::default(),
             out: Default::default(),
             emit: Default::default(),
+            fast: Default::default(),
         }
     }
 }
@@ -107,8 +124,10 @@ impl<X: Codegen> CompileCtx<X> {
         Ok(&self.mf)
     }
 
-    /// Compiles function `sym` through lowering, register allocation (with
-    /// the symbolic checker when `check`) and emission into `out`.
+    /// Compiles function `sym` into `out`: through the single-pass
+    /// generator when the module is not optimized and the backend supports
+    /// the function, else through lowering, register allocation (with the
+    /// symbolic checker when `check`) and emission.
     pub fn compile(
         &mut self,
         module: &Module,
@@ -118,6 +137,13 @@ impl<X: Codegen> CompileCtx<X> {
     ) -> Result<()> {
         let (data, func) = crate::isa::defined_function(module, sym)?;
         self.dec.compute(module, func)?;
+        if !module.optimized && std::env::var_os("KILN_NO_FAST").is_none() {
+            if let Some(r) =
+                X::compile_fast(&mut self.fast, &self.dec, module, data, func, check, out)
+            {
+                return r;
+            }
+        }
         drive::lower::<X>(module, func, &self.dec, &mut self.layout, &mut self.mf)?;
         let big = self.mf.ops.len() > KEEP_LIMIT;
         if big {

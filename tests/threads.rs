@@ -30,7 +30,7 @@ fn calls_and_lookups_go_on_while_another_thread_compiles() {
     e.add_module_text("small.kir", SMALL).unwrap();
     assert_eq!(e.call("small", &[Val::I64(2)]).unwrap(), Some(Val::I64(6)));
     let big = e
-        .add_module_text("big.kir", &big_function("big", 20_000))
+        .add_module_text("big.kir", &big_function("big", 100_000))
         .unwrap();
     let compiler = {
         let e = e.clone();
@@ -60,7 +60,7 @@ fn calls_and_lookups_go_on_while_another_thread_compiles() {
     );
     assert_eq!(
         e.call("big", &[Val::I64(1)]).unwrap(),
-        Some(Val::I64(20_001))
+        Some(Val::I64(100_001))
     );
 }
 
@@ -69,10 +69,10 @@ fn calls_and_lookups_go_on_while_another_thread_compiles() {
 fn compile_two_at_once() -> bool {
     let e = Arc::new(Engine::default());
     let a = e
-        .add_module_text("a.kir", &big_function("a", 12_000))
+        .add_module_text("a.kir", &big_function("a", 60_000))
         .unwrap();
     let b = e
-        .add_module_text("b.kir", &big_function("b", 12_000))
+        .add_module_text("b.kir", &big_function("b", 60_000))
         .unwrap();
     let both_seen = Arc::new(AtomicBool::new(false));
     let watcher = {
@@ -100,8 +100,8 @@ fn compile_two_at_once() -> bool {
     ta.join().unwrap().unwrap();
     tb.join().unwrap().unwrap();
     watcher.join().unwrap();
-    assert_eq!(e.call("a", &[Val::I64(0)]).unwrap(), Some(Val::I64(12_000)));
-    assert_eq!(e.call("b", &[Val::I64(0)]).unwrap(), Some(Val::I64(12_000)));
+    assert_eq!(e.call("a", &[Val::I64(0)]).unwrap(), Some(Val::I64(60_000)));
+    assert_eq!(e.call("b", &[Val::I64(0)]).unwrap(), Some(Val::I64(60_000)));
     both_seen.load(Ordering::SeqCst)
 }
 

@@ -47,6 +47,21 @@ thread_local! {
 
 impl crate::lower::Codegen for A64 {
     type Emit = ();
+    // AArch64 has no single-pass generator yet: every level uses the
+    // register-allocating pipeline.
+    type Fast = ();
+
+    fn compile_fast(
+        _fast: &mut (),
+        _dec: &crate::lower::analysis::Decisions,
+        _module: &Module,
+        _sym: &SymbolData,
+        _func: &crate::ir::Function,
+        _check: bool,
+        _out: &mut CompiledModule,
+    ) -> Option<Result<()>> {
+        None
+    }
 
     fn machine_env() -> &'static crate::regalloc::MachineEnv {
         static ENV: OnceLock<crate::regalloc::MachineEnv> = OnceLock::new();

@@ -12,6 +12,8 @@ pub mod abi;
 pub mod asm;
 pub mod divconst;
 pub mod emit;
+pub mod fast;
+pub mod fast_check;
 pub mod lower;
 pub mod regs;
 
@@ -40,6 +42,19 @@ thread_local! {
 
 impl crate::lower::Codegen for X86 {
     type Emit = emit::EmitBuf;
+    type Fast = fast::Fast;
+
+    fn compile_fast(
+        fast: &mut fast::Fast,
+        dec: &crate::lower::analysis::Decisions,
+        module: &crate::ir::Module,
+        sym: &crate::ir::SymbolData,
+        func: &crate::ir::Function,
+        check: bool,
+        out: &mut crate::compiled::CompiledModule,
+    ) -> Option<crate::error::Result<()>> {
+        fast::compile(fast, module, sym, func, dec, check, out)
+    }
 
     fn machine_env() -> &'static crate::regalloc::MachineEnv {
         static ENV: OnceLock<crate::regalloc::MachineEnv> = OnceLock::new();

@@ -129,6 +129,7 @@ pub const SPEED: &[Pass] = &[
 pub fn optimize_module(module: &mut Module, level: OptLevel) {
     if level == OptLevel::Speed {
         run_passes(module, SPEED);
+        module.optimized = true;
     }
 }
 

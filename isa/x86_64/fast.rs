@@ -1,0 +1,592 @@
+//! The single-pass baseline code generator for x86-64 (opt level `none`).
+//!
+//! The multi-pass pipeline (lower → machine function over vregs → liveness
+//! → linear scan → move resolution → emit) spends about 4,300 host
+//! instructions per IR instruction; tuning it bought ~1%. This generator
+//! follows TPDE's shape instead: it works on the IR itself, in three
+//! sweeps over flat per-value / per-instruction arrays, with no machine
+//! function, no vregs and no interval structures:
+//!
+//! 1. **analysis** ([`Fast::analyze`]): numbers the instructions in the
+//!    block order of [`Decisions`] (reverse postorder, every loop
+//!    contiguous) and computes, per value, its range `[start, end]` in
+//!    that numbering: from its definition to its last use, a use inside a
+//!    loop that does not contain the definition extended to the loop's
+//!    last instruction (the value must survive the back edge); a block
+//!    parameter's range also covers every jump into its block (the jump
+//!    writes it). A fused compare's operands are used at its branch. The
+//!    same sweep decides whether the function is supported at all; if not,
+//!    the caller compiles it through the multi-pass pipeline.
+//! 2. **allocation** ([`Fast::allocate`]): Poletto–Sarkar with one range
+//!    per value: in instruction order, each value gets one *home* (a
+//!    register or an 8-byte stack slot) for its whole range when the range
+//!    starts, from the registers whose previous holders have ended (a
+//!    bucket list per end position frees them). A range that crosses a
+//!    call gets a callee-saved register or a slot; a result prefers its
+//!    dying first operand's register (two-address forms need no copy), a
+//!    block parameter its argument's. Since a value never moves, block
+//!    edges need only the block-argument parallel move and nothing is
+//!    fixed up afterwards.
+//! 3. **emission** (`emit`): each IR instruction straight from its
+//!    operands' homes (register, `[rbp + off]` or immediate) into the
+//!    byte encoder (`enc`; dynasm's assembler cost several times more per
+//!    instruction), with `rax` and `r11` kept out of the pool as scratch
+//!    (division, large immediates, memory-to-memory moves, cycle breaking
+//!    in parallel moves); `rcx` and `rdx` are in the pool except for
+//!    values whose range contains a division or a shift by a register.
+//!
+//! The frame is the one of `emit.rs` (`push rbp; mov rbp, rsp`, pushes of
+//! the callee-saved registers used, `sub rsp`, slot `n` at
+//! `rbp - 8*saved - 8*(n+1)`), so the unwinder's CFI (read from the
+//! prologue), trap stubs, line tables and relocations work unchanged.
+//!
+//! Checked: in debug builds and on the `x86_64-checked` target, the
+//! allocation is verified by [`super::fast_check`] (independently of the
+//! ranges computed here) before any code is emitted.
+//!
+//! Supported so far: `i32`/`i64` values, the integer ALU (immediates
+//! folded), shifts, compares (fused into `br`), `select`, `sext`, `zext`,
+//! `trunc`, division and remainder (with their traps), loads and stores,
+//! `addr`, `alloca`, direct and indirect calls with integer arguments
+//! (the seventh on in the outgoing stack area), integer parameters (the
+//! seventh on from the caller's frame), `jmp`/`br` with block arguments,
+//! `ret`, `trap`. Anything else (floats, `switch`) makes the whole function go
+//! through the multi-pass pipeline. AArch64 always uses that pipeline.
+
+use crate::compiled::CompiledModule;
+use crate::error::Result;
+use crate::ir::{
+    Block, Callee, Function, InstKind, Module, Opcode, Operand, SymbolData, Type, Value,
+};
+use crate::lower::analysis::Decisions;
+
+const NONE: u32 = u32::MAX;
+/// Homes below this are integer registers (hardware number); from it on,
+/// stack slot `home - SLOT0`.
+pub const SLOT0: u32 = 32;
+
+/// Caller-saved integer registers in the pool: `rsi`, `rdi`, `r8`–`r10`,
+/// and `rcx`, `rdx` (see [`FIXED`]).
+pub const POOL_CALLER: u16 = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | FIXED;
+/// `rcx` and `rdx`: never the home of a value whose range contains a
+/// division or a shift by a register, which use them.
+pub const FIXED: u16 = (1 << 1) | (1 << 2);
+/// Callee-saved integer registers in the pool: `rbx`, `r12`–`r15`.
+pub const POOL_CALLEE: u16 = (1 << 3) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15);
+/// System V integer argument registers.
+const ARGS: [u8; 6] = [7, 6, 2, 1, 8, 9];
+/// The register an indirect callee is moved to with the arguments
+/// (caller-saved, not an argument register: free at a call).
+const CALLEE_REG: u8 = 10;
+
+/// Per-function state of the fast generator, buffers reused between
+/// functions.
+#[derive(Default)]
+pub struct Fast {
+    /// Per order position: number of its first and last instruction.
+    first: Vec<u32>,
+    last: Vec<u32>,
+    /// Per order position: innermost loop header position containing it.
+    loop_hdr: Vec<u32>,
+    /// Per header position: its parent loop's header position.
+    loop_parent: Vec<u32>,
+    /// Per value: order position of its defining block.
+    def_pos: Vec<u32>,
+    /// Per value: range.
+    start: Vec<u32>,
+    end: Vec<u32>,
+    /// Per value: home (`NONE`: none).
+    pub home: Vec<u32>,
+    /// Numbers of the call instructions, ascending.
+    calls: Vec<u32>,
+    /// Numbers of the instructions that use `rcx`/`rdx` (divisions, shifts
+    /// by a register), ascending.
+    fixed: Vec<u32>,
+    /// Per instruction number: first value whose range ends there; per
+    /// value: the next one.
+    exp_head: Vec<u32>,
+    exp_next: Vec<u32>,
+    free_slots: Vec<u32>,
+    /// Stack slots used.
+    pub num_slots: u32,
+    /// `(size, align)` of each `alloca`, in emission order, and the `rbp`
+    /// offset of each once the frame is laid out.
+    allocas: Vec<(u64, u64)>,
+    alloca_at: Vec<i64>,
+    /// Bytes of outgoing stack arguments (a multiple of 16).
+    outgoing: u64,
+    /// Callee-saved registers used (bit per hardware number).
+    pub callee_used: u16,
+    /// Per instruction: a compare fused into its branch.
+    fused: Vec<bool>,
+    // Emission.
+    code: enc::Code,
+    relocs: Vec<(usize, crate::reloc::RelocKind, String, i64)>,
+    saved: Vec<u8>,
+    moves: Vec<(u32, Src)>,
+    pm: emit::ParMove,
+}
+
+/// An operand's location at emission.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Src {
+    /// A register.
+    R(u8),
+    /// A stack slot (`home - SLOT0`).
+    S(u32),
+    /// Constant bits.
+    I(u64),
+}
+
+fn unsupported() -> Option<()> {
+    None
+}
+
+fn is_int(t: Option<Type>) -> bool {
+    matches!(t, Some(Type::I32) | Some(Type::I64))
+}
+
+/// Whether instruction `d` can be compiled here (types checked by the
+/// caller for results and operands).
+fn supported_inst(module: &Module, func: &Function, d: &crate::ir::InstData) -> bool {
+    use Opcode::*;
+    match d.opcode {
+        Copy | Add | Sub | Mul | And | Or | Xor | Shl | Shr | Sar | Neg | Not | Eq | Ne | Slt
+        | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge | Select | Sext | Zext | Trunc | Sdiv | Udiv
+        | Srem | Urem | Load | Load8s | Load8u | Load16s | Load16u | Load32s | Load32u => {
+            is_int(d.ty)
+        }
+        Store => is_int(d.ty),
+        Store8 | Store16 | Store32 | Addr | Alloca | Ret | Jmp | Br | Trap => true,
+        Call => {
+            let InstKind::Call { callee, args } = &d.kind else {
+                return false;
+            };
+            let args = func.args(*args);
+            if !(d.ty.is_none() || is_int(d.ty)) {
+                return false;
+            }
+            match callee {
+                Callee::Direct(s) => {
+                    match module.symbols.get(s.index()).and_then(|s| s.signature()) {
+                        Some(sig) => {
+                            sig.params.len() == args.len()
+                                && sig.params.iter().all(|t| t.is_int())
+                                && (sig.ret.is_none() || is_int(sig.ret))
+                        }
+                        None => false,
+                    }
+                }
+                // Argument and result types are checked with the operands.
+                Callee::Indirect(_) => true,
+            }
+        }
+        _ => false,
+    }
+}
+
+impl Fast {
+    /// The range ends of a use at instruction `u` in order position `k` of
+    /// a value defined in position `db`: `u`, or the last instruction of
+    /// the outermost loop containing `k` but not `db`.
+    #[inline]
+    fn ext(&self, dec: &Decisions, u: u32, k: usize, db: u32) -> u32 {
+        let mut h = self.loop_hdr[k];
+        let mut e = u;
+        while h != NONE && h > db {
+            e = self.last[dec.loop_end[h as usize] as usize - 1];
+            h = self.loop_parent[h as usize];
+        }
+        e
+    }
+
+    #[inline]
+    fn use_at(&mut self, dec: &Decisions, v: Value, u: u32, k: usize) {
+        let vi = v.index();
+        let e = self.ext(dec, u, k, self.def_pos[vi]);
+        if e > self.end[vi] || self.end[vi] == NONE {
+            self.end[vi] = e;
+        }
+    }
+
+    /// Pass 1: numbering and ranges; `None` when the function uses
+    /// something this generator does not support.
+    pub fn analyze(&mut self, module: &Module, func: &Function, dec: &Decisions) -> Option<()> {
+        let np = dec.order.len();
+        let nv = func.values.len();
+        // Numbering and loop nesting per position.
+        self.first.clear();
+        self.last.clear();
+        self.loop_hdr.clear();
+        self.loop_parent.clear();
+        self.loop_parent.resize(np, NONE);
+        let mut n = 0u32;
+        let mut stack: smallvec::SmallVec<[u32; 8]> = smallvec::SmallVec::new();
+        for (k, b) in dec.order.iter().enumerate() {
+            let len = func.blocks[b.index()].insts.len() as u32;
+            self.first.push(n);
+            n += len;
+            self.last.push(n - 1);
+            while let Some(&h) = stack.last() {
+                if dec.loop_end[h as usize] as usize <= k {
+                    stack.pop();
+                } else {
+                    break;
+                }
+            }
+            if dec.loop_end[k] != 0 {
+                self.loop_parent[k] = stack.last().copied().unwrap_or(NONE);
+                stack.push(k as u32);
+            }
+            self.loop_hdr.push(stack.last().copied().unwrap_or(NONE));
+        }
+        let total = n as usize;
+        for v in [&mut self.start, &mut self.end, &mut self.home] {
+            v.clear();
+            v.resize(nv, NONE);
+        }
+        self.def_pos.clear();
+        self.def_pos.resize(nv, 0);
+        self.fused.clear();
+        self.fused.extend_from_slice(&dec.fused);
+        self.calls.clear();
+        self.fixed.clear();
+        self.allocas.clear();
+        self.outgoing = 0;
+        // Function parameters: defined before the first instruction.
+        for &p in &func.params {
+            if !func.values[p.index()].ty.is_int() {
+                return unsupported();
+            }
+            self.start[p.index()] = 0;
+            self.end[p.index()] = 0;
+        }
+        for (k, &b) in dec.order.iter().enumerate() {
+            let bd = &func.blocks[b.index()];
+            let first = self.first[k];
+            for &p in &bd.params {
+                let pi = p.index();
+                if !func.values[pi].ty.is_int() {
+                    return unsupported();
+                }
+                self.def_pos[pi] = k as u32;
+                if self.start[pi] == NONE {
+                    if k == 0 {
+                        return unsupported();
+                    }
+                    self.start[pi] = first;
+                }
+                if self.end[pi] == NONE || self.end[pi] < first {
+                    self.end[pi] = first;
+                }
+            }
+            let term = self.last[k];
+            for (j, &i) in bd.insts.iter().enumerate() {
+                let n = first + j as u32;
+                let d = &func.insts[i.index()];
+                if !supported_inst(module, func, d) {
+                    return unsupported();
+                }
+                let u = if self.fused[i.index()] { term } else { n };
+                let mut ok = true;
+                let mut uses: smallvec::SmallVec<[Value; 8]> = smallvec::SmallVec::new();
+                func.for_each_operand(i, |op| match op {
+                    Operand::Value(v) => {
+                        ok &= func.values[v.index()].ty.is_int();
+                        uses.push(v);
+                    }
+                    Operand::Const(c) => ok &= c.as_int().is_some(),
+                });
+                if !ok {
+                    return unsupported();
+                }
+                for v in uses {
+                    self.use_at(dec, v, u, k);
+                }
+                if let Some(r) = d.result {
+                    let ri = r.index();
+                    self.def_pos[ri] = k as u32;
+                    self.start[ri] = n;
+                    if self.end[ri] == NONE {
+                        self.end[ri] = n;
+                    }
+                }
+                match &d.kind {
+                    InstKind::Call { args, .. } => {
+                        self.calls.push(n);
+                        let stack = args.len().saturating_sub(ARGS.len()) as u64 * 8;
+                        self.outgoing = self.outgoing.max(stack.div_ceil(16) * 16);
+                    }
+                    &InstKind::Alloca { size, align } => self.allocas.push((size, align.max(1))),
+                    InstKind::Binary {
+                        args: [_, Operand::Value(_)],
+                    } if matches!(d.opcode, Opcode::Shl | Opcode::Shr | Opcode::Sar) => {
+                        self.fixed.push(n)
+                    }
+                    InstKind::Binary { .. }
+                        if matches!(
+                            d.opcode,
+                            Opcode::Sdiv | Opcode::Udiv | Opcode::Srem | Opcode::Urem
+                        ) =>
+                    {
+                        self.fixed.push(n)
+                    }
+                    InstKind::Jmp { dest } => self.edge(func, dec, dest.block, n)?,
+                    InstKind::Br {
+                        then_dest,
+                        else_dest,
+                        ..
+                    } => {
+                        self.edge(func, dec, then_dest.block, n)?;
+                        self.edge(func, dec, else_dest.block, n)?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.exp_head.clear();
+        self.exp_head.resize(total + 1, NONE);
+        self.exp_next.clear();
+        self.exp_next.resize(nv, NONE);
+        Some(())
+    }
+
+    /// A jump at `n` into `target`: its parameters' ranges cover `n`.
+    fn edge(&mut self, func: &Function, dec: &Decisions, target: Block, n: u32) -> Option<()> {
+        if target.index() == 0 || dec.position(target).is_none() {
+            return unsupported();
+        }
+        for &p in &func.blocks[target.index()].params {
+            let pi = p.index();
+            if self.start[pi] == NONE || self.start[pi] > n {
+                self.start[pi] = n;
+            }
+            if self.end[pi] == NONE || self.end[pi] < n {
+                self.end[pi] = n;
+            }
+        }
+        Some(())
+    }
+
+    /// Gives `v` a home at its range start; `from_call` is the first call
+    /// number it must survive if it is at or after its start, `hint` a
+    /// preferred register.
+    #[allow(clippy::too_many_arguments)]
+    fn assign(
+        &mut self,
+        v: usize,
+        all_free: &mut u16,
+        crosses: bool,
+        fixed: bool,
+        hint: u32,
+        now: u32,
+        before: bool,
+    ) {
+        let mut avail = *all_free;
+        if fixed {
+            avail &= !FIXED;
+        }
+        let free = &mut avail;
+        let pick = if crosses {
+            let c = *free & POOL_CALLEE;
+            if hint < SLOT0 && c & (1 << hint) != 0 {
+                hint
+            } else if c != 0 {
+                c.trailing_zeros()
+            } else {
+                NONE
+            }
+        } else if hint < SLOT0 && *free & (1 << hint) != 0 {
+            hint
+        } else if *free & POOL_CALLER & !FIXED != 0 {
+            (*free & POOL_CALLER & !FIXED).trailing_zeros()
+        } else if *free & POOL_CALLER != 0 {
+            (*free & POOL_CALLER).trailing_zeros()
+        } else if *free != 0 {
+            free.trailing_zeros()
+        } else {
+            NONE
+        };
+        let home = if pick != NONE {
+            *all_free &= !(1 << pick);
+            self.callee_used |= (1 << pick) & POOL_CALLEE;
+            pick
+        } else {
+            let s = self.free_slots.pop().unwrap_or_else(|| {
+                self.num_slots += 1;
+                self.num_slots - 1
+            });
+            SLOT0 + s
+        };
+        self.home[v] = home;
+        let e = self.end[v];
+        if e > now || (before && e == now) {
+            self.exp_next[v] = self.exp_head[e as usize];
+            self.exp_head[e as usize] = v as u32;
+        }
+    }
+
+    fn release(&mut self, v: usize, free: &mut u16) {
+        let h = self.home[v];
+        if h < SLOT0 {
+            *free |= 1 << h;
+        } else {
+            self.free_slots.push(h - SLOT0);
+        }
+    }
+
+    /// Whether a range from `s` (exclusive; inclusive when `incl`) to
+    /// `e` (exclusive) contains a call; `ci` is the first call not before
+    /// the current instruction.
+    #[inline]
+    fn crosses(&self, ci: usize, s: u32, e: u32, incl: bool) -> bool {
+        let mut c = ci;
+        while c < self.calls.len() && (self.calls[c] < s || (!incl && self.calls[c] == s)) {
+            c += 1;
+        }
+        c < self.calls.len() && self.calls[c] < e
+    }
+
+    /// Whether `[s, e]` contains an instruction that uses `rcx`/`rdx`;
+    /// `fi` is the first such instruction not before the current one.
+    #[inline]
+    fn crosses_fixed(&self, fi: usize, s: u32, e: u32) -> bool {
+        let mut c = fi;
+        while c < self.fixed.len() && self.fixed[c] < s {
+            c += 1;
+        }
+        c < self.fixed.len() && self.fixed[c] <= e
+    }
+
+    /// Pass 2: a home for every value.
+    pub fn allocate(&mut self, func: &Function, dec: &Decisions) {
+        self.free_slots.clear();
+        self.num_slots = 0;
+        self.callee_used = 0;
+        let mut free: u16 = POOL_CALLER | POOL_CALLEE;
+        let mut ci = 0usize;
+        let mut fi = 0usize;
+        for (j, &p) in func.params.iter().enumerate() {
+            let pi = p.index();
+            let cr = self.crosses(ci, 0, self.end[pi], true);
+            let fx = self.crosses_fixed(fi, 0, self.end[pi]);
+            let hint = ARGS.get(j).map_or(NONE, |&r| r as u32);
+            self.assign(pi, &mut free, cr, fx, hint, 0, true);
+        }
+        for (k, &b) in dec.order.iter().enumerate() {
+            let bd = &func.blocks[b.index()];
+            let first = self.first[k];
+            while ci < self.calls.len() && self.calls[ci] < first {
+                ci += 1;
+            }
+            while fi < self.fixed.len() && self.fixed[fi] < first {
+                fi += 1;
+            }
+            for &p in &bd.params {
+                let pi = p.index();
+                if self.home[pi] == NONE {
+                    let cr = self.crosses(ci, first, self.end[pi], true);
+                    let fx = self.crosses_fixed(fi, first, self.end[pi]);
+                    self.assign(pi, &mut free, cr, fx, NONE, first, true);
+                }
+            }
+            for (j, &i) in bd.insts.iter().enumerate() {
+                let n = first + j as u32;
+                while ci < self.calls.len() && self.calls[ci] < n {
+                    ci += 1;
+                }
+                while fi < self.fixed.len() && self.fixed[fi] < n {
+                    fi += 1;
+                }
+                // Free what ends here.
+                let mut v = std::mem::replace(&mut self.exp_head[n as usize], NONE);
+                while v != NONE {
+                    let next = self.exp_next[v as usize];
+                    self.release(v as usize, &mut free);
+                    v = next;
+                }
+                let d = &func.insts[i.index()];
+                if let Some(r) = d.result {
+                    if !self.fused[i.index()] {
+                        let ri = r.index();
+                        let hint = match &d.kind {
+                            InstKind::Binary {
+                                args: [Operand::Value(a), _],
+                            }
+                            | InstKind::Unary {
+                                arg: Operand::Value(a),
+                            } => self.home[a.index()],
+                            _ => NONE,
+                        };
+                        let cr = self.crosses(ci, n, self.end[ri], false);
+                        let fx = self.crosses_fixed(fi, n, self.end[ri]);
+                        self.assign(ri, &mut free, cr, fx, hint, n, false);
+                        if self.end[ri] <= n {
+                            self.release(ri, &mut free);
+                        }
+                    }
+                }
+                let dests = match &d.kind {
+                    InstKind::Jmp { dest } => [Some(dest), None],
+                    InstKind::Br {
+                        then_dest,
+                        else_dest,
+                        ..
+                    } => [Some(then_dest), Some(else_dest)],
+                    _ => [None, None],
+                };
+                for dest in dests.into_iter().flatten() {
+                    let params = &func.blocks[dest.block.index()].params;
+                    let args = func.args(dest.args);
+                    for (pk, &p) in params.iter().enumerate() {
+                        let pi = p.index();
+                        if self.home[pi] == NONE {
+                            let hint = match args.get(pk) {
+                                Some(Operand::Value(a)) => self.home[a.index()],
+                                _ => NONE,
+                            };
+                            let cr = self.crosses(ci, n, self.end[pi], false);
+                            let fx = self.crosses_fixed(fi, n, self.end[pi]);
+                            self.assign(pi, &mut free, cr, fx, hint, n, false);
+                            if self.end[pi] <= n {
+                                self.release(pi, &mut free);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+mod emit;
+mod enc;
+mod inst;
+
+use emit::bad;
+
+/// Compiles `func` (symbol `sym`) with the fast generator into `out`, or
+/// returns `None` (nothing emitted) when it uses something unsupported.
+pub fn compile(
+    f: &mut Fast,
+    module: &Module,
+    sym: &SymbolData,
+    func: &Function,
+    dec: &Decisions,
+    check: bool,
+    out: &mut CompiledModule,
+) -> Option<Result<()>> {
+    if f.analyze(module, func, dec).is_none() {
+        if std::env::var_os("KILN_FAST_TRACE").is_some() {
+            eprintln!("fast: fallback @{}", func.name);
+        }
+        return None;
+    }
+    f.allocate(func, dec);
+    if check || cfg!(debug_assertions) {
+        if let Err(e) = super::fast_check::check(func, dec, f) {
+            return Some(Err(bad(func, &e)));
+        }
+    }
+    Some(emit::emit(f, module, sym, func, dec, out))
+}

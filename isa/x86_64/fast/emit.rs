@@ -1,0 +1,669 @@
+//! The fast generator's emission sweep (see [`super`]): the frame, the
+//! blocks in order, block-argument and call-argument parallel moves,
+//! branches, trap stubs, and placing the finished function.
+
+use super::enc::{Code, Label, CC_E, CC_NE, CMP};
+use super::{Fast, Src, ARGS, CALLEE_REG, NONE, SLOT0};
+use crate::compiled::CompiledModule;
+use crate::debug::lines::LineRecorder;
+use crate::error::{Error, Result, TrapCode};
+use crate::ir::{Block, BlockCall, Callee, Function, Inst, InstKind, Linkage, Loc, Module};
+use crate::ir::{Operand, SymbolData, Type, ValueDef};
+use crate::isa::x86_64::regs::{R11, RAX};
+use crate::isa::TRAP_HANDLER;
+use crate::lower::analysis::Decisions;
+use crate::reloc::RelocKind;
+
+/// The parallel-move sequencer's tables, indexed by home, stamped per
+/// move set (never cleared).
+#[derive(Default)]
+pub struct ParMove {
+    readers: Vec<u32>,
+    writer: Vec<u32>,
+    stamp: Vec<u32>,
+    gen: u32,
+    done: Vec<bool>,
+    ready: Vec<u32>,
+}
+
+/// A compile error of the fast generator.
+pub fn bad(func: &Function, what: &str) -> Error {
+    Error::Runtime(format!("@{}: fast code generator: {what}", func.name))
+}
+
+/// One function's emission state.
+pub struct Em<'a> {
+    pub module: &'a Module,
+    pub func: &'a Function,
+    pub dec: &'a Decisions,
+    pub f: &'a mut Fast,
+    pub c: Code,
+    pub lines: LineRecorder<'static>,
+    /// Number of callee-saved registers pushed.
+    pub nsaved: i32,
+    /// Per trap site: its label, reason and location.
+    pub traps: Vec<(Label, TrapCode, Loc)>,
+    /// The next `alloca` to emit.
+    pub next_alloca: usize,
+}
+
+/// The `rbp` offset of slot `s` below `nsaved` pushed registers.
+#[inline]
+pub fn slot_off(nsaved: i32, s: u32) -> i32 {
+    -8 * nsaved - 8 * (s as i32 + 1)
+}
+
+impl Em<'_> {
+    #[inline]
+    pub fn slot_off(&self, s: u32) -> i32 {
+        slot_off(self.nsaved, s)
+    }
+
+    #[inline]
+    pub fn home_src(&self, h: u32) -> Src {
+        if h < SLOT0 {
+            Src::R(h as u8)
+        } else {
+            Src::S(h - SLOT0)
+        }
+    }
+
+    #[inline]
+    pub fn src(&self, op: Operand, ty: Type) -> Src {
+        match op {
+            Operand::Value(v) => self.home_src(self.f.home[v.index()]),
+            Operand::Const(c) => Src::I(c.bits(ty)),
+        }
+    }
+
+    #[inline]
+    pub fn val(&self, v: crate::ir::Value) -> Src {
+        self.home_src(self.f.home[v.index()])
+    }
+
+    pub fn trap_label(&mut self, code: TrapCode) -> Label {
+        let l = self.c.label();
+        self.traps.push((l, code, self.lines.current()));
+        l
+    }
+
+    fn reloc_here(&mut self, back: usize, kind: RelocKind, target: &str, addend: i64) {
+        let offset = self.c.off() - back;
+        self.f
+            .relocs
+            .push((offset, kind, target.to_string(), addend));
+    }
+
+    /// `r = s` (64 bits).
+    #[inline]
+    pub fn load(&mut self, r: u8, s: Src) {
+        match s {
+            Src::R(x) => {
+                if x != r {
+                    self.c.mov_rr(r, x);
+                }
+            }
+            Src::S(k) => {
+                let o = self.slot_off(k);
+                self.c.load(true, r, 5, o);
+            }
+            Src::I(b) => self.c.mov_imm(r, b),
+        }
+    }
+
+    /// `d = s` for a home `d` (a register or a slot).
+    #[inline]
+    pub fn mov(&mut self, d: Src, s: Src) {
+        match d {
+            Src::R(r) => self.load(r, s),
+            Src::S(k) => {
+                let o = self.slot_off(k);
+                match s {
+                    Src::R(x) => self.c.store(8, x, 5, o),
+                    Src::S(j) if j == k => {}
+                    Src::I(b) if i32::try_from(b as i64).is_ok() => {
+                        self.c.store_imm(8, b as i64 as i32, 5, o)
+                    }
+                    _ => {
+                        self.load(R11, s);
+                        self.c.store(8, R11, 5, o);
+                    }
+                }
+            }
+            Src::I(_) => {}
+        }
+    }
+
+    /// A register holding `s`: its own, or `scratch` loaded with it.
+    #[inline]
+    pub fn in_reg(&mut self, s: Src, scratch: u8) -> u8 {
+        match s {
+            Src::R(r) => r,
+            _ => {
+                self.load(scratch, s);
+                scratch
+            }
+        }
+    }
+
+    /// The parallel move `self.f.moves` (destination home, source).
+    pub fn par_move(&mut self) {
+        let mut moves = std::mem::take(&mut self.f.moves);
+        moves.retain(|&(d, s)| self.home_src(d) != s);
+        match moves.len() {
+            0 => {}
+            1 => {
+                let (d, s) = moves[0];
+                self.mov(self.home_src(d), s);
+            }
+            _ => self.par_move_general(&moves),
+        }
+        moves.clear();
+        self.f.moves = moves;
+    }
+
+    /// Any parallel move, in time linear in its size: moves whose
+    /// destination no pending move reads go first; the cycles left are
+    /// each broken by saving one location in `rax`.
+    fn par_move_general(&mut self, moves: &[(u32, Src)]) {
+        let loc = |s: Src| match s {
+            Src::R(r) => Some(r as usize),
+            Src::S(k) => Some((SLOT0 + k) as usize),
+            Src::I(_) => None,
+        };
+        let mut pm = std::mem::take(&mut self.f.pm);
+        pm.gen = pm.gen.wrapping_add(1);
+        if pm.gen == 0 {
+            pm.stamp.iter_mut().for_each(|s| *s = 0);
+            pm.gen = 1;
+        }
+        let need = SLOT0 as usize + self.f.num_slots as usize + 1;
+        if pm.stamp.len() < need {
+            pm.stamp.resize(need, 0);
+            pm.readers.resize(need, 0);
+            pm.writer.resize(need, NONE);
+        }
+        let gen = pm.gen;
+        let touch = |pm: &mut ParMove, l: usize| {
+            if pm.stamp[l] != gen {
+                pm.stamp[l] = gen;
+                pm.readers[l] = 0;
+                pm.writer[l] = NONE;
+            }
+        };
+        for (m, &(d, s)) in moves.iter().enumerate() {
+            touch(&mut pm, d as usize);
+            pm.writer[d as usize] = m as u32;
+            if let Some(l) = loc(s) {
+                touch(&mut pm, l);
+                pm.readers[l] += 1;
+            }
+        }
+        pm.done.clear();
+        pm.done.resize(moves.len(), false);
+        pm.ready.clear();
+        for (m, &(d, _)) in moves.iter().enumerate() {
+            if pm.readers[d as usize] == 0 {
+                pm.ready.push(m as u32);
+            }
+        }
+        let mut left = moves.len();
+        let mut scan = 0;
+        loop {
+            while let Some(m) = pm.ready.pop() {
+                let (d, s) = moves[m as usize];
+                self.mov(self.home_src(d), s);
+                pm.done[m as usize] = true;
+                left -= 1;
+                if let Some(l) = loc(s) {
+                    pm.readers[l] -= 1;
+                    if pm.readers[l] == 0 {
+                        let w = pm.writer[l];
+                        if w != NONE && !pm.done[w as usize] {
+                            pm.ready.push(w);
+                        }
+                    }
+                }
+            }
+            if left == 0 {
+                break;
+            }
+            // Only cycles remain (each location in one is read once).
+            while pm.done[scan] {
+                scan += 1;
+            }
+            let m0 = scan;
+            let d0 = moves[m0].0;
+            self.load(RAX, self.home_src(d0));
+            let mut m = m0;
+            loop {
+                let (d, s) = moves[m];
+                pm.done[m] = true;
+                left -= 1;
+                let l = loc(s).unwrap_or(0);
+                if l == d0 as usize {
+                    self.mov(self.home_src(d), Src::R(RAX));
+                    break;
+                }
+                self.mov(self.home_src(d), s);
+                m = pm.writer[l] as usize;
+            }
+        }
+        self.f.pm = pm;
+    }
+
+    /// Lays out the frame below the pushed registers: the slots, each
+    /// `alloca` (aligned), padding to 16, the outgoing stack arguments.
+    /// Returns the bytes to subtract from `rsp` after the pushes.
+    fn frame(&mut self) -> Result<u64> {
+        let too_large = || bad(self.func, "frame too large");
+        let max = crate::isa::x86_64::emit::MAX_FRAME;
+        let mut below = 8 * (self.nsaved as u64 + self.f.num_slots as u64);
+        self.f.alloca_at.clear();
+        for k in 0..self.f.allocas.len() {
+            let (size, align) = self.f.allocas[k];
+            below = below
+                .checked_add(size)
+                .and_then(|b| b.checked_add(align - 1))
+                .filter(|&b| b <= max)
+                .ok_or_else(too_large)?;
+            below = below / align * align;
+            self.f.alloca_at.push(-(below as i64));
+        }
+        let total = below.div_ceil(16) * 16 + self.f.outgoing;
+        if total > max {
+            return Err(too_large());
+        }
+        Ok(total - 8 * self.nsaved as u64)
+    }
+
+    /// `dst = rbp + at` for the next `alloca`.
+    pub fn alloca(&mut self, dst: Src) {
+        let at = self.f.alloca_at[self.next_alloca];
+        self.next_alloca += 1;
+        let r = match dst {
+            Src::R(r) => r,
+            _ => R11,
+        };
+        match i32::try_from(at) {
+            Ok(o) => self.c.rm(true, 0x8d, r, 5, o),
+            Err(_) => {
+                self.c.mov_imm(r, at as u64);
+                self.c.rr(true, 0x03, r, 5);
+            }
+        }
+        if r == R11 {
+            self.mov(dst, Src::R(R11));
+        }
+    }
+
+    fn prologue(&mut self) -> Result<()> {
+        // push rbp; mov rbp, rsp (the bytes `debug::unwind` recognizes).
+        self.c.raw(&[0x55, 0x48, 0x89, 0xe5]);
+        for k in 0..self.f.saved.len() {
+            let r = self.f.saved[k];
+            self.c.push(r);
+        }
+        let sub = self.frame()?;
+        self.c.sub_rsp_probed(sub);
+        Ok(())
+    }
+
+    pub fn epilogue(&mut self) {
+        let k = -8 * self.nsaved;
+        if k == 0 {
+            // mov rsp, rbp
+            self.c.raw(&[0x48, 0x89, 0xec]);
+        } else {
+            // lea rsp, [rbp + k]
+            self.c.rm(true, 0x8d, 4, 5, k);
+        }
+        for j in (0..self.f.saved.len()).rev() {
+            let r = self.f.saved[j];
+            self.c.pop(r);
+        }
+        self.c.pop(5);
+        self.c.raw(&[0xc3]);
+    }
+
+    fn body(&mut self) -> Result<()> {
+        let func = self.func;
+        self.prologue()?;
+        // Incoming arguments into their homes: registers first (a
+        // parallel move), then the stack arguments.
+        for (j, &p) in func.params.iter().enumerate().take(ARGS.len()) {
+            let h = self.f.home[p.index()];
+            self.f.moves.push((h, Src::R(ARGS[j])));
+        }
+        self.par_move();
+        for (j, &p) in func.params.iter().enumerate().skip(ARGS.len()) {
+            let h = self.home_src(self.f.home[p.index()]);
+            let (r, spill) = match h {
+                Src::R(r) => (r, false),
+                _ => (R11, true),
+            };
+            self.c.load(true, r, 5, 16 + 8 * (j - ARGS.len()) as i32);
+            if spill {
+                self.mov(h, Src::R(R11));
+            }
+        }
+        let dec = self.dec;
+        for k in 0..dec.order.len() {
+            let b = dec.order[k];
+            self.c.bind(Label(b.index() as u32));
+            let next = dec.order.get(k + 1).copied();
+            for &i in &func.blocks[b.index()].insts {
+                if self.f.fused[i.index()] {
+                    continue;
+                }
+                let off = self.c.off();
+                self.lines.at(off, func.srcmap.inst(i));
+                self.inst(i, next)?;
+            }
+        }
+        self.trap_stubs();
+        Ok(())
+    }
+
+    /// Each site: `call` its reason's shared stub (attributed to the
+    /// trapping instruction); each stub: `mov edi, code; movabs rax,
+    /// handler; jmp rax` (as `emit.rs`).
+    fn trap_stubs(&mut self) {
+        let mut shared: Vec<(TrapCode, Label)> = Vec::new();
+        for (site, code, loc) in std::mem::take(&mut self.traps) {
+            let s = match shared.iter().find(|s| s.0 == code) {
+                Some(&(_, s)) => s,
+                None => {
+                    let s = self.c.label();
+                    shared.push((code, s));
+                    s
+                }
+            };
+            let off = self.c.off();
+            self.lines.at(off, loc);
+            self.c.bind(site);
+            self.c.call_label(s);
+        }
+        for (code, s) in shared {
+            self.c.bind(s);
+            self.c.mov_imm(7, code.code() as u64);
+            self.c.movabs(RAX, 0);
+            self.reloc_here(8, RelocKind::Abs64, TRAP_HANDLER, 0);
+            self.c.raw(&[0xff, 0xe0]);
+        }
+    }
+
+    /// The block-argument moves of an edge to `dest`, into `self.f.moves`.
+    fn edge_moves(&mut self, dest: &BlockCall) {
+        let func = self.func;
+        let params = &func.blocks[dest.block.index()].params;
+        for (k, &a) in func.args(dest.args).iter().enumerate() {
+            let p = params[k];
+            let ty = func.values[p.index()].ty;
+            let s = self.src(a, ty);
+            let h = self.f.home[p.index()];
+            if self.home_src(h) != s {
+                self.f.moves.push((h, s));
+            }
+        }
+    }
+
+    pub fn jump(&mut self, b: Block, next: Option<Block>) {
+        if next != Some(b) {
+            self.c.jmp(Label(b.index() as u32));
+        }
+    }
+
+    /// `jmp` with its block arguments.
+    pub fn jmp_edge(&mut self, dest: &BlockCall, next: Option<Block>) {
+        self.edge_moves(dest);
+        self.par_move();
+        self.jump(dest.block, next);
+    }
+
+    pub fn call(&mut self, i: Inst) -> Result<()> {
+        let func = self.func;
+        let d = &func.insts[i.index()];
+        let InstKind::Call { callee, args } = &d.kind else {
+            return Err(bad(func, "call"));
+        };
+        // Stack arguments first: the register moves may overwrite
+        // their sources.
+        for (k, &a) in func.args(*args).iter().enumerate().skip(ARGS.len()) {
+            let off = 8 * (k - ARGS.len()) as i32;
+            match self.src(a, Type::I64) {
+                Src::I(b) if i32::try_from(b as i64).is_ok() => {
+                    self.c.store_imm(8, b as i64 as i32, 4, off)
+                }
+                s => {
+                    let r = self.in_reg(s, R11);
+                    self.c.store(8, r, 4, off);
+                }
+            }
+        }
+        for (k, &a) in func.args(*args).iter().enumerate().take(ARGS.len()) {
+            let s = self.src(a, Type::I64);
+            self.f.moves.push((ARGS[k] as u32, s));
+        }
+        if let Callee::Indirect(c) = callee {
+            let s = self.src(*c, Type::I64);
+            self.f.moves.push((CALLEE_REG as u32, s));
+        }
+        self.par_move();
+        match callee {
+            Callee::Direct(s) => {
+                let name = self.module.symbols[s.index()].name.as_str();
+                self.c.raw(&[0xe8, 0, 0, 0, 0]);
+                self.reloc_here(4, RelocKind::X86CallPcRel32, name, -4);
+            }
+            // call r10
+            Callee::Indirect(_) => self.c.raw(&[0x41, 0xff, 0xd2]),
+        }
+        if let Some(r) = d.result {
+            let h = self.f.home[r.index()];
+            self.mov(self.home_src(h), Src::R(RAX));
+        }
+        Ok(())
+    }
+
+    pub fn addr(&mut self, d: Src, sym: crate::ir::SymId) {
+        let data = &self.module.symbols[sym.index()];
+        let r = match d {
+            Src::R(r) => r,
+            _ => R11,
+        };
+        if data.linkage == Linkage::Import {
+            // A host symbol may be anywhere in the address space.
+            self.c.movabs(r, 0);
+            self.reloc_here(8, RelocKind::Abs64, &data.name, 0);
+        } else {
+            let rex = 0x48 | ((r >> 3) << 2);
+            let modrm = 0x05 | ((r & 7) << 3);
+            self.c.raw(&[rex, 0x8d, modrm, 0, 0, 0, 0]);
+            self.reloc_here(4, RelocKind::X86PcRel32, &data.name, -4);
+        }
+        if r == R11 {
+            self.mov(d, Src::R(R11));
+        }
+    }
+
+    /// `test` of an `i32` condition; the condition code that means true.
+    fn test_cond(&mut self, c: Src) -> u8 {
+        match c {
+            Src::R(r) => self.c.rr(false, 0x85, r, r),
+            Src::S(k) => {
+                let o = self.slot_off(k);
+                // cmp dword [rbp + o], 0
+                self.c.rm(false, 0x83, 7, 5, o);
+                self.c.raw(&[0]);
+            }
+            Src::I(_) => {}
+        }
+        CC_NE
+    }
+
+    pub fn br(&mut self, i: Inst, next: Option<Block>) -> Result<()> {
+        let func = self.func;
+        let InstKind::Br {
+            cond,
+            then_dest,
+            else_dest,
+        } = &func.insts[i.index()].kind
+        else {
+            return Err(bad(func, "br"));
+        };
+        let fused = match cond {
+            Operand::Value(c) => match func.values[c.index()].def {
+                ValueDef::Inst(ci) if self.f.fused[ci.index()] => Some(ci),
+                _ => None,
+            },
+            _ => None,
+        };
+        let cc = match (fused, cond) {
+            (Some(ci), _) => {
+                let cd = &func.insts[ci.index()];
+                let InstKind::Binary { args } = cd.kind else {
+                    return Err(bad(func, "fused compare"));
+                };
+                self.compare(cd.opcode, cd.ty.unwrap_or(Type::I64), args[0], args[1])?
+            }
+            (None, Operand::Const(c)) => {
+                // A constant condition: one side only.
+                let taken = if c.bits(Type::I32) != 0 {
+                    then_dest
+                } else {
+                    else_dest
+                };
+                self.jmp_edge(taken, next);
+                return Ok(());
+            }
+            (None, &Operand::Value(c)) => {
+                let s = self.val(c);
+                self.test_cond(s)
+            }
+        };
+        self.edge_moves(then_dest);
+        let then_moves = std::mem::take(&mut self.f.moves);
+        self.edge_moves(else_dest);
+        let (tl, el) = (
+            Label(then_dest.block.index() as u32),
+            Label(else_dest.block.index() as u32),
+        );
+        let inv = cc ^ 1;
+        if then_moves.is_empty() && self.f.moves.is_empty() {
+            if next == Some(then_dest.block) {
+                self.c.jcc(inv, el);
+            } else {
+                self.c.jcc(cc, tl);
+                self.jump(else_dest.block, next);
+            }
+        } else if then_moves.is_empty() {
+            self.c.jcc(cc, tl);
+            self.par_move();
+            self.jump(else_dest.block, next);
+        } else if self.f.moves.is_empty() {
+            self.c.jcc(inv, el);
+            self.f.moves = then_moves;
+            self.par_move();
+            self.jump(then_dest.block, next);
+            return Ok(());
+        } else {
+            // The then moves inline, the else side past them.
+            let skip = self.c.label();
+            self.c.jcc(inv, skip);
+            let else_moves = std::mem::replace(&mut self.f.moves, then_moves);
+            self.par_move();
+            self.jump(then_dest.block, None);
+            self.c.bind(skip);
+            self.f.moves = else_moves;
+            self.par_move();
+            self.jump(else_dest.block, next);
+            return Ok(());
+        }
+        Ok(())
+    }
+
+    /// Sets the flags for integer compare `op` of `a` and `b` (type `ty`);
+    /// returns the condition code.
+    pub fn compare(
+        &mut self,
+        op: crate::ir::Opcode,
+        ty: Type,
+        a: Operand,
+        b: Operand,
+    ) -> Result<u8> {
+        let w = ty == Type::I64;
+        let cc = super::inst::cc_of(op).ok_or_else(|| bad(self.func, "compare"))?;
+        let (sa, sb) = (self.src(a, ty), self.src(b, ty));
+        let ra = self.in_reg(sa, R11);
+        self.alu_src(CMP, w, ra, sb);
+        Ok(cc)
+    }
+}
+
+/// Emits the allocated function into `out`.
+pub fn emit(
+    f: &mut Fast,
+    module: &Module,
+    sym: &SymbolData,
+    func: &Function,
+    dec: &Decisions,
+    out: &mut CompiledModule,
+) -> Result<()> {
+    let mut c = std::mem::take(&mut f.code);
+    c.reset();
+    for _ in 0..func.blocks.len() {
+        c.label();
+    }
+    f.relocs.clear();
+    f.saved.clear();
+    for r in [3u8, 12, 13, 14, 15] {
+        if f.callee_used & (1 << r) != 0 {
+            f.saved.push(r);
+        }
+    }
+    let nsaved = f.saved.len() as i32;
+    let mut e = Em {
+        module,
+        func,
+        dec,
+        f,
+        c,
+        lines: LineRecorder::without_marks(func.srcmap.func),
+        nsaved,
+        traps: Vec::new(),
+        next_alloca: 0,
+    };
+    let r = e.body();
+    let Em {
+        mut c, lines, f, ..
+    } = e;
+    let r = r.and_then(|()| {
+        if !c.resolve() {
+            return Err(bad(func, "unbound label"));
+        }
+        let big = c.buf.len() >= 1 << 16;
+        let mut code = std::mem::take(&mut c.buf);
+        let r = crate::lower::place::place_function(
+            module,
+            sym,
+            &mut code,
+            0xcc,
+            f.relocs.drain(..),
+            Vec::new(),
+            lines.finish(),
+            out,
+        );
+        // A large function's buffer is not kept for the next one.
+        if !big {
+            c.buf = code;
+        }
+        r
+    });
+    f.code = c;
+    r
+}
+
+/// Symbol of the unused-import lint guard.
+#[allow(dead_code)]
+const _: u8 = CC_E;

@@ -1,0 +1,493 @@
+//! A lean x86-64 byte encoder for the fast generator: the few forms it
+//! emits, written straight into a `Vec<u8>` (dynasm's assembler costs
+//! several times more per instruction, which dominated this generator's
+//! profile), with its own labels (rel32 fixups resolved at the end).
+//!
+//! Registers are hardware numbers (0–15). Memory operands are
+//! `[base + disp]` with any base (`rsp`/`r12` get their SIB byte,
+//! `rbp`/`r13` always a displacement).
+
+const NONE: u32 = u32::MAX;
+
+/// A label: an index into [`Code`]'s label table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Label(pub u32);
+
+/// ALU opcodes (`op r, r/m` form; the `/digit` of the immediate form is
+/// `op >> 3`).
+pub const ADD: u8 = 0x03;
+pub const OR: u8 = 0x0b;
+pub const AND: u8 = 0x23;
+pub const SUB: u8 = 0x2b;
+pub const XOR: u8 = 0x33;
+pub const CMP: u8 = 0x3b;
+
+/// Condition codes (the low nibble of `jcc` / `setcc`).
+pub const CC_O: u8 = 0x0;
+pub const CC_B: u8 = 0x2;
+pub const CC_AE: u8 = 0x3;
+pub const CC_E: u8 = 0x4;
+pub const CC_NE: u8 = 0x5;
+pub const CC_BE: u8 = 0x6;
+pub const CC_A: u8 = 0x7;
+pub const CC_L: u8 = 0xc;
+pub const CC_GE: u8 = 0xd;
+pub const CC_LE: u8 = 0xe;
+pub const CC_G: u8 = 0xf;
+
+/// The machine code of one function being emitted.
+#[derive(Default)]
+pub struct Code {
+    pub buf: Vec<u8>,
+    /// Per label: its offset (`NONE` until bound).
+    labels: Vec<u32>,
+    /// `(offset of a rel32 field, label)`.
+    fixups: Vec<(u32, u32)>,
+}
+
+impl Code {
+    /// Empties the buffer and labels, keeping their memory.
+    pub fn reset(&mut self) {
+        self.buf.clear();
+        self.labels.clear();
+        self.fixups.clear();
+    }
+
+    /// The current offset.
+    #[inline]
+    pub fn off(&self) -> usize {
+        self.buf.len()
+    }
+
+    /// A new unbound label.
+    #[inline]
+    pub fn label(&mut self) -> Label {
+        self.labels.push(NONE);
+        Label(self.labels.len() as u32 - 1)
+    }
+
+    /// Binds `l` here.
+    #[inline]
+    pub fn bind(&mut self, l: Label) {
+        self.labels[l.0 as usize] = self.buf.len() as u32;
+    }
+
+    /// Patches every jump to its label; `false` if one is unbound.
+    pub fn resolve(&mut self) -> bool {
+        for &(at, l) in &self.fixups {
+            let t = self.labels[l as usize];
+            if t == NONE {
+                return false;
+            }
+            let rel = t.wrapping_sub(at + 4) as i32;
+            self.buf[at as usize..at as usize + 4].copy_from_slice(&rel.to_le_bytes());
+        }
+        true
+    }
+
+    #[inline]
+    fn b(&mut self, x: u8) {
+        self.buf.push(x);
+    }
+
+    #[inline]
+    fn bytes(&mut self, x: &[u8]) {
+        self.buf.extend_from_slice(x);
+    }
+
+    #[inline]
+    fn imm32(&mut self, k: i32) {
+        self.bytes(&k.to_le_bytes());
+    }
+
+    /// A REX prefix if needed (`byte`: a byte register operand 4–7 needs
+    /// one to mean `spl`–`dil`).
+    #[inline]
+    fn rex(&mut self, w: bool, r: u8, b: u8, byte: bool) {
+        let v = 0x40 | ((w as u8) << 3) | (((r >> 3) & 1) << 2) | ((b >> 3) & 1);
+        if v != 0x40 || (byte && ((4..8).contains(&r) || (4..8).contains(&b))) {
+            self.b(v);
+        }
+    }
+
+    /// ModRM (+SIB, displacement) for `reg` and `[base + disp]`.
+    #[inline]
+    fn mem(&mut self, reg: u8, base: u8, disp: i32) {
+        let r = (reg & 7) << 3;
+        let bl = base & 7;
+        let sib = bl == 4;
+        if disp == 0 && bl != 5 {
+            self.b(r | bl);
+            if sib {
+                self.b(0x24);
+            }
+        } else if let Ok(d) = i8::try_from(disp) {
+            self.b(0x40 | r | bl);
+            if sib {
+                self.b(0x24);
+            }
+            self.b(d as u8);
+        } else {
+            self.b(0x80 | r | bl);
+            if sib {
+                self.b(0x24);
+            }
+            self.imm32(disp);
+        }
+    }
+
+    /// `op reg, rm` (register form) with a one-byte opcode.
+    #[inline]
+    pub fn rr(&mut self, w: bool, op: u8, reg: u8, rm: u8) {
+        self.rex(w, reg, rm, false);
+        self.bytes(&[op, 0xc0 | ((reg & 7) << 3) | (rm & 7)]);
+    }
+
+    /// `op reg, [base + disp]` with a one-byte opcode.
+    #[inline]
+    pub fn rm(&mut self, w: bool, op: u8, reg: u8, base: u8, disp: i32) {
+        self.rex(w, reg, base, false);
+        self.b(op);
+        self.mem(reg, base, disp);
+    }
+
+    /// `0f op reg, rm` (register form).
+    #[inline]
+    pub fn rr0f(&mut self, w: bool, op: u8, reg: u8, rm: u8) {
+        self.rex(w, reg, rm, false);
+        self.bytes(&[0x0f, op, 0xc0 | ((reg & 7) << 3) | (rm & 7)]);
+    }
+
+    /// `0f op reg, [base + disp]`.
+    #[inline]
+    pub fn rm0f(&mut self, w: bool, op: u8, reg: u8, base: u8, disp: i32) {
+        self.rex(w, reg, base, false);
+        self.bytes(&[0x0f, op]);
+        self.mem(reg, base, disp);
+    }
+
+    /// `mov d, s` (64 bits).
+    #[inline]
+    pub fn mov_rr(&mut self, d: u8, s: u8) {
+        self.rr(true, 0x8b, d, s);
+    }
+
+    /// `mov d32, s32` (clears the upper half).
+    #[inline]
+    pub fn mov_rr32(&mut self, d: u8, s: u8) {
+        self.rr(false, 0x8b, d, s);
+    }
+
+    /// `mov d, [base + disp]` (64 or 32 bits).
+    #[inline]
+    pub fn load(&mut self, w: bool, d: u8, base: u8, disp: i32) {
+        self.rm(w, 0x8b, d, base, disp);
+    }
+
+    /// `mov [base + disp], s` of `bytes` bytes.
+    #[inline]
+    pub fn store(&mut self, bytes: u32, s: u8, base: u8, disp: i32) {
+        match bytes {
+            1 => {
+                self.rex(false, s, base, true);
+                self.b(0x88);
+                self.mem(s, base, disp);
+            }
+            2 => {
+                self.b(0x66);
+                self.rm(false, 0x89, s, base, disp);
+            }
+            4 => self.rm(false, 0x89, s, base, disp),
+            _ => self.rm(true, 0x89, s, base, disp),
+        }
+    }
+
+    /// `mov [base + disp], imm` of `bytes` bytes (8: sign-extended).
+    #[inline]
+    pub fn store_imm(&mut self, bytes: u32, k: i32, base: u8, disp: i32) {
+        match bytes {
+            1 => {
+                self.rex(false, 0, base, false);
+                self.b(0xc6);
+                self.mem(0, base, disp);
+                self.b(k as u8);
+            }
+            2 => {
+                self.b(0x66);
+                self.rex(false, 0, base, false);
+                self.b(0xc7);
+                self.mem(0, base, disp);
+                self.bytes(&(k as i16).to_le_bytes());
+            }
+            _ => {
+                self.rex(bytes == 8, 0, base, false);
+                self.b(0xc7);
+                self.mem(0, base, disp);
+                self.imm32(k);
+            }
+        }
+    }
+
+    /// `r = bits` in the shortest form.
+    #[inline]
+    pub fn mov_imm(&mut self, r: u8, bits: u64) {
+        if bits == 0 {
+            self.rr(false, 0x33, r, r);
+        } else if bits <= u32::MAX as u64 {
+            self.rex(false, 0, r, false);
+            self.b(0xb8 | (r & 7));
+            self.imm32(bits as u32 as i32);
+        } else if let Ok(v) = i32::try_from(bits as i64) {
+            self.rex(true, 0, r, false);
+            self.bytes(&[0xc7, 0xc0 | (r & 7)]);
+            self.imm32(v);
+        } else {
+            self.movabs(r, bits);
+        }
+    }
+
+    /// `movabs r, bits` (always 10 bytes; the immediate is the last 8).
+    #[inline]
+    pub fn movabs(&mut self, r: u8, bits: u64) {
+        self.rex(true, 0, r, false);
+        self.b(0xb8 | (r & 7));
+        self.bytes(&bits.to_le_bytes());
+    }
+
+    /// `op r, k` for an ALU opcode (see the constants).
+    #[inline]
+    pub fn alu_ri(&mut self, w: bool, op: u8, r: u8, k: i32) {
+        let ext = op >> 3;
+        self.rex(w, 0, r, false);
+        if let Ok(k8) = i8::try_from(k) {
+            self.bytes(&[0x83, 0xc0 | (ext << 3) | (r & 7), k8 as u8]);
+        } else {
+            self.bytes(&[0x81, 0xc0 | (ext << 3) | (r & 7)]);
+            self.imm32(k);
+        }
+    }
+
+    /// `imul d, s, k`.
+    #[inline]
+    pub fn imul_rri(&mut self, w: bool, d: u8, s: u8, k: i32) {
+        self.rex(w, d, s, false);
+        let m = 0xc0 | ((d & 7) << 3) | (s & 7);
+        if let Ok(k8) = i8::try_from(k) {
+            self.bytes(&[0x6b, m, k8 as u8]);
+        } else {
+            self.bytes(&[0x69, m]);
+            self.imm32(k);
+        }
+    }
+
+    /// A one-operand group form `op /ext r` (`f7 /3` neg, `/2` not, …).
+    #[inline]
+    pub fn grp(&mut self, w: bool, op: u8, ext: u8, r: u8) {
+        self.rex(w, 0, r, false);
+        self.bytes(&[op, 0xc0 | (ext << 3) | (r & 7)]);
+    }
+
+    /// Shift `r` by `n` (`ext`: 4 shl, 5 shr, 7 sar).
+    #[inline]
+    pub fn shift_imm(&mut self, w: bool, ext: u8, r: u8, n: u8) {
+        self.rex(w, 0, r, false);
+        self.bytes(&[0xc1, 0xc0 | (ext << 3) | (r & 7), n]);
+    }
+
+    /// Shift `r` by `cl`.
+    #[inline]
+    pub fn shift_cl(&mut self, w: bool, ext: u8, r: u8) {
+        self.grp(w, 0xd3, ext, r);
+    }
+
+    /// `setcc r8; movzx r32, r8`.
+    #[inline]
+    pub fn setcc(&mut self, cc: u8, r: u8) {
+        self.rex(false, 0, r, true);
+        self.bytes(&[0x0f, 0x90 | cc, 0xc0 | (r & 7)]);
+        self.rex(false, r, r, true);
+        self.bytes(&[0x0f, 0xb6, 0xc0 | ((r & 7) << 3) | (r & 7)]);
+    }
+
+    /// `jcc l` (rel8 when `l` is bound and near, else rel32).
+    #[inline]
+    pub fn jcc(&mut self, cc: u8, l: Label) {
+        let t = self.labels[l.0 as usize];
+        if t != NONE {
+            let rel = t as i64 - (self.buf.len() as i64 + 2);
+            if let Ok(r8) = i8::try_from(rel) {
+                self.bytes(&[0x70 | cc, r8 as u8]);
+                return;
+            }
+        }
+        self.bytes(&[0x0f, 0x80 | cc]);
+        self.fixup(l);
+    }
+
+    /// `jmp l`.
+    #[inline]
+    pub fn jmp(&mut self, l: Label) {
+        let t = self.labels[l.0 as usize];
+        if t != NONE {
+            let rel = t as i64 - (self.buf.len() as i64 + 2);
+            if let Ok(r8) = i8::try_from(rel) {
+                self.bytes(&[0xeb, r8 as u8]);
+                return;
+            }
+        }
+        self.b(0xe9);
+        self.fixup(l);
+    }
+
+    /// `call l`.
+    pub fn call_label(&mut self, l: Label) {
+        self.b(0xe8);
+        self.fixup(l);
+    }
+
+    #[inline]
+    fn fixup(&mut self, l: Label) {
+        self.fixups.push((self.buf.len() as u32, l.0));
+        self.imm32(0);
+    }
+
+    /// A short forward jump whose target is patched with
+    /// [`Code::patch8`]; returns the displacement's offset.
+    #[inline]
+    pub fn jcc8(&mut self, cc: u8) -> usize {
+        self.bytes(&[0x70 | cc, 0]);
+        self.buf.len() - 1
+    }
+
+    /// `jmp` short, patched later.
+    #[inline]
+    pub fn jmp8(&mut self) -> usize {
+        self.bytes(&[0xeb, 0]);
+        self.buf.len() - 1
+    }
+
+    /// Points the short jump whose displacement is at `at` here.
+    #[inline]
+    pub fn patch8(&mut self, at: usize) {
+        self.buf[at] = (self.buf.len() - at - 1) as u8;
+    }
+
+    /// `push r`.
+    pub fn push(&mut self, r: u8) {
+        self.rex(false, 0, r, false);
+        self.b(0x50 | (r & 7));
+    }
+
+    /// `pop r`.
+    pub fn pop(&mut self, r: u8) {
+        self.rex(false, 0, r, false);
+        self.b(0x58 | (r & 7));
+    }
+
+    /// Raw bytes.
+    #[inline]
+    pub fn raw(&mut self, x: &[u8]) {
+        self.bytes(x);
+    }
+
+    /// `sub rsp, n`, probing every page when `n` exceeds one (as
+    /// `asm::sub_rsp_probed`).
+    pub fn sub_rsp_probed(&mut self, n: u64) {
+        if n > 4096 {
+            let pages = (n / 4096) as i32;
+            // mov r11d, pages
+            self.bytes(&[0x41, 0xbb]);
+            self.imm32(pages);
+            // probe: sub rsp, 4096; mov qword [rsp], 0; dec r11; jnz probe
+            self.bytes(&[0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00]);
+            self.bytes(&[0x48, 0xc7, 0x04, 0x24, 0, 0, 0, 0]);
+            self.bytes(&[0x49, 0xff, 0xcb]);
+            self.bytes(&[0x75, (-20i8) as u8]);
+            let rest = (n % 4096) as i32;
+            if rest != 0 {
+                self.alu_ri(true, SUB, 4, rest);
+            }
+        } else if n > 0 {
+            self.alu_ri(true, SUB, 4, n as i32);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn enc(f: impl FnOnce(&mut Code)) -> Vec<u8> {
+        let mut c = Code::default();
+        f(&mut c);
+        c.buf
+    }
+
+    #[test]
+    fn encodes_common_forms() {
+        // mov rax, rbx
+        assert_eq!(enc(|c| c.mov_rr(0, 3)), [0x48, 0x8b, 0xc3]);
+        // add r9, r10
+        assert_eq!(enc(|c| c.rr(true, ADD, 9, 10)), [0x4d, 0x03, 0xca]);
+        // mov rsi, [rbp - 8]
+        assert_eq!(enc(|c| c.load(true, 6, 5, -8)), [0x48, 0x8b, 0x75, 0xf8]);
+        // mov eax, [r12]
+        assert_eq!(enc(|c| c.load(false, 0, 12, 0)), [0x41, 0x8b, 0x04, 0x24]);
+        // mov [r13 + 0x100], r8b
+        assert_eq!(
+            enc(|c| c.store(1, 8, 13, 0x100)),
+            [0x45, 0x88, 0x85, 0x00, 0x01, 0x00, 0x00]
+        );
+        // mov [rdi], sil needs a REX prefix
+        assert_eq!(enc(|c| c.store(1, 6, 7, 0)), [0x40, 0x88, 0x37]);
+        // sub rdi, 1000
+        assert_eq!(
+            enc(|c| c.alu_ri(true, SUB, 7, 1000)),
+            [0x48, 0x81, 0xef, 0xe8, 0x03, 0x00, 0x00]
+        );
+        // cmp esi, -1
+        assert_eq!(enc(|c| c.alu_ri(false, CMP, 6, -1)), [0x83, 0xfe, 0xff]);
+        // imul r10, r9, 3
+        assert_eq!(
+            enc(|c| c.imul_rri(true, 10, 9, 3)),
+            [0x4d, 0x6b, 0xd1, 0x03]
+        );
+        // sar rbx, 5
+        assert_eq!(
+            enc(|c| c.shift_imm(true, 7, 3, 5)),
+            [0x48, 0xc1, 0xfb, 0x05]
+        );
+        // setl sil; movzx esi, sil
+        assert_eq!(
+            enc(|c| c.setcc(CC_L, 6)),
+            [0x40, 0x0f, 0x9c, 0xc6, 0x40, 0x0f, 0xb6, 0xf6]
+        );
+        // mov r10d, 7
+        assert_eq!(enc(|c| c.mov_imm(10, 7)), [0x41, 0xba, 7, 0, 0, 0]);
+        // mov rcx, -2
+        assert_eq!(
+            enc(|c| c.mov_imm(1, (-2i64) as u64)),
+            [0x48, 0xc7, 0xc1, 0xfe, 0xff, 0xff, 0xff]
+        );
+        // push r12; pop rbx
+        assert_eq!(enc(|c| c.push(12)), [0x41, 0x54]);
+        assert_eq!(enc(|c| c.pop(3)), [0x5b]);
+        // mov qword [rbp - 16], -1
+        assert_eq!(
+            enc(|c| c.store_imm(8, -1, 5, -16)),
+            [0x48, 0xc7, 0x45, 0xf0, 0xff, 0xff, 0xff, 0xff]
+        );
+    }
+
+    #[test]
+    fn resolves_labels() {
+        let mut c = Code::default();
+        let l = c.label();
+        c.jmp(l); // forward: rel32
+        c.raw(&[0x90]);
+        c.bind(l);
+        c.jcc(CC_E, l); // backward: rel8
+        assert!(c.resolve());
+        assert_eq!(c.buf, [0xe9, 1, 0, 0, 0, 0x90, 0x74, 0xfe]);
+    }
+}

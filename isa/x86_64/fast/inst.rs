@@ -1,0 +1,393 @@
+//! Emission of one IR instruction from its operands' homes (the fast
+//! generator's instruction selection; see [`super`]).
+//!
+//! Every form reads its operands before it writes its result, so a result
+//! may share the home of an operand whose range ends at the instruction.
+//! A result whose home is a slot is computed in `r11` (or `rax`) and
+//! stored.
+
+use super::emit::{bad, Em};
+use super::enc::{self, ADD, AND, CC_O, CMP, OR, SUB, XOR};
+use super::Src;
+use crate::error::{Result, TrapCode};
+use crate::ir::{Block, Inst, InstKind, Opcode, Operand, Type};
+use crate::isa::x86_64::regs::{R11, RAX, RCX, RDX};
+
+/// `imul r, r/m` (0f af) as an ALU opcode of [`Em::alu_src`].
+pub const MUL: u8 = 0xaf;
+
+/// The condition code of an integer compare.
+pub fn cc_of(op: Opcode) -> Option<u8> {
+    Some(match op {
+        Opcode::Eq => enc::CC_E,
+        Opcode::Ne => enc::CC_NE,
+        Opcode::Slt => enc::CC_L,
+        Opcode::Sle => enc::CC_LE,
+        Opcode::Sgt => enc::CC_G,
+        Opcode::Sge => enc::CC_GE,
+        Opcode::Ult => enc::CC_B,
+        Opcode::Ule => enc::CC_BE,
+        Opcode::Ugt => enc::CC_A,
+        Opcode::Uge => enc::CC_AE,
+        _ => return None,
+    })
+}
+
+impl Em<'_> {
+    /// `d = d op s` for an ALU opcode or [`MUL`] (`cmp d, s` for `CMP`).
+    #[inline]
+    pub(super) fn alu_src(&mut self, op: u8, w: bool, d: u8, s: Src) {
+        match s {
+            Src::R(x) => {
+                if op == MUL {
+                    self.c.rr0f(w, MUL, d, x)
+                } else {
+                    self.c.rr(w, op, d, x)
+                }
+            }
+            Src::S(k) => {
+                let o = self.slot_off(k);
+                if op == MUL {
+                    self.c.rm0f(w, MUL, d, 5, o)
+                } else {
+                    self.c.rm(w, op, d, 5, o)
+                }
+            }
+            Src::I(b) => {
+                let k = if w {
+                    i32::try_from(b as i64).ok()
+                } else {
+                    Some(b as u32 as i32)
+                };
+                match k {
+                    Some(k) if op == MUL => self.c.imul_rri(w, d, d, k),
+                    Some(k) => self.c.alu_ri(w, op, d, k),
+                    None => {
+                        self.load(RAX, s);
+                        self.alu_src(op, w, d, Src::R(RAX));
+                    }
+                }
+            }
+        }
+    }
+
+    /// The register to compute a result with home `dst` in, and whether it
+    /// must be stored to `dst` afterwards.
+    #[inline]
+    fn dreg(dst: Src, scratch: u8) -> (u8, bool) {
+        match dst {
+            Src::R(r) => (r, false),
+            _ => (scratch, true),
+        }
+    }
+
+    fn binop(&mut self, op: u8, w: bool, dst: Src, a: Src, b: Src) {
+        let (mut d, mut spill) = Self::dreg(dst, R11);
+        let (mut a, mut b) = (a, b);
+        if b == Src::R(d) && a != Src::R(d) {
+            if op != SUB {
+                std::mem::swap(&mut a, &mut b);
+            } else {
+                d = R11;
+                spill = true;
+            }
+        }
+        match (op, a, b) {
+            // Three-operand multiply by an immediate: no copy.
+            (MUL, Src::R(x), Src::I(k)) if w && i32::try_from(k as i64).is_ok() => {
+                self.c.imul_rri(w, d, x, k as i64 as i32)
+            }
+            (MUL, Src::R(x), Src::I(k)) if !w => self.c.imul_rri(w, d, x, k as u32 as i32),
+            _ => {
+                self.load(d, a);
+                self.alu_src(op, w, d, b);
+            }
+        }
+        if spill {
+            self.mov(dst, Src::R(d));
+        }
+    }
+
+    fn shift(&mut self, op: Opcode, w: bool, dst: Src, a: Src, b: Src) {
+        let (d, spill) = Self::dreg(dst, R11);
+        let ext = match op {
+            Opcode::Shl => 4,
+            Opcode::Shr => 5,
+            _ => 7,
+        };
+        match b {
+            Src::I(n) => {
+                self.load(d, a);
+                self.c
+                    .shift_imm(w, ext, d, (n & if w { 63 } else { 31 }) as u8);
+            }
+            _ => {
+                // x86 masks the count by 31 / 63: "modulo the width".
+                self.load(RCX, b);
+                self.load(d, a);
+                self.c.shift_cl(w, ext, d);
+            }
+        }
+        if spill {
+            self.mov(dst, Src::R(d));
+        }
+    }
+
+    fn div(&mut self, op: Opcode, w: bool, dst: Src, a: Src, b: Src) {
+        let check_zero = !matches!(b, Src::I(k) if (if w { k } else { k & 0xffff_ffff }) != 0);
+        let b = self.in_reg(b, RCX);
+        self.load(RAX, a);
+        if check_zero {
+            let t = self.trap_label(TrapCode::DivisionByZero);
+            self.c.rr(true, 0x85, b, b);
+            self.c.jcc(enc::CC_E, t);
+        }
+        let signed = matches!(op, Opcode::Sdiv | Opcode::Srem);
+        if signed {
+            // MIN / -1 overflows: -1 divides as a negation, which sets OF
+            // exactly for MIN; x % -1 is 0 for every x (idiv would fault).
+            self.c.alu_ri(w, CMP, b, -1);
+            let to_div = self.c.jcc8(enc::CC_NE);
+            if op == Opcode::Sdiv {
+                let ovf = self.trap_label(TrapCode::IntegerOverflow);
+                self.c.grp(w, 0xf7, 3, RAX);
+                self.c.jcc(CC_O, ovf);
+            } else {
+                self.c.rr(false, XOR, RDX, RDX);
+            }
+            let to_done = self.c.jmp8();
+            self.c.patch8(to_div);
+            // cqo / cdq
+            if w {
+                self.c.raw(&[0x48, 0x99]);
+            } else {
+                self.c.raw(&[0x99]);
+            }
+            self.c.grp(w, 0xf7, 7, b);
+            self.c.patch8(to_done);
+        } else {
+            self.c.rr(false, XOR, RDX, RDX);
+            self.c.grp(w, 0xf7, 6, b);
+        }
+        let r = if matches!(op, Opcode::Sdiv | Opcode::Udiv) {
+            RAX
+        } else {
+            RDX
+        };
+        self.mov(dst, Src::R(r));
+    }
+
+    /// A base register and displacement for `[ptr + offset]`.
+    fn address(&mut self, ptr: Src, offset: i64) -> (u8, i32) {
+        let base = self.in_reg(ptr, R11);
+        match i32::try_from(offset) {
+            Ok(o) => (base, o),
+            Err(_) => {
+                self.c.mov_imm(R11, offset as u64);
+                self.c.rr(true, ADD, R11, base);
+                (R11, 0)
+            }
+        }
+    }
+
+    fn load_mem(&mut self, op: Opcode, ty: Type, dst: Src, ptr: Src, offset: i64) {
+        let (base, disp) = self.address(ptr, offset);
+        let (d, spill) = Self::dreg(dst, R11);
+        let w = ty == Type::I64;
+        match op {
+            Opcode::Load => self.c.load(w, d, base, disp),
+            Opcode::Load8s => self.c.rm0f(w, 0xbe, d, base, disp),
+            Opcode::Load8u => self.c.rm0f(false, 0xb6, d, base, disp),
+            Opcode::Load16s => self.c.rm0f(w, 0xbf, d, base, disp),
+            Opcode::Load16u => self.c.rm0f(false, 0xb7, d, base, disp),
+            Opcode::Load32s => self.c.rm(true, 0x63, d, base, disp),
+            _ => self.c.load(false, d, base, disp),
+        }
+        if spill {
+            self.mov(dst, Src::R(d));
+        }
+    }
+
+    fn store_mem(&mut self, bytes: u32, v: Src, ptr: Src, offset: i64) {
+        // The value first (it may need rax; the base may need r11).
+        let v = match v {
+            Src::I(b) if bytes < 8 || i32::try_from(b as i64).is_ok() => Src::I(b),
+            s => Src::R(self.in_reg(s, RAX)),
+        };
+        let (base, disp) = self.address(ptr, offset);
+        match v {
+            Src::I(b) => self.c.store_imm(bytes, b as i64 as i32, base, disp),
+            Src::R(r) => self.c.store(bytes, r, base, disp),
+            Src::S(_) => {}
+        }
+    }
+
+    /// Emits IR instruction `i`; `next` is the block laid out after the
+    /// current one.
+    pub(super) fn inst(&mut self, i: Inst, next: Option<Block>) -> Result<()> {
+        use Opcode::*;
+        let func = self.func;
+        let d = &func.insts[i.index()];
+        let ty = d.ty.unwrap_or(Type::I64);
+        let w = ty == Type::I64;
+        let dst = match d.result {
+            Some(r) => self.val(r),
+            None => Src::I(0),
+        };
+        match (d.opcode, &d.kind) {
+            (Add | Sub | Mul | And | Or | Xor, InstKind::Binary { args }) => {
+                let op = match d.opcode {
+                    Add => ADD,
+                    Sub => SUB,
+                    Mul => MUL,
+                    And => AND,
+                    Or => OR,
+                    _ => XOR,
+                };
+                let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
+                self.binop(op, w, dst, a, b);
+            }
+            (Shl | Shr | Sar, InstKind::Binary { args }) => {
+                let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
+                self.shift(d.opcode, w, dst, a, b);
+            }
+            (Sdiv | Udiv | Srem | Urem, InstKind::Binary { args }) => {
+                let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
+                self.div(d.opcode, w, dst, a, b);
+            }
+            (
+                Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge,
+                InstKind::Binary { args },
+            ) => {
+                let cc = self.compare(d.opcode, ty, args[0], args[1])?;
+                let (r, spill) = Self::dreg(dst, RAX);
+                self.c.setcc(cc, r);
+                if spill {
+                    self.mov(dst, Src::R(r));
+                }
+            }
+            (Copy, InstKind::Unary { arg }) => {
+                let a = self.src(*arg, ty);
+                self.mov(dst, a);
+            }
+            (Neg | Not, InstKind::Unary { arg }) => {
+                let a = self.src(*arg, ty);
+                let (r, spill) = Self::dreg(dst, R11);
+                self.load(r, a);
+                self.c.grp(w, 0xf7, if d.opcode == Neg { 3 } else { 2 }, r);
+                if spill {
+                    self.mov(dst, Src::R(r));
+                }
+            }
+            (Sext | Zext | Trunc, InstKind::Unary { arg }) => {
+                let from = if d.opcode == Trunc {
+                    Type::I64
+                } else {
+                    Type::I32
+                };
+                let a = self.src(*arg, from);
+                let (r, spill) = Self::dreg(dst, R11);
+                let sext = d.opcode == Sext;
+                match a {
+                    Src::R(x) if sext => self.c.rr(true, 0x63, r, x),
+                    Src::R(x) => self.c.mov_rr32(r, x),
+                    Src::S(k) => {
+                        let o = self.slot_off(k);
+                        if sext {
+                            self.c.rm(true, 0x63, r, 5, o);
+                        } else {
+                            self.c.load(false, r, 5, o);
+                        }
+                    }
+                    Src::I(b) => {
+                        let v = if sext {
+                            b as u32 as i32 as i64 as u64
+                        } else {
+                            b & 0xffff_ffff
+                        };
+                        self.c.mov_imm(r, v);
+                    }
+                }
+                if spill {
+                    self.mov(dst, Src::R(r));
+                }
+            }
+            (Select, InstKind::Select { args }) => {
+                let (a, b) = (self.src(args[1], ty), self.src(args[2], ty));
+                match self.src(args[0], Type::I32) {
+                    Src::I(c) => {
+                        let s = if c & 0xffff_ffff != 0 { a } else { b };
+                        self.mov(dst, s);
+                    }
+                    c => {
+                        let a = match a {
+                            Src::I(_) => Src::R(self.in_reg(a, RAX)),
+                            a => a,
+                        };
+                        self.load(R11, b);
+                        match c {
+                            Src::R(x) => self.c.rr(false, 0x85, x, x),
+                            Src::S(k) => {
+                                let o = self.slot_off(k);
+                                self.c.rm(false, 0x83, 7, 5, o);
+                                self.c.raw(&[0]);
+                            }
+                            Src::I(_) => {}
+                        }
+                        // cmovne r11, a
+                        match a {
+                            Src::R(x) => self.c.rr0f(true, 0x45, R11, x),
+                            Src::S(k) => {
+                                let o = self.slot_off(k);
+                                self.c.rm0f(true, 0x45, R11, 5, o);
+                            }
+                            Src::I(_) => {}
+                        }
+                        self.mov(dst, Src::R(R11));
+                    }
+                }
+            }
+            (
+                Load | Load8s | Load8u | Load16s | Load16u | Load32s | Load32u,
+                InstKind::Load { ptr, offset },
+            ) => {
+                let p = self.src(*ptr, Type::I64);
+                self.load_mem(d.opcode, ty, dst, p, *offset);
+            }
+            (Store | Store8 | Store16 | Store32, InstKind::Store { args, offset }) => {
+                let bytes = match d.opcode {
+                    Store8 => 1,
+                    Store16 => 2,
+                    Store32 => 4,
+                    _ => ty.bytes(),
+                };
+                let vty = match args[0] {
+                    Operand::Value(v) => func.values[v.index()].ty,
+                    _ if d.opcode == Store => ty,
+                    _ => Type::I64,
+                };
+                let (v, p) = (self.src(args[0], vty), self.src(args[1], Type::I64));
+                self.store_mem(bytes, v, p, *offset);
+            }
+            (Addr, InstKind::Addr { sym }) => self.addr(dst, *sym),
+            (Alloca, _) => self.alloca(dst),
+            (Call, _) => self.call(i)?,
+            (Ret, InstKind::Ret { value }) => {
+                if let Some(v) = value {
+                    let rt = func.sig.ret.unwrap_or(Type::I64);
+                    let s = self.src(*v, rt);
+                    self.load(RAX, s);
+                }
+                self.epilogue();
+            }
+            (Jmp, InstKind::Jmp { dest }) => self.jmp_edge(dest, next),
+            (Br, _) => self.br(i, next)?,
+            (Trap, _) => {
+                let t = self.trap_label(TrapCode::Unreachable);
+                self.c.jmp(t);
+            }
+            _ => return Err(bad(func, "unsupported instruction")),
+        }
+        Ok(())
+    }
+}
