@@ -264,6 +264,11 @@ struct PageInfo {
 /// the chunk not yet written cost no memory.
 const SHARED_CHUNK_PAGES: usize = 16;
 
+/// Bytes of data pages a [prepared](MemoryManager::prepare) manager maps
+/// at once (private memory reserved without commitment: untouched pages
+/// cost nothing).
+const PREPARED_DATA: usize = 8 << 20;
+
 /// One reserved range and the state of its pages.
 #[derive(Debug)]
 struct Reservation {
@@ -644,9 +649,18 @@ impl MemoryManager {
             return Ok(());
         }
         let r = self.reserve()?;
+        let chunk = SHARED_CHUNK_PAGES * self.page;
         for kind in [SectionKind::Text, SectionKind::Rodata, SectionKind::Data] {
             if self.reservations[r as usize].shares(kind) {
-                self.open_shared_chunk(r, kind)?;
+                // Data gets a big first chunk (an eighth of the
+                // reservation, at most PREPARED_DATA): zero-initialized
+                // arrays of the first modules fit without a mapping.
+                let bytes = match kind {
+                    SectionKind::Data => ((self.config.reservation_size / 8) & !(self.page - 1))
+                        .clamp(chunk, PREPARED_DATA.max(chunk)),
+                    _ => chunk,
+                };
+                self.open_shared_chunk(r, kind, bytes)?;
             }
         }
         Ok(())
@@ -655,10 +669,9 @@ impl MemoryManager {
     /// Gives a fresh chunk of pages of reservation `r` to `kind` (which
     /// it [shares](Reservation::shares)): mapped with the kind's final
     /// protection, all of it free space of the kind.
-    fn open_shared_chunk(&mut self, r: u32, kind: SectionKind) -> Result<()> {
+    fn open_shared_chunk(&mut self, r: u32, kind: SectionKind, bytes: usize) -> Result<()> {
         let page = self.page;
         let res = &mut self.reservations[r as usize];
-        let bytes = SHARED_CHUNK_PAGES * page;
         let Some(start) = Self::take_pages(res, page, bytes, page) else {
             return Ok(());
         };

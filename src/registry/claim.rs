@@ -12,8 +12,7 @@
 //!   one new pending batch and makes them Loaded; [`Registry::abandon`]
 //!   returns a failed claim's modules to Added.
 
-use super::loader::{self, Image, Target};
-use super::symbols::FxHashMap;
+use super::loader::{self, Image, SmallMap, Target};
 use super::{link_err, Loaded, Pending, Registry, Source, State};
 use crate::compiled::CompiledModule;
 use crate::debug::ModuleDebug;
@@ -176,14 +175,16 @@ impl Registry {
                 State::Added(_) | State::Loaded(_) | State::Compiling { .. }
             )
         };
-        let mut seen: FxHashMap<u32, ()> = FxHashMap::default();
-        let mut work: Vec<u32> = Vec::new();
+        // Usually a module or two: a list, hashed only when big.
+        let mut seen: SmallMap<u32, ()> = SmallMap::default();
+        let mut work: SmallVec<[u32; 4]> = SmallVec::new();
         for &r in roots {
-            if walkable(self, r) && seen.insert(r, ()).is_none() {
+            if walkable(self, r) && seen.get(&r).is_none() {
+                seen.insert(r, ());
                 work.push(r);
             }
         }
-        let mut found: Vec<(u32, SmallVec<[u32; 2]>)> = Vec::new();
+        let mut found: SmallVec<[(u32, SmallVec<[u32; 2]>); 2]> = SmallVec::new();
         let mut busy = false;
         while let Some(slot) = work.pop() {
             let deps = match &self.entry(slot).state {
@@ -200,7 +201,8 @@ impl Registry {
                 _ => continue,
             };
             for d in deps {
-                if walkable(self, d) && seen.insert(d, ()).is_none() {
+                if walkable(self, d) && seen.get(&d).is_none() {
+                    seen.insert(d, ());
                     work.push(d);
                 }
             }
@@ -340,7 +342,7 @@ impl Registry {
     /// they become Loaded. On an error every module of the claim goes back
     /// to Added and the batch is discarded.
     pub fn install(&mut self, token: u64, compiled: Vec<(u32, CompiledModule)>) -> Result<()> {
-        let slots: Vec<u32> = compiled.iter().map(|c| c.0).collect();
+        let slots: SmallVec<[u32; 4]> = compiled.iter().map(|c| c.0).collect();
         let index = match self.pending.iter().position(Option::is_none) {
             Some(i) => i,
             None => {

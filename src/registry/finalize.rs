@@ -14,39 +14,50 @@ use super::{Finalized, Pending, Registry, State};
 use crate::error::{Error, Result};
 use crate::executor::TargetSection;
 use crate::memory::SectionKind;
+use smallvec::SmallVec;
 
 impl Registry {
-    /// Indices of the pending batches that can be finalized now.
-    fn ready_set(&self) -> Vec<usize> {
-        let mut ready: Vec<usize> = (0..self.pending.len())
+    /// Indices of the pending batches that can be finalized now: the
+    /// largest set whose batches reference only finalized modules or
+    /// batches of the set (removing a batch that is not ready only makes
+    /// others less ready, so removing them one at a time until none is
+    /// left to remove finds it).
+    fn ready_set(&self) -> SmallVec<[usize; 4]> {
+        let mut ready: SmallVec<[usize; 4]> = (0..self.pending.len())
             .filter(|&i| self.pending[i].is_some())
             .collect();
         loop {
             let before = ready.len();
-            let keep: Vec<usize> = ready
-                .iter()
-                .copied()
-                .filter(|&i| {
-                    let Some(p) = &self.pending[i] else {
-                        return false;
-                    };
-                    p.modules.iter().all(|&m| {
-                        self.entry(m)
-                            .deps
-                            .iter()
-                            .all(|&d| match &self.entry(d).state {
-                                State::Finalized(_) => true,
-                                State::Loaded(l) => ready.contains(&(l.batch as usize)),
-                                _ => false,
-                            })
-                    })
-                })
-                .collect();
-            ready = keep;
+            let mut k = 0;
+            while k < ready.len() {
+                if self.batch_ready(ready[k], &ready) {
+                    k += 1;
+                } else {
+                    ready.remove(k);
+                }
+            }
             if ready.len() == before {
                 return ready;
             }
         }
+    }
+
+    /// Whether every module of pending batch `i` references only finalized
+    /// modules or modules of the batches `set`.
+    fn batch_ready(&self, i: usize, set: &[usize]) -> bool {
+        let Some(p) = &self.pending[i] else {
+            return false;
+        };
+        p.modules.iter().all(|&m| {
+            self.entry(m)
+                .deps
+                .iter()
+                .all(|&d| match &self.entry(d).state {
+                    State::Finalized(_) => true,
+                    State::Loaded(l) => set.contains(&(l.batch as usize)),
+                    _ => false,
+                })
+        })
     }
 
     /// Finalizes the ready set (see the module docs). Returns whether
@@ -62,7 +73,7 @@ impl Registry {
             }
             return Err(e);
         }
-        let mut written: Vec<TargetSection> = Vec::new();
+        let mut written: SmallVec<[TargetSection; 4]> = SmallVec::new();
         let mut first_err = None;
         for &i in &ready {
             if let Err(e) = self.seal(i, &mut written) {
@@ -114,7 +125,7 @@ impl Registry {
 
     /// Writes batch `i` to the executor, seals it and makes its modules
     /// Finalized; on an error its modules go back to Added.
-    fn seal(&mut self, i: usize, written: &mut Vec<TargetSection>) -> Result<()> {
+    fn seal(&mut self, i: usize, written: &mut SmallVec<[TargetSection; 4]>) -> Result<()> {
         let Some(Pending { batch, modules }) = self.pending[i].take() else {
             return Ok(());
         };
@@ -128,7 +139,7 @@ impl Registry {
                 return Err(e);
             }
         }
-        let bodies: Vec<u64> = modules
+        let bodies: SmallVec<[u64; 4]> = modules
             .iter()
             .map(|&slot| match &self.entry(slot).state {
                 State::Loaded(m) => m

@@ -69,8 +69,9 @@ pub struct ImageSection {
     pub kind: SectionKind,
     /// The bytes to copy in.
     pub bytes: Vec<u8>,
-    /// Zero bytes after `bytes` ([`CompiledModule::bss`]): never copied,
-    /// the memory manager's free memory reads as zero.
+    /// Zero bytes after `bytes` (data: [`CompiledModule::bss`]; text: the
+    /// veneer slots): never copied, the memory manager's free memory reads
+    /// as zero.
     pub zero: u64,
     pub align: u64,
 }
@@ -131,7 +132,7 @@ impl<K, V> Default for SmallMap<K, V> {
 }
 
 impl<K: Copy + Eq + std::hash::Hash, V: Copy> SmallMap<K, V> {
-    fn get(&self, key: &K) -> Option<V> {
+    pub(crate) fn get(&self, key: &K) -> Option<V> {
         if self.map.is_empty() {
             self.list.iter().find(|(k, _)| k == key).map(|&(_, v)| v)
         } else {
@@ -140,7 +141,7 @@ impl<K: Copy + Eq + std::hash::Hash, V: Copy> SmallMap<K, V> {
     }
 
     /// Adds `key` (not present).
-    fn insert(&mut self, key: K, value: V) {
+    pub(crate) fn insert(&mut self, key: K, value: V) {
         if !self.map.is_empty() {
             self.map.insert(key, value);
         } else if self.list.len() < LINEAR_KEYS {
@@ -151,7 +152,7 @@ impl<K: Copy + Eq + std::hash::Hash, V: Copy> SmallMap<K, V> {
         }
     }
 
-    fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.list.len() + self.map.len()
     }
 
@@ -240,7 +241,7 @@ impl Image {
         }
         drop(index);
         let CompiledModule {
-            mut text,
+            text,
             rodata,
             data,
             bss,
@@ -249,7 +250,7 @@ impl Image {
             data_align,
             ..
         } = cm;
-        let veneers = reserve_veneers(&mut text, &relocs);
+        let (veneers, stubs) = reserve_veneers(text.len(), &relocs);
         let section = |kind, bytes, zero, align| ImageSection {
             kind,
             bytes,
@@ -258,7 +259,7 @@ impl Image {
         };
         Ok(Image {
             sections: [
-                section(SectionKind::Text, text, 0, text_align),
+                section(SectionKind::Text, text, stubs, text_align),
                 section(SectionKind::Rodata, rodata, 0, rodata_align),
                 section(SectionKind::Data, data, bss, data_align),
             ],
@@ -272,8 +273,10 @@ impl Image {
 }
 
 /// Reserves a veneer slot for each distinct call target in text that the
-/// module does not define, growing `text` to hold them.
-fn reserve_veneers(text: &mut Vec<u8>, relocs: &[Reloc<Named>]) -> Veneers {
+/// module does not define, after the `text_len` bytes of code; also the
+/// bytes the slots add to the text section (zero until a stub is
+/// written, so not materialized: [`ImageSection::zero`]).
+fn reserve_veneers(text_len: usize, relocs: &[Reloc<Named>]) -> (Veneers, u64) {
     let mut slots: SmallMap<Target, u64> = SmallMap::default();
     for r in relocs {
         if r.section == SectionKind::Text
@@ -285,15 +288,16 @@ fn reserve_veneers(text: &mut Vec<u8>, relocs: &[Reloc<Named>]) -> Veneers {
         }
     }
     if slots.is_empty() {
-        return Veneers::default();
+        return (Veneers::default(), 0);
     }
-    let offset = text.len().next_multiple_of(STUB_SIZE);
+    let offset = text_len.next_multiple_of(STUB_SIZE);
     // Unused slots stay zero: nothing branches to them.
-    text.resize(offset + slots.len() * STUB_SIZE, 0);
-    Veneers {
+    let end = offset + slots.len() * STUB_SIZE;
+    let veneers = Veneers {
         offset: offset as u64,
         slots,
-    }
+    };
+    (veneers, (end - text_len) as u64)
 }
 
 /// One section of a loaded module.
@@ -498,7 +502,7 @@ pub fn write_out(
     executor: &dyn Executor,
     batch: &LoadBatch,
     sections: &[Placed],
-    written: &mut Vec<TargetSection>,
+    written: &mut impl Extend<TargetSection>,
 ) -> Result<()> {
     for s in sections {
         let (Some(address), Some(bytes)) = (batch.target_address(s.r), batch.bytes(s.r)) else {
@@ -510,7 +514,7 @@ pub fn write_out(
             len: bytes.len() as u64,
         };
         executor.write_section(t, bytes)?;
-        written.push(t);
+        written.extend([t]);
     }
     Ok(())
 }
