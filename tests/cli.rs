@@ -136,3 +136,31 @@ fn a_foreign_target_is_a_usage_error_without_the_emulator() {
     );
     assert!(out.stdout.is_empty());
 }
+
+/// At opt level `none` a division by a constant still goes through
+/// multiply-high (the single-pass x86-64 generator leaves such functions
+/// to the pipeline that has that lowering), while a division by a
+/// variable is a `div`.
+#[test]
+#[cfg(all(target_arch = "x86_64", feature = "disasm"))]
+fn division_by_a_constant_is_a_multiplication_at_opt_none() {
+    let dir = std::env::temp_dir().join(format!("kiln-cli-divconst-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("div.kir");
+    std::fs::write(
+        &file,
+        "func @by_ten(%x: i64) -> i64 {\nentry:\n    %q = udiv.i64 %x, 10\n    ret %q\n}\n\
+         func @by_var(%x: i64, %y: i64) -> i64 {\nentry:\n    %q = udiv.i64 %x, %y\n    ret %q\n}\n",
+    )
+    .expect("write input");
+    let out = kiln(&[os("asm"), file.as_os_str()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (by_ten, by_var) = text.split_once("by_var").expect("both functions listed");
+    assert!(
+        by_ten.contains("mul ") && !by_ten.contains("div "),
+        "{text}"
+    );
+    assert!(by_var.contains("div "), "{text}");
+}
