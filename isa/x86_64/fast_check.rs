@@ -241,7 +241,7 @@ loop(%i: i64, %acc: i64):
 body:
     %t = mul.i64 %i, %k
     %acc2 = add.i64 %acc, %t
-    %q = sdiv.i64 %acc2, 3
+    %q = sdiv.i64 %acc2, %k
     %i2 = add.i64 %i, 1
     jmp loop(%i2, %q)
 exit(%r: i64):
