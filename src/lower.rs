@@ -137,7 +137,7 @@ impl<X: Codegen> CompileCtx<X> {
     ) -> Result<()> {
         let (data, func) = crate::isa::defined_function(module, sym)?;
         self.dec.compute(module, func)?;
-        if !module.optimized && std::env::var_os("KILN_NO_FAST").is_none() {
+        if !module.optimized && !fast_path_disabled() {
             if let Some(r) =
                 X::compile_fast(&mut self.fast, &self.dec, module, data, func, check, out)
             {
@@ -181,6 +181,13 @@ impl<X: Codegen> CompileCtx<X> {
         }
         r
     }
+}
+
+/// Whether `KILN_NO_FAST` is set (read once per process: looking the
+/// environment up takes its lock and scans it, too much per function).
+fn fast_path_disabled() -> bool {
+    static DISABLED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *DISABLED.get_or_init(|| std::env::var_os("KILN_NO_FAST").is_some())
 }
 
 /// A backend described as data: its `--target` name and whether the
