@@ -185,10 +185,14 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
                     claimed[p.index()] = true;
                 }
             }
-            // Back edges: the loop's live-in values must survive.
-            for dest in d.block_calls() {
-                let Some(h) = dec.position(dest.block) else {
-                    return Err(format!("jump to unplaced block {}", dest.block));
+            // Back edges (any successor, `switch` targets included): the
+            // loop's live-in values must survive.
+            let mut targets = func.successors(i);
+            targets.sort_unstable_by_key(|b| b.index());
+            targets.dedup();
+            for target in targets {
+                let Some(h) = dec.position(target) else {
+                    return Err(format!("jump to unplaced block {target}"));
                 };
                 if h > k {
                     continue;
