@@ -161,7 +161,8 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
             if fixed {
                 for op in func.operands(i) {
                     if let Operand::Value(v) = op {
-                        if (FIXED >> sim.home(v)?) & 1 != 0 {
+                        let h = sim.home(v)?;
+                        if h < 16 && (FIXED >> h) & 1 != 0 {
                             return Err(format!("{v} is in rcx/rdx at {at}"));
                         }
                     }
