@@ -258,7 +258,12 @@ impl Finalized {
     /// A module finalized with `sections`, its function at `body` (0: not
     /// a function-module).
     pub fn new(mut sections: SmallVec<[FinalizedSection; 3]>, body: u64) -> Finalized {
-        if let (1, Some(s)) = (sections.len(), sections.pop()) {
+        let one = if sections.len() == 1 {
+            sections.pop()
+        } else {
+            None
+        };
+        if let Some(s) = one {
             let start = s.target_address();
             let offset = match body {
                 0 => Some(NO_BODY_OFFSET),
