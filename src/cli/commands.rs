@@ -131,12 +131,24 @@ fn load(files: &[OsString]) -> Result<Vec<Module>, Failure> {
     Ok(modules)
 }
 
+/// Bytes of text from which `check` backs its arena with huge pages from
+/// the start.
+const LARGE_INPUT: u64 = 64 << 10;
+
 /// `kiln check FILE...`
 pub fn check(files: &[OsString]) -> Result<(), Failure> {
     // The process exits next: freeing every function's tables one by one
     // would only cost time (a fifth of `check` on many small functions),
     // and so would a general-purpose allocator for tables never freed.
-    super::arena::enable();
+    // The parsed IR takes about eight times the text's bytes: from 64 KiB
+    // of text on, huge pages pay for themselves (see `arena::enable`). One
+    // `stat` per file says how much text there is.
+    let text: u64 = files
+        .iter()
+        .filter_map(|f| std::fs::metadata(f).ok())
+        .map(|m| m.len())
+        .sum();
+    super::arena::enable(text >= LARGE_INPUT);
     load(files).map(std::mem::forget)
 }
 
