@@ -138,9 +138,8 @@ fn a_foreign_target_is_a_usage_error_without_the_emulator() {
 }
 
 /// At opt level `none` a division by a constant still goes through
-/// multiply-high (the single-pass x86-64 generator leaves such functions
-/// to the pipeline that has that lowering), while a division by a
-/// variable is a `div`.
+/// multiply-high (the single-pass x86-64 generator has the pipeline's
+/// sequences), while a division by a variable is a `div`.
 #[test]
 #[cfg(all(target_arch = "x86_64", feature = "disasm"))]
 fn division_by_a_constant_is_a_multiplication_at_opt_none() {

@@ -46,7 +46,8 @@
 //!
 //! Supported so far: `i32`/`i64` values, the integer ALU (immediates
 //! folded), shifts, compares (fused into `br`), `select`, `sext`, `zext`,
-//! `trunc`, division and remainder (with their traps), loads and stores,
+//! `trunc`, division and remainder (with their traps; by a literal through
+//! multiply-high), loads and stores,
 //! `addr`, `alloca`, direct and indirect calls with integer arguments
 //! (the seventh on in the outgoing stack area), integer parameters (the
 //! seventh on from the caller's frame), `jmp`/`br` with block arguments,
@@ -152,20 +153,6 @@ fn is_int(t: Option<Type>) -> bool {
 fn supported_inst(module: &Module, func: &Function, d: &crate::ir::InstData) -> bool {
     use Opcode::*;
     match d.opcode {
-        // A division by a constant falls back: the old pipeline divides
-        // through multiply-high (`divconst`), several times faster than
-        // `div` in a loop (the report's `digits` program ran 2.8x slower
-        // here), and this path has no such lowering yet.
-        Sdiv | Udiv | Srem | Urem
-            if matches!(
-                d.kind,
-                InstKind::Binary {
-                    args: [_, Operand::Const(_)]
-                }
-            ) =>
-        {
-            false
-        }
         Copy | Add | Sub | Mul | And | Or | Xor | Shl | Shr | Sar | Neg | Not | Eq | Ne | Slt
         | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge | Select | Sext | Zext | Trunc | Sdiv | Udiv
         | Srem | Urem | Load | Load8s | Load8u | Load16s | Load16u | Load32s | Load32u => {
@@ -583,6 +570,7 @@ impl Fast {
     }
 }
 
+mod divk;
 mod emit;
 mod enc;
 mod inst;

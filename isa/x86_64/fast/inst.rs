@@ -253,7 +253,14 @@ impl Em<'_> {
             }
             (Sdiv | Udiv | Srem | Urem, InstKind::Binary { args }) => {
                 let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
-                self.div(d.opcode, w, dst, a, b);
+                // A literal divisor: multiply-high when it has a plan.
+                match b {
+                    Src::I(k) => match crate::opt::magic::plan(d.opcode, ty, k) {
+                        Some(plan) => self.div_const(d.opcode, w, dst, a, plan, k),
+                        None => self.div(d.opcode, w, dst, a, b),
+                    },
+                    _ => self.div(d.opcode, w, dst, a, b),
+                }
             }
             (
                 Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge,
