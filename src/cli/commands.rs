@@ -32,7 +32,14 @@ pub const MAX_SOURCE: u64 = 256 << 20;
 /// Reads `path`, refusing more than [`MAX_SOURCE`] bytes (reading stops
 /// there, so `/dev/zero` ends quickly): an input error located at the first
 /// byte past the limit.
-fn read_source(path: &std::ffi::OsStr, name: &str) -> Result<Vec<u8>, Failure> {
+///
+/// The text goes to `bytes` (cleared first): a command reading many files
+/// reuses one buffer, so each file's text does not take fresh pages again.
+fn read_source_into(
+    path: &std::ffi::OsStr,
+    name: &str,
+    bytes: &mut Vec<u8>,
+) -> Result<(), Failure> {
     use std::io::Read;
     let cannot = |e: std::io::Error| {
         input_msg(format!(
@@ -46,9 +53,10 @@ fn read_source(path: &std::ffi::OsStr, name: &str) -> Result<Vec<u8>, Failure> {
     let size = file
         .metadata()
         .map_or(0, |m| m.len().min(MAX_SOURCE) as usize);
-    let mut bytes = Vec::with_capacity(size + 1);
+    bytes.clear();
+    bytes.reserve(size + 1);
     file.take(MAX_SOURCE + 1)
-        .read_to_end(&mut bytes)
+        .read_to_end(bytes)
         .map_err(cannot)?;
     if bytes.len() as u64 > MAX_SOURCE {
         let limit = MAX_SOURCE as usize;
@@ -70,7 +78,7 @@ fn read_source(path: &std::ffi::OsStr, name: &str) -> Result<Vec<u8>, Failure> {
             "source text longer than 256 MiB",
         ))));
     }
-    Ok(bytes)
+    Ok(())
 }
 
 fn input_msg(msg: impl std::fmt::Display) -> Failure {
@@ -89,9 +97,9 @@ fn io_reason(e: &std::io::Error) -> String {
 
 /// Decodes `bytes` as UTF-8; an invalid sequence is a parse error at its
 /// line and column (columns count characters, 1-based).
-pub fn decode(file: &str, bytes: Vec<u8>) -> Result<String, Error> {
-    String::from_utf8(bytes).map_err(|e| {
-        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+fn decode_str<'b>(file: &str, bytes: &'b [u8]) -> Result<&'b str, Error> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = &bytes[..e.valid_up_to()];
         // The prefix is valid UTF-8 by construction.
         let prefix = std::str::from_utf8(valid).unwrap_or("");
         let line = prefix.matches('\n').count() + 1;
@@ -111,11 +119,12 @@ fn clamp(n: usize) -> u32 {
 /// Reads, parses and verifies each file, in order; the first error wins.
 fn load(files: &[OsString]) -> Result<Vec<Module>, Failure> {
     let mut modules = Vec::with_capacity(files.len());
+    let mut bytes = Vec::new();
     for path in files {
         let name = path.to_string_lossy().into_owned();
-        let bytes = read_source(path, &name)?;
-        let text = decode(&name, bytes).map_err(input)?;
-        let module = parse_module(&name, &text).map_err(input)?;
+        read_source_into(path, &name, &mut bytes)?;
+        let text = decode_str(&name, &bytes).map_err(input)?;
+        let module = parse_module(&name, text).map_err(input)?;
         verify_module(&module).map_err(input)?;
         modules.push(module);
     }
@@ -493,17 +502,17 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_located() {
-        let e = decode("f.kir", b"ab\nc\xc3\xa9d\xffx".to_vec()).unwrap_err();
+        let e = decode_str("f.kir", b"ab\nc\xc3\xa9d\xffx").unwrap_err();
         assert_eq!(
             e.to_string(),
             "f.kir:2:4: error: invalid UTF-8 in source text"
         );
-        let e = decode("f.kir", b"\x80".to_vec()).unwrap_err();
+        let e = decode_str("f.kir", b"\x80").unwrap_err();
         assert_eq!(
             e.to_string(),
             "f.kir:1:1: error: invalid UTF-8 in source text"
         );
-        assert_eq!(decode("f.kir", b"ok\n".to_vec()), Ok("ok\n".to_string()));
+        assert_eq!(decode_str("f.kir", b"ok\n"), Ok("ok\n"));
     }
 
     #[test]
