@@ -50,11 +50,12 @@
 //! `trunc`, division and remainder (with their traps), loads and stores,
 //! `addr`, `alloca`, direct and indirect calls (System V: integer and
 //! float arguments in their registers, the rest in the outgoing stack
-//! area; parameters likewise), `jmp`/`br` with block arguments, `ret`,
-//! `trap`; `f32`/`f64` values (homes `xmm0`–`xmm13` or slots) with every
-//! float instruction (`fast/float.rs`). Anything else (`switch`, a
-//! division by a constant) makes the whole function go through the
-//! multi-pass pipeline. AArch64 always uses that pipeline.
+//! area; parameters likewise), `jmp`/`br` with block arguments, `switch`
+//! (a compare chain or a jump table), `ret`, `trap`; `f32`/`f64` values
+//! (homes `xmm0`–`xmm13` or slots) with every float instruction
+//! (`fast/float.rs`). Anything else (a division by a constant) makes the
+//! whole function go through the multi-pass pipeline. AArch64 always uses
+//! that pipeline.
 
 use crate::compiled::CompiledModule;
 use crate::error::Result;
@@ -194,6 +195,7 @@ fn supported_inst(module: &Module, func: &Function, d: &crate::ir::InstData) -> 
             d.ty.is_some()
         }
         Store8 | Store16 | Store32 | Addr | Alloca | Ret | Jmp | Br | Trap => true,
+        Switch => is_int(d.ty),
         Call => {
             let InstKind::Call { callee, args } = &d.kind else {
                 return false;
@@ -209,7 +211,6 @@ fn supported_inst(module: &Module, func: &Function, d: &crate::ir::InstData) -> 
                 Callee::Indirect(_) => true,
             }
         }
-        _ => false,
     }
 }
 
@@ -361,6 +362,14 @@ impl Fast {
                     } => {
                         self.edge(func, dec, then_dest.block, n)?;
                         self.edge(func, dec, else_dest.block, n)?;
+                    }
+                    // No switch target takes arguments: only placement
+                    // is checked.
+                    InstKind::Switch { default, cases, .. } => {
+                        self.edge(func, dec, *default, n)?;
+                        for c in func.cases(*cases) {
+                            self.edge(func, dec, c.block, n)?;
+                        }
                     }
                     _ => {}
                 }
@@ -632,6 +641,7 @@ mod emit;
 mod enc;
 mod float;
 mod inst;
+mod switch;
 
 use emit::bad;
 

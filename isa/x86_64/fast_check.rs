@@ -189,12 +189,16 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
             if let Some(r) = d.result {
                 sim.claim(r)?;
             }
-            // Back edges: the loop's live-in values must survive. Only this
-            // edge's parameter writes happen on it (another target's are
-            // on that target's path alone).
-            for dest in d.block_calls() {
-                let Some(h) = dec.position(dest.block) else {
-                    return Err(format!("jump to unplaced block {}", dest.block));
+            // Back edges (any successor, `switch` targets included): the
+            // loop's live-in values must survive. Only this edge's
+            // parameter writes happen on it (another target's are on that
+            // target's path alone).
+            let mut targets = func.successors(i);
+            targets.sort_unstable_by_key(|b| b.index());
+            targets.dedup();
+            for target in targets {
+                let Some(h) = dec.position(target) else {
+                    return Err(format!("jump to unplaced block {target}"));
                 };
                 if h > k {
                     continue;
@@ -207,7 +211,7 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
                     continue;
                 }
                 budget -= size;
-                let params = &func.blocks[dest.block.index()].params;
+                let params = &func.blocks[target.index()].params;
                 let mut saved = Vec::with_capacity(params.len());
                 for &p in params {
                     let hp = sim.home(p)?;
