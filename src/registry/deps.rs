@@ -6,6 +6,7 @@ use std::ptr::NonNull;
 
 /// An immutable list of slots, empty without an allocation; otherwise one
 /// heap block holding the length, then the slots.
+#[derive(Default)]
 pub(crate) struct Deps(Option<NonNull<u32>>);
 
 // SAFETY: `Deps` owns its block (like a `Box<[u32]>`): nothing else points
@@ -37,12 +38,6 @@ impl Deps {
         // the number of slots after it; it lives as long as `self`.
         let len = unsafe { p.as_ptr().read() } as usize;
         Some((p, len + 1))
-    }
-}
-
-impl Default for Deps {
-    fn default() -> Deps {
-        Deps(None)
     }
 }
 
