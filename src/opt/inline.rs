@@ -21,12 +21,12 @@
 //! Linear: each call site is copied at most once (copies contain no
 //! calls), and a caller stops growing at [`growth_budget`].
 
-use crate::analysis::{Cfg, Rpo};
+use crate::ir::hash::{hash_name, StrIndex};
 use crate::ir::{
     Block, BlockCall, Callee, Function, Inst, InstData, InstKind, Linkage, Module, OpList, Opcode,
     Operand, Signature, SrcMap, SrcMapBuilder, SwitchCase, SymbolKind, Value, ValueDef,
 };
-use std::collections::HashSet;
+use smallvec::SmallVec;
 
 /// Largest body (instructions, terminators included) that is inlined.
 pub const MAX_INSTS: usize = 24;
@@ -138,17 +138,56 @@ pub fn inlinable(f: &Function) -> bool {
             }
         }
     }
-    // No cycle: every edge between reachable blocks goes forward in
-    // reverse postorder, and every block is reachable.
-    let cfg = Cfg::new(f);
-    let rpo = Rpo::new(&cfg);
-    if rpo.order().len() != f.blocks.len() {
-        return false;
+    acyclic_and_reachable(f)
+}
+
+/// Whether every block of `f` is reachable from the entry and no cycle
+/// runs through them (every edge then goes forward in reverse postorder):
+/// a depth-first search that meets no block still on its stack. For the
+/// small functions [`inlinable`] looks at, on the stack only.
+fn acyclic_and_reachable(f: &Function) -> bool {
+    const UNSEEN: u8 = 0;
+    const ON_STACK: u8 = 1;
+    const DONE: u8 = 2;
+    let n = f.blocks.len();
+    let mut state: SmallVec<[u8; 32]> = SmallVec::from_elem(UNSEEN, n);
+    // (block, successors of it visited so far)
+    let mut stack: SmallVec<[(Block, usize); 32]> = SmallVec::new();
+    let mut seen = 1;
+    state[0] = ON_STACK;
+    stack.push((Block::new(0), 0));
+    while let Some(top) = stack.last_mut() {
+        let (b, k) = *top;
+        let mut next = None;
+        if let Some(t) = f.terminator(b) {
+            let mut i = 0;
+            f.for_each_successor(t, |s| {
+                if i == k {
+                    next = Some(s);
+                }
+                i += 1;
+            });
+        }
+        match next {
+            Some(s) => {
+                top.1 += 1;
+                match state[s.index()] {
+                    ON_STACK => return false,
+                    UNSEEN => {
+                        state[s.index()] = ON_STACK;
+                        seen += 1;
+                        stack.push((s, 0));
+                    }
+                    _ => {}
+                }
+            }
+            None => {
+                state[b.index()] = DONE;
+                stack.pop();
+            }
+        }
     }
-    f.block_ids().all(|b| {
-        let here = rpo.index_of(b);
-        cfg.succs(b).iter().all(|&s| rpo.index_of(s) > here)
-    })
+    seen == n
 }
 
 /// `call %p(args)` with `%p = addr @g` of a defined function whose
@@ -206,7 +245,7 @@ fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
         return;
     }
     let budget = growth_budget(f.insts.len());
-    let mut names: Option<HashSet<String>> = None;
+    let mut labels: Option<StrIndex> = None;
     // Instructions are only appended: the original map keeps locating the
     // original instructions (call sites), the builder collects the new.
     let orig = std::mem::take(&mut f.srcmap);
@@ -228,13 +267,14 @@ fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
             };
             match callee {
                 Some(g) if f.insts.len() + g.insts.len() + 4 <= budget => {
-                    let names = names.get_or_insert_with(|| {
-                        f.blocks
-                            .iter()
-                            .map(|b| f.names.get(b.name).to_string())
-                            .collect()
+                    let labels = labels.get_or_insert_with(|| {
+                        let mut ix = StrIndex::new();
+                        for (k, b) in f.blocks.iter().enumerate() {
+                            ix.insert(k as u32, hash_name(f.names.get(b.name)));
+                        }
+                        ix
                     });
-                    inline_one(f, Block::new(bi), k, g, names, &mut locs);
+                    inline_one(f, Block::new(bi), k, g, labels, &mut locs);
                     // The rest of this block moved to a new block, visited
                     // later.
                     break;
@@ -262,18 +302,45 @@ struct Locs<'a> {
 /// of a map, with its tokens or only its mnemonic.
 type LocSource<'m> = Option<(&'m SrcMap, Inst, bool)>;
 
-fn unique(names: &mut HashSet<String>, base: String) -> String {
-    let mut n = 0usize;
-    loop {
-        let name = if n == 0 {
-            base.clone()
-        } else {
-            format!("{base}.{n}")
-        };
-        if names.insert(name.clone()) {
-            return name;
-        }
-        n += 1;
+/// A new block of `f` labelled `base`, or `base.N` with the smallest `N`
+/// that no block has; `labels` indexes every block by its label (the new
+/// one included on return).
+fn new_unique_block(f: &mut Function, labels: &mut StrIndex, base: String) -> Block {
+    let taken = |f: &Function, s: &str| {
+        labels
+            .find(s, hash_name(s), |id| {
+                f.names.get(f.blocks[id as usize].name)
+            })
+            .is_some()
+    };
+    let name = if taken(f, &base) {
+        (1usize..)
+            .map(|n| format!("{base}.{n}"))
+            .find(|s| !taken(f, s))
+            .unwrap_or(base)
+    } else {
+        base
+    };
+    let label = intern_small(f, &name);
+    let b = f.new_block_named(label);
+    labels.insert(b.index() as u32, hash_name(&name));
+    b
+}
+
+/// Names in a function up to which [`intern_small`] scans them.
+const SCAN_NAMES: usize = 64;
+
+/// `f.names.intern(s)`, without building the names' lookup index for a
+/// function of few names (the parser leaves a small function's names
+/// unindexed, and the first `intern` would index them all): a scan finds
+/// `s`, or it is appended as new.
+fn intern_small(f: &mut Function, s: &str) -> crate::ir::Name {
+    if f.names.len() > SCAN_NAMES {
+        return f.names.intern(s);
+    }
+    match f.names.lookup(s) {
+        Some(n) => n,
+        None => f.names.push_new(s),
     }
 }
 
@@ -283,7 +350,7 @@ fn inline_one(
     b: Block,
     k: usize,
     g: &Function,
-    names: &mut HashSet<String>,
+    labels: &mut StrIndex,
     locs: &mut Locs<'_>,
 ) {
     let call = f.blocks[b.index()].insts[k];
@@ -295,7 +362,7 @@ fn inline_one(
     // New instructions at the call site point at the call's mnemonic.
     let call_loc: LocSource<'_> = Some((locs.orig, call, false));
     let caller_label = f.block_name(b).to_string();
-    let cont = f.new_block(&unique(names, format!("{caller_label}.{}.ret", g.name)));
+    let cont = new_unique_block(f, labels, format!("{caller_label}.{}.ret", g.name));
     let tail = f.blocks[b.index()].insts.split_off(k + 1);
     f.blocks[b.index()].insts.pop();
     f.blocks[cont.index()].insts = tail;
@@ -326,12 +393,12 @@ fn inline_one(
             }
         };
     }
-    let bmap: Vec<Block> = g
+    let bmap: SmallVec<[Block; 8]> = g
         .blocks
         .iter()
         .map(|bd| {
             let label = format!("{}.{}", g.name, g.names.get(bd.name));
-            f.new_block(&unique(names, label))
+            new_unique_block(f, labels, label)
         })
         .collect();
     for (gb, bd) in g.blocks.iter().enumerate() {
