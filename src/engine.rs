@@ -35,6 +35,7 @@ use crate::ir::{Module, Signature, Type};
 use crate::lazy::{EpochGuard, Epochs, Resolver, Split};
 use crate::memory::{MemoryConfig, SectionKind};
 use crate::opt::OptLevel;
+use crate::registry::calls::CallCache;
 use crate::registry::{compile_job, Lookup, ModuleId, ModuleState, Registry, RegistryStats};
 use crate::trampoline::TrapHandler;
 use crate::value::Val;
@@ -72,6 +73,12 @@ struct Inner {
     /// Epochs over this engine's calls (shared with the registry, which
     /// retires old code by them).
     epochs: Arc<Epochs>,
+    /// Callable functions by name, shared with the registry, which clears
+    /// it before any removal: `Engine::call` finds a finalized function
+    /// here without waiting for the registry lock, which a compile holds
+    /// while it places and relocates its code
+    /// ([`crate::registry::calls`]).
+    calls: Arc<CallCache>,
 }
 
 /// When the functions of a lazy module are compiled
@@ -140,6 +147,7 @@ impl Engine {
         let inner = Arc::new(Inner {
             target: registry.target().clone(),
             epochs: registry.epochs().clone(),
+            calls: registry.calls().clone(),
             registry: Mutex::new(registry),
             changed: Condvar::new(),
             waiters: AtomicUsize::new(0),
@@ -650,11 +658,23 @@ impl Inner {
 
     /// Exported function `name`, callable: finalizes what it needs first.
     fn function(&self, name: &str) -> Result<(u64, Signature, Arc<()>)> {
+        if let Some(found) = self.calls.get(name) {
+            return Ok(found);
+        }
         loop {
-            let found = self.lock()?.lookup_function(name)?;
+            let reg = self.lock()?;
+            let found = reg.lookup_function(name)?;
             match found {
-                Lookup::Ready(a, s, p) => return Ok((a, s, p)),
-                Lookup::Pending(slot) => self.drive(&[slot], Goal::Finalized)?,
+                Lookup::Ready(a, s, p) => {
+                    let found = (a, s, p);
+                    // Under the registry lock (see `CallCache::insert`).
+                    self.calls.insert(name, &found);
+                    return Ok(found);
+                }
+                Lookup::Pending(slot) => {
+                    drop(reg);
+                    self.drive(&[slot], Goal::Finalized)?
+                }
             }
         }
     }
@@ -794,3 +814,61 @@ native_fn!(A, B, C, D, E);
 native_fn!(A, B, C, D, E, F);
 native_fn!(A, B, C, D, E, F, G);
 native_fn!(A, B, C, D, E, F, G, H);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::mpsc;
+    use std::time::Duration;
+
+    const SRC: &str = "func @f(%x: i64) -> i64 {\nentry:\n    %y = add.i64 %x, %x\n    ret %y\n}\n";
+
+    /// A call of a finalized function does not wait for the registry lock
+    /// (held by a compile while it places and relocates code): with the
+    /// lock held here, another thread's call still returns.
+    #[test]
+    fn a_call_of_a_finalized_function_does_not_wait_for_the_registry_lock() {
+        let engine = Arc::new(Engine::new(std::env::consts::ARCH).unwrap());
+        engine.add_module_text("f.kir", SRC).unwrap();
+        assert_eq!(engine.call("f", &[Val::I64(4)]).unwrap(), Some(Val::I64(8)));
+        let held = engine.reg().unwrap();
+        let (tx, rx) = mpsc::channel();
+        let caller = {
+            let engine = engine.clone();
+            std::thread::spawn(move || {
+                let r = engine.call("f", &[Val::I64(21)]);
+                let _ = tx.send(r.map_err(|e| e.to_string()));
+            })
+        };
+        // Generous: the call takes microseconds; blocked, it never ends.
+        let r = rx.recv_timeout(Duration::from_secs(20));
+        drop(held);
+        caller.join().unwrap();
+        assert_eq!(
+            r.expect("the call waited for the registry lock"),
+            Ok(Some(Val::I64(42)))
+        );
+    }
+
+    /// The cache never hands out a removed function, and its entries do
+    /// not count as running calls: a module called before can be removed,
+    /// and calling it afterwards is an error, not a jump into freed code.
+    #[test]
+    fn removal_forgets_cached_functions() {
+        let engine = Engine::new(std::env::consts::ARCH).unwrap();
+        let id = engine.add_module_text("f.kir", SRC).unwrap();
+        assert_eq!(engine.call("f", &[Val::I64(1)]).unwrap(), Some(Val::I64(2)));
+        assert_eq!(engine.inner.calls.len(), 1);
+        engine.remove_module(id).unwrap();
+        assert!(engine.inner.calls.is_empty());
+        let err = engine.call("f", &[Val::I64(1)]).unwrap_err().to_string();
+        assert!(err.contains("no exported function @f"), "{err}");
+        // A new definition of the name is what a call reaches now.
+        let again = SRC.replace("add.i64", "mul.i64");
+        engine.add_module_text("g.kir", &again).unwrap();
+        assert_eq!(
+            engine.call("f", &[Val::I64(5)]).unwrap(),
+            Some(Val::I64(25))
+        );
+    }
+}

@@ -882,6 +882,9 @@ impl Registry {
                 first_err.get_or_insert(e);
             }
         }
+        if !ext.symbols.is_empty() {
+            self.calls().clear();
+        }
         for &id in &ext.symbols {
             self.symbols.remove(id);
         }

@@ -51,6 +51,7 @@
 //! - A failed install or finalize leaves no module half-done: its modules
 //!   go back to Added and their batch's memory is returned.
 
+pub mod calls;
 mod claim;
 mod finalize;
 pub mod loader;
@@ -298,6 +299,9 @@ pub struct Registry {
     /// profiler / debugger registrations.
     pub(crate) debug: DebugRegistry,
     pub(crate) lazy: LazyState,
+    /// Callable functions by name for `Engine::call`, read without the
+    /// registry lock (see [`calls`]).
+    calls: Arc<calls::CallCache>,
 }
 
 pub(crate) fn link_err(module: &Module, sym: SymId, message: String) -> Error {
@@ -367,6 +371,7 @@ impl Registry {
             next_claim: 1,
             debug: DebugRegistry::new(),
             lazy: LazyState::default(),
+            calls: Arc::default(),
         })
     }
 
@@ -637,6 +642,11 @@ impl Registry {
 
     // ---- lookups ------------------------------------------------------------
 
+    /// The cache of callable functions by name (see [`calls`]).
+    pub fn calls(&self) -> &Arc<calls::CallCache> {
+        &self.calls
+    }
+
     /// Exported function `name`: callable now, or the slot to finalize
     /// first.
     pub fn lookup_function(&self, name: &str) -> Result<Lookup> {
@@ -821,6 +831,8 @@ impl Registry {
     /// owners reference it, it is being compiled or loaded, or a call runs
     /// in it.
     pub(crate) fn check_removable(&self, slot: u32, allowed: u32) -> Result<()> {
+        // Cached lookups hold pins: forget them before counting pins.
+        self.calls.clear();
         let e = self.entry(slot);
         let name = self.name_of(slot);
         match e.state {
@@ -874,6 +886,9 @@ impl Registry {
             Role::Group(g) => std::mem::take(&mut g.owner.symbols),
             _ => Vec::new(),
         };
+        if !symbols.is_empty() {
+            self.calls.clear();
+        }
         for id in symbols {
             self.symbols.remove(id);
         }
