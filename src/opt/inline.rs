@@ -21,7 +21,7 @@
 //! Linear: each call site is copied at most once (copies contain no
 //! calls), and a caller stops growing at [`growth_budget`].
 
-use crate::ir::hash::{hash_name, StrIndex};
+use super::labels::Labels;
 use crate::ir::{
     Block, BlockCall, Callee, Function, Inst, InstData, InstKind, Linkage, Module, OpList, Opcode,
     Operand, Signature, SrcMap, SrcMapBuilder, SwitchCase, SymbolKind, Value, ValueDef,
@@ -245,7 +245,7 @@ fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
         return;
     }
     let budget = growth_budget(f.insts.len());
-    let mut labels: Option<StrIndex> = None;
+    let mut labels: Option<Labels> = None;
     // Instructions are only appended: the original map keeps locating the
     // original instructions (call sites), the builder collects the new.
     let orig = std::mem::take(&mut f.srcmap);
@@ -267,13 +267,7 @@ fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
             };
             match callee {
                 Some(g) if f.insts.len() + g.insts.len() + 4 <= budget => {
-                    let labels = labels.get_or_insert_with(|| {
-                        let mut ix = StrIndex::new();
-                        for (k, b) in f.blocks.iter().enumerate() {
-                            ix.insert(k as u32, hash_name(f.names.get(b.name)));
-                        }
-                        ix
-                    });
+                    let labels = labels.get_or_insert_with(|| Labels::of(f));
                     inline_one(f, Block::new(bi), k, g, labels, &mut locs);
                     // The rest of this block moved to a new block, visited
                     // later.
@@ -303,45 +297,17 @@ struct Locs<'a> {
 type LocSource<'m> = Option<(&'m SrcMap, Inst, bool)>;
 
 /// A new block of `f` labelled `base`, or `base.N` with the smallest `N`
-/// that no block has; `labels` indexes every block by its label (the new
-/// one included on return).
-fn new_unique_block(f: &mut Function, labels: &mut StrIndex, base: String) -> Block {
-    let taken = |f: &Function, s: &str| {
-        labels
-            .find(s, hash_name(s), |id| {
-                f.names.get(f.blocks[id as usize].name)
-            })
-            .is_some()
-    };
-    let name = if taken(f, &base) {
+/// that no block has.
+fn new_unique_block(f: &mut Function, labels: &mut Labels, base: String) -> Block {
+    let name = if labels.taken(f, &base) {
         (1usize..)
             .map(|n| format!("{base}.{n}"))
-            .find(|s| !taken(f, s))
+            .find(|s| !labels.taken(f, s))
             .unwrap_or(base)
     } else {
         base
     };
-    let label = intern_small(f, &name);
-    let b = f.new_block_named(label);
-    labels.insert(b.index() as u32, hash_name(&name));
-    b
-}
-
-/// Names in a function up to which [`intern_small`] scans them.
-const SCAN_NAMES: usize = 64;
-
-/// `f.names.intern(s)`, without building the names' lookup index for a
-/// function of few names (the parser leaves a small function's names
-/// unindexed, and the first `intern` would index them all): a scan finds
-/// `s`, or it is appended as new.
-fn intern_small(f: &mut Function, s: &str) -> crate::ir::Name {
-    if f.names.len() > SCAN_NAMES {
-        return f.names.intern(s);
-    }
-    match f.names.lookup(s) {
-        Some(n) => n,
-        None => f.names.push_new(s),
-    }
+    labels.new_block(f, &name)
 }
 
 /// Replaces the call at `f.blocks[b].insts[k]` by a copy of `g`.
@@ -350,7 +316,7 @@ fn inline_one(
     b: Block,
     k: usize,
     g: &Function,
-    labels: &mut StrIndex,
+    labels: &mut Labels,
     locs: &mut Locs<'_>,
 ) {
     let call = f.blocks[b.index()].insts[k];
