@@ -544,10 +544,7 @@ impl Registry {
         let (stubs, cells, sections) = self.load_internal(&image)?;
         self.new_entry(
             Role::Chunk,
-            State::Finalized(Finalized {
-                sections: sections.into_boxed_slice(),
-                body: 0,
-            }),
+            State::Finalized(Finalized::new(sections.into(), 0)),
         );
         self.lazy.chunks.push(Chunk {
             stubs: stubs + slots_offset,
@@ -922,7 +919,7 @@ impl Registry {
             }
             let old = std::mem::replace(&mut self.lazy.slots[key as usize].body, member);
             let target = match &self.entry(member).state {
-                State::Finalized(f) if f.body != 0 => f.body,
+                State::Finalized(f) if f.body() != 0 => f.body(),
                 _ => self.stub_address(&isa, key) + isa.lazy_offset as u64,
             };
             if let Err(e) = self.executor.write_cell(self.cell_address(key), target) {
@@ -966,7 +963,7 @@ impl Registry {
             return Err(Error::Runtime(format!("lazy function #{key} was removed")));
         };
         match &self.entry(s.body).state {
-            State::Finalized(f) if f.body != 0 => Ok(Ok(f.body)),
+            State::Finalized(f) if f.body() != 0 => Ok(Ok(f.body())),
             _ => Ok(Err(s.body)),
         }
     }
@@ -984,9 +981,12 @@ impl Registry {
                 // Backtraces stop naming it now; its code stays mapped
                 // until no call can run in it.
                 if let State::Finalized(f) = self.set_state(slot, State::Free) {
-                    self.debug.module_removed(&f.sections);
+                    if let Some(start) = f.text_address() {
+                        self.debug.module_removed(start);
+                    }
                     let epoch = self.lazy.epochs.advance();
-                    self.lazy.retired.push((epoch, f.sections));
+                    let sections = f.into_sections(&self.mm);
+                    self.lazy.retired.push((epoch, sections));
                     self.lazy.epochs.pending.store(true, Ordering::Release);
                 }
                 self.free_entry(slot);

@@ -80,6 +80,8 @@
 
 mod free_list;
 mod os;
+mod packed;
+pub use packed::PackedSection;
 
 use crate::error::{Error, Result};
 use free_list::{align_up, FreeList};

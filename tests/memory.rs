@@ -4,7 +4,7 @@
 
 use kiln::memory::{
     within_rel32, CodeMapping, FinalizedSection, LoadBatch, MemoryConfig, MemoryManager,
-    SectionKind, SectionRef,
+    PackedSection, SectionKind, SectionRef,
 };
 use kiln::reloc::{self, RelocKind, RelocProblem};
 use kiln::Error;
@@ -161,6 +161,51 @@ fn sections_are_small_and_freed_only_by_their_manager() {
         let text = a.finalize(batch).unwrap().take(r).unwrap();
         assert_eq!((text.len(), call_i32(&text)), (ret_i32(7).len(), 7));
         a.free(text).unwrap();
+    }
+}
+
+/// A packed section is 16 bytes, gives back the same section (address,
+/// length, kind, and still callable and freeable) only through the manager
+/// that made it, and a section moved by a remote executor is not packed.
+#[test]
+fn packed_sections_give_back_the_same_section() {
+    assert!(std::mem::size_of::<PackedSection>() <= 16);
+    for mode in MODES {
+        let (mut a, b) = (manager_in(mode), manager_in(mode));
+        let mut batch = a.begin_batch();
+        let r = fill(&mut a, &mut batch, SectionKind::Text, &ret_i32(5));
+        let d = fill(&mut a, &mut batch, SectionKind::Data, &[1, 2, 3]);
+        let mut fin = a.finalize(batch).unwrap();
+        let (text, data) = (fin.take(r).unwrap(), fin.take(d).unwrap());
+        let (addr, len) = (text.address(), text.len());
+        let p = text.pack().unwrap();
+        assert_eq!(
+            (p.address(), p.len(), p.kind()),
+            (addr as u64, len, SectionKind::Text)
+        );
+        let data_addr = data.address();
+        let pd = data.pack().unwrap();
+        assert_eq!(
+            (pd.address(), pd.kind()),
+            (data_addr as u64, SectionKind::Data)
+        );
+        assert!(b.unpack(p).is_none(), "another manager's reservation");
+        let text = a.unpack(p).unwrap();
+        assert_eq!(
+            (text.address(), text.len(), call_i32(&text)),
+            (addr, len, 5)
+        );
+        a.free(text).unwrap();
+        a.free(a.unpack(pd).unwrap()).unwrap();
+        assert_eq!(a.stats().bytes_in_use, 0);
+
+        let mut batch = a.begin_batch();
+        let r = fill(&mut a, &mut batch, SectionKind::Text, &ret_i32(6));
+        batch.set_target_address(r, 0x1000).unwrap();
+        let moved = a.finalize(batch).unwrap().take(r).unwrap();
+        let moved = moved.pack().unwrap_err();
+        assert_eq!(moved.target_address(), 0x1000);
+        a.free(moved).unwrap();
     }
 }
 

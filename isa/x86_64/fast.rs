@@ -50,7 +50,8 @@
 //! `addr`, `alloca`, direct and indirect calls with integer arguments
 //! (the seventh on in the outgoing stack area), integer parameters (the
 //! seventh on from the caller's frame), `jmp`/`br` with block arguments,
-//! `ret`, `trap`. Anything else (floats, `switch`) makes the whole function go
+//! `switch` (a compare chain or a jump table), `ret`, `trap`. Anything
+//! else (floats) makes the whole function go
 //! through the multi-pass pipeline. AArch64 always uses that pipeline.
 
 use crate::compiled::CompiledModule;
@@ -172,6 +173,7 @@ fn supported_inst(module: &Module, func: &Function, d: &crate::ir::InstData) -> 
         }
         Store => is_int(d.ty),
         Store8 | Store16 | Store32 | Addr | Alloca | Ret | Jmp | Br | Trap => true,
+        Switch => is_int(d.ty),
         Call => {
             let InstKind::Call { callee, args } = &d.kind else {
                 return false;
@@ -353,6 +355,14 @@ impl Fast {
                     } => {
                         self.edge(func, dec, then_dest.block, n)?;
                         self.edge(func, dec, else_dest.block, n)?;
+                    }
+                    // No switch target takes arguments: only placement
+                    // is checked.
+                    InstKind::Switch { default, cases, .. } => {
+                        self.edge(func, dec, *default, n)?;
+                        for c in func.cases(*cases) {
+                            self.edge(func, dec, c.block, n)?;
+                        }
                     }
                     _ => {}
                 }
@@ -576,6 +586,7 @@ impl Fast {
 mod emit;
 mod enc;
 mod inst;
+mod switch;
 
 use emit::bad;
 

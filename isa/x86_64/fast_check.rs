@@ -161,7 +161,8 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
             if fixed {
                 for op in func.operands(i) {
                     if let Operand::Value(v) = op {
-                        if (FIXED >> sim.home(v)?) & 1 != 0 {
+                        let h = sim.home(v)?;
+                        if h < 16 && (FIXED >> h) & 1 != 0 {
                             return Err(format!("{v} is in rcx/rdx at {at}"));
                         }
                     }
@@ -185,10 +186,14 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
                     claimed[p.index()] = true;
                 }
             }
-            // Back edges: the loop's live-in values must survive.
-            for dest in d.block_calls() {
-                let Some(h) = dec.position(dest.block) else {
-                    return Err(format!("jump to unplaced block {}", dest.block));
+            // Back edges (any successor, `switch` targets included): the
+            // loop's live-in values must survive.
+            let mut targets = func.successors(i);
+            targets.sort_unstable_by_key(|b| b.index());
+            targets.dedup();
+            for target in targets {
+                let Some(h) = dec.position(target) else {
+                    return Err(format!("jump to unplaced block {target}"));
                 };
                 if h > k {
                     continue;

@@ -32,8 +32,19 @@ pub const MAX_SOURCE: u64 = 256 << 20;
 /// Reads `path`, refusing more than [`MAX_SOURCE`] bytes (reading stops
 /// there, so `/dev/zero` ends quickly): an input error located at the first
 /// byte past the limit.
-fn read_source(path: &std::ffi::OsStr, name: &str) -> Result<Vec<u8>, Failure> {
-    use std::io::Read;
+///
+/// The text goes to `bytes` (cleared first): a command reading many files
+/// reuses one buffer, so each file's text does not take fresh pages again.
+///
+/// `size`: the file's length when the caller knows it (from a `stat`),
+/// else it is asked for. A read that stops short at that length is taken
+/// as the end of the file, so a file is one `read`, not two.
+fn read_source_into(
+    path: &std::ffi::OsStr,
+    name: &str,
+    bytes: &mut Vec<u8>,
+    size: Option<u64>,
+) -> Result<(), Failure> {
     let cannot = |e: std::io::Error| {
         input_msg(format!(
             "cannot read {}: {}",
@@ -43,13 +54,14 @@ fn read_source(path: &std::ffi::OsStr, name: &str) -> Result<Vec<u8>, Failure> {
     };
     let file = std::fs::File::open(path).map_err(cannot)?;
     // Sized from the file's length when it has one (one read, no regrowth).
-    let size = file
-        .metadata()
-        .map_or(0, |m| m.len().min(MAX_SOURCE) as usize);
-    let mut bytes = Vec::with_capacity(size + 1);
-    file.take(MAX_SOURCE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(cannot)?;
+    let size = match size {
+        Some(n) => n,
+        None => file.metadata().map_or(0, |m| m.len()),
+    }
+    .min(MAX_SOURCE) as usize;
+    bytes.clear();
+    bytes.reserve(size + 1);
+    read_up_to(&file, bytes, size).map_err(cannot)?;
     if bytes.len() as u64 > MAX_SOURCE {
         let limit = MAX_SOURCE as usize;
         let line_start = bytes[..limit]
@@ -70,7 +82,46 @@ fn read_source(path: &std::ffi::OsStr, name: &str) -> Result<Vec<u8>, Failure> {
             "source text longer than 256 MiB",
         ))));
     }
-    Ok(bytes)
+    Ok(())
+}
+
+/// Appends `file`'s bytes to `bytes` until its end or past [`MAX_SOURCE`]
+/// bytes (`MAX_SOURCE + 1` at most). A read that returns fewer bytes
+/// than asked for when `bytes` holds exactly `expected` is the end (as
+/// for a regular file of that length); any other read goes on until one
+/// returns nothing.
+fn read_up_to(file: &std::fs::File, bytes: &mut Vec<u8>, expected: usize) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let limit = MAX_SOURCE as usize + 1;
+    loop {
+        if bytes.len() == bytes.capacity() {
+            bytes.reserve(bytes.len().max(8 << 10));
+        }
+        let want = (bytes.capacity() - bytes.len()).min(limit - bytes.len());
+        // SAFETY: `want` bytes of spare capacity start at the end of
+        // `bytes`; `read` writes at most `want` bytes there, and only the
+        // `n` it reports written are then counted in the length.
+        let n = unsafe {
+            libc::read(
+                file.as_raw_fd(),
+                bytes.as_mut_ptr().add(bytes.len()).cast(),
+                want,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        let n = n as usize;
+        // SAFETY: the kernel wrote `n <= want` bytes after the old length.
+        unsafe { bytes.set_len(bytes.len() + n) };
+        if n == 0 || bytes.len() >= limit || (n < want && bytes.len() == expected) {
+            return Ok(());
+        }
+    }
 }
 
 fn input_msg(msg: impl std::fmt::Display) -> Failure {
@@ -89,9 +140,9 @@ fn io_reason(e: &std::io::Error) -> String {
 
 /// Decodes `bytes` as UTF-8; an invalid sequence is a parse error at its
 /// line and column (columns count characters, 1-based).
-pub fn decode(file: &str, bytes: Vec<u8>) -> Result<String, Error> {
-    String::from_utf8(bytes).map_err(|e| {
-        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+fn decode_str<'b>(file: &str, bytes: &'b [u8]) -> Result<&'b str, Error> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let valid = &bytes[..e.valid_up_to()];
         // The prefix is valid UTF-8 by construction.
         let prefix = std::str::from_utf8(valid).unwrap_or("");
         let line = prefix.matches('\n').count() + 1;
@@ -110,25 +161,50 @@ fn clamp(n: usize) -> u32 {
 
 /// Reads, parses and verifies each file, in order; the first error wins.
 fn load(files: &[OsString]) -> Result<Vec<Module>, Failure> {
+    load_sized(files, &[])
+}
+
+/// [`load`], with the lengths of the files when known (`sizes[k]` for
+/// `files[k]`).
+fn load_sized(files: &[OsString], sizes: &[Option<u64>]) -> Result<Vec<Module>, Failure> {
     let mut modules = Vec::with_capacity(files.len());
-    for path in files {
+    let mut bytes = Vec::new();
+    for (k, path) in files.iter().enumerate() {
         let name = path.to_string_lossy().into_owned();
-        let bytes = read_source(path, &name)?;
-        let text = decode(&name, bytes).map_err(input)?;
-        let module = parse_module(&name, &text).map_err(input)?;
+        read_source_into(path, &name, &mut bytes, sizes.get(k).copied().flatten())?;
+        let text = decode_str(&name, &bytes).map_err(input)?;
+        let module = parse_module(&name, text).map_err(input)?;
         verify_module(&module).map_err(input)?;
         modules.push(module);
     }
     Ok(modules)
 }
 
+/// Bytes of text from which `check` backs its arena with huge pages from
+/// the start.
+const LARGE_INPUT: u64 = 64 << 10;
+
 /// `kiln check FILE...`
 pub fn check(files: &[OsString]) -> Result<(), Failure> {
     // The process exits next: freeing every function's tables one by one
     // would only cost time (a fifth of `check` on many small functions),
     // and so would a general-purpose allocator for tables never freed.
-    super::arena::enable();
-    load(files).map(std::mem::forget)
+    // The parsed IR takes about eight times the text's bytes: from 64 KiB
+    // of text on, huge pages pay for themselves (see `arena::enable`). One
+    // `stat` per file says how much text there is (and the reads then
+    // need no `fstat`).
+    let sizes: Vec<Option<u64>> = files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(f)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+        })
+        .collect();
+    let text: u64 = sizes.iter().flatten().sum();
+    super::arena::enable(text >= LARGE_INPUT);
+    load_sized(files, &sizes).map(std::mem::forget)
 }
 
 /// Refuses a target kiln cannot run here. A foreign ISA needs the
@@ -493,17 +569,17 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_located() {
-        let e = decode("f.kir", b"ab\nc\xc3\xa9d\xffx".to_vec()).unwrap_err();
+        let e = decode_str("f.kir", b"ab\nc\xc3\xa9d\xffx").unwrap_err();
         assert_eq!(
             e.to_string(),
             "f.kir:2:4: error: invalid UTF-8 in source text"
         );
-        let e = decode("f.kir", b"\x80".to_vec()).unwrap_err();
+        let e = decode_str("f.kir", b"\x80").unwrap_err();
         assert_eq!(
             e.to_string(),
             "f.kir:1:1: error: invalid UTF-8 in source text"
         );
-        assert_eq!(decode("f.kir", b"ok\n".to_vec()), Ok("ok\n".to_string()));
+        assert_eq!(decode_str("f.kir", b"ok\n"), Ok("ok\n"));
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! SIGNAL`).
 //! Nothing here panics on any input: writes to closed pipes are ignored,
 //! and the work runs on a thread with a large stack so that deep inputs do
-//! not overflow it.
+//! not overflow it (except `check`, whose parser and verifier never
+//! recurse: it runs on the main thread, see [`main`]).
 
 pub mod arena;
 pub mod args;
@@ -58,6 +59,17 @@ pub fn main(args: Vec<OsString>) -> i32 {
     {
         return kiln::executor::process::child_main(&args[1..]);
     }
+    // `check` runs here, on the main thread: the parser and the verifier
+    // never recurse (every traversal is a loop or uses its own stack), so
+    // the default stack is enough, and a thread with a large stack costs
+    // a noticeable part of a short command (creating it, and releasing its
+    // stack at exit).
+    if args.first().is_some_and(|a| a == "check") {
+        return match std::panic::catch_unwind(|| run_command(&args)) {
+            Ok(status) => status,
+            Err(_) => internal_error(),
+        };
+    }
     let worker = std::thread::Builder::new()
         .name("kiln".into())
         .stack_size(STACK_SIZE)
@@ -66,15 +78,19 @@ pub fn main(args: Vec<OsString>) -> i32 {
         Ok(Ok(status)) => status,
         // A panic is a bug in kiln; report it as such rather than as a
         // successful run.
-        Ok(Err(_)) => {
-            eprint_line("kiln: internal error (panic); please report this input");
-            101
-        }
+        Ok(Err(_)) => internal_error(),
         Err(e) => {
             eprint_line(&format!("kiln: error: cannot start: {e}"));
             1
         }
     }
+}
+
+/// Reports a panic, a bug in kiln, rather than a successful run; status
+/// 101.
+fn internal_error() -> i32 {
+    eprint_line("kiln: internal error (panic); please report this input");
+    101
 }
 
 fn run_command(args: &[OsString]) -> i32 {

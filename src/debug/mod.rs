@@ -45,7 +45,6 @@ pub mod unwind;
 use crate::compiled::CompiledModule;
 use crate::error::{TrapFrame, MAX_BACKTRACE};
 use crate::memory::FinalizedSection;
-use crate::memory::SectionKind;
 use lines::LineTable;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -526,13 +525,10 @@ impl DebugRegistry {
         Ok(())
     }
 
-    /// A module with these sections was removed: its functions leave the
-    /// map and its registrations are undone.
-    pub fn module_removed(&mut self, sections: &[FinalizedSection]) {
-        let Some(text) = sections.iter().find(|s| s.kind() == SectionKind::Text) else {
-            return;
-        };
-        let start = text.target_address();
+    /// The module whose text started at target address `start` was
+    /// removed: its functions leave the map and its registrations are
+    /// undone.
+    pub fn module_removed(&mut self, start: u64) {
         self.gdb.remove(&start);
         let key = start >> BUCKET_BITS;
         let Some(bucket) = self.buckets.get_mut(&key) else {

@@ -211,6 +211,20 @@ impl StrIndex {
         }
     }
 
+    /// Makes room for `additional` more ids without growing.
+    pub fn reserve(&mut self, additional: usize) {
+        let want = (self.len + additional) * 2;
+        if want > self.slots.len() {
+            let cap = want.next_power_of_two().max(16);
+            let old = std::mem::replace(&mut self.slots, vec![(0, 0); cap]);
+            for (tag, id1) in old {
+                if id1 != 0 {
+                    self.place(tag, id1);
+                }
+            }
+        }
+    }
+
     /// Adds `id` under `hash`; the caller has checked that its key is new.
     #[inline]
     pub fn insert(&mut self, id: u32, hash: u64) {

@@ -169,6 +169,16 @@ impl Module {
         }
     }
 
+    /// Makes room for `items` more symbols and function bodies (a parser
+    /// that knows about how many are coming: the table of functions is
+    /// large, and growing it copies every function).
+    pub(crate) fn reserve(&mut self, items: usize) {
+        self.symbols.reserve(items);
+        self.symbol_locs.reserve(items);
+        self.funcs.reserve(items);
+        self.by_name.reserve(items);
+    }
+
     /// Declares a symbol. Returns `Err(existing)` when the name is taken.
     pub fn declare(&mut self, data: SymbolData, loc: Loc) -> Result<SymId, SymId> {
         let hash = hash_name(&data.name);

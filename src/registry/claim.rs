@@ -34,7 +34,7 @@ pub struct Job {
 /// every slot claimed, and whether something reachable is being compiled
 /// by another claim (then the caller may have to wait for it).
 pub struct Claim {
-    pub token: u64,
+    pub token: u32,
     pub jobs: Vec<Job>,
     pub slots: Vec<u32>,
     pub busy: bool,
@@ -242,7 +242,7 @@ impl Registry {
 
     /// Returns the still-Compiling modules of claim `token` among `slots`
     /// to Added (their compile failed or was not installed).
-    pub fn abandon(&mut self, token: u64, slots: &[u32]) {
+    pub fn abandon(&mut self, token: u32, slots: &[u32]) {
         for &slot in slots {
             let mine = matches!(
                 self.entry(slot).state,
@@ -341,7 +341,7 @@ impl Registry {
     /// Places claim `token`'s compiled modules in one new pending batch:
     /// they become Loaded. On an error every module of the claim goes back
     /// to Added and the batch is discarded.
-    pub fn install(&mut self, token: u64, compiled: Vec<(u32, CompiledModule)>) -> Result<()> {
+    pub fn install(&mut self, token: u32, compiled: Vec<(u32, CompiledModule)>) -> Result<()> {
         let slots: SmallVec<[u32; 4]> = compiled.iter().map(|c| c.0).collect();
         let index = match self.pending.iter().position(Option::is_none) {
             Some(i) => i,
@@ -378,7 +378,7 @@ impl Registry {
         &mut self,
         batch: &mut LoadBatch,
         index: u32,
-        token: u64,
+        token: u32,
         slot: u32,
         mut cm: CompiledModule,
     ) -> Result<()> {

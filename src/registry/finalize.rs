@@ -168,15 +168,12 @@ impl Registry {
             let State::Loaded(m) = self.set_state(slot, State::Free) else {
                 continue;
             };
-            // At its final size (shrinking would leave a hole in the heap
-            // beside it, for every module).
-            let mut sections = Vec::with_capacity(m.sections.len());
-            sections.extend(m.sections.iter().filter_map(|s| fin.take(s.r)));
+            let sections: SmallVec<[_; 3]> =
+                m.sections.iter().filter_map(|s| fin.take(s.r)).collect();
             if let Some(text) = sections.iter().find(|s| s.kind() == SectionKind::Text) {
                 self.debug.module_finalized(m.debug, text);
             }
-            let sections = sections.into_boxed_slice();
-            self.set_state(slot, State::Finalized(Finalized { sections, body }));
+            self.set_state(slot, State::Finalized(Finalized::new(sections, body)));
             if body != 0 {
                 if let Err(e) = self.after_seal(slot, body) {
                     first_err.get_or_insert(e);

@@ -42,7 +42,8 @@
 //!   each module its code references; each such edge between different
 //!   owners (modules, lazy modules) counts in the target's `referrers`. A
 //!   module with referrers is never removed. Added modules hold no edges.
-//! - Entries are small (72 bytes): what only owners need (name, symbols,
+//! - Entries are small (64 bytes; a one-section module's finalized section
+//!   packed inline): what only owners need (name, symbols,
 //!   pin) is boxed in their `Role`; a lazy module's members borrow their
 //!   owner's.
 //! - Work is proportional to what changes: a claim visits only modules
@@ -67,11 +68,14 @@ use crate::error::{Diagnostic, Error, Result};
 use crate::executor::{Executor, TargetSection};
 use crate::ir::{Linkage, Module, Signature, SymId, SymbolKind};
 use crate::lazy::{Group, GroupIr, LazyState};
-use crate::memory::{FinalizedSection, LoadBatch, MemoryConfig, MemoryManager, SectionKind};
+use crate::memory::{
+    FinalizedSection, LoadBatch, MemoryConfig, MemoryManager, PackedSection, SectionKind,
+};
 use crate::symbols::HostSymbols;
 use loader::{Named, Placed, Veneers};
 use smallvec::SmallVec;
 use std::fmt;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use symbols::SymbolTable;
@@ -216,27 +220,127 @@ pub(crate) struct Loaded {
     pub body: Option<u32>,
 }
 
-/// A finalized module.
-pub(crate) struct Finalized {
+/// A finalized module: 16 bytes, because a REPL session keeps tens of
+/// thousands. A module of one section that runs where it was placed (a
+/// one-function module in this process) keeps it packed inline; others
+/// keep their sections in a box.
+pub(crate) enum Finalized {
+    One {
+        /// The section ([`PackedSection::from_parts`]).
+        word: NonZeroU64,
+        len: u32,
+        /// For a function-module: its function's offset in the section
+        /// ([`NO_BODY_OFFSET`] otherwise).
+        body: u32,
+    },
+    Many(Box<FinalizedMany>),
+}
+
+/// The sections of a [`Finalized::Many`] module.
+pub(crate) struct FinalizedMany {
     pub sections: Box<[FinalizedSection]>,
     /// For a function-module: its function's address (0 otherwise).
     pub body: u64,
 }
 
+/// [`Finalized::One`]'s `body` of a module that is not a function-module.
+const NO_BODY_OFFSET: u32 = u32::MAX;
+
 impl Finalized {
     /// A finalized module without code (a lazy module itself).
     pub fn empty() -> State {
-        State::Finalized(Finalized {
+        State::Finalized(Finalized::Many(Box::new(FinalizedMany {
             sections: Box::default(),
             body: 0,
-        })
+        })))
+    }
+
+    /// A module finalized with `sections`, its function at `body` (0: not
+    /// a function-module).
+    pub fn new(mut sections: SmallVec<[FinalizedSection; 3]>, body: u64) -> Finalized {
+        let one = if sections.len() == 1 {
+            sections.pop()
+        } else {
+            None
+        };
+        if let Some(s) = one {
+            let start = s.target_address();
+            let offset = match body {
+                0 => Some(NO_BODY_OFFSET),
+                b => b
+                    .checked_sub(start)
+                    .and_then(|o| u32::try_from(o).ok())
+                    .filter(|&o| o != NO_BODY_OFFSET),
+            };
+            let packed = match offset {
+                Some(body) => s.pack().map(|p| (p, body)),
+                None => Err(s),
+            };
+            match packed {
+                Ok((p, body)) => {
+                    let (word, len) = p.parts();
+                    return Finalized::One { word, len, body };
+                }
+                Err(s) => sections.push(s),
+            }
+        }
+        Finalized::Many(Box::new(FinalizedMany {
+            // Exactly as long as needed (collected from the inline array).
+            sections: sections.into_vec().into_boxed_slice(),
+            body,
+        }))
+    }
+
+    /// The function's address for a function-module, else 0.
+    pub fn body(&self) -> u64 {
+        match self {
+            Finalized::One { body, .. } if *body == NO_BODY_OFFSET => 0,
+            Finalized::One { word, len, body } => PackedSection::from_parts(*word, *len)
+                .address()
+                .wrapping_add(u64::from(*body)),
+            Finalized::Many(m) => m.body,
+        }
+    }
+
+    /// Kind, target address and length of each section.
+    pub fn sections(&self) -> SmallVec<[(SectionKind, u64, usize); 3]> {
+        match self {
+            Finalized::One { word, len, .. } => {
+                let p = PackedSection::from_parts(*word, *len);
+                smallvec::smallvec![(p.kind(), p.address(), p.len())]
+            }
+            Finalized::Many(m) => m
+                .sections
+                .iter()
+                .map(|s| (s.kind(), s.target_address(), s.len()))
+                .collect(),
+        }
+    }
+
+    /// The target address of the text section, if any.
+    pub fn text_address(&self) -> Option<u64> {
+        self.sections()
+            .into_iter()
+            .find(|s| s.0 == SectionKind::Text)
+            .map(|s| s.1)
+    }
+
+    /// The sections as handles of `mm` (which made them), to give back.
+    pub fn into_sections(self, mm: &MemoryManager) -> Box<[FinalizedSection]> {
+        match self {
+            Finalized::One { word, len, .. } => mm
+                .unpack(PackedSection::from_parts(word, len))
+                .into_iter()
+                .collect(),
+            Finalized::Many(m) => m.sections,
+        }
     }
 }
 
 pub(crate) enum State {
     Free,
     Added(Source),
-    Compiling { source: Source, claim: u64 },
+    Compiling { source: Source, claim: u32 },
     Loaded(Box<Loaded>),
     Finalized(Finalized),
 }
@@ -294,7 +398,7 @@ pub struct Registry {
     pub(crate) stats: RegistryStats,
     /// Modules per state (counted roles only), for [`RegistryStats`].
     counts: [usize; 4],
-    next_claim: u64,
+    next_claim: u32,
     /// The code map of finalized modules (trap backtraces) and the
     /// profiler / debugger registrations.
     pub(crate) debug: DebugRegistry,
@@ -795,11 +899,7 @@ impl Registry {
                     .batch
                     .target_address(s.r)
             }
-            State::Finalized(m) => m
-                .sections
-                .iter()
-                .find(|s| s.kind() == kind)
-                .map(|s| s.target_address()),
+            State::Finalized(m) => m.sections().into_iter().find(|s| s.0 == kind).map(|s| s.1),
             _ => None,
         }
     }
@@ -897,8 +997,11 @@ impl Registry {
         self.free_entry(slot);
         match old {
             State::Finalized(m) => {
-                self.debug.module_removed(&m.sections);
-                self.release_sections(m.sections)
+                if let Some(start) = m.text_address() {
+                    self.debug.module_removed(start);
+                }
+                let sections = m.into_sections(&self.mm);
+                self.release_sections(sections)
             }
             _ => Ok(()),
         }
@@ -960,9 +1063,25 @@ impl Registry {
     }
 
     /// A fresh claim token.
-    pub(crate) fn new_claim(&mut self) -> u64 {
+    /// (Tokens wrap after 2^32 claims; only claims alive at once must
+    /// differ.)
+    pub(crate) fn new_claim(&mut self) -> u32 {
         let t = self.next_claim;
-        self.next_claim += 1;
+        self.next_claim = self.next_claim.wrapping_add(1);
         t
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A REPL session keeps an entry per item: 64 bytes, of which the
+    /// finalized state (a one-section module's section packed inline) 16.
+    #[test]
+    fn entries_are_small() {
+        assert!(std::mem::size_of::<Finalized>() <= 16);
+        assert!(std::mem::size_of::<State>() <= 24);
+        assert!(std::mem::size_of::<Entry>() <= 64);
     }
 }

@@ -152,7 +152,9 @@ impl NameIndex {
 
     /// Adds `id` (named `name`, not present).
     fn insert<'a>(&mut self, id: u32, name: &str, name_of: impl Fn(u32) -> &'a str) {
-        if (self.len + self.tombs + 1) * 2 > self.slots.len() {
+        // At most 7/10 full: 20,000 names fit 32,768 slots (128 KiB), not
+        // 65,536 (a REPL session keeps the whole table resident).
+        if (self.len + self.tombs + 1) * 10 > self.slots.len() * 7 {
             self.grow(&name_of);
         }
         let mask = self.slots.len() - 1;
@@ -202,9 +204,9 @@ impl NameIndex {
         n
     }
 
-    /// Rehashes into a table with room for twice the live ids.
+    /// Rehashes into a table at most half full with the live ids.
     fn grow<'a>(&mut self, name_of: &impl Fn(u32) -> &'a str) {
-        let cap = ((self.len + 1) * 4).next_power_of_two().max(16);
+        let cap = ((self.len + 1) * 2).next_power_of_two().max(16);
         let old = std::mem::replace(&mut self.slots, vec![EMPTY; cap]);
         self.tombs = 0;
         let mask = cap - 1;

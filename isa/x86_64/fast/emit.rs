@@ -37,6 +37,8 @@ pub struct Em<'a> {
     pub func: &'a Function,
     pub dec: &'a Decisions,
     pub f: &'a mut Fast,
+    /// The function's symbol.
+    pub sym: &'a SymbolData,
     pub c: Code,
     pub lines: LineRecorder<'static>,
     /// Number of callee-saved registers pushed.
@@ -45,6 +47,8 @@ pub struct Em<'a> {
     pub traps: Vec<(Label, TrapCode, Loc)>,
     /// The next `alloca` to emit.
     pub next_alloca: usize,
+    /// Jump tables: each one's symbol and entries (label numbers).
+    pub tables: Vec<(String, Vec<u32>)>,
 }
 
 /// The `rbp` offset of slot `s` below `nsaved` pushed registers.
@@ -87,7 +91,7 @@ impl Em<'_> {
         l
     }
 
-    fn reloc_here(&mut self, back: usize, kind: RelocKind, target: &str, addend: i64) {
+    pub fn reloc_here(&mut self, back: usize, kind: RelocKind, target: &str, addend: i64) {
         let offset = self.c.off() - back;
         self.f
             .relocs
@@ -633,14 +637,26 @@ pub fn emit(
         nsaved,
         traps: Vec::new(),
         next_alloca: 0,
+        sym,
+        tables: Vec::new(),
     };
     let r = e.body();
     let Em {
-        mut c, lines, f, ..
+        mut c,
+        lines,
+        f,
+        tables,
+        ..
     } = e;
     let r = r.and_then(|()| {
         if !c.resolve() {
             return Err(bad(func, "unbound label"));
+        }
+        let mut resolved = Vec::with_capacity(tables.len());
+        for (name, entries) in tables {
+            let offs = entries.iter().map(|&l| c.label_offset(Label(l)));
+            let offs: Option<Vec<usize>> = offs.collect();
+            resolved.push((name, offs.ok_or_else(|| bad(func, "unbound label"))?));
         }
         let big = c.buf.len() >= 1 << 16;
         let mut code = std::mem::take(&mut c.buf);
@@ -650,7 +666,7 @@ pub fn emit(
             &mut code,
             0xcc,
             f.relocs.drain(..),
-            Vec::new(),
+            resolved,
             lines.finish(),
             out,
         );

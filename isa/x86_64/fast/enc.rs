@@ -72,6 +72,12 @@ impl Code {
         self.labels[l.0 as usize] = self.buf.len() as u32;
     }
 
+    /// The offset `l` is bound at, if it is.
+    pub fn label_offset(&self, l: Label) -> Option<usize> {
+        let t = self.labels[l.0 as usize];
+        (t != NONE).then_some(t as usize)
+    }
+
     /// Patches every jump to its label; `false` if one is unbound.
     pub fn resolve(&mut self) -> bool {
         for &(at, l) in &self.fixups {

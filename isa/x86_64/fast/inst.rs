@@ -382,6 +382,7 @@ impl Em<'_> {
             }
             (Jmp, InstKind::Jmp { dest }) => self.jmp_edge(dest, next),
             (Br, _) => self.br(i, next)?,
+            (Switch, _) => self.switch(i, next)?,
             (Trap, _) => {
                 let t = self.trap_label(TrapCode::Unreachable);
                 self.c.jmp(t);

@@ -78,15 +78,19 @@ const SHORT_MAX: usize = 48;
 /// at most [`SHORT_MAX`] names; past that (a large function) it is
 /// bypassed and every name goes to [`Names`], which holds them all anyway.
 struct ShortNames {
-    /// `(key, name index + 1)`; key 0 is an empty slot.
-    slots: Box<[(u64, u32); SHORT_SLOTS]>,
+    /// `(key, name index + 1)`; key 0 is an empty slot. [`SHORT_SLOTS`]
+    /// of them once [`ShortNames::clear`] has run, none before.
+    slots: Box<[(u64, u32)]>,
     len: usize,
 }
 
 impl Default for ShortNames {
+    /// An empty cache without its slots (allocated by the first
+    /// [`ShortNames::clear`]): the parser makes a default scratch for every
+    /// module (see [`FuncScratch::take_cached`]) and most are dropped unused.
     fn default() -> Self {
         ShortNames {
-            slots: Box::new([(0, 0); SHORT_SLOTS]),
+            slots: Box::new([]),
             len: 0,
         }
     }
@@ -117,7 +121,7 @@ impl ShortNames {
     /// the table is full).
     #[inline]
     fn find(&self, key: u64) -> std::result::Result<u32, Option<usize>> {
-        if self.len >= SHORT_MAX {
+        if self.len >= SHORT_MAX || self.slots.len() != SHORT_SLOTS {
             return Err(None);
         }
         let mut i = Self::slot(key);
@@ -134,10 +138,12 @@ impl ShortNames {
     }
 
     fn clear(&mut self) {
-        if self.len > 0 {
+        if self.slots.is_empty() {
+            self.slots = vec![(0, 0); SHORT_SLOTS].into_boxed_slice();
+        } else if self.len > 0 {
             self.slots.fill((0, 0));
-            self.len = 0;
         }
+        self.len = 0;
     }
 }
 
