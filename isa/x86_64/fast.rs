@@ -32,8 +32,9 @@
 //!    byte encoder (`enc`; dynasm's assembler cost several times more per
 //!    instruction), with `rax` and `r11` kept out of the pool as scratch
 //!    (division, large immediates, memory-to-memory moves, cycle breaking
-//!    in parallel moves); `rcx` and `rdx` are in the pool except for
-//!    values whose range contains a division or a shift by a register.
+//!    in parallel moves, of xmm homes too); `rcx` and `rdx` are in the
+//!    pool except for values whose range contains a division or a shift
+//!    by a register; `xmm14` and `xmm15` are the float scratch registers.
 //!
 //! The frame is the one of `emit.rs` (`push rbp; mov rbp, rsp`, pushes of
 //! the callee-saved registers used, `sub rsp`, slot `n` at
@@ -47,12 +48,14 @@
 //! Supported so far: `i32`/`i64` values, the integer ALU (immediates
 //! folded), shifts, compares (fused into `br`), `select`, `sext`, `zext`,
 //! `trunc`, division and remainder (with their traps), loads and stores,
-//! `addr`, `alloca`, direct and indirect calls with integer arguments
-//! (the seventh on in the outgoing stack area), integer parameters (the
-//! seventh on from the caller's frame), `jmp`/`br` with block arguments,
-//! `switch` (a compare chain or a jump table), `ret`, `trap`. Anything
-//! else (floats) makes the whole function go
-//! through the multi-pass pipeline. AArch64 always uses that pipeline.
+//! `addr`, `alloca`, direct and indirect calls (System V: integer and
+//! float arguments in their registers, the rest in the outgoing stack
+//! area; parameters likewise), `jmp`/`br` with block arguments, `switch`
+//! (a compare chain or a jump table), `ret`, `trap`; `f32`/`f64` values
+//! (homes `xmm0`–`xmm13` or slots) with every float instruction
+//! (`fast/float.rs`). Anything else (a division by a constant) makes the
+//! whole function go through the multi-pass pipeline. AArch64 always uses
+//! that pipeline.
 
 use crate::compiled::CompiledModule;
 use crate::error::Result;
@@ -62,18 +65,25 @@ use crate::ir::{
 use crate::lower::analysis::Decisions;
 
 const NONE: u32 = u32::MAX;
-/// Homes below this are integer registers (hardware number); from it on,
-/// stack slot `home - SLOT0`.
+/// Homes below 16 are integer registers (hardware number), from 16 to 31
+/// xmm registers (`home - XMM0`); from this one on, stack slot
+/// `home - SLOT0`. Register masks have one bit per register home.
 pub const SLOT0: u32 = 32;
+/// The home of `xmm0`.
+pub const XMM0: u32 = 16;
 
 /// Caller-saved integer registers in the pool: `rsi`, `rdi`, `r8`–`r10`,
 /// and `rcx`, `rdx` (see [`FIXED`]).
-pub const POOL_CALLER: u16 = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | FIXED;
+pub const POOL_CALLER: u32 = (1 << 6) | (1 << 7) | (1 << 8) | (1 << 9) | (1 << 10) | FIXED;
 /// `rcx` and `rdx`: never the home of a value whose range contains a
 /// division or a shift by a register, which use them.
-pub const FIXED: u16 = (1 << 1) | (1 << 2);
+pub const FIXED: u32 = (1 << 1) | (1 << 2);
 /// Callee-saved integer registers in the pool: `rbx`, `r12`–`r15`.
-pub const POOL_CALLEE: u16 = (1 << 3) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15);
+pub const POOL_CALLEE: u32 = (1 << 3) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 15);
+/// The xmm registers in the pool: `xmm0`–`xmm13` (all caller-saved in
+/// System V: a float value whose range crosses a call lives in a slot);
+/// `xmm14` and `xmm15` are scratch.
+pub const POOL_XMM: u32 = 0x3fff << XMM0;
 /// System V integer argument registers.
 const ARGS: [u8; 6] = [7, 6, 2, 1, 8, 9];
 /// The register an indirect callee is moved to with the arguments
@@ -117,7 +127,14 @@ pub struct Fast {
     /// Bytes of outgoing stack arguments (a multiple of 16).
     outgoing: u64,
     /// Callee-saved registers used (bit per hardware number).
-    pub callee_used: u16,
+    pub callee_used: u32,
+    /// Per function parameter: where the caller passes it.
+    params: Vec<crate::lower::abi::ArgLoc>,
+    params_tmp: Vec<crate::lower::abi::ArgLoc>,
+    /// Per call instruction in order: its arguments' locations, from
+    /// `call_locs_at[k]` on.
+    pub call_locs: Vec<crate::lower::abi::ArgLoc>,
+    pub call_locs_at: Vec<u32>,
     /// Per instruction: a compare fused into its branch.
     fused: Vec<bool>,
     // Emission.
@@ -133,6 +150,8 @@ pub struct Fast {
 pub enum Src {
     /// A register.
     R(u8),
+    /// An xmm register.
+    X(u8),
     /// A stack slot (`home - SLOT0`).
     S(u32),
     /// Constant bits.
@@ -166,12 +185,15 @@ fn supported_inst(module: &Module, func: &Function, d: &crate::ir::InstData) -> 
         {
             false
         }
-        Copy | Add | Sub | Mul | And | Or | Xor | Shl | Shr | Sar | Neg | Not | Eq | Ne | Slt
-        | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge | Select | Sext | Zext | Trunc | Sdiv | Udiv
-        | Srem | Urem | Load | Load8s | Load8u | Load16s | Load16u | Load32s | Load32u => {
-            is_int(d.ty)
+        Add | Sub | Mul | And | Or | Xor | Shl | Shr | Sar | Neg | Not | Eq | Ne | Slt | Sle
+        | Sgt | Sge | Ult | Ule | Ugt | Uge | Sext | Zext | Trunc | Sdiv | Udiv | Srem | Urem
+        | Load8s | Load8u | Load16s | Load16u | Load32s | Load32u => is_int(d.ty),
+        Fadd | Fsub | Fmul | Fdiv | Fneg | Fabs | Fsqrt | Feq | Fne | Flt | Fle | Fgt | Fge => {
+            d.ty.is_some_and(Type::is_float)
         }
-        Store => is_int(d.ty),
+        Copy | Select | Load | Store | Fext | Ftrunc | Sitof | Uitof | Ftosi | Ftoui | Bitcast => {
+            d.ty.is_some()
+        }
         Store8 | Store16 | Store32 | Addr | Alloca | Ret | Jmp | Br | Trap => true,
         Switch => is_int(d.ty),
         Call => {
@@ -179,25 +201,16 @@ fn supported_inst(module: &Module, func: &Function, d: &crate::ir::InstData) -> 
                 return false;
             };
             let args = func.args(*args);
-            if !(d.ty.is_none() || is_int(d.ty)) {
-                return false;
-            }
             match callee {
                 Callee::Direct(s) => {
                     match module.symbols.get(s.index()).and_then(|s| s.signature()) {
-                        Some(sig) => {
-                            sig.params.len() == args.len()
-                                && sig.params.iter().all(|t| t.is_int())
-                                && (sig.ret.is_none() || is_int(sig.ret))
-                        }
+                        Some(sig) => sig.params.len() == args.len(),
                         None => false,
                     }
                 }
-                // Argument and result types are checked with the operands.
                 Callee::Indirect(_) => true,
             }
         }
-        _ => false,
     }
 }
 
@@ -269,11 +282,14 @@ impl Fast {
         self.fixed.clear();
         self.allocas.clear();
         self.outgoing = 0;
+        self.call_locs.clear();
+        self.call_locs_at.clear();
         // Function parameters: defined before the first instruction.
+        crate::lower::abi::assign_args_into(&func.sig.params, &ARGS, 8, &mut self.params);
+        if self.params.len() != func.params.len() {
+            return unsupported();
+        }
         for &p in &func.params {
-            if !func.values[p.index()].ty.is_int() {
-                return unsupported();
-            }
             self.start[p.index()] = 0;
             self.end[p.index()] = 0;
         }
@@ -282,9 +298,6 @@ impl Fast {
             let first = self.first[k];
             for &p in &bd.params {
                 let pi = p.index();
-                if !func.values[pi].ty.is_int() {
-                    return unsupported();
-                }
                 self.def_pos[pi] = k as u32;
                 if self.start[pi] == NONE {
                     if k == 0 {
@@ -304,18 +317,12 @@ impl Fast {
                     return unsupported();
                 }
                 let u = if self.fused[i.index()] { term } else { n };
-                let mut ok = true;
                 let mut uses: smallvec::SmallVec<[Value; 8]> = smallvec::SmallVec::new();
-                func.for_each_operand(i, |op| match op {
-                    Operand::Value(v) => {
-                        ok &= func.values[v.index()].ty.is_int();
+                func.for_each_operand(i, |op| {
+                    if let Operand::Value(v) = op {
                         uses.push(v);
                     }
-                    Operand::Const(c) => ok &= c.as_int().is_some(),
                 });
-                if !ok {
-                    return unsupported();
-                }
                 for v in uses {
                     self.use_at(dec, v, u, k);
                 }
@@ -328,10 +335,10 @@ impl Fast {
                     }
                 }
                 match &d.kind {
-                    InstKind::Call { args, .. } => {
+                    InstKind::Call { callee, args } => {
                         self.calls.push(n);
-                        let stack = args.len().saturating_sub(ARGS.len()) as u64 * 8;
-                        self.outgoing = self.outgoing.max(stack.div_ceil(16) * 16);
+                        let stack = self.call_args(module, func, *callee, func.args(*args));
+                        self.outgoing = self.outgoing.max(stack as u64);
                     }
                     &InstKind::Alloca { size, align } => self.allocas.push((size, align.max(1))),
                     InstKind::Binary {
@@ -375,6 +382,35 @@ impl Fast {
         Some(())
     }
 
+    /// Appends the argument locations of a call to `call_locs`; the
+    /// bytes of stack arguments.
+    fn call_args(
+        &mut self,
+        module: &Module,
+        func: &Function,
+        callee: Callee,
+        args: &[Operand],
+    ) -> u32 {
+        let mut tys: smallvec::SmallVec<[Type; 8]> = smallvec::SmallVec::new();
+        match callee {
+            Callee::Direct(s) => {
+                if let Some(sig) = module.symbols[s.index()].signature() {
+                    tys.extend_from_slice(&sig.params);
+                }
+            }
+            // A literal argument is passed as an i64 (as the pipeline does).
+            Callee::Indirect(_) => {
+                tys.extend(args.iter().map(|a| func.operand_type(*a, Type::I64)))
+            }
+        }
+        let mut locs = std::mem::take(&mut self.params_tmp);
+        let stack = crate::lower::abi::assign_args_into(&tys, &ARGS, 8, &mut locs);
+        self.call_locs_at.push(self.call_locs.len() as u32);
+        self.call_locs.extend_from_slice(&locs);
+        self.params_tmp = locs;
+        stack
+    }
+
     /// A jump at `n` into `target`: its parameters' ranges cover `n`.
     fn edge(&mut self, func: &Function, dec: &Decisions, target: Block, n: u32) -> Option<()> {
         if target.index() == 0 || dec.position(target).is_none() {
@@ -395,11 +431,13 @@ impl Fast {
     /// Gives `v` a home at its range start; `from_call` is the first call
     /// number it must survive if it is at or after its start, `hint` a
     /// preferred register.
+    /// `float`: the value is an `f32`/`f64` (an xmm register or a slot).
     #[allow(clippy::too_many_arguments)]
     fn assign(
         &mut self,
         v: usize,
-        all_free: &mut u16,
+        all_free: &mut u32,
+        float: bool,
         crosses: bool,
         fixed: bool,
         hint: u32,
@@ -407,10 +445,18 @@ impl Fast {
         before: bool,
     ) {
         let mut avail = *all_free;
-        if fixed {
-            avail &= !FIXED;
+        if float {
+            avail &= POOL_XMM;
+        } else {
+            avail &= !POOL_XMM;
+            if fixed {
+                avail &= !FIXED;
+            }
         }
         let free = &mut avail;
+        // Every xmm register is caller-saved: a float range crossing a
+        // call finds no register here.
+        let caller = POOL_CALLER | POOL_XMM;
         let pick = if crosses {
             let c = *free & POOL_CALLEE;
             if hint < SLOT0 && c & (1 << hint) != 0 {
@@ -422,10 +468,10 @@ impl Fast {
             }
         } else if hint < SLOT0 && *free & (1 << hint) != 0 {
             hint
-        } else if *free & POOL_CALLER & !FIXED != 0 {
-            (*free & POOL_CALLER & !FIXED).trailing_zeros()
-        } else if *free & POOL_CALLER != 0 {
-            (*free & POOL_CALLER).trailing_zeros()
+        } else if *free & caller & !FIXED != 0 {
+            (*free & caller & !FIXED).trailing_zeros()
+        } else if *free & caller != 0 {
+            (*free & caller).trailing_zeros()
         } else if *free != 0 {
             free.trailing_zeros()
         } else {
@@ -450,7 +496,7 @@ impl Fast {
         }
     }
 
-    fn release(&mut self, v: usize, free: &mut u16) {
+    fn release(&mut self, v: usize, free: &mut u32) {
         let h = self.home[v];
         if h < SLOT0 {
             *free |= 1 << h;
@@ -487,15 +533,20 @@ impl Fast {
         self.free_slots.clear();
         self.num_slots = 0;
         self.callee_used = 0;
-        let mut free: u16 = POOL_CALLER | POOL_CALLEE;
+        let mut free: u32 = POOL_CALLER | POOL_CALLEE | POOL_XMM;
         let mut ci = 0usize;
         let mut fi = 0usize;
         for (j, &p) in func.params.iter().enumerate() {
             let pi = p.index();
             let cr = self.crosses(ci, 0, self.end[pi], true);
             let fx = self.crosses_fixed(fi, 0, self.end[pi]);
-            let hint = ARGS.get(j).map_or(NONE, |&r| r as u32);
-            self.assign(pi, &mut free, cr, fx, hint, 0, true);
+            let hint = match self.params[j] {
+                crate::lower::abi::ArgLoc::Int(r) => r as u32,
+                crate::lower::abi::ArgLoc::Float(x) => XMM0 + x as u32,
+                crate::lower::abi::ArgLoc::Stack(_) => NONE,
+            };
+            let fl = func.values[pi].ty.is_float();
+            self.assign(pi, &mut free, fl, cr, fx, hint, 0, true);
         }
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];
@@ -511,7 +562,8 @@ impl Fast {
                 if self.home[pi] == NONE {
                     let cr = self.crosses(ci, first, self.end[pi], true);
                     let fx = self.crosses_fixed(fi, first, self.end[pi]);
-                    self.assign(pi, &mut free, cr, fx, NONE, first, true);
+                    let fl = func.values[pi].ty.is_float();
+                    self.assign(pi, &mut free, fl, cr, fx, NONE, first, true);
                 }
             }
             for (j, &i) in bd.insts.iter().enumerate() {
@@ -544,7 +596,8 @@ impl Fast {
                         };
                         let cr = self.crosses(ci, n, self.end[ri], false);
                         let fx = self.crosses_fixed(fi, n, self.end[ri]);
-                        self.assign(ri, &mut free, cr, fx, hint, n, false);
+                        let fl = func.values[ri].ty.is_float();
+                        self.assign(ri, &mut free, fl, cr, fx, hint, n, false);
                         if self.end[ri] <= n {
                             self.release(ri, &mut free);
                         }
@@ -571,7 +624,8 @@ impl Fast {
                             };
                             let cr = self.crosses(ci, n, self.end[pi], false);
                             let fx = self.crosses_fixed(fi, n, self.end[pi]);
-                            self.assign(pi, &mut free, cr, fx, hint, n, false);
+                            let fl = func.values[pi].ty.is_float();
+                            self.assign(pi, &mut free, fl, cr, fx, hint, n, false);
                             if self.end[pi] <= n {
                                 self.release(pi, &mut free);
                             }
@@ -585,6 +639,7 @@ impl Fast {
 
 mod emit;
 mod enc;
+mod float;
 mod inst;
 mod switch;
 
@@ -610,6 +665,19 @@ pub fn compile(
     f.allocate(func, dec);
     if check || cfg!(debug_assertions) {
         if let Err(e) = super::fast_check::check(func, dec, f) {
+            // `KILN_FAST_DUMP=1`: each value's range and home, to debug
+            // a rejected allocation.
+            if std::env::var_os("KILN_FAST_DUMP").is_some() {
+                for v in 0..func.values.len() {
+                    eprintln!(
+                        "v{v} {:?} [{}, {}] home {}",
+                        func.value_name(Value(v as u32)),
+                        f.start[v],
+                        f.end[v],
+                        f.home[v]
+                    );
+                }
+            }
             return Some(Err(bad(func, &e)));
         }
     }

@@ -9,7 +9,8 @@
 //!   home; a jump claims the homes of its targets' parameters (after its
 //!   arguments are read); a block whose parameters no earlier jump claimed
 //!   claims them at its start, otherwise they must still be there;
-//! - a call clobbers every caller-saved register (after its arguments), a
+//! - a call clobbers every caller-saved register, every xmm register
+//!   included (after its arguments), a
 //!   division or a shift by a register clobbers `rcx` and `rdx` (and none
 //!   of its operands may be there);
 //! - every operand read must find its value in its home (a fused compare's
@@ -20,10 +21,11 @@
 //!
 //! In the block order every loop is contiguous, so these checks together
 //! say that no two values whose lifetimes overlap share a home. Homes must
-//! be pool registers (never a scratch register) or allocated slots, and
-//! every callee-saved register used must be in the saved set.
+//! be pool registers of the value's class (never a scratch register) or
+//! allocated slots, and every callee-saved register used must be in the
+//! saved set.
 
-use super::fast::{Fast, FIXED, POOL_CALLEE, POOL_CALLER, SLOT0};
+use super::fast::{Fast, FIXED, POOL_CALLEE, POOL_CALLER, POOL_XMM, SLOT0};
 use crate::ir::{Function, InstKind, Opcode, Operand, Value, ValueDef};
 use crate::lower::analysis::Decisions;
 
@@ -43,8 +45,15 @@ impl Sim<'_> {
             .home
             .get(v.index())
             .ok_or_else(|| format!("no home for {v}"))?;
+        // A float lives in an xmm register or a slot, an integer in an
+        // integer register or a slot.
+        let pool = if self.func.values[v.index()].ty.is_float() {
+            POOL_XMM
+        } else {
+            POOL_CALLER | POOL_CALLEE
+        };
         let ok = if h < SLOT0 {
-            (POOL_CALLER | POOL_CALLEE) & (1 << h) != 0
+            pool & (1 << h) != 0
                 && (POOL_CALLEE & (1 << h) == 0 || self.f.callee_used & (1 << h) != 0)
         } else {
             h != NONE && h - SLOT0 < self.f.num_slots
@@ -162,7 +171,7 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
                 for op in func.operands(i) {
                     if let Operand::Value(v) = op {
                         let h = sim.home(v)?;
-                        if h < 16 && (FIXED >> h) & 1 != 0 {
+                        if h < SLOT0 as usize && (FIXED >> h) & 1 != 0 {
                             return Err(format!("{v} is in rcx/rdx at {at}"));
                         }
                     }
@@ -171,8 +180,8 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
                 sim.owner[2] = CLOBBERED;
             }
             if let InstKind::Call { .. } = d.kind {
-                for r in 0..16 {
-                    if POOL_CALLER & (1 << r) != 0 {
+                for r in 0..SLOT0 as usize {
+                    if (POOL_CALLER | POOL_XMM) & (1 << r) != 0 {
                         sim.owner[r] = CLOBBERED;
                     }
                 }
@@ -180,14 +189,10 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
             if let Some(r) = d.result {
                 sim.claim(r)?;
             }
-            for dest in d.block_calls() {
-                for &p in &func.blocks[dest.block.index()].params {
-                    sim.claim(p)?;
-                    claimed[p.index()] = true;
-                }
-            }
             // Back edges (any successor, `switch` targets included): the
-            // loop's live-in values must survive.
+            // loop's live-in values must survive. Only this edge's
+            // parameter writes happen on it (another target's are on that
+            // target's path alone).
             let mut targets = func.successors(i);
             targets.sort_unstable_by_key(|b| b.index());
             targets.dedup();
@@ -206,6 +211,13 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
                     continue;
                 }
                 budget -= size;
+                let params = &func.blocks[target.index()].params;
+                let mut saved = Vec::with_capacity(params.len());
+                for &p in params {
+                    let hp = sim.home(p)?;
+                    saved.push((hp, sim.owner[hp]));
+                    sim.claim(p)?;
+                }
                 for &lb in &dec.order[h..=k] {
                     for &li in &func.blocks[lb.index()].insts {
                         let mut err = None;
@@ -224,6 +236,15 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
                             return Err(e);
                         }
                     }
+                }
+                for &(hp, o) in saved.iter().rev() {
+                    sim.owner[hp] = o;
+                }
+            }
+            for dest in d.block_calls() {
+                for &p in &func.blocks[dest.block.index()].params {
+                    sim.claim(p)?;
+                    claimed[p.index()] = true;
                 }
             }
         }
@@ -295,6 +316,73 @@ exit(%r: i64):
         f.home = keep.clone();
         // rdx across the division.
         f.home[k] = 2;
+        assert!(check(func, &dec, &f).is_err());
+        f.home = keep;
+        check(func, &dec, &f).expect("restored");
+    }
+
+    const FLOATS: &str = "
+func @f(%n: i64, %x: f64) -> f64 {
+entry:
+    jmp loop(0, 0.0)
+loop(%i: i64, %acc: f64):
+    %done = sge.i64 %i, %n
+    br %done, exit(%acc), body
+body:
+    %t = fmul.f64 %acc, %x
+    %u = call.f64 @g(%t)
+    %acc2 = fadd.f64 %u, %x
+    %i2 = add.i64 %i, 1
+    jmp loop(%i2, %acc2)
+exit(%r: f64):
+    ret %r
+}
+
+local func @g(%a: f64) -> f64 {
+entry:
+    ret %a
+}
+";
+
+    #[test]
+    fn checks_float_homes() {
+        use crate::isa::x86_64::fast::XMM0;
+        let m = parse_module("t", FLOATS).expect("parses");
+        let func = &m.funcs[0];
+        let mut dec = Decisions::default();
+        dec.compute(&m, func).expect("decides");
+        let mut f = Fast::default();
+        f.analyze(&m, func, &dec).expect("supported");
+        f.allocate(func, &dec);
+        check(func, &dec, &f).expect("the allocation is right");
+        let (x, t, acc2, i) = (
+            value(func, "x"),
+            value(func, "t"),
+            value(func, "acc2"),
+            value(func, "i"),
+        );
+        // Live across the call: a slot, never an xmm register.
+        assert!(f.home[x] >= SLOT0);
+        assert!((XMM0..SLOT0).contains(&f.home[t]));
+        let keep = f.home.clone();
+        // An xmm register across a call (every one is caller-saved).
+        f.home[x] = XMM0 + 5;
+        assert!(check(func, &dec, &f).is_err());
+        f.home = keep.clone();
+        // A float in an integer register, an integer in an xmm register,
+        // a float in a scratch xmm register.
+        f.home[t] = 6;
+        assert!(check(func, &dec, &f).is_err());
+        f.home = keep.clone();
+        f.home[i] = XMM0 + 3;
+        assert!(check(func, &dec, &f).is_err());
+        f.home = keep.clone();
+        f.home[t] = XMM0 + 15;
+        assert!(check(func, &dec, &f).is_err());
+        f.home = keep.clone();
+        // A value defined in the loop in the home of one read on every
+        // iteration.
+        f.home[acc2] = f.home[x];
         assert!(check(func, &dec, &f).is_err());
         f.home = keep;
         check(func, &dec, &f).expect("restored");

@@ -78,28 +78,31 @@ impl Default for DebugOptions {
     }
 }
 
-/// What the debug registry keeps of one finalized module with code (32
+/// What the debug registry keeps of one finalized module with code (24
 /// bytes in its bucket and one buffer).
 struct ModuleRecord {
-    /// Target address of the module's text (its key in the code map).
-    start: u64,
-    /// Length of the text in bytes.
-    len: u32,
-    /// Bytes at the start of `data` that are a zero-terminated `.eh_frame`
-    /// table, registered with the system unwinder through its bucket while
-    /// this record lives (0: none).
-    frames: u32,
-    /// The `.eh_frame` table (`frames` bytes), then the module's file name
+    /// The `.eh_frame` table (if `frames`), then the module's file name
     /// and its functions (see [`ModuleRecord::pack`]).
     data: Box<[u8]>,
+    /// Length of the text in bytes.
+    len: u32,
+    /// Target address of the module's text less its bucket's first
+    /// address.
+    offset: u16,
+    /// Whether `data` starts with a zero-terminated `.eh_frame` table,
+    /// registered with the system unwinder through its bucket while this
+    /// record lives.
+    frames: bool,
 }
 
 /// The modules whose text starts in one 4 KiB of target addresses.
 struct Bucket {
     /// In start order.
     records: Vec<ModuleRecord>,
-    /// While registered: the address of each record's `.eh_frame` table,
-    /// then 0 (the array libgcc reads).
+    /// The address of the `.eh_frame` table of each record that has one
+    /// (in record order), then 0: the array libgcc reads while the bucket
+    /// is registered. Empty when no record has a table. Kept up to date
+    /// as records come and go (never while registered).
     tables: Vec<usize>,
     /// libgcc's object for the registration (boxed: it must not move while
     /// registered, and buckets move inside the map).
@@ -109,6 +112,14 @@ struct Bucket {
 
 /// Buckets are keyed by the text start address shifted by this.
 const BUCKET_BITS: u32 = 12;
+
+/// Grows `v` by a quarter when full, not doubled: most buckets stay.
+fn reserve_quarter<T>(v: &mut Vec<T>) {
+    let len = v.len();
+    if len == v.capacity() {
+        v.reserve_exact((len / 4).max(4));
+    }
+}
 
 impl Bucket {
     fn new() -> Bucket {
@@ -133,16 +144,9 @@ impl Bucket {
     /// Registers the tables of the current records (after
     /// [`Bucket::deregister`]).
     fn register(&mut self) {
-        let with_frames = self.records.iter().filter(|r| r.frames > 0);
-        if with_frames.clone().next().is_none() {
-            self.tables = Vec::new();
+        if self.tables.len() < 2 {
             return;
         }
-        // Exactly as long as needed: a bucket may hold hundreds.
-        let mut tables = Vec::with_capacity(with_frames.clone().count() + 1);
-        tables.extend(with_frames.map(|r| r.data.as_ptr() as usize));
-        tables.push(0);
-        self.tables = tables;
         // SAFETY: each pointer is a record's zero-terminated `.eh_frame`
         // table of code in this process (`module_finalized` built it and
         // pointed its FDEs at a CIE that lives as long as the process, or
@@ -151,6 +155,54 @@ impl Bucket {
         // first. `object` is boxed and kept until then too.
         self.registered =
             unsafe { unwind::register_tables(self.tables.as_ptr(), &mut self.object) };
+    }
+
+    /// Where the table pointer of record `i` goes in `tables`: after those
+    /// of the records before it that have one.
+    fn table_index(&self, i: usize) -> usize {
+        if self.tables.len() == self.records.len() + 1 {
+            // Every record has a table (the usual case).
+            return i;
+        }
+        self.records[..i].iter().filter(|r| r.frames).count()
+    }
+
+    /// Puts `record` at index `i` (replacing the record there when
+    /// `replace`); the bucket must be deregistered.
+    fn put(&mut self, i: usize, record: ModuleRecord, replace: bool) {
+        debug_assert!(!self.registered);
+        if replace {
+            self.take(i);
+        }
+        if record.frames {
+            let t = self.table_index(i);
+            if self.tables.is_empty() {
+                self.tables.push(0);
+            }
+            reserve_quarter(&mut self.tables);
+            self.tables.insert(t, record.data.as_ptr() as usize);
+        }
+        reserve_quarter(&mut self.records);
+        self.records.insert(i, record);
+    }
+
+    /// Removes record `i`; the bucket must be deregistered.
+    fn take(&mut self, i: usize) {
+        debug_assert!(!self.registered);
+        if self.records[i].frames {
+            let t = self.table_index(i);
+            self.tables.remove(t);
+            if self.tables.len() == 1 {
+                self.tables = Vec::new();
+            }
+        }
+        self.records.remove(i);
+    }
+
+    /// The record starting `offset` bytes into the bucket, or where it
+    /// would go.
+    fn find(&self, offset: u16) -> std::result::Result<usize, usize> {
+        self.records.binary_search_by_key(&offset, |r| r.offset)
     }
 }
 
@@ -201,9 +253,27 @@ impl ModuleRecord {
         5 + debug.file.len() + funcs
     }
 
+    /// Bytes of `data` that are the `.eh_frame` table: its entries up to
+    /// and with the zero terminator (each entry starts with its length).
+    fn frames_len(&self) -> usize {
+        if !self.frames {
+            return 0;
+        }
+        let mut at = 0;
+        while let Some(len) = self.data.get(at..at + 4) {
+            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+            at += 4;
+            if len == 0 {
+                break;
+            }
+            at += len;
+        }
+        at.min(self.data.len())
+    }
+
     /// The file name and the functions (see [`ModuleRecord::pack`]).
     fn unpack(&self) -> (&str, impl Iterator<Item = RecordFunc<'_>>) {
-        let mut at = self.data.get(self.frames as usize..).unwrap_or(&[]);
+        let mut at = self.data.get(self.frames_len()..).unwrap_or(&[]);
         let file = read_bytes(&mut at).unwrap_or(&[]);
         let funcs = std::iter::from_fn(move || {
             if at.is_empty() {
@@ -406,10 +476,10 @@ impl DebugRegistry {
             }
         }
         let record = ModuleRecord {
-            start,
-            len: u32::try_from(text.len()).unwrap_or(u32::MAX),
-            frames: frames as u32,
             data,
+            len: u32::try_from(text.len()).unwrap_or(u32::MAX),
+            offset: (start & ((1 << BUCKET_BITS) - 1)) as u16,
+            frames: frames > 0,
         };
         if let Some(g) = gdb {
             self.gdb.insert(start, g);
@@ -419,16 +489,9 @@ impl DebugRegistry {
             .entry(start >> BUCKET_BITS)
             .or_insert_with(Bucket::new);
         bucket.deregister();
-        match bucket.records.binary_search_by_key(&start, |r| r.start) {
-            Ok(i) => bucket.records[i] = record,
-            Err(i) => {
-                // Grown by a quarter, not doubled: most buckets stay.
-                let len = bucket.records.len();
-                if len == bucket.records.capacity() {
-                    bucket.records.reserve_exact((len / 4).max(4));
-                }
-                bucket.records.insert(i, record);
-            }
+        match bucket.find(record.offset) {
+            Ok(i) => bucket.put(i, record, true),
+            Err(i) => bucket.put(i, record, false),
         }
         bucket.register();
     }
@@ -534,10 +597,10 @@ impl DebugRegistry {
         let Some(bucket) = self.buckets.get_mut(&key) else {
             return;
         };
-        if let Ok(i) = bucket.records.binary_search_by_key(&start, |r| r.start) {
+        if let Ok(i) = bucket.find((start & ((1 << BUCKET_BITS) - 1)) as u16) {
             // Out of the unwinder's sight before its bytes are freed.
             bucket.deregister();
-            bucket.records.remove(i);
+            bucket.take(i);
             if bucket.records.is_empty() {
                 self.buckets.remove(&key);
             } else {
@@ -546,15 +609,19 @@ impl DebugRegistry {
         }
     }
 
-    /// The record of the module whose text contains `pc`.
-    fn record_at(&self, pc: u64) -> Option<&ModuleRecord> {
+    /// The record of the module whose text contains `pc`, and its start.
+    fn record_at(&self, pc: u64) -> Option<(&ModuleRecord, u64)> {
         // The last record starting at or before `pc`: in `pc`'s bucket, or
         // else the last of the bucket before it.
-        for (_, bucket) in self.buckets.range(..=pc >> BUCKET_BITS).rev() {
-            let i = bucket.records.partition_point(|r| r.start <= pc);
+        for (&key, bucket) in self.buckets.range(..=pc >> BUCKET_BITS).rev() {
+            let base = key << BUCKET_BITS;
+            let i = bucket
+                .records
+                .partition_point(|r| base + u64::from(r.offset) <= pc);
             if i > 0 {
                 let r = &bucket.records[i - 1];
-                return (pc - r.start < u64::from(r.len)).then_some(r);
+                let start = base + u64::from(r.offset);
+                return (pc - start < u64::from(r.len)).then_some((r, start));
             }
         }
         None
@@ -562,8 +629,8 @@ impl DebugRegistry {
 
     /// The frame of the instruction containing `pc`.
     pub fn frame(&self, pc: u64) -> Option<TrapFrame> {
-        let record = self.record_at(pc)?;
-        let at = pc - record.start;
+        let (record, start) = self.record_at(pc)?;
+        let at = pc - start;
         let (file, mut funcs) = record.unpack();
         let f = funcs.find(|f| f.offset <= at && at - f.offset < f.size)?;
         let offset = u32::try_from(at - f.offset).ok()?;
@@ -637,4 +704,78 @@ fn source_path(file: &str) -> String {
         .ok()
         .and_then(|p| p.to_str().map(str::to_string))
         .unwrap_or_else(|| file.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(offset: u16, frames: bool) -> ModuleRecord {
+        // An `.eh_frame` of one 8-byte entry and the terminator, then
+        // a file name of length 0 (or just the name).
+        let data: Vec<u8> = if frames {
+            vec![4, 0, 0, 0, 9, 9, 9, 9, 0, 0, 0, 0, 0]
+        } else {
+            vec![0]
+        };
+        ModuleRecord {
+            data: data.into(),
+            len: 16,
+            offset,
+            frames,
+        }
+    }
+
+    /// What `tables` must be: the tables of the records that have one, in
+    /// record order, then 0 (nothing when none has one).
+    fn expected(b: &Bucket) -> Vec<usize> {
+        let mut t: Vec<usize> = b
+            .records
+            .iter()
+            .filter(|r| r.frames)
+            .map(|r| r.data.as_ptr() as usize)
+            .collect();
+        if !t.is_empty() {
+            t.push(0);
+        }
+        t
+    }
+
+    /// Records are small, and a bucket's table array follows its records
+    /// through inserts, replacements and removals, with and without
+    /// `.eh_frame` tables, in any order.
+    #[test]
+    fn bucket_tables_follow_their_records() {
+        assert!(std::mem::size_of::<ModuleRecord>() <= 24);
+        let mut b = Bucket::new();
+        let steps: [(u16, Option<bool>); 12] = [
+            (64, Some(true)),
+            (0, Some(true)),
+            (32, Some(false)),
+            (128, Some(true)),
+            (96, Some(false)),
+            (32, Some(true)),
+            (64, None),
+            (0, Some(false)),
+            (128, None),
+            (0, None),
+            (96, None),
+            (32, None),
+        ];
+        for (offset, put) in steps {
+            match (b.find(offset), put) {
+                (Ok(i), Some(f)) => b.put(i, record(offset, f), true),
+                (Err(i), Some(f)) => b.put(i, record(offset, f), false),
+                (Ok(i), None) => b.take(i),
+                (Err(_), None) => panic!("no record at {offset}"),
+            }
+            assert_eq!(b.tables, expected(&b), "after {offset} {put:?}");
+            let offsets: Vec<u16> = b.records.iter().map(|r| r.offset).collect();
+            assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
+            for r in &b.records {
+                assert_eq!(r.frames_len(), if r.frames { 12 } else { 0 });
+            }
+        }
+        assert!(b.records.is_empty() && b.tables.is_empty());
+    }
 }

@@ -22,6 +22,7 @@
 //! FDE with the CIE's entry rule only. Pointers are absolute (`absptr`), so
 //! the table can live anywhere relative to the code.
 
+use smallvec::SmallVec;
 use std::fmt;
 
 /// The ISA whose CFI to write.
@@ -211,24 +212,38 @@ pub fn shared_cie(isa: UnwindIsa) -> &'static [u8] {
 pub fn point_at_cie(table: &mut [u8], cie: *const u8) -> bool {
     let base = table.as_ptr() as u64;
     let cie = cie as u64;
-    let mut fields = Vec::new();
-    let mut at = 0;
-    while let Some(len) = table.get(at..at + 4) {
-        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        if len == 0 {
-            break;
-        }
-        let field = base.wrapping_add(at as u64 + 4);
-        match field.checked_sub(cie) {
-            Some(d @ 1..=0x7fff_ffff) => fields.push((at + 4, d as u32)),
-            _ => return false,
-        }
-        at += 4 + len;
+    // Checked first, so that nothing changes when one does not reach.
+    if cie_fields(table, base, cie).any(|(_, d)| d.is_none()) {
+        return false;
     }
-    for (at, d) in fields {
-        table[at..at + 4].copy_from_slice(&d.to_le_bytes());
+    let patches: SmallVec<[(usize, u64); 4]> = cie_fields(table, base, cie)
+        .filter_map(|(at, d)| Some((at, d?)))
+        .collect();
+    for (at, d) in patches {
+        table[at..at + 4].copy_from_slice(&(d as u32).to_le_bytes());
     }
     true
+}
+
+/// Each entry of `table` (at address `base`): the offset of its CIE
+/// pointer field and the field's distance back to `cie`, if it reaches.
+fn cie_fields(
+    table: &[u8],
+    base: u64,
+    cie: u64,
+) -> impl Iterator<Item = (usize, Option<u64>)> + '_ {
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        let len = table.get(at..at + 4)?;
+        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+        if len == 0 {
+            return None;
+        }
+        let field = at + 4;
+        at = field + len;
+        let d = base.wrapping_add(field as u64).checked_sub(cie);
+        Some((field, d.filter(|d| (1..=0x7fff_ffff).contains(d))))
+    })
 }
 
 /// Starts an entry (CIE or FDE): a length to be patched; its offset.

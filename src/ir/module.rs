@@ -169,9 +169,9 @@ impl Module {
         }
     }
 
-    /// Makes room for `items` more symbols and function bodies (a parser
-    /// that knows about how many are coming: the table of functions is
-    /// large, and growing it copies every function).
+    /// Makes room for `items` more symbols and function bodies (for a
+    /// parser that knows about how many are coming: the table of functions
+    /// is large, and growing it copies every function).
     pub(crate) fn reserve(&mut self, items: usize) {
         self.symbols.reserve(items);
         self.symbol_locs.reserve(items);

@@ -97,18 +97,11 @@ pub fn parse_module_with(file: &str, text: &str, opts: &ParseOptions<'_>) -> cra
         let (loc, msg) = *e;
         Error::Parse(Diagnostic::new(file, loc, msg))
     })?;
-    let mut module = Module::new(file);
-    // Every function (and data item) has a `{`: their count bounds the
-    // number of items, so the module's tables never grow (and copy every
-    // function) on the way. A byte count is cheap next to the parse.
-    let braces = count_byte(text.as_bytes(), b'{');
-    // The shortest function, `func @f(){` and `}` lines, has 12 bytes.
-    module.reserve(braces.min(text.len() / 12));
     let mut p = Parser {
         file,
         lex,
         tok,
-        module,
+        module: Module::new(file),
         sym_refs: Vec::new(),
         implicit: opts.implicit_symbol,
         fs: FuncScratch::take_cached(),
@@ -119,44 +112,6 @@ pub fn parse_module_with(file: &str, text: &str, opts: &ParseOptions<'_>) -> cra
         Ok(()) => Ok(p.module),
         Err(Stop(e)) => Err(*e),
     }
-}
-
-/// The number of bytes `b` in `bytes`, eight bytes at a time: per byte
-/// lane, a 0/1 flag is summed into a counter (flushed before it could
-/// reach 256), and the lanes are added up with a few shifts and one
-/// multiplication.
-fn count_byte(bytes: &[u8], b: u8) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let pattern = ONES * u64::from(b);
-    // Lanes summed in pairs (16-bit lanes of at most 510), then all four
-    // (at most 2040) in the top 16 bits.
-    const PAIRS: u64 = 0x00ff_00ff_00ff_00ff;
-    let lanes = |acc: u64| {
-        let pairs = (acc & PAIRS) + ((acc >> 8) & PAIRS);
-        (pairs.wrapping_mul(0x0001_0001_0001_0001) >> 48) as usize
-    };
-    let mut words = bytes.chunks_exact(8);
-    let mut total = 0;
-    let mut acc = 0u64;
-    let mut n = 0;
-    for word in &mut words {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(word);
-        let x = u64::from_le_bytes(w) ^ pattern;
-        // Bit 7 of each lane is set when the lane is not zero (exact: no
-        // carry crosses lanes).
-        let nonzero = ((x & LOW7) + LOW7) | x;
-        acc += (!nonzero >> 7) & ONES;
-        n += 1;
-        if n == 255 {
-            total += lanes(acc);
-            acc = 0;
-            n = 0;
-        }
-    }
-    total += lanes(acc);
-    total + words.remainder().iter().filter(|&&c| c == b).count()
 }
 
 /// Where a symbol reference has to be patched once all symbols are known.

@@ -884,26 +884,3 @@ fn ir_bytes_per_instruction_are_bounded() {
     assert!(per_inst < inst + 80.0, "{per_inst} bytes per instruction");
     assert!((f.srcmap.heap_bytes() as f64 / f.num_insts() as f64) < 40.0);
 }
-
-#[test]
-fn byte_count_matches_a_plain_count() {
-    let text: Vec<u8> = (0..5000u32)
-        .map(|i| {
-            if i % 7 == 0 || i % 11 == 3 {
-                b'{'
-            } else {
-                (i % 251) as u8
-            }
-        })
-        .collect();
-    for len in [0, 1, 7, 8, 9, 2039, 2040, 2041, 5000] {
-        for start in [0, 1, 3] {
-            let t = &text[start.min(len)..len];
-            let plain = t.iter().filter(|&&c| c == b'{').count();
-            assert_eq!(super::count_byte(t, b'{'), plain, "{start}..{len}");
-        }
-    }
-    // Every lane full for longer than a counter holds.
-    assert_eq!(super::count_byte(&[b'{'; 4100], b'{'), 4100);
-    assert_eq!(super::count_byte(&[0xff; 100], b'{'), 0);
-}

@@ -227,7 +227,7 @@ impl Registry {
             );
             // Allocated at its size: a shrunk buffer would leave a hole
             // beside a record that lives as long as the module.
-            self.set_edges(slot, Box::from(&deps[..]));
+            self.set_edges(slot, super::Deps::new(&deps));
             slots.push(slot);
         }
         self.stats.last_touched = seen.len();

@@ -42,7 +42,7 @@
 //!   each module its code references; each such edge between different
 //!   owners (modules, lazy modules) counts in the target's `referrers`. A
 //!   module with referrers is never removed. Added modules hold no edges.
-//! - Entries are small (64 bytes; a one-section module's finalized section
+//! - Entries are small (56 bytes; a one-section module's finalized section
 //!   packed inline): what only owners need (name, symbols,
 //!   pin) is boxed in their `Role`; a lazy module's members borrow their
 //!   owner's.
@@ -54,12 +54,14 @@
 
 pub mod calls;
 mod claim;
+mod deps;
 mod finalize;
 pub mod loader;
 pub mod symbols;
 
 pub(crate) use claim::Resolved;
 pub use claim::{compile_job, Claim, Job};
+pub(crate) use deps::Deps;
 use symbols::NewSymbol;
 pub use symbols::{ExportKind, FxHashMap, SymbolId};
 
@@ -350,7 +352,7 @@ pub(crate) struct Entry {
     pub state: State,
     pub role: Role,
     /// Slots this module's code references (set when claimed).
-    pub deps: Box<[u32]>,
+    pub deps: Deps,
     /// How many modules of other owners reference this one.
     pub referrers: u32,
     pub generation: u32,
@@ -569,7 +571,7 @@ impl Registry {
         let entry = Entry {
             state,
             role,
-            deps: Box::default(),
+            deps: Deps::default(),
             referrers: 0,
             generation: 0,
         };
@@ -619,7 +621,7 @@ impl Registry {
         self.set_state(slot, State::Free);
         let e = &mut self.entries[slot as usize];
         e.role = Role::Chunk;
-        e.deps = Box::default();
+        e.deps = Deps::default();
         e.referrers = 0;
         self.free_slots.push(slot);
     }
@@ -1028,7 +1030,7 @@ impl Registry {
     }
 
     /// Records that `slot`'s code references `deps`.
-    pub(crate) fn set_edges(&mut self, slot: u32, deps: Box<[u32]>) {
+    pub(crate) fn set_edges(&mut self, slot: u32, deps: Deps) {
         let owner = self.owner_of(slot);
         for &d in deps.iter() {
             if self.owner_of(d) != owner {
@@ -1076,12 +1078,12 @@ impl Registry {
 mod tests {
     use super::*;
 
-    /// A REPL session keeps an entry per item: 64 bytes, of which the
+    /// A REPL session keeps an entry per item: 56 bytes, of which the
     /// finalized state (a one-section module's section packed inline) 16.
     #[test]
     fn entries_are_small() {
         assert!(std::mem::size_of::<Finalized>() <= 16);
         assert!(std::mem::size_of::<State>() <= 24);
-        assert!(std::mem::size_of::<Entry>() <= 64);
+        assert!(std::mem::size_of::<Entry>() <= 56);
     }
 }

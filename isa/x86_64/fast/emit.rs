@@ -2,8 +2,9 @@
 //! blocks in order, block-argument and call-argument parallel moves,
 //! branches, trap stubs, and placing the finished function.
 
+use super::enc::sse::{MOVS_STORE, SD};
 use super::enc::{Code, Label, CC_E, CC_NE, CMP};
-use super::{Fast, Src, ARGS, CALLEE_REG, NONE, SLOT0};
+use super::{Fast, Src, CALLEE_REG, NONE, SLOT0, XMM0};
 use crate::compiled::CompiledModule;
 use crate::debug::lines::LineRecorder;
 use crate::error::{Error, Result, TrapCode};
@@ -11,6 +12,7 @@ use crate::ir::{Block, BlockCall, Callee, Function, Inst, InstKind, Linkage, Loc
 use crate::ir::{Operand, SymbolData, Type, ValueDef};
 use crate::isa::x86_64::regs::{R11, RAX};
 use crate::isa::TRAP_HANDLER;
+use crate::lower::abi::ArgLoc;
 use crate::lower::analysis::Decisions;
 use crate::reloc::RelocKind;
 
@@ -47,6 +49,8 @@ pub struct Em<'a> {
     pub traps: Vec<(Label, TrapCode, Loc)>,
     /// The next `alloca` to emit.
     pub next_alloca: usize,
+    /// The next call to emit (its number among the calls).
+    pub next_call: usize,
     /// Jump tables: each one's symbol and entries (label numbers).
     pub tables: Vec<(String, Vec<u32>)>,
 }
@@ -65,8 +69,10 @@ impl Em<'_> {
 
     #[inline]
     pub fn home_src(&self, h: u32) -> Src {
-        if h < SLOT0 {
+        if h < XMM0 {
             Src::R(h as u8)
+        } else if h < SLOT0 {
+            Src::X((h - XMM0) as u8)
         } else {
             Src::S(h - SLOT0)
         }
@@ -107,6 +113,8 @@ impl Em<'_> {
                     self.c.mov_rr(r, x);
                 }
             }
+            // The bits of a float (parallel moves through `rax`).
+            Src::X(x) => self.c.movq_from_x(true, r, x),
             Src::S(k) => {
                 let o = self.slot_off(k);
                 self.c.load(true, r, 5, o);
@@ -120,10 +128,12 @@ impl Em<'_> {
     pub fn mov(&mut self, d: Src, s: Src) {
         match d {
             Src::R(r) => self.load(r, s),
+            Src::X(x) => self.xload(x, s),
             Src::S(k) => {
                 let o = self.slot_off(k);
                 match s {
                     Src::R(x) => self.c.store(8, x, 5, o),
+                    Src::X(x) => self.xstore_slot(x, o),
                     Src::S(j) if j == k => {}
                     Src::I(b) if i32::try_from(b as i64).is_ok() => {
                         self.c.store_imm(8, b as i64 as i32, 5, o)
@@ -172,6 +182,7 @@ impl Em<'_> {
     fn par_move_general(&mut self, moves: &[(u32, Src)]) {
         let loc = |s: Src| match s {
             Src::R(r) => Some(r as usize),
+            Src::X(x) => Some((XMM0 + x as u32) as usize),
             Src::S(k) => Some((SLOT0 + k) as usize),
             Src::I(_) => None,
         };
@@ -335,20 +346,27 @@ impl Em<'_> {
         self.prologue()?;
         // Incoming arguments into their homes: registers first (a
         // parallel move), then the stack arguments.
-        for (j, &p) in func.params.iter().enumerate().take(ARGS.len()) {
+        for (j, &p) in func.params.iter().enumerate() {
             let h = self.f.home[p.index()];
-            self.f.moves.push((h, Src::R(ARGS[j])));
+            match self.f.params[j] {
+                ArgLoc::Int(r) => self.f.moves.push((h, Src::R(r))),
+                ArgLoc::Float(x) => self.f.moves.push((h, Src::X(x))),
+                ArgLoc::Stack(_) => {}
+            }
         }
         self.par_move();
-        for (j, &p) in func.params.iter().enumerate().skip(ARGS.len()) {
-            let h = self.home_src(self.f.home[p.index()]);
-            let (r, spill) = match h {
-                Src::R(r) => (r, false),
-                _ => (R11, true),
+        for (j, &p) in func.params.iter().enumerate() {
+            let ArgLoc::Stack(off) = self.f.params[j] else {
+                continue;
             };
-            self.c.load(true, r, 5, 16 + 8 * (j - ARGS.len()) as i32);
-            if spill {
-                self.mov(h, Src::R(R11));
+            let off = 16 + off as i32;
+            match self.home_src(self.f.home[p.index()]) {
+                Src::R(r) => self.c.load(true, r, 5, off),
+                Src::X(x) => self.xload_mem(x, 5, off),
+                h => {
+                    self.c.load(true, R11, 5, off);
+                    self.mov(h, Src::R(R11));
+                }
             }
         }
         let dec = self.dec;
@@ -431,23 +449,43 @@ impl Em<'_> {
         let InstKind::Call { callee, args } = &d.kind else {
             return Err(bad(func, "call"));
         };
+        let at = self.f.call_locs_at[self.next_call] as usize;
+        self.next_call += 1;
+        let args = func.args(*args);
+        // The type a literal argument takes.
+        let module = self.module;
+        let ty_of = |k: usize, a: Operand| match callee {
+            Callee::Direct(s) => module.symbols[s.index()]
+                .signature()
+                .map_or(Type::I64, |sig| sig.params[k]),
+            Callee::Indirect(_) => func.operand_type(a, Type::I64),
+        };
         // Stack arguments first: the register moves may overwrite
         // their sources.
-        for (k, &a) in func.args(*args).iter().enumerate().skip(ARGS.len()) {
-            let off = 8 * (k - ARGS.len()) as i32;
-            match self.src(a, Type::I64) {
+        for (k, &a) in args.iter().enumerate() {
+            let ArgLoc::Stack(off) = self.f.call_locs[at + k] else {
+                continue;
+            };
+            let off = off as i32;
+            match self.src(a, ty_of(k, a)) {
                 Src::I(b) if i32::try_from(b as i64).is_ok() => {
                     self.c.store_imm(8, b as i64 as i32, 4, off)
                 }
+                Src::X(x) => self.c.sse_rm(SD, false, MOVS_STORE, x, 4, off),
                 s => {
                     let r = self.in_reg(s, R11);
                     self.c.store(8, r, 4, off);
                 }
             }
         }
-        for (k, &a) in func.args(*args).iter().enumerate().take(ARGS.len()) {
-            let s = self.src(a, Type::I64);
-            self.f.moves.push((ARGS[k] as u32, s));
+        for (k, &a) in args.iter().enumerate() {
+            let d = match self.f.call_locs[at + k] {
+                ArgLoc::Int(r) => r as u32,
+                ArgLoc::Float(x) => XMM0 + x as u32,
+                ArgLoc::Stack(_) => continue,
+            };
+            let s = self.src(a, ty_of(k, a));
+            self.f.moves.push((d, s));
         }
         if let Callee::Indirect(c) = callee {
             let s = self.src(*c, Type::I64);
@@ -465,7 +503,12 @@ impl Em<'_> {
         }
         if let Some(r) = d.result {
             let h = self.f.home[r.index()];
-            self.mov(self.home_src(h), Src::R(RAX));
+            let s = if func.values[r.index()].ty.is_float() {
+                Src::X(0)
+            } else {
+                Src::R(RAX)
+            };
+            self.mov(self.home_src(h), s);
         }
         Ok(())
     }
@@ -501,7 +544,7 @@ impl Em<'_> {
                 self.c.rm(false, 0x83, 7, 5, o);
                 self.c.raw(&[0]);
             }
-            Src::I(_) => {}
+            Src::I(_) | Src::X(_) => {}
         }
         CC_NE
     }
@@ -556,17 +599,17 @@ impl Em<'_> {
         let inv = cc ^ 1;
         if then_moves.is_empty() && self.f.moves.is_empty() {
             if next == Some(then_dest.block) {
-                self.c.jcc(inv, el);
+                self.jcc_any(inv, el);
             } else {
-                self.c.jcc(cc, tl);
+                self.jcc_any(cc, tl);
                 self.jump(else_dest.block, next);
             }
         } else if then_moves.is_empty() {
-            self.c.jcc(cc, tl);
+            self.jcc_any(cc, tl);
             self.par_move();
             self.jump(else_dest.block, next);
         } else if self.f.moves.is_empty() {
-            self.c.jcc(inv, el);
+            self.jcc_any(inv, el);
             self.f.moves = then_moves;
             self.par_move();
             self.jump(then_dest.block, next);
@@ -574,7 +617,7 @@ impl Em<'_> {
         } else {
             // The then moves inline, the else side past them.
             let skip = self.c.label();
-            self.c.jcc(inv, skip);
+            self.jcc_any(inv, skip);
             let else_moves = std::mem::replace(&mut self.f.moves, then_moves);
             self.par_move();
             self.jump(then_dest.block, None);
@@ -596,6 +639,9 @@ impl Em<'_> {
         a: Operand,
         b: Operand,
     ) -> Result<u8> {
+        if ty.is_float() {
+            return Ok(self.fcompare(op, ty, a, b));
+        }
         let w = ty == Type::I64;
         let cc = super::inst::cc_of(op).ok_or_else(|| bad(self.func, "compare"))?;
         let (sa, sb) = (self.src(a, ty), self.src(b, ty));
@@ -637,6 +683,7 @@ pub fn emit(
         nsaved,
         traps: Vec::new(),
         next_alloca: 0,
+        next_call: 0,
         sym,
         tables: Vec::new(),
     };

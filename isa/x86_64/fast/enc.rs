@@ -7,6 +7,8 @@
 //! `[base + disp]` with any base (`rsp`/`r12` get their SIB byte,
 //! `rbp`/`r13` always a displacement).
 
+pub mod sse;
+
 const NONE: u32 = u32::MAX;
 
 /// A label: an index into [`Code`]'s label table.

@@ -53,6 +53,11 @@ impl Em<'_> {
                     self.c.rm(w, op, d, 5, o)
                 }
             }
+            // Not produced (integer operands have integer homes).
+            Src::X(_) => {
+                self.load(RAX, s);
+                self.alu_src(op, w, d, Src::R(RAX));
+            }
             Src::I(b) => {
                 let k = if w {
                     i32::try_from(b as i64).ok()
@@ -74,7 +79,7 @@ impl Em<'_> {
     /// The register to compute a result with home `dst` in, and whether it
     /// must be stored to `dst` afterwards.
     #[inline]
-    fn dreg(dst: Src, scratch: u8) -> (u8, bool) {
+    pub(super) fn dreg(dst: Src, scratch: u8) -> (u8, bool) {
         match dst {
             Src::R(r) => (r, false),
             _ => (scratch, true),
@@ -178,7 +183,7 @@ impl Em<'_> {
     }
 
     /// A base register and displacement for `[ptr + offset]`.
-    fn address(&mut self, ptr: Src, offset: i64) -> (u8, i32) {
+    pub(super) fn address(&mut self, ptr: Src, offset: i64) -> (u8, i32) {
         let base = self.in_reg(ptr, R11);
         match i32::try_from(offset) {
             Ok(o) => (base, o),
@@ -208,7 +213,7 @@ impl Em<'_> {
         }
     }
 
-    fn store_mem(&mut self, bytes: u32, v: Src, ptr: Src, offset: i64) {
+    pub(super) fn store_mem(&mut self, bytes: u32, v: Src, ptr: Src, offset: i64) {
         // The value first (it may need rax; the base may need r11).
         let v = match v {
             Src::I(b) if bytes < 8 || i32::try_from(b as i64).is_ok() => Src::I(b),
@@ -218,7 +223,7 @@ impl Em<'_> {
         match v {
             Src::I(b) => self.c.store_imm(bytes, b as i64 as i32, base, disp),
             Src::R(r) => self.c.store(bytes, r, base, disp),
-            Src::S(_) => {}
+            Src::S(_) | Src::X(_) => {}
         }
     }
 
@@ -235,6 +240,12 @@ impl Em<'_> {
             None => Src::I(0),
         };
         match (d.opcode, &d.kind) {
+            (
+                Fadd | Fsub | Fmul | Fdiv | Fneg | Fabs | Fsqrt | Feq | Fne | Flt | Fle | Fgt | Fge
+                | Fext | Ftrunc | Sitof | Uitof | Ftosi | Ftoui | Bitcast,
+                _,
+            ) => self.float_inst(i, dst)?,
+            (Select | Load | Store, _) if ty.is_float() => self.float_inst(i, dst)?,
             (Add | Sub | Mul | And | Or | Xor, InstKind::Binary { args }) => {
                 let op = match d.opcode {
                     Add => ADD,
@@ -288,9 +299,14 @@ impl Em<'_> {
                 let a = self.src(*arg, from);
                 let (r, spill) = Self::dreg(dst, R11);
                 let sext = d.opcode == Sext;
+                let a = match a {
+                    Src::X(_) => Src::R(self.in_reg(a, RAX)),
+                    a => a,
+                };
                 match a {
                     Src::R(x) if sext => self.c.rr(true, 0x63, r, x),
                     Src::R(x) => self.c.mov_rr32(r, x),
+                    Src::X(_) => {}
                     Src::S(k) => {
                         let o = self.slot_off(k);
                         if sext {
@@ -321,7 +337,7 @@ impl Em<'_> {
                     }
                     c => {
                         let a = match a {
-                            Src::I(_) => Src::R(self.in_reg(a, RAX)),
+                            Src::I(_) | Src::X(_) => Src::R(self.in_reg(a, RAX)),
                             a => a,
                         };
                         self.load(R11, b);
@@ -332,7 +348,7 @@ impl Em<'_> {
                                 self.c.rm(false, 0x83, 7, 5, o);
                                 self.c.raw(&[0]);
                             }
-                            Src::I(_) => {}
+                            Src::I(_) | Src::X(_) => {}
                         }
                         // cmovne r11, a
                         match a {
@@ -341,7 +357,7 @@ impl Em<'_> {
                                 let o = self.slot_off(k);
                                 self.c.rm0f(true, 0x45, R11, 5, o);
                             }
-                            Src::I(_) => {}
+                            Src::I(_) | Src::X(_) => {}
                         }
                         self.mov(dst, Src::R(R11));
                     }
@@ -376,7 +392,11 @@ impl Em<'_> {
                 if let Some(v) = value {
                     let rt = func.sig.ret.unwrap_or(Type::I64);
                     let s = self.src(*v, rt);
-                    self.load(RAX, s);
+                    if rt.is_float() {
+                        self.xload(0, s);
+                    } else {
+                        self.load(RAX, s);
+                    }
                 }
                 self.epilogue();
             }

@@ -95,7 +95,8 @@ impl Em<'_> {
                             let o = self.slot_off(k);
                             self.c.load(wide, R11, 5, o);
                         }
-                        Src::I(_) => {}
+                        // An integer is never in an xmm register.
+                        Src::I(_) | Src::X(_) => {}
                     }
                     if lo != 0 {
                         match (wide, i32::try_from(lo as i64)) {

@@ -379,8 +379,26 @@ impl<'a> Parser<'a, '_> {
         }
         self.resolve_locals()?;
         let f = self.fs.take_function(name, sig);
+        self.reserve_items();
         self.module.define_func(sym, f);
         Ok(())
+    }
+
+    /// Before a function joins a full table of functions: makes room for
+    /// as many functions as the text holds at the rate seen so far (so a
+    /// file of many functions grows the table once or twice, not a dozen
+    /// times, each copying every function), and as many symbols.
+    fn reserve_items(&mut self) {
+        let m = &self.module;
+        if m.funcs.len() < m.funcs.capacity() {
+            return;
+        }
+        let (done, total) = (self.lex.pos().max(1), self.lex.src().len());
+        let seen = m.funcs.len() + 1;
+        // The shortest function (`func @f(){` and `}`) has 12 bytes.
+        let expected = (seen.saturating_mul(total) / done).min(total / 12 + 1);
+        self.module
+            .reserve(expected.saturating_sub(m.funcs.len()).max(1));
     }
 
     /// Records a use of symbol `t` by `inst` of the function being parsed,
