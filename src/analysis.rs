@@ -313,6 +313,21 @@ impl DomTree {
     /// pass; O(m log n) for every graph shape, iterative throughout.
     pub fn compute(&mut self, cfg: &Cfg) {
         let n = cfg.num_blocks();
+        if n == 1 {
+            // The entry alone (a straight-line function, the common small
+            // case): a tree of one node, without the general machinery's
+            // dozen vector refills.
+            self.idom.clear();
+            self.idom.push(NONE);
+            self.child_start.clear();
+            self.child_start.extend_from_slice(&[0, 0]);
+            self.children.clear();
+            self.pre.clear();
+            self.pre.push(0);
+            self.post.clear();
+            self.post.push(0);
+            return;
+        }
         let s = &mut self.scratch;
         // DFS preorder numbering; `vertex[k]` is the block numbered `k`.
         s.num.clear();

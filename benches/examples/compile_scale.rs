@@ -2,6 +2,8 @@
 //! (`valgrind --tool=callgrind`, `perf record`) and quick timing.
 //!
 //! Run: `cargo run --release -p kiln-bench --example compile_scale -- 100000 [repeats]`.
+//! `compile_scale NAME [repeats]` with `KILN_COMPILE_ONLY=1` compiles the
+//! benchmark program `NAME` (`benches/programs/NAME.kir`) instead.
 
 use kiln::emit::compile_module;
 use kiln::ir::{parse::parse_module, verify::verify_module};
@@ -47,9 +49,19 @@ fn main() {
         return;
     }
     let mut args = std::env::args().skip(1);
-    let size: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(10_000);
+    let first = args.next();
+    let size: usize = first
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10_000);
     let repeats: usize = args.next().and_then(|s| s.parse().ok()).unwrap_or(1);
-    let text = generated_function(size);
+    let program = kiln_bench::programs::PROGRAMS
+        .iter()
+        .find(|p| Some(p.name) == first.as_deref());
+    let (text, label) = match program {
+        Some(p) => (p.text.to_string(), p.name.to_string()),
+        None => (generated_function(size), size.to_string()),
+    };
     let backend = kiln::isa::backend("x86_64").expect("x86_64 backend built");
     let mut insts = 0;
     if std::env::var_os("KILN_COMPILE_ONLY").is_some() {
@@ -64,7 +76,7 @@ fn main() {
         }
         let secs = t.elapsed().as_secs_f64() / repeats as f64;
         println!(
-            "{size} (compile only): {insts} IR instructions, {:.3} ms, {:.1} ns/inst, {:.3} M inst/s",
+            "{label} (compile only): {insts} IR instructions, {:.3} ms, {:.1} ns/inst, {:.3} M inst/s",
             secs * 1e3,
             secs * 1e9 / insts as f64,
             insts as f64 / secs / 1e6
@@ -77,7 +89,7 @@ fn main() {
     }
     let secs = t.elapsed().as_secs_f64() / repeats as f64;
     println!(
-        "{size}: {insts} IR instructions, {:.3} ms, {:.3} M inst/s",
+        "{label}: {insts} IR instructions, {:.3} ms, {:.3} M inst/s",
         secs * 1e3,
         insts as f64 / secs / 1e6
     );

@@ -224,6 +224,23 @@ fn self_loop_and_empty_cfg() {
     assert!(LoopInfo::new(&empty, &dom).loops().is_empty());
 }
 
+#[test]
+fn one_block_trees_match_brute_force_after_reuse() {
+    for edges in [&[][..], &[(0, 0)][..]] {
+        let g = cfg(1, edges);
+        check_against_brute(&g);
+        // Refilled from a larger tree: nothing of it is left.
+        let mut dom = DomTree::new(&cfg(3, &[(0, 1), (1, 2), (2, 1)]));
+        dom.compute(&g);
+        assert_eq!(dom, DomTree::new(&g));
+        assert!(dom.is_reachable(Block(0)) && dom.dominates(Block(0), Block(0)));
+        assert_eq!(dom.idom(Block(0)), None);
+        assert!(dom.children(Block(0)).is_empty());
+        // A self-loop is still a loop.
+        assert_eq!(LoopInfo::new(&g, &dom).loops().len(), edges.len());
+    }
+}
+
 /// A tiny xorshift generator for the randomized comparison.
 struct XorShift(u64);
 impl XorShift {

@@ -167,6 +167,10 @@ fn fde(isa: UnwindIsa, f: &UnwindFunc<'_>, format: Format, cie_pointer: u32, out
 /// Modules share the one CIE instead of each carrying its own (24 bytes
 /// each; an engine may hold many thousands of one-function modules).
 pub fn fdes_into(isa: UnwindIsa, funcs: &[UnwindFunc<'_>], out: &mut Vec<u8>) {
+    // An FDE is 32 bytes for a usual frame (40 with callee-saved
+    // registers): room for all of them at once, not a reallocation at
+    // every doubling of a fresh buffer.
+    out.reserve(funcs.len() * 40 + 4);
     for f in funcs {
         // Filled in by `point_at_cie`; never registered as 0 (a CIE).
         fde(isa, f, Format::EhFrame, 0, out);

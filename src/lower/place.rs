@@ -15,8 +15,12 @@ use crate::ir::{Linkage, Module, SymbolData};
 use crate::isa::TRAP_HANDLER;
 use crate::reloc::{Reloc, RelocKind, SectionKind};
 
+/// Code at least this long is handed over to an empty text section
+/// instead of copied (the emitters do not keep buffers this large).
+const SWAP_BYTES: usize = 1 << 16;
+
 /// Appends one function's finished `code` to `out` (taking its buffer when
-/// it is the module's first function): 16-byte aligned
+/// it is the module's first function and large): 16-byte aligned
 /// (padding with `pad` bytes), its symbol, its relocations (offsets
 /// relative to the function, as `(offset, kind, target, addend)`), and its
 /// jump tables as 8-byte `Abs64` entries (function-relative label offsets)
@@ -36,11 +40,15 @@ pub fn place_function(
 ) -> Result<()> {
     let base = out.text.len().div_ceil(16) * 16;
     let code_len = code.len();
-    if out.text.is_empty() {
-        // The module's first function: its buffer becomes the text, no
-        // copy (`code` is left with the empty one).
+    if out.text.is_empty() && code_len >= SWAP_BYTES {
+        // A large first function: its buffer becomes the text, no copy
+        // (`code` is left with the empty one).
         std::mem::swap(&mut out.text, code);
     } else {
+        // Copied, so that the emitter keeps its warm buffer for the next
+        // function (a buffer handed over would regrow from empty, a
+        // reallocation at every doubling).
+        out.text.reserve(base - out.text.len() + code_len);
         out.text.resize(base, pad);
         out.text.extend_from_slice(code);
     }

@@ -239,7 +239,7 @@ impl Walk<'_> {
                 SmallVec::new()
             };
             self.subst.apply(f, inst);
-            if !super::subst::literal_free(&f.insts[inst.index()]) {
+            if !self.known.is_empty() && !super::subst::literal_free(&f.insts[inst.index()]) {
                 let known = &self.known;
                 f.for_each_operand_mut(inst, |op| {
                     if let Operand::Value(v) = *op {

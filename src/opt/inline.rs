@@ -21,12 +21,12 @@
 //! Linear: each call site is copied at most once (copies contain no
 //! calls), and a caller stops growing at [`growth_budget`].
 
-use crate::analysis::{Cfg, Rpo};
+use super::labels::Labels;
 use crate::ir::{
     Block, BlockCall, Callee, Function, Inst, InstData, InstKind, Linkage, Module, OpList, Opcode,
     Operand, Signature, SrcMap, SrcMapBuilder, SwitchCase, SymbolKind, Value, ValueDef,
 };
-use std::collections::HashSet;
+use smallvec::SmallVec;
 
 /// Largest body (instructions, terminators included) that is inlined.
 pub const MAX_INSTS: usize = 24;
@@ -138,17 +138,56 @@ pub fn inlinable(f: &Function) -> bool {
             }
         }
     }
-    // No cycle: every edge between reachable blocks goes forward in
-    // reverse postorder, and every block is reachable.
-    let cfg = Cfg::new(f);
-    let rpo = Rpo::new(&cfg);
-    if rpo.order().len() != f.blocks.len() {
-        return false;
+    acyclic_and_reachable(f)
+}
+
+/// Whether every block of `f` is reachable from the entry and no cycle
+/// runs through them (every edge then goes forward in reverse postorder):
+/// a depth-first search that meets no block still on its stack. For the
+/// small functions [`inlinable`] looks at, on the stack only.
+fn acyclic_and_reachable(f: &Function) -> bool {
+    const UNSEEN: u8 = 0;
+    const ON_STACK: u8 = 1;
+    const DONE: u8 = 2;
+    let n = f.blocks.len();
+    let mut state: SmallVec<[u8; 32]> = SmallVec::from_elem(UNSEEN, n);
+    // (block, successors of it visited so far)
+    let mut stack: SmallVec<[(Block, usize); 32]> = SmallVec::new();
+    let mut seen = 1;
+    state[0] = ON_STACK;
+    stack.push((Block::new(0), 0));
+    while let Some(top) = stack.last_mut() {
+        let (b, k) = *top;
+        let mut next = None;
+        if let Some(t) = f.terminator(b) {
+            let mut i = 0;
+            f.for_each_successor(t, |s| {
+                if i == k {
+                    next = Some(s);
+                }
+                i += 1;
+            });
+        }
+        match next {
+            Some(s) => {
+                top.1 += 1;
+                match state[s.index()] {
+                    ON_STACK => return false,
+                    UNSEEN => {
+                        state[s.index()] = ON_STACK;
+                        seen += 1;
+                        stack.push((s, 0));
+                    }
+                    _ => {}
+                }
+            }
+            None => {
+                state[b.index()] = DONE;
+                stack.pop();
+            }
+        }
     }
-    f.block_ids().all(|b| {
-        let here = rpo.index_of(b);
-        cfg.succs(b).iter().all(|&s| rpo.index_of(s) > here)
-    })
+    seen == n
 }
 
 /// `call %p(args)` with `%p = addr @g` of a defined function whose
@@ -206,7 +245,7 @@ fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
         return;
     }
     let budget = growth_budget(f.insts.len());
-    let mut names: Option<HashSet<String>> = None;
+    let mut labels: Option<Labels> = None;
     // Instructions are only appended: the original map keeps locating the
     // original instructions (call sites), the builder collects the new.
     let orig = std::mem::take(&mut f.srcmap);
@@ -228,13 +267,8 @@ fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
             };
             match callee {
                 Some(g) if f.insts.len() + g.insts.len() + 4 <= budget => {
-                    let names = names.get_or_insert_with(|| {
-                        f.blocks
-                            .iter()
-                            .map(|b| f.names.get(b.name).to_string())
-                            .collect()
-                    });
-                    inline_one(f, Block::new(bi), k, g, names, &mut locs);
+                    let labels = labels.get_or_insert_with(|| Labels::of(f));
+                    inline_one(f, Block::new(bi), k, g, labels, &mut locs);
                     // The rest of this block moved to a new block, visited
                     // later.
                     break;
@@ -262,19 +296,18 @@ struct Locs<'a> {
 /// of a map, with its tokens or only its mnemonic.
 type LocSource<'m> = Option<(&'m SrcMap, Inst, bool)>;
 
-fn unique(names: &mut HashSet<String>, base: String) -> String {
-    let mut n = 0usize;
-    loop {
-        let name = if n == 0 {
-            base.clone()
-        } else {
-            format!("{base}.{n}")
-        };
-        if names.insert(name.clone()) {
-            return name;
-        }
-        n += 1;
-    }
+/// A new block of `f` labelled `base`, or `base.N` with the smallest `N`
+/// that no block has.
+fn new_unique_block(f: &mut Function, labels: &mut Labels, base: String) -> Block {
+    let name = if labels.taken(f, &base) {
+        (1usize..)
+            .map(|n| format!("{base}.{n}"))
+            .find(|s| !labels.taken(f, s))
+            .unwrap_or(base)
+    } else {
+        base
+    };
+    labels.new_block(f, &name)
 }
 
 /// Replaces the call at `f.blocks[b].insts[k]` by a copy of `g`.
@@ -283,7 +316,7 @@ fn inline_one(
     b: Block,
     k: usize,
     g: &Function,
-    names: &mut HashSet<String>,
+    labels: &mut Labels,
     locs: &mut Locs<'_>,
 ) {
     let call = f.blocks[b.index()].insts[k];
@@ -295,7 +328,7 @@ fn inline_one(
     // New instructions at the call site point at the call's mnemonic.
     let call_loc: LocSource<'_> = Some((locs.orig, call, false));
     let caller_label = f.block_name(b).to_string();
-    let cont = f.new_block(&unique(names, format!("{caller_label}.{}.ret", g.name)));
+    let cont = new_unique_block(f, labels, format!("{caller_label}.{}.ret", g.name));
     let tail = f.blocks[b.index()].insts.split_off(k + 1);
     f.blocks[b.index()].insts.pop();
     f.blocks[cont.index()].insts = tail;
@@ -326,12 +359,12 @@ fn inline_one(
             }
         };
     }
-    let bmap: Vec<Block> = g
+    let bmap: SmallVec<[Block; 8]> = g
         .blocks
         .iter()
         .map(|bd| {
             let label = format!("{}.{}", g.name, g.names.get(bd.name));
-            f.new_block(&unique(names, label))
+            new_unique_block(f, labels, label)
         })
         .collect();
     for (gb, bd) in g.blocks.iter().enumerate() {

@@ -22,10 +22,10 @@
 //! The cost per instruction is one O(1) containment test per loop it
 //! leaves (loop-tree preorder numbers).
 
+use super::labels::Labels;
 use super::Analyses;
 use crate::analysis::{FuncAnalysis, LoopId};
 use crate::ir::{Block, Function, Inst, InstKind, Operand, ValueDef};
-use std::collections::HashSet;
 
 const NONE: u32 = u32::MAX;
 
@@ -100,11 +100,7 @@ fn ends_in_jmp(f: &Function, p: Block) -> bool {
 /// Gives every loop without one a preheader. Returns whether blocks were
 /// added.
 fn make_preheaders(f: &mut Function, a: &FuncAnalysis) -> bool {
-    let mut names: HashSet<String> = f
-        .blocks
-        .iter()
-        .map(|b| f.names.get(b.name).to_string())
-        .collect();
+    let mut labels = Labels::of(f);
     let mut added = false;
     for (li, l) in a.loops.loops().iter().enumerate() {
         let preds = entering_preds(a, LoopId(li as u32));
@@ -115,8 +111,8 @@ fn make_preheaders(f: &mut Function, a: &FuncAnalysis) -> bool {
             continue;
         }
         let h = l.header;
-        let label = unique_name(&mut names, f.block_name(h));
-        let ph = f.new_block(&label);
+        let label = unique_name(f, &labels, f.block_name(h));
+        let ph = labels.new_block(f, &label);
         let param_types: Vec<_> = f.blocks[h.index()]
             .params
             .iter()
@@ -146,7 +142,7 @@ fn make_preheaders(f: &mut Function, a: &FuncAnalysis) -> bool {
 }
 
 /// A label not yet used: `NAME.ph`, `NAME.ph1`, ...
-fn unique_name(names: &mut HashSet<String>, base: &str) -> String {
+fn unique_name(f: &Function, labels: &Labels, base: &str) -> String {
     let mut n = 0;
     loop {
         let name = if n == 0 {
@@ -154,7 +150,7 @@ fn unique_name(names: &mut HashSet<String>, base: &str) -> String {
         } else {
             format!("{base}.ph{n}")
         };
-        if names.insert(name.clone()) {
+        if !labels.taken(f, &name) {
             return name;
         }
         n += 1;

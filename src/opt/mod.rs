@@ -36,6 +36,7 @@ pub mod eval;
 pub mod fold;
 pub mod gvn;
 pub mod inline;
+pub mod labels;
 pub mod licm;
 pub mod loads;
 pub mod magic;

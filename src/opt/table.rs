@@ -52,6 +52,11 @@ impl<K: Hash + Eq + Clone, V: Clone> ScopedTable<K, V> {
         self.undo.len()
     }
 
+    /// Whether no entry is in scope.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
     pub fn get(&self, k: &K) -> Option<&V> {
         self.map.get(k)
     }
