@@ -275,6 +275,18 @@ exit(%r: i64):
 }
 ";
 
+    /// The decisions and the fast path's allocation of `m`'s first
+    /// function.
+    fn allocated(m: &crate::ir::Module) -> (Decisions, Fast) {
+        let func = &m.funcs[0];
+        let mut dec = Decisions::default();
+        dec.compute(m, func).expect("decides");
+        let mut f = Fast::default();
+        f.analyze(m, func, &dec).expect("supported");
+        f.allocate(func, &dec);
+        (dec, f)
+    }
+
     fn value(func: &Function, name: &str) -> usize {
         (0..func.values.len())
             .find(|&v| func.value_name(Value(v as u32)) == Some(name))
@@ -285,11 +297,7 @@ exit(%r: i64):
     fn accepts_the_allocation_and_rejects_corrupted_ones() {
         let m = parse_module("t", LOOP).expect("parses");
         let func = &m.funcs[0];
-        let mut dec = Decisions::default();
-        dec.compute(&m, func).expect("decides");
-        let mut f = Fast::default();
-        f.analyze(&m, func, &dec).expect("supported");
-        f.allocate(func, &dec);
+        let (dec, mut f) = allocated(&m);
         check(func, &dec, &f).expect("the allocation is right");
         let (i, acc, n, t, k) = (
             value(func, "i"),
@@ -349,11 +357,7 @@ entry:
         use crate::isa::x86_64::fast::XMM0;
         let m = parse_module("t", FLOATS).expect("parses");
         let func = &m.funcs[0];
-        let mut dec = Decisions::default();
-        dec.compute(&m, func).expect("decides");
-        let mut f = Fast::default();
-        f.analyze(&m, func, &dec).expect("supported");
-        f.allocate(func, &dec);
+        let (dec, mut f) = allocated(&m);
         check(func, &dec, &f).expect("the allocation is right");
         let (x, t, acc2, i) = (
             value(func, "x"),

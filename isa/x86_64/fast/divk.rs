@@ -48,12 +48,7 @@ impl Em<'_> {
 
     /// `rax = x - rdx * divisor` (the quotient is in `rdx`).
     fn remainder(&mut self, w: bool, x: u8, divisor: u64) {
-        let imm = if w {
-            i32::try_from(divisor as i64).ok()
-        } else {
-            Some(divisor as u32 as i32)
-        };
-        match imm {
+        match super::enc::imm32_of(w, divisor) {
             Some(k) => self.c.imul_rri(w, RDX, RDX, k),
             None => {
                 self.c.mov_imm(R11, divisor);
@@ -81,14 +76,7 @@ impl Em<'_> {
                 if is_rem(op) {
                     self.mov_w(w, RAX, x);
                     let mask = if k >= 64 { u64::MAX } else { (1u64 << k) - 1 };
-                    match (w, i32::try_from(mask as i64)) {
-                        (false, _) => self.c.alu_ri(false, AND, RAX, mask as u32 as i32),
-                        (true, Ok(m)) => self.c.alu_ri(true, AND, RAX, m),
-                        (true, Err(_)) => {
-                            self.c.mov_imm(R11, mask);
-                            self.c.rr(true, AND, RAX, R11);
-                        }
-                    }
+                    self.c.alu_rk(w, AND, RAX, mask, R11);
                 } else {
                     self.mov_w(w, RDX, x);
                     self.sh(w, SHR, RDX, k);

@@ -275,6 +275,19 @@ impl Code {
         }
     }
 
+    /// `op r, bits` for an ALU opcode, through `scratch` when `bits` has
+    /// no imm32 form in a `w`-wide operation (see [`imm32_of`]).
+    #[inline]
+    pub fn alu_rk(&mut self, w: bool, op: u8, r: u8, bits: u64, scratch: u8) {
+        match imm32_of(w, bits) {
+            Some(k) => self.alu_ri(w, op, r, k),
+            None => {
+                self.mov_imm(scratch, bits);
+                self.rr(true, op, r, scratch);
+            }
+        }
+    }
+
     /// `imul d, s, k`.
     #[inline]
     pub fn imul_rri(&mut self, w: bool, d: u8, s: u8, k: i32) {
@@ -421,11 +434,24 @@ impl Code {
     }
 }
 
+/// The imm32 that stands for `bits` in a `w`-wide operation: a 32-bit
+/// operation uses the low half, a 64-bit one sign-extends the imm32, so
+/// only values that survive that have one.
+#[inline]
+pub fn imm32_of(w: bool, bits: u64) -> Option<i32> {
+    if w {
+        i32::try_from(bits as i64).ok()
+    } else {
+        Some(bits as u32 as i32)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn enc(f: impl FnOnce(&mut Code)) -> Vec<u8> {
+    /// The bytes `f` encodes (shared with the SSE forms' tests).
+    pub(super) fn enc(f: impl FnOnce(&mut Code)) -> Vec<u8> {
         let mut c = Code::default();
         f(&mut c);
         c.buf

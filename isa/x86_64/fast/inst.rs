@@ -58,21 +58,14 @@ impl Em<'_> {
                 self.load(RAX, s);
                 self.alu_src(op, w, d, Src::R(RAX));
             }
-            Src::I(b) => {
-                let k = if w {
-                    i32::try_from(b as i64).ok()
-                } else {
-                    Some(b as u32 as i32)
-                };
-                match k {
-                    Some(k) if op == MUL => self.c.imul_rri(w, d, d, k),
-                    Some(k) => self.c.alu_ri(w, op, d, k),
-                    None => {
-                        self.load(RAX, s);
-                        self.alu_src(op, w, d, Src::R(RAX));
-                    }
+            Src::I(b) => match super::enc::imm32_of(w, b) {
+                Some(k) if op == MUL => self.c.imul_rri(w, d, d, k),
+                Some(k) => self.c.alu_ri(w, op, d, k),
+                None => {
+                    self.load(RAX, s);
+                    self.alu_src(op, w, d, Src::R(RAX));
                 }
-            }
+            },
         }
     }
 

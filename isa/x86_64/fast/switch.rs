@@ -29,18 +29,7 @@ impl Em<'_> {
     /// `cmp r, k` for key bits `k` (through `rax` when `k` is no
     /// sign-extended imm32 of a 64-bit compare).
     fn cmp_key(&mut self, wide: bool, r: u8, k: u64) {
-        let imm = if wide {
-            i32::try_from(k as i64).ok()
-        } else {
-            Some(k as u32 as i32)
-        };
-        match imm {
-            Some(x) => self.c.alu_ri(wide, CMP, r, x),
-            None => {
-                self.c.mov_imm(RAX, k);
-                self.c.rr(true, CMP, r, RAX);
-            }
-        }
+        self.c.alu_rk(wide, CMP, r, k, RAX);
     }
 
     /// Emits the `switch` instruction `i`; `next` is the block laid out
@@ -99,14 +88,7 @@ impl Em<'_> {
                         Src::I(_) | Src::X(_) => {}
                     }
                     if lo != 0 {
-                        match (wide, i32::try_from(lo as i64)) {
-                            (false, _) => self.c.alu_ri(false, SUB, R11, lo as u32 as i32),
-                            (true, Ok(k)) => self.c.alu_ri(true, SUB, R11, k),
-                            (true, Err(_)) => {
-                                self.c.mov_imm(RAX, lo);
-                                self.c.rr(true, SUB, R11, RAX);
-                            }
-                        }
+                        self.c.alu_rk(wide, SUB, R11, lo, RAX);
                     }
                     R11
                 }

@@ -111,13 +111,8 @@ impl Code {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::enc;
     use super::*;
-
-    fn enc(f: impl FnOnce(&mut Code)) -> Vec<u8> {
-        let mut c = Code::default();
-        f(&mut c);
-        c.buf
-    }
 
     #[test]
     fn encodes_sse_forms() {
