@@ -215,7 +215,9 @@ fn code_map_follows_module_life() {
 #[test]
 fn code_map_keeps_every_modules_file() {
     let e = Engine::default();
-    let files = ["a.kir", "a.kir", "a.kir", "b.kir", "", "a.kir", "c.kir", "b.kir", "b.kir"];
+    let files = [
+        "a.kir", "a.kir", "a.kir", "b.kir", "", "a.kir", "c.kir", "b.kir", "b.kir",
+    ];
     let mut ids = Vec::new();
     for (i, file) in files.iter().enumerate() {
         let text = format!("func @g{i}(%a: i64) -> i64 {{\nentry:\n    ret %a\n}}\n");

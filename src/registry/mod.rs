@@ -55,9 +55,9 @@
 pub mod calls;
 mod claim;
 mod deps;
-pub(crate) mod runs;
 mod finalize;
 pub mod loader;
+pub(crate) mod runs;
 pub mod symbols;
 
 pub(crate) use claim::Resolved;
@@ -734,14 +734,17 @@ impl Registry {
         );
         let mut ids = Runs::default();
         for (_, name, sig) in exports_of(&module) {
-            ids.push(self.symbols.insert(NewSymbol {
-                name,
-                named: true,
-                module: slot,
-                sig,
-                address: None,
-            })
-            .raw());
+            ids.push(
+                self.symbols
+                    .insert(NewSymbol {
+                        name,
+                        named: true,
+                        module: slot,
+                        sig,
+                        address: None,
+                    })
+                    .raw(),
+            );
         }
         if let Some(o) = self.owner_mut(slot) {
             o.symbols = ids;

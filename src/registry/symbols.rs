@@ -422,7 +422,10 @@ mod tests {
         });
         let (sa, sb) = (t.get(a).unwrap(), t.get(b).unwrap());
         assert_eq!((sa.address(), sa.named(), t.name(sa)), (None, true, "a"));
-        assert_eq!((sb.address(), sb.named(), t.name(sb)), (Some(0), false, "bb"));
+        assert_eq!(
+            (sb.address(), sb.named(), t.name(sb)),
+            (Some(0), false, "bb")
+        );
         let s = t.get_mut(a).unwrap();
         s.set_address(Some(0x1000));
         assert_eq!(s.address(), Some(0x1000));
