@@ -32,6 +32,10 @@ const PLACEHOLDER_MIN: u32 = 1 << 31;
 
 const NONE: u32 = u32::MAX;
 
+/// Instructions of a function after which its tables are reserved ahead
+/// (see [`Parser::reserve_ahead`]) rather than doubled.
+const RESERVE_FROM: usize = 1024;
+
 /// The function being parsed: its tables, in vectors kept across functions
 /// (cleared, not freed), and the name resolution state.
 #[derive(Default)]
@@ -61,6 +65,9 @@ pub(super) struct FuncScratch {
     inst_fwd_block: bool,
     /// The block instructions go to, and its first instruction.
     cur: Option<(Block, usize)>,
+    /// Byte offset of the function in the text (see
+    /// [`Parser::reserve_ahead`]).
+    start: usize,
     /// A small cache in front of `names` for short names (see
     /// [`ShortNames`]).
     short: ShortNames,
@@ -294,6 +301,7 @@ impl<'a> Parser<'a, '_> {
     pub(super) fn func(&mut self, linkage: Linkage) -> Result<()> {
         let (name, name_loc) = self.new_symbol_name("a function name '@name'")?;
         self.fs.clear();
+        self.fs.start = self.lex.pos();
         self.fs.srcmap.func = name_loc;
         self.expect(TokKind::LParen, "'(' after the function name")?;
         let mut params = Vec::new();
@@ -399,6 +407,37 @@ impl<'a> Parser<'a, '_> {
         let expected = (seen.saturating_mul(total) / done).min(total / 12 + 1);
         self.module
             .reserve(expected.saturating_sub(m.funcs.len()).max(1));
+    }
+
+    /// Before a large function's instruction table grows: makes room in
+    /// every table of the function for as much more as the rest of the
+    /// text would hold at the rate seen so far in this function (its tables
+    /// grow in proportion). Grown one doubling at a time, each table of a
+    /// 20,000-instruction function was copied a dozen times, and in `kiln
+    /// check`'s arena every old copy stays behind: three quarters of the
+    /// memory it touched (and the kernel clears every page first).
+    #[cold]
+    #[inline(never)]
+    fn reserve_ahead(&mut self) {
+        let n = self.fs.insts.len().max(1);
+        let (pos, total) = (self.lex.pos(), self.lex.src().len());
+        let done = pos.saturating_sub(self.fs.start).max(1);
+        let left = total.saturating_sub(pos);
+        // The shortest instruction line (`ret` and a newline) has 4 bytes.
+        let more = (n.saturating_mul(left) / done).min(left / 4);
+        if more == 0 {
+            return;
+        }
+        let fs = &mut self.fs;
+        let grow = |len: usize| len.saturating_mul(more) / n + 1;
+        fs.insts.reserve(grow(fs.insts.len()));
+        fs.values.reserve(grow(fs.values.len()));
+        fs.blocks.reserve(grow(fs.blocks.len()));
+        fs.arg_pool.reserve(grow(fs.arg_pool.len()));
+        fs.value_of.reserve(grow(fs.value_of.len()));
+        fs.block_of.reserve(grow(fs.block_of.len()));
+        fs.names.reserve_ratio(more, n);
+        fs.srcmap.reserve_ratio(more, n);
     }
 
     /// Records a use of symbol `t` by `inst` of the function being parsed,
@@ -743,6 +782,9 @@ impl<'a> Parser<'a, '_> {
         mn_loc: Loc,
     ) -> Result<()> {
         let inst = Inst::new(self.fs.insts.len());
+        if inst.index() == self.fs.insts.capacity() && inst.index() >= RESERVE_FROM {
+            self.reserve_ahead();
+        }
         if self.fs.values.len() >= PLACEHOLDER_MIN as usize {
             return self.err(mn_loc, "too many values in one function");
         }
