@@ -11,7 +11,7 @@
 
 mod fast;
 #[cfg(test)]
-pub(super) use fast::FAST_LINES;
+pub(super) use fast::{FAST_HEADERS, FAST_LINES};
 
 use super::super::entities::{Block, FuncId, Inst, Value};
 use super::super::function::{
@@ -298,11 +298,9 @@ fn take_exact<T: Clone>(v: &mut Vec<T>) -> Vec<T> {
 }
 
 impl<'a> Parser<'a, '_> {
-    pub(super) fn func(&mut self, linkage: Linkage) -> Result<()> {
-        let (name, name_loc) = self.new_symbol_name("a function name '@name'")?;
-        self.fs.clear();
-        self.fs.start = self.lex.pos();
-        self.fs.srcmap.func = name_loc;
+    /// A function's parameters and return type, from the lookahead `(`
+    /// (the general path; see [`Self::fast_header`]).
+    fn func_header(&mut self) -> Result<Signature> {
         self.expect(TokKind::LParen, "'(' after the function name")?;
         let mut params = Vec::new();
         if !self.at(TokKind::RParen) {
@@ -326,7 +324,18 @@ impl<'a> Parser<'a, '_> {
         }
         self.advance()?;
         let ret = self.return_type()?;
-        let sig = Signature::new(params, ret);
+        Ok(Signature::new(params, ret))
+    }
+
+    pub(super) fn func(&mut self, linkage: Linkage) -> Result<()> {
+        let (name, name_loc) = self.new_symbol_name("a function name '@name'")?;
+        self.fs.clear();
+        self.fs.start = self.lex.pos();
+        self.fs.srcmap.func = name_loc;
+        let (sig, newline) = match self.fast_header()? {
+            Some((sig, newline)) => (sig, Some(newline)),
+            None => (self.func_header()?, None),
+        };
         let sym = self.declare(
             name,
             linkage,
@@ -336,11 +345,16 @@ impl<'a> Parser<'a, '_> {
             },
             name_loc,
         );
-        self.expect_with(TokKind::LBrace, || {
-            format!("'{{' to start the body of @{name}")
-        })?;
-        if !self.at(TokKind::RBrace) {
-            self.end_of_line("'{'")?;
+        match newline {
+            Some(p) => self.header_line_end(p)?,
+            None => {
+                self.expect_with(TokKind::LBrace, || {
+                    format!("'{{' to start the body of @{name}")
+                })?;
+                if !self.at(TokKind::RBrace) {
+                    self.end_of_line("'{'")?;
+                }
+            }
         }
         loop {
             match self.tok.kind {
