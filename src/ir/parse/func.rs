@@ -327,6 +327,7 @@ impl<'a> Parser<'a, '_> {
         Ok(Signature::new(params, ret))
     }
 
+    #[inline(never)]
     pub(super) fn func(&mut self, linkage: Linkage) -> Result<()> {
         let (name, name_loc) = self.new_symbol_name("a function name '@name'")?;
         self.fs.clear();
@@ -386,7 +387,7 @@ impl<'a> Parser<'a, '_> {
                     self.instruction(Some(r), mn)?;
                 }
                 TokKind::Ident => {
-                    if self.fast_terminator()? {
+                    if self.fast_label()? || self.fast_terminator()? {
                         continue;
                     }
                     let t = self.advance()?;
@@ -480,7 +481,9 @@ impl<'a> Parser<'a, '_> {
         Ok(v)
     }
 
-    fn label(&mut self, t: Token<'a>) -> Result<()> {
+    /// Starts the block labelled `t`: fails if the label is taken.
+    #[inline]
+    fn start_block(&mut self, t: Token<'a>) -> Result<Block> {
         let name = self.fs.name(t.text);
         if self.fs.block_of[name.index()] != NONE {
             return self.err(
@@ -500,6 +503,32 @@ impl<'a> Parser<'a, '_> {
         });
         self.fs.block_of[name.index()] = block.0;
         self.fs.srcmap.push_block(t.loc);
+        Ok(block)
+    }
+
+    /// Reads the label line `NAME:` (and a newline, the common form) whose
+    /// name is the lookahead, with no token for the `:`; returns whether it
+    /// did. When it returns `false`, nothing has changed.
+    #[inline]
+    fn fast_label(&mut self) -> Result<bool> {
+        let b = self.lex.src().as_bytes();
+        let p = self.lex.pos();
+        if b.get(p) != Some(&b':') {
+            return Ok(false);
+        }
+        let newline = skip_spaces(b, p + 1);
+        if b.get(newline) != Some(&b'\n') {
+            return Ok(false);
+        }
+        let block = self.start_block(self.tok)?;
+        self.fs.cur = Some((block, self.fs.insts.len()));
+        self.lex.skip_newline_at(newline);
+        self.advance()?;
+        Ok(true)
+    }
+
+    fn label(&mut self, t: Token<'a>) -> Result<()> {
+        let block = self.start_block(t)?;
         if self.at(TokKind::LParen) {
             self.advance()?;
             if !self.at(TokKind::RParen) {

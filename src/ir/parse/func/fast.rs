@@ -353,6 +353,7 @@ impl<'a> Parser<'a, '_> {
     /// Reads the instruction line whose first token, `%name`, is the
     /// lookahead, when the line has the fast path's shape; returns whether
     /// it did. When it returns `false`, nothing has changed.
+    #[inline(never)]
     pub(in crate::ir::parse) fn fast_instruction(&mut self) -> Result<bool> {
         let result = self.tok;
         let src = self.lex.src();
