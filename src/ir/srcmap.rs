@@ -262,7 +262,7 @@ impl SrcMapBuilder {
     /// Makes room for `more / n` times as many instructions, token
     /// columns, blocks and values again as recorded so far (see
     /// [`crate::ir::names::Names::reserve_ratio`]).
-    pub fn reserve_ratio(&mut self, more: usize, n: usize) {
+    pub(crate) fn reserve_ratio(&mut self, more: usize, n: usize) {
         let n = n.max(1);
         let grow = |len: usize| len.saturating_mul(more) / n + 1;
         self.insts.reserve(grow(self.insts.len()));
