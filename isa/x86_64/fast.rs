@@ -223,7 +223,7 @@ impl Fast {
 
     /// A use of `op` at instruction `u` in order position `k`: a value's
     /// range end moves to cover it.
-    #[inline]
+    #[inline(always)]
     fn use_op(&mut self, dec: &Decisions, op: Operand, u: u32, k: usize) {
         let Operand::Value(v) = op else {
             return;
@@ -459,6 +459,7 @@ impl Fast {
     /// preferred register.
     /// `float`: the value is an `f32`/`f64` (an xmm register or a slot).
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn assign(
         &mut self,
         v: usize,
@@ -696,34 +697,48 @@ impl Fast {
                         }
                     }
                 }
-                let dests = match &d.kind {
-                    InstKind::Jmp { dest } => [Some(dest), None],
+                match &d.kind {
+                    InstKind::Jmp { dest } => self.edge_params(func, dest, &mut free, ci, fi, n),
                     InstKind::Br {
                         then_dest,
                         else_dest,
                         ..
-                    } => [Some(then_dest), Some(else_dest)],
-                    _ => [None, None],
-                };
-                for dest in dests.into_iter().flatten() {
-                    let params = &func.blocks[dest.block.index()].params;
-                    let args = func.args(dest.args);
-                    for (pk, &p) in params.iter().enumerate() {
-                        let pi = p.index();
-                        if self.home[pi] == NONE {
-                            let hint = match args.get(pk) {
-                                Some(Operand::Value(a)) => self.home[a.index()],
-                                _ => NONE,
-                            };
-                            let cr = self.crosses(ci, n, self.end[pi], false);
-                            let fx = self.crosses_fixed(fi, n, self.end[pi]);
-                            let fl = func.values[pi].ty.is_float();
-                            self.assign(pi, &mut free, fl, cr, fx, hint, n, false);
-                            if self.end[pi] <= n {
-                                self.release(pi, &mut free);
-                            }
-                        }
+                    } => {
+                        self.edge_params(func, then_dest, &mut free, ci, fi, n);
+                        self.edge_params(func, else_dest, &mut free, ci, fi, n);
                     }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Homes for the parameters of `dest`'s block that a jump at `n`
+    /// writes first (hint: the argument's home).
+    fn edge_params(
+        &mut self,
+        func: &Function,
+        dest: &crate::ir::BlockCall,
+        free: &mut u32,
+        ci: usize,
+        fi: usize,
+        n: u32,
+    ) {
+        let params = &func.blocks[dest.block.index()].params;
+        let args = func.args(dest.args);
+        for (pk, &p) in params.iter().enumerate() {
+            let pi = p.index();
+            if self.home[pi] == NONE {
+                let hint = match args.get(pk) {
+                    Some(Operand::Value(a)) => self.home[a.index()],
+                    _ => NONE,
+                };
+                let cr = self.crosses(ci, n, self.end[pi], false);
+                let fx = self.crosses_fixed(fi, n, self.end[pi]);
+                let fl = func.values[pi].ty.is_float();
+                self.assign(pi, free, fl, cr, fx, hint, n, false);
+                if self.end[pi] <= n {
+                    self.release(pi, free);
                 }
             }
         }

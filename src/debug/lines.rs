@@ -287,6 +287,7 @@ impl Builder {
         }
     }
 
+    #[inline]
     fn flush(&mut self, (offset, loc): (u32, Loc)) {
         if self.last == Some(loc) {
             // A replaced entry can leave two equal neighbours.
@@ -306,6 +307,13 @@ impl Builder {
                 .extend_from_slice(&[d as u8, (dl & 0x7f) as u8, col as u8]);
             return;
         }
+        self.write_long(d, dl, col);
+    }
+
+    /// An entry with a field of more than one byte (out of line).
+    #[cold]
+    #[inline(never)]
+    fn write_long(&mut self, d: u32, dl: i64, col: u32) {
         // One entry is at most 5 + 5 + 5 bytes (32-bit fields): encoded on
         // the stack, appended with one capacity check.
         let mut entry = [0u8; 16];

@@ -169,7 +169,11 @@ impl Decisions {
         self.fold_off.resize(nv, 0);
         let mut candidates = false;
         let mut branches = false;
-        // Structure, use counts, fold candidates.
+        // Whether a load or store has a computed pointer (else no address
+        // folds: the folding pass is skipped).
+        let mut mem = false;
+        // Structure, use counts, fold candidates: one match per
+        // instruction over its kind.
         for b in &func.blocks {
             let last = *b.insts.last().ok_or_else(|| err(func, "empty block"))?;
             for &i in &b.insts {
@@ -177,25 +181,68 @@ impl Decisions {
                     .insts
                     .get(i.index())
                     .ok_or_else(|| err(func, "bad instruction"))?;
-                let mut bad = false;
-                func.for_each_operand(i, |op| {
+                let uses = &mut self.uses;
+                let (mut bad, mut bad_use) = (false, false);
+                let mut count = |op: Operand| {
                     if let Operand::Value(v) = op {
-                        match self.uses.get_mut(v.index()) {
+                        match uses.get_mut(v.index()) {
                             Some(u) => *u += 1,
-                            None => bad = true,
+                            None => bad_use = true,
                         }
                     }
-                });
-                func.for_each_successor(i, |s| bad |= s.index() >= nb);
-                if let InstKind::Addr { sym }
-                | InstKind::Call {
-                    callee: Callee::Direct(sym),
-                    ..
-                } = d.kind
-                {
-                    bad |= sym.index() >= module.symbols.len();
+                };
+                let succ_bad = |s: Block| s.index() >= nb;
+                match &d.kind {
+                    InstKind::Unary { arg } => count(*arg),
+                    InstKind::Binary { args } => {
+                        count(args[0]);
+                        count(args[1]);
+                    }
+                    InstKind::Select { args } => args.iter().for_each(|&a| count(a)),
+                    InstKind::Load { ptr, .. } => {
+                        mem |= matches!(ptr, Operand::Value(_));
+                        count(*ptr);
+                    }
+                    InstKind::Store { args, .. } => {
+                        mem |= matches!(args[1], Operand::Value(_));
+                        count(args[0]);
+                        count(args[1]);
+                    }
+                    InstKind::Alloca { .. } | InstKind::Trap => {}
+                    InstKind::Addr { sym } => bad |= sym.index() >= module.symbols.len(),
+                    InstKind::Call { callee, args } => {
+                        match callee {
+                            Callee::Indirect(op) => count(*op),
+                            Callee::Direct(sym) => bad |= sym.index() >= module.symbols.len(),
+                        }
+                        func.args(*args).iter().for_each(|&a| count(a));
+                    }
+                    InstKind::Ret { value } => value.iter().for_each(|&a| count(a)),
+                    InstKind::Jmp { dest } => {
+                        func.args(dest.args).iter().for_each(|&a| count(a));
+                        bad |= succ_bad(dest.block);
+                    }
+                    InstKind::Br {
+                        cond,
+                        then_dest,
+                        else_dest,
+                    } => {
+                        count(*cond);
+                        func.args(then_dest.args).iter().for_each(|&a| count(a));
+                        func.args(else_dest.args).iter().for_each(|&a| count(a));
+                        bad |= succ_bad(then_dest.block) || succ_bad(else_dest.block);
+                    }
+                    InstKind::Switch {
+                        value,
+                        default,
+                        cases,
+                    } => {
+                        count(*value);
+                        bad |= succ_bad(*default);
+                        bad |= func.cases(*cases).iter().any(|c| succ_bad(c.block));
+                    }
                 }
-                if bad || d.result.is_some_and(|r| r.index() >= nv) {
+                if bad || bad_use || d.result.is_some_and(|r| r.index() >= nv) {
                     return Err(err(func, "bad operand, block or symbol"));
                 }
                 if let (Opcode::Add, Some(Type::I64), InstKind::Binary { args }, Some(r)) =
@@ -223,7 +270,7 @@ impl Decisions {
         if branches {
             self.fuse(func);
         }
-        if candidates {
+        if candidates && mem {
             self.fold_addresses(func);
         }
         self.block_order(func);
