@@ -116,7 +116,12 @@ pub struct Fast {
     /// value: the next one.
     exp_head: Vec<u32>,
     exp_next: Vec<u32>,
-    free_slots: Vec<u32>,
+    /// Free stack slots with the range end of their last value, in the
+    /// order they were freed (so with ascending ends: values are freed at
+    /// their ends, in instruction order), from `free_head` on (a queue
+    /// taken from both ends; the entries before `free_head` are taken).
+    free_slots: Vec<(u32, u32)>,
+    free_head: usize,
     /// Stack slots used.
     pub num_slots: u32,
     /// `(size, align)` of each `alloca`, in emission order, and the `rbp`
@@ -513,7 +518,7 @@ impl Fast {
         } else if let Some(r) = self.steal(v, float, crosses, fixed, now) {
             r
         } else {
-            let s = self.free_slots.pop().unwrap_or_else(|| {
+            let s = self.pop_free_slot().unwrap_or_else(|| {
                 self.num_slots += 1;
                 self.num_slots - 1
             });
@@ -533,8 +538,8 @@ impl Fast {
     /// range (nothing is emitted yet) and `v` takes its register. Without
     /// this the short temporaries of an inner loop went to slots while
     /// loop-invariant values kept the registers (lcs ran 1.34x slower).
-    /// The slot is new: a free one may have been in use earlier in the
-    /// victim's range.
+    /// The victim's slot is a free one only if nothing used it during the
+    /// victim's range so far, else a new one.
     fn steal(
         &mut self,
         v: usize,
@@ -581,8 +586,20 @@ impl Fast {
         }
         let o = self.reg_owner[best as usize] as usize;
         debug_assert_eq!(self.home[o], best);
-        self.home[o] = SLOT0 + self.num_slots;
-        self.num_slots += 1;
+        // The victim's slot holds it over its whole range: a free slot
+        // whose last value ended before that range starts (the one freed
+        // first is the best candidate), else a new one.
+        let slot = match self.free_slots.get(self.free_head) {
+            Some(&(s, t)) if t < self.start[o] => {
+                self.free_head += 1;
+                s
+            }
+            _ => {
+                self.num_slots += 1;
+                self.num_slots - 1
+            }
+        };
+        self.home[o] = SLOT0 + slot;
         self.reg_owner[best as usize] = v as u32;
         self.reg_end[best as usize] = e;
         Some(best)
@@ -593,7 +610,22 @@ impl Fast {
         if h < SLOT0 {
             *free |= 1 << h;
         } else {
-            self.free_slots.push(h - SLOT0);
+            self.free_slots.push((h - SLOT0, self.end[v]));
+        }
+    }
+
+    /// The free slot freed last, if any.
+    #[inline]
+    fn pop_free_slot(&mut self) -> Option<u32> {
+        if self.free_slots.len() > self.free_head {
+            let s = self.free_slots.pop().map(|f| f.0);
+            if self.free_slots.len() == self.free_head {
+                self.free_slots.clear();
+                self.free_head = 0;
+            }
+            s
+        } else {
+            None
         }
     }
 
@@ -623,6 +655,7 @@ impl Fast {
     /// Pass 2: a home for every value.
     pub fn allocate(&mut self, func: &Function, dec: &Decisions) {
         self.free_slots.clear();
+        self.free_head = 0;
         self.num_slots = 0;
         self.callee_used = 0;
         self.reg_owner = [NONE; 32];

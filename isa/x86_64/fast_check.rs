@@ -391,4 +391,32 @@ entry:
         f.home = keep;
         check(func, &dec, &f).expect("restored");
     }
+
+    /// Five phases of 16 values each (more than the 12 integer registers),
+    /// summed in reverse so that each phase's first values end last and
+    /// are the spill victims; a phase's victims die with it.
+    fn phases(n: usize) -> String {
+        let mut t = String::from("func @f(%x: i64) -> i64 {\nentry:\n");
+        let mut acc = "%x".to_string();
+        for p in 0..n {
+            for i in 0..16 {
+                t += &format!("    %a{p}_{i} = add.i64 {acc}, {i}\n");
+            }
+            t += &format!("    %s{p}_15 = mul.i64 %a{p}_15, 3\n");
+            for i in (0..15).rev() {
+                t += &format!("    %s{p}_{i} = add.i64 %s{p}_{}, %a{p}_{i}\n", i + 1);
+            }
+            acc = format!("%s{p}_0");
+        }
+        t + &format!("    ret {acc}\n}}\n")
+    }
+
+    #[test]
+    fn spill_victims_reuse_free_slots() {
+        let m = parse_module("t", &phases(5)).expect("parses");
+        let (dec, f) = allocated(&m);
+        check(&m.funcs[0], &dec, &f).expect("the allocation is right");
+        // Each phase spills 4 values; a new slot per victim would make 20.
+        assert!(f.num_slots <= 6, "{} slots", f.num_slots);
+    }
 }
