@@ -342,10 +342,18 @@ fn check_file(root: &Path, rel: &str, default_run: bool, bless: bool) -> Option<
         ));
     }
     if bless && problems.is_empty() {
+        // Keep the file's own layout: a blank line before the first block
+        // and between blocks only where the file had them (new files and
+        // files with one block get both).
+        let section = &text[parsed.body.len()..];
+        let blank_first = parsed.blocks.is_empty() || parsed.body.ends_with("\n\n");
+        let blank_between = parsed.blocks.len() < 2 || section.contains(&format!("\n\n{HEADER}"));
         let mut out = parsed.body.trim_end().to_string();
         out.push('\n');
-        for b in &new_blocks {
-            out.push('\n');
+        for (k, b) in new_blocks.iter().enumerate() {
+            if (k == 0 && blank_first) || (k > 0 && blank_between) {
+                out.push('\n');
+            }
             for l in b {
                 out += l;
                 out.push('\n');
