@@ -1,6 +1,8 @@
 //! Loop-invariant code motion.
 //!
-//! Every natural loop first gets a preheader: a block outside the loop
+//! Unless no instruction is invariant in its innermost loop (then nothing
+//! would move, and the function is left as it is), every natural loop
+//! first gets a preheader: a block outside the loop
 //! whose only successor is the header and which is the header's only
 //! predecessor from outside (an existing one is used when there is one;
 //! otherwise a new block takes over every entering edge and passes the
