@@ -55,7 +55,8 @@ use crate::error::{Error, Result};
 use crate::ir::{Callee, InstKind, Linkage, Module, SymId, SymbolKind};
 use crate::memory::FinalizedSection;
 use crate::registry::loader::{self, Image, RelocCounts, Relocatable, Target};
-use crate::registry::symbols::{NewSymbol, SymbolId};
+use crate::registry::runs::Runs;
+use crate::registry::symbols::{NewSymbol, Symbol, SymbolId};
 use crate::registry::{Finalized, Member, ModuleId, Owner, Registry, Role, Source, State};
 use crate::reloc::{Reloc, RelocKind, SectionKind};
 use std::cell::RefCell;
@@ -210,7 +211,7 @@ pub struct Group {
     members: Vec<u32>,
     /// Indirection slots this module created (it owns their stubs and
     /// symbols).
-    keys: Vec<u32>,
+    keys: Runs,
     /// Links checked ([`Registry::check_links`]).
     linked: bool,
 }
@@ -230,8 +231,8 @@ struct Indirect {
     /// The function-module holding the current body ([`NO_BODY`] when the
     /// slot is free).
     body: u32,
-    /// The lazy module owning the slot.
-    owner: u32,
+    /// The function's symbol; its `module` is the lazy module owning the
+    /// slot.
     symbol: SymbolId,
 }
 
@@ -473,6 +474,21 @@ impl Registry {
         c.stubs + (key as usize % CHUNK_SLOTS * isa.slot_size) as u64
     }
 
+    /// The indirection slot of lazy function `s`: the one whose stub is
+    /// its address (`None` for any other symbol). Scans the chunks: for
+    /// redefinition only.
+    pub(crate) fn lazy_key(&self, s: &Symbol) -> Option<u32> {
+        if !self.is_group(s.module) || self.symbols.signature(s).is_none() {
+            return None;
+        }
+        let (isa, address) = (isa(self.target())?, s.address()?);
+        let span = (CHUNK_SLOTS * isa.slot_size) as u64;
+        self.lazy.chunks.iter().enumerate().find_map(|(i, c)| {
+            let offset = address.checked_sub(c.stubs).filter(|&o| o < span)?;
+            u32::try_from(i * CHUNK_SLOTS + (offset / isa.slot_size as u64) as usize).ok()
+        })
+    }
+
     fn cell_address(&self, key: u32) -> u64 {
         let c = &self.lazy.chunks[key as usize / CHUNK_SLOTS];
         c.cells + (key as usize % CHUNK_SLOTS * 8) as u64
@@ -491,7 +507,6 @@ impl Registry {
         let k = u32::try_from(k).map_err(|_| Error::Runtime("indirection table full".into()))?;
         self.lazy.slots.push(Indirect {
             body: NO_BODY,
-            owner: NO_BODY,
             symbol: SymbolId::default(),
         });
         Ok(k)
@@ -597,7 +612,7 @@ impl Registry {
             Role::Group(Box::new(Group {
                 owner: Owner::new(name.into()),
                 members: Vec::new(),
-                keys: Vec::new(),
+                keys: Runs::default(),
                 linked: false,
             })),
             Finalized::empty(),
@@ -685,11 +700,9 @@ impl Registry {
                         module: group,
                         sig: Some(sig),
                         address,
-                        indirect: Some(key),
                     });
                     self.lazy.slots[key as usize] = Indirect {
                         body: NO_BODY,
-                        owner: group,
                         symbol: id,
                     };
                     scope[sym.index()] = Some(id);
@@ -705,7 +718,6 @@ impl Registry {
                         module: data,
                         sig: None,
                         address: None,
-                        indirect: None,
                     });
                     scope[sym.index()] = Some(id);
                     ext.symbols.push(id);
@@ -714,8 +726,8 @@ impl Registry {
             }
         }
         if let Role::Group(g) = &mut self.entry_mut(group).role {
-            g.keys.extend_from_slice(&ext.keys);
-            g.owner.symbols.extend_from_slice(&ext.symbols);
+            g.keys.extend(ext.keys.iter().copied());
+            g.owner.symbols.extend(ext.symbols.iter().map(|s| s.raw()));
         }
         let ir = Arc::new(GroupIr {
             module,
@@ -764,7 +776,7 @@ impl Registry {
             };
             let owner = self.name_of(old.module);
             let fail = |m: String| Err(crate::registry::link_err(module, sym, m));
-            match (&s.kind, self.symbols.signature(old), old.indirect()) {
+            match (&s.kind, self.symbols.signature(old), self.lazy_key(old)) {
                 (SymbolKind::Func { sig, .. }, Some(have), Some(key)) => {
                     if sig != have {
                         return fail(format!(
@@ -886,8 +898,10 @@ impl Registry {
             self.symbols.remove(id);
         }
         if let Role::Group(g) = &mut self.entry_mut(ext.group).role {
-            g.keys.retain(|k| !ext.keys.contains(k));
-            g.owner.symbols.retain(|s| !ext.symbols.contains(s));
+            g.keys.retain(|k| !ext.keys.contains(&k));
+            g.owner
+                .symbols
+                .retain(|s| !ext.symbols.contains(&SymbolId::from_raw(s)));
         }
         first_err.map_or(Ok(()), Err)
     }
@@ -1135,16 +1149,15 @@ impl Registry {
                 continue;
             }
             let s = self.lazy.slots[mm.key as usize];
-            if s.owner != group && s.body == m {
-                let name = self
-                    .symbols
-                    .get(s.symbol)
-                    .map_or("?", |sym| self.symbols.name(sym));
+            let sym = self.symbols.get(s.symbol);
+            let owner = sym.map_or(NO_BODY, |sym| sym.module);
+            if owner != group && s.body == m {
+                let name = sym.map_or("?", |sym| self.symbols.name(sym));
                 return Err(Error::Argument(format!(
                     "cannot remove module `{}`: it holds the current body of @{name}, \
                      defined by module `{}`; remove that module instead",
                     self.name_of(group),
-                    self.name_of(s.owner)
+                    self.name_of(owner)
                 )));
             }
         }
@@ -1152,7 +1165,7 @@ impl Registry {
         // their references to it do not count.
         let foreign: Vec<u32> = keys
             .iter()
-            .map(|&k| self.lazy.slots[k as usize].body)
+            .map(|k| self.lazy.slots[k as usize].body)
             .filter(|&b| b != NO_BODY && self.owner_of(b) != group)
             .collect();
         let allowed = |r: &Registry, target: u32| {
@@ -1175,7 +1188,7 @@ impl Registry {
             _ => return Ok(()),
         };
         let mut first_err = None;
-        for key in keys {
+        for key in keys.iter() {
             let body = self.lazy.slots[key as usize].body;
             if body != NO_BODY && self.owner_of(body) != group {
                 self.remove_member(body);

@@ -208,6 +208,36 @@ fn code_map_follows_module_life() {
     assert_eq!(e.code_location(addr).unwrap(), None);
 }
 
+/// Records of modules from the same file share its name (kept once by the
+/// engine after two modules in a row came from it), others keep their
+/// own: either way every function maps back to its file, also after the
+/// modules around it were removed.
+#[test]
+fn code_map_keeps_every_modules_file() {
+    let e = Engine::default();
+    let files = [
+        "a.kir", "a.kir", "a.kir", "b.kir", "", "a.kir", "c.kir", "b.kir", "b.kir",
+    ];
+    let mut ids = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let text = format!("func @g{i}(%a: i64) -> i64 {{\nentry:\n    ret %a\n}}\n");
+        ids.push(e.add_module_text(file, &text).unwrap());
+    }
+    let check = |e: &Engine, live: &[usize]| {
+        for &i in live {
+            let (addr, _) = e.function_address(&format!("g{i}")).unwrap();
+            let at = e.code_location(addr).unwrap().expect("mapped");
+            assert_eq!((at.function, at.file.as_str()), (format!("g{i}"), files[i]));
+            assert_eq!(at.loc, Loc::new(1, 6));
+        }
+    };
+    check(&e, &[0, 1, 2, 3, 4, 5, 6, 7, 8]);
+    for i in [1, 3, 8] {
+        e.remove_module(ids[i]).unwrap();
+    }
+    check(&e, &[0, 2, 4, 5, 6, 7]);
+}
+
 // ---- unwind information -------------------------------------------------
 
 use kiln::debug::unwind::{self, UnwindFunc, UnwindIsa};

@@ -337,10 +337,77 @@ fn lazy_and_redefined_code_is_interruptible_and_survives_an_executor_restart() {
         engine.call("wild", &[]),
         Err(Error::ExecutorDied(ChildExit::Signal(_)))
     ));
+    let after = engine.call("caller", &[Val::I64(4)]);
     assert_eq!(
-        engine.call("caller", &[Val::I64(4)]).unwrap(),
+        after.unwrap_or_else(|e| panic!("the first call after the executor restart: {e}")),
         Some(Val::I64(400))
     );
+}
+
+/// An executor program standing in for `kiln`: a restarted child (one
+/// given `--region`) exits with [`child::REGION_TAKEN`] while `dir` holds
+/// fewer than `failures` files (making one each time), as a child whose
+/// libraries happen to lie where the region must go does; otherwise it
+/// runs `kiln`.
+fn region_taken_program(dir: &std::path::Path, failures: usize) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir.join("marks")).unwrap();
+    let script = dir.join("kiln-wrapper");
+    let text = format!(
+        "#!/bin/sh\n\
+         case \"$*\" in *--region*)\n\
+           n=$(ls '{marks}' | wc -l)\n\
+           if [ \"$n\" -lt {failures} ]; then : > '{marks}/'\"$n\"; exit {status}; fi;;\n\
+         esac\n\
+         exec '{kiln}' \"$@\"\n",
+        marks = dir.join("marks").display(),
+        status = kiln::executor::process::child::REGION_TAKEN,
+        kiln = env!("CARGO_BIN_EXE_kiln"),
+    );
+    std::fs::write(&script, text).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    script
+}
+
+/// A restarted child that cannot map the code region where the first one
+/// had it (its own libraries are there: about one start in a thousand) is
+/// replaced by another; after 8 such children the call
+/// fails with an error that says so.
+#[test]
+fn a_restart_tries_new_children_while_the_region_is_taken() {
+    let base = std::env::temp_dir().join(format!("kiln-faults-region-{}", std::process::id()));
+    for (failures, works) in [(3, true), (1000, false)] {
+        let dir = base.join(failures.to_string());
+        let ex = ProcessExecutor::spawn_with(ProcessConfig {
+            program: Some(region_taken_program(&dir, failures)),
+            ..Default::default()
+        })
+        .unwrap();
+        let engine = Engine::with_executor(std::env::consts::ARCH, ex.clone()).unwrap();
+        engine.add_module_text("crashy.kir", CRASHY).unwrap();
+        assert_eq!(engine.call("bump", &[]).unwrap(), Some(Val::I64(41)));
+        assert_eq!(
+            engine.call("wild", &[]),
+            Err(Error::ExecutorDied(ChildExit::Signal(libc::SIGSEGV)))
+        );
+        let after = engine.call("bump", &[]);
+        let tried = std::fs::read_dir(dir.join("marks")).unwrap().count();
+        if works {
+            assert_eq!(after.unwrap(), Some(Val::I64(41)));
+            assert_eq!(tried, failures);
+        } else {
+            match after {
+                Err(Error::Runtime(m)) => assert!(
+                    m.contains("8 new children could not map the code region"),
+                    "{m}"
+                ),
+                other => panic!("expected an error, got {other:?}"),
+            }
+            assert_eq!(tried, 8);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&base);
 }
 
 /// The trap code of a call's outcome, if it trapped.

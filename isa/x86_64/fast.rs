@@ -137,6 +137,10 @@ pub struct Fast {
     /// Per register (hardware number; xmm `16 + n`): the value last given
     /// it (see [`Fast::steal`]).
     reg_owner: [u32; 32],
+    /// Per register: the range end of the value last given it, so that
+    /// [`Fast::steal`] scans one small array instead of loading each
+    /// owner's home and end.
+    reg_end: [u32; 32],
     /// Per instruction: a compare fused into its branch.
     fused: Vec<bool>,
     // Emission.
@@ -217,8 +221,13 @@ impl Fast {
         e
     }
 
+    /// A use of `op` at instruction `u` in order position `k`: a value's
+    /// range end moves to cover it.
     #[inline]
-    fn use_at(&mut self, dec: &Decisions, v: Value, u: u32, k: usize) {
+    fn use_op(&mut self, dec: &Decisions, op: Operand, u: u32, k: usize) {
+        let Operand::Value(v) = op else {
+            return;
+        };
         let vi = v.index();
         let e = self.ext(dec, u, k, self.def_pos[vi]);
         if e > self.end[vi] || self.end[vi] == NONE {
@@ -305,14 +314,82 @@ impl Fast {
                     return unsupported();
                 }
                 let u = if self.fused[i.index()] { term } else { n };
-                let mut uses: smallvec::SmallVec<[Value; 8]> = smallvec::SmallVec::new();
-                func.for_each_operand(i, |op| {
-                    if let Operand::Value(v) = op {
-                        uses.push(v);
+                // Operand uses straight from the instruction's kind (no
+                // per-operand closure or buffer), then what the kind adds.
+                match &d.kind {
+                    InstKind::Unary { arg } => self.use_op(dec, *arg, u, k),
+                    InstKind::Binary { args } => {
+                        self.use_op(dec, args[0], u, k);
+                        self.use_op(dec, args[1], u, k);
+                        let by_reg = matches!(args[1], Operand::Value(_));
+                        use Opcode::*;
+                        match d.opcode {
+                            Shl | Shr | Sar if by_reg => self.fixed.push(n),
+                            Sdiv | Udiv | Srem | Urem => self.fixed.push(n),
+                            _ => {}
+                        }
                     }
-                });
-                for v in uses {
-                    self.use_at(dec, v, u, k);
+                    InstKind::Select { args } => {
+                        for &a in args {
+                            self.use_op(dec, a, u, k);
+                        }
+                    }
+                    InstKind::Load { ptr, .. } => self.use_op(dec, *ptr, u, k),
+                    InstKind::Store { args, .. } => {
+                        self.use_op(dec, args[0], u, k);
+                        self.use_op(dec, args[1], u, k);
+                    }
+                    InstKind::Addr { .. } | InstKind::Trap => {}
+                    &InstKind::Alloca { size, align } => self.allocas.push((size, align.max(1))),
+                    InstKind::Call { callee, args } => {
+                        if let Callee::Indirect(op) = callee {
+                            self.use_op(dec, *op, u, k);
+                        }
+                        let args = func.args(*args);
+                        for &a in args {
+                            self.use_op(dec, a, u, k);
+                        }
+                        self.calls.push(n);
+                        let stack = self.call_args(module, func, *callee, args);
+                        self.outgoing = self.outgoing.max(stack as u64);
+                    }
+                    InstKind::Ret { value } => {
+                        if let Some(v) = value {
+                            self.use_op(dec, *v, u, k);
+                        }
+                    }
+                    InstKind::Jmp { dest } => {
+                        for &a in func.args(dest.args) {
+                            self.use_op(dec, a, u, k);
+                        }
+                        self.edge(func, dec, dest.block, n)?;
+                    }
+                    InstKind::Br {
+                        cond,
+                        then_dest,
+                        else_dest,
+                    } => {
+                        self.use_op(dec, *cond, u, k);
+                        for dest in [then_dest, else_dest] {
+                            for &a in func.args(dest.args) {
+                                self.use_op(dec, a, u, k);
+                            }
+                            self.edge(func, dec, dest.block, n)?;
+                        }
+                    }
+                    // No switch target takes arguments: only placement
+                    // is checked.
+                    InstKind::Switch {
+                        value,
+                        default,
+                        cases,
+                    } => {
+                        self.use_op(dec, *value, u, k);
+                        self.edge(func, dec, *default, n)?;
+                        for c in func.cases(*cases) {
+                            self.edge(func, dec, c.block, n)?;
+                        }
+                    }
                 }
                 if let Some(r) = d.result {
                     let ri = r.index();
@@ -321,45 +398,6 @@ impl Fast {
                     if self.end[ri] == NONE {
                         self.end[ri] = n;
                     }
-                }
-                match &d.kind {
-                    InstKind::Call { callee, args } => {
-                        self.calls.push(n);
-                        let stack = self.call_args(module, func, *callee, func.args(*args));
-                        self.outgoing = self.outgoing.max(stack as u64);
-                    }
-                    &InstKind::Alloca { size, align } => self.allocas.push((size, align.max(1))),
-                    InstKind::Binary {
-                        args: [_, Operand::Value(_)],
-                    } if matches!(d.opcode, Opcode::Shl | Opcode::Shr | Opcode::Sar) => {
-                        self.fixed.push(n)
-                    }
-                    InstKind::Binary { .. }
-                        if matches!(
-                            d.opcode,
-                            Opcode::Sdiv | Opcode::Udiv | Opcode::Srem | Opcode::Urem
-                        ) =>
-                    {
-                        self.fixed.push(n)
-                    }
-                    InstKind::Jmp { dest } => self.edge(func, dec, dest.block, n)?,
-                    InstKind::Br {
-                        then_dest,
-                        else_dest,
-                        ..
-                    } => {
-                        self.edge(func, dec, then_dest.block, n)?;
-                        self.edge(func, dec, else_dest.block, n)?;
-                    }
-                    // No switch target takes arguments: only placement
-                    // is checked.
-                    InstKind::Switch { default, cases, .. } => {
-                        self.edge(func, dec, *default, n)?;
-                        for c in func.cases(*cases) {
-                            self.edge(func, dec, c.block, n)?;
-                        }
-                    }
-                    _ => {}
                 }
             }
         }
@@ -469,6 +507,7 @@ impl Fast {
             *all_free &= !(1 << pick);
             self.callee_used |= (1 << pick) & POOL_CALLEE;
             self.reg_owner[pick as usize] = v as u32;
+            self.reg_end[pick as usize] = self.end[v];
             pick
         } else if let Some(r) = self.steal(v, float, crosses, fixed, now) {
             r
@@ -522,24 +561,29 @@ impl Fast {
         if fixed {
             allowed &= !FIXED;
         }
+        // `reg_end[r]` is the end of `r`'s current owner if it still
+        // holds it, else (freed, or never given) at most `now` < `e`: it
+        // never wins.
         let (mut best, mut best_end) = (NONE, e);
         let mut m = allowed;
         while m != 0 {
             let r = m.trailing_zeros();
             m &= m - 1;
-            let o = self.reg_owner[r as usize];
-            if o != NONE && self.home[o as usize] == r && self.end[o as usize] > best_end {
+            let re = self.reg_end[r as usize];
+            if re > best_end {
                 best = r;
-                best_end = self.end[o as usize];
+                best_end = re;
             }
         }
         if best == NONE {
             return None;
         }
         let o = self.reg_owner[best as usize] as usize;
+        debug_assert_eq!(self.home[o], best);
         self.home[o] = SLOT0 + self.num_slots;
         self.num_slots += 1;
         self.reg_owner[best as usize] = v as u32;
+        self.reg_end[best as usize] = e;
         Some(best)
     }
 
@@ -581,6 +625,7 @@ impl Fast {
         self.num_slots = 0;
         self.callee_used = 0;
         self.reg_owner = [NONE; 32];
+        self.reg_end = [0; 32];
         let mut free: u32 = POOL_CALLER | POOL_CALLEE | POOL_XMM;
         let mut ci = 0usize;
         let mut fi = 0usize;

@@ -353,16 +353,22 @@ impl<'a> LineRecorder<'a> {
     }
 
     /// A recorder for a generator that walks IR instructions itself
-    /// (calling [`LineRecorder::at`]); `func` is the function's location.
-    pub fn without_marks(func: Loc) -> LineRecorder<'static> {
-        let mut table = Builder::default();
+    /// (calling [`LineRecorder::at`]); `func` is the function's location,
+    /// `insts` about how many entries to expect (the table's bytes are
+    /// reserved once for them instead of growing from empty).
+    pub fn without_marks(func: Loc, insts: usize) -> LineRecorder<'static> {
+        let enabled = recording();
+        let mut table = Builder {
+            bytes: Vec::with_capacity(if enabled { 3 * insts + 4 } else { 0 }),
+            ..Builder::default()
+        };
         table.add(0, func);
         LineRecorder {
             marks: &[],
             next: 0,
             current: func,
             table,
-            enabled: recording(),
+            enabled,
         }
     }
 

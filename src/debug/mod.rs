@@ -110,6 +110,9 @@ struct Bucket {
     registered: bool,
 }
 
+/// At most this many file names are shared ([`DebugRegistry::files`]).
+const MAX_FILES: usize = 64;
+
 /// Buckets are keyed by the text start address shifted by this.
 const BUCKET_BITS: u32 = 12;
 
@@ -224,14 +227,20 @@ struct RecordFunc<'a> {
 
 impl ModuleRecord {
     /// Appends `debug`'s file name and functions to `out` (after the
-    /// `.eh_frame`, if any): ULEB128 length and bytes of the file name,
-    /// then per function ULEB128 offset, size, name length, the name, line
-    /// table length, the table.
-    fn pack(debug: &ModuleDebug, out: &mut Vec<u8>) {
+    /// `.eh_frame`, if any): the file as a ULEB128 tag, `2 * i + 1` for
+    /// the registry's shared file name `i` (`interned`), else `2 * length`
+    /// and the name's bytes; then per function ULEB128 offset, size, name
+    /// length, the name, line table length, the table.
+    fn pack(debug: &ModuleDebug, interned: Option<usize>, out: &mut Vec<u8>) {
         let file = debug.file.as_bytes();
         out.reserve_exact(Self::packed_len(debug));
-        lines::write_uleb(out, file.len() as u64);
-        out.extend_from_slice(file);
+        match interned {
+            Some(i) => lines::write_uleb(out, 2 * i as u64 + 1),
+            None => {
+                lines::write_uleb(out, 2 * file.len() as u64);
+                out.extend_from_slice(file);
+            }
+        }
         for f in &debug.funcs {
             lines::write_uleb(out, f.offset);
             lines::write_uleb(out, f.size);
@@ -271,10 +280,23 @@ impl ModuleRecord {
         at.min(self.data.len())
     }
 
-    /// The file name and the functions (see [`ModuleRecord::pack`]).
-    fn unpack(&self) -> (&str, impl Iterator<Item = RecordFunc<'_>>) {
+    /// The file name (interned in `files`, or in the record) and the
+    /// functions (see [`ModuleRecord::pack`]).
+    fn unpack<'a>(
+        &'a self,
+        files: &'a [Arc<str>],
+    ) -> (&'a str, impl Iterator<Item = RecordFunc<'a>>) {
         let mut at = self.data.get(self.frames_len()..).unwrap_or(&[]);
-        let file = read_bytes(&mut at).unwrap_or(&[]);
+        let tag = lines::read_uleb(&mut at).unwrap_or(0);
+        let file = match usize::try_from(tag / 2) {
+            Ok(i) if tag % 2 == 1 => files.get(i).map_or(&b"?"[..], |f| f.as_bytes()),
+            Ok(n) => {
+                let (name, rest) = at.split_at(n.min(at.len()));
+                at = rest;
+                name
+            }
+            Err(_) => &[],
+        };
         let funcs = std::iter::from_fn(move || {
             if at.is_empty() {
                 return None;
@@ -366,6 +388,12 @@ pub struct DebugRegistry {
     gdb: HashMap<u64, gdb::GdbRegistration>,
     /// Where a record is built before it is copied out.
     scratch: Vec<u8>,
+    /// File names records share instead of each holding its own (a REPL
+    /// session's thousands of `<stdin>` items): a name is added when two
+    /// modules in a row come from it, up to [`MAX_FILES`], and stays.
+    files: Vec<Arc<str>>,
+    /// The file of the last module finalized with its name in its record.
+    last_file: Option<Arc<str>>,
     options: DebugOptions,
     /// Code runs in this process at its target address.
     native: bool,
@@ -448,7 +476,8 @@ impl DebugRegistry {
             }
         }
         let mut frames = data.len();
-        ModuleRecord::pack(&debug, &mut data);
+        let interned = self.intern(&debug.file);
+        ModuleRecord::pack(&debug, interned, &mut data);
         let scratch = data;
         let mut data: Box<[u8]> = scratch[..].into();
         self.scratch = scratch;
@@ -494,6 +523,22 @@ impl DebugRegistry {
             Err(i) => bucket.put(i, record, false),
         }
         bucket.register();
+    }
+
+    /// The index of `file` among the shared file names, when it is one or
+    /// becomes one (the second module in a row from it); see
+    /// [`DebugRegistry::files`].
+    fn intern(&mut self, file: &Arc<str>) -> Option<usize> {
+        if let Some(i) = self.files.iter().position(|f| **f == **file) {
+            return Some(i);
+        }
+        if self.files.len() < MAX_FILES && self.last_file.as_deref() == Some(&**file) {
+            self.last_file = None;
+            self.files.push(file.clone());
+            return Some(self.files.len() - 1);
+        }
+        self.last_file = Some(file.clone());
+        None
     }
 
     /// Writes the FDEs of a module whose text (`code`) is at `base` to
@@ -631,7 +676,7 @@ impl DebugRegistry {
     pub fn frame(&self, pc: u64) -> Option<TrapFrame> {
         let (record, start) = self.record_at(pc)?;
         let at = pc - start;
-        let (file, mut funcs) = record.unpack();
+        let (file, mut funcs) = record.unpack(&self.files);
         let f = funcs.find(|f| f.offset <= at && at - f.offset < f.size)?;
         let offset = u32::try_from(at - f.offset).ok()?;
         Some(TrapFrame {

@@ -285,8 +285,12 @@ impl Names {
         if n < limit {
             if group.ids.len() <= n {
                 // Grown geometrically: numbers mostly come in increasing
-                // order, one at a time.
-                let len = (n + 1).max(2 * group.ids.len()).max(16);
+                // order, one at a time. Room already reserved (see
+                // [`Names::reserve_ratio`]) is used before growing again.
+                let mut len = (n + 1).max(2 * group.ids.len()).max(16);
+                if n < group.ids.capacity() {
+                    len = len.min(group.ids.capacity());
+                }
                 group.ids.resize(len, 0);
             }
             group.ids[n] = id + 1;
@@ -379,6 +383,19 @@ impl Names {
         self.spans
             .get(name.index())
             .is_some_and(|s| s.1 & VALID_VALUE != 0)
+    }
+
+    /// Makes room for `more / n` times as many names again as the table
+    /// holds (text, spans, and the numbered names' arrays), for a caller
+    /// that knows its rate of new names.
+    pub(crate) fn reserve_ratio(&mut self, more: usize, n: usize) {
+        let n = n.max(1);
+        let grow = |len: usize| len.saturating_mul(more) / n + 1;
+        self.text.reserve(grow(self.text.len()));
+        self.spans.reserve(grow(self.spans.len()));
+        for g in &mut self.groups {
+            g.ids.reserve(grow(g.ids.len()));
+        }
     }
 
     /// Removes every name, keeping the allocations: the groups stay (empty)

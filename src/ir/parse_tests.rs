@@ -782,6 +782,76 @@ fn fast_path_lines_parse_as_the_general_path_does() {
     );
 }
 
+/// The fast path for function headers builds exactly what the general
+/// path builds (parameters, their source locations, the signature); the
+/// headers it declines (a comment, a body on the same line, too many
+/// parameters, mistakes) get the general path's IR and errors.
+#[test]
+fn fast_path_headers_parse_as_the_general_path_does() {
+    let plain = "func @a() {\nentry:\n    ret\n}\n\
+                 func @b(%x: i32) -> i32 {\nentry:\n    ret %x\n}\n\
+                 func @c( %p:f64 ,\t%q :  i64 )->f64{\nentry:\n    ret %p\n}\n\
+                 local func @d(%0: i64, %1: i64, %2: i64, %3: i64, %4: i64, %5: i64, \
+                 %6: i64, %v7: f32) -> f32 {\nentry:\n    ret %v7\n}\n\
+                 func @e(%0: i64, %1: i64, %2: i64, %3: i64, %4: i64, %5: i64, %6: i64, \
+                 %7: i64, %8: i64) -> i64 {\nentry:\n    ret %8\n}\n\
+                 func @g() -> i32 {\n\n; first block\nentry:\n    ret 0\n}\n";
+    let headers = || func::FAST_HEADERS.with(|n| n.get());
+    let before = headers();
+    let fast = parse(plain);
+    // All but @e (nine parameters).
+    assert_eq!(headers() - before, 5);
+    let commented = plain.replace("{\n", "{ ; general path\n");
+    let before = headers();
+    let slow = parse(&commented);
+    assert_eq!(headers() - before, 0);
+    assert_eq!(fast.symbols, slow.symbols);
+    for (f, s) in fast.funcs.iter().zip(&slow.funcs) {
+        assert_eq!(f, s);
+        assert_eq!(f.srcmap, s.srcmap);
+    }
+    assert_eq!(fast.funcs[2].srcmap.value(fast.funcs[2].params[1]).col, 19);
+    // Headers the fast path declines, or reads up to a mistake in a
+    // definition, get the general path's errors.
+    for (src, want) in [
+        (
+            "func @f(%a: i32, %a: i64) {\n}\n",
+            "1:18: value %a is defined twice",
+        ),
+        ("func @f(%1x: i32) {\n}\n", "1:9: invalid value name '%1x'"),
+        (
+            "func @f(%a: i16) {\n}\n",
+            "1:13: expected a type (i32, i64, f32 or f64), found 'i16'",
+        ),
+        (
+            "func @f(%a: i32) -> {\n}\n",
+            "1:21: expected a type (i32, i64, f32 or f64), found '{'",
+        ),
+        (
+            "func @f(%a: i32) i32 {\n}\n",
+            "1:18: expected '{' to start the body of @f, found 'i32'",
+        ),
+        (
+            "func @f(%a: i32 {\n}\n",
+            "1:17: expected ',' or ')' after parameter, found '{'",
+        ),
+        (
+            "func @f(%a: i32) { ret\n}\n",
+            "1:20: expected end of line after '{', found 'ret'",
+        ),
+        (
+            "func @f() {\n}\nfunc @f() {\n}\n",
+            "3:6: symbol @f is defined twice",
+        ),
+    ] {
+        assert_eq!(err(src), want, "{src:?}");
+    }
+    // An empty body on the header's line is the general path's.
+    let before = headers();
+    assert_eq!(parse("func @f(%a: i32) {}\n").funcs[0].params.len(), 1);
+    assert_eq!(headers() - before, 0);
+}
+
 /// The fast path for `ret`, `jmp` and `br` lines builds exactly what the
 /// general path builds (forward and backward labels, literal and value
 /// operands); lines it declines (block arguments, a label named like the

@@ -259,6 +259,18 @@ impl SrcMapBuilder {
         self.values.push(loc);
     }
 
+    /// Makes room for `more / n` times as many instructions, token
+    /// columns, blocks and values again as recorded so far (see
+    /// [`crate::ir::names::Names::reserve_ratio`]).
+    pub(crate) fn reserve_ratio(&mut self, more: usize, n: usize) {
+        let n = n.max(1);
+        let grow = |len: usize| len.saturating_mul(more) / n + 1;
+        self.insts.reserve(grow(self.insts.len()));
+        self.cols.reserve(grow(self.cols.len()));
+        self.blocks.reserve(grow(self.blocks.len()));
+        self.values.reserve(grow(self.values.len()));
+    }
+
     /// Removes everything, keeping the allocations.
     pub fn clear(&mut self) {
         self.func = Loc::NONE;

@@ -57,11 +57,13 @@ mod claim;
 mod deps;
 mod finalize;
 pub mod loader;
+pub(crate) mod runs;
 pub mod symbols;
 
 pub(crate) use claim::Resolved;
 pub use claim::{compile_job, Claim, Job};
 pub(crate) use deps::Deps;
+use runs::Runs;
 use symbols::NewSymbol;
 pub use symbols::{ExportKind, FxHashMap, SymbolId};
 
@@ -163,8 +165,9 @@ impl Source {
 pub(crate) struct Owner {
     /// The module name, for messages.
     pub name: Arc<str>,
-    /// Registry symbols it defines (removed with it).
-    pub symbols: Vec<SymbolId>,
+    /// Registry symbols it defines (removed with it), as raw ids
+    /// ([`SymbolId::from_raw`]).
+    pub symbols: Runs,
     /// Held by running calls; removal is refused while shared.
     pub pin: Arc<()>,
 }
@@ -173,7 +176,7 @@ impl Owner {
     pub fn new(name: Arc<str>) -> Owner {
         Owner {
             name,
-            symbols: Vec::new(),
+            symbols: Runs::default(),
             pin: Arc::new(()),
         }
     }
@@ -729,16 +732,19 @@ impl Registry {
             Role::Module(Box::new(Owner::new(name))),
             State::Added(Source::Whole(module.clone())),
         );
-        let mut ids = Vec::new();
+        let mut ids = Runs::default();
         for (_, name, sig) in exports_of(&module) {
-            ids.push(self.symbols.insert(NewSymbol {
-                name,
-                named: true,
-                module: slot,
-                sig,
-                address: None,
-                indirect: None,
-            }));
+            ids.push(
+                self.symbols
+                    .insert(NewSymbol {
+                        name,
+                        named: true,
+                        module: slot,
+                        sig,
+                        address: None,
+                    })
+                    .raw(),
+            );
         }
         if let Some(o) = self.owner_mut(slot) {
             o.symbols = ids;
@@ -764,7 +770,7 @@ impl Registry {
         };
         // A lazy function is callable at once: its address is its stub.
         let ready =
-            s.indirect().is_some() || matches!(self.entry(s.module).state, State::Finalized(_));
+            self.is_group(s.module) || matches!(self.entry(s.module).state, State::Finalized(_));
         match (ready, s.address(), self.owner(s.module)) {
             (true, Some(addr), Some(o)) => Ok(Lookup::Ready(addr, sig.clone(), o.pin.clone())),
             _ => Ok(Lookup::Pending(s.module)),
@@ -986,13 +992,13 @@ impl Registry {
         let symbols = match &mut self.entry_mut(slot).role {
             Role::Module(o) => std::mem::take(&mut o.symbols),
             Role::Group(g) => std::mem::take(&mut g.owner.symbols),
-            _ => Vec::new(),
+            _ => Runs::default(),
         };
         if !symbols.is_empty() {
             self.calls.clear();
         }
-        for id in symbols {
-            self.symbols.remove(id);
+        for id in symbols.iter() {
+            self.symbols.remove(SymbolId::from_raw(id));
         }
         self.clear_edges(slot);
         let old = self.set_state(slot, State::Free);

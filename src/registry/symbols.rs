@@ -14,7 +14,7 @@
 //! of a finalized one — holds ids: relocating reads `entries[id]`.
 //!
 //! Compact, because an engine may hold many thousands of tiny modules (a
-//! REPL session): a symbol is 32 bytes; names live back to back in one
+//! REPL session): a symbol is 24 bytes; names live back to back in one
 //! arena (compacted when half of it is dead), signatures once each in a
 //! list, and the name index is an open-addressing table of 4-byte ids.
 //!
@@ -24,6 +24,7 @@
 //! when nothing loaded refers to it any more.
 
 use crate::ir::Signature;
+use std::num::NonZeroU32;
 
 /// The fast hasher for names and ids (shared with the IR's name tables).
 pub use crate::ir::hash::{FxBuildHasher, FxHashMap, FxHasher};
@@ -37,6 +38,16 @@ impl SymbolId {
     pub fn index(self) -> usize {
         self.0 as usize
     }
+
+    /// The id as a number (see [`SymbolId::from_raw`]).
+    pub(crate) fn raw(self) -> u32 {
+        self.0
+    }
+
+    /// The id that [`SymbolId::raw`] gave `raw`.
+    pub(crate) fn from_raw(raw: u32) -> SymbolId {
+        SymbolId(raw)
+    }
 }
 
 /// What a symbol is.
@@ -48,17 +59,26 @@ pub enum ExportKind {
     Data,
 }
 
-/// `kind` of a data symbol (otherwise the signature's index).
-const DATA: u32 = u32::MAX;
+/// `kind` of a data symbol (otherwise the signature's index plus one).
+const DATA: NonZeroU32 = NonZeroU32::MAX;
 
-/// One symbol (compact: its name lives in the table's arena, its
-/// signature in the table's signature list).
+/// The bit of [`Symbol`]'s name length that says the name is in the index.
+const NAMED: u32 = 1 << 31;
+
+/// One symbol (24 bytes: its name lives in the table's arena, its
+/// signature in the table's signature list). A lazy function's
+/// indirection slot is not kept here: its address is its stub, which
+/// names the slot (`Registry::lazy_key`).
 #[derive(Clone, Debug)]
 pub struct Symbol {
-    /// Start and length of the name in the arena.
-    name: (u32, u32),
-    /// The signature's index, or [`DATA`].
-    kind: u32,
+    /// Start of the name in the arena.
+    name_start: u32,
+    /// Length of the name, with [`NAMED`] set when the name is in the
+    /// index (exported), clear for a lazy module's `local` definition.
+    name_len: u32,
+    /// The signature's index plus one, or [`DATA`] (never zero, so an
+    /// `Option<Symbol>` takes no more room).
+    kind: NonZeroU32,
     /// The registry slot a module that references this symbol depends on:
     /// the defining module; for a lazy module's function, the lazy module
     /// itself (its stubs never move); for its data, its data module.
@@ -66,20 +86,11 @@ pub struct Symbol {
     /// The target address ([`NO_ADDRESS`] until known; see
     /// [`Symbol::address`]).
     address: u64,
-    /// The indirection slot ([`NO_SLOT`] for none; see
-    /// [`Symbol::indirect`]).
-    indirect: u32,
-    /// Whether the name is in the index (exported) or not (a lazy
-    /// module's `local` definition).
-    pub named: bool,
 }
 
 /// `address` of a symbol whose address is not known (no section starts
 /// at the last byte of the address space).
 const NO_ADDRESS: u64 = u64::MAX;
-
-/// `indirect` of a symbol without an indirection slot.
-const NO_SLOT: u32 = u32::MAX;
 
 impl Symbol {
     /// The target address, once known: when the defining module is loaded,
@@ -93,10 +104,16 @@ impl Symbol {
         self.address = address.unwrap_or(NO_ADDRESS);
     }
 
-    /// For a lazy (retargetable) function: its slot in the indirection
-    /// table.
-    pub fn indirect(&self) -> Option<u32> {
-        (self.indirect != NO_SLOT).then_some(self.indirect)
+    /// Whether the name is in the index (exported), not a lazy module's
+    /// `local` definition.
+    pub fn named(&self) -> bool {
+        self.name_len & NAMED != 0
+    }
+
+    /// The name's place in the arena.
+    fn name_range(&self) -> std::ops::Range<usize> {
+        let start = self.name_start as usize;
+        start..start + (self.name_len & !NAMED) as usize
     }
 }
 
@@ -108,7 +125,6 @@ pub struct NewSymbol<'a> {
     /// `None` for data.
     pub sig: Option<&'a Signature>,
     pub address: Option<u64>,
-    pub indirect: Option<u32>,
 }
 
 /// An open-addressing set of symbol ids keyed by their names (which live
@@ -231,13 +247,13 @@ pub struct SymbolTable {
     /// Bytes of the arena no live symbol uses.
     dead: usize,
     sigs: Vec<Signature>,
-    sig_ids: FxHashMap<Signature, u32>,
+    sig_ids: FxHashMap<Signature, NonZeroU32>,
 }
 
 /// The name of `entries[id]` in `arena`.
 fn name_in<'a>(entries: &[Option<Symbol>], arena: &'a str, id: u32) -> &'a str {
     match entries.get(id as usize).and_then(Option::as_ref) {
-        Some(s) => &arena[s.name.0 as usize..(s.name.0 + s.name.1) as usize],
+        Some(s) => &arena[s.name_range()],
         None => "",
     }
 }
@@ -274,12 +290,12 @@ impl SymbolTable {
 
     /// A symbol's name.
     pub fn name(&self, s: &Symbol) -> &str {
-        &self.arena[s.name.0 as usize..(s.name.0 + s.name.1) as usize]
+        &self.arena[s.name_range()]
     }
 
     /// A function symbol's signature (`None` for data).
     pub fn signature(&self, s: &Symbol) -> Option<&Signature> {
-        self.sigs.get(s.kind as usize)
+        self.sigs.get(s.kind.get() as usize - 1)
     }
 
     /// What a symbol is.
@@ -297,7 +313,9 @@ impl SymbolTable {
             Some(sig) => match self.sig_ids.get(sig) {
                 Some(&k) => k,
                 None => {
-                    let k = self.sigs.len() as u32;
+                    let k = NonZeroU32::new(self.sigs.len() as u32 + 1)
+                        .filter(|&k| k != DATA)
+                        .expect("fewer than 2^32 - 1 signatures");
                     self.sigs.push(sig.clone());
                     self.sig_ids.insert(sig.clone(), k);
                     k
@@ -306,13 +324,16 @@ impl SymbolTable {
         };
         let start = self.arena.len() as u32;
         self.arena.push_str(new.name);
+        let len = u32::try_from(new.name.len())
+            .ok()
+            .filter(|&l| l < NAMED)
+            .expect("symbol names are shorter than 2 GiB");
         let symbol = Symbol {
-            name: (start, new.name.len() as u32),
+            name_start: start,
+            name_len: if new.named { len | NAMED } else { len },
             kind,
             module: new.module,
             address: new.address.unwrap_or(NO_ADDRESS),
-            indirect: new.indirect.unwrap_or(NO_SLOT),
-            named: new.named,
         };
         let id = match self.free.pop() {
             Some(i) => {
@@ -337,9 +358,10 @@ impl SymbolTable {
         let Some(s) = self.entries.get(id.index()).and_then(Option::as_ref) else {
             return;
         };
-        let (start, len) = (s.name.0 as usize, s.name.1 as usize);
-        if s.named {
-            let name = &self.arena[start..start + len];
+        let range = s.name_range();
+        let len = range.len();
+        if s.named() {
+            let name = &self.arena[range];
             self.index.remove(id.0, name);
         }
         self.entries[id.index()] = None;
@@ -354,10 +376,9 @@ impl SymbolTable {
     fn compact(&mut self) {
         let mut arena = String::with_capacity(self.arena.len() - self.dead);
         for s in self.entries.iter_mut().flatten() {
-            let (start, len) = (s.name.0 as usize, s.name.1 as usize);
             let at = arena.len() as u32;
-            arena.push_str(&self.arena[start..start + len]);
-            s.name.0 = at;
+            arena.push_str(&self.arena[s.name_range()]);
+            s.name_start = at;
         }
         self.arena = arena;
         self.dead = 0;
@@ -386,24 +407,25 @@ mod tests {
             module: 7,
             sig: None,
             address: None,
-            indirect: None,
         }
     }
 
     #[test]
     fn symbols_stay_small_and_keep_unknown_addresses_apart() {
         // An engine may hold many thousands (a REPL session).
-        assert!(std::mem::size_of::<Option<Symbol>>() <= 32);
+        assert!(std::mem::size_of::<Option<Symbol>>() <= 24);
         let mut t = SymbolTable::new();
         let a = t.insert(sym("a", true));
         let b = t.insert(NewSymbol {
             address: Some(0),
-            indirect: Some(0),
-            ..sym("b", true)
+            ..sym("bb", false)
         });
         let (sa, sb) = (t.get(a).unwrap(), t.get(b).unwrap());
-        assert_eq!((sa.address(), sa.indirect()), (None, None));
-        assert_eq!((sb.address(), sb.indirect()), (Some(0), Some(0)));
+        assert_eq!((sa.address(), sa.named(), t.name(sa)), (None, true, "a"));
+        assert_eq!(
+            (sb.address(), sb.named(), t.name(sb)),
+            (Some(0), false, "bb")
+        );
         let s = t.get_mut(a).unwrap();
         s.set_address(Some(0x1000));
         assert_eq!(s.address(), Some(0x1000));

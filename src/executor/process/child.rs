@@ -60,13 +60,21 @@ const JUMP_SIZE: u64 = 8;
 /// Host functions a child can resolve (slots in the data half).
 const MAX_HOST_FUNCTIONS: u64 = (RUNTIME_SIZE / 2 - SLOTS_AT) / 8;
 
-/// Runs the child; returns its exit status (0 when the parent hangs up).
+/// The exit status of a restarted child that could not reserve its region
+/// at the address it was given: something of its own (a library, placed
+/// at random by the system) is already there. The parent starts another
+/// child, which gets another random layout.
+pub const REGION_TAKEN: i32 = 75;
+
+/// Runs the child; returns its exit status (0 when the parent hangs up,
+/// [`REGION_TAKEN`], or 1 after another error).
 pub fn child_main(args: &[OsString]) -> i32 {
-    match serve(args) {
+    let mut status = 1;
+    match serve(args, &mut status) {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("kiln executor: {e}");
-            1
+            status
         }
     }
 }
@@ -94,7 +102,8 @@ fn parse_args(args: &[OsString]) -> Result<(i32, Option<u64>)> {
     Ok((fd.ok_or_else(|| arg_error("--fd missing"))?, region))
 }
 
-fn serve(args: &[OsString]) -> Result<()> {
+/// Serves the parent; on an error, `status` is the exit status to end with.
+fn serve(args: &[OsString], status: &mut i32) -> Result<()> {
     let (fd, want) = parse_args(args)?;
     if fd < 3 {
         return Err(arg_error("--fd must not be a standard stream"));
@@ -105,7 +114,12 @@ fn serve(args: &[OsString]) -> Result<()> {
     let writer = socket
         .try_clone()
         .map_err(|e| Error::Runtime(format!("cannot clone the socket: {e}")))?;
-    let mut child = Child::new(want)?;
+    let region = Region::reserve(want).inspect_err(|_| {
+        if want.is_some() {
+            *status = REGION_TAKEN;
+        }
+    })?;
+    let mut child = Child::new(region)?;
     write_frame(
         &mut super::NoSigPipe(&writer),
         &Reply::Hello {
@@ -353,8 +367,7 @@ struct Child {
 }
 
 impl Child {
-    fn new(want: Option<u64>) -> Result<Child> {
-        let region = Region::reserve(want)?;
+    fn new(region: Region) -> Result<Child> {
         let half = RUNTIME_SIZE / 2;
         region.protect(region.base, half, libc::PROT_READ | libc::PROT_WRITE)?;
         let code = jumps(region.base, half)?;

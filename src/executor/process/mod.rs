@@ -134,6 +134,10 @@ pub struct ProcessExecutor {
     pending: AtomicBool,
 }
 
+/// Children [`ProcessExecutor::start`] tries before it gives up on a
+/// restart (each fails with probability about 1/1000 independently).
+const START_ATTEMPTS: u32 = 8;
+
 fn io_err(what: &str) -> impl Fn(std::io::Error) -> Error + '_ {
     move |e| Error::Runtime(format!("executor process: {what}: {e}"))
 }
@@ -187,8 +191,32 @@ impl ProcessExecutor {
     }
 
     /// Starts a child (at the known region, after a death) and replays
-    /// what the previous one had.
+    /// what the previous one had. A restarted child finds the region's
+    /// address taken by one of its own libraries about once in a thousand
+    /// starts (its layout is random, see [`child::REGION_TAKEN`]): another
+    /// child is started then, up to [`START_ATTEMPTS`] in all.
     fn start(&self, conn: &mut Conn) -> Result<()> {
+        let mut attempt = 1;
+        loop {
+            match self.start_once(conn) {
+                Err(Error::ExecutorDied(ChildExit::Status(child::REGION_TAKEN)))
+                    if conn.region != 0 && attempt < START_ATTEMPTS =>
+                {
+                    attempt += 1;
+                }
+                Err(Error::ExecutorDied(ChildExit::Status(child::REGION_TAKEN))) => {
+                    return Err(Error::Runtime(format!(
+                        "executor process: {attempt} new children could not map the code \
+                         region at {:#x}",
+                        conn.region
+                    )))
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn start_once(&self, conn: &mut Conn) -> Result<()> {
         let (ours, theirs) = UnixStream::pair().map_err(io_err("socketpair"))?;
         let fd = std::os::fd::AsRawFd::as_raw_fd(&theirs);
         let mut cmd = std::process::Command::new(&self.program);

@@ -11,7 +11,7 @@
 
 mod fast;
 #[cfg(test)]
-pub(super) use fast::FAST_LINES;
+pub(super) use fast::{FAST_HEADERS, FAST_LINES};
 
 use super::super::entities::{Block, FuncId, Inst, Value};
 use super::super::function::{
@@ -31,6 +31,10 @@ use crate::ir::module::{Linkage, SymbolKind};
 const PLACEHOLDER_MIN: u32 = 1 << 31;
 
 const NONE: u32 = u32::MAX;
+
+/// Instructions of a function after which its tables are reserved ahead
+/// (see [`Parser::reserve_ahead`]) rather than doubled.
+const RESERVE_FROM: usize = 1024;
 
 /// The function being parsed: its tables, in vectors kept across functions
 /// (cleared, not freed), and the name resolution state.
@@ -61,6 +65,9 @@ pub(super) struct FuncScratch {
     inst_fwd_block: bool,
     /// The block instructions go to, and its first instruction.
     cur: Option<(Block, usize)>,
+    /// Byte offset of the function in the text (see
+    /// [`Parser::reserve_ahead`]).
+    start: usize,
     /// A small cache in front of `names` for short names (see
     /// [`ShortNames`]).
     short: ShortNames,
@@ -291,10 +298,9 @@ fn take_exact<T: Clone>(v: &mut Vec<T>) -> Vec<T> {
 }
 
 impl<'a> Parser<'a, '_> {
-    pub(super) fn func(&mut self, linkage: Linkage) -> Result<()> {
-        let (name, name_loc) = self.new_symbol_name("a function name '@name'")?;
-        self.fs.clear();
-        self.fs.srcmap.func = name_loc;
+    /// A function's parameters and return type, from the lookahead `(`
+    /// (the general path; see [`Self::fast_header`]).
+    fn func_header(&mut self) -> Result<Signature> {
         self.expect(TokKind::LParen, "'(' after the function name")?;
         let mut params = Vec::new();
         if !self.at(TokKind::RParen) {
@@ -318,7 +324,19 @@ impl<'a> Parser<'a, '_> {
         }
         self.advance()?;
         let ret = self.return_type()?;
-        let sig = Signature::new(params, ret);
+        Ok(Signature::new(params, ret))
+    }
+
+    #[inline(never)]
+    pub(super) fn func(&mut self, linkage: Linkage) -> Result<()> {
+        let (name, name_loc) = self.new_symbol_name("a function name '@name'")?;
+        self.fs.clear();
+        self.fs.start = self.lex.pos();
+        self.fs.srcmap.func = name_loc;
+        let (sig, newline) = match self.fast_header()? {
+            Some((sig, newline)) => (sig, Some(newline)),
+            None => (self.func_header()?, None),
+        };
         let sym = self.declare(
             name,
             linkage,
@@ -328,11 +346,16 @@ impl<'a> Parser<'a, '_> {
             },
             name_loc,
         );
-        self.expect_with(TokKind::LBrace, || {
-            format!("'{{' to start the body of @{name}")
-        })?;
-        if !self.at(TokKind::RBrace) {
-            self.end_of_line("'{'")?;
+        match newline {
+            Some(p) => self.header_line_end(p)?,
+            None => {
+                self.expect_with(TokKind::LBrace, || {
+                    format!("'{{' to start the body of @{name}")
+                })?;
+                if !self.at(TokKind::RBrace) {
+                    self.end_of_line("'{'")?;
+                }
+            }
         }
         loop {
             match self.tok.kind {
@@ -364,7 +387,7 @@ impl<'a> Parser<'a, '_> {
                     self.instruction(Some(r), mn)?;
                 }
                 TokKind::Ident => {
-                    if self.fast_terminator()? {
+                    if self.fast_label()? || self.fast_terminator()? {
                         continue;
                     }
                     let t = self.advance()?;
@@ -401,6 +424,37 @@ impl<'a> Parser<'a, '_> {
             .reserve(expected.saturating_sub(m.funcs.len()).max(1));
     }
 
+    /// Before a large function's instruction table grows: makes room in
+    /// every table of the function for as much more as the rest of the
+    /// text would hold at the rate seen so far in this function (its tables
+    /// grow in proportion). Grown one doubling at a time, each table of a
+    /// 20,000-instruction function was copied a dozen times, and in `kiln
+    /// check`'s arena every old copy stays behind: three quarters of the
+    /// memory it touched (and the kernel clears every page first).
+    #[cold]
+    #[inline(never)]
+    fn reserve_ahead(&mut self) {
+        let n = self.fs.insts.len().max(1);
+        let (pos, total) = (self.lex.pos(), self.lex.src().len());
+        let done = pos.saturating_sub(self.fs.start).max(1);
+        let left = total.saturating_sub(pos);
+        // The shortest instruction line (`ret` and a newline) has 4 bytes.
+        let more = (n.saturating_mul(left) / done).min(left / 4);
+        if more == 0 {
+            return;
+        }
+        let fs = &mut self.fs;
+        let grow = |len: usize| len.saturating_mul(more) / n + 1;
+        fs.insts.reserve(grow(fs.insts.len()));
+        fs.values.reserve(grow(fs.values.len()));
+        fs.blocks.reserve(grow(fs.blocks.len()));
+        fs.arg_pool.reserve(grow(fs.arg_pool.len()));
+        fs.value_of.reserve(grow(fs.value_of.len()));
+        fs.block_of.reserve(grow(fs.block_of.len()));
+        fs.names.reserve_ratio(more, n);
+        fs.srcmap.reserve_ratio(more, n);
+    }
+
     /// Records a use of symbol `t` by `inst` of the function being parsed,
     /// resolved when the module is complete.
     fn symbol_use(&mut self, inst: Inst, t: Token<'a>) {
@@ -427,7 +481,9 @@ impl<'a> Parser<'a, '_> {
         Ok(v)
     }
 
-    fn label(&mut self, t: Token<'a>) -> Result<()> {
+    /// Starts the block labelled `t`: fails if the label is taken.
+    #[inline]
+    fn start_block(&mut self, t: Token<'a>) -> Result<Block> {
         let name = self.fs.name(t.text);
         if self.fs.block_of[name.index()] != NONE {
             return self.err(
@@ -447,6 +503,32 @@ impl<'a> Parser<'a, '_> {
         });
         self.fs.block_of[name.index()] = block.0;
         self.fs.srcmap.push_block(t.loc);
+        Ok(block)
+    }
+
+    /// Reads the label line `NAME:` (and a newline, the common form) whose
+    /// name is the lookahead, with no token for the `:`; returns whether it
+    /// did. When it returns `false`, nothing has changed.
+    #[inline]
+    fn fast_label(&mut self) -> Result<bool> {
+        let b = self.lex.src().as_bytes();
+        let p = self.lex.pos();
+        if b.get(p) != Some(&b':') {
+            return Ok(false);
+        }
+        let newline = skip_spaces(b, p + 1);
+        if b.get(newline) != Some(&b'\n') {
+            return Ok(false);
+        }
+        let block = self.start_block(self.tok)?;
+        self.fs.cur = Some((block, self.fs.insts.len()));
+        self.lex.skip_newline_at(newline);
+        self.advance()?;
+        Ok(true)
+    }
+
+    fn label(&mut self, t: Token<'a>) -> Result<()> {
+        let block = self.start_block(t)?;
         if self.at(TokKind::LParen) {
             self.advance()?;
             if !self.at(TokKind::RParen) {
@@ -743,6 +825,9 @@ impl<'a> Parser<'a, '_> {
         mn_loc: Loc,
     ) -> Result<()> {
         let inst = Inst::new(self.fs.insts.len());
+        if inst.index() == self.fs.insts.capacity() && inst.index() >= RESERVE_FROM {
+            self.reserve_ahead();
+        }
         if self.fs.values.len() >= PLACEHOLDER_MIN as usize {
             return self.err(mn_loc, "too many values in one function");
         }

@@ -1,6 +1,8 @@
 //! The fast path for the most common line of a function body:
 //! `%name = OP[.T] A[, B[, C]]` of a unary, binary or select opcode whose
-//! operands are value names or decimal integer literals.
+//! operands are value names or decimal integer literals; also for
+//! terminators without block arguments and for the commonest function
+//! header, `(%a: T, ...) [-> T] {` at the end of its line.
 //!
 //! The line is read byte by byte with a local cursor, without making
 //! tokens; only when all of it has the expected shape (ending at a newline
@@ -13,10 +15,11 @@
 
 use super::{Parser, Result, NONE};
 use crate::ir::entities::Block;
-use crate::ir::function::{BlockCall, Const, InstKind, Int96, OpList, Operand};
+use crate::ir::function::{BlockCall, Const, InstKind, Int96, OpList, Operand, ValueDef};
 use crate::ir::lexer::{is_name_char, is_name_start, skip_spaces, TokKind, Token};
 use crate::ir::opcode::{Format, Opcode};
 use crate::ir::parse::parse_int;
+use crate::ir::types::{Signature, Type};
 
 /// An operand as written: a value name (without `%`) or an integer.
 #[derive(Clone, Copy)]
@@ -29,6 +32,8 @@ enum Raw<'a> {
 thread_local! {
     /// Lines read by the fast path on this thread (for tests).
     pub(crate) static FAST_LINES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Function headers read by the fast path on this thread (for tests).
+    pub(crate) static FAST_HEADERS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// Longest decimal literal read here (the general path reads longer ones).
@@ -145,7 +150,120 @@ fn scan_terminator(src: &str, p: usize, opcode: Opcode) -> Option<TermLine<'_>> 
     Some(line)
 }
 
+/// Most parameters a header read by [`scan_header`] may have (more take
+/// the general path).
+const MAX_PARAMS: usize = 8;
+
+/// A function header read by [`scan_header`]: each parameter's name, the
+/// bytes of its `%` and of its type, and the type; the return type; the
+/// newline after the `{`.
+struct Header<'a> {
+    params: [(&'a str, usize, usize, Type); MAX_PARAMS],
+    num_params: usize,
+    ret: Option<Type>,
+    newline: usize,
+}
+
+/// The type name at byte `p` of `src` (a whole identifier), and the byte
+/// after it.
+#[inline]
+fn raw_type(src: &str, p: usize) -> Option<(Type, usize)> {
+    let (word, end) = raw_label(src, p)?;
+    Some((Type::from_name(word)?, end))
+}
+
+/// The rest of a function header from byte `p` (just after its `(`),
+/// when it is `%name: T, ...) [-> T] {` and a newline, each parameter a
+/// name the lexer reads as a value name.
+#[inline]
+fn scan_header(src: &str, p: usize) -> Option<Header<'_>> {
+    let b = src.as_bytes();
+    let mut h = Header {
+        params: [("", 0, 0, Type::I64); MAX_PARAMS],
+        num_params: 0,
+        ret: None,
+        newline: 0,
+    };
+    let mut p = skip_spaces(b, p);
+    if b.get(p) != Some(&b')') {
+        loop {
+            if h.num_params == MAX_PARAMS || b.get(p) != Some(&b'%') {
+                return None;
+            }
+            let Some((Raw::Value(name), end)) = raw_operand(src, p) else {
+                return None;
+            };
+            let at = p;
+            p = skip_spaces(b, end);
+            if b.get(p) != Some(&b':') {
+                return None;
+            }
+            p = skip_spaces(b, p + 1);
+            let (ty, end) = raw_type(src, p)?;
+            h.params[h.num_params] = (name, at, p, ty);
+            h.num_params += 1;
+            p = skip_spaces(b, end);
+            match b.get(p) {
+                Some(b',') => p = skip_spaces(b, p + 1),
+                Some(b')') => break,
+                _ => return None,
+            }
+        }
+    }
+    p = skip_spaces(b, p + 1);
+    if b.get(p..p + 2) == Some(b"->") {
+        let (ty, end) = raw_type(src, skip_spaces(b, p + 2))?;
+        h.ret = Some(ty);
+        p = skip_spaces(b, end);
+    }
+    if b.get(p) != Some(&b'{') {
+        return None;
+    }
+    p = skip_spaces(b, p + 1);
+    if b.get(p) != Some(&b'\n') {
+        return None;
+    }
+    h.newline = p;
+    Some(h)
+}
+
 impl<'a> Parser<'a, '_> {
+    /// Reads a function header from the lookahead `(` to the end of the
+    /// `{` line, when [`scan_header`] accepts it: defines the parameters
+    /// as the general path does and returns the signature and the newline
+    /// after `{` (the caller declares the function, then moves past it
+    /// with [`Self::header_line_end`]). `None`: nothing has changed, the
+    /// general path reads the header.
+    pub(in crate::ir::parse) fn fast_header(&mut self) -> Result<Option<(Signature, usize)>> {
+        if self.tok.kind != TokKind::LParen {
+            return Ok(None);
+        }
+        let Some(h) = scan_header(self.lex.src(), self.lex.pos()) else {
+            return Ok(None);
+        };
+        let mut params = Vec::with_capacity(h.num_params);
+        for &(name, at, ty_at, ty) in &h.params[..h.num_params] {
+            let n = params.len() as u32;
+            let loc = self.lex.loc_at(at);
+            let v = self.define_value(name, loc, ty, ValueDef::FuncParam(n))?;
+            self.fs.params.push(v);
+            self.fs.srcmap.push_param_type(self.lex.loc_at(ty_at));
+            params.push(ty);
+        }
+        Ok(Some((Signature::new(params, h.ret), h.newline)))
+    }
+
+    /// Moves past the newline at byte `p` that ends a header read by
+    /// [`Self::fast_header`]: the body's first token becomes the
+    /// lookahead.
+    pub(in crate::ir::parse) fn header_line_end(&mut self, p: usize) -> Result<()> {
+        self.lex.skip_newline_at(p);
+        self.advance()?;
+        #[cfg(test)]
+        FAST_HEADERS.with(|n| n.set(n.get() + 1));
+        Ok(())
+    }
+
     /// Moves past the end of a line read by a fast path, at byte `p` (a
     /// newline or the end of the text): the next line's first token becomes
     /// the lookahead, as after the general path's `end_of_line`.
@@ -235,6 +353,7 @@ impl<'a> Parser<'a, '_> {
     /// Reads the instruction line whose first token, `%name`, is the
     /// lookahead, when the line has the fast path's shape; returns whether
     /// it did. When it returns `false`, nothing has changed.
+    #[inline(never)]
     pub(in crate::ir::parse) fn fast_instruction(&mut self) -> Result<bool> {
         let result = self.tok;
         let src = self.lex.src();
