@@ -77,11 +77,20 @@
 //!   is dropped first. A handle dropped without `finalize`/`free`/`discard`
 //!   only leaks its bytes until the manager and all handles are gone.
 //! - Running out of address space or of the configured limits is an `Err`.
+//!
+//! A dropped manager's prepared dual-view reservation, cleaned (every byte
+//! zero, the prepared layout), goes to a small process-wide pool, and the
+//! next manager of the same size [prepared](MemoryManager::prepare) takes
+//! it: a fresh engine then costs no system call and its first module no
+//! page fault. Conditions and the safety argument: `memory/pool.rs`
+//! ([`release_pooled`] empties the pool).
 
 mod free_list;
 mod os;
 mod packed;
+mod pool;
 pub use packed::PackedSection;
+pub use pool::{release_pooled, POOL_MAX};
 
 use crate::error::{Error, Result};
 use free_list::{align_up, FreeList};
@@ -629,7 +638,9 @@ impl MemoryManager {
     /// anonymous executable memory.
     pub fn set_mapping(&mut self, mapping: CodeMapping) {
         if mapping != self.config.mapping && self.unused() {
-            self.reservations.clear();
+            for res in std::mem::take(&mut self.reservations) {
+                self.retire(res);
+            }
         }
         self.config.mapping = mapping;
     }
@@ -644,45 +655,69 @@ impl MemoryManager {
     /// kind its first chunk of pages (data pages also in Protect mode), so
     /// that loading and finalizing the first modules needs no system call:
     /// an engine calls this when it is created. Pages that nothing writes
-    /// cost no memory. Idempotent; on an error the manager stays usable
+    /// cost no memory. With two views, a reservation a dropped manager of
+    /// the same size left in the pool is taken instead of a new one: no
+    /// system call at all, and its pages are already there (zeroed). See
+    /// `memory/pool.rs`. Idempotent; on an error the manager stays usable
     /// (the first allocation tries again).
     pub fn prepare(&mut self) -> Result<()> {
         if !self.reservations.is_empty() {
             return Ok(());
         }
-        let r = self.reserve()?;
-        let chunk = SHARED_CHUNK_PAGES * self.page;
-        for kind in [SectionKind::Text, SectionKind::Rodata, SectionKind::Data] {
+        // A prepared reservation a dropped manager left in the pool has
+        // these very chunks mapped, every byte zero: only the bookkeeping
+        // is new.
+        let (r, mapped) = match self.take_pooled() {
+            Some(r) => (r, true),
+            None => (self.reserve()?, false),
+        };
+        for (kind, bytes) in self.prepared_chunks() {
             if self.reservations[r as usize].shares(kind) {
-                // Data gets a big first chunk (an eighth of the
-                // reservation, at most PREPARED_DATA): zero-initialized
-                // arrays of the first modules fit without a mapping.
-                let bytes = match kind {
-                    SectionKind::Data => ((self.config.reservation_size / 8) & !(self.page - 1))
-                        .clamp(chunk, PREPARED_DATA.max(chunk)),
-                    _ => chunk,
-                };
-                self.open_shared_chunk(r, kind, bytes)?;
+                self.open_shared_chunk(r, kind, bytes, mapped)?;
             }
         }
         Ok(())
     }
 
+    /// The chunks [`Self::prepare`] gives each kind, in the order it takes
+    /// them from a fresh reservation. Data gets a big first chunk (an
+    /// eighth of the reservation, at most `PREPARED_DATA`):
+    /// zero-initialized arrays of the first modules fit without a mapping.
+    fn prepared_chunks(&self) -> [(SectionKind, usize); 3] {
+        let chunk = SHARED_CHUNK_PAGES * self.page;
+        let data = ((self.config.reservation_size / 8) & !(self.page - 1))
+            .clamp(chunk, PREPARED_DATA.max(chunk));
+        [
+            (SectionKind::Text, chunk),
+            (SectionKind::Rodata, chunk),
+            (SectionKind::Data, data),
+        ]
+    }
+
     /// Gives a fresh chunk of pages of reservation `r` to `kind` (which
     /// it [shares](Reservation::shares)): mapped with the kind's final
-    /// protection, all of it free space of the kind.
-    fn open_shared_chunk(&mut self, r: u32, kind: SectionKind, bytes: usize) -> Result<()> {
+    /// protection (unless `mapped` says a pooled reservation has them so
+    /// already), all of it free space of the kind.
+    fn open_shared_chunk(
+        &mut self,
+        r: u32,
+        kind: SectionKind,
+        bytes: usize,
+        mapped: bool,
+    ) -> Result<()> {
         let page = self.page;
         let res = &mut self.reservations[r as usize];
         let Some(start) = Self::take_pages(res, page, bytes, page) else {
             return Ok(());
         };
-        if let Err(e) = Self::open_pages(res, kind, start, bytes) {
-            Self::lose_or_pool(res, page, start, bytes);
-            return Err(Error::Runtime(format!(
-                "out of JIT memory: cannot map {bytes} bytes of {}: {e}",
-                kind.name()
-            )));
+        if !mapped {
+            if let Err(e) = Self::open_pages(res, kind, start, bytes) {
+                Self::lose_or_pool(res, page, start, bytes);
+                return Err(Error::Runtime(format!(
+                    "out of JIT memory: cannot map {bytes} bytes of {}: {e}",
+                    kind.name()
+                )));
+            }
         }
         let first = (start - res.map.base) / page;
         for p in &mut res.pages[first..first + bytes / page] {

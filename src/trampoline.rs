@@ -191,18 +191,14 @@ pub struct Trampolines {
     _code: Code,
 }
 
+/// The stubs' sections and their manager. Fields drop in order: the
+/// section handles go first, so that the manager finds its reservation
+/// unreferenced and can pool it for the next executor, zeroing the stubs'
+/// page then instead of giving the page back and faulting it in again
+/// (`memory/pool.rs`).
 struct Code {
-    mm: crate::memory::MemoryManager,
-    sections: Vec<crate::memory::FinalizedSection>,
-}
-
-impl Drop for Code {
-    fn drop(&mut self) {
-        for s in self.sections.drain(..) {
-            // Best effort: the mapping goes with the manager anyway.
-            let _ = self.mm.free(s);
-        }
-    }
+    _sections: Vec<crate::memory::FinalizedSection>,
+    _mm: crate::memory::MemoryManager,
 }
 
 /// Copies `code` into fresh text of `mm`, finalized (R+X).
@@ -240,6 +236,10 @@ impl Trampolines {
             max_reservations: 1,
             ..Default::default()
         })?;
+        // Best effort (the first install tries again): takes a pooled
+        // reservation of a dropped executor if there is one, with the
+        // stubs' page already there.
+        let _ = mm.prepare();
         let mut sections = Vec::new();
         let mut put =
             |mm: &mut crate::memory::MemoryManager, code: Option<Vec<u8>>| -> Result<u64> {
@@ -273,7 +273,10 @@ impl Trampolines {
             trap_stub: (trap_stub != 0).then_some(trap_stub),
             trampoline,
             _frames: frames,
-            _code: Code { mm, sections },
+            _code: Code {
+                _sections: sections,
+                _mm: mm,
+            },
         })
     }
 

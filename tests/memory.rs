@@ -958,3 +958,175 @@ fn many_small_modules_through_the_registry() {
     assert!(pages[0] <= 20, "dual view: {} pages", pages[0]);
     assert!(pages[1] >= 600, "protect: {} pages", pages[1]);
 }
+
+/// A config whose reservation size no other test uses, so that the
+/// process-wide pool of released reservations (bounded per size) holds
+/// only this test's reservations of that size.
+fn pool_config(pages: usize, mapping: CodeMapping) -> MemoryConfig {
+    let page = manager().page_size();
+    MemoryConfig {
+        reservation_size: pages * page,
+        max_reservations: 4,
+        mapping,
+    }
+}
+
+/// A prepared manager of `config`.
+fn prepared(config: MemoryConfig) -> MemoryManager {
+    let mut mm = MemoryManager::new(config).unwrap();
+    mm.prepare().unwrap();
+    mm
+}
+
+/// Places a `len`-byte section of `kind` in `b` and returns it with its
+/// reservation's range.
+fn place(
+    mm: &mut MemoryManager,
+    b: &mut LoadBatch,
+    kind: SectionKind,
+    len: usize,
+) -> (SectionRef, (usize, usize)) {
+    let r = mm.allocate(b, kind, len, mm.page_size()).unwrap();
+    let range = mm.reservation_range(b.reservation(r).unwrap()).unwrap();
+    (r, range)
+}
+
+/// A prepared dual-view reservation whose manager is dropped (its section
+/// handles dropped first, unfreed, as an engine drops its modules) goes
+/// to the pool, and the next prepared manager of the same size takes it:
+/// same range, the same free space as a fresh prepared manager, every
+/// byte of every chunk zero although the first manager wrote text, rodata
+/// and data across several pages, nothing writable and executable, and
+/// code placed there runs. A manager that switches to the `mprotect`
+/// fallback before using its reservation gives it to the pool too, and
+/// works on with a fallback reservation; `release_pooled` empties the pool.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn released_reservations_are_reused_clean() {
+    let config = pool_config(4099, CodeMapping::DualView);
+    let mut a = prepared(config);
+    if !is_dual(&a) {
+        return;
+    }
+    let page = a.page_size();
+    let mut b = a.begin_batch();
+    let (t, range) = place(&mut a, &mut b, SectionKind::Text, 3 * page + 5);
+    let (r, _) = place(&mut a, &mut b, SectionKind::Rodata, page + 9);
+    let (d, _) = place(&mut a, &mut b, SectionKind::Data, 2 * page + 1);
+    for (s, v) in [(t, 0xc3), (r, 0xab), (d, 0x5a)] {
+        b.bytes_mut(s).unwrap().fill(v);
+    }
+    let fin = a.finalize(b).unwrap();
+    let data = fin.get(d).unwrap().as_ptr() as *mut u8;
+    // SAFETY: the data section is RW where it runs and 2 pages + 1 long;
+    // running code would write it so.
+    unsafe { data.add(page).write(7) };
+    drop(fin);
+    drop(a);
+
+    let mut b = prepared(config);
+    let fresh = prepared(config);
+    assert_eq!(
+        b.stats(),
+        fresh.stats(),
+        "starts as a fresh prepared manager"
+    );
+    let mut batch = b.begin_batch();
+    let chunk = 16 * page;
+    for kind in [SectionKind::Text, SectionKind::Rodata, SectionKind::Data] {
+        let len = if kind == SectionKind::Data {
+            b.stats().data_free_bytes
+        } else {
+            chunk
+        };
+        let (s, got) = place(&mut b, &mut batch, kind, len);
+        assert_eq!(got, range, "{kind:?}: the pooled reservation");
+        assert!(
+            batch.bytes(s).unwrap().iter().all(|&x| x == 0),
+            "{kind:?}: a pooled chunk reads as zero"
+        );
+    }
+    b.discard(batch).unwrap();
+    assert_no_wx("reusing a pooled reservation");
+    let mut batch = b.begin_batch();
+    let s = fill(&mut b, &mut batch, SectionKind::Text, &ret_i32(9));
+    assert_eq!(batch.address(s), Some(range.0), "its text chunk");
+    let text = b.finalize(batch).unwrap().take(s).unwrap();
+    assert_eq!(call_i32(&text), 9);
+    b.free(text).unwrap();
+    drop(b);
+
+    // Prepared, then switched to the fallback before any section: its
+    // reservation goes to the pool (taken by the next dual-view manager)
+    // and the fallback works.
+    let mut p = prepared(config);
+    assert!(is_dual(&p));
+    p.set_mapping(CodeMapping::Protect);
+    let mut c = prepared(config);
+    let mut batch = c.begin_batch();
+    let (s, got) = place(&mut c, &mut batch, SectionKind::Text, 8);
+    let _ = s;
+    c.discard(batch).unwrap();
+    let mut batch = p.begin_batch();
+    let s = fill(&mut p, &mut batch, SectionKind::Text, &ret_i32(4));
+    let text = p.finalize(batch).unwrap().take(s).unwrap();
+    assert_eq!((call_i32(&text), is_dual(&p)), (4, false));
+    assert!(!(got.0..got.0 + got.1).contains(&text.address()));
+    p.free(text).unwrap();
+    assert_no_wx("the fallback after pooling");
+    drop((c, fresh, p));
+    assert!(kiln::memory::release_pooled() >= 2);
+}
+
+/// A reservation that a section handle still refers to when its manager
+/// is dropped is not pooled: the section keeps its bytes and runs, and the
+/// next manager of that size gets another reservation.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+#[test]
+fn referenced_reservations_are_not_pooled() {
+    let config = pool_config(4101, CodeMapping::DualView);
+    let mut a = prepared(config);
+    let mut b = a.begin_batch();
+    let s = fill(&mut a, &mut b, SectionKind::Text, &ret_i32(5));
+    let text = a.finalize(b).unwrap().take(s).unwrap();
+    drop(a);
+    let mut n = prepared(config);
+    let mut b = n.begin_batch();
+    let (_, range) = place(&mut n, &mut b, SectionKind::Text, 8);
+    n.discard(b).unwrap();
+    assert!(!(range.0..range.0 + range.1).contains(&text.address()));
+    assert_eq!(text.bytes(), Some(&ret_i32(5)[..]));
+    assert_eq!(call_i32(&text), 5);
+}
+
+/// A registry (an engine's) pools its reservation when dropped: it drops
+/// its modules' section handles before its memory manager, so the next
+/// registry of the same memory configuration loads into the same
+/// reservation, with no system call.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+#[test]
+fn a_dropped_registry_leaves_its_reservation_to_the_next() {
+    use kiln::executor::InProcessExecutor;
+    use kiln::registry::Registry;
+    use std::sync::Arc;
+    let ex = Arc::new(InProcessExecutor::new(None).unwrap());
+    let config = pool_config(4103, CodeMapping::DualView);
+    let mut addrs = Vec::new();
+    for k in 0..2 {
+        let mut reg = Registry::new("x86_64", ex.clone(), config).unwrap();
+        if reg.memory().stats().dual_view_reservations == 0 {
+            return;
+        }
+        let m = kiln::ir::parse::parse_module("m.kir", &tiny_module(k)).unwrap();
+        let id = reg.add(m).unwrap();
+        reg.finalize_from(&[id]).unwrap();
+        let (addr, _, _pin) = reg.function(&format!("g{k}")).unwrap();
+        // SAFETY: `@g{k}` is a finalized `() -> i64` kept by `reg`.
+        let f: extern "C" fn() -> i64 = unsafe { std::mem::transmute(addr as usize) };
+        assert_eq!(f(), k as i64 + 1, "its data starts at zero");
+        addrs.push(addr as usize);
+        if let Some(&first) = addrs.first() {
+            assert!(reg.memory().reservation_of(first).is_some());
+        }
+    }
+}
