@@ -782,6 +782,70 @@ fn fast_path_lines_parse_as_the_general_path_does() {
     );
 }
 
+/// Names of a large function resolve as in a small one: the parser's
+/// cache of short names grows past its first size (and the table is
+/// reserved ahead); every use finds its definition, short and long names
+/// alike (long ones are never cached), and a late duplicate is still an
+/// error.
+#[test]
+fn names_of_large_functions_resolve() {
+    let n = 5000;
+    let mut src =
+        String::from("func @f(%a: i64) -> i64 {\nentry:\n    %long_name_0 = add.i64 %a, 1\n");
+    for i in 1..n {
+        // Short names, a long one every tenth, a forward use every 97th.
+        let prev = if i % 10 == 1 {
+            format!("long_name_{}", i - 1)
+        } else {
+            format!("x{}", i - 1)
+        };
+        let name = if i % 10 == 0 {
+            format!("long_name_{i}")
+        } else {
+            format!("x{i}")
+        };
+        let other = if i % 97 == 0 { "%later" } else { "%a" };
+        src.push_str(&format!("    %{name} = add.i64 %{prev}, {other}\n"));
+    }
+    src.push_str(&format!(
+        "    %later = add.i64 %x{}, 2\n    ret %later\n}}\n",
+        n - 1
+    ));
+    let m = parse(&src);
+    let f = &m.funcs[0];
+    let insts = &f.blocks[0].insts;
+    assert_eq!(insts.len(), n + 2);
+    let later = f.insts[insts[n].index()].result.unwrap();
+    assert_eq!(f.value_name(later), Some("later"));
+    for k in 1..n {
+        let (prev, this) = (&f.insts[insts[k - 1].index()], &f.insts[insts[k].index()]);
+        let InstKind::Binary { args } = this.kind else {
+            panic!("instruction {k}: {:?}", this.kind)
+        };
+        assert_eq!(
+            args[0],
+            Operand::Value(prev.result.unwrap()),
+            "instruction {k}"
+        );
+        let want_other = if k % 97 == 0 { later } else { f.params[0] };
+        assert_eq!(args[1], Operand::Value(want_other), "instruction {k}");
+        let want_name = if k % 10 == 0 {
+            format!("long_name_{k}")
+        } else {
+            format!("x{k}")
+        };
+        assert_eq!(f.value_name(this.result.unwrap()), Some(want_name.as_str()));
+    }
+    let dup = src.replace(
+        "    %later = add",
+        "    %x4321 = add.i64 %a, 3\n    %later = add",
+    );
+    assert_eq!(
+        err(&dup),
+        format!("{}:5: value %x4321 is defined twice", n + 3)
+    );
+}
+
 /// The fast path for function headers builds exactly what the general
 /// path builds (parameters, their source locations, the signature); the
 /// headers it declines (a comment, a body on the same line, too many
