@@ -28,6 +28,24 @@
 //! heap allocation, no hashing, no sorting. The register file
 //! ([`crate::regalloc::MachineEnv`]) is built once per target.
 //!
+//! ## The `speed` tier's back end
+//! An optimized module (`--opt speed`, [`crate::opt`]) is compiled by the
+//! same rule as any other: the single-pass generator where the backend has
+//! one (x86-64), the pipeline here otherwise (AArch64, and a function the
+//! generator declines). Optimized modules used to take the pipeline always,
+//! on the idea that its splitting allocator pays where the passes leave
+//! tight loops. Measured (the report's code table, `--quick
+//! --only code`, twice each, kiln-speed ÷ Cranelift speed), the generator
+//! as the speed tier's back end gave the same code: geomean 0.80/0.81
+//! against 0.81/0.81 with the pipeline, max 1.29/1.30 against 1.28/1.29
+//! (digits); per program within ±0.05 except sieve 0.92 against 0.83, lcs
+//! 1.07 against 1.01 (slower) and poly 0.98 against 1.05 (faster). No
+//! program lost enough for a per-function rule (loops, register pressure)
+//! to pay for itself, while the generator costs a fraction of the pipeline
+//! (callgrind, fresh engine, per module at `speed`: nbody 1,080k → 765k
+//! host instructions, fib 98.5k → 75.0k, calls 261k → 211k, poly 188k →
+//! 137k). `KILN_NO_FAST=1` still sends everything through the pipeline.
+//!
 //! Invariant: nothing here knows an instruction encoding or a register name;
 //! a backend passes in whatever differs.
 
@@ -125,9 +143,10 @@ impl<X: Codegen> CompileCtx<X> {
     }
 
     /// Compiles function `sym` into `out`: through the single-pass
-    /// generator when the module is not optimized and the backend supports
-    /// the function, else through lowering, register allocation (with the
-    /// symbolic checker when `check`) and emission.
+    /// generator when the backend supports the function (at either opt
+    /// level: see "The `speed` tier's back end" in the module docs), else
+    /// through lowering, register allocation (with the symbolic checker
+    /// when `check`) and emission.
     pub fn compile(
         &mut self,
         module: &Module,
@@ -137,7 +156,7 @@ impl<X: Codegen> CompileCtx<X> {
     ) -> Result<()> {
         let (data, func) = crate::isa::defined_function(module, sym)?;
         self.dec.compute(module, func)?;
-        if !module.optimized && !fast_path_disabled() {
+        if !fast_path_disabled() {
             if let Some(r) =
                 X::compile_fast(&mut self.fast, &self.dec, module, data, func, check, out)
             {

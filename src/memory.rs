@@ -90,7 +90,7 @@ mod os;
 mod packed;
 mod pool;
 pub use packed::PackedSection;
-pub use pool::{release_pooled, POOL_MAX};
+pub use pool::{pooled_reservations, release_pooled, POOL_MAX};
 
 use crate::error::{Error, Result};
 use free_list::{align_up, FreeList};

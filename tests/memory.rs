@@ -1130,3 +1130,45 @@ fn a_dropped_registry_leaves_its_reservation_to_the_next() {
         }
     }
 }
+
+/// The pool keeps at most `POOL_MAX` reservations of a size, and only
+/// clean prepared ones: a reservation that grew past its prepared chunks,
+/// or whose manager never prepared it, is unmapped.
+#[cfg(target_os = "linux")]
+#[test]
+fn the_pool_is_bounded_and_takes_only_prepared_reservations() {
+    use kiln::memory::{pooled_reservations, POOL_MAX};
+    let config = pool_config(4111, CodeMapping::DualView);
+    let size = config.reservation_size;
+    let probe = prepared(config);
+    if !is_dual(&probe) {
+        return;
+    }
+    drop(probe);
+    assert_eq!(pooled_reservations(size), 1);
+    let many: Vec<MemoryManager> = (0..POOL_MAX + 2).map(|_| prepared(config)).collect();
+    assert_eq!(pooled_reservations(size), 0, "taken by the first");
+    drop(many);
+    assert_eq!(pooled_reservations(size), POOL_MAX);
+
+    // Grown past the prepared text chunk: not pooled.
+    let mut grown = prepared(config);
+    assert_eq!(pooled_reservations(size), POOL_MAX - 1);
+    let mut b = grown.begin_batch();
+    let page = grown.page_size();
+    let r = grown
+        .allocate(&mut b, SectionKind::Text, 20 * page, 16)
+        .unwrap();
+    let _ = r;
+    grown.discard(b).unwrap();
+    drop(grown);
+    assert_eq!(pooled_reservations(size), POOL_MAX - 1);
+
+    // Never prepared (its first allocation reserved it): not pooled.
+    let mut plain = MemoryManager::new(config).unwrap();
+    let mut b = plain.begin_batch();
+    fill(&mut plain, &mut b, SectionKind::Text, &ret_i32(1));
+    plain.discard(b).unwrap();
+    drop(plain);
+    assert_eq!(pooled_reservations(size), POOL_MAX - 1);
+}

@@ -107,11 +107,18 @@ fn err<E: std::fmt::Display>(e: E) -> String {
 
 /// A new JIT module for the host with `opts`; `symbols` are host symbols
 /// (looked up before the process's own), the trap function is `trap`.
+///
+/// First gives back the reservations kiln keeps for its next engines
+/// ([`kiln::memory::release_pooled`]): `JITModule` maps its code page
+/// by page wherever the system puts it and reaches other functions with
+/// 32-bit displacements, so a pooled gigabyte between two of its pages
+/// puts them out of each other's reach (its relocation then panics).
 pub fn new_jit(
     opts: ClifOpts,
     trap: extern "C" fn(i32),
     symbols: &[(&str, *const u8)],
 ) -> ClifResult<JITModule> {
+    kiln::memory::release_pooled();
     let mut flags = settings::builder();
     flags.set("opt_level", opts.opt_level).map_err(err)?;
     flags

@@ -46,8 +46,10 @@ use crate::compiled::CompiledModule;
 use crate::error::{TrapFrame, MAX_BACKTRACE};
 use crate::memory::FinalizedSection;
 use lines::LineTable;
+use std::alloc::Layout;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
+use std::ptr::NonNull;
 use std::sync::Arc;
 
 /// What an engine tells debuggers and profilers about the code it
@@ -78,21 +80,140 @@ impl Default for DebugOptions {
     }
 }
 
-/// What the debug registry keeps of one finalized module with code (24
+/// What the debug registry keeps of one finalized module with code (16
 /// bytes in its bucket and one buffer).
 struct ModuleRecord {
     /// The `.eh_frame` table (if `frames`), then the module's file name
     /// and its functions (see [`ModuleRecord::pack`]).
-    data: Box<[u8]>,
+    data: RecordBytes,
     /// Length of the text in bytes.
     len: u32,
     /// Target address of the module's text less its bucket's first
     /// address.
     offset: u16,
-    /// Whether `data` starts with a zero-terminated `.eh_frame` table,
-    /// registered with the system unwinder through its bucket while this
-    /// record lives.
-    frames: bool,
+}
+
+/// A record's bytes in one allocation behind one pointer (a `Box<[u8]>`
+/// takes two; a REPL session keeps tens of thousands of records): the
+/// `.eh_frame` table, if any (its entries' length words say where it
+/// ends), then the ULEB128 length of the rest, then the rest. The
+/// allocation is 8-aligned, as the unwinder reads the table's entries;
+/// the pointer's low bit says whether the table is there.
+struct RecordBytes(NonNull<u8>);
+
+/// The bit of [`RecordBytes`]' pointer that says it starts with a table.
+const HAS_TABLE: usize = 1;
+
+// SAFETY: `RecordBytes` owns its allocation (like a `Box<[u8]>`): nothing
+// else points into it but the unwinder's registration, which only reads.
+unsafe impl Send for RecordBytes {}
+// SAFETY: as for `Send`; `&RecordBytes` only reads.
+unsafe impl Sync for RecordBytes {}
+
+impl RecordBytes {
+    /// The table `eh` (a zero-terminated `.eh_frame` table of entries, or
+    /// empty) and `rest`.
+    fn new(eh: &[u8], rest: &[u8]) -> RecordBytes {
+        let (mut buf, mut k, mut n) = ([0u8; 10], 0, rest.len());
+        loop {
+            buf[k] = (n & 0x7f) as u8;
+            n >>= 7;
+            if n == 0 {
+                k += 1;
+                break;
+            }
+            buf[k] |= 0x80;
+            k += 1;
+        }
+        let layout = Self::layout(eh.len() + k + rest.len());
+        // SAFETY: the layout's size is at least 1 (the length byte).
+        let Some(p) = NonNull::new(unsafe { std::alloc::alloc(layout) }) else {
+            std::alloc::handle_alloc_error(layout)
+        };
+        // SAFETY: `p` is valid for writes of all three parts, which do not
+        // overlap a new allocation.
+        unsafe {
+            let p = p.as_ptr();
+            std::ptr::copy_nonoverlapping(eh.as_ptr(), p, eh.len());
+            std::ptr::copy_nonoverlapping(buf.as_ptr(), p.add(eh.len()), k);
+            std::ptr::copy_nonoverlapping(rest.as_ptr(), p.add(eh.len() + k), rest.len());
+        }
+        let tag = if eh.is_empty() { 0 } else { HAS_TABLE };
+        RecordBytes(p.map_addr(|a| a | tag))
+    }
+
+    fn layout(len: usize) -> Layout {
+        Layout::from_size_align(len, 8).expect("a debug record is smaller than the address space")
+    }
+
+    fn base(&self) -> *mut u8 {
+        self.0.as_ptr().map_addr(|a| a & !HAS_TABLE)
+    }
+
+    /// Bytes of the `.eh_frame` table (with its terminator), and where
+    /// the rest starts and its length.
+    fn split(&self) -> (usize, usize, usize) {
+        let p = self.base();
+        let mut at = 0;
+        if self.0.as_ptr().addr() & HAS_TABLE != 0 {
+            loop {
+                // SAFETY: `new` wrote a table of entries here, each a
+                // 4-byte length and that many bytes, ended by a 0 length,
+                // all inside the allocation; entries are 4-aligned.
+                let len = unsafe { p.add(at).cast::<u32>().read() } as usize;
+                at += 4;
+                if len == 0 {
+                    break;
+                }
+                at += len;
+            }
+        }
+        let (mut n, mut shift, mut k) = (0usize, 0, 0);
+        loop {
+            // SAFETY: `new` wrote a complete ULEB128 number after the
+            // table, inside the allocation.
+            let b = unsafe { p.add(at + k).read() };
+            k += 1;
+            n |= usize::from(b & 0x7f) << shift;
+            shift += 7;
+            if b & 0x80 == 0 {
+                break;
+            }
+        }
+        (at, at + k, n)
+    }
+
+    /// The `.eh_frame` table (empty if there is none).
+    fn table(&self) -> &[u8] {
+        let (eh, _, _) = self.split();
+        // SAFETY: `new` initialized these bytes; they live as long as
+        // `self`, and `&self` keeps them from being written.
+        unsafe { std::slice::from_raw_parts(self.base(), eh) }
+    }
+
+    /// [`RecordBytes::table`], to patch before it is registered.
+    fn table_mut(&mut self) -> &mut [u8] {
+        let (eh, _, _) = self.split();
+        // SAFETY: as for `table`; `&mut self` makes the access unique.
+        unsafe { std::slice::from_raw_parts_mut(self.base(), eh) }
+    }
+
+    /// The bytes after the table.
+    fn rest(&self) -> &[u8] {
+        let (_, at, n) = self.split();
+        // SAFETY: as for `table`.
+        unsafe { std::slice::from_raw_parts(self.base().add(at), n) }
+    }
+}
+
+impl Drop for RecordBytes {
+    fn drop(&mut self) {
+        let (_, at, n) = self.split();
+        // SAFETY: `new` allocated this block with this layout (its size
+        // is what `split` reads back from the bytes `new` wrote), and it
+        // is freed only here.
+        unsafe { std::alloc::dealloc(self.base(), Self::layout(at + n)) }
+    }
 }
 
 /// The modules whose text starts in one 4 KiB of target addresses.
@@ -167,7 +288,7 @@ impl Bucket {
             // Every record has a table (the usual case).
             return i;
         }
-        self.records[..i].iter().filter(|r| r.frames).count()
+        self.records[..i].iter().filter(|r| r.frames()).count()
     }
 
     /// Puts `record` at index `i` (replacing the record there when
@@ -177,13 +298,13 @@ impl Bucket {
         if replace {
             self.take(i);
         }
-        if record.frames {
+        if record.frames() {
             let t = self.table_index(i);
             if self.tables.is_empty() {
                 self.tables.push(0);
             }
             reserve_quarter(&mut self.tables);
-            self.tables.insert(t, record.data.as_ptr() as usize);
+            self.tables.insert(t, record.data.table().as_ptr() as usize);
         }
         reserve_quarter(&mut self.records);
         self.records.insert(i, record);
@@ -192,7 +313,7 @@ impl Bucket {
     /// Removes record `i`; the bucket must be deregistered.
     fn take(&mut self, i: usize) {
         debug_assert!(!self.registered);
-        if self.records[i].frames {
+        if self.records[i].frames() {
             let t = self.table_index(i);
             self.tables.remove(t);
             if self.tables.len() == 1 {
@@ -262,22 +383,11 @@ impl ModuleRecord {
         5 + debug.file.len() + funcs
     }
 
-    /// Bytes of `data` that are the `.eh_frame` table: its entries up to
-    /// and with the zero terminator (each entry starts with its length).
-    fn frames_len(&self) -> usize {
-        if !self.frames {
-            return 0;
-        }
-        let mut at = 0;
-        while let Some(len) = self.data.get(at..at + 4) {
-            let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-            at += 4;
-            if len == 0 {
-                break;
-            }
-            at += len;
-        }
-        at.min(self.data.len())
+    /// Whether the record starts with a zero-terminated `.eh_frame`
+    /// table, registered with the system unwinder through its bucket
+    /// while the record lives.
+    fn frames(&self) -> bool {
+        self.data.0.as_ptr().addr() & HAS_TABLE != 0
     }
 
     /// The file name (interned in `files`, or in the record) and the
@@ -286,7 +396,7 @@ impl ModuleRecord {
         &'a self,
         files: &'a [Arc<str>],
     ) -> (&'a str, impl Iterator<Item = RecordFunc<'a>>) {
-        let mut at = self.data.get(self.frames_len()..).unwrap_or(&[]);
+        let mut at = self.data.rest();
         let tag = lines::read_uleb(&mut at).unwrap_or(0);
         let file = match usize::try_from(tag / 2) {
             Ok(i) if tag % 2 == 1 => files.get(i).map_or(&b"?"[..], |f| f.as_bytes()),
@@ -475,40 +585,33 @@ impl DebugRegistry {
                 gdb = self.register(&debug, start, code, &mut data);
             }
         }
-        let mut frames = data.len();
+        let frames = data.len();
         let interned = self.intern(&debug.file);
         ModuleRecord::pack(&debug, interned, &mut data);
-        let scratch = data;
-        let mut data: Box<[u8]> = scratch[..].into();
-        self.scratch = scratch;
+        let (eh, rest) = data.split_at(frames);
+        let mut bytes = RecordBytes::new(eh, rest);
         if frames > 0 {
             // The FDEs name the shared CIE; where it is out of their
             // reach, the table gets a CIE of its own.
             let isa = unwind::UnwindIsa::host();
             let linked = isa.is_some_and(|isa| {
-                unwind::point_at_cie(&mut data[..frames], unwind::shared_cie(isa).as_ptr())
+                unwind::point_at_cie(bytes.table_mut(), unwind::shared_cie(isa).as_ptr())
             });
             if !linked {
-                match (isa, text.bytes()) {
+                bytes = match (isa, text.bytes()) {
                     (Some(isa), Some(code)) => {
-                        let mut own = unwind::eh_frame(isa, &unwind_funcs(&debug, start, code));
-                        let eh = own.len();
-                        own.extend_from_slice(&data[frames..]);
-                        frames = eh;
-                        data = own[..].into();
+                        let own = unwind::eh_frame(isa, &unwind_funcs(&debug, start, code));
+                        RecordBytes::new(&own, rest)
                     }
-                    _ => {
-                        data = data[frames..].into();
-                        frames = 0;
-                    }
-                }
+                    _ => RecordBytes::new(&[], rest),
+                };
             }
         }
+        self.scratch = data;
         let record = ModuleRecord {
-            data,
+            data: bytes,
             len: u32::try_from(text.len()).unwrap_or(u32::MAX),
             offset: (start & ((1 << BUCKET_BITS) - 1)) as u16,
-            frames: frames > 0,
         };
         if let Some(g) = gdb {
             self.gdb.insert(start, g);
@@ -758,16 +861,36 @@ mod tests {
     fn record(offset: u16, frames: bool) -> ModuleRecord {
         // An `.eh_frame` of one 8-byte entry and the terminator, then
         // a file name of length 0 (or just the name).
-        let data: Vec<u8> = if frames {
-            vec![4, 0, 0, 0, 9, 9, 9, 9, 0, 0, 0, 0, 0]
+        let eh: &[u8] = if frames {
+            &[4, 0, 0, 0, 9, 9, 9, 9, 0, 0, 0, 0]
         } else {
-            vec![0]
+            &[]
         };
         ModuleRecord {
-            data: data.into(),
+            data: RecordBytes::new(eh, &[0]),
             len: 16,
             offset,
-            frames,
+        }
+    }
+
+    /// Record bytes read back as written, with and without a table and
+    /// at any length (a ULEB128 length of one byte or more), 8-aligned,
+    /// and the table can be patched in place before it is shared.
+    #[test]
+    fn record_bytes_keep_their_bytes() {
+        let table = [8, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 0, 0, 0, 0];
+        for len in [0, 1, 127, 128, 20000] {
+            let rest: Vec<u8> = (0..len).map(|i| (i * 7 + 1) as u8).collect();
+            for eh in [&table[..], &[]] {
+                let mut r = RecordBytes::new(eh, &rest);
+                assert_eq!((r.table(), r.rest()), (eh, &rest[..]));
+                assert_eq!(r.table().as_ptr() as usize % 8, 0);
+                if !eh.is_empty() {
+                    r.table_mut()[4] = 0xee;
+                    assert_eq!(r.table()[4], 0xee);
+                    assert_eq!(r.rest(), &rest[..]);
+                }
+            }
         }
     }
 
@@ -777,8 +900,8 @@ mod tests {
         let mut t: Vec<usize> = b
             .records
             .iter()
-            .filter(|r| r.frames)
-            .map(|r| r.data.as_ptr() as usize)
+            .filter(|r| r.frames())
+            .map(|r| r.data.table().as_ptr() as usize)
             .collect();
         if !t.is_empty() {
             t.push(0);
@@ -791,7 +914,7 @@ mod tests {
     /// `.eh_frame` tables, in any order.
     #[test]
     fn bucket_tables_follow_their_records() {
-        assert!(std::mem::size_of::<ModuleRecord>() <= 24);
+        assert!(std::mem::size_of::<ModuleRecord>() <= 16);
         let mut b = Bucket::new();
         let steps: [(u16, Option<bool>); 12] = [
             (64, Some(true)),
@@ -818,7 +941,7 @@ mod tests {
             let offsets: Vec<u16> = b.records.iter().map(|r| r.offset).collect();
             assert!(offsets.windows(2).all(|w| w[0] < w[1]), "{offsets:?}");
             for r in &b.records {
-                assert_eq!(r.frames_len(), if r.frames { 12 } else { 0 });
+                assert_eq!(r.data.table().len(), if r.frames() { 12 } else { 0 });
             }
         }
         assert!(b.records.is_empty() && b.tables.is_empty());

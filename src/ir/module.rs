@@ -147,9 +147,9 @@ pub struct Module {
     pub funcs: Vec<Function>,
     pub datas: Vec<DataDef>,
     /// Optimized for speed (set by [`crate::opt::optimize_module`] at
-    /// `speed`): the backend then favours code quality over compile speed
-    /// (on x86-64, the register-allocating pipeline rather than the
-    /// single-pass generator). Not part of the module's identity.
+    /// `speed`). The backends compile it like any module (see
+    /// `crate::lower`, "The `speed` tier's back end"). Not part of the
+    /// module's identity.
     pub optimized: bool,
     /// Symbol ids by name (the names stay in `symbols`).
     by_name: StrIndex,

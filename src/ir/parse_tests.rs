@@ -782,11 +782,10 @@ fn fast_path_lines_parse_as_the_general_path_does() {
     );
 }
 
-/// Names of a large function resolve as in a small one: the parser's
-/// cache of short names grows past its first size (and the table is
-/// reserved ahead); every use finds its definition, short and long names
-/// alike (long ones are never cached), and a late duplicate is still an
-/// error.
+/// Names of a large function resolve as in a small one (past the parser's
+/// cache of short names, and with its tables reserved ahead): every use
+/// finds its definition, short and long names alike, and a late duplicate
+/// is still an error.
 #[test]
 fn names_of_large_functions_resolve() {
     let n = 5000;

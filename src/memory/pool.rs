@@ -116,6 +116,15 @@ pub fn release_pooled() -> usize {
     taken.len()
 }
 
+/// How many released reservations of `reservation_size` bytes (a
+/// [`super::MemoryConfig::reservation_size`], rounded to pages) the pool
+/// holds now: for diagnostics and tests.
+pub fn pooled_reservations(reservation_size: usize) -> usize {
+    pool().map_or(0, |p| {
+        p.iter().filter(|m| m.len == reservation_size).count()
+    })
+}
+
 impl MemoryManager {
     /// Takes a pooled reservation of this manager's size as its first
     /// reservation, laid out as [`Self::prepare`] lays out a fresh one but

@@ -217,6 +217,9 @@ fn compact(f: &mut Function, a: &FuncAnalysis, s: &mut Scratch) {
     order.retain(|b| {
         live.block[b.index()] && (b.index() == 0 || !f.blocks[b.index()].insts.is_empty())
     });
+    if is_compact(f, &order, live) {
+        return;
+    }
     let bmap = &mut s.bmap;
     bmap.clear();
     bmap.resize(f.blocks.len(), NONE);
@@ -348,6 +351,52 @@ fn compact(f: &mut Function, a: &FuncAnalysis, s: &mut Scratch) {
         f.for_each_operand_mut(Inst::new(i), rename);
     }
     f.srcmap = src.build();
+}
+
+/// Whether [`compact`] would rebuild `f` as it is: the blocks already in
+/// `order`, every instruction in a block and live, numbered in layout
+/// order, every value live where compaction keeps it (each block
+/// parameter; each result, whose instruction is live) and numbered as
+/// compaction numbers them (function parameters, block parameters in
+/// block order, then results in layout order). A function that no pass
+/// changed (or that `dce` compacted before) passes this check, and
+/// skipping its rebuild saves most of the pass. The operand pools may
+/// still hold lists no instruction refers to; they are never read.
+fn is_compact(f: &Function, order: &[Block], live: &Live) -> bool {
+    if order.len() != f.blocks.len() || order.iter().enumerate().any(|(k, b)| b.index() != k) {
+        return false;
+    }
+    let mut next_value = 0usize;
+    for &p in &f.params {
+        if p.index() != next_value {
+            return false;
+        }
+        next_value += 1;
+    }
+    for bd in &f.blocks {
+        for &p in &bd.params {
+            if p.index() != next_value || !live.value[p.index()] {
+                return false;
+            }
+            next_value += 1;
+        }
+    }
+    let mut next_inst = 0usize;
+    for bd in &f.blocks {
+        for &i in &bd.insts {
+            if i.index() != next_inst || !live.inst[i.index()] {
+                return false;
+            }
+            next_inst += 1;
+            if let Some(r) = f.insts[i.index()].result {
+                if r.index() != next_value {
+                    return false;
+                }
+                next_value += 1;
+            }
+        }
+    }
+    next_inst == f.insts.len() && next_value == f.values.len()
 }
 
 /// The new operand and case pools being filled by [`compact`].

@@ -36,8 +36,9 @@ pub fn growth_budget(size: usize) -> usize {
     size * 4 + 256
 }
 
-/// Runs the pass over every function of `module`.
-pub fn run(module: &mut Module) {
+/// Runs the pass over every function of `module`; whether it inlined a
+/// call or made one direct.
+pub fn run(module: &mut Module) -> bool {
     let any_indirect = module.funcs.iter().any(|f| {
         f.insts.iter().any(|d| {
             matches!(
@@ -51,7 +52,7 @@ pub fn run(module: &mut Module) {
     });
     let mut candidates = take_candidates(module, any_indirect);
     if candidates.iter().all(Option::is_none) && !any_indirect {
-        return;
+        return false;
     }
     let signatures: Vec<Option<Signature>> = if any_indirect {
         module
@@ -65,11 +66,12 @@ pub fn run(module: &mut Module) {
     } else {
         Vec::new()
     };
+    let mut changed = false;
     for f in &mut module.funcs {
         if any_indirect {
-            direct_calls(f, &signatures);
+            changed |= direct_calls(f, &signatures);
         }
-        inline_calls(f, &candidates);
+        changed |= inline_calls(f, &candidates);
     }
     // Put the candidates back (nothing above changes them: they call
     // nothing).
@@ -78,6 +80,7 @@ pub fn run(module: &mut Module) {
             module.funcs[b.index()] = g;
         }
     }
+    changed
 }
 
 /// The body of each inlinable function that some call may reach (a
@@ -191,8 +194,9 @@ fn acyclic_and_reachable(f: &Function) -> bool {
 }
 
 /// `call %p(args)` with `%p = addr @g` of a defined function whose
-/// signature is the call's becomes `call @g(args)`.
-fn direct_calls(f: &mut Function, signatures: &[Option<Signature>]) {
+/// signature is the call's becomes `call @g(args)`; whether any did.
+fn direct_calls(f: &mut Function, signatures: &[Option<Signature>]) -> bool {
+    let mut changed = false;
     for bi in 0..f.blocks.len() {
         for k in 0..f.blocks[bi].insts.len() {
             let i = f.blocks[bi].insts[k];
@@ -228,12 +232,15 @@ fn direct_calls(f: &mut Function, signatures: &[Option<Signature>]) {
                 callee: Callee::Direct(sym),
                 args,
             };
+            changed = true;
         }
     }
+    changed
 }
 
-/// Inlines every call of a candidate in `f`, within the growth budget.
-fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
+/// Inlines every call of a candidate in `f`, within the growth budget;
+/// whether it inlined any.
+fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) -> bool {
     let calls_candidate = f.insts.iter().any(|d| match d.kind {
         InstKind::Call {
             callee: Callee::Direct(sym),
@@ -242,8 +249,9 @@ fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
         _ => false,
     });
     if !calls_candidate {
-        return;
+        return false;
     }
+    let mut changed = false;
     let budget = growth_budget(f.insts.len());
     let mut labels: Option<Labels> = None;
     // Instructions are only appended: the original map keeps locating the
@@ -269,6 +277,7 @@ fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
                 Some(g) if f.insts.len() + g.insts.len() + 4 <= budget => {
                     let labels = labels.get_or_insert_with(|| Labels::of(f));
                     inline_one(f, Block::new(bi), k, g, labels, &mut locs);
+                    changed = true;
                     // The rest of this block moved to a new block, visited
                     // later.
                     break;
@@ -282,6 +291,7 @@ fn inline_calls(f: &mut Function, candidates: &[Option<Function>]) {
         Some(b) => b.build(),
         None => orig,
     };
+    changed
 }
 
 /// Where the locations of appended instructions come from and go to.

@@ -1,6 +1,8 @@
 //! Loop-invariant code motion.
 //!
-//! Every natural loop first gets a preheader: a block outside the loop
+//! Unless no instruction is invariant in its innermost loop (then nothing
+//! would move, and the function is left as it is), every natural loop
+//! first gets a preheader: a block outside the loop
 //! whose only successor is the header and which is the header's only
 //! predecessor from outside (an existing one is used when there is one;
 //! otherwise a new block takes over every entering edge and passes the
@@ -49,6 +51,10 @@ pub fn run_with(f: &mut Function, cache: &mut Analyses) -> bool {
         return false;
     }
     let a = cache.get(f);
+    if !any_invariant(f, a) {
+        // Nothing would move: no preheaders (nor the analyses they cost).
+        return false;
+    }
     if make_preheaders(f, a) {
         cache.invalidate();
     }
@@ -255,29 +261,64 @@ impl LoopTree {
     }
 }
 
-/// Moves each invariant pure instruction to the preheader of the
-/// outermost loop it is invariant in.
-/// Moves invariant instructions into preheaders; whether it moved any.
-fn hoist(f: &mut Function, a: &FuncAnalysis, preheaders: &[Block]) -> bool {
-    let mut hoisted = false;
-    let tree = LoopTree::new(a);
+/// The block of each instruction of `f`'s blocks (`NONE` for orphans).
+fn inst_blocks(f: &Function) -> Vec<u32> {
     let mut inst_block = vec![NONE; f.insts.len()];
     for (b, bd) in f.blocks.iter().enumerate() {
         for &i in &bd.insts {
             inst_block[i.index()] = b as u32;
         }
     }
-    let def_block = |f: &Function, inst_block: &[u32], op: Operand| -> Option<Block> {
-        let Operand::Value(v) = op else { return None };
-        match f.values[v.index()].def {
-            ValueDef::FuncParam(_) => Some(f.entry()),
-            ValueDef::BlockParam(b, _) => Some(b),
-            ValueDef::Inst(i) => match inst_block.get(i.index()) {
-                Some(&b) if b != NONE => Some(Block(b)),
-                _ => None,
-            },
-        }
-    };
+    inst_block
+}
+
+/// The block defining `op` (`None` for a literal or an orphan's result).
+fn def_block(f: &Function, inst_block: &[u32], op: Operand) -> Option<Block> {
+    let Operand::Value(v) = op else { return None };
+    match f.values[v.index()].def {
+        ValueDef::FuncParam(_) => Some(f.entry()),
+        ValueDef::BlockParam(b, _) => Some(b),
+        ValueDef::Inst(i) => match inst_block.get(i.index()) {
+            Some(&b) if b != NONE => Some(Block(b)),
+            _ => None,
+        },
+    }
+}
+
+/// Whether [`hoist`] may move something: `f` has a candidate (pure, not a
+/// terminator, not `addr`) whose operands are all defined outside its
+/// innermost loop. The first instruction [`hoist`] moves is such a
+/// candidate (those after it may depend on moved ones), so when there is
+/// none the pass changes nothing and need not add preheaders.
+fn any_invariant(f: &Function, a: &FuncAnalysis) -> bool {
+    let inst_block = inst_blocks(f);
+    let tree = LoopTree::new(a);
+    a.rpo.order().iter().any(|&b| {
+        let Some(inner) = a.loops.innermost_loop(b) else {
+            return false;
+        };
+        f.blocks[b.index()].insts.iter().any(|&i| {
+            let d = &f.insts[i.index()];
+            super::is_pure(d)
+                && !d.opcode.is_terminator()
+                && d.opcode != crate::ir::Opcode::Addr
+                && f.operands(i).iter().all(|&op| {
+                    def_block(f, &inst_block, op).is_none_or(|db| {
+                        !a.loops
+                            .innermost_loop(db)
+                            .is_some_and(|dl| tree.contains(inner, dl))
+                    })
+                })
+        })
+    })
+}
+
+/// Moves each invariant pure instruction to the preheader of the
+/// outermost loop it is invariant in; whether it moved any.
+fn hoist(f: &mut Function, a: &FuncAnalysis, preheaders: &[Block]) -> bool {
+    let mut hoisted = false;
+    let tree = LoopTree::new(a);
+    let mut inst_block = inst_blocks(f);
     for &b in a.rpo.order() {
         let Some(inner) = a.loops.innermost_loop(b) else {
             continue;

@@ -5,7 +5,8 @@
 //! The pipeline ([`SPEED`]), one file per pass, each linear or near-linear
 //! in the size of the function:
 //! - [`inline`]: small, leaf, loop-free, trap-free `local` functions are
-//!   copied into their callers;
+//!   copied into their callers; then [`prune`] drops the `local`
+//!   functions nothing reaches any more;
 //! - [`fold`]: constant folding and algebraic simplification, branches on
 //!   constants, block parameters that always receive the same value;
 //! - [`gvn`]: dominator-scoped value numbering (common subexpressions);
@@ -40,6 +41,7 @@ pub mod labels;
 pub mod licm;
 pub mod loads;
 pub mod magic;
+pub mod prune;
 pub mod subst;
 pub mod table;
 
@@ -222,7 +224,9 @@ fn run_passes_in(module: &mut Module, passes: &[Pass], cx: &mut Ctx) {
     let mut rest = passes;
     while !rest.is_empty() {
         if rest[0] == Pass::Inline {
-            inline::run(module);
+            if inline::run(module) {
+                prune::run(module);
+            }
             rest = &rest[1..];
             continue;
         }

@@ -73,28 +73,22 @@ pub(super) struct FuncScratch {
     short: ShortNames,
 }
 
-/// Slots of a fresh [`ShortNames`] (a power of two), and the most it
-/// grows to: past `SHORT_MAX_SLOTS * 3 / 4` names it stops caching.
+/// Slots of [`ShortNames`] (a power of two) and how many it fills before
+/// it stops caching.
 const SHORT_SLOTS: usize = 64;
-const SHORT_MAX_SLOTS: usize = 1 << 17;
+const SHORT_MAX: usize = 48;
 
 /// An open-addressing table from a short name's bytes, packed into one
-/// word, to its [`Name`]: the names of a function (`%a`, `%x1`, `entry`,
-/// `%t12345`) found with one multiply and a comparison of integers instead
-/// of a hash of the text (or the digits of a number) and a comparison with
-/// the interned copy. It doubles when three quarters full, up to
-/// [`SHORT_MAX_SLOTS`]; past that it is bypassed and every name goes to
-/// [`Names`], which holds them all anyway (names ≥ 8 bytes always do).
+/// word, to its [`Name`]: the names of a small function (`%a`, `%x1`,
+/// `entry`) found with one multiply and one comparison of integers instead
+/// of a hash of the text and a comparison with the interned copy. It holds
+/// at most [`SHORT_MAX`] names; past that (a large function) it is
+/// bypassed and every name goes to [`Names`], which holds them all anyway.
 struct ShortNames {
-    /// `(key, name index + 1)`; key 0 is an empty slot. [`SHORT_SLOTS`] or
-    /// more of them once [`ShortNames::clear`] has run, none before.
+    /// `(key, name index + 1)`; key 0 is an empty slot. [`SHORT_SLOTS`]
+    /// of them once [`ShortNames::clear`] has run, none before.
     slots: Box<[(u64, u32)]>,
     len: usize,
-    /// Three quarters of the slots: at this many names the table grows, or
-    /// when it cannot, is full (0 without slots).
-    limit: usize,
-    /// `64 - log2(slots.len())`: the shift that maps a hash to a slot.
-    shift: u32,
 }
 
 impl Default for ShortNames {
@@ -105,8 +99,6 @@ impl Default for ShortNames {
         ShortNames {
             slots: Box::new([]),
             len: 0,
-            limit: 0,
-            shift: 64,
         }
     }
 }
@@ -128,19 +120,18 @@ impl ShortNames {
     }
 
     #[inline]
-    fn slot(&self, key: u64) -> usize {
-        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> self.shift) as usize
+    fn slot(key: u64) -> usize {
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize
     }
 
     /// The cached name of `key`, or the slot where it would go (`None` when
-    /// the table is full or has no slots).
+    /// the table is full).
     #[inline]
     fn find(&self, key: u64) -> std::result::Result<u32, Option<usize>> {
-        if self.len >= self.limit {
+        if self.len >= SHORT_MAX || self.slots.len() != SHORT_SLOTS {
             return Err(None);
         }
-        let n = self.slots.len();
-        let mut i = self.slot(key);
+        let mut i = Self::slot(key);
         loop {
             let (k, id1) = self.slots[i];
             if k == key {
@@ -149,65 +140,13 @@ impl ShortNames {
             if k == 0 {
                 return Err(Some(i));
             }
-            i = (i + 1) & (n - 1);
-        }
-    }
-
-    /// Files new name `id` under `key` at slot `i` (from [`Self::find`]);
-    /// doubles the table when it gets three quarters full.
-    #[inline]
-    fn insert(&mut self, i: usize, key: u64, id: u32) {
-        self.slots[i] = (key, id + 1);
-        self.len += 1;
-        if self.len >= self.limit && self.slots.len() < SHORT_MAX_SLOTS {
-            self.grow();
-        }
-    }
-
-    #[cold]
-    fn grow(&mut self) {
-        self.resize(2 * self.slots.len());
-    }
-
-    /// Makes room for `names` names in all (within [`SHORT_MAX_SLOTS`]),
-    /// for a function known to be large (see [`Parser::reserve_ahead`]).
-    fn reserve(&mut self, names: usize) {
-        let n = self.slots.len();
-        if self.len >= self.limit {
-            return; // not started, or full: stays bypassed
-        }
-        let want = (names + names / 3 + 1)
-            .next_power_of_two()
-            .min(SHORT_MAX_SLOTS);
-        if want > n {
-            self.resize(want);
-        }
-    }
-
-    /// Moves the entries to a table of `len` slots (a larger power of two).
-    fn resize(&mut self, len: usize) {
-        let bigger = vec![(0, 0); len].into_boxed_slice();
-        let old = std::mem::replace(&mut self.slots, bigger);
-        self.shift = 64 - len.trailing_zeros();
-        self.limit = len - len / 4;
-        let mask = len - 1;
-        for &(key, id1) in old.iter().filter(|e| e.0 != 0) {
-            let mut i = self.slot(key);
-            while self.slots[i].0 != 0 {
-                i = (i + 1) & mask;
-            }
-            self.slots[i] = (key, id1);
+            i = (i + 1) % SHORT_SLOTS;
         }
     }
 
     fn clear(&mut self) {
-        if self.slots.len() != SHORT_SLOTS {
-            // Fresh, or grown by a large function: back to the small table
-            // (clearing a large one for every small function would cost
-            // more than parsing it).
+        if self.slots.is_empty() {
             self.slots = vec![(0, 0); SHORT_SLOTS].into_boxed_slice();
-            self.shift = 64 - SHORT_SLOTS.trailing_zeros();
-            self.limit = SHORT_SLOTS - SHORT_SLOTS / 4;
         } else if self.len > 0 {
             self.slots.fill((0, 0));
         }
@@ -285,7 +224,8 @@ impl FuncScratch {
                     let n = self.names.push_new(text);
                     self.value_of.push(NONE);
                     self.block_of.push(NONE);
-                    self.short.insert(i, key, n.index() as u32);
+                    self.short.slots[i] = (key, n.index() as u32 + 1);
+                    self.short.len += 1;
                     return n;
                 }
                 Err(None) => {}
@@ -512,8 +452,6 @@ impl<'a> Parser<'a, '_> {
         fs.value_of.reserve(grow(fs.value_of.len()));
         fs.block_of.reserve(grow(fs.block_of.len()));
         fs.names.reserve_ratio(more, n);
-        let names = fs.names.len();
-        fs.short.reserve(names + names.saturating_mul(more) / n);
         fs.srcmap.reserve_ratio(more, n);
     }
 
