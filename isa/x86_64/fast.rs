@@ -363,24 +363,15 @@ impl Fast {
                             self.use_op(dec, *v, u, k);
                         }
                     }
-                    InstKind::Jmp { dest } => {
-                        for &a in func.args(dest.args) {
-                            self.use_op(dec, a, u, k);
-                        }
-                        self.edge(func, dec, dest.block, n)?;
-                    }
+                    InstKind::Jmp { dest } => self.jump_uses(func, dec, dest, u, k, n)?,
                     InstKind::Br {
                         cond,
                         then_dest,
                         else_dest,
                     } => {
                         self.use_op(dec, *cond, u, k);
-                        for dest in [then_dest, else_dest] {
-                            for &a in func.args(dest.args) {
-                                self.use_op(dec, a, u, k);
-                            }
-                            self.edge(func, dec, dest.block, n)?;
-                        }
+                        self.jump_uses(func, dec, then_dest, u, k, n)?;
+                        self.jump_uses(func, dec, else_dest, u, k, n)?;
                     }
                     // No switch target takes arguments: only placement
                     // is checked.
@@ -440,6 +431,24 @@ impl Fast {
         self.call_locs.extend_from_slice(&locs);
         self.params_tmp = locs;
         stack
+    }
+
+    /// A jump at `n` (use `u` in block `k`) to `dest`: its arguments are
+    /// read there and its parameters' ranges cover `n`.
+    #[inline]
+    fn jump_uses(
+        &mut self,
+        func: &Function,
+        dec: &Decisions,
+        dest: &crate::ir::BlockCall,
+        u: u32,
+        k: usize,
+        n: u32,
+    ) -> Option<()> {
+        for &a in func.args(dest.args) {
+            self.use_op(dec, a, u, k);
+        }
+        self.edge(func, dec, dest.block, n)
     }
 
     /// A jump at `n` into `target`: its parameters' ranges cover `n`.

@@ -311,13 +311,21 @@ impl Em<'_> {
             self.c.mov_imm(r, i32::MAX as u64);
         }
         let done3 = self.c.jmp8();
-        self.c.patch8(nan);
-        self.c.rr(false, XOR, r, r);
-        for j in [done1, done2, done3] {
-            self.c.patch8(j);
-        }
+        self.zero_and_join(r, &[nan], &[done1, done2, done3]);
         if spill {
             self.mov(dst, Src::R(r));
+        }
+    }
+
+    /// The shared end of the saturating conversions: the jumps in `zeros`
+    /// land on `r = 0`, those in `joins` after it.
+    fn zero_and_join(&mut self, r: u8, zeros: &[usize], joins: &[usize]) {
+        for &j in zeros {
+            self.c.patch8(j);
+        }
+        self.c.rr(false, XOR, r, r);
+        for &j in joins {
+            self.c.patch8(j);
         }
     }
 
@@ -348,13 +356,7 @@ impl Em<'_> {
             let done2 = self.c.jcc8(CC_E);
             self.c.mov_imm(r, u32::MAX as u64);
             let done3 = self.c.jmp8();
-            for j in [zero1, zero2, zero3] {
-                self.c.patch8(j);
-            }
-            self.c.rr(false, XOR, r, r);
-            for j in [done1, done2, done3] {
-                self.c.patch8(j);
-            }
+            self.zero_and_join(r, &[zero1, zero2, zero3], &[done1, done2, done3]);
         } else {
             self.c.sse_rr(ucomi, false, UCOMI, xa, xa);
             let zero1 = self.c.jcc8(CC_P);
@@ -385,13 +387,7 @@ impl Em<'_> {
             self.c.patch8(max);
             self.c.mov_imm(r, u64::MAX);
             let done3 = self.c.jmp8();
-            for j in [zero1, zero2] {
-                self.c.patch8(j);
-            }
-            self.c.rr(false, XOR, r, r);
-            for j in [done1, done2, done3] {
-                self.c.patch8(j);
-            }
+            self.zero_and_join(r, &[zero1, zero2], &[done1, done2, done3]);
         }
         if spill {
             self.mov(dst, Src::R(r));
