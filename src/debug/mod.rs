@@ -352,9 +352,9 @@ impl ModuleRecord {
     /// the registry's shared file name `i` (`interned`), else `2 * length`
     /// and the name's bytes; then per function ULEB128 offset, size, name
     /// length, the name, line table length, the table.
-    fn pack(debug: &ModuleDebug, interned: Option<usize>, out: &mut Vec<u8>) {
+    fn pack(debug: &ModuleDebug, names: Names<'_>, interned: Option<usize>, out: &mut Vec<u8>) {
         let file = debug.file.as_bytes();
-        out.reserve_exact(Self::packed_len(debug));
+        out.reserve_exact(Self::packed_len(debug, names));
         match interned {
             Some(i) => lines::write_uleb(out, 2 * i as u64 + 1),
             None => {
@@ -365,8 +365,9 @@ impl ModuleRecord {
         for f in &debug.funcs {
             lines::write_uleb(out, f.offset);
             lines::write_uleb(out, f.size);
-            lines::write_uleb(out, f.name.len() as u64);
-            out.extend_from_slice(f.name.as_bytes());
+            let name = names(f.symbol);
+            lines::write_uleb(out, name.len() as u64);
+            out.extend_from_slice(name.as_bytes());
             let table = f.lines.as_bytes();
             lines::write_uleb(out, table.len() as u64);
             out.extend_from_slice(table);
@@ -374,11 +375,11 @@ impl ModuleRecord {
     }
 
     /// At least the bytes [`ModuleRecord::pack`] appends.
-    fn packed_len(debug: &ModuleDebug) -> usize {
+    fn packed_len(debug: &ModuleDebug, names: Names<'_>) -> usize {
         let funcs: usize = debug
             .funcs
             .iter()
-            .map(|f| 16 + f.name.len() + f.lines.encoded_len())
+            .map(|f| 16 + names(f.symbol).len() + f.lines.encoded_len())
             .sum();
         5 + debug.file.len() + funcs
     }
@@ -445,14 +446,20 @@ pub struct FunctionLines {
 /// What the debug tools keep about one compiled function.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FunctionInfo {
-    /// The IR name, without `@`.
-    pub name: String,
+    /// Index of the function's symbol in [`CompiledModule::symbols`] (its
+    /// name is looked up when the module is finalized: see
+    /// [`DebugRegistry::module_finalized`]; not copied per function).
+    pub symbol: u32,
     /// Offset of its first byte in the module's text section.
     pub offset: u64,
     /// Size of its code in bytes.
     pub size: u64,
     pub lines: LineTable,
 }
+
+/// A module's function names by [`FunctionInfo::symbol`] (the loader's
+/// name list, which holds them anyway).
+pub type Names<'a> = &'a dyn Fn(u32) -> &'a str;
 
 /// The debug information of one compiled module, kept from compilation
 /// until the module is removed.
@@ -477,7 +484,7 @@ impl ModuleDebug {
             .filter_map(|fl| {
                 let s = cm.symbols.get(fl.symbol)?;
                 Some(FunctionInfo {
-                    name: s.name.clone(),
+                    symbol: u32::try_from(fl.symbol).ok()?,
                     offset: s.offset,
                     size: s.size,
                     lines: fl.table,
@@ -568,26 +575,35 @@ impl DebugRegistry {
         self.deferred_error.as_deref()
     }
 
-    /// A module was finalized with its code in `text`.
-    pub fn module_finalized(&mut self, debug: ModuleDebug, text: &FinalizedSection) {
+    /// A module was finalized with its code in `text`; `names` gives the
+    /// name of each function by its [`FunctionInfo::symbol`].
+    pub fn module_finalized(
+        &mut self,
+        debug: ModuleDebug,
+        names: Names<'_>,
+        text: &FinalizedSection,
+    ) {
         let start = text.target_address();
         // Built in the scratch buffer, then copied into one allocation of
         // its exact size (shrinking a larger one in place would leave a
         // hole in the heap beside every record).
         let mut data = std::mem::take(&mut self.scratch);
         data.clear();
+        // Room for the FDEs (about 40 bytes each) and the packed record at
+        // once: a fresh engine's buffer grows once, not once per part.
+        data.reserve(debug.funcs.len() * 48 + 4 + ModuleRecord::packed_len(&debug, names));
         let mut gdb = None;
         if self.native {
             if let Some(code) = text.bytes() {
-                if let Err(e) = self.announce(&debug, start, code) {
+                if let Err(e) = self.announce(&debug, names, start, code) {
                     self.deferred_error.get_or_insert(e.to_string());
                 }
-                gdb = self.register(&debug, start, code, &mut data);
+                gdb = self.register(&debug, names, start, code, &mut data);
             }
         }
         let frames = data.len();
         let interned = self.intern(&debug.file);
-        ModuleRecord::pack(&debug, interned, &mut data);
+        ModuleRecord::pack(&debug, names, interned, &mut data);
         let (eh, rest) = data.split_at(frames);
         let mut bytes = RecordBytes::new(eh, rest);
         if frames > 0 {
@@ -600,7 +616,8 @@ impl DebugRegistry {
             if !linked {
                 bytes = match (isa, text.bytes()) {
                     (Some(isa), Some(code)) => {
-                        let own = unwind::eh_frame(isa, &unwind_funcs(&debug, start, code));
+                        let funcs: Vec<_> = unwind_funcs(&debug, start, code).collect();
+                        let own = unwind::eh_frame(isa, &funcs);
                         RecordBytes::new(&own, rest)
                     }
                     _ => RecordBytes::new(&[], rest),
@@ -651,6 +668,7 @@ impl DebugRegistry {
     fn register(
         &self,
         debug: &ModuleDebug,
+        names: Names<'_>,
         base: u64,
         code: &[u8],
         eh_frame: &mut Vec<u8>,
@@ -659,12 +677,17 @@ impl DebugRegistry {
         if !self.options.unwind && !self.options.gdb {
             return None;
         }
-        let funcs = unwind_funcs(debug, base, code);
-        if self.options.unwind && !funcs.is_empty() {
-            unwind::fdes_into(isa, &funcs, eh_frame);
-        }
         if !self.options.gdb {
+            // The usual case: the FDEs straight from the functions, no
+            // list of them built first.
+            if !debug.funcs.is_empty() {
+                unwind::fdes_into(isa, unwind_funcs(debug, base, code), eh_frame);
+            }
             return None;
+        }
+        let funcs: Vec<_> = unwind_funcs(debug, base, code).collect();
+        if self.options.unwind && !funcs.is_empty() {
+            unwind::fdes_into(isa, funcs.iter().copied(), eh_frame);
         }
         let file = source_path(&debug.file);
         let comp_dir = std::env::current_dir()
@@ -676,7 +699,7 @@ impl DebugRegistry {
             .iter()
             .zip(&funcs)
             .map(|(f, u)| elf::ObjectFunc {
-                name: &f.name,
+                name: names(f.symbol),
                 address: u.address,
                 code: u.code,
                 lines: &f.lines,
@@ -696,7 +719,13 @@ impl DebugRegistry {
 
     /// Writes the perf map and jitdump records of a module whose text
     /// (`code`) is at `base`.
-    fn announce(&self, debug: &ModuleDebug, base: u64, code: &[u8]) -> crate::error::Result<()> {
+    fn announce(
+        &self,
+        debug: &ModuleDebug,
+        names: Names<'_>,
+        base: u64,
+        code: &[u8],
+    ) -> crate::error::Result<()> {
         if !self.options.perf_map && self.options.jitdump.is_none() {
             return Ok(());
         }
@@ -719,7 +748,7 @@ impl DebugRegistry {
             .filter_map(|(f, lines)| {
                 let bytes = code.get(f.offset as usize..(f.offset + f.size) as usize)?;
                 Some(perf::CodeLoad {
-                    name: &f.name,
+                    name: names(f.symbol),
                     address: base.wrapping_add(f.offset),
                     code: bytes,
                     lines,
@@ -832,17 +861,17 @@ pub fn register_trampoline(
 
 /// The functions of a module whose text (`code`) is at `base`, as the
 /// unwind tables describe them.
-fn unwind_funcs<'a>(debug: &ModuleDebug, base: u64, code: &'a [u8]) -> Vec<unwind::UnwindFunc<'a>> {
-    debug
-        .funcs
-        .iter()
-        .filter_map(|f| {
-            Some(unwind::UnwindFunc {
-                address: base.wrapping_add(f.offset),
-                code: code.get(f.offset as usize..(f.offset + f.size) as usize)?,
-            })
+fn unwind_funcs<'a>(
+    debug: &'a ModuleDebug,
+    base: u64,
+    code: &'a [u8],
+) -> impl Iterator<Item = unwind::UnwindFunc<'a>> + 'a {
+    debug.funcs.iter().filter_map(move |f| {
+        Some(unwind::UnwindFunc {
+            address: base.wrapping_add(f.offset),
+            code: code.get(f.offset as usize..(f.offset + f.size) as usize)?,
         })
-        .collect()
+    })
 }
 
 /// The absolute path of source file `file` when it exists (profilers and
