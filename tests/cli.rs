@@ -181,14 +181,19 @@ fn many_functions(tag: &str, n: usize) -> String {
 fn check_of_many_files_reports_the_first_failing_file_in_order() {
     // Enough text for `check` to use several threads where there are
     // processors. The files are taken largest first, so the large faulty
-    // file (9) is checked before the small faulty one (5), which still
+    // file (9) is checked first and the small faulty one (5) last; 5 still
     // comes first on the command line and is the one reported, exactly as
     // when it is checked alone.
     let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("check_many");
     std::fs::create_dir_all(&dir).unwrap();
     let mut paths = Vec::new();
     for k in 0..12 {
-        let mut text = many_functions(&format!("f{k}_"), if k == 9 { 400 } else { 60 });
+        let n = match k {
+            5 => 10,
+            9 => 400,
+            _ => 60,
+        };
+        let mut text = many_functions(&format!("f{k}_"), n);
         match k {
             5 => text.push_str("func @bad() {\nentry:\n    ret %nope\n}\n"),
             9 => text.push_str("func @bad() -> i32 {\nentry:\n    ret\n}\n"),

@@ -145,7 +145,7 @@ fn check_in_parallel(
                     drop(state);
                     resume_unwind(panic)
                 }
-                // Not done yet (or done and passed: looked at again).
+                // Not done yet.
                 other => {
                     state.outcomes[k] = other;
                     state = work.done.wait(state).unwrap_or_else(|e| e.into_inner());
