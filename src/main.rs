@@ -16,10 +16,12 @@
 //! Rust's start-up does it; `std::env::args_os` still works (the C library
 //! hands the arguments to Rust's runtime at load time on Linux).
 
-#![no_main]
+// The unit tests of this binary keep the test harness's own `main`.
+#![cfg_attr(not(test), no_main)]
 
 mod cli;
 
+#[cfg(not(test))]
 use std::ffi::{c_char, c_int};
 
 /// The system allocator, with a bump arena that `kiln check` switches on
@@ -27,12 +29,21 @@ use std::ffi::{c_char, c_int};
 #[global_allocator]
 static ALLOC: cli::arena::ArenaAlloc = cli::arena::ArenaAlloc;
 
-/// The process's entry, called by the C runtime. Never returns: the
-/// status goes through [`std::process::exit`], which flushes Rust's
-/// standard output first. A panic that reaches here (a bug) ends the
-/// process with status 101, as Rust's own entry does.
+/// The process's entry, called by the C runtime: see [`run`].
+#[cfg(not(test))]
 #[no_mangle]
 pub extern "C" fn main(_argc: c_int, _argv: *const *const c_char) -> c_int {
+    run()
+}
+
+/// Runs the command line. Never returns: the status goes through
+/// [`std::process::exit`], which flushes Rust's standard output first. A
+/// panic that reaches here (a bug) ends the process with status 101, as
+/// Rust's own entry does.
+// In the unit tests of this binary nothing calls it; what it calls is
+// still compiled and linted.
+#[cfg_attr(test, allow(dead_code))]
+fn run() -> ! {
     startup();
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
     let status = std::panic::catch_unwind(move || cli::main(args)).unwrap_or(101);
