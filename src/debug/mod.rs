@@ -368,7 +368,7 @@ impl ModuleRecord {
             let name = names(f.symbol);
             lines::write_uleb(out, name.len() as u64);
             out.extend_from_slice(name.as_bytes());
-            let table = f.lines.as_bytes();
+            let table = f.table.as_bytes();
             lines::write_uleb(out, table.len() as u64);
             out.extend_from_slice(table);
         }
@@ -379,7 +379,7 @@ impl ModuleRecord {
         let funcs: usize = debug
             .funcs
             .iter()
-            .map(|f| 16 + names(f.symbol).len() + f.lines.encoded_len())
+            .map(|f| 16 + names(f.symbol).len() + f.table.encoded_len())
             .sum();
         5 + debug.file.len() + funcs
     }
@@ -435,31 +435,24 @@ fn read_bytes<'a>(at: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(bytes)
 }
 
-/// The line table of one function of a [`CompiledModule`].
+/// One function of a [`CompiledModule`]: where its code is and its line
+/// table; what the debug tools keep of it until it is finalized.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FunctionLines {
-    /// Index of the function's symbol in [`CompiledModule::symbols`].
-    pub symbol: usize,
-    pub table: LineTable,
-}
-
-/// What the debug tools keep about one compiled function.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FunctionInfo {
     /// Index of the function's symbol in [`CompiledModule::symbols`] (its
     /// name is looked up when the module is finalized: see
     /// [`DebugRegistry::module_finalized`]; not copied per function).
-    pub symbol: u32,
+    pub symbol: usize,
     /// Offset of its first byte in the module's text section.
     pub offset: u64,
     /// Size of its code in bytes.
     pub size: u64,
-    pub lines: LineTable,
+    pub table: LineTable,
 }
 
-/// A module's function names by [`FunctionInfo::symbol`] (the loader's
+/// A module's function names by [`FunctionLines::symbol`] (the loader's
 /// name list, which holds them anyway).
-pub type Names<'a> = &'a dyn Fn(u32) -> &'a str;
+pub type Names<'a> = &'a dyn Fn(usize) -> &'a str;
 
 /// The debug information of one compiled module, kept from compilation
 /// until the module is removed.
@@ -467,30 +460,19 @@ pub type Names<'a> = &'a dyn Fn(u32) -> &'a str;
 pub struct ModuleDebug {
     /// The module's file name (what backtraces print).
     pub file: Arc<str>,
-    pub funcs: Vec<FunctionInfo>,
+    pub funcs: Vec<FunctionLines>,
 }
 
 impl ModuleDebug {
-    /// Moves the line tables out of `cm` (a module compiled from file
-    /// `file`), pairing each with its function's symbol.
+    /// Moves the functions' line tables out of `cm` (a module compiled
+    /// from file `file`).
     pub fn take(file: &str, cm: &mut CompiledModule) -> ModuleDebug {
         ModuleDebug::take_shared(file.into(), cm)
     }
 
     /// [`ModuleDebug::take`] with the file name already shared.
     pub fn take_shared(file: Arc<str>, cm: &mut CompiledModule) -> ModuleDebug {
-        let funcs = std::mem::take(&mut cm.lines)
-            .into_iter()
-            .filter_map(|fl| {
-                let s = cm.symbols.get(fl.symbol)?;
-                Some(FunctionInfo {
-                    symbol: u32::try_from(fl.symbol).ok()?,
-                    offset: s.offset,
-                    size: s.size,
-                    lines: fl.table,
-                })
-            })
-            .collect();
+        let funcs = std::mem::take(&mut cm.lines);
         ModuleDebug { file, funcs }
     }
 }
@@ -576,7 +558,7 @@ impl DebugRegistry {
     }
 
     /// A module was finalized with its code in `text`; `names` gives the
-    /// name of each function by its [`FunctionInfo::symbol`].
+    /// name of each function by its [`FunctionLines::symbol`].
     pub fn module_finalized(
         &mut self,
         debug: ModuleDebug,
@@ -702,8 +684,8 @@ impl DebugRegistry {
                 name: names(f.symbol),
                 address: u.address,
                 code: u.code,
-                lines: &f.lines,
-                line: f.lines.iter().next().map_or(0, |(_, l)| l.line),
+                lines: &f.table,
+                line: f.table.iter().next().map_or(0, |(_, l)| l.line),
             })
             .collect();
         let object = elf::object(&elf::ObjectInfo {
@@ -734,7 +716,7 @@ impl DebugRegistry {
             .iter()
             .map(|f| {
                 let start = base.wrapping_add(f.offset);
-                f.lines
+                f.table
                     .iter()
                     .map(|(o, loc)| (start.wrapping_add(o as u64), loc.line))
                     .collect()

@@ -172,7 +172,7 @@ impl Registry {
                 m.sections.iter().filter_map(|s| fin.take(s.r)).collect();
             if let Some(text) = sections.iter().find(|s| s.kind() == SectionKind::Text) {
                 let Loaded { debug, names, .. } = *m;
-                let name = |i: u32| names.get(i as usize).unwrap_or("?");
+                let name = |i: usize| names.get(i).unwrap_or("?");
                 self.debug.module_finalized(debug, &name, text);
             }
             self.set_state(slot, State::Finalized(Finalized::new(sections, body)));
