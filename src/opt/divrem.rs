@@ -26,7 +26,7 @@
 //!
 //! Linear in the size of the function: one sweep finds the divisions,
 //! one the remainders; each remainder looks at a bounded number of
-//! divisions with its operands ([`CHAIN`]).
+//! divisions with its operands (8).
 
 use super::{all_ones, eval};
 use crate::analysis::{DomTree, FuncAnalysis};
