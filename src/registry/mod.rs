@@ -395,6 +395,11 @@ pub struct Registry {
     pub(crate) symbols: SymbolTable,
     pub(crate) pending: Vec<Option<Pending>>,
     pub(crate) host: HostSymbols,
+    /// Before `mm` (fields drop in order): the retired code's section
+    /// handles go first, so that the memory manager is the last holder of
+    /// its mappings when it drops and can pool them
+    /// ([`crate::memory`]'s pool takes only unshared reservations).
+    pub(crate) lazy: LazyState,
     pub(crate) mm: MemoryManager,
     /// The `--target` name; its backend is looked up when compiling
     /// (`&dyn Backend` is not `Sync`, and the lookup is a `match`).
@@ -407,7 +412,6 @@ pub struct Registry {
     /// The code map of finalized modules (trap backtraces) and the
     /// profiler / debugger registrations.
     pub(crate) debug: DebugRegistry,
-    pub(crate) lazy: LazyState,
     /// Callable functions by name for `Engine::call`, read without the
     /// registry lock (see [`calls`]).
     calls: Arc<calls::CallCache>,
@@ -1091,5 +1095,54 @@ mod tests {
         assert!(std::mem::size_of::<Finalized>() <= 16);
         assert!(std::mem::size_of::<State>() <= 24);
         assert!(std::mem::size_of::<Entry>() <= 56);
+    }
+
+    /// A registry dropped while a redefinition's old body is still retired
+    /// (a call could still be in it) leaves its memory to the pool like any
+    /// other: the retired sections go before the memory manager. Fails
+    /// when `lazy` is declared after `mm` (the manager then still shares
+    /// its mapping with them and unmaps it).
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    #[test]
+    fn retired_code_does_not_keep_the_reservation_from_the_pool() {
+        use crate::executor::InProcessExecutor;
+        use crate::lazy::Split;
+        use crate::memory::{pooled_reservations, CodeMapping};
+        // A size of its own: no other test takes or gives one.
+        let page = crate::memory::MemoryManager::new(MemoryConfig::default())
+            .unwrap()
+            .page_size();
+        let config = MemoryConfig {
+            reservation_size: 4139 * page,
+            max_reservations: 4,
+            mapping: CodeMapping::DualView,
+        };
+        let size = config.reservation_size;
+        let ex = Arc::new(InProcessExecutor::new(None).unwrap());
+        let mut reg = Registry::new("x86_64", ex, config).unwrap();
+        if reg.memory().stats().dual_view_reservations == 0 {
+            return; // no memfd here: nothing is ever pooled
+        }
+        let body = |k: i64| {
+            let text = format!("func @h() -> i64 {{\nentry:\n    ret {k}\n}}\n");
+            Split::new(crate::ir::parse::parse_module("m.kir", &text).unwrap())
+        };
+        let id = reg.add_lazy(body(1)).unwrap();
+        reg.finalize_from(&[id]).unwrap();
+        let group = reg.live_slot(id).unwrap();
+        // A call is in flight: the old body cannot be released yet.
+        let call = reg.epochs().enter();
+        let ext = reg.extend(group, body(2), true).unwrap();
+        reg.switch(&ext).unwrap();
+        reg.reclaim().unwrap();
+        assert_eq!(reg.retired_count().0, 1, "the old body waits");
+        assert_eq!(pooled_reservations(size), 0);
+        drop(reg);
+        assert_eq!(
+            pooled_reservations(size),
+            1,
+            "pooled despite the retired code"
+        );
+        drop(call);
     }
 }
