@@ -163,3 +163,80 @@ fn division_by_a_constant_is_a_multiplication_at_opt_none() {
     );
     assert!(by_var.contains("div "), "{text}");
 }
+
+/// A module of `n` small functions (about 170 bytes each), named after `tag`.
+fn many_functions(tag: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "func @{tag}{i}(%a: i64, %b: i64) -> i64 {{\nentry:\n    %c = add.i64 %a, %b\n    \
+                 %d = mul.i64 %c, 3\n    %e = slt.i64 %d, %a\n    br %e, yes, no\nyes:\n    \
+                 ret %d\nno:\n    ret %c\n}}\n"
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn check_of_many_files_reports_the_first_failing_file_in_order() {
+    // Enough text for `check` to use several threads where there are
+    // processors. The files are taken largest first, so the large faulty
+    // file (9) is checked first and the small faulty one (5) last; 5 still
+    // comes first on the command line and is the one reported, exactly as
+    // when it is checked alone.
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("check_many");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut paths = Vec::new();
+    for k in 0..12 {
+        let n = match k {
+            5 => 10,
+            9 => 400,
+            _ => 60,
+        };
+        let mut text = many_functions(&format!("f{k}_"), n);
+        match k {
+            5 => text.push_str("func @bad() {\nentry:\n    ret %nope\n}\n"),
+            9 => text.push_str("func @bad() -> i32 {\nentry:\n    ret\n}\n"),
+            _ => {}
+        }
+        let p = dir.join(format!("{k}.kir"));
+        std::fs::write(&p, text).unwrap();
+        paths.push(p.to_string_lossy().into_owned());
+    }
+    let args = |ks: &[usize]| -> Vec<&OsStr> {
+        let mut v = vec![os("check")];
+        v.extend(ks.iter().map(|&k| os(&paths[k])));
+        v
+    };
+    let alone5 = kiln(&args(&[5]));
+    let alone9 = kiln(&args(&[9]));
+    for out in [&alone5, &alone9] {
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+    }
+    assert!(String::from_utf8_lossy(&alone5.stderr).starts_with(&format!("{}:", paths[5])));
+    assert_ne!(alone5.stderr, alone9.stderr);
+    let all: Vec<usize> = (0..12).collect();
+    for _ in 0..5 {
+        let out = kiln(&args(&all));
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        assert_eq!(out.stderr, alone5.stderr);
+        assert!(out.stdout.is_empty());
+    }
+    // Without file 5, file 9's error; without both, success and silence.
+    let out = kiln(&args(&[0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11]));
+    assert_eq!((out.status.code(), &out.stderr), (Some(1), &alone9.stderr));
+    let out = kiln(&args(&[0, 1, 2, 3, 4, 6, 7, 8, 10, 11, 0]));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty() && out.stdout.is_empty());
+    // A missing file before a faulty one: the missing file is reported.
+    let missing = dir.join("missing.kir").to_string_lossy().into_owned();
+    let mut v = args(&[0, 1]);
+    v.push(os(&missing));
+    v.extend(args(&[5, 9])[1..].iter().copied());
+    let out = kiln(&v);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("kiln: error: cannot read {missing}: No such file or directory\n")
+    );
+}

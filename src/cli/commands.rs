@@ -166,45 +166,35 @@ fn load(files: &[OsString]) -> Result<Vec<Module>, Failure> {
 
 /// [`load`], with the lengths of the files when known (`sizes[k]` for
 /// `files[k]`).
-fn load_sized(files: &[OsString], sizes: &[Option<u64>]) -> Result<Vec<Module>, Failure> {
+pub(super) fn load_sized(
+    files: &[OsString],
+    sizes: &[Option<u64>],
+) -> Result<Vec<Module>, Failure> {
     let mut modules = Vec::with_capacity(files.len());
     let mut bytes = Vec::new();
     for (k, path) in files.iter().enumerate() {
-        let name = path.to_string_lossy().into_owned();
-        read_source_into(path, &name, &mut bytes, sizes.get(k).copied().flatten())?;
-        let text = decode_str(&name, &bytes).map_err(input)?;
-        let module = parse_module(&name, text).map_err(input)?;
-        verify_module(&module).map_err(input)?;
-        modules.push(module);
+        modules.push(load_file(
+            path,
+            sizes.get(k).copied().flatten(),
+            &mut bytes,
+        )?);
     }
     Ok(modules)
 }
 
-/// Bytes of text from which `check` backs its arena with huge pages from
-/// the start.
-const LARGE_INPUT: u64 = 64 << 10;
-
-/// `kiln check FILE...`
-pub fn check(files: &[OsString]) -> Result<(), Failure> {
-    // The process exits next: freeing every function's tables one by one
-    // would only cost time (a fifth of `check` on many small functions),
-    // and so would a general-purpose allocator for tables never freed.
-    // The parsed IR takes about eight times the text's bytes: from 64 KiB
-    // of text on, huge pages pay for themselves (see `arena::enable`). One
-    // `stat` per file says how much text there is (and the reads then
-    // need no `fstat`).
-    let sizes: Vec<Option<u64>> = files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(f)
-                .ok()
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-        })
-        .collect();
-    let text: u64 = sizes.iter().flatten().sum();
-    super::arena::enable(text >= LARGE_INPUT);
-    load_sized(files, &sizes).map(std::mem::forget)
+/// Reads, parses and verifies one file (`size`: its length if known),
+/// reading into `bytes` (see [`read_source_into`]).
+pub(super) fn load_file(
+    path: &std::ffi::OsStr,
+    size: Option<u64>,
+    bytes: &mut Vec<u8>,
+) -> Result<Module, Failure> {
+    let name = path.to_string_lossy().into_owned();
+    read_source_into(path, &name, bytes, size)?;
+    let text = decode_str(&name, bytes).map_err(input)?;
+    let module = parse_module(&name, text).map_err(input)?;
+    verify_module(&module).map_err(input)?;
+    Ok(module)
 }
 
 /// Refuses a target kiln cannot run here. A foreign ISA needs the

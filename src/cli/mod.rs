@@ -13,6 +13,7 @@
 
 pub mod arena;
 pub mod args;
+mod check;
 mod commands;
 
 use args::{Command, UsageError, USAGE};
@@ -105,7 +106,7 @@ fn run_command(args: &[OsString]) -> i32 {
                 print_line(concat!("kiln ", env!("CARGO_PKG_VERSION")));
                 Ok(())
             }
-            Command::Check { files } => commands::check(&files),
+            Command::Check { files } => check::check(&files),
             Command::Run(opts) => commands::run(&opts),
             Command::Asm { files, target, opt } => commands::asm(&files, target, opt),
             Command::Opt { files, passes } => commands::opt(&files, passes.as_deref()),

@@ -9,7 +9,9 @@
 //!   functions nothing reaches any more;
 //! - [`fold`]: constant folding and algebraic simplification, branches on
 //!   constants, block parameters that always receive the same value;
-//! - [`gvn`]: dominator-scoped value numbering (common subexpressions);
+//! - [`gvn`]: dominator-scoped value numbering (common subexpressions),
+//!   after [`divrem`] made a remainder by a literal share the division
+//!   of the same operands (`x - (x / C) * C`);
 //! - [`loads`]: redundant loads and store-to-load forwarding, with one
 //!   sound alias rule (same base value and offset, no store or call in
 //!   between);
@@ -33,6 +35,7 @@
 //! pipeline ends with it.
 
 pub mod dce;
+pub mod divrem;
 pub mod eval;
 pub mod fold;
 pub mod gvn;

@@ -1,0 +1,198 @@
+//! `kiln check FILE...`: reads, parses and verifies every file; the first
+//! error in command-line order is the one printed.
+//!
+//! Many regular files are checked side by side, one thread per processor
+//! (up to one per [`TEXT_PER_THREAD`] bytes of text), each thread taking
+//! the next unclaimed file, largest first. The outcome is the sequential
+//! one: the result of file `k` is looked at only once every file before
+//! it has passed, so the error printed is always that of the first failing
+//! file in command-line order, and nothing is printed for the files after
+//! it (a thread may have read them; no file after a known failure is
+//! started). A panic while checking a file is re-raised on the main
+//! thread when its turn comes, as if that file had been checked there.
+//! Files that are not regular (pipes, devices, missing paths) make the
+//! whole command sequential: reading them has effects (a pipe is read
+//! once) and their order must stay the command line's.
+
+use super::commands::{load_file, load_sized};
+use super::Failure;
+use std::ffi::OsString;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Condvar, Mutex};
+
+/// Bytes of text from which `check` backs its arena with huge pages from
+/// the start.
+const LARGE_INPUT: u64 = 64 << 10;
+
+/// Bytes of text worth one more thread: starting a thread costs about as
+/// much as parsing a few KiB, and the threads share the files' work.
+const TEXT_PER_THREAD: u64 = 32 << 10;
+
+/// `kiln check FILE...`
+pub fn check(files: &[OsString]) -> Result<(), Failure> {
+    // The process exits next: freeing every function's tables one by one
+    // would only cost time (a fifth of `check` on many small functions),
+    // and so would a general-purpose allocator for tables never freed.
+    // The parsed IR takes about eight times the text's bytes: from 64 KiB
+    // of text on, huge pages pay for themselves (see `arena::enable`). One
+    // `stat` per file says how much text there is (and the reads then
+    // need no `fstat`).
+    let sizes: Vec<Option<u64>> = files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(f)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+        })
+        .collect();
+    let text: u64 = sizes.iter().flatten().sum();
+    super::arena::enable(text >= LARGE_INPUT);
+    let threads = thread_count(&sizes, text);
+    if threads <= 1 {
+        return load_sized(files, &sizes).map(std::mem::forget);
+    }
+    check_in_parallel(files, &sizes, threads)
+}
+
+/// How many threads to check the files with: 1 unless every file is a
+/// regular one, there are several, and their text is worth it.
+fn thread_count(sizes: &[Option<u64>], text: u64) -> usize {
+    if sizes.len() < 2 || sizes.iter().any(Option::is_none) {
+        return 1;
+    }
+    let by_text = usize::try_from(text / TEXT_PER_THREAD).unwrap_or(usize::MAX);
+    processors().min(sizes.len()).min(by_text.max(1))
+}
+
+/// Processors this process may run on (1 if unknown). One system call:
+/// `std::thread::available_parallelism` also reads the cgroup's quota
+/// files, which costs more than a small check.
+fn processors() -> usize {
+    // SAFETY: `set` is a plain bit set of the size passed; the kernel
+    // writes at most that many bytes into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return 1;
+        }
+        usize::try_from(libc::CPU_COUNT(&set)).map_or(1, |n| n.max(1))
+    }
+}
+
+/// The outcome of checking one file: its result, or the panic it raised.
+type Outcome = std::thread::Result<Result<(), Failure>>;
+
+/// What the threads share: the files in the order they are taken (largest
+/// first), how many have been taken, the index of the first file known to
+/// fail (no file after it is started), and each file's outcome by index.
+struct Work {
+    files: Vec<OsString>,
+    sizes: Vec<Option<u64>>,
+    order: Vec<usize>,
+    state: Mutex<State>,
+    done: Condvar,
+}
+
+struct State {
+    taken: usize,
+    first_failure: usize,
+    outcomes: Vec<Option<Outcome>>,
+}
+
+/// Checks the files with `threads` threads (this one included); the
+/// result is the sequential one (see the module docs).
+fn check_in_parallel(
+    files: &[OsString],
+    sizes: &[Option<u64>],
+    threads: usize,
+) -> Result<(), Failure> {
+    let mut order: Vec<usize> = (0..files.len()).collect();
+    // Largest first, so that no thread is left with a large file at the
+    // end while the others wait.
+    order.sort_by_key(|&k| std::cmp::Reverse(sizes[k]));
+    let work = Arc::new(Work {
+        files: files.to_vec(),
+        sizes: sizes.to_vec(),
+        order,
+        state: Mutex::new(State {
+            taken: 0,
+            first_failure: files.len(),
+            outcomes: (0..files.len()).map(|_| None).collect(),
+        }),
+        done: Condvar::new(),
+    });
+    for _ in 1..threads {
+        let w = Arc::clone(&work);
+        // A thread that cannot start leaves its share to the others. The
+        // threads are not joined: once the outcome is known the process
+        // exits, even if one of them is still reading a later file.
+        let _ = std::thread::Builder::new().spawn(move || take_files(&w));
+    }
+    take_files(&work);
+    let mut state = lock(&work.state);
+    loop {
+        // The first file, in command-line order, not known to pass.
+        match state
+            .outcomes
+            .iter()
+            .position(|o| !matches!(o, Some(Ok(Ok(())))))
+        {
+            None => return Ok(()),
+            Some(k) => match state.outcomes[k].take() {
+                Some(Ok(Err(failure))) => return Err(failure),
+                Some(Err(panic)) => {
+                    drop(state);
+                    resume_unwind(panic)
+                }
+                // Not done yet.
+                other => {
+                    state.outcomes[k] = other;
+                    state = work.done.wait(state).unwrap_or_else(|e| e.into_inner());
+                }
+            },
+        }
+    }
+}
+
+/// Locks the shared state; a panic never happens while it is held, but a
+/// poisoned lock would still hold consistent data.
+fn lock(m: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Takes files and checks them until none is left (or the next one comes
+/// after a known failure); each outcome goes to its slot.
+fn take_files(work: &Work) {
+    let mut bytes = Vec::new();
+    loop {
+        let k = {
+            let mut state = lock(&work.state);
+            let Some(&k) = work.order.get(state.taken) else {
+                return;
+            };
+            state.taken += 1;
+            if k > state.first_failure {
+                continue;
+            }
+            k
+        };
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            check_file(&work.files[k], work.sizes[k], &mut bytes)
+        }));
+        let failed = !matches!(outcome, Ok(Ok(())));
+        let mut state = lock(&work.state);
+        if failed {
+            state.first_failure = state.first_failure.min(k);
+        }
+        state.outcomes[k] = Some(outcome);
+        drop(state);
+        work.done.notify_all();
+    }
+}
+
+/// Reads, parses and verifies one file; its module is kept until the
+/// process exits (see [`check`]).
+fn check_file(path: &OsString, size: Option<u64>, bytes: &mut Vec<u8>) -> Result<(), Failure> {
+    load_file(path, size, bytes).map(std::mem::forget)
+}
