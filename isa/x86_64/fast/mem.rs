@@ -263,51 +263,36 @@ impl Em<'_> {
 mod tests {
     use super::*;
 
-    fn enc(
-        pfx: u8,
-        w: bool,
-        byte: bool,
-        opc: &[u8],
-        reg: u8,
-        base: u8,
-        index: u8,
-        disp: i32,
-    ) -> Vec<u8> {
-        let (b, n) = sib_bytes(pfx, w, byte, opc, reg, Mem { base, index, disp });
+    /// `[base + index + disp]`.
+    fn at(base: u8, index: u8, disp: i32) -> Mem {
+        Mem { base, index, disp }
+    }
+
+    /// The bytes of `opc reg, m` (see [`sib_bytes`]).
+    fn enc(pfx: u8, w: bool, byte: bool, opc: &[u8], reg: u8, m: Mem) -> Vec<u8> {
+        let (b, n) = sib_bytes(pfx, w, byte, opc, reg, m);
         b[..n].to_vec()
     }
 
     #[test]
     fn encodes_indexed_forms() {
         // mov byte [rsi + rbx], 1 (the immediate follows)
-        assert_eq!(
-            enc(0, false, false, &[0xc6], 0, 6, 3, 0),
-            [0xc6, 0x04, 0x1e]
-        );
+        let b = enc(0, false, false, &[0xc6], 0, at(6, 3, 0));
+        assert_eq!(b, [0xc6, 0x04, 0x1e]);
         // mov rax, [r13 + rcx] (r13 needs a displacement)
-        assert_eq!(
-            enc(0, true, false, &[0x8b], 0, 13, 1, 0),
-            [0x49, 0x8b, 0x44, 0x0d, 0x00]
-        );
+        let b = enc(0, true, false, &[0x8b], 0, at(13, 1, 0));
+        assert_eq!(b, [0x49, 0x8b, 0x44, 0x0d, 0x00]);
         // mov [rdi + r12 + 0x100], sil (REX for sil)
-        assert_eq!(
-            enc(0, false, true, &[0x88], 6, 7, 12, 0x100),
-            [0x42, 0x88, 0xb4, 0x27, 0x00, 0x01, 0x00, 0x00]
-        );
+        let b = enc(0, false, true, &[0x88], 6, at(7, 12, 0x100));
+        assert_eq!(b, [0x42, 0x88, 0xb4, 0x27, 0x00, 0x01, 0x00, 0x00]);
         // movzx r9d, word [rbx + r8 - 8]
-        assert_eq!(
-            enc(0, false, false, &[0x0f, 0xb7], 9, 3, 8, -8),
-            [0x46, 0x0f, 0xb7, 0x4c, 0x03, 0xf8]
-        );
+        let b = enc(0, false, false, &[0x0f, 0xb7], 9, at(3, 8, -8));
+        assert_eq!(b, [0x46, 0x0f, 0xb7, 0x4c, 0x03, 0xf8]);
         // mov [rcx + rdx], r10w
-        assert_eq!(
-            enc(0x66, false, false, &[0x89], 10, 1, 2, 0),
-            [0x66, 0x44, 0x89, 0x14, 0x11]
-        );
+        let b = enc(0x66, false, false, &[0x89], 10, at(1, 2, 0));
+        assert_eq!(b, [0x66, 0x44, 0x89, 0x14, 0x11]);
         // movsd xmm9, [r12 + r15 + 8]
-        assert_eq!(
-            enc(0xf2, false, false, &[0x0f, 0x10], 9, 12, 15, 8),
-            [0xf2, 0x47, 0x0f, 0x10, 0x4c, 0x3c, 0x08]
-        );
+        let b = enc(0xf2, false, false, &[0x0f, 0x10], 9, at(12, 15, 8));
+        assert_eq!(b, [0xf2, 0x47, 0x0f, 0x10, 0x4c, 0x3c, 0x08]);
     }
 }
