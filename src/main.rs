@@ -1,7 +1,7 @@
 //! The `kiln` command line (SPEC section 8).
 //!
 //! Everything lives in [`cli`]: argument parsing ([`cli::args`]) is kept
-//! apart from running the commands ([`cli::commands`]) so that usage errors
+//! apart from running the commands (`cli::commands`) so that usage errors
 //! (status 2) are all decided before any file is read. This file only hands
 //! the process arguments over and exits with the status the command chose.
 //!

@@ -3,7 +3,7 @@
 //! switches on.
 //!
 //! `kiln check` builds every module, keeps it until exit and frees
-//! nothing (see [`super::commands::check`]): for a file of many small
+//! nothing (see [`super::check::check`]): for a file of many small
 //! functions the allocator's own work (a `malloc` per table of every
 //! function, each with its header) and the page faults of the heap were a
 //! quarter of the command's time. In the arena an allocation is a bump of

@@ -9,7 +9,8 @@
 //! Nothing here panics on any input: writes to closed pipes are ignored,
 //! and the work runs on a thread with a large stack so that deep inputs do
 //! not overflow it (except `check`, whose parser and verifier never
-//! recurse: it runs on the main thread, see [`main`]).
+//! recurse: it runs on the main thread, see [`main`], and checks many
+//! files on threads with the default stack, see [`check`]).
 
 pub mod arena;
 pub mod args;

@@ -124,11 +124,17 @@ impl ShortNames {
         (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 58) as usize
     }
 
+    /// Whether the cache is in use: it has its slots and is not full.
+    #[inline]
+    fn active(&self) -> bool {
+        self.len < SHORT_MAX && self.slots.len() == SHORT_SLOTS
+    }
+
     /// The cached name of `key`, or the slot where it would go (`None` when
     /// the table is full).
     #[inline]
     fn find(&self, key: u64) -> std::result::Result<u32, Option<usize>> {
-        if self.len >= SHORT_MAX || self.slots.len() != SHORT_SLOTS {
+        if !self.active() {
             return Err(None);
         }
         let mut i = Self::slot(key);
@@ -215,7 +221,9 @@ impl FuncScratch {
     /// Interns a name, growing the resolution arrays with it.
     #[inline]
     fn name(&mut self, text: &str) -> Name {
-        if let Some(key) = ShortNames::key(text) {
+        // A full cache (a large function) is passed by without even
+        // computing the key.
+        if let Some(key) = self.short.active().then(|| ShortNames::key(text)).flatten() {
             match self.short.find(key) {
                 Ok(id) => return Name::from_index(id as usize),
                 Err(Some(i)) => {
