@@ -112,7 +112,7 @@ impl SrcMap {
         Some((line, self.words.get(start..end)?))
     }
 
-    /// The mnemonic of `inst` (what [`SrcMap::inst_cols`] gives, read
+    /// The mnemonic of `inst` (the first of its columns, read
     /// directly: code generators ask once per instruction).
     #[inline]
     pub fn inst(&self, inst: Inst) -> Loc {
