@@ -698,7 +698,7 @@ impl Inner {
             let mut progressed = false;
             if !claim.jobs.is_empty() {
                 drop(reg);
-                let mut compiled = Vec::with_capacity(claim.jobs.len());
+                let mut compiled = crate::registry::Compiled::with_capacity(claim.jobs.len());
                 let mut failed = None;
                 for job in &claim.jobs {
                     match compile_job(&self.target, job) {

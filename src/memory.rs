@@ -94,6 +94,7 @@ pub use pool::{pooled_reservations, release_pooled, POOL_MAX};
 
 use crate::error::{Error, Result};
 use free_list::{align_up, FreeList};
+use smallvec::SmallVec;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -362,7 +363,8 @@ pub struct LoadBatch {
     /// The reservation tried first, so a batch's sections stay within reach
     /// of each other.
     home: Option<u32>,
-    sections: Vec<Placed>,
+    /// Usually a module's text and one or two more: no allocation then.
+    sections: SmallVec<[Placed; 3]>,
     open: Vec<OpenSpace>,
 }
 
@@ -527,7 +529,7 @@ impl FinalizedSection {
 #[derive(Debug)]
 pub struct FinalizedBatch {
     id: u64,
-    sections: Vec<Option<FinalizedSection>>,
+    sections: SmallVec<[Option<FinalizedSection>; 3]>,
 }
 
 impl FinalizedBatch {
@@ -796,7 +798,7 @@ impl MemoryManager {
             manager: self.id,
             id,
             home: None,
-            sections: Vec::new(),
+            sections: SmallVec::new(),
             open: Vec::new(),
         }
     }

@@ -352,9 +352,9 @@ impl ModuleRecord {
     /// the registry's shared file name `i` (`interned`), else `2 * length`
     /// and the name's bytes; then per function ULEB128 offset, size, name
     /// length, the name, line table length, the table.
-    fn pack(debug: &ModuleDebug, interned: Option<usize>, out: &mut Vec<u8>) {
+    fn pack(debug: &ModuleDebug, names: Names<'_>, interned: Option<usize>, out: &mut Vec<u8>) {
         let file = debug.file.as_bytes();
-        out.reserve_exact(Self::packed_len(debug));
+        out.reserve_exact(Self::packed_len(debug, names));
         match interned {
             Some(i) => lines::write_uleb(out, 2 * i as u64 + 1),
             None => {
@@ -365,20 +365,21 @@ impl ModuleRecord {
         for f in &debug.funcs {
             lines::write_uleb(out, f.offset);
             lines::write_uleb(out, f.size);
-            lines::write_uleb(out, f.name.len() as u64);
-            out.extend_from_slice(f.name.as_bytes());
-            let table = f.lines.as_bytes();
+            let name = names(f.symbol);
+            lines::write_uleb(out, name.len() as u64);
+            out.extend_from_slice(name.as_bytes());
+            let table = f.table.as_bytes();
             lines::write_uleb(out, table.len() as u64);
             out.extend_from_slice(table);
         }
     }
 
     /// At least the bytes [`ModuleRecord::pack`] appends.
-    fn packed_len(debug: &ModuleDebug) -> usize {
+    fn packed_len(debug: &ModuleDebug, names: Names<'_>) -> usize {
         let funcs: usize = debug
             .funcs
             .iter()
-            .map(|f| 16 + f.name.len() + f.lines.encoded_len())
+            .map(|f| 16 + names(f.symbol).len() + f.table.encoded_len())
             .sum();
         5 + debug.file.len() + funcs
     }
@@ -434,25 +435,24 @@ fn read_bytes<'a>(at: &mut &'a [u8]) -> Option<&'a [u8]> {
     Some(bytes)
 }
 
-/// The line table of one function of a [`CompiledModule`].
+/// One function of a [`CompiledModule`]: where its code is and its line
+/// table; what the debug tools keep of it until it is finalized.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct FunctionLines {
-    /// Index of the function's symbol in [`CompiledModule::symbols`].
+    /// Index of the function's symbol in [`CompiledModule::symbols`] (its
+    /// name is looked up when the module is finalized: see
+    /// [`DebugRegistry::module_finalized`]; not copied per function).
     pub symbol: usize,
-    pub table: LineTable,
-}
-
-/// What the debug tools keep about one compiled function.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct FunctionInfo {
-    /// The IR name, without `@`.
-    pub name: String,
     /// Offset of its first byte in the module's text section.
     pub offset: u64,
     /// Size of its code in bytes.
     pub size: u64,
-    pub lines: LineTable,
+    pub table: LineTable,
 }
+
+/// A module's function names by [`FunctionLines::symbol`] (the loader's
+/// name list, which holds them anyway).
+pub type Names<'a> = &'a dyn Fn(usize) -> &'a str;
 
 /// The debug information of one compiled module, kept from compilation
 /// until the module is removed.
@@ -460,30 +460,19 @@ pub struct FunctionInfo {
 pub struct ModuleDebug {
     /// The module's file name (what backtraces print).
     pub file: Arc<str>,
-    pub funcs: Vec<FunctionInfo>,
+    pub funcs: Vec<FunctionLines>,
 }
 
 impl ModuleDebug {
-    /// Moves the line tables out of `cm` (a module compiled from file
-    /// `file`), pairing each with its function's symbol.
+    /// Moves the functions' line tables out of `cm` (a module compiled
+    /// from file `file`).
     pub fn take(file: &str, cm: &mut CompiledModule) -> ModuleDebug {
         ModuleDebug::take_shared(file.into(), cm)
     }
 
     /// [`ModuleDebug::take`] with the file name already shared.
     pub fn take_shared(file: Arc<str>, cm: &mut CompiledModule) -> ModuleDebug {
-        let funcs = std::mem::take(&mut cm.lines)
-            .into_iter()
-            .filter_map(|fl| {
-                let s = cm.symbols.get(fl.symbol)?;
-                Some(FunctionInfo {
-                    name: s.name.clone(),
-                    offset: s.offset,
-                    size: s.size,
-                    lines: fl.table,
-                })
-            })
-            .collect();
+        let funcs = std::mem::take(&mut cm.lines);
         ModuleDebug { file, funcs }
     }
 }
@@ -568,26 +557,35 @@ impl DebugRegistry {
         self.deferred_error.as_deref()
     }
 
-    /// A module was finalized with its code in `text`.
-    pub fn module_finalized(&mut self, debug: ModuleDebug, text: &FinalizedSection) {
+    /// A module was finalized with its code in `text`; `names` gives the
+    /// name of each function by its [`FunctionLines::symbol`].
+    pub fn module_finalized(
+        &mut self,
+        debug: ModuleDebug,
+        names: Names<'_>,
+        text: &FinalizedSection,
+    ) {
         let start = text.target_address();
         // Built in the scratch buffer, then copied into one allocation of
         // its exact size (shrinking a larger one in place would leave a
         // hole in the heap beside every record).
         let mut data = std::mem::take(&mut self.scratch);
         data.clear();
+        // Room for the FDEs (about 40 bytes each) and the packed record at
+        // once: a fresh engine's buffer grows once, not once per part.
+        data.reserve(debug.funcs.len() * 48 + 4 + ModuleRecord::packed_len(&debug, names));
         let mut gdb = None;
         if self.native {
             if let Some(code) = text.bytes() {
-                if let Err(e) = self.announce(&debug, start, code) {
+                if let Err(e) = self.announce(&debug, names, start, code) {
                     self.deferred_error.get_or_insert(e.to_string());
                 }
-                gdb = self.register(&debug, start, code, &mut data);
+                gdb = self.register(&debug, names, start, code, &mut data);
             }
         }
         let frames = data.len();
         let interned = self.intern(&debug.file);
-        ModuleRecord::pack(&debug, interned, &mut data);
+        ModuleRecord::pack(&debug, names, interned, &mut data);
         let (eh, rest) = data.split_at(frames);
         let mut bytes = RecordBytes::new(eh, rest);
         if frames > 0 {
@@ -600,7 +598,8 @@ impl DebugRegistry {
             if !linked {
                 bytes = match (isa, text.bytes()) {
                     (Some(isa), Some(code)) => {
-                        let own = unwind::eh_frame(isa, &unwind_funcs(&debug, start, code));
+                        let funcs: Vec<_> = unwind_funcs(&debug, start, code).collect();
+                        let own = unwind::eh_frame(isa, &funcs);
                         RecordBytes::new(&own, rest)
                     }
                     _ => RecordBytes::new(&[], rest),
@@ -651,6 +650,7 @@ impl DebugRegistry {
     fn register(
         &self,
         debug: &ModuleDebug,
+        names: Names<'_>,
         base: u64,
         code: &[u8],
         eh_frame: &mut Vec<u8>,
@@ -659,12 +659,17 @@ impl DebugRegistry {
         if !self.options.unwind && !self.options.gdb {
             return None;
         }
-        let funcs = unwind_funcs(debug, base, code);
-        if self.options.unwind && !funcs.is_empty() {
-            unwind::fdes_into(isa, &funcs, eh_frame);
-        }
         if !self.options.gdb {
+            // The usual case: the FDEs straight from the functions, no
+            // list of them built first.
+            if !debug.funcs.is_empty() {
+                unwind::fdes_into(isa, unwind_funcs(debug, base, code), eh_frame);
+            }
             return None;
+        }
+        let funcs: Vec<_> = unwind_funcs(debug, base, code).collect();
+        if self.options.unwind && !funcs.is_empty() {
+            unwind::fdes_into(isa, funcs.iter().copied(), eh_frame);
         }
         let file = source_path(&debug.file);
         let comp_dir = std::env::current_dir()
@@ -676,11 +681,11 @@ impl DebugRegistry {
             .iter()
             .zip(&funcs)
             .map(|(f, u)| elf::ObjectFunc {
-                name: &f.name,
+                name: names(f.symbol),
                 address: u.address,
                 code: u.code,
-                lines: &f.lines,
-                line: f.lines.iter().next().map_or(0, |(_, l)| l.line),
+                lines: &f.table,
+                line: f.table.iter().next().map_or(0, |(_, l)| l.line),
             })
             .collect();
         let object = elf::object(&elf::ObjectInfo {
@@ -696,7 +701,13 @@ impl DebugRegistry {
 
     /// Writes the perf map and jitdump records of a module whose text
     /// (`code`) is at `base`.
-    fn announce(&self, debug: &ModuleDebug, base: u64, code: &[u8]) -> crate::error::Result<()> {
+    fn announce(
+        &self,
+        debug: &ModuleDebug,
+        names: Names<'_>,
+        base: u64,
+        code: &[u8],
+    ) -> crate::error::Result<()> {
         if !self.options.perf_map && self.options.jitdump.is_none() {
             return Ok(());
         }
@@ -705,7 +716,7 @@ impl DebugRegistry {
             .iter()
             .map(|f| {
                 let start = base.wrapping_add(f.offset);
-                f.lines
+                f.table
                     .iter()
                     .map(|(o, loc)| (start.wrapping_add(o as u64), loc.line))
                     .collect()
@@ -719,7 +730,7 @@ impl DebugRegistry {
             .filter_map(|(f, lines)| {
                 let bytes = code.get(f.offset as usize..(f.offset + f.size) as usize)?;
                 Some(perf::CodeLoad {
-                    name: &f.name,
+                    name: names(f.symbol),
                     address: base.wrapping_add(f.offset),
                     code: bytes,
                     lines,
@@ -832,17 +843,17 @@ pub fn register_trampoline(
 
 /// The functions of a module whose text (`code`) is at `base`, as the
 /// unwind tables describe them.
-fn unwind_funcs<'a>(debug: &ModuleDebug, base: u64, code: &'a [u8]) -> Vec<unwind::UnwindFunc<'a>> {
-    debug
-        .funcs
-        .iter()
-        .filter_map(|f| {
-            Some(unwind::UnwindFunc {
-                address: base.wrapping_add(f.offset),
-                code: code.get(f.offset as usize..(f.offset + f.size) as usize)?,
-            })
+fn unwind_funcs<'a>(
+    debug: &'a ModuleDebug,
+    base: u64,
+    code: &'a [u8],
+) -> impl Iterator<Item = unwind::UnwindFunc<'a>> + 'a {
+    debug.funcs.iter().filter_map(move |f| {
+        Some(unwind::UnwindFunc {
+            address: base.wrapping_add(f.offset),
+            code: code.get(f.offset as usize..(f.offset + f.size) as usize)?,
         })
-        .collect()
+    })
 }
 
 /// The absolute path of source file `file` when it exists (profilers and

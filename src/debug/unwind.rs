@@ -83,6 +83,7 @@ const A64_LDP_FRAME: u32 = 0xa8c1_7bfd;
 const A64_RET: u32 = 0xd65f_03c0;
 
 /// One function to describe: its address and code.
+#[derive(Clone, Copy)]
 pub struct UnwindFunc<'a> {
     pub address: u64,
     pub code: &'a [u8],
@@ -166,14 +167,20 @@ fn fde(isa: UnwindIsa, f: &UnwindFunc<'_>, format: Format, cie_pointer: u32, out
 /// [`point_at_cie`] has filled in the CIE pointers at its final address.
 /// Modules share the one CIE instead of each carrying its own (24 bytes
 /// each; an engine may hold many thousands of one-function modules).
-pub fn fdes_into(isa: UnwindIsa, funcs: &[UnwindFunc<'_>], out: &mut Vec<u8>) {
+pub fn fdes_into<'a>(
+    isa: UnwindIsa,
+    funcs: impl IntoIterator<Item = UnwindFunc<'a>>,
+    out: &mut Vec<u8>,
+) {
+    let funcs = funcs.into_iter();
     // An FDE is 32 bytes for a usual frame (40 with callee-saved
     // registers): room for all of them at once, not a reallocation at
     // every doubling of a fresh buffer.
-    out.reserve(funcs.len() * 40 + 4);
+    let n = funcs.size_hint();
+    out.reserve(n.1.unwrap_or(n.0) * 40 + 4);
     for f in funcs {
         // Filled in by `point_at_cie`; never registered as 0 (a CIE).
-        fde(isa, f, Format::EhFrame, 0, out);
+        fde(isa, &f, Format::EhFrame, 0, out);
     }
     out.extend_from_slice(&0u32.to_le_bytes());
 }

@@ -112,12 +112,26 @@ impl SrcMap {
         Some((line, self.words.get(start..end)?))
     }
 
-    /// The mnemonic of `inst`.
+    /// The mnemonic of `inst` (the first of its columns, read
+    /// directly: code generators ask once per instruction).
+    #[inline]
     pub fn inst(&self, inst: Inst) -> Loc {
-        match self.inst_cols(inst) {
-            Some((line, cols)) if !cols.is_empty() => Loc::new(line, cols[0]),
-            _ => Loc::NONE,
+        let i = inst.index();
+        if i < self.num_insts() {
+            if let (Some(&line), Some(&start)) = (self.words.get(2 * i), self.words.get(2 * i + 1))
+            {
+                // The columns run to the next instruction's first one (or
+                // the end); the mnemonic is the first if there is one.
+                let end = match self.words.get(2 * i + 3) {
+                    Some(&e) if i + 1 < self.num_insts() => e as usize,
+                    _ => self.words.len(),
+                };
+                if (start as usize) < end && end <= self.words.len() {
+                    return Loc::new(line, self.words[start as usize]);
+                }
+            }
         }
+        Loc::NONE
     }
 
     /// The `k`-th token after the mnemonic of `inst` (see the table above),
@@ -396,5 +410,31 @@ impl Function {
             _ => NO_TOKEN,
         };
         self.token_loc(inst, k)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inst_is_the_mnemonic_of_each_instruction() {
+        // Instructions with tokens, without, and one past the last.
+        let mut b = SrcMapBuilder::default();
+        b.start_inst(Loc::new(3, 5));
+        b.push_token(Loc::new(3, 9));
+        b.push_token(Loc::new(3, 13));
+        b.start_inst(Loc::new(4, 5));
+        b.start_inst(Loc::new(7, 2));
+        b.push_token(Loc::new(7, 8));
+        let m = b.build();
+        let want = [Loc::new(3, 5), Loc::new(4, 5), Loc::new(7, 2)];
+        for (i, &w) in want.iter().enumerate() {
+            assert_eq!(m.inst(Inst(i as u32)), w);
+            assert_eq!(m.token(Inst(i as u32), usize::MAX - 1), w);
+        }
+        assert_eq!(m.token(Inst(0), 1), Loc::new(3, 13));
+        assert_eq!(m.inst(Inst(3)), Loc::NONE);
+        assert_eq!(SrcMap::default().inst(Inst(0)), Loc::NONE);
     }
 }

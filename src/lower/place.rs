@@ -56,6 +56,8 @@ pub fn place_function(
         |o: usize| u32::try_from(o).map_err(|_| Error::Runtime("section over 4 GiB".into()));
     out.lines.push(FunctionLines {
         symbol: out.symbols.len(),
+        offset: base as u64,
+        size: code_len as u64,
         table: lines,
     });
     out.symbols.push(CompiledSymbol {

@@ -35,10 +35,14 @@ pub struct Job {
 /// by another claim (then the caller may have to wait for it).
 pub struct Claim {
     pub token: u32,
-    pub jobs: Vec<Job>,
-    pub slots: Vec<u32>,
+    /// Usually one module (no allocation then).
+    pub jobs: SmallVec<[Job; 1]>,
+    pub slots: SmallVec<[u32; 2]>,
     pub busy: bool,
 }
+
+/// The compiled modules of a claim, by slot (usually one: no allocation).
+pub type Compiled = SmallVec<[(u32, CompiledModule); 1]>;
 
 /// What an `extern` resolves to.
 pub(crate) enum Resolved {
@@ -208,8 +212,8 @@ impl Registry {
             }
         }
         let token = self.new_claim();
-        let mut jobs = Vec::with_capacity(found.len());
-        let mut slots = Vec::with_capacity(found.len());
+        let mut jobs = SmallVec::with_capacity(found.len());
+        let mut slots = SmallVec::with_capacity(found.len());
         for (slot, deps) in found {
             let State::Added(source) = self.set_state(slot, State::Free) else {
                 continue;
@@ -341,7 +345,7 @@ impl Registry {
     /// Places claim `token`'s compiled modules in one new pending batch:
     /// they become Loaded. On an error every module of the claim goes back
     /// to Added and the batch is discarded.
-    pub fn install(&mut self, token: u32, compiled: Vec<(u32, CompiledModule)>) -> Result<()> {
+    pub fn install(&mut self, token: u32, compiled: Compiled) -> Result<()> {
         let slots: SmallVec<[u32; 4]> = compiled.iter().map(|c| c.0).collect();
         let index = match self.pending.iter().position(Option::is_none) {
             Some(i) => i,
@@ -351,7 +355,7 @@ impl Registry {
             }
         };
         let mut batch = self.mm.begin_batch();
-        let mut placed_slots = Vec::with_capacity(compiled.len());
+        let mut placed_slots = SmallVec::with_capacity(compiled.len());
         let mut result = Ok(());
         for (slot, cm) in compiled {
             if let Err(e) = self.install_one(&mut batch, index as u32, token, slot, cm) {

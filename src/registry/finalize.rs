@@ -10,7 +10,7 @@
 //! set's batches; batches outside the set are untouched.
 
 use super::loader::{self, RelocCounts, Relocatable};
-use super::{Finalized, Pending, Registry, State};
+use super::{Finalized, Loaded, Pending, Registry, State};
 use crate::error::{Error, Result};
 use crate::executor::TargetSection;
 use crate::memory::SectionKind;
@@ -171,7 +171,9 @@ impl Registry {
             let sections: SmallVec<[_; 3]> =
                 m.sections.iter().filter_map(|s| fin.take(s.r)).collect();
             if let Some(text) = sections.iter().find(|s| s.kind() == SectionKind::Text) {
-                self.debug.module_finalized(m.debug, text);
+                let Loaded { debug, names, .. } = *m;
+                let name = |i: usize| names.get(i).unwrap_or("?");
+                self.debug.module_finalized(debug, &name, text);
             }
             self.set_state(slot, State::Finalized(Finalized::new(sections, body)));
             if body != 0 {

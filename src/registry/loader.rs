@@ -85,9 +85,9 @@ pub struct NameList {
 }
 
 impl NameList {
-    fn with_capacity(names: usize) -> NameList {
+    fn with_capacity(names: usize, bytes: usize) -> NameList {
         NameList {
-            text: String::new(),
+            text: String::with_capacity(bytes),
             ends: Vec::with_capacity(names),
         }
     }
@@ -199,7 +199,11 @@ impl Image {
         mut export: impl FnMut(&str, bool) -> Option<SymbolId>,
         resolve: &mut dyn Resolve,
     ) -> Result<Image> {
-        let mut names = NameList::with_capacity(cm.symbols.len() + cm.imports.len());
+        // The definitions' names and (about) the imports' at once, not
+        // regrown name by name.
+        let bytes = cm.symbols.iter().map(|s| s.name.len()).sum::<usize>()
+            + cm.imports.iter().map(String::len).sum::<usize>();
+        let mut names = NameList::with_capacity(cm.symbols.len() + cm.imports.len(), bytes);
         let mut index: SmallMap<&str, Named> = SmallMap::default();
         let mut defined = Vec::with_capacity(cm.symbols.len());
         let mut exports = Vec::new();

@@ -61,7 +61,7 @@ pub(crate) mod runs;
 pub mod symbols;
 
 pub(crate) use claim::Resolved;
-pub use claim::{compile_job, Claim, Job};
+pub use claim::{compile_job, Claim, Compiled, Job};
 pub(crate) use deps::Deps;
 use runs::Runs;
 use symbols::NewSymbol;
@@ -380,7 +380,7 @@ impl Entry {
 /// A batch of loaded modules waiting to be finalized together.
 pub(crate) struct Pending {
     pub batch: LoadBatch,
-    pub modules: Vec<u32>,
+    pub modules: SmallVec<[u32; 2]>,
 }
 
 /// Tags engines, so that a [`ModuleId`] of one is refused by another.
@@ -836,11 +836,11 @@ impl Registry {
 
     /// The slots `finalize_module(id)` must finalize: the module itself, or
     /// every member of a lazy module.
-    pub fn roots_of(&self, id: ModuleId) -> Result<Vec<u32>> {
+    pub fn roots_of(&self, id: ModuleId) -> Result<SmallVec<[u32; 2]>> {
         let slot = self.live_slot(id)?;
         Ok(match &self.entry(slot).role {
-            Role::Group(_) => self.current_members(slot),
-            _ => vec![slot],
+            Role::Group(_) => self.current_members(slot).into(),
+            _ => smallvec::smallvec![slot],
         })
     }
 
@@ -866,7 +866,7 @@ impl Registry {
             token, jobs, slots, ..
         } = self.claim(roots)?;
         let target = self.target.clone();
-        let mut done = Vec::with_capacity(jobs.len());
+        let mut done = SmallVec::with_capacity(jobs.len());
         for job in jobs {
             match compile_job(&target, &job) {
                 Ok(cm) => done.push((job.slot, cm)),

@@ -105,7 +105,7 @@ impl Em<'_> {
     }
 
     /// `r = s` (64 bits).
-    #[inline]
+    #[inline(always)]
     pub fn load(&mut self, r: u8, s: Src) {
         match s {
             Src::R(x) => {
@@ -124,7 +124,7 @@ impl Em<'_> {
     }
 
     /// `d = s` for a home `d` (a register or a slot).
-    #[inline]
+    #[inline(always)]
     pub fn mov(&mut self, d: Src, s: Src) {
         match d {
             Src::R(r) => self.load(r, s),

@@ -1,7 +1,8 @@
 //! A lean x86-64 byte encoder for the fast generator: the few forms it
-//! emits, written straight into a `Vec<u8>` (dynasm's assembler costs
-//! several times more per instruction, which dominated this generator's
-//! profile), with its own labels (rel32 fixups resolved at the end).
+//! emits, each assembled on the stack and appended to a `Vec<u8>` with one
+//! capacity check (dynasm's assembler costs several times more per
+//! instruction, which dominated this generator's profile), with its own
+//! labels (rel32 fixups resolved at the end).
 //!
 //! Registers are hardware numbers (0–15). Memory operands are
 //! `[base + disp]` with any base (`rsp`/`r12` get their SIB byte,
@@ -45,6 +46,95 @@ pub struct Code {
     labels: Vec<u32>,
     /// `(offset of a rel32 field, label)`.
     fixups: Vec<(u32, u32)>,
+}
+
+/// The bytes of one machine instruction (at most 16 here), assembled on
+/// the stack and appended to [`Code::buf`] in one step by [`Code::put`]:
+/// one capacity check and one length update per instruction instead of
+/// one per byte (which was most of the encoder's cost).
+#[derive(Clone, Copy)]
+pub(super) struct Ins {
+    b: [u8; 16],
+    n: usize,
+}
+
+impl Ins {
+    #[inline(always)]
+    fn new() -> Self {
+        Ins { b: [0; 16], n: 0 }
+    }
+
+    #[inline(always)]
+    fn b(&mut self, x: u8) {
+        // `& 15`: no bounds check; [`Code::put`] asserts (in debug
+        // builds) that no form wrote more than 16 bytes.
+        self.b[self.n & 15] = x;
+        self.n += 1;
+    }
+
+    #[inline(always)]
+    fn bytes(&mut self, x: &[u8]) {
+        for &y in x {
+            self.b(y);
+        }
+    }
+
+    #[inline(always)]
+    fn imm32(&mut self, k: i32) {
+        self.bytes(&k.to_le_bytes());
+    }
+
+    /// A REX prefix if needed (`byte`: a byte register operand 4–7 needs
+    /// one to mean `spl`–`dil`).
+    #[inline(always)]
+    fn rex(&mut self, w: bool, r: u8, b: u8, byte: bool) {
+        let v = 0x40 | ((w as u8) << 3) | (((r >> 3) & 1) << 2) | ((b >> 3) & 1);
+        if v != 0x40 || (byte && ((4..8).contains(&r) || (4..8).contains(&b))) {
+            self.b(v);
+        }
+    }
+
+    /// ModRM (+SIB, displacement) for `reg` and `[base + disp]`.
+    #[inline(always)]
+    fn mem(&mut self, reg: u8, base: u8, disp: i32) {
+        let r = (reg & 7) << 3;
+        let bl = base & 7;
+        let sib = bl == 4;
+        if disp == 0 && bl != 5 {
+            self.b(r | bl);
+            if sib {
+                self.b(0x24);
+            }
+        } else if let Ok(d) = i8::try_from(disp) {
+            self.b(0x40 | r | bl);
+            if sib {
+                self.b(0x24);
+            }
+            self.b(d as u8);
+        } else {
+            self.b(0x80 | r | bl);
+            if sib {
+                self.b(0x24);
+            }
+            self.imm32(disp);
+        }
+    }
+
+    /// `[rex] op reg, rm` (register form) with the opcode bytes `op`.
+    #[inline(always)]
+    fn rr(&mut self, w: bool, op: &[u8], reg: u8, rm: u8) {
+        self.rex(w, reg, rm, false);
+        self.bytes(op);
+        self.b(0xc0 | ((reg & 7) << 3) | (rm & 7));
+    }
+
+    /// `[rex] op reg, [base + disp]` with the opcode bytes `op`.
+    #[inline(always)]
+    fn rm(&mut self, w: bool, op: &[u8], reg: u8, base: u8, disp: i32) {
+        self.rex(w, reg, base, false);
+        self.bytes(op);
+        self.mem(reg, base, disp);
+    }
 }
 
 impl Code {
@@ -93,85 +183,64 @@ impl Code {
         true
     }
 
-    #[inline]
-    fn b(&mut self, x: u8) {
-        self.buf.push(x);
-    }
-
-    #[inline]
-    fn bytes(&mut self, x: &[u8]) {
-        self.buf.extend_from_slice(x);
-    }
-
-    #[inline]
-    fn imm32(&mut self, k: i32) {
-        self.bytes(&k.to_le_bytes());
-    }
-
-    /// A REX prefix if needed (`byte`: a byte register operand 4–7 needs
-    /// one to mean `spl`–`dil`).
-    #[inline]
-    fn rex(&mut self, w: bool, r: u8, b: u8, byte: bool) {
-        let v = 0x40 | ((w as u8) << 3) | (((r >> 3) & 1) << 2) | ((b >> 3) & 1);
-        if v != 0x40 || (byte && ((4..8).contains(&r) || (4..8).contains(&b))) {
-            self.b(v);
-        }
-    }
-
-    /// ModRM (+SIB, displacement) for `reg` and `[base + disp]`.
-    #[inline]
-    fn mem(&mut self, reg: u8, base: u8, disp: i32) {
-        let r = (reg & 7) << 3;
-        let bl = base & 7;
-        let sib = bl == 4;
-        if disp == 0 && bl != 5 {
-            self.b(r | bl);
-            if sib {
-                self.b(0x24);
-            }
-        } else if let Ok(d) = i8::try_from(disp) {
-            self.b(0x40 | r | bl);
-            if sib {
-                self.b(0x24);
-            }
-            self.b(d as u8);
-        } else {
-            self.b(0x80 | r | bl);
-            if sib {
-                self.b(0x24);
-            }
-            self.imm32(disp);
+    /// Appends the instruction `i`.
+    #[inline(always)]
+    fn put(&mut self, i: &Ins) {
+        debug_assert!(i.n <= 16, "an instruction of {} bytes", i.n);
+        self.buf.reserve(16);
+        let len = self.buf.len();
+        // SAFETY: `reserve(16)` leaves room for at least 16 bytes past
+        // `len`, so the 16-byte write stays inside the allocation (in the
+        // spare capacity, which may be written); it initializes the
+        // `i.n <= 16` bytes that `set_len` then makes part of the vector.
+        unsafe {
+            self.buf
+                .as_mut_ptr()
+                .add(len)
+                .cast::<[u8; 16]>()
+                .write_unaligned(i.b);
+            self.buf.set_len(len + i.n);
         }
     }
 
     /// `op reg, rm` (register form) with a one-byte opcode.
     #[inline]
     pub fn rr(&mut self, w: bool, op: u8, reg: u8, rm: u8) {
-        self.rex(w, reg, rm, false);
-        self.bytes(&[op, 0xc0 | ((reg & 7) << 3) | (rm & 7)]);
+        {
+            let mut i = Ins::new();
+            i.rr(w, &[op], reg, rm);
+            self.put(&i);
+        }
     }
 
     /// `op reg, [base + disp]` with a one-byte opcode.
     #[inline]
     pub fn rm(&mut self, w: bool, op: u8, reg: u8, base: u8, disp: i32) {
-        self.rex(w, reg, base, false);
-        self.b(op);
-        self.mem(reg, base, disp);
+        {
+            let mut i = Ins::new();
+            i.rm(w, &[op], reg, base, disp);
+            self.put(&i);
+        }
     }
 
     /// `0f op reg, rm` (register form).
     #[inline]
     pub fn rr0f(&mut self, w: bool, op: u8, reg: u8, rm: u8) {
-        self.rex(w, reg, rm, false);
-        self.bytes(&[0x0f, op, 0xc0 | ((reg & 7) << 3) | (rm & 7)]);
+        {
+            let mut i = Ins::new();
+            i.rr(w, &[0x0f, op], reg, rm);
+            self.put(&i);
+        }
     }
 
     /// `0f op reg, [base + disp]`.
     #[inline]
     pub fn rm0f(&mut self, w: bool, op: u8, reg: u8, base: u8, disp: i32) {
-        self.rex(w, reg, base, false);
-        self.bytes(&[0x0f, op]);
-        self.mem(reg, base, disp);
+        {
+            let mut i = Ins::new();
+            i.rm(w, &[0x0f, op], reg, base, disp);
+            self.put(&i);
+        }
     }
 
     /// `mov d, s` (64 bits).
@@ -195,45 +264,43 @@ impl Code {
     /// `mov [base + disp], s` of `bytes` bytes.
     #[inline]
     pub fn store(&mut self, bytes: u32, s: u8, base: u8, disp: i32) {
+        let mut i = Ins::new();
         match bytes {
             1 => {
-                self.rex(false, s, base, true);
-                self.b(0x88);
-                self.mem(s, base, disp);
+                i.rex(false, s, base, true);
+                i.b(0x88);
+                i.mem(s, base, disp);
             }
             2 => {
-                self.b(0x66);
-                self.rm(false, 0x89, s, base, disp);
+                i.b(0x66);
+                i.rm(false, &[0x89], s, base, disp);
             }
-            4 => self.rm(false, 0x89, s, base, disp),
-            _ => self.rm(true, 0x89, s, base, disp),
+            4 => i.rm(false, &[0x89], s, base, disp),
+            _ => i.rm(true, &[0x89], s, base, disp),
         }
+        self.put(&i);
     }
 
     /// `mov [base + disp], imm` of `bytes` bytes (8: sign-extended).
     #[inline]
     pub fn store_imm(&mut self, bytes: u32, k: i32, base: u8, disp: i32) {
+        let mut i = Ins::new();
         match bytes {
             1 => {
-                self.rex(false, 0, base, false);
-                self.b(0xc6);
-                self.mem(0, base, disp);
-                self.b(k as u8);
+                i.rm(false, &[0xc6], 0, base, disp);
+                i.b(k as u8);
             }
             2 => {
-                self.b(0x66);
-                self.rex(false, 0, base, false);
-                self.b(0xc7);
-                self.mem(0, base, disp);
-                self.bytes(&(k as i16).to_le_bytes());
+                i.b(0x66);
+                i.rm(false, &[0xc7], 0, base, disp);
+                i.bytes(&(k as i16).to_le_bytes());
             }
             _ => {
-                self.rex(bytes == 8, 0, base, false);
-                self.b(0xc7);
-                self.mem(0, base, disp);
-                self.imm32(k);
+                i.rm(bytes == 8, &[0xc7], 0, base, disp);
+                i.imm32(k);
             }
         }
+        self.put(&i);
     }
 
     /// `r = bits` in the shortest form.
@@ -242,13 +309,16 @@ impl Code {
         if bits == 0 {
             self.rr(false, 0x33, r, r);
         } else if bits <= u32::MAX as u64 {
-            self.rex(false, 0, r, false);
-            self.b(0xb8 | (r & 7));
-            self.imm32(bits as u32 as i32);
+            let mut i = Ins::new();
+            i.rex(false, 0, r, false);
+            i.b(0xb8 | (r & 7));
+            i.imm32(bits as u32 as i32);
+            self.put(&i);
         } else if let Ok(v) = i32::try_from(bits as i64) {
-            self.rex(true, 0, r, false);
-            self.bytes(&[0xc7, 0xc0 | (r & 7)]);
-            self.imm32(v);
+            let mut i = Ins::new();
+            i.rr(true, &[0xc7], 0, r);
+            i.imm32(v);
+            self.put(&i);
         } else {
             self.movabs(r, bits);
         }
@@ -257,22 +327,26 @@ impl Code {
     /// `movabs r, bits` (always 10 bytes; the immediate is the last 8).
     #[inline]
     pub fn movabs(&mut self, r: u8, bits: u64) {
-        self.rex(true, 0, r, false);
-        self.b(0xb8 | (r & 7));
-        self.bytes(&bits.to_le_bytes());
+        let mut i = Ins::new();
+        i.rex(true, 0, r, false);
+        i.b(0xb8 | (r & 7));
+        i.bytes(&bits.to_le_bytes());
+        self.put(&i);
     }
 
     /// `op r, k` for an ALU opcode (see the constants).
     #[inline]
     pub fn alu_ri(&mut self, w: bool, op: u8, r: u8, k: i32) {
         let ext = op >> 3;
-        self.rex(w, 0, r, false);
+        let mut i = Ins::new();
         if let Ok(k8) = i8::try_from(k) {
-            self.bytes(&[0x83, 0xc0 | (ext << 3) | (r & 7), k8 as u8]);
+            i.rr(w, &[0x83], ext, r);
+            i.b(k8 as u8);
         } else {
-            self.bytes(&[0x81, 0xc0 | (ext << 3) | (r & 7)]);
-            self.imm32(k);
+            i.rr(w, &[0x81], ext, r);
+            i.imm32(k);
         }
+        self.put(&i);
     }
 
     /// `op r, bits` for an ALU opcode, through `scratch` when `bits` has
@@ -291,28 +365,34 @@ impl Code {
     /// `imul d, s, k`.
     #[inline]
     pub fn imul_rri(&mut self, w: bool, d: u8, s: u8, k: i32) {
-        self.rex(w, d, s, false);
-        let m = 0xc0 | ((d & 7) << 3) | (s & 7);
+        let mut i = Ins::new();
         if let Ok(k8) = i8::try_from(k) {
-            self.bytes(&[0x6b, m, k8 as u8]);
+            i.rr(w, &[0x6b], d, s);
+            i.b(k8 as u8);
         } else {
-            self.bytes(&[0x69, m]);
-            self.imm32(k);
+            i.rr(w, &[0x69], d, s);
+            i.imm32(k);
         }
+        self.put(&i);
     }
 
     /// A one-operand group form `op /ext r` (`f7 /3` neg, `/2` not, …).
     #[inline]
     pub fn grp(&mut self, w: bool, op: u8, ext: u8, r: u8) {
-        self.rex(w, 0, r, false);
-        self.bytes(&[op, 0xc0 | (ext << 3) | (r & 7)]);
+        {
+            let mut i = Ins::new();
+            i.rr(w, &[op], ext, r);
+            self.put(&i);
+        }
     }
 
     /// Shift `r` by `n` (`ext`: 4 shl, 5 shr, 7 sar).
     #[inline]
     pub fn shift_imm(&mut self, w: bool, ext: u8, r: u8, n: u8) {
-        self.rex(w, 0, r, false);
-        self.bytes(&[0xc1, 0xc0 | (ext << 3) | (r & 7), n]);
+        let mut i = Ins::new();
+        i.rr(w, &[0xc1], ext, r);
+        i.b(n);
+        self.put(&i);
     }
 
     /// Shift `r` by `cl`.
@@ -324,66 +404,88 @@ impl Code {
     /// `setcc r8; movzx r32, r8`.
     #[inline]
     pub fn setcc(&mut self, cc: u8, r: u8) {
-        self.rex(false, 0, r, true);
-        self.bytes(&[0x0f, 0x90 | cc, 0xc0 | (r & 7)]);
-        self.rex(false, r, r, true);
-        self.bytes(&[0x0f, 0xb6, 0xc0 | ((r & 7) << 3) | (r & 7)]);
+        let mut i = Ins::new();
+        i.rex(false, 0, r, true);
+        i.bytes(&[0x0f, 0x90 | cc, 0xc0 | (r & 7)]);
+        i.rex(false, r, r, true);
+        i.bytes(&[0x0f, 0xb6, 0xc0 | ((r & 7) << 3) | (r & 7)]);
+        self.put(&i);
+    }
+
+    /// The rel8 from the end of a 2-byte jump here to `l`, if `l` is bound
+    /// and near.
+    #[inline]
+    fn near(&self, l: Label) -> Option<u8> {
+        let t = self.labels[l.0 as usize];
+        if t == NONE {
+            return None;
+        }
+        let rel = t as i64 - (self.buf.len() as i64 + 2);
+        i8::try_from(rel).ok().map(|r| r as u8)
     }
 
     /// `jcc l` (rel8 when `l` is bound and near, else rel32).
     #[inline]
     pub fn jcc(&mut self, cc: u8, l: Label) {
-        let t = self.labels[l.0 as usize];
-        if t != NONE {
-            let rel = t as i64 - (self.buf.len() as i64 + 2);
-            if let Ok(r8) = i8::try_from(rel) {
-                self.bytes(&[0x70 | cc, r8 as u8]);
-                return;
+        match self.near(l) {
+            Some(r8) => {
+                let mut i = Ins::new();
+                i.bytes(&[0x70 | cc, r8]);
+                self.put(&i);
             }
+            None => self.rel32(&[0x0f, 0x80 | cc], l),
         }
-        self.bytes(&[0x0f, 0x80 | cc]);
-        self.fixup(l);
     }
 
     /// `jmp l`.
     #[inline]
     pub fn jmp(&mut self, l: Label) {
-        let t = self.labels[l.0 as usize];
-        if t != NONE {
-            let rel = t as i64 - (self.buf.len() as i64 + 2);
-            if let Ok(r8) = i8::try_from(rel) {
-                self.bytes(&[0xeb, r8 as u8]);
-                return;
+        match self.near(l) {
+            Some(r8) => {
+                let mut i = Ins::new();
+                i.bytes(&[0xeb, r8]);
+                self.put(&i);
             }
+            None => self.rel32(&[0xe9], l),
         }
-        self.b(0xe9);
-        self.fixup(l);
     }
 
     /// `call l`.
     pub fn call_label(&mut self, l: Label) {
-        self.b(0xe8);
-        self.fixup(l);
+        self.rel32(&[0xe8], l);
     }
 
+    /// `op rel32` to `l` (resolved by [`Code::resolve`]).
     #[inline]
-    fn fixup(&mut self, l: Label) {
-        self.fixups.push((self.buf.len() as u32, l.0));
-        self.imm32(0);
+    fn rel32(&mut self, op: &[u8], l: Label) {
+        let at = self.buf.len() + op.len();
+        self.fixups.push((at as u32, l.0));
+        let mut i = Ins::new();
+        i.bytes(op);
+        i.imm32(0);
+        self.put(&i);
     }
 
     /// A short forward jump whose target is patched with
     /// [`Code::patch8`]; returns the displacement's offset.
     #[inline]
     pub fn jcc8(&mut self, cc: u8) -> usize {
-        self.bytes(&[0x70 | cc, 0]);
+        {
+            let mut i = Ins::new();
+            i.bytes(&[0x70 | cc, 0]);
+            self.put(&i);
+        }
         self.buf.len() - 1
     }
 
     /// `jmp` short, patched later.
     #[inline]
     pub fn jmp8(&mut self) -> usize {
-        self.bytes(&[0xeb, 0]);
+        {
+            let mut i = Ins::new();
+            i.bytes(&[0xeb, 0]);
+            self.put(&i);
+        }
         self.buf.len() - 1
     }
 
@@ -395,20 +497,32 @@ impl Code {
 
     /// `push r`.
     pub fn push(&mut self, r: u8) {
-        self.rex(false, 0, r, false);
-        self.b(0x50 | (r & 7));
+        let mut i = Ins::new();
+        i.rex(false, 0, r, false);
+        i.b(0x50 | (r & 7));
+        self.put(&i);
     }
 
     /// `pop r`.
     pub fn pop(&mut self, r: u8) {
-        self.rex(false, 0, r, false);
-        self.b(0x58 | (r & 7));
+        let mut i = Ins::new();
+        i.rex(false, 0, r, false);
+        i.b(0x58 | (r & 7));
+        self.put(&i);
     }
 
     /// Raw bytes.
     #[inline]
     pub fn raw(&mut self, x: &[u8]) {
-        self.bytes(x);
+        if x.len() <= 16 {
+            {
+                let mut i = Ins::new();
+                i.bytes(x);
+                self.put(&i);
+            }
+        } else {
+            self.buf.extend_from_slice(x);
+        }
     }
 
     /// `sub rsp, n`, probing every page when `n` exceeds one (as
@@ -417,13 +531,15 @@ impl Code {
         if n > 4096 {
             let pages = (n / 4096) as i32;
             // mov r11d, pages
-            self.bytes(&[0x41, 0xbb]);
-            self.imm32(pages);
+            let mut i = Ins::new();
+            i.bytes(&[0x41, 0xbb]);
+            i.imm32(pages);
+            self.put(&i);
             // probe: sub rsp, 4096; mov qword [rsp], 0; dec r11; jnz probe
-            self.bytes(&[0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00]);
-            self.bytes(&[0x48, 0xc7, 0x04, 0x24, 0, 0, 0, 0]);
-            self.bytes(&[0x49, 0xff, 0xcb]);
-            self.bytes(&[0x75, (-20i8) as u8]);
+            self.raw(&[0x48, 0x81, 0xec, 0x00, 0x10, 0x00, 0x00]);
+            self.raw(&[0x48, 0xc7, 0x04, 0x24, 0, 0, 0, 0]);
+            self.raw(&[0x49, 0xff, 0xcb]);
+            self.raw(&[0x75, (-20i8) as u8]);
             let rest = (n % 4096) as i32;
             if rest != 0 {
                 self.alu_ri(true, SUB, 4, rest);
@@ -511,6 +627,23 @@ mod tests {
             enc(|c| c.store_imm(8, -1, 5, -16)),
             [0x48, 0xc7, 0x45, 0xf0, 0xff, 0xff, 0xff, 0xff]
         );
+    }
+
+    #[test]
+    fn appends_across_buffer_growth() {
+        // Each instruction is written 16 bytes wide into the spare
+        // capacity and the length moved by its own size: from an empty
+        // buffer through many regrowths, the bytes are the concatenation.
+        let mut c = Code::default();
+        let mut want = Vec::new();
+        for k in 0..1000u64 {
+            c.movabs(9, k << 40);
+            want.extend_from_slice(&[0x49, 0xb9]);
+            want.extend_from_slice(&(k << 40).to_le_bytes());
+            c.push(3);
+            want.push(0x53);
+        }
+        assert_eq!(c.buf, want);
     }
 
     #[test]

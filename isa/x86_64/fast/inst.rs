@@ -35,16 +35,12 @@ pub fn cc_of(op: Opcode) -> Option<u8> {
 
 impl Em<'_> {
     /// `d = d op s` for an ALU opcode or [`MUL`] (`cmp d, s` for `CMP`).
-    #[inline]
+    /// Not recursive, so that it inlines into its callers (once per IR
+    /// instruction: a call cost as much as the encoding).
+    #[inline(always)]
     pub(super) fn alu_src(&mut self, op: u8, w: bool, d: u8, s: Src) {
-        match s {
-            Src::R(x) => {
-                if op == MUL {
-                    self.c.rr0f(w, MUL, d, x)
-                } else {
-                    self.c.rr(w, op, d, x)
-                }
-            }
+        let x = match s {
+            Src::R(x) => x,
             Src::S(k) => {
                 let o = self.slot_off(k);
                 if op == MUL {
@@ -52,20 +48,26 @@ impl Em<'_> {
                 } else {
                     self.c.rm(w, op, d, 5, o)
                 }
+                return;
             }
+            Src::I(b) => match super::enc::imm32_of(w, b) {
+                Some(k) if op == MUL => return self.c.imul_rri(w, d, d, k),
+                Some(k) => return self.c.alu_ri(w, op, d, k),
+                None => {
+                    self.c.mov_imm(RAX, b);
+                    RAX
+                }
+            },
             // Not produced (integer operands have integer homes).
             Src::X(_) => {
                 self.load(RAX, s);
-                self.alu_src(op, w, d, Src::R(RAX));
+                RAX
             }
-            Src::I(b) => match super::enc::imm32_of(w, b) {
-                Some(k) if op == MUL => self.c.imul_rri(w, d, d, k),
-                Some(k) => self.c.alu_ri(w, op, d, k),
-                None => {
-                    self.load(RAX, s);
-                    self.alu_src(op, w, d, Src::R(RAX));
-                }
-            },
+        };
+        if op == MUL {
+            self.c.rr0f(w, MUL, d, x)
+        } else {
+            self.c.rr(w, op, d, x)
         }
     }
 

@@ -3,7 +3,7 @@
 //! registers, compares and conversions (registers are hardware numbers,
 //! xmm0–xmm15 as 0–15).
 
-use super::Code;
+use super::{Code, Ins};
 
 /// Mandatory prefixes: scalar double, scalar single, packed double /
 /// operand size (`movq`, `ucomisd`), none (`movaps`, `ucomiss`).
@@ -45,22 +45,23 @@ impl Code {
     /// `[pfx] [rex] 0f op reg, rm` (register form).
     #[inline]
     pub fn sse_rr(&mut self, pfx: u8, w: bool, op: u8, reg: u8, rm: u8) {
+        let mut i = Ins::new();
         if pfx != 0 {
-            self.b(pfx);
+            i.b(pfx);
         }
-        self.rex(w, reg, rm, false);
-        self.bytes(&[0x0f, op, 0xc0 | ((reg & 7) << 3) | (rm & 7)]);
+        i.rr(w, &[0x0f, op], reg, rm);
+        self.put(&i);
     }
 
     /// `[pfx] [rex] 0f op reg, [base + disp]`.
     #[inline]
     pub fn sse_rm(&mut self, pfx: u8, w: bool, op: u8, reg: u8, base: u8, disp: i32) {
+        let mut i = Ins::new();
         if pfx != 0 {
-            self.b(pfx);
+            i.b(pfx);
         }
-        self.rex(w, reg, base, false);
-        self.bytes(&[0x0f, op]);
-        self.mem(reg, base, disp);
+        i.rm(w, &[0x0f, op], reg, base, disp);
+        self.put(&i);
     }
 
     /// `movaps d, s`.
@@ -90,22 +91,28 @@ impl Code {
     /// `setcc r8` alone (the rest of `r` unchanged).
     #[inline]
     pub fn setcc8(&mut self, cc: u8, r: u8) {
-        self.rex(false, 0, r, true);
-        self.bytes(&[0x0f, 0x90 | cc, 0xc0 | (r & 7)]);
+        let mut i = Ins::new();
+        i.rex(false, 0, r, true);
+        i.bytes(&[0x0f, 0x90 | cc, 0xc0 | (r & 7)]);
+        self.put(&i);
     }
 
     /// `btc r, bit`.
     #[inline]
     pub fn btc(&mut self, w: bool, r: u8, bit: u8) {
-        self.rex(w, 0, r, false);
-        self.bytes(&[0x0f, 0xba, 0xf8 | (r & 7), bit]);
+        let mut i = Ins::new();
+        i.rex(w, 0, r, false);
+        i.bytes(&[0x0f, 0xba, 0xf8 | (r & 7), bit]);
+        self.put(&i);
     }
 
     /// `btr r, bit`.
     #[inline]
     pub fn btr(&mut self, w: bool, r: u8, bit: u8) {
-        self.rex(w, 0, r, false);
-        self.bytes(&[0x0f, 0xba, 0xf0 | (r & 7), bit]);
+        let mut i = Ins::new();
+        i.rex(w, 0, r, false);
+        i.bytes(&[0x0f, 0xba, 0xf0 | (r & 7), bit]);
+        self.put(&i);
     }
 }
 
