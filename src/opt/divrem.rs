@@ -4,8 +4,9 @@
 //! compute both by the same multiply-high sequence, so the pair costs one
 //! sequence and a multiply and a subtract instead of two sequences.
 //!
-//! Run by [`super::gvn`] before its walk. Only pairs that are safe and
-//! pay are rewritten:
+//! Run before the first [`super::gvn`] of a pipeline
+//! ([`super::run_passes`]). Only pairs that are safe and pay are
+//! rewritten:
 //! - the divisor is a literal that makes neither instruction trap: not 0,
 //!   and for the signed pair not -1 (`sdiv` of MIN by -1 traps), so
 //!   computing the quotient where only the remainder was computed before
@@ -62,7 +63,7 @@ struct Div {
 }
 
 /// Buffers of the pass, reused from function to function (kept in
-/// [`super::gvn::Scratch`]).
+/// [`super::Ctx`]).
 #[derive(Default)]
 pub struct Scratch {
     /// The first division of each key in [`Scratch::divs`].
@@ -73,6 +74,10 @@ pub struct Scratch {
     edits: Vec<(usize, [Option<Inst>; 2])>,
     /// The current block's new instruction list.
     list: Vec<Inst>,
+    /// The key of each of [`Scratch::divs`].
+    keys: Vec<Key>,
+    /// The remainders: block and index in it, in reverse postorder.
+    rems: Vec<(Block, u32)>,
 }
 
 /// Whether `d` is a division (`Some((false, key))`) or remainder
@@ -109,32 +114,49 @@ fn pairing(d: &InstData) -> Option<(bool, Key)> {
 /// the analyses of `f` (only its blocks matter: they stay valid). Returns
 /// whether anything changed.
 pub fn run_with(f: &mut Function, a: &FuncAnalysis, s: &mut Scratch) -> bool {
-    if !f
-        .insts
-        .iter()
-        .any(|d| matches!(d.opcode, Opcode::Urem | Opcode::Srem))
-    {
-        return false;
-    }
     s.heads.clear();
     s.divs.clear();
+    s.keys.clear();
+    s.rems.clear();
     for &b in a.rpo.order() {
         for (pos, &i) in f.blocks[b.index()].insts.iter().enumerate() {
-            if let Some((false, key)) = pairing(&f.insts[i.index()]) {
-                add_div(s, key, i, b, pos as u32);
+            let d = &f.insts[i.index()];
+            if !super::is_division(d.opcode) {
+                continue;
+            }
+            match pairing(d) {
+                Some((false, key)) => {
+                    s.keys.push(key);
+                    s.divs.push(Div {
+                        inst: i,
+                        block: b,
+                        pos: pos as u32,
+                        next: NONE,
+                    });
+                }
+                Some((true, _)) => s.rems.push((b, pos as u32)),
+                None => {}
             }
         }
     }
-    if s.divs.is_empty() {
+    if s.divs.is_empty() || s.rems.is_empty() {
         return false;
+    }
+    for (k, key) in s.keys.iter().enumerate() {
+        s.divs[k].next = s.heads.insert(*key, k as u32).unwrap_or(NONE);
     }
     let dom = &a.dom;
     let mut changed = false;
     // Reverse postorder: a remainder is seen before those it dominates,
-    // so the division it introduces serves them.
-    for &b in a.rpo.order() {
+    // so the division it introduces serves them. `rems` is in that
+    // order, grouped by block.
+    let mut next = 0;
+    while next < s.rems.len() {
+        let b = s.rems[next].0;
         s.edits.clear();
-        for pos in 0..f.blocks[b.index()].insts.len() {
+        while next < s.rems.len() && s.rems[next].0 == b {
+            let pos = s.rems[next].1 as usize;
+            next += 1;
             let r = f.blocks[b.index()].insts[pos];
             let Some((true, key)) = pairing(&f.insts[r.index()]) else {
                 continue;
@@ -192,6 +214,7 @@ pub fn run_with(f: &mut Function, a: &FuncAnalysis, s: &mut Scratch) -> bool {
 fn add_div(s: &mut Scratch, key: Key, i: Inst, b: Block, pos: u32) {
     let k = s.divs.len() as u32;
     let next = s.heads.insert(key, k).unwrap_or(NONE);
+    s.keys.push(key);
     s.divs.push(Div {
         inst: i,
         block: b,

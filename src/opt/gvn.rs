@@ -25,10 +25,6 @@
 //! `alloca` and calls never are. Commutative operations are keyed with
 //! their operands in a fixed order.
 //!
-//! Before the walk, [`super::divrem`] rewrites a remainder by a literal
-//! next to the division of the same operands as `x - q * C`, reading (or
-//! creating) that division, so that the pair shares one division.
-//!
 //! Linear in the size of the function (one visit per instruction, each
 //! with O(1) expected table operations).
 
@@ -128,7 +124,6 @@ pub struct Scratch {
     known: ScopedTable<Value, i128>,
     incoming: fold::Incoming,
     stack: Vec<(Block, usize, usize)>,
-    divrem: super::divrem::Scratch,
 }
 
 /// [`run`] with the analyses of `f` as it is and buffers to reuse; returns
@@ -139,7 +134,6 @@ pub fn run_with(f: &mut Function, a: &FuncAnalysis, s: &mut Scratch, subst: &mut
     if f.blocks.is_empty() {
         return true;
     }
-    super::divrem::run_with(f, a, &mut s.divrem);
     let (cfg, dom) = (&a.cfg, &a.dom);
     subst.reset(f.values.len());
     if !s.table.is_empty() {

@@ -9,9 +9,13 @@
 //!   functions nothing reaches any more;
 //! - [`fold`]: constant folding and algebraic simplification, branches on
 //!   constants, block parameters that always receive the same value;
-//! - [`gvn`]: dominator-scoped value numbering (common subexpressions),
-//!   after [`divrem`] made a remainder by a literal share the division
-//!   of the same operands (`x - (x / C) * C`);
+//! - [`gvn`]: dominator-scoped value numbering (common subexpressions);
+//!   before the first `gvn` of a pipeline, two rewrites that create the
+//!   equal computations it then merges: [`divrem`] makes a remainder by
+//!   a literal share the division of the same operands
+//!   (`x - (x / C) * C`), and [`addr`] moves literals out of addresses
+//!   into the accesses' offsets (neighbouring accesses share one
+//!   address);
 //! - [`loads`]: redundant loads and store-to-load forwarding, with one
 //!   sound alias rule (same base value and offset, no store or call in
 //!   between);
@@ -34,6 +38,7 @@
 //! the tables keep orphaned entries until [`dce`] compacts them, and every
 //! pipeline ends with it.
 
+pub mod addr;
 pub mod dce;
 pub mod divrem;
 pub mod eval;
@@ -178,6 +183,8 @@ pub struct Ctx {
     pub subst: subst::Subst,
     pub incoming: fold::Incoming,
     pub gvn: gvn::Scratch,
+    pub divrem: divrem::Scratch,
+    pub addr: addr::Scratch,
     pub loads: loads::Scratch,
     pub dce: dce::Scratch,
 }
@@ -260,6 +267,7 @@ fn run_function_passes(f: &mut Function, passes: &[Pass], cx: &mut Ctx) {
     cx.an.invalidate();
     // Changed since its last gvn.
     let mut dirty = true;
+    let mut first_gvn = true;
     for &pass in passes {
         match pass {
             Pass::Inline => {}
@@ -270,11 +278,17 @@ fn run_function_passes(f: &mut Function, passes: &[Pass], cx: &mut Ctx) {
             Pass::Gvn => {
                 if dirty && !f.blocks.is_empty() {
                     let a = cx.an.get(f);
+                    if first_gvn {
+                        // Neither changes the CFG: `a` stays valid.
+                        divrem::run_with(f, a, &mut cx.divrem);
+                        addr::run_with(f, &mut cx.addr);
+                    }
                     if !gvn::run_with(f, a, &mut cx.gvn, &mut cx.subst) {
                         cx.an.invalidate();
                     }
                 }
                 dirty = false;
+                first_gvn = false;
             }
             Pass::Loads => dirty |= loads::run_with(f, cx),
             Pass::Licm => dirty |= licm::run_with(f, &mut cx.an),
