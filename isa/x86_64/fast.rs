@@ -24,9 +24,13 @@
 //!    bucket list per end position frees them). A range that crosses a
 //!    call gets a callee-saved register or a slot; a result prefers its
 //!    dying first operand's register (two-address forms need no copy), a
-//!    block parameter its argument's. Since a value never moves, block
-//!    edges need only the block-argument parallel move and nothing is
-//!    fixed up afterwards.
+//!    block parameter its argument's. A block ending in a `jmp` borrows
+//!    the registers of target parameters the jump does not read, from
+//!    their last use in the block on, for values that end in the block,
+//!    the argument passed for each first (`%i2 = add %i, 1; jmp
+//!    loop(%i2)` is one `add` in `%i`'s register; see `Lend`). Since a
+//!    value never moves, block edges need only the block-argument
+//!    parallel move and nothing is fixed up afterwards.
 //! 3. **emission** (`emit`): each IR instruction straight from its
 //!    operands' homes (register, `[rbp + off]` or immediate) into the
 //!    byte encoder (`enc`; dynasm's assembler cost several times more per
@@ -70,6 +74,10 @@ const NONE: u32 = u32::MAX;
 pub const SLOT0: u32 = 32;
 /// The home of `xmm0`.
 pub const XMM0: u32 = 16;
+/// The home of an `add.i64` folded into the address of the load or store
+/// right after it (its only use): no register, nothing emitted
+/// (`fast/mem.rs`).
+pub const FOLDED: u32 = u32::MAX - 1;
 
 /// Caller-saved integer registers in the pool: `rsi`, `rdi`, `r8`–`r10`,
 /// and `rcx`, `rdx` (see [`FIXED`]).
@@ -148,12 +156,44 @@ pub struct Fast {
     reg_end: [u32; 32],
     /// Per instruction: a compare fused into its branch.
     fused: Vec<bool>,
+    /// Registers lent by dead block parameters (see [`Lend`]), in block
+    /// order.
+    lends: Vec<Lend>,
+    /// The current block's lends not yet active: `(from, parameter,
+    /// register)`.
+    pending: Vec<(u32, u32, u32)>,
+    /// The current block's jump arguments and the registers of the
+    /// parameters they are passed to (their preferred homes).
+    arg_hints: Vec<(u32, u32)>,
+    /// Registers lent now (free for a value whose range ends in the
+    /// current block), and every register lent in the current block
+    /// (never a spill victim there: its borrowers would lose it).
+    lent: u32,
+    lent_all: u32,
+    /// The current block's last instruction (borrowers end by then).
+    lend_end: u32,
     // Emission.
     code: enc::Code,
     relocs: Vec<(usize, crate::reloc::RelocKind, String, i64)>,
     saved: Vec<u8>,
     moves: Vec<(u32, Src)>,
     pm: emit::ParMove,
+}
+
+/// A block parameter `p` dead in block `k` from instruction `from` on: the
+/// block ends with a `jmp` to `p`'s block that does not read `p`, and
+/// `from` is `p`'s last use in the block (or the block's first
+/// instruction). Until that jump writes `p`, `p`'s register can hold
+/// values defined from `from` on whose ranges end in the block (the
+/// "borrowers"), and the jump argument `x` passed for `p` there
+/// (`NONE`: a literal) prefers it: `%i2 = add %i, 1; jmp loop(%i2)`
+/// is one `add` into `%i`'s register, with no copy at the jump.
+#[derive(Clone, Copy)]
+struct Lend {
+    k: u32,
+    from: u32,
+    p: u32,
+    x: u32,
 }
 
 /// An operand's location at emission.
@@ -282,6 +322,7 @@ impl Fast {
         self.fused.extend_from_slice(&dec.fused);
         self.calls.clear();
         self.fixed.clear();
+        self.lends.clear();
         self.allocas.clear();
         self.outgoing = 0;
         self.call_locs.clear();
@@ -363,7 +404,10 @@ impl Fast {
                             self.use_op(dec, *v, u, k);
                         }
                     }
-                    InstKind::Jmp { dest } => self.jump_uses(func, dec, dest, u, k, n)?,
+                    InstKind::Jmp { dest } => {
+                        self.note_lends(func, dest, k, n);
+                        self.jump_uses(func, dec, dest, u, k, n)?
+                    }
                     InstKind::Br {
                         cond,
                         then_dest,
@@ -451,6 +495,38 @@ impl Fast {
         self.edge(func, dec, dest.block, n)
     }
 
+    /// The `jmp` at `n` ending block `k` (before its own uses are
+    /// recorded): each target parameter it does not read is dead from its
+    /// last use in the block on (ranges so far end before the block or at
+    /// a use in it: the block's only successor is the target, so the block
+    /// is in no loop that leaves the parameter's definition out), see
+    /// [`Lend`].
+    fn note_lends(&mut self, func: &Function, dest: &crate::ir::BlockCall, k: usize, n: u32) {
+        let args = func.args(dest.args);
+        let params = &func.blocks[dest.block.index()].params;
+        // The argument scan is quadratic: long lists go without.
+        if params.len() > 16 {
+            return;
+        }
+        let first = self.first[k];
+        for (j, &p) in params.iter().enumerate() {
+            let e = self.end[p.index()];
+            if e == NONE || e >= n || args.contains(&Operand::Value(p)) {
+                continue;
+            }
+            let x = match args.get(j) {
+                Some(Operand::Value(x)) => x.0,
+                _ => NONE,
+            };
+            self.lends.push(Lend {
+                k: k as u32,
+                from: e.max(first),
+                p: p.0,
+                x,
+            });
+        }
+    }
+
     /// A jump at `n` into `target`: its parameters' ranges cover `n`.
     fn edge(&mut self, func: &Function, dec: &Decisions, target: Block, n: u32) -> Option<()> {
         if target.index() == 0 || dec.position(target).is_none() {
@@ -486,39 +562,65 @@ impl Fast {
         before: bool,
     ) {
         let mut avail = *all_free;
+        // Lent registers (see `Lend`) for a value that ends in the block.
+        let mut lend = if self.lent != 0 && self.end[v] <= self.lend_end {
+            self.lent
+        } else {
+            0
+        };
         if float {
             avail &= POOL_XMM;
+            lend &= POOL_XMM;
         } else {
             avail &= !POOL_XMM;
+            lend &= !POOL_XMM;
             if fixed {
                 avail &= !FIXED;
+                lend &= !FIXED;
             }
         }
         let free = &mut avail;
         // Every xmm register is caller-saved: a float range crossing a
         // call finds no register here.
         let caller = POOL_CALLER | POOL_XMM;
-        let pick = if crosses {
+        if crosses {
+            lend &= POOL_CALLEE;
+        }
+        let any = *free | lend;
+        // A hinted lent register first; else a free one; a lent one
+        // last (it keeps free registers for values that outlive the block).
+        let pick = if hint < SLOT0
+            && any & (1 << hint) != 0
+            && (!crosses || POOL_CALLEE & (1 << hint) != 0)
+        {
+            hint
+        } else if crosses {
             let c = *free & POOL_CALLEE;
-            if hint < SLOT0 && c & (1 << hint) != 0 {
-                hint
-            } else if c != 0 {
+            if c != 0 {
                 c.trailing_zeros()
+            } else if lend != 0 {
+                lend.trailing_zeros()
             } else {
                 NONE
             }
-        } else if hint < SLOT0 && *free & (1 << hint) != 0 {
-            hint
         } else if *free & caller & !FIXED != 0 {
             (*free & caller & !FIXED).trailing_zeros()
         } else if *free & caller != 0 {
             (*free & caller).trailing_zeros()
         } else if *free != 0 {
             free.trailing_zeros()
+        } else if lend != 0 {
+            lend.trailing_zeros()
         } else {
             NONE
         };
-        let home = if pick != NONE {
+        let home = if pick != NONE && lend & (1 << pick) != 0 {
+            // Borrowed: the lender keeps owning it (`release` gives it
+            // back to the lent set).
+            debug_assert_eq!(*all_free & (1 << pick), 0);
+            self.lent &= !(1 << pick);
+            pick
+        } else if pick != NONE {
             *all_free &= !(1 << pick);
             self.callee_used |= (1 << pick) & POOL_CALLEE;
             self.reg_owner[pick as usize] = v as u32;
@@ -576,6 +678,8 @@ impl Fast {
         if fixed {
             allowed &= !FIXED;
         }
+        // A register lent in this block may hold a borrower.
+        allowed &= !self.lent_all;
         // `reg_end[r]` is the end of `r`'s current owner if it still
         // holds it, else (freed, or never given) at most `now` < `e`: it
         // never wins.
@@ -617,7 +721,13 @@ impl Fast {
     fn release(&mut self, v: usize, free: &mut u32) {
         let h = self.home[v];
         if h < SLOT0 {
-            *free |= 1 << h;
+            if self.reg_owner[h as usize] == v as u32 {
+                *free |= 1 << h;
+            } else {
+                // A borrower: back to the lent set.
+                debug_assert_ne!(self.lent_all & (1 << h), 0);
+                self.lent |= 1 << h;
+            }
         } else {
             self.free_slots.push((h - SLOT0, self.end[v]));
         }
@@ -669,9 +779,13 @@ impl Fast {
         self.callee_used = 0;
         self.reg_owner = [NONE; 32];
         self.reg_end = [0; 32];
+        self.lent = 0;
+        self.lent_all = 0;
+        self.lend_end = 0;
         let mut free: u32 = POOL_CALLER | POOL_CALLEE | POOL_XMM;
         let mut ci = 0usize;
         let mut fi = 0usize;
+        let mut lc = 0usize;
         for (j, &p) in func.params.iter().enumerate() {
             let pi = p.index();
             let cr = self.crosses(ci, 0, self.end[pi], true);
@@ -702,6 +816,26 @@ impl Fast {
                     self.assign(pi, &mut free, fl, cr, fx, NONE, first, true);
                 }
             }
+            // This block's lends (its parameters, above, never borrow:
+            // their ranges start before the block).
+            self.lent = 0;
+            self.lent_all = 0;
+            self.pending.clear();
+            self.arg_hints.clear();
+            while let Some(&l) = self.lends.get(lc) {
+                if l.k as usize != k {
+                    break;
+                }
+                lc += 1;
+                let h = self.home[l.p as usize];
+                if h < SLOT0 {
+                    self.lend_end = self.last[k];
+                    self.pending.push((l.from, l.p, h));
+                    if l.x != NONE {
+                        self.arg_hints.push((l.x, h));
+                    }
+                }
+            }
             for (j, &i) in bd.insts.iter().enumerate() {
                 let n = first + j as u32;
                 while ci < self.calls.len() && self.calls[ci] < n {
@@ -717,11 +851,17 @@ impl Fast {
                     self.release(v as usize, &mut free);
                     v = next;
                 }
+                if !self.pending.is_empty() {
+                    self.activate_lends(n);
+                }
                 let d = &func.insts[i.index()];
-                if let Some(r) = d.result {
-                    if !self.fused[i.index()] {
-                        let ri = r.index();
-                        let hint = match &d.kind {
+                if let Some(r) = d.result.filter(|_| !self.fused[i.index()]) {
+                    let ri = r.index();
+                    if self.end[ri] == n + 1 && mem::folds(func, d, r, &bd.insts, j) {
+                        // Used only as the next access's pointer.
+                        self.home[ri] = FOLDED;
+                    } else {
+                        let mut hint = match &d.kind {
                             InstKind::Binary {
                                 args: [Operand::Value(a), _],
                             }
@@ -730,6 +870,12 @@ impl Fast {
                             } => self.home[a.index()],
                             _ => NONE,
                         };
+                        // A jump argument: its parameter's register if lent.
+                        if let Some(&(_, h)) = self.arg_hints.iter().find(|a| a.0 == ri as u32) {
+                            if self.lent & (1 << h) != 0 {
+                                hint = h;
+                            }
+                        }
                         let cr = self.crosses(ci, n, self.end[ri], false);
                         let fx = self.crosses_fixed(fi, n, self.end[ri]);
                         let fl = func.values[ri].ty.is_float();
@@ -751,6 +897,25 @@ impl Fast {
                     }
                     _ => {}
                 }
+            }
+        }
+    }
+
+    /// Lends the registers of the current block's parameters whose last
+    /// use is at or before `n`, if they still hold them (a spill moves a
+    /// parameter to a slot).
+    fn activate_lends(&mut self, n: u32) {
+        let mut j = 0;
+        while j < self.pending.len() {
+            let (from, p, h) = self.pending[j];
+            if from <= n {
+                if self.home[p as usize] == h {
+                    self.lent |= 1 << h;
+                    self.lent_all |= 1 << h;
+                }
+                self.pending.swap_remove(j);
+            } else {
+                j += 1;
             }
         }
     }
@@ -792,6 +957,7 @@ mod emit;
 mod enc;
 mod float;
 mod inst;
+mod mem;
 mod switch;
 
 use emit::bad;

@@ -464,24 +464,22 @@ impl Em<'_> {
                 self.fselect(dst, c, a, b);
             }
             (Load, InstKind::Load { ptr, offset }) => {
-                let p = self.src(*ptr, Type::I64);
-                let (base, disp) = self.address(p, *offset);
+                let m = self.mem(*ptr, *offset);
                 let (x, spill) = Self::xdreg(dst);
-                self.c.sse_rm(scalar(wide), false, MOVS_LOAD, x, base, disp);
+                self.xmem(scalar(wide), MOVS_LOAD, x, m);
                 if spill {
                     self.mov(dst, Src::X(x));
                 }
             }
             (Store, InstKind::Store { args, offset }) => {
-                let (v, p) = (self.src(args[0], ty), self.src(args[1], Type::I64));
+                let v = self.src(args[0], ty);
                 match v {
                     Src::X(x) => {
-                        let (base, disp) = self.address(p, *offset);
-                        self.c
-                            .sse_rm(scalar(wide), false, MOVS_STORE, x, base, disp);
+                        let m = self.mem(args[1], *offset);
+                        self.xmem(scalar(wide), MOVS_STORE, x, m);
                     }
                     // The bits, as an integer store.
-                    _ => self.store_mem(ty.bytes(), v, p, *offset),
+                    _ => self.store_mem(ty.bytes(), v, args[1], *offset),
                 }
             }
             (_, &InstKind::Unary { arg }) => {

@@ -177,51 +177,6 @@ impl Em<'_> {
         self.mov(dst, Src::R(r));
     }
 
-    /// A base register and displacement for `[ptr + offset]`.
-    pub(super) fn address(&mut self, ptr: Src, offset: i64) -> (u8, i32) {
-        let base = self.in_reg(ptr, R11);
-        match i32::try_from(offset) {
-            Ok(o) => (base, o),
-            Err(_) => {
-                self.c.mov_imm(R11, offset as u64);
-                self.c.rr(true, ADD, R11, base);
-                (R11, 0)
-            }
-        }
-    }
-
-    fn load_mem(&mut self, op: Opcode, ty: Type, dst: Src, ptr: Src, offset: i64) {
-        let (base, disp) = self.address(ptr, offset);
-        let (d, spill) = Self::dreg(dst, R11);
-        let w = ty == Type::I64;
-        match op {
-            Opcode::Load => self.c.load(w, d, base, disp),
-            Opcode::Load8s => self.c.rm0f(w, 0xbe, d, base, disp),
-            Opcode::Load8u => self.c.rm0f(false, 0xb6, d, base, disp),
-            Opcode::Load16s => self.c.rm0f(w, 0xbf, d, base, disp),
-            Opcode::Load16u => self.c.rm0f(false, 0xb7, d, base, disp),
-            Opcode::Load32s => self.c.rm(true, 0x63, d, base, disp),
-            _ => self.c.load(false, d, base, disp),
-        }
-        if spill {
-            self.mov(dst, Src::R(d));
-        }
-    }
-
-    pub(super) fn store_mem(&mut self, bytes: u32, v: Src, ptr: Src, offset: i64) {
-        // The value first (it may need rax; the base may need r11).
-        let v = match v {
-            Src::I(b) if bytes < 8 || i32::try_from(b as i64).is_ok() => Src::I(b),
-            s => Src::R(self.in_reg(s, RAX)),
-        };
-        let (base, disp) = self.address(ptr, offset);
-        match v {
-            Src::I(b) => self.c.store_imm(bytes, b as i64 as i32, base, disp),
-            Src::R(r) => self.c.store(bytes, r, base, disp),
-            Src::S(_) | Src::X(_) => {}
-        }
-    }
-
     /// Emits IR instruction `i`; `next` is the block laid out after the
     /// current one.
     pub(super) fn inst(&mut self, i: Inst, next: Option<Block>) -> Result<()> {
@@ -241,6 +196,10 @@ impl Em<'_> {
                 _,
             ) => self.float_inst(i, dst)?,
             (Select | Load | Store, _) if ty.is_float() => self.float_inst(i, dst)?,
+            // Folded into the next instruction's address (`fast/mem.rs`).
+            (Add, _)
+                if d.result
+                    .is_some_and(|r| self.f.home[r.index()] == super::FOLDED) => {}
             (Add | Sub | Mul | And | Or | Xor, InstKind::Binary { args }) => {
                 let op = match d.opcode {
                     Add => ADD,
@@ -369,8 +328,7 @@ impl Em<'_> {
                 Load | Load8s | Load8u | Load16s | Load16u | Load32s | Load32u,
                 InstKind::Load { ptr, offset },
             ) => {
-                let p = self.src(*ptr, Type::I64);
-                self.load_mem(d.opcode, ty, dst, p, *offset);
+                self.load_mem(d.opcode, ty, dst, *ptr, *offset);
             }
             (Store | Store8 | Store16 | Store32, InstKind::Store { args, offset }) => {
                 let bytes = match d.opcode {
@@ -384,8 +342,8 @@ impl Em<'_> {
                     _ if d.opcode == Store => ty,
                     _ => Type::I64,
                 };
-                let (v, p) = (self.src(args[0], vty), self.src(args[1], Type::I64));
-                self.store_mem(bytes, v, p, *offset);
+                let v = self.src(args[0], vty);
+                self.store_mem(bytes, v, args[1], *offset);
             }
             (Addr, InstKind::Addr { sym }) => self.addr(dst, *sym),
             (Alloca, _) => self.alloca(dst),
