@@ -156,6 +156,64 @@ fn pack(prefix: &[u8]) -> Option<u64> {
     )
 }
 
+/// What [`Names`] files a numbered name under (see [`Group`]), worked out
+/// once (by [`numbered`]) so that finding it again needs
+/// neither [`split_number`] nor [`pack`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Numbered {
+    /// The prefix packed as [`pack`] packs it.
+    key: u64,
+    /// The prefix's length in bytes.
+    len: u8,
+    /// The number after the prefix.
+    n: u32,
+}
+
+/// The [`Numbered`] parts of the name `src[start..end]`, when it is one a
+/// [`Group`] may hold, as `split_number` and `pack` would find them. Only
+/// names of at most 8 bytes with 8 bytes of `src` from `start` are read
+/// (as one word, without a loop over the bytes); `None` for the others,
+/// which [`Names::intern`] then reads as usual. The name's bytes must be
+/// ASCII (name characters).
+#[inline]
+pub(crate) fn numbered(src: &[u8], start: usize, end: usize) -> Option<Numbered> {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    let len = end.checked_sub(start)?;
+    let bytes = src.get(start..start.checked_add(8)?)?;
+    if len == 0 || len > 8 {
+        return None;
+    }
+    let mask = u64::MAX >> (64 - 8 * len);
+    let w = u64::from_le_bytes(bytes.try_into().ok()?) & mask;
+    // Each byte minus '0' (an ASCII byte: below 0x80 after the xor, so the
+    // add below carries out of no byte); a byte's top bit set in `other`
+    // marks a name byte that is not a digit, the last of them ends the
+    // prefix.
+    let x = w ^ (0x30 * LOW);
+    let other = (x + 0x76 * LOW) & (0x80 * LOW) & mask;
+    let prefix = (64 - other.leading_zeros() as usize) / 8;
+    let digits = len - prefix;
+    if digits == 0 || digits > MAX_DIGITS {
+        return None;
+    }
+    let d = x >> (8 * prefix);
+    if digits > 1 && d & 0xff == 0 {
+        return None;
+    }
+    // The digits (the first in the lowest byte) moved up to the top bytes,
+    // below them zeros: an 8-digit number with leading zeros, combined
+    // pairwise into 2-, 4- and 8-digit lanes.
+    let mut v = d << (8 * (8 - digits));
+    v = (v * 10 + (v >> 8)) & 0x00ff_00ff_00ff_00ff;
+    v = (v * 100 + (v >> 16)) & 0x0000_ffff_0000_ffff;
+    v = (v * 10_000 + (v >> 32)) & 0xffff_ffff;
+    Some(Numbered {
+        key: w & ((1u64 << (8 * prefix)) - 1),
+        len: prefix as u8,
+        n: v as u32,
+    })
+}
+
 /// The flags of every name `PREFIX` + digits: the digits are name
 /// characters, so the name has the syntax of its prefix (an empty prefix:
 /// plain digits, a value name only).
@@ -229,6 +287,26 @@ impl Names {
         self.index.insert(id, hash);
         self.indexed += 1;
         Name::from_index(id as usize)
+    }
+
+    /// [`Names::intern`] for a name `s` whose [`Numbered`] parts the
+    /// caller read with [`numbered`]: a name already in its group is found
+    /// without looking at the text again; anything else is interned as
+    /// usual.
+    #[inline]
+    pub(crate) fn intern_numbered(&mut self, s: &str, num: Numbered) -> Name {
+        if self.indexed == self.spans.len() {
+            let found = self
+                .groups
+                .iter()
+                .find(|g| g.key == num.key && g.len == num.len);
+            if let Some(&id1) = found.and_then(|g| g.ids.get(num.n as usize)) {
+                if id1 != 0 {
+                    return Name::from_index(id1 as usize - 1);
+                }
+            }
+        }
+        self.intern(s)
     }
 
     /// Appends `s`, which the caller knows is not in the table, without
@@ -535,6 +613,78 @@ mod tests {
         assert_eq!(c.intern("t01"), ids[2]);
         assert_eq!(c.intern("t1"), ids[1]);
         assert_eq!(c.len(), n.len());
+    }
+
+    /// `numbered` agrees with `split_number` and `pack` on every name,
+    /// and the names it reads are found by `intern_numbered` as by
+    /// `intern`.
+    #[test]
+    fn scanned_numbers_match_split_number() {
+        let texts = [
+            "t0",
+            "t1",
+            "t01",
+            "t10",
+            "0",
+            "00",
+            "01",
+            "7",
+            "t",
+            "u1",
+            "t1234567",
+            "t12345678",
+            "1234567",
+            "12345678",
+            "t99999",
+            "x.1",
+            "1x1",
+            "eightchr1",
+            "eightch1",
+            "ninechars1",
+            "ninechars",
+            "a1b2",
+            "a1b02",
+            "v4294967",
+            "v9999999",
+            "ab000",
+            "x10000",
+            "z.09",
+            "q7",
+            "12",
+            "90",
+            "$0",
+            "_9",
+            "a.b.c10",
+            "",
+        ];
+        let mut n = Names::new();
+        for t in texts {
+            // The name is read inside a longer text (8 bytes are loaded),
+            // and alone (then it is not read).
+            let line = format!("{t}, %x, 1");
+            let num = numbered(line.as_bytes(), 0, t.len());
+            if t.len() < 8 {
+                assert_eq!(numbered(t.as_bytes(), 0, t.len()), None);
+            }
+            let prefixed = format!("= %{t}, %y, 1");
+            assert_eq!(numbered(prefixed.as_bytes(), 3, t.len() + 3), num, "{t}");
+            let want = split_number(t).filter(|_| t.len() <= 8).and_then(|(p, k)| {
+                Some(Numbered {
+                    key: pack(p)?,
+                    len: p.len() as u8,
+                    n: k as u32,
+                })
+            });
+            assert_eq!(num, want, "{t}");
+            let id = n.intern(t);
+            if let Some(num) = num {
+                assert_eq!(n.intern_numbered(t, num), id, "{t}");
+            }
+        }
+        // A name not yet interned is interned by `intern_numbered` too.
+        let w = n.intern_numbered("w12", numbered(b"w12 = 1\n", 0, 3).unwrap());
+        assert_eq!(n.intern("w12"), w);
+        assert_eq!(n.get(w), "w12");
     }
 
     #[test]

@@ -18,7 +18,7 @@ use super::super::function::{
     BlockCall, BlockData, Callee, CaseList, Const, Function, InstData, InstKind, Int96, OpList,
     Operand, SwitchCase, ValueData, ValueDef,
 };
-use super::super::names::{Name, Names};
+use super::super::names::{numbered, Name, Names};
 use super::super::opcode::{Format, Opcode, ResultTy, Suffix};
 use super::super::srcmap::{Loc, SrcMapBuilder};
 use super::super::types::{Signature, Type};
@@ -240,6 +240,24 @@ impl FuncScratch {
             }
         }
         self.intern_new(text)
+    }
+
+    /// [`Self::name`] for the name `text`, which is `src[start..]`: a large
+    /// function's numbered names (see [`numbered`]) are found without
+    /// reading their text again.
+    #[inline]
+    fn name_in(&mut self, src: &str, start: usize, text: &str) -> Name {
+        if !self.short.active() {
+            if let Some(num) = numbered(src.as_bytes(), start, start + text.len()) {
+                let n = self.names.intern_numbered(text, num);
+                if n.index() >= self.value_of.len() {
+                    self.value_of.push(NONE);
+                    self.block_of.push(NONE);
+                }
+                return n;
+            }
+        }
+        self.name(text)
     }
 
     /// [`Self::name`] without the cache.
@@ -615,15 +633,22 @@ impl<'a> Parser<'a, '_> {
     #[inline]
     pub(super) fn use_value(&mut self, t: Token<'a>) -> Result<Value> {
         let name = self.fs.name(t.text);
+        self.use_name(name, t.loc)
+    }
+
+    /// [`Self::use_value`] of a value name already interned (written at
+    /// `loc`).
+    #[inline]
+    pub(super) fn use_name(&mut self, name: Name, loc: Loc) -> Result<Value> {
         let v = self.fs.value_of[name.index()];
         if v != NONE {
             return Ok(Value(v));
         }
         let n = self.fs.fwd_values.len() as u32;
         if n >= u32::MAX - PLACEHOLDER_MIN {
-            return self.err(t.loc, "too many forward references");
+            return self.err(loc, "too many forward references");
         }
-        self.fs.fwd_values.push((name, t.loc));
+        self.fs.fwd_values.push((name, loc));
         self.fs.inst_fwd_value = true;
         Ok(Value(u32::MAX - n))
     }

@@ -309,11 +309,10 @@ impl<'a> Parser<'a, '_> {
             Some((raw, at)) => {
                 let loc = self.lex.loc_at(at);
                 let op = match raw {
-                    Raw::Value(text) => Operand::Value(self.use_value(Token {
-                        kind: TokKind::Local,
-                        text,
-                        loc,
-                    })?),
+                    Raw::Value(text) => {
+                        let name = self.fs.name_in(src, at + 1, text);
+                        Operand::Value(self.use_name(name, loc)?)
+                    }
                     Raw::Int(v) => Operand::Const(Const::Int(v)),
                 };
                 self.fs.srcmap.push_token(loc);
@@ -433,11 +432,10 @@ impl<'a> Parser<'a, '_> {
         for (arg, &(raw, at)) in args.iter_mut().zip(&ops).take(count) {
             let loc = self.lex.loc_at(at);
             *arg = match raw {
-                Raw::Value(text) => Operand::Value(self.use_value(Token {
-                    kind: TokKind::Local,
-                    text,
-                    loc,
-                })?),
+                Raw::Value(text) => {
+                    let name = self.fs.name_in(src, at + 1, text);
+                    Operand::Value(self.use_name(name, loc)?)
+                }
                 Raw::Int(v) => Operand::Const(Const::Int(v)),
             };
             self.fs.srcmap.push_token(loc);
