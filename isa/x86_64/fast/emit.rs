@@ -47,6 +47,11 @@ pub struct Em<'a> {
     pub nsaved: i32,
     /// Per trap site: its label, reason and location.
     pub traps: Vec<(Label, TrapCode, Loc)>,
+    /// Out-of-line edges of conditional branches whose taken side falls
+    /// through: each one's label, its block-argument moves, target block
+    /// and the branch's location (emitted after the last block, so that a
+    /// loop's body falls through and each iteration takes one branch).
+    pub edge_stubs: Vec<(Label, Vec<(u32, Src)>, Block, Loc)>,
     /// The next `alloca` to emit.
     pub next_alloca: usize,
     /// The next call to emit (its number among the calls).
@@ -383,8 +388,22 @@ impl Em<'_> {
                 self.inst(i, next)?;
             }
         }
+        self.edge_stubs();
         self.trap_stubs();
         Ok(())
+    }
+
+    /// The out-of-line edges [`Em::br`] deferred: each one's moves, then
+    /// a jump to its target.
+    fn edge_stubs(&mut self) {
+        for (label, moves, target, loc) in std::mem::take(&mut self.edge_stubs) {
+            let off = self.c.off();
+            self.lines.at(off, loc);
+            self.c.bind(label);
+            self.f.moves = moves;
+            self.par_move();
+            self.jump(target, None);
+        }
     }
 
     /// Each site: `call` its reason's shared stub (attributed to the
@@ -604,6 +623,14 @@ impl Em<'_> {
                 self.jcc_any(cc, tl);
                 self.jump(else_dest.block, next);
             }
+        } else if then_moves.is_empty() && next == Some(then_dest.block) {
+            // The taken side falls through; the other edge's moves go
+            // out of line (see `edge_stubs`).
+            let stub = self.c.label();
+            self.jcc_any(inv, stub);
+            let moves = std::mem::take(&mut self.f.moves);
+            let loc = func.srcmap.inst(i);
+            self.edge_stubs.push((stub, moves, else_dest.block, loc));
         } else if then_moves.is_empty() {
             self.jcc_any(cc, tl);
             self.par_move();
@@ -685,6 +712,7 @@ pub fn emit(
         lines: LineRecorder::without_marks(func.srcmap.func, func.insts.len()),
         nsaved,
         traps: Vec::new(),
+        edge_stubs: Vec::new(),
         next_alloca: 0,
         next_call: 0,
         sym,
