@@ -51,13 +51,22 @@ pub struct Em<'a> {
     /// through: each one's label, its block-argument moves, target block
     /// and the branch's location (emitted after the last block, so that a
     /// loop's body falls through and each iteration takes one branch).
-    pub edge_stubs: Vec<(Label, Vec<(u32, Src)>, Block, Loc)>,
+    pub edge_stubs: Vec<EdgeStub>,
     /// The next `alloca` to emit.
     pub next_alloca: usize,
     /// The next call to emit (its number among the calls).
     pub next_call: usize,
     /// Jump tables: each one's symbol and entries (label numbers).
     pub tables: Vec<(String, Vec<u32>)>,
+}
+
+/// An edge emitted out of line by [`Em::br`]: where the branch jumps,
+/// the edge's block-argument moves, its target and the branch's location.
+pub struct EdgeStub {
+    label: Label,
+    moves: Vec<(u32, Src)>,
+    target: Block,
+    loc: Loc,
 }
 
 /// The `rbp` offset of slot `s` below `nsaved` pushed registers.
@@ -396,13 +405,13 @@ impl Em<'_> {
     /// The out-of-line edges [`Em::br`] deferred: each one's moves, then
     /// a jump to its target.
     fn edge_stubs(&mut self) {
-        for (label, moves, target, loc) in std::mem::take(&mut self.edge_stubs) {
+        for stub in std::mem::take(&mut self.edge_stubs) {
             let off = self.c.off();
-            self.lines.at(off, loc);
-            self.c.bind(label);
-            self.f.moves = moves;
+            self.lines.at(off, stub.loc);
+            self.c.bind(stub.label);
+            self.f.moves = stub.moves;
             self.par_move();
-            self.jump(target, None);
+            self.jump(stub.target, None);
         }
     }
 
@@ -630,7 +639,12 @@ impl Em<'_> {
             self.jcc_any(inv, stub);
             let moves = std::mem::take(&mut self.f.moves);
             let loc = func.srcmap.inst(i);
-            self.edge_stubs.push((stub, moves, else_dest.block, loc));
+            self.edge_stubs.push(EdgeStub {
+                label: stub,
+                moves,
+                target: else_dest.block,
+                loc,
+            });
         } else if then_moves.is_empty() {
             self.jcc_any(cc, tl);
             self.par_move();
