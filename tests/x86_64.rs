@@ -90,6 +90,61 @@ fn compare_fuses_into_branch_and_immediates_fold() {
     }
 }
 
+/// A loop whose exit edge needs moves: the body follows the loop's
+/// conditional branch and the exit's moves are out of line, so an
+/// iteration runs no jump besides the back edge (fails if the exit's
+/// moves sit between the branch and the body).
+const EXIT_MOVES: &str = "
+func @count(%n: i64, %k: i64) -> i64 {
+entry:
+    jmp loop(0, 1)
+loop(%j: i64, %m: i64):
+    %c = slt.i64 %j, %n
+    br %c, body, exit(%m, %j)
+body:
+    %j2 = add.i64 %j, %k
+    jmp loop(%j2, %j)
+exit(%a: i64, %b: i64):
+    %r = sub.i64 %a, %b
+    ret %r
+}
+";
+
+#[test]
+fn a_loop_body_falls_through_past_out_of_line_exit_moves() {
+    let cm = compile(EXIT_MOVES);
+    let insts = decode(&cm, "count");
+    let text = listing(&insts);
+    // The back edge: the last unconditional jump to an earlier address.
+    let back = insts
+        .iter()
+        .rposition(|i| i.mnemonic() == Mnemonic::Jmp && i.near_branch_target() < i.ip())
+        .unwrap_or_else(|| panic!("no back edge\n{text}"));
+    let head = insts[back].near_branch_target();
+    let start = insts
+        .iter()
+        .position(|i| i.ip() == head)
+        .unwrap_or_else(|| panic!("no loop head\n{text}"));
+    let jumps = insts[start..back]
+        .iter()
+        .filter(|i| i.mnemonic() == Mnemonic::Jmp)
+        .count();
+    assert_eq!(
+        jumps, 0,
+        "a jump inside the loop besides the back edge\n{text}"
+    );
+    let l = load(&cm, &[]);
+    let count = func!(l, "count", fn(i64, i64) -> i64);
+    for (n, k) in [(0i64, 1i64), (1, 1), (10, 3), (100, 7), (-5, 2)] {
+        let (mut j, mut m) = (0i64, 1i64);
+        while j < n {
+            m = j;
+            j += k;
+        }
+        assert_eq!(count(n, k), m - j, "count({n}, {k})\n{text}");
+    }
+}
+
 fn binop_module(ty: &str) -> String {
     let mut s = String::new();
     for op in [
