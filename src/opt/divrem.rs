@@ -167,13 +167,7 @@ pub fn run_with(f: &mut Function, a: &FuncAnalysis, s: &mut Scratch) -> bool {
             // Before `r` (in its block or a dominating one): `before`;
             // after it (in its block or one it dominates): `after`.
             let (mut before, mut after) = (None, false);
-            let mut k = head;
-            for _ in 0..CHAIN {
-                if k == NONE {
-                    break;
-                }
-                let d = s.divs[k as usize];
-                k = d.next;
+            for d in chain(s, head) {
                 if pairing(&f.insts[d.inst.index()]).is_none() {
                     continue; // Made a copy already.
                 }
@@ -223,18 +217,21 @@ fn add_div(s: &mut Scratch, key: Key, i: Inst, b: Block, pos: u32) {
     });
 }
 
+/// The first [`CHAIN`] divisions of the chain from `head` (the bound
+/// keeps the pass linear).
+fn chain(s: &Scratch, head: u32) -> impl Iterator<Item = Div> + '_ {
+    std::iter::successors((head != NONE).then(|| s.divs[head as usize]), |d| {
+        (d.next != NONE).then(|| s.divs[d.next as usize])
+    })
+    .take(CHAIN)
+}
+
 /// Makes the divisions of the chain from `head` that come after
 /// position `pos` of block `b` (there or in blocks `b` dominates) copies
 /// of `q`, the new division put at `pos`.
 fn share(f: &mut Function, s: &Scratch, dom: &DomTree, head: u32, at: (Block, u32), q: Value) {
     let (b, pos) = at;
-    let mut k = head;
-    for _ in 0..CHAIN {
-        if k == NONE {
-            break;
-        }
-        let d = s.divs[k as usize];
-        k = d.next;
+    for d in chain(s, head) {
         let later = (d.block == b && d.pos > pos) || dom.strictly_dominates(b, d.block);
         let di = &mut f.insts[d.inst.index()];
         if later && pairing(di).is_some() {
