@@ -564,7 +564,7 @@ mod tests {
     fn name_lists_read_back() {
         for count in [0, 2, 9, 40] {
             let names: Vec<String> = (0..count).map(|i| format!("né_{i}")).collect();
-            let bytes = names.iter().map(String::len).sum();
+            let bytes: usize = names.iter().map(String::len).sum();
             let mut list = NameList::with_capacity(count / 2, bytes / 2);
             for n in &names {
                 list.push(n);
