@@ -871,8 +871,9 @@ impl Fast {
                 while fi < self.fixed.len() && self.fixed[fi] < n {
                     fi += 1;
                 }
-                // Free what ends here.
-                let mut v = std::mem::replace(&mut self.exp_head[n as usize], NONE);
+                // Free what ends here (nothing is added at `n` any more:
+                // the list is read once).
+                let mut v = self.exp_head[n as usize];
                 while v != NONE {
                     let next = self.vals[v as usize].exp_next;
                     self.release(v as usize, &mut free);
@@ -911,6 +912,10 @@ impl Fast {
                             self.release(ri, &mut free);
                         }
                     }
+                }
+                // Only the terminator (last) can be a jump.
+                if j + 1 < bd.insts.len() {
+                    continue;
                 }
                 match &d.kind {
                     InstKind::Jmp { dest } => self.edge_params(func, dest, &mut free, ci, fi, n),
