@@ -34,7 +34,7 @@ const NONE: u32 = u32::MAX;
 
 /// Instructions of a function after which its tables are reserved ahead
 /// (see [`Parser::reserve_ahead`]) rather than doubled.
-const RESERVE_FROM: usize = 1024;
+const RESERVE_FROM: usize = 128;
 
 /// The function being parsed: its tables, in vectors kept across functions
 /// (cleared, not freed), and the name resolution state.
