@@ -52,6 +52,8 @@ pub struct Em<'a> {
     /// and the branch's location (emitted after the last block, so that a
     /// loop's body falls through and each iteration takes one branch).
     pub edge_stubs: Vec<EdgeStub>,
+    /// The IR instruction being emitted.
+    pub cur: Inst,
     /// The next `alloca` to emit.
     pub next_alloca: usize,
     /// The next call to emit (its number among the calls).
@@ -105,9 +107,12 @@ impl Em<'_> {
         self.home_src(self.f.home[v.index()])
     }
 
+    /// A label for a trap stub of `code`, attributed to the instruction
+    /// being emitted (traps arise only in block bodies).
     pub fn trap_label(&mut self, code: TrapCode) -> Label {
         let l = self.c.label();
-        self.traps.push((l, code, self.lines.current()));
+        let loc = self.func.srcmap.inst(self.cur);
+        self.traps.push((l, code, loc));
         l
     }
 
@@ -393,10 +398,12 @@ impl Em<'_> {
                     continue;
                 }
                 let off = self.c.off();
-                self.lines.at(off, func.srcmap.inst(i));
+                self.lines.at_inst(off, i);
+                self.cur = i;
                 self.inst(i, next)?;
             }
         }
+        self.lines.resolve_insts(&func.srcmap);
         self.edge_stubs();
         self.trap_stubs();
         Ok(())
@@ -727,6 +734,7 @@ pub fn emit(
         nsaved,
         traps: Vec::new(),
         edge_stubs: Vec::new(),
+        cur: Inst::new(0),
         next_alloca: 0,
         next_call: 0,
         sym,
