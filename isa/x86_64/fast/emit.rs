@@ -360,6 +360,9 @@ impl Em<'_> {
         self.c.raw(&[0xc3]);
     }
 
+    /// The prologue, every block, then the out-of-line stubs. Kept out of
+    /// line (one call per function) so that profiles show emission apart.
+    #[inline(never)]
     fn body(&mut self) -> Result<()> {
         let func = self.func;
         self.prologue()?;
