@@ -42,7 +42,7 @@ use super::module::{DataDef, DataValue, Linkage, Module, SymbolKind};
 use super::names::name_syntax;
 use super::srcmap::Loc;
 use crate::error::{Diagnostic, Error, Result};
-use func::{FuncVerifier, Scratch};
+use func::Scratch;
 
 /// The largest `alloca` size in bytes.
 pub const MAX_ALLOCA: u64 = 1 << 31;
@@ -67,7 +67,7 @@ pub fn verify_function(module: &Module, func: FuncId) -> Result<()> {
         };
         match module.func_symbol(func) {
             Some(sym) => v.check_function(sym, f),
-            None => FuncVerifier::new(module, f, v.scratch).run(),
+            None => func::check(module, f, v.scratch),
         }
     })
 }
@@ -257,7 +257,7 @@ impl<'m> ModuleVerifier<'m, '_> {
                 ));
             }
         }
-        FuncVerifier::new(self.m, f, self.scratch).run()
+        func::check(self.m, f, self.scratch)
     }
 
     fn check_data(&self, sym: SymId, d: &DataDef) -> Result<()> {

@@ -30,6 +30,8 @@ use crate::ir::srcmap::Loc;
 use crate::ir::types::{Signature, Type};
 use std::cell::RefCell;
 
+mod fast;
+
 /// Where a value is defined, for dominance checks: a block and a position
 /// (0 for block parameters, else the instruction's index in the block + 1).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -85,6 +87,13 @@ pub(super) struct Scratch {
     value_seen: Vec<u32>,
     stamp: u32,
     keys: FxHashMap<u64, Const>,
+    /// Per value: its definition as the accepting pass records it (see
+    /// `fast.rs`).
+    fast_def: Vec<u32>,
+    /// The accepting pass's uses met before their definition.
+    deferred: Vec<(u32, u32, u8)>,
+    /// The accepting pass's dominance answers per block.
+    known: Vec<u32>,
     /// Per function / data definition of the module: the symbol owning it
     /// (the module checks).
     pub(super) func_owner: Vec<Option<SymId>>,
@@ -100,6 +109,9 @@ impl Scratch {
     /// verified on this thread.
     pub(super) fn is_small(&self) -> bool {
         self.def.capacity() <= CACHE_MAX
+            && self.fast_def.capacity() <= CACHE_MAX
+            && self.deferred.capacity() <= CACHE_MAX
+            && self.known.capacity() <= CACHE_MAX
             && self.inst_seen.len() <= CACHE_MAX
             && self.label_seen.len() <= CACHE_MAX
             && self.value_seen.len() <= CACHE_MAX
@@ -120,9 +132,12 @@ impl Scratch {
             self.dom.get_mut().reach.iter_mut().for_each(|s| *s = 0);
         }
         self.stamp += 1;
+        // A fresh zeroed vector rather than `resize`: no stamp in it is
+        // this function's, and the allocator hands out zeroed pages
+        // without writing them.
         let grow = |v: &mut Vec<u32>, n: usize| {
             if v.len() < n {
-                v.resize(n, 0);
+                *v = vec![0; n];
             }
         };
         grow(&mut self.inst_seen, f.insts.len());
@@ -189,6 +204,25 @@ impl Dominance {
 
 /// A use site: block and position (instruction index in the block + 1).
 type At = (Block, u32);
+
+/// Checks the body `f` of `m`: the accepting pass first (`fast.rs`), the
+/// precise checks only when it does not accept, so that the error and its
+/// location are theirs. Debug builds run the precise checks after an
+/// accepting pass too and panic if they find an error the pass missed.
+pub(super) fn check(m: &Module, f: &Function, s: &mut Scratch) -> Result<()> {
+    if fast::accepts(m, f, s) {
+        if cfg!(debug_assertions) {
+            if let Err(e) = FuncVerifier::new(m, f, s).run() {
+                panic!(
+                    "the accepting pass accepted @{}, which has an error: {e}",
+                    f.name
+                );
+            }
+        }
+        return Ok(());
+    }
+    FuncVerifier::new(m, f, s).run()
+}
 
 /// The checks of one function body, with what they share.
 pub(super) struct FuncVerifier<'a, 's> {
@@ -347,7 +381,12 @@ impl<'a, 's> FuncVerifier<'a, 's> {
         let mut prev_is_terminator = false;
         for (pos, &inst) in bd.insts.iter().enumerate() {
             let ictx = || Ctx::Inst(fname, bname, pos);
-            let Some(seen) = self.s.inst_seen.get_mut(inst.index()) else {
+            // `inst_seen` may be longer than this function's table.
+            let seen = match self.s.inst_seen.get_mut(inst.index()) {
+                Some(seen) if inst.index() < f.insts.len() => Some(seen),
+                _ => None,
+            };
+            let Some(seen) = seen else {
                 let msg = format!("missing instruction {inst}");
                 return Err(self.error(label_loc(), &ictx(), msg));
             };

@@ -1,0 +1,537 @@
+//! The accepting pass: one walk over a function body that answers only
+//! "every rule holds" or "look closer", with no locations, messages or
+//! source order. [`accepts`] returning `true` means the precise checks of
+//! [`FuncVerifier`](super::FuncVerifier) would find nothing wrong; `false`
+//! says nothing (they run and decide, and word the first error exactly as
+//! without this pass). So this pass may reject more than the verifier —
+//! it does so for layouts it does not expect (instructions not listed in
+//! increasing order, a duplicate listing of anything) — but never less.
+//!
+//! What makes it cheap:
+//! - One table row per (opcode, suffix) ([`Rule`]) answers the suffix, the
+//!   result type, the operand types and whether the instruction ends a
+//!   block, instead of nested matches per instruction.
+//! - Definitions are recorded as the walk meets them, one `u32` per value
+//!   (`(block + 2) << 3 | type`, field 1 for function parameters), so the
+//!   common operand — a value of the wanted type defined earlier in the
+//!   same block or a function parameter — is two compares. A value defined
+//!   in another block is checked against the dominator tree (or only
+//!   reachability when that block is the entry); one not met yet (defined
+//!   later in the layout, later in the same block, or never) is checked
+//!   after the walk, when every definition is known.
+//! - Instruction listings are checked for duplicates by requiring
+//!   increasing instruction numbers (as the parser and the builder lay them
+//!   out), which needs no per-instruction table.
+
+use super::{Dominance, Scratch, MAX_ALLOCA};
+use crate::ir::entities::{Block, Inst, Value};
+use crate::ir::function::{BlockCall, Callee, Function, InstKind, Operand, ValueDef};
+use crate::ir::hash::FxHashMap;
+use crate::ir::module::Module;
+use crate::ir::names::Name;
+use crate::ir::opcode::{Format, Opcode, OperandTy, Suffix, OPCODES};
+use crate::ir::types::Type;
+use crate::ir::Const;
+use std::sync::OnceLock;
+
+/// A value not defined yet (the cleared state of `Scratch::fast_def`).
+const UNSET: u32 = 0;
+/// The block field of a function parameter's entry.
+const PARAM_FIELD: u32 = 1;
+/// Where the block field starts in an entry: bits 0-1 are the type, bit 2
+/// is always clear.
+const SHIFT: u32 = 3;
+
+// Operand wants beyond the four exact types (`Type as u8`). Each has bit 2
+// set, so that `field << SHIFT | want` is no entry of a definition.
+/// An integer value, no literal (`sitof`, `uitof`).
+const INT: u8 = 4;
+/// A float value, no literal (`ftosi`, `ftoui`).
+const FLOAT: u8 = 5;
+/// An integer value or a literal that fits `i64` (`store8/16/32`).
+const INT_LIT64: u8 = 6;
+/// Any value, no literal (arguments of an indirect call).
+const ANY: u8 = 7;
+/// No rule this pass knows: reject (the verifier decides).
+const REJECT: u8 = 12;
+const _: () = assert!(INT & FLOAT & INT_LIT64 & ANY & REJECT & 4 != 0);
+
+/// Suffix slots per opcode in the rule table: none, then each [`Type`].
+const SUFFIXES: usize = 5;
+
+/// What one (opcode, suffix) pair requires (eight bytes: one load).
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct Rule {
+    /// The suffix is allowed (always for `call`, checked against the callee).
+    ok: bool,
+    format: Format,
+    /// The result's type + 1; 0 for no result (`call`: unused).
+    result: u8,
+    /// The wants of the fixed operands (the opcode table's `operands`).
+    ops: [u8; 3],
+    term: bool,
+}
+
+/// The rule table, indexed by `opcode * SUFFIXES + suffix slot`, derived
+/// from the opcode table on first use.
+fn rules() -> &'static [Rule] {
+    static RULES: OnceLock<Vec<Rule>> = OnceLock::new();
+    RULES.get_or_init(|| {
+        let mut rules = Vec::with_capacity(OPCODES.len() * SUFFIXES);
+        for (k, info) in OPCODES.iter().enumerate() {
+            let call = k == Opcode::Call as usize;
+            for slot in 0..SUFFIXES {
+                let ty = slot.checked_sub(1).map(|i| Type::ALL[i]);
+                let ok = call
+                    || match (info.suffix, ty) {
+                        (Suffix::None, None) | (Suffix::Optional, _) => true,
+                        (Suffix::None, Some(_)) | (_, None) => false,
+                        (s, Some(t)) => s.allows(t),
+                    };
+                let mut ops = [REJECT; 3];
+                for (want, &rule) in ops.iter_mut().zip(info.operands) {
+                    *want = match rule {
+                        OperandTy::OpenInt => INT,
+                        OperandTy::OpenFloat => FLOAT,
+                        OperandTy::AnyIntLiteralI64 => INT_LIT64,
+                        other => other.fixed(ty).map_or(REJECT, |t| t as u8),
+                    };
+                }
+                rules.push(Rule {
+                    ok,
+                    format: info.format,
+                    result: info.result_type(ty).map_or(0, |t| t as u8 + 1),
+                    ops,
+                    term: info.is_terminator(),
+                });
+            }
+        }
+        rules
+    })
+}
+
+/// The table slot of a suffix.
+#[inline(always)]
+fn slot(ty: Option<Type>) -> usize {
+    match ty {
+        None => 0,
+        Some(t) => t as usize + 1,
+    }
+}
+
+/// Whether a value of type code `ty` meets `want`.
+#[inline]
+fn type_ok(ty: u32, want: u8) -> bool {
+    const I32: u32 = Type::I32 as u32;
+    const I64: u32 = Type::I64 as u32;
+    match want {
+        INT | INT_LIT64 => ty == I32 || ty == I64,
+        FLOAT => ty != I32 && ty != I64,
+        ANY => true,
+        t => ty == t as u32,
+    }
+}
+
+/// Whether the precise checks would accept function `f` of `m` (see the
+/// module docs): `false` when in doubt.
+pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
+    let stamp = s.begin(f);
+    s.fast_def.clear();
+    s.fast_def.resize(f.values.len(), UNSET);
+    s.deferred.clear();
+    s.known.clear();
+    s.known.resize(f.blocks.len() + 2, 0);
+    let dom = s.dom.get_mut();
+    dom.dom_ready = false;
+    dom.reach_stamp = 0;
+    let mut w = Walk {
+        m,
+        f,
+        rules: rules(),
+        stamp,
+        def: &mut s.fast_def,
+        deferred: &mut s.deferred,
+        value_seen: &mut s.value_seen,
+        label_seen: &mut s.label_seen,
+        dom,
+        known: &mut s.known,
+        keys: &mut s.keys,
+        cur: 0,
+        cur_enc: 0,
+    };
+    w.run()
+}
+
+/// The state of one walk.
+struct Walk<'a> {
+    m: &'a Module,
+    f: &'a Function,
+    rules: &'static [Rule],
+    stamp: u32,
+    /// Per value: `UNSET`, or `field << SHIFT | type` where the field is
+    /// `PARAM_FIELD` or the defining block + 2.
+    def: &'a mut Vec<u32>,
+    /// Uses met before their definition: (value, using block, want).
+    deferred: &'a mut Vec<(u32, u32, u8)>,
+    value_seen: &'a mut Vec<u32>,
+    label_seen: &'a mut Vec<u32>,
+    dom: &'a mut Dominance,
+    /// Per block field: the block being walked + 1 once the field's block
+    /// was found to dominate it.
+    known: &'a mut Vec<u32>,
+    keys: &'a mut FxHashMap<u64, Const>,
+    /// The block being walked and its definitions' field (`(cur + 2) << SHIFT`).
+    cur: u32,
+    cur_enc: u32,
+}
+
+impl Walk<'_> {
+    fn run(&mut self) -> bool {
+        let f = self.f;
+        if f.params.len() != f.sig.params.len() || f.blocks.is_empty() {
+            return false;
+        }
+        for (i, (&p, &t)) in f.params.iter().zip(&f.sig.params).enumerate() {
+            if !self.define(p, ValueDef::FuncParam(i as u32), t, PARAM_FIELD << SHIFT) {
+                return false;
+            }
+        }
+        let mut next_inst = 0u32;
+        for (bi, bd) in f.blocks.iter().enumerate() {
+            let b = Block::new(bi);
+            if !f.names.is_valid_label(bd.name) {
+                return false;
+            }
+            match self.label_seen.get_mut(bd.name.index()) {
+                Some(seen) if *seen != self.stamp => *seen = self.stamp,
+                _ => return false,
+            }
+            if bi == 0 && !bd.params.is_empty() {
+                return false;
+            }
+            self.cur = b.0;
+            self.cur_enc = (b.0 + 2) << SHIFT;
+            for (i, &p) in bd.params.iter().enumerate() {
+                let Some(t) = f.values.get(p.index()).map(|d| d.ty) else {
+                    return false;
+                };
+                if !self.define(p, ValueDef::BlockParam(b, i as u32), t, self.cur_enc) {
+                    return false;
+                }
+            }
+            let Some(last) = bd.insts.len().checked_sub(1) else {
+                return false;
+            };
+            for (pos, &inst) in bd.insts.iter().enumerate() {
+                if inst.0 < next_inst {
+                    return false;
+                }
+                next_inst = inst.0 + 1;
+                if !self.inst(inst, pos == last) {
+                    return false;
+                }
+            }
+        }
+        self.deferred_uses()
+    }
+
+    /// Records the definition of `v` (as `def`, of type `ty`, in the block
+    /// field `enc`): it must be `v`'s first listing, match its value data
+    /// and carry a valid, unseen name.
+    #[inline(always)]
+    fn define(&mut self, v: Value, def: ValueDef, ty: Type, enc: u32) -> bool {
+        let (Some(d), Some(slot)) = (self.f.values.get(v.index()), self.def.get_mut(v.index()))
+        else {
+            return false;
+        };
+        if d.def != def || d.ty != ty || *slot != UNSET {
+            return false;
+        }
+        *slot = enc | ty as u32;
+        match d.name {
+            None => true,
+            Some(n) => self.name_ok(n),
+        }
+    }
+
+    /// A value name: valid syntax, not used before in this function.
+    #[inline(always)]
+    fn name_ok(&mut self, n: Name) -> bool {
+        if !self.f.names.is_valid_value_name(n) {
+            return false;
+        }
+        match self.value_seen.get_mut(n.index()) {
+            Some(seen) if *seen != self.stamp => {
+                *seen = self.stamp;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// One instruction; `last` says whether it ends its block.
+    #[inline(always)]
+    fn inst(&mut self, inst: Inst, last: bool) -> bool {
+        let f = self.f;
+        let Some(d) = f.insts.get(inst.index()) else {
+            return false;
+        };
+        let rule = self.rules[d.opcode as usize * SUFFIXES + slot(d.ty)];
+        if !rule.ok || rule.term != last {
+            return false;
+        }
+        let ok = match &d.kind {
+            InstKind::Binary { args } => {
+                rule.format == Format::Binary
+                    && self.operand(args[0], rule.ops[0])
+                    && self.operand(args[1], rule.ops[1])
+            }
+            InstKind::Unary { arg } => {
+                rule.format == Format::Unary && self.operand(*arg, rule.ops[0])
+            }
+            InstKind::Load { ptr, .. } => {
+                rule.format == Format::Load && self.operand(*ptr, rule.ops[0])
+            }
+            InstKind::Store { args, .. } => {
+                rule.format == Format::Store
+                    && self.operand(args[0], rule.ops[0])
+                    && self.operand(args[1], rule.ops[1])
+            }
+            InstKind::Select { args } => {
+                rule.format == Format::Select
+                    && self.operand(args[0], rule.ops[0])
+                    && self.operand(args[1], rule.ops[1])
+                    && self.operand(args[2], rule.ops[2])
+            }
+            InstKind::Call { callee, args } => {
+                return rule.format == Format::Call
+                    && self.call(inst, d.ty, d.result, callee, f.args(*args));
+            }
+            InstKind::Br {
+                cond,
+                then_dest,
+                else_dest,
+            } => {
+                rule.format == Format::Br
+                    && self.operand(*cond, Type::I32 as u8)
+                    && self.block_call(then_dest)
+                    && self.block_call(else_dest)
+            }
+            InstKind::Jmp { dest } => rule.format == Format::Jmp && self.block_call(dest),
+            InstKind::Ret { value } => {
+                rule.format == Format::Ret
+                    && match (value, f.sig.ret) {
+                        (None, None) => true,
+                        (Some(v), Some(t)) => self.operand(*v, t as u8),
+                        _ => false,
+                    }
+            }
+            InstKind::Switch {
+                value,
+                default,
+                cases,
+            } => rule.format == Format::Switch && self.switch(d.ty, *value, *default, *cases),
+            InstKind::Alloca { size, align } => {
+                rule.format == Format::Alloca
+                    && *size <= MAX_ALLOCA
+                    && align.is_power_of_two()
+                    && *align <= 16
+            }
+            InstKind::Addr { sym } => {
+                rule.format == Format::Addr && sym.index() < self.m.symbols.len()
+            }
+            InstKind::Trap => rule.format == Format::Trap,
+        };
+        ok && match (d.result, rule.result) {
+            (None, 0) => true,
+            (Some(r), t) if t != 0 => {
+                let ty = Type::ALL[t as usize - 1];
+                self.define(r, ValueDef::Inst(inst), ty, self.cur_enc)
+            }
+            _ => false,
+        }
+    }
+
+    /// A `call` (its operands and its result): the suffix is the callee's
+    /// return type, arguments of a direct call match its parameters, those
+    /// of an indirect call are values.
+    fn call(
+        &mut self,
+        inst: Inst,
+        ty: Option<Type>,
+        result: Option<Value>,
+        callee: &Callee,
+        args: &[Operand],
+    ) -> bool {
+        let ok = match callee {
+            Callee::Direct(sym) => {
+                let Some(sig) = self.m.symbols.get(sym.index()).and_then(|s| s.signature()) else {
+                    return false;
+                };
+                ty == sig.ret
+                    && args.len() == sig.params.len()
+                    && args
+                        .iter()
+                        .zip(&sig.params)
+                        .all(|(&a, &t)| self.operand(a, t as u8))
+            }
+            Callee::Indirect(fp) => {
+                matches!(fp, Operand::Value(_))
+                    && self.operand(*fp, Type::I64 as u8)
+                    && args.iter().all(|&a| self.operand(a, ANY))
+            }
+        };
+        ok && match (result, ty) {
+            (None, _) => true,
+            (Some(r), Some(t)) => self.define(r, ValueDef::Inst(inst), t, self.cur_enc),
+            (Some(_), None) => false,
+        }
+    }
+
+    /// A `jmp`/`br` target: an existing block other than the entry, given
+    /// one argument of its type per parameter.
+    fn block_call(&mut self, dest: &BlockCall) -> bool {
+        let f = self.f;
+        let Some(bd) = f.blocks.get(dest.block.index()) else {
+            return false;
+        };
+        let args = f.args(dest.args);
+        if dest.block == f.entry() || args.len() != bd.params.len() {
+            return false;
+        }
+        for (&a, &p) in args.iter().zip(&bd.params) {
+            let Some(t) = f.values.get(p.index()).map(|d| d.ty) else {
+                return false;
+            };
+            if !self.operand(a, t as u8) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A `switch`: its value, and targets without parameters under
+    /// distinct keys that fit the type.
+    fn switch(
+        &mut self,
+        ty: Option<Type>,
+        value: Operand,
+        default: Block,
+        cases: crate::ir::function::CaseList,
+    ) -> bool {
+        let f = self.f;
+        let Some(ty) = ty else { return false };
+        let target = |b: Block| {
+            b != f.entry()
+                && f.blocks
+                    .get(b.index())
+                    .is_some_and(|bd| bd.params.is_empty())
+        };
+        if !self.operand(value, ty as u8) || !target(default) {
+            return false;
+        }
+        self.keys.clear();
+        f.cases(cases).iter().all(|case| {
+            case.key.fits(ty)
+                && self.keys.insert(case.key.bits(ty), case.key).is_none()
+                && target(case.block)
+        })
+    }
+
+    /// An operand position wanting `want` (a type code or one of the
+    /// wants above).
+    #[inline(always)]
+    fn operand(&mut self, op: Operand, want: u8) -> bool {
+        match op {
+            Operand::Value(v) => {
+                let Some(&e) = self.def.get(v.index()) else {
+                    return false;
+                };
+                // The common cases: defined earlier in this block, or a
+                // function parameter, of the exact type wanted.
+                if e == self.cur_enc | want as u32 || e == (PARAM_FIELD << SHIFT) | want as u32 {
+                    return true;
+                }
+                self.value(v, e, want)
+            }
+            Operand::Const(c) => match want {
+                INT_LIT64 => c.fits(Type::I64),
+                INT | FLOAT | ANY | REJECT => false,
+                t => c.fits(Type::ALL[t as usize]),
+            },
+        }
+    }
+
+    /// The other value operands: defined in another block (which must
+    /// dominate this one), or not met yet (checked at the end).
+    #[inline(never)]
+    fn value(&mut self, v: Value, e: u32, want: u8) -> bool {
+        if want == REJECT {
+            return false;
+        }
+        if e == UNSET {
+            self.deferred.push((v.0, self.cur, want));
+            return true;
+        }
+        if !type_ok(e & 3, want) {
+            return false;
+        }
+        let field = e >> SHIFT;
+        if field == PARAM_FIELD || field == self.cur + 2 {
+            return true;
+        }
+        // Many uses of one block's values in another: decide each pair once.
+        let Some(known) = self.known.get_mut(field as usize) else {
+            return false;
+        };
+        if *known == self.cur + 1 {
+            return true;
+        }
+        let ok = self.dominates(field - 2, self.cur);
+        if ok {
+            self.known[field as usize] = self.cur + 1;
+        }
+        ok
+    }
+
+    /// The uses met before their value's definition: now that every
+    /// definition is known, each must be in another block that dominates
+    /// the use's.
+    fn deferred_uses(&mut self) -> bool {
+        let deferred = std::mem::take(self.deferred);
+        let ok = deferred.iter().all(|&(v, ub, want)| {
+            let e = self.def[v as usize];
+            let field = e >> SHIFT;
+            e != UNSET
+                && type_ok(e & 3, want)
+                && field != ub + 2
+                && (field == PARAM_FIELD || self.dominates(field - 2, ub))
+        });
+        *self.deferred = deferred;
+        ok
+    }
+
+    /// Whether block `a` dominates block `b` (both reachable; `a != b`):
+    /// the entry dominates every reachable block, so its values only need
+    /// reachability; other blocks need the dominator tree. Both are
+    /// computed on first use.
+    fn dominates(&mut self, a: u32, b: u32) -> bool {
+        let d = &mut *self.dom;
+        if !d.dom_ready {
+            if a == 0 {
+                if d.reach_stamp != self.stamp {
+                    d.compute_reach(self.f, self.stamp);
+                }
+                return d.reach.get(b as usize) == Some(&self.stamp);
+            }
+            d.cfg.compute(self.f);
+            d.dom.compute(&d.cfg);
+            d.dom_ready = true;
+        }
+        d.dom.dominates(Block(a), Block(b))
+    }
+}
+
+#[cfg(test)]
+mod tests;

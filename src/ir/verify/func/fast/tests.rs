@@ -1,0 +1,259 @@
+//! The accepting pass against the precise checks: what it accepts (the
+//! valid IR of the repository, layouts with uses before definitions) and
+//! what it must leave to them (each with the verifier's message).
+
+use super::*;
+use crate::ir::parse::parse_module;
+use crate::ir::verify::verify_module;
+
+/// Whether the pass accepts every function of `text` (which must parse),
+/// with one scratch for the whole module, as the verifier uses it.
+fn fast(text: &str) -> bool {
+    let m = parse_module("t.kir", text).unwrap();
+    let mut s = Scratch::default();
+    m.funcs.iter().all(|f| accepts(&m, f, &mut s))
+}
+
+/// The verifier's message for `text`.
+fn error(text: &str) -> String {
+    let m = parse_module("t.kir", text).unwrap();
+    verify_module(&m).unwrap_err().to_string()
+}
+
+/// Every `.kir` file under `dir` (recursively).
+fn kir_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            kir_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "kir") {
+            out.push(p);
+        }
+    }
+}
+
+#[test]
+fn accepts_every_valid_module_of_the_repository() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for dir in ["tests/ir", "examples", "benches/programs"] {
+        kir_files(&root.join(dir), &mut files);
+    }
+    let mut valid = 0;
+    for path in &files {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let Ok(m) = parse_module("t.kir", &text) else {
+            continue;
+        };
+        if verify_module(&m).is_err() {
+            continue;
+        }
+        valid += 1;
+        let mut s = Scratch::default();
+        for f in &m.funcs {
+            assert!(accepts(&m, f, &mut s), "{}: @{}", path.display(), f.name);
+        }
+    }
+    assert!(valid > 50, "only {valid} valid modules found");
+}
+
+#[test]
+fn rejects_every_invalid_function_of_the_repository() {
+    // The debug cross-check in `check` proves nothing when the pass is
+    // compiled out of a release test run; this asks the pass directly.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    kir_files(&root.join("tests"), &mut files);
+    let mut invalid = 0;
+    for path in &files {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            continue;
+        };
+        let Ok(m) = parse_module("t.kir", &text) else {
+            continue;
+        };
+        let mut s = Scratch::default();
+        for f in &m.funcs {
+            let mut precise = Scratch::default();
+            if super::super::FuncVerifier::new(&m, f, &mut precise)
+                .run()
+                .is_err()
+            {
+                invalid += 1;
+                assert!(!accepts(&m, f, &mut s), "{}: @{}", path.display(), f.name);
+            }
+        }
+    }
+    assert!(invalid > 30, "only {invalid} invalid functions found");
+}
+
+/// A block laid out before the block that defines what it uses (and
+/// dominates it): the use waits for the definition.
+const LATE_DEF: &str = "
+func @f(%a: i64) -> i64 {
+entry:
+    jmp def
+use:
+    %y = add.i64 %x, %a
+    ret %y
+def:
+    %x = add.i64 %a, 1
+    jmp use
+}
+";
+
+#[test]
+fn accepts_uses_laid_out_before_a_dominating_definition() {
+    assert!(fast(LATE_DEF));
+    let m = parse_module("t.kir", LATE_DEF).unwrap();
+    verify_module(&m).unwrap();
+}
+
+#[test]
+fn late_definition_that_does_not_dominate_is_left_to_the_verifier() {
+    // `use` is also reached from the entry, around `def`.
+    let text = LATE_DEF.replace("jmp def", "%c = slt.i64 %a, 0\n    br %c, def, use");
+    assert!(!fast(&text));
+    assert_eq!(
+        error(&text),
+        "t.kir:7:18: error: use of %x is not dominated by its definition"
+    );
+}
+
+#[test]
+fn late_definition_of_the_wrong_type_is_left_to_the_verifier() {
+    let text = LATE_DEF.replace("%x = add.i64 %a, 1", "%x = eq.i64 %a, 1");
+    assert!(!fast(&text));
+    assert_eq!(
+        error(&text),
+        "t.kir:6:18: error: %x has type i32, expected i64"
+    );
+}
+
+#[test]
+fn use_before_definition_in_one_block_is_left_to_the_verifier() {
+    let text = "
+func @f(%a: i64) -> i64 {
+entry:
+    %y = add.i64 %x, 1
+    %x = add.i64 %a, 1
+    ret %y
+}
+";
+    assert!(!fast(text));
+    assert_eq!(
+        error(text),
+        "t.kir:4:18: error: use of %x is not dominated by its definition"
+    );
+    let own = "
+func @f(%a: i64) -> i64 {
+entry:
+    %x = add.i64 %x, 1
+    ret %x
+}
+";
+    assert!(!fast(own));
+    assert_eq!(
+        error(own),
+        "t.kir:4:18: error: use of %x is not dominated by its definition"
+    );
+}
+
+#[test]
+fn open_operand_from_a_block_that_does_not_dominate() {
+    // An `i32` defined in the block after the entry, used by `sitof` (a
+    // want that is no type) in the entry: the definition's entry must not
+    // pass for the use's block.
+    let text = "
+func @f(%a: i32) -> f64 {
+entry:
+    jmp next
+next:
+    %x = add.i32 %a, 1
+    %y = sitof.f64 %x
+    ret %y
+}
+";
+    assert!(fast(text));
+    let bad = "
+func @f(%a: i32) -> f64 {
+entry:
+    %y = sitof.f64 %x
+    jmp next
+next:
+    %x = add.i32 %a, 1
+    ret %y
+}
+";
+    assert!(!fast(bad));
+    assert_eq!(
+        error(bad),
+        "t.kir:4:20: error: use of %x is not dominated by its definition"
+    );
+}
+
+#[test]
+fn uses_across_blocks_need_dominance_and_reachability() {
+    // Values of the entry (reachability only) and of a dominating block
+    // (the dominator tree), several uses per pair of blocks.
+    let ok = "
+func @f(%a: i64) -> i64 {
+entry:
+    %e = add.i64 %a, 1
+    jmp head
+head:
+    %h = add.i64 %e, %e
+    %c = slt.i64 %h, 0
+    br %c, left, right
+left:
+    %l = add.i64 %h, %e
+    %l2 = add.i64 %h, %l
+    jmp join(%l2)
+right:
+    %r = add.i64 %h, %h
+    jmp join(%r)
+join(%j: i64):
+    %s = add.i64 %j, %h
+    ret %s
+}
+";
+    assert!(fast(ok));
+    // `join` is not dominated by `left`.
+    let bad = ok.replace("%s = add.i64 %j, %h", "%s = add.i64 %j, %l");
+    assert!(!fast(&bad));
+    assert_eq!(
+        error(&bad),
+        "t.kir:18:22: error: use of %l is not dominated by its definition"
+    );
+    // An unreachable block may use only its own earlier values and the
+    // function's parameters.
+    let unreachable = ok.replace(
+        "ret %s\n}",
+        "ret %s\ndead:\n    %d = add.i64 %e, %a\n    ret %d\n}",
+    );
+    assert!(!fast(&unreachable));
+    assert_eq!(
+        error(&unreachable),
+        "t.kir:21:18: error: use of %e is not dominated by its definition"
+    );
+}
+
+#[test]
+fn instructions_out_of_order_are_left_to_the_verifier() {
+    // Built IR whose block lists its instructions in another order than
+    // they were created: valid, but not a layout the pass takes.
+    let mut m = parse_module(
+        "t.kir",
+        "func @f(%a: i64) -> i64 {\nentry:\n    %x = add.i64 %a, 1\n    %y = add.i64 %a, 2\n    %z = add.i64 %x, %y\n    ret %z\n}\n",
+    )
+    .unwrap();
+    m.funcs[0].blocks[0].insts.swap(0, 1);
+    let mut s = Scratch::default();
+    assert!(!accepts(&m, &m.funcs[0], &mut s));
+    verify_module(&m).unwrap();
+}
