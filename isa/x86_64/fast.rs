@@ -108,11 +108,11 @@ pub struct Fast {
     loop_hdr: Vec<u32>,
     /// Per header position: its parent loop's header position.
     loop_parent: Vec<u32>,
-    /// Per value: order position of its defining block.
-    def_pos: Vec<u32>,
-    /// Per value: range.
-    start: Vec<u32>,
-    end: Vec<u32>,
+    /// Per value: its range and what allocating it needs, in one array
+    /// (one cache line holds four values: the sweeps touch the values an
+    /// instruction uses, mostly recent ones, and each needs several
+    /// fields).
+    vals: Vec<Val>,
     /// Per value: home (`NONE`: none).
     pub home: Vec<u32>,
     /// Numbers of the call instructions, ascending.
@@ -120,10 +120,9 @@ pub struct Fast {
     /// Numbers of the instructions that use `rcx`/`rdx` (divisions, shifts
     /// by a register), ascending.
     fixed: Vec<u32>,
-    /// Per instruction number: first value whose range ends there; per
-    /// value: the next one.
+    /// Per instruction number: first value whose range ends there (the
+    /// next one: [`Val::exp_next`]).
     exp_head: Vec<u32>,
-    exp_next: Vec<u32>,
     /// Free stack slots with the range end of their last value, in the
     /// order they were freed (so with ascending ends: values are freed at
     /// their ends, in instruction order), from `free_head` on (a queue
@@ -178,6 +177,28 @@ pub struct Fast {
     saved: Vec<u8>,
     moves: Vec<(u32, Src)>,
     pm: emit::ParMove,
+}
+
+/// Per value: what the analysis computes and the allocation reads.
+#[derive(Clone, Copy)]
+struct Val {
+    /// The range `[start, end]` (`NONE`: not yet seen).
+    start: u32,
+    end: u32,
+    /// Order position of the defining block.
+    def_pos: u32,
+    /// The next value whose range ends at the same instruction (a list
+    /// from [`Fast::exp_head`]).
+    exp_next: u32,
+}
+
+impl Val {
+    const NEW: Val = Val {
+        start: NONE,
+        end: NONE,
+        def_pos: 0,
+        exp_next: NONE,
+    };
 }
 
 /// A block parameter `p` dead in block `k` from instruction `from` on: the
@@ -274,9 +295,9 @@ impl Fast {
             return;
         };
         let vi = v.index();
-        let e = self.ext(dec, u, k, self.def_pos[vi]);
-        if e > self.end[vi] || self.end[vi] == NONE {
-            self.end[vi] = e;
+        let e = self.ext(dec, u, k, self.vals[vi].def_pos);
+        if e > self.vals[vi].end || self.vals[vi].end == NONE {
+            self.vals[vi].end = e;
         }
     }
 
@@ -312,12 +333,10 @@ impl Fast {
             self.loop_hdr.push(stack.last().copied().unwrap_or(NONE));
         }
         let total = n as usize;
-        for v in [&mut self.start, &mut self.end, &mut self.home] {
-            v.clear();
-            v.resize(nv, NONE);
-        }
-        self.def_pos.clear();
-        self.def_pos.resize(nv, 0);
+        self.vals.clear();
+        self.vals.resize(nv, Val::NEW);
+        self.home.clear();
+        self.home.resize(nv, NONE);
         self.fused.clear();
         self.fused.extend_from_slice(&dec.fused);
         self.calls.clear();
@@ -333,23 +352,23 @@ impl Fast {
             return unsupported();
         }
         for &p in &func.params {
-            self.start[p.index()] = 0;
-            self.end[p.index()] = 0;
+            self.vals[p.index()].start = 0;
+            self.vals[p.index()].end = 0;
         }
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];
             let first = self.first[k];
             for &p in &bd.params {
                 let pi = p.index();
-                self.def_pos[pi] = k as u32;
-                if self.start[pi] == NONE {
+                self.vals[pi].def_pos = k as u32;
+                if self.vals[pi].start == NONE {
                     if k == 0 {
                         return unsupported();
                     }
-                    self.start[pi] = first;
+                    self.vals[pi].start = first;
                 }
-                if self.end[pi] == NONE || self.end[pi] < first {
-                    self.end[pi] = first;
+                if self.vals[pi].end == NONE || self.vals[pi].end < first {
+                    self.vals[pi].end = first;
                 }
             }
             let term = self.last[k];
@@ -433,18 +452,16 @@ impl Fast {
                 }
                 if let Some(r) = d.result {
                     let ri = r.index();
-                    self.def_pos[ri] = k as u32;
-                    self.start[ri] = n;
-                    if self.end[ri] == NONE {
-                        self.end[ri] = n;
+                    self.vals[ri].def_pos = k as u32;
+                    self.vals[ri].start = n;
+                    if self.vals[ri].end == NONE {
+                        self.vals[ri].end = n;
                     }
                 }
             }
         }
         self.exp_head.clear();
         self.exp_head.resize(total + 1, NONE);
-        self.exp_next.clear();
-        self.exp_next.resize(nv, NONE);
         Some(())
     }
 
@@ -510,7 +527,7 @@ impl Fast {
         }
         let first = self.first[k];
         for (j, &p) in params.iter().enumerate() {
-            let e = self.end[p.index()];
+            let e = self.vals[p.index()].end;
             if e == NONE || e >= n || args.contains(&Operand::Value(p)) {
                 continue;
             }
@@ -534,11 +551,11 @@ impl Fast {
         }
         for &p in &func.blocks[target.index()].params {
             let pi = p.index();
-            if self.start[pi] == NONE || self.start[pi] > n {
-                self.start[pi] = n;
+            if self.vals[pi].start == NONE || self.vals[pi].start > n {
+                self.vals[pi].start = n;
             }
-            if self.end[pi] == NONE || self.end[pi] < n {
-                self.end[pi] = n;
+            if self.vals[pi].end == NONE || self.vals[pi].end < n {
+                self.vals[pi].end = n;
             }
         }
         Some(())
@@ -549,7 +566,7 @@ impl Fast {
     /// preferred register.
     /// `float`: the value is an `f32`/`f64` (an xmm register or a slot).
     #[allow(clippy::too_many_arguments)]
-    #[inline]
+    #[inline(always)]
     fn assign(
         &mut self,
         v: usize,
@@ -563,7 +580,7 @@ impl Fast {
     ) {
         let mut avail = *all_free;
         // Lent registers (see `Lend`) for a value that ends in the block.
-        let mut lend = if self.lent != 0 && self.end[v] <= self.lend_end {
+        let mut lend = if self.lent != 0 && self.vals[v].end <= self.lend_end {
             self.lent
         } else {
             0
@@ -624,7 +641,7 @@ impl Fast {
             *all_free &= !(1 << pick);
             self.callee_used |= (1 << pick) & POOL_CALLEE;
             self.reg_owner[pick as usize] = v as u32;
-            self.reg_end[pick as usize] = self.end[v];
+            self.reg_end[pick as usize] = self.vals[v].end;
             pick
         } else if let Some(r) = self.steal(v, float, crosses, fixed, now) {
             r
@@ -636,9 +653,9 @@ impl Fast {
             SLOT0 + s
         };
         self.home[v] = home;
-        let e = self.end[v];
+        let e = self.vals[v].end;
         if e > now || (before && e == now) {
-            self.exp_next[v] = self.exp_head[e as usize];
+            self.vals[v].exp_next = self.exp_head[e as usize];
             self.exp_head[e as usize] = v as u32;
         }
     }
@@ -659,7 +676,7 @@ impl Fast {
         fixed: bool,
         now: u32,
     ) -> Option<u32> {
-        let e = self.end[v];
+        let e = self.vals[v].end;
         if e <= now {
             return None;
         }
@@ -703,7 +720,7 @@ impl Fast {
         // whose last value ended before that range starts (the one freed
         // first is the best candidate), else a new one.
         let slot = match self.free_slots.get(self.free_head) {
-            Some(&(s, t)) if t < self.start[o] => {
+            Some(&(s, t)) if t < self.vals[o].start => {
                 self.free_head += 1;
                 s
             }
@@ -729,7 +746,7 @@ impl Fast {
                 self.lent |= 1 << h;
             }
         } else {
-            self.free_slots.push((h - SLOT0, self.end[v]));
+            self.free_slots.push((h - SLOT0, self.vals[v].end));
         }
     }
 
@@ -788,8 +805,8 @@ impl Fast {
         let mut lc = 0usize;
         for (j, &p) in func.params.iter().enumerate() {
             let pi = p.index();
-            let cr = self.crosses(ci, 0, self.end[pi], true);
-            let fx = self.crosses_fixed(fi, 0, self.end[pi]);
+            let cr = self.crosses(ci, 0, self.vals[pi].end, true);
+            let fx = self.crosses_fixed(fi, 0, self.vals[pi].end);
             let hint = match self.params[j] {
                 crate::lower::abi::ArgLoc::Int(r) => r as u32,
                 crate::lower::abi::ArgLoc::Float(x) => XMM0 + x as u32,
@@ -810,8 +827,8 @@ impl Fast {
             for &p in &bd.params {
                 let pi = p.index();
                 if self.home[pi] == NONE {
-                    let cr = self.crosses(ci, first, self.end[pi], true);
-                    let fx = self.crosses_fixed(fi, first, self.end[pi]);
+                    let cr = self.crosses(ci, first, self.vals[pi].end, true);
+                    let fx = self.crosses_fixed(fi, first, self.vals[pi].end);
                     let fl = func.values[pi].ty.is_float();
                     self.assign(pi, &mut free, fl, cr, fx, NONE, first, true);
                 }
@@ -847,7 +864,7 @@ impl Fast {
                 // Free what ends here.
                 let mut v = std::mem::replace(&mut self.exp_head[n as usize], NONE);
                 while v != NONE {
-                    let next = self.exp_next[v as usize];
+                    let next = self.vals[v as usize].exp_next;
                     self.release(v as usize, &mut free);
                     v = next;
                 }
@@ -857,7 +874,7 @@ impl Fast {
                 let d = &func.insts[i.index()];
                 if let Some(r) = d.result.filter(|_| !self.fused[i.index()]) {
                     let ri = r.index();
-                    if self.end[ri] == n + 1 && mem::folds(func, d, r, &bd.insts, j) {
+                    if self.vals[ri].end == n + 1 && mem::folds(func, d, r, &bd.insts, j) {
                         // Used only as the next access's pointer.
                         self.home[ri] = FOLDED;
                     } else {
@@ -876,11 +893,11 @@ impl Fast {
                                 hint = h;
                             }
                         }
-                        let cr = self.crosses(ci, n, self.end[ri], false);
-                        let fx = self.crosses_fixed(fi, n, self.end[ri]);
+                        let cr = self.crosses(ci, n, self.vals[ri].end, false);
+                        let fx = self.crosses_fixed(fi, n, self.vals[ri].end);
                         let fl = func.values[ri].ty.is_float();
                         self.assign(ri, &mut free, fl, cr, fx, hint, n, false);
-                        if self.end[ri] <= n {
+                        if self.vals[ri].end <= n {
                             self.release(ri, &mut free);
                         }
                     }
@@ -940,11 +957,11 @@ impl Fast {
                     Some(Operand::Value(a)) => self.home[a.index()],
                     _ => NONE,
                 };
-                let cr = self.crosses(ci, n, self.end[pi], false);
-                let fx = self.crosses_fixed(fi, n, self.end[pi]);
+                let cr = self.crosses(ci, n, self.vals[pi].end, false);
+                let fx = self.crosses_fixed(fi, n, self.vals[pi].end);
                 let fl = func.values[pi].ty.is_float();
                 self.assign(pi, free, fl, cr, fx, hint, n, false);
-                if self.end[pi] <= n {
+                if self.vals[pi].end <= n {
                     self.release(pi, free);
                 }
             }
@@ -989,8 +1006,8 @@ pub fn compile(
                     eprintln!(
                         "v{v} {:?} [{}, {}] home {}",
                         func.value_name(Value(v as u32)),
-                        f.start[v],
-                        f.end[v],
+                        f.vals[v].start,
+                        f.vals[v].end,
                         f.home[v]
                     );
                 }

@@ -85,7 +85,9 @@ type Outcome = std::thread::Result<Result<(), Failure>>;
 
 /// What the threads share: the files in the order they are taken (largest
 /// first), how many have been taken, the index of the first file known to
-/// fail (no file after it is started), and each file's outcome by index.
+/// fail (no file after it is started), each file's outcome by index, and
+/// whether the main thread waits for an outcome (only then is it woken: a
+/// wake-up is a system call even when no one waits).
 struct Work {
     files: Vec<OsString>,
     sizes: Vec<Option<u64>>,
@@ -98,6 +100,7 @@ struct State {
     taken: usize,
     first_failure: usize,
     outcomes: Vec<Option<Outcome>>,
+    waiting: bool,
 }
 
 /// Checks the files with `threads` threads (this one included); the
@@ -119,9 +122,22 @@ fn check_in_parallel(
             taken: 0,
             first_failure: files.len(),
             outcomes: (0..files.len()).map(|_| None).collect(),
+            waiting: false,
         }),
         done: Condvar::new(),
     });
+    // The C library's allocator gives each new thread its own heap (a
+    // reservation of 64 MiB or more, trimmed and made writable: four
+    // system calls and fresh pages) the first time the thread allocates
+    // there, which Rust's thread start-up does (destructors of
+    // thread-locals). The arena serves everything else, so the threads
+    // share the main heap: one mutex for a few small blocks.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes a tuning parameter of the allocator;
+    // M_ARENA_MAX caps the number of heaps future threads may create.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 1);
+    }
     for _ in 1..threads {
         let w = Arc::clone(&work);
         // A thread that cannot start leaves its share to the others. The
@@ -148,7 +164,9 @@ fn check_in_parallel(
                 // Not done yet.
                 other => {
                     state.outcomes[k] = other;
+                    state.waiting = true;
                     state = work.done.wait(state).unwrap_or_else(|e| e.into_inner());
+                    state.waiting = false;
                 }
             },
         }
@@ -186,8 +204,14 @@ fn take_files(work: &Work) {
             state.first_failure = state.first_failure.min(k);
         }
         state.outcomes[k] = Some(outcome);
+        // The main thread sets `waiting` under the lock and releases the
+        // lock only by waiting, so an outcome stored while it is unset is
+        // seen before it would wait.
+        let wake = state.waiting;
         drop(state);
-        work.done.notify_all();
+        if wake {
+            work.done.notify_all();
+        }
     }
 }
 

@@ -216,6 +216,13 @@ impl Drop for RecordBytes {
     }
 }
 
+/// From this many functions on, a module's `.eh_frame` table carries its
+/// own CIE instead of pointing at the shared one (24 bytes beside 32 or
+/// more per function; such a record is large enough for the allocator to
+/// map it apart, out of the shared CIE's 2 GiB reach, and the table would
+/// otherwise be built twice).
+const OWN_CIE_FUNCS: usize = 64;
+
 /// The modules whose text starts in one 4 KiB of target addresses.
 struct Bucket {
     /// In start order.
@@ -499,6 +506,9 @@ pub struct DebugRegistry {
     /// The first error a registration met after its options were
     /// accepted (a full disk, say); finalizing goes on without it.
     deferred_error: Option<String>,
+    /// Tables built a second time, with a CIE of their own, because the
+    /// CIE their FDEs named was out of reach (see [`OWN_CIE_FUNCS`]).
+    rebuilt_tables: usize,
 }
 
 impl Drop for DebugRegistry {
@@ -575,6 +585,17 @@ impl DebugRegistry {
         // once: a fresh engine's buffer grows once, not once per part.
         data.reserve(debug.funcs.len() * 48 + 4 + ModuleRecord::packed_len(&debug, names));
         let mut gdb = None;
+        let isa = unwind::UnwindIsa::host();
+        // A large table starts with a CIE of its own (a copy of the shared
+        // one): its allocation is likely mapped out of the shared CIE's
+        // reach, and the copy is no cost beside its FDEs.
+        let mut own_cie = match isa {
+            Some(isa) if self.native && debug.funcs.len() >= OWN_CIE_FUNCS => {
+                data.extend_from_slice(unwind::shared_cie(isa));
+                data.len()
+            }
+            _ => 0,
+        };
         if self.native {
             if let Some(code) = text.bytes() {
                 if let Err(e) = self.announce(&debug, names, start, code) {
@@ -583,19 +604,32 @@ impl DebugRegistry {
                 gdb = self.register(&debug, names, start, code, &mut data);
             }
         }
+        if data.len() == own_cie {
+            // No FDEs were written: no table, no CIE.
+            data.clear();
+            own_cie = 0;
+        }
         let frames = data.len();
         let interned = self.intern(&debug.file);
         ModuleRecord::pack(&debug, names, interned, &mut data);
         let (eh, rest) = data.split_at(frames);
         let mut bytes = RecordBytes::new(eh, rest);
         if frames > 0 {
-            // The FDEs name the shared CIE; where it is out of their
-            // reach, the table gets a CIE of its own.
-            let isa = unwind::UnwindIsa::host();
+            // The FDEs name the table's own CIE, or else the shared one;
+            // where that is out of their reach, the table is rebuilt with
+            // a CIE of its own.
             let linked = isa.is_some_and(|isa| {
-                unwind::point_at_cie(bytes.table_mut(), unwind::shared_cie(isa).as_ptr())
+                let table = bytes.table_mut();
+                let (cie, fdes) = table.split_at_mut(own_cie);
+                let cie = if own_cie > 0 {
+                    cie.as_ptr()
+                } else {
+                    unwind::shared_cie(isa).as_ptr()
+                };
+                unwind::point_at_cie(fdes, cie)
             });
             if !linked {
+                self.rebuilt_tables += 1;
                 bytes = match (isa, text.bytes()) {
                     (Some(isa), Some(code)) => {
                         let funcs: Vec<_> = unwind_funcs(&debug, start, code).collect();
@@ -956,5 +990,51 @@ mod tests {
             }
         }
         assert!(b.records.is_empty() && b.tables.is_empty());
+    }
+
+    /// The `.eh_frame` table of the module holding `pc`: whether it starts
+    /// with a CIE, and whether every FDE after it names that CIE.
+    fn own_cie(debug: &DebugRegistry, pc: u64) -> (bool, bool) {
+        let (record, _) = debug.record_at(pc).expect("a record");
+        let table = record.data.table();
+        let word = |at: usize| u32::from_le_bytes(table[at..at + 4].try_into().unwrap());
+        let starts_with_cie = word(4) == 0;
+        let mut at = word(0) as usize + 4;
+        let mut named = starts_with_cie;
+        while word(at) != 0 {
+            // An FDE's CIE pointer is the distance back from its field.
+            named &= word(at + 4) as usize == at + 4;
+            at += word(at) as usize + 4;
+        }
+        (starts_with_cie, named)
+    }
+
+    /// A module of many functions gets a table with a CIE of its own that
+    /// all its FDEs name, built once. Fails with tables that always point
+    /// at the shared CIE first: either the table starts with an FDE (the
+    /// shared CIE in reach) or it was rebuilt (out of reach).
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    #[test]
+    fn large_tables_carry_their_own_cie() {
+        use crate::executor::InProcessExecutor;
+        use crate::registry::Registry;
+        let ex = Arc::new(InProcessExecutor::new(None).unwrap());
+        let mut reg = Registry::new("x86_64", ex, Default::default()).unwrap();
+        reg.debug_mut().set_native(true);
+        let mut text = String::new();
+        for i in 0..OWN_CIE_FUNCS {
+            text += &format!("func @big{i}(%x: i64) -> i64 {{\nentry:\n    ret %x\n}}\n");
+        }
+        let big = crate::ir::parse::parse_module("big.kir", &text).unwrap();
+        let ids = [reg.add_shared(Arc::new(big)).unwrap()];
+        reg.finalize_from(&ids).unwrap();
+        let last = format!("big{}", OWN_CIE_FUNCS - 1);
+        for name in ["big0", last.as_str()] {
+            let (pc, _, _) = reg.function(name).unwrap();
+            assert_eq!(own_cie(reg.debug(), pc), (true, true), "@{name}");
+        }
+        // Built once (a table pointing at the shared CIE first would be
+        // rebuilt where its allocation is out of that CIE's reach).
+        assert_eq!(reg.debug().rebuilt_tables, 0);
     }
 }

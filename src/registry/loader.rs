@@ -132,6 +132,22 @@ impl<K, V> Default for SmallMap<K, V> {
 }
 
 impl<K: Copy + Eq + std::hash::Hash, V: Copy> SmallMap<K, V> {
+    /// An empty map that will hold about `n` keys: beyond `LINEAR_KEYS`,
+    /// its hash table is allocated once at that size (a large module's
+    /// would otherwise regrow from empty through every doubling, each a
+    /// fresh allocation to fault in).
+    pub(crate) fn with_capacity(n: usize) -> Self {
+        let map = if n > LINEAR_KEYS {
+            FxHashMap::with_capacity_and_hasher(n, Default::default())
+        } else {
+            FxHashMap::default()
+        };
+        SmallMap {
+            list: SmallVec::new(),
+            map,
+        }
+    }
+
     pub(crate) fn get(&self, key: &K) -> Option<V> {
         if self.map.is_empty() {
             self.list.iter().find(|(k, _)| k == key).map(|&(_, v)| v)
@@ -204,9 +220,10 @@ impl Image {
         let bytes = cm.symbols.iter().map(|s| s.name.len()).sum::<usize>()
             + cm.imports.iter().map(String::len).sum::<usize>();
         let mut names = NameList::with_capacity(cm.symbols.len() + cm.imports.len(), bytes);
-        let mut index: SmallMap<&str, Named> = SmallMap::default();
+        let mut index: SmallMap<&str, Named> =
+            SmallMap::with_capacity(cm.symbols.len() + cm.imports.len());
         let mut defined = Vec::with_capacity(cm.symbols.len());
-        let mut exports = Vec::new();
+        let mut exports = Vec::with_capacity(cm.symbols.len());
         for (i, s) in cm.symbols.iter().enumerate() {
             let n = i as u32;
             names.push(&s.name);

@@ -736,6 +736,9 @@ impl Registry {
             Role::Module(Box::new(Owner::new(name))),
             State::Added(Source::Whole(module.clone())),
         );
+        let (count, bytes) =
+            exports_of(&module).fold((0, 0), |(n, b), (_, name, _)| (n + 1, b + name.len()));
+        self.symbols.reserve(count, bytes);
         let mut ids = Runs::default();
         for (_, name, sig) in exports_of(&module) {
             ids.push(

@@ -24,6 +24,7 @@
 //! when nothing loaded refers to it any more.
 
 use crate::ir::Signature;
+use smallvec::SmallVec;
 use std::num::NonZeroU32;
 
 /// The fast hasher for names and ids (shared with the IR's name tables).
@@ -220,9 +221,21 @@ impl NameIndex {
         n
     }
 
+    /// Makes room for `n` more ids at once (no rehash per doubling).
+    fn reserve<'a>(&mut self, n: usize, name_of: &impl Fn(u32) -> &'a str) {
+        if (self.len + self.tombs + n) * 10 > self.slots.len() * 7 {
+            self.grow_to(self.len + n, name_of);
+        }
+    }
+
     /// Rehashes into a table at most half full with the live ids.
     fn grow<'a>(&mut self, name_of: &impl Fn(u32) -> &'a str) {
-        let cap = ((self.len + 1) * 2).next_power_of_two().max(16);
+        self.grow_to(self.len + 1, name_of);
+    }
+
+    /// Rehashes the live ids into a table at most half full with `live`.
+    fn grow_to<'a>(&mut self, live: usize, name_of: &impl Fn(u32) -> &'a str) {
+        let cap = (live * 2).next_power_of_two().max(16);
         let old = std::mem::replace(&mut self.slots, vec![EMPTY; cap]);
         self.tombs = 0;
         let mask = cap - 1;
@@ -247,7 +260,9 @@ pub struct SymbolTable {
     /// Bytes of the arena no live symbol uses.
     dead: usize,
     sigs: Vec<Signature>,
-    sig_ids: FxHashMap<Signature, NonZeroU32>,
+    /// The signatures by hash: their `kind`s (one, unless hashes collide),
+    /// so that a signature is stored once, in `sigs`.
+    sig_ids: FxHashMap<u64, SmallVec<[NonZeroU32; 1]>>,
 }
 
 /// The name of `entries[id]` in `arena`.
@@ -306,21 +321,43 @@ impl SymbolTable {
         }
     }
 
+    /// Makes room for `symbols` more symbols, all named, whose names are
+    /// `name_bytes` long together (a module's exports, added at once).
+    pub fn reserve(&mut self, symbols: usize, name_bytes: usize) {
+        self.entries
+            .reserve(symbols.saturating_sub(self.free.len()));
+        self.arena.reserve(name_bytes);
+        let (entries, arena) = (&self.entries, self.arena.as_str());
+        self.index
+            .reserve(symbols, &|id| name_in(entries, arena, id));
+    }
+
+    /// The `kind` of signature `sig`, added to the list when new.
+    fn sig_kind(&mut self, sig: &Signature) -> NonZeroU32 {
+        use std::hash::BuildHasher;
+        let hash = FxBuildHasher::default().hash_one(sig);
+        let sigs = &self.sigs;
+        let same = self.sig_ids.get(&hash).and_then(|ks| {
+            ks.iter()
+                .copied()
+                .find(|k| sigs[k.get() as usize - 1] == *sig)
+        });
+        if let Some(k) = same {
+            return k;
+        }
+        let k = NonZeroU32::new(self.sigs.len() as u32 + 1)
+            .filter(|&k| k != DATA)
+            .expect("fewer than 2^32 - 1 signatures");
+        self.sigs.push(sig.clone());
+        self.sig_ids.entry(hash).or_default().push(k);
+        k
+    }
+
     /// Adds a symbol; when it is named, its name must not be in the index.
     pub fn insert(&mut self, new: NewSymbol<'_>) -> SymbolId {
         let kind = match new.sig {
             None => DATA,
-            Some(sig) => match self.sig_ids.get(sig) {
-                Some(&k) => k,
-                None => {
-                    let k = NonZeroU32::new(self.sigs.len() as u32 + 1)
-                        .filter(|&k| k != DATA)
-                        .expect("fewer than 2^32 - 1 signatures");
-                    self.sigs.push(sig.clone());
-                    self.sig_ids.insert(sig.clone(), k);
-                    k
-                }
-            },
+            Some(sig) => self.sig_kind(sig),
         };
         let start = self.arena.len() as u32;
         self.arena.push_str(new.name);
@@ -480,6 +517,38 @@ mod tests {
         }
         assert_eq!(t.sigs.len(), 1, "signatures are shared");
         assert_eq!(t.lookup("name_5000"), None);
+    }
+
+    /// Each distinct signature is stored once and read back as itself,
+    /// after a reservation too.
+    #[test]
+    fn signatures_are_stored_once_each() {
+        use crate::ir::Type;
+        let sigs = [
+            Signature::new(vec![Type::I64], Some(Type::I64)),
+            Signature::new(vec![Type::I64, Type::I64], Some(Type::I64)),
+            Signature::new(vec![], None),
+            Signature::new(vec![Type::I64], None),
+        ];
+        let mut t = SymbolTable::new();
+        t.reserve(40, 40 * 4);
+        let names: Vec<String> = (0..40).map(|i| format!("g{i}")).collect();
+        let ids: Vec<SymbolId> = names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| {
+                t.insert(NewSymbol {
+                    sig: Some(&sigs[i % sigs.len()]),
+                    ..sym(name, true)
+                })
+            })
+            .collect();
+        assert_eq!(t.sigs.len(), sigs.len());
+        for (i, &id) in ids.iter().enumerate() {
+            let s = t.get(id).unwrap();
+            assert_eq!(t.signature(s), Some(&sigs[i % sigs.len()]), "{i}");
+            assert_eq!(t.lookup(&names[i]), Some(id));
+        }
     }
 
     #[test]
