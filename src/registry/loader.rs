@@ -48,16 +48,29 @@ pub struct Named {
     pub name: u32,
 }
 
+/// Every definition of a module: section and offset, by index (inline
+/// for a few: most modules are small, and each list would otherwise be an
+/// allocation and a free per module).
+pub type Defined = SmallVec<[(SectionKind, u64); 4]>;
+
+/// Registry symbols a module defines: id and definition index (inline for
+/// a few, as [`Defined`]).
+pub type Exports = SmallVec<[(SymbolId, u32); 4]>;
+
+/// A module's relocations with resolved targets (inline for a few, as
+/// [`Defined`]).
+pub type Relocs = SmallVec<[Reloc<Named>; 4]>;
+
 /// A compiled module with its relocation targets resolved; see the
 /// module docs.
 pub struct Image {
     /// Text, rodata and data (empty sections are not placed).
     pub sections: [ImageSection; 3],
     /// Every definition of the module: section and offset, by index.
-    pub defined: Vec<(SectionKind, u64)>,
+    pub defined: Defined,
     /// Registry symbols this module defines: id and definition index.
-    pub exports: Vec<(SymbolId, u32)>,
-    pub relocs: Vec<Reloc<Named>>,
+    pub exports: Exports,
+    pub relocs: Relocs,
     /// Names of definitions, then of relocation targets, for messages.
     pub names: NameList,
     /// The veneer slots: offset of slot 0 in text and each slot's target.
@@ -77,18 +90,18 @@ pub struct ImageSection {
 }
 
 /// A module's names, back to back in one string (one allocation, not one
-/// per name).
+/// per name; their ends inline for a few names).
 #[derive(Default)]
 pub struct NameList {
     text: String,
-    ends: Vec<u32>,
+    ends: SmallVec<[u32; 8]>,
 }
 
 impl NameList {
     fn with_capacity(names: usize, bytes: usize) -> NameList {
         NameList {
             text: String::with_capacity(bytes),
-            ends: Vec::with_capacity(names),
+            ends: SmallVec::with_capacity(names),
         }
     }
 
@@ -222,8 +235,8 @@ impl Image {
         let mut names = NameList::with_capacity(cm.symbols.len() + cm.imports.len(), bytes);
         let mut index: SmallMap<&str, Named> =
             SmallMap::with_capacity(cm.symbols.len() + cm.imports.len());
-        let mut defined = Vec::with_capacity(cm.symbols.len());
-        let mut exports = Vec::with_capacity(cm.symbols.len());
+        let mut defined = Defined::with_capacity(cm.symbols.len());
+        let mut exports = Exports::with_capacity(cm.symbols.len());
         for (i, s) in cm.symbols.iter().enumerate() {
             let n = i as u32;
             names.push(&s.name);
@@ -239,7 +252,7 @@ impl Image {
                 exports.push((id, i as u32));
             }
         }
-        let mut relocs = Vec::with_capacity(cm.relocs.len());
+        let mut relocs = Relocs::with_capacity(cm.relocs.len());
         for r in &cm.relocs {
             let t = match index.get(&r.target.as_str()) {
                 Some(t) => t,
@@ -538,4 +551,30 @@ pub fn write_out(
         written.extend([t]);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Names read back as pushed (their ends inline or spilled), with
+    /// multi-byte characters, and are found by position only below the
+    /// limit.
+    #[test]
+    fn name_lists_read_back() {
+        for count in [0, 2, 9, 40] {
+            let names: Vec<String> = (0..count).map(|i| format!("né_{i}")).collect();
+            let bytes: usize = names.iter().map(String::len).sum();
+            let mut list = NameList::with_capacity(count / 2, bytes / 2);
+            for n in &names {
+                list.push(n);
+            }
+            for (i, n) in names.iter().enumerate() {
+                assert_eq!(list.get(i), Some(n.as_str()), "{count}: {i}");
+                assert_eq!(list.position(n, count), Some(i));
+                assert_eq!(list.position(n, i), None);
+            }
+            assert_eq!(list.get(count), None);
+        }
+    }
 }

@@ -76,7 +76,7 @@ use crate::memory::{
     FinalizedSection, LoadBatch, MemoryConfig, MemoryManager, PackedSection, SectionKind,
 };
 use crate::symbols::HostSymbols;
-use loader::{Named, Placed, Veneers};
+use loader::{Placed, Veneers};
 use smallvec::SmallVec;
 use std::fmt;
 use std::num::NonZeroU64;
@@ -214,9 +214,9 @@ pub(crate) struct Loaded {
     /// Its pending batch.
     pub batch: u32,
     pub sections: SmallVec<[Placed; 3]>,
-    pub defined: Vec<(SectionKind, u64)>,
-    pub exports: Vec<(SymbolId, u32)>,
-    pub relocs: Vec<crate::reloc::Reloc<Named>>,
+    pub defined: loader::Defined,
+    pub exports: loader::Exports,
+    pub relocs: loader::Relocs,
     pub names: loader::NameList,
     pub veneers: Veneers,
     /// Line tables, handed to the [`DebugRegistry`] at finalize.
