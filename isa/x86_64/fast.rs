@@ -273,12 +273,12 @@ fn supported_inst(module: &Module, func: &Function, d: &crate::ir::InstData) -> 
 }
 
 impl Fast {
-    /// The range ends of a use at instruction `u` in order position `k` of
-    /// a value defined in position `db`: `u`, or the last instruction of
-    /// the outermost loop containing `k` but not `db`.
+    /// The range end of a use at instruction `u` of a value defined in
+    /// order position `db`, `h` the innermost loop header containing the
+    /// use: `u`, or the last instruction of the outermost loop containing
+    /// the use but not `db`.
     #[inline]
-    fn ext(&self, dec: &Decisions, u: u32, k: usize, db: u32) -> u32 {
-        let mut h = self.loop_hdr[k];
+    fn ext(&self, dec: &Decisions, u: u32, mut h: u32, db: u32) -> u32 {
         let mut e = u;
         while h != NONE && h > db {
             e = self.last[dec.loop_end[h as usize] as usize - 1];
@@ -287,17 +287,26 @@ impl Fast {
         e
     }
 
-    /// A use of `op` at instruction `u` in order position `k`: a value's
-    /// range end moves to cover it.
+    /// A use of `op` at instruction `u` (`h`: the innermost loop header
+    /// containing it, see [`Fast::ext`]): a value's range end moves to
+    /// cover it.
     #[inline(always)]
-    fn use_op(&mut self, dec: &Decisions, op: Operand, u: u32, k: usize) {
+    fn use_op(&mut self, dec: &Decisions, op: Operand, u: u32, h: u32) {
         let Operand::Value(v) = op else {
             return;
         };
         let vi = v.index();
-        let e = self.ext(dec, u, k, self.vals[vi].def_pos);
-        if e > self.vals[vi].end || self.vals[vi].end == NONE {
-            self.vals[vi].end = e;
+        let db = self.vals[vi].def_pos;
+        // Most uses are in their definition's loop (or in none).
+        let e = if h != NONE && h > db {
+            self.ext(dec, u, h, db)
+        } else {
+            u
+        };
+        let end = &mut self.vals[vi].end;
+        // `NONE + 1` wraps to 0: an unset end always moves.
+        if end.wrapping_add(1) <= e {
+            *end = e;
         }
     }
 
@@ -372,6 +381,7 @@ impl Fast {
                 }
             }
             let term = self.last[k];
+            let h = self.loop_hdr[k];
             for (j, &i) in bd.insts.iter().enumerate() {
                 let n = first + j as u32;
                 let d = &func.insts[i.index()];
@@ -382,10 +392,10 @@ impl Fast {
                 // Operand uses straight from the instruction's kind (no
                 // per-operand closure or buffer), then what the kind adds.
                 match &d.kind {
-                    InstKind::Unary { arg } => self.use_op(dec, *arg, u, k),
+                    InstKind::Unary { arg } => self.use_op(dec, *arg, u, h),
                     InstKind::Binary { args } => {
-                        self.use_op(dec, args[0], u, k);
-                        self.use_op(dec, args[1], u, k);
+                        self.use_op(dec, args[0], u, h);
+                        self.use_op(dec, args[1], u, h);
                         let by_reg = matches!(args[1], Operand::Value(_));
                         use Opcode::*;
                         match d.opcode {
@@ -396,23 +406,23 @@ impl Fast {
                     }
                     InstKind::Select { args } => {
                         for &a in args {
-                            self.use_op(dec, a, u, k);
+                            self.use_op(dec, a, u, h);
                         }
                     }
-                    InstKind::Load { ptr, .. } => self.use_op(dec, *ptr, u, k),
+                    InstKind::Load { ptr, .. } => self.use_op(dec, *ptr, u, h),
                     InstKind::Store { args, .. } => {
-                        self.use_op(dec, args[0], u, k);
-                        self.use_op(dec, args[1], u, k);
+                        self.use_op(dec, args[0], u, h);
+                        self.use_op(dec, args[1], u, h);
                     }
                     InstKind::Addr { .. } | InstKind::Trap => {}
                     &InstKind::Alloca { size, align } => self.allocas.push((size, align.max(1))),
                     InstKind::Call { callee, args } => {
                         if let Callee::Indirect(op) = callee {
-                            self.use_op(dec, *op, u, k);
+                            self.use_op(dec, *op, u, h);
                         }
                         let args = func.args(*args);
                         for &a in args {
-                            self.use_op(dec, a, u, k);
+                            self.use_op(dec, a, u, h);
                         }
                         self.calls.push(n);
                         let stack = self.call_args(module, func, *callee, args);
@@ -420,21 +430,21 @@ impl Fast {
                     }
                     InstKind::Ret { value } => {
                         if let Some(v) = value {
-                            self.use_op(dec, *v, u, k);
+                            self.use_op(dec, *v, u, h);
                         }
                     }
                     InstKind::Jmp { dest } => {
                         self.note_lends(func, dest, k, n);
-                        self.jump_uses(func, dec, dest, u, k, n)?
+                        self.jump_uses(func, dec, dest, u, h, n)?
                     }
                     InstKind::Br {
                         cond,
                         then_dest,
                         else_dest,
                     } => {
-                        self.use_op(dec, *cond, u, k);
-                        self.jump_uses(func, dec, then_dest, u, k, n)?;
-                        self.jump_uses(func, dec, else_dest, u, k, n)?;
+                        self.use_op(dec, *cond, u, h);
+                        self.jump_uses(func, dec, then_dest, u, h, n)?;
+                        self.jump_uses(func, dec, else_dest, u, h, n)?;
                     }
                     // No switch target takes arguments: only placement
                     // is checked.
@@ -443,7 +453,7 @@ impl Fast {
                         default,
                         cases,
                     } => {
-                        self.use_op(dec, *value, u, k);
+                        self.use_op(dec, *value, u, h);
                         self.edge(func, dec, *default, n)?;
                         for c in func.cases(*cases) {
                             self.edge(func, dec, c.block, n)?;
@@ -494,8 +504,8 @@ impl Fast {
         stack
     }
 
-    /// A jump at `n` (use `u` in block `k`) to `dest`: its arguments are
-    /// read there and its parameters' ranges cover `n`.
+    /// A jump at `n` (use `u` in innermost loop `h`) to `dest`: its
+    /// arguments are read there and its parameters' ranges cover `n`.
     #[inline]
     fn jump_uses(
         &mut self,
@@ -503,11 +513,11 @@ impl Fast {
         dec: &Decisions,
         dest: &crate::ir::BlockCall,
         u: u32,
-        k: usize,
+        h: u32,
         n: u32,
     ) -> Option<()> {
         for &a in func.args(dest.args) {
-            self.use_op(dec, a, u, k);
+            self.use_op(dec, a, u, h);
         }
         self.edge(func, dec, dest.block, n)
     }
@@ -861,8 +871,9 @@ impl Fast {
                 while fi < self.fixed.len() && self.fixed[fi] < n {
                     fi += 1;
                 }
-                // Free what ends here.
-                let mut v = std::mem::replace(&mut self.exp_head[n as usize], NONE);
+                // Free what ends here (nothing is added at `n` any more:
+                // the list is read once).
+                let mut v = self.exp_head[n as usize];
                 while v != NONE {
                     let next = self.vals[v as usize].exp_next;
                     self.release(v as usize, &mut free);
@@ -901,6 +912,10 @@ impl Fast {
                             self.release(ri, &mut free);
                         }
                     }
+                }
+                // Only the terminator (last) can be a jump.
+                if j + 1 < bd.insts.len() {
+                    continue;
                 }
                 match &d.kind {
                     InstKind::Jmp { dest } => self.edge_params(func, dest, &mut free, ci, fi, n),

@@ -26,10 +26,15 @@
 //! - Names (symbols, labels, values) must match the SPEC's name syntax, so
 //!   that built IR prints as text that parses again.
 //!
-//! Every check is linear in the size of the function (switch keys and
-//! symbol names go through an Fx hash map); dominance queries are O(1)
-//! through [`DomTree`](crate::analysis::DomTree), and the buffers of the
-//! checks are reused from one function to the next (see `verify/func.rs`). The CFG takes each block's
+//! Each function body first goes through an accepting pass
+//! (`verify/func/fast.rs`) that only answers "valid" or "look closer"; the
+//! precise checks below run only when it does not accept, so they alone
+//! word every error. Every check is linear in the size of the function
+//! (switch keys and symbol names go through an Fx hash map); dominance
+//! queries are O(1) through [`DomTree`](crate::analysis::DomTree) (the
+//! accepting pass climbs immediate dominators of small graphs within a
+//! budget), and the buffers of the checks are reused from one function to
+//! the next (see `verify/func.rs`). The CFG takes each block's
 //! successors from its last instruction, so after a misplaced terminator a
 //! dominance error in an earlier-laid-out block can be reported first.
 

@@ -44,6 +44,10 @@ pub struct Decisions {
     fold_off: Vec<i64>,
     uses: Vec<u32>,
     folded_uses: Vec<u32>,
+    /// The current block's compares `(instruction, result)`, and the
+    /// compares tested by their own block's `br` (fused if used once).
+    compares: Vec<(u32, u32)>,
+    fuse_candidates: Vec<(u32, u32)>,
     // Reverse postorder scratch.
     visited: Vec<bool>,
     stack: Vec<(Block, u32)>,
@@ -168,7 +172,7 @@ impl Decisions {
         // Read only where `fold_base` is set, and then written first.
         self.fold_off.resize(nv, 0);
         let mut candidates = false;
-        let mut branches = false;
+        self.fuse_candidates.clear();
         // Whether a load or store has a computed pointer (else no address
         // folds: the folding pass is skipped).
         let mut mem = false;
@@ -245,6 +249,11 @@ impl Decisions {
                 if bad || bad_use || d.result.is_some_and(|r| r.index() >= nv) {
                     return Err(err(func, "bad operand, block or symbol"));
                 }
+                if is_compare(d.opcode) {
+                    if let Some(r) = d.result {
+                        self.compares.push((i.0, r.0));
+                    }
+                }
                 if let (Opcode::Add, Some(Type::I64), InstKind::Binary { args }, Some(r)) =
                     (d.opcode, d.ty, &d.kind, d.result)
                 {
@@ -259,41 +268,30 @@ impl Decisions {
             if !term.opcode.is_terminator() {
                 return Err(err(func, "block without terminator"));
             }
-            branches |= matches!(
-                term.kind,
-                InstKind::Br {
-                    cond: Operand::Value(_),
-                    ..
+            if let InstKind::Br {
+                cond: Operand::Value(c),
+                ..
+            } = term.kind
+            {
+                for &(i, r) in &self.compares {
+                    if r == c.0 {
+                        self.fuse_candidates.push((i, r));
+                    }
                 }
-            );
+            }
+            self.compares.clear();
         }
-        if branches {
-            self.fuse(func);
+        // Fusion: a compare used once, by its own block's `br`.
+        for &(i, r) in &self.fuse_candidates {
+            if self.uses[r as usize] == 1 {
+                self.fused[i as usize] = true;
+            }
         }
         if candidates && mem {
             self.fold_addresses(func);
         }
         self.block_order(func);
         Ok(())
-    }
-
-    /// Fusion: a compare used once, by its own block's `br`.
-    fn fuse(&mut self, func: &Function) {
-        for bd in &func.blocks {
-            let term = &func.insts[bd.insts[bd.insts.len() - 1].index()];
-            if let InstKind::Br {
-                cond: Operand::Value(c),
-                ..
-            } = term.kind
-            {
-                for &i in &bd.insts {
-                    let d = &func.insts[i.index()];
-                    if d.result == Some(c) && is_compare(d.opcode) && self.uses[c.index()] == 1 {
-                        self.fused[i.index()] = true;
-                    }
-                }
-            }
-        }
     }
 
     /// Skips the `add`s all of whose uses fold into addresses (some value

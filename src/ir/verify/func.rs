@@ -94,6 +94,8 @@ pub(super) struct Scratch {
     deferred: Vec<(u32, u32, u8)>,
     /// The accepting pass's dominance answers per block.
     known: Vec<u32>,
+    /// The accepting pass's immediate dominators.
+    quick: fast::dom::QuickDom,
     /// Per function / data definition of the module: the symbol owning it
     /// (the module checks).
     pub(super) func_owner: Vec<Option<SymId>>,
@@ -112,6 +114,7 @@ impl Scratch {
             && self.fast_def.capacity() <= CACHE_MAX
             && self.deferred.capacity() <= CACHE_MAX
             && self.known.capacity() <= CACHE_MAX
+            && self.quick.len() <= CACHE_MAX
             && self.inst_seen.len() <= CACHE_MAX
             && self.label_seen.len() <= CACHE_MAX
             && self.value_seen.len() <= CACHE_MAX

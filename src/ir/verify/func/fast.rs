@@ -32,6 +32,7 @@ use crate::ir::names::Name;
 use crate::ir::opcode::{Format, Opcode, OperandTy, Suffix, OPCODES};
 use crate::ir::types::Type;
 use crate::ir::Const;
+use dom::QuickDom;
 use std::sync::OnceLock;
 
 /// A value not defined yet (the cleared state of `Scratch::fast_def`).
@@ -56,8 +57,10 @@ const ANY: u8 = 7;
 const REJECT: u8 = 12;
 const _: () = assert!(INT & FLOAT & INT_LIT64 & ANY & REJECT & 4 != 0);
 
-/// Suffix slots per opcode in the rule table: none, then each [`Type`].
-const SUFFIXES: usize = 5;
+/// Suffix slots per opcode in the rule table: each [`Type`] at its code,
+/// none at 4 (the others unused: a power of two, and the slot is the byte
+/// of the `Option<Type>`).
+const SUFFIXES: usize = 8;
 
 /// What one (opcode, suffix) pair requires (eight bytes: one load).
 #[derive(Clone, Copy)]
@@ -82,7 +85,7 @@ fn rules() -> &'static [Rule] {
         for (k, info) in OPCODES.iter().enumerate() {
             let call = k == Opcode::Call as usize;
             for slot in 0..SUFFIXES {
-                let ty = slot.checked_sub(1).map(|i| Type::ALL[i]);
+                let ty = Type::ALL.get(slot).copied();
                 let ok = call
                     || match (info.suffix, ty) {
                         (Suffix::None, None) | (Suffix::Optional, _) => true,
@@ -115,8 +118,20 @@ fn rules() -> &'static [Rule] {
 #[inline(always)]
 fn slot(ty: Option<Type>) -> usize {
     match ty {
-        None => 0,
-        Some(t) => t as usize + 1,
+        Some(t) => t as usize,
+        None => 4,
+    }
+}
+
+/// [`Const::fits`], here so that it is inlined: integers fit as signed or
+/// unsigned, floats only float types, integers every float type.
+#[inline(always)]
+fn fits(c: Const, ty: Type) -> bool {
+    match (c, ty) {
+        (Const::Int(v), Type::I32) => (-(1i128 << 31)..(1i128 << 32)).contains(&v.get()),
+        (Const::Int(v), Type::I64) => (-(1i128 << 63)..(1i128 << 64)).contains(&v.get()),
+        (Const::Int(_), Type::F32 | Type::F64) => true,
+        (Const::Float(_), t) => matches!(t, Type::F32 | Type::F64),
     }
 }
 
@@ -143,7 +158,6 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
     s.known.clear();
     s.known.resize(f.blocks.len() + 2, 0);
     let dom = s.dom.get_mut();
-    dom.dom_ready = false;
     dom.reach_stamp = 0;
     let mut w = Walk {
         m,
@@ -155,6 +169,9 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
         value_seen: &mut s.value_seen,
         label_seen: &mut s.label_seen,
         dom,
+        graph: Graph::None,
+        quick: &mut s.quick,
+        climb: (u32::MAX, 0),
         known: &mut s.known,
         keys: &mut s.keys,
         cur: 0,
@@ -162,6 +179,21 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
     };
     w.run()
 }
+
+/// What the dominance queries of one walk have computed.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Graph {
+    /// Nothing (reachability from the entry may be, see `reach_stamp`).
+    None,
+    /// The CFG and the immediate dominators ([`QuickDom`]).
+    Quick,
+    /// The CFG and the dominator tree (`QuickDom` went over its budget).
+    Tree,
+}
+
+/// The most blocks for which dominance queries climb immediate dominators
+/// ([`QuickDom`]) rather than ask a [`DomTree`](crate::analysis::DomTree).
+const QUICK_MAX_BLOCKS: usize = 128;
 
 /// The state of one walk.
 struct Walk<'a> {
@@ -171,15 +203,21 @@ struct Walk<'a> {
     stamp: u32,
     /// Per value: `UNSET`, or `field << SHIFT | type` where the field is
     /// `PARAM_FIELD` or the defining block + 2.
-    def: &'a mut Vec<u32>,
+    def: &'a mut [u32],
     /// Uses met before their definition: (value, using block, want).
     deferred: &'a mut Vec<(u32, u32, u8)>,
-    value_seen: &'a mut Vec<u32>,
-    label_seen: &'a mut Vec<u32>,
+    value_seen: &'a mut [u32],
+    label_seen: &'a mut [u32],
     dom: &'a mut Dominance,
+    /// What of the CFG has been computed for dominance queries.
+    graph: Graph,
+    quick: &'a mut QuickDom,
+    /// The block whose dominators were last climbed to, and the highest
+    /// one reached (see [`QuickDom::dominates`]).
+    climb: (u32, u32),
     /// Per block field: the block being walked + 1 once the field's block
     /// was found to dominate it.
-    known: &'a mut Vec<u32>,
+    known: &'a mut [u32],
     keys: &'a mut FxHashMap<u64, Const>,
     /// The block being walked and its definitions' field (`(cur + 2) << SHIFT`).
     cur: u32,
@@ -433,7 +471,7 @@ impl Walk<'_> {
         }
         self.keys.clear();
         f.cases(cases).iter().all(|case| {
-            case.key.fits(ty)
+            fits(case.key, ty)
                 && self.keys.insert(case.key.bits(ty), case.key).is_none()
                 && target(case.block)
         })
@@ -453,12 +491,19 @@ impl Walk<'_> {
                 if e == self.cur_enc | want as u32 || e == (PARAM_FIELD << SHIFT) | want as u32 {
                     return true;
                 }
+                // Of the exact type, from a block already known to
+                // dominate this one.
+                if e & ((1 << SHIFT) - 1) == want as u32
+                    && self.known.get((e >> SHIFT) as usize) == Some(&(self.cur + 1))
+                {
+                    return true;
+                }
                 self.value(v, e, want)
             }
             Operand::Const(c) => match want {
-                INT_LIT64 => c.fits(Type::I64),
+                INT_LIT64 => fits(c, Type::I64),
                 INT | FLOAT | ANY | REJECT => false,
-                t => c.fits(Type::ALL[t as usize]),
+                t => fits(c, Type::ALL[t as usize]),
             },
         }
     }
@@ -518,7 +563,7 @@ impl Walk<'_> {
     /// computed on first use.
     fn dominates(&mut self, a: u32, b: u32) -> bool {
         let d = &mut *self.dom;
-        if !d.dom_ready {
+        if self.graph == Graph::None {
             if a == 0 {
                 if d.reach_stamp != self.stamp {
                     d.compute_reach(self.f, self.stamp);
@@ -526,12 +571,30 @@ impl Walk<'_> {
                 return d.reach.get(b as usize) == Some(&self.stamp);
             }
             d.cfg.compute(self.f);
-            d.dom.compute(&d.cfg);
-            d.dom_ready = true;
+            // Large graphs: the tree's O(1) queries beat climbing.
+            self.graph = if d.cfg.num_blocks() <= QUICK_MAX_BLOCKS && self.quick.compute(&d.cfg) {
+                Graph::Quick
+            } else {
+                d.dom.compute(&d.cfg);
+                Graph::Tree
+            };
         }
-        d.dom.dominates(Block(a), Block(b))
+        if self.graph == Graph::Quick {
+            if self.climb.0 != b {
+                self.climb = (b, b);
+            }
+            match self.quick.dominates(a, b, &mut self.climb.1, self.known) {
+                Some(ok) => return ok,
+                None => {
+                    d.dom.compute(&d.cfg);
+                    self.graph = Graph::Tree;
+                }
+            }
+        }
+        dom::tree_dominates(&d.dom, a, b)
     }
 }
 
+pub(super) mod dom;
 #[cfg(test)]
 mod tests;

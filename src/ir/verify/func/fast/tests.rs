@@ -257,3 +257,84 @@ fn instructions_out_of_order_are_left_to_the_verifier() {
     assert!(!accepts(&m, &m.funcs[0], &mut s));
     verify_module(&m).unwrap();
 }
+
+#[test]
+fn literal_fits_as_the_ir_says() {
+    let ints = [
+        0,
+        -1,
+        i32::MIN as i128,
+        i32::MIN as i128 - 1,
+        u32::MAX as i128,
+        u32::MAX as i128 + 1,
+        i64::MIN as i128,
+        i64::MIN as i128 - 1,
+        u64::MAX as i128,
+        u64::MAX as i128 + 1,
+        crate::ir::function::Int96::MAX,
+        crate::ir::function::Int96::MIN,
+    ];
+    let consts = ints.iter().map(|&v| Const::int(v)).chain([
+        Const::float(1.5),
+        Const::float(-0.0),
+        Const::float(f64::NAN),
+    ]);
+    for c in consts {
+        for t in Type::ALL {
+            assert_eq!(fits(c, t), c.fits(t), "{c:?} as {t}");
+        }
+    }
+}
+
+/// `QuickDom` answers as the dominator tree on random graphs (irreducible
+/// ones included), each pair asked once with a fresh climb, and gives up
+/// (`None`) rather than answer past its budget.
+#[test]
+fn quick_dominators_agree_with_the_tree() {
+    use crate::analysis::{Cfg, DomTree};
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut gave_up = false;
+    for round in 0..300 {
+        let n = 1 + next(40) as usize;
+        let m = next(3 * n as u64 + 1) as usize;
+        let edges: Vec<(Block, Block)> = (0..m)
+            .map(|_| {
+                (
+                    Block::new(next(n as u64) as usize),
+                    Block::new(next(n as u64) as usize),
+                )
+            })
+            .collect();
+        let cfg = Cfg::from_edges(n, &edges);
+        let tree = DomTree::new(&cfg);
+        let mut quick = dom::QuickDom::default();
+        assert!(quick.compute(&cfg), "round {round}: over budget");
+        let mut known = vec![0; n + 2];
+        'pairs: for b in 0..n as u32 {
+            for a in 0..n as u32 {
+                if a == b {
+                    continue;
+                }
+                let mut from = b;
+                match quick.dominates(a, b, &mut from, &mut known) {
+                    Some(ok) => assert_eq!(
+                        ok,
+                        tree.dominates(Block(a), Block(b)),
+                        "round {round}: {a} dom {b}, edges {edges:?}"
+                    ),
+                    None => {
+                        gave_up = true;
+                        break 'pairs;
+                    }
+                }
+            }
+        }
+    }
+    assert!(gave_up, "no graph spent the query budget");
+}
