@@ -3,9 +3,11 @@
 //!
 //! Many regular files are checked side by side, one thread per processor
 //! (up to one per [`TEXT_PER_THREAD`] bytes of text), each thread taking
-//! the next unclaimed file, largest first. The outcome is the sequential
-//! one: the result of file `k` is looked at only once every file before
-//! it has passed, so the error printed is always that of the first failing
+//! the next unclaimed file, largest first; otherwise the same driver runs
+//! on this thread alone, taking the files in command-line order and
+//! stopping at the first failure. The outcome is the sequential one: the
+//! result of file `k` is looked at only once every file before it has
+//! passed, so the error printed is always that of the first failing
 //! file in command-line order, and nothing is printed for the files after
 //! it (a thread may have read them; no file after a known failure is
 //! started). A panic while checking a file is re-raised on the main
@@ -14,7 +16,7 @@
 //! whole command sequential: reading them has effects (a pipe is read
 //! once) and their order must stay the command line's.
 
-use super::commands::{load_file, load_sized};
+use super::commands::load_file;
 use super::Failure;
 use std::ffi::OsString;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
@@ -48,11 +50,7 @@ pub fn check(files: &[OsString]) -> Result<(), Failure> {
         .collect();
     let text: u64 = sizes.iter().flatten().sum();
     super::arena::enable(text >= LARGE_INPUT);
-    let threads = thread_count(&sizes, text);
-    if threads <= 1 {
-        return load_sized(files, &sizes).map(std::mem::forget);
-    }
-    check_in_parallel(files, &sizes, threads)
+    check_files(files, &sizes, thread_count(&sizes, text))
 }
 
 /// How many threads to check the files with: 1 unless every file is a
@@ -103,17 +101,18 @@ struct State {
     waiting: bool,
 }
 
-/// Checks the files with `threads` threads (this one included); the
-/// result is the sequential one (see the module docs).
-fn check_in_parallel(
-    files: &[OsString],
-    sizes: &[Option<u64>],
-    threads: usize,
-) -> Result<(), Failure> {
+/// Checks the files with `threads` threads (this one included; with one,
+/// no thread is started); the result is the sequential one (see the
+/// module docs).
+fn check_files(files: &[OsString], sizes: &[Option<u64>], threads: usize) -> Result<(), Failure> {
     let mut order: Vec<usize> = (0..files.len()).collect();
-    // Largest first, so that no thread is left with a large file at the
-    // end while the others wait.
-    order.sort_by_key(|&k| std::cmp::Reverse(sizes[k]));
+    if threads > 1 {
+        // Largest first, so that no thread is left with a large file at
+        // the end while the others wait. Alone, this thread keeps the
+        // command line's order: it stops at the first failure, and pipes
+        // and devices are read in the order given.
+        order.sort_by_key(|&k| std::cmp::Reverse(sizes[k]));
+    }
     let work = Arc::new(Work {
         files: files.to_vec(),
         sizes: sizes.to_vec(),
@@ -133,10 +132,13 @@ fn check_in_parallel(
     // thread-locals). The arena serves everything else, so the threads
     // share the main heap: one mutex for a few small blocks.
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes a tuning parameter of the allocator;
-    // M_ARENA_MAX caps the number of heaps future threads may create.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
+    if threads > 1 {
+        // SAFETY: mallopt only changes a tuning parameter of the
+        // allocator; M_ARENA_MAX caps the number of heaps future threads
+        // may create.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 1);
+        }
     }
     for _ in 1..threads {
         let w = Arc::clone(&work);
@@ -146,6 +148,8 @@ fn check_in_parallel(
         let _ = std::thread::Builder::new().spawn(move || take_files(&w));
     }
     take_files(&work);
+    // Alone, this thread has checked every file up to the first failure:
+    // the loop below never waits.
     let mut state = lock(&work.state);
     loop {
         // The first file, in command-line order, not known to pass.

@@ -161,25 +161,11 @@ fn clamp(n: usize) -> u32 {
 
 /// Reads, parses and verifies each file, in order; the first error wins.
 fn load(files: &[OsString]) -> Result<Vec<Module>, Failure> {
-    load_sized(files, &[])
-}
-
-/// [`load`], with the lengths of the files when known (`sizes[k]` for
-/// `files[k]`).
-pub(super) fn load_sized(
-    files: &[OsString],
-    sizes: &[Option<u64>],
-) -> Result<Vec<Module>, Failure> {
-    let mut modules = Vec::with_capacity(files.len());
     let mut bytes = Vec::new();
-    for (k, path) in files.iter().enumerate() {
-        modules.push(load_file(
-            path,
-            sizes.get(k).copied().flatten(),
-            &mut bytes,
-        )?);
-    }
-    Ok(modules)
+    files
+        .iter()
+        .map(|path| load_file(path, None, &mut bytes))
+        .collect()
 }
 
 /// Reads, parses and verifies one file (`size`: its length if known),
