@@ -18,7 +18,7 @@
 //! prologue); two entries never have the same offset, and consecutive
 //! entries never have the same location.
 
-use crate::ir::Loc;
+use crate::ir::{Inst, Loc, SrcMap};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Whether compiles record line tables (see [`set_recording`]).
@@ -287,6 +287,69 @@ impl Builder {
         }
     }
 
+    /// [`Builder::add`] of each of `entries` (about `n` of them): the same
+    /// bytes, with the builder's state in locals through the loop (the
+    /// fast generator's line table, one entry per IR instruction).
+    #[inline]
+    fn extend(&mut self, entries: impl Iterator<Item = (u32, Loc)>, n: usize) {
+        let Some(mut pending) = self.pending else {
+            for (offset, loc) in entries {
+                self.add(offset, loc);
+            }
+            return;
+        };
+        let (mut offset, mut line, mut last) = (self.offset, self.line, self.last);
+        // Three bytes per entry, and one for the 4-byte store below.
+        self.bytes.reserve(3 * n + 1);
+        for (o, loc) in entries {
+            if pending.0 == o {
+                // The pending entry's instruction emitted no code.
+                pending.1 = loc;
+                continue;
+            }
+            if pending.1 == loc {
+                continue;
+            }
+            let (po, pl) = std::mem::replace(&mut pending, (o, loc));
+            if last == Some(pl) {
+                // A replaced entry left two equal neighbours.
+                continue;
+            }
+            let (d, dl, col) = (po - offset, pl.line as i64 - line as i64, pl.col);
+            offset = po;
+            line = pl.line;
+            last = Some(pl);
+            if d < 0x80 && (-64..64).contains(&dl) && col < 0x80 {
+                self.put3(d as u8, (dl & 0x7f) as u8, col as u8);
+            } else {
+                self.write_long(d, dl, col);
+            }
+        }
+        self.pending = Some(pending);
+        (self.offset, self.line, self.last) = (offset, line, last);
+    }
+
+    /// Appends a three-byte entry (as the low three bytes of one 4-byte
+    /// store).
+    #[inline(always)]
+    fn put3(&mut self, a: u8, b: u8, c: u8) {
+        let word = u32::from_le_bytes([a, b, c, 0]);
+        self.bytes.reserve(4);
+        let len = self.bytes.len();
+        // SAFETY: `reserve(4)` leaves room for 4 bytes past `len`, so the
+        // write stays in the allocation (in its spare capacity, which may
+        // be written); it initializes the 3 bytes `set_len` then makes
+        // part of the vector.
+        unsafe {
+            self.bytes
+                .as_mut_ptr()
+                .add(len)
+                .cast::<u32>()
+                .write_unaligned(word);
+            self.bytes.set_len(len + 3);
+        }
+    }
+
     #[inline]
     fn flush(&mut self, (offset, loc): (u32, Loc)) {
         if self.last == Some(loc) {
@@ -303,8 +366,7 @@ impl Builder {
         self.last = Some(loc);
         if d < 0x80 && (-64..64).contains(&dl) && col < 0x80 {
             // The common entry: three one-byte fields.
-            self.bytes
-                .extend_from_slice(&[d as u8, (dl & 0x7f) as u8, col as u8]);
+            self.put3(d as u8, (dl & 0x7f) as u8, col as u8);
             return;
         }
         self.write_long(d, dl, col);
@@ -339,6 +401,9 @@ pub struct LineRecorder<'a> {
     table: Builder,
     /// [`recording`] when made: `at` does nothing when off.
     enabled: bool,
+    /// `(code offset, IR instruction number)` recorded by
+    /// [`LineRecorder::at_inst`], not yet looked up and encoded.
+    insts: Vec<(u32, u32)>,
 }
 
 impl<'a> LineRecorder<'a> {
@@ -357,6 +422,7 @@ impl<'a> LineRecorder<'a> {
             current: marks.func,
             table,
             enabled: recording(),
+            insts: Vec::new(),
         }
     }
 
@@ -377,6 +443,7 @@ impl<'a> LineRecorder<'a> {
             current: func,
             table,
             enabled,
+            insts: Vec::with_capacity(if enabled { insts } else { 0 }),
         }
     }
 
@@ -403,6 +470,36 @@ impl<'a> LineRecorder<'a> {
         }
     }
 
+    /// The code from `offset` on belongs to IR instruction `inst`: as
+    /// [`LineRecorder::at`] with the location of `inst`'s mnemonic, but
+    /// only noted (one push per instruction); the lookups and the encoding
+    /// happen in one tight loop in [`LineRecorder::resolve_insts`], which
+    /// must run before the next [`LineRecorder::at`] or
+    /// [`LineRecorder::finish`]. [`LineRecorder::current`] does not see
+    /// these entries until then.
+    #[inline(always)]
+    pub fn at_inst(&mut self, offset: usize, inst: Inst) {
+        if self.enabled {
+            self.insts.push((offset as u32, inst.index() as u32));
+        }
+    }
+
+    /// Encodes the entries noted by [`LineRecorder::at_inst`] since the
+    /// last call, with the locations of their instructions in `map`.
+    pub fn resolve_insts(&mut self, map: &SrcMap) {
+        let Some(&(_, last)) = self.insts.last() else {
+            return;
+        };
+        let entries = self.insts.iter();
+        let n = entries.len();
+        self.table.extend(
+            entries.map(|&(offset, inst)| (offset, map.inst(Inst::new(inst as usize)))),
+            n,
+        );
+        self.current = map.inst(Inst::new(last as usize));
+        self.insts.clear();
+    }
+
     /// The location of the instruction being emitted (for code placed out
     /// of line later, such as trap stubs).
     pub fn current(&self) -> Loc {
@@ -411,6 +508,7 @@ impl<'a> LineRecorder<'a> {
 
     /// The finished table.
     pub fn finish(self) -> LineTable {
+        debug_assert!(self.insts.is_empty(), "resolve_insts not called");
         self.table.finish()
     }
 }
@@ -475,6 +573,83 @@ mod tests {
         assert_eq!(t.lookup(1000), l(6, 5));
         // About three bytes per entry.
         assert!(t.encoded_len() <= 3 * got.len(), "{}", t.encoded_len());
+    }
+
+    #[test]
+    fn noted_instructions_encode_as_their_locations() {
+        // Instruction 0 at 3:5, 1 at 4:5, 2 at 7:2 (with tokens), 3 has
+        // no location.
+        let mut b = crate::ir::SrcMapBuilder::default();
+        b.start_inst(Loc::new(3, 5));
+        b.push_token(Loc::new(3, 9));
+        b.start_inst(Loc::new(4, 5));
+        b.start_inst(Loc::new(7, 2));
+        b.push_token(Loc::new(7, 8));
+        let map = b.build();
+        let func = Loc::new(1, 6);
+        // Out of order, one emitting no code (1 at the offset of 2), then
+        // an entry placed with `at` (a stub) after them.
+        let entries = [(4, 2), (9, 1), (9, 0), (12, 3), (15, 2)];
+        let mut noted = LineRecorder::without_marks(func, 4);
+        let mut direct = LineRecorder::without_marks(func, 4);
+        for (off, i) in entries {
+            noted.at_inst(off, Inst::new(i));
+            direct.at(off, map.inst(Inst::new(i)));
+        }
+        noted.resolve_insts(&map);
+        assert_eq!(noted.current(), direct.current());
+        assert_eq!(noted.current(), Loc::new(7, 2));
+        noted.at(20, Loc::new(4, 5));
+        direct.at(20, Loc::new(4, 5));
+        let (noted, direct) = (noted.finish(), direct.finish());
+        assert_eq!(noted, direct);
+        let got: Vec<_> = noted.iter().collect();
+        assert_eq!(
+            got,
+            vec![
+                (0, func),
+                (4, Loc::new(7, 2)),
+                (9, Loc::new(3, 5)),
+                (12, Loc::NONE),
+                (15, Loc::new(7, 2)),
+                (20, Loc::new(4, 5))
+            ]
+        );
+    }
+
+    #[test]
+    fn extend_writes_what_add_writes() {
+        // Offsets that repeat and jump (long deltas), locations that
+        // repeat, go back, and have wide columns.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        let mut entries = Vec::new();
+        let mut off = 0u32;
+        for _ in 0..2000 {
+            off += [0, 0, 3, 7, 200][next(5) as usize];
+            let loc = Loc::new(next(300) as u32, [1, 5, 9, 400][next(4) as usize]);
+            entries.push((off, loc));
+        }
+        for start in [None, Some((0, Loc::new(1, 1)))] {
+            let mut a = Builder::default();
+            let mut b = Builder::default();
+            if let Some((o, l)) = start {
+                a.add(o, l);
+                b.add(o, l);
+            }
+            for &(o, l) in &entries {
+                a.add(o, l);
+            }
+            b.extend(entries.iter().copied(), entries.len());
+            let (a, b) = (a.finish(), b.finish());
+            assert!(a.encoded_len() > 1000);
+            assert_eq!(a, b);
+        }
     }
 
     #[test]

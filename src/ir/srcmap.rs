@@ -113,21 +113,18 @@ impl SrcMap {
     }
 
     /// The mnemonic of `inst` (the first of its columns, read
-    /// directly: code generators ask once per instruction).
+    /// directly: code generators ask once per instruction). Every
+    /// instruction of a built map has at least one column (its mnemonic:
+    /// [`SrcMapBuilder::start_inst`] and [`SrcMapBuilder::push_inst_from`]
+    /// record one), so the column at its first index is its own.
     #[inline]
     pub fn inst(&self, inst: Inst) -> Loc {
         let i = inst.index();
         if i < self.num_insts() {
-            if let (Some(&line), Some(&start)) = (self.words.get(2 * i), self.words.get(2 * i + 1))
-            {
-                // The columns run to the next instruction's first one (or
-                // the end); the mnemonic is the first if there is one.
-                let end = match self.words.get(2 * i + 3) {
-                    Some(&e) if i + 1 < self.num_insts() => e as usize,
-                    _ => self.words.len(),
-                };
-                if (start as usize) < end && end <= self.words.len() {
-                    return Loc::new(line, self.words[start as usize]);
+            let w = &self.words;
+            if let (Some(&line), Some(&start)) = (w.get(2 * i), w.get(2 * i + 1)) {
+                if let Some(&col) = w.get(start as usize) {
+                    return Loc::new(line, col);
                 }
             }
         }

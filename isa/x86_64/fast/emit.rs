@@ -26,6 +26,8 @@ pub struct ParMove {
     gen: u32,
     done: Vec<bool>,
     ready: Vec<u32>,
+    /// The moves of the set that change something.
+    live: Vec<(u32, Src)>,
 }
 
 /// A compile error of the fast generator.
@@ -52,6 +54,8 @@ pub struct Em<'a> {
     /// and the branch's location (emitted after the last block, so that a
     /// loop's body falls through and each iteration takes one branch).
     pub edge_stubs: Vec<EdgeStub>,
+    /// The IR instruction being emitted.
+    pub cur: Inst,
     /// The next `alloca` to emit.
     pub next_alloca: usize,
     /// The next call to emit (its number among the calls).
@@ -105,9 +109,12 @@ impl Em<'_> {
         self.home_src(self.f.home[v.index()])
     }
 
+    /// A label for a trap stub of `code`, attributed to the instruction
+    /// being emitted (traps arise only in block bodies).
     pub fn trap_label(&mut self, code: TrapCode) -> Label {
         let l = self.c.label();
-        self.traps.push((l, code, self.lines.current()));
+        let loc = self.func.srcmap.inst(self.cur);
+        self.traps.push((l, code, loc));
         l
     }
 
@@ -177,17 +184,65 @@ impl Em<'_> {
     /// The parallel move `self.f.moves` (destination home, source).
     pub fn par_move(&mut self) {
         let mut moves = std::mem::take(&mut self.f.moves);
-        moves.retain(|&(d, s)| self.home_src(d) != s);
-        match moves.len() {
-            0 => {}
-            1 => {
-                let (d, s) = moves[0];
-                self.mov(self.home_src(d), s);
-            }
-            _ => self.par_move_general(&moves),
-        }
+        self.par_move_of(&moves);
         moves.clear();
         self.f.moves = moves;
+    }
+
+    /// The parallel move `moves` (destination home, source); moves whose
+    /// source is their destination are left out.
+    fn par_move_of(&mut self, moves: &[(u32, Src)]) {
+        let mut first = [(0, Src::I(0)); 2];
+        let mut n = 0;
+        for &(d, s) in moves {
+            if self.home_src(d) != s {
+                if n < 2 {
+                    first[n] = (d, s);
+                }
+                n += 1;
+            }
+        }
+        match n {
+            0 => {}
+            1 => self.mov(self.home_src(first[0].0), first[0].1),
+            2 if first[0].0 != first[1].0 => self.par_move2(first[0], first[1]),
+            _ => {
+                let mut live = std::mem::take(&mut self.f.pm.live);
+                live.clear();
+                live.extend(moves.iter().filter(|&&(d, s)| self.home_src(d) != s));
+                self.par_move_general(&live);
+                self.f.pm.live = live;
+            }
+        }
+    }
+
+    /// A parallel move of two moves to different homes (a branch edge's
+    /// usual one), in the order [`Em::par_move_general`] would emit them
+    /// (so the same bytes): the one whose destination the other reads
+    /// last, a swap through `rax`, otherwise the second move first.
+    fn par_move2(&mut self, (d0, s0): (u32, Src), (d1, s1): (u32, Src)) {
+        // Whether `s` reads home `d`.
+        let reads = |s: Src, d: u32| match s {
+            Src::R(r) => r as u32 == d,
+            Src::X(x) => XMM0 + x as u32 == d,
+            Src::S(k) => SLOT0 + k == d,
+            Src::I(_) => false,
+        };
+        match (reads(s1, d0), reads(s0, d1)) {
+            (true, true) => {
+                self.load(RAX, self.home_src(d0));
+                self.mov(self.home_src(d0), s0);
+                self.mov(self.home_src(d1), Src::R(RAX));
+            }
+            (false, true) => {
+                self.mov(self.home_src(d0), s0);
+                self.mov(self.home_src(d1), s1);
+            }
+            (_, false) => {
+                self.mov(self.home_src(d1), s1);
+                self.mov(self.home_src(d0), s0);
+            }
+        }
     }
 
     /// Any parallel move, in time linear in its size: moves whose
@@ -355,6 +410,9 @@ impl Em<'_> {
         self.c.raw(&[0xc3]);
     }
 
+    /// The prologue, every block, then the out-of-line stubs. Kept out of
+    /// line (one call per function) so that profiles show emission apart.
+    #[inline(never)]
     fn body(&mut self) -> Result<()> {
         let func = self.func;
         self.prologue()?;
@@ -393,10 +451,12 @@ impl Em<'_> {
                     continue;
                 }
                 let off = self.c.off();
-                self.lines.at(off, func.srcmap.inst(i));
+                self.lines.at_inst(off, i);
+                self.cur = i;
                 self.inst(i, next)?;
             }
         }
+        self.lines.resolve_insts(&func.srcmap);
         self.edge_stubs();
         self.trap_stubs();
         Ok(())
@@ -617,15 +677,20 @@ impl Em<'_> {
                 self.test_cond(s)
             }
         };
+        // Both edges' moves in `self.f.moves` (no allocation per branch):
+        // the then edge's first.
+        self.f.moves.clear();
         self.edge_moves(then_dest);
-        let then_moves = std::mem::take(&mut self.f.moves);
+        let nthen = self.f.moves.len();
         self.edge_moves(else_dest);
+        let mut moves = std::mem::take(&mut self.f.moves);
+        let (then_moves, else_moves) = moves.split_at(nthen);
         let (tl, el) = (
             Label(then_dest.block.index() as u32),
             Label(else_dest.block.index() as u32),
         );
         let inv = cc ^ 1;
-        if then_moves.is_empty() && self.f.moves.is_empty() {
+        if then_moves.is_empty() && else_moves.is_empty() {
             if next == Some(then_dest.block) {
                 self.jcc_any(inv, el);
             } else {
@@ -637,37 +702,33 @@ impl Em<'_> {
             // out of line (see `edge_stubs`).
             let stub = self.c.label();
             self.jcc_any(inv, stub);
-            let moves = std::mem::take(&mut self.f.moves);
             let loc = func.srcmap.inst(i);
             self.edge_stubs.push(EdgeStub {
                 label: stub,
-                moves,
+                moves: else_moves.to_vec(),
                 target: else_dest.block,
                 loc,
             });
         } else if then_moves.is_empty() {
             self.jcc_any(cc, tl);
-            self.par_move();
+            self.par_move_of(else_moves);
             self.jump(else_dest.block, next);
-        } else if self.f.moves.is_empty() {
+        } else if else_moves.is_empty() {
             self.jcc_any(inv, el);
-            self.f.moves = then_moves;
-            self.par_move();
+            self.par_move_of(then_moves);
             self.jump(then_dest.block, next);
-            return Ok(());
         } else {
             // The then moves inline, the else side past them.
             let skip = self.c.label();
             self.jcc_any(inv, skip);
-            let else_moves = std::mem::replace(&mut self.f.moves, then_moves);
-            self.par_move();
+            self.par_move_of(then_moves);
             self.jump(then_dest.block, None);
             self.c.bind(skip);
-            self.f.moves = else_moves;
-            self.par_move();
+            self.par_move_of(else_moves);
             self.jump(else_dest.block, next);
-            return Ok(());
         }
+        moves.clear();
+        self.f.moves = moves;
         Ok(())
     }
 
@@ -727,6 +788,7 @@ pub fn emit(
         nsaved,
         traps: Vec::new(),
         edge_stubs: Vec::new(),
+        cur: Inst::new(0),
         next_alloca: 0,
         next_call: 0,
         sym,
@@ -775,3 +837,93 @@ pub fn emit(
 /// Symbol of the unused-import lint guard.
 #[allow(dead_code)]
 const _: u8 = CC_E;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bytes `run` emits with an emitter for `@f` (no code of its
+    /// own) and `slots` stack slots below one saved register.
+    fn emitted(slots: u32, run: impl FnOnce(&mut Em)) -> Vec<u8> {
+        let m =
+            crate::ir::parse::parse_module("t.kir", "func @f() {\nentry:\n    ret\n}\n").unwrap();
+        let func = &m.funcs[0];
+        let mut dec = Decisions::default();
+        dec.compute(&m, func).unwrap();
+        let mut f = Fast {
+            num_slots: slots,
+            ..Fast::default()
+        };
+        let mut e = Em {
+            module: &m,
+            func,
+            dec: &dec,
+            f: &mut f,
+            sym: &m.symbols[0],
+            c: Code::default(),
+            lines: LineRecorder::without_marks(Loc::NONE, 0),
+            nsaved: 1,
+            traps: Vec::new(),
+            edge_stubs: Vec::new(),
+            cur: Inst::new(0),
+            next_alloca: 0,
+            next_call: 0,
+            tables: Vec::new(),
+        };
+        run(&mut e);
+        e.c.buf
+    }
+
+    #[test]
+    fn two_moves_emit_as_the_general_sequencer() {
+        // Homes: integer registers, xmm registers, slots; sources also
+        // literals. Every pair of moves to different homes, cycles and
+        // chains included.
+        let homes = [0, 3, 7, 12, XMM0, XMM0 + 5, SLOT0, SLOT0 + 1];
+        let mut srcs: Vec<Src> = homes.iter().map(|&h| home(h)).collect();
+        srcs.extend([Src::I(0), Src::I(1 << 40)]);
+        let mut pairs = 0;
+        let mut swaps = 0;
+        for &d0 in &homes {
+            for &d1 in &homes {
+                if d0 == d1 {
+                    continue;
+                }
+                for &s0 in &srcs {
+                    for &s1 in &srcs {
+                        let moves = [(d0, s0), (d1, s1)];
+                        let general = emitted(2, |e| {
+                            e.f.moves.extend(moves);
+                            let mut moves = std::mem::take(&mut e.f.moves);
+                            moves.retain(|&(d, s)| e.home_src(d) != s);
+                            match moves.len() {
+                                0 => {}
+                                1 => e.mov(e.home_src(moves[0].0), moves[0].1),
+                                _ => e.par_move_general(&moves),
+                            }
+                        });
+                        let fast = emitted(2, |e| {
+                            e.f.moves.extend(moves);
+                            e.par_move();
+                        });
+                        assert_eq!(fast, general, "{moves:?}");
+                        pairs += 1;
+                        swaps += (s0 == home(d1) && s1 == home(d0)) as usize;
+                    }
+                }
+            }
+        }
+        assert!(pairs > 4000 && swaps > 50, "{pairs} {swaps}");
+    }
+
+    /// The source that reads home `h`.
+    fn home(h: u32) -> Src {
+        if h < XMM0 {
+            Src::R(h as u8)
+        } else if h < SLOT0 {
+            Src::X((h - XMM0) as u8)
+        } else {
+            Src::S(h - SLOT0)
+        }
+    }
+}

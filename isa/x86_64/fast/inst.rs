@@ -179,6 +179,7 @@ impl Em<'_> {
 
     /// Emits IR instruction `i`; `next` is the block laid out after the
     /// current one.
+    #[inline(always)]
     pub(super) fn inst(&mut self, i: Inst, next: Option<Block>) -> Result<()> {
         use Opcode::*;
         let func = self.func;
@@ -189,18 +190,21 @@ impl Em<'_> {
             Some(r) => self.val(r),
             None => Src::I(0),
         };
-        match (d.opcode, &d.kind) {
-            (
-                Fadd | Fsub | Fmul | Fdiv | Fneg | Fabs | Fsqrt | Feq | Fne | Flt | Fle | Fgt | Fge
-                | Fext | Ftrunc | Sitof | Uitof | Ftosi | Ftoui | Bitcast,
-                _,
-            ) => self.float_inst(i, dst)?,
-            (Select | Load | Store, _) if ty.is_float() => self.float_inst(i, dst)?,
+        // One jump table on the opcode; each form then takes its operands
+        // from the kind (a kind that does not match is unsupported).
+        let unsupported = || Err(bad(func, "unsupported instruction"));
+        match d.opcode {
+            Fadd | Fsub | Fmul | Fdiv | Fneg | Fabs | Fsqrt | Feq | Fne | Flt | Fle | Fgt | Fge
+            | Fext | Ftrunc | Sitof | Uitof | Ftosi | Ftoui | Bitcast => self.float_inst(i, dst)?,
+            Select | Load | Store if ty.is_float() => self.float_inst(i, dst)?,
             // Folded into the next instruction's address (`fast/mem.rs`).
-            (Add, _)
-                if d.result
-                    .is_some_and(|r| self.f.home[r.index()] == super::FOLDED) => {}
-            (Add | Sub | Mul | And | Or | Xor, InstKind::Binary { args }) => {
+            Add if d
+                .result
+                .is_some_and(|r| self.f.home[r.index()] == super::FOLDED) => {}
+            Add | Sub | Mul | And | Or | Xor => {
+                let InstKind::Binary { args } = &d.kind else {
+                    return unsupported();
+                };
                 let op = match d.opcode {
                     Add => ADD,
                     Sub => SUB,
@@ -212,11 +216,17 @@ impl Em<'_> {
                 let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
                 self.binop(op, w, dst, a, b);
             }
-            (Shl | Shr | Sar, InstKind::Binary { args }) => {
+            Shl | Shr | Sar => {
+                let InstKind::Binary { args } = &d.kind else {
+                    return unsupported();
+                };
                 let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
                 self.shift(d.opcode, w, dst, a, b);
             }
-            (Sdiv | Udiv | Srem | Urem, InstKind::Binary { args }) => {
+            Sdiv | Udiv | Srem | Urem => {
+                let InstKind::Binary { args } = &d.kind else {
+                    return unsupported();
+                };
                 let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
                 // A literal divisor: multiply-high when it has a plan.
                 match b {
@@ -227,10 +237,10 @@ impl Em<'_> {
                     _ => self.div(d.opcode, w, dst, a, b),
                 }
             }
-            (
-                Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge,
-                InstKind::Binary { args },
-            ) => {
+            Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge => {
+                let InstKind::Binary { args } = &d.kind else {
+                    return unsupported();
+                };
                 let cc = self.compare(d.opcode, ty, args[0], args[1])?;
                 let (r, spill) = Self::dreg(dst, RAX);
                 self.c.setcc(cc, r);
@@ -238,11 +248,17 @@ impl Em<'_> {
                     self.mov(dst, Src::R(r));
                 }
             }
-            (Copy, InstKind::Unary { arg }) => {
+            Copy => {
+                let InstKind::Unary { arg } = &d.kind else {
+                    return unsupported();
+                };
                 let a = self.src(*arg, ty);
                 self.mov(dst, a);
             }
-            (Neg | Not, InstKind::Unary { arg }) => {
+            Neg | Not => {
+                let InstKind::Unary { arg } = &d.kind else {
+                    return unsupported();
+                };
                 let a = self.src(*arg, ty);
                 let (r, spill) = Self::dreg(dst, R11);
                 self.load(r, a);
@@ -251,7 +267,10 @@ impl Em<'_> {
                     self.mov(dst, Src::R(r));
                 }
             }
-            (Sext | Zext | Trunc, InstKind::Unary { arg }) => {
+            Sext | Zext | Trunc => {
+                let InstKind::Unary { arg } = &d.kind else {
+                    return unsupported();
+                };
                 let from = if d.opcode == Trunc {
                     Type::I64
                 } else {
@@ -289,7 +308,10 @@ impl Em<'_> {
                     self.mov(dst, Src::R(r));
                 }
             }
-            (Select, InstKind::Select { args }) => {
+            Select => {
+                let InstKind::Select { args } = &d.kind else {
+                    return unsupported();
+                };
                 let (a, b) = (self.src(args[1], ty), self.src(args[2], ty));
                 match self.src(args[0], Type::I32) {
                     Src::I(c) => {
@@ -324,13 +346,16 @@ impl Em<'_> {
                     }
                 }
             }
-            (
-                Load | Load8s | Load8u | Load16s | Load16u | Load32s | Load32u,
-                InstKind::Load { ptr, offset },
-            ) => {
+            Load | Load8s | Load8u | Load16s | Load16u | Load32s | Load32u => {
+                let InstKind::Load { ptr, offset } = &d.kind else {
+                    return unsupported();
+                };
                 self.load_mem(d.opcode, ty, dst, *ptr, *offset);
             }
-            (Store | Store8 | Store16 | Store32, InstKind::Store { args, offset }) => {
+            Store | Store8 | Store16 | Store32 => {
+                let InstKind::Store { args, offset } = &d.kind else {
+                    return unsupported();
+                };
                 let bytes = match d.opcode {
                     Store8 => 1,
                     Store16 => 2,
@@ -345,10 +370,18 @@ impl Em<'_> {
                 let v = self.src(args[0], vty);
                 self.store_mem(bytes, v, args[1], *offset);
             }
-            (Addr, InstKind::Addr { sym }) => self.addr(dst, *sym),
-            (Alloca, _) => self.alloca(dst),
-            (Call, _) => self.call(i)?,
-            (Ret, InstKind::Ret { value }) => {
+            Addr => {
+                let InstKind::Addr { sym } = &d.kind else {
+                    return unsupported();
+                };
+                self.addr(dst, *sym)
+            }
+            Alloca => self.alloca(dst),
+            Call => self.call(i)?,
+            Ret => {
+                let InstKind::Ret { value } = &d.kind else {
+                    return unsupported();
+                };
                 if let Some(v) = value {
                     let rt = func.sig.ret.unwrap_or(Type::I64);
                     let s = self.src(*v, rt);
@@ -360,14 +393,18 @@ impl Em<'_> {
                 }
                 self.epilogue();
             }
-            (Jmp, InstKind::Jmp { dest }) => self.jmp_edge(dest, next),
-            (Br, _) => self.br(i, next)?,
-            (Switch, _) => self.switch(i, next)?,
-            (Trap, _) => {
+            Jmp => {
+                let InstKind::Jmp { dest } = &d.kind else {
+                    return unsupported();
+                };
+                self.jmp_edge(dest, next)
+            }
+            Br => self.br(i, next)?,
+            Switch => self.switch(i, next)?,
+            Trap => {
                 let t = self.trap_label(TrapCode::Unreachable);
                 self.c.jmp(t);
             }
-            _ => return Err(bad(func, "unsupported instruction")),
         }
         Ok(())
     }
