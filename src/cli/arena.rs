@@ -36,7 +36,11 @@
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{
+    AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
+use std::sync::Once;
 
 /// Bytes of address space reserved (not committed: pages are backed when
 /// first written).
@@ -57,6 +61,9 @@ const SMALL: usize = 16 << 20;
 const SMALL_PAGES: usize = 4 << 20;
 
 /// The arena `[BASE, END)`, and the next free byte (all 0 when off).
+/// [`enable`] stores `BASE` last, with `Release`; a reader that loads it
+/// with `Acquire` and finds it set sees the other three as `enable` left
+/// them.
 static BASE: AtomicUsize = AtomicUsize::new(0);
 static END: AtomicUsize = AtomicUsize::new(0);
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -73,9 +80,14 @@ pub struct ArenaAlloc;
 /// `large`: the run is expected to allocate more than a few hundred KiB,
 /// so huge pages pay from the first byte (see [`SMALL_PAGES`]).
 pub fn enable(large: bool) {
-    if BASE.load(Relaxed) != 0 {
-        return;
-    }
+    // Once: two threads switching it on at the same time (tests do) must
+    // not interleave their stores of two different reservations.
+    static ON: Once = Once::new();
+    ON.call_once(|| reserve(large));
+}
+
+/// Makes the reservation and publishes it (see [`BASE`]).
+fn reserve(large: bool) {
     // SAFETY: an anonymous private mapping of fresh address space; no
     // existing memory is affected. MAP_NORESERVE: only written pages count.
     let p = unsafe {
@@ -95,7 +107,7 @@ pub fn enable(large: bool) {
     HUGE_FROM.store(base + if large { 0 } else { SMALL_PAGES }, Relaxed);
     NEXT.store(base, Relaxed);
     END.store(base + RESERVE, Relaxed);
-    BASE.store(base, Relaxed);
+    BASE.store(base, Release);
 }
 
 /// Advises huge pages for the arena from [`HUGE_FROM`] on, the first time
@@ -118,7 +130,7 @@ fn advise_huge() {
 #[inline]
 fn in_arena(p: *mut u8) -> bool {
     let a = p as usize;
-    let base = BASE.load(Relaxed);
+    let base = BASE.load(Acquire);
     base != 0 && a >= base && a < END.load(Relaxed)
 }
 
@@ -136,7 +148,7 @@ thread_local! {
 /// `layout`'s bytes from the arena, or `None` (off or full).
 #[inline]
 fn bump(layout: Layout) -> Option<*mut u8> {
-    if BASE.load(Relaxed) == 0 {
+    if BASE.load(Acquire) == 0 {
         return None;
     }
     // `CHUNK` has no destructor, so it is reachable for the whole life of

@@ -73,6 +73,19 @@ pub struct EdgeStub {
     loc: Loc,
 }
 
+/// The operand that reads home `h` (a register, an xmm register or a stack
+/// slot; see [`SLOT0`] and [`XMM0`]).
+#[inline]
+pub fn src_of_home(h: u32) -> Src {
+    if h < XMM0 {
+        Src::R(h as u8)
+    } else if h < SLOT0 {
+        Src::X((h - XMM0) as u8)
+    } else {
+        Src::S(h - SLOT0)
+    }
+}
+
 /// The `rbp` offset of slot `s` below `nsaved` pushed registers.
 #[inline]
 pub fn slot_off(nsaved: i32, s: u32) -> i32 {
@@ -87,13 +100,7 @@ impl Em<'_> {
 
     #[inline]
     pub fn home_src(&self, h: u32) -> Src {
-        if h < XMM0 {
-            Src::R(h as u8)
-        } else if h < SLOT0 {
-            Src::X((h - XMM0) as u8)
-        } else {
-            Src::S(h - SLOT0)
-        }
+        src_of_home(h)
     }
 
     #[inline]
@@ -916,14 +923,5 @@ mod tests {
         assert!(pairs > 4000 && swaps > 50, "{pairs} {swaps}");
     }
 
-    /// The source that reads home `h`.
-    fn home(h: u32) -> Src {
-        if h < XMM0 {
-            Src::R(h as u8)
-        } else if h < SLOT0 {
-            Src::X((h - XMM0) as u8)
-        } else {
-            Src::S(h - SLOT0)
-        }
-    }
+    use super::src_of_home as home;
 }
