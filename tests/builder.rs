@@ -140,7 +140,7 @@ fn every_opcode_has_a_helper() {
     let m = mb.finish_unverified().unwrap();
     let body = &m.funcs[0];
     assert_eq!(body.blocks.len(), 5);
-    assert_eq!(body.blocks[1].params, vec![p]);
+    assert_eq!(body.blocks[1].params[..], [p]);
     // The direct call names the extern symbol; literals keep their value.
     assert!(body.insts.iter().any(|i| matches!(
         &i.kind,

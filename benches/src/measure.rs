@@ -180,7 +180,7 @@ impl CompiledMain {
         // SAFETY: `main` is a finalized Cranelift function translated from
         // `@main(i64) -> i64` (checked below), alive as long as `prog`.
         let sig_ok = prog.signature("main").is_some_and(|s| {
-            s.params == [kiln::ir::Type::I64] && s.ret == Some(kiln::ir::Type::I64)
+            s.params[..] == [kiln::ir::Type::I64] && s.ret == Some(kiln::ir::Type::I64)
         });
         if !sig_ok {
             return Err("@main is not (i64) -> i64".into());

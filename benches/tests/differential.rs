@@ -157,7 +157,7 @@ fn entry_params(modules: &[Module], entry: &str) -> Option<Vec<Type>> {
     modules.iter().find_map(|m| {
         let s = m.sym(m.symbol(entry)?);
         match &s.kind {
-            SymbolKind::Func { sig, body: Some(_) } => Some(sig.params.clone()),
+            SymbolKind::Func { sig, body: Some(_) } => Some(sig.params.to_vec()),
             _ => None,
         }
     })

@@ -357,13 +357,32 @@ pub struct ValueData {
     pub name: Option<Name>,
 }
 
+/// A list of values (a block's or a function's parameters): inline up to
+/// 4, as big as a `Vec`. Derefs to `[Value]`; made from a `Vec<Value>` or
+/// a slice with `.into()`.
+pub type ValueList = SmallVec<[Value; 4]>;
+
+/// The instructions of a block: inline up to 4 (most blocks of real code
+/// are that short: no allocation of their own), as big as a `Vec`. Derefs
+/// to `[Inst]`; made from a `Vec<Inst>` or a slice with `.into()`.
+pub type InstList = SmallVec<[Inst; 4]>;
+
+/// The heap bytes of a list held inline up to a size (none while inline).
+fn spilled_bytes<A: smallvec::Array>(v: &SmallVec<A>) -> usize {
+    if v.spilled() {
+        v.capacity() * std::mem::size_of::<A::Item>()
+    } else {
+        0
+    }
+}
+
 /// One basic block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockData {
     /// The label (without parameters), in the function's [`Names`].
     pub name: Name,
-    pub params: Vec<Value>,
-    pub insts: Vec<Inst>,
+    pub params: ValueList,
+    pub insts: InstList,
 }
 
 /// A function body.
@@ -373,7 +392,7 @@ pub struct Function {
     pub name: String,
     pub sig: Signature,
     /// The values naming the function's parameters, in order.
-    pub params: Vec<Value>,
+    pub params: ValueList,
     /// In layout order; `blocks[0]` is the entry.
     pub blocks: Vec<BlockData>,
     pub insts: Vec<InstData>,
@@ -425,10 +444,10 @@ impl Function {
         let blocks: usize = self
             .blocks
             .iter()
-            .map(|b| (b.params.capacity() + b.insts.capacity()) * size_of::<u32>())
+            .map(|b| spilled_bytes(&b.params) + spilled_bytes(&b.insts))
             .sum();
         self.name.capacity()
-            + self.params.capacity() * size_of::<Value>()
+            + spilled_bytes(&self.params)
             + self.blocks.capacity() * size_of::<BlockData>()
             + blocks
             + self.insts.capacity() * size_of::<InstData>()
@@ -475,8 +494,8 @@ impl Function {
         let b = Block::new(self.blocks.len());
         self.blocks.push(BlockData {
             name,
-            params: Vec::new(),
-            insts: Vec::new(),
+            params: ValueList::new(),
+            insts: InstList::new(),
         });
         b
     }

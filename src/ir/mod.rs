@@ -26,11 +26,11 @@ pub mod verify;
 
 pub use entities::{Block, DataId, FuncId, Inst, SymId, Value};
 pub use function::{
-    BlockCall, BlockData, Callee, CaseList, Const, Function, InstData, InstKind, Int96, OpList,
-    Operand, SwitchCase, ValueData, ValueDef,
+    BlockCall, BlockData, Callee, CaseList, Const, Function, InstData, InstKind, InstList, Int96,
+    OpList, Operand, SwitchCase, ValueData, ValueDef, ValueList,
 };
 pub use module::{DataDef, DataValue, Linkage, Module, SymbolData, SymbolKind, DATA_ALIGN};
 pub use names::{Name, Names};
 pub use opcode::{Format, OpInfo, Opcode, OperandTy, ResultTy, Suffix, OPCODES};
 pub use srcmap::{Loc, SrcMap, SrcMapBuilder};
-pub use types::{Signature, Type};
+pub use types::{ParamTypes, Signature, Type};

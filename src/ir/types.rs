@@ -2,6 +2,7 @@
 //!
 //! Pointers are `i64`; comparison results and branch conditions are `i32`.
 
+use smallvec::SmallVec;
 use std::fmt;
 
 /// One of the four value types.
@@ -76,16 +77,26 @@ impl fmt::Display for Type {
     }
 }
 
+/// The parameter types of a [`Signature`]: inline up to 16 (no heap
+/// allocation for almost every signature; as big as a `Vec`). Derefs to
+/// `[Type]`; made from a `Vec<Type>` or a slice with `.into()`.
+pub type ParamTypes = SmallVec<[Type; 16]>;
+
 /// A function's parameter and return types.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct Signature {
-    pub params: Vec<Type>,
+    pub params: ParamTypes,
     pub ret: Option<Type>,
 }
 
 impl Signature {
-    pub fn new(params: Vec<Type>, ret: Option<Type>) -> Self {
-        Signature { params, ret }
+    /// A signature with these parameter types (a `Vec<Type>`, a slice or a
+    /// [`ParamTypes`]) and return type.
+    pub fn new(params: impl Into<ParamTypes>, ret: Option<Type>) -> Self {
+        Signature {
+            params: params.into(),
+            ret,
+        }
     }
 }
 

@@ -339,7 +339,7 @@ fn inline_one(
     let call_loc: LocSource<'_> = Some((locs.orig, call, false));
     let caller_label = f.block_name(b).to_string();
     let cont = new_unique_block(f, labels, format!("{caller_label}.{}.ret", g.name));
-    let tail = f.blocks[b.index()].insts.split_off(k + 1);
+    let tail = f.blocks[b.index()].insts.drain(k + 1..).collect();
     f.blocks[b.index()].insts.pop();
     f.blocks[cont.index()].insts = tail;
     if let Some(r) = call_data.result {

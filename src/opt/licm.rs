@@ -27,7 +27,7 @@
 use super::labels::Labels;
 use super::Analyses;
 use crate::analysis::{FuncAnalysis, LoopId};
-use crate::ir::{Block, Function, Inst, InstKind, Operand, ValueDef};
+use crate::ir::{Block, Function, Inst, InstKind, InstList, Operand, ValueDef};
 
 const NONE: u32 = u32::MAX;
 
@@ -324,7 +324,7 @@ fn hoist(f: &mut Function, a: &FuncAnalysis, preheaders: &[Block]) -> bool {
             continue;
         };
         let insts = std::mem::take(&mut f.blocks[b.index()].insts);
-        let mut kept: Vec<Inst> = Vec::with_capacity(insts.len());
+        let mut kept = InstList::with_capacity(insts.len());
         for &i in &insts {
             let d = &f.insts[i.index()];
             // `addr` is one cheap instruction: hoisting it would only keep

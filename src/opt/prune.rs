@@ -197,7 +197,7 @@ fn renumber(f: &mut Function, sym_map: &[u32], used: &mut Vec<bool>) {
         mark_used(f, used);
         let insts = &f.insts;
         for bd in &mut f.blocks {
-            bd.insts.retain(|&i| {
+            bd.insts.retain(|i| {
                 let d = &insts[i.index()];
                 !matches!(d.kind, InstKind::Addr { sym } if dropped(sym)
                     && d.result.is_none_or(|r| !used[r.index()]))

@@ -37,7 +37,7 @@ use super::protocol::{read_frame, write_frame, Reply, Request, Span, VERSION};
 use crate::error::{Error, Result, TrapCode};
 use crate::executor::{signals, Executor, InProcessExecutor};
 use crate::interrupt::INTERRUPT_FLAG;
-use crate::ir::Signature;
+use crate::ir::{ParamTypes, Signature};
 use crate::memory::SectionKind;
 use crate::value::Val;
 use std::collections::{BTreeMap, HashMap};
@@ -503,7 +503,7 @@ impl Child {
                 address, ret, args, ..
             } => {
                 self.inside(address, 1)?;
-                let sig = Signature::new(args.iter().map(|a| a.0).collect(), ret);
+                let sig = Signature::new(args.iter().map(|a| a.0).collect::<ParamTypes>(), ret);
                 let vals: Vec<Val> = args.iter().map(|&(t, b)| Val::from_bits(t, b)).collect();
                 // SAFETY: the parent sends the entry of a function it
                 // compiled for signature `sig` and finalized here, whose

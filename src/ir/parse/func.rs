@@ -15,8 +15,8 @@ pub(super) use fast::{FAST_HEADERS, FAST_LINES};
 
 use super::super::entities::{Block, FuncId, Inst, Value};
 use super::super::function::{
-    BlockCall, BlockData, Callee, CaseList, Const, Function, InstData, InstKind, Int96, OpList,
-    Operand, SwitchCase, ValueData, ValueDef,
+    BlockCall, BlockData, Callee, CaseList, Const, Function, InstData, InstKind, InstList, Int96,
+    OpList, Operand, SwitchCase, ValueData, ValueDef, ValueList,
 };
 use super::super::names::{numbered, Name, Names};
 use super::super::opcode::{Format, Opcode, ResultTy, Suffix};
@@ -298,7 +298,7 @@ impl FuncScratch {
         Function {
             name: name.to_string(),
             sig,
-            params: take_exact(&mut self.params),
+            params: self.params.as_slice().into(),
             blocks: self.blocks.drain(..).collect(),
             insts: take_exact(&mut self.insts),
             values: take_exact(&mut self.values),
@@ -524,8 +524,8 @@ impl<'a> Parser<'a, '_> {
         let block = Block::new(self.fs.blocks.len());
         self.fs.blocks.push(BlockData {
             name,
-            params: Vec::new(),
-            insts: Vec::new(),
+            params: ValueList::new(),
+            insts: InstList::new(),
         });
         self.fs.block_of[name.index()] = block.0;
         self.fs.srcmap.push_block(t.loc);
@@ -558,7 +558,7 @@ impl<'a> Parser<'a, '_> {
         if self.at(TokKind::LParen) {
             self.advance()?;
             if !self.at(TokKind::RParen) {
-                let mut params = Vec::new();
+                let mut params = ValueList::new();
                 loop {
                     let p = self.expect(TokKind::Local, "a block parameter '%name: type'")?;
                     self.expect(TokKind::Colon, "':' after the parameter name")?;

@@ -1377,8 +1377,8 @@ fn malformed_built_ir_does_not_panic() {
     f.params.clear();
     f.blocks.push(BlockData {
         name: f.names.intern("entry"),
-        params: vec![],
-        insts: vec![],
+        params: Default::default(),
+        insts: Default::default(),
     });
     assert_eq!(
         msg(&module_of(vec![f])),
