@@ -818,3 +818,40 @@ impl Function {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Short lists live inside their owner (no allocation to make or
+    /// free per block or signature), the tables stay as small as with
+    /// `Vec`s, and the heap accounting counts only spilled lists.
+    #[test]
+    fn short_lists_are_inline() {
+        assert!(std::mem::size_of::<BlockData>() <= 56);
+        assert!(std::mem::size_of::<Signature>() <= 32);
+        let sig = Signature::new(vec![Type::I64; 3], Some(Type::I64));
+        assert!(!sig.params.spilled());
+        let mut f = Function::new("f", sig);
+        assert_eq!(f.params.len(), 3);
+        assert!(!f.params.spilled());
+        let b = f.new_block("entry");
+        let x = Operand::Value(f.params[0]);
+        let add = |f: &mut Function| {
+            let kind = InstKind::Binary { args: [x, x] };
+            f.push_inst(b, Opcode::Add, Some(Type::I64), kind, None)
+        };
+        for _ in 0..4 {
+            add(&mut f);
+        }
+        let inline = f.ir_heap_bytes();
+        assert!(!f.blocks[0].insts.spilled());
+        assert!(!f.blocks[0].params.spilled());
+        add(&mut f);
+        let list = &f.blocks[0].insts;
+        assert!(list.spilled());
+        assert_eq!(list.len(), 5);
+        // The fifth instruction's table entry and the block's new list.
+        assert!(f.ir_heap_bytes() >= inline + list.capacity() * 4);
+    }
+}
