@@ -376,6 +376,10 @@ fn spilled_bytes<A: smallvec::Array>(v: &SmallVec<A>) -> usize {
     }
 }
 
+/// The blocks of a function: the first inline (a one-block function, the
+/// usual small helper, owns no allocation for its block table).
+pub type BlockList = SmallVec<[BlockData; 1]>;
+
 /// One basic block.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockData {
@@ -394,7 +398,7 @@ pub struct Function {
     /// The values naming the function's parameters, in order.
     pub params: ValueList,
     /// In layout order; `blocks[0]` is the entry.
-    pub blocks: Vec<BlockData>,
+    pub blocks: BlockList,
     pub insts: Vec<InstData>,
     pub values: Vec<ValueData>,
     /// The operands of every [`OpList`] (call arguments, block arguments).
@@ -448,7 +452,7 @@ impl Function {
             .sum();
         self.name.capacity()
             + spilled_bytes(&self.params)
-            + self.blocks.capacity() * size_of::<BlockData>()
+            + spilled_bytes(&self.blocks)
             + blocks
             + self.insts.capacity() * size_of::<InstData>()
             + self.values.capacity() * size_of::<ValueData>()
@@ -847,11 +851,16 @@ mod tests {
         let inline = f.ir_heap_bytes();
         assert!(!f.blocks[0].insts.spilled());
         assert!(!f.blocks[0].params.spilled());
+        assert!(!f.blocks.spilled());
         add(&mut f);
         let list = &f.blocks[0].insts;
         assert!(list.spilled());
         assert_eq!(list.len(), 5);
         // The fifth instruction's table entry and the block's new list.
         assert!(f.ir_heap_bytes() >= inline + list.capacity() * 4);
+        // A second block spills the block table.
+        f.new_block("next");
+        assert!(f.blocks.spilled());
+        assert!(f.ir_heap_bytes() >= inline + 2 * std::mem::size_of::<BlockData>());
     }
 }

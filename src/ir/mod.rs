@@ -26,8 +26,8 @@ pub mod verify;
 
 pub use entities::{Block, DataId, FuncId, Inst, SymId, Value};
 pub use function::{
-    BlockCall, BlockData, Callee, CaseList, Const, Function, InstData, InstKind, InstList, Int96,
-    OpList, Operand, SwitchCase, ValueData, ValueDef, ValueList,
+    BlockCall, BlockData, BlockList, Callee, CaseList, Const, Function, InstData, InstKind,
+    InstList, Int96, OpList, Operand, SwitchCase, ValueData, ValueDef, ValueList,
 };
 pub use module::{DataDef, DataValue, Linkage, Module, SymbolData, SymbolKind, DATA_ALIGN};
 pub use names::{Name, Names};
