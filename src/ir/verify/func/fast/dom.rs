@@ -1,18 +1,20 @@
 //! Dominance for the accepting pass, cheaper than a [`DomTree`] on the
-//! small graphs of most functions: immediate dominators by the iterative
+//! graphs of most functions: immediate dominators by the iterative
 //! algorithm of Cooper, Harvey and Kennedy ("A Simple, Fast Dominance
-//! Algorithm") over a postorder numbering, and each query a walk up the
-//! immediate dominators. Both are bounded: past a budget linear in the
-//! graph's size the pass asks the [`DomTree`] instead, so no graph shape
-//! costs more than the tree plus that budget.
+//! Algorithm") over a postorder numbering, then an interval per block on
+//! the dominator tree, so that each query is two compares. The iteration
+//! is bounded: past a budget linear in the graph's size the pass asks the
+//! [`DomTree`] instead, so no graph shape costs more than the tree plus
+//! that budget.
 
 use crate::analysis::{Cfg, DomTree};
 use crate::ir::entities::Block;
 
-const NONE: u32 = u32::MAX;
+/// No block, no number.
+pub(super) const NONE: u32 = u32::MAX;
 
-/// Immediate dominators of one function's reachable blocks (reused across
-/// functions).
+/// Immediate dominators of one function's reachable blocks and the
+/// dominator tree's intervals (reused across functions).
 #[derive(Default)]
 pub(in crate::ir::verify) struct QuickDom {
     /// Per block: its postorder number (the entry's is the largest),
@@ -23,8 +25,12 @@ pub(in crate::ir::verify) struct QuickDom {
     /// The reachable blocks in postorder.
     order: Vec<u32>,
     stack: Vec<(u32, u32)>,
-    /// Steps left before queries go to the dominator tree.
-    budget: u64,
+    /// Per block: the first number of its dominator subtree in a preorder
+    /// of the dominator tree (`NONE` when unreachable)...
+    pre: Vec<u32>,
+    /// ... and one past the last (while numbering: its subtree's size,
+    /// then the next number free for a child).
+    end: Vec<u32>,
 }
 
 impl QuickDom {
@@ -33,9 +39,16 @@ impl QuickDom {
         self.po.capacity().max(self.order.capacity())
     }
 
-    /// Computes the immediate dominators of `cfg`; `false` when that took
-    /// more than its budget (then ask a [`DomTree`]).
+    /// Computes the immediate dominators of `cfg` and the intervals;
+    /// `false` when that took more than its budget (then ask a
+    /// [`DomTree`]).
     pub(super) fn compute(&mut self, cfg: &Cfg) -> bool {
+        self.compute_within(cfg, 32)
+    }
+
+    /// [`QuickDom::compute`] with a budget of `steps` per block and edge
+    /// (and 1,024 more).
+    pub(super) fn compute_within(&mut self, cfg: &Cfg, steps: u64) -> bool {
         let n = cfg.num_blocks();
         self.po.clear();
         self.po.resize(n, NONE);
@@ -65,7 +78,7 @@ impl QuickDom {
             }
         }
         let edges: usize = self.order.iter().map(|&b| cfg.preds(Block(b)).len()).sum();
-        let mut budget = 32 * (n + edges) as u64 + 1024;
+        let mut budget = steps * (n + edges) as u64 + 1024;
         self.idom[0] = 0;
         let mut changed = true;
         while changed {
@@ -98,8 +111,48 @@ impl QuickDom {
                 };
             }
         }
-        self.budget = 8 * n as u64 + 512;
+        self.number();
         true
+    }
+
+    /// Numbers the dominator tree: each block's subtree gets the interval
+    /// `pre..end`. A block's immediate dominator comes after it in
+    /// postorder (it is an ancestor in the depth-first tree), so subtree
+    /// sizes add up in postorder and intervals are handed out in reverse
+    /// postorder, parents first.
+    fn number(&mut self) {
+        let n = self.po.len();
+        self.pre.clear();
+        self.pre.resize(n, NONE);
+        self.end.clear();
+        self.end.resize(n, 0);
+        let (order, idom, pre, end) = (&self.order, &self.idom, &mut self.pre, &mut self.end);
+        let Some((&entry, rest)) = order.split_last() else {
+            return;
+        };
+        // Subtree sizes (the entry's without itself): a block's children
+        // come before it in postorder.
+        for &b in rest {
+            end[b as usize] += 1;
+            end[idom[b as usize] as usize] += end[b as usize];
+        }
+        // Below, a numbered block's `end` holds the next number free for a
+        // child; a block not numbered yet still holds its size.
+        let total = end[entry as usize] + 1;
+        pre[entry as usize] = 0;
+        end[entry as usize] = 1;
+        for &b in rest.iter().rev() {
+            let (b, p) = (b as usize, idom[b as usize] as usize);
+            let size = end[b];
+            pre[b] = end[p];
+            end[p] += size;
+            end[b] = pre[b] + 1;
+            // Once every child of `p` is numbered, `end[p]` is one past
+            // its subtree: children follow their parent in reverse
+            // postorder, so no later block reads the `end` of `b` as a
+            // size.
+        }
+        debug_assert!(order.iter().all(|&b| end[b as usize] <= total));
     }
 
     /// The nearest common dominator of `a` and `b`, within `budget` steps.
@@ -117,37 +170,36 @@ impl QuickDom {
         Some(a)
     }
 
-    /// Whether `a` dominates `b` (`false` if either is unreachable), or
-    /// `None` when the query budget is spent. Climbs from `b` (or from
-    /// `*from`, a dominator of `b` reached by an earlier query) and marks
-    /// each dominator of `b` passed with `known[block + 2] = b + 1`; a
-    /// dominator of `b` between `b` and `*from` is marked already, so the
-    /// caller asks only about blocks not marked.
-    pub(super) fn dominates(
-        &mut self,
-        a: u32,
-        b: u32,
-        from: &mut u32,
-        known: &mut [u32],
-    ) -> Option<bool> {
-        let (Some(&pa), Some(&pb)) = (self.po.get(a as usize), self.po.get(b as usize)) else {
-            return Some(false);
+    /// The number of block `b` in the dominator tree's preorder (`NONE`
+    /// when unreachable or not computed).
+    #[inline]
+    pub(super) fn pre(&self, b: u32) -> u32 {
+        self.pre.get(b as usize).copied().unwrap_or(NONE)
+    }
+
+    /// Whether the dominator subtree of block `a` holds the block numbered
+    /// `pre` (from [`QuickDom::pre`] of the last compute; `false` for a
+    /// block `a` beyond the tables and for `NONE`). Before the first
+    /// compute of a function the tables are stale: pass `NONE`.
+    #[inline(always)]
+    pub(super) fn covers(&self, a: u32, pre: u32) -> bool {
+        match (self.pre.get(a as usize), self.end.get(a as usize)) {
+            (Some(&pa), Some(&ea)) => pa <= pre && pre < ea,
+            _ => false,
+        }
+    }
+
+    /// Whether `a` dominates `b` (`false` if either is unreachable).
+    #[inline]
+    pub(super) fn dominates(&self, a: u32, b: u32) -> bool {
+        let (Some(&pa), Some(&pb), Some(&ea)) = (
+            self.pre.get(a as usize),
+            self.pre.get(b as usize),
+            self.end.get(a as usize),
+        ) else {
+            return false;
         };
-        if pa == NONE || pb == NONE {
-            return Some(false);
-        }
-        // Dominators have larger postorder numbers: climb until at or
-        // above `a`'s number.
-        let mut x = *from;
-        while self.po[x as usize] < pa {
-            x = self.idom[x as usize];
-            if let Some(k) = known.get_mut(x as usize + 2) {
-                *k = b + 1;
-            }
-            self.budget = self.budget.checked_sub(1)?;
-        }
-        *from = x;
-        Some(x == a)
+        pb != NONE && pa <= pb && pb < ea
     }
 }
 
