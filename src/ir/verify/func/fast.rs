@@ -158,7 +158,6 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
     s.known.clear();
     s.known.resize(f.blocks.len() + 2, 0);
     let dom = s.dom.get_mut();
-    dom.reach_stamp = 0;
     let mut w = Walk {
         m,
         f,
@@ -183,7 +182,7 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
 /// What the dominance queries of one walk have computed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Graph {
-    /// Nothing (reachability from the entry may be, see `reach_stamp`).
+    /// Nothing yet.
     None,
     /// The CFG and the dominator tree's intervals ([`QuickDom`]).
     Quick,
@@ -560,28 +559,27 @@ impl Walk<'_> {
         ok
     }
 
-    /// Whether block `a` dominates block `b` (both reachable; `a != b`):
-    /// the entry dominates every reachable block, so its values only need
-    /// reachability; other blocks need the dominator tree ([`QuickDom`],
-    /// or a [`DomTree`](crate::analysis::DomTree) when that went over its
-    /// budget). Both are computed on first use.
+    /// Whether block `a` dominates block `b` (`a != b`), from the
+    /// dominator tree, computed on first use: by [`QuickDom`] in one pass
+    /// over the layout, else by its iteration over the CFG, else (past its
+    /// budget) as a [`DomTree`](crate::analysis::DomTree).
     fn dominates(&mut self, a: u32, b: u32) -> bool {
         let d = &mut *self.dom;
         if self.graph == Graph::None {
-            if a == 0 {
-                if d.reach_stamp != self.stamp {
-                    d.compute_reach(self.f, self.stamp);
-                }
-                return d.reach.get(b as usize) == Some(&self.stamp);
-            }
-            d.cfg.compute(self.f);
-            self.graph = if self.quick.compute(&d.cfg) {
-                self.cur_pre = self.quick.pre(self.cur);
+            self.graph = if self.quick.compute_layout(self.f) {
                 Graph::Quick
             } else {
-                d.dom.compute(&d.cfg);
-                Graph::Tree
+                d.cfg.compute(self.f);
+                if self.quick.compute(&d.cfg) {
+                    Graph::Quick
+                } else {
+                    d.dom.compute(&d.cfg);
+                    Graph::Tree
+                }
             };
+            if self.graph == Graph::Quick {
+                self.cur_pre = self.quick.pre(self.cur);
+            }
         }
         if self.graph == Graph::Quick {
             self.quick.dominates(a, b)

@@ -9,6 +9,7 @@
 
 use crate::analysis::{Cfg, DomTree};
 use crate::ir::entities::Block;
+use crate::ir::function::{Function, InstKind};
 
 /// No block, no number.
 pub(super) const NONE: u32 = u32::MAX;
@@ -111,48 +112,115 @@ impl QuickDom {
                 };
             }
         }
-        self.number();
+        let rest = &self.order[..self.order.len() - 1];
+        number(
+            &self.idom,
+            &mut self.pre,
+            &mut self.end,
+            rest.iter().rev().map(|&b| b as usize),
+        );
         true
     }
 
-    /// Numbers the dominator tree: each block's subtree gets the interval
-    /// `pre..end`. A block's immediate dominator comes after it in
-    /// postorder (it is an ancestor in the depth-first tree), so subtree
-    /// sizes add up in postorder and intervals are handed out in reverse
-    /// postorder, parents first.
-    fn number(&mut self) {
-        let n = self.po.len();
-        self.pre.clear();
-        self.pre.resize(n, NONE);
-        self.end.clear();
-        self.end.resize(n, 0);
-        let (order, idom, pre, end) = (&self.order, &self.idom, &mut self.pre, &mut self.end);
-        let Some((&entry, rest)) = order.split_last() else {
-            return;
+    /// Immediate dominators in one pass over the blocks in layout order,
+    /// reading successors from the terminators (no CFG): each block
+    /// narrows the immediate dominator of each successor to the nearest
+    /// common dominator of itself and the successor's current one.
+    /// `false` (then ask [`QuickDom::compute`]) when that need not be the
+    /// answer: an edge back to a block whose dominator it would change, or
+    /// into a block passed before anything reached it; a block not ended
+    /// by a terminator; or more climbing than a budget linear in the
+    /// number of blocks.
+    ///
+    /// Why one pass suffices otherwise: every block is reached first from
+    /// an earlier one, so a block's dominator is earlier than itself, and
+    /// no block's dominator changes after it was passed, so the result
+    /// solves `Dom(b) = {b} ∪ ⋂ Dom(p)` over all predecessors; each set is
+    /// an intersection of predecessors' sets, so it holds every true
+    /// dominator, and any solution holds only true ones.
+    pub(super) fn compute_layout(&mut self, f: &Function) -> bool {
+        let n = f.blocks.len();
+        self.idom.clear();
+        self.idom.resize(n, NONE);
+        if n == 0 {
+            return false;
+        }
+        self.idom[0] = 0;
+        let mut budget = 16 * n as u64 + 1024;
+        for (b, bd) in f.blocks.iter().enumerate() {
+            if self.idom[b] == NONE {
+                continue; // not reached (yet): an edge into it fails below
+            }
+            let Some(d) = bd.insts.last().and_then(|i| f.insts.get(i.index())) else {
+                return false;
+            };
+            if !d.opcode.is_terminator() {
+                return false;
+            }
+            let b = b as u32;
+            let ok = match &d.kind {
+                InstKind::Jmp { dest } => self.narrow(b, dest.block, &mut budget),
+                InstKind::Br {
+                    then_dest,
+                    else_dest,
+                    ..
+                } => {
+                    self.narrow(b, then_dest.block, &mut budget)
+                        && self.narrow(b, else_dest.block, &mut budget)
+                }
+                InstKind::Switch { default, cases, .. } => {
+                    self.narrow(b, *default, &mut budget)
+                        && f.cases(*cases)
+                            .iter()
+                            .all(|c| self.narrow(b, c.block, &mut budget))
+                }
+                InstKind::Ret { .. } | InstKind::Trap => true,
+                _ => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        number(&self.idom, &mut self.pre, &mut self.end, 1..n);
+        true
+    }
+
+    /// The edge `b -> s` of [`QuickDom::compute_layout`]: `false` when it
+    /// breaks that pass's assumptions.
+    #[inline]
+    fn narrow(&mut self, b: u32, s: Block, budget: &mut u64) -> bool {
+        let Some(&old) = self.idom.get(s.index()) else {
+            return false;
         };
-        // Subtree sizes (the entry's without itself): a block's children
-        // come before it in postorder.
-        for &b in rest {
-            end[b as usize] += 1;
-            end[idom[b as usize] as usize] += end[b as usize];
+        if s.0 > b {
+            let new = if old == NONE {
+                b
+            } else {
+                match self.meet(b, old, budget) {
+                    Some(x) => x,
+                    None => return false,
+                }
+            };
+            self.idom[s.index()] = new;
+            true
+        } else {
+            old != NONE && self.meet(b, old, budget) == Some(old)
         }
-        // Below, a numbered block's `end` holds the next number free for a
-        // child; a block not numbered yet still holds its size.
-        let total = end[entry as usize] + 1;
-        pre[entry as usize] = 0;
-        end[entry as usize] = 1;
-        for &b in rest.iter().rev() {
-            let (b, p) = (b as usize, idom[b as usize] as usize);
-            let size = end[b];
-            pre[b] = end[p];
-            end[p] += size;
-            end[b] = pre[b] + 1;
-            // Once every child of `p` is numbered, `end[p]` is one past
-            // its subtree: children follow their parent in reverse
-            // postorder, so no later block reads the `end` of `b` as a
-            // size.
+    }
+
+    /// The nearest common dominator of `a` and `b` while every immediate
+    /// dominator is earlier in the layout than its block, within `budget`
+    /// steps.
+    fn meet(&self, mut a: u32, mut b: u32, budget: &mut u64) -> Option<u32> {
+        while a != b {
+            if a > b {
+                a = self.idom[a as usize];
+            } else {
+                b = self.idom[b as usize];
+            }
+            *budget = budget.checked_sub(1)?;
         }
-        debug_assert!(order.iter().all(|&b| end[b as usize] <= total));
+        Some(a)
     }
 
     /// The nearest common dominator of `a` and `b`, within `budget` steps.
@@ -200,6 +268,51 @@ impl QuickDom {
             return false;
         };
         pb != NONE && pa <= pb && pb < ea
+    }
+}
+
+/// Numbers the dominator tree given by `idom` (the entry is block 0; a
+/// block of `NONE` is unreachable): each block's subtree gets the interval
+/// `pre..end`. `rest` lists the other reachable blocks, each after its
+/// immediate dominator (unreachable ones may be listed too): subtree sizes
+/// add up in the reverse order, and intervals are handed out in this one,
+/// parents first.
+fn number(
+    idom: &[u32],
+    pre: &mut Vec<u32>,
+    end: &mut Vec<u32>,
+    rest: impl DoubleEndedIterator<Item = usize> + Clone,
+) {
+    let n = idom.len();
+    pre.clear();
+    pre.resize(n, NONE);
+    end.clear();
+    end.resize(n, 0);
+    if n == 0 {
+        return;
+    }
+    // Subtree sizes (the entry's without itself).
+    for b in rest.clone().rev() {
+        let p = idom[b];
+        if p != NONE {
+            end[b] += 1;
+            end[p as usize] += end[b];
+        }
+    }
+    // Below, a numbered block's `end` holds the next number free for a
+    // child; a block not numbered yet still holds its size. Once every
+    // child of a block is numbered, its `end` is one past its subtree.
+    pre[0] = 0;
+    end[0] = 1;
+    for b in rest {
+        let p = idom[b] as usize;
+        if p == NONE as usize {
+            continue;
+        }
+        let size = end[b];
+        pre[b] = end[p];
+        end[p] += size;
+        end[b] = pre[b] + 1;
     }
 }
 
