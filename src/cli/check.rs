@@ -19,8 +19,8 @@
 //! Many files are looked at (`stat`) before any is read. As soon as they
 //! hold enough text for huge pages and threads, one worker starts and
 //! backs the arena's first huge page while this thread looks at the rest
-//! (see `Early`): clearing that page was the largest single wait before
-//! the first file was parsed.
+//! and starts on its files (see `Early`): clearing that page was the
+//! largest single wait before the first file was parsed.
 
 use super::commands::load_file;
 use super::Failure;
@@ -66,21 +66,24 @@ pub fn check(files: &[OsString]) -> Result<(), Failure> {
         }
     }
     let threads = thread_count(&sizes, text, cpus);
-    if let Some(e) = &early {
-        e.wait_prefault();
+    // Unless the early worker switches the arena on once its first huge
+    // page is backed: until then this thread allocates from the system
+    // (blocks the arena tells apart by address), rather than touching the
+    // arena's first page while the worker clears it (the kernel would
+    // clear a second one for the same addresses) or waiting for it.
+    if !early.as_ref().is_some_and(Early::enables_arena) {
+        super::arena::enable(text >= LARGE_INPUT);
     }
-    super::arena::enable(text >= LARGE_INPUT);
     check_files(files, &sizes, threads, early)
 }
 
 /// The worker started while the files are still being looked at (see
 /// [`check`]): it backs the arena's first huge page (the kernel clears
 /// 2 MiB, about a tenth of a millisecond in a fresh process, which the
-/// first allocation paid on this thread before), then waits for the work
-/// and takes files like the other workers. This thread does not touch the
-/// arena while the worker is clearing it (it would clear a second page
-/// for the same addresses); if the worker has not begun by the time the
-/// work is ready, this thread goes on without it.
+/// first allocation paid on this thread before) and switches the arena on,
+/// then waits for the work and takes files like the other workers. If it
+/// has not begun by the time this thread is done with the `stat`s, this
+/// thread switches the arena on itself and the worker only takes files.
 struct Early {
     gate: Arc<Gate>,
 }
@@ -105,9 +108,9 @@ enum Prefault {
     /// The worker has not begun.
     #[default]
     NotStarted,
-    /// The worker is clearing the page.
+    /// The worker is clearing the page; it switches the arena on after.
     Running,
-    /// Done, or given up by this thread (the worker then skips it).
+    /// Done, or left to this thread (the worker then skips it).
     Over,
 }
 
@@ -122,6 +125,7 @@ impl Early {
         spawn_worker(move || {
             if g.set_prefault(Prefault::NotStarted, Prefault::Running) {
                 super::arena::prefault();
+                super::arena::enable(true);
                 g.set_prefault(Prefault::Running, Prefault::Over);
             }
             let mut state = g.lock();
@@ -139,16 +143,15 @@ impl Early {
         .then_some(Early { gate })
     }
 
-    /// Returns once the arena's first huge page is backed, or at once if
-    /// the worker has not begun clearing it (it then never will).
-    fn wait_prefault(&self) {
+    /// Whether the worker switches the arena on (it is clearing its first
+    /// page); if it has not begun, it never will, and this thread must.
+    fn enables_arena(&self) -> bool {
         let mut state = self.gate.lock();
         if state.prefault == Prefault::NotStarted {
             state.prefault = Prefault::Over;
+            return false;
         }
-        while state.prefault != Prefault::Over {
-            state = self.gate.wait(state);
-        }
+        true
     }
 
     /// Hands the worker its work (`None`: there is none).
@@ -171,17 +174,12 @@ impl Gate {
     }
 
     /// Moves the prefault from `from` to `to`; whether it was at `from`.
-    /// Only the end is waited for (by [`Early::wait_prefault`]).
     fn set_prefault(&self, from: Prefault, to: Prefault) -> bool {
         let mut state = self.lock();
         if state.prefault != from {
             return false;
         }
         state.prefault = to;
-        drop(state);
-        if to == Prefault::Over {
-            self.changed.notify_all();
-        }
         true
     }
 }
