@@ -115,6 +115,11 @@ pub struct Fast {
     vals: Vec<Val>,
     /// Per value: home (`NONE`: none).
     pub home: Vec<u32>,
+    /// Per instruction number: what allocation needs of it (see [`Rec`]),
+    /// so that allocation never reads the 64-byte `InstData` nor the
+    /// value types again (at 100k instructions each such sweep streamed
+    /// megabytes from memory).
+    recs: Vec<Rec>,
     /// Numbers of the call instructions, ascending.
     calls: Vec<u32>,
     /// Numbers of the instructions that use `rcx`/`rdx` (divisions, shifts
@@ -200,6 +205,27 @@ impl Val {
         exp_next: NONE,
     };
 }
+
+/// Per instruction: its result to give a home and its preferred home's
+/// source, from the analysis.
+#[derive(Clone, Copy)]
+struct Rec {
+    /// The result (`NONE`: none, or a compare fused into its branch).
+    r: u32,
+    /// The first operand of a unary or binary instruction if it is a
+    /// value ([`A_NONE`]: none; the result prefers its home), with the
+    /// flags [`R_FLOAT`] and [`R_FOLDS`].
+    a: u32,
+}
+
+/// [`Rec::a`]: the value bits, and their value for "none" (functions with
+/// more values fall back to the pipeline).
+const A_NONE: u32 = (1 << 30) - 1;
+/// [`Rec::a`]: the result is an `f32`/`f64`.
+const R_FLOAT: u32 = 1 << 31;
+/// [`Rec::a`]: the result folds into the next instruction's address if
+/// that is its only use ([`mem::folds`]).
+const R_FOLDS: u32 = 1 << 30;
 
 /// A block parameter `p` dead in block `k` from instruction `from` on: the
 /// block ends with a `jmp` to `p`'s block that does not read `p`, and
@@ -315,6 +341,9 @@ impl Fast {
     pub fn analyze(&mut self, module: &Module, func: &Function, dec: &Decisions) -> Option<()> {
         let np = dec.order.len();
         let nv = func.values.len();
+        if nv >= A_NONE as usize {
+            return unsupported();
+        }
         // Numbering and loop nesting per position.
         self.first.clear();
         self.last.clear();
@@ -346,6 +375,8 @@ impl Fast {
         self.vals.resize(nv, Val::NEW);
         self.home.clear();
         self.home.resize(nv, NONE);
+        self.recs.clear();
+        self.recs.reserve(total);
         self.fused.clear();
         self.fused.extend_from_slice(&dec.fused);
         self.calls.clear();
@@ -460,6 +491,10 @@ impl Fast {
                         }
                     }
                 }
+                let mut rec = Rec {
+                    r: NONE,
+                    a: A_NONE,
+                };
                 if let Some(r) = d.result {
                     let ri = r.index();
                     self.vals[ri].def_pos = k as u32;
@@ -467,7 +502,33 @@ impl Fast {
                     if self.vals[ri].end == NONE {
                         self.vals[ri].end = n;
                     }
+                    if !self.fused[i.index()] {
+                        rec.r = r.0;
+                        if let InstKind::Binary {
+                            args: [Operand::Value(a), _],
+                        }
+                        | InstKind::Unary {
+                            arg: Operand::Value(a),
+                        } = d.kind
+                        {
+                            rec.a = a.0;
+                        }
+                        // The result's type from the instruction (the
+                        // verifier's rule: the suffix, `i32` for a
+                        // compare, `i64` for `alloca`/`addr`, which have
+                        // none), not from the value table.
+                        let float = d.ty.is_some_and(Type::is_float)
+                            && !crate::lower::analysis::is_compare(d.opcode);
+                        debug_assert_eq!(float, func.values[ri].ty.is_float());
+                        if float {
+                            rec.a |= R_FLOAT;
+                        }
+                        if d.opcode == Opcode::Add && mem::folds(func, d, r, &bd.insts, j) {
+                            rec.a |= R_FOLDS;
+                        }
+                    }
                 }
+                self.recs.push(rec);
             }
         }
         self.exp_head.clear();
@@ -863,8 +924,8 @@ impl Fast {
                     }
                 }
             }
-            for (j, &i) in bd.insts.iter().enumerate() {
-                let n = first + j as u32;
+            let last = self.last[k];
+            for n in first..=last {
                 while ci < self.calls.len() && self.calls[ci] < n {
                     ci += 1;
                 }
@@ -882,21 +943,18 @@ impl Fast {
                 if !self.pending.is_empty() {
                     self.activate_lends(n);
                 }
-                let d = &func.insts[i.index()];
-                if let Some(r) = d.result.filter(|_| !self.fused[i.index()]) {
-                    let ri = r.index();
-                    if self.vals[ri].end == n + 1 && mem::folds(func, d, r, &bd.insts, j) {
+                let rec = self.recs[n as usize];
+                if rec.r != NONE {
+                    let ri = rec.r as usize;
+                    if self.vals[ri].end == n + 1 && rec.a & R_FOLDS != 0 {
                         // Used only as the next access's pointer.
                         self.home[ri] = FOLDED;
                     } else {
-                        let mut hint = match &d.kind {
-                            InstKind::Binary {
-                                args: [Operand::Value(a), _],
-                            }
-                            | InstKind::Unary {
-                                arg: Operand::Value(a),
-                            } => self.home[a.index()],
-                            _ => NONE,
+                        let a = rec.a & A_NONE;
+                        let mut hint = if a != A_NONE {
+                            self.home[a as usize]
+                        } else {
+                            NONE
                         };
                         // A jump argument: its parameter's register if lent.
                         if let Some(&(_, h)) = self.arg_hints.iter().find(|a| a.0 == ri as u32) {
@@ -906,7 +964,7 @@ impl Fast {
                         }
                         let cr = self.crosses(ci, n, self.vals[ri].end, false);
                         let fx = self.crosses_fixed(fi, n, self.vals[ri].end);
-                        let fl = func.values[ri].ty.is_float();
+                        let fl = rec.a & R_FLOAT != 0;
                         self.assign(ri, &mut free, fl, cr, fx, hint, n, false);
                         if self.vals[ri].end <= n {
                             self.release(ri, &mut free);
@@ -914,9 +972,10 @@ impl Fast {
                     }
                 }
                 // Only the terminator (last) can be a jump.
-                if j + 1 < bd.insts.len() {
+                if n < last {
                     continue;
                 }
+                let d = &func.insts[bd.insts[bd.insts.len() - 1].index()];
                 match &d.kind {
                     InstKind::Jmp { dest } => self.edge_params(func, dest, &mut free, ci, fi, n),
                     InstKind::Br {
