@@ -589,8 +589,9 @@ impl Fast {
     /// A jump at `n` (use `u` in innermost loop `h`) to `dest`: its
     /// arguments are read there and its parameters' ranges cover `n`.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn jump_uses(
-        &mut self,
+        &self,
         vals: &mut [Val],
         func: &Function,
         dec: &Decisions,
