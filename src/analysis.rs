@@ -422,8 +422,8 @@ impl DomTree {
                 v = s.bucket_next[v as usize];
             }
         }
-        for w in 1..m {
-            if s.idom_num[w] != nodes[w].semi {
+        for (w, node) in nodes.iter().enumerate().skip(1) {
+            if s.idom_num[w] != node.semi {
                 s.idom_num[w] = s.idom_num[s.idom_num[w] as usize];
             }
         }
