@@ -92,8 +92,6 @@ pub(super) struct Scratch {
     fast_def: Vec<u32>,
     /// The accepting pass's uses met before their definition.
     deferred: Vec<(u32, u32, u8)>,
-    /// The accepting pass's dominance answers per block.
-    known: Vec<u32>,
     /// The accepting pass's immediate dominators.
     quick: fast::dom::QuickDom,
     /// Per function / data definition of the module: the symbol owning it
@@ -113,7 +111,6 @@ impl Scratch {
         self.def.capacity() <= CACHE_MAX
             && self.fast_def.capacity() <= CACHE_MAX
             && self.deferred.capacity() <= CACHE_MAX
-            && self.known.capacity() <= CACHE_MAX
             && self.quick.len() <= CACHE_MAX
             && self.inst_seen.len() <= CACHE_MAX
             && self.label_seen.len() <= CACHE_MAX

@@ -8,17 +8,20 @@
 //! increasing order, a duplicate listing of anything) — but never less.
 //!
 //! What makes it cheap:
-//! - One table row per (opcode, suffix) ([`Rule`]) answers the suffix, the
-//!   result type, the operand types and whether the instruction ends a
-//!   block, instead of nested matches per instruction.
+//! - One table row per (opcode, suffix) ([`Rule`], derived from the opcode
+//!   table at compile time) answers the suffix, the result type, the
+//!   operand types and whether the instruction ends a block, instead of
+//!   nested matches per instruction.
 //! - Definitions are recorded as the walk meets them, one `u32` per value
 //!   (`(block + 2) << 3 | type`, field 1 for function parameters), so the
 //!   common operand — a value of the wanted type defined earlier in the
 //!   same block or a function parameter — is two compares. A value defined
-//!   in another block is checked against the dominator tree (or only
-//!   reachability when that block is the entry); one not met yet (defined
-//!   later in the layout, later in the same block, or never) is checked
-//!   after the walk, when every definition is known.
+//!   in another block is checked against the dominator tree, computed on
+//!   the first such use ([`QuickDom`]: usually one pass over the blocks'
+//!   terminators) and numbered so that each check is two more compares;
+//!   one not met yet (defined later in the layout, later in the same
+//!   block, or never) is checked after the walk, when every definition is
+//!   known.
 //! - Instruction listings are checked for duplicates by requiring
 //!   increasing instruction numbers (as the parser and the builder lay them
 //!   out), which needs no per-instruction table.
@@ -29,11 +32,10 @@ use crate::ir::function::{BlockCall, Callee, Function, InstKind, Operand, ValueD
 use crate::ir::hash::FxHashMap;
 use crate::ir::module::Module;
 use crate::ir::names::Name;
-use crate::ir::opcode::{Format, Opcode, OperandTy, Suffix, OPCODES};
+use crate::ir::opcode::{Format, Opcode, OperandTy, ResultTy, Suffix, OPCODE_TABLE};
 use crate::ir::types::Type;
 use crate::ir::Const;
 use dom::QuickDom;
-use std::sync::OnceLock;
 
 /// A value not defined yet (the cleared state of `Scratch::fast_def`).
 const UNSET: u32 = 0;
@@ -69,49 +71,93 @@ struct Rule {
     /// The suffix is allowed (always for `call`, checked against the callee).
     ok: bool,
     format: Format,
-    /// The result's type + 1; 0 for no result (`call`: unused).
-    result: u8,
+    /// The result's type, `None` for no result (`call`: unused).
+    result: Option<Type>,
     /// The wants of the fixed operands (the opcode table's `operands`).
     ops: [u8; 3],
     term: bool,
 }
 
-/// The rule table, indexed by `opcode * SUFFIXES + suffix slot`, derived
-/// from the opcode table on first use.
-fn rules() -> &'static [Rule] {
-    static RULES: OnceLock<Vec<Rule>> = OnceLock::new();
-    RULES.get_or_init(|| {
-        let mut rules = Vec::with_capacity(OPCODES.len() * SUFFIXES);
-        for (k, info) in OPCODES.iter().enumerate() {
-            let call = k == Opcode::Call as usize;
-            for slot in 0..SUFFIXES {
-                let ty = Type::ALL.get(slot).copied();
-                let ok = call
-                    || match (info.suffix, ty) {
-                        (Suffix::None, None) | (Suffix::Optional, _) => true,
-                        (Suffix::None, Some(_)) | (_, None) => false,
-                        (s, Some(t)) => s.allows(t),
-                    };
-                let mut ops = [REJECT; 3];
-                for (want, &rule) in ops.iter_mut().zip(info.operands) {
-                    *want = match rule {
-                        OperandTy::OpenInt => INT,
-                        OperandTy::OpenFloat => FLOAT,
-                        OperandTy::AnyIntLiteralI64 => INT_LIT64,
-                        other => other.fixed(ty).map_or(REJECT, |t| t as u8),
-                    };
-                }
-                rules.push(Rule {
-                    ok,
-                    format: info.format,
-                    result: info.result_type(ty).map_or(0, |t| t as u8 + 1),
-                    ops,
-                    term: info.is_terminator(),
-                });
+/// The number of opcodes.
+const NUM_OPCODES: usize = OPCODE_TABLE.len();
+
+/// The rule table, indexed by opcode and suffix slot, derived from the
+/// opcode table at compile time.
+static RULES: [[Rule; SUFFIXES]; NUM_OPCODES] = rules();
+
+/// The rule table (see [`RULES`]).
+const fn rules() -> [[Rule; SUFFIXES]; NUM_OPCODES] {
+    const NO: Rule = Rule {
+        ok: false,
+        format: Format::Trap,
+        result: None,
+        ops: [REJECT; 3],
+        term: false,
+    };
+    let mut rules = [[NO; SUFFIXES]; NUM_OPCODES];
+    let mut k = 0;
+    while k < NUM_OPCODES {
+        let info = &OPCODE_TABLE[k];
+        let call = k == Opcode::Call as usize;
+        let mut slot = 0;
+        while slot < SUFFIXES {
+            let ty = if slot < Type::ALL.len() {
+                Some(Type::ALL[slot])
+            } else {
+                None
+            };
+            let ok = call
+                || match (info.suffix, ty) {
+                    (Suffix::None, None) | (Suffix::Optional, _) => true,
+                    (Suffix::None, Some(_)) | (_, None) => false,
+                    (Suffix::Int, Some(t)) => matches!(t, Type::I32 | Type::I64),
+                    (Suffix::Float, Some(t)) => matches!(t, Type::F32 | Type::F64),
+                    (Suffix::Any, Some(_)) => true,
+                    (Suffix::Only(o), Some(t)) => o as u8 == t as u8,
+                };
+            let mut ops = [REJECT; 3];
+            let mut i = 0;
+            while i < info.operands.len() && i < 3 {
+                let fixed = match (info.operands[i], ty) {
+                    (OperandTy::Suffix, Some(t)) => Some(t),
+                    (OperandTy::Fixed(t), _) => Some(t),
+                    (OperandTy::BitcastPeer, Some(t)) => Some(match t {
+                        Type::I32 => Type::F32,
+                        Type::I64 => Type::F64,
+                        Type::F32 => Type::I32,
+                        Type::F64 => Type::I64,
+                    }),
+                    _ => None,
+                };
+                ops[i] = match (info.operands[i], fixed) {
+                    (OperandTy::OpenInt, _) => INT,
+                    (OperandTy::OpenFloat, _) => FLOAT,
+                    (OperandTy::AnyIntLiteralI64, _) => INT_LIT64,
+                    (_, Some(t)) => t as u8,
+                    (_, None) => REJECT,
+                };
+                i += 1;
             }
+            rules[k][slot] = Rule {
+                ok,
+                format: info.format,
+                result: match info.result {
+                    ResultTy::None => None,
+                    ResultTy::Suffix | ResultTy::OptionalSuffix => ty,
+                    ResultTy::I32 => Some(Type::I32),
+                    ResultTy::I64 => Some(Type::I64),
+                },
+                ops,
+                term: matches!(
+                    info.format,
+                    Format::Ret | Format::Jmp | Format::Br | Format::Switch | Format::Trap
+                ),
+            };
+            slot += 1;
         }
-        rules
-    })
+        k += 1;
+    }
+    rules
 }
 
 /// The table slot of a suffix.
@@ -155,14 +201,10 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
     s.fast_def.clear();
     s.fast_def.resize(f.values.len(), UNSET);
     s.deferred.clear();
-    s.known.clear();
-    s.known.resize(f.blocks.len() + 2, 0);
     let dom = s.dom.get_mut();
-    dom.reach_stamp = 0;
     let mut w = Walk {
         m,
         f,
-        rules: rules(),
         stamp,
         def: &mut s.fast_def,
         deferred: &mut s.deferred,
@@ -171,11 +213,10 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
         dom,
         graph: Graph::None,
         quick: &mut s.quick,
-        climb: (u32::MAX, 0),
-        known: &mut s.known,
         keys: &mut s.keys,
         cur: 0,
         cur_enc: 0,
+        cur_pre: dom::NONE,
     };
     w.run()
 }
@@ -183,23 +224,18 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
 /// What the dominance queries of one walk have computed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Graph {
-    /// Nothing (reachability from the entry may be, see `reach_stamp`).
+    /// Nothing yet.
     None,
-    /// The CFG and the immediate dominators ([`QuickDom`]).
+    /// The CFG and the dominator tree's intervals ([`QuickDom`]).
     Quick,
     /// The CFG and the dominator tree (`QuickDom` went over its budget).
     Tree,
 }
 
-/// The most blocks for which dominance queries climb immediate dominators
-/// ([`QuickDom`]) rather than ask a [`DomTree`](crate::analysis::DomTree).
-const QUICK_MAX_BLOCKS: usize = 128;
-
 /// The state of one walk.
 struct Walk<'a> {
     m: &'a Module,
     f: &'a Function,
-    rules: &'static [Rule],
     stamp: u32,
     /// Per value: `UNSET`, or `field << SHIFT | type` where the field is
     /// `PARAM_FIELD` or the defining block + 2.
@@ -212,16 +248,13 @@ struct Walk<'a> {
     /// What of the CFG has been computed for dominance queries.
     graph: Graph,
     quick: &'a mut QuickDom,
-    /// The block whose dominators were last climbed to, and the highest
-    /// one reached (see [`QuickDom::dominates`]).
-    climb: (u32, u32),
-    /// Per block field: the block being walked + 1 once the field's block
-    /// was found to dominate it.
-    known: &'a mut [u32],
     keys: &'a mut FxHashMap<u64, Const>,
     /// The block being walked and its definitions' field (`(cur + 2) << SHIFT`).
     cur: u32,
     cur_enc: u32,
+    /// The block's number in the dominator tree's preorder once
+    /// [`QuickDom`] is computed, else `NONE` (no interval holds it).
+    cur_pre: u32,
 }
 
 impl Walk<'_> {
@@ -250,6 +283,10 @@ impl Walk<'_> {
             }
             self.cur = b.0;
             self.cur_enc = (b.0 + 2) << SHIFT;
+            self.cur_pre = match self.graph {
+                Graph::Quick => self.quick.pre(b.0),
+                _ => dom::NONE,
+            };
             for (i, &p) in bd.params.iter().enumerate() {
                 let Some(t) = f.values.get(p.index()).map(|d| d.ty) else {
                     return false;
@@ -271,7 +308,7 @@ impl Walk<'_> {
                 }
             }
         }
-        self.deferred_uses()
+        self.deferred.is_empty() || self.deferred_uses()
     }
 
     /// Records the definition of `v` (as `def`, of type `ty`, in the block
@@ -315,7 +352,7 @@ impl Walk<'_> {
         let Some(d) = f.insts.get(inst.index()) else {
             return false;
         };
-        let rule = self.rules[d.opcode as usize * SUFFIXES + slot(d.ty)];
+        let rule = RULES[d.opcode as usize][slot(d.ty)];
         if !rule.ok || rule.term != last {
             return false;
         }
@@ -382,11 +419,8 @@ impl Walk<'_> {
             InstKind::Trap => rule.format == Format::Trap,
         };
         ok && match (d.result, rule.result) {
-            (None, 0) => true,
-            (Some(r), t) if t != 0 => {
-                let ty = Type::ALL[t as usize - 1];
-                self.define(r, ValueDef::Inst(inst), ty, self.cur_enc)
-            }
+            (None, None) => true,
+            (Some(r), Some(ty)) => self.define(r, ValueDef::Inst(inst), ty, self.cur_enc),
             _ => false,
         }
     }
@@ -491,10 +525,13 @@ impl Walk<'_> {
                 if e == self.cur_enc | want as u32 || e == (PARAM_FIELD << SHIFT) | want as u32 {
                     return true;
                 }
-                // Of the exact type, from a block already known to
-                // dominate this one.
+                // Of the exact type, from a block that dominates this one
+                // by the intervals of the dominator tree (once computed;
+                // the field of `UNSET` and of parameters is no block).
                 if e & ((1 << SHIFT) - 1) == want as u32
-                    && self.known.get((e >> SHIFT) as usize) == Some(&(self.cur + 1))
+                    && self
+                        .quick
+                        .covers((e >> SHIFT).wrapping_sub(2), self.cur_pre)
                 {
                     return true;
                 }
@@ -523,21 +560,7 @@ impl Walk<'_> {
             return false;
         }
         let field = e >> SHIFT;
-        if field == PARAM_FIELD || field == self.cur + 2 {
-            return true;
-        }
-        // Many uses of one block's values in another: decide each pair once.
-        let Some(known) = self.known.get_mut(field as usize) else {
-            return false;
-        };
-        if *known == self.cur + 1 {
-            return true;
-        }
-        let ok = self.dominates(field - 2, self.cur);
-        if ok {
-            self.known[field as usize] = self.cur + 1;
-        }
-        ok
+        field == PARAM_FIELD || field == self.cur + 2 || self.dominates(field - 2, self.cur)
     }
 
     /// The uses met before their value's definition: now that every
@@ -557,41 +580,33 @@ impl Walk<'_> {
         ok
     }
 
-    /// Whether block `a` dominates block `b` (both reachable; `a != b`):
-    /// the entry dominates every reachable block, so its values only need
-    /// reachability; other blocks need the dominator tree. Both are
-    /// computed on first use.
+    /// Whether block `a` dominates block `b` (`a != b`), from the
+    /// dominator tree, computed on first use: by [`QuickDom`] in one pass
+    /// over the layout, else by its iteration over the CFG, else (past its
+    /// budget) as a [`DomTree`](crate::analysis::DomTree).
     fn dominates(&mut self, a: u32, b: u32) -> bool {
         let d = &mut *self.dom;
         if self.graph == Graph::None {
-            if a == 0 {
-                if d.reach_stamp != self.stamp {
-                    d.compute_reach(self.f, self.stamp);
-                }
-                return d.reach.get(b as usize) == Some(&self.stamp);
-            }
-            d.cfg.compute(self.f);
-            // Large graphs: the tree's O(1) queries beat climbing.
-            self.graph = if d.cfg.num_blocks() <= QUICK_MAX_BLOCKS && self.quick.compute(&d.cfg) {
+            self.graph = if self.quick.compute_layout(self.f) {
                 Graph::Quick
             } else {
-                d.dom.compute(&d.cfg);
-                Graph::Tree
+                d.cfg.compute(self.f);
+                if self.quick.compute(&d.cfg) {
+                    Graph::Quick
+                } else {
+                    d.dom.compute(&d.cfg);
+                    Graph::Tree
+                }
             };
+            if self.graph == Graph::Quick {
+                self.cur_pre = self.quick.pre(self.cur);
+            }
         }
         if self.graph == Graph::Quick {
-            if self.climb.0 != b {
-                self.climb = (b, b);
-            }
-            match self.quick.dominates(a, b, &mut self.climb.1, self.known) {
-                Some(ok) => return ok,
-                None => {
-                    d.dom.compute(&d.cfg);
-                    self.graph = Graph::Tree;
-                }
-            }
+            self.quick.dominates(a, b)
+        } else {
+            dom::tree_dominates(&d.dom, a, b)
         }
-        dom::tree_dominates(&d.dom, a, b)
     }
 }
 
