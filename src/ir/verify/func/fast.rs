@@ -197,7 +197,7 @@ fn type_ok(ty: u32, want: u8) -> bool {
 /// Whether the precise checks would accept function `f` of `m` (see the
 /// module docs): `false` when in doubt.
 pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
-    let stamp = s.begin(f);
+    let stamp = s.begin(f, false);
     s.fast_def.clear();
     s.fast_def.resize(f.values.len(), UNSET);
     s.deferred.clear();
@@ -295,18 +295,19 @@ impl Walk<'_> {
                     return false;
                 }
             }
-            let Some(last) = bd.insts.len().checked_sub(1) else {
+            let Some((&term, body)) = bd.insts.split_last() else {
                 return false;
             };
-            for (pos, &inst) in bd.insts.iter().enumerate() {
-                if inst.0 < next_inst {
+            for &inst in body {
+                if inst.0 < next_inst || !self.inst(inst, false) {
                     return false;
                 }
                 next_inst = inst.0 + 1;
-                if !self.inst(inst, pos == last) {
-                    return false;
-                }
             }
+            if term.0 < next_inst || !self.terminator(term) {
+                return false;
+            }
+            next_inst = term.0 + 1;
         }
         self.deferred.is_empty() || self.deferred_uses()
     }
@@ -343,6 +344,13 @@ impl Walk<'_> {
             }
             _ => false,
         }
+    }
+
+    /// The last instruction of a block (out of line: the body loop keeps
+    /// `last` constant).
+    #[inline(never)]
+    fn terminator(&mut self, inst: Inst) -> bool {
+        self.inst(inst, true)
     }
 
     /// One instruction; `last` says whether it ends its block.
