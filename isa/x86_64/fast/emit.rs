@@ -753,9 +753,14 @@ impl Em<'_> {
         }
         let w = ty == Type::I64;
         let cc = super::inst::cc_of(op).ok_or_else(|| bad(self.func, "compare"))?;
-        let (sa, sb) = (self.src(a, ty), self.src(b, ty));
-        let ra = self.in_reg(sa, R11);
-        self.alu_src(CMP, w, ra, sb);
+        let (sa, sb) = (self.opd(a, ty), self.opd(b, ty));
+        let ra = if sa.h < XMM0 {
+            sa.h as u8
+        } else {
+            self.load_opd(R11, sa);
+            R11
+        };
+        self.alu_opd(CMP, w, ra, sb);
         Ok(cc)
     }
 }
