@@ -239,4 +239,20 @@ fn check_of_many_files_reports_the_first_failing_file_in_order() {
         String::from_utf8_lossy(&out.stderr),
         format!("kiln: error: cannot read {missing}: No such file or directory\n")
     );
+    // The same after enough text for threads (a worker may already have
+    // started by then): the missing file makes the run sequential, so the
+    // failing file before it is reported, and the missing one after files
+    // that pass.
+    let mut v = args(&[0, 1, 2, 3, 4, 6, 7, 8, 9]);
+    v.push(os(&missing));
+    let out = kiln(&v);
+    assert_eq!((out.status.code(), &out.stderr), (Some(1), &alone9.stderr));
+    let mut v = args(&[0, 1, 2, 3, 4, 6, 7, 8, 10, 11]);
+    v.push(os(&missing));
+    let out = kiln(&v);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("kiln: error: cannot read {missing}: No such file or directory\n")
+    );
 }

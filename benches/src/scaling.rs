@@ -8,6 +8,13 @@
 //! Each shape is first run once through the interpreter and through
 //! compiled code and the two results compared, so that a shape that
 //! compiles fast but wrongly is reported as an error, not as a figure.
+//!
+//! Every cell is timed the same way ([`Sampling`]): the same number of
+//! samples at every size, each sample the same amount of work (the module
+//! compiled ⌈largest N ÷ N⌉ times in a row), the cell the fastest sample.
+//! The fastest of many short samples and the fastest of a few long ones
+//! are not comparable: on a shared machine the first finds the quietest
+//! millisecond, the second cannot, and their ratio would measure that.
 
 use crate::measure::{fastest_of, parse, Budget, CompiledMain};
 use crate::shapes::Shape;
@@ -17,6 +24,33 @@ use std::time::Duration;
 
 /// The argument the shapes' `@main` is called with when checked.
 const CHECK_ARG: i64 = 5;
+
+/// Timed samples per cell in the full report and in `--quick`.
+const SAMPLES: usize = 7;
+const QUICK_SAMPLES: usize = 3;
+
+/// How one cell is timed: `samples` samples, each the mean of `reps`
+/// compiles in a row; the cell's time is the fastest sample.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Sampling {
+    /// Timed samples (the same at every size).
+    pub samples: usize,
+    /// Compiles per sample.
+    pub reps: usize,
+}
+
+impl Sampling {
+    /// `samples` samples of size `n`, each `ceil(largest / n)` compiles:
+    /// since a shape's instruction count grows linearly with N, every sample
+    /// at every size compiles about as many instructions as one compile at
+    /// the largest size.
+    pub fn for_size(samples: usize, n: usize, largest: usize) -> Sampling {
+        Sampling {
+            samples: samples.max(1),
+            reps: largest.div_ceil(n.max(1)).max(1),
+        }
+    }
+}
 
 /// One measured cell: a shape at one size.
 #[derive(Clone, Copy, Debug)]
@@ -34,9 +68,10 @@ impl ScalingCell {
     }
 }
 
-/// Compiles `shape` at size `n` (fastest of `budget`), after checking that
-/// compiled code and the interpreter agree on `@main(CHECK_ARG)`.
-pub fn measure_shape(shape: Shape, n: usize, budget: Budget) -> Result<ScalingCell, String> {
+/// Compiles `shape` at size `n` as `sampling` says, after checking that
+/// compiled code and the interpreter agree on `@main(CHECK_ARG)` (which
+/// also compiles it once: the same warm-up at every size).
+pub fn measure_shape(shape: Shape, n: usize, sampling: Sampling) -> Result<ScalingCell, String> {
     let m = parse("shape", &shape.text(n))?;
     let insts = crate::instruction_count(&m);
     let compiled = CompiledMain::kiln(&m)?.call(CHECK_ARG);
@@ -47,17 +82,19 @@ pub fn measure_shape(shape: Shape, n: usize, budget: Budget) -> Result<ScalingCe
             shape.label()
         ));
     }
-    let budget = if insts >= 50_000 {
-        Budget {
-            min_iters: 2,
-            max_iters: 5,
-            ..budget
-        }
-    } else {
-        budget
+    let budget = Budget {
+        min_time: Duration::ZERO,
+        min_iters: sampling.samples,
+        max_iters: sampling.samples,
     };
-    let time = fastest_of(budget, || kiln_compile_cpu(&m))?;
-    Ok(ScalingCell { insts, time })
+    let reps = sampling.reps.max(1);
+    let sample = fastest_of(budget, || {
+        (0..reps).try_fold(Duration::ZERO, |acc, _| Ok(acc + kiln_compile_cpu(&m)?))
+    })?;
+    Ok(ScalingCell {
+        insts,
+        time: sample / reps as u32,
+    })
 }
 
 /// This process's CPU time (all threads).
@@ -101,22 +138,28 @@ fn interpret_main(m: &kiln::ir::Module, arg: i64) -> Result<i64, String> {
 }
 
 /// The report's "compile scaling" table (markdown) and the `kiln run` peak
-/// RSS line. `quick` measures N = 1,000 and 10,000 only and skips the RSS.
-pub fn scaling_table(quick: bool, budget: Budget) -> Result<String, String> {
+/// RSS line. `quick` measures N = 1,000 and 10,000 only, with fewer
+/// samples, and skips the RSS.
+pub fn scaling_table(quick: bool) -> Result<String, String> {
     let sizes: &[usize] = if quick {
         &[1_000, 10_000]
     } else {
         &[1_000, 10_000, 100_000]
     };
+    let largest = *sizes.last().unwrap_or(&1);
+    let samples = if quick { QUICK_SAMPLES } else { SAMPLES };
     let mut md = String::new();
     let _ = writeln!(
         md,
         "\n## Compile scaling\n\nkiln's compile time (`Engine::add_module` + `finalize_module`, \
-         fastest of repeated runs, in process CPU time so that waiting for a core on a shared \
-         machine does not count) per IR instruction, in ns, for shapes that used to make the \
-         back end super-linear (generators in `benches/src/shapes.rs`; each shape's compiled \
-         result is checked against the interpreter first). Goal: the last column, time per \
-         instruction at the largest N over that at N = 1,000, at most 1.5.\n"
+         in process CPU time so that waiting for a core on a shared machine does not count) per \
+         IR instruction, in ns, for shapes that used to make the back end super-linear \
+         (generators in `benches/src/shapes.rs`; each shape's compiled result is checked against \
+         the interpreter first). Each cell is the fastest of {samples} samples, a sample being \
+         the mean of ⌈{} ÷ N⌉ compiles in a row: the same number of samples of the same amount \
+         of work at every size. Goal: the last column, time per instruction at the largest N \
+         over that at N = 1,000, at most 1.5.\n",
+        fmt_n(largest)
     );
     let _ = write!(md, "| shape |");
     for n in sizes {
@@ -128,7 +171,8 @@ pub fn scaling_table(quick: bool, budget: Budget) -> Result<String, String> {
     for shape in Shape::ALL {
         let mut cells = Vec::new();
         for &n in sizes {
-            cells.push(measure_shape(shape, n, budget)?);
+            let sampling = Sampling::for_size(samples, n, largest);
+            cells.push(measure_shape(shape, n, sampling)?);
         }
         eprintln!("scaling: {} done", shape.label());
         let _ = write!(md, "| {} |", shape.label());
@@ -279,16 +323,31 @@ mod tests {
 
     #[test]
     fn every_shape_compiles_and_agrees_with_the_interpreter() {
-        let quick = Budget {
-            min_time: Duration::ZERO,
-            min_iters: 1,
-            max_iters: 1,
+        let once = Sampling {
+            samples: 1,
+            reps: 1,
         };
         for shape in Shape::ALL {
-            let cell = measure_shape(shape, 50, quick).unwrap();
+            let cell = measure_shape(shape, 50, once).unwrap();
             assert!(cell.insts >= 50, "{}: {} insts", shape.label(), cell.insts);
             assert!(cell.ns_per_inst() > 0.0);
         }
+    }
+
+    #[test]
+    fn every_sample_is_about_one_compile_of_the_largest_size() {
+        assert_eq!(Sampling::for_size(7, 1_000, 100_000).reps, 100);
+        assert_eq!(Sampling::for_size(7, 10_000, 100_000).reps, 10);
+        assert_eq!(Sampling::for_size(7, 100_000, 100_000).reps, 1);
+        assert_eq!(Sampling::for_size(3, 1_500, 10_000).reps, 7);
+        assert_eq!(Sampling::for_size(7, 1_000, 100_000).samples, 7);
+        assert_eq!(
+            Sampling::for_size(0, 0, 0),
+            Sampling {
+                samples: 1,
+                reps: 1
+            }
+        );
     }
 
     #[test]

@@ -92,7 +92,7 @@ fn run(quick: bool, only: Option<&str>) -> Result<(), String> {
         compile_speed(quick, budget, &mut md, &out_dir)?;
     }
     if wanted("compile") || only == Some("scaling") {
-        md.push_str(&kiln_bench::scaling::scaling_table(quick, budget)?);
+        md.push_str(&kiln_bench::scaling::scaling_table(quick)?);
     }
     if wanted("code") {
         code_speed(budget, &mut md, &out_dir)?;

@@ -158,7 +158,6 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
     s.known.clear();
     s.known.resize(f.blocks.len() + 2, 0);
     let dom = s.dom.get_mut();
-    dom.reach_stamp = 0;
     let mut w = Walk {
         m,
         f,
@@ -171,11 +170,11 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
         dom,
         graph: Graph::None,
         quick: &mut s.quick,
-        climb: (u32::MAX, 0),
         known: &mut s.known,
         keys: &mut s.keys,
         cur: 0,
         cur_enc: 0,
+        cur_pre: dom::NONE,
     };
     w.run()
 }
@@ -183,17 +182,13 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
 /// What the dominance queries of one walk have computed.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Graph {
-    /// Nothing (reachability from the entry may be, see `reach_stamp`).
+    /// Nothing yet.
     None,
-    /// The CFG and the immediate dominators ([`QuickDom`]).
+    /// The CFG and the dominator tree's intervals ([`QuickDom`]).
     Quick,
     /// The CFG and the dominator tree (`QuickDom` went over its budget).
     Tree,
 }
-
-/// The most blocks for which dominance queries climb immediate dominators
-/// ([`QuickDom`]) rather than ask a [`DomTree`](crate::analysis::DomTree).
-const QUICK_MAX_BLOCKS: usize = 128;
 
 /// The state of one walk.
 struct Walk<'a> {
@@ -212,9 +207,6 @@ struct Walk<'a> {
     /// What of the CFG has been computed for dominance queries.
     graph: Graph,
     quick: &'a mut QuickDom,
-    /// The block whose dominators were last climbed to, and the highest
-    /// one reached (see [`QuickDom::dominates`]).
-    climb: (u32, u32),
     /// Per block field: the block being walked + 1 once the field's block
     /// was found to dominate it.
     known: &'a mut [u32],
@@ -222,6 +214,9 @@ struct Walk<'a> {
     /// The block being walked and its definitions' field (`(cur + 2) << SHIFT`).
     cur: u32,
     cur_enc: u32,
+    /// The block's number in the dominator tree's preorder once
+    /// [`QuickDom`] is computed, else `NONE` (no interval holds it).
+    cur_pre: u32,
 }
 
 impl Walk<'_> {
@@ -250,6 +245,10 @@ impl Walk<'_> {
             }
             self.cur = b.0;
             self.cur_enc = (b.0 + 2) << SHIFT;
+            self.cur_pre = match self.graph {
+                Graph::Quick => self.quick.pre(b.0),
+                _ => dom::NONE,
+            };
             for (i, &p) in bd.params.iter().enumerate() {
                 let Some(t) = f.values.get(p.index()).map(|d| d.ty) else {
                     return false;
@@ -491,10 +490,13 @@ impl Walk<'_> {
                 if e == self.cur_enc | want as u32 || e == (PARAM_FIELD << SHIFT) | want as u32 {
                     return true;
                 }
-                // Of the exact type, from a block already known to
-                // dominate this one.
+                // Of the exact type, from a block that dominates this one
+                // by the intervals of the dominator tree (once computed;
+                // the field of `UNSET` and of parameters is no block).
                 if e & ((1 << SHIFT) - 1) == want as u32
-                    && self.known.get((e >> SHIFT) as usize) == Some(&(self.cur + 1))
+                    && self
+                        .quick
+                        .covers((e >> SHIFT).wrapping_sub(2), self.cur_pre)
                 {
                     return true;
                 }
@@ -557,41 +559,33 @@ impl Walk<'_> {
         ok
     }
 
-    /// Whether block `a` dominates block `b` (both reachable; `a != b`):
-    /// the entry dominates every reachable block, so its values only need
-    /// reachability; other blocks need the dominator tree. Both are
-    /// computed on first use.
+    /// Whether block `a` dominates block `b` (`a != b`), from the
+    /// dominator tree, computed on first use: by [`QuickDom`] in one pass
+    /// over the layout, else by its iteration over the CFG, else (past its
+    /// budget) as a [`DomTree`](crate::analysis::DomTree).
     fn dominates(&mut self, a: u32, b: u32) -> bool {
         let d = &mut *self.dom;
         if self.graph == Graph::None {
-            if a == 0 {
-                if d.reach_stamp != self.stamp {
-                    d.compute_reach(self.f, self.stamp);
-                }
-                return d.reach.get(b as usize) == Some(&self.stamp);
-            }
-            d.cfg.compute(self.f);
-            // Large graphs: the tree's O(1) queries beat climbing.
-            self.graph = if d.cfg.num_blocks() <= QUICK_MAX_BLOCKS && self.quick.compute(&d.cfg) {
+            self.graph = if self.quick.compute_layout(self.f) {
                 Graph::Quick
             } else {
-                d.dom.compute(&d.cfg);
-                Graph::Tree
+                d.cfg.compute(self.f);
+                if self.quick.compute(&d.cfg) {
+                    Graph::Quick
+                } else {
+                    d.dom.compute(&d.cfg);
+                    Graph::Tree
+                }
             };
+            if self.graph == Graph::Quick {
+                self.cur_pre = self.quick.pre(self.cur);
+            }
         }
         if self.graph == Graph::Quick {
-            if self.climb.0 != b {
-                self.climb = (b, b);
-            }
-            match self.quick.dominates(a, b, &mut self.climb.1, self.known) {
-                Some(ok) => return ok,
-                None => {
-                    d.dom.compute(&d.cfg);
-                    self.graph = Graph::Tree;
-                }
-            }
+            self.quick.dominates(a, b)
+        } else {
+            dom::tree_dominates(&d.dom, a, b)
         }
-        dom::tree_dominates(&d.dom, a, b)
     }
 }
 

@@ -1,18 +1,21 @@
 //! Dominance for the accepting pass, cheaper than a [`DomTree`] on the
-//! small graphs of most functions: immediate dominators by the iterative
+//! graphs of most functions: immediate dominators by the iterative
 //! algorithm of Cooper, Harvey and Kennedy ("A Simple, Fast Dominance
-//! Algorithm") over a postorder numbering, and each query a walk up the
-//! immediate dominators. Both are bounded: past a budget linear in the
-//! graph's size the pass asks the [`DomTree`] instead, so no graph shape
-//! costs more than the tree plus that budget.
+//! Algorithm") over a postorder numbering, then an interval per block on
+//! the dominator tree, so that each query is two compares. The iteration
+//! is bounded: past a budget linear in the graph's size the pass asks the
+//! [`DomTree`] instead, so no graph shape costs more than the tree plus
+//! that budget.
 
 use crate::analysis::{Cfg, DomTree};
 use crate::ir::entities::Block;
+use crate::ir::function::{Function, InstKind};
 
-const NONE: u32 = u32::MAX;
+/// No block, no number.
+pub(super) const NONE: u32 = u32::MAX;
 
-/// Immediate dominators of one function's reachable blocks (reused across
-/// functions).
+/// Immediate dominators of one function's reachable blocks and the
+/// dominator tree's intervals (reused across functions).
 #[derive(Default)]
 pub(in crate::ir::verify) struct QuickDom {
     /// Per block: its postorder number (the entry's is the largest),
@@ -23,8 +26,12 @@ pub(in crate::ir::verify) struct QuickDom {
     /// The reachable blocks in postorder.
     order: Vec<u32>,
     stack: Vec<(u32, u32)>,
-    /// Steps left before queries go to the dominator tree.
-    budget: u64,
+    /// Per block: the first number of its dominator subtree in a preorder
+    /// of the dominator tree (`NONE` when unreachable)...
+    pre: Vec<u32>,
+    /// ... and one past the last (while numbering: its subtree's size,
+    /// then the next number free for a child).
+    end: Vec<u32>,
 }
 
 impl QuickDom {
@@ -33,9 +40,16 @@ impl QuickDom {
         self.po.capacity().max(self.order.capacity())
     }
 
-    /// Computes the immediate dominators of `cfg`; `false` when that took
-    /// more than its budget (then ask a [`DomTree`]).
+    /// Computes the immediate dominators of `cfg` and the intervals;
+    /// `false` when that took more than its budget (then ask a
+    /// [`DomTree`]).
     pub(super) fn compute(&mut self, cfg: &Cfg) -> bool {
+        self.compute_within(cfg, 32)
+    }
+
+    /// [`QuickDom::compute`] with a budget of `steps` per block and edge
+    /// (and 1,024 more).
+    pub(super) fn compute_within(&mut self, cfg: &Cfg, steps: u64) -> bool {
         let n = cfg.num_blocks();
         self.po.clear();
         self.po.resize(n, NONE);
@@ -65,7 +79,7 @@ impl QuickDom {
             }
         }
         let edges: usize = self.order.iter().map(|&b| cfg.preds(Block(b)).len()).sum();
-        let mut budget = 32 * (n + edges) as u64 + 1024;
+        let mut budget = steps * (n + edges) as u64 + 1024;
         self.idom[0] = 0;
         let mut changed = true;
         while changed {
@@ -98,8 +112,115 @@ impl QuickDom {
                 };
             }
         }
-        self.budget = 8 * n as u64 + 512;
+        let rest = &self.order[..self.order.len() - 1];
+        number(
+            &self.idom,
+            &mut self.pre,
+            &mut self.end,
+            rest.iter().rev().map(|&b| b as usize),
+        );
         true
+    }
+
+    /// Immediate dominators in one pass over the blocks in layout order,
+    /// reading successors from the terminators (no CFG): each block
+    /// narrows the immediate dominator of each successor to the nearest
+    /// common dominator of itself and the successor's current one.
+    /// `false` (then ask [`QuickDom::compute`]) when that need not be the
+    /// answer: an edge back to a block whose dominator it would change, or
+    /// into a block passed before anything reached it; a block not ended
+    /// by a terminator; or more climbing than a budget linear in the
+    /// number of blocks.
+    ///
+    /// Why one pass suffices otherwise: every block is reached first from
+    /// an earlier one, so a block's dominator is earlier than itself, and
+    /// no block's dominator changes after it was passed, so the result
+    /// solves `Dom(b) = {b} ∪ ⋂ Dom(p)` over all predecessors; each set is
+    /// an intersection of predecessors' sets, so it holds every true
+    /// dominator, and any solution holds only true ones.
+    pub(super) fn compute_layout(&mut self, f: &Function) -> bool {
+        let n = f.blocks.len();
+        self.idom.clear();
+        self.idom.resize(n, NONE);
+        if n == 0 {
+            return false;
+        }
+        self.idom[0] = 0;
+        let mut budget = 16 * n as u64 + 1024;
+        for (b, bd) in f.blocks.iter().enumerate() {
+            if self.idom[b] == NONE {
+                continue; // not reached (yet): an edge into it fails below
+            }
+            let Some(d) = bd.insts.last().and_then(|i| f.insts.get(i.index())) else {
+                return false;
+            };
+            if !d.opcode.is_terminator() {
+                return false;
+            }
+            let b = b as u32;
+            let ok = match &d.kind {
+                InstKind::Jmp { dest } => self.narrow(b, dest.block, &mut budget),
+                InstKind::Br {
+                    then_dest,
+                    else_dest,
+                    ..
+                } => {
+                    self.narrow(b, then_dest.block, &mut budget)
+                        && self.narrow(b, else_dest.block, &mut budget)
+                }
+                InstKind::Switch { default, cases, .. } => {
+                    self.narrow(b, *default, &mut budget)
+                        && f.cases(*cases)
+                            .iter()
+                            .all(|c| self.narrow(b, c.block, &mut budget))
+                }
+                InstKind::Ret { .. } | InstKind::Trap => true,
+                _ => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        number(&self.idom, &mut self.pre, &mut self.end, 1..n);
+        true
+    }
+
+    /// The edge `b -> s` of [`QuickDom::compute_layout`]: `false` when it
+    /// breaks that pass's assumptions.
+    #[inline]
+    fn narrow(&mut self, b: u32, s: Block, budget: &mut u64) -> bool {
+        let Some(&old) = self.idom.get(s.index()) else {
+            return false;
+        };
+        if s.0 > b {
+            let new = if old == NONE {
+                b
+            } else {
+                match self.meet(b, old, budget) {
+                    Some(x) => x,
+                    None => return false,
+                }
+            };
+            self.idom[s.index()] = new;
+            true
+        } else {
+            old != NONE && self.meet(b, old, budget) == Some(old)
+        }
+    }
+
+    /// The nearest common dominator of `a` and `b` while every immediate
+    /// dominator is earlier in the layout than its block, within `budget`
+    /// steps.
+    fn meet(&self, mut a: u32, mut b: u32, budget: &mut u64) -> Option<u32> {
+        while a != b {
+            if a > b {
+                a = self.idom[a as usize];
+            } else {
+                b = self.idom[b as usize];
+            }
+            *budget = budget.checked_sub(1)?;
+        }
+        Some(a)
     }
 
     /// The nearest common dominator of `a` and `b`, within `budget` steps.
@@ -117,37 +238,81 @@ impl QuickDom {
         Some(a)
     }
 
-    /// Whether `a` dominates `b` (`false` if either is unreachable), or
-    /// `None` when the query budget is spent. Climbs from `b` (or from
-    /// `*from`, a dominator of `b` reached by an earlier query) and marks
-    /// each dominator of `b` passed with `known[block + 2] = b + 1`; a
-    /// dominator of `b` between `b` and `*from` is marked already, so the
-    /// caller asks only about blocks not marked.
-    pub(super) fn dominates(
-        &mut self,
-        a: u32,
-        b: u32,
-        from: &mut u32,
-        known: &mut [u32],
-    ) -> Option<bool> {
-        let (Some(&pa), Some(&pb)) = (self.po.get(a as usize), self.po.get(b as usize)) else {
-            return Some(false);
+    /// The number of block `b` in the dominator tree's preorder (`NONE`
+    /// when unreachable or not computed).
+    #[inline]
+    pub(super) fn pre(&self, b: u32) -> u32 {
+        self.pre.get(b as usize).copied().unwrap_or(NONE)
+    }
+
+    /// Whether the dominator subtree of block `a` holds the block numbered
+    /// `pre` (from [`QuickDom::pre`] of the last compute; `false` for a
+    /// block `a` beyond the tables and for `NONE`). Before the first
+    /// compute of a function the tables are stale: pass `NONE`.
+    #[inline(always)]
+    pub(super) fn covers(&self, a: u32, pre: u32) -> bool {
+        match (self.pre.get(a as usize), self.end.get(a as usize)) {
+            (Some(&pa), Some(&ea)) => pa <= pre && pre < ea,
+            _ => false,
+        }
+    }
+
+    /// Whether `a` dominates `b` (`false` if either is unreachable).
+    #[inline]
+    pub(super) fn dominates(&self, a: u32, b: u32) -> bool {
+        let (Some(&pa), Some(&pb), Some(&ea)) = (
+            self.pre.get(a as usize),
+            self.pre.get(b as usize),
+            self.end.get(a as usize),
+        ) else {
+            return false;
         };
-        if pa == NONE || pb == NONE {
-            return Some(false);
+        pb != NONE && pa <= pb && pb < ea
+    }
+}
+
+/// Numbers the dominator tree given by `idom` (the entry is block 0; a
+/// block of `NONE` is unreachable): each block's subtree gets the interval
+/// `pre..end`. `rest` lists the other reachable blocks, each after its
+/// immediate dominator (unreachable ones may be listed too): subtree sizes
+/// add up in the reverse order, and intervals are handed out in this one,
+/// parents first.
+fn number(
+    idom: &[u32],
+    pre: &mut Vec<u32>,
+    end: &mut Vec<u32>,
+    rest: impl DoubleEndedIterator<Item = usize> + Clone,
+) {
+    let n = idom.len();
+    pre.clear();
+    pre.resize(n, NONE);
+    end.clear();
+    end.resize(n, 0);
+    if n == 0 {
+        return;
+    }
+    // Subtree sizes (the entry's without itself).
+    for b in rest.clone().rev() {
+        let p = idom[b];
+        if p != NONE {
+            end[b] += 1;
+            end[p as usize] += end[b];
         }
-        // Dominators have larger postorder numbers: climb until at or
-        // above `a`'s number.
-        let mut x = *from;
-        while self.po[x as usize] < pa {
-            x = self.idom[x as usize];
-            if let Some(k) = known.get_mut(x as usize + 2) {
-                *k = b + 1;
-            }
-            self.budget = self.budget.checked_sub(1)?;
+    }
+    // Below, a numbered block's `end` holds the next number free for a
+    // child; a block not numbered yet still holds its size. Once every
+    // child of a block is numbered, its `end` is one past its subtree.
+    pre[0] = 0;
+    end[0] = 1;
+    for b in rest {
+        let p = idom[b] as usize;
+        if p == NONE as usize {
+            continue;
         }
-        *from = x;
-        Some(x == a)
+        let size = end[b];
+        pre[b] = end[p];
+        end[p] += size;
+        end[b] = pre[b] + 1;
     }
 }
 
