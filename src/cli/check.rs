@@ -48,6 +48,7 @@ pub fn check(files: &[OsString]) -> Result<(), Failure> {
     let cpus = if files.len() > 1 { processors() } else { 1 };
     let mut sizes: Vec<Option<u64>> = Vec::with_capacity(files.len());
     let mut text = 0;
+    let mut all_regular = true;
     let mut early = None;
     for f in files {
         let size = std::fs::metadata(f)
@@ -56,11 +57,12 @@ pub fn check(files: &[OsString]) -> Result<(), Failure> {
             .map(|m| m.len());
         sizes.push(size);
         text += size.unwrap_or(0);
+        all_regular &= size.is_some();
         // From here on the files will be checked side by side with a
         // huge-page arena (unless a later file is not a regular one): a
         // worker starts now and clears the arena's first huge page while
         // this thread stats the rest (see `Early`).
-        if early.is_none() && cpus > 1 && text >= LARGE_INPUT && sizes.iter().all(Option::is_some) {
+        if early.is_none() && cpus > 1 && text >= LARGE_INPUT && all_regular {
             super::arena::reserve(true);
             early = Early::start();
         }
@@ -101,6 +103,9 @@ struct GateState {
     /// The work once it is ready: `Some(None)` when there is none for the
     /// worker (the files turned out to need one thread).
     work: Option<Option<Arc<Work>>>,
+    /// Whether the worker waits for the work (only then is it woken: it is
+    /// usually still clearing the page when the work is handed over).
+    waiting: bool,
 }
 
 #[derive(Default, Clone, Copy, PartialEq)]
@@ -132,7 +137,11 @@ impl Early {
             let work = loop {
                 match state.work.take() {
                     Some(work) => break work,
-                    None => state = g.wait(state),
+                    None => {
+                        state.waiting = true;
+                        state = g.wait(state);
+                        state.waiting = false;
+                    }
                 }
             };
             drop(state);
@@ -156,8 +165,16 @@ impl Early {
 
     /// Hands the worker its work (`None`: there is none).
     fn hand(self, work: Option<Arc<Work>>) {
-        self.gate.lock().work = Some(work);
-        self.gate.changed.notify_all();
+        let mut state = self.gate.lock();
+        state.work = Some(work);
+        // The worker sets `waiting` under the lock and releases the lock
+        // only by waiting, so work stored while it is unset is seen before
+        // the worker would wait.
+        let wake = state.waiting;
+        drop(state);
+        if wake {
+            self.gate.changed.notify_all();
+        }
     }
 }
 

@@ -209,7 +209,11 @@ macro_rules! opcodes {
         }
 
         /// The table, indexed by `Opcode as usize`.
-        pub static OPCODES: &[OpInfo] = &[
+        pub static OPCODES: &[OpInfo] = OPCODE_TABLE;
+
+        /// [`OPCODES`] as a `const`, for tables derived at compile time
+        /// (the verifier's rules).
+        pub const OPCODE_TABLE: &[OpInfo] = &[
             $(OpInfo {
                 name: $name,
                 format: Format::$format,

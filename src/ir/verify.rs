@@ -32,7 +32,7 @@
 //! word every error. Every check is linear in the size of the function
 //! (switch keys and symbol names go through an Fx hash map); dominance
 //! queries are O(1) through [`DomTree`](crate::analysis::DomTree) (the
-//! accepting pass climbs immediate dominators of small graphs within a
+//! accepting pass numbers a dominator tree of its own, computed within a
 //! budget), and the buffers of the checks are reused from one function to
 //! the next (see `verify/func.rs`). The CFG takes each block's
 //! successors from its last instruction, so after a misplaced terminator a

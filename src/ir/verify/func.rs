@@ -92,8 +92,6 @@ pub(super) struct Scratch {
     fast_def: Vec<u32>,
     /// The accepting pass's uses met before their definition.
     deferred: Vec<(u32, u32, u8)>,
-    /// The accepting pass's dominance answers per block.
-    known: Vec<u32>,
     /// The accepting pass's immediate dominators.
     quick: fast::dom::QuickDom,
     /// Per function / data definition of the module: the symbol owning it
@@ -113,7 +111,6 @@ impl Scratch {
         self.def.capacity() <= CACHE_MAX
             && self.fast_def.capacity() <= CACHE_MAX
             && self.deferred.capacity() <= CACHE_MAX
-            && self.known.capacity() <= CACHE_MAX
             && self.quick.len() <= CACHE_MAX
             && self.inst_seen.len() <= CACHE_MAX
             && self.label_seen.len() <= CACHE_MAX
@@ -125,8 +122,9 @@ impl Scratch {
             && self.data_owner.capacity() <= CACHE_MAX
     }
 
-    /// A fresh stamp for one function, with the stamp arrays sized for it.
-    fn begin(&mut self, f: &Function) -> u32 {
+    /// A fresh stamp for one function, with the stamp arrays sized for it
+    /// (the instructions' only if `insts`: the accepting pass has none).
+    fn begin(&mut self, f: &Function, insts: bool) -> u32 {
         if self.stamp == u32::MAX {
             self.stamp = 0;
             self.inst_seen.iter_mut().for_each(|s| *s = 0);
@@ -143,7 +141,9 @@ impl Scratch {
                 *v = vec![0; n];
             }
         };
-        grow(&mut self.inst_seen, f.insts.len());
+        if insts {
+            grow(&mut self.inst_seen, f.insts.len());
+        }
         grow(&mut self.label_seen, f.names.len());
         grow(&mut self.value_seen, f.names.len());
         self.stamp
@@ -247,7 +247,7 @@ fn bad(loc: Loc, message: String) -> Failure {
 
 impl<'a, 's> FuncVerifier<'a, 's> {
     pub(super) fn new(m: &'a Module, f: &'a Function, s: &'s mut Scratch) -> Self {
-        let stamp = s.begin(f);
+        let stamp = s.begin(f, true);
         // First listing of each value wins; any later listing of the same
         // value is reported where it appears.
         s.def.clear();

@@ -8,17 +8,20 @@
 //! increasing order, a duplicate listing of anything) — but never less.
 //!
 //! What makes it cheap:
-//! - One table row per (opcode, suffix) ([`Rule`]) answers the suffix, the
-//!   result type, the operand types and whether the instruction ends a
-//!   block, instead of nested matches per instruction.
+//! - One table row per (opcode, suffix) ([`Rule`], derived from the opcode
+//!   table at compile time) answers the suffix, the result type, the
+//!   operand types and whether the instruction ends a block, instead of
+//!   nested matches per instruction.
 //! - Definitions are recorded as the walk meets them, one `u32` per value
 //!   (`(block + 2) << 3 | type`, field 1 for function parameters), so the
 //!   common operand — a value of the wanted type defined earlier in the
 //!   same block or a function parameter — is two compares. A value defined
-//!   in another block is checked against the dominator tree (or only
-//!   reachability when that block is the entry); one not met yet (defined
-//!   later in the layout, later in the same block, or never) is checked
-//!   after the walk, when every definition is known.
+//!   in another block is checked against the dominator tree, computed on
+//!   the first such use ([`QuickDom`]: usually one pass over the blocks'
+//!   terminators) and numbered so that each check is two more compares;
+//!   one not met yet (defined later in the layout, later in the same
+//!   block, or never) is checked after the walk, when every definition is
+//!   known.
 //! - Instruction listings are checked for duplicates by requiring
 //!   increasing instruction numbers (as the parser and the builder lay them
 //!   out), which needs no per-instruction table.
@@ -29,11 +32,10 @@ use crate::ir::function::{BlockCall, Callee, Function, InstKind, Operand, ValueD
 use crate::ir::hash::FxHashMap;
 use crate::ir::module::Module;
 use crate::ir::names::Name;
-use crate::ir::opcode::{Format, Opcode, OperandTy, Suffix, OPCODES};
+use crate::ir::opcode::{Format, Opcode, OperandTy, ResultTy, Suffix, OPCODE_TABLE};
 use crate::ir::types::Type;
 use crate::ir::Const;
 use dom::QuickDom;
-use std::sync::OnceLock;
 
 /// A value not defined yet (the cleared state of `Scratch::fast_def`).
 const UNSET: u32 = 0;
@@ -69,49 +71,93 @@ struct Rule {
     /// The suffix is allowed (always for `call`, checked against the callee).
     ok: bool,
     format: Format,
-    /// The result's type + 1; 0 for no result (`call`: unused).
-    result: u8,
+    /// The result's type, `None` for no result (`call`: unused).
+    result: Option<Type>,
     /// The wants of the fixed operands (the opcode table's `operands`).
     ops: [u8; 3],
     term: bool,
 }
 
-/// The rule table, indexed by `opcode * SUFFIXES + suffix slot`, derived
-/// from the opcode table on first use.
-fn rules() -> &'static [Rule] {
-    static RULES: OnceLock<Vec<Rule>> = OnceLock::new();
-    RULES.get_or_init(|| {
-        let mut rules = Vec::with_capacity(OPCODES.len() * SUFFIXES);
-        for (k, info) in OPCODES.iter().enumerate() {
-            let call = k == Opcode::Call as usize;
-            for slot in 0..SUFFIXES {
-                let ty = Type::ALL.get(slot).copied();
-                let ok = call
-                    || match (info.suffix, ty) {
-                        (Suffix::None, None) | (Suffix::Optional, _) => true,
-                        (Suffix::None, Some(_)) | (_, None) => false,
-                        (s, Some(t)) => s.allows(t),
-                    };
-                let mut ops = [REJECT; 3];
-                for (want, &rule) in ops.iter_mut().zip(info.operands) {
-                    *want = match rule {
-                        OperandTy::OpenInt => INT,
-                        OperandTy::OpenFloat => FLOAT,
-                        OperandTy::AnyIntLiteralI64 => INT_LIT64,
-                        other => other.fixed(ty).map_or(REJECT, |t| t as u8),
-                    };
-                }
-                rules.push(Rule {
-                    ok,
-                    format: info.format,
-                    result: info.result_type(ty).map_or(0, |t| t as u8 + 1),
-                    ops,
-                    term: info.is_terminator(),
-                });
+/// The number of opcodes.
+const NUM_OPCODES: usize = OPCODE_TABLE.len();
+
+/// The rule table, indexed by opcode and suffix slot, derived from the
+/// opcode table at compile time.
+static RULES: [[Rule; SUFFIXES]; NUM_OPCODES] = rules();
+
+/// The rule table (see [`RULES`]).
+const fn rules() -> [[Rule; SUFFIXES]; NUM_OPCODES] {
+    const NO: Rule = Rule {
+        ok: false,
+        format: Format::Trap,
+        result: None,
+        ops: [REJECT; 3],
+        term: false,
+    };
+    let mut rules = [[NO; SUFFIXES]; NUM_OPCODES];
+    let mut k = 0;
+    while k < NUM_OPCODES {
+        let info = &OPCODE_TABLE[k];
+        let call = k == Opcode::Call as usize;
+        let mut slot = 0;
+        while slot < SUFFIXES {
+            let ty = if slot < Type::ALL.len() {
+                Some(Type::ALL[slot])
+            } else {
+                None
+            };
+            let ok = call
+                || match (info.suffix, ty) {
+                    (Suffix::None, None) | (Suffix::Optional, _) => true,
+                    (Suffix::None, Some(_)) | (_, None) => false,
+                    (Suffix::Int, Some(t)) => matches!(t, Type::I32 | Type::I64),
+                    (Suffix::Float, Some(t)) => matches!(t, Type::F32 | Type::F64),
+                    (Suffix::Any, Some(_)) => true,
+                    (Suffix::Only(o), Some(t)) => o as u8 == t as u8,
+                };
+            let mut ops = [REJECT; 3];
+            let mut i = 0;
+            while i < info.operands.len() && i < 3 {
+                let fixed = match (info.operands[i], ty) {
+                    (OperandTy::Suffix, Some(t)) => Some(t),
+                    (OperandTy::Fixed(t), _) => Some(t),
+                    (OperandTy::BitcastPeer, Some(t)) => Some(match t {
+                        Type::I32 => Type::F32,
+                        Type::I64 => Type::F64,
+                        Type::F32 => Type::I32,
+                        Type::F64 => Type::I64,
+                    }),
+                    _ => None,
+                };
+                ops[i] = match (info.operands[i], fixed) {
+                    (OperandTy::OpenInt, _) => INT,
+                    (OperandTy::OpenFloat, _) => FLOAT,
+                    (OperandTy::AnyIntLiteralI64, _) => INT_LIT64,
+                    (_, Some(t)) => t as u8,
+                    (_, None) => REJECT,
+                };
+                i += 1;
             }
+            rules[k][slot] = Rule {
+                ok,
+                format: info.format,
+                result: match info.result {
+                    ResultTy::None => None,
+                    ResultTy::Suffix | ResultTy::OptionalSuffix => ty,
+                    ResultTy::I32 => Some(Type::I32),
+                    ResultTy::I64 => Some(Type::I64),
+                },
+                ops,
+                term: matches!(
+                    info.format,
+                    Format::Ret | Format::Jmp | Format::Br | Format::Switch | Format::Trap
+                ),
+            };
+            slot += 1;
         }
-        rules
-    })
+        k += 1;
+    }
+    rules
 }
 
 /// The table slot of a suffix.
@@ -151,17 +197,14 @@ fn type_ok(ty: u32, want: u8) -> bool {
 /// Whether the precise checks would accept function `f` of `m` (see the
 /// module docs): `false` when in doubt.
 pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
-    let stamp = s.begin(f);
+    let stamp = s.begin(f, false);
     s.fast_def.clear();
     s.fast_def.resize(f.values.len(), UNSET);
     s.deferred.clear();
-    s.known.clear();
-    s.known.resize(f.blocks.len() + 2, 0);
     let dom = s.dom.get_mut();
     let mut w = Walk {
         m,
         f,
-        rules: rules(),
         stamp,
         def: &mut s.fast_def,
         deferred: &mut s.deferred,
@@ -170,7 +213,6 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
         dom,
         graph: Graph::None,
         quick: &mut s.quick,
-        known: &mut s.known,
         keys: &mut s.keys,
         cur: 0,
         cur_enc: 0,
@@ -194,7 +236,6 @@ enum Graph {
 struct Walk<'a> {
     m: &'a Module,
     f: &'a Function,
-    rules: &'static [Rule],
     stamp: u32,
     /// Per value: `UNSET`, or `field << SHIFT | type` where the field is
     /// `PARAM_FIELD` or the defining block + 2.
@@ -207,9 +248,6 @@ struct Walk<'a> {
     /// What of the CFG has been computed for dominance queries.
     graph: Graph,
     quick: &'a mut QuickDom,
-    /// Per block field: the block being walked + 1 once the field's block
-    /// was found to dominate it.
-    known: &'a mut [u32],
     keys: &'a mut FxHashMap<u64, Const>,
     /// The block being walked and its definitions' field (`(cur + 2) << SHIFT`).
     cur: u32,
@@ -257,20 +295,21 @@ impl Walk<'_> {
                     return false;
                 }
             }
-            let Some(last) = bd.insts.len().checked_sub(1) else {
+            let Some((&term, body)) = bd.insts.split_last() else {
                 return false;
             };
-            for (pos, &inst) in bd.insts.iter().enumerate() {
-                if inst.0 < next_inst {
+            for &inst in body {
+                if inst.0 < next_inst || !self.inst(inst, false) {
                     return false;
                 }
                 next_inst = inst.0 + 1;
-                if !self.inst(inst, pos == last) {
-                    return false;
-                }
             }
+            if term.0 < next_inst || !self.terminator(term) {
+                return false;
+            }
+            next_inst = term.0 + 1;
         }
-        self.deferred_uses()
+        self.deferred.is_empty() || self.deferred_uses()
     }
 
     /// Records the definition of `v` (as `def`, of type `ty`, in the block
@@ -307,6 +346,13 @@ impl Walk<'_> {
         }
     }
 
+    /// The last instruction of a block (out of line: the body loop keeps
+    /// `last` constant).
+    #[inline(never)]
+    fn terminator(&mut self, inst: Inst) -> bool {
+        self.inst(inst, true)
+    }
+
     /// One instruction; `last` says whether it ends its block.
     #[inline(always)]
     fn inst(&mut self, inst: Inst, last: bool) -> bool {
@@ -314,7 +360,7 @@ impl Walk<'_> {
         let Some(d) = f.insts.get(inst.index()) else {
             return false;
         };
-        let rule = self.rules[d.opcode as usize * SUFFIXES + slot(d.ty)];
+        let rule = RULES[d.opcode as usize][slot(d.ty)];
         if !rule.ok || rule.term != last {
             return false;
         }
@@ -381,11 +427,8 @@ impl Walk<'_> {
             InstKind::Trap => rule.format == Format::Trap,
         };
         ok && match (d.result, rule.result) {
-            (None, 0) => true,
-            (Some(r), t) if t != 0 => {
-                let ty = Type::ALL[t as usize - 1];
-                self.define(r, ValueDef::Inst(inst), ty, self.cur_enc)
-            }
+            (None, None) => true,
+            (Some(r), Some(ty)) => self.define(r, ValueDef::Inst(inst), ty, self.cur_enc),
             _ => false,
         }
     }
@@ -525,21 +568,7 @@ impl Walk<'_> {
             return false;
         }
         let field = e >> SHIFT;
-        if field == PARAM_FIELD || field == self.cur + 2 {
-            return true;
-        }
-        // Many uses of one block's values in another: decide each pair once.
-        let Some(known) = self.known.get_mut(field as usize) else {
-            return false;
-        };
-        if *known == self.cur + 1 {
-            return true;
-        }
-        let ok = self.dominates(field - 2, self.cur);
-        if ok {
-            self.known[field as usize] = self.cur + 1;
-        }
-        ok
+        field == PARAM_FIELD || field == self.cur + 2 || self.dominates(field - 2, self.cur)
     }
 
     /// The uses met before their value's definition: now that every
