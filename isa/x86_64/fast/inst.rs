@@ -313,16 +313,17 @@ impl Em<'_> {
                 let InstKind::Binary { args } = &d.kind else {
                     return unsupported();
                 };
-                let op = match d.opcode {
-                    Add => ADD,
-                    Sub => SUB,
-                    Mul => MUL,
-                    And => AND,
-                    Or => OR,
-                    _ => XOR,
-                };
                 let (a, b) = (self.opd(args[0], ty), self.opd(args[1], ty));
-                self.binop(op, w, dh, a, b);
+                // One copy of `binop` per opcode: each with its checks of
+                // the opcode folded.
+                match d.opcode {
+                    Add => self.binop(ADD, w, dh, a, b),
+                    Sub => self.binop(SUB, w, dh, a, b),
+                    Mul => self.binop(MUL, w, dh, a, b),
+                    And => self.binop(AND, w, dh, a, b),
+                    Or => self.binop(OR, w, dh, a, b),
+                    _ => self.binop(XOR, w, dh, a, b),
+                }
             }
             Shl | Shr | Sar => {
                 let InstKind::Binary { args } = &d.kind else {
