@@ -115,6 +115,11 @@ pub struct Fast {
     vals: Vec<Val>,
     /// Per value: home (`NONE`: none).
     pub home: Vec<u32>,
+    /// Per instruction number: what allocation needs of it (see [`Rec`]),
+    /// so that allocation never reads the 64-byte `InstData` nor the
+    /// value types again (at 100k instructions each such sweep streamed
+    /// megabytes from memory).
+    recs: Vec<Rec>,
     /// Numbers of the call instructions, ascending.
     calls: Vec<u32>,
     /// Numbers of the instructions that use `rcx`/`rdx` (divisions, shifts
@@ -200,6 +205,27 @@ impl Val {
         exp_next: NONE,
     };
 }
+
+/// Per instruction: its result to give a home and its preferred home's
+/// source, from the analysis.
+#[derive(Clone, Copy)]
+struct Rec {
+    /// The result (`NONE`: none, or a compare fused into its branch).
+    r: u32,
+    /// The first operand of a unary or binary instruction if it is a
+    /// value ([`A_NONE`]: none; the result prefers its home), with the
+    /// flags [`R_FLOAT`] and [`R_FOLDS`].
+    a: u32,
+}
+
+/// [`Rec::a`]: the value bits, and their value for "none" (functions with
+/// more values fall back to the pipeline).
+const A_NONE: u32 = (1 << 30) - 1;
+/// [`Rec::a`]: the result is an `f32`/`f64`.
+const R_FLOAT: u32 = 1 << 31;
+/// [`Rec::a`]: the result folds into the next instruction's address if
+/// that is its only use ([`mem::folds`]).
+const R_FOLDS: u32 = 1 << 30;
 
 /// A block parameter `p` dead in block `k` from instruction `from` on: the
 /// block ends with a `jmp` to `p`'s block that does not read `p`, and
@@ -291,19 +317,19 @@ impl Fast {
     /// containing it, see [`Fast::ext`]): a value's range end moves to
     /// cover it.
     #[inline(always)]
-    fn use_op(&mut self, dec: &Decisions, op: Operand, u: u32, h: u32) {
+    fn use_op(&self, vals: &mut [Val], dec: &Decisions, op: Operand, u: u32, h: u32) {
         let Operand::Value(v) = op else {
             return;
         };
         let vi = v.index();
-        let db = self.vals[vi].def_pos;
+        let db = vals[vi].def_pos;
         // Most uses are in their definition's loop (or in none).
         let e = if h != NONE && h > db {
             self.ext(dec, u, h, db)
         } else {
             u
         };
-        let end = &mut self.vals[vi].end;
+        let end = &mut vals[vi].end;
         // `NONE + 1` wraps to 0: an unset end always moves.
         if end.wrapping_add(1) <= e {
             *end = e;
@@ -315,6 +341,9 @@ impl Fast {
     pub fn analyze(&mut self, module: &Module, func: &Function, dec: &Decisions) -> Option<()> {
         let np = dec.order.len();
         let nv = func.values.len();
+        if nv >= A_NONE as usize {
+            return unsupported();
+        }
         // Numbering and loop nesting per position.
         self.first.clear();
         self.last.clear();
@@ -346,6 +375,8 @@ impl Fast {
         self.vals.resize(nv, Val::NEW);
         self.home.clear();
         self.home.resize(nv, NONE);
+        self.recs.clear();
+        self.recs.reserve(total);
         self.fused.clear();
         self.fused.extend_from_slice(&dec.fused);
         self.calls.clear();
@@ -364,20 +395,46 @@ impl Fast {
             self.vals[p.index()].start = 0;
             self.vals[p.index()].end = 0;
         }
+        // The sweep gets the arrays it writes most as arguments (`noalias`
+        // to the compiler: its stores do not force reloading `self`'s
+        // fields).
+        let mut vals = std::mem::take(&mut self.vals);
+        let mut recs = std::mem::take(&mut self.recs);
+        let swept = self.sweep(module, func, dec, &mut vals, &mut recs);
+        self.vals = vals;
+        self.recs = recs;
+        swept?;
+        self.exp_head.clear();
+        self.exp_head.resize(total + 1, NONE);
+        Some(())
+    }
+
+    /// Pass 1's sweep over the instructions in order: ranges in `vals`, a
+    /// [`Rec`] per instruction pushed to `recs`, and the function's calls,
+    /// fixed-register uses, lends and allocas.
+    #[inline(never)]
+    fn sweep(
+        &mut self,
+        module: &Module,
+        func: &Function,
+        dec: &Decisions,
+        vals: &mut [Val],
+        recs: &mut Vec<Rec>,
+    ) -> Option<()> {
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];
             let first = self.first[k];
             for &p in &bd.params {
                 let pi = p.index();
-                self.vals[pi].def_pos = k as u32;
-                if self.vals[pi].start == NONE {
+                vals[pi].def_pos = k as u32;
+                if vals[pi].start == NONE {
                     if k == 0 {
                         return unsupported();
                     }
-                    self.vals[pi].start = first;
+                    vals[pi].start = first;
                 }
-                if self.vals[pi].end == NONE || self.vals[pi].end < first {
-                    self.vals[pi].end = first;
+                if vals[pi].end == NONE || vals[pi].end < first {
+                    vals[pi].end = first;
                 }
             }
             let term = self.last[k];
@@ -392,10 +449,10 @@ impl Fast {
                 // Operand uses straight from the instruction's kind (no
                 // per-operand closure or buffer), then what the kind adds.
                 match &d.kind {
-                    InstKind::Unary { arg } => self.use_op(dec, *arg, u, h),
+                    InstKind::Unary { arg } => self.use_op(vals, dec, *arg, u, h),
                     InstKind::Binary { args } => {
-                        self.use_op(dec, args[0], u, h);
-                        self.use_op(dec, args[1], u, h);
+                        self.use_op(vals, dec, args[0], u, h);
+                        self.use_op(vals, dec, args[1], u, h);
                         let by_reg = matches!(args[1], Operand::Value(_));
                         use Opcode::*;
                         match d.opcode {
@@ -406,23 +463,23 @@ impl Fast {
                     }
                     InstKind::Select { args } => {
                         for &a in args {
-                            self.use_op(dec, a, u, h);
+                            self.use_op(vals, dec, a, u, h);
                         }
                     }
-                    InstKind::Load { ptr, .. } => self.use_op(dec, *ptr, u, h),
+                    InstKind::Load { ptr, .. } => self.use_op(vals, dec, *ptr, u, h),
                     InstKind::Store { args, .. } => {
-                        self.use_op(dec, args[0], u, h);
-                        self.use_op(dec, args[1], u, h);
+                        self.use_op(vals, dec, args[0], u, h);
+                        self.use_op(vals, dec, args[1], u, h);
                     }
                     InstKind::Addr { .. } | InstKind::Trap => {}
                     &InstKind::Alloca { size, align } => self.allocas.push((size, align.max(1))),
                     InstKind::Call { callee, args } => {
                         if let Callee::Indirect(op) = callee {
-                            self.use_op(dec, *op, u, h);
+                            self.use_op(vals, dec, *op, u, h);
                         }
                         let args = func.args(*args);
                         for &a in args {
-                            self.use_op(dec, a, u, h);
+                            self.use_op(vals, dec, a, u, h);
                         }
                         self.calls.push(n);
                         let stack = self.call_args(module, func, *callee, args);
@@ -430,21 +487,21 @@ impl Fast {
                     }
                     InstKind::Ret { value } => {
                         if let Some(v) = value {
-                            self.use_op(dec, *v, u, h);
+                            self.use_op(vals, dec, *v, u, h);
                         }
                     }
                     InstKind::Jmp { dest } => {
-                        self.note_lends(func, dest, k, n);
-                        self.jump_uses(func, dec, dest, u, h, n)?
+                        self.note_lends(vals, func, dest, k, n);
+                        self.jump_uses(vals, func, dec, dest, u, h, n)?
                     }
                     InstKind::Br {
                         cond,
                         then_dest,
                         else_dest,
                     } => {
-                        self.use_op(dec, *cond, u, h);
-                        self.jump_uses(func, dec, then_dest, u, h, n)?;
-                        self.jump_uses(func, dec, else_dest, u, h, n)?;
+                        self.use_op(vals, dec, *cond, u, h);
+                        self.jump_uses(vals, func, dec, then_dest, u, h, n)?;
+                        self.jump_uses(vals, func, dec, else_dest, u, h, n)?;
                     }
                     // No switch target takes arguments: only placement
                     // is checked.
@@ -453,25 +510,50 @@ impl Fast {
                         default,
                         cases,
                     } => {
-                        self.use_op(dec, *value, u, h);
-                        self.edge(func, dec, *default, n)?;
+                        self.use_op(vals, dec, *value, u, h);
+                        self.edge(vals, func, dec, *default, n)?;
                         for c in func.cases(*cases) {
-                            self.edge(func, dec, c.block, n)?;
+                            self.edge(vals, func, dec, c.block, n)?;
                         }
                     }
                 }
+                let mut rec = Rec { r: NONE, a: A_NONE };
                 if let Some(r) = d.result {
                     let ri = r.index();
-                    self.vals[ri].def_pos = k as u32;
-                    self.vals[ri].start = n;
-                    if self.vals[ri].end == NONE {
-                        self.vals[ri].end = n;
+                    vals[ri].def_pos = k as u32;
+                    vals[ri].start = n;
+                    if vals[ri].end == NONE {
+                        vals[ri].end = n;
+                    }
+                    if !self.fused[i.index()] {
+                        rec.r = r.0;
+                        if let InstKind::Binary {
+                            args: [Operand::Value(a), _],
+                        }
+                        | InstKind::Unary {
+                            arg: Operand::Value(a),
+                        } = d.kind
+                        {
+                            rec.a = a.0;
+                        }
+                        // The result's type from the instruction (the
+                        // verifier's rule: the suffix, `i32` for a
+                        // compare, `i64` for `alloca`/`addr`, which have
+                        // none), not from the value table.
+                        let float = d.ty.is_some_and(Type::is_float)
+                            && !crate::lower::analysis::is_compare(d.opcode);
+                        debug_assert_eq!(float, func.values[ri].ty.is_float());
+                        if float {
+                            rec.a |= R_FLOAT;
+                        }
+                        if d.opcode == Opcode::Add && mem::folds(func, d, r, &bd.insts, j) {
+                            rec.a |= R_FOLDS;
+                        }
                     }
                 }
+                recs.push(rec);
             }
         }
-        self.exp_head.clear();
-        self.exp_head.resize(total + 1, NONE);
         Some(())
     }
 
@@ -507,8 +589,10 @@ impl Fast {
     /// A jump at `n` (use `u` in innermost loop `h`) to `dest`: its
     /// arguments are read there and its parameters' ranges cover `n`.
     #[inline]
+    #[allow(clippy::too_many_arguments)]
     fn jump_uses(
-        &mut self,
+        &self,
+        vals: &mut [Val],
         func: &Function,
         dec: &Decisions,
         dest: &crate::ir::BlockCall,
@@ -517,9 +601,9 @@ impl Fast {
         n: u32,
     ) -> Option<()> {
         for &a in func.args(dest.args) {
-            self.use_op(dec, a, u, h);
+            self.use_op(vals, dec, a, u, h);
         }
-        self.edge(func, dec, dest.block, n)
+        self.edge(vals, func, dec, dest.block, n)
     }
 
     /// The `jmp` at `n` ending block `k` (before its own uses are
@@ -528,7 +612,14 @@ impl Fast {
     /// a use in it: the block's only successor is the target, so the block
     /// is in no loop that leaves the parameter's definition out), see
     /// [`Lend`].
-    fn note_lends(&mut self, func: &Function, dest: &crate::ir::BlockCall, k: usize, n: u32) {
+    fn note_lends(
+        &mut self,
+        vals: &[Val],
+        func: &Function,
+        dest: &crate::ir::BlockCall,
+        k: usize,
+        n: u32,
+    ) {
         let args = func.args(dest.args);
         let params = &func.blocks[dest.block.index()].params;
         // The argument scan is quadratic: long lists go without.
@@ -537,7 +628,7 @@ impl Fast {
         }
         let first = self.first[k];
         for (j, &p) in params.iter().enumerate() {
-            let e = self.vals[p.index()].end;
+            let e = vals[p.index()].end;
             if e == NONE || e >= n || args.contains(&Operand::Value(p)) {
                 continue;
             }
@@ -555,17 +646,24 @@ impl Fast {
     }
 
     /// A jump at `n` into `target`: its parameters' ranges cover `n`.
-    fn edge(&mut self, func: &Function, dec: &Decisions, target: Block, n: u32) -> Option<()> {
+    fn edge(
+        &self,
+        vals: &mut [Val],
+        func: &Function,
+        dec: &Decisions,
+        target: Block,
+        n: u32,
+    ) -> Option<()> {
         if target.index() == 0 || dec.position(target).is_none() {
             return unsupported();
         }
         for &p in &func.blocks[target.index()].params {
             let pi = p.index();
-            if self.vals[pi].start == NONE || self.vals[pi].start > n {
-                self.vals[pi].start = n;
+            if vals[pi].start == NONE || vals[pi].start > n {
+                vals[pi].start = n;
             }
-            if self.vals[pi].end == NONE || self.vals[pi].end < n {
-                self.vals[pi].end = n;
+            if vals[pi].end == NONE || vals[pi].end < n {
+                vals[pi].end = n;
             }
         }
         Some(())
@@ -579,6 +677,9 @@ impl Fast {
     #[inline(always)]
     fn assign(
         &mut self,
+        vals: &mut [Val],
+        home: &mut [u32],
+        exp_head: &mut [u32],
         v: usize,
         all_free: &mut u32,
         float: bool,
@@ -590,7 +691,7 @@ impl Fast {
     ) {
         let mut avail = *all_free;
         // Lent registers (see `Lend`) for a value that ends in the block.
-        let mut lend = if self.lent != 0 && self.vals[v].end <= self.lend_end {
+        let mut lend = if self.lent != 0 && vals[v].end <= self.lend_end {
             self.lent
         } else {
             0
@@ -641,7 +742,7 @@ impl Fast {
         } else {
             NONE
         };
-        let home = if pick != NONE && lend & (1 << pick) != 0 {
+        let h = if pick != NONE && lend & (1 << pick) != 0 {
             // Borrowed: the lender keeps owning it (`release` gives it
             // back to the lent set).
             debug_assert_eq!(*all_free & (1 << pick), 0);
@@ -651,9 +752,9 @@ impl Fast {
             *all_free &= !(1 << pick);
             self.callee_used |= (1 << pick) & POOL_CALLEE;
             self.reg_owner[pick as usize] = v as u32;
-            self.reg_end[pick as usize] = self.vals[v].end;
+            self.reg_end[pick as usize] = vals[v].end;
             pick
-        } else if let Some(r) = self.steal(v, float, crosses, fixed, now) {
+        } else if let Some(r) = self.steal(vals, home, v, float, crosses, fixed, now) {
             r
         } else {
             let s = self.pop_free_slot().unwrap_or_else(|| {
@@ -662,11 +763,11 @@ impl Fast {
             });
             SLOT0 + s
         };
-        self.home[v] = home;
-        let e = self.vals[v].end;
+        home[v] = h;
+        let e = vals[v].end;
         if e > now || (before && e == now) {
-            self.vals[v].exp_next = self.exp_head[e as usize];
-            self.exp_head[e as usize] = v as u32;
+            vals[v].exp_next = exp_head[e as usize];
+            exp_head[e as usize] = v as u32;
         }
     }
 
@@ -678,15 +779,18 @@ impl Fast {
     /// loop-invariant values kept the registers (lcs ran 1.34x slower).
     /// The victim's slot is a free one only if nothing used it during the
     /// victim's range so far, else a new one.
+    #[allow(clippy::too_many_arguments)]
     fn steal(
         &mut self,
+        vals: &[Val],
+        home: &mut [u32],
         v: usize,
         float: bool,
         crosses: bool,
         fixed: bool,
         now: u32,
     ) -> Option<u32> {
-        let e = self.vals[v].end;
+        let e = vals[v].end;
         if e <= now {
             return None;
         }
@@ -725,12 +829,12 @@ impl Fast {
             return None;
         }
         let o = self.reg_owner[best as usize] as usize;
-        debug_assert_eq!(self.home[o], best);
+        debug_assert_eq!(home[o], best);
         // The victim's slot holds it over its whole range: a free slot
         // whose last value ended before that range starts (the one freed
         // first is the best candidate), else a new one.
         let slot = match self.free_slots.get(self.free_head) {
-            Some(&(s, t)) if t < self.vals[o].start => {
+            Some(&(s, t)) if t < vals[o].start => {
                 self.free_head += 1;
                 s
             }
@@ -739,14 +843,14 @@ impl Fast {
                 self.num_slots - 1
             }
         };
-        self.home[o] = SLOT0 + slot;
+        home[o] = SLOT0 + slot;
         self.reg_owner[best as usize] = v as u32;
         self.reg_end[best as usize] = e;
         Some(best)
     }
 
-    fn release(&mut self, v: usize, free: &mut u32) {
-        let h = self.home[v];
+    fn release(&mut self, vals: &[Val], home: &[u32], v: usize, free: &mut u32) {
+        let h = home[v];
         if h < SLOT0 {
             if self.reg_owner[h as usize] == v as u32 {
                 *free |= 1 << h;
@@ -756,7 +860,7 @@ impl Fast {
                 self.lent |= 1 << h;
             }
         } else {
-            self.free_slots.push((h - SLOT0, self.vals[v].end));
+            self.free_slots.push((h - SLOT0, vals[v].end));
         }
     }
 
@@ -800,6 +904,31 @@ impl Fast {
 
     /// Pass 2: a home for every value.
     pub fn allocate(&mut self, func: &Function, dec: &Decisions) {
+        // The arrays the sweep reads and writes most, as arguments
+        // (`noalias` to the compiler: a store through one does not force
+        // reloading the others' pointers from `self`).
+        let mut vals = std::mem::take(&mut self.vals);
+        let mut home = std::mem::take(&mut self.home);
+        let mut exp_head = std::mem::take(&mut self.exp_head);
+        let recs = std::mem::take(&mut self.recs);
+        self.alloc_sweep(func, dec, &mut vals, &mut home, &mut exp_head, &recs);
+        self.vals = vals;
+        self.home = home;
+        self.exp_head = exp_head;
+        self.recs = recs;
+    }
+
+    /// [`Fast::allocate`]'s sweep.
+    #[inline(never)]
+    fn alloc_sweep(
+        &mut self,
+        func: &Function,
+        dec: &Decisions,
+        vals: &mut [Val],
+        home: &mut [u32],
+        exp_head: &mut [u32],
+        recs: &[Rec],
+    ) {
         self.free_slots.clear();
         self.free_head = 0;
         self.num_slots = 0;
@@ -815,15 +944,17 @@ impl Fast {
         let mut lc = 0usize;
         for (j, &p) in func.params.iter().enumerate() {
             let pi = p.index();
-            let cr = self.crosses(ci, 0, self.vals[pi].end, true);
-            let fx = self.crosses_fixed(fi, 0, self.vals[pi].end);
+            let cr = self.crosses(ci, 0, vals[pi].end, true);
+            let fx = self.crosses_fixed(fi, 0, vals[pi].end);
             let hint = match self.params[j] {
                 crate::lower::abi::ArgLoc::Int(r) => r as u32,
                 crate::lower::abi::ArgLoc::Float(x) => XMM0 + x as u32,
                 crate::lower::abi::ArgLoc::Stack(_) => NONE,
             };
             let fl = func.values[pi].ty.is_float();
-            self.assign(pi, &mut free, fl, cr, fx, hint, 0, true);
+            self.assign(
+                vals, home, exp_head, pi, &mut free, fl, cr, fx, hint, 0, true,
+            );
         }
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];
@@ -836,11 +967,13 @@ impl Fast {
             }
             for &p in &bd.params {
                 let pi = p.index();
-                if self.home[pi] == NONE {
-                    let cr = self.crosses(ci, first, self.vals[pi].end, true);
-                    let fx = self.crosses_fixed(fi, first, self.vals[pi].end);
+                if home[pi] == NONE {
+                    let cr = self.crosses(ci, first, vals[pi].end, true);
+                    let fx = self.crosses_fixed(fi, first, vals[pi].end);
                     let fl = func.values[pi].ty.is_float();
-                    self.assign(pi, &mut free, fl, cr, fx, NONE, first, true);
+                    self.assign(
+                        vals, home, exp_head, pi, &mut free, fl, cr, fx, NONE, first, true,
+                    );
                 }
             }
             // This block's lends (its parameters, above, never borrow:
@@ -854,7 +987,7 @@ impl Fast {
                     break;
                 }
                 lc += 1;
-                let h = self.home[l.p as usize];
+                let h = home[l.p as usize];
                 if h < SLOT0 {
                     self.lend_end = self.last[k];
                     self.pending.push((l.from, l.p, h));
@@ -863,8 +996,8 @@ impl Fast {
                     }
                 }
             }
-            for (j, &i) in bd.insts.iter().enumerate() {
-                let n = first + j as u32;
+            let last = self.last[k];
+            for n in first..=last {
                 while ci < self.calls.len() && self.calls[ci] < n {
                     ci += 1;
                 }
@@ -873,59 +1006,61 @@ impl Fast {
                 }
                 // Free what ends here (nothing is added at `n` any more:
                 // the list is read once).
-                let mut v = self.exp_head[n as usize];
+                let mut v = exp_head[n as usize];
                 while v != NONE {
-                    let next = self.vals[v as usize].exp_next;
-                    self.release(v as usize, &mut free);
+                    let next = vals[v as usize].exp_next;
+                    self.release(vals, home, v as usize, &mut free);
                     v = next;
                 }
                 if !self.pending.is_empty() {
-                    self.activate_lends(n);
+                    self.activate_lends(home, n);
                 }
-                let d = &func.insts[i.index()];
-                if let Some(r) = d.result.filter(|_| !self.fused[i.index()]) {
-                    let ri = r.index();
-                    if self.vals[ri].end == n + 1 && mem::folds(func, d, r, &bd.insts, j) {
+                let rec = recs[n as usize];
+                if rec.r != NONE {
+                    let ri = rec.r as usize;
+                    if vals[ri].end == n + 1 && rec.a & R_FOLDS != 0 {
                         // Used only as the next access's pointer.
-                        self.home[ri] = FOLDED;
+                        home[ri] = FOLDED;
                     } else {
-                        let mut hint = match &d.kind {
-                            InstKind::Binary {
-                                args: [Operand::Value(a), _],
-                            }
-                            | InstKind::Unary {
-                                arg: Operand::Value(a),
-                            } => self.home[a.index()],
-                            _ => NONE,
-                        };
+                        let a = rec.a & A_NONE;
+                        let mut hint = if a != A_NONE { home[a as usize] } else { NONE };
                         // A jump argument: its parameter's register if lent.
                         if let Some(&(_, h)) = self.arg_hints.iter().find(|a| a.0 == ri as u32) {
                             if self.lent & (1 << h) != 0 {
                                 hint = h;
                             }
                         }
-                        let cr = self.crosses(ci, n, self.vals[ri].end, false);
-                        let fx = self.crosses_fixed(fi, n, self.vals[ri].end);
-                        let fl = func.values[ri].ty.is_float();
-                        self.assign(ri, &mut free, fl, cr, fx, hint, n, false);
-                        if self.vals[ri].end <= n {
-                            self.release(ri, &mut free);
+                        let cr = self.crosses(ci, n, vals[ri].end, false);
+                        let fx = self.crosses_fixed(fi, n, vals[ri].end);
+                        let fl = rec.a & R_FLOAT != 0;
+                        self.assign(
+                            vals, home, exp_head, ri, &mut free, fl, cr, fx, hint, n, false,
+                        );
+                        if vals[ri].end <= n {
+                            self.release(vals, home, ri, &mut free);
                         }
                     }
                 }
                 // Only the terminator (last) can be a jump.
-                if j + 1 < bd.insts.len() {
+                if n < last {
                     continue;
                 }
+                let d = &func.insts[bd.insts[bd.insts.len() - 1].index()];
                 match &d.kind {
-                    InstKind::Jmp { dest } => self.edge_params(func, dest, &mut free, ci, fi, n),
+                    InstKind::Jmp { dest } => {
+                        self.edge_params(vals, home, exp_head, func, dest, &mut free, ci, fi, n)
+                    }
                     InstKind::Br {
                         then_dest,
                         else_dest,
                         ..
                     } => {
-                        self.edge_params(func, then_dest, &mut free, ci, fi, n);
-                        self.edge_params(func, else_dest, &mut free, ci, fi, n);
+                        self.edge_params(
+                            vals, home, exp_head, func, then_dest, &mut free, ci, fi, n,
+                        );
+                        self.edge_params(
+                            vals, home, exp_head, func, else_dest, &mut free, ci, fi, n,
+                        );
                     }
                     _ => {}
                 }
@@ -936,12 +1071,12 @@ impl Fast {
     /// Lends the registers of the current block's parameters whose last
     /// use is at or before `n`, if they still hold them (a spill moves a
     /// parameter to a slot).
-    fn activate_lends(&mut self, n: u32) {
+    fn activate_lends(&mut self, home: &[u32], n: u32) {
         let mut j = 0;
         while j < self.pending.len() {
             let (from, p, h) = self.pending[j];
             if from <= n {
-                if self.home[p as usize] == h {
+                if home[p as usize] == h {
                     self.lent |= 1 << h;
                     self.lent_all |= 1 << h;
                 }
@@ -954,8 +1089,12 @@ impl Fast {
 
     /// Homes for the parameters of `dest`'s block that a jump at `n`
     /// writes first (hint: the argument's home).
+    #[allow(clippy::too_many_arguments)]
     fn edge_params(
         &mut self,
+        vals: &mut [Val],
+        home: &mut [u32],
+        exp_head: &mut [u32],
         func: &Function,
         dest: &crate::ir::BlockCall,
         free: &mut u32,
@@ -967,17 +1106,17 @@ impl Fast {
         let args = func.args(dest.args);
         for (pk, &p) in params.iter().enumerate() {
             let pi = p.index();
-            if self.home[pi] == NONE {
+            if home[pi] == NONE {
                 let hint = match args.get(pk) {
-                    Some(Operand::Value(a)) => self.home[a.index()],
+                    Some(Operand::Value(a)) => home[a.index()],
                     _ => NONE,
                 };
-                let cr = self.crosses(ci, n, self.vals[pi].end, false);
-                let fx = self.crosses_fixed(fi, n, self.vals[pi].end);
+                let cr = self.crosses(ci, n, vals[pi].end, false);
+                let fx = self.crosses_fixed(fi, n, vals[pi].end);
                 let fl = func.values[pi].ty.is_float();
-                self.assign(pi, free, fl, cr, fx, hint, n, false);
-                if self.vals[pi].end <= n {
-                    self.release(pi, free);
+                self.assign(vals, home, exp_head, pi, free, fl, cr, fx, hint, n, false);
+                if vals[pi].end <= n {
+                    self.release(vals, home, pi, free);
                 }
             }
         }
