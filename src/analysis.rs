@@ -249,17 +249,34 @@ impl Rpo {
 /// Scratch vectors of the dominator computation, kept for reuse.
 #[derive(Clone, Debug, Default)]
 struct DomScratch {
+    /// DFS preorder number of each block, `NONE` when unreachable.
     num: Vec<u32>,
+    /// The block numbered `k`.
     vertex: Vec<u32>,
-    parent: Vec<u32>,
-    semi: Vec<u32>,
-    label: Vec<u32>,
-    ancestor: Vec<u32>,
+    /// Per DFS number: what `eval` and the semidominator loop read.
+    nodes: Vec<LtNode>,
     idom_num: Vec<u32>,
     bucket_head: Vec<u32>,
     bucket_next: Vec<u32>,
     path: Vec<u32>,
+    /// DFS stack: (DFS number, next successor's index in `Cfg::succs`,
+    /// end of the block's successors).
+    dfs: Vec<(u32, u32, u32)>,
     stack: Vec<(Block, u32)>,
+}
+
+/// One vertex of Lengauer–Tarjan, by DFS number: the fields one `eval`
+/// step reads side by side (one cache line instead of three vectors).
+#[derive(Clone, Copy, Debug)]
+struct LtNode {
+    /// Link in the forest of processed vertices (`NONE`: a root).
+    ancestor: u32,
+    /// The vertex of least semidominator on the compressed path.
+    label: u32,
+    /// Semidominator (a DFS number).
+    semi: u32,
+    /// DFS tree parent.
+    parent: u32,
 }
 
 /// The dominator tree of the reachable blocks, with pre/post numbers of a
@@ -333,62 +350,71 @@ impl DomTree {
         s.num.clear();
         s.num.resize(n, NONE);
         s.vertex.clear();
-        s.parent.clear();
-        s.stack.clear();
+        s.nodes.clear();
+        s.dfs.clear();
+        let row = |b: usize| (cfg.succ_start[b], cfg.succ_start[b + 1]);
         if n > 0 {
             s.num[0] = 0;
             s.vertex.push(0);
-            s.parent.push(NONE);
-            s.stack.push((Block(0), 0));
+            s.nodes.push(LtNode {
+                ancestor: NONE,
+                label: 0,
+                semi: 0,
+                parent: NONE,
+            });
+            let (lo, hi) = row(0);
+            s.dfs.push((0, lo, hi));
         }
-        while let Some(top) = s.stack.last_mut() {
-            let (b, i) = *top;
-            if let Some(&x) = cfg.succs(b).get(i as usize) {
-                top.1 += 1;
-                if s.num[x.index()] == NONE {
-                    s.num[x.index()] = s.vertex.len() as u32;
-                    s.parent.push(s.num[b.index()]);
-                    s.vertex.push(x.0);
-                    s.stack.push((x, 0));
-                }
-            } else {
-                s.stack.pop();
+        while let Some(top) = s.dfs.last_mut() {
+            let (k, i, end) = *top;
+            if i == end {
+                s.dfs.pop();
+                continue;
+            }
+            top.1 += 1;
+            let x = cfg.succs[i as usize].index();
+            if s.num[x] == NONE {
+                let kx = s.vertex.len() as u32;
+                s.num[x] = kx;
+                s.vertex.push(x as u32);
+                s.nodes.push(LtNode {
+                    ancestor: NONE,
+                    label: kx,
+                    semi: kx,
+                    parent: k,
+                });
+                let (lo, hi) = row(x);
+                s.dfs.push((kx, lo, hi));
             }
         }
         let m = s.vertex.len();
-        s.semi.clear();
-        s.semi.extend(0..m as u32);
-        s.label.clear();
-        s.label.extend(0..m as u32);
-        s.ancestor.clear();
-        s.ancestor.resize(m, NONE);
         s.idom_num.clear();
         s.idom_num.resize(m, 0);
         s.bucket_head.clear();
         s.bucket_head.resize(m, NONE);
         s.bucket_next.clear();
         s.bucket_next.resize(m, NONE);
+        let nodes = &mut s.nodes[..];
         for w in (1..m).rev() {
+            let mut sw = nodes[w].semi;
             for &p in cfg.preds(Block(s.vertex[w])) {
                 let v = s.num[p.index()];
                 if v == NONE {
                     continue;
                 }
-                let u = eval(v, &mut s.ancestor, &mut s.label, &s.semi, &mut s.path);
-                if s.semi[u as usize] < s.semi[w] {
-                    s.semi[w] = s.semi[u as usize];
-                }
+                let u = eval(v, nodes, &mut s.path);
+                sw = sw.min(nodes[u as usize].semi);
             }
-            let sw = s.semi[w] as usize;
-            s.bucket_next[w] = s.bucket_head[sw];
-            s.bucket_head[sw] = w as u32;
-            let pw = s.parent[w];
-            s.ancestor[w] = pw;
+            nodes[w].semi = sw;
+            s.bucket_next[w] = s.bucket_head[sw as usize];
+            s.bucket_head[sw as usize] = w as u32;
+            let pw = nodes[w].parent;
+            nodes[w].ancestor = pw;
             // Every vertex whose semidominator is `pw` is settled now.
             let mut v = std::mem::replace(&mut s.bucket_head[pw as usize], NONE);
             while v != NONE {
-                let u = eval(v, &mut s.ancestor, &mut s.label, &s.semi, &mut s.path);
-                s.idom_num[v as usize] = if s.semi[u as usize] < s.semi[v as usize] {
+                let u = eval(v, nodes, &mut s.path);
+                s.idom_num[v as usize] = if nodes[u as usize].semi < nodes[v as usize].semi {
                     u
                 } else {
                     pw
@@ -396,8 +422,8 @@ impl DomTree {
                 v = s.bucket_next[v as usize];
             }
         }
-        for w in 1..m {
-            if s.idom_num[w] != s.semi[w] {
+        for (w, node) in nodes.iter().enumerate().skip(1) {
+            if s.idom_num[w] != node.semi {
                 s.idom_num[w] = s.idom_num[s.idom_num[w] as usize];
             }
         }
@@ -501,26 +527,40 @@ impl DomTree {
 }
 
 /// `eval` of Lengauer–Tarjan: the vertex of least semidominator on the
-/// forest path from `v` up to (not including) its root, compressing the
-/// path. Iterative: the path is collected first, then compressed top-down.
-fn eval(v: u32, ancestor: &mut [u32], label: &mut [u32], semi: &[u32], path: &mut Vec<u32>) -> u32 {
-    if ancestor[v as usize] == NONE {
+/// forest path from `v` up to (not including) its root. The two short
+/// cases inline; a longer path is compressed by [`compress`].
+#[inline]
+fn eval(v: u32, nodes: &mut [LtNode], path: &mut Vec<u32>) -> u32 {
+    let a = nodes[v as usize].ancestor;
+    if a == NONE {
         return v;
     }
+    if nodes[a as usize].ancestor == NONE {
+        return nodes[v as usize].label;
+    }
+    compress(v, nodes, path)
+}
+
+/// [`eval`] for a path of two links or more, compressing it. Iterative:
+/// the path is collected first, then compressed top-down.
+#[inline(never)]
+fn compress(v: u32, nodes: &mut [LtNode], path: &mut Vec<u32>) -> u32 {
     path.clear();
     let mut x = v;
-    while ancestor[ancestor[x as usize] as usize] != NONE {
+    while nodes[nodes[x as usize].ancestor as usize].ancestor != NONE {
         path.push(x);
-        x = ancestor[x as usize];
+        x = nodes[x as usize].ancestor;
     }
     while let Some(y) = path.pop() {
-        let a = ancestor[y as usize] as usize;
-        if semi[label[a] as usize] < semi[label[y as usize] as usize] {
-            label[y as usize] = label[a];
+        let a = nodes[y as usize].ancestor as usize;
+        let (la, aa) = (nodes[a].label, nodes[a].ancestor);
+        let ly = nodes[y as usize].label;
+        if nodes[la as usize].semi < nodes[ly as usize].semi {
+            nodes[y as usize].label = la;
         }
-        ancestor[y as usize] = ancestor[a];
+        nodes[y as usize].ancestor = aa;
     }
-    label[v as usize]
+    nodes[v as usize].label
 }
 
 /// A natural loop's index in [`LoopInfo::loops`].

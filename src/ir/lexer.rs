@@ -147,9 +147,53 @@ pub(crate) fn skip_spaces(bytes: &[u8], mut p: usize) -> usize {
 
 /// The length of the line starting at `bytes[0]` (up to its newline or the
 /// end), and the UTF-8 continuation bytes in it: a comment's bytes are
-/// scanned eight at a time.
+/// scanned sixteen at a time on x86-64 (SSE2, part of its baseline; about
+/// half of the corpus's bytes are comments), eight at a time elsewhere and
+/// for the rest.
 #[inline]
 fn line_len_and_continuations(bytes: &[u8]) -> (usize, usize) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8,
+            _mm_set1_epi8,
+        };
+        let mut i = 0;
+        let mut cont = 0;
+        while i + 16 <= bytes.len() {
+            // SAFETY: SSE2 is always there on x86-64; the unaligned load
+            // reads `bytes[i..i + 16]`, inside the slice (checked above).
+            let (nl, high, conts) = unsafe {
+                let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast::<__m128i>());
+                let nl = _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8)));
+                let top2 = _mm_and_si128(v, _mm_set1_epi8(0xC0u8 as i8));
+                let conts = _mm_movemask_epi8(_mm_cmpeq_epi8(top2, _mm_set1_epi8(0x80u8 as i8)));
+                (nl as u32, _mm_movemask_epi8(v) as u32, conts as u32)
+            };
+            // Bit k of each mask is byte k's; `high`: bytes >= 0x80 (most
+            // comments are ASCII: no count to make).
+            if nl != 0 {
+                let k = nl.trailing_zeros() as usize;
+                if high != 0 {
+                    cont += (conts & ((1u32 << k) - 1)).count_ones() as usize;
+                }
+                return (i + k, cont);
+            }
+            if high != 0 {
+                cont += conts.count_ones() as usize;
+            }
+            i += 16;
+        }
+        let (len, more) = line_len_and_continuations_by_words(&bytes[i..]);
+        (i + len, cont + more)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    line_len_and_continuations_by_words(bytes)
+}
+
+/// [`line_len_and_continuations`] eight bytes at a time.
+#[inline]
+fn line_len_and_continuations_by_words(bytes: &[u8]) -> (usize, usize) {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let mut i = 0;
@@ -672,6 +716,27 @@ mod tests {
                 let len = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
                 let cont = b[..len].iter().filter(|&&c| c & 0xC0 == 0x80).count();
                 assert_eq!(line_len_and_continuations(b), (len, cont), "{text:?}");
+            }
+        }
+        // Every length up to four 16-byte blocks, with the newline (if
+        // any) and multi-byte characters at every position in a block.
+        for len in 0..70usize {
+            for shift in 0..4 {
+                for nl_at in [None, Some(0), Some(len / 2), Some(len.saturating_sub(1))] {
+                    let text = if shift % 2 == 0 {
+                        "é€𝄞x"
+                    } else {
+                        "; ab x"
+                    };
+                    let mut b: Vec<u8> = text.bytes().cycle().skip(shift).take(len).collect();
+                    if let Some(k) = nl_at.filter(|&k| k < len) {
+                        b[k] = b'\n';
+                    }
+                    let l = b.iter().position(|&c| c == b'\n').unwrap_or(b.len());
+                    let cont = b[..l].iter().filter(|&&c| c & 0xC0 == 0x80).count();
+                    assert_eq!(line_len_and_continuations(&b), (l, cont), "{b:?}");
+                    assert_eq!(line_len_and_continuations_by_words(&b), (l, cont), "{b:?}");
+                }
             }
         }
         // Columns after a comment with non-ASCII text on the next line.
