@@ -107,6 +107,7 @@ pub mod repl;
 pub mod symbols;
 pub mod trampoline;
 pub mod value;
+mod wide;
 
 pub use engine::{Compile, Engine};
 pub use error::{ChildExit, Diagnostic, Error, Result, Trap, TrapCode, TrapFrame};

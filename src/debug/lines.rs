@@ -333,21 +333,7 @@ impl Builder {
     /// store).
     #[inline(always)]
     fn put3(&mut self, a: u8, b: u8, c: u8) {
-        let word = u32::from_le_bytes([a, b, c, 0]);
-        self.bytes.reserve(4);
-        let len = self.bytes.len();
-        // SAFETY: `reserve(4)` leaves room for 4 bytes past `len`, so the
-        // write stays in the allocation (in its spare capacity, which may
-        // be written); it initializes the 3 bytes `set_len` then makes
-        // part of the vector.
-        unsafe {
-            self.bytes
-                .as_mut_ptr()
-                .add(len)
-                .cast::<u32>()
-                .write_unaligned(word);
-            self.bytes.set_len(len + 3);
-        }
+        crate::wide::push_prefix(&mut self.bytes, [a, b, c, 0], 3);
     }
 
     #[inline]

@@ -4,6 +4,7 @@
 
 use super::enc::sse::{MOVS_STORE, SD};
 use super::enc::{Code, Label, CC_E, CC_NE, CMP};
+use super::inst::{Opd, LIT};
 use super::{Fast, Src, CALLEE_REG, NONE, SLOT0, XMM0};
 use crate::compiled::CompiledModule;
 use crate::debug::lines::LineRecorder;
@@ -176,6 +177,30 @@ impl Em<'_> {
         }
     }
 
+    /// `d = s` for a home `d` (as [`Em::mov`] of [`src_of_home`]`(d)`),
+    /// on plain operands.
+    #[inline(always)]
+    pub(super) fn mov_opd(&mut self, d: u32, s: Opd) {
+        if d < XMM0 {
+            self.load_opd(d as u8, s);
+        } else if d < SLOT0 {
+            self.xload((d - XMM0) as u8, s.src());
+        } else {
+            let o = self.slot_off(d - SLOT0);
+            if s.h < XMM0 {
+                self.c.store(8, s.h as u8, 5, o);
+            } else if s.h == d {
+            } else if s.h == LIT && i32::try_from(s.k as i64).is_ok() {
+                self.c.store_imm(8, s.k as i64 as i32, 5, o);
+            } else if s.h < SLOT0 {
+                self.xstore_slot((s.h - XMM0) as u8, o);
+            } else {
+                self.load_opd(R11, s);
+                self.c.store(8, R11, 5, o);
+            }
+        }
+    }
+
     /// A register holding `s`: its own, or `scratch` loaded with it.
     #[inline]
     pub fn in_reg(&mut self, s: Src, scratch: u8) -> u8 {
@@ -199,10 +224,12 @@ impl Em<'_> {
     /// The parallel move `moves` (destination home, source); moves whose
     /// source is their destination are left out.
     fn par_move_of(&mut self, moves: &[(u32, Src)]) {
-        let mut first = [(0, Src::I(0)); 2];
+        let mut first = [(0, Opd { h: LIT, k: 0 }); 2];
         let mut n = 0;
         for &(d, s) in moves {
-            if self.home_src(d) != s {
+            let s = Opd::of_src(s);
+            // (A literal is never a home.)
+            if s.h != d {
                 if n < 2 {
                     first[n] = (d, s);
                 }
@@ -211,7 +238,7 @@ impl Em<'_> {
         }
         match n {
             0 => {}
-            1 => self.mov(self.home_src(first[0].0), first[0].1),
+            1 => self.mov_opd(first[0].0, first[0].1),
             2 if first[0].0 != first[1].0 => self.par_move2(first[0], first[1]),
             _ => {
                 let mut live = std::mem::take(&mut self.f.pm.live);
@@ -227,27 +254,28 @@ impl Em<'_> {
     /// usual one), in the order [`Em::par_move_general`] would emit them
     /// (so the same bytes): the one whose destination the other reads
     /// last, a swap through `rax`, otherwise the second move first.
-    fn par_move2(&mut self, (d0, s0): (u32, Src), (d1, s1): (u32, Src)) {
-        // Whether `s` reads home `d`.
-        let reads = |s: Src, d: u32| match s {
-            Src::R(r) => r as u32 == d,
-            Src::X(x) => XMM0 + x as u32 == d,
-            Src::S(k) => SLOT0 + k == d,
-            Src::I(_) => false,
-        };
+    fn par_move2(&mut self, (d0, s0): (u32, Opd), (d1, s1): (u32, Opd)) {
+        // Whether `s` reads home `d` (a literal reads none).
+        let reads = |s: Opd, d: u32| s.h == d;
         match (reads(s1, d0), reads(s0, d1)) {
             (true, true) => {
-                self.load(RAX, self.home_src(d0));
-                self.mov(self.home_src(d0), s0);
-                self.mov(self.home_src(d1), Src::R(RAX));
+                self.load_opd(RAX, Opd { h: d0, k: 0 });
+                self.mov_opd(d0, s0);
+                self.mov_opd(
+                    d1,
+                    Opd {
+                        h: RAX as u32,
+                        k: 0,
+                    },
+                );
             }
             (false, true) => {
-                self.mov(self.home_src(d0), s0);
-                self.mov(self.home_src(d1), s1);
+                self.mov_opd(d0, s0);
+                self.mov_opd(d1, s1);
             }
             (_, false) => {
-                self.mov(self.home_src(d1), s1);
-                self.mov(self.home_src(d0), s0);
+                self.mov_opd(d1, s1);
+                self.mov_opd(d0, s0);
             }
         }
     }
@@ -517,10 +545,10 @@ impl Em<'_> {
         for (k, &a) in func.args(dest.args).iter().enumerate() {
             let p = params[k];
             let ty = func.values[p.index()].ty;
-            let s = self.src(a, ty);
+            let s = self.opd(a, ty);
             let h = self.f.home[p.index()];
-            if self.home_src(h) != s {
-                self.f.moves.push((h, s));
+            if s.h != h {
+                self.f.moves.push((h, s.src()));
             }
         }
     }
@@ -753,9 +781,14 @@ impl Em<'_> {
         }
         let w = ty == Type::I64;
         let cc = super::inst::cc_of(op).ok_or_else(|| bad(self.func, "compare"))?;
-        let (sa, sb) = (self.src(a, ty), self.src(b, ty));
-        let ra = self.in_reg(sa, R11);
-        self.alu_src(CMP, w, ra, sb);
+        let (sa, sb) = (self.opd(a, ty), self.opd(b, ty));
+        let ra = if sa.h < XMM0 {
+            sa.h as u8
+        } else {
+            self.load_opd(R11, sa);
+            R11
+        };
+        self.alu_opd(CMP, w, ra, sb);
         Ok(cc)
     }
 }

@@ -137,6 +137,76 @@ impl Ins {
     }
 }
 
+/// One machine instruction of at most 16 bytes as a little-endian
+/// `u128` and its length: the common forms are computed in registers
+/// (fields at fixed shifts, the optional REX prefix last) and appended by
+/// [`Code::put_word`] with one store, where [`Ins`] writes byte by byte
+/// at a moving index.
+#[derive(Clone, Copy)]
+pub(super) struct Word {
+    v: u128,
+    n: u32,
+}
+
+impl Word {
+    /// The `n` low bytes of `x`.
+    #[inline(always)]
+    const fn of(x: u64, n: u32) -> Word {
+        Word { v: x as u128, n }
+    }
+
+    /// `self` followed by the `n` low bytes of `x` (at most 16 in all).
+    #[inline(always)]
+    fn then(self, x: u64, n: u32) -> Word {
+        Word {
+            v: self.v | ((x as u128) << (8 * self.n)),
+            n: self.n + n,
+        }
+    }
+
+    /// `self` after a REX prefix with W = `w` and the high bits of `r`
+    /// (ModRM.reg) and `b` (ModRM.rm or the base), if one is needed (as
+    /// [`Ins::rex`] for non-byte operands).
+    #[inline(always)]
+    fn rex(self, w: bool, r: u8, b: u8) -> Word {
+        let rex = 0x40 | ((w as u8) << 3) | ((r >> 1) & 4) | ((b >> 3) & 1);
+        if rex == 0x40 {
+            self
+        } else {
+            Word {
+                v: (self.v << 8) | rex as u128,
+                n: self.n + 1,
+            }
+        }
+    }
+}
+
+/// A register-form ModRM byte.
+#[inline(always)]
+fn modrm_rr(reg: u8, rm: u8) -> u64 {
+    (0xc0 | ((reg & 7) << 3) | (rm & 7)) as u64
+}
+
+/// ModRM (+SIB, displacement) for `reg` and `[base + disp]` (as
+/// [`Ins::mem`]): the bytes and their number (at most 6).
+#[inline(always)]
+fn mem_bytes(reg: u8, base: u8, disp: i32) -> (u64, u32) {
+    let r = ((reg & 7) << 3) as u64;
+    let bl = (base & 7) as u64;
+    let (modrm, d, nd) = if disp == 0 && bl != 5 {
+        (r | bl, 0, 0)
+    } else if disp as i8 as i32 == disp {
+        (0x40 | r | bl, disp as u8 as u64, 1)
+    } else {
+        (0x80 | r | bl, disp as u32 as u64, 4)
+    };
+    if bl == 4 {
+        (modrm | (0x24 << 8) | (d << 16), nd + 2)
+    } else {
+        (modrm | (d << 8), nd + 1)
+    }
+}
+
 impl Code {
     /// Empties the buffer and labels, keeping their memory.
     pub fn reset(&mut self) {
@@ -187,60 +257,44 @@ impl Code {
     #[inline(always)]
     fn put(&mut self, i: &Ins) {
         debug_assert!(i.n <= 16, "an instruction of {} bytes", i.n);
-        self.buf.reserve(16);
-        let len = self.buf.len();
-        // SAFETY: `reserve(16)` leaves room for at least 16 bytes past
-        // `len`, so the 16-byte write stays inside the allocation (in the
-        // spare capacity, which may be written); it initializes the
-        // `i.n <= 16` bytes that `set_len` then makes part of the vector.
-        unsafe {
-            self.buf
-                .as_mut_ptr()
-                .add(len)
-                .cast::<[u8; 16]>()
-                .write_unaligned(i.b);
-            self.buf.set_len(len + i.n);
-        }
+        crate::wide::push_prefix(&mut self.buf, i.b, i.n);
+    }
+
+    /// Appends the instruction `w`.
+    #[inline(always)]
+    fn put_word(&mut self, w: Word) {
+        debug_assert!(w.n <= 16, "an instruction of {} bytes", w.n);
+        crate::wide::push_prefix(&mut self.buf, w.v.to_le_bytes(), w.n as usize);
     }
 
     /// `op reg, rm` (register form) with a one-byte opcode.
     #[inline]
     pub fn rr(&mut self, w: bool, op: u8, reg: u8, rm: u8) {
-        {
-            let mut i = Ins::new();
-            i.rr(w, &[op], reg, rm);
-            self.put(&i);
-        }
+        let i = Word::of(op as u64 | (modrm_rr(reg, rm) << 8), 2);
+        self.put_word(i.rex(w, reg, rm));
     }
 
     /// `op reg, [base + disp]` with a one-byte opcode.
     #[inline]
     pub fn rm(&mut self, w: bool, op: u8, reg: u8, base: u8, disp: i32) {
-        {
-            let mut i = Ins::new();
-            i.rm(w, &[op], reg, base, disp);
-            self.put(&i);
-        }
+        let (m, nm) = mem_bytes(reg, base, disp);
+        let i = Word::of(op as u64, 1).then(m, nm);
+        self.put_word(i.rex(w, reg, base));
     }
 
     /// `0f op reg, rm` (register form).
     #[inline]
     pub fn rr0f(&mut self, w: bool, op: u8, reg: u8, rm: u8) {
-        {
-            let mut i = Ins::new();
-            i.rr(w, &[0x0f, op], reg, rm);
-            self.put(&i);
-        }
+        let i = Word::of(0x0f | ((op as u64) << 8) | (modrm_rr(reg, rm) << 16), 3);
+        self.put_word(i.rex(w, reg, rm));
     }
 
     /// `0f op reg, [base + disp]`.
     #[inline]
     pub fn rm0f(&mut self, w: bool, op: u8, reg: u8, base: u8, disp: i32) {
-        {
-            let mut i = Ins::new();
-            i.rm(w, &[0x0f, op], reg, base, disp);
-            self.put(&i);
-        }
+        let (m, nm) = mem_bytes(reg, base, disp);
+        let i = Word::of(0x0f | ((op as u64) << 8), 2).then(m, nm);
+        self.put_word(i.rex(w, reg, base));
     }
 
     /// `mov d, s` (64 bits).
@@ -275,8 +329,7 @@ impl Code {
                 i.b(0x66);
                 i.rm(false, &[0x89], s, base, disp);
             }
-            4 => i.rm(false, &[0x89], s, base, disp),
-            _ => i.rm(true, &[0x89], s, base, disp),
+            _ => return self.rm(bytes != 4, 0x89, s, base, disp),
         }
         self.put(&i);
     }
@@ -296,8 +349,9 @@ impl Code {
                 i.bytes(&(k as i16).to_le_bytes());
             }
             _ => {
-                i.rm(bytes == 8, &[0xc7], 0, base, disp);
-                i.imm32(k);
+                let (m, nm) = mem_bytes(0, base, disp);
+                let w = Word::of(0xc7, 1).then(m, nm).then(k as u32 as u64, 4);
+                return self.put_word(w.rex(bytes == 8, 0, base));
             }
         }
         self.put(&i);
@@ -309,16 +363,11 @@ impl Code {
         if bits == 0 {
             self.rr(false, 0x33, r, r);
         } else if bits <= u32::MAX as u64 {
-            let mut i = Ins::new();
-            i.rex(false, 0, r, false);
-            i.b(0xb8 | (r & 7));
-            i.imm32(bits as u32 as i32);
-            self.put(&i);
+            let i = Word::of((0xb8 | (r & 7)) as u64 | (bits << 8), 5);
+            self.put_word(i.rex(false, 0, r));
         } else if let Ok(v) = i32::try_from(bits as i64) {
-            let mut i = Ins::new();
-            i.rr(true, &[0xc7], 0, r);
-            i.imm32(v);
-            self.put(&i);
+            let i = Word::of(0xc7 | (modrm_rr(0, r) << 8) | ((v as u32 as u64) << 16), 6);
+            self.put_word(i.rex(true, 0, r));
         } else {
             self.movabs(r, bits);
         }
@@ -327,26 +376,21 @@ impl Code {
     /// `movabs r, bits` (always 10 bytes; the immediate is the last 8).
     #[inline]
     pub fn movabs(&mut self, r: u8, bits: u64) {
-        let mut i = Ins::new();
-        i.rex(true, 0, r, false);
-        i.b(0xb8 | (r & 7));
-        i.bytes(&bits.to_le_bytes());
-        self.put(&i);
+        let i = Word::of((0xb8 | (r & 7)) as u64, 1).then(bits, 8);
+        self.put_word(i.rex(true, 0, r));
     }
 
     /// `op r, k` for an ALU opcode (see the constants).
     #[inline]
     pub fn alu_ri(&mut self, w: bool, op: u8, r: u8, k: i32) {
         let ext = op >> 3;
-        let mut i = Ins::new();
-        if let Ok(k8) = i8::try_from(k) {
-            i.rr(w, &[0x83], ext, r);
-            i.b(k8 as u8);
+        let m = modrm_rr(ext, r) << 8;
+        let i = if k as i8 as i32 == k {
+            Word::of(0x83 | m | ((k as u8 as u64) << 16), 3)
         } else {
-            i.rr(w, &[0x81], ext, r);
-            i.imm32(k);
-        }
-        self.put(&i);
+            Word::of(0x81 | m | ((k as u32 as u64) << 16), 6)
+        };
+        self.put_word(i.rex(w, ext, r));
     }
 
     /// `op r, bits` for an ALU opcode, through `scratch` when `bits` has
@@ -365,34 +409,26 @@ impl Code {
     /// `imul d, s, k`.
     #[inline]
     pub fn imul_rri(&mut self, w: bool, d: u8, s: u8, k: i32) {
-        let mut i = Ins::new();
-        if let Ok(k8) = i8::try_from(k) {
-            i.rr(w, &[0x6b], d, s);
-            i.b(k8 as u8);
+        let m = modrm_rr(d, s) << 8;
+        let i = if k as i8 as i32 == k {
+            Word::of(0x6b | m | ((k as u8 as u64) << 16), 3)
         } else {
-            i.rr(w, &[0x69], d, s);
-            i.imm32(k);
-        }
-        self.put(&i);
+            Word::of(0x69 | m | ((k as u32 as u64) << 16), 6)
+        };
+        self.put_word(i.rex(w, d, s));
     }
 
     /// A one-operand group form `op /ext r` (`f7 /3` neg, `/2` not, …).
     #[inline]
     pub fn grp(&mut self, w: bool, op: u8, ext: u8, r: u8) {
-        {
-            let mut i = Ins::new();
-            i.rr(w, &[op], ext, r);
-            self.put(&i);
-        }
+        self.rr(w, op, ext, r);
     }
 
     /// Shift `r` by `n` (`ext`: 4 shl, 5 shr, 7 sar).
     #[inline]
     pub fn shift_imm(&mut self, w: bool, ext: u8, r: u8, n: u8) {
-        let mut i = Ins::new();
-        i.rr(w, &[0xc1], ext, r);
-        i.b(n);
-        self.put(&i);
+        let i = Word::of(0xc1 | (modrm_rr(ext, r) << 8) | ((n as u64) << 16), 3);
+        self.put_word(i.rex(w, ext, r));
     }
 
     /// Shift `r` by `cl`.
@@ -428,12 +464,8 @@ impl Code {
     #[inline]
     pub fn jcc(&mut self, cc: u8, l: Label) {
         match self.near(l) {
-            Some(r8) => {
-                let mut i = Ins::new();
-                i.bytes(&[0x70 | cc, r8]);
-                self.put(&i);
-            }
-            None => self.rel32(&[0x0f, 0x80 | cc], l),
+            Some(r8) => self.put_word(Word::of((0x70 | cc) as u64 | ((r8 as u64) << 8), 2)),
+            None => self.rel32(0x0f | (((0x80 | cc) as u64) << 8), 2, l),
         }
     }
 
@@ -441,51 +473,37 @@ impl Code {
     #[inline]
     pub fn jmp(&mut self, l: Label) {
         match self.near(l) {
-            Some(r8) => {
-                let mut i = Ins::new();
-                i.bytes(&[0xeb, r8]);
-                self.put(&i);
-            }
-            None => self.rel32(&[0xe9], l),
+            Some(r8) => self.put_word(Word::of(0xeb | ((r8 as u64) << 8), 2)),
+            None => self.rel32(0xe9, 1, l),
         }
     }
 
     /// `call l`.
     pub fn call_label(&mut self, l: Label) {
-        self.rel32(&[0xe8], l);
+        self.rel32(0xe8, 1, l);
     }
 
-    /// `op rel32` to `l` (resolved by [`Code::resolve`]).
+    /// `op rel32` to `l` (resolved by [`Code::resolve`]); the opcode is
+    /// the `nop` low bytes of `op`.
     #[inline]
-    fn rel32(&mut self, op: &[u8], l: Label) {
-        let at = self.buf.len() + op.len();
+    fn rel32(&mut self, op: u64, nop: u32, l: Label) {
+        let at = self.buf.len() + nop as usize;
         self.fixups.push((at as u32, l.0));
-        let mut i = Ins::new();
-        i.bytes(op);
-        i.imm32(0);
-        self.put(&i);
+        self.put_word(Word::of(op, nop + 4));
     }
 
     /// A short forward jump whose target is patched with
     /// [`Code::patch8`]; returns the displacement's offset.
     #[inline]
     pub fn jcc8(&mut self, cc: u8) -> usize {
-        {
-            let mut i = Ins::new();
-            i.bytes(&[0x70 | cc, 0]);
-            self.put(&i);
-        }
+        self.put_word(Word::of((0x70 | cc) as u64, 2));
         self.buf.len() - 1
     }
 
     /// `jmp` short, patched later.
     #[inline]
     pub fn jmp8(&mut self) -> usize {
-        {
-            let mut i = Ins::new();
-            i.bytes(&[0xeb, 0]);
-            self.put(&i);
-        }
+        self.put_word(Word::of(0xeb, 2));
         self.buf.len() - 1
     }
 
@@ -497,18 +515,12 @@ impl Code {
 
     /// `push r`.
     pub fn push(&mut self, r: u8) {
-        let mut i = Ins::new();
-        i.rex(false, 0, r, false);
-        i.b(0x50 | (r & 7));
-        self.put(&i);
+        self.put_word(Word::of((0x50 | (r & 7)) as u64, 1).rex(false, 0, r));
     }
 
     /// `pop r`.
     pub fn pop(&mut self, r: u8) {
-        let mut i = Ins::new();
-        i.rex(false, 0, r, false);
-        i.b(0x58 | (r & 7));
-        self.put(&i);
+        self.put_word(Word::of((0x58 | (r & 7)) as u64, 1).rex(false, 0, r));
     }
 
     /// Raw bytes.
@@ -644,6 +656,106 @@ mod tests {
             want.push(0x53);
         }
         assert_eq!(c.buf, want);
+    }
+
+    /// The bytes of `f`'s [`Ins`] (the byte-at-a-time assembler).
+    fn ins(f: impl FnOnce(&mut Ins)) -> Vec<u8> {
+        let mut i = Ins::new();
+        f(&mut i);
+        i.b[..i.n].to_vec()
+    }
+
+    #[test]
+    fn words_encode_as_the_byte_assembler() {
+        // Every register pair, base and displacement class (none, 8-bit
+        // at both ends, 32-bit), both widths: the word forms write what
+        // the byte-at-a-time forms wrote.
+        let disps = [0, 1, -1, 127, -128, 128, -129, 0x1234_5678, i32::MIN];
+        let imms = [0, 1, -1, 127, -128, 128, -129, i32::MAX, i32::MIN];
+        let mut n = 0;
+        for w in [false, true] {
+            for a in 0..16u8 {
+                for b in 0..16u8 {
+                    let rr = ins(|i| i.rr(w, &[ADD], a, b));
+                    assert_eq!(enc(|c| c.rr(w, ADD, a, b)), rr);
+                    let rr0f = ins(|i| i.rr(w, &[0x0f, 0xaf], a, b));
+                    assert_eq!(enc(|c| c.rr0f(w, 0xaf, a, b)), rr0f);
+                    for d in disps {
+                        let rm = ins(|i| i.rm(w, &[0x8b], a, b, d));
+                        assert_eq!(enc(|c| c.rm(w, 0x8b, a, b, d)), rm, "{w} {a} {b} {d}");
+                        let rm0f = ins(|i| i.rm(w, &[0x0f, 0xaf], a, b, d));
+                        assert_eq!(enc(|c| c.rm0f(w, 0xaf, a, b, d)), rm0f);
+                        let st = ins(|i| i.rm(w, &[0x89], a, b, d));
+                        assert_eq!(enc(|c| c.store(if w { 8 } else { 4 }, a, b, d)), st);
+                        n += 5;
+                    }
+                }
+                for k in imms {
+                    let ext = a & 7;
+                    let alu = ins(|i| {
+                        if let Ok(k8) = i8::try_from(k) {
+                            i.rr(w, &[0x83], ext, a);
+                            i.b(k8 as u8);
+                        } else {
+                            i.rr(w, &[0x81], ext, a);
+                            i.imm32(k);
+                        }
+                    });
+                    assert_eq!(enc(|c| c.alu_ri(w, ext << 3, a, k)), alu);
+                    for s in [0, 7, 8, 15] {
+                        let imul = ins(|i| {
+                            if let Ok(k8) = i8::try_from(k) {
+                                i.rr(w, &[0x6b], a, s);
+                                i.b(k8 as u8);
+                            } else {
+                                i.rr(w, &[0x69], a, s);
+                                i.imm32(k);
+                            }
+                        });
+                        assert_eq!(enc(|c| c.imul_rri(w, a, s, k)), imul);
+                    }
+                    for (base, d) in [(5, -8), (4, 0), (12, 300), (13, 0), (3, -200)] {
+                        let sti = ins(|i| {
+                            i.rm(w, &[0xc7], 0, base, d);
+                            i.imm32(k);
+                        });
+                        let bytes = if w { 8 } else { 4 };
+                        assert_eq!(enc(|c| c.store_imm(bytes, k, base, d)), sti);
+                    }
+                    n += 7;
+                }
+                let sh = ins(|i| {
+                    i.rr(w, &[0xc1], 7, a);
+                    i.b(5);
+                });
+                assert_eq!(enc(|c| c.shift_imm(w, 7, a, 5)), sh);
+            }
+        }
+        for r in 0..16u8 {
+            for bits in [1u64, 0xffff_ffff, (-5i64) as u64, 1 << 40] {
+                let want = ins(|i| {
+                    if bits <= u32::MAX as u64 {
+                        i.rex(false, 0, r, false);
+                        i.b(0xb8 | (r & 7));
+                        i.imm32(bits as u32 as i32);
+                    } else if let Ok(v) = i32::try_from(bits as i64) {
+                        i.rr(true, &[0xc7], 0, r);
+                        i.imm32(v);
+                    } else {
+                        i.rex(true, 0, r, false);
+                        i.b(0xb8 | (r & 7));
+                        i.bytes(&bits.to_le_bytes());
+                    }
+                });
+                assert_eq!(enc(|c| c.mov_imm(r, bits)), want, "{r} {bits:x}");
+            }
+            let push = ins(|i| {
+                i.rex(false, 0, r, false);
+                i.b(0x50 | (r & 7));
+            });
+            assert_eq!(enc(|c| c.push(r)), push);
+        }
+        assert!(n > 5000, "{n}");
     }
 
     #[test]

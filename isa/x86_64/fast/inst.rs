@@ -6,9 +6,9 @@
 //! A result whose home is a slot is computed in `r11` (or `rax`) and
 //! stored.
 
-use super::emit::{bad, Em};
+use super::emit::{bad, src_of_home, Em};
 use super::enc::{self, ADD, AND, CC_O, CMP, OR, SUB, XOR};
-use super::Src;
+use super::{Src, SLOT0, XMM0};
 use crate::error::{Result, TrapCode};
 use crate::ir::{Block, Inst, InstKind, Opcode, Operand, Type};
 use crate::isa::x86_64::regs::{R11, RAX, RCX, RDX};
@@ -33,36 +33,136 @@ pub fn cc_of(op: Opcode) -> Option<u8> {
     })
 }
 
+/// The home of a literal in an [`Opd`] (no value has it).
+pub(super) const LIT: u32 = u32::MAX;
+
+/// An operand of the integer forms as two plain scalars: its home (a
+/// register below [`XMM0`], an xmm register below [`SLOT0`], else a slot;
+/// see [`src_of_home`]), or [`LIT`] and the literal's bits. The forms
+/// that run once per IR instruction take these instead of [`Src`], whose
+/// enum LLVM packed, copied and unpacked per operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Opd {
+    pub h: u32,
+    pub k: u64,
+}
+
+impl Opd {
+    /// The operand `s` stands for.
+    #[inline(always)]
+    pub fn of_src(s: Src) -> Opd {
+        match s {
+            Src::R(r) => Opd { h: r as u32, k: 0 },
+            Src::X(x) => Opd {
+                h: XMM0 + x as u32,
+                k: 0,
+            },
+            Src::S(k) => Opd { h: SLOT0 + k, k: 0 },
+            Src::I(b) => Opd { h: LIT, k: b },
+        }
+    }
+
+    /// The same operand as a [`Src`].
+    #[inline(always)]
+    pub fn src(self) -> Src {
+        if self.h == LIT {
+            Src::I(self.k)
+        } else {
+            src_of_home(self.h)
+        }
+    }
+
+    /// Whether it is a stack slot.
+    #[inline(always)]
+    fn is_slot(self) -> bool {
+        self.h >= SLOT0 && self.h != LIT
+    }
+}
+
+/// The result operand of an instruction whose result's home is `dh`
+/// ([`LIT`]: no result, as the literal 0).
+#[inline(always)]
+fn dst_src(dh: u32) -> Src {
+    Opd { h: dh, k: 0 }.src()
+}
+
 impl Em<'_> {
+    /// Operand `op` of type `ty`.
+    #[inline(always)]
+    pub(super) fn opd(&self, op: Operand, ty: Type) -> Opd {
+        match op {
+            Operand::Value(v) => Opd {
+                h: self.f.home[v.index()],
+                k: 0,
+            },
+            Operand::Const(c) => Opd {
+                h: LIT,
+                k: c.bits(ty),
+            },
+        }
+    }
+
+    /// `r = a` (64 bits; as [`Em::load`]).
+    #[inline(always)]
+    pub(super) fn load_opd(&mut self, r: u8, a: Opd) {
+        if a.h < XMM0 {
+            if a.h != r as u32 {
+                self.c.mov_rr(r, a.h as u8);
+            }
+        } else if a.is_slot() {
+            let o = self.slot_off(a.h - SLOT0);
+            self.c.load(true, r, 5, o);
+        } else {
+            self.load(r, a.src());
+        }
+    }
+
+    /// Home `dh` (the result's) `= r` (as [`Em::mov`]).
+    #[inline(always)]
+    fn store_res(&mut self, dh: u32, r: u8) {
+        if dh >= SLOT0 && dh != LIT {
+            let o = self.slot_off(dh - SLOT0);
+            self.c.store(8, r, 5, o);
+        } else {
+            self.mov(dst_src(dh), Src::R(r));
+        }
+    }
+
     /// `d = d op s` for an ALU opcode or [`MUL`] (`cmp d, s` for `CMP`).
-    /// Not recursive, so that it inlines into its callers (once per IR
-    /// instruction: a call cost as much as the encoding).
     #[inline(always)]
     pub(super) fn alu_src(&mut self, op: u8, w: bool, d: u8, s: Src) {
-        let x = match s {
-            Src::R(x) => x,
-            Src::S(k) => {
-                let o = self.slot_off(k);
-                if op == MUL {
-                    self.c.rm0f(w, MUL, d, 5, o)
-                } else {
-                    self.c.rm(w, op, d, 5, o)
-                }
-                return;
+        self.alu_opd(op, w, d, Opd::of_src(s))
+    }
+
+    /// [`Em::alu_src`] of an [`Opd`]. Not recursive, so that it inlines
+    /// into its callers (once per IR instruction: a call cost as much as
+    /// the encoding).
+    #[inline(always)]
+    pub(super) fn alu_opd(&mut self, op: u8, w: bool, d: u8, s: Opd) {
+        let x = if s.h < XMM0 {
+            s.h as u8
+        } else if s.is_slot() {
+            let o = self.slot_off(s.h - SLOT0);
+            if op == MUL {
+                self.c.rm0f(w, MUL, d, 5, o)
+            } else {
+                self.c.rm(w, op, d, 5, o)
             }
-            Src::I(b) => match super::enc::imm32_of(w, b) {
+            return;
+        } else if s.h == LIT {
+            match super::enc::imm32_of(w, s.k) {
                 Some(k) if op == MUL => return self.c.imul_rri(w, d, d, k),
                 Some(k) => return self.c.alu_ri(w, op, d, k),
                 None => {
-                    self.c.mov_imm(RAX, b);
+                    self.c.mov_imm(RAX, s.k);
                     RAX
                 }
-            },
-            // Not produced (integer operands have integer homes).
-            Src::X(_) => {
-                self.load(RAX, s);
-                RAX
             }
+        } else {
+            // An xmm register: not produced (integer operands have
+            // integer homes).
+            self.load(RAX, s.src());
+            RAX
         };
         if op == MUL {
             self.c.rr0f(w, MUL, d, x)
@@ -81,10 +181,16 @@ impl Em<'_> {
         }
     }
 
-    fn binop(&mut self, op: u8, w: bool, dst: Src, a: Src, b: Src) {
-        let (mut d, mut spill) = Self::dreg(dst, R11);
+    /// `dh = a op b` for the result's home `dh`.
+    #[inline(always)]
+    fn binop(&mut self, op: u8, w: bool, dh: u32, a: Opd, b: Opd) {
+        let (mut d, mut spill) = if dh < XMM0 {
+            (dh as u8, false)
+        } else {
+            (R11, true)
+        };
         let (mut a, mut b) = (a, b);
-        if b == Src::R(d) && a != Src::R(d) {
+        if b.h == d as u32 && a.h != d as u32 {
             if op != SUB {
                 std::mem::swap(&mut a, &mut b);
             } else {
@@ -92,44 +198,43 @@ impl Em<'_> {
                 spill = true;
             }
         }
-        match (op, a, b) {
+        if op == MUL && a.h < XMM0 && b.h == LIT && (!w || b.k as i64 as i32 as i64 == b.k as i64) {
             // Three-operand multiply by an immediate: no copy.
-            (MUL, Src::R(x), Src::I(k)) if w && i32::try_from(k as i64).is_ok() => {
-                self.c.imul_rri(w, d, x, k as i64 as i32)
-            }
-            (MUL, Src::R(x), Src::I(k)) if !w => self.c.imul_rri(w, d, x, k as u32 as i32),
-            _ => {
-                self.load(d, a);
-                self.alu_src(op, w, d, b);
-            }
+            self.c.imul_rri(w, d, a.h as u8, b.k as i32);
+        } else {
+            self.load_opd(d, a);
+            self.alu_opd(op, w, d, b);
         }
         if spill {
-            self.mov(dst, Src::R(d));
+            self.store_res(dh, d);
         }
     }
 
-    fn shift(&mut self, op: Opcode, w: bool, dst: Src, a: Src, b: Src) {
-        let (d, spill) = Self::dreg(dst, R11);
+    /// `dh = a << b` (`op`: `shl`, `shr`, `sar`).
+    #[inline(always)]
+    fn shift(&mut self, op: Opcode, w: bool, dh: u32, a: Opd, b: Opd) {
+        let (d, spill) = if dh < XMM0 {
+            (dh as u8, false)
+        } else {
+            (R11, true)
+        };
         let ext = match op {
             Opcode::Shl => 4,
             Opcode::Shr => 5,
             _ => 7,
         };
-        match b {
-            Src::I(n) => {
-                self.load(d, a);
-                self.c
-                    .shift_imm(w, ext, d, (n & if w { 63 } else { 31 }) as u8);
-            }
-            _ => {
-                // x86 masks the count by 31 / 63: "modulo the width".
-                self.load(RCX, b);
-                self.load(d, a);
-                self.c.shift_cl(w, ext, d);
-            }
+        if b.h == LIT {
+            self.load_opd(d, a);
+            self.c
+                .shift_imm(w, ext, d, (b.k & if w { 63 } else { 31 }) as u8);
+        } else {
+            // x86 masks the count by 31 / 63: "modulo the width".
+            self.load_opd(RCX, b);
+            self.load_opd(d, a);
+            self.c.shift_cl(w, ext, d);
         }
         if spill {
-            self.mov(dst, Src::R(d));
+            self.store_res(dh, d);
         }
     }
 
@@ -186,48 +291,53 @@ impl Em<'_> {
         let d = &func.insts[i.index()];
         let ty = d.ty.unwrap_or(Type::I64);
         let w = ty == Type::I64;
-        let dst = match d.result {
-            Some(r) => self.val(r),
-            None => Src::I(0),
+        // The result's home ([`LIT`]: none), and as a [`Src`] for the
+        // forms that take one.
+        let dh = match d.result {
+            Some(r) => self.f.home[r.index()],
+            None => LIT,
         };
+        let dst = || dst_src(dh);
         // One jump table on the opcode; each form then takes its operands
         // from the kind (a kind that does not match is unsupported).
         let unsupported = || Err(bad(func, "unsupported instruction"));
         match d.opcode {
             Fadd | Fsub | Fmul | Fdiv | Fneg | Fabs | Fsqrt | Feq | Fne | Flt | Fle | Fgt | Fge
-            | Fext | Ftrunc | Sitof | Uitof | Ftosi | Ftoui | Bitcast => self.float_inst(i, dst)?,
-            Select | Load | Store if ty.is_float() => self.float_inst(i, dst)?,
+            | Fext | Ftrunc | Sitof | Uitof | Ftosi | Ftoui | Bitcast => {
+                self.float_inst(i, dst())?
+            }
+            Select | Load | Store if ty.is_float() => self.float_inst(i, dst())?,
             // Folded into the next instruction's address (`fast/mem.rs`).
-            Add if d
-                .result
-                .is_some_and(|r| self.f.home[r.index()] == super::FOLDED) => {}
+            Add if d.result.is_some() && dh == super::FOLDED => {}
             Add | Sub | Mul | And | Or | Xor => {
                 let InstKind::Binary { args } = &d.kind else {
                     return unsupported();
                 };
-                let op = match d.opcode {
-                    Add => ADD,
-                    Sub => SUB,
-                    Mul => MUL,
-                    And => AND,
-                    Or => OR,
-                    _ => XOR,
-                };
-                let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
-                self.binop(op, w, dst, a, b);
+                let (a, b) = (self.opd(args[0], ty), self.opd(args[1], ty));
+                // One copy of `binop` per opcode: each with its checks of
+                // the opcode folded.
+                match d.opcode {
+                    Add => self.binop(ADD, w, dh, a, b),
+                    Sub => self.binop(SUB, w, dh, a, b),
+                    Mul => self.binop(MUL, w, dh, a, b),
+                    And => self.binop(AND, w, dh, a, b),
+                    Or => self.binop(OR, w, dh, a, b),
+                    _ => self.binop(XOR, w, dh, a, b),
+                }
             }
             Shl | Shr | Sar => {
                 let InstKind::Binary { args } = &d.kind else {
                     return unsupported();
                 };
-                let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
-                self.shift(d.opcode, w, dst, a, b);
+                let (a, b) = (self.opd(args[0], ty), self.opd(args[1], ty));
+                self.shift(d.opcode, w, dh, a, b);
             }
             Sdiv | Udiv | Srem | Urem => {
                 let InstKind::Binary { args } = &d.kind else {
                     return unsupported();
                 };
                 let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
+                let dst = dst();
                 // A literal divisor: multiply-high when it has a plan.
                 match b {
                     Src::I(k) => match crate::opt::magic::plan(d.opcode, ty, k) {
@@ -242,10 +352,14 @@ impl Em<'_> {
                     return unsupported();
                 };
                 let cc = self.compare(d.opcode, ty, args[0], args[1])?;
-                let (r, spill) = Self::dreg(dst, RAX);
+                let (r, spill) = if dh < XMM0 {
+                    (dh as u8, false)
+                } else {
+                    (RAX, true)
+                };
                 self.c.setcc(cc, r);
                 if spill {
-                    self.mov(dst, Src::R(r));
+                    self.store_res(dh, r);
                 }
             }
             Copy => {
@@ -253,18 +367,22 @@ impl Em<'_> {
                     return unsupported();
                 };
                 let a = self.src(*arg, ty);
-                self.mov(dst, a);
+                self.mov(dst(), a);
             }
             Neg | Not => {
                 let InstKind::Unary { arg } = &d.kind else {
                     return unsupported();
                 };
-                let a = self.src(*arg, ty);
-                let (r, spill) = Self::dreg(dst, R11);
-                self.load(r, a);
+                let a = self.opd(*arg, ty);
+                let (r, spill) = if dh < XMM0 {
+                    (dh as u8, false)
+                } else {
+                    (R11, true)
+                };
+                self.load_opd(r, a);
                 self.c.grp(w, 0xf7, if d.opcode == Neg { 3 } else { 2 }, r);
                 if spill {
-                    self.mov(dst, Src::R(r));
+                    self.store_res(dh, r);
                 }
             }
             Sext | Zext | Trunc => {
@@ -277,6 +395,7 @@ impl Em<'_> {
                     Type::I32
                 };
                 let a = self.src(*arg, from);
+                let dst = dst();
                 let (r, spill) = Self::dreg(dst, R11);
                 let sext = d.opcode == Sext;
                 let a = match a {
@@ -313,6 +432,7 @@ impl Em<'_> {
                     return unsupported();
                 };
                 let (a, b) = (self.src(args[1], ty), self.src(args[2], ty));
+                let dst = dst();
                 match self.src(args[0], Type::I32) {
                     Src::I(c) => {
                         let s = if c & 0xffff_ffff != 0 { a } else { b };
@@ -350,7 +470,7 @@ impl Em<'_> {
                 let InstKind::Load { ptr, offset } = &d.kind else {
                     return unsupported();
                 };
-                self.load_mem(d.opcode, ty, dst, *ptr, *offset);
+                self.load_mem(d.opcode, ty, dst(), *ptr, *offset);
             }
             Store | Store8 | Store16 | Store32 => {
                 let InstKind::Store { args, offset } = &d.kind else {
@@ -374,9 +494,9 @@ impl Em<'_> {
                 let InstKind::Addr { sym } = &d.kind else {
                     return unsupported();
                 };
-                self.addr(dst, *sym)
+                self.addr(dst(), *sym)
             }
-            Alloca => self.alloca(dst),
+            Alloca => self.alloca(dst()),
             Call => self.call(i)?,
             Ret => {
                 let InstKind::Ret { value } = &d.kind else {
