@@ -321,7 +321,15 @@ impl Walk<'_> {
         else {
             return false;
         };
-        if d.def != def || d.ty != ty || *slot != UNSET {
+        // Field by field (the derived `==` is a call where `def` is not
+        // a constant).
+        let same = match (d.def, def) {
+            (ValueDef::Inst(a), ValueDef::Inst(b)) => a == b,
+            (ValueDef::BlockParam(a, i), ValueDef::BlockParam(b, j)) => a == b && i == j,
+            (ValueDef::FuncParam(i), ValueDef::FuncParam(j)) => i == j,
+            _ => false,
+        };
+        if !same || d.ty != ty || *slot != UNSET {
             return false;
         }
         *slot = enc | ty as u32;
