@@ -607,7 +607,9 @@ impl Walk<'_> {
                 Graph::Quick
             } else {
                 d.cfg.compute(self.f);
-                if self.quick.compute(&d.cfg) {
+                // Out of budget in the layout pass: the iteration would
+                // climb the same long chains and give up too.
+                if !self.quick.deep() && self.quick.compute(&d.cfg) {
                     Graph::Quick
                 } else {
                     d.dom.compute(&d.cfg);

@@ -32,9 +32,20 @@ pub(in crate::ir::verify) struct QuickDom {
     /// ... and one past the last (while numbering: its subtree's size,
     /// then the next number free for a child).
     end: Vec<u32>,
+    /// Whether the last [`QuickDom::compute_layout`] gave up because its
+    /// climbing budget ran out (deep dominator chains, e.g. thousands of
+    /// nested loops): the iteration of [`QuickDom::compute`] climbs the
+    /// same chains, so the caller goes to the [`DomTree`] directly.
+    deep: bool,
 }
 
 impl QuickDom {
+    /// Whether the last [`QuickDom::compute_layout`] ran out of its
+    /// budget (rather than meeting a shape it does not handle).
+    pub(super) fn deep(&self) -> bool {
+        self.deep
+    }
+
     /// The capacity kept, in entries (for the scratch's size limit).
     pub(in crate::ir::verify) fn len(&self) -> usize {
         self.po.capacity().max(self.order.capacity())
@@ -139,6 +150,7 @@ impl QuickDom {
     /// an intersection of predecessors' sets, so it holds every true
     /// dominator, and any solution holds only true ones.
     pub(super) fn compute_layout(&mut self, f: &Function) -> bool {
+        self.deep = false;
         let n = f.blocks.len();
         self.idom.clear();
         self.idom.resize(n, NONE);
@@ -178,6 +190,7 @@ impl QuickDom {
                 _ => false,
             };
             if !ok {
+                self.deep = budget == 0;
                 return false;
             }
         }
