@@ -658,6 +658,19 @@ mod tests {
         assert_eq!(c.buf, want);
     }
 
+    /// A register form with an immediate in the byte assembler: opcode
+    /// `ops[0]` and an 8-bit immediate when `k` fits, else `ops[1]` and a
+    /// 32-bit one.
+    fn rr_imm(i: &mut Ins, w: bool, ops: [u8; 2], reg: u8, rm: u8, k: i32) {
+        if let Ok(k8) = i8::try_from(k) {
+            i.rr(w, &[ops[0]], reg, rm);
+            i.b(k8 as u8);
+        } else {
+            i.rr(w, &[ops[1]], reg, rm);
+            i.imm32(k);
+        }
+    }
+
     /// The bytes of `f`'s [`Ins`] (the byte-at-a-time assembler).
     fn ins(f: impl FnOnce(&mut Ins)) -> Vec<u8> {
         let mut i = Ins::new();
@@ -692,26 +705,10 @@ mod tests {
                 }
                 for k in imms {
                     let ext = a & 7;
-                    let alu = ins(|i| {
-                        if let Ok(k8) = i8::try_from(k) {
-                            i.rr(w, &[0x83], ext, a);
-                            i.b(k8 as u8);
-                        } else {
-                            i.rr(w, &[0x81], ext, a);
-                            i.imm32(k);
-                        }
-                    });
+                    let alu = ins(|i| rr_imm(i, w, [0x83, 0x81], ext, a, k));
                     assert_eq!(enc(|c| c.alu_ri(w, ext << 3, a, k)), alu);
                     for s in [0, 7, 8, 15] {
-                        let imul = ins(|i| {
-                            if let Ok(k8) = i8::try_from(k) {
-                                i.rr(w, &[0x6b], a, s);
-                                i.b(k8 as u8);
-                            } else {
-                                i.rr(w, &[0x69], a, s);
-                                i.imm32(k);
-                            }
-                        });
+                        let imul = ins(|i| rr_imm(i, w, [0x6b, 0x69], a, s, k));
                         assert_eq!(enc(|c| c.imul_rri(w, a, s, k)), imul);
                     }
                     for (base, d) in [(5, -8), (4, 0), (12, 300), (13, 0), (3, -200)] {

@@ -286,19 +286,25 @@ fn literal_fits_as_the_ir_says() {
     }
 }
 
+/// A xorshift generator from `seed`: each call gives a number below its
+/// argument (the random graphs and functions below).
+fn xorshift(seed: u64) -> impl FnMut(u64) -> u64 {
+    let mut x = seed;
+    move |n| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    }
+}
+
 /// `QuickDom` answers as the dominator tree on random graphs (irreducible
 /// ones included), and gives up (`false`) rather than iterate past its
 /// budget.
 #[test]
 fn quick_dominators_agree_with_the_tree() {
     use crate::analysis::{Cfg, DomTree};
-    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut next = |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
     let mut quick = dom::QuickDom::default();
     for round in 0..300 {
         let n = 1 + next(40) as usize;
@@ -342,13 +348,7 @@ fn quick_dominators_agree_with_the_tree() {
 #[test]
 fn layout_dominators_agree_with_the_tree() {
     use crate::analysis::{Cfg, DomTree};
-    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
-    let mut next = |n: u64| {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        x % n
-    };
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
     let mut quick = dom::QuickDom::default();
     let (mut answered, mut declined) = (0, 0);
     for round in 0..400 {
