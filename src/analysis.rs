@@ -262,7 +262,6 @@ struct DomScratch {
     /// DFS stack: (DFS number, next successor's index in `Cfg::succs`,
     /// end of the block's successors).
     dfs: Vec<(u32, u32, u32)>,
-    stack: Vec<(Block, u32)>,
 }
 
 /// One vertex of Lengauer–Tarjan, by DFS number: the fields one `eval`
@@ -279,8 +278,9 @@ struct LtNode {
     parent: u32,
 }
 
-/// The dominator tree of the reachable blocks, with pre/post numbers of a
-/// walk of the tree so that [`DomTree::dominates`] is O(1).
+/// The dominator tree of the reachable blocks, with each block's preorder
+/// number in the tree and the range of its subtree's, so that
+/// [`DomTree::dominates`] is O(1).
 #[derive(Clone, Debug, Default)]
 pub struct DomTree {
     /// Immediate dominator of each block; `NONE` for the entry and for
@@ -288,9 +288,10 @@ pub struct DomTree {
     idom: Vec<u32>,
     child_start: Vec<u32>,
     children: Vec<Block>,
-    /// Tree preorder / postorder numbers; `NONE` when unreachable.
+    /// Tree preorder number, and the largest preorder number in the
+    /// block's subtree; `NONE` when unreachable.
     pre: Vec<u32>,
-    post: Vec<u32>,
+    last: Vec<u32>,
     scratch: DomScratch,
 }
 
@@ -301,13 +302,13 @@ impl PartialEq for DomTree {
             &self.child_start,
             &self.children,
             &self.pre,
-            &self.post,
+            &self.last,
         ) == (
             &other.idom,
             &other.child_start,
             &other.children,
             &other.pre,
-            &other.post,
+            &other.last,
         )
     }
 }
@@ -327,7 +328,10 @@ impl DomTree {
     /// Lengauer–Tarjan with path compression ("simple" linking):
     /// semidominators over a DFS preorder, each vertex's immediate
     /// dominator settled from its semidominator's bucket, then a forward
-    /// pass; O(m log n) for every graph shape, iterative throughout.
+    /// pass; O(m log n) for every graph shape, iterative throughout. The
+    /// children rows and the tree's preorder numbers come from three
+    /// sequential passes over the DFS numbers (subtree sizes instead of a
+    /// walk of the tree).
     pub fn compute(&mut self, cfg: &Cfg) {
         let n = cfg.num_blocks();
         if n == 1 {
@@ -341,8 +345,8 @@ impl DomTree {
             self.children.clear();
             self.pre.clear();
             self.pre.push(0);
-            self.post.clear();
-            self.post.push(0);
+            self.last.clear();
+            self.last.push(0);
             return;
         }
         let s = &mut self.scratch;
@@ -422,71 +426,66 @@ impl DomTree {
                 v = s.bucket_next[v as usize];
             }
         }
-        for (w, node) in nodes.iter().enumerate().skip(1) {
-            if s.idom_num[w] != node.semi {
-                s.idom_num[w] = s.idom_num[s.idom_num[w] as usize];
-            }
-        }
-        self.idom.clear();
-        self.idom.resize(n, NONE);
-        for w in 1..m {
-            self.idom[s.vertex[w] as usize] = s.vertex[s.idom_num[w] as usize];
-        }
-        // Children rows (in DFS preorder of the child).
+        // Forward: immediate dominators by DFS number (a vertex's idom has
+        // a smaller number, so it is final when read), and each block's
+        // count of children at the end of its row (`child_start[b]`).
         self.child_start.clear();
         self.child_start.resize(n + 1, 0);
-        for &d in &self.idom {
-            if d != NONE {
-                self.child_start[d as usize + 1] += 1;
+        for (w, node) in nodes.iter().enumerate().skip(1) {
+            let mut d = s.idom_num[w];
+            if d != node.semi {
+                d = s.idom_num[d as usize];
+                s.idom_num[w] = d;
             }
+            self.child_start[s.vertex[d as usize] as usize] += 1;
         }
-        for i in 0..n {
-            self.child_start[i + 1] += self.child_start[i];
+        let mut end = 0;
+        for c in &mut self.child_start {
+            end += *c;
+            *c = end;
         }
-        // `bucket_head` is free again: the fill cursor of each row.
-        let fill = &mut s.bucket_head;
-        fill.clear();
-        fill.extend_from_slice(&self.child_start[..n]);
+        // Backward (children before their parent): subtree sizes, and the
+        // rows filled from their ends, so that each row lists its children
+        // in DFS preorder and `child_start[b]` ends at the row's start.
+        let size = &mut s.bucket_next;
+        size.clear();
+        size.resize(m, 1);
         self.children.clear();
-        self.children.resize(self.child_start[n] as usize, Block(0));
-        for &v in s.vertex.iter().skip(1) {
-            let d = self.idom[v as usize] as usize;
-            self.children[fill[d] as usize] = Block(v);
-            fill[d] += 1;
+        self.children.resize(end as usize, Block(0));
+        for w in (1..m).rev() {
+            let d = s.idom_num[w] as usize;
+            size[d] += size[w];
+            let at = &mut self.child_start[s.vertex[d] as usize];
+            *at -= 1;
+            self.children[*at as usize] = Block(s.vertex[w]);
         }
-        self.number();
-    }
-
-    /// Pre/post numbers of an iterative walk of the tree from the entry.
-    fn number(&mut self) {
-        let n = self.idom.len();
+        // Forward again: the tree's preorder numbers without walking it. A
+        // vertex's subtree takes `pre .. pre + size`, and a parent hands
+        // its children consecutive ranges in DFS preorder (the order of its
+        // row); `next[v]` is the next free number in `v`'s range.
+        let next = &mut s.bucket_head;
+        next.clear();
+        next.resize(m, 1);
+        self.idom.clear();
+        self.idom.resize(n, NONE);
         self.pre.clear();
         self.pre.resize(n, NONE);
-        self.post.clear();
-        self.post.resize(n, NONE);
-        if n == 0 {
-            return;
+        self.last.clear();
+        self.last.resize(n, NONE);
+        if m > 0 {
+            self.pre[0] = 0;
+            self.last[0] = m as u32 - 1;
         }
-        let (mut pre, mut post) = (0u32, 0u32);
-        let mut stack = std::mem::take(&mut self.scratch.stack);
-        stack.clear();
-        stack.push((Block(0), 0));
-        self.pre[0] = pre;
-        pre += 1;
-        while let Some(top) = stack.last_mut() {
-            let (b, i) = *top;
-            if let Some(&c) = self.children(b).get(i as usize) {
-                top.1 += 1;
-                self.pre[c.index()] = pre;
-                pre += 1;
-                stack.push((c, 0));
-            } else {
-                self.post[b.index()] = post;
-                post += 1;
-                stack.pop();
-            }
+        for w in 1..m {
+            let d = s.idom_num[w] as usize;
+            let p = next[d];
+            next[d] = p + size[w];
+            next[w] = p + 1;
+            let b = s.vertex[w] as usize;
+            self.idom[b] = s.vertex[d];
+            self.pre[b] = p;
+            self.last[b] = p + size[w] - 1;
         }
-        self.scratch.stack = stack;
     }
 
     /// The immediate dominator; `None` for the entry and unreachable blocks.
@@ -517,7 +516,7 @@ impl DomTree {
             return false;
         }
         let (a, b) = (a.index(), b.index());
-        self.pre[a] <= self.pre[b] && self.post[b] <= self.post[a]
+        self.pre[a] <= self.pre[b] && self.pre[b] <= self.last[a]
     }
 
     /// Whether `a` dominates `b` and differs from it.

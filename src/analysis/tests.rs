@@ -323,3 +323,47 @@ fn deep_loop_nest() {
     assert_eq!(li.loop_depth(Block(1)), 1);
     assert_eq!(li.loop_depth(Block(2 * n - 1)), 0);
 }
+
+#[test]
+fn random_trees_have_brute_force_idoms_and_rows_and_reuse_gives_the_same_tree() {
+    let mut rng = XorShift(0x2545_f491_4f6c_dd1d);
+    let mut reused = DomTree::default();
+    for _ in 0..300 {
+        let n = 1 + (rng.next() % 14) as usize;
+        let m = (rng.next() % (3 * n as u64 + 1)) as usize;
+        let edges: Vec<(u32, u32)> = (0..m)
+            .map(|_| {
+                (
+                    (rng.next() % n as u64) as u32,
+                    (rng.next() % n as u64) as u32,
+                )
+            })
+            .collect();
+        let g = cfg(n, &edges);
+        let dom = DomTree::new(&g);
+        reused.compute(&g);
+        assert_eq!(reused, dom);
+        let mut rows = 0;
+        for b in (0..n).map(Block::new) {
+            let reachable = dom.is_reachable(b);
+            // The immediate dominator strictly dominates `b`, and every
+            // other strict dominator of `b` dominates it.
+            match dom.idom(b) {
+                Some(d) => {
+                    assert!(reachable && brute_dominates(&g, d, b) && d != b);
+                    for a in (0..n).map(Block::new) {
+                        if a != b && brute_dominates(&g, a, b) && dom.is_reachable(a) {
+                            assert!(brute_dominates(&g, a, d), "{a} over idom {d} of {b}");
+                        }
+                    }
+                }
+                None => assert!(b == Block(0) || !reachable, "{b} has no idom"),
+            }
+            let row = dom.children(b);
+            assert!(row.iter().all(|&c| dom.idom(c) == Some(b)));
+            rows += row.len();
+        }
+        let reachable = (0..n).filter(|&b| dom.is_reachable(Block::new(b))).count();
+        assert_eq!(rows, reachable - 1);
+    }
+}
