@@ -346,7 +346,9 @@ fn take_blocks(blocks: &mut Vec<BlockData>) -> BlockList {
         }
         list
     } else {
-        BlockList::from_vec(blocks.drain(..).collect())
+        let mut v = Vec::with_capacity(blocks.len());
+        v.append(blocks);
+        BlockList::from_vec(v)
     }
 }
 
