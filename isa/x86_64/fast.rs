@@ -158,8 +158,6 @@ pub struct Fast {
     /// [`Fast::steal`] scans one small array instead of loading each
     /// owner's home and end.
     reg_end: [u32; 32],
-    /// Per instruction: a compare fused into its branch.
-    fused: Vec<bool>,
     /// Registers lent by dead block parameters (see [`Lend`]), in block
     /// order.
     lends: Vec<Lend>,
@@ -377,8 +375,6 @@ impl Fast {
         self.home.resize(nv, NONE);
         self.recs.clear();
         self.recs.reserve(total);
-        self.fused.clear();
-        self.fused.extend_from_slice(&dec.fused);
         self.calls.clear();
         self.fixed.clear();
         self.lends.clear();
@@ -445,7 +441,7 @@ impl Fast {
                 if !supported_inst(module, func, d) {
                     return unsupported();
                 }
-                let u = if self.fused[i.index()] { term } else { n };
+                let u = if dec.fused[i.index()] { term } else { n };
                 // Operand uses straight from the instruction's kind (no
                 // per-operand closure or buffer), then what the kind adds.
                 match &d.kind {
@@ -525,7 +521,7 @@ impl Fast {
                     if vals[ri].end == NONE {
                         vals[ri].end = n;
                     }
-                    if !self.fused[i.index()] {
+                    if !dec.fused[i.index()] {
                         rec.r = r.0;
                         if let InstKind::Binary {
                             args: [Operand::Value(a), _],
