@@ -61,14 +61,10 @@ const SMALL: usize = 16 << 20;
 const SMALL_PAGES: usize = 4 << 20;
 
 /// The arena `[BASE, END)`, and the next free byte (all 0 when off).
-/// [`map`] stores the reservation's start in [`MAPPED`] last, with
-/// `Release`, and [`enable`] copies it to `BASE`, also with `Release`; a
-/// reader that loads either with `Acquire` and finds it set sees the other
-/// values as `map` left them.
+/// [`enable`] stores `BASE` last, with `Release`; a reader that loads it
+/// with `Acquire` and finds it set sees the other three as `enable` left
+/// them.
 static BASE: AtomicUsize = AtomicUsize::new(0);
-/// The reservation's start once [`reserve`] made it (0 before), whether or
-/// not the arena is on yet.
-static MAPPED: AtomicUsize = AtomicUsize::new(0);
 static END: AtomicUsize = AtomicUsize::new(0);
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 /// Where huge pages start to be advised: when a block ends past it, the
@@ -82,52 +78,16 @@ pub struct ArenaAlloc;
 /// the address space cannot be reserved. Allocations made after this are
 /// never returned to the system: only for commands that exit when done.
 /// `large`: the run is expected to allocate more than a few hundred KiB,
-/// so huge pages pay from the first byte (see [`SMALL_PAGES`]). After
-/// [`reserve`], `large` is the one given there.
+/// so huge pages pay from the first byte (see [`SMALL_PAGES`]).
 pub fn enable(large: bool) {
-    reserve(large);
-    let base = MAPPED.load(Acquire);
-    if base != 0 {
-        BASE.store(base, Release);
-    }
-}
-
-/// Makes the arena's reservation (once; `large` as for [`enable`]) without
-/// switching it on: allocations still go to the system allocator until
-/// [`enable`], so another thread can [`prefault`] its first huge page
-/// meanwhile.
-pub fn reserve(large: bool) {
     // Once: two threads switching it on at the same time (tests do) must
     // not interleave their stores of two different reservations.
     static ON: Once = Once::new();
-    ON.call_once(|| map(large));
+    ON.call_once(|| reserve(large));
 }
 
-/// Backs the start of a `large` reservation (see [`reserve`]) with its
-/// first huge page now, so that the thread calling this pays for clearing
-/// it (the kernel clears 2 MiB, ~0.1 ms in a fresh process) rather than the
-/// first allocation after [`enable`]. Nothing happens for a small run, if
-/// there is no reservation, or where the kernel cannot populate ahead.
-pub fn prefault() {
-    let base = MAPPED.load(Acquire);
-    if base == 0 || HUGE_FROM.load(Relaxed) != base {
-        return;
-    }
-    advise_huge();
-    // SAFETY: `[base, base + HUGE)` lies inside the arena's mapping (made
-    // by `map`, never unmapped); populating pages writes no data (the
-    // bytes stay zero, as fresh arena bytes are expected to be), so it
-    // cannot disturb blocks another thread may already have been given
-    // there. Failure (an older kernel) is harmless: the first write
-    // faults the page in instead.
-    unsafe {
-        libc::madvise(base as *mut libc::c_void, HUGE, libc::MADV_POPULATE_WRITE);
-    }
-}
-
-/// Makes the reservation and publishes it as [`MAPPED`] (not yet as
-/// [`BASE`], see [`enable`]).
-fn map(large: bool) {
+/// Makes the reservation and publishes it (see [`BASE`]).
+fn reserve(large: bool) {
     // SAFETY: an anonymous private mapping of fresh address space; no
     // existing memory is affected. MAP_NORESERVE: only written pages count.
     let p = unsafe {
@@ -147,7 +107,7 @@ fn map(large: bool) {
     HUGE_FROM.store(base + if large { 0 } else { SMALL_PAGES }, Relaxed);
     NEXT.store(base, Relaxed);
     END.store(base + RESERVE, Relaxed);
-    MAPPED.store(base, Release);
+    BASE.store(base, Release);
 }
 
 /// Advises huge pages for the arena from [`HUGE_FROM`] on, the first time

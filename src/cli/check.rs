@@ -15,12 +15,6 @@
 //! Files that are not regular (pipes, devices, missing paths) make the
 //! whole command sequential: reading them has effects (a pipe is read
 //! once) and their order must stay the command line's.
-//!
-//! Many files are looked at (`stat`) before any is read. As soon as they
-//! hold enough text for huge pages and threads, one worker starts and
-//! backs the arena's first huge page while this thread looks at the rest
-//! and starts on its files (see `Early`): clearing that page was the
-//! largest single wait before the first file was parsed.
 
 use super::commands::load_file;
 use super::Failure;
@@ -46,159 +40,18 @@ pub fn check(files: &[OsString]) -> Result<(), Failure> {
     // `stat` per file says how much text there is (and the reads then
     // need no `fstat`).
     let cpus = if files.len() > 1 { processors() } else { 1 };
-    let mut sizes: Vec<Option<u64>> = Vec::with_capacity(files.len());
-    let mut text = 0;
-    let mut all_regular = true;
-    let mut early = None;
-    for f in files {
-        let size = std::fs::metadata(f)
-            .ok()
-            .filter(|m| m.is_file())
-            .map(|m| m.len());
-        sizes.push(size);
-        text += size.unwrap_or(0);
-        all_regular &= size.is_some();
-        // From here on the files will be checked side by side with a
-        // huge-page arena (unless a later file is not a regular one): a
-        // worker starts now and clears the arena's first huge page while
-        // this thread stats the rest (see `Early`).
-        if early.is_none() && cpus > 1 && text >= LARGE_INPUT && all_regular {
-            super::arena::reserve(true);
-            early = Early::start();
-        }
-    }
-    let threads = thread_count(&sizes, text, cpus);
-    // Unless the early worker switches the arena on once its first huge
-    // page is backed: until then this thread allocates from the system
-    // (blocks the arena tells apart by address), rather than touching the
-    // arena's first page while the worker clears it (the kernel would
-    // clear a second one for the same addresses) or waiting for it.
-    if !early.as_ref().is_some_and(Early::enables_arena) {
-        super::arena::enable(text >= LARGE_INPUT);
-    }
-    check_files(files, &sizes, threads, early)
-}
-
-/// The worker started while the files are still being looked at (see
-/// [`check`]): it backs the arena's first huge page (the kernel clears
-/// 2 MiB, about a tenth of a millisecond in a fresh process, which the
-/// first allocation paid on this thread before) and switches the arena on,
-/// then waits for the work and takes files like the other workers. If it
-/// has not begun by the time this thread is done with the `stat`s, this
-/// thread switches the arena on itself and the worker only takes files.
-struct Early {
-    gate: Arc<Gate>,
-}
-
-/// What the early worker and this thread tell each other.
-struct Gate {
-    state: Mutex<GateState>,
-    changed: Condvar,
-}
-
-#[derive(Default)]
-struct GateState {
-    /// Where the huge page is: see [`Prefault`].
-    prefault: Prefault,
-    /// The work once it is ready: `Some(None)` when there is none for the
-    /// worker (the files turned out to need one thread).
-    work: Option<Option<Arc<Work>>>,
-    /// Whether the worker waits for the work (only then is it woken: it is
-    /// usually still clearing the page when the work is handed over).
-    waiting: bool,
-}
-
-#[derive(Default, Clone, Copy, PartialEq)]
-enum Prefault {
-    /// The worker has not begun.
-    #[default]
-    NotStarted,
-    /// The worker is clearing the page; it switches the arena on after.
-    Running,
-    /// Done, or left to this thread (the worker then skips it).
-    Over,
-}
-
-impl Early {
-    /// Starts the early worker; `None` if the thread cannot start.
-    fn start() -> Option<Early> {
-        let gate = Arc::new(Gate {
-            state: Mutex::new(GateState::default()),
-            changed: Condvar::new(),
-        });
-        let g = Arc::clone(&gate);
-        spawn_worker(move || {
-            if g.set_prefault(Prefault::NotStarted, Prefault::Running) {
-                super::arena::prefault();
-                super::arena::enable(true);
-                g.set_prefault(Prefault::Running, Prefault::Over);
-            }
-            let mut state = g.lock();
-            let work = loop {
-                match state.work.take() {
-                    Some(work) => break work,
-                    None => {
-                        state.waiting = true;
-                        state = g.wait(state);
-                        state.waiting = false;
-                    }
-                }
-            };
-            drop(state);
-            if let Some(w) = work {
-                take_files(&w);
-            }
+    let sizes: Vec<Option<u64>> = files
+        .iter()
+        .map(|f| {
+            std::fs::metadata(f)
+                .ok()
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
         })
-        .then_some(Early { gate })
-    }
-
-    /// Whether the worker switches the arena on (it is clearing its first
-    /// page); if it has not begun, it never will, and this thread must.
-    fn enables_arena(&self) -> bool {
-        let mut state = self.gate.lock();
-        if state.prefault == Prefault::NotStarted {
-            state.prefault = Prefault::Over;
-            return false;
-        }
-        true
-    }
-
-    /// Hands the worker its work (`None`: there is none).
-    fn hand(self, work: Option<Arc<Work>>) {
-        let mut state = self.gate.lock();
-        state.work = Some(work);
-        // The worker sets `waiting` under the lock and releases the lock
-        // only by waiting, so work stored while it is unset is seen before
-        // the worker would wait.
-        let wake = state.waiting;
-        drop(state);
-        if wake {
-            self.gate.changed.notify_all();
-        }
-    }
-}
-
-impl Gate {
-    fn lock(&self) -> std::sync::MutexGuard<'_, GateState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn wait<'a>(
-        &self,
-        guard: std::sync::MutexGuard<'a, GateState>,
-    ) -> std::sync::MutexGuard<'a, GateState> {
-        self.changed.wait(guard).unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Moves the prefault from `from` to `to`; whether it was at `from`.
-    fn set_prefault(&self, from: Prefault, to: Prefault) -> bool {
-        let mut state = self.lock();
-        if state.prefault != from {
-            return false;
-        }
-        state.prefault = to;
-        true
-    }
+        .collect();
+    let text: u64 = sizes.iter().flatten().sum();
+    super::arena::enable(text >= LARGE_INPUT);
+    check_files(files, &sizes, thread_count(&sizes, text, cpus))
 }
 
 /// Starts a worker thread; whether it started. The C library's allocator
@@ -268,15 +121,10 @@ struct State {
     waiting: bool,
 }
 
-/// Checks the files with `threads` threads (this one and `early`, if
-/// any, included; with one, no thread is started); the result is the
-/// sequential one (see the module docs).
-fn check_files(
-    files: &[OsString],
-    sizes: &[Option<u64>],
-    threads: usize,
-    early: Option<Early>,
-) -> Result<(), Failure> {
+/// Checks the files with `threads` threads (this one included; with one,
+/// no thread is started); the result is the sequential one (see the
+/// module docs).
+fn check_files(files: &[OsString], sizes: &[Option<u64>], threads: usize) -> Result<(), Failure> {
     let mut order: Vec<usize> = (0..files.len()).collect();
     if threads > 1 {
         // Largest first, so that no thread is left with a large file at
@@ -297,16 +145,7 @@ fn check_files(
         }),
         done: Condvar::new(),
     });
-    let mut started = 1;
-    if let Some(e) = early {
-        if threads > 1 {
-            e.hand(Some(Arc::clone(&work)));
-            started += 1;
-        } else {
-            e.hand(None);
-        }
-    }
-    for _ in started..threads {
+    for _ in 1..threads {
         let w = Arc::clone(&work);
         // A thread that cannot start leaves its share to the others.
         spawn_worker(move || take_files(&w));
