@@ -8,7 +8,7 @@
 //! so they stay correct wherever the text is loaded.
 //!
 //! In a large module, relocations that target the module's own definitions
-//! are also recorded as such ([`crate::compiled::LocalTargets`]): the
+//! are also recorded as such (`LocalTargets` in `crate::compiled`): the
 //! loader then needs no name lookup for them.
 
 use crate::compiled::{CompiledModule, CompiledSymbol, LocalTargets};
