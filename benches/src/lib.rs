@@ -68,7 +68,13 @@ impl XorShift {
 /// block arguments every few dozen instructions, and a loop around the
 /// whole body, so that liveness, splitting and move resolution all work.
 pub fn generated_function(insts: usize) -> String {
-    let mut rng = XorShift::new(0x5eed ^ insts as u64);
+    generated_variant(insts, 0)
+}
+
+/// Variant `k` of [`generated_function`]: the same kind of function of the
+/// same size, drawn with another seed (variant 0 is `generated_function`).
+pub fn generated_variant(insts: usize, k: u64) -> String {
+    let mut rng = XorShift::new(0x5eed ^ insts as u64 ^ k.rotate_left(32));
     let mut out = String::new();
     let _ = writeln!(out, "; generated: {insts} instructions");
     out.push_str("func @f(%a: i64, %b: i64) -> i64 {\nentry:\n    jmp head(0, %a, %b)\n");

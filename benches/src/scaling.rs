@@ -5,18 +5,22 @@
 //! peak memory of `kiln run` on the generated 100k-instruction function
 //! (goal: under 40 MB), measured in a child process.
 //!
-//! Each shape is first run once through the interpreter and through
+//! Each module timed is first run once through the interpreter and through
 //! compiled code and the two results compared, so that a shape that
 //! compiles fast but wrongly is reported as an error, not as a figure.
 //!
 //! Every cell is timed the same way ([`Sampling`]): the same number of
-//! samples at every size, each sample the same amount of work (the module
-//! compiled ⌈largest N ÷ N⌉ times in a row), the cell the fastest sample.
-//! The fastest of many short samples and the fastest of a few long ones
-//! are not comparable: on a shared machine the first finds the quietest
-//! millisecond, the second cannot, and their ratio would measure that.
+//! samples at every size, each sample the same amount of work (⌈largest N ÷
+//! N⌉ compiles in a row), the cell the fastest sample. The fastest of many
+//! short samples and the fastest of a few long ones are not comparable: on
+//! a shared machine the first finds the quietest millisecond, the second
+//! cannot, and their ratio would measure that. For the same reason the
+//! sizes' samples are taken in turn ([`measure_shape`]), and a sample of
+//! the generated function compiles different functions of its size
+//! ([`Shape::variants`]): the same one a hundred times in a row lets the
+//! branch predictors learn it, which only a small compile allows.
 
-use crate::measure::{fastest_of, parse, Budget, CompiledMain};
+use crate::measure::{parse, CompiledMain};
 use crate::shapes::Shape;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -55,46 +59,108 @@ impl Sampling {
 /// One measured cell: a shape at one size.
 #[derive(Clone, Copy, Debug)]
 pub struct ScalingCell {
-    /// IR instructions in the module.
+    /// IR instructions in the shape's module (its first variant).
     pub insts: usize,
-    /// Fastest compile time (`Engine::add_module` + `finalize_module`).
-    pub time: Duration,
+    /// Compile time (`Engine::add_module` + `finalize_module`) per IR
+    /// instruction of the fastest sample, in nanoseconds.
+    pub ns_per_inst: f64,
 }
 
-impl ScalingCell {
-    /// Nanoseconds per IR instruction.
-    pub fn ns_per_inst(&self) -> f64 {
-        self.time.as_secs_f64() * 1e9 / self.insts.max(1) as f64
+/// A shape at one size, ready to be timed: the modules one sample compiles
+/// in turn (the shape's variants, at most one per compile of a sample),
+/// each already checked against the interpreter.
+pub struct Prepared {
+    modules: Vec<kiln::ir::Module>,
+    /// Compiles per sample.
+    reps: usize,
+    /// IR instructions compiled by one sample.
+    insts_per_sample: usize,
+}
+
+impl Prepared {
+    /// Parses the variants of `shape` at size `n` one sample of `reps`
+    /// compiles uses, and checks that compiled code and the interpreter
+    /// agree on `@main(CHECK_ARG)` for each (which also compiles each once:
+    /// the same warm-up at every size).
+    pub fn new(shape: Shape, n: usize, reps: usize) -> Result<Prepared, String> {
+        let reps = reps.max(1);
+        let mut modules = Vec::new();
+        for k in 0..reps.min(shape.variants()) {
+            let m = parse("shape", &shape.variant(n, k))?;
+            let compiled = CompiledMain::kiln(&m)?.call(CHECK_ARG);
+            let interpreted = interpret_main(&m, CHECK_ARG)?;
+            if compiled != interpreted {
+                return Err(format!(
+                    "{} N={n} variant {k}: compiled code returns {compiled}, the interpreter \
+                     {interpreted}",
+                    shape.label()
+                ));
+            }
+            modules.push(m);
+        }
+        let insts_per_sample = (0..reps)
+            .map(|i| crate::instruction_count(&modules[i % modules.len()]))
+            .sum();
+        Ok(Prepared {
+            modules,
+            reps,
+            insts_per_sample,
+        })
+    }
+
+    /// IR instructions of the first variant.
+    pub fn insts(&self) -> usize {
+        crate::instruction_count(&self.modules[0])
+    }
+
+    /// The modules, in the order a sample compiles them (cyclically).
+    pub fn modules(&self) -> &[kiln::ir::Module] {
+        &self.modules
+    }
+
+    /// One timed sample: `reps` compiles, going through the variants in
+    /// turn; compile time per IR instruction in nanoseconds.
+    pub fn sample(&self) -> Result<f64, String> {
+        let mut total = Duration::ZERO;
+        for i in 0..self.reps {
+            total += kiln_compile_cpu(&self.modules[i % self.modules.len()])?;
+        }
+        Ok(total.as_secs_f64() * 1e9 / self.insts_per_sample.max(1) as f64)
     }
 }
 
-/// Compiles `shape` at size `n` as `sampling` says, after checking that
-/// compiled code and the interpreter agree on `@main(CHECK_ARG)` (which
-/// also compiles it once: the same warm-up at every size).
-pub fn measure_shape(shape: Shape, n: usize, sampling: Sampling) -> Result<ScalingCell, String> {
-    let m = parse("shape", &shape.text(n))?;
-    let insts = crate::instruction_count(&m);
-    let compiled = CompiledMain::kiln(&m)?.call(CHECK_ARG);
-    let interpreted = interpret_main(&m, CHECK_ARG)?;
-    if compiled != interpreted {
-        return Err(format!(
-            "{} N={n}: compiled code returns {compiled}, the interpreter {interpreted}",
-            shape.label()
-        ));
+/// Times `shape` at each of `sizes`, `samples` samples per size as
+/// [`Sampling::for_size`] says, and returns one cell per size (its fastest
+/// sample).
+///
+/// The samples of the sizes are taken in turn (one of each size per round),
+/// so that a busy spell of the machine falls on all sizes alike rather than
+/// on whichever cell was being timed then: the cells are compared with
+/// each other, so they are timed over the same stretch of time.
+pub fn measure_shape(
+    shape: Shape,
+    sizes: &[usize],
+    samples: usize,
+) -> Result<Vec<ScalingCell>, String> {
+    let largest = sizes.iter().copied().max().unwrap_or(1);
+    let prepared = sizes
+        .iter()
+        .map(|&n| Prepared::new(shape, n, Sampling::for_size(samples, n, largest).reps))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut best = vec![f64::INFINITY; sizes.len()];
+    for _ in 0..samples.max(1) {
+        for (p, b) in prepared.iter().zip(&mut best) {
+            *b = b.min(p.sample()?);
+        }
     }
-    let budget = Budget {
-        min_time: Duration::ZERO,
-        min_iters: sampling.samples,
-        max_iters: sampling.samples,
-    };
-    let reps = sampling.reps.max(1);
-    let sample = fastest_of(budget, || {
-        (0..reps).try_fold(Duration::ZERO, |acc, _| Ok(acc + kiln_compile_cpu(&m)?))
-    })?;
-    Ok(ScalingCell {
-        insts,
-        time: sample / reps as u32,
-    })
+    Ok(prepared
+        .iter()
+        .zip(best)
+        .map(|(p, ns_per_inst)| ScalingCell {
+            insts: p.insts(),
+            ns_per_inst,
+        })
+        .collect())
 }
 
 /// This process's CPU time (all threads).
@@ -157,8 +223,10 @@ pub fn scaling_table(quick: bool) -> Result<String, String> {
          (generators in `benches/src/shapes.rs`; each shape's compiled result is checked against \
          the interpreter first). Each cell is the fastest of {samples} samples, a sample being \
          the mean of ⌈{} ÷ N⌉ compiles in a row: the same number of samples of the same amount \
-         of work at every size. Goal: the last column, time per instruction at the largest N \
-         over that at N = 1,000, at most 1.5.\n",
+         of work at every size, the sizes' samples taken in turn. The generated function's \
+         compiles in a sample are of different random functions of that size (the same one \
+         repeated lets the branch predictors learn a small compile). Goal: the last column, \
+         time per instruction at the largest N over that at N = 1,000, at most 1.5.\n",
         fmt_n(largest)
     );
     let _ = write!(md, "| shape |");
@@ -169,17 +237,13 @@ pub fn scaling_table(quick: bool) -> Result<String, String> {
     let _ = writeln!(md, " {last}/1k |");
     let _ = writeln!(md, "|---|{}---:|", "---:|---:|".repeat(sizes.len()));
     for shape in Shape::ALL {
-        let mut cells = Vec::new();
-        for &n in sizes {
-            let sampling = Sampling::for_size(samples, n, largest);
-            cells.push(measure_shape(shape, n, sampling)?);
-        }
+        let cells = measure_shape(shape, sizes, samples)?;
         eprintln!("scaling: {} done", shape.label());
         let _ = write!(md, "| {} |", shape.label());
         for c in &cells {
-            let _ = write!(md, " {} | {:.1} |", c.insts, c.ns_per_inst());
+            let _ = write!(md, " {} | {:.1} |", c.insts, c.ns_per_inst);
         }
-        let ratio = cells.last().map_or(0.0, |c| c.ns_per_inst()) / cells[0].ns_per_inst();
+        let ratio = cells.last().map_or(0.0, |c| c.ns_per_inst) / cells[0].ns_per_inst;
         let _ = writeln!(md, " {ratio:.2} |");
     }
     if !quick {
@@ -323,15 +387,47 @@ mod tests {
 
     #[test]
     fn every_shape_compiles_and_agrees_with_the_interpreter() {
-        let once = Sampling {
-            samples: 1,
-            reps: 1,
-        };
         for shape in Shape::ALL {
-            let cell = measure_shape(shape, 50, once).unwrap();
-            assert!(cell.insts >= 50, "{}: {} insts", shape.label(), cell.insts);
-            assert!(cell.ns_per_inst() > 0.0);
+            let cells = measure_shape(shape, &[50, 100], 1).unwrap();
+            assert_eq!(cells.len(), 2);
+            assert!(
+                cells[0].insts >= 50,
+                "{}: {} insts",
+                shape.label(),
+                cells[0].insts
+            );
+            assert!(
+                cells[1].insts >= 100,
+                "{}: {} insts",
+                shape.label(),
+                cells[1].insts
+            );
+            assert!(cells.iter().all(|c| c.ns_per_inst > 0.0));
         }
+    }
+
+    #[test]
+    fn a_sample_compiles_different_generated_functions_of_one_size() {
+        let p = Prepared::new(Shape::Generated, 200, 3).unwrap();
+        let m = p.modules();
+        assert_eq!(m.len(), 3);
+        let texts: Vec<String> = m.iter().map(|m| m.to_string()).collect();
+        assert!(texts[0] != texts[1] && texts[1] != texts[2] && texts[0] != texts[2]);
+        for m in m {
+            let insts = crate::instruction_count(m);
+            assert!((200..=215).contains(&insts), "{insts} insts");
+        }
+        assert_eq!(
+            texts[0],
+            parse("shape", &Shape::Generated.text(200))
+                .unwrap()
+                .to_string()
+        );
+        // A regular shape: one module, compiled `reps` times.
+        assert_eq!(
+            Prepared::new(Shape::Switch, 20, 3).unwrap().modules().len(),
+            1
+        );
     }
 
     #[test]

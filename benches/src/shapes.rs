@@ -51,8 +51,30 @@ impl Shape {
 
     /// The module text of this shape at size `n`.
     pub fn text(self, n: usize) -> String {
+        self.variant(n, 0)
+    }
+
+    /// How many different modules of one size [`Shape::variant`] makes.
+    ///
+    /// The generated function is random: compiling the same one over and
+    /// over lets the processor's branch predictors learn that one compile,
+    /// which at N = 1,000 (about a million host instructions) they largely
+    /// do and at 100,000 cannot, so timing many compiles of one module
+    /// flatters the small sizes. Its variants are other draws of the same
+    /// size. The other shapes are regular by construction (every block
+    /// alike), and have one variant.
+    pub fn variants(self) -> usize {
         match self {
-            Shape::Generated => generated_main(n),
+            Shape::Generated => usize::MAX,
+            _ => 1,
+        }
+    }
+
+    /// Module text of variant `k` of this shape at size `n` (`k` is taken
+    /// modulo [`Shape::variants`]; variant 0 is [`Shape::text`]).
+    pub fn variant(self, n: usize, k: usize) -> String {
+        match self {
+            Shape::Generated => generated_main(n, k),
             Shape::BlockArgs => block_args(n),
             Shape::NestedLoops => nested_loops(n),
             Shape::Switch => switch_in_loop(n),
@@ -61,9 +83,9 @@ impl Shape {
     }
 }
 
-/// [`crate::generated_function`] with a `@main` calling it.
-fn generated_main(n: usize) -> String {
-    let mut s = crate::generated_function(n);
+/// [`crate::generated_variant`] `k` with a `@main` calling it.
+fn generated_main(n: usize, k: usize) -> String {
+    let mut s = crate::generated_variant(n, k as u64);
     s.push_str(
         "\nfunc @main(%a: i64) -> i64 {\nentry:\n    %r = call.i64 @f(%a, 7)\n    ret %r\n}\n",
     );

@@ -192,6 +192,19 @@ impl Module {
         Ok(id)
     }
 
+    /// [`Module::declare`] for a name the caller has just found free with
+    /// [`Module::symbol_hashed`] (`hash` is its [`hash_name`]), without
+    /// hashing and looking it up again (a parser declares every symbol so).
+    pub(crate) fn declare_new(&mut self, data: SymbolData, loc: Loc, hash: u64) -> SymId {
+        debug_assert!(self.find_symbol(&data.name, hash).is_none());
+        debug_assert_eq!(hash, hash_name(&data.name));
+        let id = SymId::new(self.symbols.len());
+        self.symbols.push(data);
+        self.symbol_locs.push(loc);
+        self.by_name.insert(id.0, hash);
+        id
+    }
+
     /// The symbol named `name` (whose [`hash_name`] is `hash`). The index is
     /// only trusted when it points at a symbol of that name: `symbols` is
     /// public, and a symbol renamed or pushed behind the index's back is
@@ -231,6 +244,12 @@ impl Module {
     /// Looks a symbol up by name (without `@`).
     pub fn symbol(&self, name: &str) -> Option<SymId> {
         self.find_symbol(name, hash_name(name))
+    }
+
+    /// [`Module::symbol`] for a name whose [`hash_name`] the caller has
+    /// (and keeps for [`Module::declare_new`]).
+    pub(crate) fn symbol_hashed(&self, name: &str, hash: u64) -> Option<SymId> {
+        self.find_symbol(name, hash)
     }
 
     pub fn sym(&self, id: SymId) -> &SymbolData {

@@ -36,6 +36,7 @@ mod func;
 
 use super::entities::{DataId, FuncId, Inst, SymId};
 use super::function::{Callee, InstKind};
+use super::hash::hash_name;
 use super::lexer::{shorten, Lexer, TokKind, Token};
 use super::module::{DataDef, DataValue, Linkage, Module, SymbolData, SymbolKind};
 use super::srcmap::Loc;
@@ -124,6 +125,16 @@ struct SymRef<'a> {
     site: SymSite,
     name: &'a str,
     loc: Loc,
+}
+
+/// A symbol name about to be declared, found free by
+/// [`Parser::new_symbol_name`]: its [`hash_name`] is kept for the
+/// declaration, so the name is hashed and looked up once.
+#[derive(Clone, Copy)]
+struct NewSym<'a> {
+    name: &'a str,
+    loc: Loc,
+    hash: u64,
 }
 
 struct Parser<'a, 'r> {
@@ -323,24 +334,27 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// A new symbol's `@name`, failing when the name is taken.
-    fn new_symbol_name(&mut self, what: &str) -> Result<(&'a str, Loc)> {
+    fn new_symbol_name(&mut self, what: &str) -> Result<NewSym<'a>> {
         let t = self.expect(TokKind::Global, what)?;
-        if self.module.symbol(t.text).is_some() {
+        let hash = hash_name(t.text);
+        if self.module.symbol_hashed(t.text, hash).is_some() {
             return self.err(t.loc, format!("symbol @{} is defined twice", t.text));
         }
-        Ok((t.text, t.loc))
+        Ok(NewSym {
+            name: t.text,
+            loc: t.loc,
+            hash,
+        })
     }
 
-    fn declare(&mut self, name: &str, linkage: Linkage, kind: SymbolKind, loc: Loc) -> SymId {
+    /// Declares `sym`, a name found free (and not declared since).
+    fn declare(&mut self, sym: NewSym<'_>, linkage: Linkage, kind: SymbolKind) -> SymId {
         let data = SymbolData {
-            name: name.to_string(),
+            name: sym.name.to_string(),
             linkage,
             kind,
         };
-        // The name was checked by `new_symbol_name`.
-        self.module
-            .declare(data, loc)
-            .unwrap_or_else(|existing| existing)
+        self.module.declare_new(data, sym.loc, sym.hash)
     }
 
     // ---- module level ----
@@ -400,8 +414,8 @@ impl<'a> Parser<'a, '_> {
                     }
                     Some("data") => {
                         self.advance()?;
-                        let (name, loc) = self.new_symbol_name("a symbol name '@name'")?;
-                        self.declare(name, Linkage::Import, SymbolKind::Data { body: None }, loc);
+                        let sym = self.new_symbol_name("a symbol name '@name'")?;
+                        self.declare(sym, Linkage::Import, SymbolKind::Data { body: None });
                         Ok(())
                     }
                     _ => self.expected("'func' or 'data' after 'extern'"),
@@ -421,7 +435,7 @@ impl<'a> Parser<'a, '_> {
     }
 
     fn extern_func(&mut self) -> Result<()> {
-        let (name, loc) = self.new_symbol_name("a function name '@name'")?;
+        let name = self.new_symbol_name("a function name '@name'")?;
         self.expect(TokKind::LParen, "'(' after the function name")?;
         let mut params = Vec::new();
         if !self.at(TokKind::RParen) {
@@ -439,20 +453,16 @@ impl<'a> Parser<'a, '_> {
         self.advance()?;
         let ret = self.return_type()?;
         let sig = Signature::new(params, ret);
-        self.declare(
-            name,
-            Linkage::Import,
-            SymbolKind::Func { sig, body: None },
-            loc,
-        );
+        self.declare(name, Linkage::Import, SymbolKind::Func { sig, body: None });
         Ok(())
     }
 
     // ---- data ----
 
     fn data(&mut self, linkage: Linkage, readonly: bool) -> Result<()> {
-        let (name, loc) = self.new_symbol_name("a data name '@name'")?;
-        let sym = self.declare(name, linkage, SymbolKind::Data { body: None }, loc);
+        let new = self.new_symbol_name("a data name '@name'")?;
+        let name = new.name;
+        let sym = self.declare(new, linkage, SymbolKind::Data { body: None });
         self.expect_with(TokKind::Equals, || format!("'=' after @{}", shorten(name)))?;
         self.expect(TokKind::LBrace, "'{' to start the data")?;
         self.skip_newlines()?;
@@ -624,10 +634,18 @@ impl<'a> Parser<'a, '_> {
     fn resolve_symbols(&mut self) -> Result<()> {
         let refs = std::mem::take(&mut self.sym_refs);
         for r in refs {
-            let id = match self.module.symbol(r.name) {
+            let hash = hash_name(r.name);
+            let id = match self.module.symbol_hashed(r.name, hash) {
                 Some(id) => id,
                 None => match self.implicit.and_then(|f| f(r.name)) {
-                    Some(kind) => self.declare(r.name, Linkage::Import, kind, r.loc),
+                    Some(kind) => {
+                        let sym = NewSym {
+                            name: r.name,
+                            loc: r.loc,
+                            hash,
+                        };
+                        self.declare(sym, Linkage::Import, kind)
+                    }
                     None => {
                         return self.err(r.loc, format!("undeclared symbol @{}", shorten(r.name)))
                     }

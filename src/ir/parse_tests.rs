@@ -1017,3 +1017,39 @@ fn ir_bytes_per_instruction_are_bounded() {
     assert!(per_inst < inst + 80.0, "{per_inst} bytes per instruction");
     assert!((f.srcmap.heap_bytes() as f64 / f.num_insts() as f64) < 40.0);
 }
+
+/// The parser's cache of short names is emptied between functions, after
+/// a small function and after one that filled it: each function's names
+/// resolve to its own values, and a name only an earlier function defined
+/// is undefined in a later one.
+#[test]
+fn short_names_do_not_leak_between_functions() {
+    // @f0 fills the cache (sixty names), @f1 uses a few, @f2 and @f3 use
+    // one defined only before them.
+    let mut src = String::from("func @f0(%a: i64) -> i64 {\nentry:\n    %n0 = add.i64 %a, 1\n");
+    for i in 1..60 {
+        src.push_str(&format!("    %n{i} = add.i64 %n{}, %a\n", i - 1));
+    }
+    src.push_str("    ret %n59\n}\n");
+    src.push_str("func @f1(%b: i64) -> i64 {\nentry:\n    %c = add.i64 %b, 2\n    ret %c\n}\n");
+    let m = parse(&src);
+    let f1 = &m.funcs[1];
+    assert_eq!(f1.blocks.len(), 1);
+    let insts = &f1.blocks[0].insts;
+    assert_eq!(insts.len(), 2);
+    let c = f1.insts[insts[0].index()].result.unwrap();
+    assert_eq!(f1.value_name(c), Some("c"));
+    let InstKind::Binary { args } = f1.insts[insts[0].index()].kind else {
+        panic!("{:?}", f1.insts[insts[0].index()].kind)
+    };
+    assert_eq!(args[0], Operand::Value(f1.params[0]));
+    let late = |body: &str| format!("{src}func @f2(%d: i64) -> i64 {{\nentry:\n{body}\n}}\n");
+    assert_eq!(
+        err(&late("    %e = add.i64 %d, %c\n    ret %e")),
+        "72:22: undefined value %c"
+    );
+    assert_eq!(
+        err(&late("    %e = add.i64 %d, %n3\n    ret %e")),
+        "72:22: undefined value %n3"
+    );
+}

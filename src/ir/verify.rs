@@ -115,14 +115,14 @@ struct ModuleVerifier<'m, 's> {
 thread_local! {
     /// The buffers of the verifications on this thread, used in place
     /// (verifying a module of one small function would otherwise spend
-    /// most of its time growing fresh vectors); given back after a large
-    /// function grew them.
+    /// most of its time growing fresh vectors, and a large one faulting
+    /// fresh pages in); given back only after a huge function grew them.
     static CACHED: std::cell::RefCell<Scratch> = std::cell::RefCell::default();
 }
 
 /// Runs `f` with this thread's scratch buffers (fresh ones if they are in
 /// use: verification does not re-enter, but a caught panic may have left
-/// them borrowed), freeing them afterwards if a large function grew them.
+/// them borrowed), freeing them afterwards if a huge function grew them.
 fn with_scratch<R>(f: impl FnOnce(&mut Scratch) -> R) -> R {
     let mut f = Some(f);
     let cached = CACHED.try_with(|c| {

@@ -3,13 +3,16 @@
 //! Compiles shape SHAPE (`generated`, `args`, `loops`, `switch`, `funcs`) at
 //! size N ITERS times (default 10) through `Engine::add_module` +
 //! `finalize_module` and prints the fastest time (process CPU time) per IR
-//! instruction.
+//! instruction. As in the report's table, the generated function's compiles
+//! go through ITERS different functions of size N
+//! ([`Shape::variants`]); `KILN_SHAPE_SAME=1` compiles the first one
+//! every time instead.
 //! `-- print SHAPE N` prints the module text instead.
 
+use kiln_bench::instruction_count;
 use kiln_bench::measure::parse;
 use kiln_bench::scaling::kiln_compile_cpu;
 use kiln_bench::shapes::Shape;
-use std::time::Duration;
 
 fn shape(name: &str) -> Option<Shape> {
     Some(match name {
@@ -42,28 +45,36 @@ fn main() {
         return;
     }
     let iters: usize = rest.get(2).and_then(|a| a.parse().ok()).unwrap_or(10);
-    let m = match parse("shape", &text) {
-        Ok(m) => m,
-        Err(e) => {
-            eprintln!("shape: {e}");
-            std::process::exit(1);
-        }
+    let variants = if std::env::var_os("KILN_SHAPE_SAME").is_some() {
+        1
+    } else {
+        iters.clamp(1, s.variants())
     };
-    let insts = kiln_bench::instruction_count(&m);
-    let mut best = Duration::MAX;
-    for _ in 0..iters {
-        match kiln_compile_cpu(&m) {
-            Ok(d) => best = best.min(d),
+    let mut modules = Vec::new();
+    for k in 0..variants {
+        match parse("shape", &s.variant(n, k)) {
+            Ok(m) => modules.push(m),
             Err(e) => {
                 eprintln!("shape: {e}");
                 std::process::exit(1);
             }
         }
     }
+    let mut best = f64::INFINITY;
+    for i in 0..iters {
+        let m = &modules[i % modules.len()];
+        match kiln_compile_cpu(m) {
+            Ok(d) => best = best.min(d.as_secs_f64() * 1e9 / instruction_count(m) as f64),
+            Err(e) => {
+                eprintln!("shape: {e}");
+                std::process::exit(1);
+            }
+        }
+    }
+    let insts = instruction_count(&modules[0]);
     println!(
-        "{} N={n}: {insts} insts, {:.3} ms, {:.1} ns/inst",
+        "{} N={n}: {insts} insts, {:.3} ms, {best:.1} ns/inst",
         s.label(),
-        best.as_secs_f64() * 1e3,
-        best.as_secs_f64() * 1e9 / insts as f64
+        best * insts as f64 / 1e6,
     );
 }

@@ -15,8 +15,8 @@ pub(super) use fast::{FAST_HEADERS, FAST_LINES};
 
 use super::super::entities::{Block, FuncId, Inst, Value};
 use super::super::function::{
-    BlockCall, BlockData, Callee, CaseList, Const, Function, InstData, InstKind, InstList, Int96,
-    OpList, Operand, SwitchCase, ValueData, ValueDef, ValueList,
+    BlockCall, BlockData, BlockList, Callee, CaseList, Const, Function, InstData, InstKind,
+    InstList, Int96, OpList, Operand, SwitchCase, ValueData, ValueDef, ValueList,
 };
 use super::super::names::{numbered, Name, Names};
 use super::super::opcode::{Format, Opcode, ResultTy, Suffix};
@@ -77,6 +77,9 @@ pub(super) struct FuncScratch {
 /// it stops caching.
 const SHORT_SLOTS: usize = 64;
 const SHORT_MAX: usize = 48;
+// Slot indices are kept as bytes (`ShortNames::used`), and a full cache
+// still has empty slots (lookups end at one).
+const _: () = assert!(SHORT_SLOTS <= 256 && SHORT_MAX < SHORT_SLOTS);
 
 /// An open-addressing table from a short name's bytes, packed into one
 /// word, to its [`Name`]: the names of a small function (`%a`, `%x1`,
@@ -89,6 +92,9 @@ struct ShortNames {
     /// of them once [`ShortNames::clear`] has run, none before.
     slots: Box<[(u64, u32)]>,
     len: usize,
+    /// The slots filled, in order (the first `len`): clearing empties
+    /// those rather than all [`SHORT_SLOTS`], as most functions fill a few.
+    used: [u8; SHORT_MAX],
 }
 
 impl Default for ShortNames {
@@ -99,6 +105,7 @@ impl Default for ShortNames {
         ShortNames {
             slots: Box::new([]),
             len: 0,
+            used: [0; SHORT_MAX],
         }
     }
 }
@@ -153,8 +160,10 @@ impl ShortNames {
     fn clear(&mut self) {
         if self.slots.is_empty() {
             self.slots = vec![(0, 0); SHORT_SLOTS].into_boxed_slice();
-        } else if self.len > 0 {
-            self.slots.fill((0, 0));
+        } else {
+            for &i in &self.used[..self.len] {
+                self.slots[i as usize] = (0, 0);
+            }
         }
         self.len = 0;
     }
@@ -233,6 +242,8 @@ impl FuncScratch {
                     self.value_of.push(NONE);
                     self.block_of.push(NONE);
                     self.short.slots[i] = (key, n.index() as u32 + 1);
+                    // `i < SHORT_SLOTS <= 256`; `len < SHORT_MAX` while active.
+                    self.short.used[self.short.len] = i as u8;
                     self.short.len += 1;
                     return n;
                 }
@@ -288,7 +299,7 @@ impl FuncScratch {
     /// label.
     fn close_block(&mut self) {
         if let Some((b, first)) = self.cur.take() {
-            self.blocks[b.index()].insts = (first..self.insts.len()).map(Inst::new).collect();
+            self.blocks[b.index()].insts = inst_range(first, self.insts.len());
         }
     }
 
@@ -298,8 +309,8 @@ impl FuncScratch {
         Function {
             name: name.to_string(),
             sig,
-            params: self.params.as_slice().into(),
-            blocks: self.blocks.drain(..).collect(),
+            params: ValueList::from_slice(&self.params),
+            blocks: take_blocks(&mut self.blocks),
             insts: take_exact(&mut self.insts),
             values: take_exact(&mut self.values),
             arg_pool: take_exact(&mut self.arg_pool),
@@ -307,6 +318,37 @@ impl FuncScratch {
             names: self.names.take_compact(),
             srcmap: self.srcmap.build(),
         }
+    }
+}
+
+/// The instructions `first..end` as a block's list: built in place when
+/// they fit inline (most blocks), rather than through a generic `collect`.
+fn inst_range(first: usize, end: usize) -> InstList {
+    let n = end.saturating_sub(first);
+    let mut buf = [Inst(0); 4];
+    if n > buf.len() {
+        return InstList::from_vec((first..end).map(Inst::new).collect());
+    }
+    for (k, slot) in buf.iter_mut().take(n).enumerate() {
+        *slot = Inst::new(first + k);
+    }
+    InstList::from_buf_and_len(buf, n)
+}
+
+/// The blocks of the scratch, moved out (the scratch keeps its buffer):
+/// a single block goes inline, more are moved into one exact-size vector
+/// that the list takes over.
+fn take_blocks(blocks: &mut Vec<BlockData>) -> BlockList {
+    if blocks.len() <= 1 {
+        let mut list = BlockList::new();
+        if let Some(b) = blocks.pop() {
+            list.push(b);
+        }
+        list
+    } else {
+        let mut v = Vec::with_capacity(blocks.len());
+        v.append(blocks);
+        BlockList::from_vec(v)
     }
 }
 
@@ -355,7 +397,8 @@ impl<'a> Parser<'a, '_> {
 
     #[inline(never)]
     pub(super) fn func(&mut self, linkage: Linkage) -> Result<()> {
-        let (name, name_loc) = self.new_symbol_name("a function name '@name'")?;
+        let new = self.new_symbol_name("a function name '@name'")?;
+        let (name, name_loc) = (new.name, new.loc);
         self.fs.clear();
         self.fs.start = self.lex.pos();
         self.fs.srcmap.func = name_loc;
@@ -364,13 +407,12 @@ impl<'a> Parser<'a, '_> {
             None => (self.func_header()?, None),
         };
         let sym = self.declare(
-            name,
+            new,
             linkage,
             SymbolKind::Func {
                 sig: sig.clone(),
                 body: None,
             },
-            name_loc,
         );
         match newline {
             Some(p) => self.header_line_end(p)?,

@@ -101,8 +101,11 @@ pub(super) struct Scratch {
 }
 
 /// Most entries of a [`Scratch`] kept for the next module (see
-/// [`Scratch::is_small`]).
-const CACHE_MAX: usize = 4096;
+/// [`Scratch::is_small`]): enough for functions of several hundred
+/// thousand instructions, whose fresh buffers would otherwise be mapped
+/// and page-faulted in anew for every module (as the compiler's, the
+/// buffers stay with the thread; past this they are given back).
+const CACHE_MAX: usize = 1 << 20;
 
 impl Scratch {
     /// Whether these buffers are small enough to keep for the next module

@@ -32,6 +32,10 @@ pub(in crate::ir::verify) struct QuickDom {
     /// ... and one past the last (while numbering: its subtree's size,
     /// then the next number free for a child).
     end: Vec<u32>,
+    /// The back edges of [`QuickDom::compute_layout`] still to check:
+    /// (block, immediate dominator of its target), which must dominate
+    /// the block.
+    back: Vec<(u32, u32)>,
     /// Whether the last [`QuickDom::compute_layout`] gave up because its
     /// climbing budget ran out (deep dominator chains, e.g. thousands of
     /// nested loops): the iteration of [`QuickDom::compute`] climbs the
@@ -48,7 +52,12 @@ impl QuickDom {
 
     /// The capacity kept, in entries (for the scratch's size limit).
     pub(in crate::ir::verify) fn len(&self) -> usize {
-        self.po.capacity().max(self.order.capacity())
+        [&self.po, &self.idom, &self.order, &self.pre, &self.end]
+            .iter()
+            .map(|v| v.capacity())
+            .chain([self.back.capacity(), self.stack.capacity()])
+            .max()
+            .unwrap_or(0)
     }
 
     /// Computes the immediate dominators of `cfg` and the intervals;
@@ -149,8 +158,16 @@ impl QuickDom {
     /// solves `Dom(b) = {b} ∪ ⋂ Dom(p)` over all predecessors; each set is
     /// an intersection of predecessors' sets, so it holds every true
     /// dominator, and any solution holds only true ones.
+    ///
+    /// An edge `b -> s` back to a passed block leaves `s`'s dominator
+    /// alone if that dominator dominates `b`. This is checked after the
+    /// pass, on the numbered tree (two compares), not by climbing from `b`:
+    /// the dominators of `b` were final when `b` was passed (all are
+    /// earlier blocks), so the answer is the same, and deep nests of loops
+    /// (each latch far below its header) cost no climbing.
     pub(super) fn compute_layout(&mut self, f: &Function) -> bool {
         self.deep = false;
+        self.back.clear();
         let n = f.blocks.len();
         self.idom.clear();
         self.idom.resize(n, NONE);
@@ -195,11 +212,15 @@ impl QuickDom {
             }
         }
         number(&self.idom, &mut self.pre, &mut self.end, 1..n);
-        true
+        let (pre, end) = (&self.pre, &self.end);
+        self.back.iter().all(|&(b, d)| {
+            let p = pre[b as usize];
+            pre[d as usize] <= p && p < end[d as usize]
+        })
     }
 
     /// The edge `b -> s` of [`QuickDom::compute_layout`]: `false` when it
-    /// breaks that pass's assumptions.
+    /// breaks that pass's assumptions (a back edge is checked at the end).
     #[inline]
     fn narrow(&mut self, b: u32, s: Block, budget: &mut u64) -> bool {
         let Some(&old) = self.idom.get(s.index()) else {
@@ -216,8 +237,13 @@ impl QuickDom {
             };
             self.idom[s.index()] = new;
             true
+        } else if old == NONE {
+            false
         } else {
-            old != NONE && self.meet(b, old, budget) == Some(old)
+            if old != b && s.0 != b {
+                self.back.push((b, old));
+            }
+            true
         }
     }
 
