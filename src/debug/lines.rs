@@ -260,6 +260,20 @@ fn put_sleb(buf: &mut [u8; 16], mut at: usize, mut v: i64) -> usize {
     }
 }
 
+/// An entry with a field of more than one byte: its bytes (one entry is
+/// at most 5 + 5 + 5 bytes, its fields being 32-bit) and their number.
+/// Out of line and returning by value, so that [`Builder::extend`]'s loop
+/// state stays in registers across the call.
+#[cold]
+#[inline(never)]
+fn long_entry(d: u32, dl: i64, col: u32) -> ([u8; 16], usize) {
+    let mut entry = [0u8; 16];
+    let mut n = put_uleb(&mut entry, 0, d as u64);
+    n = put_sleb(&mut entry, n, dl);
+    n = put_uleb(&mut entry, n, col as u64);
+    (entry, n)
+}
+
 /// Encodes entries, merging as the invariants require: a later entry at
 /// the same offset replaces the pending one (its instruction emitted no
 /// code), and an entry with the pending location adds nothing.
@@ -287,46 +301,98 @@ impl Builder {
         }
     }
 
-    /// [`Builder::add`] of each of `entries` (about `n` of them): the same
-    /// bytes, with the builder's state in locals through the loop (the
-    /// fast generator's line table, one entry per IR instruction).
+    /// [`Builder::add`] of `(offset, loc_of(inst))` for each `(offset,
+    /// inst)` of `entries`: the same bytes, in one loop whose state is
+    /// a few scalars (the fast generator's line table, one entry per IR
+    /// instruction). Locations are compared as one `u64` key each; each
+    /// entry is one 4-byte store into room reserved for all of them (the
+    /// room is reserved again after a long entry, never per short one).
     #[inline]
-    fn extend(&mut self, entries: impl Iterator<Item = (u32, Loc)>, n: usize) {
-        let Some(mut pending) = self.pending else {
-            for (offset, loc) in entries {
-                self.add(offset, loc);
+    fn extend(&mut self, entries: &[(u32, u32)], loc_of: impl Fn(u32) -> Loc) {
+        let mut entries = entries.iter();
+        // `add` until an entry is written (the first one or two): then
+        // there is a pending entry and a last written one.
+        let (mut po, pl, last) = loop {
+            if let (Some((po, pl)), Some(last)) = (self.pending, self.last) {
+                break (po, pl, last);
             }
-            return;
+            let Some(&(o, i)) = entries.next() else {
+                return;
+            };
+            self.add(o, loc_of(i));
         };
-        let (mut offset, mut line, mut last) = (self.offset, self.line, self.last);
-        // Three bytes per entry, and one for the 4-byte store below.
-        self.bytes.reserve(3 * n + 1);
-        for (o, loc) in entries {
-            if pending.0 == o {
-                // The pending entry's instruction emitted no code.
-                pending.1 = loc;
-                continue;
+        let key = |l: Loc| (l.line as u64) << 32 | l.col as u64;
+        let loc = |k: u64| Loc::new((k >> 32) as u32, k as u32);
+        // The pending entry's key and the last written one's (whose line
+        // is `self.line`).
+        let (mut pk, mut lk) = (key(pl), key(last));
+        let mut offset = self.offset;
+        let out = &mut self.bytes;
+        loop {
+            // Room for every entry left in its short form (and the fourth
+            // byte of its store), and for one long entry.
+            out.reserve(3 * entries.len() + 16);
+            let base = out.as_mut_ptr();
+            let mut at = out.len();
+            let mut long = false;
+            for &(o, i) in entries.by_ref() {
+                let k = key(loc_of(i));
+                if o == po {
+                    // The pending entry's instruction emitted no code.
+                    pk = k;
+                    continue;
+                }
+                if k == pk {
+                    continue;
+                }
+                let (wo, wk) = (po, pk);
+                (po, pk) = (o, k);
+                if wk == lk {
+                    // A replaced entry left two equal neighbours.
+                    continue;
+                }
+                let d = wo - offset;
+                let dl = (wk >> 32) as i64 - (lk >> 32) as i64;
+                let col = wk as u32;
+                offset = wo;
+                lk = wk;
+                if (d as u64 | col as u64 | (dl + 64) as u64) < 0x80 {
+                    let v = d | ((dl as u32 & 0x7f) << 8) | (col << 16);
+                    // SAFETY: on entering this loop, the capacity is at
+                    // least `len + 3 * r + 16` for the `r` entries left;
+                    // each short entry uses one of them and 3 bytes, so
+                    // this 4-byte write ends below `len + 3 * r + 4`
+                    // (inside the allocation, in its spare capacity,
+                    // writable through the pointer: `u8` has no invalid
+                    // values or drop).
+                    unsafe {
+                        base.add(at)
+                            .cast::<[u8; 4]>()
+                            .write_unaligned(v.to_le_bytes())
+                    };
+                    at += 3;
+                } else {
+                    let (e, n) = long_entry(d, dl, col);
+                    // SAFETY: as above, at most `3 * (r - 1)` bytes were
+                    // used since the reserve, so 16 more fit; then the
+                    // loop ends and the room is reserved again.
+                    unsafe { base.add(at).cast::<[u8; 16]>().write_unaligned(e) };
+                    at += n;
+                    long = true;
+                    break;
+                }
             }
-            if pending.1 == loc {
-                continue;
-            }
-            let (po, pl) = std::mem::replace(&mut pending, (o, loc));
-            if last == Some(pl) {
-                // A replaced entry left two equal neighbours.
-                continue;
-            }
-            let (d, dl, col) = (po - offset, pl.line as i64 - line as i64, pl.col);
-            offset = po;
-            line = pl.line;
-            last = Some(pl);
-            if d < 0x80 && (-64..64).contains(&dl) && col < 0x80 {
-                self.put3(d as u8, (dl & 0x7f) as u8, col as u8);
-            } else {
-                self.write_long(d, dl, col);
+            // SAFETY: the bytes up to `at` were written above (each entry's
+            // write covers the bytes it adds), within the capacity.
+            unsafe { out.set_len(at) };
+            if !long {
+                break;
             }
         }
-        self.pending = Some(pending);
-        (self.offset, self.line, self.last) = (offset, line, last);
+        self.pending = Some((po, loc(pk)));
+        self.offset = offset;
+        self.line = (lk >> 32) as u32;
+        self.last = Some(loc(lk));
     }
 
     /// Appends a three-byte entry (as the low three bytes of one 4-byte
@@ -362,12 +428,7 @@ impl Builder {
     #[cold]
     #[inline(never)]
     fn write_long(&mut self, d: u32, dl: i64, col: u32) {
-        // One entry is at most 5 + 5 + 5 bytes (32-bit fields): encoded on
-        // the stack, appended with one capacity check.
-        let mut entry = [0u8; 16];
-        let mut n = put_uleb(&mut entry, 0, d as u64);
-        n = put_sleb(&mut entry, n, dl);
-        n = put_uleb(&mut entry, n, col as u64);
+        let (entry, n) = long_entry(d, dl, col);
         self.bytes.extend_from_slice(&entry[..n]);
     }
 
@@ -419,7 +480,7 @@ impl<'a> LineRecorder<'a> {
     pub fn without_marks(func: Loc, insts: usize) -> LineRecorder<'static> {
         let enabled = recording();
         let mut table = Builder {
-            bytes: Vec::with_capacity(if enabled { 3 * insts + 4 } else { 0 }),
+            bytes: Vec::with_capacity(if enabled { 3 * insts + 16 } else { 0 }),
             ..Builder::default()
         };
         table.add(0, func);
@@ -476,12 +537,8 @@ impl<'a> LineRecorder<'a> {
         let Some(&(_, last)) = self.insts.last() else {
             return;
         };
-        let entries = self.insts.iter();
-        let n = entries.len();
-        self.table.extend(
-            entries.map(|&(offset, inst)| (offset, map.inst(Inst::new(inst as usize)))),
-            n,
-        );
+        self.table
+            .extend(&self.insts, |inst| map.inst(Inst::new(inst as usize)));
         self.current = map.inst(Inst::new(last as usize));
         self.insts.clear();
     }
@@ -615,26 +672,45 @@ mod tests {
             x % n
         };
         let mut entries = Vec::new();
-        let mut off = 0u32;
-        for _ in 0..2000 {
+        let mut off = 10u32;
+        for k in 0..2000 {
             off += [0, 0, 3, 7, 200][next(5) as usize];
-            let loc = Loc::new(next(300) as u32, [1, 5, 9, 400][next(4) as usize]);
+            // Then few locations: replaced entries often equal the last.
+            let lines = if k < 1000 { 300 } else { 3 };
+            let loc = Loc::new(next(lines) as u32, [1, 5, 9, 400][next(4) as usize]);
             entries.push((off, loc));
         }
-        for start in [None, Some((0, Loc::new(1, 1)))] {
-            let mut a = Builder::default();
-            let mut b = Builder::default();
-            if let Some((o, l)) = start {
-                a.add(o, l);
-                b.add(o, l);
+        let l = |line, col| Loc::new(line, col);
+        // Builders before the loop: empty; one pending entry; one written
+        // entry and a pending one that replaced another at its offset and
+        // equals the written one (so the loop's first write is dropped).
+        let starts: [&[(u32, Loc)]; 3] = [
+            &[],
+            &[(0, l(1, 1))],
+            &[(0, l(1, 1)), (4, l(2, 1)), (4, l(1, 1))],
+        ];
+        let noted: Vec<(u32, u32)> = (0..entries.len() as u32)
+            .map(|k| (entries[k as usize].0, k))
+            .collect();
+        let loc_of = |k: u32| entries[k as usize].1;
+        for start in starts {
+            for split in [0, 1, 777] {
+                let mut a = Builder::default();
+                let mut b = Builder::default();
+                for &(o, l) in start {
+                    a.add(o, l);
+                    b.add(o, l);
+                }
+                for &(o, l) in &entries {
+                    a.add(o, l);
+                }
+                // In two calls (the state carries over).
+                b.extend(&noted[..split], loc_of);
+                b.extend(&noted[split..], loc_of);
+                let (a, b) = (a.finish(), b.finish());
+                assert!(a.encoded_len() > 1000);
+                assert_eq!(a, b, "{start:?} {split}");
             }
-            for &(o, l) in &entries {
-                a.add(o, l);
-            }
-            b.extend(entries.iter().copied(), entries.len());
-            let (a, b) = (a.finish(), b.finish());
-            assert!(a.encoded_len() > 1000);
-            assert_eq!(a, b);
         }
     }
 

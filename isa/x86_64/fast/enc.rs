@@ -187,6 +187,19 @@ fn modrm_rr(reg: u8, rm: u8) -> u64 {
     (0xc0 | ((reg & 7) << 3) | (rm & 7)) as u64
 }
 
+/// `rest` (its `n` low bytes, at most 7) after a REX prefix with W = `w`
+/// and the high bits of `r` (ModRM.reg) and `b` (ModRM.rm or the base),
+/// if one is needed (as [`Word::rex`]): the bytes as a `u64` and their
+/// number. The prefix is placed first and dropped by a shift when it is
+/// not needed, so that no wide value moves (the forms of at most 8 bytes
+/// use this; [`Word`] the longer ones).
+#[inline(always)]
+fn rex_first(w: bool, r: u8, b: u8, rest: u64, n: u32) -> (u64, u32) {
+    let rex = 0x40 | ((w as u64) << 3) | ((r as u64 >> 1) & 4) | ((b as u64 >> 3) & 1);
+    let none = (rex == 0x40) as u32;
+    ((rex | (rest << 8)) >> (8 * none), n + 1 - none)
+}
+
 /// ModRM (+SIB, displacement) for `reg` and `[base + disp]` (as
 /// [`Ins::mem`]): the bytes and their number (at most 6).
 #[inline(always)]
@@ -260,6 +273,13 @@ impl Code {
         crate::wide::push_prefix(&mut self.buf, i.b, i.n);
     }
 
+    /// Appends the instruction of [`rex_first`]: the `n` low bytes of `v`.
+    #[inline(always)]
+    fn put8(&mut self, (v, n): (u64, u32)) {
+        debug_assert!(n <= 8, "an instruction of {n} bytes");
+        crate::wide::push_prefix(&mut self.buf, v.to_le_bytes(), n as usize);
+    }
+
     /// Appends the instruction `w`.
     #[inline(always)]
     fn put_word(&mut self, w: Word) {
@@ -270,23 +290,28 @@ impl Code {
     /// `op reg, rm` (register form) with a one-byte opcode.
     #[inline]
     pub fn rr(&mut self, w: bool, op: u8, reg: u8, rm: u8) {
-        let i = Word::of(op as u64 | (modrm_rr(reg, rm) << 8), 2);
-        self.put_word(i.rex(w, reg, rm));
+        self.put8(rex_first(
+            w,
+            reg,
+            rm,
+            op as u64 | (modrm_rr(reg, rm) << 8),
+            2,
+        ));
     }
 
     /// `op reg, [base + disp]` with a one-byte opcode.
     #[inline]
     pub fn rm(&mut self, w: bool, op: u8, reg: u8, base: u8, disp: i32) {
+        // At most 1 + 6 bytes after the prefix.
         let (m, nm) = mem_bytes(reg, base, disp);
-        let i = Word::of(op as u64, 1).then(m, nm);
-        self.put_word(i.rex(w, reg, base));
+        self.put8(rex_first(w, reg, base, op as u64 | (m << 8), 1 + nm));
     }
 
     /// `0f op reg, rm` (register form).
     #[inline]
     pub fn rr0f(&mut self, w: bool, op: u8, reg: u8, rm: u8) {
-        let i = Word::of(0x0f | ((op as u64) << 8) | (modrm_rr(reg, rm) << 16), 3);
-        self.put_word(i.rex(w, reg, rm));
+        let i = 0x0f | ((op as u64) << 8) | (modrm_rr(reg, rm) << 16);
+        self.put8(rex_first(w, reg, rm, i, 3));
     }
 
     /// `0f op reg, [base + disp]`.
@@ -363,11 +388,11 @@ impl Code {
         if bits == 0 {
             self.rr(false, 0x33, r, r);
         } else if bits <= u32::MAX as u64 {
-            let i = Word::of((0xb8 | (r & 7)) as u64 | (bits << 8), 5);
-            self.put_word(i.rex(false, 0, r));
+            let i = (0xb8 | (r & 7)) as u64 | (bits << 8);
+            self.put8(rex_first(false, 0, r, i, 5));
         } else if let Ok(v) = i32::try_from(bits as i64) {
-            let i = Word::of(0xc7 | (modrm_rr(0, r) << 8) | ((v as u32 as u64) << 16), 6);
-            self.put_word(i.rex(true, 0, r));
+            let i = 0xc7 | (modrm_rr(0, r) << 8) | ((v as u32 as u64) << 16);
+            self.put8(rex_first(true, 0, r, i, 6));
         } else {
             self.movabs(r, bits);
         }
@@ -386,11 +411,11 @@ impl Code {
         let ext = op >> 3;
         let m = modrm_rr(ext, r) << 8;
         let i = if k as i8 as i32 == k {
-            Word::of(0x83 | m | ((k as u8 as u64) << 16), 3)
+            (0x83 | m | ((k as u8 as u64) << 16), 3)
         } else {
-            Word::of(0x81 | m | ((k as u32 as u64) << 16), 6)
+            (0x81 | m | ((k as u32 as u64) << 16), 6)
         };
-        self.put_word(i.rex(w, ext, r));
+        self.put8(rex_first(w, ext, r, i.0, i.1));
     }
 
     /// `op r, bits` for an ALU opcode, through `scratch` when `bits` has
@@ -411,11 +436,11 @@ impl Code {
     pub fn imul_rri(&mut self, w: bool, d: u8, s: u8, k: i32) {
         let m = modrm_rr(d, s) << 8;
         let i = if k as i8 as i32 == k {
-            Word::of(0x6b | m | ((k as u8 as u64) << 16), 3)
+            (0x6b | m | ((k as u8 as u64) << 16), 3)
         } else {
-            Word::of(0x69 | m | ((k as u32 as u64) << 16), 6)
+            (0x69 | m | ((k as u32 as u64) << 16), 6)
         };
-        self.put_word(i.rex(w, d, s));
+        self.put8(rex_first(w, d, s, i.0, i.1));
     }
 
     /// A one-operand group form `op /ext r` (`f7 /3` neg, `/2` not, …).
@@ -427,8 +452,8 @@ impl Code {
     /// Shift `r` by `n` (`ext`: 4 shl, 5 shr, 7 sar).
     #[inline]
     pub fn shift_imm(&mut self, w: bool, ext: u8, r: u8, n: u8) {
-        let i = Word::of(0xc1 | (modrm_rr(ext, r) << 8) | ((n as u64) << 16), 3);
-        self.put_word(i.rex(w, ext, r));
+        let i = 0xc1 | (modrm_rr(ext, r) << 8) | ((n as u64) << 16);
+        self.put8(rex_first(w, ext, r, i, 3));
     }
 
     /// Shift `r` by `cl`.
@@ -464,7 +489,7 @@ impl Code {
     #[inline]
     pub fn jcc(&mut self, cc: u8, l: Label) {
         match self.near(l) {
-            Some(r8) => self.put_word(Word::of((0x70 | cc) as u64 | ((r8 as u64) << 8), 2)),
+            Some(r8) => self.put8(((0x70 | cc) as u64 | ((r8 as u64) << 8), 2)),
             None => self.rel32(0x0f | (((0x80 | cc) as u64) << 8), 2, l),
         }
     }
@@ -473,7 +498,7 @@ impl Code {
     #[inline]
     pub fn jmp(&mut self, l: Label) {
         match self.near(l) {
-            Some(r8) => self.put_word(Word::of(0xeb | ((r8 as u64) << 8), 2)),
+            Some(r8) => self.put8((0xeb | ((r8 as u64) << 8), 2)),
             None => self.rel32(0xe9, 1, l),
         }
     }
@@ -489,21 +514,21 @@ impl Code {
     fn rel32(&mut self, op: u64, nop: u32, l: Label) {
         let at = self.buf.len() + nop as usize;
         self.fixups.push((at as u32, l.0));
-        self.put_word(Word::of(op, nop + 4));
+        self.put8((op, nop + 4));
     }
 
     /// A short forward jump whose target is patched with
     /// [`Code::patch8`]; returns the displacement's offset.
     #[inline]
     pub fn jcc8(&mut self, cc: u8) -> usize {
-        self.put_word(Word::of((0x70 | cc) as u64, 2));
+        self.put8(((0x70 | cc) as u64, 2));
         self.buf.len() - 1
     }
 
     /// `jmp` short, patched later.
     #[inline]
     pub fn jmp8(&mut self) -> usize {
-        self.put_word(Word::of(0xeb, 2));
+        self.put8((0xeb, 2));
         self.buf.len() - 1
     }
 
@@ -515,12 +540,12 @@ impl Code {
 
     /// `push r`.
     pub fn push(&mut self, r: u8) {
-        self.put_word(Word::of((0x50 | (r & 7)) as u64, 1).rex(false, 0, r));
+        self.put8(rex_first(false, 0, r, (0x50 | (r & 7)) as u64, 1));
     }
 
     /// `pop r`.
     pub fn pop(&mut self, r: u8) {
-        self.put_word(Word::of((0x58 | (r & 7)) as u64, 1).rex(false, 0, r));
+        self.put8(rex_first(false, 0, r, (0x58 | (r & 7)) as u64, 1));
     }
 
     /// Raw bytes.

@@ -86,20 +86,27 @@ fn dst_src(dh: u32) -> Src {
     Opd { h: dh, k: 0 }.src()
 }
 
+/// Operand `op` of type `ty` with the values' homes `home` (the forms
+/// that read several take the homes once).
+#[inline(always)]
+fn opd_in(home: &[u32], op: Operand, ty: Type) -> Opd {
+    match op {
+        Operand::Value(v) => Opd {
+            h: home[v.index()],
+            k: 0,
+        },
+        Operand::Const(c) => Opd {
+            h: LIT,
+            k: c.bits(ty),
+        },
+    }
+}
+
 impl Em<'_> {
     /// Operand `op` of type `ty`.
     #[inline(always)]
     pub(super) fn opd(&self, op: Operand, ty: Type) -> Opd {
-        match op {
-            Operand::Value(v) => Opd {
-                h: self.f.home[v.index()],
-                k: 0,
-            },
-            Operand::Const(c) => Opd {
-                h: LIT,
-                k: c.bits(ty),
-            },
-        }
+        opd_in(&self.f.home, op, ty)
     }
 
     /// `r = a` (64 bits; as [`Em::load`]).
@@ -293,8 +300,9 @@ impl Em<'_> {
         let w = ty == Type::I64;
         // The result's home ([`LIT`]: none), and as a [`Src`] for the
         // forms that take one.
+        let home = &self.f.home[..];
         let dh = match d.result {
-            Some(r) => self.f.home[r.index()],
+            Some(r) => home[r.index()],
             None => LIT,
         };
         let dst = || dst_src(dh);
@@ -313,7 +321,7 @@ impl Em<'_> {
                 let InstKind::Binary { args } = &d.kind else {
                     return unsupported();
                 };
-                let (a, b) = (self.opd(args[0], ty), self.opd(args[1], ty));
+                let (a, b) = (opd_in(home, args[0], ty), opd_in(home, args[1], ty));
                 // One copy of `binop` per opcode: each with its checks of
                 // the opcode folded.
                 match d.opcode {
@@ -329,7 +337,7 @@ impl Em<'_> {
                 let InstKind::Binary { args } = &d.kind else {
                     return unsupported();
                 };
-                let (a, b) = (self.opd(args[0], ty), self.opd(args[1], ty));
+                let (a, b) = (opd_in(home, args[0], ty), opd_in(home, args[1], ty));
                 self.shift(d.opcode, w, dh, a, b);
             }
             Sdiv | Udiv | Srem | Urem => {
