@@ -54,6 +54,10 @@ pub const MAX_ALLOCA: u64 = 1 << 31;
 /// The largest data object in bytes.
 pub const MAX_DATA: u64 = 1 << 31;
 
+/// Up to this many symbols, their names are compared pairwise for
+/// uniqueness (cheaper than a hash of each name).
+const FEW_SYMBOLS: usize = 16;
+
 /// Checks every rule of the SPEC; returns the first error in source order.
 pub fn verify_module(module: &Module) -> Result<()> {
     with_scratch(|scratch| ModuleVerifier { m: module, scratch }.run())
@@ -147,10 +151,16 @@ impl<'m> ModuleVerifier<'m, '_> {
 
     fn run(&mut self) -> Result<()> {
         let m = self.m;
-        // Names are distinct when the module's name index finds each
-        // symbol under its own name (one name cannot find two symbols);
-        // only otherwise is a set of the names seen built.
-        let distinct = m.symbol_ids().all(|(id, s)| m.symbol(&s.name) == Some(id));
+        // Names are distinct when no two of a few symbols' names are
+        // equal, or when the module's name index finds each symbol under
+        // its own name (one name cannot find two symbols); only otherwise
+        // is a set of the names seen built.
+        let syms = &m.symbols;
+        let distinct = if syms.len() <= FEW_SYMBOLS {
+            (1..syms.len()).all(|i| syms[..i].iter().all(|s| s.name != syms[i].name))
+        } else {
+            m.symbol_ids().all(|(id, s)| m.symbol(&s.name) == Some(id))
+        };
         let mut names: FxHashSet<&str> = FxHashSet::default();
         if !distinct {
             names.reserve(m.symbols.len());
@@ -251,7 +261,16 @@ impl<'m> ModuleVerifier<'m, '_> {
             ));
         }
         if let Some(sig) = s.signature() {
-            if *sig != f.sig {
+            // Element by element: the derived `!=` calls `memcmp` for the
+            // few bytes of the parameter types.
+            let same = sig.ret == f.sig.ret
+                && sig.params.len() == f.sig.params.len()
+                && sig
+                    .params
+                    .iter()
+                    .zip(f.sig.params.iter())
+                    .all(|(a, b)| a == b);
+            if !same {
                 return Err(self.error(
                     loc,
                     &Ctx::None,

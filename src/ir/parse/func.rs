@@ -99,8 +99,8 @@ struct ShortNames {
 
 impl Default for ShortNames {
     /// An empty cache without its slots (allocated by the first
-    /// [`ShortNames::clear`]): the parser makes a default scratch for every
-    /// module (see [`FuncScratch::take_cached`]) and most are dropped unused.
+    /// [`ShortNames::clear`]): a module without functions (or a thread's
+    /// first, see [`FuncScratch::take_cached`]) never needs them.
     fn default() -> Self {
         ShortNames {
             slots: Box::new([]),
@@ -173,7 +173,8 @@ thread_local! {
     /// The buffers of the last module parsed on this thread (when small):
     /// a module of one small function would otherwise spend as much time
     /// growing fresh vectors as parsing.
-    static CACHED: std::cell::RefCell<FuncScratch> = std::cell::RefCell::default();
+    /// `None` until the first module is done, and while one is parsed.
+    static CACHED: std::cell::RefCell<Option<FuncScratch>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Most names (and so entries of `value_of`) of a scratch kept for the
@@ -182,17 +183,19 @@ const CACHE_MAX_NAMES: usize = 4096;
 
 impl FuncScratch {
     /// This thread's cached buffers (empty if none).
+    /// Moved out, not swapped with a default one: a file costs one move of
+    /// the scratch each way, and nothing is built or dropped.
     pub(super) fn take_cached() -> FuncScratch {
         CACHED
-            .try_with(|c| c.try_borrow_mut().map(|mut c| std::mem::take(&mut *c)))
+            .try_with(|c| c.try_borrow_mut().ok().and_then(|mut c| c.take()))
             .ok()
-            .and_then(|r| r.ok())
+            .flatten()
             .unwrap_or_default()
     }
 
     /// Keeps these buffers for the next module parsed on this thread, unless
     /// they are large.
-    pub(super) fn cache(&mut self) {
+    pub(super) fn cache(self) {
         if self.value_of.capacity() > CACHE_MAX_NAMES
             || self.insts.capacity() > CACHE_MAX_NAMES
             || self.values.capacity() > CACHE_MAX_NAMES
@@ -200,10 +203,9 @@ impl FuncScratch {
         {
             return;
         }
-        let fs = std::mem::take(self);
         let _ = CACHED.try_with(|c| {
             if let Ok(mut c) = c.try_borrow_mut() {
-                *c = fs;
+                *c = Some(self);
             }
         });
     }

@@ -28,10 +28,9 @@
 
 use super::{Dominance, Scratch, MAX_ALLOCA};
 use crate::ir::entities::{Block, Inst, Value};
-use crate::ir::function::{BlockCall, Callee, Function, InstKind, Operand, ValueDef};
+use crate::ir::function::{BlockCall, BlockData, Callee, Function, InstKind, Operand, ValueDef};
 use crate::ir::hash::FxHashMap;
 use crate::ir::module::Module;
-use crate::ir::names::Name;
 use crate::ir::opcode::{Format, Opcode, OperandTy, ResultTy, Suffix, OPCODE_TABLE};
 use crate::ir::types::Type;
 use crate::ir::Const;
@@ -68,15 +67,21 @@ const SUFFIXES: usize = 8;
 #[derive(Clone, Copy)]
 #[repr(C, align(8))]
 struct Rule {
-    /// The suffix is allowed (always for `call`, checked against the callee).
-    ok: bool,
+    /// [`BODY`] or [`TERM`] where the suffix is allowed (always for
+    /// `call`, checked against the callee) and the instruction may stand
+    /// in a block's body or only at its end; else 0.
+    place: u8,
     format: Format,
     /// The result's type, `None` for no result (`call`: unused).
     result: Option<Type>,
     /// The wants of the fixed operands (the opcode table's `operands`).
     ops: [u8; 3],
-    term: bool,
 }
+
+/// [`Rule::place`] of an instruction allowed in a block's body.
+const BODY: u8 = 1;
+/// [`Rule::place`] of a terminator with an allowed suffix.
+const TERM: u8 = 2;
 
 /// The number of opcodes.
 const NUM_OPCODES: usize = OPCODE_TABLE.len();
@@ -88,11 +93,10 @@ static RULES: [[Rule; SUFFIXES]; NUM_OPCODES] = rules();
 /// The rule table (see [`RULES`]).
 const fn rules() -> [[Rule; SUFFIXES]; NUM_OPCODES] {
     const NO: Rule = Rule {
-        ok: false,
+        place: 0,
         format: Format::Trap,
         result: None,
         ops: [REJECT; 3],
-        term: false,
     };
     let mut rules = [[NO; SUFFIXES]; NUM_OPCODES];
     let mut k = 0;
@@ -138,8 +142,16 @@ const fn rules() -> [[Rule; SUFFIXES]; NUM_OPCODES] {
                 };
                 i += 1;
             }
+            let term = matches!(
+                info.format,
+                Format::Ret | Format::Jmp | Format::Br | Format::Switch | Format::Trap
+            );
             rules[k][slot] = Rule {
-                ok,
+                place: match (ok, term) {
+                    (false, _) => 0,
+                    (true, false) => BODY,
+                    (true, true) => TERM,
+                },
                 format: info.format,
                 result: match info.result {
                     ResultTy::None => None,
@@ -148,10 +160,6 @@ const fn rules() -> [[Rule; SUFFIXES]; NUM_OPCODES] {
                     ResultTy::I64 => Some(Type::I64),
                 },
                 ops,
-                term: matches!(
-                    info.format,
-                    Format::Ret | Format::Jmp | Format::Br | Format::Switch | Format::Trap
-                ),
             };
             slot += 1;
         }
@@ -206,6 +214,7 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
         m,
         f,
         stamp,
+        values: f.values.len().min(s.fast_def.len()),
         def: &mut s.fast_def,
         deferred: &mut s.deferred,
         value_seen: &mut s.value_seen,
@@ -237,6 +246,8 @@ struct Walk<'a> {
     m: &'a Module,
     f: &'a Function,
     stamp: u32,
+    /// The number of values (`f.values` and `def` have at least as many).
+    values: usize,
     /// Per value: `UNSET`, or `field << SHIFT | type` where the field is
     /// `PARAM_FIELD` or the defining block + 2.
     def: &'a mut [u32],
@@ -260,7 +271,7 @@ struct Walk<'a> {
 impl Walk<'_> {
     fn run(&mut self) -> bool {
         let f = self.f;
-        if f.params.len() != f.sig.params.len() || f.blocks.is_empty() {
+        if f.params.len() != f.sig.params.len() || f.blocks.is_empty() || !self.names() {
             return false;
         }
         for (i, (&p, &t)) in f.params.iter().zip(&f.sig.params).enumerate() {
@@ -299,7 +310,7 @@ impl Walk<'_> {
                 return false;
             };
             for &inst in body {
-                if inst.0 < next_inst || !self.inst(inst, false) {
+                if inst.0 < next_inst || !self.inst(inst) {
                     return false;
                 }
                 next_inst = inst.0 + 1;
@@ -313,13 +324,25 @@ impl Walk<'_> {
     }
 
     /// Records the definition of `v` (as `def`, of type `ty`, in the block
-    /// field `enc`): it must be `v`'s first listing, match its value data
-    /// and carry a valid, unseen name.
+    /// field `enc`): it must match `v`'s value data.
+    ///
+    /// That makes it `v`'s only listing: the value data names one site,
+    /// and the walk meets each site once (each block once, its parameters
+    /// by position, each instruction once by the increasing order). Names
+    /// are checked apart ([`Walk::names`]).
     #[inline(always)]
     fn define(&mut self, v: Value, def: ValueDef, ty: Type, enc: u32) -> bool {
-        let (Some(d), Some(slot)) = (self.f.values.get(v.index()), self.def.get_mut(v.index()))
-        else {
+        let i = v.index();
+        if i >= self.values {
             return false;
+        }
+        // SAFETY: `self.values` is at most the length of `f.values` and of
+        // `self.def` (see `accepts`), and `i` is below it.
+        let (d, slot) = unsafe {
+            (
+                self.f.values.get_unchecked(i),
+                self.def.get_unchecked_mut(i),
+            )
         };
         // Field by field (the derived `==` is a call where `def` is not
         // a constant).
@@ -329,110 +352,138 @@ impl Walk<'_> {
             (ValueDef::FuncParam(i), ValueDef::FuncParam(j)) => i == j,
             _ => false,
         };
-        if !same || d.ty != ty || *slot != UNSET {
-            return false;
-        }
         *slot = enc | ty as u32;
-        match d.name {
+        same && d.ty == ty
+    }
+
+    /// The names of the function's values, in one pass over the value
+    /// table: each valid and used once (stricter than the verifier, which
+    /// only asks this of the values defined, i.e. listed).
+    fn names(&mut self) -> bool {
+        let f = self.f;
+        let (seen, stamp) = (&mut *self.value_seen, self.stamp);
+        f.values.iter().all(|d| match d.name {
             None => true,
-            Some(n) => self.name_ok(n),
-        }
-    }
-
-    /// A value name: valid syntax, not used before in this function.
-    #[inline(always)]
-    fn name_ok(&mut self, n: Name) -> bool {
-        if !self.f.names.is_valid_value_name(n) {
-            return false;
-        }
-        match self.value_seen.get_mut(n.index()) {
-            Some(seen) if *seen != self.stamp => {
-                *seen = self.stamp;
-                true
+            Some(n) => {
+                f.names.is_valid_value_name(n)
+                    && match seen.get_mut(n.index()) {
+                        Some(s) if *s != stamp => {
+                            *s = stamp;
+                            true
+                        }
+                        _ => false,
+                    }
             }
-            _ => false,
-        }
+        })
     }
 
-    /// The last instruction of a block (out of line: the body loop keeps
-    /// `last` constant).
+    /// The last instruction of a block, which must be a terminator (out
+    /// of line, and only the terminators' formats: the body loop stays
+    /// small).
     #[inline(never)]
     fn terminator(&mut self, inst: Inst) -> bool {
-        self.inst(inst, true)
-    }
-
-    /// One instruction; `last` says whether it ends its block.
-    #[inline(always)]
-    fn inst(&mut self, inst: Inst, last: bool) -> bool {
         let f = self.f;
         let Some(d) = f.insts.get(inst.index()) else {
             return false;
         };
         let rule = RULES[d.opcode as usize][slot(d.ty)];
-        if !rule.ok || rule.term != last {
+        if rule.place != TERM || d.result.is_some() || rule.result.is_some() {
             return false;
         }
-        let ok = match &d.kind {
-            InstKind::Binary { args } => {
-                rule.format == Format::Binary
-                    && self.operand(args[0], rule.ops[0])
-                    && self.operand(args[1], rule.ops[1])
-            }
-            InstKind::Unary { arg } => {
-                rule.format == Format::Unary && self.operand(*arg, rule.ops[0])
-            }
-            InstKind::Load { ptr, .. } => {
-                rule.format == Format::Load && self.operand(*ptr, rule.ops[0])
-            }
-            InstKind::Store { args, .. } => {
-                rule.format == Format::Store
-                    && self.operand(args[0], rule.ops[0])
-                    && self.operand(args[1], rule.ops[1])
-            }
-            InstKind::Select { args } => {
-                rule.format == Format::Select
-                    && self.operand(args[0], rule.ops[0])
-                    && self.operand(args[1], rule.ops[1])
-                    && self.operand(args[2], rule.ops[2])
-            }
-            InstKind::Call { callee, args } => {
-                return rule.format == Format::Call
-                    && self.call(inst, d.ty, d.result, callee, f.args(*args));
-            }
-            InstKind::Br {
-                cond,
-                then_dest,
-                else_dest,
-            } => {
-                rule.format == Format::Br
-                    && self.operand(*cond, Type::I32 as u8)
+        match (&d.kind, rule.format) {
+            (
+                InstKind::Br {
+                    cond,
+                    then_dest,
+                    else_dest,
+                },
+                Format::Br,
+            ) => {
+                self.operand(*cond, Type::I32 as u8)
                     && self.block_call(then_dest)
                     && self.block_call(else_dest)
             }
-            InstKind::Jmp { dest } => rule.format == Format::Jmp && self.block_call(dest),
-            InstKind::Ret { value } => {
-                rule.format == Format::Ret
-                    && match (value, f.sig.ret) {
-                        (None, None) => true,
-                        (Some(v), Some(t)) => self.operand(*v, t as u8),
-                        _ => false,
+            (InstKind::Jmp { dest }, Format::Jmp) => self.block_call(dest),
+            (InstKind::Ret { value }, Format::Ret) => match (value, f.sig.ret) {
+                (None, None) => true,
+                (Some(v), Some(t)) => self.operand(*v, t as u8),
+                _ => false,
+            },
+            (
+                InstKind::Switch {
+                    value,
+                    default,
+                    cases,
+                },
+                Format::Switch,
+            ) => self.switch(d.ty, *value, *default, *cases),
+            (InstKind::Trap, Format::Trap) => true,
+            _ => false,
+        }
+    }
+
+    /// One instruction of a block's body (not its last).
+    #[inline(always)]
+    fn inst(&mut self, inst: Inst) -> bool {
+        let f = self.f;
+        let Some(d) = f.insts.get(inst.index()) else {
+            return false;
+        };
+        let rule = RULES[d.opcode as usize][slot(d.ty)];
+        if rule.place != BODY {
+            return false;
+        }
+        // By the rule's format (one jump), then whether the operands are
+        // laid out as it says (one compare).
+        let ok = match rule.format {
+            Format::Binary => match &d.kind {
+                InstKind::Binary { args } => {
+                    self.operand(args[0], rule.ops[0]) && self.operand(args[1], rule.ops[1])
+                }
+                _ => false,
+            },
+            Format::Unary => match &d.kind {
+                InstKind::Unary { arg } => self.operand(*arg, rule.ops[0]),
+                _ => false,
+            },
+            Format::Load => match &d.kind {
+                InstKind::Load { ptr, .. } => self.operand(*ptr, rule.ops[0]),
+                _ => false,
+            },
+            Format::Store => match &d.kind {
+                InstKind::Store { args, .. } => {
+                    self.operand(args[0], rule.ops[0]) && self.operand(args[1], rule.ops[1])
+                }
+                _ => false,
+            },
+            Format::Select => match &d.kind {
+                InstKind::Select { args } => {
+                    self.operand(args[0], rule.ops[0])
+                        && self.operand(args[1], rule.ops[1])
+                        && self.operand(args[2], rule.ops[2])
+                }
+                _ => false,
+            },
+            Format::Call => {
+                return match &d.kind {
+                    InstKind::Call { callee, args } => {
+                        self.call(inst, d.ty, d.result, callee, f.args(*args))
                     }
+                    _ => false,
+                };
             }
-            InstKind::Switch {
-                value,
-                default,
-                cases,
-            } => rule.format == Format::Switch && self.switch(d.ty, *value, *default, *cases),
-            InstKind::Alloca { size, align } => {
-                rule.format == Format::Alloca
-                    && *size <= MAX_ALLOCA
-                    && align.is_power_of_two()
-                    && *align <= 16
-            }
-            InstKind::Addr { sym } => {
-                rule.format == Format::Addr && sym.index() < self.m.symbols.len()
-            }
-            InstKind::Trap => rule.format == Format::Trap,
+            Format::Alloca => match &d.kind {
+                InstKind::Alloca { size, align } => {
+                    *size <= MAX_ALLOCA && align.is_power_of_two() && *align <= 16
+                }
+                _ => false,
+            },
+            Format::Addr => match &d.kind {
+                InstKind::Addr { sym } => sym.index() < self.m.symbols.len(),
+                _ => false,
+            },
+            // Terminators (`rule.place` is `TERM`).
+            Format::Br | Format::Jmp | Format::Ret | Format::Switch | Format::Trap => false,
         };
         ok && match (d.result, rule.result) {
             (None, None) => true,
@@ -479,11 +530,22 @@ impl Walk<'_> {
 
     /// A `jmp`/`br` target: an existing block other than the entry, given
     /// one argument of its type per parameter.
+    #[inline]
     fn block_call(&mut self, dest: &BlockCall) -> bool {
         let f = self.f;
         let Some(bd) = f.blocks.get(dest.block.index()) else {
             return false;
         };
+        if dest.args.is_empty() {
+            return bd.params.is_empty() && dest.block != f.entry();
+        }
+        self.block_args(dest, bd)
+    }
+
+    /// [`Walk::block_call`] with arguments.
+    #[inline(never)]
+    fn block_args(&mut self, dest: &BlockCall, bd: &BlockData) -> bool {
+        let f = self.f;
         let args = f.args(dest.args);
         if dest.block == f.entry() || args.len() != bd.params.len() {
             return false;
@@ -538,7 +600,10 @@ impl Walk<'_> {
                 };
                 // The common cases: defined earlier in this block, or a
                 // function parameter, of the exact type wanted.
-                if e == self.cur_enc | want as u32 || e == (PARAM_FIELD << SHIFT) | want as u32 {
+                if e == self.cur_enc | want as u32 {
+                    return true;
+                }
+                if e == (PARAM_FIELD << SHIFT) | want as u32 {
                     return true;
                 }
                 // Of the exact type, from a block that dominates this one
@@ -553,10 +618,10 @@ impl Walk<'_> {
                 }
                 self.value(v, e, want)
             }
-            Operand::Const(c) => match want {
-                INT_LIT64 => fits(c, Type::I64),
-                INT | FLOAT | ANY | REJECT => false,
-                t => fits(c, Type::ALL[t as usize]),
+            // The exact types first (the wants below 4).
+            Operand::Const(c) => match Type::ALL.get(want as usize) {
+                Some(&t) => fits(c, t),
+                None => want == INT_LIT64 && fits(c, Type::I64),
             },
         }
     }

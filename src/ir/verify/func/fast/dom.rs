@@ -26,12 +26,12 @@ pub(in crate::ir::verify) struct QuickDom {
     /// The reachable blocks in postorder.
     order: Vec<u32>,
     stack: Vec<(u32, u32)>,
-    /// Per block: the first number of its dominator subtree in a preorder
-    /// of the dominator tree (`NONE` when unreachable)...
-    pre: Vec<u32>,
-    /// ... and one past the last (while numbering: its subtree's size,
-    /// then the next number free for a child).
-    end: Vec<u32>,
+    /// Per block: `[pre, end]`, the first number of its dominator subtree
+    /// in a preorder of the dominator tree (`NONE` when unreachable) and
+    /// one past the last (while numbering: its subtree's size, then the
+    /// next number free for a child). One entry, so that a query is one
+    /// bounds check.
+    span: Vec<[u32; 2]>,
     /// The back edges of [`QuickDom::compute_layout`] still to check:
     /// (block, immediate dominator of its target), which must dominate
     /// the block.
@@ -52,10 +52,14 @@ impl QuickDom {
 
     /// The capacity kept, in entries (for the scratch's size limit).
     pub(in crate::ir::verify) fn len(&self) -> usize {
-        [&self.po, &self.idom, &self.order, &self.pre, &self.end]
+        [&self.po, &self.idom, &self.order]
             .iter()
             .map(|v| v.capacity())
-            .chain([self.back.capacity(), self.stack.capacity()])
+            .chain([
+                self.span.capacity(),
+                self.back.capacity(),
+                self.stack.capacity(),
+            ])
             .max()
             .unwrap_or(0)
     }
@@ -135,8 +139,7 @@ impl QuickDom {
         let rest = &self.order[..self.order.len() - 1];
         number(
             &self.idom,
-            &mut self.pre,
-            &mut self.end,
+            &mut self.span,
             rest.iter().rev().map(|&b| b as usize),
         );
         true
@@ -211,11 +214,11 @@ impl QuickDom {
                 return false;
             }
         }
-        number(&self.idom, &mut self.pre, &mut self.end, 1..n);
-        let (pre, end) = (&self.pre, &self.end);
+        number(&self.idom, &mut self.span, 1..n);
+        let span = &self.span;
         self.back.iter().all(|&(b, d)| {
-            let p = pre[b as usize];
-            pre[d as usize] <= p && p < end[d as usize]
+            let ([p, _], [pd, ed]) = (span[b as usize], span[d as usize]);
+            pd <= p && p < ed
         })
     }
 
@@ -281,7 +284,7 @@ impl QuickDom {
     /// when unreachable or not computed).
     #[inline]
     pub(super) fn pre(&self, b: u32) -> u32 {
-        self.pre.get(b as usize).copied().unwrap_or(NONE)
+        self.span.get(b as usize).map_or(NONE, |s| s[0])
     }
 
     /// Whether the dominator subtree of block `a` holds the block numbered
@@ -290,20 +293,18 @@ impl QuickDom {
     /// compute of a function the tables are stale: pass `NONE`.
     #[inline(always)]
     pub(super) fn covers(&self, a: u32, pre: u32) -> bool {
-        match (self.pre.get(a as usize), self.end.get(a as usize)) {
-            (Some(&pa), Some(&ea)) => pa <= pre && pre < ea,
-            _ => false,
+        match self.span.get(a as usize) {
+            Some(&[pa, ea]) => pa <= pre && pre < ea,
+            None => false,
         }
     }
 
     /// Whether `a` dominates `b` (`false` if either is unreachable).
     #[inline]
     pub(super) fn dominates(&self, a: u32, b: u32) -> bool {
-        let (Some(&pa), Some(&pb), Some(&ea)) = (
-            self.pre.get(a as usize),
-            self.pre.get(b as usize),
-            self.end.get(a as usize),
-        ) else {
+        let (Some(&[pa, ea]), Some(&[pb, _])) =
+            (self.span.get(a as usize), self.span.get(b as usize))
+        else {
             return false;
         };
         pb != NONE && pa <= pb && pb < ea
@@ -318,15 +319,12 @@ impl QuickDom {
 /// parents first.
 fn number(
     idom: &[u32],
-    pre: &mut Vec<u32>,
-    end: &mut Vec<u32>,
+    span: &mut Vec<[u32; 2]>,
     rest: impl DoubleEndedIterator<Item = usize> + Clone,
 ) {
     let n = idom.len();
-    pre.clear();
-    pre.resize(n, NONE);
-    end.clear();
-    end.resize(n, 0);
+    span.clear();
+    span.resize(n, [NONE, 0]);
     if n == 0 {
         return;
     }
@@ -334,24 +332,23 @@ fn number(
     for b in rest.clone().rev() {
         let p = idom[b];
         if p != NONE {
-            end[b] += 1;
-            end[p as usize] += end[b];
+            span[b][1] += 1;
+            span[p as usize][1] += span[b][1];
         }
     }
     // Below, a numbered block's `end` holds the next number free for a
     // child; a block not numbered yet still holds its size. Once every
     // child of a block is numbered, its `end` is one past its subtree.
-    pre[0] = 0;
-    end[0] = 1;
+    span[0] = [0, 1];
     for b in rest {
         let p = idom[b] as usize;
         if p == NONE as usize {
             continue;
         }
-        let size = end[b];
-        pre[b] = end[p];
-        end[p] += size;
-        end[b] = pre[b] + 1;
+        let size = span[b][1];
+        let pre = span[p][1];
+        span[p][1] += size;
+        span[b] = [pre, pre + 1];
     }
 }
 
