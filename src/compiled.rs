@@ -55,6 +55,87 @@ pub struct CompiledModule {
     pub relocs: Vec<Reloc<String>>,
     /// The line table of each function ([`crate::debug::lines`]).
     pub lines: Vec<crate::debug::FunctionLines>,
+    /// Which relocations target this module's own definitions (large
+    /// modules only, see [`LocalTargets`]; boxed: one word in the rest).
+    pub(crate) local: Option<Box<LocalTargets>>,
+}
+
+/// Relocation targets known to be definitions of the same module, recorded
+/// while a large module is compiled (by [`crate::lower::place`] and
+/// [`CompiledModule::add_data_items`]), so that loading it resolves them
+/// without hashing names: with many symbols, that hash table is the
+/// loader's cost that grows with the module (cache misses). A hint only:
+/// the loader checks each one against its symbol's name and resolves by
+/// name whatever has none.
+///
+/// Indices are stored plus one (zero: none), so that unknown entries cost
+/// nothing to fill in.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct LocalTargets {
+    /// By IR symbol index: 1 + the index in `symbols` of its definition.
+    by_sym: Vec<u32>,
+    /// By relocation index: 1 + the index in `symbols` of its target.
+    targets: Vec<u32>,
+}
+
+impl LocalTargets {
+    /// Modules of at most this many symbols keep no hints: the loader
+    /// finds their few names by a short list search, no hashing.
+    const MIN_SYMBOLS: usize = 16;
+
+    /// The hints of a module being compiled from `module`, made at the
+    /// first use; `None` if `module` is too small to keep any.
+    pub(crate) fn of<'a>(
+        local: &'a mut Option<Box<LocalTargets>>,
+        module: &Module,
+    ) -> Option<&'a mut LocalTargets> {
+        if module.symbols.len() > Self::MIN_SYMBOLS {
+            Some(local.get_or_insert_with(Default::default))
+        } else {
+            None
+        }
+    }
+
+    /// Records that IR symbol `sym` (of a module of `symbols` symbols) is
+    /// defined by compiled symbol `index`.
+    pub(crate) fn define(&mut self, sym: usize, index: usize, symbols: usize) {
+        let Ok(index) = u32::try_from(index + 1) else {
+            return;
+        };
+        if self.by_sym.len() < symbols {
+            self.by_sym.resize(symbols, 0);
+        }
+        if let Some(slot) = self.by_sym.get_mut(sym) {
+            *slot = index;
+        }
+    }
+
+    /// The compiled symbol defining IR symbol `sym`, if recorded.
+    pub(crate) fn defined(&self, sym: usize) -> Option<usize> {
+        match self.by_sym.get(sym) {
+            Some(&i) if i > 0 => Some(i as usize - 1),
+            _ => None,
+        }
+    }
+
+    /// Records that relocation `reloc` targets compiled symbol `index`.
+    pub(crate) fn set_target(&mut self, reloc: usize, index: usize) {
+        let Ok(index) = u32::try_from(index + 1) else {
+            return;
+        };
+        if self.targets.len() <= reloc {
+            self.targets.resize(reloc + 1, 0);
+        }
+        self.targets[reloc] = index;
+    }
+
+    /// The compiled symbol relocation `reloc` targets, if recorded.
+    pub(crate) fn target(&self, reloc: usize) -> Option<usize> {
+        match self.targets.get(reloc) {
+            Some(&i) if i > 0 => Some(i as usize - 1),
+            _ => None,
+        }
+    }
 }
 
 impl CompiledModule {
@@ -116,7 +197,7 @@ impl CompiledModule {
                 .get(id.index())
                 .ok_or_else(|| Error::Runtime(format!("data item @{} has no body", sym.name)))?;
             if !def.readonly && def.values.iter().all(|v| matches!(v, DataValue::Zero(_))) {
-                zero_items.push((sym, def));
+                zero_items.push((sym_id, sym, def));
                 continue;
             }
             if self.bss > 0 {
@@ -188,6 +269,10 @@ impl CompiledModule {
                     addend,
                 });
             }
+            let at = self.symbols.len();
+            if let Some(hints) = LocalTargets::of(&mut self.local, module) {
+                hints.define(sym_id.index(), at, module.symbols.len());
+            }
             self.symbols.push(CompiledSymbol {
                 name: sym.name.clone(),
                 section,
@@ -196,9 +281,8 @@ impl CompiledModule {
                 exported: sym.linkage == Linkage::Export,
                 is_func: false,
             });
-            let _ = sym_id;
         }
-        for (sym, def) in zero_items {
+        for (sym_id, sym, def) in zero_items {
             let (_, size) = def.layout();
             let len = self.data.len() as u64;
             let base = (len + self.bss).div_ceil(DATA_ALIGN) * DATA_ALIGN;
@@ -207,6 +291,10 @@ impl CompiledModule {
                 .filter(|&e| e <= u32::MAX as u64)
                 .ok_or_else(|| too_big(&sym.name))?;
             self.bss = end - len;
+            let at = self.symbols.len();
+            if let Some(hints) = LocalTargets::of(&mut self.local, module) {
+                hints.define(sym_id.index(), at, module.symbols.len());
+            }
             self.symbols.push(CompiledSymbol {
                 name: sym.name.clone(),
                 section: Section::Data,

@@ -69,13 +69,15 @@ pub trait Codegen: drive::Isa {
     type Emit: Default;
     /// The single-pass generator's buffers (opt level `none`).
     type Fast: Default;
-    /// Compiles `func` (symbol `sym`, decided in `dec`) with the
-    /// single-pass generator, or returns `None` (nothing emitted) when it
-    /// uses something that generator does not support (or the ISA has
-    /// none); `check` runs its allocation checker.
+    /// Compiles `func` (symbol `sym`) with the single-pass generator,
+    /// which makes the decisions in `dec` itself (see
+    /// [`analysis::Decisions::compute_order`]), or returns `None` (nothing
+    /// emitted; `dec` must be computed again) when it uses something that
+    /// generator does not support (or the ISA has none); `check` runs its
+    /// allocation checker.
     fn compile_fast(
         fast: &mut Self::Fast,
-        dec: &analysis::Decisions,
+        dec: &mut analysis::Decisions,
         module: &Module,
         sym: &SymbolData,
         func: &crate::ir::Function,
@@ -155,14 +157,23 @@ impl<X: Codegen> CompileCtx<X> {
         out: &mut CompiledModule,
     ) -> Result<()> {
         let (data, func) = crate::isa::defined_function(module, sym)?;
-        self.dec.compute(module, func)?;
         if !fast_path_disabled() {
-            if let Some(r) =
-                X::compile_fast(&mut self.fast, &self.dec, module, data, func, check, out)
-            {
+            // Its own sweep makes the decisions (one stream over the
+            // instructions instead of two); `dec` is computed again if it
+            // declines the function.
+            if let Some(r) = X::compile_fast(
+                &mut self.fast,
+                &mut self.dec,
+                module,
+                data,
+                func,
+                check,
+                out,
+            ) {
                 return r;
             }
         }
+        self.dec.compute(module, func)?;
         drive::lower::<X>(module, func, &self.dec, &mut self.layout, &mut self.mf)?;
         let big = self.mf.ops.len() > KEEP_LIMIT;
         if big {

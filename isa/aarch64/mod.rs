@@ -53,7 +53,7 @@ impl crate::lower::Codegen for A64 {
 
     fn compile_fast(
         _fast: &mut (),
-        _dec: &crate::lower::analysis::Decisions,
+        _dec: &mut crate::lower::analysis::Decisions,
         _module: &Module,
         _sym: &SymbolData,
         _func: &crate::ir::Function,

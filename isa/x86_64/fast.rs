@@ -158,8 +158,10 @@ pub struct Fast {
     /// [`Fast::steal`] scans one small array instead of loading each
     /// owner's home and end.
     reg_end: [u32; 32],
-    /// Per instruction: a compare fused into its branch.
-    fused: Vec<bool>,
+    /// Compares tested by their own block's `br` (see [`Cand`]).
+    cands: Vec<Cand>,
+    /// The current block's compares: `(instruction, result, number)`.
+    cmps: Vec<(u32, u32, u32)>,
     /// Registers lent by dead block parameters (see [`Lend`]), in block
     /// order.
     lends: Vec<Lend>,
@@ -243,6 +245,19 @@ struct Lend {
     x: u32,
 }
 
+/// A compare tested by the `br` ending its own block: fused into it if
+/// that is its only use (known after the sweep: [`Decisions::fuse`]).
+#[derive(Clone, Copy)]
+struct Cand {
+    /// The instruction, its result, its number, its branch's number, and
+    /// its block's innermost loop header position (see [`Fast::ext`]).
+    inst: u32,
+    r: u32,
+    n: u32,
+    term: u32,
+    h: u32,
+}
+
 /// An operand's location at emission.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Src {
@@ -314,14 +329,29 @@ impl Fast {
     }
 
     /// A use of `op` at instruction `u` (`h`: the innermost loop header
-    /// containing it, see [`Fast::ext`]): a value's range end moves to
-    /// cover it.
+    /// containing it, see [`Fast::ext`]): counted in `uses`, and a value's
+    /// range end moves to cover it. `None`: not a value of the function.
     #[inline(always)]
-    fn use_op(&self, vals: &mut [Val], dec: &Decisions, op: Operand, u: u32, h: u32) {
-        let Operand::Value(v) = op else {
-            return;
-        };
-        let vi = v.index();
+    fn use_op(
+        &self,
+        vals: &mut [Val],
+        uses: &mut [u32],
+        dec: &Decisions,
+        op: Operand,
+        u: u32,
+        h: u32,
+    ) -> Option<()> {
+        if let Operand::Value(v) = op {
+            *uses.get_mut(v.index())? += 1;
+            self.extend(vals, dec, v.index(), u, h);
+        }
+        Some(())
+    }
+
+    /// A use of value `vi` at instruction `u` (`h` as in
+    /// [`Fast::use_op`]): its range end moves to cover it.
+    #[inline(always)]
+    fn extend(&self, vals: &mut [Val], dec: &Decisions, vi: usize, u: u32, h: u32) {
         let db = vals[vi].def_pos;
         // Most uses are in their definition's loop (or in none).
         let e = if h != NONE && h > db {
@@ -338,12 +368,17 @@ impl Fast {
 
     /// Pass 1: numbering and ranges; `None` when the function uses
     /// something this generator does not support.
-    pub fn analyze(&mut self, module: &Module, func: &Function, dec: &Decisions) -> Option<()> {
-        let np = dec.order.len();
+    ///
+    /// The sweep also makes [`Decisions`]' per-instruction decisions
+    /// (structure checks, use counts, compare fusion: see
+    /// [`Decisions::compute_order`]), so the instructions are streamed
+    /// once for both; on `None`, `dec` must be computed again.
+    pub fn analyze(&mut self, module: &Module, func: &Function, dec: &mut Decisions) -> Option<()> {
         let nv = func.values.len();
-        if nv >= A_NONE as usize {
+        if nv >= A_NONE as usize || !dec.compute_order(func) {
             return unsupported();
         }
+        let np = dec.order.len();
         // Numbering and loop nesting per position.
         self.first.clear();
         self.last.clear();
@@ -377,10 +412,9 @@ impl Fast {
         self.home.resize(nv, NONE);
         self.recs.clear();
         self.recs.reserve(total);
-        self.fused.clear();
-        self.fused.extend_from_slice(&dec.fused);
         self.calls.clear();
         self.fixed.clear();
+        self.cands.clear();
         self.lends.clear();
         self.allocas.clear();
         self.outgoing = 0;
@@ -400,18 +434,61 @@ impl Fast {
         // fields).
         let mut vals = std::mem::take(&mut self.vals);
         let mut recs = std::mem::take(&mut self.recs);
-        let swept = self.sweep(module, func, dec, &mut vals, &mut recs);
-        self.vals = vals;
+        let mut uses = std::mem::take(&mut dec.uses);
+        let mut swept = self.sweep(module, func, dec, &mut vals, &mut recs, &mut uses);
+        dec.uses = uses;
         self.recs = recs;
+        if swept.is_some() {
+            swept = self.fuse(module, func, dec, &mut vals);
+        }
+        self.vals = vals;
         swept?;
         self.exp_head.clear();
         self.exp_head.resize(total + 1, NONE);
         Some(())
     }
 
-    /// Pass 1's sweep over the instructions in order: ranges in `vals`, a
-    /// [`Rec`] per instruction pushed to `recs`, and the function's calls,
-    /// fixed-register uses, lends and allocas.
+    /// After the sweep: the other blocks' checks and counts (see
+    /// [`Decisions::other_blocks`]), then compare fusion. A fused
+    /// compare's result gets no home, and its operands are read at its
+    /// branch (the block's last instruction): their ranges extend there.
+    /// The sweep recorded those uses at the compare; in the same block the
+    /// extension is exact (see [`Fast::ext`]), and nothing the sweep
+    /// decided read those ends in between (lends are decided in blocks
+    /// ending in a `jmp`).
+    fn fuse(
+        &mut self,
+        module: &Module,
+        func: &Function,
+        dec: &mut Decisions,
+        vals: &mut [Val],
+    ) -> Option<()> {
+        dec.other_blocks(module, func).ok()?;
+        dec.fuse();
+        for j in 0..self.cands.len() {
+            let c = self.cands[j];
+            let i = c.inst as usize;
+            let InstKind::Binary { args } = &func.insts[i].kind else {
+                return unsupported();
+            };
+            if dec.uses[c.r as usize] != 1 {
+                continue;
+            }
+            dec.fused[i] = true;
+            self.recs[c.n as usize] = Rec { r: NONE, a: A_NONE };
+            for a in args {
+                if let Operand::Value(v) = a {
+                    self.extend(vals, dec, v.index(), c.term, c.h);
+                }
+            }
+        }
+        Some(())
+    }
+
+    /// Pass 1's sweep over the instructions in order: ranges in `vals`,
+    /// use counts in `uses`, a [`Rec`] per instruction pushed to `recs`,
+    /// and the function's calls, fixed-register uses, lends, allocas and
+    /// fusion candidates (`cands`).
     #[inline(never)]
     fn sweep(
         &mut self,
@@ -420,6 +497,7 @@ impl Fast {
         dec: &Decisions,
         vals: &mut [Val],
         recs: &mut Vec<Rec>,
+        uses: &mut [u32],
     ) -> Option<()> {
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];
@@ -439,20 +517,20 @@ impl Fast {
             }
             let term = self.last[k];
             let h = self.loop_hdr[k];
+            self.cmps.clear();
             for (j, &i) in bd.insts.iter().enumerate() {
                 let n = first + j as u32;
-                let d = &func.insts[i.index()];
+                let d = func.insts.get(i.index())?;
                 if !supported_inst(module, func, d) {
                     return unsupported();
                 }
-                let u = if self.fused[i.index()] { term } else { n };
                 // Operand uses straight from the instruction's kind (no
                 // per-operand closure or buffer), then what the kind adds.
                 match &d.kind {
-                    InstKind::Unary { arg } => self.use_op(vals, dec, *arg, u, h),
+                    InstKind::Unary { arg } => self.use_op(vals, uses, dec, *arg, n, h)?,
                     InstKind::Binary { args } => {
-                        self.use_op(vals, dec, args[0], u, h);
-                        self.use_op(vals, dec, args[1], u, h);
+                        self.use_op(vals, uses, dec, args[0], n, h)?;
+                        self.use_op(vals, uses, dec, args[1], n, h)?;
                         let by_reg = matches!(args[1], Operand::Value(_));
                         use Opcode::*;
                         match d.opcode {
@@ -463,23 +541,28 @@ impl Fast {
                     }
                     InstKind::Select { args } => {
                         for &a in args {
-                            self.use_op(vals, dec, a, u, h);
+                            self.use_op(vals, uses, dec, a, n, h)?;
                         }
                     }
-                    InstKind::Load { ptr, .. } => self.use_op(vals, dec, *ptr, u, h),
+                    InstKind::Load { ptr, .. } => self.use_op(vals, uses, dec, *ptr, n, h)?,
                     InstKind::Store { args, .. } => {
-                        self.use_op(vals, dec, args[0], u, h);
-                        self.use_op(vals, dec, args[1], u, h);
+                        self.use_op(vals, uses, dec, args[0], n, h)?;
+                        self.use_op(vals, uses, dec, args[1], n, h)?;
                     }
-                    InstKind::Addr { .. } | InstKind::Trap => {}
+                    InstKind::Addr { sym } => {
+                        if sym.index() >= module.symbols.len() {
+                            return unsupported();
+                        }
+                    }
+                    InstKind::Trap => {}
                     &InstKind::Alloca { size, align } => self.allocas.push((size, align.max(1))),
                     InstKind::Call { callee, args } => {
                         if let Callee::Indirect(op) = callee {
-                            self.use_op(vals, dec, *op, u, h);
+                            self.use_op(vals, uses, dec, *op, n, h)?;
                         }
                         let args = func.args(*args);
                         for &a in args {
-                            self.use_op(vals, dec, a, u, h);
+                            self.use_op(vals, uses, dec, a, n, h)?;
                         }
                         self.calls.push(n);
                         let stack = self.call_args(module, func, *callee, args);
@@ -487,21 +570,36 @@ impl Fast {
                     }
                     InstKind::Ret { value } => {
                         if let Some(v) = value {
-                            self.use_op(vals, dec, *v, u, h);
+                            self.use_op(vals, uses, dec, *v, n, h)?;
                         }
                     }
                     InstKind::Jmp { dest } => {
                         self.note_lends(vals, func, dest, k, n);
-                        self.jump_uses(vals, func, dec, dest, u, h, n)?
+                        self.jump_uses(vals, uses, func, dec, dest, h, n)?
                     }
                     InstKind::Br {
                         cond,
                         then_dest,
                         else_dest,
                     } => {
-                        self.use_op(vals, dec, *cond, u, h);
-                        self.jump_uses(vals, func, dec, then_dest, u, h, n)?;
-                        self.jump_uses(vals, func, dec, else_dest, u, h, n)?;
+                        self.use_op(vals, uses, dec, *cond, n, h)?;
+                        // A compare of this block tested by its last
+                        // instruction: fused if this is its only use.
+                        if let (true, Operand::Value(c)) = (n == term, cond) {
+                            for &(inst, r, at) in &self.cmps {
+                                if r == c.0 {
+                                    self.cands.push(Cand {
+                                        inst,
+                                        r,
+                                        n: at,
+                                        term,
+                                        h,
+                                    });
+                                }
+                            }
+                        }
+                        self.jump_uses(vals, uses, func, dec, then_dest, h, n)?;
+                        self.jump_uses(vals, uses, func, dec, else_dest, h, n)?;
                     }
                     // No switch target takes arguments: only placement
                     // is checked.
@@ -510,45 +608,50 @@ impl Fast {
                         default,
                         cases,
                     } => {
-                        self.use_op(vals, dec, *value, u, h);
+                        self.use_op(vals, uses, dec, *value, n, h)?;
                         self.edge(vals, func, dec, *default, n)?;
                         for c in func.cases(*cases) {
                             self.edge(vals, func, dec, c.block, n)?;
                         }
                     }
                 }
+                // (A fused compare's record is reset by `Fast::fuse`.)
                 let mut rec = Rec { r: NONE, a: A_NONE };
                 if let Some(r) = d.result {
                     let ri = r.index();
+                    if ri >= vals.len() {
+                        return unsupported();
+                    }
                     vals[ri].def_pos = k as u32;
                     vals[ri].start = n;
                     if vals[ri].end == NONE {
                         vals[ri].end = n;
                     }
-                    if !self.fused[i.index()] {
-                        rec.r = r.0;
-                        if let InstKind::Binary {
-                            args: [Operand::Value(a), _],
-                        }
-                        | InstKind::Unary {
-                            arg: Operand::Value(a),
-                        } = d.kind
-                        {
-                            rec.a = a.0;
-                        }
-                        // The result's type from the instruction (the
-                        // verifier's rule: the suffix, `i32` for a
-                        // compare, `i64` for `alloca`/`addr`, which have
-                        // none), not from the value table.
-                        let float = d.ty.is_some_and(Type::is_float)
-                            && !crate::lower::analysis::is_compare(d.opcode);
-                        debug_assert_eq!(float, func.values[ri].ty.is_float());
-                        if float {
-                            rec.a |= R_FLOAT;
-                        }
-                        if d.opcode == Opcode::Add && mem::folds(func, d, r, &bd.insts, j) {
-                            rec.a |= R_FOLDS;
-                        }
+                    rec.r = r.0;
+                    if let InstKind::Binary {
+                        args: [Operand::Value(a), _],
+                    }
+                    | InstKind::Unary {
+                        arg: Operand::Value(a),
+                    } = d.kind
+                    {
+                        rec.a = a.0;
+                    }
+                    let compare = crate::lower::analysis::is_compare(d.opcode);
+                    if compare {
+                        self.cmps.push((i.0, r.0, n));
+                    }
+                    // The result's type from the instruction (the
+                    // verifier's rule: the suffix, `i32` for a compare,
+                    // `i64` for `alloca`/`addr`, which have none), not
+                    // from the value table.
+                    let float = d.ty.is_some_and(Type::is_float) && !compare;
+                    debug_assert_eq!(float, func.values[ri].ty.is_float());
+                    if float {
+                        rec.a |= R_FLOAT;
+                    }
+                    if d.opcode == Opcode::Add && mem::folds(func, d, r, &bd.insts, j) {
+                        rec.a |= R_FOLDS;
                     }
                 }
                 recs.push(rec);
@@ -586,22 +689,23 @@ impl Fast {
         stack
     }
 
-    /// A jump at `n` (use `u` in innermost loop `h`) to `dest`: its
-    /// arguments are read there and its parameters' ranges cover `n`.
+    /// A jump at `n` (in innermost loop `h`) to `dest`: its arguments are
+    /// read there (counted in `uses`) and its parameters' ranges cover
+    /// `n`.
     #[inline]
     #[allow(clippy::too_many_arguments)]
     fn jump_uses(
         &self,
         vals: &mut [Val],
+        uses: &mut [u32],
         func: &Function,
         dec: &Decisions,
         dest: &crate::ir::BlockCall,
-        u: u32,
         h: u32,
         n: u32,
     ) -> Option<()> {
         for &a in func.args(dest.args) {
-            self.use_op(vals, dec, a, u, h);
+            self.use_op(vals, uses, dec, a, n, h)?;
         }
         self.edge(vals, func, dec, dest.block, n)
     }
@@ -621,7 +725,11 @@ impl Fast {
         n: u32,
     ) {
         let args = func.args(dest.args);
-        let params = &func.blocks[dest.block.index()].params;
+        // A bad target is rejected by `edge` right after.
+        let Some(target) = func.blocks.get(dest.block.index()) else {
+            return;
+        };
+        let params = &target.params;
         // The argument scan is quadratic: long lists go without.
         if params.len() > 16 {
             return;
@@ -1135,12 +1243,14 @@ use emit::bad;
 
 /// Compiles `func` (symbol `sym`) with the fast generator into `out`, or
 /// returns `None` (nothing emitted) when it uses something unsupported.
+/// `dec` is made here (see [`Decisions::compute_order`]); after `None` it
+/// must be computed again ([`Decisions::compute`]).
 pub fn compile(
     f: &mut Fast,
     module: &Module,
     sym: &SymbolData,
     func: &Function,
-    dec: &Decisions,
+    dec: &mut Decisions,
     check: bool,
     out: &mut CompiledModule,
 ) -> Option<Result<()>> {
@@ -1150,6 +1260,7 @@ pub fn compile(
         }
         return None;
     }
+    let dec = &*dec;
     f.allocate(func, dec);
     if check || cfg!(debug_assertions) {
         if let Err(e) = super::fast_check::check(func, dec, f) {

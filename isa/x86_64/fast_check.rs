@@ -349,11 +349,94 @@ exit(%r: i64):
     fn allocated(m: &crate::ir::Module) -> (Decisions, Fast) {
         let func = &m.funcs[0];
         let mut dec = Decisions::default();
-        dec.compute(m, func).expect("decides");
         let mut f = Fast::default();
-        f.analyze(m, func, &dec).expect("supported");
+        f.analyze(m, func, &mut dec).expect("supported");
         f.allocate(func, &dec);
         (dec, f)
+    }
+
+    /// Compares made in blocks no path reaches: fused all the same.
+    const UNREACHABLE: &str = "
+func @u(%a: i64, %b: i64) -> i64 {
+entry:
+    %c = slt.i64 %a, %b
+    br %c, yes, no
+yes:
+    %d = eq.i64 %a, 0
+    br %d, no, yes2
+yes2:
+    ret %a
+no:
+    ret %b
+dead:
+    %x = ne.i64 %a, %b
+    %y = sgt.i64 %a, %b
+    br %x, yes, dead2(%y)
+dead2(%z: i32):
+    %w = eq.i32 %z, 0
+    br %w, no, dead
+}
+";
+
+    /// The decisions the fast path makes in its own sweep
+    /// (`Decisions::compute_order`, `Fast::analyze`) are those of
+    /// `Decisions::compute` (order, loop ends, use counts, fused compares)
+    /// on every `.kir` file of the repository, with the buffers reused from
+    /// function to function as in a compile.
+    #[test]
+    fn makes_the_shared_decisions() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut texts = vec![
+            UNREACHABLE.to_string(),
+            LOOP.to_string(),
+            FLOATS.to_string(),
+        ];
+        let mut dirs = vec![root.join("tests/ir"), root.join("examples")];
+        while let Some(dir) = dirs.pop() {
+            for e in std::fs::read_dir(&dir).expect("reads").flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else if p.extension().is_some_and(|x| x == "kir") {
+                    texts.push(std::fs::read_to_string(&p).expect("reads"));
+                }
+            }
+        }
+        let (mut got, mut f) = (Decisions::default(), Fast::default());
+        let (mut compared, mut fused, mut dead_fused) = (0, 0, 0);
+        for text in &texts {
+            let Ok(m) = parse_module("t", text) else {
+                continue;
+            };
+            if crate::ir::verify::verify_module(&m).is_err() {
+                continue;
+            }
+            for func in m.funcs.iter().filter(|f| !f.blocks.is_empty()) {
+                let mut want = Decisions::default();
+                want.compute(&m, func).expect("decides");
+                if f.analyze(&m, func, &mut got).is_none() {
+                    continue;
+                }
+                let name = &func.name;
+                assert_eq!(got.order, want.order, "@{name}");
+                assert_eq!(got.loop_end, want.loop_end, "@{name}");
+                assert_eq!(got.uses, want.uses, "@{name}");
+                assert_eq!(got.fused, want.fused, "@{name}");
+                compared += 1;
+                fused += got.fused.iter().filter(|&&x| x).count();
+                if func.name == "u" {
+                    dead_fused = got.fused.iter().filter(|&&x| x).count();
+                }
+            }
+        }
+        assert!(
+            compared > 100 && fused > 30,
+            "{compared} functions, {fused} fused"
+        );
+        assert_eq!(
+            dead_fused, 4,
+            "@u: two compares in live blocks, two in dead ones"
+        );
     }
 
     fn value(func: &Function, name: &str) -> usize {

@@ -46,7 +46,7 @@ impl crate::lower::Codegen for X86 {
 
     fn compile_fast(
         fast: &mut fast::Fast,
-        dec: &crate::lower::analysis::Decisions,
+        dec: &mut crate::lower::analysis::Decisions,
         module: &crate::ir::Module,
         sym: &crate::ir::SymbolData,
         func: &crate::ir::Function,

@@ -22,7 +22,6 @@
 //! FDE with the CIE's entry rule only. Pointers are absolute (`absptr`), so
 //! the table can live anywhere relative to the code.
 
-use smallvec::SmallVec;
 use std::fmt;
 
 /// The ISA whose CFI to write.
@@ -223,11 +222,14 @@ pub fn point_at_cie(table: &mut [u8], cie: *const u8) -> bool {
     if cie_fields(table, base, cie).any(|(_, d)| d.is_none()) {
         return false;
     }
-    let patches: SmallVec<[(usize, u64); 4]> = cie_fields(table, base, cie)
-        .filter_map(|(at, d)| Some((at, d?)))
-        .collect();
-    for (at, d) in patches {
-        table[at..at + 4].copy_from_slice(&(d as u32).to_le_bytes());
+    // Then patched in a second walk, as it goes (a large module's list of
+    // patches would be a fresh buffer the size of its table's fields):
+    // the walk reads only the entries' lengths, never a patched field.
+    let mut at = 0;
+    while let Some((field, d)) = next_cie_field(table, &mut at, base, cie) {
+        if let Some(d) = d {
+            table[field..field + 4].copy_from_slice(&(d as u32).to_le_bytes());
+        }
     }
     true
 }
@@ -240,17 +242,26 @@ fn cie_fields(
     cie: u64,
 ) -> impl Iterator<Item = (usize, Option<u64>)> + '_ {
     let mut at = 0;
-    std::iter::from_fn(move || {
-        let len = table.get(at..at + 4)?;
-        let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
-        if len == 0 {
-            return None;
-        }
-        let field = at + 4;
-        at = field + len;
-        let d = base.wrapping_add(field as u64).checked_sub(cie);
-        Some((field, d.filter(|d| (1..=0x7fff_ffff).contains(d))))
-    })
+    std::iter::from_fn(move || next_cie_field(table, &mut at, base, cie))
+}
+
+/// The entry of `table` at offset `at` (see [`cie_fields`]); moves `at`
+/// past it. `None` at the terminator or the end.
+fn next_cie_field(
+    table: &[u8],
+    at: &mut usize,
+    base: u64,
+    cie: u64,
+) -> Option<(usize, Option<u64>)> {
+    let len = table.get(*at..*at + 4)?;
+    let len = u32::from_le_bytes([len[0], len[1], len[2], len[3]]) as usize;
+    if len == 0 {
+        return None;
+    }
+    let field = *at + 4;
+    *at = field + len;
+    let d = base.wrapping_add(field as u64).checked_sub(cie);
+    Some((field, d.filter(|d| (1..=0x7fff_ffff).contains(d))))
 }
 
 /// Starts an entry (CIE or FDE): a length to be patched; its offset.

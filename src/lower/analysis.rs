@@ -42,7 +42,10 @@ pub struct Decisions {
     /// (`u32::MAX` if none), and `c`.
     fold_base: Vec<u32>,
     fold_off: Vec<i64>,
-    uses: Vec<u32>,
+    /// Per value: its number of uses (operands, block arguments
+    /// included). A generator that counts them in its own sweep (see
+    /// [`Decisions::compute_order`]) adds to it.
+    pub uses: Vec<u32>,
     folded_uses: Vec<u32>,
     /// The current block's compares `(instruction, result)`, and the
     /// compares tested by their own block's `br` (fused if used once).
@@ -71,6 +74,16 @@ struct LoopBufs {
     fill: Vec<u32>,
     /// Open containers and their next item.
     stack: Vec<(u32, u32)>,
+}
+
+/// What [`Decisions::compute`]'s sweep has seen so far.
+#[derive(Default)]
+struct Seen {
+    /// An `add.i64 x, c` that could fold into an address.
+    candidates: bool,
+    /// A load or store with a computed pointer (else no address folds:
+    /// the folding pass is skipped).
+    mem: bool,
 }
 
 /// A block, or a loop laid out whole at this place of its container.
@@ -164,133 +177,209 @@ impl Decisions {
     pub fn compute(&mut self, module: &Module, func: &Function) -> Result<()> {
         let nv = func.values.len();
         let ni = func.insts.len();
-        let nb = func.blocks.len();
         reset(&mut self.uses, nv, 0);
         reset(&mut self.fused, ni, false);
         reset(&mut self.skip, ni, false);
         reset(&mut self.fold_base, nv, NONE);
         // Read only where `fold_base` is set, and then written first.
         self.fold_off.resize(nv, 0);
-        let mut candidates = false;
+        // (An error leaves the last block's compares behind.)
+        self.compares.clear();
         self.fuse_candidates.clear();
-        // Whether a load or store has a computed pointer (else no address
-        // folds: the folding pass is skipped).
-        let mut mem = false;
-        // Structure, use counts, fold candidates: one match per
-        // instruction over its kind.
-        for b in &func.blocks {
-            let last = *b.insts.last().ok_or_else(|| err(func, "empty block"))?;
-            for &i in &b.insts {
-                let d = func
-                    .insts
-                    .get(i.index())
-                    .ok_or_else(|| err(func, "bad instruction"))?;
-                let uses = &mut self.uses;
-                let (mut bad, mut bad_use) = (false, false);
-                let mut count = |op: Operand| {
-                    if let Operand::Value(v) = op {
-                        match uses.get_mut(v.index()) {
-                            Some(u) => *u += 1,
-                            None => bad_use = true,
-                        }
-                    }
-                };
-                let succ_bad = |s: Block| s.index() >= nb;
-                match &d.kind {
-                    InstKind::Unary { arg } => count(*arg),
-                    InstKind::Binary { args } => {
-                        count(args[0]);
-                        count(args[1]);
-                    }
-                    InstKind::Select { args } => args.iter().for_each(|&a| count(a)),
-                    InstKind::Load { ptr, .. } => {
-                        mem |= matches!(ptr, Operand::Value(_));
-                        count(*ptr);
-                    }
-                    InstKind::Store { args, .. } => {
-                        mem |= matches!(args[1], Operand::Value(_));
-                        count(args[0]);
-                        count(args[1]);
-                    }
-                    InstKind::Alloca { .. } | InstKind::Trap => {}
-                    InstKind::Addr { sym } => bad |= sym.index() >= module.symbols.len(),
-                    InstKind::Call { callee, args } => {
-                        match callee {
-                            Callee::Indirect(op) => count(*op),
-                            Callee::Direct(sym) => bad |= sym.index() >= module.symbols.len(),
-                        }
-                        func.args(*args).iter().for_each(|&a| count(a));
-                    }
-                    InstKind::Ret { value } => value.iter().for_each(|&a| count(a)),
-                    InstKind::Jmp { dest } => {
-                        func.args(dest.args).iter().for_each(|&a| count(a));
-                        bad |= succ_bad(dest.block);
-                    }
-                    InstKind::Br {
-                        cond,
-                        then_dest,
-                        else_dest,
-                    } => {
-                        count(*cond);
-                        func.args(then_dest.args).iter().for_each(|&a| count(a));
-                        func.args(else_dest.args).iter().for_each(|&a| count(a));
-                        bad |= succ_bad(then_dest.block) || succ_bad(else_dest.block);
-                    }
-                    InstKind::Switch {
-                        value,
-                        default,
-                        cases,
-                    } => {
-                        count(*value);
-                        bad |= succ_bad(*default);
-                        bad |= func.cases(*cases).iter().any(|c| succ_bad(c.block));
-                    }
-                }
-                if bad || bad_use || d.result.is_some_and(|r| r.index() >= nv) {
-                    return Err(err(func, "bad operand, block or symbol"));
-                }
-                if is_compare(d.opcode) {
-                    if let Some(r) = d.result {
-                        self.compares.push((i.0, r.0));
-                    }
-                }
-                if let (Opcode::Add, Some(Type::I64), InstKind::Binary { args }, Some(r)) =
-                    (d.opcode, d.ty, &d.kind, d.result)
-                {
-                    if let (Operand::Value(x), Some(c)) = (args[0], imm32(args[1], Type::I64)) {
-                        self.fold_base[r.index()] = x.0;
-                        self.fold_off[r.index()] = c as i64;
-                        candidates = true;
-                    }
-                }
-            }
-            let term = &func.insts[last.index()];
-            if !term.opcode.is_terminator() {
-                return Err(err(func, "block without terminator"));
-            }
-            if let InstKind::Br {
-                cond: Operand::Value(c),
-                ..
-            } = term.kind
-            {
-                for &(i, r) in &self.compares {
-                    if r == c.0 {
-                        self.fuse_candidates.push((i, r));
-                    }
-                }
-            }
-            self.compares.clear();
+        let mut seen = Seen::default();
+        for b in 0..func.blocks.len() {
+            self.block_structure::<true>(module, func, Block(b as u32), &mut seen)?;
         }
-        // Fusion: a compare used once, by its own block's `br`.
+        self.fuse();
+        if seen.candidates && seen.mem {
+            self.fold_addresses(func);
+        }
+        self.block_order(func);
+        Ok(())
+    }
+
+    /// For a generator that makes the per-instruction decisions in its own
+    /// sweep over the blocks in order (x86-64's single-pass one: one
+    /// stream over the instructions instead of two): checks every block's
+    /// terminator, fills `order`, `loop_end` and the positions, and clears
+    /// `uses` and `fused`. The generator then counts each operand of the
+    /// blocks in `order` in `uses`, checks their indices, symbols and
+    /// targets as [`Decisions::compute`] does, and calls
+    /// [`Decisions::other_blocks`] and [`Decisions::fuse`]; `fused` is
+    /// then what `compute` decides. `skip` and the address folds are not
+    /// computed (stale): `compute` must run before anything reads them.
+    /// `false`: a block is empty or does not end in a valid terminator
+    /// (`compute` reports it).
+    pub fn compute_order(&mut self, func: &Function) -> bool {
+        let nb = func.blocks.len();
+        for b in &func.blocks {
+            let Some(d) = b.insts.last().and_then(|l| func.insts.get(l.index())) else {
+                return false;
+            };
+            let bad = match &d.kind {
+                InstKind::Jmp { dest } => dest.block.index() >= nb,
+                InstKind::Br {
+                    then_dest,
+                    else_dest,
+                    ..
+                } => then_dest.block.index() >= nb || else_dest.block.index() >= nb,
+                InstKind::Switch { default, cases, .. } => {
+                    default.index() >= nb
+                        || func.cases(*cases).iter().any(|c| c.block.index() >= nb)
+                }
+                _ => false,
+            };
+            if bad || !d.opcode.is_terminator() {
+                return false;
+            }
+        }
+        reset(&mut self.uses, func.values.len(), 0);
+        reset(&mut self.fused, func.insts.len(), false);
+        self.compares.clear();
+        self.fuse_candidates.clear();
+        self.block_order(func);
+        true
+    }
+
+    /// After [`Decisions::compute_order`]: the structure checks and use
+    /// counts of the blocks not in `order` (unreachable), and their fusion
+    /// candidates.
+    pub fn other_blocks(&mut self, module: &Module, func: &Function) -> Result<()> {
+        let mut seen = Seen::default();
+        for b in 0..func.blocks.len() {
+            if self.rpo_index[b] == NONE {
+                self.block_structure::<false>(module, func, Block(b as u32), &mut seen)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fuses the compare candidates (of [`Decisions::compute`]'s sweep or
+    /// [`Decisions::other_blocks`]) used once, by their own block's `br`.
+    pub fn fuse(&mut self) {
         for &(i, r) in &self.fuse_candidates {
             if self.uses[r as usize] == 1 {
                 self.fused[i as usize] = true;
             }
         }
-        if candidates && mem {
-            self.fold_addresses(func);
+    }
+
+    /// Block `b`'s structure checks, use counts and fusion candidates, and
+    /// with `FOLDS` its address fold candidates.
+    #[inline]
+    fn block_structure<const FOLDS: bool>(
+        &mut self,
+        module: &Module,
+        func: &Function,
+        b: Block,
+        seen: &mut Seen,
+    ) -> Result<()> {
+        let nv = func.values.len();
+        let nb = func.blocks.len();
+        let b = &func.blocks[b.index()];
+        let last = *b.insts.last().ok_or_else(|| err(func, "empty block"))?;
+        // Structure, use counts, fold candidates: one match per
+        // instruction over its kind.
+        for &i in &b.insts {
+            let d = func
+                .insts
+                .get(i.index())
+                .ok_or_else(|| err(func, "bad instruction"))?;
+            let uses = &mut self.uses;
+            let (mut bad, mut bad_use) = (false, false);
+            let mut count = |op: Operand| {
+                if let Operand::Value(v) = op {
+                    match uses.get_mut(v.index()) {
+                        Some(u) => *u += 1,
+                        None => bad_use = true,
+                    }
+                }
+            };
+            let succ_bad = |s: Block| s.index() >= nb;
+            match &d.kind {
+                InstKind::Unary { arg } => count(*arg),
+                InstKind::Binary { args } => {
+                    count(args[0]);
+                    count(args[1]);
+                }
+                InstKind::Select { args } => args.iter().for_each(|&a| count(a)),
+                InstKind::Load { ptr, .. } => {
+                    seen.mem |= matches!(ptr, Operand::Value(_));
+                    count(*ptr);
+                }
+                InstKind::Store { args, .. } => {
+                    seen.mem |= matches!(args[1], Operand::Value(_));
+                    count(args[0]);
+                    count(args[1]);
+                }
+                InstKind::Alloca { .. } | InstKind::Trap => {}
+                InstKind::Addr { sym } => bad |= sym.index() >= module.symbols.len(),
+                InstKind::Call { callee, args } => {
+                    match callee {
+                        Callee::Indirect(op) => count(*op),
+                        Callee::Direct(sym) => bad |= sym.index() >= module.symbols.len(),
+                    }
+                    func.args(*args).iter().for_each(|&a| count(a));
+                }
+                InstKind::Ret { value } => value.iter().for_each(|&a| count(a)),
+                InstKind::Jmp { dest } => {
+                    func.args(dest.args).iter().for_each(|&a| count(a));
+                    bad |= succ_bad(dest.block);
+                }
+                InstKind::Br {
+                    cond,
+                    then_dest,
+                    else_dest,
+                } => {
+                    count(*cond);
+                    func.args(then_dest.args).iter().for_each(|&a| count(a));
+                    func.args(else_dest.args).iter().for_each(|&a| count(a));
+                    bad |= succ_bad(then_dest.block) || succ_bad(else_dest.block);
+                }
+                InstKind::Switch {
+                    value,
+                    default,
+                    cases,
+                } => {
+                    count(*value);
+                    bad |= succ_bad(*default);
+                    bad |= func.cases(*cases).iter().any(|c| succ_bad(c.block));
+                }
+            }
+            if bad || bad_use || d.result.is_some_and(|r| r.index() >= nv) {
+                return Err(err(func, "bad operand, block or symbol"));
+            }
+            if is_compare(d.opcode) {
+                if let Some(r) = d.result {
+                    self.compares.push((i.0, r.0));
+                }
+            }
+            if let (true, Opcode::Add, Some(Type::I64), InstKind::Binary { args }, Some(r)) =
+                (FOLDS, d.opcode, d.ty, &d.kind, d.result)
+            {
+                if let (Operand::Value(x), Some(c)) = (args[0], imm32(args[1], Type::I64)) {
+                    self.fold_base[r.index()] = x.0;
+                    self.fold_off[r.index()] = c as i64;
+                    seen.candidates = true;
+                }
+            }
         }
-        self.block_order(func);
+        let term = &func.insts[last.index()];
+        if !term.opcode.is_terminator() {
+            return Err(err(func, "block without terminator"));
+        }
+        if let InstKind::Br {
+            cond: Operand::Value(c),
+            ..
+        } = term.kind
+        {
+            for &(i, r) in &self.compares {
+                if r == c.0 {
+                    self.fuse_candidates.push((i, r));
+                }
+            }
+        }
+        self.compares.clear();
         Ok(())
     }
 

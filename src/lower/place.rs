@@ -6,8 +6,12 @@
 //! Invariant: every section offset recorded fits `u32` (an error otherwise),
 //! and jump-table entries are relocations against the function's own symbol,
 //! so they stay correct wherever the text is loaded.
+//!
+//! In a large module, relocations that target the module's own definitions
+//! are also recorded as such (`LocalTargets` in `crate::compiled`): the
+//! loader then needs no name lookup for them.
 
-use crate::compiled::{CompiledModule, CompiledSymbol};
+use crate::compiled::{CompiledModule, CompiledSymbol, LocalTargets};
 use crate::debug::lines::LineTable;
 use crate::debug::FunctionLines;
 use crate::error::{Error, Result};
@@ -54,8 +58,15 @@ pub fn place_function(
     }
     let sect_off =
         |o: usize| u32::try_from(o).map_err(|_| Error::Runtime("section over 4 GiB".into()));
+    let own = out.symbols.len();
+    if let (Some(h), Some(i)) = (
+        LocalTargets::of(&mut out.local, module),
+        index_in(module, sym),
+    ) {
+        h.define(i, own, module.symbols.len());
+    }
     out.lines.push(FunctionLines {
-        symbol: out.symbols.len(),
+        symbol: own,
         offset: base as u64,
         size: code_len as u64,
         table: lines,
@@ -70,12 +81,24 @@ pub fn place_function(
     });
     out.relocs.reserve(relocs.size_hint().0);
     for (offset, kind, target, addend) in relocs {
-        if target == TRAP_HANDLER
-            || module
-                .symbol(&target)
-                .is_some_and(|s| module.symbols[s.index()].linkage == Linkage::Import)
-        {
+        let local = if target == TRAP_HANDLER {
             out.add_import(&target);
+            None
+        } else if target == sym.name {
+            // A call to itself: no lookup.
+            Some(own)
+        } else {
+            match module.symbol(&target) {
+                Some(s) if module.symbols[s.index()].linkage == Linkage::Import => {
+                    out.add_import(&target);
+                    None
+                }
+                Some(s) => out.local.as_ref().and_then(|h| h.defined(s.index())),
+                _ => None,
+            }
+        };
+        if let (Some(h), Some(k)) = (out.local.as_deref_mut(), local) {
+            h.set_target(out.relocs.len(), k);
         }
         out.relocs.push(Reloc {
             section: SectionKind::Text,
@@ -89,6 +112,9 @@ pub fn place_function(
         let at = out.rodata.len().div_ceil(8) * 8;
         out.rodata.resize(at + 8 * offs.len(), 0);
         for (i, o) in offs.iter().enumerate() {
+            if let Some(h) = out.local.as_deref_mut() {
+                h.set_target(out.relocs.len(), own);
+            }
             out.relocs.push(Reloc {
                 section: SectionKind::Rodata,
                 offset: sect_off(at + 8 * i)?,
@@ -107,4 +133,17 @@ pub fn place_function(
         });
     }
     Ok(())
+}
+
+/// The index of `sym` in `module.symbols`, if it is one of them (found from
+/// its address: no name lookup).
+fn index_in(module: &Module, sym: &SymbolData) -> Option<usize> {
+    let base = module.symbols.as_ptr() as usize;
+    let i = (sym as *const SymbolData as usize).wrapping_sub(base)
+        / std::mem::size_of::<SymbolData>().max(1);
+    module
+        .symbols
+        .get(i)
+        .filter(|s| std::ptr::eq(*s, sym))
+        .map(|_| i)
 }

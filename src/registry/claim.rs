@@ -316,7 +316,11 @@ impl Registry {
         match source {
             Source::Whole(_) => {
                 let export = |name: &str, exported: bool| {
-                    let id = symbols.lookup(name).filter(|_| exported)?;
+                    if !exported {
+                        // Local: no lookup.
+                        return None;
+                    }
+                    let id = symbols.lookup(name)?;
                     (symbols.get(id)?.module == slot).then_some(id)
                 };
                 Ok((Image::new(cm, export, &mut resolve)?, None))

@@ -233,36 +233,50 @@ impl Image {
         let bytes = cm.symbols.iter().map(|s| s.name.len()).sum::<usize>()
             + cm.imports.iter().map(String::len).sum::<usize>();
         let mut names = NameList::with_capacity(cm.symbols.len() + cm.imports.len(), bytes);
-        let mut index: SmallMap<&str, Named> =
-            SmallMap::with_capacity(cm.symbols.len() + cm.imports.len());
         let mut defined = Defined::with_capacity(cm.symbols.len());
         let mut exports = Exports::with_capacity(cm.symbols.len());
         for (i, s) in cm.symbols.iter().enumerate() {
-            let n = i as u32;
             names.push(&s.name);
             defined.push((s.section, s.offset));
-            index.insert(
-                s.name.as_str(),
-                Named {
-                    target: Target::Local(i as u32),
-                    name: n,
-                },
-            );
             if let Some(id) = export(&s.name, s.exported) {
                 exports.push((id, i as u32));
             }
         }
+        let local = |i: usize| Named {
+            target: Target::Local(i as u32),
+            name: i as u32,
+        };
+        // Names to targets: built at the first relocation that the
+        // compiler did not mark as one of the module's own definitions
+        // (none at all, for most large modules).
+        let mut index: Option<SmallMap<&str, Named>> = None;
         let mut relocs = Relocs::with_capacity(cm.relocs.len());
-        for r in &cm.relocs {
-            let t = match index.get(&r.target.as_str()) {
-                Some(t) => t,
+        for (k, r) in cm.relocs.iter().enumerate() {
+            let hinted = (cm.local.as_ref())
+                .and_then(|h| h.target(k))
+                .filter(|&i| cm.symbols.get(i).is_some_and(|s| s.name == r.target));
+            let t = match hinted {
+                Some(i) => local(i),
                 None => {
-                    let target = resolve.resolve(&r.target)?;
-                    let n = names.ends.len() as u32;
-                    names.push(&r.target);
-                    let t = Named { target, name: n };
-                    index.insert(r.target.as_str(), t);
-                    t
+                    let index = index.get_or_insert_with(|| {
+                        let mut index =
+                            SmallMap::with_capacity(cm.symbols.len() + cm.imports.len());
+                        for (i, s) in cm.symbols.iter().enumerate() {
+                            index.insert(s.name.as_str(), local(i));
+                        }
+                        index
+                    });
+                    match index.get(&r.target.as_str()) {
+                        Some(t) => t,
+                        None => {
+                            let target = resolve.resolve(&r.target)?;
+                            let n = names.ends.len() as u32;
+                            names.push(&r.target);
+                            let t = Named { target, name: n };
+                            index.insert(r.target.as_str(), t);
+                            t
+                        }
+                    }
                 }
             };
             relocs.push(Reloc {
@@ -576,5 +590,69 @@ mod tests {
             }
             assert_eq!(list.get(count), None);
         }
+    }
+
+    /// A large module's relocations to its own definitions carry hints
+    /// (recursion, calls back, data addresses, jump tables; calls forward
+    /// have none and go by name): the image resolves every relocation as
+    /// by names alone, and wrong hints are ignored.
+    #[test]
+    fn local_hints_resolve_as_names_do() {
+        let mut text = String::from("data @d = { i64 1, @f3 }\nextern func @ext(i64) -> i64\n");
+        for i in 0..24 {
+            let back = if i == 0 {
+                "ext".to_string()
+            } else {
+                format!("f{}", i - 1)
+            };
+            text += &format!(
+                "func @f{i}(%x: i64) -> i64 {{\nentry:\n    %c = slt.i64 %x, 1\n    br %c, done, more\n\
+                 done:\n    %p = addr @d\n    ret %p\nmore:\n    %y = sub.i64 %x, 1\n\
+                 %a = call.i64 @f{i}(%y)\n    %b = call.i64 @{back}(%a)\n\
+                 %n = call.i64 @f{}(%b)\n    switch.i64 %n, z, 0: z, 1: o, 2: z, 3: o\n\
+                 z:\n    ret %a\no:\n    ret %b\n}}\n",
+                (i + 1) % 24
+            );
+        }
+        let m = crate::ir::parse::parse_module("hints.kir", &text).unwrap();
+        let backend = crate::isa::backend("x86_64").unwrap();
+        let cm = crate::emit::compile_module(&m, backend).unwrap();
+        let hints = cm.local.as_deref().expect("hints for a large module");
+        let hinted: Vec<usize> = (0..cm.relocs.len())
+            .filter(|&k| hints.target(k).is_some())
+            .collect();
+        for &k in &hinted {
+            let i = hints.target(k).unwrap();
+            assert_eq!(cm.symbols[i].name, cm.relocs[k].target, "reloc {k}");
+        }
+        // Per function: the recursive call, the call back (but @f0's, to
+        // the import), the data address and the jump table's 4 entries.
+        assert!(hinted.len() >= 24 * 7 - 1, "{} hinted", hinted.len());
+        assert!(hinted.len() < cm.relocs.len());
+        let image = |cm: CompiledModule| {
+            let mut resolve = |name: &str| match name {
+                "ext" => Ok(Target::Absolute(0x1000)),
+                _ => Err(Error::Runtime(format!("unexpected {name}"))),
+            };
+            let image = Image::new(cm, |_, _| None, &mut resolve).unwrap();
+            let names: Vec<String> = (0..image.names.ends.len())
+                .map(|i| image.names.get(i).unwrap().to_string())
+                .collect();
+            (image.relocs.to_vec(), names)
+        };
+        let by_names = {
+            let mut cm = cm.clone();
+            cm.local = None;
+            image(cm)
+        };
+        assert_eq!(image(cm.clone()), by_names);
+        // Hints naming the wrong symbol (each shifted by one) are not used.
+        let mut wrong = cm.clone();
+        let h = wrong.local.as_deref_mut().unwrap();
+        for &k in &hinted {
+            let i = h.target(k).unwrap();
+            h.set_target(k, (i + 1) % cm.symbols.len());
+        }
+        assert_eq!(image(wrong), by_names);
     }
 }

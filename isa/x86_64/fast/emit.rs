@@ -482,7 +482,7 @@ impl Em<'_> {
             self.c.bind(Label(b.index() as u32));
             let next = dec.order.get(k + 1).copied();
             for &i in &func.blocks[b.index()].insts {
-                if self.f.fused[i.index()] {
+                if dec.fused[i.index()] {
                     continue;
                 }
                 let off = self.c.off();
@@ -684,7 +684,7 @@ impl Em<'_> {
         };
         let fused = match cond {
             Operand::Value(c) => match func.values[c.index()].def {
-                ValueDef::Inst(ci) if self.f.fused[ci.index()] => Some(ci),
+                ValueDef::Inst(ci) if self.dec.fused[ci.index()] => Some(ci),
                 _ => None,
             },
             _ => None,

@@ -96,9 +96,10 @@ pub fn folds(
         return false;
     };
     let p = Operand::Value(r);
-    let offset = match &func.insts[next.index()].kind {
-        InstKind::Load { ptr, offset } if *ptr == p => *offset,
-        InstKind::Store { args, offset } if args[1] == p && args[0] != p => *offset,
+    // (Not yet checked: an instruction index the sweep has not reached.)
+    let offset = match func.insts.get(next.index()).map(|d| &d.kind) {
+        Some(InstKind::Load { ptr, offset }) if *ptr == p => *offset,
+        Some(InstKind::Store { args, offset }) if args[1] == p && args[0] != p => *offset,
         _ => return false,
     };
     let disp = match args[1] {
