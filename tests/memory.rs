@@ -1132,8 +1132,9 @@ fn a_dropped_registry_leaves_its_reservation_to_the_next() {
 }
 
 /// The pool keeps at most `POOL_MAX` reservations of a size, and only
-/// clean prepared ones: a reservation that grew past its prepared chunks,
-/// or whose manager never prepared it, is unmapped.
+/// ones that start with the prepared layout: a reservation whose manager
+/// never prepared it is unmapped; one that grew past its prepared chunks
+/// is pooled (see tests/pool.rs).
 #[cfg(target_os = "linux")]
 #[test]
 fn the_pool_is_bounded_and_takes_only_prepared_reservations() {
@@ -1151,9 +1152,18 @@ fn the_pool_is_bounded_and_takes_only_prepared_reservations() {
     drop(many);
     assert_eq!(pooled_reservations(size), POOL_MAX);
 
-    // Grown past the prepared text chunk: not pooled.
+    // Never prepared (its first allocation reserved it): not pooled,
+    // although the pool has room.
     let mut grown = prepared(config);
     assert_eq!(pooled_reservations(size), POOL_MAX - 1);
+    let mut plain = MemoryManager::new(config).unwrap();
+    let mut b = plain.begin_batch();
+    fill(&mut plain, &mut b, SectionKind::Text, &ret_i32(1));
+    plain.discard(b).unwrap();
+    drop(plain);
+    assert_eq!(pooled_reservations(size), POOL_MAX - 1);
+
+    // Grown past the prepared text chunk: pooled.
     let mut b = grown.begin_batch();
     let page = grown.page_size();
     let r = grown
@@ -1162,13 +1172,9 @@ fn the_pool_is_bounded_and_takes_only_prepared_reservations() {
     let _ = r;
     grown.discard(b).unwrap();
     drop(grown);
-    assert_eq!(pooled_reservations(size), POOL_MAX - 1);
-
-    // Never prepared (its first allocation reserved it): not pooled.
-    let mut plain = MemoryManager::new(config).unwrap();
-    let mut b = plain.begin_batch();
-    fill(&mut plain, &mut b, SectionKind::Text, &ret_i32(1));
-    plain.discard(b).unwrap();
-    drop(plain);
-    assert_eq!(pooled_reservations(size), POOL_MAX - 1);
+    assert_eq!(pooled_reservations(size), POOL_MAX);
+    // The pool is full: one more is unmapped.
+    let extra: Vec<MemoryManager> = (0..POOL_MAX + 1).map(|_| prepared(config)).collect();
+    drop(extra);
+    assert_eq!(pooled_reservations(size), POOL_MAX);
 }
