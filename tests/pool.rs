@@ -10,8 +10,8 @@
 #![cfg(all(target_os = "linux", target_arch = "x86_64"))]
 
 use kiln::memory::{
-    pooled_reservations, CodeMapping, FinalizedSection, LoadBatch, MemoryConfig,
-    MemoryManager, SectionKind, SectionRef, POOL_KEEP, ZERO_LIMIT,
+    pooled_reservations, CodeMapping, FinalizedSection, LoadBatch, MemoryConfig, MemoryManager,
+    SectionKind, SectionRef, POOL_KEEP, ZERO_LIMIT,
 };
 
 fn page() -> usize {
@@ -109,7 +109,10 @@ fn a_reservation_grown_past_its_first_chunk_is_pooled_and_reused_clean() {
     let (_ro, _data) = (fin.get(ro).unwrap(), fin.get(data).unwrap());
     // Every text and rodata byte: free, or the two sections'.
     let code_bytes = a.stats().code_free_bytes + (40 * page + 5) + 3 * page;
-    assert!(code_bytes > free0 + 40 * page, "grown past the prepared chunks");
+    assert!(
+        code_bytes > free0 + 40 * page,
+        "grown past the prepared chunks"
+    );
     drop(fin);
     drop(a);
     assert_eq!(pooled_reservations(size), 1, "pooled although grown");
@@ -272,10 +275,8 @@ fn view_rss(size: usize) -> usize {
         let Some((lo, hi)) = range.split_once('-') else {
             continue;
         };
-        let (Ok(lo), Ok(hi)) = (
-            usize::from_str_radix(lo, 16),
-            usize::from_str_radix(hi, 16),
-        ) else {
+        let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+        else {
             continue;
         };
         if perms != "rw-s" || hi - lo != size || !line.contains("kiln-code") {
@@ -309,11 +310,12 @@ fn the_writable_view_is_trimmed_one_trim_late() {
     sections.push(mm.finalize(b).unwrap().take(r).unwrap());
     assert!(view_rss(size) >= 40 * page, "just written: still mapped");
     let mut b = mm.begin_batch();
-    let r = place(&mut mm, &mut b, SectionKind::Text, 20 * page);
+    let r = place(&mut mm, &mut b, SectionKind::Text, 60 * page);
     sections.push(mm.finalize(b).unwrap().take(r).unwrap());
     let rss = view_rss(size);
+    // (A fault-around window of it next to the first may go too.)
     assert!(
-        (20 * page..40 * page).contains(&rss),
+        (40 * page..=60 * page).contains(&rss),
         "the first module trimmed, the second mapped: {rss}"
     );
     // 1 MiB in modules of 100 bytes.

@@ -221,7 +221,10 @@ impl MemoryManager {
         let mut i = 0;
         while i < res.pages.len() {
             let usage = res.pages[i].usage;
-            let run = res.pages[i..].iter().take_while(|p| p.usage == usage).count();
+            let run = res.pages[i..]
+                .iter()
+                .take_while(|p| p.usage == usage)
+                .count();
             if let PageUse::Shared(kind) = usage {
                 let start = base + i * page;
                 res.shared[kind.index()].insert(start, start + run * page);

@@ -32,11 +32,15 @@
 //! unmaps those the new manager has not written since, so that a long-lived
 //! engine does not keep them counted.
 //!
-//! Reading old code back through the writable view
-//! ([`super::FinalizedSection::bytes`] of a module finalized two trims ago)
-//! maps its pages again (and up to a fault-around window of neighbours);
-//! they stay mapped until they are next written and trimmed. Nothing in
-//! kiln reads code back late; it costs no memory either way.
+//! Reading code back through the writable view maps the pages of the
+//! kernel's fault-around window around the page read, if it was trimmed:
+//! the debug registry reads a module's code right after its finalize,
+//! which may have trimmed the page it shares with earlier modules. The
+//! recorded ranges are widened by a window on each side, so those
+//! neighbours are trimmed with the module's pages. Reading a module finalized two trims
+//! ago ([`super::FinalizedSection::bytes`]) maps its window again until
+//! its pages are next written and trimmed; nothing in kiln does, and it
+//! costs no memory either way.
 
 use super::{MemoryManager, Reservation};
 
@@ -94,13 +98,23 @@ impl Span {
     }
 }
 
+/// The kernel's fault-around window (`fault_around_bytes`, 64 KiB unless
+/// changed): a read fault on a file mapping maps the pages of the file
+/// already in memory within the window (aligned in the view's addresses)
+/// around the faulting page. Written ranges are widened by a window on
+/// each side, so that what a read maps around a written page is trimmed
+/// with it.
+const FAULT_AROUND: usize = 64 << 10;
+
 impl Reservation {
     /// Records that `lo..hi` (addresses in the executable view) were
     /// written through the writable view.
     pub(super) fn note_dirty(&mut self, lo: usize, hi: usize, page: usize) {
         debug_assert!(self.dual() && self.contains(lo) && hi > lo);
         let base = self.map.base;
-        self.dirty = self.dirty.hull(Span::pages(lo - base, hi - base, page));
+        let (lo, hi) = (lo - base, hi - base);
+        let around = Span::pages(lo.saturating_sub(FAULT_AROUND), hi + FAULT_AROUND, page);
+        self.dirty = self.dirty.hull(around);
     }
 
     /// Everything of the writable view that may still be mapped: written
