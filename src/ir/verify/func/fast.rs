@@ -549,12 +549,18 @@ impl Walk<'_> {
                 let Some(sig) = self.m.symbols.get(sym.index()).and_then(|s| s.signature()) else {
                     return false;
                 };
-                ty == sig.ret
-                    && args.len() == sig.params.len()
-                    && args
-                        .iter()
-                        .zip(&sig.params)
-                        .all(|(&a, &t)| self.operand(a, t as u8))
+                let params: &[Type] = &sig.params;
+                if ty != sig.ret || args.len() != params.len() {
+                    return false;
+                }
+                // A plain loop: `all` over the zip was an out-of-line fold
+                // reloading the walk's state per argument.
+                for (&a, &t) in args.iter().zip(params) {
+                    if !self.operand(a, t as u8) {
+                        return false;
+                    }
+                }
+                true
             }
             Callee::Indirect(fp) => {
                 matches!(fp, Operand::Value(_))
