@@ -288,7 +288,7 @@ impl Code {
     }
 
     /// `op reg, rm` (register form) with a one-byte opcode.
-    #[inline]
+    #[inline(always)]
     pub fn rr(&mut self, w: bool, op: u8, reg: u8, rm: u8) {
         self.put8(rex_first(
             w,
@@ -300,7 +300,7 @@ impl Code {
     }
 
     /// `op reg, [base + disp]` with a one-byte opcode.
-    #[inline]
+    #[inline(always)]
     pub fn rm(&mut self, w: bool, op: u8, reg: u8, base: u8, disp: i32) {
         // At most 1 + 6 bytes after the prefix.
         let (m, nm) = mem_bytes(reg, base, disp);
@@ -308,7 +308,7 @@ impl Code {
     }
 
     /// `0f op reg, rm` (register form).
-    #[inline]
+    #[inline(always)]
     pub fn rr0f(&mut self, w: bool, op: u8, reg: u8, rm: u8) {
         let i = 0x0f | ((op as u64) << 8) | (modrm_rr(reg, rm) << 16);
         self.put8(rex_first(w, reg, rm, i, 3));
@@ -323,7 +323,7 @@ impl Code {
     }
 
     /// `mov d, s` (64 bits).
-    #[inline]
+    #[inline(always)]
     pub fn mov_rr(&mut self, d: u8, s: u8) {
         self.rr(true, 0x8b, d, s);
     }
@@ -335,13 +335,13 @@ impl Code {
     }
 
     /// `mov d, [base + disp]` (64 or 32 bits).
-    #[inline]
+    #[inline(always)]
     pub fn load(&mut self, w: bool, d: u8, base: u8, disp: i32) {
         self.rm(w, 0x8b, d, base, disp);
     }
 
     /// `mov [base + disp], s` of `bytes` bytes.
-    #[inline]
+    #[inline(always)]
     pub fn store(&mut self, bytes: u32, s: u8, base: u8, disp: i32) {
         let mut i = Ins::new();
         match bytes {
@@ -406,7 +406,7 @@ impl Code {
     }
 
     /// `op r, k` for an ALU opcode (see the constants).
-    #[inline]
+    #[inline(always)]
     pub fn alu_ri(&mut self, w: bool, op: u8, r: u8, k: i32) {
         let ext = op >> 3;
         let m = modrm_rr(ext, r) << 8;
@@ -432,7 +432,7 @@ impl Code {
     }
 
     /// `imul d, s, k`.
-    #[inline]
+    #[inline(always)]
     pub fn imul_rri(&mut self, w: bool, d: u8, s: u8, k: i32) {
         let m = modrm_rr(d, s) << 8;
         let i = if k as i8 as i32 == k {
@@ -444,20 +444,20 @@ impl Code {
     }
 
     /// A one-operand group form `op /ext r` (`f7 /3` neg, `/2` not, …).
-    #[inline]
+    #[inline(always)]
     pub fn grp(&mut self, w: bool, op: u8, ext: u8, r: u8) {
         self.rr(w, op, ext, r);
     }
 
     /// Shift `r` by `n` (`ext`: 4 shl, 5 shr, 7 sar).
-    #[inline]
+    #[inline(always)]
     pub fn shift_imm(&mut self, w: bool, ext: u8, r: u8, n: u8) {
         let i = 0xc1 | (modrm_rr(ext, r) << 8) | ((n as u64) << 16);
         self.put8(rex_first(w, ext, r, i, 3));
     }
 
     /// Shift `r` by `cl`.
-    #[inline]
+    #[inline(always)]
     pub fn shift_cl(&mut self, w: bool, ext: u8, r: u8) {
         self.grp(w, 0xd3, ext, r);
     }

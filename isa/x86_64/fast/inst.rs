@@ -322,15 +322,24 @@ impl Em<'_> {
                     return unsupported();
                 };
                 let (a, b) = (opd_in(home, args[0], ty), opd_in(home, args[1], ty));
-                // One copy of `binop` per opcode: each with its checks of
-                // the opcode folded.
-                match d.opcode {
-                    Add => self.binop(ADD, w, dh, a, b),
-                    Sub => self.binop(SUB, w, dh, a, b),
-                    Mul => self.binop(MUL, w, dh, a, b),
-                    And => self.binop(AND, w, dh, a, b),
-                    Or => self.binop(OR, w, dh, a, b),
-                    _ => self.binop(XOR, w, dh, a, b),
+                // One copy of `binop` per opcode and width: each with its
+                // checks of the opcode and its REX prefix logic folded.
+                macro_rules! each_op {
+                    ($w:literal) => {
+                        match d.opcode {
+                            Add => self.binop(ADD, $w, dh, a, b),
+                            Sub => self.binop(SUB, $w, dh, a, b),
+                            Mul => self.binop(MUL, $w, dh, a, b),
+                            And => self.binop(AND, $w, dh, a, b),
+                            Or => self.binop(OR, $w, dh, a, b),
+                            _ => self.binop(XOR, $w, dh, a, b),
+                        }
+                    };
+                }
+                if w {
+                    each_op!(true)
+                } else {
+                    each_op!(false)
                 }
             }
             Shl | Shr | Sar => {
@@ -338,7 +347,12 @@ impl Em<'_> {
                     return unsupported();
                 };
                 let (a, b) = (opd_in(home, args[0], ty), opd_in(home, args[1], ty));
-                self.shift(d.opcode, w, dh, a, b);
+                // One copy per width (the REX prefix logic folded).
+                if w {
+                    self.shift(d.opcode, true, dh, a, b);
+                } else {
+                    self.shift(d.opcode, false, dh, a, b);
+                }
             }
             Sdiv | Udiv | Srem | Urem => {
                 let InstKind::Binary { args } = &d.kind else {
