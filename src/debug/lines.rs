@@ -19,7 +19,20 @@
 //! entries never have the same location.
 
 use crate::ir::{Inst, Loc, SrcMap};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+thread_local! {
+    /// The buffer of the last [`LineRecorder::at_inst`] recorder that this
+    /// thread finished (if at most [`KEEP_NOTED`] entries long), for the
+    /// next one: a small function's compile then allocates none.
+    static NOTED: Cell<Vec<(u32, u32)>> = const { Cell::new(Vec::new()) };
+}
+
+/// The most entries of a noted-instructions buffer kept for the next
+/// function (32 KiB): larger ones are freed (their allocation is small
+/// beside their function's compile).
+const KEEP_NOTED: usize = 1 << 12;
 
 /// Whether compiles record line tables (see [`set_recording`]).
 static RECORDING: AtomicBool = AtomicBool::new(true);
@@ -500,13 +513,21 @@ impl<'a> LineRecorder<'a> {
             ..Builder::default()
         };
         table.add(0, func);
+        let noted = if enabled {
+            let mut v = NOTED.with(Cell::take);
+            v.clear();
+            v.reserve(insts);
+            v
+        } else {
+            Vec::new()
+        };
         LineRecorder {
             marks: &[],
             next: 0,
             current: func,
             table,
             enabled,
-            insts: Vec::with_capacity(if enabled { insts } else { 0 }),
+            insts: noted,
         }
     }
 
@@ -567,6 +588,10 @@ impl<'a> LineRecorder<'a> {
     /// The finished table.
     pub fn finish(self) -> LineTable {
         debug_assert!(self.insts.is_empty(), "resolve_insts not called");
+        let cap = self.insts.capacity();
+        if cap > 0 && cap <= KEEP_NOTED {
+            NOTED.with(|n| n.set(self.insts));
+        }
         self.table.finish()
     }
 }

@@ -218,8 +218,15 @@ pub fn shared_cie(isa: UnwindIsa) -> &'static [u8] {
 pub fn point_at_cie(table: &mut [u8], cie: *const u8) -> bool {
     let base = table.as_ptr() as u64;
     let cie = cie as u64;
-    // Checked first, so that nothing changes when one does not reach.
-    if cie_fields(table, base, cie).any(|(_, d)| d.is_none()) {
+    // Checked first, so that nothing changes when one does not reach: at
+    // once when the whole table is in reach (every field lies in it),
+    // else field by field.
+    let reach = |at: u64| base.wrapping_add(at).checked_sub(cie);
+    let all = matches!(
+        (reach(4), reach(table.len() as u64)),
+        (Some(lo), Some(hi)) if lo >= 1 && hi <= 0x7fff_ffff
+    );
+    if !all && cie_fields(table, base, cie).any(|(_, d)| d.is_none()) {
         return false;
     }
     // Then patched in a second walk, as it goes (a large module's list of
@@ -334,6 +341,7 @@ impl<'a> Rules<'a> {
     }
 
     /// Moves to code offset `to` (a multiple of the code alignment).
+    #[inline]
     fn advance(&mut self, to: u64) {
         let delta = (to - self.at) >> self.align_shift;
         self.at = to;
@@ -423,7 +431,8 @@ const X86_POP_RET: [u8; 2] = [0x5d, 0xc3];
 /// `from` (wherever it is). Linear in the bytes it passes: with SSE2
 /// (which every x86-64 host has), 64 bytes per step (about 0.45 host
 /// instructions per code byte), then 16 to find the pair in the last
-/// step; a byte at a time for the last few.
+/// step, and the window of the last 17 bytes for the rest; a byte at a
+/// time for shorter code (and on other hosts).
 #[inline(never)]
 fn find_pop_ret(code: &[u8], from: usize) -> Option<usize> {
     let mut i = from;
@@ -473,6 +482,17 @@ fn find_pop_ret(code: &[u8], from: usize) -> Option<usize> {
                 return Some(i + m.trailing_zeros() as usize);
             }
             i += 16;
+        }
+        // The last pairs (starting below `i + 16`, so at most at the last
+        // window's start plus 15): the window that ends the code, less
+        // the starts before `i`.
+        if let Some(last) = code.len().checked_sub(17) {
+            if i < code.len() {
+                return match mask(pairs16(last)) >> (i - last) {
+                    0 => None,
+                    m => Some(i + m.trailing_zeros() as usize),
+                };
+            }
         }
     }
     while let Some(pair) = code.get(i..i + 2) {
