@@ -50,8 +50,12 @@ pub fn check(files: &[OsString]) -> Result<(), Failure> {
         })
         .collect();
     let text: u64 = sizes.iter().flatten().sum();
-    super::arena::enable(text >= LARGE_INPUT);
-    check_files(files, &sizes, thread_count(&sizes, text, cpus))
+    check_files(
+        files,
+        &sizes,
+        thread_count(&sizes, text, cpus),
+        text >= LARGE_INPUT,
+    )
 }
 
 /// Starts a worker thread; whether it started. The C library's allocator
@@ -123,8 +127,20 @@ struct State {
 
 /// Checks the files with `threads` threads (this one included; with one,
 /// no thread is started); the result is the sequential one (see the
-/// module docs).
-fn check_files(files: &[OsString], sizes: &[Option<u64>], threads: usize) -> Result<(), Failure> {
+/// module docs). `large`: switch the arena on with huge pages from the
+/// start (see [`check`]).
+///
+/// The arena is switched on only once the threads are started: what they
+/// share and what starting them allocates stays the system allocator's,
+/// so the first touch of the arena (a huge page, 0.1–0.2 ms for the
+/// kernel to clear) happens on this thread while the others start, rather
+/// than before they are even created.
+fn check_files(
+    files: &[OsString],
+    sizes: &[Option<u64>],
+    threads: usize,
+    large: bool,
+) -> Result<(), Failure> {
     let mut order: Vec<usize> = (0..files.len()).collect();
     if threads > 1 {
         // Largest first, so that no thread is left with a large file at
@@ -145,11 +161,16 @@ fn check_files(files: &[OsString], sizes: &[Option<u64>], threads: usize) -> Res
         }),
         done: Condvar::new(),
     });
+    // The workers wait for this lock before taking a file, so that all
+    // they allocate for the files is the arena's.
+    let held = lock(&work.state);
     for _ in 1..threads {
         let w = Arc::clone(&work);
         // A thread that cannot start leaves its share to the others.
         spawn_worker(move || take_files(&w));
     }
+    super::arena::enable(large);
+    drop(held);
     take_files(&work);
     // Alone, this thread has checked every file up to the first failure:
     // the loop below never waits.
