@@ -94,6 +94,12 @@ pub(super) struct Scratch {
     deferred: Vec<(u32, u32, u8)>,
     /// The accepting pass's immediate dominators.
     quick: fast::dom::QuickDom,
+    /// The accepting pass's interval per block field (see `fast.rs`).
+    fields: Vec<[u32; 2]>,
+    /// The accepting pass's switch keys below a bound: per key, the stamp
+    /// of the last `switch` that listed it (`key_stamp` is the current).
+    key_seen: Vec<u32>,
+    key_stamp: u32,
     /// Per function / data definition of the module: the symbol owning it
     /// (the module checks).
     pub(super) func_owner: Vec<Option<SymId>>,
@@ -115,6 +121,8 @@ impl Scratch {
             && self.fast_def.capacity() <= CACHE_MAX
             && self.deferred.capacity() <= CACHE_MAX
             && self.quick.len() <= CACHE_MAX
+            && self.fields.capacity() <= CACHE_MAX
+            && self.key_seen.len() <= CACHE_MAX
             && self.inst_seen.len() <= CACHE_MAX
             && self.label_seen.len() <= CACHE_MAX
             && self.value_seen.len() <= CACHE_MAX

@@ -13,24 +13,29 @@
 //!   operand types and whether the instruction ends a block, instead of
 //!   nested matches per instruction.
 //! - Definitions are recorded as the walk meets them, one `u32` per value
-//!   (`(block + 2) << 3 | type`, field 1 for function parameters), so the
-//!   common operand — a value of the wanted type defined earlier in the
-//!   same block or a function parameter — is two compares. A value defined
-//!   in another block is checked against the dominator tree, computed on
-//!   the first such use ([`QuickDom`]: usually one pass over the blocks'
-//!   terminators) and numbered so that each check is two more compares;
-//!   one not met yet (defined later in the layout, later in the same
-//!   block, or never) is checked after the walk, when every definition is
-//!   known.
+//!   (`(block + 2) << 3 | type`, field 1 for function parameters), and
+//!   each field has an interval of block numbers that see its definitions
+//!   (`Walk::fields`), so the common operand — a value of the wanted type
+//!   that is a function parameter, defined earlier in the same block or in
+//!   a block that dominates this one — is one load and two compares. Until
+//!   the first use from another block a block's interval holds only
+//!   itself; that use computes the dominator tree ([`QuickDom`]: usually
+//!   one pass over the blocks' terminators), numbered so that each block's
+//!   interval becomes its subtree's. A use not met yet (defined later in
+//!   the layout, later in the same block, or never) is checked after the
+//!   walk, when every definition is known.
 //! - Instruction listings are checked for duplicates by requiring
 //!   increasing instruction numbers (as the parser and the builder lay them
 //!   out), which needs no per-instruction table.
 
 use super::{Dominance, Scratch, MAX_ALLOCA};
 use crate::ir::entities::{Block, Inst, Value};
-use crate::ir::function::{BlockCall, BlockData, Callee, Function, InstKind, Operand, ValueDef};
+use crate::ir::function::{
+    BlockCall, BlockData, Callee, Function, InstData, InstKind, Operand, ValueDef,
+};
 use crate::ir::hash::FxHashMap;
 use crate::ir::module::Module;
+use crate::ir::names::Name;
 use crate::ir::opcode::{Format, Opcode, OperandTy, ResultTy, Suffix, OPCODE_TABLE};
 use crate::ir::types::Type;
 use crate::ir::Const;
@@ -40,6 +45,8 @@ use dom::QuickDom;
 const UNSET: u32 = 0;
 /// The block field of a function parameter's entry.
 const PARAM_FIELD: u32 = 1;
+/// The interval of `Walk::fields` that holds no number.
+const NO_INTERVAL: [u32; 2] = [dom::NONE, 0];
 /// Where the block field starts in an entry: bits 0-1 are the type, bit 2
 /// is always clear.
 const SHIFT: u32 = 3;
@@ -71,6 +78,8 @@ struct Rule {
     /// `call`, checked against the callee) and the instruction may stand
     /// in a block's body or only at its end; else 0.
     place: u8,
+    /// The opcode's format where the suffix is allowed, else
+    /// [`Format::Trap`].
     format: Format,
     /// The result's type, `None` for no result (`call`: unused).
     result: Option<Type>,
@@ -152,7 +161,9 @@ const fn rules() -> [[Rule; SUFFIXES]; NUM_OPCODES] {
                     (true, false) => BODY,
                     (true, true) => TERM,
                 },
-                format: info.format,
+                // Where the suffix is not allowed, a terminator's format,
+                // which `Walk::inst` rejects.
+                format: if ok { info.format } else { Format::Trap },
                 result: match info.result {
                     ResultTy::None => None,
                     ResultTy::Suffix | ResultTy::OptionalSuffix => ty,
@@ -209,6 +220,15 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
     s.fast_def.clear();
     s.fast_def.resize(f.values.len(), UNSET);
     s.deferred.clear();
+    // Entries of the blocks are written as the walk enters them (and all
+    // at once when `QuickDom` numbers the tree); only those of blocks
+    // entered are read.
+    let fields = f.blocks.len() + 2;
+    if s.fields.len() < fields {
+        s.fields.resize(fields, NO_INTERVAL);
+    }
+    s.fields[UNSET as usize] = NO_INTERVAL;
+    s.fields[PARAM_FIELD as usize] = [0, dom::NONE];
     let dom = s.dom.get_mut();
     let mut w = Walk {
         m,
@@ -222,10 +242,13 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
         dom,
         graph: Graph::None,
         quick: &mut s.quick,
+        fields: &mut s.fields,
         keys: &mut s.keys,
+        key_seen: &mut s.key_seen,
+        key_stamp: &mut s.key_stamp,
         cur: 0,
         cur_enc: 0,
-        cur_pre: dom::NONE,
+        cur_pre: 0,
     };
     w.run()
 }
@@ -259,19 +282,32 @@ struct Walk<'a> {
     /// What of the CFG has been computed for dominance queries.
     graph: Graph,
     quick: &'a mut QuickDom,
+    /// Per block field (of a definition's entry, `UNSET`, `PARAM_FIELD` or
+    /// a block + 2): `[first, size]`, the numbers whose use sees its
+    /// definitions (`cur_pre - first < size`). `UNSET` holds none and
+    /// `PARAM_FIELD` every number but `NONE`; a block's entry is its
+    /// dominator subtree's interval once [`QuickDom`] has numbered the
+    /// tree, else `[block, 1]` from when the walk enters it (only
+    /// itself). At least `f.blocks.len() + 2` long.
+    fields: &'a mut [[u32; 2]],
+    /// Switch keys not below the bound of `key_seen`.
     keys: &'a mut FxHashMap<u64, Const>,
+    /// Per small switch key: the stamp of the last `switch` listing it.
+    key_seen: &'a mut Vec<u32>,
+    key_stamp: &'a mut u32,
     /// The block being walked and its definitions' field (`(cur + 2) << SHIFT`).
     cur: u32,
     cur_enc: u32,
     /// The block's number in the dominator tree's preorder once
-    /// [`QuickDom`] is computed, else `NONE` (no interval holds it).
+    /// [`QuickDom`] is computed (`NONE` when unreachable: no interval
+    /// holds it), else the block itself (see `fields`).
     cur_pre: u32,
 }
 
 impl Walk<'_> {
     fn run(&mut self) -> bool {
         let f = self.f;
-        if f.params.len() != f.sig.params.len() || f.blocks.is_empty() || !self.names() {
+        if f.params.len() != f.sig.params.len() || f.blocks.is_empty() {
             return false;
         }
         for (i, (&p, &t)) in f.params.iter().zip(&f.sig.params).enumerate() {
@@ -296,7 +332,10 @@ impl Walk<'_> {
             self.cur_enc = (b.0 + 2) << SHIFT;
             self.cur_pre = match self.graph {
                 Graph::Quick => self.quick.pre(b.0),
-                _ => dom::NONE,
+                _ => {
+                    self.fields[bi + 2] = [b.0, 1];
+                    b.0
+                }
             };
             for (i, &p) in bd.params.iter().enumerate() {
                 let Some(t) = f.values.get(p.index()).map(|d| d.ty) else {
@@ -309,13 +348,24 @@ impl Walk<'_> {
             let Some((&term, body)) = bd.insts.split_last() else {
                 return false;
             };
+            // Increasing numbers below the terminator's, which is in the
+            // table: one bounds check per block.
+            if term.0 < next_inst || term.index() >= f.insts.len() {
+                return false;
+            }
             for &inst in body {
-                if inst.0 < next_inst || !self.inst(inst) {
+                if inst.0 < next_inst || inst.0 >= term.0 {
+                    return false;
+                }
+                // SAFETY: `inst` is below `term`, which is below
+                // `f.insts.len()` (checked above).
+                let d = unsafe { f.insts.get_unchecked(inst.index()) };
+                if !self.inst(inst, d) {
                     return false;
                 }
                 next_inst = inst.0 + 1;
             }
-            if term.0 < next_inst || !self.terminator(term) {
+            if !self.terminator(term) {
                 return false;
             }
             next_inst = term.0 + 1;
@@ -328,8 +378,8 @@ impl Walk<'_> {
     ///
     /// That makes it `v`'s only listing: the value data names one site,
     /// and the walk meets each site once (each block once, its parameters
-    /// by position, each instruction once by the increasing order). Names
-    /// are checked apart ([`Walk::names`]).
+    /// by position, each instruction once by the increasing order). Its
+    /// name is checked here too ([`Walk::name`]).
     #[inline(always)]
     fn define(&mut self, v: Value, def: ValueDef, ty: Type, enc: u32) -> bool {
         let i = v.index();
@@ -353,28 +403,23 @@ impl Walk<'_> {
             _ => false,
         };
         *slot = enc | ty as u32;
-        same && d.ty == ty
+        same && d.ty == ty && self.name(d.name)
     }
 
-    /// The names of the function's values, in one pass over the value
-    /// table: each valid and used once (stricter than the verifier, which
-    /// only asks this of the values defined, i.e. listed).
-    fn names(&mut self) -> bool {
-        let f = self.f;
-        let (seen, stamp) = (&mut *self.value_seen, self.stamp);
-        f.values.iter().all(|d| match d.name {
-            None => true,
-            Some(n) => {
-                f.names.is_valid_value_name(n)
-                    && match seen.get_mut(n.index()) {
-                        Some(s) if *s != stamp => {
-                            *s = stamp;
-                            true
-                        }
-                        _ => false,
-                    }
-            }
-        })
+    /// The name of a value being defined, if it has one: valid, and not
+    /// the name of a value defined before in this function (the
+    /// verifier's checks of the names of the values listed).
+    #[inline(always)]
+    fn name(&mut self, name: Option<Name>) -> bool {
+        let Some(n) = name else { return true };
+        if !self.f.names.is_valid_value_name(n) {
+            return false;
+        }
+        // SAFETY: a valid name is in the table, so its index is below
+        // `f.names.len()`, and `Scratch::begin` sized `value_seen` to at
+        // least that.
+        let seen = unsafe { self.value_seen.get_unchecked_mut(n.index()) };
+        std::mem::replace(seen, self.stamp) != self.stamp
     }
 
     /// The last instruction of a block, which must be a terminator (out
@@ -422,18 +467,14 @@ impl Walk<'_> {
         }
     }
 
-    /// One instruction of a block's body (not its last).
+    /// One instruction `inst` of a block's body (not its last), `d`.
     #[inline(always)]
-    fn inst(&mut self, inst: Inst) -> bool {
+    fn inst(&mut self, inst: Inst, d: &InstData) -> bool {
         let f = self.f;
-        let Some(d) = f.insts.get(inst.index()) else {
-            return false;
-        };
         let rule = RULES[d.opcode as usize][slot(d.ty)];
-        if rule.place != BODY {
-            return false;
-        }
-        // By the rule's format (one jump), then whether the operands are
+        // By the rule's format (one jump: a rule whose suffix is not
+        // allowed has a terminator's format, which is rejected here, so
+        // `rule.place` need not be read), then whether the operands are
         // laid out as it says (one compare).
         let ok = match rule.format {
             Format::Binary => match &d.kind {
@@ -482,7 +523,7 @@ impl Walk<'_> {
                 InstKind::Addr { sym } => sym.index() < self.m.symbols.len(),
                 _ => false,
             },
-            // Terminators (`rule.place` is `TERM`).
+            // Terminators, and any suffix not allowed (see `rules`).
             Format::Br | Format::Jmp | Format::Ret | Format::Switch | Format::Trap => false,
         };
         ok && match (d.result, rule.result) {
@@ -508,12 +549,18 @@ impl Walk<'_> {
                 let Some(sig) = self.m.symbols.get(sym.index()).and_then(|s| s.signature()) else {
                     return false;
                 };
-                ty == sig.ret
-                    && args.len() == sig.params.len()
-                    && args
-                        .iter()
-                        .zip(&sig.params)
-                        .all(|(&a, &t)| self.operand(a, t as u8))
+                let params: &[Type] = &sig.params;
+                if ty != sig.ret || args.len() != params.len() {
+                    return false;
+                }
+                // A plain loop: `all` over the zip was an out-of-line fold
+                // reloading the walk's state per argument.
+                for (&a, &t) in args.iter().zip(params) {
+                    if !self.operand(a, t as u8) {
+                        return false;
+                    }
+                }
+                true
             }
             Callee::Indirect(fp) => {
                 matches!(fp, Operand::Value(_))
@@ -581,11 +628,35 @@ impl Walk<'_> {
         if !self.operand(value, ty as u8) || !target(default) {
             return false;
         }
-        self.keys.clear();
-        f.cases(cases).iter().all(|case| {
-            fits(case.key, ty)
-                && self.keys.insert(case.key.bits(ty), case.key).is_none()
-                && target(case.block)
+        let cases = f.cases(cases);
+        // Keys below a bound linear in the number of cases (most: dense
+        // tables from 0) are stamped in an array, the others go through
+        // the hash map, cleared only if one does.
+        let bound = 2 * cases.len() + 64;
+        if self.key_seen.len() < bound {
+            *self.key_seen = vec![0; bound];
+        }
+        if *self.key_stamp == u32::MAX {
+            self.key_seen.iter_mut().for_each(|s| *s = 0);
+            *self.key_stamp = 0;
+        }
+        *self.key_stamp += 1;
+        let stamp = *self.key_stamp;
+        let (seen, keys) = (&mut self.key_seen[..bound], &mut *self.keys);
+        let mut cleared = false;
+        cases.iter().all(|case| {
+            let bits = case.key.bits(ty);
+            let new = match usize::try_from(bits).ok().and_then(|k| seen.get_mut(k)) {
+                Some(s) => std::mem::replace(s, stamp) != stamp,
+                None => {
+                    if !cleared {
+                        keys.clear();
+                        cleared = true;
+                    }
+                    keys.insert(bits, case.key).is_none()
+                }
+            };
+            fits(case.key, ty) && new && target(case.block)
         })
     }
 
@@ -598,21 +669,16 @@ impl Walk<'_> {
                 let Some(&e) = self.def.get(v.index()) else {
                     return false;
                 };
-                // The common cases: defined earlier in this block, or a
-                // function parameter, of the exact type wanted.
-                if e == self.cur_enc | want as u32 {
-                    return true;
-                }
-                if e == (PARAM_FIELD << SHIFT) | want as u32 {
-                    return true;
-                }
-                // Of the exact type, from a block that dominates this one
-                // by the intervals of the dominator tree (once computed;
-                // the field of `UNSET` and of parameters is no block).
-                if e & ((1 << SHIFT) - 1) == want as u32
-                    && self
-                        .quick
-                        .covers((e >> SHIFT).wrapping_sub(2), self.cur_pre)
+                // The common case: of the exact type wanted, and a
+                // function parameter, defined earlier in this block or
+                // (once the tree is numbered) in a block that dominates
+                // this one: the interval of the entry's field holds this
+                // block's number.
+                // SAFETY: entries are `UNSET` or written by `define`,
+                // whose fields are `PARAM_FIELD` or a block + 2, all below
+                // `f.blocks.len() + 2 <= fields.len()` (see `accepts`).
+                let [first, size] = unsafe { *self.fields.get_unchecked((e >> SHIFT) as usize) };
+                if e & ((1 << SHIFT) - 1) == want as u32 && self.cur_pre.wrapping_sub(first) < size
                 {
                     return true;
                 }
@@ -682,6 +748,7 @@ impl Walk<'_> {
                 }
             };
             if self.graph == Graph::Quick {
+                self.quick.intervals_into(self.fields);
                 self.cur_pre = self.quick.pre(self.cur);
             }
         }

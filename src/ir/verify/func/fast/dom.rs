@@ -287,15 +287,13 @@ impl QuickDom {
         self.span.get(b as usize).map_or(NONE, |s| s[0])
     }
 
-    /// Whether the dominator subtree of block `a` holds the block numbered
-    /// `pre` (from [`QuickDom::pre`] of the last compute; `false` for a
-    /// block `a` beyond the tables and for `NONE`). Before the first
-    /// compute of a function the tables are stale: pass `NONE`.
-    #[inline(always)]
-    pub(super) fn covers(&self, a: u32, pre: u32) -> bool {
-        match self.span.get(a as usize) {
-            Some(&[pa, ea]) => pa <= pre && pre < ea,
-            None => false,
+    /// Writes each block's interval as `[pre, size]` at `fields[block +
+    /// 2]` (`[NONE, 0]`, which holds no number, for an unreachable block;
+    /// see the accepting pass's `Walk::fields`). `fields` has room for
+    /// every block of the last compute.
+    pub(super) fn intervals_into(&self, fields: &mut [[u32; 2]]) {
+        for (out, &[p, e]) in fields[2..].iter_mut().zip(&self.span) {
+            *out = if p == NONE { [NONE, 0] } else { [p, e - p] };
         }
     }
 
