@@ -89,8 +89,9 @@ mod free_list;
 mod os;
 mod packed;
 mod pool;
+mod trim;
 pub use packed::PackedSection;
-pub use pool::{pooled_reservations, release_pooled, POOL_MAX};
+pub use pool::{pooled_reservations, release_pooled, POOL_KEEP, POOL_MAX, ZERO_LIMIT};
 
 use crate::error::{Error, Result};
 use free_list::{align_up, FreeList};
@@ -269,11 +270,16 @@ struct PageInfo {
     usage: PageUse,
     /// Sections (open or finalized) with at least one byte on the page.
     live: u32,
+    /// Whether the page may hold memory: a section was placed on it since
+    /// its memory was last given back (a pooled reservation's zeroed pages
+    /// keep theirs; `memory/pool.rs` counts them).
+    resident: bool,
 }
 
 /// Pages given to a kind at once in a dual-view reservation when its free
-/// space runs out: one `mmap` per chunk instead of per page, and pages of
-/// the chunk not yet written cost no memory.
+/// space runs out (a multiple of it for a bigger section): one `mmap` per
+/// chunk instead of per page, and pages of the chunk not yet written cost
+/// no memory.
 const SHARED_CHUNK_PAGES: usize = 16;
 
 /// Bytes of data pages a [prepared](MemoryManager::prepare) manager maps
@@ -294,9 +300,12 @@ struct Reservation {
     shared: [FreeList; 3],
     /// One entry per page below `bump`.
     pages: Vec<PageInfo>,
-    /// Whether bytes were written through the writable view since
-    /// [`MemoryManager::trim_views`] last ran (dual view only).
-    written: bool,
+    /// Pages of the writable view written since the last trim, those
+    /// written before it, and those mapped when the reservation came from
+    /// the pool (`memory/trim.rs`; dual view only).
+    dirty: trim::Span,
+    stale: trim::Span,
+    inherited: trim::Span,
 }
 
 impl Reservation {
@@ -587,10 +596,6 @@ pub struct MemoryManager {
     written: usize,
 }
 
-/// The writable views are trimmed ([`MemoryManager::trim_views`]) after
-/// this many bytes were written through them.
-const TRIM_AFTER: usize = 64 << 10;
-
 impl MemoryManager {
     /// A manager with the given limits. Reserves nothing until the first
     /// allocation.
@@ -666,16 +671,15 @@ impl MemoryManager {
         if !self.reservations.is_empty() {
             return Ok(());
         }
-        // A prepared reservation a dropped manager left in the pool has
-        // these very chunks mapped, every byte zero: only the bookkeeping
-        // is new.
-        let (r, mapped) = match self.take_pooled() {
-            Some(r) => (r, true),
-            None => (self.reserve()?, false),
-        };
+        // A reservation a dropped manager left in the pool has these very
+        // chunks (and maybe more) mapped, every byte free and zero.
+        if self.take_pooled() {
+            return Ok(());
+        }
+        let r = self.reserve()?;
         for (kind, bytes) in self.prepared_chunks() {
             if self.reservations[r as usize].shares(kind) {
-                self.open_shared_chunk(r, kind, bytes, mapped)?;
+                self.open_shared_chunk(r, kind, bytes)?;
             }
         }
         Ok(())
@@ -698,35 +702,24 @@ impl MemoryManager {
 
     /// Gives a fresh chunk of pages of reservation `r` to `kind` (which
     /// it [shares](Reservation::shares)): mapped with the kind's final
-    /// protection (unless `mapped` says a pooled reservation has them so
-    /// already), all of it free space of the kind.
-    fn open_shared_chunk(
-        &mut self,
-        r: u32,
-        kind: SectionKind,
-        bytes: usize,
-        mapped: bool,
-    ) -> Result<()> {
+    /// protection, all of it free space of the kind.
+    fn open_shared_chunk(&mut self, r: u32, kind: SectionKind, bytes: usize) -> Result<()> {
         let page = self.page;
         let res = &mut self.reservations[r as usize];
         let Some(start) = Self::take_pages(res, page, bytes, page) else {
             return Ok(());
         };
-        if !mapped {
-            if let Err(e) = Self::open_pages(res, kind, start, bytes) {
-                Self::lose_or_pool(res, page, start, bytes);
-                return Err(Error::Runtime(format!(
-                    "out of JIT memory: cannot map {bytes} bytes of {}: {e}",
-                    kind.name()
-                )));
-            }
+        if let Err(e) = Self::open_pages(res, kind, start, bytes) {
+            Self::lose_or_pool(res, page, start, bytes);
+            return Err(Error::Runtime(format!(
+                "out of JIT memory: cannot map {bytes} bytes of {}: {e}",
+                kind.name()
+            )));
         }
         let first = (start - res.map.base) / page;
         for p in &mut res.pages[first..first + bytes / page] {
-            *p = PageInfo {
-                usage: PageUse::Shared(kind),
-                live: 0,
-            };
+            p.usage = PageUse::Shared(kind);
+            p.live = 0;
         }
         res.shared[kind.index()].insert(start, start + bytes);
         Ok(())
@@ -926,7 +919,9 @@ impl MemoryManager {
             pool: FreeList::default(),
             shared: Default::default(),
             pages: Vec::new(),
-            written: false,
+            dirty: Default::default(),
+            stale: Default::default(),
+            inherited: Default::default(),
         });
         Ok((self.reservations.len() - 1) as u32)
     }
@@ -969,8 +964,11 @@ impl MemoryManager {
 
         // Never overflows: span <= reservation size, which is page-aligned.
         let need = span.div_ceil(page) * page;
+        // A whole number of chunks: the space left after a big section
+        // serves the next ones (a reservation from the pool then fits a
+        // section a little bigger than its last manager's).
         let chunk = if res.dual() {
-            need.max(SHARED_CHUNK_PAGES * page)
+            need.next_multiple_of(SHARED_CHUNK_PAGES * page)
         } else {
             need
         };
@@ -1005,7 +1003,8 @@ impl MemoryManager {
         };
         let first = (start - res.map.base) / page;
         for p in &mut res.pages[first..first + bytes / page] {
-            *p = PageInfo { usage, live: 0 };
+            p.usage = usage;
+            p.live = 0;
         }
         let (tail, end) = (start + span, start + bytes);
         if tail < end {
@@ -1069,6 +1068,7 @@ impl MemoryManager {
             PageInfo {
                 usage: PageUse::Free,
                 live: 0,
+                resident: false,
             },
         );
         Some(start)
@@ -1084,6 +1084,7 @@ impl MemoryManager {
         let (a, b) = Self::page_range(res, page, addr, span);
         for p in &mut res.pages[a..b] {
             p.live += 1;
+            p.resident = true;
         }
     }
 
@@ -1106,9 +1107,7 @@ impl MemoryManager {
             }
         }
         self.seal(&batch)?;
-        if self.written >= TRIM_AFTER {
-            self.trim_views();
-        }
+        self.maybe_trim_views();
         let sections = batch
             .sections
             .into_iter()
@@ -1129,34 +1128,6 @@ impl MemoryManager {
             id: batch.id,
             sections,
         })
-    }
-
-    /// Records that `span` bytes at `addr` of reservation `r` were written
-    /// through its writable view (nothing for a reservation without one).
-    fn note_written(&mut self, r: u32, addr: usize, span: usize) {
-        let res = &mut self.reservations[r as usize];
-        if res.dual() {
-            debug_assert!(res.contains(addr));
-            res.written = true;
-            self.written += span;
-        }
-    }
-
-    /// Unmaps the writable views of the reservations written to since the
-    /// last trim ([`os::CodeFile::unmap_written`], every page handed out):
-    /// code is written once and then only run, so its pages would otherwise
-    /// stay resident twice, once per view. Reading code back maps pages of
-    /// the view too (the kernel maps the neighbours of a page read), so the
-    /// whole used part goes, not only what was written. One system call
-    /// per reservation written to, after every [`TRIM_AFTER`] bytes; a page
-    /// used again is mapped again then.
-    fn trim_views(&mut self) {
-        for res in &mut self.reservations {
-            if let (true, Some(file)) = (std::mem::take(&mut res.written), &res.map.file) {
-                file.unmap_written(0, res.bump);
-            }
-        }
-        self.written = 0;
     }
 
     /// Protect mode: turns the batch's own text and rodata pages R+X and R
@@ -1292,7 +1263,7 @@ impl MemoryManager {
             clear(addr, inner.0.min(end));
             clear(inner.1.max(addr), end);
             if res.dual() && kind != SectionKind::Data {
-                res.written = true;
+                res.note_dirty(addr, addr + span, page);
                 self.written += span;
             }
             let (s, e) = res.shared[kind.index()].insert(addr, addr + span);
@@ -1310,6 +1281,11 @@ impl MemoryManager {
                     }
                     _ => os::forget(start, len),
                 };
+                if cleared {
+                    for p in &mut res.pages[lo..hi] {
+                        p.resident = false;
+                    }
+                }
             }
             if !cleared {
                 clear(inner.0, inner.1);
@@ -1382,6 +1358,7 @@ impl MemoryManager {
         };
         for p in &mut res.pages[lo..hi] {
             p.usage = usage;
+            p.resident &= usage != PageUse::Free;
         }
     }
 }

@@ -10,6 +10,11 @@ use kiln::reloc::{self, RelocKind, RelocProblem};
 use kiln::Error;
 use std::collections::HashSet;
 
+#[cfg(target_os = "linux")]
+mod fork_support;
+#[cfg(target_os = "linux")]
+use fork_support::passes_in_forked_child;
+
 /// Both ways of keeping W^X: every test that does not depend on the mode
 /// runs in both.
 const MODES: [CodeMapping; 2] = [CodeMapping::DualView, CodeMapping::Protect];
@@ -880,22 +885,14 @@ fn a_forked_child_cannot_write_its_parents_code() {
     }
     // SAFETY: the child only calls the manager (which fails before
     // touching memory or locks other threads may hold, bar malloc, which
-    // glibc makes fork-safe) and leaves with `_exit`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let mut b = mm.begin_batch();
-        let refused = mm.allocate(&mut b, SectionKind::Text, 8, 8).is_err();
-        // SAFETY: ends the child without running the test harness.
-        unsafe { libc::_exit(if refused { 0 } else { 1 }) };
-    }
-    let mut status = 0;
-    // SAFETY: waits for our own child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{status:#x}"
-    );
+    // glibc makes fork-safe).
+    let refused = unsafe {
+        passes_in_forked_child(|| {
+            let mut b = mm.begin_batch();
+            mm.allocate(&mut b, SectionKind::Text, 8, 8).is_err()
+        })
+    };
+    assert!(refused, "the child wrote through its parent's code file");
     // The parent goes on.
     let mut b = mm.begin_batch();
     let r = mm.allocate(&mut b, SectionKind::Text, 8, 8).unwrap();
@@ -1132,8 +1129,9 @@ fn a_dropped_registry_leaves_its_reservation_to_the_next() {
 }
 
 /// The pool keeps at most `POOL_MAX` reservations of a size, and only
-/// clean prepared ones: a reservation that grew past its prepared chunks,
-/// or whose manager never prepared it, is unmapped.
+/// ones that start with the prepared layout: a reservation whose manager
+/// never prepared it is unmapped; one that grew past its prepared chunks
+/// is pooled (see tests/pool.rs).
 #[cfg(target_os = "linux")]
 #[test]
 fn the_pool_is_bounded_and_takes_only_prepared_reservations() {
@@ -1151,9 +1149,18 @@ fn the_pool_is_bounded_and_takes_only_prepared_reservations() {
     drop(many);
     assert_eq!(pooled_reservations(size), POOL_MAX);
 
-    // Grown past the prepared text chunk: not pooled.
+    // Never prepared (its first allocation reserved it): not pooled,
+    // although the pool has room.
     let mut grown = prepared(config);
     assert_eq!(pooled_reservations(size), POOL_MAX - 1);
+    let mut plain = MemoryManager::new(config).unwrap();
+    let mut b = plain.begin_batch();
+    fill(&mut plain, &mut b, SectionKind::Text, &ret_i32(1));
+    plain.discard(b).unwrap();
+    drop(plain);
+    assert_eq!(pooled_reservations(size), POOL_MAX - 1);
+
+    // Grown past the prepared text chunk: pooled.
     let mut b = grown.begin_batch();
     let page = grown.page_size();
     let r = grown
@@ -1162,13 +1169,9 @@ fn the_pool_is_bounded_and_takes_only_prepared_reservations() {
     let _ = r;
     grown.discard(b).unwrap();
     drop(grown);
-    assert_eq!(pooled_reservations(size), POOL_MAX - 1);
-
-    // Never prepared (its first allocation reserved it): not pooled.
-    let mut plain = MemoryManager::new(config).unwrap();
-    let mut b = plain.begin_batch();
-    fill(&mut plain, &mut b, SectionKind::Text, &ret_i32(1));
-    plain.discard(b).unwrap();
-    drop(plain);
-    assert_eq!(pooled_reservations(size), POOL_MAX - 1);
+    assert_eq!(pooled_reservations(size), POOL_MAX);
+    // The pool is full: one more is unmapped.
+    let extra: Vec<MemoryManager> = (0..POOL_MAX + 1).map(|_| prepared(config)).collect();
+    drop(extra);
+    assert_eq!(pooled_reservations(size), POOL_MAX);
 }

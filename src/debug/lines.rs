@@ -19,7 +19,20 @@
 //! entries never have the same location.
 
 use crate::ir::{Inst, Loc, SrcMap};
+use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+thread_local! {
+    /// The buffer of the last [`LineRecorder::at_inst`] recorder that this
+    /// thread finished (if at most [`KEEP_NOTED`] entries long), for the
+    /// next one: a small function's compile then allocates none.
+    static NOTED: Cell<Vec<(u32, u32)>> = const { Cell::new(Vec::new()) };
+}
+
+/// The most entries of a noted-instructions buffer kept for the next
+/// function (32 KiB): larger ones are freed (their allocation is small
+/// beside their function's compile).
+const KEEP_NOTED: usize = 1 << 12;
 
 /// Whether compiles record line tables (see [`set_recording`]).
 static RECORDING: AtomicBool = AtomicBool::new(true);
@@ -301,18 +314,27 @@ impl Builder {
         }
     }
 
-    /// [`Builder::add`] of `(offset, loc_of(inst))` for each `(offset,
-    /// inst)` of `entries`: the same bytes, in one loop whose state is
-    /// a few scalars (the fast generator's line table, one entry per IR
-    /// instruction). Locations are compared as one `u64` key each; each
+    /// [`Builder::add`] of `(offset, locs[inst])` for each `(offset,
+    /// inst)` of `entries` (`Loc::NONE` for an `inst` past the end of
+    /// `locs`): the same bytes, in one loop whose state is a few scalars
+    /// (the fast generator's line table, one entry per IR instruction).
+    ///
+    /// The loop computes `add`'s result in a simpler form: the table is
+    /// the entries with only the last of each run at one offset kept (the
+    /// others' instructions emitted no code), less each one whose location
+    /// is that of the entry written before it. So the loop looks at each
+    /// entry with the next one's offset: it is written if that differs
+    /// and its location is not the last written one; the last entry is
+    /// left pending. Locations are compared as one `u64` key each; each
     /// entry is one 4-byte store into room reserved for all of them (the
     /// room is reserved again after a long entry, never per short one).
     #[inline]
-    fn extend(&mut self, entries: &[(u32, u32)], loc_of: impl Fn(u32) -> Loc) {
+    fn extend(&mut self, entries: &[(u32, u32)], locs: &[Loc]) {
+        let loc_of = |i: u32| locs.get(i as usize).copied().unwrap_or(Loc::NONE);
         let mut entries = entries.iter();
         // `add` until an entry is written (the first one or two): then
         // there is a pending entry and a last written one.
-        let (mut po, pl, last) = loop {
+        let (po, pl, last) = loop {
             if let (Some((po, pl)), Some(last)) = (self.pending, self.last) {
                 break (po, pl, last);
             }
@@ -321,41 +343,45 @@ impl Builder {
             };
             self.add(o, loc_of(i));
         };
-        let key = |l: Loc| (l.line as u64) << 32 | l.col as u64;
-        let loc = |k: u64| Loc::new((k >> 32) as u32, k as u32);
-        // The pending entry's key and the last written one's (whose line
-        // is `self.line`).
-        let (mut pk, mut lk) = (key(pl), key(last));
+        let Some(&(first, _)) = entries.as_slice().first() else {
+            return;
+        };
+        if first != po {
+            // The pending entry is the last at its offset.
+            self.flush((po, pl));
+        }
+        // The column in the high half, the line in the low one.
+        let key = |l: Loc| (l.col as u64) << 32 | l.line as u64;
+        // The last written entry's key (its line is `self.line`).
+        let mut lk = key(self.last.unwrap_or(last));
         let mut offset = self.offset;
         let out = &mut self.bytes;
+        let rest = entries.as_slice();
+        // Each entry with the next one's offset: whether it is the last
+        // at its own.
+        let mut pairs = rest.windows(2);
         loop {
             // Room for every entry left in its short form (and the fourth
             // byte of its store), and for one long entry.
-            out.reserve(3 * entries.len() + 16);
+            out.reserve(3 * pairs.len() + 16);
             let base = out.as_mut_ptr();
             let mut at = out.len();
             let mut long = false;
-            for &(o, i) in entries.by_ref() {
-                let k = key(loc_of(i));
-                if o == po {
-                    // The pending entry's instruction emitted no code.
-                    pk = k;
+            for w in pairs.by_ref() {
+                let ((o, i), next) = (w[0], w[1].0);
+                if o == next {
+                    // Its instruction emitted no code.
                     continue;
                 }
-                if k == pk {
+                let k = locs.get(i as usize).map_or(0, |&l| key(l));
+                if k == lk {
                     continue;
                 }
-                let (wo, wk) = (po, pk);
-                (po, pk) = (o, k);
-                if wk == lk {
-                    // A replaced entry left two equal neighbours.
-                    continue;
-                }
-                let d = wo - offset;
-                let dl = (wk >> 32) as i64 - (lk >> 32) as i64;
-                let col = wk as u32;
-                offset = wo;
-                lk = wk;
+                let d = o - offset;
+                let dl = k as u32 as i64 - lk as u32 as i64;
+                let col = (k >> 32) as u32;
+                offset = o;
+                lk = k;
                 if (d as u64 | col as u64 | (dl + 64) as u64) < 0x80 {
                     let v = d | ((dl as u32 & 0x7f) << 8) | (col << 16);
                     // SAFETY: on entering this loop, the capacity is at
@@ -389,10 +415,13 @@ impl Builder {
                 break;
             }
         }
-        self.pending = Some((po, loc(pk)));
         self.offset = offset;
-        self.line = (lk >> 32) as u32;
-        self.last = Some(loc(lk));
+        self.line = lk as u32;
+        self.last = Some(Loc::new(lk as u32, (lk >> 32) as u32));
+        // The last entry is the pending one.
+        if let Some(&(o, i)) = rest.last() {
+            self.pending = Some((o, loc_of(i)));
+        }
     }
 
     /// Appends a three-byte entry (as the low three bytes of one 4-byte
@@ -484,13 +513,21 @@ impl<'a> LineRecorder<'a> {
             ..Builder::default()
         };
         table.add(0, func);
+        let noted = if enabled {
+            let mut v = NOTED.with(Cell::take);
+            v.clear();
+            v.reserve(insts);
+            v
+        } else {
+            Vec::new()
+        };
         LineRecorder {
             marks: &[],
             next: 0,
             current: func,
             table,
             enabled,
-            insts: Vec::with_capacity(if enabled { insts } else { 0 }),
+            insts: noted,
         }
     }
 
@@ -537,8 +574,7 @@ impl<'a> LineRecorder<'a> {
         let Some(&(_, last)) = self.insts.last() else {
             return;
         };
-        self.table
-            .extend(&self.insts, |inst| map.inst(Inst::new(inst as usize)));
+        self.table.extend(&self.insts, map.mnemonics());
         self.current = map.inst(Inst::new(last as usize));
         self.insts.clear();
     }
@@ -552,6 +588,10 @@ impl<'a> LineRecorder<'a> {
     /// The finished table.
     pub fn finish(self) -> LineTable {
         debug_assert!(self.insts.is_empty(), "resolve_insts not called");
+        let cap = self.insts.capacity();
+        if cap > 0 && cap <= KEEP_NOTED {
+            NOTED.with(|n| n.set(self.insts));
+        }
         self.table.finish()
     }
 }
@@ -692,21 +732,26 @@ mod tests {
         let noted: Vec<(u32, u32)> = (0..entries.len() as u32)
             .map(|k| (entries[k as usize].0, k))
             .collect();
-        let loc_of = |k: u32| entries[k as usize].1;
+        // The last entries' instructions have no location (past the end
+        // of the map's).
+        let locs: Vec<Loc> = entries[..entries.len() - 50]
+            .iter()
+            .map(|&(_, l)| l)
+            .collect();
         for start in starts {
-            for split in [0, 1, 777] {
+            for split in [0, 1, 777, 1990] {
                 let mut a = Builder::default();
                 let mut b = Builder::default();
                 for &(o, l) in start {
                     a.add(o, l);
                     b.add(o, l);
                 }
-                for &(o, l) in &entries {
-                    a.add(o, l);
+                for (k, &(o, l)) in entries.iter().enumerate() {
+                    a.add(o, if k < locs.len() { l } else { Loc::NONE });
                 }
                 // In two calls (the state carries over).
-                b.extend(&noted[..split], loc_of);
-                b.extend(&noted[split..], loc_of);
+                b.extend(&noted[..split], &locs);
+                b.extend(&noted[split..], &locs);
                 let (a, b) = (a.finish(), b.finish());
                 assert!(a.encoded_len() > 1000);
                 assert_eq!(a, b, "{start:?} {split}");

@@ -71,20 +71,25 @@ impl fmt::Display for Loc {
 /// | `br` | `c`, `L1`, its arguments, `L2`, its arguments |
 /// | `switch` | `v Ldefault`, then `K L` per case |
 ///
-/// A map is built with a [`SrcMapBuilder`] and stored in two vectors (a
-/// parsed function's map costs two allocations): `words` holds, per
-/// instruction, its line and the index of its first column, then every
-/// token column; `locs` holds the function parameters' type tokens, the
-/// block labels and the value definitions, in that order.
+/// A map is built with a [`SrcMapBuilder`] and stored in three vectors (a
+/// parsed function's map costs three allocations): `insts` holds each
+/// instruction's mnemonic location (its line and column, what code
+/// generators ask for, in one array they read in a stream); `words` holds,
+/// per instruction, the index of its first token column, then every token
+/// column; `locs` holds the function parameters' type tokens, the block
+/// labels and the value definitions, in that order. Per instruction that
+/// is 12 bytes and 4 per token.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SrcMap {
     /// The function's `@name` token.
     pub func: Loc,
     /// The closing `}` of the body.
     pub end: Loc,
-    /// `[line, first column index]` per instruction, then the columns.
+    /// The mnemonic's location per instruction.
+    insts: Vec<Loc>,
+    /// The index of the first token column per instruction, then the
+    /// token columns (the mnemonic's is in `insts`).
     words: Vec<u32>,
-    num_insts: u32,
     locs: Vec<Loc>,
     num_params: u32,
     num_blocks: u32,
@@ -93,51 +98,41 @@ pub struct SrcMap {
 impl SrcMap {
     /// Number of instructions with locations.
     pub fn num_insts(&self) -> usize {
-        self.num_insts as usize
+        self.insts.len()
     }
 
-    /// The line and the columns (mnemonic first) of `inst`.
-    fn inst_cols(&self, inst: Inst) -> Option<(u32, &[u32])> {
+    /// The mnemonic's location and the token columns of `inst`.
+    fn inst_cols(&self, inst: Inst) -> Option<(Loc, &[u32])> {
         let i = inst.index();
-        if i >= self.num_insts() {
-            return None;
-        }
-        let line = self.words[2 * i];
-        let start = self.words[2 * i + 1] as usize;
-        let end = if i + 1 < self.num_insts() {
-            self.words[2 * i + 3] as usize
-        } else {
-            self.words.len()
+        let mnemonic = *self.insts.get(i)?;
+        let start = *self.words.get(i)? as usize;
+        let end = match self.words.get(i + 1) {
+            Some(&e) if i + 1 < self.num_insts() => e as usize,
+            _ => self.words.len(),
         };
-        Some((line, self.words.get(start..end)?))
+        Some((mnemonic, self.words.get(start..end)?))
     }
 
-    /// The mnemonic of `inst` (the first of its columns, read
-    /// directly: code generators ask once per instruction). Every
-    /// instruction of a built map has at least one column (its mnemonic:
-    /// [`SrcMapBuilder::start_inst`] and [`SrcMapBuilder::push_inst_from`]
-    /// record one), so the column at its first index is its own.
+    /// The mnemonic of `inst` (code generators ask once per instruction).
     #[inline]
     pub fn inst(&self, inst: Inst) -> Loc {
-        let i = inst.index();
-        if i < self.num_insts() {
-            let w = &self.words;
-            if let (Some(&line), Some(&start)) = (w.get(2 * i), w.get(2 * i + 1)) {
-                if let Some(&col) = w.get(start as usize) {
-                    return Loc::new(line, col);
-                }
-            }
-        }
-        Loc::NONE
+        self.insts.get(inst.index()).copied().unwrap_or(Loc::NONE)
+    }
+
+    /// The mnemonic of every instruction with a location, by instruction
+    /// number (what [`SrcMap::inst`] reads: for a loop over many).
+    #[inline]
+    pub fn mnemonics(&self) -> &[Loc] {
+        &self.insts
     }
 
     /// The `k`-th token after the mnemonic of `inst` (see the table above),
     /// or the mnemonic when there is no such token.
     pub fn token(&self, inst: Inst, k: usize) -> Loc {
         match self.inst_cols(inst) {
-            Some((line, cols)) => match cols.get(k + 1) {
-                Some(&c) => Loc::new(line, c),
-                None => cols.first().map_or(Loc::NONE, |&c| Loc::new(line, c)),
+            Some((mnemonic, cols)) => match cols.get(k) {
+                Some(&c) => Loc::new(mnemonic.line, c),
+                None => mnemonic,
             },
             None => Loc::NONE,
         }
@@ -175,21 +170,20 @@ impl SrcMap {
 
     /// Whether the map holds no location at all (built IR).
     pub fn is_empty(&self) -> bool {
-        self.num_insts == 0 && self.locs.is_empty()
+        self.insts.is_empty() && self.locs.is_empty()
     }
 
     /// A builder holding this map, to append to and build again (a pass
     /// that adds instructions, values or blocks); linear in the map.
     pub fn to_builder(&self) -> SrcMapBuilder {
         let ni = self.num_insts();
-        let base = 2 * ni as u32;
+        let base = ni as u32;
         SrcMapBuilder {
             func: self.func,
             end: self.end,
-            insts: (0..ni)
-                .map(|i| (self.words[2 * i], self.words[2 * i + 1] - base))
-                .collect(),
-            cols: self.words[2 * ni..].to_vec(),
+            insts: self.insts.clone(),
+            starts: self.words[..ni].iter().map(|&s| s - base).collect(),
+            cols: self.words[ni..].to_vec(),
             param_types: self.param_types().to_vec(),
             blocks: self.blocks().to_vec(),
             values: self.values().to_vec(),
@@ -198,7 +192,7 @@ impl SrcMap {
 
     /// Heap bytes held (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        self.words.capacity() * 4 + self.locs.capacity() * 8
+        self.insts.capacity() * 8 + self.words.capacity() * 4 + self.locs.capacity() * 8
     }
 }
 
@@ -210,7 +204,11 @@ pub struct SrcMapBuilder {
     pub func: Loc,
     /// The closing `}` of the body.
     pub end: Loc,
-    insts: Vec<(u32, u32)>,
+    /// The mnemonic's location per instruction.
+    insts: Vec<Loc>,
+    /// The index in `cols` of each instruction's first token column.
+    starts: Vec<u32>,
+    /// The token columns.
     cols: Vec<u32>,
     param_types: Vec<Loc>,
     blocks: Vec<Loc>,
@@ -222,8 +220,8 @@ impl SrcMapBuilder {
     /// (instructions are recorded in `Inst` order).
     #[inline]
     pub fn start_inst(&mut self, loc: Loc) {
-        self.insts.push((loc.line, self.cols.len() as u32));
-        self.cols.push(loc.col);
+        self.insts.push(loc);
+        self.starts.push(self.cols.len() as u32);
     }
 
     /// Records the next token of the current instruction (its line is the
@@ -240,12 +238,13 @@ impl SrcMapBuilder {
     /// none.
     pub fn push_inst_from(&mut self, from: &SrcMap, inst: Inst, tokens: bool) {
         match from.inst_cols(inst) {
-            Some((line, cols)) if !cols.is_empty() => {
-                self.insts.push((line, self.cols.len() as u32));
-                let n = if tokens { cols.len() } else { 1 };
-                self.cols.extend_from_slice(&cols[..n]);
+            Some((mnemonic, cols)) => {
+                self.start_inst(mnemonic);
+                if tokens {
+                    self.cols.extend_from_slice(cols);
+                }
             }
-            _ => self.start_inst(Loc::NONE),
+            None => self.start_inst(Loc::NONE),
         }
     }
 
@@ -277,6 +276,7 @@ impl SrcMapBuilder {
         let n = n.max(1);
         let grow = |len: usize| len.saturating_mul(more) / n + 1;
         self.insts.reserve(grow(self.insts.len()));
+        self.starts.reserve(grow(self.starts.len()));
         self.cols.reserve(grow(self.cols.len()));
         self.blocks.reserve(grow(self.blocks.len()));
         self.values.reserve(grow(self.values.len()));
@@ -287,6 +287,7 @@ impl SrcMapBuilder {
         self.func = Loc::NONE;
         self.end = Loc::NONE;
         self.insts.clear();
+        self.starts.clear();
         self.cols.clear();
         self.param_types.clear();
         self.blocks.clear();
@@ -297,11 +298,8 @@ impl SrcMapBuilder {
     /// buffers (and its contents).
     pub fn build(&self) -> SrcMap {
         let ni = self.insts.len();
-        let mut words = Vec::with_capacity(2 * ni + self.cols.len());
-        for &(line, start) in &self.insts {
-            words.push(line);
-            words.push(start + 2 * ni as u32);
-        }
+        let mut words = Vec::with_capacity(ni + self.cols.len());
+        words.extend(self.starts.iter().map(|&s| s + ni as u32));
         words.extend_from_slice(&self.cols);
         let mut locs =
             Vec::with_capacity(self.param_types.len() + self.blocks.len() + self.values.len());
@@ -311,8 +309,8 @@ impl SrcMapBuilder {
         SrcMap {
             func: self.func,
             end: self.end,
+            insts: self.insts.clone(),
             words,
-            num_insts: ni as u32,
             locs,
             num_params: self.param_types.len() as u32,
             num_blocks: self.blocks.len() as u32,

@@ -145,8 +145,8 @@ impl Em<'_> {
             // The bits of a float (parallel moves through `rax`).
             Src::X(x) => self.c.movq_from_x(true, r, x),
             Src::S(k) => {
-                let o = self.slot_off(k);
-                self.c.load(true, r, 5, o);
+                let m = self.c.slot(k);
+                self.c.rm_at(true, 0x8b, r, m);
             }
             Src::I(b) => self.c.mov_imm(r, b),
         }
@@ -161,7 +161,10 @@ impl Em<'_> {
             Src::S(k) => {
                 let o = self.slot_off(k);
                 match s {
-                    Src::R(x) => self.c.store(8, x, 5, o),
+                    Src::R(x) => {
+                        let m = self.c.slot(k);
+                        self.c.rm_at(true, 0x89, x, m)
+                    }
                     Src::X(x) => self.xstore_slot(x, o),
                     Src::S(j) if j == k => {}
                     Src::I(b) if i32::try_from(b as i64).is_ok() => {
@@ -188,7 +191,8 @@ impl Em<'_> {
         } else {
             let o = self.slot_off(d - SLOT0);
             if s.h < XMM0 {
-                self.c.store(8, s.h as u8, 5, o);
+                let m = self.c.slot(d - SLOT0);
+                self.c.rm_at(true, 0x89, s.h as u8, m);
             } else if s.h == d {
             } else if s.h == LIT && i32::try_from(s.k as i64).is_ok() {
                 self.c.store_imm(8, s.k as i64 as i32, 5, o);
@@ -818,6 +822,7 @@ pub fn emit(
         }
     }
     let nsaved = f.saved.len() as i32;
+    c.set_slots(f.num_slots, |k| slot_off(nsaved, k));
     let mut e = Em {
         module,
         func,
@@ -894,13 +899,15 @@ mod tests {
             num_slots: slots,
             ..Fast::default()
         };
+        let mut c = Code::default();
+        c.set_slots(slots, |k| slot_off(1, k));
         let mut e = Em {
             module: &m,
             func,
             dec: &dec,
             f: &mut f,
             sym: &m.symbols[0],
-            c: Code::default(),
+            c,
             lines: LineRecorder::without_marks(Loc::NONE, 0),
             nsaved: 1,
             traps: Vec::new(),

@@ -46,6 +46,31 @@ pub struct Code {
     labels: Vec<u32>,
     /// `(offset of a rel32 field, label)`.
     fixups: Vec<(u32, u32)>,
+    /// Per stack slot of the function: its `[rbp + disp]` operand (see
+    /// [`Code::set_slots`]).
+    slots: Vec<Mem>,
+}
+
+/// An `[rbp + disp]` memory operand encoded once: its ModRM byte (reg
+/// field 0) and displacement in the low bytes, their number (2 or 5) in
+/// the top byte. The forms of [`Code`] that take one OR in the register
+/// and place it, instead of choosing the displacement size per operand.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mem(u64);
+
+impl Mem {
+    /// `[rbp + disp]`.
+    pub fn rbp(disp: i32) -> Mem {
+        let (m, n) = mem_bytes(0, 5, disp);
+        Mem(m | ((n as u64) << 56))
+    }
+
+    /// The bytes with `reg` in the ModRM reg field, and their number.
+    #[inline(always)]
+    fn with_reg(self, reg: u8) -> (u64, u32) {
+        let bytes = self.0 & 0x00ff_ffff_ffff_ffff;
+        (bytes | ((reg & 7) << 3) as u64, (self.0 >> 56) as u32)
+    }
 }
 
 /// The bytes of one machine instruction (at most 16 here), assembled on
@@ -226,6 +251,38 @@ impl Code {
         self.buf.clear();
         self.labels.clear();
         self.fixups.clear();
+    }
+
+    /// Encodes the operand of each of `num_slots` stack slots, slot `k`
+    /// at `[rbp + slot_off(k)]`, for [`Code::slot`].
+    pub fn set_slots(&mut self, num_slots: u32, slot_off: impl Fn(u32) -> i32) {
+        self.slots.clear();
+        self.slots
+            .extend((0..num_slots).map(|k| Mem::rbp(slot_off(k))));
+    }
+
+    /// The operand of stack slot `k` (see [`Code::set_slots`]).
+    #[inline(always)]
+    pub fn slot(&self, k: u32) -> Mem {
+        self.slots[k as usize]
+    }
+
+    /// `op reg, m` with a one-byte opcode (as [`Code::rm`] with base
+    /// `rbp`).
+    #[inline(always)]
+    pub fn rm_at(&mut self, w: bool, op: u8, reg: u8, m: Mem) {
+        // At most 1 + 5 bytes after the prefix.
+        let (m, nm) = m.with_reg(reg);
+        self.put8(rex_first(w, reg, 5, op as u64 | (m << 8), 1 + nm));
+    }
+
+    /// `0f op reg, m` (as [`Code::rm0f`] with base `rbp`).
+    #[inline(always)]
+    pub fn rm0f_at(&mut self, w: bool, op: u8, reg: u8, m: Mem) {
+        // At most 2 + 5 bytes after the prefix.
+        let (m, nm) = m.with_reg(reg);
+        let i = 0x0f | ((op as u64) << 8) | (m << 16);
+        self.put8(rex_first(w, reg, 5, i, 2 + nm));
     }
 
     /// The current offset.

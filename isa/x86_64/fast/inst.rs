@@ -117,8 +117,8 @@ impl Em<'_> {
                 self.c.mov_rr(r, a.h as u8);
             }
         } else if a.is_slot() {
-            let o = self.slot_off(a.h - SLOT0);
-            self.c.load(true, r, 5, o);
+            let m = self.c.slot(a.h - SLOT0);
+            self.c.rm_at(true, 0x8b, r, m);
         } else {
             self.load(r, a.src());
         }
@@ -128,8 +128,8 @@ impl Em<'_> {
     #[inline(always)]
     fn store_res(&mut self, dh: u32, r: u8) {
         if dh >= SLOT0 && dh != LIT {
-            let o = self.slot_off(dh - SLOT0);
-            self.c.store(8, r, 5, o);
+            let m = self.c.slot(dh - SLOT0);
+            self.c.rm_at(true, 0x89, r, m);
         } else {
             self.mov(dst_src(dh), Src::R(r));
         }
@@ -149,11 +149,11 @@ impl Em<'_> {
         let x = if s.h < XMM0 {
             s.h as u8
         } else if s.is_slot() {
-            let o = self.slot_off(s.h - SLOT0);
+            let m = self.c.slot(s.h - SLOT0);
             if op == MUL {
-                self.c.rm0f(w, MUL, d, 5, o)
+                self.c.rm0f_at(w, MUL, d, m)
             } else {
-                self.c.rm(w, op, d, 5, o)
+                self.c.rm_at(w, op, d, m)
             }
             return;
         } else if s.h == LIT {
@@ -309,6 +309,33 @@ impl Em<'_> {
         // One jump table on the opcode; each form then takes its operands
         // from the kind (a kind that does not match is unsupported).
         let unsupported = || Err(bad(func, "unsupported instruction"));
+        macro_rules! bin {
+            ($op:expr) => {{
+                let InstKind::Binary { args } = &d.kind else {
+                    return unsupported();
+                };
+                let (a, b) = (opd_in(home, args[0], ty), opd_in(home, args[1], ty));
+                if w {
+                    self.binop($op, true, dh, a, b)
+                } else {
+                    self.binop($op, false, dh, a, b)
+                }
+            }};
+        }
+        // (As `bin`, for the shifts.)
+        macro_rules! sh {
+            ($op:expr) => {{
+                let InstKind::Binary { args } = &d.kind else {
+                    return unsupported();
+                };
+                let (a, b) = (opd_in(home, args[0], ty), opd_in(home, args[1], ty));
+                if w {
+                    self.shift($op, true, dh, a, b)
+                } else {
+                    self.shift($op, false, dh, a, b)
+                }
+            }};
+        }
         match d.opcode {
             Fadd | Fsub | Fmul | Fdiv | Fneg | Fabs | Fsqrt | Feq | Fne | Flt | Fle | Fgt | Fge
             | Fext | Ftrunc | Sitof | Uitof | Ftosi | Ftoui | Bitcast => {
@@ -317,43 +344,18 @@ impl Em<'_> {
             Select | Load | Store if ty.is_float() => self.float_inst(i, dst())?,
             // Folded into the next instruction's address (`fast/mem.rs`).
             Add if d.result.is_some() && dh == super::FOLDED => {}
-            Add | Sub | Mul | And | Or | Xor => {
-                let InstKind::Binary { args } = &d.kind else {
-                    return unsupported();
-                };
-                let (a, b) = (opd_in(home, args[0], ty), opd_in(home, args[1], ty));
-                // One copy of `binop` per opcode and width: each with its
-                // checks of the opcode and its REX prefix logic folded.
-                macro_rules! each_op {
-                    ($w:literal) => {
-                        match d.opcode {
-                            Add => self.binop(ADD, $w, dh, a, b),
-                            Sub => self.binop(SUB, $w, dh, a, b),
-                            Mul => self.binop(MUL, $w, dh, a, b),
-                            And => self.binop(AND, $w, dh, a, b),
-                            Or => self.binop(OR, $w, dh, a, b),
-                            _ => self.binop(XOR, $w, dh, a, b),
-                        }
-                    };
-                }
-                if w {
-                    each_op!(true)
-                } else {
-                    each_op!(false)
-                }
-            }
-            Shl | Shr | Sar => {
-                let InstKind::Binary { args } = &d.kind else {
-                    return unsupported();
-                };
-                let (a, b) = (opd_in(home, args[0], ty), opd_in(home, args[1], ty));
-                // One copy per width (the REX prefix logic folded).
-                if w {
-                    self.shift(d.opcode, true, dh, a, b);
-                } else {
-                    self.shift(d.opcode, false, dh, a, b);
-                }
-            }
+            // One arm and one copy of `binop` per opcode and width: each
+            // with its checks of the opcode and its REX prefix logic
+            // folded, reached by the one jump on the opcode.
+            Add => bin!(ADD),
+            Sub => bin!(SUB),
+            Mul => bin!(MUL),
+            And => bin!(AND),
+            Or => bin!(OR),
+            Xor => bin!(XOR),
+            Shl => sh!(Shl),
+            Shr => sh!(Shr),
+            Sar => sh!(Sar),
             Sdiv | Udiv | Srem | Urem => {
                 let InstKind::Binary { args } = &d.kind else {
                     return unsupported();
