@@ -10,6 +10,11 @@ use kiln::reloc::{self, RelocKind, RelocProblem};
 use kiln::Error;
 use std::collections::HashSet;
 
+#[cfg(target_os = "linux")]
+mod fork_support;
+#[cfg(target_os = "linux")]
+use fork_support::passes_in_forked_child;
+
 /// Both ways of keeping W^X: every test that does not depend on the mode
 /// runs in both.
 const MODES: [CodeMapping; 2] = [CodeMapping::DualView, CodeMapping::Protect];
@@ -880,22 +885,14 @@ fn a_forked_child_cannot_write_its_parents_code() {
     }
     // SAFETY: the child only calls the manager (which fails before
     // touching memory or locks other threads may hold, bar malloc, which
-    // glibc makes fork-safe) and leaves with `_exit`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let mut b = mm.begin_batch();
-        let refused = mm.allocate(&mut b, SectionKind::Text, 8, 8).is_err();
-        // SAFETY: ends the child without running the test harness.
-        unsafe { libc::_exit(if refused { 0 } else { 1 }) };
-    }
-    let mut status = 0;
-    // SAFETY: waits for our own child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{status:#x}"
-    );
+    // glibc makes fork-safe).
+    let refused = unsafe {
+        passes_in_forked_child(|| {
+            let mut b = mm.begin_batch();
+            mm.allocate(&mut b, SectionKind::Text, 8, 8).is_err()
+        })
+    };
+    assert!(refused, "the child wrote through its parent's code file");
     // The parent goes on.
     let mut b = mm.begin_batch();
     let r = mm.allocate(&mut b, SectionKind::Text, 8, 8).unwrap();

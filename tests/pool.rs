@@ -14,6 +14,9 @@ use kiln::memory::{
     SectionKind, SectionRef, POOL_KEEP, ZERO_LIMIT,
 };
 
+mod fork_support;
+use fork_support::passes_in_forked_child;
+
 fn page() -> usize {
     MemoryManager::new(MemoryConfig::default())
         .unwrap()
@@ -232,31 +235,23 @@ fn nothing_is_pooled_in_a_forked_child() {
     assert_eq!(pooled_reservations(size), 1);
     // SAFETY: the child makes and drops a manager (malloc, which glibc
     // makes fork-safe, and system calls; the pool's lock is not taken in
-    // a child) and leaves with `_exit`.
-    let pid = unsafe { libc::fork() };
-    assert!(pid >= 0, "fork failed");
-    if pid == 0 {
-        let ok = (|| {
-            if pooled_reservations(size) != 0 {
-                return None;
-            }
-            let mut mm = MemoryManager::new(config).ok()?;
-            mm.prepare().ok()?;
-            let fresh = first_base(&mut mm)? != pooled_base;
-            drop(mm);
-            Some(fresh && pooled_reservations(size) == 0)
-        })()
-        .unwrap_or(false);
-        // SAFETY: ends the child without running the test harness.
-        unsafe { libc::_exit(if ok { 0 } else { 1 }) };
-    }
-    let mut status = 0;
-    // SAFETY: waits for our own child.
-    assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "{status:#x}"
-    );
+    // a child).
+    let child_ok = unsafe {
+        passes_in_forked_child(|| {
+            (|| {
+                if pooled_reservations(size) != 0 {
+                    return None;
+                }
+                let mut mm = MemoryManager::new(config).ok()?;
+                mm.prepare().ok()?;
+                let fresh = first_base(&mut mm)? != pooled_base;
+                drop(mm);
+                Some(fresh && pooled_reservations(size) == 0)
+            })()
+            .unwrap_or(false)
+        })
+    };
+    assert!(child_ok, "the child took or pooled a reservation");
     assert_eq!(pooled_reservations(size), 1, "the parent's, untouched");
 }
 

@@ -32,23 +32,39 @@ fn main() {
     kiln_bench::scaling::spawner_main();
     // The process executor's child is this binary (call round trip).
     kiln_bench::faults::serve_executor_child();
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let quick = args.iter().any(|a| a == "--quick");
-    let only = args
-        .iter()
-        .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
-    if let Some(o) = &only {
-        if !SECTIONS.contains(&o.as_str()) {
+    let (quick, only) = match parse_args(std::env::args().skip(1)) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            eprintln!("report: error: {message}");
             eprintln!("usage: report [--quick] [--only {}]", SECTIONS.join("|"));
             std::process::exit(2);
         }
-    }
+    };
     if let Err(e) = run(quick, only.as_deref()) {
         eprintln!("report: error: {e}");
         std::process::exit(1);
     }
+}
+
+/// `--quick` and `--only SECTION`, each at most once; anything else is an
+/// error (an unknown flag used to start the whole 2.5-minute report).
+fn parse_args(args: impl Iterator<Item = String>) -> Result<(bool, Option<String>), String> {
+    let mut quick = false;
+    let mut only: Option<String> = None;
+    let mut args = args.peekable();
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" if !quick => quick = true,
+            "--only" if only.is_none() => match args.next() {
+                Some(section) if SECTIONS.contains(&section.as_str()) => only = Some(section),
+                Some(section) => return Err(format!("unknown section `{section}`")),
+                None => return Err("`--only` needs a section".into()),
+            },
+            "--quick" | "--only" => return Err(format!("`{arg}` given twice")),
+            _ => return Err(format!("unknown argument `{arg}`")),
+        }
+    }
+    Ok((quick, only))
 }
 
 fn machine() -> String {
@@ -552,4 +568,32 @@ fn lazy_table(quick: bool, md: &mut String) -> Result<(), String> {
 
 fn write(path: &std::path::Path, text: &str) -> Result<(), String> {
     std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_args;
+
+    fn parse(args: &[&str]) -> Result<(bool, Option<String>), String> {
+        parse_args(args.iter().map(|a| a.to_string()))
+    }
+
+    #[test]
+    fn accepts_the_documented_flags() {
+        assert_eq!(parse(&[]), Ok((false, None)));
+        assert_eq!(parse(&["--quick"]), Ok((true, None)));
+        assert_eq!(
+            parse(&["--only", "frontend", "--quick"]),
+            Ok((true, Some("frontend".to_string())))
+        );
+    }
+
+    #[test]
+    fn refuses_anything_else() {
+        assert!(parse(&["--qick"]).is_err());
+        assert!(parse(&["--only"]).is_err());
+        assert!(parse(&["--only", "everything"]).is_err());
+        assert!(parse(&["--quick", "--quick"]).is_err());
+        assert!(parse(&["compile"]).is_err());
+    }
 }
