@@ -586,7 +586,9 @@ impl Walk<'_> {
         let Some(bd) = f.blocks.get(dest.block.index()) else {
             return false;
         };
-        if self.cur_reached() {
+        // Only while no dominator tree answers (then the marks would go
+        // unread; a block left unmarked only means "not known").
+        if self.graph == Graph::None && self.cur_reached() {
             // SAFETY: `dest.block` is below the number of blocks (it has
             // data), and `dom.reach` is at least that long (`Scratch::begin`).
             unsafe { *self.dom.reach.get_unchecked_mut(dest.block.index()) = self.stamp };
