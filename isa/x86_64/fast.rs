@@ -1107,6 +1107,8 @@ impl Fast {
         exp_head: &mut [u32],
         recs: &[Rec],
     ) {
+        // Lets the compiler drop `home`'s bounds checks after `vals`' ones.
+        let home = &mut home[..vals.len()];
         self.free_slots.clear();
         self.free_head = 0;
         self.num_slots = 0;
@@ -1206,7 +1208,7 @@ impl Fast {
                 let rec = recs[n as usize];
                 if rec.r != NONE {
                     let ri = rec.r as usize;
-                    if vals[ri].end == n + 1 && rec.a & R_FOLDS != 0 {
+                    if rec.a & R_FOLDS != 0 && vals[ri].end == n + 1 {
                         // Used only as the next access's pointer.
                         home[ri] = FOLDED;
                     } else {
