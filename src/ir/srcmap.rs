@@ -71,87 +71,115 @@ impl fmt::Display for Loc {
 /// | `br` | `c`, `L1`, its arguments, `L2`, its arguments |
 /// | `switch` | `v Ldefault`, then `K L` per case |
 ///
-/// A map is built with a [`SrcMapBuilder`] and stored in three vectors (a
-/// parsed function's map costs three allocations): `insts` holds each
-/// instruction's mnemonic location (its line and column, what code
-/// generators ask for, in one array they read in a stream); `words` holds,
-/// per instruction, the index of its first token column, then every token
-/// column; `locs` holds the function parameters' type tokens, the block
-/// labels and the value definitions, in that order. Per instruction that
-/// is 12 bytes and 4 per token.
+/// A map is built with a [`SrcMapBuilder`] and stored in one vector of
+/// [`Loc`]s (a parsed function's map is one allocation, freed once), in
+/// three parts: each instruction's mnemonic location (its line and column,
+/// what code generators ask for, in one array they read in a stream); the
+/// function parameters' type tokens, the block labels and the value
+/// definitions, in that order; then 32-bit words packed two to a `Loc`
+/// (`line` the even word, `col` the odd one): per instruction the index
+/// of its first token column among the words, then every token column.
+/// Per instruction that is 12 bytes and 4 per token.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct SrcMap {
     /// The function's `@name` token.
     pub func: Loc,
     /// The closing `}` of the body.
     pub end: Loc,
-    /// The mnemonic's location per instruction.
-    insts: Vec<Loc>,
-    /// The index of the first token column per instruction, then the
-    /// token columns (the mnemonic's is in `insts`).
-    words: Vec<u32>,
-    locs: Vec<Loc>,
+    /// The mnemonics, the other locations, the packed words (see above).
+    data: Vec<Loc>,
+    num_insts: u32,
     num_params: u32,
     num_blocks: u32,
+    /// Where the words start in `data` (after the values).
+    words_at: u32,
+    /// The number of words.
+    num_words: u32,
 }
 
 impl SrcMap {
     /// Number of instructions with locations.
     pub fn num_insts(&self) -> usize {
-        self.insts.len()
+        self.num_insts as usize
     }
 
-    /// The mnemonic's location and the token columns of `inst`.
-    fn inst_cols(&self, inst: Inst) -> Option<(Loc, &[u32])> {
+    /// Word `j` (see the type's docs).
+    fn word(&self, j: usize) -> Option<u32> {
+        if j >= self.num_words as usize {
+            return None;
+        }
+        let pair = self.data.get(self.words_at as usize + j / 2)?;
+        Some(if j.is_multiple_of(2) {
+            pair.line
+        } else {
+            pair.col
+        })
+    }
+
+    /// The mnemonic's location of `inst` and the range of its token
+    /// columns among the words.
+    fn inst_cols(&self, inst: Inst) -> Option<(Loc, std::ops::Range<usize>)> {
         let i = inst.index();
-        let mnemonic = *self.insts.get(i)?;
-        let start = *self.words.get(i)? as usize;
-        let end = match self.words.get(i + 1) {
-            Some(&e) if i + 1 < self.num_insts() => e as usize,
-            _ => self.words.len(),
+        let mnemonic = *self.mnemonics().get(i)?;
+        let start = self.word(i)? as usize;
+        let end = match self.word(i + 1) {
+            Some(e) if i + 1 < self.num_insts() => e as usize,
+            _ => self.num_words as usize,
         };
-        Some((mnemonic, self.words.get(start..end)?))
+        Some((mnemonic, start..end.max(start)))
     }
 
     /// The mnemonic of `inst` (code generators ask once per instruction).
     #[inline]
     pub fn inst(&self, inst: Inst) -> Loc {
-        self.insts.get(inst.index()).copied().unwrap_or(Loc::NONE)
+        self.mnemonics()
+            .get(inst.index())
+            .copied()
+            .unwrap_or(Loc::NONE)
     }
 
     /// The mnemonic of every instruction with a location, by instruction
     /// number (what [`SrcMap::inst`] reads: for a loop over many).
     #[inline]
     pub fn mnemonics(&self) -> &[Loc] {
-        &self.insts
+        self.data.get(..self.num_insts as usize).unwrap_or(&[])
     }
 
     /// The `k`-th token after the mnemonic of `inst` (see the table above),
     /// or the mnemonic when there is no such token.
     pub fn token(&self, inst: Inst, k: usize) -> Loc {
         match self.inst_cols(inst) {
-            Some((mnemonic, cols)) => match cols.get(k) {
-                Some(&c) => Loc::new(mnemonic.line, c),
-                None => mnemonic,
+            Some((mnemonic, cols)) => match cols.start.checked_add(k) {
+                Some(j) if j < cols.end => self
+                    .word(j)
+                    .map_or(mnemonic, |c| Loc::new(mnemonic.line, c)),
+                _ => mnemonic,
             },
             None => Loc::NONE,
         }
     }
 
+    /// The parameters' types, the labels and the values.
+    fn locs(&self) -> &[Loc] {
+        self.data
+            .get(self.num_insts as usize..self.words_at as usize)
+            .unwrap_or(&[])
+    }
+
     /// The type tokens of the function parameters.
     pub fn param_types(&self) -> &[Loc] {
-        &self.locs[..self.num_params as usize]
+        &self.locs()[..self.num_params as usize]
     }
 
     /// The label tokens of the blocks.
     pub fn blocks(&self) -> &[Loc] {
         let p = self.num_params as usize;
-        &self.locs[p..p + self.num_blocks as usize]
+        &self.locs()[p..p + self.num_blocks as usize]
     }
 
     /// The defining token of each value.
     pub fn values(&self) -> &[Loc] {
-        &self.locs[(self.num_params + self.num_blocks) as usize..]
+        &self.locs()[(self.num_params + self.num_blocks) as usize..]
     }
 
     pub fn block(&self, block: Block) -> Loc {
@@ -170,20 +198,22 @@ impl SrcMap {
 
     /// Whether the map holds no location at all (built IR).
     pub fn is_empty(&self) -> bool {
-        self.insts.is_empty() && self.locs.is_empty()
+        self.data.is_empty()
     }
 
     /// A builder holding this map, to append to and build again (a pass
     /// that adds instructions, values or blocks); linear in the map.
     pub fn to_builder(&self) -> SrcMapBuilder {
         let ni = self.num_insts();
+        let nw = self.num_words as usize;
+        let words = (0..nw).filter_map(|j| self.word(j));
         let base = ni as u32;
         SrcMapBuilder {
             func: self.func,
             end: self.end,
-            insts: self.insts.clone(),
-            starts: self.words[..ni].iter().map(|&s| s - base).collect(),
-            cols: self.words[ni..].to_vec(),
+            insts: self.mnemonics().to_vec(),
+            starts: words.clone().take(ni).map(|s| s - base).collect(),
+            cols: words.skip(ni).collect(),
             param_types: self.param_types().to_vec(),
             blocks: self.blocks().to_vec(),
             values: self.values().to_vec(),
@@ -192,7 +222,7 @@ impl SrcMap {
 
     /// Heap bytes held (for memory accounting).
     pub fn heap_bytes(&self) -> usize {
-        self.insts.capacity() * 8 + self.words.capacity() * 4 + self.locs.capacity() * 8
+        self.data.capacity() * std::mem::size_of::<Loc>()
     }
 }
 
@@ -241,7 +271,7 @@ impl SrcMapBuilder {
             Some((mnemonic, cols)) => {
                 self.start_inst(mnemonic);
                 if tokens {
-                    self.cols.extend_from_slice(cols);
+                    self.cols.extend(cols.filter_map(|j| from.word(j)));
                 }
             }
             None => self.start_inst(Loc::NONE),
@@ -298,22 +328,38 @@ impl SrcMapBuilder {
     /// buffers (and its contents).
     pub fn build(&self) -> SrcMap {
         let ni = self.insts.len();
-        let mut words = Vec::with_capacity(ni + self.cols.len());
-        words.extend(self.starts.iter().map(|&s| s + ni as u32));
-        words.extend_from_slice(&self.cols);
-        let mut locs =
-            Vec::with_capacity(self.param_types.len() + self.blocks.len() + self.values.len());
-        locs.extend_from_slice(&self.param_types);
-        locs.extend_from_slice(&self.blocks);
-        locs.extend_from_slice(&self.values);
+        let nl = self.param_types.len() + self.blocks.len() + self.values.len();
+        let nw = ni + self.cols.len();
+        let mut data = Vec::with_capacity(ni + nl + nw.div_ceil(2));
+        data.extend_from_slice(&self.insts);
+        data.extend_from_slice(&self.param_types);
+        data.extend_from_slice(&self.blocks);
+        data.extend_from_slice(&self.values);
+        // The words, two to a `Loc` (the last one's odd half 0 when their
+        // number is odd).
+        let b = ni as u32;
+        let mut starts = self.starts.chunks_exact(2);
+        data.extend(starts.by_ref().map(|s| Loc::new(s[0] + b, s[1] + b)));
+        let mut cols = self.cols.as_slice();
+        if let [s] = starts.remainder() {
+            let (&c, rest) = cols.split_first().unwrap_or((&0, &[]));
+            data.push(Loc::new(s + b, c));
+            cols = rest;
+        }
+        let mut pairs = cols.chunks_exact(2);
+        data.extend(pairs.by_ref().map(|c| Loc::new(c[0], c[1])));
+        if let [c] = pairs.remainder() {
+            data.push(Loc::new(*c, 0));
+        }
         SrcMap {
             func: self.func,
             end: self.end,
-            insts: self.insts.clone(),
-            words,
-            locs,
+            data,
+            num_insts: ni as u32,
             num_params: self.param_types.len() as u32,
             num_blocks: self.blocks.len() as u32,
+            words_at: (ni + nl) as u32,
+            num_words: nw as u32,
         }
     }
 }
@@ -431,5 +477,72 @@ mod tests {
         assert_eq!(m.token(Inst(0), 1), Loc::new(3, 13));
         assert_eq!(m.inst(Inst(3)), Loc::NONE);
         assert_eq!(SrcMap::default().inst(Inst(0)), Loc::NONE);
+    }
+
+    /// A map with `ni` instructions of `per` tokens each (odd and even
+    /// numbers of instructions and words) and two of each other location.
+    fn map_of(ni: u32, per: u32) -> (SrcMapBuilder, SrcMap) {
+        let mut b = SrcMapBuilder {
+            func: Loc::new(1, 6),
+            end: Loc::new(ni + 3, 1),
+            ..SrcMapBuilder::default()
+        };
+        b.push_param_type(Loc::new(1, 10));
+        b.push_param_type(Loc::new(1, 20));
+        b.push_block(Loc::new(2, 1));
+        b.push_block(Loc::new(3, 1));
+        b.push_value(Loc::new(1, 8));
+        b.push_value(Loc::new(1, 18));
+        for i in 0..ni {
+            b.start_inst(Loc::new(i + 2, 5));
+            for k in 0..per + i % 2 {
+                b.push_token(Loc::new(i + 2, 10 + 4 * k));
+            }
+        }
+        let m = b.build();
+        (b, m)
+    }
+
+    #[test]
+    fn every_location_reads_back_from_the_packed_map() {
+        for ni in 0..6 {
+            for per in 0..3 {
+                let (b, m) = map_of(ni, per);
+                assert_eq!(m.num_insts(), ni as usize);
+                assert_eq!(m.param_types(), [Loc::new(1, 10), Loc::new(1, 20)]);
+                assert_eq!(m.blocks(), [Loc::new(2, 1), Loc::new(3, 1)]);
+                assert_eq!(m.values(), [Loc::new(1, 8), Loc::new(1, 18)]);
+                for i in 0..ni {
+                    let inst = Inst(i);
+                    assert_eq!(m.inst(inst), Loc::new(i + 2, 5));
+                    for k in 0..per + i % 2 {
+                        assert_eq!(m.token(inst, k as usize), Loc::new(i + 2, 10 + 4 * k));
+                    }
+                    // Past its tokens: the mnemonic.
+                    assert_eq!(m.token(inst, (per + i % 2) as usize), m.inst(inst));
+                }
+                assert_eq!(m.inst(Inst(ni)), Loc::NONE);
+                assert_eq!(m.token(Inst(ni), 0), Loc::NONE);
+                // Rebuilding and copying instruction by instruction give
+                // the same map.
+                assert_eq!(m.to_builder().build(), m);
+                let mut c = SrcMapBuilder::default();
+                (c.func, c.end) = (b.func, b.end);
+                c.param_types = b.param_types.clone();
+                c.blocks = b.blocks.clone();
+                c.values = b.values.clone();
+                for i in 0..ni {
+                    c.push_inst_from(&m, Inst(i), true);
+                }
+                assert_eq!(c.build(), m);
+                // One allocation of 8 bytes per mnemonic and location and
+                // 4 per word.
+                let words = (ni + per * ni + ni / 2) as usize;
+                assert_eq!(
+                    m.heap_bytes(),
+                    8 * (ni as usize + 6) + 4 * words.next_multiple_of(2)
+                );
+            }
+        }
     }
 }
