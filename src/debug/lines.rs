@@ -357,6 +357,9 @@ impl Builder {
         let mut offset = self.offset;
         let out = &mut self.bytes;
         let rest = entries.as_slice();
+        // The last entry is left pending (looked up before the loop, so
+        // that nothing but the loop's own state is live in it).
+        let pending = rest.last().map(|&(o, i)| (o, loc_of(i)));
         // Each entry with the next one's offset: whether it is the last
         // at its own.
         let mut pairs = rest.windows(2);
@@ -418,9 +421,8 @@ impl Builder {
         self.offset = offset;
         self.line = lk as u32;
         self.last = Some(Loc::new(lk as u32, (lk >> 32) as u32));
-        // The last entry is the pending one.
-        if let Some(&(o, i)) = rest.last() {
-            self.pending = Some((o, loc_of(i)));
+        if pending.is_some() {
+            self.pending = pending;
         }
     }
 

@@ -156,6 +156,9 @@ impl Scratch {
             grow(&mut self.inst_seen, f.insts.len());
         }
         grow(&mut self.label_seen, f.names.len());
+        // The accepting pass stamps reached blocks here (the precise
+        // checks' `compute_reach` under stamps of their own).
+        grow(&mut self.dom.get_mut().reach, f.blocks.len());
         grow(&mut self.value_seen, f.names.len());
         self.stamp
     }

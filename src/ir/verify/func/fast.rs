@@ -21,7 +21,9 @@
 //!   the first use from another block a block's interval holds only
 //!   itself; that use computes the dominator tree ([`QuickDom`]: usually
 //!   one pass over the blocks' terminators), numbered so that each block's
-//!   interval becomes its subtree's. A use not met yet (defined later in
+//!   interval becomes its subtree's. A use of an entry block's value in a
+//!   block reached by an edge from an earlier reached block needs no tree:
+//!   that block is reachable, so the entry dominates it. A use not met yet (defined later in
 //!   the layout, later in the same block, or never) is checked after the
 //!   walk, when every definition is known.
 //! - Instruction listings are checked for duplicates by requiring
@@ -577,12 +579,18 @@ impl Walk<'_> {
 
     /// A `jmp`/`br` target: an existing block other than the entry, given
     /// one argument of its type per parameter.
+    /// A target of a reached block is reached (see `cur_reached`).
     #[inline]
     fn block_call(&mut self, dest: &BlockCall) -> bool {
         let f = self.f;
         let Some(bd) = f.blocks.get(dest.block.index()) else {
             return false;
         };
+        if self.cur_reached() {
+            // SAFETY: `dest.block` is below the number of blocks (it has
+            // data), and `dom.reach` is at least that long (`Scratch::begin`).
+            unsafe { *self.dom.reach.get_unchecked_mut(dest.block.index()) = self.stamp };
+        }
         if dest.args.is_empty() {
             return bd.params.is_empty() && dest.block != f.entry();
         }
@@ -692,6 +700,17 @@ impl Walk<'_> {
         }
     }
 
+    /// Whether the block being walked is reached from the entry by edges
+    /// from blocks laid out before it (`dom.reach[block] == stamp`, set by
+    /// the terminators of reached blocks, [`Walk::block_call`]): then it
+    /// is reachable, so the entry dominates it.
+    #[inline]
+    fn cur_reached(&self) -> bool {
+        // SAFETY: `Scratch::begin` sized `dom.reach` to at least the number of
+        // blocks, and `cur` is one.
+        self.cur == 0 || unsafe { *self.dom.reach.get_unchecked(self.cur as usize) } == self.stamp
+    }
+
     /// The other value operands: defined in another block (which must
     /// dominate this one), or not met yet (checked at the end).
     #[inline(never)]
@@ -707,7 +726,10 @@ impl Walk<'_> {
             return false;
         }
         let field = e >> SHIFT;
-        field == PARAM_FIELD || field == self.cur + 2 || self.dominates(field - 2, self.cur)
+        field == PARAM_FIELD
+            || field == self.cur + 2
+            || (field == 2 && self.cur_reached())
+            || self.dominates(field - 2, self.cur)
     }
 
     /// The uses met before their value's definition: now that every

@@ -244,6 +244,70 @@ join(%j: i64):
 }
 
 #[test]
+fn entry_values_need_a_reachable_use() {
+    // A block reached only through an unreachable one is unreachable too,
+    // whichever way the edges run in the layout.
+    let forward = "
+func @f(%a: i64) -> i64 {
+entry:
+    %e = add.i64 %a, 1
+    ret %e
+dead:
+    jmp dead2
+dead2:
+    %d = add.i64 %e, %a
+    ret %d
+}
+";
+    assert!(!fast(forward));
+    assert_eq!(
+        error(forward),
+        "t.kir:9:18: error: use of %e is not dominated by its definition"
+    );
+    let backward = forward
+        .replace("jmp dead2", "ret %a")
+        .replace("ret %d", "jmp dead");
+    assert!(!fast(&backward));
+    // Reached only by an edge back from a later block: reachable.
+    let back_edge = "
+func @f(%a: i64) -> i64 {
+entry:
+    %e = add.i64 %a, 1
+    jmp later
+early:
+    %d = add.i64 %e, %a
+    ret %d
+later:
+    jmp early
+}
+";
+    assert!(fast(back_edge));
+    verify_module(&parse_module("t.kir", back_edge).unwrap()).unwrap();
+    // Marks of an earlier function (same scratch, same block numbers)
+    // do not carry over.
+    let two = "
+func @g(%a: i64) -> i64 {
+entry:
+    jmp b1
+b1:
+    ret %a
+}
+func @f(%a: i64) -> i64 {
+entry:
+    %e = add.i64 %a, 1
+    ret %e
+b1:
+    ret %e
+}
+";
+    assert!(!fast(two));
+    assert_eq!(
+        error(two),
+        "t.kir:13:9: error: use of %e is not dominated by its definition"
+    );
+}
+
+#[test]
 fn instructions_out_of_order_are_left_to_the_verifier() {
     // Built IR whose block lists its instructions in another order than
     // they were created: valid, but not a layout the pass takes.
