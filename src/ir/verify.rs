@@ -42,8 +42,8 @@ mod func;
 
 use super::entities::{FuncId, SymId};
 use super::function::Function;
-use super::hash::FxHashSet;
-use super::module::{DataDef, DataValue, Linkage, Module, SymbolKind};
+use super::hash::hash_str;
+use super::module::{DataDef, DataValue, Linkage, Module, SymbolData, SymbolKind};
 use super::names::name_syntax;
 use super::srcmap::Loc;
 use crate::error::{Diagnostic, Error, Result};
@@ -79,6 +79,50 @@ pub fn verify_function(module: &Module, func: FuncId) -> Result<()> {
             None => func::check(module, f, v.scratch),
         }
     })
+}
+
+/// The symbol names met so far in a module's check (reused across
+/// modules): open addressing, linear probing, at most half full; per slot
+/// the high half of the name's [`hash_str`] and the symbol's id + 1 (0:
+/// empty), so that names are compared only when those agree.
+#[derive(Default)]
+pub(super) struct NameSet {
+    slots: Vec<(u32, u32)>,
+}
+
+impl NameSet {
+    /// Empties the set and sizes it for `n` names.
+    fn reset(&mut self, n: usize) {
+        let size = (2 * n).next_power_of_two().max(16);
+        self.slots.clear();
+        self.slots.resize(size, (0, 0));
+    }
+
+    /// The slots kept (for the scratch's size limit).
+    pub(super) fn capacity(&self) -> usize {
+        self.slots.capacity()
+    }
+
+    /// Adds `name`, the name of symbol `id` of `syms`; `false` if an
+    /// earlier symbol has it.
+    fn insert(&mut self, syms: &[SymbolData], id: SymId, name: &str) -> bool {
+        let h = hash_str(name);
+        let tag = (h >> 32) as u32;
+        // `reset` made the length a power of two.
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        loop {
+            let (t, v) = self.slots[i];
+            if v == 0 {
+                self.slots[i] = (tag, id.0 + 1);
+                return true;
+            }
+            if t == tag && syms.get(v as usize - 1).is_some_and(|s| s.name == name) {
+                return false;
+            }
+            i = (i + 1) & mask;
+        }
+    }
 }
 
 /// Empties `owners` and sizes it for `n` definitions, none owned yet.
@@ -152,18 +196,16 @@ impl<'m> ModuleVerifier<'m, '_> {
     fn run(&mut self) -> Result<()> {
         let m = self.m;
         // Names are distinct when no two of a few symbols' names are
-        // equal, or when the module's name index finds each symbol under
-        // its own name (one name cannot find two symbols); only otherwise
-        // is a set of the names seen built.
+        // equal; more go through a table of the names seen (the module's
+        // own index is not trusted: `symbols` is public, and a lookup in it
+        // costs more, its hash being the parser's).
         let syms = &m.symbols;
-        let distinct = if syms.len() <= FEW_SYMBOLS {
-            (1..syms.len()).all(|i| syms[..i].iter().all(|s| s.name != syms[i].name))
-        } else {
-            m.symbol_ids().all(|(id, s)| m.symbol(&s.name) == Some(id))
-        };
-        let mut names: FxHashSet<&str> = FxHashSet::default();
+        let few = syms.len() <= FEW_SYMBOLS;
+        let distinct =
+            few && (1..syms.len()).all(|i| syms[..i].iter().all(|s| s.name != syms[i].name));
+        let mut names = std::mem::take(&mut self.scratch.sym_names);
         if !distinct {
-            names.reserve(m.symbols.len());
+            names.reset(syms.len());
         }
         let mut func_owner = std::mem::take(&mut self.scratch.func_owner);
         let mut data_owner = std::mem::take(&mut self.scratch.data_owner);
@@ -175,7 +217,7 @@ impl<'m> ModuleVerifier<'m, '_> {
             if !name_syntax(name).0 {
                 return Err(self.error(loc, &Ctx::None, format!("invalid symbol name '@{name}'")));
             }
-            if !distinct && !names.insert(name) {
+            if !distinct && !names.insert(syms, id, name) {
                 return Err(self.error(loc, &Ctx::None, format!("duplicate symbol '@{name}'")));
             }
             let (body, owners, what) = match &sym.kind {
@@ -243,6 +285,7 @@ impl<'m> ModuleVerifier<'m, '_> {
         }
         self.scratch.func_owner = func_owner;
         self.scratch.data_owner = data_owner;
+        self.scratch.sym_names = names;
         Ok(())
     }
 

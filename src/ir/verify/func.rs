@@ -104,6 +104,8 @@ pub(super) struct Scratch {
     /// (the module checks).
     pub(super) func_owner: Vec<Option<SymId>>,
     pub(super) data_owner: Vec<Option<SymId>>,
+    /// The symbol names met (the module checks).
+    pub(super) sym_names: super::NameSet,
 }
 
 /// Most entries of a [`Scratch`] kept for the next module (see
@@ -131,6 +133,7 @@ impl Scratch {
             && self.keys.capacity() <= CACHE_MAX
             && self.func_owner.capacity() <= CACHE_MAX
             && self.data_owner.capacity() <= CACHE_MAX
+            && self.sym_names.capacity() <= CACHE_MAX
     }
 
     /// A fresh stamp for one function, with the stamp arrays sized for it

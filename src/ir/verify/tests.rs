@@ -1266,6 +1266,27 @@ fn names_are_unique() {
         msg(&module_of(vec![f])),
         "in @sum, block body, instruction 0: duplicate value name '%n'"
     );
+    // Past a few symbols, through the table of names: the first repeat
+    // in source order is the one reported.
+    let text: String = (0..40)
+        .map(|i| format!("func @f{i}() {{\nentry:\n    ret\n}}\n"))
+        .collect();
+    let mut m = crate::ir::parse::parse_module("t.kir", &text).unwrap();
+    assert_eq!(verify_module(&m), Ok(()));
+    for (i, at) in [(31, 12), (7, 11)] {
+        let mut sym = m.symbols[i].clone();
+        if let SymbolKind::Func { body, .. } = &mut sym.kind {
+            *body = None;
+        }
+        sym.linkage = Linkage::Import;
+        m.symbols.push(sym);
+        m.symbol_locs.push(Loc::new(at, 1));
+    }
+    let d = error_of(&m);
+    assert_eq!(
+        (d.loc, d.message.as_str()),
+        (Loc::new(12, 1), "duplicate symbol '@f31'")
+    );
     let mut f = sum();
     f.blocks[1].name = f.names.intern("a b");
     assert_eq!(
