@@ -120,10 +120,18 @@ pub(crate) fn is_name_char(b: u8) -> bool {
 }
 
 /// The position of the first byte at or after `p` that is not a space,
-/// tab or carriage return. Runs of spaces (indentation, the one space
-/// between tokens) are skipped eight bytes at a time.
+/// tab or carriage return. Most calls find a token at `p` or after one
+/// space (between tokens): those two cases are settled by comparing a
+/// byte or two with `' '` (every byte above it is not a space). Longer
+/// runs of spaces (indentation) are skipped eight bytes at a time.
 #[inline]
 pub(crate) fn skip_spaces(bytes: &[u8], mut p: usize) -> usize {
+    match bytes.get(p) {
+        None => return p,
+        Some(&c) if c > b' ' => return p,
+        Some(b' ') if bytes.get(p + 1).is_none_or(|&c| c > b' ') => return p + 1,
+        _ => {}
+    }
     while let Some(word) = bytes.get(p..p + 8) {
         let mut w = [0u8; 8];
         w.copy_from_slice(word);
@@ -702,6 +710,16 @@ mod tests {
                 assert_eq!(skip_spaces(b, src.len()), src.len());
             }
         }
+        // Bytes at or below ' ' that are not spaces end the run as well,
+        // right at the start or after one space (the quick cases) or more.
+        for stop in ["\n", "\0", "\x0b", "\x1f"] {
+            for lead in ["", " ", "  ", " \t", "         "] {
+                let src = format!("{lead}{stop}x");
+                assert_eq!(skip_spaces(src.as_bytes(), 0), lead.len(), "{src:?}");
+            }
+        }
+        assert_eq!(skip_spaces(b"a ", 1), 2);
+        assert_eq!(skip_spaces(b"a \xc3\xa9", 1), 2);
     }
 
     #[test]

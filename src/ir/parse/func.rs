@@ -77,11 +77,11 @@ pub(super) struct FuncScratch {
 /// it stops caching: enough for the test corpus's larger hand-written
 /// functions (up to ~150 names), which used to spill to [`Names`] past
 /// 48 names (four in ten of the corpus's names were found by hashing).
-const SHORT_SLOTS: usize = 256;
-const SHORT_MAX: usize = 192;
-// Slot indices are kept as bytes (`ShortNames::used`), and a full cache
+const SHORT_SLOTS: usize = 1024;
+const SHORT_MAX: usize = 768;
+// Slot indices are kept as `u16` (`ShortNames::used`), and a full cache
 // still has empty slots (lookups end at one).
-const _: () = assert!(SHORT_SLOTS <= 256 && SHORT_MAX < SHORT_SLOTS);
+const _: () = assert!(SHORT_SLOTS <= 1 << 16 && SHORT_MAX < SHORT_SLOTS);
 
 /// An open-addressing table from a short name's bytes, packed into one
 /// word, to its [`Name`]: the names of a small function (`%a`, `%x1`,
@@ -96,7 +96,8 @@ struct ShortNames {
     len: usize,
     /// The slots filled, in order (the first `len`): clearing empties
     /// those rather than all [`SHORT_SLOTS`], as most functions fill a few.
-    used: [u8; SHORT_MAX],
+    /// [`SHORT_MAX`] of them once [`ShortNames::clear`] has run.
+    used: Box<[u16]>,
 }
 
 impl Default for ShortNames {
@@ -107,7 +108,7 @@ impl Default for ShortNames {
         ShortNames {
             slots: Box::new([]),
             len: 0,
-            used: [0; SHORT_MAX],
+            used: Box::new([]),
         }
     }
 }
@@ -162,6 +163,7 @@ impl ShortNames {
     fn clear(&mut self) {
         if self.slots.is_empty() {
             self.slots = vec![(0, 0); SHORT_SLOTS].into_boxed_slice();
+            self.used = vec![0; SHORT_MAX].into_boxed_slice();
         } else {
             for &i in &self.used[..self.len] {
                 self.slots[i as usize] = (0, 0);
@@ -246,8 +248,8 @@ impl FuncScratch {
                     self.value_of.push(NONE);
                     self.block_of.push(NONE);
                     self.short.slots[i] = (key, n.index() as u32 + 1);
-                    // `i < SHORT_SLOTS <= 256`; `len < SHORT_MAX` while active.
-                    self.short.used[self.short.len] = i as u8;
+                    // `i < SHORT_SLOTS <= 2^16`; `len < SHORT_MAX` while active.
+                    self.short.used[self.short.len] = i as u16;
                     self.short.len += 1;
                     return n;
                 }
