@@ -1214,10 +1214,15 @@ impl Fast {
                     } else {
                         let a = rec.a & A_NONE;
                         let mut hint = if a != A_NONE { home[a as usize] } else { NONE };
-                        // A jump argument: its parameter's register if lent.
-                        if let Some(&(_, h)) = self.arg_hints.iter().find(|a| a.0 == ri as u32) {
-                            if self.lent & (1 << h) != 0 {
-                                hint = h;
+                        // A jump argument: its parameter's register if lent
+                        // (nothing is lent in most blocks, most of the time:
+                        // no scan then).
+                        if self.lent != 0 {
+                            if let Some(&(_, h)) = self.arg_hints.iter().find(|a| a.0 == ri as u32)
+                            {
+                                if self.lent & (1 << h) != 0 {
+                                    hint = h;
+                                }
                             }
                         }
                         let e = vals[ri].end;
