@@ -11,9 +11,9 @@ use kiln::Error;
 use std::collections::HashSet;
 
 #[cfg(target_os = "linux")]
-mod fork_support;
+mod memory_support;
 #[cfg(target_os = "linux")]
-use fork_support::passes_in_forked_child;
+use memory_support::{assert_no_wx, passes_in_forked_child};
 
 /// Both ways of keeping W^X: every test that does not depend on the mode
 /// runs in both.
@@ -79,19 +79,6 @@ fn perms_of(addr: usize) -> String {
         }
     }
     panic!("{addr:#x} is not mapped");
-}
-
-/// Fails if any mapping of the process is writable and executable.
-#[cfg(target_os = "linux")]
-fn assert_no_wx(step: &str) {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    for line in maps.lines() {
-        let perms = line.split_whitespace().nth(1).unwrap();
-        assert!(
-            !(perms.contains('w') && perms.contains('x')),
-            "W+X mapping after {step}: {line}"
-        );
-    }
 }
 
 #[cfg(not(target_os = "linux"))]

@@ -14,8 +14,8 @@ use kiln::memory::{
     SectionKind, SectionRef, POOL_KEEP, ZERO_LIMIT,
 };
 
-mod fork_support;
-use fork_support::passes_in_forked_child;
+mod memory_support;
+use memory_support::{assert_no_wx, passes_in_forked_child};
 
 fn page() -> usize {
     MemoryManager::new(MemoryConfig::default())
@@ -62,18 +62,6 @@ fn call_i32(s: &FinalizedSection) -> i32 {
     // `extern "C" fn() -> i32`, R+X while `s` is alive.
     let f: extern "C" fn() -> i32 = unsafe { std::mem::transmute(s.as_ptr()) };
     f()
-}
-
-/// Fails if any mapping of the process is writable and executable.
-fn assert_no_wx(step: &str) {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    for line in maps.lines() {
-        let perms = line.split_whitespace().nth(1).unwrap();
-        assert!(
-            !(perms.contains('w') && perms.contains('x')),
-            "W+X mapping after {step}: {line}"
-        );
-    }
 }
 
 /// A text section of `len` bytes that returns `v` (the rest `int3`).

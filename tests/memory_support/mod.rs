@@ -1,6 +1,18 @@
-//! Runs a check in a forked child: shared by the memory-manager tests
-//! (`tests/memory.rs`, `tests/pool.rs`), which check what a `fork` child of
-//! a process with JIT memory may and may not do.
+//! Checks shared by the memory-manager tests (`tests/memory.rs`,
+//! `tests/pool.rs`): no mapping is writable and executable at once, and
+//! what a `fork` child of a process with JIT memory may and may not do.
+
+/// Fails if any mapping of the process is writable and executable.
+pub fn assert_no_wx(step: &str) {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    for line in maps.lines() {
+        let perms = line.split_whitespace().nth(1).unwrap();
+        assert!(
+            !(perms.contains('w') && perms.contains('x')),
+            "W+X mapping after {step}: {line}"
+        );
+    }
+}
 
 /// Forks; the child runs `check` and leaves with `_exit(0)` if it returned
 /// true, `_exit(1)` otherwise (never running the test harness). Returns
