@@ -1,0 +1,614 @@
+//! Pass 2 of the fast generator ([`Fast::allocate`]): one sweep in
+//! instruction order gives every value a home (see the parent module's
+//! docs), with the register choice and the releases made by masks (see
+//! [`Exp`]) rather than by branches on data the predictor cannot learn.
+
+use super::{
+    Exp, Fast, Rec, Val, A_NONE, FIXED, FOLDED, NONE, POOL_CALLEE, POOL_CALLER, POOL_XMM, R_FLOAT,
+    R_FOLDS, SLOT0, XMM0,
+};
+use crate::ir::{Function, InstKind, Operand};
+use crate::lower::analysis::Decisions;
+
+/// [`Fast::assign`]: the registers a value may have, by `float | fixed << 1
+/// | crosses << 2` (see [`Fast::assign`]'s arguments). Every xmm register is
+/// caller-saved: a float range crossing a call finds no register.
+const ALLOWED: [u32; 8] = [
+    !POOL_XMM,
+    POOL_XMM,
+    !POOL_XMM & !FIXED,
+    POOL_XMM,
+    POOL_CALLEE,
+    0,
+    POOL_CALLEE & !FIXED,
+    0,
+];
+
+/// Of the registers in `lanes` (bit `r`: `ends[r]`), the lowest one whose
+/// end is the latest, if that end is after `e`. Ends are instruction
+/// numbers (below 2^30: [`Fast::analyze`] rejects longer functions).
+#[inline]
+fn latest_end(lanes: u32, ends: &[u32; 16], e: u32) -> Option<u32> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // Sixteen lanes in four SSE2 vectors (part of the x86-64
+        // baseline): mask, signed max (the ends are below 2^31), compare
+        // back; no data-dependent branch per register (the scalar loop
+        // spent ~140 host instructions per spill in it).
+        use std::arch::x86_64::{
+            __m128i, _mm_and_si128, _mm_andnot_si128, _mm_castsi128_ps, _mm_cmpeq_epi32,
+            _mm_cmpgt_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_movemask_ps, _mm_or_si128,
+            _mm_set1_epi32, _mm_set_epi32, _mm_shuffle_epi32,
+        };
+        // SAFETY: SSE2 is always there on x86-64; each unaligned load
+        // reads four of `ends`' sixteen `u32`s (`ends[4k..4k + 4]`).
+        unsafe {
+            let lb = _mm_set1_epi32(lanes as i32);
+            let p = ends.as_ptr().cast::<__m128i>();
+            let lane = |k: usize| {
+                let b = 1i32 << (4 * k);
+                let bits = _mm_set_epi32(b << 3, b << 2, b << 1, b);
+                let m = _mm_cmpeq_epi32(_mm_and_si128(lb, bits), bits);
+                _mm_and_si128(_mm_loadu_si128(p.add(k)), m)
+            };
+            let max = |a: __m128i, b: __m128i| {
+                let gt = _mm_cmpgt_epi32(a, b);
+                _mm_or_si128(_mm_and_si128(gt, a), _mm_andnot_si128(gt, b))
+            };
+            let v = [lane(0), lane(1), lane(2), lane(3)];
+            let m = max(max(v[0], v[1]), max(v[2], v[3]));
+            let m = max(m, _mm_shuffle_epi32::<0x4e>(m));
+            let m = max(m, _mm_shuffle_epi32::<0xb1>(m));
+            if _mm_cvtsi128_si32(m) as u32 <= e {
+                debug_assert_eq!(latest_end_scalar(lanes, ends, e), None);
+                return None;
+            }
+            let mut at = 0u32;
+            for (k, &x) in v.iter().enumerate() {
+                let eq = _mm_movemask_ps(_mm_castsi128_ps(_mm_cmpeq_epi32(x, m)));
+                at |= (eq as u32) << (4 * k);
+            }
+            // The max is above `e` >= 0 here: a masked-out lane (0) is
+            // never equal to it.
+            let best = at.trailing_zeros();
+            debug_assert_eq!(Some(best), latest_end_scalar(lanes, ends, e));
+            Some(best)
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    latest_end_scalar(lanes, ends, e)
+}
+
+/// [`latest_end`] one register at a time.
+#[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+fn latest_end_scalar(lanes: u32, ends: &[u32; 16], e: u32) -> Option<u32> {
+    let (mut best, mut best_end) = (None, e);
+    let mut m = lanes;
+    while m != 0 {
+        let r = m.trailing_zeros();
+        m &= m - 1;
+        if ends[r as usize] > best_end {
+            best = Some(r);
+            best_end = ends[r as usize];
+        }
+    }
+    best
+}
+
+impl Fast {
+    /// Gives `v` a home at its range start (instruction `now`); `crosses`:
+    /// its range contains a call, `fixed` an instruction using
+    /// `rcx`/`rdx`; `hint` a preferred register. `float`: the value is an
+    /// `f32`/`f64` (an xmm register or a slot). Its release is recorded at
+    /// its range end (see [`Exp`]), or, if that is `now` and `before` is
+    /// false (the sweep has passed `now`'s releases), done here: a result
+    /// nothing uses gets the register it would get and leaves it free.
+    ///
+    /// The choice is made with masks and selects, without a branch on the
+    /// free registers: which class has one is data the predictor cannot
+    /// learn.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn assign(
+        &mut self,
+        vals: &mut [Val],
+        home: &mut [u32],
+        exp: &mut [Exp],
+        v: usize,
+        all_free: &mut u32,
+        float: bool,
+        crosses: bool,
+        fixed: bool,
+        hint: u32,
+        now: u32,
+        before: bool,
+    ) {
+        let e = vals[v].end;
+        debug_assert!(e >= now);
+        // All ones unless `v` is released right away.
+        let live = 0u32.wrapping_sub((before || e > now) as u32);
+        let seq = self.seq;
+        self.seq += 1;
+        let allowed = ALLOWED[float as usize | (fixed as usize) << 1 | (crosses as usize) << 2];
+        let f = *all_free & allowed;
+        // Lent registers (see `Lend`) for a value that ends in the block.
+        let lend = self.lent & allowed & 0u32.wrapping_sub((e <= self.lend_end) as u32);
+        // A hinted register first (lent or free); else a free caller-saved
+        // one that is not `rcx`/`rdx`, a free caller-saved one, a free
+        // one; a lent one last (it keeps free registers for values that
+        // outlive the block). `hb`: 0 for a slot or no hint.
+        let hb = (1u64 << hint.min(32)) as u32;
+        let h1 = hb & (f | lend);
+        let fc = f & (POOL_CALLER | POOL_XMM);
+        let fcn = fc & !FIXED;
+        let mut m = lend;
+        m = if f != 0 { f } else { m };
+        m = if fc != 0 { fc } else { m };
+        m = if fcn != 0 { fcn } else { m };
+        m = if h1 != 0 { h1 } else { m };
+        let pick = m.trailing_zeros();
+        let h = if m == 0 {
+            if let Some(r) = self.steal(vals, home, exp, v, float, crosses, fixed, now) {
+                exp[e as usize].free |= 1 << r;
+                self.reg_seq[r as usize & 31] = seq;
+                r
+            } else {
+                let s = self.pop_free_slot().unwrap_or_else(|| {
+                    self.num_slots += 1;
+                    self.num_slots - 1
+                });
+                if live == 0 {
+                    self.free_slots.push((s, e));
+                } else {
+                    vals[v].def_pos = seq;
+                    vals[v].exp_next = exp[e as usize].head;
+                    exp[e as usize].head = v as u32;
+                }
+                SLOT0 + s
+            }
+        } else if lend & (1 << pick) != 0 {
+            // Borrowed: the lender keeps owning it (`release` gives it
+            // back to the lent set).
+            debug_assert_eq!(*all_free & (1 << pick), 0);
+            self.lent &= !(1 << pick & live);
+            vals[v].def_pos = seq;
+            vals[v].exp_next = exp[e as usize].head;
+            exp[e as usize].head = v as u32;
+            pick
+        } else {
+            *all_free &= !(1 << pick & live);
+            self.callee_used |= (1 << pick) & POOL_CALLEE;
+            // (`pick` < 32: `m` is not 0.)
+            self.reg_owner[pick as usize & 31] = v as u32;
+            self.reg_end[pick as usize & 31] = e;
+            self.reg_seq[pick as usize & 31] = seq;
+            exp[e as usize].free |= 1 << pick;
+            pick
+        };
+        home[v] = h;
+    }
+
+    /// No register for `v`: if the live value in one it could have ends
+    /// later than `v` (the furthest such, as Poletto and Sarkar's linear
+    /// scan spills), that value moves to a new stack slot for its whole
+    /// range (nothing is emitted yet) and `v` takes its register. Without
+    /// this the short temporaries of an inner loop went to slots while
+    /// loop-invariant values kept the registers (lcs ran 1.34x slower).
+    /// The victim's slot is a free one only if nothing used it during the
+    /// victim's range so far, else a new one.
+    #[allow(clippy::too_many_arguments)]
+    fn steal(
+        &mut self,
+        vals: &mut [Val],
+        home: &mut [u32],
+        exp: &mut [Exp],
+        v: usize,
+        float: bool,
+        crosses: bool,
+        fixed: bool,
+        now: u32,
+    ) -> Option<u32> {
+        let e = vals[v].end;
+        if e <= now {
+            return None;
+        }
+        let mut allowed = if float {
+            // Every xmm register is caller-saved.
+            if crosses {
+                0
+            } else {
+                POOL_XMM
+            }
+        } else if crosses {
+            POOL_CALLEE
+        } else {
+            POOL_CALLER | POOL_CALLEE
+        };
+        if fixed {
+            allowed &= !FIXED;
+        }
+        // A register lent in this block may hold a borrower.
+        allowed &= !self.lent_all;
+        // `reg_end[r]` is the end of `r`'s current owner if it still
+        // holds it, else (freed, or never given) at most `now` < `e`: it
+        // never wins. The victim: the allowed register with the latest
+        // end after `e`, the lowest such.
+        let base = if float { XMM0 } else { 0 };
+        let ends: &[u32; 16] = self.reg_end[base as usize..base as usize + 16]
+            .try_into()
+            .unwrap();
+        let best = match latest_end((allowed >> base) & 0xffff, ends, e) {
+            Some(r) => base + r,
+            None => return None,
+        };
+        let o = self.reg_owner[best as usize] as usize;
+        debug_assert_eq!(home[o], best);
+        // The victim's slot holds it over its whole range: a free slot
+        // whose last value ended before that range starts (the one freed
+        // first is the best candidate), else a new one.
+        let slot = match self.free_slots.get(self.free_head) {
+            Some(&(s, t)) if t < vals[o].start => {
+                self.free_head += 1;
+                s
+            }
+            _ => {
+                self.num_slots += 1;
+                self.num_slots - 1
+            }
+        };
+        home[o] = SLOT0 + slot;
+        // `o` leaves the free mask of its end for that end's list, at the
+        // place of its assignment number.
+        let eo = vals[o].end as usize;
+        exp[eo].free &= !(1 << best);
+        let so = self.reg_seq[best as usize];
+        vals[o].def_pos = so;
+        let mut at = exp[eo].head;
+        if at == NONE || vals[at as usize].def_pos < so {
+            vals[o].exp_next = at;
+            exp[eo].head = o as u32;
+        } else {
+            loop {
+                let next = vals[at as usize].exp_next;
+                if next == NONE || vals[next as usize].def_pos < so {
+                    break;
+                }
+                at = next;
+            }
+            vals[o].exp_next = vals[at as usize].exp_next;
+            vals[at as usize].exp_next = o as u32;
+        }
+        self.reg_owner[best as usize] = v as u32;
+        self.reg_end[best as usize] = e;
+        Some(best)
+    }
+
+    fn release(&mut self, vals: &[Val], home: &[u32], v: usize, free: &mut u32) {
+        let h = home[v];
+        if h < SLOT0 {
+            if self.reg_owner[h as usize] == v as u32 {
+                *free |= 1 << h;
+            } else {
+                // A borrower: back to the lent set.
+                debug_assert_ne!(self.lent_all & (1 << h), 0);
+                self.lent |= 1 << h;
+            }
+        } else {
+            self.free_slots.push((h - SLOT0, vals[v].end));
+        }
+    }
+
+    /// The free slot freed last, if any.
+    #[inline]
+    fn pop_free_slot(&mut self) -> Option<u32> {
+        if self.free_slots.len() > self.free_head {
+            let s = self.free_slots.pop().map(|f| f.0);
+            if self.free_slots.len() == self.free_head {
+                self.free_slots.clear();
+                self.free_head = 0;
+            }
+            s
+        } else {
+            None
+        }
+    }
+
+    /// Whether a range from `s` (exclusive; inclusive when `incl`) to
+    /// `e` (exclusive) contains a call; `ci` is the first call not before
+    /// the current instruction.
+    #[inline]
+    fn crosses(&self, ci: usize, s: u32, e: u32, incl: bool) -> bool {
+        let mut c = ci;
+        while c < self.calls.len() && (self.calls[c] < s || (!incl && self.calls[c] == s)) {
+            c += 1;
+        }
+        c < self.calls.len() && self.calls[c] < e
+    }
+
+    /// Whether `[s, e]` contains an instruction that uses `rcx`/`rdx`;
+    /// `fi` is the first such instruction not before the current one.
+    #[inline]
+    fn crosses_fixed(&self, fi: usize, s: u32, e: u32) -> bool {
+        let mut c = fi;
+        while c < self.fixed.len() && self.fixed[c] < s {
+            c += 1;
+        }
+        c < self.fixed.len() && self.fixed[c] <= e
+    }
+
+    /// Pass 2: a home for every value.
+    pub fn allocate(&mut self, func: &Function, dec: &Decisions) {
+        // The arrays the sweep reads and writes most, as arguments
+        // (`noalias` to the compiler: a store through one does not force
+        // reloading the others' pointers from `self`).
+        let mut vals = std::mem::take(&mut self.vals);
+        let mut home = std::mem::take(&mut self.home);
+        let mut exp = std::mem::take(&mut self.exp);
+        let recs = std::mem::take(&mut self.recs);
+        self.alloc_sweep(func, dec, &mut vals, &mut home, &mut exp, &recs);
+        self.vals = vals;
+        self.home = home;
+        self.exp = exp;
+        self.recs = recs;
+    }
+
+    /// [`Fast::allocate`]'s sweep.
+    #[inline(never)]
+    fn alloc_sweep(
+        &mut self,
+        func: &Function,
+        dec: &Decisions,
+        vals: &mut [Val],
+        home: &mut [u32],
+        exp: &mut [Exp],
+        recs: &[Rec],
+    ) {
+        // Lets the compiler drop `home`'s bounds checks after `vals`' ones.
+        let home = &mut home[..vals.len()];
+        self.free_slots.clear();
+        self.free_head = 0;
+        self.num_slots = 0;
+        self.callee_used = 0;
+        self.reg_owner = [NONE; 32];
+        self.reg_end = [0; 32];
+        self.reg_seq = [0; 32];
+        self.seq = 0;
+        self.lent = 0;
+        self.lent_all = 0;
+        self.lend_end = 0;
+        let mut free: u32 = POOL_CALLER | POOL_CALLEE | POOL_XMM;
+        let mut ci = 0usize;
+        let mut fi = 0usize;
+        let mut lc = 0usize;
+        for (j, &p) in func.params.iter().enumerate() {
+            let pi = p.index();
+            let cr = self.crosses(ci, 0, vals[pi].end, true);
+            let fx = self.crosses_fixed(fi, 0, vals[pi].end);
+            let hint = match self.params[j] {
+                crate::lower::abi::ArgLoc::Int(r) => r as u32,
+                crate::lower::abi::ArgLoc::Float(x) => XMM0 + x as u32,
+                crate::lower::abi::ArgLoc::Stack(_) => NONE,
+            };
+            let fl = func.values[pi].ty.is_float();
+            self.assign(vals, home, exp, pi, &mut free, fl, cr, fx, hint, 0, true);
+        }
+        for (k, &b) in dec.order.iter().enumerate() {
+            let bd = &func.blocks[b.index()];
+            let first = self.first[k];
+            while ci < self.calls.len() && self.calls[ci] < first {
+                ci += 1;
+            }
+            while fi < self.fixed.len() && self.fixed[fi] < first {
+                fi += 1;
+            }
+            let mut nc = self.calls.get(ci).copied().unwrap_or(NONE);
+            let mut nf = self.fixed.get(fi).copied().unwrap_or(NONE);
+            for &p in &bd.params {
+                let pi = p.index();
+                if home[pi] == NONE {
+                    let cr = self.crosses(ci, first, vals[pi].end, true);
+                    let fx = self.crosses_fixed(fi, first, vals[pi].end);
+                    let fl = func.values[pi].ty.is_float();
+                    self.assign(
+                        vals, home, exp, pi, &mut free, fl, cr, fx, NONE, first, true,
+                    );
+                }
+            }
+            // This block's lends (its parameters, above, never borrow:
+            // their ranges start before the block).
+            self.lent = 0;
+            self.lent_all = 0;
+            self.pending.clear();
+            self.arg_hints.clear();
+            while let Some(&l) = self.lends.get(lc) {
+                if l.k as usize != k {
+                    break;
+                }
+                lc += 1;
+                let h = home[l.p as usize];
+                if h < SLOT0 {
+                    self.lend_end = self.last[k];
+                    self.pending.push((l.from, l.p, h));
+                    if l.x != NONE {
+                        self.arg_hints.push((l.x, h));
+                    }
+                }
+            }
+            let last = self.last[k];
+            for n in first..=last {
+                // `nc`/`nf`: the first call / fixed-register use not
+                // before `n` (`NONE`: none). Each list holds an
+                // instruction once, so passing one moves to the next
+                // (no branch: a division's position is random data).
+                if nc < n {
+                    ci += 1;
+                    nc = self.calls.get(ci).copied().unwrap_or(NONE);
+                }
+                fi += (nf < n) as usize;
+                nf = self.fixed.get(fi).copied().unwrap_or(NONE);
+                debug_assert!(ci == 0 || self.calls[ci - 1] < n);
+                debug_assert!(fi == 0 || self.fixed[fi - 1] < n);
+                // Free what ends here (nothing is added at `n` any more:
+                // it is read once).
+                let x = exp[n as usize];
+                free |= x.free;
+                let mut v = x.head;
+                while v != NONE {
+                    let next = vals[v as usize].exp_next;
+                    self.release(vals, home, v as usize, &mut free);
+                    v = next;
+                }
+                if !self.pending.is_empty() {
+                    self.activate_lends(home, n);
+                }
+                let rec = recs[n as usize];
+                if rec.r != NONE {
+                    let ri = rec.r as usize;
+                    if rec.a & R_FOLDS != 0 && vals[ri].end == n + 1 {
+                        // Used only as the next access's pointer.
+                        home[ri] = FOLDED;
+                    } else {
+                        let a = rec.a & A_NONE;
+                        let mut hint = if a != A_NONE { home[a as usize] } else { NONE };
+                        // A jump argument: its parameter's register if lent
+                        // (nothing is lent in most blocks, most of the time:
+                        // no scan then).
+                        if self.lent != 0 {
+                            if let Some(&(_, h)) = self.arg_hints.iter().find(|a| a.0 == ri as u32)
+                            {
+                                if self.lent & (1 << h) != 0 {
+                                    hint = h;
+                                }
+                            }
+                        }
+                        let e = vals[ri].end;
+                        // (A call at `n` itself is not crossed.)
+                        let cr = if nc != n {
+                            nc < e
+                        } else {
+                            self.crosses(ci, n, e, false)
+                        };
+                        let fx = nf <= e;
+                        debug_assert_eq!(fx, self.crosses_fixed(fi, n, e));
+                        let fl = rec.a & R_FLOAT != 0;
+                        self.assign(vals, home, exp, ri, &mut free, fl, cr, fx, hint, n, false);
+                    }
+                }
+                // Only the terminator (last) can be a jump.
+                if n < last {
+                    continue;
+                }
+                let d = &func.insts[bd.insts[bd.insts.len() - 1].index()];
+                match &d.kind {
+                    InstKind::Jmp { dest } => {
+                        self.edge_params(vals, home, exp, func, dest, &mut free, ci, fi, n)
+                    }
+                    InstKind::Br {
+                        then_dest,
+                        else_dest,
+                        ..
+                    } => {
+                        self.edge_params(vals, home, exp, func, then_dest, &mut free, ci, fi, n);
+                        self.edge_params(vals, home, exp, func, else_dest, &mut free, ci, fi, n);
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Lends the registers of the current block's parameters whose last
+    /// use is at or before `n`, if they still hold them (a spill moves a
+    /// parameter to a slot).
+    fn activate_lends(&mut self, home: &[u32], n: u32) {
+        let mut j = 0;
+        while j < self.pending.len() {
+            let (from, p, h) = self.pending[j];
+            if from <= n {
+                if home[p as usize] == h {
+                    self.lent |= 1 << h;
+                    self.lent_all |= 1 << h;
+                }
+                self.pending.swap_remove(j);
+            } else {
+                j += 1;
+            }
+        }
+    }
+
+    /// Homes for the parameters of `dest`'s block that a jump at `n`
+    /// writes first (hint: the argument's home).
+    #[allow(clippy::too_many_arguments)]
+    fn edge_params(
+        &mut self,
+        vals: &mut [Val],
+        home: &mut [u32],
+        exp: &mut [Exp],
+        func: &Function,
+        dest: &crate::ir::BlockCall,
+        free: &mut u32,
+        ci: usize,
+        fi: usize,
+        n: u32,
+    ) {
+        let params = &func.blocks[dest.block.index()].params;
+        let args = func.args(dest.args);
+        for (pk, &p) in params.iter().enumerate() {
+            let pi = p.index();
+            if home[pi] == NONE {
+                let hint = match args.get(pk) {
+                    Some(Operand::Value(a)) => home[a.index()],
+                    _ => NONE,
+                };
+                let cr = self.crosses(ci, n, vals[pi].end, false);
+                let fx = self.crosses_fixed(fi, n, vals[pi].end);
+                let fl = func.values[pi].ty.is_float();
+                self.assign(vals, home, exp, pi, free, fl, cr, fx, hint, n, false);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{latest_end, latest_end_scalar};
+
+    #[test]
+    fn latest_end_picks_the_lowest_register_with_the_latest_end() {
+        let mut ends = [0u32; 16];
+        ends[3] = 50;
+        ends[9] = 70;
+        ends[12] = 70;
+        // Ties: the lowest register; masked-out lanes never win.
+        assert_eq!(latest_end(0xffff, &ends, 10), Some(9));
+        assert_eq!(latest_end(0xffff & !(1 << 9), &ends, 10), Some(12));
+        assert_eq!(latest_end(1 << 3, &ends, 10), Some(3));
+        // Only ends after `e` count.
+        assert_eq!(latest_end(1 << 3, &ends, 50), None);
+        assert_eq!(latest_end(0xffff, &ends, 70), None);
+        assert_eq!(latest_end(0, &ends, 1), None);
+        // Large ends (below 2^30) compare as unsigned.
+        ends[15] = (1 << 30) - 1;
+        assert_eq!(latest_end(0xffff, &ends, 1), Some(15));
+        // Against the scalar scan on pseudo-random inputs.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let lanes = next() as u32 & 0xffff;
+            for end in ends.iter_mut() {
+                *end = (next() % 40) as u32;
+            }
+            let e = (next() % 40) as u32 + 1;
+            assert_eq!(
+                latest_end(lanes, &ends, e),
+                latest_end_scalar(lanes, &ends, e),
+                "{lanes:#x} {ends:?} {e}"
+            );
+        }
+    }
+}
