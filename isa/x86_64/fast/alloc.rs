@@ -124,8 +124,10 @@ impl Fast {
         before: bool,
     ) {
         let e = vals[v].end;
-        debug_assert!(e >= now);
-        // All ones unless `v` is released right away.
+        // All ones unless `v` is released right away. (`e` < `now` happens,
+        // e.g. for a parameter of a block whose only jumps come later:
+        // with `before` it keeps its home for good, as it always did; a
+        // release recorded at a passed position is never read.)
         let live = 0u32.wrapping_sub((before || e > now) as u32);
         let seq = self.seq;
         self.seq += 1;
