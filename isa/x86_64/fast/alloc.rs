@@ -124,10 +124,11 @@ impl Fast {
         before: bool,
     ) {
         let e = vals[v].end;
-        // All ones unless `v` is released right away. (`e` < `now` happens,
-        // e.g. for a parameter of a block whose only jumps come later:
-        // with `before` it keeps its home for good, as it always did; a
-        // release recorded at a passed position is never read.)
+        // All ones unless `v` is released right away. (`e` < `now` happens:
+        // the x86_64 corpus has a result with range [1, 0]; it is released
+        // here, as the caller did before; with `before` a value keeps its
+        // home for good, as it always did: a release recorded at a passed
+        // position is never read.)
         let live = 0u32.wrapping_sub((before || e > now) as u32);
         let seq = self.seq;
         self.seq += 1;
