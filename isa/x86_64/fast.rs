@@ -275,41 +275,114 @@ fn unsupported() -> Option<()> {
     None
 }
 
-fn is_int(t: Option<Type>) -> bool {
-    matches!(t, Some(Type::I32) | Some(Type::I64))
+/// Per-(opcode, suffix) facts of the sweep ([`FACTS`]): one load per
+/// instruction instead of a `match` on the opcode (a jump the predictors
+/// miss on straight-line code, where opcodes are random).
+/// Supported here with this suffix (the operand types are the
+/// verifier's; a `call` also needs [`call_supported`]).
+const F_OK: u8 = 1;
+/// A `call` (supported with any suffix if [`call_supported`]).
+const F_CALL: u8 = 1 << 1;
+/// The result is an `f32`/`f64` (a float instruction, not a compare).
+const F_FLOAT: u8 = 1 << 2;
+/// An integer or float comparison.
+const F_CMP: u8 = 1 << 3;
+/// Uses `rcx`/`rdx` (division and remainder).
+const F_FIXED: u8 = 1 << 4;
+/// Uses `rcx` when its second operand is a value (shifts).
+const F_SHIFT: u8 = 1 << 5;
+/// Bit positions of [`F_FIXED`] and [`F_SHIFT`].
+const F_FIXED_BIT: u8 = 4;
+const F_SHIFT_BIT: u8 = 5;
+
+/// Suffix slots per opcode in [`FACTS`]: each [`Type`] at its code, none
+/// at 4 (the byte of the `Option<Type>`).
+const SLOTS: usize = 8;
+
+/// The table slot of a suffix.
+#[inline(always)]
+fn slot(ty: Option<Type>) -> usize {
+    match ty {
+        Some(t) => t as usize,
+        None => 4,
+    }
 }
 
-/// Whether instruction `d` can be compiled here (types checked by the
-/// caller for results and operands).
-fn supported_inst(module: &Module, func: &Function, d: &crate::ir::InstData) -> bool {
+/// The facts of opcode `op` with the suffix of slot `s` (see [`F_OK`]).
+const fn facts(op: Opcode, s: usize) -> u8 {
     use Opcode::*;
-    match d.opcode {
+    let int = s == Type::I32 as usize || s == Type::I64 as usize;
+    let float = s == Type::F32 as usize || s == Type::F64 as usize;
+    let some = s < 4;
+    let ok = match op {
         Add | Sub | Mul | And | Or | Xor | Shl | Shr | Sar | Neg | Not | Eq | Ne | Slt | Sle
         | Sgt | Sge | Ult | Ule | Ugt | Uge | Sext | Zext | Trunc | Sdiv | Udiv | Srem | Urem
-        | Load8s | Load8u | Load16s | Load16u | Load32s | Load32u => is_int(d.ty),
+        | Load8s | Load8u | Load16s | Load16u | Load32s | Load32u | Switch => int,
         Fadd | Fsub | Fmul | Fdiv | Fneg | Fabs | Fsqrt | Feq | Fne | Flt | Fle | Fgt | Fge => {
-            d.ty.is_some_and(Type::is_float)
+            float
         }
         Copy | Select | Load | Store | Fext | Ftrunc | Sitof | Uitof | Ftosi | Ftoui | Bitcast => {
-            d.ty.is_some()
+            some
         }
         Store8 | Store16 | Store32 | Addr | Alloca | Ret | Jmp | Br | Trap => true,
-        Switch => is_int(d.ty),
-        Call => {
-            let InstKind::Call { callee, args } = &d.kind else {
-                return false;
-            };
-            let args = func.args(*args);
-            match callee {
-                Callee::Direct(s) => {
-                    match module.symbols.get(s.index()).and_then(|s| s.signature()) {
-                        Some(sig) => sig.params.len() == args.len(),
-                        None => false,
-                    }
-                }
-                Callee::Indirect(_) => true,
-            }
+        Call => false,
+    };
+    let cmp = matches!(
+        op,
+        Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge | Feq | Fne | Flt | Fle | Fgt | Fge
+    );
+    let mut f = 0;
+    if ok {
+        f |= F_OK;
+    }
+    if matches!(op, Call) {
+        f |= F_CALL;
+    }
+    if float && !cmp {
+        f |= F_FLOAT;
+    }
+    if cmp {
+        f |= F_CMP;
+    }
+    if matches!(op, Sdiv | Udiv | Srem | Urem) {
+        f |= F_FIXED;
+    }
+    if matches!(op, Shl | Shr | Sar) {
+        f |= F_SHIFT;
+    }
+    f
+}
+
+/// Per opcode and suffix slot: [`facts`].
+static FACTS: [[u8; SLOTS]; Opcode::ALL.len()] = {
+    let mut t = [[0; SLOTS]; Opcode::ALL.len()];
+    let mut k = 0;
+    while k < Opcode::ALL.len() {
+        let mut s = 0;
+        while s < SLOTS {
+            t[k][s] = facts(Opcode::ALL[k], s);
+            s += 1;
         }
+        k += 1;
+    }
+    t
+};
+
+/// Whether a `call` instruction `d` can be compiled here: an indirect
+/// one, or a direct one to a symbol with a signature taking as many
+/// arguments as given.
+#[inline(never)]
+fn call_supported(module: &Module, func: &Function, d: &crate::ir::InstData) -> bool {
+    let InstKind::Call { callee, args } = &d.kind else {
+        return false;
+    };
+    let args = func.args(*args);
+    match callee {
+        Callee::Direct(s) => match module.symbols.get(s.index()).and_then(|s| s.signature()) {
+            Some(sig) => sig.params.len() == args.len(),
+            None => false,
+        },
+        Callee::Indirect(_) => true,
     }
 }
 
@@ -382,6 +455,26 @@ fn latest_end_scalar(lanes: u32, ends: &[u32; 16], e: u32) -> Option<u32> {
         }
     }
     best
+}
+
+/// At a load or store (instruction `j` of the block whose instructions
+/// are `insts`): if the instruction before it is an `add` that folds into
+/// its address ([`mem::folds`]), flags that instruction's record (the
+/// last one pushed) with [`R_FOLDS`]. Tested here rather than at each
+/// `add`, so that only memory accesses branch on it.
+#[inline]
+fn fold_into(func: &Function, insts: &[crate::ir::Inst], j: usize, recs: &mut [Rec]) {
+    let Some(prev) = j.checked_sub(1).and_then(|p| insts.get(p)) else {
+        return;
+    };
+    let Some(pd) = func.insts.get(prev.index()) else {
+        return;
+    };
+    if let (Some(r), Some(rec)) = (pd.result, recs.last_mut()) {
+        if rec.r == r.0 && mem::folds(func, pd, r, insts, j - 1) {
+            rec.a |= R_FOLDS;
+        }
+    }
 }
 
 impl Fast {
@@ -488,7 +581,6 @@ impl Fast {
         self.recs.clear();
         self.recs.reserve(total);
         self.calls.clear();
-        self.fixed.clear();
         self.cands.clear();
         self.lends.clear();
         self.allocas.clear();
@@ -510,7 +602,17 @@ impl Fast {
         let mut vals = std::mem::take(&mut self.vals);
         let mut recs = std::mem::take(&mut self.recs);
         let mut uses = std::mem::take(&mut dec.uses);
-        let mut swept = self.sweep(module, func, dec, &mut vals, &mut recs, &mut uses);
+        // One entry per instruction, cut to those that use `rcx`/`rdx`
+        // (the sweep writes each without a branch; what the entries hold
+        // before does not matter, so only growth is zeroed).
+        let mut fixed = std::mem::take(&mut self.fixed);
+        fixed.resize(total, 0);
+        let sw = self.sweep(
+            module, func, dec, &mut vals, &mut recs, &mut uses, &mut fixed,
+        );
+        fixed.truncate(sw.unwrap_or(0));
+        self.fixed = fixed;
+        let mut swept = sw.map(|_| ());
         dec.uses = uses;
         self.recs = recs;
         if swept.is_some() {
@@ -562,9 +664,11 @@ impl Fast {
 
     /// Pass 1's sweep over the instructions in order: ranges in `vals`,
     /// use counts in `uses`, a [`Rec`] per instruction pushed to `recs`,
-    /// and the function's calls, fixed-register uses, lends, allocas and
-    /// fusion candidates (`cands`).
+    /// the numbers of the instructions that use `rcx`/`rdx` at the start
+    /// of `fixed` (as long as the function; returns how many), and the
+    /// function's calls, lends, allocas and fusion candidates (`cands`).
     #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
     fn sweep(
         &mut self,
         module: &Module,
@@ -573,7 +677,9 @@ impl Fast {
         vals: &mut [Val],
         recs: &mut Vec<Rec>,
         uses: &mut [u32],
-    ) -> Option<()> {
+        fixed: &mut [u32],
+    ) -> Option<usize> {
+        let mut nfixed = 0;
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];
             let first = self.first[k];
@@ -582,7 +688,7 @@ impl Fast {
                 vals[pi].def_pos = k as u32;
                 if vals[pi].start == NONE {
                     if k == 0 {
-                        return unsupported();
+                        return None;
                     }
                     vals[pi].start = first;
                 }
@@ -596,8 +702,9 @@ impl Fast {
             for (j, &i) in bd.insts.iter().enumerate() {
                 let n = first + j as u32;
                 let d = func.insts.get(i.index())?;
-                if !supported_inst(module, func, d) {
-                    return unsupported();
+                let facts = FACTS[d.opcode as usize][slot(d.ty)];
+                if facts & F_OK == 0 && (facts & F_CALL == 0 || !call_supported(module, func, d)) {
+                    return None;
                 }
                 // Operand uses straight from the instruction's kind (no
                 // per-operand closure or buffer), then what the kind adds.
@@ -606,27 +713,31 @@ impl Fast {
                     InstKind::Binary { args } => {
                         self.use_op(vals, uses, dec, args[0], n, h)?;
                         self.use_op(vals, uses, dec, args[1], n, h)?;
-                        let by_reg = matches!(args[1], Operand::Value(_));
-                        use Opcode::*;
-                        match d.opcode {
-                            Shl | Shr | Sar if by_reg => self.fixed.push(n),
-                            Sdiv | Udiv | Srem | Urem => self.fixed.push(n),
-                            _ => {}
-                        }
+                        // Divisions, and shifts by a value, use `rcx`/`rdx`:
+                        // appended without a branch (`fixed` is as long as
+                        // the function, see `Fast::analyze`).
+                        let by_reg = matches!(args[1], Operand::Value(_)) as u8;
+                        let fx = (facts >> F_FIXED_BIT | (facts >> F_SHIFT_BIT & by_reg)) & 1;
+                        fixed[nfixed] = n;
+                        nfixed += fx as usize;
                     }
                     InstKind::Select { args } => {
                         for &a in args {
                             self.use_op(vals, uses, dec, a, n, h)?;
                         }
                     }
-                    InstKind::Load { ptr, .. } => self.use_op(vals, uses, dec, *ptr, n, h)?,
+                    InstKind::Load { ptr, .. } => {
+                        self.use_op(vals, uses, dec, *ptr, n, h)?;
+                        fold_into(func, &bd.insts, j, recs);
+                    }
                     InstKind::Store { args, .. } => {
                         self.use_op(vals, uses, dec, args[0], n, h)?;
                         self.use_op(vals, uses, dec, args[1], n, h)?;
+                        fold_into(func, &bd.insts, j, recs);
                     }
                     InstKind::Addr { sym } => {
                         if sym.index() >= module.symbols.len() {
-                            return unsupported();
+                            return None;
                         }
                     }
                     InstKind::Trap => {}
@@ -695,7 +806,7 @@ impl Fast {
                 if let Some(r) = d.result {
                     let ri = r.index();
                     if ri >= vals.len() {
-                        return unsupported();
+                        return None;
                     }
                     vals[ri].def_pos = k as u32;
                     vals[ri].start = n;
@@ -712,27 +823,23 @@ impl Fast {
                     {
                         rec.a = a.0;
                     }
-                    let compare = crate::lower::analysis::is_compare(d.opcode);
-                    if compare {
+                    if facts & F_CMP != 0 {
                         self.cmps.push((i.0, r.0, n));
                     }
                     // The result's type from the instruction (the
                     // verifier's rule: the suffix, `i32` for a compare,
                     // `i64` for `alloca`/`addr`, which have none), not
                     // from the value table.
-                    let float = d.ty.is_some_and(Type::is_float) && !compare;
+                    let float = facts & F_FLOAT != 0;
                     debug_assert_eq!(float, func.values[ri].ty.is_float());
-                    if float {
-                        rec.a |= R_FLOAT;
-                    }
-                    if d.opcode == Opcode::Add && mem::folds(func, d, r, &bd.insts, j) {
-                        rec.a |= R_FOLDS;
-                    }
+                    rec.a |= (float as u32) << R_FLOAT.trailing_zeros();
+                    // (`R_FOLDS` is set by the load or store after it:
+                    // `fold_into`.)
                 }
                 recs.push(rec);
             }
         }
-        Some(())
+        Some(nfixed)
     }
 
     /// Appends the argument locations of a call to `call_locs`; the

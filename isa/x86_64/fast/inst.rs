@@ -33,6 +33,26 @@ pub fn cc_of(op: Opcode) -> Option<u8> {
     })
 }
 
+/// Per opcode (`Opcode as usize`): the ALU opcode byte of `add`, `sub`,
+/// `and`, `or` and `xor` (see [`enc::ADD`]), the ModRM extension of `shl`,
+/// `shr` and `sar`; 0 for the others. The forms that differ only in this
+/// byte share one arm of [`Em::inst`]'s jump on the opcode: one target
+/// for the five ALU operations and one for the shifts, so the jump is
+/// predictable where those operations are mixed (an unpredictable
+/// indirect jump cost more than the table load).
+static OP_BYTE: [u8; Opcode::ALL.len()] = {
+    let mut t = [0; Opcode::ALL.len()];
+    t[Opcode::Add as usize] = ADD;
+    t[Opcode::Sub as usize] = SUB;
+    t[Opcode::And as usize] = AND;
+    t[Opcode::Or as usize] = OR;
+    t[Opcode::Xor as usize] = XOR;
+    t[Opcode::Shl as usize] = 4;
+    t[Opcode::Shr as usize] = 5;
+    t[Opcode::Sar as usize] = 7;
+    t
+};
+
 /// The home of a literal in an [`Opd`] (no value has it).
 pub(super) const LIT: u32 = u32::MAX;
 
@@ -217,18 +237,14 @@ impl Em<'_> {
         }
     }
 
-    /// `dh = a << b` (`op`: `shl`, `shr`, `sar`).
+    /// `dh = a << b` (`ext`: the ModRM extension of `shl`, `shr` or
+    /// `sar`, see [`OP_BYTE`]).
     #[inline(always)]
-    fn shift(&mut self, op: Opcode, w: bool, dh: u32, a: Opd, b: Opd) {
+    fn shift(&mut self, ext: u8, w: bool, dh: u32, a: Opd, b: Opd) {
         let (d, spill) = if dh < XMM0 {
             (dh as u8, false)
         } else {
             (R11, true)
-        };
-        let ext = match op {
-            Opcode::Shl => 4,
-            Opcode::Shr => 5,
-            _ => 7,
         };
         if b.h == LIT {
             self.load_opd(d, a);
@@ -344,18 +360,12 @@ impl Em<'_> {
             Select | Load | Store if ty.is_float() => self.float_inst(i, dst())?,
             // Folded into the next instruction's address (`fast/mem.rs`).
             Add if d.result.is_some() && dh == super::FOLDED => {}
-            // One arm and one copy of `binop` per opcode and width: each
-            // with its checks of the opcode and its REX prefix logic
-            // folded, reached by the one jump on the opcode.
-            Add => bin!(ADD),
-            Sub => bin!(SUB),
+            // One arm for the five ALU operations and one for the shifts
+            // (the byte that tells them apart from [`OP_BYTE`]), a copy of
+            // `binop` / `shift` per width with its REX prefix logic folded.
+            Add | Sub | And | Or | Xor => bin!(OP_BYTE[d.opcode as usize]),
             Mul => bin!(MUL),
-            And => bin!(AND),
-            Or => bin!(OR),
-            Xor => bin!(XOR),
-            Shl => sh!(Shl),
-            Shr => sh!(Shr),
-            Sar => sh!(Sar),
+            Shl | Shr | Sar => sh!(OP_BYTE[d.opcode as usize]),
             Sdiv | Udiv | Srem | Urem => {
                 let InstKind::Binary { args } = &d.kind else {
                     return unsupported();
