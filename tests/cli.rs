@@ -256,3 +256,59 @@ fn check_of_many_files_reports_the_first_failing_file_in_order() {
         format!("kiln: error: cannot read {missing}: No such file or directory\n")
     );
 }
+
+#[test]
+fn check_of_one_large_file_reports_what_one_thread_would() {
+    // Large enough for `check` to parse the file on two threads, cut at a
+    // function near its middle (where there are processors): every
+    // outcome, an error in either half or across them included, is that of
+    // the library's one-thread parse and verification, located exactly.
+    use kiln::ir::{parse::parse_module, verify::verify_module};
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("check_split");
+    std::fs::create_dir_all(&dir).unwrap();
+    let head = many_functions("a", 500);
+    let (b, c) = (many_functions("b", 300), many_functions("c", 200));
+    let call = |callee: &str| {
+        format!("func @x() -> i64 {{\nentry:\n    %r = call.i64 @{callee}(1, 2)\n    ret %r\n}}\n")
+    };
+    let cases = [
+        ("ok", String::new()),
+        // A syntax error in the second half.
+        ("syntax", "func @x() {\nentry:\n    ret,\n}\n".into()),
+        // A call to a function of the first half, and to none.
+        ("across", call("a7")),
+        ("undeclared", call("nowhere")),
+        // A symbol of the first half defined again; a verifier error.
+        ("twice", call("a7").replace("@x", "@a9")),
+        ("verify", "func @x() -> i32 {\nentry:\n    ret\n}\n".into()),
+    ];
+    for (name, inject) in cases {
+        let text = format!("{head}{b}{inject}{c}");
+        let path = dir.join(format!("{name}.kir"));
+        std::fs::write(&path, &text).unwrap();
+        let p = path.to_string_lossy().into_owned();
+        let want = parse_module(&p, &text).and_then(|m| verify_module(&m));
+        assert_eq!(want.is_ok(), matches!(name, "ok" | "across"), "{name}");
+        let out = kiln(&[os("check"), os(&p)]);
+        match want {
+            Ok(()) => {
+                assert_eq!(out.status.code(), Some(0), "{name}: {out:?}");
+                assert!(out.stderr.is_empty(), "{name}: {out:?}");
+            }
+            Err(e) => {
+                let e = e.to_string();
+                // Located in the second half (after the first half's lines).
+                let line: usize = e[p.len() + 1..].split(':').next().unwrap().parse().unwrap();
+                assert!(line > head.lines().count() + b.lines().count(), "{e}");
+                assert_eq!(out.status.code(), Some(1), "{name}: {out:?}");
+                assert_eq!(
+                    String::from_utf8_lossy(&out.stderr),
+                    format!("{e}\n"),
+                    "{name}"
+                );
+            }
+        }
+        assert!(out.stdout.is_empty(), "{name}: {out:?}");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -15,9 +15,15 @@
 //! Files that are not regular (pipes, devices, missing paths) make the
 //! whole command sequential: reading them has effects (a pipe is read
 //! once) and their order must stay the command line's.
+//!
+//! A regular file of at least [`SPLIT_MIN`] bytes that holds most of the
+//! text (a single large file) is parsed on two threads, cut at a function
+//! boundary ([`kiln::ir::parse::parse_module_split`], whose outcome, an
+//! error included, is that of the one-thread parse).
 
 use super::commands::load_file;
 use super::Failure;
+use kiln::ir::parse::SPLIT_MIN;
 use std::ffi::OsString;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex};
@@ -39,7 +45,6 @@ pub fn check(files: &[OsString]) -> Result<(), Failure> {
     // of text on, huge pages pay for themselves (see `arena::enable`). One
     // `stat` per file says how much text there is (and the reads then
     // need no `fstat`).
-    let cpus = if files.len() > 1 { processors() } else { 1 };
     let sizes: Vec<Option<u64>> = files
         .iter()
         .map(|f| {
@@ -50,27 +55,47 @@ pub fn check(files: &[OsString]) -> Result<(), Failure> {
         })
         .collect();
     let text: u64 = sizes.iter().flatten().sum();
+    // The file to parse on two threads, if any (see the module docs).
+    let largest = (0..files.len()).max_by_key(|&k| sizes[k]);
+    let split_candidate =
+        largest.filter(|&k| sizes[k].is_some_and(|n| n >= SPLIT_MIN as u64 && 2 * n > text));
+    let cpus = if files.len() > 1 || split_candidate.is_some() {
+        processors()
+    } else {
+        1
+    };
+    let split = split_candidate.filter(|_| cpus > 1);
+    if split.is_some() {
+        one_heap();
+    }
     check_files(
         files,
         &sizes,
         thread_count(&sizes, text, cpus),
         text >= LARGE_INPUT,
+        split,
     )
 }
 
-/// Starts a worker thread; whether it started. The C library's allocator
-/// gives each new thread its own heap (a reservation of 64 MiB or more,
-/// trimmed and made writable: four system calls and fresh pages) the
+/// Makes threads started from now on share the C library allocator's main
+/// heap. It gives each new thread its own heap (a reservation of 64 MiB or
+/// more, trimmed and made writable: four system calls and fresh pages) the
 /// first time the thread allocates there, which Rust's thread start-up
 /// does (destructors of thread-locals). The arena serves everything else,
 /// so the threads share the main heap: one mutex for a few small blocks.
-fn spawn_worker(f: impl FnOnce() + Send + 'static) -> bool {
+fn one_heap() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes a tuning parameter of the allocator;
     // M_ARENA_MAX caps the number of heaps future threads may create.
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 1);
     }
+}
+
+/// Starts a worker thread (sharing the main heap, see [`one_heap`]);
+/// whether it started.
+fn spawn_worker(f: impl FnOnce() + Send + 'static) -> bool {
+    one_heap();
     // The threads are not joined: once the outcome is known the process
     // exits, even if one of them is still reading a later file.
     std::thread::Builder::new().spawn(f).is_ok()
@@ -113,6 +138,8 @@ type Outcome = std::thread::Result<Result<(), Failure>>;
 struct Work {
     files: Vec<OsString>,
     sizes: Vec<Option<u64>>,
+    /// The file parsed on two threads, if any.
+    split: Option<usize>,
     order: Vec<usize>,
     state: Mutex<State>,
     done: Condvar,
@@ -128,7 +155,7 @@ struct State {
 /// Checks the files with `threads` threads (this one included; with one,
 /// no thread is started); the result is the sequential one (see the
 /// module docs). `large`: switch the arena on with huge pages from the
-/// start (see [`check`]).
+/// start (see [`check`]). `split`: the file to parse on two threads.
 ///
 /// The arena is switched on only once the threads are started: what they
 /// share and what starting them allocates stays the system allocator's,
@@ -140,6 +167,7 @@ fn check_files(
     sizes: &[Option<u64>],
     threads: usize,
     large: bool,
+    split: Option<usize>,
 ) -> Result<(), Failure> {
     let mut order: Vec<usize> = (0..files.len()).collect();
     if threads > 1 {
@@ -152,6 +180,7 @@ fn check_files(
     let work = Arc::new(Work {
         files: files.to_vec(),
         sizes: sizes.to_vec(),
+        split,
         order,
         state: Mutex::new(State {
             taken: 0,
@@ -224,7 +253,12 @@ fn take_files(work: &Work) {
             k
         };
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            check_file(&work.files[k], work.sizes[k], &mut bytes)
+            check_file(
+                &work.files[k],
+                work.sizes[k],
+                &mut bytes,
+                work.split == Some(k),
+            )
         }));
         let failed = !matches!(outcome, Ok(Ok(())));
         let mut state = lock(&work.state);
@@ -243,8 +277,13 @@ fn take_files(work: &Work) {
     }
 }
 
-/// Reads, parses and verifies one file; its module is kept until the
-/// process exits (see [`check`]).
-fn check_file(path: &OsString, size: Option<u64>, bytes: &mut Vec<u8>) -> Result<(), Failure> {
-    load_file(path, size, bytes).map(std::mem::forget)
+/// Reads, parses and verifies one file (on two threads when `split`); its
+/// module is kept until the process exits (see [`check`]).
+fn check_file(
+    path: &OsString,
+    size: Option<u64>,
+    bytes: &mut Vec<u8>,
+    split: bool,
+) -> Result<(), Failure> {
+    load_file(path, size, bytes, split).map(std::mem::forget)
 }

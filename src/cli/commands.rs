@@ -10,8 +10,9 @@ use super::{print_line, Failure};
 use kiln::error::{Diagnostic, Error};
 use kiln::host::HostFunctions;
 use kiln::interp::Interpreter;
+use kiln::ir::parse::{parse_module, parse_module_split};
 use kiln::ir::Signature;
-use kiln::ir::{parse::parse_module, verify::verify_module, Linkage, Loc, Module, SymbolKind};
+use kiln::ir::{verify::verify_module, Linkage, Loc, Module, SymbolKind};
 use kiln::opt::{OptLevel, Pass};
 use kiln::Val;
 use std::ffi::OsString;
@@ -164,21 +165,29 @@ fn load(files: &[OsString]) -> Result<Vec<Module>, Failure> {
     let mut bytes = Vec::new();
     files
         .iter()
-        .map(|path| load_file(path, None, &mut bytes))
+        .map(|path| load_file(path, None, &mut bytes, false))
         .collect()
 }
 
 /// Reads, parses and verifies one file (`size`: its length if known),
-/// reading into `bytes` (see [`read_source_into`]).
+/// reading into `bytes` (see [`read_source_into`]). `split`: a large text
+/// may be parsed on two threads ([`parse_module_split`]; the outcome is
+/// the same).
 pub(super) fn load_file(
     path: &std::ffi::OsStr,
     size: Option<u64>,
     bytes: &mut Vec<u8>,
+    split: bool,
 ) -> Result<Module, Failure> {
     let name = path.to_string_lossy().into_owned();
     read_source_into(path, &name, bytes, size)?;
     let text = decode_str(&name, bytes).map_err(input)?;
-    let module = parse_module(&name, text).map_err(input)?;
+    let module = if split {
+        parse_module_split(&name, text)
+    } else {
+        parse_module(&name, text)
+    }
+    .map_err(input)?;
     verify_module(&module).map_err(input)?;
     Ok(module)
 }

@@ -211,6 +211,17 @@ impl StrIndex {
         }
     }
 
+    /// Every id held, with its tag (the high half of its key's hash: only
+    /// that half is used, so [`StrIndex::find`] and [`StrIndex::insert`]
+    /// may be given the tag shifted up as the hash), in no particular
+    /// order.
+    pub fn tagged(&self) -> impl Iterator<Item = (u32, u32)> + '_ {
+        self.slots
+            .iter()
+            .filter(|&&(_, id1)| id1 != 0)
+            .map(|&(tag, id1)| (tag, id1 - 1))
+    }
+
     /// Makes room for `additional` more ids without growing.
     pub fn reserve(&mut self, additional: usize) {
         let want = (self.len + additional) * 2;

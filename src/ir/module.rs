@@ -179,6 +179,47 @@ impl Module {
         self.by_name.reserve(items);
     }
 
+    /// Appends `other`'s symbols, function bodies and data after this
+    /// module's, as if its text had followed this module's (symbol, function
+    /// and data ids of `other` move up by this module's counts); `false`,
+    /// with nothing changed, when a name of `other` is taken here (or either
+    /// index of names is not complete). Symbol references inside `other`'s
+    /// bodies are not renumbered: a parser appends parts whose references
+    /// are still unresolved.
+    pub(crate) fn append(&mut self, other: Module) -> bool {
+        if self.by_name.len() != self.symbols.len() || other.by_name.len() != other.symbols.len() {
+            return false;
+        }
+        let symbols = &self.symbols;
+        let key_of = |i: u32| symbols.get(i as usize).map_or("", |s: &SymbolData| &s.name);
+        let taken = other.by_name.tagged().any(|(tag, id)| {
+            let name = &other.symbols[id as usize].name;
+            self.by_name
+                .find(name, u64::from(tag) << 32, key_of)
+                .is_some()
+        });
+        if taken {
+            return false;
+        }
+        let (s0, f0, d0) = (self.symbols.len(), self.funcs.len(), self.datas.len());
+        self.by_name.reserve(other.symbols.len());
+        for (tag, id) in other.by_name.tagged() {
+            self.by_name.insert(id + s0 as u32, u64::from(tag) << 32);
+        }
+        self.symbols.extend(other.symbols.into_iter().map(|mut s| {
+            match &mut s.kind {
+                SymbolKind::Func { body: Some(b), .. } => *b = FuncId::new(b.index() + f0),
+                SymbolKind::Data { body: Some(b) } => *b = DataId::new(b.index() + d0),
+                _ => {}
+            }
+            s
+        }));
+        self.symbol_locs.extend(other.symbol_locs);
+        self.funcs.extend(other.funcs);
+        self.datas.extend(other.datas);
+        true
+    }
+
     /// Declares a symbol. Returns `Err(existing)` when the name is taken.
     pub fn declare(&mut self, data: SymbolData, loc: Loc) -> Result<SymId, SymId> {
         let hash = hash_name(&data.name);

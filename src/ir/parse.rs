@@ -33,6 +33,7 @@
 //! item's braces, a trailing comma before its `}`, and `-nan`.
 
 mod func;
+mod split;
 
 use super::entities::{DataId, FuncId, Inst, SymId};
 use super::function::{Callee, InstKind};
@@ -43,6 +44,7 @@ use super::srcmap::Loc;
 use super::types::{Signature, Type};
 use crate::error::{Diagnostic, Error};
 use func::FuncScratch;
+pub use split::{parse_module_split, SPLIT_MIN};
 
 /// The parser's error: the diagnostic, boxed so that results stay small
 /// on the hot path (a `Result<Token>` is returned for every token).
@@ -106,6 +108,7 @@ pub fn parse_module_with(file: &str, text: &str, opts: &ParseOptions<'_>) -> cra
         sym_refs: Vec::new(),
         implicit: opts.implicit_symbol,
         fs: FuncScratch::take_cached(),
+        after: 0,
     };
     let result = p.module_items().and_then(|()| p.resolve_symbols());
     p.fs.cache();
@@ -147,6 +150,10 @@ struct Parser<'a, 'r> {
     implicit: Option<SymbolHook<'r>>,
     /// The function being parsed, in buffers reused across functions.
     fs: FuncScratch,
+    /// Bytes of the module's text after `lex`'s, parsed apart (see
+    /// [`parse_module_split`]): the table of functions is reserved for
+    /// their functions too, so that appending them does not grow it.
+    after: usize,
 }
 
 /// How a token reads in an error message.
@@ -633,46 +640,56 @@ impl<'a> Parser<'a, '_> {
     /// is an error.
     fn resolve_symbols(&mut self) -> Result<()> {
         let refs = std::mem::take(&mut self.sym_refs);
-        for r in refs {
-            let hash = hash_name(r.name);
-            let id = match self.module.symbol_hashed(r.name, hash) {
-                Some(id) => id,
-                None => match self.implicit.and_then(|f| f(r.name)) {
-                    Some(kind) => {
-                        let sym = NewSym {
-                            name: r.name,
-                            loc: r.loc,
-                            hash,
-                        };
-                        self.declare(sym, Linkage::Import, kind)
-                    }
-                    None => {
-                        return self.err(r.loc, format!("undeclared symbol @{}", shorten(r.name)))
-                    }
-                },
-            };
-            match r.site {
-                SymSite::Inst(f, i) => {
-                    match &mut self.module.funcs[f.index()].insts[i.index()].kind {
-                        InstKind::Addr { sym } => *sym = id,
-                        InstKind::Call {
-                            callee: Callee::Direct(sym),
-                            ..
-                        } => *sym = id,
-                        _ => {}
-                    }
+        match resolve_symbols(&mut self.module, refs, self.implicit) {
+            Ok(()) => Ok(()),
+            Err(r) => self.err(r.loc, format!("undeclared symbol @{}", shorten(r.name))),
+        }
+    }
+}
+
+/// Patches the symbol references `refs` of `module`, in order; the first
+/// name that is not declared (and not supplied by `implicit`, which
+/// declares it as an import) is returned.
+fn resolve_symbols<'a>(
+    module: &mut Module,
+    refs: Vec<SymRef<'a>>,
+    implicit: Option<SymbolHook<'_>>,
+) -> std::result::Result<(), SymRef<'a>> {
+    for r in refs {
+        let hash = hash_name(r.name);
+        let id = match module.symbol_hashed(r.name, hash) {
+            Some(id) => id,
+            None => match implicit.and_then(|f| f(r.name)) {
+                Some(kind) => {
+                    let data = SymbolData {
+                        name: r.name.to_string(),
+                        linkage: Linkage::Import,
+                        kind,
+                    };
+                    module.declare_new(data, r.loc, hash)
                 }
-                SymSite::Data(d, i) => {
-                    if let Some(DataValue::SymAddr { sym, .. }) =
-                        self.module.datas[d.index()].values.get_mut(i)
-                    {
-                        *sym = id;
-                    }
+                None => return Err(r),
+            },
+        };
+        match r.site {
+            SymSite::Inst(f, i) => match &mut module.funcs[f.index()].insts[i.index()].kind {
+                InstKind::Addr { sym } => *sym = id,
+                InstKind::Call {
+                    callee: Callee::Direct(sym),
+                    ..
+                } => *sym = id,
+                _ => {}
+            },
+            SymSite::Data(d, i) => {
+                if let Some(DataValue::SymAddr { sym, .. }) =
+                    module.datas[d.index()].values.get_mut(i)
+                {
+                    *sym = id;
                 }
             }
         }
-        Ok(())
     }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -495,7 +495,7 @@ impl<'a> Parser<'a, '_> {
         if m.funcs.len() < m.funcs.capacity() {
             return;
         }
-        let (done, total) = (self.lex.pos().max(1), self.lex.src().len());
+        let (done, total) = (self.lex.pos().max(1), self.lex.src().len() + self.after);
         let seen = m.funcs.len() + 1;
         // The shortest function (`func @f(){` and `}`) has 12 bytes.
         let expected = (seen.saturating_mul(total) / done).min(total / 12 + 1);
