@@ -129,40 +129,62 @@ fn sign_extend(x: u64, w: u32) -> i64 {
     }
 }
 
-/// Unsigned magic for `2 <= d < 2^w`, `d` not a power of two: the
+/// Unsigned magic for `2 <= d < 2^(w-1)`, `d` not a power of two: the
 /// smallest `p >= w` for which `m = ceil(2^p / d)` is exact for every
 /// `w`-bit dividend (error `m*d - 2^p <= 2^(p-w)`); when that `m` does not
 /// fit `w` bits, the `add` form with `p = w + ceil(log2 d)`.
+///
+/// `q = floor(2^p / d)` and `r = 2^p mod d` start from one 64-bit
+/// division at `p = w` and follow `p` by doubling (no 128-bit division:
+/// those were most of the cost of a plan). `d` is not a power of two, so
+/// `r != 0`: `m = q + 1` and the error is `d - r`.
 fn unsigned(d: u64, w: u32) -> (u64, u32, bool) {
-    let d128 = d as u128;
     let l = 64 - (d - 1).leading_zeros(); // ceil(log2 d)
-    for p in w..w + l {
-        let two_p = 1u128 << p;
-        let m = two_p.div_ceil(d128);
-        let e = m * d128 - two_p;
-        if e <= 1u128 << (p - w) {
-            if m < 1u128 << w {
-                return (m as u64, p - w, false);
+                                          // 2^w / d: for w = 64, from (2^64 - 1) / d (the remainder cannot
+                                          // reach d: d does not divide 2^64).
+    let (mut q, mut r) = if w == 64 {
+        ((u64::MAX / d) as u128, u64::MAX % d + 1)
+    } else {
+        (((1u64 << w) / d) as u128, (1u64 << w) % d)
+    };
+    let limit = 1u128 << w;
+    let mut p = w;
+    while p < w + l {
+        if d - r <= 1u64 << (p - w) {
+            if q + 1 < limit {
+                return (q as u64 + 1, p - w, false);
             }
             break;
         }
+        // r < d < 2^63: 2r fits.
+        let c = (2 * r >= d) as u64;
+        q = 2 * q + c as u128;
+        r = 2 * r - c * d;
+        p += 1;
     }
-    let p = w + l;
-    let m = (1u128 << p).div_ceil(d128);
-    ((m - (1u128 << w)) as u64, l, true)
+    // The add form: m = ceil(2^(w+l) / d) - 2^w, continuing to p = w + l.
+    while p < w + l {
+        let c = (2 * r >= d) as u64;
+        q = 2 * q + c as u128;
+        r = 2 * r - c * d;
+        p += 1;
+    }
+    ((q + 1 - limit) as u64, l, true)
 }
 
 /// Signed magic for `|d| >= 2` not a power of two (Hacker's Delight,
 /// figure 10-1, generalized to width `w`): the multiplier as a signed
 /// `w`-bit number and the shift.
 fn signed(d: i64, w: u32) -> (i64, u32) {
-    let two = 1u128 << (w - 1);
-    let ad = d.unsigned_abs() as u128;
-    let t = two + (d < 0) as u128;
+    // Every division here is of at most 2^63 by a 64-bit number (no
+    // 128-bit division); the quotients double in the loop, in u128.
+    let two = 1u64 << (w - 1);
+    let ad = d.unsigned_abs();
+    let t = two + (d < 0) as u64;
     let anc = t - 1 - t % ad;
     let mut p = w - 1;
-    let (mut q1, mut r1) = (two / anc, two % anc);
-    let (mut q2, mut r2) = (two / ad, two % ad);
+    let (mut q1, mut r1) = ((two / anc) as u128, two % anc);
+    let (mut q2, mut r2) = ((two / ad) as u128, two % ad);
     loop {
         p += 1;
         q1 *= 2;
@@ -177,7 +199,7 @@ fn signed(d: i64, w: u32) -> (i64, u32) {
             q2 += 1;
             r2 -= ad;
         }
-        let delta = ad - r2;
+        let delta = (ad - r2) as u128;
         if !(q1 < delta || (q1 == delta && r1 == 0)) {
             break;
         }
@@ -283,6 +305,67 @@ mod tests {
                 check(Opcode::Udiv, ty, d, &mut seed);
                 check(Opcode::Sdiv, ty, d, &mut seed);
                 check(Opcode::Sdiv, ty, d.wrapping_neg() & mask(w), &mut seed);
+            }
+        }
+    }
+
+    /// The definitions, in 128-bit arithmetic (what `unsigned` and
+    /// `signed` computed before they avoided 128-bit division).
+    fn unsigned_ref(d: u64, w: u32) -> (u64, u32, bool) {
+        let d128 = d as u128;
+        let l = 64 - (d - 1).leading_zeros();
+        for p in w..w + l {
+            let two_p = 1u128 << p;
+            let m = two_p.div_ceil(d128);
+            if m * d128 - two_p <= 1u128 << (p - w) {
+                if m < 1u128 << w {
+                    return (m as u64, p - w, false);
+                }
+                break;
+            }
+        }
+        let m = (1u128 << (w + l)).div_ceil(d128);
+        ((m - (1u128 << w)) as u64, l, true)
+    }
+
+    fn signed_ref(d: i64, w: u32) -> (i64, u32) {
+        let two = 1u128 << (w - 1);
+        let ad = d.unsigned_abs() as u128;
+        let t = two + (d < 0) as u128;
+        let anc = t - 1 - t % ad;
+        let mut p = w - 1;
+        let (mut q1, mut r1) = (two / anc, two % anc);
+        let (mut q2, mut r2) = (two / ad, two % ad);
+        loop {
+            p += 1;
+            (q1, r1) = (2 * q1 + (2 * r1 >= anc) as u128, (2 * r1) % anc);
+            (q2, r2) = (2 * q2 + (2 * r2 >= ad) as u128, (2 * r2) % ad);
+            let delta = ad - r2;
+            if !(q1 < delta || (q1 == delta && r1 == 0)) {
+                break;
+            }
+        }
+        let m = sign_extend(((q2 + 1) as u64) & mask(w), w);
+        (if d < 0 { m.wrapping_neg() } else { m }, p - w)
+    }
+
+    #[test]
+    fn plans_match_the_128_bit_definitions() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for w in [8, 16, 32, 64] {
+            let mut ds: Vec<u64> = (3..2000).collect();
+            ds.extend([mask(w) >> 1, (mask(w) >> 1) - 1, (mask(w) >> 2) + 1]);
+            for _ in 0..3000 {
+                ds.push((xorshift(&mut seed) >> (xorshift(&mut seed) % 64)) & (mask(w) >> 1));
+            }
+            for d in ds {
+                if d < 3 || d > mask(w) >> 1 || d.is_power_of_two() {
+                    continue;
+                }
+                assert_eq!(unsigned(d, w), unsigned_ref(d, w), "udiv {d} w={w}");
+                for sd in [d as i64, -(d as i64)] {
+                    assert_eq!(signed(sd, w), signed_ref(sd, w), "sdiv {sd} w={w}");
+                }
             }
         }
     }
