@@ -119,13 +119,24 @@ fn distinct_keys(mut keys: Vec<u64>) -> bool {
 
 /// Checks every rule of the SPEC; returns the first error in source order.
 pub fn verify_module(module: &Module) -> Result<()> {
-    with_scratch(|scratch| ModuleVerifier { m: module, scratch }.run())
+    with_scratch(|scratch| {
+        ModuleVerifier {
+            m: module,
+            scratch,
+            bodies_to: usize::MAX,
+        }
+        .run()
+    })
 }
 
 /// Checks one function body of `module` (its symbol's signature included).
 pub fn verify_function(module: &Module, func: FuncId) -> Result<()> {
     with_scratch(|scratch| {
-        let mut v = ModuleVerifier { m: module, scratch };
+        let mut v = ModuleVerifier {
+            m: module,
+            scratch,
+            bodies_to: usize::MAX,
+        };
         let Some(f) = module.funcs.get(func.index()) else {
             return Err(v.error(
                 Loc::NONE,
@@ -217,6 +228,9 @@ fn make_error(file: &str, loc: Loc, ctx: &Ctx, message: String) -> Error {
 struct ModuleVerifier<'m, 's> {
     m: &'m Module,
     scratch: &'s mut Scratch,
+    /// The bodies of function symbols from this index on are checked
+    /// elsewhere (see [`verify_module_split`]).
+    bodies_to: usize,
 }
 
 thread_local! {
@@ -322,7 +336,7 @@ impl<'m> ModuleVerifier<'m, '_> {
                 }
             }
             match &sym.kind {
-                SymbolKind::Func { body: Some(b), .. } => {
+                SymbolKind::Func { body: Some(b), .. } if id.index() < self.bodies_to => {
                     self.check_function(id, &m.funcs[b.index()])?
                 }
                 SymbolKind::Data { body: Some(b) } => self.check_data(id, &m.datas[b.index()])?,
@@ -428,6 +442,68 @@ impl<'m> ModuleVerifier<'m, '_> {
             ));
         }
         Ok(())
+    }
+}
+
+/// Lines of text from which [`verify_module_split`] checks on two threads:
+/// starting one costs about as much as checking a few hundred lines.
+const SPLIT_MIN_LINES: u32 = 4096;
+
+/// [`verify_module`] (the same result, and the same first error) with the
+/// function bodies of the second half of a large parsed module (by lines
+/// of text) checked on a second thread. The module-level rules and the
+/// first half's bodies are checked here; on any error either way (or if
+/// the thread cannot start) the whole module is checked again by
+/// [`verify_module`], which words the first error in source order.
+pub fn verify_module_split(module: &Module) -> Result<()> {
+    let m = module;
+    let last = match m.symbol_locs.last() {
+        Some(l) if m.symbol_locs.len() == m.symbols.len() => l.line,
+        _ => 0,
+    };
+    if last < SPLIT_MIN_LINES {
+        return verify_module(m);
+    }
+    // Parsed symbols are in source order: the first symbol of the text's
+    // second half.
+    let at = m.symbol_locs.partition_point(|l| l.line < last / 2);
+    let passed = std::thread::scope(|s| {
+        let second = std::thread::Builder::new().spawn_scoped(s, || {
+            with_scratch(|scratch| {
+                let mut v = ModuleVerifier {
+                    m,
+                    scratch,
+                    bodies_to: usize::MAX,
+                };
+                (at..m.symbols.len()).all(|i| match &m.symbols[i].kind {
+                    SymbolKind::Func { body: Some(b), .. } => m
+                        .funcs
+                        .get(b.index())
+                        .is_some_and(|f| v.check_function(SymId::new(i), f).is_ok()),
+                    _ => true,
+                })
+            })
+        });
+        let Ok(second) = second else {
+            return false;
+        };
+        let first = with_scratch(|scratch| {
+            ModuleVerifier {
+                m,
+                scratch,
+                bodies_to: at,
+            }
+            .run()
+            .is_ok()
+        });
+        // A panic on the second thread is taken as a failure: the check
+        // below then meets what caused it, if no earlier error stops it.
+        first && second.join().unwrap_or(false)
+    });
+    if passed {
+        Ok(())
+    } else {
+        verify_module(m)
     }
 }
 
