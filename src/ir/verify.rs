@@ -58,6 +58,65 @@ pub const MAX_DATA: u64 = 1 << 31;
 /// uniqueness (cheaper than a hash of each name).
 const FEW_SYMBOLS: usize = 16;
 
+/// Past this many symbols, their names' distinctness is first settled by
+/// sorting their hashes ([`distinct_by_sort`]): a [`NameSet`] that large
+/// no longer fits the cache, and each insert would wait for memory.
+const MANY_SYMBOLS: usize = 1 << 13;
+
+/// Whether the names of `syms` are certainly distinct, found without a
+/// hash table: their 64-bit hashes are sorted by their top 33 bits (a
+/// radix sort, three linear passes of 11 bits over the keys, each
+/// streaming through memory), and keys whose top bits agree are compared
+/// whole. `false` means "maybe not" (two names with one hash): the
+/// [`NameSet`] then decides, and words any error, as for fewer symbols.
+fn distinct_by_sort(syms: &[SymbolData]) -> bool {
+    distinct_keys(syms.iter().map(|s| hash_str(&s.name)).collect())
+}
+
+/// Whether `keys` are distinct (see [`distinct_by_sort`]).
+fn distinct_keys(mut keys: Vec<u64>) -> bool {
+    const BITS: u32 = 11;
+    const PASSES: u32 = 3;
+    const BUCKETS: usize = 1 << BITS;
+    let digit = |k: u64, pass: u32| ((k >> (64 - BITS * (PASSES - pass))) as usize) & (BUCKETS - 1);
+    let mut counts = vec![[0u32; BUCKETS]; PASSES as usize];
+    for &k in &keys {
+        for (pass, c) in (0..PASSES).zip(counts.iter_mut()) {
+            c[digit(k, pass)] += 1;
+        }
+    }
+    let mut out = vec![0u64; keys.len()];
+    for (pass, c) in (0..PASSES).zip(counts.iter_mut()) {
+        // Counts to starting positions.
+        let mut at = 0u32;
+        for n in c.iter_mut() {
+            let here = *n;
+            *n = at;
+            at += here;
+        }
+        for &k in &keys {
+            let d = digit(k, pass);
+            out[c[d] as usize] = k;
+            c[d] += 1;
+        }
+        std::mem::swap(&mut keys, &mut out);
+    }
+    // Sorted by the top 33 bits: equal keys are within one run of equal
+    // top bits (runs are short: a few keys share 33 bits by chance).
+    let top = |k: u64| k >> (64 - BITS * PASSES);
+    let mut start = 0;
+    for i in 1..=keys.len() {
+        if i == keys.len() || top(keys[i]) != top(keys[start]) {
+            let run = &keys[start..i];
+            if (1..run.len()).any(|j| run[..j].contains(&run[j])) {
+                return false;
+            }
+            start = i;
+        }
+    }
+    true
+}
+
 /// Checks every rule of the SPEC; returns the first error in source order.
 pub fn verify_module(module: &Module) -> Result<()> {
     with_scratch(|scratch| {
@@ -214,9 +273,11 @@ impl<'m> ModuleVerifier<'m, '_> {
         // own index is not trusted: `symbols` is public, and a lookup in it
         // costs more, its hash being the parser's).
         let syms = &m.symbols;
-        let few = syms.len() <= FEW_SYMBOLS;
-        let distinct =
-            few && (1..syms.len()).all(|i| syms[..i].iter().all(|s| s.name != syms[i].name));
+        let distinct = if syms.len() <= FEW_SYMBOLS {
+            (1..syms.len()).all(|i| syms[..i].iter().all(|s| s.name != syms[i].name))
+        } else {
+            syms.len() > MANY_SYMBOLS && distinct_by_sort(syms)
+        };
         let mut names = std::mem::take(&mut self.scratch.sym_names);
         if !distinct {
             names.reset(syms.len());
