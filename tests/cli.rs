@@ -281,9 +281,18 @@ fn check_of_one_large_file_reports_what_one_thread_would() {
         // A symbol of the first half defined again; a verifier error.
         ("twice", call("a7").replace("@x", "@a9")),
         ("verify", "func @x() -> i32 {\nentry:\n    ret\n}\n".into()),
+        // Verifier errors in both halves: the first one is reported.
+        (
+            "verify_both",
+            "func @x() -> i32 {\nentry:\n    ret\n}\n".into(),
+        ),
     ];
     for (name, inject) in cases {
-        let text = format!("{head}{b}{inject}{c}");
+        let text = if name == "verify_both" {
+            format!("{}{head}{b}{inject}{c}", inject.replace("@x", "@y"))
+        } else {
+            format!("{head}{b}{inject}{c}")
+        };
         let path = dir.join(format!("{name}.kir"));
         std::fs::write(&path, &text).unwrap();
         let p = path.to_string_lossy().into_owned();
@@ -299,7 +308,8 @@ fn check_of_one_large_file_reports_what_one_thread_would() {
                 let e = e.to_string();
                 // Located in the second half (after the first half's lines).
                 let line: usize = e[p.len() + 1..].split(':').next().unwrap().parse().unwrap();
-                assert!(line > head.lines().count() + b.lines().count(), "{e}");
+                let second_half = line > head.lines().count() + b.lines().count();
+                assert_eq!(second_half, name != "verify_both", "{e}");
                 assert_eq!(out.status.code(), Some(1), "{name}: {out:?}");
                 assert_eq!(
                     String::from_utf8_lossy(&out.stderr),

@@ -452,6 +452,11 @@ impl Fast {
     /// A use of `op` at instruction `u` (`h`: the innermost loop header
     /// containing it, see [`Fast::ext`]): counted in `uses`, and a value's
     /// range end moves to cover it. `None`: not a value of the function.
+    ///
+    /// A literal is counted as a use of the sink, the extra last entry of
+    /// `vals` and `uses` that nothing reads (see [`Fast::analyze`]): the
+    /// same work as for a value instead of a branch on the operand's kind,
+    /// which is random in straight-line code.
     #[inline(always)]
     fn use_op(
         &self,
@@ -462,10 +467,18 @@ impl Fast {
         u: u32,
         h: u32,
     ) -> Option<()> {
-        if let Operand::Value(v) = op {
-            *uses.get_mut(v.index())? += 1;
-            self.extend(vals, dec, v.index(), u, h);
+        let sink = vals.len() - 1;
+        // A value's index must be below the sink's, a literal's is it.
+        let (vi, end) = match op {
+            Operand::Value(v) => (v.index(), sink),
+            Operand::Const(_) => (sink, vals.len()),
+        };
+        if vi >= end {
+            return None;
         }
+        // (`uses` is as long as `vals`: see `Fast::sweep`.)
+        uses[vi] += 1;
+        self.extend(vals, dec, vi, u, h);
         Some(())
     }
 
@@ -532,7 +545,10 @@ impl Fast {
             return unsupported();
         }
         self.vals.clear();
-        self.vals.resize(nv, Val::NEW);
+        // One more: the sink of literal operands (see `Fast::use_op`), of
+        // no block (no use extends it over a loop).
+        self.vals.resize(nv + 1, Val::NEW);
+        self.vals[nv].def_pos = NONE;
         self.home.clear();
         self.home.resize(nv, NONE);
         self.recs.clear();
@@ -559,6 +575,8 @@ impl Fast {
         let mut vals = std::mem::take(&mut self.vals);
         let mut recs = std::mem::take(&mut self.recs);
         let mut uses = std::mem::take(&mut dec.uses);
+        // The sink (`compute_order` reserved room for it).
+        uses.push(0);
         // One entry per instruction, cut to those that use `rcx`/`rdx`
         // (the sweep writes each without a branch; what the entries hold
         // before does not matter, so only growth is zeroed).
@@ -570,6 +588,8 @@ impl Fast {
         fixed.truncate(sw.unwrap_or(0));
         self.fixed = fixed;
         let mut swept = sw.map(|_| ());
+        uses.truncate(nv);
+        vals.truncate(nv);
         dec.uses = uses;
         self.recs = recs;
         if swept.is_some() {
@@ -636,6 +656,8 @@ impl Fast {
         uses: &mut [u32],
         fixed: &mut [u32],
     ) -> Option<usize> {
+        // (So that one bounds check covers both in `Fast::use_op`.)
+        let uses = uses.get_mut(..vals.len())?;
         let mut nfixed = 0;
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];
@@ -762,7 +784,8 @@ impl Fast {
                 let mut rec = Rec { r: NONE, a: A_NONE };
                 if let Some(r) = d.result {
                     let ri = r.index();
-                    if ri >= vals.len() {
+                    // (Not the sink, the last entry.)
+                    if ri + 1 >= vals.len() {
                         return None;
                     }
                     vals[ri].def_pos = k as u32;

@@ -11,8 +11,9 @@ use kiln::error::{Diagnostic, Error};
 use kiln::host::HostFunctions;
 use kiln::interp::Interpreter;
 use kiln::ir::parse::{parse_module, parse_module_split};
+use kiln::ir::verify::{verify_module, verify_module_split};
 use kiln::ir::Signature;
-use kiln::ir::{verify::verify_module, Linkage, Loc, Module, SymbolKind};
+use kiln::ir::{Linkage, Loc, Module, SymbolKind};
 use kiln::opt::{OptLevel, Pass};
 use kiln::Val;
 use std::ffi::OsString;
@@ -188,7 +189,12 @@ pub(super) fn load_file(
         parse_module(&name, text)
     }
     .map_err(input)?;
-    verify_module(&module).map_err(input)?;
+    if split {
+        verify_module_split(&module)
+    } else {
+        verify_module(&module)
+    }
+    .map_err(input)?;
     Ok(module)
 }
 

@@ -98,11 +98,28 @@ struct ModuleRecord {
 /// `.eh_frame` table, if any (its entries' length words say where it
 /// ends), then the ULEB128 length of the rest, then the rest. The
 /// allocation is 8-aligned, as the unwinder reads the table's entries;
-/// the pointer's low bit says whether the table is there.
+/// the pointer's low bit says whether the table is there, the next one
+/// whether the allocation is a `Box<[u8]>` (a large record's build
+/// buffer, taken over: [`RecordBytes::take`]) rather than one of
+/// [`RecordBytes::layout`].
 struct RecordBytes(NonNull<u8>);
 
 /// The bit of [`RecordBytes`]' pointer that says it starts with a table.
 const HAS_TABLE: usize = 1;
+/// The bit of [`RecordBytes`]' pointer that says its allocation is a
+/// `Box<[u8]>`'s.
+const BOXED: usize = 2;
+/// Bytes left for the ULEB128 length of a record's rest in its build
+/// buffer (zero-padded: `0x80` continuation bytes), so that a large one
+/// can be taken over as it is ([`RecordBytes::take`]); rests of up to
+/// 2^35 bytes.
+const LEN_ROOM: usize = 5;
+/// Records of at least this many bytes keep their build buffer instead of
+/// being copied to an exact one (a copy of a large record costs a page
+/// fault per 4 KiB beside the copying; the build buffer's unused end is
+/// given back by shrinking it, and at this size a hole left in the heap
+/// does not matter).
+const TAKE_BYTES: usize = 1 << 16;
 
 // SAFETY: `RecordBytes` owns its allocation (like a `Box<[u8]>`): nothing
 // else points into it but the unwinder's registration, which only reads.
@@ -142,12 +159,40 @@ impl RecordBytes {
         RecordBytes(p.map_addr(|a| a | tag))
     }
 
+    /// The record built in `buf`: the table (`frames` bytes, possibly
+    /// none), [`LEN_ROOM`] bytes for the rest's length, then the rest.
+    /// The buffer itself becomes the record (shrunk to its length) unless
+    /// its allocation is not 8-aligned or the rest is too long for the
+    /// room; then it is copied.
+    fn take(mut buf: Vec<u8>, frames: usize) -> RecordBytes {
+        let n = buf.len() - frames - LEN_ROOM;
+        if n >> (7 * LEN_ROOM) != 0 {
+            return RecordBytes::new(&buf[..frames], &buf[frames + LEN_ROOM..]);
+        }
+        for (i, b) in buf[frames..frames + LEN_ROOM].iter_mut().enumerate() {
+            let more = if i + 1 < LEN_ROOM { 0x80 } else { 0 };
+            *b = ((n >> (7 * i)) & 0x7f) as u8 | more;
+        }
+        let len = buf.len();
+        let p = Box::into_raw(buf.into_boxed_slice()).cast::<u8>();
+        if p.addr() % 8 != 0 {
+            // SAFETY: `p` is the boxed slice of `len` bytes just leaked.
+            let b = unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(p, len)) };
+            return RecordBytes::new(&b[..frames], &b[frames + LEN_ROOM..]);
+        }
+        let tag = BOXED | if frames == 0 { 0 } else { HAS_TABLE };
+        // A boxed slice's pointer is never null (`len` is at least
+        // `LEN_ROOM`, so it is a real allocation).
+        let p = NonNull::new(p).expect("a boxed slice's pointer is not null");
+        RecordBytes(p.map_addr(|a| a | tag))
+    }
+
     fn layout(len: usize) -> Layout {
         Layout::from_size_align(len, 8).expect("a debug record is smaller than the address space")
     }
 
     fn base(&self) -> *mut u8 {
-        self.0.as_ptr().map_addr(|a| a & !HAS_TABLE)
+        self.0.as_ptr().map_addr(|a| a & !(HAS_TABLE | BOXED))
     }
 
     /// Bytes of the `.eh_frame` table (with its terminator), and where
@@ -209,6 +254,12 @@ impl RecordBytes {
 impl Drop for RecordBytes {
     fn drop(&mut self) {
         let (_, at, n) = self.split();
+        if self.0.as_ptr().addr() & BOXED != 0 {
+            // SAFETY: `take` leaked a boxed slice of this length (what
+            // `split` reads back from its bytes) here; freed only here.
+            drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(self.base(), at + n)) });
+            return;
+        }
         // SAFETY: `new` allocated this block with this layout (its size
         // is what `split` reads back from the bytes `new` wrote), and it
         // is freed only here.
@@ -578,12 +629,15 @@ impl DebugRegistry {
         let start = text.target_address();
         // Built in the scratch buffer, then copied into one allocation of
         // its exact size (shrinking a larger one in place would leave a
-        // hole in the heap beside every record).
+        // hole in the heap beside every record); a large one keeps the
+        // buffer ([`TAKE_BYTES`]).
         let mut data = std::mem::take(&mut self.scratch);
         data.clear();
         // Room for the FDEs (about 40 bytes each) and the packed record at
         // once: a fresh engine's buffer grows once, not once per part.
-        data.reserve(debug.funcs.len() * 48 + 4 + ModuleRecord::packed_len(&debug, names));
+        data.reserve(
+            debug.funcs.len() * 48 + 4 + LEN_ROOM + ModuleRecord::packed_len(&debug, names),
+        );
         let mut gdb = None;
         let isa = unwind::UnwindIsa::host();
         // A large table starts with a CIE of its own (a copy of the shared
@@ -610,10 +664,14 @@ impl DebugRegistry {
             own_cie = 0;
         }
         let frames = data.len();
+        data.resize(frames + LEN_ROOM, 0);
         let interned = self.intern(&debug.file);
         ModuleRecord::pack(&debug, names, interned, &mut data);
-        let (eh, rest) = data.split_at(frames);
-        let mut bytes = RecordBytes::new(eh, rest);
+        let mut bytes = if data.len() >= TAKE_BYTES {
+            RecordBytes::take(std::mem::take(&mut data), frames)
+        } else {
+            RecordBytes::new(&data[..frames], &data[frames + LEN_ROOM..])
+        };
         if frames > 0 {
             // The FDEs name the table's own CIE, or else the shared one;
             // where that is out of their reach, the table is rebuilt with
@@ -630,7 +688,8 @@ impl DebugRegistry {
             });
             if !linked {
                 self.rebuilt_tables += 1;
-                bytes = match (isa, text.bytes()) {
+                let rest = bytes.rest();
+                let rebuilt = match (isa, text.bytes()) {
                     (Some(isa), Some(code)) => {
                         let funcs: Vec<_> = unwind_funcs(&debug, start, code).collect();
                         let own = unwind::eh_frame(isa, &funcs);
@@ -638,6 +697,7 @@ impl DebugRegistry {
                     }
                     _ => RecordBytes::new(&[], rest),
                 };
+                bytes = rebuilt;
             }
         }
         self.scratch = data;
@@ -927,13 +987,23 @@ mod tests {
         for len in [0, 1, 127, 128, 20000] {
             let rest: Vec<u8> = (0..len).map(|i| (i * 7 + 1) as u8).collect();
             for eh in [&table[..], &[]] {
-                let mut r = RecordBytes::new(eh, &rest);
-                assert_eq!((r.table(), r.rest()), (eh, &rest[..]));
-                assert_eq!(r.table().as_ptr() as usize % 8, 0);
-                if !eh.is_empty() {
-                    r.table_mut()[4] = 0xee;
-                    assert_eq!(r.table()[4], 0xee);
-                    assert_eq!(r.rest(), &rest[..]);
+                // Copied, and taken over from a build buffer (spare
+                // capacity and all).
+                let mut buf = Vec::with_capacity(eh.len() + LEN_ROOM + rest.len() + 100);
+                buf.extend_from_slice(eh);
+                buf.extend_from_slice(&[0; LEN_ROOM]);
+                buf.extend_from_slice(&rest);
+                for mut r in [
+                    RecordBytes::new(eh, &rest),
+                    RecordBytes::take(buf.clone(), eh.len()),
+                ] {
+                    assert_eq!((r.table(), r.rest()), (eh, &rest[..]));
+                    assert_eq!(r.table().as_ptr() as usize % 8, 0);
+                    if !eh.is_empty() {
+                        r.table_mut()[4] = 0xee;
+                        assert_eq!(r.table()[4], 0xee);
+                        assert_eq!(r.rest(), &rest[..]);
+                    }
                 }
             }
         }

@@ -58,15 +58,85 @@ pub const MAX_DATA: u64 = 1 << 31;
 /// uniqueness (cheaper than a hash of each name).
 const FEW_SYMBOLS: usize = 16;
 
+/// Past this many symbols, their names' distinctness is first settled by
+/// sorting their hashes ([`distinct_by_sort`]): a [`NameSet`] that large
+/// no longer fits the cache, and each insert would wait for memory.
+const MANY_SYMBOLS: usize = 1 << 13;
+
+/// Whether the names of `syms` are certainly distinct, found without a
+/// hash table: their 64-bit hashes are sorted by their top 33 bits (a
+/// radix sort, three linear passes of 11 bits over the keys, each
+/// streaming through memory), and keys whose top bits agree are compared
+/// whole. `false` means "maybe not" (two names with one hash): the
+/// [`NameSet`] then decides, and words any error, as for fewer symbols.
+fn distinct_by_sort(syms: &[SymbolData]) -> bool {
+    distinct_keys(syms.iter().map(|s| hash_str(&s.name)).collect())
+}
+
+/// Whether `keys` are distinct (see [`distinct_by_sort`]).
+fn distinct_keys(mut keys: Vec<u64>) -> bool {
+    const BITS: u32 = 11;
+    const PASSES: u32 = 3;
+    const BUCKETS: usize = 1 << BITS;
+    let digit = |k: u64, pass: u32| ((k >> (64 - BITS * (PASSES - pass))) as usize) & (BUCKETS - 1);
+    let mut counts = vec![[0u32; BUCKETS]; PASSES as usize];
+    for &k in &keys {
+        for (pass, c) in (0..PASSES).zip(counts.iter_mut()) {
+            c[digit(k, pass)] += 1;
+        }
+    }
+    let mut out = vec![0u64; keys.len()];
+    for (pass, c) in (0..PASSES).zip(counts.iter_mut()) {
+        // Counts to starting positions.
+        let mut at = 0u32;
+        for n in c.iter_mut() {
+            let here = *n;
+            *n = at;
+            at += here;
+        }
+        for &k in &keys {
+            let d = digit(k, pass);
+            out[c[d] as usize] = k;
+            c[d] += 1;
+        }
+        std::mem::swap(&mut keys, &mut out);
+    }
+    // Sorted by the top 33 bits: equal keys are within one run of equal
+    // top bits (runs are short: a few keys share 33 bits by chance).
+    let top = |k: u64| k >> (64 - BITS * PASSES);
+    let mut start = 0;
+    for i in 1..=keys.len() {
+        if i == keys.len() || top(keys[i]) != top(keys[start]) {
+            let run = &keys[start..i];
+            if (1..run.len()).any(|j| run[..j].contains(&run[j])) {
+                return false;
+            }
+            start = i;
+        }
+    }
+    true
+}
+
 /// Checks every rule of the SPEC; returns the first error in source order.
 pub fn verify_module(module: &Module) -> Result<()> {
-    with_scratch(|scratch| ModuleVerifier { m: module, scratch }.run())
+    with_scratch(|scratch| {
+        ModuleVerifier {
+            m: module,
+            scratch,
+            bodies_to: usize::MAX,
+        }
+        .run()
+    })
 }
 
 /// Checks one function body of `module` (its symbol's signature included).
 pub fn verify_function(module: &Module, func: FuncId) -> Result<()> {
     with_scratch(|scratch| {
-        let mut v = ModuleVerifier { m: module, scratch };
+        let mut v = ModuleVerifier {
+            m: module,
+            scratch,
+            bodies_to: usize::MAX,
+        };
         let Some(f) = module.funcs.get(func.index()) else {
             return Err(v.error(
                 Loc::NONE,
@@ -158,6 +228,9 @@ fn make_error(file: &str, loc: Loc, ctx: &Ctx, message: String) -> Error {
 struct ModuleVerifier<'m, 's> {
     m: &'m Module,
     scratch: &'s mut Scratch,
+    /// The bodies of function symbols from this index on are checked
+    /// elsewhere (see [`verify_module_split`]).
+    bodies_to: usize,
 }
 
 thread_local! {
@@ -200,9 +273,11 @@ impl<'m> ModuleVerifier<'m, '_> {
         // own index is not trusted: `symbols` is public, and a lookup in it
         // costs more, its hash being the parser's).
         let syms = &m.symbols;
-        let few = syms.len() <= FEW_SYMBOLS;
-        let distinct =
-            few && (1..syms.len()).all(|i| syms[..i].iter().all(|s| s.name != syms[i].name));
+        let distinct = if syms.len() <= FEW_SYMBOLS {
+            (1..syms.len()).all(|i| syms[..i].iter().all(|s| s.name != syms[i].name))
+        } else {
+            syms.len() > MANY_SYMBOLS && distinct_by_sort(syms)
+        };
         let mut names = std::mem::take(&mut self.scratch.sym_names);
         if !distinct {
             names.reset(syms.len());
@@ -261,7 +336,7 @@ impl<'m> ModuleVerifier<'m, '_> {
                 }
             }
             match &sym.kind {
-                SymbolKind::Func { body: Some(b), .. } => {
+                SymbolKind::Func { body: Some(b), .. } if id.index() < self.bodies_to => {
                     self.check_function(id, &m.funcs[b.index()])?
                 }
                 SymbolKind::Data { body: Some(b) } => self.check_data(id, &m.datas[b.index()])?,
@@ -367,6 +442,68 @@ impl<'m> ModuleVerifier<'m, '_> {
             ));
         }
         Ok(())
+    }
+}
+
+/// Lines of text from which [`verify_module_split`] checks on two threads:
+/// starting one costs about as much as checking a few hundred lines.
+const SPLIT_MIN_LINES: u32 = 4096;
+
+/// [`verify_module`] (the same result, and the same first error) with the
+/// function bodies of the second half of a large parsed module (by lines
+/// of text) checked on a second thread. The module-level rules and the
+/// first half's bodies are checked here; on any error either way (or if
+/// the thread cannot start) the whole module is checked again by
+/// [`verify_module`], which words the first error in source order.
+pub fn verify_module_split(module: &Module) -> Result<()> {
+    let m = module;
+    let last = match m.symbol_locs.last() {
+        Some(l) if m.symbol_locs.len() == m.symbols.len() => l.line,
+        _ => 0,
+    };
+    if last < SPLIT_MIN_LINES {
+        return verify_module(m);
+    }
+    // Parsed symbols are in source order: the first symbol of the text's
+    // second half.
+    let at = m.symbol_locs.partition_point(|l| l.line < last / 2);
+    let passed = std::thread::scope(|s| {
+        let second = std::thread::Builder::new().spawn_scoped(s, || {
+            with_scratch(|scratch| {
+                let mut v = ModuleVerifier {
+                    m,
+                    scratch,
+                    bodies_to: usize::MAX,
+                };
+                (at..m.symbols.len()).all(|i| match &m.symbols[i].kind {
+                    SymbolKind::Func { body: Some(b), .. } => m
+                        .funcs
+                        .get(b.index())
+                        .is_some_and(|f| v.check_function(SymId::new(i), f).is_ok()),
+                    _ => true,
+                })
+            })
+        });
+        let Ok(second) = second else {
+            return false;
+        };
+        let first = with_scratch(|scratch| {
+            ModuleVerifier {
+                m,
+                scratch,
+                bodies_to: at,
+            }
+            .run()
+            .is_ok()
+        });
+        // A panic on the second thread is taken as a failure: the check
+        // below then meets what caused it, if no earlier error stops it.
+        first && second.join().unwrap_or(false)
+    });
+    if passed {
+        Ok(())
+    } else {
+        verify_module(m)
     }
 }
 

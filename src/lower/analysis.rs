@@ -233,7 +233,11 @@ impl Decisions {
                 return false;
             }
         }
-        reset(&mut self.uses, func.values.len(), 0);
+        // Room for one more entry (the generator's sink for literal
+        // operands; it truncates the list back).
+        self.uses.clear();
+        self.uses.reserve(func.values.len() + 1);
+        self.uses.resize(func.values.len(), 0);
         reset(&mut self.fused, func.insts.len(), false);
         self.compares.clear();
         self.fuse_candidates.clear();

@@ -34,16 +34,18 @@ pub fn cc_of(op: Opcode) -> Option<u8> {
 }
 
 /// Per opcode (`Opcode as usize`): the ALU opcode byte of `add`, `sub`,
-/// `and`, `or` and `xor` (see [`enc::ADD`]), the ModRM extension of `shl`,
+/// `and`, `or` and `xor` (see [`enc::ADD`]), [`MUL`] for `mul` (its forms
+/// checked at run time), the ModRM extension of `shl`,
 /// `shr` and `sar`; 0 for the others. The forms that differ only in this
 /// byte share one arm of [`Em::inst`]'s jump on the opcode: one target
-/// for the five ALU operations and one for the shifts, so the jump is
+/// for the five ALU operations and `mul`, one for the shifts, so the jump is
 /// predictable where those operations are mixed (an unpredictable
 /// indirect jump cost more than the table load).
 static OP_BYTE: [u8; Opcode::ALL.len()] = {
     let mut t = [0; Opcode::ALL.len()];
     t[Opcode::Add as usize] = ADD;
     t[Opcode::Sub as usize] = SUB;
+    t[Opcode::Mul as usize] = MUL;
     t[Opcode::And as usize] = AND;
     t[Opcode::Or as usize] = OR;
     t[Opcode::Xor as usize] = XOR;
@@ -360,11 +362,10 @@ impl Em<'_> {
             Select | Load | Store if ty.is_float() => self.float_inst(i, dst())?,
             // Folded into the next instruction's address (`fast/mem.rs`).
             Add if d.result.is_some() && dh == super::FOLDED => {}
-            // One arm for the five ALU operations and one for the shifts
+            // One arm for the five ALU operations and mul, one for the shifts
             // (the byte that tells them apart from [`OP_BYTE`]), a copy of
             // `binop` / `shift` per width with its REX prefix logic folded.
-            Add | Sub | And | Or | Xor => bin!(OP_BYTE[d.opcode as usize]),
-            Mul => bin!(MUL),
+            Add | Sub | Mul | And | Or | Xor => bin!(OP_BYTE[d.opcode as usize]),
             Shl | Shr | Sar => sh!(OP_BYTE[d.opcode as usize]),
             Sdiv | Udiv | Srem | Urem => {
                 let InstKind::Binary { args } = &d.kind else {

@@ -1287,6 +1287,26 @@ fn names_are_unique() {
         (d.loc, d.message.as_str()),
         (Loc::new(12, 1), "duplicate symbol '@f31'")
     );
+    // Past many symbols, sorted hashes first; a repeat is still worded
+    // by the table, at the first one.
+    let text: String = (0..=MANY_SYMBOLS)
+        .map(|i| format!("func @f{i}() {{\nentry:\n    ret\n}}\n"))
+        .collect();
+    let mut m = crate::ir::parse::parse_module("t.kir", &text).unwrap();
+    assert_eq!(verify_module(&m), Ok(()));
+    m.symbols[MANY_SYMBOLS].name = "f5".into();
+    m.funcs[MANY_SYMBOLS].name = "f5".into();
+    let d = error_of(&m);
+    let line = 4 * MANY_SYMBOLS as u32 + 1;
+    assert_eq!(
+        (d.loc, d.message.as_str()),
+        (Loc::new(line, 6), "duplicate symbol '@f5'")
+    );
+    // Equal keys found within a run of equal top bits, in any order.
+    let k = |top: u64, low: u64| top << 31 | low;
+    assert!(distinct_keys(vec![k(3, 1), k(3, 2), k(1, 1), k(3, 4)]));
+    assert!(!distinct_keys(vec![k(3, 1), k(3, 2), k(1, 1), k(3, 1)]));
+    assert!(!distinct_keys(vec![k(9, 7), k(2, 0), k(9, 7)]));
     let mut f = sum();
     f.blocks[1].name = f.names.intern("a b");
     assert_eq!(
