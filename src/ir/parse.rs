@@ -95,21 +95,11 @@ pub fn parse_module_at(file: &str, text: &str, first_line: u32) -> crate::Result
 
 /// Parses one module with explicit [`ParseOptions`].
 pub fn parse_module_with(file: &str, text: &str, opts: &ParseOptions<'_>) -> crate::Result<Module> {
-    let mut lex = Lexer::new(text, opts.first_line);
-    let tok = lex.next_token().map_err(|e| {
-        let (loc, msg) = *e;
-        Error::Parse(Diagnostic::new(file, loc, msg))
-    })?;
-    let mut p = Parser {
-        file,
-        lex,
-        tok,
-        module: Module::new(file),
-        sym_refs: Vec::new(),
-        implicit: opts.implicit_symbol,
-        fs: FuncScratch::take_cached(),
-        after: 0,
-    };
+    let mut p =
+        Parser::start(file, text, opts.first_line, opts.implicit_symbol, 0).map_err(|e| {
+            let (loc, msg) = *e;
+            Error::Parse(Diagnostic::new(file, loc, msg))
+        })?;
     let result = p.module_items().and_then(|()| p.resolve_symbols());
     p.fs.cache();
     match result {
@@ -154,6 +144,31 @@ struct Parser<'a, 'r> {
     /// [`parse_module_split`]): the table of functions is reserved for
     /// their functions too, so that appending them does not grow it.
     after: usize,
+}
+
+impl<'a, 'r> Parser<'a, 'r> {
+    /// A parser of `text` (whose first line is `first_line`) into a new
+    /// module, its first token read; the lexer's error if that fails.
+    fn start(
+        file: &'a str,
+        text: &'a str,
+        first_line: u32,
+        implicit: Option<SymbolHook<'r>>,
+        after: usize,
+    ) -> std::result::Result<Self, Box<(Loc, String)>> {
+        let mut lex = Lexer::new(text, first_line);
+        let tok = lex.next_token()?;
+        Ok(Parser {
+            file,
+            lex,
+            tok,
+            module: Module::new(file),
+            sym_refs: Vec::new(),
+            implicit,
+            fs: FuncScratch::take_cached(),
+            after,
+        })
+    }
 }
 
 /// How a token reads in an error message.

@@ -18,7 +18,7 @@
 //! reference, the thread), the whole text is parsed again on this thread,
 //! so errors (which one, and where) are always those of [`parse_module`].
 
-use super::{parse_module, resolve_symbols, FuncScratch, Lexer, Parser, SymRef, SymSite};
+use super::{parse_module, resolve_symbols, Parser, SymRef, SymSite};
 use crate::ir::entities::{DataId, FuncId};
 use crate::ir::module::Module;
 
@@ -103,18 +103,7 @@ struct Part<'a> {
 /// on any error. `after`: bytes of the module's text after it (see
 /// [`Parser::after`]).
 fn parse_part<'a>(file: &'a str, text: &'a str, first_line: u32, after: usize) -> Option<Part<'a>> {
-    let mut lex = Lexer::new(text, first_line);
-    let tok = lex.next_token().ok()?;
-    let mut p = Parser {
-        file,
-        lex,
-        tok,
-        module: Module::new(file),
-        sym_refs: Vec::new(),
-        implicit: None,
-        fs: FuncScratch::take_cached(),
-        after,
-    };
+    let mut p = Parser::start(file, text, first_line, None, after).ok()?;
     let result = p.module_items();
     p.fs.cache();
     result.ok()?;
