@@ -731,7 +731,7 @@ impl Inner {
                 // Unlock first: the claim may hold the last reference to
                 // the IR, and freeing a big module's IR takes a while.
                 drop(reg);
-                drop(claim);
+                claim.release();
                 return Ok(());
             }
             if !progressed {

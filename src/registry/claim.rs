@@ -23,6 +23,7 @@ use crate::isa::TRAP_HANDLER;
 use crate::link::{check_import, Definition};
 use crate::memory::LoadBatch;
 use smallvec::SmallVec;
+use std::sync::Arc;
 
 /// One module to compile: its slot and IR.
 pub struct Job {
@@ -39,6 +40,100 @@ pub struct Claim {
     pub jobs: SmallVec<[Job; 1]>,
     pub slots: SmallVec<[u32; 2]>,
     pub busy: bool,
+}
+
+impl Claim {
+    /// Drops the claim. The IR of each whole module it holds the last
+    /// reference to is freed function by function, in batches, with the
+    /// next ones' heap blocks prefetched: cheaper than a plain drop for a
+    /// big module (see `free_module` in this file).
+    pub fn release(self) {
+        for job in self.jobs {
+            if let Source::Whole(m) = job.source {
+                if let Ok(m) = Arc::try_unwrap(m) {
+                    free_module(m);
+                }
+            }
+        }
+    }
+}
+
+/// Items freed between two [`consolidate`] calls in [`free_in_order`].
+const FREE_BATCH: usize = 64;
+/// How many items ahead [`free_in_order`] prefetches the heap blocks of.
+const PREFETCH_AHEAD: usize = 16;
+
+/// Frees a module's IR: its functions and symbols one by one in order
+/// ([`free_in_order`]), then the rest.
+///
+/// A function's IR is some seven small heap blocks (name, instructions,
+/// values, operand pool, names, source map); in a large module that was
+/// parsed (or cloned) into a heap the previous modules left fragmented,
+/// they lie scattered, and freeing them is a chain of cache misses that
+/// grew faster than the module (100,000 small functions: 54 ns per IR
+/// instruction at 1,000 functions, 135 at 100,000, a quarter of the
+/// compile). Freed in order with the blocks of the functions a little
+/// ahead prefetched, and the allocator's deferred work done in small
+/// batches while their chunks are still in cache, it costs less.
+fn free_module(mut m: Module) {
+    let funcs = std::mem::take(&mut m.funcs);
+    free_in_order(funcs, |f| {
+        prefetch_block(f.insts.as_ptr().cast());
+        prefetch_block(f.values.as_ptr().cast());
+        prefetch_block(f.arg_pool.as_ptr().cast());
+        prefetch_block(f.name.as_ptr());
+    });
+    let symbols = std::mem::take(&mut m.symbols);
+    free_in_order(symbols, |s| prefetch_block(s.name.as_ptr()));
+    drop(m);
+}
+
+/// Drops the items of `v` in order, `prefetch` called on the item
+/// [`PREFETCH_AHEAD`] places ahead of each, and [`consolidate`] after every
+/// [`FREE_BATCH`] items; then `v`'s buffer. A short `v` is dropped as usual.
+fn free_in_order<T>(v: Vec<T>, prefetch: impl Fn(&T)) {
+    if v.len() <= FREE_BATCH {
+        return;
+    }
+    let mut it = v.into_iter();
+    let mut k = 0;
+    while let Some(x) = it.next() {
+        if let Some(ahead) = it.as_slice().get(PREFETCH_AHEAD) {
+            prefetch(ahead);
+        }
+        drop(x);
+        k += 1;
+        if k % FREE_BATCH == 0 {
+            consolidate();
+        }
+    }
+}
+
+/// Asks the allocator for a block too big for its per-size caches and
+/// frees it: glibc's malloc then merges the small chunks freed since
+/// (its "fast bins") with their free neighbours now, while they are in
+/// cache, instead of all of a big module's at once when its function list
+/// is freed, cold. With another allocator this is one allocation and free.
+#[inline(never)]
+fn consolidate() {
+    drop(std::hint::black_box(Vec::<u8>::with_capacity(4096)));
+}
+
+/// Prefetches the cache line holding the allocator's header of the heap
+/// block at `p` (16 bytes before it in glibc's malloc; the block's first
+/// bytes share the line or follow it). `p` may be dangling (an empty
+/// `Vec`'s): a prefetch never faults.
+#[inline(always)]
+fn prefetch_block(p: *const u8) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: SSE is part of the x86-64 baseline; a prefetch reads no
+    // memory architecturally and never faults, whatever the address.
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>(p.wrapping_sub(16).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 /// The compiled modules of a claim, by slot (usually one: no allocation).
