@@ -203,6 +203,7 @@ impl Fast {
     /// never given to a value, so their `reg_end` stays 0 and they never
     /// win).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn steal(
         &mut self,
         vals: &mut [Val],
