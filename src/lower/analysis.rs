@@ -536,13 +536,11 @@ impl Decisions {
                 k += 1;
                 continue;
             }
-            for p in k..end {
-                if p > k && self.loop_end[p] != 0 {
-                    // A loop inside another.
-                    return false;
-                }
-                hdr[p] = k as u32;
+            if self.loop_end[k + 1..end].iter().any(|&e| e != 0) {
+                // A loop inside another.
+                return false;
             }
+            hdr[k..end].fill(k as u32);
             k = end;
         }
         // Single entry; every block of a span has a successor in it.
