@@ -150,7 +150,8 @@ fn a_reservation_grown_past_its_first_chunk_is_pooled_and_reused_clean() {
 
 /// A manager whose pages holding sections are more than `ZERO_LIMIT`
 /// bytes is not pooled; the pool keeps at most `POOL_KEEP` bytes of such
-/// pages in all (three managers of 3 MiB each: the third is unmapped).
+/// pages in all (three managers of 3/8 of `POOL_KEEP` each: the third is
+/// unmapped).
 #[test]
 fn the_pool_keeps_limited_memory() {
     let page = page();
@@ -165,7 +166,7 @@ fn the_pool_keeps_limited_memory() {
     drop(big);
     assert_eq!(pooled_reservations(size), 0, "over ZERO_LIMIT");
 
-    let each = 3 << 20;
+    let each = POOL_KEEP / 8 * 3;
     assert!(each <= ZERO_LIMIT && 2 * each <= POOL_KEEP && 3 * each > POOL_KEEP);
     let managers: Vec<MemoryManager> = (0..3)
         .map(|_| {
@@ -181,8 +182,8 @@ fn the_pool_keeps_limited_memory() {
     assert_eq!(pooled_reservations(size), 2, "POOL_KEEP");
     // Zero pages a manager took over and left unused still count: two
     // managers take the two pooled reservations, one places a small
-    // section, both are pooled again (3 MiB each still), and a third with
-    // 3 MiB of its own does not fit.
+    // section, both are pooled again (`each` bytes each still), and a third
+    // with `each` bytes of its own does not fit.
     let mut x = prepared(config).unwrap();
     let y = prepared(config).unwrap();
     let mut z = prepared(config).unwrap();

@@ -67,22 +67,48 @@ fn parse_cut(file: &str, text: &str, at: usize) -> crate::Result<Module> {
 /// Where to cut `b`: the first line `func @` or `local func @` right after
 /// a line `}` from the middle of the text on, but before its last
 /// quarter (a cut further on would leave the second thread little to do).
+///
+/// It looks only at the `}` bytes (found a word at a time, see
+/// [`find_byte`]): a text of one large function has a single `}` at its
+/// end, and this scan of a quarter of it is all the split costs there.
 fn split_point(b: &[u8]) -> Option<usize> {
     let (from, to) = (b.len() / 2, b.len() - b.len() / 4);
-    let mut i = from.max(2);
-    while i < to {
-        // `i` is past a newline: is the line before it `}`?
-        let nl = i + b[i..to].iter().position(|&c| c == b'\n')?;
-        let line = nl + 1;
-        if b[nl - 1] == b'}' && b[nl - 2] == b'\n' {
-            let rest = &b[line..];
+    // The `}` ends a line whose newline is at `from` or later (and before
+    // `to`), so it is at `from - 1` or later; its line starts with it
+    // (the byte before is a newline).
+    let mut i = from.max(2) - 1;
+    while i + 1 < to {
+        let close = i + find_byte(&b[i..to - 1], b'}')?;
+        if b[close - 1] == b'\n' && b[close + 1] == b'\n' {
+            let rest = &b[close + 2..];
             if rest.starts_with(b"func @") || rest.starts_with(b"local func @") {
-                return Some(line);
+                return Some(close + 2);
             }
         }
-        i = line;
+        i = close + 1;
     }
     None
+}
+
+/// The index of the first byte `x` in `b`, eight bytes at a time: a word
+/// holds `x` when the word XOR `x` repeated has a zero byte (the classic
+/// test `(w - 0x01..01) & !w & 0x80..80`, exact for "some byte is zero").
+fn find_byte(b: &[u8], x: u8) -> Option<usize> {
+    const LO: u64 = u64::from_le_bytes([1; 8]);
+    const HI: u64 = u64::from_le_bytes([0x80; 8]);
+    let rep = LO * u64::from(x);
+    let mut words = b.chunks_exact(8);
+    let mut at = 0;
+    for word in &mut words {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(word);
+        let w = u64::from_le_bytes(bytes) ^ rep;
+        if w.wrapping_sub(LO) & !w & HI != 0 {
+            break;
+        }
+        at += 8;
+    }
+    b[at..].iter().position(|&c| c == x).map(|k| at + k)
 }
 
 /// The number of `\n` bytes in `b` (in runs the compiler vectorizes).
@@ -269,6 +295,72 @@ entry:
         }
         assert_eq!(m.symbol(&format!("f{k}")), None);
         assert_eq!(n, one.unwrap().symbols.len());
+    }
+
+    /// The byte-at-a-time scan `split_point` had before [`find_byte`].
+    fn split_point_by_lines(b: &[u8]) -> Option<usize> {
+        let (from, to) = (b.len() / 2, b.len() - b.len() / 4);
+        let mut i = from.max(2);
+        while i < to {
+            let nl = i + b[i..to].iter().position(|&c| c == b'\n')?;
+            let line = nl + 1;
+            if b[nl - 1] == b'}' && b[nl - 2] == b'\n' {
+                let rest = &b[line..];
+                if rest.starts_with(b"func @") || rest.starts_with(b"local func @") {
+                    return Some(line);
+                }
+            }
+            i = line;
+        }
+        None
+    }
+
+    #[test]
+    fn the_cut_is_found_where_a_scan_of_every_line_finds_it() {
+        // Texts where the `}` lines fall at every offset around the middle
+        // and the last quarter's bounds, with `}` bytes that do not end a
+        // line (`{}` in a comment, `}` glued to a line), and none at all.
+        let item = "func @f(%a: i64) -> i64 {\nentry:\n    ret %a\n}\n";
+        for pad in 0..40 {
+            for items in 0..6 {
+                let mut t = format!("; {}\n", "x".repeat(pad));
+                for k in 0..items {
+                    t.push_str(if k % 2 == 0 {
+                        item
+                    } else {
+                        "; {} }x\n}\nlocal func @g() {\n}\n"
+                    });
+                }
+                for len in (0..=t.len()).rev().step_by(3) {
+                    let b = &t.as_bytes()[..len];
+                    assert_eq!(split_point(b), split_point_by_lines(b), "{:?}", &t[..len]);
+                }
+            }
+        }
+        let one = format!(
+            "func @f() {{\n{}}}\n",
+            "    %a = iconst.i64 1\n".repeat(100)
+        );
+        assert_eq!(split_point(one.as_bytes()), None);
+    }
+
+    #[test]
+    fn a_byte_is_found_in_any_word_position() {
+        for len in 0..40 {
+            for at in 0..=len {
+                // Bytes one bit away from `}` (0x7d), which a wrong word
+                // test could take for it, and `}` with its top bit set.
+                let mut b: Vec<u8> = (0..len).map(|k| [0x7c, 0x7f, 0xfd, 0x3d][k % 4]).collect();
+                if at < len {
+                    b[at] = b'}';
+                    if at + 2 < len {
+                        b[at + 2] = b'}';
+                    }
+                }
+                let want = (at < len).then_some(at);
+                assert_eq!(find_byte(&b, b'}'), want, "{len} {at}");
+            }
+        }
     }
 
     #[test]
