@@ -104,9 +104,12 @@ pub struct Fast {
     /// Per order position: number of its first and last instruction.
     first: Vec<u32>,
     last: Vec<u32>,
-    /// Per order position: innermost loop header position containing it.
+    /// Per order position: innermost loop header position containing it
+    /// (0: none; the entry heads no loop here, see [`Fast::analyze`]), so
+    /// that "a loop that does not contain the definition" is one compare
+    /// (see [`Fast::extend`]).
     loop_hdr: Vec<u32>,
-    /// Per header position: its parent loop's header position.
+    /// Per header position: its parent loop's header position (0: none).
     loop_parent: Vec<u32>,
     /// Per value: its range and what allocating it needs, in one array
     /// (one cache line holds four values: the sweeps touch the values an
@@ -273,6 +276,16 @@ struct Lend {
     x: u32,
 }
 
+/// Where [`Fast::sweep`] is, for [`Fast::other_inst`]: the block's order
+/// position, its innermost loop header position (see [`Fast::ext`]) and
+/// its last instruction's number.
+#[derive(Clone, Copy)]
+struct At {
+    k: u32,
+    h: u32,
+    term: u32,
+}
+
 /// A compare tested by the `br` ending its own block: fused into it if
 /// that is its only use (known after the sweep: [`Decisions::fuse`]).
 #[derive(Clone, Copy)]
@@ -415,19 +428,19 @@ fn call_supported(module: &Module, func: &Function, d: &crate::ir::InstData) -> 
 }
 
 /// At a load or store (instruction `j` of the block whose instructions
-/// are `insts`): if the instruction before it is an `add` that folds into
-/// its address ([`mem::folds`]), flags that instruction's record (the
-/// last one pushed) with [`R_FOLDS`]. Tested here rather than at each
+/// are `insts` and records `recs`): if the instruction before it is an
+/// `add` that folds into its address ([`mem::folds`]), flags that
+/// instruction's record with [`R_FOLDS`]. Tested here rather than at each
 /// `add`, so that only memory accesses branch on it.
 #[inline]
 fn fold_into(func: &Function, insts: &[crate::ir::Inst], j: usize, recs: &mut [Rec]) {
-    let Some(prev) = j.checked_sub(1).and_then(|p| insts.get(p)) else {
+    let Some(p) = j.checked_sub(1) else {
         return;
     };
-    let Some(pd) = func.insts.get(prev.index()) else {
+    let Some(pd) = insts.get(p).and_then(|prev| func.insts.get(prev.index())) else {
         return;
     };
-    if let (Some(r), Some(rec)) = (pd.result, recs.last_mut()) {
+    if let (Some(r), Some(rec)) = (pd.result, recs.get_mut(p)) {
         if rec.r == r.0 && mem::folds(func, pd, r, insts, j - 1) {
             rec.a |= R_FOLDS;
         }
@@ -439,10 +452,11 @@ impl Fast {
     /// order position `db`, `h` the innermost loop header containing the
     /// use: `u`, or the last instruction of the outermost loop containing
     /// the use but not `db`.
-    #[inline]
+    #[inline(never)]
     fn ext(&self, dec: &Decisions, u: u32, mut h: u32, db: u32) -> u32 {
         let mut e = u;
-        while h != NONE && h > db {
+        // (0: no loop; below every definition's position.)
+        while h > db {
             e = self.last[dec.loop_end[h as usize] as usize - 1];
             h = self.loop_parent[h as usize];
         }
@@ -467,18 +481,31 @@ impl Fast {
         u: u32,
         h: u32,
     ) -> Option<()> {
-        let sink = vals.len() - 1;
-        // A value's index must be below the sink's, a literal's is it.
-        let (vi, end) = match op {
-            Operand::Value(v) => (v.index(), sink),
-            Operand::Const(_) => (sink, vals.len()),
+        let len = vals.len();
+        // (Invariant: hoisted out of the sweep's loops, or folded away.)
+        if len == 0 || uses.len() != len {
+            return None;
+        }
+        let sink = len - 1;
+        // A value's index must be below the sink's, a literal's is it:
+        // chosen without a branch (`select_unpredictable`: else the
+        // compiler branches on the kind, to skip the literal's check).
+        let (is_value, index) = match op {
+            Operand::Value(v) => (true, v.index()),
+            Operand::Const(_) => (false, 0),
         };
+        let vi = std::hint::select_unpredictable(is_value, index, sink);
+        let end = std::hint::select_unpredictable(is_value, sink, len);
         if vi >= end {
             return None;
         }
-        // (`uses` is as long as `vals`: see `Fast::sweep`.)
-        uses[vi] += 1;
-        self.extend(vals, dec, vi, u, h);
+        // SAFETY: `vi < end <= len == vals.len() == uses.len()` (checked
+        // just above). Unchecked because the compiler does not derive
+        // `vi < len` from `vi < end` (a second compare and branch per
+        // operand).
+        unsafe { *uses.get_unchecked_mut(vi) += 1 };
+        let v = unsafe { vals.get_unchecked_mut(vi) };
+        self.extend_val(v, dec, u, h);
         Some(())
     }
 
@@ -486,14 +513,16 @@ impl Fast {
     /// [`Fast::use_op`]): its range end moves to cover it.
     #[inline(always)]
     fn extend(&self, vals: &mut [Val], dec: &Decisions, vi: usize, u: u32, h: u32) {
-        let db = vals[vi].def_pos;
-        // Most uses are in their definition's loop (or in none).
-        let e = if h != NONE && h > db {
-            self.ext(dec, u, h, db)
-        } else {
-            u
-        };
-        let end = &mut vals[vi].end;
+        self.extend_val(&mut vals[vi], dec, u, h);
+    }
+
+    /// [`Fast::extend`] of the value `v`.
+    #[inline(always)]
+    fn extend_val(&self, v: &mut Val, dec: &Decisions, u: u32, h: u32) {
+        let db = v.def_pos;
+        // Most uses are in their definition's loop (or in none: `h` is 0).
+        let e = if h > db { self.ext(dec, u, h, db) } else { u };
+        let end = &mut v.end;
         // `NONE + 1` wraps to 0: an unset end always moves.
         if end.wrapping_add(1) <= e {
             *end = e;
@@ -518,7 +547,12 @@ impl Fast {
         self.last.clear();
         self.loop_hdr.clear();
         self.loop_parent.clear();
-        self.loop_parent.resize(np, NONE);
+        self.loop_parent.resize(np, 0);
+        // (So 0 can stand for "no loop" in `loop_hdr`; a jump to the entry
+        // is unsupported anyway, see `Fast::edge`.)
+        if dec.loop_end.first().is_some_and(|&e| e != 0) {
+            return unsupported();
+        }
         let mut n = 0u32;
         let mut stack: smallvec::SmallVec<[u32; 8]> = smallvec::SmallVec::new();
         for (k, b) in dec.order.iter().enumerate() {
@@ -534,10 +568,10 @@ impl Fast {
                 }
             }
             if dec.loop_end[k] != 0 {
-                self.loop_parent[k] = stack.last().copied().unwrap_or(NONE);
+                self.loop_parent[k] = stack.last().copied().unwrap_or(0);
                 stack.push(k as u32);
             }
-            self.loop_hdr.push(stack.last().copied().unwrap_or(NONE));
+            self.loop_hdr.push(stack.last().copied().unwrap_or(0));
         }
         let total = n as usize;
         if total >= A_NONE as usize {
@@ -551,8 +585,9 @@ impl Fast {
         self.vals[nv].def_pos = NONE;
         self.home.clear();
         self.home.resize(nv, NONE);
-        self.recs.clear();
-        self.recs.reserve(total);
+        // One record per instruction, each written by the sweep (so only
+        // growth is filled).
+        self.recs.resize(total, Rec { r: NONE, a: A_NONE });
         self.calls.clear();
         self.cands.clear();
         self.lends.clear();
@@ -640,7 +675,8 @@ impl Fast {
     }
 
     /// Pass 1's sweep over the instructions in order: ranges in `vals`,
-    /// use counts in `uses`, a [`Rec`] per instruction pushed to `recs`,
+    /// use counts in `uses`, a [`Rec`] per instruction number in `recs`
+    /// (as long as the function),
     /// the numbers of the instructions that use `rcx`/`rdx` at the start
     /// of `fixed` (as long as the function; returns how many), and the
     /// function's calls, lends, allocas and fusion candidates (`cands`).
@@ -652,7 +688,7 @@ impl Fast {
         func: &Function,
         dec: &Decisions,
         vals: &mut [Val],
-        recs: &mut Vec<Rec>,
+        recs: &mut [Rec],
         uses: &mut [u32],
         fixed: &mut [u32],
     ) -> Option<usize> {
@@ -678,148 +714,266 @@ impl Fast {
             let term = self.last[k];
             let h = self.loop_hdr[k];
             self.cmps.clear();
-            for (j, &i) in bd.insts.iter().enumerate() {
+            let at = At {
+                k: k as u32,
+                h,
+                term,
+            };
+            let insts = &bd.insts[..];
+            // This block's records, and room for its entries in `fixed`
+            // (each instruction appends at most one).
+            let recs = recs.get_mut(first as usize..first as usize + insts.len())?;
+            if nfixed + insts.len() > fixed.len() {
+                return None;
+            }
+            // The terminator after the loop (`compute_order` checked that
+            // it is there).
+            let (&last_i, body) = insts.split_last()?;
+            for (j, &i) in body.iter().enumerate() {
                 let n = first + j as u32;
                 let d = func.insts.get(i.index())?;
                 let facts = FACTS[d.opcode as usize][slot(d.ty)];
-                if facts & F_OK == 0 && (facts & F_CALL == 0 || !call_supported(module, func, d)) {
-                    return None;
-                }
+                // The first operand if it is a value (the result prefers
+                // its home), for unary and binary instructions.
+                let mut a = A_NONE;
                 // Operand uses straight from the instruction's kind (no
-                // per-operand closure or buffer), then what the kind adds.
+                // per-operand closure or buffer): the common kinds here,
+                // the rest out of line (`Fast::other_inst`).
                 match &d.kind {
-                    InstKind::Unary { arg } => self.use_op(vals, uses, dec, *arg, n, h)?,
-                    InstKind::Binary { args } => {
+                    InstKind::Binary { args } if facts & F_OK != 0 => {
                         self.use_op(vals, uses, dec, args[0], n, h)?;
                         self.use_op(vals, uses, dec, args[1], n, h)?;
+                        if let Operand::Value(x) = args[0] {
+                            a = x.0;
+                        }
                         // Divisions, and shifts by a value, use `rcx`/`rdx`:
-                        // appended without a branch (`fixed` is as long as
-                        // the function, see `Fast::analyze`).
+                        // appended without a branch.
                         let by_reg = matches!(args[1], Operand::Value(_)) as u8;
                         let fx = (facts >> F_FIXED_BIT | (facts >> F_SHIFT_BIT & by_reg)) & 1;
-                        fixed[nfixed] = n;
+                        // SAFETY: checked at the block's start that
+                        // `fixed` has room for one entry per instruction of
+                        // the block: `nfixed` grew by at most `j` since, so
+                        // `nfixed < fixed.len()`.
+                        unsafe { *fixed.get_unchecked_mut(nfixed) = n };
                         nfixed += fx as usize;
                     }
-                    InstKind::Select { args } => {
-                        for &a in args {
-                            self.use_op(vals, uses, dec, a, n, h)?;
+                    InstKind::Unary { arg } if facts & F_OK != 0 => {
+                        self.use_op(vals, uses, dec, *arg, n, h)?;
+                        if let Operand::Value(x) = *arg {
+                            a = x.0;
                         }
                     }
-                    InstKind::Load { ptr, .. } => {
-                        self.use_op(vals, uses, dec, *ptr, n, h)?;
-                        fold_into(func, &bd.insts, j, recs);
-                    }
-                    InstKind::Store { args, .. } => {
-                        self.use_op(vals, uses, dec, args[0], n, h)?;
-                        self.use_op(vals, uses, dec, args[1], n, h)?;
-                        fold_into(func, &bd.insts, j, recs);
-                    }
-                    InstKind::Addr { sym } => {
-                        if sym.index() >= module.symbols.len() {
-                            return None;
-                        }
-                    }
-                    InstKind::Trap => {}
-                    &InstKind::Alloca { size, align } => self.allocas.push((size, align.max(1))),
-                    InstKind::Call { callee, args } => {
-                        if let Callee::Indirect(op) = callee {
-                            self.use_op(vals, uses, dec, *op, n, h)?;
-                        }
-                        let args = func.args(*args);
-                        for &a in args {
-                            self.use_op(vals, uses, dec, a, n, h)?;
-                        }
-                        self.calls.push(n);
-                        let stack = self.call_args(module, func, *callee, args);
-                        self.outgoing = self.outgoing.max(stack as u64);
-                    }
-                    InstKind::Ret { value } => {
-                        if let Some(v) = value {
-                            self.use_op(vals, uses, dec, *v, n, h)?;
-                        }
-                    }
-                    InstKind::Jmp { dest } => {
-                        self.note_lends(vals, func, dest, k, n);
-                        self.jump_uses(vals, uses, func, dec, dest, h, n)?
-                    }
-                    InstKind::Br {
-                        cond,
-                        then_dest,
-                        else_dest,
-                    } => {
-                        self.use_op(vals, uses, dec, *cond, n, h)?;
-                        // A compare of this block tested by its last
-                        // instruction: fused if this is its only use.
-                        if let (true, Operand::Value(c)) = (n == term, cond) {
-                            for &(inst, r, at) in &self.cmps {
-                                if r == c.0 {
-                                    self.cands.push(Cand {
-                                        inst,
-                                        r,
-                                        n: at,
-                                        term,
-                                        h,
-                                    });
-                                }
-                            }
-                        }
-                        self.jump_uses(vals, uses, func, dec, then_dest, h, n)?;
-                        self.jump_uses(vals, uses, func, dec, else_dest, h, n)?;
-                    }
-                    // No switch target takes arguments: only placement
-                    // is checked.
-                    InstKind::Switch {
-                        value,
-                        default,
-                        cases,
-                    } => {
-                        self.use_op(vals, uses, dec, *value, n, h)?;
-                        self.edge(vals, func, dec, *default, n)?;
-                        for c in func.cases(*cases) {
-                            self.edge(vals, func, dec, c.block, n)?;
-                        }
-                    }
+                    _ => self.other_inst(module, func, dec, vals, uses, recs, insts, j, n, at)?,
                 }
-                // (A fused compare's record is reset by `Fast::fuse`.)
-                let mut rec = Rec { r: NONE, a: A_NONE };
-                if let Some(r) = d.result {
-                    let ri = r.index();
-                    // (Not the sink, the last entry.)
-                    if ri + 1 >= vals.len() {
-                        return None;
-                    }
-                    vals[ri].def_pos = k as u32;
-                    vals[ri].start = n;
-                    if vals[ri].end == NONE {
-                        vals[ri].end = n;
-                    }
-                    rec.r = r.0;
-                    if let InstKind::Binary {
-                        args: [Operand::Value(a), _],
-                    }
-                    | InstKind::Unary {
-                        arg: Operand::Value(a),
-                    } = d.kind
-                    {
-                        rec.a = a.0;
-                    }
-                    if facts & F_CMP != 0 {
-                        self.cmps.push((i.0, r.0, n));
-                    }
-                    // The result's type from the instruction (the
-                    // verifier's rule: the suffix, `i32` for a compare,
-                    // `i64` for `alloca`/`addr`, which have none), not
-                    // from the value table.
-                    let float = facts & F_FLOAT != 0;
-                    debug_assert_eq!(float, func.values[ri].ty.is_float());
-                    rec.a |= (float as u32) << R_FLOAT.trailing_zeros();
-                    // (`R_FOLDS` is set by the load or store after it:
-                    // `fold_into`.)
-                }
-                recs.push(rec);
+                recs[j] = self.def(vals, func, d, i, facts, a, n, k as u32)?;
             }
+            // The terminator: its kinds here (once per block), any other
+            // out of line.
+            let j = body.len();
+            let n = first + j as u32;
+            let d = func.insts.get(last_i.index())?;
+            let facts = FACTS[d.opcode as usize][slot(d.ty)];
+            if facts & F_OK == 0 && (facts & F_CALL == 0 || !call_supported(module, func, d)) {
+                return None;
+            }
+            if !self.term_uses(func, dec, vals, uses, d, n, at)? {
+                self.other_inst(module, func, dec, vals, uses, recs, insts, j, n, at)?;
+            }
+            recs[j] = self.def(vals, func, d, last_i, facts, A_NONE, n, k as u32)?;
         }
         Some(nfixed)
+    }
+
+    /// The sweep at instruction `d` (number `i`, `n` in the order, in
+    /// block position `k`, `facts` its [`FACTS`], `a` its first operand
+    /// as [`Rec::a`] wants it) after its uses: its result's definition,
+    /// and its record. (A fused compare's record is reset by
+    /// `Fast::fuse`.)
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn def(
+        &mut self,
+        vals: &mut [Val],
+        func: &Function,
+        d: &crate::ir::InstData,
+        i: crate::ir::Inst,
+        facts: u8,
+        a: u32,
+        n: u32,
+        k: u32,
+    ) -> Option<Rec> {
+        let mut rec = Rec { r: NONE, a: A_NONE };
+        if let Some(r) = d.result {
+            let ri = r.index();
+            // (Not the sink, the last entry.)
+            if ri + 1 >= vals.len() {
+                return None;
+            }
+            let v = &mut vals[ri];
+            v.def_pos = k;
+            v.start = n;
+            if v.end == NONE {
+                v.end = n;
+            }
+            rec.r = r.0;
+            if facts & F_CMP != 0 {
+                self.cmps.push((i.0, r.0, n));
+            }
+            // The result's type from the instruction (the verifier's rule:
+            // the suffix, `i32` for a compare, `i64` for `alloca`/`addr`,
+            // which have none), not from the value table.
+            let float = facts & F_FLOAT != 0;
+            debug_assert_eq!(float, func.values[ri].ty.is_float());
+            rec.a = a | (float as u32) << R_FLOAT.trailing_zeros();
+            // (`R_FOLDS` is set by the load or store after it:
+            // `fold_into`.)
+        }
+        Some(rec)
+    }
+
+    /// The uses of a terminator `d` (number `n`), and what its kind adds;
+    /// `false`: `d` is of another kind (nothing done).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    fn term_uses(
+        &mut self,
+        func: &Function,
+        dec: &Decisions,
+        vals: &mut [Val],
+        uses: &mut [u32],
+        d: &crate::ir::InstData,
+        n: u32,
+        at: At,
+    ) -> Option<bool> {
+        let At { k, h, term } = at;
+        match &d.kind {
+            InstKind::Trap => {}
+            InstKind::Ret { value } => {
+                if let Some(v) = value {
+                    self.use_op(vals, uses, dec, *v, n, h)?;
+                }
+            }
+            InstKind::Jmp { dest } => {
+                self.note_lends(vals, func, dest, k as usize, n);
+                self.jump_uses(vals, uses, func, dec, dest, h, n)?
+            }
+            InstKind::Br {
+                cond,
+                then_dest,
+                else_dest,
+            } => {
+                self.use_op(vals, uses, dec, *cond, n, h)?;
+                // A compare of this block tested by its last
+                // instruction: fused if this is its only use.
+                if let (true, Operand::Value(c)) = (n == term, cond) {
+                    for &(inst, r, at) in &self.cmps {
+                        if r == c.0 {
+                            self.cands.push(Cand {
+                                inst,
+                                r,
+                                n: at,
+                                term,
+                                h,
+                            });
+                        }
+                    }
+                }
+                self.jump_uses(vals, uses, func, dec, then_dest, h, n)?;
+                self.jump_uses(vals, uses, func, dec, else_dest, h, n)?;
+            }
+            // No switch target takes arguments: only placement
+            // is checked.
+            InstKind::Switch {
+                value,
+                default,
+                cases,
+            } => {
+                self.use_op(vals, uses, dec, *value, n, h)?;
+                self.edge(vals, func, dec, *default, n)?;
+                for c in func.cases(*cases) {
+                    self.edge(vals, func, dec, c.block, n)?;
+                }
+            }
+            _ => return Some(false),
+        }
+        Some(true)
+    }
+
+    /// [`Fast::sweep`] at an instruction of another kind than the common
+    /// unary and binary ones and the terminators (its uses, and what its
+    /// kind adds), or of an unsupported opcode: out of line, so that the
+    /// common path keeps its values in registers. `recs` are the block's records (those before
+    /// instruction `j` written), `insts` its instructions, `n` the
+    /// instruction's number.
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn other_inst(
+        &mut self,
+        module: &Module,
+        func: &Function,
+        dec: &Decisions,
+        vals: &mut [Val],
+        uses: &mut [u32],
+        recs: &mut [Rec],
+        insts: &[crate::ir::Inst],
+        j: usize,
+        n: u32,
+        at: At,
+    ) -> Option<()> {
+        let h = at.h;
+        let d = func.insts.get(insts.get(j)?.index())?;
+        let facts = FACTS[d.opcode as usize][slot(d.ty)];
+        if facts & F_OK == 0 && (facts & F_CALL == 0 || !call_supported(module, func, d)) {
+            return None;
+        }
+        // (A terminator's kind in the middle of a block.)
+        if self.term_uses(func, dec, vals, uses, d, n, at)? {
+            return Some(());
+        }
+        match &d.kind {
+            // (Supported ones take the common path, see `Fast::sweep`;
+            // terminators are handled above.)
+            InstKind::Unary { .. }
+            | InstKind::Binary { .. }
+            | InstKind::Trap
+            | InstKind::Ret { .. }
+            | InstKind::Jmp { .. }
+            | InstKind::Br { .. }
+            | InstKind::Switch { .. } => return None,
+            InstKind::Select { args } => {
+                for &a in args {
+                    self.use_op(vals, uses, dec, a, n, h)?;
+                }
+            }
+            InstKind::Load { ptr, .. } => {
+                self.use_op(vals, uses, dec, *ptr, n, h)?;
+                fold_into(func, insts, j, recs);
+            }
+            InstKind::Store { args, .. } => {
+                self.use_op(vals, uses, dec, args[0], n, h)?;
+                self.use_op(vals, uses, dec, args[1], n, h)?;
+                fold_into(func, insts, j, recs);
+            }
+            InstKind::Addr { sym } => {
+                if sym.index() >= module.symbols.len() {
+                    return None;
+                }
+            }
+            &InstKind::Alloca { size, align } => self.allocas.push((size, align.max(1))),
+            InstKind::Call { callee, args } => {
+                if let Callee::Indirect(op) = callee {
+                    self.use_op(vals, uses, dec, *op, n, h)?;
+                }
+                let args = func.args(*args);
+                for &a in args {
+                    self.use_op(vals, uses, dec, a, n, h)?;
+                }
+                self.calls.push(n);
+                let stack = self.call_args(module, func, *callee, args);
+                self.outgoing = self.outgoing.max(stack as u64);
+            }
+        }
+        Some(())
     }
 
     /// Appends the argument locations of a call to `call_locs`; the

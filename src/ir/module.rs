@@ -169,13 +169,13 @@ impl Module {
         }
     }
 
-    /// Makes room for `items` more symbols and function bodies (for a
-    /// parser that knows about how many are coming: the table of functions
-    /// is large, and growing it copies every function).
+    /// Makes room for exactly `items` more symbols and function bodies
+    /// (for a parser that knows about how many are coming: the table of
+    /// functions is large, and growing it copies every function).
     pub(crate) fn reserve(&mut self, items: usize) {
-        self.symbols.reserve(items);
-        self.symbol_locs.reserve(items);
-        self.funcs.reserve(items);
+        self.symbols.reserve_exact(items);
+        self.symbol_locs.reserve_exact(items);
+        self.funcs.reserve_exact(items);
         self.by_name.reserve(items);
     }
 

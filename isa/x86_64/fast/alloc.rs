@@ -151,7 +151,7 @@ impl Fast {
         m = if h1 != 0 { h1 } else { m };
         let pick = m.trailing_zeros();
         let h = if m == 0 {
-            if let Some(r) = self.steal(vals, home, exp, v, float, crosses, fixed, now) {
+            if let Some(r) = self.steal(vals, home, exp, v, float, allowed, now) {
                 exp[e as usize].free |= 1 << r;
                 self.reg_seq[r as usize & 31] = seq;
                 r
@@ -198,8 +198,12 @@ impl Fast {
     /// this the short temporaries of an inner loop went to slots while
     /// loop-invariant values kept the registers (lcs ran 1.34x slower).
     /// The victim's slot is a free one only if nothing used it during the
-    /// victim's range so far, else a new one.
+    /// victim's range so far, else a new one. `allowed`: the registers
+    /// `v` may have (from [`ALLOWED`]; its registers outside the pool are
+    /// never given to a value, so their `reg_end` stays 0 and they never
+    /// win).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn steal(
         &mut self,
         vals: &mut [Val],
@@ -207,31 +211,15 @@ impl Fast {
         exp: &mut [Exp],
         v: usize,
         float: bool,
-        crosses: bool,
-        fixed: bool,
+        allowed: u32,
         now: u32,
     ) -> Option<u32> {
         let e = vals[v].end;
         if e <= now {
             return None;
         }
-        let mut allowed = if float {
-            // Every xmm register is caller-saved.
-            if crosses {
-                0
-            } else {
-                POOL_XMM
-            }
-        } else if crosses {
-            POOL_CALLEE
-        } else {
-            POOL_CALLER | POOL_CALLEE
-        };
-        if fixed {
-            allowed &= !FIXED;
-        }
         // A register lent in this block may hold a borrower.
-        allowed &= !self.lent_all;
+        let allowed = allowed & !self.lent_all;
         // `reg_end[r]` is the end of `r`'s current owner if it still
         // holds it, else (freed, or never given) at most `now` < `e`: it
         // never wins. The victim: the allowed register with the latest
@@ -504,15 +492,15 @@ impl Fast {
                 let d = &func.insts[bd.insts[bd.insts.len() - 1].index()];
                 match &d.kind {
                     InstKind::Jmp { dest } => {
-                        self.edge_params(vals, home, exp, func, dest, &mut free, ci, fi, n)
+                        free = self.edge_params(vals, home, exp, func, dest, free, ci, fi, n)
                     }
                     InstKind::Br {
                         then_dest,
                         else_dest,
                         ..
                     } => {
-                        self.edge_params(vals, home, exp, func, then_dest, &mut free, ci, fi, n);
-                        self.edge_params(vals, home, exp, func, else_dest, &mut free, ci, fi, n);
+                        free = self.edge_params(vals, home, exp, func, then_dest, free, ci, fi, n);
+                        free = self.edge_params(vals, home, exp, func, else_dest, free, ci, fi, n);
                     }
                     _ => {}
                 }
@@ -540,7 +528,8 @@ impl Fast {
     }
 
     /// Homes for the parameters of `dest`'s block that a jump at `n`
-    /// writes first (hint: the argument's home).
+    /// writes first (hint: the argument's home). Takes and returns the
+    /// free registers (by value: the sweep can keep them in a register).
     #[allow(clippy::too_many_arguments)]
     fn edge_params(
         &mut self,
@@ -549,11 +538,11 @@ impl Fast {
         exp: &mut [Exp],
         func: &Function,
         dest: &crate::ir::BlockCall,
-        free: &mut u32,
+        mut free: u32,
         ci: usize,
         fi: usize,
         n: u32,
-    ) {
+    ) -> u32 {
         let params = &func.blocks[dest.block.index()].params;
         let args = func.args(dest.args);
         for (pk, &p) in params.iter().enumerate() {
@@ -566,9 +555,10 @@ impl Fast {
                 let cr = self.crosses(ci, n, vals[pi].end, false);
                 let fx = self.crosses_fixed(fi, n, vals[pi].end);
                 let fl = func.values[pi].ty.is_float();
-                self.assign(vals, home, exp, pi, free, fl, cr, fx, hint, n, false);
+                self.assign(vals, home, exp, pi, &mut free, fl, cr, fx, hint, n, false);
             }
         }
+        free
     }
 }
 

@@ -327,53 +327,42 @@ impl Em<'_> {
         // One jump table on the opcode; each form then takes its operands
         // from the kind (a kind that does not match is unsupported).
         let unsupported = || Err(bad(func, "unsupported instruction"));
-        macro_rules! bin {
-            ($op:expr) => {{
-                let InstKind::Binary { args } = &d.kind else {
-                    return unsupported();
-                };
-                let (a, b) = (opd_in(home, args[0], ty), opd_in(home, args[1], ty));
-                if w {
-                    self.binop($op, true, dh, a, b)
-                } else {
-                    self.binop($op, false, dh, a, b)
-                }
-            }};
-        }
-        // (As `bin`, for the shifts.)
-        macro_rules! sh {
-            ($op:expr) => {{
-                let InstKind::Binary { args } = &d.kind else {
-                    return unsupported();
-                };
-                let (a, b) = (opd_in(home, args[0], ty), opd_in(home, args[1], ty));
-                if w {
-                    self.shift($op, true, dh, a, b)
-                } else {
-                    self.shift($op, false, dh, a, b)
-                }
-            }};
-        }
         match d.opcode {
             Fadd | Fsub | Fmul | Fdiv | Fneg | Fabs | Fsqrt | Feq | Fne | Flt | Fle | Fgt | Fge
             | Fext | Ftrunc | Sitof | Uitof | Ftosi | Ftoui | Bitcast => {
                 self.float_inst(i, dst())?
             }
             Select | Load | Store if ty.is_float() => self.float_inst(i, dst())?,
-            // One arm for the five ALU operations and mul, one for the shifts
-            // (the byte that tells them apart from [`OP_BYTE`]), a copy of
-            // `binop` / `shift` per width with its REX prefix logic folded.
-            // An `add` folded into the next instruction's address
-            // (`fast/mem.rs`; only an `add` has the home [`super::FOLDED`])
-            // emits nothing: tested inside the arm, so that `add` is not a
-            // target of its own in the jump (a third target where these
-            // operations mix mispredicted about half the time).
-            Add | Sub | Mul | And | Or | Xor => {
+            // One arm for the five ALU operations, mul and the shifts (the
+            // byte that tells them apart from [`OP_BYTE`]), a copy of `binop` / `shift` per
+            // width with its REX prefix logic folded: one target of the
+            // jump on the opcode where these operations mix (each further
+            // target mispredicted as often as the operations alternate; a
+            // conditional branch on the byte costs less). An `add` folded
+            // into the next instruction's address (`fast/mem.rs`; only an
+            // `add` has the home [`super::FOLDED`]) emits nothing.
+            Add | Sub | Mul | And | Or | Xor | Shl | Shr | Sar => {
                 if dh != super::FOLDED {
-                    bin!(OP_BYTE[d.opcode as usize])
+                    let InstKind::Binary { args } = &d.kind else {
+                        return unsupported();
+                    };
+                    let (a, b) = (opd_in(home, args[0], ty), opd_in(home, args[1], ty));
+                    let op = OP_BYTE[d.opcode as usize];
+                    // (Branches, not a `match` on the pair: LLVM makes
+                    // that a jump table.)
+                    if !matches!(d.opcode, Shl | Shr | Sar) {
+                        if w {
+                            self.binop(op, true, dh, a, b)
+                        } else {
+                            self.binop(op, false, dh, a, b)
+                        }
+                    } else if w {
+                        self.shift(op, true, dh, a, b)
+                    } else {
+                        self.shift(op, false, dh, a, b)
+                    }
                 }
             }
-            Shl | Shr | Sar => sh!(OP_BYTE[d.opcode as usize]),
             Sdiv | Udiv | Srem | Urem => {
                 let InstKind::Binary { args } = &d.kind else {
                     return unsupported();

@@ -498,9 +498,17 @@ impl<'a> Parser<'a, '_> {
         let (done, total) = (self.lex.pos().max(1), self.lex.src().len() + self.after);
         let seen = m.funcs.len() + 1;
         // The shortest function (`func @f(){` and `}`) has 12 bytes.
-        let expected = (seen.saturating_mul(total) / done).min(total / 12 + 1);
+        let most = total / 12 + 1;
+        let expected = (seen.saturating_mul(total) / done).min(most);
+        // An eighth more than the rate says (the first functions are no
+        // sure guide), reserved exactly (grown by doubling, the table of a
+        // large file ended twice the size needed, and the old one stays
+        // behind in `kiln check`'s arena), but at least a quarter more
+        // than it holds (wrong guesses still grow it geometrically).
+        let len = m.funcs.len();
+        let want = (expected + expected / 8).min(most);
         self.module
-            .reserve(expected.saturating_sub(m.funcs.len()).max(1));
+            .reserve(want.saturating_sub(len).max(len / 4).max(1));
     }
 
     /// Before a large function's instruction table grows: makes room in

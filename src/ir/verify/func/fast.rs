@@ -33,7 +33,7 @@
 use super::{Dominance, Scratch, MAX_ALLOCA};
 use crate::ir::entities::{Block, Inst, Value};
 use crate::ir::function::{
-    BlockCall, BlockData, Callee, Function, InstData, InstKind, Operand, ValueDef,
+    BlockCall, BlockData, Callee, Function, InstData, InstKind, Int96, Operand, ValueDef,
 };
 use crate::ir::hash::FxHashMap;
 use crate::ir::module::Module;
@@ -199,6 +199,64 @@ fn fits(c: Const, ty: Type) -> bool {
         (Const::Int(v), Type::I64) => (-(1i128 << 63)..(1i128 << 64)).contains(&v.get()),
         (Const::Int(_), Type::F32 | Type::F64) => true,
         (Const::Float(_), t) => matches!(t, Type::F32 | Type::F64),
+    }
+}
+
+/// The literals a want accepts ([`fits`] as one range check): an integer
+/// `v` when `v - lo` (wrapping, as `u128`) is below `span`, a float
+/// literal when `float`.
+#[derive(Clone, Copy)]
+struct Lits {
+    lo: i128,
+    span: u128,
+    float: bool,
+}
+
+/// [`Lits`] per want (`want & 15`: every want is below 16).
+static LITS: [Lits; 16] = lits();
+
+/// The table of [`LITS`]: integers fit as signed or unsigned, every
+/// integer fits a float type (see [`fits`]); the other wants take no
+/// literal.
+const fn lits() -> [Lits; 16] {
+    const NONE: Lits = Lits {
+        lo: 0,
+        span: 0,
+        float: false,
+    };
+    let int32 = Lits {
+        lo: -(1 << 31),
+        span: (1 << 32) + (1 << 31),
+        float: false,
+    };
+    let int64 = Lits {
+        lo: -(1 << 63),
+        span: (1 << 64) + (1 << 63),
+        float: false,
+    };
+    let float = Lits {
+        lo: Int96::MIN,
+        span: 1 << 96,
+        float: true,
+    };
+    let mut t = [NONE; 16];
+    t[Type::I32 as usize] = int32;
+    t[Type::I64 as usize] = int64;
+    t[Type::F32 as usize] = float;
+    t[Type::F64 as usize] = float;
+    t[INT_LIT64 as usize] = int64;
+    t
+}
+
+/// Whether literal `c` meets `want`: [`fits`] for the exact types, an
+/// integer that fits `i64` for [`INT_LIT64`], none for the other wants;
+/// from [`LITS`] (one range check, no branch on the want).
+#[inline(always)]
+fn lit_fits(c: Const, want: u8) -> bool {
+    let lits = &LITS[(want & 15) as usize];
+    match c {
+        Const::Int(v) => (v.get().wrapping_sub(lits.lo) as u128) < lits.span,
+        Const::Float(_) => lits.float,
     }
 }
 
@@ -694,11 +752,7 @@ impl Walk<'_> {
                 }
                 self.value(v, e, want)
             }
-            // The exact types first (the wants below 4).
-            Operand::Const(c) => match Type::ALL.get(want as usize) {
-                Some(&t) => fits(c, t),
-                None => want == INT_LIT64 && fits(c, Type::I64),
-            },
+            Operand::Const(c) => lit_fits(c, want),
         }
     }
 

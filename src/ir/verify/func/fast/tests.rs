@@ -347,6 +347,15 @@ fn literal_fits_as_the_ir_says() {
         for t in Type::ALL {
             assert_eq!(fits(c, t), c.fits(t), "{c:?} as {t}");
         }
+        // The table behind `Walk::operand`'s literals, for every want.
+        for want in 0..16u8 {
+            let expected = match want {
+                0..=3 => c.fits(Type::ALL[want as usize]),
+                INT_LIT64 => matches!(c, Const::Int(_)) && c.fits(Type::I64),
+                _ => false,
+            };
+            assert_eq!(lit_fits(c, want), expected, "{c:?} for want {want}");
+        }
     }
 }
 
