@@ -531,6 +531,7 @@ impl Fast {
     /// writes first (hint: the argument's home). Takes and returns the
     /// free registers (by value: the sweep can keep them in a register).
     #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
     fn edge_params(
         &mut self,
         vals: &mut [Val],
