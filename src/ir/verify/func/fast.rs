@@ -75,7 +75,7 @@ const ANY: u8 = 7;
 const REJECT: u8 = 12;
 const _: () = assert!(INT & FLOAT & INT_LIT64 & ANY & REJECT & 4 != 0);
 // Every want is below 16 (`Walk::operand`'s slot stays in `fields`).
-const _: () = assert!(INT | FLOAT | INT_LIT64 | ANY | REJECT < 16);
+const _: () = assert!(INT < 16 && FLOAT < 16 && INT_LIT64 < 16 && ANY < 16 && REJECT < 16);
 
 /// Suffix slots per opcode in the rule table: each [`Type`] at its code,
 /// none at 4 (the others unused: a power of two, and the slot is the byte
