@@ -10,6 +10,16 @@ use super::{
 use crate::ir::{Function, InstKind, Operand};
 use crate::lower::analysis::Decisions;
 
+/// Where [`Fast::block`] is in the lists of calls and of fixed-register
+/// uses: indices `ci`, `fi` and the instructions there, `nc`, `nf`.
+#[derive(Clone, Copy)]
+struct Cursor {
+    ci: usize,
+    fi: usize,
+    nc: u32,
+    nf: u32,
+}
+
 /// [`Fast::assign`]: the registers a value may have, by `float | fixed << 1
 /// | crosses << 2` (see [`Fast::assign`]'s arguments). Every xmm register is
 /// caller-saved: a float range crossing a call finds no register.
@@ -109,7 +119,7 @@ impl Fast {
     /// learn.
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn assign(
+    fn assign<const LEND: bool>(
         &mut self,
         vals: &mut [Val],
         home: &mut [u32],
@@ -135,7 +145,12 @@ impl Fast {
         let allowed = ALLOWED[float as usize | (fixed as usize) << 1 | (crosses as usize) << 2];
         let f = *all_free & allowed;
         // Lent registers (see `Lend`) for a value that ends in the block.
-        let lend = self.lent & allowed & 0u32.wrapping_sub((e <= self.lend_end) as u32);
+        // (`LEND` false: nothing is lent in this block.)
+        let lend = if LEND {
+            self.lent & allowed & 0u32.wrapping_sub((e <= self.lend_end) as u32)
+        } else {
+            0
+        };
         // A hinted register first (lent or free); else a free caller-saved
         // one that is not `rcx`/`rdx`, a free caller-saved one, a free
         // one; a lent one last (it keeps free registers for values that
@@ -151,7 +166,7 @@ impl Fast {
         m = if h1 != 0 { h1 } else { m };
         let pick = m.trailing_zeros();
         let h = if m == 0 {
-            if let Some(r) = self.steal(vals, home, exp, v, float, allowed, now) {
+            if let Some(r) = self.steal::<LEND>(vals, home, exp, v, float, allowed, now) {
                 exp[e as usize].free |= 1 << r;
                 self.reg_seq[r as usize & 31] = seq;
                 r
@@ -169,7 +184,7 @@ impl Fast {
                 }
                 SLOT0 + s
             }
-        } else if lend & (1 << pick) != 0 {
+        } else if LEND && lend & (1 << pick) != 0 {
             // Borrowed: the lender keeps owning it (`release` gives it
             // back to the lent set).
             debug_assert_eq!(*all_free & (1 << pick), 0);
@@ -204,7 +219,7 @@ impl Fast {
     /// win).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
-    fn steal(
+    fn steal<const LEND: bool>(
         &mut self,
         vals: &mut [Val],
         home: &mut [u32],
@@ -219,7 +234,11 @@ impl Fast {
             return None;
         }
         // A register lent in this block may hold a borrower.
-        let allowed = allowed & !self.lent_all;
+        let allowed = if LEND {
+            allowed & !self.lent_all
+        } else {
+            allowed
+        };
         // `reg_end[r]` is the end of `r`'s current owner if it still
         // holds it, else (freed, or never given) at most `now` < `e`: it
         // never wins. The victim: the allowed register with the latest
@@ -381,7 +400,7 @@ impl Fast {
                 crate::lower::abi::ArgLoc::Stack(_) => NONE,
             };
             let fl = func.values[pi].ty.is_float();
-            self.assign(vals, home, exp, pi, &mut free, fl, cr, fx, hint, 0, true);
+            self.assign::<true>(vals, home, exp, pi, &mut free, fl, cr, fx, hint, 0, true);
         }
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];
@@ -392,15 +411,15 @@ impl Fast {
             while fi < self.fixed.len() && self.fixed[fi] < first {
                 fi += 1;
             }
-            let mut nc = self.calls.get(ci).copied().unwrap_or(NONE);
-            let mut nf = self.fixed.get(fi).copied().unwrap_or(NONE);
+            let nc = self.calls.get(ci).copied().unwrap_or(NONE);
+            let nf = self.fixed.get(fi).copied().unwrap_or(NONE);
             for &p in &bd.params {
                 let pi = p.index();
                 if home[pi] == NONE {
                     let cr = self.crosses(ci, first, vals[pi].end, true);
                     let fx = self.crosses_fixed(fi, first, vals[pi].end);
                     let fl = func.values[pi].ty.is_float();
-                    self.assign(
+                    self.assign::<true>(
                         vals, home, exp, pi, &mut free, fl, cr, fx, NONE, first, true,
                     );
                 }
@@ -426,86 +445,121 @@ impl Fast {
                 }
             }
             let last = self.last[k];
-            for n in first..=last {
-                // `nc`/`nf`: the first call / fixed-register use not
-                // before `n` (`NONE`: none). Each list holds an
-                // instruction once, so passing one moves to the next
-                // (no branch: a division's position is random data).
-                if nc < n {
-                    ci += 1;
-                    nc = self.calls.get(ci).copied().unwrap_or(NONE);
+            // Most blocks lend nothing (no `lent`, no `pending`): their
+            // instructions take a loop without the lending checks.
+            let at = Cursor { ci, fi, nc, nf };
+            let (at, f) = if self.pending.is_empty() {
+                self.block::<false>(vals, home, exp, recs, first, last, free, at)
+            } else {
+                self.block::<true>(vals, home, exp, recs, first, last, free, at)
+            };
+            free = f;
+            (ci, fi) = (at.ci, at.fi);
+            // The terminator (last) can be a jump.
+            let n = last;
+            let d = &func.insts[bd.insts[bd.insts.len() - 1].index()];
+            match &d.kind {
+                InstKind::Jmp { dest } => {
+                    free = self.edge_params(vals, home, exp, func, dest, free, ci, fi, n)
                 }
-                fi += (nf < n) as usize;
-                nf = self.fixed.get(fi).copied().unwrap_or(NONE);
-                debug_assert!(ci == 0 || self.calls[ci - 1] < n);
-                debug_assert!(fi == 0 || self.fixed[fi - 1] < n);
-                // Free what ends here (nothing is added at `n` any more:
-                // it is read once).
-                let x = exp[n as usize];
-                free |= x.free;
-                let mut v = x.head;
-                while v != NONE {
-                    let next = vals[v as usize].exp_next;
-                    self.release(vals, home, v as usize, &mut free);
-                    v = next;
+                InstKind::Br {
+                    then_dest,
+                    else_dest,
+                    ..
+                } => {
+                    free = self.edge_params(vals, home, exp, func, then_dest, free, ci, fi, n);
+                    free = self.edge_params(vals, home, exp, func, else_dest, free, ci, fi, n);
                 }
-                if !self.pending.is_empty() {
-                    self.activate_lends(home, n);
-                }
-                let rec = recs[n as usize];
-                if rec.r != NONE {
-                    let ri = rec.r as usize;
-                    if rec.a & R_FOLDS != 0 && vals[ri].end == n + 1 {
-                        // Used only as the next access's pointer.
-                        home[ri] = FOLDED;
-                    } else {
-                        let a = rec.a & A_NONE;
-                        let mut hint = if a != A_NONE { home[a as usize] } else { NONE };
-                        // A jump argument: its parameter's register if lent
-                        // (nothing is lent in most blocks, most of the time:
-                        // no scan then).
-                        if self.lent != 0 {
-                            if let Some(&(_, h)) = self.arg_hints.iter().find(|a| a.0 == ri as u32)
-                            {
-                                if self.lent & (1 << h) != 0 {
-                                    hint = h;
-                                }
+                _ => {}
+            }
+        }
+    }
+
+    /// The instructions `first..=last` of a block: releases, then a home
+    /// for each result. `LEND`: the block lends registers (see `Lend`).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn block<const LEND: bool>(
+        &mut self,
+        vals: &mut [Val],
+        home: &mut [u32],
+        exp: &mut [Exp],
+        recs: &[Rec],
+        first: u32,
+        last: u32,
+        mut free: u32,
+        at: Cursor,
+    ) -> (Cursor, u32) {
+        let Cursor {
+            mut ci,
+            mut fi,
+            mut nc,
+            mut nf,
+        } = at;
+        // One bounds check each here instead of one per instruction.
+        let home = &mut home[..vals.len()];
+        let recs = &recs[..last as usize + 1];
+        let _ = &exp[last as usize];
+        for n in first..last + 1 {
+            // `nc`/`nf`: the first call / fixed-register use not
+            // before `n` (`NONE`: none). Each list holds an
+            // instruction once, so passing one moves to the next
+            // (no branch: a division's position is random data).
+            if nc < n {
+                ci += 1;
+                nc = self.calls.get(ci).copied().unwrap_or(NONE);
+            }
+            fi += (nf < n) as usize;
+            nf = self.fixed.get(fi).copied().unwrap_or(NONE);
+            debug_assert!(ci == 0 || self.calls[ci - 1] < n);
+            debug_assert!(fi == 0 || self.fixed[fi - 1] < n);
+            // Free what ends here (nothing is added at `n` any more:
+            // it is read once).
+            let x = exp[n as usize];
+            free |= x.free;
+            let mut v = x.head;
+            while v != NONE {
+                let next = vals[v as usize].exp_next;
+                self.release(vals, home, v as usize, &mut free);
+                v = next;
+            }
+            if LEND && !self.pending.is_empty() {
+                self.activate_lends(home, n);
+            }
+            let rec = recs[n as usize];
+            if rec.r != NONE {
+                let ri = rec.r as usize;
+                if rec.a & R_FOLDS != 0 && vals[ri].end == n + 1 {
+                    // Used only as the next access's pointer.
+                    home[ri] = FOLDED;
+                } else {
+                    let a = rec.a & A_NONE;
+                    let mut hint = if a != A_NONE { home[a as usize] } else { NONE };
+                    // A jump argument: its parameter's register if lent
+                    // (nothing is lent in most blocks, most of the time:
+                    // no scan then).
+                    if LEND && self.lent != 0 {
+                        if let Some(&(_, h)) = self.arg_hints.iter().find(|a| a.0 == ri as u32) {
+                            if self.lent & (1 << h) != 0 {
+                                hint = h;
                             }
                         }
-                        let e = vals[ri].end;
-                        // (A call at `n` itself is not crossed.)
-                        let cr = if nc != n {
-                            nc < e
-                        } else {
-                            self.crosses(ci, n, e, false)
-                        };
-                        let fx = nf <= e;
-                        debug_assert_eq!(fx, self.crosses_fixed(fi, n, e));
-                        let fl = rec.a & R_FLOAT != 0;
-                        self.assign(vals, home, exp, ri, &mut free, fl, cr, fx, hint, n, false);
                     }
-                }
-                // Only the terminator (last) can be a jump.
-                if n < last {
-                    continue;
-                }
-                let d = &func.insts[bd.insts[bd.insts.len() - 1].index()];
-                match &d.kind {
-                    InstKind::Jmp { dest } => {
-                        free = self.edge_params(vals, home, exp, func, dest, free, ci, fi, n)
-                    }
-                    InstKind::Br {
-                        then_dest,
-                        else_dest,
-                        ..
-                    } => {
-                        free = self.edge_params(vals, home, exp, func, then_dest, free, ci, fi, n);
-                        free = self.edge_params(vals, home, exp, func, else_dest, free, ci, fi, n);
-                    }
-                    _ => {}
+                    let e = vals[ri].end;
+                    // (A call at `n` itself is not crossed.)
+                    let cr = if nc != n {
+                        nc < e
+                    } else {
+                        self.crosses(ci, n, e, false)
+                    };
+                    let fx = nf <= e;
+                    debug_assert_eq!(fx, self.crosses_fixed(fi, n, e));
+                    let fl = rec.a & R_FLOAT != 0;
+                    self.assign::<LEND>(vals, home, exp, ri, &mut free, fl, cr, fx, hint, n, false);
                 }
             }
         }
+        (Cursor { ci, fi, nc, nf }, free)
     }
 
     /// Lends the registers of the current block's parameters whose last
@@ -556,7 +610,7 @@ impl Fast {
                 let cr = self.crosses(ci, n, vals[pi].end, false);
                 let fx = self.crosses_fixed(fi, n, vals[pi].end);
                 let fl = func.values[pi].ty.is_float();
-                self.assign(vals, home, exp, pi, &mut free, fl, cr, fx, hint, n, false);
+                self.assign::<true>(vals, home, exp, pi, &mut free, fl, cr, fx, hint, n, false);
             }
         }
         free
