@@ -923,7 +923,9 @@ impl Fast {
         let h = at.h;
         let d = func.insts.get(insts.get(j)?.index())?;
         let facts = FACTS[d.opcode as usize][slot(d.ty)];
-        if facts & F_OK == 0 && (facts & F_CALL == 0 || !call_supported(module, func, d)) {
+        // (A call's callee and arguments are checked by `Fast::call_args`.)
+        let call = matches!(d.kind, InstKind::Call { .. });
+        if facts & F_OK == 0 && (facts & F_CALL == 0 || !call) {
             return None;
         }
         // (A terminator's kind in the middle of a block.)
@@ -969,7 +971,7 @@ impl Fast {
                     self.use_op(vals, uses, dec, a, n, h)?;
                 }
                 self.calls.push(n);
-                let stack = self.call_args(module, func, *callee, args);
+                let stack = self.call_args(module, func, *callee, args)?;
                 self.outgoing = self.outgoing.max(stack as u64);
             }
         }
@@ -977,32 +979,45 @@ impl Fast {
     }
 
     /// Appends the argument locations of a call to `call_locs`; the
-    /// bytes of stack arguments.
+    /// bytes of stack arguments. `None`: a direct callee that is not a
+    /// function symbol taking as many arguments as given (unsupported).
     fn call_args(
         &mut self,
         module: &Module,
         func: &Function,
         callee: Callee,
         args: &[Operand],
-    ) -> u32 {
-        let mut tys: smallvec::SmallVec<[Type; 8]> = smallvec::SmallVec::new();
-        match callee {
+    ) -> Option<u32> {
+        let mut locs = std::mem::take(&mut self.params_tmp);
+        let stack = match callee {
             Callee::Direct(s) => {
-                if let Some(sig) = module.symbols[s.index()].signature() {
-                    tys.extend_from_slice(&sig.params);
+                let sig = module.symbols.get(s.index()).and_then(|s| s.signature());
+                let Some(params) = sig.map(|sig| &sig.params[..]) else {
+                    self.params_tmp = locs;
+                    return None;
+                };
+                if params.len() != args.len() {
+                    self.params_tmp = locs;
+                    return None;
                 }
+                crate::lower::abi::assign_args_into(params, &ARGS, 8, &mut locs)
             }
             // A literal argument is passed as an i64 (as the pipeline does).
             Callee::Indirect(_) => {
-                tys.extend(args.iter().map(|a| func.operand_type(*a, Type::I64)))
+                let tys: smallvec::SmallVec<[Type; 8]> = args
+                    .iter()
+                    .map(|a| func.operand_type(*a, Type::I64))
+                    .collect();
+                crate::lower::abi::assign_args_into(&tys, &ARGS, 8, &mut locs)
             }
-        }
-        let mut locs = std::mem::take(&mut self.params_tmp);
-        let stack = crate::lower::abi::assign_args_into(&tys, &ARGS, 8, &mut locs);
+        };
         self.call_locs_at.push(self.call_locs.len() as u32);
-        self.call_locs.extend_from_slice(&locs);
+        // (One at a time: a few entries, cheaper than a `memcpy` call.)
+        for &l in &locs {
+            self.call_locs.push(l);
+        }
         self.params_tmp = locs;
-        stack
+        Some(stack)
     }
 
     /// A jump at `n` (in innermost loop `h`) to `dest`: its arguments are
