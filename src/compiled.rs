@@ -58,6 +58,14 @@ pub struct CompiledModule {
     /// Which relocations target this module's own definitions (large
     /// modules only, see [`LocalTargets`]; boxed: one word in the rest).
     pub(crate) local: Option<Box<LocalTargets>>,
+    /// Set for one function compiled out of a larger IR module (a lazy
+    /// module's function-module, [`CompiledModule::for_one_function`]):
+    /// no `local` hints then. They are sized by the IR module's symbol
+    /// count, which for each function of a lazy module would be work and
+    /// memory in proportion to the whole module (a 2,000-function module:
+    /// 8 KB zeroed and freed per first call); the loader finds such a
+    /// module's few symbols by a short search anyway.
+    pub(crate) one_function: bool,
 }
 
 /// Relocation targets known to be definitions of the same module, recorded
@@ -85,11 +93,14 @@ impl LocalTargets {
 
     /// The hints of a module being compiled from `module`, made at the
     /// first use; `None` if `module` is too small to keep any.
+    /// `one_function`: the module holds one function of `module` only
+    /// (its `one_function` flag), and keeps no hints.
     pub(crate) fn of<'a>(
         local: &'a mut Option<Box<LocalTargets>>,
+        one_function: bool,
         module: &Module,
     ) -> Option<&'a mut LocalTargets> {
-        if module.symbols.len() > Self::MIN_SYMBOLS {
+        if !one_function && module.symbols.len() > Self::MIN_SYMBOLS {
             Some(local.get_or_insert_with(Default::default))
         } else {
             None
@@ -146,6 +157,17 @@ impl CompiledModule {
             rodata_align: DATA_ALIGN,
             data_align: DATA_ALIGN,
             ..Default::default()
+        }
+    }
+
+    /// An empty module ([`CompiledModule::new`]) for one function of a
+    /// larger IR module, compiled on its own (a lazy module's
+    /// function-module): it keeps no relocation hints, whose cost would
+    /// follow the size of the whole IR module.
+    pub fn for_one_function() -> Self {
+        CompiledModule {
+            one_function: true,
+            ..Self::new()
         }
     }
 
@@ -270,7 +292,7 @@ impl CompiledModule {
                 });
             }
             let at = self.symbols.len();
-            if let Some(hints) = LocalTargets::of(&mut self.local, module) {
+            if let Some(hints) = LocalTargets::of(&mut self.local, self.one_function, module) {
                 hints.define(sym_id.index(), at, module.symbols.len());
             }
             self.symbols.push(CompiledSymbol {
@@ -292,7 +314,7 @@ impl CompiledModule {
                 .ok_or_else(|| too_big(&sym.name))?;
             self.bss = end - len;
             let at = self.symbols.len();
-            if let Some(hints) = LocalTargets::of(&mut self.local, module) {
+            if let Some(hints) = LocalTargets::of(&mut self.local, self.one_function, module) {
                 hints.define(sym_id.index(), at, module.symbols.len());
             }
             self.symbols.push(CompiledSymbol {

@@ -60,7 +60,7 @@ pub fn place_function(
         |o: usize| u32::try_from(o).map_err(|_| Error::Runtime("section over 4 GiB".into()));
     let own = out.symbols.len();
     if let (Some(h), Some(i)) = (
-        LocalTargets::of(&mut out.local, module),
+        LocalTargets::of(&mut out.local, out.one_function, module),
         index_in(module, sym),
     ) {
         h.define(i, own, module.symbols.len());

@@ -158,7 +158,7 @@ pub fn compile_job(target: &str, job: &Job) -> Result<CompiledModule> {
     let run = || match &job.source {
         Source::Whole(m) => compile_module(m, backend),
         Source::Function { group, sym } => {
-            let mut out = CompiledModule::new();
+            let mut out = CompiledModule::for_one_function();
             backend.compile_function(&group.module, *sym, &mut out)?;
             Ok(out)
         }

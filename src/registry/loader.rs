@@ -655,4 +655,46 @@ mod tests {
         }
         assert_eq!(image(wrong), by_names);
     }
+
+    /// One function compiled out of a large module (a lazy module's
+    /// function-module) keeps no hints, whose size would follow the whole
+    /// module; compiled into a whole-module output, the same function
+    /// keeps them. Either way its image resolves the same.
+    #[test]
+    fn one_function_keeps_no_hints() {
+        let mut text = String::new();
+        for i in 0..40 {
+            text += &format!(
+                "func @f{i}(%x: i64) -> i64 {{\nentry:\n    %y = call.i64 @f{}(%x)\n    \
+                 %z = call.i64 @f{i}(%y)\n    ret %z\n}}\n",
+                (i + 1) % 40
+            );
+        }
+        let m = crate::ir::parse::parse_module("one.kir", &text).unwrap();
+        let backend = crate::isa::backend("x86_64").unwrap();
+        let sym = m.symbol("f39").unwrap();
+        let compile = |mut out: CompiledModule| {
+            backend.compile_function(&m, sym, &mut out).unwrap();
+            out
+        };
+        let whole = compile(CompiledModule::new());
+        let one = compile(CompiledModule::for_one_function());
+        assert!(whole.local.is_some(), "a large module's output keeps hints");
+        assert!(one.local.is_none(), "one function keeps no hints");
+        assert_eq!((&one.text, &one.relocs), (&whole.text, &whole.relocs));
+        let image = |cm: CompiledModule| {
+            let mut resolve = |name: &str| match name {
+                "f0" => Ok(Target::Absolute(0x1000)),
+                _ => Err(Error::Runtime(format!("unexpected {name}"))),
+            };
+            Image::new(cm, |_, _| None, &mut resolve)
+                .unwrap()
+                .relocs
+                .to_vec()
+        };
+        let relocs = image(one);
+        assert_eq!(relocs, image(whole));
+        assert_eq!(relocs.len(), 2);
+        assert_eq!(relocs[1].target.target, Target::Local(0));
+    }
 }
