@@ -533,8 +533,9 @@ impl Fast {
                     // Used only as the next access's pointer.
                     home[ri] = FOLDED;
                 } else {
+                    // (`A_NONE` is past the values: `get` gives `None`.)
                     let a = rec.a & A_NONE;
-                    let mut hint = if a != A_NONE { home[a as usize] } else { NONE };
+                    let mut hint = home.get(a as usize).copied().unwrap_or(NONE);
                     // A jump argument: its parameter's register if lent
                     // (nothing is lent in most blocks, most of the time:
                     // no scan then).
