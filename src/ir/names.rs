@@ -315,7 +315,15 @@ impl Names {
     /// are never filed).
     #[inline]
     pub(crate) fn push_new(&mut self, s: &str) -> Name {
-        let (label, value) = name_syntax(s);
+        self.push_new_with(s, name_syntax(s))
+    }
+
+    /// [`Names::push_new`] for a caller that knows the name's syntax (what
+    /// [`name_syntax`] says of it): the parser works it out from the name's
+    /// bytes packed in a word, without a loop over them.
+    #[inline]
+    pub(crate) fn push_new_with(&mut self, s: &str, (label, value): (bool, bool)) -> Name {
+        debug_assert_eq!((label, value), name_syntax(s), "{s:?}");
         let flags = if label { VALID_LABEL } else { 0 } | if value { VALID_VALUE } else { 0 };
         Name::from_index(self.push(s, flags) as usize)
     }

@@ -129,6 +129,44 @@ impl ShortNames {
         Some(w)
     }
 
+    /// The key of the name `b[start..start + len]` (see [`Self::key`]),
+    /// read as one word when `b` has eight bytes from `start` (the name's
+    /// and the ones after it, masked off), else byte by byte.
+    #[inline]
+    fn key_at(b: &[u8], start: usize, len: usize) -> Option<u64> {
+        if len == 0 || len > 7 {
+            return None;
+        }
+        let Some(word) = b.get(start..start.checked_add(8)?) else {
+            let text = std::str::from_utf8(b.get(start..start + len)?).ok()?;
+            return Self::key(text);
+        };
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        Some(u64::from_le_bytes(w) & ((1u64 << (8 * len)) - 1) | (len as u64) << 56)
+    }
+
+    /// What [`name_syntax`](crate::ir::names::name_syntax) says of the
+    /// name of `key`, a name of name characters (as the lexer reads them):
+    /// one that starts with a digit is a value name when all of it is
+    /// digits and never a label; any other is both. The digits are found
+    /// all at once, as in [`numbered`].
+    #[inline]
+    fn key_syntax(key: u64) -> (bool, bool) {
+        const LOW: u64 = 0x0101_0101_0101_0101;
+        let len = (key >> 56) as usize;
+        let mask = (1u64 << (8 * len)) - 1;
+        // Name characters are ASCII: below 0x80 after the xor, so the add
+        // carries out of no byte; a byte's top bit set marks a non-digit.
+        let x = (key & mask) ^ (0x30 * LOW);
+        let non_digit = (x + 0x76 * LOW) & (0x80 * LOW) & mask;
+        if non_digit & 0x80 == 0 {
+            (false, non_digit == 0)
+        } else {
+            (true, true)
+        }
+    }
+
     #[inline]
     fn slot(key: u64) -> usize {
         (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - SHORT_SLOTS.trailing_zeros())) as usize
@@ -238,13 +276,22 @@ impl FuncScratch {
     fn name(&mut self, text: &str) -> Name {
         // A full cache (a large function) is passed by without even
         // computing the key.
-        if let Some(key) = self.short.active().then(|| ShortNames::key(text)).flatten() {
+        let key = self.short.active().then(|| ShortNames::key(text)).flatten();
+        self.name_keyed(text, key)
+    }
+
+    /// [`Self::name`] for `text` with its [`ShortNames`] key, if it has one
+    /// and the cache is in use. Inlined into both callers: a call more per
+    /// name cost more than the word-sized key saves.
+    #[inline(always)]
+    fn name_keyed(&mut self, text: &str, key: Option<u64>) -> Name {
+        if let Some(key) = key {
             match self.short.find(key) {
                 Ok(id) => return Name::from_index(id as usize),
                 Err(Some(i)) => {
                     // Every short name of this function so far is in the
                     // cache (it was never full): this one is new.
-                    let n = self.names.push_new(text);
+                    let n = self.names.push_new_with(text, ShortNames::key_syntax(key));
                     self.value_of.push(NONE);
                     self.block_of.push(NONE);
                     self.short.slots[i] = (key, n.index() as u32 + 1);
@@ -259,11 +306,12 @@ impl FuncScratch {
         self.intern_new(text)
     }
 
-    /// [`Self::name`] for the name `text`, which is `src[start..]`: a large
-    /// function's numbered names (see [`numbered`]) are found without
-    /// reading their text again.
+    /// [`Self::name`] for the name `text`, which is `src[start..]`: its key
+    /// is read as one word, and a large function's numbered names (see
+    /// [`numbered`]) are found without reading their text again.
     #[inline]
     fn name_in(&mut self, src: &str, start: usize, text: &str) -> Name {
+        debug_assert_eq!(src.get(start..start + text.len()), Some(text));
         if !self.short.active() {
             if let Some(num) = numbered(src.as_bytes(), start, start + text.len()) {
                 let n = self.names.intern_numbered(text, num);
@@ -273,8 +321,23 @@ impl FuncScratch {
                 }
                 return n;
             }
+            return self.intern_new(text);
         }
-        self.name(text)
+        self.name_keyed(text, ShortNames::key_at(src.as_bytes(), start, text.len()))
+    }
+
+    /// [`Self::name`] for the name `text`, which is `src[start..]`: its key
+    /// is read as one word. For definitions and labels, whose names are
+    /// mostly new: a large function interns them as [`Self::name`] does
+    /// (finding a new name's group through [`numbered`] costs more than
+    /// it saves; uses go through [`Self::name_in`]).
+    #[inline]
+    fn name_at(&mut self, src: &str, start: usize, text: &str) -> Name {
+        debug_assert_eq!(src.get(start..start + text.len()), Some(text));
+        if !self.short.active() {
+            return self.intern_new(text);
+        }
+        self.name_keyed(text, ShortNames::key_at(src.as_bytes(), start, text.len()))
     }
 
     /// [`Self::name`] without the cache.
@@ -556,6 +619,19 @@ impl<'a> Parser<'a, '_> {
     /// duplicate name.
     fn define_value(&mut self, text: &'a str, loc: Loc, ty: Type, def: ValueDef) -> Result<Value> {
         let name = self.fs.name(text);
+        self.define_named(name, text, loc, ty, def)
+    }
+
+    /// [`Self::define_value`] for `text` interned as `name`.
+    #[inline]
+    pub(super) fn define_named(
+        &mut self,
+        name: Name,
+        text: &'a str,
+        loc: Loc,
+        ty: Type,
+        def: ValueDef,
+    ) -> Result<Value> {
         if self.fs.value_of[name.index()] != NONE {
             return self.err(loc, format!("value %{} is defined twice", shorten(text)));
         }
@@ -572,6 +648,12 @@ impl<'a> Parser<'a, '_> {
     #[inline]
     fn start_block(&mut self, t: Token<'a>) -> Result<Block> {
         let name = self.fs.name(t.text);
+        self.start_named_block(name, t)
+    }
+
+    /// [`Self::start_block`] for the label `t` interned as `name`.
+    #[inline]
+    fn start_named_block(&mut self, name: Name, t: Token<'a>) -> Result<Block> {
         if self.fs.block_of[name.index()] != NONE {
             return self.err(
                 t.loc,
@@ -607,7 +689,10 @@ impl<'a> Parser<'a, '_> {
         if b.get(newline) != Some(&b'\n') {
             return Ok(false);
         }
-        let block = self.start_block(self.tok)?;
+        // The label is the token just read: it ends at `p`.
+        let t = self.tok;
+        let name = self.fs.name_at(self.lex.src(), p - t.text.len(), t.text);
+        let block = self.start_named_block(name, t)?;
         self.fs.cur = Some((block, self.fs.insts.len()));
         self.lex.skip_newline_at(newline);
         self.advance()?;
@@ -729,17 +814,23 @@ impl<'a> Parser<'a, '_> {
     /// goes to the source map.
     #[inline]
     pub(super) fn target_named(&mut self, t: Token<'a>) -> Result<Block> {
-        self.fs.srcmap.push_token(t.loc);
         let name = self.fs.name(t.text);
+        self.target_of(name, t.loc)
+    }
+
+    /// [`Self::target_named`] for the label at `loc` interned as `name`.
+    #[inline]
+    pub(super) fn target_of(&mut self, name: Name, loc: Loc) -> Result<Block> {
+        self.fs.srcmap.push_token(loc);
         let b = self.fs.block_of[name.index()];
         if b != NONE {
             return Ok(Block(b));
         }
         let n = self.fs.fwd_blocks.len() as u32;
         if n >= u32::MAX - PLACEHOLDER_MIN {
-            return self.err(t.loc, "too many forward references");
+            return self.err(loc, "too many forward references");
         }
-        self.fs.fwd_blocks.push((name, t.loc));
+        self.fs.fwd_blocks.push((name, loc));
         self.fs.inst_fwd_block = true;
         Ok(Block(u32::MAX - n))
     }
@@ -1201,5 +1292,41 @@ impl<'a> Parser<'a, '_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ShortNames;
+    use crate::ir::names::name_syntax;
+
+    /// The word-sized key and syntax flags agree with the byte loop and
+    /// with `name_syntax` for names of name characters of every length the
+    /// cache takes, wherever the name sits in its text (a word to read
+    /// after it, or too near the end for one).
+    #[test]
+    fn short_keys_read_as_words_match_the_byte_loop() {
+        let names = [
+            "a", "x1", "0", "007", "42", "1a", "9.", "_", "$t", "a.b$c", "entry", "yes", "no",
+            "v1234", "1234567", "12345a7", "abcdefg", "x", "_9", "Z0.$",
+        ];
+        for name in names {
+            for pad in ["", "\n", " = add.i64 %a, %b\n", ":"] {
+                let src = format!("%{name}{pad}");
+                let key = ShortNames::key(name).unwrap();
+                assert_eq!(
+                    ShortNames::key_at(src.as_bytes(), 1, name.len()),
+                    Some(key),
+                    "{src:?}"
+                );
+                assert_eq!(ShortNames::key_syntax(key), name_syntax(name), "{name:?}");
+            }
+        }
+        // Too long or empty: no key either way.
+        for name in ["abcdefgh", ""] {
+            let src = format!("%{name} + more text");
+            assert_eq!(ShortNames::key(name), None);
+            assert_eq!(ShortNames::key_at(src.as_bytes(), 1, name.len()), None);
+        }
     }
 }

@@ -19,7 +19,7 @@ use crate::ir::function::{BlockCall, Const, InstKind, Int96, OpList, Operand, Va
 use crate::ir::lexer::{is_name_char, is_name_start, skip_spaces, TokKind, Token};
 use crate::ir::opcode::{Format, Opcode};
 use crate::ir::parse::parse_int;
-use crate::ir::types::{Signature, Type};
+use crate::ir::types::{ParamTypes, Signature, Type};
 
 /// An operand as written: a value name (without `%`) or an integer.
 #[derive(Clone, Copy)]
@@ -157,9 +157,8 @@ const MAX_PARAMS: usize = 8;
 /// A function header read by [`scan_header`]: each parameter's bytes of
 /// its `%`, the end of its name and its type's first byte, and the type;
 /// the return type; the newline after the `{`. Offsets are `u32` (the
-/// fast path declines longer texts) so that the header is small enough
-/// to be built and returned in registers and stack slots, not by two
-/// `memcpy` calls of 320 bytes per function.
+/// fast path declines longer texts) to keep it small; [`scan_header`]
+/// fills one in place.
 struct Header {
     params: [(u32, u32, u32, Type); MAX_PARAMS],
     num_params: usize,
@@ -175,21 +174,26 @@ fn raw_type(src: &str, p: usize) -> Option<(Type, usize)> {
     Some((Type::from_name(word)?, end))
 }
 
-/// The rest of a function header from byte `p` (just after its `(`),
-/// when it is `%name: T, ...) [-> T] {` and a newline, each parameter a
-/// name the lexer reads as a value name.
-#[inline]
-fn scan_header(src: &str, p: usize) -> Option<Header> {
-    let b = src.as_bytes();
-    if b.len() > u32::MAX as usize {
-        return None;
-    }
-    let mut h = Header {
+impl Header {
+    const EMPTY: Header = Header {
         params: [(0, 0, 0, Type::I64); MAX_PARAMS],
         num_params: 0,
         ret: None,
         newline: 0,
     };
+}
+
+/// The rest of a function header from byte `p` (just after its `(`),
+/// when it is `%name: T, ...) [-> T] {` and a newline, each parameter a
+/// name the lexer reads as a value name: read into `h` (an
+/// [`Header::EMPTY`]; filled in place, not returned, which copied it
+/// twice per function).
+#[inline]
+fn scan_header(src: &str, p: usize, h: &mut Header) -> Option<()> {
+    let b = src.as_bytes();
+    if b.len() > u32::MAX as usize {
+        return None;
+    }
     let mut p = skip_spaces(b, p);
     if b.get(p) != Some(&b')') {
         loop {
@@ -231,7 +235,7 @@ fn scan_header(src: &str, p: usize) -> Option<Header> {
         return None;
     }
     h.newline = p;
-    Some(h)
+    Some(())
 }
 
 impl<'a> Parser<'a, '_> {
@@ -245,18 +249,20 @@ impl<'a> Parser<'a, '_> {
         if self.tok.kind != TokKind::LParen {
             return Ok(None);
         }
-        let Some(h) = scan_header(self.lex.src(), self.lex.pos()) else {
+        let mut h = Header::EMPTY;
+        if scan_header(self.lex.src(), self.lex.pos(), &mut h).is_none() {
             return Ok(None);
-        };
+        }
         let src = self.lex.src();
-        let mut params = Vec::with_capacity(h.num_params);
+        let mut params = ParamTypes::new();
         for &(at, name_end, ty_at, ty) in &h.params[..h.num_params] {
             let (at, ty_at) = (at as usize, ty_at as usize);
             let n = params.len() as u32;
             let loc = self.lex.loc_at(at);
             // The name after the `%` (ASCII bytes, as `raw_operand` read it).
-            let name = &src[at + 1..name_end as usize];
-            let v = self.define_value(name, loc, ty, ValueDef::FuncParam(n))?;
+            let text = &src[at + 1..name_end as usize];
+            let name = self.fs.name_at(src, at + 1, text);
+            let v = self.define_named(name, text, loc, ty, ValueDef::FuncParam(n))?;
             self.fs.params.push(v);
             self.fs.srcmap.push_param_type(self.lex.loc_at(ty_at));
             params.push(ty);
@@ -332,11 +338,8 @@ impl<'a> Parser<'a, '_> {
         };
         let mut blocks = [Block(0); 2];
         for (block, &(text, at)) in blocks.iter_mut().zip(&line.labels).take(line.num_labels) {
-            *block = self.target_named(Token {
-                kind: TokKind::Ident,
-                text,
-                loc: self.lex.loc_at(at),
-            })?;
+            let name = self.fs.name_at(src, at, text);
+            *block = self.target_of(name, self.lex.loc_at(at))?;
         }
         let call = |block| BlockCall {
             block,
@@ -433,7 +436,9 @@ impl<'a> Parser<'a, '_> {
             return Ok(false);
         }
         // The result must be new (the general path reports a duplicate).
-        let result_name = self.fs.name(result.text);
+        // The result is the token just read: it ends at the lexer's position.
+        let result_at = self.lex.pos() - result.text.len();
+        let result_name = self.fs.name_at(src, result_at, result.text);
         if self.fs.value_of[result_name.index()] != NONE {
             return Ok(false);
         }

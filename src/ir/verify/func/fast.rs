@@ -15,9 +15,11 @@
 //! - Definitions are recorded as the walk meets them, one `u32` per value
 //!   (`(block + 2) << 3 | type`, field 1 for function parameters), and
 //!   each field has an interval of block numbers that see its definitions
-//!   (`Walk::fields`), so the common operand — a value of the wanted type
-//!   that is a function parameter, defined earlier in the same block or in
-//!   a block that dominates this one — is one load and two compares. Until
+//!   (`Walk::fields`, found at the entry xor the wanted type: another
+//!   type lands on an empty slot), so the common operand — a value of the
+//!   wanted type that is a function parameter, defined earlier in the
+//!   same block or in a block that dominates this one — is two loads and
+//!   one compare. Until
 //!   the first use from another block a block's interval holds only
 //!   itself; that use computes the dominator tree ([`QuickDom`]: usually
 //!   one pass over the blocks' terminators), numbered so that each block's
@@ -49,6 +51,12 @@ const UNSET: u32 = 0;
 const PARAM_FIELD: u32 = 1;
 /// The interval of `Walk::fields` that holds no number.
 const NO_INTERVAL: [u32; 2] = [dom::NONE, 0];
+
+/// The slot of `Walk::fields` that holds the interval of a field.
+#[inline(always)]
+fn slot_of(field: u32) -> usize {
+    (field << SHIFT) as usize
+}
 /// Where the block field starts in an entry: bits 0-1 are the type, bit 2
 /// is always clear.
 const SHIFT: u32 = 3;
@@ -66,6 +74,8 @@ const ANY: u8 = 7;
 /// No rule this pass knows: reject (the verifier decides).
 const REJECT: u8 = 12;
 const _: () = assert!(INT & FLOAT & INT_LIT64 & ANY & REJECT & 4 != 0);
+// Every want is below 16 (`Walk::operand`'s slot stays in `fields`).
+const _: () = assert!(INT < 16 && FLOAT < 16 && INT_LIT64 < 16 && ANY < 16 && REJECT < 16);
 
 /// Suffix slots per opcode in the rule table: each [`Type`] at its code,
 /// none at 4 (the others unused: a power of two, and the slot is the byte
@@ -283,12 +293,14 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
     // Entries of the blocks are written as the walk enters them (and all
     // at once when `QuickDom` numbers the tree); only those of blocks
     // entered are read.
-    let fields = f.blocks.len() + 2;
-    if s.fields.len() < fields {
-        s.fields.resize(fields, NO_INTERVAL);
+    // Slots up to the last field's xor any want (below 16): below
+    // `(f.blocks.len() + 3) << SHIFT` (see `Walk::fields`).
+    let slots = (f.blocks.len() + 4) << SHIFT;
+    if s.fields.len() < slots {
+        s.fields.resize(slots, NO_INTERVAL);
     }
-    s.fields[UNSET as usize] = NO_INTERVAL;
-    s.fields[PARAM_FIELD as usize] = [0, dom::NONE];
+    s.fields[slot_of(UNSET)] = NO_INTERVAL;
+    s.fields[slot_of(PARAM_FIELD)] = [0, dom::NONE];
     let dom = s.dom.get_mut();
     let mut w = Walk {
         m,
@@ -343,12 +355,15 @@ struct Walk<'a> {
     graph: Graph,
     quick: &'a mut QuickDom,
     /// Per block field (of a definition's entry, `UNSET`, `PARAM_FIELD` or
-    /// a block + 2): `[first, size]`, the numbers whose use sees its
-    /// definitions (`cur_pre - first < size`). `UNSET` holds none and
-    /// `PARAM_FIELD` every number but `NONE`; a block's entry is its
-    /// dominator subtree's interval once [`QuickDom`] has numbered the
-    /// tree, else `[block, 1]` from when the walk enters it (only
-    /// itself). At least `f.blocks.len() + 2` long.
+    /// a block + 2), at `field << SHIFT` ([`slot_of`]): `[first, size]`,
+    /// the numbers whose use sees its definitions (`cur_pre - first <
+    /// size`). `UNSET` holds none and `PARAM_FIELD` every number but
+    /// `NONE`; a block's entry is its dominator subtree's interval once
+    /// [`QuickDom`] has numbered the tree, else `[block, 1]` from when the
+    /// walk enters it (only itself). The other slots are never written:
+    /// they hold none, so that a use looks up its entry xor its want and
+    /// finds the interval only when the type bits are the want. At least
+    /// `(f.blocks.len() + 4) << SHIFT` long.
     fields: &'a mut [[u32; 2]],
     /// Switch keys not below the bound of `key_seen`.
     keys: &'a mut FxHashMap<u64, Const>,
@@ -393,7 +408,7 @@ impl Walk<'_> {
             self.cur_pre = match self.graph {
                 Graph::Quick => self.quick.pre(b.0),
                 _ => {
-                    self.fields[bi + 2] = [b.0, 1];
+                    self.fields[slot_of(b.0 + 2)] = [b.0, 1];
                     b.0
                 }
             };
@@ -741,13 +756,18 @@ impl Walk<'_> {
                 // function parameter, defined earlier in this block or
                 // (once the tree is numbered) in a block that dominates
                 // this one: the interval of the entry's field holds this
-                // block's number.
+                // block's number. The entry xor the want is the field's
+                // slot when the type is the want, else a slot that holds
+                // none (see `fields`).
                 // SAFETY: entries are `UNSET` or written by `define`,
-                // whose fields are `PARAM_FIELD` or a block + 2, all below
-                // `f.blocks.len() + 2 <= fields.len()` (see `accepts`).
-                let [first, size] = unsafe { *self.fields.get_unchecked((e >> SHIFT) as usize) };
-                if e & ((1 << SHIFT) - 1) == want as u32 && self.cur_pre.wrapping_sub(first) < size
-                {
+                // whose fields are `PARAM_FIELD` or a block + 2, all at
+                // most `f.blocks.len() + 1`; a want is below 16 (see
+                // `REJECT`), so the xor changes the field by at most 1 and
+                // the slot is below `(f.blocks.len() + 3) << SHIFT <=
+                // fields.len()` (see `accepts`).
+                let [first, size] =
+                    unsafe { *self.fields.get_unchecked((e ^ want as u32) as usize) };
+                if self.cur_pre.wrapping_sub(first) < size {
                     return true;
                 }
                 self.value(v, e, want)

@@ -285,13 +285,14 @@ impl QuickDom {
         self.span.get(b as usize).map_or(NONE, |s| s[0])
     }
 
-    /// Writes each block's interval as `[pre, size]` at `fields[block +
-    /// 2]` (`[NONE, 0]`, which holds no number, for an unreachable block;
+    /// Writes each block's interval as `[pre, size]` at `fields[(block +
+    /// 2) << SHIFT]` (`[NONE, 0]`, which holds no number, for an unreachable block;
     /// see the accepting pass's `Walk::fields`). `fields` has room for
     /// every block of the last compute.
     pub(super) fn intervals_into(&self, fields: &mut [[u32; 2]]) {
-        for (out, &[p, e]) in fields[2..].iter_mut().zip(&self.span) {
-            *out = if p == NONE { [NONE, 0] } else { [p, e - p] };
+        let slots = &mut fields[2 << super::SHIFT..];
+        for (out, &[p, e]) in slots.chunks_mut(1 << super::SHIFT).zip(&self.span) {
+            out[0] = if p == NONE { [NONE, 0] } else { [p, e - p] };
         }
     }
 
