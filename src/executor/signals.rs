@@ -49,7 +49,7 @@ const TOMBSTONE: u64 = u64::MAX;
 static CHUNKS: [AtomicU64; TABLE_SIZE] = [const { AtomicU64::new(EMPTY) }; TABLE_SIZE];
 
 /// How many registered ranges overlap each chunk (writers only).
-static COUNTS: Mutex<Option<std::collections::HashMap<u64, usize>>> = Mutex::new(None);
+static COUNTS: Mutex<Option<crate::ir::hash::FxHashMap<u64, usize>>> = Mutex::new(None);
 
 fn slot_of(key: u64) -> usize {
     (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - TABLE_BITS)) as usize
