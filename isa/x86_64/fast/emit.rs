@@ -545,14 +545,20 @@ impl Em<'_> {
     /// The block-argument moves of an edge to `dest`, into `self.f.moves`.
     fn edge_moves(&mut self, dest: &BlockCall) {
         let func = self.func;
-        let params = &func.blocks[dest.block.index()].params;
-        for (k, &a) in func.args(dest.args).iter().enumerate() {
-            let p = params[k];
-            let ty = func.values[p.index()].ty;
-            let s = self.opd(a, ty);
-            let h = self.f.home[p.index()];
-            if s.h != h {
-                self.f.moves.push((h, s.src()));
+        let params: &[crate::ir::Value] = &func.blocks[dest.block.index()].params;
+        let args = func.args(dest.args);
+        let f = &mut *self.f;
+        // At most one move per argument: one growth check per edge.
+        f.moves.reserve(args.len());
+        // (A verified edge passes one argument per parameter.)
+        for (&a, &p) in args.iter().zip(params) {
+            let h = f.home[p.index()];
+            let s = match a {
+                Operand::Value(v) => src_of_home(f.home[v.index()]),
+                Operand::Const(c) => Src::I(c.bits(func.values[p.index()].ty)),
+            };
+            if s != src_of_home(h) {
+                f.moves.push((h, s));
             }
         }
     }
