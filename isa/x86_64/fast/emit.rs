@@ -31,6 +31,10 @@ pub struct ParMove {
     live: Vec<(u32, Src)>,
 }
 
+/// The most moves [`Em::par_move_small`] takes (more go to
+/// [`Em::par_move_general`]).
+const SMALL_PAR_MOVE: usize = 8;
+
 /// A compile error of the fast generator.
 pub fn bad(func: &Function, what: &str) -> Error {
     Error::Runtime(format!("@{}: fast code generator: {what}", func.name))
@@ -248,7 +252,11 @@ impl Em<'_> {
                 let mut live = std::mem::take(&mut self.f.pm.live);
                 live.clear();
                 live.extend(moves.iter().filter(|&&(d, s)| self.home_src(d) != s));
-                self.par_move_general(&live);
+                if live.len() <= SMALL_PAR_MOVE {
+                    self.par_move_small(&live);
+                } else {
+                    self.par_move_general(&live);
+                }
                 self.f.pm.live = live;
             }
         }
@@ -280,6 +288,92 @@ impl Em<'_> {
             (_, false) => {
                 self.mov_opd(d1, s1);
                 self.mov_opd(d0, s0);
+            }
+        }
+    }
+
+    /// A parallel move of at most [`SMALL_PAR_MOVE`] moves, in the order
+    /// [`Em::par_move_general`] emits (so the same bytes), with per-move
+    /// tables on the stack instead of the stamped per-home ones: who reads
+    /// each move's destination and which move writes each move's source,
+    /// found by comparing every pair (a branch edge's three or four
+    /// block arguments, a call's arguments).
+    fn par_move_small(&mut self, moves: &[(u32, Src)]) {
+        const N: usize = SMALL_PAR_MOVE;
+        let n = moves.len();
+        debug_assert!(n <= N);
+        // Per move: its source's location (`NONE`: a literal), how many
+        // moves read its destination, the move that writes its source.
+        let mut src = [NONE; N];
+        for (m, &(_, s)) in moves.iter().enumerate() {
+            src[m] = match s {
+                Src::R(r) => r as u32,
+                Src::X(x) => XMM0 + x as u32,
+                Src::S(k) => SLOT0 + k,
+                Src::I(_) => NONE,
+            };
+        }
+        let mut readers = [0u32; N];
+        let mut writer = [NONE; N];
+        for (m, &(d, _)) in moves.iter().enumerate() {
+            for j in 0..n {
+                readers[m] += (src[j] == d) as u32;
+                if moves[j].0 == src[m] {
+                    writer[m] = j as u32;
+                }
+            }
+        }
+        let mut done = [false; N];
+        // Each move is pushed at most once: when no move reads its
+        // destination at the start, or when its last reader is emitted.
+        let mut ready = [0u32; N];
+        let mut nready = 0;
+        for (m, &r) in readers[..n].iter().enumerate() {
+            if r == 0 {
+                ready[nready] = m as u32;
+                nready += 1;
+            }
+        }
+        let mut left = n;
+        let mut scan = 0;
+        loop {
+            while nready > 0 {
+                nready -= 1;
+                let m = ready[nready] as usize;
+                let (d, s) = moves[m];
+                self.mov(self.home_src(d), s);
+                done[m] = true;
+                left -= 1;
+                let w = writer[m];
+                if w != NONE {
+                    let w = w as usize;
+                    readers[w] -= 1;
+                    if readers[w] == 0 && !done[w] {
+                        ready[nready] = w as u32;
+                        nready += 1;
+                    }
+                }
+            }
+            if left == 0 {
+                break;
+            }
+            // Only cycles remain: as in `par_move_general`.
+            while done[scan] {
+                scan += 1;
+            }
+            let d0 = moves[scan].0;
+            self.load(RAX, self.home_src(d0));
+            let mut m = scan;
+            loop {
+                let (d, s) = moves[m];
+                done[m] = true;
+                left -= 1;
+                if src[m] == d0 {
+                    self.mov(self.home_src(d), Src::R(RAX));
+                    break;
+                }
+                self.mov(self.home_src(d), s);
+                m = writer[m] as usize;
             }
         }
     }
@@ -545,14 +639,20 @@ impl Em<'_> {
     /// The block-argument moves of an edge to `dest`, into `self.f.moves`.
     fn edge_moves(&mut self, dest: &BlockCall) {
         let func = self.func;
-        let params = &func.blocks[dest.block.index()].params;
-        for (k, &a) in func.args(dest.args).iter().enumerate() {
-            let p = params[k];
-            let ty = func.values[p.index()].ty;
-            let s = self.opd(a, ty);
-            let h = self.f.home[p.index()];
-            if s.h != h {
-                self.f.moves.push((h, s.src()));
+        let params: &[crate::ir::Value] = &func.blocks[dest.block.index()].params;
+        let args = func.args(dest.args);
+        let f = &mut *self.f;
+        // At most one move per argument: one growth check per edge.
+        f.moves.reserve(args.len());
+        // (A verified edge passes one argument per parameter.)
+        for (&a, &p) in args.iter().zip(params) {
+            let h = f.home[p.index()];
+            let s = match a {
+                Operand::Value(v) => src_of_home(f.home[v.index()]),
+                Operand::Const(c) => Src::I(c.bits(func.values[p.index()].ty)),
+            };
+            if s != src_of_home(h) {
+                f.moves.push((h, s));
             }
         }
     }
@@ -961,6 +1061,50 @@ mod tests {
             }
         }
         assert!(pairs > 4000 && swaps > 50, "{pairs} {swaps}");
+    }
+
+    #[test]
+    fn small_moves_emit_as_the_general_sequencer() {
+        // Random parallel moves of 3 to 8 moves over register, xmm and
+        // slot homes (distinct destinations; sources homes or literals,
+        // none its own destination): chains, cycles, fans.
+        let homes = [0, 1, 3, 7, 12, XMM0, XMM0 + 5, SLOT0, SLOT0 + 1, SLOT0 + 2];
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |k: usize| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x % k as u64) as usize
+        };
+        let mut dependent = 0;
+        for _ in 0..3000 {
+            let n = 3 + next(6);
+            let mut dsts: Vec<u32> = homes.to_vec();
+            let mut moves = Vec::new();
+            for _ in 0..n {
+                let d = dsts.remove(next(dsts.len()));
+                let s = loop {
+                    let s = match next(8) {
+                        0 => Src::I(next(3) as u64 * (1 << 40)),
+                        _ => home(homes[next(homes.len())]),
+                    };
+                    if s != home(d) {
+                        break s;
+                    }
+                };
+                moves.push((d, s));
+            }
+            let general = emitted(3, |e| e.par_move_general(&moves));
+            let small = emitted(3, |e| e.par_move_small(&moves));
+            assert_eq!(small, general, "{moves:?}");
+            // Sets where a move reads another's destination (orders and
+            // cycles matter).
+            dependent += moves
+                .iter()
+                .any(|&(d, _)| moves.iter().any(|&(_, s)| s == home(d)))
+                as usize;
+        }
+        assert!(dependent > 1000, "{dependent}");
     }
 
     use super::src_of_home as home;

@@ -145,8 +145,9 @@ impl Ins {
         }
     }
 
-    /// `[rex] op reg, rm` (register form) with the opcode bytes `op`.
-    #[inline(always)]
+    /// `[rex] op reg, rm` (register form) with the opcode bytes `op`
+    /// (the byte-wise reference of the word forms' tests).
+    #[cfg(test)]
     fn rr(&mut self, w: bool, op: &[u8], reg: u8, rm: u8) {
         self.rex(w, reg, rm, false);
         self.bytes(op);
@@ -202,6 +203,19 @@ impl Word {
                 v: (self.v << 8) | rex as u128,
                 n: self.n + 1,
             }
+        }
+    }
+}
+
+impl Word {
+    /// `self` after the mandatory prefix byte `pfx`, if it is not 0 (no
+    /// branch: a shift by 0 or 8).
+    #[inline(always)]
+    fn prefix(self, pfx: u8) -> Word {
+        let has = (pfx != 0) as u32;
+        Word {
+            v: (self.v << (8 * has)) | pfx as u128,
+            n: self.n + has,
         }
     }
 }

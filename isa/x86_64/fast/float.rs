@@ -9,13 +9,13 @@
 //! Scratch registers: `xmm14`, `xmm15`, `r11` and `rax` (never homes).
 //! A slot holds a float's bits in its low 4 or 8 bytes.
 
-use super::emit::{bad, Em};
+use super::emit::{bad, src_of_home, Em};
 use super::enc::sse::{
-    scalar, CVTF, CVTSI2, CVTT2SI, FADD, FDIV, FMUL, FSUB, MOVS_LOAD, MOVS_STORE, PD, PS, SD, SQRT,
-    UCOMI,
+    scalar, CVTF, CVTSI2, CVTT2SI, FADD, FMUL, MOVS_LOAD, MOVS_STORE, PD, PS, SD, SQRT, UCOMI,
 };
 use super::enc::{Label, AND, CC_A, CC_AE, CC_E, CC_NE, CMP, OR, XOR};
-use super::Src;
+use super::inst::{Opd, LIT};
+use super::{Src, SLOT0, XMM0};
 use crate::error::Result;
 use crate::ir::{Inst, InstKind, Opcode, Operand, Type};
 use crate::isa::x86_64::regs::{R11, RAX};
@@ -64,8 +64,8 @@ impl Em<'_> {
                 }
             }
             Src::S(k) => {
-                let o = self.slot_off(k);
-                self.xload_mem(x, 5, o);
+                let m = self.c.slot(k);
+                self.c.sse_rm_at(SD, false, MOVS_LOAD, x, m);
             }
             // xorps leaves the flags alone (a select relies on it).
             Src::I(0) => self.c.xzero(x),
@@ -118,8 +118,8 @@ impl Em<'_> {
         match s {
             Src::X(y) => self.c.sse_rr(pfx, w, op, d, y),
             Src::S(k) => {
-                let o = self.slot_off(k);
-                self.c.sse_rm(pfx, w, op, d, 5, o);
+                let m = self.c.slot(k);
+                self.c.sse_rm_at(pfx, w, op, d, m);
             }
             _ => {
                 let y = self.xin(s, X14);
@@ -128,27 +128,67 @@ impl Em<'_> {
         }
     }
 
-    fn fbin(&mut self, op: Opcode, wide: bool, dst: Src, a: Src, b: Src) {
-        let opc = match op {
-            Opcode::Fadd => FADD,
-            Opcode::Fsub => FSUB,
-            Opcode::Fmul => FMUL,
-            _ => FDIV,
+    /// `x = a` (as [`Em::xload`]) on a plain operand.
+    #[inline(always)]
+    fn xload_opd(&mut self, x: u8, a: Opd) {
+        if a.h.wrapping_sub(XMM0) < SLOT0 - XMM0 {
+            let y = (a.h - XMM0) as u8;
+            if y != x {
+                self.c.movaps(x, y);
+            }
+        } else if a.h >= SLOT0 && a.h != LIT {
+            let m = self.c.slot(a.h - SLOT0);
+            self.c.sse_rm_at(SD, false, MOVS_LOAD, x, m);
+        } else {
+            self.xload(x, a.src());
+        }
+    }
+
+    /// `[pfx] op d, b` (as [`Em::xop`] without REX.W) on a plain operand.
+    #[inline(always)]
+    fn xop_opd(&mut self, pfx: u8, op: u8, d: u8, b: Opd) {
+        let y = if b.h.wrapping_sub(XMM0) < SLOT0 - XMM0 {
+            (b.h - XMM0) as u8
+        } else if b.h >= SLOT0 && b.h != LIT {
+            let m = self.c.slot(b.h - SLOT0);
+            return self.c.sse_rm_at(pfx, false, op, d, m);
+        } else {
+            self.xload(X14, b.src());
+            X14
         };
-        let (mut d, mut spill) = Self::xdreg(dst);
+        self.c.sse_rr(pfx, false, op, d, y);
+    }
+
+    /// `dh = a op b` for `fadd`, `fsub`, `fmul` or `fdiv` (`op`: its SSE
+    /// opcode, [`FADD`] ...; `wide`: `f64`) with the result's home `dh`, on
+    /// plain operands: inlined into [`Em::inst`]'s arm (these are most of
+    /// a float program's instructions).
+    #[inline(always)]
+    pub(super) fn fbin(&mut self, op: u8, wide: bool, dh: u32, a: Opd, b: Opd) {
+        let (mut d, mut spill) = if dh.wrapping_sub(XMM0) < SLOT0 - XMM0 {
+            ((dh - XMM0) as u8, false)
+        } else {
+            (X15, true)
+        };
         let (mut a, mut b) = (a, b);
-        if b == Src::X(d) && a != Src::X(d) {
-            if matches!(op, Opcode::Fadd | Opcode::Fmul) {
+        let xd = XMM0 + d as u32;
+        if b.h == xd && a.h != xd {
+            if op == FADD || op == FMUL {
                 std::mem::swap(&mut a, &mut b);
             } else {
                 d = X15;
                 spill = true;
             }
         }
-        self.xload(d, a);
-        self.xop(scalar(wide), false, opc, d, b);
+        self.xload_opd(d, a);
+        self.xop_opd(scalar(wide), op, d, b);
         if spill {
-            self.mov(dst, Src::X(d));
+            if dh >= SLOT0 && dh != LIT {
+                let m = self.c.slot(dh - SLOT0);
+                self.c.sse_rm_at(SD, false, MOVS_STORE, d, m);
+            } else {
+                self.mov(src_of_home(dh), Src::X(d));
+            }
         }
     }
 
@@ -435,10 +475,6 @@ impl Em<'_> {
         let ty = d.ty.unwrap_or(Type::F64);
         let wide = ty.bytes() == 8;
         match (d.opcode, &d.kind) {
-            (Fadd | Fsub | Fmul | Fdiv, InstKind::Binary { args }) => {
-                let (a, b) = (self.src(args[0], ty), self.src(args[1], ty));
-                self.fbin(d.opcode, wide, dst, a, b);
-            }
             (Feq | Fne | Flt | Fle | Fgt | Fge, InstKind::Binary { args }) => {
                 let (r, spill) = Self::dreg(dst, RAX);
                 if matches!(d.opcode, Feq | Fne) {

@@ -36,7 +36,8 @@ pub fn cc_of(op: Opcode) -> Option<u8> {
 /// Per opcode (`Opcode as usize`): the ALU opcode byte of `add`, `sub`,
 /// `and`, `or` and `xor` (see [`enc::ADD`]), [`MUL`] for `mul` (its forms
 /// checked at run time), the ModRM extension of `shl`,
-/// `shr` and `sar`; 0 for the others. The forms that differ only in this
+/// `shr` and `sar`, the SSE opcode of `fadd`, `fsub`, `fmul` and `fdiv`
+/// (see [`enc::sse::FADD`]); 0 for the others. The forms that differ only in this
 /// byte share one arm of [`Em::inst`]'s jump on the opcode: one target
 /// for the five ALU operations and `mul`, one for the shifts, so the jump is
 /// predictable where those operations are mixed (an unpredictable
@@ -52,6 +53,10 @@ static OP_BYTE: [u8; Opcode::ALL.len()] = {
     t[Opcode::Shl as usize] = 4;
     t[Opcode::Shr as usize] = 5;
     t[Opcode::Sar as usize] = 7;
+    t[Opcode::Fadd as usize] = enc::sse::FADD;
+    t[Opcode::Fsub as usize] = enc::sse::FSUB;
+    t[Opcode::Fmul as usize] = enc::sse::FMUL;
+    t[Opcode::Fdiv as usize] = enc::sse::FDIV;
     t
 };
 
@@ -328,11 +333,23 @@ impl Em<'_> {
         // from the kind (a kind that does not match is unsupported).
         let unsupported = || Err(bad(func, "unsupported instruction"));
         match d.opcode {
-            Fadd | Fsub | Fmul | Fdiv | Fneg | Fabs | Fsqrt | Feq | Fne | Flt | Fle | Fgt | Fge
-            | Fext | Ftrunc | Sitof | Uitof | Ftosi | Ftoui | Bitcast => {
-                self.float_inst(i, dst())?
-            }
+            Fneg | Fabs | Fsqrt | Feq | Fne | Flt | Fle | Fgt | Fge | Fext | Ftrunc | Sitof
+            | Uitof | Ftosi | Ftoui | Bitcast => self.float_inst(i, dst())?,
             Select | Load | Store if ty.is_float() => self.float_inst(i, dst())?,
+            // The float binary operations: one arm, the SSE opcode from
+            // [`OP_BYTE`].
+            Fadd | Fsub | Fmul | Fdiv => {
+                let InstKind::Binary { args } = &d.kind else {
+                    return unsupported();
+                };
+                let (a, b) = (opd_in(home, args[0], ty), opd_in(home, args[1], ty));
+                let op = OP_BYTE[d.opcode as usize];
+                if ty == Type::F64 {
+                    self.fbin(op, true, dh, a, b)
+                } else {
+                    self.fbin(op, false, dh, a, b)
+                }
+            }
             // One arm for the five ALU operations, mul and the shifts (the
             // byte that tells them apart from [`OP_BYTE`]), a copy of `binop` / `shift` per
             // width with its REX prefix logic folded: one target of the

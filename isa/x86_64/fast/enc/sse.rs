@@ -3,7 +3,7 @@
 //! registers, compares and conversions (registers are hardware numbers,
 //! xmm0–xmm15 as 0–15).
 
-use super::{Code, Ins};
+use super::{mem_bytes, modrm_rr, rex_first, Code, Ins, Mem, Word};
 
 /// Mandatory prefixes: scalar double, scalar single, packed double /
 /// operand size (`movq`, `ucomisd`), none (`movaps`, `ucomiss`).
@@ -42,26 +42,33 @@ pub fn scalar(wide: bool) -> u8 {
 }
 
 impl Code {
-    /// `[pfx] [rex] 0f op reg, rm` (register form).
-    #[inline]
+    /// `[pfx] [rex] 0f op reg, rm` (register form): at most 5 bytes,
+    /// computed as one word (the prefix placed by a shift that is 0 when
+    /// there is none) and appended with one store.
+    #[inline(always)]
     pub fn sse_rr(&mut self, pfx: u8, w: bool, op: u8, reg: u8, rm: u8) {
-        let mut i = Ins::new();
-        if pfx != 0 {
-            i.b(pfx);
-        }
-        i.rr(w, &[0x0f, op], reg, rm);
-        self.put(&i);
+        let i = 0x0f | ((op as u64) << 8) | (modrm_rr(reg, rm) << 16);
+        let (v, n) = rex_first(w, reg, rm, i, 3);
+        let has = (pfx != 0) as u32;
+        self.put8(((v << (8 * has)) | pfx as u64, n + has));
     }
 
-    /// `[pfx] [rex] 0f op reg, [base + disp]`.
-    #[inline]
+    /// `[pfx] [rex] 0f op reg, [base + disp]` (at most 11 bytes, as one
+    /// [`Word`]).
+    #[inline(always)]
     pub fn sse_rm(&mut self, pfx: u8, w: bool, op: u8, reg: u8, base: u8, disp: i32) {
-        let mut i = Ins::new();
-        if pfx != 0 {
-            i.b(pfx);
-        }
-        i.rm(w, &[0x0f, op], reg, base, disp);
-        self.put(&i);
+        let (m, nm) = mem_bytes(reg, base, disp);
+        let i = Word::of(0x0f | ((op as u64) << 8), 2).then(m, nm);
+        self.put_word(i.rex(w, reg, base).prefix(pfx));
+    }
+
+    /// `[pfx] [rex] 0f op reg, m` (as [`Code::sse_rm`] with base `rbp`,
+    /// the operand encoded once: see [`Code::slot`]).
+    #[inline(always)]
+    pub fn sse_rm_at(&mut self, pfx: u8, w: bool, op: u8, reg: u8, m: Mem) {
+        let (m, nm) = m.with_reg(reg);
+        let i = Word::of(0x0f | ((op as u64) << 8), 2).then(m, nm);
+        self.put_word(i.rex(w, reg, 5).prefix(pfx));
     }
 
     /// `movaps d, s`.
@@ -120,6 +127,50 @@ impl Code {
 mod tests {
     use super::super::tests::enc;
     use super::*;
+
+    #[test]
+    fn word_forms_encode_as_bytewise_reference() {
+        // Every prefix, width and register pair of the register form, and
+        // every base with displacements of each size (rsp/r12: SIB;
+        // rbp/r13: always a displacement) of the memory forms, against
+        // the byte-by-byte assembly (`Ins`).
+        let mut n = 0;
+        for pfx in [PS, PD, SD, SS] {
+            for w in [false, true] {
+                for reg in 0..16 {
+                    for rm in 0..16 {
+                        let mut i = Ins::new();
+                        if pfx != 0 {
+                            i.b(pfx);
+                        }
+                        i.rr(w, &[0x0f, FADD], reg, rm);
+                        let got = enc(|c| c.sse_rr(pfx, w, FADD, reg, rm));
+                        assert_eq!(got, &i.b[..i.n], "{pfx:x} {w} {reg} {rm}");
+                        n += 1;
+                    }
+                    for base in 0..16 {
+                        for disp in [0, 8, -8, 127, -128, 128, -129, 1 << 20, i32::MIN] {
+                            let mut i = Ins::new();
+                            if pfx != 0 {
+                                i.b(pfx);
+                            }
+                            i.rm(w, &[0x0f, MOVS_LOAD], reg, base, disp);
+                            let want = &i.b[..i.n];
+                            let got = enc(|c| c.sse_rm(pfx, w, MOVS_LOAD, reg, base, disp));
+                            assert_eq!(got, want, "{pfx:x} {w} {reg} {base} {disp}");
+                            if base == 5 {
+                                let m = Mem::rbp(disp);
+                                let at = enc(|c| c.sse_rm_at(pfx, w, MOVS_LOAD, reg, m));
+                                assert_eq!(at, want, "{pfx:x} {w} {reg} rbp {disp}");
+                            }
+                            n += 1;
+                        }
+                    }
+                }
+            }
+        }
+        assert_eq!(n, 4 * 2 * 16 * (16 + 16 * 9));
+    }
 
     #[test]
     fn encodes_sse_forms() {
