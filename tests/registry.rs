@@ -677,3 +677,28 @@ fn zero_initialized_data_reads_as_zero_when_memory_is_reused() {
     }
     assert!(seen.len() < 6, "data memory is reused: {seen:?}");
 }
+
+/// Exports in another order than the compiled symbols (data declared
+/// before the functions is laid out after them; a local function between
+/// exported ones) each get their own address: the loader's in-order guess
+/// of a module's exports falls back to the name.
+#[test]
+fn exports_declared_out_of_layout_order_keep_their_addresses() {
+    let e = Engine::default();
+    e.add_module_text(
+        "o.kir",
+        "data @d = { i64 40 }\n\
+         local func @l() -> i64 {\nentry:\n    ret 1\n}\n\
+         func @g() -> i64 {\nentry:\n    %x = call.i64 @l()\n    %y = call.i64 @f()\n    %s = add.i64 %x, %y\n    ret %s\n}\n\
+         func @f() -> i64 {\nentry:\n    %p = addr @d\n    %v = load.i64 %p\n    ret %v\n}\n",
+    )
+    .unwrap();
+    assert_eq!(e.call("f", &[]).unwrap(), Some(Val::I64(40)));
+    assert_eq!(e.call("g", &[]).unwrap(), Some(Val::I64(41)));
+    let (f, _) = e.function_address("f").unwrap();
+    let (g, _) = e.function_address("g").unwrap();
+    let d = e.symbol_address("d").unwrap();
+    assert!(f != g && g != d && d != f);
+    // SAFETY: `d` is the address of the module's 8-byte data item.
+    assert_eq!(unsafe { *(d as *const i64) }, 40);
+}

@@ -13,6 +13,7 @@
 //!   returns a failed claim's modules to Added.
 
 use super::loader::{self, Image, SmallMap, Target};
+use super::symbols::SymbolId;
 use super::{link_err, Loaded, Pending, Registry, Source, State};
 use crate::compiled::CompiledModule;
 use crate::debug::ModuleDebug;
@@ -410,10 +411,22 @@ impl Registry {
         let mut resolve = |name: &str| self.resolve_target(source, name);
         match source {
             Source::Whole(_) => {
+                // The module's exports as `add_shared` made them, in IR
+                // order, which the compiled symbols follow: the next one
+                // is tried first (a name compare, no hashing), the name
+                // looked up otherwise.
+                let mut owned = self.owner(slot).map(|o| o.symbols.iter());
+                let mut next = owned.as_mut().and_then(Iterator::next);
                 let export = |name: &str, exported: bool| {
                     if !exported {
                         // Local: no lookup.
                         return None;
+                    }
+                    if let Some(id) = next.map(SymbolId::from_raw) {
+                        if symbols.get(id).is_some_and(|s| symbols.name(s) == name) {
+                            next = owned.as_mut().and_then(Iterator::next);
+                            return Some(id);
+                        }
                     }
                     let id = symbols.lookup(name)?;
                     (symbols.get(id)?.module == slot).then_some(id)
