@@ -362,7 +362,9 @@ impl Fast {
         self.callee_used = 0;
         self.reg_owner = [NONE; 32];
         self.reg_end = [0; 32];
-        self.reg_seq = [0; 32];
+        // (`reg_seq` is not reset: only a steal's victim's entry is read,
+        // and a victim was given its register in this function, as
+        // `reg_end` is reset.)
         self.seq = 0;
         self.lent = 0;
         self.lent_all = 0;
