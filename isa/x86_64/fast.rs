@@ -249,6 +249,23 @@ struct Rec {
     /// value ([`A_NONE`]: none; the result prefers its home), with the
     /// flags [`R_FLOAT`] and [`R_FOLDS`].
     a: u32,
+    /// The index in [`Fast::calls`] of the first call after this
+    /// instruction (the calls up to it counted), and in [`Fast::fixed`]
+    /// of the first use of `rcx`/`rdx` at or after it (the ones before
+    /// it counted); past the list's end: none. So allocation knows
+    /// whether a range from here crosses one with two loads, without
+    /// cursors kept in step with the instructions.
+    c: u32,
+    f: u32,
+}
+
+impl Rec {
+    const NEW: Rec = Rec {
+        r: NONE,
+        a: A_NONE,
+        c: 0,
+        f: 0,
+    };
 }
 
 /// [`Rec::a`]: the value bits, and their value for "none" (functions with
@@ -589,7 +606,7 @@ impl Fast {
         self.home.resize(nv, NONE);
         // One record per instruction, each written by the sweep (so only
         // growth is filled).
-        self.recs.resize(total, Rec { r: NONE, a: A_NONE });
+        self.recs.resize(total, Rec::NEW);
         self.calls.clear();
         self.cands.clear();
         self.lends.clear();
@@ -666,7 +683,8 @@ impl Fast {
                 continue;
             }
             dec.fused[i] = true;
-            self.recs[c.n as usize] = Rec { r: NONE, a: A_NONE };
+            let rec = &mut self.recs[c.n as usize];
+            (rec.r, rec.a) = (NONE, A_NONE);
             for a in args {
                 if let Operand::Value(v) = a {
                     self.extend(vals, dec, v.index(), c.term, c.h);
@@ -733,6 +751,8 @@ impl Fast {
             let (&last_i, body) = insts.split_last()?;
             for (j, &i) in body.iter().enumerate() {
                 let n = first + j as u32;
+                // (Before this instruction's entry, if any.)
+                let f = nfixed as u32;
                 let d = func.insts.get(i.index())?;
                 let facts = FACTS[d.opcode as usize][slot(d.ty)];
                 // The first operand if it is a value (the result prefers
@@ -768,7 +788,10 @@ impl Fast {
                     }
                     _ => self.other_inst(module, func, dec, vals, uses, recs, insts, j, n, at)?,
                 }
-                recs[j] = self.def(vals, func, d, i, facts, a, n, k as u32)?;
+                let mut rec = self.def(vals, func, d, i, facts, a, n, k as u32)?;
+                // (After this instruction's call, if it is one.)
+                (rec.c, rec.f) = (self.calls.len() as u32, f);
+                recs[j] = rec;
             }
             // The terminator: its kinds here (once per block), any other
             // out of line.
@@ -782,7 +805,9 @@ impl Fast {
             if !self.term_uses(func, dec, vals, uses, d, n, at)? {
                 self.other_inst(module, func, dec, vals, uses, recs, insts, j, n, at)?;
             }
-            recs[j] = self.def(vals, func, d, last_i, facts, A_NONE, n, k as u32)?;
+            let mut rec = self.def(vals, func, d, last_i, facts, A_NONE, n, k as u32)?;
+            (rec.c, rec.f) = (self.calls.len() as u32, nfixed as u32);
+            recs[j] = rec;
         }
         Some(nfixed)
     }
@@ -805,7 +830,7 @@ impl Fast {
         n: u32,
         k: u32,
     ) -> Option<Rec> {
-        let mut rec = Rec { r: NONE, a: A_NONE };
+        let mut rec = Rec::NEW;
         if let Some(r) = d.result {
             let ri = r.index();
             // (Not the sink, the last entry.)

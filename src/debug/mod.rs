@@ -289,6 +289,10 @@ struct Bucket {
     registered: bool,
 }
 
+/// The scratch buffer a new [`DebugRegistry`] has: a record of a few
+/// functions (FDEs of about 40 bytes each, names and line tables).
+const FIRST_RECORD_BYTES: usize = 512;
+
 /// At most this many file names are shared ([`DebugRegistry::files`]).
 const MAX_FILES: usize = 64;
 
@@ -575,9 +579,13 @@ impl Drop for DebugRegistry {
 }
 
 impl DebugRegistry {
-    /// An empty registry.
+    /// An empty registry, its scratch buffer sized for a first small
+    /// module's record ([`FIRST_RECORD_BYTES`]: a fresh engine's first
+    /// module then allocates no buffer to build it in).
     pub fn new() -> DebugRegistry {
-        DebugRegistry::default()
+        let mut d = DebugRegistry::default();
+        d.scratch.reserve_exact(FIRST_RECORD_BYTES);
+        d
     }
 
     /// Says whether finalized code runs in this process at its target
@@ -976,6 +984,13 @@ mod tests {
             len: 16,
             offset,
         }
+    }
+
+    /// A new registry builds a first small module's record in the buffer
+    /// it was made with.
+    #[test]
+    fn a_new_registry_has_room_for_a_first_record() {
+        assert!(DebugRegistry::new().scratch.capacity() >= FIRST_RECORD_BYTES);
     }
 
     /// Record bytes read back as written, with and without a table and

@@ -237,28 +237,44 @@ macro_rules! opcodes {
 /// number of opcodes).
 const LOOKUP_SLOTS: usize = 256;
 
-/// A cheap hash of a mnemonic, usable in `const` context.
-const fn mnemonic_hash(name: &[u8]) -> usize {
-    let mut h: u32 = name.len() as u32;
+/// Longest mnemonic: each fits in one word (checked when [`LOOKUP`] is
+/// built), so a lookup compares two integers, not two strings.
+const MNEMONIC_MAX: usize = 8;
+
+/// A mnemonic's bytes packed little-endian into one word, zero-padded
+/// (at most [`MNEMONIC_MAX`] bytes), usable in `const` context.
+#[inline]
+const fn pack_mnemonic(name: &[u8]) -> u64 {
+    let mut w = 0u64;
     let mut i = 0;
     while i < name.len() {
-        h = h.wrapping_mul(31).wrapping_add(name[i] as u32);
+        w |= (name[i] as u64) << (8 * i);
         i += 1;
     }
-    (h ^ (h >> 7)) as usize & (LOOKUP_SLOTS - 1)
+    w
 }
 
-/// Open-addressing table from [`mnemonic_hash`] to `opcode index + 1`
-/// (0 = empty), built at compile time.
-static LOOKUP: [u8; LOOKUP_SLOTS] = {
-    let mut t = [0u8; LOOKUP_SLOTS];
+/// The [`LOOKUP`] slot where the search for a packed mnemonic starts.
+#[inline]
+const fn mnemonic_slot(word: u64) -> usize {
+    (word.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - LOOKUP_SLOTS.trailing_zeros())) as usize
+}
+
+/// Open-addressing table from [`mnemonic_slot`] to a mnemonic packed by
+/// [`pack_mnemonic`], its length and `opcode index + 1` (0 = empty),
+/// built at compile time.
+static LOOKUP: [(u64, u8, u8); LOOKUP_SLOTS] = {
+    let mut t = [(0u64, 0u8, 0u8); LOOKUP_SLOTS];
     let mut op = 0;
     while op < NAMES.len() {
-        let mut i = mnemonic_hash(NAMES[op].as_bytes());
-        while t[i] != 0 {
+        let name = NAMES[op].as_bytes();
+        assert!(!name.is_empty() && name.len() <= MNEMONIC_MAX);
+        let word = pack_mnemonic(name);
+        let mut i = mnemonic_slot(word);
+        while t[i].2 != 0 {
             i = (i + 1) & (LOOKUP_SLOTS - 1);
         }
-        t[i] = op as u8 + 1;
+        t[i] = (word, name.len() as u8, op as u8 + 1);
         op += 1;
     }
     t
@@ -349,21 +365,24 @@ impl Opcode {
     }
 
     /// Looks a mnemonic up (without its `.T` suffix), through a hash table
-    /// built at compile time.
+    /// built at compile time: the name packed into a word is hashed and
+    /// compared with one multiply and integer compares.
     #[inline]
     pub fn from_name(name: &str) -> Option<Opcode> {
-        let mut i = mnemonic_hash(name.as_bytes());
+        let b = name.as_bytes();
+        if b.len() > MNEMONIC_MAX {
+            return None;
+        }
+        let word = pack_mnemonic(b);
+        let mut i = mnemonic_slot(word);
         loop {
             match LOOKUP[i] {
-                0 => return None,
-                k => {
-                    let op = Opcode::ALL[k as usize - 1];
-                    if op.name() == name {
-                        return Some(op);
-                    }
+                (_, _, 0) => return None,
+                (w, len, k) if w == word && len as usize == b.len() => {
+                    return Some(Opcode::ALL[k as usize - 1]);
                 }
+                _ => i = (i + 1) & (LOOKUP_SLOTS - 1),
             }
-            i = (i + 1) & (LOOKUP_SLOTS - 1);
         }
     }
 
@@ -394,6 +413,31 @@ mod tests {
         for (i, op) in Opcode::ALL.iter().enumerate() {
             assert_eq!(*op as usize, i);
             assert_eq!(Opcode::from_name(op.name()), Some(*op));
+        }
+    }
+
+    #[test]
+    fn only_whole_mnemonics_are_found() {
+        for op in Opcode::ALL {
+            let name = op.name();
+            // Zero bytes pack like the padding: the length tells them apart.
+            for other in [
+                format!("{name}\0"),
+                format!("{name}x"),
+                format!("\0{name}"),
+                name[..name.len() - 1].to_string(),
+                name.to_uppercase(),
+                format!("{name}{name}"),
+            ] {
+                let found = Opcode::from_name(&other);
+                assert!(
+                    found.is_none() || found.is_some_and(|o| o.name() == other),
+                    "{other:?} found {found:?}"
+                );
+            }
+        }
+        for s in ["", "\0", "\0\0\0", "addaddadd", "éé", "load32u\0\0"] {
+            assert_eq!(Opcode::from_name(s), None, "{s:?}");
         }
     }
 

@@ -460,21 +460,27 @@ pub enum Lookup {
     Pending(u32),
 }
 
+/// Modules (and pending batches) a new registry has room for.
+const FIRST_ENTRIES: usize = 4;
+
 impl Registry {
     /// A registry compiling for `target` (if kiln was built without its
     /// backend, compiling is an error) and running through `executor`.
     /// Its memory is set up now ([`MemoryManager::prepare`], best effort),
-    /// so that loading the first module maps nothing.
+    /// so that loading the first module maps nothing, and its tables have
+    /// room for a first few modules.
     pub fn new(target: &str, executor: Arc<dyn Executor>, memory: MemoryConfig) -> Result<Self> {
         let mut mm = MemoryManager::new(memory)?;
         // A failure here is retried (and reported) by the first load.
         let _ = mm.prepare();
         Ok(Registry {
             engine: NEXT_ENGINE.fetch_add(1, Ordering::Relaxed),
-            entries: Vec::new(),
+            // Room for a first few modules and batches, as the memory:
+            // a fresh engine's first module grows no table.
+            entries: Vec::with_capacity(FIRST_ENTRIES),
             free_slots: Vec::new(),
-            symbols: SymbolTable::new(),
-            pending: Vec::new(),
+            symbols: SymbolTable::with_room(),
+            pending: Vec::with_capacity(FIRST_ENTRIES),
             host: HostSymbols::new(),
             mm,
             target: target.into(),

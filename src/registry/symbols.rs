@@ -249,6 +249,9 @@ impl NameIndex {
     }
 }
 
+/// Symbols a [`SymbolTable::with_room`] has room for.
+pub const FIRST_SYMBOLS: usize = 4;
+
 /// The table: dense entries plus the name index. See the module docs.
 #[derive(Default)]
 pub struct SymbolTable {
@@ -276,6 +279,20 @@ fn name_in<'a>(entries: &[Option<Symbol>], arena: &'a str, id: u32) -> &'a str {
 impl SymbolTable {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A table with room for the symbols of a first few small modules
+    /// ([`FIRST_SYMBOLS`] symbols, their names and signatures): made with
+    /// an engine, so that its first modules grow none of its parts (five
+    /// allocations in a fresh engine's first module otherwise).
+    pub fn with_room() -> Self {
+        let mut t = Self::default();
+        t.entries.reserve(FIRST_SYMBOLS);
+        t.arena.reserve(FIRST_SYMBOLS * 8);
+        t.index.reserve(FIRST_SYMBOLS, &|_| "");
+        t.sigs.reserve(FIRST_SYMBOLS);
+        t.sig_ids.reserve(FIRST_SYMBOLS);
+        t
     }
 
     /// The id of exported `name`.
@@ -468,6 +485,35 @@ mod tests {
         assert_eq!(s.address(), Some(0x1000));
         s.set_address(None);
         assert_eq!(s.address(), None);
+    }
+
+    /// A table made with room takes a first module's few symbols (names,
+    /// signatures, index) without growing any of its parts.
+    #[test]
+    fn a_table_with_room_grows_nothing_for_a_first_few_symbols() {
+        let mut t = SymbolTable::with_room();
+        let parts = |t: &SymbolTable| {
+            (
+                t.entries.capacity(),
+                t.arena.capacity(),
+                t.index.slots.len(),
+                t.sigs.capacity(),
+                t.sig_ids.capacity(),
+            )
+        };
+        let before = parts(&t);
+        let sigs = [
+            Signature::new(vec![Type::I64], Some(Type::I64)),
+            Signature::new(vec![], Some(Type::I32)),
+        ];
+        t.reserve(FIRST_SYMBOLS, FIRST_SYMBOLS * 6);
+        for (i, name) in ["fib", "main", "helper", "table"].into_iter().enumerate() {
+            t.insert(NewSymbol {
+                sig: sigs.get(i),
+                ..sym(name, true)
+            });
+        }
+        assert_eq!(parts(&t), before);
     }
 
     #[test]

@@ -10,16 +10,6 @@ use super::{
 use crate::ir::{Function, InstKind, Operand};
 use crate::lower::analysis::Decisions;
 
-/// Where [`Fast::block`] is in the lists of calls and of fixed-register
-/// uses: indices `ci`, `fi` and the instructions there, `nc`, `nf`.
-#[derive(Clone, Copy)]
-struct Cursor {
-    ci: usize,
-    fi: usize,
-    nc: u32,
-    nf: u32,
-}
-
 /// [`Fast::assign`]: the registers a value may have, by `float | fixed << 1
 /// | crosses << 2` (see [`Fast::assign`]'s arguments). Every xmm register is
 /// caller-saved: a float range crossing a call finds no register.
@@ -323,27 +313,18 @@ impl Fast {
         }
     }
 
-    /// Whether a range from `s` (exclusive; inclusive when `incl`) to
-    /// `e` (exclusive) contains a call; `ci` is the first call not before
-    /// the current instruction.
-    #[inline]
-    fn crosses(&self, ci: usize, s: u32, e: u32, incl: bool) -> bool {
-        let mut c = ci;
-        while c < self.calls.len() && (self.calls[c] < s || (!incl && self.calls[c] == s)) {
-            c += 1;
-        }
-        c < self.calls.len() && self.calls[c] < e
+    /// The number of the call at index `c` of `calls` (`NONE`: none,
+    /// past the end), see [`Rec::c`].
+    #[inline(always)]
+    fn call_at(&self, c: u32) -> u32 {
+        self.calls.get(c as usize).copied().unwrap_or(NONE)
     }
 
-    /// Whether `[s, e]` contains an instruction that uses `rcx`/`rdx`;
-    /// `fi` is the first such instruction not before the current one.
-    #[inline]
-    fn crosses_fixed(&self, fi: usize, s: u32, e: u32) -> bool {
-        let mut c = fi;
-        while c < self.fixed.len() && self.fixed[c] < s {
-            c += 1;
-        }
-        c < self.fixed.len() && self.fixed[c] <= e
+    /// The number of the `rcx`/`rdx` use at index `f` of `fixed`
+    /// (`NONE`: none, past the end), see [`Rec::f`].
+    #[inline(always)]
+    fn fixed_at(&self, f: u32) -> u32 {
+        self.fixed.get(f as usize).copied().unwrap_or(NONE)
     }
 
     /// Pass 2: a home for every value.
@@ -387,13 +368,14 @@ impl Fast {
         self.lent_all = 0;
         self.lend_end = 0;
         let mut free: u32 = POOL_CALLER | POOL_CALLEE | POOL_XMM;
-        let mut ci = 0usize;
-        let mut fi = 0usize;
         let mut lc = 0usize;
+        // (A range from before the first instruction: a call or fixed use
+        // at 0 is in it.)
+        let (nc, nf) = (self.call_at(0), self.fixed_at(0));
         for (j, &p) in func.params.iter().enumerate() {
             let pi = p.index();
-            let cr = self.crosses(ci, 0, vals[pi].end, true);
-            let fx = self.crosses_fixed(fi, 0, vals[pi].end);
+            let cr = nc < vals[pi].end;
+            let fx = nf <= vals[pi].end;
             let hint = match self.params[j] {
                 crate::lower::abi::ArgLoc::Int(r) => r as u32,
                 crate::lower::abi::ArgLoc::Float(x) => XMM0 + x as u32,
@@ -405,19 +387,20 @@ impl Fast {
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];
             let first = self.first[k];
-            while ci < self.calls.len() && self.calls[ci] < first {
-                ci += 1;
-            }
-            while fi < self.fixed.len() && self.fixed[fi] < first {
-                fi += 1;
-            }
-            let nc = self.calls.get(ci).copied().unwrap_or(NONE);
-            let nf = self.fixed.get(fi).copied().unwrap_or(NONE);
+            // The first call at or after `first` (the calls before it are
+            // counted at `first - 1`) and the first fixed use.
+            let c = first
+                .checked_sub(1)
+                .map_or(0, |p| recs.get(p as usize).map_or(0, |r| r.c));
+            let nc = self.call_at(c);
+            let nf = recs
+                .get(first as usize)
+                .map_or(NONE, |r| self.fixed_at(r.f));
             for &p in &bd.params {
                 let pi = p.index();
                 if home[pi] == NONE {
-                    let cr = self.crosses(ci, first, vals[pi].end, true);
-                    let fx = self.crosses_fixed(fi, first, vals[pi].end);
+                    let cr = nc < vals[pi].end;
+                    let fx = nf <= vals[pi].end;
                     let fl = func.values[pi].ty.is_float();
                     self.assign::<true>(
                         vals, home, exp, pi, &mut free, fl, cr, fx, NONE, first, true,
@@ -447,28 +430,30 @@ impl Fast {
             let last = self.last[k];
             // Most blocks lend nothing (no `lent`, no `pending`): their
             // instructions take a loop without the lending checks.
-            let at = Cursor { ci, fi, nc, nf };
-            let (at, f) = if self.pending.is_empty() {
-                self.block::<false>(vals, home, exp, recs, first, last, free, at)
+            free = if self.pending.is_empty() {
+                self.block::<false>(vals, home, exp, recs, first, last, free)
             } else {
-                self.block::<true>(vals, home, exp, recs, first, last, free, at)
+                self.block::<true>(vals, home, exp, recs, first, last, free)
             };
-            free = f;
-            (ci, fi) = (at.ci, at.fi);
-            // The terminator (last) can be a jump.
+            // The terminator (last) can be a jump: the first call after
+            // it, the first fixed use from it on.
             let n = last;
+            let (nc, nf) = match recs.get(n as usize) {
+                Some(r) => (self.call_at(r.c), self.fixed_at(r.f)),
+                None => (NONE, NONE),
+            };
             let d = &func.insts[bd.insts[bd.insts.len() - 1].index()];
             match &d.kind {
                 InstKind::Jmp { dest } => {
-                    free = self.edge_params(vals, home, exp, func, dest, free, ci, fi, n)
+                    free = self.edge_params(vals, home, exp, func, dest, free, nc, nf, n)
                 }
                 InstKind::Br {
                     then_dest,
                     else_dest,
                     ..
                 } => {
-                    free = self.edge_params(vals, home, exp, func, then_dest, free, ci, fi, n);
-                    free = self.edge_params(vals, home, exp, func, else_dest, free, ci, fi, n);
+                    free = self.edge_params(vals, home, exp, func, then_dest, free, nc, nf, n);
+                    free = self.edge_params(vals, home, exp, func, else_dest, free, nc, nf, n);
                 }
                 _ => {}
             }
@@ -488,31 +473,12 @@ impl Fast {
         first: u32,
         last: u32,
         mut free: u32,
-        at: Cursor,
-    ) -> (Cursor, u32) {
-        let Cursor {
-            mut ci,
-            mut fi,
-            mut nc,
-            mut nf,
-        } = at;
+    ) -> u32 {
         // One bounds check each here instead of one per instruction.
         let home = &mut home[..vals.len()];
         let recs = &recs[..last as usize + 1];
         let _ = &exp[last as usize];
         for n in first..last + 1 {
-            // `nc`/`nf`: the first call / fixed-register use not
-            // before `n` (`NONE`: none). Each list holds an
-            // instruction once, so passing one moves to the next
-            // (no branch: a division's position is random data).
-            if nc < n {
-                ci += 1;
-                nc = self.calls.get(ci).copied().unwrap_or(NONE);
-            }
-            fi += (nf < n) as usize;
-            nf = self.fixed.get(fi).copied().unwrap_or(NONE);
-            debug_assert!(ci == 0 || self.calls[ci - 1] < n);
-            debug_assert!(fi == 0 || self.fixed[fi - 1] < n);
             // Free what ends here (nothing is added at `n` any more:
             // it is read once).
             let x = exp[n as usize];
@@ -547,20 +513,16 @@ impl Fast {
                         }
                     }
                     let e = vals[ri].end;
-                    // (A call at `n` itself is not crossed.)
-                    let cr = if nc != n {
-                        nc < e
-                    } else {
-                        self.crosses(ci, n, e, false)
-                    };
-                    let fx = nf <= e;
-                    debug_assert_eq!(fx, self.crosses_fixed(fi, n, e));
+                    // The first call after `n` (a call at `n` itself is
+                    // not crossed) and the first fixed use from `n` on.
+                    let cr = self.call_at(rec.c) < e;
+                    let fx = self.fixed_at(rec.f) <= e;
                     let fl = rec.a & R_FLOAT != 0;
                     self.assign::<LEND>(vals, home, exp, ri, &mut free, fl, cr, fx, hint, n, false);
                 }
             }
         }
-        (Cursor { ci, fi, nc, nf }, free)
+        free
     }
 
     /// Lends the registers of the current block's parameters whose last
@@ -583,8 +545,10 @@ impl Fast {
     }
 
     /// Homes for the parameters of `dest`'s block that a jump at `n`
-    /// writes first (hint: the argument's home). Takes and returns the
-    /// free registers (by value: the sweep can keep them in a register).
+    /// writes first (hint: the argument's home); `nc`: the first call
+    /// after `n`, `nf` the first `rcx`/`rdx` use from `n` on (`NONE`:
+    /// none). Takes and returns the free registers (by value: the sweep
+    /// can keep them in a register).
     #[allow(clippy::too_many_arguments)]
     #[inline(always)]
     fn edge_params(
@@ -595,8 +559,8 @@ impl Fast {
         func: &Function,
         dest: &crate::ir::BlockCall,
         mut free: u32,
-        ci: usize,
-        fi: usize,
+        nc: u32,
+        nf: u32,
         n: u32,
     ) -> u32 {
         let params = &func.blocks[dest.block.index()].params;
@@ -608,8 +572,8 @@ impl Fast {
                     Some(Operand::Value(a)) => home[a.index()],
                     _ => NONE,
                 };
-                let cr = self.crosses(ci, n, vals[pi].end, false);
-                let fx = self.crosses_fixed(fi, n, vals[pi].end);
+                let cr = nc < vals[pi].end;
+                let fx = nf <= vals[pi].end;
                 let fl = func.values[pi].ty.is_float();
                 self.assign::<true>(vals, home, exp, pi, &mut free, fl, cr, fx, hint, n, false);
             }
