@@ -345,13 +345,15 @@ const F_CALL: u8 = 1 << 1;
 const F_FLOAT: u8 = 1 << 2;
 /// An integer or float comparison.
 const F_CMP: u8 = 1 << 3;
-/// Uses `rcx`/`rdx` (division and remainder).
-const F_FIXED: u8 = 1 << 4;
-/// Uses `rcx` when its second operand is a value (shifts).
-const F_SHIFT: u8 = 1 << 5;
-/// Bit positions of [`F_FIXED`] and [`F_SHIFT`].
+/// Uses `rcx`/`rdx` when its second operand is a literal (division and
+/// remainder).
+const F_FIXED_LIT: u8 = 1 << F_FIXED_BIT;
+/// Uses `rcx`/`rdx` when its second operand is a value (division and
+/// remainder; shifts, by `cl`): [`F_FIXED_LIT`]'s bit plus one, so that
+/// an instruction's bit is `facts >> (F_FIXED_BIT + by_value)`.
+const F_FIXED_VAL: u8 = 1 << (F_FIXED_BIT + 1);
+/// Bit position of [`F_FIXED_LIT`].
 const F_FIXED_BIT: u8 = 4;
-const F_SHIFT_BIT: u8 = 5;
 
 /// Suffix slots per opcode in [`FACTS`]: each [`Type`] at its code, none
 /// at 4 (the byte of the `Option<Type>`).
@@ -403,10 +405,10 @@ const fn facts(op: Opcode, s: usize) -> u8 {
         f |= F_CMP;
     }
     if matches!(op, Sdiv | Udiv | Srem | Urem) {
-        f |= F_FIXED;
+        f |= F_FIXED_LIT | F_FIXED_VAL;
     }
     if matches!(op, Shl | Shr | Sar) {
-        f |= F_SHIFT;
+        f |= F_FIXED_VAL;
     }
     f
 }
@@ -767,9 +769,10 @@ impl Fast {
                             a = x.0;
                         }
                         // Divisions, and shifts by a value, use `rcx`/`rdx`:
-                        // appended without a branch.
-                        let by_reg = matches!(args[1], Operand::Value(_)) as u8;
-                        let fx = (facts >> F_FIXED_BIT | (facts >> F_SHIFT_BIT & by_reg)) & 1;
+                        // appended without a branch (the bit for the
+                        // second operand's kind: one shift).
+                        let by_value = matches!(args[1], Operand::Value(_)) as u8;
+                        let fx = facts >> (F_FIXED_BIT + by_value) & 1;
                         // SAFETY: checked at the block's start that
                         // `fixed` has room for one entry per instruction of
                         // the block: `nfixed` grew by at most `j` since, so
