@@ -192,6 +192,48 @@ impl Em<'_> {
         }
     }
 
+    /// A float `load` / `store` (`d`, result home `dh`) whose pointer is
+    /// in an integer register and whose offset fits 32 bits (see
+    /// `fast_ptr` in `inst.rs`): the same bytes as `float_inst`'s forms.
+    #[inline(always)]
+    pub(super) fn fmem_fast(&mut self, d: &crate::ir::InstData, dh: u32, wide: bool) {
+        let home = &self.f.home;
+        let (ptr, offset) = match &d.kind {
+            InstKind::Load { ptr, offset } => (*ptr, *offset),
+            InstKind::Store { args, offset } => (args[1], *offset),
+            _ => return,
+        };
+        let Operand::Value(p) = ptr else { return };
+        let base = home[p.index()] as u8;
+        let disp = offset as i32;
+        if let InstKind::Store { args, .. } = &d.kind {
+            let v = match args[0] {
+                Operand::Value(v) => home[v.index()],
+                Operand::Const(_) => LIT,
+            };
+            if v.wrapping_sub(XMM0) < SLOT0 - XMM0 {
+                let x = (v - XMM0) as u8;
+                self.c
+                    .sse_rm(scalar(wide), false, MOVS_STORE, x, base, disp);
+            } else {
+                // A slot or a literal: the bits, as an integer store.
+                let ty = if wide { Type::F64 } else { Type::F32 };
+                let s = self.src(args[0], ty);
+                self.store_mem(ty.bytes(), s, ptr, offset);
+            }
+            return;
+        }
+        let (x, spill) = if dh.wrapping_sub(XMM0) < SLOT0 - XMM0 {
+            ((dh - XMM0) as u8, false)
+        } else {
+            (X15, true)
+        };
+        self.c.sse_rm(scalar(wide), false, MOVS_LOAD, x, base, disp);
+        if spill {
+            self.mov(src_of_home(dh), Src::X(x));
+        }
+    }
+
     /// Sets the flags for float compare `op` of `a` and `b` (type `ty`);
     /// the condition (possibly [`CC_FEQ`] / [`CC_FNE`]) that means true.
     pub fn fcompare(&mut self, op: Opcode, ty: Type, a: Operand, b: Operand) -> u8 {

@@ -129,6 +129,16 @@ fn opd_in(home: &[u32], op: Operand, ty: Type) -> Opd {
     }
 }
 
+/// Whether `[ptr + offset]` is a register base and a 32-bit displacement
+/// (no folded address, no literal pointer): [`Em::fmem_fast`]'s case.
+#[inline(always)]
+fn fast_ptr(home: &[u32], ptr: Operand, offset: i64) -> bool {
+    match ptr {
+        Operand::Value(p) => home[p.index()] < XMM0 && offset as i32 as i64 == offset,
+        Operand::Const(_) => false,
+    }
+}
+
 impl Em<'_> {
     /// Operand `op` of type `ty`.
     #[inline(always)]
@@ -335,6 +345,18 @@ impl Em<'_> {
         match d.opcode {
             Fneg | Fabs | Fsqrt | Feq | Fne | Flt | Fle | Fgt | Fge | Fext | Ftrunc | Sitof
             | Uitof | Ftosi | Ftoui | Bitcast => self.float_inst(i, dst())?,
+            // A float load or store through a pointer in a register with
+            // a 32-bit offset (most of them): `movs{s,d}` at once.
+            Load | Store
+                if ty.is_float()
+                    && match &d.kind {
+                        InstKind::Load { ptr, offset } => fast_ptr(home, *ptr, *offset),
+                        InstKind::Store { args, offset } => fast_ptr(home, args[1], *offset),
+                        _ => false,
+                    } =>
+            {
+                self.fmem_fast(d, dh, ty == Type::F64)
+            }
             Select | Load | Store if ty.is_float() => self.float_inst(i, dst())?,
             // The float binary operations: one arm, the SSE opcode from
             // [`OP_BYTE`].
