@@ -580,8 +580,8 @@ impl Drop for DebugRegistry {
 
 impl DebugRegistry {
     /// An empty registry, its scratch buffer sized for a first small
-    /// module's record ([`FIRST_RECORD_BYTES`]: a fresh engine's first
-    /// module then allocates no buffer to build it in).
+    /// module's record (512 bytes: a fresh engine's first module then
+    /// allocates no buffer to build it in).
     pub fn new() -> DebugRegistry {
         let mut d = DebugRegistry::default();
         d.scratch.reserve_exact(FIRST_RECORD_BYTES);
