@@ -524,8 +524,27 @@ impl Fast {
         // operand).
         unsafe { *uses.get_unchecked_mut(vi) += 1 };
         let v = unsafe { vals.get_unchecked_mut(vi) };
-        self.extend_val(v, dec, u, h);
+        let db = v.def_pos;
+        // Most uses are in their definition's loop (or in none: `h` is 0).
+        if h > db {
+            self.extend_over_loops(v, dec, u, h);
+        } else {
+            // The sweep's uses come in ascending order, so the end so far
+            // is before `u` (or unset): an end past `u` can only be the
+            // last instruction of a loop containing an earlier use but not
+            // the definition, and that loop contains `u` too, so `h > db`.
+            // A plain store, no compare.
+            debug_assert!(v.end == NONE || v.end <= u, "{} > {u}", v.end);
+            v.end = u;
+        }
         Some(())
+    }
+
+    /// [`Fast::use_op`]'s use at `u` of a value defined outside the
+    /// innermost loop `h` containing `u`: out of line (rare).
+    #[inline(never)]
+    fn extend_over_loops(&self, v: &mut Val, dec: &Decisions, u: u32, h: u32) {
+        self.extend_val(v, dec, u, h);
     }
 
     /// A use of value `vi` at instruction `u` (`h` as in
@@ -761,37 +780,43 @@ impl Fast {
                 // Operand uses straight from the instruction's kind (no
                 // per-operand closure or buffer): the common kinds here,
                 // the rest out of line (`Fast::other_inst`).
-                match &d.kind {
-                    InstKind::Binary { args } if facts & F_OK != 0 => {
-                        self.use_op(vals, uses, dec, args[0], n, h)?;
-                        self.use_op(vals, uses, dec, args[1], n, h)?;
-                        if let Operand::Value(x) = args[0] {
-                            a = x.0;
-                        }
-                        // Divisions, and shifts by a value, use `rcx`/`rdx`:
-                        // appended without a branch (the bit for the
-                        // second operand's kind: one shift).
-                        let by_value = matches!(args[1], Operand::Value(_)) as u8;
-                        let fx = facts >> (F_FIXED_BIT + by_value) & 1;
-                        // SAFETY: checked at the block's start that
-                        // `fixed` has room for one entry per instruction of
-                        // the block: `nfixed` grew by at most `j` since, so
-                        // `nfixed < fixed.len()`.
-                        unsafe { *fixed.get_unchecked_mut(nfixed) = n };
-                        nfixed += fx as usize;
+                // (Tested kind by kind, `Binary` first: one compare of the
+                // kind's tag, where a `match` computes the niche-encoded
+                // discriminant first.)
+                let ok = facts & F_OK != 0;
+                if let (InstKind::Binary { args }, true) = (&d.kind, ok) {
+                    self.use_op(vals, uses, dec, args[0], n, h)?;
+                    self.use_op(vals, uses, dec, args[1], n, h)?;
+                    if let Operand::Value(x) = args[0] {
+                        a = x.0;
                     }
-                    InstKind::Unary { arg } if facts & F_OK != 0 => {
-                        self.use_op(vals, uses, dec, *arg, n, h)?;
-                        if let Operand::Value(x) = *arg {
-                            a = x.0;
-                        }
+                    // Divisions, and shifts by a value, use `rcx`/`rdx`:
+                    // appended without a branch (the bit for the
+                    // second operand's kind: one shift).
+                    let by_value = matches!(args[1], Operand::Value(_)) as u8;
+                    let fx = facts >> (F_FIXED_BIT + by_value) & 1;
+                    // SAFETY: checked at the block's start that
+                    // `fixed` has room for one entry per instruction of
+                    // the block: `nfixed` grew by at most `j` since, so
+                    // `nfixed < fixed.len()`.
+                    unsafe { *fixed.get_unchecked_mut(nfixed) = n };
+                    nfixed += fx as usize;
+                } else if let (InstKind::Unary { arg }, true) = (&d.kind, ok) {
+                    self.use_op(vals, uses, dec, *arg, n, h)?;
+                    if let Operand::Value(x) = *arg {
+                        a = x.0;
                     }
-                    _ => self.other_inst(module, func, dec, vals, uses, recs, insts, j, n, at)?,
+                } else {
+                    self.other_inst(module, func, dec, vals, uses, recs, insts, j, n, at)?;
                 }
                 let mut rec = self.def(vals, func, d, i, facts, a, n, k as u32)?;
                 // (After this instruction's call, if it is one.)
                 (rec.c, rec.f) = (self.calls.len() as u32, f);
-                recs[j] = rec;
+                // SAFETY: `j < body.len() < insts.len() == recs.len()`
+                // (`recs` is this block's records). Unchecked because the
+                // compiler does not see it (a compare, a branch and a
+                // spilled length per instruction).
+                unsafe { *recs.get_unchecked_mut(j) = rec };
             }
             // The terminator: its kinds here (once per block), any other
             // out of line.
