@@ -322,3 +322,34 @@ fn check_of_one_large_file_reports_what_one_thread_would() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `backtrace(3)`, called from compiled code under `kiln run`, walks
+/// through the compiled frames into kiln: the binary links libgcc's
+/// unwinder statically (build.rs), but compiled code's frames are
+/// registered with the shared `libgcc_s.so.1` that `backtrace(3)` loads
+/// and walks with. (Registered with the static copy only, the walk stops
+/// at the first compiled frame: 1 address.)
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn backtrace_from_compiled_code_walks_through_its_frames() {
+    let dir = std::env::temp_dir().join(format!("kiln-cli-backtrace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("bt.kir");
+    std::fs::write(
+        &file,
+        "extern func @backtrace(i64, i32) -> i32\n\
+         func @main() -> i64 {\nentry:\n    %n = call.i64 @inner()\n    %m = add.i64 %n, 0\n    ret %m\n}\n\
+         func @inner() -> i64 {\nentry:\n    %buf = alloca 512, 8\n    \
+         %n = call.i32 @backtrace(%buf, 64)\n    %w = sext.i64 %n\n    ret %w\n}\n",
+    )
+    .expect("write input");
+    let out = kiln(&[os("run"), file.as_os_str()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let frames: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a count");
+    // inner, main, the call trampoline, then kiln's own frames.
+    assert!(frames >= 6, "backtrace(3) saw {frames} frames");
+}
