@@ -284,5 +284,5 @@ fn check_file(
     bytes: &mut Vec<u8>,
     split: bool,
 ) -> Result<(), Failure> {
-    load_file(path, size, bytes, split).map(std::mem::forget)
+    load_file(path, size, bytes, split, true).map(std::mem::forget)
 }
