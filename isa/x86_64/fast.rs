@@ -733,6 +733,10 @@ impl Fast {
     ) -> Option<usize> {
         // (So that one bounds check covers both in `Fast::use_op`.)
         let uses = uses.get_mut(..vals.len())?;
+        // (So that `Fast::use_op`'s own test folds away.)
+        if vals.is_empty() {
+            return None;
+        }
         let mut nfixed = 0;
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];

@@ -483,7 +483,10 @@ impl Fast {
         for n in first..last + 1 {
             // Free what ends here (nothing is added at `n` any more:
             // it is read once).
-            let x = exp[n as usize];
+            // SAFETY: `n <= last < exp.len()` (checked above). Unchecked
+            // because the compiler keeps a compare and a branch per
+            // instruction otherwise.
+            let x = unsafe { *exp.get_unchecked(n as usize) };
             free |= x.free;
             let mut v = x.head;
             while v != NONE {
@@ -494,7 +497,9 @@ impl Fast {
             if LEND && !self.pending.is_empty() {
                 self.activate_lends(home, n);
             }
-            let rec = recs[n as usize];
+            // SAFETY: `n <= last < recs.len()` (`recs` was cut to
+            // `last + 1` entries above).
+            let rec = unsafe { *recs.get_unchecked(n as usize) };
             if rec.r != NONE {
                 let ri = rec.r as usize;
                 if rec.a & R_FOLDS != 0 && vals[ri].end == n + 1 {
