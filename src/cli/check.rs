@@ -37,7 +37,7 @@ const LARGE_INPUT: u64 = 64 << 10;
 const TEXT_PER_THREAD: u64 = 32 << 10;
 
 /// `kiln check FILE...`
-pub fn check(files: &[OsString]) -> Result<(), Failure> {
+pub fn check(files: Vec<OsString>) -> Result<(), Failure> {
     // The process exits next: freeing every function's tables one by one
     // would only cost time (a fifth of `check` on many small functions),
     // and so would a general-purpose allocator for tables never freed.
@@ -68,13 +68,8 @@ pub fn check(files: &[OsString]) -> Result<(), Failure> {
     if split.is_some() {
         one_heap();
     }
-    check_files(
-        files,
-        &sizes,
-        thread_count(&sizes, text, cpus),
-        text >= LARGE_INPUT,
-        split,
-    )
+    let threads = thread_count(&sizes, text, cpus);
+    check_files(files, sizes, threads, text >= LARGE_INPUT, split)
 }
 
 /// Makes threads started from now on share the C library allocator's main
@@ -163,8 +158,8 @@ struct State {
 /// kernel to clear) happens on this thread while the others start, rather
 /// than before they are even created.
 fn check_files(
-    files: &[OsString],
-    sizes: &[Option<u64>],
+    files: Vec<OsString>,
+    sizes: Vec<Option<u64>>,
     threads: usize,
     large: bool,
     split: Option<usize>,
@@ -177,19 +172,23 @@ fn check_files(
         // and devices are read in the order given.
         order.sort_by_key(|&k| std::cmp::Reverse(sizes[k]));
     }
+    let n = files.len();
     let work = Arc::new(Work {
-        files: files.to_vec(),
-        sizes: sizes.to_vec(),
+        files,
+        sizes,
         split,
         order,
         state: Mutex::new(State {
             taken: 0,
-            first_failure: files.len(),
-            outcomes: (0..files.len()).map(|_| None).collect(),
+            first_failure: n,
+            outcomes: (0..n).map(|_| None).collect(),
             waiting: false,
         }),
         done: Condvar::new(),
     });
+    // The process exits next: the shared state (the file names, the
+    // outcomes) is never freed, which would only cost time.
+    std::mem::forget(Arc::clone(&work));
     // The workers wait for this lock before taking a file, so that all
     // they allocate for the files is the arena's.
     let held = lock(&work.state);
@@ -285,5 +284,5 @@ fn check_file(
     bytes: &mut Vec<u8>,
     split: bool,
 ) -> Result<(), Failure> {
-    load_file(path, size, bytes, split).map(std::mem::forget)
+    load_file(path, size, bytes, split, true).map(std::mem::forget)
 }
