@@ -246,8 +246,10 @@ struct Rec {
     /// The result (`NONE`: none, or a compare fused into its branch).
     r: u32,
     /// The first operand of a unary or binary instruction if it is a
-    /// value ([`A_NONE`]: none; the result prefers its home), with the
-    /// flags [`R_FLOAT`] and [`R_FOLDS`].
+    /// value (the result prefers its home); none: an index past the
+    /// function's values ([`A_NONE`], or their count for a literal: the
+    /// sink of [`Fast::use_op`]). With the flags [`R_FLOAT`] and
+    /// [`R_FOLDS`].
     a: u32,
     /// The index in [`Fast::calls`] of the first call after this
     /// instruction (the calls up to it counted), and in [`Fast::fixed`]
@@ -484,7 +486,8 @@ impl Fast {
 
     /// A use of `op` at instruction `u` (`h`: the innermost loop header
     /// containing it, see [`Fast::ext`]): counted in `uses`, and a value's
-    /// range end moves to cover it. `None`: not a value of the function.
+    /// range end moves to cover it. Its index in `vals`: the value's, the
+    /// sink's for a literal. `None`: not a value of the function.
     ///
     /// A literal is counted as a use of the sink, the extra last entry of
     /// `vals` and `uses` that nothing reads (see [`Fast::analyze`]): the
@@ -499,7 +502,7 @@ impl Fast {
         op: Operand,
         u: u32,
         h: u32,
-    ) -> Option<()> {
+    ) -> Option<u32> {
         let len = vals.len();
         // (Invariant: hoisted out of the sweep's loops, or folded away.)
         if len == 0 || uses.len() != len {
@@ -533,11 +536,13 @@ impl Fast {
             // is before `u` (or unset): an end past `u` can only be the
             // last instruction of a loop containing an earlier use but not
             // the definition, and that loop contains `u` too, so `h > db`.
-            // A plain store, no compare.
-            debug_assert!(v.end == NONE || v.end <= u, "{} > {u}", v.end);
+            // A plain store, no compare. (In a module the verifier rejects,
+            // a use before the definition breaks this: its allocation is
+            // then wrong, not unsafe; it may fail to compile, never panic.)
             v.end = u;
         }
-        Some(())
+        // (`vi < len <= A_NONE`: see `Fast::analyze`.)
+        Some(vi as u32)
     }
 
     /// [`Fast::use_op`]'s use at `u` of a value defined outside the
@@ -789,11 +794,8 @@ impl Fast {
                 // discriminant first.)
                 let ok = facts & F_OK != 0;
                 if let (InstKind::Binary { args }, true) = (&d.kind, ok) {
-                    self.use_op(vals, uses, dec, args[0], n, h)?;
+                    a = self.use_op(vals, uses, dec, args[0], n, h)?;
                     self.use_op(vals, uses, dec, args[1], n, h)?;
-                    if let Operand::Value(x) = args[0] {
-                        a = x.0;
-                    }
                     // Divisions, and shifts by a value, use `rcx`/`rdx`:
                     // appended without a branch (the bit for the
                     // second operand's kind: one shift).
@@ -806,10 +808,7 @@ impl Fast {
                     unsafe { *fixed.get_unchecked_mut(nfixed) = n };
                     nfixed += fx as usize;
                 } else if let (InstKind::Unary { arg }, true) = (&d.kind, ok) {
-                    self.use_op(vals, uses, dec, *arg, n, h)?;
-                    if let Operand::Value(x) = *arg {
-                        a = x.0;
-                    }
+                    a = self.use_op(vals, uses, dec, *arg, n, h)?;
                 } else {
                     self.other_inst(module, func, dec, vals, uses, recs, insts, j, n, at)?;
                 }
@@ -869,9 +868,9 @@ impl Fast {
             let v = &mut vals[ri];
             v.def_pos = k;
             v.start = n;
-            if v.end == NONE {
-                v.end = n;
-            }
+            // Its uses come after it in the order: none seen yet. (Not so
+            // in a module the verifier rejects, see `Fast::use_op`.)
+            v.end = n;
             rec.r = r.0;
             if facts & F_CMP != 0 {
                 self.cmps.push((i.0, r.0, n));

@@ -761,6 +761,54 @@ mod tests {
         }
     }
 
+    /// The table [`LineRecorder::without_marks`] and
+    /// [`LineRecorder::resolve_insts`] build from `noted` entries (the
+    /// function's own location `func` at offset 0 first).
+    fn noted_table(func: Loc, noted: &[(u32, u32)], locs: &[Loc]) -> LineTable {
+        let mut b = Builder::default();
+        b.add(0, func);
+        b.extend(noted, locs);
+        b.finish()
+    }
+
+    #[test]
+    fn entries_without_code_change_nothing() {
+        // The fast emitter notes a compare fused into its branch (no code
+        // of its own) at the offset of the entry after it: such entries,
+        // anywhere and with any location, leave the table as it was.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        // Few distinct locations, so that neighbours often share one.
+        let locs: Vec<Loc> = (0..64)
+            .map(|_| Loc::new(next(4) as u32 + 1, [1, 5][next(2) as usize]))
+            .collect();
+        let mut added = 0;
+        for _ in 0..3000 {
+            let func = Loc::new(next(4) as u32 + 1, 1);
+            let (mut plain, mut with) = (Vec::new(), Vec::new());
+            // After the prologue's first bytes.
+            let mut off = 1 + next(3) as u32;
+            for _ in 0..1 + next(12) {
+                off += [0, 0, 2, 3, 200][next(5) as usize];
+                if next(3) == 0 {
+                    with.push((off, next(locs.len() as u64 + 1) as u32));
+                    added += 1;
+                }
+                let i = next(locs.len() as u64) as u32;
+                plain.push((off, i));
+                with.push((off, i));
+            }
+            let want = noted_table(func, &plain, &locs);
+            assert_eq!(noted_table(func, &with, &locs), want, "{plain:?} {with:?}");
+        }
+        assert!(added > 3000, "{added}");
+    }
+
     #[test]
     fn equal_neighbours_and_backward_lines_encode() {
         let l = |line, col| Loc::new(line, col);

@@ -185,7 +185,6 @@ impl Fast {
             pick
         } else {
             *all_free &= !(1 << pick & live);
-            self.callee_used |= (1 << pick) & POOL_CALLEE;
             // (`pick` < 32: `m` is not 0.)
             self.reg_owner[pick as usize & 31] = v as u32;
             self.reg_end[pick as usize & 31] = e;
@@ -359,7 +358,6 @@ impl Fast {
         self.free_slots.clear();
         self.free_head = 0;
         self.num_slots = 0;
-        self.callee_used = 0;
         self.reg_owner = [NONE; 32];
         self.reg_end = [0; 32];
         // (`reg_seq` is not reset: only a steal's victim's entry is read,
@@ -460,6 +458,16 @@ impl Fast {
                 _ => {}
             }
         }
+        // The callee-saved registers given to a value: those with an
+        // owner (owners are reset per function, never when released;
+        // a steal or a borrow reuses a register that has one). Once here
+        // rather than at each assignment.
+        self.callee_used = 0;
+        for r in 0..16 {
+            if self.reg_owner[r] != NONE {
+                self.callee_used |= 1 << r & POOL_CALLEE;
+            }
+        }
     }
 
     /// The instructions `first..=last` of a block: releases, then a home
@@ -506,7 +514,8 @@ impl Fast {
                     // Used only as the next access's pointer.
                     home[ri] = FOLDED;
                 } else {
-                    // (`A_NONE` is past the values: `get` gives `None`.)
+                    // (`A_NONE`, or the value count for a literal, is past
+                    // the values: `get` gives `None`.)
                     let a = rec.a & A_NONE;
                     let mut hint = home.get(a as usize).copied().unwrap_or(NONE);
                     // A jump argument: its parameter's register if lent

@@ -583,10 +583,10 @@ impl Em<'_> {
             let b = dec.order[k];
             self.c.bind(Label(b.index() as u32));
             let next = dec.order.get(k + 1).copied();
+            // (A compare fused into its block's `br` emits nothing: its
+            // arm of `Em::inst` returns at once. Its line entry is then at
+            // the offset of the next one, which replaces it.)
             for &i in &func.blocks[b.index()].insts {
-                if dec.fused[i.index()] {
-                    continue;
-                }
                 let off = self.c.off();
                 self.lines.at_inst(off, i);
                 self.cur = i;
