@@ -144,6 +144,12 @@ fn io_reason(e: &std::io::Error) -> String {
 /// Decodes `bytes` as UTF-8; an invalid sequence is a parse error at its
 /// line and column (columns count characters, 1-based).
 fn decode_str<'b>(file: &str, bytes: &'b [u8]) -> Result<&'b str, Error> {
+    // Most sources are all ASCII, which is checked several bytes at a
+    // time at about a third of the cost of validating UTF-8.
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
     std::str::from_utf8(bytes).map_err(|e| {
         let valid = &bytes[..e.valid_up_to()];
         // The prefix is valid UTF-8 by construction.
