@@ -1277,15 +1277,14 @@ pub fn compile(
 
 #[cfg(test)]
 mod tests {
-    use super::{facts, FACTS, F_BIN, F_OK, F_UNARY, SLOTS};
+    use super::{facts, FACTS, F_BIN, F_OK, F_UNARY};
     use crate::ir::opcode::Format;
     use crate::ir::Opcode;
 
     #[test]
     fn format_bits_follow_the_opcode_table() {
         for (k, &op) in Opcode::ALL.iter().enumerate() {
-            for s in 0..SLOTS {
-                let f = FACTS[k][s];
+            for (s, &f) in FACTS[k].iter().enumerate() {
                 assert_eq!(f, facts(op, s));
                 let ok = f & F_OK != 0;
                 let format = op.info().format;
