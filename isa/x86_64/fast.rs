@@ -356,6 +356,12 @@ const F_FIXED_LIT: u8 = 1 << F_FIXED_BIT;
 const F_FIXED_VAL: u8 = 1 << (F_FIXED_BIT + 1);
 /// Bit position of [`F_FIXED_LIT`].
 const F_FIXED_BIT: u8 = 4;
+/// Supported with this suffix ([`F_OK`]) and of the binary format (its
+/// operands an [`InstKind::Binary`]): the sweep's common path, chosen by
+/// this bit rather than by decoding the niche-encoded kind first.
+const F_BIN: u8 = 1 << 6;
+/// Likewise, of the unary format ([`InstKind::Unary`]).
+const F_UNARY: u8 = 1 << 7;
 
 /// Suffix slots per opcode in [`FACTS`]: each [`Type`] at its code, none
 /// at 4 (the byte of the `Option<Type>`).
@@ -411,6 +417,51 @@ const fn facts(op: Opcode, s: usize) -> u8 {
     }
     if matches!(op, Shl | Shr | Sar) {
         f |= F_FIXED_VAL;
+    }
+    // (The formats of `Opcode::info`, which is not `const`; a test checks
+    // these lists against it.)
+    let bin = matches!(
+        op,
+        Add | Sub
+            | Mul
+            | And
+            | Or
+            | Xor
+            | Shl
+            | Shr
+            | Sar
+            | Sdiv
+            | Udiv
+            | Srem
+            | Urem
+            | Fadd
+            | Fsub
+            | Fmul
+            | Fdiv
+    ) || cmp;
+    let unary = matches!(
+        op,
+        Neg | Not
+            | Sext
+            | Zext
+            | Trunc
+            | Fneg
+            | Fabs
+            | Fsqrt
+            | Copy
+            | Fext
+            | Ftrunc
+            | Sitof
+            | Uitof
+            | Ftosi
+            | Ftoui
+            | Bitcast
+    );
+    if ok && bin {
+        f |= F_BIN;
+    }
+    if ok && unary {
+        f |= F_UNARY;
     }
     f
 }
@@ -789,11 +840,14 @@ impl Fast {
                 // Operand uses straight from the instruction's kind (no
                 // per-operand closure or buffer): the common kinds here,
                 // the rest out of line (`Fast::other_inst`).
-                // (Tested kind by kind, `Binary` first: one compare of the
-                // kind's tag, where a `match` computes the niche-encoded
-                // discriminant first.)
-                let ok = facts & F_OK != 0;
-                if let (InstKind::Binary { args }, true) = (&d.kind, ok) {
+                // (Chosen by the opcode's format in `facts`: then one
+                // compare of the kind's tag, where a `match` computes the
+                // niche-encoded discriminant first. A kind that does not
+                // match its opcode's format is unsupported.)
+                if facts & F_BIN != 0 {
+                    let InstKind::Binary { args } = &d.kind else {
+                        return None;
+                    };
                     a = self.use_op(vals, uses, dec, args[0], n, h)?;
                     self.use_op(vals, uses, dec, args[1], n, h)?;
                     // Divisions, and shifts by a value, use `rcx`/`rdx`:
@@ -807,7 +861,10 @@ impl Fast {
                     // `nfixed < fixed.len()`.
                     unsafe { *fixed.get_unchecked_mut(nfixed) = n };
                     nfixed += fx as usize;
-                } else if let (InstKind::Unary { arg }, true) = (&d.kind, ok) {
+                } else if facts & F_UNARY != 0 {
+                    let InstKind::Unary { arg } = &d.kind else {
+                        return None;
+                    };
                     a = self.use_op(vals, uses, dec, *arg, n, h)?;
                 } else {
                     self.other_inst(module, func, dec, vals, uses, recs, insts, j, n, at)?;
@@ -1216,4 +1273,28 @@ pub fn compile(
         }
     }
     Some(emit::emit(f, module, sym, func, dec, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{facts, FACTS, F_BIN, F_OK, F_UNARY};
+    use crate::ir::opcode::Format;
+    use crate::ir::Opcode;
+
+    #[test]
+    fn format_bits_follow_the_opcode_table() {
+        for (k, &op) in Opcode::ALL.iter().enumerate() {
+            for (s, &f) in FACTS[k].iter().enumerate() {
+                assert_eq!(f, facts(op, s));
+                let ok = f & F_OK != 0;
+                let format = op.info().format;
+                assert_eq!(f & F_BIN != 0, ok && format == Format::Binary, "{op:?} {s}");
+                assert_eq!(
+                    f & F_UNARY != 0,
+                    ok && format == Format::Unary,
+                    "{op:?} {s}"
+                );
+            }
+        }
+    }
 }
