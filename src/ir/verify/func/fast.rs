@@ -60,6 +60,8 @@ fn slot_of(field: u32) -> usize {
 /// Where the block field starts in an entry: bits 0-1 are the type, bit 2
 /// is always clear.
 const SHIFT: u32 = 3;
+/// Slots of `Scratch::fields` per block (the cache bound counts blocks).
+pub(super) const SLOTS_PER_BLOCK: usize = 1 << SHIFT;
 
 // Operand wants beyond the four exact types (`Type as u8`). Each has bit 2
 // set, so that `field << SHIFT | want` is no entry of a definition.
