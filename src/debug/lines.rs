@@ -562,17 +562,20 @@ impl<'a> LineRecorder<'a> {
     /// happen in one tight loop in [`LineRecorder::resolve_insts`], which
     /// must run before the next [`LineRecorder::at`] or
     /// [`LineRecorder::finish`]. [`LineRecorder::current`] does not see
-    /// these entries until then.
+    /// these entries until then. (Noted even when recording is off, so
+    /// that the push is all it costs: `resolve_insts` drops them then.)
     #[inline(always)]
     pub fn at_inst(&mut self, offset: usize, inst: Inst) {
-        if self.enabled {
-            self.insts.push((offset as u32, inst.index() as u32));
-        }
+        self.insts.push((offset as u32, inst.index() as u32));
     }
 
     /// Encodes the entries noted by [`LineRecorder::at_inst`] since the
     /// last call, with the locations of their instructions in `map`.
     pub fn resolve_insts(&mut self, map: &SrcMap) {
+        if !self.enabled {
+            self.insts.clear();
+            return;
+        }
         let Some(&(_, last)) = self.insts.last() else {
             return;
         };

@@ -227,6 +227,10 @@ impl Em<'_> {
 
     /// The parallel move `self.f.moves` (destination home, source).
     pub fn par_move(&mut self) {
+        // (Often none: a jump or call without arguments to move.)
+        if self.f.moves.is_empty() {
+            return;
+        }
         let mut moves = std::mem::take(&mut self.f.moves);
         self.par_move_of(&moves);
         moves.clear();
