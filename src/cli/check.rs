@@ -87,13 +87,23 @@ fn one_heap() {
     }
 }
 
+/// Stack size of a worker thread: the parser and the verifier never
+/// recurse, so Rust's default is plenty.
+const WORKER_STACK: usize = 2 << 20;
+
 /// Starts a worker thread (sharing the main heap, see [`one_heap`]);
 /// whether it started.
 fn spawn_worker(f: impl FnOnce() + Send + 'static) -> bool {
     one_heap();
     // The threads are not joined: once the outcome is known the process
     // exits, even if one of them is still reading a later file.
-    std::thread::Builder::new().spawn(f).is_ok()
+    // The size is Rust's default, given so that starting the thread does
+    // not read `RUST_MIN_STACK` from the environment (a page of code
+    // touched for the first time, and a lock).
+    std::thread::Builder::new()
+        .stack_size(WORKER_STACK)
+        .spawn(f)
+        .is_ok()
 }
 
 /// How many threads to check the files with (`cpus`: processors this
