@@ -691,13 +691,18 @@ impl Em<'_> {
         let at = self.f.call_locs_at[self.next_call] as usize;
         self.next_call += 1;
         let args = func.args(*args);
-        // The type a literal argument takes.
+        // The type a literal argument takes (looked up for literals only:
+        // a value's operand is its home).
         let module = self.module;
         let ty_of = |k: usize, a: Operand| match callee {
             Callee::Direct(s) => module.symbols[s.index()]
                 .signature()
                 .map_or(Type::I64, |sig| sig.params[k]),
             Callee::Indirect(_) => func.operand_type(a, Type::I64),
+        };
+        let arg = |e: &Self, k: usize, a: Operand| match a {
+            Operand::Value(v) => e.val(v),
+            Operand::Const(_) => e.src(a, ty_of(k, a)),
         };
         // Stack arguments first: the register moves may overwrite
         // their sources.
@@ -706,7 +711,7 @@ impl Em<'_> {
                 continue;
             };
             let off = off as i32;
-            match self.src(a, ty_of(k, a)) {
+            match arg(self, k, a) {
                 Src::I(b) if i32::try_from(b as i64).is_ok() => {
                     self.c.store_imm(8, b as i64 as i32, 4, off)
                 }
@@ -723,7 +728,7 @@ impl Em<'_> {
                 ArgLoc::Float(x) => XMM0 + x as u32,
                 ArgLoc::Stack(_) => continue,
             };
-            let s = self.src(a, ty_of(k, a));
+            let s = arg(self, k, a);
             self.f.moves.push((d, s));
         }
         if let Callee::Indirect(c) = callee {
