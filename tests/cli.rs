@@ -322,3 +322,73 @@ fn check_of_one_large_file_reports_what_one_thread_would() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `backtrace(3)`, called from compiled code under `kiln run`, walks
+/// through the compiled frames into kiln: the binary links libgcc's
+/// unwinder statically (build.rs), but compiled code's frames are
+/// registered with the shared `libgcc_s.so.1` that `backtrace(3)` loads
+/// and walks with. (Registered with the static copy only, the walk stops
+/// at the first compiled frame: 1 address.)
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn backtrace_from_compiled_code_walks_through_its_frames() {
+    let dir = std::env::temp_dir().join(format!("kiln-cli-backtrace-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("bt.kir");
+    std::fs::write(
+        &file,
+        "extern func @backtrace(i64, i32) -> i32\n\
+         func @main() -> i64 {\nentry:\n    %n = call.i64 @inner()\n    %m = add.i64 %n, 0\n    ret %m\n}\n\
+         func @inner() -> i64 {\nentry:\n    %buf = alloca 512, 8\n    \
+         %n = call.i32 @backtrace(%buf, 64)\n    %w = sext.i64 %n\n    ret %w\n}\n",
+    )
+    .expect("write input");
+    let out = kiln(&[os("run"), file.as_os_str()]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let frames: u32 = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .expect("a count");
+    // inner, main, the call trampoline, then kiln's own frames.
+    assert!(frames >= 6, "backtrace(3) saw {frames} frames");
+}
+
+/// `kiln check` may leave the files it read open until it exits, but never
+/// so many that it runs out of descriptors: 100 files check fine with a
+/// limit of 64 open descriptors.
+#[test]
+#[cfg(target_os = "linux")]
+fn check_of_many_files_stays_within_the_descriptor_limit() {
+    use std::os::unix::process::CommandExt;
+    let dir = std::env::temp_dir().join(format!("kiln-cli-fdlimit-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let files: Vec<std::path::PathBuf> = (0..100)
+        .map(|k| {
+            let p = dir.join(format!("{k}.kir"));
+            std::fs::write(&p, many_functions(&format!("f{k}_"), 3)).expect("write input");
+            p
+        })
+        .collect();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    cmd.arg("check").args(&files).stdin(Stdio::null());
+    // SAFETY: setrlimit is async-signal-safe and touches no memory of the
+    // parent; it only lowers the child's own limit.
+    unsafe {
+        cmd.pre_exec(|| {
+            let limit = libc::rlimit {
+                rlim_cur: 64,
+                rlim_max: 64,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                Ok(())
+            } else {
+                Err(std::io::Error::last_os_error())
+            }
+        });
+    }
+    let out = cmd.output().expect("run kiln");
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty(), "{out:?}");
+}

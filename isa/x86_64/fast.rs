@@ -246,8 +246,10 @@ struct Rec {
     /// The result (`NONE`: none, or a compare fused into its branch).
     r: u32,
     /// The first operand of a unary or binary instruction if it is a
-    /// value ([`A_NONE`]: none; the result prefers its home), with the
-    /// flags [`R_FLOAT`] and [`R_FOLDS`].
+    /// value (the result prefers its home); none: an index past the
+    /// function's values ([`A_NONE`], or their count for a literal: the
+    /// sink of [`Fast::use_op`]). With the flags [`R_FLOAT`] and
+    /// [`R_FOLDS`].
     a: u32,
     /// The index in [`Fast::calls`] of the first call after this
     /// instruction (the calls up to it counted), and in [`Fast::fixed`]
@@ -354,6 +356,12 @@ const F_FIXED_LIT: u8 = 1 << F_FIXED_BIT;
 const F_FIXED_VAL: u8 = 1 << (F_FIXED_BIT + 1);
 /// Bit position of [`F_FIXED_LIT`].
 const F_FIXED_BIT: u8 = 4;
+/// Supported with this suffix ([`F_OK`]) and of the binary format (its
+/// operands an [`InstKind::Binary`]): the sweep's common path, chosen by
+/// this bit rather than by decoding the niche-encoded kind first.
+const F_BIN: u8 = 1 << 6;
+/// Likewise, of the unary format ([`InstKind::Unary`]).
+const F_UNARY: u8 = 1 << 7;
 
 /// Suffix slots per opcode in [`FACTS`]: each [`Type`] at its code, none
 /// at 4 (the byte of the `Option<Type>`).
@@ -409,6 +417,51 @@ const fn facts(op: Opcode, s: usize) -> u8 {
     }
     if matches!(op, Shl | Shr | Sar) {
         f |= F_FIXED_VAL;
+    }
+    // (The formats of `Opcode::info`, which is not `const`; a test checks
+    // these lists against it.)
+    let bin = matches!(
+        op,
+        Add | Sub
+            | Mul
+            | And
+            | Or
+            | Xor
+            | Shl
+            | Shr
+            | Sar
+            | Sdiv
+            | Udiv
+            | Srem
+            | Urem
+            | Fadd
+            | Fsub
+            | Fmul
+            | Fdiv
+    ) || cmp;
+    let unary = matches!(
+        op,
+        Neg | Not
+            | Sext
+            | Zext
+            | Trunc
+            | Fneg
+            | Fabs
+            | Fsqrt
+            | Copy
+            | Fext
+            | Ftrunc
+            | Sitof
+            | Uitof
+            | Ftosi
+            | Ftoui
+            | Bitcast
+    );
+    if ok && bin {
+        f |= F_BIN;
+    }
+    if ok && unary {
+        f |= F_UNARY;
     }
     f
 }
@@ -484,7 +537,8 @@ impl Fast {
 
     /// A use of `op` at instruction `u` (`h`: the innermost loop header
     /// containing it, see [`Fast::ext`]): counted in `uses`, and a value's
-    /// range end moves to cover it. `None`: not a value of the function.
+    /// range end moves to cover it. Its index in `vals`: the value's, the
+    /// sink's for a literal. `None`: not a value of the function.
     ///
     /// A literal is counted as a use of the sink, the extra last entry of
     /// `vals` and `uses` that nothing reads (see [`Fast::analyze`]): the
@@ -499,7 +553,7 @@ impl Fast {
         op: Operand,
         u: u32,
         h: u32,
-    ) -> Option<()> {
+    ) -> Option<u32> {
         let len = vals.len();
         // (Invariant: hoisted out of the sweep's loops, or folded away.)
         if len == 0 || uses.len() != len {
@@ -524,8 +578,29 @@ impl Fast {
         // operand).
         unsafe { *uses.get_unchecked_mut(vi) += 1 };
         let v = unsafe { vals.get_unchecked_mut(vi) };
+        let db = v.def_pos;
+        // Most uses are in their definition's loop (or in none: `h` is 0).
+        if h > db {
+            self.extend_over_loops(v, dec, u, h);
+        } else {
+            // The sweep's uses come in ascending order, so the end so far
+            // is before `u` (or unset): an end past `u` can only be the
+            // last instruction of a loop containing an earlier use but not
+            // the definition, and that loop contains `u` too, so `h > db`.
+            // A plain store, no compare. (In a module the verifier rejects,
+            // a use before the definition breaks this: its allocation is
+            // then wrong, not unsafe; it may fail to compile, never panic.)
+            v.end = u;
+        }
+        // (`vi < len <= A_NONE`: see `Fast::analyze`.)
+        Some(vi as u32)
+    }
+
+    /// [`Fast::use_op`]'s use at `u` of a value defined outside the
+    /// innermost loop `h` containing `u`: out of line (rare).
+    #[inline(never)]
+    fn extend_over_loops(&self, v: &mut Val, dec: &Decisions, u: u32, h: u32) {
         self.extend_val(v, dec, u, h);
-        Some(())
     }
 
     /// A use of value `vi` at instruction `u` (`h` as in
@@ -714,6 +789,10 @@ impl Fast {
     ) -> Option<usize> {
         // (So that one bounds check covers both in `Fast::use_op`.)
         let uses = uses.get_mut(..vals.len())?;
+        // (So that `Fast::use_op`'s own test folds away.)
+        if vals.is_empty() {
+            return None;
+        }
         let mut nfixed = 0;
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];
@@ -761,37 +840,43 @@ impl Fast {
                 // Operand uses straight from the instruction's kind (no
                 // per-operand closure or buffer): the common kinds here,
                 // the rest out of line (`Fast::other_inst`).
-                match &d.kind {
-                    InstKind::Binary { args } if facts & F_OK != 0 => {
-                        self.use_op(vals, uses, dec, args[0], n, h)?;
-                        self.use_op(vals, uses, dec, args[1], n, h)?;
-                        if let Operand::Value(x) = args[0] {
-                            a = x.0;
-                        }
-                        // Divisions, and shifts by a value, use `rcx`/`rdx`:
-                        // appended without a branch (the bit for the
-                        // second operand's kind: one shift).
-                        let by_value = matches!(args[1], Operand::Value(_)) as u8;
-                        let fx = facts >> (F_FIXED_BIT + by_value) & 1;
-                        // SAFETY: checked at the block's start that
-                        // `fixed` has room for one entry per instruction of
-                        // the block: `nfixed` grew by at most `j` since, so
-                        // `nfixed < fixed.len()`.
-                        unsafe { *fixed.get_unchecked_mut(nfixed) = n };
-                        nfixed += fx as usize;
-                    }
-                    InstKind::Unary { arg } if facts & F_OK != 0 => {
-                        self.use_op(vals, uses, dec, *arg, n, h)?;
-                        if let Operand::Value(x) = *arg {
-                            a = x.0;
-                        }
-                    }
-                    _ => self.other_inst(module, func, dec, vals, uses, recs, insts, j, n, at)?,
+                // (Chosen by the opcode's format in `facts`: then one
+                // compare of the kind's tag, where a `match` computes the
+                // niche-encoded discriminant first. A kind that does not
+                // match its opcode's format is unsupported.)
+                if facts & F_BIN != 0 {
+                    let InstKind::Binary { args } = &d.kind else {
+                        return None;
+                    };
+                    a = self.use_op(vals, uses, dec, args[0], n, h)?;
+                    self.use_op(vals, uses, dec, args[1], n, h)?;
+                    // Divisions, and shifts by a value, use `rcx`/`rdx`:
+                    // appended without a branch (the bit for the
+                    // second operand's kind: one shift).
+                    let by_value = matches!(args[1], Operand::Value(_)) as u8;
+                    let fx = facts >> (F_FIXED_BIT + by_value) & 1;
+                    // SAFETY: checked at the block's start that
+                    // `fixed` has room for one entry per instruction of
+                    // the block: `nfixed` grew by at most `j` since, so
+                    // `nfixed < fixed.len()`.
+                    unsafe { *fixed.get_unchecked_mut(nfixed) = n };
+                    nfixed += fx as usize;
+                } else if facts & F_UNARY != 0 {
+                    let InstKind::Unary { arg } = &d.kind else {
+                        return None;
+                    };
+                    a = self.use_op(vals, uses, dec, *arg, n, h)?;
+                } else {
+                    self.other_inst(module, func, dec, vals, uses, recs, insts, j, n, at)?;
                 }
                 let mut rec = self.def(vals, func, d, i, facts, a, n, k as u32)?;
                 // (After this instruction's call, if it is one.)
                 (rec.c, rec.f) = (self.calls.len() as u32, f);
-                recs[j] = rec;
+                // SAFETY: `j < body.len() < insts.len() == recs.len()`
+                // (`recs` is this block's records). Unchecked because the
+                // compiler does not see it (a compare, a branch and a
+                // spilled length per instruction).
+                unsafe { *recs.get_unchecked_mut(j) = rec };
             }
             // The terminator: its kinds here (once per block), any other
             // out of line.
@@ -840,9 +925,9 @@ impl Fast {
             let v = &mut vals[ri];
             v.def_pos = k;
             v.start = n;
-            if v.end == NONE {
-                v.end = n;
-            }
+            // Its uses come after it in the order: none seen yet. (Not so
+            // in a module the verifier rejects, see `Fast::use_op`.)
+            v.end = n;
             rec.r = r.0;
             if facts & F_CMP != 0 {
                 self.cmps.push((i.0, r.0, n));
@@ -1188,4 +1273,28 @@ pub fn compile(
         }
     }
     Some(emit::emit(f, module, sym, func, dec, out))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{facts, FACTS, F_BIN, F_OK, F_UNARY};
+    use crate::ir::opcode::Format;
+    use crate::ir::Opcode;
+
+    #[test]
+    fn format_bits_follow_the_opcode_table() {
+        for (k, &op) in Opcode::ALL.iter().enumerate() {
+            for (s, &f) in FACTS[k].iter().enumerate() {
+                assert_eq!(f, facts(op, s));
+                let ok = f & F_OK != 0;
+                let format = op.info().format;
+                assert_eq!(f & F_BIN != 0, ok && format == Format::Binary, "{op:?} {s}");
+                assert_eq!(
+                    f & F_UNARY != 0,
+                    ok && format == Format::Unary,
+                    "{op:?} {s}"
+                );
+            }
+        }
+    }
 }

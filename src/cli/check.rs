@@ -37,7 +37,7 @@ const LARGE_INPUT: u64 = 64 << 10;
 const TEXT_PER_THREAD: u64 = 32 << 10;
 
 /// `kiln check FILE...`
-pub fn check(files: &[OsString]) -> Result<(), Failure> {
+pub fn check(files: Vec<OsString>) -> Result<(), Failure> {
     // The process exits next: freeing every function's tables one by one
     // would only cost time (a fifth of `check` on many small functions),
     // and so would a general-purpose allocator for tables never freed.
@@ -68,13 +68,8 @@ pub fn check(files: &[OsString]) -> Result<(), Failure> {
     if split.is_some() {
         one_heap();
     }
-    check_files(
-        files,
-        &sizes,
-        thread_count(&sizes, text, cpus),
-        text >= LARGE_INPUT,
-        split,
-    )
+    let threads = thread_count(&sizes, text, cpus);
+    check_files(files, sizes, threads, text >= LARGE_INPUT, split)
 }
 
 /// Makes threads started from now on share the C library allocator's main
@@ -92,13 +87,23 @@ fn one_heap() {
     }
 }
 
+/// Stack size of a worker thread: the parser and the verifier never
+/// recurse, so Rust's default is plenty.
+const WORKER_STACK: usize = 2 << 20;
+
 /// Starts a worker thread (sharing the main heap, see [`one_heap`]);
 /// whether it started.
 fn spawn_worker(f: impl FnOnce() + Send + 'static) -> bool {
     one_heap();
     // The threads are not joined: once the outcome is known the process
     // exits, even if one of them is still reading a later file.
-    std::thread::Builder::new().spawn(f).is_ok()
+    // The size is Rust's default, given so that starting the thread does
+    // not read `RUST_MIN_STACK` from the environment (a page of code
+    // touched for the first time, and a lock).
+    std::thread::Builder::new()
+        .stack_size(WORKER_STACK)
+        .spawn(f)
+        .is_ok()
 }
 
 /// How many threads to check the files with (`cpus`: processors this
@@ -163,8 +168,8 @@ struct State {
 /// kernel to clear) happens on this thread while the others start, rather
 /// than before they are even created.
 fn check_files(
-    files: &[OsString],
-    sizes: &[Option<u64>],
+    files: Vec<OsString>,
+    sizes: Vec<Option<u64>>,
     threads: usize,
     large: bool,
     split: Option<usize>,
@@ -177,19 +182,23 @@ fn check_files(
         // and devices are read in the order given.
         order.sort_by_key(|&k| std::cmp::Reverse(sizes[k]));
     }
+    let n = files.len();
     let work = Arc::new(Work {
-        files: files.to_vec(),
-        sizes: sizes.to_vec(),
+        files,
+        sizes,
         split,
         order,
         state: Mutex::new(State {
             taken: 0,
-            first_failure: files.len(),
-            outcomes: (0..files.len()).map(|_| None).collect(),
+            first_failure: n,
+            outcomes: (0..n).map(|_| None).collect(),
             waiting: false,
         }),
         done: Condvar::new(),
     });
+    // The process exits next: the shared state (the file names, the
+    // outcomes) is never freed, which would only cost time.
+    std::mem::forget(Arc::clone(&work));
     // The workers wait for this lock before taking a file, so that all
     // they allocate for the files is the arena's.
     let held = lock(&work.state);
@@ -285,5 +294,5 @@ fn check_file(
     bytes: &mut Vec<u8>,
     split: bool,
 ) -> Result<(), Failure> {
-    load_file(path, size, bytes, split).map(std::mem::forget)
+    load_file(path, size, bytes, split, true).map(std::mem::forget)
 }

@@ -40,13 +40,14 @@ pub const MAX_SOURCE: u64 = 256 << 20;
 ///
 /// `size`: the file's length when the caller knows it (from a `stat`),
 /// else it is asked for. A read that stops short at that length is taken
-/// as the end of the file, so a file is one `read`, not two.
+/// as the end of the file, so a file is one `read`, not two. Returns the
+/// file, still open (the caller closes it or not, see [`load_file`]).
 fn read_source_into(
     path: &std::ffi::OsStr,
     name: &str,
     bytes: &mut Vec<u8>,
     size: Option<u64>,
-) -> Result<(), Failure> {
+) -> Result<std::fs::File, Failure> {
     let cannot = |e: std::io::Error| {
         input_msg(format!(
             "cannot read {}: {}",
@@ -84,7 +85,7 @@ fn read_source_into(
             "source text longer than 256 MiB",
         ))));
     }
-    Ok(())
+    Ok(file)
 }
 
 /// Appends `file`'s bytes to `bytes` until its end or past [`MAX_SOURCE`]
@@ -143,6 +144,12 @@ fn io_reason(e: &std::io::Error) -> String {
 /// Decodes `bytes` as UTF-8; an invalid sequence is a parse error at its
 /// line and column (columns count characters, 1-based).
 fn decode_str<'b>(file: &str, bytes: &'b [u8]) -> Result<&'b str, Error> {
+    // Most sources are all ASCII, which is checked several bytes at a
+    // time at about a third of the cost of validating UTF-8.
+    if bytes.is_ascii() {
+        // SAFETY: ASCII bytes are valid UTF-8.
+        return Ok(unsafe { std::str::from_utf8_unchecked(bytes) });
+    }
     std::str::from_utf8(bytes).map_err(|e| {
         let valid = &bytes[..e.valid_up_to()];
         // The prefix is valid UTF-8 by construction.
@@ -166,22 +173,59 @@ fn load(files: &[OsString]) -> Result<Vec<Module>, Failure> {
     let mut bytes = Vec::new();
     files
         .iter()
-        .map(|path| load_file(path, None, &mut bytes, false))
+        .map(|path| load_file(path, None, &mut bytes, false, false))
         .collect()
+}
+
+/// Descriptors [`load_file`] may still leave open (see `keep_open`);
+/// `usize::MAX` until the first file asks.
+static KEEP_OPEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(usize::MAX);
+
+/// Takes one from the files [`load_file`] may leave open: up to 256, and
+/// at most a quarter of the process's descriptor limit, so that a long
+/// command line never runs out of descriptors; whether one was left.
+fn may_keep_open() -> bool {
+    use std::sync::atomic::Ordering::Relaxed;
+    if KEEP_OPEN.load(Relaxed) == usize::MAX {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes one `rlimit` into `limit`.
+        let known = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
+        let budget = if known {
+            usize::try_from(limit.rlim_cur / 4).map_or(256, |n| n.min(256))
+        } else {
+            0
+        };
+        // Another thread may have set it first: the same value.
+        let _ = KEEP_OPEN.compare_exchange(usize::MAX, budget, Relaxed, Relaxed);
+    }
+    KEEP_OPEN
+        .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+        .is_ok()
 }
 
 /// Reads, parses and verifies one file (`size`: its length if known),
 /// reading into `bytes` (see [`read_source_into`]). `split`: a large text
 /// may be parsed on two threads ([`parse_module_split`]; the outcome is
-/// the same).
+/// the same). `keep_open`: the process exits next and runs no program
+/// that could see the descriptor, so the file may be left open (exit
+/// closes it for less than a `close` call costs; see [`may_keep_open`]).
 pub(super) fn load_file(
     path: &std::ffi::OsStr,
     size: Option<u64>,
     bytes: &mut Vec<u8>,
     split: bool,
+    keep_open: bool,
 ) -> Result<Module, Failure> {
     let name = path.to_string_lossy().into_owned();
-    read_source_into(path, &name, bytes, size)?;
+    let file = read_source_into(path, &name, bytes, size)?;
+    if keep_open && may_keep_open() {
+        std::mem::forget(file);
+    } else {
+        drop(file);
+    }
     let text = decode_str(&name, bytes).map_err(input)?;
     let module = if split {
         parse_module_split(&name, text)

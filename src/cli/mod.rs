@@ -67,10 +67,14 @@ pub fn main(args: Vec<OsString>) -> i32 {
     // a noticeable part of a short command (creating it, and releasing its
     // stack at exit).
     if args.first().is_some_and(|a| a == "check") {
-        return match std::panic::catch_unwind(|| run_command(&args)) {
+        let status = match std::panic::catch_unwind(|| run_command(&args)) {
             Ok(status) => status,
             Err(_) => internal_error(),
         };
+        // The process exits next: freeing the arguments one by one would
+        // only cost time.
+        std::mem::forget(args);
+        return status;
     }
     let worker = std::thread::Builder::new()
         .name("kiln".into())
@@ -107,7 +111,7 @@ fn run_command(args: &[OsString]) -> i32 {
                 print_line(concat!("kiln ", env!("CARGO_PKG_VERSION")));
                 Ok(())
             }
-            Command::Check { files } => check::check(&files),
+            Command::Check { files } => check::check(files),
             Command::Run(opts) => commands::run(&opts),
             Command::Asm { files, target, opt } => commands::asm(&files, target, opt),
             Command::Opt { files, passes } => commands::opt(&files, passes.as_deref()),

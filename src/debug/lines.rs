@@ -565,17 +565,20 @@ impl<'a> LineRecorder<'a> {
     /// happen in one tight loop in [`LineRecorder::resolve_insts`], which
     /// must run before the next [`LineRecorder::at`] or
     /// [`LineRecorder::finish`]. [`LineRecorder::current`] does not see
-    /// these entries until then.
+    /// these entries until then. (Noted even when recording is off, so
+    /// that the push is all it costs: `resolve_insts` drops them then.)
     #[inline(always)]
     pub fn at_inst(&mut self, offset: usize, inst: Inst) {
-        if self.enabled {
-            self.insts.push((offset as u32, inst.index() as u32));
-        }
+        self.insts.push((offset as u32, inst.index() as u32));
     }
 
     /// Encodes the entries noted by [`LineRecorder::at_inst`] since the
     /// last call, with the locations of their instructions in `map`.
     pub fn resolve_insts(&mut self, map: &SrcMap) {
+        if !self.enabled {
+            self.insts.clear();
+            return;
+        }
         let Some(&(_, last)) = self.insts.last() else {
             return;
         };
@@ -778,6 +781,54 @@ mod tests {
                 assert_eq!(a, b, "{start:?} {split}");
             }
         }
+    }
+
+    /// The table [`LineRecorder::without_marks`] and
+    /// [`LineRecorder::resolve_insts`] build from `noted` entries (the
+    /// function's own location `func` at offset 0 first).
+    fn noted_table(func: Loc, noted: &[(u32, u32)], locs: &[Loc]) -> LineTable {
+        let mut b = Builder::default();
+        b.add(0, func);
+        b.extend(noted, locs);
+        b.finish()
+    }
+
+    #[test]
+    fn entries_without_code_change_nothing() {
+        // The fast emitter notes a compare fused into its branch (no code
+        // of its own) at the offset of the entry after it: such entries,
+        // anywhere and with any location, leave the table as it was.
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: u64| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x % n
+        };
+        // Few distinct locations, so that neighbours often share one.
+        let locs: Vec<Loc> = (0..64)
+            .map(|_| Loc::new(next(4) as u32 + 1, [1, 5][next(2) as usize]))
+            .collect();
+        let mut added = 0;
+        for _ in 0..3000 {
+            let func = Loc::new(next(4) as u32 + 1, 1);
+            let (mut plain, mut with) = (Vec::new(), Vec::new());
+            // After the prologue's first bytes.
+            let mut off = 1 + next(3) as u32;
+            for _ in 0..1 + next(12) {
+                off += [0, 0, 2, 3, 200][next(5) as usize];
+                if next(3) == 0 {
+                    with.push((off, next(locs.len() as u64 + 1) as u32));
+                    added += 1;
+                }
+                let i = next(locs.len() as u64) as u32;
+                plain.push((off, i));
+                with.push((off, i));
+            }
+            let want = noted_table(func, &plain, &locs);
+            assert_eq!(noted_table(func, &with, &locs), want, "{plain:?} {with:?}");
+        }
+        assert!(added > 3000, "{added}");
     }
 
     #[test]

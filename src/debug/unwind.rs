@@ -568,6 +568,84 @@ extern "C" {
     fn __deregister_frame_info(begin: *const u8) -> *mut u8;
 }
 
+/// The registration entry points of the unwinder that the rest of the
+/// process uses: `backtrace(3)` (which loads `libgcc_s.so.1` itself), C++
+/// exceptions (libstdc++ links it) and Rust code linked with it.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+struct Unwinder {
+    register_frame: unsafe extern "C" fn(*const u8),
+    deregister_frame: unsafe extern "C" fn(*const u8),
+    register_frame_info_table: unsafe extern "C" fn(*const usize, *mut u8),
+    deregister_frame_info: unsafe extern "C" fn(*const u8) -> *mut u8,
+}
+
+/// The process's unwinder, found once: the shared `libgcc_s.so.1`,
+/// loaded if the program has not loaded it yet, else (a static program,
+/// or no such library) the one linked into this program.
+///
+/// A program may link libgcc's unwinder statically and still run with
+/// the shared one loaded later: the `kiln` binary does (see `build.rs`:
+/// it starts faster without `libgcc_s.so.1`), and `backtrace(3)` then
+/// loads the shared library and walks with it. Registering with the
+/// statically linked copy would leave compiled frames unknown to that
+/// walk; where the program links the shared library, both are the same.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn unwinder() -> &'static Unwinder {
+    static UNWINDER: std::sync::OnceLock<Unwinder> = std::sync::OnceLock::new();
+    UNWINDER.get_or_init(|| {
+        shared_unwinder().unwrap_or(Unwinder {
+            register_frame: __register_frame,
+            deregister_frame: __deregister_frame,
+            register_frame_info_table: __register_frame_info_table,
+            deregister_frame_info: __deregister_frame_info,
+        })
+    })
+}
+
+/// The entry points of the shared `libgcc_s.so.1` (loaded now if it is
+/// not yet; never unloaded), or `None` (a statically linked program: a
+/// second C library would come with it).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn shared_unwinder() -> Option<Unwinder> {
+    if cfg!(target_feature = "crt-static") {
+        return None;
+    }
+    // SAFETY: dlopen and dlsym get NUL-terminated literals. Loading
+    // libgcc_s runs no code of ours; the handle is never closed, so the
+    // addresses stay valid for the life of the process. Each symbol, when
+    // found, is libgcc's function of the signature declared above.
+    unsafe {
+        let h = libc::dlopen(
+            c"libgcc_s.so.1".as_ptr(),
+            libc::RTLD_NOW | libc::RTLD_NODELETE,
+        );
+        if h.is_null() {
+            return None;
+        }
+        let sym = |name: &std::ffi::CStr| {
+            let p = libc::dlsym(h, name.as_ptr());
+            (!p.is_null()).then_some(p)
+        };
+        Some(Unwinder {
+            register_frame: std::mem::transmute::<*mut libc::c_void, unsafe extern "C" fn(*const u8)>(
+                sym(c"__register_frame")?,
+            ),
+            deregister_frame: std::mem::transmute::<
+                *mut libc::c_void,
+                unsafe extern "C" fn(*const u8),
+            >(sym(c"__deregister_frame")?),
+            register_frame_info_table: std::mem::transmute::<
+                *mut libc::c_void,
+                unsafe extern "C" fn(*const usize, *mut u8),
+            >(sym(c"__register_frame_info_table")?),
+            deregister_frame_info: std::mem::transmute::<
+                *mut libc::c_void,
+                unsafe extern "C" fn(*const u8) -> *mut u8,
+            >(sym(c"__deregister_frame_info")?),
+        })
+    }
+}
+
 /// Room for libgcc's `struct object` (48 bytes on 64-bit hosts; twice
 /// that, to spare any other layout).
 pub(crate) const OBJECT_WORDS: usize = 16;
@@ -590,7 +668,7 @@ pub(crate) unsafe fn register_tables(
     {
         // SAFETY: as the caller promises; `object` has room for libgcc's
         // object, which it fills in.
-        unsafe { __register_frame_info_table(tables, object.as_mut_ptr().cast()) };
+        unsafe { (unwinder().register_frame_info_table)(tables, object.as_mut_ptr().cast()) };
         true
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -610,7 +688,7 @@ pub(crate) unsafe fn deregister_tables(tables: *const usize) {
     // SAFETY: as the caller promises. The object returned is the caller's
     // storage, not libgcc's.
     unsafe {
-        __deregister_frame_info(tables.cast());
+        (unwinder().deregister_frame_info)(tables.cast());
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     let _ = tables;
@@ -628,7 +706,7 @@ pub(crate) unsafe fn register_table(begin: *const u8) -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     {
         // SAFETY: as the caller promises.
-        unsafe { __register_frame(begin) };
+        unsafe { (unwinder().register_frame)(begin) };
         true
     }
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
@@ -647,7 +725,7 @@ pub(crate) unsafe fn deregister_table(begin: *const u8) {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: as the caller promises.
     unsafe {
-        __deregister_frame(begin)
+        (unwinder().deregister_frame)(begin)
     };
     #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
     let _ = begin;

@@ -414,19 +414,23 @@ impl Names {
     /// [`Names::push_new`].
     #[cold]
     fn rebuild_index(&mut self) {
+        // The text is set aside while the names are filed (filing does not
+        // read it), so that each name is read in place rather than copied.
+        let text = std::mem::take(&mut self.text);
         // The structures hold exactly the first `indexed` names (none after
         // `clear` and `take_compact`).
         for id in self.indexed as u32..self.spans.len() as u32 {
             let (start, len) = self.spans[id as usize];
-            let s = span_text(&self.text, start, len).to_string();
-            match split_number(&s).and_then(|(p, n)| Some((self.group_of(p)?, n))) {
-                Some((g, n)) => self.place_numbered(g, n, id, &s),
+            let s = span_text(&text, start, len);
+            match split_number(s).and_then(|(p, n)| Some((self.group_of(p)?, n))) {
+                Some((g, n)) => self.place_numbered(g, n, id, s),
                 None => {
-                    self.index.insert(id, hash_name(&s));
+                    self.index.insert(id, hash_name(s));
                     self.indexed += 1;
                 }
             }
         }
+        self.text = text;
     }
 
     /// The name with text `s`, if interned.

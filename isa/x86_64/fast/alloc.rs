@@ -185,7 +185,6 @@ impl Fast {
             pick
         } else {
             *all_free &= !(1 << pick & live);
-            self.callee_used |= (1 << pick) & POOL_CALLEE;
             // (`pick` < 32: `m` is not 0.)
             self.reg_owner[pick as usize & 31] = v as u32;
             self.reg_end[pick as usize & 31] = e;
@@ -359,7 +358,6 @@ impl Fast {
         self.free_slots.clear();
         self.free_head = 0;
         self.num_slots = 0;
-        self.callee_used = 0;
         self.reg_owner = [NONE; 32];
         self.reg_end = [0; 32];
         // (`reg_seq` is not reset: only a steal's victim's entry is read,
@@ -460,6 +458,16 @@ impl Fast {
                 _ => {}
             }
         }
+        // The callee-saved registers given to a value: those with an
+        // owner (owners are reset per function, never when released;
+        // a steal or a borrow reuses a register that has one). Once here
+        // rather than at each assignment.
+        self.callee_used = 0;
+        for r in 0..16 {
+            if self.reg_owner[r] != NONE {
+                self.callee_used |= 1 << r & POOL_CALLEE;
+            }
+        }
     }
 
     /// The instructions `first..=last` of a block: releases, then a home
@@ -483,7 +491,10 @@ impl Fast {
         for n in first..last + 1 {
             // Free what ends here (nothing is added at `n` any more:
             // it is read once).
-            let x = exp[n as usize];
+            // SAFETY: `n <= last < exp.len()` (checked above). Unchecked
+            // because the compiler keeps a compare and a branch per
+            // instruction otherwise.
+            let x = unsafe { *exp.get_unchecked(n as usize) };
             free |= x.free;
             let mut v = x.head;
             while v != NONE {
@@ -494,14 +505,17 @@ impl Fast {
             if LEND && !self.pending.is_empty() {
                 self.activate_lends(home, n);
             }
-            let rec = recs[n as usize];
+            // SAFETY: `n <= last < recs.len()` (`recs` was cut to
+            // `last + 1` entries above).
+            let rec = unsafe { *recs.get_unchecked(n as usize) };
             if rec.r != NONE {
                 let ri = rec.r as usize;
                 if rec.a & R_FOLDS != 0 && vals[ri].end == n + 1 {
                     // Used only as the next access's pointer.
                     home[ri] = FOLDED;
                 } else {
-                    // (`A_NONE` is past the values: `get` gives `None`.)
+                    // (`A_NONE`, or the value count for a literal, is past
+                    // the values: `get` gives `None`.)
                     let a = rec.a & A_NONE;
                     let mut hint = home.get(a as usize).copied().unwrap_or(NONE);
                     // A jump argument: its parameter's register if lent

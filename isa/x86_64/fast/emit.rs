@@ -59,6 +59,9 @@ pub struct Em<'a> {
     /// and the branch's location (emitted after the last block, so that a
     /// loop's body falls through and each iteration takes one branch).
     pub edge_stubs: Vec<EdgeStub>,
+    /// The block-argument moves of every [`EdgeStub`], one after another
+    /// (one buffer per function instead of one per stub).
+    pub stub_moves: Vec<(u32, Src)>,
     /// The IR instruction being emitted.
     pub cur: Inst,
     /// The next `alloca` to emit.
@@ -70,10 +73,11 @@ pub struct Em<'a> {
 }
 
 /// An edge emitted out of line by [`Em::br`]: where the branch jumps,
-/// the edge's block-argument moves, its target and the branch's location.
+/// the edge's block-argument moves (a range of [`Em::stub_moves`]), its
+/// target and the branch's location.
 pub struct EdgeStub {
     label: Label,
-    moves: Vec<(u32, Src)>,
+    moves: std::ops::Range<usize>,
     target: Block,
     loc: Loc,
 }
@@ -223,6 +227,10 @@ impl Em<'_> {
 
     /// The parallel move `self.f.moves` (destination home, source).
     pub fn par_move(&mut self) {
+        // (Often none: a jump or call without arguments to move.)
+        if self.f.moves.is_empty() {
+            return;
+        }
         let mut moves = std::mem::take(&mut self.f.moves);
         self.par_move_of(&moves);
         moves.clear();
@@ -579,10 +587,10 @@ impl Em<'_> {
             let b = dec.order[k];
             self.c.bind(Label(b.index() as u32));
             let next = dec.order.get(k + 1).copied();
+            // (A compare fused into its block's `br` emits nothing: its
+            // arm of `Em::inst` returns at once. Its line entry is then at
+            // the offset of the next one, which replaces it.)
             for &i in &func.blocks[b.index()].insts {
-                if dec.fused[i.index()] {
-                    continue;
-                }
                 let off = self.c.off();
                 self.lines.at_inst(off, i);
                 self.cur = i;
@@ -598,12 +606,12 @@ impl Em<'_> {
     /// The out-of-line edges [`Em::br`] deferred: each one's moves, then
     /// a jump to its target.
     fn edge_stubs(&mut self) {
+        let moves = std::mem::take(&mut self.stub_moves);
         for stub in std::mem::take(&mut self.edge_stubs) {
             let off = self.c.off();
             self.lines.at(off, stub.loc);
             self.c.bind(stub.label);
-            self.f.moves = stub.moves;
-            self.par_move();
+            self.par_move_of(&moves[stub.moves]);
             self.jump(stub.target, None);
         }
     }
@@ -647,12 +655,16 @@ impl Em<'_> {
         // (A verified edge passes one argument per parameter.)
         for (&a, &p) in args.iter().zip(params) {
             let h = f.home[p.index()];
-            let s = match a {
-                Operand::Value(v) => src_of_home(f.home[v.index()]),
-                Operand::Const(c) => Src::I(c.bits(func.values[p.index()].ty)),
-            };
-            if s != src_of_home(h) {
-                f.moves.push((h, s));
+            match a {
+                // (Homes compared as numbers: `src_of_home` is one to one.)
+                Operand::Value(v) => {
+                    let s = f.home[v.index()];
+                    if s != h {
+                        f.moves.push((h, src_of_home(s)));
+                    }
+                }
+                // A literal is never a home.
+                Operand::Const(c) => f.moves.push((h, Src::I(c.bits(func.values[p.index()].ty)))),
             }
         }
     }
@@ -842,9 +854,11 @@ impl Em<'_> {
             let stub = self.c.label();
             self.jcc_any(inv, stub);
             let loc = func.srcmap.inst(i);
+            let at = self.stub_moves.len();
+            self.stub_moves.extend_from_slice(else_moves);
             self.edge_stubs.push(EdgeStub {
                 label: stub,
-                moves: else_moves.to_vec(),
+                moves: at..self.stub_moves.len(),
                 target: else_dest.block,
                 loc,
             });
@@ -933,6 +947,7 @@ pub fn emit(
         nsaved,
         traps: Vec::new(),
         edge_stubs: Vec::new(),
+        stub_moves: Vec::new(),
         cur: Inst::new(0),
         next_alloca: 0,
         next_call: 0,
@@ -1012,6 +1027,7 @@ mod tests {
             nsaved: 1,
             traps: Vec::new(),
             edge_stubs: Vec::new(),
+            stub_moves: Vec::new(),
             cur: Inst::new(0),
             next_alloca: 0,
             next_call: 0,

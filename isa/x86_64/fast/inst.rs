@@ -343,8 +343,17 @@ impl Em<'_> {
         // from the kind (a kind that does not match is unsupported).
         let unsupported = || Err(bad(func, "unsupported instruction"));
         match d.opcode {
-            Fneg | Fabs | Fsqrt | Feq | Fne | Flt | Fle | Fgt | Fge | Fext | Ftrunc | Sitof
-            | Uitof | Ftosi | Ftoui | Bitcast => self.float_inst(i, dst())?,
+            Fneg | Fabs | Fsqrt | Fext | Ftrunc | Sitof | Uitof | Ftosi | Ftoui | Bitcast => {
+                self.float_inst(i, dst())?
+            }
+            // A compare fused into its block's `br` emits nothing here
+            // (only compares are fused; checked in their arms, not per
+            // instruction).
+            Feq | Fne | Flt | Fle | Fgt | Fge => {
+                if !self.dec.fused[i.index()] {
+                    self.float_inst(i, dst())?
+                }
+            }
             // A float load or store through a pointer in a register with
             // a 32-bit offset (most of them): `movs{s,d}` at once.
             Load | Store
@@ -418,6 +427,9 @@ impl Em<'_> {
                 }
             }
             Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge => {
+                if self.dec.fused[i.index()] {
+                    return Ok(());
+                }
                 let InstKind::Binary { args } = &d.kind else {
                     return unsupported();
                 };
