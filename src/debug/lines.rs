@@ -30,9 +30,12 @@ thread_local! {
 }
 
 /// The most entries of a noted-instructions buffer kept for the next
-/// function (32 KiB): larger ones are freed (their allocation is small
-/// beside their function's compile).
-const KEEP_NOTED: usize = 1 << 12;
+/// function (8 MiB): larger ones are freed. As the compiler's and the
+/// verifier's buffers, it stays with the thread up to functions of several
+/// hundred thousand instructions, which would otherwise allocate and fault
+/// in their 8 bytes per instruction anew for every compile (4.8 MB for
+/// 100,000 nested loops).
+const KEEP_NOTED: usize = 1 << 20;
 
 /// Whether compiles record line tables (see [`set_recording`]).
 static RECORDING: AtomicBool = AtomicBool::new(true);
@@ -604,6 +607,22 @@ impl<'a> LineRecorder<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A big function's noted-instructions buffer is kept for the next
+    /// one (up to [`KEEP_NOTED`] entries) when line tables are recorded.
+    #[test]
+    fn a_big_noted_buffer_is_kept() {
+        if !recording() {
+            return;
+        }
+        let r = LineRecorder::without_marks(Loc::default(), 100_000);
+        let _ = r.finish();
+        let kept = NOTED.with(Cell::take);
+        assert!(kept.capacity() >= 100_000, "{}", kept.capacity());
+        let r = LineRecorder::without_marks(Loc::default(), KEEP_NOTED + 1);
+        let _ = r.finish();
+        assert_eq!(NOTED.with(Cell::take).capacity(), 0);
+    }
 
     #[test]
     fn leb128_round_trips() {
