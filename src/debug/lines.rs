@@ -724,17 +724,23 @@ mod tests {
         );
     }
 
-    #[test]
-    fn extend_writes_what_add_writes() {
-        // Offsets that repeat and jump (long deltas), locations that
-        // repeat, go back, and have wide columns.
-        let mut x = 0x2545_f491_4f6c_dd1du64;
-        let mut next = move |n: u64| {
+    /// A xorshift64 generator from `seed`: each call returns a number
+    /// below its argument (the tests' random entries, reproducible).
+    fn xorshift(seed: u64) -> impl FnMut(u64) -> u64 {
+        let mut x = seed;
+        move |n| {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
             x % n
-        };
+        }
+    }
+
+    #[test]
+    fn extend_writes_what_add_writes() {
+        // Offsets that repeat and jump (long deltas), locations that
+        // repeat, go back, and have wide columns.
+        let mut next = xorshift(0x2545_f491_4f6c_dd1d);
         let mut entries = Vec::new();
         let mut off = 10u32;
         for k in 0..2000 {
@@ -798,13 +804,7 @@ mod tests {
         // The fast emitter notes a compare fused into its branch (no code
         // of its own) at the offset of the entry after it: such entries,
         // anywhere and with any location, leave the table as it was.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: u64| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x % n
-        };
+        let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
         // Few distinct locations, so that neighbours often share one.
         let locs: Vec<Loc> = (0..64)
             .map(|_| Loc::new(next(4) as u32 + 1, [1, 5][next(2) as usize]))
