@@ -572,6 +572,13 @@ impl<'a> LineRecorder<'a> {
         self.insts.push((offset as u32, inst.index() as u32));
     }
 
+    /// The instruction of the last entry [`LineRecorder::at_inst`] noted
+    /// (the one being emitted; instruction 0 before any).
+    #[inline]
+    pub fn last_noted(&self) -> Inst {
+        Inst::new(self.insts.last().map_or(0, |&(_, i)| i as usize))
+    }
+
     /// Encodes the entries noted by [`LineRecorder::at_inst`] since the
     /// last call, with the locations of their instructions in `map`.
     pub fn resolve_insts(&mut self, map: &SrcMap) {

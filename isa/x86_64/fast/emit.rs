@@ -62,8 +62,6 @@ pub struct Em<'a> {
     /// The block-argument moves of every [`EdgeStub`], one after another
     /// (one buffer per function instead of one per stub).
     pub stub_moves: Vec<(u32, Src)>,
-    /// The IR instruction being emitted.
-    pub cur: Inst,
     /// The next `alloca` to emit.
     pub next_alloca: usize,
     /// The next call to emit (its number among the calls).
@@ -129,7 +127,7 @@ impl Em<'_> {
     /// being emitted (traps arise only in block bodies).
     pub fn trap_label(&mut self, code: TrapCode) -> Label {
         let l = self.c.label();
-        let loc = self.func.srcmap.inst(self.cur);
+        let loc = self.func.srcmap.inst(self.lines.last_noted());
         self.traps.push((l, code, loc));
         l
     }
@@ -608,7 +606,6 @@ impl Em<'_> {
                     self.c.step();
                     let off = self.c.off();
                     self.lines.at_inst(off, i);
-                    self.cur = i;
                     self.inst(i, next)?;
                 }
             }
@@ -975,7 +972,6 @@ pub fn emit(
         traps: Vec::new(),
         edge_stubs: Vec::new(),
         stub_moves: Vec::new(),
-        cur: Inst::new(0),
         next_alloca: 0,
         next_call: 0,
         sym,
@@ -1056,7 +1052,6 @@ mod tests {
             traps: Vec::new(),
             edge_stubs: Vec::new(),
             stub_moves: Vec::new(),
-            cur: Inst::new(0),
             next_alloca: 0,
             next_call: 0,
             tables: Vec::new(),
