@@ -297,6 +297,32 @@ impl Fast {
         }
     }
 
+    /// Appends `s` to the free slots if `keep`, without a branch on it
+    /// (`s` is written past the end either way).
+    #[inline(always)]
+    fn push_slot_if(&mut self, s: (u32, u32), keep: bool) {
+        if self.free_slots.len() == self.free_slots.capacity() {
+            self.free_slots.reserve(1);
+        }
+        let len = self.free_slots.len();
+        // SAFETY: `len < capacity` (reserved above), so the write stays in
+        // the allocation; the length grows only over the element just
+        // written (`(u32, u32)` has no drop).
+        unsafe {
+            self.free_slots.as_mut_ptr().add(len).write(s);
+            self.free_slots.set_len(len + keep as usize);
+        }
+    }
+
+    /// [`Fast::release`] of a borrower (see `Lend`), out of the way of
+    /// [`Fast::block`]'s loop.
+    #[cold]
+    #[inline(never)]
+    fn release_cold(&mut self, vals: &[Val], home: &[u32], v: usize, mut free: u32) -> u32 {
+        self.release(vals, home, v, &mut free);
+        free
+    }
+
     /// The free slot freed last, if any.
     #[inline]
     fn pop_free_slot(&mut self) -> Option<u32> {
@@ -335,7 +361,15 @@ impl Fast {
         let mut home = std::mem::take(&mut self.home);
         let mut exp = std::mem::take(&mut self.exp);
         let recs = std::mem::take(&mut self.recs);
+        // One more value, past the function's: the stand-in for an empty
+        // release list (see [`Fast::block`]): in no list (its `exp_next` is
+        // `NONE`), and no home (`NONE`, also what a hint past the values
+        // reads).
+        vals.push(Val::NEW);
+        home.push(NONE);
         self.alloc_sweep(func, dec, &mut vals, &mut home, &mut exp, &recs);
+        vals.pop();
+        home.pop();
         self.vals = vals;
         self.home = home;
         self.exp = exp;
@@ -430,10 +464,15 @@ impl Fast {
             let last = self.last[k];
             // Most blocks lend nothing (no `lent`, no `pending`): their
             // instructions take a loop without the lending checks.
-            free = if self.pending.is_empty() {
-                self.block::<false>(vals, home, exp, recs, first, last, free)
+            // Blocks of a function that has spilled take the release
+            // lists without a branch per instruction; lending blocks are
+            // rare.
+            free = if !self.pending.is_empty() {
+                self.block::<true, false>(vals, home, exp, recs, first, last, free)
+            } else if self.num_slots != 0 {
+                self.block::<false, true>(vals, home, exp, recs, first, last, free)
             } else {
-                self.block::<true>(vals, home, exp, recs, first, last, free)
+                self.block::<false, false>(vals, home, exp, recs, first, last, free)
             };
             // The terminator (last) can be a jump: the first call after
             // it, the first fixed use from it on.
@@ -472,9 +511,12 @@ impl Fast {
 
     /// The instructions `first..=last` of a block: releases, then a home
     /// for each result. `LEND`: the block lends registers (see `Lend`).
+    /// `SPILLS`: the function has stack slots, so values in slots end at
+    /// instructions the predictor cannot tell: the first of each release
+    /// list is taken without a branch.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    fn block<const LEND: bool>(
+    fn block<const LEND: bool, const SPILLS: bool>(
         &mut self,
         vals: &mut [Val],
         home: &mut [u32],
@@ -488,6 +530,8 @@ impl Fast {
         let home = &mut home[..vals.len()];
         let recs = &recs[..last as usize + 1];
         let _ = &exp[last as usize];
+        // The stand-in for an empty release list (see [`Fast::allocate`]).
+        let none = vals.len().checked_sub(1).expect("the stand-in value");
         for n in first..last + 1 {
             // Free what ends here (nothing is added at `n` any more:
             // it is read once).
@@ -496,7 +540,26 @@ impl Fast {
             // instruction otherwise.
             let x = unsafe { *exp.get_unchecked(n as usize) };
             free |= x.free;
+            // The list's first value without a branch on whether there is
+            // one (a third of the instructions release a slot, in no order
+            // the predictor learns): the stand-in past the values when it
+            // is empty (`NONE` is above it), whose slot is written but not
+            // counted. (A listed value ends at `n`.)
+            // (`SPILLS` false: the function has no slot yet; slots are
+            // rarely released and the branch is predicted.)
             let mut v = x.head;
+            if SPILLS {
+                let head = (x.head as usize).min(none);
+                // SAFETY: `head <= none < vals.len() == home.len()`
+                // (`home` was cut above).
+                let h = unsafe { *home.get_unchecked(head) };
+                v = unsafe { vals.get_unchecked(head).exp_next };
+                if h >= SLOT0 {
+                    self.push_slot_if((h.wrapping_sub(SLOT0), n), head != none);
+                } else {
+                    free = self.release_cold(vals, home, head, free);
+                }
+            }
             while v != NONE {
                 let next = vals[v as usize].exp_next;
                 self.release(vals, home, v as usize, &mut free);
