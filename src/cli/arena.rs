@@ -137,6 +137,9 @@ pub fn claim_first_touch() {
         Ok(_) => return,
         Err(now) => now,
     };
+    if now == TOUCHING && super::check::spin_until(|| FIRST_TOUCH.load(Acquire) != TOUCHING) {
+        return;
+    }
     while now == TOUCHING {
         // SAFETY: a futex wait on a live static word, while it still holds
         // `TOUCHING`; no timeout. A wake-up without a change loops.

@@ -28,7 +28,12 @@ use std::ffi::{OsStr, OsString};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Bytes of text from which `check` backs its arena with huge pages from
 /// the start.
@@ -134,6 +139,9 @@ const EARLY_SAMPLE: usize = 8;
 struct Early {
     slot: Mutex<Option<Option<Arc<Work>>>>,
     ready: Condvar,
+    /// Whether `slot` is filled (watched without the lock, see
+    /// [`spin_until`]).
+    handed: AtomicBool,
 }
 
 impl Early {
@@ -145,6 +153,7 @@ impl Early {
         let early = Arc::new(Early {
             slot: Mutex::new(None),
             ready: Condvar::new(),
+            handed: AtomicBool::new(false),
         });
         // Never freed (see `check_files`).
         std::mem::forget(Arc::clone(&early));
@@ -152,6 +161,7 @@ impl Early {
         spawn_worker(move || {
             super::arena::enable(true);
             super::arena::touch();
+            spin_until(|| e.handed.load(Acquire));
             let work = {
                 let mut slot = e.slot.lock().unwrap_or_else(|p| p.into_inner());
                 loop {
@@ -171,6 +181,7 @@ impl Early {
     /// Hands the worker its work (`None`: none, it ends).
     fn hand(&self, work: Option<Arc<Work>>) {
         *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(work);
+        self.handed.store(true, Release);
         self.ready.notify_one();
     }
 }
@@ -323,6 +334,9 @@ struct Work {
     order: Vec<usize>,
     state: Mutex<State>,
     done: Condvar,
+    /// Outcomes stored so far (changed under the lock of `state`; read
+    /// without it while watching for the next one, see [`spin_until`]).
+    stored: AtomicUsize,
 }
 
 struct State {
@@ -367,6 +381,7 @@ fn check_files(
         sizes,
         split,
         order,
+        stored: AtomicUsize::new(0),
         state: Mutex::new(State {
             taken: 0,
             first_failure: n,
@@ -412,15 +427,49 @@ fn check_files(
                     drop(state);
                     resume_unwind(panic)
                 }
-                // Not done yet.
+                // Not done yet: watch for the next outcome a while, then
+                // sleep until one is stored (see `SPIN`).
                 other => {
                     state.outcomes[k] = other;
-                    state.waiting = true;
-                    state = work.done.wait(state).unwrap_or_else(|e| e.into_inner());
-                    state.waiting = false;
+                    let seen = work.stored.load(Relaxed);
+                    drop(state);
+                    spin_until(|| work.stored.load(Relaxed) != seen);
+                    state = lock(&work.state);
+                    // `stored` changes under the lock: unchanged here, no
+                    // outcome came, and the next one will see `waiting`.
+                    if work.stored.load(Relaxed) == seen {
+                        state.waiting = true;
+                        state = work.done.wait(state).unwrap_or_else(|e| e.into_inner());
+                        state.waiting = false;
+                    }
                 }
             },
         }
+    }
+}
+
+/// How long a thread waiting for another one watches for the change
+/// before it sleeps: a sleeping thread takes ~17 us to wake here (a
+/// processor gone idle), and the waits of `check` are mostly for work a
+/// running thread is about to finish.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// Watches `done` until it holds or [`SPIN`] has passed; whether it held.
+/// Between looks the processor is yielded to any other thread that wants
+/// it, so that a busy machine loses little to the watching.
+pub(super) fn spin_until(mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if done() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN {
+            return done();
+        }
+        std::thread::yield_now();
     }
 }
 
@@ -461,6 +510,7 @@ fn take_files(work: &Work) {
             state.first_failure = state.first_failure.min(k);
         }
         state.outcomes[k] = Some(outcome);
+        work.stored.fetch_add(1, Relaxed);
         // The main thread sets `waiting` under the lock and releases the
         // lock only by waiting, so an outcome stored while it is unset is
         // seen before it would wait.
