@@ -28,7 +28,12 @@ use std::ffi::{OsStr, OsString};
 use std::os::fd::RawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Bytes of text from which `check` backs its arena with huge pages from
 /// the start.
@@ -48,33 +53,137 @@ pub fn check(files: Vec<OsString>) -> Result<(), Failure> {
     // `stat` per file says how much text there is (and the reads then
     // need no `fstat`).
     let at = places(&files);
-    let sizes: Vec<Option<u64>> = files
-        .iter()
-        .zip(&at)
-        .map(|(f, at)| match *at {
-            Some((dir, k)) => regular_size_at(dir, &f.as_bytes()[k..]),
-            None => std::fs::metadata(f)
-                .ok()
-                .filter(|m| m.is_file())
-                .map(|m| m.len()),
-        })
-        .collect();
+    let n = files.len();
+    let size = |k: usize| match at[k] {
+        Some((dir, i)) => regular_size_at(dir, &files[k].as_bytes()[i..]),
+        None => std::fs::metadata(&files[k])
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len()),
+    };
+    // Allocated before a worker may switch the arena on (see `Early`).
+    let mut sizes: Vec<Option<u64>> = vec![None; n];
+    let mut cpus = 0;
+    let mut early = None;
+    // Every `stride`-th file first, as a sample of the text (see `Early`).
+    let stride = n / EARLY_SAMPLE;
+    let sampled =
+        |k: usize| n >= EARLY_FILES && k.is_multiple_of(stride) && k / stride < EARLY_SAMPLE;
+    if n >= EARLY_FILES {
+        let mut seen = 0;
+        for k in (0..n).filter(|&k| sampled(k)) {
+            sizes[k] = size(k);
+            seen += sizes[k].unwrap_or(0);
+        }
+        if seen.saturating_mul(n as u64) / EARLY_SAMPLE as u64 >= LARGE_INPUT {
+            cpus = processors();
+            early = Early::start(cpus);
+        }
+    }
+    for k in (0..n).filter(|&k| !sampled(k)) {
+        sizes[k] = size(k);
+    }
+    if early.is_some() {
+        // This thread's next allocation is the arena's (see `Early`).
+        super::arena::claim_first_touch();
+    }
     let text: u64 = sizes.iter().flatten().sum();
     // The file to parse on two threads, if any (see the module docs).
     let largest = (0..files.len()).max_by_key(|&k| sizes[k]);
     let split_candidate =
         largest.filter(|&k| sizes[k].is_some_and(|n| n >= SPLIT_MIN as u64 && 2 * n > text));
-    let cpus = if files.len() > 1 || split_candidate.is_some() {
-        processors()
-    } else {
-        1
-    };
+    if cpus == 0 {
+        cpus = if files.len() > 1 || split_candidate.is_some() {
+            processors()
+        } else {
+            1
+        };
+    }
     let split = split_candidate.filter(|_| cpus > 1);
     if split.is_some() {
         one_heap();
     }
-    let threads = thread_count(&sizes, text, cpus);
-    check_files(files, at, sizes, threads, text >= LARGE_INPUT, split)
+    // A worker already started is worth using whatever the text.
+    let per_thread = if early.is_some() {
+        2 * TEXT_PER_THREAD
+    } else {
+        0
+    };
+    let threads = thread_count(&sizes, text.max(per_thread), cpus);
+    let large = text >= LARGE_INPUT || early.is_some();
+    check_files(files, at, sizes, threads, large, split, early)
+}
+
+/// Files from which `check` may start its first worker thread before it
+/// has looked at them all (see [`Early`]).
+const EARLY_FILES: usize = 16;
+
+/// Files looked at first, spread over the command line, to estimate the
+/// whole text (see [`Early`]).
+const EARLY_SAMPLE: usize = 8;
+
+/// The first worker thread, started before most files are looked at when
+/// there are many ([`EARLY_FILES`]), more than one processor, and a sample
+/// of them ([`EARLY_SAMPLE`] files spread over the command line) promises
+/// text enough for huge pages ([`LARGE_INPUT`]): while this thread
+/// `stat`s the other files, the worker switches the arena on with
+/// huge pages and faults in the first one, which is the kernel clearing
+/// 2 MiB (0.07–0.3 ms here, more than the `stat`s). Then it waits for the
+/// work, or for word that there is none for it (`None`: the files are
+/// checked on this thread alone, see [`thread_count`]).
+///
+/// This thread waits for the worker only while the worker is faulting
+/// the page in (see [`super::arena::claim_first_touch`]): if the worker has
+/// not started to by the end of the `stat`s, this thread faults the page
+/// in itself, as it would have without the worker.
+struct Early {
+    slot: Mutex<Option<Option<Arc<Work>>>>,
+    ready: Condvar,
+    /// Whether `slot` is filled (watched without the lock, see
+    /// [`spin_until`]).
+    handed: AtomicBool,
+}
+
+impl Early {
+    /// Starts the worker if there is more than one processor (`cpus`).
+    fn start(cpus: usize) -> Option<Arc<Early>> {
+        if cpus < 2 {
+            return None;
+        }
+        let early = Arc::new(Early {
+            slot: Mutex::new(None),
+            ready: Condvar::new(),
+            handed: AtomicBool::new(false),
+        });
+        // Never freed (see `check_files`).
+        std::mem::forget(Arc::clone(&early));
+        let e = Arc::clone(&early);
+        spawn_worker(move || {
+            super::arena::enable(true);
+            super::arena::touch();
+            spin_until(|| e.handed.load(Acquire));
+            let work = {
+                let mut slot = e.slot.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if let Some(work) = slot.take() {
+                        break work;
+                    }
+                    slot = e.ready.wait(slot).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            if let Some(work) = work {
+                take_files(&work);
+            }
+        })
+        .then_some(early)
+    }
+
+    /// Hands the worker its work (`None`: none, it ends).
+    fn hand(&self, work: Option<Arc<Work>>) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(work);
+        self.handed.store(true, Release);
+        self.ready.notify_one();
+    }
 }
 
 /// Where to find each file: `Some((dir, k))` when the file is looked up
@@ -225,6 +334,9 @@ struct Work {
     order: Vec<usize>,
     state: Mutex<State>,
     done: Condvar,
+    /// Outcomes stored so far (changed under the lock of `state`; read
+    /// without it while watching for the next one, see [`spin_until`]).
+    stored: AtomicUsize,
 }
 
 struct State {
@@ -238,6 +350,7 @@ struct State {
 /// no thread is started); the result is the sequential one (see the
 /// module docs). `large`: switch the arena on with huge pages from the
 /// start (see [`check`]). `split`: the file to parse on two threads.
+/// `early`: a worker already started (see [`Early`]), one of the threads.
 ///
 /// The arena is switched on only once the threads are started: what they
 /// share and what starting them allocates stays the system allocator's,
@@ -251,6 +364,7 @@ fn check_files(
     threads: usize,
     large: bool,
     split: Option<usize>,
+    early: Option<Arc<Early>>,
 ) -> Result<(), Failure> {
     let mut order: Vec<usize> = (0..files.len()).collect();
     if threads > 1 {
@@ -267,6 +381,7 @@ fn check_files(
         sizes,
         split,
         order,
+        stored: AtomicUsize::new(0),
         state: Mutex::new(State {
             taken: 0,
             first_failure: n,
@@ -281,7 +396,13 @@ fn check_files(
     // The workers wait for this lock before taking a file, so that all
     // they allocate for the files is the arena's.
     let held = lock(&work.state);
-    for _ in 1..threads {
+    let mut started = 1;
+    if let Some(early) = early {
+        let share = (threads > 1).then(|| Arc::clone(&work));
+        started += usize::from(share.is_some());
+        early.hand(share);
+    }
+    for _ in started..threads {
         let w = Arc::clone(&work);
         // A thread that cannot start leaves its share to the others.
         spawn_worker(move || take_files(&w));
@@ -306,15 +427,49 @@ fn check_files(
                     drop(state);
                     resume_unwind(panic)
                 }
-                // Not done yet.
+                // Not done yet: watch for the next outcome a while, then
+                // sleep until one is stored (see `SPIN`).
                 other => {
                     state.outcomes[k] = other;
-                    state.waiting = true;
-                    state = work.done.wait(state).unwrap_or_else(|e| e.into_inner());
-                    state.waiting = false;
+                    let seen = work.stored.load(Relaxed);
+                    drop(state);
+                    spin_until(|| work.stored.load(Relaxed) != seen);
+                    state = lock(&work.state);
+                    // `stored` changes under the lock: unchanged here, no
+                    // outcome came, and the next one will see `waiting`.
+                    if work.stored.load(Relaxed) == seen {
+                        state.waiting = true;
+                        state = work.done.wait(state).unwrap_or_else(|e| e.into_inner());
+                        state.waiting = false;
+                    }
                 }
             },
         }
+    }
+}
+
+/// How long a thread waiting for another one watches for the change
+/// before it sleeps: a sleeping thread takes ~17 us to wake here (a
+/// processor gone idle), and the waits of `check` are mostly for work a
+/// running thread is about to finish.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// Watches `done` until it holds or [`SPIN`] has passed; whether it held.
+/// Between looks the processor is yielded to any other thread that wants
+/// it, so that a busy machine loses little to the watching.
+pub(super) fn spin_until(mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if done() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN {
+            return done();
+        }
+        std::thread::yield_now();
     }
 }
 
@@ -355,6 +510,7 @@ fn take_files(work: &Work) {
             state.first_failure = state.first_failure.min(k);
         }
         state.outcomes[k] = Some(outcome);
+        work.stored.fetch_add(1, Relaxed);
         // The main thread sets `waiting` under the lock and releases the
         // lock only by waiting, so an outcome stored while it is unset is
         // seen before it would wait.
