@@ -678,10 +678,8 @@ impl Fast {
         self.vals.resize(nv + 1, Val::NEW);
         self.vals[nv].def_pos = NONE;
         self.home.clear();
-        // (Room for allocation's stand-in value past the others, see
-        // `Fast::allocate`.)
-        self.home.reserve(nv + 1);
-        self.home.resize(nv, NONE);
+        // (With allocation's stand-in past the values, see `Fast::block`.)
+        self.home.resize(nv + 1, NONE);
         // One record per instruction, each written by the sweep (so only
         // growth is filled).
         self.recs.resize(total, Rec::NEW);
@@ -721,7 +719,8 @@ impl Fast {
         self.fixed = fixed;
         let mut swept = sw.map(|_| ());
         uses.truncate(nv);
-        vals.truncate(nv);
+        // (`vals` keeps the sink: allocation's stand-in for an empty
+        // release list, see `Fast::block`; nothing puts it in one.)
         dec.uses = uses;
         self.recs = recs;
         if swept.is_some() {

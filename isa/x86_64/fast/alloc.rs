@@ -394,15 +394,7 @@ impl Fast {
         let mut home = std::mem::take(&mut self.home);
         let mut exp = std::mem::take(&mut self.exp);
         let recs = std::mem::take(&mut self.recs);
-        // One more value, past the function's: the stand-in for an empty
-        // release list (see [`Fast::block`]): in no list (its `exp_next` is
-        // `NONE`), and no home (`NONE`, also what a hint past the values
-        // reads).
-        vals.push(Val::NEW);
-        home.push(NONE);
         self.alloc_sweep(func, dec, &mut vals, &mut home, &mut exp, &recs);
-        vals.pop();
-        home.pop();
         self.vals = vals;
         self.home = home;
         self.exp = exp;
@@ -628,7 +620,10 @@ impl Fast {
         let home = &mut home[..vals.len()];
         let recs = &recs[..last as usize + 1];
         let _ = &exp[last as usize];
-        // The stand-in for an empty release list (see [`Fast::allocate`]).
+        // The stand-in for an empty release list: the entry past the
+        // function's values ([`Fast::analyze`] keeps its sink there, a
+        // value in no list, with no home: also what a hint from a literal
+        // operand reads).
         let none = vals.len().checked_sub(1).expect("the stand-in value");
         for n in first..last + 1 {
             // Free what ends here (nothing is added at `n` any more:
