@@ -257,6 +257,63 @@ fn check_of_many_files_reports_the_first_failing_file_in_order() {
     );
 }
 
+/// Twenty files of about 11 KB: enough for `check` to start its first
+/// worker before it has looked at every file (a sample of them promises
+/// text for huge pages). The outcome is still the sequential one: the
+/// first failing file in command-line order, and a file that is not a
+/// regular one (`/dev/null`) or is missing makes the run sequential (the
+/// early worker is then told there is nothing for it).
+#[test]
+fn check_of_many_files_with_an_early_worker_reports_what_one_thread_would() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("check_early");
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut paths = Vec::new();
+    for k in 0..20 {
+        let mut text = many_functions(&format!("f{k}_"), 60);
+        match k {
+            7 => text.push_str("func @bad() {\nentry:\n    ret %nope\n}\n"),
+            16 => text.push_str("func @bad() -> i32 {\nentry:\n    ret\n}\n"),
+            _ => {}
+        }
+        let p = dir.join(format!("{k}.kir"));
+        std::fs::write(&p, text).unwrap();
+        paths.push(p.to_string_lossy().into_owned());
+    }
+    let run = |ks: &[usize], extra: Option<&str>| {
+        let mut v = vec![os("check")];
+        v.extend(ks.iter().map(|&k| os(&paths[k])));
+        v.extend(extra.map(os));
+        kiln(&v)
+    };
+    let good: Vec<usize> = (0..20).filter(|&k| k != 7 && k != 16).collect();
+    let out = run(&good, None);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(out.stderr.is_empty() && out.stdout.is_empty());
+    let alone7 = run(&[7], None);
+    let alone16 = run(&[16], None);
+    assert_eq!(alone7.status.code(), Some(1));
+    assert_ne!(alone7.stderr, alone16.stderr);
+    let all: Vec<usize> = (0..20).collect();
+    for _ in 0..5 {
+        let out = run(&all, None);
+        assert_eq!((out.status.code(), &out.stderr), (Some(1), &alone7.stderr));
+    }
+    let mut no7 = good.clone();
+    no7.push(16);
+    let out = run(&no7, None);
+    assert_eq!((out.status.code(), &out.stderr), (Some(1), &alone16.stderr));
+    // Sequential runs: a device (empty text, no functions) passes; a
+    // missing file after the good ones is the one reported.
+    let out = run(&good, Some("/dev/null"));
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let missing = dir.join("missing.kir").to_string_lossy().into_owned();
+    let out = run(&good, Some(&missing));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!("kiln: error: cannot read {missing}: No such file or directory\n")
+    );
+}
+
 #[test]
 fn check_of_one_large_file_reports_what_one_thread_would() {
     // Large enough for `check` to parse the file on two threads, cut at a

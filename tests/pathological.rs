@@ -123,3 +123,39 @@ fn ten_thousand_way_switch_in_a_loop() {
         assert_eq!(got, want, "a = {a}");
     }
 }
+
+/// A sparse `switch` of N cases (compares and jumps, no table) and a call
+/// of 60 arguments (most on the stack): the fast generator writes their
+/// code without a capacity check per instruction, making room per case and
+/// per argument (in a debug build every write checks that it stays within
+/// one step's bytes).
+#[test]
+fn a_sparse_switch_of_many_cases_and_a_call_of_many_arguments() {
+    const ARGS: usize = 60;
+    let mut s = String::from("func @g(");
+    for k in 0..ARGS {
+        let _ = write!(s, "{}%p{k}: i64", if k > 0 { ", " } else { "" });
+    }
+    s.push_str(") -> i64 {\nentry:\n    %s0 = mul.i64 %p0, 3\n");
+    for k in 1..ARGS {
+        let _ = writeln!(s, "    %s{k} = add.i64 %s{}, %p{k}", k - 1);
+    }
+    let _ = writeln!(s, "    ret %s{}\n}}", ARGS - 1);
+    s.push_str("func @main(%a: i64) -> i64 {\nentry:\n    switch.i64 %a, dflt");
+    (0..N).for_each(|i| {
+        let _ = write!(s, ", {}: c{i}", i as u64 * 1_000_003 + 7);
+    });
+    s.push('\n');
+    for i in 0..N {
+        let _ = writeln!(s, "c{i}:\n    %v{i} = add.i64 %a, {i}\n    jmp done(%v{i})");
+    }
+    s.push_str("dflt:\n    %r = call.i64 @g(%a");
+    for k in 1..ARGS {
+        let _ = write!(s, ", {k}");
+    }
+    s.push_str(")\n    jmp done(%r)\ndone(%x: i64):\n    ret %x\n}\n");
+    for a in [0, 7, 1_000_010, 5_000 * 1_000_003 + 7, 12_345] {
+        let (got, want) = run_both(&s, a);
+        assert_eq!(got, want, "a = {a}");
+    }
+}

@@ -37,6 +37,17 @@ impl Budget {
         min_iters: 5,
         max_iters: 200,
     };
+
+    /// One of `rounds` batches that together take this budget's samples
+    /// (each at least one sample).
+    pub fn split(self, rounds: u32) -> Budget {
+        let rounds = rounds.max(1);
+        Budget {
+            min_time: self.min_time / rounds,
+            min_iters: self.min_iters.div_ceil(rounds as usize).max(1),
+            max_iters: self.max_iters.div_ceil(rounds as usize).max(1),
+        }
+    }
 }
 
 /// The fastest of samples of `sample`, which returns the duration of its
@@ -429,4 +440,26 @@ pub fn function_count(m: &Module) -> usize {
         .iter()
         .filter(|s| matches!(s.kind, SymbolKind::Func { body: Some(_), .. }))
         .count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Budget;
+    use std::time::Duration;
+
+    #[test]
+    fn a_split_budget_takes_the_whole_budgets_samples_in_its_rounds() {
+        let b = Budget::FULL.split(5);
+        assert_eq!(b.min_time, Budget::FULL.min_time / 5);
+        assert_eq!((b.min_iters, b.max_iters), (1, 40));
+        // Never a batch without a sample, whatever the rounds.
+        let tiny = Budget {
+            min_time: Duration::from_millis(1),
+            min_iters: 1,
+            max_iters: 3,
+        }
+        .split(7);
+        assert_eq!((tiny.min_iters, tiny.max_iters), (1, 1));
+        assert_eq!(Budget::QUICK.split(0).max_iters, Budget::QUICK.max_iters);
+    }
 }

@@ -678,6 +678,9 @@ impl Fast {
         self.vals.resize(nv + 1, Val::NEW);
         self.vals[nv].def_pos = NONE;
         self.home.clear();
+        // (Room for allocation's stand-in value past the others, see
+        // `Fast::allocate`.)
+        self.home.reserve(nv + 1);
         self.home.resize(nv, NONE);
         // One record per instruction, each written by the sweep (so only
         // growth is filled).

@@ -37,7 +37,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{
-    AtomicUsize,
+    AtomicU32, AtomicUsize,
     Ordering::{Acquire, Relaxed, Release},
 };
 use std::sync::Once;
@@ -84,6 +84,76 @@ pub fn enable(large: bool) {
     // not interleave their stores of two different reservations.
     static ON: Once = Once::new();
     ON.call_once(|| reserve(large));
+}
+
+/// Who faults in the arena's first page (see [`touch`]): [`NO_ONE`],
+/// [`TOUCHING`] or [`TOUCHED`]. A `u32` for `futex`.
+static FIRST_TOUCH: AtomicU32 = AtomicU32::new(NO_ONE);
+const NO_ONE: u32 = 0;
+const TOUCHING: u32 = 1;
+const TOUCHED: u32 = 2;
+
+/// Faults in the arena's memory where this thread's next blocks go, unless
+/// another thread has already claimed that ([`claim_first_touch`]): its
+/// chunk is taken now and its first word written, so that the first touch
+/// of that memory (with huge pages, the kernel clearing 2 MiB: about
+/// 0.2 ms here for a page fresh from the host) is paid by a thread with
+/// nothing else to do yet (`check`'s early worker).
+pub fn touch() {
+    if FIRST_TOUCH
+        .compare_exchange(NO_ONE, TOUCHING, Acquire, Relaxed)
+        .is_err()
+    {
+        return;
+    }
+    if let Some(p) = bump(Layout::new::<u64>()) {
+        // SAFETY: `p` is a fresh block of 8 bytes aligned for a `u64`,
+        // handed to this caller only; it is never freed (it stays the
+        // arena's, as every arena block does).
+        unsafe { std::ptr::write_volatile(p.cast::<u64>(), 0) };
+    }
+    FIRST_TOUCH.store(TOUCHED, Release);
+    // SAFETY: a futex wake on a live static word; it wakes the threads
+    // waiting in `claim_first_touch`, if any.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            FIRST_TOUCH.as_ptr(),
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            i32::MAX,
+        );
+    }
+}
+
+/// Called before this thread first allocates in the arena: if another
+/// thread is faulting the arena's first page in ([`touch`]), waits until
+/// it is done, so that the page is cleared once rather than by both
+/// threads at once (each clears its own copy of a huge page and the loser
+/// throws its copy away: twice the memory traffic, no sooner done). If no
+/// thread has started to, [`touch`] will not: this thread faults the page
+/// in itself when it first writes there.
+pub fn claim_first_touch() {
+    let mut now = match FIRST_TOUCH.compare_exchange(NO_ONE, TOUCHED, Acquire, Acquire) {
+        Ok(_) => return,
+        Err(now) => now,
+    };
+    if now == TOUCHING && super::check::spin_until(|| FIRST_TOUCH.load(Acquire) != TOUCHING) {
+        return;
+    }
+    while now == TOUCHING {
+        // SAFETY: a futex wait on a live static word, while it still holds
+        // `TOUCHING`; no timeout. A wake-up without a change loops.
+        unsafe {
+            libc::syscall(
+                libc::SYS_futex,
+                FIRST_TOUCH.as_ptr(),
+                libc::FUTEX_WAIT | libc::FUTEX_PRIVATE_FLAG,
+                TOUCHING,
+                std::ptr::null::<libc::timespec>(),
+            );
+        }
+        now = FIRST_TOUCH.load(Acquire);
+    }
 }
 
 /// Makes the reservation and publishes it (see [`BASE`]).
@@ -342,6 +412,32 @@ mod tests {
             ArenaAlloc.dealloc(big, Layout::from_size_align(SMALL, 8).unwrap());
             ArenaAlloc.dealloc(r, l);
         }
+    }
+
+    #[test]
+    fn touch_faults_in_this_threads_next_blocks() {
+        enable(false);
+        if BASE.load(Relaxed) == 0 {
+            return;
+        }
+        std::thread::spawn(|| {
+            touch();
+            let (next, end) = CHUNK.with(Cell::get);
+            assert!(
+                next != 0 && next < end,
+                "no chunk taken: {next:#x}..{end:#x}"
+            );
+            // The page of the next block is resident now.
+            let page = (next - 8) & !4095;
+            let mut resident = 0u8;
+            // SAFETY: one page of the arena's mapping; mincore writes one
+            // byte per page into `resident`.
+            let r = unsafe { libc::mincore(page as *mut libc::c_void, 1, &mut resident) };
+            assert_eq!(r, 0);
+            assert_eq!(resident & 1, 1, "page {page:#x} not resident");
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]

@@ -21,12 +21,19 @@
 //! boundary ([`kiln::ir::parse::parse_module_split`], whose outcome, an
 //! error included, is that of the one-thread parse).
 
-use super::commands::load_file;
+use super::commands::{load_file, may_keep_open, with_c_name};
 use super::Failure;
 use kiln::ir::parse::SPLIT_MIN;
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{
+    AtomicBool, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
 use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 /// Bytes of text from which `check` backs its arena with huge pages from
 /// the start.
@@ -45,31 +52,208 @@ pub fn check(files: Vec<OsString>) -> Result<(), Failure> {
     // of text on, huge pages pay for themselves (see `arena::enable`). One
     // `stat` per file says how much text there is (and the reads then
     // need no `fstat`).
-    let sizes: Vec<Option<u64>> = files
-        .iter()
-        .map(|f| {
-            std::fs::metadata(f)
-                .ok()
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-        })
-        .collect();
+    let at = places(&files);
+    let n = files.len();
+    let size = |k: usize| match at[k] {
+        Some((dir, i)) => regular_size_at(dir, &files[k].as_bytes()[i..]),
+        None => std::fs::metadata(&files[k])
+            .ok()
+            .filter(|m| m.is_file())
+            .map(|m| m.len()),
+    };
+    // Allocated before a worker may switch the arena on (see `Early`).
+    let mut sizes: Vec<Option<u64>> = vec![None; n];
+    let mut cpus = 0;
+    let mut early = None;
+    // Every `stride`-th file first, as a sample of the text (see `Early`).
+    let stride = n / EARLY_SAMPLE;
+    let sampled =
+        |k: usize| n >= EARLY_FILES && k.is_multiple_of(stride) && k / stride < EARLY_SAMPLE;
+    if n >= EARLY_FILES {
+        let mut seen = 0;
+        for k in (0..n).filter(|&k| sampled(k)) {
+            sizes[k] = size(k);
+            seen += sizes[k].unwrap_or(0);
+        }
+        if seen.saturating_mul(n as u64) / EARLY_SAMPLE as u64 >= LARGE_INPUT {
+            cpus = processors();
+            early = Early::start(cpus);
+        }
+    }
+    for k in (0..n).filter(|&k| !sampled(k)) {
+        sizes[k] = size(k);
+    }
+    if early.is_some() {
+        // This thread's next allocation is the arena's (see `Early`).
+        super::arena::claim_first_touch();
+    }
     let text: u64 = sizes.iter().flatten().sum();
     // The file to parse on two threads, if any (see the module docs).
     let largest = (0..files.len()).max_by_key(|&k| sizes[k]);
     let split_candidate =
         largest.filter(|&k| sizes[k].is_some_and(|n| n >= SPLIT_MIN as u64 && 2 * n > text));
-    let cpus = if files.len() > 1 || split_candidate.is_some() {
-        processors()
-    } else {
-        1
-    };
+    if cpus == 0 {
+        cpus = if files.len() > 1 || split_candidate.is_some() {
+            processors()
+        } else {
+            1
+        };
+    }
     let split = split_candidate.filter(|_| cpus > 1);
     if split.is_some() {
         one_heap();
     }
-    let threads = thread_count(&sizes, text, cpus);
-    check_files(files, sizes, threads, text >= LARGE_INPUT, split)
+    // A worker already started is worth using whatever the text.
+    let per_thread = if early.is_some() {
+        2 * TEXT_PER_THREAD
+    } else {
+        0
+    };
+    let threads = thread_count(&sizes, text.max(per_thread), cpus);
+    let large = text >= LARGE_INPUT || early.is_some();
+    check_files(files, at, sizes, threads, large, split, early)
+}
+
+/// Files from which `check` may start its first worker thread before it
+/// has looked at them all (see [`Early`]).
+const EARLY_FILES: usize = 16;
+
+/// Files looked at first, spread over the command line, to estimate the
+/// whole text (see [`Early`]).
+const EARLY_SAMPLE: usize = 8;
+
+/// The first worker thread, started before most files are looked at when
+/// there are many ([`EARLY_FILES`]), more than one processor, and a sample
+/// of them ([`EARLY_SAMPLE`] files spread over the command line) promises
+/// text enough for huge pages ([`LARGE_INPUT`]): while this thread
+/// `stat`s the other files, the worker switches the arena on with
+/// huge pages and faults in the first one, which is the kernel clearing
+/// 2 MiB (0.07–0.3 ms here, more than the `stat`s). Then it waits for the
+/// work, or for word that there is none for it (`None`: the files are
+/// checked on this thread alone, see [`thread_count`]).
+///
+/// This thread waits for the worker only while the worker is faulting
+/// the page in (see [`super::arena::claim_first_touch`]): if the worker has
+/// not started to by the end of the `stat`s, this thread faults the page
+/// in itself, as it would have without the worker.
+struct Early {
+    slot: Mutex<Option<Option<Arc<Work>>>>,
+    ready: Condvar,
+    /// Whether `slot` is filled (watched without the lock, see
+    /// [`spin_until`]).
+    handed: AtomicBool,
+}
+
+impl Early {
+    /// Starts the worker if there is more than one processor (`cpus`).
+    fn start(cpus: usize) -> Option<Arc<Early>> {
+        if cpus < 2 {
+            return None;
+        }
+        let early = Arc::new(Early {
+            slot: Mutex::new(None),
+            ready: Condvar::new(),
+            handed: AtomicBool::new(false),
+        });
+        // Never freed (see `check_files`).
+        std::mem::forget(Arc::clone(&early));
+        let e = Arc::clone(&early);
+        spawn_worker(move || {
+            super::arena::enable(true);
+            super::arena::touch();
+            spin_until(|| e.handed.load(Acquire));
+            let work = {
+                let mut slot = e.slot.lock().unwrap_or_else(|p| p.into_inner());
+                loop {
+                    if let Some(work) = slot.take() {
+                        break work;
+                    }
+                    slot = e.ready.wait(slot).unwrap_or_else(|p| p.into_inner());
+                }
+            };
+            if let Some(work) = work {
+                take_files(&work);
+            }
+        })
+        .then_some(early)
+    }
+
+    /// Hands the worker its work (`None`: none, it ends).
+    fn hand(&self, work: Option<Arc<Work>>) {
+        *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(work);
+        self.handed.store(true, Release);
+        self.ready.notify_one();
+    }
+}
+
+/// Where to find each file: `Some((dir, k))` when the file is looked up
+/// as its path's bytes from `k` on (its last component) relative to the
+/// directory descriptor `dir`, else `None` (by its path).
+///
+/// Files of one directory side by side on the command line (`dir/*.kir`)
+/// share one descriptor of that directory: the kernel then walks the
+/// directory's path once, not twice per file (a `stat` and an `open`),
+/// which is about a fifth of each of those calls for a path a few
+/// directories deep. The descriptors stay open until the process exits
+/// and count against the files `check` may leave open
+/// ([`may_keep_open`]); a directory that cannot be opened leaves its files
+/// to their paths, which then fail as they would have.
+fn places(files: &[OsString]) -> Vec<Option<(RawFd, usize)>> {
+    // The directory part (up to and including the last `/`) of a path
+    // whose last component names an entry to look up in it.
+    fn split(f: &OsString) -> Option<(&[u8], usize)> {
+        let b = f.as_bytes();
+        let k = b.iter().rposition(|&c| c == b'/')? + 1;
+        let name = &b[k..];
+        (!name.is_empty() && name != b"." && name != b"..").then_some((&b[..k], k))
+    }
+    let mut at = Vec::with_capacity(files.len());
+    // The previous file's directory and its descriptor (if opened).
+    let mut open: Option<(&[u8], RawFd)> = None;
+    for (i, f) in files.iter().enumerate() {
+        let Some((dir, k)) = split(f) else {
+            at.push(None);
+            continue;
+        };
+        let fd = match open {
+            Some((d, fd)) if d == dir => Some(fd),
+            // Worth a descriptor only for two files or more.
+            _ if files.get(i + 1).and_then(split).map(|(d, _)| d) == Some(dir)
+                && may_keep_open() =>
+            {
+                let fd = open_dir(dir);
+                open = fd.map(|fd| (dir, fd));
+                fd
+            }
+            _ => {
+                open = None;
+                None
+            }
+        };
+        at.push(fd.map(|fd| (fd, k)));
+    }
+    at
+}
+
+/// A descriptor of the directory `dir` (a path), only for looking up
+/// names in it (`O_PATH`), or `None`.
+fn open_dir(dir: &[u8]) -> Option<RawFd> {
+    // SAFETY: `c` is NUL-terminated and valid for the call.
+    let fd = with_c_name(dir, |c| unsafe {
+        libc::open(c, libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
+    })?;
+    (fd >= 0).then_some(fd)
+}
+
+/// The length of the regular file `name` in the directory `dir` (a
+/// descriptor), following symbolic links as `std::fs::metadata` does;
+/// `None` if it is not a regular file or cannot be looked up.
+fn regular_size_at(dir: RawFd, name: &[u8]) -> Option<u64> {
+    // SAFETY: an all-zero `stat` is a valid value of the plain C struct.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is NUL-terminated; `fstatat` writes one `stat` to `st`.
+    let r = with_c_name(name, |c| unsafe { libc::fstatat(dir, c, &mut st, 0) })?;
+    (r == 0 && st.st_mode & libc::S_IFMT == libc::S_IFREG).then_some(st.st_size as u64)
 }
 
 /// Makes threads started from now on share the C library allocator's main
@@ -142,12 +326,17 @@ type Outcome = std::thread::Result<Result<(), Failure>>;
 /// wake-up is a system call even when no one waits).
 struct Work {
     files: Vec<OsString>,
+    /// Where to open each file (see [`places`]).
+    at: Vec<Option<(RawFd, usize)>>,
     sizes: Vec<Option<u64>>,
     /// The file parsed on two threads, if any.
     split: Option<usize>,
     order: Vec<usize>,
     state: Mutex<State>,
     done: Condvar,
+    /// Outcomes stored so far (changed under the lock of `state`; read
+    /// without it while watching for the next one, see [`spin_until`]).
+    stored: AtomicUsize,
 }
 
 struct State {
@@ -161,6 +350,7 @@ struct State {
 /// no thread is started); the result is the sequential one (see the
 /// module docs). `large`: switch the arena on with huge pages from the
 /// start (see [`check`]). `split`: the file to parse on two threads.
+/// `early`: a worker already started (see [`Early`]), one of the threads.
 ///
 /// The arena is switched on only once the threads are started: what they
 /// share and what starting them allocates stays the system allocator's,
@@ -169,10 +359,12 @@ struct State {
 /// than before they are even created.
 fn check_files(
     files: Vec<OsString>,
+    at: Vec<Option<(RawFd, usize)>>,
     sizes: Vec<Option<u64>>,
     threads: usize,
     large: bool,
     split: Option<usize>,
+    early: Option<Arc<Early>>,
 ) -> Result<(), Failure> {
     let mut order: Vec<usize> = (0..files.len()).collect();
     if threads > 1 {
@@ -185,9 +377,11 @@ fn check_files(
     let n = files.len();
     let work = Arc::new(Work {
         files,
+        at,
         sizes,
         split,
         order,
+        stored: AtomicUsize::new(0),
         state: Mutex::new(State {
             taken: 0,
             first_failure: n,
@@ -202,7 +396,13 @@ fn check_files(
     // The workers wait for this lock before taking a file, so that all
     // they allocate for the files is the arena's.
     let held = lock(&work.state);
-    for _ in 1..threads {
+    let mut started = 1;
+    if let Some(early) = early {
+        let share = (threads > 1).then(|| Arc::clone(&work));
+        started += usize::from(share.is_some());
+        early.hand(share);
+    }
+    for _ in started..threads {
         let w = Arc::clone(&work);
         // A thread that cannot start leaves its share to the others.
         spawn_worker(move || take_files(&w));
@@ -227,15 +427,49 @@ fn check_files(
                     drop(state);
                     resume_unwind(panic)
                 }
-                // Not done yet.
+                // Not done yet: watch for the next outcome a while, then
+                // sleep until one is stored (see `SPIN`).
                 other => {
                     state.outcomes[k] = other;
-                    state.waiting = true;
-                    state = work.done.wait(state).unwrap_or_else(|e| e.into_inner());
-                    state.waiting = false;
+                    let seen = work.stored.load(Relaxed);
+                    drop(state);
+                    spin_until(|| work.stored.load(Relaxed) != seen);
+                    state = lock(&work.state);
+                    // `stored` changes under the lock: unchanged here, no
+                    // outcome came, and the next one will see `waiting`.
+                    if work.stored.load(Relaxed) == seen {
+                        state.waiting = true;
+                        state = work.done.wait(state).unwrap_or_else(|e| e.into_inner());
+                        state.waiting = false;
+                    }
                 }
             },
         }
+    }
+}
+
+/// How long a thread waiting for another one watches for the change
+/// before it sleeps: a sleeping thread takes ~17 us to wake here (a
+/// processor gone idle), and the waits of `check` are mostly for work a
+/// running thread is about to finish.
+const SPIN: Duration = Duration::from_micros(200);
+
+/// Watches `done` until it holds or [`SPIN`] has passed; whether it held.
+/// Between looks the processor is yielded to any other thread that wants
+/// it, so that a busy machine loses little to the watching.
+pub(super) fn spin_until(mut done: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        for _ in 0..64 {
+            if done() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        if start.elapsed() >= SPIN {
+            return done();
+        }
+        std::thread::yield_now();
     }
 }
 
@@ -264,6 +498,7 @@ fn take_files(work: &Work) {
         let outcome = catch_unwind(AssertUnwindSafe(|| {
             check_file(
                 &work.files[k],
+                work.at[k],
                 work.sizes[k],
                 &mut bytes,
                 work.split == Some(k),
@@ -275,6 +510,7 @@ fn take_files(work: &Work) {
             state.first_failure = state.first_failure.min(k);
         }
         state.outcomes[k] = Some(outcome);
+        work.stored.fetch_add(1, Relaxed);
         // The main thread sets `waiting` under the lock and releases the
         // lock only by waiting, so an outcome stored while it is unset is
         // seen before it would wait.
@@ -286,13 +522,83 @@ fn take_files(work: &Work) {
     }
 }
 
-/// Reads, parses and verifies one file (on two threads when `split`); its
-/// module is kept until the process exits (see [`check`]).
+/// Reads, parses and verifies one file (on two threads when `split`;
+/// opened where `at` says, see [`places`]); its module is kept until the
+/// process exits (see [`check`]).
 fn check_file(
     path: &OsString,
+    at: Option<(RawFd, usize)>,
     size: Option<u64>,
     bytes: &mut Vec<u8>,
     split: bool,
 ) -> Result<(), Failure> {
-    load_file(path, size, bytes, split, true).map(std::mem::forget)
+    let at = at.map(|(dir, k)| (dir, OsStr::from_bytes(&path.as_bytes()[k..])));
+    load_file(path, at, size, bytes, split, true).map(std::mem::forget)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    /// The (device, inode) of `name` looked up relative to `dir`.
+    fn id_at(dir: RawFd, name: &[u8]) -> (u64, u64) {
+        let c = std::ffi::CString::new(name).unwrap();
+        // SAFETY: an all-zero `stat` is a valid value; `fstatat` writes it.
+        let mut st: libc::stat = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::fstatat(dir, c.as_ptr(), &mut st, 0) }, 0);
+        (st.st_dev, st.st_ino)
+    }
+
+    #[test]
+    fn files_of_one_directory_share_a_descriptor_that_finds_them() {
+        let root = std::env::temp_dir().join(format!("kiln-check-places-{}", std::process::id()));
+        let (a, b) = (root.join("a"), root.join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        for p in [
+            a.join("x.kir"),
+            a.join("y.kir"),
+            a.join("z.kir"),
+            b.join("w.kir"),
+        ] {
+            std::fs::write(p, "").unwrap();
+        }
+        let path = |p: &std::path::Path| p.as_os_str().to_owned();
+        let files: Vec<OsString> = vec![
+            path(&a.join("x.kir")),
+            path(&a.join("y.kir")),
+            // Alone in its directory on the command line: by its path.
+            path(&b.join("w.kir")),
+            path(&a.join("z.kir")),
+            // Not a name in a directory: by its path.
+            path(&a.join("..")),
+            path(&a.join(".")),
+            "x.kir".into(),
+            // A directory that does not exist: its files by their paths.
+            path(&root.join("none/x.kir")),
+            path(&root.join("none/y.kir")),
+            // Two in one directory, named the same way.
+            path(&b.join("w.kir")),
+            path(&b.join("w.kir")),
+        ];
+        let at = places(&files);
+        let expect_some = [0, 1, 9, 10];
+        for (k, (f, at)) in files.iter().zip(&at).enumerate() {
+            assert_eq!(at.is_some(), expect_some.contains(&k), "file {k}: {f:?}");
+            if let Some((dir, i)) = *at {
+                let m = std::fs::metadata(f).unwrap();
+                assert_eq!(id_at(dir, &f.as_bytes()[i..]), (m.dev(), m.ino()), "{f:?}");
+                assert_eq!(regular_size_at(dir, &f.as_bytes()[i..]), Some(0));
+            }
+        }
+        assert_eq!(at[0].unwrap().0, at[1].unwrap().0);
+        assert_eq!(at[9].unwrap().0, at[10].unwrap().0);
+        assert_ne!(at[0].unwrap().0, at[9].unwrap().0);
+        // A directory is not a regular file.
+        let (dir, _) = at[0].unwrap();
+        assert_eq!(regular_size_at(dir, b".."), None);
+        assert_eq!(regular_size_at(dir, b"missing.kir"), None);
+        let _ = std::fs::remove_dir_all(&root);
+    }
 }

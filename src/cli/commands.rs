@@ -17,6 +17,7 @@ use kiln::ir::{Linkage, Loc, Module, SymbolKind};
 use kiln::opt::{OptLevel, Pass};
 use kiln::Val;
 use std::ffi::OsString;
+use std::os::fd::RawFd;
 
 /// An error of the library, as the one line it prints.
 fn input(e: Error) -> Failure {
@@ -42,8 +43,11 @@ pub const MAX_SOURCE: u64 = 256 << 20;
 /// else it is asked for. A read that stops short at that length is taken
 /// as the end of the file, so a file is one `read`, not two. Returns the
 /// file, still open (the caller closes it or not, see [`load_file`]).
+/// `at`: open the file as this name relative to this directory
+/// descriptor rather than by `path` (see [`load_file`]).
 fn read_source_into(
     path: &std::ffi::OsStr,
+    at: Option<(RawFd, &std::ffi::OsStr)>,
     name: &str,
     bytes: &mut Vec<u8>,
     size: Option<u64>,
@@ -55,7 +59,11 @@ fn read_source_into(
             io_reason(&e)
         ))
     };
-    let file = std::fs::File::open(path).map_err(cannot)?;
+    let file = match at {
+        Some((dir, rel)) => open_at(dir, rel),
+        None => std::fs::File::open(path),
+    }
+    .map_err(cannot)?;
     // Sized from the file's length when it has one (one read, no regrowth).
     let size = match size {
         Some(n) => n,
@@ -127,6 +135,40 @@ fn read_up_to(file: &std::fs::File, bytes: &mut Vec<u8>, expected: usize) -> std
     }
 }
 
+/// Opens `name` for reading relative to the directory descriptor `dir`
+/// (`openat`), as `File::open` opens a path: read-only, close-on-exec.
+pub(super) fn open_at(dir: RawFd, name: &std::ffi::OsStr) -> std::io::Result<std::fs::File> {
+    use std::os::fd::FromRawFd;
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: `c` is NUL-terminated and valid for the call; `openat`
+    // only reads it.
+    let fd = with_c_name(name.as_bytes(), |c| unsafe {
+        libc::openat(dir, c, libc::O_RDONLY | libc::O_CLOEXEC)
+    })
+    .ok_or_else(|| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just opened and is owned by no one else.
+    Ok(unsafe { std::fs::File::from_raw_fd(fd) })
+}
+
+/// Calls `f` with `name` as a NUL-terminated C string, copied on the
+/// stack when short (no allocation, as the standard library does for
+/// paths); `None` if `name` holds a NUL byte.
+pub(super) fn with_c_name<R>(name: &[u8], f: impl FnOnce(*const libc::c_char) -> R) -> Option<R> {
+    if name.contains(&0) {
+        return None;
+    }
+    let mut buf = [0u8; 256];
+    if name.len() < buf.len() {
+        buf[..name.len()].copy_from_slice(name);
+        return Some(f(buf.as_ptr().cast()));
+    }
+    let c = std::ffi::CString::new(name).ok()?;
+    Some(f(c.as_ptr()))
+}
+
 fn input_msg(msg: impl std::fmt::Display) -> Failure {
     Failure::Input(format!("kiln: error: {msg}"))
 }
@@ -173,7 +215,7 @@ fn load(files: &[OsString]) -> Result<Vec<Module>, Failure> {
     let mut bytes = Vec::new();
     files
         .iter()
-        .map(|path| load_file(path, None, &mut bytes, false, false))
+        .map(|path| load_file(path, None, None, &mut bytes, false, false))
         .collect()
 }
 
@@ -184,7 +226,7 @@ static KEEP_OPEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsiz
 /// Takes one from the files [`load_file`] may leave open: up to 256, and
 /// at most a quarter of the process's descriptor limit, so that a long
 /// command line never runs out of descriptors; whether one was left.
-fn may_keep_open() -> bool {
+pub(super) fn may_keep_open() -> bool {
     use std::sync::atomic::Ordering::Relaxed;
     if KEEP_OPEN.load(Relaxed) == usize::MAX {
         let mut limit = libc::rlimit {
@@ -207,20 +249,24 @@ fn may_keep_open() -> bool {
 }
 
 /// Reads, parses and verifies one file (`size`: its length if known),
-/// reading into `bytes` (see [`read_source_into`]). `split`: a large text
+/// reading into `bytes` (see [`read_source_into`]). `at`: a directory
+/// descriptor and the name of the file `path` in that directory, to open
+/// it without the kernel walking `path`'s directories again (the name in
+/// diagnostics is still `path`). `split`: a large text
 /// may be parsed on two threads ([`parse_module_split`]; the outcome is
 /// the same). `keep_open`: the process exits next and runs no program
 /// that could see the descriptor, so the file may be left open (exit
 /// closes it for less than a `close` call costs; see [`may_keep_open`]).
 pub(super) fn load_file(
     path: &std::ffi::OsStr,
+    at: Option<(RawFd, &std::ffi::OsStr)>,
     size: Option<u64>,
     bytes: &mut Vec<u8>,
     split: bool,
     keep_open: bool,
 ) -> Result<Module, Failure> {
     let name = path.to_string_lossy().into_owned();
-    let file = read_source_into(path, &name, bytes, size)?;
+    let file = read_source_into(path, at, &name, bytes, size)?;
     if keep_open && may_keep_open() {
         std::mem::forget(file);
     } else {

@@ -24,11 +24,32 @@ const ALLOWED: [u32; 8] = [
     0,
 ];
 
+/// Proof that the CPU has SSE4.1 (only [`Sse41::detect`] makes one):
+/// [`latest_end`] then takes each maximum in one instruction (`pmaxsd`)
+/// instead of four, in [`Fast::block_sse41`].
+#[derive(Clone, Copy)]
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+struct Sse41(());
+
+impl Sse41 {
+    /// `Some` if the CPU has SSE4.1 (`std` caches the answer).
+    #[inline]
+    fn detect() -> Option<Sse41> {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("sse4.1") {
+            return Some(Sse41(()));
+        }
+        None
+    }
+}
+
 /// Of the registers in `lanes` (bit `r`: `ends[r]`), the lowest one whose
 /// end is the latest, if that end is after `e`. Ends are instruction
 /// numbers (below 2^30: [`Fast::analyze`] rejects longer functions).
-#[inline]
-fn latest_end(lanes: u32, ends: &[u32; 16], e: u32) -> Option<u32> {
+/// `sse41`: the maxima with SSE4.1 (inlined as one instruction only into
+/// a function compiled for it).
+#[inline(always)]
+fn latest_end(lanes: u32, ends: &[u32; 16], e: u32, sse41: Option<Sse41>) -> Option<u32> {
     #[cfg(target_arch = "x86_64")]
     {
         // Sixteen lanes in four SSE2 vectors (part of the x86-64
@@ -40,8 +61,10 @@ fn latest_end(lanes: u32, ends: &[u32; 16], e: u32) -> Option<u32> {
             _mm_cmpgt_epi32, _mm_cvtsi128_si32, _mm_loadu_si128, _mm_movemask_ps, _mm_or_si128,
             _mm_set1_epi32, _mm_set_epi32, _mm_shuffle_epi32,
         };
-        // SAFETY: SSE2 is always there on x86-64; each unaligned load
-        // reads four of `ends`' sixteen `u32`s (`ends[4k..4k + 4]`).
+        // SAFETY: SSE2 is always there on x86-64, SSE4.1 (`pmaxsd`) is
+        // used only with an `Sse41`, made only if the CPU has it; each
+        // unaligned load reads four of `ends`' sixteen `u32`s
+        // (`ends[4k..4k + 4]`).
         unsafe {
             let lb = _mm_set1_epi32(lanes as i32);
             let p = ends.as_ptr().cast::<__m128i>();
@@ -52,8 +75,13 @@ fn latest_end(lanes: u32, ends: &[u32; 16], e: u32) -> Option<u32> {
                 _mm_and_si128(_mm_loadu_si128(p.add(k)), m)
             };
             let max = |a: __m128i, b: __m128i| {
-                let gt = _mm_cmpgt_epi32(a, b);
-                _mm_or_si128(_mm_and_si128(gt, a), _mm_andnot_si128(gt, b))
+                if sse41.is_some() {
+                    // (SSE4.1: an `Sse41` exists, see `Sse41::detect`.)
+                    std::arch::x86_64::_mm_max_epi32(a, b)
+                } else {
+                    let gt = _mm_cmpgt_epi32(a, b);
+                    _mm_or_si128(_mm_and_si128(gt, a), _mm_andnot_si128(gt, b))
+                }
             };
             let v = [lane(0), lane(1), lane(2), lane(3)];
             let m = max(max(v[0], v[1]), max(v[2], v[3]));
@@ -76,7 +104,10 @@ fn latest_end(lanes: u32, ends: &[u32; 16], e: u32) -> Option<u32> {
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    latest_end_scalar(lanes, ends, e)
+    {
+        let _ = sse41;
+        latest_end_scalar(lanes, ends, e)
+    }
 }
 
 /// [`latest_end`] one register at a time.
@@ -122,6 +153,7 @@ impl Fast {
         hint: u32,
         now: u32,
         before: bool,
+        sse41: Option<Sse41>,
     ) {
         let e = vals[v].end;
         // All ones unless `v` is released right away. (`e` < `now` happens:
@@ -156,7 +188,7 @@ impl Fast {
         m = if h1 != 0 { h1 } else { m };
         let pick = m.trailing_zeros();
         let h = if m == 0 {
-            if let Some(r) = self.steal::<LEND>(vals, home, exp, v, float, allowed, now) {
+            if let Some(r) = self.steal::<LEND>(vals, home, exp, v, float, allowed, now, sse41) {
                 exp[e as usize].free |= 1 << r;
                 self.reg_seq[r as usize & 31] = seq;
                 r
@@ -217,6 +249,7 @@ impl Fast {
         float: bool,
         allowed: u32,
         now: u32,
+        sse41: Option<Sse41>,
     ) -> Option<u32> {
         let e = vals[v].end;
         if e <= now {
@@ -236,7 +269,7 @@ impl Fast {
         let ends: &[u32; 16] = self.reg_end[base as usize..base as usize + 16]
             .try_into()
             .unwrap();
-        let best = match latest_end((allowed >> base) & 0xffff, ends, e) {
+        let best = match latest_end((allowed >> base) & 0xffff, ends, e, sse41) {
             Some(r) => base + r,
             None => return None,
         };
@@ -297,6 +330,32 @@ impl Fast {
         }
     }
 
+    /// Appends `s` to the free slots if `keep`, without a branch on it
+    /// (`s` is written past the end either way).
+    #[inline(always)]
+    fn push_slot_if(&mut self, s: (u32, u32), keep: bool) {
+        if self.free_slots.len() == self.free_slots.capacity() {
+            self.free_slots.reserve(1);
+        }
+        let len = self.free_slots.len();
+        // SAFETY: `len < capacity` (reserved above), so the write stays in
+        // the allocation; the length grows only over the element just
+        // written (`(u32, u32)` has no drop).
+        unsafe {
+            self.free_slots.as_mut_ptr().add(len).write(s);
+            self.free_slots.set_len(len + keep as usize);
+        }
+    }
+
+    /// [`Fast::release`] of a borrower (see `Lend`), out of the way of
+    /// [`Fast::block`]'s loop.
+    #[cold]
+    #[inline(never)]
+    fn release_cold(&mut self, vals: &[Val], home: &[u32], v: usize, mut free: u32) -> u32 {
+        self.release(vals, home, v, &mut free);
+        free
+    }
+
     /// The free slot freed last, if any.
     #[inline]
     fn pop_free_slot(&mut self) -> Option<u32> {
@@ -335,7 +394,15 @@ impl Fast {
         let mut home = std::mem::take(&mut self.home);
         let mut exp = std::mem::take(&mut self.exp);
         let recs = std::mem::take(&mut self.recs);
+        // One more value, past the function's: the stand-in for an empty
+        // release list (see [`Fast::block`]): in no list (its `exp_next` is
+        // `NONE`), and no home (`NONE`, also what a hint past the values
+        // reads).
+        vals.push(Val::NEW);
+        home.push(NONE);
         self.alloc_sweep(func, dec, &mut vals, &mut home, &mut exp, &recs);
+        vals.pop();
+        home.pop();
         self.vals = vals;
         self.home = home;
         self.exp = exp;
@@ -369,6 +436,7 @@ impl Fast {
         self.lend_end = 0;
         let mut free: u32 = POOL_CALLER | POOL_CALLEE | POOL_XMM;
         let mut lc = 0usize;
+        let sse41 = Sse41::detect();
         // (A range from before the first instruction: a call or fixed use
         // at 0 is in it.)
         let (nc, nf) = (self.call_at(0), self.fixed_at(0));
@@ -382,7 +450,9 @@ impl Fast {
                 crate::lower::abi::ArgLoc::Stack(_) => NONE,
             };
             let fl = func.values[pi].ty.is_float();
-            self.assign::<true>(vals, home, exp, pi, &mut free, fl, cr, fx, hint, 0, true);
+            self.assign::<true>(
+                vals, home, exp, pi, &mut free, fl, cr, fx, hint, 0, true, None,
+            );
         }
         for (k, &b) in dec.order.iter().enumerate() {
             let bd = &func.blocks[b.index()];
@@ -403,7 +473,7 @@ impl Fast {
                     let fx = nf <= vals[pi].end;
                     let fl = func.values[pi].ty.is_float();
                     self.assign::<true>(
-                        vals, home, exp, pi, &mut free, fl, cr, fx, NONE, first, true,
+                        vals, home, exp, pi, &mut free, fl, cr, fx, NONE, first, true, None,
                     );
                 }
             }
@@ -430,10 +500,15 @@ impl Fast {
             let last = self.last[k];
             // Most blocks lend nothing (no `lent`, no `pending`): their
             // instructions take a loop without the lending checks.
-            free = if self.pending.is_empty() {
-                self.block::<false>(vals, home, exp, recs, first, last, free)
+            // Blocks of a function that has spilled take the release
+            // lists without a branch per instruction; lending blocks are
+            // rare.
+            free = if !self.pending.is_empty() {
+                self.run_block::<true, false>(vals, home, exp, recs, first, last, free, sse41)
+            } else if self.num_slots != 0 {
+                self.run_block::<false, true>(vals, home, exp, recs, first, last, free, sse41)
             } else {
-                self.block::<true>(vals, home, exp, recs, first, last, free)
+                self.run_block::<false, false>(vals, home, exp, recs, first, last, free, sse41)
             };
             // The terminator (last) can be a jump: the first call after
             // it, the first fixed use from it on.
@@ -472,9 +547,73 @@ impl Fast {
 
     /// The instructions `first..=last` of a block: releases, then a home
     /// for each result. `LEND`: the block lends registers (see `Lend`).
+    /// `SPILLS`: the function has stack slots, so values in slots end at
+    /// instructions the predictor cannot tell: the first of each release
+    /// list is taken without a branch.
     #[allow(clippy::too_many_arguments)]
     #[inline(never)]
-    fn block<const LEND: bool>(
+    fn block<const LEND: bool, const SPILLS: bool>(
+        &mut self,
+        vals: &mut [Val],
+        home: &mut [u32],
+        exp: &mut [Exp],
+        recs: &[Rec],
+        first: u32,
+        last: u32,
+        free: u32,
+    ) -> u32 {
+        self.block_body::<LEND, SPILLS>(vals, home, exp, recs, first, last, free, None)
+    }
+
+    /// [`Fast::block`] compiled for SSE4.1 (see [`Sse41`]).
+    #[cfg(target_arch = "x86_64")]
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    #[target_feature(enable = "sse4.1")]
+    fn block_sse41<const LEND: bool, const SPILLS: bool>(
+        &mut self,
+        vals: &mut [Val],
+        home: &mut [u32],
+        exp: &mut [Exp],
+        recs: &[Rec],
+        first: u32,
+        last: u32,
+        free: u32,
+        sse41: Sse41,
+    ) -> u32 {
+        self.block_body::<LEND, SPILLS>(vals, home, exp, recs, first, last, free, Some(sse41))
+    }
+
+    /// [`Fast::block`] on the CPU's best variant (`sse41`: see
+    /// [`Sse41::detect`]).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn run_block<const LEND: bool, const SPILLS: bool>(
+        &mut self,
+        vals: &mut [Val],
+        home: &mut [u32],
+        exp: &mut [Exp],
+        recs: &[Rec],
+        first: u32,
+        last: u32,
+        free: u32,
+        sse41: Option<Sse41>,
+    ) -> u32 {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(t) = sse41 {
+            // SAFETY: an `Sse41` exists only if the CPU has SSE4.1.
+            return unsafe {
+                self.block_sse41::<LEND, SPILLS>(vals, home, exp, recs, first, last, free, t)
+            };
+        }
+        let _ = sse41;
+        self.block::<LEND, SPILLS>(vals, home, exp, recs, first, last, free)
+    }
+
+    /// [`Fast::block`]'s loop.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn block_body<const LEND: bool, const SPILLS: bool>(
         &mut self,
         vals: &mut [Val],
         home: &mut [u32],
@@ -483,11 +622,14 @@ impl Fast {
         first: u32,
         last: u32,
         mut free: u32,
+        sse41: Option<Sse41>,
     ) -> u32 {
         // One bounds check each here instead of one per instruction.
         let home = &mut home[..vals.len()];
         let recs = &recs[..last as usize + 1];
         let _ = &exp[last as usize];
+        // The stand-in for an empty release list (see [`Fast::allocate`]).
+        let none = vals.len().checked_sub(1).expect("the stand-in value");
         for n in first..last + 1 {
             // Free what ends here (nothing is added at `n` any more:
             // it is read once).
@@ -496,7 +638,26 @@ impl Fast {
             // instruction otherwise.
             let x = unsafe { *exp.get_unchecked(n as usize) };
             free |= x.free;
+            // The list's first value without a branch on whether there is
+            // one (a third of the instructions release a slot, in no order
+            // the predictor learns): the stand-in past the values when it
+            // is empty (`NONE` is above it), whose slot is written but not
+            // counted. (A listed value ends at `n`.)
+            // (`SPILLS` false: the function has no slot yet; slots are
+            // rarely released and the branch is predicted.)
             let mut v = x.head;
+            if SPILLS {
+                let head = (x.head as usize).min(none);
+                // SAFETY: `head <= none < vals.len() == home.len()`
+                // (`home` was cut above).
+                let h = unsafe { *home.get_unchecked(head) };
+                v = unsafe { vals.get_unchecked(head).exp_next };
+                if h >= SLOT0 {
+                    self.push_slot_if((h.wrapping_sub(SLOT0), n), head != none);
+                } else {
+                    free = self.release_cold(vals, home, head, free);
+                }
+            }
             while v != NONE {
                 let next = vals[v as usize].exp_next;
                 self.release(vals, home, v as usize, &mut free);
@@ -534,7 +695,9 @@ impl Fast {
                     let cr = self.call_at(rec.c) < e;
                     let fx = self.fixed_at(rec.f) <= e;
                     let fl = rec.a & R_FLOAT != 0;
-                    self.assign::<LEND>(vals, home, exp, ri, &mut free, fl, cr, fx, hint, n, false);
+                    self.assign::<LEND>(
+                        vals, home, exp, ri, &mut free, fl, cr, fx, hint, n, false, sse41,
+                    );
                 }
             }
         }
@@ -591,7 +754,9 @@ impl Fast {
                 let cr = nc < vals[pi].end;
                 let fx = nf <= vals[pi].end;
                 let fl = func.values[pi].ty.is_float();
-                self.assign::<true>(vals, home, exp, pi, &mut free, fl, cr, fx, hint, n, false);
+                self.assign::<true>(
+                    vals, home, exp, pi, &mut free, fl, cr, fx, hint, n, false, None,
+                );
             }
         }
         free
@@ -600,44 +765,50 @@ impl Fast {
 
 #[cfg(test)]
 mod tests {
-    use super::{latest_end, latest_end_scalar};
+    use super::{latest_end_scalar, Sse41};
 
+    /// Both variants of `latest_end` (SSE2 and, if the CPU has it,
+    /// SSE4.1) against the expected answers and the scalar scan.
     #[test]
     fn latest_end_picks_the_lowest_register_with_the_latest_end() {
-        let mut ends = [0u32; 16];
-        ends[3] = 50;
-        ends[9] = 70;
-        ends[12] = 70;
-        // Ties: the lowest register; masked-out lanes never win.
-        assert_eq!(latest_end(0xffff, &ends, 10), Some(9));
-        assert_eq!(latest_end(0xffff & !(1 << 9), &ends, 10), Some(12));
-        assert_eq!(latest_end(1 << 3, &ends, 10), Some(3));
-        // Only ends after `e` count.
-        assert_eq!(latest_end(1 << 3, &ends, 50), None);
-        assert_eq!(latest_end(0xffff, &ends, 70), None);
-        assert_eq!(latest_end(0, &ends, 1), None);
-        // Large ends (below 2^30) compare as unsigned.
-        ends[15] = (1 << 30) - 1;
-        assert_eq!(latest_end(0xffff, &ends, 1), Some(15));
-        // Against the scalar scan on pseudo-random inputs.
-        let mut x = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        for _ in 0..20_000 {
-            let lanes = next() as u32 & 0xffff;
-            for end in ends.iter_mut() {
-                *end = (next() % 40) as u32;
+        for sse41 in [None, Sse41::detect()] {
+            let latest_end =
+                |l: u32, ends: &[u32; 16], e: u32| super::latest_end(l, ends, e, sse41);
+            let mut ends = [0u32; 16];
+            ends[3] = 50;
+            ends[9] = 70;
+            ends[12] = 70;
+            // Ties: the lowest register; masked-out lanes never win.
+            assert_eq!(latest_end(0xffff, &ends, 10), Some(9));
+            assert_eq!(latest_end(0xffff & !(1 << 9), &ends, 10), Some(12));
+            assert_eq!(latest_end(1 << 3, &ends, 10), Some(3));
+            // Only ends after `e` count.
+            assert_eq!(latest_end(1 << 3, &ends, 50), None);
+            assert_eq!(latest_end(0xffff, &ends, 70), None);
+            assert_eq!(latest_end(0, &ends, 1), None);
+            // Large ends (below 2^30) compare as unsigned.
+            ends[15] = (1 << 30) - 1;
+            assert_eq!(latest_end(0xffff, &ends, 1), Some(15));
+            // Against the scalar scan on pseudo-random inputs.
+            let mut x = 0x9e37_79b9_7f4a_7c15u64;
+            let mut next = || {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x
+            };
+            for _ in 0..20_000 {
+                let lanes = next() as u32 & 0xffff;
+                for end in ends.iter_mut() {
+                    *end = (next() % 40) as u32;
+                }
+                let e = (next() % 40) as u32 + 1;
+                assert_eq!(
+                    latest_end(lanes, &ends, e),
+                    latest_end_scalar(lanes, &ends, e),
+                    "{lanes:#x} {ends:?} {e}"
+                );
             }
-            let e = (next() % 40) as u32 + 1;
-            assert_eq!(
-                latest_end(lanes, &ends, e),
-                latest_end_scalar(lanes, &ends, e),
-                "{lanes:#x} {ends:?} {e}"
-            );
         }
     }
 }

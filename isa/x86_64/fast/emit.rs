@@ -3,7 +3,7 @@
 //! branches, trap stubs, and placing the finished function.
 
 use super::enc::sse::{MOVS_STORE, SD};
-use super::enc::{Code, Label, CC_E, CC_NE, CMP};
+use super::enc::{Code, Label, CC_E, CC_NE, CMP, RUN};
 use super::inst::{Opd, LIT};
 use super::{Fast, Src, CALLEE_REG, NONE, SLOT0, XMM0};
 use crate::compiled::CompiledModule;
@@ -240,6 +240,9 @@ impl Em<'_> {
     /// The parallel move `moves` (destination home, source); moves whose
     /// source is their destination are left out.
     fn par_move_of(&mut self, moves: &[(u32, Src)]) {
+        // (Room for one or two moves or a swap; the longer sets take it
+        // per move.)
+        self.c.room();
         let mut first = [(0, Opd { h: LIT, k: 0 }); 2];
         let mut n = 0;
         for &(d, s) in moves {
@@ -349,6 +352,7 @@ impl Em<'_> {
                 nready -= 1;
                 let m = ready[nready] as usize;
                 let (d, s) = moves[m];
+                self.c.room();
                 self.mov(self.home_src(d), s);
                 done[m] = true;
                 left -= 1;
@@ -370,12 +374,14 @@ impl Em<'_> {
                 scan += 1;
             }
             let d0 = moves[scan].0;
+            self.c.room();
             self.load(RAX, self.home_src(d0));
             let mut m = scan;
             loop {
                 let (d, s) = moves[m];
                 done[m] = true;
                 left -= 1;
+                self.c.room();
                 if src[m] == d0 {
                     self.mov(self.home_src(d), Src::R(RAX));
                     break;
@@ -437,6 +443,7 @@ impl Em<'_> {
         loop {
             while let Some(m) = pm.ready.pop() {
                 let (d, s) = moves[m as usize];
+                self.c.room();
                 self.mov(self.home_src(d), s);
                 pm.done[m as usize] = true;
                 left -= 1;
@@ -459,12 +466,14 @@ impl Em<'_> {
             }
             let m0 = scan;
             let d0 = moves[m0].0;
+            self.c.room();
             self.load(RAX, self.home_src(d0));
             let mut m = m0;
             loop {
                 let (d, s) = moves[m];
                 pm.done[m] = true;
                 left -= 1;
+                self.c.room();
                 let l = loc(s).unwrap_or(0);
                 if l == d0 as usize {
                     self.mov(self.home_src(d), Src::R(RAX));
@@ -556,6 +565,7 @@ impl Em<'_> {
     #[inline(never)]
     fn body(&mut self) -> Result<()> {
         let func = self.func;
+        self.c.room();
         self.prologue()?;
         // Incoming arguments into their homes: registers first (a
         // parallel move), then the stack arguments.
@@ -573,6 +583,7 @@ impl Em<'_> {
                 continue;
             };
             let off = 16 + off as i32;
+            self.c.room();
             match self.home_src(self.f.home[p.index()]) {
                 Src::R(r) => self.c.load(true, r, 5, off),
                 Src::X(x) => self.xload_mem(x, 5, off),
@@ -590,11 +601,16 @@ impl Em<'_> {
             // (A compare fused into its block's `br` emits nothing: its
             // arm of `Em::inst` returns at once. Its line entry is then at
             // the offset of the next one, which replaces it.)
-            for &i in &func.blocks[b.index()].insts {
-                let off = self.c.off();
-                self.lines.at_inst(off, i);
-                self.cur = i;
-                self.inst(i, next)?;
+            // One `room` per run of instructions (see `Code`).
+            for run in func.blocks[b.index()].insts.chunks(RUN) {
+                self.c.room();
+                for &i in run {
+                    self.c.step();
+                    let off = self.c.off();
+                    self.lines.at_inst(off, i);
+                    self.cur = i;
+                    self.inst(i, next)?;
+                }
             }
         }
         self.lines.resolve_insts(&func.srcmap);
@@ -608,6 +624,7 @@ impl Em<'_> {
     fn edge_stubs(&mut self) {
         let moves = std::mem::take(&mut self.stub_moves);
         for stub in std::mem::take(&mut self.edge_stubs) {
+            self.c.room();
             let off = self.c.off();
             self.lines.at(off, stub.loc);
             self.c.bind(stub.label);
@@ -630,12 +647,14 @@ impl Em<'_> {
                     s
                 }
             };
+            self.c.room();
             let off = self.c.off();
             self.lines.at(off, loc);
             self.c.bind(site);
             self.c.call_label(s);
         }
         for (code, s) in shared {
+            self.c.room();
             self.c.bind(s);
             self.c.mov_imm(7, code.code() as u64);
             self.c.movabs(RAX, 0);
@@ -711,6 +730,7 @@ impl Em<'_> {
                 continue;
             };
             let off = off as i32;
+            self.c.room();
             match arg(self, k, a) {
                 Src::I(b) if i32::try_from(b as i64).is_ok() => {
                     self.c.store_imm(8, b as i64 as i32, 4, off)
@@ -754,6 +774,8 @@ impl Em<'_> {
             };
             self.mov(self.home_src(h), s);
         }
+        // The room the rest of its run needs (the moves used it up).
+        self.c.room();
         Ok(())
     }
 
@@ -1020,6 +1042,7 @@ mod tests {
             ..Fast::default()
         };
         let mut c = Code::default();
+        c.room();
         c.set_slots(slots, |k| slot_off(1, k));
         let mut e = Em {
             module: &m,

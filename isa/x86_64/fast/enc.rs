@@ -38,10 +38,36 @@ pub const CC_GE: u8 = 0xd;
 pub const CC_LE: u8 = 0xe;
 pub const CC_G: u8 = 0xf;
 
+/// The most bytes one step of the emitter writes (the bytes of its
+/// forms, each counted as the full width it stores): an IR instruction
+/// other than a call, one move of a parallel move, one argument of a
+/// call, one case of a switch, one stub. Every write checks it in debug
+/// builds (from the step's [`Code::room`] or [`Code::step`]).
+pub const STEP: usize = 128;
+
+/// The IR instructions of a block the emitter writes per [`Code::room`]
+/// (a block's go in runs of this many).
+pub const RUN: usize = 32;
+
+/// The free bytes [`Code::room`] makes sure of: a run of [`RUN`] steps,
+/// twice over.
+pub const ROOM: usize = 2 * RUN * STEP;
+
 /// The machine code of one function being emitted.
+///
+/// The forms write without a capacity check: the emitter calls
+/// [`Code::room`] before each run of at most [`RUN`] steps of at most
+/// [`STEP`] bytes (a block's instructions in runs; each move of a
+/// parallel move, each argument of a call, each case of a switch, each
+/// stub alone; again after a call, whose moves use it up), which leaves
+/// [`ROOM`] bytes free, more than the run writes.
 #[derive(Default)]
 pub struct Code {
     pub buf: Vec<u8>,
+    /// The offset the writes of the step since the last [`Code::room`]
+    /// or [`Code::step`] must stay within (debug builds).
+    #[cfg(debug_assertions)]
+    limit: usize,
     /// Per label: its offset (`NONE` until bound).
     labels: Vec<u32>,
     /// `(offset of a rel32 field, label)`.
@@ -337,25 +363,81 @@ impl Code {
         true
     }
 
+    /// Makes sure of [`ROOM`] free bytes for the forms (which write
+    /// without a capacity check): called before each run of steps of the
+    /// emitter (see [`Code`]); one check per run instead of one per
+    /// machine instruction. Starts a step.
+    #[inline(always)]
+    pub fn room(&mut self) {
+        if self.buf.capacity() - self.buf.len() < ROOM {
+            self.grow();
+        }
+        self.step();
+    }
+
+    /// Starts a step of a run (see [`Code`]): in debug builds, the writes
+    /// until the next step are checked to stay within [`STEP`] bytes.
+    #[inline(always)]
+    pub fn step(&mut self) {
+        #[cfg(debug_assertions)]
+        {
+            self.limit = self.buf.len() + STEP;
+        }
+    }
+
+    /// [`Code::room`]'s growth (rare: the buffer is reserved for the
+    /// whole function up front).
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        self.buf.reserve(ROOM);
+    }
+
+    /// Appends the `n` first of `bytes` (written whole into the room
+    /// [`Code::room`] left).
+    #[inline(always)]
+    fn append<const N: usize>(&mut self, bytes: [u8; N], n: usize) {
+        debug_assert!(n <= N, "a prefix of {n} bytes of {N}");
+        let len = self.buf.len();
+        #[cfg(debug_assertions)]
+        assert!(len + N <= self.limit, "a step of more than {STEP} bytes");
+        // SAFETY: the last `room` left `ROOM` bytes free past the length
+        // then, and the run of steps since (at most `RUN` of at most
+        // `STEP` bytes each, counting each write's full width; see `Code`,
+        // and debug builds check each step above) has written fewer than
+        // `ROOM - N` bytes before this write, so the `N`-byte write ends inside
+        // the allocation, in its spare capacity (writable through the
+        // pointer: `u8` has no invalid values or drop); it initializes
+        // the `n <= N` bytes that `set_len` makes part of the vector.
+        unsafe {
+            self.buf
+                .as_mut_ptr()
+                .add(len)
+                .cast::<[u8; N]>()
+                .write_unaligned(bytes);
+            self.buf.set_len(len + n.min(N));
+        }
+    }
+
     /// Appends the instruction `i`.
     #[inline(always)]
     fn put(&mut self, i: &Ins) {
         debug_assert!(i.n <= 16, "an instruction of {} bytes", i.n);
-        crate::wide::push_prefix(&mut self.buf, i.b, i.n);
+        self.append(i.b, i.n);
     }
 
     /// Appends the instruction of [`rex_first`]: the `n` low bytes of `v`.
     #[inline(always)]
     fn put8(&mut self, (v, n): (u64, u32)) {
         debug_assert!(n <= 8, "an instruction of {n} bytes");
-        crate::wide::push_prefix(&mut self.buf, v.to_le_bytes(), n as usize);
+        self.append(v.to_le_bytes(), n as usize);
     }
 
     /// Appends the instruction `w`.
     #[inline(always)]
     fn put_word(&mut self, w: Word) {
         debug_assert!(w.n <= 16, "an instruction of {} bytes", w.n);
-        crate::wide::push_prefix(&mut self.buf, w.v.to_le_bytes(), w.n as usize);
+        self.append(w.v.to_le_bytes(), w.n as usize);
     }
 
     /// `op reg, rm` (register form) with a one-byte opcode.
@@ -677,6 +759,7 @@ mod tests {
     /// The bytes `f` encodes (shared with the SSE forms' tests).
     pub(super) fn enc(f: impl FnOnce(&mut Code)) -> Vec<u8> {
         let mut c = Code::default();
+        c.room();
         f(&mut c);
         c.buf
     }
@@ -738,6 +821,36 @@ mod tests {
     }
 
     #[test]
+    fn room_leaves_room_and_steps_are_bounded() {
+        // Each `room` leaves `ROOM` bytes free, whatever was written.
+        let mut c = Code::default();
+        for k in 0..3 * ROOM {
+            c.room();
+            assert!(c.buf.capacity() - c.buf.len() >= ROOM, "{k}");
+            c.push(3);
+        }
+        // In a debug build, a step that writes more than `STEP` bytes
+        // (counting each write's full width) is caught.
+        #[cfg(debug_assertions)]
+        {
+            let long = std::panic::catch_unwind(|| {
+                let mut c = Code::default();
+                c.room();
+                for _ in 0..STEP / 10 + 2 {
+                    c.movabs(0, 1 << 40);
+                }
+            });
+            assert!(long.is_err());
+            let mut c = Code::default();
+            c.room();
+            for _ in 0..STEP / 16 {
+                c.movabs(0, 1 << 40);
+            }
+            assert_eq!(c.buf.len(), 10 * (STEP / 16));
+        }
+    }
+
+    #[test]
     fn appends_across_buffer_growth() {
         // Each instruction is written 16 bytes wide into the spare
         // capacity and the length moved by its own size: from an empty
@@ -745,6 +858,7 @@ mod tests {
         let mut c = Code::default();
         let mut want = Vec::new();
         for k in 0..1000u64 {
+            c.room();
             c.movabs(9, k << 40);
             want.extend_from_slice(&[0x49, 0xb9]);
             want.extend_from_slice(&(k << 40).to_le_bytes());
@@ -854,6 +968,7 @@ mod tests {
     #[test]
     fn resolves_labels() {
         let mut c = Code::default();
+        c.room();
         let l = c.label();
         c.jmp(l); // forward: rel32
         c.raw(&[0x90]);

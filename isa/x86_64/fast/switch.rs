@@ -115,6 +115,7 @@ impl Em<'_> {
                 if c.block == default {
                     continue;
                 }
+                self.c.room();
                 self.cmp_key(wide, r, c.key.bits(ty));
                 self.c.jcc(CC_E, Label(c.block.index() as u32));
             }
