@@ -308,7 +308,6 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
         m,
         f,
         stamp,
-        values: f.values.len().min(s.fast_def.len()),
         def: &mut s.fast_def,
         deferred: &mut s.deferred,
         value_seen: &mut s.value_seen,
@@ -343,10 +342,8 @@ struct Walk<'a> {
     m: &'a Module,
     f: &'a Function,
     stamp: u32,
-    /// The number of values (`f.values` and `def` have at least as many).
-    values: usize,
-    /// Per value: `UNSET`, or `field << SHIFT | type` where the field is
-    /// `PARAM_FIELD` or the defining block + 2.
+    /// Per value (as many as `f.values`): `UNSET`, or `field << SHIFT |
+    /// type` where the field is `PARAM_FIELD` or the defining block + 2.
     def: &'a mut [u32],
     /// Uses met before their definition: (value, using block, want).
     deferred: &'a mut Vec<(u32, u32, u8)>,
@@ -460,11 +457,12 @@ impl Walk<'_> {
     #[inline(always)]
     fn define(&mut self, v: Value, def: ValueDef, ty: Type, enc: u32) -> bool {
         let i = v.index();
-        if i >= self.values {
+        // One bound for both tables, the one `Walk::operand` checks too.
+        if i >= self.def.len() {
             return false;
         }
-        // SAFETY: `self.values` is at most the length of `f.values` and of
-        // `self.def` (see `accepts`), and `i` is below it.
+        // SAFETY: `self.def` is as long as `f.values` (`accepts` resized
+        // it), and `i` is below that.
         let (d, slot) = unsafe {
             (
                 self.f.values.get_unchecked(i),

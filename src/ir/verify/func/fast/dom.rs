@@ -175,10 +175,14 @@ impl QuickDom {
         if n == 0 {
             return false;
         }
-        self.idom[0] = 0;
-        let mut budget = 16 * n as u64 + 1024;
+        let mut l = Layout {
+            idom: &mut self.idom[..n],
+            back: &mut self.back,
+            budget: 16 * n as u64 + 1024,
+        };
+        l.idom[0] = 0;
         for (b, bd) in f.blocks.iter().enumerate() {
-            if self.idom[b] == NONE {
+            if l.idom[b] == NONE {
                 continue; // not reached (yet): an edge into it fails below
             }
             let Some(d) = bd.insts.last().and_then(|i| f.insts.get(i.index())) else {
@@ -189,26 +193,20 @@ impl QuickDom {
             }
             let b = b as u32;
             let ok = match &d.kind {
-                InstKind::Jmp { dest } => self.narrow(b, dest.block, &mut budget),
+                InstKind::Jmp { dest } => l.narrow(b, dest.block),
                 InstKind::Br {
                     then_dest,
                     else_dest,
                     ..
-                } => {
-                    self.narrow(b, then_dest.block, &mut budget)
-                        && self.narrow(b, else_dest.block, &mut budget)
-                }
+                } => l.narrow(b, then_dest.block) && l.narrow(b, else_dest.block),
                 InstKind::Switch { default, cases, .. } => {
-                    self.narrow(b, *default, &mut budget)
-                        && f.cases(*cases)
-                            .iter()
-                            .all(|c| self.narrow(b, c.block, &mut budget))
+                    l.narrow(b, *default) && f.cases(*cases).iter().all(|c| l.narrow(b, c.block))
                 }
                 InstKind::Ret { .. } | InstKind::Trap => true,
                 _ => false,
             };
             if !ok {
-                self.deep = budget == 0;
+                self.deep = l.budget == 0;
                 return false;
             }
         }
@@ -218,49 +216,6 @@ impl QuickDom {
             let ([p, _], [pd, ed]) = (span[b as usize], span[d as usize]);
             pd <= p && p < ed
         })
-    }
-
-    /// The edge `b -> s` of [`QuickDom::compute_layout`]: `false` when it
-    /// breaks that pass's assumptions (a back edge is checked at the end).
-    #[inline]
-    fn narrow(&mut self, b: u32, s: Block, budget: &mut u64) -> bool {
-        let Some(&old) = self.idom.get(s.index()) else {
-            return false;
-        };
-        if s.0 > b {
-            let new = if old == NONE {
-                b
-            } else {
-                match self.meet(b, old, budget) {
-                    Some(x) => x,
-                    None => return false,
-                }
-            };
-            self.idom[s.index()] = new;
-            true
-        } else if old == NONE {
-            false
-        } else {
-            if old != b && s.0 != b {
-                self.back.push((b, old));
-            }
-            true
-        }
-    }
-
-    /// The nearest common dominator of `a` and `b` while every immediate
-    /// dominator is earlier in the layout than its block, within `budget`
-    /// steps.
-    fn meet(&self, mut a: u32, mut b: u32, budget: &mut u64) -> Option<u32> {
-        while a != b {
-            if a > b {
-                a = self.idom[a as usize];
-            } else {
-                b = self.idom[b as usize];
-            }
-            *budget = budget.checked_sub(1)?;
-        }
-        Some(a)
     }
 
     /// The nearest common dominator of `a` and `b`, within `budget` steps.
@@ -308,6 +263,60 @@ impl QuickDom {
     }
 }
 
+/// The state of [`QuickDom::compute_layout`]'s pass: the immediate
+/// dominators as a slice (one block each: its length stays in a register),
+/// the back edges to check, and the climbing budget left.
+struct Layout<'a> {
+    idom: &'a mut [u32],
+    back: &'a mut Vec<(u32, u32)>,
+    budget: u64,
+}
+
+impl Layout<'_> {
+    /// The edge `b -> s` of [`QuickDom::compute_layout`]: `false` when it
+    /// breaks that pass's assumptions (a back edge is checked at the end).
+    #[inline]
+    fn narrow(&mut self, b: u32, s: Block) -> bool {
+        let Some(&old) = self.idom.get(s.index()) else {
+            return false;
+        };
+        if s.0 > b {
+            let new = if old == NONE {
+                b
+            } else {
+                match self.meet(b, old) {
+                    Some(x) => x,
+                    None => return false,
+                }
+            };
+            self.idom[s.index()] = new;
+            true
+        } else if old == NONE {
+            false
+        } else {
+            if old != b && s.0 != b {
+                self.back.push((b, old));
+            }
+            true
+        }
+    }
+
+    /// The nearest common dominator of `a` and `b` while every immediate
+    /// dominator is earlier in the layout than its block, within the
+    /// budget.
+    fn meet(&mut self, mut a: u32, mut b: u32) -> Option<u32> {
+        while a != b {
+            if a > b {
+                a = self.idom[a as usize];
+            } else {
+                b = self.idom[b as usize];
+            }
+            self.budget = self.budget.checked_sub(1)?;
+        }
+        Some(a)
+    }
+}
+
 /// Numbers the dominator tree given by `idom` (the entry is block 0; a
 /// block of `NONE` is unreachable): each block's subtree gets the interval
 /// `pre..end`. `rest` lists the other reachable blocks, each after its
@@ -325,6 +334,9 @@ fn number(
     if n == 0 {
         return;
     }
+    // A slice as long as `idom`: its length stays in a register (the
+    // vector's would be reloaded after every store through it).
+    let span = &mut span[..n];
     // Subtree sizes (the entry's without itself).
     for b in rest.clone().rev() {
         let p = idom[b];
