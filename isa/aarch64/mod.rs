@@ -42,7 +42,10 @@ pub static AARCH64_BACKEND: Aarch64 = Target::new("aarch64", false);
 pub static AARCH64_CHECKED: Aarch64 = Target::new("aarch64", true);
 
 thread_local! {
-    static CTX: RefCell<CompileCtx<A64>> = RefCell::new(CompileCtx::default());
+    /// Boxed on first use: inline it would add kilobytes of thread-local
+    /// storage that every thread of the process clears when it starts
+    /// (page faults), compiling or not.
+    static CTX: RefCell<Option<Box<CompileCtx<A64>>>> = const { RefCell::new(None) };
 }
 
 impl crate::lower::Codegen for A64 {
@@ -81,7 +84,7 @@ impl crate::lower::Codegen for A64 {
 
     fn with_ctx<R>(f: impl FnOnce(&mut CompileCtx<A64>) -> R) -> R {
         CTX.with(|c| match c.try_borrow_mut() {
-            Ok(mut ctx) => f(&mut ctx),
+            Ok(mut ctx) => f(ctx.get_or_insert_with(Box::default)),
             Err(_) => f(&mut CompileCtx::default()),
         })
     }

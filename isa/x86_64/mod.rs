@@ -37,7 +37,10 @@ pub static X86_64_BACKEND: X86_64 = Target::new("x86_64", false);
 pub static X86_64_CHECKED: X86_64 = Target::new("x86_64", true);
 
 thread_local! {
-    static CTX: RefCell<CompileCtx<X86>> = RefCell::new(CompileCtx::default());
+    /// Boxed on first use: inline it would add kilobytes of thread-local
+    /// storage that every thread of the process clears when it starts
+    /// (page faults), compiling or not.
+    static CTX: RefCell<Option<Box<CompileCtx<X86>>>> = const { RefCell::new(None) };
 }
 
 impl crate::lower::Codegen for X86 {
@@ -74,7 +77,7 @@ impl crate::lower::Codegen for X86 {
 
     fn with_ctx<R>(f: impl FnOnce(&mut CompileCtx<X86>) -> R) -> R {
         CTX.with(|c| match c.try_borrow_mut() {
-            Ok(mut ctx) => f(&mut ctx),
+            Ok(mut ctx) => f(ctx.get_or_insert_with(Box::default)),
             Err(_) => f(&mut CompileCtx::default()),
         })
     }

@@ -202,10 +202,11 @@ pub struct Ctx {
 pub fn run_passes(module: &mut Module, passes: &[Pass]) {
     let kept = CTX.try_with(|c| match c.try_borrow_mut() {
         Ok(mut cx) => {
-            run_passes_in(module, passes, &mut cx);
+            let cx = cx.get_or_insert_with(Box::default);
+            run_passes_in(module, passes, cx);
             let biggest = module.funcs.iter().map(|f| f.insts.len()).max();
             if biggest.unwrap_or(0) > KEEP_INSTS {
-                *cx = Ctx::default();
+                **cx = Ctx::default();
             }
             true
         }
@@ -222,7 +223,9 @@ thread_local! {
     /// functions were small (as the verifier and the back end keep
     /// theirs): a module of a few small functions would otherwise spend a
     /// good part of its optimization growing fresh vectors.
-    static CTX: std::cell::RefCell<Ctx> = std::cell::RefCell::default();
+    /// Boxed on first use, so that threads that never optimize do not
+    /// clear its kilobytes of thread-local storage when they start.
+    static CTX: std::cell::RefCell<Option<Box<Ctx>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// Largest function (instructions) whose [`Ctx`] is kept for the next
