@@ -138,6 +138,10 @@ pub struct Fast {
     free_head: usize,
     /// Stack slots used.
     pub num_slots: u32,
+    /// Results so far that found no free register (a steal or a slot):
+    /// how often values in slots end, for [`Fast::allocate`]'s choice of
+    /// its loop.
+    spills: u32,
     /// `(size, align)` of each `alloca`, in emission order, and the `rbp`
     /// offset of each once the frame is laid out.
     allocas: Vec<(u64, u64)>,

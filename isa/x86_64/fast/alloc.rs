@@ -188,6 +188,7 @@ impl Fast {
         m = if h1 != 0 { h1 } else { m };
         let pick = m.trailing_zeros();
         let h = if m == 0 {
+            self.spills += 1;
             if let Some(r) = self.steal::<LEND>(vals, home, exp, v, float, allowed, now, sse41) {
                 exp[e as usize].free |= 1 << r;
                 self.reg_seq[r as usize & 31] = seq;
@@ -417,6 +418,7 @@ impl Fast {
         self.free_slots.clear();
         self.free_head = 0;
         self.num_slots = 0;
+        self.spills = 0;
         self.reg_owner = [NONE; 32];
         self.reg_end = [0; 32];
         // (`reg_seq` is not reset: only a steal's victim's entry is read,
@@ -492,12 +494,17 @@ impl Fast {
             let last = self.last[k];
             // Most blocks lend nothing (no `lent`, no `pending`): their
             // instructions take a loop without the lending checks.
-            // Blocks of a function that has spilled take the release
-            // lists without a branch per instruction; lending blocks are
-            // rare.
+            // Blocks of a function where more than a quarter of the
+            // instructions so far found no register take the release
+            // lists without a branch per instruction (values in slots end
+            // about as often, at places the predictor cannot tell; that
+            // costs ~14 host instructions per IR instruction, a
+            // misprediction ~20 cycles: it pays from about there on; the
+            // generated 10k function is at a third, the 1k one at a
+            // sixth). Lending blocks are rare.
             free = if !self.pending.is_empty() {
                 self.run_block::<true, false>(vals, home, exp, recs, first, last, free, sse41)
-            } else if self.num_slots != 0 {
+            } else if self.spills * 4 > first {
                 self.run_block::<false, true>(vals, home, exp, recs, first, last, free, sse41)
             } else {
                 self.run_block::<false, false>(vals, home, exp, recs, first, last, free, sse41)
@@ -539,7 +546,7 @@ impl Fast {
 
     /// The instructions `first..=last` of a block: releases, then a home
     /// for each result. `LEND`: the block lends registers (see `Lend`).
-    /// `SPILLS`: the function has stack slots, so values in slots end at
+    /// `SPILLS`: values in stack slots end often in this function, at
     /// instructions the predictor cannot tell: the first of each release
     /// list is taken without a branch.
     #[allow(clippy::too_many_arguments)]
@@ -638,8 +645,8 @@ impl Fast {
             // the predictor learns): the stand-in past the values when it
             // is empty (`NONE` is above it), whose slot is written but not
             // counted. (A listed value ends at `n`.)
-            // (`SPILLS` false: the function has no slot yet; slots are
-            // rarely released and the branch is predicted.)
+            // (`SPILLS` false: slots are released rarely enough that the
+            // branch costs less.)
             let mut v = x.head;
             if SPILLS {
                 let head = (x.head as usize).min(none);
