@@ -23,6 +23,7 @@ entry:
 /// trap site of the `sdiv` (line 5), placed after the body.
 #[test]
 fn every_generator_records_a_line_table() {
+    let _serial = serial();
     let module = parse_module("lines.kir", LINES).unwrap();
     let mut backends: Vec<(&str, &dyn kiln::isa::Backend)> = Vec::new();
     #[cfg(feature = "x86_64")]
@@ -74,6 +75,7 @@ fn every_generator_records_a_line_table() {
 /// A trap's backtrace from the engine names every frame, across modules.
 #[test]
 fn engine_backtrace_crosses_modules() {
+    let _serial = serial();
     let e = Engine::default();
     e.add_module_text(
         "lib.kir",
@@ -139,6 +141,7 @@ extern "C" fn host_reenter(x: i64) -> i64 {
 
 #[test]
 fn backtrace_of_a_reentrant_call_and_after_a_host_call() {
+    let _serial = serial();
     let e = REENTRANT.get_or_init(Engine::default);
     let sig = Signature::new(vec![Type::I64], Some(Type::I64));
     e.register_host_symbol("reenter", host_reenter as *const () as usize, Some(sig))
@@ -176,6 +179,7 @@ fn backtrace_of_a_reentrant_call_and_after_a_host_call() {
 /// module name only.
 #[test]
 fn built_ir_frames_have_no_location() {
+    let _serial = serial();
     let mut mb = ModuleBuilder::new("<built>");
     let mut f = mb
         .func("boom", Signature::new(vec![], Some(Type::I32)))
@@ -192,6 +196,7 @@ fn built_ir_frames_have_no_location() {
 /// it while the module is finalized, and to nothing once it is removed.
 #[test]
 fn code_map_follows_module_life() {
+    let _serial = serial();
     let e = Engine::default();
     let id = e
         .add_module_text(
@@ -214,6 +219,7 @@ fn code_map_follows_module_life() {
 /// modules around it were removed.
 #[test]
 fn code_map_keeps_every_modules_file() {
+    let _serial = serial();
     let e = Engine::default();
     let files = [
         "a.kir", "a.kir", "a.kir", "b.kir", "", "a.kir", "c.kir", "b.kir", "b.kir",
@@ -293,6 +299,7 @@ entry:
 /// containers.
 #[test]
 fn cfi_reads_back_for_both_isas() {
+    let _serial = serial();
     let module = parse_module("calls.kir", CALLS).unwrap();
     let mut cases: Vec<(UnwindIsa, &dyn kiln::isa::Backend)> = Vec::new();
     #[cfg(feature = "x86_64")]
@@ -404,7 +411,7 @@ fn run_capture(e: &Engine) -> (Vec<u64>, String) {
 #[test]
 #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
 fn host_backtrace_walks_through_jit_frames() {
-    let _serial = SERIAL.lock().unwrap();
+    let _serial = serial();
     let e = capture_engine(true);
     let (ips, text) = run_capture(&e);
     let names: Vec<String> = ips
@@ -441,7 +448,7 @@ fn host_backtrace_walks_through_jit_frames() {
 #[test]
 #[cfg(all(target_arch = "x86_64", target_os = "linux", target_env = "gnu"))]
 fn host_backtrace_walks_through_many_small_modules() {
-    let _serial = SERIAL.lock().unwrap();
+    let _serial = serial();
     let e = Engine::default();
     let sig = Signature::new(vec![Type::I64], Some(Type::I64));
     e.register_host_symbol("capture", capture as *const () as usize, Some(sig))
@@ -511,9 +518,17 @@ fn host_backtrace_walks_through_many_small_modules() {
     );
 }
 
-/// Tests that register host functions or read process-wide registrations
-/// run one at a time.
+/// Every test here runs alone: some register host functions or count
+/// process-wide registrations (the GDB JIT list, the unwinder's), and
+/// every engine adds to those (its call trampoline is registered), so a
+/// test making an engine meanwhile would change the counts.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// [`SERIAL`]'s guard (also after another test failed holding it: that
+/// test's failure is reported, not a poisoned lock in every later one).
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 // ---- the GDB JIT object -------------------------------------------------
 
@@ -582,6 +597,7 @@ impl<'a> Elf<'a> {
 /// (address → `.kir` line) and the CFI.
 #[test]
 fn gdb_object_reads_back_for_both_isas() {
+    let _serial = serial();
     use gimli::LittleEndian;
     use kiln::debug::elf::{object, ObjectFunc, ObjectInfo};
     let module = parse_module("calls.kir", CALLS).unwrap();
@@ -701,7 +717,7 @@ fn gdb_object_reads_back_for_both_isas() {
 /// one object per finalized module and shrinks when it is removed.
 #[test]
 fn gdb_registration_follows_module_life() {
-    let _serial = SERIAL.lock().unwrap();
+    let _serial = serial();
     let at_start = kiln::debug::gdb::registered_count();
     let e = Engine::default();
     // The engine's call trampoline is always registered.
