@@ -177,6 +177,32 @@ fn many_functions(tag: &str, n: usize) -> String {
         .collect()
 }
 
+/// Files `0.kir`, `1.kir`, ... in the test directory `name`, file `k` with
+/// `sizes[k]` functions of [`many_functions`]; file `bad.0` also defines a
+/// function using an undefined value, file `bad.1` one whose `ret` lacks
+/// its value. The directory and the paths, in order.
+fn faulty_check_files(
+    name: &str,
+    sizes: &[usize],
+    bad: (usize, usize),
+) -> (std::path::PathBuf, Vec<String>) {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut paths = Vec::new();
+    for (k, &n) in sizes.iter().enumerate() {
+        let mut text = many_functions(&format!("f{k}_"), n);
+        if k == bad.0 {
+            text.push_str("func @bad() {\nentry:\n    ret %nope\n}\n");
+        } else if k == bad.1 {
+            text.push_str("func @bad() -> i32 {\nentry:\n    ret\n}\n");
+        }
+        let p = dir.join(format!("{k}.kir"));
+        std::fs::write(&p, text).unwrap();
+        paths.push(p.to_string_lossy().into_owned());
+    }
+    (dir, paths)
+}
+
 #[test]
 fn check_of_many_files_reports_the_first_failing_file_in_order() {
     // Enough text for `check` to use several threads where there are
@@ -184,25 +210,14 @@ fn check_of_many_files_reports_the_first_failing_file_in_order() {
     // file (9) is checked first and the small faulty one (5) last; 5 still
     // comes first on the command line and is the one reported, exactly as
     // when it is checked alone.
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("check_many");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut paths = Vec::new();
-    for k in 0..12 {
-        let n = match k {
+    let sizes: Vec<usize> = (0..12)
+        .map(|k| match k {
             5 => 10,
             9 => 400,
             _ => 60,
-        };
-        let mut text = many_functions(&format!("f{k}_"), n);
-        match k {
-            5 => text.push_str("func @bad() {\nentry:\n    ret %nope\n}\n"),
-            9 => text.push_str("func @bad() -> i32 {\nentry:\n    ret\n}\n"),
-            _ => {}
-        }
-        let p = dir.join(format!("{k}.kir"));
-        std::fs::write(&p, text).unwrap();
-        paths.push(p.to_string_lossy().into_owned());
-    }
+        })
+        .collect();
+    let (dir, paths) = faulty_check_files("check_many", &sizes, (5, 9));
     let args = |ks: &[usize]| -> Vec<&OsStr> {
         let mut v = vec![os("check")];
         v.extend(ks.iter().map(|&k| os(&paths[k])));
@@ -265,20 +280,7 @@ fn check_of_many_files_reports_the_first_failing_file_in_order() {
 /// early worker is then told there is nothing for it).
 #[test]
 fn check_of_many_files_with_an_early_worker_reports_what_one_thread_would() {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("check_early");
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut paths = Vec::new();
-    for k in 0..20 {
-        let mut text = many_functions(&format!("f{k}_"), 60);
-        match k {
-            7 => text.push_str("func @bad() {\nentry:\n    ret %nope\n}\n"),
-            16 => text.push_str("func @bad() -> i32 {\nentry:\n    ret\n}\n"),
-            _ => {}
-        }
-        let p = dir.join(format!("{k}.kir"));
-        std::fs::write(&p, text).unwrap();
-        paths.push(p.to_string_lossy().into_owned());
-    }
+    let (dir, paths) = faulty_check_files("check_early", &[60; 20], (7, 16));
     let run = |ks: &[usize], extra: Option<&str>| {
         let mut v = vec![os("check")];
         v.extend(ks.iter().map(|&k| os(&paths[k])));
