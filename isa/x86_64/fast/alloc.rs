@@ -24,6 +24,14 @@ const ALLOWED: [u32; 8] = [
     0,
 ];
 
+/// The registers a value may have ([`ALLOWED`]): `float` an `f32`/`f64`,
+/// `fixed` its range contains an instruction using `rcx`/`rdx`, `crosses`
+/// a call.
+#[inline(always)]
+fn allowed(float: bool, fixed: bool, crosses: bool) -> u32 {
+    ALLOWED[float as usize | (fixed as usize) << 1 | (crosses as usize) << 2]
+}
+
 /// Proof that the CPU has SSE4.1 (only [`Sse41::detect`] makes one):
 /// [`latest_end`] then takes each maximum in one instruction (`pmaxsd`)
 /// instead of four, in [`Fast::block_sse41`].
@@ -127,10 +135,10 @@ fn latest_end_scalar(lanes: u32, ends: &[u32; 16], e: u32) -> Option<u32> {
 }
 
 impl Fast {
-    /// Gives `v` a home at its range start (instruction `now`); `crosses`:
-    /// its range contains a call, `fixed` an instruction using
-    /// `rcx`/`rdx`; `hint` a preferred register. `float`: the value is an
-    /// `f32`/`f64` (an xmm register or a slot). Its release is recorded at
+    /// Gives `v` a home at its range start (instruction `now`): one of
+    /// the registers `allowed` (see [`allowed`]) or a slot; `hint` a
+    /// preferred register. `float`: the value is an `f32`/`f64` (an xmm
+    /// register or a slot). Its release is recorded at
     /// its range end (see [`Exp`]), or, if that is `now` and `before` is
     /// false (the sweep has passed `now`'s releases), done here: a result
     /// nothing uses gets the register it would get and leaves it free.
@@ -148,8 +156,7 @@ impl Fast {
         v: usize,
         all_free: &mut u32,
         float: bool,
-        crosses: bool,
-        fixed: bool,
+        allowed: u32,
         hint: u32,
         now: u32,
         before: bool,
@@ -164,7 +171,6 @@ impl Fast {
         let live = 0u32.wrapping_sub((before || e > now) as u32);
         let seq = self.seq;
         self.seq += 1;
-        let allowed = ALLOWED[float as usize | (fixed as usize) << 1 | (crosses as usize) << 2];
         let f = *all_free & allowed;
         // Lent registers (see `Lend`) for a value that ends in the block.
         // (`LEND` false: nothing is lent in this block.)
@@ -173,21 +179,9 @@ impl Fast {
         } else {
             0
         };
-        // A hinted register first (lent or free); else a free caller-saved
-        // one that is not `rcx`/`rdx`, a free caller-saved one, a free
-        // one; a lent one last (it keeps free registers for values that
-        // outlive the block). `hb`: 0 for a slot or no hint.
-        let hb = (1u64 << hint.min(32)) as u32;
-        let h1 = hb & (f | lend);
-        let fc = f & (POOL_CALLER | POOL_XMM);
-        let fcn = fc & !FIXED;
-        let mut m = lend;
-        m = if f != 0 { f } else { m };
-        m = if fc != 0 { fc } else { m };
-        m = if fcn != 0 { fcn } else { m };
-        m = if h1 != 0 { h1 } else { m };
-        let pick = m.trailing_zeros();
-        let h = if m == 0 {
+        // (Tested on `f` and `lend` alone, not on the choice below: the
+        // branch does not wait for the hint's load.)
+        let h = if f | lend == 0 {
             self.spills += 1;
             if let Some(r) = self.steal::<LEND>(vals, home, exp, v, float, allowed, now, sse41) {
                 exp[e as usize].free |= 1 << r;
@@ -207,7 +201,45 @@ impl Fast {
                 }
                 SLOT0 + s
             }
-        } else if LEND && lend & (1 << pick) != 0 {
+        } else {
+            self.pick::<LEND>(vals, exp, v, all_free, f, lend, hint, e, live, seq)
+        };
+        home[v] = h;
+    }
+
+    /// [`Fast::assign`] when `v` gets a free (`f`) or lent (`lend`)
+    /// register, at least one of them (not 0): a hinted register first
+    /// (lent or free); else a free caller-saved one that is not
+    /// `rcx`/`rdx`, a free caller-saved one, a free one; a lent one last
+    /// (it keeps free registers for values that outlive the block).
+    /// Returns it.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn pick<const LEND: bool>(
+        &mut self,
+        vals: &mut [Val],
+        exp: &mut [Exp],
+        v: usize,
+        all_free: &mut u32,
+        f: u32,
+        lend: u32,
+        hint: u32,
+        e: u32,
+        live: u32,
+        seq: u32,
+    ) -> u32 {
+        // `hb`: 0 for a slot or no hint.
+        let hb = (1u64 << hint.min(32)) as u32;
+        let h1 = hb & (f | lend);
+        let fc = f & (POOL_CALLER | POOL_XMM);
+        let fcn = fc & !FIXED;
+        let mut m = lend;
+        m = if f != 0 { f } else { m };
+        m = if fc != 0 { fc } else { m };
+        m = if fcn != 0 { fcn } else { m };
+        m = if h1 != 0 { h1 } else { m };
+        let pick = m.trailing_zeros();
+        if LEND && lend & (1 << pick) != 0 {
             // Borrowed: the lender keeps owning it (`release` gives it
             // back to the lent set).
             debug_assert_eq!(*all_free & (1 << pick), 0);
@@ -224,8 +256,7 @@ impl Fast {
             self.reg_seq[pick as usize & 31] = seq;
             exp[e as usize].free |= 1 << pick;
             pick
-        };
-        home[v] = h;
+        }
     }
 
     /// No register for `v`: if the live value in one it could have ends
@@ -445,7 +476,17 @@ impl Fast {
             };
             let fl = func.values[pi].ty.is_float();
             self.assign::<true>(
-                vals, home, exp, pi, &mut free, fl, cr, fx, hint, 0, true, None,
+                vals,
+                home,
+                exp,
+                pi,
+                &mut free,
+                fl,
+                allowed(fl, fx, cr),
+                hint,
+                0,
+                true,
+                None,
             );
         }
         for (k, &b) in dec.order.iter().enumerate() {
@@ -467,7 +508,17 @@ impl Fast {
                     let fx = nf <= vals[pi].end;
                     let fl = func.values[pi].ty.is_float();
                     self.assign::<true>(
-                        vals, home, exp, pi, &mut free, fl, cr, fx, NONE, first, true, None,
+                        vals,
+                        home,
+                        exp,
+                        pi,
+                        &mut free,
+                        fl,
+                        allowed(fl, fx, cr),
+                        NONE,
+                        first,
+                        true,
+                        None,
                     );
                 }
             }
@@ -698,7 +749,17 @@ impl Fast {
                     let fx = self.fixed_at(rec.f) <= e;
                     let fl = rec.a & R_FLOAT != 0;
                     self.assign::<LEND>(
-                        vals, home, exp, ri, &mut free, fl, cr, fx, hint, n, false, sse41,
+                        vals,
+                        home,
+                        exp,
+                        ri,
+                        &mut free,
+                        fl,
+                        allowed(fl, fx, cr),
+                        hint,
+                        n,
+                        false,
+                        sse41,
                     );
                 }
             }
@@ -757,7 +818,17 @@ impl Fast {
                 let fx = nf <= vals[pi].end;
                 let fl = func.values[pi].ty.is_float();
                 self.assign::<true>(
-                    vals, home, exp, pi, &mut free, fl, cr, fx, hint, n, false, None,
+                    vals,
+                    home,
+                    exp,
+                    pi,
+                    &mut free,
+                    fl,
+                    allowed(fl, fx, cr),
+                    hint,
+                    n,
+                    false,
+                    None,
                 );
             }
         }
