@@ -363,23 +363,43 @@ impl Builder {
         // The last entry is left pending (looked up before the loop, so
         // that nothing but the loop's own state is live in it).
         let pending = rest.last().map(|&(o, i)| (o, loc_of(i)));
-        // Each entry with the next one's offset: whether it is the last
-        // at its own.
-        let mut pairs = rest.windows(2);
+        // Each entry but the last is looked at with the next one's offset
+        // (whether it is the last at its own): `p` walks the entries, up
+        // to `end`, the last one (`rest` has at least `first`).
+        let mut p = rest.as_ptr();
+        let end = &rest[rest.len() - 1] as *const (u32, u32);
+        // The loop's state is a few scalars and pointers (kept in
+        // registers): the entry pointer, the output pointer, the last
+        // written offset and key, the locations.
+        let (lp, ln) = (locs.as_ptr(), locs.len());
         loop {
             // Room for every entry left in its short form (and the fourth
             // byte of its store), and for one long entry.
-            out.reserve(3 * pairs.len() + 16);
-            let base = out.as_mut_ptr();
-            let mut at = out.len();
-            let mut long = false;
-            for w in pairs.by_ref() {
-                let ((o, i), next) = (w[0], w[1].0);
+            // SAFETY: `p` and `end` point into `rest`, `p <= end`.
+            let left = unsafe { end.offset_from(p) as usize };
+            out.reserve(3 * left + 16);
+            // SAFETY: `len` is within the allocation.
+            let mut dst = unsafe { out.as_mut_ptr().add(out.len()) };
+            // An entry with a long field ends the loop; it is written
+            // after it (out of the loop, so that its call does not take
+            // the loop's registers).
+            let mut long = None;
+            while p < end {
+                // SAFETY: `p < end`, the last entry of `rest`: `p` and the
+                // entry after it are both in `rest`.
+                let ((o, i), next) = unsafe { (*p, (*p.add(1)).0) };
+                // SAFETY: `p < end`, so one past it is at most `end`.
+                p = unsafe { p.add(1) };
                 if o == next {
                     // Its instruction emitted no code.
                     continue;
                 }
-                let k = locs.get(i as usize).map_or(0, |&l| key(l));
+                let k = if (i as usize) < ln {
+                    // SAFETY: `i` is in bounds of `locs`.
+                    key(unsafe { *lp.add(i as usize) })
+                } else {
+                    0
+                };
                 if k == lk {
                     continue;
                 }
@@ -388,38 +408,36 @@ impl Builder {
                 let col = (k >> 32) as u32;
                 offset = o;
                 lk = k;
-                if (d as u64 | col as u64 | (dl + 64) as u64) < 0x80 {
-                    let v = d | ((dl as u32 & 0x7f) << 8) | (col << 16);
-                    // SAFETY: on entering this loop, the capacity is at
-                    // least `len + 3 * r + 16` for the `r` entries left;
-                    // each short entry uses one of them and 3 bytes, so
-                    // this 4-byte write ends below `len + 3 * r + 4`
-                    // (inside the allocation, in its spare capacity,
-                    // writable through the pointer: `u8` has no invalid
-                    // values or drop).
-                    unsafe {
-                        base.add(at)
-                            .cast::<[u8; 4]>()
-                            .write_unaligned(v.to_le_bytes())
-                    };
-                    at += 3;
-                } else {
-                    let (e, n) = long_entry(d, dl, col);
-                    // SAFETY: as above, at most `3 * (r - 1)` bytes were
-                    // used since the reserve, so 16 more fit; then the
-                    // loop ends and the room is reserved again.
-                    unsafe { base.add(at).cast::<[u8; 16]>().write_unaligned(e) };
-                    at += n;
-                    long = true;
+                if (d as u64 | col as u64 | (dl + 64) as u64) >= 0x80 {
+                    long = Some((d, dl, col));
                     break;
                 }
+                let v = d | ((dl as u32 & 0x7f) << 8) | (col << 16);
+                // SAFETY: on entering this loop, the capacity is at least
+                // `len + 3 * r + 16` for the `r` entries left; each short
+                // entry uses one of them and 3 bytes, so this 4-byte write
+                // ends below `len + 3 * r + 4` (inside the allocation, in
+                // its spare capacity, writable through the pointer: `u8`
+                // has no invalid values or drop).
+                unsafe {
+                    dst.cast::<[u8; 4]>().write_unaligned(v.to_le_bytes());
+                    dst = dst.add(3);
+                }
             }
-            // SAFETY: the bytes up to `at` were written above (each entry's
-            // write covers the bytes it adds), within the capacity.
-            unsafe { out.set_len(at) };
-            if !long {
+            // SAFETY: the bytes up to `dst` were written above (each
+            // entry's write covers the bytes it adds), within the capacity;
+            // `dst` is at or after the buffer's start.
+            unsafe {
+                let at = dst.offset_from(out.as_ptr()) as usize;
+                out.set_len(at);
+            }
+            let Some((d, dl, col)) = long else {
                 break;
-            }
+            };
+            // (At most `3 * (r - 1)` bytes were used since the reserve:
+            // the 16 of a long entry fit without growing.)
+            let (e, n) = long_entry(d, dl, col);
+            out.extend_from_slice(&e[..n]);
         }
         self.offset = offset;
         self.line = lk as u32;

@@ -119,7 +119,7 @@ const LEN_ROOM: usize = 5;
 /// fault per 4 KiB beside the copying; the build buffer's unused end is
 /// given back by shrinking it, and at this size a hole left in the heap
 /// does not matter).
-const TAKE_BYTES: usize = 1 << 16;
+const TAKE_BYTES: usize = 1 << 14;
 
 // SAFETY: `RecordBytes` owns its allocation (like a `Box<[u8]>`): nothing
 // else points into it but the unwinder's registration, which only reads.

@@ -24,6 +24,14 @@ const ALLOWED: [u32; 8] = [
     0,
 ];
 
+/// The registers a value may have ([`ALLOWED`]): `float` an `f32`/`f64`,
+/// `fixed` its range contains an instruction using `rcx`/`rdx`, `crosses`
+/// a call.
+#[inline(always)]
+fn allowed(float: bool, fixed: bool, crosses: bool) -> u32 {
+    ALLOWED[float as usize | (fixed as usize) << 1 | (crosses as usize) << 2]
+}
+
 /// Proof that the CPU has SSE4.1 (only [`Sse41::detect`] makes one):
 /// [`latest_end`] then takes each maximum in one instruction (`pmaxsd`)
 /// instead of four, in [`Fast::block_sse41`].
@@ -127,11 +135,11 @@ fn latest_end_scalar(lanes: u32, ends: &[u32; 16], e: u32) -> Option<u32> {
 }
 
 impl Fast {
-    /// Gives `v` a home at its range start (instruction `now`); `crosses`:
-    /// its range contains a call, `fixed` an instruction using
-    /// `rcx`/`rdx`; `hint` a preferred register. `float`: the value is an
-    /// `f32`/`f64` (an xmm register or a slot). Its release is recorded at
-    /// its range end (see [`Exp`]), or, if that is `now` and `before` is
+    /// Gives `v` (range end `e`) a home at its range start (instruction
+    /// `now`): one of the registers `allowed` (see [`allowed`]) or a
+    /// slot; `hint` a preferred register. `float`: the value is an
+    /// `f32`/`f64` (an xmm register or a slot). Its release is recorded
+    /// at its range end (see [`Exp`]), or, if that is `now` and `before` is
     /// false (the sweep has passed `now`'s releases), done here: a result
     /// nothing uses gets the register it would get and leaves it free.
     ///
@@ -148,14 +156,13 @@ impl Fast {
         v: usize,
         all_free: &mut u32,
         float: bool,
-        crosses: bool,
-        fixed: bool,
+        allowed: u32,
+        e: u32,
         hint: u32,
         now: u32,
         before: bool,
         sse41: Option<Sse41>,
     ) {
-        let e = vals[v].end;
         // All ones unless `v` is released right away. (`e` < `now` happens:
         // the x86_64 corpus has a result with range [1, 0]; it is released
         // here, as the caller did before; with `before` a value keeps its
@@ -164,7 +171,6 @@ impl Fast {
         let live = 0u32.wrapping_sub((before || e > now) as u32);
         let seq = self.seq;
         self.seq += 1;
-        let allowed = ALLOWED[float as usize | (fixed as usize) << 1 | (crosses as usize) << 2];
         let f = *all_free & allowed;
         // Lent registers (see `Lend`) for a value that ends in the block.
         // (`LEND` false: nothing is lent in this block.)
@@ -173,23 +179,11 @@ impl Fast {
         } else {
             0
         };
-        // A hinted register first (lent or free); else a free caller-saved
-        // one that is not `rcx`/`rdx`, a free caller-saved one, a free
-        // one; a lent one last (it keeps free registers for values that
-        // outlive the block). `hb`: 0 for a slot or no hint.
-        let hb = (1u64 << hint.min(32)) as u32;
-        let h1 = hb & (f | lend);
-        let fc = f & (POOL_CALLER | POOL_XMM);
-        let fcn = fc & !FIXED;
-        let mut m = lend;
-        m = if f != 0 { f } else { m };
-        m = if fc != 0 { fc } else { m };
-        m = if fcn != 0 { fcn } else { m };
-        m = if h1 != 0 { h1 } else { m };
-        let pick = m.trailing_zeros();
-        let h = if m == 0 {
+        // (Tested on `f` and `lend` alone, not on the choice below: the
+        // branch does not wait for the hint's load.)
+        let h = if f | lend == 0 {
             self.spills += 1;
-            if let Some(r) = self.steal::<LEND>(vals, home, exp, v, float, allowed, now, sse41) {
+            if let Some(r) = self.steal::<LEND>(vals, home, exp, v, e, float, allowed, now, sse41) {
                 exp[e as usize].free |= 1 << r;
                 self.reg_seq[r as usize & 31] = seq;
                 r
@@ -207,7 +201,45 @@ impl Fast {
                 }
                 SLOT0 + s
             }
-        } else if LEND && lend & (1 << pick) != 0 {
+        } else {
+            self.pick::<LEND>(vals, exp, v, all_free, f, lend, hint, e, live, seq)
+        };
+        home[v] = h;
+    }
+
+    /// [`Fast::assign`] when `v` gets a free (`f`) or lent (`lend`)
+    /// register, at least one of them (not 0): a hinted register first
+    /// (lent or free); else a free caller-saved one that is not
+    /// `rcx`/`rdx`, a free caller-saved one, a free one; a lent one last
+    /// (it keeps free registers for values that outlive the block).
+    /// Returns it.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    fn pick<const LEND: bool>(
+        &mut self,
+        vals: &mut [Val],
+        exp: &mut [Exp],
+        v: usize,
+        all_free: &mut u32,
+        f: u32,
+        lend: u32,
+        hint: u32,
+        e: u32,
+        live: u32,
+        seq: u32,
+    ) -> u32 {
+        // `hb`: 0 for a slot or no hint.
+        let hb = (1u64 << hint.min(32)) as u32;
+        let h1 = hb & (f | lend);
+        let fc = f & (POOL_CALLER | POOL_XMM);
+        let fcn = fc & !FIXED;
+        let mut m = lend;
+        m = if f != 0 { f } else { m };
+        m = if fc != 0 { fc } else { m };
+        m = if fcn != 0 { fcn } else { m };
+        m = if h1 != 0 { h1 } else { m };
+        let pick = m.trailing_zeros();
+        if LEND && lend & (1 << pick) != 0 {
             // Borrowed: the lender keeps owning it (`release` gives it
             // back to the lent set).
             debug_assert_eq!(*all_free & (1 << pick), 0);
@@ -224,14 +256,14 @@ impl Fast {
             self.reg_seq[pick as usize & 31] = seq;
             exp[e as usize].free |= 1 << pick;
             pick
-        };
-        home[v] = h;
+        }
     }
 
-    /// No register for `v`: if the live value in one it could have ends
-    /// later than `v` (the furthest such, as Poletto and Sarkar's linear
-    /// scan spills), that value moves to a new stack slot for its whole
-    /// range (nothing is emitted yet) and `v` takes its register. Without
+    /// No register for `v` (range end `e`): if the live value in one it
+    /// could have ends later than `v` (the furthest such, as Poletto and
+    /// Sarkar's linear scan spills), that value moves to a new stack slot
+    /// for its whole range (nothing is emitted yet) and `v` takes its
+    /// register. Without
     /// this the short temporaries of an inner loop went to slots while
     /// loop-invariant values kept the registers (lcs ran 1.34x slower).
     /// The victim's slot is a free one only if nothing used it during the
@@ -247,12 +279,12 @@ impl Fast {
         home: &mut [u32],
         exp: &mut [Exp],
         v: usize,
+        e: u32,
         float: bool,
         allowed: u32,
         now: u32,
         sse41: Option<Sse41>,
     ) -> Option<u32> {
-        let e = vals[v].end;
         if e <= now {
             return None;
         }
@@ -394,8 +426,8 @@ impl Fast {
         let mut vals = std::mem::take(&mut self.vals);
         let mut home = std::mem::take(&mut self.home);
         let mut exp = std::mem::take(&mut self.exp);
-        let recs = std::mem::take(&mut self.recs);
-        self.alloc_sweep(func, dec, &mut vals, &mut home, &mut exp, &recs);
+        let mut recs = std::mem::take(&mut self.recs);
+        self.alloc_sweep(func, dec, &mut vals, &mut home, &mut exp, &mut recs);
         self.vals = vals;
         self.home = home;
         self.exp = exp;
@@ -411,7 +443,7 @@ impl Fast {
         vals: &mut [Val],
         home: &mut [u32],
         exp: &mut [Exp],
-        recs: &[Rec],
+        recs: &mut [Rec],
     ) {
         // Lets the compiler drop `home`'s bounds checks after `vals`' ones.
         let home = &mut home[..vals.len()];
@@ -430,6 +462,9 @@ impl Fast {
         self.lend_end = 0;
         let mut free: u32 = POOL_CALLER | POOL_CALLEE | POOL_XMM;
         let mut lc = 0usize;
+        // The previous block's terminator's `Rec::c` (read before its
+        // block rewrites it).
+        let mut prev_c = 0;
         let sse41 = Sse41::detect();
         // (A range from before the first instruction: a call or fixed use
         // at 0 is in it.)
@@ -445,7 +480,18 @@ impl Fast {
             };
             let fl = func.values[pi].ty.is_float();
             self.assign::<true>(
-                vals, home, exp, pi, &mut free, fl, cr, fx, hint, 0, true, None,
+                vals,
+                home,
+                exp,
+                pi,
+                &mut free,
+                fl,
+                allowed(fl, fx, cr),
+                vals[pi].end,
+                hint,
+                0,
+                true,
+                None,
             );
         }
         for (k, &b) in dec.order.iter().enumerate() {
@@ -453,10 +499,7 @@ impl Fast {
             let first = self.first[k];
             // The first call at or after `first` (the calls before it are
             // counted at `first - 1`) and the first fixed use.
-            let c = first
-                .checked_sub(1)
-                .map_or(0, |p| recs.get(p as usize).map_or(0, |r| r.c));
-            let nc = self.call_at(c);
+            let nc = self.call_at(prev_c);
             let nf = recs
                 .get(first as usize)
                 .map_or(NONE, |r| self.fixed_at(r.f));
@@ -467,7 +510,18 @@ impl Fast {
                     let fx = nf <= vals[pi].end;
                     let fl = func.values[pi].ty.is_float();
                     self.assign::<true>(
-                        vals, home, exp, pi, &mut free, fl, cr, fx, NONE, first, true, None,
+                        vals,
+                        home,
+                        exp,
+                        pi,
+                        &mut free,
+                        fl,
+                        allowed(fl, fx, cr),
+                        vals[pi].end,
+                        NONE,
+                        first,
+                        true,
+                        None,
                     );
                 }
             }
@@ -492,6 +546,12 @@ impl Fast {
                 }
             }
             let last = self.last[k];
+            // The terminator (last) can be a jump: the first call after
+            // it, the first fixed use from it on (before `block` rewrites
+            // its record).
+            let t = recs.get(last as usize).copied();
+            let (nc, nf) = t.map_or((NONE, NONE), |r| (self.call_at(r.c), self.fixed_at(r.f)));
+            prev_c = t.map_or(0, |r| r.c);
             // Most blocks lend nothing (no `lent`, no `pending`): their
             // instructions take a loop without the lending checks.
             // Blocks of a function where more than a quarter of the
@@ -509,13 +569,7 @@ impl Fast {
             } else {
                 self.run_block::<false, false>(vals, home, exp, recs, first, last, free, sse41)
             };
-            // The terminator (last) can be a jump: the first call after
-            // it, the first fixed use from it on.
             let n = last;
-            let (nc, nf) = match recs.get(n as usize) {
-                Some(r) => (self.call_at(r.c), self.fixed_at(r.f)),
-                None => (NONE, NONE),
-            };
             let d = &func.insts[bd.insts[bd.insts.len() - 1].index()];
             match &d.kind {
                 InstKind::Jmp { dest } => {
@@ -556,7 +610,7 @@ impl Fast {
         vals: &mut [Val],
         home: &mut [u32],
         exp: &mut [Exp],
-        recs: &[Rec],
+        recs: &mut [Rec],
         first: u32,
         last: u32,
         free: u32,
@@ -574,7 +628,7 @@ impl Fast {
         vals: &mut [Val],
         home: &mut [u32],
         exp: &mut [Exp],
-        recs: &[Rec],
+        recs: &mut [Rec],
         first: u32,
         last: u32,
         free: u32,
@@ -592,7 +646,7 @@ impl Fast {
         vals: &mut [Val],
         home: &mut [u32],
         exp: &mut [Exp],
-        recs: &[Rec],
+        recs: &mut [Rec],
         first: u32,
         last: u32,
         free: u32,
@@ -617,7 +671,7 @@ impl Fast {
         vals: &mut [Val],
         home: &mut [u32],
         exp: &mut [Exp],
-        recs: &[Rec],
+        recs: &mut [Rec],
         first: u32,
         last: u32,
         mut free: u32,
@@ -625,13 +679,27 @@ impl Fast {
     ) -> u32 {
         // One bounds check each here instead of one per instruction.
         let home = &mut home[..vals.len()];
-        let recs = &recs[..last as usize + 1];
+        let recs = &mut recs[..last as usize + 1];
         let _ = &exp[last as usize];
         // The stand-in for an empty release list: the entry past the
         // function's values ([`Fast::analyze`] keeps its sink there, a
         // value in no list, with no home: also what a hint from a literal
         // operand reads).
         let none = vals.len().checked_sub(1).expect("the stand-in value");
+        // `SPILLS`: first, in a loop without branches, each record's `c`
+        // becomes the registers its result may have and `f` its end
+        // (read nowhere else: [`Fast::alloc_sweep`] takes the
+        // terminator's before), so that the loop below tests for a free
+        // register after one load, not after a chain of four (record,
+        // end, next call and fixed use, mask): that test is what the
+        // sweep mispredicts most where a quarter of the results find no
+        // register, and each misprediction then costs less. (Elsewhere
+        // the test is predicted well: the loop costs more than it saves.)
+        if SPILLS {
+            for rec in &mut recs[first as usize..] {
+                (rec.c, rec.f) = self.ready(vals, rec, none);
+            }
+        }
         for n in first..last + 1 {
             // Free what ends here (nothing is added at `n` any more:
             // it is read once).
@@ -673,7 +741,13 @@ impl Fast {
             let rec = unsafe { *recs.get_unchecked(n as usize) };
             if rec.r != NONE {
                 let ri = rec.r as usize;
-                if rec.a & R_FOLDS != 0 && vals[ri].end == n + 1 {
+                // (`SPILLS`: rewritten above.)
+                let (al, e) = if SPILLS {
+                    (rec.c, rec.f)
+                } else {
+                    self.ready(vals, &rec, none)
+                };
+                if rec.a & R_FOLDS != 0 && e == n + 1 {
                     // Used only as the next access's pointer.
                     home[ri] = FOLDED;
                 } else {
@@ -691,19 +765,27 @@ impl Fast {
                             }
                         }
                     }
-                    let e = vals[ri].end;
-                    // The first call after `n` (a call at `n` itself is
-                    // not crossed) and the first fixed use from `n` on.
-                    let cr = self.call_at(rec.c) < e;
-                    let fx = self.fixed_at(rec.f) <= e;
                     let fl = rec.a & R_FLOAT != 0;
                     self.assign::<LEND>(
-                        vals, home, exp, ri, &mut free, fl, cr, fx, hint, n, false, sse41,
+                        vals, home, exp, ri, &mut free, fl, al, e, hint, n, false, sse41,
                     );
                 }
             }
         }
         free
+    }
+
+    /// The registers the result of an instruction (record `rec`) may have
+    /// and its end; `none`: the stand-in value (see [`Fast::block`]),
+    /// whose end is taken if there is no result.
+    #[inline(always)]
+    fn ready(&self, vals: &[Val], rec: &Rec, none: usize) -> (u32, u32) {
+        let e = vals[(rec.r as usize).min(none)].end;
+        // The first call after the instruction (one there is not crossed)
+        // and the first fixed use from it on.
+        let cr = self.call_at(rec.c) < e;
+        let fx = self.fixed_at(rec.f) <= e;
+        (allowed(rec.a & R_FLOAT != 0, fx, cr), e)
     }
 
     /// Lends the registers of the current block's parameters whose last
@@ -757,7 +839,18 @@ impl Fast {
                 let fx = nf <= vals[pi].end;
                 let fl = func.values[pi].ty.is_float();
                 self.assign::<true>(
-                    vals, home, exp, pi, &mut free, fl, cr, fx, hint, n, false, None,
+                    vals,
+                    home,
+                    exp,
+                    pi,
+                    &mut free,
+                    fl,
+                    allowed(fl, fx, cr),
+                    vals[pi].end,
+                    hint,
+                    n,
+                    false,
+                    None,
                 );
             }
         }
