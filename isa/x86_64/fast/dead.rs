@@ -28,11 +28,11 @@ impl Fast {
     /// reach the dead uses (the sweep computed them): longer than needed,
     /// never too short.
     ///
-    /// The common case without a branch on deadness (at random, a third
-    /// of the instructions of the generated benchmark functions): a live
-    /// result's home write goes to the stand-in entry past the values
-    /// (restored after), a dead instruction's entry in `live` is
-    /// overwritten by the next.
+    /// A live instruction takes no branch of its own: its entry in
+    /// `live` is written whatever it is (a dead one's is overwritten by
+    /// the next); only a dead one (at random, a third of the instructions
+    /// of the generated benchmark functions) branches, to lose its
+    /// operands' uses.
     pub(super) fn drop_dead(
         &mut self,
         func: &Function,
@@ -90,7 +90,20 @@ impl Fast {
                 // SAFETY: `counts` has `sink + 1` entries.
                 let u = unsafe { *counts.get_unchecked(r.min(sink)) };
                 let dead = (u == 0) & (rec.a & R_PURE != 0);
+                // SAFETY (both arms): `pos` starts at `total`, below
+                // `live.len()`, and goes down once per live instruction, of
+                // which there are at most `total`: it is never below 0.
+                // (The dead instruction's write goes to the entry the next
+                // live one takes: no branch on deadness for it.)
+                unsafe { *live.get_unchecked_mut(pos) = i };
+                pos -= !dead as usize;
                 if dead {
+                    rec.r = NONE;
+                    // (`dead` implies `u == 0`, which only a value below
+                    // `sink` has: in `home`.)
+                    if let Some(h) = home.get_mut(r) {
+                        *h = DEAD;
+                    }
                     // Its operands lose a use (a literal: the stand-in's;
                     // no branch on the kind, random in straight-line code).
                     let mut lose = |op: Operand| {
@@ -113,22 +126,10 @@ impl Fast {
                         _ => func.for_each_operand(i, lose),
                     }
                 }
-                let at = std::hint::select_unpredictable(dead, r, sink);
-                // SAFETY: `at` is `r < sink` or `sink`, and `home` has
-                // `sink + 1` entries. `pos` starts at `total`, below
-                // `live.len()`, and goes down once per live instruction,
-                // of which there are at most `total`: it is never below 0.
-                unsafe {
-                    *home.get_unchecked_mut(at) = DEAD;
-                    *live.get_unchecked_mut(pos) = i;
-                }
-                pos -= !dead as usize;
-                rec.r = std::hint::select_unpredictable(dead, NONE, rec.r);
             }
             top = pos + 1;
             live_at[k] = top as u32;
         }
-        home[sink] = NONE;
         Some(())
     }
 }
