@@ -415,17 +415,30 @@ fn backtrace_from_compiled_code_walks_through_its_frames() {
 
 /// `kiln check` may leave the files it read open until it exits, but never
 /// so many that it runs out of descriptors: 100 files check fine with a
-/// limit of 64 open descriptors.
+/// limit of 64 open descriptors, with little text (one thread) and with
+/// enough for the early worker (files opened while it starts count too).
 #[test]
 #[cfg(target_os = "linux")]
 fn check_of_many_files_stays_within_the_descriptor_limit() {
+    for functions in [3, 8] {
+        check_100_files_under_64_descriptors(functions);
+    }
+}
+
+/// [`check_of_many_files_stays_within_the_descriptor_limit`] with files of
+/// `functions` functions each.
+#[cfg(target_os = "linux")]
+fn check_100_files_under_64_descriptors(functions: usize) {
     use std::os::unix::process::CommandExt;
-    let dir = std::env::temp_dir().join(format!("kiln-cli-fdlimit-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "kiln-cli-fdlimit-{}-{functions}",
+        std::process::id()
+    ));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let files: Vec<std::path::PathBuf> = (0..100)
         .map(|k| {
             let p = dir.join(format!("{k}.kir"));
-            std::fs::write(&p, many_functions(&format!("f{k}_"), 3)).expect("write input");
+            std::fs::write(&p, many_functions(&format!("f{k}_"), functions)).expect("write input");
             p
         })
         .collect();

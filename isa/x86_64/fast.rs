@@ -16,7 +16,9 @@
 //!    parameter's range also covers every jump into its block (the jump
 //!    writes it). A fused compare's operands are used at its branch. The
 //!    same sweep decides whether the function is supported at all; if not,
-//!    the caller compiles it through the multi-pass pipeline.
+//!    the caller compiles it through the multi-pass pipeline. Then a
+//!    backward walk drops the pure instructions whose results no compiled
+//!    instruction uses (`fast/dead.rs`): no home, no code.
 //! 2. **allocation** ([`Fast::allocate`]): Poletto–Sarkar with one range
 //!    per value: in instruction order, each value gets one *home* (a
 //!    register or an 8-byte stack slot) for its whole range when the range
@@ -78,6 +80,11 @@ pub const XMM0: u32 = 16;
 /// right after it (its only use): no register, nothing emitted
 /// (`fast/mem.rs`).
 pub const FOLDED: u32 = u32::MAX - 1;
+/// The home of the result of an instruction that has no effect but its
+/// result (no trap, memory access or call) when no compiled instruction
+/// uses that result: the instruction is not compiled (no home, no code;
+/// see `fast/dead.rs`).
+pub const DEAD: u32 = u32::MAX - 2;
 
 /// Caller-saved integer registers in the pool: `rsi`, `rdi`, `r8`–`r10`,
 /// and `rcx`, `rdx` (see [`FIXED`]).
@@ -129,6 +136,16 @@ pub struct Fast {
     /// by a register), ascending, then [`NONE`]; the entries after it are
     /// stale (never read: a [`Rec::f`] is at most their count).
     fixed: Vec<u32>,
+    /// The instructions emission visits, in order: every instruction but
+    /// the [`DEAD`] ones (`fast/dead.rs`); block position `k`'s are
+    /// from `live_at[k]` to `live_at[k + 1]`.
+    pub live: Vec<crate::ir::Inst>,
+    pub live_at: Vec<u32>,
+    /// Per value: uses by compiled instructions (`fast/dead.rs`).
+    counts: Vec<u32>,
+    /// No instruction is dead: [`Fast::live`] was not built, emission
+    /// visits each block's own instructions.
+    pub all_live: bool,
     /// Per instruction number: what is released there (see [`Exp`]).
     exp: Vec<Exp>,
     /// Free stack slots with the range end of their last value, in the
@@ -277,7 +294,9 @@ impl Rec {
 
 /// [`Rec::a`]: the value bits, and their value for "none" (functions with
 /// more values fall back to the pipeline).
-const A_NONE: u32 = (1 << 30) - 1;
+const A_NONE: u32 = (1 << 29) - 1;
+/// [`Rec::a`]: the instruction is [`F_PURE`] (see [`DEAD`]).
+const R_PURE: u32 = 1 << 29;
 /// [`Rec::a`]: the result is an `f32`/`f64`.
 const R_FLOAT: u32 = 1 << 31;
 /// [`Rec::a`]: the result folds into the next instruction's address if
@@ -345,28 +364,33 @@ fn unsupported() -> Option<()> {
 /// miss on straight-line code, where opcodes are random).
 /// Supported here with this suffix (the operand types are the
 /// verifier's; a `call` also needs [`call_supported`]).
-const F_OK: u8 = 1;
+const F_OK: u16 = 1;
 /// A `call` (supported with any suffix if [`call_supported`]).
-const F_CALL: u8 = 1 << 1;
+const F_CALL: u16 = 1 << 1;
 /// The result is an `f32`/`f64` (a float instruction, not a compare).
-const F_FLOAT: u8 = 1 << 2;
+const F_FLOAT: u16 = 1 << 2;
 /// An integer or float comparison.
-const F_CMP: u8 = 1 << 3;
+const F_CMP: u16 = 1 << 3;
 /// Uses `rcx`/`rdx` when its second operand is a literal (division and
 /// remainder).
-const F_FIXED_LIT: u8 = 1 << F_FIXED_BIT;
+const F_FIXED_LIT: u16 = 1 << F_FIXED_BIT;
 /// Uses `rcx`/`rdx` when its second operand is a value (division and
 /// remainder; shifts, by `cl`): [`F_FIXED_LIT`]'s bit plus one, so that
 /// an instruction's bit is `facts >> (F_FIXED_BIT + by_value)`.
-const F_FIXED_VAL: u8 = 1 << (F_FIXED_BIT + 1);
+const F_FIXED_VAL: u16 = 1 << (F_FIXED_BIT + 1);
 /// Bit position of [`F_FIXED_LIT`].
-const F_FIXED_BIT: u8 = 4;
+const F_FIXED_BIT: u16 = 4;
 /// Supported with this suffix ([`F_OK`]) and of the binary format (its
 /// operands an [`InstKind::Binary`]): the sweep's common path, chosen by
 /// this bit rather than by decoding the niche-encoded kind first.
-const F_BIN: u8 = 1 << 6;
+const F_BIN: u16 = 1 << 6;
 /// Likewise, of the unary format ([`InstKind::Unary`]).
-const F_UNARY: u8 = 1 << 7;
+const F_UNARY: u16 = 1 << 7;
+/// No effect but its result: no trap, no memory access, no call (the
+/// integer and float arithmetic except division and remainder, the
+/// compares, conversions, `select`, `copy`, `addr`). With an unused
+/// result it is not compiled at all (see [`DEAD`]).
+const F_PURE: u16 = 1 << 8;
 
 /// Suffix slots per opcode in [`FACTS`]: each [`Type`] at its code, none
 /// at 4 (the byte of the `Option<Type>`).
@@ -382,7 +406,7 @@ fn slot(ty: Option<Type>) -> usize {
 }
 
 /// The facts of opcode `op` with the suffix of slot `s` (see [`F_OK`]).
-const fn facts(op: Opcode, s: usize) -> u8 {
+const fn facts(op: Opcode, s: usize) -> u16 {
     use Opcode::*;
     let int = s == Type::I32 as usize || s == Type::I64 as usize;
     let float = s == Type::F32 as usize || s == Type::F64 as usize;
@@ -468,11 +492,15 @@ const fn facts(op: Opcode, s: usize) -> u8 {
     if ok && unary {
         f |= F_UNARY;
     }
+    let divides = matches!(op, Sdiv | Udiv | Srem | Urem);
+    if ok && (bin && !divides || unary || matches!(op, Select | Addr)) {
+        f |= F_PURE;
+    }
     f
 }
 
 /// Per opcode and suffix slot: [`facts`].
-static FACTS: [[u8; SLOTS]; Opcode::ALL.len()] = {
+static FACTS: [[u16; SLOTS]; Opcode::ALL.len()] = {
     let mut t = [[0; SLOTS]; Opcode::ALL.len()];
     let mut k = 0;
     while k < Opcode::ALL.len() {
@@ -741,6 +769,7 @@ impl Fast {
         }
         self.vals = vals;
         swept?;
+        self.drop_dead(func, dec, &dec.uses)?;
         self.exp.clear();
         self.exp.resize(total + 1, Exp::NEW);
         Some(())
@@ -868,7 +897,7 @@ impl Fast {
                     // Divisions, and shifts by a value, use `rcx`/`rdx`:
                     // appended without a branch (the bit for the
                     // second operand's kind: one shift).
-                    let by_value = matches!(args[1], Operand::Value(_)) as u8;
+                    let by_value = matches!(args[1], Operand::Value(_)) as u16;
                     let fx = facts >> (F_FIXED_BIT + by_value) & 1;
                     // SAFETY: checked at the block's start that
                     // `fixed` has room for one entry per instruction of
@@ -925,7 +954,7 @@ impl Fast {
         func: &Function,
         d: &crate::ir::InstData,
         i: crate::ir::Inst,
-        facts: u8,
+        facts: u16,
         a: u32,
         n: u32,
         k: u32,
@@ -952,7 +981,10 @@ impl Fast {
             // which have none), not from the value table.
             let float = facts & F_FLOAT != 0;
             debug_assert_eq!(float, func.values[ri].ty.is_float());
-            rec.a = a | (float as u32) << R_FLOAT.trailing_zeros();
+            let pure = facts & F_PURE != 0;
+            rec.a = a
+                | (float as u32) << R_FLOAT.trailing_zeros()
+                | (pure as u32) << R_PURE.trailing_zeros();
             // (`R_FOLDS` is set by the load or store after it:
             // `fold_into`.)
         }
@@ -1238,6 +1270,7 @@ impl Fast {
 }
 
 mod alloc;
+mod dead;
 mod divk;
 mod emit;
 mod enc;
@@ -1292,7 +1325,7 @@ pub fn compile(
 
 #[cfg(test)]
 mod tests {
-    use super::{facts, FACTS, F_BIN, F_OK, F_UNARY};
+    use super::{facts, FACTS, F_BIN, F_OK, F_PURE, F_UNARY};
     use crate::ir::opcode::Format;
     use crate::ir::Opcode;
 
@@ -1307,6 +1340,12 @@ mod tests {
                 assert_eq!(
                     f & F_UNARY != 0,
                     ok && format == Format::Unary,
+                    "{op:?} {s}"
+                );
+                // The checker's own list of instructions without effects.
+                assert_eq!(
+                    f & F_PURE != 0,
+                    ok && crate::isa::x86_64::fast_check::pure(op),
                     "{op:?} {s}"
                 );
             }

@@ -29,7 +29,7 @@
 //! allocated slots, and every callee-saved register used must be in the
 //! saved set.
 
-use super::fast::{Fast, FIXED, FOLDED, POOL_CALLEE, POOL_CALLER, POOL_XMM, SLOT0};
+use super::fast::{Fast, DEAD, FIXED, FOLDED, POOL_CALLEE, POOL_CALLER, POOL_XMM, SLOT0};
 use crate::ir::{Function, InstKind, Opcode, Operand, Value, ValueDef};
 use crate::lower::analysis::Decisions;
 
@@ -40,6 +40,62 @@ struct Sim<'a> {
     func: &'a Function,
     f: &'a Fast,
     owner: Vec<u32>,
+}
+
+/// Whether an instruction of opcode `op` has no effect but its result
+/// (no trap, no memory access, no call): the ones whose unused results
+/// the generator may leave uncompiled (its own list: `fast::F_PURE`).
+pub(super) fn pure(op: Opcode) -> bool {
+    use Opcode::*;
+    matches!(
+        op,
+        Add | Sub
+            | Mul
+            | And
+            | Or
+            | Xor
+            | Shl
+            | Shr
+            | Sar
+            | Neg
+            | Not
+            | Eq
+            | Ne
+            | Slt
+            | Sle
+            | Sgt
+            | Sge
+            | Ult
+            | Ule
+            | Ugt
+            | Uge
+            | Sext
+            | Zext
+            | Trunc
+            | Fadd
+            | Fsub
+            | Fmul
+            | Fdiv
+            | Fneg
+            | Fabs
+            | Fsqrt
+            | Feq
+            | Fne
+            | Flt
+            | Fle
+            | Fgt
+            | Fge
+            | Copy
+            | Select
+            | Fext
+            | Ftrunc
+            | Sitof
+            | Uitof
+            | Ftosi
+            | Ftoui
+            | Bitcast
+            | Addr
+    )
 }
 
 impl Sim<'_> {
@@ -134,6 +190,17 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
             let d = &func.insts[i.index()];
             if dec.fused[i.index()] {
                 continue;
+            }
+            // Not compiled: only an instruction with no effect but its
+            // result may have the home `DEAD` (a read of that result then
+            // finds a bad home in `Sim::home`).
+            if let Some(r) = d.result {
+                if f.home[r.index()] == DEAD {
+                    if !pure(d.opcode) {
+                        return Err(format!("{r} is dead but its {:?} has effects", d.opcode));
+                    }
+                    continue;
+                }
             }
             let at = format!("instruction {}", i.index());
             let mut err = None;
@@ -278,6 +345,13 @@ pub fn check(func: &Function, dec: &Decisions, f: &Fast) -> Result<(), String> {
                 }
                 for &lb in &dec.order[h..=k] {
                     for &li in &func.blocks[lb.index()].insts {
+                        // (A dead instruction reads nothing: not compiled.)
+                        if func.insts[li.index()]
+                            .result
+                            .is_some_and(|r| f.home[r.index()] == DEAD)
+                        {
+                            continue;
+                        }
                         let mut err = None;
                         func.for_each_operand(li, |op| {
                             if let Operand::Value(v) = op {
@@ -561,6 +635,56 @@ exit:
     ret %acc
 }
 ";
+
+    /// Unused pure results, one used only by another (dead too), and an
+    /// unused division (it may trap: compiled).
+    const DEAD_CODE: &str = "
+func @d(%a: i64, %b: i64) -> i64 {
+entry:
+    %x = mul.i64 %a, %b
+    %y = add.i64 %x, 1
+    %q = sdiv.i64 %a, %b
+    %c = slt.i64 %a, %b
+    %z = xor.i64 %a, %b
+    ret %z
+}
+";
+
+    #[test]
+    fn unused_pure_instructions_are_not_compiled() {
+        use crate::isa::x86_64::fast::DEAD;
+        let m = parse_module("t", DEAD_CODE).expect("parses");
+        let func = &m.funcs[0];
+        let (dec, mut f) = allocated(&m);
+        check(func, &dec, &f).expect("the allocation is right");
+        let h = |f: &Fast, name| f.home[value(func, name)];
+        assert_eq!(h(&f, "y"), DEAD);
+        assert_eq!(h(&f, "x"), DEAD, "used only by a dead instruction");
+        assert_eq!(h(&f, "c"), DEAD);
+        assert!(h(&f, "q") < SLOT0 + f.num_slots, "a division may trap");
+        assert!(h(&f, "z") < SLOT0 + f.num_slots);
+        // Emission visits the division, the `xor` and the `ret` only.
+        assert!(!f.all_live);
+        let insts = &func.blocks[0].insts;
+        assert_eq!(
+            f.live[f.live_at[0] as usize..],
+            [insts[2], insts[4], insts[5]]
+        );
+        // A dead value read by compiled code, or a dead division: rejected.
+        let z = value(func, "z");
+        let hz = f.home[z];
+        f.home[z] = DEAD;
+        assert!(check(func, &dec, &f).is_err());
+        f.home[z] = hz;
+        let q = value(func, "q");
+        f.home[q] = DEAD;
+        let e = check(func, &dec, &f).expect_err("a division has effects");
+        assert!(e.contains("effects"), "{e}");
+        // Without unused results nothing is dropped or listed.
+        let m = parse_module("t", LOOP).expect("parses");
+        let (_, f) = allocated(&m);
+        assert!(f.all_live);
+    }
 
     #[test]
     fn jump_arguments_take_their_dead_parameters_registers() {

@@ -156,6 +156,13 @@ pub fn claim_first_touch() {
     }
 }
 
+/// Whether the arena's first page is not known to be faulted in yet:
+/// [`touch`] is at it, or no thread has started to (see
+/// [`claim_first_touch`]).
+pub fn first_touch_pending() -> bool {
+    FIRST_TOUCH.load(Acquire) != TOUCHED
+}
+
 /// Makes the reservation and publishes it (see [`BASE`]).
 fn reserve(large: bool) {
     // SAFETY: an anonymous private mapping of fresh address space; no

@@ -19,6 +19,19 @@ use kiln::Val;
 use std::ffi::OsString;
 use std::os::fd::RawFd;
 
+/// How [`load_file`] opens a file.
+pub(super) enum Opening<'a> {
+    /// By its path.
+    Path,
+    /// As this name relative to this directory descriptor, without the
+    /// kernel walking the path's directories again (the name in
+    /// diagnostics is still the path).
+    At(RawFd, &'a std::ffi::OsStr),
+    /// Already open; counted against the files that may be left open
+    /// ([`may_keep_open`]) when it was opened.
+    Open(std::fs::File),
+}
+
 /// An error of the library, as the one line it prints.
 fn input(e: Error) -> Failure {
     match e {
@@ -43,11 +56,10 @@ pub const MAX_SOURCE: u64 = 256 << 20;
 /// else it is asked for. A read that stops short at that length is taken
 /// as the end of the file, so a file is one `read`, not two. Returns the
 /// file, still open (the caller closes it or not, see [`load_file`]).
-/// `at`: open the file as this name relative to this directory
-/// descriptor rather than by `path` (see [`load_file`]).
+/// `opening`: how to open it (see [`Opening`]).
 fn read_source_into(
     path: &std::ffi::OsStr,
-    at: Option<(RawFd, &std::ffi::OsStr)>,
+    opening: Opening<'_>,
     name: &str,
     bytes: &mut Vec<u8>,
     size: Option<u64>,
@@ -59,9 +71,10 @@ fn read_source_into(
             io_reason(&e)
         ))
     };
-    let file = match at {
-        Some((dir, rel)) => open_at(dir, rel),
-        None => std::fs::File::open(path),
+    let file = match opening {
+        Opening::At(dir, rel) => open_at(dir, rel),
+        Opening::Path => std::fs::File::open(path),
+        Opening::Open(file) => Ok(file),
     }
     .map_err(cannot)?;
     // Sized from the file's length when it has one (one read, no regrowth).
@@ -215,7 +228,7 @@ fn load(files: &[OsString]) -> Result<Vec<Module>, Failure> {
     let mut bytes = Vec::new();
     files
         .iter()
-        .map(|path| load_file(path, None, None, &mut bytes, false, false))
+        .map(|path| load_file(path, Opening::Path, None, &mut bytes, false, false))
         .collect()
 }
 
@@ -249,25 +262,25 @@ pub(super) fn may_keep_open() -> bool {
 }
 
 /// Reads, parses and verifies one file (`size`: its length if known),
-/// reading into `bytes` (see [`read_source_into`]). `at`: a directory
-/// descriptor and the name of the file `path` in that directory, to open
-/// it without the kernel walking `path`'s directories again (the name in
-/// diagnostics is still `path`). `split`: a large text
+/// reading into `bytes` (see [`read_source_into`]), opened as `opening`
+/// says. `split`: a large text
 /// may be parsed on two threads ([`parse_module_split`]; the outcome is
 /// the same). `keep_open`: the process exits next and runs no program
 /// that could see the descriptor, so the file may be left open (exit
 /// closes it for less than a `close` call costs; see [`may_keep_open`]).
 pub(super) fn load_file(
     path: &std::ffi::OsStr,
-    at: Option<(RawFd, &std::ffi::OsStr)>,
+    opening: Opening<'_>,
     size: Option<u64>,
     bytes: &mut Vec<u8>,
     split: bool,
     keep_open: bool,
 ) -> Result<Module, Failure> {
     let name = path.to_string_lossy().into_owned();
-    let file = read_source_into(path, at, &name, bytes, size)?;
-    if keep_open && may_keep_open() {
+    // A file opened in advance was counted then.
+    let counted = matches!(opening, Opening::Open(_));
+    let file = read_source_into(path, opening, &name, bytes, size)?;
+    if keep_open && (counted || may_keep_open()) {
         std::mem::forget(file);
     } else {
         drop(file);

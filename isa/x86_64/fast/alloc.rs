@@ -135,11 +135,11 @@ fn latest_end_scalar(lanes: u32, ends: &[u32; 16], e: u32) -> Option<u32> {
 }
 
 impl Fast {
-    /// Gives `v` a home at its range start (instruction `now`): one of
-    /// the registers `allowed` (see [`allowed`]) or a slot; `hint` a
-    /// preferred register. `float`: the value is an `f32`/`f64` (an xmm
-    /// register or a slot). Its release is recorded at
-    /// its range end (see [`Exp`]), or, if that is `now` and `before` is
+    /// Gives `v` (range end `e`) a home at its range start (instruction
+    /// `now`): one of the registers `allowed` (see [`allowed`]) or a
+    /// slot; `hint` a preferred register. `float`: the value is an
+    /// `f32`/`f64` (an xmm register or a slot). Its release is recorded
+    /// at its range end (see [`Exp`]), or, if that is `now` and `before` is
     /// false (the sweep has passed `now`'s releases), done here: a result
     /// nothing uses gets the register it would get and leaves it free.
     ///
@@ -157,12 +157,12 @@ impl Fast {
         all_free: &mut u32,
         float: bool,
         allowed: u32,
+        e: u32,
         hint: u32,
         now: u32,
         before: bool,
         sse41: Option<Sse41>,
     ) {
-        let e = vals[v].end;
         // All ones unless `v` is released right away. (`e` < `now` happens:
         // the x86_64 corpus has a result with range [1, 0]; it is released
         // here, as the caller did before; with `before` a value keeps its
@@ -183,7 +183,7 @@ impl Fast {
         // branch does not wait for the hint's load.)
         let h = if f | lend == 0 {
             self.spills += 1;
-            if let Some(r) = self.steal::<LEND>(vals, home, exp, v, float, allowed, now, sse41) {
+            if let Some(r) = self.steal::<LEND>(vals, home, exp, v, e, float, allowed, now, sse41) {
                 exp[e as usize].free |= 1 << r;
                 self.reg_seq[r as usize & 31] = seq;
                 r
@@ -259,10 +259,11 @@ impl Fast {
         }
     }
 
-    /// No register for `v`: if the live value in one it could have ends
-    /// later than `v` (the furthest such, as Poletto and Sarkar's linear
-    /// scan spills), that value moves to a new stack slot for its whole
-    /// range (nothing is emitted yet) and `v` takes its register. Without
+    /// No register for `v` (range end `e`): if the live value in one it
+    /// could have ends later than `v` (the furthest such, as Poletto and
+    /// Sarkar's linear scan spills), that value moves to a new stack slot
+    /// for its whole range (nothing is emitted yet) and `v` takes its
+    /// register. Without
     /// this the short temporaries of an inner loop went to slots while
     /// loop-invariant values kept the registers (lcs ran 1.34x slower).
     /// The victim's slot is a free one only if nothing used it during the
@@ -278,12 +279,12 @@ impl Fast {
         home: &mut [u32],
         exp: &mut [Exp],
         v: usize,
+        e: u32,
         float: bool,
         allowed: u32,
         now: u32,
         sse41: Option<Sse41>,
     ) -> Option<u32> {
-        let e = vals[v].end;
         if e <= now {
             return None;
         }
@@ -425,8 +426,8 @@ impl Fast {
         let mut vals = std::mem::take(&mut self.vals);
         let mut home = std::mem::take(&mut self.home);
         let mut exp = std::mem::take(&mut self.exp);
-        let recs = std::mem::take(&mut self.recs);
-        self.alloc_sweep(func, dec, &mut vals, &mut home, &mut exp, &recs);
+        let mut recs = std::mem::take(&mut self.recs);
+        self.alloc_sweep(func, dec, &mut vals, &mut home, &mut exp, &mut recs);
         self.vals = vals;
         self.home = home;
         self.exp = exp;
@@ -442,7 +443,7 @@ impl Fast {
         vals: &mut [Val],
         home: &mut [u32],
         exp: &mut [Exp],
-        recs: &[Rec],
+        recs: &mut [Rec],
     ) {
         // Lets the compiler drop `home`'s bounds checks after `vals`' ones.
         let home = &mut home[..vals.len()];
@@ -461,6 +462,9 @@ impl Fast {
         self.lend_end = 0;
         let mut free: u32 = POOL_CALLER | POOL_CALLEE | POOL_XMM;
         let mut lc = 0usize;
+        // The previous block's terminator's `Rec::c` (read before its
+        // block rewrites it).
+        let mut prev_c = 0;
         let sse41 = Sse41::detect();
         // (A range from before the first instruction: a call or fixed use
         // at 0 is in it.)
@@ -483,6 +487,7 @@ impl Fast {
                 &mut free,
                 fl,
                 allowed(fl, fx, cr),
+                vals[pi].end,
                 hint,
                 0,
                 true,
@@ -494,10 +499,7 @@ impl Fast {
             let first = self.first[k];
             // The first call at or after `first` (the calls before it are
             // counted at `first - 1`) and the first fixed use.
-            let c = first
-                .checked_sub(1)
-                .map_or(0, |p| recs.get(p as usize).map_or(0, |r| r.c));
-            let nc = self.call_at(c);
+            let nc = self.call_at(prev_c);
             let nf = recs
                 .get(first as usize)
                 .map_or(NONE, |r| self.fixed_at(r.f));
@@ -515,6 +517,7 @@ impl Fast {
                         &mut free,
                         fl,
                         allowed(fl, fx, cr),
+                        vals[pi].end,
                         NONE,
                         first,
                         true,
@@ -543,6 +546,12 @@ impl Fast {
                 }
             }
             let last = self.last[k];
+            // The terminator (last) can be a jump: the first call after
+            // it, the first fixed use from it on (before `block` rewrites
+            // its record).
+            let t = recs.get(last as usize).copied();
+            let (nc, nf) = t.map_or((NONE, NONE), |r| (self.call_at(r.c), self.fixed_at(r.f)));
+            prev_c = t.map_or(0, |r| r.c);
             // Most blocks lend nothing (no `lent`, no `pending`): their
             // instructions take a loop without the lending checks.
             // Blocks of a function where more than a quarter of the
@@ -560,13 +569,7 @@ impl Fast {
             } else {
                 self.run_block::<false, false>(vals, home, exp, recs, first, last, free, sse41)
             };
-            // The terminator (last) can be a jump: the first call after
-            // it, the first fixed use from it on.
             let n = last;
-            let (nc, nf) = match recs.get(n as usize) {
-                Some(r) => (self.call_at(r.c), self.fixed_at(r.f)),
-                None => (NONE, NONE),
-            };
             let d = &func.insts[bd.insts[bd.insts.len() - 1].index()];
             match &d.kind {
                 InstKind::Jmp { dest } => {
@@ -607,7 +610,7 @@ impl Fast {
         vals: &mut [Val],
         home: &mut [u32],
         exp: &mut [Exp],
-        recs: &[Rec],
+        recs: &mut [Rec],
         first: u32,
         last: u32,
         free: u32,
@@ -625,7 +628,7 @@ impl Fast {
         vals: &mut [Val],
         home: &mut [u32],
         exp: &mut [Exp],
-        recs: &[Rec],
+        recs: &mut [Rec],
         first: u32,
         last: u32,
         free: u32,
@@ -643,7 +646,7 @@ impl Fast {
         vals: &mut [Val],
         home: &mut [u32],
         exp: &mut [Exp],
-        recs: &[Rec],
+        recs: &mut [Rec],
         first: u32,
         last: u32,
         free: u32,
@@ -668,7 +671,7 @@ impl Fast {
         vals: &mut [Val],
         home: &mut [u32],
         exp: &mut [Exp],
-        recs: &[Rec],
+        recs: &mut [Rec],
         first: u32,
         last: u32,
         mut free: u32,
@@ -676,13 +679,27 @@ impl Fast {
     ) -> u32 {
         // One bounds check each here instead of one per instruction.
         let home = &mut home[..vals.len()];
-        let recs = &recs[..last as usize + 1];
+        let recs = &mut recs[..last as usize + 1];
         let _ = &exp[last as usize];
         // The stand-in for an empty release list: the entry past the
         // function's values ([`Fast::analyze`] keeps its sink there, a
         // value in no list, with no home: also what a hint from a literal
         // operand reads).
         let none = vals.len().checked_sub(1).expect("the stand-in value");
+        // `SPILLS`: first, in a loop without branches, each record's `c`
+        // becomes the registers its result may have and `f` its end
+        // (read nowhere else: [`Fast::alloc_sweep`] takes the
+        // terminator's before), so that the loop below tests for a free
+        // register after one load, not after a chain of four (record,
+        // end, next call and fixed use, mask): that test is what the
+        // sweep mispredicts most where a quarter of the results find no
+        // register, and each misprediction then costs less. (Elsewhere
+        // the test is predicted well: the loop costs more than it saves.)
+        if SPILLS {
+            for rec in &mut recs[first as usize..] {
+                (rec.c, rec.f) = self.ready(vals, rec, none);
+            }
+        }
         for n in first..last + 1 {
             // Free what ends here (nothing is added at `n` any more:
             // it is read once).
@@ -724,7 +741,13 @@ impl Fast {
             let rec = unsafe { *recs.get_unchecked(n as usize) };
             if rec.r != NONE {
                 let ri = rec.r as usize;
-                if rec.a & R_FOLDS != 0 && vals[ri].end == n + 1 {
+                // (`SPILLS`: rewritten above.)
+                let (al, e) = if SPILLS {
+                    (rec.c, rec.f)
+                } else {
+                    self.ready(vals, &rec, none)
+                };
+                if rec.a & R_FOLDS != 0 && e == n + 1 {
                     // Used only as the next access's pointer.
                     home[ri] = FOLDED;
                 } else {
@@ -742,29 +765,27 @@ impl Fast {
                             }
                         }
                     }
-                    let e = vals[ri].end;
-                    // The first call after `n` (a call at `n` itself is
-                    // not crossed) and the first fixed use from `n` on.
-                    let cr = self.call_at(rec.c) < e;
-                    let fx = self.fixed_at(rec.f) <= e;
                     let fl = rec.a & R_FLOAT != 0;
                     self.assign::<LEND>(
-                        vals,
-                        home,
-                        exp,
-                        ri,
-                        &mut free,
-                        fl,
-                        allowed(fl, fx, cr),
-                        hint,
-                        n,
-                        false,
-                        sse41,
+                        vals, home, exp, ri, &mut free, fl, al, e, hint, n, false, sse41,
                     );
                 }
             }
         }
         free
+    }
+
+    /// The registers the result of an instruction (record `rec`) may have
+    /// and its end; `none`: the stand-in value (see [`Fast::block`]),
+    /// whose end is taken if there is no result.
+    #[inline(always)]
+    fn ready(&self, vals: &[Val], rec: &Rec, none: usize) -> (u32, u32) {
+        let e = vals[(rec.r as usize).min(none)].end;
+        // The first call after the instruction (one there is not crossed)
+        // and the first fixed use from it on.
+        let cr = self.call_at(rec.c) < e;
+        let fx = self.fixed_at(rec.f) <= e;
+        (allowed(rec.a & R_FLOAT != 0, fx, cr), e)
     }
 
     /// Lends the registers of the current block's parameters whose last
@@ -825,6 +846,7 @@ impl Fast {
                     &mut free,
                     fl,
                     allowed(fl, fx, cr),
+                    vals[pi].end,
                     hint,
                     n,
                     false,

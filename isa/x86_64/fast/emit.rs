@@ -592,6 +592,8 @@ impl Em<'_> {
             }
         }
         let dec = self.dec;
+        let live = std::mem::take(&mut self.f.live);
+        let live_at = std::mem::take(&mut self.f.live_at);
         for k in 0..dec.order.len() {
             let b = dec.order[k];
             self.c.bind(Label(b.index() as u32));
@@ -600,7 +602,13 @@ impl Em<'_> {
             // arm of `Em::inst` returns at once. Its line entry is then at
             // the offset of the next one, which replaces it.)
             // One `room` per run of instructions (see `Code`).
-            for run in func.blocks[b.index()].insts.chunks(RUN) {
+            // (Not the dead instructions: see `Fast::drop_dead`.)
+            let insts = if self.f.all_live {
+                &func.blocks[b.index()].insts[..]
+            } else {
+                &live[live_at[k] as usize..live_at[k + 1] as usize]
+            };
+            for run in insts.chunks(RUN) {
                 self.c.room();
                 for &i in run {
                     self.c.step();
@@ -610,6 +618,8 @@ impl Em<'_> {
                 }
             }
         }
+        self.f.live = live;
+        self.f.live_at = live_at;
         self.lines.resolve_insts(&func.srcmap);
         self.edge_stubs();
         self.trap_stubs();

@@ -338,6 +338,9 @@ impl Em<'_> {
             Some(r) => home[r.index()],
             None => LIT,
         };
+        // (A pure instruction whose result nothing uses is not visited:
+        // see [`super::DEAD`].)
+        debug_assert_ne!(dh, super::DEAD);
         let dst = || dst_src(dh);
         // One jump table on the opcode; each form then takes its operands
         // from the kind (a kind that does not match is unsupported).
