@@ -416,26 +416,29 @@ fn backtrace_from_compiled_code_walks_through_its_frames() {
 /// `kiln check` may leave the files it read open until it exits, but never
 /// so many that it runs out of descriptors: 100 files check fine with a
 /// limit of 64 open descriptors, with little text (one thread) and with
-/// enough for the early worker (files opened while it starts count too).
+/// enough for the early worker; so do 20 files of about 7 KB (the early
+/// worker again, and few enough that the files opened while it starts are
+/// most of them) with a limit of 16.
 #[test]
 #[cfg(target_os = "linux")]
 fn check_of_many_files_stays_within_the_descriptor_limit() {
-    for functions in [3, 8] {
-        check_100_files_under_64_descriptors(functions);
+    for (files, functions, limit) in [(100, 3, 64), (100, 8, 64), (20, 40, 16)] {
+        check_files_under_a_descriptor_limit(files, functions, limit);
     }
 }
 
-/// [`check_of_many_files_stays_within_the_descriptor_limit`] with files of
-/// `functions` functions each.
+/// [`check_of_many_files_stays_within_the_descriptor_limit`] with `files`
+/// files of `functions` functions each, under a limit of `limit` open
+/// descriptors.
 #[cfg(target_os = "linux")]
-fn check_100_files_under_64_descriptors(functions: usize) {
+fn check_files_under_a_descriptor_limit(files: usize, functions: usize, limit: u64) {
     use std::os::unix::process::CommandExt;
     let dir = std::env::temp_dir().join(format!(
-        "kiln-cli-fdlimit-{}-{functions}",
+        "kiln-cli-fdlimit-{}-{files}-{functions}",
         std::process::id()
     ));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let files: Vec<std::path::PathBuf> = (0..100)
+    let files: Vec<std::path::PathBuf> = (0..files)
         .map(|k| {
             let p = dir.join(format!("{k}.kir"));
             std::fs::write(&p, many_functions(&format!("f{k}_"), functions)).expect("write input");
@@ -447,10 +450,10 @@ fn check_100_files_under_64_descriptors(functions: usize) {
     // SAFETY: setrlimit is async-signal-safe and touches no memory of the
     // parent; it only lowers the child's own limit.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             let limit = libc::rlimit {
-                rlim_cur: 64,
-                rlim_max: 64,
+                rlim_cur: limit,
+                rlim_max: limit,
             };
             if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
                 Ok(())

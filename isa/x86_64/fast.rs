@@ -278,7 +278,9 @@ struct Rec {
     /// of the first use of `rcx`/`rdx` at or after it (the ones before
     /// it counted); past the list's end: none. So allocation knows
     /// whether a range from here crosses one with two loads, without
-    /// cursors kept in step with the instructions.
+    /// cursors kept in step with the instructions. (Allocation turns them
+    /// into the result's allowed registers and end in some blocks: see
+    /// `Fast::block`.)
     c: u32,
     f: u32,
 }
