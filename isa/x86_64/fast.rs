@@ -133,7 +133,8 @@ pub struct Fast {
     /// Numbers of the call instructions, ascending.
     calls: Vec<u32>,
     /// Numbers of the instructions that use `rcx`/`rdx` (divisions, shifts
-    /// by a register), ascending.
+    /// by a register), ascending, then [`NONE`]; the entries after it are
+    /// stale (never read: a [`Rec::f`] is at most their count).
     fixed: Vec<u32>,
     /// The instructions emission visits, in order: every instruction but
     /// the [`DEAD`] ones (`fast/dead.rs`); block position `k`'s are
@@ -741,15 +742,23 @@ impl Fast {
         let mut uses = std::mem::take(&mut dec.uses);
         // The sink (`compute_order` reserved room for it).
         uses.push(0);
-        // One entry per instruction, cut to those that use `rcx`/`rdx`
-        // (the sweep writes each without a branch; what the entries hold
-        // before does not matter, so only growth is zeroed).
+        // At least one entry per instruction and one more; those that use
+        // `rcx`/`rdx` at the start, then `NONE` (the sweep writes each
+        // without a branch; what the entries hold before does not matter,
+        // so only growth is zeroed; the list is never cut back, as a
+        // module's next function, or the next module's, would zero it
+        // again).
         let mut fixed = std::mem::take(&mut self.fixed);
-        fixed.resize(total, 0);
+        if fixed.len() <= total {
+            fixed.resize(total + 1, 0);
+        }
         let sw = self.sweep(
             module, func, dec, &mut vals, &mut recs, &mut uses, &mut fixed,
         );
-        fixed.truncate(sw.unwrap_or(0));
+        match sw {
+            Some(n) => fixed[n] = NONE,
+            None => fixed.clear(),
+        }
         self.fixed = fixed;
         let mut swept = sw.map(|_| ());
         uses.truncate(nv);
@@ -1343,5 +1352,50 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// A function compiled after others on one thread (a context whose
+    /// `fixed` list is longer than its own, with stale entries after its
+    /// `NONE`) gets the code it gets in a fresh context.
+    #[test]
+    fn a_reused_context_compiles_as_a_fresh_one() {
+        // `n` instructions `op` by `%b` (for `shl`, uses of `rcx`), each
+        // value live across the next ones (a stale `rcx` use would keep
+        // them out of `rcx` and `rdx`).
+        let chain = |name: &str, op: &str, n: usize| {
+            let mut t = format!(
+                "func @{name}(%a: i64, %b: i64) -> i64 {{\nentry:\n    %v0 = add.i64 %a, %b\n"
+            );
+            for k in 1..=n {
+                t += &format!("    %v{k} = {op}.i64 %v{}, %b\n", k - 1);
+            }
+            let mut sum = "%a".to_string();
+            for k in 0..=n {
+                t += &format!("    %s{k} = add.i64 {sum}, %v{k}\n");
+                sum = format!("%s{k}");
+            }
+            t + &format!("    ret {sum}\n}}\n")
+        };
+        let text = chain("f", "shl", 300) + &chain("g", "shl", 1);
+        let big = crate::ir::parse::parse_module("big", &text).expect("parses");
+        let text = chain("h", "xor", 12) + &chain("k", "shl", 3);
+        let small = crate::ir::parse::parse_module("small", &text).expect("parses");
+        let compile = |m: &crate::ir::Module| {
+            let backend = crate::isa::backend("x86_64").expect("x86_64 backend");
+            crate::emit::compile_module(m, backend)
+                .expect("compiles")
+                .text
+                .to_vec()
+        };
+        let fresh = std::thread::scope(|s| s.spawn(|| compile(&small)).join().unwrap());
+        let reused = std::thread::scope(|s| {
+            s.spawn(|| {
+                compile(&big);
+                compile(&small)
+            })
+            .join()
+            .unwrap()
+        });
+        assert_eq!(fresh, reused);
     }
 }
