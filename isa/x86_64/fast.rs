@@ -716,8 +716,12 @@ impl Fast {
         // (With allocation's stand-in past the values, see `Fast::block`.)
         self.home.resize(nv + 1, NONE);
         // One record per instruction, each written by the sweep (so only
-        // growth is filled).
-        self.recs.resize(total, Rec::NEW);
+        // growth is filled, and the vector never shrinks: a small function
+        // between two big ones would make the next big one fill it all
+        // again; the passes cut it to the function's instructions).
+        if self.recs.len() < total {
+            self.recs.resize(total, Rec::NEW);
+        }
         self.calls.clear();
         self.cands.clear();
         self.lends.clear();

@@ -46,7 +46,9 @@ impl Fast {
         let unused = |rec: &super::Rec| {
             rec.a & R_PURE != 0 && uses.get(rec.r as usize).is_some_and(|&u| u == 0)
         };
-        self.all_live = !self.recs.iter().any(unused);
+        // (The records may run past the function's: see `Fast::analyze`.)
+        let total = self.last.last().map_or(0, |&l| l as usize + 1);
+        self.all_live = !self.recs.get(..total)?.iter().any(unused);
         if self.all_live {
             return Some(());
         }
@@ -64,7 +66,6 @@ impl Fast {
         // A stand-in past the values, never 0: what an instruction without
         // a result (`NONE`) and a literal operand read and write.
         counts.push(u32::MAX / 2);
-        let total = recs.len();
         // One entry more than instructions: `live` is filled from its end,
         // and a dead instruction's write goes one entry below the live
         // ones (overwritten by the next live one, or left unused at the
