@@ -76,6 +76,9 @@ pub(super) struct FuncScratch {
     /// again on its token (`usize::MAX`, or an offset of an earlier text,
     /// when none).
     declined: usize,
+    /// The mnemonics the fast path has read (never cleared: see
+    /// [`fast::Mnemonics`]).
+    mnemonics: fast::Mnemonics,
 }
 
 /// Slots of [`ShortNames`] (a power of two) and how many it fills before
