@@ -142,9 +142,6 @@ pub struct Fast {
     /// entries before `live_at[0]` are unused).
     pub live: Vec<crate::ir::Inst>,
     pub live_at: Vec<u32>,
-    /// Per value, and a stand-in past them: used by a compiled
-    /// instruction (1) or not (0) (`fast/dead.rs`).
-    used: Vec<u8>,
     /// No instruction is dead: [`Fast::live`] holds each block's own
     /// instructions (emission visits those).
     pub all_live: bool,
@@ -573,19 +570,18 @@ impl Fast {
     }
 
     /// A use of `op` at instruction `u` (`h`: the innermost loop header
-    /// containing it, see [`Fast::ext`]): counted in `uses`, and a value's
-    /// range end moves to cover it. Its index in `vals`: the value's, the
+    /// containing it, see [`Fast::ext`]): a value's range end moves to
+    /// cover it (its use was counted by [`Fast::mark_live`]). Its index in `vals`: the value's, the
     /// sink's for a literal. `None`: not a value of the function.
     ///
-    /// A literal is counted as a use of the sink, the extra last entry of
-    /// `vals` and `uses` that nothing reads (see [`Fast::analyze`]): the
+    /// A literal is taken as a use of the sink, the extra last entry of
+    /// `vals` that nothing reads (see [`Fast::analyze`]): the
     /// same work as for a value instead of a branch on the operand's kind,
     /// which is random in straight-line code.
     #[inline(always)]
     fn use_op(
         &self,
         vals: &mut [Val],
-        uses: &mut [u32],
         dec: &Decisions,
         op: Operand,
         u: u32,
@@ -593,7 +589,7 @@ impl Fast {
     ) -> Option<u32> {
         let len = vals.len();
         // (Invariant: hoisted out of the sweep's loops, or folded away.)
-        if len == 0 || uses.len() != len {
+        if len == 0 {
             return None;
         }
         let sink = len - 1;
@@ -609,11 +605,9 @@ impl Fast {
         if vi >= end {
             return None;
         }
-        // SAFETY: `vi < end <= len == vals.len() == uses.len()` (checked
-        // just above). Unchecked because the compiler does not derive
+        // SAFETY: `vi < end <= len == vals.len()` (checked just above). Unchecked because the compiler does not derive
         // `vi < len` from `vi < end` (a second compare and branch per
         // operand).
-        unsafe { *uses.get_unchecked_mut(vi) += 1 };
         let v = unsafe { vals.get_unchecked_mut(vi) };
         let db = v.def_pos;
         // Most uses are in their definition's loop (or in none: `h` is 0).
@@ -693,8 +687,12 @@ impl Fast {
         // (With allocation's stand-in past the values, see `Fast::block`.)
         self.home.resize(nv + 1, NONE);
         // Which instructions are compiled (the others' results get the
-        // home `DEAD`): only those are numbered.
-        self.mark_live(func, dec)?;
+        // home `DEAD`): only those are numbered. Their uses are counted
+        // there too, with a stand-in past the values for literals
+        // (`compute_order` reserved room for it).
+        let mut uses = std::mem::take(&mut dec.uses);
+        uses.push(1);
+        self.mark_live(func, dec, &mut uses)?;
         let mut n = 0u32;
         let mut stack: smallvec::SmallVec<[u32; 8]> = smallvec::SmallVec::new();
         for (k, w) in self.live_at.windows(2).enumerate() {
@@ -753,9 +751,6 @@ impl Fast {
         // fields).
         let mut vals = std::mem::take(&mut self.vals);
         let mut recs = std::mem::take(&mut self.recs);
-        let mut uses = std::mem::take(&mut dec.uses);
-        // The sink (`compute_order` reserved room for it).
-        uses.push(0);
         // At least one entry per instruction and one more; those that use
         // `rcx`/`rdx` at the start, then `NONE` (the sweep writes each
         // without a branch; what the entries hold before does not matter,
@@ -767,9 +762,7 @@ impl Fast {
             fixed.resize(total + 1, 0);
         }
         let live = std::mem::take(&mut self.live);
-        let sw = self.sweep(
-            module, func, dec, &live, &mut vals, &mut recs, &mut uses, &mut fixed,
-        );
+        let sw = self.sweep(module, func, dec, &live, &mut vals, &mut recs, &mut fixed);
         self.live = live;
         match sw {
             Some(n) => fixed[n] = NONE,
@@ -831,9 +824,9 @@ impl Fast {
     }
 
     /// Pass 1's sweep over the compiled instructions in order (`live`,
-    /// see [`Fast::mark_live`]): ranges in `vals`, use counts in `uses`
-    /// (by compiled instructions), a [`Rec`] per instruction number in
-    /// `recs` (as long as the function),
+    /// see [`Fast::mark_live`], which counted their uses): ranges in
+    /// `vals`, a [`Rec`] per instruction number in `recs` (as long as the
+    /// function),
     /// the numbers of the instructions that use `rcx`/`rdx` at the start
     /// of `fixed` (as long as the function; returns how many), and the
     /// function's calls, lends, allocas and fusion candidates (`cands`).
@@ -847,11 +840,8 @@ impl Fast {
         live: &[crate::ir::Inst],
         vals: &mut [Val],
         recs: &mut [Rec],
-        uses: &mut [u32],
         fixed: &mut [u32],
     ) -> Option<usize> {
-        // (So that one bounds check covers both in `Fast::use_op`.)
-        let uses = uses.get_mut(..vals.len())?;
         // (So that `Fast::use_op`'s own test folds away.)
         if vals.is_empty() {
             return None;
@@ -912,8 +902,8 @@ impl Fast {
                     let InstKind::Binary { args } = &d.kind else {
                         return None;
                     };
-                    a = self.use_op(vals, uses, dec, args[0], n, h)?;
-                    self.use_op(vals, uses, dec, args[1], n, h)?;
+                    a = self.use_op(vals, dec, args[0], n, h)?;
+                    self.use_op(vals, dec, args[1], n, h)?;
                     // Divisions, and shifts by a value, use `rcx`/`rdx`:
                     // appended without a branch (the bit for the
                     // second operand's kind: one shift).
@@ -929,9 +919,9 @@ impl Fast {
                     let InstKind::Unary { arg } = &d.kind else {
                         return None;
                     };
-                    a = self.use_op(vals, uses, dec, *arg, n, h)?;
+                    a = self.use_op(vals, dec, *arg, n, h)?;
                 } else {
-                    self.other_inst(module, func, dec, vals, uses, recs, insts, j, n, at)?;
+                    self.other_inst(module, func, dec, vals, recs, insts, j, n, at)?;
                 }
                 let mut rec = self.def(vals, func, d, i, facts, a, n, k as u32)?;
                 // (After this instruction's call, if it is one.)
@@ -951,8 +941,8 @@ impl Fast {
             if facts & F_OK == 0 && (facts & F_CALL == 0 || !call_supported(module, func, d)) {
                 return None;
             }
-            if !self.term_uses(func, dec, vals, uses, d, n, at)? {
-                self.other_inst(module, func, dec, vals, uses, recs, insts, j, n, at)?;
+            if !self.term_uses(func, dec, vals, d, n, at)? {
+                self.other_inst(module, func, dec, vals, recs, insts, j, n, at)?;
             }
             let mut rec = self.def(vals, func, d, last_i, facts, A_NONE, n, k as u32)?;
             (rec.c, rec.f) = (self.calls.len() as u32, nfixed as u32);
@@ -1020,7 +1010,6 @@ impl Fast {
         func: &Function,
         dec: &Decisions,
         vals: &mut [Val],
-        uses: &mut [u32],
         d: &crate::ir::InstData,
         n: u32,
         at: At,
@@ -1030,19 +1019,19 @@ impl Fast {
             InstKind::Trap => {}
             InstKind::Ret { value } => {
                 if let Some(v) = value {
-                    self.use_op(vals, uses, dec, *v, n, h)?;
+                    self.use_op(vals, dec, *v, n, h)?;
                 }
             }
             InstKind::Jmp { dest } => {
                 self.note_lends(vals, func, dest, k as usize, n);
-                self.jump_uses(vals, uses, func, dec, dest, h, n)?
+                self.jump_uses(vals, func, dec, dest, h, n)?
             }
             InstKind::Br {
                 cond,
                 then_dest,
                 else_dest,
             } => {
-                self.use_op(vals, uses, dec, *cond, n, h)?;
+                self.use_op(vals, dec, *cond, n, h)?;
                 // A compare of this block tested by its last
                 // instruction: fused if this is its only use.
                 if let (true, Operand::Value(c)) = (n == term, cond) {
@@ -1058,8 +1047,8 @@ impl Fast {
                         }
                     }
                 }
-                self.jump_uses(vals, uses, func, dec, then_dest, h, n)?;
-                self.jump_uses(vals, uses, func, dec, else_dest, h, n)?;
+                self.jump_uses(vals, func, dec, then_dest, h, n)?;
+                self.jump_uses(vals, func, dec, else_dest, h, n)?;
             }
             // No switch target takes arguments: only placement
             // is checked.
@@ -1068,7 +1057,7 @@ impl Fast {
                 default,
                 cases,
             } => {
-                self.use_op(vals, uses, dec, *value, n, h)?;
+                self.use_op(vals, dec, *value, n, h)?;
                 self.edge(vals, func, dec, *default, n)?;
                 for c in func.cases(*cases) {
                     self.edge(vals, func, dec, c.block, n)?;
@@ -1093,7 +1082,6 @@ impl Fast {
         func: &Function,
         dec: &Decisions,
         vals: &mut [Val],
-        uses: &mut [u32],
         recs: &mut [Rec],
         insts: &[crate::ir::Inst],
         j: usize,
@@ -1109,7 +1097,7 @@ impl Fast {
             return None;
         }
         // (A terminator's kind in the middle of a block.)
-        if self.term_uses(func, dec, vals, uses, d, n, at)? {
+        if self.term_uses(func, dec, vals, d, n, at)? {
             return Some(());
         }
         match &d.kind {
@@ -1124,16 +1112,16 @@ impl Fast {
             | InstKind::Switch { .. } => return None,
             InstKind::Select { args } => {
                 for &a in args {
-                    self.use_op(vals, uses, dec, a, n, h)?;
+                    self.use_op(vals, dec, a, n, h)?;
                 }
             }
             InstKind::Load { ptr, .. } => {
-                self.use_op(vals, uses, dec, *ptr, n, h)?;
+                self.use_op(vals, dec, *ptr, n, h)?;
                 fold_into(func, insts, j, recs);
             }
             InstKind::Store { args, .. } => {
-                self.use_op(vals, uses, dec, args[0], n, h)?;
-                self.use_op(vals, uses, dec, args[1], n, h)?;
+                self.use_op(vals, dec, args[0], n, h)?;
+                self.use_op(vals, dec, args[1], n, h)?;
                 fold_into(func, insts, j, recs);
             }
             InstKind::Addr { sym } => {
@@ -1144,11 +1132,11 @@ impl Fast {
             &InstKind::Alloca { size, align } => self.allocas.push((size, align.max(1))),
             InstKind::Call { callee, args } => {
                 if let Callee::Indirect(op) = callee {
-                    self.use_op(vals, uses, dec, *op, n, h)?;
+                    self.use_op(vals, dec, *op, n, h)?;
                 }
                 let args = func.args(*args);
                 for &a in args {
-                    self.use_op(vals, uses, dec, a, n, h)?;
+                    self.use_op(vals, dec, a, n, h)?;
                 }
                 self.calls.push(n);
                 let stack = self.call_args(module, func, *callee, args)?;
@@ -1201,14 +1189,13 @@ impl Fast {
     }
 
     /// A jump at `n` (in innermost loop `h`) to `dest`: its arguments are
-    /// read there (counted in `uses`) and its parameters' ranges cover
+    /// read there and its parameters' ranges cover
     /// `n`.
     #[inline]
     #[allow(clippy::too_many_arguments)]
     fn jump_uses(
         &self,
         vals: &mut [Val],
-        uses: &mut [u32],
         func: &Function,
         dec: &Decisions,
         dest: &crate::ir::BlockCall,
@@ -1216,7 +1203,7 @@ impl Fast {
         n: u32,
     ) -> Option<()> {
         for &a in func.args(dest.args) {
-            self.use_op(vals, uses, dec, a, n, h)?;
+            self.use_op(vals, dec, a, n, h)?;
         }
         self.edge(vals, func, dec, dest.block, n)
     }

@@ -34,8 +34,10 @@ impl Fast {
     /// result of each instruction left out: a [`super::F_PURE`] one whose
     /// result no instruction in the list uses.
     ///
-    /// Backward over the order, with a mark per value "used by a compiled
-    /// instruction": a definition comes before its uses in the order (a
+    /// Backward over the order, counting in `uses` (zeros, then the
+    /// stand-in past the values) each value's uses by compiled
+    /// instructions, the counts [`Decisions::uses`] holds for a compile: a
+    /// definition comes before its uses in the order (a
     /// definition dominates its uses, and block arguments are used by
     /// terminators, which are never pure), so every use of a result has
     /// been seen when the walk reaches its definition, and an instruction
@@ -48,7 +50,12 @@ impl Fast {
     /// liveness (a dead one's marks are 0: no change), and its result's
     /// home is rewritten with a select.
     #[inline(never)]
-    pub(super) fn mark_live(&mut self, func: &Function, dec: &Decisions) -> Option<()> {
+    pub(super) fn mark_live(
+        &mut self,
+        func: &Function,
+        dec: &Decisions,
+        uses: &mut [u32],
+    ) -> Option<()> {
         let nv = func.values.len();
         let total: usize = dec
             .order
@@ -59,15 +66,13 @@ impl Fast {
             home,
             live,
             live_at,
-            used,
             ..
         } = self;
         // Per value, and the stand-in `nv` past them (a literal operand's,
-        // and the result of an instruction without one): marked, so never
-        // dead.
-        used.clear();
-        used.resize(nv + 1, 0);
-        used[nv] = 1;
+        // and the result of an instruction without one, counted from 1, so
+        // never dead): 0 before, from `compute_order`.
+        let uses = uses.get_mut(..=nv)?;
+        debug_assert!(uses[..nv].iter().all(|&u| u == 0) && uses[nv] != 0);
         // (`Fast::analyze` has just set every home to `NONE`: the walk
         // writes each result's home without reading it.)
         let home = home.get_mut(..=nv)?;
@@ -92,9 +97,9 @@ impl Fast {
                 let d = func.insts.get(i.index())?;
                 let r = d.result.map_or(nv, |r| r.index().min(nv));
                 let kind = KIND[d.opcode as usize];
-                // SAFETY: `r <= nv < used.len()`.
-                let is_used = unsafe { *used.get_unchecked(r) };
-                let dead = (is_used == 0) & (kind & K_PURE != 0);
+                // SAFETY: `r <= nv < uses.len()`.
+                let count = unsafe { *uses.get_unchecked(r) };
+                let dead = (count == 0) & (kind & K_PURE != 0);
                 // SAFETY: `pos` starts at `total`, below `live.len()`, and
                 // goes down once per live instruction, of which there are
                 // at most `total`: it is never below 0.
@@ -105,7 +110,7 @@ impl Fast {
                 unsafe {
                     *home.get_unchecked_mut(r) = std::hint::select_unpredictable(dead, DEAD, NONE)
                 };
-                let mark = (!dead) as u8;
+                let mark = (!dead) as u32;
                 let mut use_op = |op: Operand| {
                     // (A literal marks the stand-in: chosen without a
                     // branch, the kinds are random in straight-line code.)
@@ -114,8 +119,8 @@ impl Fast {
                         Operand::Const(_) => (false, 0),
                     };
                     let vi = std::hint::select_unpredictable(is_value, index, nv).min(nv);
-                    // SAFETY: `vi <= nv < used.len()`.
-                    unsafe { *used.get_unchecked_mut(vi) |= mark };
+                    // SAFETY: `vi <= nv < uses.len()`.
+                    unsafe { *uses.get_unchecked_mut(vi) += mark };
                 };
                 // (Chosen by the opcode, as in `Fast::sweep`: one compare
                 // of the kind's tag then.)
