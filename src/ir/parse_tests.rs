@@ -1053,3 +1053,82 @@ fn short_names_do_not_leak_between_functions() {
         "72:22: undefined value %n3"
     );
 }
+
+/// Lines read without a lookahead token (`fast_lines`, after a header or
+/// a fast line) and the same lines reached through their first token
+/// (here: each after a comment line, which the lexer reads) build the same
+/// IR and source map, and are counted as fast lines alike; a line the fast
+/// paths decline is handed to the token path at its first token, with the
+/// general path's errors at their exact places.
+#[test]
+fn lines_read_without_a_token_parse_as_with_one() {
+    let lines = [
+        "entry:",
+        "    %x = add.i32 %a, 1",
+        "    %0 = mul.i32 %x, %x",
+        "    %y = call.i32 @f(%x, %0)",
+        "    %z = sub.i32 %y, %0",
+        "    br %z, yes, no",
+        "no:",
+        "    jmp yes",
+        "yes(%v: i32):",
+        "    jmp end",
+        "end:",
+        "    ret %z",
+    ];
+    let plain = format!("func @f(%a: i32) -> i32 {{\n{}\n}}\n", lines.join("\n"));
+    let commented = format!(
+        "func @f(%a: i32) -> i32 {{\n; c\n{}\n}}\n",
+        lines.join("\n ; c\n")
+    );
+    let fast_lines = || func::FAST_LINES.with(|n| n.get());
+    let before = fast_lines();
+    let a = parse(&plain);
+    let n = fast_lines() - before;
+    let before = fast_lines();
+    let b = parse(&commented);
+    assert_eq!(fast_lines() - before, n);
+    // All but the call, the label with a parameter (and `entry:`, `no:`,
+    // `end:` are labels, not counted).
+    assert_eq!(n, 7);
+    assert_eq!(a.funcs[0], b.funcs[0]);
+    // The lines differ, the columns do not.
+    assert_eq!(a.funcs[0].srcmap.num_insts(), b.funcs[0].srcmap.num_insts());
+    for i in 0..a.funcs[0].insts.len() {
+        let inst = Inst::new(i);
+        let (sa, sb) = (&a.funcs[0].srcmap, &b.funcs[0].srcmap);
+        assert_eq!(sa.inst(inst).col, sb.inst(inst).col);
+        for k in 0..4 {
+            assert_eq!(sa.token(inst, k).col, sb.token(inst, k).col);
+        }
+    }
+    // Errors at the first token of a line after fast lines.
+    let after = |line: &str| {
+        body(&format!(
+            "    %x = add.i32 %a, 1\n    jmp next\nnext:\n{line}"
+        ))
+    };
+    assert_eq!(
+        err(&after("    %1x = add.i32 %a, 1")),
+        "6:5: invalid value name '%1x'"
+    );
+    assert_eq!(err(&after("    # x")), "6:5: unexpected character '#'");
+    assert_eq!(
+        err(&after("    @g")),
+        "6:5: expected an instruction or a block label, found '@g'"
+    );
+    assert_eq!(err(&after("entry:")), "6:1: block 'entry' is defined twice");
+    assert_eq!(
+        err(&after("    %x = add.i32 %a, 2")),
+        "6:5: value %x is defined twice"
+    );
+    assert_eq!(
+        err(&after("    ret %a, 1")),
+        "6:11: expected end of line after instruction, found ','"
+    );
+    // The end of the text right after a fast line.
+    assert_eq!(
+        err("func @f(%a: i32) -> i32 {\nentry:\n    ret %a"),
+        "3:11: expected '}' to close function @f, found end of input"
+    );
+}

@@ -94,6 +94,15 @@ fn raw_label(src: &str, mut p: usize) -> Option<(&str, usize)> {
     Some((&src[start..p], p))
 }
 
+/// The end of the run of name characters of `b` from byte `p`.
+#[inline]
+fn name_end(b: &[u8], mut p: usize) -> usize {
+    while p < b.len() && is_name_char(b[p]) {
+        p += 1;
+    }
+    p
+}
+
 /// Whether byte `p` of `b` ends a line (a newline or the end of the text).
 #[inline]
 fn at_line_end(b: &[u8], p: usize) -> bool {
@@ -271,29 +280,76 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// Moves past the newline at byte `p` that ends a header read by
-    /// [`Self::fast_header`]: the body's first token becomes the
+    /// [`Self::fast_header`]: the body's first lines are read by
+    /// [`Self::fast_lines`], the first other line's first token becomes the
     /// lookahead.
     pub(in crate::ir::parse) fn header_line_end(&mut self, p: usize) -> Result<()> {
         self.lex.skip_newline_at(p);
-        self.advance()?;
         #[cfg(test)]
         FAST_HEADERS.with(|n| n.set(n.get() + 1));
+        self.after_fast_line()
+    }
+
+    /// Moves the lexer past the end of a line read by a fast path, at byte
+    /// `p` (a newline or the end of the text): to the start of the next
+    /// line, or to the end.
+    #[inline]
+    fn line_done(&mut self, p: usize) {
+        if p < self.lex.src().len() {
+            self.lex.skip_newline_at(p);
+        } else {
+            self.lex.skip_to(p);
+        }
+    }
+
+    /// After a line read by a fast path in token mode (its end passed with
+    /// [`Self::line_done`]): the lines after it that a fast path reads are
+    /// read, and the first other line's first token becomes the lookahead,
+    /// as after the general path's `end_of_line`.
+    #[inline]
+    pub(in crate::ir::parse) fn after_fast_line(&mut self) -> Result<()> {
+        self.fast_lines()?;
+        self.advance()?;
         Ok(())
     }
 
-    /// Moves past the end of a line read by a fast path, at byte `p` (a
-    /// newline or the end of the text): the next line's first token becomes
-    /// the lookahead, as after the general path's `end_of_line`.
-    #[inline]
-    fn next_line(&mut self, p: usize) -> Result<()> {
-        if p < self.lex.src().len() {
-            self.lex.skip_newline_at(p);
-            self.advance()?;
-            Ok(())
-        } else {
-            self.lex.skip_to(p);
-            self.advance()?;
-            self.end_of_line("instruction")
+    /// Reads the lines from the lexer's position (the start of a line, no
+    /// lookahead token made for it) as long as a fast path reads them:
+    /// instruction lines ([`Self::fast_instruction_at`]), labels
+    /// ([`Self::fast_label_at`]) and terminators
+    /// ([`Self::fast_terminator_at`]). Their first word is found here from
+    /// the bytes, without making a token. Returns at the first line none
+    /// of them reads (a blank or comment line, `}`, anything else) with
+    /// the lexer at its start: its first token is then made as usual.
+    #[inline(never)]
+    pub(in crate::ir::parse) fn fast_lines(&mut self) -> Result<()> {
+        let b = self.lex.src().as_bytes();
+        loop {
+            let start = skip_spaces(b, self.lex.pos());
+            let Some(&c) = b.get(start) else {
+                return Ok(());
+            };
+            if c == b'%' {
+                // A value name as the lexer reads it (one starting with a
+                // digit is left to it).
+                let s = start + 1;
+                let e = name_end(b, s);
+                if e == s || !is_name_start(b[s]) {
+                    return Ok(());
+                }
+                if !self.fast_instruction_at(s, e)? {
+                    self.fs.declined = s;
+                    return Ok(());
+                }
+            } else if is_name_start(c) {
+                let e = name_end(b, start + 1);
+                if !(self.fast_label_at(start, e)? || self.fast_terminator_at(start, e)?) {
+                    self.fs.declined = start;
+                    return Ok(());
+                }
+            } else {
+                return Ok(());
+            }
         }
     }
 
@@ -303,7 +359,27 @@ impl<'a> Parser<'a, '_> {
     /// without arguments; returns whether it did. When it returns `false`,
     /// nothing has changed (the general path reads the line).
     pub(in crate::ir::parse) fn fast_terminator(&mut self) -> Result<bool> {
-        let mn = self.tok;
+        let end = self.lex.pos();
+        let start = end - self.tok.text.len();
+        if start == self.fs.declined || !self.fast_terminator_at(start, end)? {
+            return Ok(false);
+        }
+        self.after_fast_line()?;
+        Ok(true)
+    }
+
+    /// [`Self::fast_terminator`] for the line whose mnemonic is the word
+    /// `start..end` of the text (read or not as the lookahead): on success
+    /// the lexer is moved past the line ([`Self::line_done`]), no token
+    /// made.
+    #[inline]
+    fn fast_terminator_at(&mut self, start: usize, end: usize) -> Result<bool> {
+        let src = self.lex.src();
+        let mn = Token {
+            kind: TokKind::Ident,
+            text: &src[start..end],
+            loc: self.lex.loc_at(start),
+        };
         let opcode = match mn.text {
             "ret" => Opcode::Ret,
             "br" => Opcode::Br,
@@ -313,8 +389,7 @@ impl<'a> Parser<'a, '_> {
         if self.fs.cur.is_none() {
             return Ok(false);
         }
-        let src = self.lex.src();
-        let Some(line) = scan_terminator(src, self.lex.pos(), opcode) else {
+        let Some(line) = scan_terminator(src, end, opcode) else {
             return Ok(false);
         };
         // Record the instruction as the general path does.
@@ -357,7 +432,7 @@ impl<'a> Parser<'a, '_> {
             },
         };
         self.push_instruction(opcode, None, None, mn.loc, kind, mn.loc)?;
-        self.next_line(line.end)?;
+        self.line_done(line.end);
         #[cfg(test)]
         FAST_LINES.with(|n| n.set(n.get() + 1));
         Ok(true)
@@ -368,11 +443,30 @@ impl<'a> Parser<'a, '_> {
     /// it did. When it returns `false`, nothing has changed.
     #[inline(never)]
     pub(in crate::ir::parse) fn fast_instruction(&mut self) -> Result<bool> {
-        let result = self.tok;
+        let end = self.lex.pos();
+        let start = end - self.tok.text.len();
+        if start == self.fs.declined || !self.fast_instruction_at(start, end)? {
+            return Ok(false);
+        }
+        self.after_fast_line()?;
+        Ok(true)
+    }
+
+    /// [`Self::fast_instruction`] for the line whose result's name (after
+    /// its `%`) is `start..end` of the text, a name the lexer reads as a
+    /// value name (read or not as the lookahead): on success the lexer is
+    /// moved past the line ([`Self::line_done`]), no token made.
+    #[inline(never)]
+    fn fast_instruction_at(&mut self, start: usize, end: usize) -> Result<bool> {
         let src = self.lex.src();
         let b = src.as_bytes();
+        let result = Token {
+            kind: TokKind::Local,
+            text: &src[start..end],
+            loc: self.lex.loc_at(start - 1),
+        };
         // ` = `, then the mnemonic.
-        let mut p = skip_spaces(b, self.lex.pos());
+        let mut p = skip_spaces(b, end);
         if b.get(p) != Some(&b'=') {
             return Ok(false);
         }
@@ -436,9 +530,7 @@ impl<'a> Parser<'a, '_> {
             return Ok(false);
         }
         // The result must be new (the general path reports a duplicate).
-        // The result is the token just read: it ends at the lexer's position.
-        let result_at = self.lex.pos() - result.text.len();
-        let result_name = self.fs.name_at(src, result_at, result.text);
+        let result_name = self.fs.name_at(src, start, result.text);
         if self.fs.value_of[result_name.index()] != NONE {
             return Ok(false);
         }
@@ -466,7 +558,7 @@ impl<'a> Parser<'a, '_> {
             _ => InstKind::Select { args },
         };
         self.push_instruction(opcode, ty, Some(result_name), result.loc, kind, mn_loc)?;
-        self.next_line(p)?;
+        self.line_done(p);
         #[cfg(test)]
         FAST_LINES.with(|n| n.set(n.get() + 1));
         Ok(true)
