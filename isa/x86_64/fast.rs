@@ -136,15 +136,17 @@ pub struct Fast {
     /// by a register), ascending, then [`NONE`]; the entries after it are
     /// stale (never read: a [`Rec::f`] is at most their count).
     fixed: Vec<u32>,
-    /// The instructions emission visits, in order: every instruction but
-    /// the [`DEAD`] ones (`fast/dead.rs`); block position `k`'s are
-    /// from `live_at[k]` to `live_at[k + 1]`.
+    /// The instructions compiled, in order: every instruction but the
+    /// [`DEAD`] ones (`fast/dead.rs`); block position `k`'s are from
+    /// `live_at[k]` to `live_at[k + 1]`, numbered from `first[k]` on (the
+    /// entries before `live_at[0]` are unused).
     pub live: Vec<crate::ir::Inst>,
     pub live_at: Vec<u32>,
-    /// Per value: uses by compiled instructions (`fast/dead.rs`).
-    counts: Vec<u32>,
-    /// No instruction is dead: [`Fast::live`] was not built, emission
-    /// visits each block's own instructions.
+    /// Per value, and a stand-in past them: used by a compiled
+    /// instruction (1) or not (0) (`fast/dead.rs`).
+    used: Vec<u8>,
+    /// No instruction is dead: [`Fast::live`] holds each block's own
+    /// instructions (emission visits those).
     pub all_live: bool,
     /// Per instruction number: what is released there (see [`Exp`]).
     exp: Vec<Exp>,
@@ -682,10 +684,26 @@ impl Fast {
         if dec.loop_end.first().is_some_and(|&e| e != 0) {
             return unsupported();
         }
+        self.vals.clear();
+        // One more: the sink of literal operands (see `Fast::use_op`), of
+        // no block (no use extends it over a loop).
+        self.vals.resize(nv + 1, Val::NEW);
+        self.vals[nv].def_pos = NONE;
+        self.home.clear();
+        // (With allocation's stand-in past the values, see `Fast::block`.)
+        self.home.resize(nv + 1, NONE);
+        // Which instructions are compiled (the others' results get the
+        // home `DEAD`): only those are numbered.
+        self.mark_live(func, dec)?;
         let mut n = 0u32;
         let mut stack: smallvec::SmallVec<[u32; 8]> = smallvec::SmallVec::new();
-        for (k, b) in dec.order.iter().enumerate() {
-            let len = func.blocks[b.index()].insts.len() as u32;
+        for (k, w) in self.live_at.windows(2).enumerate() {
+            let len = w[1] - w[0];
+            // (A block ends in its terminator, never dead: see
+            // `compute_order`.)
+            if len == 0 {
+                return unsupported();
+            }
             self.first.push(n);
             n += len;
             self.last.push(n - 1);
@@ -707,14 +725,6 @@ impl Fast {
             // (Keeps the ends below 2^31 for `latest_end`.)
             return unsupported();
         }
-        self.vals.clear();
-        // One more: the sink of literal operands (see `Fast::use_op`), of
-        // no block (no use extends it over a loop).
-        self.vals.resize(nv + 1, Val::NEW);
-        self.vals[nv].def_pos = NONE;
-        self.home.clear();
-        // (With allocation's stand-in past the values, see `Fast::block`.)
-        self.home.resize(nv + 1, NONE);
         // One record per instruction, each written by the sweep (so only
         // growth is filled, and the vector never shrinks: a small function
         // between two big ones would make the next big one fill it all
@@ -756,9 +766,11 @@ impl Fast {
         if fixed.len() <= total {
             fixed.resize(total + 1, 0);
         }
+        let live = std::mem::take(&mut self.live);
         let sw = self.sweep(
-            module, func, dec, &mut vals, &mut recs, &mut uses, &mut fixed,
+            module, func, dec, &live, &mut vals, &mut recs, &mut uses, &mut fixed,
         );
+        self.live = live;
         match sw {
             Some(n) => fixed[n] = NONE,
             None => fixed.clear(),
@@ -775,7 +787,6 @@ impl Fast {
         }
         self.vals = vals;
         swept?;
-        self.drop_dead(func, dec, &dec.uses)?;
         self.exp.clear();
         self.exp.resize(total + 1, Exp::NEW);
         Some(())
@@ -819,9 +830,10 @@ impl Fast {
         Some(())
     }
 
-    /// Pass 1's sweep over the instructions in order: ranges in `vals`,
-    /// use counts in `uses`, a [`Rec`] per instruction number in `recs`
-    /// (as long as the function),
+    /// Pass 1's sweep over the compiled instructions in order (`live`,
+    /// see [`Fast::mark_live`]): ranges in `vals`, use counts in `uses`
+    /// (by compiled instructions), a [`Rec`] per instruction number in
+    /// `recs` (as long as the function),
     /// the numbers of the instructions that use `rcx`/`rdx` at the start
     /// of `fixed` (as long as the function; returns how many), and the
     /// function's calls, lends, allocas and fusion candidates (`cands`).
@@ -832,6 +844,7 @@ impl Fast {
         module: &Module,
         func: &Function,
         dec: &Decisions,
+        live: &[crate::ir::Inst],
         vals: &mut [Val],
         recs: &mut [Rec],
         uses: &mut [u32],
@@ -868,7 +881,8 @@ impl Fast {
                 h,
                 term,
             };
-            let insts = &bd.insts[..];
+            // Its compiled instructions (see `Fast::mark_live`).
+            let insts = live.get(self.live_at[k] as usize..self.live_at[k + 1] as usize)?;
             // This block's records, and room for its entries in `fixed`
             // (each instruction appends at most one).
             let recs = recs.get_mut(first as usize..first as usize + insts.len())?;

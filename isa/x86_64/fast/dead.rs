@@ -1,136 +1,176 @@
 //! Instructions left uncompiled: a pure instruction (no effect but its
 //! result, [`super::F_PURE`]) whose result no compiled instruction uses gets the
-//! home [`DEAD`], no home from the allocator and no code (see
-//! [`Fast::drop_dead`]). Cranelift's lowering skips such instructions at
+//! home [`DEAD`], no number, no record and no code (see
+//! [`Fast::mark_live`]). Cranelift's lowering skips such instructions at
 //! every optimization level too. In the generated benchmark functions
 //! they are a third of the instructions (a fifth unused, the rest used
 //! only by those), and each used to take a register for one instruction:
 //! a steal, so a spill of a live value for the rest of its range, when
 //! registers were short. Output is unchanged: such an instruction has no
 //! effect to observe.
+//!
+//! The decision comes first, before the sweep numbers the instructions
+//! (a backward pass over the block order), so every later pass sees only
+//! the instructions compiled: the sweep neither records a dead
+//! instruction nor counts its uses (its operands' ranges end at their
+//! last compiled use, not at a dead one), and allocation walks no record
+//! of one. (Session 31 decided it after the sweep, from the sweep's use
+//! counts: dead instructions still had numbers and records, lengthened
+//! their operands' ranges, and cost allocation a mispredicted test each;
+//! the generated 10k function, with 3,546 dead instructions of 10,000,
+//! compiled in ~640 µs against ~480 µs for the same function with them
+//! removed from its text.)
 
-use super::{Fast, DEAD, NONE, R_PURE};
+use super::{Fast, DEAD, FACTS, F_BIN, F_PURE, F_UNARY, NONE, SLOTS};
+use crate::ir::Opcode;
 use crate::ir::{Function, InstKind, Operand};
 use crate::lower::analysis::Decisions;
 
 impl Fast {
-    /// After the sweep and compare fusion: each [`super::F_PURE`] instruction
-    /// whose result nothing compiled uses gets the home [`DEAD`] and no
-    /// result in its record, so allocation never gives it a home, and is
-    /// left out of [`Fast::live`], the instructions emission visits.
+    /// Before the sweep: [`Fast::live`], the instructions to compile in
+    /// the block order, with block position `k`'s from `live_at[k]` to
+    /// `live_at[k + 1]` (the list is filled from its end: the entries
+    /// before `live_at[0]` are unused), and the home [`DEAD`] for the
+    /// result of each instruction left out: a [`super::F_PURE`] one whose
+    /// result no instruction in the list uses.
     ///
-    /// Backward over the order, with use counts copied from `uses`: a
-    /// dead instruction's uses are taken off its operands' counts, so an
-    /// instruction used only by dead ones is dead too when the walk
-    /// reaches it (an operand is defined before its use in the order: a
+    /// Backward over the order, with a mark per value "used by a compiled
+    /// instruction": a definition comes before its uses in the order (a
     /// definition dominates its uses, and block arguments are used by
-    /// terminators, which are never pure). The operands' ranges still
-    /// reach the dead uses (the sweep computed them): longer than needed,
-    /// never too short.
+    /// terminators, which are never pure), so every use of a result has
+    /// been seen when the walk reaches its definition, and an instruction
+    /// used only by dead ones is dead too.
     ///
-    /// A live instruction takes no branch of its own: its entry in
-    /// `live` is written whatever it is (a dead one's is overwritten by
-    /// the next); only a dead one (at random, a third of the instructions
-    /// of the generated benchmark functions) branches, to lose its
-    /// operands' uses.
-    pub(super) fn drop_dead(
-        &mut self,
-        func: &Function,
-        dec: &Decisions,
-        uses: &[u32],
-    ) -> Option<()> {
-        let sink = uses.len();
-        // Most functions have no unused result (no dead instruction at
-        // all): found by a short scan, and then nothing is built (emission
-        // visits each block's own list).
-        let unused = |rec: &super::Rec| {
-            rec.a & R_PURE != 0 && uses.get(rec.r as usize).is_some_and(|&u| u == 0)
-        };
-        // (The records may run past the function's: see `Fast::analyze`.)
-        let total = self.last.last().map_or(0, |&l| l as usize + 1);
-        self.all_live = !self.recs.get(..total)?.iter().any(unused);
-        if self.all_live {
-            return Some(());
-        }
+    /// A live instruction takes no branch of its own (a third of the
+    /// generated benchmark functions' instructions are dead, at random):
+    /// its entry in `live` is written whatever it is (a dead one's is
+    /// overwritten by the next), its operands are marked with its
+    /// liveness (a dead one's marks are 0: no change), and its result's
+    /// home is rewritten with a select.
+    #[inline(never)]
+    pub(super) fn mark_live(&mut self, func: &Function, dec: &Decisions) -> Option<()> {
+        let nv = func.values.len();
+        let total: usize = dec
+            .order
+            .iter()
+            .map(|b| func.blocks[b.index()].insts.len())
+            .sum();
         let Fast {
-            recs,
             home,
             live,
             live_at,
-            first,
-            counts,
+            used,
             ..
         } = self;
-        counts.clear();
-        counts.extend_from_slice(uses);
-        // A stand-in past the values, never 0: what an instruction without
-        // a result (`NONE`) and a literal operand read and write.
-        counts.push(u32::MAX / 2);
-        // One entry more than instructions: `live` is filled from its end,
-        // and a dead instruction's write goes one entry below the live
-        // ones (overwritten by the next live one, or left unused at the
-        // front).
-        live.clear();
-        live.resize(total + 1, crate::ir::Inst::new(0));
+        // Per value, and the stand-in `nv` past them (a literal operand's,
+        // and the result of an instruction without one): marked, so never
+        // dead.
+        used.clear();
+        used.resize(nv + 1, 0);
+        used[nv] = 1;
+        // (`Fast::analyze` has just set every home to `NONE`: the walk
+        // writes each result's home without reading it.)
+        let home = home.get_mut(..=nv)?;
+        // One entry more than instructions: a dead instruction's write goes
+        // one entry below the live ones (overwritten by the next live one,
+        // or left unused at the front). The entries past `total` are
+        // stale.
+        // (Every entry read is written first: only growth is filled, and
+        // the list never shrinks, as `Fast::recs`.)
+        if live.len() <= total {
+            live.resize(total + 1, crate::ir::Inst::new(0));
+        }
         live_at.clear();
         live_at.resize(dec.order.len() + 1, 0);
-        let home = home.get_mut(..=sink)?;
         // The first entry of the blocks after the current one.
         let mut top = total + 1;
         live_at[dec.order.len()] = top as u32;
         for (k, &b) in dec.order.iter().enumerate().rev() {
             let insts = &func.blocks[b.index()].insts[..];
-            let at = *first.get(k)? as usize;
-            let recs = recs.get_mut(at..at + insts.len())?;
             let mut pos = top - 1;
-            for j in (0..insts.len()).rev() {
-                // SAFETY: `recs` and `insts` have `insts.len()` entries.
-                let (rec, i) = unsafe { (recs.get_unchecked_mut(j), *insts.get_unchecked(j)) };
-                let r = rec.r as usize;
-                // (`NONE`, no result, reads the stand-in: never dead.)
-                // SAFETY: `counts` has `sink + 1` entries.
-                let u = unsafe { *counts.get_unchecked(r.min(sink)) };
-                let dead = (u == 0) & (rec.a & R_PURE != 0);
-                // SAFETY (both arms): `pos` starts at `total`, below
-                // `live.len()`, and goes down once per live instruction, of
-                // which there are at most `total`: it is never below 0.
-                // (The dead instruction's write goes to the entry the next
-                // live one takes: no branch on deadness for it.)
+            for &i in insts.iter().rev() {
+                let d = func.insts.get(i.index())?;
+                let r = d.result.map_or(nv, |r| r.index().min(nv));
+                let kind = KIND[d.opcode as usize];
+                // SAFETY: `r <= nv < used.len()`.
+                let is_used = unsafe { *used.get_unchecked(r) };
+                let dead = (is_used == 0) & (kind & K_PURE != 0);
+                // SAFETY: `pos` starts at `total`, below `live.len()`, and
+                // goes down once per live instruction, of which there are
+                // at most `total`: it is never below 0.
                 unsafe { *live.get_unchecked_mut(pos) = i };
                 pos -= !dead as usize;
-                if dead {
-                    rec.r = NONE;
-                    // (`dead` implies `u == 0`, which only a value below
-                    // `sink` has: in `home`.)
-                    if let Some(h) = home.get_mut(r) {
-                        *h = DEAD;
-                    }
-                    // Its operands lose a use (a literal: the stand-in's;
-                    // no branch on the kind, random in straight-line code).
-                    let mut lose = |op: Operand| {
-                        let (is_value, index) = match op {
-                            Operand::Value(v) => (true, v.index()),
-                            Operand::Const(_) => (false, sink),
-                        };
-                        let vi = std::hint::select_unpredictable(is_value, index, sink);
-                        // (A verified module's counts never go below 0; a
-                        // wrapped count only keeps a value alive.)
-                        if let Some(c) = counts.get_mut(vi) {
-                            *c = c.wrapping_sub(1);
-                        }
+                // (Every home is `NONE` before: see above.)
+                // SAFETY: `r <= nv < home.len()`.
+                unsafe {
+                    *home.get_unchecked_mut(r) = std::hint::select_unpredictable(dead, DEAD, NONE)
+                };
+                let mark = (!dead) as u8;
+                let mut use_op = |op: Operand| {
+                    // (A literal marks the stand-in: chosen without a
+                    // branch, the kinds are random in straight-line code.)
+                    let (is_value, index) = match op {
+                        Operand::Value(v) => (true, v.index()),
+                        Operand::Const(_) => (false, 0),
                     };
-                    match &func.insts.get(i.index())?.kind {
-                        InstKind::Binary { args } => {
-                            lose(args[0]);
-                            lose(args[1]);
-                        }
-                        _ => func.for_each_operand(i, lose),
-                    }
+                    let vi = std::hint::select_unpredictable(is_value, index, nv).min(nv);
+                    // SAFETY: `vi <= nv < used.len()`.
+                    unsafe { *used.get_unchecked_mut(vi) |= mark };
+                };
+                // (Chosen by the opcode, as in `Fast::sweep`: one compare
+                // of the kind's tag then.)
+                if kind & K_BIN != 0 {
+                    let InstKind::Binary { args } = &d.kind else {
+                        return None;
+                    };
+                    use_op(args[0]);
+                    use_op(args[1]);
+                } else if kind & K_UNARY != 0 {
+                    let InstKind::Unary { arg } = &d.kind else {
+                        return None;
+                    };
+                    use_op(*arg);
+                } else {
+                    func.for_each_operand(i, use_op);
                 }
             }
             top = pos + 1;
             live_at[k] = top as u32;
         }
+        self.all_live = top == 1;
         Some(())
     }
 }
+
+/// [`KIND`]: the opcode is [`F_PURE`] (with the suffixes it takes).
+const K_PURE: u8 = 1;
+/// [`KIND`]: the opcode's format is binary ([`F_BIN`]).
+const K_BIN: u8 = 2;
+/// [`KIND`]: the opcode's format is unary ([`F_UNARY`]).
+const K_UNARY: u8 = 4;
+
+/// Per opcode: [`K_PURE`], [`K_BIN`], [`K_UNARY`], from [`FACTS`] over
+/// every suffix (an opcode is pure, and of its format, with each suffix
+/// the verifier allows; one lookup without the suffix's slot).
+static KIND: [u8; Opcode::ALL.len()] = {
+    let mut t = [0; Opcode::ALL.len()];
+    let mut k = 0;
+    while k < Opcode::ALL.len() {
+        let mut s = 0;
+        while s < SLOTS {
+            let f = FACTS[k][s];
+            if f & F_PURE != 0 {
+                t[k] |= K_PURE;
+            }
+            if f & F_BIN != 0 {
+                t[k] |= K_BIN;
+            }
+            if f & F_UNARY != 0 {
+                t[k] |= K_UNARY;
+            }
+            s += 1;
+        }
+        k += 1;
+    }
+    t
+};
