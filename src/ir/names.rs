@@ -328,6 +328,47 @@ impl Names {
         Name::from_index(self.push(s, flags) as usize)
     }
 
+    /// [`Names::push_new_with`] out of line.
+    #[cold]
+    #[inline(never)]
+    fn push_new_cold(&mut self, s: &str, syntax: (bool, bool)) -> Name {
+        self.push_new_with(s, syntax)
+    }
+
+    /// [`Names::push_new_with`] for a name of at most 7 ASCII bytes, also
+    /// given as `word`: its bytes little-endian in the low bytes (what
+    /// follows them is ignored; other names are pushed as usual). The text is appended as one 8-byte store, not a
+    /// call to copy a few bytes.
+    #[inline(always)]
+    pub(crate) fn push_new_short(&mut self, s: &str, word: u64, syntax: (bool, bool)) -> Name {
+        let n = s.len();
+        // The bytes kept (the low `n` of `word`) must be ASCII, so that the
+        // text stays UTF-8 whatever the caller passes.
+        if n > 7 || word & ((1u64 << (8 * n)) - 1) & 0x8080_8080_8080_8080 != 0 {
+            return self.push_new_cold(s, syntax);
+        }
+        debug_assert_eq!(&word.to_le_bytes()[..n], s.as_bytes(), "{s:?}");
+        debug_assert_eq!(syntax, name_syntax(s), "{s:?}");
+        let (label, value) = syntax;
+        let flags = if label { VALID_LABEL } else { 0 } | if value { VALID_VALUE } else { 0 };
+        let start = self.text.len();
+        assert!(start + 8 <= u32::MAX as usize, "name table overflow");
+        let id = self.spans.len() as u32;
+        self.spans.push((start as u32, n as u32 | flags));
+        self.text.reserve(8);
+        // SAFETY: `reserve(8)` leaves room for 8 bytes after the text, so
+        // the unaligned 8-byte store stays inside the allocation; the
+        // length then grows by `n <= 7` of those bytes, which were just
+        // written and are ASCII (checked above): the text stays valid
+        // UTF-8.
+        unsafe {
+            let v = self.text.as_mut_vec();
+            std::ptr::write_unaligned(v.as_mut_ptr().add(start).cast::<u64>(), word.to_le());
+            v.set_len(start + n);
+        }
+        Name::from_index(id as usize)
+    }
+
     /// The group of names starting with `prefix`, created if there is
     /// room; `None` sends the name to the hash index.
     #[inline]

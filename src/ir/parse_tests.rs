@@ -1053,3 +1053,151 @@ fn short_names_do_not_leak_between_functions() {
         "72:22: undefined value %n3"
     );
 }
+
+/// Lines read without a lookahead token (`fast_lines`, after a header or
+/// a fast line) and the same lines reached through their first token
+/// (here: each after a comment line, which the lexer reads) build the same
+/// IR and source map, and are counted as fast lines alike; a line the fast
+/// paths decline is handed to the token path at its first token, with the
+/// general path's errors at their exact places.
+#[test]
+fn lines_read_without_a_token_parse_as_with_one() {
+    let lines = [
+        "entry:",
+        "    %x = add.i32 %a, 1",
+        "    %0 = mul.i32 %x, %x",
+        "    %y = call.i32 @f(%x, %0)",
+        "    %z = sub.i32 %y, %0",
+        "    br %z, yes, no",
+        "no:",
+        "    jmp yes",
+        "yes(%v: i32):",
+        "    jmp end",
+        "end:",
+        "    ret %z",
+    ];
+    let plain = format!("func @f(%a: i32) -> i32 {{\n{}\n}}\n", lines.join("\n"));
+    let commented = format!(
+        "func @f(%a: i32) -> i32 {{\n; c\n{}\n}}\n",
+        lines.join("\n ; c\n")
+    );
+    let fast_lines = || func::FAST_LINES.with(|n| n.get());
+    let before = fast_lines();
+    let a = parse(&plain);
+    let n = fast_lines() - before;
+    let before = fast_lines();
+    let b = parse(&commented);
+    assert_eq!(fast_lines() - before, n);
+    // All but the call, the label with a parameter (and `entry:`, `no:`,
+    // `end:` are labels, not counted).
+    assert_eq!(n, 7);
+    assert_eq!(a.funcs[0], b.funcs[0]);
+    // The lines differ, the columns do not.
+    assert_eq!(a.funcs[0].srcmap.num_insts(), b.funcs[0].srcmap.num_insts());
+    for i in 0..a.funcs[0].insts.len() {
+        let inst = Inst::new(i);
+        let (sa, sb) = (&a.funcs[0].srcmap, &b.funcs[0].srcmap);
+        assert_eq!(sa.inst(inst).col, sb.inst(inst).col);
+        for k in 0..4 {
+            assert_eq!(sa.token(inst, k).col, sb.token(inst, k).col);
+        }
+    }
+    // Errors at the first token of a line after fast lines.
+    let after = |line: &str| {
+        body(&format!(
+            "    %x = add.i32 %a, 1\n    jmp next\nnext:\n{line}"
+        ))
+    };
+    assert_eq!(
+        err(&after("    %1x = add.i32 %a, 1")),
+        "6:5: invalid value name '%1x'"
+    );
+    assert_eq!(err(&after("    # x")), "6:5: unexpected character '#'");
+    assert_eq!(
+        err(&after("    @g")),
+        "6:5: expected an instruction or a block label, found '@g'"
+    );
+    assert_eq!(err(&after("entry:")), "6:1: block 'entry' is defined twice");
+    assert_eq!(
+        err(&after("    %x = add.i32 %a, 2")),
+        "6:5: value %x is defined twice"
+    );
+    assert_eq!(
+        err(&after("    ret %a, 1")),
+        "6:11: expected end of line after instruction, found ','"
+    );
+    // The end of the text right after a fast line.
+    assert_eq!(
+        err("func @f(%a: i32) -> i32 {\nentry:\n    ret %a"),
+        "3:11: expected '}' to close function @f, found end of input"
+    );
+}
+
+/// Mnemonics found again through the fast path's table (after a first
+/// line read them), and operand names found from a word of the text in
+/// the short-name cache, parse as the general path reads them, whatever
+/// follows them (a tab, a newline, `,` without a space, the end of the
+/// text; names with `$`, of 7 and 8 bytes), and near misses still get
+/// the general path's errors.
+#[test]
+fn mnemonics_found_again_parse_as_the_general_path_does() {
+    let lines = [
+        "%x = add.i32 %a, 1",
+        "%y = add.i32\t%x, 2",
+        "%z = add.i32%y, 3",
+        "%w = neg.i32 %z",
+        "%v = neg.i32\t%w",
+        "%s = select.i32 %v, %w, %z",
+        "%t = select.i32 %s, %w, %z",
+        "%u = add.i64 %p, %p",
+        "%a$ = add.i32 %t, %t",
+        "%$b = add.i32 %a$,%a$",
+        "%abcdefg = add.i32 %$b ,%a$",
+        "%abcdefgh = add.i32 %abcdefg\t, %abcdefg",
+        "%r = add.i32 %abcdefgh, %abcdefg",
+        "%q = add.i32 %r, %a",
+    ];
+    let plain = format!(
+        "func @f(%a: i32, %p: i64) -> i32 {{\nentry:\n    {}\n    ret %q\n}}\n",
+        lines.join("\n    ")
+    );
+    let commented = plain.replace('\n', " ; general path\n");
+    // Twice: the second parse finds every mnemonic in the table.
+    let fast = parse(&plain);
+    assert_eq!(parse(&plain).funcs[0], fast.funcs[0]);
+    let slow = parse(&commented);
+    assert_eq!(fast.funcs[0], slow.funcs[0]);
+    assert_eq!(fast.funcs[0].srcmap, slow.funcs[0].srcmap);
+    // Near misses of `add.i32`, read after it is in the table.
+    let cached = "    %x = add.i32 %a, 1\n";
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = add.i3 %x, 1"))),
+        "4:14: invalid type suffix 'i3' for 'add': expected i32 or i64"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = add.i32x %x, 1"))),
+        "4:14: invalid type suffix 'i32x' for 'add': expected i32 or i64"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = add.i32, %x, 1"))),
+        "4:17: expected an operand (a %value or a literal), found ','"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = add.i32 %x:, 1"))),
+        "4:20: expected ',' after operand, found ':'"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = add.i32 %x-1, 1"))),
+        "4:20: expected ',' after operand, found '-1'"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = adD.i32 %x, 1"))),
+        "4:10: unknown opcode 'adD'"
+    );
+    assert_eq!(
+        err(&format!(
+            "func @f(%a: i32) -> i32 {{\nentry:\n{cached}    %y = add.i32"
+        )),
+        "4:17: expected an operand (a %value or a literal), found end of input"
+    );
+}

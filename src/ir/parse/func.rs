@@ -71,6 +71,14 @@ pub(super) struct FuncScratch {
     /// A small cache in front of `names` for short names (see
     /// [`ShortNames`]).
     short: ShortNames,
+    /// Where the first word of the last line that [`Parser::fast_lines`]
+    /// could not read starts (after a `%`): the fast paths are not tried
+    /// again on its token (`usize::MAX`, or an offset of an earlier text,
+    /// when none).
+    declined: usize,
+    /// The mnemonics the fast path has read (never cleared: see
+    /// [`fast::Mnemonics`]).
+    mnemonics: fast::Mnemonics,
 }
 
 /// Slots of [`ShortNames`] (a power of two) and how many it fills before
@@ -94,6 +102,9 @@ struct ShortNames {
     /// of them once [`ShortNames::clear`] has run, none before.
     slots: Box<[(u64, u32)]>,
     len: usize,
+    /// [`SHORT_MAX`] once the slots are there, 0 before: the cache is in
+    /// use while `len < limit` (one comparison).
+    limit: usize,
     /// The slots filled, in order (the first `len`): clearing empties
     /// those rather than all [`SHORT_SLOTS`], as most functions fill a few.
     /// [`SHORT_MAX`] of them once [`ShortNames::clear`] has run.
@@ -108,6 +119,7 @@ impl Default for ShortNames {
         ShortNames {
             slots: Box::new([]),
             len: 0,
+            limit: 0,
             used: Box::new([]),
         }
     }
@@ -175,7 +187,8 @@ impl ShortNames {
     /// Whether the cache is in use: it has its slots and is not full.
     #[inline]
     fn active(&self) -> bool {
-        self.len < SHORT_MAX && self.slots.len() == SHORT_SLOTS
+        debug_assert!(self.limit == 0 || self.slots.len() == SHORT_SLOTS);
+        self.len < self.limit
     }
 
     /// The cached name of `key`, or the slot where it would go (`None` when
@@ -198,10 +211,42 @@ impl ShortNames {
         }
     }
 
+    /// The cached name written at byte `p` of `b` (after its `%`), and the
+    /// byte after it, when the name has 1 to 7 bytes and ends at a byte
+    /// below `.` other than `$` (a space, `,`, a newline...), read as one
+    /// word. Exact: the bytes before that end are a cached name's only if
+    /// they are that name (cached names are all name characters), and the
+    /// end byte is no name character, so the lexer ends the name there too.
+    #[inline]
+    fn find_at(&self, b: &[u8], p: usize) -> Option<(Name, usize)> {
+        const LOW: u64 = 0x0101_0101_0101_0101;
+        if !self.active() {
+            return None;
+        }
+        let word = b.get(p..p.checked_add(8)?)?;
+        let w = u64::from_le_bytes(word.try_into().ok()?);
+        // The lowest byte below 0x2e (exact for the first one: the borrow
+        // only reaches the bytes above it; bytes from 0x80 are not marked).
+        let low = w.wrapping_sub(0x2e * LOW) & !w & (0x80 * LOW);
+        if low == 0 {
+            return None;
+        }
+        let len = low.trailing_zeros() as usize / 8;
+        if len == 0 || b[p + len] == b'$' {
+            return None;
+        }
+        let key = w & ((1u64 << (8 * len)) - 1) | (len as u64) << 56;
+        match self.find(key) {
+            Ok(id) => Some((Name::from_index(id as usize), p + len)),
+            Err(_) => None,
+        }
+    }
+
     fn clear(&mut self) {
         if self.slots.is_empty() {
             self.slots = vec![(0, 0); SHORT_SLOTS].into_boxed_slice();
             self.used = vec![0; SHORT_MAX].into_boxed_slice();
+            self.limit = SHORT_MAX;
         } else {
             for &i in &self.used[..self.len] {
                 self.slots[i as usize] = (0, 0);
@@ -268,6 +313,7 @@ impl FuncScratch {
         self.fwd_value_insts.clear();
         self.fwd_block_insts.clear();
         self.cur = None;
+        self.declined = usize::MAX;
         self.short.clear();
     }
 
@@ -291,7 +337,9 @@ impl FuncScratch {
                 Err(Some(i)) => {
                     // Every short name of this function so far is in the
                     // cache (it was never full): this one is new.
-                    let n = self.names.push_new_with(text, ShortNames::key_syntax(key));
+                    let n = self
+                        .names
+                        .push_new_short(text, key, ShortNames::key_syntax(key));
                     self.value_of.push(NONE);
                     self.block_of.push(NONE);
                     self.short.slots[i] = (key, n.index() as u32 + 1);
@@ -680,22 +728,38 @@ impl<'a> Parser<'a, '_> {
     /// did. When it returns `false`, nothing has changed.
     #[inline]
     fn fast_label(&mut self) -> Result<bool> {
-        let b = self.lex.src().as_bytes();
-        let p = self.lex.pos();
-        if b.get(p) != Some(&b':') {
+        let end = self.lex.pos();
+        let start = end - self.tok.text.len();
+        if start == self.fs.declined || !self.fast_label_at(start, end)? {
             return Ok(false);
         }
-        let newline = skip_spaces(b, p + 1);
+        self.after_fast_line()?;
+        Ok(true)
+    }
+
+    /// [`Self::fast_label`] for the label that is the word `start..end` of
+    /// the text (read or not as the lookahead): on success the lexer is at
+    /// the start of the next line, no token made.
+    #[inline]
+    pub(super) fn fast_label_at(&mut self, start: usize, end: usize) -> Result<bool> {
+        let src = self.lex.src();
+        let b = src.as_bytes();
+        if b.get(end) != Some(&b':') {
+            return Ok(false);
+        }
+        let newline = skip_spaces(b, end + 1);
         if b.get(newline) != Some(&b'\n') {
             return Ok(false);
         }
-        // The label is the token just read: it ends at `p`.
-        let t = self.tok;
-        let name = self.fs.name_at(self.lex.src(), p - t.text.len(), t.text);
+        let t = Token {
+            kind: TokKind::Ident,
+            text: &src[start..end],
+            loc: self.lex.loc_at(start),
+        };
+        let name = self.fs.name_at(src, start, t.text);
         let block = self.start_named_block(name, t)?;
         self.fs.cur = Some((block, self.fs.insts.len()));
         self.lex.skip_newline_at(newline);
-        self.advance()?;
         Ok(true)
     }
 
