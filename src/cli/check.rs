@@ -17,8 +17,8 @@
 //! once) and their order must stay the command line's.
 //!
 //! A regular file of at least [`SPLIT_MIN`] bytes that holds most of the
-//! text (a single large file) is parsed on two threads, cut at a function
-//! boundary ([`kiln::ir::parse::parse_module_split`], whose outcome, an
+//! text (a single large file) is parsed on two threads, cut at function
+//! boundaries ([`kiln::ir::parse::parse_module_split`], whose outcome, an
 //! error included, is that of the one-thread parse).
 
 use super::commands::{load_file, may_keep_open, open_at, with_c_name, Opening};

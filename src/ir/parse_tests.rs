@@ -1134,9 +1134,11 @@ fn lines_read_without_a_token_parse_as_with_one() {
 }
 
 /// Mnemonics found again through the fast path's table (after a first
-/// line read them) parse as the general path reads them, whatever follows
-/// them (a tab, a newline, an operand without a space, the end of the
-/// text), and near misses still get the general path's errors.
+/// line read them), and operand names found from a word of the text in
+/// the short-name cache, parse as the general path reads them, whatever
+/// follows them (a tab, a newline, `,` without a space, the end of the
+/// text; names with `$`, of 7 and 8 bytes), and near misses still get
+/// the general path's errors.
 #[test]
 fn mnemonics_found_again_parse_as_the_general_path_does() {
     let lines = [
@@ -1148,7 +1150,12 @@ fn mnemonics_found_again_parse_as_the_general_path_does() {
         "%s = select.i32 %v, %w, %z",
         "%t = select.i32 %s, %w, %z",
         "%u = add.i64 %p, %p",
-        "%q = add.i32 %t, %t",
+        "%a$ = add.i32 %t, %t",
+        "%$b = add.i32 %a$,%a$",
+        "%abcdefg = add.i32 %$b ,%a$",
+        "%abcdefgh = add.i32 %abcdefg\t, %abcdefg",
+        "%r = add.i32 %abcdefgh, %abcdefg",
+        "%q = add.i32 %r, %a",
     ];
     let plain = format!(
         "func @f(%a: i32, %p: i64) -> i32 {{\nentry:\n    {}\n    ret %q\n}}\n",
@@ -1174,6 +1181,14 @@ fn mnemonics_found_again_parse_as_the_general_path_does() {
     assert_eq!(
         err(&body(&format!("{cached}    %y = add.i32, %x, 1"))),
         "4:17: expected an operand (a %value or a literal), found ','"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = add.i32 %x:, 1"))),
+        "4:20: expected ',' after operand, found ':'"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = add.i32 %x-1, 1"))),
+        "4:20: expected ',' after operand, found '-1'"
     );
     assert_eq!(
         err(&body(&format!("{cached}    %y = adD.i32 %x, 1"))),

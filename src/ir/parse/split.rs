@@ -1,26 +1,35 @@
 //! One module's text parsed on two threads ([`parse_module_split`]).
 //!
-//! The text is cut at a function boundary past its middle: the start of
-//! a line `func @` or `local func @` right after a line `}`. Each part is
-//! parsed as a module of its own (the second numbering its lines from
-//! where it starts), without resolving symbol references; the second
-//! part's items are then appended to the first's (ids renumbered) and all
-//! the references resolved, in source order, as one parse does.
+//! The text is cut into parts at function boundaries: starts of a line
+//! `func @` or `local func @` right after a line `}` (see
+//! [`part_bounds`]). Each part is parsed as a module of its own
+//! (numbering its lines from where it starts), without resolving symbol
+//! references; each part's items are then appended to those of the parts
+//! before it (ids renumbered) and all the references resolved, in source
+//! order, as one parse does. The two threads take the parts in order,
+//! each the next one left, and append them as soon as the parts before
+//! are appended.
 //!
 //! Why the result is the one parse's: a cut at the start of a line is
 //! never inside a comment, and one inside a string, or inside an item,
-//! leaves the first part unfinished (an error). When the first part parses
-//! as whole items, the one parse is at the start of an item at the cut, so
-//! the second part reads the same tokens as the same items. Names are a
-//! function's own; the module-level checks that span the parts (a symbol
-//! defined in both, a reference to a symbol of the other part) are made
-//! when they are joined. Whenever anything fails (a part, the join, a
-//! reference, the thread), the whole text is parsed again on this thread,
-//! so errors (which one, and where) are always those of [`parse_module`].
+//! leaves the part before it unfinished (an error). When the parts before
+//! a cut parse as whole items, the one parse is at the start of an item at
+//! the cut, so the part after it reads the same tokens as the same items.
+//! Names are a function's own; the module-level checks that span the
+//! parts (a symbol defined in two, a reference to a symbol of another
+//! part) are made when they are joined. Whenever anything fails (a part,
+//! a join, a reference, the thread), the whole text is parsed again on
+//! this thread, so errors (which one, and where) are always those of
+//! [`parse_module`].
 
 use super::{parse_module, resolve_symbols, Parser, SymRef, SymSite};
 use crate::ir::entities::{DataId, FuncId};
 use crate::ir::module::Module;
+use std::sync::atomic::{
+    AtomicBool, AtomicU64, AtomicUsize,
+    Ordering::{Acquire, Relaxed, Release},
+};
+use std::sync::Mutex;
 
 /// Bytes of text from which a second thread pays for itself: starting
 /// one costs about as much as parsing 15 KiB.
@@ -31,58 +40,206 @@ pub const SPLIT_MIN: usize = 64 << 10;
 /// and can be cut at a function boundary (see the module docs), else on
 /// this thread alone.
 pub fn parse_module_split(file: &str, text: &str) -> crate::Result<Module> {
-    let Some(at) = (text.len() >= SPLIT_MIN)
-        .then(|| split_point(text.as_bytes()))
-        .flatten()
-    else {
+    if text.len() < SPLIT_MIN || split_point(text.as_bytes()).is_none() {
         return parse_module(file, text);
-    };
-    parse_cut(file, text, at)
+    }
+    parse_parts(file, text, &part_bounds(text.as_bytes()))
 }
 
 /// [`parse_module_split`] with the text cut at byte `at`, the start of a
 /// line (any line: a cut that is not at an item boundary only costs the
 /// parse on two threads, see the module docs).
+#[cfg(test)]
 fn parse_cut(file: &str, text: &str, at: usize) -> crate::Result<Module> {
-    let (head, tail) = text.split_at(at);
-    std::thread::scope(|s| {
-        let second = std::thread::Builder::new().spawn_scoped(s, || {
-            // Counted here, beside the first part's parse.
-            let line = 1 + count_newlines(head.as_bytes());
-            parse_part(file, tail, u32::try_from(line).ok()?, 0)
-        });
-        let Ok(second) = second else {
-            return parse_module(file, text);
-        };
-        let joined = parse_part(file, head, 1, tail.len()).and_then(|first| {
-            let second = second.join().ok().flatten()?;
-            join(first, second)
-        });
-        // On failure the second thread may still be running: the scope
-        // waits for it after this parse.
-        joined.map_or_else(|| parse_module(file, text), Ok)
-    })
+    parse_parts(file, text, &[0, at, text.len()])
 }
 
-/// The bytes of a text of `len` bytes where a cut may fall (see
-/// [`split_point`]): from a little before the middle, so that the first
-/// part, whose thread also joins the parts and, in `kiln check`, verifies
-/// the module-level rules, is as long to finish as the second (on 20,000
-/// small functions, cut at the middle, this thread ran 136.6 M instructions
-/// and the other 129.0 M), to the start of the last quarter (a cut further
-/// on would leave the second thread little to do).
+/// Bytes below which a part is not cut in two (see [`part_bounds`]).
+const PART_MIN: usize = 16 << 10;
+
+/// Where the parts of `b` start, and its length last (see
+/// [`parse_parts`]), for a text with a function boundary past its first
+/// quarter (one found by [`split_point`]): at least two parts.
+///
+/// The two threads take the parts in order, each the next one not taken
+/// yet, so that a thread slowed down (this machine's processors at times
+/// run at half speed for a second or more, or one is shared with another
+/// process) takes fewer of them and neither waits long for the other at
+/// the end: each part is a quarter of the text left before it (pairs of
+/// parts halve it), down to [`PART_MIN`] bytes, the last one the rest.
+/// Each cut is the first function boundary at or after its place; the
+/// search never looks at a byte twice.
+fn part_bounds(b: &[u8]) -> Vec<usize> {
+    let len = b.len();
+    let mut bounds = vec![0];
+    let mut at = 0;
+    while len - at >= 2 * PART_MIN {
+        let want = at + ((len - at) / 4).max(PART_MIN);
+        let Some(cut) = boundary_in(b, want, len) else {
+            break;
+        };
+        bounds.push(cut);
+        at = cut;
+    }
+    bounds.push(len);
+    bounds
+}
+
+/// The parts of a text parsed on two threads (see [`parse_parts`]).
+struct Parts<'a> {
+    file: &'a str,
+    text: &'a str,
+    bounds: &'a [usize],
+    /// The next part to take.
+    next: AtomicUsize,
+    /// Each part's first line, once known (0 before): the thread that takes
+    /// a part counts its lines and sets the next part's.
+    lines: Vec<AtomicU64>,
+    /// Whether a part or a join failed (the parts left are not parsed).
+    failed: AtomicBool,
+    joined: Mutex<Joined<'a>>,
+}
+
+/// The parts parsed and joined so far.
+struct Joined<'a> {
+    /// Parts parsed, not yet joined, by index.
+    ready: Vec<Option<Part<'a>>>,
+    /// The first parts joined (`count` of them), if any.
+    head: Option<Part<'a>>,
+    count: usize,
+    /// Whether a thread is joining parts (outside the lock).
+    joining: bool,
+}
+
+/// Parses `text` cut at `bounds` (increasing, from 0 to the length, each
+/// the start of a line) on this thread and a second one, then joins the
+/// parts (see the module docs); the outcome is [`parse_module`]'s. Each
+/// thread takes the next part left (see [`part_bounds`]) and, when the
+/// parts before one it parsed are joined, joins it to them, so that the
+/// joins are done while the other thread still parses.
+fn parse_parts(file: &str, text: &str, bounds: &[usize]) -> crate::Result<Module> {
+    let n = bounds.len() - 1;
+    let parts = Parts {
+        file,
+        text,
+        bounds,
+        next: AtomicUsize::new(0),
+        lines: (0..=n).map(|i| AtomicU64::new(u64::from(i == 0))).collect(),
+        failed: AtomicBool::new(false),
+        joined: Mutex::new(Joined {
+            ready: (0..n).map(|_| None).collect(),
+            head: None,
+            count: 0,
+            joining: false,
+        }),
+    };
+    std::thread::scope(|s| {
+        // A thread that cannot start leaves every part to this one.
+        let _ = std::thread::Builder::new().spawn_scoped(s, || parts.take());
+        parts.take();
+    });
+    let joined = parts.joined.into_inner().ok();
+    let whole = joined
+        .filter(|j| j.count == n && !parts.failed.load(Relaxed))
+        .and_then(|j| j.head)
+        .and_then(|mut head| {
+            resolve_symbols(&mut head.module, head.sym_refs, None).ok()?;
+            Some(head.module)
+        });
+    whole.map_or_else(|| parse_module(file, text), Ok)
+}
+
+impl<'a> Parts<'a> {
+    /// Takes parts until none is left (or one failed), parsing and joining
+    /// them.
+    fn take(&self) {
+        let n = self.bounds.len() - 1;
+        loop {
+            let i = self.next.fetch_add(1, Relaxed);
+            if i >= n || self.failed.load(Relaxed) {
+                return;
+            }
+            let (from, to) = (self.bounds[i], self.bounds[i + 1]);
+            let part = &self.text[from..to];
+            // Set by the thread that took part `i - 1` right after taking
+            // it (a count of its newlines, a few µs).
+            let mut first = self.lines[i].load(Acquire);
+            while first == 0 {
+                std::hint::spin_loop();
+                std::thread::yield_now();
+                first = self.lines[i].load(Acquire);
+            }
+            self.lines[i + 1].store(first + count_newlines(part.as_bytes()) as u64, Release);
+            // The first part's tables are made for the whole text (the
+            // others are appended to them).
+            let after = if i == 0 { self.text.len() - to } else { 0 };
+            let parsed = u32::try_from(first)
+                .ok()
+                .and_then(|line| parse_part(self.file, part, line, after));
+            match parsed {
+                Some(p) => self.join_ready(i, p),
+                None => self.failed.store(true, Relaxed),
+            }
+        }
+    }
+
+    /// Files part `i` and joins every part that can be joined now, unless
+    /// another thread is doing that (it then joins this one too).
+    fn join_ready(&self, i: usize, part: Part<'a>) {
+        let lock = || self.joined.lock().unwrap_or_else(|e| e.into_inner());
+        let mut j = lock();
+        j.ready[i] = Some(part);
+        if j.joining {
+            return;
+        }
+        j.joining = true;
+        loop {
+            let k = j.count;
+            let Some(next) = j.ready.get_mut(k).and_then(Option::take) else {
+                j.joining = false;
+                return;
+            };
+            let head = j.head.take();
+            drop(j);
+            let head = match head {
+                None => Some(next),
+                Some(head) => join(head, next),
+            };
+            j = lock();
+            if head.is_none() {
+                self.failed.store(true, Relaxed);
+                j.joining = false;
+                return;
+            }
+            j.head = head;
+            j.count = k + 1;
+        }
+    }
+}
+
+/// The bytes of a text of `len` bytes where [`split_point`] looks for a
+/// function boundary, which decides whether the text is parsed in parts:
+/// from a little before the middle to the start of the last quarter (a
+/// text of one large function has a single `}` at its end, and this scan
+/// is all the split costs there).
 fn cut_range(len: usize) -> (usize, usize) {
     (len / 2 - len / 70, len - len / 4)
 }
 
-/// Where to cut `b`: the first line `func @` or `local func @` right after
-/// a line `}` in [`cut_range`].
-///
-/// It looks only at the `}` bytes (found a word at a time, see
-/// [`find_byte`]): a text of one large function has a single `}` at its
-/// end, and this scan of a quarter of it is all the split costs there.
+/// A function boundary of `b` in [`cut_range`] (see [`boundary_in`]), if
+/// any: the text is then parsed in parts.
 fn split_point(b: &[u8]) -> Option<usize> {
     let (from, to) = cut_range(b.len());
+    boundary_in(b, from, to)
+}
+
+/// The first function boundary of `b` (the start of a line `func @` or
+/// `local func @` right after a line `}`) whose line `}` ends at byte
+/// `from` or later and before `to` (`from <= to <= b.len()`).
+///
+/// It looks only at the `}` bytes (found a word at a time, see
+/// [`find_byte`]).
+fn boundary_in(b: &[u8], from: usize, to: usize) -> Option<usize> {
     // The `}` ends a line whose newline is at `from` or later (and before
     // `to`), so it is at `from - 1` or later; its line starts with it
     // (the byte before is a newline).
@@ -149,24 +306,23 @@ fn parse_part<'a>(file: &'a str, text: &'a str, first_line: u32, after: usize) -
     })
 }
 
-/// `first` with `second`'s items after its own and every reference
-/// resolved; `None` when a symbol is defined in both or a reference names
-/// no symbol.
-fn join<'a>(mut first: Part<'a>, second: Part<'a>) -> Option<Module> {
+/// `first` with `second`'s items after its own, their references still
+/// to resolve; `None` when a symbol is defined in both.
+fn join<'a>(mut first: Part<'a>, second: Part<'a>) -> Option<Part<'a>> {
     let (f0, d0) = (first.module.funcs.len(), first.module.datas.len());
     if !first.module.append(second.module) {
         return None;
     }
-    let mut refs = first.sym_refs;
-    refs.extend(second.sym_refs.into_iter().map(|mut r| {
-        r.site = match r.site {
-            SymSite::Inst(f, i) => SymSite::Inst(FuncId::new(f.index() + f0), i),
-            SymSite::Data(d, i) => SymSite::Data(DataId::new(d.index() + d0), i),
-        };
-        r
-    }));
-    resolve_symbols(&mut first.module, refs, None).ok()?;
-    Some(first.module)
+    first
+        .sym_refs
+        .extend(second.sym_refs.into_iter().map(|mut r| {
+            r.site = match r.site {
+                SymSite::Inst(f, i) => SymSite::Inst(FuncId::new(f.index() + f0), i),
+                SymSite::Data(d, i) => SymSite::Data(DataId::new(d.index() + d0), i),
+            };
+            r
+        }));
+    Some(first)
 }
 
 #[cfg(test)]
@@ -276,8 +432,88 @@ entry:
             for with in ["}", "\n", ""] {
                 let text = format!("{}{with}{}", &SAMPLE[..i], &SAMPLE[i + 1..]);
                 agrees_at_every_cut(&text, 4);
+                agrees_in_parts(&text, 1);
+                agrees_in_parts(&text, 3);
             }
         }
+    }
+
+    /// The text cut at the start of every `every`th line at once (many
+    /// parts, most of them cut inside an item) gives what one parse gives.
+    fn agrees_in_parts(text: &str, every: usize) {
+        let want = dump(&parse_module("t.kir", text));
+        let mut bounds: Vec<usize> = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .step_by(every)
+            .filter(|&b| b < text.len())
+            .collect();
+        bounds.push(text.len());
+        let got = dump(&parse_parts("t.kir", text, &bounds));
+        assert_eq!(got, want, "cut at {bounds:?} of {text:?}");
+    }
+
+    #[test]
+    fn a_text_cut_into_many_parts_gives_the_one_parse() {
+        for every in [1, 2, 3, 5] {
+            agrees_in_parts(SAMPLE, every);
+            agrees_in_parts(SAMPLE.trim_end(), every);
+            agrees_in_parts(
+                &format!("{SAMPLE}func @twice() {{\nentry:\n    ret\n}}\n"),
+                every,
+            );
+            agrees_in_parts(&SAMPLE.replace("@twice(3)", "@nowhere(3)"), every);
+            agrees_in_parts(&SAMPLE.replace("%w: i32", "%w i32"), every);
+        }
+        // Only at function boundaries: every part parses, and the parts
+        // are joined (references across them resolved).
+        let mut bounds = vec![0];
+        bounds.extend(SAMPLE.match_indices("\nfunc @").map(|(i, _)| i + 1));
+        bounds.extend(SAMPLE.match_indices("\nlocal func @").map(|(i, _)| i + 1));
+        bounds.sort_unstable();
+        bounds.push(SAMPLE.len());
+        assert!(bounds.len() > 4, "{bounds:?}");
+        let one = parse_module("t.kir", SAMPLE);
+        assert!(one.is_ok());
+        assert_eq!(dump(&parse_parts("t.kir", SAMPLE, &bounds)), dump(&one));
+    }
+
+    #[test]
+    fn parts_are_cut_at_functions_and_shrink_towards_the_end() {
+        let mut text = String::new();
+        let mut k = 0;
+        while text.len() < 40 * PART_MIN {
+            text.push_str(&format!(
+                "func @f{k}(%a: i64) -> i64 {{\nentry:\n    %b = add.i64 %a, {k}\n    ret %b\n}}\n"
+            ));
+            k += 1;
+        }
+        let b = part_bounds(text.as_bytes());
+        let len = text.len();
+        assert_eq!((b[0], b[b.len() - 1]), (0, len));
+        assert!(b.len() > 8, "{} parts", b.len() - 1);
+        for w in b.windows(2) {
+            assert!(w[0] < w[1], "{b:?}");
+        }
+        for &cut in &b[1..b.len() - 1] {
+            assert!(text[..cut].ends_with("}\n") && text[cut..].starts_with("func @"));
+        }
+        // A quarter first, then smaller parts; the last ones small.
+        let size = |i: usize| b[i + 1] - b[i];
+        assert!(size(0) >= len / 4 && size(0) < len / 4 + 100, "{b:?}");
+        assert!(
+            size(2) < size(0) && size(b.len() - 2) < 3 * PART_MIN,
+            "{b:?}"
+        );
+        assert_eq!(
+            dump(&parse_module_split("t.kir", &text)),
+            dump(&parse_module("t.kir", &text))
+        );
+        // One large function has no boundary: one part, the whole text.
+        let one = format!(
+            "func @f() {{\nentry:\n{}    ret\n}}\n",
+            "    %x = iconst.i64 1\n".repeat(8000)
+        );
+        assert_eq!(part_bounds(one.as_bytes()), [0, one.len()]);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use super::{Parser, Result, NONE};
 use crate::ir::entities::Block;
 use crate::ir::function::{BlockCall, Const, InstKind, Int96, OpList, Operand, ValueDef};
 use crate::ir::lexer::{is_name_char, is_name_start, skip_spaces, TokKind, Token};
+use crate::ir::names::Name;
 use crate::ir::opcode::{Format, Opcode};
 use crate::ir::parse::parse_int;
 use crate::ir::types::{ParamTypes, Signature, Type};
@@ -26,6 +27,9 @@ use crate::ir::types::{ParamTypes, Signature, Type};
 enum Raw<'a> {
     Value(&'a str),
     Int(Int96),
+    /// A value name found in the short-name cache (see
+    /// [`super::ShortNames::find_at`]).
+    Name(Name),
 }
 
 #[cfg(test)]
@@ -492,6 +496,7 @@ impl<'a> Parser<'a, '_> {
                         let name = self.fs.name_in(src, at + 1, text);
                         Operand::Value(self.use_name(name, loc)?)
                     }
+                    Raw::Name(name) => Operand::Value(self.use_name(name, loc)?),
                     Raw::Int(v) => Operand::Const(Const::Int(v)),
                 };
                 self.fs.srcmap.push_token(loc);
@@ -628,8 +633,18 @@ impl<'a> Parser<'a, '_> {
             }
             p = skip_spaces(b, p);
             let start = p;
-            let Some((raw, end)) = raw_operand(src, p) else {
-                return Ok(false);
+            // A name this function has used, found from one word of the
+            // text; any other operand read byte by byte.
+            let found = match b.get(p) {
+                Some(b'%') => self.fs.short.find_at(b, p + 1),
+                _ => None,
+            };
+            let (raw, end) = match found {
+                Some((name, end)) => (Raw::Name(name), end),
+                None => match raw_operand(src, p) {
+                    Some(r) => r,
+                    None => return Ok(false),
+                },
             };
             p = end;
             *slot = (raw, start);
@@ -650,13 +665,17 @@ impl<'a> Parser<'a, '_> {
         let mut args = [Operand::Const(Const::Int(Int96::ZERO)); 3];
         for (arg, &(raw, at)) in args.iter_mut().zip(&ops).take(count) {
             let loc = self.lex.loc_at(at);
-            *arg = match raw {
-                Raw::Value(text) => {
-                    let name = self.fs.name_in(src, at + 1, text);
-                    Operand::Value(self.use_name(name, loc)?)
+            let name = match raw {
+                Raw::Value(text) => Some(self.fs.name_in(src, at + 1, text)),
+                Raw::Name(name) => Some(name),
+                Raw::Int(v) => {
+                    *arg = Operand::Const(Const::Int(v));
+                    None
                 }
-                Raw::Int(v) => Operand::Const(Const::Int(v)),
             };
+            if let Some(name) = name {
+                *arg = Operand::Value(self.use_name(name, loc)?);
+            }
             self.fs.srcmap.push_token(loc);
         }
         let kind = match count {
