@@ -590,6 +590,40 @@ impl<'a> LineRecorder<'a> {
         self.insts.push((offset as u32, inst.index() as u32));
     }
 
+    /// Makes room for `n` more [`LineRecorder::at_inst_reserved`] entries
+    /// (one capacity check per run of instructions instead of one per
+    /// entry).
+    #[inline(always)]
+    pub fn reserve_insts(&mut self, n: usize) {
+        self.insts.reserve(n);
+    }
+
+    /// [`LineRecorder::at_inst`] without a capacity check.
+    ///
+    /// # Safety
+    ///
+    /// A [`LineRecorder::reserve_insts`]`(n)` since the last
+    /// [`LineRecorder::resolve_insts`] left room for this entry: at most
+    /// `n` calls of this function follow it (and no [`LineRecorder::at_inst`]).
+    #[inline(always)]
+    pub unsafe fn at_inst_reserved(&mut self, offset: usize, inst: Inst) {
+        let len = self.insts.len();
+        debug_assert!(
+            len < self.insts.capacity(),
+            "at_inst_reserved past its room"
+        );
+        // SAFETY: the caller's `reserve_insts` left capacity for this
+        // entry, so `len < capacity`: the write is in the allocation's
+        // spare capacity and initializes the one entry `set_len` adds.
+        unsafe {
+            self.insts
+                .as_mut_ptr()
+                .add(len)
+                .write((offset as u32, inst.index() as u32));
+            self.insts.set_len(len + 1);
+        }
+    }
+
     /// The instruction of the last entry [`LineRecorder::at_inst`] noted
     /// (the one being emitted; instruction 0 before any).
     #[inline]

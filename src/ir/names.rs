@@ -516,6 +516,18 @@ impl Names {
             .is_some_and(|s| s.1 & VALID_VALUE != 0)
     }
 
+    /// Writes `mark` at the index of each valid value name in `out` and 0
+    /// at the others' (the first [`Names::len`] entries; `out` is at
+    /// least that long): the verifier's per-name stamps, each valid name
+    /// not met yet. Branch-free, one pass over the spans.
+    pub(crate) fn mark_value_names(&self, out: &mut [u32], mark: u32) {
+        const _: () = assert!(VALID_VALUE == 1 << 31);
+        for (o, &(_, len)) in out.iter_mut().zip(&self.spans) {
+            // All ones where the flag (the top bit) is set.
+            *o = ((len as i32 >> 31) as u32) & mark;
+        }
+    }
+
     /// Makes room for `more / n` times as many names again as the table
     /// holds (text, spans, and the numbered names' arrays), for a caller
     /// that knows its rate of new names.

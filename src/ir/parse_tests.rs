@@ -1132,3 +1132,72 @@ fn lines_read_without_a_token_parse_as_with_one() {
         "3:11: expected '}' to close function @f, found end of input"
     );
 }
+
+/// Mnemonics found again through the fast path's table (after a first
+/// line read them), and operand names found from a word of the text in
+/// the short-name cache, parse as the general path reads them, whatever
+/// follows them (a tab, a newline, `,` without a space, the end of the
+/// text; names with `$`, of 7 and 8 bytes), and near misses still get
+/// the general path's errors.
+#[test]
+fn mnemonics_found_again_parse_as_the_general_path_does() {
+    let lines = [
+        "%x = add.i32 %a, 1",
+        "%y = add.i32\t%x, 2",
+        "%z = add.i32%y, 3",
+        "%w = neg.i32 %z",
+        "%v = neg.i32\t%w",
+        "%s = select.i32 %v, %w, %z",
+        "%t = select.i32 %s, %w, %z",
+        "%u = add.i64 %p, %p",
+        "%a$ = add.i32 %t, %t",
+        "%$b = add.i32 %a$,%a$",
+        "%abcdefg = add.i32 %$b ,%a$",
+        "%abcdefgh = add.i32 %abcdefg\t, %abcdefg",
+        "%r = add.i32 %abcdefgh, %abcdefg",
+        "%q = add.i32 %r, %a",
+    ];
+    let plain = format!(
+        "func @f(%a: i32, %p: i64) -> i32 {{\nentry:\n    {}\n    ret %q\n}}\n",
+        lines.join("\n    ")
+    );
+    let commented = plain.replace('\n', " ; general path\n");
+    // Twice: the second parse finds every mnemonic in the table.
+    let fast = parse(&plain);
+    assert_eq!(parse(&plain).funcs[0], fast.funcs[0]);
+    let slow = parse(&commented);
+    assert_eq!(fast.funcs[0], slow.funcs[0]);
+    assert_eq!(fast.funcs[0].srcmap, slow.funcs[0].srcmap);
+    // Near misses of `add.i32`, read after it is in the table.
+    let cached = "    %x = add.i32 %a, 1\n";
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = add.i3 %x, 1"))),
+        "4:14: invalid type suffix 'i3' for 'add': expected i32 or i64"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = add.i32x %x, 1"))),
+        "4:14: invalid type suffix 'i32x' for 'add': expected i32 or i64"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = add.i32, %x, 1"))),
+        "4:17: expected an operand (a %value or a literal), found ','"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = add.i32 %x:, 1"))),
+        "4:20: expected ',' after operand, found ':'"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = add.i32 %x-1, 1"))),
+        "4:20: expected ',' after operand, found '-1'"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = adD.i32 %x, 1"))),
+        "4:10: unknown opcode 'adD'"
+    );
+    assert_eq!(
+        err(&format!(
+            "func @f(%a: i32) -> i32 {{\nentry:\n{cached}    %y = add.i32"
+        )),
+        "4:17: expected an operand (a %value or a literal), found end of input"
+    );
+}

@@ -21,7 +21,7 @@
 //! compiled in ~640 µs against ~480 µs for the same function with them
 //! removed from its text.)
 
-use super::{Fast, DEAD, FACTS, F_BIN, F_PURE, F_UNARY, SLOTS};
+use super::{Fast, DEAD, FACTS, F_BIN, F_PURE, F_UNARY, NONE, SLOTS};
 use crate::ir::Opcode;
 use crate::ir::{Function, InstKind, Operand};
 use crate::lower::analysis::Decisions;
@@ -68,6 +68,8 @@ impl Fast {
         used.clear();
         used.resize(nv + 1, 0);
         used[nv] = 1;
+        // (`Fast::analyze` has just set every home to `NONE`: the walk
+        // writes each result's home without reading it.)
         let home = home.get_mut(..=nv)?;
         // One entry more than instructions: a dead instruction's write goes
         // one entry below the live ones (overwritten by the next live one,
@@ -90,17 +92,18 @@ impl Fast {
                 let d = func.insts.get(i.index())?;
                 let r = d.result.map_or(nv, |r| r.index().min(nv));
                 let kind = KIND[d.opcode as usize];
-                // SAFETY: `r <= nv < used.len() == home.len()`.
-                let (is_used, h) = unsafe { (*used.get_unchecked(r), *home.get_unchecked(r)) };
+                // SAFETY: `r <= nv < used.len()`.
+                let is_used = unsafe { *used.get_unchecked(r) };
                 let dead = (is_used == 0) & (kind & K_PURE != 0);
                 // SAFETY: `pos` starts at `total`, below `live.len()`, and
                 // goes down once per live instruction, of which there are
                 // at most `total`: it is never below 0.
                 unsafe { *live.get_unchecked_mut(pos) = i };
                 pos -= !dead as usize;
-                // SAFETY: as above.
+                // (Every home is `NONE` before: see above.)
+                // SAFETY: `r <= nv < home.len()`.
                 unsafe {
-                    *home.get_unchecked_mut(r) = std::hint::select_unpredictable(dead, DEAD, h)
+                    *home.get_unchecked_mut(r) = std::hint::select_unpredictable(dead, DEAD, NONE)
                 };
                 let mark = (!dead) as u8;
                 let mut use_op = |op: Operand| {

@@ -610,10 +610,14 @@ impl Em<'_> {
             };
             for run in insts.chunks(RUN) {
                 self.c.room();
+                self.lines.reserve_insts(run.len());
                 for &i in run {
                     self.c.step();
                     let off = self.c.off();
-                    self.lines.at_inst(off, i);
+                    // SAFETY: `reserve_insts(run.len())` above, one entry
+                    // per instruction of the run, and nothing else notes
+                    // or resolves entries while it is emitted.
+                    unsafe { self.lines.at_inst_reserved(off, i) };
                     self.inst(i, next)?;
                 }
             }

@@ -78,9 +78,11 @@ pub struct Code {
 }
 
 /// An `[rbp + disp]` memory operand encoded once: its ModRM byte (reg
-/// field 0) and displacement in the low bytes, their number (2 or 5) in
-/// the top byte. The forms of [`Code`] that take one OR in the register
-/// and place it, instead of choosing the displacement size per operand.
+/// field 0) and displacement in the low bytes, their number less 2
+/// (0 or 3) in the top two bits. The forms of [`Code`] that take one OR in
+/// the register and place it, instead of choosing the displacement size
+/// per operand. (A count of at most 2 + 3 lets LLVM bound the forms'
+/// lengths, so that [`Code::append`]'s clamp folds away.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Mem(u64);
 
@@ -88,14 +90,16 @@ impl Mem {
     /// `[rbp + disp]`.
     pub fn rbp(disp: i32) -> Mem {
         let (m, n) = mem_bytes(0, 5, disp);
-        Mem(m | ((n as u64) << 56))
+        debug_assert!(n == 2 || n == 5, "[rbp + disp] of {n} bytes");
+        Mem(m | (((n - 2) as u64) << 62))
     }
 
-    /// The bytes with `reg` in the ModRM reg field, and their number.
+    /// The bytes with `reg` in the ModRM reg field, and their number
+    /// (2 or 5).
     #[inline(always)]
     fn with_reg(self, reg: u8) -> (u64, u32) {
-        let bytes = self.0 & 0x00ff_ffff_ffff_ffff;
-        (bytes | ((reg & 7) << 3) as u64, (self.0 >> 56) as u32)
+        let bytes = self.0 & 0x3fff_ffff_ffff_ffff;
+        (bytes | ((reg & 7) << 3) as u64, 2 + (self.0 >> 62) as u32)
     }
 }
 
@@ -963,6 +967,29 @@ mod tests {
             assert_eq!(enc(|c| c.push(r)), push);
         }
         assert!(n > 5000, "{n}");
+    }
+
+    #[test]
+    fn slot_operands_encode_as_rbp_forms() {
+        // A slot's operand (`Mem`, its byte count packed in its top bits)
+        // written by the `_at` forms, for every register, both widths and
+        // each displacement class: the bytes of the same form with base
+        // `rbp` and the displacement.
+        let disps = [-8, -128, -129, -1024, -0x1234_5678, i32::MIN, 0, 127, 128];
+        let mut long = 0;
+        for d in disps {
+            let m = Mem::rbp(d);
+            long += (m.with_reg(0).1 == 5) as usize;
+            for w in [false, true] {
+                for r in 0..16u8 {
+                    let rm = enc(|c| c.rm(w, 0x8b, r, 5, d));
+                    assert_eq!(enc(|c| c.rm_at(w, 0x8b, r, m)), rm, "{w} {r} {d}");
+                    let rm0f = enc(|c| c.rm0f(w, 0xaf, r, 5, d));
+                    assert_eq!(enc(|c| c.rm0f_at(w, 0xaf, r, m)), rm0f, "{w} {r} {d}");
+                }
+            }
+        }
+        assert_eq!(long, 5);
     }
 
     #[test]

@@ -76,6 +76,9 @@ pub(super) struct FuncScratch {
     /// again on its token (`usize::MAX`, or an offset of an earlier text,
     /// when none).
     declined: usize,
+    /// The mnemonics the fast path has read (never cleared: see
+    /// [`fast::Mnemonics`]).
+    mnemonics: fast::Mnemonics,
 }
 
 /// Slots of [`ShortNames`] (a power of two) and how many it fills before
@@ -205,6 +208,37 @@ impl ShortNames {
                 return Err(Some(i));
             }
             i = (i + 1) % SHORT_SLOTS;
+        }
+    }
+
+    /// The cached name written at byte `p` of `b` (after its `%`), and the
+    /// byte after it, when the name has 1 to 7 bytes and ends at a byte
+    /// below `.` other than `$` (a space, `,`, a newline...), read as one
+    /// word. Exact: the bytes before that end are a cached name's only if
+    /// they are that name (cached names are all name characters), and the
+    /// end byte is no name character, so the lexer ends the name there too.
+    #[inline]
+    fn find_at(&self, b: &[u8], p: usize) -> Option<(Name, usize)> {
+        const LOW: u64 = 0x0101_0101_0101_0101;
+        if !self.active() {
+            return None;
+        }
+        let word = b.get(p..p.checked_add(8)?)?;
+        let w = u64::from_le_bytes(word.try_into().ok()?);
+        // The lowest byte below 0x2e (exact for the first one: the borrow
+        // only reaches the bytes above it; bytes from 0x80 are not marked).
+        let low = w.wrapping_sub(0x2e * LOW) & !w & (0x80 * LOW);
+        if low == 0 {
+            return None;
+        }
+        let len = low.trailing_zeros() as usize / 8;
+        if len == 0 || b[p + len] == b'$' {
+            return None;
+        }
+        let key = w & ((1u64 << (8 * len)) - 1) | (len as u64) << 56;
+        match self.find(key) {
+            Ok(id) => Some((Name::from_index(id as usize), p + len)),
+            Err(_) => None,
         }
     }
 

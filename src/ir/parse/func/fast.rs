@@ -17,6 +17,7 @@ use super::{Parser, Result, NONE};
 use crate::ir::entities::Block;
 use crate::ir::function::{BlockCall, Const, InstKind, Int96, OpList, Operand, ValueDef};
 use crate::ir::lexer::{is_name_char, is_name_start, skip_spaces, TokKind, Token};
+use crate::ir::names::Name;
 use crate::ir::opcode::{Format, Opcode};
 use crate::ir::parse::parse_int;
 use crate::ir::types::{ParamTypes, Signature, Type};
@@ -26,6 +27,9 @@ use crate::ir::types::{ParamTypes, Signature, Type};
 enum Raw<'a> {
     Value(&'a str),
     Int(Int96),
+    /// A value name found in the short-name cache (see
+    /// [`super::ShortNames::find_at`]).
+    Name(Name),
 }
 
 #[cfg(test)]
@@ -77,6 +81,93 @@ fn raw_operand(src: &str, mut p: usize) -> Option<(Raw<'_>, usize)> {
         _ => return None,
     };
     Some((raw, p))
+}
+
+/// A mnemonic of the fast path as [`Parser::read_mnemonic`] read it: its
+/// opcode, type suffix and number of operands; `key` is its text packed
+/// as [`Mnemonics`] keys it (0: an empty slot).
+#[derive(Clone, Copy)]
+pub(super) struct FastOp {
+    key: u64,
+    opcode: Opcode,
+    ty: Option<Type>,
+    count: u8,
+}
+
+/// Slots of [`Mnemonics`] (a power of two).
+const MNEMONIC_SLOTS: usize = 64;
+
+/// The mnemonics the fast path has read, by text: a function's lines use a
+/// few (`add.i64`, `mul.i32`), each found again by one 8-byte load and one
+/// comparison instead of reading it byte by byte, looking the opcode up
+/// and checking its suffix. What a mnemonic reads as depends on its text
+/// alone, so the table is never cleared (kept with the parser's scratch).
+#[derive(Default)]
+pub(super) struct Mnemonics {
+    /// Direct-mapped slots ([`MNEMONIC_SLOTS`] of them once one is filled).
+    slots: Vec<FastOp>,
+}
+
+impl Mnemonics {
+    /// The mnemonic starting at byte `p` of `b`, at most 7 bytes followed
+    /// by a space, tab, carriage return, newline or other control byte, as
+    /// one 8-byte word; `None` for others.
+    #[inline]
+    fn key(b: &[u8], p: usize) -> Option<(u64, usize)> {
+        const LOW: u64 = 0x0101_0101_0101_0101;
+        let word = b.get(p..p.checked_add(8)?)?;
+        let w = u64::from_le_bytes(word.try_into().ok()?);
+        // The lowest byte below 0x21 (exact for the first one: the borrow
+        // only reaches the bytes above it; bytes from 0x80 are not marked).
+        let low = w.wrapping_sub(0x21 * LOW) & !w & (0x80 * LOW);
+        if low == 0 {
+            return None;
+        }
+        let len = low.trailing_zeros() as usize / 8;
+        if len == 0 {
+            return None;
+        }
+        Some((w & ((1u64 << (8 * len)) - 1), p + len))
+    }
+
+    #[inline]
+    fn slot(key: u64) -> usize {
+        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - MNEMONIC_SLOTS.trailing_zeros())) as usize
+    }
+
+    /// The mnemonic at byte `p` of `b` if it is in the table, and the byte
+    /// after it. A hit is exact: only mnemonics of name characters whose
+    /// key ends where the lexer ends them are filed ([`Mnemonics::insert`]),
+    /// so the same key is the same text, ending at a byte that is not a
+    /// name character.
+    #[inline]
+    fn find(&self, b: &[u8], p: usize) -> Option<(FastOp, usize)> {
+        let (key, end) = Self::key(b, p)?;
+        let op = *self.slots.get(Self::slot(key))?;
+        (op.key == key).then_some((op, end))
+    }
+
+    /// Files `op`, read from the mnemonic `b[start..end]` (a run of name
+    /// characters), when its key covers exactly those bytes.
+    fn insert(&mut self, b: &[u8], start: usize, end: usize, mut op: FastOp) {
+        let Some((key, key_end)) = Self::key(b, start) else {
+            return;
+        };
+        if key_end != end {
+            return;
+        }
+        if self.slots.is_empty() {
+            let empty = FastOp {
+                key: 0,
+                opcode: op.opcode,
+                ty: None,
+                count: 0,
+            };
+            self.slots = vec![empty; MNEMONIC_SLOTS];
+        }
+        op.key = key;
+        self.slots[Self::slot(key)] = op;
+    }
 }
 
 /// The block label at byte `p` of `src` (a name the lexer reads as one
@@ -405,6 +496,7 @@ impl<'a> Parser<'a, '_> {
                         let name = self.fs.name_in(src, at + 1, text);
                         Operand::Value(self.use_name(name, loc)?)
                     }
+                    Raw::Name(name) => Operand::Value(self.use_name(name, loc)?),
                     Raw::Int(v) => Operand::Const(Const::Int(v)),
                 };
                 self.fs.srcmap.push_token(loc);
@@ -452,6 +544,40 @@ impl<'a> Parser<'a, '_> {
         Ok(true)
     }
 
+    /// The mnemonic `start..end` of the text when the fast path reads its
+    /// lines: a unary, binary or select opcode with a valid suffix and a
+    /// result.
+    fn read_mnemonic(&self, start: usize, end: usize) -> Option<FastOp> {
+        let mn = &self.lex.src()[start..end];
+        // The mnemonic is short: a byte loop, not `split_once`'s search.
+        let (name, suffix) = match mn.bytes().position(|c| c == b'.') {
+            // `.` is ASCII: both ends are char boundaries.
+            Some(k) => (&mn[..k], Some(&mn[k + 1..])),
+            None => (mn, None),
+        };
+        let opcode = Opcode::from_name(name)?;
+        let info = opcode.info();
+        let count = match info.format {
+            Format::Unary => 1,
+            Format::Binary => 2,
+            Format::Select => 3,
+            _ => return None,
+        };
+        let mn_tok = Token {
+            kind: TokKind::Ident,
+            text: mn,
+            loc: self.lex.loc_at(start),
+        };
+        let ty = self.suffix(mn_tok, name, suffix, info.suffix).ok()?;
+        info.result_type(ty)?;
+        Some(FastOp {
+            key: 0,
+            opcode,
+            ty,
+            count,
+        })
+    }
+
     /// [`Self::fast_instruction`] for the line whose result's name (after
     /// its `%`) is `start..end` of the text, a name the lexer reads as a
     /// value name (read or not as the lookahead): on success the lexer is
@@ -475,38 +601,26 @@ impl<'a> Parser<'a, '_> {
         if !b.get(p).is_some_and(|&c| is_name_start(c)) {
             return Ok(false);
         }
-        while p < b.len() && is_name_char(b[p]) {
-            p += 1;
-        }
-        let mn = &src[mn_start..p];
-        // The mnemonic is short: a byte loop, not `split_once`'s search.
-        let (name, suffix) = match mn.bytes().position(|c| c == b'.') {
-            // `.` is ASCII: both ends are char boundaries.
-            Some(k) => (&mn[..k], Some(&mn[k + 1..])),
-            None => (mn, None),
+        let (opcode, ty, count) = match self.fs.mnemonics.find(b, p) {
+            Some((op, end)) => {
+                p = end;
+                (op.opcode, op.ty, op.count as usize)
+            }
+            None => {
+                while p < b.len() && is_name_char(b[p]) {
+                    p += 1;
+                }
+                let Some(op) = self.read_mnemonic(mn_start, p) else {
+                    return Ok(false);
+                };
+                self.fs.mnemonics.insert(b, mn_start, p, op);
+                (op.opcode, op.ty, op.count as usize)
+            }
         };
-        let Some(opcode) = Opcode::from_name(name) else {
+        if self.fs.cur.is_none() {
             return Ok(false);
-        };
-        let info = opcode.info();
-        let count = match info.format {
-            Format::Unary => 1,
-            Format::Binary => 2,
-            Format::Select => 3,
-            _ => return Ok(false),
-        };
+        }
         let mn_loc = self.lex.loc_at(mn_start);
-        let mn_tok = Token {
-            kind: TokKind::Ident,
-            text: mn,
-            loc: mn_loc,
-        };
-        let Ok(ty) = self.suffix(mn_tok, name, suffix, info.suffix) else {
-            return Ok(false);
-        };
-        if self.fs.cur.is_none() || info.result_type(ty).is_none() {
-            return Ok(false);
-        }
         // The operands, as the lexer would read them.
         let mut ops = [(Raw::Int(Int96::ZERO), 0usize); 3];
         for (k, slot) in ops.iter_mut().enumerate().take(count) {
@@ -519,8 +633,18 @@ impl<'a> Parser<'a, '_> {
             }
             p = skip_spaces(b, p);
             let start = p;
-            let Some((raw, end)) = raw_operand(src, p) else {
-                return Ok(false);
+            // A name this function has used, found from one word of the
+            // text; any other operand read byte by byte.
+            let found = match b.get(p) {
+                Some(b'%') => self.fs.short.find_at(b, p + 1),
+                _ => None,
+            };
+            let (raw, end) = match found {
+                Some((name, end)) => (Raw::Name(name), end),
+                None => match raw_operand(src, p) {
+                    Some(r) => r,
+                    None => return Ok(false),
+                },
             };
             p = end;
             *slot = (raw, start);
@@ -541,13 +665,17 @@ impl<'a> Parser<'a, '_> {
         let mut args = [Operand::Const(Const::Int(Int96::ZERO)); 3];
         for (arg, &(raw, at)) in args.iter_mut().zip(&ops).take(count) {
             let loc = self.lex.loc_at(at);
-            *arg = match raw {
-                Raw::Value(text) => {
-                    let name = self.fs.name_in(src, at + 1, text);
-                    Operand::Value(self.use_name(name, loc)?)
+            let name = match raw {
+                Raw::Value(text) => Some(self.fs.name_in(src, at + 1, text)),
+                Raw::Name(name) => Some(name),
+                Raw::Int(v) => {
+                    *arg = Operand::Const(Const::Int(v));
+                    None
                 }
-                Raw::Int(v) => Operand::Const(Const::Int(v)),
             };
+            if let Some(name) = name {
+                *arg = Operand::Value(self.use_name(name, loc)?);
+            }
             self.fs.srcmap.push_token(loc);
         }
         let kind = match count {

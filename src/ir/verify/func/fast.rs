@@ -35,7 +35,7 @@
 use super::{Dominance, Scratch, MAX_ALLOCA};
 use crate::ir::entities::{Block, Inst, Value};
 use crate::ir::function::{
-    BlockCall, BlockData, Callee, Function, InstData, InstKind, Int96, Operand, ValueDef,
+    BlockCall, BlockData, Callee, Function, InstData, InstKind, Int96, Operand, ValueData, ValueDef,
 };
 use crate::ir::hash::FxHashMap;
 use crate::ir::module::Module;
@@ -193,6 +193,16 @@ const fn rules() -> [[Rule; SUFFIXES]; NUM_OPCODES] {
     rules
 }
 
+/// Whether `body` lists the numbers `first`, `first + 1`, ... (one pass
+/// without branches: the compiler vectorizes it).
+#[inline]
+fn consecutive(body: &[Inst], first: u32) -> bool {
+    body.iter()
+        .enumerate()
+        .fold(0, |acc, (k, i)| acc | (i.0 ^ first.wrapping_add(k as u32)))
+        == 0
+}
+
 /// The table slot of a suffix.
 #[inline(always)]
 fn slot(ty: Option<Type>) -> usize {
@@ -288,7 +298,30 @@ fn type_ok(ty: u32, want: u8) -> bool {
 /// Whether the precise checks would accept function `f` of `m` (see the
 /// module docs): `false` when in doubt.
 pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
+    if f.insts.len() >= BIG_MIN {
+        accepts_big(m, f, s)
+    } else {
+        walk::<false>(m, f, s)
+    }
+}
+
+/// [`accepts`] for a big function (see [`BIG_MIN`]): a copy of the walk
+/// of its own, out of line.
+#[inline(never)]
+fn accepts_big(m: &Module, f: &Function, s: &mut Scratch) -> bool {
+    walk::<true>(m, f, s)
+}
+
+/// The walk of [`accepts`], for a big function or not (`BIG`).
+#[inline(always)]
+fn walk<const BIG: bool>(m: &Module, f: &Function, s: &mut Scratch) -> bool {
     let stamp = s.begin(f, false);
+    if BIG {
+        // The valid value names, not met yet (see `Walk::name`); `begin`
+        // sized `value_seen` for every name. The precise checks' stamps
+        // are later ones: they see none of these as met.
+        f.names.mark_value_names(&mut s.value_seen, stamp);
+    }
     s.fast_def.clear();
     s.fast_def.resize(f.values.len(), UNSET);
     s.deferred.clear();
@@ -307,6 +340,7 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
     let mut w = Walk {
         m,
         f,
+        values: &f.values,
         stamp,
         def: &mut s.fast_def,
         deferred: &mut s.deferred,
@@ -323,8 +357,15 @@ pub(super) fn accepts(m: &Module, f: &Function, s: &mut Scratch) -> bool {
         cur_enc: 0,
         cur_pre: 0,
     };
-    w.run()
+    w.run::<BIG>()
 }
+
+/// Functions of at least this many instructions are walked by
+/// [`accepts_big`]: a pass over the names first, then one load, store
+/// and compare per value name (see [`Walk::name`]), and bodies walked as
+/// runs of the table where they are. Smaller ones take the plain walk,
+/// whose code stays as small (and its registers as well used) as before.
+const BIG_MIN: usize = 64;
 
 /// What the dominance queries of one walk have computed.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -341,6 +382,8 @@ enum Graph {
 struct Walk<'a> {
     m: &'a Module,
     f: &'a Function,
+    /// `f.values`, one load nearer.
+    values: &'a [ValueData],
     stamp: u32,
     /// Per value (as many as `f.values`): `UNSET`, or `field << SHIFT |
     /// type` where the field is `PARAM_FIELD` or the defining block + 2.
@@ -379,13 +422,13 @@ struct Walk<'a> {
 }
 
 impl Walk<'_> {
-    fn run(&mut self) -> bool {
+    fn run<const BIG: bool>(&mut self) -> bool {
         let f = self.f;
         if f.params.len() != f.sig.params.len() || f.blocks.is_empty() {
             return false;
         }
         for (i, (&p, &t)) in f.params.iter().zip(&f.sig.params).enumerate() {
-            if !self.define(p, ValueDef::FuncParam(i as u32), t, PARAM_FIELD << SHIFT) {
+            if !self.define::<BIG>(p, ValueDef::FuncParam(i as u32), t, PARAM_FIELD << SHIFT) {
                 return false;
             }
         }
@@ -415,7 +458,7 @@ impl Walk<'_> {
                 let Some(t) = f.values.get(p.index()).map(|d| d.ty) else {
                     return false;
                 };
-                if !self.define(p, ValueDef::BlockParam(b, i as u32), t, self.cur_enc) {
+                if !self.define::<BIG>(p, ValueDef::BlockParam(b, i as u32), t, self.cur_enc) {
                     return false;
                 }
             }
@@ -427,17 +470,34 @@ impl Walk<'_> {
             if term.0 < next_inst || term.index() >= f.insts.len() {
                 return false;
             }
-            for &inst in body {
-                if inst.0 < next_inst || inst.0 >= term.0 {
-                    return false;
+            // In a big function, a body that is a run of consecutive
+            // numbers from `next_inst` on (as the parser and the builder
+            // lay them out; checked in one pass) is walked over that part
+            // of the table: no number read from the listing nor compared
+            // per instruction.
+            let first = body.first().map_or(term.0, |i| i.0);
+            let end = first as u64 + body.len() as u64;
+            if BIG && first >= next_inst && end <= term.0 as u64 && consecutive(body, first) {
+                // In the table: `end` is at most `term`, which is in it.
+                let run = &f.insts[first as usize..end as usize];
+                for (k, d) in run.iter().enumerate() {
+                    if !self.inst::<BIG>(Inst(first + k as u32), d) {
+                        return false;
+                    }
                 }
-                // SAFETY: `inst` is below `term`, which is below
-                // `f.insts.len()` (checked above).
-                let d = unsafe { f.insts.get_unchecked(inst.index()) };
-                if !self.inst(inst, d) {
-                    return false;
+            } else {
+                for &inst in body {
+                    if inst.0 < next_inst || inst.0 >= term.0 {
+                        return false;
+                    }
+                    // SAFETY: `inst` is below `term`, which is below
+                    // `f.insts.len()` (checked above).
+                    let d = unsafe { f.insts.get_unchecked(inst.index()) };
+                    if !self.inst::<BIG>(inst, d) {
+                        return false;
+                    }
+                    next_inst = inst.0 + 1;
                 }
-                next_inst = inst.0 + 1;
             }
             if !self.terminator(term) {
                 return false;
@@ -455,7 +515,7 @@ impl Walk<'_> {
     /// by position, each instruction once by the increasing order). Its
     /// name is checked here too ([`Walk::name`]).
     #[inline(always)]
-    fn define(&mut self, v: Value, def: ValueDef, ty: Type, enc: u32) -> bool {
+    fn define<const BIG: bool>(&mut self, v: Value, def: ValueDef, ty: Type, enc: u32) -> bool {
         let i = v.index();
         // One bound for both tables, the one `Walk::operand` checks too.
         if i >= self.def.len() {
@@ -463,12 +523,7 @@ impl Walk<'_> {
         }
         // SAFETY: `self.def` is as long as `f.values` (`accepts` resized
         // it), and `i` is below that.
-        let (d, slot) = unsafe {
-            (
-                self.f.values.get_unchecked(i),
-                self.def.get_unchecked_mut(i),
-            )
-        };
+        let (d, slot) = unsafe { (self.values.get_unchecked(i), self.def.get_unchecked_mut(i)) };
         // Field by field (the derived `==` is a call where `def` is not
         // a constant).
         let same = match (d.def, def) {
@@ -478,15 +533,26 @@ impl Walk<'_> {
             _ => false,
         };
         *slot = enc | ty as u32;
-        same && d.ty == ty && self.name(d.name)
+        same && d.ty == ty && self.name::<BIG>(d.name)
     }
 
     /// The name of a value being defined, if it has one: valid, and not
     /// the name of a value defined before in this function (the
     /// verifier's checks of the names of the values listed).
+    ///
+    /// In a big function (`BIG`, see [`accepts`]) `value_seen` holds this
+    /// walk's stamp at exactly the valid names not met yet (a name beyond
+    /// the table holds another function's stamp or 0), and 0 once met:
+    /// one load, store and compare per name.
     #[inline(always)]
-    fn name(&mut self, name: Option<Name>) -> bool {
+    fn name<const BIG: bool>(&mut self, name: Option<Name>) -> bool {
         let Some(n) = name else { return true };
+        if BIG {
+            return match self.value_seen.get_mut(n.index()) {
+                Some(seen) => std::mem::replace(seen, 0) == self.stamp,
+                None => false,
+            };
+        }
         if !self.f.names.is_valid_value_name(n) {
             return false;
         }
@@ -544,7 +610,7 @@ impl Walk<'_> {
 
     /// One instruction `inst` of a block's body (not its last), `d`.
     #[inline(always)]
-    fn inst(&mut self, inst: Inst, d: &InstData) -> bool {
+    fn inst<const BIG: bool>(&mut self, inst: Inst, d: &InstData) -> bool {
         let f = self.f;
         let rule = RULES[d.opcode as usize][slot(d.ty)];
         // By the rule's format (one jump: a rule whose suffix is not
@@ -583,7 +649,11 @@ impl Walk<'_> {
             Format::Call => {
                 return match &d.kind {
                     InstKind::Call { callee, args } => {
-                        self.call(inst, d.ty, d.result, callee, f.args(*args))
+                        if BIG {
+                            self.big_call(inst, d.ty, d.result, callee, f.args(*args))
+                        } else {
+                            self.call::<false>(inst, d.ty, d.result, callee, f.args(*args))
+                        }
                     }
                     _ => false,
                 };
@@ -603,15 +673,31 @@ impl Walk<'_> {
         };
         ok && match (d.result, rule.result) {
             (None, None) => true,
-            (Some(r), Some(ty)) => self.define(r, ValueDef::Inst(inst), ty, self.cur_enc),
+            (Some(r), Some(ty)) => self.define::<BIG>(r, ValueDef::Inst(inst), ty, self.cur_enc),
             _ => false,
         }
     }
 
+    /// [`Walk::call`] in a big function: out of line, so that the big
+    /// walk's loop stays small.
+    #[inline(never)]
+    fn big_call(
+        &mut self,
+        inst: Inst,
+        ty: Option<Type>,
+        result: Option<Value>,
+        callee: &Callee,
+        args: &[Operand],
+    ) -> bool {
+        self.call::<true>(inst, ty, result, callee, args)
+    }
+
     /// A `call` (its operands and its result): the suffix is the callee's
     /// return type, arguments of a direct call match its parameters, those
-    /// of an indirect call are values.
-    fn call(
+    /// of an indirect call are values. Inlined into the walk of small
+    /// functions (left to the compiler, it would be called out of line).
+    #[inline(always)]
+    fn call<const BIG: bool>(
         &mut self,
         inst: Inst,
         ty: Option<Type>,
@@ -645,7 +731,7 @@ impl Walk<'_> {
         };
         ok && match (result, ty) {
             (None, _) => true,
-            (Some(r), Some(t)) => self.define(r, ValueDef::Inst(inst), t, self.cur_enc),
+            (Some(r), Some(t)) => self.define::<BIG>(r, ValueDef::Inst(inst), t, self.cur_enc),
             (Some(_), None) => false,
         }
     }

@@ -530,3 +530,81 @@ fn layout_dominators_answer_deep_loop_nests() {
     let m = parse_module("t.kir", text).unwrap();
     assert!(!quick.compute_layout(&m.funcs[0]));
 }
+
+/// A function of `n` independent instructions (`%xI = add.i64 %a, I`),
+/// walked as a big function when `n` is at least [`BIG_MIN`].
+fn independent(n: usize) -> String {
+    let mut t = String::from("func @f(%a: i64) -> i64 {\nentry:\n");
+    for i in 0..n {
+        t += &format!("    %x{i} = add.i64 %a, {i}\n");
+    }
+    t += &format!("    ret %x{}\n}}\n", n - 1);
+    t
+}
+
+#[test]
+fn big_functions_check_value_names() {
+    for n in [8, BIG_MIN + 8] {
+        let text = independent(n);
+        assert!(fast(&text));
+        let m = parse_module("t.kir", &text).unwrap();
+        let f = &m.funcs[0];
+        let (v, w) = (f.insts[5].result.unwrap(), f.insts[3].result.unwrap());
+        // A name met before.
+        let mut dup = m.clone();
+        dup.funcs[0].values[v.index()].name = f.values[w.index()].name;
+        let mut s = Scratch::default();
+        assert!(!accepts(&dup, &dup.funcs[0], &mut s), "{n}");
+        assert!(
+            error_of(&dup).ends_with("duplicate value name '%x3'"),
+            "{n}: {}",
+            error_of(&dup)
+        );
+        // A name of invalid syntax.
+        let mut bad = m.clone();
+        let name = bad.funcs[0].names.intern("1x");
+        bad.funcs[0].values[v.index()].name = Some(name);
+        assert!(!accepts(&bad, &bad.funcs[0], &mut s), "{n}");
+        assert!(
+            error_of(&bad).ends_with("invalid value name '%1x'"),
+            "{n}: {}",
+            error_of(&bad)
+        );
+        // A name beyond the table.
+        let mut out = m.clone();
+        out.funcs[0].values[v.index()].name = Some(Name::from_index(f.names.len()));
+        assert!(!accepts(&out, &out.funcs[0], &mut s), "{n}");
+        // The first function's marks do not make the next one's names
+        // look met, nor unmet.
+        let two = format!("{text}{}", text.replace("@f", "@g"));
+        assert!(fast(&two), "{n}");
+    }
+}
+
+#[test]
+fn big_bodies_listed_out_of_order_or_with_gaps() {
+    let m = parse_module("t.kir", &independent(BIG_MIN + 8)).unwrap();
+    // Out of order: valid, not a layout the pass takes.
+    let mut swapped = m.clone();
+    swapped.funcs[0].blocks[0].insts.swap(5, 6);
+    let mut s = Scratch::default();
+    assert!(!accepts(&swapped, &swapped.funcs[0], &mut s));
+    verify_module(&swapped).unwrap();
+    // Increasing with a gap (an instruction listed nowhere, its value
+    // unused): not a run of the table, but taken one by one.
+    let mut gap = m.clone();
+    gap.funcs[0].blocks[0].insts.remove(5);
+    assert!(accepts(&gap, &gap.funcs[0], &mut s));
+    verify_module(&gap).unwrap();
+    // The terminator listed before the last instruction.
+    let mut past = m.clone();
+    let insts = &mut past.funcs[0].blocks[0].insts;
+    let last = insts.len() - 1;
+    insts.swap(last - 1, last);
+    assert!(!accepts(&past, &past.funcs[0], &mut s));
+}
+
+/// The verifier's message for module `m`.
+fn error_of(m: &Module) -> String {
+    verify_module(m).unwrap_err().to_string()
+}
