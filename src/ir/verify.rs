@@ -48,6 +48,7 @@ use super::names::name_syntax;
 use super::srcmap::Loc;
 use crate::error::{Diagnostic, Error, Result};
 use func::Scratch;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 
 /// The largest `alloca` size in bytes.
 pub const MAX_ALLOCA: u64 = 1 << 31;
@@ -449,12 +450,17 @@ impl<'m> ModuleVerifier<'m, '_> {
 /// starting one costs about as much as checking a few hundred lines.
 const SPLIT_MIN_LINES: u32 = 4096;
 
+/// Symbols below which a run of them is not cut in two (see
+/// [`body_runs`]).
+const RUN_MIN: usize = 64;
+
 /// [`verify_module`] (the same result, and the same first error) with the
-/// function bodies of the second half of a large parsed module (by lines
-/// of text) checked on a second thread. The module-level rules and the
-/// first half's bodies are checked here; on any error either way (or if
-/// the thread cannot start) the whole module is checked again by
-/// [`verify_module`], which words the first error in source order.
+/// function bodies of a large parsed module (by lines of text) checked on
+/// two threads: this one checks the module-level rules, then both take
+/// runs of symbols in turn and check their bodies (see `body_runs`). On
+/// any error either way (or a panic on the other thread) the whole module
+/// is checked again by [`verify_module`], which words the first error in
+/// source order.
 pub fn verify_module_split(module: &Module) -> Result<()> {
     let m = module;
     let last = match m.symbol_locs.last() {
@@ -464,48 +470,129 @@ pub fn verify_module_split(module: &Module) -> Result<()> {
     if last < SPLIT_MIN_LINES {
         return verify_module(m);
     }
-    // Parsed symbols are in source order: the first symbol of the text's
-    // second half.
-    let at = m.symbol_locs.partition_point(|l| l.line < last / 2);
-    let passed = std::thread::scope(|s| {
-        let second = std::thread::Builder::new().spawn_scoped(s, || {
-            with_scratch(|scratch| {
-                let mut v = ModuleVerifier {
-                    m,
-                    scratch,
-                    bodies_to: usize::MAX,
-                };
-                (at..m.symbols.len()).all(|i| match &m.symbols[i].kind {
+    let runs = body_runs(m.symbols.len());
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    // Takes runs until none is left (or a body failed).
+    let bodies = || {
+        with_scratch(|scratch| {
+            let mut v = ModuleVerifier {
+                m,
+                scratch,
+                bodies_to: usize::MAX,
+            };
+            loop {
+                let r = next.fetch_add(1, Relaxed);
+                if r + 1 >= runs.len() || failed.load(Relaxed) {
+                    return;
+                }
+                let ok = (runs[r]..runs[r + 1]).all(|i| match &m.symbols[i].kind {
                     SymbolKind::Func { body: Some(b), .. } => m
                         .funcs
                         .get(b.index())
                         .is_some_and(|f| v.check_function(SymId::new(i), f).is_ok()),
                     _ => true,
-                })
-            })
-        });
-        let Ok(second) = second else {
-            return false;
-        };
-        let first = with_scratch(|scratch| {
+                });
+                if !ok {
+                    failed.store(true, Relaxed);
+                    return;
+                }
+            }
+        })
+    };
+    std::thread::scope(|s| {
+        // A thread that cannot start leaves every run to this one.
+        let second = std::thread::Builder::new().spawn_scoped(s, bodies);
+        let rules = with_scratch(|scratch| {
             ModuleVerifier {
                 m,
                 scratch,
-                bodies_to: at,
+                bodies_to: 0,
             }
             .run()
             .is_ok()
         });
-        // A panic on the second thread is taken as a failure: the check
-        // below then meets what caused it, if no earlier error stops it.
-        first && second.join().unwrap_or(false)
+        if !rules {
+            failed.store(true, Relaxed);
+        }
+        bodies();
+        // A panic on the other thread leaves its run unchecked: taken as a
+        // failure, the check below then meets what caused it, if no
+        // earlier error stops it.
+        if second.is_ok_and(|h| h.join().is_err()) {
+            failed.store(true, Relaxed);
+        }
     });
-    if passed {
-        Ok(())
-    } else {
+    if failed.load(Relaxed) {
         verify_module(m)
+    } else {
+        Ok(())
     }
+}
+
+/// Where the runs of `symbols` symbols whose bodies [`verify_module_split`]
+/// checks start, and `symbols` last: each run a quarter of the symbols
+/// left before it, down to [`RUN_MIN`], so that a thread slowed down (this
+/// machine's processors at times run at half speed for a second or more)
+/// takes fewer runs and neither waits long for the other at the end.
+fn body_runs(symbols: usize) -> Vec<usize> {
+    let mut runs = vec![0];
+    let mut at = 0;
+    while symbols - at >= 2 * RUN_MIN {
+        at += ((symbols - at) / 4).max(RUN_MIN);
+        runs.push(at);
+    }
+    runs.push(symbols);
+    runs
 }
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod split_tests {
+    use super::*;
+    use crate::ir::parse::parse_module;
+
+    #[test]
+    fn runs_cover_every_symbol_and_shrink() {
+        for n in [0, 1, 5, 127, 128, 129, 1000, 20_000] {
+            let r = body_runs(n);
+            assert_eq!((r[0], r[r.len() - 1]), (0, n), "{r:?}");
+            assert!(r.windows(2).all(|w| w[0] < w[1] || n == 0), "{r:?}");
+        }
+        let r = body_runs(20_000);
+        assert!(r.len() > 10 && r[1] == 5_000 && r[r.len() - 1] - r[r.len() - 2] < 2 * RUN_MIN);
+    }
+
+    #[test]
+    fn a_large_module_checked_on_two_threads_gives_the_one_check() {
+        let mut text = String::new();
+        for k in 0..1500 {
+            text.push_str(&format!(
+                "func @f{k}(%a: i64) -> i64 {{\nentry:\n    %b = add.i64 %a, {k}\n    ret %b\n}}\n"
+            ));
+        }
+        let m = parse_module("t.kir", &text).unwrap();
+        assert!(m.symbol_locs.last().unwrap().line >= SPLIT_MIN_LINES);
+        assert!(verify_module_split(&m).is_ok());
+        // A broken rule in one function (the first, one in each thread's
+        // likely runs, the last), or in two: the first one's error.
+        for ks in [&[0][..], &[700], &[1499], &[900, 80]] {
+            let mut bad = text.clone();
+            for k in ks {
+                bad = bad.replace(
+                    &format!("%b = add.i64 %a, {k}\n"),
+                    &format!("%b = add.i32 %a, {k}\n"),
+                );
+            }
+            let m = parse_module("t.kir", &bad).unwrap();
+            let want = verify_module(&m).unwrap_err().to_string();
+            assert!(
+                want.contains(&format!(":{}:", 5 * ks.iter().min().unwrap() + 3)),
+                "{want}"
+            );
+            assert_eq!(verify_module_split(&m).unwrap_err().to_string(), want);
+        }
+    }
+}
