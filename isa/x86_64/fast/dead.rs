@@ -46,9 +46,10 @@ impl Fast {
     /// A live instruction takes no branch of its own (a third of the
     /// generated benchmark functions' instructions are dead, at random):
     /// its entry in `live` is written whatever it is (a dead one's is
-    /// overwritten by the next), its operands are marked with its
-    /// liveness (a dead one's marks are 0: no change), and its result's
-    /// home is rewritten with a select.
+    /// overwritten by the next), its operands' counts grow by its
+    /// liveness (1, or 0 for a dead one: no change), and its result's
+    /// home is written with a select. (Not inlined: one call per
+    /// function, and its own entry in profiles.)
     #[inline(never)]
     pub(super) fn mark_live(
         &mut self,
@@ -112,7 +113,7 @@ impl Fast {
                 };
                 let mark = (!dead) as u32;
                 let mut use_op = |op: Operand| {
-                    // (A literal marks the stand-in: chosen without a
+                    // (A literal counts on the stand-in: chosen without a
                     // branch, the kinds are random in straight-line code.)
                     let (is_value, index) = match op {
                         Operand::Value(v) => (true, v.index()),
