@@ -241,6 +241,29 @@ impl Em<'_> {
         // (Room for one or two moves or a swap; the longer sets take it
         // per move.)
         self.c.room();
+        // One or two moves (most edges and calls) without the loop below:
+        // the same choice of form.
+        match *moves {
+            [] => return,
+            [(d, s)] => {
+                let s = Opd::of_src(s);
+                if s.h != d {
+                    self.mov_opd(d, s);
+                }
+                return;
+            }
+            [(d0, s0), (d1, s1)] if d0 != d1 => {
+                let (s0, s1) = (Opd::of_src(s0), Opd::of_src(s1));
+                match (s0.h != d0, s1.h != d1) {
+                    (true, true) => self.par_move2((d0, s0), (d1, s1)),
+                    (true, false) => self.mov_opd(d0, s0),
+                    (false, true) => self.mov_opd(d1, s1),
+                    (false, false) => {}
+                }
+                return;
+            }
+            _ => {}
+        }
         let mut first = [(0, Opd { h: LIT, k: 0 }); 2];
         let mut n = 0;
         for &(d, s) in moves {
