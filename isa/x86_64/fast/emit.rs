@@ -123,11 +123,11 @@ impl Em<'_> {
         self.home_src(self.f.home[v.index()])
     }
 
-    /// A label for a trap stub of `code`, attributed to the instruction
-    /// being emitted (traps arise only in block bodies).
-    pub fn trap_label(&mut self, code: TrapCode) -> Label {
+    /// A label for a trap stub of `code`, attributed to instruction `i`
+    /// (the one being emitted: traps arise only in block bodies).
+    pub fn trap_label(&mut self, code: TrapCode, i: Inst) -> Label {
         let l = self.c.label();
-        let loc = self.func.srcmap.inst(self.lines.last_noted());
+        let loc = self.func.srcmap.inst(i);
         self.traps.push((l, code, loc));
         l
     }
@@ -617,6 +617,8 @@ impl Em<'_> {
         let dec = self.dec;
         let live = std::mem::take(&mut self.f.live);
         let live_at = std::mem::take(&mut self.f.live_at);
+        // An offset per instruction number (see `Em::inst`).
+        self.lines.offsets_room(func.insts.len());
         for k in 0..dec.order.len() {
             let b = dec.order[k];
             self.c.bind(Label(b.index() as u32));
@@ -633,21 +635,20 @@ impl Em<'_> {
             };
             for run in insts.chunks(RUN) {
                 self.c.room();
-                self.lines.reserve_insts(run.len());
                 for &i in run {
                     self.c.step();
-                    let off = self.c.off();
-                    // SAFETY: `reserve_insts(run.len())` above, one entry
-                    // per instruction of the run, and nothing else notes
-                    // or resolves entries while it is emitted.
-                    unsafe { self.lines.at_inst_reserved(off, i) };
                     self.inst(i, next)?;
                 }
             }
         }
+        // The compiled instructions in code order (see `Fast::live`: the
+        // list is filled also when none is dead).
+        let all = live.get(live_at[0] as usize..live_at[dec.order.len()] as usize);
+        // SAFETY: `Em::inst` noted each compiled instruction (each of
+        // `all`) since the `offsets_room` above.
+        unsafe { self.lines.resolve_offsets(all.unwrap_or(&[]), &func.srcmap) };
         self.f.live = live;
         self.f.live_at = live_at;
-        self.lines.resolve_insts(&func.srcmap);
         self.edge_stubs();
         self.trap_stubs();
         Ok(())
