@@ -145,6 +145,99 @@ fn a_loop_body_falls_through_past_out_of_line_exit_moves() {
     }
 }
 
+/// A loop with early `ret`s inside it (`exit` and `found` lie inside the
+/// loop's span of the block order, which keeps them there: see
+/// `Decisions::rpo_loops`), and 14 values defined before the loop and used
+/// only in `found`: their ranges must cover the whole loop (every
+/// iteration may reach `found`), with more values live than registers.
+const EARLY_RET: &str = "
+func @find(%n: i64, %key: i64) -> i64 {
+entry:
+    %b0 = mul.i64 %n, 3
+    %b1 = mul.i64 %n, 10
+    %b2 = mul.i64 %n, 17
+    %b3 = mul.i64 %n, 24
+    %b4 = mul.i64 %n, 31
+    %b5 = mul.i64 %n, 38
+    %b6 = mul.i64 %n, 45
+    %b7 = mul.i64 %n, 52
+    %b8 = mul.i64 %n, 59
+    %b9 = mul.i64 %n, 66
+    %b10 = mul.i64 %n, 73
+    %b11 = mul.i64 %n, 80
+    %b12 = mul.i64 %n, 87
+    %b13 = mul.i64 %n, 94
+    jmp loop(0, 0)
+loop(%i: i64, %acc: i64):
+    %done = sge.i64 %i, %n
+    br %done, exit(%acc), body
+body:
+    %x = mul.i64 %i, 40503
+    %h = xor.i64 %x, %acc
+    %m = and.i64 %h, 1023
+    %hit = eq.i64 %m, %key
+    br %hit, found, next
+found:
+    %s0 = add.i64 %i, %b0
+    %s1 = add.i64 %s0, %b1
+    %s2 = add.i64 %s1, %b2
+    %s3 = add.i64 %s2, %b3
+    %s4 = add.i64 %s3, %b4
+    %s5 = add.i64 %s4, %b5
+    %s6 = add.i64 %s5, %b6
+    %s7 = add.i64 %s6, %b7
+    %s8 = add.i64 %s7, %b8
+    %s9 = add.i64 %s8, %b9
+    %s10 = add.i64 %s9, %b10
+    %s11 = add.i64 %s10, %b11
+    %s12 = add.i64 %s11, %b12
+    %s13 = add.i64 %s12, %b13
+    ret %s13
+next:
+    %acc2 = add.i64 %acc, %h
+    %i2 = add.i64 %i, 1
+    jmp loop(%i2, %acc2)
+exit(%r: i64):
+    ret %r
+}
+";
+
+#[test]
+fn early_returns_inside_a_loop_keep_values_live_across_it() {
+    for backend in backends() {
+        let cm = compile_with(EARLY_RET, backend);
+        let l = load(&cm, &[]);
+        let find = func!(l, "find", fn(i64, i64) -> i64);
+        for (n, key) in [
+            (0i64, 5i64),
+            (1, 0),
+            (50, 7),
+            (300, 1000),
+            (300, 3),
+            (2000, 77),
+            (64, 2000),
+        ] {
+            let b: Vec<i64> = (0..KEYS).map(|j| n.wrapping_mul(j * 7 + 3)).collect();
+            let (mut i, mut acc) = (0i64, 0i64);
+            let want = loop {
+                if i >= n {
+                    break acc;
+                }
+                let h = i.wrapping_mul(40503) ^ acc;
+                if h & 1023 == key {
+                    break b.iter().fold(i, |s, &x| s.wrapping_add(x));
+                }
+                acc = acc.wrapping_add(h);
+                i += 1;
+            };
+            assert_eq!(find(n, key), want, "find({n}, {key})");
+        }
+    }
+}
+
+/// The values live across [`EARLY_RET`]'s loop.
+const KEYS: i64 = 14;
+
 fn binop_module(ty: &str) -> String {
     let mut s = String::new();
     for op in [

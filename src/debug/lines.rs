@@ -23,18 +23,18 @@ use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 thread_local! {
-    /// The buffer of the last [`LineRecorder::at_inst`] recorder that this
-    /// thread finished (if at most [`KEEP_NOTED`] entries long), for the
-    /// next one: a small function's compile then allocates none.
-    static NOTED: Cell<Vec<(u32, u32)>> = const { Cell::new(Vec::new()) };
+    /// The offsets buffer of the last [`LineRecorder::without_marks`]
+    /// recorder that this thread finished (if it has room for at most
+    /// [`KEEP_NOTED`] entries), for the next one: a small function's
+    /// compile then allocates none.
+    static NOTED: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
 }
 
-/// The most entries of a noted-instructions buffer kept for the next
-/// function (8 MiB): larger ones are freed. As the compiler's and the
-/// verifier's buffers, it stays with the thread up to functions of several
-/// hundred thousand instructions, which would otherwise allocate and fault
-/// in their 8 bytes per instruction anew for every compile (4.8 MB for
-/// 100,000 nested loops).
+/// The most entries of an offsets buffer kept for the next function
+/// (4 MiB): larger ones are freed. As the compiler's and the verifier's
+/// buffers, it stays with the thread up to functions of several hundred
+/// thousand instructions, which would otherwise allocate and fault in
+/// their 4 bytes per instruction anew for every compile.
 const KEEP_NOTED: usize = 1 << 20;
 
 /// Whether compiles record line tables (see [`set_recording`]).
@@ -317,10 +317,10 @@ impl Builder {
         }
     }
 
-    /// [`Builder::add`] of `(offset, locs[inst])` for each `(offset,
-    /// inst)` of `entries` (`Loc::NONE` for an `inst` past the end of
-    /// `locs`): the same bytes, in one loop whose state is a few scalars
-    /// (the fast generator's line table, one entry per IR instruction).
+    /// [`Builder::add`] of `(offs[inst], locs[inst])` for each `inst` of
+    /// `insts` (`Loc::NONE` for an `inst` past the end of `locs`): the
+    /// same bytes, in one loop whose state is a few scalars (the fast
+    /// generator's line table, one entry per IR instruction).
     ///
     /// The loop computes `add`'s result in a simpler form: the table is
     /// the entries with only the last of each run at one offset kept (the
@@ -331,25 +331,32 @@ impl Builder {
     /// left pending. Locations are compared as one `u64` key each; each
     /// entry is one 4-byte store into room reserved for all of them (the
     /// room is reserved again after a long entry, never per short one).
+    ///
+    /// # Safety
+    ///
+    /// `offs` points to an offset (initialized) at the index of each
+    /// instruction of `insts`.
     #[inline]
-    fn extend(&mut self, entries: &[(u32, u32)], locs: &[Loc]) {
-        let loc_of = |i: u32| locs.get(i as usize).copied().unwrap_or(Loc::NONE);
-        let mut entries = entries.iter();
+    unsafe fn extend(&mut self, offs: *const u32, insts: &[Inst], locs: &[Loc]) {
+        let loc_of = |i: Inst| locs.get(i.index()).copied().unwrap_or(Loc::NONE);
+        // SAFETY: (the contract) for an instruction of `insts`.
+        let off_of = |i: Inst| unsafe { *offs.add(i.index()) };
+        let mut entries = insts.iter();
         // `add` until an entry is written (the first one or two): then
         // there is a pending entry and a last written one.
         let (po, pl, last) = loop {
             if let (Some((po, pl)), Some(last)) = (self.pending, self.last) {
                 break (po, pl, last);
             }
-            let Some(&(o, i)) = entries.next() else {
+            let Some(&i) = entries.next() else {
                 return;
             };
-            self.add(o, loc_of(i));
+            self.add(off_of(i), loc_of(i));
         };
-        let Some(&(first, _)) = entries.as_slice().first() else {
+        let Some(&first) = entries.as_slice().first() else {
             return;
         };
-        if first != po {
+        if off_of(first) != po {
             // The pending entry is the last at its offset.
             self.flush((po, pl));
         }
@@ -362,12 +369,12 @@ impl Builder {
         let rest = entries.as_slice();
         // The last entry is left pending (looked up before the loop, so
         // that nothing but the loop's own state is live in it).
-        let pending = rest.last().map(|&(o, i)| (o, loc_of(i)));
+        let pending = rest.last().map(|&i| (off_of(i), loc_of(i)));
         // Each entry but the last is looked at with the next one's offset
         // (whether it is the last at its own): `p` walks the entries, up
         // to `end`, the last one (`rest` has at least `first`).
         let mut p = rest.as_ptr();
-        let end = &rest[rest.len() - 1] as *const (u32, u32);
+        let end = &rest[rest.len() - 1] as *const Inst;
         // The loop's state is a few scalars and pointers (kept in
         // registers): the entry pointer, the output pointer, the last
         // written offset and key, the locations.
@@ -387,7 +394,7 @@ impl Builder {
             while p < end {
                 // SAFETY: `p < end`, the last entry of `rest`: `p` and the
                 // entry after it are both in `rest`.
-                let ((o, i), next) = unsafe { (*p, (*p.add(1)).0) };
+                let (i, o, next) = unsafe { ((*p).index() as u32, off_of(*p), off_of(*p.add(1))) };
                 // SAFETY: `p < end`, so one past it is at most `end`.
                 p = unsafe { p.add(1) };
                 if o == next {
@@ -500,9 +507,10 @@ pub struct LineRecorder<'a> {
     table: Builder,
     /// [`recording`] when made: `at` does nothing when off.
     enabled: bool,
-    /// `(code offset, IR instruction number)` recorded by
-    /// [`LineRecorder::at_inst`], not yet looked up and encoded.
-    insts: Vec<(u32, u32)>,
+    /// Room for a code offset per IR instruction number (see
+    /// [`LineRecorder::offsets_room`]; its length stays 0: only the
+    /// entries written are read).
+    offsets: Vec<u32>,
 }
 
 impl<'a> LineRecorder<'a> {
@@ -521,7 +529,7 @@ impl<'a> LineRecorder<'a> {
             current: marks.func,
             table,
             enabled: recording(),
-            insts: Vec::new(),
+            offsets: Vec::new(),
         }
     }
 
@@ -536,21 +544,14 @@ impl<'a> LineRecorder<'a> {
             ..Builder::default()
         };
         table.add(0, func);
-        let noted = if enabled {
-            let mut v = NOTED.with(Cell::take);
-            v.clear();
-            v.reserve(insts);
-            v
-        } else {
-            Vec::new()
-        };
+        let noted = NOTED.with(Cell::take);
         LineRecorder {
             marks: &[],
             next: 0,
             current: func,
             table,
             enabled,
-            insts: noted,
+            offsets: noted,
         }
     }
 
@@ -577,73 +578,61 @@ impl<'a> LineRecorder<'a> {
         }
     }
 
+    /// Room for the code offsets of the IR instructions numbered below
+    /// `n`, for [`LineRecorder::at_inst`].
+    pub fn offsets_room(&mut self, n: usize) {
+        self.offsets.reserve(n);
+    }
+
     /// The code from `offset` on belongs to IR instruction `inst`: as
     /// [`LineRecorder::at`] with the location of `inst`'s mnemonic, but
-    /// only noted (one push per instruction); the lookups and the encoding
-    /// happen in one tight loop in [`LineRecorder::resolve_insts`], which
-    /// must run before the next [`LineRecorder::at`] or
-    /// [`LineRecorder::finish`]. [`LineRecorder::current`] does not see
-    /// these entries until then. (Noted even when recording is off, so
-    /// that the push is all it costs: `resolve_insts` drops them then.)
-    #[inline(always)]
-    pub fn at_inst(&mut self, offset: usize, inst: Inst) {
-        self.insts.push((offset as u32, inst.index() as u32));
-    }
-
-    /// Makes room for `n` more [`LineRecorder::at_inst_reserved`] entries
-    /// (one capacity check per run of instructions instead of one per
-    /// entry).
-    #[inline(always)]
-    pub fn reserve_insts(&mut self, n: usize) {
-        self.insts.reserve(n);
-    }
-
-    /// [`LineRecorder::at_inst`] without a capacity check.
+    /// only noted (one store, no capacity check or length update); the
+    /// lookups and the encoding happen in one tight loop in
+    /// [`LineRecorder::resolve_offsets`], which must run before the next
+    /// [`LineRecorder::at`] or [`LineRecorder::finish`].
+    /// [`LineRecorder::current`] does not see these entries until then.
+    /// (Noted even when recording is off, so that the store is all it
+    /// costs: `resolve_offsets` drops them then.)
     ///
     /// # Safety
     ///
-    /// A [`LineRecorder::reserve_insts`]`(n)` since the last
-    /// [`LineRecorder::resolve_insts`] left room for this entry: at most
-    /// `n` calls of this function follow it (and no [`LineRecorder::at_inst`]).
+    /// The last [`LineRecorder::offsets_room`]`(n)` had `inst.index() < n`.
     #[inline(always)]
-    pub unsafe fn at_inst_reserved(&mut self, offset: usize, inst: Inst) {
-        let len = self.insts.len();
-        debug_assert!(
-            len < self.insts.capacity(),
-            "at_inst_reserved past its room"
-        );
-        // SAFETY: the caller's `reserve_insts` left capacity for this
-        // entry, so `len < capacity`: the write is in the allocation's
-        // spare capacity and initializes the one entry `set_len` adds.
+    pub unsafe fn at_inst(&mut self, offset: usize, inst: Inst) {
+        debug_assert!(inst.index() < self.offsets.capacity());
+        // SAFETY: (the contract) the room has an entry at `inst.index()`,
+        // in the allocation's spare capacity (`u32` has no invalid values
+        // or drop); it is read only after this write.
         unsafe {
-            self.insts
+            self.offsets
                 .as_mut_ptr()
-                .add(len)
-                .write((offset as u32, inst.index() as u32));
-            self.insts.set_len(len + 1);
-        }
+                .add(inst.index())
+                .write(offset as u32)
+        };
     }
 
-    /// The instruction of the last entry [`LineRecorder::at_inst`] noted
-    /// (the one being emitted; instruction 0 before any).
-    #[inline]
-    pub fn last_noted(&self) -> Inst {
-        Inst::new(self.insts.last().map_or(0, |&(_, i)| i as usize))
-    }
-
-    /// Encodes the entries noted by [`LineRecorder::at_inst`] since the
-    /// last call, with the locations of their instructions in `map`.
-    pub fn resolve_insts(&mut self, map: &SrcMap) {
+    /// Encodes the entries noted by [`LineRecorder::at_inst`] for `insts`
+    /// (in code order; the code of each runs to the next one's offset),
+    /// with the locations of their instructions in `map`.
+    ///
+    /// # Safety
+    ///
+    /// Each instruction of `insts` was noted by [`LineRecorder::at_inst`]
+    /// since the last [`LineRecorder::offsets_room`].
+    pub unsafe fn resolve_offsets(&mut self, insts: &[Inst], map: &SrcMap) {
         if !self.enabled {
-            self.insts.clear();
             return;
         }
-        let Some(&(_, last)) = self.insts.last() else {
+        let Some(&last) = insts.last() else {
             return;
         };
-        self.table.extend(&self.insts, map.mnemonics());
-        self.current = map.inst(Inst::new(last as usize));
-        self.insts.clear();
+        // SAFETY: (the contract) an offset was written at the index of
+        // each instruction of `insts`, within the room.
+        unsafe {
+            self.table
+                .extend(self.offsets.as_ptr(), insts, map.mnemonics())
+        };
+        self.current = map.inst(last);
     }
 
     /// The location of the instruction being emitted (for code placed out
@@ -654,10 +643,9 @@ impl<'a> LineRecorder<'a> {
 
     /// The finished table.
     pub fn finish(self) -> LineTable {
-        debug_assert!(self.insts.is_empty(), "resolve_insts not called");
-        let cap = self.insts.capacity();
+        let cap = self.offsets.capacity();
         if cap > 0 && cap <= KEEP_NOTED {
-            NOTED.with(|n| n.set(self.insts));
+            NOTED.with(|n| n.set(self.offsets));
         }
         self.table.finish()
     }
@@ -667,18 +655,17 @@ impl<'a> LineRecorder<'a> {
 mod tests {
     use super::*;
 
-    /// A big function's noted-instructions buffer is kept for the next
-    /// one (up to [`KEEP_NOTED`] entries) when line tables are recorded.
+    /// A big function's offsets buffer is kept for the next one (up to
+    /// [`KEEP_NOTED`] entries).
     #[test]
     fn a_big_noted_buffer_is_kept() {
-        if !recording() {
-            return;
-        }
-        let r = LineRecorder::without_marks(Loc::default(), 100_000);
+        let mut r = LineRecorder::without_marks(Loc::default(), 100_000);
+        r.offsets_room(100_000);
         let _ = r.finish();
         let kept = NOTED.with(Cell::take);
         assert!(kept.capacity() >= 100_000, "{}", kept.capacity());
-        let r = LineRecorder::without_marks(Loc::default(), KEEP_NOTED + 1);
+        let mut r = LineRecorder::without_marks(Loc::default(), KEEP_NOTED + 1);
+        r.offsets_room(KEEP_NOTED + 1);
         let _ = r.finish();
         assert_eq!(NOTED.with(Cell::take).capacity(), 0);
     }
@@ -743,26 +730,31 @@ mod tests {
 
     #[test]
     fn noted_instructions_encode_as_their_locations() {
-        // Instruction 0 at 3:5, 1 at 4:5, 2 at 7:2 (with tokens), 3 has
-        // no location.
+        // Instruction 0 at 3:5, 1 at 4:5, 2 and 3 at 7:2 (with tokens), 4
+        // has no location.
         let mut b = crate::ir::SrcMapBuilder::default();
         b.start_inst(Loc::new(3, 5));
         b.push_token(Loc::new(3, 9));
         b.start_inst(Loc::new(4, 5));
         b.start_inst(Loc::new(7, 2));
         b.push_token(Loc::new(7, 8));
+        b.start_inst(Loc::new(7, 2));
         let map = b.build();
         let func = Loc::new(1, 6);
-        // Out of order, one emitting no code (1 at the offset of 2), then
+        // Out of order, one emitting no code (1 at the offset of 0), then
         // an entry placed with `at` (a stub) after them.
-        let entries = [(4, 2), (9, 1), (9, 0), (12, 3), (15, 2)];
-        let mut noted = LineRecorder::without_marks(func, 4);
-        let mut direct = LineRecorder::without_marks(func, 4);
+        let entries = [(4, 2), (9, 1), (9, 0), (12, 4), (15, 3)];
+        let mut noted = LineRecorder::without_marks(func, 5);
+        let mut direct = LineRecorder::without_marks(func, 5);
+        noted.offsets_room(5);
         for (off, i) in entries {
-            noted.at_inst(off, Inst::new(i));
+            // SAFETY: `i < 5`, the room's.
+            unsafe { noted.at_inst(off, Inst::new(i)) };
             direct.at(off, map.inst(Inst::new(i)));
         }
-        noted.resolve_insts(&map);
+        let insts: Vec<Inst> = entries.iter().map(|&(_, i)| Inst::new(i)).collect();
+        // SAFETY: each was noted above.
+        unsafe { noted.resolve_offsets(&insts, &map) };
         assert_eq!(noted.current(), direct.current());
         assert_eq!(noted.current(), Loc::new(7, 2));
         noted.at(20, Loc::new(4, 5));
@@ -839,8 +831,12 @@ mod tests {
                     a.add(o, if k < locs.len() { l } else { Loc::NONE });
                 }
                 // In two calls (the state carries over).
-                b.extend(&noted[..split], &locs);
-                b.extend(&noted[split..], &locs);
+                let (offs, insts) = split_noted(&noted);
+                // SAFETY: `offs` has an offset at each instruction's index.
+                unsafe {
+                    b.extend(offs.as_ptr(), &insts[..split], &locs);
+                    b.extend(offs.as_ptr(), &insts[split..], &locs);
+                }
                 let (a, b) = (a.finish(), b.finish());
                 assert!(a.encoded_len() > 1000);
                 assert_eq!(a, b, "{start:?} {split}");
@@ -848,13 +844,37 @@ mod tests {
         }
     }
 
+    /// The offsets, by instruction number, and the instructions of
+    /// `(offset, instruction number)` entries whose numbers are their
+    /// indices.
+    fn split_noted(noted: &[(u32, u32)]) -> (Vec<u32>, Vec<Inst>) {
+        noted
+            .iter()
+            .enumerate()
+            .map(|(k, &(o, i))| {
+                assert_eq!(i as usize, k);
+                (o, Inst::new(k))
+            })
+            .unzip()
+    }
+
     /// The table [`LineRecorder::without_marks`] and
-    /// [`LineRecorder::resolve_insts`] build from `noted` entries (the
-    /// function's own location `func` at offset 0 first).
+    /// [`LineRecorder::resolve_offsets`] build from `noted` entries (the
+    /// function's own location `func` at offset 0 first), the `k`-th as
+    /// an instruction numbered `k` with its entry's location.
     fn noted_table(func: Loc, noted: &[(u32, u32)], locs: &[Loc]) -> LineTable {
         let mut b = Builder::default();
         b.add(0, func);
-        b.extend(noted, locs);
+        let locs: Vec<Loc> = noted
+            .iter()
+            .map(|&(_, i)| locs.get(i as usize).copied().unwrap_or(Loc::NONE))
+            .collect();
+        let renumbered: Vec<(u32, u32)> = (0..noted.len() as u32)
+            .map(|k| (noted[k as usize].0, k))
+            .collect();
+        let (offs, insts) = split_noted(&renumbered);
+        // SAFETY: `offs` has an offset at each instruction's index.
+        unsafe { b.extend(offs.as_ptr(), &insts, &locs) };
         b.finish()
     }
 

@@ -123,11 +123,11 @@ impl Em<'_> {
         self.home_src(self.f.home[v.index()])
     }
 
-    /// A label for a trap stub of `code`, attributed to the instruction
-    /// being emitted (traps arise only in block bodies).
-    pub fn trap_label(&mut self, code: TrapCode) -> Label {
+    /// A label for a trap stub of `code`, attributed to instruction `i`
+    /// (the one being emitted: traps arise only in block bodies).
+    pub fn trap_label(&mut self, code: TrapCode, i: Inst) -> Label {
         let l = self.c.label();
-        let loc = self.func.srcmap.inst(self.lines.last_noted());
+        let loc = self.func.srcmap.inst(i);
         self.traps.push((l, code, loc));
         l
     }
@@ -241,6 +241,29 @@ impl Em<'_> {
         // (Room for one or two moves or a swap; the longer sets take it
         // per move.)
         self.c.room();
+        // One or two moves (most edges and calls) without the loop below:
+        // the same choice of form.
+        match *moves {
+            [] => return,
+            [(d, s)] => {
+                let s = Opd::of_src(s);
+                if s.h != d {
+                    self.mov_opd(d, s);
+                }
+                return;
+            }
+            [(d0, s0), (d1, s1)] if d0 != d1 => {
+                let (s0, s1) = (Opd::of_src(s0), Opd::of_src(s1));
+                match (s0.h != d0, s1.h != d1) {
+                    (true, true) => self.par_move2((d0, s0), (d1, s1)),
+                    (true, false) => self.mov_opd(d0, s0),
+                    (false, true) => self.mov_opd(d1, s1),
+                    (false, false) => {}
+                }
+                return;
+            }
+            _ => {}
+        }
         let mut first = [(0, Opd { h: LIT, k: 0 }); 2];
         let mut n = 0;
         for &(d, s) in moves {
@@ -594,6 +617,8 @@ impl Em<'_> {
         let dec = self.dec;
         let live = std::mem::take(&mut self.f.live);
         let live_at = std::mem::take(&mut self.f.live_at);
+        // An offset per instruction number (see `Em::inst`).
+        self.lines.offsets_room(func.insts.len());
         for k in 0..dec.order.len() {
             let b = dec.order[k];
             self.c.bind(Label(b.index() as u32));
@@ -610,21 +635,20 @@ impl Em<'_> {
             };
             for run in insts.chunks(RUN) {
                 self.c.room();
-                self.lines.reserve_insts(run.len());
                 for &i in run {
                     self.c.step();
-                    let off = self.c.off();
-                    // SAFETY: `reserve_insts(run.len())` above, one entry
-                    // per instruction of the run, and nothing else notes
-                    // or resolves entries while it is emitted.
-                    unsafe { self.lines.at_inst_reserved(off, i) };
                     self.inst(i, next)?;
                 }
             }
         }
+        // The compiled instructions in code order (see `Fast::live`: the
+        // list is filled also when none is dead).
+        let all = live.get(live_at[0] as usize..live_at[dec.order.len()] as usize);
+        // SAFETY: `Em::inst` noted each compiled instruction (each of
+        // `all`) since the `offsets_room` above.
+        unsafe { self.lines.resolve_offsets(all.unwrap_or(&[]), &func.srcmap) };
         self.f.live = live;
         self.f.live_at = live_at;
-        self.lines.resolve_insts(&func.srcmap);
         self.edge_stubs();
         self.trap_stubs();
         Ok(())

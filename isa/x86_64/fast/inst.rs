@@ -278,12 +278,12 @@ impl Em<'_> {
         }
     }
 
-    fn div(&mut self, op: Opcode, w: bool, dst: Src, a: Src, b: Src) {
+    fn div(&mut self, i: Inst, op: Opcode, w: bool, dst: Src, a: Src, b: Src) {
         let check_zero = !matches!(b, Src::I(k) if (if w { k } else { k & 0xffff_ffff }) != 0);
         let b = self.in_reg(b, RCX);
         self.load(RAX, a);
         if check_zero {
-            let t = self.trap_label(TrapCode::DivisionByZero);
+            let t = self.trap_label(TrapCode::DivisionByZero, i);
             self.c.rr(true, 0x85, b, b);
             self.c.jcc(enc::CC_E, t);
         }
@@ -294,7 +294,7 @@ impl Em<'_> {
             self.c.alu_ri(w, CMP, b, -1);
             let to_div = self.c.jcc8(enc::CC_NE);
             if op == Opcode::Sdiv {
-                let ovf = self.trap_label(TrapCode::IntegerOverflow);
+                let ovf = self.trap_label(TrapCode::IntegerOverflow, i);
                 self.c.grp(w, 0xf7, 3, RAX);
                 self.c.jcc(CC_O, ovf);
             } else {
@@ -329,6 +329,10 @@ impl Em<'_> {
         use Opcode::*;
         let func = self.func;
         let d = &func.insts[i.index()];
+        // Its code from here on (the line table's entry).
+        // SAFETY: `i` indexes `func.insts` (checked just above), below the
+        // room `Em::body` made for its length.
+        unsafe { self.lines.at_inst(self.c.off(), i) };
         let ty = d.ty.unwrap_or(Type::I64);
         let w = ty == Type::I64;
         // The result's home ([`LIT`]: none), and as a [`Src`] for the
@@ -424,9 +428,9 @@ impl Em<'_> {
                 match b {
                     Src::I(k) => match crate::opt::magic::plan(d.opcode, ty, k) {
                         Some(plan) => self.div_const(d.opcode, w, dst, a, plan, k),
-                        None => self.div(d.opcode, w, dst, a, b),
+                        None => self.div(i, d.opcode, w, dst, a, b),
                     },
-                    _ => self.div(d.opcode, w, dst, a, b),
+                    _ => self.div(i, d.opcode, w, dst, a, b),
                 }
             }
             Eq | Ne | Slt | Sle | Sgt | Sge | Ult | Ule | Ugt | Uge => {
@@ -607,7 +611,7 @@ impl Em<'_> {
             Br => self.br(i, next)?,
             Switch => self.switch(i, next)?,
             Trap => {
-                let t = self.trap_label(TrapCode::Unreachable);
+                let t = self.trap_label(TrapCode::Unreachable, i);
                 self.c.jmp(t);
             }
         }
