@@ -725,6 +725,8 @@ fn fast_path_lines_parse_as_the_general_path_does() {
         "%y = sub.i32 %x, -7",
         "%z\t=\tmul.i32\t%y ,%x",
         "%0 = xor.i32 %z, 123456789012345678",
+        "%m0 = sdiv.i64 %w, -9223372036854775808",
+        "%m1 = udiv.i64 %w, 18446744073709551615",
         "%s = select.i32 %0, %x, 5",
         "%n = neg.i32 %fwd",
         "%fwd = add.i32 %s, %n",

@@ -49,7 +49,7 @@ thread_local! {
 const MAX_CALL_ARGS: usize = 8;
 
 /// Longest decimal literal read here (the general path reads longer ones).
-const MAX_DIGITS: usize = 18;
+const MAX_DIGITS: usize = 20;
 
 /// The operand at byte `p` of `src` as the lexer would read it, when it is
 /// a value name or a short decimal integer, and the byte after it.
