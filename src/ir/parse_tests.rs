@@ -714,9 +714,10 @@ fn huge_inputs_are_linear() {
     assert_eq!(m.datas[0].layout().1, 100_000);
 }
 
-/// The fast path for `%r = op a, b` lines builds exactly what the general
-/// path builds: a trailing comment sends each line to the general path
-/// without changing the IR or any column.
+/// The fast path for `%r = op a, b` lines (and float literals, loads,
+/// calls, `addr`) builds exactly what the general path builds: a trailing
+/// comment sends each line to the general path without changing the IR or
+/// any column.
 #[test]
 fn fast_path_lines_parse_as_the_general_path_does() {
     let lines = [
@@ -732,6 +733,14 @@ fn fast_path_lines_parse_as_the_general_path_does() {
         "%f = sitof.f64 %w",
         "%g = fadd.f64 %f, %f",
         "%q = load.i64 %p",
+        "%q2 = load.i64 %p, 8",
+        "%q3 = load.i32 %q2 ,-16",
+        "%cl = call.i32 @f(%a, %q3)",
+        "%c0 = call.i64 @f( )",
+        "%c1 = call.f64 @f(%h, 2.5, -1, %c1)",
+        "%ad = addr @f",
+        "%h2 = fmul.f64 %g, -0.25",
+        "%h3 = select.f64 %c, 1.0, %h2",
         "%c = eq.i32 %a, 0",
         "%big = add.i64 %w, 0x10",
         "%h = fmul.f64 %g, 1.5",
@@ -745,10 +754,9 @@ fn fast_path_lines_parse_as_the_general_path_does() {
     let fast_lines = || func::FAST_LINES.with(|n| n.get());
     let before = fast_lines();
     let fast = parse(&plain);
-    // Every line but the load and the hex and float literals, and the
-    // `ret`.
-    assert_eq!(fast_lines() - before, lines.len() - 2);
-    for (other, fast_count) in [(&commented, 0), (&crlf, lines.len() - 2)] {
+    // Every line but the hex literal, and the `ret`.
+    assert_eq!(fast_lines() - before, lines.len());
+    for (other, fast_count) in [(&commented, 0), (&crlf, lines.len())] {
         let before = fast_lines();
         let slow = parse(other);
         assert_eq!(fast_lines() - before, fast_count, "{other:?}");
@@ -780,6 +788,65 @@ fn fast_path_lines_parse_as_the_general_path_does() {
         err(&body("    %x = add.i32 %a, %1x")),
         "3:22: invalid value name '%1x'"
     );
+    // And the lines of its rarer forms.
+    for (line, want) in [
+        (
+            "    %x = load.i64 %p, 99999999999999999999",
+            "3:23: offset does not fit in 64 bits",
+        ),
+        (
+            "    %x = load.i64 %p, 1.5",
+            "3:23: expected an offset literal, found '1.5'",
+        ),
+        (
+            "    %x = load.i64 %p, %p",
+            "3:23: expected an offset literal, found '%p'",
+        ),
+        (
+            "    %x = load.i64",
+            "3:18: expected an operand (a %value or a literal), found end of line",
+        ),
+        (
+            "    %x = call.i32 @nope(%a)",
+            "3:19: undeclared symbol @nope",
+        ),
+        (
+            "    %x = call.i32 @f(%a,)",
+            "3:25: expected an operand (a %value or a literal), found ')'",
+        ),
+        (
+            "    %x = call.i32 @f(%a",
+            "3:24: expected ',' or ')' in argument list, found end of line",
+        ),
+        (
+            "    %x = call.i32 @f %a",
+            "3:22: expected '(' after the callee, found '%a'",
+        ),
+        (
+            "    %x = call.i32 @1f(%a)",
+            "3:19: invalid symbol name '@1f'",
+        ),
+        ("    %a = call.i32 @f(%a)", "3:5: value %a is defined twice"),
+        (
+            "    %x = addr @f, 1",
+            "3:17: expected end of line after instruction, found ','",
+        ),
+        ("    %x = addr @", "3:15: expected a symbol name after '@'"),
+        (
+            "    %x = fmul.f64 %a, 1.5x",
+            "3:23: invalid number literal '1.5x'",
+        ),
+        (
+            "    %x = fmul.f64 %a, 1.",
+            "3:23: invalid number literal '1.'",
+        ),
+        (
+            "    %x = fmul.f64 %a, -.5",
+            "3:23: unexpected character '-'",
+        ),
+    ] {
+        assert_eq!(err(&body(line)), want, "{line}");
+    }
 }
 
 /// Names of a large function resolve as in a small one (past the parser's
@@ -1088,9 +1155,9 @@ fn lines_read_without_a_token_parse_as_with_one() {
     let before = fast_lines();
     let b = parse(&commented);
     assert_eq!(fast_lines() - before, n);
-    // All but the call, the label with a parameter (and `entry:`, `no:`,
-    // `end:` are labels, not counted).
-    assert_eq!(n, 7);
+    // All but the label with a parameter (and `entry:`, `no:`, `end:` are
+    // labels, not counted).
+    assert_eq!(n, 8);
     assert_eq!(a.funcs[0], b.funcs[0]);
     // The lines differ, the columns do not.
     assert_eq!(a.funcs[0].srcmap.num_insts(), b.funcs[0].srcmap.num_insts());

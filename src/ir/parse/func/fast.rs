@@ -1,6 +1,9 @@
 //! The fast path for the most common line of a function body:
 //! `%name = OP[.T] A[, B[, C]]` of a unary, binary or select opcode whose
-//! operands are value names or decimal integer literals; also for
+//! operands are value names or decimal integer literals, and (see
+//! [`Parser::fast_special_at`]) such lines with float literals,
+//! `%name = load.T A[, OFFSET]` (a decimal offset),
+//! `%name = call.T @f(ARGS)` and `%name = addr @s`; also for
 //! terminators without block arguments and for the commonest function
 //! header, `(%a: T, ...) [-> T] {` at the end of its line.
 //!
@@ -14,6 +17,8 @@
 //! and filetests check the result and the source map of both).
 
 use super::{Parser, Result, NONE};
+
+mod special;
 use crate::ir::entities::Block;
 use crate::ir::function::{BlockCall, Const, InstKind, Int96, OpList, Operand, ValueDef};
 use crate::ir::lexer::{is_name_char, is_name_start, skip_spaces, TokKind, Token};
@@ -39,6 +44,9 @@ thread_local! {
     /// Function headers read by the fast path on this thread (for tests).
     pub(crate) static FAST_HEADERS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
+
+/// Most arguments of a call read here (the general path reads more).
+const MAX_CALL_ARGS: usize = 8;
 
 /// Longest decimal literal read here (the general path reads longer ones).
 const MAX_DIGITS: usize = 18;
@@ -83,6 +91,20 @@ fn raw_operand(src: &str, mut p: usize) -> Option<(Raw<'_>, usize)> {
     Some((raw, p))
 }
 
+/// The shape of the rest of a line after its mnemonic, for the lines of
+/// [`special`].
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Form {
+    /// `count` operands separated by commas (some float literals).
+    Plain,
+    /// A load: one operand, then an optional `, OFFSET` literal.
+    Load,
+    /// A direct call, `@f(ARGS)`.
+    Call,
+    /// A symbol's address, `@s`.
+    Addr,
+}
+
 /// A mnemonic of the fast path as [`Parser::read_mnemonic`] read it: its
 /// opcode, type suffix and number of operands; `key` is its text packed
 /// as [`Mnemonics`] keys it (0: an empty slot; the first 8 bytes of a
@@ -92,7 +114,10 @@ pub(super) struct FastOp {
     key: u64,
     opcode: Opcode,
     ty: Option<Type>,
+    /// 0 for the forms other than [`Form::Plain`]: the commonest lines'
+    /// path then declines their lines at once (no operand, no line end).
     count: u8,
+    form: Form,
 }
 
 /// Slots of [`Mnemonics`] for mnemonics of up to 7 bytes (a power of two).
@@ -239,6 +264,7 @@ impl Mnemonics {
             opcode: op.opcode,
             ty: None,
             count: 0,
+            form: Form::Plain,
         };
         match key {
             Key::Short(key) => {
@@ -517,7 +543,7 @@ impl<'a> Parser<'a, '_> {
                 if e == s || !is_name_start(b[s]) {
                     return Ok(());
                 }
-                if !self.fast_instruction_at(s, e)? {
+                if !(self.fast_instruction_at(s, e)? || self.fast_other_at(s, e)?) {
                     self.fs.declined = s;
                     return Ok(());
                 }
@@ -626,7 +652,9 @@ impl<'a> Parser<'a, '_> {
     pub(in crate::ir::parse) fn fast_instruction(&mut self) -> Result<bool> {
         let end = self.lex.pos();
         let start = end - self.tok.text.len();
-        if start == self.fs.declined || !self.fast_instruction_at(start, end)? {
+        if start == self.fs.declined
+            || !(self.fast_instruction_at(start, end)? || self.fast_other_at(start, end)?)
+        {
             return Ok(false);
         }
         self.after_fast_line()?;
@@ -646,10 +674,13 @@ impl<'a> Parser<'a, '_> {
         };
         let opcode = Opcode::from_name(name)?;
         let info = opcode.info();
-        let count = match info.format {
-            Format::Unary => 1,
-            Format::Binary => 2,
-            Format::Select => 3,
+        let (count, form) = match info.format {
+            Format::Unary => (1, Form::Plain),
+            Format::Binary => (2, Form::Plain),
+            Format::Select => (3, Form::Plain),
+            Format::Load => (0, Form::Load),
+            Format::Call => (0, Form::Call),
+            Format::Addr => (0, Form::Addr),
             _ => return None,
         };
         let mn_tok = Token {
@@ -664,6 +695,7 @@ impl<'a> Parser<'a, '_> {
             opcode,
             ty,
             count,
+            form,
         })
     }
 
@@ -706,7 +738,8 @@ impl<'a> Parser<'a, '_> {
                 (op.opcode, op.ty, op.count as usize)
             }
         };
-        if self.fs.cur.is_none() {
+        // (`count` 0: a line for `fast_other_at`.)
+        if self.fs.cur.is_none() || count == 0 {
             return Ok(false);
         }
         let mn_loc = self.lex.loc_at(mn_start);

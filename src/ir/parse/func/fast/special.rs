@@ -1,0 +1,297 @@
+//! The fast path's rarer lines (see the parent module): `%name = OP[.T]
+//! ...` lines with float literal operands, `load`, `call` and `addr`
+//! lines. They are read apart, only after the commonest lines' path
+//! ([`Parser::fast_instruction_at`]) has declined them, and with their
+//! own helpers, so that that path stays as lean as it was.
+
+use super::{at_line_end, name_end, raw_operand, Form, Raw, MAX_CALL_ARGS, MAX_DIGITS};
+use crate::ir::entities::{Inst, SymId};
+use crate::ir::function::{Callee, Const, InstKind, Int96, Operand};
+use crate::ir::lexer::{is_name_char, is_name_start, skip_spaces, TokKind, Token};
+use crate::ir::opcode::Opcode;
+use crate::ir::parse::func::NONE;
+use crate::ir::parse::parse_f64;
+use crate::ir::parse::{Parser, Result};
+use crate::ir::types::Type;
+
+#[cfg(test)]
+use super::FAST_LINES;
+
+/// An operand of a line read by [`Parser::fast_special_at`]: as
+/// [`raw_operand`] reads one, or a float literal.
+#[derive(Clone, Copy)]
+enum Arg<'a> {
+    Raw(Raw<'a>),
+    Float(f64),
+}
+
+/// The float literal `D.D` (a decimal point, no exponent) at byte `p` of
+/// `src` as the general path reads it, and the byte after it; `None` for
+/// other text.
+fn raw_float(src: &str, p: usize) -> Option<(Arg<'_>, usize)> {
+    let b = src.as_bytes();
+    let start = p;
+    let mut p = p + usize::from(b.get(p) == Some(&b'-'));
+    let digits = p;
+    while p < b.len() && b[p].is_ascii_digit() {
+        p += 1;
+    }
+    if p == digits || p - digits > MAX_DIGITS || b.get(p) != Some(&b'.') {
+        return None;
+    }
+    p += 1;
+    let fraction = p;
+    while p < b.len() && b[p].is_ascii_digit() {
+        p += 1;
+    }
+    if p == fraction || b.get(p).is_some_and(|&c| is_name_char(c)) {
+        return None;
+    }
+    Some((Arg::Float(parse_f64(&src[start..p])?), p))
+}
+
+impl<'a> Parser<'a, '_> {
+    /// [`Self::fast_instruction_at`] for the lines it leaves to the general
+    /// path that [`Self::fast_special_at`] reads (a float operand, `load`,
+    /// `call` and `addr`), apart so that the commonest lines' path stays as
+    /// it is.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn fast_other_at(&mut self, start: usize, end: usize) -> Result<bool> {
+        let src = self.lex.src();
+        let b = src.as_bytes();
+        let mut p = skip_spaces(b, end);
+        if b.get(p) != Some(&b'=') {
+            return Ok(false);
+        }
+        let mn_start = skip_spaces(b, p + 1);
+        if !b.get(mn_start).is_some_and(|&c| is_name_start(c)) {
+            return Ok(false);
+        }
+        // The mnemonic as the commonest lines' path read it (and filed it).
+        let op = match self.fs.mnemonics.find(b, mn_start) {
+            Some((op, end)) => {
+                p = end;
+                op
+            }
+            None => {
+                p = name_end(b, mn_start);
+                match self.read_mnemonic(mn_start, p) {
+                    Some(op) => op,
+                    None => return Ok(false),
+                }
+            }
+        };
+        if self.fs.cur.is_none() {
+            return Ok(false);
+        }
+        let (opcode, ty, form) = (op.opcode, op.ty, op.form);
+        let count = usize::from(op.count);
+        self.fast_special_at(start, end, mn_start, p, (opcode, ty, count), form)
+    }
+
+    /// The operand at byte `p` of the text as [`raw_operand`] reads one,
+    /// or a float literal ([`raw_float`]), and the byte after it. Names
+    /// are interned by [`Self::use_arg`] the general path's way (not
+    /// through the short-name cache): the helpers of the commonest lines'
+    /// path keep their single callers, and so their inlining.
+    #[inline(never)]
+    fn fast_operand(&self, src: &'a str, p: usize) -> Option<(Arg<'a>, usize)> {
+        match raw_operand(src, p) {
+            Some((raw, end)) => Some((Arg::Raw(raw), end)),
+            None => raw_float(src, p),
+        }
+    }
+
+    /// The operand `arg` written at byte `at`, used: its token recorded.
+    #[inline(never)]
+    fn use_arg(&mut self, arg: Arg<'_>, at: usize) -> Result<Operand> {
+        let loc = self.lex.loc_at(at);
+        let op = match arg {
+            Arg::Raw(Raw::Value(text)) => {
+                let name = self.fs.name(text);
+                Operand::Value(self.use_name(name, loc)?)
+            }
+            Arg::Raw(Raw::Name(name)) => Operand::Value(self.use_name(name, loc)?),
+            Arg::Raw(Raw::Int(v)) => Operand::Const(Const::Int(v)),
+            Arg::Float(x) => Operand::Const(Const::float(x)),
+        };
+        self.fs.srcmap.push_token(loc);
+        Ok(op)
+    }
+
+    /// The rest of a line `%name = load.T A[, OFFSET]`,
+    /// `%name = call.T @f(ARGS)` or `%name = addr @s` (the mnemonic's
+    /// `form`), or of a [`Form::Plain`] line with a float operand, for
+    /// [`Self::fast_instruction_at`], from byte `p` (after the mnemonic,
+    /// read as `opcode` with type `ty` and `count` operands; the result's
+    /// name is `start..end`), operands as [`Self::fast_operand`] reads
+    /// them, a decimal offset: on success the lexer is moved past the
+    /// line; when it returns `false`, nothing has changed but the result's
+    /// name interned (as the general path would first).
+    #[inline(never)]
+    fn fast_special_at(
+        &mut self,
+        start: usize,
+        end: usize,
+        mn_start: usize,
+        p: usize,
+        (opcode, ty, count): (Opcode, Option<Type>, usize),
+        form: Form,
+    ) -> Result<bool> {
+        let src = self.lex.src();
+        let b = src.as_bytes();
+        let mut p = skip_spaces(b, p);
+        // The operands (a load's pointer, a call's arguments), the symbol.
+        let mut ops = [(Arg::Float(0.0), 0usize); MAX_CALL_ARGS];
+        let mut n = 0;
+        let mut sym = (0, 0);
+        let mut offset = None;
+        if form == Form::Plain {
+            while n < count {
+                if n > 0 {
+                    if b.get(p) != Some(&b',') {
+                        return Ok(false);
+                    }
+                    p = skip_spaces(b, p + 1);
+                }
+                let Some((arg, end)) = self.fast_operand(src, p) else {
+                    return Ok(false);
+                };
+                ops[n] = (arg, p);
+                n += 1;
+                p = skip_spaces(b, end);
+            }
+        } else if form == Form::Load {
+            let (raw, end) = match self.fast_operand(src, p) {
+                Some(r) => r,
+                None => return Ok(false),
+            };
+            ops[0] = (raw, p);
+            n = 1;
+            p = skip_spaces(b, end);
+            // The offset: a decimal literal that fits in 64 bits.
+            if b.get(p) == Some(&b',') {
+                let at = skip_spaces(b, p + 1);
+                let Some((Raw::Int(v), end)) = raw_operand(src, at) else {
+                    return Ok(false);
+                };
+                let Ok(v) = i64::try_from(v.get()) else {
+                    return Ok(false);
+                };
+                offset = Some((v, at));
+                p = end;
+            }
+        } else {
+            // `@s` as the lexer reads a symbol name.
+            if b.get(p) != Some(&b'@') {
+                return Ok(false);
+            }
+            let e = name_end(b, p + 1);
+            if e == p + 1 || !is_name_start(b[p + 1]) {
+                return Ok(false);
+            }
+            sym = (p, e);
+            p = skip_spaces(b, e);
+            if form == Form::Call {
+                // `(ARGS)`.
+                if b.get(p) != Some(&b'(') {
+                    return Ok(false);
+                }
+                p = skip_spaces(b, p + 1);
+                if b.get(p) == Some(&b')') {
+                    p += 1;
+                } else {
+                    loop {
+                        if n == MAX_CALL_ARGS {
+                            return Ok(false);
+                        }
+                        let (raw, end) = match self.fast_operand(src, p) {
+                            Some(r) => r,
+                            None => return Ok(false),
+                        };
+                        ops[n] = (raw, p);
+                        n += 1;
+                        p = skip_spaces(b, end);
+                        match b.get(p) {
+                            Some(b',') => p = skip_spaces(b, p + 1),
+                            Some(b')') => {
+                                p += 1;
+                                break;
+                            }
+                            _ => return Ok(false),
+                        }
+                    }
+                }
+            }
+        }
+        p = skip_spaces(b, p);
+        if !at_line_end(b, p) {
+            return Ok(false);
+        }
+        // The result must be new (the general path reports a duplicate).
+        let result_name = self.fs.name_at(src, start, &src[start..end]);
+        if self.fs.value_of[result_name.index()] != NONE {
+            return Ok(false);
+        }
+        // Record the instruction as the general path does.
+        let inst = Inst::new(self.fs.insts.len());
+        let mn_loc = self.lex.loc_at(mn_start);
+        self.fs.srcmap.start_inst(mn_loc);
+        self.fs.inst_fwd_value = false;
+        self.fs.inst_fwd_block = false;
+        let kind = if form == Form::Plain {
+            let mut args = [Operand::Const(Const::Int(Int96::ZERO)); 3];
+            for (arg, &(raw, at)) in args.iter_mut().zip(&ops[..n]) {
+                *arg = self.use_arg(raw, at)?;
+            }
+            match count {
+                1 => InstKind::Unary { arg: args[0] },
+                2 => InstKind::Binary {
+                    args: [args[0], args[1]],
+                },
+                _ => InstKind::Select { args },
+            }
+        } else if form == Form::Load {
+            let ptr = self.use_arg(ops[0].0, ops[0].1)?;
+            let offset = match offset {
+                Some((v, at)) => {
+                    self.fs.srcmap.push_token(self.lex.loc_at(at));
+                    v
+                }
+                None => 0,
+            };
+            InstKind::Load { ptr, offset }
+        } else {
+            let sym_loc = self.lex.loc_at(sym.0);
+            self.fs.srcmap.push_token(sym_loc);
+            let t = Token {
+                kind: TokKind::Global,
+                text: &src[sym.0 + 1..sym.1],
+                loc: sym_loc,
+            };
+            self.symbol_use(inst, t);
+            if form == Form::Addr {
+                InstKind::Addr {
+                    sym: SymId(u32::MAX),
+                }
+            } else {
+                let first = self.fs.arg_pool.len();
+                for &(raw, at) in &ops[..n] {
+                    let op = self.use_arg(raw, at)?;
+                    self.fs.arg_pool.push(op);
+                }
+                InstKind::Call {
+                    callee: Callee::Direct(SymId(u32::MAX)),
+                    args: self.fs.args_since(first),
+                }
+            }
+        };
+        let result_loc = self.lex.loc_at(start - 1);
+        self.push_instruction(opcode, ty, Some(result_name), result_loc, kind, mn_loc)?;
+        self.line_done(p);
+        #[cfg(test)]
+        FAST_LINES.with(|n| n.set(n.get() + 1));
+        Ok(true)
+    }
+}
