@@ -332,12 +332,23 @@ impl Builder {
     /// entry is one 4-byte store into room reserved for all of them (the
     /// room is reserved again after a long entry, never per short one).
     ///
+    /// `LOCATED`: every instruction of `insts` has a location (its index
+    /// is below `locs.len()`), so that the loop looks each up without a
+    /// bounds check.
+    ///
     /// # Safety
     ///
     /// `offs` points to an offset (initialized) at the index of each
-    /// instruction of `insts`.
+    /// instruction of `insts`; with `LOCATED`, each index is below
+    /// `locs.len()`.
     #[inline]
-    unsafe fn extend(&mut self, offs: *const u32, insts: &[Inst], locs: &[Loc]) {
+    unsafe fn extend<const LOCATED: bool>(
+        &mut self,
+        offs: *const u32,
+        insts: &[Inst],
+        locs: &[Loc],
+    ) {
+        debug_assert!(!LOCATED || insts.iter().all(|i| i.index() < locs.len()));
         let loc_of = |i: Inst| locs.get(i.index()).copied().unwrap_or(Loc::NONE);
         // SAFETY: (the contract) for an instruction of `insts`.
         let off_of = |i: Inst| unsafe { *offs.add(i.index()) };
@@ -401,8 +412,9 @@ impl Builder {
                     // Its instruction emitted no code.
                     continue;
                 }
-                let k = if (i as usize) < ln {
-                    // SAFETY: `i` is in bounds of `locs`.
+                let k = if LOCATED || (i as usize) < ln {
+                    // SAFETY: `i` is in bounds of `locs` (checked, or with
+                    // `LOCATED` by the contract).
                     key(unsafe { *lp.add(i as usize) })
                 } else {
                     0
@@ -511,6 +523,9 @@ pub struct LineRecorder<'a> {
     /// [`LineRecorder::offsets_room`]; its length stays 0: only the
     /// entries written are read).
     offsets: Vec<u32>,
+    /// The instruction numbers the last [`LineRecorder::offsets_room`]
+    /// made room for (every noted one is below it).
+    room: usize,
 }
 
 impl<'a> LineRecorder<'a> {
@@ -530,6 +545,7 @@ impl<'a> LineRecorder<'a> {
             table,
             enabled: recording(),
             offsets: Vec::new(),
+            room: 0,
         }
     }
 
@@ -552,6 +568,7 @@ impl<'a> LineRecorder<'a> {
             table,
             enabled,
             offsets: noted,
+            room: 0,
         }
     }
 
@@ -582,6 +599,7 @@ impl<'a> LineRecorder<'a> {
     /// `n`, for [`LineRecorder::at_inst`].
     pub fn offsets_room(&mut self, n: usize) {
         self.offsets.reserve(n);
+        self.room = n;
     }
 
     /// The code from `offset` on belongs to IR instruction `inst`: as
@@ -626,11 +644,20 @@ impl<'a> LineRecorder<'a> {
         let Some(&last) = insts.last() else {
             return;
         };
+        let (offs, locs) = (self.offsets.as_ptr(), map.mnemonics());
+        // (Every instruction numbered below the room has a location when
+        // the map has that many: the usual case, whose loop then checks
+        // no index.)
         // SAFETY: (the contract) an offset was written at the index of
-        // each instruction of `insts`, within the room.
+        // each instruction of `insts`, within the room; each index is
+        // below `self.room` (`at_inst`'s contract), so below `locs.len()`
+        // when that is at least `self.room`.
         unsafe {
-            self.table
-                .extend(self.offsets.as_ptr(), insts, map.mnemonics())
+            if locs.len() >= self.room {
+                self.table.extend::<true>(offs, insts, locs)
+            } else {
+                self.table.extend::<false>(offs, insts, locs)
+            }
         };
         self.current = map.inst(last);
     }
@@ -834,8 +861,8 @@ mod tests {
                 let (offs, insts) = split_noted(&noted);
                 // SAFETY: `offs` has an offset at each instruction's index.
                 unsafe {
-                    b.extend(offs.as_ptr(), &insts[..split], &locs);
-                    b.extend(offs.as_ptr(), &insts[split..], &locs);
+                    b.extend::<false>(offs.as_ptr(), &insts[..split], &locs);
+                    b.extend::<false>(offs.as_ptr(), &insts[split..], &locs);
                 }
                 let (a, b) = (a.finish(), b.finish());
                 assert!(a.encoded_len() > 1000);
@@ -873,8 +900,9 @@ mod tests {
             .map(|k| (noted[k as usize].0, k))
             .collect();
         let (offs, insts) = split_noted(&renumbered);
-        // SAFETY: `offs` has an offset at each instruction's index.
-        unsafe { b.extend(offs.as_ptr(), &insts, &locs) };
+        // SAFETY: `offs` has an offset at each instruction's index, below
+        // `locs.len()` (one location per entry).
+        unsafe { b.extend::<true>(offs.as_ptr(), &insts, &locs) };
         b.finish()
     }
 

@@ -480,10 +480,22 @@ impl Walk<'_> {
             if BIG && first >= next_inst && end <= term.0 as u64 && consecutive(body, first) {
                 // In the table: `end` is at most `term`, which is in it.
                 let run = &f.insts[first as usize..end as usize];
-                for (k, d) in run.iter().enumerate() {
+                // The plain binary instructions in a call-free loop
+                // ([`Binaries::run`], stopped by the terminator when the
+                // run reaches it), each other one here.
+                let upto = if end == term.0 as u64 {
+                    &f.insts[first as usize..=term.index()]
+                } else {
+                    run
+                };
+                let mut k = 0;
+                while k < run.len() {
+                    k += self.binaries().run(&upto[k..], first + k as u32);
+                    let Some(d) = run.get(k) else { break };
                     if !self.inst::<BIG>(Inst(first + k as u32), d) {
                         return false;
                     }
+                    k += 1;
                 }
             } else {
                 for &inst in body {
@@ -505,6 +517,20 @@ impl Walk<'_> {
             next_inst = term.0 + 1;
         }
         self.deferred.is_empty() || self.deferred_uses()
+    }
+
+    /// The tables of [`Binaries::run`], from this walk's.
+    #[inline(always)]
+    fn binaries(&mut self) -> Binaries<'_> {
+        Binaries {
+            values: self.values,
+            def: self.def,
+            fields: self.fields,
+            value_seen: self.value_seen,
+            stamp: self.stamp,
+            cur_enc: self.cur_enc,
+            cur_pre: self.cur_pre,
+        }
     }
 
     /// Records the definition of `v` (as `def`, of type `ty`, in the block
@@ -942,6 +968,191 @@ impl Walk<'_> {
             dom::tree_dominates(&d.dom, a, b)
         }
     }
+}
+
+/// [`PLAIN`]'s formats: binary, store, unary, load (0: none of these, or
+/// a suffix not allowed).
+const P_BINARY: u8 = 1;
+const P_STORE: u8 = 2;
+const P_UNARY: u8 = 3;
+const P_LOAD: u8 = 4;
+/// [`PLAIN`]'s result type of an instruction without a result (no value
+/// has this type code).
+const P_NO_RESULT: u8 = 0xff;
+
+/// Per (opcode, suffix slot): the rule of a plain instruction
+/// ([`Binaries::run`]) as `[format, want of operand 0, want of operand 1,
+/// result type]` (the format one of `P_BINARY`, `P_STORE`, `P_UNARY`,
+/// `P_LOAD`, the result type `P_NO_RESULT` for none), or all 0 where the
+/// format is another or the suffix is not allowed.
+/// Indexed by [`plain_key`]: the opcode and the suffix slot side by side,
+/// as they are in [`InstData`].
+static PLAIN: [[u8; 4]; 256 * SUFFIXES] = plain_rules();
+
+/// The index of an instruction's row in [`PLAIN`].
+#[inline(always)]
+fn plain_key(d: &InstData) -> usize {
+    (d.opcode as usize | slot(d.ty) << 8) & (256 * SUFFIXES - 1)
+}
+
+const _: () = assert!(NUM_OPCODES <= 256);
+
+/// The table of [`PLAIN`], from [`RULES`].
+const fn plain_rules() -> [[u8; 4]; 256 * SUFFIXES] {
+    let mut t = [[0; 4]; 256 * SUFFIXES];
+    let mut k = 0;
+    while k < NUM_OPCODES {
+        let mut slot = 0;
+        while slot < SUFFIXES {
+            let r = RULES[k][slot];
+            let format = match r.format {
+                Format::Binary => P_BINARY,
+                Format::Store => P_STORE,
+                Format::Unary => P_UNARY,
+                Format::Load => P_LOAD,
+                _ => 0,
+            };
+            if format != 0 && r.place == BODY {
+                let ty = match r.result {
+                    Some(ty) => ty as u8,
+                    None => P_NO_RESULT,
+                };
+                t[k | slot << 8] = [format, r.ops[0], r.ops[1], ty];
+            }
+            slot += 1;
+        }
+        k += 1;
+    }
+    t
+}
+
+/// The tables a plain instruction touches, borrowed from a [`Walk`] for
+/// [`Binaries::run`]: a loop that calls nothing and writes only through
+/// these, so that they stay in registers.
+struct Binaries<'h> {
+    values: &'h [ValueData],
+    def: &'h mut [u32],
+    fields: &'h [[u32; 2]],
+    value_seen: &'h mut [u32],
+    stamp: u32,
+    cur_enc: u32,
+    cur_pre: u32,
+}
+
+impl Binaries<'_> {
+    /// How many instructions from the start of `insts` (numbered from
+    /// `first` on, in the block being walked) are plain: a binary, store,
+    /// unary or load instruction with an allowed suffix, operands that
+    /// pass the interval test of [`Walk::operand`] (no dominator tree to
+    /// compute, no use to defer) or literals that fit, and a result (if
+    /// its rule has one) that [`Walk::define`] accepts, recorded as it
+    /// does. The first other instruction stops the loop with nothing
+    /// written for it: the walk checks it the usual way. The last of
+    /// `insts` is never taken (it stops the loop without a bound check on
+    /// each instruction: the caller passes the block's terminator there
+    /// when it is next).
+    #[inline(never)]
+    fn run(&mut self, insts: &[InstData], first: u32) -> usize {
+        match insts.last() {
+            Some(d) if !is_plain_kind(&d.kind) => {}
+            _ => return 0,
+        }
+        let mut p = insts.as_ptr();
+        let mut inst = first;
+        loop {
+            // SAFETY: the last of `insts` is of no plain kind (checked
+            // above), so the loop stops at it at the latest: `p` points
+            // into `insts`.
+            let d = unsafe { &*p };
+            if !self.inst(inst, d) {
+                return inst.wrapping_sub(first) as usize;
+            }
+            inst = inst.wrapping_add(1);
+            // SAFETY: `d` is not the last of `insts` (see above).
+            p = unsafe { p.add(1) };
+        }
+    }
+
+    /// Whether `d` (instruction `inst`) is a plain instruction, its
+    /// result recorded if so (see [`Binaries::run`]).
+    #[inline(always)]
+    fn inst(&mut self, inst: u32, d: &InstData) -> bool {
+        let [format, w0, w1, ty] = PLAIN[plain_key(d)];
+        // Binary first (the most common), the others after one compare.
+        let ok = if format == P_BINARY {
+            match &d.kind {
+                InstKind::Binary { args } => self.operand(args[0], w0) && self.operand(args[1], w1),
+                _ => false,
+            }
+        } else {
+            match &d.kind {
+                InstKind::Store { args, .. } => {
+                    format == P_STORE && self.operand(args[0], w0) && self.operand(args[1], w1)
+                }
+                InstKind::Unary { arg } => format == P_UNARY && self.operand(*arg, w0),
+                InstKind::Load { ptr, .. } => format == P_LOAD && self.operand(*ptr, w0),
+                _ => false,
+            }
+        };
+        if !ok {
+            return false;
+        }
+        let Some(r) = d.result else {
+            return ty == P_NO_RESULT;
+        };
+        let i = r.index();
+        if i >= self.def.len() {
+            return false;
+        }
+        // SAFETY: `def` is as long as `values` (`accepts` resized it),
+        // and `i` is below that.
+        let vd = unsafe { self.values.get_unchecked(i) };
+        // (No value has type `P_NO_RESULT`.)
+        if !matches!(vd.def, ValueDef::Inst(a) if a.0 == inst) || vd.ty as u8 != ty {
+            return false;
+        }
+        // The name as [`Walk::name`] checks it in a big function.
+        if let Some(n) = vd.name {
+            match self.value_seen.get_mut(n.index()) {
+                Some(seen) if *seen == self.stamp => *seen = 0,
+                _ => return false,
+            }
+        }
+        // SAFETY: as above.
+        unsafe { *self.def.get_unchecked_mut(i) = self.cur_enc | ty as u32 };
+        true
+    }
+
+    /// [`Walk::operand`] without its other cases: a value in the
+    /// interval of its entry, or a literal that fits.
+    #[inline(always)]
+    fn operand(&self, op: Operand, want: u8) -> bool {
+        match op {
+            Operand::Value(v) => {
+                let Some(&e) = self.def.get(v.index()) else {
+                    return false;
+                };
+                // SAFETY: as in `Walk::operand` (the same entries, the
+                // same wants).
+                let [first, size] =
+                    unsafe { *self.fields.get_unchecked((e ^ want as u32) as usize) };
+                self.cur_pre.wrapping_sub(first) < size
+            }
+            Operand::Const(c) => lit_fits(c, want),
+        }
+    }
+}
+
+/// Whether an instruction of this kind may be plain ([`Binaries::run`]).
+#[inline(always)]
+fn is_plain_kind(kind: &InstKind) -> bool {
+    matches!(
+        kind,
+        InstKind::Binary { .. }
+            | InstKind::Store { .. }
+            | InstKind::Unary { .. }
+            | InstKind::Load { .. }
+    )
 }
 
 pub(super) mod dom;

@@ -608,3 +608,110 @@ fn big_bodies_listed_out_of_order_or_with_gaps() {
 fn error_of(m: &Module) -> String {
     verify_module(m).unwrap_err().to_string()
 }
+
+/// A big function of plain instructions of every kind (binary with
+/// values and literals, unary, load, store) over three blocks, with uses
+/// of the entry's values, of a dominating block's and of block
+/// parameters: the walk of big functions takes most of it in
+/// [`Plain::run`].
+fn plain_mix() -> String {
+    let mut t = String::from(
+        "func @f(%a: i64, %b: i32, %p: i64, %x: f64) -> i64 {\nentry:\n    %e0 = add.i64 %a, 1\n",
+    );
+    for i in 1..32 {
+        t += &format!("    %e{i} = mul.i64 %e{}, %a\n", i - 1);
+    }
+    t += "    %c = slt.i32 %b, 7\n    br %c, mid(%e3), out\nmid(%q: i64):\n";
+    for i in 0..36 {
+        let prev = if i == 0 {
+            "q".to_string()
+        } else {
+            format!("m{}", i - 1)
+        };
+        t += &match i % 6 {
+            0 => format!("    %m{i} = sub.i64 %{prev}, %e{}\n", i % 20),
+            1 => format!("    %m{i} = xor.i64 %{prev}, 4294967296\n"),
+            2 => format!("    %m{i} = load.i64 %p, {}\n", 8 * i),
+            3 => format!("    store.i64 %{prev}, %p, 8\n    %m{i} = or.i64 %{prev}, %q\n"),
+            4 => format!("    %f{i} = fneg.f64 %x\n    %m{i} = shl.i64 %{prev}, 3\n"),
+            _ => format!("    %m{i} = and.i64 %{prev}, %e{}\n", i % 32),
+        };
+    }
+    t += "    %w = add.i32 %b, 2147483647\n    ret %m35\nout:\n    ret %e31\n}\n";
+    t
+}
+
+/// Random damage to the plain instructions of a big function: whatever
+/// the precise checks reject, the pass rejects too (and it accepts the
+/// undamaged function and some damaged ones that stay valid).
+#[test]
+fn big_plain_instructions_reject_what_the_verifier_rejects() {
+    let text = plain_mix();
+    let m = parse_module("t.kir", &text).unwrap();
+    assert!(m.funcs[0].insts.len() >= BIG_MIN);
+    assert!(fast(&text));
+    verify_module(&m).unwrap();
+    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+    let (mut rejected, mut accepted) = (0, 0);
+    for _ in 0..3000 {
+        let mut bad = m.clone();
+        let f = &mut bad.funcs[0];
+        let (ninsts, nvalues) = (f.insts.len() as u64, f.values.len() as u64);
+        for _ in 0..1 + next(2) {
+            let i = next(ninsts) as usize;
+            let any_value = Value(next(nvalues + 2) as u32);
+            let lit = |k: u64| {
+                let v = [0, 1, -1, 1 << 31, 1 << 32, i64::MIN as i128, 1 << 64][k as usize];
+                Operand::Const(Const::int(v))
+            };
+            let op = match next(3) {
+                0 => Operand::Value(any_value),
+                1 => lit(next(7)),
+                _ => Operand::Const(Const::float(1.5)),
+            };
+            let d = &mut f.insts[i];
+            match next(7) {
+                0 => match &mut d.kind {
+                    InstKind::Binary { args } | InstKind::Store { args, .. } => {
+                        args[next(2) as usize] = op
+                    }
+                    InstKind::Unary { arg } | InstKind::Load { ptr: arg, .. } => *arg = op,
+                    _ => {}
+                },
+                1 => {
+                    d.ty =
+                        [None, Some(Type::I32), Some(Type::I64), Some(Type::F64)][next(4) as usize]
+                }
+                2 => d.opcode = Opcode::ALL[next(Opcode::ALL.len() as u64) as usize],
+                3 => d.result = [None, Some(any_value)][next(2) as usize],
+                4 => {
+                    if let Some(r) = d.result {
+                        f.values[r.index()].ty = Type::ALL[next(4) as usize];
+                    }
+                }
+                5 => {
+                    if let Some(r) = d.result {
+                        f.values[r.index()].def = ValueDef::Inst(Inst(next(ninsts) as u32));
+                    }
+                }
+                _ => {
+                    if let Some(r) = d.result {
+                        let other = Value(next(nvalues) as u32);
+                        f.values[r.index()].name = f.values[other.index()].name;
+                    }
+                }
+            }
+        }
+        let f = &bad.funcs[0];
+        let mut precise = Scratch::default();
+        let invalid = super::super::FuncVerifier::new(&bad, f, &mut precise)
+            .run()
+            .is_err();
+        let mut s = Scratch::default();
+        let ok = accepts(&bad, f, &mut s);
+        assert!(!(invalid && ok), "accepted an invalid function:\n{f:?}");
+        rejected += invalid as u32;
+        accepted += ok as u32;
+    }
+    assert!(rejected > 1000 && accepted > 100, "{rejected} {accepted}");
+}
