@@ -699,7 +699,26 @@ impl Em<'_> {
     }
 
     /// The block-argument moves of an edge to `dest`, into `self.f.moves`.
+    #[inline(never)]
     fn edge_moves(&mut self, dest: &BlockCall) {
+        self.push_edge_moves(dest);
+    }
+
+    /// A `br`'s block-argument moves into `self.f.moves` (emptied first):
+    /// the then edge's, then the else edge's; returns the number of the
+    /// then edge's. (One call per branch.)
+    #[inline(never)]
+    fn br_edge_moves(&mut self, then_dest: &BlockCall, else_dest: &BlockCall) -> usize {
+        self.f.moves.clear();
+        self.push_edge_moves(then_dest);
+        let nthen = self.f.moves.len();
+        self.push_edge_moves(else_dest);
+        nthen
+    }
+
+    /// [`Em::edge_moves`]' body.
+    #[inline(always)]
+    fn push_edge_moves(&mut self, dest: &BlockCall) {
         let func = self.func;
         let params: &[crate::ir::Value] = &func.blocks[dest.block.index()].params;
         let args = func.args(dest.args);
@@ -892,10 +911,7 @@ impl Em<'_> {
         };
         // Both edges' moves in `self.f.moves` (no allocation per branch):
         // the then edge's first.
-        self.f.moves.clear();
-        self.edge_moves(then_dest);
-        let nthen = self.f.moves.len();
-        self.edge_moves(else_dest);
+        let nthen = self.br_edge_moves(then_dest, else_dest);
         let mut moves = std::mem::take(&mut self.f.moves);
         let (then_moves, else_moves) = moves.split_at(nthen);
         let (tl, el) = (
