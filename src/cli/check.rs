@@ -45,6 +45,7 @@ const TEXT_PER_THREAD: u64 = 32 << 10;
 
 /// `kiln check FILE...`
 pub fn check(files: Vec<OsString>) -> Result<(), Failure> {
+    share_processors();
     // The process exits next: freeing every function's tables one by one
     // would only cost time (a fifth of `check` on many small functions),
     // and so would a general-purpose allocator for tables never freed.
@@ -120,6 +121,58 @@ pub fn check(files: Vec<OsString>) -> Result<(), Failure> {
     let threads = thread_count(&sizes, text.max(per_thread), cpus);
     let large = text >= LARGE_INPUT || early.is_some();
     check_files(files, at, opened, sizes, threads, large, split, early)
+}
+
+/// The time slice `check` asks the scheduler for (see
+/// [`share_processors`]): the shortest Linux grants.
+const SLICE_NS: u64 = 100_000;
+
+/// Whether worker threads start on another processor than the thread
+/// that starts them ([`Elsewhere`]); set by [`share_processors`].
+static PLACE_ELSEWHERE: AtomicBool = AtomicBool::new(false);
+
+/// Makes the threads `check` starts run beside this one under the normal
+/// scheduling policy (`SCHED_OTHER`), where the scheduler often left the
+/// work of two threads to one processor, or started the second one late:
+/// - Workers start on another processor ([`Elsewhere`]).
+/// - This thread and the threads it starts from now on (they inherit it)
+///   ask for short time slices ([`SLICE_NS`]; about 1.4 ms by default
+///   here), keeping the policy and the nice value. On a busy machine a
+///   thread started or woken with the default slice waits until the task
+///   running on its processor has used up its own slice, which is often
+///   longer than the whole check; the kernel (Linux 6.12 on) lets a task
+///   with a shorter slice preempt it at once instead. This changes when
+///   the threads run, not how much processor time they get; a slice
+///   already shorter is kept, and kernels without custom slices ignore
+///   the request.
+///
+/// Other policies (batch, idle, real-time) are left as they are: a
+/// real-time thread starts on an idle processor anyway.
+fn share_processors() {
+    #[cfg(target_os = "linux")]
+    {
+        let size = std::mem::size_of::<libc::sched_attr>();
+        // SAFETY: an all-zero `sched_attr` is a valid value of the plain C
+        // struct.
+        let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
+        // SAFETY: sched_getattr writes at most `size` bytes (the size of
+        // `attr`) into `attr`; pid 0 is this thread.
+        let got = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut attr, size, 0) };
+        if got != 0 || attr.sched_policy != libc::SCHED_OTHER as u32 {
+            return;
+        }
+        PLACE_ELSEWHERE.store(true, Relaxed);
+        if attr.sched_runtime != 0 && attr.sched_runtime <= SLICE_NS {
+            return;
+        }
+        attr.size = size as u32;
+        attr.sched_flags &= libc::SCHED_FLAG_RESET_ON_FORK as u64;
+        attr.sched_runtime = SLICE_NS;
+        // SAFETY: sched_setattr reads one `sched_attr` of `attr.size`
+        // bytes; the policy and nice value are the ones just read, so only
+        // the slice changes. Failure is harmless (the default slice).
+        unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr, 0) };
+    }
 }
 
 /// Opens files, largest first (the order the threads take them in), while
@@ -321,19 +374,121 @@ fn one_heap() {
 /// recurse, so Rust's default is plenty.
 const WORKER_STACK: usize = 2 << 20;
 
-/// Starts a worker thread (sharing the main heap, see [`one_heap`]);
-/// whether it started.
+/// Starts a worker thread (sharing the main heap, see [`one_heap`]), on
+/// another processor than this thread's under the normal policy (see
+/// [`share_processors`]); whether it started.
 fn spawn_worker(f: impl FnOnce() + Send + 'static) -> bool {
     one_heap();
+    let elsewhere = PLACE_ELSEWHERE.load(Relaxed).then(Elsewhere::new).flatten();
+    spawn_placed(f, elsewhere)
+}
+
+/// Starts a thread running `f`, moved first where `elsewhere` says (if
+/// anywhere); whether it started.
+fn spawn_placed(f: impl FnOnce() + Send + 'static, elsewhere: Option<Elsewhere>) -> bool {
+    let placed = elsewhere.as_ref().map(|e| Arc::clone(&e.placed));
     // The threads are not joined: once the outcome is known the process
     // exits, even if one of them is still reading a later file.
     // The size is Rust's default, given so that starting the thread does
     // not read `RUST_MIN_STACK` from the environment (a page of code
     // touched for the first time, and a lock).
-    std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .stack_size(WORKER_STACK)
-        .spawn(f)
-        .is_ok()
+        .spawn(move || {
+            if let Some(placed) = placed {
+                Elsewhere::settle(&placed);
+            }
+            f()
+        });
+    match spawned {
+        Ok(handle) => {
+            if let Some(e) = elsewhere {
+                e.place(&handle);
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Where a new worker thread starts: on a processor other than this
+/// thread's. Left to itself, the scheduler often queues a new thread on
+/// the processor of the thread that started it (on this busy two-processor
+/// machine, about half of the time; its kernel may also pack tasks onto
+/// fewer virtual processors when they look idle), where it waits for that
+/// thread: the work meant for two processors then runs on one. The thread
+/// is moved before it runs ([`Elsewhere::place`]) and, once running,
+/// allows itself every processor again ([`Elsewhere::settle`]), so that
+/// the scheduler may still move it later (when its processor gets busy).
+struct Elsewhere {
+    /// The processors this process may run on, without this thread's
+    /// current one.
+    others: libc::cpu_set_t,
+    /// Whether `place` is done (set once it is, whether it worked), and
+    /// the processors this process may run on, which `settle` restores.
+    placed: Arc<(AtomicBool, libc::cpu_set_t)>,
+}
+
+impl Elsewhere {
+    /// `None` when there is no other processor to start on (or the
+    /// processors cannot be known).
+    fn new() -> Option<Elsewhere> {
+        // SAFETY: all-zero is a valid `cpu_set_t` (the empty set);
+        // sched_getaffinity writes at most its size into it.
+        let mut all: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: as above; sched_getcpu only reads this thread's state.
+        let here = unsafe {
+            if libc::sched_getaffinity(0, size, &mut all) != 0 {
+                return None;
+            }
+            libc::sched_getcpu()
+        };
+        let here = usize::try_from(here).ok()?;
+        let mut others = all;
+        // SAFETY: CPU_ISSET/CPU_CLR check the index against the set's size.
+        unsafe {
+            if !libc::CPU_ISSET(here, &all) {
+                return None;
+            }
+            libc::CPU_CLR(here, &mut others);
+            if libc::CPU_COUNT(&others) == 0 {
+                return None;
+            }
+        }
+        Some(Elsewhere {
+            others,
+            placed: Arc::new((AtomicBool::new(false), all)),
+        })
+    }
+
+    /// Moves the just started thread `handle` to the other processors
+    /// (before it has run, as a rule), then lets it [`Elsewhere::settle`].
+    fn place(self, handle: &std::thread::JoinHandle<()>) {
+        use std::os::unix::thread::JoinHandleExt;
+        // SAFETY: `handle` is a live thread (it waits in `settle` for the
+        // flag set below, so it has not ended); the call reads `others`.
+        unsafe {
+            libc::pthread_setaffinity_np(
+                handle.as_pthread_t(),
+                std::mem::size_of::<libc::cpu_set_t>(),
+                &self.others,
+            );
+        }
+        self.placed.0.store(true, Release);
+    }
+
+    /// Called first on the new thread: waits until it has been moved
+    /// ([`Elsewhere::place`], a few microseconds after the start, as a
+    /// rule: the wait is bounded, see [`spin_until`]), then allows every
+    /// processor again; the thread stays where it runs.
+    fn settle(placed: &(AtomicBool, libc::cpu_set_t)) {
+        spin_until(|| placed.0.load(Acquire));
+        // SAFETY: sched_setaffinity on this thread reads one `cpu_set_t`.
+        unsafe {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &placed.1);
+        }
+    }
 }
 
 /// How many threads to check the files with (`cpus`: processors this
@@ -609,6 +764,91 @@ mod tests {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         assert_eq!(unsafe { libc::fstatat(dir, c.as_ptr(), &mut st, 0) }, 0);
         (st.st_dev, st.st_ino)
+    }
+
+    /// This thread's scheduling attributes.
+    fn sched_attr() -> libc::sched_attr {
+        // SAFETY: as in `share_processors`.
+        let mut attr: libc::sched_attr = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::sched_attr>();
+        let got = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut attr, size, 0) };
+        assert_eq!(got, 0, "{}", std::io::Error::last_os_error());
+        attr
+    }
+
+    #[test]
+    fn short_slices_keep_the_policy_and_the_nice_value() {
+        std::thread::spawn(|| {
+            // A nice value the call must keep (raising it needs no
+            // privilege); on a thread of its own, as the slice is.
+            // SAFETY: gettid and setpriority on this thread only.
+            unsafe {
+                let tid = libc::gettid();
+                assert_eq!(libc::setpriority(libc::PRIO_PROCESS, tid as _, 3), 0);
+            }
+            let before = sched_attr();
+            share_processors();
+            let after = sched_attr();
+            assert_eq!(after.sched_policy, before.sched_policy);
+            assert_eq!(after.sched_nice, 3);
+            // Kernels without custom slices report none (0).
+            if after.sched_runtime != 0 && before.sched_policy == libc::SCHED_OTHER as u32 {
+                assert_eq!(after.sched_runtime, before.sched_runtime.min(SLICE_NS));
+            }
+            // A thread started now inherits the slice.
+            let inherited = std::thread::spawn(sched_attr).join().unwrap();
+            assert_eq!(inherited.sched_runtime, after.sched_runtime);
+        })
+        .join()
+        .unwrap();
+    }
+
+    #[test]
+    fn a_worker_starts_on_another_processor_and_may_then_run_anywhere() {
+        std::thread::spawn(|| {
+            let Some(e) = Elsewhere::new() else {
+                return; // one processor: nowhere else to start
+            };
+            let all = e.placed.1;
+            // The processor left out, and this thread kept to it: a
+            // thread started now inherits that, so only being moved
+            // (`place`) lets it run anywhere else.
+            let here = (0..libc::CPU_SETSIZE as usize)
+                .find(|&c| unsafe { libc::CPU_ISSET(c, &all) && !libc::CPU_ISSET(c, &e.others) })
+                .unwrap();
+            // SAFETY: a set of one processor this thread may run on.
+            unsafe {
+                let mut one: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(here, &mut one);
+                assert_eq!(
+                    libc::sched_setaffinity(0, std::mem::size_of_val(&one), &one),
+                    0
+                );
+            }
+            let (tx, rx) = std::sync::mpsc::channel();
+            assert!(spawn_placed(
+                move || {
+                    // SAFETY: reads this thread's processor and mask.
+                    let (cpu, mut mask) = unsafe { (libc::sched_getcpu(), std::mem::zeroed()) };
+                    unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&mask), &mut mask) };
+                    let _ = tx.send((cpu, mask));
+                },
+                Some(e),
+            ));
+            let (cpu, mask) = rx.recv().unwrap();
+            assert_ne!(
+                cpu as usize, here,
+                "the worker ran on the processor left out"
+            );
+            // Settled: every processor allowed again.
+            // SAFETY: CPU_EQUAL only reads both sets.
+            assert!(
+                unsafe { libc::CPU_EQUAL(&mask, &all) },
+                "the worker's processors were not restored"
+            );
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
