@@ -1137,8 +1137,9 @@ fn lines_read_without_a_token_parse_as_with_one() {
 /// line read them), and operand names found from a word of the text in
 /// the short-name cache, parse as the general path reads them, whatever
 /// follows them (a tab, a newline, `,` without a space, the end of the
-/// text; names with `$`, of 7 and 8 bytes), and near misses still get
-/// the general path's errors.
+/// text; names with `$`, of 7 and 8 bytes; mnemonics of 8 bytes and more,
+/// keyed by two words), and near misses still get the general path's
+/// errors.
 #[test]
 fn mnemonics_found_again_parse_as_the_general_path_does() {
     let lines = [
@@ -1156,6 +1157,13 @@ fn mnemonics_found_again_parse_as_the_general_path_does() {
         "%abcdefgh = add.i32 %abcdefg\t, %abcdefg",
         "%r = add.i32 %abcdefgh, %abcdefg",
         "%q = add.i32 %r, %a",
+        "%l = zext.i64 %q",
+        "%m = sext.i64\t%q",
+        "%n = sitof.f64 %l",
+        "%o = sitof.f64%m",
+        "%k = bitcast.i64 %n",
+        "%j = bitcast.i64 %o",
+        "%i = zext.i64 %q",
     ];
     let plain = format!(
         "func @f(%a: i32, %p: i64) -> i32 {{\nentry:\n    {}\n    ret %q\n}}\n",
@@ -1193,6 +1201,24 @@ fn mnemonics_found_again_parse_as_the_general_path_does() {
     assert_eq!(
         err(&body(&format!("{cached}    %y = adD.i32 %x, 1"))),
         "4:10: unknown opcode 'adD'"
+    );
+    // And of `zext.i64` (a key of two words).
+    let cached = "    %x = zext.i64 %a\n";
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = zext.i6 %a"))),
+        "4:15: invalid type suffix 'i6' for 'zext': expected i64"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = zext.i64x %a"))),
+        "4:15: invalid type suffix 'i64x' for 'zext': expected i64"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = zext.i64, %a"))),
+        "4:18: expected an operand (a %value or a literal), found ','"
+    );
+    assert_eq!(
+        err(&body(&format!("{cached}    %y = zexT.i64 %a"))),
+        "4:10: unknown opcode 'zexT'"
     );
     assert_eq!(
         err(&format!(

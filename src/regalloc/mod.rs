@@ -529,8 +529,10 @@ pub trait RaFunction {
     /// The loops of the block order, when the backend knows them: one entry
     /// per block, the index one past the last block of the loop the block
     /// heads (loops contiguous, header first, properly nested), or 0 for a
-    /// block that heads no loop. `None` (the default): the allocator finds
-    /// the natural loops itself.
+    /// block that heads no loop. A loop's span may also hold blocks without
+    /// successors that are not in the loop (an early `ret` laid out inside
+    /// it): ranges then reach a little further than they must, never less.
+    /// `None` (the default): the allocator finds the natural loops itself.
     fn loop_ends(&self) -> Option<&[u32]> {
         None
     }

@@ -85,7 +85,8 @@ fn raw_operand(src: &str, mut p: usize) -> Option<(Raw<'_>, usize)> {
 
 /// A mnemonic of the fast path as [`Parser::read_mnemonic`] read it: its
 /// opcode, type suffix and number of operands; `key` is its text packed
-/// as [`Mnemonics`] keys it (0: an empty slot).
+/// as [`Mnemonics`] keys it (0: an empty slot; the first 8 bytes of a
+/// longer mnemonic).
 #[derive(Clone, Copy)]
 pub(super) struct FastOp {
     key: u64,
@@ -94,45 +95,104 @@ pub(super) struct FastOp {
     count: u8,
 }
 
-/// Slots of [`Mnemonics`] (a power of two).
-const MNEMONIC_SLOTS: usize = 64;
+/// Slots of [`Mnemonics`] for mnemonics of up to 7 bytes (a power of two).
+const MNEMONIC_SLOTS: usize = 256;
+
+/// Slots of [`Mnemonics`] for mnemonics of 8 to 15 bytes (a power of two).
+const LONG_MNEMONIC_SLOTS: usize = 256;
 
 /// The mnemonics the fast path has read, by text: a function's lines use a
-/// few (`add.i64`, `mul.i32`), each found again by one 8-byte load and one
-/// comparison instead of reading it byte by byte, looking the opcode up
-/// and checking its suffix. What a mnemonic reads as depends on its text
-/// alone, so the table is never cleared (kept with the parser's scratch).
+/// few (`add.i64`, `zext.i64`), each found again by an 8-byte load and one
+/// comparison (two of each from 8 bytes on) instead of reading it byte by
+/// byte, looking the opcode up and checking its suffix. What a mnemonic
+/// reads as depends on its text alone, so the table is never cleared
+/// (kept with the parser's scratch).
 #[derive(Default)]
 pub(super) struct Mnemonics {
-    /// Direct-mapped slots ([`MNEMONIC_SLOTS`] of them once one is filled).
+    /// Direct-mapped slots ([`MNEMONIC_SLOTS`] of them once one is filled)
+    /// for mnemonics of up to 7 bytes.
     slots: Vec<FastOp>,
+    /// Direct-mapped slots ([`LONG_MNEMONIC_SLOTS`] of them once one is
+    /// filled) for mnemonics of 8 to 15 bytes (`zext.i64`, `sitof.f64`):
+    /// the key's second word (the bytes after the first 8) and the
+    /// mnemonic.
+    long: Vec<(u64, FastOp)>,
+}
+
+/// The 8 bytes of `b` from byte `p` as a little-endian word, if there are 8.
+#[inline]
+fn word_at(b: &[u8], p: usize) -> Option<u64> {
+    let word = b.get(p..p.checked_add(8)?)?;
+    Some(u64::from_le_bytes(word.try_into().ok()?))
+}
+
+/// Bit 7 of the lowest byte of `w` below 0x21 (exact for the first one:
+/// the borrow only reaches the bytes above it; bytes from 0x80 are not
+/// marked), among other bits above it; 0 when there is none.
+#[inline]
+fn low_bytes(w: u64) -> u64 {
+    const LOW: u64 = 0x0101_0101_0101_0101;
+    w.wrapping_sub(0x21 * LOW) & !w & (0x80 * LOW)
+}
+
+/// Where a mnemonic's key, or a mix of a long one's two words, goes in a
+/// table of `2^bits` slots.
+#[inline]
+fn slot_of(key: u64, bits: u32) -> usize {
+    (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - bits)) as usize
+}
+
+/// A mnemonic's key as [`Mnemonics`] files it: one word for up to 7 bytes,
+/// two for 8 to 15.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Key {
+    /// The bytes (at least one), zero above them.
+    Short(u64),
+    /// The first 8 bytes, and the rest (zero above them).
+    Long(u64, u64),
 }
 
 impl Mnemonics {
-    /// The mnemonic starting at byte `p` of `b`, at most 7 bytes followed
+    /// The mnemonic starting at byte `p` of `b`, at most 15 bytes followed
     /// by a space, tab, carriage return, newline or other control byte, as
-    /// one 8-byte word; `None` for others.
+    /// its [`Key`]; `None` for others.
     #[inline]
-    fn key(b: &[u8], p: usize) -> Option<(u64, usize)> {
-        const LOW: u64 = 0x0101_0101_0101_0101;
-        let word = b.get(p..p.checked_add(8)?)?;
-        let w = u64::from_le_bytes(word.try_into().ok()?);
-        // The lowest byte below 0x21 (exact for the first one: the borrow
-        // only reaches the bytes above it; bytes from 0x80 are not marked).
-        let low = w.wrapping_sub(0x21 * LOW) & !w & (0x80 * LOW);
+    fn key(b: &[u8], p: usize) -> Option<(Key, usize)> {
+        let w = word_at(b, p)?;
+        let low = low_bytes(w);
         if low == 0 {
-            return None;
+            return Self::long_key(b, p, w).map(|(w2, end)| (Key::Long(w, w2), end));
         }
         let len = low.trailing_zeros() as usize / 8;
         if len == 0 {
             return None;
         }
-        Some((w & ((1u64 << (8 * len)) - 1), p + len))
+        Some((Key::Short(w & ((1u64 << (8 * len)) - 1)), p + len))
+    }
+
+    /// The second word of the key of a mnemonic of 8 to 15 bytes at byte
+    /// `p` of `b` whose first 8 bytes, `w`, have no byte below 0x21, and
+    /// the byte after it.
+    #[inline]
+    fn long_key(b: &[u8], p: usize, w: u64) -> Option<(u64, usize)> {
+        debug_assert_eq!(low_bytes(w), 0);
+        let w2 = word_at(b, p + 8)?;
+        let low = low_bytes(w2);
+        if low == 0 {
+            return None;
+        }
+        let len = low.trailing_zeros() as usize / 8;
+        Some((w2 & ((1u64 << (8 * len)) - 1), p + 8 + len))
     }
 
     #[inline]
     fn slot(key: u64) -> usize {
-        (key.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - MNEMONIC_SLOTS.trailing_zeros())) as usize
+        slot_of(key, MNEMONIC_SLOTS.trailing_zeros())
+    }
+
+    #[inline]
+    fn long_slot(w: u64, w2: u64) -> usize {
+        slot_of(w ^ w2.rotate_left(32), LONG_MNEMONIC_SLOTS.trailing_zeros())
     }
 
     /// The mnemonic at byte `p` of `b` if it is in the table, and the byte
@@ -142,9 +202,27 @@ impl Mnemonics {
     /// name character.
     #[inline]
     fn find(&self, b: &[u8], p: usize) -> Option<(FastOp, usize)> {
-        let (key, end) = Self::key(b, p)?;
+        let w = word_at(b, p)?;
+        let low = low_bytes(w);
+        if low == 0 {
+            return self.find_long(b, p, w);
+        }
+        let len = low.trailing_zeros() as usize / 8;
+        if len == 0 {
+            return None;
+        }
+        let key = w & ((1u64 << (8 * len)) - 1);
         let op = *self.slots.get(Self::slot(key))?;
-        (op.key == key).then_some((op, end))
+        (op.key == key).then_some((op, p + len))
+    }
+
+    /// [`Mnemonics::find`] for a mnemonic of 8 bytes or more, whose first
+    /// 8 bytes `w` have no byte below 0x21.
+    #[inline(never)]
+    fn find_long(&self, b: &[u8], p: usize, w: u64) -> Option<(FastOp, usize)> {
+        let (w2, end) = Self::long_key(b, p, w)?;
+        let &(tail, op) = self.long.get(Self::long_slot(w, w2))?;
+        (op.key == w && tail == w2).then_some((op, end))
     }
 
     /// Files `op`, read from the mnemonic `b[start..end]` (a run of name
@@ -156,17 +234,28 @@ impl Mnemonics {
         if key_end != end {
             return;
         }
-        if self.slots.is_empty() {
-            let empty = FastOp {
-                key: 0,
-                opcode: op.opcode,
-                ty: None,
-                count: 0,
-            };
-            self.slots = vec![empty; MNEMONIC_SLOTS];
+        let empty = FastOp {
+            key: 0,
+            opcode: op.opcode,
+            ty: None,
+            count: 0,
+        };
+        match key {
+            Key::Short(key) => {
+                if self.slots.is_empty() {
+                    self.slots = vec![empty; MNEMONIC_SLOTS];
+                }
+                op.key = key;
+                self.slots[Self::slot(key)] = op;
+            }
+            Key::Long(w, w2) => {
+                if self.long.is_empty() {
+                    self.long = vec![(0, empty); LONG_MNEMONIC_SLOTS];
+                }
+                op.key = w;
+                self.long[Self::long_slot(w, w2)] = (w2, op);
+            }
         }
-        op.key = key;
-        self.slots[Self::slot(key)] = op;
     }
 }
 
