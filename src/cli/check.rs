@@ -45,6 +45,7 @@ const TEXT_PER_THREAD: u64 = 32 << 10;
 
 /// `kiln check FILE...`
 pub fn check(files: Vec<OsString>) -> Result<(), Failure> {
+    share_processors();
     // The process exits next: freeing every function's tables one by one
     // would only cost time (a fifth of `check` on many small functions),
     // and so would a general-purpose allocator for tables never freed.
@@ -120,6 +121,39 @@ pub fn check(files: Vec<OsString>) -> Result<(), Failure> {
     let threads = thread_count(&sizes, text.max(per_thread), cpus);
     let large = text >= LARGE_INPUT || early.is_some();
     check_files(files, at, opened, sizes, threads, large, split, early)
+}
+
+/// Whether worker threads start on another processor than the thread
+/// that starts them ([`Elsewhere`]); set by [`share_processors`].
+static PLACE_ELSEWHERE: AtomicBool = AtomicBool::new(false);
+
+/// Lets workers start on another processor ([`Elsewhere`]) under the
+/// normal scheduling policy (`SCHED_OTHER`). Other policies (batch, idle,
+/// real-time) are left to the scheduler: a real-time thread starts on an
+/// idle processor anyway.
+fn share_processors() {
+    // SAFETY: sched_getscheduler only reads this thread's policy.
+    if unsafe { libc::sched_getscheduler(0) } == libc::SCHED_OTHER {
+        PLACE_ELSEWHERE.store(true, Relaxed);
+    }
+}
+
+/// Whether the machine was mostly idle over the last minute: its load
+/// average (tasks running or waiting to) is below `cpus`, the processors
+/// this process may run on. On a busy machine every processor has tasks
+/// queued, and a worker made to start on another one than this thread's
+/// waits there behind them (measured here at a load of 8 on two
+/// processors: the median `check` of 54 files took 1-2 ms longer).
+fn mostly_idle(cpus: usize) -> bool {
+    // SAFETY: an all-zero `sysinfo` is a valid value of the plain C
+    // struct; sysinfo writes one into it.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return false;
+    }
+    // Fixed point with 16 fractional bits.
+    let load = info.loads[0] as f64 / 65536.0;
+    load < cpus as f64
 }
 
 /// Opens files, largest first (the order the threads take them in), while
@@ -321,19 +355,137 @@ fn one_heap() {
 /// recurse, so Rust's default is plenty.
 const WORKER_STACK: usize = 2 << 20;
 
-/// Starts a worker thread (sharing the main heap, see [`one_heap`]);
+/// Starts a worker thread (sharing the main heap, see [`one_heap`]), on
+/// another processor than this thread's under the normal policy on a
+/// mostly idle machine (see [`share_processors`], [`mostly_idle`]);
 /// whether it started.
 fn spawn_worker(f: impl FnOnce() + Send + 'static) -> bool {
     one_heap();
+    let elsewhere = PLACE_ELSEWHERE
+        .load(Relaxed)
+        .then(Elsewhere::new)
+        .flatten()
+        .filter(|e| mostly_idle(e.cpus));
+    spawn_placed(f, elsewhere)
+}
+
+/// Starts a thread running `f`, moved first where `elsewhere` says (if
+/// anywhere); whether it started.
+fn spawn_placed(f: impl FnOnce() + Send + 'static, elsewhere: Option<Elsewhere>) -> bool {
+    let placed = elsewhere.as_ref().map(|e| Arc::clone(&e.placed));
     // The threads are not joined: once the outcome is known the process
     // exits, even if one of them is still reading a later file.
     // The size is Rust's default, given so that starting the thread does
     // not read `RUST_MIN_STACK` from the environment (a page of code
     // touched for the first time, and a lock).
-    std::thread::Builder::new()
+    let spawned = std::thread::Builder::new()
         .stack_size(WORKER_STACK)
-        .spawn(f)
-        .is_ok()
+        .spawn(move || {
+            if let Some(placed) = placed {
+                Elsewhere::settle(&placed);
+            }
+            f()
+        });
+    match spawned {
+        Ok(handle) => {
+            if let Some(e) = elsewhere {
+                e.place(&handle);
+            }
+            true
+        }
+        Err(_) => false,
+    }
+}
+
+/// Where a new worker thread starts: on a processor other than this
+/// thread's. Left to itself, the scheduler may queue a new thread on the
+/// processor of the thread that started it, where it waits for that
+/// thread, and the work meant for two processors runs on one: this
+/// machine's kernel packs tasks onto fewer virtual processors
+/// (`kernel.sched_vcpu_pack`), and a process that has just started looks
+/// nearly idle to it. The thread is moved before it runs
+/// ([`Elsewhere::place`]) and, once running, allows itself every
+/// processor again ([`Elsewhere::settle`]), so that the scheduler may
+/// still move it later (when its processor gets busy).
+struct Elsewhere {
+    /// How many processors this process may run on.
+    cpus: usize,
+    /// The processors this process may run on, without this thread's
+    /// current one.
+    others: libc::cpu_set_t,
+    /// Whether `place` is done (set once it is, whether it worked), and
+    /// the processors this process may run on, which `settle` restores.
+    placed: Arc<(AtomicBool, libc::cpu_set_t)>,
+}
+
+impl Elsewhere {
+    /// `None` when there is no other processor to start on (or the
+    /// processors cannot be known).
+    fn new() -> Option<Elsewhere> {
+        // SAFETY: all-zero is a valid `cpu_set_t` (the empty set);
+        // sched_getaffinity writes at most its size into it.
+        let mut all: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        // SAFETY: as above; sched_getcpu only reads this thread's state.
+        let here = unsafe {
+            if libc::sched_getaffinity(0, size, &mut all) != 0 {
+                return None;
+            }
+            libc::sched_getcpu()
+        };
+        let here = usize::try_from(here).ok()?;
+        let mut others = all;
+        // SAFETY: CPU_ISSET/CPU_CLR check the index against the set's size.
+        unsafe {
+            if !libc::CPU_ISSET(here, &all) {
+                return None;
+            }
+            libc::CPU_CLR(here, &mut others);
+            if libc::CPU_COUNT(&others) == 0 {
+                return None;
+            }
+        }
+        Some(Elsewhere {
+            // SAFETY: CPU_COUNT only reads the set.
+            cpus: usize::try_from(unsafe { libc::CPU_COUNT(&all) }).unwrap_or(0),
+            others,
+            placed: Arc::new((AtomicBool::new(false), all)),
+        })
+    }
+
+    /// Moves the just started thread `handle` to the other processors
+    /// (before it has run, as a rule), then lets it [`Elsewhere::settle`].
+    fn place(self, handle: &std::thread::JoinHandle<()>) {
+        use std::os::unix::thread::JoinHandleExt;
+        // SAFETY: `handle` is a live thread (it waits in `settle` for the
+        // flag set below, so it has not ended); the call reads `others`.
+        unsafe {
+            libc::pthread_setaffinity_np(
+                handle.as_pthread_t(),
+                std::mem::size_of::<libc::cpu_set_t>(),
+                &self.others,
+            );
+        }
+        self.placed.0.store(true, Release);
+    }
+
+    /// Called first on the new thread: waits until it has been moved
+    /// ([`Elsewhere::place`], a few microseconds after the start as a
+    /// rule; after [`SPIN`], yielding the processor between looks), then
+    /// allows every processor again; the thread stays where it runs. The
+    /// thread cannot end before it has been moved, so `place` never moves
+    /// an ended one.
+    fn settle(placed: &(AtomicBool, libc::cpu_set_t)) {
+        if !spin_until(|| placed.0.load(Acquire)) {
+            while !placed.0.load(Acquire) {
+                std::thread::yield_now();
+            }
+        }
+        // SAFETY: sched_setaffinity on this thread reads one `cpu_set_t`.
+        unsafe {
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &placed.1);
+        }
+    }
 }
 
 /// How many threads to check the files with (`cpus`: processors this
@@ -609,6 +761,62 @@ mod tests {
         let mut st: libc::stat = unsafe { std::mem::zeroed() };
         assert_eq!(unsafe { libc::fstatat(dir, c.as_ptr(), &mut st, 0) }, 0);
         (st.st_dev, st.st_ino)
+    }
+
+    #[test]
+    fn the_machine_is_mostly_idle_below_one_task_per_processor() {
+        // Whatever the load now: no processor is never enough, a million
+        // always is.
+        assert!(!mostly_idle(0));
+        assert!(mostly_idle(1 << 20));
+    }
+
+    #[test]
+    fn a_worker_starts_on_another_processor_and_may_then_run_anywhere() {
+        std::thread::spawn(|| {
+            let Some(e) = Elsewhere::new() else {
+                return; // one processor: nowhere else to start
+            };
+            let all = e.placed.1;
+            // The processor left out, and this thread kept to it: a
+            // thread started now inherits that, so only being moved
+            // (`place`) lets it run anywhere else.
+            let here = (0..libc::CPU_SETSIZE as usize)
+                .find(|&c| unsafe { libc::CPU_ISSET(c, &all) && !libc::CPU_ISSET(c, &e.others) })
+                .unwrap();
+            // SAFETY: a set of one processor this thread may run on.
+            unsafe {
+                let mut one: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(here, &mut one);
+                assert_eq!(
+                    libc::sched_setaffinity(0, std::mem::size_of_val(&one), &one),
+                    0
+                );
+            }
+            let (tx, rx) = std::sync::mpsc::channel();
+            assert!(spawn_placed(
+                move || {
+                    // SAFETY: reads this thread's processor and mask.
+                    let (cpu, mut mask) = unsafe { (libc::sched_getcpu(), std::mem::zeroed()) };
+                    unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&mask), &mut mask) };
+                    let _ = tx.send((cpu, mask));
+                },
+                Some(e),
+            ));
+            let (cpu, mask) = rx.recv().unwrap();
+            assert_ne!(
+                cpu as usize, here,
+                "the worker ran on the processor left out"
+            );
+            // Settled: every processor allowed again.
+            // SAFETY: CPU_EQUAL only reads both sets.
+            assert!(
+                unsafe { libc::CPU_EQUAL(&mask, &all) },
+                "the worker's processors were not restored"
+            );
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
