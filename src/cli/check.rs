@@ -138,22 +138,30 @@ fn share_processors() {
     }
 }
 
-/// Whether the machine was mostly idle over the last minute: its load
-/// average (tasks running or waiting to) is below `cpus`, the processors
-/// this process may run on. On a busy machine every processor has tasks
-/// queued, and a worker made to start on another one than this thread's
-/// waits there behind them (measured here at a load of 8 on two
-/// processors: the median `check` of 54 files took 1-2 ms longer).
+/// Whether a processor is idle now: fewer tasks are runnable (running or
+/// waiting to, this thread included) than `cpus`, the processors this
+/// process may run on (the fourth field of `/proc/loadavg`). On a busy
+/// machine every processor has tasks queued, and a worker made to start on
+/// another one than this thread's waits there behind them (measured here
+/// at a load of 8 on two processors: the median `check` of 54 files took
+/// 1-2 ms longer). Not the load average: it trails by a minute, and a
+/// process that has just stopped (a benchmark's previous step) keeps it
+/// high for that long. `false` if the file cannot be read.
 fn mostly_idle(cpus: usize) -> bool {
-    // SAFETY: an all-zero `sysinfo` is a valid value of the plain C
-    // struct; sysinfo writes one into it.
-    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
-    if unsafe { libc::sysinfo(&mut info) } != 0 {
+    let mut buf = [0u8; 128];
+    let Ok(mut f) = std::fs::File::open("/proc/loadavg") else {
         return false;
-    }
-    // Fixed point with 16 fractional bits.
-    let load = info.loads[0] as f64 / 65536.0;
-    load < cpus as f64
+    };
+    let n = std::io::Read::read(&mut f, &mut buf).unwrap_or(0);
+    runnable_of(&buf[..n]).is_some_and(|r| r < cpus)
+}
+
+/// The runnable tasks in `/proc/loadavg`'s text ("0.85 1.63 3.58 1/84
+/// 20323": the `1` of its fourth field).
+fn runnable_of(text: &[u8]) -> Option<usize> {
+    let text = std::str::from_utf8(text).ok()?;
+    let field = text.split_ascii_whitespace().nth(3)?;
+    field.split_once('/')?.0.parse().ok()
 }
 
 /// Opens files, largest first (the order the threads take them in), while
@@ -769,6 +777,10 @@ mod tests {
         // always is.
         assert!(!mostly_idle(0));
         assert!(mostly_idle(1 << 20));
+        assert_eq!(runnable_of(b"0.85 1.63 3.58 1/84 20323\n"), Some(1));
+        assert_eq!(runnable_of(b"8.02 8.10 7.5 12/431 99\n"), Some(12));
+        assert_eq!(runnable_of(b"0.85 1.63 3.58"), None);
+        assert_eq!(runnable_of(b"0.85 1.63 3.58 x/84 1"), None);
     }
 
     #[test]
