@@ -305,10 +305,14 @@ impl Code {
             .extend((0..num_slots).map(|k| Mem::rbp(slot_off(k))));
     }
 
-    /// The operand of stack slot `k` (see [`Code::set_slots`]).
+    /// The operand of stack slot `k` (see [`Code::set_slots`]). A slot
+    /// that does not exist (only a module the verifier rejects gets one:
+    /// a value used before its definition has no home yet, see
+    /// `Fast::use_op`) gives `[rbp]`: wrong code for an invalid module,
+    /// never a panic.
     #[inline(always)]
     pub fn slot(&self, k: u32) -> Mem {
-        self.slots[k as usize]
+        self.slots.get(k as usize).copied().unwrap_or(Mem::rbp(0))
     }
 
     /// `op reg, m` with a one-byte opcode (as [`Code::rm`] with base
