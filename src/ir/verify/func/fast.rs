@@ -481,7 +481,7 @@ impl Walk<'_> {
                 // In the table: `end` is at most `term`, which is in it.
                 let run = &f.insts[first as usize..end as usize];
                 // The plain binary instructions in a call-free loop
-                // ([`Binaries::run`], stopped by the terminator when the
+                // ([`Plain::run`], stopped by the terminator when the
                 // run reaches it), each other one here.
                 let upto = if end == term.0 as u64 {
                     &f.insts[first as usize..=term.index()]
@@ -490,7 +490,7 @@ impl Walk<'_> {
                 };
                 let mut k = 0;
                 while k < run.len() {
-                    k += self.binaries().run(&upto[k..], first + k as u32);
+                    k += self.plain().run(&upto[k..], first + k as u32);
                     let Some(d) = run.get(k) else { break };
                     if !self.inst::<BIG>(Inst(first + k as u32), d) {
                         return false;
@@ -519,10 +519,10 @@ impl Walk<'_> {
         self.deferred.is_empty() || self.deferred_uses()
     }
 
-    /// The tables of [`Binaries::run`], from this walk's.
+    /// The tables of [`Plain::run`], from this walk's.
     #[inline(always)]
-    fn binaries(&mut self) -> Binaries<'_> {
-        Binaries {
+    fn plain(&mut self) -> Plain<'_> {
+        Plain {
             values: self.values,
             def: self.def,
             fields: self.fields,
@@ -981,7 +981,7 @@ const P_LOAD: u8 = 4;
 const P_NO_RESULT: u8 = 0xff;
 
 /// Per (opcode, suffix slot): the rule of a plain instruction
-/// ([`Binaries::run`]) as `[format, want of operand 0, want of operand 1,
+/// ([`Plain::run`]) as `[format, want of operand 0, want of operand 1,
 /// result type]` (the format one of `P_BINARY`, `P_STORE`, `P_UNARY`,
 /// `P_LOAD`, the result type `P_NO_RESULT` for none), or all 0 where the
 /// format is another or the suffix is not allowed.
@@ -1027,9 +1027,9 @@ const fn plain_rules() -> [[u8; 4]; 256 * SUFFIXES] {
 }
 
 /// The tables a plain instruction touches, borrowed from a [`Walk`] for
-/// [`Binaries::run`]: a loop that calls nothing and writes only through
+/// [`Plain::run`]: a loop that calls nothing and writes only through
 /// these, so that they stay in registers.
-struct Binaries<'h> {
+struct Plain<'h> {
     values: &'h [ValueData],
     def: &'h mut [u32],
     fields: &'h [[u32; 2]],
@@ -1039,7 +1039,7 @@ struct Binaries<'h> {
     cur_pre: u32,
 }
 
-impl Binaries<'_> {
+impl Plain<'_> {
     /// How many instructions from the start of `insts` (numbered from
     /// `first` on, in the block being walked) are plain: a binary, store,
     /// unary or load instruction with an allowed suffix, operands that
@@ -1074,7 +1074,7 @@ impl Binaries<'_> {
     }
 
     /// Whether `d` (instruction `inst`) is a plain instruction, its
-    /// result recorded if so (see [`Binaries::run`]).
+    /// result recorded if so (see [`Plain::run`]).
     #[inline(always)]
     fn inst(&mut self, inst: u32, d: &InstData) -> bool {
         let [format, w0, w1, ty] = PLAIN[plain_key(d)];
@@ -1143,7 +1143,7 @@ impl Binaries<'_> {
     }
 }
 
-/// Whether an instruction of this kind may be plain ([`Binaries::run`]).
+/// Whether an instruction of this kind may be plain ([`Plain::run`]).
 #[inline(always)]
 fn is_plain_kind(kind: &InstKind) -> bool {
     matches!(
