@@ -715,7 +715,7 @@ fn huge_inputs_are_linear() {
 }
 
 /// The fast path for `%r = op a, b` lines (and float literals, loads,
-/// calls, `addr`) builds exactly what the general path builds: a trailing
+/// calls, `addr`, `alloca`, stores) builds exactly what the general path builds: a trailing
 /// comment sends each line to the general path without changing the IR or
 /// any column.
 #[test]
@@ -746,6 +746,13 @@ fn fast_path_lines_parse_as_the_general_path_does() {
         "%c = eq.i32 %a, 0",
         "%big = add.i64 %w, 0x10",
         "%h = fmul.f64 %g, 1.5",
+        "%sl = alloca 16",
+        "%sl2 = alloca 24 , 16",
+        "store.i64 %w, %sl",
+        "store.f64 -2.5, %sl2, 8",
+        "store32 %x, %sl ,12",
+        "store8 7, %fwd2",
+        "%fwd2 = add.i64 %sl, 1",
     ];
     let plain = format!(
         "func @f(%a: i32, %p: i64) -> i32 {{\nentry:\n    {}\n    ret %x\n}}\n",
@@ -845,6 +852,43 @@ fn fast_path_lines_parse_as_the_general_path_does() {
         (
             "    %x = fmul.f64 %a, -.5",
             "3:23: unexpected character '-'",
+        ),
+        (
+            "    store.i64 %a, %p, 99999999999999999999",
+            "3:23: offset does not fit in 64 bits",
+        ),
+        (
+            "    store.i64 %a",
+            "3:17: expected ',' after operand, found end of line",
+        ),
+        ("    store %a, %p", "3:5: type suffix required: store.T"),
+        (
+            "    store8 %a, %p,",
+            "3:19: expected an offset literal, found end of line",
+        ),
+        (
+            "    store.i32 %a, %p %p",
+            "3:22: expected end of line after instruction, found '%p'",
+        ),
+        (
+            "    store16.i32 %a, %p",
+            "3:5: 'store16' takes no type suffix",
+        ),
+        (
+            "    %x = alloca -8",
+            "3:17: alloca size must be a non-negative 64-bit integer",
+        ),
+        (
+            "    %x = alloca 99999999999999999999",
+            "3:17: alloca size must be a non-negative 64-bit integer",
+        ),
+        (
+            "    %x = alloca 8, -1",
+            "3:20: alloca alignment must be a non-negative integer",
+        ),
+        (
+            "    %x = alloca 8.5",
+            "3:17: expected a size literal, found '8.5'",
         ),
     ] {
         assert_eq!(err(&body(line)), want, "{line}");

@@ -104,6 +104,8 @@ enum Form {
     Call,
     /// A symbol's address, `@s`.
     Addr,
+    /// A stack slot, `SIZE[, ALIGN]` (decimal literals).
+    Alloca,
 }
 
 /// A mnemonic of the fast path as [`Parser::read_mnemonic`] read it: its
@@ -685,6 +687,7 @@ impl<'a> Parser<'a, '_> {
             Format::Load => (0, Form::Load),
             Format::Call => (0, Form::Call),
             Format::Addr => (0, Form::Addr),
+            Format::Alloca => (0, Form::Alloca),
             _ => return None,
         };
         let mn_tok = Token {

@@ -1,7 +1,7 @@
 //! The fast path's rarer lines (see the parent module): `%name = OP[.T]
-//! ...` lines with float literal operands, `load`, `call` and `addr`
-//! lines; `jmp` and `br` lines with block arguments and the labels with
-//! parameters they go to. They are read apart, only after the commonest
+//! ...` lines with float literal operands, `load`, `call`, `addr` and
+//! `alloca` lines; `store` lines; `jmp` and `br` lines with block
+//! arguments and the labels with parameters they go to. They are read apart, only after the commonest
 //! lines' paths ([`Parser::fast_instruction_at`], and
 //! [`Parser::fast_label_at`] and [`Parser::fast_terminator_at`]) have
 //! declined them, and with their own helpers, so that those paths stay
@@ -16,7 +16,7 @@ use crate::ir::function::{
     BlockCall, Callee, Const, InstKind, Int96, OpList, Operand, ValueDef, ValueList,
 };
 use crate::ir::lexer::{is_name_char, is_name_start, skip_spaces, TokKind, Token};
-use crate::ir::opcode::Opcode;
+use crate::ir::opcode::{Format, Opcode};
 use crate::ir::parse::func::NONE;
 use crate::ir::parse::parse_f64;
 use crate::ir::parse::{Parser, Result};
@@ -56,6 +56,15 @@ fn raw_float(src: &str, p: usize) -> Option<(Arg<'_>, usize)> {
         return None;
     }
     Some((Arg::Float(parse_f64(&src[start..p])?), p))
+}
+
+/// The decimal literal at byte `p` of `src` as [`raw_operand`] reads one,
+/// when it fits in a `u64`: its value, `p` and the byte after it.
+fn u64_literal(src: &str, p: usize) -> Option<(u64, usize, usize)> {
+    let Some((Raw::Int(v), end)) = raw_operand(src, p) else {
+        return None;
+    };
+    Some((u64::try_from(v.get()).ok()?, p, end))
 }
 
 impl<'a> Parser<'a, '_> {
@@ -129,7 +138,8 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// The rest of a line `%name = load.T A[, OFFSET]`,
-    /// `%name = call.T @f(ARGS)` or `%name = addr @s` (the mnemonic's
+    /// `%name = call.T @f(ARGS)`, `%name = addr @s` or
+    /// `%name = alloca SIZE[, ALIGN]` (the mnemonic's
     /// `form`), or of a [`Form::Plain`] line with a float operand, for
     /// [`Self::fast_instruction_at`], from byte `p` (after the mnemonic,
     /// read as `opcode` with type `ty` and `count` operands; the result's
@@ -155,6 +165,9 @@ impl<'a> Parser<'a, '_> {
         let mut n = 0;
         let mut sym = (0, 0);
         let mut offset = None;
+        // An alloca's size and alignment: value, first byte, byte after.
+        let mut size = (0, 0, 0);
+        let mut align = None;
         if form == Form::Plain {
             while n < count {
                 if n > 0 {
@@ -189,6 +202,21 @@ impl<'a> Parser<'a, '_> {
                 };
                 offset = Some((v, at));
                 p = end;
+            }
+        } else if form == Form::Alloca {
+            // `SIZE[, ALIGN]`: decimal literals that fit in 64 bits
+            // unsigned.
+            let Some(s) = u64_literal(src, p) else {
+                return Ok(false);
+            };
+            size = s;
+            p = skip_spaces(b, s.2);
+            if b.get(p) == Some(&b',') {
+                let Some(a) = u64_literal(src, skip_spaces(b, p + 1)) else {
+                    return Ok(false);
+                };
+                align = Some(a);
+                p = a.2;
             }
         } else {
             // `@s` as the lexer reads a symbol name.
@@ -270,6 +298,19 @@ impl<'a> Parser<'a, '_> {
                 None => 0,
             };
             InstKind::Load { ptr, offset }
+        } else if form == Form::Alloca {
+            self.fs.srcmap.push_token(self.lex.loc_at(size.1));
+            let align = match align {
+                Some((a, at, _)) => {
+                    self.fs.srcmap.push_token(self.lex.loc_at(at));
+                    a
+                }
+                None => 8,
+            };
+            InstKind::Alloca {
+                size: size.0,
+                align,
+            }
         } else {
             let sym_loc = self.lex.loc_at(sym.0);
             self.fs.srcmap.push_token(sym_loc);
@@ -338,6 +379,7 @@ impl<'a> Parser<'a, '_> {
             "jmp" => self.fast_branch_at(start, end, Opcode::Jmp),
             "br" => self.fast_branch_at(start, end, Opcode::Br),
             _ if src.as_bytes().get(end) == Some(&b'(') => self.fast_block_params_at(start, end),
+            w if w.starts_with("store") => self.fast_store_at(start, end),
             _ => Ok(false),
         }
     }
@@ -534,6 +576,91 @@ impl<'a> Parser<'a, '_> {
         }
         self.fs.cur = Some((block, self.fs.insts.len()));
         self.lex.skip_newline_at(newline);
+        Ok(true)
+    }
+
+    /// The store line `store[N][.T] V, P[, OFFSET]` whose mnemonic is
+    /// `start..end`, operands as [`Self::fast_operand`] reads them, a
+    /// decimal offset.
+    fn fast_store_at(&mut self, start: usize, end: usize) -> Result<bool> {
+        let src = self.lex.src();
+        let b = src.as_bytes();
+        let mn = &src[start..end];
+        let (name, suffix) = match mn.split_once('.') {
+            Some((n, s)) => (n, Some(s)),
+            None => (mn, None),
+        };
+        let Some(opcode) = Opcode::from_name(name) else {
+            return Ok(false);
+        };
+        let info = opcode.info();
+        if info.format != Format::Store || self.fs.cur.is_none() {
+            return Ok(false);
+        }
+        let mn_loc = self.lex.loc_at(start);
+        let mn_tok = Token {
+            kind: TokKind::Ident,
+            text: mn,
+            loc: mn_loc,
+        };
+        let Ok(ty) = self.suffix(mn_tok, name, suffix, info.suffix) else {
+            return Ok(false);
+        };
+        if info.result_type(ty).is_some() {
+            return Ok(false);
+        }
+        // `V, P[, OFFSET]`.
+        let mut p = skip_spaces(b, end);
+        let Some((value, e)) = self.fast_operand(src, p) else {
+            return Ok(false);
+        };
+        let value_at = p;
+        p = skip_spaces(b, e);
+        if b.get(p) != Some(&b',') {
+            return Ok(false);
+        }
+        p = skip_spaces(b, p + 1);
+        let Some((ptr, e)) = self.fast_operand(src, p) else {
+            return Ok(false);
+        };
+        let ptr_at = p;
+        p = skip_spaces(b, e);
+        let mut offset = None;
+        if b.get(p) == Some(&b',') {
+            let at = skip_spaces(b, p + 1);
+            let Some((Raw::Int(v), e)) = raw_operand(src, at) else {
+                return Ok(false);
+            };
+            let Ok(v) = i64::try_from(v.get()) else {
+                return Ok(false);
+            };
+            offset = Some((v, at));
+            p = skip_spaces(b, e);
+        }
+        if !at_line_end(b, p) {
+            return Ok(false);
+        }
+        // Record the instruction as the general path does.
+        self.fs.srcmap.start_inst(mn_loc);
+        self.fs.inst_fwd_value = false;
+        self.fs.inst_fwd_block = false;
+        let value = self.use_arg(value, value_at)?;
+        let ptr = self.use_arg(ptr, ptr_at)?;
+        let offset = match offset {
+            Some((v, at)) => {
+                self.fs.srcmap.push_token(self.lex.loc_at(at));
+                v
+            }
+            None => 0,
+        };
+        let kind = InstKind::Store {
+            args: [value, ptr],
+            offset,
+        };
+        self.push_instruction(opcode, ty, None, mn_loc, kind, mn_loc)?;
+        self.line_done(p);
+        #[cfg(test)]
+        FAST_LINES.with(|n| n.set(n.get() + 1));
         Ok(true)
     }
 }
