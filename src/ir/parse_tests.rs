@@ -753,6 +753,9 @@ fn fast_path_lines_parse_as_the_general_path_does() {
         "store32 %x, %sl ,12",
         "store8 7, %fwd2",
         "%fwd2 = add.i64 %sl, 1",
+        "call @f(%a, %q3)",
+        "call.i32 %p( %a, 1.5 )",
+        "%ci = call.i64 %p(%a, 1)",
     ];
     let plain = format!(
         "func @f(%a: i32, %p: i64) -> i32 {{\nentry:\n    {}\n    ret %x\n}}\n",
@@ -889,6 +892,34 @@ fn fast_path_lines_parse_as_the_general_path_does() {
         (
             "    %x = alloca 8.5",
             "3:17: expected a size literal, found '8.5'",
+        ),
+        (
+            "    call @f(%a,)",
+            "3:16: expected an operand (a %value or a literal), found ')'",
+        ),
+        (
+            "    call %p",
+            "3:12: expected '(' after the callee, found end of line",
+        ),
+        (
+            "    call.i99 @f()",
+            "3:10: invalid type suffix 'i99' for 'call': expected i32, i64, f32 or f64",
+        ),
+        (
+            "    call @f(%a) %a",
+            "3:17: expected end of line after instruction, found '%a'",
+        ),
+        (
+            "    %x = call.i32 %p(%a",
+            "3:24: expected ',' or ')' in argument list, found end of line",
+        ),
+        (
+            "    call 5(%a)",
+            "3:10: expected '@function' or '%pointer' after 'call', found '5'",
+        ),
+        (
+            "    trap %a",
+            "3:10: expected end of line after instruction, found '%a'",
         ),
     ] {
         assert_eq!(err(&body(line)), want, "{line}");
@@ -1038,13 +1069,13 @@ fn fast_path_terminators_parse_as_the_general_path_does() {
                  yes:\n    jmp  next\nno:\n    br 1,next ,  back\nback:\n    jmp back2\n\
                  back2:\n    br %a, back, out(%a)\nnext:\n    ret 7\n\
                  out(%o: i32):\n    ret %o\n}\n\
-                 func @g() {\nret:\n    ret\n}\n";
+                 func @g() {\nret:\n    ret\n}\nfunc @h() {\nentry:\n    trap\n}\n";
     let commented = plain.replace('\n', " ; general path\n");
     let fast_lines = || func::FAST_LINES.with(|n| n.get());
     let before = fast_lines();
     let fast = parse(plain);
-    // All terminators (the `br` with a block argument too).
-    assert_eq!(fast_lines() - before, 8);
+    // All terminators (the `br` with a block argument too, the `trap`).
+    assert_eq!(fast_lines() - before, 9);
     let before = fast_lines();
     let slow = parse(&commented);
     assert_eq!(fast_lines() - before, 0);

@@ -1,8 +1,9 @@
 //! The fast path's rarer lines (see the parent module): `%name = OP[.T]
-//! ...` lines with float literal operands, `load`, `call`, `addr` and
-//! `alloca` lines; `store` lines; `jmp` and `br` lines with block
-//! arguments and the labels with parameters they go to. They are read apart, only after the commonest
-//! lines' paths ([`Parser::fast_instruction_at`], and
+//! ...` lines with float literal operands, `load`, `call` (direct or
+//! indirect), `addr` and `alloca` lines; `store`, `trap` and `call` lines
+//! without a result; `jmp` and `br` lines with block arguments and the
+//! labels with parameters they go to. They are read apart, only after the
+//! commonest lines' paths ([`Parser::fast_instruction_at`], and
 //! [`Parser::fast_label_at`] and [`Parser::fast_terminator_at`]) have
 //! declined them, and with their own helpers, so that those paths stay
 //! as lean as they were.
@@ -104,7 +105,7 @@ impl<'a> Parser<'a, '_> {
         }
         let (opcode, ty, form) = (op.opcode, op.ty, op.form);
         let count = usize::from(op.count);
-        self.fast_special_at(start, end, mn_start, p, (opcode, ty, count), form)
+        self.fast_special_at(Some((start, end)), mn_start, p, (opcode, ty, count), form)
     }
 
     /// The operand at byte `p` of the text as [`raw_operand`] reads one,
@@ -138,20 +139,20 @@ impl<'a> Parser<'a, '_> {
     }
 
     /// The rest of a line `%name = load.T A[, OFFSET]`,
-    /// `%name = call.T @f(ARGS)`, `%name = addr @s` or
-    /// `%name = alloca SIZE[, ALIGN]` (the mnemonic's
-    /// `form`), or of a [`Form::Plain`] line with a float operand, for
-    /// [`Self::fast_instruction_at`], from byte `p` (after the mnemonic,
-    /// read as `opcode` with type `ty` and `count` operands; the result's
-    /// name is `start..end`), operands as [`Self::fast_operand`] reads
-    /// them, a decimal offset: on success the lexer is moved past the
-    /// line; when it returns `false`, nothing has changed but the result's
-    /// name interned (as the general path would first).
+    /// `%name = call.T CALLEE(ARGS)` (`@f` or `%pointer`), `%name = addr
+    /// @s` or `%name = alloca SIZE[, ALIGN]` (the mnemonic's `form`), or
+    /// of a [`Form::Plain`] line with a float operand, for
+    /// [`Self::fast_instruction_at`]; or of a call line without a result
+    /// (`result` `None`, else the result's name `start..end`); from byte
+    /// `p` (after the mnemonic at `mn_start`, read as `opcode` with type
+    /// `ty` and `count` operands), operands as [`Self::fast_operand`]
+    /// reads them, a decimal offset: on success the lexer is moved past
+    /// the line; when it returns `false`, nothing has changed but the
+    /// result's name interned (as the general path would first).
     #[inline(never)]
     fn fast_special_at(
         &mut self,
-        start: usize,
-        end: usize,
+        result: Option<(usize, usize)>,
         mn_start: usize,
         p: usize,
         (opcode, ty, count): (Opcode, Option<Type>, usize),
@@ -164,6 +165,7 @@ impl<'a> Parser<'a, '_> {
         let mut ops = [(Arg::Float(0.0), 0usize); MAX_CALL_ARGS];
         let mut n = 0;
         let mut sym = (0, 0);
+        let mut callee = None;
         let mut offset = None;
         // An alloca's size and alignment: value, first byte, byte after.
         let mut size = (0, 0, 0);
@@ -218,6 +220,13 @@ impl<'a> Parser<'a, '_> {
                 align = Some(a);
                 p = a.2;
             }
+        } else if form == Form::Call && b.get(p) == Some(&b'%') {
+            // An indirect call's `%pointer`.
+            let Some((arg, e)) = self.fast_operand(src, p) else {
+                return Ok(false);
+            };
+            callee = Some((arg, p));
+            p = skip_spaces(b, e);
         } else {
             // `@s` as the lexer reads a symbol name.
             if b.get(p) != Some(&b'@') {
@@ -229,34 +238,34 @@ impl<'a> Parser<'a, '_> {
             }
             sym = (p, e);
             p = skip_spaces(b, e);
-            if form == Form::Call {
-                // `(ARGS)`.
-                if b.get(p) != Some(&b'(') {
-                    return Ok(false);
-                }
-                p = skip_spaces(b, p + 1);
-                if b.get(p) == Some(&b')') {
-                    p += 1;
-                } else {
-                    loop {
-                        if n == MAX_CALL_ARGS {
-                            return Ok(false);
+        }
+        if form == Form::Call {
+            // `(ARGS)`.
+            if b.get(p) != Some(&b'(') {
+                return Ok(false);
+            }
+            p = skip_spaces(b, p + 1);
+            if b.get(p) == Some(&b')') {
+                p += 1;
+            } else {
+                loop {
+                    if n == MAX_CALL_ARGS {
+                        return Ok(false);
+                    }
+                    let (raw, end) = match self.fast_operand(src, p) {
+                        Some(r) => r,
+                        None => return Ok(false),
+                    };
+                    ops[n] = (raw, p);
+                    n += 1;
+                    p = skip_spaces(b, end);
+                    match b.get(p) {
+                        Some(b',') => p = skip_spaces(b, p + 1),
+                        Some(b')') => {
+                            p += 1;
+                            break;
                         }
-                        let (raw, end) = match self.fast_operand(src, p) {
-                            Some(r) => r,
-                            None => return Ok(false),
-                        };
-                        ops[n] = (raw, p);
-                        n += 1;
-                        p = skip_spaces(b, end);
-                        match b.get(p) {
-                            Some(b',') => p = skip_spaces(b, p + 1),
-                            Some(b')') => {
-                                p += 1;
-                                break;
-                            }
-                            _ => return Ok(false),
-                        }
+                        _ => return Ok(false),
                     }
                 }
             }
@@ -266,10 +275,16 @@ impl<'a> Parser<'a, '_> {
             return Ok(false);
         }
         // The result must be new (the general path reports a duplicate).
-        let result_name = self.fs.name_at(src, start, &src[start..end]);
-        if self.fs.value_of[result_name.index()] != NONE {
-            return Ok(false);
-        }
+        let result_name = match result {
+            Some((start, end)) => {
+                let name = self.fs.name_at(src, start, &src[start..end]);
+                if self.fs.value_of[name.index()] != NONE {
+                    return Ok(false);
+                }
+                Some(name)
+            }
+            None => None,
+        };
         // Record the instruction as the general path does.
         let inst = Inst::new(self.fs.insts.len());
         let mn_loc = self.lex.loc_at(mn_start);
@@ -312,14 +327,20 @@ impl<'a> Parser<'a, '_> {
                 align,
             }
         } else {
-            let sym_loc = self.lex.loc_at(sym.0);
-            self.fs.srcmap.push_token(sym_loc);
-            let t = Token {
-                kind: TokKind::Global,
-                text: &src[sym.0 + 1..sym.1],
-                loc: sym_loc,
+            let callee = match callee {
+                Some((arg, at)) => Callee::Indirect(self.use_arg(arg, at)?),
+                None => {
+                    let sym_loc = self.lex.loc_at(sym.0);
+                    self.fs.srcmap.push_token(sym_loc);
+                    let t = Token {
+                        kind: TokKind::Global,
+                        text: &src[sym.0 + 1..sym.1],
+                        loc: sym_loc,
+                    };
+                    self.symbol_use(inst, t);
+                    Callee::Direct(SymId(u32::MAX))
+                }
             };
-            self.symbol_use(inst, t);
             if form == Form::Addr {
                 InstKind::Addr {
                     sym: SymId(u32::MAX),
@@ -331,13 +352,16 @@ impl<'a> Parser<'a, '_> {
                     self.fs.arg_pool.push(op);
                 }
                 InstKind::Call {
-                    callee: Callee::Direct(SymId(u32::MAX)),
+                    callee,
                     args: self.fs.args_since(first),
                 }
             }
         };
-        let result_loc = self.lex.loc_at(start - 1);
-        self.push_instruction(opcode, ty, Some(result_name), result_loc, kind, mn_loc)?;
+        let result_loc = match result {
+            Some((start, _)) => self.lex.loc_at(start - 1),
+            None => mn_loc,
+        };
+        self.push_instruction(opcode, ty, result_name, result_loc, kind, mn_loc)?;
         self.line_done(p);
         #[cfg(test)]
         FAST_LINES.with(|n| n.set(n.get() + 1));
@@ -379,7 +403,9 @@ impl<'a> Parser<'a, '_> {
             "jmp" => self.fast_branch_at(start, end, Opcode::Jmp),
             "br" => self.fast_branch_at(start, end, Opcode::Br),
             _ if src.as_bytes().get(end) == Some(&b'(') => self.fast_block_params_at(start, end),
+            "trap" => self.fast_trap_at(start, end),
             w if w.starts_with("store") => self.fast_store_at(start, end),
+            w if w.starts_with("call") => self.fast_call_at(start, end),
             _ => Ok(false),
         }
     }
@@ -658,6 +684,50 @@ impl<'a> Parser<'a, '_> {
             offset,
         };
         self.push_instruction(opcode, ty, None, mn_loc, kind, mn_loc)?;
+        self.line_done(p);
+        #[cfg(test)]
+        FAST_LINES.with(|n| n.set(n.get() + 1));
+        Ok(true)
+    }
+
+    /// A call line without a result, `call[.T] CALLEE(ARGS)`, its mnemonic
+    /// `start..end`: read by [`Self::fast_special_at`].
+    fn fast_call_at(&mut self, start: usize, end: usize) -> Result<bool> {
+        let mn = &self.lex.src()[start..end];
+        let (name, suffix) = match mn.split_once('.') {
+            Some((n, s)) => (n, Some(s)),
+            None => (mn, None),
+        };
+        let Some(opcode) = Opcode::from_name(name) else {
+            return Ok(false);
+        };
+        let info = opcode.info();
+        if info.format != Format::Call || self.fs.cur.is_none() {
+            return Ok(false);
+        }
+        let mn_tok = Token {
+            kind: TokKind::Ident,
+            text: mn,
+            loc: self.lex.loc_at(start),
+        };
+        let Ok(ty) = self.suffix(mn_tok, name, suffix, info.suffix) else {
+            return Ok(false);
+        };
+        self.fast_special_at(None, start, end, (opcode, ty, 0), Form::Call)
+    }
+
+    /// The line `trap`, its mnemonic `start..end`.
+    fn fast_trap_at(&mut self, start: usize, end: usize) -> Result<bool> {
+        let b = self.lex.src().as_bytes();
+        let p = skip_spaces(b, end);
+        if self.fs.cur.is_none() || !at_line_end(b, p) {
+            return Ok(false);
+        }
+        let mn_loc = self.lex.loc_at(start);
+        self.fs.srcmap.start_inst(mn_loc);
+        self.fs.inst_fwd_value = false;
+        self.fs.inst_fwd_block = false;
+        self.push_instruction(Opcode::Trap, None, None, mn_loc, InstKind::Trap, mn_loc)?;
         self.line_done(p);
         #[cfg(test)]
         FAST_LINES.with(|n| n.set(n.get() + 1));
