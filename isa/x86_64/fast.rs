@@ -142,6 +142,10 @@ pub struct Fast {
     /// entries before `live_at[0]` are unused).
     pub live: Vec<crate::ir::Inst>,
     pub live_at: Vec<u32>,
+    /// Beside [`Fast::live`], entry for entry: what the sweep needs of
+    /// each compiled instruction (see [`Op`]), written by
+    /// [`Fast::mark_live`] as it reads the instruction.
+    ops: Vec<Op>,
     /// No instruction is dead: [`Fast::live`] holds each block's own
     /// instructions (emission visits those).
     pub all_live: bool,
@@ -236,6 +240,37 @@ impl Val {
         exp_next: NONE,
     };
 }
+
+/// Per compiled instruction (in [`Fast::live`]'s order): what
+/// [`Fast::mark_live`] read of its `InstData`, in the form the sweep
+/// wants, so that the sweep's common path (binary and unary
+/// instructions) never reads the 64-byte `InstData` again.
+#[derive(Clone, Copy)]
+struct Op {
+    /// A binary instruction's operands, a unary one's in `a[0]`: a
+    /// value's index, [`LIT`] for a literal (see [`Fast::use_index`]).
+    /// Unused otherwise.
+    a: [u32; 2],
+    /// The result's index (the function's value count, the sink's: none;
+    /// [`Fast::mark_live`] rejects a result that is not a value of the
+    /// function).
+    r: u32,
+    /// The instruction's [`FACTS`].
+    facts: u16,
+}
+
+impl Op {
+    /// What a new entry holds until written (never read): zeros, so
+    /// that growing the list is one `memset`.
+    const NEW: Op = Op {
+        a: [0; 2],
+        r: 0,
+        facts: 0,
+    };
+}
+
+/// [`Op::a`]: a literal operand.
+const LIT: u32 = u32::MAX;
 
 /// Per instruction number: what is released when allocation reaches it.
 ///
@@ -392,6 +427,9 @@ const F_UNARY: u16 = 1 << 7;
 /// compares, conversions, `select`, `copy`, `addr`). With an unused
 /// result it is not compiled at all (see [`DEAD`]).
 const F_PURE: u16 = 1 << 8;
+/// [`F_PURE`] with some suffix (what [`Fast::mark_live`] tests: an
+/// instruction left out is never compiled, whatever its suffix).
+const F_PURE_ANY: u16 = 1 << 9;
 
 /// Suffix slots per opcode in [`FACTS`]: each [`Type`] at its code, none
 /// at 4 (the byte of the `Option<Type>`).
@@ -408,6 +446,17 @@ fn slot(ty: Option<Type>) -> usize {
 
 /// The facts of opcode `op` with the suffix of slot `s` (see [`F_OK`]).
 const fn facts(op: Opcode, s: usize) -> u16 {
+    let mut any = 0;
+    let mut t = 0;
+    while t < SLOTS {
+        any |= suffix_facts(op, t) & F_PURE;
+        t += 1;
+    }
+    suffix_facts(op, s) | if any != 0 { F_PURE_ANY } else { 0 }
+}
+
+/// [`facts`] but [`F_PURE_ANY`].
+const fn suffix_facts(op: Opcode, s: usize) -> u16 {
     use Opcode::*;
     let int = s == Type::I32 as usize || s == Type::I64 as usize;
     let float = s == Type::F32 as usize || s == Type::F64 as usize;
@@ -627,6 +676,41 @@ impl Fast {
         Some(vi as u32)
     }
 
+    /// [`Fast::use_op`] of an operand given as in [`Op::a`]: a value's
+    /// index, [`LIT`] for a literal (a use of the sink).
+    #[inline(always)]
+    fn use_index(
+        &self,
+        vals: &mut [Val],
+        dec: &Decisions,
+        raw: u32,
+        u: u32,
+        h: u32,
+    ) -> Option<u32> {
+        let len = vals.len();
+        // (Invariant: hoisted out of the sweep's loops, or folded away.)
+        if len == 0 {
+            return None;
+        }
+        let sink = len as u32 - 1;
+        // Not a value of the function (below the sink) nor `LIT`, which
+        // wraps to 0: unsupported.
+        if raw.wrapping_add(1) > sink {
+            return None;
+        }
+        let vi = raw.min(sink);
+        // SAFETY: `vi <= sink < len == vals.len()`.
+        let v = unsafe { vals.get_unchecked_mut(vi as usize) };
+        let db = v.def_pos;
+        // (As in `Fast::use_op`.)
+        if h > db {
+            self.extend_over_loops(v, dec, u, h);
+        } else {
+            v.end = u;
+        }
+        Some(vi)
+    }
+
     /// [`Fast::use_op`]'s use at `u` of a value defined outside the
     /// innermost loop `h` containing `u`: out of line (rare).
     #[inline(never)]
@@ -762,8 +846,18 @@ impl Fast {
             fixed.resize(total + 1, 0);
         }
         let live = std::mem::take(&mut self.live);
-        let sw = self.sweep(module, func, dec, &live, &mut vals, &mut recs, &mut fixed);
+        let ops = std::mem::take(&mut self.ops);
+        let sw = self.sweep(
+            module,
+            func,
+            dec,
+            (&live, &ops),
+            &mut vals,
+            &mut recs,
+            &mut fixed,
+        );
         self.live = live;
+        self.ops = ops;
         match sw {
             Some(n) => fixed[n] = NONE,
             None => fixed.clear(),
@@ -824,8 +918,8 @@ impl Fast {
     }
 
     /// Pass 1's sweep over the compiled instructions in order (`live`,
-    /// see [`Fast::mark_live`], which counted their uses): ranges in
-    /// `vals`, a [`Rec`] per instruction number in `recs` (as long as the
+    /// with their [`Op`]s, see [`Fast::mark_live`], which counted their
+    /// uses): ranges in `vals`, a [`Rec`] per instruction number in `recs` (as long as the
     /// function),
     /// the numbers of the instructions that use `rcx`/`rdx` at the start
     /// of `fixed` (as long as the function; returns how many), and the
@@ -837,7 +931,7 @@ impl Fast {
         module: &Module,
         func: &Function,
         dec: &Decisions,
-        live: &[crate::ir::Inst],
+        (live, ops): (&[crate::ir::Inst], &[Op]),
         vals: &mut [Val],
         recs: &mut [Rec],
         fixed: &mut [u32],
@@ -872,7 +966,9 @@ impl Fast {
                 term,
             };
             // Its compiled instructions (see `Fast::mark_live`).
-            let insts = live.get(self.live_at[k] as usize..self.live_at[k + 1] as usize)?;
+            let range = self.live_at[k] as usize..self.live_at[k + 1] as usize;
+            let insts = live.get(range.clone())?;
+            let ops = ops.get(range)?;
             // This block's records, and room for its entries in `fixed`
             // (each instruction appends at most one).
             let recs = recs.get_mut(first as usize..first as usize + insts.len())?;
@@ -882,32 +978,30 @@ impl Fast {
             // The terminator after the loop (`compute_order` checked that
             // it is there).
             let (&last_i, body) = insts.split_last()?;
-            for (j, &i) in body.iter().enumerate() {
+            // (The sink's index: [`Op::r`] of an instruction without a
+            // result.)
+            let sink = vals.len() as u32 - 1;
+            for (j, (op, &i)) in ops.iter().zip(body).enumerate() {
                 let n = first + j as u32;
                 // (Before this instruction's entry, if any.)
                 let f = nfixed as u32;
-                let d = func.insts.get(i.index())?;
-                let facts = FACTS[d.opcode as usize][slot(d.ty)];
+                let facts = op.facts;
                 // The first operand if it is a value (the result prefers
                 // its home), for unary and binary instructions.
                 let mut a = A_NONE;
-                // Operand uses straight from the instruction's kind (no
-                // per-operand closure or buffer): the common kinds here,
-                // the rest out of line (`Fast::other_inst`).
-                // (Chosen by the opcode's format in `facts`: then one
-                // compare of the kind's tag, where a `match` computes the
-                // niche-encoded discriminant first. A kind that does not
-                // match its opcode's format is unsupported.)
+                // Operand uses straight from the instruction's `Op` (no
+                // `InstData`, per-operand closure or buffer): the common
+                // kinds here, the rest out of line (`Fast::other_inst`).
+                // (Chosen by the opcode's format in `facts`; a kind that
+                // does not match its opcode's format is unsupported:
+                // `Fast::mark_live` checked it.)
                 if facts & F_BIN != 0 {
-                    let InstKind::Binary { args } = &d.kind else {
-                        return None;
-                    };
-                    a = self.use_op(vals, dec, args[0], n, h)?;
-                    self.use_op(vals, dec, args[1], n, h)?;
+                    a = self.use_index(vals, dec, op.a[0], n, h)?;
+                    self.use_index(vals, dec, op.a[1], n, h)?;
                     // Divisions, and shifts by a value, use `rcx`/`rdx`:
                     // appended without a branch (the bit for the
                     // second operand's kind: one shift).
-                    let by_value = matches!(args[1], Operand::Value(_)) as u16;
+                    let by_value = (op.a[1] != LIT) as u16;
                     let fx = facts >> (F_FIXED_BIT + by_value) & 1;
                     // SAFETY: checked at the block's start that
                     // `fixed` has room for one entry per instruction of
@@ -916,14 +1010,11 @@ impl Fast {
                     unsafe { *fixed.get_unchecked_mut(nfixed) = n };
                     nfixed += fx as usize;
                 } else if facts & F_UNARY != 0 {
-                    let InstKind::Unary { arg } = &d.kind else {
-                        return None;
-                    };
-                    a = self.use_op(vals, dec, *arg, n, h)?;
+                    a = self.use_index(vals, dec, op.a[0], n, h)?;
                 } else {
                     self.other_inst(module, func, dec, vals, recs, insts, j, n, at)?;
                 }
-                let mut rec = self.def(vals, func, d, i, facts, a, n, k as u32)?;
+                let mut rec = self.def(vals, func, op.r, i, facts, a, n, k as u32)?;
                 // (After this instruction's call, if it is one.)
                 (rec.c, rec.f) = (self.calls.len() as u32, f);
                 // SAFETY: `j < body.len() < insts.len() == recs.len()`
@@ -944,25 +1035,28 @@ impl Fast {
             if !self.term_uses(func, dec, vals, d, n, at)? {
                 self.other_inst(module, func, dec, vals, recs, insts, j, n, at)?;
             }
-            let mut rec = self.def(vals, func, d, last_i, facts, A_NONE, n, k as u32)?;
+            let r = d
+                .result
+                .map_or(Some(sink), |r| (r.0 < sink).then_some(r.0))?;
+            let mut rec = self.def(vals, func, r, last_i, facts, A_NONE, n, k as u32)?;
             (rec.c, rec.f) = (self.calls.len() as u32, nfixed as u32);
             recs[j] = rec;
         }
         Some(nfixed)
     }
 
-    /// The sweep at instruction `d` (number `i`, `n` in the order, in
-    /// block position `k`, `facts` its [`FACTS`], `a` its first operand
-    /// as [`Rec::a`] wants it) after its uses: its result's definition,
-    /// and its record. (A fused compare's record is reset by
-    /// `Fast::fuse`.)
+    /// The sweep at instruction `i` (`n` in the order, in block position
+    /// `k`, `r` its result's index, the sink's for none, `facts` its
+    /// [`FACTS`], `a` its first operand as [`Rec::a`] wants it) after its
+    /// uses: its result's definition, and its record. (A fused compare's
+    /// record is reset by `Fast::fuse`.)
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn def(
         &mut self,
         vals: &mut [Val],
         func: &Function,
-        d: &crate::ir::InstData,
+        r: u32,
         i: crate::ir::Inst,
         facts: u16,
         a: u32,
@@ -970,21 +1064,18 @@ impl Fast {
         k: u32,
     ) -> Option<Rec> {
         let mut rec = Rec::NEW;
-        if let Some(r) = d.result {
-            let ri = r.index();
-            // (Not the sink, the last entry.)
-            if ri + 1 >= vals.len() {
-                return None;
-            }
+        // (Not the sink, the last entry, nor past it.)
+        if (r as usize) + 1 < vals.len() {
+            let ri = r as usize;
             let v = &mut vals[ri];
             v.def_pos = k;
             v.start = n;
             // Its uses come after it in the order: none seen yet. (Not so
             // in a module the verifier rejects, see `Fast::use_op`.)
             v.end = n;
-            rec.r = r.0;
+            rec.r = r;
             if facts & F_CMP != 0 {
-                self.cmps.push((i.0, r.0, n));
+                self.cmps.push((i.0, r, n));
             }
             // The result's type from the instruction (the verifier's rule:
             // the suffix, `i32` for a compare, `i64` for `alloca`/`addr`,
@@ -1349,6 +1440,9 @@ mod tests {
                     ok && format == Format::Unary,
                     "{op:?} {s}"
                 );
+                // Pure with some suffix: what `mark_live` tests.
+                let any = (0..super::SLOTS).any(|t| FACTS[k][t] & F_PURE != 0);
+                assert_eq!(f & super::F_PURE_ANY != 0, any, "{op:?} {s}");
                 // The checker's own list of instructions without effects.
                 assert_eq!(
                     f & F_PURE != 0,
@@ -1356,6 +1450,56 @@ mod tests {
                     "{op:?} {s}"
                 );
             }
+        }
+    }
+
+    /// Operands and results that are not values of the function (a
+    /// module the verifier rejects, compiled straight through the back
+    /// end): the fast path declines the function (`None`), never panics
+    /// nor takes them for literals.
+    #[test]
+    fn values_that_are_not_the_functions_are_unsupported() {
+        use crate::ir::{InstKind, Operand, Value};
+        let text = "func @f(%a: i64, %b: i64) -> i64 {
+entry:
+    %x = add.i64 %a, %b
+    %y = neg.i64 %x
+    %z = shl.i64 %y, 3
+    ret %y
+}
+";
+        // Which instruction and what to change: 0 the first operand, 1
+        // the second, 2 the result; past the values by `past` (0: the
+        // value count itself, the sink's index in the sweep).
+        for (inst, what, past) in [
+            (0, 0, 0),
+            (0, 1, 0),
+            (0, 1, 5),
+            (1, 0, 0),
+            (1, 0, 1),
+            (0, 2, 0),
+            (1, 2, 3),
+            // (`%z` is dead: its result is checked all the same.)
+            (2, 2, 0),
+            (usize::MAX, 0, 0),
+        ] {
+            let mut m = crate::ir::parse::parse_module("t.kir", text).expect("parses");
+            let func = &mut m.funcs[0];
+            let bad = Value(func.values.len() as u32 + past);
+            if inst != usize::MAX {
+                let i = func.blocks[0].insts[inst].index();
+                let d = &mut func.insts[i];
+                match (&mut d.kind, what) {
+                    (_, 2) => d.result = Some(bad),
+                    (InstKind::Binary { args }, w) => args[w] = Operand::Value(bad),
+                    (InstKind::Unary { arg }, _) => *arg = Operand::Value(bad),
+                    _ => unreachable!(),
+                }
+            }
+            let func = &m.funcs[0];
+            let mut dec = crate::lower::analysis::Decisions::default();
+            let got = super::Fast::default().analyze(&m, func, &mut dec);
+            assert_eq!(got.is_some(), inst == usize::MAX, "{inst} {what} {past}");
         }
     }
 

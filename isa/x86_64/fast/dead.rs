@@ -21,8 +21,7 @@
 //! compiled in ~640 µs against ~480 µs for the same function with them
 //! removed from its text.)
 
-use super::{Fast, DEAD, FACTS, F_BIN, F_PURE, F_UNARY, NONE, SLOTS};
-use crate::ir::Opcode;
+use super::{slot, Fast, Op, DEAD, FACTS, F_BIN, F_PURE_ANY, F_UNARY, LIT, NONE};
 use crate::ir::{Function, InstKind, Operand};
 use crate::lower::analysis::Decisions;
 
@@ -30,24 +29,32 @@ impl Fast {
     /// Before the sweep: [`Fast::live`], the instructions to compile in
     /// the block order, with block position `k`'s from `live_at[k]` to
     /// `live_at[k + 1]` (the list is filled from its end: the entries
-    /// before `live_at[0]` are unused), and the home [`DEAD`] for the
-    /// result of each instruction left out: a [`super::F_PURE`] one whose
-    /// result no instruction in the list uses.
+    /// before `live_at[0]` are unused), beside each its [`Op`] in
+    /// [`Fast::ops`], and the home [`DEAD`] for the result of each
+    /// instruction left out: a [`super::F_PURE`] one whose result no
+    /// instruction in the list uses.
     ///
     /// Backward over the order, counting in `uses` (zeros, then the
     /// stand-in past the values) each value's uses by compiled
     /// instructions, the counts [`Decisions::uses`] holds for a compile: a
-    /// definition comes before its uses in the order (a
-    /// definition dominates its uses, and block arguments are used by
-    /// terminators, which are never pure), so every use of a result has
-    /// been seen when the walk reaches its definition, and an instruction
-    /// used only by dead ones is dead too.
+    /// definition comes before its uses in the order (a definition
+    /// dominates its uses, and block arguments are used by terminators,
+    /// which are never pure), so every use of a result has been seen when
+    /// the walk reaches its definition, and an instruction used only by
+    /// dead ones is dead too. `None`: an instruction's result is not a
+    /// value of the function (unsupported; an operand that is not one is
+    /// left in its `Op` for the sweep to reject).
+    ///
+    /// Each [`Op`] is what the sweep would read of the `InstData` (its
+    /// facts, result and, for binary and unary instructions, operands):
+    /// read here anyway, so the sweep's common path touches no `InstData`
+    /// (gen10k: sweep -411k Ir, this walk +277k, per 3 compiles).
     ///
     /// A live instruction takes no branch of its own (a third of the
     /// generated benchmark functions' instructions are dead, at random):
-    /// its entry in `live` is written whatever it is (a dead one's is
-    /// overwritten by the next), its operands' counts grow by its
-    /// liveness (1, or 0 for a dead one: no change), and its result's
+    /// its entries in `live` and `ops` are written whatever it is (a dead
+    /// one's are overwritten by the next), its operands' counts grow by
+    /// its liveness (1, or 0 for a dead one: no change), and its result's
     /// home is written with a select. (Not inlined: one call per
     /// function, and its own entry in profiles.)
     #[inline(never)]
@@ -67,6 +74,7 @@ impl Fast {
             home,
             live,
             live_at,
+            ops,
             ..
         } = self;
         // Per value, and the stand-in `nv` past them (a literal operand's,
@@ -82,10 +90,14 @@ impl Fast {
         // or left unused at the front). The entries past `total` are
         // stale.
         // (Every entry read is written first: only growth is filled, and
-        // the list never shrinks, as `Fast::recs`.)
+        // the lists never shrink, as `Fast::recs`.)
         if live.len() <= total {
             live.resize(total + 1, crate::ir::Inst::new(0));
         }
+        if ops.len() <= total {
+            ops.resize(total + 1, Op::NEW);
+        }
+        let (live_w, ops) = (&mut live[..=total], &mut ops[..=total]);
         live_at.clear();
         live_at.resize(dec.order.len() + 1, 0);
         // The first entry of the blocks after the current one.
@@ -96,49 +108,68 @@ impl Fast {
             let mut pos = top - 1;
             for &i in insts.iter().rev() {
                 let d = func.insts.get(i.index())?;
-                let r = d.result.map_or(nv, |r| r.index().min(nv));
-                let kind = KIND[d.opcode as usize];
+                // (A result that is not a value of the function:
+                // unsupported, as the sweep would find.)
+                let r = match d.result {
+                    Some(r) if r.index() < nv => r.index(),
+                    Some(_) => return None,
+                    None => nv,
+                };
+                let facts = FACTS[d.opcode as usize][slot(d.ty)];
                 // SAFETY: `r <= nv < uses.len()`.
                 let count = unsafe { *uses.get_unchecked(r) };
-                let dead = (count == 0) & (kind & K_PURE != 0);
-                // SAFETY: `pos` starts at `total`, below `live.len()`, and
-                // goes down once per live instruction, of which there are
-                // at most `total`: it is never below 0.
-                unsafe { *live.get_unchecked_mut(pos) = i };
+                let dead = (count == 0) & (facts & F_PURE_ANY != 0);
+                let mark = (!dead) as u32;
+                // Counts a use of `op`; returns its index for the `Op`.
+                let mut use_op = |op: Operand| {
+                    // (A literal counts on the stand-in: chosen without a
+                    // branch, the kinds are random in straight-line code.)
+                    let (is_value, index) = match op {
+                        Operand::Value(v) => (true, v.0),
+                        Operand::Const(_) => (false, 0),
+                    };
+                    let raw = std::hint::select_unpredictable(is_value, index, LIT);
+                    let vi = (raw as usize).min(nv);
+                    // SAFETY: `vi <= nv < uses.len()`.
+                    unsafe { *uses.get_unchecked_mut(vi) += mark };
+                    raw
+                };
+                // (Chosen by the facts, as in `Fast::sweep`: one compare
+                // of the kind's tag then.)
+                let mut a = [LIT; 2];
+                if facts & F_BIN != 0 {
+                    let InstKind::Binary { args } = &d.kind else {
+                        return None;
+                    };
+                    a = [use_op(args[0]), use_op(args[1])];
+                } else if facts & F_UNARY != 0 {
+                    let InstKind::Unary { arg } = &d.kind else {
+                        return None;
+                    };
+                    a[0] = use_op(*arg);
+                } else {
+                    func.for_each_operand(i, |op| {
+                        use_op(op);
+                    });
+                }
+                // SAFETY: `pos` starts at `total`, the last entry of
+                // `live_w` and `ops`, and goes down once per live
+                // instruction, of which there are at most `total`: it is
+                // never below 0.
+                unsafe {
+                    *live_w.get_unchecked_mut(pos) = i;
+                    *ops.get_unchecked_mut(pos) = Op {
+                        a,
+                        r: r as u32,
+                        facts,
+                    };
+                }
                 pos -= !dead as usize;
                 // (Every home is `NONE` before: see above.)
                 // SAFETY: `r <= nv < home.len()`.
                 unsafe {
                     *home.get_unchecked_mut(r) = std::hint::select_unpredictable(dead, DEAD, NONE)
                 };
-                let mark = (!dead) as u32;
-                let mut use_op = |op: Operand| {
-                    // (A literal counts on the stand-in: chosen without a
-                    // branch, the kinds are random in straight-line code.)
-                    let (is_value, index) = match op {
-                        Operand::Value(v) => (true, v.index()),
-                        Operand::Const(_) => (false, 0),
-                    };
-                    let vi = std::hint::select_unpredictable(is_value, index, nv).min(nv);
-                    // SAFETY: `vi <= nv < uses.len()`.
-                    unsafe { *uses.get_unchecked_mut(vi) += mark };
-                };
-                // (Chosen by the opcode, as in `Fast::sweep`: one compare
-                // of the kind's tag then.)
-                if kind & K_BIN != 0 {
-                    let InstKind::Binary { args } = &d.kind else {
-                        return None;
-                    };
-                    use_op(args[0]);
-                    use_op(args[1]);
-                } else if kind & K_UNARY != 0 {
-                    let InstKind::Unary { arg } = &d.kind else {
-                        return None;
-                    };
-                    use_op(*arg);
-                } else {
-                    func.for_each_operand(i, use_op);
-                }
             }
             top = pos + 1;
             live_at[k] = top as u32;
@@ -147,36 +178,3 @@ impl Fast {
         Some(())
     }
 }
-
-/// [`KIND`]: the opcode is [`F_PURE`] (with the suffixes it takes).
-const K_PURE: u8 = 1;
-/// [`KIND`]: the opcode's format is binary ([`F_BIN`]).
-const K_BIN: u8 = 2;
-/// [`KIND`]: the opcode's format is unary ([`F_UNARY`]).
-const K_UNARY: u8 = 4;
-
-/// Per opcode: [`K_PURE`], [`K_BIN`], [`K_UNARY`], from [`FACTS`] over
-/// every suffix (an opcode is pure, and of its format, with each suffix
-/// the verifier allows; one lookup without the suffix's slot).
-static KIND: [u8; Opcode::ALL.len()] = {
-    let mut t = [0; Opcode::ALL.len()];
-    let mut k = 0;
-    while k < Opcode::ALL.len() {
-        let mut s = 0;
-        while s < SLOTS {
-            let f = FACTS[k][s];
-            if f & F_PURE != 0 {
-                t[k] |= K_PURE;
-            }
-            if f & F_BIN != 0 {
-                t[k] |= K_BIN;
-            }
-            if f & F_UNARY != 0 {
-                t[k] |= K_UNARY;
-            }
-            s += 1;
-        }
-        k += 1;
-    }
-    t
-};
