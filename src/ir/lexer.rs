@@ -199,6 +199,36 @@ fn line_len_and_continuations(bytes: &[u8]) -> (usize, usize) {
     line_len_and_continuations_by_words(bytes)
 }
 
+/// The length of the line at the start of `bytes` (to its newline or the
+/// end), for a comment line whose columns nobody reads (a comment line
+/// after the first of a run: see [`Lexer::comment`]): only the newline is
+/// looked for, sixteen bytes at a time on x86-64.
+#[inline]
+fn line_len(bytes: &[u8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{
+            __m128i, _mm_cmpeq_epi8, _mm_loadu_si128, _mm_movemask_epi8, _mm_set1_epi8,
+        };
+        let mut i = 0;
+        while i + 16 <= bytes.len() {
+            // SAFETY: SSE2 is always there on x86-64; the unaligned load
+            // reads `bytes[i..i + 16]`, inside the slice (checked above).
+            let nl = unsafe {
+                let v = _mm_loadu_si128(bytes.as_ptr().add(i).cast::<__m128i>());
+                _mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(b'\n' as i8))) as u32
+            };
+            if nl != 0 {
+                return i + nl.trailing_zeros() as usize;
+            }
+            i += 16;
+        }
+        i + line_len_and_continuations_by_words(&bytes[i..]).0
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    line_len_and_continuations_by_words(bytes).0
+}
+
 /// [`line_len_and_continuations`] eight bytes at a time.
 #[inline]
 fn line_len_and_continuations_by_words(bytes: &[u8]) -> (usize, usize) {
@@ -425,7 +455,7 @@ impl<'a> Lexer<'a> {
             let q = skip_spaces(bytes, start);
             let end = match bytes.get(q) {
                 Some(b'\n') => q,
-                Some(b';') => q + line_len_and_continuations(&bytes[q..]).0,
+                Some(b';') => q + line_len(&bytes[q..]),
                 _ => break,
             };
             // A comment that ends the text is left to the next call.
@@ -868,6 +898,7 @@ mod tests {
                     let cont = b[..l].iter().filter(|&&c| c & 0xC0 == 0x80).count();
                     assert_eq!(line_len_and_continuations(&b), (l, cont), "{b:?}");
                     assert_eq!(line_len_and_continuations_by_words(&b), (l, cont), "{b:?}");
+                    assert_eq!(line_len(&b), l, "{b:?}");
                 }
             }
         }

@@ -715,7 +715,7 @@ fn huge_inputs_are_linear() {
 }
 
 /// The fast path for `%r = op a, b` lines (and float literals, loads,
-/// calls, `addr`) builds exactly what the general path builds: a trailing
+/// calls, `addr`, `alloca`, stores) builds exactly what the general path builds: a trailing
 /// comment sends each line to the general path without changing the IR or
 /// any column.
 #[test]
@@ -746,6 +746,13 @@ fn fast_path_lines_parse_as_the_general_path_does() {
         "%c = eq.i32 %a, 0",
         "%big = add.i64 %w, 0x10",
         "%h = fmul.f64 %g, 1.5",
+        "%sl = alloca 16",
+        "%sl2 = alloca 24 , 16",
+        "store.i64 %w, %sl",
+        "store.f64 -2.5, %sl2, 8",
+        "store32 %x, %sl ,12",
+        "store8 7, %fwd2",
+        "%fwd2 = add.i64 %sl, 1",
     ];
     let plain = format!(
         "func @f(%a: i32, %p: i64) -> i32 {{\nentry:\n    {}\n    ret %x\n}}\n",
@@ -845,6 +852,43 @@ fn fast_path_lines_parse_as_the_general_path_does() {
         (
             "    %x = fmul.f64 %a, -.5",
             "3:23: unexpected character '-'",
+        ),
+        (
+            "    store.i64 %a, %p, 99999999999999999999",
+            "3:23: offset does not fit in 64 bits",
+        ),
+        (
+            "    store.i64 %a",
+            "3:17: expected ',' after operand, found end of line",
+        ),
+        ("    store %a, %p", "3:5: type suffix required: store.T"),
+        (
+            "    store8 %a, %p,",
+            "3:19: expected an offset literal, found end of line",
+        ),
+        (
+            "    store.i32 %a, %p %p",
+            "3:22: expected end of line after instruction, found '%p'",
+        ),
+        (
+            "    store16.i32 %a, %p",
+            "3:5: 'store16' takes no type suffix",
+        ),
+        (
+            "    %x = alloca -8",
+            "3:17: alloca size must be a non-negative 64-bit integer",
+        ),
+        (
+            "    %x = alloca 99999999999999999999",
+            "3:17: alloca size must be a non-negative 64-bit integer",
+        ),
+        (
+            "    %x = alloca 8, -1",
+            "3:20: alloca alignment must be a non-negative integer",
+        ),
+        (
+            "    %x = alloca 8.5",
+            "3:17: expected a size literal, found '8.5'",
         ),
     ] {
         assert_eq!(err(&body(line)), want, "{line}");
@@ -999,8 +1043,8 @@ fn fast_path_terminators_parse_as_the_general_path_does() {
     let fast_lines = || func::FAST_LINES.with(|n| n.get());
     let before = fast_lines();
     let fast = parse(plain);
-    // All terminators but the `br` with a block argument.
-    assert_eq!(fast_lines() - before, 7);
+    // All terminators (the `br` with a block argument too).
+    assert_eq!(fast_lines() - before, 8);
     let before = fast_lines();
     let slow = parse(&commented);
     assert_eq!(fast_lines() - before, 0);
@@ -1033,6 +1077,91 @@ fn fast_path_terminators_parse_as_the_general_path_does() {
         err(&body("    ret %")),
         "3:9: expected a value name after '%'"
     );
+}
+
+/// The fast path for `jmp` and `br` lines with block arguments, and for
+/// labels with parameters, builds exactly what the general path builds
+/// (arguments of every operand kind, forward and backward targets, empty
+/// argument lists, spaces anywhere the lexer allows them); near misses
+/// get the general path's errors at their places.
+#[test]
+fn fast_path_block_arguments_parse_as_the_general_path_does() {
+    let plain = "func @f(%a: i32, %b: i64) -> i32 {\nentry:\n    jmp head(0, %a, %b)\n\
+                 head(%n: i32, %x: i32, %y: i64):\n    br %n, body(%x, 2.5, -7), out(%fwd)\n\
+                 body( %u: i32 ,%f: f64, %k: i64 ) :\n    %fwd = add.i32 %u, 1\n\
+                 \x20   br 1, head (%fwd, %u, %k), out( %u )\nout(%r: i32):\n\
+                 \x20   jmp last()\nlast():\n    br %r, end(), end\nend:\n    ret %r\n}\n";
+    let commented = plain.replace('\n', " ; general path\n");
+    let fast_lines = || func::FAST_LINES.with(|n| n.get());
+    let before = fast_lines();
+    let fast = parse(plain);
+    // The five branch lines, the add and the `ret`.
+    assert_eq!(fast_lines() - before, 7);
+    let before = fast_lines();
+    let slow = parse(&commented);
+    assert_eq!(fast_lines() - before, 0);
+    assert_eq!(fast.funcs[0], slow.funcs[0]);
+    assert_eq!(fast.funcs[0].srcmap, slow.funcs[0].srcmap);
+    let f = &fast.funcs[0];
+    assert_eq!(f.blocks[1].params.len(), 3);
+    assert_eq!(f.blocks[2].params.len(), 3);
+    assert!(f.blocks[4].params.is_empty());
+    for (line, want) in [
+        (
+            "    jmp next(%a,)",
+            "3:17: expected an operand (a %value or a literal), found ')'",
+        ),
+        (
+            "    jmp next(%a",
+            "3:16: expected ',' or ')' in argument list, found end of line",
+        ),
+        (
+            "    jmp next(%a) x",
+            "3:18: expected end of line after instruction, found 'x'",
+        ),
+        (
+            "    br %a, next(1) next",
+            "3:20: expected ',' after the first branch target, found 'next'",
+        ),
+        (
+            "    br %a, next(1), nowhere(2)",
+            "3:21: unknown block 'nowhere'",
+        ),
+        ("    jmp next(%zz)", "3:14: undefined value %zz"),
+        ("    jmp next(1x)", "3:14: invalid number literal '1x'"),
+        (
+            "    jmp next(%a)\nnext(%a: i32):",
+            "4:6: value %a is defined twice",
+        ),
+        (
+            "    jmp next(%a)\nnext(%x i32):",
+            "4:9: expected ':' after the parameter name, found 'i32'",
+        ),
+        (
+            "    jmp next(%a)\nnext(%x: i99):",
+            "4:10: expected a type (i32, i64, f32 or f64), found 'i99'",
+        ),
+        (
+            "    jmp next(%a)\nnext(%x: i32)",
+            "4:14: expected ':' after the block label, found end of line",
+        ),
+        (
+            "    jmp next(%a)\nnext(%x: i32): %y",
+            "4:16: expected end of line after block label, found '%y'",
+        ),
+        (
+            "    jmp entry(%a)\nentry(%x: i32):",
+            "4:1: block 'entry' is defined twice",
+        ),
+    ] {
+        let src = format!("{line}\nnext(%x: i32):\n    ret %x");
+        let src = if line.contains("\nnext") {
+            format!("{line}\n    ret %x")
+        } else {
+            src
+        };
+        assert_eq!(err(&body(&src)), want, "{line}");
+    }
 }
 
 /// The parser's buffers are kept per thread between modules: a module

@@ -338,17 +338,20 @@ impl SrcMapBuilder {
         // The words, two to a `Loc` (the last one's odd half 0 when their
         // number is odd).
         let b = ni as u32;
-        let mut starts = self.starts.chunks_exact(2);
-        data.extend(starts.by_ref().map(|s| Loc::new(s[0] + b, s[1] + b)));
+        // Each `extend` from its own `chunks_exact`, not `by_ref()` then
+        // `remainder()`: the `fold` of a `&mut` iterator is not `#[inline]`,
+        // and LLVM inlined it or not depending on unrelated code elsewhere
+        // in the crate (+80 Ir per function when not).
+        let starts = self.starts.chunks_exact(2);
+        data.extend(starts.map(|s| Loc::new(s[0] + b, s[1] + b)));
         let mut cols = self.cols.as_slice();
-        if let [s] = starts.remainder() {
+        if let [s] = self.starts.chunks_exact(2).remainder() {
             let (&c, rest) = cols.split_first().unwrap_or((&0, &[]));
             data.push(Loc::new(s + b, c));
             cols = rest;
         }
-        let mut pairs = cols.chunks_exact(2);
-        data.extend(pairs.by_ref().map(|c| Loc::new(c[0], c[1])));
-        if let [c] = pairs.remainder() {
+        data.extend(cols.chunks_exact(2).map(|c| Loc::new(c[0], c[1])));
+        if let [c] = cols.chunks_exact(2).remainder() {
             data.push(Loc::new(*c, 0));
         }
         SrcMap {

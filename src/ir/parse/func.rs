@@ -577,7 +577,7 @@ impl<'a> Parser<'a, '_> {
                     self.instruction(Some(r), mn)?;
                 }
                 TokKind::Ident => {
-                    if self.fast_label()? || self.fast_terminator()? {
+                    if self.fast_label()? || self.fast_terminator()? || self.fast_block_line()? {
                         continue;
                     }
                     let t = self.advance()?;

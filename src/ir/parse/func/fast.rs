@@ -4,7 +4,8 @@
 //! [`Parser::fast_special_at`]) such lines with float literals,
 //! `%name = load.T A[, OFFSET]` (a decimal offset),
 //! `%name = call.T @f(ARGS)` and `%name = addr @s`; also for
-//! terminators without block arguments and for the commonest function
+//! terminators (with block arguments: [`Parser::fast_block_line_at`]),
+//! labels (with parameters: the same) and for the commonest function
 //! header, `(%a: T, ...) [-> T] {` at the end of its line.
 //!
 //! The line is read byte by byte with a local cursor, without making
@@ -103,6 +104,8 @@ enum Form {
     Call,
     /// A symbol's address, `@s`.
     Addr,
+    /// A stack slot, `SIZE[, ALIGN]` (decimal literals).
+    Alloca,
 }
 
 /// A mnemonic of the fast path as [`Parser::read_mnemonic`] read it: its
@@ -549,7 +552,10 @@ impl<'a> Parser<'a, '_> {
                 }
             } else if is_name_start(c) {
                 let e = name_end(b, start + 1);
-                if !(self.fast_label_at(start, e)? || self.fast_terminator_at(start, e)?) {
+                if !(self.fast_label_at(start, e)?
+                    || self.fast_terminator_at(start, e)?
+                    || self.fast_block_line_at(start, e)?)
+                {
                     self.fs.declined = start;
                     return Ok(());
                 }
@@ -681,6 +687,7 @@ impl<'a> Parser<'a, '_> {
             Format::Load => (0, Form::Load),
             Format::Call => (0, Form::Call),
             Format::Addr => (0, Form::Addr),
+            Format::Alloca => (0, Form::Alloca),
             _ => return None,
         };
         let mn_tok = Token {
