@@ -15,7 +15,7 @@
 //! - Definitions are recorded as the walk meets them, one `u32` per value
 //!   (`(block + 2) << 3 | type`, field 1 for function parameters), and
 //!   each field has an interval of block numbers that see its definitions
-//!   (`Walk::fields`, found at the entry xor the wanted type: another
+//!   (`Plain::fields`, found at the entry xor the wanted type: another
 //!   type lands on an empty slot), so the common operand — a value of the
 //!   wanted type that is a function parameter, defined earlier in the
 //!   same block or in a block that dominates this one — is two loads and
@@ -49,10 +49,10 @@ use dom::QuickDom;
 const UNSET: u32 = 0;
 /// The block field of a function parameter's entry.
 const PARAM_FIELD: u32 = 1;
-/// The interval of `Walk::fields` that holds no number.
+/// The interval of `Plain::fields` that holds no number.
 const NO_INTERVAL: [u32; 2] = [dom::NONE, 0];
 
-/// The slot of `Walk::fields` that holds the interval of a field.
+/// The slot of `Plain::fields` that holds the interval of a field.
 #[inline(always)]
 fn slot_of(field: u32) -> usize {
     (field << SHIFT) as usize
@@ -329,7 +329,7 @@ fn walk<const BIG: bool>(m: &Module, f: &Function, s: &mut Scratch) -> bool {
     // at once when `QuickDom` numbers the tree); only those of blocks
     // entered are read.
     // Slots up to the last field's xor any want (below 16): below
-    // `(f.blocks.len() + 3) << SHIFT` (see `Walk::fields`).
+    // `(f.blocks.len() + 3) << SHIFT` (see `Plain::fields`).
     let slots = (f.blocks.len() + 4) << SHIFT;
     if s.fields.len() < slots {
         s.fields.resize(slots, NO_INTERVAL);
@@ -340,22 +340,25 @@ fn walk<const BIG: bool>(m: &Module, f: &Function, s: &mut Scratch) -> bool {
     let mut w = Walk {
         m,
         f,
-        values: &f.values,
-        stamp,
-        def: &mut s.fast_def,
+        p: Plain {
+            values: &f.values,
+            def: &mut s.fast_def,
+            fields: &mut s.fields,
+            value_seen: &mut s.value_seen,
+            stamp,
+            cur_enc: 0,
+            cur_pre: 0,
+        },
         deferred: &mut s.deferred,
-        value_seen: &mut s.value_seen,
         label_seen: &mut s.label_seen,
         dom,
         graph: Graph::None,
         quick: &mut s.quick,
-        fields: &mut s.fields,
         keys: &mut s.keys,
         key_seen: &mut s.key_seen,
         key_stamp: &mut s.key_stamp,
         cur: 0,
-        cur_enc: 0,
-        cur_pre: 0,
+        chain: BIG,
     };
     w.run::<BIG>()
 }
@@ -382,43 +385,32 @@ enum Graph {
 struct Walk<'a> {
     m: &'a Module,
     f: &'a Function,
-    /// `f.values`, one load nearer.
-    values: &'a [ValueData],
-    stamp: u32,
-    /// Per value (as many as `f.values`): `UNSET`, or `field << SHIFT |
-    /// type` where the field is `PARAM_FIELD` or the defining block + 2.
-    def: &'a mut [u32],
+    /// The tables of plain instructions, and the values and names
+    /// defined (see [`Plain`]).
+    p: Plain<'a>,
     /// Uses met before their definition: (value, using block, want).
     deferred: &'a mut Vec<(u32, u32, u8)>,
-    value_seen: &'a mut [u32],
     label_seen: &'a mut [u32],
     dom: &'a mut Dominance,
     /// What of the CFG has been computed for dominance queries.
     graph: Graph,
     quick: &'a mut QuickDom,
-    /// Per block field (of a definition's entry, `UNSET`, `PARAM_FIELD` or
-    /// a block + 2), at `field << SHIFT` ([`slot_of`]): `[first, size]`,
-    /// the numbers whose use sees its definitions (`cur_pre - first <
-    /// size`). `UNSET` holds none and `PARAM_FIELD` every number but
-    /// `NONE`; a block's entry is its dominator subtree's interval once
-    /// [`QuickDom`] has numbered the tree, else `[block, 1]` from when the
-    /// walk enters it (only itself). The other slots are never written:
-    /// they hold none, so that a use looks up its entry xor its want and
-    /// finds the interval only when the type bits are the want. At least
-    /// `(f.blocks.len() + 4) << SHIFT` long.
-    fields: &'a mut [[u32; 2]],
     /// Switch keys not below the bound of `key_seen`.
     keys: &'a mut FxHashMap<u64, Const>,
     /// Per small switch key: the stamp of the last `switch` listing it.
     key_seen: &'a mut Vec<u32>,
     key_stamp: &'a mut u32,
-    /// The block being walked and its definitions' field (`(cur + 2) << SHIFT`).
+    /// The block being walked.
     cur: u32,
-    cur_enc: u32,
-    /// The block's number in the dominator tree's preorder once
-    /// [`QuickDom`] is computed (`NONE` when unreachable: no interval
-    /// holds it), else the block itself (see `fields`).
-    cur_pre: u32,
+    /// Whether the blocks walked so far form a chain (a big function
+    /// only, while no graph is computed): each one's terminator is a
+    /// `jmp` or `br` whose targets are at most the next block, and one of
+    /// them the next block. Then every block walked is reachable and
+    /// dominates every later block that is reachable (a path from the
+    /// entry leaves the blocks before `a` only into `a`), so a block's
+    /// interval holds all later numbers (see [`Walk::end_chain`]) and
+    /// no dominator tree is computed for uses from earlier blocks.
+    chain: bool,
 }
 
 impl Walk<'_> {
@@ -439,18 +431,25 @@ impl Walk<'_> {
                 return false;
             }
             match self.label_seen.get_mut(bd.name.index()) {
-                Some(seen) if *seen != self.stamp => *seen = self.stamp,
+                Some(seen) if *seen != self.p.stamp => *seen = self.p.stamp,
                 _ => return false,
             }
             if bi == 0 && !bd.params.is_empty() {
                 return false;
             }
             self.cur = b.0;
-            self.cur_enc = (b.0 + 2) << SHIFT;
-            self.cur_pre = match self.graph {
+            self.p.cur_enc = (b.0 + 2) << SHIFT;
+            self.p.cur_pre = match self.graph {
                 Graph::Quick => self.quick.pre(b.0),
                 _ => {
-                    self.fields[slot_of(b.0 + 2)] = [b.0, 1];
+                    // In a chain, this block and all later ones (the
+                    // numbers are the blocks while no tree is computed).
+                    let size = if BIG && self.chain {
+                        dom::NONE - b.0
+                    } else {
+                        1
+                    };
+                    self.p.fields[slot_of(b.0 + 2)] = [b.0, size];
                     b.0
                 }
             };
@@ -458,7 +457,7 @@ impl Walk<'_> {
                 let Some(t) = f.values.get(p.index()).map(|d| d.ty) else {
                     return false;
                 };
-                if !self.define::<BIG>(p, ValueDef::BlockParam(b, i as u32), t, self.cur_enc) {
+                if !self.define::<BIG>(p, ValueDef::BlockParam(b, i as u32), t, self.p.cur_enc) {
                     return false;
                 }
             }
@@ -490,7 +489,7 @@ impl Walk<'_> {
                 };
                 let mut k = 0;
                 while k < run.len() {
-                    k += self.plain().run(&upto[k..], first + k as u32);
+                    k += self.p.run(&upto[k..], first + k as u32);
                     let Some(d) = run.get(k) else { break };
                     if !self.inst::<BIG>(Inst(first + k as u32), d) {
                         return false;
@@ -511,25 +510,35 @@ impl Walk<'_> {
                     next_inst = inst.0 + 1;
                 }
             }
-            if !self.terminator(term) {
+            // In a big function once the tree is known (no reach marks to
+            // write), a `br` or `jmp` whose operands pass the interval
+            // test is accepted by `Plain::jump`, else checked here.
+            // SAFETY: `term` is in the table (checked above).
+            let d = unsafe { f.insts.get_unchecked(term.index()) };
+            let lean = BIG && (self.graph != Graph::None || self.chain) && self.p.jump(f, d);
+            if !lean && !self.terminator(term) {
                 return false;
+            }
+            // (After the last block, nothing is left to claim.)
+            if BIG && self.chain && !chain_step(d, b.0) && bi + 1 < f.blocks.len() {
+                self.end_chain();
             }
             next_inst = term.0 + 1;
         }
         self.deferred.is_empty() || self.deferred_uses()
     }
 
-    /// The tables of [`Plain::run`], from this walk's.
-    #[inline(always)]
-    fn plain(&mut self) -> Plain<'_> {
-        Plain {
-            values: self.values,
-            def: self.def,
-            fields: self.fields,
-            value_seen: self.value_seen,
-            stamp: self.stamp,
-            cur_enc: self.cur_enc,
-            cur_pre: self.cur_pre,
+    /// Ends the chain (see `chain`) after the terminator of the block
+    /// being walked: each block walked keeps an interval of the blocks
+    /// from it to this one (all reachable; a later one need not be).
+    #[cold]
+    #[inline(never)]
+    fn end_chain(&mut self) {
+        self.chain = false;
+        if self.graph == Graph::None {
+            for a in 0..=self.cur {
+                self.p.fields[slot_of(a + 2)] = [a, self.cur + 1 - a];
+            }
         }
     }
 
@@ -544,12 +553,17 @@ impl Walk<'_> {
     fn define<const BIG: bool>(&mut self, v: Value, def: ValueDef, ty: Type, enc: u32) -> bool {
         let i = v.index();
         // One bound for both tables, the one `Walk::operand` checks too.
-        if i >= self.def.len() {
+        if i >= self.p.def.len() {
             return false;
         }
-        // SAFETY: `self.def` is as long as `f.values` (`accepts` resized
+        // SAFETY: `self.p.def` is as long as `f.values` (`accepts` resized
         // it), and `i` is below that.
-        let (d, slot) = unsafe { (self.values.get_unchecked(i), self.def.get_unchecked_mut(i)) };
+        let (d, slot) = unsafe {
+            (
+                self.p.values.get_unchecked(i),
+                self.p.def.get_unchecked_mut(i),
+            )
+        };
         // Field by field (the derived `==` is a call where `def` is not
         // a constant).
         let same = match (d.def, def) {
@@ -574,8 +588,8 @@ impl Walk<'_> {
     fn name<const BIG: bool>(&mut self, name: Option<Name>) -> bool {
         let Some(n) = name else { return true };
         if BIG {
-            return match self.value_seen.get_mut(n.index()) {
-                Some(seen) => std::mem::replace(seen, 0) == self.stamp,
+            return match self.p.value_seen.get_mut(n.index()) {
+                Some(seen) => std::mem::replace(seen, 0) == self.p.stamp,
                 None => false,
             };
         }
@@ -585,8 +599,8 @@ impl Walk<'_> {
         // SAFETY: a valid name is in the table, so its index is below
         // `f.names.len()`, and `Scratch::begin` sized `value_seen` to at
         // least that.
-        let seen = unsafe { self.value_seen.get_unchecked_mut(n.index()) };
-        std::mem::replace(seen, self.stamp) != self.stamp
+        let seen = unsafe { self.p.value_seen.get_unchecked_mut(n.index()) };
+        std::mem::replace(seen, self.p.stamp) != self.p.stamp
     }
 
     /// The last instruction of a block, which must be a terminator (out
@@ -699,7 +713,7 @@ impl Walk<'_> {
         };
         ok && match (d.result, rule.result) {
             (None, None) => true,
-            (Some(r), Some(ty)) => self.define::<BIG>(r, ValueDef::Inst(inst), ty, self.cur_enc),
+            (Some(r), Some(ty)) => self.define::<BIG>(r, ValueDef::Inst(inst), ty, self.p.cur_enc),
             _ => false,
         }
     }
@@ -757,7 +771,7 @@ impl Walk<'_> {
         };
         ok && match (result, ty) {
             (None, _) => true,
-            (Some(r), Some(t)) => self.define::<BIG>(r, ValueDef::Inst(inst), t, self.cur_enc),
+            (Some(r), Some(t)) => self.define::<BIG>(r, ValueDef::Inst(inst), t, self.p.cur_enc),
             (Some(_), None) => false,
         }
     }
@@ -776,7 +790,7 @@ impl Walk<'_> {
         if self.graph == Graph::None && self.cur_reached() {
             // SAFETY: `dest.block` is below the number of blocks (it has
             // data), and `dom.reach` is at least that long (`Scratch::begin`).
-            unsafe { *self.dom.reach.get_unchecked_mut(dest.block.index()) = self.stamp };
+            unsafe { *self.dom.reach.get_unchecked_mut(dest.block.index()) = self.p.stamp };
         }
         if dest.args.is_empty() {
             return bd.params.is_empty() && dest.block != f.entry();
@@ -861,7 +875,7 @@ impl Walk<'_> {
     fn operand(&mut self, op: Operand, want: u8) -> bool {
         match op {
             Operand::Value(v) => {
-                let Some(&e) = self.def.get(v.index()) else {
+                let Some(&e) = self.p.def.get(v.index()) else {
                     return false;
                 };
                 // The common case: of the exact type wanted, and a
@@ -878,8 +892,8 @@ impl Walk<'_> {
                 // the slot is below `(f.blocks.len() + 3) << SHIFT <=
                 // fields.len()` (see `accepts`).
                 let [first, size] =
-                    unsafe { *self.fields.get_unchecked((e ^ want as u32) as usize) };
-                if self.cur_pre.wrapping_sub(first) < size {
+                    unsafe { *self.p.fields.get_unchecked((e ^ want as u32) as usize) };
+                if self.p.cur_pre.wrapping_sub(first) < size {
                     return true;
                 }
                 self.value(v, e, want)
@@ -896,7 +910,7 @@ impl Walk<'_> {
     fn cur_reached(&self) -> bool {
         // SAFETY: `Scratch::begin` sized `dom.reach` to at least the number of
         // blocks, and `cur` is one.
-        self.cur == 0 || unsafe { *self.dom.reach.get_unchecked(self.cur as usize) } == self.stamp
+        self.cur == 0 || unsafe { *self.dom.reach.get_unchecked(self.cur as usize) } == self.p.stamp
     }
 
     /// The other value operands: defined in another block (which must
@@ -926,7 +940,7 @@ impl Walk<'_> {
     fn deferred_uses(&mut self) -> bool {
         let deferred = std::mem::take(self.deferred);
         let ok = deferred.iter().all(|&(v, ub, want)| {
-            let e = self.def[v as usize];
+            let e = self.p.def[v as usize];
             let field = e >> SHIFT;
             e != UNSET
                 && type_ok(e & 3, want)
@@ -958,8 +972,11 @@ impl Walk<'_> {
                 }
             };
             if self.graph == Graph::Quick {
-                self.quick.intervals_into(self.fields);
-                self.cur_pre = self.quick.pre(self.cur);
+                self.quick.intervals_into(self.p.fields);
+                self.p.cur_pre = self.quick.pre(self.cur);
+            } else if self.chain {
+                self.chain = false;
+                self.p.unchain(self.cur);
             }
         }
         if self.graph == Graph::Quick {
@@ -980,26 +997,97 @@ const P_LOAD: u8 = 4;
 /// has this type code).
 const P_NO_RESULT: u8 = 0xff;
 
+/// The rule of a plain instruction ([`Plain::run`]), one row of
+/// [`PLAIN`] (eight bytes: one row per index step).
+#[derive(Clone, Copy)]
+#[repr(C, align(8))]
+struct PlainRow {
+    /// The wants of a binary instruction's operands: [`REJECT`] unless
+    /// the format is binary and the suffix allowed (so a binary
+    /// instruction is checked without reading the format).
+    bin: [u8; 2],
+    /// The result type (`P_NO_RESULT` for none).
+    ty: u8,
+    /// One of `P_BINARY`, `P_STORE`, `P_UNARY`, `P_LOAD`; 0 for another
+    /// format or a suffix not allowed.
+    format: u8,
+    /// The wants of the operands of the other formats.
+    ops: [u8; 2],
+}
+
 /// Per (opcode, suffix slot): the rule of a plain instruction
-/// ([`Plain::run`]) as `[format, want of operand 0, want of operand 1,
-/// result type]` (the format one of `P_BINARY`, `P_STORE`, `P_UNARY`,
-/// `P_LOAD`, the result type `P_NO_RESULT` for none), or all 0 where the
-/// format is another or the suffix is not allowed.
+/// ([`PlainRow`]), or a row of format 0 (and binary wants [`REJECT`])
+/// where the format is another or the suffix is not allowed.
 /// Indexed by [`plain_key`]: the opcode and the suffix slot side by side,
 /// as they are in [`InstData`].
-static PLAIN: [[u8; 4]; 256 * SUFFIXES] = plain_rules();
+static PLAIN: [PlainRow; 256 * SUFFIXES] = plain_rules();
 
 /// The index of an instruction's row in [`PLAIN`].
 #[inline(always)]
 fn plain_key(d: &InstData) -> usize {
-    (d.opcode as usize | slot(d.ty) << 8) & (256 * SUFFIXES - 1)
+    if KEY_BY_U16 {
+        // SAFETY: `KEY_BY_U16` says the suffix's byte is followed by the
+        // opcode's, both initialized bytes of `*d`: the two read as one
+        // `u16` (little-endian) are `slot | opcode << 8`.
+        let pair = unsafe {
+            std::ptr::read_unaligned(
+                (d as *const InstData)
+                    .cast::<u8>()
+                    .add(std::mem::offset_of!(InstData, ty))
+                    .cast::<u16>(),
+            )
+        };
+        // `opcode | slot << 8`: below `256 * SUFFIXES` (a valid suffix
+        // byte is a slot, at most 4).
+        pair.rotate_left(8) as usize
+    } else {
+        (d.opcode as usize | slot(d.ty) << 8) & (256 * SUFFIXES - 1)
+    }
 }
+
+/// Whether [`plain_key`] reads the suffix and the opcode as one `u16`:
+/// where they are adjacent bytes in [`InstData`] (suffix first, on a
+/// little-endian target), the suffix's byte is its slot and the opcode's
+/// its number (checked here at compile time; else two reads).
+const KEY_BY_U16: bool = {
+    let ty = std::mem::offset_of!(InstData, ty);
+    let op = std::mem::offset_of!(InstData, opcode);
+    let mut ok = cfg!(target_endian = "little")
+        && op == ty + 1
+        && std::mem::size_of::<Option<Type>>() == 1
+        && std::mem::size_of::<Opcode>() == 1;
+    if ok {
+        // SAFETY: both are one byte (checked above).
+        ok = unsafe { std::mem::transmute::<Option<Type>, u8>(None) } == 4;
+        let mut k = 0;
+        while k < Type::ALL.len() {
+            let t = Type::ALL[k];
+            // SAFETY: one byte (checked above).
+            ok = ok && unsafe { std::mem::transmute::<Option<Type>, u8>(Some(t)) } == t as u8;
+            k += 1;
+        }
+        let mut k = 0;
+        while k < Opcode::ALL.len() {
+            let o = Opcode::ALL[k];
+            // SAFETY: one byte (checked above).
+            ok = ok && unsafe { std::mem::transmute::<Opcode, u8>(o) } as usize == o as usize;
+            k += 1;
+        }
+    }
+    ok
+};
 
 const _: () = assert!(NUM_OPCODES <= 256);
 
 /// The table of [`PLAIN`], from [`RULES`].
-const fn plain_rules() -> [[u8; 4]; 256 * SUFFIXES] {
-    let mut t = [[0; 4]; 256 * SUFFIXES];
+const fn plain_rules() -> [PlainRow; 256 * SUFFIXES] {
+    const NO: PlainRow = PlainRow {
+        bin: [REJECT; 2],
+        ty: 0,
+        format: 0,
+        ops: [REJECT; 2],
+    };
+    let mut t = [NO; 256 * SUFFIXES];
     let mut k = 0;
     while k < NUM_OPCODES {
         let mut slot = 0;
@@ -1017,7 +1105,13 @@ const fn plain_rules() -> [[u8; 4]; 256 * SUFFIXES] {
                     Some(ty) => ty as u8,
                     None => P_NO_RESULT,
                 };
-                t[k | slot << 8] = [format, r.ops[0], r.ops[1], ty];
+                let ops = [r.ops[0], r.ops[1]];
+                t[k | slot << 8] = PlainRow {
+                    bin: if format == P_BINARY { ops } else { [REJECT; 2] },
+                    ty,
+                    format,
+                    ops,
+                };
             }
             slot += 1;
         }
@@ -1026,16 +1120,36 @@ const fn plain_rules() -> [[u8; 4]; 256 * SUFFIXES] {
     t
 }
 
-/// The tables a plain instruction touches, borrowed from a [`Walk`] for
-/// [`Plain::run`]: a loop that calls nothing and writes only through
-/// these, so that they stay in registers.
+/// The tables a plain instruction touches, part of a [`Walk`] (so that
+/// [`Plain::run`] and [`Plain::jump`] take them with no copy): a loop
+/// that calls nothing and writes only through these, so that they stay
+/// in registers.
 struct Plain<'h> {
+    /// `f.values`, one load nearer.
     values: &'h [ValueData],
+    /// Per value (as many as `f.values`): `UNSET`, or `field << SHIFT |
+    /// type` where the field is `PARAM_FIELD` or the defining block + 2.
     def: &'h mut [u32],
-    fields: &'h [[u32; 2]],
+    /// Per block field (of a definition's entry, `UNSET`, `PARAM_FIELD` or
+    /// a block + 2), at `field << SHIFT` ([`slot_of`]): `[first, size]`,
+    /// the numbers whose use sees its definitions (`cur_pre - first <
+    /// size`). `UNSET` holds none and `PARAM_FIELD` every number but
+    /// `NONE`; a block's entry is its dominator subtree's interval once
+    /// [`QuickDom`] has numbered the tree, else `[block, 1]` from when the
+    /// walk enters it (only itself). The other slots are never written:
+    /// they hold none, so that a use looks up its entry xor its want and
+    /// finds the interval only when the type bits are the want. At least
+    /// `(f.blocks.len() + 4) << SHIFT` long.
+    fields: &'h mut [[u32; 2]],
+    /// Per name: this walk's stamp where not met yet (see
+    /// [`Walk::name`]).
     value_seen: &'h mut [u32],
     stamp: u32,
+    /// The field of the block being walked (`(cur + 2) << SHIFT`).
     cur_enc: u32,
+    /// The block's number in the dominator tree's preorder once
+    /// [`QuickDom`] is computed (`NONE` when unreachable: no interval
+    /// holds it), else the block itself (see `fields`).
     cur_pre: u32,
 }
 
@@ -1077,7 +1191,9 @@ impl Plain<'_> {
     /// result recorded if so (see [`Plain::run`]).
     #[inline(always)]
     fn inst(&mut self, inst: u32, d: &InstData) -> bool {
-        let [format, w0, w1, ty] = PLAIN[plain_key(d)];
+        // SAFETY: `plain_key` is below `256 * SUFFIXES`.
+        let row = unsafe { PLAIN.get_unchecked(plain_key(d)) };
+        let (format, [w0, w1], ty) = (row.format, row.ops, row.ty);
         // Binary first (the most common), the others after one compare.
         let ok = if format == P_BINARY {
             match &d.kind {
@@ -1123,6 +1239,77 @@ impl Plain<'_> {
         true
     }
 
+    /// A `br`, `jmp`, `ret` or `trap` that [`Walk::terminator`] accepts,
+    /// when each of its
+    /// operands passes the interval test ([`Plain::operand`]) and no
+    /// reach mark is to be written (the walk's graph is computed): `true`
+    /// only then; `false` says nothing (the walk checks it).
+    #[inline(never)]
+    fn jump(&self, f: &Function, d: &InstData) -> bool {
+        let rule = RULES[d.opcode as usize][slot(d.ty)];
+        if rule.place != TERM || d.result.is_some() || rule.result.is_some() {
+            return false;
+        }
+        match (&d.kind, rule.format) {
+            (
+                InstKind::Br {
+                    cond,
+                    then_dest,
+                    else_dest,
+                },
+                Format::Br,
+            ) => {
+                self.operand(*cond, Type::I32 as u8)
+                    && self.target(f, then_dest)
+                    && self.target(f, else_dest)
+            }
+            (InstKind::Jmp { dest }, Format::Jmp) => self.target(f, dest),
+            (InstKind::Ret { value }, Format::Ret) => match (value, f.sig.ret) {
+                (None, None) => true,
+                (Some(v), Some(t)) => self.operand(*v, t as u8),
+                _ => false,
+            },
+            (InstKind::Trap, Format::Trap) => true,
+            _ => false,
+        }
+    }
+
+    /// A target of [`Plain::jump`]: a block other than the entry, given
+    /// one argument of its type per parameter, each passing the interval
+    /// test (as [`Walk::block_call`] checks it).
+    #[inline(always)]
+    fn target(&self, f: &Function, dest: &BlockCall) -> bool {
+        let Some(bd) = f.blocks.get(dest.block.index()) else {
+            return false;
+        };
+        let args = f.args(dest.args);
+        if dest.block == f.entry() || args.len() != bd.params.len() {
+            return false;
+        }
+        for (&a, &p) in args.iter().zip(&bd.params) {
+            let Some(vd) = self.values.get(p.index()) else {
+                return false;
+            };
+            if !self.operand(a, vd.ty as u8) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Ends a chain (see `Walk::chain`) when the dominator tree is
+    /// computed ([`Graph::Tree`]: with [`Graph::Quick`] the tree's
+    /// intervals replace the chain's, and the chain is no longer read):
+    /// the chain's intervals claim later blocks, which the tree answers
+    /// now, so each block walked (up to `cur`) holds only itself.
+    #[cold]
+    #[inline(never)]
+    fn unchain(&mut self, cur: u32) {
+        for a in 0..=cur {
+            self.fields[slot_of(a + 2)] = [a, 1];
+        }
+    }
+
     /// [`Walk::operand`] without its other cases: a value in the
     /// interval of its entry, or a literal that fits.
     #[inline(always)]
@@ -1140,6 +1327,23 @@ impl Plain<'_> {
             }
             Operand::Const(c) => lit_fits(c, want),
         }
+    }
+}
+
+/// Whether the chain (see `Walk::chain`) goes on after terminator `d` of
+/// block `b`: a `jmp` to the next block, or a `br` whose targets are at
+/// most the next block and one of them it.
+#[inline(always)]
+fn chain_step(d: &InstData, b: u32) -> bool {
+    let next = b.wrapping_add(1);
+    match &d.kind {
+        InstKind::Jmp { dest } => dest.block.0 == next,
+        InstKind::Br {
+            then_dest,
+            else_dest,
+            ..
+        } => then_dest.block.0.max(else_dest.block.0) == next,
+        _ => false,
     }
 }
 

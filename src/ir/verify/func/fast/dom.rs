@@ -242,7 +242,7 @@ impl QuickDom {
 
     /// Writes each block's interval as `[pre, size]` at `fields[(block +
     /// 2) << SHIFT]` (`[NONE, 0]`, which holds no number, for an unreachable block;
-    /// see the accepting pass's `Walk::fields`). `fields` has room for
+    /// see the accepting pass's `Plain::fields`). `fields` has room for
     /// every block of the last compute.
     pub(super) fn intervals_into(&self, fields: &mut [[u32; 2]]) {
         let slots = &mut fields[2 << super::SHIFT..];
