@@ -144,7 +144,8 @@ impl Scratch {
     /// A fresh stamp for one function, with the stamp arrays sized for it
     /// (the instructions' only if `insts`: the accepting pass has none).
     fn begin(&mut self, f: &Function, insts: bool) -> u32 {
-        if self.stamp == u32::MAX {
+        // (No stamp is `u32::MAX`: the accepting pass marks names with it.)
+        if self.stamp == u32::MAX - 1 {
             self.stamp = 0;
             self.inst_seen.iter_mut().for_each(|s| *s = 0);
             self.label_seen.iter_mut().for_each(|s| *s = 0);

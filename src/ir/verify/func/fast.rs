@@ -49,6 +49,13 @@ use dom::QuickDom;
 const UNSET: u32 = 0;
 /// The block field of a function parameter's entry.
 const PARAM_FIELD: u32 = 1;
+/// The mark of a valid value name not met yet in a big function's walk
+/// (see [`Walk::name`]): a constant rather than the walk's stamp (one
+/// register less in [`Plain::run`]), which no stamp equals
+/// ([`Scratch::begin`]) and which only this function's names hold
+/// (`value_seen` is cut at their number).
+const NAME_MARK: u32 = u32::MAX;
+
 /// The interval of `Plain::fields` that holds no number.
 const NO_INTERVAL: [u32; 2] = [dom::NONE, 0];
 
@@ -320,7 +327,7 @@ fn walk<const BIG: bool>(m: &Module, f: &Function, s: &mut Scratch) -> bool {
         // The valid value names, not met yet (see `Walk::name`); `begin`
         // sized `value_seen` for every name. The precise checks' stamps
         // are later ones: they see none of these as met.
-        f.names.mark_value_names(&mut s.value_seen, stamp);
+        f.names.mark_value_names(&mut s.value_seen, NAME_MARK);
     }
     s.fast_def.clear();
     s.fast_def.resize(f.values.len(), UNSET);
@@ -344,7 +351,14 @@ fn walk<const BIG: bool>(m: &Module, f: &Function, s: &mut Scratch) -> bool {
             values: &f.values,
             def: &mut s.fast_def,
             fields: &mut s.fields,
-            value_seen: &mut s.value_seen,
+            // In a big function only this function's names: a slot
+            // beyond may hold an earlier function's marks (see
+            // `Walk::name`; `begin` sized it for every name).
+            value_seen: if BIG {
+                &mut s.value_seen[..f.names.len()]
+            } else {
+                &mut s.value_seen
+            },
             stamp,
             cur_enc: 0,
             cur_pre: 0,
@@ -580,16 +594,16 @@ impl Walk<'_> {
     /// the name of a value defined before in this function (the
     /// verifier's checks of the names of the values listed).
     ///
-    /// In a big function (`BIG`, see [`accepts`]) `value_seen` holds this
-    /// walk's stamp at exactly the valid names not met yet (a name beyond
-    /// the table holds another function's stamp or 0), and 0 once met:
-    /// one load, store and compare per name.
+    /// In a big function (`BIG`, see [`accepts`]) `value_seen` holds
+    /// [`NAME_MARK`] at exactly the valid names not met yet (it ends with
+    /// the table: a name beyond is invalid), and 0 once met: one load,
+    /// store and compare per name.
     #[inline(always)]
     fn name<const BIG: bool>(&mut self, name: Option<Name>) -> bool {
         let Some(n) = name else { return true };
         if BIG {
             return match self.p.value_seen.get_mut(n.index()) {
-                Some(seen) => std::mem::replace(seen, 0) == self.p.stamp,
+                Some(seen) => std::mem::replace(seen, 0) == NAME_MARK,
                 None => false,
             };
         }
@@ -1230,7 +1244,7 @@ impl Plain<'_> {
         // The name as [`Walk::name`] checks it in a big function.
         if let Some(n) = vd.name {
             match self.value_seen.get_mut(n.index()) {
-                Some(seen) if *seen == self.stamp => *seen = 0,
+                Some(seen) if *seen == NAME_MARK => *seen = 0,
                 _ => return false,
             }
         }

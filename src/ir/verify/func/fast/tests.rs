@@ -575,6 +575,13 @@ fn big_functions_check_value_names() {
         let mut out = m.clone();
         out.funcs[0].values[v.index()].name = Some(Name::from_index(f.names.len()));
         assert!(!accepts(&out, &out.funcs[0], &mut s), "{n}");
+        // Nor after a function of more names whose walk stopped at once
+        // (its names' marks left where this table has none).
+        let mut more = parse_module("t.kir", &independent(n + 40)).unwrap();
+        more.funcs[0].insts[0].opcode = Opcode::Ret;
+        let mut s2 = Scratch::default();
+        assert!(!accepts(&more, &more.funcs[0], &mut s2), "{n}");
+        assert!(!accepts(&out, &out.funcs[0], &mut s2), "{n}");
         // The first function's marks do not make the next one's names
         // look met, nor unmet.
         let two = format!("{text}{}", text.replace("@f", "@g"));
