@@ -335,6 +335,11 @@ const A_NONE: u32 = (1 << 29) - 1;
 const R_PURE: u32 = 1 << 29;
 /// [`Rec::a`]: the result is an `f32`/`f64`.
 const R_FLOAT: u32 = 1 << 31;
+/// [`F_PURE`] and [`F_FLOAT`] shifted by this are [`R_PURE`] and
+/// [`R_FLOAT`] (checked at compile time).
+const R_SHIFT: u32 = R_PURE.trailing_zeros() - F_PURE.trailing_zeros();
+const _: () =
+    assert!((F_PURE as u32) << R_SHIFT == R_PURE && (F_FLOAT as u32) << R_SHIFT == R_FLOAT);
 /// [`Rec::a`]: the result folds into the next instruction's address if
 /// that is its only use ([`mem::folds`]).
 const R_FOLDS: u32 = 1 << 30;
@@ -404,7 +409,9 @@ const F_OK: u16 = 1;
 /// A `call` (supported with any suffix if [`call_supported`]).
 const F_CALL: u16 = 1 << 1;
 /// The result is an `f32`/`f64` (a float instruction, not a compare).
-const F_FLOAT: u16 = 1 << 2;
+/// (Two bits above [`F_PURE`], as [`R_FLOAT`] is above [`R_PURE`]: see
+/// [`R_SHIFT`].)
+const F_FLOAT: u16 = 1 << 10;
 /// An integer or float comparison.
 const F_CMP: u16 = 1 << 3;
 /// Uses `rcx`/`rdx` when its second operand is a literal (division and
@@ -981,7 +988,7 @@ impl Fast {
             // (The sink's index: [`Op::r`] of an instruction without a
             // result.)
             let sink = vals.len() as u32 - 1;
-            for (j, (op, &i)) in ops.iter().zip(body).enumerate() {
+            for (j, op) in ops.iter().take(body.len()).enumerate() {
                 let n = first + j as u32;
                 // (Before this instruction's entry, if any.)
                 let f = nfixed as u32;
@@ -1014,7 +1021,7 @@ impl Fast {
                 } else {
                     self.other_inst(module, func, dec, vals, recs, insts, j, n, at)?;
                 }
-                let mut rec = self.def(vals, func, op.r, i, facts, a, n, k as u32)?;
+                let mut rec = self.def(vals, func, op.r, (insts, j), facts, a, n, k as u32)?;
                 // (After this instruction's call, if it is one.)
                 (rec.c, rec.f) = (self.calls.len() as u32, f);
                 // SAFETY: `j < body.len() < insts.len() == recs.len()`
@@ -1038,18 +1045,18 @@ impl Fast {
             let r = d
                 .result
                 .map_or(Some(sink), |r| (r.0 < sink).then_some(r.0))?;
-            let mut rec = self.def(vals, func, r, last_i, facts, A_NONE, n, k as u32)?;
+            let mut rec = self.def(vals, func, r, (insts, j), facts, A_NONE, n, k as u32)?;
             (rec.c, rec.f) = (self.calls.len() as u32, nfixed as u32);
             recs[j] = rec;
         }
         Some(nfixed)
     }
 
-    /// The sweep at instruction `i` (`n` in the order, in block position
-    /// `k`, `r` its result's index, the sink's for none, `facts` its
-    /// [`FACTS`], `a` its first operand as [`Rec::a`] wants it) after its
-    /// uses: its result's definition, and its record. (A fused compare's
-    /// record is reset by `Fast::fuse`.)
+    /// The sweep at instruction `j` of `insts` (`n` in the order, in
+    /// block position `k`, `r` its result's index, the sink's for none,
+    /// `facts` its [`FACTS`], `a` its first operand as [`Rec::a`] wants
+    /// it) after its uses: its result's definition, and its record. (A
+    /// fused compare's record is reset by `Fast::fuse`.)
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn def(
@@ -1057,7 +1064,7 @@ impl Fast {
         vals: &mut [Val],
         func: &Function,
         r: u32,
-        i: crate::ir::Inst,
+        (insts, j): (&[crate::ir::Inst], usize),
         facts: u16,
         a: u32,
         n: u32,
@@ -1075,17 +1082,16 @@ impl Fast {
             v.end = n;
             rec.r = r;
             if facts & F_CMP != 0 {
-                self.cmps.push((i.0, r, n));
+                // (The instruction read only here: compares are rare.)
+                let i = insts.get(j).map_or(NONE, |i| i.0);
+                self.cmps.push((i, r, n));
             }
             // The result's type from the instruction (the verifier's rule:
             // the suffix, `i32` for a compare, `i64` for `alloca`/`addr`,
             // which have none), not from the value table.
-            let float = facts & F_FLOAT != 0;
-            debug_assert_eq!(float, func.values[ri].ty.is_float());
-            let pure = facts & F_PURE != 0;
-            rec.a = a
-                | (float as u32) << R_FLOAT.trailing_zeros()
-                | (pure as u32) << R_PURE.trailing_zeros();
+            debug_assert_eq!(facts & F_FLOAT != 0, func.values[ri].ty.is_float());
+            // (One shift puts both flags in place: see `F_FLOAT`.)
+            rec.a = a | ((facts & (F_FLOAT | F_PURE)) as u32) << R_SHIFT;
             // (`R_FOLDS` is set by the load or store after it:
             // `fold_into`.)
         }

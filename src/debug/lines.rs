@@ -10,13 +10,20 @@
 //!   there; generators without machine instructions call
 //!   [`LineRecorder::at`] per IR instruction);
 //! - the result is a [`LineTable`]: delta-encoded bytes, about three per
-//!   IR instruction.
+//!   IR instruction; or, for a function of at least [`RAW_MIN`]
+//!   instructions compiled by the fast generator, the entries as emitted
+//!   (12 bytes each, gathered in a few instructions each where encoding
+//!   takes several times that), which lookups, debuggers and profilers
+//!   read as the encoded table of the same entries (a registry record
+//!   keeps either form as it is: [`LineTable::write_stored`]).
 //!
 //! Invariants: entries are in increasing offset order; an entry covers the
 //! code from its offset to the next entry's (or the function's end); the
 //! first entry is at offset 0 and carries the function's own location (the
 //! prologue); two entries never have the same offset, and consecutive
-//! entries never have the same location.
+//! entries never have the same location (a table kept as emitted may hold
+//! such entries: it reads as if the last of each offset's were kept, less
+//! those with the location of the one before).
 
 use crate::ir::{Inst, Loc, SrcMap};
 use std::cell::Cell;
@@ -93,50 +100,212 @@ impl SourceMarks {
     }
 }
 
+/// Functions with at least this many IR instructions keep their line
+/// table as emitted ([`RawEntry`] per compiled instruction, 12 bytes)
+/// instead of delta-encoded (about 3 bytes per entry): gathering the
+/// entries costs a few instructions each, encoding them (merging equal
+/// neighbours, variable-length fields) several times that, and only the
+/// encoded form's memory matters for small functions (an engine may hold
+/// many thousands of them). Lookups read either form directly; debugger
+/// and profiler registrations see the same entries ([`LineTable::iter`]).
+pub const RAW_MIN: usize = 256;
+
+/// One entry of a table kept as emitted (see [`RAW_MIN`]): the code from
+/// `offset` on belongs to line `line`, column `col`. Entries are in
+/// increasing offset order, several may share an offset (the last one
+/// counts) and neighbours may share a location.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawEntry {
+    pub offset: u32,
+    pub line: u32,
+    pub col: u32,
+}
+
+/// The size of a [`RawEntry`] in bytes (three `u32`, no padding).
+const RAW_BYTES: usize = std::mem::size_of::<RawEntry>();
+
+/// A [`LineTable`]'s first byte: its entries are delta-encoded.
+const ENCODED: u8 = 0;
+/// A [`LineTable`]'s first byte: its entries are [`RawEntry`]s.
+const RAW: u8 = 1;
+
+impl RawEntry {
+    #[inline(always)]
+    fn new(offset: u32, loc: Loc) -> RawEntry {
+        RawEntry {
+            offset,
+            line: loc.line,
+            col: loc.col,
+        }
+    }
+
+    /// The entry's bytes (native byte order).
+    #[inline(always)]
+    fn bytes(self) -> [u8; RAW_BYTES] {
+        // SAFETY: `RawEntry` is `repr(C)` of three `u32`: 12 bytes, no
+        // padding, every byte initialized.
+        unsafe { std::mem::transmute::<RawEntry, [u8; RAW_BYTES]>(self) }
+    }
+}
+
 /// A function's line table: `(code offset, location)` entries, delta
-/// encoded (see the module docs).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// encoded (see the module docs), or for a large function as emitted
+/// ([`RAW_MIN`]). Either form reads as the same entries and lookups.
+#[derive(Clone, Debug, Default)]
 pub struct LineTable {
-    /// Per entry: ULEB128 offset delta, SLEB128 line delta, ULEB128 column.
+    /// Empty (no entries), or the form ([`ENCODED`] or [`RAW`]) then the
+    /// entries: per entry ULEB128 offset delta, SLEB128 line delta,
+    /// ULEB128 column; or [`RawEntry`]s' bytes.
     bytes: Vec<u8>,
 }
 
+impl PartialEq for LineTable {
+    /// The same entries (whatever the forms).
+    fn eq(&self, other: &LineTable) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for LineTable {}
+
 impl LineTable {
-    /// The encoded size in bytes.
-    pub fn encoded_len(&self) -> usize {
+    /// The bytes [`LineTable::write_stored`] appends, less its length
+    /// prefix (at most 5 bytes more).
+    pub fn stored_len(&self) -> usize {
         self.bytes.len()
     }
 
-    /// The entries, in offset order.
+    /// Whether the table is kept as emitted (see [`RAW_MIN`]).
+    pub fn is_raw(&self) -> bool {
+        self.bytes.first() == Some(&RAW)
+    }
+
+    /// The entries, in offset order (a table kept as emitted merged as an
+    /// encoded one is: the last of the entries at one offset, none with
+    /// the location of the entry before it).
     pub fn iter(&self) -> LineIter<'_> {
-        LineIter::new(&self.bytes)
+        self.stored().iter()
     }
 
     /// The location of the code at `offset` (that of the last entry at or
     /// before it); `Loc::NONE` for an empty table.
     pub fn lookup(&self, offset: u32) -> Loc {
-        lookup_encoded(&self.bytes, offset)
+        self.stored().lookup(offset)
     }
 
-    /// The encoded bytes (for storing the table compactly; read them with
-    /// [`LineIter::new`] or [`lookup_encoded`]).
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.bytes
+    /// The table's bytes as a registry record keeps them.
+    fn stored(&self) -> StoredTable<'_> {
+        StoredTable::of(&self.bytes)
+    }
+
+    /// Appends the table for [`StoredTable::read`]: its ULEB128 length,
+    /// then its bytes (raw entries in native byte order: records stay in
+    /// the process).
+    #[inline]
+    pub fn write_stored(&self, out: &mut Vec<u8>) {
+        write_uleb(out, self.bytes.len() as u64);
+        out.extend_from_slice(&self.bytes);
     }
 
     /// A table from entries in increasing offset order (tests and tools;
     /// emitters use a [`LineRecorder`]).
     pub fn from_entries(entries: impl IntoIterator<Item = (u32, Loc)>) -> LineTable {
-        let mut b = Builder::default();
+        let mut b = Builder::encoded(0);
         for (o, loc) in entries {
             b.add(o, loc);
         }
         b.finish()
     }
+
+    /// A table kept as emitted, from entries in increasing offset order
+    /// (tests: it reads as [`LineTable::from_entries`] of them). At least
+    /// one entry.
+    pub fn from_raw_entries(entries: impl IntoIterator<Item = (u32, Loc)>) -> LineTable {
+        let mut bytes = vec![RAW];
+        for (o, l) in entries {
+            bytes.extend_from_slice(&RawEntry::new(o, l).bytes());
+        }
+        LineTable { bytes }
+    }
 }
 
-/// The location of the code at `offset` in a table's encoded bytes
-/// ([`LineTable::as_bytes`]).
+/// A line table's bytes as stored ([`LineTable::write_stored`]): encoded,
+/// or [`RawEntry`]s in native byte order (not necessarily aligned).
+#[derive(Clone, Copy, Debug)]
+pub struct StoredTable<'a> {
+    bytes: &'a [u8],
+    raw: bool,
+}
+
+impl<'a> StoredTable<'a> {
+    /// The table of a [`LineTable`]'s bytes.
+    fn of(bytes: &'a [u8]) -> StoredTable<'a> {
+        match bytes.split_first() {
+            Some((&form, bytes)) => StoredTable {
+                bytes,
+                raw: form == RAW,
+            },
+            None => StoredTable { bytes, raw: false },
+        }
+    }
+
+    /// Reads a table [`LineTable::write_stored`] wrote from the front of
+    /// `at`.
+    pub fn read(at: &mut &'a [u8]) -> Option<StoredTable<'a>> {
+        let n = usize::try_from(read_uleb(at)?).ok()?;
+        let (bytes, rest) = (at.get(..n)?, at.get(n..)?);
+        *at = rest;
+        let t = StoredTable::of(bytes);
+        (!t.raw || t.bytes.len().is_multiple_of(RAW_BYTES)).then_some(t)
+    }
+
+    /// The `k`-th raw entry (`k` below the number of entries).
+    #[inline]
+    fn raw_at(&self, k: usize) -> (u32, Loc) {
+        let e = &self.bytes[RAW_BYTES * k..RAW_BYTES * (k + 1)];
+        let word = |i: usize| u32::from_ne_bytes([e[i], e[i + 1], e[i + 2], e[i + 3]]);
+        (word(0), Loc::new(word(4), word(8)))
+    }
+
+    /// The location of the code at `offset` (that of the last entry at or
+    /// before it); `Loc::NONE` for an empty table.
+    pub fn lookup(&self, offset: u32) -> Loc {
+        if !self.raw {
+            return lookup_encoded(self.bytes, offset);
+        }
+        // The entries are in offset order: the number at or before
+        // `offset`, by bisection.
+        let (mut lo, mut hi) = (0, self.bytes.len() / RAW_BYTES);
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            if self.raw_at(mid).0 <= offset {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        if lo == 0 {
+            Loc::NONE
+        } else {
+            self.raw_at(lo - 1).1
+        }
+    }
+
+    /// The entries, in offset order (see [`LineTable::iter`]).
+    pub fn iter(&self) -> LineIter<'a> {
+        LineIter {
+            bytes: self.bytes,
+            offset: 0,
+            line: 0,
+            raw: self.raw,
+            last: None,
+        }
+    }
+}
+
+/// The location of the code at `offset` in a table's encoded bytes (an
+/// encoded [`StoredTable`]'s).
 pub fn lookup_encoded(bytes: &[u8], offset: u32) -> Loc {
     let mut found = Loc::NONE;
     for (o, loc) in LineIter::new(bytes) {
@@ -148,20 +317,52 @@ pub fn lookup_encoded(bytes: &[u8], offset: u32) -> Loc {
     found
 }
 
-/// Decodes a [`LineTable`].
+/// Decodes a [`LineTable`] (either form).
 pub struct LineIter<'a> {
     bytes: &'a [u8],
     offset: u32,
     line: u32,
+    /// `bytes` are [`RawEntry`]s (see [`StoredTable`]).
+    raw: bool,
+    /// The last raw entry's location returned.
+    last: Option<Loc>,
 }
 
 impl<'a> LineIter<'a> {
-    /// The entries of a table's encoded bytes ([`LineTable::as_bytes`]).
+    /// The entries of a table's encoded bytes.
     pub fn new(bytes: &'a [u8]) -> LineIter<'a> {
         LineIter {
             bytes,
             offset: 0,
             line: 0,
+            raw: false,
+            last: None,
+        }
+    }
+
+    /// The next raw entry that an encoded table would have: the last at
+    /// its offset, unless its location is the last one returned.
+    fn next_raw(&mut self) -> Option<(u32, Loc)> {
+        loop {
+            let t = StoredTable {
+                bytes: self.bytes,
+                raw: true,
+            };
+            if self.bytes.len() < RAW_BYTES {
+                return None;
+            }
+            let (o, loc) = t.raw_at(0);
+            self.bytes = &self.bytes[RAW_BYTES..];
+            if self.bytes.len() >= RAW_BYTES && t.raw_at(1).0 == o {
+                // Replaced by the next entry (its instruction emitted no
+                // code).
+                continue;
+            }
+            if self.last == Some(loc) {
+                continue;
+            }
+            self.last = Some(loc);
+            return Some((o, loc));
         }
     }
 }
@@ -170,6 +371,9 @@ impl Iterator for LineIter<'_> {
     type Item = (u32, Loc);
 
     fn next(&mut self) -> Option<(u32, Loc)> {
+        if self.raw {
+            return self.next_raw();
+        }
         if self.bytes.is_empty() {
             return None;
         }
@@ -292,8 +496,8 @@ fn long_entry(d: u32, dl: i64, col: u32) -> ([u8; 16], usize) {
 
 /// Encodes entries, merging as the invariants require: a later entry at
 /// the same offset replaces the pending one (its instruction emitted no
-/// code), and an entry with the pending location adds nothing.
-#[derive(Default)]
+/// code), and an entry with the pending location adds nothing. (Its
+/// bytes are a [`LineTable`]'s: they start with the form.)
 struct Builder {
     bytes: Vec<u8>,
     pending: Option<(u32, Loc)>,
@@ -503,6 +707,38 @@ impl Builder {
         self.bytes.extend_from_slice(&entry[..n]);
     }
 
+    /// An empty builder of an encoded table, with room for `room` bytes
+    /// of entries.
+    #[inline]
+    fn encoded(room: usize) -> Builder {
+        let mut bytes = Vec::with_capacity(room + 1);
+        bytes.push(ENCODED);
+        Builder::of(bytes)
+    }
+
+    /// A builder of the table whose form and entries so far are `bytes`.
+    #[inline]
+    fn of(bytes: Vec<u8>) -> Builder {
+        Builder {
+            bytes,
+            pending: None,
+            offset: 0,
+            line: 0,
+            last: None,
+        }
+    }
+
+    /// A builder whose bytes are a table kept as emitted (room for about
+    /// `insts` entries), its first entry `(0, func)`: only
+    /// [`LineRecorder`] appends to it, as [`RawEntry`]s.
+    #[inline(never)]
+    fn raw(func: Loc, insts: usize) -> Builder {
+        let mut bytes = Vec::with_capacity(1 + RAW_BYTES * (insts + 16));
+        bytes.push(RAW);
+        bytes.extend_from_slice(&RawEntry::new(0, func).bytes());
+        Builder::of(bytes)
+    }
+
     fn finish(mut self) -> LineTable {
         if let Some(p) = self.pending.take() {
             self.flush(p);
@@ -526,6 +762,9 @@ pub struct LineRecorder<'a> {
     /// The instruction numbers the last [`LineRecorder::offsets_room`]
     /// made room for (every noted one is below it).
     room: usize,
+    /// Whether the table is kept as emitted (see [`RAW_MIN`]): entries go
+    /// to `table.bytes` as [`RawEntry`]s, not through `table`.
+    keep_raw: bool,
 }
 
 impl<'a> LineRecorder<'a> {
@@ -533,10 +772,7 @@ impl<'a> LineRecorder<'a> {
     /// offset 0 (the prologue) belongs to the function's own location.
     pub fn new(marks: &'a SourceMarks) -> LineRecorder<'a> {
         // About three bytes per entry: one allocation, no regrowth.
-        let mut table = Builder {
-            bytes: Vec::with_capacity(3 * marks.marks.len() + 4),
-            ..Builder::default()
-        };
+        let mut table = Builder::encoded(3 * marks.marks.len() + 4);
         table.add(0, marks.func);
         LineRecorder {
             marks: &marks.marks,
@@ -546,20 +782,25 @@ impl<'a> LineRecorder<'a> {
             enabled: recording(),
             offsets: Vec::new(),
             room: 0,
+            keep_raw: false,
         }
     }
 
     /// A recorder for a generator that walks IR instructions itself
     /// (calling [`LineRecorder::at`]); `func` is the function's location,
     /// `insts` about how many entries to expect (the table's bytes are
-    /// reserved once for them instead of growing from empty).
+    /// reserved once for them instead of growing from empty; with at
+    /// least [`RAW_MIN`], the table is kept as emitted).
     pub fn without_marks(func: Loc, insts: usize) -> LineRecorder<'static> {
         let enabled = recording();
-        let mut table = Builder {
-            bytes: Vec::with_capacity(if enabled { 3 * insts + 16 } else { 0 }),
-            ..Builder::default()
+        let keep_raw = enabled && insts >= RAW_MIN;
+        let table = if keep_raw {
+            Builder::raw(func, insts)
+        } else {
+            let mut table = Builder::encoded(if enabled { 3 * insts + 16 } else { 0 });
+            table.add(0, func);
+            table
         };
-        table.add(0, func);
         let noted = NOTED.with(Cell::take);
         LineRecorder {
             marks: &[],
@@ -569,6 +810,7 @@ impl<'a> LineRecorder<'a> {
             enabled,
             offsets: noted,
             room: 0,
+            keep_raw,
         }
     }
 
@@ -591,8 +833,20 @@ impl<'a> LineRecorder<'a> {
     pub fn at(&mut self, offset: usize, loc: Loc) {
         if self.enabled {
             self.current = loc;
-            self.table.add(offset as u32, loc);
+            if self.keep_raw {
+                self.at_raw(offset, loc);
+            } else {
+                self.table.add(offset as u32, loc);
+            }
         }
+    }
+
+    /// [`LineRecorder::at`] of a table kept as emitted (out of line: only
+    /// stubs after the body call it).
+    #[inline(never)]
+    fn at_raw(&mut self, offset: usize, loc: Loc) {
+        let e = RawEntry::new(offset as u32, loc).bytes();
+        self.table.bytes.extend_from_slice(&e);
     }
 
     /// Room for the code offsets of the IR instructions numbered below
@@ -638,6 +892,10 @@ impl<'a> LineRecorder<'a> {
     /// Each instruction of `insts` was noted by [`LineRecorder::at_inst`]
     /// since the last [`LineRecorder::offsets_room`].
     pub unsafe fn resolve_offsets(&mut self, insts: &[Inst], map: &SrcMap) {
+        if self.keep_raw {
+            // SAFETY: (the contract).
+            return unsafe { self.resolve_raw(insts, map) };
+        }
         if !self.enabled {
             return;
         }
@@ -662,6 +920,24 @@ impl<'a> LineRecorder<'a> {
         self.current = map.inst(last);
     }
 
+    /// [`LineRecorder::resolve_offsets`] of a table kept as emitted: the
+    /// entries appended as [`RawEntry`]s, a few instructions each.
+    ///
+    /// # Safety
+    ///
+    /// As [`LineRecorder::resolve_offsets`].
+    #[inline(never)]
+    unsafe fn resolve_raw(&mut self, insts: &[Inst], map: &SrcMap) {
+        let Some(&last) = insts.last() else {
+            return;
+        };
+        let (offs, locs) = (self.offsets.as_ptr(), map.mnemonics());
+        // SAFETY: (the contract) an offset was written at the index of
+        // each instruction of `insts`, each below `self.room`.
+        unsafe { gather(&mut self.table.bytes, offs, insts, locs, self.room) };
+        self.current = map.inst(last);
+    }
+
     /// The location of the instruction being emitted (for code placed out
     /// of line later, such as trap stubs).
     pub fn current(&self) -> Loc {
@@ -676,6 +952,46 @@ impl<'a> LineRecorder<'a> {
         }
         self.table.finish()
     }
+}
+
+/// Appends to `raw` the [`RawEntry`] `(offs[i], locs[i])` of each
+/// instruction `i` of `insts` (`Loc::NONE` for one past the end of
+/// `locs`): a table kept as emitted, a few instructions per entry.
+///
+/// # Safety
+///
+/// `offs` points to an offset (initialized) at the index of each
+/// instruction of `insts`; each index is below `room`.
+#[inline(always)]
+unsafe fn gather(raw: &mut Vec<u8>, offs: *const u32, insts: &[Inst], locs: &[Loc], room: usize) {
+    raw.reserve(RAW_BYTES * insts.len());
+    let dst = raw.as_mut_ptr_range().end.cast::<RawEntry>();
+    if locs.len() >= room {
+        for (k, &i) in insts.iter().enumerate() {
+            // SAFETY: (the contract) `offs` has an offset at `i`'s index,
+            // which is below `room`, so below `locs.len()`; `k` is below
+            // `insts.len()`, the spare capacity reserved above.
+            unsafe {
+                let l = *locs.get_unchecked(i.index());
+                dst.add(k)
+                    .write_unaligned(RawEntry::new(*offs.add(i.index()), l));
+            }
+        }
+    } else {
+        for (k, &i) in insts.iter().enumerate() {
+            let l = locs.get(i.index()).copied().unwrap_or(Loc::NONE);
+            // SAFETY: (the contract) `offs` has an offset at `i`'s index;
+            // `k` is below `insts.len()`, the spare capacity reserved
+            // above.
+            unsafe {
+                dst.add(k)
+                    .write_unaligned(RawEntry::new(*offs.add(i.index()), l))
+            };
+        }
+    }
+    // SAFETY: the entries up to `len + insts.len()` are written above,
+    // within the capacity.
+    unsafe { raw.set_len(raw.len() + RAW_BYTES * insts.len()) };
 }
 
 #[cfg(test)]
@@ -752,7 +1068,7 @@ mod tests {
         assert_eq!(t.lookup(9), l(5, 5));
         assert_eq!(t.lookup(1000), l(6, 5));
         // About three bytes per entry.
-        assert!(t.encoded_len() <= 3 * got.len(), "{}", t.encoded_len());
+        assert!(t.stored_len() <= 3 * got.len() + 1, "{}", t.stored_len());
     }
 
     #[test]
@@ -848,8 +1164,8 @@ mod tests {
             .collect();
         for start in starts {
             for split in [0, 1, 777, 1990] {
-                let mut a = Builder::default();
-                let mut b = Builder::default();
+                let mut a = Builder::encoded(0);
+                let mut b = Builder::encoded(0);
                 for &(o, l) in start {
                     a.add(o, l);
                     b.add(o, l);
@@ -865,7 +1181,7 @@ mod tests {
                     b.extend::<false>(offs.as_ptr(), &insts[split..], &locs);
                 }
                 let (a, b) = (a.finish(), b.finish());
-                assert!(a.encoded_len() > 1000);
+                assert!(a.stored_len() > 1000);
                 assert_eq!(a, b, "{start:?} {split}");
             }
         }
@@ -890,7 +1206,7 @@ mod tests {
     /// function's own location `func` at offset 0 first), the `k`-th as
     /// an instruction numbered `k` with its entry's location.
     fn noted_table(func: Loc, noted: &[(u32, u32)], locs: &[Loc]) -> LineTable {
-        let mut b = Builder::default();
+        let mut b = Builder::encoded(0);
         b.add(0, func);
         let locs: Vec<Loc> = noted
             .iter()
@@ -936,6 +1252,114 @@ mod tests {
             assert_eq!(noted_table(func, &with, &locs), want, "{plain:?} {with:?}");
         }
         assert!(added > 3000, "{added}");
+    }
+
+    /// Random entries as [`extend_writes_what_add_writes`] makes them:
+    /// offsets that repeat and jump, locations that repeat, go back, and
+    /// have wide columns.
+    fn random_entries(seed: u64, n: usize) -> Vec<(u32, Loc)> {
+        let mut next = xorshift(seed);
+        let mut off = 0u32;
+        (0..n)
+            .map(|k| {
+                if k > 0 {
+                    off += [0, 0, 3, 7, 200][next(5) as usize];
+                }
+                let lines = if k < n / 2 { 300 } else { 3 };
+                let col = [1, 5, 9, 400][next(4) as usize];
+                (off, Loc::new(next(lines) as u32, col))
+            })
+            .collect()
+    }
+
+    /// A table kept as emitted has the entries, lookups and (through a
+    /// record's bytes) stored form of the encoded table of the same
+    /// entries.
+    #[test]
+    fn raw_tables_read_as_encoded_ones() {
+        for (seed, n) in [(1u64, 1), (2, 2), (3, 40), (0x2545_f491_4f6c_dd1d, 3000)] {
+            let entries = random_entries(seed, n);
+            let raw = LineTable::from_raw_entries(entries.iter().copied());
+            let enc = LineTable::from_entries(entries.iter().copied());
+            assert!(raw.is_raw() && !enc.is_raw());
+            assert_eq!(
+                raw.iter().collect::<Vec<_>>(),
+                enc.iter().collect::<Vec<_>>()
+            );
+            assert_eq!(raw, enc);
+            let mut stored = vec![0xee];
+            raw.write_stored(&mut stored);
+            enc.write_stored(&mut stored);
+            stored.push(0xee);
+            let mut at = &stored[1..];
+            let s_raw = StoredTable::read(&mut at).unwrap();
+            let s_enc = StoredTable::read(&mut at).unwrap();
+            assert_eq!(at, &[0xee]);
+            let end = entries.last().unwrap().0 + 3;
+            for o in 0..end {
+                let want = enc.lookup(o);
+                assert_eq!(raw.lookup(o), want, "{seed} at {o}");
+                assert_eq!(s_raw.lookup(o), want, "{seed} at {o}");
+                assert_eq!(s_enc.lookup(o), want, "{seed} at {o}");
+            }
+            assert!(s_raw.iter().eq(enc.iter()));
+        }
+        // A truncated raw table is not read.
+        let raw = LineTable::from_raw_entries([(0, Loc::new(1, 1)), (4, Loc::new(2, 1))]);
+        let mut stored = Vec::new();
+        write_uleb(&mut stored, raw.stored_len() as u64 - 1);
+        stored.extend_from_slice(&raw.bytes[..raw.bytes.len() - 1]);
+        assert!(StoredTable::read(&mut &stored[..]).is_none());
+        assert_eq!(LineTable::default().lookup(0), Loc::NONE);
+        assert_eq!(LineTable::default().iter().count(), 0);
+    }
+
+    /// A recorder for a function of at least [`RAW_MIN`] instructions
+    /// keeps the table as emitted: the same table as one encoding the
+    /// same entries (noted, then placed with `at`); below it, it
+    /// encodes.
+    #[test]
+    fn large_functions_keep_their_table_as_emitted() {
+        let n = RAW_MIN + 10;
+        let entries = random_entries(7, n);
+        let func = Loc::new(1, 6);
+        // Instruction `k` at the `k`-th location; emitted in a shuffled
+        // order of numbers (as blocks are placed), the last few without
+        // a location in the map.
+        let mut b = crate::ir::SrcMapBuilder::default();
+        for &(_, l) in &entries[..n - 3] {
+            b.start_inst(l);
+        }
+        let map = b.build();
+        let mut next = xorshift(11);
+        let mut order: Vec<usize> = (0..n).collect();
+        for k in (1..n).rev() {
+            order.swap(k, next(k as u64 + 1) as usize);
+        }
+        let mut noted = LineRecorder::without_marks(func, n);
+        let mut direct = LineRecorder::without_marks(func, 0);
+        assert!(noted.keep_raw && !direct.keep_raw);
+        noted.offsets_room(n);
+        let mut insts = Vec::new();
+        for (&(off, _), &i) in entries.iter().zip(&order) {
+            let off = off as usize + 1;
+            // SAFETY: `i < n`, the room's.
+            unsafe { noted.at_inst(off, Inst::new(i)) };
+            direct.at(off, map.inst(Inst::new(i)));
+            insts.push(Inst::new(i));
+        }
+        // SAFETY: each was noted above.
+        unsafe { noted.resolve_offsets(&insts, &map) };
+        assert_eq!(noted.current(), direct.current());
+        let end = entries[n - 1].0 as usize + 10;
+        noted.at(end, Loc::new(9, 9));
+        direct.at(end, Loc::new(9, 9));
+        let (noted, direct) = (noted.finish(), direct.finish());
+        assert!(noted.is_raw() && !direct.is_raw());
+        assert_eq!(noted, direct);
+        for o in 0..end as u32 + 2 {
+            assert_eq!(noted.lookup(o), direct.lookup(o), "at {o}");
+        }
     }
 
     #[test]

@@ -404,8 +404,8 @@ struct RecordFunc<'a> {
     /// Offset in the module's text.
     offset: u64,
     size: u64,
-    /// The encoded line table ([`lines::lookup_encoded`]).
-    lines: &'a [u8],
+    /// The line table.
+    lines: lines::StoredTable<'a>,
 }
 
 impl ModuleRecord {
@@ -413,7 +413,8 @@ impl ModuleRecord {
     /// `.eh_frame`, if any): the file as a ULEB128 tag, `2 * i + 1` for
     /// the registry's shared file name `i` (`interned`), else `2 * length`
     /// and the name's bytes; then per function ULEB128 offset, size, name
-    /// length, the name, line table length, the table.
+    /// length, the name, then the line table
+    /// ([`lines::LineTable::write_stored`]).
     fn pack(debug: &ModuleDebug, names: Names<'_>, interned: Option<usize>, out: &mut Vec<u8>) {
         let file = debug.file.as_bytes();
         out.reserve_exact(Self::packed_len(debug, names));
@@ -430,9 +431,7 @@ impl ModuleRecord {
             let name = names(f.symbol);
             lines::write_uleb(out, name.len() as u64);
             out.extend_from_slice(name.as_bytes());
-            let table = f.table.as_bytes();
-            lines::write_uleb(out, table.len() as u64);
-            out.extend_from_slice(table);
+            f.table.write_stored(out);
         }
     }
 
@@ -441,7 +440,7 @@ impl ModuleRecord {
         let funcs: usize = debug
             .funcs
             .iter()
-            .map(|f| 16 + names(f.symbol).len() + f.table.encoded_len())
+            .map(|f| 16 + names(f.symbol).len() + f.table.stored_len())
             .sum();
         5 + debug.file.len() + funcs
     }
@@ -477,7 +476,7 @@ impl ModuleRecord {
             let offset = lines::read_uleb(&mut at)?;
             let size = lines::read_uleb(&mut at)?;
             let name = read_bytes(&mut at)?;
-            let lines = read_bytes(&mut at)?;
+            let lines = lines::StoredTable::read(&mut at)?;
             Some(RecordFunc {
                 name: std::str::from_utf8(name).unwrap_or("?"),
                 offset,
@@ -898,7 +897,7 @@ impl DebugRegistry {
         Some(TrapFrame {
             function: f.name.to_string(),
             file: file.to_string(),
-            loc: lines::lookup_encoded(f.lines, offset),
+            loc: f.lines.lookup(offset),
         })
     }
 
@@ -984,6 +983,55 @@ mod tests {
             len: 16,
             offset,
         }
+    }
+
+    /// A large function's line table is kept as emitted
+    /// ([`lines::RAW_MIN`]): the code map reads it back from the module's
+    /// record as the encoded table of the same entries, at every byte of
+    /// the function, and a trap in it names its line and column. (Fails
+    /// if the fast generator encoded the table, or if the record's raw
+    /// table read back other locations.)
+    #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+    #[test]
+    fn large_functions_map_back_to_their_lines() {
+        let n = 2 * lines::RAW_MIN;
+        let mut text =
+            String::from("func @big(%a: i64, %b: i64) -> i64 {\nentry:\n    %v0 = add.i64 %a, 1\n");
+        for i in 1..n {
+            // Lines of both lengths (one- and two-byte line deltas do not
+            // matter here, but columns of two widths do).
+            let op = if i % 3 == 0 { "add" } else { "mul" };
+            text += &format!("    %v{i} = {op}.i64 %v{}, %a\n", i - 1);
+        }
+        text += &format!("    %q = sdiv.i64 %v{}, %b\n    ret %q\n}}\n", n - 1);
+        let module = crate::ir::parse::parse_module("big.kir", &text).unwrap();
+        let cm = crate::emit::compile_module(&module, &crate::isa::x86_64::X86_64_BACKEND).unwrap();
+        let table = &cm.lines[0].table;
+        assert!(table.is_raw());
+        let encoded = LineTable::from_entries(table.iter());
+        assert!(!encoded.is_raw());
+        assert!(encoded.stored_len() * 3 < table.stored_len());
+        let e = crate::Engine::default();
+        e.add_module_text("big.kir", &text).unwrap();
+        let (addr, _) = e.function_address("big").unwrap();
+        let size = cm.symbols[cm.lines[0].symbol].size;
+        let mut lines_seen = std::collections::BTreeSet::new();
+        for o in 0..size {
+            let at = e.code_location(addr + o).unwrap().expect("mapped");
+            assert_eq!(at.loc, encoded.lookup(o as u32), "at {o}");
+            assert_eq!(at.loc, table.lookup(o as u32), "at {o}");
+            lines_seen.insert(at.loc.line);
+        }
+        // The prologue's line, each instruction's, the trap site's.
+        assert!(lines_seen.len() >= n, "{}", lines_seen.len());
+        let err = e
+            .call("big", &[crate::Val::I64(1), crate::Val::I64(0)])
+            .unwrap_err();
+        let sdiv = n as u32 + 3;
+        assert_eq!(
+            err.to_string(),
+            format!("trap: division by zero\n  at @big (big.kir:{sdiv}:10)")
+        );
     }
 
     /// A new registry builds a first small module's record in the buffer

@@ -32,6 +32,7 @@ const SWAP_BYTES: usize = 1 << 16;
 /// or the trap handler are recorded as imports. `lines` is the function's
 /// line table ([`crate::debug::lines`]), offsets relative to the function.
 #[allow(clippy::too_many_arguments)]
+#[inline]
 pub fn place_function(
     module: &Module,
     sym: &SymbolData,
