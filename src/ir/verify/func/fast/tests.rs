@@ -649,67 +649,26 @@ fn plain_mix() -> String {
     t
 }
 
-/// Random damage to the plain instructions of a big function: whatever
-/// the precise checks reject, the pass rejects too (and it accepts the
-/// undamaged function and some damaged ones that stay valid).
-#[test]
-fn big_plain_instructions_reject_what_the_verifier_rejects() {
-    let text = plain_mix();
-    let m = parse_module("t.kir", &text).unwrap();
+/// Damages copies of the big function of `text` (`damage` edits the
+/// function with a random source `next(n)` in `0..n`) `rounds` times:
+/// whatever the precise checks reject, the fast pass must reject too.
+/// Returns how many copies the precise checks rejected and how many the
+/// fast pass accepted.
+fn damage_trials(
+    text: &str,
+    seed: u64,
+    rounds: usize,
+    mut damage: impl FnMut(&mut Function, &mut dyn FnMut(u64) -> u64),
+) -> (u32, u32) {
+    let m = parse_module("t.kir", text).unwrap();
     assert!(m.funcs[0].insts.len() >= BIG_MIN);
-    assert!(fast(&text));
+    assert!(fast(text));
     verify_module(&m).unwrap();
-    let mut next = xorshift(0x2545_f491_4f6c_dd1d);
+    let mut next = xorshift(seed);
     let (mut rejected, mut accepted) = (0, 0);
-    for _ in 0..3000 {
+    for _ in 0..rounds {
         let mut bad = m.clone();
-        let f = &mut bad.funcs[0];
-        let (ninsts, nvalues) = (f.insts.len() as u64, f.values.len() as u64);
-        for _ in 0..1 + next(2) {
-            let i = next(ninsts) as usize;
-            let any_value = Value(next(nvalues + 2) as u32);
-            let lit = |k: u64| {
-                let v = [0, 1, -1, 1 << 31, 1 << 32, i64::MIN as i128, 1 << 64][k as usize];
-                Operand::Const(Const::int(v))
-            };
-            let op = match next(3) {
-                0 => Operand::Value(any_value),
-                1 => lit(next(7)),
-                _ => Operand::Const(Const::float(1.5)),
-            };
-            let d = &mut f.insts[i];
-            match next(7) {
-                0 => match &mut d.kind {
-                    InstKind::Binary { args } | InstKind::Store { args, .. } => {
-                        args[next(2) as usize] = op
-                    }
-                    InstKind::Unary { arg } | InstKind::Load { ptr: arg, .. } => *arg = op,
-                    _ => {}
-                },
-                1 => {
-                    d.ty =
-                        [None, Some(Type::I32), Some(Type::I64), Some(Type::F64)][next(4) as usize]
-                }
-                2 => d.opcode = Opcode::ALL[next(Opcode::ALL.len() as u64) as usize],
-                3 => d.result = [None, Some(any_value)][next(2) as usize],
-                4 => {
-                    if let Some(r) = d.result {
-                        f.values[r.index()].ty = Type::ALL[next(4) as usize];
-                    }
-                }
-                5 => {
-                    if let Some(r) = d.result {
-                        f.values[r.index()].def = ValueDef::Inst(Inst(next(ninsts) as u32));
-                    }
-                }
-                _ => {
-                    if let Some(r) = d.result {
-                        let other = Value(next(nvalues) as u32);
-                        f.values[r.index()].name = f.values[other.index()].name;
-                    }
-                }
-            }
-        }
+        damage(&mut bad.funcs[0], &mut next);
         let f = &bad.funcs[0];
         let mut precise = Scratch::default();
         let invalid = super::super::FuncVerifier::new(&bad, f, &mut precise)
@@ -721,6 +680,63 @@ fn big_plain_instructions_reject_what_the_verifier_rejects() {
         rejected += invalid as u32;
         accepted += ok as u32;
     }
+    (rejected, accepted)
+}
+
+/// Random damage to the plain instructions of a big function: whatever
+/// the precise checks reject, the pass rejects too (and it accepts the
+/// undamaged function and some damaged ones that stay valid).
+#[test]
+fn big_plain_instructions_reject_what_the_verifier_rejects() {
+    let (rejected, accepted) =
+        damage_trials(&plain_mix(), 0x2545_f491_4f6c_dd1d, 3000, |f, next| {
+            let (ninsts, nvalues) = (f.insts.len() as u64, f.values.len() as u64);
+            for _ in 0..1 + next(2) {
+                let i = next(ninsts) as usize;
+                let any_value = Value(next(nvalues + 2) as u32);
+                let lit = |k: u64| {
+                    let v = [0, 1, -1, 1 << 31, 1 << 32, i64::MIN as i128, 1 << 64][k as usize];
+                    Operand::Const(Const::int(v))
+                };
+                let op = match next(3) {
+                    0 => Operand::Value(any_value),
+                    1 => lit(next(7)),
+                    _ => Operand::Const(Const::float(1.5)),
+                };
+                let d = &mut f.insts[i];
+                match next(7) {
+                    0 => match &mut d.kind {
+                        InstKind::Binary { args } | InstKind::Store { args, .. } => {
+                            args[next(2) as usize] = op
+                        }
+                        InstKind::Unary { arg } | InstKind::Load { ptr: arg, .. } => *arg = op,
+                        _ => {}
+                    },
+                    1 => {
+                        d.ty = [None, Some(Type::I32), Some(Type::I64), Some(Type::F64)]
+                            [next(4) as usize]
+                    }
+                    2 => d.opcode = Opcode::ALL[next(Opcode::ALL.len() as u64) as usize],
+                    3 => d.result = [None, Some(any_value)][next(2) as usize],
+                    4 => {
+                        if let Some(r) = d.result {
+                            f.values[r.index()].ty = Type::ALL[next(4) as usize];
+                        }
+                    }
+                    5 => {
+                        if let Some(r) = d.result {
+                            f.values[r.index()].def = ValueDef::Inst(Inst(next(ninsts) as u32));
+                        }
+                    }
+                    _ => {
+                        if let Some(r) = d.result {
+                            let other = Value(next(nvalues) as u32);
+                            f.values[r.index()].name = f.values[other.index()].name;
+                        }
+                    }
+                }
+            }
+        });
     assert!(rejected > 1000 && accepted > 100, "{rejected} {accepted}");
 }
 
@@ -767,111 +783,93 @@ fn chain_mix() -> String {
 /// ones that stay valid, including chains broken by back edges).
 #[test]
 fn big_chains_reject_what_the_verifier_rejects() {
-    let text = chain_mix();
-    let m = parse_module("t.kir", &text).unwrap();
-    assert!(m.funcs[0].insts.len() >= BIG_MIN);
-    assert!(fast(&text));
-    verify_module(&m).unwrap();
-    let mut next = xorshift(0x9e37_79b9_7f4a_7c15);
-    let (mut rejected, mut accepted) = (0, 0);
-    for _ in 0..4000 {
-        let mut bad = m.clone();
-        let f = &mut bad.funcs[0];
-        let (ninsts, nvalues) = (f.insts.len() as u64, f.values.len() as u64);
-        let nblocks = f.blocks.len() as u64;
-        for _ in 0..1 + next(2) {
-            let any_value = Value(next(nvalues + 2) as u32);
-            let op = match next(4) {
-                0 | 1 => Operand::Value(any_value),
-                2 => Operand::Const(Const::int([0, -1, 1 << 40][next(3) as usize])),
-                _ => Operand::Const(Const::float(0.5)),
-            };
-            let b = next(nblocks) as usize;
-            let term = *f.blocks[b].insts.last().unwrap();
-            let target = Block(next(nblocks + 1) as u32);
-            match next(8) {
-                0 => {
-                    let i = next(ninsts) as usize;
-                    match &mut f.insts[i].kind {
-                        InstKind::Binary { args } => args[next(2) as usize] = op,
-                        InstKind::Br { cond, .. } => *cond = op,
+    let (rejected, accepted) =
+        damage_trials(&chain_mix(), 0x9e37_79b9_7f4a_7c15, 4000, |f, next| {
+            let (ninsts, nvalues) = (f.insts.len() as u64, f.values.len() as u64);
+            let nblocks = f.blocks.len() as u64;
+            for _ in 0..1 + next(2) {
+                let any_value = Value(next(nvalues + 2) as u32);
+                let op = match next(4) {
+                    0 | 1 => Operand::Value(any_value),
+                    2 => Operand::Const(Const::int([0, -1, 1 << 40][next(3) as usize])),
+                    _ => Operand::Const(Const::float(0.5)),
+                };
+                let b = next(nblocks) as usize;
+                let term = *f.blocks[b].insts.last().unwrap();
+                let target = Block(next(nblocks + 1) as u32);
+                match next(8) {
+                    0 => {
+                        let i = next(ninsts) as usize;
+                        match &mut f.insts[i].kind {
+                            InstKind::Binary { args } => args[next(2) as usize] = op,
+                            InstKind::Br { cond, .. } => *cond = op,
+                            _ => {}
+                        }
+                    }
+                    1 | 2 => match &mut f.insts[term.index()].kind {
+                        InstKind::Jmp { dest } => dest.block = target,
+                        InstKind::Br {
+                            then_dest,
+                            else_dest,
+                            ..
+                        } => {
+                            if next(2) == 0 {
+                                then_dest.block = target
+                            } else {
+                                else_dest.block = target
+                            }
+                        }
                         _ => {}
-                    }
-                }
-                1 | 2 => match &mut f.insts[term.index()].kind {
-                    InstKind::Jmp { dest } => dest.block = target,
-                    InstKind::Br {
-                        then_dest,
-                        else_dest,
-                        ..
-                    } => {
-                        if next(2) == 0 {
-                            then_dest.block = target
-                        } else {
-                            else_dest.block = target
+                    },
+                    3 => {
+                        let list = match &f.insts[term.index()].kind {
+                            InstKind::Jmp { dest } => Some(dest.args),
+                            InstKind::Br { else_dest, .. } => Some(else_dest.args),
+                            _ => None,
+                        };
+                        if let Some(list) = list {
+                            let args = f.args_mut(list);
+                            if !args.is_empty() {
+                                let k = next(args.len() as u64) as usize;
+                                args[k] = op;
+                            }
                         }
                     }
-                    _ => {}
-                },
-                3 => {
-                    let list = match &f.insts[term.index()].kind {
-                        InstKind::Jmp { dest } => Some(dest.args),
-                        InstKind::Br { else_dest, .. } => Some(else_dest.args),
-                        _ => None,
-                    };
-                    if let Some(list) = list {
-                        let args = f.args_mut(list);
-                        if !args.is_empty() {
-                            let k = next(args.len() as u64) as usize;
-                            args[k] = op;
+                    4 => {
+                        if let InstKind::Jmp { dest }
+                        | InstKind::Br {
+                            then_dest: dest, ..
+                        } = &mut f.insts[term.index()].kind
+                        {
+                            dest.args.truncate(next(2) as usize);
                         }
                     }
-                }
-                4 => {
-                    if let InstKind::Jmp { dest }
-                    | InstKind::Br {
-                        then_dest: dest, ..
-                    } = &mut f.insts[term.index()].kind
-                    {
-                        dest.args.truncate(next(2) as usize);
-                    }
-                }
-                5 => {
-                    f.insts[term.index()].kind = match next(3) {
-                        0 => InstKind::Ret { value: Some(op) },
-                        1 => InstKind::Trap,
-                        _ => InstKind::Jmp {
-                            dest: BlockCall {
-                                block: target,
-                                args: OpList::EMPTY,
+                    5 => {
+                        f.insts[term.index()].kind = match next(3) {
+                            0 => InstKind::Ret { value: Some(op) },
+                            1 => InstKind::Trap,
+                            _ => InstKind::Jmp {
+                                dest: BlockCall {
+                                    block: target,
+                                    args: OpList::EMPTY,
+                                },
                             },
-                        },
+                        }
                     }
-                }
-                6 => {
-                    // A use of another block's value somewhere.
-                    let i = next(ninsts) as usize;
-                    if let InstKind::Binary { args } = &mut f.insts[i].kind {
-                        args[1] = Operand::Value(Value(next(nvalues) as u32));
+                    6 => {
+                        // A use of another block's value somewhere.
+                        let i = next(ninsts) as usize;
+                        if let InstKind::Binary { args } = &mut f.insts[i].kind {
+                            args[1] = Operand::Value(Value(next(nvalues) as u32));
+                        }
                     }
-                }
-                _ => {
-                    let i = next(ninsts) as usize;
-                    f.insts[i].opcode = Opcode::ALL[next(Opcode::ALL.len() as u64) as usize];
+                    _ => {
+                        let i = next(ninsts) as usize;
+                        f.insts[i].opcode = Opcode::ALL[next(Opcode::ALL.len() as u64) as usize];
+                    }
                 }
             }
-        }
-        let f = &bad.funcs[0];
-        let mut precise = Scratch::default();
-        let invalid = super::super::FuncVerifier::new(&bad, f, &mut precise)
-            .run()
-            .is_err();
-        let mut s = Scratch::default();
-        let ok = accepts(&bad, f, &mut s);
-        assert!(!(invalid && ok), "accepted an invalid function:\n{f:?}");
-        rejected += invalid as u32;
-        accepted += ok as u32;
-    }
+        });
     assert!(rejected > 1000 && accepted > 300, "{rejected} {accepted}");
 }
 
